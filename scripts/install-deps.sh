@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what peergate and its test suite need on a fresh Debian 12 machine:
+# Debian packages (as root, only those missing) and the npm packages from package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(redis-server rtpengine-daemon sip-tester kamailio kamailio-tls-modules
+      kamailio-secsipid-modules sipvicious sipsak socat openssl iproute2)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "peergate needs these Debian packages; run as root or install them: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  # policy-rc.d in containers keeps the packaged daemons from starting; we start our own.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci only when the lock file changed since the last install.
+stamp=node_modules/.peergate-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  npm ci --no-audit --no-fund
+  cp package-lock.json "$stamp"
+fi

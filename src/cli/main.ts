@@ -1,0 +1,1 @@
+console.log('peergate cli placeholder', process.argv.slice(2));

@@ -1,0 +1,100 @@
+// The SIP message model shared by the parser, the transaction layer and the wire server.
+// Contract between modules: extend additively; do not rename fields others use.
+
+/** One header field line. Multi-valued headers (Via, Route, Record-Route, Contact, and any
+ *  comma-list header the parser knows) are split so that each value is its own field. */
+export interface HeaderField {
+  /** Canonical lower-case long form: compact forms expanded (`v` → `via`, `f` → `from`). */
+  name: string;
+  /** The name as it appeared on the wire (kept for faithful relaying). */
+  raw: string;
+  /** Value with folding (LWS CRLF) collapsed to one space, outer whitespace trimmed. */
+  value: string;
+}
+
+interface SipMessageBase {
+  headers: HeaderField[];
+  /** Body bytes exactly as received (multipart bodies pass through untouched). */
+  body: Buffer;
+}
+
+export interface SipRequest extends SipMessageBase {
+  kind: 'request';
+  /** Method token as received (case-sensitive per RFC 3261 §7.1). */
+  method: string;
+  /** Request-URI text exactly as received. */
+  uri: string;
+}
+
+export interface SipResponse extends SipMessageBase {
+  kind: 'response';
+  status: number;
+  reason: string;
+}
+
+export type SipMessage = SipRequest | SipResponse;
+
+/** RFC 3261 §19.1 URI, also used for sips: and tel: (tel: has only `user` = number and params). */
+export interface SipUri {
+  scheme: 'sip' | 'sips' | 'tel';
+  user?: string;
+  password?: string;
+  /** Host as written; IPv6 references keep their brackets (`[2001:db8::1]`). */
+  host: string;
+  port?: number;
+  /** URI parameters, names lower-cased; valueless parameters map to ''. */
+  params: Map<string, string>;
+  /** `?` headers of the URI, undecoded. */
+  headers: Map<string, string>;
+}
+
+/** name-addr / addr-spec with header parameters (From, To, Contact, Route …). */
+export interface NameAddr {
+  displayName?: string;
+  uri: string;
+  /** Header parameters after the URI (`tag`, `expires`, …), names lower-cased. */
+  params: Map<string, string>;
+}
+
+export interface Via {
+  /** `SIP/2.0/UDP` → `UDP` (upper-case). */
+  transport: string;
+  host: string;
+  port?: number;
+  /** Parameters, names lower-cased; `rport` without value maps to ''. */
+  params: Map<string, string>;
+}
+
+export interface CSeq {
+  seq: number;
+  method: string;
+}
+
+/** Limits applied while parsing (RFC 6404 §4.11 hardening). */
+export interface ParseLimits {
+  maxMessageBytes: number;
+  maxHeaders: number;
+  maxHeaderBytes: number;
+  maxUriBytes: number;
+}
+
+export const DEFAULT_PARSE_LIMITS: ParseLimits = {
+  maxMessageBytes: 65_535,
+  maxHeaders: 128,
+  maxHeaderBytes: 8_192,
+  maxUriBytes: 2_048,
+};
+
+export type ParseResult =
+  | { ok: true; message: SipMessage }
+  | {
+      ok: false;
+      /** Human-readable reason, used in a 400's reason phrase / Warning and in logs. */
+      error: string;
+      /** Whether the failed message looked like a request (so a 400 may be sent) or a response (drop). */
+      kind: 'request' | 'response' | 'unknown';
+      /** Status to answer a request with: 400, or 413/414/494 where a limit was exceeded. */
+      status: number;
+      /** Best-effort headers recovered so that an error response can be built (Via, From, To, Call-ID, CSeq). */
+      headers: HeaderField[];
+    };

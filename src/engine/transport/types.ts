@@ -1,0 +1,54 @@
+// Contract between the transport layer (UDP/TCP/TLS listeners, shield) and the SIP core.
+
+export type Protocol = 'udp' | 'tcp' | 'tls';
+
+/** What the engine learned from a verified TLS client certificate. */
+export interface TlsPeerIdentity {
+  subject: string;
+  subjectAltNames: string[];
+  /** SHA-256 fingerprint, upper-case hex pairs joined by ':' (as node's X509Certificate.fingerprint256). */
+  fingerprint256: string;
+}
+
+export interface Endpoint {
+  protocol: Protocol;
+  address: string;
+  port: number;
+}
+
+/** A message (or a CRLF keep-alive already handled) as it arrived. */
+export interface InboundPacket {
+  /** One complete SIP message: datagram, or one frame cut from a stream by Content-Length. */
+  data: Buffer;
+  source: Endpoint;
+  /** The listener it arrived on. */
+  local: Endpoint;
+  /** Set for TCP/TLS: identifies the connection, so replies and in-dialog requests reuse it. */
+  connectionId?: string;
+  /** Set only for TLS with a verified client certificate. */
+  tls?: TlsPeerIdentity;
+}
+
+export interface SendTarget {
+  protocol: Protocol;
+  address: string;
+  port: number;
+  /** Prefer this existing connection (responses go back over the connection the request came on). */
+  connectionId?: string;
+}
+
+export type SendResult =
+  | { ok: true; local: Endpoint; connectionId?: string; bytes: number }
+  | { ok: false; reason: 'unreachable' | 'refused' | 'closed' | 'no-transport' | 'tls-failed' | 'timeout'; detail?: string };
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};

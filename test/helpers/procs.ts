@@ -1,0 +1,149 @@
+// Start real components (sipp, redis, rtpengine, kamailio, peergate) on loopback for tests,
+// and stop exactly the processes we started, by PID.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, createConnection } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A port free on 127.0.0.1 for both UDP and TCP at the time of the call. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const u = createSocket('udp4');
+      u.once('error', () => resolve(false));
+      u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no free port found');
+}
+
+/** `count` distinct free ports. */
+export async function freePorts(count: number): Promise<number[]> {
+  const out = new Set<number>();
+  while (out.size < count) out.add(await freePort());
+  return [...out];
+}
+
+/** A fresh scratch directory under the OS temp dir. */
+export function scratchDir(prefix = 'peergate-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface Proc {
+  child: ChildProcess;
+  pid: number;
+  /** stdout+stderr collected so far. */
+  output(): string;
+  /** Resolves with the exit code (or null when killed by a signal). */
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
+}
+
+const started = new Set<Proc>();
+
+/** Spawn a program; its PID is recorded so `stopAll()` can stop it (and only it). */
+export function startProcess(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
+  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => { if (out.length < 4_000_000) out += d.toString(); });
+  child.stderr?.on('data', (d: Buffer) => { if (out.length < 4_000_000) out += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    child.once('error', (err) => { out += `\nspawn error: ${err.message}`; resolve(-1); });
+  });
+  let done = false;
+  void exited.then(() => { done = true; });
+  const proc: Proc = {
+    child,
+    pid: child.pid ?? -1,
+    output: () => out,
+    exited,
+    async stop(signal = 'SIGTERM', graceMs = 3000) {
+      started.delete(proc);
+      if (done || child.pid === undefined) return;
+      try { process.kill(child.pid, signal); } catch { return; }
+      const t = setTimeout(() => { if (!done) try { process.kill(child.pid!, 'SIGKILL'); } catch { /* gone */ } }, graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  started.add(proc);
+  return proc;
+}
+
+/** Stop every process this test file started and has not stopped yet. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...started].map((p) => p.stop()));
+}
+
+/** Poll `check` until it returns truthy or `timeoutMs` passes (bounded loop). */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, intervalMs = 25, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+/** Resolves once a TCP listener accepts on 127.0.0.1:port. */
+export function waitForTcp(port: number, timeoutMs = 10_000): Promise<boolean> {
+  return waitFor(() => new Promise<boolean>((resolve) => {
+    const c = createConnection({ host: '127.0.0.1', port });
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  }), timeoutMs, 50, `tcp port ${port}`);
+}
+
+// ---------- SIPp ----------
+
+export interface SippResult { code: number | null; successful: number; failed: number; output: string; statFile?: string }
+
+/** Read `SuccessfulCall(C)` and `FailedCall(C)` from the last row of a sipp -trace_stat CSV. */
+export function readSippStats(file: string): { successful: number; failed: number } {
+  if (!existsSync(file)) return { successful: 0, failed: 0 };
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  const head = (lines[0] ?? '').split(';');
+  const last = (lines[lines.length - 1] ?? '').split(';');
+  const col = (name: string) => Number(last[head.indexOf(name)] ?? 0);
+  return { successful: col('SuccessfulCall(C)'), failed: col('FailedCall(C)') };
+}
+
+/** Run sipp to completion (client side) with a bounded global timeout. */
+export async function runSipp(args: string[], opts: { dir?: string; timeoutS?: number } = {}): Promise<SippResult> {
+  const dir = opts.dir ?? scratchDir('sipp-');
+  const statFile = join(dir, `stat-${Date.now()}-${Math.random().toString(16).slice(2)}.csv`);
+  const t = opts.timeoutS ?? 30;
+  const p = startProcess('sipp', [...args, '-nostdin', '-timeout', `${t}s`, '-timeout_error', '-trace_stat', '-stf', statFile, '-fd', '1'], { cwd: dir });
+  const code = await p.exited;
+  started.delete(p);
+  const s = readSippStats(statFile);
+  return { code, ...s, output: p.output(), statFile };
+}
+
+/** Start a long-running sipp (e.g. a UAS) in the background. */
+export function startSipp(args: string[], dir?: string): Proc {
+  return startProcess('sipp', [...args, '-nostdin'], { cwd: dir ?? scratchDir('sipp-') });
+}
+
+/** Write a file in `dir` and return its path. */
+export function writeFile(dir: string, name: string, content: string | Buffer): string {
+  const p = join(dir, name);
+  writeFileSync(p, content);
+  return p;
+}
