@@ -1,0 +1,70 @@
+// Admission (RFC 6404 §2.3.2.1, §4.6; RFC 3261 §8.2.2, §16.3): refuse what a peering
+// interconnect has no use for, before anything costly happens.
+
+export interface AdmissionPolicy {
+  /** Methods this peer may send; upper-case. */
+  methods: readonly string[];
+  /** Required transport (`any` accepts all). */
+  transport: 'udp' | 'tcp' | 'tls' | 'any';
+}
+
+export interface AdmissionInput {
+  method: string;
+  protocol: string;
+  /** Raw Max-Forwards value, if present. */
+  maxForwards: string | undefined;
+  /** All Via header values, top first. */
+  vias: readonly string[];
+}
+
+export interface Refusal {
+  status: number;
+  reason: string;
+  /** The refusals_total label. */
+  label: string;
+}
+
+/** Our own SIP addresses as `host:port`, so a request that already passed through us is seen as a loop. */
+export type OwnAddresses = ReadonlySet<string>;
+
+export function admit(input: AdmissionInput, policy: AdmissionPolicy, own: OwnAddresses): Refusal | null {
+  if (policy.transport !== 'any' && input.protocol !== policy.transport) {
+    return { status: 403, reason: `Transport ${input.protocol.toUpperCase()} Not Allowed For This Peer`, label: 'transport' };
+  }
+  if (input.method === 'REGISTER') return { status: 403, reason: 'Registration Not Accepted On Peering Interface', label: 'method' };
+  if (!policy.methods.includes(input.method)) return { status: 405, reason: 'Method Not Allowed', label: 'method' };
+  if (input.maxForwards !== undefined) {
+    const mf = Number(input.maxForwards.trim());
+    if (!Number.isInteger(mf) || mf < 0 || mf > 255) return { status: 400, reason: 'Bad Max-Forwards', label: 'malformed' };
+    if (mf === 0 && input.method !== 'OPTIONS') return { status: 483, reason: 'Too Many Hops', label: 'max_forwards' };
+  }
+  for (const via of input.vias) {
+    const sentBy = viaSentBy(via);
+    if (sentBy && own.has(sentBy)) return { status: 482, reason: 'Loop Detected', label: 'loop' };
+  }
+  return null;
+}
+
+/** `SIP/2.0/UDP 10.0.0.1:5060;branch=…` → `10.0.0.1:5060` (port 5060 when absent). */
+export function viaSentBy(via: string): string | null {
+  const sp = via.indexOf(' ', via.indexOf('/') + 1);
+  if (sp < 0) return null;
+  let end = via.indexOf(';', sp);
+  if (end < 0) end = via.length;
+  const hostport = via.slice(sp + 1, end).trim();
+  if (!hostport) return null;
+  if (hostport.startsWith('[')) {
+    const close = hostport.indexOf(']');
+    const port = hostport.slice(close + 1).startsWith(':') ? hostport.slice(close + 2) : '5060';
+    return `${hostport.slice(0, close + 1)}:${port}`;
+  }
+  const colon = hostport.indexOf(':');
+  return colon < 0 ? `${hostport}:5060` : hostport;
+}
+
+/** The Max-Forwards for the new leg: one less than received (RFC 3261 §16.6 step 3 applied across the B2BUA, so loops through peergate still terminate). */
+export function nextMaxForwards(received: string | undefined): number {
+  if (received === undefined) return 70;
+  const mf = Number(received.trim());
+  return Number.isInteger(mf) && mf > 0 ? Math.min(mf - 1, 70) : 70;
+}
