@@ -208,6 +208,8 @@ export const PeerSchema = z.strictObject({
   id: z.string().regex(PEER_ID, 'peer id: letters, digits, dot, dash, underscore; starting with a letter or digit')
     .refine((s) => !(RESERVED_ROUTE_NAMES as readonly string[]).includes(s), { error: "'core' and 'peers' are reserved names" }),
   match: PeerMatchSchema,
+  /** Where calls routed to this peer go, in failover order (its SBEs). Needed when a route names the peer. */
+  targets: z.array(SipUriSchema).min(1, 'targets must list at least one SIP URI').optional(),
   /** Transport the peer must use; `any` accepts any listener transport. */
   transport: z.enum(['udp', 'tcp', 'tls', 'any']).default('any'),
   methods: z.array(MethodSchema).min(1).default(DEFAULT_METHODS),
@@ -305,6 +307,7 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
       if (t === 'peers') issue(path, "'peers' is not a route target: name a peer id or core");
       else if (t !== 'core' && !ids.has(t)) issue(path, `unknown peer '${t}' in route target`);
       else if (t === 'core' && r.from === 'core') issue(path, 'a route from core to core would loop');
+      else if (t !== 'core' && !p.peers[ids.get(t)!]?.targets) issue(path, `peer '${t}' is a route target but has no targets (where to send its calls)`);
     });
   });
 }
