@@ -1,0 +1,92 @@
+// TNAuthList certificate extension (RFC 8226 §9, OID id-pe-TNAuthList 1.3.6.1.5.5.7.1.26):
+// which service provider codes and telephone numbers a STIR certificate may sign for.
+// The RFC 8226 ASN.1 module uses EXPLICIT tags; the reader also accepts the IMPLICIT
+// encoding some issuers produce, because interop beats pedantry when reading.
+import { children, content, readNode, DerError, seq, tlv, ia5, int, type DerNode } from './der.js';
+
+export const TN_AUTH_LIST_OID = '1.3.6.1.5.5.7.1.26';
+
+export type TnAuthEntry =
+  | { spc: string }
+  | { tn: string }
+  | { range: { start: string; count: number } };
+
+const TN_CHARS = /^[0-9#*]{1,15}$/;
+
+/** DER of a TNAuthorizationList. */
+export function encodeTnAuthList(entries: TnAuthEntry[]): Buffer {
+  if (entries.length === 0) throw new Error('TNAuthList needs at least one entry');
+  const items = entries.map((e) => {
+    if ('spc' in e) return tlv(0xa0, ia5(e.spc));
+    if ('tn' in e) {
+      if (!TN_CHARS.test(e.tn)) throw new Error(`TNAuthList: bad telephone number '${e.tn}'`);
+      return tlv(0xa2, ia5(e.tn));
+    }
+    if (!TN_CHARS.test(e.range.start)) throw new Error(`TNAuthList: bad range start '${e.range.start}'`);
+    if (!Number.isInteger(e.range.count) || e.range.count < 2) throw new Error('TNAuthList: range count must be an integer >= 2');
+    return tlv(0xa1, seq(ia5(e.range.start), int(e.range.count)));
+  });
+  return seq(...items);
+}
+
+function stringOf(node: DerNode): string {
+  // EXPLICIT: [n] { IA5String }; IMPLICIT: [n] primitive holding the characters.
+  if (node.tag & 0x20) {
+    const [inner] = children(node);
+    if (!inner || inner.tag !== 0x16) throw new DerError('TNAuthList entry: expected IA5String');
+    return content(inner).toString('ascii');
+  }
+  return content(node).toString('ascii');
+}
+
+function intOf(node: DerNode): number {
+  if (node.tag !== 0x02) throw new DerError('TNAuthList range: expected INTEGER count');
+  const b = content(node);
+  if (b.length > 6) throw new DerError('TNAuthList range count too large');
+  let v = 0;
+  for (const x of b) v = v * 256 + x;
+  return v;
+}
+
+/** Parse the extension value (the OCTET STRING content). Throws DerError on bad input. */
+export function parseTnAuthList(der: Buffer): TnAuthEntry[] {
+  const top = readNode(der, 0);
+  if (top.tag !== 0x30) throw new DerError('TNAuthList: expected SEQUENCE');
+  const out: TnAuthEntry[] = [];
+  for (const e of children(top)) {
+    switch (e.tag & 0xdf) {
+      case 0x80: out.push({ spc: stringOf(e) }); break;
+      case 0x82: out.push({ tn: stringOf(e) }); break;
+      case 0x81: {
+        // EXPLICIT: [1] { SEQUENCE { start, count } }; IMPLICIT: [1] constructed { start, count }.
+        let parts = children(e);
+        if (parts.length === 1 && parts[0]!.tag === 0x30) parts = children(parts[0]!);
+        if (parts.length < 2 || parts[0]!.tag !== 0x16) throw new DerError('TNAuthList: bad range');
+        out.push({ range: { start: content(parts[0]!).toString('ascii'), count: intOf(parts[1]!) } });
+        break;
+      }
+      default: throw new DerError(`TNAuthList: unknown entry tag 0x${e.tag.toString(16)}`);
+    }
+  }
+  return out;
+}
+
+/** True if a range of `count` numbers starting at `start` holds `tn` (same length, numeric). */
+function inRange(tn: string, start: string, count: number): boolean {
+  if (tn.length !== start.length || !/^[0-9]+$/.test(tn) || !/^[0-9]+$/.test(start)) return false;
+  const d = BigInt(tn) - BigInt(start);
+  return d >= 0n && d < BigInt(count);
+}
+
+/** Does the list authorise the canonical telephone number `tn`? RFC 8226 §9. An SPC entry
+ *  authorises any number when `spcs` is undefined (SHAKEN practice: the STI-PA vetted the
+ *  provider), otherwise only when its code is listed. */
+export function tnAuthorises(list: TnAuthEntry[], tn: string | undefined, spcs?: readonly string[]): boolean {
+  for (const e of list) {
+    if ('spc' in e) { if (!spcs || spcs.includes(e.spc)) return true; continue; }
+    if (tn === undefined) continue;
+    if ('tn' in e) { if (e.tn === tn) return true; continue; }
+    if (inRange(tn, e.range.start, e.range.count)) return true;
+  }
+  return false;
+}
