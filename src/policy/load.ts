@@ -1,0 +1,199 @@
+// Load a policy file: YAML → schema → resolved, frozen Policy, or a list of errors that
+// each name file, line, column and key path. The yaml package's Document keeps source
+// ranges, so a zod issue path can be mapped back to the node (or key) it is about.
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isMap, isSeq, isScalar, isPair, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { z } from 'zod';
+import { PolicySchema, type Policy } from './schema.js';
+import { filePathRegistry } from './file-path.js';
+
+export interface PolicyError {
+  file: string;
+  /** 1-based; 1 when the error concerns the whole file. */
+  line: number;
+  /** 1-based. */
+  column: number;
+  /** e.g. `peers[1].limits.cps`; empty for the document root. */
+  keyPath: string;
+  message: string;
+}
+
+export type LoadResult = { ok: true; policy: Policy } | { ok: false; errors: PolicyError[] };
+
+export interface LoadOptions {
+  /** Also report file settings (certificates, keys, CAs) whose file does not exist. */
+  checkFiles?: boolean;
+}
+
+/** `file:line:column: keyPath: message` */
+export function formatError(e: PolicyError): string {
+  return `${e.file}:${e.line}:${e.column}: ${e.keyPath ? `${e.keyPath}: ` : ''}${e.message}`;
+}
+
+/** `peers[1].limits.cps` from ['peers', 1, 'limits', 'cps']. */
+export function formatKeyPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out;
+}
+
+/** Read and validate a policy file. Never throws for bad input. */
+export function loadPolicy(path: string, opts: LoadOptions = {}): LoadResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const msg = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read: ${(err as Error).message}`;
+    return { ok: false, errors: [{ file: path, line: 1, column: 1, keyPath: '', message: msg }] };
+  }
+  return parsePolicy(text, path, opts);
+}
+
+/** Validate policy text; `file` names it in errors and anchors relative file paths. */
+export function parsePolicy(text: string, file: string, opts: LoadOptions = {}): LoadResult {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true });
+  const at = (offset: number) => {
+    const p = lc.linePos(offset);
+    return { line: Math.max(p.line, 1), column: Math.max(p.col, 1) };
+  };
+
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      errors: doc.errors.map((e) => ({ file, ...at(e.pos[0]), keyPath: '', message: `YAML: ${firstLine(e.message)}` })),
+    };
+  }
+  let data: unknown;
+  try {
+    // Alias expansion is bounded (maxAliasCount) so a "billion laughs" file fails instead of hanging.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    return { ok: false, errors: [{ file, line: 1, column: 1, keyPath: '', message: `YAML: ${(err as Error).message}` }] };
+  }
+  if (data === null || data === undefined) {
+    return { ok: false, errors: [{ file, line: 1, column: 1, keyPath: '', message: 'the policy file is empty' }] };
+  }
+
+  const result = PolicySchema.safeParse(data);
+  if (!result.success) {
+    const errors = result.error.issues.flatMap((issue) => issueToErrors(issue, doc, file, at));
+    errors.sort((a, b) => a.line - b.line || a.column - b.column);
+    return { ok: false, errors };
+  }
+
+  const policy = result.data;
+  const baseDir = dirname(resolve(file));
+  const fileErrors: PolicyError[] = [];
+  resolveFilePaths(PolicySchema, policy, [], (value, path) => {
+    const abs = isAbsolute(value) ? value : resolve(baseDir, value);
+    if (opts.checkFiles && !existsSync(abs)) {
+      fileErrors.push({ file, ...at(nodeFor(doc, path).offset), keyPath: formatKeyPath(path), message: `file not found: ${abs}` });
+    }
+    return abs;
+  });
+  if (fileErrors.length > 0) return { ok: false, errors: fileErrors };
+  return { ok: true, policy: deepFreeze(policy) };
+}
+
+function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return i < 0 ? s : s.slice(0, i);
+}
+
+type At = (offset: number) => { line: number; column: number };
+
+function issueToErrors(issue: z.core.$ZodIssue, doc: Document, file: string, at: At): PolicyError[] {
+  const path = issue.path as PropertyKey[];
+  if (issue.code === 'unrecognized_keys') {
+    // One error per unknown key, pointing at the key itself.
+    return issue.keys.map((key) => {
+      const loc = nodeFor(doc, [...path, key], true);
+      return { file, ...at(loc.offset), keyPath: formatKeyPath([...path, key]), message: `unknown key '${key}'` };
+    });
+  }
+  const loc = nodeFor(doc, path);
+  let message = issue.message;
+  if (issue.code === 'invalid_type' && !loc.found) {
+    message = `missing required key '${String(path[path.length - 1])}'`;
+  }
+  return [{ file, ...at(loc.offset), keyPath: formatKeyPath(path), message }];
+}
+
+/**
+ * Walk the YAML document along `path`. Returns the start offset of the deepest node found
+ * (the parent map when a key is missing); `key` selects the key instead of its value.
+ */
+function nodeFor(doc: Document, path: readonly PropertyKey[], key = false): { offset: number; found: boolean } {
+  let node: unknown = doc.contents;
+  let offset = rangeStart(node) ?? 0;
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i];
+    let next: unknown;
+    let keyNode: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && (isScalar(p.key) ? p.key.value : p.key) === seg);
+      if (pair) { next = pair.value; keyNode = pair.key; }
+    } else if (isSeq(node) && typeof seg === 'number') {
+      next = node.items[seg];
+    }
+    if (next === undefined && keyNode === undefined) return { offset, found: false };
+    const last = i === path.length - 1;
+    const target = last && key && keyNode ? keyNode : (next ?? keyNode);
+    offset = rangeStart(target) ?? rangeStart(keyNode) ?? offset;
+    node = next;
+  }
+  return { offset, found: true };
+}
+
+function rangeStart(n: unknown): number | undefined {
+  const r = (n as YamlNode | undefined)?.range;
+  return r ? r[0] : undefined;
+}
+
+// Co-walk a zod schema and the parsed data, replacing every value whose schema is a
+// registered FilePath with `fix(value)`. Generic, so schema fragments owned elsewhere only
+// have to use FilePath for their paths to be resolved too.
+type AnySchema = { _zod: { def: Record<string, unknown> & { type: string } } };
+function resolveFilePaths(schema: unknown, data: unknown, path: PropertyKey[], fix: (v: string, path: PropertyKey[]) => string): unknown {
+  const s = schema as AnySchema;
+  if (filePathRegistry.has(s as never) && typeof data === 'string') return fix(data, path);
+  const def = s._zod.def;
+  switch (def.type) {
+    case 'optional': case 'default': case 'prefault': case 'nullable': case 'readonly': case 'catch': case 'nonoptional':
+      return resolveFilePaths(def.innerType, data, path, fix);
+    case 'pipe':
+      return resolveFilePaths(def.in, data, path, fix);
+    case 'array':
+      if (Array.isArray(data)) for (let i = 0; i < data.length; i++) data[i] = resolveFilePaths(def.element, data[i], [...path, i], fix);
+      return data;
+    case 'object':
+      if (data && typeof data === 'object') {
+        const shape = def.shape as Record<string, unknown>;
+        const obj = data as Record<string, unknown>;
+        for (const k of Object.keys(shape)) if (obj[k] !== undefined) obj[k] = resolveFilePaths(shape[k], obj[k], [...path, k], fix);
+      }
+      return data;
+    case 'union':
+      // Only the first option that is a FilePath-bearing shape matters; try each in turn.
+      for (const opt of def.options as unknown[]) {
+        const out = resolveFilePaths(opt, data, path, fix);
+        if (out !== data) return out;
+      }
+      return data;
+    default:
+      return data;
+  }
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v as Record<string, unknown>)) deepFreeze(x);
+  }
+  return v;
+}
