@@ -1,0 +1,247 @@
+// rtpengine as a component: the ng control client, a weighted pool of instances with ping
+// health checks, and an embedded (spawned, supervised) local userspace rtpengine.
+import { createRequire } from 'node:module';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { controlSeconds, rtpengineErrors, rtpengineUp } from './metrics.js';
+import type { EmbeddedRtpengine } from './schema.js';
+
+/** The part of rtpengine-client 0.4.12's UDP Client we use (it ships no types). */
+interface NgClient {
+  on(event: 'error', cb: (err: unknown) => void): void;
+  offer(dest: NgDest, opts: Record<string, unknown>): Promise<NgReply>;
+  answer(dest: NgDest, opts: Record<string, unknown>): Promise<NgReply>;
+  delete(dest: NgDest, opts: Record<string, unknown>): Promise<NgReply>;
+  query(dest: NgDest, opts: Record<string, unknown>): Promise<NgReply>;
+  list(dest: NgDest, opts: Record<string, unknown>): Promise<NgReply>;
+  statistics(dest: NgDest, opts: Record<string, unknown>): Promise<NgReply>;
+  ping(dest: NgDest): Promise<NgReply>;
+  close(): void;
+}
+interface NgDest { host: string; port: number }
+export type NgReply = Record<string, any> & { result?: string };
+export type NgCommand = 'offer' | 'answer' | 'delete' | 'query' | 'list' | 'statistics' | 'ping';
+
+const require = createRequire(import.meta.url);
+const { Client } = require('rtpengine-client') as { Client: new (opts: Record<string, unknown>) => NgClient };
+
+/** rtpengine answered the command with result=error (the instance itself is fine). */
+export class NgRejected extends Error {
+  override readonly name = 'NgRejected';
+}
+/** No answer in time, or the datagram could not be sent: the instance is treated as down. */
+export class NgUnavailable extends Error {
+  override readonly name = 'NgUnavailable';
+}
+
+export interface LogLike {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+export const silentLog: LogLike = { info() {}, warn() {} };
+
+export class RtpengineInstance {
+  readonly host: string;
+  readonly port: number;
+  /** Label for metrics and logs. */
+  readonly name: string;
+  healthy = false;
+  /** Smooth weighted round robin state (nginx's algorithm). */
+  current = 0;
+  constructor(address: string, readonly weight: number) {
+    const i = address.lastIndexOf(':');
+    this.host = address.slice(0, i).replace(/^\[|\]$/g, '');
+    this.port = Number(address.slice(i + 1));
+    if (!this.host || !Number.isInteger(this.port) || this.port < 1 || this.port > 65535) throw new Error(`bad rtpengine address ${address}`);
+    this.name = address;
+  }
+}
+
+export interface PoolOptions {
+  timeoutMs: number;
+  healthIntervalMs: number;
+  log?: LogLike;
+}
+
+/**
+ * Instances with weights. A new call goes to the next healthy instance by smooth weighted
+ * round robin, failing over to the others on a timeout; the caller keeps the instance for
+ * the rest of the call. Health: a ping per instance every `healthIntervalMs`.
+ */
+export class RtpenginePool {
+  readonly instances: RtpengineInstance[];
+  private readonly client: NgClient;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly log: LogLike;
+
+  constructor(instances: { address: string; weight: number }[], private readonly opts: PoolOptions) {
+    if (instances.length === 0) throw new Error('no rtpengine instances configured');
+    this.instances = instances.map((i) => new RtpengineInstance(i.address, i.weight));
+    this.log = opts.log ?? silentLog;
+    // rejectOnError: an ng error reply rejects (with the error-reason string) instead of resolving.
+    this.client = new Client({ localAddress: '127.0.0.1', localPort: 0, timeout: opts.timeoutMs, rejectOnError: true });
+    // A reply arriving after its timeout, or a socket error, is emitted here; without a
+    // listener it would crash the process.
+    this.client.on('error', (err) => this.log.warn({ err: String(err) }, 'rtpengine client error'));
+  }
+
+  /** Ping everything once, then keep checking in the background. */
+  async start(): Promise<void> {
+    await this.checkAll();
+    this.timer = setInterval(() => { void this.checkAll(); }, this.opts.healthIntervalMs);
+    this.timer.unref();
+  }
+
+  async checkAll(): Promise<void> {
+    await Promise.all(this.instances.map((i) => this.check(i)));
+  }
+
+  async check(inst: RtpengineInstance): Promise<boolean> {
+    let ok = false;
+    try {
+      const r = await this.command(inst, 'ping', {});
+      ok = r.result === 'pong';
+    } catch { ok = false; }
+    if (this.closed) return ok;
+    if (ok !== inst.healthy) this.log[ok ? 'info' : 'warn']({ rtpengine: inst.name }, ok ? 'rtpengine up' : 'rtpengine down');
+    inst.healthy = ok;
+    rtpengineUp.set({ instance: inst.name }, ok ? 1 : 0);
+    return ok;
+  }
+
+  /** Healthy instances in the order to try them for a new call. */
+  candidates(): RtpengineInstance[] {
+    const healthy = this.instances.filter((i) => i.healthy);
+    if (healthy.length <= 1) return healthy;
+    let total = 0;
+    let best: RtpengineInstance | undefined;
+    for (const i of healthy) {
+      i.current += i.weight;
+      total += i.weight;
+      if (!best || i.current > best.current) best = i;
+    }
+    best!.current -= total;
+    return [best!, ...healthy.filter((i) => i !== best).sort((a, b) => b.weight - a.weight)];
+  }
+
+  anyHealthy(): boolean {
+    return this.instances.some((i) => i.healthy);
+  }
+
+  /**
+   * One ng command with latency and error metrics. Throws NgRejected for an error reply and
+   * NgUnavailable (after marking the instance down) for a timeout or send failure.
+   */
+  async command(inst: RtpengineInstance, cmd: NgCommand, params: Record<string, unknown>): Promise<NgReply> {
+    if (this.closed) throw new NgUnavailable('media stage closed');
+    const end = controlSeconds.startTimer({ instance: inst.name, command: cmd });
+    const dest = { host: inst.host, port: inst.port };
+    try {
+      const r = cmd === 'ping' ? await this.client.ping(dest) : await this.client[cmd](dest, params);
+      end();
+      return r;
+    } catch (err) {
+      end();
+      rtpengineErrors.inc({ instance: inst.name });
+      if (typeof err === 'string') throw new NgRejected(err);
+      if (cmd !== 'ping' && inst.healthy) {
+        inst.healthy = false;
+        rtpengineUp.set({ instance: inst.name }, 0);
+        this.log.warn({ rtpengine: inst.name, err: String(err) }, 'rtpengine unavailable');
+      }
+      throw new NgUnavailable(`rtpengine ${inst.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    try { this.client.close(); } catch { /* already closed */ }
+  }
+}
+
+/** A UDP port free on 127.0.0.1 right now (the OS picks it). */
+export function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** rtpengine's command line for a loopback, userspace-only instance. */
+export function embeddedArgs(cfg: EmbeddedRtpengine, ngPort: number): string[] {
+  return [
+    '--config-file=none', // else /etc/rtpengine/rtpengine.conf opens TCP 2224/2225 and uses the kernel table
+    '--foreground', '--log-stderr', '--log-level=5',
+    '--table=-1',
+    `--interface=${cfg.interface}`,
+    `--listen-ng=127.0.0.1:${ngPort}`,
+    `--port-min=${cfg.port_min}`, `--port-max=${cfg.port_max}`,
+    '--num-threads=2', '--delete-delay=0', '--timeout=60',
+  ];
+}
+
+/**
+ * A local rtpengine started and supervised by peergate: restarted (with back-off) when it
+ * dies, stopped by its PID on close. The ng port stays the same across restarts so the
+ * pool's instance address does not change.
+ */
+export class EmbeddedRtpengineProcess {
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private backoffMs = 500;
+  private output = '';
+  ngPort = 0;
+
+  constructor(private readonly cfg: EmbeddedRtpengine, private readonly log: LogLike = silentLog) {}
+
+  get pid(): number | undefined { return this.child?.pid; }
+  get address(): string { return `127.0.0.1:${this.ngPort}`; }
+  /** The last few KB of rtpengine's log, for error messages. */
+  get recentOutput(): string { return this.output; }
+
+  async start(): Promise<void> {
+    this.ngPort = this.cfg.ng_port || await freeUdpPort();
+    this.spawnOnce();
+  }
+
+  private spawnOnce(): void {
+    const child = spawn(this.cfg.binary, embeddedArgs(this.cfg, this.ngPort), { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    const keep = (d: Buffer) => { this.output = (this.output + d.toString()).slice(-8192); };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.once('error', (err) => { this.output += `\nspawn error: ${err.message}`; });
+    child.once('exit', (code, signal) => {
+      if (this.child === child) this.child = undefined;
+      if (this.stopping) return;
+      this.log.warn({ code, signal, backoffMs: this.backoffMs }, 'embedded rtpengine exited; restarting');
+      this.restartTimer = setTimeout(() => { if (!this.stopping) this.spawnOnce(); }, this.backoffMs);
+      this.restartTimer.unref();
+      this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
+    });
+    this.log.info({ pid: child.pid, ng: this.address }, 'embedded rtpengine started');
+  }
+
+  /** Called once a ping succeeds, so the next crash restarts quickly again. */
+  markHealthy(): void { this.backoffMs = 500; }
+
+  async stop(graceMs = 3000): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (!child || child.pid === undefined || child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try { process.kill(child.pid, 'SIGTERM'); } catch { return; }
+    const t = setTimeout(() => { try { process.kill(child.pid!, 'SIGKILL'); } catch { /* gone */ } }, graceMs);
+    await exited;
+    clearTimeout(t);
+  }
+}
