@@ -1,0 +1,520 @@
+// The peergate B2BUA on drachtio-srf. The call flow reads top to bottom in `onInvite`:
+//
+//   who sent it (peers) → admission → limits → identity → routing
+//     → media offer → B-leg (ordered failover) → media answer → relay in-dialog → end
+//
+// Each countermeasure is a stage with its own module; this file only composes them.
+// Topology hiding happens on every message that leaves: the engine gives each leg its own
+// Call-ID, tags, branches, Via and Contact, and topology.ts decides which other headers cross.
+import { randomUUID } from 'node:crypto';
+import { isIPv4, BlockList, isIPv6 } from 'node:net';
+import Srf from 'drachtio-srf';
+import type { Logger } from 'pino';
+import type { Peer, Policy } from '../policy/schema.js';
+import { PeerDirectory, type TlsIdentity } from './peers.js';
+import { admit, nextMaxForwards } from './admission.js';
+import { HeaderAllowlist, newFrom, userPart, escapeUser } from './topology.js';
+import { selectDestinations, uriHost } from './routing.js';
+import type { RequestView, Side, Refusal, Stages } from './stages.js';
+
+/** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
+export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
+
+/** Everything the B2BUA reports; the ops module turns these into Prometheus metrics. */
+export interface B2buaObserver {
+  request(peer: string, method: string): void;
+  refusal(peer: string, reason: string): void;
+  response(peer: string, status: number): void;
+  callStarted(peer: string, direction: 'inbound' | 'outbound'): void;
+  callEnded(peer: string, direction: 'inbound' | 'outbound', result: string): void;
+}
+
+const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {} };
+
+export interface ActiveCall {
+  id: string;
+  /** Peer id on the far side of the interconnect. */
+  peer: string;
+  direction: 'inbound' | 'outbound';
+  from: string;
+  to: string;
+  target: string;
+  startedAt: string;
+}
+
+export interface B2buaOptions {
+  /** The running policy; each call captures the one current when it starts. */
+  policy: () => Policy;
+  stages?: Stages;
+  log: Logger;
+  observer?: B2buaObserver;
+  /** Failover to the next target when a target sends nothing (no provisional, no final) for this long. */
+  noAnswerTimeoutMs?: number;
+}
+
+/** Per-policy compiled lookups, built once per policy object. */
+interface Compiled {
+  peers: PeerDirectory<Peer>;
+  listenerSide: Map<string, 'peer' | 'core'>;
+  own: Set<string>;
+  coreSources: BlockList | null;
+  allow: Map<string, HeaderAllowlist>;
+}
+
+type Req = Srf.SrfRequest & { receivedOn?: string; source_port: string | number; canceled?: boolean };
+type Res = Srf.SrfResponse;
+type Dialog = Srf.Dialog;
+
+const FAILOVER_STATUSES = new Set([408, 503]);
+
+export class B2bua {
+  readonly srf: Srf;
+  readonly calls = new Map<string, ActiveCall>();
+  private readonly compiled = new WeakMap<Policy, Compiled>();
+  private readonly observer: B2buaObserver;
+  private readonly stages: Stages;
+  private readonly noAnswerTimeoutMs: number;
+
+  constructor(private readonly opts: B2buaOptions) {
+    this.srf = new Srf();
+    this.observer = opts.observer ?? noopObserver;
+    this.stages = opts.stages ?? {};
+    this.noAnswerTimeoutMs = opts.noAnswerTimeoutMs ?? 4000;
+    // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
+    this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
+    this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(res, err)); });
+    const srfAny = this.srf as unknown as Record<string, (cb: (req: Req, res: Res) => void) => void>;
+    srfAny.options!((req, res) => this.onOptions(req, res));
+    for (const m of ['register', 'message', 'info', 'subscribe', 'notify', 'publish']) {
+      srfAny[m]!((req, res) => this.onOtherRequest(req, res));
+    }
+  }
+
+  /** Connect to the engine (embedded or an external drachtio-server). */
+  connect(target: { host: string; port: number; secret: string }): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const onErr = (err: Error) => reject(err);
+      this.srf.once('error', onErr);
+      this.srf.once('connect', (err: Error | null, hostport: string) => {
+        this.srf.removeListener('error', onErr);
+        if (err) reject(err); else resolve(hostport);
+      });
+      void this.srf.connect({ host: target.host, port: target.port, secret: target.secret });
+    });
+  }
+
+  disconnect(): void {
+    try { this.srf.disconnect(); } catch { /* never connected */ }
+  }
+
+  // ---------------------------------------------------------------- the call flow
+
+  private async onInvite(req: Req, res: Res): Promise<void> {
+    const policy = this.opts.policy();
+    const c = this.compile(policy);
+    const view = requestView(req);
+
+    // 1. Who sent it. Nothing from the message itself can change the answer.
+    const from = this.classify(policy, c, req, view);
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from.refuse);
+    const fromLabel = sideLabel(from);
+    this.observer.request(fromLabel, 'INVITE');
+
+    const callId = randomUUID();
+    const log = this.opts.log.child({ call: callId });
+    let canceled = false;
+    req.on('cancel', () => { canceled = true; });
+
+    // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
+    if (from.kind === 'peer') {
+      const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
+      if (refusal) return this.refuse(res, fromLabel, refusal, log);
+    }
+
+    // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
+    let release = (): void => {};
+    if (this.stages.limits) {
+      const r = await this.stages.limits.admitCall(policy, from, view);
+      if (!r.ok) return this.refuse(res, fromLabel, r.refusal, log);
+      release = r.release;
+    }
+    let ended = false;
+    const finish = (result: string): void => {
+      if (ended) return;
+      ended = true;
+      release();
+      void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
+      this.calls.delete(callId);
+      log.info({ result }, 'call ended');
+    };
+
+    try {
+      // 4. Caller identity (RFC 4474 / RFC 8224), per the sending peer's policy.
+      let identityHeaders: Record<string, string> = {};
+      if (this.stages.identity) {
+        const r = await this.stages.identity.verify(policy, from, view);
+        if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log); }
+        identityHeaders = r.outcome.addHeaders;
+      }
+
+      // 5. Routing: first matching rule, destinations in failover order.
+      const called = userPart(req.uri);
+      const destinations = selectDestinations(policy.routes, { origin: from.kind === 'core' ? 'core' : from.peer.id, called, domain: uriHost(req.uri) });
+      const targets = expandTargets(policy, destinations);
+      if (targets.length === 0) {
+        finish('no_route');
+        return this.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log);
+      }
+      log.info({ from: fromLabel, called, targets: targets.map((t) => t.uri) }, 'new call');
+
+      // 6. Media offer toward the first destination side (re-done if failover changes side).
+      // 7. B-leg with ordered failover on 408, 503 or no answer.
+      let lastFailure: { status: number; reason: string } = { status: 480, reason: 'Temporarily Unavailable' };
+      for (let i = 0; i < targets.length; i++) {
+        if (canceled) { finish('canceled'); return; }
+        const target = targets[i]!;
+        let localSdpB: string | undefined = req.body || undefined;
+        if (this.stages.media && req.body) {
+          const o = await this.stages.media.offer({ callId, sdp: req.body, from, to: target.side, policy });
+          if (!o.ok) { finish('refused'); return this.refuse(res, fromLabel, o.refusal, log); }
+          localSdpB = o.sdp;
+        }
+        const headers = this.outgoingHeaders(policy, c, req, view, from, target, identityHeaders);
+        if (this.stages.identity && target.side.kind === 'peer') {
+          Object.assign(headers, await this.stages.identity.sign(policy, target.side, view, { from: headers['From']!, to: headers['To']! }));
+        }
+        const toAllow = c.allow.get(allowKey(from))!;
+        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled);
+        if (attempt.ok) {
+          this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log);
+          return;
+        }
+        lastFailure = attempt;
+        if (canceled || attempt.status === 487 && !attempt.noAnswer) { finish('canceled'); return; }
+        const failover = attempt.noAnswer || FAILOVER_STATUSES.has(attempt.status);
+        log.info({ target: target.uri, status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
+        if (!failover) break;
+        await this.stages.media?.end(callId).catch(() => undefined);
+      }
+      // 8. Every target failed: pass the last failure back, with a Reason saying it is ours.
+      finish('failed');
+      if (!res.finalResponseSent && !canceled) {
+        const status = lastFailure.status >= 300 ? lastFailure.status : 480;
+        this.observer.response(fromLabel, status);
+        res.send(status, lastFailure.reason, { headers: { Reason: `SIP;cause=${status};text="${lastFailure.reason.replace(/"/g, '')}"` } });
+      }
+    } catch (err) {
+      finish('error');
+      throw err;
+    }
+  }
+
+  /** One B-leg attempt. Resolves instead of throwing so the failover loop stays flat. */
+  private async tryTarget(
+    req: Req, res: Res, target: Target, headers: Record<string, string>, localSdpB: string | undefined,
+    from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean,
+  ): Promise<{ ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean }> {
+    let heardBack = false;
+    let noAnswer = false;
+    let uacReq: Srf.SrfRequest | undefined;
+    const timer = setTimeout(() => {
+      if (heardBack || isCanceled() || !uacReq) return;
+      noAnswer = true;
+      try { uacReq.cancel(() => undefined); } catch { /* already final */ }
+    }, this.noAnswerTimeoutMs);
+    try {
+      const media = this.stages.media;
+      const { uas, uac } = await this.srf.createB2BUA(req, res, target.uri, {
+        headers,
+        proxyRequestHeaders: [],
+        proxyResponseHeaders: [],
+        passFailure: false,
+        ...(localSdpB !== undefined ? { localSdpB } : {}),
+        localSdpA: async (sdpB: string) => {
+          if (!media || !sdpB) return sdpB;
+          const a = await media.answer({ callId, sdp: sdpB, from: target.side, to: from, policy });
+          if (!a.ok) throw Object.assign(new Error(a.refusal.reason), { status: a.refusal.status });
+          return a.sdp;
+        },
+        responseHeaders: ((uacRes: Srf.SrfResponse) => {
+          heardBack = true;
+          return responseAllow.requestHeaders((n) => getHeader(uacRes, n), trustBetween(policy, target.side, from), 'response');
+        }) as unknown as Srf.CreateB2BUAOptions['responseHeaders'],
+      }, {
+        cbRequest: (...args: unknown[]) => { uacReq = args[args.length - 1] as Srf.SrfRequest; },
+        cbProvisional: () => { heardBack = true; },
+      });
+      return { ok: true, uas, uac };
+    } catch (err) {
+      const e = err as { status?: number; reason?: string; message?: string };
+      return { ok: false, status: e.status ?? (noAnswer ? 408 : 500), reason: e.reason ?? (noAnswer ? 'No Answer' : e.message ?? 'Error'), noAnswer: noAnswer && !isCanceled() };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Both legs are up: relay in-dialog requests across, end both together. */
+  private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string) => void, log: Logger): void {
+    const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
+    const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
+    this.calls.set(callId, { id: callId, peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
+    this.observer.callStarted(peer, direction);
+    log.info({ target: target.uri }, 'call established');
+    let done = false;
+    const end = (result: string, other: Dialog): void => {
+      if (done) return;
+      done = true;
+      other.destroy();
+      this.observer.callEnded(peer, direction, result);
+      finish(result);
+    };
+    uas.on('destroy', () => end('caller_bye', uac));
+    uac.on('destroy', () => end('callee_bye', uas));
+    this.relayInDialog(uas, uac, from, target.side, policy, c, callId, log);
+    this.relayInDialog(uac, uas, target.side, from, policy, c, callId, log);
+  }
+
+  /** Requests arriving on `a` are re-originated on `b` with the receiving side's allowlist. */
+  private relayInDialog(a: Dialog, b: Dialog, aSide: Side, bSide: Side, policy: Policy, c: Compiled, callId: string, log: Logger): void {
+    const allow = c.allow.get(allowKey(bSide))!;
+    const trust = trustBetween(policy, aSide, bSide);
+    const media = this.stages.media;
+    a.on('modify', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+      void (async () => {
+        let sdp = req.body;
+        if (media && sdp) {
+          const o = await media.offer({ callId, sdp, from: aSide, to: bSide, policy });
+          if (!o.ok) return res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal));
+          sdp = o.sdp;
+        }
+        const answer = await b.modify(sdp);
+        let back = answer;
+        if (media && answer) {
+          const r = await media.answer({ callId, sdp: answer, from: bSide, to: aSide, policy });
+          if (!r.ok) return res.send(r.refusal.status, r.refusal.reason, warningHeaders(r.refusal));
+          back = r.sdp;
+        }
+        res.send(200, { body: back });
+      })().catch((err: { status?: number }) => {
+        log.info({ err: String(err) }, 're-INVITE relay failed');
+        if (!res.finalResponseSent) res.send(err.status && err.status >= 400 ? err.status : 500);
+      });
+    });
+    for (const method of ['info', 'update', 'message', 'notify'] as const) {
+      (a as unknown as NodeJS.EventEmitter).on(method, (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+        const headers = allow.requestHeaders((n) => getHeader(req, n), trust);
+        const ct = getHeader(req, 'Content-Type');
+        if (ct && req.body) headers['Content-Type'] = ct;
+        (b.request({ method: method.toUpperCase(), headers, body: req.body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>)
+          .then((r) => res.send(r.status, r.reason, { headers: allow.requestHeaders((n) => getHeader(r, n), trust, 'response'), ...(r.body ? { body: r.body } : {}) }))
+          .catch((err: unknown) => { log.info({ err: String(err), method }, 'in-dialog relay failed'); if (!res.finalResponseSent) res.send(500); });
+      });
+    }
+    // REFER across an interconnect would let a peer steer our core: not relayed.
+    a.on('refer', (_req: Srf.SrfRequest, res: Srf.SrfResponse) => res.send(403, 'REFER Not Allowed', {}));
+  }
+
+  // ---------------------------------------------------------------- other requests
+
+  private onOptions(req: Req, res: Res): void {
+    const policy = this.opts.policy();
+    const c = this.compile(policy);
+    const from = this.classify(policy, c, req, requestView(req));
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from.refuse);
+    this.observer.request(sideLabel(from), 'OPTIONS');
+    // Keep-alive pings between SBEs: answered here, never relayed (nothing about the far side leaks).
+    res.send(200, { headers: { Allow: 'INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO' } });
+  }
+
+  private onOtherRequest(req: Req, res: Res): void {
+    const policy = this.opts.policy();
+    const c = this.compile(policy);
+    const view = requestView(req);
+    const from = this.classify(policy, c, req, view);
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from.refuse);
+    const label = sideLabel(from);
+    this.observer.request(label, req.method);
+    if (from.kind === 'peer') {
+      const refusal = admit({ method: req.method, protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
+      if (refusal) return this.refuse(res, label, refusal, this.opts.log);
+    }
+    // Out-of-dialog requests other than INVITE and OPTIONS are not relayed across the interconnect.
+    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method' }, this.opts.log);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private classify(policy: Policy, c: Compiled, req: Req, view: RequestView): Side | { refuse: string } {
+    const side = listenerSideOf(c, req.receivedOn);
+    if (side === 'core') {
+      if (c.coreSources && !c.coreSources.check(view.sourceAddress, isIPv4(view.sourceAddress) ? 'ipv4' : 'ipv6')) return { refuse: 'core_source' };
+      return { kind: 'core' };
+    }
+    // Only the embedded engine is trusted to have stripped a network copy of the TLS identity header.
+    const tls = policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null;
+    const a = c.peers.attribute(view.sourceAddress, tls);
+    if (a.kind === 'peer') return { kind: 'peer', peer: a.peer };
+    return { refuse: a.reason.replace(/-/g, '_') };
+  }
+
+  /** Unknown sources learn nothing: no answer at all unless the policy asks for 403. */
+  private refuseUnknown(policy: Policy, res: Res, reason: string): void {
+    this.observer.refusal('unknown', reason);
+    this.opts.log.debug({ reason }, 'request from unknown source');
+    if (policy.unknown_source === '403') res.send(403, 'Forbidden', {});
+  }
+
+  private refuse(res: Res, peer: string, r: Refusal, log: Logger): void {
+    this.observer.refusal(peer, r.label);
+    this.observer.response(peer, r.status);
+    log.info({ status: r.status, reason: r.label }, 'request refused');
+    if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
+  }
+
+  private internalError(res: Res, err: unknown): void {
+    this.opts.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'call flow error');
+    try { if (!res.finalResponseSent) res.send(500, 'Internal Error', { headers: { Reason: 'SIP;cause=500;text="peergate internal error"' } }); } catch { /* connection gone */ }
+  }
+
+  private outgoingHeaders(policy: Policy, c: Compiled, req: Req, view: RequestView, from: Side, target: Target, identityHeaders: Record<string, string>): Record<string, string> {
+    const allow = c.allow.get(allowKey(target.side))!;
+    const headers = allow.requestHeaders((n) => view.get(n), trustBetween(policy, from, target.side));
+    const toTopology = target.side.kind === 'core' ? policy.core.topology : target.side.peer.topology;
+    const scheme = target.uri.startsWith('sips:') ? 'sips' : 'sip';
+    headers['From'] = toTopology.privacy === 'always' ? '"Anonymous" <sip:anonymous@anonymous.invalid>' : newFrom(view.get('From'), scheme);
+    const called = userPart(req.uri);
+    headers['To'] = `<${scheme}:${called ? `${escapeUser(called)}@` : ''}${hostPortOf(target.uri)}>`;
+    headers['Max-Forwards'] = String(nextMaxForwards(view.get('Max-Forwards')));
+    const ct = view.get('Content-Type');
+    if (ct && req.body) headers['Content-Type'] = ct;
+    Object.assign(headers, identityHeaders);
+    return headers;
+  }
+
+  private compile(policy: Policy): Compiled {
+    let c = this.compiled.get(policy);
+    if (c) return c;
+    const listenerSide = new Map<string, 'peer' | 'core'>();
+    const own = new Set<string>();
+    for (const l of policy.listen) {
+      listenerSide.set(`${l.address}:${l.port}`, l.side);
+      listenerSide.set(`*:${l.port}`, l.side);
+      own.add(`${l.advertise ?? l.address}:${l.port}`);
+    }
+    let coreSources: BlockList | null = null;
+    if (policy.core.addresses) {
+      coreSources = new BlockList();
+      for (const cidr of policy.core.addresses) {
+        const [a, b] = cidr.split('/');
+        const fam = isIPv6(a!) ? 'ipv6' : 'ipv4';
+        if (b === undefined) coreSources.addAddress(a!, fam); else coreSources.addSubnet(a!, Number(b), fam);
+      }
+    }
+    const allow = new Map<string, HeaderAllowlist>();
+    allow.set('core', new HeaderAllowlist(policy.core.topology));
+    for (const p of policy.peers) allow.set(`peer:${p.id}`, new HeaderAllowlist(p.topology));
+    c = { peers: new PeerDirectory(policy.peers), listenerSide, own, coreSources, allow };
+    this.compiled.set(policy, c);
+    return c;
+  }
+}
+
+// ---------------------------------------------------------------- pure helpers
+
+interface Target { side: Side; uri: string }
+
+function expandTargets(policy: Policy, destinations: string[]): Target[] {
+  const out: Target[] = [];
+  for (const d of destinations) {
+    if (d === 'core') for (const uri of policy.core.targets) out.push({ side: { kind: 'core' }, uri });
+    else {
+      const peer = policy.peers.find((p) => p.id === d);
+      for (const uri of peer?.targets ?? []) out.push({ side: { kind: 'peer', peer: peer! }, uri });
+    }
+  }
+  return out;
+}
+
+function sideLabel(s: Side): string {
+  return s.kind === 'core' ? 'core' : s.peer.id;
+}
+
+function allowKey(s: Side): string {
+  return s.kind === 'core' ? 'core' : `peer:${s.peer.id}`;
+}
+
+/** RFC 3325 trust: our own core is inside the trust domain; a peer is when its policy says so. */
+function trustBetween(_policy: Policy, sender: Side, receiver: Side): { trustedSender: boolean; trustedReceiver: boolean } {
+  const trusted = (s: Side) => s.kind === 'core' || s.peer.topology.trust_pai;
+  return { trustedSender: trusted(sender), trustedReceiver: trusted(receiver) };
+}
+
+function warningHeaders(r: Refusal): { headers: Record<string, string> } {
+  const headers: Record<string, string> = { Reason: `SIP;cause=${r.status};text="${r.reason.replace(/"/g, '')}"` };
+  if (r.retryAfterS !== undefined) headers['Retry-After'] = String(r.retryAfterS);
+  if (r.warning) headers['Warning'] = `399 peergate "${r.warning.replace(/"/g, '')}"`;
+  return { headers };
+}
+
+function listenerSideOf(c: Compiled, receivedOn: string | undefined): 'peer' | 'core' | undefined {
+  if (!receivedOn) return undefined;
+  const exact = c.listenerSide.get(receivedOn);
+  if (exact) return exact;
+  const port = receivedOn.slice(receivedOn.lastIndexOf(':') + 1);
+  return c.listenerSide.get(`*:${port}`);
+}
+
+/** `sip:user@host:port;transport=udp` → `host:port;transport=udp` (what goes after the @ of the new To). */
+function hostPortOf(uri: string): string {
+  const colon = uri.indexOf(':');
+  const at = uri.indexOf('@');
+  return uri.slice(at >= 0 ? at + 1 : colon + 1).replace(/[?>].*$/, '');
+}
+
+function getHeader(msg: { has(n: string): boolean; get(n: string): string }, name: string): string | undefined {
+  try { return msg.has(name) ? msg.get(name) : undefined; } catch { return undefined; }
+}
+
+export function requestView(req: Req): RequestView {
+  return {
+    method: req.method,
+    uri: req.uri,
+    callId: getHeader(req, 'Call-ID') ?? '',
+    protocol: req.protocol,
+    sourceAddress: req.source_address,
+    sourcePort: Number(req.source_port),
+    get: (n) => getHeader(req, n),
+    getAll: (n) => splitHeaderValues(getHeader(req, n)),
+    body: req.body ?? '',
+  };
+}
+
+/** drachtio-srf joins repeated headers with ', '; split them back outside quotes and <>. */
+export function splitHeaderValues(v: string | undefined): string[] {
+  if (v === undefined || v === '') return [];
+  const out: string[] = [];
+  let depth = 0, quoted = false, start = 0;
+  for (let i = 0; i < v.length; i++) {
+    const ch = v[i];
+    if (ch === '"' && v[i - 1] !== '\\') quoted = !quoted;
+    else if (!quoted && ch === '<') depth++;
+    else if (!quoted && ch === '>') depth--;
+    else if (!quoted && depth === 0 && ch === ',') { out.push(v.slice(start, i).trim()); start = i + 1; }
+  }
+  out.push(v.slice(start).trim());
+  return out.filter((s) => s !== '');
+}
+
+/** Parse the engine's `X-Peergate-TLS-Identity` header (docs/engine.md). */
+export function parseTlsIdentity(v: string | undefined): TlsIdentity | null {
+  if (!v) return null;
+  const field = (name: string): string | undefined => {
+    const m = new RegExp(`(?:^|;)\\s*${name}="((?:[^"\\\\]|\\\\.)*)"`).exec(v) ?? new RegExp(`(?:^|;)\\s*${name}=([^;]*)`).exec(v);
+    return m?.[1]?.replace(/\\(.)/g, '$1');
+  };
+  const subject = field('subject');
+  const fp = field('fp256') ?? field('fingerprint256');
+  if (subject === undefined || fp === undefined) return null;
+  const san = field('san') ?? '';
+  return { subject, fingerprint256: fp, subjectAltNames: san ? san.split(',').map((s) => s.trim()).filter(Boolean) : [] };
+}

@@ -1,0 +1,60 @@
+// The seams between the call flow (b2bua.ts) and the countermeasure stages. Each stage is a
+// small object the call flow calls in a fixed order; adapters in src/sbc/wiring.ts bind them
+// to the limits, identity and media modules.
+import type { Peer, Policy } from '../policy/schema.js';
+
+/** What every stage may look at about a new request. Header names are case-insensitive. */
+export interface RequestView {
+  method: string;
+  uri: string;
+  callId: string;
+  protocol: string;
+  sourceAddress: string;
+  sourcePort: number;
+  get(name: string): string | undefined;
+  /** All values of a header (Identity may appear several times). */
+  getAll(name: string): string[];
+  body: string;
+}
+
+/** Who a call is between: `core` or a peer. */
+export type Side = { kind: 'core' } | { kind: 'peer'; peer: Peer };
+
+export interface Refusal {
+  status: number;
+  reason: string;
+  /** refusals_total{reason} label. */
+  label: string;
+  retryAfterS?: number;
+  warning?: string;
+}
+
+export interface LimitsStage {
+  /** Reserve capacity for a new call; release() when it ends, however it ends. */
+  admitCall(policy: Policy, from: Side, req: RequestView): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }>;
+}
+
+export interface IdentityOutcome {
+  /** Headers to add on the outgoing leg (e.g. P-Asserted-Identity with verstat, or signing Identity). */
+  addHeaders: Record<string, string>;
+}
+
+export interface IdentityStage {
+  /** Verify the caller identity per the sending peer's policy (core is trusted: nothing to verify). */
+  verify(policy: Policy, from: Side, req: RequestView): Promise<{ ok: true; outcome: IdentityOutcome } | { ok: false; refusal: Refusal }>;
+  /** Sign toward a peer that requires it. */
+  sign(policy: Policy, to: Side, req: RequestView, outgoing: { from: string; to: string }): Promise<Record<string, string>>;
+}
+
+export interface MediaStage {
+  offer(args: { callId: string; sdp: string; from: Side; to: Side; policy: Policy }): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
+  answer(args: { callId: string; sdp: string; from: Side; to: Side; policy: Policy }): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
+  /** Idempotent; called on every way a call ends. */
+  end(callId: string): Promise<void>;
+}
+
+export interface Stages {
+  limits?: LimitsStage;
+  identity?: IdentityStage;
+  media?: MediaStage;
+}
