@@ -1,0 +1,157 @@
+// The ops HTTP server (fastify): /metrics for Prometheus, /health (the process is up),
+// /ready (can take calls), and the admin API under /admin/* behind a bearer token.
+// It binds to loopback unless the policy says otherwise; it never faces peers.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { registry } from './metrics.js';
+import type { Ops } from '../policy/schema.js';
+import { parseCidr } from '../policy/schema.js';
+
+export interface Readiness {
+  ready: boolean;
+  /** true = ok; false or a string (why) = failing. */
+  checks: Record<string, boolean | string>;
+}
+
+export interface BanEntry {
+  address: string;
+  /** Unix ms when the ban lapses. */
+  expiresAt?: number;
+  reason?: string;
+}
+
+/** What the admin API shows and changes; each is optional (absent → 501). */
+export interface AdminProviders {
+  peers?: () => unknown;
+  calls?: () => unknown;
+  bans?: {
+    list(): BanEntry[] | Promise<BanEntry[]>;
+    add(address: string, ttlMs: number, reason?: string): void | Promise<void>;
+    /** false when there was no such ban. */
+    remove(address: string): boolean | Promise<boolean>;
+  };
+  /** Reload the policy now; returns the errors when the file is invalid. */
+  reload?: () => { ok: boolean; errors?: string[] } | Promise<{ ok: boolean; errors?: string[] }>;
+}
+
+export interface OpsServerOptions {
+  address?: string;
+  port: number;
+  /** Without a token every /admin/* request is 401. */
+  adminToken?: string;
+  ready: () => Promise<Readiness>;
+  admin?: AdminProviders;
+}
+
+export interface OpsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** The admin token from the policy: inline, or the first line of admin_token_file. */
+export function resolveAdminToken(ops: Pick<Ops, 'admin_token' | 'admin_token_file'>): string | undefined {
+  if (ops.admin_token !== undefined) return ops.admin_token;
+  if (ops.admin_token_file === undefined) return undefined;
+  const token = readFileSync(ops.admin_token_file, 'utf8').split('\n')[0]!.trim();
+  if (token.length < 16) throw new Error(`${ops.admin_token_file}: admin token must be at least 16 characters`);
+  return token;
+}
+
+const MAX_BAN_TTL_S = 30 * 24 * 3600;
+const BanBody = z.strictObject({
+  address: z.string().refine((s) => parseCidr(s) !== undefined, { error: 'address must be an IP address or CIDR' }),
+  ttl_s: z.number().int().min(1).max(MAX_BAN_TTL_S, `ttl_s must be at most ${MAX_BAN_TTL_S}`).default(3600),
+  reason: z.string().max(200).optional(),
+});
+const UnbanBody = z.strictObject({ address: z.string().min(1) });
+
+function badRequest(reply: FastifyReply, err: z.ZodError): FastifyReply {
+  const message = err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  return reply.code(400).send({ error: 'bad request', message });
+}
+
+// Hash both sides so the comparison is constant-time whatever the lengths.
+function tokenMatches(given: string, expected: Buffer): boolean {
+  return timingSafeEqual(createHash('sha256').update(given).digest(), expected);
+}
+
+export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  const expected = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : undefined;
+  const admin = opts.admin ?? {};
+
+  // Bad JSON and the like are the client's fault: 400 with fastify's message, never a 500 stack.
+  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
+    const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    return reply.code(code).send({ error: code === 500 ? 'internal error' : 'bad request', ...(code === 500 ? {} : { message: err.message }) });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+
+  app.get('/health', async () => ({ status: 'ok', uptime_s: Math.round(process.uptime()) }));
+
+  app.get('/ready', async (_req, reply) => {
+    let r: Readiness;
+    try {
+      r = await opts.ready();
+    } catch (err) {
+      r = { ready: false, checks: { ready: `check failed: ${(err as Error).message}` } };
+    }
+    return reply.code(r.ready ? 200 : 503).send(r);
+  });
+
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+      const auth = req.headers.authorization;
+      const given = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+      if (!expected || given === undefined || !tokenMatches(given, expected)) {
+        return reply.code(401).header('www-authenticate', 'Bearer realm="peergate-admin"').send({ error: 'unauthorized' });
+      }
+    });
+
+    const unavailable = (reply: FastifyReply) => reply.code(501).send({ error: 'not available in this process' });
+
+    scope.get('/peers', async (_req, reply) => (admin.peers ? { peers: await admin.peers() } : unavailable(reply)));
+    scope.get('/calls', async (_req, reply) => (admin.calls ? { calls: await admin.calls() } : unavailable(reply)));
+
+    scope.get('/bans', async (_req, reply) => (admin.bans ? { bans: await admin.bans.list() } : unavailable(reply)));
+    scope.post('/bans', async (req, reply) => {
+      if (!admin.bans) return unavailable(reply);
+      const body = BanBody.safeParse(req.body ?? {});
+      if (!body.success) return badRequest(reply, body.error);
+      await admin.bans.add(body.data.address, body.data.ttl_s * 1000, body.data.reason);
+      return reply.code(201).send({ banned: body.data.address, ttl_s: body.data.ttl_s });
+    });
+    const unban = async (address: string, reply: FastifyReply) => {
+      if (!admin.bans) return unavailable(reply);
+      if (parseCidr(address) === undefined && isIP(address) === 0) {
+        return reply.code(400).send({ error: 'bad request', message: 'address must be an IP address or CIDR' });
+      }
+      const removed = await admin.bans.remove(address);
+      return removed ? reply.code(204).send() : reply.code(404).send({ error: `no ban for ${address}` });
+    };
+    scope.delete('/bans', async (req, reply) => {
+      const body = UnbanBody.safeParse(req.body ?? {});
+      if (!body.success) return badRequest(reply, body.error);
+      return unban(body.data.address, reply);
+    });
+    scope.delete<{ Params: { address: string } }>('/bans/:address', async (req, reply) => unban(req.params.address, reply));
+
+    scope.post('/reload', async (_req, reply) => {
+      if (!admin.reload) return unavailable(reply);
+      const r = await admin.reload();
+      return reply.code(r.ok ? 200 : 422).send(r);
+    });
+  }, { prefix: '/admin' });
+
+  await app.listen({ host: opts.address ?? '127.0.0.1', port: opts.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  return { port, close: () => app.close() };
+}

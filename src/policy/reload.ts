@@ -1,0 +1,106 @@
+// Hot reload of the policy, atomically: a file that fails to load never replaces the
+// policy in force. The policy object is deep-frozen; a call captures `holder.current` once
+// when it starts and keeps using that object, so a reload never changes a call midway.
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { loadPolicy, formatError, type PolicyError, type LoadOptions } from './load.js';
+import type { Policy } from './schema.js';
+import { policyReloadsTotal, policyLoadedTimestamp } from '../ops/metrics.js';
+import { moduleLogger, type Logger } from '../log.js';
+
+export class PolicyLoadError extends Error {
+  constructor(readonly errors: PolicyError[]) {
+    super(`invalid policy:\n${errors.map(formatError).join('\n')}`);
+    this.name = 'PolicyLoadError';
+  }
+}
+
+export interface PolicyHolderOptions extends LoadOptions {
+  /** Quiet period after the last file event before reloading (editors write in bursts). */
+  debounceMs?: number;
+  logger?: Logger;
+}
+
+export interface PolicyHolderEvents {
+  /** A new policy is in force; `previous` is what calls already running still use. */
+  policy: [policy: Policy, previous: Policy];
+  /** The file did not load; the running policy stays. */
+  'reload-failed': [errors: PolicyError[]];
+}
+
+export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
+  readonly path: string;
+  private policy: Policy;
+  private readonly opts: PolicyHolderOptions;
+  private readonly log: Logger;
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onSighup = () => { this.log.info('SIGHUP: reloading policy'); this.reload(); };
+
+  constructor(path: string, initial: Policy, opts: PolicyHolderOptions = {}) {
+    super();
+    this.path = resolve(path);
+    this.policy = initial;
+    this.opts = opts;
+    this.log = opts.logger ?? moduleLogger('policy');
+    policyLoadedTimestamp.set(Date.now() / 1000);
+  }
+
+  /** Load `path` for the first time; throws PolicyLoadError (with every error) if it is invalid. */
+  static load(path: string, opts: PolicyHolderOptions = {}): PolicyHolder {
+    const r = loadPolicy(path, opts);
+    if (!r.ok) throw new PolicyLoadError(r.errors);
+    return new PolicyHolder(path, r.policy, opts);
+  }
+
+  /** The policy in force (frozen). Capture it once per call. */
+  get current(): Policy {
+    return this.policy;
+  }
+
+  /** Re-read the file; returns whether the new policy is now in force. */
+  reload(): boolean {
+    const r = loadPolicy(this.path, this.opts);
+    if (!r.ok) {
+      policyReloadsTotal.inc({ result: 'error' });
+      this.log.error({ errors: r.errors.map(formatError) }, 'policy reload failed; keeping the running policy');
+      this.emit('reload-failed', r.errors);
+      return false;
+    }
+    const previous = this.policy;
+    this.policy = r.policy;
+    policyReloadsTotal.inc({ result: 'ok' });
+    policyLoadedTimestamp.set(Date.now() / 1000);
+    this.log.info({ peers: r.policy.peers.length, routes: r.policy.routes.length }, 'policy reloaded');
+    this.emit('policy', r.policy, previous);
+    return true;
+  }
+
+  /**
+   * Reload on SIGHUP and when the file changes. The directory is watched, not the file,
+   * because editors and config tools replace files by rename (a new inode).
+   */
+  watch(): this {
+    if (this.watcher) return this;
+    process.on('SIGHUP', this.onSighup);
+    const name = basename(this.path);
+    this.watcher = watch(dirname(this.path), { persistent: false }, (_event, filename) => {
+      if (filename !== null && filename.toString() !== name) return;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => { this.timer = undefined; this.reload(); }, this.opts.debounceMs ?? 250);
+      this.timer.unref();
+    });
+    this.watcher.on('error', (err) => this.log.warn({ err }, 'policy file watch failed; SIGHUP still reloads'));
+    return this;
+  }
+
+  /** Stop watching and drop the SIGHUP handler. */
+  close(): void {
+    process.off('SIGHUP', this.onSighup);
+    this.watcher?.close();
+    this.watcher = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
