@@ -1,0 +1,90 @@
+// Header parameters (`;name[=value]` with LWS allowed around `;` and `=`, RFC 3261 §25.1
+// generic-param) and quoted strings, shared by name-addr and Via parsing.
+import { TOKEN, isWsp, skipWsp } from './chars.js';
+
+/** Index after the closing quote of the quoted-string starting at `i` (s[i] === '"'), or -1. */
+export function quotedEnd(s: string, i: number, end = s.length): number {
+  for (let j = i + 1; j < end; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 92) j++; // quoted-pair: skip the escaped character
+    else if (c === 34) return j + 1;
+  }
+  return -1;
+}
+
+/** Content of a quoted-string with quoted-pairs resolved. */
+export function unquote(s: string, from: number, to: number): string {
+  let out = '';
+  let last = from + 1;
+  for (let j = from + 1; j < to - 1; j++) {
+    if (s.charCodeAt(j) === 92) {
+      out += s.slice(last, j);
+      last = j + 1;
+      j++;
+    }
+  }
+  return out + s.slice(last, to - 1);
+}
+
+/** Quote a string for a quoted-string, escaping `"`, `\` and characters not allowed as qdtext. */
+export function quote(s: string): string {
+  let out = '"';
+  let last = 0;
+  for (let j = 0; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 34 || c === 92 || (c < 32 && c !== 9) || c === 127) {
+      out += s.slice(last, j) + '\\' + s[j];
+      last = j + 1;
+    }
+  }
+  return out + s.slice(last) + '"';
+}
+
+function isValueChar(c: number): boolean {
+  // gen-value = token / host / quoted-string; host adds ':' '[' ']' (IPv6) to token chars.
+  return (c < 128 && TOKEN[c] === 1) || c === 58 || c === 91 || c === 93;
+}
+
+/** Parse generic params from s[i..end): `*( SWS ";" SWS name [ SWS "=" SWS value ] ) SWS`.
+ *  Names are lower-cased; values kept as written (quoted values keep their quotes). */
+export function parseParams(s: string, i: number, end: number, out: Map<string, string>): boolean {
+  for (;;) {
+    i = skipWsp(s, i, end);
+    if (i >= end) return true;
+    if (s.charCodeAt(i) !== 59) return false; // ';'
+    i = skipWsp(s, i + 1, end);
+    const nameStart = i;
+    while (i < end) {
+      const c = s.charCodeAt(i);
+      if (c > 127 || TOKEN[c] !== 1) break;
+      i++;
+    }
+    if (i === nameStart) return false;
+    const name = s.slice(nameStart, i).toLowerCase();
+    i = skipWsp(s, i, end);
+    if (i < end && s.charCodeAt(i) === 61) {
+      // '='
+      i = skipWsp(s, i + 1, end);
+      const valueStart = i;
+      if (i < end && s.charCodeAt(i) === 34) {
+        const q = quotedEnd(s, i, end);
+        if (q < 0) return false;
+        i = q;
+      } else {
+        while (i < end && isValueChar(s.charCodeAt(i))) i++;
+      }
+      if (i === valueStart) return false;
+      out.set(name, s.slice(valueStart, i));
+    } else {
+      out.set(name, '');
+    }
+    if (i < end && !isWsp(s.charCodeAt(i)) && s.charCodeAt(i) !== 59) return false;
+  }
+}
+
+/** `;k=v;k2` for a parameter map (values written as stored). */
+export function formatParams(params: Map<string, string>): string {
+  let s = '';
+  for (const [k, v] of params) s += v === '' ? `;${k}` : `;${k}=${v}`;
+  return s;
+}

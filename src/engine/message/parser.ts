@@ -1,0 +1,395 @@
+// SIP message parser (RFC 3261 §7, §25): bytes → SipMessage, with limits (RFC 6404 §4.11).
+// Never throws: malformed input yields { ok: false } with a status to answer requests with
+// and the headers needed to build that answer (RFC 3261 §8.2.6.2). Robust against the
+// RFC 4475 torture tests (test/fixtures/torture).
+import type { HeaderField, ParseLimits, ParseResult, SipMessage } from './types.js';
+import { DEFAULT_PARSE_LIMITS } from './types.js';
+import { isToken, isWsp, parseDigits } from './chars.js';
+import { LIST_HEADERS, canonicalName } from './names.js';
+import { parseNameAddr } from './nameaddr.js';
+import { parseUri, isUriText, schemeEnd } from './uri.js';
+import { parseCSeq, parseVia } from './via.js';
+
+type Kind = 'request' | 'response' | 'unknown';
+type Failure = Extract<ParseResult, { ok: false }>;
+
+/** Status codes used for failures. 513 (Message Too Large, RFC 3261 §21.5.13) when the header
+ *  section or the header count/length exceed limits; 413 when the body makes the message too big;
+ *  414 for an over-long Request-URI; 505 for a SIP version other than 2.0. */
+export const STATUS_BAD_REQUEST = 400;
+export const STATUS_ENTITY_TOO_LARGE = 413;
+export const STATUS_URI_TOO_LONG = 414;
+export const STATUS_MESSAGE_TOO_LARGE = 513;
+export const STATUS_VERSION_NOT_SUPPORTED = 505;
+
+/** Headers an error response needs (RFC 3261 §8.2.6.2), kept in failures. */
+const RECOVERED = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LFLF = Buffer.from('\n\n');
+
+/** Parse one SIP message (a datagram, or one frame cut from a stream by Content-Length).
+ *  A Content-Length larger than the bytes present is an error; extra bytes after the body are
+ *  ignored (RFC 3261 §18.3). Without Content-Length the body is the rest of the buffer. The
+ *  returned body is a view of `buf` (no copy). */
+export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_PARSE_LIMITS): ParseResult {
+  try {
+    return parse(buf, limits);
+  } catch (err) {
+    // Defence in depth: parse() is written not to throw; if it does, the message is bad input.
+    return failure('unknown', STATUS_BAD_REQUEST, `unparseable message (${(err as Error)?.message ?? String(err)})`, []);
+  }
+}
+
+function failure(kind: Kind, status: number, error: string, headers: HeaderField[]): Failure {
+  const recovered: HeaderField[] = [];
+  for (const h of headers) if (RECOVERED.has(h.name)) recovered.push(h);
+  return { ok: false, kind, status, error, headers: recovered };
+}
+
+function guessKind(buf: Buffer, start: number): Kind {
+  if (buf.length - start >= 4 && (buf[start]! | 0x20) === 0x73 && (buf[start + 1]! | 0x20) === 0x69 && (buf[start + 2]! | 0x20) === 0x70 && buf[start + 3] === 0x2f)
+    return 'response';
+  const c = buf[start];
+  return c !== undefined && c < 128 && c > 32 ? 'request' : 'unknown';
+}
+
+function parse(buf: Buffer, limits: ParseLimits): ParseResult {
+  if (!Buffer.isBuffer(buf)) return failure('unknown', STATUS_BAD_REQUEST, 'input is not a Buffer', []);
+  const len = buf.length;
+  // RFC 3261 §7.5: CRLFs before the start-line are ignored (also keep-alives, RFC 5626 §3.5.1).
+  let start = 0;
+  while (start < len && (buf[start] === 13 || buf[start] === 10)) start++;
+  if (start >= len) return failure('unknown', STATUS_BAD_REQUEST, 'empty message', []);
+  const kind = guessKind(buf, start);
+
+  let headEnd = buf.indexOf(CRLFCRLF, start);
+  let sepLen = 4;
+  if (headEnd < 0) {
+    headEnd = buf.indexOf(LFLF, start);
+    sepLen = 2;
+  }
+
+  if (len > limits.maxMessageBytes) {
+    const headTooBig = headEnd < 0 || headEnd + sepLen > limits.maxMessageBytes;
+    const scanEnd = Math.min(len, limits.maxMessageBytes, headEnd < 0 ? len : headEnd);
+    const headers = recoverHeaders(buf, start, scanEnd, limits);
+    return headTooBig
+      ? failure(kind, STATUS_MESSAGE_TOO_LARGE, `message exceeds ${limits.maxMessageBytes} bytes`, headers)
+      : failure(kind, STATUS_ENTITY_TOO_LARGE, `message body makes the message exceed ${limits.maxMessageBytes} bytes`, headers);
+  }
+  if (headEnd < 0) {
+    return failure(kind, STATUS_BAD_REQUEST, 'header section not terminated by an empty line', recoverHeaders(buf, start, len, limits));
+  }
+
+  const head = buf.toString('utf8', start, headEnd);
+  const firstNl = head.indexOf('\n');
+  const lineEnd = firstNl < 0 ? head.length : firstNl > 0 && head.charCodeAt(firstNl - 1) === 13 ? firstNl - 1 : firstNl;
+  const startLine = head.slice(0, lineEnd);
+
+  const headers: HeaderField[] = [];
+  const headerError = collectHeaders(head, firstNl < 0 ? head.length : firstNl + 1, limits, headers);
+  if (headerError !== null) return failure(kind, headerStatus, headerError, headers);
+
+  // ---- start line
+  let msg: SipMessage;
+  if (kind === 'response') {
+    const r = parseStatusLine(startLine);
+    if (typeof r === 'string') return failure('response', STATUS_BAD_REQUEST, r, headers);
+    msg = { kind: 'response', status: r.status, reason: r.reason, headers, body: EMPTY };
+  } else {
+    const r = parseRequestLine(startLine, limits);
+    if (typeof r === 'string') return failure(requestLineKind, requestLineStatus, r, headers);
+    msg = { kind: 'request', method: r.method, uri: r.uri, headers, body: EMPTY };
+  }
+  const mkind: Kind = msg.kind;
+
+  // ---- header semantics (RFC 3261 §8.2.2, §20; RFC 4475 §3.1.2, §3.3)
+  let vias = 0;
+  let from = -1;
+  let to = -1;
+  let callId = -1;
+  let cseq = -1;
+  let contentLength = -1;
+  for (let idx = 0; idx < headers.length; idx++) {
+    const h = headers[idx]!;
+    switch (h.name) {
+      case 'via':
+        if (parseVia(h.value) === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed Via: ${clip(h.value)}`, headers);
+        vias++;
+        break;
+      case 'from':
+      case 'to':
+        if (h.name === 'from' ? from >= 0 : to >= 0) return failure(mkind, STATUS_BAD_REQUEST, `multiple ${h.raw} header fields`, headers);
+        if (parseNameAddr(h.value) === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed ${h.raw}: ${clip(h.value)}`, headers);
+        if (h.name === 'from') from = idx;
+        else to = idx;
+        break;
+      case 'call-id':
+        if (callId >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple Call-ID header fields', headers);
+        if (h.value.length === 0 || hasWsp(h.value)) return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
+        callId = idx;
+        break;
+      case 'cseq':
+        if (cseq >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple CSeq header fields', headers);
+        cseq = idx;
+        break;
+      case 'max-forwards':
+        // RFC 3261 §20.22: 0-255 (RFC 4475 §3.1.2.4)
+        if (parseDigits(h.value, 0, h.value.length, 255) < 0)
+          return failure(mkind, STATUS_BAD_REQUEST, `malformed Max-Forwards: ${clip(h.value)}`, headers);
+        break;
+      case 'content-length': {
+        if (contentLength >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple Content-Length header fields', headers);
+        const n = parseDigits(h.value, 0, h.value.length, Number.MAX_SAFE_INTEGER);
+        if (n < 0) return failure(mkind, STATUS_BAD_REQUEST, `malformed Content-Length: ${clip(h.value)}`, headers);
+        contentLength = n;
+        break;
+      }
+      case 'contact':
+        if (h.value !== '*' && parseNameAddr(h.value) === null)
+          return failure(mkind, STATUS_BAD_REQUEST, `malformed Contact: ${clip(h.value)}`, headers);
+        break;
+      case 'route':
+      case 'record-route':
+        if (parseNameAddr(h.value) === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed ${h.raw}: ${clip(h.value)}`, headers);
+        break;
+      case 'date':
+        // rfc1123-date is always in GMT (RFC 3261 §20.17, RFC 4475 §3.1.2.12)
+        if (!h.value.endsWith(' GMT')) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
+        break;
+    }
+  }
+  if (vias === 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing Via header field', headers);
+  if (from < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing From header field', headers);
+  if (to < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing To header field', headers);
+  if (callId < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing Call-ID header field', headers);
+  if (cseq < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing CSeq header field', headers);
+  const cs = parseCSeq(headers[cseq]!.value);
+  if (cs === null || cs.seq > 0x7fff_ffff) return failure(mkind, STATUS_BAD_REQUEST, `malformed CSeq: ${clip(headers[cseq]!.value)}`, headers);
+  if (msg.kind === 'request' && cs.method !== msg.method)
+    return failure(mkind, STATUS_BAD_REQUEST, `CSeq method ${cs.method} does not match request method ${msg.method}`, headers);
+
+  // ---- body (RFC 3261 §18.3, §20.14)
+  const bodyStart = headEnd + sepLen;
+  const available = len - bodyStart;
+  if (contentLength < 0) {
+    msg.body = available > 0 ? buf.subarray(bodyStart) : EMPTY;
+  } else {
+    if (contentLength > available)
+      return failure(mkind, STATUS_BAD_REQUEST, `Content-Length ${contentLength} larger than the ${available} bytes received`, headers);
+    msg.body = contentLength > 0 ? buf.subarray(bodyStart, bodyStart + contentLength) : EMPTY;
+  }
+  return { ok: true, message: msg };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function hasWsp(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (isWsp(s.charCodeAt(i))) return true;
+  return false;
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+// ---- header section
+
+// Status for the error collectHeaders returned (module-level out-parameter, single-threaded).
+let headerStatus = STATUS_BAD_REQUEST;
+
+/** Unfold and collect the header lines of `head` from `pos` into `out`. Returns an error message
+ *  or null. Keeps collecting after a malformed line so that failures still carry Via/From/To. */
+function collectHeaders(head: string, pos: number, limits: ParseLimits, out: HeaderField[]): string | null {
+  const n = head.length;
+  let error: string | null = null;
+  headerStatus = STATUS_BAD_REQUEST;
+  let lines = 0;
+  let raw: string | undefined;
+  let value = '';
+  while (pos < n) {
+    let e = head.indexOf('\n', pos);
+    if (e < 0) e = n;
+    let lineEnd = e;
+    if (lineEnd > pos && head.charCodeAt(lineEnd - 1) === 13) lineEnd--;
+    const c = head.charCodeAt(pos);
+    if (c === 32 || c === 9) {
+      // LWS continuation (RFC 3261 §7.3.1): folded into the previous value as one SP
+      let a = pos;
+      while (a < lineEnd && isWsp(head.charCodeAt(a))) a++;
+      let b = lineEnd;
+      while (b > a && isWsp(head.charCodeAt(b - 1))) b--;
+      if (raw === undefined) error ??= 'continuation line before the first header field';
+      else if (b > a) value = value.length === 0 ? head.slice(a, b) : `${value} ${head.slice(a, b)}`;
+    } else {
+      if (raw !== undefined) pushField(raw, value, out);
+      raw = undefined;
+      if (++lines > limits.maxHeaders) {
+        headerStatus = STATUS_MESSAGE_TOO_LARGE;
+        return `more than ${limits.maxHeaders} header fields`;
+      }
+      const colon = head.indexOf(':', pos);
+      let nameEnd = colon;
+      while (nameEnd > pos && isWsp(head.charCodeAt(nameEnd - 1))) nameEnd--;
+      if (colon < 0 || colon > lineEnd || !isToken(head, pos, nameEnd)) {
+        error ??= `malformed header line: ${clip(head.slice(pos, lineEnd))}`;
+      } else {
+        raw = head.slice(pos, nameEnd);
+        let a = colon + 1;
+        while (a < lineEnd && isWsp(head.charCodeAt(a))) a++;
+        let b = lineEnd;
+        while (b > a && isWsp(head.charCodeAt(b - 1))) b--;
+        value = head.slice(a, b);
+      }
+    }
+    if (raw !== undefined && value.length > limits.maxHeaderBytes) {
+      headerStatus = STATUS_MESSAGE_TOO_LARGE;
+      return `header field ${clip(raw)} longer than ${limits.maxHeaderBytes} bytes`;
+    }
+    pos = e + 1;
+  }
+  if (raw !== undefined) pushField(raw, value, out);
+  if (error === null) {
+    for (const h of out) {
+      if (h.value.length === 0 && (h.name === 'via' || h.name === 'contact' || h.name === 'route' || h.name === 'record-route')) {
+        return `empty element in ${h.raw} list`;
+      }
+    }
+  }
+  return error;
+}
+
+function pushField(raw: string, value: string, out: HeaderField[]): void {
+  const name = canonicalName(raw);
+  if (value.indexOf(',') < 0 || !LIST_HEADERS.has(name)) {
+    out.push({ name, raw, value });
+    return;
+  }
+  splitList(value, name, raw, out);
+}
+
+/** Split a comma-separated list value, respecting quoted strings (with escapes) and <...>. */
+function splitList(value: string, name: string, raw: string, out: HeaderField[]): void {
+  const keepEmpty = name === 'via' || name === 'contact' || name === 'route' || name === 'record-route';
+  let partStart = 0;
+  let inQuote = false;
+  let inAngle = false;
+  const n = value.length;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? value.charCodeAt(i) : 44;
+    if (inQuote) {
+      if (c === 92) i++;
+      else if (c === 34) inQuote = false;
+      if (i < n) continue;
+    } else if (c === 34) {
+      inQuote = true;
+      continue;
+    } else if (inAngle) {
+      if (c === 62) inAngle = false;
+      if (i < n) continue;
+    } else if (c === 60) {
+      inAngle = true;
+      continue;
+    }
+    if (c !== 44 && i < n) continue;
+    let a = partStart;
+    let b = Math.min(i, n);
+    while (a < b && isWsp(value.charCodeAt(a))) a++;
+    while (b > a && isWsp(value.charCodeAt(b - 1))) b--;
+    // Elements of Via/Contact/Route may not be empty; keep them so validation rejects the message.
+    if (b > a || keepEmpty) out.push({ name, raw, value: value.slice(a, b) });
+    partStart = i + 1;
+  }
+}
+
+/** Best-effort Via/From/To/Call-ID/CSeq from a message that could not be framed. */
+function recoverHeaders(buf: Buffer, start: number, end: number, limits: ParseLimits): HeaderField[] {
+  const text = buf.toString('utf8', start, Math.min(end, start + limits.maxMessageBytes));
+  const nl = text.indexOf('\n');
+  if (nl < 0) return [];
+  const out: HeaderField[] = [];
+  collectHeaders(text, nl + 1, { ...limits, maxHeaderBytes: Math.min(limits.maxHeaderBytes, 8192) }, out);
+  const kept: HeaderField[] = [];
+  for (const h of out) if (RECOVERED.has(h.name)) kept.push(h);
+  return kept;
+}
+
+// ---- start line
+
+let requestLineKind: Kind = 'request';
+let requestLineStatus = STATUS_BAD_REQUEST;
+
+function isSipVersion(s: string, from: number, to: number): boolean {
+  return (
+    to - from === 7 &&
+    (s.charCodeAt(from) | 0x20) === 0x73 &&
+    (s.charCodeAt(from + 1) | 0x20) === 0x69 &&
+    (s.charCodeAt(from + 2) | 0x20) === 0x70 &&
+    s.charCodeAt(from + 3) === 47 &&
+    s.charCodeAt(from + 4) === 50 &&
+    s.charCodeAt(from + 5) === 46 &&
+    s.charCodeAt(from + 6) === 48
+  );
+}
+
+/** `SIP/<digits>.<digits>` other than 2.0. */
+function isOtherSipVersion(s: string, from: number, to: number): boolean {
+  if (to - from < 7 || s.slice(from, from + 4).toUpperCase() !== 'SIP/') return false;
+  const dot = s.indexOf('.', from + 4);
+  return dot > from + 4 && dot < to - 1 && parseDigits(s, from + 4, dot, 1e6) >= 0 && parseDigits(s, dot + 1, to, 1e6) >= 0;
+}
+
+/** `Method SP Request-URI SP SIP-Version` with exactly one SP between elements (RFC 3261 §7.1). */
+function parseRequestLine(line: string, limits: ParseLimits): { method: string; uri: string } | string {
+  requestLineKind = 'request';
+  requestLineStatus = STATUS_BAD_REQUEST;
+  const sp1 = line.indexOf(' ');
+  if (sp1 <= 0 || !isToken(line, 0, sp1)) {
+    requestLineKind = 'unknown';
+    return `malformed start line: ${clip(line)}`;
+  }
+  const sp2 = line.indexOf(' ', sp1 + 1);
+  if (sp2 < 0) return `malformed Request-Line: ${clip(line)}`;
+  if (sp2 === sp1 + 1 || line.indexOf(' ', sp2 + 1) >= 0)
+    return `malformed Request-Line (extra SP or LWS in Request-URI): ${clip(line)}`;
+  if (!isSipVersion(line, sp2 + 1, line.length)) {
+    if (isOtherSipVersion(line, sp2 + 1, line.length)) {
+      requestLineStatus = STATUS_VERSION_NOT_SUPPORTED;
+      return `SIP version not supported: ${clip(line.slice(sp2 + 1))}`;
+    }
+    return `malformed SIP-Version in Request-Line: ${clip(line)}`;
+  }
+  if (sp2 - sp1 - 1 > limits.maxUriBytes) {
+    requestLineStatus = STATUS_URI_TOO_LONG;
+    return `Request-URI longer than ${limits.maxUriBytes} bytes`;
+  }
+  const uri = line.slice(sp1 + 1, sp2);
+  const colon = schemeEnd(uri);
+  if (colon < 0 || !isUriText(uri)) return `malformed Request-URI: ${clip(uri)}`;
+  const scheme = uri.charCodeAt(0) | 0x20;
+  if (scheme === 0x73 || scheme === 0x74) {
+    // sip: / sips: / tel: must parse; sip(s) Request-URIs may not carry headers (RFC 3261 §19.1.1,
+    // RFC 4475 §3.1.2.11).
+    const lower = uri.slice(0, colon).toLowerCase();
+    if (lower === 'sip' || lower === 'sips' || lower === 'tel') {
+      const parsed = parseUri(uri);
+      if (parsed === null) return `malformed Request-URI: ${clip(uri)}`;
+      if (parsed.headers.size > 0) return `Request-URI may not contain headers: ${clip(uri)}`;
+    }
+  }
+  return { method: line.slice(0, sp1), uri };
+}
+
+/** `SIP-Version SP Status-Code SP Reason-Phrase` (RFC 3261 §7.2). */
+function parseStatusLine(line: string): { status: number; reason: string } | string {
+  const sp1 = line.indexOf(' ');
+  if (sp1 < 0) return `malformed Status-Line: ${clip(line)}`;
+  if (!isSipVersion(line, 0, sp1)) return `SIP version not supported: ${clip(line.slice(0, sp1))}`;
+  const codeEnd = sp1 + 4;
+  if (line.length < codeEnd || (line.length > codeEnd && line.charCodeAt(codeEnd) !== 32))
+    return `malformed Status-Code: ${clip(line)}`;
+  const status = parseDigits(line, sp1 + 1, codeEnd, 699);
+  if (status < 100) return `malformed Status-Code: ${clip(line)}`;
+  return { status, reason: line.length > codeEnd ? line.slice(codeEnd + 1) : '' };
+}

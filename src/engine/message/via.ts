@@ -1,0 +1,104 @@
+// Via header values (RFC 3261 §20.42, §25.1 via-parm) and CSeq (§20.16).
+import type { CSeq, Via } from './types.js';
+import { TOKEN, isWsp, parseDigits, skipWsp } from './chars.js';
+import { formatParams, parseParams } from './params.js';
+import { splitHostPort } from './uri.js';
+
+function tokenEnd(s: string, i: number, end: number): number {
+  while (i < end) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || TOKEN[c] !== 1) break;
+    i++;
+  }
+  return i;
+}
+
+/** Parse one via-parm: `SIP / 2.0 / transport LWS sent-by *( SEMI via-params )`. */
+export function parseVia(text: string): Via | null {
+  if (typeof text !== 'string') return null;
+  const s = text;
+  const end = s.length;
+  let i = skipWsp(s, 0, end);
+  // protocol-name: "SIP" (case-insensitive)
+  if (
+    i + 3 > end ||
+    (s.charCodeAt(i) | 0x20) !== 0x73 ||
+    (s.charCodeAt(i + 1) | 0x20) !== 0x69 ||
+    (s.charCodeAt(i + 2) | 0x20) !== 0x70
+  )
+    return null;
+  i = skipWsp(s, i + 3, end);
+  if (s.charCodeAt(i) !== 47) return null; // '/'
+  i = skipWsp(s, i + 1, end);
+  if (s.charCodeAt(i) !== 50 || s.charCodeAt(i + 1) !== 46 || s.charCodeAt(i + 2) !== 48) return null; // 2.0
+  i = skipWsp(s, i + 3, end);
+  if (s.charCodeAt(i) !== 47) return null;
+  i = skipWsp(s, i + 1, end);
+  const tStart = i;
+  i = tokenEnd(s, i, end);
+  if (i === tStart) return null;
+  const transport = s.slice(tStart, i).toUpperCase();
+  if (i >= end || !isWsp(s.charCodeAt(i))) return null;
+  i = skipWsp(s, i, end);
+  // sent-by = host [ COLON port ]; COLON may carry SWS around it
+  const hStart = i;
+  while (i < end) {
+    const c = s.charCodeAt(i);
+    if (c === 59 || isWsp(c)) break;
+    i++;
+  }
+  let hostPort = s.slice(hStart, i);
+  const afterHost = skipWsp(s, i, end);
+  if (afterHost < end && s.charCodeAt(afterHost) === 58) {
+    // "host : port"
+    let j = skipWsp(s, afterHost + 1, end);
+    const pStart = j;
+    while (j < end && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) j++;
+    hostPort += ':' + s.slice(pStart, j);
+    i = j;
+  } else if (hostPort.endsWith(':')) {
+    let j = skipWsp(s, i, end);
+    const pStart = j;
+    while (j < end && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) j++;
+    hostPort += s.slice(pStart, j);
+    i = j;
+  }
+  const hp = splitHostPort(hostPort);
+  if (hp === null) return null;
+  const params = new Map<string, string>();
+  if (!parseParams(s, i, end, params)) return null;
+  const via: Via = { transport, host: hp.host, params };
+  if (hp.port !== undefined) via.port = hp.port;
+  return via;
+}
+
+export function formatVia(via: Via): string {
+  const port = via.port !== undefined ? `:${via.port}` : '';
+  return `SIP/2.0/${via.transport} ${via.host}${port}${formatParams(via.params)}`;
+}
+
+/** Largest CSeq sequence number: a 32-bit unsigned integer (RFC 3261 §8.1.1.5, §20.16). */
+export const MAX_CSEQ = 0xffff_ffff;
+
+/** `1*DIGIT LWS Method`. Returns null when malformed or the number exceeds 2**32-1. */
+export function parseCSeq(text: string): CSeq | null {
+  if (typeof text !== 'string') return null;
+  const s = text;
+  let end = s.length;
+  while (end > 0 && isWsp(s.charCodeAt(end - 1))) end--;
+  let i = skipWsp(s, 0, end);
+  const dStart = i;
+  while (i < end && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++;
+  // Leading zeros are legal ("0009", RFC 4475 §3.1.1.1); skip them so the length cap below holds.
+  let z = dStart;
+  while (z < i - 1 && s.charCodeAt(z) === 48) z++;
+  if (i - z > 10) return null;
+  const seq = parseDigits(s, z, i, MAX_CSEQ);
+  if (seq < 0) return null;
+  if (i >= end || !isWsp(s.charCodeAt(i))) return null;
+  i = skipWsp(s, i, end);
+  const mStart = i;
+  i = tokenEnd(s, i, end);
+  if (i === mStart || i !== end) return null;
+  return { seq, method: s.slice(mStart, i) };
+}
