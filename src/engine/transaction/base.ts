@@ -1,0 +1,100 @@
+// Common machinery of the four RFC 3261 §17 state machines: state, two timer slots, termination.
+import type { Protocol } from '../transport/types.js';
+import type { TransactionHost, TransactionState, TransportErrorReason } from './types.js';
+
+/**
+ * At most two timers run at once in any §17 state: a retransmission timer (A, E or G) and a
+ * lifetime timer (B, F, H, D, I, J, K, or RFC 6026's L and M). Two slots, no per-timer objects.
+ */
+export abstract class TransactionBase {
+  state: TransactionState;
+  /** Map key in the layer's table (branch + method, plus sent-by for server transactions). */
+  readonly key: string;
+  /** Reliable transport (TCP/TLS): no retransmissions, Timers D/I/J/K are zero. */
+  readonly reliable: boolean;
+  /** Free slot for the TU (e.g. the wire server's txnId). */
+  appData: unknown = undefined;
+  protected readonly host: TransactionHost;
+  private retransmitHandle: unknown = undefined;
+  private lifetimeHandle: unknown = undefined;
+  /** Current retransmission interval (Timer A/E/G value). */
+  protected interval = 0;
+
+  protected constructor(host: TransactionHost, key: string, protocol: Protocol, initial: TransactionState) {
+    this.host = host;
+    this.key = key;
+    this.reliable = protocol !== 'udp';
+    this.state = initial;
+  }
+
+  get terminated(): boolean {
+    return this.state === 'Terminated';
+  }
+
+  protected startRetransmitTimer(ms: number, fire: () => void): void {
+    this.stopRetransmitTimer();
+    this.retransmitHandle = this.host.clock.setTimeout(() => {
+      this.retransmitHandle = undefined;
+      fire();
+    }, ms);
+  }
+
+  protected stopRetransmitTimer(): void {
+    if (this.retransmitHandle !== undefined) {
+      this.host.clock.clearTimeout(this.retransmitHandle);
+      this.retransmitHandle = undefined;
+    }
+  }
+
+  protected startLifetimeTimer(ms: number, fire: () => void): void {
+    this.stopLifetimeTimer();
+    this.lifetimeHandle = this.host.clock.setTimeout(() => {
+      this.lifetimeHandle = undefined;
+      fire();
+    }, ms);
+  }
+
+  protected stopLifetimeTimer(): void {
+    if (this.lifetimeHandle !== undefined) {
+      this.host.clock.clearTimeout(this.lifetimeHandle);
+      this.lifetimeHandle = undefined;
+    }
+  }
+
+  /** Enter Terminated: stop timers, leave the layer's table, tell the TU. Idempotent. */
+  terminate(): void {
+    if (this.state === 'Terminated') return;
+    this.state = 'Terminated';
+    this.stopRetransmitTimer();
+    this.stopLifetimeTimer();
+    this.host.remove(this as never);
+  }
+
+  /** Timer D/I/J/K: wait `ms` over UDP, terminate at once over a reliable transport. */
+  protected terminateAfter(unreliableMs: number): void {
+    if (this.reliable || unreliableMs <= 0) this.terminate();
+    else this.startLifetimeTimer(unreliableMs, () => this.terminate());
+  }
+
+  /** The transport reported a failure outside a send (connection closed, ICMP unreachable). */
+  transportFailedExternally(reason: TransportErrorReason, detail?: string): void {
+    this.transportFailed(reason, detail);
+  }
+
+  /** Stop timers and go quiet, without TU events (layer shutdown). */
+  abandon(): void {
+    this.stopRetransmitTimer();
+    this.stopLifetimeTimer();
+    this.state = 'Terminated';
+  }
+
+  /** RFC 3261 §17.1.4 / §17.2.4: the transport failed; inform the TU and terminate. */
+  protected transportFailed(reason: TransportErrorReason, detail?: string): void {
+    if (this.state === 'Terminated') return;
+    this.host.counters.transportErrors++;
+    this.stopRetransmitTimer();
+    this.stopLifetimeTimer();
+    this.host.guard(() => this.host.tu.transportError(this as never, reason, detail));
+    this.terminate();
+  }
+}

@@ -1,0 +1,264 @@
+// RFC 3261 §17.1 client transactions, with RFC 6026's Accepted state for INVITE.
+import type { SipRequest, SipResponse } from '../message/types.js';
+import { serialize } from '../message/serialize.js';
+import type { SendTarget } from '../transport/types.js';
+import { TransactionBase } from './base.js';
+import { buildAck } from './build.js';
+import { firstHeader, tagOf } from './headers.js';
+import type { InboundMeta, TransactionHost } from './types.js';
+
+/** Strip IPv6 brackets and the IPv4-mapped prefix so `[::1]`, `::1`, `::ffff:1.2.3.4` compare sanely. */
+export function normalizeAddress(a: string): string {
+  if (a.charCodeAt(0) === 91) a = a.slice(1, a.length - 1);
+  if (a.length > 7 && a.charCodeAt(0) === 58 && a.startsWith('::ffff:') && a.indexOf('.') > 0) a = a.slice(7);
+  return a.indexOf(':') >= 0 ? a.toLowerCase() : a;
+}
+
+abstract class ClientTransactionBase extends TransactionBase {
+  readonly request: SipRequest;
+  readonly method: string;
+  readonly branch: string;
+  /** Where the request went. Responses must come back from here (RFC 6404 §2.3.2.2). */
+  readonly target: SendTarget;
+  /** Connection the request was sent on (TCP/TLS), learnt from the transport's SendResult. */
+  connectionId: string | undefined;
+  /** Last response delivered to the TU. */
+  lastResponse: SipResponse | undefined = undefined;
+  protected readonly bytes: Buffer;
+  private readonly targetAddress: string;
+
+  protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, initial: 'Calling' | 'Trying') {
+    super(host, key, target.protocol, initial);
+    this.request = request;
+    this.method = request.method;
+    this.branch = branch;
+    this.target = target;
+    this.connectionId = target.connectionId;
+    this.targetAddress = normalizeAddress(target.address);
+    this.bytes = serialize(request);
+  }
+
+  /**
+   * RFC 6404 §2.3.2.2: accept a response only from where the request went: the same
+   * connection for TCP/TLS when known, else the same protocol, address and port.
+   */
+  acceptsFrom(meta: InboundMeta): boolean {
+    const src = meta.source;
+    if (src.protocol !== this.target.protocol) return false;
+    // Stream transports: the connection identifies the peer (it may be an inbound one whose
+    // remote port is ephemeral). Without connection ids on both sides fall back to address:port.
+    if (this.reliable && this.connectionId !== undefined && meta.connectionId !== undefined) {
+      return meta.connectionId === this.connectionId;
+    }
+    if (src.port !== this.target.port) return false;
+    return src.address === this.target.address || normalizeAddress(src.address) === this.targetAddress;
+  }
+
+  /** Hand the request (or a retransmission) to the transport. */
+  protected transmit(retransmission: boolean): void {
+    if (retransmission) this.host.counters.retransmissionsSent++;
+    this.host.send(
+      this.connectionId === this.target.connectionId ? this.target : { ...this.target, connectionId: this.connectionId },
+      this.bytes,
+      (reason, detail) => this.transportFailed(reason, detail),
+      (cid) => {
+        if (cid !== undefined && this.reliable) this.connectionId = cid;
+      },
+    );
+  }
+
+  protected deliver(res: SipResponse, meta: InboundMeta): void {
+    this.lastResponse = res;
+    this.host.guard(() => this.host.tu.response(this as never, res, meta));
+  }
+
+  protected absorb(): void {
+    this.host.counters.retransmissionsAbsorbed++;
+    this.host.counters.responseRetransmissionsAbsorbed++;
+  }
+
+  /** Timer B / F: the TU makes up a 408 (RFC 3261 §8.1.3.1). */
+  protected timedOut(): void {
+    this.host.counters.timeouts++;
+    this.stopRetransmitTimer();
+    this.host.guard(() => this.host.tu.timeout(this as never));
+    this.terminate();
+  }
+
+  abstract start(): void;
+  abstract receiveResponse(res: SipResponse, meta: InboundMeta): 'delivered' | 'absorbed';
+}
+
+/** RFC 3261 §17.1.1 (Figure 5) with RFC 6026 §7.2 (Accepted, Timer M). */
+export class InviteClientTransaction extends ClientTransactionBase {
+  readonly kind = 'ict' as const;
+  /** ACK sent for the non-2xx final response (kept for retransmitted finals). */
+  private ackBytes: Buffer | undefined = undefined;
+  /** To-tags of 2xx responses seen (forks), to tell a retransmitted 2xx from a new one. */
+  private twoXxTags: string[] | undefined = undefined;
+  /** RSeq values of reliable provisionals seen (RFC 3262: their retransmissions are absorbed). */
+  private rseqs: string[] | undefined = undefined;
+
+  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget) {
+    super(host, key, request, branch, target, 'Calling');
+  }
+
+  start(): void {
+    const T1 = this.host.timers.T1;
+    this.transmit(false);
+    if (this.state !== 'Calling') return; // transport failed synchronously
+    if (!this.reliable) {
+      this.interval = T1;
+      this.startRetransmitTimer(T1, this.onTimerA);
+    }
+    this.startLifetimeTimer(64 * T1, this.onTimerB);
+  }
+
+  /** Timer A: retransmit, double the interval (no T2 cap for INVITE requests). */
+  private readonly onTimerA = (): void => {
+    if (this.state !== 'Calling') return;
+    this.transmit(true);
+    if (this.state !== 'Calling') return;
+    this.interval *= 2;
+    this.startRetransmitTimer(this.interval, this.onTimerA);
+  };
+
+  /** Timer B: no response at all within 64*T1. */
+  private readonly onTimerB = (): void => {
+    if (this.state === 'Calling') this.timedOut();
+  };
+
+  receiveResponse(res: SipResponse, meta: InboundMeta): 'delivered' | 'absorbed' {
+    const status = res.status;
+    const state = this.state;
+    if (status < 200) {
+      if (state !== 'Calling' && state !== 'Proceeding') {
+        this.absorb();
+        return 'absorbed';
+      }
+      const rseq = firstHeader(res, 'rseq')?.value;
+      if (rseq !== undefined) {
+        const key = `${tagOf(firstHeader(res, 'to')?.value ?? '') ?? ''} ${rseq}`;
+        if (this.rseqs?.includes(key)) {
+          this.absorb();
+          return 'absorbed';
+        }
+        (this.rseqs ??= []).push(key);
+      }
+      if (state === 'Calling') {
+        // Proceeding: no more retransmissions, and Timer B no longer applies (§17.1.1.2).
+        this.state = 'Proceeding';
+        this.stopRetransmitTimer();
+        this.stopLifetimeTimer();
+      }
+      this.deliver(res, meta);
+      return 'delivered';
+    }
+    if (status < 300) {
+      const tag = tagOf(firstHeader(res, 'to')?.value ?? '') ?? '';
+      if (state === 'Calling' || state === 'Proceeding') {
+        // RFC 6026 §7.2: Accepted for 64*T1 so retransmitted and forked 2xx still reach the TU.
+        this.state = 'Accepted';
+        this.stopRetransmitTimer();
+        this.twoXxTags = [tag];
+        this.startLifetimeTimer(64 * this.host.timers.T1, this.onTimerM);
+        this.deliver(res, meta);
+        return 'delivered';
+      }
+      if (state === 'Accepted') {
+        if (this.twoXxTags!.includes(tag)) {
+          this.absorb();
+          this.host.guard(() => this.host.tu.retransmitted2xx(this, res, meta));
+          return 'absorbed';
+        }
+        this.twoXxTags!.push(tag); // a 2xx from another fork: new to the TU
+        this.deliver(res, meta);
+        return 'delivered';
+      }
+      this.absorb();
+      return 'absorbed';
+    }
+    // 300-699
+    if (state === 'Calling' || state === 'Proceeding') {
+      this.state = 'Completed';
+      this.stopRetransmitTimer();
+      this.stopLifetimeTimer();
+      this.ackBytes = serialize(buildAck(this.request, res));
+      this.sendAck();
+      this.deliver(res, meta);
+      if (this.state === 'Completed') this.terminateAfter(this.host.timers.D); // Timer D
+      return 'delivered';
+    }
+    if (state === 'Completed') this.sendAck(); // a retransmitted final: ACK it again (§17.1.1.2)
+    this.absorb();
+    return 'absorbed';
+  }
+
+  private sendAck(): void {
+    if (this.ackBytes === undefined) return;
+    this.host.send(
+      this.connectionId === undefined ? this.target : { ...this.target, connectionId: this.connectionId },
+      this.ackBytes,
+      (reason, detail) => this.transportFailed(reason, detail),
+    );
+  }
+
+  /** Timer M (RFC 6026): stop waiting for 2xx retransmissions. */
+  private readonly onTimerM = (): void => this.terminate();
+}
+
+/** RFC 3261 §17.1.2 (Figure 6). */
+export class NonInviteClientTransaction extends ClientTransactionBase {
+  readonly kind = 'nict' as const;
+
+  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget) {
+    super(host, key, request, branch, target, 'Trying');
+  }
+
+  start(): void {
+    const T1 = this.host.timers.T1;
+    this.transmit(false);
+    if (this.state !== 'Trying') return;
+    if (!this.reliable) {
+      this.interval = T1;
+      this.startRetransmitTimer(T1, this.onTimerE);
+    }
+    this.startLifetimeTimer(64 * T1, this.onTimerF);
+  }
+
+  /** Timer E: retransmit; doubling up to T2 in Trying, T2 in Proceeding. */
+  private readonly onTimerE = (): void => {
+    if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
+    this.transmit(true);
+    if (this.state === 'Trying') this.interval = Math.min(2 * this.interval, this.host.timers.T2);
+    else if (this.state === 'Proceeding') this.interval = this.host.timers.T2;
+    else return;
+    this.startRetransmitTimer(this.interval, this.onTimerE);
+  };
+
+  /** Timer F: no final response within 64*T1. */
+  private readonly onTimerF = (): void => {
+    if (this.state === 'Trying' || this.state === 'Proceeding') this.timedOut();
+  };
+
+  receiveResponse(res: SipResponse, meta: InboundMeta): 'delivered' | 'absorbed' {
+    const state = this.state;
+    if (state !== 'Trying' && state !== 'Proceeding') {
+      this.absorb();
+      return 'absorbed';
+    }
+    if (res.status < 200) {
+      this.state = 'Proceeding';
+      this.deliver(res, meta);
+      return 'delivered';
+    }
+    this.state = 'Completed';
+    this.stopRetransmitTimer();
+    this.stopLifetimeTimer();
+    this.deliver(res, meta);
+    if (this.state === 'Completed') this.terminateAfter(this.host.timers.T4); // Timer K
+    return 'delivered';
+  }
+}
+
+export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;

@@ -1,0 +1,181 @@
+// The few header values the transaction layer needs (RFC 3261 §17.1.3, §17.2.3): top Via
+// branch and sent-by, CSeq, tags. Hand-written scanners: these run for every message, so no
+// per-call regexes and only the substrings actually needed are allocated.
+import type { HeaderField, SipMessage } from '../message/types.js';
+
+/** RFC 3261 §8.1.1.7: branches of RFC 3261 elements start with this magic cookie. */
+export const MAGIC_COOKIE = 'z9hG4bK';
+
+const WS_RUN = /\s+/g;
+
+export interface TopVia {
+  /** branch parameter as received ('' when absent). */
+  branch: string;
+  /** sent-by (host[:port]), host lower-cased, whitespace removed. */
+  sentBy: string;
+  /** Transport token, upper-case (`UDP`, `TCP`, `TLS`, …). */
+  transport: string;
+  /** The header field itself (the whole top Via value, used by the RFC 2543 fallback). */
+  field: HeaderField;
+}
+
+export function firstHeader(msg: SipMessage, name: string): HeaderField | undefined {
+  const hs = msg.headers;
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i]!;
+    if (h.name === name) return h;
+  }
+  return undefined;
+}
+
+export function headerValue(msg: SipMessage, name: string): string | undefined {
+  return firstHeader(msg, name)?.value;
+}
+
+function isWs(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
+}
+
+/** Parses `SIP/2.0/UDP host:port;branch=…;…` (one Via value). undefined when malformed. */
+export function parseVia(field: HeaderField): TopVia | undefined {
+  const v = field.value;
+  const n = v.length;
+  // sent-protocol: three tokens separated by '/', with optional LWS around the slashes.
+  let slashes = 0;
+  let i = 0;
+  for (; i < n && slashes < 2; i++) if (v.charCodeAt(i) === 47) slashes++;
+  if (slashes < 2) return undefined;
+  while (i < n && isWs(v.charCodeAt(i))) i++;
+  const tStart = i;
+  while (i < n && !isWs(v.charCodeAt(i)) && v.charCodeAt(i) !== 59) i++;
+  if (i === tStart) return undefined;
+  const transport = v.slice(tStart, i).toUpperCase();
+  while (i < n && isWs(v.charCodeAt(i))) i++;
+  const sStart = i;
+  while (i < n && v.charCodeAt(i) !== 59) i++;
+  let sentBy = v.slice(sStart, i).trim();
+  if (sentBy.length === 0) return undefined;
+  // SWS is allowed around the ':' of sent-by; it is rare, so only then pay for the removal.
+  if (sentBy.indexOf(' ') >= 0 || sentBy.indexOf('\t') >= 0) sentBy = sentBy.replace(WS_RUN, '');
+  sentBy = sentBy.toLowerCase();
+  const branch = paramValue(v, i, 'branch') ?? '';
+  return { branch, sentBy, transport, field };
+}
+
+/** The first Via of a message, parsed. */
+export function topVia(msg: SipMessage): TopVia | undefined {
+  const f = firstHeader(msg, 'via');
+  return f === undefined ? undefined : parseVia(f);
+}
+
+/**
+ * Value of the `;name=value` parameter in `s` at or after `from` (name compared
+ * case-insensitively, `name` given lower-case). Quoted values are returned without quotes.
+ * Valueless parameter → ''. Absent → undefined.
+ */
+export function paramValue(s: string, from: number, name: string): string | undefined {
+  const n = s.length;
+  let i = from;
+  while (i < n) {
+    // move to the next ';' outside quotes
+    while (i < n && s.charCodeAt(i) !== 59) {
+      if (s.charCodeAt(i) === 34) i = skipQuoted(s, i);
+      else i++;
+    }
+    if (i >= n) return undefined;
+    i++; // past ';'
+    while (i < n && isWs(s.charCodeAt(i))) i++;
+    const nStart = i;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c === 61 || c === 59 || isWs(c)) break;
+      i++;
+    }
+    const nEnd = i;
+    while (i < n && isWs(s.charCodeAt(i))) i++;
+    const hasValue = i < n && s.charCodeAt(i) === 61;
+    if (nEnd - nStart === name.length && s.slice(nStart, nEnd).toLowerCase() === name) {
+      if (!hasValue) return '';
+      i++;
+      while (i < n && isWs(s.charCodeAt(i))) i++;
+      if (i < n && s.charCodeAt(i) === 34) {
+        const end = skipQuoted(s, i);
+        return s.slice(i + 1, end - 1);
+      }
+      const vStart = i;
+      while (i < n && s.charCodeAt(i) !== 59 && !isWs(s.charCodeAt(i))) i++;
+      return s.slice(vStart, i);
+    }
+  }
+  return undefined;
+}
+
+/** Index just past the closing quote of the quoted-string opening at `i` (RFC 3261 quoted-pair aware). */
+function skipQuoted(s: string, i: number): number {
+  const n = s.length;
+  i++;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c === 92) i += 2;
+    else if (c === 34) return i + 1;
+    else i++;
+  }
+  return n;
+}
+
+/** `tag` parameter of a From/To value (name-addr or addr-spec), or undefined. */
+export function tagOf(value: string): string | undefined {
+  // Header parameters start after the '>' of a name-addr; for a bare addr-spec all ';'
+  // parameters are header parameters (RFC 3261 §20.10). A quoted display name may hold '<'.
+  const n = value.length;
+  let i = 0;
+  let paramsFrom = 0;
+  while (i < n) {
+    const c = value.charCodeAt(i);
+    if (c === 34) {
+      i = skipQuoted(value, i);
+      continue;
+    }
+    if (c === 60) {
+      const close = value.indexOf('>', i + 1);
+      if (close < 0) return undefined;
+      paramsFrom = close + 1;
+      break;
+    }
+    if (c === 59) {
+      paramsFrom = i;
+      break;
+    }
+    i++;
+  }
+  if (i >= n) return undefined;
+  return paramValue(value, paramsFrom, 'tag');
+}
+
+export interface CSeqValue {
+  seq: number;
+  method: string;
+}
+
+/** `123 INVITE` → {seq, method}; undefined when malformed (RFC 3261 §20.16: seq < 2**31). */
+export function parseCSeq(value: string): CSeqValue | undefined {
+  const n = value.length;
+  let i = 0;
+  while (i < n && isWs(value.charCodeAt(i))) i++;
+  let seq = 0;
+  const dStart = i;
+  while (i < n) {
+    const c = value.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    seq = seq * 10 + (c - 48);
+    i++;
+  }
+  if (i === dStart || i - dStart > 10 || seq > 0x7fffffff) return undefined;
+  while (i < n && isWs(value.charCodeAt(i))) i++;
+  let end = n;
+  while (end > i && isWs(value.charCodeAt(end - 1))) end--;
+  if (end === i) return undefined;
+  const method = value.slice(i, end);
+  for (let k = 0; k < method.length; k++) if (isWs(method.charCodeAt(k))) return undefined;
+  return { seq, method };
+}

@@ -1,0 +1,256 @@
+// The transaction layer: owns every client and server transaction, matches incoming messages
+// to them (RFC 3261 §17.1.3, §17.2.3) and enforces RFC 6404 §2.3.2.2 response source checks.
+import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
+import { systemClock, type Clock, type SendResult, type SendTarget } from '../transport/types.js';
+import { InviteClientTransaction, NonInviteClientTransaction, type ClientTransaction } from './client.js';
+import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, type TopVia } from './headers.js';
+import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
+import {
+  DEFAULT_TIMERS,
+  newCounters,
+  type InboundMeta,
+  type ReceiveOutcome,
+  type SendFn,
+  type TimerConfig,
+  type Transaction,
+  type TransactionCounters,
+  type TransactionHost,
+  type TransactionUser,
+  type TransportErrorReason,
+} from './types.js';
+
+export interface TransactionLayerOptions {
+  send: SendFn;
+  tu: TransactionUser;
+  clock?: Clock;
+  /** Overrides of T1/T2/T4/D (ms). */
+  timers?: Partial<TimerConfig>;
+  /** Where exceptions thrown by TU callbacks go (default: console.error). */
+  onError?: (err: unknown) => void;
+}
+
+// Key separator: cannot occur in a branch token, a sent-by or a method.
+const SEP = '\u0001';
+
+export class TransactionLayer implements TransactionHost {
+  readonly clock: Clock;
+  readonly timers: Readonly<TimerConfig>;
+  readonly counters: TransactionCounters = newCounters();
+  readonly tu: TransactionUser;
+  private readonly sendFn: SendFn;
+  private readonly onError: (err: unknown) => void;
+  private readonly clients = new Map<string, ClientTransaction>();
+  private readonly servers = new Map<string, ServerTransaction>();
+
+  constructor(opts: TransactionLayerOptions) {
+    this.sendFn = opts.send;
+    this.tu = opts.tu;
+    this.clock = opts.clock ?? systemClock;
+    const t = { ...DEFAULT_TIMERS, ...opts.timers };
+    for (const k of ['T1', 'T2', 'T4', 'D'] as const) {
+      if (!Number.isFinite(t[k]) || t[k] < 0) throw new Error(`transaction timer ${k} must be a non-negative number of ms, got ${String(t[k])}`);
+    }
+    this.timers = Object.freeze(t);
+    this.onError = opts.onError ?? ((err) => console.error('transaction layer: TU callback threw', err));
+  }
+
+  /** Live client transactions. */
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** Live server transactions. */
+  get serverCount(): number {
+    return this.servers.size;
+  }
+
+  // ---- inbound -------------------------------------------------------------------------------
+
+  /** Feed one parsed message with its transport facts. Never throws for bad input. */
+  receive(msg: SipMessage, meta: InboundMeta): ReceiveOutcome {
+    return msg.kind === 'request' ? this.receiveRequest(msg, meta) : this.receiveResponse(msg, meta);
+  }
+
+  receiveResponse(res: SipResponse, meta: InboundMeta): ReceiveOutcome {
+    const via = topVia(res);
+    const cseqField = firstHeader(res, 'cseq');
+    const cseq = cseqField === undefined ? undefined : parseCSeq(cseqField.value);
+    if (via === undefined || cseq === undefined || res.status < 100 || res.status > 699) {
+      this.counters.invalidMessages++;
+      return 'invalid';
+    }
+    const txn = this.clients.get(via.branch + SEP + cseq.method);
+    if (txn === undefined) {
+      this.counters.strayResponses++;
+      return 'stray';
+    }
+    if (!txn.acceptsFrom(meta)) {
+      this.counters.forgedResponses++;
+      return 'forged';
+    }
+    return txn.receiveResponse(res, meta);
+  }
+
+  receiveRequest(req: SipRequest, meta: InboundMeta): ReceiveOutcome {
+    const via = topVia(req);
+    const cseqField = firstHeader(req, 'cseq');
+    const cseq = cseqField === undefined ? undefined : parseCSeq(cseqField.value);
+    if (via === undefined || cseq === undefined || cseq.method !== req.method) {
+      this.counters.invalidMessages++;
+      return 'invalid';
+    }
+    const isAck = req.method === 'ACK';
+    const key = this.serverKey(req, via, cseq.seq, isAck || req.method === 'INVITE' ? 'INVITE' : req.method);
+    if (key === undefined) {
+      this.counters.invalidMessages++;
+      return 'invalid';
+    }
+    const existing = this.servers.get(key);
+    if (isAck) {
+      if (existing !== undefined && existing.kind === 'ist' && existing.receiveAck()) return 'absorbed';
+      const invite = existing !== undefined && existing.kind === 'ist' ? existing : undefined;
+      this.guard(() => this.tu.ack(req, meta, invite));
+      return 'ack';
+    }
+    if (existing !== undefined) {
+      existing.receiveRequest(req);
+      return 'absorbed';
+    }
+    const branch = via.branch;
+    const txn =
+      req.method === 'INVITE'
+        ? new InviteServerTransaction(this, key, req, branch, meta)
+        : new NonInviteServerTransaction(this, key, req, branch, meta);
+    this.servers.set(key, txn);
+    this.counters.serverTransactionsCreated++;
+    this.guard(() => this.tu.request(txn, req, meta));
+    return 'new';
+  }
+
+  /**
+   * RFC 3261 §17.2.3 server-transaction key. ACK and CANCEL are looked up with method INVITE.
+   * RFC 3261 branches: branch + sent-by + method. Older (RFC 2543) branches: Request-URI,
+   * Call-ID, From tag, CSeq number and the whole top Via (the To tag, which the ACK adds, is
+   * not compared). undefined when an RFC 2543 request lacks Call-ID.
+   */
+  private serverKey(req: SipRequest, via: TopVia, seq: number, method: string): string | undefined {
+    if (via.branch.startsWith(MAGIC_COOKIE)) return via.branch + SEP + via.sentBy + SEP + method;
+    const callId = firstHeader(req, 'call-id')?.value;
+    if (callId === undefined) return undefined;
+    const fromTag = tagOf(firstHeader(req, 'from')?.value ?? '') ?? '';
+    return '2543' + SEP + req.uri + SEP + callId + SEP + fromTag + SEP + seq + SEP + via.field.value + SEP + method;
+  }
+
+  /** The INVITE server transaction a CANCEL targets (RFC 3261 §9.2), if it is still live. */
+  findInviteServerTransaction(cancel: SipRequest): InviteServerTransaction | undefined {
+    const via = topVia(cancel);
+    const cseqField = firstHeader(cancel, 'cseq');
+    const cseq = cseqField === undefined ? undefined : parseCSeq(cseqField.value);
+    if (via === undefined || cseq === undefined) return undefined;
+    const key = this.serverKey(cancel, via, cseq.seq, 'INVITE');
+    const txn = key === undefined ? undefined : this.servers.get(key);
+    return txn !== undefined && txn.kind === 'ist' ? txn : undefined;
+  }
+
+  /** A live client transaction by branch and CSeq method (e.g. the INVITE a CANCEL is for). */
+  findClientTransaction(branch: string, method: string): ClientTransaction | undefined {
+    return this.clients.get(branch + SEP + method);
+  }
+
+  // ---- outbound ------------------------------------------------------------------------------
+
+  /**
+   * Start a client transaction: `req` must carry its top Via with an RFC 3261 branch (see
+   * `newBranch`) and a CSeq whose method equals the request's. `target.address` must be an IP
+   * literal (responses are checked against it). ACK is not a transaction: use `sendStateless`.
+   * Throws on a malformed request or a branch already in use.
+   */
+  sendRequest(req: SipRequest, target: SendTarget): ClientTransaction {
+    if (req.method === 'ACK') throw new Error('ACK does not start a client transaction; use sendStateless()');
+    const via = topVia(req);
+    if (via === undefined) throw new Error(`${req.method}: missing or malformed top Via`);
+    if (!via.branch.startsWith(MAGIC_COOKIE)) throw new Error(`${req.method}: top Via branch must start with ${MAGIC_COOKIE}`);
+    const cseqField = firstHeader(req, 'cseq');
+    const cseq = cseqField === undefined ? undefined : parseCSeq(cseqField.value);
+    if (cseq === undefined || cseq.method !== req.method) throw new Error(`${req.method}: missing CSeq or CSeq method differs`);
+    const key = via.branch + SEP + req.method;
+    if (this.clients.has(key)) throw new Error(`${req.method}: a client transaction with branch ${via.branch} already exists`);
+    const txn =
+      req.method === 'INVITE'
+        ? new InviteClientTransaction(this, key, req, via.branch, target)
+        : new NonInviteClientTransaction(this, key, req, via.branch, target);
+    this.clients.set(key, txn);
+    this.counters.clientTransactionsCreated++;
+    txn.start();
+    return txn;
+  }
+
+  /** Send bytes outside any transaction (ACK for a 2xx, stateless responses). */
+  sendStateless(target: SendTarget, bytes: Buffer): ReturnType<SendFn> {
+    return this.sendFn(target, bytes);
+  }
+
+  // ---- transport events ----------------------------------------------------------------------
+
+  /** A TCP/TLS connection closed: client transactions bound to it fail (RFC 3261 §17.1.4). */
+  connectionClosed(connectionId: string): void {
+    const failed: ClientTransaction[] = [];
+    for (const txn of this.clients.values()) if (txn.reliable && txn.connectionId === connectionId && txn.state !== 'Completed') failed.push(txn);
+    for (const txn of failed) txn.transportFailedExternally('closed');
+  }
+
+  /** ICMP unreachable (UDP) or refused (TCP) for a destination: its pending client transactions fail. */
+  destinationUnreachable(dest: Pick<SendTarget, 'protocol' | 'address' | 'port'>, reason: TransportErrorReason = 'unreachable'): void {
+    const failed: ClientTransaction[] = [];
+    for (const txn of this.clients.values()) {
+      const t = txn.target;
+      if (t.protocol === dest.protocol && t.address === dest.address && t.port === dest.port && (txn.state === 'Calling' || txn.state === 'Trying' || txn.state === 'Proceeding')) failed.push(txn);
+    }
+    for (const txn of failed) txn.transportFailedExternally(reason);
+  }
+
+  /** Stop every timer and forget every transaction (engine shutdown). No TU events. */
+  close(): void {
+    for (const txn of [...this.clients.values(), ...this.servers.values()]) txn.abandon();
+    this.clients.clear();
+    this.servers.clear();
+  }
+
+  // ---- TransactionHost -----------------------------------------------------------------------
+
+  send(target: SendTarget, bytes: Buffer, onError: (reason: TransportErrorReason, detail?: string) => void, onOk?: (connectionId: string | undefined) => void): void {
+    let result: SendResult | Promise<SendResult> | void;
+    try {
+      result = this.sendFn(target, bytes);
+    } catch (err) {
+      onError('exception', err instanceof Error ? err.message : String(err));
+      return;
+    }
+    if (result === undefined) return;
+    if (result instanceof Promise) {
+      result.then(
+        (r) => settle(r, onError, onOk),
+        (err: unknown) => onError('exception', err instanceof Error ? err.message : String(err)),
+      );
+    } else settle(result, onError, onOk);
+  }
+
+  remove(txn: Transaction): void {
+    const table: Map<string, Transaction> = txn.kind === 'ict' || txn.kind === 'nict' ? this.clients : this.servers;
+    if (table.get(txn.key) === txn) table.delete(txn.key);
+    if (this.tu.terminated) this.guard(() => this.tu.terminated!(txn));
+  }
+
+  guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+}
+
+function settle(r: SendResult, onError: (reason: TransportErrorReason, detail?: string) => void, onOk?: (connectionId: string | undefined) => void): void {
+  if (r.ok) onOk?.(r.connectionId);
+  else onError(r.reason, r.detail);
+}

@@ -1,0 +1,182 @@
+// RFC 3261 §17.2 server transactions, with RFC 6026's Accepted state for INVITE.
+import type { SipRequest, SipResponse } from '../message/types.js';
+import { serialize } from '../message/serialize.js';
+import type { SendTarget } from '../transport/types.js';
+import { TransactionBase } from './base.js';
+import { buildResponse } from './build.js';
+import type { InboundMeta, TransactionHost } from './types.js';
+
+abstract class ServerTransactionBase extends TransactionBase {
+  readonly request: SipRequest;
+  readonly method: string;
+  readonly branch: string;
+  /** Where the request came from (as the transport reported it). */
+  readonly meta: InboundMeta;
+  /**
+   * Where responses go: by default back to the request's source over its connection, which is
+   * RFC 3581 rport behaviour (the engine stamps rport on every request, as drachtio does).
+   * The TU may replace it before its first response (RFC 3261 §18.2.2 rules, maddr …).
+   */
+  target: SendTarget;
+  /** The last response sent (retransmitted when the request is retransmitted). */
+  lastResponse: SipResponse | undefined = undefined;
+  protected lastBytes: Buffer | undefined = undefined;
+
+  protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta, initial: 'Proceeding' | 'Trying') {
+    super(host, key, meta.source.protocol, initial);
+    this.request = request;
+    this.method = request.method;
+    this.branch = branch;
+    this.meta = meta;
+    const s = meta.source;
+    this.target = { protocol: s.protocol, address: s.address, port: s.port, connectionId: meta.connectionId };
+  }
+
+  protected transmit(bytes: Buffer, retransmission: boolean): void {
+    if (retransmission) this.host.counters.retransmissionsSent++;
+    this.host.send(this.target, bytes, (reason, detail) => this.transportFailed(reason, detail));
+  }
+
+  /** Send a response already accepted by the state machine; remember it for retransmissions. */
+  protected sendResponse(res: SipResponse): void {
+    const bytes = serialize(res);
+    this.lastResponse = res;
+    this.lastBytes = bytes;
+    this.transmit(bytes, false);
+  }
+
+  protected absorbRequest(): void {
+    this.host.counters.retransmissionsAbsorbed++;
+    this.host.counters.requestRetransmissionsAbsorbed++;
+  }
+
+  /**
+   * Pass a response from the TU down (RFC 3261 §17.2.1 / §17.2.2). Returns false, sending
+   * nothing, when the transaction no longer accepts one (final already sent, terminated).
+   */
+  abstract respond(res: SipResponse): boolean;
+  /** A retransmission of the request arrived. */
+  abstract receiveRequest(req: SipRequest): void;
+}
+
+/** RFC 3261 §17.2.1 (Figure 7) with RFC 6026 §7.1 (Accepted, Timer L). */
+export class InviteServerTransaction extends ServerTransactionBase {
+  readonly kind = 'ist' as const;
+
+  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta) {
+    super(host, key, request, branch, meta, 'Proceeding');
+  }
+
+  /** 100 Trying (RFC 3261 §17.2.1), only before any other response. Returns whether it was sent. */
+  sendTrying(): boolean {
+    if (this.state !== 'Proceeding' || this.lastResponse !== undefined) return false;
+    return this.respond(buildResponse(this.request, 100, 'Trying'));
+  }
+
+  respond(res: SipResponse): boolean {
+    const status = res.status;
+    if (!(status >= 100 && status <= 699)) return false;
+    if (this.state === 'Accepted') {
+      // RFC 6026 §7.1: further 2xx (the core's retransmissions or another 2xx) pass straight through.
+      if (status < 200 || status >= 300) return false;
+      this.transmit(serialize(res), false);
+      return true;
+    }
+    if (this.state !== 'Proceeding') return false;
+    this.sendResponse(res);
+    if (this.terminated) return true; // transport failed
+    if (status < 200) return true;
+    const T1 = this.host.timers.T1;
+    if (status < 300) {
+      // RFC 6026: Accepted absorbs INVITE retransmissions while the core retransmits the 2xx.
+      this.state = 'Accepted';
+      this.startLifetimeTimer(64 * T1, this.onTimerL);
+      return true;
+    }
+    this.state = 'Completed';
+    if (!this.reliable) {
+      this.interval = T1;
+      this.startRetransmitTimer(T1, this.onTimerG);
+    }
+    this.startLifetimeTimer(64 * T1, this.onTimerH);
+    return true;
+  }
+
+  receiveRequest(_req: SipRequest): void {
+    this.absorbRequest();
+    // Proceeding: resend the latest provisional; Completed: the final. Accepted/Confirmed: nothing.
+    if ((this.state === 'Proceeding' || this.state === 'Completed') && this.lastBytes !== undefined) {
+      this.transmit(this.lastBytes, true);
+    }
+  }
+
+  /**
+   * An ACK with this transaction's branch. Returns true when absorbed here (ACK of the non-2xx
+   * final, §17.2.1), false when the TU should see it (Accepted: ACK of the 2xx).
+   */
+  receiveAck(): boolean {
+    if (this.state === 'Completed') {
+      this.state = 'Confirmed';
+      this.stopRetransmitTimer();
+      this.stopLifetimeTimer();
+      this.terminateAfter(this.host.timers.T4); // Timer I
+      return true;
+    }
+    if (this.state === 'Accepted') return false;
+    this.absorbRequest();
+    return true;
+  }
+
+  /** Timer G: retransmit the final response, doubling up to T2. */
+  private readonly onTimerG = (): void => {
+    if (this.state !== 'Completed' || this.lastBytes === undefined) return;
+    this.transmit(this.lastBytes, true);
+    if (this.state !== 'Completed') return;
+    this.interval = Math.min(2 * this.interval, this.host.timers.T2);
+    this.startRetransmitTimer(this.interval, this.onTimerG);
+  };
+
+  /** Timer H: the ACK never came; the TU is told (transaction failure, §17.2.1). */
+  private readonly onTimerH = (): void => {
+    if (this.state !== 'Completed') return;
+    this.host.counters.timeouts++;
+    this.stopRetransmitTimer();
+    this.host.guard(() => this.host.tu.timeout(this));
+    this.terminate();
+  };
+
+  /** Timer L (RFC 6026). */
+  private readonly onTimerL = (): void => this.terminate();
+}
+
+/** RFC 3261 §17.2.2 (Figure 8). */
+export class NonInviteServerTransaction extends ServerTransactionBase {
+  readonly kind = 'nist' as const;
+
+  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta) {
+    super(host, key, request, branch, meta, 'Trying');
+  }
+
+  respond(res: SipResponse): boolean {
+    const status = res.status;
+    if (!(status >= 100 && status <= 699)) return false;
+    if (this.state !== 'Trying' && this.state !== 'Proceeding') return false;
+    this.sendResponse(res);
+    if (this.terminated) return true;
+    if (status < 200) {
+      this.state = 'Proceeding';
+      return true;
+    }
+    this.state = 'Completed';
+    this.terminateAfter(64 * this.host.timers.T1); // Timer J
+    return true;
+  }
+
+  receiveRequest(_req: SipRequest): void {
+    this.absorbRequest();
+    // Trying: nothing to resend; Proceeding/Completed: the last response (§17.2.2).
+    if (this.state !== 'Trying' && this.lastBytes !== undefined) this.transmit(this.lastBytes, true);
+  }
+}
+
+export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
