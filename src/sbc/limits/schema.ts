@@ -8,16 +8,37 @@ export const PeerLimitsSchema = z.strictObject({
   per_source_pps: z.number().int().positive().optional(),
   /** INVITE attempts per second for the peer, and the bucket's burst. */
   cps: z.number().positive().optional(),
+  /** Call attempts the peer may send at once above `cps` (default: one second's worth). */
   burst: z.number().int().positive().optional(),
   /** Concurrent sessions for the peer across the pool. */
   sessions: z.number().int().positive().optional(),
+});
+
+/** Reputation (RFC 5765 §5.1.2): strikes within a window ban the source for a while. */
+export const StrikesSchema = z.strictObject({
+  /** Strikes (malformed messages, refused requests, TLS handshake and identity failures) that ban. */
+  threshold: z.number().int().positive().default(20),
+  window_s: z.number().positive().default(60),
+  ban_s: z.number().positive().default(600),
 });
 
 /** Global limits (top-level `limits`). */
 export const GlobalLimitsSchema = z.strictObject({
   /** Concurrent sessions for the whole SBE (or pool, with Redis). */
   sessions: z.number().int().positive().optional(),
+  /** Packets per second per source address for sources that match no peer. */
+  per_source_pps: z.number().int().positive().optional(),
+  /** Omit to never ban automatically. */
+  strikes: StrikesSchema.optional(),
+  /**
+   * A session's slot expires this long after its node last kept it alive (the node refreshes
+   * every third of it): the time a crashed node's capacity takes to return.
+   */
+  session_ttl_s: z.number().positive().max(3600).default(30),
+  /** Retry-After (s) on 503 for a session limit or an unavailable store (cps computes its own). */
+  retry_after_s: z.number().int().positive().default(5),
 });
 
 export type PeerLimits = z.infer<typeof PeerLimitsSchema>;
 export type GlobalLimits = z.infer<typeof GlobalLimitsSchema>;
+export type Strikes = z.infer<typeof StrikesSchema>;

@@ -1,0 +1,184 @@
+// Limits stage (RFC 6404 §4.9): per-peer call rate, concurrent sessions per peer and for the
+// whole SBE or pool, per-source packet rate for an external engine, and strikes that ban
+// (RFC 5765 §5.1.2). State lives in a Store so limits hold across a pool of SBEs.
+import { randomUUID } from 'node:crypto';
+import { Counter, Gauge, register } from 'prom-client';
+import { TokenBuckets } from '../../store/bucket.js';
+import type { SessionScope, Store, StrikeResult } from '../../store/types.js';
+import type { Policy } from '../../policy/schema.js';
+import type { LimitsStage, Refusal, RequestView, Side } from '../stages.js';
+import type { GlobalLimits, PeerLimits } from './schema.js';
+
+export type RefusalReason = 'cps' | 'sessions' | 'global_sessions' | 'store_unavailable';
+
+export type Admission =
+  | { admit: true; sessionId: string; /** Idempotent; never throws. */ release(): Promise<void> }
+  | { admit: false; status: 503; retryAfterS: number; reason: RefusalReason };
+
+/** The limits that apply to one request: its peer's (absent for core) and the global ones. */
+export interface AppliedLimits {
+  peer?: PeerLimits;
+  global?: Partial<GlobalLimits>;
+}
+
+export interface LimitsOptions {
+  store: Store;
+  /** This node's id in the pool (stable across restarts, so reconcileOnStart finds its leftovers). */
+  nodeId: string;
+  /** Default slot expiry when the policy does not say (policy: limits.session_ttl_s). */
+  sessionTtlMs?: number;
+  /** Clock for the local per-source buckets (ms). */
+  now?: () => number;
+}
+
+/** The scope names sessions count against (also what admin/metrics read back). */
+export const GLOBAL_SCOPE = 'global';
+export const peerScope = (peerId: string): string => `peer:${peerId}`;
+
+function counter(name: string, help: string, labelNames: string[]): Counter {
+  return (register.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help, labelNames });
+}
+function gauge(name: string, help: string, labelNames: string[]): Gauge {
+  return (register.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, labelNames });
+}
+
+export const limitRefusals = counter('peergate_limit_refusals_total', 'Requests refused by a limit (503), by peer and reason', ['peer', 'reason']);
+export const sourceDrops = counter('peergate_limit_source_drops_total', 'Requests dropped silently by the per-source packet rate, by peer', ['peer']);
+export const strikesTotal = counter('peergate_strikes_total', 'Strikes counted against sources, by kind', ['kind']);
+export const strikeBans = counter('peergate_strike_bans_total', 'Sources banned for too many strikes, by the kind of the last strike', ['kind']);
+export const localSessions = gauge('peergate_limit_sessions_local', 'Sessions this node holds a slot for', []);
+
+export class Limits implements LimitsStage {
+  private readonly store: Store;
+  private readonly nodeId: string;
+  private readonly defaultTtlMs: number;
+  private readonly now: () => number;
+  private readonly sources = new TokenBuckets(200_000);
+  private timer: NodeJS.Timeout | undefined;
+  private ttlMs: number;
+  private held = 0;
+
+  constructor(opts: LimitsOptions) {
+    this.store = opts.store;
+    this.nodeId = opts.nodeId;
+    this.defaultTtlMs = opts.sessionTtlMs ?? 30_000;
+    this.ttlMs = this.defaultTtlMs;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Drop what a previous run of this node left in the store, then keep this node's sessions
+   * alive every third of their ttl. A failed reconcile (store down) is not fatal: the leftovers
+   * expire by themselves within the ttl.
+   */
+  async start(): Promise<number> {
+    let dropped = 0;
+    try { dropped = await this.store.reconcileOnStart(this.nodeId); } catch { /* expire by ttl */ }
+    this.schedule();
+    return dropped;
+  }
+
+  /** Stop keeping sessions alive (a stopped node's slots expire within the ttl). */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Refresh this node's sessions now; returns how many (0 when the store is down). */
+  async keepAlive(): Promise<number> {
+    try { return await this.store.keepAlive(this.nodeId, this.ttlMs); } catch { return 0; }
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      void this.keepAlive().finally(() => { if (this.timer) this.schedule(); });
+    }, Math.max(50, Math.floor(this.ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  /**
+   * Admit a new call from `peerId` (undefined: from the core side, global limits only):
+   * call rate first (cheap to refuse a flood), then one slot in every session scope at once.
+   */
+  async admit(peerId: string | undefined, limits: AppliedLimits, sessionId: string = randomUUID()): Promise<Admission> {
+    const peer = limits.peer;
+    const global = limits.global;
+    const label = peerId ?? 'core';
+    const retryAfterS = global?.retry_after_s ?? 5;
+    if (global?.session_ttl_s !== undefined) this.ttlMs = global.session_ttl_s * 1000;
+    try {
+      if (peerId !== undefined && peer?.cps !== undefined) {
+        const burst = peer.burst ?? Math.max(1, Math.ceil(peer.cps));
+        const r = await this.store.take(`cps:${peerId}`, peer.cps, burst);
+        if (!r.allowed) return this.refuse(label, 'cps', Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
+      }
+      const scopes: SessionScope[] = [];
+      // Sessions are counted per peer even without a limit, so the count is there when one is set.
+      if (peerId !== undefined) scopes.push({ scope: peerScope(peerId), limit: peer?.sessions });
+      scopes.push({ scope: GLOBAL_SCOPE, limit: global?.sessions });
+      const r = await this.store.acquire(scopes, sessionId, this.nodeId, this.ttlMs);
+      if (!r.ok) return this.refuse(label, r.scope === GLOBAL_SCOPE ? 'global_sessions' : 'sessions', retryAfterS);
+    } catch {
+      // StoreUnavailableError under fail_closed, or any store fault: refuse, never hang or crash.
+      return this.refuse(label, 'store_unavailable', retryAfterS);
+    }
+    this.held++;
+    localSessions.set(this.held);
+    let released = false;
+    return {
+      admit: true,
+      sessionId,
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.held--;
+        localSessions.set(this.held);
+        try { await this.store.release(sessionId); } catch { /* the slot expires by ttl */ }
+      },
+    };
+  }
+
+  /** The b2bua's stage interface (src/sbc/stages.ts). */
+  async admitCall(policy: Policy, from: Side, _req: RequestView): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }> {
+    const a = from.kind === 'peer'
+      ? await this.admit(from.peer.id, { peer: from.peer.limits, global: policy.limits })
+      : await this.admit(undefined, { global: policy.limits });
+    if (a.admit) return { ok: true, release: () => { void a.release(); } };
+    return { ok: false, refusal: { status: 503, reason: 'Service Unavailable', label: `limit_${a.reason}`, retryAfterS: a.retryAfterS } };
+  }
+
+  /**
+   * Per-source packet rate in the app, for when the engine is an external drachtio-server
+   * (the embedded engine's shield does this before parsing). Synchronous and local: it runs
+   * per request. False = drop silently (already counted).
+   */
+  checkSource(source: string, pps: number | undefined, peerId?: string, burst?: number): boolean {
+    if (pps === undefined) return true;
+    if (this.sources.take(source, pps, burst ?? pps, this.now()) === 0) return true;
+    sourceDrops.inc({ peer: peerId ?? 'unknown' });
+    return false;
+  }
+
+  /**
+   * Count a strike (malformed message, refused request, failed TLS handshake, identity failure)
+   * against `source`; past the policy threshold the source is banned pool-wide. Undefined when
+   * strikes are off or the store could not be reached.
+   */
+  async strike(source: string, kind: string, global: Partial<GlobalLimits> | undefined): Promise<StrikeResult | undefined> {
+    const s = global?.strikes;
+    if (s === undefined) return undefined;
+    strikesTotal.inc({ kind });
+    try {
+      const r = await this.store.strike(source, kind, { threshold: s.threshold, windowMs: s.window_s * 1000, banMs: s.ban_s * 1000 });
+      if (r.banned) strikeBans.inc({ kind });
+      return r;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private refuse(peer: string, reason: RefusalReason, retryAfterS: number): Admission {
+    limitRefusals.inc({ peer, reason });
+    return { admit: false, status: 503, retryAfterS, reason };
+  }
+}
