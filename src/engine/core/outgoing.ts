@@ -1,0 +1,37 @@
+// Building SIP messages the engine sends: headers sorted the way drachtio-server's stack
+// (sofia-sip) writes them, so that apps and golden traces see the same layout.
+import { headerRank, headerSpelling, UNKNOWN_RANK } from './headers.js';
+
+export class OutMessage {
+  private readonly ranks: number[] = [];
+  private readonly lines: string[] = [];
+
+  /** Add a header; `lower` is the canonical lower-case name, `spelling` how to write it when unknown. */
+  add(lower: string, value: string, spelling: string = lower): this {
+    this.ranks.push(headerRank(lower));
+    this.lines.push(`${headerSpelling(spelling, lower)}: ${value}\r\n`);
+    return this;
+  }
+
+  has(lower: string): boolean {
+    const rank = headerRank(lower);
+    if (rank === UNKNOWN_RANK) {
+      const prefix = `${headerSpelling(lower, lower).toLowerCase()}:`;
+      return this.lines.some((l) => l.toLowerCase().startsWith(prefix));
+    }
+    return this.ranks.includes(rank);
+  }
+
+  /** Serialise with a computed Content-Length (spec §7.4: the app's is always discarded). */
+  render(startLine: string, body: Buffer): Buffer {
+    this.add('content-length', String(body.length));
+    const idx = this.lines.map((_, i) => i);
+    // Stable by rank: equal ranks keep insertion order (multi-valued headers, unknowns).
+    idx.sort((a, b) => (this.ranks[a]! - this.ranks[b]!) || (a - b));
+    let head = `${startLine}\r\n`;
+    for (const i of idx) head += this.lines[i];
+    head += '\r\n';
+    const h = Buffer.from(head, 'utf8');
+    return body.length === 0 ? h : Buffer.concat([h, body]);
+  }
+}
