@@ -1,0 +1,233 @@
+import { describe, it, expect } from 'vitest';
+import { join, isAbsolute } from 'node:path';
+import { loadPolicy, parsePolicy, formatError, formatKeyPath, type PolicyError } from '../../../src/policy/load.js';
+import { scratchDir, writeFile } from '../../helpers/procs.js';
+
+const BASE = `listen:
+  - { name: peer-udp, side: peer, transport: udp, address: 127.0.0.1, port: 5060 }
+  - { name: core-udp, side: core, transport: udp, address: 127.0.0.1, port: 5080 }
+core:
+  targets: [ "sip:127.0.0.1:5090" ]
+peers:
+  - id: alpha
+    match: { addresses: [ 192.0.2.0/24 ] }
+    targets: [ "sip:192.0.2.10:5060" ]
+    limits: { cps: 10 }
+  - id: beta
+    match:
+      addresses: [ 198.51.100.7 ]
+    targets: [ "sip:198.51.100.7:5060" ]
+routes:
+  - { from: core, called_prefix: "+44", to: alpha }
+  - { from: core, to: [ alpha, beta ] }
+  - { from: peers, to: core }
+`;
+
+/** 1-based line/column of the first occurrence of `needle` (after `after`, if given). */
+function pos(text: string, needle: string, after = ''): { line: number; column: number } {
+  const start = after ? text.indexOf(after) : 0;
+  const i = text.indexOf(needle, start);
+  if (i < 0 || start < 0) throw new Error(`test bug: '${needle}' not in text`);
+  const before = text.slice(0, i);
+  const line = before.split('\n').length;
+  return { line, column: i - before.lastIndexOf('\n') };
+}
+
+function errorsOf(text: string, file = '/etc/peergate/p.yaml'): PolicyError[] {
+  const r = parsePolicy(text, file);
+  if (r.ok) throw new Error('expected errors, policy loaded');
+  return r.errors;
+}
+
+function expectErrorAt(errors: PolicyError[], expected: { line: number; column: number; keyPath: string; message: RegExp }) {
+  const hit = errors.find((e) => e.keyPath === expected.keyPath);
+  expect(hit, `no error for ${expected.keyPath}; got ${errors.map(formatError).join(' | ')}`).toBeDefined();
+  expect(hit!.line).toBe(expected.line);
+  expect(hit!.column).toBe(expected.column);
+  expect(hit!.message).toMatch(expected.message);
+}
+
+describe('policy loader: valid files', () => {
+  it('loads the base policy with defaults filled in and routes normalised to lists', () => {
+    const r = parsePolicy(BASE, '/x/p.yaml');
+    if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
+    const p = r.policy;
+    expect(p.unknown_source).toBe('drop');
+    expect(p.ops.address).toBe('127.0.0.1');
+    expect(p.engine.embedded).toBe(true);
+    expect(p.peers[0]!.methods).toContain('INVITE');
+    expect(p.peers[0]!.methods).not.toContain('REGISTER');
+    expect(p.peers[0]!.transport).toBe('any');
+    expect(p.peers[1]!.topology.user_agent).toBe('remove');
+    expect(p.routes[0]!.to).toEqual(['alpha']);
+    expect(p.routes[1]!.to).toEqual(['alpha', 'beta']);
+    expect(p.store.redis).toBeUndefined();
+  });
+
+  it('returns a deep-frozen policy', () => {
+    const r = parsePolicy(BASE, '/x/p.yaml');
+    if (!r.ok) throw new Error('failed');
+    expect(Object.isFrozen(r.policy)).toBe(true);
+    expect(Object.isFrozen(r.policy.peers[0]!.match.addresses)).toBe(true);
+    expect(() => { (r.policy.peers as unknown as unknown[]).push({}); }).toThrow();
+  });
+
+  it('resolves relative file paths against the policy file directory, keeps absolute ones', () => {
+    const text = BASE.replace('core:\n', `tls:
+  certificate: certs/sbe.pem
+  key: /abs/key.pem
+  client_cas: [ ca/fed.pem ]
+  require_client_cert: false
+core:
+`);
+    const r = parsePolicy(text, '/srv/pg/policy.yaml');
+    if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
+    expect(r.policy.tls!.certificate).toBe('/srv/pg/certs/sbe.pem');
+    expect(r.policy.tls!.key).toBe('/abs/key.pem');
+    expect(r.policy.tls!.client_cas).toEqual(['/srv/pg/ca/fed.pem']);
+    expect(isAbsolute(r.policy.tls!.certificate)).toBe(true);
+  });
+
+  it('normalises certificate fingerprints to Node fingerprint256 form', () => {
+    const fp = 'ab'.repeat(32);
+    const text = BASE.replace('listen:\n', 'listen:\n  - { name: peer-tls, side: peer, transport: tls, address: 127.0.0.1, port: 5061 }\n')
+      .replace('core:\n', 'tls: { certificate: a.pem, key: b.pem, client_cas: [ ca.pem ] }\ncore:\n')
+      .replace('match: { addresses: [ 192.0.2.0/24 ] }', `match: { certificate: { fingerprints_sha256: [ "${fp}" ] } }`);
+    const r = parsePolicy(text, '/x/p.yaml');
+    if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
+    expect(r.policy.peers[0]!.match.certificate!.fingerprints_sha256[0]).toBe(Array(32).fill('AB').join(':'));
+  });
+
+  it('accepts unknown_source: 403 written as a YAML number', () => {
+    const r = parsePolicy(`${BASE}unknown_source: 403\n`, '/x/p.yaml');
+    expect(r.ok && r.policy.unknown_source).toBe('403');
+  });
+
+  it('the example policy checks OK', () => {
+    const r = loadPolicy(join(import.meta.dirname, '../../../policies/example.yaml'));
+    if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
+    expect(r.policy.listen.some((l) => l.side === 'core')).toBe(true);
+    expect(r.policy.peers.length).toBeGreaterThan(0);
+  });
+});
+
+describe('policy loader: every error names file, line, column and key path', () => {
+  it('YAML syntax error', () => {
+    const text = BASE.replace('targets: [ "sip:127.0.0.1:5090" ]', 'targets: [ "sip:127.0.0.1:5090"\n  bad: {');
+    const errors = errorsOf(text);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors[0]!.message).toMatch(/^YAML: /);
+    expect(errors[0]!.file).toBe('/etc/peergate/p.yaml');
+    expect(errors[0]!.line).toBeGreaterThanOrEqual(pos(text, 'targets').line);
+    expect(formatError(errors[0]!)).toMatch(/^\/etc\/peergate\/p\.yaml:\d+:\d+: YAML: /);
+  });
+
+  it('duplicate YAML keys are an error', () => {
+    const text = BASE.replace('core:\n', 'core:\n  targets: [ "sip:a" ]\n');
+    const errors = errorsOf(text);
+    expect(errors[0]!.message).toMatch(/YAML: .*(unique|duplicate)/i);
+    expect(errors[0]!.line).toBe(pos(text, 'targets', 'core:').line + 1);
+  });
+
+  it('unknown key points at the key itself', () => {
+    const text = BASE.replace('limits: { cps: 10 }', 'limits: { cps: 10 }\n    colour: blue');
+    expectErrorAt(errorsOf(text), { ...pos(text, 'colour'), keyPath: 'peers[0].colour', message: /unknown key 'colour'/ });
+  });
+
+  it('unknown key in a fragment owned by another stage (limits)', () => {
+    const text = BASE.replace('limits: { cps: 10 }', 'limits: { cps: 10, cpss: 3 }');
+    expectErrorAt(errorsOf(text), { ...pos(text, 'cpss'), keyPath: 'peers[0].limits.cpss', message: /unknown key/ });
+  });
+
+  it('wrong type', () => {
+    const text = BASE.replace('limits: { cps: 10 }', 'limits: { cps: ten }');
+    expectErrorAt(errorsOf(text), { ...pos(text, 'ten }'), keyPath: 'peers[0].limits.cps', message: /number/ });
+  });
+
+  it('bad CIDR', () => {
+    const text = BASE.replace('192.0.2.0/24', '192.0.2.0/33');
+    expectErrorAt(errorsOf(text), { ...pos(text, '192.0.2.0/33'), keyPath: 'peers[0].match.addresses[0]', message: /not a valid CIDR/ });
+  });
+
+  it('dangling route target, in a list', () => {
+    const text = BASE.replace('to: [ alpha, beta ]', 'to: [ alpha, gamma ]');
+    expectErrorAt(errorsOf(text), { ...pos(text, 'gamma'), keyPath: 'routes[1].to[1]', message: /unknown peer 'gamma'/ });
+  });
+
+  it('dangling route source', () => {
+    const text = BASE.replace('{ from: peers, to: core }', '{ from: delta, to: core }');
+    expectErrorAt(errorsOf(text), { ...pos(text, 'delta'), keyPath: 'routes[2].from', message: /unknown peer 'delta'/ });
+  });
+
+  it('duplicate peer id', () => {
+    const text = BASE.replace('- id: beta', '- id: alpha');
+    const second = pos(text, 'alpha', 'targets: [ "sip:192.0.2.10');
+    expectErrorAt(errorsOf(text), { ...second, keyPath: 'peers[1].id', message: /duplicate peer id 'alpha'/ });
+  });
+
+  it('missing required key points at the enclosing map', () => {
+    const text = BASE.replace('    match: { addresses: [ 192.0.2.0/24 ] }\n', '');
+    expectErrorAt(errorsOf(text), { ...pos(text, 'id: alpha'), keyPath: 'peers[0].match', message: /missing required key 'match'/ });
+  });
+
+  it('port out of range', () => {
+    const text = BASE.replace('port: 5080', 'port: 70000');
+    expectErrorAt(errorsOf(text), { ...pos(text, '70000'), keyPath: 'listen[1].port', message: /1-65535/ });
+  });
+
+  it('a tls listener without tls material', () => {
+    const text = BASE.replace('listen:\n', 'listen:\n  - { name: t, side: peer, transport: tls, address: 127.0.0.1, port: 5061 }\n');
+    expectErrorAt(errorsOf(text), { ...pos(text, 'tls', 'name: t'), keyPath: 'listen[0].transport', message: /needs the top-level tls section/ });
+  });
+
+  it('unquoted called_prefix gets a hint', () => {
+    const text = BASE.replace('called_prefix: "+44"', 'called_prefix: +44');
+    expectErrorAt(errorsOf(text), { ...pos(text, '+44'), keyPath: 'routes[0].called_prefix', message: /quoted string/ });
+  });
+
+  it('reports several errors at once, in file order', () => {
+    const text = BASE.replace('port: 5060', 'port: 0').replace('192.0.2.0/24', 'nope');
+    const errors = errorsOf(text);
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < errors.length; i++) expect(errors[i]!.line).toBeGreaterThanOrEqual(errors[i - 1]!.line);
+  });
+
+  it('missing file, empty file, non-mapping document', () => {
+    const dir = scratchDir();
+    const missing = loadPolicy(join(dir, 'nope.yaml'));
+    expect(!missing.ok && missing.errors[0]!.message).toBe('file not found');
+    const empty = loadPolicy(writeFile(dir, 'empty.yaml', '# nothing\n'));
+    expect(!empty.ok && empty.errors[0]!.message).toMatch(/empty/);
+    const list = errorsOf('- a\n- b\n');
+    expect(list[0]!.message).toMatch(/expected object/);
+    expect(list[0]).toMatchObject({ line: 1, column: 1 });
+  });
+
+  it('a YAML alias bomb fails fast instead of hanging', () => {
+    const lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 12; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    const t0 = Date.now();
+    const errors = errorsOf(lines.join('\n'));
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(errors[0]!.message).toMatch(/YAML/);
+  });
+
+  it('checkFiles reports missing certificate files at their key', () => {
+    const dir = scratchDir();
+    writeFile(dir, 'ca.pem', 'x');
+    const text = BASE.replace('core:\n', 'tls: { certificate: sbe.pem, key: sbe.pem, client_cas: [ ca.pem ], require_client_cert: false }\ncore:\n');
+    const file = writeFile(dir, 'p.yaml', text);
+    expect(loadPolicy(file).ok).toBe(true);
+    const r = loadPolicy(file, { checkFiles: true });
+    if (r.ok) throw new Error('expected missing files');
+    expect(r.errors.map((e) => e.keyPath).sort()).toEqual(['tls.certificate', 'tls.key']);
+    expect(r.errors[0]).toMatchObject({ ...pos(text, 'sbe.pem'), file });
+  });
+
+  it('formatKeyPath and formatError', () => {
+    expect(formatKeyPath(['peers', 1, 'limits', 'cps'])).toBe('peers[1].limits.cps');
+    expect(formatKeyPath([])).toBe('');
+    expect(formatError({ file: 'p.yaml', line: 3, column: 7, keyPath: 'a.b', message: 'bad' })).toBe('p.yaml:3:7: a.b: bad');
+    expect(formatError({ file: 'p.yaml', line: 1, column: 1, keyPath: '', message: 'empty' })).toBe('p.yaml:1:1: empty');
+  });
+});
