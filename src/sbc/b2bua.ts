@@ -15,7 +15,7 @@ import { PeerDirectory, type TlsIdentity } from './peers.js';
 import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
-import type { RequestView, Side, Refusal, Stages } from './stages.js';
+import type { RequestView, Side, Refusal, Stages, Leg } from './stages.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
@@ -175,7 +175,7 @@ export class B2bua {
         const target = targets[i]!;
         let localSdpB: string | undefined = req.body || undefined;
         if (this.stages.media && req.body) {
-          const o = await this.stages.media.offer({ callId, sdp: req.body, from, to: target.side, policy });
+          const o = await this.stages.media.offer({ callId, sdp: req.body, leg: 'A', from, to: target.side, policy });
           if (!o.ok) { finish('refused'); return this.refuse(res, fromLabel, o.refusal, log); }
           localSdpB = o.sdp;
         }
@@ -232,7 +232,7 @@ export class B2bua {
         ...(localSdpB !== undefined ? { localSdpB } : {}),
         localSdpA: async (sdpB: string) => {
           if (!media || !sdpB) return sdpB;
-          const a = await media.answer({ callId, sdp: sdpB, from: target.side, to: from, policy });
+          const a = await media.answer({ callId, sdp: sdpB, leg: 'B', from: target.side, to: from, policy });
           if (!a.ok) throw Object.assign(new Error(a.refusal.reason), { status: a.refusal.status });
           return a.sdp;
         },
@@ -270,12 +270,12 @@ export class B2bua {
     };
     uas.on('destroy', () => end('caller_bye', uac));
     uac.on('destroy', () => end('callee_bye', uas));
-    this.relayInDialog(uas, uac, from, target.side, policy, c, callId, log);
-    this.relayInDialog(uac, uas, target.side, from, policy, c, callId, log);
+    this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log);
+    this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log);
   }
 
   /** Requests arriving on `a` are re-originated on `b` with the receiving side's allowlist. */
-  private relayInDialog(a: Dialog, b: Dialog, aSide: Side, bSide: Side, policy: Policy, c: Compiled, callId: string, log: Logger): void {
+  private relayInDialog(a: Dialog, b: Dialog, aLeg: Leg, aSide: Side, bSide: Side, policy: Policy, c: Compiled, callId: string, log: Logger): void {
     const allow = c.allow.get(allowKey(bSide))!;
     const trust = trustBetween(policy, aSide, bSide);
     const media = this.stages.media;
@@ -283,14 +283,14 @@ export class B2bua {
       void (async () => {
         let sdp = req.body;
         if (media && sdp) {
-          const o = await media.offer({ callId, sdp, from: aSide, to: bSide, policy });
+          const o = await media.offer({ callId, sdp, leg: aLeg, from: aSide, to: bSide, policy });
           if (!o.ok) return res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal));
           sdp = o.sdp;
         }
         const answer = await b.modify(sdp);
         let back = answer;
         if (media && answer) {
-          const r = await media.answer({ callId, sdp: answer, from: bSide, to: aSide, policy });
+          const r = await media.answer({ callId, sdp: answer, leg: aLeg === 'A' ? 'B' : 'A', from: bSide, to: aSide, policy });
           if (!r.ok) return res.send(r.refusal.status, r.refusal.reason, warningHeaders(r.refusal));
           back = r.sdp;
         }

@@ -46,9 +46,14 @@ export interface IdentityStage {
   sign(policy: Policy, to: Side, req: RequestView, outgoing: { from: string; to: string }): Promise<Record<string, string>>;
 }
 
+/** A: the caller's leg; B: the called leg. An offer or answer comes from one leg and goes to the other. */
+export type Leg = 'A' | 'B';
+
+export interface MediaArgs { callId: string; sdp: string; leg: Leg; from: Side; to: Side; policy: Policy }
+
 export interface MediaStage {
-  offer(args: { callId: string; sdp: string; from: Side; to: Side; policy: Policy }): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
-  answer(args: { callId: string; sdp: string; from: Side; to: Side; policy: Policy }): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
+  offer(args: MediaArgs): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
+  answer(args: MediaArgs): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
   /** Idempotent; called on every way a call ends. */
   end(callId: string): Promise<void>;
 }
