@@ -266,8 +266,16 @@ export class MediaStage {
       return undefined;
     }
     try {
+      // rtpengine 10.5's delete reply carries no totals, so the final counters come from a
+      // query just before it.
+      let stats: MediaStats | undefined;
+      try {
+        stats = statsOf(await this.pool.command(inst, 'query', { 'call-id': callId }));
+      } catch (e) {
+        if (e instanceof NgUnavailable) throw e;
+      }
       const r = await this.pool.command(inst, 'delete', { 'call-id': callId });
-      const stats = statsOf(r);
+      stats ??= statsOf(r);
       if (stats) {
         mediaPackets.inc(stats.packets);
         mediaBytes.inc(stats.bytes);

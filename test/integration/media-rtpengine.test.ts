@@ -1,0 +1,295 @@
+// The media stage against a real userspace rtpengine, driven as the B2BUA drives it, with
+// real RTP/SRTP packets between loopback test endpoints.
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import client from 'prom-client';
+import { MediaStage, SideMediaSchema, type SideMedia } from '../../src/sbc/media/index.js';
+import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
+import { stopAll } from '../helpers/procs.js';
+import {
+  RtpEndpoint, DtlsSrtpPeer, Srtp, audioSdp, makeStream, newInlineKey, parseRtp, sdpCrypto, sdpMediaAddress, sendAll,
+} from '../helpers/rtp.js';
+
+const side = (p: Record<string, unknown> = {}): SideMedia => SideMediaSchema.parse(p);
+const carrier = side({ srtp: 'required', suites: ['AES_CM_128_HMAC_SHA1_80'], dtls: 'refused' });
+const core = side({ srtp: 'forbidden' });
+const legacy = side({ srtp: 'optional' });
+const webrtc = side({ srtp: 'required', dtls: 'required' });
+
+/** What the core side's SDP says about itself; none of it may reach a peer. */
+const CORE_ORIGIN = 'core-pbx-internal 77 1 IN IP4 10.20.30.40';
+const CORE_CANDIDATE = 'a=candidate:1 1 UDP 2130706431 10.20.30.40 40000 typ host';
+
+let rtpe: TestRtpengine;
+let stage: MediaStage;
+const endpoints: { close(): Promise<void> }[] = [];
+const callIds: string[] = [];
+
+async function ep(): Promise<RtpEndpoint> {
+  const e = await RtpEndpoint.open();
+  endpoints.push(e);
+  return e;
+}
+function newCallId(): string {
+  const id = `media-it-${randomBytes(6).toString('hex')}`;
+  callIds.push(id);
+  return id;
+}
+async function refusals(reason: string): Promise<number> {
+  const m = await client.register.getSingleMetric('peergate_media_refusals_total')!.get();
+  return m.values.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
+/** Assert an SDP sent toward a peer carries nothing of the core side. */
+function expectNoCoreTopology(sdp: string, corePort: number): void {
+  expect(sdp).not.toContain('10.20.30.40');
+  expect(sdp).not.toContain('core-pbx-internal');
+  expect(sdp).not.toMatch(new RegExp(`^m=audio ${corePort} `, 'm'));
+  expect(sdp).not.toContain('a=candidate');
+  expect(sdp).toMatch(/^o=- /m);
+}
+
+beforeAll(async () => {
+  rtpe = await startRtpengine();
+  stage = await MediaStage.create({ rtpengine: [{ address: rtpe.address, weight: 1 }], timeout_ms: 500, health_interval_ms: 200 });
+});
+
+afterEach(async () => {
+  for (const id of callIds.splice(0)) await stage.delete(id);
+  await Promise.all(endpoints.splice(0).map((e) => e.close()));
+  // The stage must leave nothing behind in rtpengine.
+  expect(await rtpe.calls()).toEqual([]);
+});
+
+afterAll(async () => {
+  await stage?.close();
+  await rtpe?.stop();
+  await stopAll();
+});
+
+/** Peer (SDES-SRTP) calls core (plain): offer from the peer, answer from the core. */
+async function peerSrtpToCorePlain() {
+  const P = await ep();
+  const C = await ep();
+  const callId = newCallId();
+  const peerKey = newInlineKey();
+  const offer = await stage.offer({
+    callId, fromTag: 'peer-tag', from: 'peer', fromPolicy: carrier, toPolicy: core,
+    sdp: audioSdp({ port: P.port, proto: 'RTP/SAVP', lines: [`a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${peerKey}`, 'a=x-unknown-attr:passes through'] }),
+  });
+  expect(offer.ok).toBe(true);
+  if (!offer.ok) throw new Error('offer refused');
+  const towardCore = sdpMediaAddress(offer.sdp);
+  expect(towardCore.proto).toBe('RTP/AVP');
+  expect(sdpCrypto(offer.sdp)).toEqual([]);
+  expect(offer.sdp).toContain('a=x-unknown-attr:passes through');
+
+  const answer = await stage.answer({
+    callId, fromTag: 'peer-tag', toTag: 'core-tag',
+    sdp: audioSdp({ port: C.port, origin: CORE_ORIGIN, lines: [CORE_CANDIDATE] }),
+  });
+  expect(answer.ok).toBe(true);
+  if (!answer.ok) throw new Error('answer refused');
+  const towardPeer = sdpMediaAddress(answer.sdp);
+  expect(towardPeer.proto).toBe('RTP/SAVP');
+  expectNoCoreTopology(answer.sdp, C.port);
+  const crypto = sdpCrypto(answer.sdp);
+  expect(crypto.map((c) => c.suite)).toEqual(['AES_CM_128_HMAC_SHA1_80']);
+  expect(answer.sdp).not.toContain('a=fingerprint');
+  return {
+    P, C, callId,
+    peerTx: Srtp.fromInline(peerKey), // what the peer encrypts with
+    peerRx: Srtp.fromInline(crypto[0]!.inline), // rtpengine's key toward the peer
+    portForPeer: towardPeer.port, portForCore: towardCore.port,
+  };
+}
+
+describe('media stage with a real rtpengine', () => {
+  it('peer SRTP ↔ core plain RTP: payloads byte-identical both ways', async () => {
+    const c = await peerSrtpToCorePlain();
+    const fromPeer = makeStream(5, 0x11111111);
+    await sendAll(c.P, fromPeer.map((p) => c.peerTx.protect(p)), c.portForPeer);
+    const atCore = await c.C.waitFor(5);
+    expect(atCore).toHaveLength(5);
+    for (let i = 0; i < 5; i++) {
+      const got = parseRtp(atCore[i]!.data);
+      const sent = parseRtp(fromPeer[i]!);
+      expect(got.payload.equals(sent.payload)).toBe(true);
+      expect(got.seq).toBe(sent.seq);
+      expect(got.ssrc).toBe(sent.ssrc);
+    }
+    const fromCore = makeStream(5, 0x22222222, 5000);
+    await sendAll(c.C, fromCore, c.portForCore);
+    const atPeer = await c.P.waitFor(5);
+    expect(atPeer).toHaveLength(5);
+    for (let i = 0; i < 5; i++) {
+      expect(atPeer[i]!.data.length).toBe(fromCore[i]!.length + 10); // 80-bit tag
+      const clear = c.peerRx.unprotect(atPeer[i]!.data);
+      expect(clear, 'SRTP toward the peer must authenticate with the key rtpengine offered').toBeDefined();
+      expect(parseRtp(clear!).payload.equals(parseRtp(fromCore[i]!).payload)).toBe(true);
+    }
+    const stats = await stage.query(c.callId);
+    expect(stats!.packets).toBeGreaterThanOrEqual(10);
+    expect(stats!.errors).toBe(0);
+  });
+
+  it('drops packets with a bad auth tag and packets from a foreign source after learning', async () => {
+    const c = await peerSrtpToCorePlain();
+    const stream = makeStream(12, 0x33333333);
+    await sendAll(c.P, stream.slice(0, 3).map((p) => c.peerTx.protect(p)), c.portForPeer);
+    expect(await c.C.waitFor(3)).toHaveLength(3);
+
+    // Tampered tags, from the right source.
+    const tampered = stream.slice(3, 6).map((p) => { const s = c.peerTx.protect(p); s[s.length - 1]! ^= 0xff; return s; });
+    await sendAll(c.P, tampered, c.portForPeer);
+    // Correctly encrypted, but from a foreign source after the peer's address was learned.
+    const F = await ep();
+    await sendAll(F, stream.slice(6, 9).map((p) => c.peerTx.protect(p)), c.portForPeer);
+    expect(await c.C.settle(300, 3)).toEqual([]);
+
+    // The stream itself still works.
+    await sendAll(c.P, stream.slice(9, 12).map((p) => c.peerTx.protect(p)), c.portForPeer);
+    const after = await c.C.waitFor(6);
+    expect(after.slice(3).map((r) => parseRtp(r.data).seq)).toEqual([1009, 1010, 1011]);
+
+    // The core's stream too: learned from its first packet, a foreign source cannot inject.
+    const coreStream = makeStream(5, 0x44444444, 7000);
+    await sendAll(c.C, coreStream.slice(0, 2), c.portForCore);
+    expect(await c.P.waitFor(2)).toHaveLength(2);
+    const F2 = await ep();
+    await sendAll(F2, coreStream.slice(2), c.portForCore);
+    expect(await c.P.settle(300, 2)).toEqual([]);
+
+    const stats = await stage.query(c.callId);
+    expect(stats!.errors).toBeGreaterThanOrEqual(3);
+    const final = await stage.delete(c.callId);
+    expect(final!.errors).toBeGreaterThanOrEqual(3);
+    expect(await stage.delete(c.callId)).toBeUndefined(); // idempotent
+  });
+
+  it('core plain → SRTP-required peer: offer toward the peer is SRTP with the allowed suite only, media decrypts', async () => {
+    const C = await ep();
+    const P = await ep();
+    const callId = newCallId();
+    const offer = await stage.offer({
+      callId, fromTag: 'core-tag', from: 'core', fromPolicy: core, toPolicy: carrier,
+      sdp: audioSdp({ port: C.port, origin: CORE_ORIGIN, lines: [CORE_CANDIDATE] }),
+    });
+    if (!offer.ok) throw new Error(`offer refused: ${offer.warning}`);
+    expectNoCoreTopology(offer.sdp, C.port);
+    const towardPeer = sdpMediaAddress(offer.sdp);
+    expect(towardPeer.proto).toBe('RTP/SAVP');
+    const offered = sdpCrypto(offer.sdp);
+    expect(offered.map((x) => x.suite)).toEqual(['AES_CM_128_HMAC_SHA1_80']);
+    expect(offer.sdp).not.toContain('a=fingerprint');
+
+    const peerKey = newInlineKey();
+    const answer = await stage.answer({
+      callId, fromTag: 'core-tag', toTag: 'peer-tag',
+      sdp: audioSdp({ port: P.port, proto: 'RTP/SAVP', lines: [`a=crypto:${offered[0]!.tag} AES_CM_128_HMAC_SHA1_80 inline:${peerKey}`] }),
+    });
+    if (!answer.ok) throw new Error(`answer refused: ${answer.warning}`);
+    const towardCore = sdpMediaAddress(answer.sdp);
+    expect(towardCore.proto).toBe('RTP/AVP');
+
+    const fromCore = makeStream(5, 0x55555555);
+    await sendAll(C, fromCore, towardCore.port);
+    const atPeer = await P.waitFor(5);
+    expect(atPeer).toHaveLength(5);
+    const rx = Srtp.fromInline(offered[0]!.inline);
+    atPeer.forEach((r, i) => expect(parseRtp(rx.unprotect(r.data)!).payload.equals(parseRtp(fromCore[i]!).payload)).toBe(true));
+
+    const tx = Srtp.fromInline(peerKey);
+    const fromPeer = makeStream(5, 0x66666666, 3000);
+    await sendAll(P, fromPeer.map((p) => tx.protect(p)), towardPeer.port);
+    const atCore = await C.waitFor(5);
+    expect(atCore.map((r) => parseRtp(r.data).payload.toString('hex'))).toEqual(fromPeer.map((p) => parseRtp(p).payload.toString('hex')));
+  });
+
+  it('refuses plain offers from or toward an SRTP-required side, and UNENCRYPTED_SRTCP, before asking rtpengine', async () => {
+    const P = await ep();
+    const before = await refusals('srtp_required');
+    const plainFromCarrier = await stage.offer({ callId: newCallId(), fromTag: 'a', from: 'peer', fromPolicy: carrier, toPolicy: core, sdp: audioSdp({ port: P.port }) });
+    expect(plainFromCarrier).toMatchObject({ ok: false, status: 488, reason: 'srtp_required' });
+    if (plainFromCarrier.ok) return;
+    expect(plainFromCarrier.warning).toMatch(/^302 peergate "SRTP required/);
+    expect(await refusals('srtp_required')).toBe(before + 1);
+
+    const plainTowardCarrier = await stage.offer({ callId: newCallId(), fromTag: 'a', from: 'peer', fromPolicy: legacy, toPolicy: carrier, sdp: audioSdp({ port: P.port }) });
+    expect(plainTowardCarrier).toMatchObject({ ok: false, status: 488, reason: 'srtp_required_toward' });
+
+    const weak = await stage.offer({
+      callId: newCallId(), fromTag: 'a', from: 'peer', fromPolicy: carrier, toPolicy: core,
+      sdp: audioSdp({ port: P.port, proto: 'RTP/SAVP', lines: [`a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${newInlineKey()} UNENCRYPTED_SRTCP`] }),
+    });
+    expect(weak).toMatchObject({ ok: false, status: 488, reason: 'insecure_srtp_params' });
+
+    const wrongSuite = await stage.offer({
+      callId: newCallId(), fromTag: 'a', from: 'peer', fromPolicy: carrier, toPolicy: core,
+      sdp: audioSdp({ port: P.port, proto: 'RTP/SAVP', lines: [`a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:${newInlineKey()}`] }),
+    });
+    expect(wrongSuite).toMatchObject({ ok: false, status: 488, reason: 'no_allowed_suite' });
+    // Nothing was anchored for any of them.
+    expect(await rtpe.calls()).toEqual([]);
+    expect(stage.activeCalls()).toBe(0);
+  });
+
+  it('a DTLS-SRTP peer completes a handshake with rtpengine and carries media to a plain core', async () => {
+    const D = await DtlsSrtpPeer.open();
+    endpoints.push(D);
+    const C = await ep();
+    const callId = newCallId();
+    const offer = await stage.offer({
+      callId, fromTag: 'peer-tag', from: 'peer', fromPolicy: webrtc, toPolicy: core,
+      sdp: audioSdp({ port: D.ep.port, proto: 'UDP/TLS/RTP/SAVP', lines: D.sdpLines() }),
+    });
+    if (!offer.ok) throw new Error(`offer refused: ${offer.warning}`);
+    expect(sdpMediaAddress(offer.sdp).proto).toBe('RTP/AVP');
+    expect(offer.sdp).not.toContain('a=fingerprint');
+    const answer = await stage.answer({ callId, fromTag: 'peer-tag', toTag: 'core-tag', sdp: audioSdp({ port: C.port, origin: CORE_ORIGIN }) });
+    if (!answer.ok) throw new Error(`answer refused: ${answer.warning}`);
+    expectNoCoreTopology(answer.sdp, C.port);
+    expect(answer.sdp).toMatch(/^a=setup:active/m);
+    expect(answer.sdp).toMatch(/^a=fingerprint:sha-256 /m);
+    expect(sdpCrypto(answer.sdp)).toEqual([]);
+    const towardPeer = sdpMediaAddress(answer.sdp);
+
+    await Promise.race([D.connected, new Promise((_, rej) => setTimeout(() => rej(new Error('DTLS handshake timed out')), 5000))]);
+    expect(D.srtpProfile).toBe(1); // SRTP_AES128_CM_HMAC_SHA1_80
+
+    const fromPeer = makeStream(5, 0x77777777);
+    await sendAll(D.ep, fromPeer.map((p) => D.tx!.protect(p)), towardPeer.port);
+    const atCore = await C.waitFor(5);
+    expect(atCore.map((r) => parseRtp(r.data).payload.toString('hex'))).toEqual(fromPeer.map((p) => parseRtp(p).payload.toString('hex')));
+
+    const fromCore = makeStream(5, 0x78787878, 9000);
+    await sendAll(C, fromCore, sdpMediaAddress(offer.sdp).port);
+    const atPeer = await D.ep.waitFor(5);
+    expect(atPeer).toHaveLength(5);
+    atPeer.forEach((r, i) => expect(parseRtp(D.rx!.unprotect(r.data)!).payload.equals(parseRtp(fromCore[i]!).payload)).toBe(true));
+  });
+
+  it('early media (183) then 200, and a re-offer from the core moving its media port', async () => {
+    const c = await peerSrtpToCorePlain(); // the answer in there plays the 183
+    const final = await stage.answer({ callId: c.callId, fromTag: 'peer-tag', toTag: 'core-tag', sdp: audioSdp({ port: c.C.port, origin: CORE_ORIGIN }) });
+    expect(final.ok).toBe(true);
+
+    // re-INVITE from the core: new port; rtpengine's ports toward each side stay.
+    const C2 = await ep();
+    const reoffer = await stage.offer({
+      callId: c.callId, fromTag: 'core-tag', toTag: 'peer-tag', from: 'core', fromPolicy: core, toPolicy: carrier,
+      sdp: audioSdp({ port: C2.port, origin: 'core-pbx-internal 77 2 IN IP4 10.20.30.40' }),
+    });
+    if (!reoffer.ok) throw new Error(`re-offer refused: ${reoffer.warning}`);
+    expectNoCoreTopology(reoffer.sdp, C2.port);
+    const reCrypto = sdpCrypto(reoffer.sdp);
+    expect(reCrypto.length).toBeGreaterThan(0);
+    const reanswer = await stage.answer({
+      callId: c.callId, fromTag: 'core-tag', toTag: 'peer-tag',
+      sdp: audioSdp({ port: c.P.port, proto: 'RTP/SAVP', lines: [`a=crypto:${reCrypto[0]!.tag} ${reCrypto[0]!.suite} inline:${newInlineKey()}`] }),
+    });
+    if (!reanswer.ok) throw new Error(`re-answer refused: ${reanswer.warning}`);
+    const fromCore = makeStream(3, 0x12121212);
+    await sendAll(C2, fromCore, sdpMediaAddress(reanswer.sdp).port);
+    expect(await c.P.waitFor(3)).toHaveLength(3);
+  });
+});
