@@ -1,0 +1,99 @@
+// PASSporT (RFC 8225) as carried in the SIP Identity header (RFC 8224), with the SHAKEN
+// extension (RFC 8588): parse, check the ES256 signature, build and sign.
+import { sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+
+export interface PassportHeader { alg?: unknown; typ?: unknown; ppt?: unknown; x5u?: unknown }
+export interface PassportClaims {
+  iat?: unknown;
+  orig?: { tn?: unknown; uri?: unknown };
+  dest?: { tn?: unknown; uri?: unknown };
+  attest?: unknown;
+  origid?: unknown;
+}
+
+export interface ParsedPassport {
+  header: PassportHeader;
+  claims: PassportClaims;
+  /** `<b64 header>.<b64 claims>`: the JWS signing input. */
+  signingInput: string;
+  signature: Buffer;
+  compact: boolean;
+}
+
+export class PassportError extends Error {}
+
+/** Longest JWS we read; a PASSporT is a few hundred bytes. */
+const MAX_TOKEN = 8192;
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+function decodeJson(part: string, what: string): Record<string, unknown> {
+  if (!B64URL.test(part)) throw new PassportError(`${what} is not base64url`);
+  let v: unknown;
+  try { v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')); } catch { throw new PassportError(`${what} is not JSON`); }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new PassportError(`${what} is not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/** Split a full-form JWS (`h.p.s`). Compact form (`..s`) returns compact=true with empty
+ *  header/claims: the caller rebuilds them from the SIP request (RFC 8225 §7). */
+export function parsePassport(token: string): ParsedPassport {
+  if (token.length > MAX_TOKEN) throw new PassportError('PASSporT too long');
+  const d1 = token.indexOf('.');
+  const d2 = d1 < 0 ? -1 : token.indexOf('.', d1 + 1);
+  if (d1 < 0 || d2 < 0 || token.indexOf('.', d2 + 1) >= 0) throw new PassportError('PASSporT is not a JWS (three dot-separated parts)');
+  const h = token.slice(0, d1);
+  const p = token.slice(d1 + 1, d2);
+  const s = token.slice(d2 + 1);
+  if (!B64URL.test(s) || s.length === 0) throw new PassportError('PASSporT signature is not base64url');
+  const signature = Buffer.from(s, 'base64url');
+  if (h === '' && p === '') return { header: {}, claims: {}, signingInput: '', signature, compact: true };
+  return { header: decodeJson(h, 'PASSporT header'), claims: decodeJson(p, 'PASSporT claims') as PassportClaims, signingInput: `${h}.${p}`, signature, compact: false };
+}
+
+/** ES256 check: JWS signatures are r||s (IEEE P1363), not DER. */
+export function verifyEs256(signingInput: string, signature: Buffer, key: KeyObject): boolean {
+  if (signature.length !== 64) return false;
+  try {
+    return cryptoVerify('sha256', Buffer.from(signingInput, 'ascii'), { key, dsaEncoding: 'ieee-p1363' }, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** JSON with keys in lexicographic order and no whitespace (RFC 8225 §9), recursively. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export interface SignPassportInput {
+  origTn: string;
+  destTns: string[];
+  iat: number;
+  x5u: string;
+  key: KeyObject;
+  /** SHAKEN (RFC 8588): attestation and origination id. */
+  shaken?: { attest: 'A' | 'B' | 'C'; origid: string };
+}
+
+/** Build and sign a PASSporT; returns the JWS compact serialisation `h.p.s`. */
+export function signPassport(i: SignPassportInput): string {
+  const header = { alg: 'ES256', ...(i.shaken ? { ppt: 'shaken' } : {}), typ: 'passport', x5u: i.x5u };
+  const claims = {
+    ...(i.shaken ? { attest: i.shaken.attest } : {}),
+    dest: { tn: i.destTns }, iat: i.iat, orig: { tn: i.origTn },
+    ...(i.shaken ? { origid: i.shaken.origid } : {}),
+  };
+  const input = `${Buffer.from(canonicalJson(header)).toString('base64url')}.${Buffer.from(canonicalJson(claims)).toString('base64url')}`;
+  const sig = cryptoSign('sha256', Buffer.from(input, 'ascii'), { key: i.key, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+/** The RFC 8224 Identity header value for a signed PASSporT. */
+export function identityHeaderValue(jws: string, x5u: string, ppt?: string): string {
+  return `${jws};info=<${x5u}>;alg=ES256${ppt ? `;ppt=${ppt}` : ''}`;
+}

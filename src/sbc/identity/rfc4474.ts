@@ -1,0 +1,59 @@
+// RFC 4474 Identity / Identity-Info: the digest string (§9) and its RSA signature.
+import { createSign, createVerify, type KeyObject } from 'node:crypto';
+import { addrSpec, firstHeader, type IdentityRequest } from './sipfields.js';
+
+export type Rfc4474Alg = 'rsa-sha1' | 'rsa-sha256';
+const HASH: Record<Rfc4474Alg, string> = { 'rsa-sha1': 'sha1', 'rsa-sha256': 'sha256' };
+
+export function isRfc4474Alg(a: string): a is Rfc4474Alg {
+  return a === 'rsa-sha1' || a === 'rsa-sha256';
+}
+
+export interface DigestFields {
+  from: string; to: string; callId: string; cseq: string; date: string; contact?: string | undefined; body: Buffer | string;
+}
+
+const WS = /\s+/g;
+
+/** Fields of the digest string taken from a request; undefined names the missing header. */
+export function digestFields(req: IdentityRequest): DigestFields | string {
+  const from = firstHeader(req, 'From');
+  const to = firstHeader(req, 'To');
+  const callId = firstHeader(req, 'Call-ID');
+  const cseq = firstHeader(req, 'CSeq');
+  const date = firstHeader(req, 'Date');
+  if (!from) return 'From';
+  if (!to) return 'To';
+  if (!callId) return 'Call-ID';
+  if (!cseq) return 'CSeq';
+  if (!date) return 'Date';
+  const contact = firstHeader(req, 'Contact');
+  return { from: addrSpec(from), to: addrSpec(to), callId: callId.trim(), cseq: cseq.trim().replace(WS, ' '), date: date.trim(), contact: contact ? addrSpec(contact) : undefined, body: req.body };
+}
+
+/** digest-string = addr-spec ":" addr-spec ":" callid ":" 1*DIGIT SP Method ":" SIP-Date ":"
+ *  [ addr-spec ] ":" message-body   (RFC 4474 §9). The body is taken byte for byte. */
+export function digestString(f: DigestFields): Buffer {
+  const head = `${f.from}:${f.to}:${f.callId}:${f.cseq}:${f.date}:${f.contact ?? ''}:`;
+  const body = typeof f.body === 'string' ? Buffer.from(f.body, 'utf8') : f.body;
+  return body.length ? Buffer.concat([Buffer.from(head, 'utf8'), body]) : Buffer.from(head, 'utf8');
+}
+
+export function verifyRfc4474(digest: Buffer, signatureB64: string, alg: Rfc4474Alg, key: KeyObject): boolean {
+  const sig = Buffer.from(signatureB64, 'base64');
+  if (sig.length === 0) return false;
+  const v = createVerify(HASH[alg]);
+  v.update(digest);
+  try { return v.verify(key, sig); } catch { return false; }
+}
+
+export function signRfc4474Digest(digest: Buffer, alg: Rfc4474Alg, key: KeyObject): string {
+  const s = createSign(HASH[alg]);
+  s.update(digest);
+  return s.sign(key).toString('base64');
+}
+
+/** RFC 1123 date as SIP-Date wants it: `Sun, 22 Nov 2026 13:23:00 GMT`. */
+export function sipDate(ms: number): string {
+  return new Date(ms).toUTCString();
+}

@@ -1,0 +1,73 @@
+// The authentication service toward peers that require identity: SHAKEN PASSporTs (RFC 8224,
+// 8225, 8588, ES256) or legacy RFC 4474 rsa-sha256 Identity, with keys from the policy.
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { loadPrivateKey } from '../../pki/x509.js';
+import { identityHeaderValue, signPassport } from './passport.js';
+import { digestString, sipDate, signRfc4474Digest } from './rfc4474.js';
+import { addrSpec, canonicalTn } from './sipfields.js';
+import type { IdentitySigning } from './schema.js';
+
+export class SignError extends Error {}
+
+/** What is known about the request being sent (values as they will appear on the wire). */
+export interface OutgoingRequest {
+  from: string;
+  to: string;
+  requestUri?: string;
+  /** P-Asserted-Identity, when sent: the originating identity for SHAKEN. */
+  pai?: string;
+  /** Needed for RFC 4474 only (the digest covers them). */
+  callId?: string;
+  cseq?: string;
+  contact?: string;
+  body?: Buffer | string;
+  /** Date header value; generated when absent (and returned, to be sent). */
+  date?: string;
+}
+
+export class IdentitySigner {
+  private readonly keys = new Map<string, KeyObject>();
+  constructor(private readonly now: () => number = Date.now) {}
+
+  private key(path: string): KeyObject {
+    let k = this.keys.get(path);
+    if (!k) {
+      try { k = loadPrivateKey(readFileSync(path, 'utf8')); } catch (e) { throw new SignError(`identity signing key ${path}: ${(e as Error).message}`); }
+      this.keys.set(path, k);
+    }
+    return k;
+  }
+
+  /** Headers to add to the outgoing request. Throws SignError when it cannot sign. */
+  sign(policy: IdentitySigning, out: OutgoingRequest): Record<string, string> {
+    if ('shaken' in policy) {
+      const s = policy.shaken;
+      const orig = canonicalTn(addrSpec(out.pai ?? out.from));
+      const dest = canonicalTn(addrSpec(out.to)) ?? (out.requestUri ? canonicalTn(out.requestUri) : undefined);
+      if (!orig) throw new SignError('caller is not a telephone number: cannot sign a SHAKEN PASSporT');
+      if (!dest) throw new SignError('called party is not a telephone number: cannot sign a SHAKEN PASSporT');
+      const key = this.key(s.key);
+      if (key.asymmetricKeyType !== 'ec') throw new SignError(`SHAKEN key ${s.key} is not an EC key`);
+      const jws = signPassport({
+        origTn: orig, destTns: [dest], iat: Math.floor(this.now() / 1000), x5u: s.certificate_url, key,
+        shaken: { attest: s.attest, origid: s.origid ?? randomUUID() },
+      });
+      return { Identity: identityHeaderValue(jws, s.certificate_url, 'shaken') };
+    }
+    const r = policy.rfc4474;
+    if (!out.callId || !out.cseq) throw new SignError('RFC 4474 signing needs the outgoing Call-ID and CSeq');
+    const key = this.key(r.key);
+    if (key.asymmetricKeyType !== 'rsa') throw new SignError(`RFC 4474 key ${r.key} is not an RSA key`);
+    const date = out.date ?? sipDate(this.now());
+    const digest = digestString({
+      from: addrSpec(out.from), to: addrSpec(out.to), callId: out.callId.trim(), cseq: out.cseq.trim().replace(/\s+/g, ' '),
+      date, contact: out.contact ? addrSpec(out.contact) : undefined, body: out.body ?? '',
+    });
+    return {
+      Date: date,
+      Identity: `"${signRfc4474Digest(digest, r.alg, key)}"`,
+      'Identity-Info': `<${r.certificate_url}>;alg=${r.alg}`,
+    };
+  }
+}

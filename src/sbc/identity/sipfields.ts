@@ -1,0 +1,165 @@
+// SIP header helpers for identity: addr-spec extraction, telephone-number canonicalisation
+// (RFC 8224 §8.3), and splitting/parsing Identity header values. Regexes are module-level.
+
+/** The request view the identity stage needs (independent of drachtio-srf). `headers(name)`
+ *  returns every value of a header, matching its name case-insensitively. */
+export interface IdentityRequest {
+  method: string;
+  uri: string;
+  headers(name: string): string[];
+  body: Buffer | string;
+  source?: { address: string; port: number; transport?: string };
+}
+
+const COMPACT: Record<string, string> = { from: 'f', to: 't', 'call-id': 'i', contact: 'm', identity: 'y', 'identity-info': 'n' };
+
+/** All values of a header, trying the compact form when the long one is absent. */
+export function headerValues(req: IdentityRequest, name: string): string[] {
+  const v = req.headers(name);
+  if (v.length) return v;
+  const c = COMPACT[name.toLowerCase()];
+  return c ? req.headers(c) : v;
+}
+
+export function firstHeader(req: IdentityRequest, name: string): string | undefined {
+  return headerValues(req, name)[0];
+}
+
+/** The addr-spec (URI) of a name-addr or addr-spec header value, e.g. From/To/Contact. */
+export function addrSpec(value: string): string {
+  let i = 0;
+  const n = value.length;
+  // Skip a quoted display name, which may contain '<'.
+  while (i < n && value.charCodeAt(i) <= 32) i++;
+  if (value[i] === '"') {
+    i++;
+    while (i < n && value[i] !== '"') i += value[i] === '\\' ? 2 : 1;
+    i++;
+  }
+  const lt = value.indexOf('<', i);
+  if (lt >= 0) {
+    const gt = value.indexOf('>', lt);
+    return value.slice(lt + 1, gt < 0 ? n : gt).trim();
+  }
+  // addr-spec form: header parameters start at the first ';' (RFC 3261 §20.10).
+  const semi = value.indexOf(';', i);
+  return value.slice(i, semi < 0 ? n : semi).trim();
+}
+
+/** The user part of a sip/sips URI or the number of a tel URI (without its parameters). */
+export function uriUser(uri: string): { scheme: string; user: string | undefined; userPhone: boolean } {
+  const colon = uri.indexOf(':');
+  const scheme = colon > 0 ? uri.slice(0, colon).toLowerCase() : '';
+  const rest = uri.slice(colon + 1);
+  if (scheme === 'tel') {
+    const semi = rest.indexOf(';');
+    return { scheme, user: semi < 0 ? rest : rest.slice(0, semi), userPhone: true };
+  }
+  const at = rest.indexOf('@');
+  if (at < 0) return { scheme, user: undefined, userPhone: false };
+  const userinfo = rest.slice(0, at);
+  const semi = userinfo.indexOf(';');
+  const pw = userinfo.indexOf(':');
+  let end = userinfo.length;
+  if (semi >= 0) end = semi;
+  if (pw >= 0 && pw < end) end = pw;
+  const userPhone = /;user=phone(?:;|$|\?)/i.test(rest.slice(at));
+  return { scheme, user: safeDecode(userinfo.slice(0, end)), userPhone };
+}
+
+function safeDecode(s: string): string {
+  if (!s.includes('%')) return s;
+  try { return decodeURIComponent(s); } catch { return s; }
+}
+
+const VISUAL_SEPARATORS = /[-.()\s]/g;
+const TN_SHAPE = /^\+?[0-9\-.()\s]+$/;
+const TN_DIGITS = /^[0-9#*]{1,32}$/;
+
+/** RFC 8224 §8.3: a telephone number in canonical form (digits only, no '+', no visual
+ *  separators), or undefined when the URI's user part is not a telephone number. */
+export function canonicalTn(uri: string): string | undefined {
+  const { user, userPhone } = uriUser(uri);
+  if (!user) return undefined;
+  if (!userPhone && !TN_SHAPE.test(user)) return undefined;
+  return canonicalNumber(user);
+}
+
+/** Canonicalise a number string from a PASSporT claim or a URI user part. */
+export function canonicalNumber(tn: string): string | undefined {
+  const t = tn.replace(VISUAL_SEPARATORS, '').replace(/^\+/, '');
+  return TN_DIGITS.test(t) ? t : undefined;
+}
+
+/** Split a header value that may hold several comma-joined Identity fields (outside <> and quotes). */
+export function splitIdentityValues(values: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const v of values) {
+    if (!v.includes(',')) { const t = v.trim(); if (t) out.push(t); continue; }
+    let depth = 0;
+    let quoted = false;
+    let start = 0;
+    for (let i = 0; i < v.length; i++) {
+      const c = v[i];
+      if (c === '"') quoted = !quoted;
+      else if (!quoted && c === '<') depth++;
+      else if (!quoted && c === '>') depth--;
+      else if (!quoted && depth === 0 && c === ',') { const t = v.slice(start, i).trim(); if (t) out.push(t); start = i + 1; }
+    }
+    const t = v.slice(start).trim();
+    if (t) out.push(t);
+  }
+  return out;
+}
+
+/** `<token>;name=value;name=<uri>` → token and lower-cased parameter map (angle brackets kept off). */
+export function parseIdentityValue(value: string): { token: string; params: Map<string, string> } {
+  const params = new Map<string, string>();
+  let i = 0;
+  let token: string;
+  if (value[0] === '"') {
+    // RFC 4474 signed-identity-digest is a quoted string.
+    const end = value.indexOf('"', 1);
+    token = value.slice(1, end < 0 ? value.length : end);
+    i = end < 0 ? value.length : end + 1;
+  } else {
+    const semi = value.indexOf(';');
+    token = value.slice(0, semi < 0 ? value.length : semi).trim();
+    i = semi < 0 ? value.length : semi;
+  }
+  while (i < value.length) {
+    if (value[i] !== ';') { i++; continue; }
+    i++;
+    const eq = value.indexOf('=', i);
+    let next = value.indexOf(';', i);
+    if (eq < 0 || (next >= 0 && next < eq)) {
+      const name = value.slice(i, next < 0 ? value.length : next).trim().toLowerCase();
+      if (name) params.set(name, '');
+      i = next < 0 ? value.length : next;
+      continue;
+    }
+    const name = value.slice(i, eq).trim().toLowerCase();
+    let j = eq + 1;
+    while (value[j] === ' ') j++;
+    let v: string;
+    if (value[j] === '<') {
+      const gt = value.indexOf('>', j);
+      v = value.slice(j + 1, gt < 0 ? value.length : gt);
+      next = value.indexOf(';', gt < 0 ? value.length : gt);
+    } else if (value[j] === '"') {
+      const q = value.indexOf('"', j + 1);
+      v = value.slice(j + 1, q < 0 ? value.length : q);
+      next = value.indexOf(';', q < 0 ? value.length : q);
+    } else {
+      v = value.slice(j, next < 0 ? value.length : next).trim();
+    }
+    params.set(name, v);
+    i = next < 0 ? value.length : next;
+  }
+  return { token: token.replace(/\s+/g, ''), params };
+}
+
+/** The body as a string for RFC 4474's digest (bytes taken as they are: latin1 round-trips). */
+export function bodyText(body: Buffer | string): string {
+  return typeof body === 'string' ? body : body.toString('utf8');
+}
