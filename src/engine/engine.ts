@@ -1,0 +1,156 @@
+// The assembled engine: transports (with the shield in front), parser, UA core and dialogs,
+// and the drachtio wire-protocol server apps connect to. `startEngine()` is what
+// `peergate engine` and `peergate start` call.
+import { TransportLayer, type TransportLimits, type TransportTlsOptions, type ListenerSpec, type TransportLogger } from './transport/index.js';
+import { Shield, type ShieldConfig, type ShieldCounters } from './shield/index.js';
+import { parseMessage } from './message/parser.js';
+import { DEFAULT_PARSE_LIMITS, type ParseLimits } from './message/types.js';
+import { systemClock, type Clock, type Endpoint, type Protocol } from './transport/types.js';
+import { WireServer, type WireCounters } from './wire/server.js';
+import { UaCore, type CoreCounters, type Listener } from './core/ua-core.js';
+import { isIP } from 'node:net';
+
+export interface EngineTlsOptions {
+  key: string | Buffer;
+  cert: string | Buffer;
+  chain?: string | Buffer;
+  /** CAs trusted for client certificates; when set, clients are asked for one. */
+  clientCAs?: Array<string | Buffer>;
+  crls?: Array<string | Buffer>;
+  requireClientCert?: boolean;
+  ciphers?: string;
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+}
+
+export interface EngineOptions {
+  /** SIP contacts like drachtio-server's: `sip:127.0.0.1:5070;transport=udp,tcp`, `sips:127.0.0.1:5071;transport=tls`. */
+  contacts: string[];
+  wire: { address?: string; port?: number; secret: string };
+  tls?: EngineTlsOptions;
+  limits?: { parse?: Partial<ParseLimits>; transport?: TransportLimits };
+  /** A ready Shield, or its configuration (default: admit everything, counters only). */
+  shield?: Shield | ShieldConfig;
+  clock?: Clock;
+  /** Generate cdr:* events for apps that routed them. */
+  cdrs?: boolean;
+  logger?: TransportLogger;
+}
+
+export interface EngineCounters {
+  core: CoreCounters;
+  wire: WireCounters;
+  shield: ShieldCounters;
+  dialogs: number;
+  serverTransactions: number;
+  clientTransactions: number;
+}
+
+export interface Engine {
+  /** Where apps connect (drachtio wire protocol). */
+  wireAddress: string;
+  wirePort: number;
+  /** Bound SIP listeners. */
+  contacts: Endpoint[];
+  /** `tcp/127.0.0.1:5070,udp/127.0.0.1:5070` as sent to apps on authenticate. */
+  hostports: string;
+  transports: TransportLayer;
+  shield: Shield;
+  core: UaCore;
+  wire: WireServer;
+  counters(): EngineCounters;
+  close(): Promise<void>;
+}
+
+/** Parse one `--contact` value into listener specs. */
+export function parseContact(contact: string): ListenerSpec[] {
+  const m = /^(sips?):(?:[^@;]*@)?(\[[^\]]+\]|[^:;]+)(?::(\d+))?((?:;[^;]*)*)$/i.exec(contact.trim());
+  if (!m) throw new Error(`invalid contact "${contact}": expected sip:<address>[:<port>][;transport=udp,tcp] or sips:…;transport=tls`);
+  const scheme = m[1]!.toLowerCase();
+  const address = m[2]!.replace(/^\[|\]$/g, '');
+  if (isIP(address) === 0) throw new Error(`invalid contact "${contact}": the host must be an IP address`);
+  const port = m[3] !== undefined ? Number(m[3]) : scheme === 'sips' ? 5061 : 5060;
+  if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new Error(`invalid contact "${contact}": bad port`);
+  let transports: string[] = scheme === 'sips' ? ['tls'] : ['udp', 'tcp'];
+  for (const p of (m[4] ?? '').split(';')) {
+    const eq = p.indexOf('=');
+    if (eq > 0 && p.slice(0, eq).trim().toLowerCase() === 'transport') {
+      transports = p.slice(eq + 1).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
+    }
+  }
+  return transports.map((t) => {
+    if (t !== 'udp' && t !== 'tcp' && t !== 'tls') throw new Error(`invalid contact "${contact}": unknown transport "${t}"`);
+    if (scheme === 'sips' && t !== 'tls') throw new Error(`invalid contact "${contact}": sips: needs transport=tls`);
+    return { protocol: t as Protocol, address, port };
+  });
+}
+
+function hostportsOf(eps: Endpoint[]): string {
+  // drachtio lists tcp before udp (trace 01 #2); tls last.
+  const order: Record<Protocol, number> = { tcp: 0, udp: 1, tls: 2 };
+  return [...eps].sort((a, b) => order[a.protocol] - order[b.protocol])
+    .map((e) => `${e.protocol}/${isIP(e.address) === 6 ? `[${e.address}]` : e.address}:${e.port}`).join(',');
+}
+
+export async function startEngine(options: EngineOptions): Promise<Engine> {
+  if (!options.contacts || options.contacts.length === 0) throw new Error('at least one contact is required');
+  if (typeof options.wire?.secret !== 'string' || options.wire.secret.length === 0) throw new Error('wire.secret is required');
+  const listeners: ListenerSpec[] = options.contacts.flatMap(parseContact);
+  const clock = options.clock ?? systemClock;
+  const shield = options.shield instanceof Shield ? options.shield : new Shield(options.shield ?? {}, clock);
+  let tls: TransportTlsOptions | undefined;
+  if (options.tls) {
+    tls = {
+      key: options.tls.key, cert: options.tls.cert, chain: options.tls.chain, clientCAs: options.tls.clientCAs, crls: options.tls.crls,
+      requireClientCert: options.tls.requireClientCert, ciphers: options.tls.ciphers, minVersion: options.tls.minVersion,
+    };
+  }
+  const transports = new TransportLayer({ listeners, tls, limits: options.limits?.transport, shield, logger: options.logger });
+  const bound = await transports.listen();
+  const hostports = hostportsOf(bound);
+  const wire = new WireServer({
+    address: options.wire.address ?? '127.0.0.1', port: options.wire.port ?? 9022, secret: options.wire.secret,
+    hostports: () => hostports,
+  });
+  const limits: ParseLimits = { ...DEFAULT_PARSE_LIMITS, ...(options.limits?.parse ?? {}) };
+  const coreListeners: Listener[] = bound.map((e) => ({ protocol: e.protocol, address: e.address, port: e.port }));
+  const core = new UaCore({
+    wire, transport: transports, listeners: coreListeners, parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs,
+  });
+  transports.on('message', (pkt) => {
+    try {
+      core.onPacket(pkt);
+    } catch (err) {
+      // One bad message must never stop the engine.
+      process.emitWarning(`engine: error handling SIP message: ${(err as Error).stack ?? String(err)}`);
+    }
+  });
+  let w: { address: string; port: number };
+  try {
+    w = await wire.listen();
+  } catch (e) {
+    await transports.close();
+    throw e;
+  }
+  let closed = false;
+  return {
+    wireAddress: w.address,
+    wirePort: w.port,
+    contacts: bound,
+    hostports,
+    transports,
+    shield,
+    core,
+    wire,
+    counters: () => ({
+      core: { ...core.counters }, wire: { ...wire.counters }, shield: { admitted: shield.counters.admitted, dropped: { ...shield.counters.dropped } }, ...core.stats(),
+    }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      core.close();
+      await wire.close();
+      await transports.close();
+      if (!(options.shield instanceof Shield)) shield.close();
+    },
+  };
+}
