@@ -83,15 +83,18 @@ for k in string.gmatch(rec, '[^\\n]+') do redis.call('ZREM', k, ARGV[1]) end
 return 1`;
 
 /**
- * KEYS[1] node zset; ARGV ttl ms, chunk size, sid key prefix → sessions refreshed in this chunk.
- * Refreshed sessions move out of the selected score range, so calling again until the
- * result is below the chunk size walks every session without a cursor and without
- * blocking Redis for one huge node.
+ * KEYS[1] node zset; ARGV ttl ms, chunk size, sid key prefix, target expiry (0 on the first
+ * call) → {sessions refreshed in this chunk, target expiry}. Refreshed sessions move out of the
+ * selected score range (below the target), so calling again with the returned target until the
+ * count is below the chunk size walks every session without a cursor and without blocking
+ * Redis for one huge node.
  */
 export const KEEPALIVE = `
 ${NOW}
 local ttl = tonumber(ARGV[1])
-local exp = now + ttl
+local exp = tonumber(ARGV[4])
+if exp == 0 then exp = now + ttl end
+ttl = math.max(1, exp - now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. exp, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, sid in ipairs(ids) do
@@ -106,7 +109,7 @@ for _, sid in ipairs(ids) do
   end
 end
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-return #ids`;
+return {#ids, exp}`;
 
 /** KEYS[1] node zset; ARGV sid key prefix, chunk size → sessions dropped in this chunk. */
 export const RECONCILE = `

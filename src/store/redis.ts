@@ -72,6 +72,7 @@ export class RedisStore implements Store {
   private strikeSeq = 0;
   private readonly strikeTag = Math.random().toString(36).slice(2, 10);
   private closed = false;
+  private readonly subscribed: Promise<boolean>;
 
   constructor(opts: RedisStoreOptions) {
     this.timeoutMs = opts.timeoutMs ?? 150;
@@ -129,17 +130,31 @@ export class RedisStore implements Store {
     this.sub.on('message', (channel: string, msg: string) => {
       if (channel === this.channel) this.onMessage(msg);
     });
-    void this.sub.subscribe(this.channel).catch(() => { /* ioredis resubscribes on reconnect */ });
+    this.subscribed = this.sub.subscribe(this.channel).then(() => true, () => false);
+    // Scripts are loaded on every (re)connect so call setups never pay a NOSCRIPT round trip.
+    if (!(this.client instanceof Cluster)) {
+      const c = this.client;
+      c.on('ready', () => {
+        for (const src of Object.values(SCRIPTS)) void c.script('LOAD', src).catch(() => { /* EVAL fallback */ });
+      });
+    }
   }
 
-  /** Resolves once connected, or false after `timeoutMs` (the store keeps trying either way). */
+  /**
+   * Resolves true once connected and subscribed to ban changes, or false after `timeoutMs`
+   * (the store keeps trying either way).
+   */
   async ready(timeoutMs = 5000): Promise<boolean> {
-    if (this.state.state === 'up') return true;
-    return new Promise((resolve) => {
-      const t = setTimeout(() => { this.client.off('ready', on); resolve(false); }, timeoutMs);
-      const on = () => { clearTimeout(t); resolve(true); };
-      this.client.once('ready', on);
+    let timer: NodeJS.Timeout | undefined;
+    const up = this.state.state === 'up' ? Promise.resolve(true) : new Promise<boolean>((resolve) => {
+      this.client.once('ready', () => resolve(true));
     });
+    const limit = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    try {
+      return await Promise.race([Promise.all([up, this.subscribed]).then(([x, y]) => x && y), limit]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async take(key: string, ratePerS: number, burst: number): Promise<TakeResult> {
@@ -173,9 +188,11 @@ export class RedisStore implements Store {
     checkName('node id', nodeId);
     const key = `${this.prefix}{s}:node:${nodeId}`;
     let total = 0;
+    let target = 0;
     for (let i = 0; i < MAX_CHUNKS; i++) {
-      const n = await this.run('pgKeepAlive', 'keepalive', [key], [Math.ceil(ttlMs), CHUNK, this.sidPrefix]) as number;
+      const [n, exp] = await this.run('pgKeepAlive', 'keepalive', [key], [Math.ceil(ttlMs), CHUNK, this.sidPrefix, target]) as [number, number];
       total += n;
+      target = exp;
       if (n < CHUNK) break;
     }
     return total;

@@ -1,0 +1,100 @@
+// RedisStore against a real redis-server on a random loopback port: the shared behavioural
+// suite with two RedisStore instances ("two nodes") on one Redis, plus pool-level properties.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { RedisStore } from '../../src/store/redis.js';
+import { syncBans } from '../../src/store/bans.js';
+import { Shield } from '../../src/engine/shield/index.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { stopAll, waitFor } from '../helpers/procs.js';
+import { storeBehaviour } from '../helpers/store-suite.js';
+
+let redis: TestRedis;
+beforeAll(async () => { redis = await startRedis(); });
+afterAll(async () => { await stopAll(); });
+
+async function pair(prefix = 'pgtest:'): Promise<{ a: RedisStore; b: RedisStore; close(): Promise<void> }> {
+  // A generous timeout: the test machine is shared and loaded; timeouts have their own tests.
+  const a = new RedisStore({ url: redis.url, keyPrefix: prefix, timeoutMs: 1000 });
+  const b = new RedisStore({ url: redis.url, keyPrefix: prefix, timeoutMs: 1000 });
+  expect(await a.ready(3000)).toBe(true);
+  expect(await b.ready(3000)).toBe(true);
+  return { a, b, close: async () => { await a.close(); await b.close(); } };
+}
+
+storeBehaviour('RedisStore ×2 on one redis-server', () => pair());
+
+describe('RedisStore pool properties', () => {
+  it('a call-rate limit holds within ±10% across two nodes (3 s)', async () => {
+    const { a, b, close } = await pair();
+    const key = `cps-${randomUUID()}`;
+    const rate = 40;
+    const burst = 5;
+    let allowed = 0;
+    const start = Date.now();
+    const hammer = async (s: RedisStore) => {
+      // Bounded: at most 3 s and 20,000 calls per node.
+      for (let i = 0; i < 20_000 && Date.now() - start < 3000; i++) {
+        if ((await s.take(key, rate, burst)).allowed) allowed++;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    await Promise.all([hammer(a), hammer(b), hammer(a), hammer(b)]);
+    const elapsed = (Date.now() - start) / 1000;
+    const expected = burst + rate * elapsed;
+    expect(allowed).toBeGreaterThanOrEqual(Math.floor(expected * 0.9));
+    expect(allowed).toBeLessThanOrEqual(Math.ceil(expected * 1.1));
+    await close();
+  });
+
+  it('key prefixes keep deployments apart', async () => {
+    const x = await pair('pgx:');
+    const y = await pair('pgy:');
+    const s = [{ scope: 'peer:p', limit: 1 }];
+    expect((await x.a.acquire(s, `x-${randomUUID()}`, 'n', 10_000)).ok).toBe(true);
+    expect((await y.a.acquire(s, `y-${randomUUID()}`, 'n', 10_000)).ok).toBe(true);
+    expect(await x.b.count('peer:p')).toBe(1);
+    expect(await y.b.count('peer:p')).toBe(1);
+    await x.a.reconcileOnStart('n');
+    await y.a.reconcileOnStart('n');
+    await x.close(); await y.close();
+  });
+
+  it('keepAlive walks many sessions in chunks', async () => {
+    const { a, close } = await pair();
+    const node = `big-${randomUUID()}`;
+    const scope = `peer:${node}`;
+    for (let i = 0; i < 2500; i += 250) {
+      await Promise.all(Array.from({ length: 250 }, (_, j) => a.acquire([{ scope }], `${node}-${i + j}`, node, 5000)));
+    }
+    expect(await a.keepAlive(node, 60_000)).toBe(2500);
+    expect(await a.keepAlive(node, 60_000)).toBe(2500);
+    expect(await a.reconcileOnStart(node)).toBe(2500);
+    expect(await a.count(scope)).toBe(0);
+    await close();
+  });
+
+  it('a ban made on one node lands in the other node\'s engine shield', async () => {
+    const { a, b, close } = await pair(`pgban-${randomUUID().slice(0, 6)}:`);
+    await a.ban('203.0.113.9', 60_000, 'pre-existing');
+    const shieldB = new Shield();
+    const sync = await syncBans(b, shieldB);
+    expect(shieldB.isBanned('203.0.113.9')).toBe(true); // the initial list
+    await a.ban('203.0.113.10', 60_000, 'garbage');
+    await waitFor(() => shieldB.isBanned('203.0.113.10'), 2000, 10, 'ban pushed to shield B');
+    expect(shieldB.admit('203.0.113.10')).toBe(false);
+    await a.unban('203.0.113.9');
+    await waitFor(() => !shieldB.isBanned('203.0.113.9'), 2000, 10, 'unban pushed to shield B');
+    sync.stop();
+    shieldB.close();
+    await close();
+  });
+
+  it('rejects bad names instead of corrupting session records', async () => {
+    const { a, close } = await pair();
+    await expect(a.acquire([{ scope: 'a\nb' }], 'x', 'n', 1000)).rejects.toThrow(TypeError);
+    await expect(a.acquire([{ scope: 'p' }], '', 'n', 1000)).rejects.toThrow(TypeError);
+    await expect(a.take('k', 0, 1)).rejects.toThrow(RangeError);
+    await close();
+  });
+});
