@@ -36,6 +36,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
   private readonly log: Logger;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private errors: PolicyError[] = [];
   private readonly onSighup = () => { this.log.info('SIGHUP: reloading policy'); this.reload(); };
 
   constructor(path: string, initial: Policy, opts: PolicyHolderOptions = {}) {
@@ -59,10 +60,16 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
     return this.policy;
   }
 
+  /** Why the last reload failed (empty after a successful one), e.g. for POST /admin/reload. */
+  get lastErrors(): readonly PolicyError[] {
+    return this.errors;
+  }
+
   /** Re-read the file; returns whether the new policy is now in force. */
   reload(): boolean {
     const r = loadPolicy(this.path, this.opts);
     if (!r.ok) {
+      this.errors = r.errors;
       policyReloadsTotal.inc({ result: 'error' });
       this.log.error({ errors: r.errors.map(formatError) }, 'policy reload failed; keeping the running policy');
       this.emit('reload-failed', r.errors);
@@ -70,6 +77,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
     }
     const previous = this.policy;
     this.policy = r.policy;
+    this.errors = [];
     policyReloadsTotal.inc({ result: 'ok' });
     policyLoadedTimestamp.set(Date.now() / 1000);
     this.log.info({ peers: r.policy.peers.length, routes: r.policy.routes.length }, 'policy reloaded');

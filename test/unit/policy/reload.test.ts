@@ -66,6 +66,7 @@ describe('PolicyHolder', () => {
     expect(holder.current.peers[0]!.limits.cps).toBe(10);
     expect(failed).toHaveLength(1);
     expect(failed[0]![0]!.file).toBe(file);
+    expect(holder.lastErrors).toEqual(failed[0]);
     expect(await count('error')).toBe(errorsBefore + 1);
     const logged = lines.join('');
     expect(logged).toContain('policy reload failed');
@@ -78,6 +79,7 @@ describe('PolicyHolder', () => {
     expect(holder.current.peers[0]!.limits.cps).toBe(20);
     expect(swaps).toHaveLength(1);
     expect(swaps[0]![1]).toBe(callPolicy);
+    expect(holder.lastErrors).toEqual([]);
     expect(await count('ok')).toBe(okBefore + 1);
     // The call's policy object is untouched and frozen.
     expect(callPolicy.peers[0]!.limits.cps).toBe(10);
