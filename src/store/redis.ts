@@ -173,7 +173,16 @@ export class RedisStore implements Store {
       keys.push(`${this.prefix}{s}:scope:${s.scope}`);
       args.push(s.limit === undefined ? -1 : s.limit);
     }
-    const [ok, idx, count] = await this.run('pgAcquire', 'acquire', keys, args) as [number, number, number];
+    let reply: [number, number, number];
+    try {
+      reply = await this.run('pgAcquire', 'acquire', keys, args) as [number, number, number];
+    } catch (e) {
+      // A timed-out acquire may still run once a slow Redis catches up, holding a slot for a
+      // call we refused. A release queued behind it on the same connection undoes it.
+      if (e instanceof StoreUnavailableError) this.compensate(sessionId);
+      throw e;
+    }
+    const [ok, idx, count] = reply;
     if (ok === 1) return { ok: true };
     const hit = scopes[idx - 1]!;
     return { ok: false, scope: hit.scope, limit: hit.limit ?? Infinity, count };
@@ -264,6 +273,13 @@ export class RedisStore implements Store {
     this.markDown('closed');
     this.client.disconnect();
     this.sub.disconnect();
+  }
+
+  private compensate(sessionId: string): void {
+    const fn = (this.client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).pgRelease!;
+    try {
+      void fn.call(this.client, 1, this.sidPrefix + sessionId, sessionId).catch(() => { /* expires by ttl */ });
+    } catch { /* not connected: the acquire was not sent either, or it expires by ttl */ }
   }
 
   private run(name: ScriptName, op: string, keys: string[], args: (string | number)[]): Promise<unknown> {
