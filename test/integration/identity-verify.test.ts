@@ -204,7 +204,7 @@ describe('RFC 4474 Identity verification', () => {
     const from = o.from ?? 'sip:alice@127.0.0.1';
     const callId = randomUUID();
     // Built here independently of src/: RFC 4474 §9 digest-string.
-    const digest = `${from}:sip:bob@sbe.example:${callId}:1 INVITE:${date}:sip:alice@127.0.0.1:5070:${body}`;
+    const digest = `${from}|sip:bob@sbe.example|${callId}|1 INVITE|${date}|sip:alice@127.0.0.1:5070|${body}`;
     const alg = o.alg ?? 'rsa-sha256';
     const sig = createSign(alg === 'rsa-sha1' ? 'sha1' : 'sha256').update(digest).sign(read(o.keyFile ?? pki.rsa.key)).toString('base64');
     const headers: Array<[string, string]> = [

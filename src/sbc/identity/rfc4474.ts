@@ -31,10 +31,11 @@ export function digestFields(req: IdentityRequest): DigestFields | string {
   return { from: addrSpec(from), to: addrSpec(to), callId: callId.trim(), cseq: cseq.trim().replace(WS, ' '), date: date.trim(), contact: contact ? addrSpec(contact) : undefined, body: req.body };
 }
 
-/** digest-string = addr-spec ":" addr-spec ":" callid ":" 1*DIGIT SP Method ":" SIP-Date ":"
- *  [ addr-spec ] ":" message-body   (RFC 4474 §9). The body is taken byte for byte. */
+/** digest-string = addr-spec "|" addr-spec "|" callid "|" 1*DIGIT SP Method "|" SIP-Date "|"
+ *  [ addr-spec ] "|" message-body   (RFC 4474 §9; '|' because URIs contain ':').
+ *  The body is taken byte for byte. */
 export function digestString(f: DigestFields): Buffer {
-  const head = `${f.from}:${f.to}:${f.callId}:${f.cseq}:${f.date}:${f.contact ?? ''}:`;
+  const head = `${f.from}|${f.to}|${f.callId}|${f.cseq}|${f.date}|${f.contact ?? ''}|`;
   const body = typeof f.body === 'string' ? Buffer.from(f.body, 'utf8') : f.body;
   return body.length ? Buffer.concat([Buffer.from(head, 'utf8'), body]) : Buffer.from(head, 'utf8');
 }
