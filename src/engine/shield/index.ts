@@ -1,0 +1,251 @@
+// The shield: a per-source-address admission check that runs before any parsing, on every UDP
+// datagram, on every TCP/TLS connection accept and on every framed stream message (RFC 6404 §4.6
+// ingress filtering, §4.9 rate limiting; RFC 5765 §5.1.2 bans). Order of checks, cheapest and
+// most decisive first: ban set, deny CIDRs, allow CIDRs (when configured, everything else is
+// denied), per-source token bucket.
+//
+// It runs for every packet of a flood, so admit() does one or two Map lookups and, for sources it
+// has not seen recently, the native BlockList checks (cached per source); no allocation for
+// known sources.
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { systemClock, type Clock } from '../transport/types.js';
+
+export interface ShieldRate {
+  /** Sustained messages per second per source address. */
+  ratePerSec: number;
+  /** Bucket size: messages a source may send back to back. */
+  burst: number;
+}
+
+export interface ShieldConfig {
+  /** CIDRs or addresses whose traffic is always dropped. */
+  deny?: string[];
+  /** If non-empty, only these CIDRs or addresses are admitted. */
+  allow?: string[];
+  /** Per-source token bucket; absent or null = no rate limit. */
+  rate?: ShieldRate | null;
+  /** Cap on tracked sources (buckets); the oldest is evicted when full. Default 100,000. */
+  maxSources?: number;
+  /** How often idle buckets and expired bans are swept. Default 10 s. */
+  sweepIntervalMs?: number;
+}
+
+export interface ShieldCounters {
+  admitted: number;
+  dropped: { ban: number; deny: number; notAllowed: number; rateLimited: number };
+}
+
+export type ShieldVerdict = 'admit' | 'ban' | 'deny' | 'notAllowed' | 'rateLimited';
+
+export interface BanEntry { address: string; expiresAt: number }
+
+/** Per-source state: token bucket plus the cached ACL verdict for the config epoch it was made in. */
+interface Source { tokens: number; last: number; epoch: number; acl: 'admit' | 'deny' | 'notAllowed' }
+
+/** Parsed ACL: kept apart so a bad config never half-replaces a good one. */
+interface Acl { deny: BlockList | null; allow: BlockList | null }
+
+const V4_MAPPED = '::ffff:';
+
+/** `::ffff:192.0.2.1` (a v4 peer on a dual-stack socket) → `192.0.2.1`, so one rule covers both. */
+export function normalizeAddress(address: string): string {
+  if (address.length > 7 && address.charCodeAt(0) === 0x3a && address.startsWith(V4_MAPPED) && address.includes('.', 7)) {
+    return address.slice(7);
+  }
+  return address;
+}
+
+function family(address: string): 'ipv4' | 'ipv6' {
+  return address.includes(':') ? 'ipv6' : 'ipv4';
+}
+
+/** Builds a BlockList from `a.b.c.d`, `a.b.c.d/n`, `v6`, `v6/n`; throws with the offending entry. */
+export function buildBlockList(entries: readonly string[], what: string): BlockList {
+  const list = new BlockList();
+  for (const raw of entries) {
+    const entry = String(raw).trim();
+    const slash = entry.indexOf('/');
+    const addr = slash < 0 ? entry : entry.slice(0, slash);
+    const fam = isIPv4(addr) ? 'ipv4' : isIPv6(addr) ? 'ipv6' : null;
+    if (!fam) throw new Error(`shield ${what}: "${entry}" is not an IP address or CIDR`);
+    if (slash < 0) { list.addAddress(addr, fam); continue; }
+    const bitsText = entry.slice(slash + 1);
+    const bits = Number(bitsText);
+    const max = fam === 'ipv4' ? 32 : 128;
+    if (!/^\d{1,3}$/.test(bitsText) || bits > max) throw new Error(`shield ${what}: "${entry}" has a bad prefix length`);
+    list.addSubnet(addr, bits, fam);
+  }
+  return list;
+}
+
+export class Shield {
+  readonly counters: ShieldCounters = { admitted: 0, dropped: { ban: 0, deny: 0, notAllowed: 0, rateLimited: 0 } };
+
+  private acl: Acl = { deny: null, allow: null };
+  private rate: ShieldRate | null = null;
+  /** tokens per ms */
+  private refill = 0;
+  /** A bucket untouched this long is full again, i.e. the same as no bucket. */
+  private idleMs = 0;
+  private maxSources = 100_000;
+  private sweepIntervalMs = 10_000;
+  /** Insertion-ordered, so the first key is the longest-tracked source. */
+  private readonly sources = new Map<string, Source>();
+  /** Bumped by configure(): cached ACL verdicts from older epochs are re-evaluated. */
+  private epoch = 0;
+  /** Whether any per-source state is needed (an ACL or a rate is configured). */
+  private tracking = false;
+  private readonly banned = new Map<string, number>();
+  private sweepTimer: unknown = null;
+
+  constructor(config: ShieldConfig = {}, private readonly clock: Clock = systemClock) {
+    this.configure(config);
+  }
+
+  /**
+   * Replace the configuration. Validates everything first: on a bad entry it throws and the
+   * previous configuration stays in force. Bans and bucket state survive.
+   */
+  configure(config: ShieldConfig): void {
+    const deny = config.deny && config.deny.length > 0 ? buildBlockList(config.deny, 'deny') : null;
+    const allow = config.allow && config.allow.length > 0 ? buildBlockList(config.allow, 'allow') : null;
+    const rate = config.rate ?? null;
+    if (rate) {
+      if (!(Number.isFinite(rate.ratePerSec) && rate.ratePerSec > 0)) throw new Error('shield rate: ratePerSec must be a positive number');
+      if (!(Number.isFinite(rate.burst) && rate.burst >= 1)) throw new Error('shield rate: burst must be ≥ 1');
+    }
+    const maxSources = config.maxSources ?? this.maxSources;
+    if (!(Number.isInteger(maxSources) && maxSources > 0)) throw new Error('shield maxSources must be a positive integer');
+    const sweep = config.sweepIntervalMs ?? this.sweepIntervalMs;
+    if (!(Number.isFinite(sweep) && sweep > 0)) throw new Error('shield sweepIntervalMs must be positive');
+
+    this.acl = { deny, allow };
+    this.rate = rate ? { ...rate } : null;
+    this.refill = rate ? rate.ratePerSec / 1000 : 0;
+    this.idleMs = rate ? Math.ceil((rate.burst / rate.ratePerSec) * 1000) : 0;
+    this.maxSources = maxSources;
+    this.sweepIntervalMs = sweep;
+    this.epoch++;
+    this.tracking = deny !== null || allow !== null || rate !== null;
+    if (!this.tracking) this.sources.clear();
+    else if (rate) for (const b of this.sources.values()) if (b.tokens > rate.burst) b.tokens = rate.burst;
+    this.armSweep();
+  }
+
+  /** True to let the packet/connection in. Never throws. */
+  admit(address: string): boolean {
+    const v = this.check(address);
+    if (v === 'admit') { this.counters.admitted++; return true; }
+    this.counters.dropped[v]++;
+    return false;
+  }
+
+  /** The decision with its reason, without counting it. */
+  check(address: string): ShieldVerdict {
+    if (this.banned.size > 0) {
+      const until = this.banned.get(address);
+      if (until !== undefined) {
+        if (until > this.clock.now()) return 'ban';
+        this.banned.delete(address);
+      }
+    }
+    if (!this.tracking) return 'admit';
+    const now = this.clock.now();
+    let s = this.sources.get(address);
+    if (s === undefined) {
+      if (this.sources.size >= this.maxSources) {
+        // Evict the longest-tracked source: O(1), and a fresh bucket is full, so the only cost
+        // of evicting an active source is one extra burst for it.
+        const oldest = this.sources.keys().next().value;
+        if (oldest !== undefined) this.sources.delete(oldest);
+      }
+      s = { tokens: this.rate ? this.rate.burst : 0, last: now, epoch: this.epoch, acl: this.evalAcl(address) };
+      this.sources.set(address, s);
+    } else if (s.epoch !== this.epoch) {
+      s.acl = this.evalAcl(address);
+      s.epoch = this.epoch;
+    }
+    const rate = this.rate;
+    if (s.acl !== 'admit' || rate === null) { s.last = now; return s.acl; }
+    let tokens = s.tokens + (now - s.last) * this.refill;
+    if (tokens > rate.burst) tokens = rate.burst;
+    s.last = now;
+    if (tokens < 1) { s.tokens = tokens; return 'rateLimited'; }
+    s.tokens = tokens - 1;
+    return 'admit';
+  }
+
+  /** BlockList.check parses the address on every call (~4 µs), hence the per-source cache. */
+  private evalAcl(address: string): 'admit' | 'deny' | 'notAllowed' {
+    const acl = this.acl;
+    if (!acl.deny && !acl.allow) return 'admit';
+    const a = normalizeAddress(address);
+    const fam = family(a);
+    if (acl.deny && acl.deny.check(a, fam)) return 'deny';
+    if (acl.allow && !acl.allow.check(a, fam)) return 'notAllowed';
+    return 'admit';
+  }
+
+  /** Drop everything from `address` for `ttlMs` (replaces an existing ban). */
+  ban(address: string, ttlMs: number): void {
+    if (!(ttlMs > 0)) return;
+    this.banned.set(address, this.clock.now() + ttlMs);
+    const mapped = normalizeAddress(address);
+    if (mapped !== address) this.banned.set(mapped, this.clock.now() + ttlMs);
+  }
+
+  unban(address: string): boolean {
+    return this.banned.delete(address);
+  }
+
+  isBanned(address: string): boolean {
+    const until = this.banned.get(address);
+    return until !== undefined && until > this.clock.now();
+  }
+
+  /** Current (unexpired) bans. */
+  bans(): BanEntry[] {
+    const now = this.clock.now();
+    const out: BanEntry[] = [];
+    for (const [address, expiresAt] of this.banned) if (expiresAt > now) out.push({ address, expiresAt });
+    return out;
+  }
+
+  /** Number of sources with live state (for metrics and tests). */
+  get trackedSources(): number { return this.sources.size; }
+
+  /** Remove expired bans and buckets idle long enough to be full again. Called by the timer. */
+  sweep(): void {
+    const now = this.clock.now();
+    for (const [a, until] of this.banned) if (until <= now) this.banned.delete(a);
+    // An entry idle for idleMs has a full bucket again, so dropping it changes no decision.
+    const idle = Math.max(this.idleMs, this.sweepIntervalMs);
+    for (const [a, b] of this.sources) if (now - b.last >= idle) this.sources.delete(a);
+  }
+
+  /** Stop the sweep timer (the shield keeps working; memory is then only bounded by maxSources). */
+  close(): void {
+    if (this.sweepTimer !== null) this.clock.clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
+    this.closed = true;
+  }
+
+  private closed = false;
+
+  private armSweep(): void {
+    if (this.closed) return;
+    if (this.sweepTimer !== null) this.clock.clearTimeout(this.sweepTimer);
+    const tick = (): void => {
+      this.sweep();
+      this.sweepTimer = this.clock.setTimeout(tick, this.sweepIntervalMs);
+      unref(this.sweepTimer);
+    };
+    this.sweepTimer = this.clock.setTimeout(tick, this.sweepIntervalMs);
+    unref(this.sweepTimer);
+  }
+}
+
+function unref(h: unknown): void {
+  const t = h as { unref?: () => void } | null;
+  if (t && typeof t.unref === 'function') t.unref();
+}
