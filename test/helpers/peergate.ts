@@ -1,0 +1,60 @@
+// Run `peergate start` as a real process with a generated policy, for end-to-end tests.
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startProcess, scratchDir, waitFor, writeFile, type Proc } from './procs.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+export const PEERGATE_BIN = join(ROOT, 'bin', 'peergate.js');
+
+export interface RunningPeergate {
+  proc: Proc;
+  dir: string;
+  policyPath: string;
+  opsPort: number;
+  adminToken: string;
+  metrics(): Promise<string>;
+  /** Value of one sample, e.g. metric('peergate_calls_total', {result: 'answered'}); sums matching samples. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  admin(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+/** Start peergate with `policy` (an object written as YAML). `ops.port` must be set by the caller. */
+export async function startPeergate(policy: Record<string, any>, opts: { dir?: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {}): Promise<RunningPeergate> {
+  const dir = opts.dir ?? scratchDir('peergate-run-');
+  const full = { ...policy, ops: { admin_token: ADMIN_TOKEN, ...(policy.ops ?? {}) } };
+  const policyPath = writeFile(dir, 'policy.yaml', stringify(full));
+  const opsPort: number = full.ops.port;
+  const proc = startProcess(process.execPath, [PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
+  const base = `http://127.0.0.1:${opsPort}`;
+  await waitFor(async () => {
+    if (proc.child.exitCode !== null) throw new Error(`peergate exited early:\n${proc.output()}`);
+    const r = await fetch(`${base}/ready`).catch(() => null);
+    return r?.status === 200;
+  }, opts.readyTimeoutMs ?? 30_000, 100, `peergate ready on ${base}/ready\n${proc.output().slice(-3000)}`);
+  const metrics = async () => (await fetch(`${base}/metrics`)).text();
+  return {
+    proc, dir, policyPath, opsPort, adminToken: ADMIN_TOKEN, metrics,
+    async metric(name, labels = {}) {
+      return sumMetric(await metrics(), name, labels);
+    },
+    admin: (path, init = {}) => fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(init.headers ?? {}) } }),
+    stop: () => proc.stop('SIGTERM', 5000),
+  };
+}
+
+/** Sum of the samples of `name` whose labels include `labels` (Prometheus text format). */
+export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== '{' && rest[0] !== ' ') continue;
+    const labelText = rest[0] === '{' ? rest.slice(1, rest.indexOf('}')) : '';
+    const ok = Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`));
+    if (ok) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
