@@ -49,17 +49,33 @@ export function parseVia(field: HeaderField): TopVia | undefined {
   const tStart = i;
   while (i < n && !isWs(v.charCodeAt(i)) && v.charCodeAt(i) !== 59) i++;
   if (i === tStart) return undefined;
-  const transport = v.slice(tStart, i).toUpperCase();
+  let transport = v.slice(tStart, i);
+  if (hasLower(transport)) transport = transport.toUpperCase();
   while (i < n && isWs(v.charCodeAt(i))) i++;
   const sStart = i;
   while (i < n && v.charCodeAt(i) !== 59) i++;
-  let sentBy = v.slice(sStart, i).trim();
-  if (sentBy.length === 0) return undefined;
+  let end = i;
+  while (end > sStart && isWs(v.charCodeAt(end - 1))) end--;
+  if (end === sStart) return undefined;
+  let sentBy = v.slice(sStart, end);
   // SWS is allowed around the ':' of sent-by; it is rare, so only then pay for the removal.
   if (sentBy.indexOf(' ') >= 0 || sentBy.indexOf('\t') >= 0) sentBy = sentBy.replace(WS_RUN, '');
-  sentBy = sentBy.toLowerCase();
+  if (hasUpper(sentBy)) sentBy = sentBy.toLowerCase();
   const branch = paramValue(v, i, 'branch') ?? '';
   return { branch, sentBy, transport, field };
+}
+
+/**
+ * Only the branch of the top Via ('' when absent, undefined when there is no Via): all a
+ * response needs for client-transaction matching (RFC 3261 §17.1.3), without the other slices.
+ */
+export function topViaBranch(msg: SipMessage): string | undefined {
+  const f = firstHeader(msg, 'via');
+  if (f === undefined) return undefined;
+  const v = f.value;
+  const semi = v.indexOf(';');
+  if (semi < 0) return '';
+  return paramValue(v, semi, 'branch') ?? '';
 }
 
 /** The first Via of a message, parsed. */
@@ -94,7 +110,7 @@ export function paramValue(s: string, from: number, name: string): string | unde
     const nEnd = i;
     while (i < n && isWs(s.charCodeAt(i))) i++;
     const hasValue = i < n && s.charCodeAt(i) === 61;
-    if (nEnd - nStart === name.length && s.slice(nStart, nEnd).toLowerCase() === name) {
+    if (nEnd - nStart === name.length && equalsLower(s, nStart, name)) {
       if (!hasValue) return '';
       i++;
       while (i < n && isWs(s.charCodeAt(i))) i++;
@@ -108,6 +124,32 @@ export function paramValue(s: string, from: number, name: string): string | unde
     }
   }
   return undefined;
+}
+
+/** s[from, from+lower.length) equals `lower` ignoring ASCII case (no allocation). */
+function equalsLower(s: string, from: number, lower: string): boolean {
+  for (let k = 0; k < lower.length; k++) {
+    let c = s.charCodeAt(from + k);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+function hasUpper(s: string): boolean {
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c >= 65 && c <= 90) return true;
+  }
+  return false;
+}
+
+function hasLower(s: string): boolean {
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c >= 97 && c <= 122) return true;
+  }
+  return false;
 }
 
 /** Index just past the closing quote of the quoted-string opening at `i` (RFC 3261 quoted-pair aware). */

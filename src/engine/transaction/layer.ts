@@ -3,7 +3,7 @@
 import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
 import { systemClock, type Clock, type SendResult, type SendTarget } from '../transport/types.js';
 import { InviteClientTransaction, NonInviteClientTransaction, type ClientTransaction } from './client.js';
-import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, type TopVia } from './headers.js';
+import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 import {
   DEFAULT_TIMERS,
@@ -72,14 +72,14 @@ export class TransactionLayer implements TransactionHost {
   }
 
   receiveResponse(res: SipResponse, meta: InboundMeta): ReceiveOutcome {
-    const via = topVia(res);
+    const branch = topViaBranch(res);
     const cseqField = firstHeader(res, 'cseq');
     const cseq = cseqField === undefined ? undefined : parseCSeq(cseqField.value);
-    if (via === undefined || cseq === undefined || res.status < 100 || res.status > 699) {
+    if (branch === undefined || cseq === undefined || res.status < 100 || res.status > 699) {
       this.counters.invalidMessages++;
       return 'invalid';
     }
-    const txn = this.clients.get(via.branch + SEP + cseq.method);
+    const txn = this.clients.get(branch + SEP + cseq.method);
     if (txn === undefined) {
       this.counters.strayResponses++;
       return 'stray';
