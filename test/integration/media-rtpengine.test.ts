@@ -268,6 +268,34 @@ describe('media stage with a real rtpengine', () => {
     atPeer.forEach((r, i) => expect(parseRtp(D.rx!.unprotect(r.data)!).payload.equals(parseRtp(fromCore[i]!).payload)).toBe(true));
   });
 
+  it('a CANCEL racing the offer (delete while rtpengine has not answered yet) leaves no session', async () => {
+    const P = await ep();
+    const ids = Array.from({ length: 5 }, () => newCallId());
+    const offers = ids.map((callId) => stage.offer({ callId, fromTag: 'a', from: 'peer', fromPolicy: legacy, toPolicy: core, sdp: audioSdp({ port: P.port }) }));
+    const deletes = ids.map((id) => stage.delete(id)); // issued before any offer reply arrived
+    const results = await Promise.all(offers);
+    await Promise.all(deletes);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(stage.activeCalls()).toBe(0);
+    expect(await rtpe.calls()).toEqual([]);
+  });
+
+  it('counts calls by media mode and times control commands per instance', async () => {
+    const modes = async () => (await client.register.getSingleMetric('peergate_media_calls_total')!.get()).values.find((v) => v.labels.mode === 'sdes>plain')?.value ?? 0;
+    const before = await modes();
+    const c = await peerSrtpToCorePlain();
+    expect(await modes()).toBe(before + 1);
+    const h = await client.register.getSingleMetric('peergate_rtpengine_control_seconds')!.get();
+    const offers = h.values.find((v) => v.labels.instance === rtpe.address && v.labels.command === 'offer' && (v as { metricName?: string }).metricName === 'peergate_rtpengine_control_seconds_count');
+    expect(offers?.value).toBeGreaterThan(0);
+    await sendAll(c.P, makeStream(4, 0x01020304).map((p) => c.peerTx.protect(p)), c.portForPeer);
+    await c.C.waitFor(4);
+    const pk = async () => (await client.register.getSingleMetric('peergate_media_packets_total')!.get()).values[0]?.value ?? 0;
+    const p0 = await pk();
+    await stage.delete(c.callId);
+    expect(await pk()).toBeGreaterThanOrEqual(p0 + 4);
+  });
+
   it('early media (183) then 200, and a re-offer from the core moving its media port', async () => {
     const c = await peerSrtpToCorePlain(); // the answer in there plays the 183
     const final = await stage.answer({ callId: c.callId, fromTag: 'peer-tag', toTag: 'core-tag', sdp: audioSdp({ port: c.C.port, origin: CORE_ORIGIN }) });

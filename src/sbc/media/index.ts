@@ -14,7 +14,7 @@ import {
   type LogLike, type NgReply, type RtpengineInstance,
 } from './rtpengine.js';
 import type { z } from 'zod';
-import { GlobalMediaSchema, type GlobalMedia, type SideMedia } from './schema.js';
+import { EmbeddedRtpengineSchema, GlobalMediaSchema, type GlobalMedia, type SideMedia } from './schema.js';
 import { mediaBytes, mediaCalls, mediaPacketErrors, mediaPackets, mediaRefusals, mediaSessions } from './metrics.js';
 
 export type { MediaRefusal, Side, RefusalReason, Keying } from './policy.js';
@@ -76,6 +76,9 @@ const NO_ENGINE_WARNING = 'no media relay available';
 
 export class MediaStage {
   private readonly calls = new Map<string, CallState>();
+  /** Initial offers still waiting for rtpengine: a delete (CANCEL) must wait for them, or the
+   *  session created by the late reply would be left behind. */
+  private readonly inflight = new Map<string, Promise<unknown>>();
   private readonly log: LogLike;
   private constructor(
     readonly config: GlobalMedia,
@@ -96,7 +99,7 @@ export class MediaStage {
     let embedded: EmbeddedRtpengineProcess | undefined;
     let instances: { address: string; weight: number }[];
     if (cfg.rtpengine === 'spawn') {
-      embedded = new EmbeddedRtpengineProcess(cfg.embedded ?? { binary: '/usr/bin/rtpengine', interface: '127.0.0.1', ng_port: 0, port_min: 30000, port_max: 39999 }, opts.log);
+      embedded = new EmbeddedRtpengineProcess(cfg.embedded ?? EmbeddedRtpengineSchema.parse({}), opts.log);
       await embedded.start();
       instances = [{ address: embedded.address, weight: 1 }];
     } else {
@@ -142,6 +145,17 @@ export class MediaStage {
 
   /** An initial offer (INVITE), or a re-offer (re-INVITE, UPDATE) for a call already set up. */
   async offer(req: OfferRequest): Promise<MediaResult> {
+    if (this.calls.has(req.callId) || this.inflight.has(req.callId)) return this.doOffer(req);
+    const p = this.doOffer(req);
+    this.inflight.set(req.callId, p);
+    try {
+      return await p;
+    } finally {
+      if (this.inflight.get(req.callId) === p) this.inflight.delete(req.callId);
+    }
+  }
+
+  private async doOffer(req: OfferRequest): Promise<MediaResult> {
     let sdp: Sdp;
     try {
       sdp = parseSdp(req.sdp);
@@ -253,6 +267,8 @@ export class MediaStage {
    * never throws; returns the call's final counters when rtpengine gave them.
    */
   async delete(callId: string): Promise<MediaStats | undefined> {
+    const pending = this.inflight.get(callId);
+    if (pending) await pending.catch(() => undefined);
     const state = this.calls.get(callId);
     if (!state) return undefined;
     this.calls.delete(callId);

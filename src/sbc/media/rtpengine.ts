@@ -93,8 +93,17 @@ export class RtpenginePool {
     this.timer.unref();
   }
 
+  private checking = false;
+
   async checkAll(): Promise<void> {
-    await Promise.all(this.instances.map((i) => this.check(i)));
+    // A slow round (timeouts longer than the interval) must not pile up pings.
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      await Promise.all(this.instances.map((i) => this.check(i)));
+    } finally {
+      this.checking = false;
+    }
   }
 
   async check(inst: RtpengineInstance): Promise<boolean> {
