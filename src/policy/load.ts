@@ -113,7 +113,9 @@ function issueToErrors(issue: z.core.$ZodIssue, doc: Document, file: string, at:
     // One error per unknown key, pointing at the key itself.
     return issue.keys.map((key) => {
       const loc = nodeFor(doc, [...path, key], true);
-      return { file, ...at(loc.offset), keyPath: formatKeyPath([...path, key]), message: `unknown key '${key}'` };
+      const hint = closest(key, knownKeysAt(PolicySchema, path));
+      const message = `unknown key '${key}'${hint ? ` (did you mean '${hint}'?)` : ''}`;
+      return { file, ...at(loc.offset), keyPath: formatKeyPath([...path, key]), message };
     });
   }
   const loc = nodeFor(doc, path);
@@ -188,6 +190,53 @@ function resolveFilePaths(schema: unknown, data: unknown, path: PropertyKey[], f
     default:
       return data;
   }
+}
+
+/** The keys an object schema at `path` accepts (all options of a union). */
+function knownKeysAt(schema: unknown, path: readonly PropertyKey[]): string[] {
+  const def = (schema as AnySchema)._zod.def;
+  switch (def.type) {
+    case 'optional': case 'default': case 'prefault': case 'nullable': case 'readonly': case 'catch': case 'nonoptional':
+      return knownKeysAt(def.innerType, path);
+    case 'pipe':
+      return knownKeysAt(def.in, path);
+    case 'union':
+      return (def.options as unknown[]).flatMap((o) => knownKeysAt(o, path));
+    case 'array':
+      return typeof path[0] === 'number' ? knownKeysAt(def.element, path.slice(1)) : [];
+    case 'object': {
+      const shape = def.shape as Record<string, unknown>;
+      if (path.length === 0) return Object.keys(shape);
+      const next = shape[String(path[0])];
+      return next ? knownKeysAt(next, path.slice(1)) : [];
+    }
+    default:
+      return [];
+  }
+}
+
+/** The candidate within edit distance 2 (or sharing a long prefix), for "did you mean". */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) { best = c; bestD = d; }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 function deepFreeze<T>(v: T): T {

@@ -131,12 +131,16 @@ describe('policy loader: every error names file, line, column and key path', () 
 
   it('unknown key points at the key itself', () => {
     const text = BASE.replace('limits: { cps: 10 }', 'limits: { cps: 10 }\n    colour: blue');
-    expectErrorAt(errorsOf(text), { ...pos(text, 'colour'), keyPath: 'peers[0].colour', message: /unknown key 'colour'/ });
+    const errors = errorsOf(text);
+    expectErrorAt(errors, { ...pos(text, 'colour'), keyPath: 'peers[0].colour', message: /unknown key 'colour'/ });
+    expect(errors[0]!.message).not.toMatch(/did you mean/);
+    const typo = BASE.replace('  targets: [ "sip:127.0.0.1:5090" ]', '  target: [ "sip:127.0.0.1:5090" ]');
+    expect(errorsOf(typo).map(formatError)).toContain(`/etc/peergate/p.yaml:${pos(typo, 'target:').line}:3: core.target: unknown key 'target' (did you mean 'targets'?)`);
   });
 
   it('unknown key in a fragment owned by another stage (limits)', () => {
     const text = BASE.replace('limits: { cps: 10 }', 'limits: { cps: 10, cpss: 3 }');
-    expectErrorAt(errorsOf(text), { ...pos(text, 'cpss'), keyPath: 'peers[0].limits.cpss', message: /unknown key/ });
+    expectErrorAt(errorsOf(text), { ...pos(text, 'cpss'), keyPath: 'peers[0].limits.cpss', message: /unknown key 'cpss' \(did you mean 'cps'\?\)/ });
   });
 
   it('wrong type', () => {
