@@ -2,13 +2,15 @@
 // fragments owned by the limits/identity/media stages are documented on their own pages)
 // must be mentioned, and every example in policies/ must pass the checker.
 import { describe, it, expect } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicySchema } from '../../../src/policy/schema.js';
 import { PeerLimitsSchema, GlobalLimitsSchema } from '../../../src/sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../../../src/sbc/identity/schema.js';
 import { SideMediaSchema, GlobalMediaSchema } from '../../../src/sbc/media/schema.js';
 import { loadPolicy, formatError } from '../../../src/policy/load.js';
+import { ensureDevCertificates } from '../../../src/pki/files.js';
+import { scratchDir } from '../../helpers/procs.js';
 
 const root = join(import.meta.dirname, '../../..');
 const FRAGMENTS = new Set<unknown>([PeerLimitsSchema, GlobalLimitsSchema, PeerIdentitySchema, GlobalIdentitySchema, SideMediaSchema, GlobalMediaSchema]);
@@ -64,5 +66,18 @@ describe('docs/policy.md', () => {
       const r = loadPolicy(join(root, 'policies', f));
       expect(r.ok ? [] : r.errors.map(formatError), f).toEqual([]);
     }
+  });
+});
+
+describe('policies/example.yaml with the development PKI', () => {
+  it('names exactly the files `peergate certs dev` creates (what `peergate start` checks)', () => {
+    const dir = scratchDir();
+    mkdirSync(join(dir, 'policies'));
+    copyFileSync(join(root, 'policies/example.yaml'), join(dir, 'policies/example.yaml'));
+    const before = loadPolicy(join(dir, 'policies/example.yaml'), { checkFiles: true });
+    expect(before.ok).toBe(false);
+    ensureDevCertificates(join(dir, 'certs', 'dev'));
+    const r = loadPolicy(join(dir, 'policies/example.yaml'), { checkFiles: true });
+    expect(r.ok ? [] : r.errors.map(formatError)).toEqual([]);
   });
 });
