@@ -86,7 +86,7 @@ request_route {
 }
 `);
   kam = startProcess('kamailio', ['-f', cfg, '-DD', '-E', '-Y', run, '-P', join(run, 'kamailio.pid'), '-m', '64', '-M', '8', '-w', run]);
-  await waitForTcp(kamTls, 15_000).catch((e: Error) => { throw new Error(`${e.message}\n${kam.output().slice(-2000)}`); });
+  await waitForTcp(kamTls!, 15_000).catch((e: Error) => { throw new Error(`${e.message}\n${kam.output().slice(-2000)}`); });
 }, 60_000);
 
 afterAll(async () => {
