@@ -87,5 +87,7 @@ function stampVia(value: string, srcAddr: string, srcPort: number, viaHost: stri
 /** `subject="…";san="a,b";fp256=AA:BB:…` — documented in docs/engine.md. */
 export function identityHeaderValue(id: { subject: string; subjectAltNames: string[]; fingerprint256: string }): string {
   const q = (s: string) => `"${s.replace(/[\\"]/g, (m) => `\\${m}`).replace(/[\r\n]/g, ' ')}"`;
-  return `subject=${q(id.subject)};san=${q(id.subjectAltNames.join(','))};fp256=${id.fingerprint256}`;
+  // SAN entries are joined by ','; a ',' or '%' inside an entry is percent-encoded.
+  const san = id.subjectAltNames.map((s) => s.replace(/%/g, '%25').replace(/,/g, '%2C')).join(',');
+  return `subject=${q(id.subject)};san=${q(san)};fp256=${id.fingerprint256}`;
 }
