@@ -53,11 +53,18 @@ export class Srtp {
   private readonly encKey: Buffer;
   private readonly authKey: Buffer;
   private readonly salt: Buffer;
+  private readonly rtcpEncKey: Buffer;
+  private readonly rtcpAuthKey: Buffer;
+  private readonly rtcpSalt: Buffer;
+  private rtcpIndex = 0;
   constructor(masterKey: Buffer, masterSalt: Buffer, readonly tagLength: 10 | 4 = 10) {
     if (masterKey.length !== 16 || masterSalt.length !== 14) throw new Error('AES_CM_128 needs a 16-byte key and a 14-byte salt');
     this.encKey = derive(masterKey, masterSalt, 0, 16);
     this.authKey = derive(masterKey, masterSalt, 1, 20);
     this.salt = derive(masterKey, masterSalt, 2, 14);
+    this.rtcpEncKey = derive(masterKey, masterSalt, 3, 16);
+    this.rtcpAuthKey = derive(masterKey, masterSalt, 4, 20);
+    this.rtcpSalt = derive(masterKey, masterSalt, 5, 14);
   }
 
   /** From an SDES `inline:` key (base64 of key || salt), e.g. taken from an a=crypto line. */
@@ -67,8 +74,8 @@ export class Srtp {
     return new Srtp(raw.subarray(0, 16), raw.subarray(16, 30), suite.endsWith('_32') ? 4 : 10);
   }
 
-  private iv(ssrc: number, index: bigint): Buffer {
-    const iv = Buffer.concat([this.salt, Buffer.alloc(2)]);
+  private iv(ssrc: number, index: bigint, salt = this.salt): Buffer {
+    const iv = Buffer.concat([salt, Buffer.alloc(2)]);
     const s = Buffer.alloc(4);
     s.writeUInt32BE(ssrc >>> 0);
     for (let i = 0; i < 4; i++) iv[4 + i] = iv[4 + i]! ^ s[i]!;
@@ -105,6 +112,55 @@ export class Srtp {
     const body = aesCtr(this.encKey, this.iv(authed.readUInt32BE(8), index), authed.subarray(h));
     return Buffer.concat([authed.subarray(0, h), body]);
   }
+
+  /** SRTCP (RFC 3711 §3.4): encrypted, E flag + 31-bit index after the packet, 80-bit tag. */
+  protectRtcp(rtcp: Buffer): Buffer {
+    this.rtcpIndex = (this.rtcpIndex + 1) & 0x7fffffff;
+    const index = this.rtcpIndex;
+    const body = aesCtr(this.rtcpEncKey, this.iv(rtcp.readUInt32BE(4), BigInt(index), this.rtcpSalt), rtcp.subarray(8));
+    const e = Buffer.alloc(4);
+    e.writeUInt32BE((0x80000000 | index) >>> 0);
+    const authed = Buffer.concat([rtcp.subarray(0, 8), body, e]);
+    return Buffer.concat([authed, createHmac('sha1', this.rtcpAuthKey).update(authed).digest().subarray(0, 10)]);
+  }
+
+  /** Verify and (when the E flag says so) decrypt an SRTCP packet; undefined on a bad tag. */
+  unprotectRtcp(srtcp: Buffer): SrtcpOpened | undefined {
+    if (srtcp.length < 8 + 4 + 10) return undefined;
+    const authed = srtcp.subarray(0, srtcp.length - 10);
+    const tag = createHmac('sha1', this.rtcpAuthKey).update(authed).digest().subarray(0, 10);
+    if (!timingSafeEqual(tag, srtcp.subarray(srtcp.length - 10))) return undefined;
+    const eIndex = authed.readUInt32BE(authed.length - 4);
+    const encrypted = (eIndex & 0x80000000) !== 0;
+    const index = eIndex & 0x7fffffff;
+    const payload = authed.subarray(8, authed.length - 4);
+    const clear = encrypted ? aesCtr(this.rtcpEncKey, this.iv(authed.readUInt32BE(4), BigInt(index), this.rtcpSalt), payload) : payload;
+    return { rtcp: Buffer.concat([authed.subarray(0, 8), clear]), encrypted, index };
+  }
+}
+
+export interface SrtcpOpened {
+  /** The decrypted compound RTCP packet. */
+  rtcp: Buffer;
+  /** The E flag: the packet was encrypted (RFC 3711 §3.4). */
+  encrypted: boolean;
+  index: number;
+}
+
+
+/** A receiver report (RFC 3550 §6.4.2) with one report block, and an SDES CNAME. */
+export function rtcpReceiverReport(ssrc: number, mediaSsrc: number, cname = 'tester@127.0.0.1'): Buffer {
+  const rr = Buffer.alloc(8 + 24);
+  rr[0] = 0x81; rr[1] = 201; rr.writeUInt16BE(rr.length / 4 - 1, 2);
+  rr.writeUInt32BE(ssrc >>> 0, 4);
+  rr.writeUInt32BE(mediaSsrc >>> 0, 8);
+  rr.writeUInt32BE(1000, 16); // extended highest sequence number
+  const item = Buffer.concat([Buffer.from([1, cname.length]), Buffer.from(cname)]);
+  const padded = Buffer.alloc(Math.ceil((4 + 4 + item.length + 1) / 4) * 4);
+  padded[0] = 0x81; padded[1] = 202; padded.writeUInt16BE(padded.length / 4 - 1, 2);
+  padded.writeUInt32BE(ssrc >>> 0, 4);
+  item.copy(padded, 8);
+  return Buffer.concat([rr, padded]);
 }
 
 /** A fresh SDES inline key: base64(16-byte key || 14-byte salt). */
@@ -173,6 +229,22 @@ export class RtpEndpoint {
       if (this.intercept?.(data, rinfo.address, rinfo.port)) return;
       this.received.push({ data, address: rinfo.address, port: rinfo.port, at: Date.now() });
     });
+  }
+
+  /** An even RTP port and the RTCP port above it (RFC 3550 §11), both bound; bounded attempts. */
+  static async openPair(): Promise<{ rtp: RtpEndpoint; rtcp: RtpEndpoint }> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const rtp = await RtpEndpoint.open();
+      const s = createSocket('udp4');
+      const ok = await new Promise<boolean>((resolve) => {
+        s.once('error', () => resolve(false));
+        s.bind(rtp.port + 1, '127.0.0.1', () => resolve(true));
+      });
+      if (ok) return { rtp, rtcp: new RtpEndpoint(s, rtp.port + 1) };
+      s.close();
+      await rtp.close();
+    }
+    throw new Error('could not bind an RTP/RTCP port pair');
   }
 
   /** Bind an even port (RTP), so RTCP's port+1 convention holds; bounded attempts. */

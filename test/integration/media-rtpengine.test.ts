@@ -7,7 +7,7 @@ import { MediaStage, SideMediaSchema, type SideMedia } from '../../src/sbc/media
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { stopAll } from '../helpers/procs.js';
 import {
-  RtpEndpoint, DtlsSrtpPeer, Srtp, audioSdp, makeStream, newInlineKey, parseRtp, sdpCrypto, sdpMediaAddress, sendAll,
+  RtpEndpoint, DtlsSrtpPeer, Srtp, audioSdp, rtcpReceiverReport, makeStream, newInlineKey, parseRtp, sdpCrypto, sdpMediaAddress, sendAll,
 } from '../helpers/rtp.js';
 
 const side = (p: Record<string, unknown> = {}): SideMedia => SideMediaSchema.parse(p);
@@ -67,9 +67,18 @@ afterAll(async () => {
 });
 
 /** Peer (SDES-SRTP) calls core (plain): offer from the peer, answer from the core. */
-async function peerSrtpToCorePlain() {
-  const P = await ep();
-  const C = await ep();
+async function peerSrtpToCorePlain(withRtcp = false) {
+  let P: RtpEndpoint, C: RtpEndpoint, Prtcp: RtpEndpoint | undefined, Crtcp: RtpEndpoint | undefined;
+  if (withRtcp) {
+    const p = await RtpEndpoint.openPair();
+    const c = await RtpEndpoint.openPair();
+    endpoints.push(p.rtp, p.rtcp, c.rtp, c.rtcp);
+    ({ rtp: P, rtcp: Prtcp } = p);
+    ({ rtp: C, rtcp: Crtcp } = c);
+  } else {
+    P = await ep();
+    C = await ep();
+  }
   const callId = newCallId();
   const peerKey = newInlineKey();
   const offer = await stage.offer({
@@ -96,7 +105,7 @@ async function peerSrtpToCorePlain() {
   expect(crypto.map((c) => c.suite)).toEqual(['AES_CM_128_HMAC_SHA1_80']);
   expect(answer.sdp).not.toContain('a=fingerprint');
   return {
-    P, C, callId,
+    P, C, Prtcp, Crtcp, callId,
     peerTx: Srtp.fromInline(peerKey), // what the peer encrypts with
     peerRx: Srtp.fromInline(crypto[0]!.inline), // rtpengine's key toward the peer
     portForPeer: towardPeer.port, portForCore: towardCore.port,
@@ -130,6 +139,26 @@ describe('media stage with a real rtpengine', () => {
     const stats = await stage.query(c.callId);
     expect(stats!.packets).toBeGreaterThanOrEqual(10);
     expect(stats!.errors).toBe(0);
+  });
+
+  it('SRTCP toward the peer is encrypted and authenticated; SRTCP from the peer reaches the core as RTCP', async () => {
+    const c = await peerSrtpToCorePlain(true);
+    const rr = rtcpReceiverReport(0x22222222, 0x11111111);
+    await sendAll(c.Crtcp!, [rr, rr], c.portForCore + 1);
+    const atPeer = await c.Prtcp!.waitFor(1);
+    expect(atPeer.length).toBeGreaterThan(0);
+    for (const r of atPeer) {
+      const opened = c.peerRx.unprotectRtcp(r.data);
+      expect(opened, 'SRTCP must authenticate with the key offered to the peer').toBeDefined();
+      expect(opened!.encrypted).toBe(true);
+      expect(opened!.rtcp.readUInt32BE(4)).toBe(0x22222222);
+    }
+    const fromPeer = rtcpReceiverReport(0x11111111, 0x22222222, 'peer@example');
+    await sendAll(c.Prtcp!, [c.peerTx.protectRtcp(fromPeer)], c.portForPeer + 1);
+    const atCore = await c.Crtcp!.waitFor(1);
+    expect(atCore.length).toBeGreaterThan(0);
+    expect(atCore[0]!.data.readUInt32BE(4)).toBe(0x11111111);
+    expect(atCore[0]!.data.includes(Buffer.from('peer@example'))).toBe(true);
   });
 
   it('drops packets with a bad auth tag and packets from a foreign source after learning', async () => {

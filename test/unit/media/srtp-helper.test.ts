@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
-import { Srtp, rtpPacket, makeStream } from '../../helpers/rtp.js';
+import { Srtp, rtpPacket, makeStream, rtcpReceiverReport } from '../../helpers/rtp.js';
 
 const require = createRequire(import.meta.url);
 const rtp = require('werift-rtp') as any;
@@ -32,5 +32,22 @@ describe('test SRTP helper', () => {
     expect(s.unprotect(badTag)).toBeUndefined();
     expect(s.unprotect(badBody)).toBeUndefined();
     expect(s.unprotect(p)).toBeDefined();
+  });
+
+  it('SRTCP interoperates with werift-rtp SrtcpSession in both directions', () => {
+    const key = randomBytes(16);
+    const salt = randomBytes(14);
+    const mine = new Srtp(key, salt);
+    const session = new rtp.SrtcpSession({ keys: { localMasterKey: key, localMasterSalt: salt, remoteMasterKey: key, remoteMasterSalt: salt }, profile: rtp.ProtectionProfileAes128CmHmacSha1_80 });
+    const rr = rtcpReceiverReport(0x0a0b0c0d, 0x01010101);
+    const theirs: Buffer = session.encrypt(rr);
+    const opened = mine.unprotectRtcp(theirs);
+    expect(opened?.encrypted).toBe(true);
+    expect(opened?.rtcp.equals(rr)).toBe(true);
+    const ours = mine.protectRtcp(rr);
+    expect(ours.subarray(8, rr.length).equals(rr.subarray(8))).toBe(false); // really encrypted
+    expect(Buffer.from(session.decrypt(ours)).equals(rr)).toBe(true);
+    const bad = Buffer.from(ours); bad[bad.length - 1]! ^= 1;
+    expect(mine.unprotectRtcp(bad)).toBeUndefined();
   });
 });
