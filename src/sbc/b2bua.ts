@@ -215,16 +215,20 @@ export class B2bua {
     from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean,
   ): Promise<{ ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean }> {
     let heardBack = false;
-    let noAnswer = false;
     let uacReq: Srf.SrfRequest | undefined;
-    const timer = setTimeout(() => {
-      if (heardBack || isCanceled() || !uacReq) return;
-      noAnswer = true;
-      try { uacReq.cancel(() => undefined); } catch { /* already final */ }
-    }, this.noAnswerTimeoutMs);
-    try {
-      const media = this.stages.media;
-      const { uas, uac } = await this.srf.createB2BUA(req, res, target.uri, {
+    const media = this.stages.media;
+    type Attempt = { ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean };
+    return new Promise<Attempt>((resolve) => {
+      let settled = false;
+      const settle = (a: Attempt): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(a); } };
+      // A target that sends nothing at all is dead: move on now rather than wait for Timer B
+      // (32 s), and CANCEL it so its transaction ends.
+      const timer = setTimeout(() => {
+        if (heardBack || isCanceled()) return;
+        try { uacReq?.cancel(() => undefined); } catch { /* already final */ }
+        settle({ ok: false, status: 408, reason: 'No Answer', noAnswer: true });
+      }, this.noAnswerTimeoutMs);
+      this.srf.createB2BUA(req, res, target.uri, {
         headers,
         proxyRequestHeaders: [],
         proxyResponseHeaders: [],
@@ -243,14 +247,14 @@ export class B2bua {
       }, {
         cbRequest: (...args: unknown[]) => { uacReq = args[args.length - 1] as Srf.SrfRequest; },
         cbProvisional: () => { heardBack = true; },
+      }).then(({ uas, uac }) => {
+        // An abandoned target that answers late gets hung up at once.
+        if (settled) { uac.destroy(); uas.destroy(); return; }
+        settle({ ok: true, uas, uac });
+      }, (err: { status?: number; reason?: string; message?: string }) => {
+        settle({ ok: false, status: err.status ?? 500, reason: err.reason ?? err.message ?? 'Error', noAnswer: false });
       });
-      return { ok: true, uas, uac };
-    } catch (err) {
-      const e = err as { status?: number; reason?: string; message?: string };
-      return { ok: false, status: e.status ?? (noAnswer ? 408 : 500), reason: e.reason ?? (noAnswer ? 'No Answer' : e.message ?? 'Error'), noAnswer: noAnswer && !isCanceled() };
-    } finally {
-      clearTimeout(timer);
-    }
+    });
   }
 
   /** Both legs are up: relay in-dialog requests across, end both together. */
