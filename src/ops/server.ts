@@ -43,6 +43,8 @@ export interface OpsServerOptions {
   /** Without a token every /admin/* request is 401. */
   adminToken?: string;
   ready: () => Promise<Readiness>;
+  /** A readiness check that takes longer than this counts as failing (default 2000 ms). */
+  readyTimeoutMs?: number;
   admin?: AdminProviders;
 }
 
@@ -98,10 +100,18 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
 
   app.get('/ready', async (_req, reply) => {
     let r: Readiness;
+    let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = opts.readyTimeoutMs ?? 2000;
     try {
-      r = await opts.ready();
+      // A hung dependency must not hang the probe: it is "not ready", said promptly.
+      r = await Promise.race([
+        opts.ready(),
+        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs); }),
+      ]);
     } catch (err) {
       r = { ready: false, checks: { ready: `check failed: ${(err as Error).message}` } };
+    } finally {
+      clearTimeout(timer);
     }
     return reply.code(r.ready ? 200 : 503).send(r);
   });

@@ -1,7 +1,7 @@
 // Load a policy file: YAML → schema → resolved, frozen Policy, or a list of errors that
 // each name file, line, column and key path. The yaml package's Document keeps source
 // ranges, so a zod issue path can be mapped back to the node (or key) it is about.
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isSeq, isScalar, isPair, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
@@ -26,6 +26,9 @@ export interface LoadOptions {
   checkFiles?: boolean;
 }
 
+/** A policy is hand-written configuration; anything larger is a mistake (or an attack on the loader). */
+export const MAX_POLICY_BYTES = 8 * 1024 * 1024;
+
 /** `file:line:column: keyPath: message` */
 export function formatError(e: PolicyError): string {
   return `${e.file}:${e.line}:${e.column}: ${e.keyPath ? `${e.keyPath}: ` : ''}${e.message}`;
@@ -45,6 +48,10 @@ export function formatKeyPath(path: readonly PropertyKey[]): string {
 export function loadPolicy(path: string, opts: LoadOptions = {}): LoadResult {
   let text: string;
   try {
+    const size = statSync(path).size;
+    if (size > MAX_POLICY_BYTES) {
+      return { ok: false, errors: [{ file: path, line: 1, column: 1, keyPath: '', message: `file is ${size} bytes; a policy may be at most ${MAX_POLICY_BYTES}` }] };
+    }
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const msg = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read: ${(err as Error).message}`;

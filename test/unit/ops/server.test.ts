@@ -140,6 +140,14 @@ describe('ops server', () => {
       expect(ready.status).toBe(503);
       expect(JSON.stringify(await ready.json())).toContain('redis down');
     } finally { await t.close(); }
+    const hung = await startOpsServer({ port: await freePort(), readyTimeoutMs: 150, ready: () => new Promise<Readiness>(() => {}) });
+    try {
+      const t0 = Date.now();
+      const ready = await fetch(`http://127.0.0.1:${hung.port}/ready`);
+      expect(ready.status).toBe(503);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(JSON.stringify(await ready.json())).toContain('no answer within 150 ms');
+    } finally { await hung.close(); }
   });
 
   it('resolveAdminToken reads admin_token_file and rejects short tokens', () => {

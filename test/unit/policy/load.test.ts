@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { join, isAbsolute } from 'node:path';
-import { loadPolicy, parsePolicy, formatError, formatKeyPath, type PolicyError } from '../../../src/policy/load.js';
+import { loadPolicy, parsePolicy, formatError, formatKeyPath, MAX_POLICY_BYTES, type PolicyError } from '../../../src/policy/load.js';
 import { scratchDir, writeFile } from '../../helpers/procs.js';
 
 const BASE = `listen:
@@ -202,6 +202,10 @@ describe('policy loader: every error names file, line, column and key path', () 
     expect(!missing.ok && missing.errors[0]!.message).toBe('file not found');
     const empty = loadPolicy(writeFile(dir, 'empty.yaml', '# nothing\n'));
     expect(!empty.ok && empty.errors[0]!.message).toMatch(/empty/);
+    const huge = loadPolicy(writeFile(dir, 'huge.yaml', Buffer.alloc(MAX_POLICY_BYTES + 1, 0x20)));
+    expect(!huge.ok && huge.errors[0]!.message).toMatch(/at most/);
+    const isDir = loadPolicy(dir);
+    expect(!isDir.ok && isDir.errors[0]!.message).toMatch(/cannot read/);
     const list = errorsOf('- a\n- b\n');
     expect(list[0]!.message).toMatch(/expected object/);
     expect(list[0]).toMatchObject({ line: 1, column: 1 });
