@@ -101,6 +101,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         logger: log.child({ module: 'engine' }),
       });
       closers.push(() => engine!.close());
+      engine.transports.on('tls-handshake', (e: { result: string }) => m.tlsHandshakesTotal.inc({ result: e.result }));
       wire = { host: '127.0.0.1', port: engine.wirePort, secret };
       const bans = await syncBans(store, engine.shield);
       closers.push(() => bans.stop());

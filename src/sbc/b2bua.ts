@@ -116,7 +116,7 @@ export class B2bua {
 
     // 1. Who sent it. Nothing from the message itself can change the answer.
     const from = this.classify(policy, c, req, view);
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from.refuse);
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from);
     const fromLabel = sideLabel(from);
     this.observer.request(fromLabel, 'INVITE');
 
@@ -324,7 +324,7 @@ export class B2bua {
     const policy = this.opts.policy();
     const c = this.compile(policy);
     const from = this.classify(policy, c, req, requestView(req));
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from.refuse);
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from);
     this.observer.request(sideLabel(from), 'OPTIONS');
     // Keep-alive pings between SBEs: answered here, never relayed (nothing about the far side leaks).
     res.send(200, { headers: { Allow: 'INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO' } });
@@ -335,7 +335,7 @@ export class B2bua {
     const c = this.compile(policy);
     const view = requestView(req);
     const from = this.classify(policy, c, req, view);
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from.refuse);
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from);
     const label = sideLabel(from);
     this.observer.request(label, req.method);
     if (from.kind === 'peer') {
@@ -348,7 +348,7 @@ export class B2bua {
 
   // ---------------------------------------------------------------- helpers
 
-  private classify(policy: Policy, c: Compiled, req: Req, view: RequestView): Side | { refuse: string } {
+  private classify(policy: Policy, c: Compiled, req: Req, view: RequestView): Side | { refuse: string; answer?: Refusal; peer?: string } {
     const side = listenerSideOf(c, req.receivedOn);
     if (side === 'core') {
       if (c.coreSources && !c.coreSources.check(view.sourceAddress, isIPv4(view.sourceAddress) ? 'ipv4' : 'ipv6')) return { refuse: 'core_source' };
@@ -358,11 +358,18 @@ export class B2bua {
     const tls = policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null;
     const a = c.peers.attribute(view.sourceAddress, tls);
     if (a.kind === 'peer') return { kind: 'peer', peer: a.peer };
+    // A known peer's address on a transport that cannot carry its certificate: that peer
+    // is told to use TLS (it learns nothing it does not know); anyone else gets silence.
+    if (a.reason === 'address-without-required-certificate' && req.protocol !== 'tls') {
+      return { refuse: 'transport', answer: { status: 403, reason: 'TLS Required For This Peer', label: 'transport' }, peer: a.candidate.id };
+    }
     return { refuse: a.reason.replace(/-/g, '_') };
   }
 
   /** Unknown sources learn nothing: no answer at all unless the policy asks for 403. */
-  private refuseUnknown(policy: Policy, res: Res, reason: string): void {
+  private refuseUnknown(policy: Policy, res: Res, r: { refuse: string; answer?: Refusal; peer?: string }): void {
+    if (r.answer) return this.refuse(res, r.peer ?? 'unknown', r.answer, this.opts.log);
+    const reason = r.refuse;
     this.observer.refusal('unknown', reason);
     this.opts.log.debug({ reason }, 'request from unknown source');
     if (policy.unknown_source === '403') res.send(403, 'Forbidden', {});
@@ -520,5 +527,7 @@ export function parseTlsIdentity(v: string | undefined): TlsIdentity | null {
   const fp = field('fp256') ?? field('fingerprint256');
   if (subject === undefined || fp === undefined) return null;
   const san = field('san') ?? '';
-  return { subject, fingerprint256: fp, subjectAltNames: san ? san.split(',').map((s) => s.trim()).filter(Boolean) : [] };
+  // Entries are joined by ','; a ',' or '%' inside one is percent-encoded by the engine.
+  const sans = san ? san.split(',').map((s) => s.trim().replace(/%2C/gi, ',').replace(/%25/g, '%')).filter(Boolean) : [];
+  return { subject, fingerprint256: fp, subjectAltNames: sans };
 }

@@ -23,7 +23,9 @@ export interface TlsIdentity {
 
 export type Attribution<P> =
   | { kind: 'peer'; peer: P }
-  | { kind: 'unknown'; reason: 'no-match' | 'certificate-from-wrong-address' | 'address-without-required-certificate' | 'ambiguous' };
+  | { kind: 'unknown'; reason: 'no-match' | 'certificate-from-wrong-address' | 'ambiguous' }
+  /** The source address is a peer's, but the certificate that peer requires is missing or wrong. */
+  | { kind: 'unknown'; reason: 'address-without-required-certificate'; candidate: P };
 
 interface CompiledPeer<P> {
   peer: P;
@@ -75,7 +77,7 @@ export class PeerDirectory<P extends PeerMatchSpec> {
   attribute(sourceAddress: string, tls: TlsIdentity | null): Attribution<P> {
     const family = isIPv4(sourceAddress) ? 'ipv4' : 'ipv6';
     let certOnlyWrongAddress = false;
-    let addressNeedsCert = false;
+    let addressNeedsCert: P | null = null;
     let found: P | null = null;
     for (const c of this.compiled) {
       const addrOk = c.addresses === null || c.addresses.check(sourceAddress, family);
@@ -85,11 +87,11 @@ export class PeerDirectory<P extends PeerMatchSpec> {
         if (found !== null) return { kind: 'unknown', reason: 'ambiguous' };
         found = c.peer;
       } else if (!addrOk && certOk && wantsCert) certOnlyWrongAddress = true;
-      else if (addrOk && !certOk) addressNeedsCert = true;
+      else if (addrOk && !certOk && c.addresses !== null) addressNeedsCert = c.peer;
     }
     if (found) return { kind: 'peer', peer: found };
     if (certOnlyWrongAddress) return { kind: 'unknown', reason: 'certificate-from-wrong-address' };
-    if (addressNeedsCert) return { kind: 'unknown', reason: 'address-without-required-certificate' };
+    if (addressNeedsCert) return { kind: 'unknown', reason: 'address-without-required-certificate', candidate: addressNeedsCert };
     return { kind: 'unknown', reason: 'no-match' };
   }
 

@@ -20,8 +20,8 @@ describe('peer attribution (RFC 6404 §4.6)', () => {
     const ok = dir.attribute('198.51.100.3', cert('sbc.carrier-a.example'));
     expect(ok.kind === 'peer' && ok.peer.id).toBe('carrier-a');
     expect(dir.attribute('192.0.2.1', cert('sbc.carrier-a.example'))).toEqual({ kind: 'unknown', reason: 'certificate-from-wrong-address' });
-    expect(dir.attribute('198.51.100.3', null)).toEqual({ kind: 'unknown', reason: 'address-without-required-certificate' });
-    expect(dir.attribute('198.51.100.3', cert('evil.example'))).toEqual({ kind: 'unknown', reason: 'address-without-required-certificate' });
+    expect(dir.attribute('198.51.100.3', null)).toMatchObject({ kind: 'unknown', reason: 'address-without-required-certificate', candidate: { id: 'carrier-a' } });
+    expect(dir.attribute('198.51.100.3', cert('evil.example'))).toMatchObject({ kind: 'unknown', reason: 'address-without-required-certificate' });
   });
   it('matches certificate fingerprints regardless of colons and case', () => {
     const r = dir.attribute('192.0.2.9', cert('whatever', 'aa:bb:cc'));
