@@ -66,8 +66,12 @@ export class ResilientStore implements Store {
   }
 
   async release(sessionId: string): Promise<boolean> {
-    // A session taken locally while Redis was down is released where it was taken.
-    if (this.local.has(sessionId)) return this.local.release(sessionId);
+    // A session taken locally while Redis was down is released where it was taken (and in
+    // Redis too: a node restoring its sessions after recovery may have put it there).
+    if (this.local.has(sessionId)) {
+      await this.shared.release(sessionId).catch(() => false);
+      return this.local.release(sessionId);
+    }
     try {
       return await this.shared.release(sessionId);
     } catch (e) {

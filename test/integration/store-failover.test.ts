@@ -94,6 +94,29 @@ describe('Redis outage', () => {
   });
 });
 
+describe('Redis restarted empty', () => {
+  it('each node puts its live sessions back within a keepalive period', async () => {
+    const s = store();
+    expect(await s.ready(3000)).toBe(true);
+    const limits = new Limits({ store: s, nodeId: 'restore-1', sessionTtlMs: 900 });
+    await limits.start();
+    const global = { sessions: 100 };
+    const held = await Promise.all([1, 2, 3].map(() => limits.admit('pr', { peer: { sessions: 5 }, global })));
+    expect(held.every((h) => h.admit)).toBe(true);
+    const gone = await limits.admit('pr', { peer: { sessions: 5 }, global });
+    if (gone.admit) await gone.release(); // released: must not come back
+    expect(await s.count('peer:pr')).toBe(3);
+    await redis.restart();
+    await waitFor(() => s.health().state === 'up', 5000, 20, 'store up again');
+    await waitFor(async () => (await s.count('peer:pr')) === 3, 3000, 50, 'sessions restored');
+    expect(await s.count('global')).toBe(3);
+    // And the limit holds with the restored sessions counted.
+    const more = await Promise.all([1, 2, 3].map(() => limits.admit('pr', { peer: { sessions: 5 }, global })));
+    expect(more.filter((m) => m.admit).length).toBe(2);
+    limits.stop();
+  });
+});
+
 describe('on_failure through the limits stage', () => {
   const peer = { cps: 1000, burst: 1000, sessions: 2 };
   const global = { sessions: 100, retry_after_s: 7, session_ttl_s: 30 };

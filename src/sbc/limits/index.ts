@@ -56,7 +56,8 @@ export class Limits implements LimitsStage {
   private readonly sources = new TokenBuckets(200_000);
   private timer: NodeJS.Timeout | undefined;
   private ttlMs: number;
-  private held = 0;
+  /** Sessions this node holds, with their scopes (limits stripped), to restore a store that lost them. */
+  private readonly held = new Map<string, SessionScope[]>();
 
   constructor(opts: LimitsOptions) {
     this.store = opts.store;
@@ -84,9 +85,24 @@ export class Limits implements LimitsStage {
     this.timer = undefined;
   }
 
-  /** Refresh this node's sessions now; returns how many (0 when the store is down). */
+  /**
+   * Refresh this node's sessions now; returns how many the store knew (0 when it is down).
+   * When the store knows fewer than this node holds (Redis restarted empty, or a failover to a
+   * replica that missed writes), the missing ones are put back without a limit check: those
+   * calls are up, and the pool's counts must include them.
+   */
   async keepAlive(): Promise<number> {
-    try { return await this.store.keepAlive(this.nodeId, this.ttlMs); } catch { return 0; }
+    let known: number;
+    try { known = await this.store.keepAlive(this.nodeId, this.ttlMs); } catch { return 0; }
+    if (known < this.held.size) {
+      try {
+        const all = [...this.held];
+        for (let i = 0; i < all.length; i += 100) {
+          await Promise.all(all.slice(i, i + 100).map(([id, scopes]) => this.store.acquire(scopes, id, this.nodeId, this.ttlMs)));
+        }
+      } catch { /* next round */ }
+    }
+    return known;
   }
 
   private schedule(): void {
@@ -106,13 +122,14 @@ export class Limits implements LimitsStage {
     const label = peerId ?? 'core';
     const retryAfterS = global?.retry_after_s ?? 5;
     if (global?.session_ttl_s !== undefined) this.ttlMs = global.session_ttl_s * 1000;
+    let scopes: SessionScope[];
     try {
       if (peerId !== undefined && peer?.cps !== undefined) {
         const burst = peer.burst ?? Math.max(1, Math.ceil(peer.cps));
         const r = await this.store.take(`cps:${peerId}`, peer.cps, burst);
         if (!r.allowed) return this.refuse(label, 'cps', Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
       }
-      const scopes: SessionScope[] = [];
+      scopes = [];
       // Sessions are counted per peer even without a limit, so the count is there when one is set.
       if (peerId !== undefined) scopes.push({ scope: peerScope(peerId), limit: peer?.sessions });
       scopes.push({ scope: GLOBAL_SCOPE, limit: global?.sessions });
@@ -122,8 +139,8 @@ export class Limits implements LimitsStage {
       // StoreUnavailableError under fail_closed, or any store fault: refuse, never hang or crash.
       return this.refuse(label, 'store_unavailable', retryAfterS);
     }
-    this.held++;
-    localSessions.set(this.held);
+    this.held.set(sessionId, countOnly(scopes));
+    localSessions.set(this.held.size);
     let released = false;
     return {
       admit: true,
@@ -131,8 +148,8 @@ export class Limits implements LimitsStage {
       release: async () => {
         if (released) return;
         released = true;
-        this.held--;
-        localSessions.set(this.held);
+        this.held.delete(sessionId);
+        localSessions.set(this.held.size);
         try { await this.store.release(sessionId); } catch { /* the slot expires by ttl */ }
       },
     };
@@ -181,4 +198,8 @@ export class Limits implements LimitsStage {
     limitRefusals.inc({ peer, reason });
     return { admit: false, status: 503, retryAfterS, reason };
   }
+}
+
+function countOnly(scopes: readonly SessionScope[]): SessionScope[] {
+  return scopes.map((s) => ({ scope: s.scope }));
 }
