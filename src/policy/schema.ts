@@ -299,6 +299,12 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
   });
 
   p.routes.forEach((r, i) => {
+    // First match wins, so a route that an earlier one fully covers can never be used.
+    const shadow = p.routes.findIndex((e, k) => k < i && routeCovers(e, r));
+    if (shadow >= 0) issue(['routes', i], `unreachable: routes[${shadow}] already matches every call this route matches (first match wins)`);
+    const targets = typeof r.to === 'string' ? [r.to] : r.to;
+    const dup = targets.findIndex((t, j) => targets.indexOf(t) !== j);
+    if (dup >= 0) issue(['routes', i, 'to', dup], `'${targets[dup]}' is listed twice`);
     if (r.from !== 'core' && r.from !== 'peers' && !ids.has(r.from)) {
       issue(['routes', i, 'from'], `unknown peer '${r.from}' (expected core, peers or a peer id)`);
     }
@@ -310,6 +316,14 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
       else if (t !== 'core' && !p.peers[ids.get(t)!]?.targets) issue(path, `peer '${t}' is a route target but has no targets (where to send its calls)`);
     });
   });
+}
+
+/** Does `earlier` match every call `later` matches? (`peers` covers every peer id.) */
+function routeCovers(earlier: Root['routes'][number], later: Root['routes'][number]): boolean {
+  const from = earlier.from === later.from || (earlier.from === 'peers' && later.from !== 'core');
+  const prefix = earlier.called_prefix === undefined || (later.called_prefix?.startsWith(earlier.called_prefix) ?? false);
+  const domain = earlier.domain === undefined || earlier.domain.toLowerCase() === later.domain?.toLowerCase();
+  return from && prefix && domain;
 }
 
 // Route targets leave the schema as a list, so consumers never handle the single-name form.

@@ -163,6 +163,16 @@ describe('policy loader: every error names file, line, column and key path', () 
     expectErrorAt(errorsOf(text), { ...pos(text, 'delta'), keyPath: 'routes[2].from', message: /unknown peer 'delta'/ });
   });
 
+  it('a route shadowed by an earlier one, and a target listed twice', () => {
+    const text = BASE.replace('  - { from: peers, to: core }\n', '  - { from: peers, to: core }\n  - { from: beta, called_prefix: "+1", to: core }\n')
+      .replace('to: [ alpha, beta ]', 'to: [ alpha, beta, alpha ]');
+    const errors = errorsOf(text);
+    expectErrorAt(errors, { ...pos(text, '{ from: beta'), keyPath: 'routes[3]', message: /unreachable: routes\[2\]/ });
+    expectErrorAt(errors, { ...pos(text, 'alpha ]'), keyPath: 'routes[1].to[2]', message: /listed twice/ });
+    // Narrower first, broader later is fine (the BASE file does that).
+    expect(parsePolicy(BASE, '/x/p.yaml').ok).toBe(true);
+  });
+
   it('duplicate peer id', () => {
     const text = BASE.replace('- id: beta', '- id: alpha');
     const second = pos(text, 'alpha', 'targets: [ "sip:192.0.2.10');
