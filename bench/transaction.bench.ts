@@ -1,6 +1,8 @@
 // Transaction-layer matching cost with 10 000 live transactions of each kind.
 // Run: npx tsx bench/transaction.bench.ts   (prints medians of 7 runs)
 // Messages are pre-parsed SipMessage objects: this measures the layer, not the parser.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { HeaderField, SipRequest, SipResponse } from '../src/engine/message/types.js';
 import type { Clock } from '../src/engine/transport/types.js';
 import { TransactionLayer, buildResponse, type ServerTransaction } from '../src/engine/transaction/index.js';
@@ -50,19 +52,32 @@ const layer = new TransactionLayer({
 const peer = { protocol: 'udp' as const, address: '198.51.100.7', port: 5080 };
 const peerMeta = { source: peer };
 const forgedMeta = { source: { ...peer, port: 5999 } };
+// A gc() for the memory estimate without extra node flags.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const heap = () => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+};
 const clientResponses: SipResponse[] = [];
 const retransmittedRequests: SipRequest[] = [];
+const prebuilt: Array<[SipRequest, SipResponse, SipRequest]> = [];
 for (let i = 0; i < LIVE; i++) {
   const r = req('OPTIONS', `z9hG4bKc${i}x`, i);
+  prebuilt.push([r, buildResponse(r, 200, 'OK', { toTag: `t${i}` }), req('INVITE', `z9hG4bKs${i}y`, i)]);
+}
+const heapBefore = heap();
+for (let i = 0; i < LIVE; i++) {
+  const [r, res, s] = prebuilt[i]!;
   layer.sendRequest(r, peer);
-  const res = buildResponse(r, 200, 'OK', { toTag: `t${i}` });
   layer.receive(res, peerMeta); // → Completed: later copies are retransmissions (absorbed)
   clientResponses.push(res);
-  const s = req('INVITE', `z9hG4bKs${i}y`, i);
   layer.receive(s, { source: { protocol: 'udp', address: '192.0.2.10', port: 5060 } });
   retransmittedRequests.push(s);
 }
 for (const s of servers) if (s.kind === 'ist') s.sendTrying();
+const heapAfter = heap();
 const strays = clientResponses.slice(0, 1000).map((r, i) => {
   const c = { ...r, headers: r.headers.slice() };
   c.headers[0] = h('via', 'Via', `SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnobody${i}`);
@@ -84,6 +99,7 @@ function measure(name: string, op: (i: number) => void): void {
 }
 
 console.log(`live transactions: ${layer.clientCount} client, ${layer.serverCount} server; ${OPS} ops per run, median of ${RUNS}`);
+console.log(`heap per live transaction (layer state, incl. serialized request/response bytes, excl. the parsed messages): ${Math.round((heapAfter - heapBefore) / (2 * LIVE))} bytes`);
 measure('raw lookup findClientTransaction(branch, method)', (i) => {
   layer.findClientTransaction(`z9hG4bKc${i % LIVE}x`, 'OPTIONS');
 });

@@ -61,7 +61,7 @@ export function parseVia(field: HeaderField): TopVia | undefined {
   // SWS is allowed around the ':' of sent-by; it is rare, so only then pay for the removal.
   if (sentBy.indexOf(' ') >= 0 || sentBy.indexOf('\t') >= 0) sentBy = sentBy.replace(WS_RUN, '');
   if (hasUpper(sentBy)) sentBy = sentBy.toLowerCase();
-  const branch = paramValue(v, i, 'branch') ?? '';
+  const branch = branchParam(v, i);
   return { branch, sentBy, transport, field };
 }
 
@@ -72,8 +72,29 @@ export function parseVia(field: HeaderField): TopVia | undefined {
 export function topViaBranch(msg: SipMessage): string | undefined {
   const f = firstHeader(msg, 'via');
   if (f === undefined) return undefined;
-  const v = f.value;
-  const semi = v.indexOf(';');
+  return branchParam(f.value, 0);
+}
+
+/**
+ * The branch parameter of a Via value. Fast path: a literal `;branch=` found by the native
+ * indexOf when no quoted string could hide a fake one; otherwise the general scanner.
+ */
+function branchParam(v: string, from: number): string {
+  if (v.indexOf('"') < 0) {
+    const at = v.indexOf(';branch=', from);
+    if (at >= 0) {
+      const start = at + 8;
+      let end = start;
+      const n = v.length;
+      while (end < n) {
+        const c = v.charCodeAt(end);
+        if (c === 59 || c === 32 || c === 9 || c === 44) break;
+        end++;
+      }
+      return v.slice(start, end);
+    }
+  }
+  const semi = v.indexOf(';', from);
   if (semi < 0) return '';
   return paramValue(v, semi, 'branch') ?? '';
 }

@@ -14,6 +14,7 @@
  *     },
  *     clock,                                    // optional Clock (tests pass a fake one)
  *     timers: { T1: 500, T2: 4000, T4: 5000, D: 32000 },   // optional
+ *     autoTrying: true,                         // optional: 100 Trying for each new INVITE before tu.request
  *   });
  *
  * Inbound: for every parsed message call `layer.receive(msg, packet)` (an InboundPacket works as
@@ -24,6 +25,7 @@
  *     after the final response: the wire server replies NOK). For INVITE, `txn.sendTrying()`
  *     sends 100 Trying at once. `buildResponse(req, status, reason, {toTag})` builds responses.
  *     Responses go to `txn.target` (default: the source address/port/connection = rport).
+ *   - `txn.terminate()` drops a server transaction silently (e.g. the app never answered in 64 s).
  *   - Retransmitted requests are absorbed; the transaction re-sends its last response.
  *   - CANCEL is its own non-INVITE server transaction; in tu.request() for a CANCEL, call
  *     `layer.findInviteServerTransaction(cancel)` to find the INVITE (undefined → answer 481).

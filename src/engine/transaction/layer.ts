@@ -25,6 +25,11 @@ export interface TransactionLayerOptions {
   clock?: Clock;
   /** Overrides of T1/T2/T4/D (ms). */
   timers?: Partial<TimerConfig>;
+  /**
+   * Send 100 Trying for every new INVITE before the TU hears of it (drachtio-server does this,
+   * and RFC 3261 §17.2.1 wants a 100 within 200 ms when the TU may be slower). Default false.
+   */
+  autoTrying?: boolean;
   /** Where exceptions thrown by TU callbacks go (default: console.error). */
   onError?: (err: unknown) => void;
 }
@@ -38,12 +43,14 @@ export class TransactionLayer implements TransactionHost {
   readonly counters: TransactionCounters = newCounters();
   readonly tu: TransactionUser;
   private readonly sendFn: SendFn;
+  private readonly autoTrying: boolean;
   private readonly onError: (err: unknown) => void;
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();
 
   constructor(opts: TransactionLayerOptions) {
     this.sendFn = opts.send;
+    this.autoTrying = opts.autoTrying ?? false;
     this.tu = opts.tu;
     this.clock = opts.clock ?? systemClock;
     const t = { ...DEFAULT_TIMERS, ...opts.timers };
@@ -123,6 +130,10 @@ export class TransactionLayer implements TransactionHost {
         : new NonInviteServerTransaction(this, key, req, branch, meta);
     this.servers.set(key, txn);
     this.counters.serverTransactionsCreated++;
+    if (this.autoTrying && txn.kind === 'ist') {
+      txn.sendTrying();
+      if (txn.terminated) return 'new'; // the transport failed; the TU heard via transportError
+    }
     this.guard(() => this.tu.request(txn, req, meta));
     return 'new';
   }

@@ -43,6 +43,20 @@ describe('INVITE server transaction over UDP', () => {
     expect(hs.clock.pending).toBe(0);
   });
 
+  it('autoTrying: 100 Trying goes out before the TU hears of the INVITE, and only for INVITE', () => {
+    const hs = harness(undefined, { autoTrying: true });
+    let sentBeforeTu = -1;
+    hs.onRequest = () => (sentBeforeTu = hs.sent.length);
+    const req = request('INVITE', { branch: 'z9hG4bKauto' });
+    hs.layer.receive(req, alice());
+    expect(sentBeforeTu).toBe(1);
+    expect(hs.sent[0]!.text.startsWith('SIP/2.0 100 Trying')).toBe(true);
+    hs.layer.receive(req, alice());
+    expect(sentTimes(hs, 'SIP/2.0 100')).toHaveLength(2); // the retransmission gets the 100 again
+    hs.layer.receive(request('OPTIONS', { branch: 'z9hG4bKauto2' }), alice());
+    expect(hs.sent).toHaveLength(2);
+  });
+
   it('non-2xx final: Timer G retransmits T1 doubling to T2; Timer H at 64*T1 reports a timeout', () => {
     const hs = harness();
     const { req, txn } = newInvite(hs);

@@ -137,7 +137,7 @@ export interface Harness {
   onRequest?: (txn: Transaction) => void;
 }
 
-export function harness(timers?: Partial<TimerConfig>): Harness {
+export function harness(timers?: Partial<TimerConfig>, opts: { autoTrying?: boolean } = {}): Harness {
   const clock = new FakeClock();
   const hs = { clock, sent: [] as Sent[], events: [] as TuEvent[], errors: [] as unknown[] } as Harness;
   hs.sendResult = () => ({ ok: true, local: { protocol: 'udp', address: '127.0.0.1', port: 5060 }, bytes: 0 });
@@ -157,6 +157,7 @@ export function harness(timers?: Partial<TimerConfig>): Harness {
     clock,
     tu,
     timers,
+    autoTrying: opts.autoTrying,
     onError: (e) => hs.errors.push(e),
     send: (target, bytes) => {
       hs.sent.push({ at: clock.now(), target, bytes, text: bytes.toString('utf8') });
