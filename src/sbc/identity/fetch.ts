@@ -33,7 +33,7 @@ export interface FetchedCert {
   memo: Map<unknown, unknown>;
 }
 
-interface CacheEntry { value?: FetchedCert; error?: CertFetchError; expires: number }
+interface CacheEntry { value?: FetchedCert; error?: CertFetchError; expires: number; host: string; http: boolean }
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g;
 const MAX_AGE = /(?:^|,)\s*(no-store|no-cache|s-maxage|max-age)\s*(?:=\s*"?(\d+)"?)?/gi;
@@ -128,6 +128,13 @@ export class CertFetcher {
 
   /** Fetch (or return cached) the certificate bundle at `url`. Rejects with CertFetchError. */
   get(url: string, allowHosts: readonly string[] = this.opts.allow_hosts): Promise<FetchedCert> {
+    // Hot path: a cached URL skips URL parsing; the allowlist is still applied per call
+    // because peers may have different allow_hosts.
+    const cached = this.cache.get(url);
+    if (cached && cached.value && cached.expires > this.opts.now() && (!cached.http || this.opts.allow_http) && hostAllowed(cached.host, allowHosts)) {
+      certCacheTotal.inc({ result: 'hit' });
+      return Promise.resolve(cached.value);
+    }
     let u: URL;
     try { u = new URL(url); } catch { return Promise.reject(new CertFetchError('forbidden', `bad certificate URL '${url.slice(0, 200)}'`)); }
     if (u.protocol !== 'https:' && !(u.protocol === 'http:' && this.opts.allow_http)) {
@@ -148,12 +155,13 @@ export class CertFetcher {
     certCacheTotal.inc({ result: 'miss' });
     const running = this.inflight.get(url);
     if (running) return running;
-    const p = this.fetchGated(u).finally(() => this.inflight.delete(url));
+    const p = this.fetchGated(u, url).finally(() => this.inflight.delete(url));
     this.inflight.set(url, p);
     return p;
   }
 
-  private async fetchGated(u: URL): Promise<FetchedCert> {
+  /** `key` is the URL exactly as the peer wrote it: the cache and single-flight key. */
+  private async fetchGated(u: URL, key: string): Promise<FetchedCert> {
     const deadline = this.opts.now() + this.opts.timeout_ms;
     const gateKey = `${u.protocol}//${u.host}`;
     let gate = this.gates.get(gateKey);
@@ -169,7 +177,7 @@ export class CertFetcher {
         }
         const value = toFetched(u.href, chain);
         const life = cacheLifetime(cacheControl, this.opts.cache_max_age_s);
-        this.store(u.href, { value, expires: this.opts.now() + life * 1000 });
+        this.store(key, { value, expires: this.opts.now() + life * 1000, host: u.hostname, http: u.protocol === 'http:' });
         certFetchesTotal.inc({ result: 'ok' });
         return value;
       } finally {
@@ -178,7 +186,7 @@ export class CertFetcher {
     } catch (e) {
       const err = e instanceof CertFetchError ? e : new CertFetchError('network', (e as Error).message);
       certFetchesTotal.inc({ result: err.kind });
-      if (this.opts.negative_cache_s > 0) this.store(u.href, { error: err, expires: this.opts.now() + this.opts.negative_cache_s * 1000 });
+      if (this.opts.negative_cache_s > 0) this.store(key, { error: err, expires: this.opts.now() + this.opts.negative_cache_s * 1000, host: u.hostname, http: u.protocol === 'http:' });
       throw err;
     } finally {
       certFetchSeconds.observe((performance.now() - started) / 1000);
