@@ -51,6 +51,8 @@ export interface CoreCounters {
   unroutedRequests: number;
   framesToApps: number;
   sendFailures: number;
+  /** Client transactions that got no final response (Timer B/F): a made-up 408 went to the app. */
+  clientTimeouts: number;
 }
 
 export interface UaCoreOptions {
@@ -169,7 +171,7 @@ export class UaCore implements WireHandler {
   readonly dialogs = new DialogStore();
   readonly counters: CoreCounters = {
     requestsIn: 0, responsesIn: 0, parseErrors: 0, badRequests: 0, retransmissionsAbsorbed: 0,
-    forgedResponses: 0, unroutedRequests: 0, framesToApps: 0, sendFailures: 0,
+    forgedResponses: 0, unroutedRequests: 0, framesToApps: 0, sendFailures: 0, clientTimeouts: 0,
   };
   private readonly stxByKey = new Map<string, ServerTxn>();
   private readonly stxById = new Map<string, ServerTxn>();
@@ -1126,6 +1128,7 @@ export class UaCore implements WireHandler {
     // Timer B / F.
     ctx.timer = this.clock.setTimeout(() => {
       if (ctx.state === 'calling' || ctx.state === 'proceeding') {
+        this.counters.clientTimeouts++;
         this.dropCtx(ctx);
         if (ctx.dialog && !ctx.inDialog && ctx.dialog.state === 'early') this.destroyDialog(ctx.dialog);
         if (isInvite && !ctx.inDialog) this.rememberFailed(ctx.dialogId);
