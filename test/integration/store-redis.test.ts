@@ -5,6 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { RedisStore } from '../../src/store/redis.js';
 import { syncBans } from '../../src/store/bans.js';
 import { Shield } from '../../src/engine/shield/index.js';
+import { createStore, MemoryStore, ResilientStore } from '../../src/store/index.js';
+import { StoreSchema } from '../../src/policy/schema.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { stopAll, waitFor } from '../helpers/procs.js';
 import { storeBehaviour } from '../helpers/store-suite.js';
@@ -96,5 +98,15 @@ describe('RedisStore pool properties', () => {
     await expect(a.acquire([{ scope: 'p' }], '', 'n', 1000)).rejects.toThrow(TypeError);
     await expect(a.take('k', 0, 1)).rejects.toThrow(RangeError);
     await close();
+  });
+
+  it('createStore builds what the policy says', async () => {
+    expect(createStore(StoreSchema.parse({}))).toBeInstanceOf(MemoryStore);
+    const s = createStore(StoreSchema.parse({ redis: { url: redis.url, on_failure: 'fail_closed', key_prefix: 'pgpol:' } }));
+    expect(s).toBeInstanceOf(ResilientStore);
+    expect(s.kind).toBe('redis');
+    await waitFor(() => s.health().state === 'up', 3000, 20, 'policy store up');
+    expect(await s.seenOnce(`policy-${randomUUID()}`, 1000)).toBe(true);
+    await s.close();
   });
 });
