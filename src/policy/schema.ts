@@ -3,7 +3,7 @@
 // (z.strictObject). Fragments owned by the limits, identity and media stages are imported,
 // never copied. Cross-field rules (peer ids, route targets, TLS material) live in
 // `checkPolicy` at the bottom so each error points at the key that is wrong.
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { PeerLimitsSchema, GlobalLimitsSchema } from '../sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema.js';
@@ -298,6 +298,8 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
     }
   });
 
+  checkPeerOverlap(p, issue);
+
   p.routes.forEach((r, i) => {
     // First match wins, so a route that an earlier one fully covers can never be used.
     const shadow = p.routes.findIndex((e, k) => k < i && routeCovers(e, r));
@@ -314,6 +316,33 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
       else if (t !== 'core' && !ids.has(t)) issue(path, `unknown peer '${t}' in route target`);
       else if (t === 'core' && r.from === 'core') issue(path, 'a route from core to core would loop');
       else if (t !== 'core' && !p.peers[ids.get(t)!]?.targets) issue(path, `peer '${t}' is a route target but has no targets (where to send its calls)`);
+    });
+  });
+}
+
+/**
+ * Two peers whose address ranges overlap are ambiguous for a source in the overlap (the
+ * request would be refused as unknown) unless both also require a certificate to tell them apart.
+ */
+function checkPeerOverlap(p: Root, issue: (path: (string | number)[], message: string) => void): void {
+  const ranges: { peer: number; cidr: Cidr; list: BlockList }[] = [];
+  const hasCert = (i: number) => p.peers[i]!.match.certificate !== undefined;
+  p.peers.forEach((peer, i) => {
+    peer.match.addresses?.forEach((text, j) => {
+      const cidr = parseCidr(text);
+      if (!cidr) return;
+      const list = new BlockList();
+      list.addSubnet(cidr.address, cidr.prefix, cidr.family);
+      for (const r of ranges) {
+        if (r.peer === i || r.cidr.family !== cidr.family || (hasCert(i) && hasCert(r.peer))) continue;
+        // CIDRs overlap only by nesting: the wider one contains the narrower one's address.
+        const overlap = r.cidr.prefix <= cidr.prefix ? r.list.check(cidr.address, cidr.family) : list.check(r.cidr.address, r.cidr.family);
+        if (overlap) {
+          issue(['peers', i, 'match', 'addresses', j], `${text} overlaps ${r.cidr.address}/${r.cidr.prefix} of peer '${p.peers[r.peer]!.id}': sources in both would be ambiguous (give both peers a certificate match, or split the ranges)`);
+          break;
+        }
+      }
+      ranges.push({ peer: i, cidr, list });
     });
   });
 }

@@ -173,6 +173,15 @@ describe('policy loader: every error names file, line, column and key path', () 
     expect(parsePolicy(BASE, '/x/p.yaml').ok).toBe(true);
   });
 
+  it('overlapping peer address ranges without certificates to tell them apart', () => {
+    const text = BASE.replace('addresses: [ 198.51.100.7 ]', 'addresses: [ 198.51.100.7, 192.0.2.128/25 ]');
+    expectErrorAt(errorsOf(text), { ...pos(text, '192.0.2.128/25'), keyPath: 'peers[1].match.addresses[1]', message: /overlaps 192\.0\.2\.0\/24 of peer 'alpha'/ });
+    const wider = BASE.replace('addresses: [ 198.51.100.7 ]', 'addresses: [ 192.0.0.0/16 ]');
+    expectErrorAt(errorsOf(wider), { ...pos(wider, '192.0.0.0/16'), keyPath: 'peers[1].match.addresses[0]', message: /overlaps/ });
+    const adjacent = BASE.replace('addresses: [ 198.51.100.7 ]', 'addresses: [ 192.0.3.0/24, 192.0.1.255 ]');
+    expect(parsePolicy(adjacent, '/x/p.yaml').ok).toBe(true);
+  });
+
   it('duplicate peer id', () => {
     const text = BASE.replace('- id: beta', '- id: alpha');
     const second = pos(text, 'alpha', 'targets: [ "sip:192.0.2.10');
