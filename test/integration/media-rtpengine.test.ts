@@ -50,7 +50,7 @@ function expectNoCoreTopology(sdp: string, corePort: number): void {
 
 beforeAll(async () => {
   rtpe = await startRtpengine();
-  stage = await MediaStage.create({ rtpengine: [{ address: rtpe.address, weight: 1 }], timeout_ms: 500, health_interval_ms: 200 });
+  stage = await MediaStage.create({ rtpengine: [{ address: rtpe.address, weight: 1 }], timeout_ms: 2000, health_interval_ms: 200 });
 });
 
 afterEach(async () => {

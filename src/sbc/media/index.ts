@@ -187,6 +187,9 @@ export class MediaStage {
           return this.refused(refuse(488, 'rtpengine_rejected', `media relay refused the offer: ${e.message}`, 399));
         }
         this.log.warn({ callId: req.callId, rtpengine: inst.name, err: String(e) }, 'offer failed; trying next rtpengine');
+        // The offer may have reached it and only the reply got lost: remove that session
+        // (best effort) so a slow instance is not left holding it.
+        if (!existing) this.pool.command(inst, 'delete', { 'call-id': req.callId }).catch(() => undefined);
         continue;
       }
       const out = this.rewriteOut(reply);

@@ -46,6 +46,8 @@ export class RtpengineInstance {
   /** Label for metrics and logs. */
   readonly name: string;
   healthy = false;
+  /** Consecutive commands (pings included) that got no answer. */
+  failures = 0;
   /** Smooth weighted round robin state (nginx's algorithm). */
   current = 0;
   constructor(address: string, readonly weight: number) {
@@ -56,6 +58,13 @@ export class RtpengineInstance {
     this.name = address;
   }
 }
+
+/**
+ * Consecutive unanswered commands before an instance is taken out of rotation. One lost
+ * datagram or one slow reply on a loaded host must not turn every new call into a 503; the
+ * call that saw the timeout fails over on its own regardless.
+ */
+export const DOWN_AFTER_FAILURES = 2;
 
 export interface PoolOptions {
   timeoutMs: number;
@@ -79,6 +88,7 @@ export class RtpenginePool {
     if (instances.length === 0) throw new Error('no rtpengine instances configured');
     this.instances = instances.map((i) => new RtpengineInstance(i.address, i.weight));
     this.log = opts.log ?? silentLog;
+    for (const i of this.instances) rtpengineUp.set({ instance: i.name }, 0);
     // rejectOnError: an ng error reply rejects (with the error-reason string) instead of resolving.
     this.client = new Client({ localAddress: '127.0.0.1', localPort: 0, timeout: opts.timeoutMs, rejectOnError: true });
     // A reply arriving after its timeout, or a socket error, is emitted here; without a
@@ -113,10 +123,12 @@ export class RtpenginePool {
       ok = r.result === 'pong';
     } catch { ok = false; }
     if (this.closed) return ok;
-    if (ok !== inst.healthy) this.log[ok ? 'info' : 'warn']({ rtpengine: inst.name }, ok ? 'rtpengine up' : 'rtpengine down');
-    inst.healthy = ok;
-    rtpengineUp.set({ instance: inst.name }, ok ? 1 : 0);
-    return ok;
+    if (ok && !inst.healthy) {
+      inst.healthy = true;
+      rtpengineUp.set({ instance: inst.name }, 1);
+      this.log.info({ rtpengine: inst.name }, 'rtpengine up');
+    }
+    return inst.healthy;
   }
 
   /** Healthy instances in the order to try them for a new call. */
@@ -149,15 +161,20 @@ export class RtpenginePool {
     try {
       const r = cmd === 'ping' ? await this.client.ping(dest) : await this.client[cmd](dest, params);
       end();
+      inst.failures = 0;
       return r;
     } catch (err) {
       end();
       rtpengineErrors.inc({ instance: inst.name });
-      if (typeof err === 'string') throw new NgRejected(err);
-      if (cmd !== 'ping' && inst.healthy) {
+      if (typeof err === 'string') {
+        inst.failures = 0;
+        throw new NgRejected(err);
+      }
+      inst.failures++;
+      if (inst.healthy && inst.failures >= DOWN_AFTER_FAILURES && !this.closed) {
         inst.healthy = false;
         rtpengineUp.set({ instance: inst.name }, 0);
-        this.log.warn({ rtpengine: inst.name, err: String(err) }, 'rtpengine unavailable');
+        this.log.warn({ rtpengine: inst.name, err: String(err) }, 'rtpengine down');
       }
       throw new NgUnavailable(`rtpengine ${inst.name}: ${err instanceof Error ? err.message : String(err)}`);
     }
