@@ -1,71 +1,99 @@
 // name-addr / addr-spec with header parameters (RFC 3261 §20.10, §25.1): From, To, Contact,
 // Route, Record-Route, Refer-To, P-Asserted-Identity …
 import type { NameAddr } from './types.js';
-import { TOKEN, isWsp, skipWsp, trimWsp } from './chars.js';
+import { TOKEN, isWsp, skipWsp } from './chars.js';
 import { formatParams, parseParams, quote, quotedEnd, unquote } from './params.js';
 import { isUriText, schemeEnd } from './uri.js';
+
+// Out-parameters of scanNameAddr (no result object on the hot path).
+let uriFrom = 0;
+let uriTo = 0;
+let dnFrom = -1; // display name range; dnQuoted when it is a quoted-string (with quotes)
+let dnTo = -1;
+let dnQuoted = false;
+
+/** Validate one name-addr or addr-spec value, filling params when given. */
+function scanNameAddr(s: string, params: Map<string, string> | null): boolean {
+  const end = s.length;
+  let i = skipWsp(s, 0, end);
+  if (i >= end) return false;
+  dnFrom = -1;
+  dnQuoted = false;
+  const c0 = s.charCodeAt(i);
+  if (c0 === 34) {
+    // quoted display name
+    const q = quotedEnd(s, i, end);
+    if (q < 0) return false;
+    dnFrom = i;
+    dnTo = q;
+    dnQuoted = true;
+    i = skipWsp(s, q, end);
+    if (s.charCodeAt(i) !== 60) return false; // '<' must follow
+    i = scanBracketed(s, i);
+    if (i < 0) return false;
+  } else {
+    const lt = s.indexOf('<', i);
+    if (lt >= 0) {
+      // token display name (may be empty): tokens separated by LWS, RFC 3261 display-name
+      let a = i;
+      let b = lt;
+      for (let j = a; j < b; j++) {
+        const c = s.charCodeAt(j);
+        if (!isWsp(c) && (c > 127 || TOKEN[c] !== 1)) return false;
+      }
+      while (b > a && isWsp(s.charCodeAt(b - 1))) b--;
+      while (a < b && isWsp(s.charCodeAt(a))) a++;
+      if (b > a) {
+        dnFrom = a;
+        dnTo = b;
+      }
+      i = scanBracketed(s, lt);
+      if (i < 0) return false;
+    } else {
+      // addr-spec: the URI ends at the first ';' (what follows are header params), and may not
+      // contain ',' '?' (RFC 3261 §20.10: such URIs must be enclosed in <>).
+      let semi = s.indexOf(';', i);
+      if (semi < 0) semi = end;
+      let b = semi;
+      while (b > i && isWsp(s.charCodeAt(b - 1))) b--;
+      if (!isUriText(s, i, b) || schemeEnd(s, i) < 0) return false;
+      for (let j = i; j < b; j++) {
+        const c = s.charCodeAt(j);
+        if (c === 63 || c === 44) return false;
+      }
+      uriFrom = i;
+      uriTo = b;
+      i = semi;
+    }
+  }
+  return parseParams(s, i, end, params);
+}
+
+/** s[i] === '<'. Sets uriFrom/uriTo; returns the index after '>' or -1. */
+function scanBracketed(s: string, i: number): number {
+  const gt = s.indexOf('>', i + 1);
+  if (gt < 0) return -1;
+  // No LWS inside <> (RFC 4475 §3.1.2.14), and the URI needs a scheme.
+  if (!isUriText(s, i + 1, gt) || schemeEnd(s, i + 1) < 0) return -1;
+  uriFrom = i + 1;
+  uriTo = gt;
+  return gt + 1;
+}
+
+/** Whether text is a well-formed name-addr / addr-spec with params (no allocation). */
+export function isValidNameAddr(text: string): boolean {
+  return typeof text === 'string' && scanNameAddr(text, null);
+}
 
 /** Parse one name-addr or addr-spec value. Returns null on any syntax error (unbalanced quote,
  *  whitespace inside <>, non-token display name, addr-spec that needed <>, empty params). */
 export function parseNameAddr(text: string): NameAddr | null {
   if (typeof text !== 'string') return null;
-  const s = text;
-  const end = s.length;
-  let i = skipWsp(s, 0, end);
-  if (i >= end) return null;
-  let displayName: string | undefined;
-  let uri: string;
-  const c0 = s.charCodeAt(i);
-  const lt = c0 === 34 ? -1 : s.indexOf('<', i);
-  if (c0 === 34) {
-    // quoted display name
-    const q = quotedEnd(s, i, end);
-    if (q < 0) return null;
-    displayName = unquote(s, i, q);
-    i = skipWsp(s, q, end);
-    if (s.charCodeAt(i) !== 60) return null; // '<' must follow
-    i = parseBracketed(s, i);
-    if (i < 0) return null;
-    uri = bracketedUri;
-  } else if (lt >= 0) {
-    // token display name (may be empty): tokens separated by LWS, RFC 3261 display-name
-    for (let j = i; j < lt; j++) {
-      const c = s.charCodeAt(j);
-      if (!isWsp(c) && (c > 127 || TOKEN[c] !== 1)) return null;
-    }
-    const dn = trimWsp(s.slice(i, lt));
-    if (dn.length > 0) displayName = dn;
-    i = parseBracketed(s, lt);
-    if (i < 0) return null;
-    uri = bracketedUri;
-  } else {
-    // addr-spec: the URI ends at the first ';' (what follows are header params), and may not
-    // contain ',' '?' (RFC 3261 §20.10: such URIs must be enclosed in <>).
-    let semi = s.indexOf(';', i);
-    if (semi < 0) semi = end;
-    uri = trimWsp(s.slice(i, semi));
-    if (!isUriText(uri) || schemeEnd(uri) < 0 || uri.indexOf('?') >= 0 || uri.indexOf(',') >= 0) return null;
-    i = semi;
-  }
   const params = new Map<string, string>();
-  if (!parseParams(s, i, end, params)) return null;
-  const na: NameAddr = { uri, params };
-  if (displayName !== undefined) na.displayName = displayName;
+  if (!scanNameAddr(text, params)) return null;
+  const na: NameAddr = { uri: text.slice(uriFrom, uriTo), params };
+  if (dnFrom >= 0) na.displayName = dnQuoted ? unquote(text, dnFrom, dnTo) : text.slice(dnFrom, dnTo);
   return na;
-}
-
-// Out-parameter of parseBracketed (avoids allocating a result object per call).
-let bracketedUri = '';
-
-/** s[i] === '<'. Sets bracketedUri; returns the index after '>' or -1. */
-function parseBracketed(s: string, i: number): number {
-  const gt = s.indexOf('>', i + 1);
-  if (gt < 0) return -1;
-  const uri = s.slice(i + 1, gt);
-  // No LWS inside <> (RFC 4475 §3.1.2.14), and the URI needs a scheme.
-  if (!isUriText(uri) || schemeEnd(uri) < 0) return -1;
-  bracketedUri = uri;
-  return gt + 1;
 }
 
 /** name-addr text: always in <> form, display name quoted when present. */

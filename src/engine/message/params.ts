@@ -46,8 +46,9 @@ function isValueChar(c: number): boolean {
 }
 
 /** Parse generic params from s[i..end): `*( SWS ";" SWS name [ SWS "=" SWS value ] ) SWS`.
- *  Names are lower-cased; values kept as written (quoted values keep their quotes). */
-export function parseParams(s: string, i: number, end: number, out: Map<string, string>): boolean {
+ *  Names are lower-cased; values kept as written (quoted values keep their quotes).
+ *  With out === null it only validates (no allocation). */
+export function parseParams(s: string, i: number, end: number, out: Map<string, string> | null): boolean {
   for (;;) {
     i = skipWsp(s, i, end);
     if (i >= end) return true;
@@ -60,7 +61,7 @@ export function parseParams(s: string, i: number, end: number, out: Map<string, 
       i++;
     }
     if (i === nameStart) return false;
-    const name = s.slice(nameStart, i).toLowerCase();
+    const nameEnd = i;
     i = skipWsp(s, i, end);
     if (i < end && s.charCodeAt(i) === 61) {
       // '='
@@ -74,9 +75,9 @@ export function parseParams(s: string, i: number, end: number, out: Map<string, 
         while (i < end && isValueChar(s.charCodeAt(i))) i++;
       }
       if (i === valueStart) return false;
-      out.set(name, s.slice(valueStart, i));
-    } else {
-      out.set(name, '');
+      if (out !== null) out.set(s.slice(nameStart, nameEnd).toLowerCase(), s.slice(valueStart, i));
+    } else if (out !== null) {
+      out.set(s.slice(nameStart, nameEnd).toLowerCase(), '');
     }
     if (i < end && !isWsp(s.charCodeAt(i)) && s.charCodeAt(i) !== 59) return false;
   }

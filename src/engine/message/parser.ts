@@ -6,9 +6,9 @@ import type { HeaderField, ParseLimits, ParseResult, SipMessage } from './types.
 import { DEFAULT_PARSE_LIMITS } from './types.js';
 import { isToken, isWsp, parseDigits } from './chars.js';
 import { LIST_HEADERS, canonicalName } from './names.js';
-import { parseNameAddr } from './nameaddr.js';
-import { parseUri, isUriText, schemeEnd } from './uri.js';
-import { parseCSeq, parseVia } from './via.js';
+import { isValidNameAddr } from './nameaddr.js';
+import { URI_INVALID, URI_WITH_HEADERS, checkUri } from './uri.js';
+import { isValidVia, parseCSeq } from './via.js';
 
 type Kind = 'request' | 'response' | 'unknown';
 type Failure = Extract<ParseResult, { ok: false }>;
@@ -26,6 +26,7 @@ export const STATUS_VERSION_NOT_SUPPORTED = 505;
 const RECOVERED = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const WSP = /[ \t]/;
 const LFLF = Buffer.from('\n\n');
 
 /** Parse one SIP message (a datagram, or one frame cut from a stream by Content-Length).
@@ -43,7 +44,8 @@ export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_PARSE_LI
 
 function failure(kind: Kind, status: number, error: string, headers: HeaderField[]): Failure {
   const recovered: HeaderField[] = [];
-  for (const h of headers) if (RECOVERED.has(h.name)) recovered.push(h);
+  // Values with a bare CR are left out: they could not be echoed safely in the answer.
+  for (const h of headers) if (RECOVERED.has(h.name) && h.value.indexOf('\r') < 0) recovered.push(h);
   return { ok: false, kind, status, error, headers: recovered };
 }
 
@@ -83,11 +85,13 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   }
 
   const head = buf.toString('utf8', start, headEnd);
+  // CR only as part of CRLF (RFC 3261 §7.3.1): a bare CR could end a line for the next hop.
   const firstNl = head.indexOf('\n');
   const lineEnd = firstNl < 0 ? head.length : firstNl > 0 && head.charCodeAt(firstNl - 1) === 13 ? firstNl - 1 : firstNl;
   const startLine = head.slice(0, lineEnd);
 
   const headers: HeaderField[] = [];
+  if (startLine.indexOf('\r') >= 0) return failure(kind, STATUS_BAD_REQUEST, 'bare CR in start line', recoverHeaders(buf, start, headEnd, limits));
   const headerError = collectHeaders(head, firstNl < 0 ? head.length : firstNl + 1, limits, headers);
   if (headerError !== null) return failure(kind, headerStatus, headerError, headers);
 
@@ -115,19 +119,19 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
     const h = headers[idx]!;
     switch (h.name) {
       case 'via':
-        if (parseVia(h.value) === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed Via: ${clip(h.value)}`, headers);
+        if (!isValidVia(h.value)) return failure(mkind, STATUS_BAD_REQUEST, `malformed Via: ${clip(h.value)}`, headers);
         vias++;
         break;
       case 'from':
       case 'to':
         if (h.name === 'from' ? from >= 0 : to >= 0) return failure(mkind, STATUS_BAD_REQUEST, `multiple ${h.raw} header fields`, headers);
-        if (parseNameAddr(h.value) === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed ${h.raw}: ${clip(h.value)}`, headers);
+        if (!isValidNameAddr(h.value)) return failure(mkind, STATUS_BAD_REQUEST, `malformed ${h.raw}: ${clip(h.value)}`, headers);
         if (h.name === 'from') from = idx;
         else to = idx;
         break;
       case 'call-id':
         if (callId >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple Call-ID header fields', headers);
-        if (h.value.length === 0 || hasWsp(h.value)) return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
+        if (h.value.length === 0 || WSP.test(h.value)) return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
         callId = idx;
         break;
       case 'cseq':
@@ -147,12 +151,12 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
         break;
       }
       case 'contact':
-        if (h.value !== '*' && parseNameAddr(h.value) === null)
+        if (h.value !== '*' && !isValidNameAddr(h.value))
           return failure(mkind, STATUS_BAD_REQUEST, `malformed Contact: ${clip(h.value)}`, headers);
         break;
       case 'route':
       case 'record-route':
-        if (parseNameAddr(h.value) === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed ${h.raw}: ${clip(h.value)}`, headers);
+        if (!isValidNameAddr(h.value)) return failure(mkind, STATUS_BAD_REQUEST, `malformed ${h.raw}: ${clip(h.value)}`, headers);
         break;
       case 'date':
         // rfc1123-date is always in GMT (RFC 3261 §20.17, RFC 4475 §3.1.2.12)
@@ -185,11 +189,6 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
 
 const EMPTY = Buffer.alloc(0);
 
-function hasWsp(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (isWsp(s.charCodeAt(i))) return true;
-  return false;
-}
-
 function clip(s: string): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
@@ -213,6 +212,14 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
     if (e < 0) e = n;
     let lineEnd = e;
     if (lineEnd > pos && head.charCodeAt(lineEnd - 1) === 13) lineEnd--;
+    // CR only as part of CRLF (RFC 3261 §7.3.1): a bare CR could end a line for the next hop.
+    const cr = head.indexOf('\r', pos);
+    if (cr >= 0 && cr < lineEnd) {
+      error ??= 'bare CR in header section';
+      raw = undefined;
+      pos = e + 1;
+      continue;
+    }
     const c = head.charCodeAt(pos);
     if (c === 32 || c === 9) {
       // LWS continuation (RFC 3261 §7.3.1): folded into the previous value as one SP
@@ -365,19 +372,11 @@ function parseRequestLine(line: string, limits: ParseLimits): { method: string; 
     return `Request-URI longer than ${limits.maxUriBytes} bytes`;
   }
   const uri = line.slice(sp1 + 1, sp2);
-  const colon = schemeEnd(uri);
-  if (colon < 0 || !isUriText(uri)) return `malformed Request-URI: ${clip(uri)}`;
-  const scheme = uri.charCodeAt(0) | 0x20;
-  if (scheme === 0x73 || scheme === 0x74) {
-    // sip: / sips: / tel: must parse; sip(s) Request-URIs may not carry headers (RFC 3261 §19.1.1,
-    // RFC 4475 §3.1.2.11).
-    const lower = uri.slice(0, colon).toLowerCase();
-    if (lower === 'sip' || lower === 'sips' || lower === 'tel') {
-      const parsed = parseUri(uri);
-      if (parsed === null) return `malformed Request-URI: ${clip(uri)}`;
-      if (parsed.headers.size > 0) return `Request-URI may not contain headers: ${clip(uri)}`;
-    }
-  }
+  // sip:/sips:/tel: must parse, and sip(s) Request-URIs may not carry headers (RFC 3261 §19.1.1,
+  // RFC 4475 §3.1.2.11); other schemes need only be URI text (RFC 4475 §3.3.2).
+  const check = checkUri(uri);
+  if (check === URI_INVALID) return `malformed Request-URI: ${clip(uri)}`;
+  if (check === URI_WITH_HEADERS) return `Request-URI may not contain headers: ${clip(uri)}`;
   return { method: line.slice(0, sp1), uri };
 }
 

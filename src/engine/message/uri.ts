@@ -27,47 +27,61 @@ export function schemeEnd(s: string, from = 0): number {
 }
 
 /** A host: hostname / IPv4 (chars of HOST, not empty) or an IPv6 reference in brackets. */
-export function isHost(s: string): boolean {
-  if (s.length === 0) return false;
-  if (s.charCodeAt(0) === 91) {
+export function isHost(s: string, from = 0, to = s.length): boolean {
+  if (to <= from) return false;
+  if (s.charCodeAt(from) === 91) {
     // '[' IPv6 ']': hex digits, ':' and '.' (embedded IPv4) only.
-    if (s.charCodeAt(s.length - 1) !== 93 || s.length < 4) return false;
-    for (let i = 1; i < s.length - 1; i++) {
+    if (s.charCodeAt(to - 1) !== 93 || to - from < 4) return false;
+    for (let i = from + 1; i < to - 1; i++) {
       const c = s.charCodeAt(i);
       const l = c | 0x20;
       if (!((c >= 48 && c <= 58) || (l >= 0x61 && l <= 0x66) || c === 46)) return false;
     }
     return true;
   }
-  for (let i = 0; i < s.length; i++) {
+  for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c > 127 || HOST[c] !== 1) return false;
   }
   return true;
 }
 
-/** Split `host[:port]` (IPv6 aware). Returns null when malformed. */
-export function splitHostPort(s: string): { host: string; port?: number } | null {
-  let hostEnd: number;
-  if (s.charCodeAt(0) === 91) {
-    const close = s.indexOf(']');
-    if (close < 0) return null;
-    hostEnd = close + 1;
-    if (hostEnd !== s.length && s.charCodeAt(hostEnd) !== 58) return null;
+// Out-parameters of scanHostPort (no result object on the hot path).
+let hostEnd = 0;
+let hostPort = -1;
+
+/** Validate `host[:port]` in s[from..to) (IPv6 aware); sets hostEnd and hostPort (-1 if none). */
+function scanHostPort(s: string, from: number, to: number): boolean {
+  let he: number;
+  if (s.charCodeAt(from) === 91) {
+    const close = s.indexOf(']', from);
+    if (close < 0 || close >= to) return false;
+    he = close + 1;
+    if (he !== to && s.charCodeAt(he) !== 58) return false;
   } else {
-    const colon = s.indexOf(':');
-    hostEnd = colon < 0 ? s.length : colon;
+    const colon = s.indexOf(':', from);
+    he = colon < 0 || colon >= to ? to : colon;
   }
-  const host = s.slice(0, hostEnd);
-  if (!isHost(host)) return null;
-  if (hostEnd === s.length) return { host };
-  const port = parseDigits(s, hostEnd + 1, s.length, 65535);
-  if (port < 0) return null;
-  return { host, port };
+  if (!isHost(s, from, he)) return false;
+  hostEnd = he;
+  if (he === to) {
+    hostPort = -1;
+    return true;
+  }
+  hostPort = parseDigits(s, he + 1, to, 65535);
+  return hostPort >= 0;
 }
 
-/** Parse `;name[=value]` pairs of a URI (no whitespace allowed), names lower-cased. */
-function parseUriParams(s: string, from: number, to: number, out: Map<string, string>): boolean {
+/** Split `host[:port]` (IPv6 aware). Returns null when malformed. */
+export function splitHostPort(s: string): { host: string; port?: number } | null {
+  if (!scanHostPort(s, 0, s.length)) return null;
+  const host = s.slice(0, hostEnd);
+  return hostPort < 0 ? { host } : { host, port: hostPort };
+}
+
+/** Parse `;name[=value]` pairs of a URI (no whitespace allowed), names lower-cased.
+ *  With out === null only validates. */
+function parseUriParams(s: string, from: number, to: number, out: Map<string, string> | null): boolean {
   let i = from;
   while (i < to) {
     // s[i] === ';'
@@ -76,14 +90,83 @@ function parseUriParams(s: string, from: number, to: number, out: Map<string, st
     const eq = s.indexOf('=', i + 1);
     if (eq >= 0 && eq < end) {
       if (eq === i + 1) return false;
-      out.set(s.slice(i + 1, eq).toLowerCase(), s.slice(eq + 1, end));
+      if (out !== null) out.set(s.slice(i + 1, eq).toLowerCase(), s.slice(eq + 1, end));
     } else {
       if (end === i + 1) return false; // empty parameter (";;")
-      out.set(s.slice(i + 1, end).toLowerCase(), '');
+      if (out !== null) out.set(s.slice(i + 1, end).toLowerCase(), '');
     }
     i = end;
   }
   return true;
+}
+
+// Out-parameters of scanSipUri.
+let userEnd = -1; // index of '@' or -1
+let passwordColon = -1;
+let hostStart = 0;
+let uriHeaders = false;
+
+/** Validate a sip:/sips: URI from `from` (just after "sip:"); fills params/headers when given. */
+function scanSipUri(text: string, from: number, params: Map<string, string> | null, headers: Map<string, string> | null): boolean {
+  let rest = from;
+  // userinfo ends at the first '@' ('@' is not allowed unescaped in user, host or params).
+  const at = text.indexOf('@', rest);
+  userEnd = at;
+  passwordColon = -1;
+  if (at >= 0) {
+    const pw = text.indexOf(':', rest);
+    if (pw >= 0 && pw < at) passwordColon = pw;
+    if ((passwordColon >= 0 ? passwordColon : at) === rest) return false; // empty user
+    rest = at + 1;
+  }
+  hostStart = rest;
+  const q = text.indexOf('?', rest);
+  const end = q < 0 ? text.length : q;
+  let semi = text.indexOf(';', rest);
+  if (semi < 0 || semi > end) semi = end;
+  if (!scanHostPort(text, rest, semi)) return false;
+  if (semi < end && !parseUriParams(text, semi, end, params)) return false;
+  uriHeaders = q >= 0;
+  if (q >= 0) {
+    let i = q + 1;
+    while (i <= text.length) {
+      let amp = text.indexOf('&', i);
+      if (amp < 0) amp = text.length;
+      const eq = text.indexOf('=', i);
+      if (eq < 0 || eq > amp || eq === i) return false;
+      if (headers !== null) headers.set(text.slice(i, eq), text.slice(eq + 1, amp));
+      i = amp + 1;
+    }
+  }
+  return true;
+}
+
+export const URI_OK = 0;
+export const URI_INVALID = 1;
+export const URI_WITH_HEADERS = 2;
+export const URI_OTHER_SCHEME = 3;
+
+/** Classify text without building a SipUri (hot path): URI_OK for a well-formed sip:/sips:/tel:
+ *  URI, URI_WITH_HEADERS when it is well-formed but carries `?headers`, URI_OTHER_SCHEME for
+ *  well-formed URI text of another scheme, URI_INVALID otherwise. */
+export function checkUri(text: string): number {
+  const colon = schemeEnd(text);
+  if (colon < 0 || !isUriText(text, colon + 1)) return URI_INVALID;
+  const c0 = text.charCodeAt(0) | 0x20;
+  const c1 = text.charCodeAt(1) | 0x20;
+  const c2 = text.charCodeAt(2) | 0x20;
+  if (colon === 3 && c0 === 0x74 && c1 === 0x65 && c2 === 0x6c) return parseTel(text, colon + 1) !== null ? URI_OK : URI_INVALID;
+  const sip = c0 === 0x73 && c1 === 0x69 && c2 === 0x70;
+  if (!sip || (colon !== 3 && !(colon === 4 && (text.charCodeAt(3) | 0x20) === 0x73))) return URI_OTHER_SCHEME;
+  if (!scanSipUri(text, colon + 1, null, null)) return URI_INVALID;
+  return uriHeaders ? URI_WITH_HEADERS : URI_OK;
+}
+
+/** Whether text is a well-formed sip:, sips: or tel: URI (`allowHeaders` false also rejects
+ *  `?headers`, which a Request-URI may not carry). */
+export function isValidUri(text: string, allowHeaders = true): boolean {
+  const c = checkUri(text);
+  return c === URI_OK || (allowHeaders && c === URI_WITH_HEADERS);
 }
 
 /** Parse a sip:, sips: or tel: URI. Returns null for other schemes or malformed text.
@@ -95,57 +178,27 @@ export function parseUri(text: string): SipUri | null {
   const scheme = text.slice(0, colon).toLowerCase();
   if (scheme === 'tel') return parseTel(text, colon + 1);
   if (scheme !== 'sip' && scheme !== 'sips') return null;
-
   const params = new Map<string, string>();
   const headers = new Map<string, string>();
-  let rest = colon + 1;
-  let user: string | undefined;
-  let password: string | undefined;
-  // userinfo ends at the first '@' ('@' is not allowed unescaped in user, host or params).
-  const at = text.indexOf('@', rest);
-  if (at >= 0) {
-    const userinfo = text.slice(rest, at);
-    const pw = userinfo.indexOf(':');
-    if (pw >= 0) {
-      user = userinfo.slice(0, pw);
-      password = userinfo.slice(pw + 1);
-    } else user = userinfo;
-    if (user.length === 0) return null;
-    rest = at + 1;
+  if (!scanSipUri(text, colon + 1, params, headers)) return null;
+  const uri: SipUri = { scheme: scheme as 'sip' | 'sips', host: text.slice(hostStart, hostEnd), params, headers };
+  if (userEnd >= 0) {
+    if (passwordColon >= 0) {
+      uri.user = text.slice(colon + 1, passwordColon);
+      uri.password = text.slice(passwordColon + 1, userEnd);
+    } else uri.user = text.slice(colon + 1, userEnd);
   }
-  const q = text.indexOf('?', rest);
-  const end = q < 0 ? text.length : q;
-  let semi = text.indexOf(';', rest);
-  if (semi < 0 || semi > end) semi = end;
-  const hp = splitHostPort(text.slice(rest, semi));
-  if (hp === null) return null;
-  if (semi < end && !parseUriParams(text, semi, end, params)) return null;
-  if (q >= 0) {
-    let i = q + 1;
-    while (i <= text.length) {
-      let amp = text.indexOf('&', i);
-      if (amp < 0) amp = text.length;
-      const eq = text.indexOf('=', i);
-      if (eq < 0 || eq > amp || eq === i) return null;
-      headers.set(text.slice(i, eq), text.slice(eq + 1, amp));
-      i = amp + 1;
-    }
-  }
-  const uri: SipUri = { scheme: scheme as 'sip' | 'sips', host: hp.host, params, headers };
-  if (user !== undefined) uri.user = user;
-  if (password !== undefined) uri.password = password;
-  if (hp.port !== undefined) uri.port = hp.port;
+  if (hostPort >= 0) uri.port = hostPort;
   return uri;
 }
 
 function parseTel(text: string, from: number): SipUri | null {
   let semi = text.indexOf(';', from);
   if (semi < 0) semi = text.length;
-  const number = text.slice(from, semi);
-  if (number.length === 0) return null;
+  if (semi === from) return null;
   // global-number-digits / local-number-digits: digits, hex, '*', '#', '+', visual separators.
-  for (let i = 0; i < number.length; i++) {
-    const c = number.charCodeAt(i);
+  for (let i = from; i < semi; i++) {
+    const c = text.charCodeAt(i);
     const l = c | 0x20;
     const ok =
       (c >= 48 && c <= 57) || (l >= 0x61 && l <= 0x66) || c === 42 || c === 35 || c === 43 || c === 45 || c === 46 || c === 40 || c === 41;
@@ -153,7 +206,7 @@ function parseTel(text: string, from: number): SipUri | null {
   }
   const params = new Map<string, string>();
   if (semi < text.length && !parseUriParams(text, semi, text.length, params)) return null;
-  return { scheme: 'tel', user: number, host: '', params, headers: new Map() };
+  return { scheme: 'tel', user: text.slice(from, semi), host: '', params, headers: new Map() };
 }
 
 export function formatUri(uri: SipUri): string {

@@ -2,7 +2,7 @@
 import type { CSeq, Via } from './types.js';
 import { TOKEN, isWsp, parseDigits, skipWsp } from './chars.js';
 import { formatParams, parseParams } from './params.js';
-import { splitHostPort } from './uri.js';
+import { isHost } from './uri.js';
 
 function tokenEnd(s: string, i: number, end: number): number {
   while (i < end) {
@@ -13,10 +13,15 @@ function tokenEnd(s: string, i: number, end: number): number {
   return i;
 }
 
-/** Parse one via-parm: `SIP / 2.0 / transport LWS sent-by *( SEMI via-params )`. */
-export function parseVia(text: string): Via | null {
-  if (typeof text !== 'string') return null;
-  const s = text;
+// Out-parameters of scanVia (no result object on the hot path).
+let tFrom = 0;
+let tTo = 0;
+let hFrom = 0;
+let hTo = 0;
+let port = -1;
+
+/** Validate one via-parm: `SIP / 2.0 / transport LWS sent-by *( SEMI via-params )`. */
+function scanVia(s: string, params: Map<string, string> | null): boolean {
   const end = s.length;
   let i = skipWsp(s, 0, end);
   // protocol-name: "SIP" (case-insensitive)
@@ -26,49 +31,59 @@ export function parseVia(text: string): Via | null {
     (s.charCodeAt(i + 1) | 0x20) !== 0x69 ||
     (s.charCodeAt(i + 2) | 0x20) !== 0x70
   )
-    return null;
+    return false;
   i = skipWsp(s, i + 3, end);
-  if (s.charCodeAt(i) !== 47) return null; // '/'
+  if (s.charCodeAt(i) !== 47) return false; // '/'
   i = skipWsp(s, i + 1, end);
-  if (s.charCodeAt(i) !== 50 || s.charCodeAt(i + 1) !== 46 || s.charCodeAt(i + 2) !== 48) return null; // 2.0
+  if (s.charCodeAt(i) !== 50 || s.charCodeAt(i + 1) !== 46 || s.charCodeAt(i + 2) !== 48) return false; // 2.0
   i = skipWsp(s, i + 3, end);
-  if (s.charCodeAt(i) !== 47) return null;
+  if (s.charCodeAt(i) !== 47) return false;
   i = skipWsp(s, i + 1, end);
-  const tStart = i;
+  tFrom = i;
   i = tokenEnd(s, i, end);
-  if (i === tStart) return null;
-  const transport = s.slice(tStart, i).toUpperCase();
-  if (i >= end || !isWsp(s.charCodeAt(i))) return null;
+  tTo = i;
+  if (i === tFrom || i >= end || !isWsp(s.charCodeAt(i))) return false;
   i = skipWsp(s, i, end);
   // sent-by = host [ COLON port ]; COLON may carry SWS around it
-  const hStart = i;
-  while (i < end) {
-    const c = s.charCodeAt(i);
-    if (c === 59 || isWsp(c)) break;
-    i++;
+  hFrom = i;
+  if (s.charCodeAt(i) === 91) {
+    const close = s.indexOf(']', i);
+    if (close < 0) return false;
+    i = close + 1;
+  } else {
+    while (i < end) {
+      const c = s.charCodeAt(i);
+      if (c === 59 || c === 58 || isWsp(c)) break;
+      i++;
+    }
   }
-  let hostPort = s.slice(hStart, i);
+  hTo = i;
+  if (!isHost(s, hFrom, hTo)) return false;
+  port = -1;
   const afterHost = skipWsp(s, i, end);
   if (afterHost < end && s.charCodeAt(afterHost) === 58) {
-    // "host : port"
-    let j = skipWsp(s, afterHost + 1, end);
-    const pStart = j;
+    const pFrom = skipWsp(s, afterHost + 1, end);
+    let j = pFrom;
     while (j < end && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) j++;
-    hostPort += ':' + s.slice(pStart, j);
-    i = j;
-  } else if (hostPort.endsWith(':')) {
-    let j = skipWsp(s, i, end);
-    const pStart = j;
-    while (j < end && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) j++;
-    hostPort += s.slice(pStart, j);
+    port = parseDigits(s, pFrom, j, 65535);
+    if (port < 0) return false;
     i = j;
   }
-  const hp = splitHostPort(hostPort);
-  if (hp === null) return null;
+  return parseParams(s, i, end, params);
+}
+
+/** Whether text is a well-formed via-parm (no allocation; used on every message). */
+export function isValidVia(text: string): boolean {
+  return typeof text === 'string' && scanVia(text, null);
+}
+
+/** Parse one via-parm: `SIP / 2.0 / transport LWS sent-by *( SEMI via-params )`. */
+export function parseVia(text: string): Via | null {
+  if (typeof text !== 'string') return null;
   const params = new Map<string, string>();
-  if (!parseParams(s, i, end, params)) return null;
-  const via: Via = { transport, host: hp.host, params };
-  if (hp.port !== undefined) via.port = hp.port;
+  if (!scanVia(text, params)) return null;
+  const via: Via = { transport: text.slice(tFrom, tTo).toUpperCase(), host: text.slice(hFrom, hTo), params };
+  if (port >= 0) via.port = port;
   return via;
 }
 
