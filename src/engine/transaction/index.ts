@@ -13,7 +13,7 @@
  *       terminated(txn)                { ... },  // optional: the transaction left the tables
  *     },
  *     clock,                                    // optional Clock (tests pass a fake one)
- *     timers: { T1: 500, T2: 4000, T4: 5000, D: 32000 },   // optional
+ *     timers: { T1: 500, T2: 4000, T4: 5000, D: 32000, unanswered: 64000 },   // optional
  *     autoTrying: true,                         // optional: 100 Trying for each new INVITE before tu.request
  *   });
  *
@@ -25,7 +25,8 @@
  *     after the final response: the wire server replies NOK). For INVITE, `txn.sendTrying()`
  *     sends 100 Trying at once. `buildResponse(req, status, reason, {toTag})` builds responses.
  *     Responses go to `txn.target` (default: the source address/port/connection = rport).
- *   - `txn.terminate()` drops a server transaction silently (e.g. the app never answered in 64 s).
+ *   - A server transaction the TU leaves unanswered (INVITE: nothing above 100; others: no final)
+ *     is dropped silently after `timers.unanswered` (64 s, as drachtio); `txn.terminate()` drops one now.
  *   - Retransmitted requests are absorbed; the transaction re-sends its last response.
  *   - CANCEL is its own non-INVITE server transaction; in tu.request() for a CANCEL, call
  *     `layer.findInviteServerTransaction(cancel)` to find the INVITE (undefined → answer 481).

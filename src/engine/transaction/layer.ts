@@ -23,7 +23,7 @@ export interface TransactionLayerOptions {
   send: SendFn;
   tu: TransactionUser;
   clock?: Clock;
-  /** Overrides of T1/T2/T4/D (ms). */
+  /** Overrides of T1/T2/T4/D/unanswered (ms). */
   timers?: Partial<TimerConfig>;
   /**
    * Send 100 Trying for every new INVITE before the TU hears of it (drachtio-server does this,
@@ -54,7 +54,7 @@ export class TransactionLayer implements TransactionHost {
     this.tu = opts.tu;
     this.clock = opts.clock ?? systemClock;
     const t = { ...DEFAULT_TIMERS, ...opts.timers };
-    for (const k of ['T1', 'T2', 'T4', 'D'] as const) {
+    for (const k of ['T1', 'T2', 'T4', 'D', 'unanswered'] as const) {
       if (!Number.isFinite(t[k]) || t[k] < 0) throw new Error(`transaction timer ${k} must be a non-negative number of ms, got ${String(t[k])}`);
     }
     this.timers = Object.freeze(t);
@@ -130,6 +130,7 @@ export class TransactionLayer implements TransactionHost {
         : new NonInviteServerTransaction(this, key, req, branch, meta);
     this.servers.set(key, txn);
     this.counters.serverTransactionsCreated++;
+    txn.armUnansweredTimer();
     if (this.autoTrying && txn.kind === 'ist') {
       txn.sendTrying();
       if (txn.terminated) return 'new'; // the transport failed; the TU heard via transportError

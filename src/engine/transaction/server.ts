@@ -45,6 +45,23 @@ abstract class ServerTransactionBase extends TransactionBase {
     this.transmit(bytes, false);
   }
 
+  /** Start the (non-RFC) unanswered timer; it uses the lifetime slot, idle until the first final. */
+  armUnansweredTimer(): void {
+    const ms = this.host.timers.unanswered;
+    if (ms > 0) this.startLifetimeTimer(ms, this.onUnanswered);
+  }
+
+  /** The TU answered: the unanswered timer no longer applies. */
+  protected answered(): void {
+    this.stopLifetimeTimer();
+  }
+
+  private readonly onUnanswered = (): void => {
+    if (this.state !== 'Proceeding' && this.state !== 'Trying') return;
+    this.host.counters.unansweredDropped++;
+    this.terminate();
+  };
+
   protected absorbRequest(): void {
     this.host.counters.retransmissionsAbsorbed++;
     this.host.counters.requestRetransmissionsAbsorbed++;
@@ -85,6 +102,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
     if (this.state !== 'Proceeding') return false;
     this.sendResponse(res);
     if (this.terminated) return true; // transport failed
+    if (status > 100) this.answered();
     if (status < 200) return true;
     const T1 = this.host.timers.T1;
     if (status < 300) {
@@ -168,6 +186,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
       return true;
     }
     this.state = 'Completed';
+    this.answered();
     this.terminateAfter(64 * this.host.timers.T1); // Timer J
     return true;
   }

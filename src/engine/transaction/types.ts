@@ -38,9 +38,15 @@ export interface TimerConfig {
   T4: number;
   /** Timer D over unreliable transports (RFC: > 32 s). */
   D: number;
+  /**
+   * Not an RFC timer: a server transaction the TU has not answered (INVITE: no response above
+   * 100; others: no final) after this long is dropped silently, as drachtio-server does after
+   * 64 s, so a TU that never answers cannot pile up state. 0 disables.
+   */
+  unanswered: number;
 }
 
-export const DEFAULT_TIMERS: Readonly<TimerConfig> = Object.freeze({ T1: 500, T2: 4_000, T4: 5_000, D: 32_000 });
+export const DEFAULT_TIMERS: Readonly<TimerConfig> = Object.freeze({ T1: 500, T2: 4_000, T4: 5_000, D: 32_000, unanswered: 64_000 });
 
 /** Why a transaction reported a transport error. */
 export type TransportErrorReason = Extract<SendResult, { ok: false }>['reason'] | 'exception';
@@ -62,6 +68,8 @@ export interface TransactionCounters {
   transportErrors: number;
   /** Messages without a usable top Via or CSeq, or whose CSeq method differs from the request's. */
   invalidMessages: number;
+  /** Server transactions dropped because the TU never answered (TimerConfig.unanswered). */
+  unansweredDropped: number;
   clientTransactionsCreated: number;
   serverTransactionsCreated: number;
 }
@@ -77,6 +85,7 @@ export function newCounters(): TransactionCounters {
     timeouts: 0,
     transportErrors: 0,
     invalidMessages: 0,
+    unansweredDropped: 0,
     clientTransactionsCreated: 0,
     serverTransactionsCreated: 0,
   };

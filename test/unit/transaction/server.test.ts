@@ -196,6 +196,45 @@ describe('non-INVITE server transaction', () => {
   });
 });
 
+describe('unanswered server transactions (drachtio: forgotten after 64 s)', () => {
+  it('an INVITE answered only with 100 is dropped silently at 64 s; a later response is refused', () => {
+    const hs = harness();
+    const { req, txn } = newInvite(hs, 'z9hG4bKun1');
+    txn.sendTrying();
+    hs.clock.advance(63_999);
+    expect(txn.state).toBe('Proceeding');
+    hs.clock.advance(1);
+    expect(txn.state).toBe('Terminated');
+    expect(eventsOf(hs, 'terminated').map((e) => e.at)).toEqual([64_000]);
+    expect(eventsOf(hs, 'timeout')).toHaveLength(0);
+    expect(hs.layer.counters.unansweredDropped).toBe(1);
+    expect(txn.respond(buildResponse(req, 200, 'OK', { toTag: 'late' }))).toBe(false);
+    expect(hs.sent.map((s) => s.text.split('\r\n')[0])).toEqual(['SIP/2.0 100 Trying']);
+  });
+
+  it('a ringing INVITE (180 sent) is not dropped; a non-INVITE needs a final in time', () => {
+    const hs = harness();
+    const { req, txn } = newInvite(hs, 'z9hG4bKun2');
+    txn.respond(buildResponse(req, 180, 'Ringing', { toTag: 'r' }));
+    const bye = request('BYE', { branch: 'z9hG4bKun3', toTag: 'x' });
+    hs.layer.receive(bye, alice());
+    const nist = lastServerTxn(hs);
+    nist.respond(buildResponse(bye, 100, 'Trying'));
+    hs.clock.advance(200_000);
+    expect(txn.state).toBe('Proceeding');
+    expect(nist.state).toBe('Terminated');
+    expect(hs.layer.counters.unansweredDropped).toBe(1);
+  });
+
+  it('unanswered: 0 disables the drop', () => {
+    const hs = harness({ unanswered: 0 });
+    hs.layer.receive(request('OPTIONS', { branch: 'z9hG4bKun4' }), alice());
+    hs.clock.advance(1_000_000);
+    expect(hs.layer.serverCount).toBe(1);
+    expect(hs.clock.pending).toBe(0);
+  });
+});
+
 describe('server transaction matching (RFC 3261 §17.2.3)', () => {
   it('CANCEL is its own transaction; findInviteServerTransaction returns the INVITE it targets', () => {
     const hs = harness();
