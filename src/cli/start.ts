@@ -14,6 +14,7 @@ import { B2bua } from '../sbc/b2bua.js';
 import { mediaSeam } from '../sbc/wiring.js';
 import { MediaStage } from '../sbc/media/index.js';
 import { Limits } from '../sbc/limits/index.js';
+import { createIdentityStage } from '../sbc/identity/index.js';
 import { createStore, syncBans, type Store } from '../store/index.js';
 import { ensureDevCertificates } from '../pki/files.js';
 import { startOpsServer, resolveAdminToken, type OpsServer } from '../ops/server.js';
@@ -86,7 +87,13 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     // Media relay: every call anchored on rtpengine.
     const media = await MediaStage.create(policy.media, { log: log.child({ module: 'media' }) });
     closers.push(() => media.close());
-    const stages: Stages = { limits, media: mediaSeam(media) };
+    // Caller identity: replay cache shared across the pool through the store.
+    const identity = createIdentityStage({
+      seenOnce: (key, ttlMs) => store.seenOnce(key, ttlMs),
+      baseDir: dirname(holder.path),
+      onSignError: (peer, err) => log.warn({ peer, err: err.message }, 'cannot sign toward peer; sending unsigned'),
+    });
+    const stages: Stages = { limits, identity, media: mediaSeam(media) };
 
     // The SIP engine: embedded by default, else an external drachtio-server.
     let engine: Engine | undefined;
