@@ -196,6 +196,26 @@ describe('RFC 8224/8588 PASSporT verification', () => {
   });
 });
 
+describe('RFC 8225 §7 compact form', () => {
+  it('rebuilds header and claims from the request and verifies the detached signature', async () => {
+    const x5u = srv.url('/sp.pem');
+    const date = new Date();
+    const iat = Math.floor(date.getTime() / 1000);
+    // Canonical JSON written out by hand (keys sorted, no spaces), signed with jose.
+    const claims = `{"dest":{"tn":["14155550123"]},"iat":${iat},"orig":{"tn":"12025550142"}}`;
+    const jws = await new CompactSign(new TextEncoder().encode(claims))
+      .setProtectedHeader({ alg: 'ES256', typ: 'passport', x5u })
+      .sign(createPrivateKey(read(pki.sp.key)));
+    const [h, , sig] = jws.split('.');
+    expect(Buffer.from(h!, 'base64url').toString()).toBe(`{"alg":"ES256","typ":"passport","x5u":"${x5u}"}`);
+    const r = await verifier().verify(invite([`..${sig};info=<${x5u}>;alg=ES256`], undefined, [['Date', date.toUTCString()]]), policy());
+    expect(r.detail).toBeUndefined();
+    expect(r).toMatchObject({ verdict: 'pass', origTn: '12025550142' });
+    const shifted = await verifier().verify(invite([`..${sig};info=<${x5u}>;alg=ES256`], undefined, [['Date', new Date(date.getTime() + 2000).toUTCString()]]), policy());
+    expect(shifted).toMatchObject({ status: 438 });
+  });
+});
+
 describe('RFC 4474 Identity verification', () => {
   const body = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n';
 
