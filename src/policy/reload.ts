@@ -2,7 +2,8 @@
 // policy in force. The policy object is deep-frozen; a call captures `holder.current` once
 // when it starts and keeps using that object, so a reload never changes a call midway.
 import { EventEmitter } from 'node:events';
-import { watch, type FSWatcher } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { loadPolicy, formatError, type PolicyError, type LoadOptions } from './load.js';
 import type { Policy } from './schema.js';
@@ -37,6 +38,8 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private errors: PolicyError[] = [];
+  /** Digest of the file as last read, so touch/chmod/duplicate events do not reload. */
+  private digest: string | undefined;
   private readonly onSighup = () => { this.log.info('SIGHUP: reloading policy'); this.reload(); };
 
   constructor(path: string, initial: Policy, opts: PolicyHolderOptions = {}) {
@@ -45,6 +48,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
     this.policy = initial;
     this.opts = opts;
     this.log = opts.logger ?? moduleLogger('policy');
+    this.digest = this.fileDigest();
     policyLoadedTimestamp.set(Date.now() / 1000);
   }
 
@@ -67,6 +71,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
 
   /** Re-read the file; returns whether the new policy is now in force. */
   reload(): boolean {
+    this.digest = this.fileDigest();
     const r = loadPolicy(this.path, this.opts);
     if (!r.ok) {
       this.errors = r.errors;
@@ -96,11 +101,22 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
     this.watcher = watch(dirname(this.path), { persistent: false }, (_event, filename) => {
       if (filename !== null && filename.toString() !== name) return;
       clearTimeout(this.timer);
-      this.timer = setTimeout(() => { this.timer = undefined; this.reload(); }, this.opts.debounceMs ?? 250);
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        if (this.fileDigest() !== this.digest) this.reload();
+      }, this.opts.debounceMs ?? 250);
       this.timer.unref();
     });
     this.watcher.on('error', (err) => this.log.warn({ err }, 'policy file watch failed; SIGHUP still reloads'));
     return this;
+  }
+
+  private fileDigest(): string | undefined {
+    try {
+      return createHash('sha256').update(readFileSync(this.path)).digest('hex');
+    } catch {
+      return undefined; // missing or unreadable: reload() reports why
+    }
   }
 
   /** Stop watching and drop the SIGHUP handler. */

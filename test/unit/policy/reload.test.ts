@@ -1,5 +1,5 @@
 import { describe, it, expect, afterEach } from 'vitest';
-import { writeFileSync, renameSync } from 'node:fs';
+import { writeFileSync, renameSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { PolicyHolder, PolicyLoadError } from '../../../src/policy/reload.js';
@@ -119,6 +119,21 @@ describe('PolicyHolder', () => {
     writeFileSync(file, BROKEN);
     expect((await failed).length).toBeGreaterThan(0);
     expect(holder.current.peers[0]!.limits.cps).toBe(50);
+  });
+
+  it('a file event without a content change (touch) does not reload; SIGHUP always does', async () => {
+    const dir = scratchDir();
+    const file = join(dir, 'p.yaml');
+    writeFileSync(file, policy(10));
+    holder = PolicyHolder.load(file, { logger: quietLogger().logger, debounceMs: 20 }).watch();
+    let events = 0;
+    holder.on('policy', () => { events++; });
+    writeFileSync(file, policy(10));
+    utimesSync(file, new Date(), new Date());
+    await new Promise((r) => setTimeout(r, 300));
+    expect(events).toBe(0);
+    process.kill(process.pid, 'SIGHUP');
+    await waitFor(() => events === 1, 5000, 10, 'SIGHUP reload');
   });
 
   it('ignores changes to other files in the directory', async () => {
