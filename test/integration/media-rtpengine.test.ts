@@ -325,6 +325,24 @@ describe('media stage with a real rtpengine', () => {
     expect(await pk()).toBeGreaterThanOrEqual(p0 + 4);
   });
 
+  it('ICE keep offers only rtpengine\'s own candidates; codecs are stripped per policy', async () => {
+    const C = await ep();
+    const callId = newCallId();
+    const offer = await stage.offer({
+      callId, fromTag: 'core-tag', from: 'core', fromPolicy: core, toPolicy: side({ ice: 'keep', codecs: { strip: ['telephone-event'] } }),
+      sdp: audioSdp({ port: C.port, origin: CORE_ORIGIN, lines: ['a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx', CORE_CANDIDATE] }),
+    });
+    if (!offer.ok) throw new Error(`offer refused: ${offer.warning}`);
+    const candidates = offer.sdp.split('\r\n').filter((l) => l.startsWith('a=candidate:'));
+    expect(candidates.length).toBeGreaterThan(0);
+    for (const c of candidates) expect(c.split(' ')[4]).toBe('127.0.0.1');
+    expect(offer.sdp).not.toContain('10.20.30.40');
+    expect(offer.sdp).not.toContain('a=ice-ufrag:abcd');
+    expect(offer.sdp).not.toContain('telephone-event');
+    expect(sdpMediaAddress(offer.sdp).port).not.toBe(C.port);
+    expect(offer.sdp).toMatch(/^m=audio \d+ RTP\/AVP 0\r$/m);
+  });
+
   it('early media (183) then 200, and a re-offer from the core moving its media port', async () => {
     const c = await peerSrtpToCorePlain(); // the answer in there plays the 183
     const final = await stage.answer({ callId: c.callId, fromTag: 'peer-tag', toTag: 'core-tag', sdp: audioSdp({ port: c.C.port, origin: CORE_ORIGIN }) });
