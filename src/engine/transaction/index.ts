@@ -43,7 +43,7 @@
  * `layer.sendRequest(req, target)` → InviteClientTransaction | NonInviteClientTransaction
  * (target.address must be an IP literal). Retransmissions (A/E), timeouts (B/F), the ACK for a
  * non-2xx (`buildAck`) are handled here; the ACK for a 2xx is the core's (`sendStateless`).
- * To cancel: `layer.sendRequest(buildCancel(invite), sameTarget)` once a provisional arrived.
+ * To cancel: `layer.cancel(inviteTxn)` once a provisional arrived (same destination/connection).
  * Transport events: `layer.connectionClosed(connectionId)`, `layer.destinationUnreachable(dest)`.
  * Over TCP/TLS there are no retransmissions and Timers D/I/J/K are zero (RFC 3261 Table 4).
  * `layer.close()` stops all timers (shutdown).

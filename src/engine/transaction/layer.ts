@@ -1,6 +1,7 @@
 // The transaction layer: owns every client and server transaction, matches incoming messages
 // to them (RFC 3261 §17.1.3, §17.2.3) and enforces RFC 6404 §2.3.2.2 response source checks.
-import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
+import type { HeaderField, SipMessage, SipRequest, SipResponse } from '../message/types.js';
+import { buildCancel } from './build.js';
 import { systemClock, type Clock, type SendResult, type SendTarget } from '../transport/types.js';
 import { InviteClientTransaction, NonInviteClientTransaction, type ClientTransaction } from './client.js';
 import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
@@ -195,6 +196,18 @@ export class TransactionLayer implements TransactionHost {
     this.counters.clientTransactionsCreated++;
     txn.start();
     return txn;
+  }
+
+  /**
+   * CANCEL a pending INVITE (RFC 3261 §9.1): builds the CANCEL from the INVITE and sends it as its
+   * own non-INVITE transaction to the same destination and connection. Returns undefined when
+   * the INVITE no longer needs cancelling (a final response already arrived, or it is gone).
+   * The RFC wants a provisional first; the TU decides when (drachtio queues the CANCEL till then).
+   */
+  cancel(invite: InviteClientTransaction, extraHeaders?: HeaderField[]): NonInviteClientTransaction | undefined {
+    if (invite.state !== 'Calling' && invite.state !== 'Proceeding') return undefined;
+    const target = invite.connectionId === invite.target.connectionId ? invite.target : { ...invite.target, connectionId: invite.connectionId };
+    return this.sendRequest(buildCancel(invite.request, extraHeaders), target) as NonInviteClientTransaction;
   }
 
   /** Send bytes outside any transaction (ACK for a 2xx, stateless responses). */

@@ -126,6 +126,27 @@ describe('INVITE client transaction over UDP', () => {
   });
 });
 
+describe('CANCEL of an outgoing INVITE', () => {
+  it('layer.cancel: own transaction, same branch, 200 to CANCEL and 487 to INVITE each delivered once, 487 ACKed', () => {
+    const hs = harness();
+    const req = invite('z9hG4bKcancel1');
+    const inv = hs.layer.sendRequest(req, UDP_PEER) as InviteClientTransaction;
+    hs.layer.receive(response(req, 180, 'Ringing', { toTag: 'r' }), peerUdp());
+    const c = hs.layer.cancel(inv)!;
+    expect(c).toBeInstanceOf(NonInviteClientTransaction);
+    expect(c.branch).toBe(inv.branch);
+    const cancelSent = hs.sent.filter((s) => s.text.startsWith('CANCEL '));
+    expect(cancelSent).toHaveLength(1);
+    expect(cancelSent[0]!.text).toContain('CSeq: 1 CANCEL\r\n');
+    expect(hs.layer.receive(response(c.request, 200, 'OK', { toTag: 'r' }), peerUdp())).toBe('delivered');
+    expect(hs.layer.receive(response(req, 487, 'Request Terminated', { toTag: 'r' }), peerUdp())).toBe('delivered');
+    expect(eventsOf(hs, 'response').map((e) => `${e.txn.method} ${e.status}`)).toEqual(['INVITE 180', 'CANCEL 200', 'INVITE 487']);
+    expect(sentTimes(hs, 'ACK ')).toHaveLength(1);
+    expect(inv.state).toBe('Completed');
+    expect(hs.layer.cancel(inv)).toBeUndefined(); // nothing left to cancel
+  });
+});
+
 describe('INVITE client transaction over TCP (reliable)', () => {
   it('no Timer A; Timer B still 64*T1', () => {
     const hs = harness();
