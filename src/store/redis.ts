@@ -46,6 +46,9 @@ const MAX_CHUNKS = 1000;
 
 type Client = Redis | Cluster;
 
+/** The ban subscriber waits for Redis rather than failing: it has no caller to answer. */
+const SUBSCRIBER: RedisOptions = { scripts: undefined, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null };
+
 function hostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
   const port = Number(s.slice(i + 1));
@@ -106,7 +109,10 @@ export class RedisStore implements Store {
         },
       };
       this.client = new Cluster(nodes, copts);
-      this.sub = new Cluster(nodes, { ...copts, scripts: undefined, enableOfflineQueue: true });
+      this.sub = new Cluster(nodes, {
+        ...copts, scripts: undefined, enableOfflineQueue: true,
+        redisOptions: { ...copts.redisOptions, commandTimeout: undefined, maxRetriesPerRequest: null },
+      });
     } else if (opts.sentinel) {
       const s = opts.sentinel;
       const so: RedisOptions = {
@@ -114,23 +120,33 @@ export class RedisStore implements Store {
         sentinelRetryStrategy: () => reconnectMs,
       };
       this.client = new Redis(so);
-      this.sub = new Redis({ ...so, scripts: undefined, commandTimeout: undefined, enableOfflineQueue: true });
+      this.sub = new Redis({ ...so, ...SUBSCRIBER });
     } else {
       const url = opts.url ?? 'redis://127.0.0.1:6379';
       this.client = new Redis(url, common);
-      this.sub = new Redis(url, { ...common, scripts: undefined, commandTimeout: undefined, enableOfflineQueue: true });
+      this.sub = new Redis(url, { ...common, ...SUBSCRIBER });
     }
 
     this.client.on('ready', () => this.markUp());
     this.client.on('close', () => this.markDown('connection closed'));
     this.client.on('error', (e: Error) => { this.state.lastError = e.message; });
     this.sub.on('error', () => { /* reported through the main connection */ });
-    // (Re)subscribed: bans published while this node was away were missed, ask for a resync.
-    this.sub.on('ready', () => { this.emit({ type: 'resync' }); });
     this.sub.on('message', (channel: string, msg: string) => {
       if (channel === this.channel) this.onMessage(msg);
     });
-    this.subscribed = this.sub.subscribe(this.channel).then(() => true, () => false);
+    let onSubscribed!: (ok: boolean) => void;
+    this.subscribed = new Promise((resolve) => { onSubscribed = resolve; });
+    let isSubscribed = false;
+    const subscribe = () => {
+      this.sub.subscribe(this.channel).then(() => { isSubscribed = true; onSubscribed(true); }, () => { /* retried on ready */ });
+    };
+    // (Re)connected: ioredis resubscribes a channel it had; bans published while this node was
+    // away were missed either way, so listeners re-read the list.
+    this.sub.on('ready', () => {
+      if (!isSubscribed) subscribe();
+      this.emit({ type: 'resync' });
+    });
+    subscribe();
     // Scripts are loaded on every (re)connect so call setups never pay a NOSCRIPT round trip.
     if (!(this.client instanceof Cluster)) {
       const c = this.client;

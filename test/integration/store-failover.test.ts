@@ -94,6 +94,25 @@ describe('Redis outage', () => {
   });
 });
 
+describe('Redis down at start', () => {
+  it('a node started while Redis is down fails fast, then works (bans too) once Redis is up', async () => {
+    await redis.stop();
+    const a = store();
+    const b = store();
+    const r = await timed(() => a.take('k', 1, 1));
+    expect(r.error).toBeInstanceOf(StoreUnavailableError);
+    expect(r.ms).toBeLessThan(TIMEOUT + 100);
+    expect(a.health().state).toBe('down');
+    await redis.restart();
+    expect(await a.ready(5000)).toBe(true);
+    expect(await b.ready(5000)).toBe(true);
+    const events: BanEvent[] = [];
+    b.onBanChange((e) => events.push(e));
+    await a.ban('192.0.2.77', 10_000, 'late start');
+    await waitFor(() => events.some((e) => e.type === 'ban' && e.address === '192.0.2.77'), 3000, 20, 'ban event after late start');
+  });
+});
+
 describe('Redis restarted empty', () => {
   it('each node puts its live sessions back within a keepalive period', async () => {
     const s = store();
