@@ -258,16 +258,16 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
 
   const names = new Map<string, number>();
-  const sockets = new Map<string, number>();
+  const wildcard = (a: string) => a === '0.0.0.0' || a === '::';
   p.listen.forEach((l, i) => {
     const prev = names.get(l.name);
     if (prev !== undefined) issue(['listen', i, 'name'], `duplicate listener name '${l.name}' (also listen[${prev}])`);
     else names.set(l.name, i);
-    // UDP and TCP may share a port; TCP and TLS may not.
-    const key = `${l.transport === 'udp' ? 'udp' : 'tcp'} ${l.address} ${l.port}`;
-    const clash = sockets.get(key);
-    if (clash !== undefined) issue(['listen', i, 'port'], `${l.address}:${l.port} is already used by listen[${clash}]`);
-    else sockets.set(key, i);
+    // UDP and TCP may share a port; TCP and TLS may not; a wildcard address takes the port on every address.
+    const proto = l.transport === 'udp' ? 'udp' : 'tcp';
+    const clash = p.listen.findIndex((o, k) => k < i && o.port === l.port && (o.transport === 'udp' ? 'udp' : 'tcp') === proto
+      && (o.address === l.address || ((wildcard(o.address) || wildcard(l.address)) && isIP(o.address) === isIP(l.address))));
+    if (clash >= 0) issue(['listen', i, 'port'], `${proto} port ${l.port} on ${l.address} is already taken by listen[${clash}] (${p.listen[clash]!.address})`);
     if (l.transport === 'tls' && !p.tls) issue(['listen', i, 'transport'], 'a tls listener needs the top-level tls section (certificate, key)');
   });
   if (!p.listen.some((l) => l.side === 'peer')) issue(['listen'], 'no listener with side: peer');

@@ -198,6 +198,14 @@ describe('policy loader: every error names file, line, column and key path', () 
     expectErrorAt(errorsOf(text), { ...pos(text, '70000'), keyPath: 'listen[1].port', message: /1-65535/ });
   });
 
+  it('listeners that would take the same socket', () => {
+    const text = BASE.replace('listen:\n', 'listen:\n  - { name: any-udp, side: peer, transport: udp, address: 0.0.0.0, port: 5080 }\n');
+    expectErrorAt(errorsOf(text), { ...pos(text, '5080', 'name: core-udp'), keyPath: 'listen[2].port', message: /udp port 5080 on 127\.0\.0\.1 is already taken by listen\[0\]/ });
+    const tcpTls = BASE.replace('listen:\n', 'listen:\n  - { name: t, side: peer, transport: tcp, address: 127.0.0.1, port: 5080 }\n');
+    expect(errorsOf(tcpTls.replace('name: core-udp', 'name: core-tcp').replace('side: core, transport: udp', 'side: core, transport: tcp')).map((e) => e.keyPath)).toContain('listen[2].port');
+    expect(parsePolicy(tcpTls, '/x/p.yaml').ok).toBe(true); // tcp and udp share a port
+  });
+
   it('a tls listener without tls material', () => {
     const text = BASE.replace('listen:\n', 'listen:\n  - { name: t, side: peer, transport: tls, address: 127.0.0.1, port: 5061 }\n');
     expectErrorAt(errorsOf(text), { ...pos(text, 'tls', 'name: t'), keyPath: 'listen[0].transport', message: /needs the top-level tls section/ });
