@@ -134,6 +134,14 @@ describe('RFC 8224/8588 PASSporT verification', () => {
     expect(r.detail).toMatch(/signature/);
   });
 
+  it('turns a replay-store outage into a failure result instead of throwing', async () => {
+    const global = GlobalIdentitySchema.parse({ trust_anchors: [pki.stiRoot], fetch: { allow_hosts: ['127.0.0.1'], tls_ca: [pki.https.ca] } });
+    const v = new IdentityVerifier({ global, seenOnce: () => Promise.reject(new Error('redis down')) });
+    const r = await v.verify(invite([await passport()]), policy());
+    expect(r).toMatchObject({ verdict: 'fail', reject: true, status: 500 });
+    expect(r.detail).toMatch(/redis down/);
+  });
+
   it('passes when any of several Identity headers is valid', async () => {
     const bad = await passport({ x5u: srv.url('/rogue.pem'), keyFile: pki.rogueSp.key });
     const r = await verifier().verify(invite([bad, await passport()]), policy());

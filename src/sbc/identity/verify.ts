@@ -81,6 +81,7 @@ const BAD_CERT_4474 = { status: 437, reason: 'Unsupported Certificate' } as cons
 const INVALID = { status: 438, reason: 'Invalid Identity Header' } as const;
 const STALE = { status: 403, reason: 'Stale Date' } as const;
 const REPLAY = { status: 403, reason: 'Replayed Identity' } as const;
+const INTERNAL = { status: 500, reason: 'Identity Verification Error' } as const;
 
 class Fail extends Error {
   constructor(readonly code: { status: number; reason: string }, readonly detail: string) { super(detail); }
@@ -141,8 +142,10 @@ export class IdentityVerifier {
         const ok = c.standard === 'rfc8224' ? await this.verifyPassport(req, c.value, policy) : await this.verify4474(req, c.value, info4474, policy);
         return { verdict: 'pass', reject: false, verstat: VERSTAT.pass, failures, ...ok };
       } catch (e) {
-        if (!(e instanceof Fail)) throw e;
-        failures.push({ standard: c.standard, status: e.code.status, reason: e.code.reason, detail: e.detail });
+        // Anything but a verification failure (a store outage, a bug) must not crash the
+        // call flow: it is reported as a failure the policy then acts on.
+        const f = e instanceof Fail ? e : new Fail(INTERNAL, `verification error: ${e instanceof Error ? e.message : String(e)}`);
+        failures.push({ standard: c.standard, status: f.code.status, reason: f.code.reason, detail: f.detail });
       }
     }
     const first = failures[0]!;
