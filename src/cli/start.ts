@@ -28,7 +28,8 @@ const HELP = `usage: peergate start [--policy <file>] [--node-id <id>]
   Runs the SBE: embedded SIP engine, B2BUA, limits, identity, media relay, ops server.
   --policy <file>   policy YAML (default: policies/example.yaml; development
                     certificates are created under certs/dev/ when it is used)
-  --node-id <id>    this node's id in a pool of SBEs (default: hostname)
+  --node-id <id>    this node's id in a pool of SBEs, stable across restarts (default:
+                    $PEERGATE_NODE_ID, else <hostname>:<ops port>)
   Signals: SIGHUP reloads the policy (so does editing the file); SIGTERM/SIGINT stop.`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -52,7 +53,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const policy = holder.current;
   const log = createLogger({ level: policy.log.level, name: 'peergate' });
-  const sbe = await startSbe(holder, log, args.values['node-id'] ?? hostname());
+  const nodeId = args.values['node-id'] ?? process.env.PEERGATE_NODE_ID ?? `${hostname()}:${policy.ops.port}`;
+  const sbe = await startSbe(holder, log, nodeId);
   await new Promise<void>((resolveStop) => {
     const stop = (sig: string) => { log.info({ signal: sig }, 'stopping'); resolveStop(); };
     process.once('SIGTERM', () => stop('SIGTERM'));

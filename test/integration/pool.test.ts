@@ -1,0 +1,107 @@
+// A pool of two SBEs (two `peergate start` processes) sharing one real Redis (RFC 6404 §4.8,
+// §4.9): a peer's concurrent-session limit holds across the pool, the excess gets 503, a
+// node that dies releases its sessions within the expiry time, and Redis outages follow
+// the policy without hanging call setup.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { freePorts, runSipp, startSipp, stopAll } from '../helpers/procs.js';
+import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+const PEER_IP = '127.0.0.2';
+const CORE_IP = '127.0.0.3';
+const LIMIT = 4;
+const TTL_S = 3;
+
+let redis: TestRedis;
+let uasPort: number;
+const nodes: RunningPeergate[] = [];
+const sipPorts: number[] = [];
+
+async function startNode(i: number, onFailure: 'fail_open' | 'fail_closed' = 'fail_closed'): Promise<RunningPeergate> {
+  const [peer, core, ops] = await freePorts(3);
+  sipPorts[i] = peer!;
+  return startPeergate({
+    listen: [
+      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peer },
+      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: core },
+    ],
+    core: { targets: [`sip:${CORE_IP}:${uasPort}`] },
+    store: { redis: { url: redis.url, on_failure: onFailure, timeout_ms: 200 } },
+    limits: { session_ttl_s: TTL_S },
+    media: { rtpengine: 'spawn', embedded: { port_min: 46000 + i * 200 + (ops! % 10) * 20, port_max: 46000 + i * 200 + (ops! % 10) * 20 + 19 } },
+    ops: { port: ops },
+    log: { level: 'warn' },
+    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: LIMIT } }],
+    routes: [{ from: 'peers', to: 'core' }],
+  }, { env: { PEERGATE_NODE_ID: `node-${i}` } });
+}
+
+/** PIDs of a process's children (the embedded rtpengine a node started). */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+const calls = (node: number, n: number, holdMs: number) =>
+  runSipp(['-sn', 'uac', `127.0.0.1:${sipPorts[node]}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+    '-m', String(n), '-r', String(n), '-l', String(n), '-d', String(holdMs)], { timeoutS: 30 });
+
+beforeAll(async () => {
+  redis = await startRedis();
+  [uasPort] = await freePorts(1) as [number];
+  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uasPort), '-t', 'u1']);
+  nodes[0] = await startNode(0);
+  nodes[1] = await startNode(1);
+}, 90_000);
+
+afterAll(async () => {
+  for (const n of nodes) await n?.stop();
+  await redis?.stop();
+  await stopAll();
+});
+
+describe('a pool of two SBEs on one Redis', () => {
+  it('never exceeds the peer session limit across both nodes; the excess gets 503', async () => {
+    const [a, b] = await Promise.all([calls(0, 3, 3000), calls(1, 3, 3000)]);
+    expect(a.successful + b.successful).toBe(LIMIT);
+    expect(a.failed + b.failed).toBe(6 - LIMIT);
+    const refused = (await nodes[0]!.metric('peergate_limit_refusals_total', { reason: 'sessions' })) +
+      (await nodes[1]!.metric('peergate_limit_refusals_total', { reason: 'sessions' }));
+    expect(refused).toBe(6 - LIMIT);
+  });
+
+  it('releases a killed node\'s sessions within the expiry time', async () => {
+    // Node 0 holds long calls, then dies without releasing them.
+    const held = runSipp(['-sn', 'uac', `127.0.0.1:${sipPorts[0]}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+      '-m', String(LIMIT), '-r', String(LIMIT), '-l', String(LIMIT), '-d', '5000'], { timeoutS: 10 });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await calls(1, 1, 100)).successful).toBe(0); // pool full
+    const orphans = childPids(nodes[0]!.proc.pid);
+    nodes[0]!.proc.child.kill('SIGKILL');
+    for (const pid of orphans) try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+    await new Promise((r) => setTimeout(r, (TTL_S + 1) * 1000));
+    const after = await calls(1, LIMIT, 500);
+    expect(after.successful).toBe(LIMIT);
+    await held;
+  });
+
+  it('with Redis down a fail_closed node answers 503 promptly, and recovers by itself', async () => {
+    await redis.stop();
+    const t0 = Date.now();
+    const down = await calls(1, 1, 100);
+    expect(down.successful).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await redis.restart();
+    await new Promise((r) => setTimeout(r, 1500));
+    const up = await calls(1, 2, 100);
+    expect(up.successful).toBe(2);
+  });
+});
