@@ -3,7 +3,8 @@
 import type { HeaderField, SipMessage, SipRequest, SipResponse } from '../message/types.js';
 import { buildCancel } from './build.js';
 import { systemClock, type Clock, type SendResult, type SendTarget } from '../transport/types.js';
-import { InviteClientTransaction, NonInviteClientTransaction, type ClientTransaction } from './client.js';
+import { isIP } from 'node:net';
+import { InviteClientTransaction, NonInviteClientTransaction, normalizeAddress, type ClientTransaction } from './client.js';
 import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 import {
@@ -180,6 +181,8 @@ export class TransactionLayer implements TransactionHost {
    */
   sendRequest(req: SipRequest, target: SendTarget): ClientTransaction {
     if (req.method === 'ACK') throw new Error('ACK does not start a client transaction; use sendStateless()');
+    // Responses are checked against this address, so it must be what the peer's packets carry.
+    if (isIP(normalizeAddress(target.address)) === 0) throw new Error(`${req.method}: target address "${target.address}" must be an IP literal (resolve names first)`);
     const via = topVia(req);
     if (via === undefined) throw new Error(`${req.method}: missing or malformed top Via`);
     if (!via.branch.startsWith(MAGIC_COOKIE)) throw new Error(`${req.method}: top Via branch must start with ${MAGIC_COOKIE}`);

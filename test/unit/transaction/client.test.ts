@@ -334,6 +334,14 @@ describe('sendRequest input checks', () => {
     expect(() => hs.layer.sendRequest(request('OPTIONS', { branch: 'z9hG4bKq', cseqMethod: 'INFO' }), UDP_PEER)).toThrow(/CSeq/);
     hs.layer.sendRequest(request('OPTIONS', { branch: 'z9hG4bKdup' }), UDP_PEER);
     expect(() => hs.layer.sendRequest(request('OPTIONS', { branch: 'z9hG4bKdup' }), UDP_PEER)).toThrow(/already exists/);
+    expect(() => hs.layer.sendRequest(request('OPTIONS', { branch: 'z9hG4bKdns' }), { protocol: 'udp', address: 'sip.example.com', port: 5060 })).toThrow(/IP literal/);
     expect(hs.layer.clientCount).toBe(1);
+  });
+
+  it('IPv4-mapped IPv6 sources match an IPv4 target', () => {
+    const hs = harness();
+    const req = request('OPTIONS', { branch: 'z9hG4bKmapped' });
+    hs.layer.sendRequest(req, { protocol: 'udp', address: '192.0.2.44', port: 5060 });
+    expect(hs.layer.receive(response(req, 200, 'OK'), from('udp', '::ffff:192.0.2.44', 5060))).toBe('delivered');
   });
 });
