@@ -118,7 +118,15 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
       wire = { host: policy.engine.wire.address, port: policy.engine.wire.port, secret: policy.engine.wire.secret! };
     }
 
-    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver() });
+    // Reputation (RFC 5765 §5.1.2): refusals and failed TLS handshakes are strikes against
+    // their source; past the policy's threshold the source is banned across the pool.
+    const strike = (source: string, kind: string) => {
+      void limits.strike(source, kind, holder.current.limits).catch(() => undefined);
+    };
+    engine?.transports.on('tls-handshake', (e: { result: string; source?: { address: string } }) => {
+      if (e.result === 'failed' && e.source) strike(e.source.address, 'tls');
+    });
+    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike) });
     let engineUp = false;
     b2bua.srf.on('disconnect', () => { engineUp = false; m.engineConnected.set(0); });
     b2bua.srf.on('connect', () => { engineUp = true; m.engineConnected.set(1); });
@@ -210,10 +218,16 @@ export function shieldConfigOf(policy: Policy) {
   return { allow, deny: [], rate: pps ? { ratePerSec: pps, burst: pps * 2 } : null };
 }
 
-function metricsObserver() {
+/** Refusals that say nothing about the sender's intent are not strikes. */
+const NOT_STRIKES = new Set(['no_route', 'cps', 'sessions', 'global_sessions', 'store_unavailable', 'no_rtpengine']);
+
+function metricsObserver(strike: (source: string, kind: string) => void) {
   return {
     request: (peer: string, method: string) => m.requestsTotal.inc({ peer, method }),
-    refusal: (peer: string, reason: string) => m.refusalsTotal.inc({ peer, reason }),
+    refusal: (peer: string, reason: string, source: string) => {
+      m.refusalsTotal.inc({ peer, reason });
+      if (!NOT_STRIKES.has(reason)) strike(source, reason.startsWith('identity') ? 'identity' : 'refused');
+    },
     response: (peer: string, status: number) => m.responsesTotal.inc({ peer, class: m.responseClass(status) }),
     callStarted: (peer: string) => m.activeCalls.inc({ peer }),
     callEnded: (peer: string, direction: 'inbound' | 'outbound', result: string) => {

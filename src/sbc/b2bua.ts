@@ -23,7 +23,8 @@ export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
 /** Everything the B2BUA reports; the ops module turns these into Prometheus metrics. */
 export interface B2buaObserver {
   request(peer: string, method: string): void;
-  refusal(peer: string, reason: string): void;
+  /** `source`: the address the refused request came from (reputation strikes). */
+  refusal(peer: string, reason: string, source: string): void;
   response(peer: string, status: number): void;
   callStarted(peer: string, direction: 'inbound' | 'outbound'): void;
   callEnded(peer: string, direction: 'inbound' | 'outbound', result: string): void;
@@ -116,7 +117,7 @@ export class B2bua {
 
     // 1. Who sent it. Nothing from the message itself can change the answer.
     const from = this.classify(policy, c, req, view);
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from);
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from, view.sourceAddress);
     const fromLabel = sideLabel(from);
     this.observer.request(fromLabel, 'INVITE');
 
@@ -128,14 +129,14 @@ export class B2bua {
     // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
     if (from.kind === 'peer') {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
-      if (refusal) return this.refuse(res, fromLabel, refusal, log);
+      if (refusal) return this.refuse(res, fromLabel, refusal, log, view.sourceAddress);
     }
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     let release = (): void => {};
     if (this.stages.limits) {
       const r = await this.stages.limits.admitCall(policy, from, view);
-      if (!r.ok) return this.refuse(res, fromLabel, r.refusal, log);
+      if (!r.ok) return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress);
       release = r.release;
     }
     let ended = false;
@@ -153,7 +154,7 @@ export class B2bua {
       let identityHeaders: Record<string, string> = {};
       if (this.stages.identity) {
         const r = await this.stages.identity.verify(policy, from, view);
-        if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log); }
+        if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
         identityHeaders = r.outcome.addHeaders;
       }
 
@@ -163,7 +164,7 @@ export class B2bua {
       const targets = expandTargets(policy, destinations);
       if (targets.length === 0) {
         finish('no_route');
-        return this.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log);
+        return this.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log, view.sourceAddress);
       }
       log.info({ from: fromLabel, called, targets: targets.map((t) => t.uri) }, 'new call');
 
@@ -176,7 +177,7 @@ export class B2bua {
         let localSdpB: string | undefined = req.body || undefined;
         if (this.stages.media && req.body) {
           const o = await this.stages.media.offer({ callId, sdp: req.body, leg: 'A', from, to: target.side, policy });
-          if (!o.ok) { finish('refused'); return this.refuse(res, fromLabel, o.refusal, log); }
+          if (!o.ok) { finish('refused'); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
           localSdpB = o.sdp;
         }
         const headers = this.outgoingHeaders(policy, c, req, view, from, target, identityHeaders);
@@ -323,8 +324,9 @@ export class B2bua {
   private onOptions(req: Req, res: Res): void {
     const policy = this.opts.policy();
     const c = this.compile(policy);
-    const from = this.classify(policy, c, req, requestView(req));
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from);
+    const view = requestView(req);
+    const from = this.classify(policy, c, req, view);
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from, view.sourceAddress);
     this.observer.request(sideLabel(from), 'OPTIONS');
     // Keep-alive pings between SBEs: answered here, never relayed (nothing about the far side leaks).
     res.send(200, { headers: { Allow: 'INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO' } });
@@ -335,15 +337,15 @@ export class B2bua {
     const c = this.compile(policy);
     const view = requestView(req);
     const from = this.classify(policy, c, req, view);
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from);
+    if ('refuse' in from) return this.refuseUnknown(policy, res, from, view.sourceAddress);
     const label = sideLabel(from);
     this.observer.request(label, req.method);
     if (from.kind === 'peer') {
       const refusal = admit({ method: req.method, protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
-      if (refusal) return this.refuse(res, label, refusal, this.opts.log);
+      if (refusal) return this.refuse(res, label, refusal, this.opts.log, view.sourceAddress);
     }
     // Out-of-dialog requests other than INVITE and OPTIONS are not relayed across the interconnect.
-    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method' }, this.opts.log);
+    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method' }, this.opts.log, view.sourceAddress);
   }
 
   // ---------------------------------------------------------------- helpers
@@ -367,16 +369,16 @@ export class B2bua {
   }
 
   /** Unknown sources learn nothing: no answer at all unless the policy asks for 403. */
-  private refuseUnknown(policy: Policy, res: Res, r: { refuse: string; answer?: Refusal; peer?: string }): void {
-    if (r.answer) return this.refuse(res, r.peer ?? 'unknown', r.answer, this.opts.log);
+  private refuseUnknown(policy: Policy, res: Res, r: { refuse: string; answer?: Refusal; peer?: string }, source: string): void {
+    if (r.answer) return this.refuse(res, r.peer ?? 'unknown', r.answer, this.opts.log, source);
     const reason = r.refuse;
-    this.observer.refusal('unknown', reason);
+    this.observer.refusal('unknown', reason, source);
     this.opts.log.debug({ reason }, 'request from unknown source');
     if (policy.unknown_source === '403') res.send(403, 'Forbidden', {});
   }
 
-  private refuse(res: Res, peer: string, r: Refusal, log: Logger): void {
-    this.observer.refusal(peer, r.label);
+  private refuse(res: Res, peer: string, r: Refusal, log: Logger, source: string): void {
+    this.observer.refusal(peer, r.label, source);
     this.observer.response(peer, r.status);
     log.info({ status: r.status, reason: r.label }, 'request refused');
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
