@@ -855,7 +855,8 @@ export class UaCore implements WireHandler {
       const d = new Dialog({
         role: 'uas', callId: stx.callId, localTag: stx.toTag!, remoteTag: tagOf(stx.from) ?? '', creatorFromTag: tagOf(stx.from) ?? '',
         localParty: `${stx.to};tag=${stx.toTag}`, remoteParty: stx.from, remoteTarget: c ? uriOf(splitCommas(c)[0] ?? c) : '',
-        localSeq: Math.floor(Math.random() * 1000) + 1, protocol: stx.source.protocol, address: stx.source.address, port: stx.source.port,
+        // Our CSeq space starts at the INVITE's number, as drachtio-server's stack does (trace 03 #51).
+        localSeq: cseqParts(stx.cseq)?.num ?? 1, protocol: stx.source.protocol, address: stx.source.address, port: stx.source.port,
         connectionId: stx.connectionId, localKey: this.listenerKey(listener), appId: app.id, inviteTxnId: stx.txnId,
       });
       d.routeSet = [...stx.recordRoute];
@@ -1115,6 +1116,7 @@ export class UaCore implements WireHandler {
       if (o.msgId) {
         o.app?.send(requestSentPayload(o.msgId, this.echoMeta(o.result, target, o.txnId), built.bytes.toString('utf8')));
       }
+      ctx.echoed = true;
       // A made-up 503 (spec §7.10): bytes 0, empty address, port 0.
       if (o.method === 'INVITE' && !o.inDialog) this.rememberFailed(ctx.dialogId);
       if (!o.silent) this.madeUpFailure(ctx, 503);
