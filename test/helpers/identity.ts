@@ -128,3 +128,39 @@ export function parseRawRequest(raw: Buffer): IdentityRequest & { all: Array<[st
     headers: (n) => all.filter(([k]) => k.toLowerCase() === n.toLowerCase()).map(([, v]) => v),
   };
 }
+
+/** Kamailio config that signs INVITEs (auth_identity: RFC 4474 RSA, or secsipid: SHAKEN) and
+ *  relays every request to `forwardTo` (components.md §5.1, §5.2). */
+export function kamailioSignerConfig(o: { listen: string; forwardTo: string; pki: TestPki; certUrl: string; mode: 'rfc4474' | 'shaken' }): string {
+  const sign = o.mode === 'rfc4474'
+    ? 'auth_date_proc(); auth_add_identity();'
+    : `secsipid_add_identity("$fU", "$rU", "A", "", "${o.certUrl}", "${o.pki.sp.key}");`;
+  const mods = o.mode === 'rfc4474'
+    ? `loadmodule "auth_identity.so"
+modparam("auth_identity", "privatekey_path", "${o.pki.rsa.key}")
+modparam("auth_identity", "certificate_path", "${o.pki.rsa.cert}")
+modparam("auth_identity", "certificate_url", "${o.certUrl}")`
+    : 'loadmodule "secsipid.so"';
+  return `#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=1
+auto_aliases=no
+listen=udp:${o.listen}
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+${mods}
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (is_method("INVITE")) { ${sign} }
+    $du = "sip:${o.forwardTo}";
+    if (!t_relay()) sl_reply_error();
+}
+`;
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { IdentityVerifier } from '../../src/sbc/identity/verify.js';
 import { GlobalIdentitySchema, PeerIdentitySchema } from '../../src/sbc/identity/schema.js';
 import { freePorts, runSipp, scratchDir, startProcess, stopAll, waitFor, writeFile, type Proc } from '../helpers/procs.js';
-import { makeTestPki, parseRawRequest, startCertServer, type CertServer, type TestPki } from '../helpers/identity.js';
+import { kamailioSignerConfig, makeTestPki, parseRawRequest, startCertServer, type CertServer, type TestPki } from '../helpers/identity.js';
 
 const SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="identity interop">
@@ -52,40 +52,6 @@ Content-Length: 0
 </scenario>
 `;
 
-function kamailioCfg(o: { port: number; fwdPort: number; pki: TestPki; certUrl: string; mode: 'rfc4474' | 'shaken' }): string {
-  const sign = o.mode === 'rfc4474'
-    ? 'auth_date_proc(); auth_add_identity();'
-    : `secsipid_add_identity("$fU", "$rU", "A", "", "${o.certUrl}", "${o.pki.sp.key}");`;
-  const mods = o.mode === 'rfc4474'
-    ? `loadmodule "auth_identity.so"
-modparam("auth_identity", "privatekey_path", "${o.pki.rsa.key}")
-modparam("auth_identity", "certificate_path", "${o.pki.rsa.cert}")
-modparam("auth_identity", "certificate_url", "${o.certUrl}")`
-    : 'loadmodule "secsipid.so"';
-  return `#!KAMAILIO
-debug=2
-log_stderror=yes
-fork=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:${o.port}
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-${mods}
-request_route {
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (is_method("INVITE")) { ${sign} }
-    $du = "sip:127.0.0.1:${o.fwdPort}";
-    if (!t_relay()) sl_reply_error();
-}
-`;
-}
-
 /** A UDP "UAS" that records INVITEs and answers 486 so the transaction ends cleanly. */
 function captureInvites(sock: Socket): Buffer[] {
   const got: Buffer[] = [];
@@ -118,7 +84,7 @@ async function signedThroughKamailio(mode: 'rfc4474' | 'shaken'): Promise<Return
   mkdirSync(run);
   const [kPort, uasPort, sippPort] = await freePorts(3) as [number, number, number];
   const certUrl = srv.url(mode === 'rfc4474' ? '/rsa.pem' : '/stir.pem');
-  const cfg = writeFile(dir, 'kamailio.cfg', kamailioCfg({ port: kPort, fwdPort: uasPort, pki, certUrl, mode }));
+  const cfg = writeFile(dir, 'kamailio.cfg', kamailioSignerConfig({ listen: `127.0.0.1:${kPort}`, forwardTo: `127.0.0.1:${uasPort}`, pki, certUrl, mode }));
   const sock = createSocket('udp4');
   await new Promise<void>((r) => sock.bind(uasPort, '127.0.0.1', r));
   const got = captureInvites(sock);

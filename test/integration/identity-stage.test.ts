@@ -51,7 +51,7 @@ describe('identity stage', () => {
     expect(ok.ok).toBe(true);
     const outcome = (ok as { ok: true; outcome: IdentityOutcomeWithResult }).outcome;
     expect(outcome.result).toMatchObject({ verdict: 'pass', attest: 'A' });
-    expect(outcome.addHeaders['P-Asserted-Identity']).toBe('<sip:+12025550142;verstat=TN-Validation-Passed@sbe.example;user=phone>');
+    expect(outcome.addHeaders['P-Asserted-Identity']).toBe('<tel:+12025550142;verstat=TN-Validation-Passed>');
     expect(outcome.addHeaders['Identity']).toBe(signed['Identity']);
   });
 

@@ -45,16 +45,18 @@ export interface HeaderEdits {
 }
 
 /** What the B2BUA should change on the request it sends toward the core.
- *  `from` is the From value it is about to send (it may have rewritten it). */
-export function outwardHeaders(req: IdentityRequest, result: IdentityResult, policy: PeerIdentity, from?: string): HeaderEdits {
+ *  `from` is the From value it is about to send (it may have rewritten it); `trustPai` is
+ *  the peer's RFC 3325 trust (topology.trust_pai): an untrusted peer's own PAI is never
+ *  re-asserted, only the number the verification proved. */
+export function outwardHeaders(req: IdentityRequest, result: IdentityResult, policy: PeerIdentity, from?: string, trustPai = false): HeaderEdits {
   const set: Record<string, string> = {};
   const remove: string[] = [];
   if (policy.mode !== 'off') {
-    const pai = firstHeader(req, 'P-Asserted-Identity');
+    const pai = trustPai ? firstHeader(req, 'P-Asserted-Identity') : undefined;
     if (policy.verstat_on === 'pai') {
-      // With no PAI from the peer, assert the From identity: the core sees the verdict either way.
-      const base = pai ?? (result.verdict === 'pass' ? firstHeader(req, 'From')?.replace(/;tag=[^;]*/i, '') : undefined);
-      if (base) set['P-Asserted-Identity'] = withVerstat(base, result.verstat);
+      if (pai) set['P-Asserted-Identity'] = withVerstat(pai, result.verstat);
+      // A tel URI carries the verified number without the peer's host (topology hiding).
+      else if (result.verdict === 'pass' && result.origTn) set['P-Asserted-Identity'] = `<tel:+${result.origTn};verstat=${result.verstat}>`;
     } else {
       const f = from ?? firstHeader(req, 'From');
       if (f) set['From'] = withVerstat(f, result.verstat);

@@ -74,7 +74,7 @@ export function createIdentityStage(opts: IdentityStageOptions = {}): IdentitySt
         const refusal: Refusal = { status: result.status ?? 428, reason: result.reason ?? 'Use Identity Header', label: `identity_${result.status ?? 428}` };
         return { ok: false, refusal };
       }
-      const edits = outwardHeaders(req, result, peer.identity);
+      const edits = outwardHeaders(req, result, peer.identity, undefined, peer.topology?.trust_pai === true);
       const outcome: IdentityOutcomeWithResult = { addHeaders: edits.set, result, removeHeaders: edits.remove };
       return { ok: true, outcome };
     },

@@ -64,9 +64,13 @@ describe('verstat and outward headers', () => {
 
   it('builds PAI with verstat, keeps or strips Identity per policy', () => {
     const req = requestOf('sip:+14155550123@x', [['From', '<sip:+12025550100@a.example>;tag=7'], ['Identity', 'h.p.s;info=<https://c/x.pem>']]);
-    const pass: IdentityResult = { verdict: 'pass', reject: false, verstat: 'TN-Validation-Passed', standard: 'rfc8224', identity: 'h.p.s;info=<https://c/x.pem>', failures: [] };
+    const pass: IdentityResult = { verdict: 'pass', reject: false, verstat: 'TN-Validation-Passed', standard: 'rfc8224', identity: 'h.p.s;info=<https://c/x.pem>', origTn: '12025550100', failures: [] };
     const keep = outwardHeaders(req, pass, PeerIdentitySchema.parse({ mode: 'verify' }));
-    expect(keep.set).toEqual({ 'P-Asserted-Identity': '<sip:+12025550100;verstat=TN-Validation-Passed@a.example>', Identity: 'h.p.s;info=<https://c/x.pem>' });
+    expect(keep.set).toEqual({ 'P-Asserted-Identity': '<tel:+12025550100;verstat=TN-Validation-Passed>', Identity: 'h.p.s;info=<https://c/x.pem>' });
+    // A PAI from an untrusted peer is not re-asserted; from a trusted one it carries verstat.
+    const withPai = requestOf('sip:+14155550123@x', [['From', '<sip:+12025550100@a.example>;tag=7'], ['P-Asserted-Identity', '<sip:+19995550000@a.example>']]);
+    expect(outwardHeaders(withPai, pass, PeerIdentitySchema.parse({ mode: 'verify' })).set['P-Asserted-Identity']).toBe('<tel:+12025550100;verstat=TN-Validation-Passed>');
+    expect(outwardHeaders(withPai, pass, PeerIdentitySchema.parse({ mode: 'verify' }), undefined, true).set['P-Asserted-Identity']).toBe('<sip:+19995550000;verstat=TN-Validation-Passed@a.example>');
     const strip = outwardHeaders(req, pass, PeerIdentitySchema.parse({ mode: 'verify', inbound_header: 'strip', verstat_on: 'from' }));
     expect(strip.remove).toContain('Identity');
     expect(strip.set['From']).toBe('<sip:+12025550100;verstat=TN-Validation-Passed@a.example>;tag=7');
