@@ -3,6 +3,7 @@
 //
 // Key layout (P = key prefix, e.g. "peergate:"):
 //   P tb:{<key>}            hash   token bucket  {t = tokens, ts = last refill ms}
+//   P{s}:tb:<key>           hash   call-rate bucket checked together with session slots (admit)
 //   P{s}:scope:<scope>      zset   session id -> expiry ms   (one per scope: peer:<id>, global)
 //   P{s}:node:<nodeId>      zset   session id -> expiry ms   (what a node must keep alive)
 //   P{s}:sid:<sessionId>    string "<node key>\n<scope key>\n..." (what release must undo)
@@ -10,37 +11,76 @@
 //   P{b}:bans / P{b}:bexp   hash address -> reason / zset address -> expiry ms
 //   P strk:{<source>}       zset   strike id -> time ms
 // All session keys share the hash tag {s} so one script can check and take every scope at once
-// on Redis Cluster (all-or-none across peer and global limits needs one slot); buckets, replay
-// markers and strikes are tagged by their own key and spread over the cluster.
+// on Redis Cluster (all-or-none across peer and global limits needs one slot; the call-rate
+// bucket joins them so admission is one round trip); other buckets, replay markers and strikes
+// are tagged by their own key and spread over the cluster.
 
 const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
+// Token bucket body: `bucket(key, rate, burst, nowf)` → allowed (0|1), retry-after ms.
+// `nowf` is fractional ms so high rates refill smoothly.
+const BUCKET_FN = `
+local function bucket(key, rate, burst, nowf)
+  local v = redis.call('HMGET', key, 't', 'ts')
+  local tokens = tonumber(v[1])
+  local ts = tonumber(v[2])
+  if tokens == nil or ts == nil then tokens = burst; ts = nowf end
+  if nowf > ts then
+    tokens = math.min(burst, tokens + (nowf - ts) * rate / 1000)
+    ts = nowf
+  end
+  local allowed = 0
+  local wait = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+    allowed = 1
+  else
+    wait = math.ceil((1 - tokens) * 1000 / rate)
+  end
+  -- string.format keeps full precision (tostring would round ms timestamps to 14 digits)
+  redis.call('HSET', key, 't', string.format('%.6f', tokens), 'ts', string.format('%.3f', ts))
+  redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
+  return allowed, wait
+end`;
+
+// Session-slot body: `slots(sidKey, nodeKey, first, ttl, sid, limitBase, now)` over KEYS[first..]
+// with limits in ARGV[limitBase + i] → {1,0,0} taken (or already held) | {0, scope index, count}.
+const SLOTS_FN = `
+local function slots(sidKey, nodeKey, first, ttl, sid, limitBase, now)
+  if redis.call('EXISTS', sidKey) == 1 then return {1, 0, 0} end
+  local n = #KEYS - first + 1
+  for i = 1, n do
+    local k = KEYS[first + i - 1]
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+    local limit = tonumber(ARGV[limitBase + i])
+    if limit >= 0 then
+      local c = redis.call('ZCARD', k)
+      if c >= limit then return {0, i, c} end
+    end
+  end
+  local exp = now + ttl
+  local rec = nodeKey
+  for i = 1, n do
+    local k = KEYS[first + i - 1]
+    redis.call('ZADD', k, exp, sid)
+    rec = rec .. '\\n' .. k
+  end
+  redis.call('SET', sidKey, rec, 'PX', ttl)
+  redis.call('ZADD', nodeKey, exp, sid)
+  if redis.call('PTTL', nodeKey) < ttl then redis.call('PEXPIRE', nodeKey, ttl) end
+  return {1, 0, 0}
+end`;
+
+const TIME = `local t = redis.call('TIME')
+local nowf = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local now = math.floor(nowf)`;
+
 /** KEYS[1] bucket; ARGV rate/s, burst → {allowed 0|1, retry-after ms}. */
 export const TAKE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local v = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens = tonumber(v[1])
-local ts = tonumber(v[2])
-if tokens == nil or ts == nil then tokens = burst; ts = now end
-if now > ts then
-  tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
-  ts = now
-end
-local allowed = 0
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  wait = math.ceil((1 - tokens) * 1000 / rate)
-end
--- string.format keeps full precision (tostring would round ms timestamps to 14 digits)
-redis.call('HSET', KEYS[1], 't', string.format('%.6f', tokens), 'ts', string.format('%.3f', ts))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+${TIME}
+${BUCKET_FN}
+local allowed, wait = bucket(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), nowf)
 return {allowed, wait}`;
 
 /**
@@ -49,30 +89,23 @@ return {allowed, wait}`;
  * → {1,0,0} taken (or already held) | {0, scope index (1-based), count}.
  */
 export const ACQUIRE = `
-${NOW}
-local ttl = tonumber(ARGV[1])
-local sid = ARGV[2]
-if redis.call('EXISTS', KEYS[1]) == 1 then return {1, 0, 0} end
-local n = #KEYS - 2
-for i = 1, n do
-  local k = KEYS[i + 2]
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
-  local limit = tonumber(ARGV[2 + i])
-  if limit >= 0 then
-    local c = redis.call('ZCARD', k)
-    if c >= limit then return {0, i, c} end
-  end
-end
-local exp = now + ttl
-local rec = KEYS[2]
-for i = 1, n do
-  redis.call('ZADD', KEYS[i + 2], exp, sid)
-  rec = rec .. '\\n' .. KEYS[i + 2]
-end
-redis.call('SET', KEYS[1], rec, 'PX', ttl)
-redis.call('ZADD', KEYS[2], exp, sid)
-if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
-return {1, 0, 0}`;
+${TIME}
+${SLOTS_FN}
+return slots(KEYS[1], KEYS[2], 3, tonumber(ARGV[1]), ARGV[2], 2, now)`;
+
+/**
+ * A call admission in one round trip: call-rate token, then session slots.
+ * KEYS[1] bucket, KEYS[2] sid record, KEYS[3] node zset, KEYS[4..] scope zsets;
+ * ARGV rate/s, burst, ttl ms, session id, then one limit per scope
+ * → {1,0,0} | {0, scope index, count} | {2, retry-after ms, 0} (rate limited).
+ */
+export const ADMIT = `
+${TIME}
+${BUCKET_FN}
+${SLOTS_FN}
+local allowed, wait = bucket(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), nowf)
+if allowed == 0 then return {2, wait, 0} end
+return slots(KEYS[2], KEYS[3], 4, tonumber(ARGV[3]), ARGV[4], 4, now)`;
 
 /** KEYS[1] sid record; ARGV session id → 1 released | 0 unknown. */
 export const RELEASE = `

@@ -4,7 +4,7 @@
 import { TokenBuckets } from './bucket.js';
 import { storeUp } from './metrics.js';
 import type {
-  AcquireResult, BanEntry, BanEvent, BanListener, SessionScope, Store, StoreHealth,
+  AcquireResult, AdmitResult, BanEntry, RateSpec, BanEvent, BanListener, SessionScope, Store, StoreHealth,
   StrikePolicy, StrikeResult, TakeResult,
 } from './types.js';
 
@@ -25,6 +25,8 @@ export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   private readonly now: () => number;
   private readonly buckets: TokenBuckets;
+  /** admit()'s call-rate buckets: a namespace apart from take()'s, as on Redis. */
+  private readonly rates: TokenBuckets;
   private readonly sessions = new Map<string, Session>();
   private readonly scopes = new Map<string, Set<string>>();
   private readonly nodes = new Map<string, Set<string>>();
@@ -42,6 +44,7 @@ export class MemoryStore implements Store {
   constructor(opts: MemoryStoreOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.buckets = new TokenBuckets(opts.maxBuckets ?? 100_000);
+    this.rates = new TokenBuckets(opts.maxBuckets ?? 100_000);
     this.maxReplayKeys = opts.maxReplayKeys ?? 1_000_000;
     this.since = this.now();
     storeUp.set({ kind: 'memory' }, 1);
@@ -57,7 +60,20 @@ export class MemoryStore implements Store {
     return wait === 0 ? { allowed: true } : { allowed: false, retryAfterMs: wait };
   }
 
+  async admit(rate: RateSpec | undefined, scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AdmitResult> {
+    if (rate !== undefined) {
+      const wait = this.rates.take(rate.key, rate.ratePerS, rate.burst, this.now());
+      if (wait !== 0) return { ok: false, rateLimited: true, retryAfterMs: wait };
+    }
+    const r = this.acquireSync(scopes, sessionId, nodeId, ttlMs);
+    return r.ok ? r : { ...r, rateLimited: false };
+  }
+
   async acquire(scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AcquireResult> {
+    return this.acquireSync(scopes, sessionId, nodeId, ttlMs);
+  }
+
+  private acquireSync(scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): AcquireResult {
     const now = this.now();
     this.sweepSessions(now);
     const held = this.sessions.get(sessionId);

@@ -6,7 +6,7 @@ import { storeErrors, storeUp } from './metrics.js';
 import * as lua from './lua.js';
 import {
   StoreUnavailableError,
-  type AcquireResult, type BanEntry, type BanEvent, type BanListener, type SessionScope, type Store,
+  type AcquireResult, type AdmitResult, type RateSpec, type BanEntry, type BanEvent, type BanListener, type SessionScope, type Store,
   type StoreHealth, type StrikePolicy, type StrikeResult, type TakeResult,
 } from './types.js';
 
@@ -28,6 +28,7 @@ export interface RedisStoreOptions {
 const SCRIPTS = {
   pgTake: lua.TAKE,
   pgAcquire: lua.ACQUIRE,
+  pgAdmit: lua.ADMIT,
   pgRelease: lua.RELEASE,
   pgKeepAlive: lua.KEEPALIVE,
   pgReconcile: lua.RECONCILE,
@@ -180,10 +181,30 @@ export class RedisStore implements Store {
   }
 
   async acquire(scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AcquireResult> {
+    const r = await this.slots('acquire', undefined, scopes, sessionId, nodeId, ttlMs);
+    if (r.ok) return r;
+    if (r.rateLimited) throw new Error('acquire cannot be rate limited');
+    return { ok: false, scope: r.scope, limit: r.limit, count: r.count };
+  }
+
+  async admit(rate: RateSpec | undefined, scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AdmitResult> {
+    return this.slots('admit', rate, scopes, sessionId, nodeId, ttlMs);
+  }
+
+  /** acquire() and admit(): the same keys; with a rate, a bucket in front (script ADMIT). */
+  private async slots(op: string, rate: RateSpec | undefined,
+    scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AdmitResult> {
     checkName('session id', sessionId);
     checkName('node id', nodeId);
-    const keys = [this.sidPrefix + sessionId, `${this.prefix}{s}:node:${nodeId}`];
-    const args: (string | number)[] = [Math.ceil(ttlMs), sessionId];
+    const keys: string[] = [];
+    const args: (string | number)[] = [];
+    if (rate !== undefined) {
+      if (!(rate.ratePerS > 0) || !(rate.burst >= 1)) throw new RangeError('token bucket needs rate > 0 and burst >= 1');
+      keys.push(`${this.prefix}{s}:tb:${rate.key}`);
+      args.push(rate.ratePerS, rate.burst);
+    }
+    keys.push(this.sidPrefix + sessionId, `${this.prefix}{s}:node:${nodeId}`);
+    args.push(Math.ceil(ttlMs), sessionId);
     for (const s of scopes) {
       checkName('scope', s.scope);
       keys.push(`${this.prefix}{s}:scope:${s.scope}`);
@@ -191,7 +212,7 @@ export class RedisStore implements Store {
     }
     let reply: [number, number, number];
     try {
-      reply = await this.run('pgAcquire', 'acquire', keys, args) as [number, number, number];
+      reply = await this.run(rate === undefined ? 'pgAcquire' : 'pgAdmit', op, keys, args) as [number, number, number];
     } catch (e) {
       // A timed-out acquire may still run once a slow Redis catches up, holding a slot for a
       // call we refused. A release queued behind it on the same connection undoes it.
@@ -200,8 +221,9 @@ export class RedisStore implements Store {
     }
     const [ok, idx, count] = reply;
     if (ok === 1) return { ok: true };
+    if (ok === 2) return { ok: false, rateLimited: true, retryAfterMs: Math.max(1, idx) };
     const hit = scopes[idx - 1]!;
-    return { ok: false, scope: hit.scope, limit: hit.limit ?? Infinity, count };
+    return { ok: false, rateLimited: false, scope: hit.scope, limit: hit.limit ?? Infinity, count };
   }
 
   async release(sessionId: string): Promise<boolean> {

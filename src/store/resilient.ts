@@ -7,7 +7,7 @@ import { MemoryStore } from './memory.js';
 import { storeFallbacks } from './metrics.js';
 import {
   StoreUnavailableError,
-  type AcquireResult, type BanEntry, type BanListener, type SessionScope, type Store, type StoreHealth,
+  type AcquireResult, type AdmitResult, type RateSpec, type BanEntry, type BanListener, type SessionScope, type Store, type StoreHealth,
   type StrikePolicy, type StrikeResult, type TakeResult,
 } from './types.js';
 
@@ -63,6 +63,10 @@ export class ResilientStore implements Store {
 
   acquire(scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AcquireResult> {
     return this.call('acquire', (s) => s.acquire(scopes, sessionId, nodeId, ttlMs));
+  }
+
+  admit(rate: RateSpec | undefined, scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AdmitResult> {
+    return this.call('admit', (s) => s.admit(rate, scopes, sessionId, nodeId, ttlMs));
   }
 
   async release(sessionId: string): Promise<boolean> {

@@ -20,6 +20,19 @@ export type AcquireResult =
   | { ok: true }
   | { ok: false; /** the first scope whose limit was hit */ scope: string; limit: number; count: number };
 
+/** A call-rate bucket checked in the same atomic step as session slots (Store.admit). */
+export interface RateSpec {
+  key: string;
+  ratePerS: number;
+  burst: number;
+}
+
+/** Result of Store.admit: a call-rate refusal, a session-limit refusal, or admitted. */
+export type AdmitResult =
+  | { ok: true }
+  | { ok: false; rateLimited: true; retryAfterMs: number }
+  | { ok: false; rateLimited: false; scope: string; limit: number; count: number };
+
 export interface BanEntry {
   address: string;
   reason: string;
@@ -74,6 +87,12 @@ export interface Store {
    * node's capacity returns by itself. Acquiring a session already held is a no-op success.
    */
   acquire(scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AcquireResult>;
+  /**
+   * Call admission in one atomic step (one round trip on Redis): take a token from `rate`
+   * (when given; its buckets are separate from take()'s), then acquire() the session slots.
+   * A token is spent even when a session limit then refuses the call: it was an attempt.
+   */
+  admit(rate: RateSpec | undefined, scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AdmitResult>;
   /** Free the session's slots; false when it was unknown (released or expired). */
   release(sessionId: string): Promise<boolean>;
   /** Push the expiry of all of `nodeId`'s sessions to now + ttlMs; returns how many. */

@@ -55,6 +55,28 @@ export function storeBehaviour(name: string, open: () => Promise<SuiteTarget>): 
       expect(await a.count(`peer:${u}-other`)).toBe(0);
     });
 
+    it('admit: call-rate token first, then session slots, in one step', async () => {
+      const rate = { key: `cps:${u}`, ratePerS: 2, burst: 2 };
+      const s = [{ scope: `peer:${u}`, limit: 1 }, { scope: `g-${u}`, limit: 10 }];
+      expect(await a.admit(rate, s, `${u}-1`, 'n1', 10_000)).toEqual({ ok: true });
+      // The token is spent even though the session limit refuses.
+      expect(await b.admit(rate, s, `${u}-2`, 'n1', 10_000)).toEqual({ ok: false, rateLimited: false, scope: `peer:${u}`, limit: 1, count: 1 });
+      const r = await a.admit(rate, s, `${u}-3`, 'n1', 10_000);
+      expect(r.ok).toBe(false);
+      if (!r.ok && r.rateLimited) {
+        expect(r.retryAfterMs).toBeGreaterThan(0);
+        expect(r.retryAfterMs).toBeLessThanOrEqual(500);
+      } else {
+        throw new Error(`expected a rate refusal, got ${JSON.stringify(r)}`);
+      }
+      expect(await a.count(`g-${u}`)).toBe(1); // refused attempts took no slot
+      // Without a rate it is acquire().
+      expect(await b.release(`${u}-1`)).toBe(true);
+      expect(await b.admit(undefined, s, `${u}-4`, 'n1', 10_000)).toEqual({ ok: true });
+      // admit's buckets are not take()'s.
+      expect((await a.take(`cps:${u}`, 2, 2)).allowed).toBe(true);
+    });
+
     it('session slots: all scopes or none', async () => {
       const peer = `peer:${u}`;
       const global = `global-${u}`;

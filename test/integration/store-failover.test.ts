@@ -159,7 +159,7 @@ describe('on_failure through the limits stage', () => {
     const r3 = await timed(() => limits.admit('pa', { peer, global }));
     expect(r3.value).toMatchObject({ admit: false, status: 503, reason: 'sessions', retryAfterS: 7 }); // local limit: 2
     expect(r3.ms).toBeLessThan(TIMEOUT + 100);
-    expect(await metric('peergate_store_fallback_total', { op: 'acquire' })).toBeGreaterThanOrEqual(3);
+    expect(await metric('peergate_store_fallback_total', { op: 'admit' })).toBeGreaterThanOrEqual(3);
     if (r1.value?.admit) await r1.value.release(); // released locally
     expect((await limits.admit('pa', { peer, global })).admit).toBe(true);
 

@@ -4,6 +4,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { RedisStore } from '../../src/store/redis.js';
 import { syncBans } from '../../src/store/bans.js';
+import { Limits } from '../../src/sbc/limits/index.js';
 import { Shield } from '../../src/engine/shield/index.js';
 import { createStore, MemoryStore, ResilientStore } from '../../src/store/index.js';
 import { StoreSchema } from '../../src/policy/schema.js';
@@ -27,23 +28,26 @@ async function pair(prefix = 'pgtest:'): Promise<{ a: RedisStore; b: RedisStore;
 storeBehaviour('RedisStore ×2 on one redis-server', () => pair());
 
 describe('RedisStore pool properties', () => {
-  it('a call-rate limit holds within ±10% across two nodes (3 s)', async () => {
+  it('a call-rate limit holds within ±10% across two nodes (3 s, through the limits stage)', async () => {
     const { a, b, close } = await pair();
-    const key = `cps-${randomUUID()}`;
-    const rate = 40;
-    const burst = 5;
+    const peerId = `cps-${randomUUID()}`;
+    const peer = { cps: 40, burst: 5 };
+    const nodes = [new Limits({ store: a, nodeId: `${peerId}-a` }), new Limits({ store: b, nodeId: `${peerId}-b` })];
     let allowed = 0;
+    let refusedCps = 0;
     const start = Date.now();
-    const hammer = async (s: RedisStore) => {
-      // Bounded: at most 3 s and 20,000 calls per node.
+    const hammer = async (l: Limits) => {
+      // Bounded: at most 3 s and 20,000 calls per worker.
       for (let i = 0; i < 20_000 && Date.now() - start < 3000; i++) {
-        if ((await s.take(key, rate, burst)).allowed) allowed++;
-        await new Promise((r) => setTimeout(r, 2));
+        const r = await l.admit(peerId, { peer, global: {} });
+        if (r.admit) { allowed++; await r.release(); } else if (r.reason === 'cps') refusedCps++;
+        await new Promise((res) => setTimeout(res, 2));
       }
     };
-    await Promise.all([hammer(a), hammer(b), hammer(a), hammer(b)]);
+    await Promise.all([hammer(nodes[0]!), hammer(nodes[1]!), hammer(nodes[0]!), hammer(nodes[1]!)]);
     const elapsed = (Date.now() - start) / 1000;
-    const expected = burst + rate * elapsed;
+    const expected = peer.burst + peer.cps * elapsed;
+    expect(refusedCps).toBeGreaterThan(allowed); // the offered load was well above the limit
     expect(allowed).toBeGreaterThanOrEqual(Math.floor(expected * 0.9));
     expect(allowed).toBeLessThanOrEqual(Math.ceil(expected * 1.1));
     await close();

@@ -122,19 +122,20 @@ export class Limits implements LimitsStage {
     const label = peerId ?? 'core';
     const retryAfterS = global?.retry_after_s ?? 5;
     if (global?.session_ttl_s !== undefined) this.ttlMs = global.session_ttl_s * 1000;
-    let scopes: SessionScope[];
+    // Call rate first (cheap to refuse a flood), then one slot in every scope: one atomic step.
+    const rate = peerId !== undefined && peer?.cps !== undefined
+      ? { key: `cps:${peerId}`, ratePerS: peer.cps, burst: peer.burst ?? Math.max(1, Math.ceil(peer.cps)) }
+      : undefined;
+    // Sessions are counted per peer even without a limit, so the count is there when one is set.
+    const scopes: SessionScope[] = [];
+    if (peerId !== undefined) scopes.push({ scope: peerScope(peerId), limit: peer?.sessions });
+    scopes.push({ scope: GLOBAL_SCOPE, limit: global?.sessions });
     try {
-      if (peerId !== undefined && peer?.cps !== undefined) {
-        const burst = peer.burst ?? Math.max(1, Math.ceil(peer.cps));
-        const r = await this.store.take(`cps:${peerId}`, peer.cps, burst);
-        if (!r.allowed) return this.refuse(label, 'cps', Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
+      const r = await this.store.admit(rate, scopes, sessionId, this.nodeId, this.ttlMs);
+      if (!r.ok) {
+        if (r.rateLimited) return this.refuse(label, 'cps', Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
+        return this.refuse(label, r.scope === GLOBAL_SCOPE ? 'global_sessions' : 'sessions', retryAfterS);
       }
-      scopes = [];
-      // Sessions are counted per peer even without a limit, so the count is there when one is set.
-      if (peerId !== undefined) scopes.push({ scope: peerScope(peerId), limit: peer?.sessions });
-      scopes.push({ scope: GLOBAL_SCOPE, limit: global?.sessions });
-      const r = await this.store.acquire(scopes, sessionId, this.nodeId, this.ttlMs);
-      if (!r.ok) return this.refuse(label, r.scope === GLOBAL_SCOPE ? 'global_sessions' : 'sessions', retryAfterS);
     } catch {
       // StoreUnavailableError under fail_closed, or any store fault: refuse, never hang or crash.
       return this.refuse(label, 'store_unavailable', retryAfterS);
