@@ -9,6 +9,7 @@
 // known sources.
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { systemClock, type Clock } from '../transport/types.js';
+import { Ipv4Ranges, parseIPv4 } from './ipv4.js';
 
 export interface ShieldRate {
   /** Sustained messages per second per source address. */
@@ -42,8 +43,9 @@ export interface BanEntry { address: string; expiresAt: number }
 /** Per-source state: token bucket plus the cached ACL verdict for the config epoch it was made in. */
 interface Source { tokens: number; last: number; epoch: number; acl: 'admit' | 'deny' | 'notAllowed' }
 
-/** Parsed ACL: kept apart so a bad config never half-replaces a good one. */
-interface Acl { deny: BlockList | null; allow: BlockList | null }
+/** Parsed ACL: kept apart so a bad config never half-replaces a good one. IPv4 rules are also
+ *  compiled into ranges (see ipv4.ts); BlockList answers for IPv6. */
+interface Acl { deny: BlockList | null; allow: BlockList | null; deny4: Ipv4Ranges | null; allow4: Ipv4Ranges | null }
 
 const V4_MAPPED = '::ffff:';
 
@@ -81,7 +83,7 @@ export function buildBlockList(entries: readonly string[], what: string): BlockL
 export class Shield {
   readonly counters: ShieldCounters = { admitted: 0, dropped: { ban: 0, deny: 0, notAllowed: 0, rateLimited: 0 } };
 
-  private acl: Acl = { deny: null, allow: null };
+  private acl: Acl = { deny: null, allow: null, deny4: null, allow4: null };
   private rate: ShieldRate | null = null;
   /** tokens per ms */
   private refill = 0;
@@ -89,8 +91,15 @@ export class Shield {
   private idleMs = 0;
   private maxSources = 100_000;
   private sweepIntervalMs = 10_000;
-  /** Insertion-ordered, so the first key is the longest-tracked source. */
   private readonly sources = new Map<string, Source>();
+  /**
+   * Insertion order of `sources` as a ring of maxSources slots: a new source takes the slot of
+   * the longest-tracked one and evicts it. O(1); not Map iteration, because V8 walks the
+   * tombstones of deleted head entries on every keys().next(), which made a spoofed-source
+   * flood quadratic. A fresh bucket is full, so evicting an active source costs it one burst.
+   */
+  private ring: (string | undefined)[] = [];
+  private ringHead = 0;
   /** Bumped by configure(): cached ACL verdicts from older epochs are re-evaluated. */
   private epoch = 0;
   /** Whether any per-source state is needed (an ACL or a rate is configured). */
@@ -119,15 +128,25 @@ export class Shield {
     const sweep = config.sweepIntervalMs ?? this.sweepIntervalMs;
     if (!(Number.isFinite(sweep) && sweep > 0)) throw new Error('shield sweepIntervalMs must be positive');
 
-    this.acl = { deny, allow };
+    this.acl = {
+      deny, allow,
+      deny4: deny ? new Ipv4Ranges(config.deny!.map((e) => String(e).trim())) : null,
+      allow4: allow ? new Ipv4Ranges(config.allow!.map((e) => String(e).trim())) : null,
+    };
     this.rate = rate ? { ...rate } : null;
     this.refill = rate ? rate.ratePerSec / 1000 : 0;
     this.idleMs = rate ? Math.ceil((rate.burst / rate.ratePerSec) * 1000) : 0;
+    if (maxSources !== this.maxSources || this.ring.length === 0) {
+      // Resizing the ring forgets insertion order: start over with the entries we have.
+      this.ring = [...this.sources.keys()].slice(-maxSources);
+      if (this.sources.size > maxSources) for (const k of [...this.sources.keys()].slice(0, this.sources.size - maxSources)) this.sources.delete(k);
+      this.ringHead = this.ring.length % maxSources;
+    }
     this.maxSources = maxSources;
     this.sweepIntervalMs = sweep;
     this.epoch++;
     this.tracking = deny !== null || allow !== null || rate !== null;
-    if (!this.tracking) this.sources.clear();
+    if (!this.tracking) { this.sources.clear(); this.ring = []; this.ringHead = 0; }
     else if (rate) for (const b of this.sources.values()) if (b.tokens > rate.burst) b.tokens = rate.burst;
     this.armSweep();
   }
@@ -153,12 +172,7 @@ export class Shield {
     const now = this.clock.now();
     let s = this.sources.get(address);
     if (s === undefined) {
-      if (this.sources.size >= this.maxSources) {
-        // Evict the longest-tracked source: O(1), and a fresh bucket is full, so the only cost
-        // of evicting an active source is one extra burst for it.
-        const oldest = this.sources.keys().next().value;
-        if (oldest !== undefined) this.sources.delete(oldest);
-      }
+      this.remember(address);
       s = { tokens: this.rate ? this.rate.burst : 0, last: now, epoch: this.epoch, acl: this.evalAcl(address) };
       this.sources.set(address, s);
     } else if (s.epoch !== this.epoch) {
@@ -175,11 +189,28 @@ export class Shield {
     return 'admit';
   }
 
-  /** BlockList.check parses the address on every call (~4 µs), hence the per-source cache. */
+  private remember(address: string): void {
+    const max = this.maxSources;
+    if (this.ring.length < max) { this.ring.push(address); this.ringHead = this.ring.length % max; return; }
+    const evict = this.ring[this.ringHead];
+    // The slot may name a source already swept (or swept and seen again): deleting it then
+    // only costs that source a fresh, full bucket.
+    if (evict !== undefined) this.sources.delete(evict);
+    this.ring[this.ringHead] = address;
+    this.ringHead = (this.ringHead + 1) % max;
+  }
+
+  /** Cached per source by check(): even the IPv4 fast path is cheaper to look up than redo. */
   private evalAcl(address: string): 'admit' | 'deny' | 'notAllowed' {
     const acl = this.acl;
     if (!acl.deny && !acl.allow) return 'admit';
     const a = normalizeAddress(address);
+    const v4 = parseIPv4(a);
+    if (v4 >= 0) {
+      if (acl.deny4 && acl.deny4.has(v4)) return 'deny';
+      if (acl.allow4 && !acl.allow4.has(v4)) return 'notAllowed';
+      return 'admit';
+    }
     const fam = family(a);
     if (acl.deny && acl.deny.check(a, fam)) return 'deny';
     if (acl.allow && !acl.allow.check(a, fam)) return 'notAllowed';
@@ -221,6 +252,7 @@ export class Shield {
     // An entry idle for idleMs has a full bucket again, so dropping it changes no decision.
     const idle = Math.max(this.idleMs, this.sweepIntervalMs);
     for (const [a, b] of this.sources) if (now - b.last >= idle) this.sources.delete(a);
+    if (this.sources.size === 0) { this.ring = []; this.ringHead = 0; }
   }
 
   /** Stop the sweep timer (the shield keeps working; memory is then only bounded by maxSources). */
