@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     contacts: [`sip:127.0.0.1:${sipPort};transport=udp`],
     wire: { address: '127.0.0.1', port: await freePort(), secret: 'cymru' },
   });
-  const app = startProcess(process.execPath, [join(ROOT, 'test/fixtures/apps/b2bua.cjs')], {
+  startProcess(process.execPath, [join(ROOT, 'test/fixtures/apps/b2bua.mjs')], {
     env: { ...process.env, WIRE_PORT: String(engine.wirePort), WIRE_SECRET: 'cymru', B_TARGET: `sip:uas@127.0.0.1:${uasPort}`, QUIET: '1' },
   });
   await waitFor(() => engine.wire.hasRoute('invite'), 15_000, 50, 'b2bua app route');

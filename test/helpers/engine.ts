@@ -26,7 +26,7 @@ export interface AppProc extends Proc {
   waitEvent(pred: (e: Record<string, unknown>) => boolean, timeoutMs?: number, what?: string): Promise<Record<string, unknown>>;
 }
 
-/** Start a fixture app (e.g. 'uas.cjs') connected to the engine's wire port. */
+/** Start a fixture app (e.g. 'uas.mjs') connected to the engine's wire port. */
 export function startApp(name: string, wirePort: number, env: Record<string, string> = {}): AppProc {
   const p = startProcess(process.execPath, [join(APPS, name)], {
     cwd: ROOT, env: { ...process.env, WIRE_PORT: String(wirePort), WIRE_SECRET: SECRET, ...env },

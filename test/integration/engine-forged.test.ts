@@ -29,7 +29,7 @@ describe('forged responses', () => {
     const e = await startTestEngine(); engine = e;
     const uas = await UdpPeer.open(); peers.push(uas);
     const attacker = await UdpPeer.open(); peers.push(attacker);
-    const app = await startConnectedApp('uac.cjs', e, { UAC_TARGET: `sip:uas@127.0.0.1:${uas.port}`, CALLS: '1', HOLD_MS: '50' });
+    const app = await startConnectedApp('uac.mjs', e, { UAC_TARGET: `sip:uas@127.0.0.1:${uas.port}`, CALLS: '1', HOLD_MS: '50' });
     const invite = await uas.take((t) => t.startsWith('INVITE '), 5000, 'INVITE at the uas');
     const before = e.counters().core.forgedResponses;
     // Right Call-ID and branch, wrong source port: a forged 200.
@@ -51,7 +51,7 @@ describe('forged responses', () => {
 
   it('a network copy of the TLS identity header never reaches the app over UDP', async () => {
     const e = await startTestEngine(); engine = e;
-    const app = await startConnectedApp('uas.cjs', e, {}, ['options']);
+    const app = await startConnectedApp('uas.mjs', e, {}, ['options']);
     const peer = await UdpPeer.open(); peers.push(peer);
     await peer.send(`OPTIONS sip:x@127.0.0.1:${e.sipPort} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK-o1\r\n` +
       `From: <sip:a@127.0.0.1>;tag=a\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: forged-id-1\r\nCSeq: 1 OPTIONS\r\n` +

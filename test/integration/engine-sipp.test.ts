@@ -19,7 +19,7 @@ for (const transport of ['udp', 'tcp'] as const) {
   describe(`engine with sipp over ${transport}`, () => {
     it('OPTIONS is answered by the app (To-tag added, app header kept)', async () => {
       const e = await startTestEngine(); engine = e;
-      await startConnectedApp('uas.cjs', e, {}, ['options']);
+      await startConnectedApp('uas.mjs', e, {}, ['options']);
       const r = await runSipp(['-sf', sf('options-uac.xml'), `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', t, '-m', '3', '-r', '10'], { timeoutS: 15 });
       expect(r.output).not.toMatch(/Aborting/);
       expect(r.successful).toBe(3);
@@ -28,7 +28,7 @@ for (const transport of ['udp', 'tcp'] as const) {
 
     it('sipp uac -> engine -> app createUAS: calls complete, BYE from the caller reaches the app', async () => {
       const e = await startTestEngine(); engine = e;
-      const app = await startConnectedApp('uas.cjs', e, {}, ['invite']);
+      const app = await startConnectedApp('uas.mjs', e, {}, ['invite']);
       const r = await runSipp(['-sn', 'uac', `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', t, '-m', '5', '-r', '20', '-d', '100'], { timeoutS: 20 });
       expect(r.successful).toBe(5);
       expect(r.failed).toBe(0);
@@ -39,7 +39,7 @@ for (const transport of ['udp', 'tcp'] as const) {
 
     it('app hangs up a createUAS dialog: BYE from the app reaches sipp', async () => {
       const e = await startTestEngine(); engine = e;
-      await startConnectedApp('uas.cjs', e, { APP_BYE_MS: '200' }, ['invite']);
+      await startConnectedApp('uas.mjs', e, { APP_BYE_MS: '200' }, ['invite']);
       const r = await runSipp(['-sf', sf('uac-recv-bye.xml'), `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', t, '-m', '2', '-r', '10'], { timeoutS: 15 });
       expect(r.successful).toBe(2);
       expect(r.failed).toBe(0);
@@ -49,7 +49,7 @@ for (const transport of ['udp', 'tcp'] as const) {
       const e = await startTestEngine(); engine = e;
       const uasPort = await freePort();
       const uas = startSipp(['-sn', 'uas', '-i', '127.0.0.1', '-p', String(uasPort), '-t', t, '-m', '3']);
-      const app = await startConnectedApp('uac.cjs', e, { UAC_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}`, CALLS: '3', HOLD_MS: '100' });
+      const app = await startConnectedApp('uac.mjs', e, { UAC_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}`, CALLS: '3', HOLD_MS: '100' });
       await app.waitEvent((x) => x.event === 'done', 20_000, 'uac done');
       expect(app.events().filter((x) => x.event === 'answered')).toHaveLength(3);
       expect(app.events().filter((x) => x.event === 'uac-failed')).toHaveLength(0);
@@ -61,7 +61,7 @@ for (const transport of ['udp', 'tcp'] as const) {
       const e = await startTestEngine(); engine = e;
       const uasPort = await freePort();
       startSipp(['-sn', 'uas', '-i', '127.0.0.1', '-p', String(uasPort), '-t', t]);
-      const app = await startConnectedApp('b2bua.cjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
+      const app = await startConnectedApp('b2bua.mjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
       const r = await runSipp(['-sn', 'uac', `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', t, '-m', '4', '-r', '20', '-d', '100'], { timeoutS: 20 });
       expect(r.successful).toBe(4);
       expect(r.failed).toBe(0);
@@ -73,7 +73,7 @@ for (const transport of ['udp', 'tcp'] as const) {
       const e = await startTestEngine(); engine = e;
       const uasPort = await freePort();
       startSipp(['-sf', sf('uas-sends-bye.xml'), '-i', '127.0.0.1', '-p', String(uasPort), '-t', t]);
-      const app = await startConnectedApp('b2bua.cjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
+      const app = await startConnectedApp('b2bua.mjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
       const r = await runSipp(['-sf', sf('uac-recv-bye.xml'), `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', t, '-m', '2', '-r', '10'], { timeoutS: 20 });
       expect(r.successful).toBe(2);
       expect(r.failed).toBe(0);
@@ -84,7 +84,7 @@ for (const transport of ['udp', 'tcp'] as const) {
       const e = await startTestEngine(); engine = e;
       const uasPort = await freePort();
       startSipp(['-sf', sf('uas-busy.xml'), '-i', '127.0.0.1', '-p', String(uasPort), '-t', t]);
-      const app = await startConnectedApp('b2bua.cjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
+      const app = await startConnectedApp('b2bua.mjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
       const r = await runSipp(['-sf', sf('uac-busy.xml'), `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', t, '-m', '2', '-r', '10'], { timeoutS: 20 });
       expect(r.successful).toBe(2);
       expect(r.failed).toBe(0);
@@ -95,7 +95,7 @@ for (const transport of ['udp', 'tcp'] as const) {
       const e = await startTestEngine(); engine = e;
       const uasPort = await freePort();
       startSipp(['-sf', sf('uas-ring-cancel.xml'), '-i', '127.0.0.1', '-p', String(uasPort), '-t', t]);
-      await startConnectedApp('b2bua.cjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
+      await startConnectedApp('b2bua.mjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
       const r = await runSipp(['-sf', sf('uac-cancel.xml'), `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', t, '-m', '2', '-r', '10'], { timeoutS: 20 });
       expect(r.successful).toBe(2);
       expect(r.failed).toBe(0);
@@ -105,7 +105,7 @@ for (const transport of ['udp', 'tcp'] as const) {
       const e = await startTestEngine(); engine = e;
       const uasPort = await freePort();
       startSipp(['-sf', sf('uas-reinvite.xml'), '-i', '127.0.0.1', '-p', String(uasPort), '-t', t]);
-      const app = await startConnectedApp('b2bua.cjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
+      const app = await startConnectedApp('b2bua.mjs', e, { B_TARGET: `sip:uas@127.0.0.1:${uasPort};transport=${transport}` }, ['invite']);
       const r = await runSipp(['-sf', sf('uac-reinvite.xml'), `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', t, '-m', '2', '-r', '10'], { timeoutS: 20 });
       expect(r.successful).toBe(2);
       expect(r.failed).toBe(0);

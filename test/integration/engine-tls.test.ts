@@ -33,7 +33,7 @@ beforeAll(async () => {
     wire: { address: '127.0.0.1', port: await freePort(), secret: SECRET },
     tls: { key: readFileSync(f('server.key')), cert: readFileSync(f('server.pem')), clientCAs: [readFileSync(f('ca.pem'))], requireClientCert: true },
   });
-  app = await startConnectedApp('uas.cjs', engine, {}, ['options', 'invite']);
+  app = await startConnectedApp('uas.mjs', engine, {}, ['options', 'invite']);
 });
 
 afterAll(async () => {
