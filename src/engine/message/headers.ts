@@ -1,6 +1,7 @@
 // Header access on a parsed SipMessage. Names may be given long or compact, in any case.
 import type { HeaderField, SipMessage } from './types.js';
 import { canonicalName, displayName } from './names.js';
+import { splitCommaList } from './list.js';
 
 export { canonicalName, displayName } from './names.js';
 
@@ -17,6 +18,15 @@ export function getHeaders(msg: SipMessage, name: string): string[] {
   const n = canonicalName(name);
   const out: string[] = [];
   for (const h of msg.headers) if (h.name === n) out.push(h.value);
+  return out;
+}
+
+/** The comma-separated elements of every field of the header (RFC 3261 §7.3.1), e.g. the option
+ *  tags of Supported/Require or the methods of Allow, which the parser keeps as one field. */
+export function getHeaderList(msg: SipMessage, name: string): string[] {
+  const n = canonicalName(name);
+  const out: string[] = [];
+  for (const h of msg.headers) if (h.name === n) for (const v of splitCommaList(h.value)) out.push(v);
   return out;
 }
 

@@ -26,9 +26,11 @@ export const COMPACT_FORMS: Readonly<Record<string, string>> = {
   y: 'identity', // RFC 8224
 };
 
-/** Headers whose value is a comma-separated list (RFC 3261 §7.3.1) and that are safe to split:
- *  no comma may appear inside one element except in a quoted string or <...>. Credentials
- *  (Authorization, WWW-Authenticate) are NOT here: their commas separate parameters. */
+/** Headers the parser splits into one field per comma-separated value (RFC 3261 §7.3.1): those
+ *  the engine processes value by value (Via, Route, Record-Route, Contact, and the identity and
+ *  path lists). Other list headers (Allow, Supported, Require, Accept …) stay one field as received,
+ *  so relayed messages keep their size; read them with getHeaderList(). Credentials
+ *  (Authorization, WWW-Authenticate) are never split: their commas separate parameters. */
 export const LIST_HEADERS: ReadonlySet<string> = new Set([
   'via',
   'route',
@@ -38,16 +40,6 @@ export const LIST_HEADERS: ReadonlySet<string> = new Set([
   'service-route',
   'p-asserted-identity',
   'p-preferred-identity',
-  'allow',
-  'supported',
-  'require',
-  'proxy-require',
-  'unsupported',
-  'allow-events',
-  'accept',
-  'accept-encoding',
-  'accept-language',
-  'content-encoding',
 ]);
 
 const DISPLAY_EXCEPTIONS: Readonly<Record<string, string>> = {
@@ -63,6 +55,64 @@ const DISPLAY_EXCEPTIONS: Readonly<Record<string, string>> = {
   'p-preferred-identity': 'P-Preferred-Identity',
 };
 
+// ---- fast lookup of well-known names without hashing a fresh string
+// The parser computes nameHash() while it scans a header name (it reads every char anyway),
+// then knownName() finds the canonical name with one probe and a case-insensitive compare.
+// Names not in this list fall back to the memoized canonicalName().
+const WELL_KNOWN = [
+  'via', 'from', 'to', 'call-id', 'cseq', 'contact', 'max-forwards', 'content-length', 'content-type',
+  'route', 'record-route', 'allow', 'supported', 'require', 'proxy-require', 'unsupported', 'user-agent',
+  'server', 'expires', 'min-expires', 'session-expires', 'min-se', 'p-asserted-identity',
+  'p-preferred-identity', 'privacy', 'authorization', 'proxy-authorization', 'www-authenticate',
+  'proxy-authenticate', 'authentication-info', 'accept', 'accept-encoding', 'accept-language',
+  'content-encoding', 'content-disposition', 'content-language', 'mime-version', 'date', 'subject',
+  'organization', 'reason', 'rack', 'rseq', 'event', 'allow-events', 'subscription-state', 'refer-to',
+  'referred-by', 'replaces', 'identity', 'timestamp', 'warning', 'retry-after', 'in-reply-to',
+  'priority', 'alert-info', 'call-info', 'error-info', 'reply-to', 'path', 'service-route',
+  'history-info', 'diversion', 'remote-party-id', 'p-charging-vector', 'p-access-network-info',
+  'security-client', 'security-server', 'security-verify', 'sip-etag', 'sip-if-match', 'user-to-user',
+  'geolocation', 'recv-info', 'info-package', 'feature-caps', 'accept-contact', 'reject-contact',
+  'request-disposition', 'identity-info', 'x-peergate-tls-identity',
+];
+
+const TABLE_BITS = 10;
+const TABLE_MASK = (1 << TABLE_BITS) - 1;
+const tableKey: Array<string | undefined> = new Array(1 << TABLE_BITS).fill(undefined);
+const tableValue: Array<string | undefined> = new Array(1 << TABLE_BITS).fill(undefined);
+
+/** Step of the name hash over one char code (letters folded to lower case). */
+export function nameHashStep(h: number, c: number): number {
+  return (Math.imul(h, 31) + (c | 0x20)) | 0;
+}
+
+function insertKnown(key: string, value: string): void {
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = nameHashStep(h, key.charCodeAt(i));
+  let slot = (h ^ (h >>> TABLE_BITS)) & TABLE_MASK;
+  while (tableKey[slot] !== undefined) slot = (slot + 1) & TABLE_MASK;
+  tableKey[slot] = key;
+  tableValue[slot] = value;
+}
+
+/** Canonical name for s[from..to) given its nameHash, if it is a well-known name or compact form. */
+export function knownName(s: string, from: number, to: number, hash: number): string | undefined {
+  const len = to - from;
+  let slot = (hash ^ (hash >>> TABLE_BITS)) & TABLE_MASK;
+  for (;;) {
+    const key = tableKey[slot];
+    if (key === undefined) return undefined;
+    if (key.length === len) {
+      let k = 0;
+      // (c | 0x20) folds letters; no other token char can fold onto a letter, '-' or a digit.
+      while (k < len && (s.charCodeAt(from + k) | 0x20) === key.charCodeAt(k)) k++;
+      if (k === len) return tableValue[slot];
+    }
+    slot = (slot + 1) & TABLE_MASK;
+  }
+}
+
+for (const name of WELL_KNOWN) insertKnown(name, name);
+
 const canonicalCache = new Map<string, string>();
 const CANONICAL_CACHE_MAX = 4096;
 
@@ -77,6 +127,8 @@ export function canonicalName(name: string): string {
   if (canonicalCache.size < CANONICAL_CACHE_MAX) canonicalCache.set(name, canonical);
   return canonical;
 }
+
+for (const [c, long] of Object.entries(COMPACT_FORMS)) insertKnown(c, long);
 
 /** Conventional spelling for a header that peergate writes (`via` → `Via`, `call-id` → `Call-ID`). */
 export function displayName(name: string): string {

@@ -4,8 +4,9 @@
 // RFC 4475 torture tests (test/fixtures/torture).
 import type { HeaderField, ParseLimits, ParseResult, SipMessage } from './types.js';
 import { DEFAULT_PARSE_LIMITS } from './types.js';
-import { isToken, isWsp, parseDigits } from './chars.js';
-import { LIST_HEADERS, canonicalName } from './names.js';
+import { TOKEN, isToken, isWsp, parseDigits } from './chars.js';
+import { LIST_HEADERS, canonicalName, knownName, nameHashStep } from './names.js';
+import { splitCommaList } from './list.js';
 import { isValidNameAddr } from './nameaddr.js';
 import { URI_INVALID, URI_WITH_HEADERS, checkUri } from './uri.js';
 import { isValidVia, parseCSeq } from './via.js';
@@ -206,15 +207,18 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   headerStatus = STATUS_BAD_REQUEST;
   let lines = 0;
   let raw: string | undefined;
+  let name = '';
   let value = '';
+  let nextCr = head.indexOf('\r', pos);
   while (pos < n) {
     let e = head.indexOf('\n', pos);
     if (e < 0) e = n;
     let lineEnd = e;
     if (lineEnd > pos && head.charCodeAt(lineEnd - 1) === 13) lineEnd--;
     // CR only as part of CRLF (RFC 3261 §7.3.1): a bare CR could end a line for the next hop.
-    const cr = head.indexOf('\r', pos);
-    if (cr >= 0 && cr < lineEnd) {
+    // (nextCr is kept across lines so LF-only input is not rescanned: linear, not quadratic)
+    if (nextCr >= 0 && nextCr < pos) nextCr = head.indexOf('\r', pos);
+    if (nextCr >= 0 && nextCr < lineEnd) {
       error ??= 'bare CR in header section';
       raw = undefined;
       pos = e + 1;
@@ -230,20 +234,29 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
       if (raw === undefined) error ??= 'continuation line before the first header field';
       else if (b > a) value = value.length === 0 ? head.slice(a, b) : `${value} ${head.slice(a, b)}`;
     } else {
-      if (raw !== undefined) pushField(raw, value, out);
+      if (raw !== undefined) pushField(name, raw, value, out);
       raw = undefined;
       if (++lines > limits.maxHeaders) {
         headerStatus = STATUS_MESSAGE_TOO_LARGE;
         return `more than ${limits.maxHeaders} header fields`;
       }
-      const colon = head.indexOf(':', pos);
-      let nameEnd = colon;
-      while (nameEnd > pos && isWsp(head.charCodeAt(nameEnd - 1))) nameEnd--;
-      if (colon < 0 || colon > lineEnd || !isToken(head, pos, nameEnd)) {
+      // field-name (a token), optional SP/HTAB, ':' (RFC 3261 §7.3.1 HCOLON)
+      let i = pos;
+      let hash = 0;
+      while (i < lineEnd) {
+        const ch = head.charCodeAt(i);
+        if (ch > 127 || TOKEN[ch] !== 1) break;
+        hash = nameHashStep(hash, ch);
+        i++;
+      }
+      const nameEnd = i;
+      while (i < lineEnd && isWsp(head.charCodeAt(i))) i++;
+      if (nameEnd === pos || i >= lineEnd || head.charCodeAt(i) !== 58) {
         error ??= `malformed header line: ${clip(head.slice(pos, lineEnd))}`;
       } else {
         raw = head.slice(pos, nameEnd);
-        let a = colon + 1;
+        name = knownName(head, pos, nameEnd, hash) ?? canonicalName(raw);
+        let a = i + 1;
         while (a < lineEnd && isWsp(head.charCodeAt(a))) a++;
         let b = lineEnd;
         while (b > a && isWsp(head.charCodeAt(b - 1))) b--;
@@ -256,7 +269,7 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
     }
     pos = e + 1;
   }
-  if (raw !== undefined) pushField(raw, value, out);
+  if (raw !== undefined) pushField(name, raw, value, out);
   if (error === null) {
     for (const h of out) {
       if (h.value.length === 0 && (h.name === 'via' || h.name === 'contact' || h.name === 'route' || h.name === 'record-route')) {
@@ -267,47 +280,13 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   return error;
 }
 
-function pushField(raw: string, value: string, out: HeaderField[]): void {
-  const name = canonicalName(raw);
+function pushField(name: string, raw: string, value: string, out: HeaderField[]): void {
   if (value.indexOf(',') < 0 || !LIST_HEADERS.has(name)) {
     out.push({ name, raw, value });
     return;
   }
-  splitList(value, name, raw, out);
-}
-
-/** Split a comma-separated list value, respecting quoted strings (with escapes) and <...>. */
-function splitList(value: string, name: string, raw: string, out: HeaderField[]): void {
-  const keepEmpty = name === 'via' || name === 'contact' || name === 'route' || name === 'record-route';
-  let partStart = 0;
-  let inQuote = false;
-  let inAngle = false;
-  const n = value.length;
-  for (let i = 0; i <= n; i++) {
-    const c = i < n ? value.charCodeAt(i) : 44;
-    if (inQuote) {
-      if (c === 92) i++;
-      else if (c === 34) inQuote = false;
-      if (i < n) continue;
-    } else if (c === 34) {
-      inQuote = true;
-      continue;
-    } else if (inAngle) {
-      if (c === 62) inAngle = false;
-      if (i < n) continue;
-    } else if (c === 60) {
-      inAngle = true;
-      continue;
-    }
-    if (c !== 44 && i < n) continue;
-    let a = partStart;
-    let b = Math.min(i, n);
-    while (a < b && isWsp(value.charCodeAt(a))) a++;
-    while (b > a && isWsp(value.charCodeAt(b - 1))) b--;
-    // Elements of Via/Contact/Route may not be empty; keep them so validation rejects the message.
-    if (b > a || keepEmpty) out.push({ name, raw, value: value.slice(a, b) });
-    partStart = i + 1;
-  }
+  // Empty elements are kept so that validation rejects them (RFC 4475 §3.1.2.1).
+  for (const part of splitCommaList(value, true)) out.push({ name, raw, value: part });
 }
 
 /** Best-effort Via/From/To/Call-ID/CSeq from a message that could not be framed. */

@@ -32,9 +32,20 @@ describe('parser fuzz', () => {
     let slowest = 0;
     for (; done < CASES && Date.now() - started < TIME_BUDGET_MS; done++) {
       const input = mutate(corpus[Math.floor(r() * corpus.length)]!, corpus, r);
+      const withLimits = r() < 0.5;
       const t0 = performance.now();
-      const res = r() < 0.5 ? parseMessage(input) : parseMessage(input, limits);
-      slowest = Math.max(slowest, performance.now() - t0);
+      const res = withLimits ? parseMessage(input, limits) : parseMessage(input);
+      let took = performance.now() - t0;
+      if (took > 50) {
+        // The host is shared: re-time a slow case to tell a real hang from being descheduled.
+        for (let k = 0; k < 3; k++) {
+          const t1 = performance.now();
+          if (withLimits) parseMessage(input, limits);
+          else parseMessage(input);
+          took = Math.min(took, performance.now() - t1);
+        }
+      }
+      slowest = Math.max(slowest, took);
       if (res.ok) {
         accepted++;
         const again = parseMessage(serialize(res.message));
@@ -59,7 +70,7 @@ describe('parser fuzz', () => {
     expect(done).toBeGreaterThanOrEqual(2_000);
     expect(accepted).toBeGreaterThan(0);
     expect(accepted).toBeLessThan(done);
-    expect(slowest).toBeLessThan(1_000);
+    expect(slowest).toBeLessThan(50);
   }, 60_000);
 
   it('handles pathological inputs quickly', () => {
@@ -73,12 +84,19 @@ describe('parser fuzz', () => {
       Buffer.from('INVITE sip:a@b SIP/2.0\r\n' + ' x\r\n'.repeat(big / 4) + '\r\n'),
       Buffer.from('INVITE sip:a@b SIP/2.0\r\n' + 'A: b\r\n'.repeat(big / 6) + '\r\n'),
       Buffer.from('SIP/2.0 200 ' + 'x'.repeat(big)),
+      Buffer.from('INVITE sip:a@b SIP/2.0\n' + 'A: b\n'.repeat(big / 5) + '\n'),
+      Buffer.from('INVITE sip:a@b SIP/2.0\n' + 'x\n'.repeat(big / 2) + '\n'),
     ];
     for (const input of inputs) {
-      const t0 = performance.now();
-      const res = parseMessage(input);
-      expect(res.ok).toBe(false);
-      expect(performance.now() - t0).toBeLessThan(1_000);
+      let best = Infinity;
+      for (let k = 0; k < 3; k++) {
+        const t0 = performance.now();
+        const res = parseMessage(input);
+        best = Math.min(best, performance.now() - t0);
+        expect(res.ok).toBe(false);
+      }
+      // linear work on 60 KB: far below this even on a loaded host (quadratic would be seconds)
+      expect(best).toBeLessThan(100);
     }
   });
 });

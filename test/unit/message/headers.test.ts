@@ -45,6 +45,21 @@ describe('canonicalName / displayName', () => {
     expect(canonicalName('i')).toBe('call-id');
     expect(canonicalName('X-Custom')).toBe('x-custom');
   });
+  it('parses every case variant of well-known and compact names to the same canonical name', () => {
+    const names = ['Via', 'From', 'To', 'Call-ID', 'CSeq', 'Contact', 'Max-Forwards', 'Content-Length', 'P-Asserted-Identity', 'WWW-Authenticate', 'X-Unknown-Thing'];
+    const variants = (n: string) => [n, n.toUpperCase(), n.toLowerCase(), [...n].map((c, i) => (i % 2 ? c.toUpperCase() : c.toLowerCase())).join('')];
+    for (const n of names) {
+      for (const v of variants(n)) {
+        const r = parseMessage(Buffer.from(`OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n${v}: ${n === 'Max-Forwards' ? '70' : n === 'Via' ? 'SIP/2.0/UDP h2' : '<sip:e@f>'}\r\n\r\n`));
+        if (['From', 'To', 'Call-ID', 'CSeq', 'Content-Length'].includes(n)) continue; // would be duplicates
+        if (!r.ok) throw new Error(`${v}: ${r.error}`);
+        expect(r.message.headers[r.message.headers.length - 1]!.name, v).toBe(canonicalName(n));
+        expect(r.message.headers[r.message.headers.length - 1]!.raw).toBe(v);
+      }
+    }
+    for (const [c, long] of Object.entries({ v: 'via', m: 'contact', I: 'call-id', L: 'content-length', y: 'identity' })) expect(canonicalName(c)).toBe(long);
+  });
+
   it('spells names conventionally', () => {
     expect(displayName('call-id')).toBe('Call-ID');
     expect(displayName('cseq')).toBe('CSeq');

@@ -5,6 +5,7 @@ import { loadTorture } from '../../fixtures/torture/decode.js';
 import {
   getHeader,
   getHeaders,
+  getHeaderList,
   getTag,
   parseCSeq,
   parseMessage,
@@ -115,7 +116,8 @@ const checks: Record<string, (m: SipMessage) => void> = {
   },
   semiuri: (m) => {
     expect(parseUri((m as SipRequest).uri)!.user).toBe('user;par=u%40example.net');
-    expect(getHeaders(m, 'accept')).toEqual([
+    expect(getHeaders(m, 'accept')).toHaveLength(1); // kept as received
+    expect(getHeaderList(m, 'accept')).toEqual([
       'application/sdp',
       'application/pkcs7-mime',
       'multipart/mixed',
@@ -151,8 +153,8 @@ const checks: Record<string, (m: SipMessage) => void> = {
     expect(parseNameAddr(getHeader(m, 'contact')!)!.uri).toBe('name:John_Smith');
   },
   bext01: (m) => {
-    expect(getHeaders(m, 'require')).toEqual(['nothingSupportsThis', 'nothingSupportsThisEither']);
-    expect(getHeaders(m, 'proxy-require')).toEqual(['noProxiesSupportThis', 'norDoAnyProxiesSupportThis']);
+    expect(getHeaderList(m, 'require')).toEqual(['nothingSupportsThis', 'nothingSupportsThisEither']);
+    expect(getHeaderList(m, 'proxy-require')).toEqual(['noProxiesSupportThis', 'norDoAnyProxiesSupportThis']);
   },
   invut: (m) => {
     expect(getHeader(m, 'content-type')).toBe('application/unknownformat');
