@@ -3,7 +3,7 @@
 // (z.strictObject). Fragments owned by the limits, identity and media stages are imported,
 // never copied. Cross-field rules (peer ids, route targets, TLS material) live in
 // `checkPolicy` at the bottom so each error points at the key that is wrong.
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { PeerLimitsSchema, GlobalLimitsSchema } from '../sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema.js';
@@ -323,28 +323,55 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
 /**
  * Two peers whose address ranges overlap are ambiguous for a source in the overlap (the
  * request would be refused as unknown) unless both also require a certificate to tell them apart.
+ * Ranges are sorted by start so large policies stay fast (CIDRs overlap only by nesting).
  */
 function checkPeerOverlap(p: Root, issue: (path: (string | number)[], message: string) => void): void {
-  const ranges: { peer: number; cidr: Cidr; list: BlockList }[] = [];
-  const hasCert = (i: number) => p.peers[i]!.match.certificate !== undefined;
+  type Range = { peer: number; index: number; text: string; family: string; start: bigint; end: bigint; cert: boolean };
+  const ranges: Range[] = [];
   p.peers.forEach((peer, i) => {
     peer.match.addresses?.forEach((text, j) => {
-      const cidr = parseCidr(text);
-      if (!cidr) return;
-      const list = new BlockList();
-      list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-      for (const r of ranges) {
-        if (r.peer === i || r.cidr.family !== cidr.family || (hasCert(i) && hasCert(r.peer))) continue;
-        // CIDRs overlap only by nesting: the wider one contains the narrower one's address.
-        const overlap = r.cidr.prefix <= cidr.prefix ? r.list.check(cidr.address, cidr.family) : list.check(r.cidr.address, r.cidr.family);
-        if (overlap) {
-          issue(['peers', i, 'match', 'addresses', j], `${text} overlaps ${r.cidr.address}/${r.cidr.prefix} of peer '${p.peers[r.peer]!.id}': sources in both would be ambiguous (give both peers a certificate match, or split the ranges)`);
-          break;
-        }
-      }
-      ranges.push({ peer: i, cidr, list });
+      const c = parseCidr(text);
+      if (!c) return;
+      const bits = c.family === 'ipv4' ? 32n : 128n;
+      const host = (1n << (bits - BigInt(c.prefix))) - 1n;
+      const start = ipToBigInt(c.address, c.family) & ~host;
+      ranges.push({ peer: i, index: j, text, family: c.family, start, end: start | host, cert: peer.match.certificate !== undefined });
     });
   });
+  ranges.sort((a, b) => (a.family < b.family ? -1 : a.family > b.family ? 1 : a.start < b.start ? -1 : a.start > b.start ? 1 : Number(b.end - a.end)));
+  const reported = new Set<Range>();
+  for (let a = 0; a < ranges.length; a++) {
+    const outer = ranges[a]!;
+    for (let b = a + 1; b < ranges.length; b++) {
+      const inner = ranges[b]!;
+      if (inner.family !== outer.family || inner.start > outer.end) break;
+      if (inner.peer === outer.peer || (inner.cert && outer.cert)) continue;
+      // Report on the one written later in the file, once.
+      const [first, second] = inner.peer > outer.peer || (inner.peer === outer.peer && inner.index > outer.index) ? [outer, inner] : [inner, outer];
+      if (reported.has(second)) continue;
+      reported.add(second);
+      issue(['peers', second.peer, 'match', 'addresses', second.index], `${second.text} overlaps ${first.text} of peer '${p.peers[first.peer]!.id}': sources in both would be ambiguous (give both peers a certificate match, or split the ranges)`);
+    }
+  }
+}
+
+/** Numeric value of an IPv4/IPv6 address (already validated by isIP). */
+function ipToBigInt(address: string, family: 'ipv4' | 'ipv6'): bigint {
+  if (family === 'ipv4') return address.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+  let a = address;
+  const zone = a.indexOf('%');
+  if (zone >= 0) a = a.slice(0, zone);
+  // An embedded IPv4 tail (::ffff:192.0.2.1) is two hextets.
+  const lastColon = a.lastIndexOf(':');
+  if (a.indexOf('.', lastColon) >= 0) {
+    const v4 = ipToBigInt(a.slice(lastColon + 1), 'ipv4');
+    a = `${a.slice(0, lastColon + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
+  const [head, tail] = a.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
 }
 
 /** Does `earlier` match every call `later` matches? (`peers` covers every peer id.) */

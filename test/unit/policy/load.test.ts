@@ -178,6 +178,10 @@ describe('policy loader: every error names file, line, column and key path', () 
     expectErrorAt(errorsOf(text), { ...pos(text, '192.0.2.128/25'), keyPath: 'peers[1].match.addresses[1]', message: /overlaps 192\.0\.2\.0\/24 of peer 'alpha'/ });
     const wider = BASE.replace('addresses: [ 198.51.100.7 ]', 'addresses: [ 192.0.0.0/16 ]');
     expectErrorAt(errorsOf(wider), { ...pos(wider, '192.0.0.0/16'), keyPath: 'peers[1].match.addresses[0]', message: /overlaps/ });
+    const v6 = BASE.replace('addresses: [ 198.51.100.7 ]', 'addresses: [ "2001:db8::/32" ]').replace('addresses: [ 192.0.2.0/24 ]', 'addresses: [ 192.0.2.0/24, "2001:db8:0:1::5" ]');
+    expectErrorAt(errorsOf(v6), { ...pos(v6, '"2001:db8::/32"'), keyPath: 'peers[1].match.addresses[0]', message: /overlaps 2001:db8:0:1::5 of peer 'alpha'/ });
+    const v6apart = v6.replace('"2001:db8:0:1::5"', '"2001:db9::5"');
+    expect(parsePolicy(v6apart, '/x/p.yaml').ok).toBe(true);
     const adjacent = BASE.replace('addresses: [ 198.51.100.7 ]', 'addresses: [ 192.0.3.0/24, 192.0.1.255 ]');
     expect(parsePolicy(adjacent, '/x/p.yaml').ok).toBe(true);
   });
