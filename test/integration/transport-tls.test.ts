@@ -2,6 +2,7 @@
 import { describe, it, expect, afterEach, beforeAll } from 'vitest';
 import { connect as tlsConnect, type TLSSocket, type ConnectionOptions } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import { createConnection } from 'node:net';
 import { TransportLayer, type TransportOptions, type TlsHandshakeEvent } from '../../src/engine/transport/index.js';
 import type { InboundPacket } from '../../src/engine/transport/types.js';
 import { makePki, makeCa, issueCert, makeCrl, type TestPki, type TestCert } from '../helpers/tls.js';
@@ -240,5 +241,20 @@ describe('TLS transport', () => {
     await waitFor(() => c.closed(), 3000);
     expect(received).toEqual([]);
     expect(t.stats.stream.framingErrors['no-content-length']).toBe(1);
+  });
+
+  it('a client that never completes the handshake is cut off after handshakeTimeoutMs and its slot freed', async () => {
+    const { t, handshakes, port } = await tlsLayer({}, { handshakeTimeoutMs: 200, maxConnectionsPerSource: 1 });
+    const raw = createConnection({ host: '127.0.0.1', port });
+    let rawClosed = false;
+    raw.on('close', () => { rawClosed = true; });
+    raw.on('error', () => {});
+    cleanups.push(() => { raw.destroy(); });
+    await waitFor(() => rawClosed, 5000, 10, 'silent client cut off');
+    expect(handshakes).toEqual([expect.objectContaining({ result: 'failed', reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' })]);
+    // The per-source slot (limit 1) is free again: a real client gets in.
+    const c = client(port, { key: pki.client.key, cert: pki.client.cert });
+    expect(await c.secure).toBe(true);
+    expect(t.stats.stream.perSourceRejected).toBe(0);
   });
 });

@@ -243,3 +243,68 @@ describe('TransportLayer TCP', () => {
   });
 });
 
+
+describe('TransportLayer limits and robustness', () => {
+  it('enforces the total connection limit', async () => {
+    const { t, tcpPort } = await layer({ limits: { maxConnections: 2 } });
+    await tcpClient(tcpPort); await tcpClient(tcpPort);
+    await waitFor(() => t.connectionCount === 2, 2000);
+    const third = await tcpClient(tcpPort);
+    await waitFor(() => third.closed(), 3000);
+    expect(t.stats.stream.totalRejected).toBe(1);
+    // Outbound connections count too.
+    const port = await plainServer(() => {});
+    const r = await t.send({ protocol: 'tcp', address: '127.0.0.1', port }, Buffer.from(options(50, 'TCP')));
+    expect(r).toMatchObject({ ok: false, reason: 'unreachable', detail: 'connection limit reached' });
+  });
+
+  it('works over IPv6 loopback', async () => {
+    const t = new TransportLayer({ listeners: [{ protocol: 'udp', address: '::1', port: 0 }, { protocol: 'tcp', address: '::1', port: 0 }] });
+    const got: InboundPacket[] = [];
+    t.on('message', (p) => got.push(p));
+    await t.listen();
+    cleanups.push(() => t.close());
+    const [udp, tcp] = t.contacts();
+    const u = createSocket('udp6');
+    cleanups.push(() => new Promise<void>((r) => u.close(() => r())));
+    u.send(options(60), udp!.port, '::1');
+    const c = createConnection({ host: '::1', port: tcp!.port });
+    cleanups.push(() => { c.destroy(); });
+    c.write(options(61, 'TCP'));
+    await waitFor(() => got.length === 2, 3000);
+    expect(got.map((p) => p.source.address)).toEqual(['::1', '::1']);
+    // No IPv4 UDP listener: sending to an IPv4 address has no transport.
+    expect(await t.send({ protocol: 'udp', address: '127.0.0.1', port: 9 }, Buffer.from('x'))).toMatchObject({ ok: false, reason: 'no-transport' });
+  });
+
+  it('a throwing message listener neither crashes nor stops delivery', async () => {
+    const { t, received, udpPort } = await layer();
+    let calls = 0;
+    t.prependListener('message', () => { calls++; throw new Error('app bug'); });
+    const u = createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => u.close(() => r())));
+    u.send(options(70), udpPort, '127.0.0.1');
+    u.send(options(71), udpPort, '127.0.0.1');
+    await waitFor(() => calls === 2, 3000);
+    expect(t.stats.listenerErrors).toBe(2);
+    // The throwing listener came first, so the later one missed the events; the transport is fine.
+    expect(received).toEqual([]);
+    const c = await tcpClient(t.contacts()[1]!.port);
+    c.sock.write(options(72, 'TCP'));
+    await waitFor(() => calls === 3, 3000);
+  });
+
+  it('rejects bad configuration with clear errors and reports bad send targets', async () => {
+    expect(() => new TransportLayer({ listeners: [{ protocol: 'tls', address: '127.0.0.1', port: 0 }] })).toThrow(/tls options/);
+    expect(() => new TransportLayer({ listeners: [{ protocol: 'udp', address: 'localhost', port: 0 }] })).toThrow(/not an IP address/);
+    expect(() => new TransportLayer({ listeners: [{ protocol: 'sctp' as 'udp', address: '127.0.0.1', port: 0 }] })).toThrow(/unknown transport/);
+    expect(() => new TransportLayer({ listeners: [], limits: { idleTimeoutMs: -1 } })).toThrow(/idleTimeoutMs/);
+    const { t, udpPort } = await layer();
+    const busy = new TransportLayer({ listeners: [{ protocol: 'udp', address: '127.0.0.1', port: udpPort }] });
+    await expect(busy.listen()).rejects.toThrow(/udp listen 127.0.0.1/);
+    expect(await t.send({ protocol: 'udp', address: 'example.com', port: 5060 }, Buffer.from('x'))).toMatchObject({ ok: false, reason: 'unreachable' });
+    expect(await t.send({ protocol: 'tls', address: '127.0.0.1', port: 5061 }, Buffer.from('x'))).toMatchObject({ ok: false, reason: 'no-transport' });
+    await t.close();
+    expect(await t.send({ protocol: 'udp', address: '127.0.0.1', port: 9 }, Buffer.from('x'))).toMatchObject({ ok: false, reason: 'closed' });
+  });
+});
