@@ -39,12 +39,13 @@ const PEM_BLOCK = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTI
 const MAX_AGE = /(?:^|,)\s*(no-store|no-cache|s-maxage|max-age)\s*(?:=\s*"?(\d+)"?)?/gi;
 const MAX_CACHE_ENTRIES = 2000;
 const MAX_CHAIN = 8;
+const BRACKETS = /^\[|\]$/g;
 
 /** Does `host` match the allowlist (exact, or `*.domain` for subdomains)? */
 export function hostAllowed(host: string, allow: readonly string[]): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  const h = host.toLowerCase().replace(BRACKETS, '');
   for (const a of allow) {
-    const p = a.toLowerCase().replace(/^\[|\]$/g, '');
+    const p = a.toLowerCase().replace(BRACKETS, '');
     if (p.startsWith('*.')) { if (h.endsWith(p.slice(1)) && h.length > p.length - 1) return true; } else if (h === p) return true;
   }
   return false;

@@ -12,6 +12,9 @@ export interface IdentityRequest {
 }
 
 const COMPACT: Record<string, string> = { from: 'f', to: 't', 'call-id': 'i', contact: 'm', identity: 'y', 'identity-info': 'n' };
+const USER_PHONE = /;user=phone(?:;|$|\?)/i;
+const LEADING_PLUS = /^\+/;
+const ANY_WS = /\s+/g;
 
 /** All values of a header, trying the compact form when the long one is absent. */
 export function headerValues(req: IdentityRequest, name: string): string[] {
@@ -63,7 +66,7 @@ export function uriUser(uri: string): { scheme: string; user: string | undefined
   let end = userinfo.length;
   if (semi >= 0) end = semi;
   if (pw >= 0 && pw < end) end = pw;
-  const userPhone = /;user=phone(?:;|$|\?)/i.test(rest.slice(at));
+  const userPhone = USER_PHONE.test(rest.slice(at));
   return { scheme, user: safeDecode(userinfo.slice(0, end)), userPhone };
 }
 
@@ -87,7 +90,7 @@ export function canonicalTn(uri: string): string | undefined {
 
 /** Canonicalise a number string from a PASSporT claim or a URI user part. */
 export function canonicalNumber(tn: string): string | undefined {
-  const t = tn.replace(VISUAL_SEPARATORS, '').replace(/^\+/, '');
+  const t = tn.replace(VISUAL_SEPARATORS, '').replace(LEADING_PLUS, '');
   return TN_DIGITS.test(t) ? t : undefined;
 }
 
@@ -156,7 +159,7 @@ export function parseIdentityValue(value: string): { token: string; params: Map<
     params.set(name, v);
     i = next < 0 ? value.length : next;
   }
-  return { token: token.replace(/\s+/g, ''), params };
+  return { token: token.replace(ANY_WS, ''), params };
 }
 
 /** The body as a string for RFC 4474's digest (bytes taken as they are: latin1 round-trips). */

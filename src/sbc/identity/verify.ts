@@ -83,6 +83,13 @@ const STALE = { status: 403, reason: 'Stale Date' } as const;
 const REPLAY = { status: 403, reason: 'Replayed Identity' } as const;
 const INTERNAL = { status: 500, reason: 'Identity Verification Error' } as const;
 
+const BASE64 = /^[A-Za-z0-9+/=]+$/;
+const URI_HOST_END = /[;?>]/;
+const IPV4_SHAPE = /^[0-9.]+$/;
+const SUBJECT_CN = /(?:^|\n)CN=([^\n]*)/;
+const QUOTES = /"/g;
+const ANGLES = /^<|>$/g;
+
 class Fail extends Error {
   constructor(readonly code: { status: number; reason: string }, readonly detail: string) { super(detail); }
 }
@@ -173,7 +180,7 @@ export class IdentityVerifier {
     if (h.alg !== 'ES256') throw new Fail(INVALID, `unsupported PASSporT alg ${String(h.alg)}`);
     if (h.typ !== undefined && h.typ !== 'passport') throw new Fail(INVALID, 'PASSporT typ is not passport');
     const ppt = h.ppt === undefined ? undefined : String(h.ppt);
-    if (pptParam !== undefined && pptParam.replace(/"/g, '') !== ppt) throw new Fail(INVALID, 'ppt parameter does not match the PASSporT header');
+    if (pptParam !== undefined && pptParam.replace(QUOTES, '') !== ppt) throw new Fail(INVALID, 'ppt parameter does not match the PASSporT header');
     if (ppt !== undefined && ppt !== 'shaken') throw new Fail(INVALID, `unsupported PASSporT type ppt=${ppt}`);
     const x5u = typeof h.x5u === 'string' ? h.x5u : undefined;
     const url = info ?? x5u;
@@ -254,11 +261,11 @@ export class IdentityVerifier {
   private async verify4474(req: IdentityRequest, value: string, infoHeader: string | undefined, policy: PeerIdentity): Promise<Passed> {
     if (!infoHeader) throw new Fail(BAD_INFO, 'Identity-Info header missing');
     const info = parseIdentityValue(infoHeader.trim().startsWith('<') ? `x;info=${infoHeader}` : infoHeader);
-    const url = info.params.get('info') ?? info.token.replace(/^<|>$/g, '');
+    const url = info.params.get('info') ?? info.token.replace(ANGLES, '');
     const alg = info.params.get('alg') ?? 'rsa-sha1';
     if (!isRfc4474Alg(alg)) throw new Fail(BAD_CERT_4474, `unsupported Identity-Info alg ${alg}`);
     const sig = parseIdentityValue(value).token;
-    if (!sig || !/^[A-Za-z0-9+/=]+$/.test(sig)) throw new Fail(INVALID, 'Identity is not a base64 signature');
+    if (!sig || !BASE64.test(sig)) throw new Fail(INVALID, 'Identity is not a base64 signature');
     const fields = digestFields(req);
     if (typeof fields === 'string') throw new Fail(fields === 'Date' ? STALE : INVALID, `${fields} header missing`);
 
@@ -314,7 +321,7 @@ export function hostOf(uri: string): string | undefined {
   let rest = uri.slice(colon + 1);
   const at = rest.lastIndexOf('@');
   if (at >= 0) rest = rest.slice(at + 1);
-  const end = rest.search(/[;?>]/);
+  const end = rest.search(URI_HOST_END);
   if (end >= 0) rest = rest.slice(0, end);
   if (rest.startsWith('[')) return rest.slice(1, rest.indexOf(']'));
   const pc = rest.indexOf(':');
@@ -322,10 +329,10 @@ export function hostOf(uri: string): string | undefined {
 }
 
 function certCovers(cert: X509Certificate, host: string): boolean {
-  if (/^[0-9.]+$/.test(host) || host.includes(':')) {
+  if (IPV4_SHAPE.test(host) || host.includes(':')) {
     if (cert.checkIP(host)) return true;
     // Older RFC 4474 deployments put the domain in the subject CN only.
-    return /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] === host;
+    return SUBJECT_CN.exec(cert.subject)?.[1] === host;
   }
   return cert.checkHost(host) !== undefined;
 }
