@@ -1,7 +1,8 @@
 // Full B2BUA calls (INVITE … BYE, no RTP) through `peergate start` with its policy on,
-// against SIPp talking directly uac → uas, in the same run on the same machine.
+// with and without media anchoring, against SIPp talking directly uac → uas, in the same
+// run on the same machine.
 //
-//   npx tsx bench/b2bua.bench.ts [--max 2000] [--seconds 5] [--anchor on|off]
+//   npx tsx bench/b2bua.bench.ts [--max 2000] [--seconds 5]
 //
 // For each rate (calls/s) it runs `seconds` worth of calls and records failures; the result
 // is the highest rate with zero failed calls, then p50/p99 setup time (INVITE → 200) at
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir } from '../test/helpers/procs.js';
 import { startPeergate } from '../test/helpers/peergate.js';
 
-const { values } = parseArgs({ options: { max: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' }, anchor: { type: 'string', default: 'on' } } });
+const { values } = parseArgs({ options: { max: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' } } });
 const MAX = Number(values.max);
 const SECONDS = Number(values.seconds);
 const RATES = [100, 200, 300, 400, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000].filter((r) => r <= MAX);
@@ -56,38 +57,47 @@ async function setupTimes(target: string, rate: number): Promise<{ p50: number; 
   return { p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), n: xs.length };
 }
 
-async function main(): Promise<void> {
-  const [uasPort, peerPort, corePort, ops] = await freePorts(4);
-  startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
+async function startNode(uasPort: number, anchoring: boolean, portBase: number) {
+  const [peerPort, corePort, ops] = await freePorts(3);
   const pg = await startPeergate({
     listen: [
       { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
       { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
     ],
     core: { targets: [`sip:127.0.0.3:${uasPort}`] },
-    media: { rtpengine: 'spawn', embedded: { port_min: 20000, port_max: 29999 } },
+    media: { anchoring, rtpengine: 'spawn', embedded: { port_min: portBase, port_max: portBase + 9999 } },
     ops: { port: ops },
     log: { level: 'error' },
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
     routes: [{ from: 'peers', to: 'core' }],
   });
+  return { pg, target: `127.0.0.1:${peerPort}` };
+}
+
+async function main(): Promise<void> {
+  const [uasPort] = await freePorts(1) as [number];
+  startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
+  const plain = await startNode(uasPort, false, 20000);
+  const anchored = await startNode(uasPort, true, 30000);
   try {
     const direct = `127.0.0.3:${uasPort}`;
-    const via = `127.0.0.1:${peerPort}`;
-    console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}; media anchoring ${values.anchor}`);
-    const bestDirect = await sweep('direct', direct);
-    const bestPg = await sweep('peergate', via);
-    const half = Math.max(50, Math.floor(bestPg / 2 / 50) * 50);
-    const tPg = await setupTimes(via, half);
-    const tDirect = await setupTimes(direct, half);
-    console.log('\n| path | max calls/s, 0 failures | setup p50 @%d/s (ms) | setup p99 @%d/s (ms) |'.replace('%d', String(half)).replace('%d', String(half)));
+    console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}`);
+    const rows: Array<[string, string, number]> = [];
+    rows.push(['sipp direct uac→uas', direct, await sweep('direct', direct)]);
+    rows.push(['peergate, media not anchored', plain.target, await sweep('pg-plain', plain.target)]);
+    rows.push(['peergate, media anchored on rtpengine', anchored.target, await sweep('pg-media', anchored.target)]);
+    const half = Math.max(50, Math.floor(rows[2]![2] / 2 / 50) * 50);
+    console.log(`\n| path | max calls/s, 0 failures | setup p50 @${half}/s (ms) | setup p99 @${half}/s (ms) |`);
     console.log('|---|---|---|---|');
-    console.log(`| sipp direct uac→uas | ${bestDirect} | ${tDirect.p50} | ${tDirect.p99} |`);
-    console.log(`| via peergate (B2BUA, policy, rtpengine) | ${bestPg} | ${tPg.p50} | ${tPg.p99} |`);
-    console.log(`\nratio peergate/direct (max rate): ${(bestPg / Math.max(1, bestDirect)).toFixed(2)}`);
-    console.log(`peergate RSS after run: ${(await pg.metric('process_resident_memory_bytes')) / 1048576 | 0} MiB`);
+    for (const [label, target, best] of rows) {
+      const t = await setupTimes(target, half);
+      console.log(`| ${label} | ${best} | ${t.p50} | ${t.p99} |`);
+    }
+    console.log(`\nratio anchored/direct (max rate): ${(rows[2]![2] / Math.max(1, rows[0]![2])).toFixed(2)}; plain/direct: ${(rows[1]![2] / Math.max(1, rows[0]![2])).toFixed(2)}`);
+    console.log(`peergate RSS after its sweep: plain ${(await plain.pg.metric('process_resident_memory_bytes')) / 1048576 | 0} MiB, anchored ${(await anchored.pg.metric('process_resident_memory_bytes')) / 1048576 | 0} MiB`);
   } finally {
-    await pg.stop();
+    await plain.pg.stop();
+    await anchored.pg.stop();
     await stopAll();
   }
 }

@@ -87,15 +87,16 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     closers.push(() => limits.stop());
 
     // Media relay: every call anchored on rtpengine.
-    const media = await MediaStage.create(policy.media, { log: log.child({ module: 'media' }) });
-    closers.push(() => media.close());
+    const media = policy.media.anchoring ? await MediaStage.create(policy.media, { log: log.child({ module: 'media' }) }) : undefined;
+    if (media) closers.push(() => media.close());
+    else log.warn('media.anchoring is false: SDP crosses untouched and no SRTP policy is enforced');
     // Caller identity: replay cache shared across the pool through the store.
     const identity = createIdentityStage({
       seenOnce: (key, ttlMs) => store.seenOnce(key, ttlMs),
       baseDir: dirname(holder.path),
       onSignError: (peer, err) => log.warn({ peer, err: err.message }, 'cannot sign toward peer; sending unsigned'),
     });
-    const stages: Stages = { limits, identity, media: mediaSeam(media) };
+    const stages: Stages = { limits, identity, ...(media ? { media: mediaSeam(media) } : {}) };
 
     // The SIP engine: embedded by default, else an external drachtio-server.
     let engine: Engine | undefined;
@@ -148,7 +149,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
       ready: async () => {
         const checks: Record<string, boolean | string> = {
           engine: engineUp ? true : 'not connected',
-          rtpengine: media.ready() ? true : 'no rtpengine answers',
+          rtpengine: !media || media.ready() ? true : 'no rtpengine answers',
         };
         const health = store.health();
         // fail_open keeps taking calls on local state while Redis is down, so only fail_closed makes us unready.

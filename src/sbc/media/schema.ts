@@ -60,6 +60,9 @@ export const EmbeddedRtpengineSchema = z.strictObject({
 }).refine((e) => e.port_max - e.port_min >= 3, { message: 'port_max must leave room for at least one call (4 ports)' });
 
 export const GlobalMediaSchema = z.strictObject({
+  /** Anchor every call's media on rtpengine (default). false passes SDP through untouched and
+   *  enforces no SRTP policy: for labs and for measuring what anchoring costs, never for peering. */
+  anchoring: z.boolean().default(true),
   /** 'spawn': peergate starts and supervises a local userspace rtpengine; a list: external instances. */
   rtpengine: z.union([z.literal('spawn'), z.array(RtpengineInstanceSchema).min(1)]).default('spawn'),
   embedded: EmbeddedRtpengineSchema.optional(),
