@@ -3,6 +3,7 @@
 // run. Prints medians of several rounds.
 //   npx tsx bench/limits.bench.ts [calls-per-round] [rounds]
 import { MemoryStore } from '../src/store/memory.js';
+import { Redis } from 'ioredis';
 import { RedisStore } from '../src/store/redis.js';
 import { Limits } from '../src/sbc/limits/index.js';
 import type { Store } from '../src/store/types.js';
@@ -55,10 +56,27 @@ async function run(name: string, store: Store): Promise<void> {
 const redis = await startRedis();
 try {
   await run('memory', new MemoryStore());
+  // Baseline: one bare round trip (PING) on the same machine, to read the numbers against.
+  const raw = new Redis(redis.url);
+  const pings: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < CALLS; i++) await raw.ping();
+    pings.push(((performance.now() - t0) * 1000) / CALLS);
+  }
+  raw.disconnect();
+  console.log(`redis    PING round trip: median ${median(pings).toFixed(1)} µs (admit+release is 2 round trips)`);
   const rs = new RedisStore({ url: redis.url, timeoutMs: 1000 });
   if (!(await rs.ready(3000))) throw new Error('redis not ready');
+  const stats = new Redis(redis.url);
+  await stats.config('RESETSTAT');
   await run('redis', rs);
   await rs.close();
+  // Time spent inside Redis per script call (independent of the network and of this process).
+  const info = await stats.info('commandstats');
+  stats.disconnect();
+  const m = /cmdstat_evalsha:calls=(\d+),usec=\d+,usec_per_call=([\d.]+)/.exec(info);
+  if (m) console.log(`redis    server time per script call (admit or release): ${m[2]} µs over ${m[1]} calls`);
 } finally {
   await stopAll();
 }
