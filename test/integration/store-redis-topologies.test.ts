@@ -34,10 +34,10 @@ storeBehaviour('RedisStore ×2 through Redis Sentinel', async () => {
 });
 
 describe('cluster key layout', () => {
-  it('token buckets of different peers live on different shards', async () => {
+  it('generic token buckets (take) spread over the shards', async () => {
     const s = await ready(new RedisStore({ cluster: { nodes: cluster.nodes }, keyPrefix: 'pgc:', timeoutMs: 1000 }));
     for (let i = 0; i < 30; i++) expect((await s.take(`cps:peer-${i}`, 10, 1)).allowed).toBe(true);
-    // With 30 peers over 3 masters, more than one shard must hold buckets.
+    // 30 bucket keys over 3 masters: more than one shard must hold some.
     const { Cluster } = await import('ioredis');
     const c = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })));
     c.on('error', () => { /* reported by the assertions */ });
