@@ -1,5 +1,7 @@
 // RFC 3261 §13.3.1.4: the UAS core (not the transaction) retransmits a 2xx to INVITE until the
 // ACK arrives: T1, doubling up to T2, giving up after 64*T1 (then the core sends BYE).
+// The same schedule without the T2 cap (T2: Infinity) is RFC 3262 §3's for reliable
+// provisionals until their PRACK.
 import { systemClock, type Clock } from '../transport/types.js';
 import { DEFAULT_TIMERS } from './types.js';
 

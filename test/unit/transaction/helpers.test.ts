@@ -39,6 +39,14 @@ describe('TwoXxRetransmitter (RFC 3261 §13.3.1.4)', () => {
     expect(gaveUp).toBe(false);
   });
 
+  it('T2: Infinity gives RFC 3262 reliable-provisional spacing (doubling without cap)', () => {
+    const clock = new FakeClock();
+    const at: number[] = [];
+    new TwoXxRetransmitter({ clock, T2: Infinity, retransmit: () => at.push(clock.now()), giveUp: () => {} }).start();
+    clock.advance(40_000);
+    expect(at).toEqual([500, 1500, 3500, 7500, 15500, 31500]);
+  });
+
   it('honours T1/T2 and noRetransmit', () => {
     const clock = new FakeClock();
     const at: number[] = [];
