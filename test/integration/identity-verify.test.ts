@@ -150,6 +150,13 @@ describe('RFC 8224/8588 PASSporT verification', () => {
     expect(r.failures[0]!.status).toBe(437);
   });
 
+  it('tries at most four Identity headers per request', async () => {
+    const bad = await passport({ x5u: srv.url('/rogue.pem'), keyFile: pki.rogueSp.key });
+    const r = await verifier().verify(invite([bad, bad, bad, bad, await passport()]), policy());
+    expect(r).toMatchObject({ verdict: 'fail', status: 437 });
+    expect(r.failures).toHaveLength(4);
+  });
+
   it('fetches a certificate once and serves later calls from the cache (Cache-Control max-age)', async () => {
     const v = verifier();
     const before = srv.hits.get('/sp.pem') ?? 0;

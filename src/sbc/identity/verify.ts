@@ -83,6 +83,8 @@ const STALE = { status: 403, reason: 'Stale Date' } as const;
 const REPLAY = { status: 403, reason: 'Replayed Identity' } as const;
 const INTERNAL = { status: 500, reason: 'Identity Verification Error' } as const;
 
+/** Identity headers tried per request (RFC 8224 allows several; more are ignored). */
+const MAX_IDENTITY_HEADERS = 4;
 const BASE64 = /^[A-Za-z0-9+/=]+$/;
 const URI_HOST_END = /[;?>]/;
 const IPV4_SHAPE = /^[0-9.]+$/;
@@ -144,7 +146,8 @@ export class IdentityVerifier {
       };
     }
     const failures: IdentityFailure[] = [];
-    for (const c of candidates) {
+    // Bounded: each header may cost a certificate fetch, so a flood of them cannot hold a call.
+    for (const c of candidates.slice(0, MAX_IDENTITY_HEADERS)) {
       try {
         const ok = c.standard === 'rfc8224' ? await this.verifyPassport(req, c.value, policy) : await this.verify4474(req, c.value, info4474, policy);
         return { verdict: 'pass', reject: false, verstat: VERSTAT.pass, failures, ...ok };
