@@ -58,3 +58,21 @@ describe('app disconnect', () => {
     expect(e.core.dialogs.size).toBe(0);
   });
 });
+
+describe('CANCEL after the 2xx, before the ACK', () => {
+  it('gets 481; the engine sends BYE with a Reason and tells the app with an unsolicited BYE', async () => {
+    const e = await startTestEngine(); engine = e;
+    const app = await startConnectedApp('uas.mjs', e, {}, ['invite']);
+    const peer = await UdpPeer.open(); peers.push(peer);
+    const inv = invite(peer, e.sipPort, 'late-cancel');
+    await peer.send(inv, e.sipPort);
+    await peer.take((t) => t.startsWith('SIP/2.0 200'), 5000, '200');
+    const cancel = inv.replace(/^INVITE /, 'CANCEL ').replace('CSeq: 1 INVITE', 'CSeq: 1 CANCEL')
+      .replace(/Content-Type:[^\r]*\r\n/, '').replace(/Content-Length: \d+\r\n\r\n[\s\S]*$/, 'Content-Length: 0\r\n\r\n');
+    await peer.send(cancel, e.sipPort);
+    expect((await peer.take((t) => /CSeq: 1 CANCEL/.test(t), 5000, 'CANCEL answer')).startsWith('SIP/2.0 481')).toBe(true);
+    const bye = await peer.take((t) => t.startsWith('BYE '), 5000, 'BYE from the engine');
+    expect(header(bye, 'Reason')).toBe('SIP ;cause=200 ;text="CANCEL after 200 OK"');
+    await app.waitEvent((x) => x.event === 'destroy', 5000, 'app dialog destroyed by the unsolicited BYE');
+  });
+});

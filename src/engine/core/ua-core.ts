@@ -547,8 +547,13 @@ export class UaCore implements WireHandler {
     };
     const inv = this.stxByKey.get(inviteKey);
     if (!inv || inv.state !== 'proceeding' || inv.canceled) {
-      // Nothing to cancel (spec §7.8); a 2xx already sent but not ACKed also lands here.
+      // Nothing to cancel (spec §7.8).
       this.respond(cancelTxn, 481);
+      const d = inv?.state === 'accepted' ? inv.dialog : undefined;
+      if (d && this.pendingAcks.has(d.id)) {
+        // CANCEL after our 2xx but before its ACK: the caller gave up, so end the call (spec §7.8).
+        void this.sendByeOnOwn(d, 'SIP ;cause=200 ;text="CANCEL after 200 OK"', this.apps.get(d.appId));
+      }
       return;
     }
     inv.canceled = true;
