@@ -32,7 +32,14 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
 const enum State { Idle, Header, Body }
 
 export class StreamFramer {
+  /** Unconsumed bytes (a view; see `owned`). */
   private pending: Buffer | null = null;
+  /**
+   * Growable store that `pending` starts at, when no delivered message points into it, so a
+   * message trickling in byte by byte is appended in amortised O(1) instead of re-concatenated
+   * (a slow-drip header would otherwise cost O(n²) copying).
+   */
+  private owned: Buffer | null = null;
   private state: State = State.Idle;
   /** Line ends seen back to back while idle (two = one keep-alive ping). */
   private idleLineEnds = 0;
@@ -60,7 +67,7 @@ export class StreamFramer {
    */
   push(chunk: Buffer): FrameError | null {
     if (this.dead) return this.dead;
-    let data = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    let data = this.pending === null ? chunk : this.append(this.pending, chunk);
     this.pending = null;
     for (;;) {
       if (this.state === State.Idle) {
@@ -106,6 +113,8 @@ export class StreamFramer {
       // State.Body
       if (data.length < this.frameLength) { this.pending = data; return null; }
       const msg = data.subarray(0, this.frameLength);
+      // The message now points into this memory: never write into it again.
+      this.owned = null;
       data = data.subarray(this.frameLength);
       this.state = State.Idle;
       this.frameLength = 0;
@@ -116,9 +125,24 @@ export class StreamFramer {
     }
   }
 
+  private append(pending: Buffer, chunk: Buffer): Buffer {
+    const need = pending.length + chunk.length;
+    const o = this.owned;
+    if (o !== null && o.byteOffset === pending.byteOffset && o.buffer === pending.buffer && o.length >= need) {
+      chunk.copy(o, pending.length);
+      return o.subarray(0, need);
+    }
+    const grown = Buffer.allocUnsafeSlow(Math.max(need * 2, 1024));
+    pending.copy(grown, 0);
+    chunk.copy(grown, pending.length);
+    this.owned = grown;
+    return grown.subarray(0, need);
+  }
+
   private fail(e: FrameError): FrameError {
     this.dead = e;
     this.pending = null;
+    this.owned = null;
     return e;
   }
 }
