@@ -19,6 +19,8 @@ export interface MemoryStoreOptions {
   maxBuckets?: number;
   /** Bound on replay-cache entries; past it the oldest are dropped. */
   maxReplayKeys?: number;
+  /** Set peergate_store_up{kind="memory"} (false for the fail-open fallback behind Redis). */
+  reportUp?: boolean;
 }
 
 export class MemoryStore implements Store {
@@ -47,7 +49,7 @@ export class MemoryStore implements Store {
     this.rates = new TokenBuckets(opts.maxBuckets ?? 100_000);
     this.maxReplayKeys = opts.maxReplayKeys ?? 1_000_000;
     this.since = this.now();
-    storeUp.set({ kind: 'memory' }, 1);
+    if (opts.reportUp !== false) storeUp.set({ kind: 'memory' }, 1);
   }
 
   async take(key: string, ratePerS: number, burst: number): Promise<TakeResult> {

@@ -32,7 +32,7 @@ export class ResilientStore implements Store {
     this.kind = shared.kind;
     this.onFailure = opts.onFailure;
     this.probeMs = opts.probeMs ?? 500;
-    this.local = opts.local ?? new MemoryStore();
+    this.local = opts.local ?? new MemoryStore({ reportUp: false });
   }
 
   /**

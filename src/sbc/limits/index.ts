@@ -29,6 +29,13 @@ export interface LimitsOptions {
   sessionTtlMs?: number;
   /** Clock for the local per-source buckets (ms). */
   now?: () => number;
+  /**
+   * Strikes sent to the store per second, at most (default 500). A garbage flood from many
+   * (spoofed) sources must not become a flood of Redis calls; past the budget strikes are
+   * counted in peergate_strikes_unrecorded_total only. A single abusive source still crosses
+   * its threshold, only later.
+   */
+  maxStrikesPerS?: number;
 }
 
 /** The scope names sessions count against (also what admin/metrics read back). */
@@ -46,6 +53,7 @@ export const limitRefusals = counter('peergate_limit_refusals_total', 'Requests 
 export const sourceDrops = counter('peergate_limit_source_drops_total', 'Requests dropped silently by the per-source packet rate, by peer', ['peer']);
 export const strikesTotal = counter('peergate_strikes_total', 'Strikes counted against sources, by kind', ['kind']);
 export const strikeBans = counter('peergate_strike_bans_total', 'Sources banned for too many strikes, by the kind of the last strike', ['kind']);
+export const strikesUnrecorded = counter('peergate_strikes_unrecorded_total', 'Strikes not sent to the store (over the per-node strike budget)', ['kind']);
 export const localSessions = gauge('peergate_limit_sessions_local', 'Sessions this node holds a slot for', []);
 
 export class Limits implements LimitsStage {
@@ -54,6 +62,8 @@ export class Limits implements LimitsStage {
   private readonly defaultTtlMs: number;
   private readonly now: () => number;
   private readonly sources = new TokenBuckets(200_000);
+  private readonly strikeBudget = new TokenBuckets(1);
+  private readonly maxStrikesPerS: number;
   private timer: NodeJS.Timeout | undefined;
   private ttlMs: number;
   /** Sessions this node holds, with their scopes (limits stripped), to restore a store that lost them. */
@@ -65,6 +75,7 @@ export class Limits implements LimitsStage {
     this.defaultTtlMs = opts.sessionTtlMs ?? 30_000;
     this.ttlMs = this.defaultTtlMs;
     this.now = opts.now ?? Date.now;
+    this.maxStrikesPerS = opts.maxStrikesPerS ?? 500;
   }
 
   /**
@@ -180,12 +191,16 @@ export class Limits implements LimitsStage {
   /**
    * Count a strike (malformed message, refused request, failed TLS handshake, identity failure)
    * against `source`; past the policy threshold the source is banned pool-wide. Undefined when
-   * strikes are off or the store could not be reached.
+   * strikes are off, over the strike budget, or the store could not be reached.
    */
   async strike(source: string, kind: string, global: Partial<GlobalLimits> | undefined): Promise<StrikeResult | undefined> {
     const s = global?.strikes;
     if (s === undefined) return undefined;
     strikesTotal.inc({ kind });
+    if (this.strikeBudget.take('', this.maxStrikesPerS, this.maxStrikesPerS, this.now()) !== 0) {
+      strikesUnrecorded.inc({ kind });
+      return undefined;
+    }
     try {
       const r = await this.store.strike(source, kind, { threshold: s.threshold, windowMs: s.window_s * 1000, banMs: s.ban_s * 1000 });
       if (r.banned) strikeBans.inc({ kind });

@@ -151,6 +151,22 @@ describe('limits stage', () => {
   });
 });
 
+describe('strike budget', () => {
+  it('sends at most maxStrikesPerS strikes to the store; the rest are only counted', async () => {
+    const clock = { t: 0 };
+    const store = new MemoryStore({ now: () => clock.t });
+    const limits = new Limits({ store, nodeId: 'n1', now: () => clock.t, maxStrikesPerS: 10 });
+    const global = GlobalLimitsSchema.parse({ strikes: { threshold: 1000, window_s: 60, ban_s: 60 } });
+    let recorded = 0;
+    for (let i = 0; i < 100; i++) if (await limits.strike(`10.9.0.${i}`, 'flood', global)) recorded++;
+    expect(recorded).toBe(10);
+    const m = register.getSingleMetric('peergate_strikes_unrecorded_total')!;
+    expect((await m.get()).values.find((v) => v.labels.kind === 'flood')?.value).toBe(90);
+    clock.t += 1000;
+    expect(await limits.strike('10.9.1.1', 'flood', global)).toEqual({ count: 1, banned: false });
+  });
+});
+
 describe('limits policy schema', () => {
   it('has defaults and rejects nonsense', () => {
     expect(GlobalLimitsSchema.parse({})).toEqual({ session_ttl_s: 30, retry_after_s: 5 });
