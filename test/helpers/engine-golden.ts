@@ -5,7 +5,8 @@
 // engine mints are learned on first sight and must stay consistent (e.g. an ACK must carry the
 // INVITE's transaction id exactly where the trace does).
 import { readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { FrameDecoder, encodeFrame } from '../../src/engine/wire/framing.js';
 import { startEngine, type Engine } from '../../src/engine/engine.js';
@@ -129,6 +130,9 @@ export interface GoldenConfig {
   routes?: string[];
   /** Labelled connections to authenticate before their first entry. */
   preauth?: string[];
+  /** TLS-only engine (trace 06): server key/cert, client CA; TLS peers present the client cert. */
+  tls?: { key: Buffer; cert: Buffer; ca: Buffer; clientKey: Buffer; clientCert: Buffer };
+  tlsPeers?: number[];
 }
 
 export interface Mismatch { n: number; dir: Dir; expected: string; actual: string; why: string }
@@ -152,9 +156,10 @@ export async function replay(cfg: GoldenConfig): Promise<{ mismatches: Mismatch[
   const clock = new FakeClock();
   const sipPort = await freePort();
   const engine: Engine = await startEngine({
-    contacts: [`sip:127.0.0.1:${sipPort};transport=udp,tcp`],
+    contacts: [cfg.tls ? `sips:127.0.0.1:${sipPort};transport=tls` : `sip:127.0.0.1:${sipPort};transport=udp,tcp`],
     wire: { address: '127.0.0.1', port: await freePort(), secret: 'cymru' },
     clock,
+    ...(cfg.tls ? { tls: { key: cfg.tls.key, cert: cfg.tls.cert, clientCAs: [cfg.tls.ca], requireClientCert: true } } : {}),
   });
   const ports = new Map<number, number>(); // trace → actual
   for (const p of cfg.serverPorts) ports.set(p, sipPort);
@@ -176,9 +181,12 @@ export async function replay(cfg: GoldenConfig): Promise<{ mismatches: Mismatch[
       ports.set(tp, ap);
     }
     for (const tp of cfg.closedPorts ?? []) ports.set(tp, await freePort());
-    for (const tp of cfg.tcpPeers ?? []) {
-      const s = connect({ host: '127.0.0.1', port: sipPort });
-      await new Promise((r) => s.once('connect', r));
+    for (const tp of [...(cfg.tcpPeers ?? []), ...(cfg.tlsPeers ?? [])]) {
+      const t = cfg.tls;
+      const s = (cfg.tlsPeers ?? []).includes(tp) && t
+        ? tlsConnect({ host: '127.0.0.1', port: sipPort, ca: t.ca, key: t.clientKey, cert: t.clientCert, checkServerIdentity: () => undefined })
+        : connect({ host: '127.0.0.1', port: sipPort });
+      await new Promise((r) => s.once(s instanceof Socket && !('encrypted' in s) ? 'connect' : 'secureConnect', r));
       const reader = new StreamReader(s);
       tcp.set(tp, reader);
       ports.set(tp, s.localPort!);
@@ -234,6 +242,8 @@ export async function replay(cfg: GoldenConfig): Promise<{ mismatches: Mismatch[
     };
     const compare = (e: Entry, actualRaw: string) => {
       checked++;
+      // The engine adds the TLS identity header for verified clients; drachtio-server has none.
+      actualRaw = actualRaw.replace(/\r\nX-Peergate-TLS-Identity: [^\r]*/, '');
       const me = mask(via5060(e.data));
       let ma = mask(toTrace(actualRaw, cfg.serverPorts[0]!));
       for (const sp of cfg.serverPorts.slice(1)) {

@@ -2,7 +2,10 @@
 // v0.9.10's, up to ids, times, byte counts and addresses (spec §9 item 7).
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { replay, type GoldenConfig } from '../helpers/engine-golden.js';
+import { scratchDir } from '../helpers/procs.js';
 
 const TRACES = '/work/shared/reference/drachtio-traces';
 const t = (f: string) => join(process.env.DRACHTIO_TRACES ?? TRACES, f);
@@ -40,4 +43,22 @@ describe('golden traces', () => {
   it('05 CANCEL: inbound before/after provisional, retransmission, app-side CANCEL', () => check({
     trace: t('05-cancel.txt'), serverPorts: [15060], udpPeers: [15092], routes: ['invite'],
   }, 28));
+
+  // TLS: the engine also adds X-Peergate-TLS-Identity for the verified client, which the
+  // replay removes before comparing (drachtio-server passes nothing about the certificate).
+  it('06 mutual-TLS OPTIONS and INVITE/200/ACK/BYE', () => {
+    const dir = scratchDir('golden-tls-');
+    const sh = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    sh(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Golden CA']);
+    for (const n of ['server', 'client']) {
+      sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${n}.key`, '-out', `${n}.csr`, '-subj', `/CN=${n}.sbc.test`]);
+      writeFileSync(join(dir, `${n}.ext`), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+      sh(['x509', '-req', '-in', `${n}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${n}.pem`, '-days', '2', '-extfile', `${n}.ext`]);
+    }
+    const r = (n: string) => readFileSync(join(dir, n));
+    return check({
+      trace: t('06-tls-inbound.txt'), serverPorts: [15061], tlsPeers: [45102],
+      tls: { key: r('server.key'), cert: r('server.pem'), ca: r('ca.pem'), clientKey: r('client.key'), clientCert: r('client.pem') },
+    }, 14);
+  });
 });
