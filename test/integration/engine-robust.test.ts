@@ -1,0 +1,62 @@
+// Bad input from the network: invalid requests get 400, invalid responses are dropped, values
+// that would break a wire leader never reach an app, and the engine keeps serving.
+import { afterEach, describe, expect, it } from 'vitest';
+import { stopAll } from '../helpers/procs.js';
+import { startConnectedApp, startTestEngine } from '../helpers/engine.js';
+import { UdpPeer } from '../helpers/engine-sip.js';
+import type { Engine } from '../../src/engine/engine.js';
+
+let engine: Engine | undefined;
+const peers: UdpPeer[] = [];
+afterEach(async () => {
+  await stopAll();
+  for (const p of peers) p.close();
+  peers.length = 0;
+  await engine?.close();
+  engine = undefined;
+});
+
+const opt = (port: number, sipPort: number, callId: string, extra = '') =>
+  `OPTIONS sip:x@127.0.0.1:${sipPort} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-${Math.random().toString(36).slice(2)}\r\n` +
+  `From: <sip:a@127.0.0.1>;tag=a\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: ${callId}\r\nCSeq: 1 OPTIONS\r\n${extra}Content-Length: 0\r\n\r\n`;
+
+describe('engine robustness', () => {
+  it('400 for invalid requests, silence for invalid responses, service continues', async () => {
+    const e = await startTestEngine(); engine = e;
+    const app = await startConnectedApp('uas.mjs', e, {}, ['options']);
+    const peer = await UdpPeer.open(); peers.push(peer);
+    // CSeq method differs from the request method.
+    await peer.send(opt(peer.port, e.sipPort, 'bad-1').replace('CSeq: 1 OPTIONS', 'CSeq: 1 INVITE'), e.sipPort);
+    expect((await peer.take((t) => t.includes('bad-1'), 5000, 'answer to bad-1')).startsWith('SIP/2.0 400')).toBe(true);
+    // A '|' in the Call-ID would split a wire leader: refused, never passed up.
+    await peer.send(opt(peer.port, e.sipPort, 'bad|2'), e.sipPort);
+    expect((await peer.take((t) => t.includes('bad|2'), 5000, 'answer to bad|2')).startsWith('SIP/2.0 400')).toBe(true);
+    // Garbage and a malformed response: nothing comes back, nothing crashes.
+    await peer.send('\x00\x01garbage\r\n\r\n', e.sipPort);
+    await peer.send('SIP/2.0 2OO OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\n\r\n', e.sipPort);
+    await peer.send(`SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:${e.sipPort};branch=z9hG4bKnotours\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: stray\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`, e.sipPort);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(peer.received.length).toBe(0);
+    // Still serving.
+    await peer.send(opt(peer.port, e.sipPort, 'good-1'), e.sipPort);
+    expect((await peer.take((t) => t.includes('good-1'), 5000, 'answer to good-1')).startsWith('SIP/2.0 200')).toBe(true);
+    expect(app.events().filter((x) => x.event === 'options')).toHaveLength(1);
+    const c = e.counters().core;
+    expect(c.badRequests).toBeGreaterThanOrEqual(2);
+    expect(c.forgedResponses + c.parseErrors).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a retransmitted request reaches the app once and gets the same final response again', async () => {
+    const e = await startTestEngine(); engine = e;
+    const app = await startConnectedApp('uas.mjs', e, {}, ['options']);
+    const peer = await UdpPeer.open(); peers.push(peer);
+    const m = opt(peer.port, e.sipPort, 'rt-1');
+    await peer.send(m, e.sipPort);
+    const first = await peer.take((t) => t.startsWith('SIP/2.0 200'), 5000, 'first 200');
+    await peer.send(m, e.sipPort);
+    const again = await peer.take((t) => t.startsWith('SIP/2.0 200'), 5000, 'resent 200');
+    expect(again).toBe(first);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(app.events().filter((x) => x.event === 'options')).toHaveLength(1);
+  });
+});
