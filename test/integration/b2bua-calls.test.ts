@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor, type Proc } from '../helpers/procs.js';
+import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
@@ -14,7 +14,6 @@ const CORE_IP = '127.0.0.3';
 
 let pg: RunningPeergate;
 let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number; peerUas: number; deadCore: number };
-let coreUas: Proc;
 let coreUasDir: string;
 
 function policy(overrides: Record<string, any> = {}) {
@@ -49,7 +48,7 @@ beforeAll(async () => {
   const [peerSip, coreSip, ops, coreUasPort, peerUas, deadCore] = await freePorts(6);
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUasPort!, peerUas: peerUas!, deadCore: deadCore! };
   coreUasDir = scratchDir('core-uas-');
-  coreUas = startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
+  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
   pg = await startPeergate(policy());
 }, 60_000);
 

@@ -2,6 +2,7 @@
 // recognised by its verified certificate AND its source address; either alone is refused.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { connect, type TLSSocket } from 'node:tls';
+import { connect as tcpConnect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { freePorts, startSipp, stopAll, scratchDir } from '../helpers/procs.js';
@@ -49,8 +50,10 @@ afterAll(async () => { await pg?.stop(); await stopAll(); });
 /** A SIP-over-TLS client from `localAddress`; collects whatever comes back. */
 async function tlsClient(localAddress: string, cert: Written | null, caPath = ca.certPath): Promise<{ sock: TLSSocket; received: string[]; error: Promise<Error | null> }> {
   const received: string[] = [];
+  // The TCP connection comes from `localAddress`, as a peer's SBE would.
+  const raw = tcpConnect({ host: '127.0.0.1', port: p.tls, localAddress });
   const sock = connect({
-    host: '127.0.0.1', port: p.tls, localAddress, ca: readFileSync(caPath), checkServerIdentity: () => undefined,
+    socket: raw, ca: readFileSync(caPath), checkServerIdentity: () => undefined,
     ...(cert ? { cert: readFileSync(cert.certPath), key: readFileSync(cert.keyPath) } : {}),
   });
   const error = new Promise<Error | null>((resolve) => {
