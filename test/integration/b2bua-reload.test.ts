@@ -1,6 +1,7 @@
 // Policy reload through `peergate start`: atomic, and calls keep the policy they started with.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { stringify } from 'yaml';
 import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, ADMIN_TOKEN, type RunningPeergate } from '../helpers/peergate.js';
@@ -10,8 +11,9 @@ const CORE_IP = '127.0.0.3';
 let pg: RunningPeergate;
 let p: { peer: number; core: number; ops: number; uas: number };
 
-function policy(peerAddress: string) {
+function policy(peerAddress: string, extra: Record<string, unknown> = {}) {
   return {
+    ...extra,
     listen: [
       { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peer },
       { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
@@ -60,5 +62,25 @@ describe('policy reload', () => {
     const r = await longCall;
     expect(r.successful).toBe(1);
     expect(r.failed).toBe(0);
+  });
+
+  it('answers unknown sources 403 once the policy says unknown_source: 403', async () => {
+    const options = async () => {
+      const sock = createSocket('udp4');
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.9', () => r()));
+      const got: string[] = [];
+      sock.on('message', (m) => got.push(m.toString()));
+      const lp = sock.address().port;
+      sock.send(`OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.9:${lp};branch=z9hG4bK-${Math.random()}\r\nMax-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: ${Math.random()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`, p.peer, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 800));
+      sock.close();
+      return got;
+    };
+    expect(await options()).toEqual([]);
+    const okBefore = await pg.metric('peergate_policy_reloads_total', { result: 'ok' });
+    writeFileSync(pg.policyPath, stringify(policy(`${PEER_IP}/32`, { unknown_source: '403' })));
+    process.kill(pg.proc.pid, 'SIGHUP');
+    await waitFor(async () => (await pg.metric('peergate_policy_reloads_total', { result: 'ok' })) > okBefore, 5000);
+    expect((await options()).some((m) => m.startsWith('SIP/2.0 403'))).toBe(true);
   });
 });
