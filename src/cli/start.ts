@@ -19,6 +19,7 @@ import { createStore, syncBans, type Store } from '../store/index.js';
 import { ensureDevCertificates } from '../pki/files.js';
 import { startOpsServer, resolveAdminToken, type OpsServer } from '../ops/server.js';
 import * as m from '../ops/metrics.js';
+import { bindEngineMetrics } from '../ops/engine-metrics.js';
 import type { Stages } from '../sbc/stages.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -111,6 +112,8 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         logger: log.child({ module: 'engine' }),
       });
       closers.push(() => engine!.close());
+      const running = engine;
+      bindEngineMetrics(() => running.counters());
       engine.transports.on('tls-handshake', (e: { result: string }) => m.tlsHandshakesTotal.inc({ result: e.result }));
       wire = { host: '127.0.0.1', port: engine.wirePort, secret };
       const bans = await syncBans(store, engine.shield);
