@@ -412,6 +412,8 @@ export class UaCore implements WireHandler {
       if (cseq.num > d.remoteSeq) d.remoteSeq = cseq.num;
       if (method === 'PRACK') this.onPrack(d, req);
       this.track(stx);
+      // An in-dialog request the app never answers is dropped after 64*T1 (spec §7.10).
+      stx.timer = this.clock.setTimeout(() => { if (stx.state === 'proceeding') this.dropStx(stx); }, 64 * T1);
       const frameDialogId = d.id;
       if (method === 'BYE') {
         // The dialog is gone once the BYE arrives (trace 03 #13: its response echo has no dialog id).
