@@ -193,6 +193,15 @@ describe('TLS transport', () => {
     expect(received.length).toBe(3);
     // Bad material is refused and the current material stays.
     expect(() => t.reloadTls({ key: 'not a key', cert: server2.cert })).toThrow(/invalid TLS material/);
+    const again = client(port, { key: client2.key, cert: client2.cert, ca: [ca2.cert] });
+    expect(await again.secure).toBe(true);
+    // The client-certificate policy reloads too: now optional, a client without one gets in.
+    t.reloadTls({ key: server2.key, cert: server2.cert, clientCAs: [ca2.cert], requireClientCert: false });
+    const anon = client(port, { ca: [ca2.cert] });
+    expect(await anon.secure).toBe(true);
+    anon.sock.write(options(15));
+    await waitFor(() => received.some((p) => p.data.toString().includes('call-15')), 3000);
+    expect(received.find((p) => p.data.toString().includes('call-15'))!.tls).toBeUndefined();
   });
 
   it('outbound TLS presents our certificate; the peer sees our identity; responses come back', async () => {
@@ -256,5 +265,20 @@ describe('TLS transport', () => {
     const c = client(port, { key: pki.client.key, cert: pki.client.cert });
     expect(await c.secure).toBe(true);
     expect(t.stats.stream.perSourceRejected).toBe(0);
+  });
+
+  it('close() ends connections still in their handshake at once', async () => {
+    const { t, port } = await tlsLayer({}, { handshakeTimeoutMs: 30_000 });
+    const raw = createConnection({ host: '127.0.0.1', port });
+    let rawClosed = false;
+    raw.on('close', () => { rawClosed = true; });
+    raw.on('error', () => {});
+    cleanups.push(() => { raw.destroy(); });
+    await new Promise((r) => raw.once('connect', r));
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    await t.close();
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await waitFor(() => rawClosed, 2000);
   });
 });

@@ -187,6 +187,10 @@ function certWithChain(o: TransportTlsOptions): Pem {
   return nl(o.cert) + nl(o.chain);
 }
 
+function askForClientCert(o: TransportTlsOptions): boolean {
+  return Boolean(o.requireClientCert) || Boolean(o.clientCAs && o.clientCAs.length > 0);
+}
+
 /** True for a datagram of only CR/LF/space (keep-alive noise some UAs send over UDP). */
 function isBlank(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) {
@@ -300,8 +304,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   /**
-   * Swap key/cert/CAs/CRLs/ciphers. New handshakes (both directions) use the new material;
-   * established connections are untouched. Throws (and keeps the old material) if invalid.
+   * Swap key/cert/CAs/CRLs/ciphers and the client-certificate policy. New handshakes (both
+   * directions) use them; established connections are untouched. Throws (and keeps the old
+   * material) if invalid.
    */
   reloadTls(opts: TransportTlsOptions): void {
     this.applyTls(opts, false);
@@ -311,6 +316,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const c of this.conns.values()) { c.closeReason = 'shutdown'; c.socket.destroy(); }
+    for (const s of this.handshaking) s.destroy();
+    this.handshaking.clear();
     const waits: Promise<void>[] = [];
     for (const { socket } of this.udpSockets) waits.push(new Promise((r) => { try { socket.close(() => r()); } catch { r(); } }));
     for (const { server } of this.streamServers) waits.push(new Promise((r) => { server.close(() => r()); }));
@@ -340,11 +347,14 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     } catch (e) {
       throw new Error(`invalid TLS material: ${(e as Error).message}`, { cause: e });
     }
-    if (!initial && this.tlsServer) this.tlsServer.setSecureContext(serverCtx);
-    if (!initial && this.tlsOpts && Boolean(this.tlsOpts.requireClientCert) !== Boolean(o.requireClientCert)) {
-      this.log.warn({}, 'requireClientCert cannot change on reload; restart to change it');
+    if (!initial && this.tlsServer) {
+      this.tlsServer.setSecureContext(serverCtx);
+      // tls.Server reads these per accepted connection, so new handshakes follow the reload.
+      const srv = this.tlsServer as TlsServer & { requestCert: boolean; rejectUnauthorized: boolean };
+      srv.requestCert = askForClientCert(o);
+      srv.rejectUnauthorized = Boolean(o.requireClientCert);
     }
-    this.tlsOpts = initial ? o : { ...o, requireClientCert: this.tlsOpts?.requireClientCert };
+    this.tlsOpts = o;
     this.clientContext = clientContext;
     this.serverContextOptions = serverCtx;
   }
@@ -354,12 +364,11 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   private ensureTlsServer(): TlsServer {
     if (this.tlsServer) return this.tlsServer;
     const o = this.tlsOpts!;
-    const askForCert = Boolean(o.requireClientCert) || Boolean(o.clientCAs && o.clientCAs.length > 0);
     // Never listens: accepted raw sockets are injected with emit('connection') after the shield
     // and connection limits have had their say (documented node API for tls.Server).
     const server = createTlsServer({
       ...this.serverContextOptions,
-      requestCert: askForCert,
+      requestCert: askForClientCert(o),
       rejectUnauthorized: Boolean(o.requireClientCert),
       handshakeTimeout: this.limits.handshakeTimeoutMs,
     });
@@ -373,7 +382,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
 
   private listenUdp(spec: ListenerSpec): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: familyOf(spec.address) === 6 ? 'udp6' : 'udp4' });
+      // A large receive buffer rides out floods and bursts: datagrams the kernel drops before
+      // the shield sees them would include the real peers'. (Capped by net.core.rmem_max.)
+      const socket = createSocket({ type: familyOf(spec.address) === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
       const onError = (e: Error) => reject(new Error(`udp listen ${spec.address}:${spec.port}: ${e.message}`));
       socket.once('error', onError);
       socket.bind(spec.port, spec.address, () => {
@@ -455,10 +466,14 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       if (!this.handshakeDone.has(raw)) this.releaseSource(address);
     });
     this.localOf.set(raw, local);
+    this.handshaking.add(raw);
+    raw.once('close', () => this.handshaking.delete(raw));
     this.ensureTlsServer().emit('connection', raw);
   }
 
   private pendingHandshakes = 0;
+  /** Raw sockets in their inbound TLS handshake, and outbound sockets still connecting (for close()). */
+  private readonly handshaking = new Set<Socket>();
   private readonly handshakeSettle = new WeakMap<Socket, () => void>();
   private readonly handshakeDone = new WeakSet<Socket>();
   private readonly localOf = new WeakMap<Socket, Endpoint>();
@@ -473,7 +488,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     const raw = this.parentOf(s);
     const source = (raw && this.handshakeSource.get(raw)) ?? { protocol: 'tls' as const, address: s.remoteAddress ?? '', port: s.remotePort ?? 0 };
     const local = (raw && this.localOf.get(raw)) ?? this.listenerFor('tls', familyOf(source.address)) ?? { protocol: 'tls' as const, address: s.localAddress ?? '', port: s.localPort ?? 0 };
-    if (raw) { this.handshakeSettle.get(raw)?.(); this.handshakeDone.add(raw); }
+    if (raw) { this.handshakeSettle.get(raw)?.(); this.handshakeDone.add(raw); this.handshaking.delete(raw); }
     const identity = peerIdentity(s);
     this.stats.tls.handshakesOk++;
     this.safeEmit('tls-handshake', { result: 'ok', reason: '', source, direction: 'inbound', identity });
@@ -659,6 +674,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       const finish = (r: Conn | Failure) => {
         if (done) return;
         done = true;
+        this.handshaking.delete(socket);
         clearTimeout(timer);
         resolve(r);
       };
@@ -708,6 +724,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
         });
       }
       socket.once('error', onError);
+      this.handshaking.add(socket);
     });
   }
 
