@@ -1,0 +1,100 @@
+// UA core timers with a fake clock (RFC 3261 §13.3.1.4, §17.1.1.2, spec §7.10): the transport
+// is a recorder, the app a raw wire client; the clock moves only when the test says so.
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
+import { WireServer } from '../../../src/engine/wire/server.js';
+import { FrameDecoder, encodeFrame } from '../../../src/engine/wire/framing.js';
+import { UaCore } from '../../../src/engine/core/ua-core.js';
+import { parseMessage } from '../../../src/engine/message/parser.js';
+import type { SendTarget, SendResult } from '../../../src/engine/transport/types.js';
+import { FakeClock } from '../../helpers/engine-golden.js';
+import { waitFor } from '../../helpers/procs.js';
+
+const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
+const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
+
+let wire: WireServer | undefined;
+let sock: Socket | undefined;
+afterEach(async () => { sock?.destroy(); await wire?.close(); });
+
+async function setup(routes: string[]) {
+  const clock = new FakeClock();
+  const sent: Array<{ at: number; text: string; target: SendTarget }> = [];
+  wire = new WireServer({ address: '127.0.0.1', port: 0, secret: 's', hostports: () => 'udp/127.0.0.1:5070' });
+  const core = new UaCore({
+    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b),
+    transport: { send: async (target: SendTarget, bytes: Buffer): Promise<SendResult> => {
+      sent.push({ at: clock.now(), text: bytes.toString('utf8'), target });
+      return { ok: true, local: LOCAL, bytes: bytes.length };
+    } },
+  });
+  const { port } = await wire.listen();
+  sock = connect({ host: '127.0.0.1', port });
+  await new Promise((r) => sock!.once('connect', r));
+  const frames: string[] = [];
+  const dec = new FrameDecoder();
+  sock.on('data', (b) => frames.push(...dec.push(b).frames));
+  sock.write(encodeFrame('a|authenticate|s|'));
+  for (const r of routes) sock.write(encodeFrame(`r-${r}|route|${r}`));
+  await waitFor(() => frames.length === 1 + routes.length, 3000, 5, 'auth+routes');
+  frames.length = 0;
+  const feed = (text: string) => core.onPacket({ data: Buffer.from(text), source: PEER, local: LOCAL });
+  const app = (payload: string) => sock!.write(encodeFrame(payload));
+  return { clock, sent, core, frames, feed, app };
+}
+
+const INVITE = 'INVITE sip:svc@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-t1\r\nMax-Forwards: 70\r\n' +
+  'From: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: timers-1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:6000>\r\nContent-Length: 0\r\n\r\n';
+
+describe('UA core timers (fake clock)', () => {
+  it('un-ACKed 2xx: retransmitted at +0.5, +1.5, +3.5, +7.5 s then every 4 s; at 32 s BYE and an unsolicited BYE frame', async () => {
+    const { clock, sent, frames, feed, app } = await setup(['invite']);
+    feed(INVITE);
+    await waitFor(() => frames.length === 1, 3000, 5, 'INVITE frame');
+    const txnId = frames.shift()!.split('|')[8]!;
+    app(`m1|sip|${txnId}|\r\nSIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n`);
+    await waitFor(() => sent.some((s) => s.text.startsWith('SIP/2.0 200')), 3000, 5, '200 sent');
+    const t0 = clock.now();
+    while (clock.advanceToNext() && !sent.some((s) => s.text.startsWith('BYE '))) { /* run timers */ }
+    await waitFor(() => frames.some((f) => f.includes('|unsolicited|')), 3000, 5, 'unsolicited BYE frame');
+    const retrans = sent.filter((s) => s.text.startsWith('SIP/2.0 200')).slice(1).map((s) => s.at - t0);
+    expect(retrans.slice(0, 6)).toEqual([500, 1500, 3500, 7500, 11500, 15500]);
+    expect(retrans.every((t) => t < 32_000)).toBe(true);
+    const bye = sent.find((s) => s.text.startsWith('BYE '))!;
+    expect(bye.at - t0).toBe(32_000);
+    expect(bye.text).toContain('Reason: SIP;cause=200;text="ACK timeout"');
+    expect(bye.text).toMatch(/^BYE sip:a@127\.0\.0\.1:6000 SIP\/2\.0/);
+    const f = frames.find((x) => x.includes('|unsolicited|'))!.split('|');
+    expect(f.slice(1, 3)).toEqual(['sip', 'application']);
+    expect(f[9]).toBe('timers-1;from-tag=fa');
+  });
+
+  it('app INVITE without answer: Timer A doubles from 500 ms, Timer B makes up a 408 at 32 s', async () => {
+    const { clock, sent, frames, app } = await setup([]);
+    app('u1|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => frames.length === 1 && sent.length === 1, 3000, 5, 'echo');
+    const txnId = frames.shift()!.split('|')[10];
+    const t0 = sent[0]!.at;
+    while (frames.length === 0 && clock.advanceToNext()) await new Promise((r) => setImmediate(r));
+    await waitFor(() => frames.length === 1, 3000, 5, '408 frame');
+    expect(sent.slice(1).map((s) => s.at - t0)).toEqual([500, 1500, 3500, 7500, 15500, 31500]);
+    const f = frames[0]!;
+    expect(f.split('|')[8]).toBe(txnId);
+    expect(f).toContain('\r\nSIP/2.0 408 Request Timeout\r\n');
+    expect(f.split('|').slice(3, 7)).toEqual(['0', 'udp', '', '0']);
+  });
+
+  it('a request the app never answers is forgotten after 64 s: a late response gets NOK', async () => {
+    const { clock, sent, frames, feed, app } = await setup(['invite']);
+    feed(INVITE);
+    await waitFor(() => frames.length === 1, 3000, 5, 'INVITE frame');
+    const txnId = frames.shift()!.split('|')[8]!;
+    const t0 = clock.now();
+    while (clock.now() - t0 < 64_000 && clock.advanceToNext()) { /* run timers */ }
+    expect(clock.now() - t0).toBe(64_000);
+    app(`late|sip|${txnId}|\r\nSIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n`);
+    await waitFor(() => frames.length === 1, 3000, 5, 'NOK');
+    expect(frames[0]).toMatch(/\|response\|late\|NOK\|Response not sent due to unknown transaction$/);
+    expect(sent.filter((s) => s.text.startsWith('SIP/2.0 200'))).toHaveLength(0);
+  });
+});
