@@ -217,7 +217,10 @@ export function shieldConfigOf(policy: Policy) {
     else everyPeerHasAddresses = false;
   }
   const allow = everyPeerHasAddresses && policy.core.addresses ? [...peerRanges, ...policy.core.addresses] : [];
-  const rates = policy.peers.map((p) => p.limits.per_source_pps).filter((x): x is number => x !== undefined);
+  // The shield has one bucket size for every source, so it is the ceiling: the highest of
+  // the global rate (sources that are no peer) and each peer's own. Finer per-peer rates
+  // need the source attributed first, which parsing does.
+  const rates = [policy.limits.per_source_pps, ...policy.peers.map((p) => p.limits.per_source_pps)].filter((x): x is number => x !== undefined);
   const pps = rates.length ? Math.max(...rates) : undefined;
   return { allow, deny: [], rate: pps ? { ratePerSec: pps, burst: pps * 2 } : null };
 }
