@@ -71,11 +71,14 @@ export function parseTnAuthList(der: Buffer): TnAuthEntry[] {
   return out;
 }
 
-/** True if a range of `count` numbers starting at `start` holds `tn` (same length, numeric). */
+const DIGITS = /^[0-9]+$/;
+
+/** True if a range of `count` numbers starting at `start` holds `tn` (same length, numeric).
+ *  Telephone numbers are at most 15 digits, so they are exact as doubles. */
 function inRange(tn: string, start: string, count: number): boolean {
-  if (tn.length !== start.length || !/^[0-9]+$/.test(tn) || !/^[0-9]+$/.test(start)) return false;
-  const d = BigInt(tn) - BigInt(start);
-  return d >= 0n && d < BigInt(count);
+  if (tn.length !== start.length || tn.length > 15 || !DIGITS.test(tn) || !DIGITS.test(start)) return false;
+  const d = Number(tn) - Number(start);
+  return d >= 0 && d < count;
 }
 
 /** Does the list authorise the canonical telephone number `tn`? RFC 8226 §9. An SPC entry

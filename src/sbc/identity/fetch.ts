@@ -10,7 +10,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { IdentityFetch } from './schema.js';
-import { certCacheTotal, certFetchesTotal, certFetchSeconds } from './metrics.js';
+import { cacheHits, certCacheTotal, certFetchesTotal, certFetchSeconds } from './metrics.js';
 import { extensionValue } from '../../pki/der.js';
 import { parseTnAuthList, TN_AUTH_LIST_OID, type TnAuthEntry } from '../../pki/tnauthlist.js';
 
@@ -133,7 +133,7 @@ export class CertFetcher {
     // because peers may have different allow_hosts.
     const cached = this.cache.get(url);
     if (cached && cached.value && cached.expires > this.opts.now() && (!cached.http || this.opts.allow_http) && hostAllowed(cached.host, allowHosts)) {
-      certCacheTotal.inc({ result: 'hit' });
+      cacheHits.inc();
       return Promise.resolve(cached.value);
     }
     let u: URL;

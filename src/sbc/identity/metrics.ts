@@ -37,3 +37,18 @@ export const signaturesTotal = counter(
   'Identity headers added toward peers, by standard',
   ['peer', 'standard'],
 );
+
+// Bound children per label set: the per-call cost is then a Map lookup and an add,
+// instead of hashing a label object on every verification.
+const verificationChildren = new Map<string, client.Counter.Internal>();
+export function countVerification(peer: string, standard: string, result: string): void {
+  const key = `${peer}\u0000${standard}\u0000${result}`;
+  let c = verificationChildren.get(key);
+  if (!c) {
+    c = verificationsTotal.labels({ peer, standard, result });
+    if (verificationChildren.size < 10_000) verificationChildren.set(key, c);
+  }
+  c.inc();
+}
+
+export const cacheHits = certCacheTotal.labels({ result: 'hit' });

@@ -121,9 +121,9 @@ export function parseIdentityValue(value: string): { token: string; params: Map<
   let i = 0;
   let token: string;
   if (value[0] === '"') {
-    // RFC 4474 signed-identity-digest is a quoted string.
+    // RFC 4474 signed-identity-digest is a quoted string, possibly folded.
     const end = value.indexOf('"', 1);
-    token = value.slice(1, end < 0 ? value.length : end);
+    token = value.slice(1, end < 0 ? value.length : end).replace(ANY_WS, '');
     i = end < 0 ? value.length : end + 1;
   } else {
     const semi = value.indexOf(';');
@@ -159,7 +159,7 @@ export function parseIdentityValue(value: string): { token: string; params: Map<
     params.set(name, v);
     i = next < 0 ? value.length : next;
   }
-  return { token: token.replace(ANY_WS, ''), params };
+  return { token, params };
 }
 
 /** The body as a string for RFC 4474's digest (bytes taken as they are: latin1 round-trips). */

@@ -11,7 +11,7 @@ import {
   type IdentityRequest,
 } from './sipfields.js';
 import { tnAuthorises } from '../../pki/tnauthlist.js';
-import { verificationsTotal } from './metrics.js';
+import { countVerification } from './metrics.js';
 import type { GlobalIdentity, PeerIdentity } from './schema.js';
 
 export type Verstat = 'TN-Validation-Passed' | 'TN-Validation-Failed' | 'No-TN-Validation';
@@ -123,7 +123,7 @@ export class IdentityVerifier {
   /** Verify `req` as received from `peerId` under its identity policy. Never throws for bad input. */
   async verify(req: IdentityRequest, policy: PeerIdentity, peerId = 'unknown'): Promise<IdentityResult> {
     const r = await this.run(req, policy);
-    verificationsTotal.inc({ peer: peerId, standard: r.standard ?? 'none', result: r.verdict });
+    countVerification(peerId, r.standard ?? 'none', r.verdict);
     return r;
   }
 
@@ -284,7 +284,7 @@ export class IdentityVerifier {
     if (cert.publicKey.asymmetricKeyType !== 'rsa') throw new Fail(BAD_CERT_4474, 'certificate key is not RSA');
     // The certificate must cover the From domain (RFC 4474 §6.2 step 2).
     const fromHost = hostOf(fields.from);
-    if (!fromHost || !certCovers(cert.leaf, fromHost)) throw new Fail(BAD_CERT_4474, `certificate does not cover From domain ${fromHost ?? '(none)'}`);
+    if (!fromHost || !covers(cert, fromHost)) throw new Fail(BAD_CERT_4474, `certificate does not cover From domain ${fromHost ?? '(none)'}`);
     if (!verifyRfc4474(digestString(fields), sig, alg, cert.publicKey)) throw new Fail(INVALID, 'Identity signature does not verify');
     if (!(await this.seenOnce(`rfc4474:${sig}`, (policy.max_age_s * 2 + 1) * 1000))) throw new Fail(REPLAY, 'Identity signature seen before within its freshness window');
     const origTn = canonicalTn(fields.from);
@@ -329,6 +329,17 @@ export function hostOf(uri: string): string | undefined {
   if (rest.startsWith('[')) return rest.slice(1, rest.indexOf(']'));
   const pc = rest.indexOf(':');
   return (pc >= 0 ? rest.slice(0, pc) : rest).toLowerCase() || undefined;
+}
+
+/** certCovers, memoised on the fetched bundle (hosts per certificate are few). */
+function covers(cert: FetchedCert, host: string): boolean {
+  const key = `cover:${host}`;
+  let v = cert.memo.get(key) as boolean | undefined;
+  if (v === undefined) {
+    v = certCovers(cert.leaf, host);
+    if (cert.memo.size < 256) cert.memo.set(key, v);
+  }
+  return v;
 }
 
 function certCovers(cert: X509Certificate, host: string): boolean {
