@@ -46,7 +46,7 @@ function tcpClient(port: number): Promise<{ sock: Socket; data: () => string; cl
 
 describe('TransportLayer UDP', () => {
   it('binds ephemeral ports and round-trips a datagram', async () => {
-    const { t, received, udpPort } = await layer();
+    const { t, received, udpPort } = await layer({ limits: { udpReceiveBufferBytes: 1 << 20 } });
     expect(udpPort).toBeGreaterThan(0);
     const client = createSocket('udp4');
     await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));

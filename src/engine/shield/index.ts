@@ -27,6 +27,8 @@ export interface ShieldConfig {
   rate?: ShieldRate | null;
   /** Cap on tracked sources (buckets); the oldest is evicted when full. Default 100,000. */
   maxSources?: number;
+  /** Cap on the ban set; when full, expired bans are swept, then the oldest ban goes. Default 100,000. */
+  maxBans?: number;
   /** How often idle buckets and expired bans are swept. Default 10 s. */
   sweepIntervalMs?: number;
 }
@@ -90,6 +92,7 @@ export class Shield {
   /** A bucket untouched this long is full again, i.e. the same as no bucket. */
   private idleMs = 0;
   private maxSources = 100_000;
+  private maxBans = 100_000;
   private sweepIntervalMs = 10_000;
   private readonly sources = new Map<string, Source>();
   /**
@@ -125,6 +128,8 @@ export class Shield {
     }
     const maxSources = config.maxSources ?? this.maxSources;
     if (!(Number.isInteger(maxSources) && maxSources > 0)) throw new Error('shield maxSources must be a positive integer');
+    const maxBans = config.maxBans ?? this.maxBans;
+    if (!(Number.isInteger(maxBans) && maxBans > 0)) throw new Error('shield maxBans must be a positive integer');
     const sweep = config.sweepIntervalMs ?? this.sweepIntervalMs;
     if (!(Number.isFinite(sweep) && sweep > 0)) throw new Error('shield sweepIntervalMs must be positive');
 
@@ -143,6 +148,7 @@ export class Shield {
       this.ringHead = this.ring.length % maxSources;
     }
     this.maxSources = maxSources;
+    this.maxBans = maxBans;
     this.sweepIntervalMs = sweep;
     this.epoch++;
     this.tracking = deny !== null || allow !== null || rate !== null;
@@ -220,9 +226,23 @@ export class Shield {
   /** Drop everything from `address` for `ttlMs` (replaces an existing ban). */
   ban(address: string, ttlMs: number): void {
     if (!(ttlMs > 0)) return;
-    this.banned.set(address, this.clock.now() + ttlMs);
+    const until = this.clock.now() + ttlMs;
+    this.setBan(address, until);
     const mapped = normalizeAddress(address);
-    if (mapped !== address) this.banned.set(mapped, this.clock.now() + ttlMs);
+    if (mapped !== address) this.setBan(mapped, until);
+  }
+
+  private setBan(address: string, until: number): void {
+    if (!this.banned.has(address) && this.banned.size >= this.maxBans) {
+      // Bans come from strikes, and strikes can come from spoofed UDP sources: keep it bounded.
+      const now = this.clock.now();
+      for (const [a, u] of this.banned) if (u <= now) this.banned.delete(a);
+      if (this.banned.size >= this.maxBans) {
+        const oldest = this.banned.keys().next().value;
+        if (oldest !== undefined) this.banned.delete(oldest);
+      }
+    }
+    this.banned.set(address, until);
   }
 
   unban(address: string): boolean {

@@ -80,6 +80,8 @@ export interface TransportLimits {
   connectTimeoutMs?: number;
   /** Inbound TLS handshake. Default 10 s. */
   handshakeTimeoutMs?: number;
+  /** SO_RCVBUF for UDP listeners (a bigger buffer rides out floods the shield drops). 0 = OS default. */
+  udpReceiveBufferBytes?: number;
 }
 
 /** Anything with pino's (obj, msg) signatures. */
@@ -166,6 +168,7 @@ const defaults = {
   maxHeaderSize: 16_384,
   connectTimeoutMs: 5_000,
   handshakeTimeoutMs: 10_000,
+  udpReceiveBufferBytes: 0,
 };
 
 const noopLogger: TransportLogger = { debug() {}, warn() {} };
@@ -246,6 +249,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       maxHeaderSize: l.maxHeaderSize ?? Math.min(defaults.maxHeaderSize, l.maxMessageSize ?? defaultFramerLimits.maxMessageSize),
       connectTimeoutMs: l.connectTimeoutMs ?? defaults.connectTimeoutMs,
       handshakeTimeoutMs: l.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs,
+      udpReceiveBufferBytes: l.udpReceiveBufferBytes ?? defaults.udpReceiveBufferBytes,
     };
     for (const [k, v] of Object.entries(this.limits)) {
       if (!(Number.isFinite(v) && v >= 0)) throw new Error(`transport limit ${k} must be a non-negative number`);
@@ -390,6 +394,10 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       socket.bind(spec.port, spec.address, () => {
         socket.off('error', onError);
         socket.on('error', (e) => this.log.warn({ err: e.message }, 'udp socket error'));
+        if (this.limits.udpReceiveBufferBytes > 0) {
+          // The kernel may cap it (net.core.rmem_max); not fatal.
+          try { socket.setRecvBufferSize(this.limits.udpReceiveBufferBytes); } catch (e) { this.log.warn({ err: (e as Error).message }, 'udp receive buffer size not set'); }
+        }
         const local: Endpoint = { protocol: 'udp', address: spec.address, port: socket.address().port };
         this.udpSockets.push({ socket, local });
         this.bound.push(local);

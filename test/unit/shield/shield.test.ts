@@ -52,6 +52,22 @@ describe('Shield', () => {
     expect(s.bans()).toEqual([]);
   });
 
+  it('bounds the ban set: expired bans go first, then the oldest', () => {
+    const clock = new FakeClock();
+    const s = new Shield({ maxBans: 3 }, clock);
+    s.ban('192.0.2.1', 100);
+    s.ban('192.0.2.2', 10_000);
+    s.ban('192.0.2.3', 10_000);
+    clock.advance(200);
+    s.ban('192.0.2.4', 10_000);
+    expect(s.bans().map((b) => b.address).sort()).toEqual(['192.0.2.2', '192.0.2.3', '192.0.2.4']);
+    s.ban('192.0.2.5', 10_000);
+    expect(s.bans().map((b) => b.address).sort()).toEqual(['192.0.2.3', '192.0.2.4', '192.0.2.5']);
+    // Re-banning an address already banned extends it without evicting anyone.
+    s.ban('192.0.2.3', 50_000);
+    expect(s.bans()).toHaveLength(3);
+  });
+
   it('unban lifts a ban at once', () => {
     const s = new Shield({}, new FakeClock());
     s.ban('2001:db8::1', 60_000);
