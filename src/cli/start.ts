@@ -226,7 +226,7 @@ export function shieldConfigOf(policy: Policy) {
 }
 
 /** Refusals that say nothing about the sender's intent are not strikes. */
-const NOT_STRIKES = new Set(['no_route', 'cps', 'sessions', 'global_sessions', 'store_unavailable', 'no_rtpengine']);
+const NOT_STRIKES = new Set(['no_route', 'limit_cps', 'limit_sessions', 'limit_global_sessions', 'limit_store_unavailable', 'no_rtpengine', 'source_rate']);
 
 function metricsObserver(strike: (source: string, kind: string) => void) {
   return {

@@ -359,7 +359,12 @@ export class B2bua {
     // Only the embedded engine is trusted to have stripped a network copy of the TLS identity header.
     const tls = policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null;
     const a = c.peers.attribute(view.sourceAddress, tls);
-    if (a.kind === 'peer') return { kind: 'peer', peer: a.peer };
+    if (a.kind === 'peer') {
+      const side: Side = { kind: 'peer', peer: a.peer };
+      // Over its packet rate (external engine only: the embedded shield did it already): silence.
+      if (this.stages.limits?.sourceAllowed && !this.stages.limits.sourceAllowed(policy, side, view.sourceAddress)) return { refuse: 'source_rate' };
+      return side;
+    }
     // A known peer's address on a transport that cannot carry its certificate: that peer
     // is told to use TLS (it learns nothing it does not know); anyone else gets silence.
     if (a.reason === 'address-without-required-certificate' && req.protocol !== 'tls') {

@@ -32,6 +32,8 @@ export interface Refusal {
 export interface LimitsStage {
   /** Reserve capacity for a new call; release() when it ends, however it ends. */
   admitCall(policy: Policy, from: Side, req: RequestView): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }>;
+  /** Per-source packet rate for when no embedded shield did it (external drachtio-server); false = drop silently. */
+  sourceAllowed?(policy: Policy, from: Side, source: string): boolean;
 }
 
 export interface IdentityOutcome {

@@ -176,6 +176,13 @@ export class Limits implements LimitsStage {
     return { ok: false, refusal: { status: 503, reason: 'Service Unavailable', label: `limit_${a.reason}`, retryAfterS: a.retryAfterS } };
   }
 
+  /** The b2bua's per-request source check: only when no embedded shield did it before parsing. */
+  sourceAllowed(policy: Policy, from: Side, source: string): boolean {
+    if (policy.engine.embedded) return true;
+    const pps = from.kind === 'peer' ? from.peer.limits.per_source_pps ?? policy.limits.per_source_pps : policy.limits.per_source_pps;
+    return this.checkSource(source, pps, from.kind === 'peer' ? from.peer.id : undefined);
+  }
+
   /**
    * Per-source packet rate in the app, for when the engine is an external drachtio-server
    * (the embedded engine's shield does this before parsing). Synchronous and local: it runs
