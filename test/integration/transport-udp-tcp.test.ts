@@ -258,6 +258,24 @@ describe('TransportLayer limits and robustness', () => {
     expect(r).toMatchObject({ ok: false, reason: 'unreachable', detail: 'connection limit reached' });
   });
 
+  it('closes a connection whose peer stops reading once the write buffer cap is hit', async () => {
+    const { t, received, tcpPort } = await layer({ limits: { maxWriteBufferBytes: 256 * 1024 } });
+    const c = await tcpClient(tcpPort);
+    c.sock.pause(); // never reads
+    c.sock.write(options(80, 'TCP'));
+    await waitFor(() => received.length === 1, 3000);
+    const id = received[0]!.connectionId!;
+    const chunk = Buffer.alloc(60_000, 0x41);
+    let last: Awaited<ReturnType<typeof t.send>> | undefined;
+    for (let i = 0; i < 200; i++) {
+      last = await Promise.race([t.send({ protocol: 'tcp', address: '127.0.0.1', port: 1, connectionId: id }, chunk), new Promise<undefined>((r) => setTimeout(() => r(undefined), 5))]);
+      if (last && !last.ok) break;
+    }
+    expect(last).toMatchObject({ ok: false, reason: 'closed' });
+    expect(t.stats.stream.writeOverflows).toBe(1);
+    await waitFor(() => !t.hasConnection(id), 2000);
+  });
+
   it('works over IPv6 loopback', async () => {
     const t = new TransportLayer({ listeners: [{ protocol: 'udp', address: '::1', port: 0 }, { protocol: 'tcp', address: '::1', port: 0 }] });
     const got: InboundPacket[] = [];

@@ -80,6 +80,8 @@ export interface TransportLimits {
   connectTimeoutMs?: number;
   /** Inbound TLS handshake. Default 10 s. */
   handshakeTimeoutMs?: number;
+  /** Bytes queued for a peer that does not read; beyond this the connection is closed. Default 1 MiB. */
+  maxWriteBufferBytes?: number;
   /** SO_RCVBUF for UDP listeners (a bigger buffer rides out floods the shield drops). 0 = OS default. */
   udpReceiveBufferBytes?: number;
 }
@@ -133,6 +135,7 @@ export interface TransportStats {
     perSourceRejected: number;
     totalRejected: number;
     idleClosed: number;
+    writeOverflows: number;
     shieldDropped: number;
     keepAlives: number;
     framingErrors: Record<FrameError, number>;
@@ -169,6 +172,7 @@ const defaults = {
   connectTimeoutMs: 5_000,
   handshakeTimeoutMs: 10_000,
   udpReceiveBufferBytes: 0,
+  maxWriteBufferBytes: 1 << 20,
 };
 
 const noopLogger: TransportLogger = { debug() {}, warn() {} };
@@ -208,7 +212,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     udp: { received: 0, oversize: 0, shieldDropped: 0, keepAlives: 0 },
     stream: {
       accepted: 0, opened: 0, closed: 0, shieldRejected: 0, perSourceRejected: 0, totalRejected: 0,
-      idleClosed: 0, shieldDropped: 0, keepAlives: 0,
+      idleClosed: 0, writeOverflows: 0, shieldDropped: 0, keepAlives: 0,
       framingErrors: { 'no-content-length': 0, 'bad-content-length': 0, 'header-too-large': 0, 'message-too-large': 0, garbage: 0 },
     },
     tls: { handshakesOk: 0, handshakesFailed: 0 },
@@ -250,6 +254,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       connectTimeoutMs: l.connectTimeoutMs ?? defaults.connectTimeoutMs,
       handshakeTimeoutMs: l.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs,
       udpReceiveBufferBytes: l.udpReceiveBufferBytes ?? defaults.udpReceiveBufferBytes,
+      maxWriteBufferBytes: l.maxWriteBufferBytes ?? defaults.maxWriteBufferBytes,
     };
     for (const [k, v] of Object.entries(this.limits)) {
       if (!(Number.isFinite(v) && v >= 0)) throw new Error(`transport limit ${k} must be a non-negative number`);
@@ -647,6 +652,14 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   private write(conn: Conn, data: Buffer): Promise<SendResult> {
     return new Promise((resolve) => {
       if (conn.socket.destroyed || !conn.socket.writable) { resolve({ ok: false, reason: 'closed', detail: conn.id }); return; }
+      if (conn.socket.writableLength + data.length > this.limits.maxWriteBufferBytes) {
+        // The peer stopped reading: holding more for it only grows our memory.
+        this.stats.stream.writeOverflows++;
+        conn.closeReason = 'write-buffer-full';
+        conn.socket.destroy();
+        resolve({ ok: false, reason: 'closed', detail: `${conn.id}: peer not reading (write buffer full)` });
+        return;
+      }
       conn.socket.write(data, (err) => {
         if (err) resolve({ ok: false, reason: 'closed', detail: err.message });
         else resolve({ ok: true, local: { ...conn.local }, connectionId: conn.id, bytes: data.length });
