@@ -59,8 +59,12 @@ export class FrameDecoder {
 
 /** `<byteLength>#<payload>` ready for the socket. */
 export function encodeFrame(payload: string): Buffer {
-  const body = Buffer.from(payload, 'utf8');
-  return Buffer.concat([Buffer.from(`${body.length}#`, 'latin1'), body]);
+  const len = Buffer.byteLength(payload, 'utf8');
+  const prefix = `${len}#`;
+  const out = Buffer.allocUnsafe(prefix.length + len);
+  out.write(prefix, 0, 'latin1');
+  out.write(payload, prefix.length, 'utf8');
+  return out;
 }
 
 /** Split a frame payload into its leader tokens and the SIP message after the first CR LF. */

@@ -2,12 +2,21 @@
 // bars are exactly those drachtio-srf counts on.
 import { randomUUID } from 'node:crypto';
 
-/** `HH:MM:SS.uuuuuu` in UTC (spec §6 `time`). */
+let cachedSecond = -1;
+let cachedPrefix = '';
+function two(n: number): string { return n < 10 ? `0${n}` : String(n); }
+
+/** `HH:MM:SS.uuuuuu` in UTC (spec §6 `time`). The HH:MM:SS part is cached per second: this
+ *  runs for every frame. The clock has millisecond resolution, so the last three digits are 0. */
 export function stackTime(ms: number = Date.now()): string {
-  const d = new Date(ms);
-  const p2 = (n: number) => (n < 10 ? '0' : '') + n;
-  const micros = d.getUTCMilliseconds() * 1000 + Math.floor(Math.random() * 1000);
-  return `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}.${String(micros).padStart(6, '0')}`;
+  const sec = Math.floor(ms / 1000);
+  if (sec !== cachedSecond) {
+    const d = new Date(sec * 1000);
+    cachedSecond = sec;
+    cachedPrefix = `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}.`;
+  }
+  const micros = Math.floor((ms - sec * 1000) * 1000);
+  return cachedPrefix + String(micros).padStart(6, '0');
 }
 
 export const newId = (): string => randomUUID();

@@ -19,9 +19,17 @@ export class AppConnection {
     this.remotePort = socket.remotePort ?? 0;
   }
 
-  /** Send one frame; silently dropped when the connection is gone. */
+  private corked = false;
+
+  /** Send one frame; silently dropped when the connection is gone. Frames written in the same
+   *  tick leave in one write (cork/uncork): one syscall instead of one per frame. */
   send(payload: string): void {
     if (this.closed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => { this.corked = false; this.socket.uncork(); });
+    }
     this.socket.write(encodeFrame(payload));
   }
 
