@@ -88,6 +88,22 @@ describe('TransportLayer UDP', () => {
     expect(shield.counters.dropped.ban).toBe(1);
   });
 
+  it('per-source token bucket: a burst beyond the bucket is dropped before parsing', async () => {
+    const shield = new Shield({ rate: { ratePerSec: 2, burst: 5 } });
+    cleanups.push(() => shield.close());
+    const { received, udpPort, t } = await layer({ shield });
+    const client = createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => client.close(() => r())));
+    const t0 = Date.now();
+    for (let i = 0; i < 40; i++) await new Promise<void>((r) => client.send(options(100 + i), udpPort, '127.0.0.1', () => r()));
+    await waitFor(() => received.length + t.stats.udp.shieldDropped === 40, 3000, 10, 'all 40 datagrams accounted for');
+    const elapsedS = (Date.now() - t0) / 1000;
+    // 5 from the burst, plus whatever refilled at 2/s while sending.
+    expect(received.length).toBeGreaterThanOrEqual(5);
+    expect(received.length).toBeLessThanOrEqual(5 + Math.ceil(elapsedS * 2));
+    expect(shield.counters.dropped.rateLimited).toBe(40 - received.length);
+  });
+
   it('answers sipp over UDP (real UA)', async () => {
     const { t, udpPort } = await layer();
     // Minimal UAS: answer OPTIONS with 200 copying the dialog headers.
