@@ -5,7 +5,7 @@
 import type { HeaderField, ParseLimits, ParseResult, SipMessage } from './types.js';
 import { DEFAULT_PARSE_LIMITS } from './types.js';
 import { TOKEN, isToken, isWsp, parseDigits } from './chars.js';
-import { LIST_HEADERS, canonicalName, knownName, nameHashStep } from './names.js';
+import { LIST_HEADERS, canonicalName, knownName } from './names.js';
 import { splitCommaList } from './list.js';
 import { isValidNameAddr } from './nameaddr.js';
 import { URI_INVALID, URI_WITH_HEADERS, checkUri } from './uri.js';
@@ -36,11 +36,33 @@ const LFLF = Buffer.from('\n\n');
  *  returned body is a view of `buf` (no copy). */
 export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_PARSE_LIMITS): ParseResult {
   try {
-    return parse(buf, limits);
+    return parse(buf, limits === DEFAULT_PARSE_LIMITS ? limits : checkedLimits(limits));
   } catch (err) {
     // Defence in depth: parse() is written not to throw; if it does, the message is bad input.
     return failure('unknown', STATUS_BAD_REQUEST, `unparseable message (${(err as Error)?.message ?? String(err)})`, []);
   }
+}
+
+const checkedCache = new WeakMap<ParseLimits, ParseLimits>();
+
+/** Limits with every field a non-negative number: a field that is missing or not a number (say,
+ *  from a partial config object) takes its default instead of silently disabling the check. */
+function checkedLimits(limits: ParseLimits): ParseLimits {
+  if (typeof limits !== 'object' || limits === null) return DEFAULT_PARSE_LIMITS;
+  const hit = checkedCache.get(limits);
+  if (hit !== undefined) return hit;
+  const pick = (k: keyof ParseLimits): number => {
+    const v = limits[k];
+    return typeof v === 'number' && v >= 0 && !Number.isNaN(v) ? v : DEFAULT_PARSE_LIMITS[k];
+  };
+  const out: ParseLimits = {
+    maxMessageBytes: pick('maxMessageBytes'),
+    maxHeaders: pick('maxHeaders'),
+    maxHeaderBytes: pick('maxHeaderBytes'),
+    maxUriBytes: pick('maxUriBytes'),
+  };
+  checkedCache.set(limits, out);
+  return out;
 }
 
 function failure(kind: Kind, status: number, error: string, headers: HeaderField[]): Failure {
@@ -210,6 +232,7 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   let name = '';
   let value = '';
   let nextCr = head.indexOf('\r', pos);
+  const tokenTable = TOKEN; // local copy: imported bindings are re-read through a module cell
   while (pos < n) {
     let e = head.indexOf('\n', pos);
     if (e < 0) e = n;
@@ -245,8 +268,8 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
       let hash = 0;
       while (i < lineEnd) {
         const ch = head.charCodeAt(i);
-        if (ch > 127 || TOKEN[ch] !== 1) break;
-        hash = nameHashStep(hash, ch);
+        if (ch > 127 || tokenTable[ch] !== 1) break;
+        hash = (Math.imul(hash, 31) + (ch | 0x20)) | 0; // names.ts nameHashStep, inlined
         i++;
       }
       const nameEnd = i;

@@ -1,15 +1,16 @@
 // SIP/SIPS URIs (RFC 3261 §19.1) and tel URIs (RFC 3966): parse by scanning, no regex per call.
 import type { SipUri } from './types.js';
-import { HOST, URIC, parseDigits } from './chars.js';
+import { HOST, parseDigits } from './chars.js';
 
-/** Whether `s` is free of characters that can never occur in a URI (SP, controls, `<>"`, non-ASCII). */
+// Characters allowed in a URI (RFC 3986 reserved + unreserved + '%'); a regex scans a run of
+// them natively, faster than a charCodeAt loop.
+const URI_TEXT = /^[A-Za-z0-9\-_.!~*'()%;/?:@&=+$,[\]#]+$/;
+
+/** Whether s[from..to) is non-empty and free of characters that can never occur in a URI
+ *  (SP, controls, `<>"`, non-ASCII). */
 export function isUriText(s: string, from = 0, to = s.length): boolean {
   if (to <= from) return false;
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 127 || URIC[c] !== 1) return false;
-  }
-  return true;
+  return URI_TEXT.test(from === 0 && to === s.length ? s : s.slice(from, to));
 }
 
 /** Index of the ':' ending a valid URI scheme (ALPHA *(ALPHA / DIGIT / "+" / "-" / ".")), or -1. */
@@ -46,11 +47,11 @@ export function isHost(s: string, from = 0, to = s.length): boolean {
   return true;
 }
 
-// Out-parameters of scanHostPort (no result object on the hot path).
-let hostEnd = 0;
-let hostPort = -1;
+// Out-parameters of scanHostPort/scanSipUri (no result object on the hot path; an object, not
+// module `let`s, which pay a hole check on every access).
+const st = { hostEnd: 0, hostPort: -1, userEnd: -1, passwordColon: -1, hostStart: 0, uriHeaders: false };
 
-/** Validate `host[:port]` in s[from..to) (IPv6 aware); sets hostEnd and hostPort (-1 if none). */
+/** Validate `host[:port]` in s[from..to) (IPv6 aware); sets st.hostEnd and st.hostPort (-1 if none). */
 function scanHostPort(s: string, from: number, to: number): boolean {
   let he: number;
   if (s.charCodeAt(from) === 91) {
@@ -63,20 +64,20 @@ function scanHostPort(s: string, from: number, to: number): boolean {
     he = colon < 0 || colon >= to ? to : colon;
   }
   if (!isHost(s, from, he)) return false;
-  hostEnd = he;
+  st.hostEnd = he;
   if (he === to) {
-    hostPort = -1;
+    st.hostPort = -1;
     return true;
   }
-  hostPort = parseDigits(s, he + 1, to, 65535);
-  return hostPort >= 0;
+  st.hostPort = parseDigits(s, he + 1, to, 65535);
+  return st.hostPort >= 0;
 }
 
 /** Split `host[:port]` (IPv6 aware). Returns null when malformed. */
 export function splitHostPort(s: string): { host: string; port?: number } | null {
   if (!scanHostPort(s, 0, s.length)) return null;
-  const host = s.slice(0, hostEnd);
-  return hostPort < 0 ? { host } : { host, port: hostPort };
+  const host = s.slice(0, st.hostEnd);
+  return st.hostPort < 0 ? { host } : { host, port: st.hostPort };
 }
 
 /** Parse `;name[=value]` pairs of a URI (no whitespace allowed), names lower-cased.
@@ -100,33 +101,28 @@ function parseUriParams(s: string, from: number, to: number, out: Map<string, st
   return true;
 }
 
-// Out-parameters of scanSipUri.
-let userEnd = -1; // index of '@' or -1
-let passwordColon = -1;
-let hostStart = 0;
-let uriHeaders = false;
 
 /** Validate a sip:/sips: URI from `from` (just after "sip:"); fills params/headers when given. */
 function scanSipUri(text: string, from: number, params: Map<string, string> | null, headers: Map<string, string> | null): boolean {
   let rest = from;
   // userinfo ends at the first '@' ('@' is not allowed unescaped in user, host or params).
   const at = text.indexOf('@', rest);
-  userEnd = at;
-  passwordColon = -1;
+  st.userEnd = at;
+  st.passwordColon = -1;
   if (at >= 0) {
     const pw = text.indexOf(':', rest);
-    if (pw >= 0 && pw < at) passwordColon = pw;
-    if ((passwordColon >= 0 ? passwordColon : at) === rest) return false; // empty user
+    if (pw >= 0 && pw < at) st.passwordColon = pw;
+    if ((st.passwordColon >= 0 ? st.passwordColon : at) === rest) return false; // empty user
     rest = at + 1;
   }
-  hostStart = rest;
+  st.hostStart = rest;
   const q = text.indexOf('?', rest);
   const end = q < 0 ? text.length : q;
   let semi = text.indexOf(';', rest);
   if (semi < 0 || semi > end) semi = end;
   if (!scanHostPort(text, rest, semi)) return false;
   if (semi < end && !parseUriParams(text, semi, end, params)) return false;
-  uriHeaders = q >= 0;
+  st.uriHeaders = q >= 0;
   if (q >= 0) {
     let i = q + 1;
     while (i <= text.length) {
@@ -159,7 +155,7 @@ export function checkUri(text: string): number {
   const sip = c0 === 0x73 && c1 === 0x69 && c2 === 0x70;
   if (!sip || (colon !== 3 && !(colon === 4 && (text.charCodeAt(3) | 0x20) === 0x73))) return URI_OTHER_SCHEME;
   if (!scanSipUri(text, colon + 1, null, null)) return URI_INVALID;
-  return uriHeaders ? URI_WITH_HEADERS : URI_OK;
+  return st.uriHeaders ? URI_WITH_HEADERS : URI_OK;
 }
 
 /** Whether text is a well-formed sip:, sips: or tel: URI (`allowHeaders` false also rejects
@@ -181,14 +177,14 @@ export function parseUri(text: string): SipUri | null {
   const params = new Map<string, string>();
   const headers = new Map<string, string>();
   if (!scanSipUri(text, colon + 1, params, headers)) return null;
-  const uri: SipUri = { scheme: scheme as 'sip' | 'sips', host: text.slice(hostStart, hostEnd), params, headers };
-  if (userEnd >= 0) {
-    if (passwordColon >= 0) {
-      uri.user = text.slice(colon + 1, passwordColon);
-      uri.password = text.slice(passwordColon + 1, userEnd);
-    } else uri.user = text.slice(colon + 1, userEnd);
+  const uri: SipUri = { scheme: scheme as 'sip' | 'sips', host: text.slice(st.hostStart, st.hostEnd), params, headers };
+  if (st.userEnd >= 0) {
+    if (st.passwordColon >= 0) {
+      uri.user = text.slice(colon + 1, st.passwordColon);
+      uri.password = text.slice(st.passwordColon + 1, st.userEnd);
+    } else uri.user = text.slice(colon + 1, st.userEnd);
   }
-  if (hostPort >= 0) uri.port = hostPort;
+  if (st.hostPort >= 0) uri.port = st.hostPort;
   return uri;
 }
 

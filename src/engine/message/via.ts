@@ -13,12 +13,9 @@ function tokenEnd(s: string, i: number, end: number): number {
   return i;
 }
 
-// Out-parameters of scanVia (no result object on the hot path).
-let tFrom = 0;
-let tTo = 0;
-let hFrom = 0;
-let hTo = 0;
-let port = -1;
+// Out-parameters of scanVia (no result object on the hot path; an object, not module `let`s,
+// which pay a hole check on every access).
+const st = { tFrom: 0, tTo: 0, hFrom: 0, hTo: 0, port: -1 };
 
 /** Validate one via-parm: `SIP / 2.0 / transport LWS sent-by *( SEMI via-params )`. */
 function scanVia(s: string, params: Map<string, string> | null): boolean {
@@ -39,13 +36,13 @@ function scanVia(s: string, params: Map<string, string> | null): boolean {
   i = skipWsp(s, i + 3, end);
   if (s.charCodeAt(i) !== 47) return false;
   i = skipWsp(s, i + 1, end);
-  tFrom = i;
+  st.tFrom = i;
   i = tokenEnd(s, i, end);
-  tTo = i;
-  if (i === tFrom || i >= end || !isWsp(s.charCodeAt(i))) return false;
+  st.tTo = i;
+  if (i === st.tFrom || i >= end || !isWsp(s.charCodeAt(i))) return false;
   i = skipWsp(s, i, end);
   // sent-by = host [ COLON port ]; COLON may carry SWS around it
-  hFrom = i;
+  st.hFrom = i;
   if (s.charCodeAt(i) === 91) {
     const close = s.indexOf(']', i);
     if (close < 0) return false;
@@ -57,16 +54,16 @@ function scanVia(s: string, params: Map<string, string> | null): boolean {
       i++;
     }
   }
-  hTo = i;
-  if (!isHost(s, hFrom, hTo)) return false;
-  port = -1;
+  st.hTo = i;
+  if (!isHost(s, st.hFrom, st.hTo)) return false;
+  st.port = -1;
   const afterHost = skipWsp(s, i, end);
   if (afterHost < end && s.charCodeAt(afterHost) === 58) {
     const pFrom = skipWsp(s, afterHost + 1, end);
     let j = pFrom;
     while (j < end && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) j++;
-    port = parseDigits(s, pFrom, j, 65535);
-    if (port < 0) return false;
+    st.port = parseDigits(s, pFrom, j, 65535);
+    if (st.port < 0) return false;
     i = j;
   }
   return parseParams(s, i, end, params);
@@ -82,8 +79,8 @@ export function parseVia(text: string): Via | null {
   if (typeof text !== 'string') return null;
   const params = new Map<string, string>();
   if (!scanVia(text, params)) return null;
-  const via: Via = { transport: text.slice(tFrom, tTo).toUpperCase(), host: text.slice(hFrom, hTo), params };
-  if (port >= 0) via.port = port;
+  const via: Via = { transport: text.slice(st.tFrom, st.tTo).toUpperCase(), host: text.slice(st.hFrom, st.hTo), params };
+  if (st.port >= 0) via.port = st.port;
   return via;
 }
 

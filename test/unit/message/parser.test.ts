@@ -189,8 +189,13 @@ describe('parseMessage: body framing (RFC 3261 §18.3)', () => {
 
 describe('parseMessage: limits', () => {
   const small: ParseLimits = { maxMessageBytes: 600, maxHeaders: 12, maxHeaderBytes: 100, maxUriBytes: 40 };
-  it('uses the defaults', () => {
+  it('uses the defaults, also for missing or non-numeric fields of a partial limits object', () => {
     expect(DEFAULT_PARSE_LIMITS.maxMessageBytes).toBeGreaterThan(0);
+    const partial = { maxHeaders: 3 } as unknown as ParseLimits;
+    expect(fail(parseMessage(invite(), partial)).status).toBe(513); // maxHeaders applied
+    const junk = { maxMessageBytes: 'big', maxHeaders: NaN, maxHeaderBytes: -1, maxUriBytes: null } as unknown as ParseLimits;
+    ok(parseMessage(invite(), junk)); // every field falls back to its default
+    expect(fail(parseMessage(Buffer.alloc(DEFAULT_PARSE_LIMITS.maxMessageBytes + 1, 0x41), junk)).status).toBe(513);
   });
   it('513 when the header section exceeds the message limit', () => {
     const r = fail(parseMessage(invite(Array.from({ length: 6 }, (_, i) => `X-Pad${i}: ${'p'.repeat(90)}`)), small));
