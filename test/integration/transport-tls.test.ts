@@ -281,4 +281,24 @@ describe('TLS transport', () => {
     expect(Date.now() - t0).toBeLessThan(2000);
     await waitFor(() => rawClosed, 2000);
   });
+
+  it('outbound TLS verifies the server certificate against serverName (RFC 5922) or else the IP', async () => {
+    const named = issueCert(pki.ca, 'named', { san: ['DNS:sip.carrier.test'] });
+    const b = await tlsLayer({ key: named.key, cert: named.cert, requireClientCert: false });
+    const mk = async () => {
+      const a = new TransportLayer({ listeners: [], tls: { key: pki.client.key, cert: pki.client.cert, ca: [pki.ca.cert] } });
+      await a.listen();
+      cleanups.push(() => a.close());
+      return a;
+    };
+    const byIp = await (await mk()).send({ protocol: 'tls', address: '127.0.0.1', port: b.port }, Buffer.from(options(40)));
+    expect(byIp).toMatchObject({ ok: false, reason: 'tls-failed' });
+    expect(byIp.ok ? '' : byIp.detail).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID/);
+    const wrong = await (await mk()).send({ protocol: 'tls', address: '127.0.0.1', port: b.port, serverName: 'other.carrier.test' }, Buffer.from(options(41)));
+    expect(wrong).toMatchObject({ ok: false, reason: 'tls-failed' });
+    const right = await (await mk()).send({ protocol: 'tls', address: '127.0.0.1', port: b.port, serverName: 'sip.carrier.test' }, Buffer.from(options(42)));
+    expect(right.ok).toBe(true);
+    await waitFor(() => b.received.length === 1, 3000);
+    expect(b.received[0]!.data.toString()).toContain('call-42');
+  });
 });

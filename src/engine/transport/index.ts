@@ -672,12 +672,12 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     const key = remoteKey(protocol, target.address, target.port);
     const pending = this.connecting.get(key);
     if (pending) return pending;
-    const p = this.openConnection(protocol, target.address, target.port).finally(() => this.connecting.delete(key));
+    const p = this.openConnection(protocol, target.address, target.port, target.serverName).finally(() => this.connecting.delete(key));
     this.connecting.set(key, p);
     return p;
   }
 
-  private openConnection(protocol: 'tcp' | 'tls', address: string, port: number): Promise<Conn | Failure> {
+  private openConnection(protocol: 'tcp' | 'tls', address: string, port: number, serverName?: string): Promise<Conn | Failure> {
     if (this.conns.size + this.pendingHandshakes >= this.limits.maxConnections) {
       this.stats.stream.totalRejected++;
       return Promise.resolve({ ok: false, reason: 'unreachable', detail: 'connection limit reached' });
@@ -723,7 +723,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
         });
       } else {
         const o = this.tlsOpts!;
-        const servername = isIP(address) === 0 ? address : undefined;
+        const servername = serverName && isIP(serverName) === 0 ? serverName : undefined;
         // tls.connect hands these to net.Socket#connect; @types/node omits localAddress and family.
         const opts: ConnectionOptions & { localAddress?: string; family?: number } = {
           host: address, port, localAddress, family: fam,
@@ -731,6 +731,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
           rejectUnauthorized: o.verifyServerCert !== false,
           minVersion: o.minVersion ?? 'TLSv1.2',
         };
+        // SNI; node also matches the server certificate against it instead of the IP.
         if (servername) opts.servername = servername;
         socket = tlsConnect(opts);
         socket.once('connect', () => { tcpUp = true; });

@@ -35,6 +35,12 @@ export interface SendTarget {
   port: number;
   /** Prefer this existing connection (responses go back over the connection the request came on). */
   connectionId?: string;
+  /**
+   * TLS only, for a new connection: the domain to send as SNI and to match the server
+   * certificate against (RFC 5922 §7.2), when `address` is the IP it resolved to.
+   * Absent: the certificate must name the IP address.
+   */
+  serverName?: string;
 }
 
 export type SendResult =
