@@ -1,7 +1,9 @@
 // Bad input from the network: invalid requests get 400, invalid responses are dropped, values
 // that would break a wire leader never reach an app, and the engine keeps serving.
 import { afterEach, describe, expect, it } from 'vitest';
-import { stopAll } from '../helpers/procs.js';
+import { connect } from 'node:net';
+import { freePort, runSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { FrameDecoder, encodeFrame } from '../../src/engine/wire/framing.js';
 import { startConnectedApp, startTestEngine } from '../helpers/engine.js';
 import { UdpPeer } from '../helpers/engine-sip.js';
 import type { Engine } from '../../src/engine/engine.js';
@@ -58,5 +60,31 @@ describe('engine robustness', () => {
     expect(again).toBe(first);
     await new Promise((r) => setTimeout(r, 200));
     expect(app.events().filter((x) => x.event === 'options')).toHaveLength(1);
+  });
+});
+
+describe('cdr events (cdrs: true)', () => {
+  it('an app that routed cdr:* gets attempt, start (uas) and stop (normal-release) for a call', async () => {
+    const e = await startTestEngine({ cdrs: true }); engine = e;
+    await startConnectedApp('uas.mjs', e, {}, ['invite']);
+    const s = connect({ host: '127.0.0.1', port: e.wirePort });
+    await new Promise((r) => s.once('connect', r));
+    const frames: string[] = [];
+    const d = new FrameDecoder();
+    s.on('data', (b) => frames.push(...d.push(b).frames));
+    s.write(encodeFrame('c0|authenticate|cymru|'));
+    for (const k of ['attempt', 'start', 'stop']) s.write(encodeFrame(`c-${k}|route|cdr:${k}`));
+    await waitFor(() => e.wire.hasRoute('cdr:stop'), 3000, 10, 'cdr routes');
+    const r = await runSipp(['-sn', 'uac', `127.0.0.1:${e.sipPort}`, '-i', '127.0.0.1', '-p', String(await freePort()), '-t', 'u1', '-m', '1'], { timeoutS: 15 });
+    expect(r.successful).toBe(1);
+    await waitFor(() => frames.some((f) => f.includes('|cdr:stop|')), 5000, 10, 'cdr:stop');
+    s.destroy();
+    const cdr = frames.filter((f) => /^[^|]*\|cdr:/.test(f)).map((f) => f.split('\r\n')[0]!.split('|'));
+    expect(cdr.map((t) => t[1])).toEqual(['cdr:attempt', 'cdr:start', 'cdr:stop']);
+    expect(cdr[0]![2]).toBe('network');
+    expect(cdr[0]).toHaveLength(4);
+    expect(cdr[1]!.slice(2)).toEqual(['application', expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{6}$/), 'uas']);
+    expect(cdr[2]!.slice(2)).toEqual(['network', expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{6}$/), 'normal-release']);
+    expect(frames.find((f) => f.includes('|cdr:start|'))).toContain('\r\nSIP/2.0 200 OK\r\n');
   });
 });
