@@ -15,7 +15,7 @@ import { PeerDirectory, type TlsIdentity } from './peers.js';
 import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
-import type { RequestView, Side, Refusal, Stages, Leg } from './stages.js';
+import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
@@ -151,11 +151,11 @@ export class B2bua {
 
     try {
       // 4. Caller identity (RFC 4474 / RFC 8224), per the sending peer's policy.
-      let identityHeaders: Record<string, string> = {};
+      let identity: IdentityOutcome = { addHeaders: {} };
       if (this.stages.identity) {
         const r = await this.stages.identity.verify(policy, from, view);
         if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
-        identityHeaders = r.outcome.addHeaders;
+        identity = r.outcome;
       }
 
       // 5. Routing: first matching rule, destinations in failover order.
@@ -180,9 +180,20 @@ export class B2bua {
           if (!o.ok) { finish('refused'); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
           localSdpB = o.sdp;
         }
-        const headers = this.outgoingHeaders(policy, c, req, view, from, target, identityHeaders);
-        if (this.stages.identity && target.side.kind === 'peer') {
-          Object.assign(headers, await this.stages.identity.sign(policy, target.side, view, { from: headers['From']!, to: headers['To']! }));
+        const headers = this.outgoingHeaders(policy, c, req, view, from, target, identity);
+        if (this.stages.identity && target.side.kind === 'peer' && target.side.peer.identity.sign) {
+          // RFC 4474's digest covers Call-ID, CSeq, Contact and body: fix them here so the engine keeps them.
+          headers['Call-ID'] = randomUUID();
+          headers['CSeq'] = '1 INVITE';
+          const l = listenerFor(policy, target);
+          const contact = l ? `<${l.scheme}:${l.hostport}${l.params}>` : undefined;
+          if (contact) headers['Contact'] = contact;
+          // The engine would rewrite `@localhost` after signing; write our host now.
+          if (l) headers['From'] = headers['From']!.replace('@localhost>', `@${l.hostport}>`);
+          Object.assign(headers, await this.stages.identity.sign(policy, target.side, view, {
+            from: headers['From']!, to: headers['To']!, callId: headers['Call-ID'], cseq: headers['CSeq'],
+            ...(contact ? { contact } : {}), ...(localSdpB ? { body: localSdpB } : {}),
+          }));
         }
         const toAllow = c.allow.get(allowKey(from))!;
         const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled);
@@ -229,7 +240,7 @@ export class B2bua {
         try { uacReq?.cancel(() => undefined); } catch { /* already final */ }
         settle({ ok: false, status: 408, reason: 'No Answer', noAnswer: true });
       }, this.noAnswerTimeoutMs);
-      this.srf.createB2BUA(req, res, target.uri, {
+      this.srf.createB2BUA(req, res, requestUriFor(target.uri, userPart(req.uri)), {
         headers,
         proxyRequestHeaders: [],
         proxyResponseHeaders: [],
@@ -394,7 +405,7 @@ export class B2bua {
     try { if (!res.finalResponseSent) res.send(500, 'Internal Error', { headers: { Reason: 'SIP;cause=500;text="peergate internal error"' } }); } catch { /* connection gone */ }
   }
 
-  private outgoingHeaders(policy: Policy, c: Compiled, req: Req, view: RequestView, from: Side, target: Target, identityHeaders: Record<string, string>): Record<string, string> {
+  private outgoingHeaders(policy: Policy, c: Compiled, req: Req, view: RequestView, from: Side, target: Target, identity: IdentityOutcome): Record<string, string> {
     const allow = c.allow.get(allowKey(target.side))!;
     const headers = allow.requestHeaders((n) => view.get(n), trustBetween(policy, from, target.side));
     const toTopology = target.side.kind === 'core' ? policy.core.topology : target.side.peer.topology;
@@ -405,7 +416,11 @@ export class B2bua {
     headers['Max-Forwards'] = String(nextMaxForwards(view.get('Max-Forwards')));
     const ct = view.get('Content-Type');
     if (ct && req.body) headers['Content-Type'] = ct;
-    Object.assign(headers, identityHeaders);
+    // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
+    if (trustBetween(policy, from, target.side).trustedReceiver) {
+      Object.assign(headers, identity.addHeaders);
+      if (identity.decorateFrom && toTopology.privacy !== 'always') headers['From'] = identity.decorateFrom(headers['From']!);
+    }
     return headers;
   }
 
@@ -451,6 +466,25 @@ function expandTargets(policy: Policy, destinations: string[]): Target[] {
     }
   }
   return out;
+}
+
+/** The B-leg Request-URI: the target, carrying the called number when the target names no user. */
+export function requestUriFor(targetUri: string, called: string): string {
+  const colon = targetUri.indexOf(':');
+  const hostEnd = targetUri.search(/[;?]/);
+  const userinfo = targetUri.slice(colon + 1, hostEnd < 0 ? undefined : hostEnd);
+  if (!called || userinfo.includes('@')) return targetUri;
+  return `${targetUri.slice(0, colon + 1)}${escapeUser(called)}@${targetUri.slice(colon + 1)}`;
+}
+
+/** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */
+function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string } | undefined {
+  const want = /;transport=(\w+)/i.exec(target.uri)?.[1]?.toLowerCase() ?? (target.uri.startsWith('sips:') ? 'tls' : 'udp');
+  const side = target.side.kind === 'core' ? 'core' : 'peer';
+  const l = policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
+  if (!l) return undefined;
+  const host = l.advertise ?? (l.address.includes(':') ? `[${l.address}]` : l.address);
+  return { scheme: l.transport === 'tls' ? 'sips' : 'sip', hostport: `${host}:${l.port}`, params: l.transport === 'udp' ? '' : `;transport=${l.transport}` };
 }
 
 function sideLabel(s: Side): string {

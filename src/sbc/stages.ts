@@ -37,15 +37,17 @@ export interface LimitsStage {
 }
 
 export interface IdentityOutcome {
-  /** Headers to add on the outgoing leg (e.g. P-Asserted-Identity with verstat, or signing Identity). */
+  /** Headers for the outgoing leg (P-Asserted-Identity with verstat, Identity kept): only toward a trusted receiver (RFC 3325). */
   addHeaders: Record<string, string>;
+  /** When the verification result goes on From (verstat_on: from): decorate the new leg's From. */
+  decorateFrom?: (from: string) => string;
 }
 
 export interface IdentityStage {
   /** Verify the caller identity per the sending peer's policy (core is trusted: nothing to verify). */
   verify(policy: Policy, from: Side, req: RequestView): Promise<{ ok: true; outcome: IdentityOutcome } | { ok: false; refusal: Refusal }>;
   /** Sign toward a peer that requires it. */
-  sign(policy: Policy, to: Side, req: RequestView, outgoing: { from: string; to: string }): Promise<Record<string, string>>;
+  sign(policy: Policy, to: Side, req: RequestView, outgoing: { from: string; to: string; callId?: string; cseq?: string; contact?: string; body?: string }): Promise<Record<string, string>>;
 }
 
 /** A: the caller's leg; B: the called leg. An offer or answer comes from one leg and goes to the other. */

@@ -12,6 +12,8 @@ const PEER_IP = '127.0.0.2';
 const CORE_IP = '127.0.0.3';
 const LIMIT = 4;
 const TTL_S = 3;
+const CPS = 10;
+const BURST = 5;
 
 let redis: TestRedis;
 let uasPort: number;
@@ -32,7 +34,7 @@ async function startNode(i: number, onFailure: 'fail_open' | 'fail_closed' = 'fa
     media: { rtpengine: 'spawn', embedded: { port_min: 46000 + i * 200 + (ops! % 10) * 20, port_max: 46000 + i * 200 + (ops! % 10) * 20 + 19 } },
     ops: { port: ops },
     log: { level: 'warn' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: LIMIT } }],
+    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: LIMIT, cps: CPS, burst: BURST } }],
     routes: [{ from: 'peers', to: 'core' }],
   }, { env: { PEERGATE_NODE_ID: `node-${i}` } });
 }
@@ -76,6 +78,17 @@ describe('a pool of two SBEs on one Redis', () => {
     const refused = (await nodes[0]!.metric('peergate_limit_refusals_total', { reason: 'sessions' })) +
       (await nodes[1]!.metric('peergate_limit_refusals_total', { reason: 'sessions' }));
     expect(refused).toBe(6 - LIMIT);
+  });
+
+  it('holds the peer call rate across the pool within ±10% over 10 s', async () => {
+    // 2× the limit, half to each node; calls are short so the session limit never bites.
+    const attempt = (node: number) => runSipp(['-sn', 'uac', `127.0.0.1:${sipPorts[node]}`, '-i', PEER_IP, '-p', '0', '-t', 'u1',
+      '-s', '+15551230000', '-m', String(CPS * 10), '-r', String(CPS), '-l', String(LIMIT), '-d', '0'], { timeoutS: 30 });
+    const [a, b] = await Promise.all([attempt(0), attempt(1)]);
+    const admitted = a.successful + b.successful;
+    const expected = CPS * 10 + BURST;
+    expect(admitted).toBeGreaterThanOrEqual(Math.floor(expected * 0.9));
+    expect(admitted).toBeLessThanOrEqual(Math.ceil(expected * 1.1));
   });
 
   it('releases a killed node\'s sessions within the expiry time', async () => {

@@ -5,7 +5,7 @@ import type { Policy } from '../../policy/schema.js';
 import type { IdentityOutcome, IdentityStage, Refusal, RequestView, Side } from '../stages.js';
 import { CertFetcher } from './fetch.js';
 import { IdentityVerifier, memorySeenOnce, type IdentityResult, type SeenOnce } from './verify.js';
-import { outwardHeaders } from './apply.js';
+import { outwardHeaders, withVerstat } from './apply.js';
 import { IdentitySigner, SignError, type OutgoingRequest } from './sign.js';
 import type { GlobalIdentity } from './schema.js';
 import type { IdentityRequest } from './sipfields.js';
@@ -75,7 +75,10 @@ export function createIdentityStage(opts: IdentityStageOptions = {}): IdentitySt
         return { ok: false, refusal };
       }
       const edits = outwardHeaders(req, result, peer.identity, undefined, peer.topology?.trust_pai === true);
-      const outcome: IdentityOutcomeWithResult = { addHeaders: edits.set, result, removeHeaders: edits.remove };
+      const outcome: IdentityOutcomeWithResult = {
+        addHeaders: edits.set, result, removeHeaders: edits.remove,
+        ...(peer.identity.verstat_on === 'from' ? { decorateFrom: (f: string) => withVerstat(f, result.verstat) } : {}),
+      };
       return { ok: true, outcome };
     },
 
