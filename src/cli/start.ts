@@ -109,6 +109,9 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         wire: { address: '127.0.0.1', port: 0, secret },
         ...(policy.tls ? { tls: tlsOf(policy) } : {}),
         shield: shieldConfigOf(policy),
+        // A deep UDP receive buffer rides out floods: what the kernel drops never reaches the
+        // shield and would include real peers' datagrams (capped by net.core.rmem_max).
+        limits: { transport: { udpReceiveBufferBytes: 4 * 1024 * 1024 } },
         logger: log.child({ module: 'engine' }),
       });
       closers.push(() => engine!.close());
