@@ -13,8 +13,29 @@ export interface InboundRewrite {
 
 /** Rewrite the header section of `text` (a complete SIP request). Returns undefined when no
  *  Via line is found. `identity` is a ready header value or undefined. */
+const HAS_IDENTITY = /\r\nx-peergate-tls-identity[ \t]*:/i;
+const TOP_VIA = /\r\n(via|v)[ \t]*:/i;
+
 export function rewriteInbound(text: string, srcAddr: string, srcPort: number, viaHost: string, identity: string | undefined): InboundRewrite | undefined {
   const headEnd = text.indexOf('\r\n\r\n');
+  // Fast path (nearly every message): no identity header to remove or add, so only the top
+  // Via line is rewritten and the rest is sliced through unchanged.
+  if (identity === undefined) {
+    const head = headEnd < 0 ? text : text.slice(0, headEnd + 2);
+    if (!HAS_IDENTITY.test(head)) {
+      const m = TOP_VIA.exec(head);
+      if (!m) return undefined;
+      const valueStart = m.index + m[0].length;
+      let lineEnd = text.indexOf('\r\n', valueStart);
+      if (lineEnd < 0) lineEnd = text.length;
+      // A folded Via line continues on the next line: leave that rare case to the slow path.
+      const next = text.charCodeAt(lineEnd + 2);
+      if (next !== 0x20 && next !== 0x09) {
+        const stamped = stampVia(text.slice(valueStart, lineEnd), srcAddr, srcPort, viaHost);
+        return { text: text.slice(0, valueStart) + stamped.line + text.slice(lineEnd), topVia: stamped.topVia };
+      }
+    }
+  }
   const end = headEnd < 0 ? text.length : headEnd;
   let out = '';
   let pos = text.indexOf('\r\n');

@@ -143,9 +143,14 @@ function hdr(msg: SipMessage, name: string): string | undefined {
   return undefined;
 }
 
+/** All values of a header. The parser already splits comma lists (Via, Route, Record-Route,
+ *  Contact …) into one field per value; a value still holding a top-level comma is split here. */
 function hdrAll(msg: SipMessage, name: string): string[] {
   const out: string[] = [];
-  for (const h of msg.headers) if (h.name === name) out.push(...splitCommas(h.value));
+  for (const h of msg.headers) {
+    if (h.name !== name) continue;
+    if (h.value.includes(',')) out.push(...splitCommas(h.value)); else out.push(h.value);
+  }
   return out;
 }
 
