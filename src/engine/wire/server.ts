@@ -22,13 +22,14 @@ export class AppConnection {
   private corked = false;
 
   /** Send one frame; silently dropped when the connection is gone. Frames written in the same
-   *  tick leave in one write (cork/uncork): one syscall instead of one per frame. */
+   *  event-loop cycle leave in one write (cork/uncork): one syscall instead of one per frame. */
   send(payload: string): void {
     if (this.closed) return;
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => { this.corked = false; this.socket.uncork(); });
+      // Uncork after this I/O cycle's callbacks: frames caused by a burst of datagrams share a write.
+      setImmediate(() => { this.corked = false; this.socket.uncork(); });
     }
     this.socket.write(encodeFrame(payload));
   }
