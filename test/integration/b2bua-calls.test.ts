@@ -114,6 +114,22 @@ describe('core → peer calls and call events', () => {
     expect(await uas.exited).toBe(0);
   });
 
+  it('relays INFO and UPDATE inside a call', async () => {
+    const uas = startSipp(['-sf', join(SCEN, 'uas-info-update.xml'), '-i', PEER_IP, '-p', String(ports.peerUas), '-t', 'u1', '-m', '1']);
+    const r = await runSipp(['-sf', join(SCEN, 'uac-info-update.xml'), `127.0.0.1:${ports.coreSip}`, '-i', CORE_IP, '-p', '0', '-t', 'u1', '-s', '+442079460004', '-m', '1'], { timeoutS: 20 });
+    expect(r.successful).toBe(1);
+    expect(await uas.exited).toBe(0);
+  });
+
+  it('fails over to the next core target on 503, without waiting for the no-answer timer', async () => {
+    const first = startSipp(['-sf', join(SCEN, 'uas-503.xml'), '-i', CORE_IP, '-p', String(ports.deadCore), '-t', 'u1', '-m', '1']);
+    const t0 = Date.now();
+    const r = await runSipp(['-sn', 'uac', `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1', '-d', '100'], { timeoutS: 20 });
+    expect(r.successful).toBe(1);
+    expect(await first.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
   it('relays a re-INVITE and the caller BYE', async () => {
     const uas = startSipp(['-sf', join(SCEN, 'uas-reinvite.xml'), '-i', PEER_IP, '-p', String(ports.peerUas), '-t', 'u1', '-m', '1']);
     const r = await runSipp(['-sf', join(SCEN, 'uac-reinvite.xml'), `127.0.0.1:${ports.coreSip}`, '-i', CORE_IP, '-p', '0', '-t', 'u1', '-s', '+442079460003', '-m', '1'], { timeoutS: 20 });
