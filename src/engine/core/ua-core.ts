@@ -38,6 +38,8 @@ export interface Listener { protocol: Protocol; address: string; port: number }
 
 export interface CoreTransport {
   send(target: SendTarget, bytes: Buffer): Promise<SendResult>;
+  /** Whether a TCP/TLS connection still exists (responses on a closed one get NOK). */
+  hasConnection?(connectionId: string): boolean;
 }
 
 export interface CoreCounters {
@@ -619,7 +621,10 @@ export class UaCore implements WireHandler {
         this.counters.forgedResponses++;
         return;
       }
-    } else if (pkt.connectionId === undefined || pkt.connectionId !== ctx.target.connectionId) {
+    } else if (ctx.target.connectionId !== undefined
+      ? pkt.connectionId !== ctx.target.connectionId
+      // The send has not told us the connection yet: it must be the one to that address:port.
+      : pkt.connectionId === undefined || pkt.source.address !== ctx.target.address || pkt.source.port !== ctx.target.port) {
       this.counters.forgedResponses++;
       return;
     }
@@ -884,18 +889,17 @@ export class UaCore implements WireHandler {
       this.clearStx(stx);
       this.stxById.delete(stx.txnId);
     }
-    void this.transport.send(target, bytes).then((r) => {
-      if (!r.ok) {
-        this.counters.sendFailures++;
-        app.send(nokPayload(msgId, 'transport for response has been shutdown or closed'));
-        return;
-      }
-      const echoDialog = stx.dialogId;
+    // The echo goes out at once, before anything the network answers to this response (an ACK,
+    // a BYE) can be framed: drachtio-srf builds the dialog from it (spec §8).
+    if (target.connectionId !== undefined && this.transport.hasConnection && !this.transport.hasConnection(target.connectionId)) {
+      app.send(nokPayload(msgId, 'transport for response has been shutdown or closed'));
+    } else {
       app.send(responseSentPayload(msgId, {
-        bytes: r.bytes, protocol: isInvite ? stx.source.protocol : '', address: stx.source.address, port: stx.source.port,
-        txnId: stx.txnId, dialogId: echoDialog,
+        bytes: bytes.length, protocol: isInvite ? stx.source.protocol : '', address: stx.source.address, port: stx.source.port,
+        txnId: stx.txnId, dialogId: stx.dialogId,
       }, bytes.toString('utf8')));
-    });
+    }
+    void this.transport.send(target, bytes).then((r) => { if (!r.ok) this.counters.sendFailures++; });
 
     const d = stx.dialog;
     if (status > 100 && status < 200) {
@@ -977,10 +981,9 @@ export class UaCore implements WireHandler {
     const built = this.buildInDialog(d, 'BYE', undefined, [['reason', reason, 'Reason']], Buffer.alloc(0));
     this.destroyDialog(d);
     if (!built) return;
-    const r = await this.transport.send(built.target, built.bytes);
     this.startClientTxn({
       app, txnId: newId(), built, d,
-      method: 'BYE', inDialog: true, result: r, silent: true,
+      method: 'BYE', inDialog: true, send: this.transport.send(built.target, built.bytes), silent: true,
     });
     const l = built.local;
     this.sendToApp(app, sipFramePayload({
@@ -1030,16 +1033,15 @@ export class UaCore implements WireHandler {
       if (p) { this.clock.clearTimeout(p.timer); this.pendingAcks.delete(d.id); }
       this.cancelReliable(d.id);
     }
-    const r = await this.transport.send(built.target, built.bytes);
     if (method === 'ACK') {
       // ACK is not a transaction; remember it to answer 2xx retransmissions (spec §7.7).
       const inv = this.findInviteCtx(d);
       if (inv) inv.ackBytes = built.bytes;
-      if (!r.ok) { app.send(nokPayload(msgId, 'transport for response has been shutdown or closed')); return; }
-      app.send(requestSentPayload(msgId, this.echoMeta(r, built.target, txnId), built.bytes.toString('utf8')));
+      app.send(requestSentPayload(msgId, this.echoMeta(built.local, built.target, built.bytes.length, txnId), built.bytes.toString('utf8')));
+      void this.transport.send(built.target, built.bytes).then((r) => { if (!r.ok) this.counters.sendFailures++; });
       return;
     }
-    this.startClientTxn({ app, txnId, built, d, method, inDialog: true, result: r, msgId });
+    this.startClientTxn({ app, txnId, built, d, method, inDialog: true, send: this.transport.send(built.target, built.bytes), msgId });
   }
 
   private findInviteCtx(d: Dialog): ClientTxn | undefined {
@@ -1047,10 +1049,12 @@ export class UaCore implements WireHandler {
     return c && c.cseqNum === d.inviteSeq && c.state !== 'terminated' ? c : undefined;
   }
 
-  private echoMeta(r: SendResult, target: SendTarget, txnId: string): { bytes: number; protocol: string; address: string; port: number; txnId: string } {
-    if (r.ok && target.protocol === 'udp') return { bytes: r.bytes, protocol: 'udp', address: r.local.address, port: r.local.port, txnId };
-    return { bytes: r.ok ? r.bytes : 0, protocol: target.protocol, address: target.address, port: target.port, txnId };
+  /** Echo meta (spec §4.5): over UDP our own address, over TCP/TLS the remote end. */
+  private echoMeta(local: Listener, target: SendTarget, bytes: number, txnId: string): { bytes: number; protocol: string; address: string; port: number; txnId: string } {
+    if (target.protocol === 'udp') return { bytes, protocol: 'udp', address: local.address, port: local.port, txnId };
+    return { bytes, protocol: target.protocol, address: target.address, port: target.port, txnId };
   }
+
 
   /** Build a request inside a dialog (RFC 3261 §12.2.1.1 with route set and loose routing). */
   private buildInDialog(d: Dialog, method: string, uri: string | undefined, extra: Array<[string, string, string]>, body: Buffer, seq?: number):
@@ -1107,55 +1111,51 @@ export class UaCore implements WireHandler {
     return u.scheme === 'sips' ? 'tls' : 'udp';
   }
 
-  /** Register a client transaction for a request just handed to the transport. */
+  /** Register a client transaction for a request being handed to the transport, echo it to the
+   *  app at once (drachtio-server echoes as soon as the stack took the message, so the echo always
+   *  precedes any response), and arm the timers once the send completed. A failed send gets the
+   *  made-up 503 of spec §7.10 after the echo, as in trace 04 #19–#20. */
   private startClientTxn(o: {
-    app: AppConnection | undefined; txnId: string; d: Dialog | undefined; method: string; inDialog: boolean; result: SendResult; msgId?: string; silent?: boolean;
+    app: AppConnection | undefined; txnId: string; d: Dialog | undefined; method: string; inDialog: boolean; send: Promise<SendResult>; msgId?: string; silent?: boolean;
     built: { bytes: Buffer; target: SendTarget; local: Listener; seq: number; topVia: string; routes: string[]; requestUri: string; branch: string };
     from?: string; to?: string; callId?: string; dialogId?: string;
   }): ClientTxn {
     const { built, d } = o;
     const target: SendTarget = { ...built.target };
-    if (o.result.ok && o.result.connectionId) target.connectionId = o.result.connectionId;
     const ctx: ClientTxn = {
       txnId: o.txnId, key: `${built.branch}\n${o.method}`, branch: built.branch, method: o.method, app: o.app, target, local: built.local,
       bytes: built.bytes, requestUri: built.requestUri, topVia: built.topVia, from: o.from ?? d?.localParty ?? '', to: o.to ?? d?.remoteParty ?? '',
       callId: o.callId ?? d?.callId ?? '', cseqNum: built.seq, routes: built.routes, dialogId: o.dialogId ?? d?.id ?? '', dialog: d,
-      inDialog: o.inDialog, state: 'calling', timer: undefined, retrans: undefined, interval: T1, echoed: !o.msgId, queued: [],
+      inDialog: o.inDialog, state: 'calling', timer: undefined, retrans: undefined, interval: T1, echoed: true, queued: [],
       canceled: false, ackBytes: undefined, rseqSeen: undefined, twoXxSeen: undefined,
     };
-    if (!o.result.ok) {
-      this.counters.sendFailures++;
-      if (o.msgId) {
-        o.app?.send(requestSentPayload(o.msgId, this.echoMeta(o.result, target, o.txnId), built.bytes.toString('utf8')));
-      }
-      ctx.echoed = true;
-      // A made-up 503 (spec §7.10): bytes 0, empty address, port 0.
-      if (o.method === 'INVITE' && !o.inDialog) this.rememberFailed(ctx.dialogId);
-      if (!o.silent) this.madeUpFailure(ctx, 503);
-      return ctx;
-    }
     this.ctxByKey.set(ctx.key, ctx);
     this.ctxById.set(ctx.txnId, ctx);
-    const udp = target.protocol === 'udp';
-    const isInvite = o.method === 'INVITE';
-    if (udp) this.scheduleRetrans(ctx, T1);
-    // Timer B / F.
-    ctx.timer = this.clock.setTimeout(() => {
-      if (ctx.state === 'calling' || ctx.state === 'proceeding') {
-        this.counters.clientTimeouts++;
-        this.dropCtx(ctx);
-        if (ctx.dialog && !ctx.inDialog && ctx.dialog.state === 'early') this.destroyDialog(ctx.dialog);
-        if (isInvite && !ctx.inDialog) this.rememberFailed(ctx.dialogId);
-        if (!o.silent) this.madeUpFailure(ctx, 408);
-      }
-    }, 64 * T1);
     if (o.method === 'INVITE') this.inviteCtxByDialog.set(ctx.dialogId, ctx);
-    if (o.msgId) {
-      o.app?.send(requestSentPayload(o.msgId, this.echoMeta(o.result, target, o.txnId), built.bytes.toString('utf8')));
-      ctx.echoed = true;
-      for (const q of ctx.queued) this.sendToApp(ctx.app, q);
-      ctx.queued.length = 0;
-    }
+    if (o.msgId) o.app?.send(requestSentPayload(o.msgId, this.echoMeta(built.local, target, built.bytes.length, o.txnId), built.bytes.toString('utf8')));
+    const isInvite = o.method === 'INVITE';
+    void o.send.then((r) => {
+      if (!r.ok) {
+        this.counters.sendFailures++;
+        this.dropCtx(ctx);
+        if (isInvite && !o.inDialog) this.rememberFailed(ctx.dialogId);
+        if (!o.silent) this.madeUpFailure(ctx, 503);
+        return;
+      }
+      if (r.connectionId) ctx.target.connectionId = r.connectionId;
+      if (ctx.state !== 'calling' && ctx.state !== 'proceeding') return; // already answered
+      if (ctx.target.protocol === 'udp' && ctx.retrans === undefined && (ctx.state === 'calling' || !isInvite)) this.scheduleRetrans(ctx, ctx.state === 'calling' ? T1 : T2);
+      // Timer B / F.
+      ctx.timer = this.clock.setTimeout(() => {
+        if (ctx.state === 'calling' || ctx.state === 'proceeding') {
+          this.counters.clientTimeouts++;
+          this.dropCtx(ctx);
+          if (ctx.dialog && !ctx.inDialog && ctx.dialog.state === 'early') this.destroyDialog(ctx.dialog);
+          if (isInvite && !ctx.inDialog) this.rememberFailed(ctx.dialogId);
+          if (!o.silent) this.madeUpFailure(ctx, 408);
+        }
+      }, 64 * T1);
+    });
     return ctx;
   }
 
@@ -1219,13 +1219,10 @@ export class UaCore implements WireHandler {
     const fixed = new Set([...CORE_OWNED, 'contact', 'p-asserted-identity', 'max-forwards']);
     this.addAppHeaders(out, m, fixed);
     const bytes = out.render(`CANCEL ${inv.requestUri} SIP/2.0`, Buffer.alloc(0));
-    const newTxn = newId();
-    void this.transport.send(inv.target, bytes).then((r) => {
-      this.startClientTxn({
-        app, txnId: newTxn, d: undefined, method: 'CANCEL', inDialog: false, result: r, msgId, silent: true,
-        built: { bytes, target: inv.target, local: inv.local, seq: inv.cseqNum, topVia: inv.topVia, routes: inv.routes, requestUri: inv.requestUri, branch: inv.branch },
-        from: inv.from, to: inv.to, callId: inv.callId, dialogId: '',
-      });
+    this.startClientTxn({
+      app, txnId: newId(), d: undefined, method: 'CANCEL', inDialog: false, send: this.transport.send(inv.target, bytes), msgId, silent: true,
+      built: { bytes, target: inv.target, local: inv.local, seq: inv.cseqNum, topVia: inv.topVia, routes: inv.routes, requestUri: inv.requestUri, branch: inv.branch },
+      from: inv.from, to: inv.to, callId: inv.callId, dialogId: '',
     });
   }
 
@@ -1293,11 +1290,10 @@ export class UaCore implements WireHandler {
     if (ct.value) out.add('content-type', ct.value);
     const bytes = out.render(`${method} ${m.uri} SIP/2.0`, m.body);
     const target: SendTarget = { protocol, address: host, port };
-    const r = await this.transport.send(target, bytes);
     const txnId = newId();
     const isInvite = method === 'INVITE';
     this.startClientTxn({
-      app, txnId, d: undefined, method, inDialog: false, result: r, msgId,
+      app, txnId, d: undefined, method, inDialog: false, send: this.transport.send(target, bytes), msgId,
       built: { bytes, target, local, seq: cseqNum, topVia, routes: [], requestUri: m.uri, branch },
       from, to, callId, dialogId: isInvite ? `${callId};from-tag=${tagOf(from)}` : '',
     });
