@@ -38,8 +38,10 @@ export function admit(input: AdmissionInput, policy: AdmissionPolicy, own: OwnAd
     if (!Number.isInteger(mf) || mf < 0 || mf > 255) return { status: 400, reason: 'Bad Max-Forwards', label: 'malformed' };
     if (mf === 0 && input.method !== 'OPTIONS') return { status: 483, reason: 'Too Many Hops', label: 'max_forwards' };
   }
-  for (const via of input.vias) {
-    const sentBy = viaSentBy(via);
+  // A request that already went through us carries our Via below its sender's; the top Via
+  // is the sender's own claim, so it never counts (it may even name us by misconfiguration).
+  for (let i = 1; i < input.vias.length; i++) {
+    const sentBy = viaSentBy(input.vias[i]!);
     if (sentBy && own.has(sentBy)) return { status: 482, reason: 'Loop Detected', label: 'loop' };
   }
   return null;

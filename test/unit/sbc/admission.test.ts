@@ -15,6 +15,9 @@ describe('admission', () => {
     expect(admit({ ...base, maxForwards: '0' }, policy, own)?.status).toBe(483);
     expect(admit({ ...base, maxForwards: 'abc' }, policy, own)?.status).toBe(400);
   });
+  it('does not take the sender\'s own top Via for a loop', () => {
+    expect(admit({ ...base, vias: ['SIP/2.0/UDP 127.0.0.1:5060;branch=a'] }, policy, own)).toBeNull();
+  });
   it('detects a loop through our own address (482)', () => {
     expect(admit({ ...base, vias: ['SIP/2.0/UDP 10.9.9.9;branch=a', 'SIP/2.0/TCP 127.0.0.1:5060;branch=b'] }, policy, own)?.status).toBe(482);
   });
