@@ -99,6 +99,12 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     });
     const stages: Stages = { limits, identity, ...(media ? { media: mediaSeam(media) } : {}) };
 
+    // Reputation (RFC 5765 §5.1.2): garbage, refusals and failed TLS handshakes are strikes
+    // against their source; past the policy's threshold the source is banned across the pool.
+    const strike = (source: string, kind: string) => {
+      void limits.strike(source, kind, holder.current.limits).catch(() => undefined);
+    };
+
     // The SIP engine: embedded by default, else an external drachtio-server.
     let engine: Engine | undefined;
     let wire: { host: string; port: number; secret: string };
@@ -109,6 +115,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         wire: { address: '127.0.0.1', port: 0, secret },
         ...(policy.tls ? { tls: tlsOf(policy) } : {}),
         shield: shieldConfigOf(policy),
+        onMalformed: (source) => strike(source.address, 'malformed'),
         // A deep UDP receive buffer rides out floods: what the kernel drops never reaches the
         // shield and would include real peers' datagrams (capped by net.core.rmem_max).
         limits: { transport: { udpReceiveBufferBytes: 4 * 1024 * 1024 } },
@@ -125,11 +132,6 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
       wire = { host: policy.engine.wire.address, port: policy.engine.wire.port, secret: policy.engine.wire.secret! };
     }
 
-    // Reputation (RFC 5765 §5.1.2): refusals and failed TLS handshakes are strikes against
-    // their source; past the policy's threshold the source is banned across the pool.
-    const strike = (source: string, kind: string) => {
-      void limits.strike(source, kind, holder.current.limits).catch(() => undefined);
-    };
     engine?.transports.on('tls-handshake', (e: { result: string; source?: { address: string } }) => {
       if (e.result === 'failed' && e.source) strike(e.source.address, 'tls');
     });

@@ -33,6 +33,8 @@ export interface EngineOptions {
   clock?: Clock;
   /** Generate cdr:* events for apps that routed them. */
   cdrs?: boolean;
+  /** Told of every message that failed to parse (e.g. to count strikes against its source). */
+  onMalformed?: (source: Endpoint, error: string) => void;
   logger?: TransportLogger;
 }
 
@@ -114,7 +116,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   const limits: ParseLimits = { ...DEFAULT_PARSE_LIMITS, ...(options.limits?.parse ?? {}) };
   const coreListeners: Listener[] = bound.map((e) => ({ protocol: e.protocol, address: e.address, port: e.port }));
   const core = new UaCore({
-    wire, transport: transports, listeners: coreListeners, parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs,
+    wire, transport: transports, listeners: coreListeners, parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs, onMalformed: options.onMalformed,
   });
   transports.on('message', (pkt) => {
     try {

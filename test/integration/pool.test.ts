@@ -4,7 +4,8 @@
 // the policy without hanging call setup.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
-import { freePorts, runSipp, startSipp, stopAll } from '../helpers/procs.js';
+import { createSocket } from 'node:dgram';
+import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -30,7 +31,7 @@ async function startNode(i: number, onFailure: 'fail_open' | 'fail_closed' = 'fa
     ],
     core: { targets: [`sip:${CORE_IP}:${uasPort}`] },
     store: { redis: { url: redis.url, on_failure: onFailure, timeout_ms: 200 } },
-    limits: { session_ttl_s: TTL_S },
+    limits: { session_ttl_s: TTL_S, strikes: { threshold: 5, window_s: 30, ban_s: 120 } },
     media: { rtpengine: 'spawn', embedded: { port_min: 46000 + i * 200 + (ops! % 10) * 20, port_max: 46000 + i * 200 + (ops! % 10) * 20 + 19 } },
     ops: { port: ops },
     log: { level: 'warn' },
@@ -89,6 +90,29 @@ describe('a pool of two SBEs on one Redis', () => {
     const expected = CPS * 10 + BURST;
     expect(admitted).toBeGreaterThanOrEqual(Math.floor(expected * 0.9));
     expect(admitted).toBeLessThanOrEqual(Math.ceil(expected * 1.1));
+  });
+
+  it('bans a source that keeps sending garbage on both nodes', async () => {
+    const GARBAGE_IP = '127.0.0.7';
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, GARBAGE_IP, () => r()));
+    const lp = sock.address().port;
+    // Well-framed enough to be answered 400 (a Via), but no From/To/Call-ID/CSeq: garbage.
+    for (let i = 0; i < 10; i++) sock.send(`INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP ${GARBAGE_IP}:${lp};branch=z9hG4bK-g${i}\r\n\r\n`, sipPorts[0]!, '127.0.0.1');
+    const banned = async (node: RunningPeergate) => {
+      const { bans } = await (await node.admin('/admin/bans')).json() as { bans: Array<{ address: string }> };
+      return bans.some((b) => b.address === GARBAGE_IP);
+    };
+    await waitFor(() => banned(nodes[0]!), 5000, 100, 'ban on node 0');
+    await waitFor(() => banned(nodes[1]!), 5000, 100, 'ban on node 1');
+    // Node 1's shield now drops that source before parsing: it never learns anything.
+    const before = await nodes[1]!.metric('peergate_engine_shield_dropped_total', { reason: 'ban' });
+    const got: string[] = [];
+    sock.on('message', (m) => got.push(m.toString()));
+    sock.send(`OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP ${GARBAGE_IP}:${lp};branch=z9hG4bK-o\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`, sipPorts[1]!, '127.0.0.1');
+    await waitFor(async () => (await nodes[1]!.metric('peergate_engine_shield_dropped_total', { reason: 'ban' })) > before, 5000, 100, 'shield drop on node 1');
+    expect(got).toEqual([]);
+    sock.close();
   });
 
   it('releases a killed node\'s sessions within the expiry time', async () => {

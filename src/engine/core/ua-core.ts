@@ -65,6 +65,8 @@ export interface UaCoreOptions {
   clock: Clock;
   /** When false (default) no cdr events are generated. */
   cdrs?: boolean;
+  /** Told of every message that failed to parse (reputation: garbage is a strike against its source). */
+  onMalformed?: (source: Endpoint, error: string) => void;
 }
 
 /** Server transaction: a request from the network (RFC 3261 §17.2) plus drachtio bookkeeping. */
@@ -175,6 +177,7 @@ function leaderSafe(s: string): boolean {
 }
 
 export class UaCore implements WireHandler {
+  private readonly onMalformed: UaCoreOptions['onMalformed'];
   readonly dialogs = new DialogStore();
   readonly counters: CoreCounters = {
     requestsIn: 0, responsesIn: 0, parseErrors: 0, badRequests: 0, retransmissionsAbsorbed: 0,
@@ -207,6 +210,7 @@ export class UaCore implements WireHandler {
     this.parse = opts.parse;
     this.clock = opts.clock;
     this.cdrs = opts.cdrs ?? false;
+    this.onMalformed = opts.onMalformed;
     opts.wire.setHandler(this);
   }
 
@@ -302,6 +306,7 @@ export class UaCore implements WireHandler {
     const res = this.parse(pkt.data);
     if (!res.ok) {
       this.counters.parseErrors++;
+      this.onMalformed?.(pkt.source, res.error);
       // Invalid requests get 400 when a response can be routed back; responses are dropped.
       if (res.kind === 'request') this.replyStateless(pkt, res.headers, res.status || 400, res.status === 400 || !res.status ? 'Bad Request' : res.error);
       return;
