@@ -12,6 +12,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir } from '../test/helpers/procs.js';
 import { startPeergate } from '../test/helpers/peergate.js';
+import { startRedis } from '../test/helpers/redis.js';
 
 const { values } = parseArgs({ options: { max: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' } } });
 const MAX = Number(values.max);
@@ -57,7 +58,7 @@ async function setupTimes(target: string, rate: number): Promise<{ p50: number; 
   return { p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), n: xs.length };
 }
 
-async function startNode(uasPort: number, anchoring: boolean, portBase: number) {
+async function startNode(uasPort: number, anchoring: boolean, portBase: number, redisUrl?: string) {
   const [peerPort, corePort, ops] = await freePorts(3);
   const pg = await startPeergate({
     listen: [
@@ -66,6 +67,7 @@ async function startNode(uasPort: number, anchoring: boolean, portBase: number) 
     ],
     core: { targets: [`sip:127.0.0.3:${uasPort}`] },
     media: { anchoring, rtpengine: 'spawn', embedded: { port_min: portBase, port_max: portBase + 9999 } },
+    ...(redisUrl ? { store: { redis: { url: redisUrl, on_failure: 'fail_closed' } } } : {}),
     ops: { port: ops },
     log: { level: 'error' },
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
@@ -79,6 +81,8 @@ async function main(): Promise<void> {
   startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
   const plain = await startNode(uasPort, false, 20000);
   const anchored = await startNode(uasPort, true, 30000);
+  const redis = await startRedis();
+  const pooled = await startNode(uasPort, false, 40000, redis.url);
   try {
     const direct = `127.0.0.3:${uasPort}`;
     console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}`);
@@ -86,6 +90,7 @@ async function main(): Promise<void> {
     rows.push(['sipp direct uac→uas', direct, await sweep('direct', direct)]);
     rows.push(['peergate, media not anchored', plain.target, await sweep('pg-plain', plain.target)]);
     rows.push(['peergate, media anchored on rtpengine', anchored.target, await sweep('pg-media', anchored.target)]);
+    rows.push(['peergate, not anchored, limits in Redis', pooled.target, await sweep('pg-redis', pooled.target)]);
     const half = Math.max(50, Math.floor(rows[2]![2] / 2 / 50) * 50);
     console.log(`\n| path | max calls/s, 0 failures | setup p50 @${half}/s (ms) | setup p99 @${half}/s (ms) |`);
     console.log('|---|---|---|---|');
@@ -93,11 +98,13 @@ async function main(): Promise<void> {
       const t = await setupTimes(target, half);
       console.log(`| ${label} | ${best} | ${t.p50} | ${t.p99} |`);
     }
-    console.log(`\nratio anchored/direct (max rate): ${(rows[2]![2] / Math.max(1, rows[0]![2])).toFixed(2)}; plain/direct: ${(rows[1]![2] / Math.max(1, rows[0]![2])).toFixed(2)}`);
+    console.log(`\nratio anchored/direct (max rate): ${(rows[2]![2] / Math.max(1, rows[0]![2])).toFixed(2)}; plain/direct: ${(rows[1]![2] / Math.max(1, rows[0]![2])).toFixed(2)}; redis/memory store: ${(rows[3]![2] / Math.max(1, rows[1]![2])).toFixed(2)}`);
     console.log(`peergate RSS after its sweep: plain ${(await plain.pg.metric('process_resident_memory_bytes')) / 1048576 | 0} MiB, anchored ${(await anchored.pg.metric('process_resident_memory_bytes')) / 1048576 | 0} MiB`);
   } finally {
     await plain.pg.stop();
     await anchored.pg.stop();
+    await pooled.pg.stop();
+    await redis.stop();
     await stopAll();
   }
 }
