@@ -233,6 +233,15 @@ export const RouteSchema = z.strictObject({
   to: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'to: core, a peer id, or a list of them (failover order)' }),
 });
 
+export const FailoverSchema = z.strictObject({
+  /**
+   * A target that sends no provisional and no final response for this long is CANCELed and
+   * the next target tried. 100 Trying does not count (the engine absorbs it), so set this above
+   * the time your slowest target takes to ring.
+   */
+  no_answer_ms: z.number().int().min(500).max(180_000).default(5000),
+});
+
 const RootSchema = z.strictObject({
   listen: z.array(ListenSchema).min(1, 'at least one listener is needed'),
   tls: TlsSchema.optional(),
@@ -249,6 +258,8 @@ const RootSchema = z.strictObject({
   peers: z.array(PeerSchema).default([]),
   /** First matching route wins. */
   routes: z.array(RouteSchema).default([]),
+  /** When to give up on a target and try the next one (also on 408 and 503). */
+  failover: FailoverSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;

@@ -49,8 +49,6 @@ export interface B2buaOptions {
   stages?: Stages;
   log: Logger;
   observer?: B2buaObserver;
-  /** Failover to the next target when a target sends nothing (no provisional, no final) for this long. */
-  noAnswerTimeoutMs?: number;
 }
 
 /** Per-policy compiled lookups, built once per policy object. */
@@ -74,13 +72,11 @@ export class B2bua {
   private readonly compiled = new WeakMap<Policy, Compiled>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
-  private readonly noAnswerTimeoutMs: number;
 
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
     this.observer = opts.observer ?? noopObserver;
     this.stages = opts.stages ?? {};
-    this.noAnswerTimeoutMs = opts.noAnswerTimeoutMs ?? 4000;
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
     this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(res, err)); });
@@ -239,7 +235,7 @@ export class B2bua {
         if (heardBack || isCanceled()) return;
         try { uacReq?.cancel(() => undefined); } catch { /* already final */ }
         settle({ ok: false, status: 408, reason: 'No Answer', noAnswer: true });
-      }, this.noAnswerTimeoutMs);
+      }, policy.failover.no_answer_ms);
       this.srf.createB2BUA(req, res, requestUriFor(target.uri, userPart(req.uri)), {
         headers,
         proxyRequestHeaders: [],
