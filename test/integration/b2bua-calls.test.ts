@@ -122,12 +122,15 @@ describe('core → peer calls and call events', () => {
   });
 
   it('fails over to the next core target on 503, without waiting for the no-answer timer', async () => {
-    const first = startSipp(['-sf', join(SCEN, 'uas-503.xml'), '-i', CORE_IP, '-p', String(ports.deadCore), '-t', 'u1', '-m', '1']);
+    // No -m: INVITE retransmissions left over from the dead-target test (Timer B runs 32 s)
+    // may arrive first and must not use up this responder.
+    const first = startSipp(['-sf', join(SCEN, 'uas-503.xml'), '-i', CORE_IP, '-p', String(ports.deadCore), '-t', 'u1']);
+    await waitFor(() => udpPortTaken(CORE_IP, ports.deadCore), 5000, 50, 'the 503 target listening');
     const t0 = Date.now();
     const r = await runSipp(['-sn', 'uac', `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1', '-d', '100'], { timeoutS: 20 });
     expect(r.successful).toBe(1);
-    expect(await first.exited).toBe(0);
     expect(Date.now() - t0).toBeLessThan(3000);
+    await first.stop();
   });
 
   it('relays a re-INVITE and the caller BYE', async () => {
@@ -137,6 +140,15 @@ describe('core → peer calls and call events', () => {
     expect(await uas.exited).toBe(0);
   });
 });
+
+/** True once something has bound `address:port` (our own bind attempt fails). */
+function udpPortTaken(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', () => resolve(true));
+    s.bind(port, address, () => s.close(() => resolve(false)));
+  });
+}
 
 /** Send one UDP datagram from `from` and collect whatever comes back within `ms`. */
 async function udpExchange(from: string, to: number, payload: string, ms = 1500): Promise<string[]> {
