@@ -1,12 +1,12 @@
 // An independent TLS peer: sipp (UDP) → Kamailio → TLS with Kamailio's client certificate →
 // the engine (client certificates required) → drachtio-srf app createUAS. The calls complete
 // and the app sees Kamailio's certificate identity on every request.
+import { startKamailioTlsRelay } from '../helpers/kamailio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { makePki, issueCert, type TestPki, type TestCert } from '../helpers/tls.js';
-import { freePort, freePorts, runSipp, scratchDir, startProcess, stopAll, waitFor, waitForTcp, writeFile, type Proc } from '../helpers/procs.js';
+import { freePort, runSipp, scratchDir, stopAll, waitFor, type Proc } from '../helpers/procs.js';
 import { SECRET, startConnectedApp, type AppProc } from '../helpers/engine.js';
 import { startEngine, type Engine } from '../../src/engine/engine.js';
 
@@ -29,47 +29,9 @@ beforeAll(async () => {
     tls: { key: pki.server.key, cert: pki.server.cert, clientCAs: [pki.ca.cert], requireClientCert: true },
   });
   app = await startConnectedApp('uas.mjs', engine, {}, ['invite']);
-  const [udp, kamTls] = await freePorts(2);
-  kamUdp = udp!;
-  const run = join(dir, 'run');
-  mkdirSync(run);
-  const tlsCfg = writeFile(dir, 'tls.cfg', [
-    '[server:default]', 'method = TLSv1.2+', 'verify_certificate = no', 'require_certificate = no',
-    `private_key = ${pki.server.keyFile}`, `certificate = ${pki.server.certFile}`, `ca_list = ${pki.ca.certFile}`, '',
-    '[client:default]', 'method = TLSv1.2+', 'verify_certificate = yes', 'require_certificate = yes',
-    `private_key = ${kamCert.keyFile}`, `certificate = ${kamCert.certFile}`, `ca_list = ${pki.ca.certFile}`, '',
-  ].join('\n'));
-  const cfg = writeFile(dir, 'kamailio.cfg', `#!KAMAILIO
-debug=2
-log_stderror=yes
-fork=yes
-children=1
-tcp_children=1
-auto_aliases=no
-listen=udp:127.0.0.1:${kamUdp}
-listen=tls:127.0.0.1:${kamTls}
-enable_tls=yes
-loadmodule "tls.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "sanity.so"
-modparam("tls", "config", "${tlsCfg}")
-request_route {
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (!sanity_check("1511", "7")) { exit; }
-    if (is_method("CANCEL") && !t_check_trans()) exit;
-    $du = "sip:127.0.0.1:${tlsPort};transport=tls";
-    if (!t_relay()) sl_reply_error();
-}
-`);
-  kam = startProcess('kamailio', ['-f', cfg, '-DD', '-E', '-Y', run, '-P', join(run, 'kamailio.pid'), '-m', '64', '-M', '8', '-w', run]);
-  await waitForTcp(kamTls!, 15_000).catch((e: Error) => { throw new Error(`${e.message}\n${kam.output().slice(-2000)}`); });
+  const relay = await startKamailioTlsRelay({ dir, server: pki.server, client: kamCert, ca: pki.ca, relayTo: `sip:127.0.0.1:${tlsPort};transport=tls` });
+  kam = relay.proc;
+  kamUdp = relay.udpPort;
 }, 60_000);
 
 afterAll(async () => {

@@ -2,14 +2,14 @@
 // sipp (UDP) → kamailio → TLS with client certificate → our TransportLayer (mutual TLS required).
 // Our side answers like a minimal UAS, so the sipp calls only complete if framing, identity and
 // replies over the same TLS connection all work.
+import { startKamailioTlsRelay } from '../helpers/kamailio.js';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { TransportLayer } from '../../src/engine/transport/index.js';
 import type { InboundPacket } from '../../src/engine/transport/types.js';
 import { makePki, issueCert, type TestPki, type TestCert } from '../helpers/tls.js';
-import { freePorts, runSipp, scratchDir, startProcess, stopAll, waitFor, waitForTcp, writeFile, type Proc } from '../helpers/procs.js';
+import { freePorts, runSipp, scratchDir, stopAll, waitFor, type Proc } from '../helpers/procs.js';
 
 let pki: TestPki;
 let kamCert: TestCert;
@@ -45,48 +45,9 @@ beforeAll(async () => {
   await t.listen();
   const ourTls = t.contacts()[0]!.port;
 
-  const [udp, kamTls] = await freePorts(2);
-  kamUdp = udp!;
-  const run = join(dir, 'run');
-  mkdirSync(run);
-  const tlsCfg = writeFile(dir, 'tls.cfg', [
-    '[server:default]', 'method = TLSv1.2+', 'verify_certificate = no', 'require_certificate = no',
-    `private_key = ${pki.server.keyFile}`, `certificate = ${pki.server.certFile}`, `ca_list = ${pki.ca.certFile}`, '',
-    '[client:default]', 'method = TLSv1.2+', 'verify_certificate = yes', 'require_certificate = yes',
-    `private_key = ${kamCert.keyFile}`, `certificate = ${kamCert.certFile}`, `ca_list = ${pki.ca.certFile}`, '',
-  ].join('\n'));
-  const cfg = writeFile(dir, 'kamailio.cfg', `#!KAMAILIO
-#!define FWD_DST "sip:127.0.0.1:${ourTls};transport=tls"
-debug=2
-log_stderror=yes
-fork=yes
-children=1
-tcp_children=1
-auto_aliases=no
-listen=udp:127.0.0.1:${kamUdp}
-listen=tls:127.0.0.1:${kamTls}
-enable_tls=yes
-loadmodule "tls.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "sanity.so"
-modparam("tls", "config", "${tlsCfg}")
-request_route {
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (!sanity_check("1511", "7")) { exit; }
-    if (is_method("CANCEL") && !t_check_trans()) exit;
-    $du = FWD_DST;
-    if (!t_relay()) sl_reply_error();
-}
-`);
-  kam = startProcess('kamailio', ['-f', cfg, '-DD', '-E', '-Y', run, '-P', join(run, 'kamailio.pid'), '-m', '64', '-M', '8', '-w', run]);
-  await waitForTcp(kamTls!, 15_000).catch((e: Error) => { throw new Error(`${e.message}\n${kam.output().slice(-2000)}`); });
+  const relay = await startKamailioTlsRelay({ dir, server: pki.server, client: kamCert, ca: pki.ca, relayTo: `sip:127.0.0.1:${ourTls};transport=tls` });
+  kam = relay.proc;
+  kamUdp = relay.udpPort;
 }, 60_000);
 
 afterAll(async () => {
