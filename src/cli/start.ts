@@ -242,9 +242,7 @@ function metricsObserver(strike: (source: string, kind: string) => void) {
     },
     response: (peer: string, status: number) => m.responsesTotal.inc({ peer, class: m.responseClass(status) }),
     callStarted: (peer: string) => m.activeCalls.inc({ peer }),
-    callEnded: (peer: string, direction: 'inbound' | 'outbound', result: string) => {
-      m.activeCalls.dec({ peer });
-      m.callsTotal.inc({ peer, direction, result });
-    },
+    callEnded: (peer: string) => m.activeCalls.dec({ peer }),
+    callFinished: (peer: string, direction: 'inbound' | 'outbound', result: string) => m.callsTotal.inc({ peer, direction, result }),
   };
 }

@@ -26,11 +26,15 @@ export interface B2buaObserver {
   /** `source`: the address the refused request came from (reputation strikes). */
   refusal(peer: string, reason: string, source: string): void;
   response(peer: string, status: number): void;
+  /** An established call (both legs up). */
   callStarted(peer: string, direction: 'inbound' | 'outbound'): void;
-  callEnded(peer: string, direction: 'inbound' | 'outbound', result: string): void;
+  /** An established call ended. */
+  callEnded(peer: string, direction: 'inbound' | 'outbound'): void;
+  /** Every INVITE's outcome: refused, no_route, failed, canceled, caller_bye, callee_bye, error. */
+  callFinished(peer: string, direction: 'inbound' | 'outbound', result: string): void;
 }
 
-const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {} };
+const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {}, callFinished() {} };
 
 export interface ActiveCall {
   id: string;
@@ -121,20 +125,10 @@ export class B2bua {
     const log = this.opts.log.child({ call: callId });
     let canceled = false;
     req.on('cancel', () => { canceled = true; });
-
-    // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
-    if (from.kind === 'peer') {
-      const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
-      if (refusal) return this.refuse(res, fromLabel, refusal, log, view.sourceAddress);
-    }
-
-    // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
+    // Every INVITE ends exactly once with a result (calls_total{result}), however it ends.
+    const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
+    let callPeer = from.kind === 'peer' ? from.peer.id : 'none';
     let release = (): void => {};
-    if (this.stages.limits) {
-      const r = await this.stages.limits.admitCall(policy, from, view);
-      if (!r.ok) return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress);
-      release = r.release;
-    }
     let ended = false;
     const finish = (result: string): void => {
       if (ended) return;
@@ -142,8 +136,22 @@ export class B2bua {
       release();
       void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
       this.calls.delete(callId);
+      this.observer.callFinished(callPeer, direction, result);
       log.info({ result }, 'call ended');
     };
+
+    // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
+    if (from.kind === 'peer') {
+      const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
+      if (refusal) { finish('refused'); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
+    }
+
+    // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
+    if (this.stages.limits) {
+      const r = await this.stages.limits.admitCall(policy, from, view);
+      if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+      release = r.release;
+    }
 
     try {
       // 4. Caller identity (RFC 4474 / RFC 8224), per the sending peer's policy.
@@ -158,6 +166,8 @@ export class B2bua {
       const called = userPart(req.uri);
       const destinations = selectDestinations(policy.routes, { origin: from.kind === 'core' ? 'core' : from.peer.id, called, domain: uriHost(req.uri) });
       const targets = expandTargets(policy, destinations);
+      const firstPeer = targets.find((t) => t.side.kind === 'peer')?.side;
+      if (from.kind === 'core' && firstPeer?.kind === 'peer') callPeer = firstPeer.peer.id;
       if (targets.length === 0) {
         finish('no_route');
         return this.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log, view.sourceAddress);
@@ -277,7 +287,7 @@ export class B2bua {
       if (done) return;
       done = true;
       other.destroy();
-      this.observer.callEnded(peer, direction, result);
+      this.observer.callEnded(peer, direction);
       finish(result);
     };
     uas.on('destroy', () => end('caller_bye', uac));

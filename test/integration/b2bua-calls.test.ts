@@ -201,4 +201,12 @@ describe('ingress filtering and admission', () => {
     expect(peers.map((p) => p.id)).toContain('carrier-a');
     await waitFor(async () => ((await (await pg.admin('/admin/calls')).json()) as { calls: unknown[] }).calls.length === 0, 5000);
   });
+
+  it('counts every call attempt by result, not only established calls', async () => {
+    expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', direction: 'outbound', result: 'canceled' })).toBeGreaterThanOrEqual(1);
+    expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', direction: 'outbound', result: 'failed' })).toBeGreaterThanOrEqual(1);
+    expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', direction: 'inbound', result: 'refused' })).toBeGreaterThanOrEqual(1);
+    expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', direction: 'outbound', result: 'callee_bye' })).toBeGreaterThanOrEqual(1);
+    expect(await pg.metric('peergate_active_calls', { peer: 'carrier-a' })).toBe(0);
+  });
 });
