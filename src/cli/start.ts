@@ -244,5 +244,6 @@ function metricsObserver(strike: (source: string, kind: string) => void) {
     callStarted: (peer: string) => m.activeCalls.inc({ peer }),
     callEnded: (peer: string) => m.activeCalls.dec({ peer }),
     callFinished: (peer: string, direction: 'inbound' | 'outbound', result: string) => m.callsTotal.inc({ peer, direction, result }),
+    callSetup: (peer: string, direction: 'inbound' | 'outbound', seconds: number) => m.callSetupSeconds.observe({ peer, direction }, seconds),
   };
 }

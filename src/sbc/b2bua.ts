@@ -32,9 +32,11 @@ export interface B2buaObserver {
   callEnded(peer: string, direction: 'inbound' | 'outbound'): void;
   /** Every INVITE's outcome: refused, no_route, failed, canceled, caller_bye, callee_bye, error. */
   callFinished(peer: string, direction: 'inbound' | 'outbound', result: string): void;
+  /** INVITE received → final response sent to the caller (answered or failed), seconds. */
+  callSetup(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
 }
 
-const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {}, callFinished() {} };
+const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {}, callFinished() {}, callSetup() {} };
 
 export interface ActiveCall {
   id: string;
@@ -121,6 +123,7 @@ export class B2bua {
     const fromLabel = sideLabel(from);
     this.observer.request(fromLabel, 'INVITE');
 
+    const receivedAt = performance.now();
     const callId = randomUUID();
     const log = this.opts.log.child({ call: callId });
     let canceled = false;
@@ -204,6 +207,7 @@ export class B2bua {
         const toAllow = c.allow.get(allowKey(from))!;
         const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled);
         if (attempt.ok) {
+          this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
           this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log);
           return;
         }
@@ -219,6 +223,7 @@ export class B2bua {
       if (!res.finalResponseSent && !canceled) {
         const status = lastFailure.status >= 300 ? lastFailure.status : 480;
         this.observer.response(fromLabel, status);
+        this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
         res.send(status, lastFailure.reason, { headers: { Reason: `SIP;cause=${status};text="${lastFailure.reason.replace(/"/g, '')}"` } });
       }
     } catch (err) {

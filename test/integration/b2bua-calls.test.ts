@@ -208,5 +208,8 @@ describe('ingress filtering and admission', () => {
     expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', direction: 'inbound', result: 'refused' })).toBeGreaterThanOrEqual(1);
     expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', direction: 'outbound', result: 'callee_bye' })).toBeGreaterThanOrEqual(1);
     expect(await pg.metric('peergate_active_calls', { peer: 'carrier-a' })).toBe(0);
+    // Setup time is observed for answered and failed calls alike.
+    expect(await pg.metric('peergate_call_setup_seconds_count', { peer: 'carrier-a', direction: 'inbound' })).toBeGreaterThanOrEqual(5);
+    expect(await pg.metric('peergate_call_setup_seconds_count', { peer: 'carrier-a', direction: 'outbound' })).toBeGreaterThanOrEqual(3);
   });
 });
