@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { Peer, Policy } from '../policy/schema.js';
 import { PeerDirectory, type TlsIdentity } from './peers.js';
 import { admit, nextMaxForwards } from './admission.js';
-import { HeaderAllowlist, newFrom, userPart, escapeUser } from './topology.js';
+import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 
@@ -421,7 +421,8 @@ export class B2bua {
     const headers = allow.requestHeaders((n) => view.get(n), trustBetween(policy, from, target.side));
     const toTopology = target.side.kind === 'core' ? policy.core.topology : target.side.peer.topology;
     const scheme = target.uri.startsWith('sips:') ? 'sips' : 'sip';
-    headers['From'] = toTopology.privacy === 'always' ? '"Anonymous" <sip:anonymous@anonymous.invalid>' : newFrom(view.get('From'), scheme);
+    const anonymous = anonymizeFrom(view.get('Privacy'), toTopology.privacy, trustBetween(policy, from, target.side).trustedReceiver);
+    headers['From'] = anonymous ? ANONYMOUS_FROM : newFrom(view.get('From'), scheme);
     const called = userPart(req.uri);
     headers['To'] = `<${scheme}:${called ? `${escapeUser(called)}@` : ''}${hostPortOf(target.uri)}>`;
     headers['Max-Forwards'] = String(nextMaxForwards(view.get('Max-Forwards')));
@@ -430,7 +431,7 @@ export class B2bua {
     // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
     if (trustBetween(policy, from, target.side).trustedReceiver) {
       Object.assign(headers, identity.addHeaders);
-      if (identity.decorateFrom && toTopology.privacy !== 'always') headers['From'] = identity.decorateFrom(headers['From']!);
+      if (identity.decorateFrom && !anonymous) headers['From'] = identity.decorateFrom(headers['From']!);
     }
     return headers;
   }

@@ -122,3 +122,17 @@ export function newFrom(originalFrom: string | undefined, scheme: 'sip' | 'sips'
   const uri = user ? `${scheme}:${escapeUser(user)}@localhost` : `${scheme}:anonymous@localhost`;
   return name ? `${quoteDisplayName(name)} <${uri}>` : `<${uri}>`;
 }
+
+/** The From used when the caller's identity must not cross (RFC 3323 §4.1). */
+export const ANONYMOUS_FROM = '"Anonymous" <sip:anonymous@anonymous.invalid>';
+
+/**
+ * Whether the new leg's From must be anonymous: always toward a side configured so, and toward
+ * an untrusted receiver when the caller asked for `Privacy: user` (RFC 3323 §4.2). `id`
+ * privacy is about P-Asserted-Identity (applyAssertedIdentity), not From.
+ */
+export function anonymizeFrom(privacyHeader: string | undefined, mode: 'honor' | 'always', trustedReceiver: boolean): boolean {
+  if (mode === 'always') return true;
+  if (trustedReceiver || !privacyHeader) return false;
+  return /(^|[;,\s])user($|[;,\s])/i.test(privacyHeader);
+}

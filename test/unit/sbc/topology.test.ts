@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { HeaderAllowlist, newFrom, userPart, displayName } from '../../../src/sbc/topology.js';
+import { HeaderAllowlist, newFrom, userPart, displayName, anonymizeFrom } from '../../../src/sbc/topology.js';
 
 const hdrs: Record<string, string> = {
   'allow': 'INVITE, ACK, BYE',
@@ -40,5 +40,14 @@ describe('topology hiding: header allowlist', () => {
     expect(newFrom('<sip:10.0.0.1>;tag=x')).toBe('<sip:anonymous@localhost>');
     expect(userPart('tel:+1-555-0100;phone-context=x')).toBe('+1-555-0100');
     expect(displayName('Bob <sip:b@h>')).toBe('Bob');
+  });
+  it('anonymises From per RFC 3323: always when configured, for Privacy: user toward untrusted receivers', () => {
+    expect(anonymizeFrom(undefined, 'always', true)).toBe(true);
+    expect(anonymizeFrom('user', 'honor', false)).toBe(true);
+    expect(anonymizeFrom('id;user', 'honor', false)).toBe(true);
+    expect(anonymizeFrom('user', 'honor', true)).toBe(false);
+    expect(anonymizeFrom('id', 'honor', false)).toBe(false);
+    expect(anonymizeFrom('none', 'honor', false)).toBe(false);
+    expect(anonymizeFrom('username-is-not-user', 'honor', false)).toBe(false);
   });
 });
