@@ -116,6 +116,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         ...(policy.tls ? { tls: tlsOf(policy) } : {}),
         shield: shieldConfigOf(policy),
         onMalformed: (source) => strike(source.address, 'malformed'),
+        advertise: Object.fromEntries(policy.listen.filter((l) => l.advertise).map((l) => [`${l.address}:${l.port}`, l.advertise!])),
         // A deep UDP receive buffer rides out floods: what the kernel drops never reaches the
         // shield and would include real peers' datagrams (capped by net.core.rmem_max).
         limits: { transport: { udpReceiveBufferBytes: 4 * 1024 * 1024 } },

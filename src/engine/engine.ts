@@ -33,6 +33,8 @@ export interface EngineOptions {
   clock?: Clock;
   /** Generate cdr:* events for apps that routed them. */
   cdrs?: boolean;
+  /** Hosts to write into Via/Contact instead of a listener's address (NAT), keyed `address:port`. */
+  advertise?: Record<string, string>;
   /** Told of every message that failed to parse (e.g. to count strikes against its source). */
   onMalformed?: (source: Endpoint, error: string) => void;
   logger?: TransportLogger;
@@ -114,7 +116,10 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     hostports: () => hostports,
   });
   const limits: ParseLimits = { ...DEFAULT_PARSE_LIMITS, ...(options.limits?.parse ?? {}) };
-  const coreListeners: Listener[] = bound.map((e) => ({ protocol: e.protocol, address: e.address, port: e.port }));
+  const coreListeners: Listener[] = bound.map((e) => {
+    const advertise = options.advertise?.[`${e.address}:${e.port}`];
+    return { protocol: e.protocol, address: e.address, port: e.port, ...(advertise ? { advertise } : {}) };
+  });
   const core = new UaCore({
     wire, transport: transports, listeners: coreListeners, parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs, onMalformed: options.onMalformed,
   });

@@ -19,6 +19,8 @@ import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from '.
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
+/** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
+export const EGRESS_HEADER = 'X-Peergate-Egress';
 
 /** Everything the B2BUA reports; the ops module turns these into Prometheus metrics. */
 export interface B2buaObserver {
@@ -428,6 +430,10 @@ export class B2bua {
     headers['Max-Forwards'] = String(nextMaxForwards(view.get('Max-Forwards')));
     const ct = view.get('Content-Type');
     if (ct && req.body) headers['Content-Type'] = ct;
+    // The B-leg leaves from our listener on the target's side (the embedded engine consumes this
+    // header; an external drachtio-server would send it on, so it is only set for ours).
+    const egress = policy.engine.embedded ? listenerFor(policy, target) : undefined;
+    if (egress) headers[EGRESS_HEADER] = egress.bound;
     // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
     if (trustBetween(policy, from, target.side).trustedReceiver) {
       Object.assign(headers, identity.addHeaders);
@@ -490,13 +496,13 @@ export function requestUriFor(targetUri: string, called: string): string {
 }
 
 /** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */
-function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string } | undefined {
+function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string; bound: string } | undefined {
   const want = /;transport=(\w+)/i.exec(target.uri)?.[1]?.toLowerCase() ?? (target.uri.startsWith('sips:') ? 'tls' : 'udp');
   const side = target.side.kind === 'core' ? 'core' : 'peer';
   const l = policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
   if (!l) return undefined;
   const host = l.advertise ?? (l.address.includes(':') ? `[${l.address}]` : l.address);
-  return { scheme: l.transport === 'tls' ? 'sips' : 'sip', hostport: `${host}:${l.port}`, params: l.transport === 'udp' ? '' : `;transport=${l.transport}` };
+  return { scheme: l.transport === 'tls' ? 'sips' : 'sip', hostport: `${host}:${l.port}`, params: l.transport === 'udp' ? '' : `;transport=${l.transport}`, bound: `${l.address}:${l.port}` };
 }
 
 function sideLabel(s: Side): string {

@@ -25,7 +25,9 @@ export const APP_ANSWER_MS = 64_000;
 /** Methods an app can route outside a dialog (spec §7.1). */
 const ROUTED = new Set(['INVITE', 'REGISTER', 'MESSAGE', 'OPTIONS', 'INFO', 'NOTIFY', 'SUBSCRIBE', 'PUBLISH']);
 /** Headers an app can never set (spec §7.5). */
-const APP_FORBIDDEN = new Set(['via', 'route', 'record-route', 'rseq', 'content-length']);
+/** Names the listener a new request leaves from (`address:port`); consumed by the engine, never sent. */
+export const EGRESS_HEADER = 'x-peergate-egress';
+const APP_FORBIDDEN = new Set(['via', 'route', 'record-route', 'rseq', 'content-length', EGRESS_HEADER]);
 /** Headers the core writes itself from the request/dialog. */
 const CORE_OWNED = new Set(['from', 'to', 'call-id', 'cseq']);
 
@@ -34,7 +36,13 @@ const REASONS: Record<number, string> = {
   487: 'Request Terminated', 491: 'Request Pending', 500: 'Server Internal Error', 503: 'Service Unavailable',
 };
 
-export interface Listener { protocol: Protocol; address: string; port: number }
+export interface Listener {
+  protocol: Protocol;
+  address: string;
+  port: number;
+  /** Host written into our Via and Contact instead of `address` (a public address behind NAT). */
+  advertise?: string;
+}
 
 export interface CoreTransport {
   send(target: SendTarget, bytes: Buffer): Promise<SendResult>;
@@ -245,7 +253,8 @@ export class UaCore implements WireHandler {
   }
 
   private hostPort(l: Listener): string {
-    return isIP(l.address) === 6 ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
+    const host = l.advertise ?? l.address;
+    return isIP(host) === 6 ? `[${host}]:${l.port}` : `${host}:${l.port}`;
   }
 
   /** Our Contact for a listener (spec §7.4). */
@@ -256,7 +265,8 @@ export class UaCore implements WireHandler {
   }
 
   private viaFor(l: Listener, branch: string): string {
-    const host = isIP(l.address) === 6 ? `[${l.address}]` : l.address;
+    const adv = l.advertise ?? l.address;
+    const host = isIP(adv) === 6 ? `[${adv}]` : adv;
     if (l.protocol === 'udp') return `SIP/2.0/UDP ${host}${l.port === 5060 ? '' : `:${l.port}`};rport;branch=${branch}`;
     return `SIP/2.0/${l.protocol.toUpperCase()} ${host}:${l.port};branch=${branch}`;
   }
@@ -339,7 +349,7 @@ export class UaCore implements WireHandler {
   }
 
   private replyTarget(pkt: InboundPacket): SendTarget {
-    return { protocol: pkt.source.protocol, address: pkt.source.address, port: pkt.source.port, connectionId: pkt.connectionId };
+    return { protocol: pkt.source.protocol, address: pkt.source.address, port: pkt.source.port, connectionId: pkt.connectionId, local: pkt.local };
   }
 
   private onRequest(pkt: InboundPacket, req: SipRequest): void {
@@ -482,7 +492,7 @@ export class UaCore implements WireHandler {
 
   private replyTargetOf(stx: ServerTxn): SendTarget {
     // Responses go to the source address and port (rport is always stamped), on the same connection.
-    return { protocol: stx.source.protocol, address: stx.source.address, port: stx.source.port, connectionId: stx.connectionId };
+    return { protocol: stx.source.protocol, address: stx.source.address, port: stx.source.port, connectionId: stx.connectionId, local: stx.local };
   }
 
   /** Send a response the server makes up itself (100, 481, 487, 503 …). Returns the bytes. */
@@ -1083,12 +1093,13 @@ export class UaCore implements WireHandler {
       }
     }
     const nu = parseLiteUri(next);
-    let target: SendTarget = { protocol: d.protocol, address: d.address, port: d.port, connectionId: d.connectionId };
+    const from = { address: local.address, port: local.port };
+    let target: SendTarget = { protocol: d.protocol, address: d.address, port: d.port, connectionId: d.connectionId, local: from };
     if (nu && isIP(nu.host.replace(/^\[|\]$/g, ''))) {
       const proto = this.protocolOf(nu);
       const port = nu.port ?? (proto === 'tls' ? 5061 : 5060);
       const host = nu.host.replace(/^\[|\]$/g, '');
-      target = { protocol: proto, address: host, port, connectionId: proto === d.protocol && proto !== 'udp' ? d.connectionId : undefined };
+      target = { protocol: proto, address: host, port, connectionId: proto === d.protocol && proto !== 'udp' ? d.connectionId : undefined, local: from };
     }
     const branch = `z9hG4bK${randomToken()}`;
     const topVia = this.viaFor(local, branch);
@@ -1241,7 +1252,9 @@ export class UaCore implements WireHandler {
     const nextHop = routeUrl ? parseLiteUri(routeUrl) : ruri;
     if (!nextHop) { app.send(nokPayload(msgId, `invalid request-uri: ${method} ${m.uri} SIP/2.0`)); return; }
     const protocol = this.protocolOf(nextHop);
-    const local = this.listenerFor(protocol);
+    // The app may name the listener to send from (peergate's B2BUA: the one on the target's side).
+    const egress = appHeader(m, EGRESS_HEADER);
+    const local = (egress && this.listeners.find((l) => l.protocol === protocol && `${l.address}:${l.port}` === egress.trim())) || this.listenerFor(protocol);
     if (!local) { app.send(nokPayload(msgId, 'requested protocol/transport not available')); return; }
     const ct = this.contentType(m);
     if (!ct.ok) { app.send(nokPayload(msgId, 'missing content-type')); return; }
@@ -1294,7 +1307,7 @@ export class UaCore implements WireHandler {
     this.addAppHeaders(out, m, new Set([...CORE_OWNED, 'max-forwards']));
     if (ct.value) out.add('content-type', ct.value);
     const bytes = out.render(`${method} ${m.uri} SIP/2.0`, m.body);
-    const target: SendTarget = { protocol, address: host, port };
+    const target: SendTarget = { protocol, address: host, port, local: { address: local.address, port: local.port } };
     const txnId = newId();
     const isInvite = method === 'INVITE';
     this.startClientTxn({

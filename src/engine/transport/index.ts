@@ -635,7 +635,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
 
   private sendUdp(target: SendTarget, data: Buffer): Promise<SendResult> {
     const fam = familyOf(target.address);
-    const u = this.udpSockets.find((s) => familyOf(s.local.address) === fam);
+    const want = target.local;
+    const u = (want && this.udpSockets.find((s) => s.local.port === want.port && s.local.address === want.address))
+      ?? this.udpSockets.find((s) => familyOf(s.local.address) === fam);
     if (!u) return Promise.resolve({ ok: false, reason: 'no-transport', detail: `no udp listener for IPv${fam}` });
     return new Promise((resolve) => {
       try {

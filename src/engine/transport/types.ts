@@ -35,6 +35,9 @@ export interface SendTarget {
   port: number;
   /** Prefer this existing connection (responses go back over the connection the request came on). */
   connectionId?: string;
+  /** Send from this listener (for UDP: its socket), so replies and requests leave from the address
+   *  the far side knows us by; absent: the first listener of the address family. */
+  local?: { address: string; port: number };
   /**
    * TLS only, for a new connection: the domain to send as SNI and to match the server
    * certificate against (RFC 5922 §7.2), when `address` is the IP it resolved to.
