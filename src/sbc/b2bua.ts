@@ -120,10 +120,9 @@ export class B2bua {
     const view = requestView(req);
 
     // 1. Who sent it. Nothing from the message itself can change the answer.
-    const from = this.classify(policy, c, req, view);
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from, view.sourceAddress);
+    const from = this.attribute(policy, c, req, res, view);
+    if (!from) return;
     const fromLabel = sideLabel(from);
-    this.observer.request(fromLabel, 'INVITE');
 
     const receivedAt = performance.now();
     const callId = randomUUID();
@@ -348,10 +347,7 @@ export class B2bua {
   private onOptions(req: Req, res: Res): void {
     const policy = this.opts.policy();
     const c = this.compile(policy);
-    const view = requestView(req);
-    const from = this.classify(policy, c, req, view);
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from, view.sourceAddress);
-    this.observer.request(sideLabel(from), 'OPTIONS');
+    if (!this.attribute(policy, c, req, res, requestView(req))) return;
     // Keep-alive pings between SBEs: answered here, never relayed (nothing about the far side leaks).
     res.send(200, { headers: { Allow: 'INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO' } });
   }
@@ -360,10 +356,9 @@ export class B2bua {
     const policy = this.opts.policy();
     const c = this.compile(policy);
     const view = requestView(req);
-    const from = this.classify(policy, c, req, view);
-    if ('refuse' in from) return this.refuseUnknown(policy, res, from, view.sourceAddress);
+    const from = this.attribute(policy, c, req, res, view);
+    if (!from) return;
     const label = sideLabel(from);
-    this.observer.request(label, req.method);
     if (from.kind === 'peer') {
       const refusal = admit({ method: req.method, protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
       if (refusal) return this.refuse(res, label, refusal, this.opts.log, view.sourceAddress);
@@ -373,6 +368,14 @@ export class B2bua {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Who sent the request; a source that is refused is answered (or not) here and gets undefined. */
+  private attribute(policy: Policy, c: Compiled, req: Req, res: Res, view: RequestView): Side | undefined {
+    const from = this.classify(policy, c, req, view);
+    if ('refuse' in from) { this.refuseUnknown(policy, res, from, view.sourceAddress); return undefined; }
+    this.observer.request(sideLabel(from), req.method);
+    return from;
+  }
 
   private classify(policy: Policy, c: Compiled, req: Req, view: RequestView): Side | { refuse: string; answer?: Refusal; peer?: string } {
     const side = listenerSideOf(c, req.receivedOn);
