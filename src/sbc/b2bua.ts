@@ -578,11 +578,19 @@ export function splitHeaderValues(v: string | undefined): string[] {
   return out.filter((s) => s !== '');
 }
 
+type IdentityField = 'subject' | 'fp256' | 'fingerprint256' | 'san';
+// Built once: this runs for every request that arrives over TLS.
+const IDENTITY_FIELD_RES = Object.fromEntries((['subject', 'fp256', 'fingerprint256', 'san'] as const).map((n) => [n, [
+  new RegExp(`(?:^|;)\\s*${n}="((?:[^"\\\\]|\\\\.)*)"`),
+  new RegExp(`(?:^|;)\\s*${n}=([^;]*)`),
+]])) as Record<IdentityField, [RegExp, RegExp]>;
+
 /** Parse the engine's `X-Peergate-TLS-Identity` header (docs/engine.md). */
 export function parseTlsIdentity(v: string | undefined): TlsIdentity | null {
   if (!v) return null;
-  const field = (name: string): string | undefined => {
-    const m = new RegExp(`(?:^|;)\\s*${name}="((?:[^"\\\\]|\\\\.)*)"`).exec(v) ?? new RegExp(`(?:^|;)\\s*${name}=([^;]*)`).exec(v);
+  const field = (name: IdentityField): string | undefined => {
+    const [quoted, bare] = IDENTITY_FIELD_RES[name];
+    const m = quoted.exec(v) ?? bare.exec(v);
     return m?.[1]?.replace(/\\(.)/g, '$1');
   };
   const subject = field('subject');
