@@ -1,16 +1,26 @@
 // Building SIP messages the engine sends: headers sorted the way drachtio-server's stack
 // (sofia-sip) writes them, so that apps and golden traces see the same layout.
+import type { HeaderField, SipRequest } from '../message/types.js';
 import { headerRank, headerSpelling, UNKNOWN_RANK } from './headers.js';
 
 export class OutMessage {
   private readonly ranks: number[] = [];
   private readonly lines: string[] = [];
+  /** The same headers as fields, in insertion order (what the transaction layer reads). */
+  readonly fields: HeaderField[] = [];
 
   /** Add a header; `lower` is the canonical lower-case name, `spelling` how to write it when unknown. */
   add(lower: string, value: string, spelling: string = lower): this {
     this.ranks.push(headerRank(lower));
-    this.lines.push(`${headerSpelling(spelling, lower)}: ${value}\r\n`);
+    const raw = headerSpelling(spelling, lower);
+    this.lines.push(`${raw}: ${value}\r\n`);
+    this.fields.push({ name: lower, raw, value });
     return this;
+  }
+
+  /** The message model of a request rendered from this (the layer builds its CANCEL/ACK from it). */
+  asRequest(method: string, uri: string, body: Buffer): SipRequest {
+    return { kind: 'request', method, uri, headers: this.fields, body };
   }
 
   has(lower: string): boolean {

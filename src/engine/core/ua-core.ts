@@ -1,9 +1,15 @@
 // The UA core behind the drachtio wire protocol (spec §7): it turns network requests into
 // `sip` frames for apps, completes the partial messages apps send (§7.4–§7.6), keeps the
 // transaction and dialog state drachtio-server keeps, and answers what the server answers
-// by itself (100, 481, 487, 503 …). Transactions follow RFC 3261 §17 with timers A–K.
+// by itself (100, 481, 487, 503 …). It is the transaction user of the RFC 3261 §17
+// transaction layer (src/engine/transaction), which owns matching, retransmissions and
+// timers A–M; the core renders every message itself in drachtio-server's header layout.
 import type { HeaderField, ParseResult, SipMessage, SipRequest, SipResponse } from '../message/types.js';
 import type { Clock, Endpoint, InboundPacket, Protocol, SendResult, SendTarget } from '../transport/types.js';
+import {
+  TransactionLayer, TwoXxRetransmitter, type ClientTransaction, type InboundMeta, type InviteClientTransaction,
+  type ServerTransaction, type Transaction, type TransactionUser,
+} from '../transaction/index.js';
 import { Dialog, DialogStore } from '../dialog/dialog.js';
 import type { AppConnection, WireHandler, WireServer } from '../wire/server.js';
 import {
@@ -16,11 +22,8 @@ import { OutMessage } from './outgoing.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
-export const T1 = 500;
-export const T2 = 4000;
-export const T4 = 5000;
-/** How long the server waits for an app to answer a new request (spec §7.10). */
-export const APP_ANSWER_MS = 64_000;
+/** RFC 3261 T1, for the core's own schedules (2xx and reliable provisional retransmission). */
+const T1 = 500;
 
 /** Methods an app can route outside a dialog (spec §7.1). */
 const ROUTED = new Set(['INVITE', 'REGISTER', 'MESSAGE', 'OPTIONS', 'INFO', 'NOTIFY', 'SUBSCRIBE', 'PUBLISH']);
@@ -63,6 +66,8 @@ export interface CoreCounters {
   sendFailures: number;
   /** Client transactions that got no final response (Timer B/F): a made-up 408 went to the app. */
   clientTimeouts: number;
+  /** 2xx from a second fork of an INVITE: ACKed and released with BYE by the core (RFC 3261 §13.2.2.4). */
+  extraForksReleased: number;
 }
 
 export interface UaCoreOptions {
@@ -77,12 +82,14 @@ export interface UaCoreOptions {
   onMalformed?: (source: Endpoint, error: string) => void;
 }
 
-/** Server transaction: a request from the network (RFC 3261 §17.2) plus drachtio bookkeeping. */
-interface ServerTxn {
+/** drachtio bookkeeping for a server transaction of the layer (its `appData`). */
+interface ServerCtx {
+  txn: ServerTransaction;
+  /** Wire protocol transaction id; empty for a CANCEL (never addressed by the app). */
   txnId: string;
-  key: string;
   method: string;
   app: AppConnection | undefined;
+  /** The request's Vias with the top one stamped (received/rport): responses echo these. */
   vias: string[];
   from: string;
   to: string;
@@ -98,28 +105,22 @@ interface ServerTxn {
   toTag: string | undefined;
   dialogId: string;
   dialog: Dialog | undefined;
-  state: 'proceeding' | 'completed' | 'accepted' | 'terminated';
-  lastResponse: Buffer | undefined;
-  finalStatus: number;
-  timer: unknown;
-  retrans: unknown;
-  interval: number;
   canceled: boolean;
   /** The text passed to the app (for cdr). */
   inviteText?: string;
 }
 
-/** Client transaction: a request an app sent (RFC 3261 §17.1). */
-interface ClientTxn {
+/** drachtio bookkeeping for a client transaction of the layer: a request an app (or the core) sent. */
+interface ClientCtx {
+  txn: ClientTransaction;
   txnId: string;
-  key: string;
-  branch: string;
   method: string;
-  /** Undefined for requests the server sends on its own (e.g. the ACK-timeout BYE). */
+  /** Undefined for requests the server sends on its own (the ACK-timeout BYE, a BYE to an extra fork). */
   app: AppConnection | undefined;
+  /** No made-up 408/503 frame on failure (CANCEL, the core's own requests). */
+  silent: boolean;
   target: SendTarget;
   local: Listener;
-  bytes: Buffer;
   requestUri: string;
   topVia: string;
   from: string;
@@ -130,24 +131,28 @@ interface ClientTxn {
   dialogId: string;
   dialog: Dialog | undefined;
   inDialog: boolean;
-  state: 'calling' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
-  timer: unknown;
-  retrans: unknown;
-  interval: number;
-  echoed: boolean;
-  queued: string[];
-  /** For an INVITE: the app CANCELed it (spec §7.8). */
   canceled: boolean;
-  ackBytes: Buffer | undefined;
-  /** To-tags of reliable provisionals already passed up, with their RSeq. */
-  rseqSeen: Set<string> | undefined;
-  /** Whether the 2xx has been passed up once (further copies are absorbed or re-ACKed). */
-  twoXxSeen: string | undefined;
+  /** ACKs sent for this INVITE's 2xx, by To-tag: re-sent when that 2xx is retransmitted (spec §7.7). */
+  acks: Map<string, { bytes: Buffer; target: SendTarget }> | undefined;
+}
+
+/** A request the core rendered, with what the layer and the dialog need of it. */
+interface Built {
+  bytes: Buffer;
+  request: SipRequest;
+  target: SendTarget;
+  local: Listener;
+  seq: number;
+  topVia: string;
+  routes: string[];
+  requestUri: string;
 }
 
 /** Per-dialog transient state kept outside Dialog to keep established dialogs small. */
-interface PendingAck { bytes: Buffer; timer: unknown; interval: number; started: number; txnId: string; target: SendTarget }
-interface PendingReliable { bytes: Buffer; rseq: number; timer: unknown; interval: number; started: number; target: SendTarget }
+interface PendingAck { retransmitter: TwoXxRetransmitter; txnId: string }
+interface PendingReliable { retransmitter: TwoXxRetransmitter; rseq: number }
+
+const EMPTY = Buffer.alloc(0);
 
 function hdr(msg: SipMessage, name: string): string | undefined {
   const hs = msg.headers;
@@ -184,24 +189,26 @@ function leaderSafe(s: string): boolean {
   return !/[|\r\n]/.test(s);
 }
 
-export class UaCore implements WireHandler {
+export class UaCore implements WireHandler, TransactionUser {
   private readonly onMalformed: UaCoreOptions['onMalformed'];
   readonly dialogs = new DialogStore();
-  readonly counters: CoreCounters = {
-    requestsIn: 0, responsesIn: 0, parseErrors: 0, badRequests: 0, retransmissionsAbsorbed: 0,
-    forgedResponses: 0, unroutedRequests: 0, framesToApps: 0, sendFailures: 0, clientTimeouts: 0,
+  private readonly own = {
+    requestsIn: 0, responsesIn: 0, parseErrors: 0, badRequests: 0, retransmissionsAbsorbed: 0, invalidResponses: 0,
+    unroutedRequests: 0, framesToApps: 0, sendFailures: 0, clientTimeouts: 0, extraForksReleased: 0,
   };
-  private readonly stxByKey = new Map<string, ServerTxn>();
-  private readonly stxById = new Map<string, ServerTxn>();
-  private readonly ctxByKey = new Map<string, ClientTxn>();
-  private readonly ctxById = new Map<string, ClientTxn>();
+  /** RFC 3261 §17: matching, retransmissions, timers. The core is its transaction user. */
+  private readonly layer: TransactionLayer;
+  /** Server transactions an app may still answer, by wire transaction id. */
+  private readonly stxById = new Map<string, ServerCtx>();
+  /** Client transactions an app may still CANCEL, by wire transaction id. */
+  private readonly ctxById = new Map<string, ClientCtx>();
   private readonly pendingAcks = new Map<string, PendingAck>();
   private readonly pendingReliable = new Map<string, PendingReliable>();
   /** Dialog ids of app INVITEs that failed: an ACK from the app for them gets the spec's NOK. */
   private readonly failedInvites = new Map<string, number>();
   private readonly apps = new Map<number, AppConnection>();
   /** The latest INVITE client transaction of each dialog id (its ACK is re-sent on 2xx copies). */
-  private readonly inviteCtxByDialog = new Map<string, ClientTxn>();
+  private readonly inviteCtxByDialog = new Map<string, ClientCtx>();
   private cseqCounter = 100_000_000 + Math.floor(Math.random() * 100_000_000);
   private readonly wire: WireServer;
   private readonly transport: CoreTransport;
@@ -219,20 +226,38 @@ export class UaCore implements WireHandler {
     this.clock = opts.clock;
     this.cdrs = opts.cdrs ?? false;
     this.onMalformed = opts.onMalformed;
+    this.layer = new TransactionLayer({
+      send: (target, bytes) => this.transport.send(target, bytes),
+      tu: this,
+      clock: opts.clock,
+      onError: (err) => process.emitWarning(`ua core: ${(err as Error)?.stack ?? String(err)}`),
+    });
     opts.wire.setHandler(this);
+  }
+
+  /** Running totals (the engine's metrics read these at scrape time). */
+  get counters(): CoreCounters {
+    const o = this.own;
+    const t = this.layer.counters;
+    return {
+      requestsIn: o.requestsIn, responsesIn: o.responsesIn, parseErrors: o.parseErrors, badRequests: o.badRequests,
+      retransmissionsAbsorbed: o.retransmissionsAbsorbed + t.retransmissionsAbsorbed,
+      forgedResponses: o.invalidResponses + t.forgedResponses + t.strayResponses,
+      unroutedRequests: o.unroutedRequests, framesToApps: o.framesToApps, sendFailures: o.sendFailures,
+      clientTimeouts: o.clientTimeouts, extraForksReleased: o.extraForksReleased,
+    };
   }
 
   /** Stop every timer (engine shutdown). */
   close(): void {
     this.closed = true;
-    for (const t of this.stxByKey.values()) this.clearStx(t);
-    for (const t of this.ctxByKey.values()) this.clearCtx(t);
-    for (const p of this.pendingAcks.values()) this.clock.clearTimeout(p.timer);
-    for (const p of this.pendingReliable.values()) this.clock.clearTimeout(p.timer);
+    this.layer.close();
+    for (const p of this.pendingAcks.values()) p.retransmitter.stop();
+    for (const p of this.pendingReliable.values()) p.retransmitter.stop();
   }
 
   stats(): { dialogs: number; serverTransactions: number; clientTransactions: number } {
-    return { dialogs: this.dialogs.size, serverTransactions: this.stxByKey.size, clientTransactions: this.ctxByKey.size };
+    return { dialogs: this.dialogs.size, serverTransactions: this.layer.serverCount, clientTransactions: this.layer.clientCount };
   }
 
   // ------------------------------------------------------------------ helpers
@@ -273,39 +298,18 @@ export class UaCore implements WireHandler {
 
   private sendToApp(app: AppConnection | undefined, payload: string): void {
     if (!app || app.closed) return;
-    this.counters.framesToApps++;
+    this.own.framesToApps++;
     app.send(payload);
-  }
-
-  private clearStx(t: ServerTxn): void {
-    if (t.timer !== undefined) { this.clock.clearTimeout(t.timer); t.timer = undefined; }
-    if (t.retrans !== undefined) { this.clock.clearTimeout(t.retrans); t.retrans = undefined; }
-  }
-
-  private clearCtx(t: ClientTxn): void {
-    if (t.timer !== undefined) { this.clock.clearTimeout(t.timer); t.timer = undefined; }
-    if (t.retrans !== undefined) { this.clock.clearTimeout(t.retrans); t.retrans = undefined; }
-  }
-
-  private dropStx(t: ServerTxn): void {
-    this.clearStx(t);
-    t.state = 'terminated';
-    if (this.stxByKey.get(t.key) === t) this.stxByKey.delete(t.key);
-    if (this.stxById.get(t.txnId) === t) this.stxById.delete(t.txnId);
-  }
-
-  private dropCtx(t: ClientTxn): void {
-    this.clearCtx(t);
-    t.state = 'terminated';
-    if (this.ctxByKey.get(t.key) === t) this.ctxByKey.delete(t.key);
-    if (this.ctxById.get(t.txnId) === t) this.ctxById.delete(t.txnId);
-    if (t.method === 'INVITE' && this.inviteCtxByDialog.get(t.dialogId) === t) this.inviteCtxByDialog.delete(t.dialogId);
   }
 
   private emitCdr(kind: 'attempt' | 'start' | 'stop', source: 'network' | 'application', extra: string | undefined, sip: string): void {
     if (!this.cdrs) return;
     const app = this.wire.pickApp(`cdr:${kind}`);
     if (app) this.sendToApp(app, cdrPayload(kind, source, extra, sip));
+  }
+
+  private countSend(p: Promise<SendResult>): void {
+    void p.then((r) => { if (!r.ok) this.own.sendFailures++; });
   }
 
   // ------------------------------------------------------------------ network side
@@ -315,14 +319,21 @@ export class UaCore implements WireHandler {
     if (this.closed) return;
     const res = this.parse(pkt.data);
     if (!res.ok) {
-      this.counters.parseErrors++;
+      this.own.parseErrors++;
       this.onMalformed?.(pkt.source, res.error);
       // Invalid requests get 400 when a response can be routed back; responses are dropped.
       if (res.kind === 'request') this.replyStateless(pkt, res.headers, res.status || 400, res.status === 400 || !res.status ? 'Bad Request' : res.error);
       return;
     }
-    if (res.message.kind === 'request') this.onRequest(pkt, res.message);
-    else this.onResponse(pkt, res.message);
+    const msg = res.message;
+    if (msg.kind === 'request') {
+      this.own.requestsIn++;
+      // The layer matches retransmissions and ACKs; new requests come back through request().
+      if (this.layer.receiveRequest(msg, pkt) === 'invalid') this.replyStateless(pkt, msg.headers, 400, 'Bad Request');
+    } else {
+      this.own.responsesIn++;
+      if (this.layer.receiveResponse(msg, pkt) === 'invalid') this.own.invalidResponses++;
+    }
   }
 
   /** A response built only from recovered headers (no transaction), e.g. 400 to garbage. */
@@ -337,7 +348,7 @@ export class UaCore implements WireHandler {
       else if (h.name === 'cseq') cseq ??= h.value;
     }
     if (vias.length === 0) return;
-    this.counters.badRequests++;
+    this.own.badRequests++;
     const m = new OutMessage();
     for (const v of vias) m.add('via', v);
     if (from) m.add('from', from);
@@ -345,15 +356,15 @@ export class UaCore implements WireHandler {
     if (callId) m.add('call-id', callId);
     if (cseq) m.add('cseq', cseq);
     const safeReason = reason.replace(/[\r\n]/g, ' ').slice(0, 120);
-    void this.transport.send(this.replyTarget(pkt), m.render(`SIP/2.0 ${status} ${safeReason}`, Buffer.alloc(0)));
+    void this.transport.send(this.replyTarget(pkt), m.render(`SIP/2.0 ${status} ${safeReason}`, EMPTY));
   }
 
-  private replyTarget(pkt: InboundPacket): SendTarget {
+  private replyTarget(pkt: InboundMeta): SendTarget {
     return { protocol: pkt.source.protocol, address: pkt.source.address, port: pkt.source.port, connectionId: pkt.connectionId, local: pkt.local };
   }
 
-  private onRequest(pkt: InboundPacket, req: SipRequest): void {
-    this.counters.requestsIn++;
+  /** The header values every request the core accepts must carry, checked once per new request. */
+  private requestHead(req: SipRequest): { vias: string[]; from: string; to: string; callId: string; cseq: string; cseqNum: number; fromTag: string | undefined; toTag: string | undefined; viaHost: string } | undefined {
     const vias = hdrAll(req, 'via');
     const from = hdr(req, 'from');
     const to = hdr(req, 'to');
@@ -361,57 +372,37 @@ export class UaCore implements WireHandler {
     const cseqV = hdr(req, 'cseq');
     const cseq = cseqParts(cseqV);
     const top = vias[0] ? parseViaValue(vias[0]) : undefined;
+    if (!top || !from || !to || !callId || !cseq || cseq.method !== req.method || !leaderSafe(callId) || !leaderSafe(req.uri)) return undefined;
     const fromTag = tagOf(from);
-    if (!top || !from || !to || !callId || !cseq || cseq.method !== req.method || !leaderSafe(callId)
-      || (fromTag !== undefined && !leaderSafe(fromTag)) || !leaderSafe(req.uri)) {
+    const toTag = tagOf(to);
+    if ((fromTag !== undefined && !leaderSafe(fromTag)) || (toTag !== undefined && !leaderSafe(toTag))) return undefined;
+    return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.num, fromTag, toTag, viaHost: top.host };
+  }
+
+  /** TransactionUser: a new request made a server transaction (RFC 3261 §17.2). */
+  request(txn: ServerTransaction, req: SipRequest, meta: InboundMeta): void {
+    const pkt = meta as InboundPacket;
+    txn.target = this.replyTarget(pkt);
+    const head = this.requestHead(req);
+    const rw = head && rewriteInbound(pkt.data.toString('utf8'), pkt.source.address, pkt.source.port, head.viaHost,
+      pkt.tls ? identityHeaderValue(pkt.tls) : undefined);
+    if (!head || !rw) {
       this.replyStateless(pkt, req.headers, 400, 'Bad Request');
+      txn.terminate();
       return;
     }
-    const toTag = tagOf(to);
-    if (toTag !== undefined && !leaderSafe(toTag)) { this.replyStateless(pkt, req.headers, 400, 'Bad Request'); return; }
     const method = req.method;
-    const branch = top.branch ?? '';
-    const sentBy = `${top.host}:${top.port ?? ''}`;
-    // RFC 3261 §17.2.3 matching; pre-3261 branches fall back to Call-ID/CSeq/From-tag.
-    const base = branch.startsWith('z9hG4bK') ? `${branch}\n${sentBy}` : `${callId}\n${cseq.num}\n${fromTag ?? ''}\n${sentBy}`;
-    const key = `${base}\n${method === 'ACK' ? 'INVITE' : method}`;
-
-    const existing = this.stxByKey.get(key);
-    if (existing) {
-      if (method === 'ACK') {
-        // ACK for a non-2xx final: absorbed (spec §7.7); it ends Timer G retransmissions.
-        if (existing.state === 'completed') {
-          this.clearStx(existing);
-          existing.state = 'terminated';
-          // Timer I: keep absorbing ACK copies for T4 on unreliable transports.
-          existing.timer = this.clock.setTimeout(() => this.dropStx(existing), existing.source.protocol === 'udp' ? T4 : 0);
-          return;
-        }
-        if (existing.state === 'terminated') return;
-        // An ACK with the INVITE's branch for a 2xx falls through to dialog handling.
-      } else {
-        this.counters.retransmissionsAbsorbed++;
-        if (existing.lastResponse && existing.state !== 'accepted') void this.transport.send(this.replyTargetOf(existing), existing.lastResponse);
-        return;
-      }
-    }
-
-    const rw = rewriteInbound(pkt.data.toString('utf8'), pkt.source.address, pkt.source.port, top.host,
-      pkt.tls ? identityHeaderValue(pkt.tls) : undefined);
-    if (!rw) { this.replyStateless(pkt, req.headers, 400, 'Bad Request'); return; }
-    const stampedVias = [rw.topVia, ...vias.slice(1)];
-
-    if (method === 'ACK') { this.onAck(pkt, req, rw.text, callId, toTag); return; }
-    if (method === 'CANCEL') { this.onCancel(pkt, rw.text, `${base}\nINVITE`, stampedVias, from, to, callId, cseqV!); return; }
-
-    const stx: ServerTxn = {
-      txnId: newId(), key, method, app: undefined, vias: stampedVias, from, to, callId, cseq: cseqV!,
+    const { callId, fromTag, toTag } = head;
+    const stx: ServerCtx = {
+      txn, txnId: method === 'CANCEL' ? '' : newId(), method, app: undefined, vias: [rw.topVia, ...head.vias.slice(1)],
+      from: head.from, to: head.to, callId, cseq: head.cseq,
       recordRoute: hdrAll(req, 'record-route'), contact: hdr(req, 'contact'),
       supports100rel: hasOptionTag([...hdrAll(req, 'supported'), ...hdrAll(req, 'require')], '100rel'),
       source: pkt.source, connectionId: pkt.connectionId, local: pkt.local, bytes: pkt.data.length,
-      toTag, dialogId: '', dialog: undefined, state: 'proceeding', lastResponse: undefined, finalStatus: 0,
-      timer: undefined, retrans: undefined, interval: T1, canceled: false,
+      toTag, dialogId: '', dialog: undefined, canceled: false,
     };
+    txn.appData = stx;
+    if (method === 'CANCEL') { this.onCancel(stx, req, pkt, rw.text); return; }
 
     if (toTag !== undefined) {
       // Inside a dialog (RFC 3261 §12.2.2).
@@ -421,7 +412,6 @@ export class UaCore implements WireHandler {
       if (!d || !app || app.closed) {
         if (d && method === 'BYE') this.destroyDialog(d);
         this.respond(stx, 481);
-        this.finishStx(stx);
         return;
       }
       stx.app = app;
@@ -431,11 +421,9 @@ export class UaCore implements WireHandler {
         const c = stx.contact;
         if (c) d.remoteTarget = uriOf(splitCommas(c)[0] ?? c);
       }
-      if (cseq.num > d.remoteSeq) d.remoteSeq = cseq.num;
+      if (head.cseqNum > d.remoteSeq) d.remoteSeq = head.cseqNum;
       if (method === 'PRACK') this.onPrack(d, req);
-      this.track(stx);
-      // An in-dialog request the app never answers is dropped after 64*T1 (spec §7.10).
-      stx.timer = this.clock.setTimeout(() => { if (stx.state === 'proceeding') this.dropStx(stx); }, 64 * T1);
+      this.stxById.set(stx.txnId, stx);
       const frameDialogId = d.id;
       if (method === 'BYE') {
         // The dialog is gone once the BYE arrives (trace 03 #13: its response echo has no dialog id).
@@ -453,31 +441,30 @@ export class UaCore implements WireHandler {
 
     // Outside any dialog.
     if (!ROUTED.has(method)) {
-      if (method === 'BYE' || method === 'UPDATE') { this.respond(stx, 481); this.finishStx(stx); }
+      if (method === 'BYE' || method === 'UPDATE') this.respond(stx, 481);
       // REFER, PRACK, … outside a dialog: no response at all (trace 02 #20).
+      else txn.terminate();
       return;
     }
     if (method === 'INVITE') {
       this.respond(stx, 100);
       // A late copy of an INVITE whose dialog already exists (spec §7.1).
       const d = fromTag ? this.dialogs.get(`${callId};from-tag=${fromTag}`) : undefined;
-      if (d && d.role === 'uas' && d.state === 'confirmed') { this.respond(stx, 491); this.finishStx(stx); return; }
+      if (d && d.role === 'uas' && d.state === 'confirmed') { this.respond(stx, 491); return; }
     }
     if (this.cdrs && method === 'INVITE') this.emitCdr('attempt', 'network', undefined, rw.text);
     const app = this.wire.pickApp(method);
     if (!app) {
-      this.counters.unroutedRequests++;
+      this.own.unroutedRequests++;
       const resp = this.respond(stx, 503);
       if (this.cdrs && method === 'INVITE' && resp) this.emitCdr('stop', 'application', 'call-rejected', resp.toString('utf8'));
-      this.finishStx(stx);
       return;
     }
     stx.app = app;
     this.apps.set(app.id, app);
     if (this.cdrs && method === 'INVITE') stx.inviteText = rw.text;
-    this.track(stx);
-    // The app has 64 s to answer; then the request is forgotten silently (spec §7.10).
-    stx.timer = this.clock.setTimeout(() => { if (stx.state === 'proceeding') this.dropStx(stx); }, APP_ANSWER_MS);
+    // An app that never answers: the layer forgets the request after 64 s (spec §7.10).
+    this.stxById.set(stx.txnId, stx);
     this.sendToApp(app, sipFramePayload({
       source: 'network', bytes: stx.bytes, protocol: pkt.source.protocol, address: pkt.source.address,
       port: pkt.source.port, time: stackTime(this.clock.now()), txnId: stx.txnId, dialogId: '',
@@ -485,18 +472,8 @@ export class UaCore implements WireHandler {
     }, rw.text));
   }
 
-  private track(stx: ServerTxn): void {
-    this.stxByKey.set(stx.key, stx);
-    this.stxById.set(stx.txnId, stx);
-  }
-
-  private replyTargetOf(stx: ServerTxn): SendTarget {
-    // Responses go to the source address and port (rport is always stamped), on the same connection.
-    return { protocol: stx.source.protocol, address: stx.source.address, port: stx.source.port, connectionId: stx.connectionId, local: stx.local };
-  }
-
   /** Send a response the server makes up itself (100, 481, 487, 503 …). Returns the bytes. */
-  private respond(stx: ServerTxn, status: number, toTag?: string): Buffer | undefined {
+  private respond(stx: ServerCtx, status: number, toTag?: string): Buffer | undefined {
     const m = new OutMessage();
     for (const v of stx.vias) m.add('via', v);
     m.add('from', stx.from);
@@ -505,91 +482,64 @@ export class UaCore implements WireHandler {
     m.add('to', to);
     m.add('call-id', stx.callId);
     m.add('cseq', stx.cseq);
-    const bytes = m.render(`SIP/2.0 ${status} ${REASONS[status] ?? 'Unknown'}`, Buffer.alloc(0));
-    void this.transport.send(this.replyTargetOf(stx), bytes);
-    if (status >= 200) { stx.lastResponse = bytes; stx.finalStatus = status; }
-    return bytes;
+    const bytes = m.render(`SIP/2.0 ${status} ${REASONS[status] ?? 'Unknown'}`, EMPTY);
+    if (status >= 200) this.stxById.delete(stx.txnId);
+    if (status === 100 && stx.txn.kind === 'ist') return stx.txn.sendOwnTrying(bytes) ? bytes : undefined;
+    return stx.txn.respondRaw(status, bytes) ? bytes : undefined;
   }
 
-  /** After a final response the server sent itself: keep absorbing retransmissions a while. */
-  private finishStx(stx: ServerTxn): void {
-    this.clearStx(stx);
-    if (this.stxById.get(stx.txnId) === stx) this.stxById.delete(stx.txnId);
-    const udp = stx.source.protocol === 'udp';
-    if (stx.method === 'INVITE' && stx.lastResponse && stx.finalStatus >= 300) {
-      // Timer G / H: retransmit the non-2xx final until the ACK comes (RFC 3261 §17.2.1).
-      stx.state = 'completed';
-      this.stxByKey.set(stx.key, stx);
-      if (udp) this.scheduleG(stx, T1);
-      stx.timer = this.clock.setTimeout(() => this.dropStx(stx), 64 * T1);
-      return;
-    }
-    stx.state = 'completed';
-    this.stxByKey.set(stx.key, stx);
-    // Timer J: 64*T1 on UDP, immediately on reliable transports.
-    stx.timer = this.clock.setTimeout(() => this.dropStx(stx), udp ? 64 * T1 : 0);
-  }
-
-  private scheduleG(stx: ServerTxn, interval: number): void {
-    stx.retrans = this.clock.setTimeout(() => {
-      if (stx.state !== 'completed' || !stx.lastResponse) return;
-      void this.transport.send(this.replyTargetOf(stx), stx.lastResponse);
-      this.scheduleG(stx, Math.min(interval * 2, T2));
-    }, interval);
-  }
-
-  private onAck(pkt: InboundPacket, req: SipRequest, text: string, callId: string, toTag: string | undefined): void {
-    if (!toTag) return;
+  /** TransactionUser: an ACK the layer did not absorb, i.e. the ACK for a 2xx (RFC 3261 §13.2.2.4). */
+  ack(req: SipRequest, meta: InboundMeta): void {
+    const pkt = meta as InboundPacket;
+    const callId = hdr(req, 'call-id');
+    const toTag = tagOf(hdr(req, 'to'));
+    const top = hdrAll(req, 'via')[0];
+    const via = top ? parseViaValue(top) : undefined;
+    if (!callId || !toTag || !via) return;
     const d = this.dialogs.findByLocal(callId, toTag);
     if (!d) return;
-    const pending = this.pendingAcks.get(d.id);
     const cseq = cseqParts(hdr(req, 'cseq'));
+    const pending = this.pendingAcks.get(d.id);
     let txnId: string;
     if (pending) {
-      this.clock.clearTimeout(pending.timer);
+      pending.retransmitter.stop();
       this.pendingAcks.delete(d.id);
       txnId = pending.txnId;
     } else {
       // A copy of an ACK already delivered is absorbed.
-      if (cseq && cseq.num === d.lastAckSeq) { this.counters.retransmissionsAbsorbed++; return; }
+      if (cseq && cseq.num === d.lastAckSeq) { this.own.retransmissionsAbsorbed++; return; }
       txnId = newId();
     }
     if (cseq) d.lastAckSeq = cseq.num;
-    const app = this.apps.get(d.appId);
-    this.sendToApp(app, sipFramePayload({
+    const rw = rewriteInbound(pkt.data.toString('utf8'), pkt.source.address, pkt.source.port, via.host,
+      pkt.tls ? identityHeaderValue(pkt.tls) : undefined);
+    if (!rw) return;
+    this.sendToApp(this.apps.get(d.appId), sipFramePayload({
       source: 'network', bytes: pkt.data.length, protocol: '', address: pkt.source.address, port: pkt.source.port,
       time: stackTime(this.clock.now()), txnId, dialogId: d.id,
-    }, text));
+    }, rw.text));
   }
 
-  private onCancel(pkt: InboundPacket, text: string, inviteKey: string, vias: string[], from: string, to: string, callId: string, cseq: string): void {
-    const cancelTxn: ServerTxn = {
-      txnId: '', key: '', method: 'CANCEL', app: undefined, vias, from, to, callId, cseq, recordRoute: [], contact: undefined,
-      supports100rel: false, source: pkt.source, connectionId: pkt.connectionId, local: pkt.local, bytes: pkt.data.length,
-      toTag: undefined, dialogId: '', dialog: undefined, state: 'completed', lastResponse: undefined, finalStatus: 0, timer: undefined,
-      retrans: undefined, interval: T1, canceled: false,
-    };
-    const inv = this.stxByKey.get(inviteKey);
-    if (!inv || inv.state !== 'proceeding' || inv.canceled) {
+  private onCancel(cancel: ServerCtx, req: SipRequest, pkt: InboundPacket, text: string): void {
+    const ist = this.layer.findInviteServerTransaction(req);
+    const inv = ist?.appData as ServerCtx | undefined;
+    if (!ist || !inv || ist.state !== 'Proceeding' || inv.canceled) {
       // Nothing to cancel (spec §7.8).
-      this.respond(cancelTxn, 481);
-      const d = inv?.state === 'accepted' ? inv.dialog : undefined;
+      this.respond(cancel, 481);
+      const d = ist?.state === 'Accepted' ? inv?.dialog : undefined;
       if (d && this.pendingAcks.has(d.id)) {
         // CANCEL after our 2xx but before its ACK: the caller gave up, so end the call (spec §7.8).
-        void this.sendByeOnOwn(d, 'SIP ;cause=200 ;text="CANCEL after 200 OK"', this.apps.get(d.appId));
+        this.sendByeOnOwn(d, 'SIP ;cause=200 ;text="CANCEL after 200 OK"', this.apps.get(d.appId));
       }
       return;
     }
     inv.canceled = true;
     const provisional = inv.toTag !== undefined;
-    this.respond(cancelTxn, 200, inv.toTag);
+    this.respond(cancel, 200, inv.toTag);
     this.respond(inv, 487, inv.toTag);
     const dialogId = inv.dialogId;
     if (inv.dialog) { this.destroyDialog(inv.dialog); inv.dialog = undefined; }
     this.cancelReliable(dialogId);
-    // Later responses from the app get NOK (spec §7.8).
-    this.stxById.delete(inv.txnId);
-    this.finishStx(inv);
     if (this.cdrs && inv.inviteText) this.emitCdr('stop', 'network', 'call-canceled', inv.inviteText);
     this.sendToApp(inv.app, sipFramePayload({
       source: 'network', bytes: provisional ? inv.bytes : pkt.data.length, protocol: pkt.source.protocol,
@@ -609,111 +559,119 @@ export class UaCore implements WireHandler {
   private cancelReliable(dialogId: string): void {
     const p = this.pendingReliable.get(dialogId);
     if (!p) return;
-    this.clock.clearTimeout(p.timer);
+    p.retransmitter.stop();
     this.pendingReliable.delete(dialogId);
   }
 
   private destroyDialog(d: Dialog): void {
     this.dialogs.remove(d);
     const p = this.pendingAcks.get(d.id);
-    if (p) { this.clock.clearTimeout(p.timer); this.pendingAcks.delete(d.id); }
+    if (p) { p.retransmitter.stop(); this.pendingAcks.delete(d.id); }
     this.cancelReliable(d.id);
   }
 
   // ------------------------------------------------------------------ responses from the network
 
-  private onResponse(pkt: InboundPacket, res: SipResponse): void {
-    this.counters.responsesIn++;
-    const top = hdrAll(res, 'via')[0];
-    const via = top ? parseViaValue(top) : undefined;
-    const cseq = cseqParts(hdr(res, 'cseq'));
-    if (!via?.branch || !cseq) { this.counters.forgedResponses++; return; }
-    const ctx = this.ctxByKey.get(`${via.branch}\n${cseq.method}`);
-    if (!ctx) { this.counters.forgedResponses++; return; }
-    // Strict matching (RFC 6404 §2.3.2.2): the response must come from where the request went.
-    if (ctx.target.protocol === 'udp') {
-      if (pkt.source.protocol !== 'udp' || pkt.source.address !== ctx.target.address || pkt.source.port !== ctx.target.port) {
-        this.counters.forgedResponses++;
-        return;
-      }
-    } else if (ctx.target.connectionId !== undefined
-      ? pkt.connectionId !== ctx.target.connectionId
-      // The send has not told us the connection yet: it must be the one to that address:port.
-      : pkt.connectionId === undefined || pkt.source.address !== ctx.target.address || pkt.source.port !== ctx.target.port) {
-      this.counters.forgedResponses++;
-      return;
-    }
+  /** TransactionUser: the first copy of a response to a request an app (or the core) sent. */
+  response(txn: ClientTransaction, res: SipResponse, meta: InboundMeta): void {
+    const ctx = txn.appData as ClientCtx | undefined;
+    if (!ctx) return;
+    const pkt = meta as InboundPacket;
     const status = res.status;
     const isInvite = ctx.method === 'INVITE';
-    const toTag = tagOf(hdr(res, 'to'));
-
-    if (ctx.state === 'completed' || ctx.state === 'terminated') {
-      // Retransmitted final: re-ACK a non-2xx (RFC 3261 §17.1.1.2), absorb the rest.
-      this.counters.retransmissionsAbsorbed++;
-      if (isInvite && status >= 300 && ctx.ackBytes) void this.transport.send(ctx.target, ctx.ackBytes);
-      return;
-    }
-    if (ctx.state === 'accepted') {
-      // 2xx retransmission after the app ACKed: the server re-sends that ACK itself (spec §7.7).
-      this.counters.retransmissionsAbsorbed++;
-      if (status >= 200 && status < 300 && ctx.ackBytes) void this.transport.send(ctx.target, ctx.ackBytes);
-      return;
-    }
-
+    if (ctx.method === 'CANCEL') return; // responses to a CANCEL are not passed up (spec §5.2)
     if (status < 200) {
-      // Any provisional stops request retransmission for INVITE (Timer A); non-INVITE keeps T2.
-      if (ctx.state === 'calling') {
-        ctx.state = 'proceeding';
-        if (isInvite && ctx.retrans !== undefined) { this.clock.clearTimeout(ctx.retrans); ctx.retrans = undefined; }
-      }
       if (status === 100) return; // never passed up (trace 05 #38)
-      if (ctx.method === 'CANCEL') return;
-      const rseqV = hdr(res, 'rseq');
-      if (isInvite && rseqV !== undefined && toTag) {
-        const k = `${toTag}\n${rseqV.trim()}`;
-        ctx.rseqSeen ??= new Set();
-        if (ctx.rseqSeen.has(k)) { this.counters.retransmissionsAbsorbed++; return; }
-        ctx.rseqSeen.add(k);
-        this.uacDialogFrom(ctx, res, pkt, 'early');
-      }
-      this.passResponse(ctx, pkt, res);
-      return;
-    }
-
-    // Final response.
-    this.clearCtx(ctx);
-    if (ctx.method === 'CANCEL') {
-      // The 200 to a CANCEL the app sent is not passed up (spec §5.2).
-      ctx.state = 'completed';
-      ctx.timer = this.clock.setTimeout(() => this.dropCtx(ctx), ctx.target.protocol === 'udp' ? T4 : 0);
+      if (isInvite && hdr(res, 'rseq') !== undefined && tagOf(hdr(res, 'to'))) this.uacDialogFrom(ctx, res, pkt, 'early');
+      this.passResponse(ctx, pkt);
       return;
     }
     if (isInvite && status < 300) {
-      ctx.state = 'accepted';
-      ctx.twoXxSeen = toTag;
+      const d = ctx.dialog;
+      if (!ctx.inDialog && d && d.state === 'confirmed' && tagOf(hdr(res, 'to')) !== d.remoteTag) {
+        this.releaseExtraFork(ctx, res, pkt);
+        return;
+      }
       this.uacDialogFrom(ctx, res, pkt, 'confirmed');
-      // RFC 6026 Timer M: keep matching 2xx retransmissions for 64*T1.
-      ctx.timer = this.clock.setTimeout(() => this.dropCtx(ctx), 64 * T1);
-      this.passResponse(ctx, pkt, res);
+      this.passResponse(ctx, pkt);
       if (this.cdrs) this.emitCdr('start', 'network', 'uac', pkt.data.toString('utf8'));
       return;
     }
     if (isInvite) {
-      // Non-2xx: the server ACKs it itself (spec §7.7), same branch (RFC 3261 §17.1.1.3).
-      ctx.state = 'completed';
-      ctx.ackBytes = this.buildNon2xxAck(ctx, hdr(res, 'to') ?? ctx.to);
-      void this.transport.send(ctx.target, ctx.ackBytes);
-      if (ctx.dialog) { this.destroyDialog(ctx.dialog); ctx.dialog = undefined; }
-      this.rememberFailed(ctx.dialogId);
-      ctx.timer = this.clock.setTimeout(() => this.dropCtx(ctx), ctx.target.protocol === 'udp' ? 64 * T1 : 0);
-      this.passResponse(ctx, pkt, res);
+      // Non-2xx: the layer has ACKed it (RFC 3261 §17.1.1.3), as drachtio-server does (spec §7.7).
+      if (ctx.dialog && !ctx.inDialog) { this.destroyDialog(ctx.dialog); ctx.dialog = undefined; }
+      if (!ctx.inDialog) this.rememberFailed(ctx.dialogId);
+      this.passResponse(ctx, pkt);
       if (this.cdrs) this.emitCdr('stop', 'network', ctx.canceled ? 'call-canceled' : 'call-rejected', pkt.data.toString('utf8'));
       return;
     }
-    ctx.state = 'completed';
-    ctx.timer = this.clock.setTimeout(() => this.dropCtx(ctx), ctx.target.protocol === 'udp' ? T4 : 0);
-    if (ctx.method === 'BYE' && ctx.dialog) { this.destroyDialog(ctx.dialog); }
-    this.passResponse(ctx, pkt, res);
+    if (ctx.method === 'BYE' && ctx.dialog) this.destroyDialog(ctx.dialog);
+    this.passResponse(ctx, pkt);
+  }
+
+  /** TransactionUser: a 2xx to an INVITE seen again: re-send the ACK sent for it (spec §7.7). */
+  retransmitted2xx(txn: InviteClientTransaction, res: SipResponse): void {
+    const ctx = txn.appData as ClientCtx | undefined;
+    const ack = ctx?.acks?.get(tagOf(hdr(res, 'to')) ?? '');
+    if (ack) this.countSend(this.transport.send(ack.target, ack.bytes));
+  }
+
+  /** TransactionUser: Timer B/F (client) or H (INVITE server, no ACK for a non-2xx). */
+  timeout(txn: Transaction): void {
+    if (txn.kind !== 'ict' && txn.kind !== 'nict') return;
+    const ctx = txn.appData as ClientCtx | undefined;
+    if (!ctx) return;
+    this.own.clientTimeouts++;
+    if (ctx.dialog && !ctx.inDialog && ctx.dialog.state === 'early') this.destroyDialog(ctx.dialog);
+    if (ctx.method === 'INVITE' && !ctx.inDialog) this.rememberFailed(ctx.dialogId);
+    if (!ctx.silent) this.madeUpFailure(ctx, 408);
+  }
+
+  /** TransactionUser: the transport could not send (RFC 3261 §17.1.4): the app gets a made-up 503. */
+  transportError(txn: Transaction): void {
+    this.own.sendFailures++;
+    if (txn.kind !== 'ict' && txn.kind !== 'nict') return;
+    const ctx = txn.appData as ClientCtx | undefined;
+    if (!ctx) return;
+    if (ctx.dialog && !ctx.inDialog && ctx.dialog.state === 'early') this.destroyDialog(ctx.dialog);
+    if (ctx.method === 'INVITE' && !ctx.inDialog) this.rememberFailed(ctx.dialogId);
+    if (!ctx.silent) this.madeUpFailure(ctx, 503);
+  }
+
+  /** TransactionUser: the transaction left the layer; the app can no longer address it. */
+  terminated(txn: Transaction): void {
+    if (txn.kind === 'ict' || txn.kind === 'nict') {
+      const ctx = txn.appData as ClientCtx | undefined;
+      if (!ctx) return;
+      if (this.ctxById.get(ctx.txnId) === ctx) this.ctxById.delete(ctx.txnId);
+      if (this.inviteCtxByDialog.get(ctx.dialogId) === ctx) this.inviteCtxByDialog.delete(ctx.dialogId);
+      return;
+    }
+    const stx = txn.appData as ServerCtx | undefined;
+    if (stx && this.stxById.get(stx.txnId) === stx) this.stxById.delete(stx.txnId);
+  }
+
+  /**
+   * A 2xx from a second fork of our INVITE (RFC 3261 §13.2.2.4): the app has its dialog with the
+   * first, so the core ACKs this one and ends it with BYE itself; the app never hears of it.
+   */
+  private releaseExtraFork(ctx: ClientCtx, res: SipResponse, pkt: InboundPacket): void {
+    const to = hdr(res, 'to') ?? ctx.to;
+    const c = hdr(res, 'contact');
+    const fork = new Dialog({
+      role: 'uac', callId: ctx.callId, localTag: tagOf(ctx.from) ?? '', remoteTag: tagOf(to) ?? '', creatorFromTag: tagOf(ctx.from) ?? '',
+      localParty: ctx.from, remoteParty: to, remoteTarget: c ? uriOf(splitCommas(c)[0] ?? c) : ctx.requestUri, localSeq: ctx.cseqNum,
+      protocol: ctx.target.protocol, address: ctx.target.address, port: ctx.target.port,
+      connectionId: pkt.connectionId ?? ctx.txn.connectionId, localKey: this.listenerKey(ctx.local), appId: 0, inviteTxnId: '',
+    });
+    fork.routeSet = hdrAll(res, 'record-route').reverse();
+    const ack = this.buildInDialog(fork, 'ACK', undefined, [], EMPTY, ctx.cseqNum);
+    if (!ack) return;
+    (ctx.acks ??= new Map()).set(fork.remoteTag, { bytes: ack.bytes, target: ack.target });
+    this.countSend(this.transport.send(ack.target, ack.bytes));
+    const bye = this.buildInDialog(fork, 'BYE', undefined, [['reason', 'SIP;cause=200;text="Call completed elsewhere"', 'Reason']], EMPTY);
+    if (bye) this.startClientTxn({ app: undefined, txnId: newId(), built: bye, d: undefined, method: 'BYE', inDialog: true, silent: true });
+    this.own.extraForksReleased++;
   }
 
   private rememberFailed(dialogId: string): void {
@@ -726,18 +684,15 @@ export class UaCore implements WireHandler {
     }
   }
 
-  private passResponse(ctx: ClientTxn, pkt: InboundPacket, res: SipResponse): void {
-    void res;
-    const payload = sipFramePayload({
+  private passResponse(ctx: ClientCtx, pkt: InboundPacket): void {
+    this.sendToApp(ctx.app, sipFramePayload({
       source: 'network', bytes: pkt.data.length, protocol: pkt.source.protocol, address: pkt.source.address,
       port: pkt.source.port, time: stackTime(this.clock.now()), txnId: ctx.txnId, dialogId: ctx.dialogId,
-    }, pkt.data.toString('utf8'));
-    if (!ctx.echoed) { ctx.queued.push(payload); return; }
-    this.sendToApp(ctx.app, payload);
+    }, pkt.data.toString('utf8')));
   }
 
   /** Create or update the UAC dialog from a 2xx or reliable 1xx (RFC 3261 §12.1.2). */
-  private uacDialogFrom(ctx: ClientTxn, res: SipResponse, pkt: InboundPacket, state: 'early' | 'confirmed'): void {
+  private uacDialogFrom(ctx: ClientCtx, res: SipResponse, pkt: InboundPacket, state: 'early' | 'confirmed'): void {
     if (ctx.inDialog) {
       // re-INVITE: refresh the remote target only.
       const c = hdr(res, 'contact');
@@ -754,7 +709,7 @@ export class UaCore implements WireHandler {
       d = new Dialog({
         role: 'uac', callId: ctx.callId, localTag: tagOf(ctx.from) ?? '', remoteTag, creatorFromTag: tagOf(ctx.from) ?? '',
         localParty: ctx.from, remoteParty: to, remoteTarget: target, localSeq: ctx.cseqNum, protocol: ctx.target.protocol,
-        address: ctx.target.address, port: ctx.target.port, connectionId: pkt.connectionId ?? ctx.target.connectionId,
+        address: ctx.target.address, port: ctx.target.port, connectionId: pkt.connectionId ?? ctx.txn.connectionId,
         localKey: this.listenerKey(ctx.local), appId: ctx.app?.id ?? 0, inviteTxnId: ctx.txnId,
       });
       d.inviteSeq = ctx.cseqNum;
@@ -771,27 +726,14 @@ export class UaCore implements WireHandler {
     if (state === 'confirmed') d.state = 'confirmed';
   }
 
-  private buildNon2xxAck(ctx: ClientTxn, to: string): Buffer {
-    const m = new OutMessage();
-    m.add('via', ctx.topVia);
-    for (const r of ctx.routes) m.add('route', r);
-    m.add('max-forwards', '70');
-    m.add('from', ctx.from);
-    m.add('to', to);
-    m.add('call-id', ctx.callId);
-    m.add('cseq', `${ctx.cseqNum} ACK`);
-    return m.render(`ACK ${ctx.requestUri} SIP/2.0`, Buffer.alloc(0));
-  }
-
   // ------------------------------------------------------------------ app side (wire)
 
   onAppGone(app: AppConnection): void {
     // Requests still waiting for this app get 503; its dialogs answer 481 from now on (spec §7.1).
     for (const stx of [...this.stxById.values()]) {
-      if (stx.app !== app || stx.state !== 'proceeding') continue;
+      if (stx.app !== app) continue;
       if (stx.method === 'INVITE' && stx.dialog) this.destroyDialog(stx.dialog);
       this.respond(stx, 503);
-      this.finishStx(stx);
     }
     this.apps.delete(app.id);
   }
@@ -810,7 +752,7 @@ export class UaCore implements WireHandler {
     const parsed = parseAppMessage(sip);
     if ('error' in parsed) { app.send(nokPayload(msgId, parsed.error)); return; }
     if (parsed.kind === 'response') { this.appResponse(app, msgId, txnId, parsed); return; }
-    if (dialogId) { void this.appInDialog(app, msgId, dialogId, parsed); return; }
+    if (dialogId) { this.appInDialog(app, msgId, dialogId, parsed); return; }
     if (txnId) { this.appCancel(app, msgId, txnId, parsed); return; }
     void this.appNewRequest(app, msgId, parsed, tokens[4] ?? '');
   }
@@ -837,13 +779,13 @@ export class UaCore implements WireHandler {
     const stx = this.stxById.get(txnId);
     const cseqMethod = cseqParts(appHeader(m, 'cseq'))?.method?.toUpperCase();
     if (cseqMethod === 'CANCEL') { app.send(nokPayload(msgId, '200 OK to incoming CANCEL is automatically generated by the stack')); return; }
-    if (!stx || stx.state !== 'proceeding' || stx.canceled) {
+    const status = m.status;
+    if (!stx || stx.canceled || !stx.txn.accepts(status)) {
       app.send(nokPayload(msgId, 'Response not sent due to unknown transaction'));
       return;
     }
     const ct = this.contentType(m);
     if (!ct.ok) { app.send(nokPayload(msgId, stx.dialog ? 'Server error: missing content-type' : 'missing content-type')); return; }
-    const status = m.status;
     const isInvite = stx.method === 'INVITE';
     // An INVITE outside a dialog: its 1xx/2xx create the (early) dialog (RFC 3261 §12.1.1).
     const initialInvite = isInvite && !tagOf(stx.to);
@@ -899,13 +841,10 @@ export class UaCore implements WireHandler {
       this.dialogs.add(d);
     }
 
-    const target = this.replyTargetOf(stx);
-    if (status >= 200) {
-      this.clearStx(stx);
-      this.stxById.delete(stx.txnId);
-    }
+    if (status >= 200) this.stxById.delete(stx.txnId);
     // The echo goes out at once, before anything the network answers to this response (an ACK,
     // a BYE) can be framed: drachtio-srf builds the dialog from it (spec §8).
+    const target = stx.txn.target;
     if (target.connectionId !== undefined && this.transport.hasConnection && !this.transport.hasConnection(target.connectionId)) {
       app.send(nokPayload(msgId, 'transport for response has been shutdown or closed'));
     } else {
@@ -914,7 +853,7 @@ export class UaCore implements WireHandler {
         txnId: stx.txnId, dialogId: stx.dialogId,
       }, bytes.toString('utf8')));
     }
-    void this.transport.send(target, bytes).then((r) => { if (!r.ok) this.counters.sendFailures++; });
+    stx.txn.respondRaw(status, bytes);
 
     const d = stx.dialog;
     if (status > 100 && status < 200) {
@@ -924,82 +863,59 @@ export class UaCore implements WireHandler {
     if (status >= 200 && status < 300) {
       if (isInvite && d) {
         d.state = 'confirmed';
-        stx.state = 'accepted';
-        stx.lastResponse = undefined;
         this.cancelReliable(d.id);
         this.startPendingAck(d, stx, bytes, target);
-        // RFC 6026 Timer L: absorb INVITE retransmissions for 64*T1.
-        stx.timer = this.clock.setTimeout(() => this.dropStx(stx), 64 * T1);
         if (this.cdrs) this.emitCdr('start', 'application', 'uas', bytes.toString('utf8'));
-        return;
       }
-      stx.lastResponse = bytes;
-      this.finishStx(stx);
       return;
     }
-    // Non-2xx final.
-    stx.lastResponse = bytes;
+    // Non-2xx final: the layer retransmits it until the ACK (Timer G/H).
     if (isInvite && d && initialInvite) { this.destroyDialog(d); stx.dialog = undefined; }
     if (isInvite && this.cdrs && initialInvite) this.emitCdr('stop', 'application', 'call-rejected', bytes.toString('utf8'));
-    this.finishStx(stx);
   }
 
-  private nextRseq(stx: ServerTxn): number {
+  private nextRseq(stx: ServerCtx): number {
     const d = stx.dialog;
     if (d && d.rseq > 0) return ++d.rseq;
     return 1 + Math.floor(Math.random() * 0x7fffffff);
   }
 
-  /** Retransmit a reliable provisional until PRACKed (RFC 3262 §3). */
-  private startReliable(d: Dialog, stx: ServerTxn, bytes: Buffer, rseq: number): void {
+  /** Retransmit a reliable provisional until PRACKed (RFC 3262 §3), over UDP only. */
+  private startReliable(d: Dialog, stx: ServerCtx, bytes: Buffer, rseq: number): void {
     this.cancelReliable(d.id);
     d.rseq = rseq;
     if (stx.source.protocol !== 'udp') return;
-    const p: PendingReliable = { bytes, rseq, timer: undefined, interval: T1, started: this.clock.now(), target: this.replyTargetOf(stx) };
-    const tick = () => {
-      if (this.clock.now() - p.started >= 64 * T1) { this.pendingReliable.delete(d.id); return; }
-      void this.transport.send(p.target, p.bytes);
-      p.interval = Math.min(p.interval * 2, T2);
-      p.timer = this.clock.setTimeout(tick, p.interval);
-    };
-    p.timer = this.clock.setTimeout(tick, T1);
-    this.pendingReliable.set(d.id, p);
+    const target = stx.txn.target;
+    const retransmitter = new TwoXxRetransmitter({
+      clock: this.clock, T1,
+      retransmit: () => this.countSend(this.transport.send(target, bytes)),
+      giveUp: () => { if (this.pendingReliable.get(d.id)?.retransmitter === retransmitter) this.pendingReliable.delete(d.id); },
+    });
+    this.pendingReliable.set(d.id, { retransmitter, rseq });
+    retransmitter.start();
   }
 
-  /** 2xx retransmission until ACK (RFC 3261 §13.3.1.4); after 64*T1: BYE + unsolicited BYE frame. */
-  private startPendingAck(d: Dialog, stx: ServerTxn, bytes: Buffer, target: SendTarget): void {
-    const p: PendingAck = { bytes, timer: undefined, interval: T1, started: this.clock.now(), txnId: stx.txnId, target };
-    const udp = target.protocol === 'udp';
-    const tick = () => {
-      if (this.pendingAcks.get(d.id) !== p) return;
-      if (this.clock.now() - p.started >= 64 * T1) {
+  /** 2xx retransmission until ACK (RFC 3261 §13.3.1.4, over UDP); after 64*T1: BYE + unsolicited BYE frame. */
+  private startPendingAck(d: Dialog, stx: ServerCtx, bytes: Buffer, target: SendTarget): void {
+    const retransmitter = new TwoXxRetransmitter({
+      clock: this.clock, T1, noRetransmit: target.protocol !== 'udp',
+      retransmit: () => this.countSend(this.transport.send(target, bytes)),
+      giveUp: () => {
+        if (this.pendingAcks.get(d.id)?.retransmitter !== retransmitter) return;
         this.pendingAcks.delete(d.id);
-        this.ackTimeout(d);
-        return;
-      }
-      if (udp) void this.transport.send(p.target, p.bytes);
-      p.interval = Math.min(p.interval * 2, T2);
-      const remaining = 64 * T1 - (this.clock.now() - p.started);
-      p.timer = this.clock.setTimeout(tick, udp ? Math.min(p.interval, remaining) : remaining);
-    };
-    p.timer = this.clock.setTimeout(tick, udp ? T1 : 64 * T1);
-    this.pendingAcks.set(d.id, p);
-  }
-
-  private ackTimeout(d: Dialog): void {
-    const app = this.apps.get(d.appId);
-    void this.sendByeOnOwn(d, 'SIP;cause=200;text="ACK timeout"', app);
+        this.sendByeOnOwn(d, 'SIP;cause=200;text="ACK timeout"', this.apps.get(d.appId));
+      },
+    });
+    this.pendingAcks.set(d.id, { retransmitter, txnId: stx.txnId });
+    retransmitter.start();
   }
 
   /** BYE the server sends by itself, plus the unsolicited BYE frame for the app (spec §7.10). */
-  private async sendByeOnOwn(d: Dialog, reason: string, app: AppConnection | undefined): Promise<void> {
-    const built = this.buildInDialog(d, 'BYE', undefined, [['reason', reason, 'Reason']], Buffer.alloc(0));
+  private sendByeOnOwn(d: Dialog, reason: string, app: AppConnection | undefined): void {
+    const built = this.buildInDialog(d, 'BYE', undefined, [['reason', reason, 'Reason']], EMPTY);
     this.destroyDialog(d);
     if (!built) return;
-    this.startClientTxn({
-      app, txnId: newId(), built, d,
-      method: 'BYE', inDialog: true, send: this.transport.send(built.target, built.bytes), silent: true,
-    });
+    this.startClientTxn({ app, txnId: newId(), built, d, method: 'BYE', inDialog: true, silent: true });
     const l = built.local;
     this.sendToApp(app, sipFramePayload({
       source: 'application', bytes: built.bytes.length, protocol: l.protocol, address: l.address, port: l.port,
@@ -1008,7 +924,7 @@ export class UaCore implements WireHandler {
   }
 
   // form (b): a request inside a dialog
-  private async appInDialog(app: AppConnection, msgId: string, dialogId: string, m: AppMessage): Promise<void> {
+  private appInDialog(app: AppConnection, msgId: string, dialogId: string, m: AppMessage): void {
     const d = this.dialogs.get(dialogId);
     if (!d) {
       if (m.method === 'ACK' && this.failedInvites.has(dialogId)) {
@@ -1029,10 +945,10 @@ export class UaCore implements WireHandler {
     if (ct.value) extra.push(['content-type', ct.value, 'Content-Type']);
     const uri = m.uri === 'sip:placeholder' || method === 'ACK' ? undefined : m.uri;
     let seq: number | undefined;
+    const inv = method === 'ACK' ? this.findInviteCtx(d) : undefined;
     if (method === 'ACK') {
       seq = d.inviteSeq;
-      const inv = this.findInviteCtx(d);
-      if (inv && inv.state === 'completed') {
+      if (inv && inv.txn.state === 'Completed') {
         app.send(nokPayload(msgId, 'ACK for non-success responses is automatically generated by the stack'));
         return;
       }
@@ -1045,23 +961,22 @@ export class UaCore implements WireHandler {
       // Our BYE ends the dialog for every later request; its response still carries the id.
       this.dialogs.remove(d);
       const p = this.pendingAcks.get(d.id);
-      if (p) { this.clock.clearTimeout(p.timer); this.pendingAcks.delete(d.id); }
+      if (p) { p.retransmitter.stop(); this.pendingAcks.delete(d.id); }
       this.cancelReliable(d.id);
     }
     if (method === 'ACK') {
-      // ACK is not a transaction; remember it to answer 2xx retransmissions (spec §7.7).
-      const inv = this.findInviteCtx(d);
-      if (inv) inv.ackBytes = built.bytes;
+      // ACK for a 2xx is not a transaction; remember it to answer 2xx retransmissions (spec §7.7).
+      if (inv) (inv.acks ??= new Map()).set(d.remoteTag, { bytes: built.bytes, target: built.target });
       app.send(requestSentPayload(msgId, this.echoMeta(built.local, built.target, built.bytes.length, txnId), built.bytes.toString('utf8')));
-      void this.transport.send(built.target, built.bytes).then((r) => { if (!r.ok) this.counters.sendFailures++; });
+      this.countSend(this.transport.send(built.target, built.bytes));
       return;
     }
-    this.startClientTxn({ app, txnId, built, d, method, inDialog: true, send: this.transport.send(built.target, built.bytes), msgId });
+    this.startClientTxn({ app, txnId, built, d, method, inDialog: true, msgId, silent: false });
   }
 
-  private findInviteCtx(d: Dialog): ClientTxn | undefined {
+  private findInviteCtx(d: Dialog): ClientCtx | undefined {
     const c = this.inviteCtxByDialog.get(d.id);
-    return c && c.cseqNum === d.inviteSeq && c.state !== 'terminated' ? c : undefined;
+    return c && c.cseqNum === d.inviteSeq ? c : undefined;
   }
 
   /** Echo meta (spec §4.5): over UDP our own address, over TCP/TLS the remote end. */
@@ -1070,10 +985,8 @@ export class UaCore implements WireHandler {
     return { bytes, protocol: target.protocol, address: target.address, port: target.port, txnId };
   }
 
-
   /** Build a request inside a dialog (RFC 3261 §12.2.1.1 with route set and loose routing). */
-  private buildInDialog(d: Dialog, method: string, uri: string | undefined, extra: Array<[string, string, string]>, body: Buffer, seq?: number):
-    { bytes: Buffer; target: SendTarget; local: Listener; seq: number; topVia: string; routes: string[]; requestUri: string; branch: string } | undefined {
+  private buildInDialog(d: Dialog, method: string, uri: string | undefined, extra: Array<[string, string, string]>, body: Buffer, seq?: number): Built | undefined {
     const local = this.listenerByKey(d.localKey) ?? this.listenerFor(d.protocol);
     if (!local) return undefined;
     let requestUri = uri ?? d.remoteTarget;
@@ -1101,8 +1014,7 @@ export class UaCore implements WireHandler {
       const host = nu.host.replace(/^\[|\]$/g, '');
       target = { protocol: proto, address: host, port, connectionId: proto === d.protocol && proto !== 'udp' ? d.connectionId : undefined, local: from };
     }
-    const branch = `z9hG4bK${randomToken()}`;
-    const topVia = this.viaFor(local, branch);
+    const topVia = this.viaFor(local, `z9hG4bK${randomToken()}`);
     const cseqNum = seq ?? ++d.localSeq;
     const out = new OutMessage();
     out.add('via', topVia);
@@ -1116,7 +1028,7 @@ export class UaCore implements WireHandler {
     for (const [n, v, raw] of extra) { if (n === 'contact') hasContact = true; out.add(n, v, raw); }
     if (!hasContact && (method === 'INVITE' || method === 'SUBSCRIBE' || method === 'REFER')) out.add('contact', this.contactFor(local));
     const bytes = out.render(`${method} ${requestUri} SIP/2.0`, body);
-    return { bytes, target, local, seq: cseqNum, topVia, routes, requestUri, branch };
+    return { bytes, request: out.asRequest(method, requestUri, body), target, local, seq: cseqNum, topVia, routes, requestUri };
   }
 
   private protocolOf(u: LiteUri): Protocol {
@@ -1127,67 +1039,37 @@ export class UaCore implements WireHandler {
     return u.scheme === 'sips' ? 'tls' : 'udp';
   }
 
-  /** Register a client transaction for a request being handed to the transport, echo it to the
-   *  app at once (drachtio-server echoes as soon as the stack took the message, so the echo always
-   *  precedes any response), and arm the timers once the send completed. A failed send gets the
-   *  made-up 503 of spec §7.10 after the echo, as in trace 04 #19–#20. */
+  /**
+   * Hand a request to the transaction layer and echo it to the app at once (drachtio-server
+   * echoes as soon as the stack took the message, so the echo always precedes any response).
+   * A failed send reaches the app as the made-up 503 of spec §7.10, after the echo (trace 04
+   * #19–#20), through transportError().
+   */
   private startClientTxn(o: {
-    app: AppConnection | undefined; txnId: string; d: Dialog | undefined; method: string; inDialog: boolean; send: Promise<SendResult>; msgId?: string; silent?: boolean;
-    built: { bytes: Buffer; target: SendTarget; local: Listener; seq: number; topVia: string; routes: string[]; requestUri: string; branch: string };
-    from?: string; to?: string; callId?: string; dialogId?: string;
-  }): ClientTxn {
+    app: AppConnection | undefined; txnId: string; d: Dialog | undefined; method: string; inDialog: boolean; msgId?: string; silent: boolean;
+    built: Built; from?: string; to?: string; callId?: string; dialogId?: string;
+  }): void {
     const { built, d } = o;
-    const target: SendTarget = { ...built.target };
-    const ctx: ClientTxn = {
-      txnId: o.txnId, key: `${built.branch}\n${o.method}`, branch: built.branch, method: o.method, app: o.app, target, local: built.local,
-      bytes: built.bytes, requestUri: built.requestUri, topVia: built.topVia, from: o.from ?? d?.localParty ?? '', to: o.to ?? d?.remoteParty ?? '',
+    let txn: ClientTransaction;
+    try {
+      txn = this.layer.sendRequest(built.request, built.target, built.bytes);
+    } catch (err) {
+      if (o.msgId) o.app?.send(nokPayload(o.msgId, `Server error: ${(err as Error).message}`));
+      return;
+    }
+    const ctx: ClientCtx = {
+      txn, txnId: o.txnId, method: o.method, app: o.app, silent: o.silent, target: built.target, local: built.local,
+      requestUri: built.requestUri, topVia: built.topVia, from: o.from ?? d?.localParty ?? '', to: o.to ?? d?.remoteParty ?? '',
       callId: o.callId ?? d?.callId ?? '', cseqNum: built.seq, routes: built.routes, dialogId: o.dialogId ?? d?.id ?? '', dialog: d,
-      inDialog: o.inDialog, state: 'calling', timer: undefined, retrans: undefined, interval: T1, echoed: true, queued: [],
-      canceled: false, ackBytes: undefined, rseqSeen: undefined, twoXxSeen: undefined,
+      inDialog: o.inDialog, canceled: false, acks: undefined,
     };
-    this.ctxByKey.set(ctx.key, ctx);
+    txn.appData = ctx;
     this.ctxById.set(ctx.txnId, ctx);
     if (o.method === 'INVITE') this.inviteCtxByDialog.set(ctx.dialogId, ctx);
-    if (o.msgId) o.app?.send(requestSentPayload(o.msgId, this.echoMeta(built.local, target, built.bytes.length, o.txnId), built.bytes.toString('utf8')));
-    const isInvite = o.method === 'INVITE';
-    void o.send.then((r) => {
-      if (!r.ok) {
-        this.counters.sendFailures++;
-        this.dropCtx(ctx);
-        if (isInvite && !o.inDialog) this.rememberFailed(ctx.dialogId);
-        if (!o.silent) this.madeUpFailure(ctx, 503);
-        return;
-      }
-      if (r.connectionId) ctx.target.connectionId = r.connectionId;
-      if (ctx.state !== 'calling' && ctx.state !== 'proceeding') return; // already answered
-      if (ctx.target.protocol === 'udp' && ctx.retrans === undefined && (ctx.state === 'calling' || !isInvite)) this.scheduleRetrans(ctx, ctx.state === 'calling' ? T1 : T2);
-      // Timer B / F.
-      ctx.timer = this.clock.setTimeout(() => {
-        if (ctx.state === 'calling' || ctx.state === 'proceeding') {
-          this.counters.clientTimeouts++;
-          this.dropCtx(ctx);
-          if (ctx.dialog && !ctx.inDialog && ctx.dialog.state === 'early') this.destroyDialog(ctx.dialog);
-          if (isInvite && !ctx.inDialog) this.rememberFailed(ctx.dialogId);
-          if (!o.silent) this.madeUpFailure(ctx, 408);
-        }
-      }, 64 * T1);
-    });
-    return ctx;
+    if (o.msgId) o.app?.send(requestSentPayload(o.msgId, this.echoMeta(built.local, built.target, built.bytes.length, o.txnId), built.bytes.toString('utf8')));
   }
 
-  private scheduleRetrans(ctx: ClientTxn, interval: number): void {
-    ctx.retrans = this.clock.setTimeout(() => {
-      ctx.retrans = undefined;
-      if (ctx.state === 'calling' || (ctx.state === 'proceeding' && ctx.method !== 'INVITE')) {
-        void this.transport.send(ctx.target, ctx.bytes);
-        // Timer A doubles without cap; Timer E caps at T2 (and is T2 once proceeding).
-        const nextI = ctx.method === 'INVITE' ? interval * 2 : ctx.state === 'proceeding' ? T2 : Math.min(interval * 2, T2);
-        this.scheduleRetrans(ctx, nextI);
-      }
-    }, interval);
-  }
-
-  private madeUpFailure(ctx: ClientTxn, status: number): void {
+  private madeUpFailure(ctx: ClientCtx, status: number): void {
     if (ctx.method === 'ACK' || ctx.method === 'CANCEL') return;
     const m = new OutMessage();
     m.add('via', ctx.topVia);
@@ -1202,13 +1084,11 @@ export class UaCore implements WireHandler {
     m.add('to', toUri);
     m.add('call-id', ctx.callId);
     m.add('cseq', `${ctx.cseqNum} ${ctx.method}`);
-    const text = m.render(`SIP/2.0 ${status} ${REASONS[status]}`, Buffer.alloc(0)).toString('utf8');
-    const payload = sipFramePayload({
+    const text = m.render(`SIP/2.0 ${status} ${REASONS[status]}`, EMPTY).toString('utf8');
+    this.sendToApp(ctx.app, sipFramePayload({
       source: 'network', bytes: 0, protocol: ctx.target.protocol, address: '', port: 0, time: stackTime(this.clock.now()),
       txnId: ctx.txnId, dialogId: ctx.dialogId,
-    }, text);
-    if (!ctx.echoed) { ctx.queued.push(payload); return; }
-    this.sendToApp(ctx.app, payload);
+    }, text));
   }
 
   // form (c): the app CANCELs its INVITE
@@ -1218,7 +1098,7 @@ export class UaCore implements WireHandler {
       app.send(nokPayload(msgId, `only CANCEL may name a transaction id without a dialog id, not ${m.method}`));
       return;
     }
-    if (!inv || inv.method !== 'INVITE' || (inv.state !== 'calling' && inv.state !== 'proceeding')) {
+    if (!inv || inv.method !== 'INVITE' || inv.canceled || (inv.txn.state !== 'Calling' && inv.txn.state !== 'Proceeding')) {
       app.send(nokPayload(msgId, `unable to cancel unknown transaction id: ${txnId}`));
       return;
     }
@@ -1234,10 +1114,12 @@ export class UaCore implements WireHandler {
     out.add('cseq', `${inv.cseqNum} CANCEL`);
     const fixed = new Set([...CORE_OWNED, 'contact', 'p-asserted-identity', 'max-forwards']);
     this.addAppHeaders(out, m, fixed);
-    const bytes = out.render(`CANCEL ${inv.requestUri} SIP/2.0`, Buffer.alloc(0));
+    const bytes = out.render(`CANCEL ${inv.requestUri} SIP/2.0`, EMPTY);
+    // The CANCEL follows the INVITE's connection (RFC 3261 §9.1: same destination).
+    const target = inv.txn.connectionId === inv.target.connectionId ? inv.target : { ...inv.target, connectionId: inv.txn.connectionId };
     this.startClientTxn({
-      app, txnId: newId(), d: undefined, method: 'CANCEL', inDialog: false, send: this.transport.send(inv.target, bytes), msgId, silent: true,
-      built: { bytes, target: inv.target, local: inv.local, seq: inv.cseqNum, topVia: inv.topVia, routes: inv.routes, requestUri: inv.requestUri, branch: inv.branch },
+      app, txnId: newId(), d: undefined, method: 'CANCEL', inDialog: false, msgId, silent: true,
+      built: { bytes, request: out.asRequest('CANCEL', inv.requestUri, EMPTY), target, local: inv.local, seq: inv.cseqNum, topVia: inv.topVia, routes: inv.routes, requestUri: inv.requestUri },
       from: inv.from, to: inv.to, callId: inv.callId, dialogId: '',
     });
   }
@@ -1294,8 +1176,13 @@ export class UaCore implements WireHandler {
     const cseqNum = appCseq ? appCseq.num : ++this.cseqCounter;
     const maxFwd = appHeader(m, 'max-forwards') ?? '70';
     if (!leaderSafe(callId) || !leaderSafe(tagOf(from) ?? '')) { app.send(nokPayload(msgId, 'invalid Call-ID or From tag')); return; }
-    const branch = `z9hG4bK${randomToken()}`;
-    const topVia = this.viaFor(local, branch);
+    const dialogId = method === 'INVITE' ? `${callId};from-tag=${tagOf(from)}` : '';
+    // A new INVITE may not take the id of a dialog that still exists (spec §3 ids must be unique).
+    if (dialogId && (this.dialogs.get(dialogId) || this.inviteCtxByDialog.has(dialogId))) {
+      app.send(nokPayload(msgId, `Call-ID and From tag already in use by dialog ${dialogId}`));
+      return;
+    }
+    const topVia = this.viaFor(local, `z9hG4bK${randomToken()}`);
     const out = new OutMessage();
     out.add('via', topVia);
     out.add('max-forwards', maxFwd);
@@ -1308,12 +1195,10 @@ export class UaCore implements WireHandler {
     if (ct.value) out.add('content-type', ct.value);
     const bytes = out.render(`${method} ${m.uri} SIP/2.0`, m.body);
     const target: SendTarget = { protocol, address: host, port, local: { address: local.address, port: local.port } };
-    const txnId = newId();
-    const isInvite = method === 'INVITE';
     this.startClientTxn({
-      app, txnId, d: undefined, method, inDialog: false, send: this.transport.send(target, bytes), msgId,
-      built: { bytes, target, local, seq: cseqNum, topVia, routes: [], requestUri: m.uri, branch },
-      from, to, callId, dialogId: isInvite ? `${callId};from-tag=${tagOf(from)}` : '',
+      app, txnId: newId(), d: undefined, method, inDialog: false, msgId, silent: false,
+      built: { bytes, request: out.asRequest(method, m.uri, m.body), target, local, seq: cseqNum, topVia, routes: [], requestUri: m.uri },
+      from, to, callId, dialogId,
     });
   }
 }

@@ -27,7 +27,7 @@ abstract class ClientTransactionBase extends TransactionBase {
   protected readonly bytes: Buffer;
   private readonly targetAddress: string;
 
-  protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, initial: 'Calling' | 'Trying') {
+  protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, initial: 'Calling' | 'Trying', bytes: Buffer | undefined) {
     super(host, key, target.protocol, initial);
     this.request = request;
     this.method = request.method;
@@ -35,7 +35,7 @@ abstract class ClientTransactionBase extends TransactionBase {
     this.target = target;
     this.connectionId = target.connectionId;
     this.targetAddress = normalizeAddress(target.address);
-    this.bytes = serialize(request);
+    this.bytes = bytes ?? serialize(request);
   }
 
   /**
@@ -99,8 +99,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
   /** RSeq values of reliable provisionals seen (RFC 3262: their retransmissions are absorbed). */
   private rseqs: string[] | undefined = undefined;
 
-  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget) {
-    super(host, key, request, branch, target, 'Calling');
+  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, bytes?: Buffer) {
+    super(host, key, request, branch, target, 'Calling', bytes);
   }
 
   start(): void {
@@ -211,8 +211,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
 export class NonInviteClientTransaction extends ClientTransactionBase {
   readonly kind = 'nict' as const;
 
-  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget) {
-    super(host, key, request, branch, target, 'Trying');
+  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, bytes?: Buffer) {
+    super(host, key, request, branch, target, 'Trying', bytes);
   }
 
   start(): void {

@@ -177,9 +177,10 @@ export class TransactionLayer implements TransactionHost {
    * Start a client transaction: `req` must carry its top Via with an RFC 3261 branch (see
    * `newBranch`) and a CSeq whose method equals the request's. `target.address` must be an IP
    * literal (responses are checked against it). ACK is not a transaction: use `sendStateless`.
-   * Throws on a malformed request or a branch already in use.
+   * Throws on a malformed request or a branch already in use. `bytes`, when given, is `req`
+   * already rendered (the UA core writes drachtio-server's header layout); else it is serialised.
    */
-  sendRequest(req: SipRequest, target: SendTarget): ClientTransaction {
+  sendRequest(req: SipRequest, target: SendTarget, bytes?: Buffer): ClientTransaction {
     if (req.method === 'ACK') throw new Error('ACK does not start a client transaction; use sendStateless()');
     // Responses are checked against this address, so it must be what the peer's packets carry.
     if (isIP(normalizeAddress(target.address)) === 0) throw new Error(`${req.method}: target address "${target.address}" must be an IP literal (resolve names first)`);
@@ -193,8 +194,8 @@ export class TransactionLayer implements TransactionHost {
     if (this.clients.has(key)) throw new Error(`${req.method}: a client transaction with branch ${via.branch} already exists`);
     const txn =
       req.method === 'INVITE'
-        ? new InviteClientTransaction(this, key, req, via.branch, target)
-        : new NonInviteClientTransaction(this, key, req, via.branch, target);
+        ? new InviteClientTransaction(this, key, req, via.branch, target, bytes)
+        : new NonInviteClientTransaction(this, key, req, via.branch, target, bytes);
     this.clients.set(key, txn);
     this.counters.clientTransactionsCreated++;
     txn.start();

@@ -18,8 +18,10 @@ abstract class ServerTransactionBase extends TransactionBase {
    * The TU may replace it before its first response (RFC 3261 §18.2.2 rules, maddr …).
    */
   target: SendTarget;
-  /** The last response sent (retransmitted when the request is retransmitted). */
+  /** The last response sent, when the TU passed a message (not pre-rendered bytes). */
   lastResponse: SipResponse | undefined = undefined;
+  /** Status of the last response sent (0: none yet). */
+  lastStatus = 0;
   protected lastBytes: Buffer | undefined = undefined;
 
   protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta, initial: 'Proceeding' | 'Trying') {
@@ -38,9 +40,8 @@ abstract class ServerTransactionBase extends TransactionBase {
   }
 
   /** Send a response already accepted by the state machine; remember it for retransmissions. */
-  protected sendResponse(res: SipResponse): void {
-    const bytes = serialize(res);
-    this.lastResponse = res;
+  protected sendResponse(status: number, bytes: Buffer): void {
+    this.lastStatus = status;
     this.lastBytes = bytes;
     this.transmit(bytes, false);
   }
@@ -71,7 +72,19 @@ abstract class ServerTransactionBase extends TransactionBase {
    * Pass a response from the TU down (RFC 3261 §17.2.1 / §17.2.2). Returns false, sending
    * nothing, when the transaction no longer accepts one (final already sent, terminated).
    */
-  abstract respond(res: SipResponse): boolean;
+  respond(res: SipResponse): boolean {
+    if (!this.accepts(res.status)) return false;
+    this.lastResponse = res;
+    return this.respondRaw(res.status, serialize(res));
+  }
+
+  /**
+   * The same with the response already rendered (a TU that writes its own header layout, as
+   * the UA core does in drachtio-server's order). `status` must be the one in `bytes`.
+   */
+  abstract respondRaw(status: number, bytes: Buffer): boolean;
+  /** Whether a response with this status would be taken now. */
+  abstract accepts(status: number): boolean;
   /** A retransmission of the request arrived. */
   abstract receiveRequest(req: SipRequest): void;
 }
@@ -86,21 +99,38 @@ export class InviteServerTransaction extends ServerTransactionBase {
 
   /** 100 Trying (RFC 3261 §17.2.1), only before any other response. Returns whether it was sent. */
   sendTrying(): boolean {
-    if (this.state !== 'Proceeding' || this.lastResponse !== undefined) return false;
+    if (this.state !== 'Proceeding' || this.lastStatus !== 0) return false;
     return this.respond(buildResponse(this.request, 100, 'Trying'));
   }
 
-  respond(res: SipResponse): boolean {
-    const status = res.status;
+  /**
+   * A 100 Trying the stack makes up itself (drachtio-server's, in its layout): sent once and,
+   * not being a provisional "received from the TU" (RFC 3261 §17.2.1), not repeated for
+   * retransmitted INVITEs, which is what sofia-sip does (golden trace 05).
+   */
+  sendOwnTrying(bytes: Buffer): boolean {
+    if (this.state !== 'Proceeding' || this.lastStatus !== 0 || this.ownTryingSent) return false;
+    this.ownTryingSent = true;
+    this.transmit(bytes, false);
+    return true;
+  }
+
+  private ownTryingSent = false;
+
+  accepts(status: number): boolean {
     if (!(status >= 100 && status <= 699)) return false;
+    // RFC 6026 §7.1: in Accepted, further 2xx (retransmissions or another 2xx) pass straight through.
+    if (this.state === 'Accepted') return status >= 200 && status < 300;
+    return this.state === 'Proceeding';
+  }
+
+  respondRaw(status: number, bytes: Buffer): boolean {
+    if (!this.accepts(status)) return false;
     if (this.state === 'Accepted') {
-      // RFC 6026 §7.1: further 2xx (the core's retransmissions or another 2xx) pass straight through.
-      if (status < 200 || status >= 300) return false;
-      this.transmit(serialize(res), false);
+      this.transmit(bytes, false);
       return true;
     }
-    if (this.state !== 'Proceeding') return false;
-    this.sendResponse(res);
+    this.sendResponse(status, bytes);
     if (this.terminated) return true; // transport failed
     if (status > 100) this.answered();
     if (status < 200) return true;
@@ -175,11 +205,13 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
     super(host, key, request, branch, meta, 'Trying');
   }
 
-  respond(res: SipResponse): boolean {
-    const status = res.status;
-    if (!(status >= 100 && status <= 699)) return false;
-    if (this.state !== 'Trying' && this.state !== 'Proceeding') return false;
-    this.sendResponse(res);
+  accepts(status: number): boolean {
+    return status >= 100 && status <= 699 && (this.state === 'Trying' || this.state === 'Proceeding');
+  }
+
+  respondRaw(status: number, bytes: Buffer): boolean {
+    if (!this.accepts(status)) return false;
+    this.sendResponse(status, bytes);
     if (this.terminated) return true;
     if (status < 200) {
       this.state = 'Proceeding';

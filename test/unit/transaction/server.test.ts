@@ -57,6 +57,25 @@ describe('INVITE server transaction over UDP', () => {
     expect(hs.sent).toHaveLength(2);
   });
 
+  it('pre-rendered responses: the stack\'s own 100 goes out once and is not repeated; a TU provisional is; respondRaw keeps the bytes', () => {
+    const hs = harness();
+    const { req, txn } = newInvite(hs);
+    const own = Buffer.from('SIP/2.0 100 Trying\r\nContent-Length: 0\r\n\r\n');
+    expect(txn.sendOwnTrying(own)).toBe(true);
+    expect(txn.sendOwnTrying(own)).toBe(false);
+    hs.layer.receive(req, alice());
+    expect(hs.sent.map((s) => s.text.split('\r\n')[0])).toEqual(['SIP/2.0 100 Trying']);
+    const ringing = Buffer.from('SIP/2.0 180 Ringing\r\nX-Layout: kept\r\nContent-Length: 0\r\n\r\n');
+    expect(txn.respondRaw(180, ringing)).toBe(true);
+    hs.layer.receive(req, alice());
+    expect(hs.sent.slice(1).map((s) => s.text)).toEqual([ringing.toString(), ringing.toString()]);
+    expect(txn.accepts(486)).toBe(true);
+    expect(txn.respondRaw(486, Buffer.from('SIP/2.0 486 Busy Here\r\nContent-Length: 0\r\n\r\n'))).toBe(true);
+    expect(txn.state).toBe('Completed');
+    expect(txn.accepts(200)).toBe(false);
+    expect(txn.sendOwnTrying(own)).toBe(false);
+  });
+
   it('non-2xx final: Timer G retransmits T1 doubling to T2; Timer H at 64*T1 reports a timeout', () => {
     const hs = harness();
     const { req, txn } = newInvite(hs);

@@ -98,3 +98,59 @@ describe('UA core timers (fake clock)', () => {
     expect(sent.filter((s) => s.text.startsWith('SIP/2.0 200'))).toHaveLength(0);
   });
 });
+
+describe('UA core dialogs', () => {
+  /** A 200 OK from the far end for the INVITE in `invite` (its top Via copied), with To-tag `tag`. */
+  const okFor = (invite: string, tag: string, contactPort: number) => {
+    const line = (name: string) => invite.split('\r\n').find((l) => l.startsWith(`${name}: `))!;
+    return `SIP/2.0 200 OK\r\n${line('Via')}\r\n${line('From')}\r\n${line('To')};tag=${tag}\r\n${line('Call-ID')}\r\n${line('CSeq')}\r\n` +
+      `Contact: <sip:b@127.0.0.1:${contactPort}>\r\nContent-Length: 0\r\n\r\n`;
+  };
+
+  it('a 2xx from a second fork is ACKed and released with BYE by the core; the app sees one 2xx; each 2xx copy gets its own ACK again', async () => {
+    const { sent, frames, feed, app, core } = await setup([]);
+    app('u1|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: fork-1\r\nFrom: <sip:app@localhost>;tag=ft\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => frames.length === 1 && sent.length === 1, 3000, 5, 'echo');
+    frames.length = 0;
+    const invite = sent[0]!.text;
+    feed(okFor(invite, 'fork-a', 6001));
+    feed(okFor(invite, 'fork-b', 6002));
+    await waitFor(() => sent.some((s) => s.text.startsWith('BYE ')), 3000, 5, 'BYE to the extra fork');
+    await new Promise((r) => setTimeout(r, 50));
+    // The app hears of the first fork only.
+    expect(frames.filter((f) => f.includes('SIP/2.0 200 OK'))).toHaveLength(1);
+    expect(frames[0]).toContain(';tag=fork-a');
+    const ackB = sent.find((s) => s.text.startsWith('ACK '))!;
+    expect(ackB.text).toMatch(/^ACK sip:b@127\.0\.0\.1:6002 SIP\/2\.0/);
+    expect(ackB.text).toContain(';tag=fork-b');
+    expect(ackB.text).toMatch(/\r\nCSeq: \d+ ACK\r\n/);
+    const bye = sent.find((s) => s.text.startsWith('BYE '))!;
+    expect(bye.text).toMatch(/^BYE sip:b@127\.0\.0\.1:6002 SIP\/2\.0/);
+    expect(bye.text).toContain(';tag=fork-b');
+    expect(bye.text).toContain('Reason: SIP;cause=200;text="Call completed elsewhere"');
+    expect(core.counters.extraForksReleased).toBe(1);
+    // The app ACKs its own dialog; retransmitted 2xx of each fork get that fork's ACK again.
+    app('a1|sip||fork-1;from-tag=ft\r\nACK sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => sent.filter((s) => s.text.startsWith('ACK ')).length === 2, 3000, 5, 'app ACK sent');
+    const acksBefore = sent.filter((s) => s.text.startsWith('ACK ')).length;
+    feed(okFor(invite, 'fork-b', 6002));
+    feed(okFor(invite, 'fork-a', 6001));
+    await waitFor(() => sent.filter((s) => s.text.startsWith('ACK ')).length === acksBefore + 2, 3000, 5, 're-ACKs');
+    const reAcks = sent.filter((s) => s.text.startsWith('ACK ')).slice(-2).map((s) => s.text.split('\r\n')[0]);
+    expect(reAcks).toEqual(['ACK sip:b@127.0.0.1:6002 SIP/2.0', 'ACK sip:b@127.0.0.1:6001 SIP/2.0']);
+    expect(frames.filter((f) => f.includes('SIP/2.0 200 OK'))).toHaveLength(1);
+  });
+
+  it('a new INVITE from the app that reuses a live dialog\'s Call-ID and From tag is refused with NOK', async () => {
+    const { sent, frames, feed, app } = await setup([]);
+    const inv = (id: string) => `${id}|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: dup-1\r\nFrom: <sip:app@localhost>;tag=dt\r\nContent-Length: 0\r\n\r\n`;
+    app(inv('u1'));
+    await waitFor(() => frames.length === 1 && sent.length === 1, 3000, 5, 'echo');
+    feed(okFor(sent[0]!.text, 'd-a', 6001));
+    await waitFor(() => frames.length === 2, 3000, 5, '200 frame');
+    app(inv('u2'));
+    await waitFor(() => frames.length === 3, 3000, 5, 'NOK');
+    expect(frames[2]).toMatch(/^[^|]+\|response\|u2\|NOK\|Call-ID and From tag already in use by dialog dup-1;from-tag=dt/);
+    expect(sent.filter((s) => s.text.startsWith('INVITE '))).toHaveLength(1);
+  });
+});
