@@ -1,9 +1,9 @@
 // name-addr / addr-spec with header parameters (RFC 3261 §20.10, §25.1): From, To, Contact,
 // Route, Record-Route, Refer-To, P-Asserted-Identity …
 import type { NameAddr } from './types.js';
-import { TOKEN, isWsp, skipWsp } from './chars.js';
-import { formatParams, parseParams, quote, quotedEnd, unquote } from './params.js';
-import { isUriText, schemeEnd } from './uri.js';
+import { TOKEN, TOKEN_CHARS_RE, isWsp, skipWsp } from './chars.js';
+import { PARAMS_RE, formatParams, parseParams, quote, quotedEnd, unquote } from './params.js';
+import { URI_CHARS_RE, isUriText, schemeEnd } from './uri.js';
 
 // Out-parameters of scanNameAddr (no result object on the hot path). One object with a fixed
 // shape: cheaper for V8 than module-level `let` bindings, which pay a hole check on every access.
@@ -83,9 +83,15 @@ function scanBracketed(s: string, i: number): number {
   return gt + 1;
 }
 
+/** The usual name-addr shape (`"Alice" <sip:…>;tag=…`, `Bob <sip:…>`, `<sip:…>`): whatever it
+ *  matches, scanNameAddr accepts. */
+const NAME_ADDR_FAST = new RegExp(
+  `^(?:"[^"\\\\]*" ?|[${TOKEN_CHARS_RE} ]*)<[A-Za-z][A-Za-z0-9+\\-.]*:[${URI_CHARS_RE}]*>${PARAMS_RE}$`,
+);
+
 /** Whether text is a well-formed name-addr / addr-spec with params (no allocation). */
 export function isValidNameAddr(text: string): boolean {
-  return typeof text === 'string' && scanNameAddr(text, null);
+  return typeof text === 'string' && (NAME_ADDR_FAST.test(text) || scanNameAddr(text, null));
 }
 
 /** Parse one name-addr or addr-spec value. Returns null on any syntax error (unbalanced quote,

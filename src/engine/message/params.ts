@@ -1,6 +1,10 @@
 // Header parameters (`;name[=value]` with LWS allowed around `;` and `=`, RFC 3261 §25.1
 // generic-param) and quoted strings, shared by name-addr and Via parsing.
-import { TOKEN, isWsp, skipWsp } from './chars.js';
+import { TOKEN, TOKEN_CHARS_RE, isWsp, skipWsp } from './chars.js';
+
+/** Regex source for a subset of what parseParams accepts: `;name[=value]` pairs without any
+ *  whitespace, quoted values without quoted-pairs. */
+export const PARAMS_RE = `(?:;[${TOKEN_CHARS_RE}]+(?:=(?:[${TOKEN_CHARS_RE}:\\[\\]]+|"[^"\\\\]*"))?)*`;
 
 /** Index after the closing quote of the quoted-string starting at `i` (s[i] === '"'), or -1. */
 export function quotedEnd(s: string, i: number, end = s.length): number {

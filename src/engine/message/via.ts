@@ -1,7 +1,7 @@
 // Via header values (RFC 3261 §20.42, §25.1 via-parm) and CSeq (§20.16).
 import type { CSeq, Via } from './types.js';
-import { TOKEN, isWsp, parseDigits, skipWsp } from './chars.js';
-import { formatParams, parseParams } from './params.js';
+import { HOST_CHARS_RE, PORT_RE, TOKEN, isWsp, parseDigits, skipWsp } from './chars.js';
+import { PARAMS_RE, formatParams, parseParams } from './params.js';
 import { isHost } from './uri.js';
 
 function tokenEnd(s: string, i: number, end: number): number {
@@ -69,9 +69,12 @@ function scanVia(s: string, params: Map<string, string> | null): boolean {
   return parseParams(s, i, end, params);
 }
 
+/** The usual shape (`SIP/2.0/UDP host:port;branch=…;rport`): whatever it matches, scanVia accepts. */
+const VIA_FAST = new RegExp(`^SIP/2\\.0/[A-Z]+ [${HOST_CHARS_RE}]+(?::${PORT_RE})?${PARAMS_RE}$`);
+
 /** Whether text is a well-formed via-parm (no allocation; used on every message). */
 export function isValidVia(text: string): boolean {
-  return typeof text === 'string' && scanVia(text, null);
+  return typeof text === 'string' && (VIA_FAST.test(text) || scanVia(text, null));
 }
 
 /** Parse one via-parm: `SIP / 2.0 / transport LWS sent-by *( SEMI via-params )`. */
