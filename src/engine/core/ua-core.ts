@@ -754,6 +754,10 @@ export class UaCore implements WireHandler, TransactionUser {
     if (parsed.kind === 'response') { this.appResponse(app, msgId, txnId, parsed); return; }
     if (dialogId) { this.appInDialog(app, msgId, dialogId, parsed); return; }
     if (txnId) { this.appCancel(app, msgId, txnId, parsed); return; }
+    // A new request whose Call-ID is a live dialog's is sent inside that dialog (spec §3).
+    const callId = appHeader(parsed, 'call-id');
+    const d = callId === undefined ? undefined : this.dialogs.findByCallId(callId.trim());
+    if (d && d.appId === app.id) { this.appInDialog(app, msgId, d.id, parsed); return; }
     void this.appNewRequest(app, msgId, parsed, tokens[4] ?? '');
   }
 
@@ -969,6 +973,8 @@ export class UaCore implements WireHandler, TransactionUser {
       if (inv) (inv.acks ??= new Map()).set(d.remoteTag, { bytes: built.bytes, target: built.target });
       app.send(requestSentPayload(msgId, this.echoMeta(built.local, built.target, built.bytes.length, txnId), built.bytes.toString('utf8')));
       this.countSend(this.transport.send(built.target, built.bytes));
+      // The app had CANCELed this INVITE but the 2xx won the race: release the call now (spec §7.8).
+      if (inv?.canceled) this.sendByeOnOwn(d, 'SIP ;cause=200 ;text="ACK-BYE due to cancel race condition"', app);
       return;
     }
     this.startClientTxn({ app, txnId, built, d, method, inDialog: true, msgId, silent: false });
@@ -1098,6 +1104,13 @@ export class UaCore implements WireHandler, TransactionUser {
       app.send(nokPayload(msgId, `only CANCEL may name a transaction id without a dialog id, not ${m.method}`));
       return;
     }
+    if (inv && inv.method === 'INVITE' && !inv.canceled && !inv.inDialog && inv.txn.state === 'Accepted' && inv.acks === undefined) {
+      // The 2xx is already here but the app has not seen it (spec §7.8 race): the call is
+      // released with BYE as soon as the app ACKs that 2xx.
+      inv.canceled = true;
+      app.send(nokPayload(msgId, 'INVITE already answered: the dialog is released when its 2xx is ACKed'));
+      return;
+    }
     if (!inv || inv.method !== 'INVITE' || inv.canceled || (inv.txn.state !== 'Calling' && inv.txn.state !== 'Proceeding')) {
       app.send(nokPayload(msgId, `unable to cancel unknown transaction id: ${txnId}`));
       return;
@@ -1177,8 +1190,8 @@ export class UaCore implements WireHandler, TransactionUser {
     const maxFwd = appHeader(m, 'max-forwards') ?? '70';
     if (!leaderSafe(callId) || !leaderSafe(tagOf(from) ?? '')) { app.send(nokPayload(msgId, 'invalid Call-ID or From tag')); return; }
     const dialogId = method === 'INVITE' ? `${callId};from-tag=${tagOf(from)}` : '';
-    // A new INVITE may not take the id of a dialog that still exists (spec §3 ids must be unique).
-    if (dialogId && (this.dialogs.get(dialogId) || this.inviteCtxByDialog.has(dialogId))) {
+    // Dialog ids must stay unique: an INVITE still pending with the same Call-ID and From tag.
+    if (dialogId && this.inviteCtxByDialog.has(dialogId)) {
       app.send(nokPayload(msgId, `Call-ID and From tag already in use by dialog ${dialogId}`));
       return;
     }

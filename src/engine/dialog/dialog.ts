@@ -70,15 +70,21 @@ export class Dialog {
 export class DialogStore {
   private readonly byId = new Map<string, Dialog>();
   private readonly byLocal = new Map<string, Dialog>();
+  /** The latest dialog of each Call-ID: an app's new request with that Call-ID goes into it. */
+  private readonly byCallId = new Map<string, Dialog>();
 
   get size(): number { return this.byId.size; }
 
   add(d: Dialog): void {
     this.byId.set(d.id, d);
     this.byLocal.set(`${d.callId}\n${d.localTag}`, d);
+    this.byCallId.set(d.callId, d);
   }
 
   get(id: string): Dialog | undefined { return this.byId.get(id); }
+
+  /** A live dialog with this Call-ID (the most recently created one). */
+  findByCallId(callId: string): Dialog | undefined { return this.byCallId.get(callId); }
 
   /** The dialog an incoming in-dialog request belongs to. */
   findByLocal(callId: string, localTag: string): Dialog | undefined {
@@ -90,6 +96,7 @@ export class DialogStore {
     if (this.byId.get(d.id) === d) this.byId.delete(d.id);
     const k = `${d.callId}\n${d.localTag}`;
     if (this.byLocal.get(k) === d) this.byLocal.delete(k);
+    if (this.byCallId.get(d.callId) === d) this.byCallId.delete(d.callId);
   }
 
   *all(): IterableIterator<Dialog> { yield* this.byId.values(); }

@@ -141,16 +141,54 @@ describe('UA core dialogs', () => {
     expect(frames.filter((f) => f.includes('SIP/2.0 200 OK'))).toHaveLength(1);
   });
 
-  it('a new INVITE from the app that reuses a live dialog\'s Call-ID and From tag is refused with NOK', async () => {
+  it('a new request from the app with a live dialog\'s Call-ID is sent inside that dialog', async () => {
     const { sent, frames, feed, app } = await setup([]);
-    const inv = (id: string) => `${id}|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: dup-1\r\nFrom: <sip:app@localhost>;tag=dt\r\nContent-Length: 0\r\n\r\n`;
-    app(inv('u1'));
+    app('u1|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: dup-1\r\nFrom: <sip:app@localhost>;tag=dt\r\nContent-Length: 0\r\n\r\n');
     await waitFor(() => frames.length === 1 && sent.length === 1, 3000, 5, 'echo');
     feed(okFor(sent[0]!.text, 'd-a', 6001));
     await waitFor(() => frames.length === 2, 3000, 5, '200 frame');
-    app(inv('u2'));
-    await waitFor(() => frames.length === 3, 3000, 5, 'NOK');
-    expect(frames[2]).toMatch(/^[^|]+\|response\|u2\|NOK\|Call-ID and From tag already in use by dialog dup-1;from-tag=dt/);
-    expect(sent.filter((s) => s.text.startsWith('INVITE '))).toHaveLength(1);
+    app('u2|sip||\r\nINFO sip:elsewhere@127.0.0.1:7000 SIP/2.0\r\nCall-ID: dup-1\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => frames.length === 3 && sent.length === 2, 3000, 5, 'INFO echo');
+    expect(frames[2]).toMatch(/^[^|]+\|response\|u2\|OK\|/);
+    const info = sent[1]!.text;
+    // In the dialog: its tags and the next CSeq of our side (the app's Request-URI is kept).
+    expect(info).toMatch(/^INFO sip:elsewhere@127\.0\.0\.1:7000 SIP\/2\.0\r\n/);
+    expect(info).toContain('From: <sip:app@127.0.0.1:5070>;tag=dt\r\n');
+    expect(info).toContain(';tag=d-a\r\n');
+    expect(sent[1]!.target).toMatchObject({ address: '127.0.0.1', port: 7000 });
+    const inviteSeq = Number(/CSeq: (\d+) INVITE/.exec(sent[0]!.text)![1]);
+    expect(info).toContain(`CSeq: ${inviteSeq + 1} INFO\r\n`);
+  });
+
+  it('the app CANCELs but the 2xx wins the race: when the app ACKs it the core sends BYE and tells the app', async () => {
+    const { sent, frames, feed, app } = await setup([]);
+    app('u1|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: race-1\r\nFrom: <sip:app@localhost>;tag=rt\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => frames.length === 1 && sent.length === 1, 3000, 5, 'echo');
+    const txnId = frames[0]!.split('|')[10];
+    feed(okFor(sent[0]!.text, 'r-a', 6001)); // the 2xx is in before the app's CANCEL
+    app(`c1|sip|${txnId}|\r\nCANCEL sip:b@127.0.0.1:6000 SIP/2.0\r\nContent-Length: 0\r\n\r\n`);
+    await waitFor(() => frames.length === 3, 3000, 5, '200 frame and CANCEL NOK');
+    expect(frames.find((f) => f.includes('|c1|'))).toMatch(/\|NOK\|INVITE already answered/);
+    app('a1|sip||race-1;from-tag=rt\r\nACK sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => sent.some((s) => s.text.startsWith('BYE ')), 3000, 5, 'BYE');
+    const lines = sent.map((s) => s.text.split('\r\n')[0]);
+    expect(lines.slice(1)).toEqual(['ACK sip:b@127.0.0.1:6001 SIP/2.0', 'BYE sip:b@127.0.0.1:6001 SIP/2.0']);
+    expect(sent[2]!.text).toContain('Reason: SIP ;cause=200 ;text="ACK-BYE due to cancel race condition"');
+    await waitFor(() => frames.some((f) => f.includes('|unsolicited|race-1;from-tag=rt|')), 3000, 5, 'unsolicited BYE frame');
+  });
+
+  it('a CANCEL the app sent loses the race to a 2xx: the same release on ACK', async () => {
+    const { sent, frames, feed, app } = await setup([]);
+    app('u1|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: race-2\r\nFrom: <sip:app@localhost>;tag=rt2\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => frames.length === 1 && sent.length === 1, 3000, 5, 'echo');
+    const txnId = frames[0]!.split('|')[10];
+    app(`c1|sip|${txnId}|\r\nCANCEL sip:b@127.0.0.1:6000 SIP/2.0\r\nContent-Length: 0\r\n\r\n`);
+    await waitFor(() => sent.length === 2, 3000, 5, 'CANCEL sent');
+    expect(sent[1]!.text).toMatch(/^CANCEL /);
+    feed(okFor(sent[0]!.text, 'r-b', 6001));
+    await waitFor(() => frames.some((f) => f.includes('SIP/2.0 200 OK')), 3000, 5, '200 frame');
+    app('a1|sip||race-2;from-tag=rt2\r\nACK sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => sent.some((s) => s.text.startsWith('BYE ')), 3000, 5, 'BYE');
+    expect(sent.find((s) => s.text.startsWith('BYE '))!.text).toContain('text="ACK-BYE due to cancel race condition"');
   });
 });
