@@ -144,3 +144,71 @@ export function displayName(name: string): string {
   }
   return out;
 }
+
+// ---- header-name spellings as written on the wire
+// Most messages spell their header names the same way (`Via`, `Call-ID`, `v` …). The parser
+// looks the exact spelling up by its length and first and last characters and confirms it with
+// one string compare, instead of hashing and comparing the name char by char.
+// A hit also gives the raw string to reuse, so no new string is made for the name.
+
+/** One exact spelling of a header name, with what the parser derives from it. */
+export interface Spelling {
+  /** The name exactly as written (a valid token). */
+  raw: string;
+  /** Canonical name, as knownName()/canonicalName() give it. */
+  name: string;
+  /** Whether LIST_HEADERS has it (the parser splits its values at commas). */
+  list: boolean;
+}
+
+const SPELLING_BITS = 10;
+const SPELLING_MASK = (1 << SPELLING_BITS) - 1;
+// Kept at most half full, so that probing for a spelling not in the table stays short.
+const SPELLING_MAX = 1 << (SPELLING_BITS - 1);
+const spellingTable: Array<Spelling | undefined> = new Array(1 << SPELLING_BITS).fill(undefined);
+let spellingCount = 0;
+
+function spellingSlot(len: number, first: number, last: number): number {
+  return Math.imul((len << 16) ^ (first << 8) ^ last, 0x9e3779b1) >>> (32 - SPELLING_BITS);
+}
+
+/** The known spelling written at s[from..from+len), if any. */
+export function spellingAt(s: string, from: number, len: number): Spelling | undefined {
+  let slot = spellingSlot(len, s.charCodeAt(from), s.charCodeAt(from + len - 1));
+  for (;;) {
+    const sp = spellingTable[slot];
+    if (sp === undefined) return undefined;
+    // (slice + === measures ~3x faster than s.startsWith(raw, from) on Node 20)
+    if (sp.raw.length === len && s.slice(from, from + len) === sp.raw) return sp;
+    slot = (slot + 1) & SPELLING_MASK;
+  }
+}
+
+/** Remember a spelling the parser has validated and resolved (raw: a token; name: its canonical
+ *  name). Bounded: once the table is half full, new spellings are no longer remembered. */
+export function learnSpelling(raw: string, name: string): void {
+  if (spellingCount >= SPELLING_MAX || raw.length === 0 || raw.length > 64) return;
+  let slot = spellingSlot(raw.length, raw.charCodeAt(0), raw.charCodeAt(raw.length - 1));
+  for (;;) {
+    const sp = spellingTable[slot];
+    if (sp === undefined) break;
+    if (sp.raw === raw) return;
+    slot = (slot + 1) & SPELLING_MASK;
+  }
+  // A copy: raw may be a slice of a whole message, which the table would otherwise keep alive.
+  spellingTable[slot] = { raw: Buffer.from(raw, 'latin1').toString('latin1'), name, list: LIST_HEADERS.has(name) };
+  spellingCount++;
+}
+
+// The usual spellings up front (display form, lower case, compact forms in both cases), so that
+// they stay fast however many odd spellings have filled the table.
+for (const name of WELL_KNOWN) {
+  learnSpelling(displayName(name), name);
+  learnSpelling(name, name);
+}
+for (const [c, long] of Object.entries(COMPACT_FORMS)) {
+  learnSpelling(c, long);
+  learnSpelling(c.toUpperCase(), long);
+}
+learnSpelling('Min-SE', 'min-se'); // RFC 4028's spelling; displayName() writes Min-Se
+learnSpelling('Call-Id', 'call-id');

@@ -5,7 +5,7 @@
 import type { HeaderField, ParseLimits, ParseResult, SipMessage } from './types.js';
 import { DEFAULT_PARSE_LIMITS } from './types.js';
 import { TOKEN, isToken, isWsp, parseDigits } from './chars.js';
-import { LIST_HEADERS, canonicalName, knownName } from './names.js';
+import { LIST_HEADERS, canonicalName, knownName, learnSpelling, spellingAt } from './names.js';
 import { splitCommaList } from './list.js';
 import { isValidNameAddr } from './nameaddr.js';
 import { URI_INVALID, URI_WITH_HEADERS, checkUri } from './uri.js';
@@ -231,7 +231,9 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   let raw: string | undefined;
   let name = '';
   let value = '';
+  let list = false;
   let nextCr = head.indexOf('\r', pos);
+  let nextColon = -1; // n once there is none left
   const tokenTable = TOKEN; // local copy: imported bindings are re-read through a module cell
   while (pos < n) {
     let e = head.indexOf('\n', pos);
@@ -257,28 +259,47 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
       if (raw === undefined) error ??= 'continuation line before the first header field';
       else if (b > a) value = value.length === 0 ? head.slice(a, b) : `${value} ${head.slice(a, b)}`;
     } else {
-      if (raw !== undefined) pushField(name, raw, value, out);
+      if (raw !== undefined) pushField(name, raw, value, list, out);
       raw = undefined;
       if (++lines > limits.maxHeaders) {
         headerStatus = STATUS_MESSAGE_TOO_LARGE;
         return `more than ${limits.maxHeaders} header fields`;
       }
-      // field-name (a token), optional SP/HTAB, ':' (RFC 3261 §7.3.1 HCOLON)
-      let i = pos;
-      let hash = 0;
-      while (i < lineEnd) {
-        const ch = head.charCodeAt(i);
-        if (ch > 127 || tokenTable[ch] !== 1) break;
-        hash = (Math.imul(hash, 31) + (ch | 0x20)) | 0; // names.ts nameHashStep, inlined
-        i++;
+      // field-name (a token), optional SP/HTAB, ':' (RFC 3261 §7.3.1 HCOLON).
+      // Usually a known spelling directly before the first ':' of the line (nextColon is kept
+      // across lines like nextCr, so lines without ':' are not rescanned).
+      if (nextColon < pos) {
+        nextColon = head.indexOf(':', pos);
+        if (nextColon < 0) nextColon = n;
       }
-      const nameEnd = i;
-      while (i < lineEnd && isWsp(head.charCodeAt(i))) i++;
-      if (nameEnd === pos || i >= lineEnd || head.charCodeAt(i) !== 58) {
-        error ??= `malformed header line: ${clip(head.slice(pos, lineEnd))}`;
+      const sp = nextColon > pos && nextColon < lineEnd ? spellingAt(head, pos, nextColon - pos) : undefined;
+      let i: number;
+      if (sp !== undefined) {
+        raw = sp.raw;
+        name = sp.name;
+        list = sp.list;
+        i = nextColon;
       } else {
-        raw = head.slice(pos, nameEnd);
-        name = knownName(head, pos, nameEnd, hash) ?? canonicalName(raw);
+        i = pos;
+        let hash = 0;
+        while (i < lineEnd) {
+          const ch = head.charCodeAt(i);
+          if (ch > 127 || tokenTable[ch] !== 1) break;
+          hash = (Math.imul(hash, 31) + (ch | 0x20)) | 0; // names.ts nameHashStep, inlined
+          i++;
+        }
+        const nameEnd = i;
+        while (i < lineEnd && isWsp(head.charCodeAt(i))) i++;
+        if (nameEnd === pos || i >= lineEnd || head.charCodeAt(i) !== 58) {
+          error ??= `malformed header line: ${clip(head.slice(pos, lineEnd))}`;
+        } else {
+          raw = head.slice(pos, nameEnd);
+          name = knownName(head, pos, nameEnd, hash) ?? canonicalName(raw);
+          list = LIST_HEADERS.has(name);
+          if (nameEnd === i) learnSpelling(raw, name);
+        }
+      }
+      if (raw !== undefined) {
         let a = i + 1;
         while (a < lineEnd && isWsp(head.charCodeAt(a))) a++;
         let b = lineEnd;
@@ -292,7 +313,7 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
     }
     pos = e + 1;
   }
-  if (raw !== undefined) pushField(name, raw, value, out);
+  if (raw !== undefined) pushField(name, raw, value, list, out);
   if (error === null) {
     for (const h of out) {
       if (h.value.length === 0 && (h.name === 'via' || h.name === 'contact' || h.name === 'route' || h.name === 'record-route')) {
@@ -303,8 +324,9 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   return error;
 }
 
-function pushField(name: string, raw: string, value: string, out: HeaderField[]): void {
-  if (value.indexOf(',') < 0 || !LIST_HEADERS.has(name)) {
+/** list: LIST_HEADERS.has(name), known by the caller. */
+function pushField(name: string, raw: string, value: string, list: boolean, out: HeaderField[]): void {
+  if (!list || value.indexOf(',') < 0) {
     out.push({ name, raw, value });
     return;
   }
