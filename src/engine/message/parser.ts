@@ -192,10 +192,12 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (to < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing To header field', headers);
   if (callId < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing Call-ID header field', headers);
   if (cseq < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing CSeq header field', headers);
-  const cs = parseCSeq(headers[cseq]!.value);
-  if (cs === null || cs.seq > 0x7fff_ffff) return failure(mkind, STATUS_BAD_REQUEST, `malformed CSeq: ${clip(headers[cseq]!.value)}`, headers);
-  if (msg.kind === 'request' && cs.method !== msg.method)
-    return failure(mkind, STATUS_BAD_REQUEST, `CSeq method ${cs.method} does not match request method ${msg.method}`, headers);
+  if (!isPlainCSeqOf(headers[cseq]!.value, msg)) {
+    const cs = parseCSeq(headers[cseq]!.value);
+    if (cs === null || cs.seq > 0x7fff_ffff) return failure(mkind, STATUS_BAD_REQUEST, `malformed CSeq: ${clip(headers[cseq]!.value)}`, headers);
+    if (msg.kind === 'request' && cs.method !== msg.method)
+      return failure(mkind, STATUS_BAD_REQUEST, `CSeq method ${cs.method} does not match request method ${msg.method}`, headers);
+  }
 
   // ---- body (RFC 3261 §18.3, §20.14)
   const bodyStart = headEnd + sepLen;
@@ -211,6 +213,21 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Whether a request's CSeq is plainly `<digits> SP <its method>` with a number below 2**31:
+ *  then parseCSeq accepts it and the checks above pass, so the usual case skips building the
+ *  CSeq. (msg.method is a token, so the value has no trailing whitespace to trim.) */
+function isPlainCSeqOf(value: string, msg: SipMessage): boolean {
+  if (msg.kind !== 'request') return false;
+  const sp = value.length - msg.method.length - 1;
+  return (
+    sp > 0 &&
+    sp <= 9 &&
+    value.charCodeAt(sp) === 32 &&
+    parseDigits(value, 0, sp, 0x7fff_ffff) >= 0 &&
+    value.slice(sp + 1) === msg.method
+  );
+}
 
 function clip(s: string): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
@@ -232,8 +249,10 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   let name = '';
   let value = '';
   let list = false;
+  let comma = false; // whether value may contain ',' (exact for one line, true after folding)
   let nextCr = head.indexOf('\r', pos);
   let nextColon = -1; // n once there is none left
+  let nextComma = -1; // likewise, searched in head: indexOf on the value, a slice, is slower
   const tokenTable = TOKEN; // local copy: imported bindings are re-read through a module cell
   while (pos < n) {
     let e = head.indexOf('\n', pos);
@@ -257,9 +276,12 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
       let b = lineEnd;
       while (b > a && isWsp(head.charCodeAt(b - 1))) b--;
       if (raw === undefined) error ??= 'continuation line before the first header field';
-      else if (b > a) value = value.length === 0 ? head.slice(a, b) : `${value} ${head.slice(a, b)}`;
+      else if (b > a) {
+        value = value.length === 0 ? head.slice(a, b) : `${value} ${head.slice(a, b)}`;
+        comma = true;
+      }
     } else {
-      if (raw !== undefined) pushField(name, raw, value, list, out);
+      if (raw !== undefined) pushField(name, raw, value, list && comma, out);
       raw = undefined;
       if (++lines > limits.maxHeaders) {
         headerStatus = STATUS_MESSAGE_TOO_LARGE;
@@ -305,6 +327,13 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
         let b = lineEnd;
         while (b > a && isWsp(head.charCodeAt(b - 1))) b--;
         value = head.slice(a, b);
+        if (list) {
+          if (nextComma < a) {
+            nextComma = head.indexOf(',', a);
+            if (nextComma < 0) nextComma = n;
+          }
+          comma = nextComma < b;
+        }
       }
     }
     if (raw !== undefined && value.length > limits.maxHeaderBytes) {
@@ -313,7 +342,7 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
     }
     pos = e + 1;
   }
-  if (raw !== undefined) pushField(name, raw, value, list, out);
+  if (raw !== undefined) pushField(name, raw, value, list && comma, out);
   if (error === null) {
     for (const h of out) {
       if (h.value.length === 0 && (h.name === 'via' || h.name === 'contact' || h.name === 'route' || h.name === 'record-route')) {
@@ -324,9 +353,9 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   return error;
 }
 
-/** list: LIST_HEADERS.has(name), known by the caller. */
-function pushField(name: string, raw: string, value: string, list: boolean, out: HeaderField[]): void {
-  if (!list || value.indexOf(',') < 0) {
+/** split: whether name is in LIST_HEADERS and value may contain ','. */
+function pushField(name: string, raw: string, value: string, split: boolean, out: HeaderField[]): void {
+  if (!split || value.indexOf(',') < 0) {
     out.push({ name, raw, value });
     return;
   }
