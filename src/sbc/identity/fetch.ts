@@ -10,7 +10,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { IdentityFetch } from './schema.js';
-import { cacheHits, certCacheTotal, certFetchesTotal, certFetchSeconds } from './metrics.js';
+import { countCacheHit, certCacheTotal, certFetchesTotal, certFetchSeconds } from './metrics.js';
 import { extensionValue } from '../../pki/der.js';
 import { parseTnAuthList, TN_AUTH_LIST_OID, type TnAuthEntry } from '../../pki/tnauthlist.js';
 
@@ -43,12 +43,18 @@ const BRACKETS = /^\[|\]$/g;
 
 /** Does `host` match the allowlist (exact, or `*.domain` for subdomains)? */
 export function hostAllowed(host: string, allow: readonly string[]): boolean {
-  const h = host.toLowerCase().replace(BRACKETS, '');
+  const h = bare(host);
   for (const a of allow) {
-    const p = a.toLowerCase().replace(BRACKETS, '');
+    const p = bare(a);
     if (p.startsWith('*.')) { if (h.endsWith(p.slice(1)) && h.length > p.length - 1) return true; } else if (h === p) return true;
   }
   return false;
+}
+
+/** Lower-cased, without IPv6 brackets (the regex only runs when a bracket is there). */
+function bare(host: string): string {
+  const h = host.toLowerCase();
+  return h.startsWith('[') || h.endsWith(']') ? h.replace(BRACKETS, '') : h;
 }
 
 /** Lifetime in seconds from Cache-Control: min(max-age, cap); no-store/no-cache → 0; absent → cap. */
@@ -127,15 +133,23 @@ export class CertFetcher {
     return e && e.value && e.expires > this.opts.now() ? e.value : undefined;
   }
 
+  /** The cached bundle for `url` when fresh and allowed for this caller, synchronously (the
+   *  verifier's hot path: no promise for a cache hit); undefined sends the caller to get(). The
+   *  allowlist is applied per call because peers may have different allow_hosts. */
+  cached(url: string, allowHosts: readonly string[] = this.opts.allow_hosts): FetchedCert | undefined {
+    const e = this.cache.get(url);
+    if (e && e.value && e.expires > this.opts.now() && (!e.http || this.opts.allow_http) && hostAllowed(e.host, allowHosts)) {
+      countCacheHit();
+      return e.value;
+    }
+    return undefined;
+  }
+
   /** Fetch (or return cached) the certificate bundle at `url`. Rejects with CertFetchError. */
   get(url: string, allowHosts: readonly string[] = this.opts.allow_hosts): Promise<FetchedCert> {
-    // Hot path: a cached URL skips URL parsing; the allowlist is still applied per call
-    // because peers may have different allow_hosts.
-    const cached = this.cache.get(url);
-    if (cached && cached.value && cached.expires > this.opts.now() && (!cached.http || this.opts.allow_http) && hostAllowed(cached.host, allowHosts)) {
-      cacheHits.inc();
-      return Promise.resolve(cached.value);
-    }
+    // Hot path: a cached URL skips URL parsing.
+    const cached = this.cached(url, allowHosts);
+    if (cached) return Promise.resolve(cached);
     let u: URL;
     try { u = new URL(url); } catch { return Promise.reject(new CertFetchError('forbidden', `bad certificate URL '${url.slice(0, 200)}'`)); }
     if (u.protocol !== 'https:' && !(u.protocol === 'http:' && this.opts.allow_http)) {
