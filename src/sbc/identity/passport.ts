@@ -34,8 +34,34 @@ function decodeJson(part: string, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+// Decoded JWS headers by their base64url text. A signer's header (alg, ppt, typ, x5u) is the
+// same on every PASSporT it sends, so this skips a base64 decode and a JSON.parse per call; the
+// claims, which change per call, are always decoded. Bounded; entries are frozen (shared).
+const HEADER_CACHE_MAX = 256;
+const HEADER_CACHE_MAX_LEN = 1024;
+const headerCache = new Map<string, PassportHeader>();
+
+// The previous header: compared before the Map, which would hash the new string first.
+let lastText = '';
+let lastHeader: PassportHeader | undefined;
+
+function decodeHeader(h: string): PassportHeader {
+  if (lastHeader && h === lastText) return lastHeader;
+  let v = headerCache.get(h);
+  if (!v) {
+    v = Object.freeze(decodeJson(h, 'PASSporT header'));
+    if (h.length > HEADER_CACHE_MAX_LEN) return v;
+    if (headerCache.size >= HEADER_CACHE_MAX) headerCache.delete(headerCache.keys().next().value!);
+    headerCache.set(h, v);
+  }
+  lastText = h;
+  lastHeader = v;
+  return v;
+}
+
 /** Split a full-form JWS (`h.p.s`). Compact form (`..s`) returns compact=true with empty
- *  header/claims: the caller rebuilds them from the SIP request (RFC 8225 §7). */
+ *  header/claims: the caller rebuilds them from the SIP request (RFC 8225 §7). The header
+ *  object may be shared between calls: read it, do not modify it. */
 export function parsePassport(token: string): ParsedPassport {
   if (token.length > MAX_TOKEN) throw new PassportError('PASSporT too long');
   const d1 = token.indexOf('.');
@@ -47,7 +73,7 @@ export function parsePassport(token: string): ParsedPassport {
   if (!B64URL.test(s) || s.length === 0) throw new PassportError('PASSporT signature is not base64url');
   const signature = Buffer.from(s, 'base64url');
   if (h === '' && p === '') return { header: {}, claims: {}, signingInput: '', signature, compact: true };
-  return { header: decodeJson(h, 'PASSporT header'), claims: decodeJson(p, 'PASSporT claims') as PassportClaims, signingInput: `${h}.${p}`, signature, compact: false };
+  return { header: decodeHeader(h), claims: decodeJson(p, 'PASSporT claims') as PassportClaims, signingInput: token.slice(0, d2), signature, compact: false };
 }
 
 /** ES256 check: JWS signatures are r||s (IEEE P1363), not DER. */

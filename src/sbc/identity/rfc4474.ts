@@ -1,5 +1,5 @@
 // RFC 4474 Identity / Identity-Info: the digest string (§9) and its RSA signature.
-import { createSign, createVerify, type KeyObject } from 'node:crypto';
+import { createSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { addrSpec, firstHeader, type IdentityRequest } from './sipfields.js';
 
 export type Rfc4474Alg = 'rsa-sha1' | 'rsa-sha256';
@@ -36,16 +36,23 @@ export function digestFields(req: IdentityRequest): DigestFields | string {
  *  The body is taken byte for byte. */
 export function digestString(f: DigestFields): Buffer {
   const head = `${f.from}|${f.to}|${f.callId}|${f.cseq}|${f.date}|${f.contact ?? ''}|`;
-  const body = typeof f.body === 'string' ? Buffer.from(f.body, 'utf8') : f.body;
-  return body.length ? Buffer.concat([Buffer.from(head, 'utf8'), body]) : Buffer.from(head, 'utf8');
+  // One allocation: a string body is encoded together with the head (UTF-8 of a concatenation
+  // is the concatenation of the UTF-8; the head ends in '|', so no character spans the join).
+  if (typeof f.body === 'string') return Buffer.from(f.body.length ? head + f.body : head, 'utf8');
+  if (f.body.length === 0) return Buffer.from(head, 'utf8');
+  const n = Buffer.byteLength(head, 'utf8');
+  const out = Buffer.allocUnsafe(n + f.body.length);
+  out.write(head, 0, 'utf8');
+  f.body.copy(out, n);
+  return out;
 }
 
-export function verifyRfc4474(digest: Buffer, signatureB64: string, alg: Rfc4474Alg, key: KeyObject): boolean {
-  const sig = Buffer.from(signatureB64, 'base64');
+/** Check an RSA PKCS#1 v1.5 signature (base64 text, or its decoded bytes) over `digest`. */
+export function verifyRfc4474(digest: Buffer, signature: Buffer | string, alg: Rfc4474Alg, key: KeyObject): boolean {
+  const sig = typeof signature === 'string' ? Buffer.from(signature, 'base64') : signature;
   if (sig.length === 0) return false;
-  const v = createVerify(HASH[alg]);
-  v.update(digest);
-  try { return v.verify(key, sig); } catch { return false; }
+  // One-shot verify: no Verify stream object per call.
+  try { return cryptoVerify(HASH[alg], digest, key, sig); } catch { return false; }
 }
 
 export function signRfc4474Digest(digest: Buffer, alg: Rfc4474Alg, key: KeyObject): string {

@@ -16,11 +16,19 @@ const USER_PHONE = /;user=phone(?:;|$|\?)/i;
 const LEADING_PLUS = /^\+/;
 const ANY_WS = /\s+/g;
 
+// Compact form by header name as callers spell it (a few constants): one Map lookup per call
+// instead of lower-casing the name and a keyed lookup. null: the header has no compact form.
+const compactOf = new Map<string, string | null>();
+
 /** All values of a header, trying the compact form when the long one is absent. */
 export function headerValues(req: IdentityRequest, name: string): string[] {
   const v = req.headers(name);
   if (v.length) return v;
-  const c = COMPACT[name.toLowerCase()];
+  let c = compactOf.get(name);
+  if (c === undefined) {
+    c = COMPACT[name.toLowerCase()] ?? null;
+    if (compactOf.size < 64) compactOf.set(name, c);
+  }
   return c ? req.headers(c) : v;
 }
 
@@ -90,6 +98,17 @@ export function canonicalTn(uri: string): string | undefined {
 
 /** Canonicalise a number string from a PASSporT claim or a URI user part. */
 export function canonicalNumber(tn: string): string | undefined {
+  // Fast path, same result: '+'? followed by 1–32 of [0-9#*] is already canonical but for the '+'.
+  const start = tn.charCodeAt(0) === 43 /* + */ ? 1 : 0;
+  const n = tn.length - start;
+  if (n >= 1 && n <= 32) {
+    let i = start;
+    for (; i < tn.length; i++) {
+      const ch = tn.charCodeAt(i);
+      if (!((ch >= 48 && ch <= 57) || ch === 35 /* # */ || ch === 42 /* * */)) break;
+    }
+    if (i === tn.length) return start ? tn.slice(1) : tn;
+  }
   const t = tn.replace(VISUAL_SEPARATORS, '').replace(LEADING_PLUS, '');
   return TN_DIGITS.test(t) ? t : undefined;
 }
@@ -159,6 +178,37 @@ export function parseIdentityValue(value: string): { token: string; params: Map<
     params.set(name, v);
     i = next < 0 ? value.length : next;
   }
+  return { token, params };
+}
+
+const NO_PARAMS: ReadonlyMap<string, string> = new Map();
+const PARAMS_CACHE_MAX = 256;
+const PARAMS_CACHE_MAX_LEN = 1024;
+const paramsCache = new Map<string, ReadonlyMap<string, string>>();
+let lastParamsText = '';
+let lastParams: ReadonlyMap<string, string> | undefined;
+
+/** parseIdentityValue, with the parameter map memoised by the parameter text (from the first
+ *  ';' on) when the token is not quoted: a signer sends the same `;info=<…>;alg=…;ppt=…` on
+ *  every PASSporT. Bounded. The map may be shared between calls: read it, do not modify it. */
+export function parseIdentityValueShared(value: string): { token: string; params: ReadonlyMap<string, string> } {
+  if (value[0] === '"') return parseIdentityValue(value);
+  const semi = value.indexOf(';');
+  if (semi < 0) return { token: value.trim(), params: NO_PARAMS };
+  const token = value.slice(0, semi).trim();
+  const text = value.slice(semi);
+  // The previous parameter text is compared first: the Map would hash the new string.
+  if (lastParams && text === lastParamsText) return { token, params: lastParams };
+  let params = paramsCache.get(text);
+  if (!params) {
+    // Same parameter parse as for the whole value: the token before the ';' does not affect it.
+    params = parseIdentityValue(`x${text}`).params;
+    if (text.length > PARAMS_CACHE_MAX_LEN) return { token, params };
+    if (paramsCache.size >= PARAMS_CACHE_MAX) paramsCache.delete(paramsCache.keys().next().value!);
+    paramsCache.set(text, params);
+  }
+  lastParamsText = text;
+  lastParams = params;
   return { token, params };
 }
 
