@@ -5,9 +5,9 @@ import type { X509Certificate } from 'node:crypto';
 import { CertFetcher, CertFetchError, type FetchedCert } from './fetch.js';
 import { loadAnchors, validateChain, type ChainResult } from './chain.js';
 import { parsePassport, PassportError, verifyEs256, canonicalJson, type ParsedPassport } from './passport.js';
-import { digestFields, digestString, isRfc4474Alg, verifyRfc4474 } from './rfc4474.js';
+import { digestFields, digestString, isRfc4474Alg, verifyRfc4474, type DigestFields, type Rfc4474Alg } from './rfc4474.js';
 import {
-  addrSpec, canonicalNumber, canonicalTn, firstHeader, headerValues, parseIdentityValue, splitIdentityValues,
+  addrSpec, canonicalNumber, canonicalTn, firstHeader, headerValues, parseIdentityValue, parseIdentityValueShared, splitIdentityValues,
   type IdentityRequest,
 } from './sipfields.js';
 import { tnAuthorises } from '../../pki/tnauthlist.js';
@@ -100,10 +100,9 @@ const VERSTAT: Record<IdentityResult['verdict'], Verstat> = {
   pass: 'TN-Validation-Passed', fail: 'TN-Validation-Failed', none: 'No-TN-Validation',
 };
 
-interface Passed {
-  standard: IdentityStandard; identity: string; certificateUrl: string;
-  origTn?: string; destTns?: string[]; attest?: 'A' | 'B' | 'C'; origid?: string;
-}
+/** A header that passed every check but the replay check, which needs the (async) store;
+ *  `passed` is the result to return when the replay check passes too. */
+interface Checked { passed: IdentityResult; replayKey: string; replayTtlMs: number; replayDetail: string }
 
 export class IdentityVerifier {
   readonly fetcher: CertFetcher;
@@ -120,55 +119,78 @@ export class IdentityVerifier {
     this.anchors4474 = o.rfc4474Anchors ?? (o.global.rfc4474_trust_anchors ? loadAnchors(o.global.rfc4474_trust_anchors) : this.anchors);
   }
 
-  /** Verify `req` as received from `peerId` under its identity policy. Never throws for bad input. */
+  /** Verify `req` as received from `peerId` under its identity policy. Never throws for bad input.
+   *  With the certificate cached, everything up to the replay check runs synchronously: the
+   *  replay store is the only await on that path. */
   async verify(req: IdentityRequest, policy: PeerIdentity, peerId = 'unknown'): Promise<IdentityResult> {
-    const r = await this.run(req, policy);
+    let r: IdentityResult;
+    if (policy.mode === 'off') r = { verdict: 'none', reject: false, verstat: VERSTAT.none, failures: [] };
+    else {
+      const values = splitIdentityValues(headerValues(req, 'Identity'));
+      // Identity-Info is looked up only when a value needs it (null: not looked up yet).
+      let info4474: string | undefined | null = null;
+      const failures: IdentityFailure[] = [];
+      let candidates = 0;
+      let passed: IdentityResult | undefined;
+      for (const v of values) {
+        // RFC 4474 carries a quoted base64 signature and a separate Identity-Info header;
+        // RFC 8224 carries a JWS (dot-separated) with an info parameter.
+        let standard: IdentityStandard = 'rfc8224';
+        if (v.startsWith('"')) standard = 'rfc4474';
+        else if (!v.includes('.')) {
+          if (info4474 === null) info4474 = firstHeader(req, 'Identity-Info');
+          if (info4474 !== undefined) standard = 'rfc4474';
+        }
+        if (!policy.standards.includes(standard)) continue;
+        // Bounded: each header may cost a certificate fetch, so a flood of them cannot hold a call.
+        if (++candidates > MAX_IDENTITY_HEADERS) break;
+        try {
+          let k: Checked | Promise<Checked>;
+          if (standard === 'rfc8224') k = this.checkPassport(req, v, policy);
+          else {
+            if (info4474 === null) info4474 = firstHeader(req, 'Identity-Info');
+            k = this.check4474(req, v, info4474, policy);
+          }
+          if (k instanceof Promise) k = await k;
+          // Replay (RFC 8224 §12.1, RFC 4474): the same signature again inside the freshness window.
+          if (!(await this.seenOnce(k.replayKey, k.replayTtlMs))) throw new Fail(REPLAY, k.replayDetail);
+          passed = k.passed;
+          break;
+        } catch (e) {
+          // Anything but a verification failure (a store outage, a bug) must not crash the
+          // call flow: it is reported as a failure the policy then acts on.
+          const f = e instanceof Fail ? e : new Fail(INTERNAL, `verification error: ${e instanceof Error ? e.message : String(e)}`);
+          failures.push({ standard, status: f.code.status, reason: f.code.reason, detail: f.detail });
+        }
+      }
+      if (passed) { passed.failures = failures; r = passed; } else if (candidates === 0) {
+        const detail = values.length ? 'Identity header of a standard this peer is not configured for' : 'no Identity header';
+        r = {
+          verdict: 'none', reject: policy.mode === 'required', verstat: VERSTAT.none, failures: [], detail,
+          ...(policy.mode === 'required' ? USE_IDENTITY : {}),
+        };
+      } else {
+        const first = failures[0]!;
+        r = {
+          verdict: 'fail', reject: policy.mode === 'required', verstat: VERSTAT.fail, standard: first.standard,
+          status: first.status, reason: first.reason, detail: first.detail, failures,
+        };
+      }
+    }
     countVerification(peerId, r.standard ?? 'none', r.verdict);
     return r;
   }
 
-  private async run(req: IdentityRequest, policy: PeerIdentity): Promise<IdentityResult> {
-    if (policy.mode === 'off') return { verdict: 'none', reject: false, verstat: VERSTAT.none, failures: [] };
-    const values = splitIdentityValues(headerValues(req, 'Identity'));
-    const info4474 = firstHeader(req, 'Identity-Info');
-    const candidates: Array<{ standard: IdentityStandard; value: string }> = [];
-    for (const v of values) {
-      // RFC 4474 carries a quoted base64 signature and a separate Identity-Info header;
-      // RFC 8224 carries a JWS (dot-separated) with an info parameter.
-      const standard: IdentityStandard = v.startsWith('"') || (!v.includes('.') && info4474 !== undefined) ? 'rfc4474' : 'rfc8224';
-      if (policy.standards.includes(standard)) candidates.push({ standard, value: v });
-    }
-    if (candidates.length === 0) {
-      const detail = values.length ? 'Identity header of a standard this peer is not configured for' : 'no Identity header';
-      return {
-        verdict: 'none', reject: policy.mode === 'required', verstat: VERSTAT.none, failures: [], detail,
-        ...(policy.mode === 'required' ? USE_IDENTITY : {}),
-      };
-    }
-    const failures: IdentityFailure[] = [];
-    // Bounded: each header may cost a certificate fetch, so a flood of them cannot hold a call.
-    for (const c of candidates.slice(0, MAX_IDENTITY_HEADERS)) {
-      try {
-        const ok = c.standard === 'rfc8224' ? await this.verifyPassport(req, c.value, policy) : await this.verify4474(req, c.value, info4474, policy);
-        return { verdict: 'pass', reject: false, verstat: VERSTAT.pass, failures, ...ok };
-      } catch (e) {
-        // Anything but a verification failure (a store outage, a bug) must not crash the
-        // call flow: it is reported as a failure the policy then acts on.
-        const f = e instanceof Fail ? e : new Fail(INTERNAL, `verification error: ${e instanceof Error ? e.message : String(e)}`);
-        failures.push({ standard: c.standard, status: f.code.status, reason: f.code.reason, detail: f.detail });
-      }
-    }
-    const first = failures[0]!;
-    return {
-      verdict: 'fail', reject: policy.mode === 'required', verstat: VERSTAT.fail, standard: first.standard,
-      status: first.status, reason: first.reason, detail: first.detail, failures,
-    };
+  /** The cached certificate (no promise), or a fetch that fails with 436. */
+  private cert(url: string, policy: PeerIdentity): FetchedCert | Promise<FetchedCert> {
+    return this.fetcher.cached(url, policy.allow_hosts) ?? this.fetch(url, policy);
   }
 
   // ---------- RFC 8224 / 8225 / 8588 ----------
 
-  private async verifyPassport(req: IdentityRequest, value: string, policy: PeerIdentity): Promise<Passed> {
-    const { token, params } = parseIdentityValue(value);
+  /** Every check of a PASSporT but the replay check; synchronous when the certificate is cached. */
+  private checkPassport(req: IdentityRequest, value: string, policy: PeerIdentity): Checked | Promise<Checked> {
+    const { token, params } = parseIdentityValueShared(value);
     let pp: ParsedPassport;
     try { pp = parsePassport(token); } catch (e) {
       throw new Fail(INVALID, e instanceof PassportError ? e.message : 'malformed PASSporT');
@@ -201,21 +223,18 @@ export class IdentityVerifier {
     const origTn = typeof c.orig?.tn === 'string' ? canonicalNumber(c.orig.tn) : undefined;
     const origUri = typeof c.orig?.uri === 'string' ? c.orig.uri : undefined;
     if (!origTn && !origUri) throw new Fail(INVALID, 'PASSporT orig has no tn or uri');
-    const callers = [...headerValues(req, 'P-Asserted-Identity').flatMap((v) => splitIdentityValues([v])), ...headerValues(req, 'From')].map(addrSpec);
-    const origOk = origTn
-      ? callers.some((u) => canonicalTn(u) === origTn)
-      : callers.some((u) => stripParams(u) === stripParams(origUri!));
-    if (!origOk) throw new Fail(INVALID, `orig ${origTn ?? origUri} does not match From/P-Asserted-Identity`);
+    if (!origMatches(req, origTn, origUri)) throw new Fail(INVALID, `orig ${origTn ?? origUri} does not match From/P-Asserted-Identity`);
     const destList = Array.isArray(c.dest?.tn) ? c.dest.tn : typeof c.dest?.tn === 'string' ? [c.dest.tn] : [];
-    const destTns = destList.map((t) => (typeof t === 'string' ? canonicalNumber(t) : undefined)).filter((t): t is string => !!t);
+    const destTns: string[] = [];
+    for (const t of destList) {
+      const tn = typeof t === 'string' ? canonicalNumber(t) : undefined;
+      if (tn) destTns.push(tn);
+    }
     const destUris = Array.isArray(c.dest?.uri) ? c.dest.uri.filter((u): u is string => typeof u === 'string') : [];
     if (destTns.length === 0 && destUris.length === 0) throw new Fail(INVALID, 'PASSporT dest has no tn or uri');
-    const called = [addrSpec(firstHeader(req, 'To') ?? ''), req.uri];
-    const destOk = called.some((u) => {
-      const tn = canonicalTn(u);
-      return (tn !== undefined && destTns.includes(tn)) || destUris.some((d) => stripParams(d) === stripParams(u));
-    });
-    if (!destOk) throw new Fail(INVALID, 'dest does not match To/Request-URI');
+    if (!destMatches(addrSpec(firstHeader(req, 'To') ?? ''), destTns, destUris) && !destMatches(req.uri, destTns, destUris)) {
+      throw new Fail(INVALID, 'dest does not match To/Request-URI');
+    }
 
     let attest: 'A' | 'B' | 'C' | undefined;
     let origid: string | undefined;
@@ -226,7 +245,23 @@ export class IdentityVerifier {
       origid = c.origid;
     }
 
-    const cert = await this.fetch(url, policy);
+    const passed: IdentityResult = {
+      verdict: 'pass', reject: false, verstat: VERSTAT.pass, failures: [],
+      standard: 'rfc8224', identity: value, certificateUrl: url, destTns,
+    };
+    if (origTn) passed.origTn = origTn;
+    if (attest) passed.attest = attest;
+    if (origid) passed.origid = origid;
+    const cert = this.cert(url, policy);
+    if (cert instanceof Promise) return cert.then((ce) => this.passportCert(ce, pp, passed, now, origTn, origUri, policy));
+    return this.passportCert(cert, pp, passed, now, origTn, origUri, policy);
+  }
+
+  /** The certificate checks of a PASSporT (chain, key, TNAuthList) and its signature. */
+  private passportCert(
+    cert: FetchedCert, pp: ParsedPassport, passed: IdentityResult, now: number,
+    origTn: string | undefined, origUri: string | undefined, policy: PeerIdentity,
+  ): Checked {
     this.checkChain(cert, this.anchors, now, BAD_CERT);
     const key = cert.publicKey;
     if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Fail(BAD_CERT, 'certificate key is not EC P-256');
@@ -234,14 +269,9 @@ export class IdentityVerifier {
     if (cert.tnAuthList === null) throw new Fail(BAD_CERT, 'certificate TNAuthList is malformed');
     if (!tnAuthorises(cert.tnAuthList, origTn, policy.spcs)) throw new Fail(BAD_CERT, `certificate TNAuthList does not cover ${origTn ?? origUri}`);
     if (!verifyEs256(pp.signingInput, pp.signature, key)) throw new Fail(INVALID, 'PASSporT signature does not verify');
-
-    // Replay (RFC 8224 §12.1): the same signature again inside the freshness window.
-    if (!(await this.seenOnce(`passport:${pp.signature.toString('base64url')}`, (policy.max_age_s * 2 + 1) * 1000))) {
-      throw new Fail(REPLAY, 'PASSporT seen before within its freshness window');
-    }
     return {
-      standard: 'rfc8224', identity: value, certificateUrl: url, destTns,
-      ...(origTn ? { origTn } : {}), ...(attest ? { attest } : {}), ...(origid ? { origid } : {}),
+      passed, replayKey: `passport:${pp.signature.toString('base64url')}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
+      replayDetail: 'PASSporT seen before within its freshness window',
     };
   }
 
@@ -261,34 +291,47 @@ export class IdentityVerifier {
 
   // ---------- RFC 4474 ----------
 
-  private async verify4474(req: IdentityRequest, value: string, infoHeader: string | undefined, policy: PeerIdentity): Promise<Passed> {
+  /** Every check of an RFC 4474 Identity but the replay check; synchronous when the certificate is cached. */
+  private check4474(req: IdentityRequest, value: string, infoHeader: string | undefined, policy: PeerIdentity): Checked | Promise<Checked> {
     if (!infoHeader) throw new Fail(BAD_INFO, 'Identity-Info header missing');
-    const info = parseIdentityValue(infoHeader.trim().startsWith('<') ? `x;info=${infoHeader}` : infoHeader);
-    const url = info.params.get('info') ?? info.token.replace(ANGLES, '');
-    const alg = info.params.get('alg') ?? 'rsa-sha1';
+    const { url, alg } = identityInfo(infoHeader);
     if (!isRfc4474Alg(alg)) throw new Fail(BAD_CERT_4474, `unsupported Identity-Info alg ${alg}`);
-    const sig = parseIdentityValue(value).token;
-    if (!sig || !BASE64.test(sig)) throw new Fail(INVALID, 'Identity is not a base64 signature');
+    const sig = signatureOf(value);
+    if (sig === undefined) throw new Fail(INVALID, 'Identity is not a base64 signature');
     const fields = digestFields(req);
     if (typeof fields === 'string') throw new Fail(fields === 'Date' ? STALE : INVALID, `${fields} header missing`);
 
     // Date freshness (RFC 4474 §6.2 step 4).
     const now = this.now();
-    const date = Date.parse(fields.date);
+    const date = parseDate(fields.date);
     if (!Number.isFinite(date)) throw new Fail(STALE, 'Date header unparseable');
     const ageS = (now - date) / 1000;
     if (ageS > policy.max_age_s || ageS < -policy.max_age_s) throw new Fail(STALE, `Date is ${Math.round(ageS)} s from now (max ${policy.max_age_s} s)`);
 
-    const cert = await this.fetch(url, policy);
+    const cert = this.cert(url, policy);
+    if (cert instanceof Promise) return cert.then((ce) => this.cert4474(ce, value, url, alg, sig, fields, now, policy));
+    return this.cert4474(cert, value, url, alg, sig, fields, now, policy);
+  }
+
+  /** The certificate checks of an RFC 4474 Identity (chain, key, From domain) and its signature. */
+  private cert4474(
+    cert: FetchedCert, value: string, url: string, alg: Rfc4474Alg, sig: string, fields: DigestFields, now: number, policy: PeerIdentity,
+  ): Checked {
     this.checkChain(cert, this.anchors4474, now, BAD_CERT_4474);
     if (cert.publicKey.asymmetricKeyType !== 'rsa') throw new Fail(BAD_CERT_4474, 'certificate key is not RSA');
     // The certificate must cover the From domain (RFC 4474 §6.2 step 2).
     const fromHost = hostOf(fields.from);
     if (!fromHost || !covers(cert, fromHost)) throw new Fail(BAD_CERT_4474, `certificate does not cover From domain ${fromHost ?? '(none)'}`);
     if (!verifyRfc4474(digestString(fields), sig, alg, cert.publicKey)) throw new Fail(INVALID, 'Identity signature does not verify');
-    if (!(await this.seenOnce(`rfc4474:${sig}`, (policy.max_age_s * 2 + 1) * 1000))) throw new Fail(REPLAY, 'Identity signature seen before within its freshness window');
     const origTn = canonicalTn(fields.from);
-    return { standard: 'rfc4474', identity: value, certificateUrl: url, ...(origTn ? { origTn } : {}) };
+    const passed: IdentityResult = {
+      verdict: 'pass', reject: false, verstat: VERSTAT.pass, failures: [], standard: 'rfc4474', identity: value, certificateUrl: url,
+    };
+    if (origTn) passed.origTn = origTn;
+    return {
+      passed, replayKey: `rfc4474:${sig}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
+      replayDetail: 'Identity signature seen before within its freshness window',
+    };
   }
 
   // ---------- shared ----------
@@ -310,6 +353,74 @@ export class IdentityVerifier {
     }
     if (!r.ok) throw new Fail(code, r.reason);
   }
+}
+
+// Hot-path helpers are plain functions and loops, not per-call closures: besides the
+// allocation, the tsx loader (keepNames) defines a `name` on every named closure it creates.
+
+/** Does the PASSporT orig match a P-Asserted-Identity or From URI? Tried in that order,
+ *  stopping at the first match. */
+function origMatches(req: IdentityRequest, origTn: string | undefined, origUri: string | undefined): boolean {
+  const pai = headerValues(req, 'P-Asserted-Identity');
+  if (pai.length) for (const v of splitIdentityValues(pai)) if (isOrig(addrSpec(v), origTn, origUri)) return true;
+  for (const v of headerValues(req, 'From')) if (isOrig(addrSpec(v), origTn, origUri)) return true;
+  return false;
+}
+
+function isOrig(u: string, origTn: string | undefined, origUri: string | undefined): boolean {
+  return origTn ? canonicalTn(u) === origTn : stripParams(u) === stripParams(origUri!);
+}
+
+function destMatches(u: string, destTns: readonly string[], destUris: readonly string[]): boolean {
+  const tn = canonicalTn(u);
+  if (tn !== undefined && destTns.includes(tn)) return true;
+  for (const d of destUris) if (stripParams(d) === stripParams(u)) return true;
+  return false;
+}
+
+/** The base64 signature of an RFC 4474 Identity value (quoted, possibly folded), or undefined
+ *  when it is empty or not base64. A quoted value of base64 characters only is taken as it is;
+ *  anything else goes through the general parse (whitespace removed) and check. */
+function signatureOf(value: string): string | undefined {
+  if (value.charCodeAt(0) === 34 /* " */) {
+    const end = value.indexOf('"', 1);
+    if (end > 1) {
+      let i = 1;
+      for (; i < end; i++) {
+        const c = value.charCodeAt(i);
+        if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 47 && c <= 57) || c === 43 || c === 61)) break; // A-Z a-z / 0-9 + =
+      }
+      if (i === end) return value.slice(1, end);
+    }
+  }
+  const sig = parseIdentityValue(value).token;
+  return sig && BASE64.test(sig) ? sig : undefined;
+}
+
+// Identity-Info values by their text (a signer sends the same one on every call). Bounded.
+const INFO_CACHE_MAX = 256;
+const infoCache = new Map<string, { url: string; alg: string }>();
+
+/** URL and alg of an RFC 4474 Identity-Info header (`<url>;alg=…`). */
+function identityInfo(header: string): { url: string; alg: string } {
+  let v = infoCache.get(header);
+  if (!v) {
+    const info = parseIdentityValue(header.trim().startsWith('<') ? `x;info=${header}` : header);
+    v = { url: info.params.get('info') ?? info.token.replace(ANGLES, ''), alg: info.params.get('alg') ?? 'rsa-sha1' };
+    if (header.length <= 1024) {
+      if (infoCache.size >= INFO_CACHE_MAX) infoCache.delete(infoCache.keys().next().value!);
+      infoCache.set(header, v);
+    }
+  }
+  return v;
+}
+
+// Date.parse of the last Date header seen: calls within the same second carry the same text.
+let lastDateText: string | undefined;
+let lastDateMs = NaN;
+function parseDate(text: string): number {
+  if (text !== lastDateText) { lastDateMs = Date.parse(text); lastDateText = text; }
+  return lastDateMs;
 }
 
 function stripParams(uri: string): string {
