@@ -379,18 +379,14 @@ function destMatches(u: string, destTns: readonly string[], destUris: readonly s
 }
 
 /** The base64 signature of an RFC 4474 Identity value (quoted, possibly folded), or undefined
- *  when it is empty or not base64. A quoted value of base64 characters only is taken as it is;
- *  anything else goes through the general parse (whitespace removed) and check. */
+ *  when it is empty or not base64. A quoted value that is base64 already is taken as it is (one
+ *  regex scan); anything else goes through the general parse (whitespace removed) and check. */
 function signatureOf(value: string): string | undefined {
   if (value.charCodeAt(0) === 34 /* " */) {
     const end = value.indexOf('"', 1);
     if (end > 1) {
-      let i = 1;
-      for (; i < end; i++) {
-        const c = value.charCodeAt(i);
-        if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 47 && c <= 57) || c === 43 || c === 61)) break; // A-Z a-z / 0-9 + =
-      }
-      if (i === end) return value.slice(1, end);
+      const raw = value.slice(1, end);
+      if (BASE64.test(raw)) return raw;
     }
   }
   const sig = parseIdentityValue(value).token;
