@@ -322,14 +322,16 @@ export class IdentityVerifier {
     // The certificate must cover the From domain (RFC 4474 §6.2 step 2).
     const fromHost = hostOf(fields.from);
     if (!fromHost || !covers(cert, fromHost)) throw new Fail(BAD_CERT_4474, `certificate does not cover From domain ${fromHost ?? '(none)'}`);
-    if (!verifyRfc4474(digestString(fields), sig, alg, cert.publicKey)) throw new Fail(INVALID, 'Identity signature does not verify');
+    const sigBytes = Buffer.from(sig, 'base64');
+    if (!verifyRfc4474(digestString(fields), sigBytes, alg, cert.publicKey)) throw new Fail(INVALID, 'Identity signature does not verify');
     const origTn = canonicalTn(fields.from);
     const passed: IdentityResult = {
       verdict: 'pass', reject: false, verstat: VERSTAT.pass, failures: [], standard: 'rfc4474', identity: value, certificateUrl: url,
     };
     if (origTn) passed.origTn = origTn;
     return {
-      passed, replayKey: `rfc4474:${sig}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
+      // Keyed on the bytes: base64 spells them several ways (padding, unused bits, folding).
+      passed, replayKey: `rfc4474:${sigBytes.toString('base64')}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
       replayDetail: 'Identity signature seen before within its freshness window',
     };
   }
