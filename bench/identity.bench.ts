@@ -22,7 +22,7 @@ import { loadPrivateKey } from '../src/pki/x509.js';
 import { makeTestPki, requestOf } from '../test/helpers/identity.js';
 
 const SECONDS = Math.max(1, Math.round(Number(process.argv[2] ?? 2)));
-const ROUNDS = 3;
+const ROUNDS = 5;
 const BATCH = 100;
 const read = (p: string) => readFileSync(p, 'utf8');
 
