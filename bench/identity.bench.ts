@@ -9,8 +9,9 @@
 // cores. Node is measured the same way: operations per second of this process's CPU time from
 // process.cpuUsage(), user + system of all its threads (GC helpers included), which counts
 // slightly more than openssl's user-only divisor and so favours openssl, never node. Wall-clock
-// rates are printed alongside for information. Rounds are interleaved (node paths, then openssl
-// speed, per round) so machine load hits all alike, and medians are reported.
+// rates are printed alongside for information. Rounds are interleaved (node paths taking turns
+// in short slices, then openssl speed, per round) so machine load hits all alike, and medians
+// are reported.
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, createSign, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -39,8 +40,12 @@ interface Rate { cpu: number; wall: number }
 /** A path under test: awaited per call (as the call flow does) or a plain synchronous call. */
 type Path = { async: () => Promise<unknown> } | { sync: () => unknown };
 
-/** Run `p` until it has used SECONDS of CPU time; operations per CPU second and per wall second. */
-async function measure(p: Path): Promise<Rate> {
+/** Within a round the node paths take turns in slices of this much CPU time, so that they
+ *  see the same machine load as each other. */
+const SLICES = 8;
+
+/** Run `p` until it has used `seconds` of CPU time: calls, CPU seconds and wall seconds. */
+async function measure(p: Path, seconds: number): Promise<{ n: number; cpu: number; wall: number }> {
   let n = 0;
   const w0 = performance.now();
   const c0 = cpuSeconds();
@@ -49,8 +54,8 @@ async function measure(p: Path): Promise<Rate> {
     if ('async' in p) { for (let i = 0; i < BATCH; i++) await p.async(); } else { for (let i = 0; i < BATCH; i++) p.sync(); }
     n += BATCH;
     c = cpuSeconds();
-  } while (c - c0 < SECONDS);
-  return { cpu: n / (c - c0), wall: n / ((performance.now() - w0) / 1000) };
+  } while (c - c0 < seconds);
+  return { n, cpu: c - c0, wall: (performance.now() - w0) / 1000 };
 }
 
 interface Openssl { ecdsa: number; rsa: number }
@@ -65,12 +70,21 @@ function opensslSpeed(): Openssl {
   return { rsa: Number(rsa[1]), ecdsa: Number(ec[1]) };
 }
 
-/** Each path and `openssl speed` once per round, rounds interleaved; medians. */
+/** Per round: each path for SECONDS of CPU time in SLICES turns (path 1, 2, …, 1, 2, …), then
+ *  `openssl speed`; medians over the rounds. */
 async function rates(paths: Path[]): Promise<{ node: Rate[]; openssl: Openssl }> {
   const out: Rate[][] = paths.map(() => []);
   const ossl: Openssl[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    for (let f = 0; f < paths.length; f++) out[f]!.push(await measure(paths[f]!));
+    const acc = paths.map(() => ({ n: 0, cpu: 0, wall: 0 }));
+    for (let s = 0; s < SLICES; s++) {
+      for (let f = 0; f < paths.length; f++) {
+        const m = await measure(paths[f]!, SECONDS / SLICES);
+        const a = acc[f]!;
+        a.n += m.n; a.cpu += m.cpu; a.wall += m.wall;
+      }
+    }
+    acc.forEach((a, f) => out[f]!.push({ cpu: a.n / a.cpu, wall: a.n / a.wall }));
     ossl.push(opensslSpeed());
   }
   return {
@@ -139,7 +153,7 @@ async function main(): Promise<void> {
   const version = execFileSync('openssl', ['version'], { encoding: 'utf8' }).trim();
   const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(0)}%`;
   const n = (x: number, w = 7) => x.toFixed(0).padStart(w);
-  console.log(`identity verification, cached certificate, median of ${ROUNDS} interleaved rounds of ${SECONDS} CPU-s each (node ${process.version}, OpenSSL ${process.versions.openssl} in node; ${version})`);
+  console.log(`identity verification, cached certificate, median of ${ROUNDS} interleaved rounds of ${SECONDS} CPU-s per path (in ${SLICES} turns) + openssl speed -seconds ${SECONDS} (node ${process.version}, OpenSSL ${process.versions.openssl} in node; ${version})`);
   console.log('rates are per CPU second: node = process.cpuUsage() user+system, openssl speed = CPU user time (its default)');
   console.log(`  ES256 PASSporT (SHAKEN):    peergate ${n(es256.cpu)}/s   openssl speed ecdsap256 verify ${n(ossl.ecdsa)}/s   ratio ${pct(es256.cpu, ossl.ecdsa)}`);
   console.log(`  RSA-2048 RFC 4474 (sha256): peergate ${n(rsa2048.cpu)}/s   openssl speed rsa2048 verify   ${n(ossl.rsa)}/s   ratio ${pct(rsa2048.cpu, ossl.rsa)}`);
