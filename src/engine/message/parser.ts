@@ -111,21 +111,21 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   // CR only as part of CRLF (RFC 3261 §7.3.1): a bare CR could end a line for the next hop.
   const firstNl = head.indexOf('\n');
   const lineEnd = firstNl < 0 ? head.length : firstNl > 0 && head.charCodeAt(firstNl - 1) === 13 ? firstNl - 1 : firstNl;
-  const startLine = head.slice(0, lineEnd);
 
   const headers: HeaderField[] = [];
-  if (startLine.indexOf('\r') >= 0) return failure(kind, STATUS_BAD_REQUEST, 'bare CR in start line', recoverHeaders(buf, start, headEnd, limits));
+  const cr = head.indexOf('\r');
+  if (cr >= 0 && cr < lineEnd) return failure(kind, STATUS_BAD_REQUEST, 'bare CR in start line', recoverHeaders(buf, start, headEnd, limits));
   const headerError = collectHeaders(head, firstNl < 0 ? head.length : firstNl + 1, limits, headers);
   if (headerError !== null) return failure(kind, headerStatus, headerError, headers);
 
-  // ---- start line
+  // ---- start line (head[0..lineEnd): read in place, the ops are cheaper on head than on a slice)
   let msg: SipMessage;
   if (kind === 'response') {
-    const r = parseStatusLine(startLine);
+    const r = parseStatusLine(head, lineEnd);
     if (typeof r === 'string') return failure('response', STATUS_BAD_REQUEST, r, headers);
     msg = { kind: 'response', status: r.status, reason: r.reason, headers, body: EMPTY };
   } else {
-    const r = parseRequestLine(startLine, limits);
+    const r = parseRequestLine(head, lineEnd, limits);
     if (typeof r === 'string') return failure(requestLineKind, requestLineStatus, r, headers);
     msg = { kind: 'request', method: r.method, uri: r.uri, headers, body: EMPTY };
   }
@@ -250,6 +250,7 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   let value = '';
   let list = false;
   let comma = false; // whether value may contain ',' (exact for one line, true after folding)
+  let sawEmpty = false; // whether an empty value was pushed (only then look for empty list elements)
   let nextCr = head.indexOf('\r', pos);
   let nextColon = -1; // n once there is none left
   let nextComma = -1; // likewise, searched in head: indexOf on the value, a slice, is slower
@@ -281,7 +282,7 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
         comma = true;
       }
     } else {
-      if (raw !== undefined) pushField(name, raw, value, list && comma, out);
+      if (raw !== undefined && pushField(name, raw, value, list && comma, out)) sawEmpty = true;
       raw = undefined;
       if (++lines > limits.maxHeaders) {
         headerStatus = STATUS_MESSAGE_TOO_LARGE;
@@ -342,8 +343,8 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
     }
     pos = e + 1;
   }
-  if (raw !== undefined) pushField(name, raw, value, list && comma, out);
-  if (error === null) {
+  if (raw !== undefined && pushField(name, raw, value, list && comma, out)) sawEmpty = true;
+  if (error === null && sawEmpty) {
     for (const h of out) {
       if (h.value.length === 0 && (h.name === 'via' || h.name === 'contact' || h.name === 'route' || h.name === 'record-route')) {
         return `empty element in ${h.raw} list`;
@@ -353,14 +354,20 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   return error;
 }
 
-/** split: whether name is in LIST_HEADERS and value may contain ','. */
-function pushField(name: string, raw: string, value: string, split: boolean, out: HeaderField[]): void {
+/** split: whether name is in LIST_HEADERS and value may contain ','. Returns whether an empty
+ *  value was pushed. */
+function pushField(name: string, raw: string, value: string, split: boolean, out: HeaderField[]): boolean {
   if (!split || value.indexOf(',') < 0) {
     out.push({ name, raw, value });
-    return;
+    return value.length === 0;
   }
   // Empty elements are kept so that validation rejects them (RFC 4475 §3.1.2.1).
-  for (const part of splitCommaList(value, true)) out.push({ name, raw, value: part });
+  let empty = false;
+  for (const part of splitCommaList(value, true)) {
+    out.push({ name, raw, value: part });
+    if (part.length === 0) empty = true;
+  }
+  return empty;
 }
 
 /** Best-effort Via/From/To/Call-ID/CSeq from a message that could not be framed. */
@@ -400,48 +407,54 @@ function isOtherSipVersion(s: string, from: number, to: number): boolean {
   return dot > from + 4 && dot < to - 1 && parseDigits(s, from + 4, dot, 1e6) >= 0 && parseDigits(s, dot + 1, to, 1e6) >= 0;
 }
 
-/** `Method SP Request-URI SP SIP-Version` with exactly one SP between elements (RFC 3261 §7.1). */
-function parseRequestLine(line: string, limits: ParseLimits): { method: string; uri: string } | string {
+/** Index of the first SP in s[from..end), or -1. */
+function spaceIn(s: string, from: number, end: number): number {
+  const i = s.indexOf(' ', from);
+  return i < end ? i : -1;
+}
+
+/** `Method SP Request-URI SP SIP-Version` with exactly one SP between elements (RFC 3261 §7.1),
+ *  the line being s[0..end). */
+function parseRequestLine(s: string, end: number, limits: ParseLimits): { method: string; uri: string } | string {
   requestLineKind = 'request';
   requestLineStatus = STATUS_BAD_REQUEST;
-  const sp1 = line.indexOf(' ');
-  if (sp1 <= 0 || !isToken(line, 0, sp1)) {
+  const sp1 = spaceIn(s, 0, end);
+  if (sp1 <= 0 || !isToken(s, 0, sp1)) {
     requestLineKind = 'unknown';
-    return `malformed start line: ${clip(line)}`;
+    return `malformed start line: ${clip(s.slice(0, end))}`;
   }
-  const sp2 = line.indexOf(' ', sp1 + 1);
-  if (sp2 < 0) return `malformed Request-Line: ${clip(line)}`;
-  if (sp2 === sp1 + 1 || line.indexOf(' ', sp2 + 1) >= 0)
-    return `malformed Request-Line (extra SP or LWS in Request-URI): ${clip(line)}`;
-  if (!isSipVersion(line, sp2 + 1, line.length)) {
-    if (isOtherSipVersion(line, sp2 + 1, line.length)) {
+  const sp2 = spaceIn(s, sp1 + 1, end);
+  if (sp2 < 0) return `malformed Request-Line: ${clip(s.slice(0, end))}`;
+  if (sp2 === sp1 + 1 || spaceIn(s, sp2 + 1, end) >= 0)
+    return `malformed Request-Line (extra SP or LWS in Request-URI): ${clip(s.slice(0, end))}`;
+  if (!isSipVersion(s, sp2 + 1, end)) {
+    if (isOtherSipVersion(s, sp2 + 1, end)) {
       requestLineStatus = STATUS_VERSION_NOT_SUPPORTED;
-      return `SIP version not supported: ${clip(line.slice(sp2 + 1))}`;
+      return `SIP version not supported: ${clip(s.slice(sp2 + 1, end))}`;
     }
-    return `malformed SIP-Version in Request-Line: ${clip(line)}`;
+    return `malformed SIP-Version in Request-Line: ${clip(s.slice(0, end))}`;
   }
   if (sp2 - sp1 - 1 > limits.maxUriBytes) {
     requestLineStatus = STATUS_URI_TOO_LONG;
     return `Request-URI longer than ${limits.maxUriBytes} bytes`;
   }
-  const uri = line.slice(sp1 + 1, sp2);
+  const uri = s.slice(sp1 + 1, sp2);
   // sip:/sips:/tel: must parse, and sip(s) Request-URIs may not carry headers (RFC 3261 §19.1.1,
   // RFC 4475 §3.1.2.11); other schemes need only be URI text (RFC 4475 §3.3.2).
   const check = checkUri(uri);
   if (check === URI_INVALID) return `malformed Request-URI: ${clip(uri)}`;
   if (check === URI_WITH_HEADERS) return `Request-URI may not contain headers: ${clip(uri)}`;
-  return { method: line.slice(0, sp1), uri };
+  return { method: s.slice(0, sp1), uri };
 }
 
-/** `SIP-Version SP Status-Code SP Reason-Phrase` (RFC 3261 §7.2). */
-function parseStatusLine(line: string): { status: number; reason: string } | string {
-  const sp1 = line.indexOf(' ');
-  if (sp1 < 0) return `malformed Status-Line: ${clip(line)}`;
-  if (!isSipVersion(line, 0, sp1)) return `SIP version not supported: ${clip(line.slice(0, sp1))}`;
+/** `SIP-Version SP Status-Code SP Reason-Phrase` (RFC 3261 §7.2), the line being s[0..end). */
+function parseStatusLine(s: string, end: number): { status: number; reason: string } | string {
+  const sp1 = spaceIn(s, 0, end);
+  if (sp1 < 0) return `malformed Status-Line: ${clip(s.slice(0, end))}`;
+  if (!isSipVersion(s, 0, sp1)) return `SIP version not supported: ${clip(s.slice(0, sp1))}`;
   const codeEnd = sp1 + 4;
-  if (line.length < codeEnd || (line.length > codeEnd && line.charCodeAt(codeEnd) !== 32))
-    return `malformed Status-Code: ${clip(line)}`;
-  const status = parseDigits(line, sp1 + 1, codeEnd, 699);
-  if (status < 100) return `malformed Status-Code: ${clip(line)}`;
-  return { status, reason: line.length > codeEnd ? line.slice(codeEnd + 1) : '' };
+  if (end < codeEnd || (end > codeEnd && s.charCodeAt(codeEnd) !== 32)) return `malformed Status-Code: ${clip(s.slice(0, end))}`;
+  const status = parseDigits(s, sp1 + 1, codeEnd, 699);
+  if (status < 100) return `malformed Status-Code: ${clip(s.slice(0, end))}`;
+  return { status, reason: end > codeEnd ? s.slice(codeEnd + 1, end) : '' };
 }
