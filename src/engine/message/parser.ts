@@ -5,7 +5,7 @@
 import type { HeaderField, ParseLimits, ParseResult, SipMessage } from './types.js';
 import { DEFAULT_PARSE_LIMITS } from './types.js';
 import { TOKEN, isToken, isWsp, parseDigits } from './chars.js';
-import { LIST_HEADERS, canonicalName, knownName, learnSpelling, spellingAt } from './names.js';
+import { LIST_HEADERS, canonicalName, knownName, learnSpelling, spellingAt, type Spelling } from './names.js';
 import { splitCommaList } from './list.js';
 import { isValidNameAddr } from './nameaddr.js';
 import { URI_INVALID, URI_WITH_HEADERS, checkUri } from './uri.js';
@@ -254,7 +254,6 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   let nextCr = head.indexOf('\r', pos);
   let nextColon = -1; // n once there is none left
   let nextComma = -1; // likewise, searched in head: indexOf on the value, a slice, is slower
-  const tokenTable = TOKEN; // local copy: imported bindings are re-read through a module cell
   while (pos < n) {
     let e = head.indexOf('\n', pos);
     if (e < 0) e = n;
@@ -295,32 +294,18 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
         nextColon = head.indexOf(':', pos);
         if (nextColon < 0) nextColon = n;
       }
-      const sp = nextColon > pos && nextColon < lineEnd ? spellingAt(head, pos, nextColon - pos) : undefined;
-      let i: number;
-      if (sp !== undefined) {
+      let sp = nextColon > pos && nextColon < lineEnd ? spellingAt(head, pos, nextColon - pos) : undefined;
+      let i = nextColon;
+      if (sp === undefined) {
+        sp = scanFieldName(head, pos, lineEnd);
+        i = fieldColon;
+      }
+      if (sp === undefined) {
+        error ??= `malformed header line: ${clip(head.slice(pos, lineEnd))}`;
+      } else {
         raw = sp.raw;
         name = sp.name;
         list = sp.list;
-        i = nextColon;
-      } else {
-        i = pos;
-        let hash = 0;
-        while (i < lineEnd) {
-          const ch = head.charCodeAt(i);
-          if (ch > 127 || tokenTable[ch] !== 1) break;
-          hash = (Math.imul(hash, 31) + (ch | 0x20)) | 0; // names.ts nameHashStep, inlined
-          i++;
-        }
-        const nameEnd = i;
-        while (i < lineEnd && isWsp(head.charCodeAt(i))) i++;
-        if (nameEnd === pos || i >= lineEnd || head.charCodeAt(i) !== 58) {
-          error ??= `malformed header line: ${clip(head.slice(pos, lineEnd))}`;
-        } else {
-          raw = head.slice(pos, nameEnd);
-          name = knownName(head, pos, nameEnd, hash) ?? canonicalName(raw);
-          list = LIST_HEADERS.has(name);
-          if (nameEnd === i) learnSpelling(raw, name);
-        }
       }
       if (raw !== undefined) {
         let a = i + 1;
@@ -352,6 +337,31 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
     }
   }
   return error;
+}
+
+// Index of the ':' after the name scanFieldName found (module-level out-parameter).
+let fieldColon = 0;
+
+/** The field name at head[pos..): a token, optional SP/HTAB, ':' (RFC 3261 §7.3.1 HCOLON). For
+ *  lines whose spelling spellingAt() does not know yet; learns it. undefined if malformed. */
+function scanFieldName(head: string, pos: number, lineEnd: number): Spelling | undefined {
+  const tokenTable = TOKEN; // local copy: imported bindings are re-read through a module cell
+  let i = pos;
+  let hash = 0;
+  while (i < lineEnd) {
+    const ch = head.charCodeAt(i);
+    if (ch > 127 || tokenTable[ch] !== 1) break;
+    hash = (Math.imul(hash, 31) + (ch | 0x20)) | 0; // names.ts nameHashStep, inlined
+    i++;
+  }
+  const nameEnd = i;
+  while (i < lineEnd && isWsp(head.charCodeAt(i))) i++;
+  if (nameEnd === pos || i >= lineEnd || head.charCodeAt(i) !== 58) return undefined;
+  fieldColon = i;
+  const raw = head.slice(pos, nameEnd);
+  const name = knownName(head, pos, nameEnd, hash) ?? canonicalName(raw);
+  if (nameEnd === i) learnSpelling(raw, name);
+  return { raw, name, list: LIST_HEADERS.has(name) };
 }
 
 /** split: whether name is in LIST_HEADERS and value may contain ','. Returns whether an empty
