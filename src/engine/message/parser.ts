@@ -27,7 +27,6 @@ export const STATUS_VERSION_NOT_SUPPORTED = 505;
 const RECOVERED = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-const WSP = /[ \t]/;
 const LFLF = Buffer.from('\n\n');
 
 /** Parse one SIP message (a datagram, or one frame cut from a stream by Content-Length).
@@ -154,7 +153,9 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
         break;
       case 'call-id':
         if (callId >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple Call-ID header fields', headers);
-        if (h.value.length === 0 || WSP.test(h.value)) return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
+        // (two indexOf calls cost less than one regex test here)
+        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0)
+          return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
         callId = idx;
         break;
       case 'cseq':
