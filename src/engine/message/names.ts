@@ -147,9 +147,10 @@ export function displayName(name: string): string {
 
 // ---- header-name spellings as written on the wire
 // Most messages spell their header names the same way (`Via`, `Call-ID`, `v` …). The parser
-// looks the exact spelling up by its length and first and last characters and confirms it with
-// one string compare, instead of hashing and comparing the name char by char.
-// A hit also gives the raw string to reuse, so no new string is made for the name.
+// looks the spelling up by the first two characters of the line, checks for the ':' right after
+// it and confirms it with one string compare, instead of searching for the ':' and hashing and
+// comparing the name char by char. A hit also gives the raw string to reuse, so no new string is
+// made for the name.
 
 /** One exact spelling of a header name, with what the parser derives from it. */
 export interface Spelling {
@@ -161,42 +162,41 @@ export interface Spelling {
   list: boolean;
 }
 
-const SPELLING_BITS = 10;
-const SPELLING_MASK = (1 << SPELLING_BITS) - 1;
-// Kept at most half full, so that probing for a spelling not in the table stays short.
-const SPELLING_MAX = 1 << (SPELLING_BITS - 1);
-const spellingTable: Array<Spelling | undefined> = new Array(1 << SPELLING_BITS).fill(undefined);
+// Spellings by their first two characters (the first and ':' for one-letter names), low 7 bits
+// of each (other characters only share a bucket; the compare decides).
+const buckets: Array<Spelling[] | undefined> = new Array(1 << 14).fill(undefined);
+// Bounds on what is learned, so that a flood of odd names cannot grow memory or make lookups long.
+const SPELLINGS_MAX = 512;
+const BUCKET_MAX = 16;
 let spellingCount = 0;
 
-function spellingSlot(len: number, first: number, last: number): number {
-  return Math.imul((len << 16) ^ (first << 8) ^ last, 0x9e3779b1) >>> (32 - SPELLING_BITS);
+function bucketOf(first: number, second: number): number {
+  return ((first & 0x7f) << 7) | (second & 0x7f);
 }
 
-/** The known spelling written at s[from..from+len), if any. */
-export function spellingAt(s: string, from: number, len: number): Spelling | undefined {
-  let slot = spellingSlot(len, s.charCodeAt(from), s.charCodeAt(from + len - 1));
-  for (;;) {
-    const sp = spellingTable[slot];
-    if (sp === undefined) return undefined;
+/** The known spelling written at s[from..) and followed there by ':' before `end`, if any. */
+export function spellingAt(s: string, from: number, end: number): Spelling | undefined {
+  const bucket = buckets[bucketOf(s.charCodeAt(from), s.charCodeAt(from + 1))];
+  if (bucket === undefined) return undefined;
+  for (let i = 0; i < bucket.length; i++) {
+    const sp = bucket[i]!;
+    const colon = from + sp.raw.length;
     // (slice + === measures ~3x faster than s.startsWith(raw, from) on Node 20)
-    if (sp.raw.length === len && s.slice(from, from + len) === sp.raw) return sp;
-    slot = (slot + 1) & SPELLING_MASK;
+    if (colon < end && s.charCodeAt(colon) === 58 && s.slice(from, colon) === sp.raw) return sp;
   }
+  return undefined;
 }
 
 /** Remember a spelling the parser has validated and resolved (raw: a token; name: its canonical
- *  name). Bounded: once the table is half full, new spellings are no longer remembered. */
+ *  name). Bounded: past SPELLINGS_MAX in all or BUCKET_MAX alike, new ones are not remembered. */
 export function learnSpelling(raw: string, name: string): void {
-  if (spellingCount >= SPELLING_MAX || raw.length === 0 || raw.length > 64) return;
-  let slot = spellingSlot(raw.length, raw.charCodeAt(0), raw.charCodeAt(raw.length - 1));
-  for (;;) {
-    const sp = spellingTable[slot];
-    if (sp === undefined) break;
-    if (sp.raw === raw) return;
-    slot = (slot + 1) & SPELLING_MASK;
-  }
+  if (spellingCount >= SPELLINGS_MAX || raw.length === 0 || raw.length > 64) return;
+  const key = bucketOf(raw.charCodeAt(0), raw.length > 1 ? raw.charCodeAt(1) : 58);
+  const bucket = (buckets[key] ??= []);
+  if (bucket.length >= BUCKET_MAX) return;
+  for (const sp of bucket) if (sp.raw === raw) return;
   // A copy: raw may be a slice of a whole message, which the table would otherwise keep alive.
-  spellingTable[slot] = { raw: Buffer.from(raw, 'latin1').toString('latin1'), name, list: LIST_HEADERS.has(name) };
+  bucket.push({ raw: Buffer.from(raw, 'latin1').toString('latin1'), name, list: LIST_HEADERS.has(name) });
   spellingCount++;
 }
 

@@ -253,8 +253,7 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   let comma = false; // whether value may contain ',' (exact for one line, true after folding)
   let sawEmpty = false; // whether an empty value was pushed (only then look for empty list elements)
   let nextCr = head.indexOf('\r', pos);
-  let nextColon = -1; // n once there is none left
-  let nextComma = -1; // likewise, searched in head: indexOf on the value, a slice, is slower
+  let nextComma = -1; // n once there is none left; searched in head (indexOf on a slice is slower)
   while (pos < n) {
     let e = head.indexOf('\n', pos);
     if (e < 0) e = n;
@@ -288,16 +287,13 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
         headerStatus = STATUS_MESSAGE_TOO_LARGE;
         return `more than ${limits.maxHeaders} header fields`;
       }
-      // field-name (a token), optional SP/HTAB, ':' (RFC 3261 §7.3.1 HCOLON).
-      // Usually a known spelling directly before the first ':' of the line (nextColon is kept
-      // across lines like nextCr, so lines without ':' are not rescanned).
-      if (nextColon < pos) {
-        nextColon = head.indexOf(':', pos);
-        if (nextColon < 0) nextColon = n;
-      }
-      let sp = nextColon > pos && nextColon < lineEnd ? spellingAt(head, pos, nextColon - pos) : undefined;
-      let i = nextColon;
-      if (sp === undefined) {
+      // field-name (a token), optional SP/HTAB, ':' (RFC 3261 §7.3.1 HCOLON): usually a known
+      // spelling directly followed by ':'.
+      let sp = spellingAt(head, pos, lineEnd);
+      let i: number; // the ':'
+      if (sp !== undefined) {
+        i = pos + sp.raw.length;
+      } else {
         sp = scanFieldName(head, pos, lineEnd);
         i = fieldColon;
       }
