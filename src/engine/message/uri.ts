@@ -1,4 +1,5 @@
-// SIP/SIPS URIs (RFC 3261 §19.1) and tel URIs (RFC 3966): parse by scanning, no regex per call.
+// SIP/SIPS URIs (RFC 3261 §19.1) and tel URIs (RFC 3966): parse by scanning; the few regexes are
+// built once at load.
 import type { SipUri } from './types.js';
 import { HOST, HOST_CHARS_RE, PORT_RE, parseDigits } from './chars.js';
 
