@@ -2,12 +2,15 @@
 // apps (test/fixtures/apps) as child processes, and a reader for their JSON-line events.
 import { join } from 'node:path';
 import { startEngine, type Engine, type EngineOptions } from '../../src/engine/engine.js';
-import { freePort, startProcess, waitFor, type Proc } from './procs.js';
+import { afterEach } from 'vitest';
+import { freePort, startProcess, stopAll, waitFor, type Proc } from './procs.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const APPS = join(ROOT, 'test', 'fixtures', 'apps');
 export const SIPP_DIR = join(ROOT, 'test', 'fixtures', 'sipp');
 export const SECRET = 'cymru';
+
+const runningEngines = new Set<Engine>();
 
 /** Engine on 127.0.0.1 with UDP+TCP on one free port and the wire server on another. */
 export async function startTestEngine(extra: Partial<EngineOptions> = {}): Promise<Engine & { sipPort: number }> {
@@ -18,7 +21,21 @@ export async function startTestEngine(extra: Partial<EngineOptions> = {}): Promi
     wire: { address: '127.0.0.1', port: wirePort, secret: SECRET },
     ...extra,
   });
+  runningEngines.add(e);
   return Object.assign(e, { sipPort });
+}
+
+/** After each test of the calling file: stop started processes (by PID), close `peers`, then
+ *  close every engine startTestEngine started. Returns `peers` for the tests to fill. */
+export function cleanUpAfterEach<P extends { close(): void }>(peers: P[] = []): P[] {
+  afterEach(async () => {
+    await stopAll();
+    for (const p of peers) p.close();
+    peers.length = 0;
+    for (const e of runningEngines) await e.close();
+    runningEngines.clear();
+  });
+  return peers;
 }
 
 export interface AppProc extends Proc {

@@ -1,20 +1,11 @@
 // App disconnects (spec §7.1): requests still waiting for the app get 503; requests inside its
 // dialogs get 481 (and a BYE still tears the dialog down).
-import { afterEach, describe, expect, it } from 'vitest';
-import { stopAll, waitFor } from '../helpers/procs.js';
-import { startConnectedApp, startTestEngine } from '../helpers/engine.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/procs.js';
+import { cleanUpAfterEach, startConnectedApp, startTestEngine } from '../helpers/engine.js';
 import { UdpPeer, header } from '../helpers/engine-sip.js';
-import type { Engine } from '../../src/engine/engine.js';
 
-let engine: Engine | undefined;
-const peers: UdpPeer[] = [];
-afterEach(async () => {
-  await stopAll();
-  for (const p of peers) p.close();
-  peers.length = 0;
-  await engine?.close();
-  engine = undefined;
-});
+const peers = cleanUpAfterEach<UdpPeer>();
 
 const sdp = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n';
 function invite(peer: UdpPeer, sipPort: number, callId: string): string {
@@ -25,7 +16,7 @@ function invite(peer: UdpPeer, sipPort: number, callId: string): string {
 
 describe('app disconnect', () => {
   it('a request waiting for the app is answered 503 when the app goes away', async () => {
-    const e = await startTestEngine(); engine = e;
+    const e = await startTestEngine();
     const app = await startConnectedApp('uas.mjs', e, { ANSWER: 'none' }, ['invite']);
     const peer = await UdpPeer.open(); peers.push(peer);
     await peer.send(invite(peer, e.sipPort, 'gone-1'), e.sipPort);
@@ -38,7 +29,7 @@ describe('app disconnect', () => {
   });
 
   it('requests inside a dialog of a gone app get 481; the dialog is removed', async () => {
-    const e = await startTestEngine(); engine = e;
+    const e = await startTestEngine();
     const app = await startConnectedApp('uas.mjs', e, {}, ['invite']);
     const peer = await UdpPeer.open(); peers.push(peer);
     await peer.send(invite(peer, e.sipPort, 'gone-2'), e.sipPort);
@@ -61,7 +52,7 @@ describe('app disconnect', () => {
 
 describe('CANCEL after the 2xx, before the ACK', () => {
   it('gets 481; the engine sends BYE with a Reason and tells the app with an unsolicited BYE', async () => {
-    const e = await startTestEngine(); engine = e;
+    const e = await startTestEngine();
     const app = await startConnectedApp('uas.mjs', e, {}, ['invite']);
     const peer = await UdpPeer.open(); peers.push(peer);
     const inv = invite(peer, e.sipPort, 'late-cancel');

@@ -1,20 +1,11 @@
 // Forged responses (RFC 6404 §2.3.2.2): right Call-ID but wrong source, or an unknown branch,
 // never reach the app; the real response from where the request went does.
-import { afterEach, describe, expect, it } from 'vitest';
-import { stopAll, waitFor } from '../helpers/procs.js';
-import { startConnectedApp, startTestEngine } from '../helpers/engine.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/procs.js';
+import { cleanUpAfterEach, startConnectedApp, startTestEngine } from '../helpers/engine.js';
 import { UdpPeer, header } from '../helpers/engine-sip.js';
-import type { Engine } from '../../src/engine/engine.js';
 
-let engine: Engine | undefined;
-const peers: UdpPeer[] = [];
-afterEach(async () => {
-  await stopAll();
-  for (const p of peers) p.close();
-  peers.length = 0;
-  await engine?.close();
-  engine = undefined;
-});
+const peers = cleanUpAfterEach<UdpPeer>();
 
 function responseTo(invite: string, status: string, opts: { toTag?: string; branch?: string; contactPort?: number } = {}): string {
   let via = header(invite, 'Via')!;
@@ -26,7 +17,7 @@ function responseTo(invite: string, status: string, opts: { toTag?: string; bran
 
 describe('forged responses', () => {
   it('wrong source address/port or unknown branch: dropped and counted; the real one is delivered', async () => {
-    const e = await startTestEngine(); engine = e;
+    const e = await startTestEngine();
     const uas = await UdpPeer.open(); peers.push(uas);
     const attacker = await UdpPeer.open(); peers.push(attacker);
     const app = await startConnectedApp('uac.mjs', e, { UAC_TARGET: `sip:uas@127.0.0.1:${uas.port}`, CALLS: '1', HOLD_MS: '50' });
@@ -50,7 +41,7 @@ describe('forged responses', () => {
   });
 
   it('a network copy of the TLS identity header never reaches the app over UDP', async () => {
-    const e = await startTestEngine(); engine = e;
+    const e = await startTestEngine();
     const app = await startConnectedApp('uas.mjs', e, {}, ['options']);
     const peer = await UdpPeer.open(); peers.push(peer);
     await peer.send(`OPTIONS sip:x@127.0.0.1:${e.sipPort} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK-o1\r\n` +

@@ -1,22 +1,13 @@
 // Bad input from the network: invalid requests get 400, invalid responses are dropped, values
 // that would break a wire leader never reach an app, and the engine keeps serving.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
-import { freePort, runSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { freePort, runSipp, waitFor } from '../helpers/procs.js';
 import { FrameDecoder, encodeFrame } from '../../src/engine/wire/framing.js';
-import { startConnectedApp, startTestEngine } from '../helpers/engine.js';
+import { cleanUpAfterEach, startConnectedApp, startTestEngine } from '../helpers/engine.js';
 import { UdpPeer } from '../helpers/engine-sip.js';
-import type { Engine } from '../../src/engine/engine.js';
 
-let engine: Engine | undefined;
-const peers: UdpPeer[] = [];
-afterEach(async () => {
-  await stopAll();
-  for (const p of peers) p.close();
-  peers.length = 0;
-  await engine?.close();
-  engine = undefined;
-});
+const peers = cleanUpAfterEach<UdpPeer>();
 
 const opt = (port: number, sipPort: number, callId: string, extra = '') =>
   `OPTIONS sip:x@127.0.0.1:${sipPort} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-${Math.random().toString(36).slice(2)}\r\n` +
@@ -24,7 +15,7 @@ const opt = (port: number, sipPort: number, callId: string, extra = '') =>
 
 describe('engine robustness', () => {
   it('400 for invalid requests, silence for invalid responses, service continues', async () => {
-    const e = await startTestEngine(); engine = e;
+    const e = await startTestEngine();
     const app = await startConnectedApp('uas.mjs', e, {}, ['options']);
     const peer = await UdpPeer.open(); peers.push(peer);
     // CSeq method differs from the request method.
@@ -49,7 +40,7 @@ describe('engine robustness', () => {
   });
 
   it('a retransmitted request reaches the app once and gets the same final response again', async () => {
-    const e = await startTestEngine(); engine = e;
+    const e = await startTestEngine();
     const app = await startConnectedApp('uas.mjs', e, {}, ['options']);
     const peer = await UdpPeer.open(); peers.push(peer);
     const m = opt(peer.port, e.sipPort, 'rt-1');
@@ -65,7 +56,7 @@ describe('engine robustness', () => {
 
 describe('cdr events (cdrs: true)', () => {
   it('an app that routed cdr:* gets attempt, start (uas) and stop (normal-release) for a call', async () => {
-    const e = await startTestEngine({ cdrs: true }); engine = e;
+    const e = await startTestEngine({ cdrs: true });
     await startConnectedApp('uas.mjs', e, {}, ['invite']);
     const s = connect({ host: '127.0.0.1', port: e.wirePort });
     await new Promise((r) => s.once('connect', r));
