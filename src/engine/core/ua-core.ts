@@ -119,7 +119,6 @@ interface ClientCtx {
   app: AppConnection | undefined;
   /** No made-up 408/503 frame on failure (CANCEL, the core's own requests). */
   silent: boolean;
-  target: SendTarget;
   local: Listener;
   requestUri: string;
   topVia: string;
@@ -661,7 +660,7 @@ export class UaCore implements WireHandler, TransactionUser {
     const fork = new Dialog({
       role: 'uac', callId: ctx.callId, localTag: tagOf(ctx.from) ?? '', remoteTag: tagOf(to) ?? '', creatorFromTag: tagOf(ctx.from) ?? '',
       localParty: ctx.from, remoteParty: to, remoteTarget: c ? uriOf(splitCommas(c)[0] ?? c) : ctx.requestUri, localSeq: ctx.cseqNum,
-      protocol: ctx.target.protocol, address: ctx.target.address, port: ctx.target.port,
+      protocol: ctx.txn.target.protocol, address: ctx.txn.target.address, port: ctx.txn.target.port,
       connectionId: pkt.connectionId ?? ctx.txn.connectionId, localKey: this.listenerKey(ctx.local), appId: 0, inviteTxnId: '',
     });
     fork.routeSet = hdrAll(res, 'record-route').reverse();
@@ -708,8 +707,8 @@ export class UaCore implements WireHandler, TransactionUser {
     if (!d) {
       d = new Dialog({
         role: 'uac', callId: ctx.callId, localTag: tagOf(ctx.from) ?? '', remoteTag, creatorFromTag: tagOf(ctx.from) ?? '',
-        localParty: ctx.from, remoteParty: to, remoteTarget: target, localSeq: ctx.cseqNum, protocol: ctx.target.protocol,
-        address: ctx.target.address, port: ctx.target.port, connectionId: pkt.connectionId ?? ctx.txn.connectionId,
+        localParty: ctx.from, remoteParty: to, remoteTarget: target, localSeq: ctx.cseqNum, protocol: ctx.txn.target.protocol,
+        address: ctx.txn.target.address, port: ctx.txn.target.port, connectionId: pkt.connectionId ?? ctx.txn.connectionId,
         localKey: this.listenerKey(ctx.local), appId: ctx.app?.id ?? 0, inviteTxnId: ctx.txnId,
       });
       d.inviteSeq = ctx.cseqNum;
@@ -1064,7 +1063,7 @@ export class UaCore implements WireHandler, TransactionUser {
       return;
     }
     const ctx: ClientCtx = {
-      txn, txnId: o.txnId, method: o.method, app: o.app, silent: o.silent, target: built.target, local: built.local,
+      txn, txnId: o.txnId, method: o.method, app: o.app, silent: o.silent, local: built.local,
       requestUri: built.requestUri, topVia: built.topVia, from: o.from ?? d?.localParty ?? '', to: o.to ?? d?.remoteParty ?? '',
       callId: o.callId ?? d?.callId ?? '', cseqNum: built.seq, routes: built.routes, dialogId: o.dialogId ?? d?.id ?? '', dialog: d,
       inDialog: o.inDialog, canceled: false, acks: undefined,
@@ -1092,7 +1091,7 @@ export class UaCore implements WireHandler, TransactionUser {
     m.add('cseq', `${ctx.cseqNum} ${ctx.method}`);
     const text = m.render(`SIP/2.0 ${status} ${REASONS[status]}`, EMPTY).toString('utf8');
     this.sendToApp(ctx.app, sipFramePayload({
-      source: 'network', bytes: 0, protocol: ctx.target.protocol, address: '', port: 0, time: stackTime(this.clock.now()),
+      source: 'network', bytes: 0, protocol: ctx.txn.target.protocol, address: '', port: 0, time: stackTime(this.clock.now()),
       txnId: ctx.txnId, dialogId: ctx.dialogId,
     }, text));
   }
@@ -1129,7 +1128,7 @@ export class UaCore implements WireHandler, TransactionUser {
     this.addAppHeaders(out, m, fixed);
     const bytes = out.render(`CANCEL ${inv.requestUri} SIP/2.0`, EMPTY);
     // The CANCEL follows the INVITE's connection (RFC 3261 §9.1: same destination).
-    const target = inv.txn.connectionId === inv.target.connectionId ? inv.target : { ...inv.target, connectionId: inv.txn.connectionId };
+    const target = inv.txn.sendTarget;
     this.startClientTxn({
       app, txnId: newId(), d: undefined, method: 'CANCEL', inDialog: false, msgId, silent: true,
       built: { bytes, request: out.asRequest('CANCEL', inv.requestUri, EMPTY), target, local: inv.local, seq: inv.cseqNum, topVia: inv.topVia, routes: inv.routes, requestUri: inv.requestUri },

@@ -54,11 +54,16 @@ abstract class ClientTransactionBase extends TransactionBase {
     return src.address === this.target.address || normalizeAddress(src.address) === this.targetAddress;
   }
 
+  /** Where the next message of this transaction goes: the target, on the connection learnt so far. */
+  get sendTarget(): SendTarget {
+    return this.connectionId === this.target.connectionId ? this.target : { ...this.target, connectionId: this.connectionId };
+  }
+
   /** Hand the request (or a retransmission) to the transport. */
   protected transmit(retransmission: boolean): void {
     if (retransmission) this.host.counters.retransmissionsSent++;
     this.host.send(
-      this.connectionId === this.target.connectionId ? this.target : { ...this.target, connectionId: this.connectionId },
+      this.sendTarget,
       this.bytes,
       (reason, detail) => this.transportFailed(reason, detail),
       (cid) => {
@@ -197,7 +202,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
   private sendAck(): void {
     if (this.ackBytes === undefined) return;
     this.host.send(
-      this.connectionId === undefined ? this.target : { ...this.target, connectionId: this.connectionId },
+      this.sendTarget,
       this.ackBytes,
       (reason, detail) => this.transportFailed(reason, detail),
     );

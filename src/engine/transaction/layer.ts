@@ -210,8 +210,7 @@ export class TransactionLayer implements TransactionHost {
    */
   cancel(invite: InviteClientTransaction, extraHeaders?: HeaderField[]): NonInviteClientTransaction | undefined {
     if (invite.state !== 'Calling' && invite.state !== 'Proceeding') return undefined;
-    const target = invite.connectionId === invite.target.connectionId ? invite.target : { ...invite.target, connectionId: invite.connectionId };
-    return this.sendRequest(buildCancel(invite.request, extraHeaders), target) as NonInviteClientTransaction;
+    return this.sendRequest(buildCancel(invite.request, extraHeaders), invite.sendTarget) as NonInviteClientTransaction;
   }
 
   /** Send bytes outside any transaction (ACK for a 2xx, stateless responses). */

@@ -18,8 +18,6 @@ abstract class ServerTransactionBase extends TransactionBase {
    * The TU may replace it before its first response (RFC 3261 §18.2.2 rules, maddr …).
    */
   target: SendTarget;
-  /** The last response sent, when the TU passed a message (not pre-rendered bytes). */
-  lastResponse: SipResponse | undefined = undefined;
   /** Status of the last response sent (0: none yet). */
   lastStatus = 0;
   protected lastBytes: Buffer | undefined = undefined;
@@ -73,9 +71,7 @@ abstract class ServerTransactionBase extends TransactionBase {
    * nothing, when the transaction no longer accepts one (final already sent, terminated).
    */
   respond(res: SipResponse): boolean {
-    if (!this.accepts(res.status)) return false;
-    this.lastResponse = res;
-    return this.respondRaw(res.status, serialize(res));
+    return this.accepts(res.status) && this.respondRaw(res.status, serialize(res));
   }
 
   /**
@@ -109,13 +105,12 @@ export class InviteServerTransaction extends ServerTransactionBase {
    * retransmitted INVITEs, which is what sofia-sip does (golden trace 05).
    */
   sendOwnTrying(bytes: Buffer): boolean {
-    if (this.state !== 'Proceeding' || this.lastStatus !== 0 || this.ownTryingSent) return false;
-    this.ownTryingSent = true;
+    if (this.state !== 'Proceeding' || this.lastStatus !== 0) return false;
+    // Its status counts as sent; no bytes are kept, so a retransmitted INVITE gets nothing.
+    this.lastStatus = 100;
     this.transmit(bytes, false);
     return true;
   }
-
-  private ownTryingSent = false;
 
   accepts(status: number): boolean {
     if (!(status >= 100 && status <= 699)) return false;
