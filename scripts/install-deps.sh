@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(redis-server rtpengine-daemon sip-tester kamailio kamailio-tls-modules
-      kamailio-secsipid-modules sipvicious sipsak socat openssl iproute2)
+      kamailio-secsipid-modules sipvicious sipsak socat openssl iproute2
+      g++ make python3)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,4 +27,12 @@ stamp=node_modules/.peergate-lock-stamp
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund
   cp package-lock.json "$stamp"
+fi
+
+# The native signature verifier (native/, node-gyp against node's own headers and OpenSSL):
+# rebuilt when its sources are newer than the build. Without it peergate falls back to
+# node:crypto (same results, slower).
+addon=native/build/Release/sigverify.node
+if [ ! -f "$addon" ] || [ native/sigverify.c -nt "$addon" ] || [ native/binding.gyp -nt "$addon" ]; then
+  npm run --silent build:native
 fi

@@ -104,10 +104,16 @@ export async function startCertServer(pki: TestPki, routes: Record<string, Route
 
 /** An IdentityRequest from `[name, value]` pairs (names matched case-insensitively). */
 export function requestOf(uri: string, headers: Array<[string, string]>, body: string | Buffer = ''): IdentityRequest {
-  return {
-    method: 'INVITE', uri, body,
-    headers: (n) => headers.filter(([k]) => k.toLowerCase() === n.toLowerCase()).map(([, v]) => v),
-  };
+  // Indexed by lower-case name once, as a parsed SIP message is: the benchmark measures the
+  // verifier, not a linear header search.
+  const byName = new Map<string, string[]>();
+  for (const [k, v] of headers) {
+    const key = k.toLowerCase();
+    const list = byName.get(key);
+    if (list) list.push(v); else byName.set(key, [v]);
+  }
+  const none: string[] = [];
+  return { method: 'INVITE', uri, body, headers: (n) => byName.get(n.toLowerCase()) ?? none };
 }
 
 /** Parse a raw SIP message (as captured from the wire) into an IdentityRequest. */

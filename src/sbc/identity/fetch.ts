@@ -33,7 +33,11 @@ export interface FetchedCert {
   memo: Map<unknown, unknown>;
 }
 
-interface CacheEntry { value?: FetchedCert; error?: CertFetchError; expires: number; host: string; http: boolean }
+interface CacheEntry {
+  value?: FetchedCert; error?: CertFetchError; expires: number; host: string; http: boolean;
+  /** hostAllowed(host, allowedFor) (a peer's allow list is one array for the policy's life). */
+  allowedFor?: readonly string[]; allowed?: boolean;
+}
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g;
 const MAX_AGE = /(?:^|,)\s*(no-store|no-cache|s-maxage|max-age)\s*(?:=\s*"?(\d+)"?)?/gi;
@@ -138,7 +142,9 @@ export class CertFetcher {
    *  allowlist is applied per call because peers may have different allow_hosts. */
   cached(url: string, allowHosts: readonly string[] = this.opts.allow_hosts): FetchedCert | undefined {
     const e = this.cache.get(url);
-    if (e && e.value && e.expires > this.opts.now() && (!e.http || this.opts.allow_http) && hostAllowed(e.host, allowHosts)) {
+    if (e && e.value && e.expires > this.opts.now() && (!e.http || this.opts.allow_http)) {
+      if (e.allowedFor !== allowHosts) { e.allowed = hostAllowed(e.host, allowHosts); e.allowedFor = allowHosts; }
+      if (!e.allowed) return undefined;
       countCacheHit();
       return e.value;
     }

@@ -1,6 +1,6 @@
 // PASSporT (RFC 8225) as carried in the SIP Identity header (RFC 8224), with the SHAKEN
-// extension (RFC 8588): parse, check the ES256 signature, build and sign.
-import { sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+// extension (RFC 8588): parse, build and sign (the signature is checked with src/sbc/identity/sigverify.ts).
+import { sign as cryptoSign, type KeyObject } from 'node:crypto';
 
 export interface PassportHeader { alg?: unknown; typ?: unknown; ppt?: unknown; x5u?: unknown }
 export interface PassportClaims {
@@ -74,16 +74,6 @@ export function parsePassport(token: string): ParsedPassport {
   const signature = Buffer.from(s, 'base64url');
   if (h === '' && p === '') return { header: {}, claims: {}, signingInput: '', signature, compact: true };
   return { header: decodeHeader(h), claims: decodeJson(p, 'PASSporT claims') as PassportClaims, signingInput: token.slice(0, d2), signature, compact: false };
-}
-
-/** ES256 check: JWS signatures are r||s (IEEE P1363), not DER. */
-export function verifyEs256(signingInput: string, signature: Buffer, key: KeyObject): boolean {
-  if (signature.length !== 64) return false;
-  try {
-    return cryptoVerify('sha256', Buffer.from(signingInput, 'ascii'), { key, dsaEncoding: 'ieee-p1363' }, signature);
-  } catch {
-    return false;
-  }
 }
 
 /** JSON with keys in lexicographic order and no whitespace (RFC 8225 §9), recursively. */

@@ -1,5 +1,5 @@
 // RFC 4474 Identity / Identity-Info: the digest string (§9) and its RSA signature.
-import { createSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createSign, type KeyObject } from 'node:crypto';
 import { addrSpec, firstHeader, type IdentityRequest } from './sipfields.js';
 
 export type Rfc4474Alg = 'rsa-sha1' | 'rsa-sha256';
@@ -31,11 +31,16 @@ export function digestFields(req: IdentityRequest): DigestFields | string {
   return { from: addrSpec(from), to: addrSpec(to), callId: callId.trim(), cseq: cseq.trim().replace(WS, ' '), date: date.trim(), contact: contact ? addrSpec(contact) : undefined, body: req.body };
 }
 
+/** The digest string up to the message body (the verifier hashes head and body in turn). */
+export function digestHead(f: DigestFields): string {
+  return `${f.from}|${f.to}|${f.callId}|${f.cseq}|${f.date}|${f.contact ?? ''}|`;
+}
+
 /** digest-string = addr-spec "|" addr-spec "|" callid "|" 1*DIGIT SP Method "|" SIP-Date "|"
  *  [ addr-spec ] "|" message-body   (RFC 4474 §9; '|' because URIs contain ':').
  *  The body is taken byte for byte. */
 export function digestString(f: DigestFields): Buffer {
-  const head = `${f.from}|${f.to}|${f.callId}|${f.cseq}|${f.date}|${f.contact ?? ''}|`;
+  const head = digestHead(f);
   // One allocation: a string body is encoded together with the head (UTF-8 of a concatenation
   // is the concatenation of the UTF-8; the head ends in '|', so no character spans the join).
   if (typeof f.body === 'string') return Buffer.from(f.body.length ? head + f.body : head, 'utf8');
@@ -45,14 +50,6 @@ export function digestString(f: DigestFields): Buffer {
   out.write(head, 0, 'utf8');
   f.body.copy(out, n);
   return out;
-}
-
-/** Check an RSA PKCS#1 v1.5 signature (base64 text, or its decoded bytes) over `digest`. */
-export function verifyRfc4474(digest: Buffer, signature: Buffer | string, alg: Rfc4474Alg, key: KeyObject): boolean {
-  const sig = typeof signature === 'string' ? Buffer.from(signature, 'base64') : signature;
-  if (sig.length === 0) return false;
-  // One-shot verify: no Verify stream object per call.
-  try { return cryptoVerify(HASH[alg], digest, key, sig); } catch { return false; }
 }
 
 export function signRfc4474Digest(digest: Buffer, alg: Rfc4474Alg, key: KeyObject): string {

@@ -4,8 +4,9 @@
 import type { X509Certificate } from 'node:crypto';
 import { CertFetcher, CertFetchError, type FetchedCert } from './fetch.js';
 import { loadAnchors, validateChain, type ChainResult } from './chain.js';
-import { parsePassport, PassportError, verifyEs256, canonicalJson, type ParsedPassport } from './passport.js';
-import { digestFields, digestString, isRfc4474Alg, verifyRfc4474, type DigestFields, type Rfc4474Alg } from './rfc4474.js';
+import { parsePassport, PassportError, canonicalJson, type ParsedPassport } from './passport.js';
+import { digestFields, digestHead, isRfc4474Alg, type DigestFields, type Rfc4474Alg } from './rfc4474.js';
+import { prepareKey, type PreparedKey, type SigAlg } from './sigverify.js';
 import {
   addrSpec, canonicalNumber, canonicalTn, firstHeader, headerValues, parseIdentityValue, parseIdentityValueShared, splitIdentityValues,
   type IdentityRequest,
@@ -86,7 +87,6 @@ const INTERNAL = { status: 500, reason: 'Identity Verification Error' } as const
 /** Identity headers tried per request (RFC 8224 allows several; more are ignored). */
 const MAX_IDENTITY_HEADERS = 4;
 const BASE64 = /^[A-Za-z0-9+/=]+$/;
-const URI_HOST_END = /[;?>]/;
 const IPV4_SHAPE = /^[0-9.]+$/;
 const SUBJECT_CN = /(?:^|\n)CN=([^\n]*)/;
 const QUOTES = /"/g;
@@ -268,7 +268,7 @@ export class IdentityVerifier {
     if (cert.tnAuthList === undefined) throw new Fail(BAD_CERT, 'certificate has no TNAuthList');
     if (cert.tnAuthList === null) throw new Fail(BAD_CERT, 'certificate TNAuthList is malformed');
     if (!tnAuthorises(cert.tnAuthList, origTn, policy.spcs)) throw new Fail(BAD_CERT, `certificate TNAuthList does not cover ${origTn ?? origUri}`);
-    if (!verifyEs256(pp.signingInput, pp.signature, key)) throw new Fail(INVALID, 'PASSporT signature does not verify');
+    if (!preparedKey(cert, 'ES256').verify(pp.signingInput, pp.signature)) throw new Fail(INVALID, 'PASSporT signature does not verify');
     return {
       passed, replayKey: `passport:${pp.signature.toString('base64url')}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
       replayDetail: 'PASSporT seen before within its freshness window',
@@ -297,7 +297,7 @@ export class IdentityVerifier {
     const { url, alg } = identityInfo(infoHeader);
     if (!isRfc4474Alg(alg)) throw new Fail(BAD_CERT_4474, `unsupported Identity-Info alg ${alg}`);
     const sig = signatureOf(value);
-    if (sig === undefined) throw new Fail(INVALID, 'Identity is not a base64 signature');
+    if (sig === undefined || sig.bytes.length === 0) throw new Fail(INVALID, 'Identity is not a base64 signature');
     const fields = digestFields(req);
     if (typeof fields === 'string') throw new Fail(fields === 'Date' ? STALE : INVALID, `${fields} header missing`);
 
@@ -315,15 +315,14 @@ export class IdentityVerifier {
 
   /** The certificate checks of an RFC 4474 Identity (chain, key, From domain) and its signature. */
   private cert4474(
-    cert: FetchedCert, value: string, url: string, alg: Rfc4474Alg, sig: string, fields: DigestFields, now: number, policy: PeerIdentity,
+    cert: FetchedCert, value: string, url: string, alg: Rfc4474Alg, sig: Signature4474, fields: DigestFields, now: number, policy: PeerIdentity,
   ): Checked {
     this.checkChain(cert, this.anchors4474, now, BAD_CERT_4474);
     if (cert.publicKey.asymmetricKeyType !== 'rsa') throw new Fail(BAD_CERT_4474, 'certificate key is not RSA');
     // The certificate must cover the From domain (RFC 4474 §6.2 step 2).
     const fromHost = hostOf(fields.from);
     if (!fromHost || !covers(cert, fromHost)) throw new Fail(BAD_CERT_4474, `certificate does not cover From domain ${fromHost ?? '(none)'}`);
-    const sigBytes = Buffer.from(sig, 'base64');
-    if (!verifyRfc4474(digestString(fields), sigBytes, alg, cert.publicKey)) throw new Fail(INVALID, 'Identity signature does not verify');
+    if (!preparedKey(cert, alg === 'rsa-sha256' ? 'RS256' : 'RS1').verify(digestHead(fields), sig.bytes, fields.body)) throw new Fail(INVALID, 'Identity signature does not verify');
     const origTn = canonicalTn(fields.from);
     const passed: IdentityResult = {
       verdict: 'pass', reject: false, verstat: VERSTAT.pass, failures: [], standard: 'rfc4474', identity: value, certificateUrl: url,
@@ -331,7 +330,7 @@ export class IdentityVerifier {
     if (origTn) passed.origTn = origTn;
     return {
       // Keyed on the bytes: base64 spells them several ways (padding, unused bits, folding).
-      passed, replayKey: `rfc4474:${sigBytes.toString('base64')}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
+      passed, replayKey: `rfc4474:${sig.canonical}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
       replayDetail: 'Identity signature seen before within its freshness window',
     };
   }
@@ -380,19 +379,41 @@ function destMatches(u: string, destTns: readonly string[], destUris: readonly s
   return false;
 }
 
-/** The base64 signature of an RFC 4474 Identity value (quoted, possibly folded), or undefined
- *  when it is empty or not base64. A quoted value that is base64 already is taken as it is (one
- *  regex scan); anything else goes through the general parse (whitespace removed) and check. */
-function signatureOf(value: string): string | undefined {
+/** An RFC 4474 signature: its bytes, and their canonical base64 spelling (the replay key). */
+interface Signature4474 { bytes: Buffer; canonical: string }
+
+/** The signature of an RFC 4474 Identity value (quoted base64, possibly folded), or undefined
+ *  when it is empty or not base64. Fast path: a quoted value decoded as it is, accepted when the
+ *  decoder used every character (node's decoder skips characters outside the alphabet, so one
+ *  outside it shortens the result) and none of the base64url ones it also takes. Anything else
+ *  (folding, whitespace, stray characters) goes through the general parse. */
+function signatureOf(value: string): Signature4474 | undefined {
   if (value.charCodeAt(0) === 34 /* " */) {
     const end = value.indexOf('"', 1);
     if (end > 1) {
       const raw = value.slice(1, end);
-      if (BASE64.test(raw)) return raw;
+      const bytes = Buffer.from(raw, 'base64');
+      const pad = raw.charCodeAt(raw.length - 1) === 61 ? (raw.charCodeAt(raw.length - 2) === 61 ? 2 : 1) : 0;
+      if (bytes.length > 0 && bytes.length === ((raw.length * 3) >> 2) - pad && raw.indexOf('-') < 0 && raw.indexOf('_') < 0) {
+        return { bytes, canonical: isCanonicalBase64(raw, pad) ? raw : bytes.toString('base64') };
+      }
     }
   }
   const sig = parseIdentityValue(value).token;
-  return sig && BASE64.test(sig) ? sig : undefined;
+  if (!sig || !BASE64.test(sig)) return undefined;
+  const bytes = Buffer.from(sig, 'base64');
+  return { bytes, canonical: bytes.toString('base64') };
+}
+
+/** Is clean base64 text (every character in the alphabet, `pad` '=' at the end) spelled as
+ *  Buffer#toString('base64') would spell its bytes: padded, with the unused bits of the last
+ *  character zero? Then it is its own replay key and need not be re-encoded. */
+function isCanonicalBase64(raw: string, pad: number): boolean {
+  if ((raw.length & 3) !== 0) return false;
+  if (pad === 0) return true;
+  const c = raw.charCodeAt(raw.length - 1 - pad);
+  const v = c >= 97 ? c - 71 : c >= 65 ? c - 65 : c >= 48 ? c + 4 : c === 43 ? 62 : 63;
+  return (v & (pad === 2 ? 0x0f : 0x03)) === 0;
 }
 
 // Identity-Info values by their text (a signer sends the same one on every call). Bounded.
@@ -430,23 +451,41 @@ function stripParams(uri: string): string {
 export function hostOf(uri: string): string | undefined {
   const colon = uri.indexOf(':');
   if (colon < 0) return undefined;
-  let rest = uri.slice(colon + 1);
-  const at = rest.lastIndexOf('@');
-  if (at >= 0) rest = rest.slice(at + 1);
-  const end = rest.search(URI_HOST_END);
-  if (end >= 0) rest = rest.slice(0, end);
-  if (rest.startsWith('[')) return rest.slice(1, rest.indexOf(']'));
-  const pc = rest.indexOf(':');
-  return (pc >= 0 ? rest.slice(0, pc) : rest).toLowerCase() || undefined;
+  const at = uri.lastIndexOf('@');
+  const start = at > colon ? at + 1 : colon + 1;
+  let end = start;
+  // The host ends at a port, parameters, headers or the closing '>'.
+  for (const n = uri.length; end < n; end++) {
+    const c = uri.charCodeAt(end);
+    if (c === 59 /* ; */ || c === 63 /* ? */ || c === 62 /* > */) break;
+  }
+  if (uri.charCodeAt(start) === 91 /* [ */) {
+    const close = uri.indexOf(']', start);
+    return close < 0 ? undefined : uri.slice(start + 1, close);
+  }
+  const pc = uri.indexOf(':', start);
+  const host = uri.slice(start, pc >= 0 && pc < end ? pc : end);
+  return host ? host.toLowerCase() : undefined;
 }
 
-/** certCovers, memoised on the fetched bundle (hosts per certificate are few). */
+/** The certificate's key prepared for `alg`, memoised on the fetched bundle (the caller has
+ *  checked the key type). */
+function preparedKey(cert: FetchedCert, alg: SigAlg): PreparedKey {
+  let k = cert.memo.get(alg) as PreparedKey | undefined;
+  if (!k) { k = prepareKey(cert.publicKey, alg); cert.memo.set(alg, k); }
+  return k;
+}
+
+const COVERS = Symbol('covers');
+
+/** certCovers, memoised per fetched bundle and host (hosts per certificate are few). */
 function covers(cert: FetchedCert, host: string): boolean {
-  const key = `cover:${host}`;
-  let v = cert.memo.get(key) as boolean | undefined;
+  let m = cert.memo.get(COVERS) as Map<string, boolean> | undefined;
+  if (!m) { m = new Map(); cert.memo.set(COVERS, m); }
+  let v = m.get(host);
   if (v === undefined) {
     v = certCovers(cert.leaf, host);
-    if (cert.memo.size < 256) cert.memo.set(key, v);
+    if (m.size < 256) m.set(host, v);
   }
   return v;
 }

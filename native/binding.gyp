@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "sigverify",
+      "sources": ["sigverify.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

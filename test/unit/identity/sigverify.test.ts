@@ -1,0 +1,91 @@
+// The prepared-key verifier: the native addon must give exactly node:crypto's answers (valid,
+// tampered, malformed and hostile signatures), hash data+tail as one message, take strings as
+// UTF-8, and leave no error on OpenSSL's queue for node:crypto to trip over.
+import { describe, expect, it } from 'vitest';
+import { createHash, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { prepareKey, verifierImplementation, type SigAlg } from '../../../src/sbc/identity/sigverify.js';
+
+const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+
+interface Case { alg: SigAlg; pub: KeyObject; signer: (data: Buffer) => Buffer }
+const CASES: Case[] = [
+  { alg: 'ES256', pub: ec.publicKey, signer: (d) => sign('sha256', d, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }) },
+  { alg: 'RS256', pub: rsa.publicKey, signer: (d) => sign('sha256', d, rsa.privateKey) },
+  { alg: 'RS1', pub: rsa.publicKey, signer: (d) => sign('sha1', d, rsa.privateKey) },
+];
+
+describe('prepared-key signature verification', () => {
+  it('uses the native addon (built by the install step) unless told not to', () => {
+    expect(verifierImplementation).toBe(process.env.PEERGATE_NATIVE_VERIFY === '0' ? 'node:crypto' : 'native');
+  });
+
+  for (const c of CASES) {
+    describe(c.alg, () => {
+      const native = prepareKey(c.pub, c.alg, 'native');
+      const node = prepareKey(c.pub, c.alg, 'node:crypto');
+      const data = Buffer.from('eyJhbGciOiJFUzI1NiJ9.eyJpYXQiOjE3MDAwMDAwMDB9');
+      const sig = c.signer(data);
+
+      it('accepts a good signature, over a Buffer or the same text as a string', () => {
+        for (const k of [native, node]) {
+          expect(k.verify(data, sig)).toBe(true);
+          expect(k.verify(data.toString('latin1'), sig)).toBe(true);
+        }
+      });
+
+      it('hashes data then tail as one message, strings as UTF-8', () => {
+        const text = 'sip:alice@example.com|sip:bob@example.net|ünïcode ☎|';
+        const body = Buffer.from('v=0\r\ns=é\r\n');
+        const s = c.signer(Buffer.concat([Buffer.from(text, 'utf8'), body]));
+        for (const k of [native, node]) {
+          expect(k.verify(text, s, body)).toBe(true);
+          expect(k.verify(Buffer.from(text), s, body.toString('utf8'))).toBe(true);
+          expect(k.verify(text, s)).toBe(false);
+          expect(k.verify(text, s, Buffer.from('v=0\r\ns=e\r\n'))).toBe(false);
+        }
+      });
+
+      it('gives node:crypto\'s answer for tampered, truncated, empty and random signatures', () => {
+        const variants: Buffer[] = [Buffer.alloc(0), Buffer.alloc(sig.length), Buffer.alloc(sig.length, 0xff), sig.subarray(1), Buffer.concat([sig, Buffer.from([0])])];
+        for (let i = 0; i < 60; i++) {
+          const t = Buffer.from(sig);
+          t[i % t.length]! ^= 1 << (i % 8);
+          variants.push(t, randomBytes(sig.length));
+        }
+        if (c.alg === 'ES256') {
+          // r or s zero, r = s = n-ish (all ones), high bit set: DER encoding edge cases.
+          variants.push(Buffer.concat([Buffer.alloc(32), sig.subarray(32)]), Buffer.concat([sig.subarray(0, 32), Buffer.alloc(32)]));
+          variants.push(Buffer.concat([Buffer.alloc(32, 0x80), Buffer.alloc(32, 0x80)]), Buffer.concat([Buffer.alloc(31), Buffer.from([1]), sig.subarray(32)]));
+        }
+        for (const v of variants) {
+          expect(native.verify(data, v), v.toString('hex')).toBe(node.verify(data, v));
+        }
+        const other = Buffer.from(data);
+        other[0] = other[0]! ^ 1;
+        expect(native.verify(other, sig)).toBe(false);
+        expect(node.verify(other, sig)).toBe(false);
+      });
+
+      it('leaves no OpenSSL error behind for node:crypto to report later', () => {
+        for (let i = 0; i < 20; i++) native.verify(data, randomBytes(sig.length));
+        expect(createHash('sha256').update('x').digest('hex')).toHaveLength(64);
+        expect(verify(c.alg === 'RS1' ? 'sha1' : 'sha256', data, c.alg === 'ES256' ? { key: c.pub, dsaEncoding: 'ieee-p1363' } : c.pub, sig)).toBe(true);
+      });
+    });
+  }
+
+  it('verifies a long message (past the addon\'s stack buffer) as a string', () => {
+    const text = 'x'.repeat(10_000) + 'é';
+    const s = sign('sha256', Buffer.from(text, 'utf8'), rsa.privateKey);
+    expect(prepareKey(rsa.publicKey, 'RS256', 'native').verify(text, s)).toBe(true);
+    expect(prepareKey(rsa.publicKey, 'RS256', 'native').verify(text.slice(1), s)).toBe(false);
+  });
+
+  it('refuses a key that does not fit the algorithm', () => {
+    expect(() => prepareKey(rsa.publicKey, 'ES256')).toThrow(/EC key/);
+    expect(() => prepareKey(ec.publicKey, 'RS256')).toThrow(/RSA key/);
+    expect(() => prepareKey(ec384.publicKey, 'ES256')).toThrow(/P-256/);
+  });
+});
