@@ -11,9 +11,9 @@
 // cores. Node is measured the same way: operations per second of this process's CPU time from
 // process.cpuUsage(), user + system of all its threads (GC helpers included), which counts
 // slightly more than openssl's user-only divisor and so favours openssl, never node. Wall-clock
-// rates are printed alongside for information. Rounds are interleaved (node paths taking turns
-// in short slices, then openssl speed, per round) so machine load hits all alike, and medians
-// are reported.
+// rates are printed alongside for information. Each algorithm runs in rounds: the node paths take
+// turns in short slices, then `openssl speed` for that algorithm; the ratio is taken per round
+// (so a load change between rounds hits both sides of it) and its median reported.
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, createSign, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { prepareKey, verifierImplementation } from '../src/sbc/identity/sigverif
 import { makeTestPki, requestOf } from '../test/helpers/identity.js';
 
 const SECONDS = Math.max(1, Math.round(Number(process.argv[2] ?? 2)));
-const ROUNDS = 5;
+const ROUNDS = 7;
 const BATCH = 100;
 const read = (p: string) => readFileSync(p, 'utf8');
 
@@ -61,23 +61,27 @@ async function measure(p: Path, seconds: number): Promise<{ n: number; cpu: numb
   return { n, cpu: c - c0, wall: (performance.now() - w0) / 1000 };
 }
 
-interface Openssl { ecdsa: number; rsa: number }
+type Alg = 'ecdsap256' | 'rsa2048';
 
-/** One `openssl speed` run (machine-readable output): verify/s, divided by CPU user time. */
-function opensslSpeed(): Openssl {
-  const text = execFileSync('openssl', ['speed', '-mr', '-seconds', String(SECONDS), 'ecdsap256', 'rsa2048'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+/** One `openssl speed` run for one algorithm (machine-readable output): verify/s, divided by
+ *  CPU user time. */
+function opensslSpeed(alg: Alg): number {
+  const text = execFileSync('openssl', ['speed', '-mr', '-seconds', String(SECONDS), alg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   // +F2:<k>:<bits>:<sign/s>:<verify/s> (RSA), +F4:<k>:<bits>:<sign/s>:<verify/s> (ECDSA).
-  const rsa = /^\+F2:\d+:2048:[\d.]+:([\d.]+)$/m.exec(text);
-  const ec = /^\+F4:\d+:256:[\d.]+:([\d.]+)$/m.exec(text);
-  if (!rsa || !ec) throw new Error(`cannot parse openssl speed output:\n${text}`);
-  return { rsa: Number(rsa[1]), ecdsa: Number(ec[1]) };
+  const m = alg === 'rsa2048' ? /^\+F2:\d+:2048:[\d.]+:([\d.]+)$/m.exec(text) : /^\+F4:\d+:256:[\d.]+:([\d.]+)$/m.exec(text);
+  if (!m) throw new Error(`cannot parse openssl speed output:\n${text}`);
+  return Number(m[1]);
 }
 
+interface Measured { node: Rate[]; openssl: number; ratio: number[] }
+
 /** Per round: each path for SECONDS of CPU time in SLICES turns (path 1, 2, …, 1, 2, …), then
- *  `openssl speed`; medians over the rounds. */
-async function rates(paths: Path[]): Promise<{ node: Rate[]; openssl: Openssl }> {
+ *  `openssl speed` for the same algorithm right after. Rates are medians over the rounds;
+ *  `ratio` is, per path, the median over rounds of (path rate / openssl rate of that round):
+ *  pairing each round with its own openssl run keeps machine load out of the ratio. */
+async function rates(alg: Alg, paths: Path[]): Promise<Measured> {
   const out: Rate[][] = paths.map(() => []);
-  const ossl: Openssl[] = [];
+  const ossl: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const acc = paths.map(() => ({ n: 0, cpu: 0, wall: 0 }));
     for (let s = 0; s < SLICES; s++) {
@@ -88,11 +92,12 @@ async function rates(paths: Path[]): Promise<{ node: Rate[]; openssl: Openssl }>
       }
     }
     acc.forEach((a, f) => out[f]!.push({ cpu: a.n / a.cpu, wall: a.n / a.wall }));
-    ossl.push(opensslSpeed());
+    ossl.push(opensslSpeed(alg));
   }
   return {
     node: out.map((rs) => ({ cpu: median(rs.map((x) => x.cpu)), wall: median(rs.map((x) => x.wall)) })),
-    openssl: { ecdsa: median(ossl.map((o) => o.ecdsa)), rsa: median(ossl.map((o) => o.rsa)) },
+    openssl: median(ossl),
+    ratio: out.map((rs) => median(rs.map((x, i) => x.cpu / ossl[i]!))),
   };
 }
 
@@ -107,7 +112,7 @@ async function main(): Promise<void> {
   const port = (server.address() as { port: number }).port;
   const verifier = new IdentityVerifier({
     global: GlobalIdentitySchema.parse({ trust_anchors: [pki.stiRoot], rfc4474_trust_anchors: [pki.rsa.cert], fetch: { allow_hosts: ['127.0.0.1'], tls_ca: [pki.https.ca] } }),
-    seenOnce: async () => true,
+    seenOnce: () => true,
   });
 
   // ES256 SHAKEN PASSporT; iat refreshed by the policy window (max_age 3600 s keeps it fresh for the run).
@@ -150,26 +155,29 @@ async function main(): Promise<void> {
   const ecPrepared = prepareKey(ecPub, 'ES256');
   const rsaPrepared = prepareKey(rsaPub, 'RS256');
   const jwsInput = jws.slice(0, jws.lastIndexOf('.'));
-  const { node, openssl: ossl } = await rates([
+  const ecM = await rates('ecdsap256', [
     { async: () => verifier.verify(es, pol8224) },
     { sync: () => cryptoVerify('sha256', data, { key: ecPub, dsaEncoding: 'ieee-p1363' }, ecSig) },
     { sync: () => ecPrepared.verify(jwsInput, ecSig) },
+  ]);
+  const rsaM = await rates('rsa2048', [
     { async: () => verifier.verify(rsa, pol4474) },
     { sync: () => cryptoVerify('sha256', digestBuf, rsaPub, rsaSig) },
     { sync: () => rsaPrepared.verify(digestBuf, rsaSig) },
   ]);
-  const [es256, rawEs, prepEs, rsa2048, rawRsa, prepRsa] = node as [Rate, Rate, Rate, Rate, Rate, Rate];
+  const [es256, rawEs, prepEs] = ecM.node as [Rate, Rate, Rate];
+  const [rsa2048, rawRsa, prepRsa] = rsaM.node as [Rate, Rate, Rate];
   const version = execFileSync('openssl', ['version'], { encoding: 'utf8' }).trim();
-  const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(0)}%`;
+  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
   const n = (x: number, w = 7) => x.toFixed(0).padStart(w);
-  console.log(`identity verification, cached certificate, median of ${ROUNDS} interleaved rounds of ${SECONDS} CPU-s per path (in ${SLICES} turns) + openssl speed -seconds ${SECONDS} (node ${process.version}, OpenSSL ${process.versions.openssl} in node; ${version})`);
-  console.log('rates are per CPU second: node = process.cpuUsage() user+system, openssl speed = CPU user time (its default)');
-  console.log(`  ES256 PASSporT (SHAKEN):    peergate ${n(es256.cpu)}/s   openssl speed ecdsap256 verify ${n(ossl.ecdsa)}/s   ratio ${pct(es256.cpu, ossl.ecdsa)}`);
-  console.log(`  RSA-2048 RFC 4474 (sha256): peergate ${n(rsa2048.cpu)}/s   openssl speed rsa2048 verify   ${n(ossl.rsa)}/s   ratio ${pct(rsa2048.cpu, ossl.rsa)}`);
-  console.log(`  bare node:crypto verify:    ES256 ${n(rawEs.cpu)}/s (${pct(rawEs.cpu, ossl.ecdsa)} of openssl; peergate ${pct(es256.cpu, rawEs.cpu)} of it)   RSA-2048 ${n(rawRsa.cpu)}/s (${pct(rawRsa.cpu, ossl.rsa)} of openssl; peergate ${pct(rsa2048.cpu, rawRsa.cpu)} of it)`);
-  console.log(`  prepared key (${verifierImplementation}): ES256 ${n(prepEs.cpu)}/s (${pct(prepEs.cpu, ossl.ecdsa)} of openssl; peergate ${pct(es256.cpu, prepEs.cpu)} of it)   RSA-2048 ${n(prepRsa.cpu)}/s (${pct(prepRsa.cpu, ossl.rsa)} of openssl; peergate ${pct(rsa2048.cpu, prepRsa.cpu)} of it)`);
-  console.log(`  per verification: peergate ES256 ${(1e6 / es256.cpu).toFixed(1)} µs vs prepared ${(1e6 / prepEs.cpu).toFixed(1)} µs vs openssl ${(1e6 / ossl.ecdsa).toFixed(1)} µs, RSA-2048 ${(1e6 / rsa2048.cpu).toFixed(1)} µs vs prepared ${(1e6 / prepRsa.cpu).toFixed(1)} µs vs openssl ${(1e6 / ossl.rsa).toFixed(1)} µs (CPU)`);
-  console.log(`  wall clock (information only): peergate ES256 ${n(es256.wall, 0)}/s, bare ${n(rawEs.wall, 0)}/s; peergate RSA-2048 ${n(rsa2048.wall, 0)}/s, bare ${n(rawRsa.wall, 0)}/s`);
+  console.log(`identity verification, cached certificate, ${ROUNDS} rounds per algorithm of ${SECONDS} CPU-s per path (in ${SLICES} turns) each followed by openssl speed -seconds ${SECONDS} (node ${process.version}, OpenSSL ${process.versions.openssl} in node; ${version})`);
+  console.log('rates are per CPU second (node: process.cpuUsage() user+system; openssl speed: CPU user time, its default), medians over rounds; ratios are medians of per-round ratios');
+  console.log(`  ES256 PASSporT (SHAKEN):    peergate ${n(es256.cpu)}/s   openssl speed ecdsap256 verify ${n(ecM.openssl)}/s   ratio ${pct(ecM.ratio[0]!)}`);
+  console.log(`  RSA-2048 RFC 4474 (sha256): peergate ${n(rsa2048.cpu)}/s   openssl speed rsa2048 verify   ${n(rsaM.openssl)}/s   ratio ${pct(rsaM.ratio[0]!)}`);
+  console.log(`  bare node:crypto one-shot verify: ES256 ${n(rawEs.cpu)}/s (${pct(ecM.ratio[1]!)} of openssl)   RSA-2048 ${n(rawRsa.cpu)}/s (${pct(rsaM.ratio[1]!)} of openssl)`);
+  console.log(`  prepared key (${verifierImplementation}): ES256 ${n(prepEs.cpu)}/s (${pct(ecM.ratio[2]!)} of openssl)   RSA-2048 ${n(prepRsa.cpu)}/s (${pct(rsaM.ratio[2]!)} of openssl)`);
+  console.log(`  per verification: peergate ES256 ${(1e6 / es256.cpu).toFixed(1)} µs vs prepared ${(1e6 / prepEs.cpu).toFixed(1)} µs vs openssl ${(1e6 / ecM.openssl).toFixed(1)} µs, RSA-2048 ${(1e6 / rsa2048.cpu).toFixed(1)} µs vs prepared ${(1e6 / prepRsa.cpu).toFixed(1)} µs vs openssl ${(1e6 / rsaM.openssl).toFixed(1)} µs (CPU)`);
+  console.log(`  wall clock (information only): peergate ES256 ${n(es256.wall, 0)}/s, prepared ${n(prepEs.wall, 0)}/s; peergate RSA-2048 ${n(rsa2048.wall, 0)}/s, prepared ${n(prepRsa.wall, 0)}/s`);
 }
 
 main().catch((e: unknown) => { console.error(e); process.exitCode = 1; });

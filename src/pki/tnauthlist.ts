@@ -71,12 +71,16 @@ export function parseTnAuthList(der: Buffer): TnAuthEntry[] {
   return out;
 }
 
-const DIGITS = /^[0-9]+$/;
+function allDigits(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) { const c = s.charCodeAt(i); if (c < 48 || c > 57) return false; }
+  return true;
+}
 
 /** True if a range of `count` numbers starting at `start` holds `tn` (same length, numeric).
  *  Telephone numbers are at most 15 digits, so they are exact as doubles. */
 function inRange(tn: string, start: string, count: number): boolean {
-  if (tn.length !== start.length || tn.length > 15 || !DIGITS.test(tn) || !DIGITS.test(start)) return false;
+  if (tn.length !== start.length || tn.length > 15 || !allDigits(tn) || !allDigits(start)) return false;
   const d = Number(tn) - Number(start);
   return d >= 0 && d < count;
 }

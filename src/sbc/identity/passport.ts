@@ -17,6 +17,9 @@ export interface ParsedPassport {
   /** `<b64 header>.<b64 claims>`: the JWS signing input. */
   signingInput: string;
   signature: Buffer;
+  /** The signature bytes spelled as Buffer#toString('base64url') spells them: the replay key
+   *  (the same bytes have several spellings: the unused bits of the last character). */
+  signatureKey: string;
   compact: boolean;
 }
 
@@ -24,12 +27,33 @@ export class PassportError extends Error {}
 
 /** Longest JWS we read; a PASSporT is a few hundred bytes. */
 const MAX_TOKEN = 8192;
-const B64URL = /^[A-Za-z0-9_-]*$/;
+
+// Decoding scratch: a PASSporT part decodes here, not into a new Buffer per call (single thread,
+// used and read before decodeJson returns).
+const scratch = Buffer.allocUnsafe(MAX_TOKEN);
+
+/** Is `part` clean base64url (no padding)? `decoded` is how many bytes node's decoder gave:
+ *  it skips characters outside both base64 alphabets, so a stray one shortens the result, and
+ *  it also takes '+' and '/', which base64url does not have. One pass fewer than a regex. */
+function cleanBase64url(part: string, decoded: number): boolean {
+  return decoded === ((part.length * 3) >> 2) && part.indexOf('+') < 0 && part.indexOf('/') < 0;
+}
+
+/** Clean base64url text whose last character's unused bits are zero, i.e. spelled as
+ *  node spells its bytes, so it needs no re-encoding to serve as a key. */
+function canonicalBase64url(text: string): boolean {
+  const unused = (text.length * 6) & 7;
+  if (unused === 0) return true;
+  const c = text.charCodeAt(text.length - 1);
+  const v = c >= 97 ? c - 71 : c >= 65 ? c - 65 : c >= 48 ? c + 4 : c === 45 /* - */ ? 62 : 63;
+  return (v & ((1 << unused) - 1)) === 0;
+}
 
 function decodeJson(part: string, what: string): Record<string, unknown> {
-  if (!B64URL.test(part)) throw new PassportError(`${what} is not base64url`);
+  const n = scratch.write(part, 0, 'base64url');
+  if (!cleanBase64url(part, n)) throw new PassportError(`${what} is not base64url`);
   let v: unknown;
-  try { v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')); } catch { throw new PassportError(`${what} is not JSON`); }
+  try { v = JSON.parse(scratch.toString('utf8', 0, n)); } catch { throw new PassportError(`${what} is not JSON`); }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new PassportError(`${what} is not a JSON object`);
   return v as Record<string, unknown>;
 }
@@ -70,10 +94,11 @@ export function parsePassport(token: string): ParsedPassport {
   const h = token.slice(0, d1);
   const p = token.slice(d1 + 1, d2);
   const s = token.slice(d2 + 1);
-  if (!B64URL.test(s) || s.length === 0) throw new PassportError('PASSporT signature is not base64url');
   const signature = Buffer.from(s, 'base64url');
-  if (h === '' && p === '') return { header: {}, claims: {}, signingInput: '', signature, compact: true };
-  return { header: decodeHeader(h), claims: decodeJson(p, 'PASSporT claims') as PassportClaims, signingInput: token.slice(0, d2), signature, compact: false };
+  if (s.length === 0 || !cleanBase64url(s, signature.length)) throw new PassportError('PASSporT signature is not base64url');
+  const signatureKey = canonicalBase64url(s) ? s : signature.toString('base64url');
+  if (h === '' && p === '') return { header: {}, claims: {}, signingInput: '', signature, signatureKey, compact: true };
+  return { header: decodeHeader(h), claims: decodeJson(p, 'PASSporT claims') as PassportClaims, signingInput: token.slice(0, d2), signature, signatureKey, compact: false };
 }
 
 /** JSON with keys in lexicographic order and no whitespace (RFC 8225 §9), recursively. */

@@ -15,6 +15,17 @@ export interface DigestFields {
 
 const WS = /\s+/g;
 
+/** Runs of whitespace as one space (CSeq is "1 INVITE" nearly always: no regex then). */
+function oneSpace(v: string): string {
+  let ws = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    // Anything but a single ASCII space (tabs, line breaks, Unicode spaces) takes the regex.
+    if (c > 126 || (c <= 32 && (c !== 32 || ++ws > 1))) return v.replace(WS, ' ');
+  }
+  return v;
+}
+
 /** Fields of the digest string taken from a request; undefined names the missing header. */
 export function digestFields(req: IdentityRequest): DigestFields | string {
   const from = firstHeader(req, 'From');
@@ -28,7 +39,7 @@ export function digestFields(req: IdentityRequest): DigestFields | string {
   if (!cseq) return 'CSeq';
   if (!date) return 'Date';
   const contact = firstHeader(req, 'Contact');
-  return { from: addrSpec(from), to: addrSpec(to), callId: callId.trim(), cseq: cseq.trim().replace(WS, ' '), date: date.trim(), contact: contact ? addrSpec(contact) : undefined, body: req.body };
+  return { from: addrSpec(from), to: addrSpec(to), callId: callId.trim(), cseq: oneSpace(cseq.trim()), date: date.trim(), contact: contact ? addrSpec(contact) : undefined, body: req.body };
 }
 
 /** The digest string up to the message body (the verifier hashes head and body in turn). */

@@ -90,7 +90,25 @@ const TN_DIGITS = /^[0-9#*]{1,32}$/;
 /** RFC 8224 §8.3: a telephone number in canonical form (digits only, no '+', no visual
  *  separators), or undefined when the URI's user part is not a telephone number. */
 export function canonicalTn(uri: string): string | undefined {
-  const { user, userPhone } = uriUser(uri);
+  // uriUser's parse, inline: no result object per call (this runs for From, To and PAI).
+  const colon = uri.indexOf(':');
+  let user: string | undefined;
+  let userPhone: boolean;
+  if (colon === 3 && uri.slice(0, 3).toLowerCase() === 'tel') {
+    const semi = uri.indexOf(';', 4);
+    user = semi < 0 ? uri.slice(4) : uri.slice(4, semi);
+    userPhone = true;
+  } else {
+    const at = uri.indexOf('@', colon + 1);
+    if (at < 0) return undefined;
+    let end = at;
+    for (let i = colon + 1; i < at; i++) {
+      const c = uri.charCodeAt(i);
+      if (c === 59 /* ; */ || c === 58 /* : */) { end = i; break; }
+    }
+    user = safeDecode(uri.slice(colon + 1, end));
+    userPhone = USER_PHONE.test(uri.slice(at));
+  }
   if (!user) return undefined;
   if (!userPhone && !TN_SHAPE.test(user)) return undefined;
   return canonicalNumber(user);

@@ -41,14 +41,15 @@ export interface IdentityResult {
   failures: IdentityFailure[];
 }
 
-/** Replay cache: true the first time `key` is seen within ttlMs, false for repeats (src/store). */
-export type SeenOnce = (key: string, ttlMs: number) => Promise<boolean>;
+/** Replay cache: true the first time `key` is seen within ttlMs, false for repeats (src/store).
+ *  An in-process cache may answer synchronously; a shared store answers with a promise. */
+export type SeenOnce = (key: string, ttlMs: number) => boolean | Promise<boolean>;
 
 /** In-process replay cache with expiry, bounded in size (used when no store is given). */
 export function memorySeenOnce(maxKeys = 100_000, now: () => number = Date.now): SeenOnce {
   const seen = new Map<string, number>();
   let nextSweep = 0;
-  return async (key, ttlMs) => {
+  return (key, ttlMs) => {
     const t = now();
     if (t >= nextSweep || seen.size >= maxKeys) {
       for (const [k, exp] of seen) if (exp <= t) seen.delete(k);
@@ -153,7 +154,8 @@ export class IdentityVerifier {
           }
           if (k instanceof Promise) k = await k;
           // Replay (RFC 8224 §12.1, RFC 4474): the same signature again inside the freshness window.
-          if (!(await this.seenOnce(k.replayKey, k.replayTtlMs))) throw new Fail(REPLAY, k.replayDetail);
+          const fresh = this.seenOnce(k.replayKey, k.replayTtlMs);
+          if (!(typeof fresh === 'boolean' ? fresh : await fresh)) throw new Fail(REPLAY, k.replayDetail);
           passed = k.passed;
           break;
         } catch (e) {
@@ -270,7 +272,7 @@ export class IdentityVerifier {
     if (!tnAuthorises(cert.tnAuthList, origTn, policy.spcs)) throw new Fail(BAD_CERT, `certificate TNAuthList does not cover ${origTn ?? origUri}`);
     if (!preparedKey(cert, 'ES256').verify(pp.signingInput, pp.signature)) throw new Fail(INVALID, 'PASSporT signature does not verify');
     return {
-      passed, replayKey: `passport:${pp.signature.toString('base64url')}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
+      passed, replayKey: `passport:${pp.signatureKey}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
       replayDetail: 'PASSporT seen before within its freshness window',
     };
   }

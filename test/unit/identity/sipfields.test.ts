@@ -20,6 +20,17 @@ describe('SIP fields', () => {
     expect(canonicalTn('sip:12025550100@example.com')).toBe('12025550100');
     expect(canonicalTn('sip:alice@example.com')).toBeUndefined();
     expect(canonicalTn('sip:example.com')).toBeUndefined();
+    // Same answers as the uriUser-based definition (RFC 8224 §8.3) on awkward shapes.
+    const byDefinition = (uri: string) => {
+      const { user, userPhone } = uriUser(uri);
+      if (!user || (!userPhone && !/^\+?[0-9\-.()\s]+$/.test(user))) return undefined;
+      const t = user.replace(/[-.()\s]/g, '').replace(/^\+/, '');
+      return /^[0-9#*]{1,32}$/.test(t) ? t : undefined;
+    };
+    for (const uri of ['TEL:+1202', 'tel:12;x=1', 'sips:+1202:pw@h', 'sip:12;npdi@h;USER=PHONE', 'sip:%2B1202@h', 'sip:%ZZ@h', '+1202@h', 'sip:@h',
+      'sip:1*2#@h;user=phone', 'sip:(202)555-0100@h', 'sip:alice@h;user=phone', 'tel:', 'sip:1@h?x=;user=phone', 'nocolon', 'sip:a:b@c@d']) {
+      expect(canonicalTn(uri), uri).toBe(byDefinition(uri));
+    }
     expect(uriUser('sip:%2B1202@x').user).toBe('+1202');
   });
 
