@@ -21,6 +21,7 @@ import { startOpsServer, resolveAdminToken, type OpsServer } from '../ops/server
 import * as m from '../ops/metrics.js';
 import { bindEngineMetrics } from '../ops/engine-metrics.js';
 import type { Stages } from '../sbc/stages.js';
+import { verifierImplementation } from '../sbc/identity/sigverify.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -178,7 +179,8 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
       },
     });
     closers.push(() => ops.close());
-    log.info({ node: nodeId, policy: holder.path, contacts: engine?.hostports, ops: `${policy.ops.address}:${ops.port}` }, 'peergate started');
+    // Says whether signatures are checked by the native addon or the slower node:crypto fallback.
+    log.info({ node: nodeId, policy: holder.path, contacts: engine?.hostports, ops: `${policy.ops.address}:${ops.port}`, signature_verifier: verifierImplementation }, 'peergate started');
     return { engine, b2bua, ops, close };
   } catch (err) {
     await close();
