@@ -24,11 +24,12 @@ const ROOT = join(import.meta.dirname, '..');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const CORES = availableParallelism();
 
-/** User+system CPU seconds of a running process (/proc/<pid>/stat fields 14 and 15). */
-function cpuOf(pid: number): number {
+/** User+system CPU seconds of a running process (/proc/<pid>/stat fields 14 and 15), and the
+ *  system (kernel) part alone. */
+function cpuOf(pid: number): { total: number; kernel: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  return { total: (Number(f[11]) + Number(f[12])) / CLK_TCK, kernel: Number(f[12]) / CLK_TCK };
 }
 
 /** Run CALLS calls through `target`; returns the uac's own CPU seconds (bash `times`) and the outcome. */
@@ -53,7 +54,7 @@ async function uac(target: string, ip: string, RATE: number): Promise<{ cpu: num
   return { cpu: (secs[0] ?? NaN) + (secs[1] ?? NaN), ok: col('SuccessfulCall(C)'), failed: col('FailedCall(C)'), wallS };
 }
 
-interface Row { path: string; rate: number; perCall: Record<string, number>; ok: number; failed: number; wallS: number }
+interface Row { path: string; rate: number; perCall: Record<string, number>; kernelPerCall: Record<string, number>; ok: number; failed: number; wallS: number }
 
 async function measure(path: string, rate: number, target: string, ip: string, pids: Record<string, number>, self?: string): Promise<Row> {
   const CALLS = rate * SECONDS;
@@ -61,12 +62,17 @@ async function measure(path: string, rate: number, target: string, ip: string, p
   const selfBefore = process.cpuUsage();
   const r = await uac(target, ip, rate);
   const perCall: Record<string, number> = { 'sipp uac': (r.cpu / CALLS) * 1000 };
-  for (const [k, pid] of Object.entries(pids)) perCall[k] = ((cpuOf(pid) - before[k]!) / CALLS) * 1000;
+  const kernelPerCall: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) {
+    const now = cpuOf(pid);
+    perCall[k] = ((now.total - before[k]!.total) / CALLS) * 1000;
+    kernelPerCall[k] = ((now.kernel - before[k]!.kernel) / CALLS) * 1000;
+  }
   if (self) {
     const u = process.cpuUsage(selfBefore);
     perCall[self] = ((u.user + u.system) / 1e6 / CALLS) * 1000;
   }
-  return { path, rate, perCall, ok: r.ok, failed: r.failed, wallS: r.wallS };
+  return { path, rate, perCall, kernelPerCall, ok: r.ok, failed: r.failed, wallS: r.wallS };
 }
 
 async function main(): Promise<void> {
@@ -110,7 +116,7 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) {
       const total = Object.values(r.perCall).reduce((a, b) => a + b, 0);
-      const parts = Object.entries(r.perCall).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ');
+      const parts = Object.entries(r.perCall).map(([k, v]) => `${k} ${v.toFixed(3)}${k in r.kernelPerCall ? ` (kernel ${r.kernelPerCall[k]!.toFixed(3)})` : ''}`).join(', ');
       const keptUp = r.failed === 0 && r.ok === r.rate * SECONDS && r.wallS <= SECONDS + 2;
       console.log(`| ${r.path} | ${r.rate} | ${r.ok}/${r.failed} | ${r.wallS.toFixed(1)}${keptUp ? '' : ' (fell behind)'} | ${parts} | ${total.toFixed(3)} | ${Math.round((CORES * 1000) / total)} |`);
     }
