@@ -39,13 +39,18 @@ function cleanBase64url(part: string, decoded: number): boolean {
   return decoded === ((part.length * 3) >> 2) && part.indexOf('+') < 0 && part.indexOf('/') < 0;
 }
 
-/** Clean base64url text whose last character's unused bits are zero, i.e. spelled as
- *  node spells its bytes, so it needs no re-encoding to serve as a key. */
-function canonicalBase64url(text: string): boolean {
-  const unused = (text.length * 6) & 7;
+/** Is clean base64 or base64url text spelled as node's Buffer#toString spells its bytes, so it can
+ *  serve as a key without re-encoding? The unused bits of the last data character are zero, and
+ *  base64 (`padded`) carries its '=' padding. The same bytes have several other spellings. */
+export function canonicalBase64Text(text: string, padded: boolean): boolean {
+  let pad = 0;
+  while (pad < 2 && text.charCodeAt(text.length - 1 - pad) === 61 /* = */) pad++;
+  const data = text.length - pad;
+  if (padded ? (text.length & 3) !== 0 : pad !== 0) return false;
+  const unused = (data * 6) & 7;
   if (unused === 0) return true;
-  const c = text.charCodeAt(text.length - 1);
-  const v = c >= 97 ? c - 71 : c >= 65 ? c - 65 : c >= 48 ? c + 4 : c === 45 /* - */ ? 62 : 63;
+  const c = text.charCodeAt(data - 1);
+  const v = c >= 97 ? c - 71 : c >= 65 ? c - 65 : c >= 48 ? c + 4 : c === 43 || c === 45 ? 62 : 63;
   return (v & ((1 << unused) - 1)) === 0;
 }
 
@@ -96,7 +101,7 @@ export function parsePassport(token: string): ParsedPassport {
   const s = token.slice(d2 + 1);
   const signature = Buffer.from(s, 'base64url');
   if (s.length === 0 || !cleanBase64url(s, signature.length)) throw new PassportError('PASSporT signature is not base64url');
-  const signatureKey = canonicalBase64url(s) ? s : signature.toString('base64url');
+  const signatureKey = canonicalBase64Text(s, false) ? s : signature.toString('base64url');
   if (h === '' && p === '') return { header: {}, claims: {}, signingInput: '', signature, signatureKey, compact: true };
   return { header: decodeHeader(h), claims: decodeJson(p, 'PASSporT claims') as PassportClaims, signingInput: token.slice(0, d2), signature, signatureKey, compact: false };
 }

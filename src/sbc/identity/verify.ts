@@ -4,7 +4,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { CertFetcher, CertFetchError, type FetchedCert } from './fetch.js';
 import { loadAnchors, validateChain, type ChainResult } from './chain.js';
-import { parsePassport, PassportError, canonicalJson, type ParsedPassport } from './passport.js';
+import { parsePassport, PassportError, canonicalJson, canonicalBase64Text, type ParsedPassport } from './passport.js';
 import { digestFields, digestHead, isRfc4474Alg, type DigestFields, type Rfc4474Alg } from './rfc4474.js';
 import { prepareKey, type PreparedKey, type SigAlg } from './sigverify.js';
 import {
@@ -397,7 +397,7 @@ function signatureOf(value: string): Signature4474 | undefined {
       const bytes = Buffer.from(raw, 'base64');
       const pad = raw.charCodeAt(raw.length - 1) === 61 ? (raw.charCodeAt(raw.length - 2) === 61 ? 2 : 1) : 0;
       if (bytes.length > 0 && bytes.length === ((raw.length * 3) >> 2) - pad && raw.indexOf('-') < 0 && raw.indexOf('_') < 0) {
-        return { bytes, canonical: isCanonicalBase64(raw, pad) ? raw : bytes.toString('base64') };
+        return { bytes, canonical: canonicalBase64Text(raw, true) ? raw : bytes.toString('base64') };
       }
     }
   }
@@ -405,17 +405,6 @@ function signatureOf(value: string): Signature4474 | undefined {
   if (!sig || !BASE64.test(sig)) return undefined;
   const bytes = Buffer.from(sig, 'base64');
   return { bytes, canonical: bytes.toString('base64') };
-}
-
-/** Is clean base64 text (every character in the alphabet, `pad` '=' at the end) spelled as
- *  Buffer#toString('base64') would spell its bytes: padded, with the unused bits of the last
- *  character zero? Then it is its own replay key and need not be re-encoded. */
-function isCanonicalBase64(raw: string, pad: number): boolean {
-  if ((raw.length & 3) !== 0) return false;
-  if (pad === 0) return true;
-  const c = raw.charCodeAt(raw.length - 1 - pad);
-  const v = c >= 97 ? c - 71 : c >= 65 ? c - 65 : c >= 48 ? c + 4 : c === 43 ? 62 : 63;
-  return (v & (pad === 2 ? 0x0f : 0x03)) === 0;
 }
 
 // Identity-Info values by their text (a signer sends the same one on every call). Bounded.

@@ -89,3 +89,27 @@ describe('prepared-key signature verification', () => {
     expect(() => prepareKey(ec384.publicKey, 'ES256')).toThrow(/P-256/);
   });
 });
+
+describe('canonical base64 spelling (replay keys)', () => {
+  it('is true exactly for the spelling node gives the bytes', async () => {
+    const { canonicalBase64Text } = await import('../../../src/sbc/identity/passport.js');
+    const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    for (let n = 1; n <= 70; n++) {
+      const bytes = randomBytes(n);
+      for (const [enc, padded, tail] of [['base64', true, '+/'], ['base64url', false, '-_']] as const) {
+        const text = bytes.toString(enc);
+        expect(canonicalBase64Text(text, padded), `${enc} ${n}`).toBe(true);
+        const data = text.replace(/=+$/, '');
+        // Other spellings of the same bytes: unused bits set, padding dropped or added.
+        if ((data.length * 6) % 8 !== 0) {
+          const alphabet = A + tail;
+          const last = alphabet.indexOf(data[data.length - 1]!);
+          const respelled = data.slice(0, -1) + alphabet[last ^ 1]! + text.slice(data.length);
+          expect(Buffer.from(respelled, enc)).toEqual(bytes);
+          expect(canonicalBase64Text(respelled, padded), `${enc} ${n} respelled`).toBe(false);
+          expect(canonicalBase64Text(padded ? data : `${data}${'='.repeat((4 - (data.length % 4)) % 4)}`, padded), `${enc} ${n} padding`).toBe(false);
+        }
+      }
+    }
+  });
+});
