@@ -78,40 +78,104 @@ static size_t der_int(unsigned char *out, const unsigned char *v, size_t n) {
   return 2 + pad + len;
 }
 
-// Feed one Buffer or string (as UTF-8, as Buffer.from(s) encodes it) to the digest.
+// Feed one Buffer or string (as UTF-8, as Buffer.from(s) encodes it) to the digest. Strings are
+// copied once into a stack buffer; only a long one is measured first and copied to the heap.
 static int digest_part(napi_env env, EVP_MD_CTX *mdctx, napi_value v) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok) return 0;
-  if (t == napi_string) {
-    char stackbuf[4096];
-    size_t len = 0;
-    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return 0;
-    char *buf = len < sizeof stackbuf ? stackbuf : malloc(len + 1);
-    if (!buf) return 0;
-    int ok = napi_get_value_string_utf8(env, v, buf, len + 1, &len) == napi_ok && EVP_DigestUpdate(mdctx, buf, len) == 1;
-    if (buf != stackbuf) free(buf);
-    return ok;
-  }
   void *data; size_t len;
-  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return 0;
-  return EVP_DigestUpdate(mdctx, data, len) == 1;
+  if (napi_get_buffer_info(env, v, &data, &len) == napi_ok) return EVP_DigestUpdate(mdctx, data, len) == 1;
+  char stackbuf[4096];
+  if (napi_get_value_string_utf8(env, v, stackbuf, sizeof stackbuf, &len) != napi_ok) return 0;
+  // UTF-8 output never splits a character, so a copy that stopped short of the end by less than
+  // a character's 4 bytes may have been cut: measure and copy again.
+  if (len < sizeof stackbuf - 5) return EVP_DigestUpdate(mdctx, stackbuf, len) == 1;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return 0;
+  char *buf = malloc(len + 1);
+  if (!buf) return 0;
+  int ok = napi_get_value_string_utf8(env, v, buf, len + 1, &len) == napi_ok && EVP_DigestUpdate(mdctx, buf, len) == 1;
+  free(buf);
+  return ok;
 }
 
-// verify(prepared: External, data: Buffer | string, signature: Buffer, tail?: Buffer | string): boolean
-// The signed bytes are data followed by tail (saves the caller a concatenation). ES256
-// signatures are JWS r||s (64 bytes); RSA ones are PKCS#1 v1.5 over SHA-256/SHA-1.
+// Longest signature accepted as base64 text (RSA-8192: 1024 bytes).
+#define MAX_SIG 1024
+
+// Value of each base64 character (standard alphabet, RFC 4648 §4), 64 for anything else.
+static const unsigned char b64[256] = {
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 62, 64, 64, 64, 63,
+  52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64,
+  64,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+  15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 64,
+  64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+  41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+};
+
+// Decode base64 text spelled exactly as node's Buffer#toString('base64') spells its bytes:
+// length a multiple of 4, '=' padding only at the end, unused bits zero. Any other spelling of
+// the same bytes (or anything that is not base64) answers -1: the caller decodes it itself.
+static long b64decode_canonical(const unsigned char *s, size_t n, unsigned char *out, size_t cap) {
+  if (n == 0 || (n & 3) != 0) return -1;
+  size_t pad = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+  size_t outlen = n / 4 * 3 - pad;
+  if (outlen > cap) return -1;
+  size_t full = pad ? n - 4 : n;
+  unsigned bad = 0;
+  unsigned char *o = out;
+  for (size_t i = 0; i < full; i += 4) {
+    unsigned a = b64[s[i]], b = b64[s[i + 1]], c = b64[s[i + 2]], d = b64[s[i + 3]];
+    bad |= a | b | c | d;
+    unsigned v = a << 18 | b << 12 | c << 6 | d;
+    o[0] = (unsigned char)(v >> 16); o[1] = (unsigned char)(v >> 8); o[2] = (unsigned char)v;
+    o += 3;
+  }
+  if (pad) {
+    const unsigned char *q = s + full;
+    unsigned a = b64[q[0]], b = b64[q[1]], c = pad == 2 ? 0 : b64[q[2]];
+    bad |= a | b | c;
+    unsigned v = a << 18 | b << 12 | c << 6;
+    // The bits past the last byte must be zero (else another spelling of the same bytes).
+    if (v & (pad == 2 ? 0xffff : 0xff)) return -1;
+    *o++ = (unsigned char)(v >> 16);
+    if (pad == 1) *o++ = (unsigned char)(v >> 8);
+  }
+  // Every table value of a character in the alphabet is below 64.
+  return bad & 64 ? -1 : (long)(o - out);
+}
+
+// verify(prepared: External, signature: Buffer | string, data: Buffer | string, tail?: Buffer | string): true | false | null
+// The signed bytes are data followed by tail (saves the caller a concatenation). A string
+// signature is base64 text, decoded here; null when it is not in canonical spelling (see above).
+// ES256 signatures are JWS r||s (64 bytes); RSA ones are PKCS#1 v1.5 over SHA-256/SHA-1.
 static napi_value verify(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_error(env, "verify(key, data, signature[, tail])");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_error(env, "verify(key, signature, data[, tail])");
   prepared *p;
   if (napi_get_value_external(env, argv[0], (void **)&p) != napi_ok) return throw_error(env, "key must come from prepare()");
   void *sig; size_t sig_len;
-  if (napi_get_buffer_info(env, argv[2], &sig, &sig_len) != napi_ok) return throw_error(env, "signature must be a Buffer");
+  unsigned char decoded[MAX_SIG];
+  if (napi_get_buffer_info(env, argv[1], &sig, &sig_len) != napi_ok) {
+    char text[MAX_SIG / 3 * 4 + 8];
+    size_t n;
+    if (napi_get_value_string_utf8(env, argv[1], text, sizeof text, &n) != napi_ok) return throw_error(env, "signature must be a Buffer or a string");
+    long m = n >= sizeof text - 1 ? -1 : b64decode_canonical((const unsigned char *)text, n, decoded, sizeof decoded);
+    if (m <= 0) { napi_value nul; napi_get_null(env, &nul); return nul; }
+    sig = decoded;
+    sig_len = (size_t)m;
+  }
 
   unsigned char hash[EVP_MAX_MD_SIZE];
   unsigned int hash_len = 0;
-  int ok = EVP_DigestInit_ex2(p->mdctx, p->md, NULL) == 1 && digest_part(env, p->mdctx, argv[1]);
+  int ok = EVP_DigestInit_ex2(p->mdctx, p->md, NULL) == 1 && digest_part(env, p->mdctx, argv[2]);
   if (ok && argc > 3) {
     napi_valuetype t;
     napi_typeof(env, argv[3], &t);

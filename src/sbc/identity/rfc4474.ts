@@ -9,14 +9,14 @@ export function isRfc4474Alg(a: string): a is Rfc4474Alg {
   return a === 'rsa-sha1' || a === 'rsa-sha256';
 }
 
-export interface DigestFields {
-  from: string; to: string; callId: string; cseq: string; date: string; contact?: string | undefined; body: Buffer | string;
-}
+/** The fields of the digest string in order (RFC 4474 §9); joined by '|' they are the signed
+ *  bytes. */
+export type DigestParts = [from: string, to: string, callId: string, cseq: string, date: string, contact: string, body: Buffer | string];
 
 const WS = /\s+/g;
 
 /** Runs of whitespace as one space (CSeq is "1 INVITE" nearly always: no regex then). */
-function oneSpace(v: string): string {
+export function oneSpace(v: string): string {
   let ws = 0;
   for (let i = 0; i < v.length; i++) {
     const c = v.charCodeAt(i);
@@ -26,8 +26,8 @@ function oneSpace(v: string): string {
   return v;
 }
 
-/** Fields of the digest string taken from a request; undefined names the missing header. */
-export function digestFields(req: IdentityRequest): DigestFields | string {
+/** The digest-string fields of a request; a string names the missing header. */
+export function digestParts(req: IdentityRequest): DigestParts | string {
   const from = firstHeader(req, 'From');
   const to = firstHeader(req, 'To');
   const callId = firstHeader(req, 'Call-ID');
@@ -39,28 +39,23 @@ export function digestFields(req: IdentityRequest): DigestFields | string {
   if (!cseq) return 'CSeq';
   if (!date) return 'Date';
   const contact = firstHeader(req, 'Contact');
-  return { from: addrSpec(from), to: addrSpec(to), callId: callId.trim(), cseq: oneSpace(cseq.trim()), date: date.trim(), contact: contact ? addrSpec(contact) : undefined, body: req.body };
+  return [addrSpec(from), addrSpec(to), callId.trim(), oneSpace(cseq.trim()), date.trim(), contact ? addrSpec(contact) : '', req.body];
 }
 
 /** The digest string up to the message body (the verifier hashes head and body in turn). */
-export function digestHead(f: DigestFields): string {
-  return `${f.from}|${f.to}|${f.callId}|${f.cseq}|${f.date}|${f.contact ?? ''}|`;
+export function digestHead(p: DigestParts): string {
+  return `${p[0]}|${p[1]}|${p[2]}|${p[3]}|${p[4]}|${p[5]}|`;
 }
 
 /** digest-string = addr-spec "|" addr-spec "|" callid "|" 1*DIGIT SP Method "|" SIP-Date "|"
  *  [ addr-spec ] "|" message-body   (RFC 4474 §9; '|' because URIs contain ':').
  *  The body is taken byte for byte. */
-export function digestString(f: DigestFields): Buffer {
-  const head = digestHead(f);
-  // One allocation: a string body is encoded together with the head (UTF-8 of a concatenation
-  // is the concatenation of the UTF-8; the head ends in '|', so no character spans the join).
-  if (typeof f.body === 'string') return Buffer.from(f.body.length ? head + f.body : head, 'utf8');
-  if (f.body.length === 0) return Buffer.from(head, 'utf8');
-  const n = Buffer.byteLength(head, 'utf8');
-  const out = Buffer.allocUnsafe(n + f.body.length);
-  out.write(head, 0, 'utf8');
-  f.body.copy(out, n);
-  return out;
+export function digestString(parts: DigestParts): Buffer {
+  const body = parts[6];
+  const head = digestHead(parts);
+  // UTF-8 of a concatenation is the concatenation of the UTF-8s (the head ends in '|', so no
+  // character spans the join).
+  return typeof body === 'string' ? Buffer.from(head + body, 'utf8') : Buffer.concat([Buffer.from(head, 'utf8'), body]);
 }
 
 export function signRfc4474Digest(digest: Buffer, alg: Rfc4474Alg, key: KeyObject): string {

@@ -4,7 +4,7 @@ import { randomUUID, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadPrivateKey } from '../../pki/x509.js';
 import { identityHeaderValue, signPassport } from './passport.js';
-import { digestString, sipDate, signRfc4474Digest } from './rfc4474.js';
+import { digestString, oneSpace, sipDate, signRfc4474Digest } from './rfc4474.js';
 import { addrSpec, canonicalTn } from './sipfields.js';
 import type { IdentitySigning } from './schema.js';
 
@@ -60,10 +60,9 @@ export class IdentitySigner {
     const key = this.key(r.key);
     if (key.asymmetricKeyType !== 'rsa') throw new SignError(`RFC 4474 key ${r.key} is not an RSA key`);
     const date = out.date ?? sipDate(this.now());
-    const digest = digestString({
-      from: addrSpec(out.from), to: addrSpec(out.to), callId: out.callId.trim(), cseq: out.cseq.trim().replace(/\s+/g, ' '),
-      date, contact: out.contact ? addrSpec(out.contact) : undefined, body: out.body ?? '',
-    });
+    const digest = digestString([
+      addrSpec(out.from), addrSpec(out.to), out.callId.trim(), oneSpace(out.cseq.trim()), date, out.contact ? addrSpec(out.contact) : '', out.body ?? '',
+    ]);
     return {
       Date: date,
       Identity: `"${signRfc4474Digest(digest, r.alg, key)}"`,

@@ -13,11 +13,16 @@ export interface PreparedKey {
   /** Does `signature` verify over the bytes of `data` followed by those of `tail`? Strings are
    *  taken as UTF-8 (as Buffer.from encodes them). Never throws for a bad signature. */
   verify(data: Buffer | string, signature: Buffer, tail?: Buffer | string): boolean;
+  /** verify, with the signature given as base64 text and decoded without a JS buffer. Undefined
+   *  when the text is not spelled as Buffer#toString('base64') spells its bytes (padding, zero
+   *  unused bits, nothing outside the alphabet) or is longer than any signature (MAX_SIGNATURE
+   *  bytes): the caller then decodes it itself and calls verify. */
+  verifyBase64(data: Buffer | string, signature: string, tail?: Buffer | string): boolean | undefined;
 }
 
 interface Addon {
   prepare(spkiDer: Buffer, kind: number): object;
-  verify(key: object, data: Buffer | string, signature: Buffer, tail?: Buffer | string): boolean;
+  verify(key: object, signature: Buffer | string, data: Buffer | string, tail?: Buffer | string): boolean | null;
 }
 
 const KIND: Record<SigAlg, number> = { ES256: 1, RS256: 2, RS1: 3 };
@@ -41,8 +46,22 @@ class NativeKey implements PreparedKey {
   constructor(private readonly handle: object, private readonly es256: boolean, private readonly a: Addon) {}
   verify(data: Buffer | string, signature: Buffer, tail?: Buffer | string): boolean {
     if (signature.length === 0 || (this.es256 && signature.length !== 64)) return false;
-    return this.a.verify(this.handle, data, signature, tail);
+    return this.a.verify(this.handle, signature, data, tail) === true;
   }
+  verifyBase64(data: Buffer | string, signature: string, tail?: Buffer | string): boolean | undefined {
+    const r = this.a.verify(this.handle, signature, data, tail);
+    return r === null ? undefined : r;
+  }
+}
+
+/** Longest signature taken as base64 text (RSA-8192), as the addon's MAX_SIG. */
+export const MAX_SIGNATURE = 1024;
+
+/** Bytes of base64 text in the spelling Buffer#toString('base64') gives them, else undefined. */
+function canonicalBase64(text: string): Buffer | undefined {
+  if (text.length > ((MAX_SIGNATURE + 2) / 3) * 4) return undefined;
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.length > 0 && bytes.length <= MAX_SIGNATURE && bytes.toString('base64') === text ? bytes : undefined;
 }
 
 class NodeKey implements PreparedKey {
@@ -58,6 +77,10 @@ class NodeKey implements PreparedKey {
     } catch {
       return false;
     }
+  }
+  verifyBase64(data: Buffer | string, signature: string, tail?: Buffer | string): boolean | undefined {
+    const sig = canonicalBase64(signature);
+    return sig === undefined ? undefined : this.verify(data, sig, tail);
   }
 }
 

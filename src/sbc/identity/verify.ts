@@ -4,8 +4,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { CertFetcher, CertFetchError, type FetchedCert } from './fetch.js';
 import { loadAnchors, validateChain, type ChainResult } from './chain.js';
-import { parsePassport, PassportError, canonicalJson, canonicalBase64Text, type ParsedPassport } from './passport.js';
-import { digestFields, digestHead, isRfc4474Alg, type DigestFields, type Rfc4474Alg } from './rfc4474.js';
+import { parsePassport, PassportError, canonicalJson, type ParsedPassport } from './passport.js';
+import { digestHead, digestParts, isRfc4474Alg, type DigestParts, type Rfc4474Alg } from './rfc4474.js';
 import { prepareKey, type PreparedKey, type SigAlg } from './sigverify.js';
 import {
   addrSpec, canonicalNumber, canonicalTn, firstHeader, headerValues, parseIdentityValue, parseIdentityValueShared, splitIdentityValues,
@@ -298,41 +298,55 @@ export class IdentityVerifier {
     if (!infoHeader) throw new Fail(BAD_INFO, 'Identity-Info header missing');
     const { url, alg } = identityInfo(infoHeader);
     if (!isRfc4474Alg(alg)) throw new Fail(BAD_CERT_4474, `unsupported Identity-Info alg ${alg}`);
-    const sig = signatureOf(value);
-    if (sig === undefined || sig.bytes.length === 0) throw new Fail(INVALID, 'Identity is not a base64 signature');
-    const fields = digestFields(req);
-    if (typeof fields === 'string') throw new Fail(fields === 'Date' ? STALE : INVALID, `${fields} header missing`);
+    const parts = digestParts(req);
+    if (typeof parts === 'string') throw new Fail(parts === 'Date' ? STALE : INVALID, `${parts} header missing`);
 
     // Date freshness (RFC 4474 §6.2 step 4).
     const now = this.now();
-    const date = parseDate(fields.date);
+    const date = parseDate(parts[4]);
     if (!Number.isFinite(date)) throw new Fail(STALE, 'Date header unparseable');
     const ageS = (now - date) / 1000;
     if (ageS > policy.max_age_s || ageS < -policy.max_age_s) throw new Fail(STALE, `Date is ${Math.round(ageS)} s from now (max ${policy.max_age_s} s)`);
 
-    const cert = this.cert(url, policy);
-    if (cert instanceof Promise) return cert.then((ce) => this.cert4474(ce, value, url, alg, sig, fields, now, policy));
-    return this.cert4474(cert, value, url, alg, sig, fields, now, policy);
+    const cached = this.fetcher.cached(url, policy.allow_hosts);
+    if (cached) return this.cert4474(cached, value, url, alg, parts, now, policy);
+    // Not worth a certificate fetch when the signature is not even base64.
+    if (signatureOf(value) === undefined) throw new Fail(INVALID, 'Identity is not a base64 signature');
+    return this.fetch(url, policy).then((ce) => this.cert4474(ce, value, url, alg, parts, now, policy));
   }
 
   /** The certificate checks of an RFC 4474 Identity (chain, key, From domain) and its signature. */
   private cert4474(
-    cert: FetchedCert, value: string, url: string, alg: Rfc4474Alg, sig: Signature4474, fields: DigestFields, now: number, policy: PeerIdentity,
+    cert: FetchedCert, value: string, url: string, alg: Rfc4474Alg, parts: DigestParts, now: number, policy: PeerIdentity,
   ): Checked {
     this.checkChain(cert, this.anchors4474, now, BAD_CERT_4474);
     if (cert.publicKey.asymmetricKeyType !== 'rsa') throw new Fail(BAD_CERT_4474, 'certificate key is not RSA');
     // The certificate must cover the From domain (RFC 4474 §6.2 step 2).
-    const fromHost = hostOf(fields.from);
+    const from = parts[0];
+    const fromHost = hostOf(from);
     if (!fromHost || !covers(cert, fromHost)) throw new Fail(BAD_CERT_4474, `certificate does not cover From domain ${fromHost ?? '(none)'}`);
-    if (!preparedKey(cert, alg === 'rsa-sha256' ? 'RS256' : 'RS1').verify(digestHead(fields), sig.bytes, fields.body)) throw new Fail(INVALID, 'Identity signature does not verify');
-    const origTn = canonicalTn(fields.from);
+    const key = preparedKey(cert, alg === 'rsa-sha256' ? 'RS256' : 'RS1');
+    // The quoted text goes to the check as it is; it is decoded here (and the check repeated on
+    // the bytes) only when it is not base64 in canonical spelling, e.g. folded over lines.
+    const head = digestHead(parts);
+    let replayText = quotedText(value);
+    let ok = replayText === undefined ? undefined : key.verifyBase64(head, replayText, parts[6]);
+    if (ok === undefined) {
+      const sig = signatureOf(value);
+      if (sig === undefined) throw new Fail(INVALID, 'Identity is not a base64 signature');
+      ok = key.verify(head, sig.bytes, parts[6]);
+      replayText = sig.canonical;
+    }
+    if (!ok) throw new Fail(INVALID, 'Identity signature does not verify');
+    const origTn = canonicalTn(from);
     const passed: IdentityResult = {
       verdict: 'pass', reject: false, verstat: VERSTAT.pass, failures: [], standard: 'rfc4474', identity: value, certificateUrl: url,
     };
     if (origTn) passed.origTn = origTn;
     return {
-      // Keyed on the bytes: base64 spells them several ways (padding, unused bits, folding).
-      passed, replayKey: `rfc4474:${sig.canonical}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
+      // Keyed on the canonical spelling of the bytes: base64 spells them several ways (padding,
+      // unused bits, folding).
+      passed, replayKey: `rfc4474:${replayText!}`, replayTtlMs: (policy.max_age_s * 2 + 1) * 1000,
       replayDetail: 'Identity signature seen before within its freshness window',
     };
   }
@@ -384,27 +398,20 @@ function destMatches(u: string, destTns: readonly string[], destUris: readonly s
 /** An RFC 4474 signature: its bytes, and their canonical base64 spelling (the replay key). */
 interface Signature4474 { bytes: Buffer; canonical: string }
 
+/** The text between the quotes of a quoted Identity value, else undefined. */
+function quotedText(value: string): string | undefined {
+  if (value.charCodeAt(0) !== 34 /* " */) return undefined;
+  const end = value.indexOf('"', 1);
+  return end > 1 ? value.slice(1, end) : undefined;
+}
+
 /** The signature of an RFC 4474 Identity value (quoted base64, possibly folded), or undefined
- *  when it is empty or not base64. Fast path: a quoted value decoded as it is, accepted when the
- *  decoder used every character (node's decoder skips characters outside the alphabet, so one
- *  outside it shortens the result) and none of the base64url ones it also takes. Anything else
- *  (folding, whitespace, stray characters) goes through the general parse. */
+ *  when it is empty or not base64. */
 function signatureOf(value: string): Signature4474 | undefined {
-  if (value.charCodeAt(0) === 34 /* " */) {
-    const end = value.indexOf('"', 1);
-    if (end > 1) {
-      const raw = value.slice(1, end);
-      const bytes = Buffer.from(raw, 'base64');
-      const pad = raw.charCodeAt(raw.length - 1) === 61 ? (raw.charCodeAt(raw.length - 2) === 61 ? 2 : 1) : 0;
-      if (bytes.length > 0 && bytes.length === ((raw.length * 3) >> 2) - pad && raw.indexOf('-') < 0 && raw.indexOf('_') < 0) {
-        return { bytes, canonical: canonicalBase64Text(raw, true) ? raw : bytes.toString('base64') };
-      }
-    }
-  }
   const sig = parseIdentityValue(value).token;
   if (!sig || !BASE64.test(sig)) return undefined;
   const bytes = Buffer.from(sig, 'base64');
-  return { bytes, canonical: bytes.toString('base64') };
+  return bytes.length ? { bytes, canonical: bytes.toString('base64') } : undefined;
 }
 
 // Identity-Info values by their text (a signer sends the same one on every call). Bounded.

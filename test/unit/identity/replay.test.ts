@@ -58,4 +58,23 @@ describe('RFC 4474 replay detection', () => {
       expect(await v.verify(replay, policy), spelling.slice(-8)).toMatchObject({ verdict: 'fail', status: 403, reason: 'Replayed Identity' });
     }
   });
+
+  it('answers 438 for a signature that is not base64, with the certificate cached or before fetching it', async () => {
+    const v = new IdentityVerifier({
+      global: GlobalIdentitySchema.parse({ trust_anchors: [rsa.certPath], fetch: { allow_hosts: ['certs.example'] } }),
+      fetcher: new Preloaded(cert), seenOnce: memorySeenOnce(),
+    });
+    const policy = PeerIdentitySchema.parse({ mode: 'required', standards: ['rfc4474'] });
+    for (const bad of ['"not base64!"', '""', '"Ł"', `"${'A'.repeat(2000)}"`]) {
+      expect(await v.verify(request(() => bad), policy), bad.slice(0, 12)).toMatchObject({ verdict: 'fail', status: 438 });
+    }
+    // A certificate URL not in the cache: refused before any fetch (which would fail with 436).
+    const elsewhere = request(() => '"not base64!"');
+    const req = requestOf(elsewhere.uri, ['From', 'To', 'Call-ID', 'CSeq', 'Date', 'Identity'].map((n): [string, string] => [n, elsewhere.headers(n)[0]!])
+      .concat([['Identity-Info', '<https://elsewhere.example/rsa.pem>;alg=rsa-sha256']]), body);
+    expect(await v.verify(req, policy)).toMatchObject({ verdict: 'fail', status: 438, detail: 'Identity is not a base64 signature' });
+    // A folded signature (not canonical text) still verifies.
+    const folded = request((sig) => `"${sig.slice(0, 64)}\r\n ${sig.slice(64)}"`);
+    expect(await v.verify(folded, policy)).toMatchObject({ verdict: 'pass' });
+  });
 });

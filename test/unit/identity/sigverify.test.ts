@@ -1,6 +1,7 @@
 // The prepared-key verifier: the native addon must give exactly node:crypto's answers (valid,
 // tampered, malformed and hostile signatures), hash data+tail as one message, take strings as
-// UTF-8, and leave no error on OpenSSL's queue for node:crypto to trip over.
+// UTF-8, decode base64 signature text in its canonical spelling only, and leave no error on
+// OpenSSL's queue for node:crypto to trip over.
 import { describe, expect, it } from 'vitest';
 import { createHash, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { prepareKey, verifierImplementation, type SigAlg } from '../../../src/sbc/identity/sigverify.js';
@@ -42,8 +43,38 @@ describe('prepared-key signature verification', () => {
         for (const k of [native, node]) {
           expect(k.verify(text, s, body)).toBe(true);
           expect(k.verify(Buffer.from(text), s, body.toString('utf8'))).toBe(true);
+          expect(k.verifyBase64(text, s.toString('base64'), body)).toBe(true);
           expect(k.verify(text, s)).toBe(false);
           expect(k.verify(text, s, Buffer.from('v=0\r\ns=e\r\n'))).toBe(false);
+          expect(k.verifyBase64(text, s.toString('base64'), Buffer.from('v=0\r\ns=e\r\n'))).toBe(false);
+        }
+      });
+
+      it('takes the signature as base64 text in the spelling node gives it, and only that one', () => {
+        const text = sig.toString('base64');
+        for (const k of [native, node]) {
+          expect(k.verifyBase64(data, text)).toBe(true);
+          const t = Buffer.from(sig);
+          t[5]! ^= 4;
+          expect(k.verifyBase64(data, t.toString('base64'))).toBe(false);
+        }
+        // Not base64, or another spelling of the same bytes: undefined, for the caller to decode.
+        const body = text.replace(/=+$/, '');
+        const unpadded = body.length !== text.length ? body : undefined;
+        const hostile = [
+          '', '=', '====', 'A===', `${text}=`, `${text.slice(0, 8)}=${text.slice(9)}`, ` ${text}`, `${text.slice(0, 20)}\r\n ${text.slice(20)}`,
+          text.replace(/[+/]/g, (ch) => (ch === '+' ? '-' : '_')), text.replace(/^./, 'Ł'), text.replace(/^./, '\u0141'), text.replace(/^./, '\u{1F600}'),
+          'A'.repeat(4096), 'QUFB'.repeat(400), `${text.slice(0, -4)}\0${text.slice(-3)}`,
+        ];
+        if (unpadded) hostile.push(unpadded);
+        const unused = (body.length * 6) & 7;
+        if (unused) {
+          const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+          const last = alphabet.indexOf(body[body.length - 1]!);
+          hostile.push(body.slice(0, -1) + alphabet[last ^ 1]! + text.slice(body.length));
+        }
+        for (const h of hostile) {
+          for (const k of [native, node]) expect(k.verifyBase64(data, h), JSON.stringify(h.slice(0, 40))).toBeUndefined();
         }
       });
 
@@ -76,11 +107,17 @@ describe('prepared-key signature verification', () => {
     });
   }
 
-  it('verifies a long message (past the addon\'s stack buffer) as a string', () => {
-    const text = 'x'.repeat(10_000) + 'é';
-    const s = sign('sha256', Buffer.from(text, 'utf8'), rsa.privateKey);
-    expect(prepareKey(rsa.publicKey, 'RS256', 'native').verify(text, s)).toBe(true);
-    expect(prepareKey(rsa.publicKey, 'RS256', 'native').verify(text.slice(1), s)).toBe(false);
+  it('verifies long parts (past the addon\'s stack buffer) as strings, characters cut at its edge included', () => {
+    const k = prepareKey(rsa.publicKey, 'RS256', 'native');
+    // The stack buffer holds 4096 bytes: multi-byte characters placed across its last bytes.
+    for (const text of ['x'.repeat(10_000) + 'é', ...[4088, 4089, 4090, 4091, 4092, 4093, 4094, 4095].flatMap((n) => ['x'.repeat(n) + '☎☎', 'x'.repeat(n) + '\u{1F600}y', 'x'.repeat(n) + 'éé'])]) {
+      const s = sign('sha256', Buffer.from(`a|${text}`, 'utf8'), rsa.privateKey);
+      expect(k.verify(`a|${text}`, s), String(text.length)).toBe(true);
+      expect(k.verify('a|', s, text), String(text.length)).toBe(true);
+      // Split elsewhere: the long part is the data this time (the last character is a single UTF-16 unit).
+      expect(k.verifyBase64(`a|${text.slice(0, -1)}`, s.toString('base64'), text.slice(-1)), String(text.length)).toBe(true);
+      expect(k.verify('a|', s, text.slice(1))).toBe(false);
+    }
   });
 
   it('refuses a key that does not fit the algorithm', () => {
