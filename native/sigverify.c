@@ -2,15 +2,34 @@
 // and reused for every signature, as `openssl speed` does. node:crypto's one-shot verify builds
 // (and fetches algorithms for) a new context on every call, which costs as much as an RSA-2048
 // verification itself. Links against the OpenSSL inside the node binary (node exports it).
+//
+// RSA keys with a usual public exponent go one step further: RSASSA-PKCS1-v1_5 verification
+// (RFC 8017 §8.2.2) on OpenSSL's bignum code, with the Montgomery context, BN_CTX and the
+// expected encoding made once per key. It computes s^e mod n as OpenSSL's RSA code does, without
+// the per-call allocations, lock and provider dispatch around it, and compares the whole encoded
+// message to the one expected (encode-and-compare, as the RFC specifies: no padding parser).
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/rsa.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <string.h>
 #include <stdlib.h>
 
 enum kind { ES256 = 1, RSA_SHA256 = 2, RSA_SHA1 = 3 };
+
+// RSA on the bignum code (see above); NULL fields: the key takes the EVP path.
+typedef struct {
+  BIGNUM *n, *e, *s, *m;
+  BN_MONT_CTX *mont;
+  BN_CTX *bnctx;
+  size_t k;                 // modulus length in bytes
+  unsigned char *expected;  // EM for this key's hash: 00 01 FF.. 00 DigestInfo, hash filled per call
+  unsigned char *em;        // scratch: s^e mod n as k bytes
+  size_t hash_at;           // where the hash goes in expected
+} rsa_direct;
 
 typedef struct {
   enum kind kind;
@@ -18,11 +37,65 @@ typedef struct {
   EVP_PKEY_CTX *ctx;
   EVP_MD *md;
   EVP_MD_CTX *mdctx;
+  rsa_direct rsa;
 } prepared;
+
+static void rsa_direct_free(rsa_direct *r) {
+  BN_free(r->n); BN_free(r->e); BN_free(r->s); BN_free(r->m);
+  BN_MONT_CTX_free(r->mont);
+  BN_CTX_free(r->bnctx);
+  free(r->expected); free(r->em);
+  memset(r, 0, sizeof *r);
+}
+
+// DigestInfo prefixes (RFC 8017 §9.2, note 1), parameters NULL as OpenSSL's RSA_verify expects.
+static const unsigned char SHA1_INFO[] = { 0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14 };
+static const unsigned char SHA256_INFO[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 };
+
+// Set up the bignum path for an RSA key. Keys it does not suit (an exponent over 64 bits, as
+// OpenSSL bounds it for large moduli; an even modulus) stay on the EVP path: returns 0 then.
+static int rsa_direct_init(rsa_direct *r, EVP_PKEY *pkey, enum kind kind) {
+  const unsigned char *info = kind == RSA_SHA1 ? SHA1_INFO : SHA256_INFO;
+  size_t info_len = kind == RSA_SHA1 ? sizeof SHA1_INFO : sizeof SHA256_INFO;
+  size_t hash_len = kind == RSA_SHA1 ? 20 : 32;
+  if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &r->n) != 1 || EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &r->e) != 1) goto no;
+  int bits = BN_num_bits(r->n), ebits = BN_num_bits(r->e);
+  if (bits < 512 || bits > 16384 || !BN_is_odd(r->n) || ebits < 2 || ebits > 64 || !BN_is_odd(r->e)) goto no;
+  r->k = (size_t)(bits + 7) / 8;
+  // PS must be at least 8 bytes (RFC 8017 §9.2 step 3).
+  if (r->k < info_len + hash_len + 11) goto no;
+  if (!(r->bnctx = BN_CTX_new()) || !(r->mont = BN_MONT_CTX_new()) || !BN_MONT_CTX_set(r->mont, r->n, r->bnctx)) goto no;
+  if (!(r->s = BN_new()) || !(r->m = BN_new()) || !(r->expected = malloc(r->k)) || !(r->em = malloc(r->k))) goto no;
+  size_t ps = r->k - 3 - info_len - hash_len;
+  r->expected[0] = 0x00;
+  r->expected[1] = 0x01;
+  memset(r->expected + 2, 0xff, ps);
+  r->expected[2 + ps] = 0x00;
+  memcpy(r->expected + 3 + ps, info, info_len);
+  r->hash_at = 3 + ps + info_len;
+  return 1;
+no:
+  rsa_direct_free(r);
+  ERR_clear_error();
+  return 0;
+}
+
+// RSASSA-PKCS1-v1_5-VERIFY (RFC 8017 §8.2.2) of a hash already computed.
+static int rsa_direct_verify(rsa_direct *r, const unsigned char *sig, size_t sig_len, const unsigned char *hash, size_t hash_len) {
+  // Step 1: the signature is exactly k bytes. RSAVP1: its integer must be below n.
+  if (sig_len != r->k || hash_len != r->k - r->hash_at) return 0;
+  if (!BN_bin2bn(sig, (int)sig_len, r->s) || BN_ucmp(r->s, r->n) >= 0) return 0;
+  if (!BN_mod_exp_mont(r->m, r->s, r->e, r->n, r->bnctx, r->mont)) return 0;
+  if (BN_bn2binpad(r->m, r->em, (int)r->k) != (int)r->k) return 0;
+  // Steps 3–4: encode the expected message and compare it whole.
+  memcpy(r->expected + r->hash_at, hash, hash_len);
+  return memcmp(r->em, r->expected, r->k) == 0;
+}
 
 static void prepared_free(napi_env env, void *data, void *hint) {
   (void)env; (void)hint;
   prepared *p = data;
+  rsa_direct_free(&p->rsa);
   if (p->mdctx) EVP_MD_CTX_free(p->mdctx);
   if (p->md) EVP_MD_free(p->md);
   if (p->ctx) EVP_PKEY_CTX_free(p->ctx);
@@ -59,6 +132,7 @@ static napi_value prepare(napi_env env, napi_callback_info info) {
   else if (!(p->ctx = EVP_PKEY_CTX_new_from_pkey(NULL, p->pkey, NULL))) err = "cannot create context";
   else if (EVP_PKEY_verify_init(p->ctx) <= 0) err = "verify_init failed";
   else if (k != ES256 && (EVP_PKEY_CTX_set_rsa_padding(p->ctx, RSA_PKCS1_PADDING) <= 0 || EVP_PKEY_CTX_set_signature_md(p->ctx, p->md) <= 0)) err = "cannot set RSA PKCS#1 v1.5 padding";
+  if (!err && k != ES256) rsa_direct_init(&p->rsa, p->pkey, p->kind);
   if (err) { prepared_free(env, p, NULL); return throw_error(env, err); }
   napi_value ext;
   if (napi_create_external(env, p, prepared_free, NULL, &ext) != napi_ok) { prepared_free(env, p, NULL); return throw_error(env, "cannot wrap key"); }
@@ -192,6 +266,8 @@ static napi_value verify(napi_env env, napi_callback_info info) {
       der[0] = 0x30; der[1] = (unsigned char)n;
       result = EVP_PKEY_verify(p->ctx, der, n + 2, hash, hash_len) == 1;
     }
+  } else if (p->rsa.n) {
+    result = rsa_direct_verify(&p->rsa, sig, sig_len, hash, hash_len);
   } else {
     result = EVP_PKEY_verify(p->ctx, sig, sig_len, hash, hash_len) == 1;
   }
@@ -203,10 +279,22 @@ static napi_value verify(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// path(prepared: External): 'rsa-bignum' | 'evp', which code verifies for this key (tests, logs).
+static napi_value path(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  prepared *p;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_external(env, argv[0], (void **)&p) != napi_ok) return throw_error(env, "path(key)");
+  napi_value out;
+  napi_create_string_utf8(env, p->rsa.n ? "rsa-bignum" : "evp", NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     { "prepare", NULL, prepare, NULL, NULL, NULL, napi_default, NULL },
     { "verify", NULL, verify, NULL, NULL, NULL, napi_default, NULL },
+    { "path", NULL, path, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

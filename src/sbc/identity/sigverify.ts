@@ -10,6 +10,9 @@ import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
 export type SigAlg = 'ES256' | 'RS256' | 'RS1';
 
 export interface PreparedKey {
+  /** The code that verifies: the addon's RSA bignum path (RFC 8017 §8.2.2 on OpenSSL's bignum
+   *  functions), its EVP path (ES256, unusual RSA keys), or node:crypto. */
+  readonly path: 'rsa-bignum' | 'evp' | 'node:crypto';
   /** Does `signature` verify over the bytes of `data` followed by those of `tail`? Strings are
    *  taken as UTF-8 (as Buffer.from encodes them). Never throws for a bad signature. */
   verify(data: Buffer | string, signature: Buffer, tail?: Buffer | string): boolean;
@@ -23,6 +26,7 @@ export interface PreparedKey {
 interface Addon {
   prepare(spkiDer: Buffer, kind: number): object;
   verify(key: object, signature: Buffer | string, data: Buffer | string, tail?: Buffer | string): boolean | null;
+  path(key: object): 'rsa-bignum' | 'evp';
 }
 
 const KIND: Record<SigAlg, number> = { ES256: 1, RS256: 2, RS1: 3 };
@@ -43,7 +47,10 @@ const addon = loadAddon();
 export const verifierImplementation: 'native' | 'node:crypto' = addon ? 'native' : 'node:crypto';
 
 class NativeKey implements PreparedKey {
-  constructor(private readonly handle: object, private readonly es256: boolean, private readonly a: Addon) {}
+  readonly path: 'rsa-bignum' | 'evp';
+  constructor(private readonly handle: object, private readonly es256: boolean, private readonly a: Addon) {
+    this.path = a.path(handle);
+  }
   verify(data: Buffer | string, signature: Buffer, tail?: Buffer | string): boolean {
     if (signature.length === 0 || (this.es256 && signature.length !== 64)) return false;
     return this.a.verify(this.handle, signature, data, tail) === true;
@@ -65,6 +72,7 @@ function canonicalBase64(text: string): Buffer | undefined {
 }
 
 class NodeKey implements PreparedKey {
+  readonly path = 'node:crypto';
   private readonly keyArg: KeyObject | { key: KeyObject; dsaEncoding: 'ieee-p1363' };
   constructor(key: KeyObject, private readonly alg: SigAlg) {
     this.keyArg = alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key;

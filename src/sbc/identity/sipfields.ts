@@ -84,7 +84,6 @@ function safeDecode(s: string): string {
 }
 
 const VISUAL_SEPARATORS = /[-.()\s]/g;
-const TN_SHAPE = /^\+?[0-9\-.()\s]+$/;
 const TN_DIGITS = /^[0-9#*]{1,32}$/;
 
 /** RFC 8224 §8.3: a telephone number in canonical form (digits only, no '+', no visual
@@ -92,12 +91,10 @@ const TN_DIGITS = /^[0-9#*]{1,32}$/;
 export function canonicalTn(uri: string): string | undefined {
   // uriUser's parse, inline: no result object per call (this runs for From, To and PAI).
   const colon = uri.indexOf(':');
-  let user: string | undefined;
-  let userPhone: boolean;
-  if (colon === 3 && uri.slice(0, 3).toLowerCase() === 'tel') {
+  let user: string;
+  if (colon === 3 && (uri.charCodeAt(0) | 32) === 116 /* t */ && (uri.charCodeAt(1) | 32) === 101 /* e */ && (uri.charCodeAt(2) | 32) === 108 /* l */) {
     const semi = uri.indexOf(';', 4);
     user = semi < 0 ? uri.slice(4) : uri.slice(4, semi);
-    userPhone = true;
   } else {
     const at = uri.indexOf('@', colon + 1);
     if (at < 0) return undefined;
@@ -107,11 +104,28 @@ export function canonicalTn(uri: string): string | undefined {
       if (c === 59 /* ; */ || c === 58 /* : */) { end = i; break; }
     }
     user = safeDecode(uri.slice(colon + 1, end));
-    userPhone = USER_PHONE.test(uri.slice(at));
+    // Without user=phone only a number-shaped user part is a telephone number (RFC 8224 §8.3).
+    if (!tnShaped(user) && (uri.indexOf(';', at) < 0 || !USER_PHONE.test(uri.slice(at)))) return undefined;
   }
   if (!user) return undefined;
-  if (!userPhone && !TN_SHAPE.test(user)) return undefined;
   return canonicalNumber(user);
+}
+
+/** /^\+?[0-9\-.()\s]+$/ without the regex (most users are names and fail at the first character). */
+function tnShaped(user: string): boolean {
+  const n = user.length;
+  let i = user.charCodeAt(0) === 43 /* + */ ? 1 : 0;
+  if (i >= n) return false;
+  for (; i < n; i++) {
+    const c = user.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || c === 45 /* - */ || c === 46 /* . */ || c === 40 /* ( */ || c === 41 /* ) */ || isSpace(c))) return false;
+  }
+  return true;
+}
+
+/** The characters \s matches (ECMAScript WhiteSpace and LineTerminator). */
+function isSpace(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 160 || c === 5760 || (c >= 8192 && c <= 8202) || c === 8232 || c === 8233 || c === 8239 || c === 8287 || c === 12288 || c === 65279;
 }
 
 /** Canonicalise a number string from a PASSporT claim or a URI user part. */
@@ -132,7 +146,12 @@ export function canonicalNumber(tn: string): string | undefined {
 }
 
 /** Split a header value that may hold several comma-joined Identity fields (outside <> and quotes). */
-export function splitIdentityValues(values: readonly string[]): string[] {
+export function splitIdentityValues(values: readonly string[]): readonly string[] {
+  // Nearly always one field, trimmed already: the header's own array, not a copy.
+  if (values.length === 1) {
+    const v = values[0]!;
+    if (v.length && v.charCodeAt(0) > 32 && v.charCodeAt(v.length - 1) > 32 && !v.includes(',')) return values;
+  }
   const out: string[] = [];
   for (const v of values) {
     if (!v.includes(',')) { const t = v.trim(); if (t) out.push(t); continue; }

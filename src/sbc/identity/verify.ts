@@ -130,7 +130,7 @@ export class IdentityVerifier {
       const values = splitIdentityValues(headerValues(req, 'Identity'));
       // Identity-Info is looked up only when a value needs it (null: not looked up yet).
       let info4474: string | undefined | null = null;
-      const failures: IdentityFailure[] = [];
+      let failures: IdentityFailure[] | undefined;
       let candidates = 0;
       let passed: IdentityResult | undefined;
       for (const v of values) {
@@ -162,10 +162,11 @@ export class IdentityVerifier {
           // Anything but a verification failure (a store outage, a bug) must not crash the
           // call flow: it is reported as a failure the policy then acts on.
           const f = e instanceof Fail ? e : new Fail(INTERNAL, `verification error: ${e instanceof Error ? e.message : String(e)}`);
-          failures.push({ standard, status: f.code.status, reason: f.code.reason, detail: f.detail });
+          (failures ??= []).push({ standard, status: f.code.status, reason: f.code.reason, detail: f.detail });
         }
       }
-      if (passed) { passed.failures = failures; r = passed; } else if (candidates === 0) {
+      if (passed) { if (failures) passed.failures = failures; r = passed; } else if (!failures) {
+        // No header of a standard the peer uses (each one tried either passed or failed).
         const detail = values.length ? 'Identity header of a standard this peer is not configured for' : 'no Identity header';
         r = {
           verdict: 'none', reject: policy.mode === 'required', verstat: VERSTAT.none, failures: [], detail,

@@ -3,7 +3,7 @@
 // UTF-8, decode base64 signature text in its canonical spelling only, and leave no error on
 // OpenSSL's queue for node:crypto to trip over.
 import { describe, expect, it } from 'vitest';
-import { createHash, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { constants, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, privateEncrypt, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { prepareKey, verifierImplementation, type SigAlg } from '../../../src/sbc/identity/sigverify.js';
 
 const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -118,6 +118,104 @@ describe('prepared-key signature verification', () => {
       expect(k.verifyBase64(`a|${text.slice(0, -1)}`, s.toString('base64'), text.slice(-1)), String(text.length)).toBe(true);
       expect(k.verify('a|', s, text.slice(1))).toBe(false);
     }
+  });
+
+  describe('RSA on the bignum path (RFC 8017 §8.2.2 encode-and-compare)', () => {
+    const k = 256;
+    const SHA256_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+    const SHA1_INFO = Buffer.from('3021300906052b0e03021a05000414', 'hex');
+    /** EM = 00 01 FF.. 00 T, with T and the padding as given: signed raw with the private key. */
+    const rawSign = (em: Buffer) => privateEncrypt({ key: rsa.privateKey, padding: constants.RSA_NO_PADDING }, em);
+    const em = (t: Buffer, o: { type?: number; lead?: number; psByte?: number; extra?: Buffer } = {}) => {
+      const extra = o.extra ?? Buffer.alloc(0);
+      const ps = k - 3 - t.length - extra.length;
+      return Buffer.concat([Buffer.from([o.lead ?? 0, o.type ?? 1]), Buffer.alloc(ps, o.psByte ?? 0xff), Buffer.from([0]), t, extra]);
+    };
+    const data = Buffer.from('sip:alice@127.0.0.1|sip:bob@sbe.example|c|1 INVITE|Sun, 22 Nov 2026 13:23:00 GMT||');
+    const h256 = createHash('sha256').update(data).digest();
+    const h1 = createHash('sha1').update(data).digest();
+
+    it('takes the bignum path for usual RSA keys (e = 65537, e = 3)', () => {
+      expect(prepareKey(rsa.publicKey, 'RS256', 'native').path).toBe('rsa-bignum');
+      expect(prepareKey(rsa.publicKey, 'RS1', 'native').path).toBe('rsa-bignum');
+      const e3 = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 });
+      const kk = prepareKey(e3.publicKey, 'RS256', 'native');
+      expect(kk.path).toBe('rsa-bignum');
+      const sg = sign('sha256', data, e3.privateKey);
+      expect(kk.verify(data, sg)).toBe(true);
+      sg[100]! ^= 1;
+      expect(kk.verify(data, sg)).toBe(false);
+      expect(prepareKey(ec.publicKey, 'ES256', 'native').path).toBe('evp');
+    });
+
+    it('accepts exactly the PKCS#1 v1.5 encoding node:crypto accepts', () => {
+      const cases: Array<[string, Buffer, boolean]> = [
+        ['correct', rawSign(em(Buffer.concat([SHA256_INFO, h256]))), true],
+        ['digest info without NULL parameters', rawSign(em(Buffer.concat([Buffer.from('302f300b0609608648016503040201', 'hex'), Buffer.from('0420', 'hex'), h256]))), false],
+        ['bare hash, no digest info', rawSign(em(h256)), false],
+        ['SHA-1 digest info over the SHA-256 hash', rawSign(em(Buffer.concat([SHA1_INFO, h256.subarray(0, 20)]))), false],
+        ['one padding byte 0xFE', rawSign((() => { const e = em(Buffer.concat([SHA256_INFO, h256])); e[40] = 0xfe; return e; })()), false],
+        ['block type 2', rawSign(em(Buffer.concat([SHA256_INFO, h256]), { type: 2 })), false],
+        ['block type 0', rawSign(em(Buffer.concat([SHA256_INFO, h256]), { type: 0, psByte: 0 })), false],
+        ['leading byte 1', rawSign(em(Buffer.concat([SHA256_INFO, h256]), { lead: 1 })), false],
+        ['bytes after the hash', rawSign(em(Buffer.concat([SHA256_INFO, h256]), { extra: Buffer.from([0, 0]) })), false],
+        ['hash of other data', rawSign(em(Buffer.concat([SHA256_INFO, createHash('sha256').update('x').digest()]))), false],
+      ];
+      const n = Buffer.from(rsa.publicKey.export({ format: 'jwk' }).n!, 'base64url');
+      const nPlus1 = Buffer.from(n);
+      for (let i = nPlus1.length - 1; i >= 0 && ++nPlus1[i]! === 256; i--) nPlus1[i] = 0;
+      cases.push(['s = n', n, false], ['s = n + 1', nPlus1, false], ['s = all ones', Buffer.alloc(k, 0xff), false], ['s = 0', Buffer.alloc(k), false],
+        ['s = 1', Buffer.concat([Buffer.alloc(k - 1), Buffer.from([1])]), false], ['one byte short', rawSign(em(Buffer.concat([SHA256_INFO, h256]))).subarray(1), false],
+        ['one byte long (leading zero)', Buffer.concat([Buffer.from([0]), rawSign(em(Buffer.concat([SHA256_INFO, h256])))]), false]);
+      // A valid signature plus n: the same value mod n, but out of range (RSAVP1 step 1). Data
+      // is varied until s + n still fits in k bytes.
+      const N = BigInt(`0x${n.toString('hex')}`);
+      const other = Buffer.from(data);
+      for (let i = 0; i < 200; i++) {
+        const sg = sign('sha256', other, rsa.privateKey);
+        const sum = BigInt(`0x${sg.toString('hex')}`) + N;
+        if (sum >= 1n << BigInt(8 * k)) { other[other.length - 1] = i; continue; }
+        const hex = sum.toString(16).padStart(2 * k, '0');
+        cases.push(['valid signature + n', Buffer.from(hex, 'hex'), false], ['the valid signature itself', sg, true]);
+        break;
+      }
+      expect(cases.some(([name]) => name === 'valid signature + n')).toBe(true);
+      const native = prepareKey(rsa.publicKey, 'RS256', 'native');
+      const node = prepareKey(rsa.publicKey, 'RS256', 'node:crypto');
+      for (const [name, sig, want] of cases) {
+        const signed = name.startsWith('valid signature') || name.startsWith('the valid') ? other : data;
+        expect(node.verify(signed, sig), `node:crypto, ${name}`).toBe(want);
+        expect(native.verify(signed, sig), name).toBe(want);
+      }
+      // SHA-1 keys: the right digest info passes, the SHA-256 one does not.
+      const rs1 = prepareKey(rsa.publicKey, 'RS1', 'native');
+      expect(rs1.verify(data, rawSign(em(Buffer.concat([SHA1_INFO, h1]))))).toBe(true);
+      expect(rs1.verify(data, rawSign(em(Buffer.concat([SHA256_INFO, h256]))))).toBe(false);
+    });
+
+    it('leaves keys with an exponent over 64 bits to OpenSSL\'s own RSA code, with the same answers', () => {
+      // A key with e = 2^64 + 13 (coprime to λ(n) is checked): d computed here with BigInt.
+      const jwk = rsa.privateKey.export({ format: 'jwk' });
+      const big = (b64: string) => BigInt(`0x${Buffer.from(b64, 'base64url').toString('hex')}`);
+      const b64 = (x: bigint) => { let h = x.toString(16); if (h.length % 2) h = `0${h}`; return Buffer.from(h, 'hex').toString('base64url'); };
+      const p = big(jwk.p!), q = big(jwk.q!);
+      const gcd = (a: bigint, b: bigint): bigint => (b === 0n ? a : gcd(b, a % b));
+      const lambda = ((p - 1n) * (q - 1n)) / gcd(p - 1n, q - 1n);
+      let e = (1n << 64n) + 13n;
+      while (gcd(e, lambda) !== 1n) e += 2n;
+      const inv = (a: bigint, m: bigint) => { let [r0, r1, s0, s1] = [a % m, m, 1n, 0n]; while (r1) { const t = r0 / r1; [r0, r1] = [r1, r0 - t * r1]; [s0, s1] = [s1, s0 - t * s1]; } return ((s0 % m) + m) % m; };
+      const d = inv(e, lambda);
+      const priv = createPrivateKey({ format: 'jwk', key: { kty: 'RSA', n: jwk.n!, e: b64(e), d: b64(d), p: jwk.p!, q: jwk.q!, dp: b64(d % (p - 1n)), dq: b64(d % (q - 1n)), qi: b64(inv(q, p)) } });
+      const pubKey = createPublicKey(priv);
+      expect(BigInt(`0x${Buffer.from(pubKey.export({ format: 'jwk' }).e!, 'base64url').toString('hex')}`)).toBe(e);
+      const kk = prepareKey(pubKey, 'RS256', 'native');
+      expect(kk.path).toBe('evp');
+      const sg = sign('sha256', data, priv);
+      expect(kk.verify(data, sg)).toBe(true);
+      expect(prepareKey(pubKey, 'RS256', 'node:crypto').verify(data, sg)).toBe(true);
+      sg[7]! ^= 0x10;
+      expect(kk.verify(data, sg)).toBe(false);
+    });
   });
 
   it('refuses a key that does not fit the algorithm', () => {

@@ -28,7 +28,8 @@ describe('SIP fields', () => {
       return /^[0-9#*]{1,32}$/.test(t) ? t : undefined;
     };
     for (const uri of ['TEL:+1202', 'tel:12;x=1', 'sips:+1202:pw@h', 'sip:12;npdi@h;USER=PHONE', 'sip:%2B1202@h', 'sip:%ZZ@h', '+1202@h', 'sip:@h',
-      'sip:1*2#@h;user=phone', 'sip:(202)555-0100@h', 'sip:alice@h;user=phone', 'tel:', 'sip:1@h?x=;user=phone', 'nocolon', 'sip:a:b@c@d']) {
+      'sip:1*2#@h;user=phone', 'sip:(202)555-0100@h', 'sip:alice@h;user=phone', 'tel:', 'sip:1@h?x=;user=phone', 'nocolon', 'sip:a:b@c@d',
+      'sip:+@h', 'sip:+1%20202@h', 'sip:1%C2%A0202@h', 'sip:1%E2%80%83202@h', 'sip:1%09202@h', 'sip:1x@h', 'sip:x1@h', 'tEl:+1', 'teL:', 'sip:+1202@h;user=phoned', 'sip:bob@h;user=phone;x']) {
       expect(canonicalTn(uri), uri).toBe(byDefinition(uri));
     }
     expect(uriUser('sip:%2B1202@x').user).toBe('+1202');
