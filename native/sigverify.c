@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <string.h>
 #include <stdlib.h>
+#include <stdbool.h>
 
 enum kind { ES256 = 1, RSA_SHA256 = 2, RSA_SHA1 = 3 };
 
@@ -156,7 +157,10 @@ static size_t der_int(unsigned char *out, const unsigned char *v, size_t n) {
 // copied once into a stack buffer; only a long one is measured first and copied to the heap.
 static int digest_part(napi_env env, EVP_MD_CTX *mdctx, napi_value v) {
   void *data; size_t len;
-  if (napi_get_buffer_info(env, v, &data, &len) == napi_ok) return EVP_DigestUpdate(mdctx, data, len) == 1;
+  bool is_buffer;
+  // Older Node-API versions do not check the type in napi_get_buffer_info: ask first.
+  if (napi_is_buffer(env, v, &is_buffer) != napi_ok) return 0;
+  if (is_buffer) return napi_get_buffer_info(env, v, &data, &len) == napi_ok && EVP_DigestUpdate(mdctx, data, len) == 1;
   char stackbuf[4096];
   if (napi_get_value_string_utf8(env, v, stackbuf, sizeof stackbuf, &len) != napi_ok) return 0;
   // UTF-8 output never splits a character, so a copy that stopped short of the end by less than
@@ -237,7 +241,11 @@ static napi_value verify(napi_env env, napi_callback_info info) {
   if (napi_get_value_external(env, argv[0], (void **)&p) != napi_ok) return throw_error(env, "key must come from prepare()");
   void *sig; size_t sig_len;
   unsigned char decoded[MAX_SIG];
-  if (napi_get_buffer_info(env, argv[1], &sig, &sig_len) != napi_ok) {
+  bool sig_buffer;
+  if (napi_is_buffer(env, argv[1], &sig_buffer) != napi_ok) return throw_error(env, "signature must be a Buffer or a string");
+  if (sig_buffer) {
+    if (napi_get_buffer_info(env, argv[1], &sig, &sig_len) != napi_ok) return throw_error(env, "signature must be a Buffer or a string");
+  } else {
     char text[MAX_SIG / 3 * 4 + 8];
     size_t n;
     if (napi_get_value_string_utf8(env, argv[1], text, sizeof text, &n) != napi_ok) return throw_error(env, "signature must be a Buffer or a string");
