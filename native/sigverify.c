@@ -8,11 +8,18 @@
 // expected encoding made once per key. It computes s^e mod n as OpenSSL's RSA code does, without
 // the per-call allocations, lock and provider dispatch around it, and compares the whole encoded
 // message to the one expected (encode-and-compare, as the RFC specifies: no padding parser).
+// ES256 signatures (JWS r||s) go to ECDSA_do_verify with r and s set in place, skipping the DER
+// encoding they would need for EVP_PKEY_verify and its decoding on the other side. EC_KEY and
+// ECDSA_do_verify are deprecated in OpenSSL 3.0 but exported by node, and the provider API has
+// no entry that takes r and s.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/rsa.h>
 #include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <string.h>
@@ -39,6 +46,9 @@ typedef struct {
   EVP_MD *md;
   EVP_MD_CTX *mdctx;
   rsa_direct rsa;
+  EC_KEY *ec;        // ES256: the key, and a signature whose r and s are set per call
+  ECDSA_SIG *ecsig;
+  BIGNUM *r, *s;     // owned by ecsig
 } prepared;
 
 static void rsa_direct_free(rsa_direct *r) {
@@ -97,6 +107,8 @@ static void prepared_free(napi_env env, void *data, void *hint) {
   (void)env; (void)hint;
   prepared *p = data;
   rsa_direct_free(&p->rsa);
+  if (p->ecsig) ECDSA_SIG_free(p->ecsig);
+  if (p->ec) EC_KEY_free(p->ec);
   if (p->mdctx) EVP_MD_CTX_free(p->mdctx);
   if (p->md) EVP_MD_free(p->md);
   if (p->ctx) EVP_PKEY_CTX_free(p->ctx);
@@ -134,6 +146,18 @@ static napi_value prepare(napi_env env, napi_callback_info info) {
   else if (EVP_PKEY_verify_init(p->ctx) <= 0) err = "verify_init failed";
   else if (k != ES256 && (EVP_PKEY_CTX_set_rsa_padding(p->ctx, RSA_PKCS1_PADDING) <= 0 || EVP_PKEY_CTX_set_signature_md(p->ctx, p->md) <= 0)) err = "cannot set RSA PKCS#1 v1.5 padding";
   if (!err && k != ES256) rsa_direct_init(&p->rsa, p->pkey, p->kind);
+  if (!err && k == ES256) {
+    // Without it (out of memory) the key stays on the EVP path.
+    if ((p->ec = EVP_PKEY_get1_EC_KEY(p->pkey)) && (p->ecsig = ECDSA_SIG_new()) && (p->r = BN_new()) && (p->s = BN_new()) && ECDSA_SIG_set0(p->ecsig, p->r, p->s)) {
+      // r and s now belong to ecsig.
+    } else {
+      BN_free(p->r); BN_free(p->s);
+      if (p->ecsig) ECDSA_SIG_free(p->ecsig);
+      if (p->ec) EC_KEY_free(p->ec);
+      p->ec = NULL; p->ecsig = NULL; p->r = p->s = NULL;
+      ERR_clear_error();
+    }
+  }
   if (err) { prepared_free(env, p, NULL); return throw_error(env, err); }
   napi_value ext;
   if (napi_create_external(env, p, prepared_free, NULL, &ext) != napi_ok) { prepared_free(env, p, NULL); return throw_error(env, "cannot wrap key"); }
@@ -266,7 +290,10 @@ static napi_value verify(napi_env env, napi_callback_info info) {
   ok = ok && EVP_DigestFinal_ex(p->mdctx, hash, &hash_len) == 1;
   if (!ok) return throw_error(env, "data must be a Buffer or a string");
   int result = 0;
-  if (p->kind == ES256) {
+  if (p->kind == ES256 && p->ec) {
+    // ECDSA_do_verify checks 0 < r, s < n itself.
+    result = sig_len == 64 && BN_bin2bn(sig, 32, p->r) && BN_bin2bn((const unsigned char *)sig + 32, 32, p->s) && ECDSA_do_verify(hash, (int)hash_len, p->ecsig, p->ec) == 1;
+  } else if (p->kind == ES256) {
     if (sig_len == 64) {
       unsigned char der[72];
       size_t n = der_int(der + 2, sig, 32);
@@ -287,14 +314,14 @@ static napi_value verify(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// path(prepared: External): 'rsa-bignum' | 'evp', which code verifies for this key (tests, logs).
+// path(prepared: External): 'rsa-bignum' | 'ecdsa-sig' | 'evp', which code verifies for this key.
 static napi_value path(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   prepared *p;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_external(env, argv[0], (void **)&p) != napi_ok) return throw_error(env, "path(key)");
   napi_value out;
-  napi_create_string_utf8(env, p->rsa.n ? "rsa-bignum" : "evp", NAPI_AUTO_LENGTH, &out);
+  napi_create_string_utf8(env, p->rsa.n ? "rsa-bignum" : p->ec ? "ecdsa-sig" : "evp", NAPI_AUTO_LENGTH, &out);
   return out;
 }
 

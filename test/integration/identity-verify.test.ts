@@ -78,6 +78,30 @@ describe('RFC 8224/8588 PASSporT verification', () => {
     expect(again).toMatchObject({ verdict: 'fail', reject: true, status: 403, reason: 'Replayed Identity' });
   });
 
+  it('refuses a replay whose ECDSA signature was malleated to (r, n − s) or re-spelled', async () => {
+    const v = verifier();
+    const id = await passport();
+    expect((await v.verify(invite([id]), policy())).verdict).toBe('pass');
+    // (r, n − s) is another valid signature of the same PASSporT: a fresh verifier accepts it,
+    // and the one that saw the original refuses it as a replay (keyed on r, not on the bytes).
+    const [jws, params] = [id.slice(0, id.indexOf(';')), id.slice(id.indexOf(';'))];
+    const sig = Buffer.from(jws.slice(jws.lastIndexOf('.') + 1), 'base64url');
+    const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+    const negS = Buffer.from((n - BigInt(`0x${sig.subarray(32).toString('hex')}`)).toString(16).padStart(64, '0'), 'hex');
+    const malleated = `${jws.slice(0, jws.lastIndexOf('.') + 1)}${Buffer.concat([sig.subarray(0, 32), negS]).toString('base64url')}${params}`;
+    expect(malleated).not.toBe(id);
+    expect((await verifier().verify(invite([malleated]), policy())).verdict).toBe('pass');
+    expect(await v.verify(invite([malleated]), policy())).toMatchObject({ verdict: 'fail', status: 403, reason: 'Replayed Identity' });
+    // The last base64url character of 64 bytes carries 4 unused bits: flip one, same bytes.
+    const text = jws.slice(jws.lastIndexOf('.') + 1);
+    const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const respelledText = `${text.slice(0, -1)}${A[A.indexOf(text.at(-1)!) ^ 1]}`;
+    expect(Buffer.from(respelledText, 'base64url')).toEqual(sig);
+    const respelled = `${jws.slice(0, jws.lastIndexOf('.') + 1)}${respelledText}${params}`;
+    expect(respelled).not.toBe(id);
+    expect(await v.verify(invite([respelled]), policy())).toMatchObject({ verdict: 'fail', status: 403, reason: 'Replayed Identity' });
+  });
+
   it('answers 428 when required and absent; annotates only in verify mode', async () => {
     const v = verifier();
     expect(await v.verify(invite([]), policy())).toMatchObject({ verdict: 'none', reject: true, status: 428, verstat: 'No-TN-Validation' });

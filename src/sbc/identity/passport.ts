@@ -17,8 +17,11 @@ export interface ParsedPassport {
   /** `<b64 header>.<b64 claims>`: the JWS signing input. */
   signingInput: string;
   signature: Buffer;
-  /** The signature bytes spelled as Buffer#toString('base64url') spells them: the replay key
-   *  (the same bytes have several spellings: the unused bits of the last character). */
+  /** The replay key: r of the ES256 signature (its first 32 bytes) in base64url. Not the whole
+   *  signature: ECDSA is malleable, (r, n − s) verifies as well as (r, s), and a replay must not
+   *  pass by rewriting s. A signer never gives two different messages the same r (that would
+   *  reuse its nonce and give away its key). Not the text either: base64url spells the same
+   *  bytes several ways (the unused bits of the last character). */
   signatureKey: string;
   compact: boolean;
 }
@@ -37,21 +40,6 @@ const scratch = Buffer.allocUnsafe(MAX_TOKEN);
  *  it also takes '+' and '/', which base64url does not have. One pass fewer than a regex. */
 function cleanBase64url(part: string, decoded: number): boolean {
   return decoded === ((part.length * 3) >> 2) && part.indexOf('+') < 0 && part.indexOf('/') < 0;
-}
-
-/** Is clean base64 or base64url text spelled as node's Buffer#toString spells its bytes, so it can
- *  serve as a key without re-encoding? The unused bits of the last data character are zero, and
- *  base64 (`padded`) carries its '=' padding. The same bytes have several other spellings. */
-export function canonicalBase64Text(text: string, padded: boolean): boolean {
-  let pad = 0;
-  while (pad < 2 && text.charCodeAt(text.length - 1 - pad) === 61 /* = */) pad++;
-  const data = text.length - pad;
-  if (padded ? (text.length & 3) !== 0 : pad !== 0) return false;
-  const unused = (data * 6) & 7;
-  if (unused === 0) return true;
-  const c = text.charCodeAt(data - 1);
-  const v = c >= 97 ? c - 71 : c >= 65 ? c - 65 : c >= 48 ? c + 4 : c === 43 || c === 45 ? 62 : 63;
-  return (v & ((1 << unused) - 1)) === 0;
 }
 
 function decodeJson(part: string, what: string): Record<string, unknown> {
@@ -101,7 +89,7 @@ export function parsePassport(token: string): ParsedPassport {
   const s = token.slice(d2 + 1);
   const signature = Buffer.from(s, 'base64url');
   if (s.length === 0 || !cleanBase64url(s, signature.length)) throw new PassportError('PASSporT signature is not base64url');
-  const signatureKey = canonicalBase64Text(s, false) ? s : signature.toString('base64url');
+  const signatureKey = signature.toString('base64url', 0, signature.length === 64 ? 32 : signature.length);
   if (h === '' && p === '') return { header: {}, claims: {}, signingInput: '', signature, signatureKey, compact: true };
   return { header: decodeHeader(h), claims: decodeJson(p, 'PASSporT claims') as PassportClaims, signingInput: token.slice(0, d2), signature, signatureKey, compact: false };
 }

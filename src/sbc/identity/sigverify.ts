@@ -11,8 +11,9 @@ export type SigAlg = 'ES256' | 'RS256' | 'RS1';
 
 export interface PreparedKey {
   /** The code that verifies: the addon's RSA bignum path (RFC 8017 §8.2.2 on OpenSSL's bignum
-   *  functions), its EVP path (ES256, unusual RSA keys), or node:crypto. */
-  readonly path: 'rsa-bignum' | 'evp' | 'node:crypto';
+   *  functions), its ECDSA path (r and s straight to ECDSA_do_verify), its EVP path (unusual RSA
+   *  keys), or node:crypto. */
+  readonly path: NativePath | 'node:crypto';
   /** Does `signature` verify over the bytes of `data` followed by those of `tail`? Strings are
    *  taken as UTF-8 (as Buffer.from encodes them). Never throws for a bad signature. */
   verify(data: Buffer | string, signature: Buffer, tail?: Buffer | string): boolean;
@@ -23,10 +24,12 @@ export interface PreparedKey {
   verifyBase64(data: Buffer | string, signature: string, tail?: Buffer | string): boolean | undefined;
 }
 
+type NativePath = 'rsa-bignum' | 'ecdsa-sig' | 'evp';
+
 interface Addon {
   prepare(spkiDer: Buffer, kind: number): object;
   verify(key: object, signature: Buffer | string, data: Buffer | string, tail?: Buffer | string): boolean | null;
-  path(key: object): 'rsa-bignum' | 'evp';
+  path(key: object): NativePath;
 }
 
 const KIND: Record<SigAlg, number> = { ES256: 1, RS256: 2, RS1: 3 };
@@ -47,7 +50,7 @@ const addon = loadAddon();
 export const verifierImplementation: 'native' | 'node:crypto' = addon ? 'native' : 'node:crypto';
 
 class NativeKey implements PreparedKey {
-  readonly path: 'rsa-bignum' | 'evp';
+  readonly path: NativePath;
   constructor(private readonly handle: object, private readonly es256: boolean, private readonly a: Addon) {
     this.path = a.path(handle);
   }

@@ -89,6 +89,15 @@ describe('prepared-key signature verification', () => {
           // r or s zero, r = s = n-ish (all ones), high bit set: DER encoding edge cases.
           variants.push(Buffer.concat([Buffer.alloc(32), sig.subarray(32)]), Buffer.concat([sig.subarray(0, 32), Buffer.alloc(32)]));
           variants.push(Buffer.concat([Buffer.alloc(32, 0x80), Buffer.alloc(32, 0x80)]), Buffer.concat([Buffer.alloc(31), Buffer.from([1]), sig.subarray(32)]));
+          // r or s equal to the group order n, or past it (0 < r, s < n is required).
+          const n = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex');
+          const nPlus = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632552', 'hex');
+          variants.push(Buffer.concat([n, sig.subarray(32)]), Buffer.concat([sig.subarray(0, 32), n]), Buffer.concat([nPlus, sig.subarray(32)]), Buffer.alloc(64, 0xff));
+          // s replaced by n - s: the other valid ECDSA signature for the same r (ECDSA is malleable;
+          // both implementations accept it, and replay keys on the bytes still differ).
+          const N = BigInt(`0x${n.toString('hex')}`);
+          const sNeg = Buffer.from((N - BigInt(`0x${sig.subarray(32).toString('hex')}`)).toString(16).padStart(64, '0'), 'hex');
+          variants.push(Buffer.concat([sig.subarray(0, 32), sNeg]));
         }
         for (const v of variants) {
           expect(native.verify(data, v), v.toString('hex')).toBe(node.verify(data, v));
@@ -145,7 +154,7 @@ describe('prepared-key signature verification', () => {
       expect(kk.verify(data, sg)).toBe(true);
       sg[100]! ^= 1;
       expect(kk.verify(data, sg)).toBe(false);
-      expect(prepareKey(ec.publicKey, 'ES256', 'native').path).toBe('evp');
+      expect(prepareKey(ec.publicKey, 'ES256', 'native').path).toBe('ecdsa-sig');
     });
 
     it('accepts exactly the PKCS#1 v1.5 encoding node:crypto accepts', () => {
@@ -225,26 +234,26 @@ describe('prepared-key signature verification', () => {
   });
 });
 
-describe('canonical base64 spelling (replay keys)', () => {
-  it('is true exactly for the spelling node gives the bytes', async () => {
-    const { canonicalBase64Text } = await import('../../../src/sbc/identity/passport.js');
-    const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-    for (let n = 1; n <= 70; n++) {
-      const bytes = randomBytes(n);
-      for (const [enc, padded, tail] of [['base64', true, '+/'], ['base64url', false, '-_']] as const) {
-        const text = bytes.toString(enc);
-        expect(canonicalBase64Text(text, padded), `${enc} ${n}`).toBe(true);
+describe('base64 signature text in the addon', () => {
+  it('is decoded exactly when spelled as node spells the bytes, at every padding and up to 1024 bytes', () => {
+    const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    for (const impl of ['native', 'node:crypto'] as const) {
+      const k = prepareKey(rsa.publicKey, 'RS256', impl);
+      // Random bytes are never a valid signature: false means "decoded and checked".
+      for (const n of [...Array.from({ length: 70 }, (_, i) => i + 1), 255, 256, 257, 1022, 1023, 1024]) {
+        const bytes = randomBytes(n);
+        const text = bytes.toString('base64');
+        expect(k.verifyBase64('x', text), `${impl} ${n}`).toBe(false);
         const data = text.replace(/=+$/, '');
-        // Other spellings of the same bytes: unused bits set, padding dropped or added.
+        if (data.length !== text.length) expect(k.verifyBase64('x', data), `${impl} ${n} unpadded`).toBeUndefined();
         if ((data.length * 6) % 8 !== 0) {
-          const alphabet = A + tail;
-          const last = alphabet.indexOf(data[data.length - 1]!);
-          const respelled = data.slice(0, -1) + alphabet[last ^ 1]! + text.slice(data.length);
-          expect(Buffer.from(respelled, enc)).toEqual(bytes);
-          expect(canonicalBase64Text(respelled, padded), `${enc} ${n} respelled`).toBe(false);
-          expect(canonicalBase64Text(padded ? data : `${data}${'='.repeat((4 - (data.length % 4)) % 4)}`, padded), `${enc} ${n} padding`).toBe(false);
+          const last = A.indexOf(data[data.length - 1]!);
+          const respelled = data.slice(0, -1) + A[last ^ 1]! + text.slice(data.length);
+          expect(Buffer.from(respelled, 'base64')).toEqual(bytes);
+          expect(k.verifyBase64('x', respelled), `${impl} ${n} respelled`).toBeUndefined();
         }
       }
+      expect(k.verifyBase64('x', randomBytes(1025).toString('base64')), `${impl} 1025`).toBeUndefined();
     }
   });
 });
