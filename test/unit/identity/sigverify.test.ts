@@ -63,10 +63,13 @@ describe('prepared-key signature verification', () => {
         const unpadded = body.length !== text.length ? body : undefined;
         const hostile = [
           '', '=', '====', 'A===', `${text}=`, `${text.slice(0, 8)}=${text.slice(9)}`, ` ${text}`, `${text.slice(0, 20)}\r\n ${text.slice(20)}`,
-          text.replace(/[+/]/g, (ch) => (ch === '+' ? '-' : '_')), text.replace(/^./, 'Ł'), text.replace(/^./, '\u0141'), text.replace(/^./, '\u{1F600}'),
+          text.replace(/^./, 'Ł'), text.replace(/^./, '\u0141'), text.replace(/^./, '\u{1F600}'),
           'A'.repeat(4096), 'QUFB'.repeat(400), `${text.slice(0, -4)}\0${text.slice(-3)}`,
         ];
         if (unpadded) hostile.push(unpadded);
+        // The base64url alphabet (only a different text when the signature has '+' or '/').
+        const url = text.replace(/[+/]/g, (ch) => (ch === '+' ? '-' : '_'));
+        hostile.push(url === text ? `-${text.slice(1)}` : url);
         const unused = (body.length * 6) & 7;
         if (unused) {
           const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -131,6 +134,15 @@ describe('prepared-key signature verification', () => {
 
   describe('RSA on the bignum path (RFC 8017 §8.2.2 encode-and-compare)', () => {
     const k = 256;
+    // A key whose n leaves room below 2^2048 for "a valid signature plus n" (n is at least
+    // 0.56 · 2^2048 for OpenSSL's primes; one close to 2^2048 would leave almost none).
+    const rsa = (() => {
+      for (let i = 0; i < 40; i++) {
+        const kp = generateKeyPairSync('rsa', { modulusLength: 2048 });
+        if (Buffer.from(kp.publicKey.export({ format: 'jwk' }).n!, 'base64url')[0]! <= 0xe0) return kp;
+      }
+      throw new Error('no RSA key with n ≤ 0xe0… in 40 tries');
+    })();
     const SHA256_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
     const SHA1_INFO = Buffer.from('3021300906052b0e03021a05000414', 'hex');
     /** EM = 00 01 FF.. 00 T, with T and the padding as given: signed raw with the private key. */
