@@ -327,8 +327,8 @@ export class IdentityVerifier {
     const fromHost = hostOf(from);
     if (!fromHost || !covers(cert, fromHost)) throw new Fail(BAD_CERT_4474, `certificate does not cover From domain ${fromHost ?? '(none)'}`);
     const key = preparedKey(cert, alg === 'rsa-sha256' ? 'RS256' : 'RS1');
-    // The quoted text goes to the check as it is; it is decoded here (and the check repeated on
-    // the bytes) only when it is not base64 in canonical spelling, e.g. folded over lines.
+    // The quoted text goes to the check as it is (decoded in C). Only text that is not base64 in
+    // canonical spelling, e.g. folded over lines, is decoded here and checked as bytes.
     const head = digestHead(parts);
     let replayText = quotedText(value);
     let ok = replayText === undefined ? undefined : key.verifyBase64(head, replayText, parts[6]);
