@@ -266,6 +266,9 @@ describe('base64 signature text in the addon', () => {
         }
       }
       expect(k.verifyBase64('x', randomBytes(1025).toString('base64')), `${impl} 1025`).toBeUndefined();
+      // The longest text followed by more (multi-byte characters where the addon's copy ends).
+      const longest = randomBytes(1024).toString('base64');
+      for (const more of ['A', 'é', '☎', '\u{1F600}', 'AAé', 'AAA☎']) expect(k.verifyBase64('x', longest + more), `${impl} +${more}`).toBeUndefined();
     }
   });
 });
