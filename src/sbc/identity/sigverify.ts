@@ -65,7 +65,7 @@ class NativeKey implements PreparedKey {
 }
 
 /** Longest signature taken as base64 text (RSA-8192), as the addon's MAX_SIG. */
-export const MAX_SIGNATURE = 1024;
+const MAX_SIGNATURE = 1024;
 
 /** Bytes of base64 text in the spelling Buffer#toString('base64') gives them, else undefined. */
 function canonicalBase64(text: string): Buffer | undefined {
