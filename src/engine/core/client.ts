@@ -21,26 +21,27 @@ import { T1 } from './invite-server.js';
 import type { Listener } from './listeners.js';
 import { OutMessage } from './outgoing.js';
 
-/** drachtio bookkeeping for a client transaction of the layer: a request an app (or the core) sent. */
+/** drachtio bookkeeping for a client transaction of the layer: a request an app (or the core) sent.
+ *  What changes after creation is not readonly: the dialog, the CANCEL mark, the ACKs. */
 export interface ClientCtx {
-  txn: ClientTransaction;
-  txnId: string;
-  method: string;
+  readonly txn: ClientTransaction;
+  readonly txnId: string;
+  readonly method: string;
   /** Undefined for requests the server sends on its own (the ACK-timeout BYE, a BYE to an extra fork). */
-  app: AppConnection | undefined;
+  readonly app: AppConnection | undefined;
   /** No made-up 408/503 frame on failure (CANCEL, the core's own requests). */
-  silent: boolean;
-  local: Listener;
-  requestUri: string;
-  topVia: string;
-  from: string;
-  to: string;
-  callId: string;
-  cseqNum: number;
-  routes: string[];
-  dialogId: string;
+  readonly silent: boolean;
+  readonly local: Listener;
+  readonly requestUri: string;
+  readonly topVia: string;
+  readonly from: string;
+  readonly to: string;
+  readonly callId: string;
+  readonly cseqNum: number;
+  readonly routes: string[];
+  readonly dialogId: string;
   dialog: Dialog | undefined;
-  inDialog: boolean;
+  readonly inDialog: boolean;
   canceled: boolean;
   /** ACKs sent for this INVITE's 2xx, by To-tag: re-sent when that 2xx is retransmitted (spec §7.7). */
   acks: Map<string, { bytes: Buffer; target: SendTarget }> | undefined;

@@ -26,27 +26,28 @@ const ROUTED = new Set(['INVITE', 'REGISTER', 'MESSAGE', 'OPTIONS', 'INFO', 'NOT
 /** Requests that refresh the remote target (§12.2, RFC 3311, RFC 6665, RFC 3515). */
 const TARGET_REFRESH = new Set(['INVITE', 'UPDATE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
 
-/** drachtio bookkeeping for a server transaction of the layer (its `appData`). */
+/** drachtio bookkeeping for a server transaction of the layer (its `appData`). What changes
+ *  after creation is not readonly: the app, our To tag, the dialog, the CANCEL mark. */
 export interface ServerCtx {
-  txn: ServerTransaction;
+  readonly txn: ServerTransaction;
   /** Wire protocol transaction id; empty for a CANCEL (never addressed by the app). */
-  txnId: string;
-  method: string;
+  readonly txnId: string;
+  readonly method: string;
   app: AppConnection | undefined;
   /** The request's Vias with the top one stamped (received/rport): responses echo these. */
-  vias: string[];
-  from: string;
-  to: string;
-  callId: string;
-  cseq: string;
-  cseqNum: number;
-  recordRoute: string[];
-  contact: string | undefined;
-  supports100rel: boolean;
-  source: Endpoint;
-  connectionId: string | undefined;
-  local: Endpoint;
-  bytes: number;
+  readonly vias: string[];
+  readonly from: string;
+  readonly to: string;
+  readonly callId: string;
+  readonly cseq: string;
+  readonly cseqNum: number;
+  readonly recordRoute: string[];
+  readonly contact: string | undefined;
+  readonly supports100rel: boolean;
+  readonly source: Endpoint;
+  readonly connectionId: string | undefined;
+  readonly local: Endpoint;
+  readonly bytes: number;
   toTag: string | undefined;
   dialogId: string;
   dialog: Dialog | undefined;

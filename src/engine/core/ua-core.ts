@@ -19,7 +19,7 @@ import {
   TransactionLayer, type ClientTransaction, type InboundMeta, type InviteClientTransaction,
   type ServerTransaction, type Transaction, type TransactionUser,
 } from '../transaction/index.js';
-import { DialogStore } from '../dialog/dialog.js';
+import { DialogStore, type Dialog } from '../dialog/dialog.js';
 import type { AppConnection, WireHandler, WireServer } from '../wire/server.js';
 import { nokPayload } from '../wire/leaders.js';
 import { AppCommands } from './app-commands.js';
@@ -93,7 +93,7 @@ export class UaCore implements WireHandler, TransactionUser {
     const cdrs = opts.cdrs ? new CdrReporter(opts.wire, (app, payload) => this.ctx.sendToApp(app, payload)) : undefined;
     this.ctx = new CoreContext(opts.transport, opts.clock, new Listeners(opts.listeners), this.layer, this.dialogs, cdrs);
     this.client = new ClientSide(this.ctx);
-    const byeOnOwn = (d: Parameters<ClientSide['byeOnOwn']>[0], reason: string): void => this.client.byeOnOwn(d, reason, this.ctx.app(d.binding.appId));
+    const byeOnOwn = (d: Dialog, reason: string): void => this.client.byeOnOwn(d, reason, this.ctx.app(d.binding.appId));
     this.invites = new InviteServer(this.ctx, (d) => byeOnOwn(d, 'SIP;cause=200;text="ACK timeout"'));
     this.server = new ServerSide(this.ctx, opts.wire, this.invites, byeOnOwn);
     this.commands = new AppCommands(this.ctx, this.client, new AppResponses(this.ctx, this.server, this.invites));
