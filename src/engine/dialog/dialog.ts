@@ -119,7 +119,7 @@ export class Dialog {
     this.routes = init.routes;
     this.localSeqNow = init.localSeq;
     this.remoteSeqNow = init.remoteSeq;
-    this.binding = { ...binding };
+    this.binding = binding;
   }
 
   /**
