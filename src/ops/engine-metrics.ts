@@ -40,6 +40,7 @@ monotonic('peergate_engine_unrouted_requests_total', 'Requests no connected app 
 monotonic('peergate_engine_send_failures_total', 'Messages the engine could not send', [], (c) => [[{}, c.core.sendFailures]]);
 monotonic('peergate_engine_client_timeouts_total', 'Requests sent that got no final response (Timer B/F)', [], (c) => [[{}, c.core.clientTimeouts]]);
 monotonic('peergate_engine_extra_forks_released_total', 'A 2xx from a second fork of an INVITE we sent: ACKed and ended with BYE (RFC 3261 §13.2.2.4)', [], (c) => [[{}, c.core.extraForksReleased]]);
+monotonic('peergate_engine_foreign_dialog_requests_total', 'Requests within a dialog, CANCELs and ACKs from another source than the peer that owns the dialog: 481 or dropped, a strike (RFC 6404 §2.3.2.1)', [], (c) => [[{}, c.core.foreignDialogRequests]]);
 monotonic('peergate_engine_wire_auth_failures_total', 'Wire-protocol connections refused for a wrong secret or a command before authenticate', [], (c) => [[{}, c.wire.authFailures]]);
 level('peergate_engine_dialogs', 'Dialogs the engine holds', (c) => c.dialogs);
 level('peergate_engine_server_transactions', 'Live server transactions', (c) => c.serverTransactions);

@@ -2,7 +2,7 @@
 // transaction layer, the dialogs, the apps that own requests and dialogs, the call observer,
 // and the running totals. Each module receives this at construction; none keeps a copy of
 // another module's state.
-import type { Clock, SendResult, SendTarget } from '../transport/types.js';
+import type { Clock, Endpoint, SendResult, SendTarget } from '../transport/types.js';
 import type { TransactionLayer } from '../transaction/index.js';
 import type { DialogStore } from '../dialog/dialog.js';
 import type { AppConnection } from '../wire/server.js';
@@ -28,12 +28,15 @@ export interface OwnCounters {
   sendFailures: number;
   clientTimeouts: number;
   extraForksReleased: number;
+  /** Requests within a dialog (and CANCELs, ACKs) from another source than the dialog's peer. */
+  foreignDialogRequests: number;
 }
 
 export class CoreContext {
   readonly count: OwnCounters = {
     requestsIn: 0, responsesIn: 0, parseErrors: 0, badRequests: 0, retransmissionsAbsorbed: 0, invalidResponses: 0,
     unroutedRequests: 0, framesToApps: 0, sendFailures: 0, clientTimeouts: 0, extraForksReleased: 0,
+    foreignDialogRequests: 0,
   };
   private readonly apps = new Map<number, AppConnection>();
 
@@ -45,7 +48,15 @@ export class CoreContext {
     readonly dialogs: DialogStore,
     /** Undefined when no call events are wanted (CDRs off). */
     readonly calls: CallObserver | undefined,
+    /** Told of a message that counts against its source (reputation: a strike). */
+    readonly strike: ((source: Endpoint, why: string) => void) | undefined = undefined,
   ) {}
+
+  /** A request that claimed another peer's dialog or INVITE (RFC 6404 §2.3.2.1): counted, and a strike. */
+  foreign(source: Endpoint, method: string): void {
+    this.count.foreignDialogRequests++;
+    this.strike?.(source, `${method} for a dialog of another peer`);
+  }
 
   /** Hand a frame to an app (nothing when it is gone). */
   sendToApp(app: AppConnection | undefined, payload: string): void {

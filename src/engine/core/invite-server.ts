@@ -93,6 +93,11 @@ export class InviteServer {
     if (!callId || !toTag || !via) return;
     const d = this.ctx.dialogs.findByLocal(callId, toTag);
     if (!d) return;
+    // An ACK from another source than the dialog's peer neither stops our 2xx nor reaches the app.
+    if (!d.acceptsFrom({ protocol: pkt.source.protocol, address: pkt.source.address, connectionId: pkt.connectionId })) {
+      this.ctx.foreign(pkt.source, 'ACK');
+      return;
+    }
     const seq = cseqParts(hdr(req, 'cseq'))?.num;
     const pending = this.pendingAcks.get(d.id);
     if (pending) {

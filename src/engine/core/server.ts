@@ -5,13 +5,17 @@
 //   RFC 3261 §12.2.2   requests within a dialog: 481 without one, §12.2.2's 500 for a CSeq
 //                      lower than the remote one (the app never sees it), target refresh
 //   RFC 3261 §9.2      CANCEL: 200 to it and 487 to the INVITE; 481 when nothing to cancel
+//   RFC 6404 §2.3.2.1  a request within a dialog, or a CANCEL, from another source than the
+//                      peer that owns the dialog (or sent the INVITE) gets 481, as if there
+//                      were no such dialog: a third party learns nothing, the call goes on
 //   wire spec §7.1, §7.8, §7.10  drachtio's own answers (100, 481, 491, 503), BYE frames
 // The responses an app sends are rendered by AppCommands (form (a)); the INVITE's timers after
 // a 2xx or reliable 1xx are InviteServer's.
 import type { HeaderField, SipRequest } from '../message/types.js';
 import type { Endpoint, InboundPacket, SendTarget } from '../transport/types.js';
 import type { InboundMeta, ServerTransaction } from '../transaction/index.js';
-import type { Dialog } from '../dialog/dialog.js';
+import type { Dialog, RequestOrigin } from '../dialog/dialog.js';
+import { normalizeAddress } from '../shield/index.js';
 import type { AppConnection, WireServer } from '../wire/server.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
@@ -75,6 +79,18 @@ function requestHead(req: SipRequest): RequestHead | undefined {
   const toTag = tagOf(to);
   if ((fromTag !== undefined && !leaderSafe(fromTag)) || (toTag !== undefined && !leaderSafe(toTag))) return undefined;
   return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.num, fromTag, toTag, viaHost: top.host };
+}
+
+/** Where a request came from, as a dialog's binding compares it. */
+export function originOf(pkt: InboundPacket): RequestOrigin {
+  return { protocol: pkt.source.protocol, address: pkt.source.address, connectionId: pkt.connectionId };
+}
+
+/** A CANCEL must come the way its INVITE came (the same rule as Dialog.acceptsFrom). */
+function sameOrigin(inv: ServerCtx, pkt: InboundPacket): boolean {
+  if (pkt.source.protocol !== inv.source.protocol) return false;
+  if (inv.source.protocol !== 'udp' && inv.connectionId !== undefined) return pkt.connectionId === inv.connectionId;
+  return normalizeAddress(pkt.source.address) === normalizeAddress(inv.source.address);
 }
 
 export function replyTarget(pkt: InboundMeta): SendTarget {
@@ -156,8 +172,12 @@ export class ServerSide {
   /** §12.2.2: a request with a To tag. */
   private inDialog(stx: ServerCtx, req: SipRequest, pkt: InboundPacket, text: string, toTag: string): void {
     const method = stx.method;
-    if (method === 'INVITE') this.respond(stx, 100);
     const d = this.ctx.dialogs.findByLocal(stx.callId, toTag);
+    if (d && !d.acceptsFrom(originOf(pkt))) {
+      this.refuseForeign(stx, pkt);
+      return;
+    }
+    if (method === 'INVITE') this.respond(stx, 100);
     const app = d ? this.ctx.app(d.binding.appId) : undefined;
     if (!d || !app || app.closed) {
       if (d && method === 'BYE') this.ctx.dialogs.remove(d);
@@ -240,10 +260,26 @@ export class ServerSide {
     return stx.txn.respondRaw(status, bytes) ? bytes : undefined;
   }
 
+  /**
+   * 481 to a request that claimed another peer's dialog or INVITE. Its transaction is dropped
+   * at once: the owner's own request may carry the same branch (a CANCEL always does) and must
+   * not be taken for a retransmission of the forgery.
+   */
+  private refuseForeign(stx: ServerCtx, pkt: InboundPacket): void {
+    this.ctx.foreign(pkt.source, stx.method);
+    this.respond(stx, 481);
+    stx.txn.terminate();
+  }
+
   /** §9.2 with drachtio's matrix (spec §7.8). */
   private cancel(cancel: ServerCtx, req: SipRequest, pkt: InboundPacket, text: string): void {
     const ist = this.ctx.layer.findInviteServerTransaction(req);
     const inv = ist?.appData as ServerCtx | undefined;
+    // Only the sender of the INVITE may cancel it: same connection, or same UDP host.
+    if (inv && !sameOrigin(inv, pkt)) {
+      this.refuseForeign(cancel, pkt);
+      return;
+    }
     if (!ist || !inv || ist.state !== 'Proceeding' || inv.canceled) {
       // Nothing to cancel (spec §7.8).
       this.respond(cancel, 481);

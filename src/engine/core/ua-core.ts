@@ -52,6 +52,8 @@ export interface CoreCounters {
   clientTimeouts: number;
   /** 2xx from a second fork of an INVITE: ACKed and released with BYE by the core (RFC 3261 §13.2.2.4). */
   extraForksReleased: number;
+  /** In-dialog requests, CANCELs and ACKs from another source than the dialog's peer: 481 / dropped (RFC 6404 §2.3.2.1). */
+  foreignDialogRequests: number;
 }
 
 export interface UaCoreOptions {
@@ -62,7 +64,8 @@ export interface UaCoreOptions {
   clock: Clock;
   /** When false (default) no cdr events are generated. */
   cdrs?: boolean;
-  /** Told of every message that failed to parse (reputation: garbage is a strike against its source). */
+  /** Told of every message that failed to parse, and of every request that claimed another
+   *  peer's dialog (reputation: both are strikes against their source). */
   onMalformed?: (source: Endpoint, error: string) => void;
 }
 
@@ -91,7 +94,7 @@ export class UaCore implements WireHandler, TransactionUser {
     // The INVITE server's retransmissions stop whenever a dialog ends, whoever ends it.
     this.dialogs = new DialogStore((d) => this.invites.dialogEnded(d));
     const cdrs = opts.cdrs ? new CdrReporter(opts.wire, (app, payload) => this.ctx.sendToApp(app, payload)) : undefined;
-    this.ctx = new CoreContext(opts.transport, opts.clock, new Listeners(opts.listeners), this.layer, this.dialogs, cdrs);
+    this.ctx = new CoreContext(opts.transport, opts.clock, new Listeners(opts.listeners), this.layer, this.dialogs, cdrs, opts.onMalformed);
     this.client = new ClientSide(this.ctx);
     const byeOnOwn = (d: Dialog, reason: string): void => this.client.byeOnOwn(d, reason, this.ctx.app(d.binding.appId));
     this.invites = new InviteServer(this.ctx, (d) => byeOnOwn(d, 'SIP;cause=200;text="ACK timeout"'));
@@ -109,7 +112,7 @@ export class UaCore implements WireHandler, TransactionUser {
       retransmissionsAbsorbed: o.retransmissionsAbsorbed + t.retransmissionsAbsorbed,
       forgedResponses: o.invalidResponses + t.forgedResponses + t.strayResponses,
       unroutedRequests: o.unroutedRequests, framesToApps: o.framesToApps, sendFailures: o.sendFailures,
-      clientTimeouts: o.clientTimeouts, extraForksReleased: o.extraForksReleased,
+      clientTimeouts: o.clientTimeouts, extraForksReleased: o.extraForksReleased, foreignDialogRequests: o.foreignDialogRequests,
     };
   }
 

@@ -72,6 +72,20 @@ export interface DialogRoute {
   nextHop: string;
 }
 
+/** Where a request claims to come from: its transport, source address and connection. */
+export interface RequestOrigin {
+  protocol: Protocol;
+  address: string;
+  connectionId: string | undefined;
+}
+
+/** `::ffff:192.0.2.1` and `192.0.2.1` are the same host. */
+function sameHost(a: string, b: string): boolean {
+  if (a === b) return true;
+  const strip = (x: string): string => (x.startsWith('::ffff:') && x.includes('.') ? x.slice(7) : x);
+  return strip(a) === strip(b);
+}
+
 /** First URI of a Contact header value. */
 function contactUri(contact: string): string {
   return uriOf(splitCommas(contact)[0] ?? contact);
@@ -246,6 +260,22 @@ export class Dialog {
       }
     }
     return { requestUri, routes, nextHop };
+  }
+
+  /**
+   * Whether a request within this dialog (or its ACK) may come from `o` (RFC 6404 §2.3.2.1: a
+   * third party that learnt the Call-ID and tags must not end or change the call). The owner is
+   * the peer of the binding: the source of the creating request (UAS) or the target we sent to
+   * (UAC). Over TCP/TLS it must be the same connection (for TLS that is also the same verified
+   * certificate); over UDP the same transport and host address, any port. RFC 3261 lets a
+   * request come from wherever the remote target's Contact points; at a peering edge, where
+   * peers are configured by address, it may only come from the host the dialog is bound to.
+   */
+  acceptsFrom(o: RequestOrigin): boolean {
+    const b = this.binding;
+    if (o.protocol !== b.protocol) return false;
+    if (b.protocol !== 'udp' && b.connectionId !== undefined) return o.connectionId === b.connectionId;
+    return sameHost(o.address, b.address);
   }
 
   /** §12.3: the dialog is over (a BYE, a failure of its INVITE, an ACK timeout). */
