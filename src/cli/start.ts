@@ -14,6 +14,7 @@ import { B2bua } from '../sbc/b2bua.js';
 import { mediaSeam } from '../sbc/wiring.js';
 import { MediaStage } from '../sbc/media/index.js';
 import { Limits } from '../sbc/limits/index.js';
+import { peerUdpSources } from '../sbc/peers.js';
 import { createIdentityStage } from '../sbc/identity/index.js';
 import { createStore, syncBans, type Store } from '../store/index.js';
 import { ensureDevCertificates } from '../pki/files.js';
@@ -115,7 +116,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         contacts: contactsOf(policy),
         wire: { address: '127.0.0.1', port: 0, secret },
         ...(policy.tls ? { tls: tlsOf(policy) } : {}),
-        shield: shieldConfigOf(policy),
+        shield: { ...shieldConfigOf(policy), onBanWithheld: (address) => log.warn({ address }, 'ban withheld: strikes came from a configured peer\'s UDP address (spoofable); limits.strikes.ban_peers allows it') },
         onMalformed: (source) => strike(source.address, 'malformed'),
         advertise: Object.fromEntries(policy.listen.filter((l) => l.advertise).map((l) => [`${l.address}:${l.port}`, l.advertise!])),
         // A deep UDP receive buffer rides out floods: what the kernel drops never reaches the
@@ -230,7 +231,7 @@ export function shieldConfigOf(policy: Policy) {
   // need the source attributed first, which parsing does.
   const rates = [policy.limits.per_source_pps, ...policy.peers.map((p) => p.limits.per_source_pps)].filter((x): x is number => x !== undefined);
   const pps = rates.length ? Math.max(...rates) : undefined;
-  return { allow, deny: [], rate: pps ? { ratePerSec: pps, burst: pps * 2 } : null };
+  return { allow, deny: [], rate: pps ? { ratePerSec: pps, burst: pps * 2 } : null, protect: peerUdpSources(policy) };
 }
 
 /** Refusals that say nothing about the sender's intent are not strikes. */

@@ -149,7 +149,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     core,
     wire,
     counters: () => ({
-      core: { ...core.counters }, wire: { ...wire.counters }, shield: { admitted: shield.counters.admitted, dropped: { ...shield.counters.dropped } }, ...core.stats(),
+      core: { ...core.counters }, wire: { ...wire.counters }, shield: { admitted: shield.counters.admitted, dropped: { ...shield.counters.dropped }, bansWithheld: shield.counters.bansWithheld }, ...core.stats(),
     }),
     async close() {
       if (closed) return;

@@ -33,6 +33,7 @@ monotonic('peergate_engine_shield_dropped_total', 'Dropped by the shield before 
   [{ reason: 'ban' }, c.shield.dropped.ban], [{ reason: 'deny' }, c.shield.dropped.deny],
   [{ reason: 'not_allowed' }, c.shield.dropped.notAllowed], [{ reason: 'rate_limited' }, c.shield.dropped.rateLimited],
 ]);
+monotonic('peergate_engine_shield_bans_withheld_total', 'Bans not applied because the address is a configured peer\'s UDP source (spoofable; limits.strikes.ban_peers)', [], (c) => [[{}, c.shield.bansWithheld]]);
 monotonic('peergate_engine_parse_errors_total', 'SIP messages that failed to parse (requests get 400, responses are dropped)', [], (c) => [[{}, c.core.parseErrors]]);
 monotonic('peergate_engine_forged_responses_total', 'Responses dropped: no matching client transaction, or from elsewhere than the request went (RFC 6404 §2.3.2.2)', [], (c) => [[{}, c.core.forgedResponses]]);
 monotonic('peergate_engine_retransmissions_absorbed_total', 'Retransmissions absorbed by the transaction layer', [], (c) => [[{}, c.core.retransmissionsAbsorbed]]);

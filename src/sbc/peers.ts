@@ -2,6 +2,7 @@
 // forge: the source address the engine saw and the verified TLS client certificate. No
 // header (X-Forwarded-For, Via received, …) takes part.
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { Policy } from '../policy/schema.js';
 
 export interface CertificateMatch {
   subject_alt_names?: string[];
@@ -123,4 +124,22 @@ function stripSanType(san: string): string {
   const i = san.indexOf(':');
   if (i > 0 && i < 12 && /^(DNS|IP Address|URI|email)$/i.test(san.slice(0, i))) return san.slice(i + 1);
   return san;
+}
+
+/**
+ * The source ranges the engine's shield must never ban (ShieldConfig.protect): the addresses of
+ * every peer that can send over UDP (transport udp or any, not known by certificate), whose
+ * source address anyone can forge. Empty when the policy lets strikes ban peers
+ * (limits.strikes.ban_peers). TCP/TLS-only peers stay bannable: their address is proven by the
+ * handshake.
+ */
+export function peerUdpSources(policy: Pick<Policy, 'peers' | 'limits'>): string[] {
+  if (policy.limits.strikes?.ban_peers) return [];
+  const out: string[] = [];
+  for (const p of policy.peers) {
+    if (p.transport !== 'udp' && p.transport !== 'any') continue;
+    if (p.match.certificate) continue;
+    if (p.match.addresses) out.push(...p.match.addresses);
+  }
+  return out;
 }

@@ -31,11 +31,21 @@ export interface ShieldConfig {
   maxBans?: number;
   /** How often idle buckets and expired bans are swept. Default 10 s. */
   sweepIntervalMs?: number;
+  /**
+   * Addresses or CIDRs of configured peers that send over UDP. A UDP source address is trivially
+   * spoofed, so strikes "from" it may be an attacker's: a ban on such an address is withheld
+   * (counted in bansWithheld, reported to onBanWithheld) instead of cutting the peer off.
+   */
+  protect?: string[];
+  /** Told of every withheld ban (an alert for the log); kept by a configure() that omits it. */
+  onBanWithheld?: (address: string, ttlMs: number) => void;
 }
 
 export interface ShieldCounters {
   admitted: number;
   dropped: { ban: number; deny: number; notAllowed: number; rateLimited: number };
+  /** Bans not applied because the address is a protected peer's (ShieldConfig.protect). */
+  bansWithheld: number;
 }
 
 export type ShieldVerdict = 'admit' | 'ban' | 'deny' | 'notAllowed' | 'rateLimited';
@@ -83,9 +93,12 @@ export function buildBlockList(entries: readonly string[], what: string): BlockL
 }
 
 export class Shield {
-  readonly counters: ShieldCounters = { admitted: 0, dropped: { ban: 0, deny: 0, notAllowed: 0, rateLimited: 0 } };
+  readonly counters: ShieldCounters = { admitted: 0, dropped: { ban: 0, deny: 0, notAllowed: 0, rateLimited: 0 }, bansWithheld: 0 };
 
   private acl: Acl = { deny: null, allow: null, deny4: null, allow4: null };
+  /** Peers' UDP sources that are never banned (null: none). */
+  private protect: { list: BlockList; v4: Ipv4Ranges } | null = null;
+  private onBanWithheld: ShieldConfig['onBanWithheld'];
   private rate: ShieldRate | null = null;
   /** tokens per ms */
   private refill = 0;
@@ -121,6 +134,7 @@ export class Shield {
   configure(config: ShieldConfig): void {
     const deny = config.deny && config.deny.length > 0 ? buildBlockList(config.deny, 'deny') : null;
     const allow = config.allow && config.allow.length > 0 ? buildBlockList(config.allow, 'allow') : null;
+    const protect = config.protect && config.protect.length > 0 ? buildBlockList(config.protect, 'protect') : null;
     const rate = config.rate ?? null;
     if (rate) {
       if (!(Number.isFinite(rate.ratePerSec) && rate.ratePerSec > 0)) throw new Error('shield rate: ratePerSec must be a positive number');
@@ -138,6 +152,9 @@ export class Shield {
       deny4: deny ? new Ipv4Ranges(config.deny!.map((e) => String(e).trim())) : null,
       allow4: allow ? new Ipv4Ranges(config.allow!.map((e) => String(e).trim())) : null,
     };
+    this.protect = protect ? { list: protect, v4: new Ipv4Ranges(config.protect!.map((e) => String(e).trim())) } : null;
+    // A reconfiguration from a reloaded policy keeps the alert hook it does not name.
+    if (config.onBanWithheld) this.onBanWithheld = config.onBanWithheld;
     this.rate = rate ? { ...rate } : null;
     this.refill = rate ? rate.ratePerSec / 1000 : 0;
     this.idleMs = rate ? Math.ceil((rate.burst / rate.ratePerSec) * 1000) : 0;
@@ -223,9 +240,15 @@ export class Shield {
     return 'admit';
   }
 
-  /** Drop everything from `address` for `ttlMs` (replaces an existing ban). */
+  /** Drop everything from `address` for `ttlMs` (replaces an existing ban); a protected peer
+   *  address is not banned (see ShieldConfig.protect). */
   ban(address: string, ttlMs: number): void {
     if (!(ttlMs > 0)) return;
+    if (this.isProtected(address)) {
+      this.counters.bansWithheld++;
+      try { this.onBanWithheld?.(address, ttlMs); } catch { /* an alert hook never stops the shield */ }
+      return;
+    }
     const until = this.clock.now() + ttlMs;
     this.setBan(address, until);
     const mapped = normalizeAddress(address);
@@ -243,6 +266,16 @@ export class Shield {
       }
     }
     this.banned.set(address, until);
+  }
+
+  /** Whether `address` is a configured peer's UDP source (never banned). */
+  isProtected(address: string): boolean {
+    const p = this.protect;
+    if (!p) return false;
+    const a = normalizeAddress(address);
+    const v4 = parseIPv4(a);
+    if (v4 >= 0) return p.v4.has(v4);
+    return isIPv6(a) && p.list.check(a, 'ipv6');
   }
 
   unban(address: string): boolean {

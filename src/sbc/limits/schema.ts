@@ -20,6 +20,13 @@ export const StrikesSchema = z.strictObject({
   threshold: z.number().int().positive().default(20),
   window_s: z.number().positive().default(60),
   ban_s: z.number().positive().default(600),
+  /**
+   * Whether strikes may ban the address of a configured peer that sends over UDP. A UDP source
+   * address is spoofed at no cost, so by default such a ban is withheld (an alert and
+   * peergate_engine_shield_bans_withheld_total instead): an attacker cannot cut a peer off by
+   * sending garbage in its name. Peers that must use TCP/TLS stay bannable.
+   */
+  ban_peers: z.boolean().default(false),
 });
 
 /** Global limits (top-level `limits`). */
