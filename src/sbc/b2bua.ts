@@ -12,6 +12,7 @@ import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { Peer, Policy } from '../policy/schema.js';
 import { PeerDirectory, type TlsIdentity } from './peers.js';
+import { applyResourcePriority } from './limits/priority.js';
 import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
@@ -424,6 +425,7 @@ export class B2bua {
   private outgoingHeaders(policy: Policy, c: Compiled, req: Req, view: RequestView, from: Side, target: Target, identity: IdentityOutcome): Record<string, string> {
     const allow = c.allow.get(allowKey(target.side))!;
     const headers = allow.requestHeaders((n) => view.get(n), trustBetween(policy, from, target.side));
+    applyResourcePriority(headers, from, view.get('Resource-Priority'));
     const toTopology = target.side.kind === 'core' ? policy.core.topology : target.side.peer.topology;
     const scheme = target.uri.startsWith('sips:') ? 'sips' : 'sip';
     const anonymous = anonymizeFrom(view.get('Privacy'), toTopology.privacy, trustBetween(policy, from, target.side).trustedReceiver);

@@ -10,6 +10,7 @@ import { IdentitySigner, SignError, type OutgoingRequest } from './sign.js';
 import type { GlobalIdentity } from './schema.js';
 import type { IdentityRequest } from './sipfields.js';
 import { signaturesTotal } from './metrics.js';
+import { priorityCalls, priorityOf } from '../limits/priority.js';
 
 export interface IdentityStageOptions {
   /** Shared replay cache (src/store seenOnce); in-process when omitted. */
@@ -69,7 +70,11 @@ export function createIdentityStage(opts: IdentityStageOptions = {}): IdentitySt
       const peer = from.peer;
       if (peer.identity.mode === 'off') return { ok: true, outcome: { addHeaders: {} } };
       const req = toIdentityRequest(view);
-      const result = await verifierFor(policy.identity).verify(req, peer.identity, peer.id);
+      // An emergency or trusted priority call is verified but never refused for its identity
+      // when the policy says so (limits.priority.identity_exempt; RFC 6404 §4.9).
+      const exempt = peer.identity.mode === 'required' && policy.limits.priority.identity_exempt ? priorityOf({ policy, from, req: view }) : undefined;
+      const result = await verifierFor(policy.identity).verify(req, exempt ? { ...peer.identity, mode: 'verify' } : peer.identity, peer.id);
+      if (exempt && result.verdict !== 'pass') priorityCalls.inc({ peer: peer.id, kind: exempt, result: 'identity_exempt' });
       if (result.reject) {
         const refusal: Refusal = { status: result.status ?? 428, reason: result.reason ?? 'Use Identity Header', label: `identity_${result.status ?? 428}` };
         return { ok: false, refusal };

@@ -8,6 +8,7 @@ import type { SessionScope, Store, StrikeResult } from '../../store/types.js';
 import type { Policy } from '../../policy/schema.js';
 import type { LimitsStage, Refusal, RequestView, Side } from '../stages.js';
 import type { GlobalLimits, PeerLimits } from './schema.js';
+import { peerLabel, priorityCalls, priorityOf } from './priority.js';
 
 export type RefusalReason = 'cps' | 'sessions' | 'global_sessions' | 'store_unavailable';
 
@@ -17,7 +18,7 @@ export type Admission =
 
 /** The limits that apply to one request: its peer's (absent for core) and the global ones. */
 export interface AppliedLimits {
-  peer?: PeerLimits;
+  peer?: Partial<PeerLimits>;
   global?: Partial<GlobalLimits>;
 }
 
@@ -126,23 +127,32 @@ export class Limits implements LimitsStage {
   /**
    * Admit a new call from `peerId` (undefined: from the core side, global limits only):
    * call rate first (cheap to refuse a flood), then one slot in every session scope at once.
+   * A `priority` call (limits/priority.ts) may use the reserved share above each limit.
    */
-  async admit(peerId: string | undefined, limits: AppliedLimits, sessionId: string = randomUUID()): Promise<Admission> {
+  async admit(peerId: string | undefined, limits: AppliedLimits, sessionId: string = randomUUID(), priority = false): Promise<Admission> {
     const peer = limits.peer;
     const global = limits.global;
     const label = peerId ?? 'core';
     const retryAfterS = global?.retry_after_s ?? 5;
     if (global?.session_ttl_s !== undefined) this.ttlMs = global.session_ttl_s * 1000;
+    // A priority call may go past each limit by the reserved share (RFC 6404 §4.9).
+    const share = priority ? global?.priority?.reserved_share ?? 0 : 0;
+    const raise = (limit: number | undefined): number | undefined => (limit === undefined || share <= 0 ? limit : limit + Math.max(1, Math.ceil(limit * share)));
     // Call rate first (cheap to refuse a flood), then one slot in every scope: one atomic step.
     const rate = peerId !== undefined && peer?.cps !== undefined
       ? { key: `cps:${peerId}`, ratePerS: peer.cps, burst: peer.burst ?? Math.max(1, Math.ceil(peer.cps)) }
       : undefined;
     // Sessions are counted per peer even without a limit, so the count is there when one is set.
     const scopes: SessionScope[] = [];
-    if (peerId !== undefined) scopes.push({ scope: peerScope(peerId), limit: peer?.sessions });
-    scopes.push({ scope: GLOBAL_SCOPE, limit: global?.sessions });
+    if (peerId !== undefined) scopes.push({ scope: peerScope(peerId), limit: raise(peer?.sessions) });
+    scopes.push({ scope: GLOBAL_SCOPE, limit: raise(global?.sessions) });
     try {
-      const r = await this.store.admit(rate, scopes, sessionId, this.nodeId, this.ttlMs);
+      let r = await this.store.admit(rate, scopes, sessionId, this.nodeId, this.ttlMs);
+      // Past the peer's call rate, a priority call draws on its own bucket of cps × share.
+      if (!r.ok && r.rateLimited && rate && share > 0) {
+        const reserved = { key: `cps-priority:${peerId}`, ratePerS: rate.ratePerS * share, burst: Math.max(1, Math.ceil(rate.burst * share)) };
+        r = await this.store.admit(reserved, scopes, sessionId, this.nodeId, this.ttlMs);
+      }
       if (!r.ok) {
         if (r.rateLimited) return this.refuse(label, 'cps', Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
         return this.refuse(label, r.scope === GLOBAL_SCOPE ? 'global_sessions' : 'sessions', retryAfterS);
@@ -168,10 +178,12 @@ export class Limits implements LimitsStage {
   }
 
   /** The b2bua's stage interface (src/sbc/stages.ts). */
-  async admitCall(policy: Policy, from: Side, _req: RequestView): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }> {
+  async admitCall(policy: Policy, from: Side, req: RequestView): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }> {
+    const kind = priorityOf({ policy, from, req });
     const a = from.kind === 'peer'
-      ? await this.admit(from.peer.id, { peer: from.peer.limits, global: policy.limits })
-      : await this.admit(undefined, { global: policy.limits });
+      ? await this.admit(from.peer.id, { peer: from.peer.limits, global: policy.limits }, undefined, kind !== undefined)
+      : await this.admit(undefined, { global: policy.limits }, undefined, kind !== undefined);
+    if (kind) priorityCalls.inc({ peer: peerLabel(from), kind, result: a.admit ? 'admitted' : 'refused' });
     if (a.admit) return { ok: true, release: () => { void a.release(); } };
     return { ok: false, refusal: { status: 503, reason: 'Service Unavailable', label: `limit_${a.reason}`, retryAfterS: a.retryAfterS } };
   }

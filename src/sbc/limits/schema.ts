@@ -12,6 +12,27 @@ export const PeerLimitsSchema = z.strictObject({
   burst: z.number().int().positive().optional(),
   /** Concurrent sessions for the peer across the pool. */
   sessions: z.number().int().positive().optional(),
+  /**
+   * RFC 4412 Resource-Priority namespaces (e.g. `ets`, `wps`, `esnet`) trusted from this peer:
+   * such calls get the priority treatment (limits.priority); values in other namespaces are
+   * removed before the call leaves.
+   */
+  resource_priority: z.array(z.string().regex(/^[A-Za-z0-9!%'*+\-._`~]+$/, 'a Resource-Priority namespace is a token, e.g. ets')
+    .transform((s) => s.toLowerCase())).default([]),
+});
+
+/** Calls limits never deny (RFC 6404 §4.9): emergency numbers and trusted Resource-Priority. */
+export const PrioritySchema = z.strictObject({
+  /** Called numbers (Request-URI user part, compared on digits, + * #) that are emergency calls; urn:service:sos always is. */
+  emergency_numbers: z.array(z.string().regex(/[0-9*#]/, 'an emergency number needs at least one digit')).default([]),
+  /**
+   * Share of each limit reserved for priority calls above it: with sessions 100 and 0.1, priority
+   * calls are admitted up to 110 sessions (ordinary ones up to 100); the call rate likewise gets
+   * a separate bucket of cps × share. 0: priority calls get no more than ordinary ones.
+   */
+  reserved_share: z.number().min(0).max(1).default(0.1),
+  /** Priority calls from peers with identity: required pass without a valid Identity (verified when present). */
+  identity_exempt: z.boolean().default(false),
 });
 
 /** Reputation (RFC 5765 §5.1.2): strikes within a window ban the source for a while. */
@@ -35,6 +56,8 @@ export const GlobalLimitsSchema = z.strictObject({
   sessions: z.number().int().positive().optional(),
   /** Packets per second per source address for sources that match no peer. */
   per_source_pps: z.number().int().positive().optional(),
+  /** Emergency and Resource-Priority calls (see PrioritySchema). */
+  priority: PrioritySchema.prefault({}),
   /** Omit to never ban automatically. */
   strikes: StrikesSchema.optional(),
   /**
@@ -49,3 +72,4 @@ export const GlobalLimitsSchema = z.strictObject({
 export type PeerLimits = z.infer<typeof PeerLimitsSchema>;
 export type GlobalLimits = z.infer<typeof GlobalLimitsSchema>;
 export type Strikes = z.infer<typeof StrikesSchema>;
+export type Priority = z.infer<typeof PrioritySchema>;

@@ -16,6 +16,9 @@ async function refusals(peer: string, reason: string): Promise<number> {
   return (await m.get()).values.find((v) => v.labels.peer === peer && v.labels.reason === reason)?.value ?? 0;
 }
 
+/** An ordinary INVITE as the b2bua's RequestView shows it. */
+const VIEW = { method: 'INVITE', uri: 'sip:+4420@x', callId: 'c', protocol: 'udp', sourceAddress: '127.0.0.2', sourcePort: 5060, body: '', get: () => undefined, getAll: () => [] };
+
 function setup() {
   const clock = { t: 1_000_000 };
   const store = new MemoryStore({ now: () => clock.t });
@@ -72,9 +75,9 @@ describe('limits stage', () => {
     const { store, limits } = setup();
     const policy = { limits: GlobalLimitsSchema.parse({ sessions: 1 }) } as never;
     const from = { kind: 'peer', peer: { id: 'pa', limits: PeerLimitsSchema.parse({}) } } as never;
-    const r1 = await limits.admitCall(policy, from, {} as never);
+    const r1 = await limits.admitCall(policy, from, VIEW);
     expect(r1.ok).toBe(true);
-    const r2 = await limits.admitCall(policy, from, {} as never);
+    const r2 = await limits.admitCall(policy, from, VIEW);
     expect(r2).toEqual({ ok: false, refusal: { status: 503, reason: 'Service Unavailable', label: 'limit_global_sessions', retryAfterS: 5 } });
     if (r1.ok) r1.release();
     await new Promise((r) => setImmediate(r));
@@ -169,11 +172,15 @@ describe('strike budget', () => {
 
 describe('limits policy schema', () => {
   it('has defaults and rejects nonsense', () => {
-    expect(GlobalLimitsSchema.parse({})).toEqual({ session_ttl_s: 30, retry_after_s: 5 });
-    expect(GlobalLimitsSchema.parse({ strikes: {} }).strikes).toEqual({ threshold: 20, window_s: 60, ban_s: 600 });
+    expect(GlobalLimitsSchema.parse({})).toEqual({ session_ttl_s: 30, retry_after_s: 5, priority: { emergency_numbers: [], reserved_share: 0.1, identity_exempt: false } });
+    expect(GlobalLimitsSchema.parse({ strikes: {} }).strikes).toEqual({ threshold: 20, window_s: 60, ban_s: 600, ban_peers: false });
     expect(() => GlobalLimitsSchema.parse({ sessions: -1 })).toThrow();
     expect(() => GlobalLimitsSchema.parse({ bogus: 1 })).toThrow();
     expect(() => PeerLimitsSchema.parse({ cps: 0 })).toThrow();
     expect(() => PeerLimitsSchema.parse({ sessions: 1.5 })).toThrow();
+    expect(PeerLimitsSchema.parse({ resource_priority: ['ETS', 'wps'] }).resource_priority).toEqual(['ets', 'wps']);
+    expect(() => PeerLimitsSchema.parse({ resource_priority: ['ets 0'] })).toThrow(/namespace/);
+    expect(() => GlobalLimitsSchema.parse({ priority: { reserved_share: 1.5 } })).toThrow();
+    expect(() => GlobalLimitsSchema.parse({ priority: { emergency_numbers: ['police'] } })).toThrow(/digit/);
   });
 });
