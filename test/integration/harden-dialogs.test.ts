@@ -6,6 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket, type Socket } from 'node:dgram';
+import { connect, type Socket as TcpSocket } from 'node:net';
 import { freePorts, startSipp, stopAll, scratchDir, waitFor, type Proc } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
@@ -36,11 +37,42 @@ class Peer {
   close(): void { try { this.sock.close(); } catch { /* closed */ } }
 }
 
+/** A SIP peer on one TCP connection from its own loopback address; messages split by Content-Length. */
+class TcpPeer {
+  readonly received: string[] = [];
+  private buf = '';
+  private constructor(private readonly sock: TcpSocket, readonly ip: string, readonly port: number) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => { this.buf += d; this.split(); });
+  }
+  static async open(ip: string, port: number): Promise<TcpPeer> {
+    const s = connect({ host: '127.0.0.1', port, localAddress: ip });
+    await new Promise<void>((res, rej) => { s.once('error', rej); s.once('connect', () => res()); });
+    return new TcpPeer(s, ip, s.localPort!);
+  }
+  private split(): void {
+    for (;;) {
+      const end = this.buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const len = Number(/\r\nContent-Length: *(\d+)/i.exec(this.buf.slice(0, end + 2))?.[1] ?? 0);
+      if (this.buf.length < end + 4 + len) return;
+      this.received.push(this.buf.slice(0, end + 4 + len));
+      this.buf = this.buf.slice(end + 4 + len);
+    }
+  }
+  send(text: string): void { this.sock.write(text); }
+  async take(pred: (t: string) => boolean, what: string, timeoutMs = 8000): Promise<string> {
+    const i = await waitFor(() => { const k = this.received.findIndex(pred); return k >= 0 ? k + 1 : 0; }, timeoutMs, 10, what);
+    return this.received.splice(i - 1, 1)[0]!;
+  }
+  close(): void { this.sock.destroy(); }
+}
+
 interface Leg { callId: string; fromTag: string; called: string; branch: string; toTag?: string }
 
-function request(method: string, leg: Leg, via: Peer, cseq: number, branch: string, opts: { toTag?: string; cseqMethod?: string } = {}): string {
+function request(method: string, leg: Leg, via: { ip: string; port: number }, cseq: number, branch: string, opts: { toTag?: string; cseqMethod?: string; tcp?: boolean } = {}): string {
   const to = `<sip:${leg.called}@127.0.0.1>${opts.toTag ? `;tag=${opts.toTag}` : ''}`;
-  return `${method} sip:${leg.called}@127.0.0.1:${ports.peerSip} SIP/2.0\r\nVia: SIP/2.0/UDP ${via.ip}:${via.port};branch=${branch};rport\r\n` +
+  return `${method} sip:${leg.called}@127.0.0.1:${ports.peerSip}${opts.tcp ? ';transport=tcp' : ''} SIP/2.0\r\nVia: SIP/2.0/${opts.tcp ? 'TCP' : 'UDP'} ${via.ip}:${via.port};branch=${branch};rport\r\n` +
     `Max-Forwards: 70\r\nFrom: <sip:+15551230000@${A_IP}>;tag=${leg.fromTag}\r\nTo: ${to}\r\nCall-ID: ${leg.callId}\r\n` +
     `CSeq: ${cseq} ${opts.cseqMethod ?? method}\r\nContact: <sip:+15551230000@${via.ip}:${via.port}>\r\nContent-Length: 0\r\n\r\n`;
 }
@@ -67,6 +99,7 @@ beforeAll(async () => {
   pg = await startPeergate({
     listen: [
       { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
+      { name: 'peer-tcp', side: 'peer', transport: 'tcp', address: '127.0.0.1', port: ports.peerSip },
       { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
     ],
     core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
@@ -141,5 +174,30 @@ describe('requests within a dialog from another peer', () => {
     const terminated = await a.take(status(487, 'INVITE'), '487 to the INVITE');
     await a.send(request('ACK', leg, a, 1, leg.branch, { toTag: toTagOf(terminated) }), ports.peerSip);
     expect(await ring.exited).toBe(0);
+  }, 30_000);
+
+  it('over TCP only the connection the call came on may end it: a second connection from the same host gets 481', async () => {
+    const coreTcpDir = scratchDir('harden-core-tcp-');
+    const core2 = startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-m', '1', '-trace_msg'], coreTcpDir);
+    await new Promise((r) => setTimeout(r, 300));
+    const owner = await TcpPeer.open(A_IP, ports.peerSip);
+    const other = await TcpPeer.open(A_IP, ports.peerSip);
+    try {
+      const leg: Leg = { callId: `tcp-${Date.now()}@${A_IP}`, fromTag: 'a-tag-3', called: '+15550002222', branch: 'z9hG4bK-inv-3' };
+      owner.send(request('INVITE', leg, owner, 1, leg.branch, { tcp: true }));
+      const toTag = toTagOf(await owner.take(status(200, 'INVITE'), '200 over TCP'));
+      owner.send(request('ACK', leg, owner, 1, 'z9hG4bK-ack-3', { toTag, tcp: true }));
+      other.send(request('BYE', leg, other, 2, 'z9hG4bK-forged-tcp', { toTag, tcp: true }));
+      const r = await other.take((t) => t.startsWith('SIP/2.0 ') && t.includes(' BYE\r\n'), 'answer to the BYE on the other connection');
+      expect(r.split('\r\n')[0]).toBe('SIP/2.0 481 Call/Transaction Does Not Exist');
+      await new Promise((res) => setTimeout(res, 300));
+      expect(messageLog(coreTcpDir)).not.toMatch(/^BYE sip:/m);
+      owner.send(request('BYE', leg, owner, 3, 'z9hG4bK-bye-3', { toTag, tcp: true }));
+      await owner.take(status(200, 'BYE'), '200 to the owner’s BYE over TCP');
+      expect(await core2.exited).toBe(0);
+    } finally {
+      owner.close();
+      other.close();
+    }
   }, 30_000);
 });

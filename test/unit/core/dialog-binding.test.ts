@@ -86,4 +86,12 @@ describe('Dialog.acceptsFrom', () => {
       expect(d.acceptsFrom({ protocol: 'udp', address: '192.0.2.1', connectionId: undefined })).toBe(false);
     }
   });
+
+  it('UAC: a dialog we created is bound to the target we sent the INVITE to', () => {
+    const d = Dialog.asUac({ callId: 'c', from: '<sip:a@x>;tag=1', cseq: 1, requestUri: 'sip:b@198.51.100.7', to: '<sip:b@y>;tag=2', contact: '<sip:b@203.0.113.9>', recordRoute: [] },
+      { protocol: 'udp', address: '198.51.100.7', port: 5060, connectionId: undefined, localKey: 'k', appId: 1, inviteTxnId: 't' });
+    expect(d.acceptsFrom({ protocol: 'udp', address: '198.51.100.7', connectionId: undefined })).toBe(true);
+    // The remote target (Contact) is where our requests go, not a second owner.
+    expect(d.acceptsFrom({ protocol: 'udp', address: '203.0.113.9', connectionId: undefined })).toBe(false);
+  });
 });
