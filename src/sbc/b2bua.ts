@@ -331,7 +331,7 @@ export class B2bua {
     });
     for (const method of ['info', 'update', 'message', 'notify'] as const) {
       (a as unknown as NodeJS.EventEmitter).on(method, (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
-        const headers = allow.requestHeaders((n) => getHeader(req, n), trust);
+        const headers = applyResourcePriority(allow.requestHeaders((n) => getHeader(req, n), trust), aSide, getHeader(req, 'Resource-Priority'));
         const ct = getHeader(req, 'Content-Type');
         if (ct && req.body) headers['Content-Type'] = ct;
         (b.request({ method: method.toUpperCase(), headers, body: req.body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>)
@@ -424,8 +424,7 @@ export class B2bua {
 
   private outgoingHeaders(policy: Policy, c: Compiled, req: Req, view: RequestView, from: Side, target: Target, identity: IdentityOutcome): Record<string, string> {
     const allow = c.allow.get(allowKey(target.side))!;
-    const headers = allow.requestHeaders((n) => view.get(n), trustBetween(policy, from, target.side));
-    applyResourcePriority(headers, from, view.get('Resource-Priority'));
+    const headers = applyResourcePriority(allow.requestHeaders((n) => view.get(n), trustBetween(policy, from, target.side)), from, view.get('Resource-Priority'));
     const toTopology = target.side.kind === 'core' ? policy.core.topology : target.side.peer.topology;
     const scheme = target.uri.startsWith('sips:') ? 'sips' : 'sip';
     const anonymous = anonymizeFrom(view.get('Privacy'), toTopology.privacy, trustBetween(policy, from, target.side).trustedReceiver);

@@ -87,12 +87,13 @@ export function peerLabel(from: Side): string {
 /**
  * Put on the outgoing leg's headers the Resource-Priority the sender is trusted for (RFC 4412
  * §9: an untrusted value must not gain priority downstream): untrusted namespaces are removed,
- * whatever the header allowlist says; trusted ones always cross.
+ * whatever the header allowlist says; trusted ones always cross. Returns `headers`.
  */
-export function applyResourcePriority(headers: Record<string, string>, from: Side, received: string | undefined): void {
+export function applyResourcePriority(headers: Record<string, string>, from: Side, received: string | undefined): Record<string, string> {
   for (const k of Object.keys(headers)) if (k.toLowerCase() === 'resource-priority') delete headers[k];
-  if (received === undefined) return;
+  if (received === undefined) return headers;
   const kept = trustedResourcePriority(from, received);
   if (kept !== undefined) headers['Resource-Priority'] = kept;
   if (kept === undefined || kept.split(',').length < received.split(',').filter((x) => x.trim()).length) resourcePriorityStripped.inc({ peer: peerLabel(from) });
+  return headers;
 }
