@@ -10,6 +10,9 @@ import type { LimitsStage, Refusal, RequestView, Side } from '../stages.js';
 import type { GlobalLimits, PeerLimits } from './schema.js';
 import { peerLabel, priorityCalls, priorityOf } from './priority.js';
 
+/** For the overload shedder: a call it must never refuse (emergency, trusted Resource-Priority). */
+export { isPriority, type PriorityCall } from './priority.js';
+
 export type RefusalReason = 'cps' | 'sessions' | 'global_sessions' | 'store_unavailable';
 
 export type Admission =
