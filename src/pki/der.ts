@@ -168,3 +168,26 @@ export function time(d: Date): Buffer {
   const digits = iso.slice(0, 19).replace(/[-:T]/g, '') + 'Z';
   return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(digits.slice(2), 'ascii')) : tlv(0x18, Buffer.from(digits, 'ascii'));
 }
+
+/** UTCTime or GeneralizedTime node (RFC 5280 §4.1.2.5: always Zulu, seconds present). */
+export function timeOf(node: DerNode): Date {
+  const t = content(node).toString('ascii');
+  const m = node.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(t)
+    : node.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(t) : null;
+  if (!m) throw new DerError('expected UTCTime or GeneralizedTime');
+  let year = Number(m[1]);
+  if (node.tag === 0x17) year += year < 50 ? 2000 : 1900;
+  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+}
+
+/** nextUpdate of a DER CRL (RFC 5280 §5.1.2.5), or undefined when the CRL has none.
+ *  Neither node:crypto nor node-forge reads CRLs. */
+export function crlNextUpdate(crlDer: Buffer): Date | undefined {
+  const [tbs] = children(readNode(crlDer, 0));
+  if (!tbs || tbs.tag !== 0x30) throw new DerError('not a CRL');
+  const f = children(tbs);
+  // version INTEGER OPTIONAL, signature, issuer, thisUpdate, nextUpdate OPTIONAL, …
+  const offset = f[0]?.tag === 0x02 ? 1 : 0;
+  const next = f[offset + 3];
+  return next && (next.tag === 0x17 || next.tag === 0x18) ? timeOf(next) : undefined;
+}
