@@ -75,6 +75,11 @@ export const callDurationSeconds = histogram('peergate_call_duration_seconds', '
   [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200]);
 /** Session limits of the policy in force, to put active calls against (`peer` = `global` for the whole SBE). */
 export const sessionLimit = gauge('peergate_session_limit', 'Concurrent session limit of the policy in force, by peer (global: whole SBE or pool)', ['peer']);
+// Known label values exported at 0 from the start: a counter that appears at 1 has no
+// increase() in Prometheus, and its first failure would go unseen by an alert.
+for (const result of ['ok', 'error']) policyReloadsTotal.inc({ result }, 0);
+for (const result of ['ok', 'failed']) tlsHandshakesTotal.inc({ result }, 0);
+
 /** 1 while the B2BUA is connected to its SIP engine. */
 export const engineConnected = gauge('peergate_engine_connected', '1 while the B2BUA is connected to the SIP engine');
 
