@@ -87,6 +87,8 @@ export class B2bua {
   readonly srf: Srf;
   readonly calls = new Map<string, ActiveCall>();
   private readonly compiled = new WeakMap<Policy, Compiled>();
+  /** INVITEs the engine answered 487 on CANCEL (responses_total counts that, not the app's). */
+  private readonly canceledResponses = new WeakSet<Res>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
 
@@ -137,8 +139,9 @@ export class B2bua {
     const callId = randomUUID();
     const log = this.opts.log.child({ call: callId });
     let canceled = false;
-    // The engine answers the INVITE 487 itself when the caller cancels (responses_total).
-    req.on('cancel', () => { canceled = true; this.observer.response(fromLabel, 487); });
+    // The engine answers the INVITE 487 itself when the caller cancels: that is the final
+    // response counted; whatever the app sends after it never reaches the caller.
+    req.on('cancel', () => { canceled = true; this.canceledResponses.add(res); this.observer.response(fromLabel, 487); });
     // Every INVITE ends exactly once with a result (calls_total{result}), however it ends.
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
     let callPeer = from.kind === 'peer' ? from.peer.id : 'none';
@@ -389,7 +392,9 @@ export class B2bua {
   private attribute(policy: Policy, c: Compiled, req: Req, res: Res, view: RequestView): Side | undefined {
     const from = this.classify(policy, c, req, view);
     // Every final response this request gets, ours or a B-leg's, whichever code path sends it.
-    onFinalResponse(res, (status) => this.observer.response('refuse' in from ? from.peer ?? 'unknown' : sideLabel(from), status));
+    onFinalResponse(res, (status) => {
+      if (!this.canceledResponses.has(res)) this.observer.response('refuse' in from ? from.peer ?? 'unknown' : sideLabel(from), status);
+    });
     if ('refuse' in from) { this.refuseUnknown(policy, res, from, view.sourceAddress); return undefined; }
     this.observer.request(sideLabel(from), req.method);
     return from;

@@ -8,6 +8,7 @@
 //    through its HTTP API as Grafana would send it, returns a finite value.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc } from '../helpers/procs.js';
@@ -24,6 +25,7 @@ const CORE_IP = '127.0.0.3';
 const SCANNER_IP = '127.0.0.5';
 const ROGUE_TLS_IP = '127.0.0.6';
 const CALLS = 3;
+const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
 
 let pg: RunningPeergate;
 let redis: TestRedis;
@@ -33,7 +35,7 @@ let crlFile: string;
 let prom: Proc;
 let promPort: number;
 let deadRtpengine: string;
-let ports: { peerSip: number; peerTls: number; coreSip: number; ops: number; coreUas: number };
+let ports: { peerSip: number; peerTls: number; coreSip: number; ops: number; coreUas: number; peerUas: number };
 let answered = 0;
 
 const openssl = (args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -69,8 +71,8 @@ async function promQuery(query: string): Promise<Array<{ metric: Record<string, 
 }
 
 beforeAll(async () => {
-  const [peerSip, peerTls, coreSip, ops, coreUas, dead, prometheusPort] = await freePorts(7);
-  ports = { peerSip: peerSip!, peerTls: peerTls!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
+  const [peerSip, peerTls, coreSip, ops, coreUas, dead, prometheusPort, peerUas] = await freePorts(8);
+  ports = { peerSip: peerSip!, peerTls: peerTls!, coreSip: coreSip!, ops: ops!, coreUas: coreUas!, peerUas: peerUas! };
   promPort = prometheusPort!;
   deadRtpengine = `127.0.0.1:${dead}`;
   pki = makePki();
@@ -90,8 +92,8 @@ beforeAll(async () => {
     media: { rtpengine: [{ address: rtpe.address }, { address: deadRtpengine }], health_interval_ms: 300 },
     ops: { port: ports.ops },
     log: { level: 'warn' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: 10 }, identity: { mode: 'verify' } }],
-    routes: [{ from: 'peers', to: 'core' }],
+    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:${ports.peerUas}`], limits: { sessions: 10 }, identity: { mode: 'verify' } }],
+    routes: [{ from: 'core', to: 'carrier-a' }, { from: 'peers', to: 'core' }],
   });
 
   // A real Prometheus scraping peergate every second.
@@ -111,6 +113,11 @@ beforeAll(async () => {
   answered += await calls(CALLS);
   await udp(PEER_IP, ports.peerSip, request('OPTIONS', PEER_IP, 1));
   await udp(PEER_IP, ports.peerSip, request('MESSAGE', PEER_IP, 2));
+  // A core → peer call the caller cancels while the peer rings.
+  const ringing = startSipp(['-sf', join(SCEN, 'uas-ring-forever.xml'), '-i', PEER_IP, '-p', String(ports.peerUas), '-t', 'u1', '-m', '1']);
+  const cancel = await runSipp(['-sf', join(SCEN, 'uac-cancel.xml'), `127.0.0.1:${ports.coreSip}`, '-i', CORE_IP, '-p', '0', '-t', 'u1', '-s', '+442079460000', '-m', '1'], { timeoutS: 20 });
+  if (cancel.successful !== 1) throw new Error(`cancelled call failed:\n${cancel.output.slice(-2000)}`);
+  await ringing.exited;
   // A TLS client whose certificate no trusted CA signed: one failed handshake.
   await new Promise<void>((resolve) => {
     // localAddress: the strike lands on an address of its own, not on 127.0.0.1.
@@ -160,6 +167,10 @@ describe('the fixed metrics (issue 19 item 5)', () => {
     // MESSAGE is refused with 405.
     expect(await pg.metric('peergate_responses_total', { peer: 'carrier-a', class: '4xx' })).toBe(1);
     expect(await pg.metric('peergate_refusals_total', { peer: 'carrier-a', reason: 'method' })).toBe(1);
+    // The cancelled call: exactly one final response, the 487 (the engine's, not also srf's).
+    expect(await pg.metric('peergate_responses_total', { peer: 'core' })).toBe(1);
+    expect(await pg.metric('peergate_responses_total', { peer: 'core', class: '4xx' })).toBe(1);
+    expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', direction: 'outbound', result: 'canceled' })).toBe(1);
     // The scanner was never answered (unknown_source: drop), so no response is counted for it.
     expect(await pg.metric('peergate_responses_total', { peer: 'unknown' })).toBe(0);
     expect(await pg.metric('peergate_refusals_total', { peer: 'unknown' })).toBeGreaterThan(0);
@@ -169,7 +180,8 @@ describe('the fixed metrics (issue 19 item 5)', () => {
     const text = await pg.metrics();
     expect(await pg.metric('peergate_rtpengine_up', { rtpengine: rtpe.address })).toBe(1);
     expect(await pg.metric('peergate_rtpengine_up', { rtpengine: deadRtpengine })).toBe(0);
-    expect(sumMetric(text, 'peergate_rtpengine_control_seconds_count', { rtpengine: rtpe.address, command: 'offer' })).toBe(answered);
+    // One offer per call: the answered ones and the cancelled one.
+    expect(sumMetric(text, 'peergate_rtpengine_control_seconds_count', { rtpengine: rtpe.address, command: 'offer' })).toBe(answered + 1);
     expect(text.split('\n').filter((l) => l.startsWith('peergate_') && /[{,]instance="/.test(l))).toEqual([]);
     // What Prometheus stored: its own instance (the scrape target) and ours side by side.
     const up = await promQuery('peergate_rtpengine_up');
