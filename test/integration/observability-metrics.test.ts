@@ -17,7 +17,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { makeCrl, makePki, type TestPki } from '../helpers/tls.js';
 import {
-  NOT_YET_EXPORTED, REGISTERED_NOT_WIRED, concreteQuery, dashboardQueries, exposedTypes, family, metricNames, rules,
+  NOT_YET_EXPORTED, REGISTERED_NOT_WIRED, RULES_FILE, concreteQuery, dashboardQueries, exposedTypes, family, metricNames, rules,
 } from '../helpers/observability.js';
 
 const PEER_IP = '127.0.0.2';
@@ -100,6 +100,7 @@ beforeAll(async () => {
   const promDir = scratchDir('prometheus-');
   const config = writeFile(promDir, 'prometheus.yml', [
     'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+    `rule_files: [ ${JSON.stringify(RULES_FILE)} ]`,
     'scrape_configs:',
     `  - job_name: peergate`,
     `    static_configs: [ { targets: [ "127.0.0.1:${ports.ops}" ] } ]`, '',
@@ -243,4 +244,14 @@ describe('deploy/: every metric the dashboard and the rules use', () => {
     }
     expect(empty).toEqual([]);
   }, 60_000);
+
+  it('the alert rules, loaded by that Prometheus, catch the dead rtpengine and the stopped Redis, and nothing else', async () => {
+    const r = await fetch(`http://127.0.0.1:${promPort}/api/v1/alerts`);
+    const body = await r.json() as { data: { alerts: Array<{ labels: Record<string, string>; state: string }> } };
+    // Pending (their `for:` has not run out in this short test) or firing: the expression matched real data.
+    const active = body.data.alerts.map((a) => `${a.labels.alertname} ${a.labels.rtpengine ?? a.labels.kind ?? ''}`.trim()).sort();
+    expect(active).toEqual([`PeergateRtpengineDown ${deadRtpengine}`, 'PeergateStoreDown redis']);
+    // Every rule expression evaluates without error on peergate's real series.
+    for (const rule of rules()) await promQuery(rule.expr);
+  });
 });
