@@ -36,6 +36,10 @@ export interface B2buaObserver {
   callFinished(peer: string, direction: 'inbound' | 'outbound', result: string): void;
   /** INVITE received → final response sent to the caller (answered or failed), seconds. */
   callSetup(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
+  /** Routed INVITE → first ringing, progress or final response sent to the caller (RFC 6076 SRD), seconds. */
+  postDialDelay?(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
+  /** An established call ended: answer → hang-up, seconds. */
+  callDuration?(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
 }
 
 const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {}, callFinished() {}, callSetup() {} };
@@ -74,10 +78,17 @@ type Dialog = Srf.Dialog;
 
 const FAILOVER_STATUSES = new Set([408, 503]);
 
+/** drachtio-srf's Response emits 'end' with the status of the final response it sends. */
+function onFinalResponse(res: Res, cb: (status: number) => void): void {
+  (res as unknown as NodeJS.EventEmitter).once('end', (e: { status: number }) => cb(e.status));
+}
+
 export class B2bua {
   readonly srf: Srf;
   readonly calls = new Map<string, ActiveCall>();
   private readonly compiled = new WeakMap<Policy, Compiled>();
+  /** INVITEs the engine answered 487 on CANCEL (responses_total counts that, not the app's). */
+  private readonly canceledResponses = new WeakSet<Res>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
 
@@ -128,7 +139,9 @@ export class B2bua {
     const callId = randomUUID();
     const log = this.opts.log.child({ call: callId });
     let canceled = false;
-    req.on('cancel', () => { canceled = true; });
+    // The engine answers the INVITE 487 itself when the caller cancels: that is the final
+    // response counted; whatever the app sends after it never reaches the caller.
+    req.on('cancel', () => { canceled = true; this.canceledResponses.add(res); this.observer.response(fromLabel, 487); });
     // Every INVITE ends exactly once with a result (calls_total{result}), however it ends.
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
     let callPeer = from.kind === 'peer' ? from.peer.id : 'none';
@@ -177,6 +190,11 @@ export class B2bua {
         return this.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log, view.sourceAddress);
       }
       log.info({ from: fromLabel, called, targets: targets.map((t) => t.uri) }, 'new call');
+      let progressed = false;
+      const progress = (): void => {
+        if (!progressed) { progressed = true; this.observer.postDialDelay?.(callPeer, direction, (performance.now() - receivedAt) / 1000); }
+      };
+      onFinalResponse(res, progress);
 
       // 6. Media offer toward the first destination side (re-done if failover changes side).
       // 7. B-leg with ordered failover on 408, 503 or no answer.
@@ -206,7 +224,7 @@ export class B2bua {
           }));
         }
         const toAllow = c.allow.get(allowKey(from))!;
-        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled);
+        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled, progress);
         if (attempt.ok) {
           this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
           this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log);
@@ -223,7 +241,6 @@ export class B2bua {
       finish('failed');
       if (!res.finalResponseSent && !canceled) {
         const status = lastFailure.status >= 300 ? lastFailure.status : 480;
-        this.observer.response(fromLabel, status);
         this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
         res.send(status, lastFailure.reason, { headers: { Reason: `SIP;cause=${status};text="${lastFailure.reason.replace(/"/g, '')}"` } });
       }
@@ -236,7 +253,7 @@ export class B2bua {
   /** One B-leg attempt. Resolves instead of throwing so the failover loop stays flat. */
   private async tryTarget(
     req: Req, res: Res, target: Target, headers: Record<string, string>, localSdpB: string | undefined,
-    from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean,
+    from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean, onProgress: () => void,
   ): Promise<{ ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean }> {
     let heardBack = false;
     let uacReq: Srf.SrfRequest | undefined;
@@ -270,7 +287,7 @@ export class B2bua {
         }) as unknown as Srf.CreateB2BUAOptions['responseHeaders'],
       }, {
         cbRequest: (...args: unknown[]) => { uacReq = args[args.length - 1] as Srf.SrfRequest; },
-        cbProvisional: () => { heardBack = true; },
+        cbProvisional: (p: { status: number }) => { heardBack = true; if (p.status > 100) onProgress(); },
       }).then(({ uas, uac }) => {
         // An abandoned target that answers late gets hung up at once.
         if (settled) { uac.destroy(); uas.destroy(); return; }
@@ -287,6 +304,7 @@ export class B2bua {
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
     this.calls.set(callId, { id: callId, peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
     this.observer.callStarted(peer, direction);
+    const answeredAt = performance.now();
     log.info({ target: target.uri }, 'call established');
     let done = false;
     const end = (result: string, other: Dialog): void => {
@@ -294,6 +312,7 @@ export class B2bua {
       done = true;
       other.destroy();
       this.observer.callEnded(peer, direction);
+      this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
       finish(result);
     };
     uas.on('destroy', () => end('caller_bye', uac));
@@ -372,6 +391,10 @@ export class B2bua {
   /** Who sent the request; a source that is refused is answered (or not) here and gets undefined. */
   private attribute(policy: Policy, c: Compiled, req: Req, res: Res, view: RequestView): Side | undefined {
     const from = this.classify(policy, c, req, view);
+    // Every final response this request gets, ours or a B-leg's, whichever code path sends it.
+    onFinalResponse(res, (status) => {
+      if (!this.canceledResponses.has(res)) this.observer.response('refuse' in from ? from.peer ?? 'unknown' : sideLabel(from), status);
+    });
     if ('refuse' in from) { this.refuseUnknown(policy, res, from, view.sourceAddress); return undefined; }
     this.observer.request(sideLabel(from), req.method);
     return from;
@@ -411,7 +434,6 @@ export class B2bua {
 
   private refuse(res: Res, peer: string, r: Refusal, log: Logger, source: string): void {
     this.observer.refusal(peer, r.label, source);
-    this.observer.response(peer, r.status);
     log.info({ status: r.status, reason: r.label }, 'request refused');
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
   }
