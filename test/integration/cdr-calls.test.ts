@@ -84,7 +84,7 @@ beforeAll(async () => {
     failover: { no_answer_ms: 1000 },
     cdr: { file: cdrFile(), redis_stream: { url: redis.url, key: 'test:cdr', maxlen: 1000 } },
     peers: [
-      { id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:${ports.peerUas}`] },
+      { id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:${ports.peerUas}`], identity: { mode: 'verify' } },
       { id: 'carrier-b', match: { addresses: [`${PEER_B_IP}/32`] }, limits: { cps: 1, burst: 1 } },
       { id: 'carrier-dead', match: { addresses: [`${DEAD_IP}/32`] }, targets: [`sip:${DEAD_IP}:${ports.dead}`] },
     ],
@@ -125,6 +125,8 @@ describe('call records', () => {
       peer: 'carrier-a', direction: 'inbound', calling: 'sipp', called: '+15551230000', transport: 'udp',
       tls_identity: null, status: 200, result: 'caller_bye', ended_by: 'caller', end_reason: 'bye',
       media: { anchored: true, srtp_a: false, srtp_b: false },
+      // Verified per the peer's policy; SIPp sends no Identity header.
+      identity: { verdict: 'none', verstat: 'No-TN-Validation' },
     });
     expect(rec.source).toMatch(new RegExp(`^${PEER_IP.replace(/\./g, '\\.')}:\\d+$`));
     expect(rec.duration_s).toBeGreaterThanOrEqual(1.2);
@@ -159,6 +161,7 @@ describe('call records', () => {
     expect((await timedOut).some((m) => m.startsWith('SIP/2.0 408'))).toBe(true);
     expect(await recordFor('cdr-refused-1')).toMatchObject({
       peer: 'carrier-b', direction: 'inbound', status: 503, result: 'refused', ended_by: 'peergate', end_reason: 'limit_cps', b_call_id: null,
+      identity: null, answer_time: null, media: { anchored: false, srtp_a: false, srtp_b: false },
     });
     const t = await recordFor('cdr-timeout-1');
     expect(t).toMatchObject({ peer: 'carrier-b', status: 408, result: 'failed', ended_by: 'peergate', end_reason: 'no_answer', target: `sip:${DEAD_IP}:${ports.dead}` });
