@@ -77,7 +77,7 @@ beforeAll(async () => {
       { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
       { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
     ],
-    core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
+    core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`], media: { srtp: 'forbidden' } },
     media: { rtpengine: 'spawn', embedded: { port_min: 44000 + (ports.ops % 200) * 40, port_max: 44000 + (ports.ops % 200) * 40 + 39 } },
     ops: { port: ports.ops },
     log: { level: 'info' },
@@ -135,6 +135,30 @@ describe('call records', () => {
     expect(Date.parse(rec.end_time) - Date.parse(rec.answer_time)).toBe(Math.round(rec.duration_s * 1000));
     // The call's log lines carry the caller's Call-ID next to peergate's own id.
     expect(pg.proc.output()).toContain(`"call":"${rec.id}","call_id":"${callId}"`);
+  });
+
+  it('records SRTP per side: SDES from the peer, plain RTP toward the core', async () => {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, PEER_IP, () => r()));
+    const port = s.address().port;
+    const got: string[] = [];
+    s.on('message', (m) => got.push(m.toString()));
+    const send = (m: string) => s.send(m, ports.peerSip, '127.0.0.1');
+    const sdp = `v=0\r\no=- 1 1 IN IP4 ${PEER_IP}\r\ns=-\r\nc=IN IP4 ${PEER_IP}\r\nt=0 0\r\nm=audio 7010 RTP/SAVP 0\r\n` +
+      'a=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n';
+    const head = (branch: string) => `Via: SIP/2.0/UDP ${PEER_IP}:${port};branch=z9hG4bK-srtp-${branch}\r\nMax-Forwards: 70\r\nFrom: <sip:+15557654321@${PEER_IP}>;tag=s1\r\nCall-ID: cdr-srtp-1\r\n`;
+    send(`INVITE sip:+15551230000@127.0.0.1 SIP/2.0\r\n${head('inv')}To: <sip:+15551230000@127.0.0.1>\r\nCSeq: 1 INVITE\r\n` +
+      `Contact: <sip:x@${PEER_IP}:${port}>\r\nContent-Type: application/sdp\r\nContent-Length: ${sdp.length}\r\n\r\n${sdp}`);
+    const ok = (await waitFor(() => got.find((m) => m.startsWith('SIP/2.0 200')), 10_000, 50, '200 OK'))!;
+    expect(ok).toMatch(/^m=audio \d+ RTP\/SAVP /m);
+    const to = /^To:.*$/m.exec(ok)![0];
+    const contact = /^Contact:\s*<([^>]+)>/m.exec(ok)![1];
+    send(`ACK ${contact} SIP/2.0\r\n${head('ack')}${to}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`);
+    await new Promise((r) => setTimeout(r, 200));
+    send(`BYE ${contact} SIP/2.0\r\n${head('bye')}${to}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n`);
+    await waitFor(() => got.some((m) => m.startsWith('SIP/2.0 200') && /CSeq: 2 BYE/.test(m)), 10_000, 50, '200 to BYE');
+    s.close();
+    expect(await recordFor('cdr-srtp-1')).toMatchObject({ result: 'caller_bye', media: { anchored: true, srtp_a: true, srtp_b: false } });
   });
 
   it('records a cancelled call', async () => {
