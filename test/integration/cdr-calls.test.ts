@@ -6,6 +6,8 @@ import { readdirSync, readFileSync, renameSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { Redis } from 'ioredis';
+import { parse, stringify } from 'yaml';
+import { writeFileSync } from 'node:fs';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -259,6 +261,23 @@ describe('call records', () => {
       client.disconnect();
     }
   }, 60_000);
+
+  it('a policy reload that moves the file writes new records to the new one at once', async () => {
+    const policy = parse(readFileSync(pg.policyPath, 'utf8')) as Record<string, any>;
+    const moved = join(cdrDir, 'moved.jsonl');
+    policy.cdr = { file: moved };
+    writeFileSync(pg.policyPath, stringify(policy));
+    const res = await pg.admin('/admin/reload', { method: 'POST' });
+    expect(res.status).toBe(200);
+    const before = records().length;
+    const dir = scratchDir('uac-reload-');
+    const r = await runSipp(['-sn', 'uac', `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+      '-m', '1', '-trace_msg'], { dir, timeoutS: 30 });
+    expect(r.successful).toBe(1);
+    const callId = sippCallIds(dir)[0]!;
+    expect((await recordFor(callId, moved)).result).toBe('caller_bye');
+    expect(records()).toHaveLength(before);
+  });
 });
 
 async function rawInviteMf0(): Promise<string[]> {
