@@ -1,8 +1,9 @@
 // SIP capture end to end: `peergate start` with a mutual-TLS peer leg and a UDP core leg
 // (SIPp), capturing to a HEPv3 collector on loopback. The collector decodes with
 // test/helpers/hep.ts, written from the HEP3 specification independently of peergate's
-// encoder (sngrep 1.6 here neither wrote a pcap nor counted dialogs for HEP it received
-// headless, so it could not serve as the receiver).
+// encoder. sngrep 1.6 could not serve as the receiver here: headless (-N -L … -O) it counted
+// no dialog and wrote no pcap for HEP it received, from peergate or from a hand-made packet in
+// the reference agent's chunk order, and its live capture on lo would see the test's own SIP.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { connect, type TLSSocket } from 'node:tls';
 import { connect as tcpConnect } from 'node:net';

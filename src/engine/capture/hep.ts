@@ -88,10 +88,11 @@ export function encodeHep3(m: HepMessage): Buffer | undefined {
   const u16 = (type: number, v: number) => { head(type, 2); o = b.writeUInt16BE(v, o); };
   const u32 = (type: number, v: number) => { head(type, 4); o = b.writeUInt32BE(v >>> 0, o); };
   const bytes = (type: number, v: Buffer) => { head(type, v.length); o += v.copy(b, o); };
+  // Chunks are TLV and any order is valid HEP3, but some receivers (sngrep 1.x) read a fixed
+  // layout: the order of the reference agent (hep-c/captagent), with the payload before any
+  // chunk they do not know.
   u8(HEP_CHUNK.ipFamily, v6 ? AF_INET6 : AF_INET);
   u8(HEP_CHUNK.ipProtocol, m.transport === 'udp' ? 17 : 6);
-  bytes(v6 ? HEP_CHUNK.ipv6Src : HEP_CHUNK.ipv4Src, src);
-  bytes(v6 ? HEP_CHUNK.ipv6Dst : HEP_CHUNK.ipv4Dst, dst);
   u16(HEP_CHUNK.srcPort, m.src.port);
   u16(HEP_CHUNK.dstPort, m.dst.port);
   const sec = Math.floor(m.timeMs / 1000);
@@ -99,6 +100,8 @@ export function encodeHep3(m: HepMessage): Buffer | undefined {
   u32(HEP_CHUNK.timeUsec, Math.min(999_999, Math.round((m.timeMs - sec * 1000) * 1000)));
   u8(HEP_CHUNK.protoType, PROTO_SIP);
   u32(HEP_CHUNK.captureId, m.captureId);
+  bytes(v6 ? HEP_CHUNK.ipv6Src : HEP_CHUNK.ipv4Src, src);
+  bytes(v6 ? HEP_CHUNK.ipv6Dst : HEP_CHUNK.ipv4Dst, dst);
   if (auth) bytes(HEP_CHUNK.authKey, auth);
   bytes(HEP_CHUNK.payload, m.payload);
   if (corr) bytes(HEP_CHUNK.correlationId, corr);
