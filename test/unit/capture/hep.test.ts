@@ -32,6 +32,9 @@ describe('HEP3 encoding', () => {
     expect(p.correlationId).toBe('8f3a-ü@198.51.100.7');
     expect(p.payload).toBe(INVITE.toString('utf8'));
     expect(p.chunks.every(([vendor]) => vendor === 0)).toBe(true);
+    // The reference agent's order: fixed-layout receivers (sngrep 1.x) read the header chunks,
+    // the addresses, the auth key and the payload at fixed places.
+    expect(p.chunks.map(([, type]) => type)).toEqual([1, 2, 7, 8, 9, 10, 11, 12, 3, 4, 14, 15, 17]);
   });
 
   it('encodes IPv6 and IPv4-mapped addresses, UDP, no optional chunks', () => {
