@@ -101,7 +101,7 @@ export function createCdrWriter(policy: CdrPolicy | undefined, opts: CdrWriterOp
   const writer: CdrWriter = {
     recorder,
     reopen() {
-      log.info('reopening call record file');
+      if (sinks.some((a) => a.sink.name === 'file')) log.info('reopening call record file');
       for (const a of sinks) a.sink.reopen();
     },
     async configure(next) {
