@@ -20,7 +20,7 @@ function peergate(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 /** A minimal runnable policy: loopback listeners on the given ports, no media relay. */
-function policy(ports: { sip: number; core: number; ops: number }, extra: Record<string, unknown> = {}) {
+function policy(ports: { sip: number; core: number; ops: number }, extra: Record<string, unknown> = {}): Record<string, any> {
   return {
     listen: [
       { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.sip },
