@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { PEERGATE_BIN, startPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { freePorts, scratchDir, startProcess, stopAll, waitFor, writeFile } from '../helpers/procs.js';
+import { freePorts, scratchDir, startProcess, stopAll, waitFor, waitForTcp, writeFile } from '../helpers/procs.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -137,5 +137,25 @@ describe('peergate command line', () => {
     }, 30_000, 100, 'peergate answering /ready');
     expect(status, proc.output().slice(-2000)).toBe('503');
     expect(await (await fetch(`http://127.0.0.1:${ops2}/ready`)).text()).toMatch(/store down/);
+  });
+
+  it('secrets at run time: the wire secret of an external engine from the environment', async () => {
+    const [sip, core, ops, wire] = await freePorts(4);
+    const secret = 'wire-secret-from-env';
+    const engine = startProcess(process.execPath, [PEERGATE_BIN, 'engine', '--contact', `sip:127.0.0.1:${sip};transport=udp`, '--port', String(wire), '--secret', secret]);
+    await waitForTcp(wire!, 30_000);
+    const p = policy({ sip: sip!, core: core!, ops: ops! }, { engine: { embedded: false, wire: { address: '127.0.0.1', port: wire } } });
+    const running = await startPeergate(p, { env: { PEERGATE_WIRE_SECRET: secret } });
+    const ready = await (await fetch(`http://127.0.0.1:${ops}/ready`)).json() as { checks: Record<string, unknown> };
+    expect(ready.checks.engine).toBe(true);
+    await running.stop();
+
+    // A different secret: the engine refuses the B2BUA and the start fails in one line.
+    const dir = scratchDir('cli-wire-');
+    const file = writeFile(dir, 'policy.yaml', stringify(p));
+    const wrong = peergate(['start', '--policy', file], { PEERGATE_WIRE_SECRET: 'not-the-secret' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^peergate start: /)]);
+    await engine.stop();
   });
 });

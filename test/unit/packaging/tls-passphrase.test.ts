@@ -49,7 +49,7 @@ describe('encrypted TLS key', () => {
     engine = await start;
     const peer = await new Promise<string>((resolve, reject) => {
       const s = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(join(dir, 'sbe.pem')) }, () => {
-        resolve(s.getPeerCertificate().subject.CN);
+        resolve(String(s.getPeerCertificate().subject.CN));
         s.destroy();
       });
       s.once('error', reject);
