@@ -35,7 +35,7 @@ find "$lib/dist" -name '*.map' -delete
 
 # Production dependencies only, exactly as locked; no install scripts (the only native code
 # is peergate's own addon, copied below from the build that `make deps` made).
-(cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+(cd "$lib" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >&2)
 rm -rf "$lib/node_modules/.bin" "$lib/node_modules/.package-lock.json"
 # Files a running program never reads: docs, tests, maintainers' scripts, VCS files (and with
 # them lintian's complaints about scripts, web pages and VCS files inside node_modules).
