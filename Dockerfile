@@ -39,6 +39,7 @@ WORKDIR /var/lib/peergate
 # deploy/container/policy.yaml.
 EXPOSE 5060/udp 5060/tcp 5080/udp 9090/tcp
 # Liveness of the process through the ops server (no curl in the slim image: node's fetch).
+# 9090 is the policy's ops.port: a mounted policy with another port needs --health-cmd too.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9090/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM drains calls (lifecycle.drain_timeout); give `docker stop -t` more than that.
