@@ -4,8 +4,11 @@ export { parseMessage, STATUS_BAD_REQUEST, STATUS_ENTITY_TOO_LARGE, STATUS_URI_T
 export { serialize } from './serialize.js';
 export { getHeader, getHeaders, getHeaderList, hasHeader, setHeader, removeHeaders, addHeader, canonicalName, displayName } from './headers.js';
 export { COMPACT_FORMS, LIST_HEADERS } from './names.js';
-export { parseUri, formatUri, unescapeUri, isHost, splitHostPort, isValidUri } from './uri.js';
-export { parseNameAddr, formatNameAddr, getTag, isValidNameAddr } from './nameaddr.js';
-export { parseVia, formatVia, parseCSeq, MAX_CSEQ, isValidVia } from './via.js';
-export { parseParams, formatParams, quote, unquote } from './params.js';
-export { splitCommaList } from './list.js';
+// The value readers live in the SIP grammar module (src/sip/grammar); re-exported here for the
+// callers that still import them from the message module.
+export {
+  parseUri, formatUri, unescapeUri, isHost, splitHostPort, isValidUri,
+  parseNameAddr, formatNameAddr, getTag, isValidNameAddr,
+  parseVia, formatVia, parseCSeq, MAX_CSEQ, isValidVia,
+  parseParams, formatParams, quote, unquote, splitCommaList,
+} from '../../sip/grammar/index.js';

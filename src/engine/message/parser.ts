@@ -4,12 +4,14 @@
 // RFC 4475 torture tests (test/fixtures/torture).
 import type { HeaderField, ParseLimits, ParseResult, SipMessage } from './types.js';
 import { DEFAULT_PARSE_LIMITS } from './types.js';
-import { TOKEN, isToken, isWsp, parseDigits } from './chars.js';
+import { TOKEN, isToken, isWsp, parseDigits } from '../../sip/grammar/chars.js';
 import { LIST_HEADERS, canonicalName, knownName, learnSpelling, spellingAt, type Spelling } from './names.js';
-import { splitCommaList } from './list.js';
-import { isValidNameAddr } from './nameaddr.js';
-import { URI_INVALID, URI_WITH_HEADERS, checkUri } from './uri.js';
-import { isValidVia, parseCSeq } from './via.js';
+import { splitCommaList } from '../../sip/grammar/list.js';
+import { isValidNameAddr } from '../../sip/grammar/nameaddr.js';
+import { URI_INVALID, URI_WITH_HEADERS, checkUri } from '../../sip/grammar/uri.js';
+import { isValidVia } from '../../sip/grammar/via.js';
+import { MAX_REQUEST_CSEQ, parseCSeq } from '../../sip/grammar/cseq.js';
+import { firstControlChar, hasControlChar } from '../../sip/grammar/text.js';
 
 type Kind = 'request' | 'response' | 'unknown';
 type Failure = Extract<ParseResult, { ok: false }>;
@@ -66,8 +68,9 @@ function checkedLimits(limits: ParseLimits): ParseLimits {
 
 function failure(kind: Kind, status: number, error: string, headers: HeaderField[]): Failure {
   const recovered: HeaderField[] = [];
-  // Values with a bare CR are left out: they could not be echoed safely in the answer.
-  for (const h of headers) if (RECOVERED.has(h.name) && h.value.indexOf('\r') < 0) recovered.push(h);
+  // Values with a bare CR or another control character are left out: they could not be echoed
+  // safely in the answer.
+  for (const h of headers) if (RECOVERED.has(h.name) && !hasControlChar(h.value)) recovered.push(h);
   return { ok: false, kind, status, error, headers: recovered };
 }
 
@@ -116,6 +119,10 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (cr >= 0 && cr < lineEnd) return failure(kind, STATUS_BAD_REQUEST, 'bare CR in start line', recoverHeaders(buf, start, headEnd, limits));
   const headerError = collectHeaders(head, firstNl < 0 ? head.length : firstNl + 1, limits, headers);
   if (headerError !== null) return failure(kind, headerStatus, headerError, headers);
+  // No control character other than HTAB anywhere in the start line or a header value (RFC 3261
+  // §25.1; bare CR was checked above): one native scan of the whole section.
+  const ctl = firstControlChar(head);
+  if (ctl >= 0) return failure(kind, STATUS_BAD_REQUEST, controlCharError(head, ctl, lineEnd), headers);
 
   // ---- start line (head[0..lineEnd): read in place, the ops are cheaper on head than on a slice)
   let msg: SipMessage;
@@ -194,8 +201,10 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (callId < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing Call-ID header field', headers);
   if (cseq < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing CSeq header field', headers);
   if (!isPlainCSeqOf(headers[cseq]!.value, msg)) {
-    const cs = parseCSeq(headers[cseq]!.value);
-    if (cs === null || cs.seq > 0x7fff_ffff) return failure(mkind, STATUS_BAD_REQUEST, `malformed CSeq: ${clip(headers[cseq]!.value)}`, headers);
+    // A request's number is below 2**31 (RFC 3261 §8.1.1.5, see sip/grammar/cseq.ts); so is a
+    // response's, which echoes a request's.
+    const cs = parseCSeq(headers[cseq]!.value, MAX_REQUEST_CSEQ);
+    if (cs === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed CSeq: ${clip(headers[cseq]!.value)}`, headers);
     if (msg.kind === 'request' && cs.method !== msg.method)
       return failure(mkind, STATUS_BAD_REQUEST, `CSeq method ${cs.method} does not match request method ${msg.method}`, headers);
   }
@@ -228,6 +237,18 @@ function isPlainCSeqOf(value: string, msg: SipMessage): boolean {
     parseDigits(value, 0, sp, 0x7fff_ffff) >= 0 &&
     value.slice(sp + 1) === msg.method
   );
+}
+
+/** `control character 0x00 in From` (or `in start line`): names the field, never echoes it. */
+function controlCharError(head: string, at: number, startLineEnd: number): string {
+  const code = `0x${head.charCodeAt(at).toString(16).padStart(2, '0')}`;
+  if (at < startLineEnd) return `control character ${code} in start line`;
+  // The field the character is in: the last line before it that does not start with SP/HTAB.
+  let ls = head.lastIndexOf('\n', at) + 1;
+  while (ls > 0 && (head.charCodeAt(ls) === 32 || head.charCodeAt(ls) === 9)) ls = head.lastIndexOf('\n', ls - 2) + 1;
+  let ne = ls;
+  while (ne < at && ne - ls < 64 && head.charCodeAt(ne) !== 58 && TOKEN[head.charCodeAt(ne)] === 1) ne++;
+  return ne > ls && head.charCodeAt(ne) === 58 ? `control character ${code} in ${head.slice(ls, ne)}` : `control character ${code} in header section`;
 }
 
 function clip(s: string): string {

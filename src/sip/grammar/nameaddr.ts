@@ -1,8 +1,8 @@
 // name-addr / addr-spec with header parameters (RFC 3261 §20.10, §25.1): From, To, Contact,
 // Route, Record-Route, Refer-To, P-Asserted-Identity …
 import type { NameAddr } from './types.js';
-import { TOKEN, TOKEN_CHARS_RE, isWsp, skipWsp } from './chars.js';
-import { PARAMS_RE, formatParams, parseParams, quote, quotedEnd, unquote } from './params.js';
+import { TOKEN, TOKEN_CHARS_RE, isWsp, skipWsp, trimWsp } from './chars.js';
+import { PARAMS_RE, formatParams, paramValue, parseParams, quote, quotedEnd, skipQuoted, unquote } from './params.js';
 import { URI_CHARS_RE, isUriText, schemeEnd } from './uri.js';
 
 // Out-parameters of scanNameAddr (no result object on the hot path). One object with a fixed
@@ -111,34 +111,52 @@ export function formatNameAddr(na: NameAddr): string {
   return `${dn}<${na.uri}>${formatParams(na.params)}`;
 }
 
-/** The `tag` parameter of a From/To value, or undefined. Fast path used on every message:
- *  looks only after the URI (after '>' in name-addr form, after the URI's end otherwise). */
-export function getTag(value: string): string | undefined {
-  let i = value.lastIndexOf('>');
-  i = i < 0 ? 0 : i + 1;
-  const end = value.length;
-  for (;;) {
-    i = value.indexOf(';', i);
-    if (i < 0) return undefined;
-    let j = skipWsp(value, i + 1, end);
-    if (
-      j + 3 <= end &&
-      (value.charCodeAt(j) | 0x20) === 0x74 && // t
-      (value.charCodeAt(j + 1) | 0x20) === 0x61 && // a
-      (value.charCodeAt(j + 2) | 0x20) === 0x67 // g
-    ) {
-      j = skipWsp(value, j + 3, end);
-      if (value.charCodeAt(j) === 61) {
-        j = skipWsp(value, j + 1, end);
-        let k = j;
-        while (k < end) {
-          const c = value.charCodeAt(k);
-          if (c === 59 || c === 44 || isWsp(c)) break;
-          k++;
-        }
-        return k > j ? value.slice(j, k) : undefined;
-      }
-    }
-    i++;
+/** Index where the header parameters of a name-addr / addr-spec value start: after the '>' of
+ *  a name-addr (a quoted display name may hold '<', '>' and ';'), at the first ';' of an
+ *  addr-spec (RFC 3261 §20.10: there every ';' parameter is a header parameter); value.length
+ *  when there are none. Lenient: for received values the parser has already validated. */
+export function headerParamsStart(value: string): number {
+  const n = value.length;
+  let i = skipWsp(value, 0, n);
+  if (value.charCodeAt(i) === 34) i = skipQuoted(value, i);
+  const lt = value.indexOf('<', i);
+  if (lt >= 0) {
+    const gt = value.indexOf('>', lt + 1);
+    return gt < 0 ? n : gt + 1;
   }
+  const semi = value.indexOf(';', i);
+  return semi < 0 ? n : semi;
+}
+
+/** The URI of a name-addr or addr-spec value (between <> or up to the header parameters),
+ *  trimmed; lenient, like headerParamsStart. */
+export function addrSpecOf(value: string): string {
+  const n = value.length;
+  let i = skipWsp(value, 0, n);
+  if (value.charCodeAt(i) === 34) i = skipQuoted(value, i);
+  const lt = value.indexOf('<', i);
+  if (lt >= 0) {
+    const gt = value.indexOf('>', lt + 1);
+    return trimWsp(value.slice(lt + 1, gt < 0 ? n : gt));
+  }
+  const semi = value.indexOf(';', i);
+  return trimWsp(value.slice(i, semi < 0 ? n : semi));
+}
+
+/** A header parameter (`name` lower-case) of a From/To/Contact/… value: '' when valueless,
+ *  undefined when absent. */
+export function headerParam(value: string, name: string): string | undefined {
+  return paramValue(value, headerParamsStart(value), name);
+}
+
+/** The `tag` parameter of a From/To value (RFC 3261 §19.3): undefined when absent or empty
+ *  (`tag = token`, so `;tag` and `;tag=` carry no tag). The one tag reader of the code base (transaction matching, dialogs,
+ *  the SBE): runs on every message, so the usual name-addr skips straight past its last '>'. */
+export function getTag(value: string): string | undefined {
+  // Fast path: with no quoted string, the last '>' closes the URI (params hold tokens only).
+  if (value.indexOf('"') < 0) {
+    const gt = value.lastIndexOf('>');
+    if (gt >= 0) return paramValue(value, gt + 1, 'tag') || undefined;
+  }
+  return paramValue(value, headerParamsStart(value), 'tag') || undefined;
 }

@@ -93,3 +93,67 @@ export function formatParams(params: Map<string, string>): string {
   for (const [k, v] of params) s += v === '' ? `;${k}` : `;${k}=${v}`;
   return s;
 }
+
+/**
+ * Value of the `;name=value` parameter in `s` at or after `from` (name compared
+ * case-insensitively, `name` given lower-case; a ';' inside a quoted string does not start a
+ * parameter). Quoted values are returned without their quotes. Valueless parameter → ''.
+ * Absent → undefined. Reads received values leniently (SP/HTAB around ';' and '='); use
+ * parseParams to validate.
+ */
+export function paramValue(s: string, from: number, name: string): string | undefined {
+  const n = s.length;
+  let i = from;
+  while (i < n) {
+    // move to the next ';' outside quotes
+    while (i < n && s.charCodeAt(i) !== 59) {
+      if (s.charCodeAt(i) === 34) i = skipQuoted(s, i);
+      else i++;
+    }
+    if (i >= n) return undefined;
+    i = skipWsp(s, i + 1, n);
+    const nStart = i;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c === 61 || c === 59 || isWsp(c)) break;
+      i++;
+    }
+    const nEnd = i;
+    i = skipWsp(s, i, n);
+    const hasValue = i < n && s.charCodeAt(i) === 61;
+    if (nEnd - nStart === name.length && equalsLower(s, nStart, name)) {
+      if (!hasValue) return '';
+      i = skipWsp(s, i + 1, n);
+      if (i < n && s.charCodeAt(i) === 34) {
+        const end = skipQuoted(s, i);
+        return s.slice(i + 1, end - 1);
+      }
+      const vStart = i;
+      while (i < n) {
+        const c = s.charCodeAt(i);
+        if (c === 59 || c === 44 || isWsp(c)) break;
+        i++;
+      }
+      return s.slice(vStart, i);
+    }
+  }
+  return undefined;
+}
+
+/** s[from, from+lower.length) equals `lower` ignoring ASCII case (no allocation). */
+export function equalsLower(s: string, from: number, lower: string): boolean {
+  if (from + lower.length > s.length) return false;
+  for (let k = 0; k < lower.length; k++) {
+    let c = s.charCodeAt(from + k);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+/** Index just past the closing quote of the quoted-string opening at `i`; s.length when it is
+ *  not closed (lenient readers treat the rest as quoted). */
+export function skipQuoted(s: string, i: number): number {
+  const q = quotedEnd(s, i);
+  return q < 0 ? s.length : q;
+}
