@@ -14,4 +14,4 @@ export { parseNameAddr, formatNameAddr, isValidNameAddr, getTag, headerParam, he
 export { parseVia, formatVia, isValidVia, viaKey, viaBranch, viaSentBy, type ViaKey } from './via.js';
 export { parseCSeq, parseRequestCSeq, MAX_CSEQ, MAX_REQUEST_CSEQ } from './cseq.js';
 export { routingNumber, canonicalTelephoneNumber, isTelephoneShaped } from './number.js';
-export { hasControlChar, firstControlChar } from './text.js';
+export { hasControlChar, controlCharIn } from './text.js';

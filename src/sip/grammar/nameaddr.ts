@@ -2,7 +2,7 @@
 // Route, Record-Route, Refer-To, P-Asserted-Identity …
 import type { NameAddr } from './types.js';
 import { TOKEN, TOKEN_CHARS_RE, isWsp, skipWsp, trimWsp } from './chars.js';
-import { PARAMS_RE, formatParams, paramValue, parseParams, quote, quotedEnd, skipQuoted, unquote } from './params.js';
+import { PARAMS_RE, QDTEXT_RE, formatParams, paramValue, parseParams, quote, quotedEnd, skipQuoted, unquote } from './params.js';
 import { URI_CHARS_RE, isUriText, schemeEnd } from './uri.js';
 
 // Out-parameters of scanNameAddr (no result object on the hot path). One object with a fixed
@@ -86,7 +86,7 @@ function scanBracketed(s: string, i: number): number {
 /** The usual name-addr shape (`"Alice" <sip:…>;tag=…`, `Bob <sip:…>`, `<sip:…>`): whatever it
  *  matches, scanNameAddr accepts. */
 const NAME_ADDR_FAST = new RegExp(
-  `^(?:"[^"\\\\]*" ?|[${TOKEN_CHARS_RE} ]*)<[A-Za-z][A-Za-z0-9+\\-.]*:[${URI_CHARS_RE}]*>${PARAMS_RE}$`,
+  `^(?:"${QDTEXT_RE}*" ?|[${TOKEN_CHARS_RE} ]*)<[A-Za-z][A-Za-z0-9+\\-.]*:[${URI_CHARS_RE}]*>${PARAMS_RE}$`,
 );
 
 /** Whether text is a well-formed name-addr / addr-spec with params (no allocation). */

@@ -2,16 +2,27 @@
 // generic-param) and quoted strings, shared by name-addr and Via parsing.
 import { TOKEN, TOKEN_CHARS_RE, isWsp, skipWsp } from './chars.js';
 
+/** Regex source for qdtext without quoted-pairs: no '"', no '\\', no control character but HTAB
+ *  (RFC 3261 §25.1 qdtext = LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII). */
+export const QDTEXT_RE = '[^"\\\\\\x00-\\x08\\x0a-\\x1f\\x7f]';
+
 /** Regex source for a subset of what parseParams accepts: `;name[=value]` pairs without any
  *  whitespace, quoted values without quoted-pairs. */
-export const PARAMS_RE = `(?:;[${TOKEN_CHARS_RE}]+(?:=(?:[${TOKEN_CHARS_RE}:\\[\\]]+|"[^"\\\\]*"))?)*`;
+export const PARAMS_RE = `(?:;[${TOKEN_CHARS_RE}]+(?:=(?:[${TOKEN_CHARS_RE}:\\[\\]]+|"${QDTEXT_RE}*"))?)*`;
 
-/** Index after the closing quote of the quoted-string starting at `i` (s[i] === '"'), or -1. */
+/** Index after the closing quote of the quoted-string starting at `i` (s[i] === '"'), or -1 when
+ *  it is not closed or holds a control character other than HTAB outside a quoted-pair (qdtext;
+ *  a quoted-pair may escape any character but CR and LF, RFC 4475 §3.1.1.3). */
 export function quotedEnd(s: string, i: number, end = s.length): number {
   for (let j = i + 1; j < end; j++) {
     const c = s.charCodeAt(j);
-    if (c === 92) j++; // quoted-pair: skip the escaped character
-    else if (c === 34) return j + 1;
+    if (c === 92) {
+      // quoted-pair: skip the escaped character
+      const e = s.charCodeAt(j + 1);
+      if (e === 10 || e === 13) return -1;
+      j++;
+    } else if (c === 34) return j + 1;
+    else if ((c < 32 && c !== 9) || c === 127) return -1;
   }
   return -1;
 }
@@ -154,6 +165,11 @@ export function equalsLower(s: string, from: number, lower: string): boolean {
 /** Index just past the closing quote of the quoted-string opening at `i`; s.length when it is
  *  not closed (lenient readers treat the rest as quoted). */
 export function skipQuoted(s: string, i: number): number {
-  const q = quotedEnd(s, i);
-  return q < 0 ? s.length : q;
+  const n = s.length;
+  for (let j = i + 1; j < n; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 92) j++;
+    else if (c === 34) return j + 1;
+  }
+  return n;
 }
