@@ -1,5 +1,6 @@
 // Admission (RFC 6404 §2.3.2.1, §4.6; RFC 3261 §8.2.2, §16.3): refuse what a peering
 // interconnect has no use for, before anything costly happens.
+import { viaSentBy } from '../sip/grammar/index.js';
 
 export interface AdmissionPolicy {
   /** Methods this peer may send; upper-case. */
@@ -47,22 +48,9 @@ export function admit(input: AdmissionInput, policy: AdmissionPolicy, own: OwnAd
   return null;
 }
 
-/** `SIP/2.0/UDP 10.0.0.1:5060;branch=…` → `10.0.0.1:5060` (port 5060 when absent). */
-export function viaSentBy(via: string): string | null {
-  const sp = via.indexOf(' ', via.indexOf('/') + 1);
-  if (sp < 0) return null;
-  let end = via.indexOf(';', sp);
-  if (end < 0) end = via.length;
-  const hostport = via.slice(sp + 1, end).trim();
-  if (!hostport) return null;
-  if (hostport.startsWith('[')) {
-    const close = hostport.indexOf(']');
-    const port = hostport.slice(close + 1).startsWith(':') ? hostport.slice(close + 2) : '5060';
-    return `${hostport.slice(0, close + 1)}:${port}`;
-  }
-  const colon = hostport.indexOf(':');
-  return colon < 0 ? `${hostport}:5060` : hostport;
-}
+/** `SIP/2.0/UDP 10.0.0.1:5060;branch=…` → `10.0.0.1:5060` (the transport's default port when
+ *  absent); the grammar's reader, re-exported for this module's callers. */
+export { viaSentBy };
 
 /** The Max-Forwards for the new leg: one less than received (RFC 3261 §16.6 step 3 applied across the B2BUA, so loops through peergate still terminate). */
 export function nextMaxForwards(received: string | undefined): number {

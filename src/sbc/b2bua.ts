@@ -14,11 +14,13 @@ import type { Peer, Policy } from '../policy/schema.js';
 import { PeerDirectory, type TlsIdentity } from './peers.js';
 import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
-import { selectDestinations, uriHost } from './routing.js';
+import { selectDestinations } from './routing.js';
+import { parseUri, splitCommaList, uriHost, uriUser } from '../sip/grammar/index.js';
+import { TLS_IDENTITY_HEADER, parseTlsIdentity as parseTlsIdentityValue } from '../sip/tls-identity.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
-export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
+export { TLS_IDENTITY_HEADER };
 /** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
 export const EGRESS_HEADER = 'X-Peergate-Egress';
 
@@ -491,16 +493,15 @@ function expandTargets(policy: Policy, destinations: string[]): Target[] {
 
 /** The B-leg Request-URI: the target, carrying the called number when the target names no user. */
 export function requestUriFor(targetUri: string, called: string): string {
+  if (!called || uriUser(targetUri) !== undefined) return targetUri;
   const colon = targetUri.indexOf(':');
-  const hostEnd = targetUri.search(/[;?]/);
-  const userinfo = targetUri.slice(colon + 1, hostEnd < 0 ? undefined : hostEnd);
-  if (!called || userinfo.includes('@')) return targetUri;
   return `${targetUri.slice(0, colon + 1)}${escapeUser(called)}@${targetUri.slice(colon + 1)}`;
 }
 
 /** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */
 function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string; bound: string } | undefined {
-  const want = /;transport=(\w+)/i.exec(target.uri)?.[1]?.toLowerCase() ?? (target.uri.startsWith('sips:') ? 'tls' : 'udp');
+  const parsed = parseUri(target.uri);
+  const want = parsed?.params.get('transport')?.toLowerCase() || (parsed?.scheme === 'sips' ? 'tls' : 'udp');
   const side = target.side.kind === 'core' ? 'core' : 'peer';
   const l = policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
   if (!l) return undefined;
@@ -537,11 +538,14 @@ function listenerSideOf(c: Compiled, receivedOn: string | undefined): 'peer' | '
   return c.listenerSide.get(`*:${port}`);
 }
 
-/** `sip:user@host:port;transport=udp` → `host:port;transport=udp` (what goes after the @ of the new To). */
+/** `sip:user@host:port;transport=udp` → `host:port;transport=udp` (what goes after the @ of the
+ *  new To: the URI without scheme, userinfo and `?headers`). */
 function hostPortOf(uri: string): string {
-  const colon = uri.indexOf(':');
-  const at = uri.indexOf('@');
-  return uri.slice(at >= 0 ? at + 1 : colon + 1).replace(/[?>].*$/, '');
+  const u = parseUri(uri);
+  if (u === null || u.scheme === 'tel') return uri.slice(uri.indexOf(':') + 1);
+  let s = u.port === undefined ? u.host : `${u.host}:${u.port}`;
+  for (const [k, v] of u.params) s += v === '' ? `;${k}` : `;${k}=${v}`;
+  return s;
 }
 
 function getHeader(msg: { has(n: string): boolean; get(n: string): string }, name: string): string | undefined {
@@ -564,40 +568,10 @@ export function requestView(req: Req): RequestView {
 
 /** drachtio-srf joins repeated headers with ', '; split them back outside quotes and <>. */
 export function splitHeaderValues(v: string | undefined): string[] {
-  if (v === undefined || v === '') return [];
-  const out: string[] = [];
-  let depth = 0, quoted = false, start = 0;
-  for (let i = 0; i < v.length; i++) {
-    const ch = v[i];
-    if (ch === '"' && v[i - 1] !== '\\') quoted = !quoted;
-    else if (!quoted && ch === '<') depth++;
-    else if (!quoted && ch === '>') depth--;
-    else if (!quoted && depth === 0 && ch === ',') { out.push(v.slice(start, i).trim()); start = i + 1; }
-  }
-  out.push(v.slice(start).trim());
-  return out.filter((s) => s !== '');
+  return v === undefined || v === '' ? [] : splitCommaList(v);
 }
 
-type IdentityField = 'subject' | 'fp256' | 'fingerprint256' | 'san';
-// Built once: this runs for every request that arrives over TLS.
-const IDENTITY_FIELD_RES = Object.fromEntries((['subject', 'fp256', 'fingerprint256', 'san'] as const).map((n) => [n, [
-  new RegExp(`(?:^|;)\\s*${n}="((?:[^"\\\\]|\\\\.)*)"`),
-  new RegExp(`(?:^|;)\\s*${n}=([^;]*)`),
-]])) as Record<IdentityField, [RegExp, RegExp]>;
-
-/** Parse the engine's `X-Peergate-TLS-Identity` header (docs/engine.md). */
+/** Parse the engine's `X-Peergate-TLS-Identity` header (src/sip/tls-identity.ts, docs/engine.md). */
 export function parseTlsIdentity(v: string | undefined): TlsIdentity | null {
-  if (!v) return null;
-  const field = (name: IdentityField): string | undefined => {
-    const [quoted, bare] = IDENTITY_FIELD_RES[name];
-    const m = quoted.exec(v) ?? bare.exec(v);
-    return m?.[1]?.replace(/\\(.)/g, '$1');
-  };
-  const subject = field('subject');
-  const fp = field('fp256') ?? field('fingerprint256');
-  if (subject === undefined || fp === undefined) return null;
-  const san = field('san') ?? '';
-  // Entries are joined by ','; a ',' or '%' inside one is percent-encoded by the engine.
-  const sans = san ? san.split(',').map((s) => s.trim().replace(/%2C/gi, ',').replace(/%25/g, '%')).filter(Boolean) : [];
-  return { subject, fingerprint256: fp, subjectAltNames: sans };
+  return parseTlsIdentityValue(v);
 }
