@@ -23,6 +23,35 @@ export interface Refusal {
   reason: string;
   /** The refusals_total label. */
   label: string;
+  /** Methods for an Allow header field (405 and 501 carry one, RFC 3261 §8.2.1, §21.5.2). */
+  allow?: readonly string[];
+}
+
+/** The SIP methods peergate recognises: RFC 3261 and the extensions of the IANA SIP Methods
+ *  registry. Anything else is an unknown (extension) method. */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER',
+  'REGISTER', 'SUBSCRIBE', 'UPDATE',
+]);
+
+/** What the B2BUA serves (the Allow of its answer to OPTIONS). */
+export const SERVED_METHODS: readonly string[] = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'PRACK', 'UPDATE', 'INFO'];
+
+/** The Allow header field for a peer: the methods its policy lets it send that peergate serves. */
+export function allowedMethods(policy: Pick<AdmissionPolicy, 'methods'>): string[] {
+  return SERVED_METHODS.filter((m) => policy.methods.includes(m));
+}
+
+/**
+ * RFC 3261 §8.2.1 method inspection, for a request from a known peer: a method peergate does not
+ * recognise → 501 Not Implemented (§21.5.2); one it recognises but the peer's policy does not
+ * allow → 405 Method Not Allowed. Both list in Allow what the peer may send. null: the method is
+ * fine. (Unknown sources are never answered: the caller stays silent before asking.)
+ */
+export function methodRefusal(method: string, policy: Pick<AdmissionPolicy, 'methods'>): Refusal | null {
+  if (!KNOWN_METHODS.has(method)) return { status: 501, reason: 'Not Implemented', label: 'method', allow: allowedMethods(policy) };
+  if (!policy.methods.includes(method)) return { status: 405, reason: 'Method Not Allowed', label: 'method', allow: allowedMethods(policy) };
+  return null;
 }
 
 /** Our own SIP addresses as `host:port`, so a request that already passed through us is seen as a loop. */
@@ -33,7 +62,8 @@ export function admit(input: AdmissionInput, policy: AdmissionPolicy, own: OwnAd
     return { status: 403, reason: `Transport ${input.protocol.toUpperCase()} Not Allowed For This Peer`, label: 'transport' };
   }
   if (input.method === 'REGISTER') return { status: 403, reason: 'Registration Not Accepted On Peering Interface', label: 'method' };
-  if (!policy.methods.includes(input.method)) return { status: 405, reason: 'Method Not Allowed', label: 'method' };
+  const byMethod = methodRefusal(input.method, policy);
+  if (byMethod) return byMethod;
   if (input.maxForwards !== undefined) {
     const mf = Number(input.maxForwards.trim());
     if (!Number.isInteger(mf) || mf < 0 || mf > 255) return { status: 400, reason: 'Bad Max-Forwards', label: 'malformed' };

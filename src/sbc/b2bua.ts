@@ -11,16 +11,17 @@ import { isIPv4, BlockList, isIPv6 } from 'node:net';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { Peer, Policy } from '../policy/schema.js';
-import { PeerDirectory, type TlsIdentity } from './peers.js';
-import { admit, nextMaxForwards } from './admission.js';
+import { PeerDirectory } from './peers.js';
+import { admit, allowedMethods, KNOWN_METHODS, methodRefusal, nextMaxForwards, SERVED_METHODS } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectDestinations } from './routing.js';
 import { parseUri, splitCommaList, uriHost, uriUser } from '../sip/grammar/index.js';
-import { TLS_IDENTITY_HEADER, parseTlsIdentity as parseTlsIdentityValue } from '../sip/tls-identity.js';
+import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
-export { TLS_IDENTITY_HEADER };
+/** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */
+export { TLS_IDENTITY_HEADER, parseTlsIdentity };
 /** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
 export const EGRESS_HEADER = 'X-Peergate-Egress';
 
@@ -95,6 +96,11 @@ export class B2bua {
     for (const m of ['register', 'message', 'info', 'subscribe', 'notify', 'publish']) {
       srfAny[m]!((req, res) => this.onOtherRequest(req, res));
     }
+    // Methods no handler above names (extension methods) reach this middleware; see connect().
+    (this.srf as unknown as { use(fn: (req: Req, res: Res, next: () => void) => void): void }).use((req, res, next) => {
+      if (KNOWN_METHODS.has(req.method)) next();
+      else this.onUnknownMethod(req, res);
+    });
   }
 
   /** Connect to the engine (embedded or an external drachtio-server). */
@@ -104,6 +110,9 @@ export class B2bua {
       this.srf.once('error', onErr);
       this.srf.once('connect', (err: Error | null, hostport: string) => {
         this.srf.removeListener('error', onErr);
+        // Ask the engine for requests of every method, so that an unknown method from a peer can
+        // be answered 501 (the embedded engine's `*` route; drachtio-srf routes named verbs only).
+        if (!err && this.opts.policy().engine.embedded) (this.srf as unknown as { reregisterForMessages(v: string): void }).reregisterForMessages('*');
         if (err) reject(err); else resolve(hostport);
       });
       void this.srf.connect({ host: target.host, port: target.port, secret: target.secret });
@@ -366,7 +375,21 @@ export class B2bua {
       if (refusal) return this.refuse(res, label, refusal, this.opts.log, view.sourceAddress);
     }
     // Out-of-dialog requests other than INVITE and OPTIONS are not relayed across the interconnect.
-    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method' }, this.opts.log, view.sourceAddress);
+    const allow = from.kind === 'peer' ? allowedMethods(from.peer) : undefined;
+    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method', allow }, this.opts.log, view.sourceAddress);
+  }
+
+  /** A method peergate does not recognise (RFC 3261 §8.2.1): 501 to a known peer or our core,
+   *  silence to anyone else (attribute() stays silent for unknown sources). */
+  private onUnknownMethod(req: Req, res: Res): void {
+    const policy = this.opts.policy();
+    const c = this.compile(policy);
+    const view = requestView(req);
+    const from = this.attribute(policy, c, req, res, view);
+    if (!from) return;
+    const refusal = methodRefusal(req.method, from.kind === 'peer' ? from.peer : { methods: SERVED_METHODS })
+      ?? { status: 501, reason: 'Not Implemented', label: 'method' };
+    this.refuse(res, sideLabel(from), refusal, this.opts.log, view.sourceAddress);
   }
 
   // ---------------------------------------------------------------- helpers
@@ -411,7 +434,7 @@ export class B2bua {
     if (policy.unknown_source === '403') res.send(403, 'Forbidden', {});
   }
 
-  private refuse(res: Res, peer: string, r: Refusal, log: Logger, source: string): void {
+  private refuse(res: Res, peer: string, r: Refusal & { allow?: readonly string[] }, log: Logger, source: string): void {
     this.observer.refusal(peer, r.label, source);
     this.observer.response(peer, r.status);
     log.info({ status: r.status, reason: r.label }, 'request refused');
@@ -523,8 +546,9 @@ function trustBetween(_policy: Policy, sender: Side, receiver: Side): { trustedS
   return { trustedSender: trusted(sender), trustedReceiver: trusted(receiver) };
 }
 
-function warningHeaders(r: Refusal): { headers: Record<string, string> } {
+function warningHeaders(r: Refusal & { allow?: readonly string[] }): { headers: Record<string, string> } {
   const headers: Record<string, string> = { Reason: `SIP;cause=${r.status};text="${r.reason.replace(/"/g, '')}"` };
+  if (r.allow !== undefined) headers['Allow'] = r.allow.join(', ');
   if (r.retryAfterS !== undefined) headers['Retry-After'] = String(r.retryAfterS);
   if (r.warning) headers['Warning'] = `399 peergate "${r.warning.replace(/"/g, '')}"`;
   return { headers };
@@ -569,9 +593,4 @@ export function requestView(req: Req): RequestView {
 /** drachtio-srf joins repeated headers with ', '; split them back outside quotes and <>. */
 export function splitHeaderValues(v: string | undefined): string[] {
   return v === undefined || v === '' ? [] : splitCommaList(v);
-}
-
-/** Parse the engine's `X-Peergate-TLS-Identity` header (src/sip/tls-identity.ts, docs/engine.md). */
-export function parseTlsIdentity(v: string | undefined): TlsIdentity | null {
-  return parseTlsIdentityValue(v);
 }
