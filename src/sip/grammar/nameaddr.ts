@@ -111,36 +111,42 @@ export function formatNameAddr(na: NameAddr): string {
   return `${dn}<${na.uri}>${formatParams(na.params)}`;
 }
 
-/** Index where the header parameters of a name-addr / addr-spec value start: after the '>' of
- *  a name-addr (a quoted display name may hold '<', '>' and ';'), at the first ';' of an
- *  addr-spec (RFC 3261 §20.10: there every ';' parameter is a header parameter); value.length
- *  when there are none. Lenient: for received values the parser has already validated. */
-export function headerParamsStart(value: string): number {
+// Out-parameters of uriSpan (no result object on the hot path).
+const span = { from: 0, to: 0, params: 0 };
+
+/** Where the URI of a name-addr / addr-spec value is (span.from..span.to, untrimmed) and where its
+ *  header parameters start (span.params): after the '>' of a name-addr (a quoted display name may
+ *  hold '<', '>' and ';'), at the first ';' of an addr-spec (RFC 3261 §20.10: there every ';'
+ *  parameter is a header parameter). Lenient: for values the parser has already validated. */
+function uriSpan(value: string): void {
   const n = value.length;
   let i = skipWsp(value, 0, n);
   if (value.charCodeAt(i) === 34) i = skipQuoted(value, i);
   const lt = value.indexOf('<', i);
   if (lt >= 0) {
     const gt = value.indexOf('>', lt + 1);
-    return gt < 0 ? n : gt + 1;
+    span.from = lt + 1;
+    span.to = gt < 0 ? n : gt;
+    span.params = gt < 0 ? n : gt + 1;
+  } else {
+    const semi = value.indexOf(';', i);
+    span.from = i;
+    span.to = span.params = semi < 0 ? n : semi;
   }
-  const semi = value.indexOf(';', i);
-  return semi < 0 ? n : semi;
+}
+
+/** Index where the header parameters of a name-addr / addr-spec value start (value.length when
+ *  there are none). */
+export function headerParamsStart(value: string): number {
+  uriSpan(value);
+  return span.params;
 }
 
 /** The URI of a name-addr or addr-spec value (between <> or up to the header parameters),
  *  trimmed; lenient, like headerParamsStart. */
 export function addrSpecOf(value: string): string {
-  const n = value.length;
-  let i = skipWsp(value, 0, n);
-  if (value.charCodeAt(i) === 34) i = skipQuoted(value, i);
-  const lt = value.indexOf('<', i);
-  if (lt >= 0) {
-    const gt = value.indexOf('>', lt + 1);
-    return trimWsp(value.slice(lt + 1, gt < 0 ? n : gt));
-  }
-  const semi = value.indexOf(';', i);
-  return trimWsp(value.slice(i, semi < 0 ? n : semi));
+  uriSpan(value);
+  return trimWsp(value.slice(span.from, span.to));
 }
 
 /** A header parameter (`name` lower-case) of a From/To/Contact/… value: '' when valueless,
