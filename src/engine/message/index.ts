@@ -4,11 +4,5 @@ export { parseMessage, STATUS_BAD_REQUEST, STATUS_ENTITY_TOO_LARGE, STATUS_URI_T
 export { serialize } from './serialize.js';
 export { getHeader, getHeaders, getHeaderList, hasHeader, setHeader, removeHeaders, addHeader, canonicalName, displayName } from './headers.js';
 export { COMPACT_FORMS, LIST_HEADERS } from './names.js';
-// The value readers live in the SIP grammar module (src/sip/grammar); re-exported here for the
-// callers that still import them from the message module.
-export {
-  parseUri, formatUri, unescapeUri, isHost, splitHostPort, isValidUri,
-  parseNameAddr, formatNameAddr, getTag, isValidNameAddr,
-  parseVia, formatVia, parseCSeq, MAX_CSEQ, isValidVia,
-  parseParams, formatParams, quote, unquote, splitCommaList,
-} from '../../sip/grammar/index.js';
+// The value readers (URI, name-addr, tags, Via, CSeq, params, lists) are the SIP grammar's:
+// import them from src/sip/grammar.
