@@ -11,15 +11,18 @@ import { isIPv4, BlockList, isIPv6 } from 'node:net';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { Peer, Policy } from '../policy/schema.js';
-import { PeerDirectory, type TlsIdentity } from './peers.js';
-import { admit, nextMaxForwards } from './admission.js';
+import { PeerDirectory } from './peers.js';
+import { admit, allowedMethods, KNOWN_METHODS, methodRefusal, nextMaxForwards, SERVED_METHODS } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
-import { selectDestinations, uriHost } from './routing.js';
+import { selectDestinations } from './routing.js';
+import { parseUri, splitCommaList, uriHost, uriUser } from '../sip/grammar/index.js';
+import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
-export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
+/** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */
+export { TLS_IDENTITY_HEADER, parseTlsIdentity };
 /** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
 export const EGRESS_HEADER = 'X-Peergate-Egress';
 
@@ -113,6 +116,11 @@ export class B2bua {
     for (const m of ['register', 'message', 'info', 'subscribe', 'notify', 'publish']) {
       srfAny[m]!((req, res) => this.onOtherRequest(req, res));
     }
+    // Methods no handler above names (extension methods) reach this middleware; see connect().
+    (this.srf as unknown as { use(fn: (req: Req, res: Res, next: () => void) => void): void }).use((req, res, next) => {
+      if (KNOWN_METHODS.has(req.method)) next();
+      else this.onUnknownMethod(req, res);
+    });
   }
 
   /** Connect to the engine (embedded or an external drachtio-server). */
@@ -122,6 +130,9 @@ export class B2bua {
       this.srf.once('error', onErr);
       this.srf.once('connect', (err: Error | null, hostport: string) => {
         this.srf.removeListener('error', onErr);
+        // Ask the engine for requests of every method, so that an unknown method from a peer can
+        // be answered 501 (the embedded engine's `*` route; drachtio-srf routes named verbs only).
+        if (!err && this.opts.policy().engine.embedded) (this.srf as unknown as { reregisterForMessages(v: string): void }).reregisterForMessages('*');
         if (err) reject(err); else resolve(hostport);
       });
       void this.srf.connect({ host: target.host, port: target.port, secret: target.secret });
@@ -422,7 +433,21 @@ export class B2bua {
       if (refusal) return this.refuse(res, label, refusal, this.opts.log, view.sourceAddress);
     }
     // Out-of-dialog requests other than INVITE and OPTIONS are not relayed across the interconnect.
-    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method' }, this.opts.log, view.sourceAddress);
+    const allow = from.kind === 'peer' ? allowedMethods(from.peer) : undefined;
+    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method', allow }, this.opts.log, view.sourceAddress);
+  }
+
+  /** A method peergate does not recognise (RFC 3261 §8.2.1): 501 to a known peer or our core,
+   *  silence to anyone else (attribute() stays silent for unknown sources). */
+  private onUnknownMethod(req: Req, res: Res): void {
+    const policy = this.opts.policy();
+    const c = this.compile(policy);
+    const view = requestView(req);
+    const from = this.attribute(policy, c, req, res, view);
+    if (!from) return;
+    const refusal = methodRefusal(req.method, from.kind === 'peer' ? from.peer : { methods: SERVED_METHODS })
+      ?? { status: 501, reason: 'Not Implemented', label: 'method' };
+    this.refuse(res, sideLabel(from), refusal, this.opts.log, view.sourceAddress);
   }
 
   // ---------------------------------------------------------------- helpers
@@ -471,7 +496,7 @@ export class B2bua {
     if (policy.unknown_source === '403') res.send(403, 'Forbidden', {});
   }
 
-  private refuse(res: Res, peer: string, r: Refusal, log: Logger, source: string): void {
+  private refuse(res: Res, peer: string, r: Refusal & { allow?: readonly string[] }, log: Logger, source: string): void {
     this.observer.refusal(peer, r.label, source);
     log.info({ status: r.status, reason: r.label }, 'request refused');
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
@@ -552,16 +577,15 @@ function expandTargets(policy: Policy, destinations: string[]): Target[] {
 
 /** The B-leg Request-URI: the target, carrying the called number when the target names no user. */
 export function requestUriFor(targetUri: string, called: string): string {
+  if (!called || uriUser(targetUri) !== undefined) return targetUri;
   const colon = targetUri.indexOf(':');
-  const hostEnd = targetUri.search(/[;?]/);
-  const userinfo = targetUri.slice(colon + 1, hostEnd < 0 ? undefined : hostEnd);
-  if (!called || userinfo.includes('@')) return targetUri;
   return `${targetUri.slice(0, colon + 1)}${escapeUser(called)}@${targetUri.slice(colon + 1)}`;
 }
 
 /** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */
 function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string; bound: string } | undefined {
-  const want = /;transport=(\w+)/i.exec(target.uri)?.[1]?.toLowerCase() ?? (target.uri.startsWith('sips:') ? 'tls' : 'udp');
+  const parsed = parseUri(target.uri);
+  const want = parsed?.params.get('transport')?.toLowerCase() || (parsed?.scheme === 'sips' ? 'tls' : 'udp');
   const side = target.side.kind === 'core' ? 'core' : 'peer';
   const l = policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
   if (!l) return undefined;
@@ -583,8 +607,9 @@ function trustBetween(_policy: Policy, sender: Side, receiver: Side): { trustedS
   return { trustedSender: trusted(sender), trustedReceiver: trusted(receiver) };
 }
 
-function warningHeaders(r: Refusal): { headers: Record<string, string> } {
+function warningHeaders(r: Refusal & { allow?: readonly string[] }): { headers: Record<string, string> } {
   const headers: Record<string, string> = { Reason: `SIP;cause=${r.status};text="${r.reason.replace(/"/g, '')}"` };
+  if (r.allow !== undefined) headers['Allow'] = r.allow.join(', ');
   if (r.retryAfterS !== undefined) headers['Retry-After'] = String(r.retryAfterS);
   if (r.warning) headers['Warning'] = `399 peergate "${r.warning.replace(/"/g, '')}"`;
   return { headers };
@@ -598,11 +623,14 @@ function listenerSideOf(c: Compiled, receivedOn: string | undefined): 'peer' | '
   return c.listenerSide.get(`*:${port}`);
 }
 
-/** `sip:user@host:port;transport=udp` → `host:port;transport=udp` (what goes after the @ of the new To). */
+/** `sip:user@host:port;transport=udp` → `host:port;transport=udp` (what goes after the @ of the
+ *  new To: the URI without scheme, userinfo and `?headers`). */
 function hostPortOf(uri: string): string {
-  const colon = uri.indexOf(':');
-  const at = uri.indexOf('@');
-  return uri.slice(at >= 0 ? at + 1 : colon + 1).replace(/[?>].*$/, '');
+  const u = parseUri(uri);
+  if (u === null || u.scheme === 'tel') return uri.slice(uri.indexOf(':') + 1);
+  let s = u.port === undefined ? u.host : `${u.host}:${u.port}`;
+  for (const [k, v] of u.params) s += v === '' ? `;${k}` : `;${k}=${v}`;
+  return s;
 }
 
 function getHeader(msg: { has(n: string): boolean; get(n: string): string }, name: string): string | undefined {
@@ -625,40 +653,5 @@ export function requestView(req: Req): RequestView {
 
 /** drachtio-srf joins repeated headers with ', '; split them back outside quotes and <>. */
 export function splitHeaderValues(v: string | undefined): string[] {
-  if (v === undefined || v === '') return [];
-  const out: string[] = [];
-  let depth = 0, quoted = false, start = 0;
-  for (let i = 0; i < v.length; i++) {
-    const ch = v[i];
-    if (ch === '"' && v[i - 1] !== '\\') quoted = !quoted;
-    else if (!quoted && ch === '<') depth++;
-    else if (!quoted && ch === '>') depth--;
-    else if (!quoted && depth === 0 && ch === ',') { out.push(v.slice(start, i).trim()); start = i + 1; }
-  }
-  out.push(v.slice(start).trim());
-  return out.filter((s) => s !== '');
-}
-
-type IdentityField = 'subject' | 'fp256' | 'fingerprint256' | 'san';
-// Built once: this runs for every request that arrives over TLS.
-const IDENTITY_FIELD_RES = Object.fromEntries((['subject', 'fp256', 'fingerprint256', 'san'] as const).map((n) => [n, [
-  new RegExp(`(?:^|;)\\s*${n}="((?:[^"\\\\]|\\\\.)*)"`),
-  new RegExp(`(?:^|;)\\s*${n}=([^;]*)`),
-]])) as Record<IdentityField, [RegExp, RegExp]>;
-
-/** Parse the engine's `X-Peergate-TLS-Identity` header (docs/engine.md). */
-export function parseTlsIdentity(v: string | undefined): TlsIdentity | null {
-  if (!v) return null;
-  const field = (name: IdentityField): string | undefined => {
-    const [quoted, bare] = IDENTITY_FIELD_RES[name];
-    const m = quoted.exec(v) ?? bare.exec(v);
-    return m?.[1]?.replace(/\\(.)/g, '$1');
-  };
-  const subject = field('subject');
-  const fp = field('fp256') ?? field('fingerprint256');
-  if (subject === undefined || fp === undefined) return null;
-  const san = field('san') ?? '';
-  // Entries are joined by ','; a ',' or '%' inside one is percent-encoded by the engine.
-  const sans = san ? san.split(',').map((s) => s.trim().replace(/%2C/gi, ',').replace(/%25/g, '%')).filter(Boolean) : [];
-  return { subject, fingerprint256: fp, subjectAltNames: sans };
+  return v === undefined || v === '' ? [] : splitCommaList(v);
 }
