@@ -14,13 +14,19 @@ import type { Peer, Policy } from '../policy/schema.js';
 import { PeerDirectory, type TlsIdentity } from './peers.js';
 import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
-import { selectDestinations, uriHost } from './routing.js';
+import { selectRoute, uriHost } from './routing.js';
+import { hopUri, type LocationRouting, type NextHop } from '../routing/index.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
 /** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
 export const EGRESS_HEADER = 'X-Peergate-Egress';
+/**
+ * Tells the embedded engine the name a TLS next hop must prove (SNI and certificate check,
+ * RFC 5922 §4) when the B-leg goes to an address found through DNS (docs/routing.md).
+ */
+export const TLS_SERVER_NAME_HEADER = 'X-Peergate-TLS-Server-Name';
 
 /** Everything the B2BUA reports; the ops module turns these into Prometheus metrics. */
 export interface B2buaObserver {
@@ -57,6 +63,8 @@ export interface B2buaOptions {
   stages?: Stages;
   log: Logger;
   observer?: B2buaObserver;
+  /** RFC 3263 / ENUM location and target health; absent: targets go to the engine as written. */
+  routing?: LocationRouting;
 }
 
 /** Per-policy compiled lookups, built once per policy object. */
@@ -168,8 +176,16 @@ export class B2bua {
 
       // 5. Routing: first matching rule, destinations in failover order.
       const called = userPart(req.uri);
-      const destinations = selectDestinations(policy.routes, { origin: from.kind === 'core' ? 'core' : from.peer.id, called, domain: uriHost(req.uri) });
-      const targets = expandTargets(policy, destinations);
+      const route = selectRoute(policy.routes, { origin: from.kind === 'core' ? 'core' : from.peer.id, called, domain: uriHost(req.uri) });
+      let targets: Target[];
+      if (this.opts.routing && route) {
+        const r = await this.opts.routing.targets(policy, route.rule, route.destinations, called);
+        if (!r.ok) {
+          finish(r.refusal.label === 'no_route' ? 'no_route' : 'failed');
+          return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress);
+        }
+        targets = r.targets;
+      } else targets = expandTargets(policy, route?.destinations ?? []);
       const firstPeer = targets.find((t) => t.side.kind === 'peer')?.side;
       if (from.kind === 'core' && firstPeer?.kind === 'peer') callPeer = firstPeer.peer.id;
       if (targets.length === 0) {
@@ -254,6 +270,8 @@ export class B2bua {
       }, policy.failover.no_answer_ms);
       this.srf.createB2BUA(req, res, requestUriFor(target.uri, userPart(req.uri)), {
         headers,
+        // A hop found through DNS (RFC 3263): the engine sends there, the Request-URI keeps the name.
+        ...(target.hop ? { proxy: hopUri(target.hop) } : {}),
         proxyRequestHeaders: [],
         proxyResponseHeaders: [],
         passFailure: false,
@@ -437,6 +455,7 @@ export class B2bua {
     // header; an external drachtio-server would send it on, so it is only set for ours).
     const egress = policy.engine.embedded ? listenerFor(policy, target) : undefined;
     if (egress) headers[EGRESS_HEADER] = egress.bound;
+    if (policy.engine.embedded && target.hop?.transport === 'tls' && target.hop.serverName) headers[TLS_SERVER_NAME_HEADER] = target.hop.serverName;
     // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
     if (trustBetween(policy, from, target.side).trustedReceiver) {
       Object.assign(headers, identity.addHeaders);
@@ -475,7 +494,7 @@ export class B2bua {
 
 // ---------------------------------------------------------------- pure helpers
 
-interface Target { side: Side; uri: string }
+interface Target { side: Side; uri: string; hop?: NextHop }
 
 function expandTargets(policy: Policy, destinations: string[]): Target[] {
   const out: Target[] = [];
@@ -500,7 +519,7 @@ export function requestUriFor(targetUri: string, called: string): string {
 
 /** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */
 function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string; bound: string } | undefined {
-  const want = /;transport=(\w+)/i.exec(target.uri)?.[1]?.toLowerCase() ?? (target.uri.startsWith('sips:') ? 'tls' : 'udp');
+  const want = target.hop?.transport ?? /;transport=(\w+)/i.exec(target.uri)?.[1]?.toLowerCase() ?? (target.uri.startsWith('sips:') ? 'tls' : 'udp');
   const side = target.side.kind === 'core' ? 'core' : 'peer';
   const l = policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
   if (!l) return undefined;

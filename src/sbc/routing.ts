@@ -30,6 +30,11 @@ export function canonicalNumber(user: string): string {
 }
 
 export function selectDestinations(rules: readonly RouteRule[], input: RouteInput): string[] {
+  return selectRoute(rules, input)?.destinations ?? [];
+}
+
+/** The first matching rule (its enum and dnssec settings apply to the call) and its destinations. */
+export function selectRoute<R extends RouteRule>(rules: readonly R[], input: RouteInput): { rule: R; destinations: string[] } | undefined {
   const called = canonicalNumber(input.called);
   const domain = input.domain.toLowerCase();
   for (const r of rules) {
@@ -39,9 +44,9 @@ export function selectDestinations(rules: readonly RouteRule[], input: RouteInpu
     if (r.domain !== undefined && r.domain.toLowerCase() !== domain) continue;
     const to = Array.isArray(r.to) ? r.to : [r.to];
     // A call never goes back to where it came from.
-    return to.filter((d) => d !== input.origin);
+    return { rule: r, destinations: to.filter((d) => d !== input.origin) };
   }
-  return [];
+  return undefined;
 }
 
 /** The host of a SIP Request-URI (without port or brackets). */
