@@ -16,6 +16,7 @@ import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectRoute, uriHost } from './routing.js';
 import { hopUri, type LocationRouting, type NextHop } from '../routing/index.js';
+import { TLS_PIN_HEADER, encodePin } from '../routing/tls-pin.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
@@ -456,6 +457,7 @@ export class B2bua {
     const egress = policy.engine.embedded ? listenerFor(policy, target) : undefined;
     if (egress) headers[EGRESS_HEADER] = egress.bound;
     if (policy.engine.embedded && target.hop?.transport === 'tls' && target.hop.serverName) headers[TLS_SERVER_NAME_HEADER] = target.hop.serverName;
+    if (policy.engine.embedded && target.side.kind === 'peer' && target.side.peer.tls_pin && target.side.peer.match.certificate) headers[TLS_PIN_HEADER] = encodePin(target.side.peer.match.certificate);
     // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
     if (trustBetween(policy, from, target.side).trustedReceiver) {
       Object.assign(headers, identity.addHeaders);
