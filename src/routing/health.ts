@@ -11,6 +11,7 @@
 // What a probe carries is built by the caller's `send` (nothing of the other side: no
 // Call-ID, From or Via of any call, no header of the core).
 import type { Health } from './schema.js';
+import type { Peer } from '../policy/schema.js';
 import type { NextHop } from './rfc3263.js';
 import { gauge, histogram, counter } from '../ops/metrics.js';
 
@@ -29,6 +30,8 @@ export interface ProbeTarget {
   hop: NextHop;
   /** Which of our sides the hop is on (the probe leaves from a listener of that side). */
   side: 'core' | 'peer';
+  /** The peer (for its tls_pin); absent for the core. */
+  peer?: Peer;
 }
 
 export interface HealthSide {

@@ -20,6 +20,7 @@ import { Locator, parseTargetUri, type NextHop, type LocateResult } from './rfc3
 import { lookupEnum } from './enum.js';
 import { TargetHealth, hopKey, type HealthSide, type ProbeSender, type ProbeTarget } from './health.js';
 import { parseResolver, type Dnssec, type DnsConfig } from './schema.js';
+import { TLS_PIN_HEADER, encodePin } from './tls-pin.js';
 import { counter } from '../ops/metrics.js';
 import { canonicalNumber } from '../sbc/routing.js';
 
@@ -134,7 +135,7 @@ export class LocationRouting {
           const out: ProbeTarget[] = [];
           for (const uri of targets) {
             const r = await this.locate(policy, locator, side, uri, undefined);
-            if (r.ok) for (const hop of r.hops) out.push({ uri, hop, side: side.kind === 'core' ? 'core' : 'peer' });
+            if (r.ok) for (const hop of r.hops) out.push({ uri, hop, ...(side.kind === 'core' ? { side: 'core' as const } : { side: 'peer' as const, peer: side.peer }) });
           }
           return out;
         },
@@ -196,4 +197,19 @@ function sideLabel(s: Side): string {
 export function hopUri(h: NextHop): string {
   const host = h.address.includes(':') ? `[${h.address}]` : h.address;
   return `${h.transport === 'tls' ? 'sips' : 'sip'}:${host}:${h.port};transport=${h.transport}`;
+}
+
+/**
+ * Tells the embedded engine the name a TLS next hop must prove (SNI and certificate check,
+ * RFC 5922 §4) when the B-leg goes to an address found through DNS (docs/routing.md).
+ */
+export const TLS_SERVER_NAME_HEADER = 'X-Peergate-TLS-Server-Name';
+
+/** App headers for the embedded engine about outbound TLS toward this target (consumed, never sent). */
+export function engineTlsHeaders(t: { side: Side; hop?: NextHop }): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (t.hop?.transport !== 'tls') return h;
+  if (t.hop.serverName) h[TLS_SERVER_NAME_HEADER] = t.hop.serverName;
+  if (t.side.kind === 'peer' && t.side.peer.tls_pin && t.side.peer.match.certificate) h[TLS_PIN_HEADER] = encodePin(t.side.peer.match.certificate);
+  return h;
 }

@@ -1,11 +1,12 @@
 // OPTIONS probes through the drachtio connection (the B2BUA's srf): the probe is built here
 // from nothing but the target and our own listener, so it carries nothing of the other side
 // (no Call-ID, tags, Via or identity of any call; the engine writes our side's Via/From host).
+import { isIPv6 } from 'node:net';
 import type Srf from 'drachtio-srf';
 import type { Policy } from '../policy/schema.js';
 import type { ProbeSender } from './health.js';
-import { hopUri } from './index.js';
-import { EGRESS_HEADER, TLS_SERVER_NAME_HEADER } from '../sbc/b2bua.js';
+import { hopUri, engineTlsHeaders } from './index.js';
+import { EGRESS_HEADER } from '../sbc/b2bua.js';
 
 export function srfProbeSender(srf: Srf, policy: () => Policy): ProbeSender {
   return (t, timeoutMs) => new Promise((resolve) => {
@@ -21,9 +22,11 @@ export function srfProbeSender(srf: Srf, policy: () => Policy): ProbeSender {
       'Max-Forwards': '70',
     };
     if (p.engine.embedded) {
-      const l = p.listen.find((x) => x.side === t.side && x.transport === t.hop.transport) ?? p.listen.find((x) => x.side === t.side);
+      const v6 = isIPv6(t.hop.address);
+      const l = p.listen.find((x) => x.side === t.side && x.transport === t.hop.transport && isIPv6(x.address) === v6)
+        ?? p.listen.find((x) => x.side === t.side && x.transport === t.hop.transport) ?? p.listen.find((x) => x.side === t.side);
       if (l) headers[EGRESS_HEADER] = `${l.address}:${l.port}`;
-      if (t.hop.transport === 'tls' && t.hop.serverName) headers[TLS_SERVER_NAME_HEADER] = t.hop.serverName;
+      Object.assign(headers, engineTlsHeaders({ side: t.peer ? { kind: 'peer', peer: t.peer } : { kind: 'core' }, hop: t.hop }));
     }
     type Req = { on(ev: 'response', cb: (res: { status: number }) => void): void };
     // drachtio-srf's (uri, opts, callback) form; its typings only declare the socket-first one.

@@ -15,19 +15,13 @@ import { PeerDirectory, type TlsIdentity } from './peers.js';
 import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectRoute, uriHost } from './routing.js';
-import { hopUri, type LocationRouting, type NextHop } from '../routing/index.js';
-import { TLS_PIN_HEADER, encodePin } from '../routing/tls-pin.js';
+import { hopUri, engineTlsHeaders, type LocationRouting, type NextHop } from '../routing/index.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
 /** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
 export const EGRESS_HEADER = 'X-Peergate-Egress';
-/**
- * Tells the embedded engine the name a TLS next hop must prove (SNI and certificate check,
- * RFC 5922 §4) when the B-leg goes to an address found through DNS (docs/routing.md).
- */
-export const TLS_SERVER_NAME_HEADER = 'X-Peergate-TLS-Server-Name';
 
 /** Everything the B2BUA reports; the ops module turns these into Prometheus metrics. */
 export interface B2buaObserver {
@@ -456,8 +450,7 @@ export class B2bua {
     // header; an external drachtio-server would send it on, so it is only set for ours).
     const egress = policy.engine.embedded ? listenerFor(policy, target) : undefined;
     if (egress) headers[EGRESS_HEADER] = egress.bound;
-    if (policy.engine.embedded && target.hop?.transport === 'tls' && target.hop.serverName) headers[TLS_SERVER_NAME_HEADER] = target.hop.serverName;
-    if (policy.engine.embedded && target.side.kind === 'peer' && target.side.peer.tls_pin && target.side.peer.match.certificate) headers[TLS_PIN_HEADER] = encodePin(target.side.peer.match.certificate);
+    if (policy.engine.embedded) Object.assign(headers, engineTlsHeaders(target));
     // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
     if (trustBetween(policy, from, target.side).trustedReceiver) {
       Object.assign(headers, identity.addHeaders);
@@ -523,7 +516,10 @@ export function requestUriFor(targetUri: string, called: string): string {
 function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string; bound: string } | undefined {
   const want = target.hop?.transport ?? /;transport=(\w+)/i.exec(target.uri)?.[1]?.toLowerCase() ?? (target.uri.startsWith('sips:') ? 'tls' : 'udp');
   const side = target.side.kind === 'core' ? 'core' : 'peer';
-  const l = policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
+  // A hop found through DNS leaves from a listener of its address family (IPv6 hops from an IPv6 listener).
+  const fam = target.hop ? isIPv6(target.hop.address) : undefined;
+  const l = policy.listen.find((x) => x.side === side && x.transport === want && (fam === undefined || isIPv6(x.address) === fam))
+    ?? policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
   if (!l) return undefined;
   const host = l.advertise ?? (l.address.includes(':') ? `[${l.address}]` : l.address);
   return { scheme: l.transport === 'tls' ? 'sips' : 'sip', hostport: `${host}:${l.port}`, params: l.transport === 'udp' ? '' : `;transport=${l.transport}`, bound: `${l.address}:${l.port}` };

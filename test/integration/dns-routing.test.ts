@@ -14,9 +14,10 @@ const CORE_IP = '127.0.0.3';
 
 let dns: RunningDns;
 let pg: RunningPeergate;
-let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number; peerUas: number; dead: number };
+let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number; peerUas: number; dead: number; peerUas6: number };
 let peerUasDir: string;
 let coreUasDir: string;
+let peerUas6Dir: string;
 
 function messageLog(dir: string): string {
   return readdirSync(dir).filter((f) => f.endsWith('_messages.log')).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
@@ -46,8 +47,8 @@ async function callFromCore(called: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  const [peerSip, coreSip, ops, coreUas, peerUas, dead] = await freePorts(6);
-  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas!, peerUas: peerUas!, dead: dead! };
+  const [peerSip, coreSip, ops, coreUas, peerUas, dead, peerUas6] = await freePorts(7);
+  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas!, peerUas: peerUas!, dead: dead!, peerUas6: peerUas6! };
   dns = await startDns([
     {
       origin: 'carrier.test', signed: true,
@@ -68,7 +69,8 @@ beforeAll(async () => {
     },
     {
       origin: 'plain.test', signed: false,
-      records: [`_sip._udp IN SRV 10 0 ${ports.peerUas} live`, `live IN A ${PEER_IP}`, `_sip._udp.core IN SRV 10 0 ${ports.coreUas} corebox`, `corebox IN A ${CORE_IP}`].join('\n'),
+      records: [`_sip._udp IN SRV 10 0 ${ports.peerUas} live`, `live IN A ${PEER_IP}`, `_sip._udp.core IN SRV 10 0 ${ports.coreUas} corebox`, `corebox IN A ${CORE_IP}`,
+        `_sip._udp.v6 IN SRV 10 0 ${ports.peerUas6} v6host`, 'v6host IN AAAA ::1'].join('\n'),
     },
   ]);
   peerUasDir = scratchDir('peer-uas-');
@@ -76,9 +78,12 @@ beforeAll(async () => {
   // -aa: the UAS answers OPTIONS probes with 200.
   startSipp(['-sn', 'uas', '-i', PEER_IP, '-p', String(ports.peerUas), '-aa', '-trace_msg'], peerUasDir);
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-aa', '-trace_msg'], coreUasDir);
+  peerUas6Dir = scratchDir('peer-uas6-');
+  startSipp(['-sn', 'uas', '-i', '::1', '-p', String(ports.peerUas6), '-aa', '-trace_msg'], peerUas6Dir);
   pg = await startPeergate({
     listen: [
       { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
+      { name: 'peer-udp6', side: 'peer', transport: 'udp', address: '::1', port: ports.peerSip },
       { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
     ],
     dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], cache: { min_ttl_s: 0 } },
@@ -94,12 +99,14 @@ beforeAll(async () => {
       },
       { id: 'carrier-b', match: { addresses: ['127.0.0.4/32'] }, targets: ['sip:plain.test'], dnssec: 'required' },
       { id: 'carrier-c', match: { addresses: ['127.0.0.5/32'] }, targets: ['sip:forged.carrier.test:5060'], dnssec: 'required' },
+      { id: 'carrier-6', match: { addresses: ['::1/128'] }, targets: ['sip:v6.plain.test'] },
     ],
     routes: [
       { from: 'core', called_prefix: '+49', to: 'carrier-a', dnssec: 'required', enum: { suffixes: ['e164.test'], allow: { 'carrier-a': ['carrier.test'] }, otherwise: 'reject' } },
       { from: 'core', called_prefix: '+44', to: 'carrier-a' },
       { from: 'core', called_prefix: '+33', to: 'carrier-b' },
       { from: 'core', called_prefix: '+34', to: 'carrier-c' },
+      { from: 'core', called_prefix: '+81', to: 'carrier-6' },
       { from: 'peers', to: 'core' },
     ],
   });
@@ -158,6 +165,14 @@ describe('routing by DNS through peergate', () => {
     expect(evil).toMatch(/^SIP\/2\.0 404 /);
     expect(evil).not.toContain('evil.test');
     expect(await pg.metric('peergate_enum_rejected_total', { reason: 'not_allowed' })).toBeGreaterThan(0);
+  });
+
+  it('IPv6: an SRV target with only an AAAA record is reached from the IPv6 listener', async () => {
+    const r = await runSipp(['-sn', 'uac', `127.0.0.1:${ports.coreSip}`, '-i', CORE_IP, '-p', '0', '-s', '+81312345678', '-m', '1', '-d', '100'], { timeoutS: 30 });
+    expect(r.successful, r.output.slice(-1500)).toBe(1);
+    const saw = messageLog(peerUas6Dir);
+    expect(saw).toMatch(/INVITE sip:\+81312345678@v6\.plain\.test SIP\/2\.0/);
+    expect(saw).toMatch(/Via: SIP\/2\.0\/UDP \[::1\]/);
   });
 
   it('dnssec: required — an unsigned answer and a forged (bogus) one do not route; the caller learns nothing', async () => {
