@@ -62,7 +62,7 @@ const MAX_HOPS_PER_SIDE = 64;
 
 export class TargetHealth {
   private readonly states = new Map<string, State>();
-  private readonly loops = new Map<string, { timer: NodeJS.Timeout; health: Health; stop: boolean }>();
+  private readonly loops = new Map<string, { timer: NodeJS.Timeout; side: HealthSide; stop: boolean }>();
 
   constructor(private readonly send: ProbeSender, private readonly onChange: (key: string, up: boolean) => void = () => {}) {}
 
@@ -75,15 +75,17 @@ export class TargetHealth {
     const wanted = new Map(sides.filter((s) => s.health.probe).map((s) => [s.side, s]));
     for (const [name, loop] of this.loops) {
       const w = wanted.get(name);
-      if (!w || JSON.stringify(w.health) !== JSON.stringify(loop.health)) { loop.stop = true; clearTimeout(loop.timer); this.loops.delete(name); }
+      if (!w || JSON.stringify(w.health) !== JSON.stringify(loop.side.health)) { loop.stop = true; clearTimeout(loop.timer); this.loops.delete(name); }
+      // Same schedule: keep the loop and its state, probe the side's targets as the new policy says.
+      else loop.side = w;
     }
     for (const [name, side] of wanted) {
       if (this.loops.has(name)) continue;
-      const loop = { timer: undefined as unknown as NodeJS.Timeout, health: side.health, stop: false };
+      const loop = { timer: undefined as unknown as NodeJS.Timeout, side, stop: false };
       const tick = async (): Promise<void> => {
         if (loop.stop) return;
-        await this.probeSide(side).catch(() => undefined);
-        if (!loop.stop) loop.timer = setTimeout(() => void tick(), side.health.interval_ms);
+        await this.probeSide(loop.side).catch(() => undefined);
+        if (!loop.stop) loop.timer = setTimeout(() => void tick(), loop.side.health.interval_ms);
       };
       this.loops.set(name, loop);
       loop.timer = setTimeout(() => void tick(), 0);
@@ -96,6 +98,9 @@ export class TargetHealth {
   async probeSide(side: HealthSide): Promise<void> {
     const hops = (await side.hops()).slice(0, MAX_HOPS_PER_SIDE);
     await Promise.all(hops.map((t) => this.probeOne(side, t)));
+    // Hops the side no longer has (policy or DNS changed) are forgotten.
+    const now = new Set(hops.map((t) => hopKey(t.hop)));
+    for (const [key, s] of this.states) if (s.side === side.side && !now.has(key)) { this.states.delete(key); targetUp.remove({ target: key }); }
   }
 
   private async probeOne(side: HealthSide, t: ProbeTarget): Promise<void> {
