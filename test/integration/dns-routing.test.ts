@@ -103,6 +103,7 @@ beforeAll(async () => {
     ],
     routes: [
       { from: 'core', called_prefix: '+49', to: 'carrier-a', dnssec: 'required', enum: { suffixes: ['e164.test'], allow: { 'carrier-a': ['carrier.test'] }, otherwise: 'reject' } },
+      { from: 'core', called_prefix: '+48', to: 'carrier-a', enum: { suffixes: ['e164.test'], allow: { 'carrier-a': ['carrier.test'] }, otherwise: 'static' } },
       { from: 'core', called_prefix: '+44', to: 'carrier-a' },
       { from: 'core', called_prefix: '+33', to: 'carrier-b' },
       { from: 'core', called_prefix: '+34', to: 'carrier-c' },
@@ -165,6 +166,12 @@ describe('routing by DNS through peergate', () => {
     expect(evil).toMatch(/^SIP\/2\.0 404 /);
     expect(evil).not.toContain('evil.test');
     expect(await pg.metric('peergate_enum_rejected_total', { reason: 'not_allowed' })).toBeGreaterThan(0);
+    // A number ENUM does not know, on a route with otherwise: static, goes to the route's peers.
+    const notFound = await pg.metric('peergate_enum_lookups_total', { result: 'not_found' });
+    const s = await runSipp(['-sn', 'uac', `127.0.0.1:${ports.coreSip}`, '-i', CORE_IP, '-p', '0', '-s', '+4812', '-m', '1', '-d', '100'], { timeoutS: 30 });
+    expect(s.successful, s.output.slice(-1500)).toBe(1);
+    expect(messageLog(peerUasDir)).toMatch(/INVITE sip:\+4812@carrier\.test SIP\/2\.0/);
+    expect(await pg.metric('peergate_enum_lookups_total', { result: 'not_found' })).toBe(notFound + 1);
   });
 
   it('IPv6: an SRV target with only an AAAA record is reached from the IPv6 listener', async () => {
