@@ -226,7 +226,7 @@ export class B2bua {
         lastFailure = attempt;
         if (canceled || attempt.status === 487 && !attempt.noAnswer) { finish('canceled'); return; }
         const failover = attempt.noAnswer || FAILOVER_STATUSES.has(attempt.status);
-        log.info({ target: target.uri, status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
+        log.info({ target: target.uri, hop: target.hop && hopUri(target.hop), status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
         if (!failover) break;
         await this.stages.media?.end(callId).catch(() => undefined);
       }
