@@ -14,7 +14,7 @@ const CORE_IP = '127.0.0.3';
 
 let dns: RunningDns;
 let pg: RunningPeergate;
-let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number; peerUas: number; dead: number; peerUas6: number };
+let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number; peerUas: number; dead: number; peerUas6: number; peerUasTcp: number; deadTcp: number };
 let peerUasDir: string;
 let coreUasDir: string;
 let peerUas6Dir: string;
@@ -35,7 +35,7 @@ async function callFromCore(called: string): Promise<string> {
       'Max-Forwards: 70', `From: <sip:+15550001@127.0.0.1>;tag=t${branch.slice(-6)}`, `To: <sip:${called}@127.0.0.1>`,
       `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:caller@127.0.0.1:${ua.port}>`, 'Content-Length: 0', '', '',
     ].join('\r\n'), ports.coreSip);
-    const final = await ua.take((t) => /^SIP\/2\.0 [3-6]\d\d /.test(t), 15_000, `final response for ${called}`);
+    const final = await ua.take((t) => /^SIP\/2\.0 [2-6]\d\d /.test(t), 15_000, `final response for ${called}`);
     const to = header(final, 'To') ?? '';
     await ua.send([
       `ACK sip:${called}@127.0.0.1:${ports.coreSip} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${ua.port};branch=${branch}`,
@@ -47,8 +47,8 @@ async function callFromCore(called: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  const [peerSip, coreSip, ops, coreUas, peerUas, dead, peerUas6] = await freePorts(7);
-  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas!, peerUas: peerUas!, dead: dead!, peerUas6: peerUas6! };
+  const [peerSip, coreSip, ops, coreUas, peerUas, dead, peerUas6, peerUasTcp, deadTcp] = await freePorts(9);
+  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas!, peerUas: peerUas!, dead: dead!, peerUas6: peerUas6!, peerUasTcp: peerUasTcp!, deadTcp: deadTcp! };
   dns = await startDns([
     {
       origin: 'carrier.test', signed: true,
@@ -70,7 +70,8 @@ beforeAll(async () => {
     {
       origin: 'plain.test', signed: false,
       records: [`_sip._udp IN SRV 10 0 ${ports.peerUas} live`, `live IN A ${PEER_IP}`, `_sip._udp.core IN SRV 10 0 ${ports.coreUas} corebox`, `corebox IN A ${CORE_IP}`,
-        `_sip._udp.v6 IN SRV 10 0 ${ports.peerUas6} v6host`, 'v6host IN AAAA ::1'].join('\n'),
+        `_sip._udp.v6 IN SRV 10 0 ${ports.peerUas6} v6host`, 'v6host IN AAAA ::1',
+        `_sip._tcp.tcp IN SRV 10 0 ${ports.deadTcp} live`, `_sip._tcp.tcp IN SRV 20 0 ${ports.peerUasTcp} live`].join('\n'),
     },
   ]);
   peerUasDir = scratchDir('peer-uas-');
@@ -78,12 +79,14 @@ beforeAll(async () => {
   // -aa: the UAS answers OPTIONS probes with 200.
   startSipp(['-sn', 'uas', '-i', PEER_IP, '-p', String(ports.peerUas), '-aa', '-trace_msg'], peerUasDir);
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-aa', '-trace_msg'], coreUasDir);
+  startSipp(['-sn', 'uas', '-i', PEER_IP, '-p', String(ports.peerUasTcp), '-t', 't1', '-aa'], scratchDir('peer-uas-tcp-'));
   peerUas6Dir = scratchDir('peer-uas6-');
   startSipp(['-sn', 'uas', '-i', '::1', '-p', String(ports.peerUas6), '-aa', '-trace_msg'], peerUas6Dir);
   pg = await startPeergate({
     listen: [
       { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
       { name: 'peer-udp6', side: 'peer', transport: 'udp', address: '::1', port: ports.peerSip },
+      { name: 'peer-tcp', side: 'peer', transport: 'tcp', address: '127.0.0.1', port: ports.peerSip },
       { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
     ],
     dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], cache: { min_ttl_s: 0 } },
@@ -100,6 +103,7 @@ beforeAll(async () => {
       { id: 'carrier-b', match: { addresses: ['127.0.0.4/32'] }, targets: ['sip:plain.test'], dnssec: 'required' },
       { id: 'carrier-c', match: { addresses: ['127.0.0.5/32'] }, targets: ['sip:forged.carrier.test:5060'], dnssec: 'required' },
       { id: 'carrier-6', match: { addresses: ['::1/128'] }, targets: ['sip:v6.plain.test'] },
+      { id: 'carrier-t', match: { addresses: ['127.0.0.6/32'] }, targets: ['sip:tcp.plain.test;transport=tcp'] },
     ],
     routes: [
       { from: 'core', called_prefix: '+49', to: 'carrier-a', dnssec: 'required', enum: { suffixes: ['e164.test'], allow: { 'carrier-a': ['carrier.test'] }, otherwise: 'reject' } },
@@ -108,6 +112,7 @@ beforeAll(async () => {
       { from: 'core', called_prefix: '+33', to: 'carrier-b' },
       { from: 'core', called_prefix: '+34', to: 'carrier-c' },
       { from: 'core', called_prefix: '+81', to: 'carrier-6' },
+      { from: 'core', called_prefix: '+82', to: 'carrier-t' },
       { from: 'peers', to: 'core' },
     ],
   });
@@ -172,6 +177,17 @@ describe('routing by DNS through peergate', () => {
     expect(s.successful, s.output.slice(-1500)).toBe(1);
     expect(messageLog(peerUasDir)).toMatch(/INVITE sip:\+4812@carrier\.test SIP\/2\.0/);
     expect(await pg.metric('peergate_enum_lookups_total', { result: 'not_found' })).toBe(notFound + 1);
+  });
+
+  it('RFC 3263 §4.3: a transport error (TCP refused) on the first SRV target fails over to the next at once', async () => {
+    const t0 = Date.now();
+    const final = await callFromCore('+8212345');
+    // The TCP UAS answers (200 OK → ACK sent by callFromCore); no probing on this peer, and
+    // far less than no_answer_ms (4000): the refused connection came back as 503 at once.
+    expect(final).toMatch(/^SIP\/2\.0 200 /);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    // The first hop was tried and failed with the engine's 503 for a transport error.
+    expect(pg.proc.output()).toMatch(new RegExp(`"hop":"sip:127\\.0\\.0\\.2:${ports.deadTcp};transport=tcp","status":503[^\n]*"target failed"`));
   });
 
   it('IPv6: an SRV target with only an AAAA record is reached from the IPv6 listener', async () => {
