@@ -38,8 +38,8 @@ export interface HealthSide {
   /** `core` or a peer id. */
   side: string;
   health: Health;
-  /** The side's hops now (resolved through DNS by the caller). */
-  hops(): Promise<ProbeTarget[]>;
+  /** The side's hops now (resolved through DNS by the caller); complete: false when a lookup failed. */
+  hops(): Promise<{ targets: ProbeTarget[]; complete: boolean }>;
 }
 
 /** Sends one OPTIONS; resolves with the final status, or 'timeout' after timeoutMs. */
@@ -96,9 +96,12 @@ export class TargetHealth {
 
   /** One round over a side's hops, all probes in parallel. */
   async probeSide(side: HealthSide): Promise<void> {
-    const hops = (await side.hops()).slice(0, MAX_HOPS_PER_SIDE);
+    const { targets, complete } = await side.hops();
+    const hops = targets.slice(0, MAX_HOPS_PER_SIDE);
     await Promise.all(hops.map((t) => this.probeOne(side, t)));
-    // Hops the side no longer has (policy or DNS changed) are forgotten.
+    // Hops the side no longer has (policy or DNS changed) are forgotten — not when a lookup
+    // failed: a DNS hiccup must not bring a dead hop back up.
+    if (!complete) return;
     const now = new Set(hops.map((t) => hopKey(t.hop)));
     for (const [key, s] of this.states) if (s.side === side.side && !now.has(key)) { this.states.delete(key); targetUp.remove({ target: key }); }
   }

@@ -133,11 +133,13 @@ export class LocationRouting {
         side: sideLabel(side), health,
         hops: async () => {
           const out: ProbeTarget[] = [];
+          let complete = true;
           for (const uri of targets) {
             const r = await this.locate(policy, locator, side, uri, undefined);
-            if (r.ok) for (const hop of r.hops) out.push({ uri, hop, ...(side.kind === 'core' ? { side: 'core' as const } : { side: 'peer' as const, peer: side.peer }) });
+            if (!r.ok) { complete = false; continue; }
+            for (const hop of r.hops) out.push({ uri, hop, ...(side.kind === 'core' ? { side: 'core' as const } : { side: 'peer' as const, peer: side.peer }) });
           }
-          return out;
+          return { targets: out, complete };
         },
       });
     };

@@ -89,7 +89,8 @@ beforeAll(async () => {
       { name: 'peer-tcp', side: 'peer', transport: 'tcp', address: '127.0.0.1', port: ports.peerSip },
       { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
     ],
-    dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], cache: { min_ttl_s: 0 } },
+    // Generous timeouts: a loaded CI machine must not turn a slow answer into a failure.
+    dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], timeout_ms: 2000, cache: { min_ttl_s: 0 } },
     core: { targets: ['sip:core.plain.test'] },
     media: { anchoring: false },
     failover: { no_answer_ms: 4000 },
@@ -137,7 +138,11 @@ describe('routing by DNS through peergate', () => {
     const liveKey = `udp:${PEER_IP}:${ports.peerUas}`;
     await waitFor(async () => (await pg.metric('peergate_target_up', { target: deadKey })) === 0
       && (await pg.metric('peergate_target_up', { target: liveKey })) === 1, 15_000, 200, 'dead target probed down');
-    const admin = await (await pg.admin('/admin/targets')).json() as { targets: Array<{ target: string; up: boolean; side: string }> };
+    // Both hops listed (a probe round may be in flight: wait for one that has both).
+    const admin = await waitFor(async () => {
+      const a = await (await pg.admin('/admin/targets')).json() as { targets: Array<{ target: string; up: boolean; side: string }> };
+      return a.targets.length >= 2 ? a : undefined;
+    }, 5000, 100, '/admin/targets with both hops');
     expect(admin.targets).toEqual(expect.arrayContaining([
       expect.objectContaining({ target: deadKey, up: false, side: 'carrier-a' }),
       expect.objectContaining({ target: liveKey, up: true, side: 'carrier-a' }),

@@ -10,7 +10,8 @@ describe('target health (OPTIONS probing state)', () => {
     const changes: Array<[string, boolean]> = [];
     const h = new TargetHealth(async (t) => answers.get(t.hop.port)!.shift() ?? 200, (k, up) => changes.push([k, up]));
     let targets: ProbeTarget[] = [5060, 5070].map((p) => ({ uri: 'sip:x.test', hop: hop(p), side: 'peer' }));
-    const side: HealthSide = { side: 'carrier-a', health, hops: async () => targets };
+    let complete = true;
+    const side: HealthSide = { side: 'carrier-a', health, hops: async () => ({ targets, complete }) };
     const a = hopKey(hop(5060));
     const seen: boolean[] = [];
     for (let i = 0; i < 8; i++) { await h.probeSide(side); seen.push(h.isUp(a)); }
@@ -22,8 +23,14 @@ describe('target health (OPTIONS probing state)', () => {
     expect((await targetUp.get()).values.find((v) => v.labels.target === a)?.value).toBe(1);
     const snap = h.snapshot().find((s) => s.target === a)!;
     expect(snap).toMatchObject({ side: 'carrier-a', uri: 'sip:x.test', up: true, last_status: 200 });
-    // A hop the side no longer has is forgotten.
-    targets = targets.slice(0, 1);
+    // A failed lookup forgets nothing; a hop the side no longer has is forgotten.
+    const all = targets;
+    targets = [];
+    complete = false;
+    await h.probeSide(side);
+    expect(h.snapshot()).toHaveLength(2);
+    targets = all.slice(0, 1);
+    complete = true;
     await h.probeSide(side);
     expect(h.snapshot().map((s) => s.target)).toEqual([a]);
     expect(h.isUp('udp:203.0.113.1:5060')).toBe(true);
@@ -33,7 +40,7 @@ describe('target health (OPTIONS probing state)', () => {
   it('sync starts one loop per probing side and stops those no longer probing', async () => {
     let probes = 0;
     const h = new TargetHealth(async () => { probes++; return 200; });
-    const side = (name: string, probe: boolean): HealthSide => ({ side: name, health: { ...health, probe, interval_ms: 50 }, hops: async () => [{ uri: 'sip:x.test', hop: hop(5060), side: 'core' }] });
+    const side = (name: string, probe: boolean): HealthSide => ({ side: name, health: { ...health, probe, interval_ms: 50 }, hops: async () => ({ targets: [{ uri: 'sip:x.test', hop: hop(5060), side: 'core' as const }], complete: true }) });
     h.sync([side('core', true), side('carrier-b', false)]);
     await new Promise((r) => setTimeout(r, 130));
     const first = probes;
