@@ -9,6 +9,8 @@ import { PeerLimitsSchema, GlobalLimitsSchema } from '../sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema.js';
 import { SideMediaSchema, GlobalMediaSchema } from '../sbc/media/schema.js';
 import { DnsSchema, SideRoutingShape, PeerRoutingShape, RouteRoutingShape, checkRouting } from '../routing/schema.js';
+import { CdrSchema } from '../sbc/cdr/schema.js';
+import { CaptureSchema } from '../engine/capture/schema.js';
 import { FilePath } from './file-path.js';
 
 // ---------- scalar building blocks ----------
@@ -266,6 +268,10 @@ const RootSchema = z.strictObject({
   failover: FailoverSchema.prefault({}),
   /** Resolvers, DNSSEC and the answer cache for DNS-named targets and ENUM (docs/routing.md). */
   dns: DnsSchema.prefault({}),
+  /** Call records (docs/operations.md "Call records"). */
+  cdr: CdrSchema.optional(),
+  /** SIP capture to a HEPv3 collector (docs/operations.md "SIP capture"). */
+  capture: CaptureSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;
@@ -422,3 +428,5 @@ export type Route = Policy['routes'][number];
 export type { PeerLimits, GlobalLimits } from '../sbc/limits/schema.js';
 export type { PeerIdentity, GlobalIdentity } from '../sbc/identity/schema.js';
 export type { SideMedia, GlobalMedia } from '../sbc/media/schema.js';
+export type { CdrPolicy } from '../sbc/cdr/schema.js';
+export type { CapturePolicy, HepPolicy } from '../engine/capture/schema.js';

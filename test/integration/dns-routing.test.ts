@@ -143,7 +143,7 @@ describe('routing by DNS through peergate', () => {
       const a = await (await pg.admin('/admin/targets')).json() as { targets: Array<{ target: string; up: boolean; side: string }> };
       return a.targets.length >= 2 ? a : undefined;
     }, 5000, 100, '/admin/targets with both hops');
-    expect(admin.targets).toEqual(expect.arrayContaining([
+    expect(admin!.targets).toEqual(expect.arrayContaining([
       expect.objectContaining({ target: deadKey, up: false, side: 'carrier-a' }),
       expect.objectContaining({ target: liveKey, up: true, side: 'carrier-a' }),
     ]));
