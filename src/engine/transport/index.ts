@@ -43,6 +43,8 @@ type Pem = string | Buffer;
 
 export interface TransportTlsOptions {
   key: Pem;
+  /** Passphrase of an encrypted `key`. */
+  passphrase?: string;
   cert: Pem;
   /** Intermediate certificates sent after `cert`. */
   chain?: Pem;
@@ -355,6 +357,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     if (minVersion !== 'TLSv1.2' && minVersion !== 'TLSv1.3') throw new Error(`tls minVersion ${String(minVersion)} not allowed (TLSv1.2 or TLSv1.3)`);
     const common: SecureContextOptions = { key: o.key, cert: certWithChain(o), minVersion };
     if (o.ciphers) common.ciphers = o.ciphers;
+    if (o.passphrase !== undefined) common.passphrase = o.passphrase;
     const serverCtx: SecureContextOptions = { ...common };
     if (o.clientCAs && o.clientCAs.length > 0) serverCtx.ca = o.clientCAs;
     if (o.crls && o.crls.length > 0) serverCtx.crl = o.crls;
