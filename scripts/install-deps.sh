@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(redis-server rtpengine-daemon sip-tester kamailio kamailio-tls-modules
+debs=(redis-server rtpengine-daemon sip-tester kamailio kamailio-tls-modules nsd unbound ldnsutils
       kamailio-secsipid-modules sipvicious sipsak socat openssl iproute2
       g++ make python3
       prometheus                                     # promtool and prometheus: deploy/prometheus checks

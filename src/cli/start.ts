@@ -11,6 +11,8 @@ import type { Policy } from '../policy/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { startEngine, type Engine } from '../engine/engine.js';
 import { B2bua } from '../sbc/b2bua.js';
+import { LocationRouting } from '../routing/index.js';
+import { srfProbeSender } from '../routing/probe.js';
 import { mediaSeam } from '../sbc/wiring.js';
 import { MediaStage } from '../sbc/media/index.js';
 import { Limits } from '../sbc/limits/index.js';
@@ -146,7 +148,10 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     engine?.transports.on('tls-handshake', (e: { result: string; source?: { address: string } }) => {
       if (e.result === 'failed' && e.source) strike(e.source.address, 'tls');
     });
-    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike), recorder: cdr.recorder /* [cdr] */ });
+    // Location routing: RFC 3263 / ENUM / DNSSEC, and OPTIONS probing of targets (docs/routing.md).
+    const routing = new LocationRouting(log.child({ module: 'routing' }), (t, ms) => probe(t, ms));
+    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike), recorder: cdr.recorder /* [cdr] */, routing });
+    const probe = srfProbeSender(b2bua.srf, () => holder.current);
     let engineUp = false;
     b2bua.srf.on('disconnect', () => { engineUp = false; m.engineConnected.set(0); });
     b2bua.srf.on('connect', () => { engineUp = true; m.engineConnected.set(1); });
@@ -154,6 +159,8 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     engineUp = true;
     m.engineConnected.set(1);
     closers.push(() => b2bua.disconnect());
+    routing.startProbing(() => holder.current);
+    closers.push(() => routing.stop());
 
     holder.on('policy', (next) => {
       if (engine) engine.shield.configure(shieldConfigOf(next));
@@ -181,6 +188,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
       admin: {
         peers: () => holder.current.peers.map((p) => ({ id: p.id, match: p.match, transport: p.transport, targets: p.targets ?? [], limits: p.limits })),
         calls: () => [...b2bua.calls.values()],
+        targets: () => routing.health.snapshot(),
         bans: {
           list: () => store.listBans(),
           add: (address, ttlMs, reason) => store.ban(address, ttlMs, reason ?? 'admin'),

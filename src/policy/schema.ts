@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { PeerLimitsSchema, GlobalLimitsSchema } from '../sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema.js';
 import { SideMediaSchema, GlobalMediaSchema } from '../sbc/media/schema.js';
+import { DnsSchema, SideRoutingShape, PeerRoutingShape, RouteRoutingShape, checkRouting } from '../routing/schema.js';
 import { CdrSchema } from '../sbc/cdr/schema.js';
 import { CaptureSchema } from '../engine/capture/schema.js';
 import { FilePath } from './file-path.js';
@@ -139,6 +140,7 @@ export const CoreSchema = z.strictObject({
   addresses: z.array(CidrSchema).optional(),
   media: SideMediaSchema.prefault({}),
   topology: TopologySchema.prefault({}),
+  ...SideRoutingShape,
 });
 
 export const RedisSchema = z.strictObject({
@@ -227,6 +229,7 @@ export const PeerSchema = z.strictObject({
   identity: PeerIdentitySchema.prefault({}),
   media: SideMediaSchema.prefault({}),
   topology: TopologySchema.prefault({}),
+  ...PeerRoutingShape,
 });
 
 const PREFIX = /^\+?[0-9*#]+$/;
@@ -241,6 +244,7 @@ export const RouteSchema = z.strictObject({
   domain: z.string().min(1).optional(),
   /** `core` or a peer id, or a list of them in failover order. */
   to: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'to: core, a peer id, or a list of them (failover order)' }),
+  ...RouteRoutingShape,
 });
 
 export const FailoverSchema = z.strictObject({
@@ -270,6 +274,8 @@ const RootSchema = z.strictObject({
   routes: z.array(RouteSchema).default([]),
   /** When to give up on a target and try the next one (also on 408 and 503). */
   failover: FailoverSchema.prefault({}),
+  /** Resolvers, DNSSEC and the answer cache for DNS-named targets and ENUM (docs/routing.md). */
+  dns: DnsSchema.prefault({}),
   /** Call records (docs/operations.md "Call records"). */
   cdr: CdrSchema.optional(),
   /** SIP capture to a HEPv3 collector (docs/operations.md "SIP capture"). */
@@ -323,6 +329,7 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
   });
 
   checkPeerOverlap(p, issue);
+  checkRouting(p, issue);
 
   p.routes.forEach((r, i) => {
     // First match wins, so a route that an earlier one fully covers can never be used.

@@ -14,7 +14,8 @@ import type { Peer, Policy } from '../policy/schema.js';
 import { PeerDirectory } from './peers.js';
 import { admit, allowedMethods, KNOWN_METHODS, methodRefusal, nextMaxForwards, SERVED_METHODS } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
-import { selectDestinations } from './routing.js';
+import { selectRoute } from './routing.js';
+import { hopUri, engineTlsHeaders, type LocationRouting, type NextHop } from '../routing/index.js';
 import { parseUri, splitCommaList, uriHost, uriUser } from '../sip/grammar/index.js';
 import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
@@ -67,6 +68,8 @@ export interface B2buaOptions {
   stages?: Stages;
   log: Logger;
   observer?: B2buaObserver;
+  /** RFC 3263 / ENUM location and target health; absent: targets go to the engine as written. */
+  routing?: LocationRouting;
   /** Call records (src/sbc/cdr): told how each INVITE goes, from attribution to its end. */
   recorder?: CallRecorder;
 }
@@ -221,8 +224,18 @@ export class B2bua {
 
       // 5. Routing: first matching rule, destinations in failover order.
       const called = userPart(req.uri);
-      const destinations = selectDestinations(policy.routes, { origin: from.kind === 'core' ? 'core' : from.peer.id, called, domain: uriHost(req.uri) });
-      const targets = expandTargets(policy, destinations);
+      const route = selectRoute(policy.routes, { origin: from.kind === 'core' ? 'core' : from.peer.id, called, domain: uriHost(req.uri) });
+      let targets: Target[];
+      if (this.opts.routing && route) {
+        const r = await this.opts.routing.targets(policy, route.rule, route.destinations, called);
+        if (!r.ok) {
+          const peerDest = from.kind === 'core' ? route.destinations.find((d) => d !== 'core') : undefined;
+          if (peerDest) callPeer = peerDest;
+          finish(r.refusal.label === 'no_route' ? 'no_route' : 'failed', { status: r.refusal.status });
+          return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress);
+        }
+        targets = r.targets;
+      } else targets = expandTargets(policy, route?.destinations ?? []);
       const firstPeer = targets.find((t) => t.side.kind === 'peer')?.side;
       if (from.kind === 'core' && firstPeer?.kind === 'peer') callPeer = firstPeer.peer.id;
       if (targets.length === 0) {
@@ -274,7 +287,7 @@ export class B2bua {
         lastFailure = attempt;
         if (canceled || attempt.status === 487 && !attempt.noAnswer) { finish('canceled'); return; }
         const failover = attempt.noAnswer || FAILOVER_STATUSES.has(attempt.status);
-        log.info({ target: target.uri, status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
+        log.info({ target: target.uri, hop: target.hop && hopUri(target.hop), status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
         if (!failover) break;
         await this.stages.media?.end(callId).catch(() => undefined);
       }
@@ -315,6 +328,8 @@ export class B2bua {
       }, policy.failover.no_answer_ms);
       this.srf.createB2BUA(req, res, requestUriFor(target.uri, userPart(req.uri)), {
         headers,
+        // A hop found through DNS (RFC 3263): the engine sends there, the Request-URI keeps the name.
+        ...(target.hop ? { proxy: hopUri(target.hop) } : {}),
         proxyRequestHeaders: [],
         proxyResponseHeaders: [],
         passFailure: false,
@@ -523,6 +538,7 @@ export class B2bua {
     // header; an external drachtio-server would send it on, so it is only set for ours).
     const egress = policy.engine.embedded ? listenerFor(policy, target) : undefined;
     if (egress) headers[EGRESS_HEADER] = egress.bound;
+    if (policy.engine.embedded) Object.assign(headers, engineTlsHeaders(target));
     // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
     if (trustBetween(policy, from, target.side).trustedReceiver) {
       Object.assign(headers, identity.addHeaders);
@@ -561,7 +577,7 @@ export class B2bua {
 
 // ---------------------------------------------------------------- pure helpers
 
-interface Target { side: Side; uri: string }
+interface Target { side: Side; uri: string; hop?: NextHop }
 
 function expandTargets(policy: Policy, destinations: string[]): Target[] {
   const out: Target[] = [];
@@ -584,10 +600,13 @@ export function requestUriFor(targetUri: string, called: string): string {
 
 /** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */
 function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string; bound: string } | undefined {
-  const parsed = parseUri(target.uri);
-  const want = parsed?.params.get('transport')?.toLowerCase() || (parsed?.scheme === 'sips' ? 'tls' : 'udp');
+  const parsed = target.hop ? undefined : parseUri(target.uri);
+  const want = target.hop?.transport ?? (parsed?.params.get('transport')?.toLowerCase() || (parsed?.scheme === 'sips' ? 'tls' : 'udp'));
   const side = target.side.kind === 'core' ? 'core' : 'peer';
-  const l = policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
+  // A hop found through DNS leaves from a listener of its address family (IPv6 hops from an IPv6 listener).
+  const fam = target.hop ? isIPv6(target.hop.address) : undefined;
+  const l = policy.listen.find((x) => x.side === side && x.transport === want && (fam === undefined || isIPv6(x.address) === fam))
+    ?? policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
   if (!l) return undefined;
   const host = l.advertise ?? (l.address.includes(':') ? `[${l.address}]` : l.address);
   return { scheme: l.transport === 'tls' ? 'sips' : 'sip', hostport: `${host}:${l.port}`, params: l.transport === 'udp' ? '' : `;transport=${l.transport}`, bound: `${l.address}:${l.port}` };
