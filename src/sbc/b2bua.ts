@@ -16,6 +16,8 @@ import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
+import { validateInvite, ACCEPT_HEADERS } from './validate.js';
+import { unanchoredSdpSeam } from './media/sdp-topology.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
@@ -95,10 +97,12 @@ export class B2bua {
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
     this.observer = opts.observer ?? noopObserver;
-    this.stages = opts.stages ?? {};
+    const stages = opts.stages ?? {};
+    // Without rtpengine, SDP identity fields are still rewritten (media/sdp-topology.ts).
+    this.stages = stages.media ? stages : { ...stages, media: unanchoredSdpSeam() };
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
-    this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(res, err)); });
+    this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(req as Req, res, err)); });
     const srfAny = this.srf as unknown as Record<string, (cb: (req: Req, res: Res) => void) => void>;
     srfAny.options!((req, res) => this.onOptions(req, res));
     for (const m of ['register', 'message', 'info', 'subscribe', 'notify', 'publish']) {
@@ -156,6 +160,10 @@ export class B2bua {
       this.observer.callFinished(callPeer, direction, result);
       log.info({ result }, 'call ended');
     };
+
+    // 1b. Everything the A-leg needs to be answered, before limits or any B-leg (validate.ts).
+    const invalid = validateInvite(view);
+    if (invalid) { finish('refused'); return this.refuse(res, fromLabel, invalid, log, view.sourceAddress); }
 
     // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
     if (from.kind === 'peer') {
@@ -293,7 +301,10 @@ export class B2bua {
         if (settled) { uac.destroy(); uas.destroy(); return; }
         settle({ ok: true, uas, uac });
       }, (err: { status?: number; reason?: string; message?: string }) => {
-        settle({ ok: false, status: err.status ?? 500, reason: err.reason ?? err.message ?? 'Error', noAnswer: false });
+        // A SIP failure from the target keeps its status; anything else (a library error) is a
+        // plain 500 whose text never reaches the network.
+        if (typeof err.status !== 'number') this.opts.log.error({ call: callId, err: String(err.message ?? err) }, 'B-leg error');
+        settle(typeof err.status === 'number' ? { ok: false, status: err.status, reason: err.reason ?? 'Call Failed', noAnswer: false } : { ok: false, status: 500, reason: 'Server Internal Error', noAnswer: false });
       });
     });
   }
@@ -438,8 +449,8 @@ export class B2bua {
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
   }
 
-  private internalError(res: Res, err: unknown): void {
-    this.opts.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'call flow error');
+  private internalError(req: Req, res: Res, err: unknown): void {
+    this.opts.log.error({ callId: getHeader(req, 'Call-ID'), err: err instanceof Error ? err.stack : String(err) }, 'call flow error');
     try { if (!res.finalResponseSent) res.send(500, 'Internal Error', { headers: { Reason: 'SIP;cause=500;text="peergate internal error"' } }); } catch { /* connection gone */ }
   }
 
@@ -548,6 +559,7 @@ function warningHeaders(r: Refusal): { headers: Record<string, string> } {
   const headers: Record<string, string> = { Reason: `SIP;cause=${r.status};text="${r.reason.replace(/"/g, '')}"` };
   if (r.retryAfterS !== undefined) headers['Retry-After'] = String(r.retryAfterS);
   if (r.warning) headers['Warning'] = `399 peergate "${r.warning.replace(/"/g, '')}"`;
+  if (r.status === 415) Object.assign(headers, ACCEPT_HEADERS);
   return { headers };
 }
 
