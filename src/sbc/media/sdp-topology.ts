@@ -5,8 +5,9 @@
 //
 // Contract:
 // - `s=` becomes `s=-` (RFC 8866 §5.3: a dash when there is no meaningful name).
-// - `i=` (session and media level), `u=`, `e=`, `p=` and session-level `a=tool:` are removed:
-//   all optional (RFC 8866 §5), all free text that names people, hosts or products.
+// - `i=`, `u=`, `e=`, `p=` and `a=tool:` are removed wherever they stand: all optional
+//   (RFC 8866 §5), all free text that names people, hosts or products. A repeated o=/s=, or one
+//   inside a media section, is removed too (only the first session-level one is rewritten).
 // - `o=` becomes `o=- <sess-id> <sess-version> <nettype> <addrtype> <address>` where sess-id is
 //   ours (random, per call and producing side), sess-version is ours and monotonic per
 //   producing side of the call (RFC 3264 §8: +1 exactly when the body changes, unchanged for
@@ -29,7 +30,9 @@ interface Origin {
 }
 
 const DROP_SESSION = /^(?:[iuep]=|a=tool:)/;
-const DROP_MEDIA = /^i=/;
+// o= and s= are session-level only (RFC 8866 §5): one misplaced in a media section is dropped
+// rather than let through unrewritten.
+const DROP_MEDIA = /^(?:[iuepos]=|a=tool:)/;
 
 function newSessId(): string {
   // 48 random bits as a decimal string: unique enough, and safely inside every parser's integer.
@@ -47,11 +50,15 @@ function connection(sdp: Sdp): [string, string, string] {
 /** Remove identity lines and blank `s=`, in place. Does not touch o= (see SdpOrigins.stamp). */
 export function stripIdentity(sdp: Sdp): void {
   const session: string[] = [];
+  let origin = false, name = false;
   for (const l of sdp.session) {
     if (DROP_SESSION.test(l)) continue;
-    session.push(l.startsWith('s=') ? 's=-' : l);
+    // A repeated o= or s= would cross unrewritten: only the first of each is kept.
+    if (l.startsWith('o=')) { if (origin) continue; origin = true; }
+    if (l.startsWith('s=')) { if (name) continue; name = true; session.push('s=-'); continue; }
+    session.push(l);
   }
-  if (!session.some((l) => l.startsWith('s='))) {
+  if (!name) {
     // RFC 8866 §5 requires s= right after o=: a body without one gets ours.
     const o = session.findIndex((l) => l.startsWith('o='));
     session.splice(o + 1, 0, 's=-');
