@@ -173,7 +173,8 @@ export class B2bua {
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
-      const r = await this.stages.limits.admitCall(policy, from, view);
+      // Every INVITE ends with a result, an exception here too (the try below starts later).
+      const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { finish('error'); throw err; });
       if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
       release = r.release;
     }
@@ -235,7 +236,8 @@ export class B2bua {
         const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled, progress);
         if (attempt.ok) {
           this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
-          this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log);
+          // Both legs are up: if wiring them fails, hang up both rather than leave a call no one tracks.
+          try { this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
           return;
         }
         lastFailure = attempt;
