@@ -22,6 +22,8 @@ import * as m from '../ops/metrics.js';
 import { bindEngineMetrics } from '../ops/engine-metrics.js';
 import type { Stages } from '../sbc/stages.js';
 import { verifierImplementation } from '../sbc/identity/sigverify.js';
+import { createCdrWriter } from '../sbc/cdr/index.js'; // [cdr] wiring for the app's composition root
+import { createHepCapture } from '../engine/capture/index.js'; // [cdr]
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -100,6 +102,12 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     });
     const stages: Stages = { limits, identity, ...(media ? { media: mediaSeam(media) } : {}) };
 
+    // [cdr] Call records (file reopened on SIGUSR1, Redis stream) and HEP capture.
+    const cdr = createCdrWriter(policy.cdr, { log, node: nodeId });
+    closers.push(() => cdr.close());
+    const capture = createHepCapture(policy.capture, { log: log.child({ module: 'capture' }) });
+    closers.push(() => capture.close());
+
     // Reputation (RFC 5765 §5.1.2): garbage, refusals and failed TLS handshakes are strikes
     // against their source; past the policy's threshold the source is banned across the pool.
     const strike = (source: string, kind: string) => {
@@ -124,6 +132,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         logger: log.child({ module: 'engine' }),
       });
       closers.push(() => engine!.close());
+      engine.transports.setCapture(capture.tap); // [cdr]
       const running = engine;
       bindEngineMetrics(() => running.counters());
       engine.transports.on('tls-handshake', (e: { result: string }) => m.tlsHandshakesTotal.inc({ result: e.result }));
@@ -137,7 +146,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     engine?.transports.on('tls-handshake', (e: { result: string; source?: { address: string } }) => {
       if (e.result === 'failed' && e.source) strike(e.source.address, 'tls');
     });
-    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike) });
+    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike), recorder: cdr.recorder /* [cdr] */ });
     let engineUp = false;
     b2bua.srf.on('disconnect', () => { engineUp = false; m.engineConnected.set(0); });
     b2bua.srf.on('connect', () => { engineUp = true; m.engineConnected.set(1); });
@@ -148,6 +157,8 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
 
     holder.on('policy', (next) => {
       if (engine) engine.shield.configure(shieldConfigOf(next));
+      void cdr.configure(next.cdr); // [cdr]
+      capture.configure(next.capture); // [cdr]
     });
     holder.watch();
     closers.push(() => holder.close());

@@ -16,6 +16,7 @@ import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
+import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
 import { validateInvite, ACCEPT_HEADERS } from './validate.js';
 import { unanchoredSdpSeam } from './media/sdp-topology.js';
 
@@ -48,6 +49,8 @@ const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {},
 
 export interface ActiveCall {
   id: string;
+  /** The caller's Call-ID as received. */
+  call_id: string;
   /** Peer id on the far side of the interconnect. */
   peer: string;
   direction: 'inbound' | 'outbound';
@@ -63,6 +66,8 @@ export interface B2buaOptions {
   stages?: Stages;
   log: Logger;
   observer?: B2buaObserver;
+  /** Call records (src/sbc/cdr): told how each INVITE goes, from attribution to its end. */
+  recorder?: CallRecorder;
 }
 
 /** Per-policy compiled lookups, built once per policy object. */
@@ -88,11 +93,14 @@ function onFinalResponse(res: Res, cb: (status: number) => void): void {
 export class B2bua {
   readonly srf: Srf;
   readonly calls = new Map<string, ActiveCall>();
+  /** Established calls → how peergate itself ends them (endCall). */
+  private readonly enders = new Map<string, (reason: string) => void>();
   private readonly compiled = new WeakMap<Policy, Compiled>();
   /** INVITEs the engine answered 487 on CANCEL (responses_total counts that, not the app's). */
   private readonly canceledResponses = new WeakSet<Res>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
+  private readonly recorder: CallRecorder;
 
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
@@ -100,6 +108,7 @@ export class B2bua {
     const stages = opts.stages ?? {};
     // Without rtpengine, SDP identity fields are still rewritten (media/sdp-topology.ts).
     this.stages = stages.media ? stages : { ...stages, media: unanchoredSdpSeam() };
+    this.recorder = opts.recorder ?? noCallRecorder;
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
     this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(req as Req, res, err)); });
@@ -127,6 +136,17 @@ export class B2bua {
     try { this.srf.disconnect(); } catch { /* never connected */ }
   }
 
+  /**
+   * End an established call from peergate's side (drain, maximum duration …): BYE on both legs.
+   * `reason` is the calls_total result and the call record's end_reason. false: no such call.
+   */
+  endCall(id: string, reason: string): boolean {
+    const end = this.enders.get(id);
+    if (!end) return false;
+    end(reason);
+    return true;
+  }
+
   // ---------------------------------------------------------------- the call flow
 
   private async onInvite(req: Req, res: Res): Promise<void> {
@@ -141,7 +161,7 @@ export class B2bua {
 
     const receivedAt = performance.now();
     const callId = randomUUID();
-    const log = this.opts.log.child({ call: callId });
+    const log = this.opts.log.child({ call: callId, call_id: view.callId });
     let canceled = false;
     // The engine answers the INVITE 487 itself when the caller cancels: that is the final
     // response counted; whatever the app sends after it never reaches the caller.
@@ -151,9 +171,16 @@ export class B2bua {
     let callPeer = from.kind === 'peer' ? from.peer.id : 'none';
     let release = (): void => {};
     let ended = false;
-    const finish = (result: string): void => {
+    const trace = this.recorder.begin({
+      id: callId, callId: view.callId, peer: callPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
+      source: { address: view.sourceAddress, port: view.sourcePort }, transport: req.protocol,
+      tls: policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null,
+    });
+    // `end` says how (status, who, why) for the call record; the result says it for metrics.
+    const finish = (result: string, end: Omit<CallEnd, 'result' | 'peer'> = {}): void => {
       if (ended) return;
       ended = true;
+      trace.ended({ ...end, result, peer: callPeer });
       release();
       void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
       this.calls.delete(callId);
@@ -168,14 +195,14 @@ export class B2bua {
     // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
     if (from.kind === 'peer') {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
-      if (refusal) { finish('refused'); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
+      if (refusal) { finish('refused', refusalEnd(refusal)); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
     }
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
       // Every INVITE ends with a result, an exception here too (the try below starts later).
       const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { finish('error'); throw err; });
-      if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+      if (!r.ok) { finish('refused', refusalEnd(r.refusal)); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
       release = r.release;
     }
 
@@ -184,8 +211,10 @@ export class B2bua {
       let identity: IdentityOutcome = { addHeaders: {} };
       if (this.stages.identity) {
         const r = await this.stages.identity.verify(policy, from, view);
-        if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+        if (!r.ok) { trace.identity({ verdict: 'fail' }); finish('refused', refusalEnd(r.refusal)); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
         identity = r.outcome;
+        const verdict = identityVerdictOf(r.outcome);
+        if (verdict) trace.identity(verdict);
       }
 
       // 5. Routing: first matching rule, destinations in failover order.
@@ -195,7 +224,7 @@ export class B2bua {
       const firstPeer = targets.find((t) => t.side.kind === 'peer')?.side;
       if (from.kind === 'core' && firstPeer?.kind === 'peer') callPeer = firstPeer.peer.id;
       if (targets.length === 0) {
-        finish('no_route');
+        finish('no_route', { status: 404 });
         return this.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log, view.sourceAddress);
       }
       log.info({ from: fromLabel, called, targets: targets.map((t) => t.uri) }, 'new call');
@@ -207,15 +236,17 @@ export class B2bua {
 
       // 6. Media offer toward the first destination side (re-done if failover changes side).
       // 7. B-leg with ordered failover on 408, 503 or no answer.
-      let lastFailure: { status: number; reason: string } = { status: 480, reason: 'Temporarily Unavailable' };
+      let lastFailure: { status: number; reason: string; noAnswer?: boolean } = { status: 480, reason: 'Temporarily Unavailable' };
       for (let i = 0; i < targets.length; i++) {
         if (canceled) { finish('canceled'); return; }
         const target = targets[i]!;
         let localSdpB: string | undefined = req.body || undefined;
+        let anchored = false;
         if (this.stages.media && req.body) {
           const o = await this.stages.media.offer({ callId, sdp: req.body, leg: 'A', from, to: target.side, policy });
-          if (!o.ok) { finish('refused'); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
+          if (!o.ok) { finish('refused', refusalEnd(o.refusal)); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
           localSdpB = o.sdp;
+          anchored = o.anchored ?? localSdpB !== req.body;
         }
         const headers = this.outgoingHeaders(policy, c, req, view, from, target, identity);
         if (this.stages.identity && target.side.kind === 'peer' && target.side.peer.identity.sign) {
@@ -233,9 +264,10 @@ export class B2bua {
           }));
         }
         const toAllow = c.allow.get(allowKey(from))!;
-        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled, progress);
+        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled, progress, (b) => trace.bLeg(b, target.uri));
         if (attempt.ok) {
           this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
+          trace.answered(answerOf(target.uri, anchored, attempt.uas, attempt.uac));
           // Both legs are up: if wiring them fails, hang up both rather than leave a call no one tracks.
           try { this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
           return;
@@ -248,7 +280,9 @@ export class B2bua {
         await this.stages.media?.end(callId).catch(() => undefined);
       }
       // 8. Every target failed: pass the last failure back, with a Reason saying it is ours.
-      finish('failed');
+      finish('failed', lastFailure.noAnswer
+        ? { status: lastFailure.status, endedBy: 'peergate', reason: 'no_answer' }
+        : { status: lastFailure.status >= 300 ? lastFailure.status : 480, endedBy: 'callee', reason: `status_${lastFailure.status}` });
       if (!res.finalResponseSent && !canceled) {
         const status = lastFailure.status >= 300 ? lastFailure.status : 480;
         this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
@@ -264,6 +298,7 @@ export class B2bua {
   private async tryTarget(
     req: Req, res: Res, target: Target, headers: Record<string, string>, localSdpB: string | undefined,
     from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean, onProgress: () => void,
+    onSent: (bCallId: string) => void,
   ): Promise<{ ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean }> {
     let heardBack = false;
     let uacReq: Srf.SrfRequest | undefined;
@@ -296,7 +331,11 @@ export class B2bua {
           return responseAllow.requestHeaders((n) => getHeader(uacRes, n), trustBetween(policy, target.side, from), 'response');
         }) as unknown as Srf.CreateB2BUAOptions['responseHeaders'],
       }, {
-        cbRequest: (...args: unknown[]) => { uacReq = args[args.length - 1] as Srf.SrfRequest; },
+        cbRequest: (...args: unknown[]) => {
+          uacReq = args[args.length - 1] as Srf.SrfRequest;
+          const b = getHeader(uacReq, 'Call-ID');
+          if (b) onSent(b);
+        },
         cbProvisional: (p: { status: number }) => { heardBack = true; if (p.status > 100) onProgress(); },
       }).then(({ uas, uac }) => {
         // An abandoned target that answers late gets hung up at once.
@@ -312,24 +351,26 @@ export class B2bua {
   }
 
   /** Both legs are up: relay in-dialog requests across, end both together. */
-  private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string) => void, log: Logger): void {
+  private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string, end?: Omit<CallEnd, 'result' | 'peer'>) => void, log: Logger): void {
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
-    this.calls.set(callId, { id: callId, peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
+    this.calls.set(callId, { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
     this.observer.callStarted(peer, direction);
     const answeredAt = performance.now();
     log.info({ target: target.uri }, 'call established');
     let done = false;
-    const end = (result: string, other: Dialog): void => {
+    const end = (result: string, legs: Dialog[], how?: Omit<CallEnd, 'result' | 'peer'>): void => {
       if (done) return;
       done = true;
-      other.destroy();
+      this.enders.delete(callId);
+      for (const leg of legs) leg.destroy();
       this.observer.callEnded(peer, direction);
       this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
-      finish(result);
+      finish(result, how);
     };
-    uas.on('destroy', () => end('caller_bye', uac));
-    uac.on('destroy', () => end('callee_bye', uas));
+    uas.on('destroy', () => end('caller_bye', [uac]));
+    uac.on('destroy', () => end('callee_bye', [uas]));
+    this.enders.set(callId, (reason) => end(reason, [uas, uac], { endedBy: 'peergate', reason }));
     this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log);
     this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log);
   }

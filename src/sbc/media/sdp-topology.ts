@@ -118,7 +118,7 @@ export function unanchoredSdpSeam(origins = new SdpOrigins()): MediaStage {
     }
   };
   return {
-    offer: (a) => Promise.resolve(rewrite(a)),
+    offer: (a) => Promise.resolve(((r) => (r.ok ? { ...r, anchored: false } : r))(rewrite(a))),
     answer: (a) => Promise.resolve(rewrite(a)),
     end: (callId) => { origins.end(callId); return Promise.resolve(); },
   };
