@@ -20,6 +20,8 @@ import { parseUri, splitCommaList, uriHost, uriUser } from '../sip/grammar/index
 import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
 import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
+import { validateInvite, ACCEPT_HEADERS } from './validate.js';
+import { unanchoredSdpSeam } from './media/sdp-topology.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 /** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */
@@ -109,11 +111,13 @@ export class B2bua {
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
     this.observer = opts.observer ?? noopObserver;
-    this.stages = opts.stages ?? {};
+    const stages = opts.stages ?? {};
+    // Without rtpengine, SDP identity fields are still rewritten (media/sdp-topology.ts).
+    this.stages = stages.media ? stages : { ...stages, media: unanchoredSdpSeam() };
     this.recorder = opts.recorder ?? noCallRecorder;
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
-    this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(res, err)); });
+    this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(req as Req, res, err)); });
     const srfAny = this.srf as unknown as Record<string, (cb: (req: Req, res: Res) => void) => void>;
     srfAny.options!((req, res) => this.onOptions(req, res));
     for (const m of ['register', 'message', 'info', 'subscribe', 'notify', 'publish']) {
@@ -198,6 +202,10 @@ export class B2bua {
       log.info({ result }, 'call ended');
     };
 
+    // 1b. Everything the A-leg needs to be answered, before limits or any B-leg (validate.ts).
+    const invalid = validateInvite(view);
+    if (invalid) { finish('refused'); return this.refuse(res, fromLabel, invalid, log, view.sourceAddress); }
+
     // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
     if (from.kind === 'peer') {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
@@ -206,7 +214,8 @@ export class B2bua {
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
-      const r = await this.stages.limits.admitCall(policy, from, view);
+      // Every INVITE ends with a result, an exception here too (the try below starts later).
+      const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { finish('error'); throw err; });
       if (!r.ok) { finish('refused', refusalEnd(r.refusal)); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
       release = r.release;
     }
@@ -256,10 +265,12 @@ export class B2bua {
         if (canceled) { finish('canceled'); return; }
         const target = targets[i]!;
         let localSdpB: string | undefined = req.body || undefined;
+        let anchored = false;
         if (this.stages.media && req.body) {
           const o = await this.stages.media.offer({ callId, sdp: req.body, leg: 'A', from, to: target.side, policy });
           if (!o.ok) { finish('refused', refusalEnd(o.refusal)); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
           localSdpB = o.sdp;
+          anchored = o.anchored ?? localSdpB !== req.body;
         }
         const headers = this.outgoingHeaders(policy, c, req, view, from, target, identity);
         if (this.stages.identity && target.side.kind === 'peer' && target.side.peer.identity.sign) {
@@ -280,8 +291,9 @@ export class B2bua {
         const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled, progress, (b) => trace.bLeg(b, target.uri));
         if (attempt.ok) {
           this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
-          trace.answered(answerOf(target.uri, Boolean(this.stages.media && req.body && localSdpB !== req.body), attempt.uas, attempt.uac));
-          this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log);
+          trace.answered(answerOf(target.uri, anchored, attempt.uas, attempt.uac));
+          // Both legs are up: if wiring them fails, hang up both rather than leave a call no one tracks.
+          try { this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
           return;
         }
         lastFailure = attempt;
@@ -356,7 +368,10 @@ export class B2bua {
         if (settled) { uac.destroy(); uas.destroy(); return; }
         settle({ ok: true, uas, uac });
       }, (err: { status?: number; reason?: string; message?: string }) => {
-        settle({ ok: false, status: err.status ?? 500, reason: err.reason ?? err.message ?? 'Error', noAnswer: false });
+        // A SIP failure from the target keeps its status; anything else (a library error) is a
+        // plain 500 whose text never reaches the network.
+        if (typeof err.status !== 'number') this.opts.log.error({ call: callId, err: String(err.message ?? err) }, 'B-leg error');
+        settle(typeof err.status === 'number' ? { ok: false, status: err.status, reason: err.reason ?? 'Call Failed', noAnswer: false } : { ok: false, status: 500, reason: 'Server Internal Error', noAnswer: false });
       });
     });
   }
@@ -517,8 +532,8 @@ export class B2bua {
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
   }
 
-  private internalError(res: Res, err: unknown): void {
-    this.opts.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'call flow error');
+  private internalError(req: Req, res: Res, err: unknown): void {
+    this.opts.log.error({ callId: getHeader(req, 'Call-ID'), err: err instanceof Error ? err.stack : String(err) }, 'call flow error');
     try { if (!res.finalResponseSent) res.send(500, 'Internal Error', { headers: { Reason: 'SIP;cause=500;text="peergate internal error"' } }); } catch { /* connection gone */ }
   }
 
@@ -631,6 +646,7 @@ function warningHeaders(r: Refusal & { allow?: readonly string[] }): { headers: 
   if (r.allow !== undefined) headers['Allow'] = r.allow.join(', ');
   if (r.retryAfterS !== undefined) headers['Retry-After'] = String(r.retryAfterS);
   if (r.warning) headers['Warning'] = `399 peergate "${r.warning.replace(/"/g, '')}"`;
+  if (r.status === 415) Object.assign(headers, ACCEPT_HEADERS);
   return { headers };
 }
 
