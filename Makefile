@@ -1,5 +1,6 @@
-# The two commands of README.md. Both install what they need first.
-.PHONY: start test deps bench
+# The two commands of README.md (`make start`, `make test`). Both install what they need first.
+# Packaging: `make build` (JavaScript in dist/), `make deb` (Debian package in build/deb/).
+.PHONY: start test deps bench build deb clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -12,3 +13,12 @@ test: deps
 
 bench: deps
 	@npm run bench
+
+build: deps
+	@npm run --silent build
+
+deb: build
+	@bash scripts/build-deb.sh
+
+clean:
+	rm -rf dist build/deb

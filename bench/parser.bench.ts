@@ -1,7 +1,8 @@
 // SIP parser benchmark: a typical INVITE with SDP (1,002 bytes) parsed on one core, plus the
 // cost of the lookups the transaction layer does on every message and of serializing.
 // Run: npx tsx bench/parser.bench.ts   (prints medians of 7 runs)
-import { getHeader, getHeaderList, getHeaders, getTag, parseCSeq, parseMessage, parseVia, serialize, type SipMessage } from '../src/engine/message/index.js';
+import { getHeader, getHeaderList, getHeaders, parseMessage, serialize, type SipMessage } from '../src/engine/message/index.js';
+import { getTag, parseCSeq, parseVia } from '../src/sip/grammar/index.js';
 
 const sdp = [
   'v=0',

@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(redis-server rtpengine-daemon sip-tester kamailio kamailio-tls-modules
+debs=(redis-server rtpengine-daemon sip-tester kamailio kamailio-tls-modules nsd unbound ldnsutils
       kamailio-secsipid-modules sipvicious sipsak socat openssl iproute2
-      g++ make python3)
+      g++ make python3
+      prometheus                                     # promtool and prometheus: deploy/prometheus checks
+      lintian systemd curl procps binutils adduser)  # make deb and its install test
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

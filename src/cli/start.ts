@@ -11,6 +11,8 @@ import type { Policy } from '../policy/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { startEngine, type Engine } from '../engine/engine.js';
 import { B2bua } from '../sbc/b2bua.js';
+import { LocationRouting } from '../routing/index.js';
+import { srfProbeSender } from '../routing/probe.js';
 import { mediaSeam } from '../sbc/wiring.js';
 import { MediaStage } from '../sbc/media/index.js';
 import { Limits } from '../sbc/limits/index.js';
@@ -23,6 +25,8 @@ import * as m from '../ops/metrics.js';
 import { bindEngineMetrics } from '../ops/engine-metrics.js';
 import type { Stages } from '../sbc/stages.js';
 import { verifierImplementation } from '../sbc/identity/sigverify.js';
+import { createCdrWriter } from '../sbc/cdr/index.js'; // [cdr] wiring for the app's composition root
+import { createHepCapture } from '../engine/capture/index.js'; // [cdr]
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -101,6 +105,12 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     });
     const stages: Stages = { limits, identity, ...(media ? { media: mediaSeam(media) } : {}) };
 
+    // [cdr] Call records (file reopened on SIGUSR1, Redis stream) and HEP capture.
+    const cdr = createCdrWriter(policy.cdr, { log, node: nodeId });
+    closers.push(() => cdr.close());
+    const capture = createHepCapture(policy.capture, { log: log.child({ module: 'capture' }) });
+    closers.push(() => capture.close());
+
     // Reputation (RFC 5765 §5.1.2): garbage, refusals and failed TLS handshakes are strikes
     // against their source; past the policy's threshold the source is banned across the pool.
     const strike = (source: string, kind: string) => {
@@ -125,6 +135,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         logger: log.child({ module: 'engine' }),
       });
       closers.push(() => engine!.close());
+      engine.transports.setCapture(capture.tap); // [cdr]
       const running = engine;
       bindEngineMetrics(() => running.counters());
       engine.transports.on('tls-handshake', (e: { result: string }) => m.tlsHandshakesTotal.inc({ result: e.result }));
@@ -138,7 +149,10 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     engine?.transports.on('tls-handshake', (e: { result: string; source?: { address: string } }) => {
       if (e.result === 'failed' && e.source) strike(e.source.address, 'tls');
     });
-    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike) });
+    // Location routing: RFC 3263 / ENUM / DNSSEC, and OPTIONS probing of targets (docs/routing.md).
+    const routing = new LocationRouting(log.child({ module: 'routing' }), (t, ms) => probe(t, ms));
+    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike), recorder: cdr.recorder /* [cdr] */, routing });
+    const probe = srfProbeSender(b2bua.srf, () => holder.current);
     let engineUp = false;
     b2bua.srf.on('disconnect', () => { engineUp = false; m.engineConnected.set(0); });
     b2bua.srf.on('connect', () => { engineUp = true; m.engineConnected.set(1); });
@@ -146,9 +160,13 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     engineUp = true;
     m.engineConnected.set(1);
     closers.push(() => b2bua.disconnect());
+    routing.startProbing(() => holder.current);
+    closers.push(() => routing.stop());
 
     holder.on('policy', (next) => {
       if (engine) engine.shield.configure(shieldConfigOf(next));
+      void cdr.configure(next.cdr); // [cdr]
+      capture.configure(next.capture); // [cdr]
     });
     holder.watch();
     closers.push(() => holder.close());
@@ -171,6 +189,7 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
       admin: {
         peers: () => holder.current.peers.map((p) => ({ id: p.id, match: p.match, transport: p.transport, targets: p.targets ?? [], limits: p.limits })),
         calls: () => [...b2bua.calls.values()],
+        targets: () => routing.health.snapshot(),
         bans: {
           list: () => store.listBans(),
           add: (address, ttlMs, reason) => store.ban(address, ttlMs, reason ?? 'admin'),

@@ -12,6 +12,8 @@ import { isIP } from 'node:net';
 
 export interface EngineTlsOptions {
   key: string | Buffer;
+  /** Passphrase of an encrypted `key` (policy tls.key_passphrase). */
+  passphrase?: string;
   cert: string | Buffer;
   chain?: string | Buffer;
   /** CAs trusted for client certificates; when set, clients are asked for one. */
@@ -104,7 +106,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   let tls: TransportTlsOptions | undefined;
   if (options.tls) {
     tls = {
-      key: options.tls.key, cert: options.tls.cert, chain: options.tls.chain, clientCAs: options.tls.clientCAs, crls: options.tls.crls,
+      key: options.tls.key, passphrase: options.tls.passphrase, cert: options.tls.cert, chain: options.tls.chain, clientCAs: options.tls.clientCAs, crls: options.tls.crls,
       requireClientCert: options.tls.requireClientCert, ciphers: options.tls.ciphers, minVersion: options.tls.minVersion,
     };
   }

@@ -27,6 +27,8 @@ export interface BanEntry {
 export interface AdminProviders {
   peers?: () => unknown;
   calls?: () => unknown;
+  /** Probed next hops and whether they are up (docs/routing.md). */
+  targets?: () => unknown;
   bans?: {
     list(): BanEntry[] | Promise<BanEntry[]>;
     add(address: string, ttlMs: number, reason?: string): void | Promise<void>;
@@ -129,6 +131,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
 
     scope.get('/peers', async (_req, reply) => (admin.peers ? { peers: await admin.peers() } : unavailable(reply)));
     scope.get('/calls', async (_req, reply) => (admin.calls ? { calls: await admin.calls() } : unavailable(reply)));
+    scope.get('/targets', async (_req, reply) => (admin.targets ? { targets: await admin.targets() } : unavailable(reply)));
 
     scope.get('/bans', async (_req, reply) => (admin.bans ? { bans: await admin.bans.list() } : unavailable(reply)));
     scope.post('/bans', async (req, reply) => {

@@ -4,9 +4,10 @@
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isSeq, isScalar, isPair, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { PolicySchema, type Policy } from './schema.js';
 import { filePathRegistry } from './file-path.js';
+import { resolveSecrets } from './secrets.js';
 
 export interface PolicyError {
   file: string;
@@ -24,6 +25,8 @@ export type LoadResult = { ok: true; policy: Policy } | { ok: false; errors: Pol
 export interface LoadOptions {
   /** Also report file settings (certificates, keys, CAs) whose file does not exist. */
   checkFiles?: boolean;
+  /** Where secrets given by environment variable are read (default: process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A policy is hand-written configuration; anything larger is a mistake (or an attack on the loader). */
@@ -96,7 +99,7 @@ export function parsePolicy(text: string, file: string, opts: LoadOptions = {}):
   const policy = result.data;
   const baseDir = dirname(resolve(file));
   const fileErrors: PolicyError[] = [];
-  resolveFilePaths(PolicySchema, policy, [], (value, path) => {
+  resolveFilePaths(policyShape(), policy, [], (value, path) => {
     const abs = isAbsolute(value) ? value : resolve(baseDir, value);
     if (opts.checkFiles && !existsSync(abs)) {
       fileErrors.push({ file, ...at(nodeFor(doc, path).offset), keyPath: formatKeyPath(path), message: `file not found: ${abs}` });
@@ -104,6 +107,10 @@ export function parsePolicy(text: string, file: string, opts: LoadOptions = {}):
     return abs;
   });
   if (fileErrors.length > 0) return { ok: false, errors: fileErrors };
+  const secretErrors = resolveSecrets(policy, { env: opts.env ?? process.env, requireFiles: opts.checkFiles ?? false });
+  if (secretErrors.length > 0) {
+    return { ok: false, errors: secretErrors.map((e) => ({ file, ...at(nodeFor(doc, e.path).offset), keyPath: formatKeyPath(e.path), message: e.message })) };
+  }
   return { ok: true, policy: deepFreeze(policy) };
 }
 
@@ -120,7 +127,7 @@ function issueToErrors(issue: z.core.$ZodIssue, doc: Document, file: string, at:
     // One error per unknown key, pointing at the key itself.
     return issue.keys.map((key) => {
       const loc = nodeFor(doc, [...path, key], true);
-      const hint = closest(key, knownKeysAt(PolicySchema, path));
+      const hint = closest(key, knownKeysAt(policyShape(), path));
       const message = `unknown key '${key}'${hint ? ` (did you mean '${hint}'?)` : ''}`;
       return { file, ...at(loc.offset), keyPath: formatKeyPath([...path, key]), message };
     });
@@ -164,62 +171,50 @@ function rangeStart(n: unknown): number | undefined {
   return r ? r[0] : undefined;
 }
 
-// Co-walk a zod schema and the parsed data, replacing every value whose schema is a
-// registered FilePath with `fix(value)`. Generic, so schema fragments owned elsewhere only
-// have to use FilePath for their paths to be resolved too.
-type AnySchema = { _zod: { def: Record<string, unknown> & { type: string } } };
-function resolveFilePaths(schema: unknown, data: unknown, path: PropertyKey[], fix: (v: string, path: PropertyKey[]) => string): unknown {
-  const s = schema as AnySchema;
-  if (filePathRegistry.has(s as never) && typeof data === 'string') return fix(data, path);
-  const def = s._zod.def;
-  switch (def.type) {
-    case 'optional': case 'default': case 'prefault': case 'nullable': case 'readonly': case 'catch': case 'nonoptional':
-      return resolveFilePaths(def.innerType, data, path, fix);
-    case 'pipe':
-      return resolveFilePaths(def.in, data, path, fix);
-    case 'array':
-      if (Array.isArray(data)) for (let i = 0; i < data.length; i++) data[i] = resolveFilePaths(def.element, data[i], [...path, i], fix);
-      return data;
-    case 'object':
-      if (data && typeof data === 'object') {
-        const shape = def.shape as Record<string, unknown>;
-        const obj = data as Record<string, unknown>;
-        for (const k of Object.keys(shape)) if (obj[k] !== undefined) obj[k] = resolveFilePaths(shape[k], obj[k], [...path, k], fix);
-      }
-      return data;
-    case 'union':
-      // Only the first option that is a FilePath-bearing shape matters; try each in turn.
-      for (const opt of def.options as unknown[]) {
-        const out = resolveFilePaths(opt, data, path, fix);
-        if (out !== data) return out;
-      }
-      return data;
-    default:
-      return data;
+// The policy schema as JSON Schema (zod's public z.toJSONSchema, input side), with the
+// FilePath registry's `file: true` metadata on every file setting. Walking this documented
+// form instead of zod's internal definitions keeps the loader independent of zod's internals;
+// schema fragments owned elsewhere only have to use FilePath for their paths to be resolved.
+interface JsonSchemaNode {
+  type?: string | string[];
+  properties?: Record<string, JsonSchemaNode>;
+  items?: JsonSchemaNode;
+  anyOf?: JsonSchemaNode[];
+  oneOf?: JsonSchemaNode[];
+  allOf?: JsonSchemaNode[];
+  file?: boolean;
+}
+let policyJsonSchema: JsonSchemaNode | undefined;
+function policyShape(): JsonSchemaNode {
+  policyJsonSchema ??= z.toJSONSchema(PolicySchema, { io: 'input', unrepresentable: 'any', metadata: filePathRegistry, reused: 'inline' }) as JsonSchemaNode;
+  return policyJsonSchema;
+}
+const alternatives = (js: JsonSchemaNode): JsonSchemaNode[] => [...(js.anyOf ?? []), ...(js.oneOf ?? []), ...(js.allOf ?? [])];
+
+// Co-walk the schema and the parsed data, replacing every value of a file setting with `fix(value)`.
+function resolveFilePaths(js: JsonSchemaNode, data: unknown, path: PropertyKey[], fix: (v: string, path: PropertyKey[]) => string): unknown {
+  if (js.file === true && typeof data === 'string') return fix(data, path);
+  for (const alt of alternatives(js)) {
+    const out = resolveFilePaths(alt, data, path, fix);
+    if (out !== data) return out;
   }
+  if (js.items && Array.isArray(data)) {
+    for (let i = 0; i < data.length; i++) data[i] = resolveFilePaths(js.items, data[i], [...path, i], fix);
+  } else if (js.properties && data && typeof data === 'object') {
+    const obj = data as Record<string, unknown>;
+    for (const [k, sub] of Object.entries(js.properties)) if (obj[k] !== undefined) obj[k] = resolveFilePaths(sub, obj[k], [...path, k], fix);
+  }
+  return data;
 }
 
 /** The keys an object schema at `path` accepts (all options of a union). */
-function knownKeysAt(schema: unknown, path: readonly PropertyKey[]): string[] {
-  const def = (schema as AnySchema)._zod.def;
-  switch (def.type) {
-    case 'optional': case 'default': case 'prefault': case 'nullable': case 'readonly': case 'catch': case 'nonoptional':
-      return knownKeysAt(def.innerType, path);
-    case 'pipe':
-      return knownKeysAt(def.in, path);
-    case 'union':
-      return (def.options as unknown[]).flatMap((o) => knownKeysAt(o, path));
-    case 'array':
-      return typeof path[0] === 'number' ? knownKeysAt(def.element, path.slice(1)) : [];
-    case 'object': {
-      const shape = def.shape as Record<string, unknown>;
-      if (path.length === 0) return Object.keys(shape);
-      const next = shape[String(path[0])];
-      return next ? knownKeysAt(next, path.slice(1)) : [];
-    }
-    default:
-      return [];
-  }
+function knownKeysAt(js: JsonSchemaNode, path: readonly PropertyKey[]): string[] {
+  const fromAlternatives = alternatives(js).flatMap((alt) => knownKeysAt(alt, path));
+  if (path.length === 0) return [...Object.keys(js.properties ?? {}), ...fromAlternatives];
+  const [head, ...rest] = path;
+  if (typeof head === 'number') return [...(js.items ? knownKeysAt(js.items, rest) : []), ...fromAlternatives];
+  const next = js.properties?.[String(head)];
+  return [...(next ? knownKeysAt(next, rest) : []), ...fromAlternatives];
 }
 
 /** The candidate within edit distance 2 (or sharing a long prefix), for "did you mean". */

@@ -8,6 +8,9 @@ import { z } from 'zod';
 import { PeerLimitsSchema, GlobalLimitsSchema } from '../sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema.js';
 import { SideMediaSchema, GlobalMediaSchema } from '../sbc/media/schema.js';
+import { DnsSchema, SideRoutingShape, PeerRoutingShape, RouteRoutingShape, checkRouting } from '../routing/schema.js';
+import { CdrSchema } from '../sbc/cdr/schema.js';
+import { CaptureSchema } from '../engine/capture/schema.js';
 import { FilePath } from './file-path.js';
 
 // ---------- scalar building blocks ----------
@@ -97,6 +100,9 @@ export const TlsSchema = z.strictObject({
   crls: z.array(FilePath).default([]),
   /** Refuse TLS connections without a valid client certificate (mutual TLS, RFC 6404 §4.5). */
   require_client_cert: z.boolean().default(true),
+  /** Passphrase of an encrypted `key`; or key_passphrase_file, or $PEERGATE_TLS_KEY_PASSPHRASE. */
+  key_passphrase: z.string().min(1).optional(),
+  key_passphrase_file: FilePath.optional(),
 });
 
 export const EngineWireSchema = z.strictObject({
@@ -104,6 +110,8 @@ export const EngineWireSchema = z.strictObject({
   port: PortSchema.default(9022),
   /** Shared secret of the drachtio wire protocol; the embedded engine picks a random one when omitted. */
   secret: z.string().min(1).optional(),
+  /** File whose first line is `secret` (or $PEERGATE_WIRE_SECRET; src/policy/secrets.ts). */
+  secret_file: FilePath.optional(),
 });
 
 export const EngineSchema = z.strictObject({
@@ -132,6 +140,7 @@ export const CoreSchema = z.strictObject({
   addresses: z.array(CidrSchema).optional(),
   media: SideMediaSchema.prefault({}),
   topology: TopologySchema.prefault({}),
+  ...SideRoutingShape,
 });
 
 export const RedisSchema = z.strictObject({
@@ -154,6 +163,9 @@ export const RedisSchema = z.strictObject({
   timeout_ms: z.number().int().positive().default(250),
   /** Prefix of every key, so several pools can share one Redis. */
   key_prefix: z.string().default('peergate:'),
+  /** The Redis password for any of url, sentinel, cluster; or password_file, or $PEERGATE_REDIS_PASSWORD. */
+  password: z.string().min(1).optional(),
+  password_file: FilePath.optional(),
 }).refine((r) => [r.url, r.sentinel, r.cluster].filter((x) => x !== undefined).length === 1, {
   error: 'redis needs exactly one of url, sentinel or cluster',
 });
@@ -217,6 +229,7 @@ export const PeerSchema = z.strictObject({
   identity: PeerIdentitySchema.prefault({}),
   media: SideMediaSchema.prefault({}),
   topology: TopologySchema.prefault({}),
+  ...PeerRoutingShape,
 });
 
 const PREFIX = /^\+?[0-9*#]+$/;
@@ -231,6 +244,7 @@ export const RouteSchema = z.strictObject({
   domain: z.string().min(1).optional(),
   /** `core` or a peer id, or a list of them in failover order. */
   to: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'to: core, a peer id, or a list of them (failover order)' }),
+  ...RouteRoutingShape,
 });
 
 export const FailoverSchema = z.strictObject({
@@ -260,6 +274,12 @@ const RootSchema = z.strictObject({
   routes: z.array(RouteSchema).default([]),
   /** When to give up on a target and try the next one (also on 408 and 503). */
   failover: FailoverSchema.prefault({}),
+  /** Resolvers, DNSSEC and the answer cache for DNS-named targets and ENUM (docs/routing.md). */
+  dns: DnsSchema.prefault({}),
+  /** Call records (docs/operations.md "Call records"). */
+  cdr: CdrSchema.optional(),
+  /** SIP capture to a HEPv3 collector (docs/operations.md "SIP capture"). */
+  capture: CaptureSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;
@@ -289,9 +309,8 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
     issue(['tls', 'client_cas'], 'require_client_cert is true but client_cas is empty: no client certificate could be verified');
   }
 
-  if (!p.engine.embedded && p.engine.wire.secret === undefined) {
-    issue(['engine', 'wire', 'secret'], 'an external drachtio-server (embedded: false) needs the wire secret');
-  }
+  // The wire secret of an external drachtio-server may come from a file or the environment:
+  // its presence is checked after they are read (src/policy/secrets.ts).
 
   const ids = new Map<string, number>();
   p.peers.forEach((peer, i) => {
@@ -310,6 +329,7 @@ function checkPolicy(p: Root, ctx: z.RefinementCtx): void {
   });
 
   checkPeerOverlap(p, issue);
+  checkRouting(p, issue);
 
   p.routes.forEach((r, i) => {
     // First match wins, so a route that an earlier one fully covers can never be used.
@@ -415,3 +435,5 @@ export type Route = Policy['routes'][number];
 export type { PeerLimits, GlobalLimits } from '../sbc/limits/schema.js';
 export type { PeerIdentity, GlobalIdentity } from '../sbc/identity/schema.js';
 export type { SideMedia, GlobalMedia } from '../sbc/media/schema.js';
+export type { CdrPolicy } from '../sbc/cdr/schema.js';
+export type { CapturePolicy, HepPolicy } from '../engine/capture/schema.js';

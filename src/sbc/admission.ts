@@ -1,5 +1,6 @@
 // Admission (RFC 6404 §2.3.2.1, §4.6; RFC 3261 §8.2.2, §16.3): refuse what a peering
 // interconnect has no use for, before anything costly happens.
+import { viaSentBy } from '../sip/grammar/index.js';
 
 export interface AdmissionPolicy {
   /** Methods this peer may send; upper-case. */
@@ -22,6 +23,35 @@ export interface Refusal {
   reason: string;
   /** The refusals_total label. */
   label: string;
+  /** Methods for an Allow header field (405 and 501 carry one, RFC 3261 §8.2.1, §21.5.2). */
+  allow?: readonly string[];
+}
+
+/** The SIP methods peergate recognises: RFC 3261 and the extensions of the IANA SIP Methods
+ *  registry. Anything else is an unknown (extension) method. */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER',
+  'REGISTER', 'SUBSCRIBE', 'UPDATE',
+]);
+
+/** What the B2BUA serves (the Allow of its answer to OPTIONS). */
+export const SERVED_METHODS: readonly string[] = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'PRACK', 'UPDATE', 'INFO'];
+
+/** The Allow header field for a peer: the methods its policy lets it send that peergate serves. */
+export function allowedMethods(policy: Pick<AdmissionPolicy, 'methods'>): string[] {
+  return SERVED_METHODS.filter((m) => policy.methods.includes(m));
+}
+
+/**
+ * RFC 3261 §8.2.1 method inspection, for a request from a known peer: a method peergate does not
+ * recognise → 501 Not Implemented (§21.5.2); one it recognises but the peer's policy does not
+ * allow → 405 Method Not Allowed. Both list in Allow what the peer may send. null: the method is
+ * fine. (Unknown sources are never answered: the caller stays silent before asking.)
+ */
+export function methodRefusal(method: string, policy: Pick<AdmissionPolicy, 'methods'>): Refusal | null {
+  if (!KNOWN_METHODS.has(method)) return { status: 501, reason: 'Not Implemented', label: 'method', allow: allowedMethods(policy) };
+  if (!policy.methods.includes(method)) return { status: 405, reason: 'Method Not Allowed', label: 'method', allow: allowedMethods(policy) };
+  return null;
 }
 
 /** Our own SIP addresses as `host:port`, so a request that already passed through us is seen as a loop. */
@@ -32,7 +62,8 @@ export function admit(input: AdmissionInput, policy: AdmissionPolicy, own: OwnAd
     return { status: 403, reason: `Transport ${input.protocol.toUpperCase()} Not Allowed For This Peer`, label: 'transport' };
   }
   if (input.method === 'REGISTER') return { status: 403, reason: 'Registration Not Accepted On Peering Interface', label: 'method' };
-  if (!policy.methods.includes(input.method)) return { status: 405, reason: 'Method Not Allowed', label: 'method' };
+  const byMethod = methodRefusal(input.method, policy);
+  if (byMethod) return byMethod;
   if (input.maxForwards !== undefined) {
     const mf = Number(input.maxForwards.trim());
     if (!Number.isInteger(mf) || mf < 0 || mf > 255) return { status: 400, reason: 'Bad Max-Forwards', label: 'malformed' };
@@ -47,22 +78,9 @@ export function admit(input: AdmissionInput, policy: AdmissionPolicy, own: OwnAd
   return null;
 }
 
-/** `SIP/2.0/UDP 10.0.0.1:5060;branch=…` → `10.0.0.1:5060` (port 5060 when absent). */
-export function viaSentBy(via: string): string | null {
-  const sp = via.indexOf(' ', via.indexOf('/') + 1);
-  if (sp < 0) return null;
-  let end = via.indexOf(';', sp);
-  if (end < 0) end = via.length;
-  const hostport = via.slice(sp + 1, end).trim();
-  if (!hostport) return null;
-  if (hostport.startsWith('[')) {
-    const close = hostport.indexOf(']');
-    const port = hostport.slice(close + 1).startsWith(':') ? hostport.slice(close + 2) : '5060';
-    return `${hostport.slice(0, close + 1)}:${port}`;
-  }
-  const colon = hostport.indexOf(':');
-  return colon < 0 ? `${hostport}:5060` : hostport;
-}
+/** `SIP/2.0/UDP 10.0.0.1:5060;branch=…` → `10.0.0.1:5060` (the transport's default port when
+ *  absent); the grammar's reader, re-exported for this module's callers. */
+export { viaSentBy };
 
 /** The Max-Forwards for the new leg: one less than received (RFC 3261 §16.6 step 3 applied across the B2BUA, so loops through peergate still terminate). */
 export function nextMaxForwards(received: string | undefined): number {

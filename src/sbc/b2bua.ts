@@ -11,15 +11,22 @@ import { isIPv4, BlockList, isIPv6 } from 'node:net';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { Peer, Policy } from '../policy/schema.js';
-import { PeerDirectory, type TlsIdentity } from './peers.js';
+import { PeerDirectory } from './peers.js';
 import { applyResourcePriority } from './limits/priority.js';
-import { admit, nextMaxForwards } from './admission.js';
+import { admit, allowedMethods, KNOWN_METHODS, methodRefusal, nextMaxForwards, SERVED_METHODS } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
-import { selectDestinations, uriHost } from './routing.js';
+import { selectRoute } from './routing.js';
+import { hopUri, engineTlsHeaders, type LocationRouting, type NextHop } from '../routing/index.js';
+import { parseUri, splitCommaList, uriHost, uriUser } from '../sip/grammar/index.js';
+import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
+import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
+import { validateInvite, ACCEPT_HEADERS } from './validate.js';
+import { unanchoredSdpSeam } from './media/sdp-topology.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
-export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
+/** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */
+export { TLS_IDENTITY_HEADER, parseTlsIdentity };
 /** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
 export const EGRESS_HEADER = 'X-Peergate-Egress';
 
@@ -37,12 +44,18 @@ export interface B2buaObserver {
   callFinished(peer: string, direction: 'inbound' | 'outbound', result: string): void;
   /** INVITE received → final response sent to the caller (answered or failed), seconds. */
   callSetup(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
+  /** Routed INVITE → first ringing, progress or final response sent to the caller (RFC 6076 SRD), seconds. */
+  postDialDelay?(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
+  /** An established call ended: answer → hang-up, seconds. */
+  callDuration?(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
 }
 
 const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {}, callFinished() {}, callSetup() {} };
 
 export interface ActiveCall {
   id: string;
+  /** The caller's Call-ID as received. */
+  call_id: string;
   /** Peer id on the far side of the interconnect. */
   peer: string;
   direction: 'inbound' | 'outbound';
@@ -58,6 +71,10 @@ export interface B2buaOptions {
   stages?: Stages;
   log: Logger;
   observer?: B2buaObserver;
+  /** RFC 3263 / ENUM location and target health; absent: targets go to the engine as written. */
+  routing?: LocationRouting;
+  /** Call records (src/sbc/cdr): told how each INVITE goes, from attribution to its end. */
+  recorder?: CallRecorder;
 }
 
 /** Per-policy compiled lookups, built once per policy object. */
@@ -75,25 +92,43 @@ type Dialog = Srf.Dialog;
 
 const FAILOVER_STATUSES = new Set([408, 503]);
 
+/** drachtio-srf's Response emits 'end' with the status of the final response it sends. */
+function onFinalResponse(res: Res, cb: (status: number) => void): void {
+  (res as unknown as NodeJS.EventEmitter).once('end', (e: { status: number }) => cb(e.status));
+}
+
 export class B2bua {
   readonly srf: Srf;
   readonly calls = new Map<string, ActiveCall>();
+  /** Established calls → how peergate itself ends them (endCall). */
+  private readonly enders = new Map<string, (reason: string) => void>();
   private readonly compiled = new WeakMap<Policy, Compiled>();
+  /** INVITEs the engine answered 487 on CANCEL (responses_total counts that, not the app's). */
+  private readonly canceledResponses = new WeakSet<Res>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
+  private readonly recorder: CallRecorder;
 
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
     this.observer = opts.observer ?? noopObserver;
-    this.stages = opts.stages ?? {};
+    const stages = opts.stages ?? {};
+    // Without rtpengine, SDP identity fields are still rewritten (media/sdp-topology.ts).
+    this.stages = stages.media ? stages : { ...stages, media: unanchoredSdpSeam() };
+    this.recorder = opts.recorder ?? noCallRecorder;
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
-    this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(res, err)); });
+    this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(req as Req, res, err)); });
     const srfAny = this.srf as unknown as Record<string, (cb: (req: Req, res: Res) => void) => void>;
     srfAny.options!((req, res) => this.onOptions(req, res));
     for (const m of ['register', 'message', 'info', 'subscribe', 'notify', 'publish']) {
       srfAny[m]!((req, res) => this.onOtherRequest(req, res));
     }
+    // Methods no handler above names (extension methods) reach this middleware; see connect().
+    (this.srf as unknown as { use(fn: (req: Req, res: Res, next: () => void) => void): void }).use((req, res, next) => {
+      if (KNOWN_METHODS.has(req.method)) next();
+      else this.onUnknownMethod(req, res);
+    });
   }
 
   /** Connect to the engine (embedded or an external drachtio-server). */
@@ -103,6 +138,9 @@ export class B2bua {
       this.srf.once('error', onErr);
       this.srf.once('connect', (err: Error | null, hostport: string) => {
         this.srf.removeListener('error', onErr);
+        // Ask the engine for requests of every method, so that an unknown method from a peer can
+        // be answered 501 (the embedded engine's `*` route; drachtio-srf routes named verbs only).
+        if (!err && this.opts.policy().engine.embedded) (this.srf as unknown as { reregisterForMessages(v: string): void }).reregisterForMessages('*');
         if (err) reject(err); else resolve(hostport);
       });
       void this.srf.connect({ host: target.host, port: target.port, secret: target.secret });
@@ -111,6 +149,17 @@ export class B2bua {
 
   disconnect(): void {
     try { this.srf.disconnect(); } catch { /* never connected */ }
+  }
+
+  /**
+   * End an established call from peergate's side (drain, maximum duration …): BYE on both legs.
+   * `reason` is the calls_total result and the call record's end_reason. false: no such call.
+   */
+  endCall(id: string, reason: string): boolean {
+    const end = this.enders.get(id);
+    if (!end) return false;
+    end(reason);
+    return true;
   }
 
   // ---------------------------------------------------------------- the call flow
@@ -127,17 +176,26 @@ export class B2bua {
 
     const receivedAt = performance.now();
     const callId = randomUUID();
-    const log = this.opts.log.child({ call: callId });
+    const log = this.opts.log.child({ call: callId, call_id: view.callId });
     let canceled = false;
-    req.on('cancel', () => { canceled = true; });
+    // The engine answers the INVITE 487 itself when the caller cancels: that is the final
+    // response counted; whatever the app sends after it never reaches the caller.
+    req.on('cancel', () => { canceled = true; this.canceledResponses.add(res); this.observer.response(fromLabel, 487); });
     // Every INVITE ends exactly once with a result (calls_total{result}), however it ends.
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
     let callPeer = from.kind === 'peer' ? from.peer.id : 'none';
     let release = (): void => {};
     let ended = false;
-    const finish = (result: string): void => {
+    const trace = this.recorder.begin({
+      id: callId, callId: view.callId, peer: callPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
+      source: { address: view.sourceAddress, port: view.sourcePort }, transport: req.protocol,
+      tls: policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null,
+    });
+    // `end` says how (status, who, why) for the call record; the result says it for metrics.
+    const finish = (result: string, end: Omit<CallEnd, 'result' | 'peer'> = {}): void => {
       if (ended) return;
       ended = true;
+      trace.ended({ ...end, result, peer: callPeer });
       release();
       void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
       this.calls.delete(callId);
@@ -145,16 +203,21 @@ export class B2bua {
       log.info({ result }, 'call ended');
     };
 
+    // 1b. Everything the A-leg needs to be answered, before limits or any B-leg (validate.ts).
+    const invalid = validateInvite(view);
+    if (invalid) { finish('refused'); return this.refuse(res, fromLabel, invalid, log, view.sourceAddress); }
+
     // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
     if (from.kind === 'peer') {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
-      if (refusal) { finish('refused'); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
+      if (refusal) { finish('refused', refusalEnd(refusal)); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
     }
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
-      const r = await this.stages.limits.admitCall(policy, from, view);
-      if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+      // Every INVITE ends with a result, an exception here too (the try below starts later).
+      const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { finish('error'); throw err; });
+      if (!r.ok) { finish('refused', refusalEnd(r.refusal)); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
       release = r.release;
     }
 
@@ -163,33 +226,52 @@ export class B2bua {
       let identity: IdentityOutcome = { addHeaders: {} };
       if (this.stages.identity) {
         const r = await this.stages.identity.verify(policy, from, view);
-        if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+        if (!r.ok) { trace.identity({ verdict: 'fail' }); finish('refused', refusalEnd(r.refusal)); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
         identity = r.outcome;
+        const verdict = identityVerdictOf(r.outcome);
+        if (verdict) trace.identity(verdict);
       }
 
       // 5. Routing: first matching rule, destinations in failover order.
       const called = userPart(req.uri);
-      const destinations = selectDestinations(policy.routes, { origin: from.kind === 'core' ? 'core' : from.peer.id, called, domain: uriHost(req.uri) });
-      const targets = expandTargets(policy, destinations);
+      const route = selectRoute(policy.routes, { origin: from.kind === 'core' ? 'core' : from.peer.id, called, domain: uriHost(req.uri) });
+      let targets: Target[];
+      if (this.opts.routing && route) {
+        const r = await this.opts.routing.targets(policy, route.rule, route.destinations, called);
+        if (!r.ok) {
+          const peerDest = from.kind === 'core' ? route.destinations.find((d) => d !== 'core') : undefined;
+          if (peerDest) callPeer = peerDest;
+          finish(r.refusal.label === 'no_route' ? 'no_route' : 'failed', { status: r.refusal.status });
+          return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress);
+        }
+        targets = r.targets;
+      } else targets = expandTargets(policy, route?.destinations ?? []);
       const firstPeer = targets.find((t) => t.side.kind === 'peer')?.side;
       if (from.kind === 'core' && firstPeer?.kind === 'peer') callPeer = firstPeer.peer.id;
       if (targets.length === 0) {
-        finish('no_route');
+        finish('no_route', { status: 404 });
         return this.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log, view.sourceAddress);
       }
       log.info({ from: fromLabel, called, targets: targets.map((t) => t.uri) }, 'new call');
+      let progressed = false;
+      const progress = (): void => {
+        if (!progressed) { progressed = true; this.observer.postDialDelay?.(callPeer, direction, (performance.now() - receivedAt) / 1000); }
+      };
+      onFinalResponse(res, progress);
 
       // 6. Media offer toward the first destination side (re-done if failover changes side).
       // 7. B-leg with ordered failover on 408, 503 or no answer.
-      let lastFailure: { status: number; reason: string } = { status: 480, reason: 'Temporarily Unavailable' };
+      let lastFailure: { status: number; reason: string; noAnswer?: boolean } = { status: 480, reason: 'Temporarily Unavailable' };
       for (let i = 0; i < targets.length; i++) {
         if (canceled) { finish('canceled'); return; }
         const target = targets[i]!;
         let localSdpB: string | undefined = req.body || undefined;
+        let anchored = false;
         if (this.stages.media && req.body) {
           const o = await this.stages.media.offer({ callId, sdp: req.body, leg: 'A', from, to: target.side, policy });
-          if (!o.ok) { finish('refused'); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
+          if (!o.ok) { finish('refused', refusalEnd(o.refusal)); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
           localSdpB = o.sdp;
+          anchored = o.anchored ?? localSdpB !== req.body;
         }
         const headers = this.outgoingHeaders(policy, c, req, view, from, target, identity);
         if (this.stages.identity && target.side.kind === 'peer' && target.side.peer.identity.sign) {
@@ -207,24 +289,27 @@ export class B2bua {
           }));
         }
         const toAllow = c.allow.get(allowKey(from))!;
-        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled);
+        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled, progress, (b) => trace.bLeg(b, target.uri));
         if (attempt.ok) {
           this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
-          this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log);
+          trace.answered(answerOf(target.uri, anchored, attempt.uas, attempt.uac));
+          // Both legs are up: if wiring them fails, hang up both rather than leave a call no one tracks.
+          try { this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
           return;
         }
         lastFailure = attempt;
         if (canceled || attempt.status === 487 && !attempt.noAnswer) { finish('canceled'); return; }
         const failover = attempt.noAnswer || FAILOVER_STATUSES.has(attempt.status);
-        log.info({ target: target.uri, status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
+        log.info({ target: target.uri, hop: target.hop && hopUri(target.hop), status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
         if (!failover) break;
         await this.stages.media?.end(callId).catch(() => undefined);
       }
       // 8. Every target failed: pass the last failure back, with a Reason saying it is ours.
-      finish('failed');
+      finish('failed', lastFailure.noAnswer
+        ? { status: lastFailure.status, endedBy: 'peergate', reason: 'no_answer' }
+        : { status: lastFailure.status >= 300 ? lastFailure.status : 480, endedBy: 'callee', reason: `status_${lastFailure.status}` });
       if (!res.finalResponseSent && !canceled) {
         const status = lastFailure.status >= 300 ? lastFailure.status : 480;
-        this.observer.response(fromLabel, status);
         this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
         res.send(status, lastFailure.reason, { headers: { Reason: `SIP;cause=${status};text="${lastFailure.reason.replace(/"/g, '')}"` } });
       }
@@ -237,7 +322,8 @@ export class B2bua {
   /** One B-leg attempt. Resolves instead of throwing so the failover loop stays flat. */
   private async tryTarget(
     req: Req, res: Res, target: Target, headers: Record<string, string>, localSdpB: string | undefined,
-    from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean,
+    from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean, onProgress: () => void,
+    onSent: (bCallId: string) => void,
   ): Promise<{ ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean }> {
     let heardBack = false;
     let uacReq: Srf.SrfRequest | undefined;
@@ -255,6 +341,8 @@ export class B2bua {
       }, policy.failover.no_answer_ms);
       this.srf.createB2BUA(req, res, requestUriFor(target.uri, userPart(req.uri)), {
         headers,
+        // A hop found through DNS (RFC 3263): the engine sends there, the Request-URI keeps the name.
+        ...(target.hop ? { proxy: hopUri(target.hop) } : {}),
         proxyRequestHeaders: [],
         proxyResponseHeaders: [],
         passFailure: false,
@@ -270,35 +358,46 @@ export class B2bua {
           return responseAllow.requestHeaders((n) => getHeader(uacRes, n), trustBetween(policy, target.side, from), 'response');
         }) as unknown as Srf.CreateB2BUAOptions['responseHeaders'],
       }, {
-        cbRequest: (...args: unknown[]) => { uacReq = args[args.length - 1] as Srf.SrfRequest; },
-        cbProvisional: () => { heardBack = true; },
+        cbRequest: (...args: unknown[]) => {
+          uacReq = args[args.length - 1] as Srf.SrfRequest;
+          const b = getHeader(uacReq, 'Call-ID');
+          if (b) onSent(b);
+        },
+        cbProvisional: (p: { status: number }) => { heardBack = true; if (p.status > 100) onProgress(); },
       }).then(({ uas, uac }) => {
         // An abandoned target that answers late gets hung up at once.
         if (settled) { uac.destroy(); uas.destroy(); return; }
         settle({ ok: true, uas, uac });
       }, (err: { status?: number; reason?: string; message?: string }) => {
-        settle({ ok: false, status: err.status ?? 500, reason: err.reason ?? err.message ?? 'Error', noAnswer: false });
+        // A SIP failure from the target keeps its status; anything else (a library error) is a
+        // plain 500 whose text never reaches the network.
+        if (typeof err.status !== 'number') this.opts.log.error({ call: callId, err: String(err.message ?? err) }, 'B-leg error');
+        settle(typeof err.status === 'number' ? { ok: false, status: err.status, reason: err.reason ?? 'Call Failed', noAnswer: false } : { ok: false, status: 500, reason: 'Server Internal Error', noAnswer: false });
       });
     });
   }
 
   /** Both legs are up: relay in-dialog requests across, end both together. */
-  private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string) => void, log: Logger): void {
+  private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string, end?: Omit<CallEnd, 'result' | 'peer'>) => void, log: Logger): void {
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
-    this.calls.set(callId, { id: callId, peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
+    this.calls.set(callId, { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
     this.observer.callStarted(peer, direction);
+    const answeredAt = performance.now();
     log.info({ target: target.uri }, 'call established');
     let done = false;
-    const end = (result: string, other: Dialog): void => {
+    const end = (result: string, legs: Dialog[], how?: Omit<CallEnd, 'result' | 'peer'>): void => {
       if (done) return;
       done = true;
-      other.destroy();
+      this.enders.delete(callId);
+      for (const leg of legs) leg.destroy();
       this.observer.callEnded(peer, direction);
-      finish(result);
+      this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
+      finish(result, how);
     };
-    uas.on('destroy', () => end('caller_bye', uac));
-    uac.on('destroy', () => end('callee_bye', uas));
+    uas.on('destroy', () => end('caller_bye', [uac]));
+    uac.on('destroy', () => end('callee_bye', [uas]));
+    this.enders.set(callId, (reason) => end(reason, [uas, uac], { endedBy: 'peergate', reason }));
     this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log);
     this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log);
   }
@@ -365,7 +464,21 @@ export class B2bua {
       if (refusal) return this.refuse(res, label, refusal, this.opts.log, view.sourceAddress);
     }
     // Out-of-dialog requests other than INVITE and OPTIONS are not relayed across the interconnect.
-    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method' }, this.opts.log, view.sourceAddress);
+    const allow = from.kind === 'peer' ? allowedMethods(from.peer) : undefined;
+    this.refuse(res, label, { status: 405, reason: 'Method Not Allowed', label: 'method', allow }, this.opts.log, view.sourceAddress);
+  }
+
+  /** A method peergate does not recognise (RFC 3261 §8.2.1): 501 to a known peer or our core,
+   *  silence to anyone else (attribute() stays silent for unknown sources). */
+  private onUnknownMethod(req: Req, res: Res): void {
+    const policy = this.opts.policy();
+    const c = this.compile(policy);
+    const view = requestView(req);
+    const from = this.attribute(policy, c, req, res, view);
+    if (!from) return;
+    const refusal = methodRefusal(req.method, from.kind === 'peer' ? from.peer : { methods: SERVED_METHODS })
+      ?? { status: 501, reason: 'Not Implemented', label: 'method' };
+    this.refuse(res, sideLabel(from), refusal, this.opts.log, view.sourceAddress);
   }
 
   // ---------------------------------------------------------------- helpers
@@ -373,6 +486,10 @@ export class B2bua {
   /** Who sent the request; a source that is refused is answered (or not) here and gets undefined. */
   private attribute(policy: Policy, c: Compiled, req: Req, res: Res, view: RequestView): Side | undefined {
     const from = this.classify(policy, c, req, view);
+    // Every final response this request gets, ours or a B-leg's, whichever code path sends it.
+    onFinalResponse(res, (status) => {
+      if (!this.canceledResponses.has(res)) this.observer.response('refuse' in from ? from.peer ?? 'unknown' : sideLabel(from), status);
+    });
     if ('refuse' in from) { this.refuseUnknown(policy, res, from, view.sourceAddress); return undefined; }
     this.observer.request(sideLabel(from), req.method);
     return from;
@@ -410,15 +527,14 @@ export class B2bua {
     if (policy.unknown_source === '403') res.send(403, 'Forbidden', {});
   }
 
-  private refuse(res: Res, peer: string, r: Refusal, log: Logger, source: string): void {
+  private refuse(res: Res, peer: string, r: Refusal & { allow?: readonly string[] }, log: Logger, source: string): void {
     this.observer.refusal(peer, r.label, source);
-    this.observer.response(peer, r.status);
     log.info({ status: r.status, reason: r.label }, 'request refused');
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
   }
 
-  private internalError(res: Res, err: unknown): void {
-    this.opts.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'call flow error');
+  private internalError(req: Req, res: Res, err: unknown): void {
+    this.opts.log.error({ callId: getHeader(req, 'Call-ID'), err: err instanceof Error ? err.stack : String(err) }, 'call flow error');
     try { if (!res.finalResponseSent) res.send(500, 'Internal Error', { headers: { Reason: 'SIP;cause=500;text="peergate internal error"' } }); } catch { /* connection gone */ }
   }
 
@@ -438,6 +554,7 @@ export class B2bua {
     // header; an external drachtio-server would send it on, so it is only set for ours).
     const egress = policy.engine.embedded ? listenerFor(policy, target) : undefined;
     if (egress) headers[EGRESS_HEADER] = egress.bound;
+    if (policy.engine.embedded) Object.assign(headers, engineTlsHeaders(target));
     // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
     if (trustBetween(policy, from, target.side).trustedReceiver) {
       Object.assign(headers, identity.addHeaders);
@@ -476,7 +593,7 @@ export class B2bua {
 
 // ---------------------------------------------------------------- pure helpers
 
-interface Target { side: Side; uri: string }
+interface Target { side: Side; uri: string; hop?: NextHop }
 
 function expandTargets(policy: Policy, destinations: string[]): Target[] {
   const out: Target[] = [];
@@ -492,18 +609,20 @@ function expandTargets(policy: Policy, destinations: string[]): Target[] {
 
 /** The B-leg Request-URI: the target, carrying the called number when the target names no user. */
 export function requestUriFor(targetUri: string, called: string): string {
+  if (!called || uriUser(targetUri) !== undefined) return targetUri;
   const colon = targetUri.indexOf(':');
-  const hostEnd = targetUri.search(/[;?]/);
-  const userinfo = targetUri.slice(colon + 1, hostEnd < 0 ? undefined : hostEnd);
-  if (!called || userinfo.includes('@')) return targetUri;
   return `${targetUri.slice(0, colon + 1)}${escapeUser(called)}@${targetUri.slice(colon + 1)}`;
 }
 
 /** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */
 function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string; bound: string } | undefined {
-  const want = /;transport=(\w+)/i.exec(target.uri)?.[1]?.toLowerCase() ?? (target.uri.startsWith('sips:') ? 'tls' : 'udp');
+  const parsed = target.hop ? undefined : parseUri(target.uri);
+  const want = target.hop?.transport ?? (parsed?.params.get('transport')?.toLowerCase() || (parsed?.scheme === 'sips' ? 'tls' : 'udp'));
   const side = target.side.kind === 'core' ? 'core' : 'peer';
-  const l = policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
+  // A hop found through DNS leaves from a listener of its address family (IPv6 hops from an IPv6 listener).
+  const fam = target.hop ? isIPv6(target.hop.address) : undefined;
+  const l = policy.listen.find((x) => x.side === side && x.transport === want && (fam === undefined || isIPv6(x.address) === fam))
+    ?? policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
   if (!l) return undefined;
   const host = l.advertise ?? (l.address.includes(':') ? `[${l.address}]` : l.address);
   return { scheme: l.transport === 'tls' ? 'sips' : 'sip', hostport: `${host}:${l.port}`, params: l.transport === 'udp' ? '' : `;transport=${l.transport}`, bound: `${l.address}:${l.port}` };
@@ -523,10 +642,12 @@ function trustBetween(_policy: Policy, sender: Side, receiver: Side): { trustedS
   return { trustedSender: trusted(sender), trustedReceiver: trusted(receiver) };
 }
 
-function warningHeaders(r: Refusal): { headers: Record<string, string> } {
+function warningHeaders(r: Refusal & { allow?: readonly string[] }): { headers: Record<string, string> } {
   const headers: Record<string, string> = { Reason: `SIP;cause=${r.status};text="${r.reason.replace(/"/g, '')}"` };
+  if (r.allow !== undefined) headers['Allow'] = r.allow.join(', ');
   if (r.retryAfterS !== undefined) headers['Retry-After'] = String(r.retryAfterS);
   if (r.warning) headers['Warning'] = `399 peergate "${r.warning.replace(/"/g, '')}"`;
+  if (r.status === 415) Object.assign(headers, ACCEPT_HEADERS);
   return { headers };
 }
 
@@ -538,11 +659,14 @@ function listenerSideOf(c: Compiled, receivedOn: string | undefined): 'peer' | '
   return c.listenerSide.get(`*:${port}`);
 }
 
-/** `sip:user@host:port;transport=udp` → `host:port;transport=udp` (what goes after the @ of the new To). */
+/** `sip:user@host:port;transport=udp` → `host:port;transport=udp` (what goes after the @ of the
+ *  new To: the URI without scheme, userinfo and `?headers`). */
 function hostPortOf(uri: string): string {
-  const colon = uri.indexOf(':');
-  const at = uri.indexOf('@');
-  return uri.slice(at >= 0 ? at + 1 : colon + 1).replace(/[?>].*$/, '');
+  const u = parseUri(uri);
+  if (u === null || u.scheme === 'tel') return uri.slice(uri.indexOf(':') + 1);
+  let s = u.port === undefined ? u.host : `${u.host}:${u.port}`;
+  for (const [k, v] of u.params) s += v === '' ? `;${k}` : `;${k}=${v}`;
+  return s;
 }
 
 function getHeader(msg: { has(n: string): boolean; get(n: string): string }, name: string): string | undefined {
@@ -565,40 +689,5 @@ export function requestView(req: Req): RequestView {
 
 /** drachtio-srf joins repeated headers with ', '; split them back outside quotes and <>. */
 export function splitHeaderValues(v: string | undefined): string[] {
-  if (v === undefined || v === '') return [];
-  const out: string[] = [];
-  let depth = 0, quoted = false, start = 0;
-  for (let i = 0; i < v.length; i++) {
-    const ch = v[i];
-    if (ch === '"' && v[i - 1] !== '\\') quoted = !quoted;
-    else if (!quoted && ch === '<') depth++;
-    else if (!quoted && ch === '>') depth--;
-    else if (!quoted && depth === 0 && ch === ',') { out.push(v.slice(start, i).trim()); start = i + 1; }
-  }
-  out.push(v.slice(start).trim());
-  return out.filter((s) => s !== '');
-}
-
-type IdentityField = 'subject' | 'fp256' | 'fingerprint256' | 'san';
-// Built once: this runs for every request that arrives over TLS.
-const IDENTITY_FIELD_RES = Object.fromEntries((['subject', 'fp256', 'fingerprint256', 'san'] as const).map((n) => [n, [
-  new RegExp(`(?:^|;)\\s*${n}="((?:[^"\\\\]|\\\\.)*)"`),
-  new RegExp(`(?:^|;)\\s*${n}=([^;]*)`),
-]])) as Record<IdentityField, [RegExp, RegExp]>;
-
-/** Parse the engine's `X-Peergate-TLS-Identity` header (docs/engine.md). */
-export function parseTlsIdentity(v: string | undefined): TlsIdentity | null {
-  if (!v) return null;
-  const field = (name: IdentityField): string | undefined => {
-    const [quoted, bare] = IDENTITY_FIELD_RES[name];
-    const m = quoted.exec(v) ?? bare.exec(v);
-    return m?.[1]?.replace(/\\(.)/g, '$1');
-  };
-  const subject = field('subject');
-  const fp = field('fp256') ?? field('fingerprint256');
-  if (subject === undefined || fp === undefined) return null;
-  const san = field('san') ?? '';
-  // Entries are joined by ','; a ',' or '%' inside one is percent-encoded by the engine.
-  const sans = san ? san.split(',').map((s) => s.trim().replace(/%2C/gi, ',').replace(/%25/g, '%')).filter(Boolean) : [];
-  return { subject, fingerprint256: fp, subjectAltNames: sans };
+  return v === undefined || v === '' ? [] : splitCommaList(v);
 }

@@ -1,5 +1,6 @@
 // Where a call goes: the first route (in file order) whose conditions all hold names the
 // destinations, tried in order (ordered failover).
+import { routingNumber } from '../sip/grammar/index.js';
 
 export interface RouteRule {
   /** `core`, `peers` (any peer), or one peer id. */
@@ -19,42 +20,22 @@ export interface RouteInput {
   domain: string;
 }
 
-/** RFC 3966 visual separators carry no meaning: `+44 (20) 7946-0000` routes as `+442079460000`. */
-export function canonicalNumber(user: string): string {
-  let out = '';
-  for (const ch of user) {
-    if (ch === '-' || ch === '.' || ch === '(' || ch === ')' || ch === ' ') continue;
-    out += ch;
-  }
-  return out;
+export function selectDestinations(rules: readonly RouteRule[], input: RouteInput): string[] {
+  return selectRoute(rules, input)?.destinations ?? [];
 }
 
-export function selectDestinations(rules: readonly RouteRule[], input: RouteInput): string[] {
-  const called = canonicalNumber(input.called);
+/** The first matching rule (its enum and dnssec settings apply to the call) and its destinations. */
+export function selectRoute<R extends RouteRule>(rules: readonly R[], input: RouteInput): { rule: R; destinations: string[] } | undefined {
+  const called = routingNumber(input.called);
   const domain = input.domain.toLowerCase();
   for (const r of rules) {
     if (r.from === 'peers') { if (input.origin === 'core') continue; }
     else if (r.from !== input.origin) continue;
-    if (r.called_prefix !== undefined && !called.startsWith(canonicalNumber(r.called_prefix))) continue;
+    if (r.called_prefix !== undefined && !called.startsWith(routingNumber(r.called_prefix))) continue;
     if (r.domain !== undefined && r.domain.toLowerCase() !== domain) continue;
     const to = Array.isArray(r.to) ? r.to : [r.to];
     // A call never goes back to where it came from.
-    return to.filter((d) => d !== input.origin);
+    return { rule: r, destinations: to.filter((d) => d !== input.origin) };
   }
-  return [];
-}
-
-/** The host of a SIP Request-URI (without port or brackets). */
-export function uriHost(uri: string): string {
-  const at = uri.indexOf('@');
-  const colon = uri.indexOf(':');
-  let start = at >= 0 ? at + 1 : colon + 1;
-  let end = uri.length;
-  if (uri[start] === '[') return uri.slice(start + 1, uri.indexOf(']', start));
-  for (let i = start; i < uri.length; i++) {
-    const c = uri[i];
-    if (c === ':' || c === ';' || c === '?' || c === '>') { end = i; break; }
-  }
-  if (start < 0) start = 0;
-  return uri.slice(start, end);
+  return undefined;
 }

@@ -56,7 +56,8 @@ export type Leg = 'A' | 'B';
 export interface MediaArgs { callId: string; sdp: string; leg: Leg; from: Side; to: Side; policy: Policy }
 
 export interface MediaStage {
-  offer(args: MediaArgs): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
+  /** `anchored`: the media goes through a relay (false: unanchored, SDP identity rewrite only). */
+  offer(args: MediaArgs): Promise<{ ok: true; sdp: string; anchored?: boolean } | { ok: false; refusal: Refusal }>;
   answer(args: MediaArgs): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
   /** Idempotent; called on every way a call ends. */
   end(callId: string): Promise<void>;

@@ -2,6 +2,7 @@
 // side. The B2BUA already gives each leg its own Call-ID, tags, branches, Via, Contact and
 // route set (the engine mints them); this module decides which *other* headers cross, by an
 // allowlist per direction, and what identity headers (RFC 3325) may cross.
+import { addrSpecOf, parseNameAddr, uriUser } from '../sip/grammar/index.js';
 
 /** Headers that carry no addressing of the near side and that endpoints commonly need. */
 export const DEFAULT_FORWARD_HEADERS: readonly string[] = [
@@ -85,21 +86,20 @@ function applyAssertedIdentity(get: HeaderGetter, trust: TrustOptions, out: Reco
   if (privacyId && !trust.trustedReceiver) delete out['P-Asserted-Identity'];
 }
 
-/** The user part of a SIP/SIPS/TEL URI in a header value or Request-URI, unescaped; '' if none. */
+/** The user part of a SIP/SIPS/TEL URI in a header value (name-addr or addr-spec) or a
+ *  Request-URI, unescaped; '' if none. */
 export function userPart(value: string | undefined): string {
   if (!value) return '';
-  const m = /(?:sips?:([^@;>\s]*)@)|(?:tel:([^;>\s]+))/i.exec(value);
-  const u = m?.[1] ?? m?.[2] ?? '';
+  // A bare URI (Request-URI, addr-spec) parses whole; a name-addr gives its URI first.
+  const u = uriUser(value) ?? uriUser(addrSpecOf(value));
+  if (u === undefined) return '';
   try { return decodeURIComponent(u); } catch { return u; }
 }
 
 /** The display name of a name-addr, without quotes; '' if none. */
 export function displayName(value: string | undefined): string {
   if (!value) return '';
-  const q = /^\s*"((?:[^"\\]|\\.)*)"/.exec(value);
-  if (q) return q[1]!.replace(/\\(.)/g, '$1');
-  const lt = value.indexOf('<');
-  return lt > 0 ? value.slice(0, lt).trim() : '';
+  return parseNameAddr(value)?.displayName ?? '';
 }
 
 /** A user part safe to put back into a SIP URI (RFC 3261 §25.1 user unreserved set). */

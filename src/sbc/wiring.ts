@@ -28,7 +28,7 @@ export function mediaSeam(stage: RtpMediaStage): MediaStage {
         callId: a.callId, fromTag: a.leg, ...(answered.has(a.callId) ? { toTag: other(a.leg) } : {}), sdp: a.sdp,
         from: a.from.kind, fromPolicy: mediaPolicyOf(a.policy, a.from), toPolicy: mediaPolicyOf(a.policy, a.to),
       });
-      return r.ok ? { ok: true as const, sdp: r.sdp } : { ok: false as const, refusal: refusalOf(r) };
+      return r.ok ? { ok: true as const, sdp: r.sdp, anchored: r.anchored } : { ok: false as const, refusal: refusalOf(r) };
     },
     async answer(a: MediaArgs) {
       // The answer answers the other leg's offer: from-tag is the offerer's leg.

@@ -1,5 +1,5 @@
 // Golden-trace replay for the engine: feed the APP->SERVER and NETWORK->SERVER entries of a
-// drachtio trace (shared/reference/drachtio-traces) and compare what the engine sends to the
+// drachtio trace (test/fixtures/drachtio-traces) and compare what the engine sends to the
 // app and to the network with the SERVER->APP / SERVER->NETWORK entries, after masking ids,
 // tags, branches, server CSeq numbers, RSeq, times, byte counts, versions and ports. Ids the
 // engine mints are learned on first sight and must stay consistent (e.g. an ACK must carry the

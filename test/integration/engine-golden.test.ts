@@ -1,13 +1,15 @@
 // The engine's frames and SIP messages for the golden-trace scenarios match drachtio-server
 // v0.9.10's, up to ids, times, byte counts and addresses (spec §9 item 7).
 import { describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { replay, type GoldenConfig } from '../helpers/engine-golden.js';
 import { scratchDir } from '../helpers/procs.js';
 
-const TRACES = '/work/shared/reference/drachtio-traces';
+// The traces live in the repository (test/fixtures), so a clone anywhere runs this test.
+const TRACES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'drachtio-traces');
 const t = (f: string) => join(process.env.DRACHTIO_TRACES ?? TRACES, f);
 
 async function check(cfg: GoldenConfig, minChecked: number) {

@@ -66,7 +66,8 @@ describe('rtpengine pool', () => {
       expect(refused).toMatchObject({ ok: false, status: 503, reason: 'no_rtpengine', retryAfterS: 7 });
       const lax = offerReq(P.port, { fromPolicy: side({ allow_unanchored: true }) });
       const unanchored = await stage.offer(lax);
-      expect(unanchored).toMatchObject({ ok: true, anchored: false, sdp: lax.sdp });
+      // Unanchored: the media lines cross as offered; only the o= identity is peergate's (sdp-topology.ts).
+      expect(unanchored).toMatchObject({ ok: true, anchored: false, sdp: lax.sdp.replace(/^o=.*$/m, (unanchored as { sdp: string }).sdp.match(/^o=- \d+ 1 .*$/m)?.[0] ?? 'o= not rewritten') });
       expect(await stage.answer({ callId: lax.callId, fromTag: 'p', toTag: 'c', sdp: audioSdp({ port: P.port + 2 }) })).toMatchObject({ ok: true, anchored: false });
       await stage.delete(lax.callId);
       // SRTP translation cannot happen without a relay: still 503 even when unanchored is allowed.

@@ -1,7 +1,7 @@
 // Header access on a parsed SipMessage. Names may be given long or compact, in any case.
 import type { HeaderField, SipMessage } from './types.js';
 import { canonicalName, displayName } from './names.js';
-import { splitCommaList } from './list.js';
+import { splitCommaList } from '../../sip/grammar/list.js';
 
 export { canonicalName, displayName } from './names.js';
 

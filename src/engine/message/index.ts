@@ -4,8 +4,5 @@ export { parseMessage, STATUS_BAD_REQUEST, STATUS_ENTITY_TOO_LARGE, STATUS_URI_T
 export { serialize } from './serialize.js';
 export { getHeader, getHeaders, getHeaderList, hasHeader, setHeader, removeHeaders, addHeader, canonicalName, displayName } from './headers.js';
 export { COMPACT_FORMS, LIST_HEADERS } from './names.js';
-export { parseUri, formatUri, unescapeUri, isHost, splitHostPort, isValidUri } from './uri.js';
-export { parseNameAddr, formatNameAddr, getTag, isValidNameAddr } from './nameaddr.js';
-export { parseVia, formatVia, parseCSeq, MAX_CSEQ, isValidVia } from './via.js';
-export { parseParams, formatParams, quote, unquote } from './params.js';
-export { splitCommaList } from './list.js';
+// The value readers (URI, name-addr, tags, Via, CSeq, params, lists) are the SIP grammar's:
+// import them from src/sip/grammar.

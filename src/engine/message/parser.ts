@@ -4,12 +4,14 @@
 // RFC 4475 torture tests (test/fixtures/torture).
 import type { HeaderField, ParseLimits, ParseResult, SipMessage } from './types.js';
 import { DEFAULT_PARSE_LIMITS } from './types.js';
-import { TOKEN, isToken, isWsp, parseDigits } from './chars.js';
+import { TOKEN, isToken, isWsp, parseDigits } from '../../sip/grammar/chars.js';
 import { LIST_HEADERS, canonicalName, knownName, learnSpelling, spellingAt, type Spelling } from './names.js';
-import { splitCommaList } from './list.js';
-import { isValidNameAddr } from './nameaddr.js';
-import { URI_INVALID, URI_WITH_HEADERS, checkUri } from './uri.js';
-import { isValidVia, parseCSeq } from './via.js';
+import { splitCommaList } from '../../sip/grammar/list.js';
+import { isValidNameAddr } from '../../sip/grammar/nameaddr.js';
+import { URI_INVALID, URI_WITH_HEADERS, checkUri } from '../../sip/grammar/uri.js';
+import { isValidVia } from '../../sip/grammar/via.js';
+import { MAX_REQUEST_CSEQ, parseCSeq } from '../../sip/grammar/cseq.js';
+import { controlCharIn, hasControlChar } from '../../sip/grammar/text.js';
 
 type Kind = 'request' | 'response' | 'unknown';
 type Failure = Extract<ParseResult, { ok: false }>;
@@ -66,8 +68,9 @@ function checkedLimits(limits: ParseLimits): ParseLimits {
 
 function failure(kind: Kind, status: number, error: string, headers: HeaderField[]): Failure {
   const recovered: HeaderField[] = [];
-  // Values with a bare CR are left out: they could not be echoed safely in the answer.
-  for (const h of headers) if (RECOVERED.has(h.name) && h.value.indexOf('\r') < 0) recovered.push(h);
+  // Values with a bare CR or another control character are left out: they could not be echoed
+  // safely in the answer.
+  for (const h of headers) if (RECOVERED.has(h.name) && !hasControlChar(h.value)) recovered.push(h);
   return { ok: false, kind, status, error, headers: recovered };
 }
 
@@ -122,6 +125,7 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (kind === 'response') {
     const r = parseStatusLine(head, lineEnd);
     if (typeof r === 'string') return failure('response', STATUS_BAD_REQUEST, r, headers);
+    if (hasControlChar(r.reason)) return failure('response', STATUS_BAD_REQUEST, 'control character in Reason-Phrase', headers);
     msg = { kind: 'response', status: r.status, reason: r.reason, headers, body: EMPTY };
   } else {
     const r = parseRequestLine(head, lineEnd, limits);
@@ -154,7 +158,7 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
       case 'call-id':
         if (callId >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple Call-ID header fields', headers);
         // (two indexOf calls cost less than one regex test here)
-        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0)
+        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0 || hasControlChar(h.value))
           return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
         callId = idx;
         break;
@@ -184,8 +188,15 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
         break;
       case 'date':
         // rfc1123-date is always in GMT (RFC 3261 §20.17, RFC 4475 §3.1.2.12)
-        if (!h.value.endsWith(' GMT')) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
+        if (!h.value.endsWith(' GMT') || hasControlChar(h.value)) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
         break;
+      default: {
+        // Values no reader above validates: no control character but HTAB outside a quoted-pair
+        // (RFC 3261 §25.1; Via, From, To, Contact, Route, Record-Route and the numbers refuse
+        // them through their grammar, a bare CR was refused while collecting the lines).
+        const at = controlCharIn(h.value);
+        if (at >= 0) return failure(mkind, STATUS_BAD_REQUEST, controlCharError(h.raw, h.value, at), headers);
+      }
     }
   }
   if (vias === 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing Via header field', headers);
@@ -194,8 +205,10 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (callId < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing Call-ID header field', headers);
   if (cseq < 0) return failure(mkind, STATUS_BAD_REQUEST, 'missing CSeq header field', headers);
   if (!isPlainCSeqOf(headers[cseq]!.value, msg)) {
-    const cs = parseCSeq(headers[cseq]!.value);
-    if (cs === null || cs.seq > 0x7fff_ffff) return failure(mkind, STATUS_BAD_REQUEST, `malformed CSeq: ${clip(headers[cseq]!.value)}`, headers);
+    // A request's number is below 2**31 (RFC 3261 §8.1.1.5, see sip/grammar/cseq.ts); so is a
+    // response's, which echoes a request's.
+    const cs = parseCSeq(headers[cseq]!.value, MAX_REQUEST_CSEQ);
+    if (cs === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed CSeq: ${clip(headers[cseq]!.value)}`, headers);
     if (msg.kind === 'request' && cs.method !== msg.method)
       return failure(mkind, STATUS_BAD_REQUEST, `CSeq method ${cs.method} does not match request method ${msg.method}`, headers);
   }
@@ -228,6 +241,11 @@ function isPlainCSeqOf(value: string, msg: SipMessage): boolean {
     parseDigits(value, 0, sp, 0x7fff_ffff) >= 0 &&
     value.slice(sp + 1) === msg.method
   );
+}
+
+/** `control character 0x00 in From`: names the field and the character, never echoes the value. */
+function controlCharError(where: string, value: string, at: number): string {
+  return `control character 0x${value.charCodeAt(at).toString(16).padStart(2, '0')} in ${where}`;
 }
 
 function clip(s: string): string {

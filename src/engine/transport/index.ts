@@ -43,6 +43,8 @@ type Pem = string | Buffer;
 
 export interface TransportTlsOptions {
   key: Pem;
+  /** Passphrase of an encrypted `key`. */
+  passphrase?: string;
   cert: Pem;
   /** Intermediate certificates sent after `cert`. */
   chain?: Pem;
@@ -57,8 +59,9 @@ export interface TransportTlsOptions {
   /** CAs trusted for client certificates. If set, clients are asked for a certificate. */
   clientCAs?: Pem[];
   /**
-   * CRLs checked for client certificates. OpenSSL then wants a CRL for every CA in a client's
-   * chain (CRL_CHECK_ALL): give one per client CA, or clients of CAs without a CRL fail.
+   * CRLs checked for client certificates and, on connections we open, for server certificates
+   * (RFC 6404 §4.5 applies both ways). OpenSSL then wants a CRL for every CA in a peer's chain
+   * (CRL_CHECK_ALL): give one per CA, or peers of CAs without a CRL fail.
    */
   crls?: Pem[];
   /** Verify the certificate of servers we connect to (default true). */
@@ -156,6 +159,8 @@ interface Conn {
   key: string;
   framer: StreamFramer;
   tls?: TlsPeerIdentity;
+  /** Outbound TLS: the name the server's certificate was checked against (RFC 5922 §7.2). */
+  serverName?: string;
   closeReason: string;
 }
 
@@ -238,6 +243,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   /** Accepted raw sockets waiting for their TLS handshake → where they came from. */
   private readonly handshakeSource = new WeakMap<Socket, Endpoint>();
   private seq = 0;
+  private capture: ((direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint) => void) | undefined;
   private readonly idPrefix = Math.random().toString(36).slice(2, 8);
   private started = false;
   private closed = false;
@@ -309,7 +315,16 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   async send(target: SendTarget, data: Buffer): Promise<SendResult> {
     const r = await this.doSend(target, data);
     if (r.ok) this.stats.send.ok++; else this.stats.send.failed++;
+    if (r.ok && this.capture) this.capture('out', data, r.local, { protocol: target.protocol, address: target.address, port: target.port });
     return r;
+  }
+
+  /**
+   * Tap every SIP message sent and received (after TLS decryption, after the shield) for SIP
+   * capture (src/engine/capture). The tap must only queue: it runs on the hot path.
+   */
+  setCapture(tap: ((direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint) => void) | undefined): void {
+    this.capture = tap;
   }
 
   /**
@@ -342,12 +357,14 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     if (minVersion !== 'TLSv1.2' && minVersion !== 'TLSv1.3') throw new Error(`tls minVersion ${String(minVersion)} not allowed (TLSv1.2 or TLSv1.3)`);
     const common: SecureContextOptions = { key: o.key, cert: certWithChain(o), minVersion };
     if (o.ciphers) common.ciphers = o.ciphers;
+    if (o.passphrase !== undefined) common.passphrase = o.passphrase;
     const serverCtx: SecureContextOptions = { ...common };
     if (o.clientCAs && o.clientCAs.length > 0) serverCtx.ca = o.clientCAs;
     if (o.crls && o.crls.length > 0) serverCtx.crl = o.crls;
     const clientCtxOpts: SecureContextOptions = { ...common };
     const serverCas = pemList(o.ca) ?? o.clientCAs;
     if (serverCas && serverCas.length > 0) clientCtxOpts.ca = serverCas;
+    if (o.crls && o.crls.length > 0) clientCtxOpts.crl = o.crls;
     // Build both before installing either, so bad material leaves the old config in force.
     let clientContext: SecureContext;
     try {
@@ -590,6 +607,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   private deliver(p: InboundPacket): void {
+    if (this.capture) this.capture('in', p.data, p.local, p.source);
     this.safeEmit('message', p);
   }
 
@@ -623,7 +641,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     }
     if (!conn) {
       const c = this.byRemote.get(remoteKey(target.protocol, target.address, target.port));
-      if (c && !c.socket.destroyed) conn = c;
+      // A TLS connection is reused for a named target only if it was checked against that name.
+      if (c && !c.socket.destroyed && (target.protocol !== 'tls' || namedServer(target) === c.serverName || namedServer(target) === undefined)) conn = c;
     }
     if (!conn) {
       const r = await this.connect(target);
@@ -671,15 +690,15 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
 
   private connect(target: SendTarget): Promise<Conn | Failure> {
     const protocol = target.protocol as 'tcp' | 'tls';
-    const key = remoteKey(protocol, target.address, target.port);
+    const key = `${remoteKey(protocol, target.address, target.port)}|${namedServer(target) ?? ''}`;
     const pending = this.connecting.get(key);
     if (pending) return pending;
-    const p = this.openConnection(protocol, target.address, target.port, target.serverName).finally(() => this.connecting.delete(key));
+    const p = this.openConnection(protocol, target.address, target.port, target.serverName, target.pin).finally(() => this.connecting.delete(key));
     this.connecting.set(key, p);
     return p;
   }
 
-  private openConnection(protocol: 'tcp' | 'tls', address: string, port: number, serverName?: string): Promise<Conn | Failure> {
+  private openConnection(protocol: 'tcp' | 'tls', address: string, port: number, serverName?: string, pin?: SendTarget['pin']): Promise<Conn | Failure> {
     if (this.conns.size + this.pendingHandshakes >= this.limits.maxConnections) {
       this.stats.stream.totalRejected++;
       return Promise.resolve({ ok: false, reason: 'unreachable', detail: 'connection limit reached' });
@@ -742,9 +761,19 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
           if (done) { socket.destroy(); return; }
           const s = socket as TLSSocket;
           const identity = peerIdentity(s);
+          // Pinned to the peer's policy identity: a certificate the CA vouches for is not enough.
+          if (pin && !(identity && pin(identity))) {
+            this.stats.tls.handshakesFailed++;
+            this.safeEmit('tls-handshake', { result: 'failed', reason: 'pin-mismatch', source: remote, direction: 'outbound' });
+            finish({ ok: false, reason: 'tls-failed', detail: 'server certificate does not match the pinned identity' });
+            s.destroy();
+            return;
+          }
           this.stats.tls.handshakesOk++;
           this.safeEmit('tls-handshake', { result: 'ok', reason: '', source: remote, direction: 'outbound', identity });
-          finish(this.attach(s, 'tls', false, listener ?? this.socketLocal(s, 'tls'), remote, identity));
+          const conn = this.attach(s, 'tls', false, listener ?? this.socketLocal(s, 'tls'), remote, identity);
+          if (servername) conn.serverName = servername.toLowerCase();
+          finish(conn);
         });
       }
       socket.once('error', onError);
@@ -755,4 +784,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   private socketLocal(s: Socket, protocol: 'tcp' | 'tls'): Endpoint {
     return { protocol, address: s.localAddress ?? '', port: s.localPort ?? 0 };
   }
+}
+
+/** The DNS name a TLS target's certificate must carry (RFC 5922 §4), lower-cased; undefined for none or an IP. */
+function namedServer(t: SendTarget): string | undefined {
+  return t.serverName && isIP(t.serverName) === 0 ? t.serverName.toLowerCase() : undefined;
 }

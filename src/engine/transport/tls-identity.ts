@@ -52,3 +52,6 @@ export function splitSubjectAltName(san: string | undefined): string[] {
 function normalizeSan(entry: string): string {
   return entry.startsWith('IP Address:') ? `IP:${entry.slice(11)}` : entry;
 }
+
+/** The header value the app receives for such an identity (src/sip/tls-identity.ts). */
+export { formatTlsIdentity as identityHeaderValue, parseTlsIdentity as parseIdentityHeaderValue } from '../../sip/tls-identity.js';

@@ -44,6 +44,11 @@ export interface SendTarget {
    * Absent: the certificate must name the IP address.
    */
   serverName?: string;
+  /**
+   * TLS only, for a new connection: the server's verified certificate must also satisfy this
+   * (the peer's policy identity: SAN / subject / fingerprint), else the connection fails.
+   */
+  pin?: (identity: TlsPeerIdentity) => boolean;
 }
 
 export type SendResult =

@@ -1,5 +1,7 @@
 // SIP header helpers for identity: addr-spec extraction, telephone-number canonicalisation
-// (RFC 8224 §8.3), and splitting/parsing Identity header values. Regexes are module-level.
+// (RFC 8224 §8.3), and splitting/parsing Identity header values. Regexes are module-level. URI,
+// name-addr and telephone-number rules are the SIP grammar's (src/sip/grammar).
+import { addrSpecOf, canonicalTelephoneNumber, isTelephoneShaped } from '../../sip/grammar/index.js';
 
 /** The request view the identity stage needs (independent of drachtio-srf). `headers(name)`
  *  returns every value of a header, matching its name case-insensitively. */
@@ -13,7 +15,6 @@ export interface IdentityRequest {
 
 const COMPACT: Record<string, string> = { from: 'f', to: 't', 'call-id': 'i', contact: 'm', identity: 'y', 'identity-info': 'n' };
 const USER_PHONE = /;user=phone(?:;|$|\?)/i;
-const LEADING_PLUS = /^\+/;
 const ANY_WS = /\s+/g;
 
 // Compact form by header name as callers spell it (a few constants): one Map lookup per call
@@ -36,26 +37,9 @@ export function firstHeader(req: IdentityRequest, name: string): string | undefi
   return headerValues(req, name)[0];
 }
 
-/** The addr-spec (URI) of a name-addr or addr-spec header value, e.g. From/To/Contact. */
-export function addrSpec(value: string): string {
-  let i = 0;
-  const n = value.length;
-  // Skip a quoted display name, which may contain '<'.
-  while (i < n && value.charCodeAt(i) <= 32) i++;
-  if (value[i] === '"') {
-    i++;
-    while (i < n && value[i] !== '"') i += value[i] === '\\' ? 2 : 1;
-    i++;
-  }
-  const lt = value.indexOf('<', i);
-  if (lt >= 0) {
-    const gt = value.indexOf('>', lt);
-    return value.slice(lt + 1, gt < 0 ? n : gt).trim();
-  }
-  // addr-spec form: header parameters start at the first ';' (RFC 3261 §20.10).
-  const semi = value.indexOf(';', i);
-  return value.slice(i, semi < 0 ? n : semi).trim();
-}
+/** The addr-spec (URI) of a name-addr or addr-spec header value, e.g. From/To/Contact (the
+ *  SIP grammar's reader). */
+export const addrSpec: (value: string) => string = addrSpecOf;
 
 /** The user part of a sip/sips URI or the number of a tel URI (without its parameters). */
 export function uriUser(uri: string): { scheme: string; user: string | undefined; userPhone: boolean } {
@@ -83,8 +67,6 @@ function safeDecode(s: string): string {
   try { return decodeURIComponent(s); } catch { return s; }
 }
 
-const VISUAL_SEPARATORS = /[-.()\s]/g;
-const TN_DIGITS = /^[0-9#*]{1,32}$/;
 
 /** RFC 8224 §8.3: a telephone number in canonical form (digits only, no '+', no visual
  *  separators), or undefined when the URI's user part is not a telephone number. */
@@ -105,45 +87,15 @@ export function canonicalTn(uri: string): string | undefined {
     }
     user = safeDecode(uri.slice(colon + 1, end));
     // Without user=phone only a number-shaped user part is a telephone number (RFC 8224 §8.3).
-    if (!tnShaped(user) && (uri.indexOf(';', at) < 0 || !USER_PHONE.test(uri.slice(at)))) return undefined;
+    if (!isTelephoneShaped(user) && (uri.indexOf(';', at) < 0 || !USER_PHONE.test(uri.slice(at)))) return undefined;
   }
   if (!user) return undefined;
-  return canonicalNumber(user);
+  return canonicalTelephoneNumber(user);
 }
 
-/** /^\+?[0-9\-.()\s]+$/ without the regex (most users are names and fail at the first character). */
-function tnShaped(user: string): boolean {
-  const n = user.length;
-  let i = user.charCodeAt(0) === 43 /* + */ ? 1 : 0;
-  if (i >= n) return false;
-  for (; i < n; i++) {
-    const c = user.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || c === 45 /* - */ || c === 46 /* . */ || c === 40 /* ( */ || c === 41 /* ) */ || isSpace(c))) return false;
-  }
-  return true;
-}
-
-/** The characters \s matches (ECMAScript WhiteSpace and LineTerminator). */
-function isSpace(c: number): boolean {
-  return (c >= 9 && c <= 13) || c === 32 || c === 160 || c === 5760 || (c >= 8192 && c <= 8202) || c === 8232 || c === 8233 || c === 8239 || c === 8287 || c === 12288 || c === 65279;
-}
-
-/** Canonicalise a number string from a PASSporT claim or a URI user part. */
-export function canonicalNumber(tn: string): string | undefined {
-  // Fast path, same result: '+'? followed by 1–32 of [0-9#*] is already canonical but for the '+'.
-  const start = tn.charCodeAt(0) === 43 /* + */ ? 1 : 0;
-  const n = tn.length - start;
-  if (n >= 1 && n <= 32) {
-    let i = start;
-    for (; i < tn.length; i++) {
-      const ch = tn.charCodeAt(i);
-      if (!((ch >= 48 && ch <= 57) || ch === 35 /* # */ || ch === 42 /* * */)) break;
-    }
-    if (i === tn.length) return start ? tn.slice(1) : tn;
-  }
-  const t = tn.replace(VISUAL_SEPARATORS, '').replace(LEADING_PLUS, '');
-  return TN_DIGITS.test(t) ? t : undefined;
-}
+/** RFC 8224 §8.3 canonical telephone number of a PASSporT claim or URI user part (the SIP
+ *  grammar's canonicalTelephoneNumber: no '+', no separators, 1–32 of [0-9#*]; else undefined). */
+export const canonicalNumber: (tn: string) => string | undefined = canonicalTelephoneNumber;
 
 /** Split a header value that may hold several comma-joined Identity fields (outside <> and quotes). */
 export function splitIdentityValues(values: readonly string[]): readonly string[] {

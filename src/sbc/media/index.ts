@@ -4,7 +4,8 @@
 //
 // `callId` is the key of the whole B2BUA call (both legs); the stage uses it as rtpengine's
 // call-id. Tags are the SIP tags of the two sides, as rtpengine's from-tag/to-tag.
-import { parseSdp, writeSdp, anonymizeOrigin, SdpError, type Sdp } from './sdp.js';
+import { parseSdp, writeSdp, SdpError, type Sdp } from './sdp.js';
+import { SdpOrigins } from './sdp-topology.js';
 import {
   checkAnswer, checkOffer, offerOptions, answerOptions, refuse, satisfiesWithoutAnchor, sdpKeying,
   type MediaRefusal, type Side, type Keying,
@@ -80,6 +81,8 @@ export class MediaStage {
    *  session created by the late reply would be left behind. */
   private readonly inflight = new Map<string, Promise<unknown>>();
   private readonly log: LogLike;
+  /** SDP identity fields (s=, o=, i=…) rewritten on every body that leaves (sdp-topology.ts). */
+  private readonly origins = new SdpOrigins();
   private constructor(
     readonly config: GlobalMedia,
     readonly pool: RtpenginePool,
@@ -174,7 +177,7 @@ export class MediaStage {
       // Re-offer on an unanchored call stays unanchored.
       if (!satisfiesWithoutAnchor(sdp, req.toPolicy)) return this.refused(refuse(488, 'srtp_required_toward', 'offer not acceptable to the other side without a media relay', 302));
       existing.pending = { fromTag: req.fromTag, from: req.from, fromPolicy: req.fromPolicy, toPolicy: req.toPolicy, offered, toward: offered };
-      return { ok: true, sdp: req.sdp, anchored: false };
+      return { ok: true, sdp: this.hide(req.callId, req.fromTag, sdp), anchored: false };
     }
 
     const tryOn = existing ? [existing.instance!] : this.pool.candidates();
@@ -200,13 +203,13 @@ export class MediaStage {
         this.calls.set(req.callId, state);
         mediaSessions.set(this.calls.size);
       }
-      return { ok: true, sdp: writeSdp(out), anchored: true };
+      return { ok: true, sdp: this.hide(req.callId, req.fromTag, out), anchored: true };
     }
 
     if (!existing && this.unanchoredAllowed(req) && satisfiesWithoutAnchor(sdp, req.toPolicy)) {
       this.log.warn({ callId: req.callId }, 'no rtpengine reachable; call proceeds unanchored as policy allows');
       this.calls.set(req.callId, { instance: undefined, counted: false, pending: { fromTag: req.fromTag, from: req.from, fromPolicy: req.fromPolicy, toPolicy: req.toPolicy, offered, toward: offered } });
-      return { ok: true, sdp: req.sdp, anchored: false };
+      return { ok: true, sdp: this.hide(req.callId, req.fromTag, sdp), anchored: false };
     }
     return this.noEngine();
   }
@@ -232,7 +235,7 @@ export class MediaStage {
     if (bad) return this.refused(bad);
     if (!state.instance) {
       this.count(state, 'unanchored');
-      return { ok: true, sdp: req.sdp, anchored: false };
+      return { ok: true, sdp: this.hide(req.callId, req.toTag, sdp), anchored: false };
     }
     const params = { ...answerOptions(pending.fromPolicy), 'call-id': req.callId, 'from-tag': req.fromTag, 'to-tag': req.toTag, sdp: writeSdp(sdp) };
     let reply: NgReply;
@@ -245,7 +248,11 @@ export class MediaStage {
     const out = this.rewriteOut(reply);
     if (!out) return this.refused(refuse(488, 'rtpengine_rejected', 'media relay returned no SDP', 399));
     this.count(state, `${pending.offered}>${sdpKeying(sdp)}`);
-    return { ok: true, sdp: writeSdp(out), anchored: true };
+    return { ok: true, sdp: this.hide(req.callId, req.toTag, out), anchored: true };
+  }
+
+  private hide(callId: string, producer: string, sdp: Sdp): string {
+    return writeSdp(this.origins.hide(callId, producer, sdp));
   }
 
   private count(state: CallState, mode: string): void {
@@ -257,9 +264,7 @@ export class MediaStage {
   private rewriteOut(reply: NgReply): Sdp | undefined {
     if (typeof reply.sdp !== 'string') return undefined;
     try {
-      const out = parseSdp(reply.sdp);
-      anonymizeOrigin(out);
-      return out;
+      return parseSdp(reply.sdp);
     } catch {
       return undefined;
     }
@@ -272,6 +277,7 @@ export class MediaStage {
   async delete(callId: string): Promise<MediaStats | undefined> {
     const pending = this.inflight.get(callId);
     if (pending) await pending.catch(() => undefined);
+    this.origins.end(callId);
     const state = this.calls.get(callId);
     if (!state) return undefined;
     this.calls.delete(callId);

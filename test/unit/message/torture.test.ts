@@ -6,16 +6,18 @@ import {
   getHeader,
   getHeaders,
   getHeaderList,
-  getTag,
-  parseCSeq,
   parseMessage,
-  parseNameAddr,
-  parseUri,
-  parseVia,
   type SipMessage,
   type SipRequest,
   type SipResponse,
 } from '../../../src/engine/message/index.js';
+import {
+  getTag,
+  parseCSeq,
+  parseNameAddr,
+  parseUri,
+  parseVia,
+} from '../../../src/sip/grammar/index.js';
 
 const valid = loadTorture('valid');
 const invalid = loadTorture('invalid');

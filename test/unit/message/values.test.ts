@@ -10,7 +10,7 @@ import {
   parseUri,
   parseVia,
   unescapeUri,
-} from '../../../src/engine/message/index.js';
+} from '../../../src/sip/grammar/index.js';
 
 describe('parseUri / formatUri', () => {
   it('parses a full sip URI', () => {

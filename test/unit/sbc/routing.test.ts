@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { selectDestinations, canonicalNumber, uriHost } from '../../../src/sbc/routing.js';
+import { selectDestinations } from '../../../src/sbc/routing.js';
+import { routingNumber as canonicalNumber, uriHost } from '../../../src/sip/grammar/index.js';
 
 const rules = [
   { from: 'core', called_prefix: '+4420', to: 'carrier-a' },

@@ -1,8 +1,8 @@
 // name-addr / addr-spec with header parameters (RFC 3261 §20.10, §25.1): From, To, Contact,
 // Route, Record-Route, Refer-To, P-Asserted-Identity …
 import type { NameAddr } from './types.js';
-import { TOKEN, TOKEN_CHARS_RE, isWsp, skipWsp } from './chars.js';
-import { PARAMS_RE, formatParams, parseParams, quote, quotedEnd, unquote } from './params.js';
+import { TOKEN, TOKEN_CHARS_RE, isWsp, skipWsp, trimWsp } from './chars.js';
+import { PARAMS_RE, QDTEXT_RE, formatParams, paramValue, parseParams, quote, quotedEnd, skipQuoted, unquote } from './params.js';
 import { URI_CHARS_RE, isUriText, schemeEnd } from './uri.js';
 
 // Out-parameters of scanNameAddr (no result object on the hot path). One object with a fixed
@@ -86,7 +86,7 @@ function scanBracketed(s: string, i: number): number {
 /** The usual name-addr shape (`"Alice" <sip:…>;tag=…`, `Bob <sip:…>`, `<sip:…>`): whatever it
  *  matches, scanNameAddr accepts. */
 const NAME_ADDR_FAST = new RegExp(
-  `^(?:"[^"\\\\]*" ?|[${TOKEN_CHARS_RE} ]*)<[A-Za-z][A-Za-z0-9+\\-.]*:[${URI_CHARS_RE}]*>${PARAMS_RE}$`,
+  `^(?:"${QDTEXT_RE}*" ?|[${TOKEN_CHARS_RE} ]*)<[A-Za-z][A-Za-z0-9+\\-.]*:[${URI_CHARS_RE}]*>${PARAMS_RE}$`,
 );
 
 /** Whether text is a well-formed name-addr / addr-spec with params (no allocation). */
@@ -111,34 +111,58 @@ export function formatNameAddr(na: NameAddr): string {
   return `${dn}<${na.uri}>${formatParams(na.params)}`;
 }
 
-/** The `tag` parameter of a From/To value, or undefined. Fast path used on every message:
- *  looks only after the URI (after '>' in name-addr form, after the URI's end otherwise). */
-export function getTag(value: string): string | undefined {
-  let i = value.lastIndexOf('>');
-  i = i < 0 ? 0 : i + 1;
-  const end = value.length;
-  for (;;) {
-    i = value.indexOf(';', i);
-    if (i < 0) return undefined;
-    let j = skipWsp(value, i + 1, end);
-    if (
-      j + 3 <= end &&
-      (value.charCodeAt(j) | 0x20) === 0x74 && // t
-      (value.charCodeAt(j + 1) | 0x20) === 0x61 && // a
-      (value.charCodeAt(j + 2) | 0x20) === 0x67 // g
-    ) {
-      j = skipWsp(value, j + 3, end);
-      if (value.charCodeAt(j) === 61) {
-        j = skipWsp(value, j + 1, end);
-        let k = j;
-        while (k < end) {
-          const c = value.charCodeAt(k);
-          if (c === 59 || c === 44 || isWsp(c)) break;
-          k++;
-        }
-        return k > j ? value.slice(j, k) : undefined;
-      }
-    }
-    i++;
+// Out-parameters of uriSpan (no result object on the hot path).
+const span = { from: 0, to: 0, params: 0 };
+
+/** Where the URI of a name-addr / addr-spec value is (span.from..span.to, untrimmed) and where its
+ *  header parameters start (span.params): after the '>' of a name-addr (a quoted display name may
+ *  hold '<', '>' and ';'), at the first ';' of an addr-spec (RFC 3261 §20.10: there every ';'
+ *  parameter is a header parameter). Lenient: for values the parser has already validated. */
+function uriSpan(value: string): void {
+  const n = value.length;
+  let i = skipWsp(value, 0, n);
+  if (value.charCodeAt(i) === 34) i = skipQuoted(value, i);
+  const lt = value.indexOf('<', i);
+  if (lt >= 0) {
+    const gt = value.indexOf('>', lt + 1);
+    span.from = lt + 1;
+    span.to = gt < 0 ? n : gt;
+    span.params = gt < 0 ? n : gt + 1;
+  } else {
+    const semi = value.indexOf(';', i);
+    span.from = i;
+    span.to = span.params = semi < 0 ? n : semi;
   }
+}
+
+/** Index where the header parameters of a name-addr / addr-spec value start (value.length when
+ *  there are none). */
+export function headerParamsStart(value: string): number {
+  uriSpan(value);
+  return span.params;
+}
+
+/** The URI of a name-addr or addr-spec value (between <> or up to the header parameters),
+ *  trimmed; lenient, like headerParamsStart. */
+export function addrSpecOf(value: string): string {
+  uriSpan(value);
+  return trimWsp(value.slice(span.from, span.to));
+}
+
+/** A header parameter (`name` lower-case) of a From/To/Contact/… value: '' when valueless,
+ *  undefined when absent. */
+export function headerParam(value: string, name: string): string | undefined {
+  return paramValue(value, headerParamsStart(value), name);
+}
+
+/** The `tag` parameter of a From/To value (RFC 3261 §19.3): undefined when absent or empty
+ *  (`tag = token`, so `;tag` and `;tag=` carry no tag). The one tag reader of the code base (transaction matching, dialogs,
+ *  the SBE): runs on every message, so the usual name-addr skips straight past its last '>'. */
+export function getTag(value: string): string | undefined {
+  // Fast path: with no quoted string, the last '>' closes the URI (params hold tokens only).
+  if (value.indexOf('"') < 0) {
+    const gt = value.lastIndexOf('>');
+    if (gt >= 0) return paramValue(value, gt + 1, 'tag') || undefined;
+  }
+  return paramValue(value, headerParamsStart(value), 'tag') || undefined;
 }

@@ -260,3 +260,26 @@ function isHex(c: number): boolean {
   const l = c | 0x20;
   return (c >= 48 && c <= 57) || (l >= 0x61 && l <= 0x66);
 }
+
+/** The host of a sip:/sips: URI without port or IPv6 brackets (`sip:a@[2001:db8::1]:5060` →
+ *  `2001:db8::1`); '' for a tel: URI, another scheme or malformed text. What routing compares a
+ *  route's `domain` with. */
+export function uriHost(uri: string): string {
+  const u = parseUri(uri);
+  if (u === null || u.scheme === 'tel') return '';
+  const h = u.host;
+  return h.charCodeAt(0) === 91 ? h.slice(1, -1) : h;
+}
+
+/** `host[:port]` of a sip:/sips: URI as written (brackets kept), or '' (tel, other, malformed). */
+export function uriHostPort(uri: string): string {
+  const u = parseUri(uri);
+  if (u === null || u.scheme === 'tel') return '';
+  return u.port === undefined ? u.host : `${u.host}:${u.port}`;
+}
+
+/** The user of a sip:/sips: URI (before any password) or the number of a tel: URI, still
+ *  escaped as written; undefined when there is none or the URI is not sip/sips/tel. */
+export function uriUser(uri: string): string | undefined {
+  return parseUri(uri)?.user;
+}

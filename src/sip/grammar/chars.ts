@@ -75,3 +75,13 @@ export function parseDigits(s: string, from: number, to: number, max: number): n
   }
   return n;
 }
+
+/** End of the token starting at i (i itself when there is none). */
+export function tokenEnd(s: string, i: number, end: number): number {
+  while (i < end) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || TOKEN[c] !== 1) break;
+    i++;
+  }
+  return i;
+}

@@ -1,0 +1,125 @@
+// SDP topology hiding (issue #17.5, RFC 6404 §2.1 / RFC 5853 §3.1.2): the identity fields of an
+// SDP body — who built it, on which host, with which product — never cross from one side of
+// the interconnect to the other. Applied to every SDP peergate sends, after rtpengine (anchored)
+// or alone (unanchored media, or no media stage at all).
+//
+// Contract:
+// - `s=` becomes `s=-` (RFC 8866 §5.3: a dash when there is no meaningful name).
+// - `i=`, `u=`, `e=`, `p=` and `a=tool:` are removed wherever they stand: all optional
+//   (RFC 8866 §5), all free text that names people, hosts or products. A repeated o=/s=, or one
+//   inside a media section, is removed too (only the first session-level one is rewritten).
+// - `o=` becomes `o=- <sess-id> <sess-version> <nettype> <addrtype> <address>` where sess-id is
+//   ours (random, per call and producing side), sess-version is ours and monotonic per
+//   producing side of the call (RFC 3264 §8: +1 exactly when the body changes, unchanged for
+//   an identical re-offer), and the address is the body's own session connection address
+//   (session `c=`, else the first media `c=`). RFC 8866 §5.2 only asks that the o= tuple be
+//   unique, which our sess-id makes it; copying the c= address reveals nothing the body does
+//   not already carry, and keeps whatever address family the receiver expects.
+// - `c=` and `m=` lines, `a=rtcp`, `a=candidate` are left alone here: anchored, rtpengine has
+//   replaced them with its own; unanchored, media flows directly and they must stay true.
+import { randomBytes } from 'node:crypto';
+import { parseSdp, writeSdp, type Sdp } from './sdp.js';
+import type { MediaArgs, MediaStage } from '../stages.js';
+
+/** One producing side's origin as the other side sees it. */
+interface Origin {
+  sessId: string;
+  version: number;
+  /** The last body sent in this direction, o= line excluded: a change bumps the version. */
+  last: string | undefined;
+}
+
+const DROP_SESSION = /^(?:[iuep]=|a=tool:)/;
+// o= and s= are session-level only (RFC 8866 §5): one misplaced in a media section is dropped
+// rather than let through unrewritten.
+const DROP_MEDIA = /^(?:[iuepos]=|a=tool:)/;
+
+function newSessId(): string {
+  // 48 random bits as a decimal string: unique enough, and safely inside every parser's integer.
+  return String(randomBytes(6).readUIntBE(0, 6));
+}
+
+/** The connection address the body itself announces: `[nettype, addrtype, address]`. */
+function connection(sdp: Sdp): [string, string, string] {
+  const c = sdp.session.find((l) => l.startsWith('c=')) ?? sdp.media.flatMap((m) => m.lines).find((l) => l.startsWith('c='));
+  const parts = c?.slice(2).split(' ');
+  if (!parts || parts.length < 3 || !parts[2]) return ['IN', 'IP4', '0.0.0.0'];
+  return [parts[0]!, parts[1]!, parts[2].split('/')[0]!];
+}
+
+/** Remove identity lines and blank `s=`, in place. Does not touch o= (see SdpOrigins.stamp). */
+export function stripIdentity(sdp: Sdp): void {
+  const session: string[] = [];
+  let origin = false, name = false;
+  for (const l of sdp.session) {
+    if (DROP_SESSION.test(l)) continue;
+    // A repeated o= or s= would cross unrewritten: only the first of each is kept.
+    if (l.startsWith('o=')) { if (origin) continue; origin = true; }
+    if (l.startsWith('s=')) { if (name) continue; name = true; session.push('s=-'); continue; }
+    session.push(l);
+  }
+  if (!name) {
+    // RFC 8866 §5 requires s= right after o=: a body without one gets ours.
+    const o = session.findIndex((l) => l.startsWith('o='));
+    session.splice(o + 1, 0, 's=-');
+  }
+  sdp.session = session;
+  for (const m of sdp.media) m.lines = [m.lines[0]!, ...m.lines.slice(1).filter((l) => !DROP_MEDIA.test(l))];
+}
+
+/**
+ * The o= identities peergate presents for each call: one per (call, producing side), forgotten
+ * at `end`. A producing side is a leg tag (`A`/`B`, or rtpengine's from-tag/to-tag).
+ */
+export class SdpOrigins {
+  private readonly calls = new Map<string, Map<string, Origin>>();
+
+  /** Hide the identity fields of `sdp` (in place) as the body `producer` sends in `callId`. */
+  hide(callId: string, producer: string, sdp: Sdp): Sdp {
+    stripIdentity(sdp);
+    let perCall = this.calls.get(callId);
+    if (!perCall) { perCall = new Map(); this.calls.set(callId, perCall); }
+    let origin = perCall.get(producer);
+    if (!origin) { origin = { sessId: newSessId(), version: 1, last: undefined }; perCall.set(producer, origin); }
+    const oIdx = sdp.session.findIndex((l) => l.startsWith('o='));
+    const withoutOrigin = writeSdp({ session: sdp.session.filter((_, i) => i !== oIdx), media: sdp.media });
+    if (origin.last !== undefined && origin.last !== withoutOrigin) origin.version++;
+    origin.last = withoutOrigin;
+    const [net, type, addr] = connection(sdp);
+    const line = `o=- ${origin.sessId} ${origin.version} ${net} ${type} ${addr}`;
+    if (oIdx >= 0) sdp.session[oIdx] = line; else sdp.session.splice(1, 0, line);
+    return sdp;
+  }
+
+  /** Convenience for a body as text; throws SdpError if it does not parse. */
+  hideText(callId: string, producer: string, text: string): string {
+    return writeSdp(this.hide(callId, producer, parseSdp(text)));
+  }
+
+  end(callId: string): void {
+    this.calls.delete(callId);
+  }
+
+  /** Calls with origin state (for leak tests). */
+  get size(): number { return this.calls.size; }
+}
+
+/**
+ * The media seam when media is not anchored at all (`media.anchoring: false`): no rtpengine,
+ * c=/m= cross unchanged (media flows directly), only the identity fields are rewritten.
+ * A body that does not parse is refused 488 like the anchored stage does.
+ */
+export function unanchoredSdpSeam(origins = new SdpOrigins()): MediaStage {
+  const rewrite = (a: MediaArgs): { ok: true; sdp: string } | { ok: false; refusal: { status: number; reason: string; label: string; warning: string } } => {
+    try {
+      return { ok: true, sdp: origins.hideText(a.callId, a.leg, a.sdp) };
+    } catch {
+      return { ok: false, refusal: { status: 488, reason: 'Not Acceptable Here', label: 'bad_sdp', warning: 'malformed SDP' } };
+    }
+  };
+  return {
+    offer: (a) => Promise.resolve(((r) => (r.ok ? { ...r, anchored: false } : r))(rewrite(a))),
+    answer: (a) => Promise.resolve(rewrite(a)),
+    end: (callId) => { origins.end(callId); return Promise.resolve(); },
+  };
+}

@@ -1,0 +1,184 @@
+// A bounded, seeded mutation fuzzer for peergate's parsers (issue #17.6).
+//
+// Why not jazzer.js: @jazzer.js/core 4.0.0's only Linux x64 prebuild needs GLIBC 2.38 (Debian 12
+// has 2.36: "GLIBC_2.38' not found (required by …/fuzzer-linux-x64.node)"), and building it
+// (or 2.1.0, which has no prebuild) needs libFuzzer sources from github.com. See docs/fuzzing.md.
+//
+// So this is not coverage-guided. It is feedback-guided on behaviour: an input whose outcome
+// signature (the target's own summary: error text, output shape) was never seen before joins the
+// corpus and is mutated further, which steers the search toward new paths in the code the way
+// new error messages mark them. Every input is checked against the target's invariants.
+// Deterministic: (seed, runs) replays exactly.
+
+export interface FuzzTarget {
+  name: string;
+  /** Seed inputs (checked-in corpus). */
+  seeds: Buffer[];
+  /** Extra tokens the mutator splices in (a dictionary, as libFuzzer's -dict). */
+  dictionary?: string[];
+  /**
+   * Run one input. Returns a short outcome signature (for feedback); throws InvariantError when
+   * an invariant is broken. Any other exception is a finding too (undocumented error type).
+   */
+  run(input: Buffer): string;
+  /**
+   * Findings already reported and explained in docs/fuzzing.md (fixed elsewhere): counted in
+   * `known`, not in `findings`, so CI stays red only for new ones.
+   */
+  known?: RegExp[];
+}
+
+export class InvariantError extends Error {
+  override readonly name = 'InvariantError';
+}
+
+export function invariant(cond: unknown, what: string): asserts cond {
+  if (!cond) throw new InvariantError(what);
+}
+
+export interface Finding { input: Buffer; error: string }
+
+export interface FuzzReport {
+  target: string;
+  runs: number;
+  ms: number;
+  corpus: number;
+  signatures: number;
+  findings: Finding[];
+  /** Findings matching the target's `known` list, by pattern. */
+  known: Record<string, number>;
+}
+
+/** mulberry32: small, fast, reproducible. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SIGNIFICANT = Buffer.from('\r\n \t:;,"<>\\%@=?[]/.#|-0123456789*\x00\x7f\xff');
+const BOUNDARY = ['0', '-1', '65535', '65536', '2147483647', '2147483648', '4294967296', '99999', '100000', '1e309', 'NaN', '\u00e9', '\ud800'];
+/** Mutated inputs are capped so that one case cannot take the run hostage. */
+const MAX_INPUT = 96 * 1024;
+
+export function mutate(src: Buffer, corpus: readonly Buffer[], dict: readonly Buffer[], r: () => number): Buffer {
+  let b = src;
+  const n = 1 + Math.floor(r() * 5);
+  for (let k = 0; k < n; k++) {
+    const pos = Math.floor(r() * (b.length + 1));
+    switch (Math.floor(r() * 10)) {
+      case 0: { // overwrite a byte
+        if (b.length === 0) break;
+        b = Buffer.from(b);
+        b[Math.min(pos, b.length - 1)] = Math.floor(r() * 256);
+        break;
+      }
+      case 1: { // flip a bit
+        if (b.length === 0) break;
+        b = Buffer.from(b);
+        b[Math.min(pos, b.length - 1)]! ^= 1 << Math.floor(r() * 8);
+        break;
+      }
+      case 2: // insert a syntax-significant byte
+        b = Buffer.concat([b.subarray(0, pos), SIGNIFICANT.subarray(Math.floor(r() * SIGNIFICANT.length)).subarray(0, 1), b.subarray(pos)]);
+        break;
+      case 3: // delete a range
+        b = Buffer.concat([b.subarray(0, pos), b.subarray(pos + 1 + Math.floor(r() * 24))]);
+        break;
+      case 4: { // duplicate a range
+        const len = Math.floor(r() * 80);
+        b = Buffer.concat([b.subarray(0, pos + len), b.subarray(pos, pos + len), b.subarray(pos + len)]);
+        break;
+      }
+      case 5: // truncate
+        b = b.subarray(0, pos);
+        break;
+      case 6: { // splice from another corpus entry
+        const o = corpus[Math.floor(r() * corpus.length)]!;
+        const at = Math.floor(r() * (o.length + 1));
+        b = Buffer.concat([b.subarray(0, pos), o.subarray(at, at + 1 + Math.floor(r() * 200)), b.subarray(pos)]);
+        break;
+      }
+      case 7: { // dictionary token or boundary number
+        const words = dict.length > 0 && r() < 0.6 ? dict : BOUNDARY.map((w) => Buffer.from(w));
+        const w = words[Math.floor(r() * words.length)]!;
+        const replace = r() < 0.5 ? Math.floor(r() * 8) : 0;
+        b = Buffer.concat([b.subarray(0, pos), w, b.subarray(pos + replace)]);
+        break;
+      }
+      case 8: { // swap two lines
+        const lines = b.toString('latin1').split('\n');
+        const i = Math.floor(r() * lines.length), j = Math.floor(r() * lines.length);
+        [lines[i], lines[j]] = [lines[j]!, lines[i]!];
+        b = Buffer.from(lines.join('\n'), 'latin1');
+        break;
+      }
+      default: // long run of one byte (quadratic-behaviour probe)
+        b = Buffer.concat([b.subarray(0, pos), Buffer.alloc(Math.floor(r() * 4000), SIGNIFICANT[Math.floor(r() * SIGNIFICANT.length)]!), b.subarray(pos)]);
+    }
+  }
+  return b.length > MAX_INPUT ? b.subarray(0, MAX_INPUT) : b;
+}
+
+export interface FuzzOptions {
+  runs: number;
+  /** Stop early after this long (ms); the CI smoke run bounds wall time with it. */
+  maxMs?: number;
+  seed?: number;
+  /** Stop at the first N findings. */
+  maxFindings?: number;
+  /** A single input slower than this (ms) is a finding (hang / super-linear behaviour). */
+  slowMs?: number;
+}
+
+const MAX_CORPUS = 4000;
+
+export function fuzz(t: FuzzTarget, o: FuzzOptions): FuzzReport {
+  const r = rng(o.seed ?? 1);
+  const dict = (t.dictionary ?? []).map((w) => Buffer.from(w, 'latin1'));
+  const corpus: Buffer[] = [...t.seeds];
+  const seen = new Set<string>();
+  const findings: Finding[] = [];
+  const known: Record<string, number> = {};
+  const report = (f: Finding): void => {
+    const k = t.known?.find((re) => re.test(f.error));
+    if (k) known[k.source] = (known[k.source] ?? 0) + 1; else findings.push(f);
+  };
+  const maxFindings = o.maxFindings ?? 10;
+  const slowMs = o.slowMs ?? 1000;
+  const start = performance.now();
+  let runs = 0;
+  const one = (input: Buffer): void => {
+    runs++;
+    const t0 = performance.now();
+    try {
+      const sig = t.run(input);
+      if (!seen.has(sig)) {
+        seen.add(sig);
+        if (corpus.length < MAX_CORPUS) corpus.push(input);
+      }
+    } catch (e) {
+      report({ input, error: e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e) });
+    }
+    const dt = performance.now() - t0;
+    if (dt > slowMs) {
+      // The machine is shared: re-time once to tell super-linear work from being descheduled.
+      const t1 = performance.now();
+      try { t.run(input); } catch { /* reported above */ }
+      const again = performance.now() - t1;
+      if (again > slowMs) report({ input, error: `slow input: ${dt.toFixed(0)} ms, then ${again.toFixed(0)} ms` });
+    }
+  };
+  for (const s of t.seeds) one(s);
+  while (runs < o.runs && findings.length < maxFindings) {
+    if (o.maxMs !== undefined && (runs & 63) === 0 && performance.now() - start > o.maxMs) break;
+    const base = corpus[Math.floor(r() * corpus.length)]!;
+    one(mutate(base, corpus, dict, r));
+  }
+  return { target: t.name, runs, ms: performance.now() - start, corpus: corpus.length, signatures: seen.size, findings, known };
+}
