@@ -137,7 +137,11 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     engine?.transports.on('tls-handshake', (e: { result: string; source?: { address: string } }) => {
       if (e.result === 'failed' && e.source) strike(e.source.address, 'tls');
     });
-    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike) });
+    const b2bua = new B2bua({
+      policy: () => holder.current, stages, log, observer: metricsObserver(strike),
+      // Reconciliation (issue #16.2): a call whose dialog the engine no longer holds is ended.
+      ...(engine ? { dialogExists: (id: string) => engine!.core.dialogs.get(id) !== undefined } : {}),
+    });
     let engineUp = false;
     b2bua.srf.on('disconnect', () => { engineUp = false; m.engineConnected.set(0); });
     b2bua.srf.on('connect', () => { engineUp = true; m.engineConnected.set(1); });

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { PeerLimitsSchema, GlobalLimitsSchema } from '../sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema.js';
 import { SideMediaSchema, GlobalMediaSchema } from '../sbc/media/schema.js';
+import { PeerSessionsSchema, GlobalSessionsSchema } from '../sbc/session/schema.js';
 import { FilePath } from './file-path.js';
 
 // ---------- scalar building blocks ----------
@@ -217,6 +218,7 @@ export const PeerSchema = z.strictObject({
   identity: PeerIdentitySchema.prefault({}),
   media: SideMediaSchema.prefault({}),
   topology: TopologySchema.prefault({}),
+  sessions: PeerSessionsSchema.prefault({}),
 });
 
 const PREFIX = /^\+?[0-9*#]+$/;
@@ -260,6 +262,8 @@ const RootSchema = z.strictObject({
   routes: z.array(RouteSchema).default([]),
   /** When to give up on a target and try the next one (also on 408 and 503). */
   failover: FailoverSchema.prefault({}),
+  /** Call lifetime: session timers, maximum duration, media inactivity, reconciliation. */
+  sessions: GlobalSessionsSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;
@@ -415,3 +419,4 @@ export type Route = Policy['routes'][number];
 export type { PeerLimits, GlobalLimits } from '../sbc/limits/schema.js';
 export type { PeerIdentity, GlobalIdentity } from '../sbc/identity/schema.js';
 export type { SideMedia, GlobalMedia } from '../sbc/media/schema.js';
+export type { GlobalSessions, PeerSessions } from '../sbc/session/schema.js';

@@ -16,6 +16,7 @@ import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
+import { SessionTable, establish, intervalTooSmall, systemClock, type Clock, type CallSession, type LegDialog } from './session/index.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
@@ -32,7 +33,8 @@ export interface B2buaObserver {
   callStarted(peer: string, direction: 'inbound' | 'outbound'): void;
   /** An established call ended. */
   callEnded(peer: string, direction: 'inbound' | 'outbound'): void;
-  /** Every INVITE's outcome: refused, no_route, failed, canceled, caller_bye, callee_bye, error. */
+  /** Every INVITE's outcome: refused, no_route, failed, canceled, error, or how an established
+   *  call ended: caller_bye, callee_bye, session_expired, max_duration, media_timeout, dialog_gone, shutdown. */
   callFinished(peer: string, direction: 'inbound' | 'outbound', result: string): void;
   /** INVITE received → final response sent to the caller (answered or failed), seconds. */
   callSetup(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
@@ -57,6 +59,9 @@ export interface B2buaOptions {
   stages?: Stages;
   log: Logger;
   observer?: B2buaObserver;
+  /** With the embedded engine: whether it still holds a dialog (reconciliation, src/sbc/session). */
+  dialogExists?: (dialogId: string) => boolean;
+  clock?: Clock;
 }
 
 /** Per-policy compiled lookups, built once per policy object. */
@@ -77,6 +82,8 @@ const FAILOVER_STATUSES = new Set([408, 503]);
 export class B2bua {
   readonly srf: Srf;
   readonly calls = new Map<string, ActiveCall>();
+  /** Established calls and their timers; swept periodically (src/sbc/session/table.ts). */
+  readonly sessions: SessionTable;
   private readonly compiled = new WeakMap<Policy, Compiled>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
@@ -85,6 +92,13 @@ export class B2bua {
     this.srf = new Srf();
     this.observer = opts.observer ?? noopObserver;
     this.stages = opts.stages ?? {};
+    const media = this.stages.media;
+    this.sessions = new SessionTable({
+      clock: opts.clock ?? systemClock,
+      ...(opts.dialogExists ? { dialogExists: opts.dialogExists } : {}),
+      ...(media?.activity ? { mediaActivity: (id: string) => media.activity!(id) } : {}),
+    });
+    this.sessions.start(() => opts.policy().sessions.reconcile_interval_s);
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
     this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(res, err)); });
@@ -109,6 +123,7 @@ export class B2bua {
   }
 
   disconnect(): void {
+    this.sessions.stop();
     try { this.srf.disconnect(); } catch { /* never connected */ }
   }
 
@@ -149,6 +164,10 @@ export class B2bua {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
       if (refusal) { finish('refused'); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
     }
+
+    // RFC 4028 §6: a session interval below our Min-SE is refused before any slot is taken.
+    const tooSmall = intervalTooSmall(view.get('Session-Expires') ?? view.get('x'), policy.sessions.session_timer.min_se_s);
+    if (tooSmall) { finish('refused'); this.refuse(res, fromLabel, { ...tooSmall, label: 'session_interval' }, log, view.sourceAddress); return; }
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
@@ -288,22 +307,21 @@ export class B2bua {
     this.calls.set(callId, { id: callId, peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
     this.observer.callStarted(peer, direction);
     log.info({ target: target.uri }, 'call established');
-    let done = false;
-    const end = (result: string, other: Dialog): void => {
-      if (done) return;
-      done = true;
-      other.destroy();
-      this.observer.callEnded(peer, direction);
-      finish(result);
-    };
-    uas.on('destroy', () => end('caller_bye', uac));
-    uac.on('destroy', () => end('callee_bye', uas));
-    this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log);
-    this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log);
+    // Both legs' endings, timers and reconciliation live in the session (src/sbc/session).
+    const farPeer = from.kind === 'peer' ? from.peer : target.side.kind === 'peer' ? target.side.peer : undefined;
+    const session = establish(this.sessions, {
+      id: callId, uas: uas as unknown as LegDialog, uac: uac as unknown as LegDialog, policy, peer: farPeer,
+      anchored: this.stages.media !== undefined && !!uas.remote?.sdp, clock: this.opts.clock ?? systemClock,
+      onEnd: (result) => { this.observer.callEnded(peer, direction); finish(result); },
+      onRefreshFailed: (leg, err) => log.info({ leg, err: String(err) }, 'session refresh failed'),
+    });
+    if (session.isEnded) return;
+    this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log, session);
+    this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log, session);
   }
 
   /** Requests arriving on `a` are re-originated on `b` with the receiving side's allowlist. */
-  private relayInDialog(a: Dialog, b: Dialog, aLeg: Leg, aSide: Side, bSide: Side, policy: Policy, c: Compiled, callId: string, log: Logger): void {
+  private relayInDialog(a: Dialog, b: Dialog, aLeg: Leg, aSide: Side, bSide: Side, policy: Policy, c: Compiled, callId: string, log: Logger, session: CallSession): void {
     const allow = c.allow.get(allowKey(bSide))!;
     const trust = trustBetween(policy, aSide, bSide);
     const media = this.stages.media;
@@ -323,6 +341,7 @@ export class B2bua {
           back = r.sdp;
         }
         res.send(200, { body: back });
+        session.refreshed();
       })().catch((err: { status?: number }) => {
         log.info({ err: String(err) }, 're-INVITE relay failed');
         if (!res.finalResponseSent) res.send(err.status && err.status >= 400 ? err.status : 500);
@@ -334,7 +353,10 @@ export class B2bua {
         const ct = getHeader(req, 'Content-Type');
         if (ct && req.body) headers['Content-Type'] = ct;
         (b.request({ method: method.toUpperCase(), headers, body: req.body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>)
-          .then((r) => res.send(r.status, r.reason, { headers: allow.requestHeaders((n) => getHeader(r, n), trust, 'response'), ...(r.body ? { body: r.body } : {}) }))
+          .then((r) => {
+            res.send(r.status, r.reason, { headers: allow.requestHeaders((n) => getHeader(r, n), trust, 'response'), ...(r.body ? { body: r.body } : {}) });
+            if (method === 'update' && r.status >= 200 && r.status < 300) session.refreshed();
+          })
           .catch((err: unknown) => { log.info({ err: String(err), method }, 'in-dialog relay failed'); if (!res.finalResponseSent) res.send(500); });
       });
     }
@@ -526,6 +548,7 @@ function warningHeaders(r: Refusal): { headers: Record<string, string> } {
   const headers: Record<string, string> = { Reason: `SIP;cause=${r.status};text="${r.reason.replace(/"/g, '')}"` };
   if (r.retryAfterS !== undefined) headers['Retry-After'] = String(r.retryAfterS);
   if (r.warning) headers['Warning'] = `399 peergate "${r.warning.replace(/"/g, '')}"`;
+  if (r.headers) Object.assign(headers, r.headers);
   return { headers };
 }
 
