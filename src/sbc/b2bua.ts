@@ -16,7 +16,7 @@ import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
-import { SessionTable, establish, intervalTooSmall, systemClock, type Clock, type CallSession, type LegDialog } from './session/index.js';
+import { sessionTable, establish, intervalTooSmall, systemClock, type SessionTable, type Clock, type CallSession, type LegDialog } from './session/index.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
@@ -92,13 +92,7 @@ export class B2bua {
     this.srf = new Srf();
     this.observer = opts.observer ?? noopObserver;
     this.stages = opts.stages ?? {};
-    const media = this.stages.media;
-    this.sessions = new SessionTable({
-      clock: opts.clock ?? systemClock,
-      ...(opts.dialogExists ? { dialogExists: opts.dialogExists } : {}),
-      ...(media?.activity ? { mediaActivity: (id: string) => media.activity!(id) } : {}),
-    });
-    this.sessions.start(() => opts.policy().sessions.reconcile_interval_s);
+    this.sessions = sessionTable(opts.clock ?? systemClock, opts.policy, opts.dialogExists, this.stages.media);
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
     this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(res, err)); });

@@ -4,7 +4,7 @@
 import type { Policy, Peer } from '../../policy/schema.js';
 import { CallSession, type EndResult, type LegDialog } from './call.js';
 import type { Clock } from './clock.js';
-import { SessionTable } from './table.js';
+import { SessionTable, type MediaActivity } from './table.js';
 import { parseSessionExpires, intervalTooSmall } from './timer.js';
 
 export { CallSession, SessionTable, intervalTooSmall };
@@ -17,6 +17,20 @@ type HeaderSource = { get(name: string): string; has(name: string): boolean } | 
 
 function header(m: HeaderSource, name: string): string | undefined {
   try { return m?.has(name) ? m.get(name) : undefined; } catch { return undefined; }
+}
+
+/** The B2BUA's table of established calls, swept every `sessions.reconcile_interval_s` of the running policy. */
+export function sessionTable(
+  clock: Clock, policy: () => Policy, dialogExists: ((id: string) => boolean) | undefined,
+  media: { activity?(callId: string): Promise<MediaActivity> } | undefined,
+): SessionTable {
+  const table = new SessionTable({
+    clock,
+    ...(dialogExists ? { dialogExists } : {}),
+    ...(media?.activity ? { mediaActivity: (id: string) => media.activity!(id) } : {}),
+  });
+  table.start(() => policy().sessions.reconcile_interval_s);
+  return table;
 }
 
 /** The values that apply to a call with `peer` (undefined: core to core), per-peer overrides first. */
