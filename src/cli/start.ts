@@ -151,7 +151,11 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
     });
     // Location routing: RFC 3263 / ENUM / DNSSEC, and OPTIONS probing of targets (docs/routing.md).
     const routing = new LocationRouting(log.child({ module: 'routing' }), (t, ms) => probe(t, ms));
-    const b2bua = new B2bua({ policy: () => holder.current, stages, log, observer: metricsObserver(strike), recorder: cdr.recorder /* [cdr] */, routing });
+    const b2bua = new B2bua({
+      policy: () => holder.current, stages, log, observer: metricsObserver(strike), recorder: cdr.recorder /* [cdr] */, routing,
+      // Reconciliation (issue #16.2): a call whose dialog the engine no longer holds is ended.
+      ...(engine ? { dialogExists: (id: string) => engine!.core.dialogs.get(id) !== undefined } : {}),
+    });
     const probe = srfProbeSender(b2bua.srf, () => holder.current);
     let engineUp = false;
     b2bua.srf.on('disconnect', () => { engineUp = false; m.engineConnected.set(0); });

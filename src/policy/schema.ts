@@ -11,6 +11,7 @@ import { SideMediaSchema, GlobalMediaSchema } from '../sbc/media/schema.js';
 import { DnsSchema, SideRoutingShape, PeerRoutingShape, RouteRoutingShape, checkRouting } from '../routing/schema.js';
 import { CdrSchema } from '../sbc/cdr/schema.js';
 import { CaptureSchema } from '../engine/capture/schema.js';
+import { PeerSessionsSchema, GlobalSessionsSchema } from '../sbc/session/schema.js';
 import { FilePath } from './file-path.js';
 
 // ---------- scalar building blocks ----------
@@ -230,6 +231,7 @@ export const PeerSchema = z.strictObject({
   media: SideMediaSchema.prefault({}),
   topology: TopologySchema.prefault({}),
   ...PeerRoutingShape,
+  sessions: PeerSessionsSchema.prefault({}),
 });
 
 const PREFIX = /^\+?[0-9*#]+$/;
@@ -280,6 +282,8 @@ const RootSchema = z.strictObject({
   cdr: CdrSchema.optional(),
   /** SIP capture to a HEPv3 collector (docs/operations.md "SIP capture"). */
   capture: CaptureSchema.prefault({}),
+  /** Call lifetime: session timers, maximum duration, media inactivity, reconciliation. */
+  sessions: GlobalSessionsSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;
@@ -437,3 +441,4 @@ export type { PeerIdentity, GlobalIdentity } from '../sbc/identity/schema.js';
 export type { SideMedia, GlobalMedia } from '../sbc/media/schema.js';
 export type { CdrPolicy } from '../sbc/cdr/schema.js';
 export type { CapturePolicy, HepPolicy } from '../engine/capture/schema.js';
+export type { GlobalSessions, PeerSessions } from '../sbc/session/schema.js';

@@ -23,6 +23,7 @@ import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from '.
 import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
 import { validateInvite, ACCEPT_HEADERS } from './validate.js';
 import { unanchoredSdpSeam } from './media/sdp-topology.js';
+import { sessionTable, establish, intervalTooSmall, systemClock, type SessionTable, type Clock, type CallSession, type LegDialog, type PeergateEnding } from './session/index.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 /** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */
@@ -40,7 +41,8 @@ export interface B2buaObserver {
   callStarted(peer: string, direction: 'inbound' | 'outbound'): void;
   /** An established call ended. */
   callEnded(peer: string, direction: 'inbound' | 'outbound'): void;
-  /** Every INVITE's outcome: refused, no_route, failed, canceled, caller_bye, callee_bye, error. */
+  /** Every INVITE's outcome: refused, no_route, failed, canceled, error, or how an established
+   *  call ended: caller_bye, callee_bye, session_expired, max_duration, media_timeout, dialog_gone, shutdown. */
   callFinished(peer: string, direction: 'inbound' | 'outbound', result: string): void;
   /** INVITE received → final response sent to the caller (answered or failed), seconds. */
   callSetup(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
@@ -75,6 +77,9 @@ export interface B2buaOptions {
   routing?: LocationRouting;
   /** Call records (src/sbc/cdr): told how each INVITE goes, from attribution to its end. */
   recorder?: CallRecorder;
+  /** With the embedded engine: whether it still holds a dialog (reconciliation, src/sbc/session). */
+  dialogExists?: (dialogId: string) => boolean;
+  clock?: Clock;
 }
 
 /** Per-policy compiled lookups, built once per policy object. */
@@ -100,8 +105,8 @@ function onFinalResponse(res: Res, cb: (status: number) => void): void {
 export class B2bua {
   readonly srf: Srf;
   readonly calls = new Map<string, ActiveCall>();
-  /** Established calls → how peergate itself ends them (endCall). */
-  private readonly enders = new Map<string, (reason: string) => void>();
+  /** Established calls and their timers; swept periodically (src/sbc/session/table.ts). */
+  readonly sessions: SessionTable;
   private readonly compiled = new WeakMap<Policy, Compiled>();
   /** INVITEs the engine answered 487 on CANCEL (responses_total counts that, not the app's). */
   private readonly canceledResponses = new WeakSet<Res>();
@@ -116,6 +121,8 @@ export class B2bua {
     // Without rtpengine, SDP identity fields are still rewritten (media/sdp-topology.ts).
     this.stages = stages.media ? stages : { ...stages, media: unanchoredSdpSeam() };
     this.recorder = opts.recorder ?? noCallRecorder;
+    // Media inactivity is asked of rtpengine only: the unanchored seam has no activity to report.
+    this.sessions = sessionTable(opts.clock ?? systemClock, opts.policy, opts.dialogExists, stages.media);
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
     this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(req as Req, res, err)); });
@@ -148,6 +155,7 @@ export class B2bua {
   }
 
   disconnect(): void {
+    this.sessions.stop();
     try { this.srf.disconnect(); } catch { /* never connected */ }
   }
 
@@ -155,11 +163,8 @@ export class B2bua {
    * End an established call from peergate's side (drain, maximum duration …): BYE on both legs.
    * `reason` is the calls_total result and the call record's end_reason. false: no such call.
    */
-  endCall(id: string, reason: string): boolean {
-    const end = this.enders.get(id);
-    if (!end) return false;
-    end(reason);
-    return true;
+  endCall(id: string, reason: PeergateEnding): boolean {
+    return this.sessions.end(id, reason);
   }
 
   // ---------------------------------------------------------------- the call flow
@@ -212,6 +217,10 @@ export class B2bua {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
       if (refusal) { finish('refused', refusalEnd(refusal)); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
     }
+
+    // RFC 4028 §6: a session interval below our Min-SE is refused before any slot is taken.
+    const tooSmall = intervalTooSmall(view.get('Session-Expires') ?? view.get('x'), policy.sessions.session_timer.min_se_s);
+    if (tooSmall) { const refusal = { ...tooSmall, label: 'session_interval' }; finish('refused', refusalEnd(refusal)); this.refuse(res, fromLabel, refusal, log, view.sourceAddress); return; }
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
@@ -385,25 +394,26 @@ export class B2bua {
     this.observer.callStarted(peer, direction);
     const answeredAt = performance.now();
     log.info({ target: target.uri }, 'call established');
-    let done = false;
-    const end = (result: string, legs: Dialog[], how?: Omit<CallEnd, 'result' | 'peer'>): void => {
-      if (done) return;
-      done = true;
-      this.enders.delete(callId);
-      for (const leg of legs) leg.destroy();
-      this.observer.callEnded(peer, direction);
-      this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
-      finish(result, how);
-    };
-    uas.on('destroy', () => end('caller_bye', [uac]));
-    uac.on('destroy', () => end('callee_bye', [uas]));
-    this.enders.set(callId, (reason) => end(reason, [uas, uac], { endedBy: 'peergate', reason }));
-    this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log);
-    this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log);
+    // Both legs' endings, timers and reconciliation live in the session (src/sbc/session).
+    const farPeer = from.kind === 'peer' ? from.peer : target.side.kind === 'peer' ? target.side.peer : undefined;
+    const session = establish(this.sessions, {
+      id: callId, uas: uas as unknown as LegDialog, uac: uac as unknown as LegDialog, policy, peer: farPeer,
+      anchored: this.opts.stages?.media !== undefined && !!uas.remote?.sdp, clock: this.opts.clock ?? systemClock,
+      onEnd: (result) => {
+        this.observer.callEnded(peer, direction);
+        this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
+        if (result === 'caller_bye' || result === 'callee_bye') finish(result);
+        else finish(result, { endedBy: 'peergate', reason: result });
+      },
+      onRefreshFailed: (leg, err) => log.info({ leg, err: String(err) }, 'session refresh failed'),
+    });
+    if (session.isEnded) return;
+    this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log, session);
+    this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log, session);
   }
 
   /** Requests arriving on `a` are re-originated on `b` with the receiving side's allowlist. */
-  private relayInDialog(a: Dialog, b: Dialog, aLeg: Leg, aSide: Side, bSide: Side, policy: Policy, c: Compiled, callId: string, log: Logger): void {
+  private relayInDialog(a: Dialog, b: Dialog, aLeg: Leg, aSide: Side, bSide: Side, policy: Policy, c: Compiled, callId: string, log: Logger, session: CallSession): void {
     const allow = c.allow.get(allowKey(bSide))!;
     const trust = trustBetween(policy, aSide, bSide);
     const media = this.stages.media;
@@ -423,6 +433,7 @@ export class B2bua {
           back = r.sdp;
         }
         res.send(200, { body: back });
+        session.refreshed();
       })().catch((err: { status?: number }) => {
         log.info({ err: String(err) }, 're-INVITE relay failed');
         if (!res.finalResponseSent) res.send(err.status && err.status >= 400 ? err.status : 500);
@@ -434,7 +445,10 @@ export class B2bua {
         const ct = getHeader(req, 'Content-Type');
         if (ct && req.body) headers['Content-Type'] = ct;
         (b.request({ method: method.toUpperCase(), headers, body: req.body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>)
-          .then((r) => res.send(r.status, r.reason, { headers: allow.requestHeaders((n) => getHeader(r, n), trust, 'response'), ...(r.body ? { body: r.body } : {}) }))
+          .then((r) => {
+            res.send(r.status, r.reason, { headers: allow.requestHeaders((n) => getHeader(r, n), trust, 'response'), ...(r.body ? { body: r.body } : {}) });
+            if (method === 'update' && r.status >= 200 && r.status < 300) session.refreshed();
+          })
           .catch((err: unknown) => { log.info({ err: String(err), method }, 'in-dialog relay failed'); if (!res.finalResponseSent) res.send(500); });
       });
     }
@@ -648,6 +662,7 @@ function warningHeaders(r: Refusal & { allow?: readonly string[] }): { headers: 
   if (r.retryAfterS !== undefined) headers['Retry-After'] = String(r.retryAfterS);
   if (r.warning) headers['Warning'] = `399 peergate "${r.warning.replace(/"/g, '')}"`;
   if (r.status === 415) Object.assign(headers, ACCEPT_HEADERS);
+  if (r.headers) Object.assign(headers, r.headers);
   return { headers };
 }
 

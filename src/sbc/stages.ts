@@ -27,6 +27,8 @@ export interface Refusal {
   label: string;
   retryAfterS?: number;
   warning?: string;
+  /** Further headers of the refusal (e.g. Min-SE on 422, RFC 4028 §6). */
+  headers?: Record<string, string>;
 }
 
 export interface LimitsStage {
@@ -61,6 +63,8 @@ export interface MediaStage {
   answer(args: MediaArgs): Promise<{ ok: true; sdp: string } | { ok: false; refusal: Refusal }>;
   /** Idempotent; called on every way a call ends. */
   end(callId: string): Promise<void>;
+  /** rtpengine's last packet for an anchored call, `gone` when it no longer knows it (media timeout). */
+  activity?(callId: string): Promise<{ lastPacketMs: number } | 'gone' | undefined>;
 }
 
 export interface Stages {

@@ -36,6 +36,7 @@ export function mediaSeam(stage: RtpMediaStage): MediaStage {
       if (r.ok) answered.add(a.callId);
       return r.ok ? { ok: true as const, sdp: r.sdp } : { ok: false as const, refusal: refusalOf(r) };
     },
+    activity: (callId: string) => stage.activity(callId),
     async end(callId: string) {
       answered.delete(callId);
       await stage.delete(callId);

@@ -325,6 +325,23 @@ export class MediaStage {
     }
   }
 
+  /**
+   * Media inactivity (issue #16.2): when rtpengine last relayed a packet of this call, in ms
+   * since the epoch (its `last packet` per stream, else the call's creation); `gone` when
+   * rtpengine answers that it no longer knows the call (its own --timeout deleted it);
+   * undefined when the call is not anchored or rtpengine cannot be asked now.
+   */
+  async activity(callId: string): Promise<{ lastPacketMs: number } | 'gone' | undefined> {
+    const inst = this.calls.get(callId)?.instance;
+    if (!inst) return undefined;
+    try {
+      const last = lastPacketOf(await this.pool.command(inst, 'query', { 'call-id': callId }));
+      return last === undefined ? undefined : { lastPacketMs: last * 1000 };
+    } catch (e) {
+      return e instanceof NgRejected ? 'gone' : undefined;
+    }
+  }
+
   /** Stop health checks, delete every call still held, and stop the embedded rtpengine. */
   async close(): Promise<void> {
     await Promise.all([...this.calls.keys()].map((id) => this.delete(id)));
@@ -351,4 +368,16 @@ export function statsOf(r: NgReply): MediaStats | undefined {
     legs[tag] = leg;
   }
   return { packets: num(rtp.packets), bytes: num(rtp.bytes), errors: num(rtp.errors), legs };
+}
+
+/** Latest `last packet` (unix seconds) over every stream of a query reply, else the call's `created`. */
+export function lastPacketOf(r: NgReply): number | undefined {
+  let last = 0;
+  const tags = (r.tags ?? {}) as Record<string, { medias?: { streams?: Record<string, unknown>[] }[] }>;
+  for (const t of Object.values(tags)) for (const m of t.medias ?? []) for (const s of m.streams ?? []) {
+    last = Math.max(last, num(s['last packet']));
+  }
+  if (last > 0) return last;
+  const created = num((r as Record<string, unknown>)['created']);
+  return created > 0 ? created : undefined;
 }

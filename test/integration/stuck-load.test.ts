@@ -1,0 +1,118 @@
+// Issue #16.1: after any load, every count returns to zero once RFC 3261 timers expire.
+// SIPp uac → `peergate start` → SIPp uas, INVITE…ACK…BYE with no hold time (the reporter's
+// policy of bench/b2bua.bench.ts), in three variants: no media with the memory store, media
+// anchored on a real rtpengine, and the store in Redis. Counts are read from /metrics, from
+// rtpengine over ng and from Redis itself.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { freePorts, runSipp, startSipp, stopAll, waitFor, type Proc } from '../helpers/procs.js';
+import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
+
+/** A rate a loaded 2-core CI machine keeps up with (no datagram loss), for ~8 s. */
+const RATE = Number(process.env.STUCK_LOAD_RATE ?? 150);
+const SECONDS = 8;
+const TOTAL = RATE * SECONDS;
+
+let uasPort: number;
+let uas: Proc;
+
+beforeAll(async () => {
+  [uasPort] = await freePorts(1) as [number];
+  uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
+});
+
+afterAll(async () => {
+  await uas?.stop();
+  await stopAll();
+});
+
+async function node(extra: Record<string, unknown>): Promise<{ pg: RunningPeergate; target: string }> {
+  const [peerPort, corePort, ops] = await freePorts(3) as [number, number, number];
+  const pg = await startPeergate({
+    listen: [
+      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
+      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
+    ],
+    core: { targets: [`sip:127.0.0.3:${uasPort}`] },
+    ops: { port: ops },
+    log: { level: 'error' },
+    peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
+    routes: [{ from: 'peers', to: 'core' }],
+    ...extra,
+  });
+  return { pg, target: `127.0.0.1:${peerPort}` };
+}
+
+const COUNTS = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions', 'peergate_limit_sessions_local', 'peergate_media_sessions'];
+
+/** Run the load, then wait (bounded: Timer M/L are 32 s) for every count to be zero. */
+async function loadThenDrain(pg: RunningPeergate, target: string, others: () => Promise<Record<string, number>> = async () => ({})): Promise<Record<string, number>> {
+  const r = await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
+    '-r', String(RATE), '-m', String(TOTAL), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: SECONDS * 4 + 20 });
+  expect(r.successful).toBe(TOTAL);
+  expect(r.failed).toBe(0);
+  let last: Record<string, number> = {};
+  const read = async () => {
+    const text = await pg.metrics();
+    const out: Record<string, number> = {};
+    const { sumMetric } = await import('../helpers/peergate.js');
+    for (const n of COUNTS) out[n] = sumMetric(text, n);
+    return { ...out, ...(await others()) };
+  };
+  await waitFor(async () => {
+    last = await read();
+    return Object.values(last).every((v) => v === 0);
+  }, 50_000, 1000, 'every count back to zero').catch(() => undefined);
+  expect(last).toEqual(Object.fromEntries(Object.keys(last).map((k) => [k, 0])));
+  // Every call ended as a caller's BYE: nothing was ended by a timer or reconciliation.
+  expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(TOTAL);
+  return last;
+}
+
+describe('no session outlives its call (issue #16.1)', () => {
+  it(`no media, memory store: ${TOTAL} calls at ${RATE}/s leave nothing behind`, async () => {
+    const { pg, target } = await node({ media: { anchoring: false } });
+    try {
+      await loadThenDrain(pg, target);
+    } finally { await pg.stop(); }
+  }, 90_000);
+
+  describe('media anchored on rtpengine', () => {
+    let rtp: TestRtpengine;
+    beforeAll(async () => { rtp = await startRtpengine({ portSpan: 8000 }); });
+    afterAll(async () => { await rtp?.stop(); });
+
+    it(`${TOTAL} calls at ${RATE}/s leave no rtpengine session`, async () => {
+      const { pg, target } = await node({ media: { anchoring: true, rtpengine: [{ address: rtp.address }] } });
+      try {
+        await loadThenDrain(pg, target, async () => ({ rtpengine_calls: (await rtp.calls()).length }));
+        expect(await pg.metric('peergate_media_calls_total')).toBeGreaterThan(0);
+      } finally { await pg.stop(); }
+    }, 90_000);
+  });
+
+  describe('store in Redis', () => {
+    let redis: TestRedis;
+    beforeAll(async () => { redis = await startRedis(); });
+    afterAll(async () => { await redis?.stop(); });
+
+    it(`${TOTAL} calls at ${RATE}/s leave no session entry in Redis`, async () => {
+      const { pg, target } = await node({ media: { anchoring: false }, store: { redis: { url: redis.url, on_failure: 'fail_closed' } } });
+      const { Redis } = await import('ioredis');
+      const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await client.connect();
+      try {
+        const entries = async () => ({
+          redis_global_scope: await client.zcard('peergate:{s}:scope:global'),
+          redis_peer_scope: await client.zcard('peergate:{s}:scope:peer:carrier-a'),
+          redis_session_keys: (await client.keys('peergate:{s}:sid:*')).length,
+        });
+        await loadThenDrain(pg, target, entries);
+      } finally {
+        client.disconnect();
+        await pg.stop();
+      }
+    }, 90_000);
+  });
+});
