@@ -10,6 +10,7 @@ import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema
 import { SideMediaSchema, GlobalMediaSchema } from '../sbc/media/schema.js';
 import { CdrSchema } from '../sbc/cdr/schema.js';
 import { CaptureSchema } from '../engine/capture/schema.js';
+import { OverloadSchema } from '../engine/overload/schema.js';
 import { FilePath } from './file-path.js';
 
 // ---------- scalar building blocks ----------
@@ -266,6 +267,8 @@ const RootSchema = z.strictObject({
   cdr: CdrSchema.optional(),
   /** SIP capture to a HEPv3 collector (docs/operations.md "SIP capture"). */
   capture: CaptureSchema.prefault({}),
+  /** Overload control: shedding of new INVITEs (docs/policy.md "overload"). */
+  overload: OverloadSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;
