@@ -78,6 +78,7 @@ const scenarios: Record<string, { run: Scenario; after?: (h: ReturnType<typeof h
     run: (h, i) => {
       h.feed(`OPTIONS sip:ping@127.0.0.1:5070 SIP/2.0\r\n${hdrs(`o${i}`, `o${i}`, '1 OPTIONS')}Content-Length: 0\r\n\r\n`);
       h.fromApp(token(h.takeFrame(), 8), '', 'SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n');
+      h.clearFrames();
     },
     live: (h) => h.core.stats().serverTransactions,
   },

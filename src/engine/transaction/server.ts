@@ -1,7 +1,8 @@
 // RFC 3261 §17.2 server transactions, with RFC 6026's Accepted state for INVITE.
 // Memory contract: once the final response is sent, a transaction keeps only what absorbing
 // retransmissions needs (key, target, the final's bytes while Completed, its timers); `request`
-// and `meta` are released then (reading them throws). Accepted and Confirmed keep no bytes.
+// and `meta` are released then (reading them throws), and so is the TU's `appData` except in
+// Accepted (the TU still acts on a 2xx-answered INVITE). Accepted and Confirmed keep no bytes.
 import type { SipRequest, SipResponse } from '../message/types.js';
 import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
@@ -162,6 +163,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
       return true;
     }
     this.state = 'Completed';
+    this.appData = undefined;
     if (!this.reliable) {
       this.interval = T1;
       this.startRetransmitTimer(T1, this.onTimerG);
@@ -240,6 +242,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
     }
     this.state = 'Completed';
     this.releaseRequest();
+    this.appData = undefined;
     this.answered();
     this.terminateAfter(64 * this.host.timers.T1); // Timer J
     return true;
