@@ -10,6 +10,8 @@ import { PolicyHolder, PolicyLoadError } from '../policy/reload.js';
 import type { Policy } from '../policy/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { startEngine, type Engine } from '../engine/engine.js';
+import { overloadOptions, startOverloadControl } from '../engine/overload/index.js';
+import { isEmergencyUri } from '../sbc/limits/priority.js';
 import { B2bua } from '../sbc/b2bua.js';
 import { LocationRouting } from '../routing/index.js';
 import { srfProbeSender } from '../routing/probe.js';
@@ -136,6 +138,15 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
       });
       closers.push(() => engine!.close());
       engine.transports.setCapture(capture.tap); // [cdr]
+      // Overload control (docs/engine.md): new INVITEs shed early; emergency calls never are.
+      // Resource-Priority needs peer attribution, which the engine does not have: the B2BUA's
+      // limits honour it; here only the Request-URI decides.
+      const overload = overloadOptions(policy.overload);
+      if (overload) {
+        const gate = startOverloadControl(engine, overload);
+        gate.setPriorityPredicate((req) => isEmergencyUri(holder.current, req.uri));
+        closers.push(() => gate.close());
+      }
       const running = engine;
       bindEngineMetrics(() => running.counters());
       engine.transports.on('tls-handshake', (e: { result: string }) => m.tlsHandshakesTotal.inc({ result: e.result }));

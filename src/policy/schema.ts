@@ -12,6 +12,7 @@ import { DnsSchema, SideRoutingShape, PeerRoutingShape, RouteRoutingShape, check
 import { CdrSchema } from '../sbc/cdr/schema.js';
 import { CaptureSchema } from '../engine/capture/schema.js';
 import { PeerSessionsSchema, GlobalSessionsSchema } from '../sbc/session/schema.js';
+import { OverloadSchema } from '../engine/overload/schema.js';
 import { FilePath } from './file-path.js';
 
 // ---------- scalar building blocks ----------
@@ -284,6 +285,8 @@ const RootSchema = z.strictObject({
   capture: CaptureSchema.prefault({}),
   /** Call lifetime: session timers, maximum duration, media inactivity, reconciliation. */
   sessions: GlobalSessionsSchema.prefault({}),
+  /** Overload control: shedding of new INVITEs (docs/policy.md "overload"). */
+  overload: OverloadSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;

@@ -164,6 +164,7 @@ export class ServerSide {
       toTag: head.toTag, dialogId: '', dialog: undefined, canceled: false,
     };
     txn.appData = stx;
+    if (method === 'INVITE' && head.toTag === undefined && this.wire.admission?.shed(stx, req)) return; // overload control
     if (method === 'CANCEL') this.cancel(stx, req, pkt, rw.text);
     else if (head.toTag !== undefined) this.inDialog(stx, req, pkt, rw.text, head.toTag);
     else this.outOfDialog(stx, pkt, rw.text, head.fromTag);

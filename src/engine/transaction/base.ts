@@ -12,7 +12,9 @@ export abstract class TransactionBase {
   readonly key: string;
   /** Reliable transport (TCP/TLS): no retransmissions, Timers D/I/J/K are zero. */
   readonly reliable: boolean;
-  /** Free slot for the TU (e.g. the wire server's txnId). */
+  /** Free slot for the TU (e.g. the wire server's txnId). A server transaction clears it when it
+   *  has sent a final response it can only retransmit (non-INVITE, or INVITE non-2xx): nothing
+   *  the TU does can reach it any more; an INVITE answered 2xx (Accepted) keeps it (CANCEL, ACK). */
   appData: unknown = undefined;
   protected readonly host: TransactionHost;
   private retransmitHandle: unknown = undefined;

@@ -1,4 +1,6 @@
 // RFC 3261 §17.1 client transactions, with RFC 6026's Accepted state for INVITE.
+// Memory contract: once a final response arrived (Completed, Accepted) the request, its bytes and
+// the last response are released; only the key, target, ACK bytes (non-2xx) and timers remain.
 import type { SipRequest, SipResponse } from '../message/types.js';
 import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
@@ -15,27 +17,42 @@ export function normalizeAddress(a: string): string {
 }
 
 abstract class ClientTransactionBase extends TransactionBase {
-  readonly request: SipRequest;
   readonly method: string;
   readonly branch: string;
   /** Where the request went. Responses must come back from here (RFC 6404 §2.3.2.2). */
   readonly target: SendTarget;
   /** Connection the request was sent on (TCP/TLS), learnt from the transport's SendResult. */
   connectionId: string | undefined;
-  /** Last response delivered to the TU. */
+  /** Last response delivered to the TU (undefined again once the transaction waits out Timer D/K/M). */
   lastResponse: SipResponse | undefined = undefined;
-  protected readonly bytes: Buffer;
+  /** The request and its bytes: released once no retransmission or CANCEL can need them
+   *  (Completed, Accepted), so a transaction waiting out Timer D/K/M stays small. */
+  private req: SipRequest | undefined;
+  private bytes: Buffer | undefined;
   private readonly targetAddress: string;
 
   protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, initial: 'Calling' | 'Trying', bytes: Buffer | undefined) {
     super(host, key, target.protocol, initial);
-    this.request = request;
+    this.req = request;
     this.method = request.method;
     this.branch = branch;
     this.target = target;
     this.connectionId = target.connectionId;
     this.targetAddress = normalizeAddress(target.address);
     this.bytes = bytes ?? serialize(request);
+  }
+
+  /** The request; only while it may be retransmitted or cancelled (reading it later throws). */
+  get request(): SipRequest {
+    if (this.req === undefined) throw new Error(`${this.method} client transaction: the request is released once a final response arrived`);
+    return this.req;
+  }
+
+  /** A final response arrived: keep only what absorbing its retransmissions needs. */
+  protected releaseRequest(): void {
+    this.req = undefined;
+    this.bytes = undefined;
+    this.lastResponse = undefined;
   }
 
   /**
@@ -61,6 +78,7 @@ abstract class ClientTransactionBase extends TransactionBase {
 
   /** Hand the request (or a retransmission) to the transport. */
   protected transmit(retransmission: boolean): void {
+    if (this.bytes === undefined) return;
     if (retransmission) this.host.counters.retransmissionsSent++;
     this.host.send(
       this.sendTarget,
@@ -168,6 +186,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
         this.twoXxTags = [tag];
         this.startLifetimeTimer(64 * this.host.timers.T1, this.onTimerM);
         this.deliver(res, meta);
+        this.releaseRequest();
         return 'delivered';
       }
       if (state === 'Accepted') {
@@ -191,6 +210,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
       this.ackBytes = serialize(buildAck(this.request, res));
       this.sendAck();
       this.deliver(res, meta);
+      this.releaseRequest();
       if (this.state === 'Completed') this.terminateAfter(this.host.timers.D); // Timer D
       return 'delivered';
     }
@@ -261,6 +281,7 @@ export class NonInviteClientTransaction extends ClientTransactionBase {
     this.stopRetransmitTimer();
     this.stopLifetimeTimer();
     this.deliver(res, meta);
+    this.releaseRequest();
     if (this.state === 'Completed') this.terminateAfter(this.host.timers.T4); // Timer K
     return 'delivered';
   }

@@ -1,4 +1,8 @@
 // RFC 3261 §17.2 server transactions, with RFC 6026's Accepted state for INVITE.
+// Memory contract: once the final response is sent, a transaction keeps only what absorbing
+// retransmissions needs (key, target, the final's bytes while Completed, its timers); `request`
+// and `meta` are released then (reading them throws), and so is the TU's `appData` except in
+// Accepted (the TU still acts on a 2xx-answered INVITE). Accepted and Confirmed keep no bytes.
 import type { SipRequest, SipResponse } from '../message/types.js';
 import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
@@ -7,11 +11,12 @@ import { buildResponse } from './build.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
 abstract class ServerTransactionBase extends TransactionBase {
-  readonly request: SipRequest;
   readonly method: string;
   readonly branch: string;
-  /** Where the request came from (as the transport reported it). */
-  readonly meta: InboundMeta;
+  /** Released with the final response (memory: a transaction waiting out Timer G/H/I/J/L keeps
+   *  only its key, target, last response bytes and timers; ≈ 112,000 wait at 500 calls/s). */
+  private req: SipRequest | undefined;
+  private inbound: InboundMeta | undefined;
   /**
    * Where responses go: by default back to the request's source over its connection, which is
    * RFC 3581 rport behaviour (the engine stamps rport on every request, as drachtio does).
@@ -24,12 +29,30 @@ abstract class ServerTransactionBase extends TransactionBase {
 
   protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta, initial: 'Proceeding' | 'Trying') {
     super(host, key, meta.source.protocol, initial);
-    this.request = request;
+    this.req = request;
     this.method = request.method;
     this.branch = branch;
-    this.meta = meta;
+    this.inbound = meta;
     const s = meta.source;
     this.target = { protocol: s.protocol, address: s.address, port: s.port, connectionId: meta.connectionId };
+  }
+
+  /** The request; only until the final response is sent (afterwards it is released: throws). */
+  get request(): SipRequest {
+    if (this.req === undefined) throw new Error(`${this.method} server transaction: the request is released once the final response is sent`);
+    return this.req;
+  }
+
+  /** Where the request came from (as the transport reported it); only until the final response. */
+  get meta(): InboundMeta {
+    if (this.inbound === undefined) throw new Error(`${this.method} server transaction: its inbound facts are released once the final response is sent`);
+    return this.inbound;
+  }
+
+  /** A final response went out: keep only what absorbing retransmissions needs. */
+  protected releaseRequest(): void {
+    this.req = undefined;
+    this.inbound = undefined;
   }
 
   protected transmit(bytes: Buffer, retransmission: boolean): void {
@@ -129,14 +152,18 @@ export class InviteServerTransaction extends ServerTransactionBase {
     if (this.terminated) return true; // transport failed
     if (status > 100) this.answered();
     if (status < 200) return true;
+    this.releaseRequest();
     const T1 = this.host.timers.T1;
     if (status < 300) {
-      // RFC 6026: Accepted absorbs INVITE retransmissions while the core retransmits the 2xx.
+      // RFC 6026: Accepted absorbs INVITE retransmissions while the core retransmits the 2xx;
+      // the 2xx bytes are the core's to keep, not ours (§13.3.1.4).
+      this.lastBytes = undefined;
       this.state = 'Accepted';
       this.startLifetimeTimer(64 * T1, this.onTimerL);
       return true;
     }
     this.state = 'Completed';
+    this.appData = undefined;
     if (!this.reliable) {
       this.interval = T1;
       this.startRetransmitTimer(T1, this.onTimerG);
@@ -160,6 +187,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
   receiveAck(): boolean {
     if (this.state === 'Completed') {
       this.state = 'Confirmed';
+      this.lastBytes = undefined; // Confirmed absorbs ACKs and resends nothing (§17.2.1)
       this.stopRetransmitTimer();
       this.stopLifetimeTimer();
       this.terminateAfter(this.host.timers.T4); // Timer I
@@ -213,6 +241,8 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
       return true;
     }
     this.state = 'Completed';
+    this.releaseRequest();
+    this.appData = undefined;
     this.answered();
     this.terminateAfter(64 * this.host.timers.T1); // Timer J
     return true;

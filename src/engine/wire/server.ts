@@ -4,6 +4,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { FrameDecoder, encodeFrame, splitFrame } from './framing.js';
 import { noPayload, nokPayload, okPayload } from './leaders.js';
+import type { SipRequest } from '../message/types.js';
+import type { ServerCtx } from '../core/server.js';
 
 export const SERVER_VERSION = 'v0.9.10-peergate';
 
@@ -70,6 +72,9 @@ export interface WireCounters {
   framesIn: number;
 }
 
+/** Refuses new (dialog-creating) INVITEs under overload; true when it answered the request. */
+export interface InviteAdmission { shed(stx: ServerCtx, req: SipRequest): boolean }
+
 export class WireServer {
   private server: Server | undefined;
   private nextId = 1;
@@ -78,10 +83,15 @@ export class WireServer {
   private readonly routes = new Map<string, { list: AppConnection[]; next: number }>();
   readonly counters: WireCounters = { connections: 0, authFailures: 0, framingErrors: 0, framesIn: 0 };
   private handler: WireHandler | undefined;
+  private admit: InviteAdmission | undefined = undefined;
 
   constructor(private readonly opts: WireServerOptions) {}
 
   setHandler(h: WireHandler): void { this.handler = h; }
+
+  /** Who may refuse a new INVITE before an app sees it (overload control); undefined: all pass. */
+  get admission(): InviteAdmission | undefined { return this.admit; }
+  setAdmission(a: InviteAdmission | undefined): void { this.admit = a; }
 
   listen(): Promise<{ address: string; port: number }> {
     return new Promise((resolve, reject) => {

@@ -61,15 +61,18 @@ export function trustedResourcePriority(from: Side, value: string | undefined): 
   return kept.length > 0 ? kept.join(', ') : undefined;
 }
 
+/** An emergency Request-URI (RFC 5031 sos URN, or a number the policy lists): needs no peer attribution. */
+export function isEmergencyUri(policy: Pick<Policy, 'limits'>, uri: string): boolean {
+  if (/^urn:service:sos(?:[.;]|$)/i.test(uri)) return true;
+  const numbers = policy.limits.priority.emergency_numbers;
+  if (numbers.length === 0) return false;
+  const called = dialable(userPart(uri));
+  return called !== '' && numbers.some((n) => dialable(n) === called);
+}
+
 /** Why a call has priority, or undefined for an ordinary call. */
 export function priorityOf(call: PriorityCall): PriorityKind | undefined {
-  const p = call.policy.limits.priority;
-  const uri = call.req.uri;
-  if (/^urn:service:sos(?:[.;]|$)/i.test(uri)) return 'emergency';
-  if (p.emergency_numbers.length > 0) {
-    const called = dialable(userPart(uri));
-    if (called && p.emergency_numbers.some((n) => dialable(n) === called)) return 'emergency';
-  }
+  if (isEmergencyUri(call.policy, call.req.uri)) return 'emergency';
   if (trustedResourcePriority(call.from, call.req.get('Resource-Priority')) !== undefined) return 'resource_priority';
   return undefined;
 }

@@ -1,0 +1,149 @@
+// The overload gate: refuses new INVITEs cheaply, in the engine, before any app frame exists.
+//
+// Contract:
+//   - Only dialog-creating INVITEs come here (the core's one hook, before its 100 Trying);
+//     requests inside a dialog, ACK, CANCEL and BYE never do, so they are never shed.
+//   - A probe timer every `probeMs` measures event-loop lag as timer drift (a late tick is a busy
+//     loop), counts the INVITEs an app has not answered yet, and asks the core for its live
+//     transactions and dialogs; the detector turns these into a loss percentage with hysteresis.
+//   - shed(): at loss 0 it only notes the INVITE as pending (O(1)). Otherwise the loss throttle
+//     refuses that share with a 503 + Retry-After rendered here (no app involved), unless the
+//     priority predicate (emergency, Resource-Priority: set by the SBC) exempts the request.
+//   - Clients whose top Via carries `oc` get RFC 7339 feedback on every response to the INVITE.
+//   - Counts refusals by reason (peergate_shed_total{reason}, see metrics.ts).
+import type { SipRequest } from '../message/types.js';
+import type { Clock } from '../transport/types.js';
+import type { ServerTransaction } from '../transaction/index.js';
+import type { ServerCtx } from '../core/server.js';
+import { EMPTY, REASONS } from '../core/build.js';
+import { randomToken, tagOf } from '../core/fields.js';
+import { OutMessage } from '../core/outgoing.js';
+import { DEFAULT_THRESHOLDS, LossThrottle, OverloadDetector, SHED_REASONS, type OverloadThresholds, type Sample, type ShedReason } from './detector.js';
+import { ocSeq, wantsLossFeedback, withFeedback } from './rfc7339.js';
+
+export interface OverloadOptions extends Partial<OverloadThresholds> {
+  /** Probe period (ms): also the lag resolution. */
+  probeMs?: number;
+  /** Retry-After of the 503 (s); 0 leaves it out. */
+  retryAfterS?: number;
+  /** oc-validity sent while shedding (ms). */
+  ocValidityMs?: number;
+}
+
+export interface CoreLoad {
+  transactions(): number;
+  dialogs(): number;
+  /** Called once by close() (e.g. to take the gate off the wire server). */
+  detach?(): void;
+}
+
+/** A request that must never be shed (emergency call, Resource-Priority, …). */
+export type PriorityPredicate = (req: SipRequest) => boolean;
+
+export class OverloadGate {
+  private readonly detector: OverloadDetector;
+  private readonly throttle = new LossThrottle();
+  private readonly clock: Clock;
+  private readonly load: CoreLoad;
+  private readonly probeMs: number;
+  private readonly retryAfter: string | undefined;
+  private readonly validityMs: number;
+  /** INVITEs handed on while no app response exists yet; pruned every probe. */
+  private readonly pending = new Set<ServerTransaction>();
+  private readonly counts = new Map<ShedReason, number>(SHED_REASONS.map((r) => [r, 0]));
+  private priority: PriorityPredicate | undefined = undefined;
+  private exempted = 0;
+  private seq: string;
+  private timer: unknown = undefined;
+  private due = 0;
+  private closed = false;
+
+  constructor(clock: Clock, load: CoreLoad, opts: OverloadOptions = {}) {
+    this.clock = clock;
+    this.load = load;
+    this.detector = new OverloadDetector({ ...DEFAULT_THRESHOLDS, ...definedOnly(opts) });
+    this.probeMs = opts.probeMs ?? 20;
+    if (!(this.probeMs > 0)) throw new Error('overload: probeMs must be positive');
+    const ra = opts.retryAfterS ?? 2;
+    this.retryAfter = ra > 0 ? String(Math.round(ra)) : undefined;
+    this.validityMs = opts.ocValidityMs ?? 2000;
+    this.seq = ocSeq(clock.now());
+    this.arm();
+  }
+
+  /** Set (or clear) the predicate that exempts priority calls from shedding. */
+  setPriorityPredicate(fn: PriorityPredicate | undefined): void { this.priority = fn; }
+
+  /** Current loss percentage and why. */
+  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number } {
+    return { loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size };
+  }
+
+  /** INVITEs refused so far, by reason (every reason present, 0 included). */
+  totals(): Record<ShedReason, number> {
+    return Object.fromEntries(this.counts) as Record<ShedReason, number>;
+  }
+
+  /** The core's hook: true when this new INVITE was refused (503 sent, nothing else to do). */
+  shed(stx: ServerCtx, req: SipRequest): boolean {
+    const loss = this.detector.loss;
+    const top = stx.vias[0];
+    if (top !== undefined && top.includes(';oc') && wantsLossFeedback(top)) {
+      stx.vias[0] = withFeedback(top, { loss, validityMs: this.validityMs, seq: this.seq });
+    }
+    if (loss > 0 && this.throttle.refuse(loss)) {
+      if (this.priority?.(req)) { this.exempted++; this.pending.add(stx.txn); return false; }
+      const reason = this.detector.reason ?? 'event_loop_lag';
+      this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+      this.refuse(stx);
+      return true;
+    }
+    this.pending.add(stx.txn);
+    return false;
+  }
+
+  /** Priority requests that would have been shed and were let through. */
+  get exemptedCount(): number { return this.exempted; }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.load.detach?.();
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending.clear();
+  }
+
+  private refuse(stx: ServerCtx): void {
+    const m = new OutMessage();
+    for (const v of stx.vias) m.add('via', v);
+    m.add('from', stx.from);
+    m.add('to', tagOf(stx.to) ? stx.to : `${stx.to};tag=${randomToken()}`);
+    m.add('call-id', stx.callId);
+    m.add('cseq', stx.cseq);
+    if (this.retryAfter !== undefined) m.add('retry-after', this.retryAfter);
+    stx.txn.respondRaw(503, m.render(`SIP/2.0 503 ${REASONS[503] ?? 'Service Unavailable'}`, EMPTY));
+  }
+
+  private arm(): void {
+    if (this.closed) return;
+    this.due = this.clock.now() + this.probeMs;
+    this.timer = this.clock.setTimeout(this.tick, this.probeMs);
+  }
+
+  /** Probe: lag is how late this tick runs. */
+  private readonly tick = (): void => {
+    const now = this.clock.now();
+    const lagMs = Math.max(0, now - this.due);
+    for (const txn of this.pending) if (txn.terminated || txn.lastStatus > 100) this.pending.delete(txn);
+    const changed = this.detector.sample(now, { lagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs() });
+    if (changed) this.seq = ocSeq(Math.max(this.clock.now(), Number(this.seq) * 1000 + 1));
+    this.arm();
+  };
+}
+
+function definedOnly(o: OverloadOptions): Partial<OverloadThresholds> {
+  const out: Partial<OverloadThresholds> = {};
+  for (const k of Object.keys(DEFAULT_THRESHOLDS) as (keyof OverloadThresholds)[]) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

@@ -1,0 +1,26 @@
+// Overload control of the engine (issue #18.3): detector, RFC 7339 feedback, the gate, metrics.
+import type { Engine } from '../engine.js';
+import { systemClock, type Clock } from '../transport/types.js';
+import { OverloadGate, type OverloadOptions } from './gate.js';
+import { reportGate } from './metrics.js';
+
+export { OverloadGate, type OverloadOptions, type PriorityPredicate, type CoreLoad } from './gate.js';
+export { OverloadDetector, LossThrottle, DEFAULT_THRESHOLDS, SHED_REASONS, type ShedReason, type OverloadThresholds } from './detector.js';
+export { wantsLossFeedback, withFeedback, ocSeq } from './rfc7339.js';
+export { OverloadSchema, overloadOptions, type OverloadPolicy } from './schema.js';
+export { shedTotal } from './metrics.js';
+
+/**
+ * Put a gate in front of a running engine's new INVITEs and report it in /metrics.
+ * Close the gate (gate.close()) before the engine; that also takes it off the wire server.
+ */
+export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core'>, opts: OverloadOptions = {}, clock: Clock = systemClock): OverloadGate {
+  const gate = new OverloadGate(clock, {
+    transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
+    dialogs: () => engine.core.dialogs.size,
+    detach: () => { engine.wire.setAdmission(undefined); reportGate(undefined); },
+  }, opts);
+  engine.wire.setAdmission(gate);
+  reportGate(gate);
+  return gate;
+}

@@ -1,0 +1,47 @@
+// Overload metrics on prom-client's default registry (scraped by src/ops). Read from the gate
+// at scrape time: shedding costs a Map update per refused INVITE, never prom-client work.
+import client from 'prom-client';
+import { SHED_REASONS, type ShedReason } from './detector.js';
+
+interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number } }
+
+let current: GateView | undefined;
+/** What earlier gates (closed or replaced) had counted: counters never go down. */
+const carried = new Map<ShedReason, number>(SHED_REASONS.map((r) => [r, 0]));
+const reported = new Map<ShedReason, number>(SHED_REASONS.map((r) => [r, 0]));
+
+function metric<T>(name: string, make: () => T): T {
+  // Reuse an existing registration (tests and hot reload may import this module twice).
+  return (client.register.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+export const shedTotal = metric('peergate_shed_total', () => new client.Counter({
+  name: 'peergate_shed_total',
+  help: 'New INVITEs refused with 503 by overload control, by reason (event_loop_lag, pending_setups, transactions, dialogs)',
+  labelNames: ['reason'],
+  collect(this: client.Counter<string>) {
+    const t = current?.totals();
+    for (const r of SHED_REASONS) {
+      const total = carried.get(r)! + (t?.[r] ?? 0);
+      const delta = total - reported.get(r)!;
+      // inc(0) too: every reason is exported from the start, so alerts see the first event.
+      this.inc({ reason: r }, Math.max(0, delta));
+      reported.set(r, Math.max(total, reported.get(r)!));
+    }
+  },
+}));
+
+export const lossGauge = metric('peergate_overload_loss_percent', () => new client.Gauge({
+  name: 'peergate_overload_loss_percent',
+  help: 'Share of new INVITEs overload control refuses now (RFC 7339 loss value), 0-100',
+  collect(this: client.Gauge) { this.set(current?.state.loss ?? 0); },
+}));
+
+/** Report this gate's counts from now on (the previous gate's totals are kept). */
+export function reportGate(gate: GateView | undefined): void {
+  if (current && current !== gate) {
+    const t = current.totals();
+    for (const r of SHED_REASONS) carried.set(r, carried.get(r)! + t[r]);
+  }
+  current = gate;
+}

@@ -1,0 +1,44 @@
+// Policy schema fragment for overload control (top-level `overload`). Owned by
+// src/engine/overload; composed into the root policy schema by src/policy/schema.ts.
+import { z } from 'zod';
+import { DEFAULT_THRESHOLDS } from './detector.js';
+import type { OverloadOptions } from './gate.js';
+
+const ms = (max: number) => z.number().int().min(1).max(max);
+const count = z.number().int().min(0).max(100_000_000);
+const D = DEFAULT_THRESHOLDS;
+
+export const OverloadSchema = z.strictObject({
+  /** Shed new INVITEs when overloaded (503 + Retry-After, RFC 7339 feedback). */
+  enabled: z.boolean().default(true),
+  /** Mean event-loop lag (ms) over `interval_ms` that means overload, and the calm mark. */
+  lag_high_ms: ms(10_000).default(D.lagHighMs),
+  lag_low_ms: ms(10_000).default(D.lagLowMs),
+  /** INVITEs handed to the B2BUA that it has not answered yet (its backlog). */
+  pending_high: count.default(D.pendingHigh),
+  pending_low: count.default(D.pendingLow),
+  /** Live transactions / dialogs that mean overload; 0 = not a signal. */
+  max_transactions: count.default(D.maxTransactions),
+  max_dialogs: count.default(D.maxDialogs),
+  /** Control period, increase of the refused share per overloaded period (%), its ceiling (%). */
+  interval_ms: ms(60_000).default(D.intervalMs),
+  step_percent: z.number().int().min(1).max(100).default(D.stepPercent),
+  max_loss_percent: z.number().int().min(1).max(100).default(D.maxLossPercent),
+  /** Retry-After of the 503 (s); 0 leaves it out. Keep it short: a proxy may avoid us that long (RFC 3263). */
+  retry_after_s: z.number().int().min(0).max(3600).default(2),
+  /** oc-validity sent to RFC 7339 clients while shedding (ms). */
+  oc_validity_ms: ms(3_600_000).default(2000),
+}).refine((o) => o.lag_low_ms <= o.lag_high_ms, { error: 'overload.lag_low_ms must not exceed lag_high_ms', path: ['lag_low_ms'] })
+  .refine((o) => o.pending_low <= o.pending_high, { error: 'overload.pending_low must not exceed pending_high', path: ['pending_low'] });
+
+export type OverloadPolicy = z.infer<typeof OverloadSchema>;
+
+/** Gate options from the policy section; undefined when overload control is off. */
+export function overloadOptions(p: OverloadPolicy): OverloadOptions | undefined {
+  if (!p.enabled) return undefined;
+  return {
+    lagHighMs: p.lag_high_ms, lagLowMs: p.lag_low_ms, pendingHigh: p.pending_high, pendingLow: p.pending_low,
+    maxTransactions: p.max_transactions, maxDialogs: p.max_dialogs, intervalMs: p.interval_ms,
+    stepPercent: p.step_percent, maxLossPercent: p.max_loss_percent, retryAfterS: p.retry_after_s, ocValidityMs: p.oc_validity_ms,
+  };
+}

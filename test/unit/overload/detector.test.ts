@@ -1,0 +1,89 @@
+// Overload detector (hysteresis, recovery) and the RFC 7339 loss throttle, with a fake clock.
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_THRESHOLDS, LossThrottle, OverloadDetector } from '../../../src/engine/overload/index.js';
+
+const T = { ...DEFAULT_THRESHOLDS, lagHighMs: 50, lagLowMs: 15, pendingHigh: 100, pendingLow: 50, maxTransactions: 1000, maxDialogs: 0, intervalMs: 100, stepPercent: 20, maxLossPercent: 100 };
+const calm = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0 };
+
+/** Feed `n` ticks of 20 ms with `s` starting at `t0`; returns the time after. */
+function ticks(d: OverloadDetector, t0: number, n: number, s: typeof calm): number {
+  let t = t0;
+  for (let i = 0; i < n; i++) { t += 20; d.sample(t, s); }
+  return t;
+}
+
+describe('overload detector', () => {
+  it('starts at loss 0 and stays there under normal load', () => {
+    const d = new OverloadDetector(T);
+    ticks(d, 0, 50, { ...calm, lagMs: 10, pending: 40 });
+    expect(d.loss).toBe(0);
+    expect(d.reason).toBeUndefined();
+  });
+
+  it('lag over the high mark raises loss one step per interval, up to the ceiling', () => {
+    const d = new OverloadDetector(T);
+    let t = ticks(d, 0, 1, calm); // opens the first interval
+    const seen: number[] = [];
+    for (let i = 0; i < 7; i++) { t = ticks(d, t, 5, { ...calm, lagMs: 80 }); seen.push(d.loss); }
+    expect(seen).toEqual([20, 40, 60, 80, 100, 100, 100]);
+    expect(d.reason).toBe('event_loop_lag');
+  });
+
+  it('one GC-like stall inside an interval is averaged away', () => {
+    const d = new OverloadDetector(T);
+    let t = ticks(d, 0, 1, calm);
+    t = ticks(d, t, 1, { ...calm, lagMs: 120 });
+    ticks(d, t, 4, calm);
+    expect(d.loss).toBe(0);
+  });
+
+  it('hysteresis: between the marks the loss holds; below the low marks it halves quickly to 0', () => {
+    const d = new OverloadDetector(T);
+    let t = ticks(d, 0, 1, calm);
+    t = ticks(d, t, 15, { ...calm, pending: 150 });
+    expect(d.loss).toBe(60);
+    expect(d.reason).toBe('pending_setups');
+    t = ticks(d, t, 25, { ...calm, pending: 70 }); // in the band: hold
+    expect(d.loss).toBe(60);
+    const down: number[] = [];
+    for (let i = 0; i < 4; i++) { t = ticks(d, t, 5, { ...calm, pending: 10 }); down.push(d.loss); }
+    expect(down).toEqual([30, 15, 7, 0]);
+    expect(d.reason).toBeUndefined();
+  });
+
+  it('transactions and dialogs are signals only when set', () => {
+    const d = new OverloadDetector({ ...T, maxDialogs: 500 });
+    let t = ticks(d, 0, 1, calm);
+    t = ticks(d, t, 5, { ...calm, transactions: 1001 });
+    expect(d.reason).toBe('transactions');
+    const off = new OverloadDetector({ ...T, maxTransactions: 0 });
+    ticks(off, 0, 20, { ...calm, transactions: 10_000_000 });
+    expect(off.loss).toBe(0);
+    const dd = new OverloadDetector({ ...T, maxDialogs: 500 });
+    ticks(dd, 0, 6, { ...calm, dialogs: 501 });
+    expect(dd.reason).toBe('dialogs');
+    void t;
+  });
+
+  it('rejects thresholds that make no sense', () => {
+    expect(() => new OverloadDetector({ ...T, lagLowMs: 60 })).toThrow(/low mark/);
+    expect(() => new OverloadDetector({ ...T, maxLossPercent: 120 })).toThrow(/max loss/);
+  });
+});
+
+describe('RFC 7339 loss throttle', () => {
+  it('refuses exactly the given share, deterministically', () => {
+    for (const loss of [0, 10, 25, 30, 50, 90, 100]) {
+      const th = new LossThrottle();
+      let refused = 0;
+      for (let i = 0; i < 1000; i++) if (th.refuse(loss)) refused++;
+      expect(refused).toBe(loss * 10);
+    }
+  });
+
+  it('spreads refusals out instead of refusing in a block', () => {
+    const th = new LossThrottle();
+    const pattern = Array.from({ length: 10 }, () => (th.refuse(30) ? 'x' : '.')).join('');
+    expect(pattern).toBe('...x..x..x');
+  });
+});

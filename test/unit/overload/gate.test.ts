@@ -1,0 +1,191 @@
+// The overload gate in front of the real UA core (parser, core, transaction layer), with a
+// clock whose timers can run late (the lag probe measures exactly that).
+import { describe, expect, it } from 'vitest';
+import type { Clock, SendResult, SendTarget } from '../../../src/engine/transport/types.js';
+import type { AppConnection, WireServer } from '../../../src/engine/wire/server.js';
+import { UaCore } from '../../../src/engine/core/ua-core.js';
+import { parseMessage } from '../../../src/engine/message/parser.js';
+import { OverloadGate, type OverloadOptions } from '../../../src/engine/overload/index.js';
+
+/** Timers fire in advance(); `lag` makes each one run that many ms after its due time. */
+class LateClock implements Clock {
+  t = 0;
+  lag = 0;
+  private seq = 0;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+  now(): number { return this.t; }
+  setTimeout(fn: () => void, ms: number): unknown { const id = ++this.seq; this.timers.set(id, { at: this.t + ms, fn }); return id; }
+  clearTimeout(h: unknown): void { this.timers.delete(h as number); }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (let guard = 0; guard < 100_000; guard++) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const e of this.timers) if (e[1].at + this.lag <= end && (!next || e[1].at < next[1].at)) next = e;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.t = Math.max(this.t, next[1].at + this.lag);
+      next[1].fn();
+    }
+    this.t = end;
+  }
+}
+
+const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
+const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
+
+function harness(opts: OverloadOptions = {}) {
+  const clock = new LateClock();
+  const sent: string[] = [];
+  const frames: string[] = [];
+  const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); } } as unknown as AppConnection;
+  let admission: unknown;
+  const wire = {
+    setHandler: () => {}, pickApp: () => app,
+    get admission() { return admission; }, setAdmission: (a: unknown) => { admission = a; },
+  } as unknown as WireServer;
+  const core = new UaCore({
+    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b),
+    transport: { send: (_t: SendTarget, bytes: Buffer): Promise<SendResult> => { sent.push(bytes.toString('utf8')); return Promise.resolve({ ok: true, local: LOCAL, bytes: bytes.length }); } },
+  });
+  const gate = new OverloadGate(clock, { transactions: () => core.stats().serverTransactions, dialogs: () => core.dialogs.size }, { probeMs: 20, intervalMs: 100, ...opts });
+  wire.setAdmission(gate as never);
+  const feed = (text: string) => core.onPacket({ data: Buffer.from(text), source: PEER, local: LOCAL });
+  const fromApp = (txnId: string, sip: string) => core.onSip(app, ['m', 'sip', txnId, ''], sip);
+  return { clock, sent, frames, core, gate, feed, fromApp };
+}
+
+const via = (b: string, extra = '') => `Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-${b}${extra}\r\n`;
+const INVITE = (id: string, extra = '', viaExtra = '') => `INVITE sip:svc@127.0.0.1:5070 SIP/2.0\r\n${via(id, viaExtra)}Max-Forwards: 70\r\n` +
+  `From: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: ${id}\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:6000>\r\n${extra}Content-Length: 0\r\n\r\n`;
+const inDialog = (method: string, id: string, tag: string, cseq: number, b: string) => `${method} sip:svc@127.0.0.1:5070 SIP/2.0\r\n${via(b)}Max-Forwards: 70\r\n` +
+  `From: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>;tag=${tag}\r\nCall-ID: ${id}\r\nCSeq: ${cseq} ${method}\r\nContent-Length: 0\r\n\r\n`;
+const txnOf = (frame: string) => frame.split('\r\n')[0]!.split('|')[8]!;
+
+/** Put the gate into shedding: timers run `lagMs` late for `ms`. */
+function overload(h: ReturnType<typeof harness>, lagMs: number, ms: number) {
+  h.clock.lag = lagMs;
+  h.clock.advance(ms);
+  h.clock.lag = 0;
+}
+
+describe('overload gate in front of the UA core', () => {
+  it('no overload: every new INVITE reaches the app; nothing is shed', () => {
+    const h = harness();
+    for (let i = 0; i < 20; i++) { h.feed(INVITE(`ok${i}`)); h.clock.advance(10); }
+    expect(h.frames).toHaveLength(20);
+    expect(h.sent.filter((s) => s.startsWith('SIP/2.0 503'))).toHaveLength(0);
+    expect(Object.values(h.gate.totals())).toEqual([0, 0, 0, 0]);
+  });
+
+  it('event-loop lag: new INVITEs get 503 + Retry-After from the engine, the app sees none of them', () => {
+    const h = harness({ maxLossPercent: 100, stepPercent: 50, retryAfterS: 3 });
+    overload(h, 80, 400);
+    expect(h.gate.state.loss).toBe(100);
+    h.feed(INVITE('shed-1'));
+    expect(h.frames).toHaveLength(0);
+    const r = h.sent.find((s) => s.startsWith('SIP/2.0 503 Service Unavailable\r\n'))!;
+    expect(r).toContain('\r\nRetry-After: 3\r\n');
+    expect(r).toMatch(/\r\nTo: <sip:svc@127\.0\.0\.1>;tag=\w+\r\n/);
+    expect(r).toContain('\r\nCall-ID: shed-1\r\n');
+    expect(h.sent.some((s) => s.startsWith('SIP/2.0 100'))).toBe(false);
+    expect(h.gate.totals().event_loop_lag).toBe(1);
+    // Its retransmission is absorbed by the transaction (the 503 again), not shed a second time.
+    h.feed(INVITE('shed-1'));
+    expect(h.sent.filter((s) => s.startsWith('SIP/2.0 503'))).toHaveLength(2);
+    expect(h.gate.totals().event_loop_lag).toBe(1);
+    // The ACK of the 503 is absorbed by the layer (RFC 3261 §17.2.1).
+    h.feed(`ACK sip:svc@127.0.0.1:5070 SIP/2.0\r\n${via('shed-1')}Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>;tag=x\r\nCall-ID: shed-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`);
+    expect(h.frames).toHaveLength(0);
+  });
+
+  it('requests of an established call still reach the app while every new INVITE is shed', () => {
+    const h = harness({ stepPercent: 100 });
+    h.feed(INVITE('held'));
+    h.fromApp(txnOf(h.frames.shift()!), 'SIP/2.0 200 OK\r\nContact: <sip:b@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n');
+    const tag = /\r\nTo: [^\r]*;tag=([^;\r]+)/.exec(h.sent.find((s) => s.startsWith('SIP/2.0 200'))!)![1]!;
+    h.frames.length = 0;
+    overload(h, 100, 800);
+    expect(h.gate.state.loss).toBe(100);
+    h.feed(inDialog('ACK', 'held', tag, 1, 'ack1'));
+    h.feed(inDialog('INVITE', 'held', tag, 2, 'reinv'));
+    h.feed(inDialog('BYE', 'held', tag, 3, 'bye'));
+    h.feed(INVITE('new-1'));
+    const methods = h.frames.map((f) => f.split('\r\n')[1]!.split(' ')[0]);
+    expect(methods).toEqual(['ACK', 'INVITE', 'BYE']);
+    expect(h.sent.filter((s) => s.startsWith('SIP/2.0 503'))).toHaveLength(1);
+  });
+
+  it('a CANCEL for an admitted INVITE is never shed', () => {
+    const h = harness({ stepPercent: 100 });
+    h.feed(INVITE('c1'));
+    overload(h, 100, 800);
+    h.feed(`CANCEL sip:svc@127.0.0.1:5070 SIP/2.0\r\n${via('c1')}Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n`);
+    expect(h.sent.some((s) => s.startsWith('SIP/2.0 200 OK') && s.includes('CSeq: 1 CANCEL'))).toBe(true);
+    expect(h.sent.some((s) => s.startsWith('SIP/2.0 487'))).toBe(true);
+  });
+
+  it('partial loss refuses that share; recovery: after the lag ends, no call is shed', () => {
+    const h = harness({ stepPercent: 20, maxLossPercent: 40 });
+    overload(h, 80, 300);
+    expect(h.gate.state.loss).toBe(40);
+    for (let i = 0; i < 10; i++) h.feed(INVITE(`p${i}`));
+    expect(h.frames).toHaveLength(6);
+    h.clock.advance(500);
+    expect(h.gate.state.loss).toBe(0);
+    h.frames.length = 0;
+    for (let i = 0; i < 10; i++) h.feed(INVITE(`r${i}`));
+    expect(h.frames).toHaveLength(10);
+  });
+
+  it('the app backlog (INVITEs it has not answered) is a signal; answered ones leave it', () => {
+    const h = harness({ pendingHigh: 5, pendingLow: 2, stepPercent: 100 });
+    for (let i = 0; i < 8; i++) h.feed(INVITE(`b${i}`));
+    h.clock.advance(200);
+    expect(h.gate.state.pending).toBe(8);
+    expect(h.gate.state.reason).toBe('pending_setups');
+    h.feed(INVITE('b-shed'));
+    expect(h.gate.totals().pending_setups).toBe(1);
+    for (const f of h.frames.splice(0)) h.fromApp(txnOf(f), 'SIP/2.0 486 Busy Here\r\nContent-Length: 0\r\n\r\n');
+    h.clock.advance(800);
+    expect(h.gate.state.pending).toBe(0);
+    expect(h.gate.state.loss).toBe(0);
+  });
+
+  it('the priority predicate exempts emergency calls from shedding', () => {
+    const h = harness({ stepPercent: 100 });
+    h.gate.setPriorityPredicate((req) => req.headers.some((x) => x.name === 'resource-priority'));
+    overload(h, 100, 800);
+    h.feed(INVITE('normal'));
+    h.feed(INVITE('prio', 'Resource-Priority: esnet.0\r\n'));
+    expect(h.frames).toHaveLength(1);
+    expect(h.frames[0]).toContain('Call-ID: prio');
+    expect(h.gate.exemptedCount).toBe(1);
+  });
+
+  it('RFC 7339: a client with oc in its Via hears the loss in every response; others get no oc', () => {
+    const h = harness({ stepPercent: 30, maxLossPercent: 30, ocValidityMs: 1500 });
+    h.feed(INVITE('oc0', '', ';oc;oc-algo="loss,rate"'));
+    expect(h.sent[0]).toMatch(/^SIP\/2\.0 100 Trying\r\nVia: SIP\/2\.0\/UDP 127\.0\.0\.1:6000;branch=z9hG4bK-oc0;rport=6000;oc=0;oc-algo="loss";oc-validity=0;oc-seq=[\d.]+\r\n/);
+    overload(h, 80, 800);
+    h.sent.length = 0;
+    for (let i = 1; i <= 4; i++) h.feed(INVITE(`oc${i}`, '', ';oc'));
+    const vias = h.sent.map((s) => /\r\nVia: ([^\r]*)/.exec(s)![1]!);
+    expect(vias.every((v) => /;oc=30;oc-algo="loss";oc-validity=1500;oc-seq=[\d.]+$/.test(v))).toBe(true);
+    expect(h.sent.filter((s) => s.startsWith('SIP/2.0 503'))).toHaveLength(1);
+    // The app's own response to an admitted INVITE carries it too.
+    const f = h.frames.find((x) => x.includes('Call-ID: oc1'))!;
+    h.fromApp(txnOf(f), 'SIP/2.0 180 Ringing\r\nContent-Length: 0\r\n\r\n');
+    expect(h.sent.at(-1)).toMatch(/;oc=30;oc-algo="loss";oc-validity=1500;/);
+    h.sent.length = 0;
+    h.feed(INVITE('no-oc'));
+    h.feed(INVITE('rate-only', '', ';oc;oc-algo="rate"'));
+    expect(h.sent.filter((s) => s.includes(';oc='))).toHaveLength(0);
+  });
+
+  it('close() stops the probe: loss no longer moves', () => {
+    const h = harness();
+    h.gate.close();
+    overload(h, 200, 1000);
+    expect(h.gate.state.loss).toBe(0);
+  });
+});
