@@ -12,7 +12,7 @@ import { TwoXxRetransmitter, type InboundMeta } from '../transaction/index.js';
 import type { Dialog } from '../dialog/dialog.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
-import { cseqParts, hdr, hdrAll, parseViaValue, tagOf } from './fields.js';
+import { hdr, hdrAll, parseRequestCSeq, parseVia, tagOf } from './fields.js';
 import { identityHeaderValue, rewriteInbound } from './inbound.js';
 
 /** RFC 3261 T1, for the core's own schedules (2xx and reliable provisional retransmission). */
@@ -89,11 +89,12 @@ export class InviteServer {
     const callId = hdr(req, 'call-id');
     const toTag = tagOf(hdr(req, 'to'));
     const top = hdrAll(req, 'via')[0];
-    const via = top ? parseViaValue(top) : undefined;
+    const via = top ? parseVia(top) : null;
     if (!callId || !toTag || !via) return;
     const d = this.ctx.dialogs.findByLocal(callId, toTag);
     if (!d) return;
-    const seq = cseqParts(hdr(req, 'cseq'))?.num;
+    const cseqV = hdr(req, 'cseq');
+    const seq = cseqV === undefined ? undefined : parseRequestCSeq(cseqV)?.seq;
     const pending = this.pendingAcks.get(d.id);
     if (pending) {
       pending.retransmitter.stop();

@@ -16,7 +16,7 @@ import type { AppConnection, WireServer } from '../wire/server.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { EMPTY, REASONS } from './build.js';
-import { cseqParts, hasOptionTag, hdr, hdrAll, leaderSafe, parseViaValue, randomToken, splitCommas, tagOf } from './fields.js';
+import { hasOptionTag, hdr, hdrAll, leaderSafe, parseRequestCSeq, parseVia, randomToken, splitCommaList, tagOf } from './fields.js';
 import { identityHeaderValue, rewriteInbound } from './inbound.js';
 import type { InviteServer } from './invite-server.js';
 import { OutMessage } from './outgoing.js';
@@ -68,13 +68,13 @@ function requestHead(req: SipRequest): RequestHead | undefined {
   const to = hdr(req, 'to');
   const callId = hdr(req, 'call-id');
   const cseqV = hdr(req, 'cseq');
-  const cseq = cseqParts(cseqV);
-  const top = vias[0] ? parseViaValue(vias[0]) : undefined;
+  const cseq = cseqV === undefined ? null : parseRequestCSeq(cseqV);
+  const top = vias[0] ? parseVia(vias[0]) : null;
   if (!top || !from || !to || !callId || !cseq || cseq.method !== req.method || !leaderSafe(callId) || !leaderSafe(req.uri)) return undefined;
   const fromTag = tagOf(from);
   const toTag = tagOf(to);
   if ((fromTag !== undefined && !leaderSafe(fromTag)) || (toTag !== undefined && !leaderSafe(toTag))) return undefined;
-  return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.num, fromTag, toTag, viaHost: top.host };
+  return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.seq, fromTag, toTag, viaHost: top.host };
 }
 
 export function replyTarget(pkt: InboundMeta): SendTarget {
@@ -108,7 +108,7 @@ export class ServerSide {
     const vias: string[] = [];
     let from: string | undefined, to: string | undefined, callId: string | undefined, cseq: string | undefined;
     for (const h of headers) {
-      if (h.name === 'via') vias.push(...splitCommas(h.value));
+      if (h.name === 'via') vias.push(...splitCommaList(h.value));
       else if (h.name === 'from') from ??= h.value;
       else if (h.name === 'to') to ??= h.value;
       else if (h.name === 'call-id') callId ??= h.value;
