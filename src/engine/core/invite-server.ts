@@ -13,7 +13,8 @@ import type { Dialog } from '../dialog/dialog.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { hdr, hdrAll, parseRequestCSeq, parseVia, tagOf } from './fields.js';
-import { identityHeaderValue, rewriteInbound } from './inbound.js';
+import { appView } from '../message/app-view.js';
+import { formatTlsIdentity } from '../../sip/tls-identity.js';
 
 /** RFC 3261 T1, for the core's own schedules (2xx and reliable provisional retransmission). */
 export const T1 = 500;
@@ -103,8 +104,8 @@ export class InviteServer {
     // A copy of an ACK already delivered is absorbed.
     if (!d.noteAck(seq, pending !== undefined)) { this.ctx.count.retransmissionsAbsorbed++; return; }
     const txnId = pending ? pending.txnId : newId();
-    const rw = rewriteInbound(pkt.data.toString('utf8'), pkt.source.address, pkt.source.port, via.host,
-      pkt.tls ? identityHeaderValue(pkt.tls) : undefined);
+    const rw = appView(req, pkt.data.toString('utf8'), pkt.source.address, pkt.source.port,
+      pkt.tls ? formatTlsIdentity(pkt.tls) : undefined);
     if (!rw) return;
     this.ctx.sendToApp(this.ctx.app(d.binding.appId), sipFramePayload({
       source: 'network', bytes: pkt.data.length, protocol: '', address: pkt.source.address, port: pkt.source.port,

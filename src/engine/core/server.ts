@@ -16,8 +16,9 @@ import type { AppConnection, WireServer } from '../wire/server.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { EMPTY, REASONS } from './build.js';
-import { hasOptionTag, hdr, hdrAll, leaderSafe, parseRequestCSeq, parseVia, randomToken, splitCommaList, tagOf } from './fields.js';
-import { identityHeaderValue, rewriteInbound } from './inbound.js';
+import { hasOptionTag, hdr, hdrAll, leaderSafe, parseRequestCSeq, randomToken, splitCommaList, tagOf } from './fields.js';
+import { appView } from '../message/app-view.js';
+import { formatTlsIdentity } from '../../sip/tls-identity.js';
 import type { InviteServer } from './invite-server.js';
 import { OutMessage } from './outgoing.js';
 
@@ -59,7 +60,7 @@ export interface ServerCtx {
 /** The header values every request the core accepts must carry, checked once per new request. */
 interface RequestHead {
   vias: string[]; from: string; to: string; callId: string; cseq: string; cseqNum: number;
-  fromTag: string | undefined; toTag: string | undefined; viaHost: string;
+  fromTag: string | undefined; toTag: string | undefined;
 }
 
 function requestHead(req: SipRequest): RequestHead | undefined {
@@ -69,12 +70,12 @@ function requestHead(req: SipRequest): RequestHead | undefined {
   const callId = hdr(req, 'call-id');
   const cseqV = hdr(req, 'cseq');
   const cseq = cseqV === undefined ? null : parseRequestCSeq(cseqV);
-  const top = vias[0] ? parseVia(vias[0]) : null;
-  if (!top || !from || !to || !callId || !cseq || cseq.method !== req.method || !leaderSafe(callId) || !leaderSafe(req.uri)) return undefined;
+  // The top Via is read by appView (request(): 400 when it cannot be).
+  if (!vias[0] || !from || !to || !callId || !cseq || cseq.method !== req.method || !leaderSafe(callId) || !leaderSafe(req.uri)) return undefined;
   const fromTag = tagOf(from);
   const toTag = tagOf(to);
   if ((fromTag !== undefined && !leaderSafe(fromTag)) || (toTag !== undefined && !leaderSafe(toTag))) return undefined;
-  return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.seq, fromTag, toTag, viaHost: top.host };
+  return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.seq, fromTag, toTag };
 }
 
 export function replyTarget(pkt: InboundMeta): SendTarget {
@@ -131,8 +132,8 @@ export class ServerSide {
     const pkt = meta as InboundPacket;
     txn.target = replyTarget(pkt);
     const head = requestHead(req);
-    const rw = head && rewriteInbound(pkt.data.toString('utf8'), pkt.source.address, pkt.source.port, head.viaHost,
-      pkt.tls ? identityHeaderValue(pkt.tls) : undefined);
+    const rw = head && appView(req, pkt.data.toString('utf8'), pkt.source.address, pkt.source.port,
+      pkt.tls ? formatTlsIdentity(pkt.tls) : undefined);
     if (!head || !rw) {
       this.replyStateless(pkt, req.headers, 400, 'Bad Request');
       txn.terminate();
