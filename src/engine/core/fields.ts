@@ -5,7 +5,7 @@
 import type { SipMessage } from '../message/types.js';
 import { getTag, parseUri, splitCommaList, type SipUri } from '../../sip/grammar/index.js';
 
-export { isToken, parseCSeq, parseRequestCSeq, parseVia, splitCommaList, type SipUri } from '../../sip/grammar/index.js';
+export { KNOWN_METHODS, isToken, parseCSeq, parseRequestCSeq, parseVia, splitCommaList, type SipUri } from '../../sip/grammar/index.js';
 export { randomToken } from './headers.js';
 
 /** First value of a header (lower-case long name). */

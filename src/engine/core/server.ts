@@ -1,7 +1,8 @@
 // The UAS side of the core: what happens to a request from the network before and after the
 // app sees it.
 //   RFC 3261 §8.2      new requests: checked (400 when a response can be routed), routed to an
-//                      app (wire spec §7.1: 503 when none), passed up with the stamped top Via
+//                      app (wire spec §7.1: 503 when none), passed up with the stamped top Via;
+//                      unknown methods (§8.2.1) go to the app that routed them or `*`
 //   RFC 3261 §12.2.2   requests within a dialog: 481 without one, §12.2.2's 500 for a CSeq
 //                      lower than the remote one (the app never sees it), target refresh
 //   RFC 3261 §9.2      CANCEL: 200 to it and 487 to the INVITE; 481 when nothing to cancel
@@ -16,7 +17,7 @@ import type { AppConnection, WireServer } from '../wire/server.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { EMPTY, REASONS } from './build.js';
-import { hasOptionTag, hdr, hdrAll, leaderSafe, parseRequestCSeq, randomToken, splitCommaList, tagOf } from './fields.js';
+import { KNOWN_METHODS, hasOptionTag, hdr, hdrAll, leaderSafe, parseRequestCSeq, randomToken, splitCommaList, tagOf } from './fields.js';
 import { appView } from '../message/app-view.js';
 import { formatTlsIdentity } from '../../sip/tls-identity.js';
 import type { InviteServer } from './invite-server.js';
@@ -193,7 +194,10 @@ export class ServerSide {
   /** §8.2: a request without a To tag, routed to an app by method (spec §7.1). */
   private outOfDialog(stx: ServerCtx, pkt: InboundPacket, text: string, fromTag: string | undefined): void {
     const method = stx.method;
-    if (!ROUTED.has(method)) {
+    // A method the core does not know (RFC 3261 §8.2.1): the app answers it (501, or silence for
+    // an unknown source); it goes to an app that routed it, else to one that routed `*`.
+    const unknown = !KNOWN_METHODS.has(method);
+    if (!ROUTED.has(method) && !unknown) {
       if (method === 'BYE' || method === 'UPDATE') this.respond(stx, 481);
       // REFER, PRACK, … outside a dialog: no response at all (trace 02 #20).
       else stx.txn.terminate();
@@ -206,7 +210,12 @@ export class ServerSide {
       if (d && d.role === 'uas' && d.state === 'confirmed') { this.respond(stx, 491); return; }
       this.ctx.calls?.attempt(text);
     }
-    const app = this.wire.pickApp(method);
+    const app = unknown ? this.wire.pickApp(method) ?? this.wire.pickApp('*') : this.wire.pickApp(method);
+    if (!app && unknown) {
+      // No app takes unknown methods: no response, as before apps could take them.
+      stx.txn.terminate();
+      return;
+    }
     if (!app) {
       this.ctx.count.unroutedRequests++;
       const resp = this.respond(stx, 503);
