@@ -14,6 +14,7 @@ import { CaptureSchema } from '../engine/capture/schema.js';
 import { PeerSessionsSchema, GlobalSessionsSchema } from '../sbc/session/schema.js';
 import { OverloadSchema } from '../engine/overload/schema.js';
 import { FilePath } from './file-path.js';
+import { isValidUri, parseUri } from '../sip/grammar/index.js';
 
 // ---------- scalar building blocks ----------
 
@@ -47,13 +48,11 @@ export const CidrSchema = z.string().refine((s) => parseCidr(s) !== undefined, {
   error: (iss) => `not a valid CIDR or IP address: '${String(iss.input)}' (expected e.g. 198.51.100.0/28 or 2001:db8::/48)`,
 });
 
-// sip:/sips: URI with an optional user part, host (name, IPv4 or [IPv6]), port and parameters.
-const SIP_URI = /^sips?:(?:[^@\s;?]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(\d{1,5}))?(?:;[^\s?]*)?$/;
-export const SipUriSchema = z.string().refine((s) => {
-  const m = SIP_URI.exec(s);
-  if (!m) return false;
-  return m[1] === undefined || (Number(m[1]) >= 1 && Number(m[1]) <= 65535);
-}, { error: (iss) => `not a SIP URI: '${String(iss.input)}' (expected e.g. sip:core-proxy.internal:5060;transport=udp)` });
+// A sip:/sips: URI (RFC 3261 §19.1) as the grammar reads it, without `?headers` (a target is
+// a Request-URI or a next hop) and with a port of 1–65535 when one is given.
+export const SipUriSchema = z.string().refine((s) => /^sips?:/.test(s) && isValidUri(s, false) && parseUri(s)?.port !== 0, {
+  error: (iss) => `not a SIP URI: '${String(iss.input)}' (expected e.g. sip:core-proxy.internal:5060;transport=udp)`,
+});
 
 // RFC 3261 token, as used for methods and header names.
 const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;

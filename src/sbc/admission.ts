@@ -1,6 +1,6 @@
 // Admission (RFC 6404 §2.3.2.1, §4.6; RFC 3261 §8.2.2, §16.3): refuse what a peering
 // interconnect has no use for, before anything costly happens.
-import { viaSentBy } from '../sip/grammar/index.js';
+import { KNOWN_METHODS, viaSentBy } from '../sip/grammar/index.js';
 
 export interface AdmissionPolicy {
   /** Methods this peer may send; upper-case. */
@@ -27,12 +27,8 @@ export interface Refusal {
   allow?: readonly string[];
 }
 
-/** The SIP methods peergate recognises: RFC 3261 and the extensions of the IANA SIP Methods
- *  registry. Anything else is an unknown (extension) method. */
-export const KNOWN_METHODS: ReadonlySet<string> = new Set([
-  'ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER',
-  'REGISTER', 'SUBSCRIBE', 'UPDATE',
-]);
+// The SIP methods peergate recognises live with the grammar (the engine reads them too).
+export { KNOWN_METHODS };
 
 /** What the B2BUA serves (the Allow of its answer to OPTIONS). */
 export const SERVED_METHODS: readonly string[] = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'PRACK', 'UPDATE', 'INFO'];

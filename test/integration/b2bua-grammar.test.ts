@@ -105,10 +105,8 @@ describe('methods peergate does not serve (RFC 3261 §8.2.1)', () => {
     expect(await exchange(STRANGER_IP, request('FROBNICATE', STRANGER_IP))).toEqual([]);
   });
 
-  // Needs the UA core to hand out-of-dialog requests of unknown methods to the app (today it
-  // drops them before any app sees them: src/engine/core, see the grammar helper's report).
-  // Flip `it.fails` to `it` when that switch is merged.
-  it.fails('answers an unknown method from a known peer 501 Not Implemented with Allow', async () => {
+  // The UA core hands out-of-dialog requests of unknown methods to the B2BUA's `*` route.
+  it('answers an unknown method from a known peer 501 Not Implemented with Allow', async () => {
     const got = await exchange(PEER_IP, request('FROBNICATE', PEER_IP));
     const r = finalResponse(got);
     expect(r.status).toBe('SIP/2.0 501 Not Implemented');

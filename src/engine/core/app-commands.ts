@@ -16,7 +16,7 @@ import type { AppResponses } from './app-responses.js';
 import { APP_FORBIDDEN, buildInDialog, CORE_OWNED, echoMeta, EGRESS_HEADER, EMPTY, type ExtraHeader } from './build.js';
 import type { ClientSide } from './client.js';
 import type { CoreContext } from './context.js';
-import { cseqParts, leaderSafe, parseLiteUri, randomToken, tagOf } from './fields.js';
+import { leaderSafe, parseCSeq, randomToken, sipUriOf, tagOf } from './fields.js';
 import { protocolOf } from './listeners.js';
 import { OutMessage } from './outgoing.js';
 import { resolveTarget } from './target.js';
@@ -143,11 +143,11 @@ export class AppCommands {
   // form (d): a new request outside any dialog
   private async newRequest(app: AppConnection, msgId: string, m: AppMessage, routeUrl: string): Promise<void> {
     const method = m.method;
-    const ruri = parseLiteUri(m.uri);
+    const ruri = sipUriOf(m.uri);
     if (!ruri) {
       if (!/^(sips?|tel):/i.test(m.uri)) { app.send(nokPayload(msgId, `invalid request-uri: ${method} ${m.uri} SIP/2.0`)); return; }
     }
-    const nextHop = routeUrl ? parseLiteUri(routeUrl) : ruri;
+    const nextHop = routeUrl ? sipUriOf(routeUrl) : ruri;
     if (!nextHop) { app.send(nokPayload(msgId, `invalid request-uri: ${method} ${m.uri} SIP/2.0`)); return; }
     const protocol = protocolOf(nextHop);
     const listeners = this.ctx.listeners;
@@ -184,8 +184,9 @@ export class AppCommands {
       to = semi < 0 ? `<${m.uri}>` : `<${m.uri.slice(0, semi)}>${m.uri.slice(semi)}`;
     }
     const callId = appHeader(m, 'call-id') ?? newId();
-    const appCseq = cseqParts(appHeader(m, 'cseq'));
-    const cseqNum = appCseq ? appCseq.num : ++this.cseqCounter;
+    // The app's number within the field's 32-bit range, as the core always took it (cseq.ts).
+    const appCseq = parseCSeq(appHeader(m, 'cseq') ?? '');
+    const cseqNum = appCseq ? appCseq.seq : ++this.cseqCounter;
     const maxFwd = appHeader(m, 'max-forwards') ?? '70';
     if (!leaderSafe(callId) || !leaderSafe(tagOf(from) ?? '')) { app.send(nokPayload(msgId, 'invalid Call-ID or From tag')); return; }
     const dialogId = method === 'INVITE' ? `${callId};from-tag=${tagOf(from)}` : '';

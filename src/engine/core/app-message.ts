@@ -1,7 +1,8 @@
 // The SIP text an app puts in a `sip` frame is partial (spec §4.5: often no Via, From, To …),
 // so it is read here leniently, line by line, instead of by the network parser. Lines that
 // are not `token: value` are dropped (spec §7.5).
-import { isToken, longName } from './headers.js';
+import { isToken } from './fields.js';
+import { longName } from './headers.js';
 
 export interface AppHeader {
   /** Canonical lower-case long name. */

@@ -5,7 +5,7 @@
 import type { SipRequest } from '../message/types.js';
 import type { SendTarget } from '../transport/types.js';
 import type { Dialog } from '../dialog/dialog.js';
-import { parseLiteUri, randomToken } from './fields.js';
+import { randomToken, sipUriOf } from './fields.js';
 import { protocolOf, type Listener, type Listeners } from './listeners.js';
 import { OutMessage } from './outgoing.js';
 import { isIP } from 'node:net';
@@ -49,7 +49,7 @@ export function buildInDialog(listeners: Listeners, d: Dialog, method: string, u
   const local = listeners.byKey(b.localKey) ?? listeners.forProtocol(b.protocol);
   if (!local) return undefined;
   const { requestUri, routes, nextHop } = d.route(uri);
-  const nu = parseLiteUri(nextHop);
+  const nu = sipUriOf(nextHop);
   const from = { address: local.address, port: local.port };
   let target: SendTarget = { protocol: b.protocol, address: b.address, port: b.port, connectionId: b.connectionId, local: from };
   if (nu && isIP(nu.host.replace(/^\[|\]$/g, ''))) {

@@ -1,10 +1,12 @@
 // Reading the fields the UA core needs from a parsed message (RFC 3261 §7.3, §20). The one
-// place the core's modules import header readers from, so that they switch together when the
-// common grammar module lands.
+// place the core's modules import header readers from: the readers are the SIP grammar's
+// (src/sip/grammar); what is here only adapts them to the core's contracts (an absent header,
+// a sip/sips URI to route on).
 import type { SipMessage } from '../message/types.js';
-import { splitCommas } from './headers.js';
+import { getTag, parseUri, splitCommaList, type SipUri } from '../../sip/grammar/index.js';
 
-export { headerParam, parseLiteUri, parseViaValue, randomToken, splitCommas, tagOf, uriOf, type LiteUri } from './headers.js';
+export { KNOWN_METHODS, isToken, parseCSeq, parseRequestCSeq, parseVia, splitCommaList, type SipUri } from '../../sip/grammar/index.js';
+export { randomToken } from './headers.js';
 
 /** First value of a header (lower-case long name). */
 export function hdr(msg: SipMessage, name: string): string | undefined {
@@ -19,24 +21,27 @@ export function hdrAll(msg: SipMessage, name: string): string[] {
   const out: string[] = [];
   for (const h of msg.headers) {
     if (h.name !== name) continue;
-    if (h.value.includes(',')) out.push(...splitCommas(h.value)); else out.push(h.value);
+    if (h.value.includes(',')) out.push(...splitCommaList(h.value)); else out.push(h.value);
   }
   return out;
 }
 
 /** Whether an option tag (Supported / Require values) is listed. */
 export function hasOptionTag(values: string[], tag: string): boolean {
-  for (const v of values) for (const t of v.split(',')) if (t.trim().toLowerCase() === tag) return true;
+  for (const v of values) for (const t of splitCommaList(v)) if (t.toLowerCase() === tag) return true;
   return false;
 }
 
-/** CSeq value → number and method (§20.16); undefined when malformed. */
-export function cseqParts(v: string | undefined): { num: number; method: string } | undefined {
-  if (!v) return undefined;
-  const t = v.trim().split(/\s+/);
-  const num = Number(t[0]);
-  if (t.length !== 2 || !Number.isInteger(num) || num < 0 || num > 0xffffffff) return undefined;
-  return { num, method: t[1]! };
+/** The tag of a From/To value that may be absent (grammar getTag: undefined when empty). */
+export function tagOf(v: string | undefined): string | undefined {
+  return v === undefined ? undefined : getTag(v);
+}
+
+/** A sip:/sips: URI to route on (RFC 3261 §19.1): undefined for tel: and other schemes, malformed
+ *  text, and port 0 (which the core never sends to). */
+export function sipUriOf(uri: string): SipUri | undefined {
+  const u = parseUri(uri);
+  return u === null || u.scheme === 'tel' || u.port === 0 ? undefined : u;
 }
 
 /** Characters that would break a wire leader if they reached one (Call-ID, tags). */

@@ -12,8 +12,9 @@ import { TwoXxRetransmitter, type InboundMeta } from '../transaction/index.js';
 import type { Dialog } from '../dialog/dialog.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
-import { cseqParts, hdr, hdrAll, parseViaValue, tagOf } from './fields.js';
-import { identityHeaderValue, rewriteInbound } from './inbound.js';
+import { hdr, hdrAll, parseRequestCSeq, parseVia, tagOf } from './fields.js';
+import { appView } from '../message/app-view.js';
+import { formatTlsIdentity } from '../../sip/tls-identity.js';
 
 /** RFC 3261 T1, for the core's own schedules (2xx and reliable provisional retransmission). */
 export const T1 = 500;
@@ -89,7 +90,7 @@ export class InviteServer {
     const callId = hdr(req, 'call-id');
     const toTag = tagOf(hdr(req, 'to'));
     const top = hdrAll(req, 'via')[0];
-    const via = top ? parseViaValue(top) : undefined;
+    const via = top ? parseVia(top) : null;
     if (!callId || !toTag || !via) return;
     const d = this.ctx.dialogs.findByLocal(callId, toTag);
     if (!d) return;
@@ -98,7 +99,8 @@ export class InviteServer {
       this.ctx.foreign(pkt.source, 'ACK');
       return;
     }
-    const seq = cseqParts(hdr(req, 'cseq'))?.num;
+    const cseqV = hdr(req, 'cseq');
+    const seq = cseqV === undefined ? undefined : parseRequestCSeq(cseqV)?.seq;
     const pending = this.pendingAcks.get(d.id);
     if (pending) {
       pending.retransmitter.stop();
@@ -107,8 +109,8 @@ export class InviteServer {
     // A copy of an ACK already delivered is absorbed.
     if (!d.noteAck(seq, pending !== undefined)) { this.ctx.count.retransmissionsAbsorbed++; return; }
     const txnId = pending ? pending.txnId : newId();
-    const rw = rewriteInbound(pkt.data.toString('utf8'), pkt.source.address, pkt.source.port, via.host,
-      pkt.tls ? identityHeaderValue(pkt.tls) : undefined);
+    const rw = appView(req, pkt.data.toString('utf8'), pkt.source.address, pkt.source.port,
+      pkt.tls ? formatTlsIdentity(pkt.tls) : undefined);
     if (!rw) return;
     this.ctx.sendToApp(this.ctx.app(d.binding.appId), sipFramePayload({
       source: 'network', bytes: pkt.data.length, protocol: '', address: pkt.source.address, port: pkt.source.port,

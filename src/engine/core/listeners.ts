@@ -3,7 +3,7 @@
 // URI asks for (§18.1.1, §26.2: sips → TLS).
 import { isIP } from 'node:net';
 import type { Endpoint, Protocol } from '../transport/types.js';
-import type { LiteUri } from './fields.js';
+import type { SipUri } from './fields.js';
 
 export interface Listener {
   protocol: Protocol;
@@ -14,7 +14,7 @@ export interface Listener {
 }
 
 /** The transport a URI asks for: `transport=` parameter, else TLS for sips and UDP for sip. */
-export function protocolOf(u: LiteUri): Protocol {
+export function protocolOf(u: SipUri): Protocol {
   const t = u.params.get('transport')?.toLowerCase();
   if (t === 'tcp') return 'tcp';
   if (t === 'tls') return 'tls';

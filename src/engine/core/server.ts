@@ -1,7 +1,8 @@
 // The UAS side of the core: what happens to a request from the network before and after the
 // app sees it.
 //   RFC 3261 §8.2      new requests: checked (400 when a response can be routed), routed to an
-//                      app (wire spec §7.1: 503 when none), passed up with the stamped top Via
+//                      app (wire spec §7.1: 503 when none), passed up with the stamped top Via;
+//                      unknown methods (§8.2.1) go to the app that routed them or `*`
 //   RFC 3261 §12.2.2   requests within a dialog: 481 without one, §12.2.2's 500 for a CSeq
 //                      lower than the remote one (the app never sees it), target refresh
 //   RFC 3261 §9.2      CANCEL: 200 to it and 487 to the INVITE; 481 when nothing to cancel
@@ -20,8 +21,9 @@ import type { AppConnection, WireServer } from '../wire/server.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { EMPTY, REASONS } from './build.js';
-import { cseqParts, hasOptionTag, hdr, hdrAll, leaderSafe, parseViaValue, randomToken, splitCommas, tagOf } from './fields.js';
-import { identityHeaderValue, rewriteInbound } from './inbound.js';
+import { KNOWN_METHODS, hasOptionTag, hdr, hdrAll, leaderSafe, parseRequestCSeq, randomToken, splitCommaList, tagOf } from './fields.js';
+import { appView } from '../message/app-view.js';
+import { formatTlsIdentity } from '../../sip/tls-identity.js';
 import type { InviteServer } from './invite-server.js';
 import { OutMessage } from './outgoing.js';
 
@@ -63,7 +65,7 @@ export interface ServerCtx {
 /** The header values every request the core accepts must carry, checked once per new request. */
 interface RequestHead {
   vias: string[]; from: string; to: string; callId: string; cseq: string; cseqNum: number;
-  fromTag: string | undefined; toTag: string | undefined; viaHost: string;
+  fromTag: string | undefined; toTag: string | undefined;
 }
 
 function requestHead(req: SipRequest): RequestHead | undefined {
@@ -72,13 +74,13 @@ function requestHead(req: SipRequest): RequestHead | undefined {
   const to = hdr(req, 'to');
   const callId = hdr(req, 'call-id');
   const cseqV = hdr(req, 'cseq');
-  const cseq = cseqParts(cseqV);
-  const top = vias[0] ? parseViaValue(vias[0]) : undefined;
-  if (!top || !from || !to || !callId || !cseq || cseq.method !== req.method || !leaderSafe(callId) || !leaderSafe(req.uri)) return undefined;
+  const cseq = cseqV === undefined ? null : parseRequestCSeq(cseqV);
+  // The top Via is read by appView (request(): 400 when it cannot be).
+  if (!vias[0] || !from || !to || !callId || !cseq || cseq.method !== req.method || !leaderSafe(callId) || !leaderSafe(req.uri)) return undefined;
   const fromTag = tagOf(from);
   const toTag = tagOf(to);
   if ((fromTag !== undefined && !leaderSafe(fromTag)) || (toTag !== undefined && !leaderSafe(toTag))) return undefined;
-  return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.num, fromTag, toTag, viaHost: top.host };
+  return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.seq, fromTag, toTag };
 }
 
 /** Where a request came from, as a dialog's binding compares it. */
@@ -124,7 +126,7 @@ export class ServerSide {
     const vias: string[] = [];
     let from: string | undefined, to: string | undefined, callId: string | undefined, cseq: string | undefined;
     for (const h of headers) {
-      if (h.name === 'via') vias.push(...splitCommas(h.value));
+      if (h.name === 'via') vias.push(...splitCommaList(h.value));
       else if (h.name === 'from') from ??= h.value;
       else if (h.name === 'to') to ??= h.value;
       else if (h.name === 'call-id') callId ??= h.value;
@@ -147,8 +149,8 @@ export class ServerSide {
     const pkt = meta as InboundPacket;
     txn.target = replyTarget(pkt);
     const head = requestHead(req);
-    const rw = head && rewriteInbound(pkt.data.toString('utf8'), pkt.source.address, pkt.source.port, head.viaHost,
-      pkt.tls ? identityHeaderValue(pkt.tls) : undefined);
+    const rw = head && appView(req, pkt.data.toString('utf8'), pkt.source.address, pkt.source.port,
+      pkt.tls ? formatTlsIdentity(pkt.tls) : undefined);
     if (!head || !rw) {
       this.replyStateless(pkt, req.headers, 400, 'Bad Request');
       txn.terminate();
@@ -213,7 +215,10 @@ export class ServerSide {
   /** §8.2: a request without a To tag, routed to an app by method (spec §7.1). */
   private outOfDialog(stx: ServerCtx, pkt: InboundPacket, text: string, fromTag: string | undefined): void {
     const method = stx.method;
-    if (!ROUTED.has(method)) {
+    // A method the core does not know (RFC 3261 §8.2.1): the app answers it (501, or silence for
+    // an unknown source); it goes to an app that routed it, else to one that routed `*`.
+    const unknown = !KNOWN_METHODS.has(method);
+    if (!ROUTED.has(method) && !unknown) {
       if (method === 'BYE' || method === 'UPDATE') this.respond(stx, 481);
       // REFER, PRACK, … outside a dialog: no response at all (trace 02 #20).
       else stx.txn.terminate();
@@ -226,7 +231,12 @@ export class ServerSide {
       if (d && d.role === 'uas' && d.state === 'confirmed') { this.respond(stx, 491); return; }
       this.ctx.calls?.attempt(text);
     }
-    const app = this.wire.pickApp(method);
+    const app = unknown ? this.wire.pickApp(method) ?? this.wire.pickApp('*') : this.wire.pickApp(method);
+    if (!app && unknown) {
+      // No app takes unknown methods: no response, as before apps could take them.
+      stx.txn.terminate();
+      return;
+    }
     if (!app) {
       this.ctx.count.unroutedRequests++;
       const resp = this.respond(stx, 503);

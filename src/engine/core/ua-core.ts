@@ -31,9 +31,6 @@ import { InviteServer } from './invite-server.js';
 import { Listeners, type Listener } from './listeners.js';
 import { ServerSide, type ServerCtx } from './server.js';
 
-export { EGRESS_HEADER } from './build.js';
-export { TLS_IDENTITY_HEADER } from './inbound.js';
-export { headerParam } from './fields.js';
 export type { Listener } from './listeners.js';
 export type { CoreTransport } from './context.js';
 

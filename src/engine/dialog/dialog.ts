@@ -12,7 +12,7 @@
 // methods below, never by assignment.
 import type { Protocol } from '../transport/types.js';
 // Header readers (one import, to switch when the grammar module lands).
-import { parseLiteUri, splitCommas, tagOf, uriOf } from '../core/headers.js';
+import { addrSpecOf, getTag, parseUri, splitCommaList } from '../../sip/grammar/index.js';
 
 export type DialogRole = 'uas' | 'uac';
 export type DialogState = 'early' | 'confirmed' | 'terminated';
@@ -88,7 +88,7 @@ function sameHost(a: string, b: string): boolean {
 
 /** First URI of a Contact header value. */
 function contactUri(contact: string): string {
-  return uriOf(splitCommas(contact)[0] ?? contact);
+  return addrSpecOf(splitCommaList(contact)[0] ?? contact);
 }
 
 export class Dialog {
@@ -143,7 +143,7 @@ export class Dialog {
    * stack does (trace 03 #51), where the RFC leaves it to the UAS.
    */
   static asUas(c: UasCreation, binding: DialogBinding): Dialog {
-    const fromTag = tagOf(c.from) ?? '';
+    const fromTag = getTag(c.from) ?? '';
     return new Dialog({
       role: 'uas', callId: c.callId, localTag: c.localTag, creatorFromTag: fromTag, local: `${c.to};tag=${c.localTag}`,
       remote: c.from, remoteTag: fromTag, target: c.contact ? contactUri(c.contact) : '', routes: [...c.recordRoute],
@@ -157,10 +157,10 @@ export class Dialog {
    * local CSeq: the request's; remote CSeq: empty.
    */
   static asUac(c: UacCreation, binding: DialogBinding): Dialog {
-    const ourTag = tagOf(c.from) ?? '';
+    const ourTag = getTag(c.from) ?? '';
     const d = new Dialog({
       role: 'uac', callId: c.callId, localTag: ourTag, creatorFromTag: ourTag, local: c.from, remote: c.to,
-      remoteTag: tagOf(c.to) ?? '', target: c.contact ? contactUri(c.contact) : c.requestUri,
+      remoteTag: getTag(c.to) ?? '', target: c.contact ? contactUri(c.contact) : c.requestUri,
       routes: [...c.recordRoute].reverse(), localSeq: c.cseq, remoteSeq: undefined,
     }, binding);
     d.inviteSeqNow = c.cseq;
@@ -185,7 +185,7 @@ export class Dialog {
    */
   updateFromResponse(r: { to: string; contact: string | undefined; recordRoute: readonly string[]; requestUri: string }, confirm: boolean): void {
     this.remote = r.to;
-    this.remoteTagNow = tagOf(r.to) ?? '';
+    this.remoteTagNow = getTag(r.to) ?? '';
     this.target = r.contact ? contactUri(r.contact) : r.requestUri;
     if (r.recordRoute.length > 0) this.routes = [...r.recordRoute].reverse();
     if (confirm) this.confirm();
@@ -248,9 +248,10 @@ export class Dialog {
     const routes = [...this.routes];
     let nextHop = requestUri;
     if (routes.length > 0) {
-      const first = uriOf(routes[0]!);
-      const fu = parseLiteUri(first);
-      if (fu && fu.params.has('lr')) {
+      const first = addrSpecOf(routes[0]!);
+      const fu = parseUri(first);
+      // A loose router is a sip/sips URI with `lr` (§19.1.1); anything else is routed strictly.
+      if (fu && fu.scheme !== 'tel' && fu.port !== 0 && fu.params.has('lr')) {
         nextHop = first;
       } else {
         routes.shift();

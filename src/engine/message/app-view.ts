@@ -1,5 +1,5 @@
-// What the app sees of a network request (the parsed-field successor of core/inbound.ts
-// rewriteInbound): the request's bytes with the top Via completed (RFC 3581 rport, RFC 3261
+// What the app sees of a network request (the parsed-field successor of the former
+// core/inbound.ts rewriteInbound): the request's bytes with the top Via completed (RFC 3581 rport, RFC 3261
 // §18.2.1 received), every network copy of the TLS identity header removed and ours added.
 //
 // Why parsed fields: the old rewrite found header lines by splitting the raw text on CRLF while
@@ -109,7 +109,7 @@ function hasBareLf(head: string): boolean {
 
 /** Add `rport=<port>` (always, as drachtio does) and `received=<ip>` (when the source differs
  *  from the Via host) to the first via-parm of a Via field value; parameters keep their order
- *  and spelling (the same result as core/inbound.ts stampVia). */
+ *  and spelling (the same result as the former core/inbound.ts stampVia). */
 function stampVia(value: string, srcAddr: string, srcPort: number, viaHost: string): { line: string; topVia: string } {
   // End of the first via-parm: first comma outside quotes.
   let endFirst = value.length;

@@ -15,3 +15,4 @@ export { parseVia, formatVia, isValidVia, viaKey, viaBranch, viaSentBy, type Via
 export { parseCSeq, parseRequestCSeq, MAX_CSEQ, MAX_REQUEST_CSEQ } from './cseq.js';
 export { routingNumber, canonicalTelephoneNumber, isTelephoneShaped } from './number.js';
 export { hasControlChar, controlCharIn } from './text.js';
+export { KNOWN_METHODS } from './methods.js';

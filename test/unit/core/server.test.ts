@@ -180,3 +180,48 @@ describe('RFC 3261 §9.2 CANCEL', () => {
     expect(h.frames[1]).toMatch(/\|NOK\|Response not sent due to unknown transaction$/);
   });
 });
+
+describe('RFC 3261 §8.2.1 methods the core does not know', () => {
+  const ood = (method: string, branch: string) =>
+    `${method} sip:svc@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-${branch}\r\nMax-Forwards: 70\r\n` +
+    `From: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: ${branch}\r\nCSeq: 1 ${method}\r\nContent-Length: 0\r\n\r\n`;
+
+  it('an unknown method outside a dialog goes to the app that routed `*`, which answers it', () => {
+    const h = coreHarness({ routes: ['*'] });
+    h.feed(ood('FROBNICATE', 'frob-1'));
+    expect(h.sent).toHaveLength(0);
+    expect(h.frames).toHaveLength(1);
+    expect(h.frames[0]).toContain('\r\nFROBNICATE sip:svc@127.0.0.1:5070 SIP/2.0\r\n');
+    // The app sees the stamped top Via like any request's.
+    expect(h.frames[0]).toContain(';branch=z9hG4bK-frob-1;rport=6000\r\n');
+    const txnId = token(h.frames[0]!, 8);
+    h.fromApp('m1', txnId, '', 'SIP/2.0 501 Not Implemented\r\nAllow: INVITE, ACK, BYE\r\nContent-Length: 0\r\n\r\n');
+    expect(startLines(h.sent)).toEqual(['SIP/2.0 501 Not Implemented']);
+    expect(h.sent[0]!.text).toContain('\r\nAllow: INVITE, ACK, BYE\r\n');
+    expect(h.sent[0]!.text).toContain('\r\nCSeq: 1 FROBNICATE\r\n');
+  });
+
+  it('an app that routed the method itself gets it before a `*` app would', () => {
+    const h = coreHarness({ routes: ['frobnicate'] });
+    h.feed(ood('FROBNICATE', 'frob-2'));
+    expect(h.frames).toHaveLength(1);
+  });
+
+  it('no app for unknown methods: no response at all, as before', () => {
+    const h = coreHarness({ routes: ['invite'] });
+    h.feed(ood('FROBNICATE', 'frob-3'));
+    expect(h.sent).toHaveLength(0);
+    expect(h.frames).toHaveLength(0);
+    expect(h.core.counters.unroutedRequests).toBe(0);
+  });
+
+  it('known methods that are not routed outside a dialog keep their answers: REFER silence, BYE 481', () => {
+    const h = coreHarness({ routes: ['*'] });
+    h.feed(ood('REFER', 'refer-1'));
+    expect(h.sent).toHaveLength(0);
+    expect(h.frames).toHaveLength(0);
+    h.feed(ood('BYE', 'bye-1'));
+    expect(startLines(h.sent)).toEqual(['SIP/2.0 481 Call/Transaction Does Not Exist']);
+    expect(h.frames).toHaveLength(0);
+  });
+});

@@ -1,8 +1,8 @@
 // The X-Peergate-TLS-Identity header value (src/sip/tls-identity.ts): what the engine writes is
-// what the SBE reads back, and it is byte for byte what the UA core writes today.
+// what the SBE reads back, and it is byte for byte what the UA core wrote before it used this
+// module (core/inbound.ts identityHeaderValue, whose outputs are the literals below).
 import { describe, expect, it } from 'vitest';
 import { formatTlsIdentity, parseTlsIdentity, isTlsIdentityField, isTlsIdentityName } from '../../../src/sip/tls-identity.js';
-import { identityHeaderValue } from '../../../src/engine/core/inbound.js';
 import { parseTlsIdentity as b2buaParse } from '../../../src/sbc/b2bua.js';
 
 const ids = [
@@ -13,8 +13,13 @@ const ids = [
 ];
 
 describe('X-Peergate-TLS-Identity', () => {
-  it('formats exactly as the UA core does', () => {
-    for (const id of ids) expect(formatTlsIdentity(id)).toBe(identityHeaderValue(id));
+  it('formats exactly as the UA core did', () => {
+    expect(ids.map(formatTlsIdentity)).toEqual([
+      'subject="C=US, O=Example Carrier, CN=sbc1.example.net";san="DNS:sbc1.example.net,IP:192.0.2.7";fp256=AA:BB:CC',
+      'subject="O=A\\\\, B, CN=\\"q\\"";san="DNS:a,URI:sip:x%2Cy%25";fp256=AA:BB',
+      'subject="CN=semi;colon=x";san="";fp256=01:02',
+      'subject="CN=line  break";san="email:noc@example.net";fp256=FF',
+    ]);
   });
   it('parses back what it formats (CR/LF in a subject become SP)', () => {
     for (const id of ids) {

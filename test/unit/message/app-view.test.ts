@@ -1,10 +1,11 @@
-// appView (src/engine/message/app-view.ts): the parsed-field successor of core/inbound.ts
-// rewriteInbound. Same bytes as the old rewrite for CRLF messages; bare-LF messages, which the
-// parser accepts, now get the same treatment instead of a 400.
+// appView (src/engine/message/app-view.ts): what the app sees of a network request. It replaced
+// core/inbound.ts rewriteInbound; the expected bytes below are what that rewrite gave for CRLF
+// messages. Bare-LF messages, which the parser accepts, get the same treatment (the old rewrite
+// could not read them at all).
 import { describe, expect, it } from 'vitest';
 import { appView } from '../../../src/engine/message/app-view.js';
 import { parseMessage, type SipRequest } from '../../../src/engine/message/index.js';
-import { rewriteInbound, identityHeaderValue } from '../../../src/engine/core/inbound.js';
+import { formatTlsIdentity } from '../../../src/sip/tls-identity.js';
 import { parseVia } from '../../../src/sip/grammar/index.js';
 
 const msg = (via: string, extra = '', body = '') =>
@@ -16,43 +17,43 @@ function parsed(text: string): SipRequest {
   return r.message;
 }
 
-/** Both rewrites of one message; the old one is given the Via host the core computes. */
-function both(text: string, src: string, port: number, identity?: string) {
-  const req = parsed(text);
-  const viaHost = parseVia(req.headers.find((h) => h.name === 'via')!.value)!.host;
-  return { now: appView(req, text, src, port, identity), old: rewriteInbound(text, src, port, viaHost, identity) };
-}
+/** `text` with our identity header added as the last header field. */
+const withId = (text: string, identity: string) => text.replace('\r\n\r\n', `\r\nX-Peergate-TLS-Identity: ${identity}\r\n\r\n`);
 
-const id = identityHeaderValue({ subject: 'CN=peer', subjectAltNames: ['DNS:peer.example'], fingerprint256: 'AA:BB' });
-const cases: Array<[string, string, string, number, string | undefined]> = [
-  ['plain', msg('Via: SIP/2.0/UDP 127.0.0.1:5092;branch=z9hG4bK-1'), '127.0.0.1', 5092, undefined],
-  ['compact, valueless rport, second via-parm, NATed source', msg('v: SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK-2, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK-0'), '192.0.2.1', 40000, undefined],
-  ['IPv6 sent-by', msg('Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK-6'), '2001:db8::1', 5060, undefined],
-  ['network copies of the identity header', msg('Via: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bK-4', 'X-Peergate-TLS-Identity: subject="CN=evil"\r\nx-peergate-tls-identity : a\r\n b\r\n'), '127.0.0.1', 1, undefined],
-  ['our identity added', msg('Via: SIP/2.0/TLS 127.0.0.1:1;branch=z9hG4bK-5', 'X-PEERGATE-TLS-IDENTITY: forged\r\n'), '127.0.0.1', 1, id],
-  ['with a body', msg('Via: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK-7', 'Content-Type: text/plain\r\n', 'hello, world'), '127.0.0.1', 5, id],
+const id = formatTlsIdentity({ subject: 'CN=peer', subjectAltNames: ['DNS:peer.example'], fingerprint256: 'AA:BB' });
+const V1 = 'SIP/2.0/UDP 127.0.0.1:5092;branch=z9hG4bK-1';
+const V2 = 'SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK-2, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK-0';
+const V2S = 'SIP/2.0/UDP 10.0.0.1:5060;rport=40000;branch=z9hG4bK-2;received=192.0.2.1';
+const V6 = 'SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK-6';
+const V4 = 'SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bK-4';
+const V5 = 'SIP/2.0/TLS 127.0.0.1:1;branch=z9hG4bK-5';
+const V7 = 'SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK-7';
+const BODY = ['Content-Type: text/plain\r\n', 'hello, world'] as const;
+/** name, request, source address and port, identity, expected top Via, expected text. */
+const cases: Array<[string, string, string, number, string | undefined, string, string]> = [
+  ['plain', msg(`Via: ${V1}`), '127.0.0.1', 5092, undefined, `${V1};rport=5092`, msg(`Via: ${V1};rport=5092`)],
+  ['compact, valueless rport, second via-parm, NATed source', msg(`v: ${V2}`), '192.0.2.1', 40000, undefined, V2S,
+    msg(`v: ${V2S}, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK-0`)],
+  ['IPv6 sent-by', msg(`Via: ${V6}`), '2001:db8::1', 5060, undefined, `${V6};rport=5060`, msg(`Via: ${V6};rport=5060`)],
+  ['network copies of the identity header', msg(`Via: ${V4}`, 'X-Peergate-TLS-Identity: subject="CN=evil"\r\nx-peergate-tls-identity : a\r\n b\r\n'),
+    '127.0.0.1', 1, undefined, `${V4};rport=1`, msg(`Via: ${V4};rport=1`)],
+  ['our identity added', msg(`Via: ${V5}`, 'X-PEERGATE-TLS-IDENTITY: forged\r\n'), '127.0.0.1', 1, id, `${V5};rport=1`, withId(msg(`Via: ${V5};rport=1`), id)],
+  ['with a body', msg(`Via: ${V7}`, ...BODY), '127.0.0.1', 5, id, `${V7};rport=5`, withId(msg(`Via: ${V7};rport=5`, ...BODY), id)],
 ];
 
 describe('appView: what the app sees of a network request', () => {
-  for (const [name, text, src, port, identity] of cases) {
-    it(`gives the old rewrite's bytes for CRLF input: ${name}`, () => {
-      const { now, old } = both(text, src, port, identity);
-      expect(old).toBeDefined();
-      expect(now).toEqual(old);
+  for (const [name, text, src, port, identity, topVia, expected] of cases) {
+    it(`completes the top Via and keeps every other byte of CRLF input: ${name}`, () => {
+      expect(appView(parsed(text), text, src, port, identity)).toEqual({ text: expected, topVia });
     });
     it(`reads bare-LF input the way the parser does, with CRLF lines out: ${name}`, () => {
       const lf = text.replace(/\r\n/g, '\n');
-      const req = parsed(lf);
-      const viaHost = parseVia(req.headers.find((h) => h.name === 'via')!.value)!.host;
-      // The old rewrite cannot read this message at all (it only splits on CRLF)…
-      expect(rewriteInbound(lf, src, port, viaHost, identity)).toBeUndefined();
-      // …the new one gives what it gives for the CRLF form (the body is kept as sent).
-      const crlfHead = text.slice(0, text.indexOf('\r\n\r\n') + 4);
+      // The same as for the CRLF form; the body is kept as sent.
       const lfBody = lf.slice(lf.indexOf('\n\n') + 2);
-      const expected = rewriteInbound(text, src, port, viaHost, identity)!;
-      const got = appView(req, lf, src, port, identity)!;
-      expect(got.topVia).toBe(expected.topVia);
-      expect(got.text).toBe(expected.text.slice(0, expected.text.length - (text.length - crlfHead.length)) + lfBody);
+      const crlfBody = text.slice(text.indexOf('\r\n\r\n') + 4);
+      const got = appView(parsed(lf), lf, src, port, identity)!;
+      expect(got.topVia).toBe(topVia);
+      expect(got.text).toBe(expected.slice(0, expected.length - crlfBody.length) + lfBody);
     });
   }
 
