@@ -9,6 +9,7 @@ import { PeerLimitsSchema, GlobalLimitsSchema } from '../sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema.js';
 import { SideMediaSchema, GlobalMediaSchema } from '../sbc/media/schema.js';
 import { FilePath } from './file-path.js';
+import { LifecycleSchema, StaleCrlSchema } from '../app/schema.js';
 
 // ---------- scalar building blocks ----------
 
@@ -97,6 +98,7 @@ export const TlsSchema = z.strictObject({
   crls: z.array(FilePath).default([]),
   /** Refuse TLS connections without a valid client certificate (mutual TLS, RFC 6404 §4.5). */
   require_client_cert: z.boolean().default(true),
+  stale_crl: StaleCrlSchema,
 });
 
 export const EngineWireSchema = z.strictObject({
@@ -253,6 +255,7 @@ const RootSchema = z.strictObject({
   limits: GlobalLimitsSchema.prefault({}),
   ops: OpsSchema.prefault({}),
   log: LogSchema.prefault({}),
+  lifecycle: LifecycleSchema.prefault({}),
   /** Requests from sources that match no peer: `drop` (no answer at all) or 403. */
   unknown_source: z.preprocess((v) => (v === 403 ? '403' : v), z.enum(['drop', '403'])).default('drop'),
   peers: z.array(PeerSchema).default([]),

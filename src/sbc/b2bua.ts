@@ -51,6 +51,19 @@ export interface ActiveCall {
   startedAt: string;
 }
 
+/** How the B2BUA itself ends a call it holds (drain deadline, shutdown): the BYE's Reason and the calls_total result. */
+export interface Hangup {
+  /** calls_total{result}, e.g. `drain_deadline`. */
+  result: string;
+  /** RFC 3326 Reason sent in the BYE on both legs, e.g. `SIP;cause=503;text="Shutting Down"`. */
+  reason: string;
+}
+
+interface HeldCall {
+  info: ActiveCall;
+  hangup(h: Hangup): Promise<void>;
+}
+
 export interface B2buaOptions {
   /** The running policy; each call captures the one current when it starts. */
   policy: () => Policy;
@@ -76,7 +89,15 @@ const FAILOVER_STATUSES = new Set([408, 503]);
 
 export class B2bua {
   readonly srf: Srf;
-  readonly calls = new Map<string, ActiveCall>();
+  /** Established calls (both legs up), for /admin/calls and for ending them all. */
+  private readonly calls = new Map<string, HeldCall>();
+  /** Every INVITE between attribution and its end (setting up or established). */
+  private readonly live = new Set<string>();
+  private idleWaiters: Array<() => void> = [];
+  /** Set by drain(): new INVITEs are refused with 503 + Retry-After. */
+  private draining: { retryAfterS: number } | undefined;
+  /** Set by endAll(): a call that gets established from now on is hung up at once. */
+  private ending: Hangup | undefined;
   private readonly compiled = new WeakMap<Policy, Compiled>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
@@ -112,6 +133,49 @@ export class B2bua {
     try { this.srf.disconnect(); } catch { /* never connected */ }
   }
 
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Established calls, for /admin/calls. */
+  activeCalls(): ActiveCall[] {
+    return [...this.calls.values()].map((c) => c.info);
+  }
+
+  /** INVITEs in progress: setting up or established. */
+  get liveCalls(): number {
+    return this.live.size;
+  }
+
+  /** Start refusing new INVITEs (503 + Retry-After); calls in progress and their in-dialog requests go on. */
+  drain(retryAfterS: number): void {
+    this.draining = { retryAfterS };
+  }
+
+  get isDraining(): boolean {
+    return this.draining !== undefined || this.ending !== undefined;
+  }
+
+  /** Resolves when no INVITE is in progress any more (or at once when none is). */
+  whenIdle(): Promise<void> {
+    if (this.live.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * End every established call with BYE on both legs (Reason `h.reason`); a call still being
+   * set up is hung up the moment it is established. Resolves when every BYE got an answer or
+   * failed (each leg's BYE is bounded by the engine's transaction timers).
+   */
+  async endAll(h: Hangup): Promise<void> {
+    this.ending = h;
+    await Promise.all([...this.calls.values()].map((c) => c.hangup(h)));
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
   // ---------------------------------------------------------------- the call flow
 
   private async onInvite(req: Req, res: Res): Promise<void> {
@@ -123,9 +187,16 @@ export class B2bua {
     const from = this.attribute(policy, c, req, res, view);
     if (!from) return;
     const fromLabel = sideLabel(from);
+    // Draining (SIGTERM, POST /admin/drain): peers and DNS SRV move to the pool's other nodes.
+    if (this.draining || this.ending) {
+      const retryAfterS = this.draining?.retryAfterS ?? 30;
+      this.observer.callFinished(from.kind === 'peer' ? from.peer.id : 'none', from.kind === 'peer' ? 'inbound' : 'outbound', 'refused');
+      return this.refuse(res, fromLabel, { status: 503, reason: 'Service Unavailable', label: 'draining', retryAfterS, warning: 'node draining' }, this.opts.log, view.sourceAddress);
+    }
 
     const receivedAt = performance.now();
     const callId = randomUUID();
+    this.live.add(callId);
     const log = this.opts.log.child({ call: callId });
     let canceled = false;
     req.on('cancel', () => { canceled = true; });
@@ -140,8 +211,10 @@ export class B2bua {
       release();
       void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
       this.calls.delete(callId);
+      this.live.delete(callId);
       this.observer.callFinished(callPeer, direction, result);
       log.info({ result }, 'call ended');
+      if (this.live.size === 0) this.notifyIdle();
     };
 
     // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
@@ -285,7 +358,7 @@ export class B2bua {
   private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string) => void, log: Logger): void {
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
-    this.calls.set(callId, { id: callId, peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
+    const info: ActiveCall = { id: callId, peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() };
     this.observer.callStarted(peer, direction);
     log.info({ target: target.uri }, 'call established');
     let done = false;
@@ -296,10 +369,22 @@ export class B2bua {
       this.observer.callEnded(peer, direction);
       finish(result);
     };
+    // Our own ending: BYE on both legs, each with the Reason (RFC 3326) saying why.
+    const hangup = async (h: Hangup): Promise<void> => {
+      if (done) return;
+      done = true;
+      log.info({ result: h.result }, 'ending call');
+      const bye = (d: Dialog) => (d.destroy({ headers: { Reason: h.reason } }) as unknown as Promise<unknown>).catch((err: unknown) => log.info({ err: String(err) }, 'BYE failed'));
+      await Promise.all([bye(uas), bye(uac)]);
+      this.observer.callEnded(peer, direction);
+      finish(h.result);
+    };
+    this.calls.set(callId, { info, hangup });
     uas.on('destroy', () => end('caller_bye', uac));
     uac.on('destroy', () => end('callee_bye', uas));
     this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log);
     this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log);
+    if (this.ending) void hangup(this.ending);
   }
 
   /** Requests arriving on `a` are re-originated on `b` with the receiving side's allowlist. */

@@ -81,7 +81,7 @@ export class MediaStage {
   private readonly inflight = new Map<string, Promise<unknown>>();
   private readonly log: LogLike;
   private constructor(
-    readonly config: GlobalMedia,
+    private config: GlobalMedia,
     readonly pool: RtpenginePool,
     private readonly embedded: EmbeddedRtpengineProcess | undefined,
     opts: MediaStageOptions,
@@ -123,6 +123,23 @@ export class MediaStage {
     }
     await pool.start();
     return stage;
+  }
+
+  /**
+   * Policy reload: a new list of external rtpengine instances and Retry-After apply to new
+   * calls at once. Returns the keys that only a restart applies (spawn ↔ list, the embedded
+   * daemon's settings, timeouts). Calls in progress keep their instance.
+   */
+  reconfigure(config: GlobalMedia): string[] {
+    const restart: string[] = [];
+    const was = this.config;
+    if ((was.rtpengine === 'spawn') !== (config.rtpengine === 'spawn')) restart.push('media.rtpengine');
+    if (JSON.stringify(was.embedded) !== JSON.stringify(config.embedded)) restart.push('media.embedded');
+    if (was.timeout_ms !== config.timeout_ms) restart.push('media.timeout_ms');
+    if (was.health_interval_ms !== config.health_interval_ms) restart.push('media.health_interval_ms');
+    if (config.rtpengine !== 'spawn' && was.rtpengine !== 'spawn') this.pool.setInstances(config.rtpengine);
+    this.config = { ...config, rtpengine: restart.includes('media.rtpengine') ? was.rtpengine : config.rtpengine };
+    return restart;
   }
 
   /** At least one rtpengine answers pings (for /ready). */
