@@ -215,6 +215,7 @@ export class App {
         } else {
           this.log.info('drained: no call left');
         }
+        await this.engine.settle(SETTLE_MS);
         await this.closeAll();
         return 0;
       })();

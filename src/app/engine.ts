@@ -145,6 +145,17 @@ export class EngineSubsystem implements Subsystem {
     return true;
   }
 
+  /**
+   * Before closing: let requests the B2BUA just sent (BYE of the last calls) get their answer,
+   * and responses in flight go out. Bounded by `maxMs`; server transactions lingering in
+   * Completed (Timer J) are not waited for.
+   */
+  async settle(maxMs: number): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    await sleep(Math.min(200, maxMs)); // what the B2BUA sent is still on the wire protocol
+    while (this.engine && this.engine.counters().clientTransactions > 0 && Date.now() < deadline) await sleep(50);
+  }
+
   async close(): Promise<void> {
     this.bans?.stop();
     await this.engine?.close();
@@ -181,3 +192,5 @@ export function shieldConfigOf(policy: Policy) {
   const pps = rates.length ? Math.max(...rates) : undefined;
   return { allow, deny: [], rate: pps ? { ratePerSec: pps, burst: pps * 2 } : null };
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
