@@ -8,7 +8,7 @@ export const LifecycleSchema = z.strictObject({
    * the remaining calls get BYE on both legs. 0 ends them at once. Keep it below systemd's
    * TimeoutStopSec and Kubernetes' terminationGracePeriodSeconds (docs/operations.md).
    */
-  drain_timeout_s: z.number().int().min(0).max(86_400).default(30),
+  drain_timeout_s: z.number().int().min(0).max(86_400).default(15),
   /** Retry-After on the 503 a new INVITE gets while this node drains. */
   retry_after_s: z.number().int().min(1).max(3600).default(30),
 });
