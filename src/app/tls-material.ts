@@ -14,6 +14,8 @@ export interface CrlInfo {
   file: string;
   /** Absent when the CRL has no nextUpdate (RFC 5280 requires one; OpenSSL accepts it). */
   nextUpdate?: Date;
+  /** Serial numbers the CRL revokes (upper-case hex, no leading zeros). */
+  revoked: string[];
 }
 
 export interface TlsMaterial {
@@ -57,9 +59,9 @@ export function readTlsMaterial(tls: Tls): TlsRead {
   const crls: CrlInfo[] = [];
   crlBytes.forEach((b, i) => {
     const file = tls.crls[i]!;
-    const r = crlNextUpdate(b!);
+    const r = parseCrl(b!);
     if (typeof r === 'string') problems.push({ keyPath: ['tls', 'crls', i], message: `${file}: ${r}` });
-    else crls.push({ file, ...(r.nextUpdate ? { nextUpdate: r.nextUpdate } : {}) });
+    else crls.push({ file, revoked: r.revoked, ...(r.nextUpdate ? { nextUpdate: r.nextUpdate } : {}) });
   });
   if (problems.length > 0) return { ok: false, problems };
 
@@ -68,6 +70,9 @@ export function readTlsMaterial(tls: Tls): TlsRead {
     clientCAs: clientCAs as Buffer[], crls: crlBytes as Buffer[],
     requireClientCert: tls.require_client_cert, minVersion: tls.min_version,
     ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
+    // OpenSSL reports a revoked certificate as CRL_HAS_EXPIRED when the CRL is stale, so the
+    // transport checks the serial against the stale CRLs' lists itself.
+    ...(tls.stale_crl === 'serve' ? { acceptStaleCrl: { revokedSerials: new Set(crls.flatMap((c) => c.revoked)) } } : {}),
   };
   // What OpenSSL itself would refuse (a CRL of an unknown format, a cipher list it does not know).
   try {
@@ -76,43 +81,64 @@ export function readTlsMaterial(tls: Tls): TlsRead {
     problems.push({ keyPath: tls.ciphers && /cipher/i.test((err as Error).message) ? ['tls', 'ciphers'] : ['tls'], message: `OpenSSL refuses this material: ${(err as Error).message}` });
     return { ok: false, problems };
   }
-  hash.update(JSON.stringify([tls.require_client_cert, tls.min_version, tls.ciphers ?? '']));
+  hash.update(JSON.stringify([tls.require_client_cert, tls.min_version, tls.ciphers ?? '', tls.stale_crl]));
   return { ok: true, material: { options, digest: hash.digest('hex'), crls } };
 }
 
 const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;
 
 /**
- * The earliest nextUpdate of the CRLs in a PEM file (RFC 5280 §5.1: CertificateList →
- * tbsCertList → version?, signature, issuer, thisUpdate, nextUpdate?), or why it is no CRL.
+ * The earliest nextUpdate and the revoked serial numbers of the CRLs in a PEM file (RFC 5280
+ * §5.1: CertificateList → tbsCertList → version?, signature, issuer, thisUpdate, nextUpdate?,
+ * revokedCertificates?), or why it is no CRL.
  */
-export function crlNextUpdate(pem: Buffer | string): { nextUpdate?: Date } | string {
+export function parseCrl(pem: Buffer | string): { nextUpdate?: Date; revoked: string[] } | string {
   const text = pem.toString('latin1');
   let earliest: Date | undefined;
   let count = 0;
+  const revoked: string[] = [];
   for (const m of text.matchAll(PEM_CRL)) {
     count++;
     try {
       const der = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
-      const list = readNode(der, 0);
-      const tbs = children(list)[0];
+      const crl = readNode(der, 0);
+      const tbs = children(crl)[0];
       if (!tbs || tbs.tag !== 0x30) return 'not an X.509 CRL';
       const fields = children(tbs);
       let i = fields[0]?.tag === 0x02 ? 1 : 0; // optional version
       i += 2; // signature algorithm, issuer
       const thisUpdate = fields[i];
       if (!thisUpdate || !isTime(thisUpdate)) return 'not an X.509 CRL (no thisUpdate)';
-      const next = fields[i + 1];
+      let k = i + 1;
+      const next = fields[k];
       if (next && isTime(next)) {
         const d = derTime(next);
         if (!earliest || d < earliest) earliest = d;
+        k++;
+      }
+      const list = fields[k];
+      if (list && list.tag === 0x30) {
+        for (const entry of children(list)) {
+          const serial = children(entry)[0];
+          if (serial?.tag !== 0x02) return 'not an X.509 CRL (bad revoked entry)';
+          revoked.push(serialHex(serial));
+        }
       }
     } catch (err) {
       return `not an X.509 CRL (${err instanceof DerError ? err.message : 'bad encoding'})`;
     }
   }
   if (count === 0) return 'no "-----BEGIN X509 CRL-----" block';
-  return earliest ? { nextUpdate: earliest } : {};
+  return earliest ? { nextUpdate: earliest, revoked } : { revoked };
+}
+
+/** An INTEGER's value as node prints certificate serials: upper-case hex, no leading zeros. */
+function serialHex(n: DerNode): string {
+  return normalizeSerial(n.buf.subarray(n.contentStart, n.end).toString('hex'));
+}
+
+export function normalizeSerial(hex: string): string {
+  return hex.toUpperCase().replace(/^0+(?=.)/, '');
 }
 
 function isTime(n: DerNode): boolean {

@@ -197,6 +197,19 @@ describe('reload of TLS material', () => {
     await waitFor(async () => (await pg.metric('peergate_tls_crl_stale', { file: files.crl })) === 1, 5000, 50, 'stale CRL metric');
     expect(await pg.metric('peergate_tls_crl_next_update_timestamp_seconds', { file: files.crl })).toBe(Date.UTC(2020, 0, 2) / 1000);
     expect(pg.proc.output()).toContain('CRL is past its nextUpdate');
+    // stale_crl: refuse (default) — OpenSSL refuses every client of that CA.
+    const options = (ua: TlsUa, tag: string) => ua.request(`OPTIONS sip:127.0.0.1:${p.tls} SIP/2.0\r\nVia: SIP/2.0/TLS ${ua.local};branch=${branch()}\r\nMax-Forwards: 70\r\nFrom: <sip:a@client.sbc.test>;tag=${tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: opt-${Math.random()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`);
+    const refusedUa = await TlsUa.open(client2).catch(() => undefined);
+    if (refusedUa) await expect(options(refusedUa, 's1')).rejects.toThrow();
+    // stale_crl: serve — the unrevoked client is served, the one the stale CRL lists is not.
+    policyObj = policy((x) => { x.tls.stale_crl = 'serve'; });
+    writePolicy(policyObj);
+    expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
+    const served = await TlsUa.open(client2);
+    expect(await options(served, 's2')).toMatch(/^SIP\/2\.0 200/);
+    served.sock.end();
+    const revokedUa = await TlsUa.open(pki.client).catch(() => undefined);
+    if (revokedUa) await expect(options(revokedUa, 's3')).rejects.toThrow();
     // A fresh CRL clears it.
     writeFileSync(files.crl, makeCrl(pki.ca));
     process.kill(pg.proc.pid, 'SIGHUP');
