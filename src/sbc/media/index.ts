@@ -80,6 +80,7 @@ export class MediaStage {
    *  session created by the late reply would be left behind. */
   private readonly inflight = new Map<string, Promise<unknown>>();
   private readonly log: LogLike;
+  private readonly started: GlobalMedia;
   private constructor(
     private config: GlobalMedia,
     readonly pool: RtpenginePool,
@@ -87,6 +88,7 @@ export class MediaStage {
     opts: MediaStageOptions,
   ) {
     this.log = opts.log ?? silentLog;
+    this.started = config;
   }
 
   /**
@@ -132,13 +134,14 @@ export class MediaStage {
    */
   reconfigure(config: GlobalMedia): string[] {
     const restart: string[] = [];
-    const was = this.config;
+    // Restart-needed keys are judged against what the stage started with, not a later reload.
+    const was = this.started;
     if ((was.rtpengine === 'spawn') !== (config.rtpengine === 'spawn')) restart.push('media.rtpengine');
     if (JSON.stringify(was.embedded) !== JSON.stringify(config.embedded)) restart.push('media.embedded');
     if (was.timeout_ms !== config.timeout_ms) restart.push('media.timeout_ms');
     if (was.health_interval_ms !== config.health_interval_ms) restart.push('media.health_interval_ms');
     if (config.rtpengine !== 'spawn' && was.rtpengine !== 'spawn') this.pool.setInstances(config.rtpengine);
-    this.config = { ...config, rtpengine: restart.includes('media.rtpengine') ? was.rtpengine : config.rtpengine };
+    this.config = { ...was, retry_after_s: config.retry_after_s, rtpengine: restart.includes('media.rtpengine') ? was.rtpengine : config.rtpengine };
     return restart;
   }
 
