@@ -16,6 +16,9 @@ import { admit, nextMaxForwards } from './admission.js';
 import { HeaderAllowlist, newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM } from './topology.js';
 import { selectDestinations, uriHost } from './routing.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
+import { CallRegistry, type ActiveCall, type Hangup } from './calls.js';
+
+export type { ActiveCall, Hangup } from './calls.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
@@ -39,30 +42,6 @@ export interface B2buaObserver {
 }
 
 const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {}, callFinished() {}, callSetup() {} };
-
-export interface ActiveCall {
-  id: string;
-  /** Peer id on the far side of the interconnect. */
-  peer: string;
-  direction: 'inbound' | 'outbound';
-  from: string;
-  to: string;
-  target: string;
-  startedAt: string;
-}
-
-/** How the B2BUA itself ends a call it holds (drain deadline, shutdown): the BYE's Reason and the calls_total result. */
-export interface Hangup {
-  /** calls_total{result}, e.g. `drain_deadline`. */
-  result: string;
-  /** RFC 3326 Reason sent in the BYE on both legs, e.g. `SIP;cause=503;text="Shutting Down"`. */
-  reason: string;
-}
-
-interface HeldCall {
-  info: ActiveCall;
-  hangup(h: Hangup): Promise<void>;
-}
 
 export interface B2buaOptions {
   /** The running policy; each call captures the one current when it starts. */
@@ -89,15 +68,7 @@ const FAILOVER_STATUSES = new Set([408, 503]);
 
 export class B2bua {
   readonly srf: Srf;
-  /** Established calls (both legs up), for /admin/calls and for ending them all. */
-  private readonly calls = new Map<string, HeldCall>();
-  /** Every INVITE between attribution and its end (setting up or established). */
-  private readonly live = new Set<string>();
-  private idleWaiters: Array<() => void> = [];
-  /** Set by drain(): new INVITEs are refused with 503 + Retry-After. */
-  private draining: { retryAfterS: number } | undefined;
-  /** Set by endAll(): a call that gets established from now on is hung up at once. */
-  private ending: Hangup | undefined;
+  private readonly calls = new CallRegistry();
   private readonly compiled = new WeakMap<Policy, Compiled>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
@@ -133,48 +104,18 @@ export class B2bua {
     try { this.srf.disconnect(); } catch { /* never connected */ }
   }
 
-  // ---------------------------------------------------------------- lifecycle
+  // ---------------------------------------------------------------- lifecycle (calls.ts)
 
   /** Established calls, for /admin/calls. */
-  activeCalls(): ActiveCall[] {
-    return [...this.calls.values()].map((c) => c.info);
-  }
-
+  activeCalls(): ActiveCall[] { return this.calls.list(); }
   /** INVITEs in progress: setting up or established. */
-  get liveCalls(): number {
-    return this.live.size;
-  }
-
-  /** Start refusing new INVITEs (503 + Retry-After); calls in progress and their in-dialog requests go on. */
-  drain(retryAfterS: number): void {
-    this.draining = { retryAfterS };
-  }
-
-  get isDraining(): boolean {
-    return this.draining !== undefined || this.ending !== undefined;
-  }
-
-  /** Resolves when no INVITE is in progress any more (or at once when none is). */
-  whenIdle(): Promise<void> {
-    if (this.live.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  /**
-   * End every established call with BYE on both legs (Reason `h.reason`); a call still being
-   * set up is hung up the moment it is established. Resolves when every BYE got an answer or
-   * failed (each leg's BYE is bounded by the engine's transaction timers).
-   */
-  async endAll(h: Hangup): Promise<void> {
-    this.ending = h;
-    await Promise.all([...this.calls.values()].map((c) => c.hangup(h)));
-  }
-
-  private notifyIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
-  }
+  get liveCalls(): number { return this.calls.liveCount; }
+  /** Refuse new INVITEs (503 + Retry-After); calls in progress and their in-dialog requests go on. */
+  drain(retryAfterS: number): void { this.calls.drain(retryAfterS); }
+  /** Resolves when no INVITE is in progress any more. */
+  whenIdle(): Promise<void> { return this.calls.whenIdle(); }
+  /** BYE (with `h.reason`) on both legs of every established call; CANCEL + 503 for calls being set up. */
+  endAll(h: Hangup): Promise<void> { return this.calls.endAll(h); }
 
   // ---------------------------------------------------------------- the call flow
 
@@ -188,15 +129,16 @@ export class B2bua {
     if (!from) return;
     const fromLabel = sideLabel(from);
     // Draining (SIGTERM, POST /admin/drain): peers and DNS SRV move to the pool's other nodes.
-    if (this.draining || this.ending) {
-      const retryAfterS = this.draining?.retryAfterS ?? 30;
+    const draining = this.calls.refusing();
+    if (draining) {
+      const retryAfterS = draining.retryAfterS;
       this.observer.callFinished(from.kind === 'peer' ? from.peer.id : 'none', from.kind === 'peer' ? 'inbound' : 'outbound', 'refused');
       return this.refuse(res, fromLabel, { status: 503, reason: 'Service Unavailable', label: 'draining', retryAfterS, warning: 'node draining' }, this.opts.log, view.sourceAddress);
     }
 
     const receivedAt = performance.now();
     const callId = randomUUID();
-    this.live.add(callId);
+    this.calls.begin(callId);
     const log = this.opts.log.child({ call: callId });
     let canceled = false;
     req.on('cancel', () => { canceled = true; });
@@ -210,11 +152,9 @@ export class B2bua {
       ended = true;
       release();
       void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
-      this.calls.delete(callId);
-      this.live.delete(callId);
+      this.calls.end(callId);
       this.observer.callFinished(callPeer, direction, result);
       log.info({ result }, 'call ended');
-      if (this.live.size === 0) this.notifyIdle();
     };
 
     // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
@@ -286,6 +226,12 @@ export class B2bua {
           return;
         }
         lastFailure = attempt;
+        const stopping = this.calls.stopping;
+        if (stopping) {
+          finish(stopping.result);
+          if (!res.finalResponseSent) res.send(503, 'Service Unavailable', { headers: { Reason: stopping.reason } });
+          return;
+        }
         if (canceled || attempt.status === 487 && !attempt.noAnswer) { finish('canceled'); return; }
         const failover = attempt.noAnswer || FAILOVER_STATUSES.has(attempt.status);
         log.info({ target: target.uri, status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
@@ -317,7 +263,12 @@ export class B2bua {
     type Attempt = { ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean };
     return new Promise<Attempt>((resolve) => {
       let settled = false;
-      const settle = (a: Attempt): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(a); } };
+      const settle = (a: Attempt): void => { if (!settled) { settled = true; clearTimeout(timer); unregister(); resolve(a); } };
+      // Shutdown while this attempt is in progress: CANCEL the B-leg, the caller gets 503.
+      const unregister = this.calls.attempting(callId, () => {
+        try { uacReq?.cancel(() => undefined); } catch { /* already final */ }
+        settle({ ok: false, status: 503, reason: 'Service Unavailable', noAnswer: false });
+      });
       // A target that sends nothing at all is dead: move on now rather than wait for Timer B
       // (32 s), and CANCEL it so its transaction ends.
       const timer = setTimeout(() => {
@@ -379,12 +330,11 @@ export class B2bua {
       this.observer.callEnded(peer, direction);
       finish(h.result);
     };
-    this.calls.set(callId, { info, hangup });
     uas.on('destroy', () => end('caller_bye', uac));
     uac.on('destroy', () => end('callee_bye', uas));
     this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log);
     this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log);
-    if (this.ending) void hangup(this.ending);
+    this.calls.up(callId, info, hangup);
   }
 
   /** Requests arriving on `a` are re-originated on `b` with the receiving side's allowlist. */

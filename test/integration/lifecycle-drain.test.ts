@@ -167,4 +167,20 @@ describe('graceful drain', () => {
     expect(b.successful, b.output).toBe(1);
     expect(pg.proc.output()).toContain('stopping now: ending every call');
   }, 60_000);
+
+  it('SIGINT while a call still rings: the B-leg is CANCELed, the caller gets 503 with a Reason, exit 0', async () => {
+    const [peer, core, ops, uas] = await freePorts(4);
+    const p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
+    const callee = runSipp(['-sf', join(SCEN, '..', 'sipp-b2bua', 'uas-ring-forever.xml'), '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1', '-m', '1'], { timeoutS: 40 });
+    pg = await startPeergate(policy(p, { lifecycle: { drain_timeout_s: 300 } }));
+    const caller = runSipp(['-sf', join(SCEN, 'uac-expect-503-reason.xml'), `127.0.0.1:${p.peer}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1'], { timeoutS: 40 });
+    await waitFor(() => pg!.proc.output().includes('"msg":"new call"'), 10_000, 50, 'call ringing');
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(pg.proc.pid, 'SIGINT');
+    const code = await Promise.race([pg.proc.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10_000))]);
+    expect(code).toBe(0);
+    const [a, b] = await Promise.all([caller, callee]);
+    expect(a.successful, a.output).toBe(1);
+    expect(b.successful, b.output).toBe(1);
+  }, 60_000);
 });
