@@ -45,15 +45,27 @@ export async function run(argv: string[]): Promise<number> {
   const policy = holder.current;
   const log = createLogger({ level: policy.log.level, name: 'peergate' });
   const nodeId = args.values['node-id'] ?? process.env.PEERGATE_NODE_ID ?? `${hostname()}:${policy.ops.port}`;
-  const app = await App.start({ holder, log, nodeId });
+  // Signals that arrive while the SBE is starting are acted on as soon as it has started.
+  let app: App | undefined;
   let terms = 0;
-  const onTerm = () => {
-    terms++;
-    if (terms === 1) { log.info({ signal: 'SIGTERM' }, 'draining'); app.drain('SIGTERM'); } else void app.stopNow('SIGTERM');
+  let interrupted = false;
+  const act = () => {
+    if (!app) return;
+    if (interrupted || terms > 1) void app.stopNow(interrupted ? 'SIGINT' : 'SIGTERM');
+    else if (terms === 1) app.drain('SIGTERM');
   };
-  const onInt = () => { void app.stopNow('SIGINT'); };
+  const onTerm = () => { terms++; log.info({ signal: 'SIGTERM' }, terms === 1 ? 'draining' : 'stopping now'); act(); };
+  const onInt = () => { interrupted = true; act(); };
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
+  try {
+    app = await App.start({ holder, log, nodeId });
+  } catch (err) {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    throw err;
+  }
+  act();
   // Only a drain or a stop ends the process.
   const code = await app.stopped;
   process.off('SIGTERM', onTerm);
