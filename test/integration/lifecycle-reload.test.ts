@@ -281,13 +281,21 @@ describe('reload of the rest', () => {
   }, 40_000);
 
   it('a listener or ops change is applied nowhere and reported restart-needed (log, admin answer, metric)', async () => {
-    const next = policy((x) => { x.listen[2].port = p.core + 1; x.ops = { ...x.ops, address: '127.0.0.1', port: p.ops }; x.peers[1].limits = { cps: 1, burst: 1 }; x.log.level = 'warn'; });
+    const next = policy((x) => {
+      x.listen[2].port = p.core + 1;
+      x.ops = { ...x.ops, port: p.ops + 1 };
+      x.store = { redis: { url: 'redis://127.0.0.1:1' } };
+      x.peers[1].limits = { cps: 1, burst: 1 };
+      x.log.level = 'warn';
+    });
     writePolicy(next);
     const res = await pg.admin('/admin/reload', { method: 'POST' });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ ok: true, restart_needed: ['listen'] });
-    expect(await pg.metric('peergate_policy_restart_needed', { key: 'listen' })).toBe(1);
-    expect(pg.proc.output()).toMatch(/"restart_needed":\["listen"\].*take effect only after a restart/);
+    expect(await res.json()).toMatchObject({ ok: true, restart_needed: ['listen', 'ops.port', 'store'] });
+    for (const key of ['listen', 'ops.port', 'store']) expect(await pg.metric('peergate_policy_restart_needed', { key })).toBe(1);
+    expect(pg.proc.output()).toMatch(/"restart_needed":\["listen","ops.port","store"\].*take effect only after a restart/);
+    // Nothing of it was applied: the ops server still answers on its port, calls still go through.
+    expect((await fetch(`http://127.0.0.1:${p.ops}/health`)).status).toBe(200);
     // Back to the running listeners: nothing pending any more.
     writePolicy(policyObj);
     const back = await pg.admin('/admin/reload', { method: 'POST' });
