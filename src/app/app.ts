@@ -156,8 +156,13 @@ export class App {
   private apply(next: Policy, previous: Policy): void {
     const restart: string[] = [];
     for (const s of this.subsystems) {
-      const r = s.reconfigure(next, previous);
-      if ('restartNeeded' in r) restart.push(...r.restartNeeded);
+      try {
+        const r = s.reconfigure(next, previous);
+        if ('restartNeeded' in r) restart.push(...r.restartNeeded);
+      } catch (err) {
+        // prepare() vetted `next`, so this is a bug; the other subsystems still get the policy.
+        this.log.error({ subsystem: s.name, err: (err as Error).stack ?? String(err) }, 'reconfigure failed');
+      }
     }
     if (next.log.level !== previous.log.level) this.applyLogLevel(next.log.level);
     this.holder.watchMaterial(materialFiles(next));
