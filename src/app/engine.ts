@@ -14,6 +14,8 @@ import { readTlsMaterial, type TlsMaterial } from './tls-material.js';
 import { crlNextUpdate as crlNextUpdateGauge, crlStale, tlsReloadsTotal } from './metrics.js';
 import { APPLIED, changedKeys, type PolicyProblem, type Reconfigured, type Subsystem } from './subsystem.js';
 
+const CRL_CHECK_MS = 60_000;
+
 /** Keys the engine reads only when it starts. */
 const RESTART_KEYS = ['listen', 'engine'];
 
@@ -37,9 +39,14 @@ export class EngineSubsystem implements Subsystem {
   private readonly started: Policy;
   private wireTarget: { host: string; port: number; secret: string } | undefined;
   private readonly now: () => number;
+  /** Re-checks CRL freshness: a CRL goes stale while it is loaded, without any reload. */
+  private crlTimer: NodeJS.Timeout | undefined;
+  private readonly staleFiles = new Set<string>();
+  private current: Policy;
 
   constructor(private readonly opts: EngineSubsystemOptions) {
     this.started = opts.policy;
+    this.current = opts.policy;
     this.now = opts.now ?? Date.now;
   }
 
@@ -65,6 +72,8 @@ export class EngineSubsystem implements Subsystem {
       if (!r.ok) throw new Error(`TLS material: ${r.problems.map((p) => `${p.keyPath.join('.')}: ${p.message}`).join('; ')}`);
       this.tls = r.material;
       this.watchCrls(policy);
+      this.crlTimer = setInterval(() => this.watchCrls(this.current, true), CRL_CHECK_MS);
+      this.crlTimer.unref();
     }
     const secret = policy.engine.wire.secret ?? randomBytes(18).toString('base64url');
     const engine = await startEngine({
@@ -104,6 +113,7 @@ export class EngineSubsystem implements Subsystem {
   }
 
   reconfigure(next: Policy): Reconfigured {
+    this.current = next;
     const restart = changedKeys(this.started, next, RESTART_KEYS);
     if (this.started.tls === undefined !== (next.tls === undefined)) restart.push('tls');
     if (!this.engine) return restart.length ? { restartNeeded: restart } : APPLIED;
@@ -125,18 +135,21 @@ export class EngineSubsystem implements Subsystem {
     return restart.length ? { restartNeeded: restart } : APPLIED;
   }
 
-  /** Export each CRL's nextUpdate; log the ones past it (OpenSSL refuses their CA's clients). */
-  private watchCrls(policy: Policy): void {
-    crlNextUpdateGauge.reset();
-    crlStale.reset();
+  /** Export each CRL's nextUpdate; log the ones past it (`onlyNew`: those that just went stale). */
+  private watchCrls(policy: Policy, onlyNew = false): void {
+    if (!onlyNew) { crlNextUpdateGauge.reset(); crlStale.reset(); }
     for (const c of this.tls?.crls ?? []) {
       if (!c.nextUpdate) continue;
       crlNextUpdateGauge.set({ file: c.file }, c.nextUpdate.getTime() / 1000);
       const stale = c.nextUpdate.getTime() <= this.now();
+      const was = this.staleFiles.has(c.file);
       crlStale.set({ file: c.file }, stale ? 1 : 0);
-      if (stale) {
+      if (stale) this.staleFiles.add(c.file); else this.staleFiles.delete(c.file);
+      if (stale && (!onlyNew || !was)) {
         this.opts.log.warn({ file: c.file, next_update: c.nextUpdate.toISOString(), stale_crl: policy.tls?.stale_crl },
-          'CRL is past its nextUpdate: clients of its CA are refused until a fresh CRL is loaded');
+          policy.tls?.stale_crl === 'serve'
+            ? 'CRL is past its nextUpdate: serving clients of its CA anyway (tls.stale_crl: serve) until a fresh CRL is loaded'
+            : 'CRL is past its nextUpdate: clients of its CA are refused until a fresh CRL is loaded');
       }
     }
   }
@@ -157,6 +170,7 @@ export class EngineSubsystem implements Subsystem {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.crlTimer);
     this.bans?.stop();
     await this.engine?.close();
   }
