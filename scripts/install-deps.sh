@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 debs=(redis-server rtpengine-daemon sip-tester kamailio kamailio-tls-modules
       kamailio-secsipid-modules sipvicious sipsak socat openssl iproute2
-      g++ make python3)
+      g++ make python3
+      prometheus)  # promtool and prometheus: deploy/prometheus checks, dashboard queries
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,7 +1,7 @@
 // The composition root: assembles the SBE from its subsystems, in dependency order, and owns
 // the process lifecycle around them.
 //
-//   store → limits → media → identity → engine → b2bua → ops
+//   store → limits → media → identity → cdr → capture → engine → b2bua → ops
 //
 // - Reload (SIGHUP, a change of the policy file or of the TLS material it names, POST
 //   /admin/reload): the new file is validated by the schema, then every subsystem checks what
@@ -20,7 +20,7 @@ import type { PolicyHolder } from '../policy/reload.js';
 import { formatError, type PolicyError } from '../policy/load.js';
 import { collectDefaultMetrics } from '../ops/metrics.js';
 import type { Readiness, ReloadAnswer, DrainAnswer } from '../ops/server.js';
-import type { Hangup } from '../sbc/b2bua.js';
+import type { ActiveCall, Hangup } from '../sbc/b2bua.js';
 import { verifierImplementation } from '../sbc/identity/sigverify.js';
 import { locateProblems } from './locate.js';
 import { draining as drainingGauge, restartNeeded as restartNeededGauge } from './metrics.js';
@@ -30,6 +30,7 @@ import { MediaSubsystem } from './media.js';
 import { IdentitySubsystem } from './identity.js';
 import { SbcSubsystem } from './sbc.js';
 import { OpsSubsystem } from './ops.js';
+import { CdrSubsystem, CaptureSubsystem } from './records.js';
 import type { PolicyProblem, Subsystem } from './subsystem.js';
 
 export interface AppOptions {
@@ -104,14 +105,18 @@ export class App {
     this.limits = await this.add(new LimitsSubsystem(this.store.store, nodeId, current, this.moduleLog('limits')));
     this.media = await this.add(new MediaSubsystem(policy, this.moduleLog('media')));
     const identity = await this.add(new IdentitySubsystem(this.holder.path, this.store.store, this.moduleLog('identity')));
+    const cdr = await this.add(new CdrSubsystem(policy, this.log, nodeId));
+    const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
     this.engine = await this.add(new EngineSubsystem({
       policy, log: this.moduleLog('engine'), store: this.store.store,
       strike: (source, kind) => this.limits.strike(source, kind),
+      ...(capture.tap ? { capture: capture.tap } : {}),
     }));
     const media = this.media.seam;
     this.sbc = await this.add(new SbcSubsystem({
       policy: current,
       stages: { limits: this.limits.limits, identity: identity.stage, ...(media ? { media } : {}) },
+      recorder: cdr.recorder,
       log: this.log,
       wire: () => this.engine.wire,
       refused: (source, reason) => this.limits.refused(source, reason),
@@ -139,6 +144,12 @@ export class App {
       signature_verifier: verifierImplementation,
     }, 'peergate started');
   }
+
+  /** Established calls (what /admin/calls shows). */
+  calls(): ActiveCall[] { return this.sbc.calls(); }
+
+  /** End one established call from peergate's side: BYE on both legs; `reason` is its result. */
+  endCall(id: string, reason: string): boolean { return this.sbc.endCall(id, reason); }
 
   /** The ops server's port (policy port 0 picks one). */
   get opsPort(): number | undefined { return this.ops.port; }

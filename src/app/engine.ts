@@ -7,11 +7,12 @@ import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
 import { startEngine, type Engine } from '../engine/engine.js';
 import type { TlsHandshakeEvent } from '../engine/transport/index.js';
+import type { CaptureTap } from '../engine/capture/index.js';
 import { bindEngineMetrics } from '../ops/engine-metrics.js';
 import { tlsHandshakesTotal } from '../ops/metrics.js';
 import { syncBans, type BanSync, type Store } from '../store/index.js';
 import { readTlsMaterial, type TlsMaterial } from './tls-material.js';
-import { crlNextUpdate as crlNextUpdateGauge, crlStale, tlsReloadsTotal } from './metrics.js';
+import { crlStale, tlsReloadsTotal } from './metrics.js';
 import { APPLIED, changedKeys, type PolicyProblem, type Reconfigured, type Subsystem } from './subsystem.js';
 
 const CRL_CHECK_MS = 60_000;
@@ -26,6 +27,8 @@ export interface EngineSubsystemOptions {
   store: Store;
   /** A source did something that counts against its reputation (malformed SIP, failed TLS handshake). */
   strike: (source: string, kind: string) => void;
+  /** SIP capture: told of every message sent and received (TLS plaintext included). */
+  capture?: CaptureTap;
   now?: () => number;
 }
 
@@ -89,6 +92,7 @@ export class EngineSubsystem implements Subsystem {
       logger: this.opts.log,
     });
     this.engine = engine;
+    if (this.opts.capture) engine.transports.setCapture(this.opts.capture);
     bindEngineMetrics(() => engine.counters());
     engine.transports.on('tls-handshake', (e: TlsHandshakeEvent) => {
       tlsHandshakesTotal.inc({ result: e.result });
@@ -135,12 +139,14 @@ export class EngineSubsystem implements Subsystem {
     return restart.length ? { restartNeeded: restart } : APPLIED;
   }
 
-  /** Export each CRL's nextUpdate; log the ones past it (`onlyNew`: those that just went stale). */
+  /**
+   * Flag each loaded CRL past its nextUpdate (peergate_tls_crl_next_update_seconds, from
+   * src/ops/policy-metrics.ts, says when); log it (`onlyNew`: only those that just went stale).
+   */
   private watchCrls(policy: Policy, onlyNew = false): void {
-    if (!onlyNew) { crlNextUpdateGauge.reset(); crlStale.reset(); }
+    if (!onlyNew) crlStale.reset();
     for (const c of this.tls?.crls ?? []) {
       if (!c.nextUpdate) continue;
-      crlNextUpdateGauge.set({ file: c.file }, c.nextUpdate.getTime() / 1000);
       const stale = c.nextUpdate.getTime() <= this.now();
       const was = this.staleFiles.has(c.file);
       crlStale.set({ file: c.file }, stale ? 1 : 0);

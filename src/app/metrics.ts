@@ -4,6 +4,5 @@ import { counter, gauge } from '../ops/metrics.js';
 
 export const restartNeeded = gauge('peergate_policy_restart_needed', 'Policy keys changed since start that only a restart applies (1 per key)', ['key']);
 export const tlsReloadsTotal = counter('peergate_tls_reloads_total', 'TLS material (certificate, key, client CAs, CRLs) reloads by result', ['result']);
-export const crlNextUpdate = gauge('peergate_tls_crl_next_update_timestamp_seconds', 'nextUpdate of each loaded CRL (Unix seconds)', ['file']);
 export const crlStale = gauge('peergate_tls_crl_stale', '1 while a loaded CRL is past its nextUpdate', ['file']);
 export const draining = gauge('peergate_draining', '1 while this node drains (refuses new calls, ends when the last call ends)');

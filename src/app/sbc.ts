@@ -5,12 +5,15 @@ import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
 import { B2bua, type ActiveCall, type B2buaObserver, type Hangup } from '../sbc/b2bua.js';
 import type { Stages } from '../sbc/stages.js';
+import type { CallRecorder } from '../sbc/cdr/events.js';
 import * as m from '../ops/metrics.js';
 import { APPLIED, type Reconfigured, type Subsystem } from './subsystem.js';
 
 export interface SbcSubsystemOptions {
   policy: () => Policy;
   stages: Stages;
+  /** Call records (CDR). */
+  recorder?: CallRecorder;
   log: Logger;
   wire: () => { host: string; port: number; secret: string };
   /** A refused request (reputation decides whether it is a strike). */
@@ -23,7 +26,10 @@ export class SbcSubsystem implements Subsystem {
   private connected = false;
 
   constructor(private readonly opts: SbcSubsystemOptions) {
-    this.b2bua = new B2bua({ policy: opts.policy, stages: opts.stages, log: opts.log, observer: metricsObserver(opts.refused) });
+    this.b2bua = new B2bua({
+      policy: opts.policy, stages: opts.stages, log: opts.log, observer: metricsObserver(opts.refused),
+      ...(opts.recorder ? { recorder: opts.recorder } : {}),
+    });
     this.b2bua.srf.on('disconnect', () => { this.connected = false; m.engineConnected.set(0); });
     this.b2bua.srf.on('connect', () => { this.connected = true; m.engineConnected.set(1); });
   }
@@ -41,6 +47,7 @@ export class SbcSubsystem implements Subsystem {
   }
 
   calls(): ActiveCall[] { return this.b2bua.activeCalls(); }
+  endCall(id: string, reason: string): boolean { return this.b2bua.endCall(id, reason); }
   get liveCalls(): number { return this.b2bua.liveCalls; }
   drain(retryAfterS: number): void { this.b2bua.drain(retryAfterS); }
   whenIdle(): Promise<void> { return this.b2bua.whenIdle(); }
@@ -64,5 +71,6 @@ function metricsObserver(refused: (source: string, reason: string) => void): B2b
     callEnded: (peer) => m.activeCalls.dec({ peer }),
     callFinished: (peer, direction, result) => m.callsTotal.inc({ peer, direction, result }),
     callSetup: (peer, direction, seconds) => m.callSetupSeconds.observe({ peer, direction }, seconds),
+    ...m.callTimingObserver,
   };
 }

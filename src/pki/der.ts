@@ -1,6 +1,9 @@
-// A small, bounds-checked DER reader (X.690) for the few certificate fields node:crypto's
-// X509Certificate does not expose: extensions by OID (TNAuthList, RFC 8226) and the raw
-// subject Name. Reading is allocation-light: nodes are views into the input buffer.
+// A small, bounds-checked DER reader (X.690) for what node:crypto's X509Certificate does not
+// expose: extensions by OID (TNAuthList, RFC 8226) and a CRL's nextUpdate. It reads
+// certificates fetched from the network on the call path, so it stays here rather than going
+// through node-forge's parser: nodes are views into the input Buffer, nothing is copied into
+// forge's binary strings, and every length is checked against its container. Writing DER is
+// node-forge's job (x509.ts, tnauthlist.ts).
 
 export interface DerNode {
   /** Identifier octet (class | constructed | tag number; single-octet tags only). */
@@ -96,75 +99,25 @@ export function extensionValue(certDer: Buffer, oid: string): { critical: boolea
   return undefined;
 }
 
-/** The DER of the certificate's subject Name (to use as a child certificate's issuer). */
-export function subjectNameDer(certDer: Buffer): Buffer {
-  const f = tbsFields(certDer);
-  // version [0] is present in v3 certificates; subject is the 5th field after it.
-  const offset = f[0]?.tag === 0xa0 ? 1 : 0;
-  const subject = f[offset + 4];
-  if (!subject || subject.tag !== 0x30) throw new DerError('certificate has no subject');
-  return whole(subject);
+/** UTCTime or GeneralizedTime node (RFC 5280 §4.1.2.5: always Zulu, seconds present). */
+export function timeOf(node: DerNode): Date {
+  const t = content(node).toString('ascii');
+  const m = node.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(t)
+    : node.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(t) : null;
+  if (!m) throw new DerError('expected UTCTime or GeneralizedTime');
+  let year = Number(m[1]);
+  if (node.tag === 0x17) year += year < 50 ? 2000 : 1900;
+  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
 }
 
-// ---------- writing ----------
-
-function lengthOctets(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  while (n > 0) { bytes.unshift(n & 0xff); n = Math.floor(n / 256); }
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-/** Encode one TLV. */
-export function tlv(tag: number, ...parts: Buffer[]): Buffer {
-  const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([tag]), lengthOctets(body.length), body]);
-}
-
-export const seq = (...parts: Buffer[]): Buffer => tlv(0x30, ...parts);
-export const set = (...parts: Buffer[]): Buffer => tlv(0x31, ...parts);
-export const ia5 = (s: string): Buffer => tlv(0x16, Buffer.from(s, 'ascii'));
-export const utf8 = (s: string): Buffer => tlv(0x0c, Buffer.from(s, 'utf8'));
-export const octets = (b: Buffer): Buffer => tlv(0x04, b);
-export const bool = (v: boolean): Buffer => tlv(0x01, Buffer.from([v ? 0xff : 0x00]));
-export const nul = (): Buffer => Buffer.from([0x05, 0x00]);
-
-/** INTEGER from a non-negative safe integer or big-endian unsigned bytes. */
-export function int(v: number | Buffer): Buffer {
-  let b: Buffer;
-  if (typeof v === 'number') {
-    const bytes: number[] = [];
-    let n = v;
-    do { bytes.unshift(n & 0xff); n = Math.floor(n / 256); } while (n > 0);
-    b = Buffer.from(bytes);
-  } else {
-    let i = 0;
-    while (i < v.length - 1 && v[i] === 0) i++;
-    b = v.subarray(i);
-  }
-  if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
-  return tlv(0x02, b);
-}
-
-export function oid(text: string): Buffer {
-  const parts = text.split('.').map(Number);
-  const bytes: number[] = [parts[0]! * 40 + parts[1]!];
-  for (const p of parts.slice(2)) {
-    const chunk: number[] = [];
-    let n = p;
-    do { chunk.unshift(n & 0x7f); n = Math.floor(n / 128); } while (n > 0);
-    for (let i = 0; i < chunk.length - 1; i++) chunk[i]! |= 0x80;
-    bytes.push(...chunk);
-  }
-  return tlv(0x06, Buffer.from(bytes));
-}
-
-/** BIT STRING with no unused bits (signatures, keys). */
-export const bits = (b: Buffer): Buffer => tlv(0x03, Buffer.from([0]), b);
-
-/** UTCTime (before 2050) or GeneralizedTime, as RFC 5280 §4.1.2.5 requires. */
-export function time(d: Date): Buffer {
-  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
-  const digits = iso.slice(0, 19).replace(/[-:T]/g, '') + 'Z';
-  return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(digits.slice(2), 'ascii')) : tlv(0x18, Buffer.from(digits, 'ascii'));
+/** nextUpdate of a DER CRL (RFC 5280 §5.1.2.5), or undefined when the CRL has none.
+ *  Neither node:crypto nor node-forge reads CRLs. */
+export function crlNextUpdate(crlDer: Buffer): Date | undefined {
+  const [tbs] = children(readNode(crlDer, 0));
+  if (!tbs || tbs.tag !== 0x30) throw new DerError('not a CRL');
+  const f = children(tbs);
+  // version INTEGER OPTIONAL, signature, issuer, thisUpdate, nextUpdate OPTIONAL, …
+  const offset = f[0]?.tag === 0x02 ? 1 : 0;
+  const next = f[offset + 3];
+  return next && (next.tag === 0x17 || next.tag === 0x18) ? timeOf(next) : undefined;
 }

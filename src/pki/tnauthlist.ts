@@ -2,7 +2,10 @@
 // which service provider codes and telephone numbers a STIR certificate may sign for.
 // The RFC 8226 ASN.1 module uses EXPLICIT tags; the reader also accepts the IMPLICIT
 // encoding some issuers produce, because interop beats pedantry when reading.
-import { children, content, readNode, DerError, seq, tlv, ia5, int, type DerNode } from './der.js';
+// Writing goes through node-forge's ASN.1 API; reading uses der.ts, the bounded reader that
+// certificates fetched from the network go through on the call path.
+import forge from 'node-forge';
+import { children, content, readNode, DerError, type DerNode } from './der.js';
 
 export const TN_AUTH_LIST_OID = '1.3.6.1.5.5.7.1.26';
 
@@ -13,20 +16,26 @@ export type TnAuthEntry =
 
 const TN_CHARS = /^[0-9#*]{1,15}$/;
 
+const { asn1 } = forge;
+const explicit = (tag: number, inner: forge.asn1.Asn1) => asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, true, [inner]);
+const ia5 = (s: string) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.IA5STRING, false, s);
+
 /** DER of a TNAuthorizationList. */
 export function encodeTnAuthList(entries: TnAuthEntry[]): Buffer {
   if (entries.length === 0) throw new Error('TNAuthList needs at least one entry');
   const items = entries.map((e) => {
-    if ('spc' in e) return tlv(0xa0, ia5(e.spc));
+    if ('spc' in e) return explicit(0, ia5(e.spc));
     if ('tn' in e) {
       if (!TN_CHARS.test(e.tn)) throw new Error(`TNAuthList: bad telephone number '${e.tn}'`);
-      return tlv(0xa2, ia5(e.tn));
+      return explicit(2, ia5(e.tn));
     }
     if (!TN_CHARS.test(e.range.start)) throw new Error(`TNAuthList: bad range start '${e.range.start}'`);
     if (!Number.isInteger(e.range.count) || e.range.count < 2) throw new Error('TNAuthList: range count must be an integer >= 2');
-    return tlv(0xa1, seq(ia5(e.range.start), int(e.range.count)));
+    return explicit(1, asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+      ia5(e.range.start), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, asn1.integerToDer(e.range.count).getBytes()),
+    ]));
   });
-  return seq(...items);
+  return Buffer.from(asn1.toDer(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, items)).getBytes(), 'binary');
 }
 
 function stringOf(node: DerNode): string {

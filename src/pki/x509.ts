@@ -1,12 +1,16 @@
-// X.509 v3 certificate issuance (RFC 5280) for peergate's PKI tooling.
-// node-forge's certificate API handles RSA only, and STIR/SHAKEN needs EC P-256 keys
-// everywhere (ATIS-1000080), so certificates are assembled with the DER writer in der.ts
-// and signed with node:crypto; node-forge supplies the PKCS#1/PKCS#8 PEM helpers.
+// X.509 v3 certificate issuance (RFC 5280) for peergate's PKI tooling (`peergate certs`).
+// node-forge builds the certificate: names, extensions and the TBSCertificate through its
+// ASN.1 API, including TNAuthList (tnauthlist.ts). What forge cannot do is EC: its certificate
+// API signs and encodes RSA keys only, and STIR/SHAKEN needs EC P-256 everywhere
+// (ATIS-1000080). So the SubjectPublicKeyInfo comes from node:crypto's export, and the
+// signature from node:crypto's sign, for EC and RSA alike.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
-import { bits, bool, int, nul, octets, oid, seq, set, subjectNameDer, time, tlv, utf8 } from './der.js';
 import { encodeTnAuthList, TN_AUTH_LIST_OID, type TnAuthEntry } from './tnauthlist.js';
+
+const { asn1 } = forge;
+type Asn1 = forge.asn1.Asn1;
 
 export type KeyAlg = 'ec' | 'rsa';
 export type KeyUsage = 'digitalSignature' | 'keyEncipherment' | 'keyCertSign' | 'cRLSign';
@@ -33,15 +37,7 @@ export interface CertSpec {
 
 export interface Issued { certPem: string; keyPem: string; cert: X509Certificate }
 
-const OID = {
-  CN: '2.5.4.3', O: '2.5.4.10', OU: '2.5.4.11', C: '2.5.4.6',
-  basicConstraints: '2.5.29.19', keyUsage: '2.5.29.15', extKeyUsage: '2.5.29.37', subjectAltName: '2.5.29.17',
-  subjectKeyId: '2.5.29.14', authorityKeyId: '2.5.29.35',
-  serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2',
-  ecdsaSha256: '1.2.840.10045.4.3.2', rsaSha256: '1.2.840.113549.1.1.11',
-} as const;
-
-const KEY_USAGE_BIT: Record<KeyUsage, number> = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 };
+const OID = { ecdsaSha256: '1.2.840.10045.4.3.2', rsaSha256: '1.2.840.113549.1.1.11' } as const;
 
 /** A fresh private key: EC P-256 (SHAKEN, TLS) or RSA-2048 (RFC 4474). */
 export function generateKey(alg: KeyAlg): KeyObject {
@@ -63,53 +59,56 @@ export function loadPrivateKey(pem: string): KeyObject {
   return createPrivateKey(pem);
 }
 
-function name(n: SubjectName): Buffer {
-  const rdns: Buffer[] = [];
-  if (n.C) rdns.push(set(seq(oid(OID.C), tlv(0x13, Buffer.from(n.C, 'ascii')))));
-  if (n.O) rdns.push(set(seq(oid(OID.O), utf8(n.O))));
-  if (n.OU) rdns.push(set(seq(oid(OID.OU), utf8(n.OU))));
-  rdns.push(set(seq(oid(OID.CN), utf8(n.CN))));
-  return seq(...rdns);
+// forge's ASN.1 values are binary strings (one char per byte).
+const fromDer = (der: Buffer): Asn1 => asn1.fromDer(der.toString('binary'));
+const toDer = (node: Asn1): Buffer => Buffer.from(asn1.toDer(node).getBytes(), 'binary');
+const U = asn1.Class.UNIVERSAL;
+/** Exported by forge's x509 module, missing from @types/node-forge. */
+const extensionsToAsn1 = (forge.pki as unknown as { certificateExtensionsToAsn1(exts: unknown[]): Asn1 }).certificateExtensionsToAsn1;
+
+/** C as PrintableString (RFC 5280 §A.1), the rest UTF8String (§4.1.2.6). */
+function nameAttributes(n: SubjectName): forge.pki.CertificateField[] {
+  const utf8 = (shortName: string, value: string) => ({ shortName, value, valueTagClass: asn1.Type.UTF8 as unknown as forge.asn1.Class }); // typed as Class, read as Type
+  return [
+    ...(n.C ? [{ shortName: 'C', value: n.C }] : []),
+    ...(n.O ? [utf8('O', n.O)] : []),
+    ...(n.OU ? [utf8('OU', n.OU)] : []),
+    utf8('CN', n.CN),
+  ];
 }
 
-function ext(id: string, critical: boolean, value: Buffer): Buffer {
-  return critical ? seq(oid(id), bool(true), octets(value)) : seq(oid(id), octets(value));
-}
-
-function keyId(pub: KeyObject): Buffer {
+function keyId(pub: KeyObject): string {
   // RFC 5280 §4.2.1.2 allows any unique method; hashing the whole SPKI is stable and cheap.
-  return createHash('sha1').update(pub.export({ type: 'spki', format: 'der' })).digest();
+  return createHash('sha1').update(pub.export({ type: 'spki', format: 'der' })).digest('binary');
 }
 
-function generalName(s: string): Buffer {
+/** `DNS:name`, `IP:addr`, `URI:uri`, or a bare name/address, as a forge altName. */
+function altName(s: string): { type: number; value?: string; ip?: string } {
   const m = /^(DNS|IP|URI):(.*)$/i.exec(s);
   const kind = m ? m[1]!.toUpperCase() : isIP(s) ? 'IP' : 'DNS';
   const v = m ? m[2]! : s;
-  if (kind === 'URI') return tlv(0x86, Buffer.from(v, 'ascii'));
+  if (kind === 'URI') return { type: 6, value: v };
   if (kind === 'IP') {
-    const fam = isIP(v);
-    if (fam === 4) return tlv(0x87, Buffer.from(v.split('.').map(Number)));
-    if (fam === 6) {
-      // Expand :: and write 8 groups of 16 bits.
-      const [head, tail] = v.includes('::') ? v.split('::') : [v, undefined];
-      const h = head ? head.split(':') : [];
-      const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-      const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-      const b = Buffer.alloc(16);
-      groups.forEach((g, i) => b.writeUInt16BE(parseInt(g as string, 16), i * 2));
-      return tlv(0x87, b);
-    }
-    throw new Error(`subjectAltName: '${v}' is not an IP address`);
+    const family = isIP(v);
+    if (!family) throw new Error(`subjectAltName: '${v}' is not an IP address`);
+    // forge reads hex groups only: the URL parser rewrites a dotted tail (::ffff:192.0.2.1) in hex.
+    return { type: 7, ip: family === 6 ? new URL(`http://[${v}]`).hostname.slice(1, -1) : v };
   }
-  return tlv(0x82, Buffer.from(v, 'ascii'));
+  return { type: 2, value: v };
 }
 
-function keyUsageBits(list: KeyUsage[]): Buffer {
-  let byte = 0;
-  for (const u of list) byte |= 0x80 >> KEY_USAGE_BIT[u];
-  let unused = 0;
-  while (unused < 7 && !(byte & (1 << unused))) unused++;
-  return tlv(0x03, Buffer.from([unused, byte]));
+/** UTCTime before 2050, GeneralizedTime from then on (RFC 5280 §4.1.2.5). */
+function time(d: Date): Asn1 {
+  return d.getUTCFullYear() < 2050
+    ? asn1.create(U, asn1.Type.UTCTIME, false, asn1.dateToUtcTime(d))
+    : asn1.create(U, asn1.Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(d));
+}
+
+/** The issuer's subject Name exactly as encoded in its certificate (RFC 5280 §4.1.2.4 compares names). */
+function subjectOf(certDer: Buffer): Asn1 {
+  const tbs = (fromDer(certDer).value as Asn1[])[0]!.value as Asn1[];
+  // version [0] is present in v3 certificates; subject is the 5th field after it.
+  return tbs[(tbs[0]!.tagClass === asn1.Class.CONTEXT_SPECIFIC ? 1 : 0) + 4]!;
 }
 
 /** Issue a certificate; the result verifies with `openssl verify` against its issuer. */
@@ -117,41 +116,47 @@ export function issueCertificate(spec: CertSpec): Issued {
   const pub = createPublicKey(spec.key);
   const issuerCert = spec.issuer ? new X509Certificate(spec.issuer.certPem) : undefined;
   const signer = spec.issuer ? spec.issuer.key : spec.key;
-  const issuerName = issuerCert ? subjectNameDer(issuerCert.raw) : name(spec.subject);
-  const issuerPub = issuerCert ? issuerCert.publicKey : pub;
   const ecSigner = signer.asymmetricKeyType === 'ec';
-  const sigAlg = ecSigner ? seq(oid(OID.ecdsaSha256)) : seq(oid(OID.rsaSha256), nul());
+  const sigAlg = asn1.create(U, asn1.Type.SEQUENCE, true, [
+    asn1.create(U, asn1.Type.OID, false, asn1.oidToDer(ecSigner ? OID.ecdsaSha256 : OID.rsaSha256).getBytes()),
+    // RFC 5758 §3.2: no parameters for ECDSA; RFC 4055 §5: NULL for RSA.
+    ...(ecSigner ? [] : [asn1.create(U, asn1.Type.NULL, false, '')]),
+  ]);
 
   const notBefore = spec.notBefore ?? new Date(Date.now() - 60_000);
   const notAfter = new Date(notBefore.getTime() + (spec.days ?? 365) * 86_400_000);
   const serial = randomBytes(16);
-  serial[0] = (serial[0]! & 0x7f) | 0x40;
+  serial[0] = (serial[0]! & 0x7f) | 0x40; // positive, and no leading zero octet to strip
 
-  const exts: Buffer[] = [];
-  if (spec.ca) {
-    const pathLen = typeof spec.ca === 'object' ? [int(spec.ca.pathLen)] : [];
-    exts.push(ext(OID.basicConstraints, true, seq(bool(true), ...pathLen)));
-  }
+  // forge fills in each extension's value from these fields (certificateExtensionToAsn1).
+  const cert = forge.pki.createCertificate();
   const ku = spec.keyUsage ?? (spec.ca ? ['keyCertSign', 'cRLSign'] : ['digitalSignature']);
-  exts.push(ext(OID.keyUsage, true, keyUsageBits(ku)));
-  if (spec.extKeyUsage?.length) exts.push(ext(OID.extKeyUsage, false, seq(...spec.extKeyUsage.map((e) => oid(OID[e])))));
-  if (spec.san?.length) exts.push(ext(OID.subjectAltName, false, seq(...spec.san.map(generalName))));
-  exts.push(ext(OID.subjectKeyId, false, octets(keyId(pub))));
-  exts.push(ext(OID.authorityKeyId, false, seq(tlv(0x80, keyId(issuerPub)))));
-  if (spec.tnAuthList) exts.push(ext(TN_AUTH_LIST_OID, false, encodeTnAuthList(spec.tnAuthList)));
+  cert.setSubject(nameAttributes(spec.subject));
+  cert.setExtensions([
+    ...(spec.ca ? [{ name: 'basicConstraints', critical: true, cA: true, ...(typeof spec.ca === 'object' ? { pathLenConstraint: spec.ca.pathLen } : {}) }] : []),
+    { name: 'keyUsage', critical: true, ...Object.fromEntries(ku.map((u) => [u, true])) },
+    ...(spec.extKeyUsage?.length ? [{ name: 'extKeyUsage', ...Object.fromEntries(spec.extKeyUsage.map((u) => [u, true])) }] : []),
+    ...(spec.san?.length ? [{ name: 'subjectAltName', altNames: spec.san.map(altName) }] : []),
+    { name: 'subjectKeyIdentifier', value: asn1.create(U, asn1.Type.OCTETSTRING, false, keyId(pub)) },
+    { name: 'authorityKeyIdentifier', keyIdentifier: keyId(issuerCert ? issuerCert.publicKey : pub) },
+    ...(spec.tnAuthList ? [{ id: TN_AUTH_LIST_OID, value: encodeTnAuthList(spec.tnAuthList).toString('binary') }] : []),
+  ]);
 
-  const tbs = seq(
-    tlv(0xa0, int(2)),
-    int(serial),
+  const tbs = asn1.create(U, asn1.Type.SEQUENCE, true, [
+    asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(2).getBytes())]),
+    asn1.create(U, asn1.Type.INTEGER, false, serial.toString('binary')),
     sigAlg,
-    issuerName,
-    seq(time(notBefore), time(notAfter)),
-    name(spec.subject),
-    pub.export({ type: 'spki', format: 'der' }),
-    tlv(0xa3, seq(...exts)),
-  );
-  const signature = sign(ecSigner ? 'sha256' : 'sha256', tbs, signer);
-  const der = seq(tbs, sigAlg, bits(signature));
-  const certPem = `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+    issuerCert ? subjectOf(issuerCert.raw) : forge.pki.distinguishedNameToAsn1(cert.subject),
+    asn1.create(U, asn1.Type.SEQUENCE, true, [time(notBefore), time(notAfter)]),
+    forge.pki.distinguishedNameToAsn1(cert.subject),
+    fromDer(pub.export({ type: 'spki', format: 'der' })),
+    extensionsToAsn1(cert.extensions as unknown[]),
+  ]);
+  const tbsDer = toDer(tbs);
+  const signature = sign('sha256', tbsDer, signer);
+  const der = toDer(asn1.create(U, asn1.Type.SEQUENCE, true, [
+    fromDer(tbsDer), sigAlg, asn1.create(U, asn1.Type.BITSTRING, false, `\0${signature.toString('binary')}`),
+  ]));
+  const certPem = forge.pem.encode({ type: 'CERTIFICATE', body: der.toString('binary') }).replace(/\r\n/g, '\n');
   return { certPem, keyPem: privateKeyPem(spec.key), cert: new X509Certificate(der) };
 }

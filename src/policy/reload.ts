@@ -7,7 +7,8 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { loadPolicy, formatError, type PolicyError, type LoadOptions } from './load.js';
 import type { Policy } from './schema.js';
-import { policyReloadsTotal, policyLoadedTimestamp } from '../ops/metrics.js';
+import { policyReloadsTotal } from '../ops/metrics.js';
+import { recordPolicyInForce } from '../ops/policy-metrics.js';
 import { moduleLogger, type Logger } from '../log.js';
 
 export class PolicyLoadError extends Error {
@@ -58,7 +59,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
     this.opts = opts;
     this.log = opts.logger ?? moduleLogger('policy');
     this.digest = this.fileDigest();
-    policyLoadedTimestamp.set(Date.now() / 1000);
+    recordPolicyInForce(initial);
   }
 
   /** Load `path` for the first time; throws PolicyLoadError (with every error) if it is invalid. */
@@ -100,7 +101,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
     this.policy = r.policy;
     this.errors = [];
     policyReloadsTotal.inc({ result: 'ok' });
-    policyLoadedTimestamp.set(Date.now() / 1000);
+    recordPolicyInForce(r.policy);
     this.log.info({ peers: r.policy.peers.length, routes: r.policy.routes.length }, 'policy reloaded');
     this.emit('policy', r.policy, previous);
     return true;

@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { PeerLimitsSchema, GlobalLimitsSchema } from '../sbc/limits/schema.js';
 import { PeerIdentitySchema, GlobalIdentitySchema } from '../sbc/identity/schema.js';
 import { SideMediaSchema, GlobalMediaSchema } from '../sbc/media/schema.js';
+import { CdrSchema } from '../sbc/cdr/schema.js';
+import { CaptureSchema } from '../engine/capture/schema.js';
 import { FilePath } from './file-path.js';
 import { LifecycleSchema, StaleCrlSchema } from '../app/schema.js';
 
@@ -263,6 +265,10 @@ const RootSchema = z.strictObject({
   routes: z.array(RouteSchema).default([]),
   /** When to give up on a target and try the next one (also on 408 and 503). */
   failover: FailoverSchema.prefault({}),
+  /** Call records (docs/operations.md "Call records"). */
+  cdr: CdrSchema.optional(),
+  /** SIP capture to a HEPv3 collector (docs/operations.md "SIP capture"). */
+  capture: CaptureSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;
@@ -418,3 +424,5 @@ export type Route = Policy['routes'][number];
 export type { PeerLimits, GlobalLimits } from '../sbc/limits/schema.js';
 export type { PeerIdentity, GlobalIdentity } from '../sbc/identity/schema.js';
 export type { SideMedia, GlobalMedia } from '../sbc/media/schema.js';
+export type { CdrPolicy } from '../sbc/cdr/schema.js';
+export type { CapturePolicy, HepPolicy } from '../engine/capture/schema.js';

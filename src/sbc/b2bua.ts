@@ -19,6 +19,7 @@ import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from '.
 import { CallRegistry, type ActiveCall, type Hangup } from './calls.js';
 
 export type { ActiveCall, Hangup } from './calls.js';
+import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
 
 /** The header the embedded engine adds for a verified TLS client certificate (docs/engine.md). */
 export const TLS_IDENTITY_HEADER = 'X-Peergate-TLS-Identity';
@@ -39,6 +40,10 @@ export interface B2buaObserver {
   callFinished(peer: string, direction: 'inbound' | 'outbound', result: string): void;
   /** INVITE received → final response sent to the caller (answered or failed), seconds. */
   callSetup(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
+  /** Routed INVITE → first ringing, progress or final response sent to the caller (RFC 6076 SRD), seconds. */
+  postDialDelay?(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
+  /** An established call ended: answer → hang-up, seconds. */
+  callDuration?(peer: string, direction: 'inbound' | 'outbound', seconds: number): void;
 }
 
 const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {}, callFinished() {}, callSetup() {} };
@@ -49,6 +54,8 @@ export interface B2buaOptions {
   stages?: Stages;
   log: Logger;
   observer?: B2buaObserver;
+  /** Call records (src/sbc/cdr): told how each INVITE goes, from attribution to its end. */
+  recorder?: CallRecorder;
 }
 
 /** Per-policy compiled lookups, built once per policy object. */
@@ -66,17 +73,28 @@ type Dialog = Srf.Dialog;
 
 const FAILOVER_STATUSES = new Set([408, 503]);
 
+/** drachtio-srf's Response emits 'end' with the status of the final response it sends. */
+function onFinalResponse(res: Res, cb: (status: number) => void): void {
+  (res as unknown as NodeJS.EventEmitter).once('end', (e: { status: number }) => cb(e.status));
+}
+
 export class B2bua {
   readonly srf: Srf;
   private readonly calls = new CallRegistry();
+  /** Established calls → how peergate itself ends them (endCall). */
+  private readonly enders = new Map<string, (reason: string) => void>();
   private readonly compiled = new WeakMap<Policy, Compiled>();
+  /** INVITEs the engine answered 487 on CANCEL (responses_total counts that, not the app's). */
+  private readonly canceledResponses = new WeakSet<Res>();
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
+  private readonly recorder: CallRecorder;
 
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
     this.observer = opts.observer ?? noopObserver;
     this.stages = opts.stages ?? {};
+    this.recorder = opts.recorder ?? noCallRecorder;
     // drachtio-srf crashes the process on an unhandled 'error' (e.g. ECONNREFUSED while reconnecting).
     this.srf.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'engine connection error'));
     this.srf.invite((req, res) => { void this.onInvite(req as Req, res).catch((err: unknown) => this.internalError(res, err)); });
@@ -117,6 +135,17 @@ export class B2bua {
   /** BYE (with `h.reason`) on both legs of every established call; CANCEL + 503 for calls being set up. */
   endAll(h: Hangup): Promise<void> { return this.calls.endAll(h); }
 
+  /**
+   * End an established call from peergate's side (drain, maximum duration …): BYE on both legs.
+   * `reason` is the calls_total result and the call record's end_reason. false: no such call.
+   */
+  endCall(id: string, reason: string): boolean {
+    const end = this.enders.get(id);
+    if (!end) return false;
+    end(reason);
+    return true;
+  }
+
   // ---------------------------------------------------------------- the call flow
 
   private async onInvite(req: Req, res: Res): Promise<void> {
@@ -128,28 +157,29 @@ export class B2bua {
     const from = this.attribute(policy, c, req, res, view);
     if (!from) return;
     const fromLabel = sideLabel(from);
-    // Draining (SIGTERM, POST /admin/drain): peers and DNS SRV move to the pool's other nodes.
-    const draining = this.calls.refusing();
-    if (draining) {
-      const retryAfterS = draining.retryAfterS;
-      this.observer.callFinished(from.kind === 'peer' ? from.peer.id : 'none', from.kind === 'peer' ? 'inbound' : 'outbound', 'refused');
-      return this.refuse(res, fromLabel, { status: 503, reason: 'Service Unavailable', label: 'draining', retryAfterS, warning: 'node draining' }, this.opts.log, view.sourceAddress);
-    }
-
     const receivedAt = performance.now();
     const callId = randomUUID();
     this.calls.begin(callId);
-    const log = this.opts.log.child({ call: callId });
+    const log = this.opts.log.child({ call: callId, call_id: view.callId });
     let canceled = false;
-    req.on('cancel', () => { canceled = true; });
+    // The engine answers the INVITE 487 itself when the caller cancels: that is the final
+    // response counted; whatever the app sends after it never reaches the caller.
+    req.on('cancel', () => { canceled = true; this.canceledResponses.add(res); this.observer.response(fromLabel, 487); });
     // Every INVITE ends exactly once with a result (calls_total{result}), however it ends.
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
     let callPeer = from.kind === 'peer' ? from.peer.id : 'none';
     let release = (): void => {};
     let ended = false;
-    const finish = (result: string): void => {
+    const trace = this.recorder.begin({
+      id: callId, callId: view.callId, peer: callPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
+      source: { address: view.sourceAddress, port: view.sourcePort }, transport: req.protocol,
+      tls: policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null,
+    });
+    // `end` says how (status, who, why) for the call record; the result says it for metrics.
+    const finish = (result: string, end: Omit<CallEnd, 'result' | 'peer'> = {}): void => {
       if (ended) return;
       ended = true;
+      trace.ended({ ...end, result, peer: callPeer });
       release();
       void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
       this.calls.end(callId);
@@ -157,16 +187,23 @@ export class B2bua {
       log.info({ result }, 'call ended');
     };
 
-    // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
+    // 2. Admission: a draining node (SIGTERM, POST /admin/drain) sends peers and DNS SRV to the
+    //    pool's other nodes; then methods, REGISTER, Max-Forwards, loops, transport.
+    const draining = this.calls.refusing();
+    if (draining) {
+      const refusal: Refusal = { status: 503, reason: 'Service Unavailable', label: 'draining', retryAfterS: draining.retryAfterS, warning: 'node draining' };
+      finish('refused', refusalEnd(refusal));
+      return this.refuse(res, fromLabel, refusal, log, view.sourceAddress);
+    }
     if (from.kind === 'peer') {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
-      if (refusal) { finish('refused'); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
+      if (refusal) { finish('refused', refusalEnd(refusal)); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
     }
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
       const r = await this.stages.limits.admitCall(policy, from, view);
-      if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+      if (!r.ok) { finish('refused', refusalEnd(r.refusal)); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
       release = r.release;
     }
 
@@ -175,8 +212,10 @@ export class B2bua {
       let identity: IdentityOutcome = { addHeaders: {} };
       if (this.stages.identity) {
         const r = await this.stages.identity.verify(policy, from, view);
-        if (!r.ok) { finish('refused'); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+        if (!r.ok) { trace.identity({ verdict: 'fail' }); finish('refused', refusalEnd(r.refusal)); return this.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
         identity = r.outcome;
+        const verdict = identityVerdictOf(r.outcome);
+        if (verdict) trace.identity(verdict);
       }
 
       // 5. Routing: first matching rule, destinations in failover order.
@@ -186,21 +225,26 @@ export class B2bua {
       const firstPeer = targets.find((t) => t.side.kind === 'peer')?.side;
       if (from.kind === 'core' && firstPeer?.kind === 'peer') callPeer = firstPeer.peer.id;
       if (targets.length === 0) {
-        finish('no_route');
+        finish('no_route', { status: 404 });
         return this.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log, view.sourceAddress);
       }
       log.info({ from: fromLabel, called, targets: targets.map((t) => t.uri) }, 'new call');
+      let progressed = false;
+      const progress = (): void => {
+        if (!progressed) { progressed = true; this.observer.postDialDelay?.(callPeer, direction, (performance.now() - receivedAt) / 1000); }
+      };
+      onFinalResponse(res, progress);
 
       // 6. Media offer toward the first destination side (re-done if failover changes side).
       // 7. B-leg with ordered failover on 408, 503 or no answer.
-      let lastFailure: { status: number; reason: string } = { status: 480, reason: 'Temporarily Unavailable' };
+      let lastFailure: { status: number; reason: string; noAnswer?: boolean } = { status: 480, reason: 'Temporarily Unavailable' };
       for (let i = 0; i < targets.length; i++) {
         if (canceled) { finish('canceled'); return; }
         const target = targets[i]!;
         let localSdpB: string | undefined = req.body || undefined;
         if (this.stages.media && req.body) {
           const o = await this.stages.media.offer({ callId, sdp: req.body, leg: 'A', from, to: target.side, policy });
-          if (!o.ok) { finish('refused'); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
+          if (!o.ok) { finish('refused', refusalEnd(o.refusal)); return this.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
           localSdpB = o.sdp;
         }
         const headers = this.outgoingHeaders(policy, c, req, view, from, target, identity);
@@ -219,9 +263,10 @@ export class B2bua {
           }));
         }
         const toAllow = c.allow.get(allowKey(from))!;
-        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled);
+        const attempt = await this.tryTarget(req, res, target, headers, localSdpB, from, policy, callId, toAllow, () => canceled, progress, (b) => trace.bLeg(b, target.uri));
         if (attempt.ok) {
           this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
+          trace.answered(answerOf(target.uri, Boolean(this.stages.media && req.body && localSdpB !== req.body), attempt.uas, attempt.uac));
           this.established(callId, from, target, attempt.uas, attempt.uac, policy, c, finish, log);
           return;
         }
@@ -239,10 +284,11 @@ export class B2bua {
         await this.stages.media?.end(callId).catch(() => undefined);
       }
       // 8. Every target failed: pass the last failure back, with a Reason saying it is ours.
-      finish('failed');
+      finish('failed', lastFailure.noAnswer
+        ? { status: lastFailure.status, endedBy: 'peergate', reason: 'no_answer' }
+        : { status: lastFailure.status >= 300 ? lastFailure.status : 480, endedBy: 'callee', reason: `status_${lastFailure.status}` });
       if (!res.finalResponseSent && !canceled) {
         const status = lastFailure.status >= 300 ? lastFailure.status : 480;
-        this.observer.response(fromLabel, status);
         this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
         res.send(status, lastFailure.reason, { headers: { Reason: `SIP;cause=${status};text="${lastFailure.reason.replace(/"/g, '')}"` } });
       }
@@ -255,7 +301,8 @@ export class B2bua {
   /** One B-leg attempt. Resolves instead of throwing so the failover loop stays flat. */
   private async tryTarget(
     req: Req, res: Res, target: Target, headers: Record<string, string>, localSdpB: string | undefined,
-    from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean,
+    from: Side, policy: Policy, callId: string, responseAllow: HeaderAllowlist, isCanceled: () => boolean, onProgress: () => void,
+    onSent: (bCallId: string) => void,
   ): Promise<{ ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean }> {
     let heardBack = false;
     let uacReq: Srf.SrfRequest | undefined;
@@ -293,8 +340,12 @@ export class B2bua {
           return responseAllow.requestHeaders((n) => getHeader(uacRes, n), trustBetween(policy, target.side, from), 'response');
         }) as unknown as Srf.CreateB2BUAOptions['responseHeaders'],
       }, {
-        cbRequest: (...args: unknown[]) => { uacReq = args[args.length - 1] as Srf.SrfRequest; },
-        cbProvisional: () => { heardBack = true; },
+        cbRequest: (...args: unknown[]) => {
+          uacReq = args[args.length - 1] as Srf.SrfRequest;
+          const b = getHeader(uacReq, 'Call-ID');
+          if (b) onSent(b);
+        },
+        cbProvisional: (p: { status: number }) => { heardBack = true; if (p.status > 100) onProgress(); },
       }).then(({ uas, uac }) => {
         // An abandoned target that answers late gets hung up at once.
         if (settled) { uac.destroy(); uas.destroy(); return; }
@@ -306,32 +357,38 @@ export class B2bua {
   }
 
   /** Both legs are up: relay in-dialog requests across, end both together. */
-  private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string) => void, log: Logger): void {
+  private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string, end?: Omit<CallEnd, 'result' | 'peer'>) => void, log: Logger): void {
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
-    const info: ActiveCall = { id: callId, peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() };
+    const info: ActiveCall = { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() };
     this.observer.callStarted(peer, direction);
+    const answeredAt = performance.now();
     log.info({ target: target.uri }, 'call established');
     let done = false;
-    const end = (result: string, other: Dialog): void => {
+    const end = (result: string, legs: Dialog[], how?: Omit<CallEnd, 'result' | 'peer'>): void => {
       if (done) return;
       done = true;
-      other.destroy();
+      this.enders.delete(callId);
+      for (const leg of legs) leg.destroy();
       this.observer.callEnded(peer, direction);
-      finish(result);
+      this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
+      finish(result, how);
     };
-    // Our own ending: BYE on both legs, each with the Reason (RFC 3326) saying why.
+    // Our own ending (drain deadline, shutdown): BYE on both legs, each with the Reason (RFC 3326) saying why.
     const hangup = async (h: Hangup): Promise<void> => {
       if (done) return;
       done = true;
+      this.enders.delete(callId);
       log.info({ result: h.result }, 'ending call');
       const bye = (d: Dialog) => (d.destroy({ headers: { Reason: h.reason } }) as unknown as Promise<unknown>).catch((err: unknown) => log.info({ err: String(err) }, 'BYE failed'));
       await Promise.all([bye(uas), bye(uac)]);
       this.observer.callEnded(peer, direction);
-      finish(h.result);
+      this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
+      finish(h.result, { endedBy: 'peergate', reason: h.result });
     };
-    uas.on('destroy', () => end('caller_bye', uac));
-    uac.on('destroy', () => end('callee_bye', uas));
+    uas.on('destroy', () => end('caller_bye', [uac]));
+    uac.on('destroy', () => end('callee_bye', [uas]));
+    this.enders.set(callId, (reason) => end(reason, [uas, uac], { endedBy: 'peergate', reason }));
     this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log);
     this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log);
     this.calls.up(callId, info, hangup);
@@ -407,6 +464,10 @@ export class B2bua {
   /** Who sent the request; a source that is refused is answered (or not) here and gets undefined. */
   private attribute(policy: Policy, c: Compiled, req: Req, res: Res, view: RequestView): Side | undefined {
     const from = this.classify(policy, c, req, view);
+    // Every final response this request gets, ours or a B-leg's, whichever code path sends it.
+    onFinalResponse(res, (status) => {
+      if (!this.canceledResponses.has(res)) this.observer.response('refuse' in from ? from.peer ?? 'unknown' : sideLabel(from), status);
+    });
     if ('refuse' in from) { this.refuseUnknown(policy, res, from, view.sourceAddress); return undefined; }
     this.observer.request(sideLabel(from), req.method);
     return from;
@@ -446,7 +507,6 @@ export class B2bua {
 
   private refuse(res: Res, peer: string, r: Refusal, log: Logger, source: string): void {
     this.observer.refusal(peer, r.label, source);
-    this.observer.response(peer, r.status);
     log.info({ status: r.status, reason: r.label }, 'request refused');
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
   }

@@ -5,6 +5,8 @@
 
 export interface ActiveCall {
   id: string;
+  /** The caller's Call-ID as received. */
+  call_id: string;
   /** Peer id on the far side of the interconnect. */
   peer: string;
   direction: 'inbound' | 'outbound';

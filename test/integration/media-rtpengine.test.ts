@@ -325,7 +325,7 @@ describe('media stage with a real rtpengine', () => {
     const c = await peerSrtpToCorePlain();
     expect(await modes()).toBe(before + 1);
     const h = await client.register.getSingleMetric('peergate_rtpengine_control_seconds')!.get();
-    const offers = h.values.find((v) => v.labels.instance === rtpe.address && v.labels.command === 'offer' && (v as { metricName?: string }).metricName === 'peergate_rtpengine_control_seconds_count');
+    const offers = h.values.find((v) => v.labels.rtpengine === rtpe.address && v.labels.command === 'offer' && (v as { metricName?: string }).metricName === 'peergate_rtpengine_control_seconds_count');
     expect(offers?.value).toBeGreaterThan(0);
     await sendAll(c.P, makeStream(4, 0x01020304).map((p) => c.peerTx.protect(p)), c.portForPeer);
     await c.C.waitFor(4);

@@ -1,29 +1,24 @@
-// RFC 3261 §12 dialogs as drachtio keys them: id `<Call-ID>;from-tag=<tag of the creating
-// request's From>`. Kept small (strings and numbers only) so that many thousands fit in memory.
+// RFC 3261 §12 dialogs, keyed as drachtio keys them (wire spec §3): id
+// `<Call-ID>;from-tag=<tag of the creating request's From>`.
+//   §12.1.1  creation at the UAS (from the request and our 1xx/2xx)      → Dialog.asUas
+//   §12.1.2  creation at the UAC (from our request and a 1xx/2xx)        → Dialog.asUac, updateFromResponse
+//   §12.2.1.1 requests within a dialog: CSeq, route set, strict routers   → nextLocalSeq, route
+//   §12.2.2  requests received within a dialog: CSeq ordering, target refresh → receiveCSeq, refreshTarget
+//   §12.3    termination                                                   → terminate (DialogStore.remove)
+// Besides the RFC's state a dialog carries the engine's binding (peer transport, listener, app,
+// the INVITE's wire transaction id) and three counters of its INVITE usage (the last INVITE CSeq
+// we sent, the last ACK CSeq delivered, RFC 3262 RSeq). Strings and numbers only, so that many
+// thousands fit in memory. The core reads a dialog through getters and changes it through the
+// methods below, never by assignment.
 import type { Protocol } from '../transport/types.js';
+// Header readers (one import, to switch when the grammar module lands).
+import { parseLiteUri, splitCommas, tagOf, uriOf } from '../core/headers.js';
 
 export type DialogRole = 'uas' | 'uac';
+export type DialogState = 'early' | 'confirmed' | 'terminated';
 
-export class Dialog {
-  readonly role: DialogRole;
-  readonly callId: string;
-  readonly localTag: string;
-  /** drachtio dialog id (spec §3). */
-  readonly id: string;
-  state: 'early' | 'confirmed' | 'terminated' = 'early';
-  /** Local URI header value with our tag, e.g. `<sip:svc@host>;tag=abc`. Used as From of our requests. */
-  localParty: string;
-  /** Remote URI header value with the peer's tag. Used as To of our requests. */
-  remoteParty: string;
-  remoteTag: string;
-  /** Peer's Contact URI: the request-URI of our in-dialog requests. */
-  remoteTarget: string;
-  /** Route set in the order of Route headers we send (RFC 3261 §12.1). */
-  routeSet: string[] = [];
-  localSeq: number;
-  remoteSeq = 0;
-  /** CSeq number of the last INVITE we sent in this dialog (the 2xx ACK reuses it). */
-  inviteSeq = 0;
+/** Where the dialog's peer is and which app owns it: the engine's, not the RFC's, state. */
+export interface DialogBinding {
   /** Transport towards the peer; connectionId keeps requests on the connection the dialog came on. */
   protocol: Protocol;
   address: string;
@@ -31,47 +26,247 @@ export class Dialog {
   connectionId: string | undefined;
   /** Listener the dialog lives on (Via / Contact of our requests). */
   localKey: string;
-  /** Which app owns it (id of the wire connection). */
+  /** Which app owns it (id of the wire connection; 0: the core itself). */
   appId: number;
-  /** txnId of the INVITE that created it (spec §3: the 2xx ACK reuses it). */
+  /** Wire transaction id of the INVITE that created it (spec §3: the 2xx ACK reuses it). */
   inviteTxnId: string;
-  /** CSeq of the last ACK passed to the app (copies are absorbed). */
-  lastAckSeq = -1;
-  /** Next RSeq for reliable provisionals we send (RFC 3262 §7.1: random start). */
-  rseq = 0;
+}
 
-  constructor(init: {
-    role: DialogRole; callId: string; localTag: string; remoteTag: string; creatorFromTag: string;
-    localParty: string; remoteParty: string; remoteTarget: string; localSeq: number;
-    protocol: Protocol; address: string; port: number; connectionId: string | undefined; localKey: string;
-    appId: number; inviteTxnId: string;
-  }) {
+/** §12.1.1: what the UAS takes from the dialog-creating request and its own response. */
+export interface UasCreation {
+  callId: string;
+  /** From and To header values of the request (To without our tag). */
+  from: string;
+  to: string;
+  /** The request's CSeq number: the remote sequence number. */
+  cseq: number;
+  /** The request's Contact header value (the remote target), if any. */
+  contact: string | undefined;
+  /** The request's Record-Route values, in order. */
+  recordRoute: readonly string[];
+  /** The To tag of our response. */
+  localTag: string;
+}
+
+/** §12.1.2: what the UAC takes from its request and the response that creates the dialog. */
+export interface UacCreation {
+  callId: string;
+  /** Our From header value (with our tag). */
+  from: string;
+  /** The request's CSeq number: the local sequence number. */
+  cseq: number;
+  /** The request's Request-URI: the remote target when the response has no Contact. */
+  requestUri: string;
+  /** The response's To (with the peer's tag), Contact and Record-Route values. */
+  to: string;
+  contact: string | undefined;
+  recordRoute: readonly string[];
+}
+
+/** §12.2.1.1: where a request within the dialog goes. */
+export interface DialogRoute {
+  requestUri: string;
+  /** Route header values, in order. */
+  routes: string[];
+  /** The URI the request is sent to (first loose route, strict router, or the target). */
+  nextHop: string;
+}
+
+/** First URI of a Contact header value. */
+function contactUri(contact: string): string {
+  return uriOf(splitCommas(contact)[0] ?? contact);
+}
+
+export class Dialog {
+  readonly role: DialogRole;
+  readonly callId: string;
+  readonly localTag: string;
+  /** drachtio dialog id (spec §3). */
+  readonly id: string;
+  readonly binding: Readonly<DialogBinding>;
+  private stateNow: DialogState = 'early';
+  /** Local URI header value with our tag, e.g. `<sip:svc@host>;tag=abc` (From of our requests). */
+  private local: string;
+  /** Remote URI header value with the peer's tag (To of our requests). */
+  private remote: string;
+  private remoteTagNow: string;
+  /** The peer's Contact URI: the Request-URI of our requests. */
+  private target: string;
+  /** Route set in the order of the Route headers we send (§12.1). */
+  private routes: readonly string[];
+  private localSeqNow: number;
+  /** Undefined while "empty" (§12.1.2: a UAC dialog until the peer sends a request). */
+  private remoteSeqNow: number | undefined;
+  /** CSeq of the last INVITE we sent in this dialog (the 2xx ACK reuses it). */
+  private inviteSeqNow = 0;
+  /** CSeq of the last ACK passed to the app (copies are absorbed). */
+  private lastAck = -1;
+  /** Last RSeq of a reliable provisional we sent (RFC 3262 §7.1); 0: none yet. */
+  private rseqNow = 0;
+
+  private constructor(init: {
+    role: DialogRole; callId: string; localTag: string; creatorFromTag: string; local: string; remote: string;
+    remoteTag: string; target: string; routes: readonly string[]; localSeq: number; remoteSeq: number | undefined;
+  }, binding: DialogBinding) {
     this.role = init.role;
     this.callId = init.callId;
     this.localTag = init.localTag;
     this.id = `${init.callId};from-tag=${init.creatorFromTag}`;
-    this.localParty = init.localParty;
-    this.remoteParty = init.remoteParty;
-    this.remoteTag = init.remoteTag;
-    this.remoteTarget = init.remoteTarget;
-    this.localSeq = init.localSeq;
-    this.protocol = init.protocol;
-    this.address = init.address;
-    this.port = init.port;
-    this.connectionId = init.connectionId;
-    this.localKey = init.localKey;
-    this.appId = init.appId;
-    this.inviteTxnId = init.inviteTxnId;
+    this.local = init.local;
+    this.remote = init.remote;
+    this.remoteTagNow = init.remoteTag;
+    this.target = init.target;
+    this.routes = init.routes;
+    this.localSeqNow = init.localSeq;
+    this.remoteSeqNow = init.remoteSeq;
+    this.binding = binding;
+  }
+
+  /**
+   * §12.1.1: the dialog a UAS creates with a 1xx (early) or 2xx to a dialog-creating request.
+   * Route set: the Record-Route values in order; remote target: the request's Contact; remote
+   * CSeq: the request's. Our own CSeq space starts at the request's number, as drachtio-server's
+   * stack does (trace 03 #51), where the RFC leaves it to the UAS.
+   */
+  static asUas(c: UasCreation, binding: DialogBinding): Dialog {
+    const fromTag = tagOf(c.from) ?? '';
+    return new Dialog({
+      role: 'uas', callId: c.callId, localTag: c.localTag, creatorFromTag: fromTag, local: `${c.to};tag=${c.localTag}`,
+      remote: c.from, remoteTag: fromTag, target: c.contact ? contactUri(c.contact) : '', routes: [...c.recordRoute],
+      localSeq: c.cseq, remoteSeq: c.cseq,
+    }, binding);
+  }
+
+  /**
+   * §12.1.2: the dialog a UAC creates from a 1xx with a To tag or a 2xx. Route set: the
+   * Record-Route values reversed; remote target: the response's Contact (else the Request-URI);
+   * local CSeq: the request's; remote CSeq: empty.
+   */
+  static asUac(c: UacCreation, binding: DialogBinding): Dialog {
+    const ourTag = tagOf(c.from) ?? '';
+    const d = new Dialog({
+      role: 'uac', callId: c.callId, localTag: ourTag, creatorFromTag: ourTag, local: c.from, remote: c.to,
+      remoteTag: tagOf(c.to) ?? '', target: c.contact ? contactUri(c.contact) : c.requestUri,
+      routes: [...c.recordRoute].reverse(), localSeq: c.cseq, remoteSeq: undefined,
+    }, binding);
+    d.inviteSeqNow = c.cseq;
+    return d;
+  }
+
+  get state(): DialogState { return this.stateNow; }
+  get localParty(): string { return this.local; }
+  get remoteParty(): string { return this.remote; }
+  get remoteTag(): string { return this.remoteTagNow; }
+  get remoteTarget(): string { return this.target; }
+  get routeSet(): readonly string[] { return this.routes; }
+  get localSeq(): number { return this.localSeqNow; }
+  /** Undefined while empty. */
+  get remoteSeq(): number | undefined { return this.remoteSeqNow; }
+  get inviteSeq(): number { return this.inviteSeqNow; }
+
+  /**
+   * §12.1.2 at the UAC: a later 1xx/2xx of the early dialog (peer tag, remote target, and the
+   * route set when the response records one); `confirm` for a 2xx. The engine keeps one dialog
+   * per INVITE: the app sees the last fork's provisional (wire spec §7.9).
+   */
+  updateFromResponse(r: { to: string; contact: string | undefined; recordRoute: readonly string[]; requestUri: string }, confirm: boolean): void {
+    this.remote = r.to;
+    this.remoteTagNow = tagOf(r.to) ?? '';
+    this.target = r.contact ? contactUri(r.contact) : r.requestUri;
+    if (r.recordRoute.length > 0) this.routes = [...r.recordRoute].reverse();
+    if (confirm) this.confirm();
+  }
+
+  /** A 2xx made the dialog confirmed (§12.1); a terminated dialog stays terminated. */
+  confirm(): void {
+    if (this.stateNow === 'early') this.stateNow = 'confirmed';
+  }
+
+  /**
+   * §12.2 target refresh (re-INVITE, UPDATE, SUBSCRIBE, NOTIFY, REFER and their 2xx): the
+   * first Contact URI becomes the remote target; no Contact leaves it unchanged.
+   */
+  refreshTarget(contact: string | undefined): void {
+    if (contact) this.target = contactUri(contact);
+  }
+
+  /**
+   * §12.2.2: check a request's CSeq against the remote sequence number. An empty remote number
+   * takes the request's; a lower one means the request is out of order and must be refused
+   * with 500 (the caller answers; the number is not changed); an equal or higher one is in order.
+   */
+  receiveCSeq(seq: number): 'in-order' | 'out-of-order' {
+    if (this.remoteSeqNow !== undefined && seq < this.remoteSeqNow) return 'out-of-order';
+    this.remoteSeqNow = seq;
+    return 'in-order';
+  }
+
+  /** §12.2.1.1: the CSeq of our next request (one more than the last). */
+  nextLocalSeq(): number {
+    return ++this.localSeqNow;
+  }
+
+  /** An INVITE we sent in this dialog (its 2xx ACK reuses the number, §13.2.2.4). */
+  noteInviteSent(seq: number): void {
+    this.inviteSeqNow = seq;
+  }
+
+  /** An ACK for a 2xx arrived: false when it is a copy of the last one passed on (same CSeq). */
+  noteAck(seq: number | undefined, expected: boolean): boolean {
+    if (!expected && seq !== undefined && seq === this.lastAck) return false;
+    if (seq !== undefined) this.lastAck = seq;
+    return true;
+  }
+
+  /** RFC 3262 §3/§7.1: RSeq of our next reliable provisional: random start, then one more each time. */
+  nextRseq(random: () => number): number {
+    this.rseqNow = this.rseqNow > 0 ? this.rseqNow + 1 : random();
+    return this.rseqNow;
+  }
+
+  /**
+   * §12.2.1.1: Request-URI, Route headers and next hop of a request in this dialog. `uri` is the
+   * Request-URI the app asked for (else the remote target). With a strict router first in the
+   * route set, that router becomes the Request-URI and the target the last Route.
+   */
+  route(uri?: string): DialogRoute {
+    let requestUri = uri ?? this.target;
+    const routes = [...this.routes];
+    let nextHop = requestUri;
+    if (routes.length > 0) {
+      const first = uriOf(routes[0]!);
+      const fu = parseLiteUri(first);
+      if (fu && fu.params.has('lr')) {
+        nextHop = first;
+      } else {
+        routes.shift();
+        routes.push(`<${requestUri}>`);
+        requestUri = first;
+        nextHop = first;
+      }
+    }
+    return { requestUri, routes, nextHop };
+  }
+
+  /** §12.3: the dialog is over (a BYE, a failure of its INVITE, an ACK timeout). */
+  terminate(): void {
+    this.stateNow = 'terminated';
   }
 }
 
 /** Dialogs by drachtio id and by (Call-ID, local tag), which is how in-dialog requests find
- *  theirs (RFC 3261 §12.2.2: To tag is ours on requests we receive). */
+ *  theirs (§12.2.2: the To tag is ours on requests we receive). */
 export class DialogStore {
+  /** Told of every dialog that ends, so that its usages (2xx and 1xx retransmission) stop. */
+  private readonly onRemove: ((d: Dialog) => void) | undefined;
   private readonly byId = new Map<string, Dialog>();
   private readonly byLocal = new Map<string, Dialog>();
   /** The latest dialog of each Call-ID: an app's new request with that Call-ID goes into it. */
   private readonly byCallId = new Map<string, Dialog>();
+
+  constructor(onRemove?: (d: Dialog) => void) {
+    this.onRemove = onRemove;
+  }
 
   get size(): number { return this.byId.size; }
 
@@ -91,8 +286,11 @@ export class DialogStore {
     return this.byLocal.get(`${callId}\n${localTag}`);
   }
 
+  /** Terminate the dialog and forget it (§12.3); the observer hears of it even when a newer
+   *  dialog with the same id has taken its place in the store. */
   remove(d: Dialog): void {
-    d.state = 'terminated';
+    d.terminate();
+    this.onRemove?.(d);
     if (this.byId.get(d.id) === d) this.byId.delete(d.id);
     const k = `${d.callId}\n${d.localTag}`;
     if (this.byLocal.get(k) === d) this.byLocal.delete(k);

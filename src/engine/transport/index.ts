@@ -253,6 +253,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   /** Accepted raw sockets waiting for their TLS handshake → where they came from. */
   private readonly handshakeSource = new WeakMap<Socket, Endpoint>();
   private seq = 0;
+  private capture: ((direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint) => void) | undefined;
   private readonly idPrefix = Math.random().toString(36).slice(2, 8);
   private started = false;
   private closed = false;
@@ -324,7 +325,16 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   async send(target: SendTarget, data: Buffer): Promise<SendResult> {
     const r = await this.doSend(target, data);
     if (r.ok) this.stats.send.ok++; else this.stats.send.failed++;
+    if (r.ok && this.capture) this.capture('out', data, r.local, { protocol: target.protocol, address: target.address, port: target.port });
     return r;
+  }
+
+  /**
+   * Tap every SIP message sent and received (after TLS decryption, after the shield) for SIP
+   * capture (src/engine/capture). The tap must only queue: it runs on the hot path.
+   */
+  setCapture(tap: ((direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint) => void) | undefined): void {
+    this.capture = tap;
   }
 
   /**
@@ -638,6 +648,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   private deliver(p: InboundPacket): void {
+    if (this.capture) this.capture('in', p.data, p.local, p.source);
     this.safeEmit('message', p);
   }
 

@@ -88,7 +88,7 @@ export class RtpenginePool {
     if (instances.length === 0) throw new Error('no rtpengine instances configured');
     this.instances = instances.map((i) => new RtpengineInstance(i.address, i.weight));
     this.log = opts.log ?? silentLog;
-    for (const i of this.instances) rtpengineUp.set({ instance: i.name }, 0);
+    for (const i of this.instances) rtpengineUp.set({ rtpengine: i.name }, 0);
     // rejectOnError: an ng error reply rejects (with the error-reason string) instead of resolving.
     this.client = new Client({ localAddress: '127.0.0.1', localPort: 0, timeout: opts.timeoutMs, rejectOnError: true });
     // A reply arriving after its timeout, or a socket error, is emitted here; without a
@@ -107,8 +107,8 @@ export class RtpenginePool {
       const kept = old.get(i.address);
       return kept && kept.weight === i.weight ? kept : new RtpengineInstance(i.address, i.weight);
     });
-    for (const i of this.instances) if (!next.includes(i)) rtpengineUp.remove({ instance: i.name });
-    for (const i of next) if (!old.has(i.name)) rtpengineUp.set({ instance: i.name }, 0);
+    for (const i of this.instances) if (!next.includes(i)) rtpengineUp.remove({ rtpengine: i.name });
+    for (const i of next) if (!old.has(i.name)) rtpengineUp.set({ rtpengine: i.name }, 0);
     this.instances.splice(0, this.instances.length, ...next);
     for (const i of next) if (!i.healthy) void this.check(i);
   }
@@ -142,7 +142,7 @@ export class RtpenginePool {
     if (this.closed) return ok;
     if (ok && !inst.healthy) {
       inst.healthy = true;
-      rtpengineUp.set({ instance: inst.name }, 1);
+      rtpengineUp.set({ rtpengine: inst.name }, 1);
       this.log.info({ rtpengine: inst.name }, 'rtpengine up');
     }
     return inst.healthy;
@@ -173,7 +173,7 @@ export class RtpenginePool {
    */
   async command(inst: RtpengineInstance, cmd: NgCommand, params: Record<string, unknown>): Promise<NgReply> {
     if (this.closed) throw new NgUnavailable('media stage closed');
-    const end = controlSeconds.startTimer({ instance: inst.name, command: cmd });
+    const end = controlSeconds.startTimer({ rtpengine: inst.name, command: cmd });
     const dest = { host: inst.host, port: inst.port };
     try {
       const r = cmd === 'ping' ? await this.client.ping(dest) : await this.client[cmd](dest, params);
@@ -182,7 +182,7 @@ export class RtpenginePool {
       return r;
     } catch (err) {
       end();
-      rtpengineErrors.inc({ instance: inst.name });
+      rtpengineErrors.inc({ rtpengine: inst.name });
       if (typeof err === 'string') {
         inst.failures = 0;
         throw new NgRejected(err);
@@ -190,7 +190,7 @@ export class RtpenginePool {
       inst.failures++;
       if (inst.healthy && inst.failures >= DOWN_AFTER_FAILURES && !this.closed) {
         inst.healthy = false;
-        rtpengineUp.set({ instance: inst.name }, 0);
+        rtpengineUp.set({ rtpengine: inst.name }, 0);
         this.log.warn({ rtpengine: inst.name, err: String(err) }, 'rtpengine down');
       }
       throw new NgUnavailable(`rtpengine ${inst.name}: ${err instanceof Error ? err.message : String(err)}`);

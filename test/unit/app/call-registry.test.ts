@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { CallRegistry, type Hangup } from '../../../src/sbc/calls.js';
 
-const info = (id: string) => ({ id, peer: 'a', direction: 'inbound' as const, from: 'a', to: 'core', target: 'sip:x', startedAt: '' });
+const info = (id: string) => ({ id, call_id: `c-${id}`, peer: 'a', direction: 'inbound' as const, from: 'a', to: 'core', target: 'sip:x', startedAt: '' });
 const H: Hangup = { result: 'drain_deadline', reason: 'SIP;cause=503;text="Drain Deadline Reached"' };
 
 describe('CallRegistry', () => {

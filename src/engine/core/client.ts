@@ -1,0 +1,285 @@
+// The UAC side of the core: requests an app (or the core itself) sends, as the transaction
+// user of the client transactions.
+//   RFC 3261 §8.1.3    responses: 100 is never passed up, the rest goes to the app; no final
+//                      response (Timer B/F) or a transport failure (§17.1.4) becomes the made-up
+//                      408 / 503 of wire spec §7.10
+//   RFC 3261 §13.2.2   INVITE: dialogs from a reliable 1xx (early) and the 2xx (§12.1.2), the ACK
+//                      the app sends for a 2xx re-sent for each copy of that 2xx (spec §7.7)
+//   RFC 3261 §13.2.2.4 forks: a 2xx from a second fork is ACKed and ended with BYE by the core
+//   wire spec §7.10    the BYE the core sends on its own (ACK timeout, CANCEL races) and the
+//                      unsolicited BYE frame that tells the app
+import type { SipResponse } from '../message/types.js';
+import type { InboundPacket, SendTarget } from '../transport/types.js';
+import type { ClientTransaction, InboundMeta, InviteClientTransaction, Transaction } from '../transaction/index.js';
+import { Dialog } from '../dialog/dialog.js';
+import type { AppConnection } from '../wire/server.js';
+import { nokPayload, requestSentPayload, sipFramePayload, stackTime, newId } from '../wire/leaders.js';
+import type { CoreContext } from './context.js';
+import { buildInDialog, echoMeta, EMPTY, REASONS, type Built } from './build.js';
+import { hdr, hdrAll, randomToken, tagOf } from './fields.js';
+import { T1 } from './invite-server.js';
+import type { Listener } from './listeners.js';
+import { OutMessage } from './outgoing.js';
+
+/** drachtio bookkeeping for a client transaction of the layer: a request an app (or the core) sent.
+ *  What changes after creation is not readonly: the dialog, the CANCEL mark, the ACKs. */
+export interface ClientCtx {
+  readonly txn: ClientTransaction;
+  readonly txnId: string;
+  readonly method: string;
+  /** Undefined for requests the server sends on its own (the ACK-timeout BYE, a BYE to an extra fork). */
+  readonly app: AppConnection | undefined;
+  /** No made-up 408/503 frame on failure (CANCEL, the core's own requests). */
+  readonly silent: boolean;
+  readonly local: Listener;
+  readonly requestUri: string;
+  readonly topVia: string;
+  readonly from: string;
+  readonly to: string;
+  readonly callId: string;
+  readonly cseqNum: number;
+  readonly routes: string[];
+  readonly dialogId: string;
+  dialog: Dialog | undefined;
+  readonly inDialog: boolean;
+  canceled: boolean;
+  /** ACKs sent for this INVITE's 2xx, by To-tag: re-sent when that 2xx is retransmitted (spec §7.7). */
+  acks: Map<string, { bytes: Buffer; target: SendTarget }> | undefined;
+}
+
+export interface StartRequest {
+  app: AppConnection | undefined;
+  txnId: string;
+  d: Dialog | undefined;
+  method: string;
+  inDialog: boolean;
+  /** The app's message id: the echo (or a NOK) goes to it. */
+  msgId?: string;
+  silent: boolean;
+  built: Built;
+  from?: string;
+  to?: string;
+  callId?: string;
+  dialogId?: string;
+}
+
+export class ClientSide {
+  private readonly ctx: CoreContext;
+  /** Client transactions an app may still CANCEL, by wire transaction id. */
+  private readonly byId = new Map<string, ClientCtx>();
+  /** The latest INVITE client transaction of each dialog id (its ACK is re-sent on 2xx copies). */
+  private readonly inviteByDialog = new Map<string, ClientCtx>();
+  /** Dialog ids of app INVITEs that failed: an ACK from the app for them gets the spec's NOK. */
+  private readonly failedInvites = new Map<string, number>();
+
+  constructor(ctx: CoreContext) {
+    this.ctx = ctx;
+  }
+
+  /** The client transaction of this wire transaction id (form (c): the app CANCELs it). */
+  find(txnId: string): ClientCtx | undefined { return this.byId.get(txnId); }
+
+  /** Whether an INVITE with this dialog id is still pending (dialog ids must stay unique). */
+  invitePending(dialogId: string): boolean { return this.inviteByDialog.has(dialogId); }
+
+  /** Whether the INVITE of this dialog id failed (its ACK is the stack's, not the app's). */
+  inviteFailed(dialogId: string): boolean { return this.failedInvites.has(dialogId); }
+
+  /** The INVITE transaction whose 2xx created or last refreshed dialog `d`. */
+  inviteOf(d: Dialog): ClientCtx | undefined {
+    const c = this.inviteByDialog.get(d.id);
+    return c && c.cseqNum === d.inviteSeq ? c : undefined;
+  }
+
+  /**
+   * Hand a request to the transaction layer and echo it to the app at once (drachtio-server
+   * echoes as soon as the stack took the message, so the echo always precedes any response).
+   * A failed send reaches the app as the made-up 503 of spec §7.10, after the echo (trace 04
+   * #19–#20), through transportError().
+   */
+  start(o: StartRequest): void {
+    const { built, d } = o;
+    let txn: ClientTransaction;
+    try {
+      txn = this.ctx.layer.sendRequest(built.request, built.target, built.bytes);
+    } catch (err) {
+      if (o.msgId) o.app?.send(nokPayload(o.msgId, `Server error: ${(err as Error).message}`));
+      return;
+    }
+    const c: ClientCtx = {
+      txn, txnId: o.txnId, method: o.method, app: o.app, silent: o.silent, local: built.local,
+      requestUri: built.requestUri, topVia: built.topVia, from: o.from ?? d?.localParty ?? '', to: o.to ?? d?.remoteParty ?? '',
+      callId: o.callId ?? d?.callId ?? '', cseqNum: built.seq, routes: built.routes, dialogId: o.dialogId ?? d?.id ?? '', dialog: d,
+      inDialog: o.inDialog, canceled: false, acks: undefined,
+    };
+    txn.appData = c;
+    this.byId.set(c.txnId, c);
+    if (o.method === 'INVITE') this.inviteByDialog.set(c.dialogId, c);
+    if (o.msgId) o.app?.send(requestSentPayload(o.msgId, echoMeta(built.local, built.target, built.bytes.length, o.txnId), built.bytes.toString('utf8')));
+  }
+
+  /** The app's ACK for the 2xx of `inv` from the peer with To tag `remoteTag`: kept for copies of that 2xx. */
+  rememberAck(inv: ClientCtx, remoteTag: string, bytes: Buffer, target: SendTarget): void {
+    (inv.acks ??= new Map()).set(remoteTag, { bytes, target });
+  }
+
+  /** TransactionUser.response: the first copy of a response to a request an app (or the core) sent. */
+  response(txn: ClientTransaction, res: SipResponse, meta: InboundMeta): void {
+    const c = txn.appData as ClientCtx | undefined;
+    if (!c) return;
+    const pkt = meta as InboundPacket;
+    const status = res.status;
+    const isInvite = c.method === 'INVITE';
+    if (c.method === 'CANCEL') return; // responses to a CANCEL are not passed up (spec §5.2)
+    if (status < 200) {
+      if (status === 100) return; // never passed up (trace 05 #38)
+      if (isInvite && hdr(res, 'rseq') !== undefined && tagOf(hdr(res, 'to'))) this.dialogFrom(c, res, pkt, false);
+      this.pass(c, pkt);
+      return;
+    }
+    if (isInvite && status < 300) {
+      const d = c.dialog;
+      if (!c.inDialog && d && d.state === 'confirmed' && tagOf(hdr(res, 'to')) !== d.remoteTag) {
+        this.releaseExtraFork(c, res, pkt);
+        return;
+      }
+      this.dialogFrom(c, res, pkt, true);
+      this.pass(c, pkt);
+      this.ctx.calls?.answered('uac', pkt.data.toString('utf8'));
+      return;
+    }
+    if (isInvite) {
+      // Non-2xx: the layer has ACKed it (§17.1.1.3), as drachtio-server does (spec §7.7).
+      if (c.dialog && !c.inDialog) { this.ctx.dialogs.remove(c.dialog); c.dialog = undefined; }
+      if (!c.inDialog) this.rememberFailed(c.dialogId);
+      this.pass(c, pkt);
+      this.ctx.calls?.ended('network', c.canceled ? 'call-canceled' : 'call-rejected', pkt.data.toString('utf8'));
+      return;
+    }
+    if (c.method === 'BYE' && c.dialog) this.ctx.dialogs.remove(c.dialog);
+    this.pass(c, pkt);
+  }
+
+  /** TransactionUser.retransmitted2xx: a 2xx to an INVITE seen again: re-send the ACK sent for it (spec §7.7). */
+  retransmitted2xx(txn: InviteClientTransaction, res: SipResponse): void {
+    const c = txn.appData as ClientCtx | undefined;
+    const ack = c?.acks?.get(tagOf(hdr(res, 'to')) ?? '');
+    if (ack) this.ctx.send(ack.target, ack.bytes);
+  }
+
+  /** Timer B/F (§17.1.1.2, §17.1.2.2) or a transport error (§17.1.4): a made-up 408 or 503. */
+  failed(txn: Transaction, status: 408 | 503): void {
+    if (txn.kind !== 'ict' && txn.kind !== 'nict') return;
+    const c = txn.appData as ClientCtx | undefined;
+    if (!c) return;
+    if (status === 408) this.ctx.count.clientTimeouts++;
+    if (c.dialog && !c.inDialog && c.dialog.state === 'early') this.ctx.dialogs.remove(c.dialog);
+    if (c.method === 'INVITE' && !c.inDialog) this.rememberFailed(c.dialogId);
+    if (!c.silent) this.madeUpFailure(c, status);
+  }
+
+  /** TransactionUser.terminated for a client transaction. */
+  terminated(c: ClientCtx | undefined): void {
+    if (!c) return;
+    if (this.byId.get(c.txnId) === c) this.byId.delete(c.txnId);
+    if (this.inviteByDialog.get(c.dialogId) === c) this.inviteByDialog.delete(c.dialogId);
+  }
+
+  /** BYE the server sends by itself, plus the unsolicited BYE frame for the app (spec §7.10). */
+  byeOnOwn(d: Dialog, reason: string, app: AppConnection | undefined): void {
+    const built = buildInDialog(this.ctx.listeners, d, 'BYE', undefined, [['reason', reason, 'Reason']], EMPTY);
+    this.ctx.dialogs.remove(d);
+    if (!built) return;
+    this.start({ app, txnId: newId(), built, d, method: 'BYE', inDialog: true, silent: true });
+    const l = built.local;
+    this.ctx.sendToApp(app, sipFramePayload({
+      source: 'application', bytes: built.bytes.length, protocol: l.protocol, address: l.address, port: l.port,
+      time: stackTime(this.ctx.clock.now()), txnId: 'unsolicited', dialogId: d.id,
+    }, built.bytes.toString('utf8')));
+  }
+
+  private madeUpFailure(c: ClientCtx, status: 408 | 503): void {
+    if (c.method === 'ACK' || c.method === 'CANCEL') return;
+    const m = new OutMessage();
+    m.add('via', c.topVia);
+    m.add('from', c.from);
+    // drachtio-server writes the made-up To without brackets (trace 04 #20, #23).
+    let toUri = c.to;
+    if (!tagOf(toUri)) {
+      const gt = toUri.indexOf('>');
+      if (toUri.startsWith('<') && gt > 0) toUri = toUri.slice(1, gt) + toUri.slice(gt + 1);
+      toUri = `${toUri};tag=${randomToken()}`;
+    }
+    m.add('to', toUri);
+    m.add('call-id', c.callId);
+    m.add('cseq', `${c.cseqNum} ${c.method}`);
+    const text = m.render(`SIP/2.0 ${status} ${REASONS[status]}`, EMPTY).toString('utf8');
+    this.ctx.sendToApp(c.app, sipFramePayload({
+      source: 'network', bytes: 0, protocol: c.txn.target.protocol, address: '', port: 0, time: stackTime(this.ctx.clock.now()),
+      txnId: c.txnId, dialogId: c.dialogId,
+    }, text));
+  }
+
+  /**
+   * A 2xx from a second fork of our INVITE (§13.2.2.4): the app has its dialog with the first,
+   * so the core ACKs this one and ends it with BYE itself; the app never hears of it.
+   */
+  private releaseExtraFork(c: ClientCtx, res: SipResponse, pkt: InboundPacket): void {
+    const fork = Dialog.asUac({
+      callId: c.callId, from: c.from, cseq: c.cseqNum, requestUri: c.requestUri,
+      to: hdr(res, 'to') ?? c.to, contact: hdr(res, 'contact'), recordRoute: hdrAll(res, 'record-route'),
+    }, this.bindingOf(c, pkt, 0, ''));
+    const ack = buildInDialog(this.ctx.listeners, fork, 'ACK', undefined, [], EMPTY, c.cseqNum);
+    if (!ack) return;
+    this.rememberAck(c, fork.remoteTag, ack.bytes, ack.target);
+    this.ctx.send(ack.target, ack.bytes);
+    const bye = buildInDialog(this.ctx.listeners, fork, 'BYE', undefined, [['reason', 'SIP;cause=200;text="Call completed elsewhere"', 'Reason']], EMPTY);
+    if (bye) this.start({ app: undefined, txnId: newId(), built: bye, d: undefined, method: 'BYE', inDialog: true, silent: true });
+    this.ctx.count.extraForksReleased++;
+  }
+
+  private bindingOf(c: ClientCtx, pkt: InboundPacket, appId: number, inviteTxnId: string) {
+    const t = c.txn.target;
+    return {
+      protocol: t.protocol, address: t.address, port: t.port, connectionId: pkt.connectionId ?? c.txn.connectionId,
+      localKey: this.ctx.listeners.key(c.local), appId, inviteTxnId,
+    };
+  }
+
+  private rememberFailed(dialogId: string): void {
+    if (!dialogId) return;
+    const now = this.ctx.clock.now();
+    this.failedInvites.set(dialogId, now);
+    // Bounded: forget entries older than 32 s whenever the map grows.
+    if (this.failedInvites.size > 1000) {
+      for (const [k, t] of this.failedInvites) if (now - t > 64 * T1) this.failedInvites.delete(k);
+    }
+  }
+
+  private pass(c: ClientCtx, pkt: InboundPacket): void {
+    this.ctx.sendToApp(c.app, sipFramePayload({
+      source: 'network', bytes: pkt.data.length, protocol: pkt.source.protocol, address: pkt.source.address,
+      port: pkt.source.port, time: stackTime(this.ctx.clock.now()), txnId: c.txnId, dialogId: c.dialogId,
+    }, pkt.data.toString('utf8')));
+  }
+
+  /** Create or update the UAC dialog from a 2xx or reliable 1xx (§12.1.2); a re-INVITE's
+   *  response refreshes the remote target only (§12.2.1.2). */
+  private dialogFrom(c: ClientCtx, res: SipResponse, pkt: InboundPacket, confirm: boolean): void {
+    if (c.inDialog) {
+      c.dialog?.refreshTarget(hdr(res, 'contact'));
+      return;
+    }
+    const r = { to: hdr(res, 'to') ?? c.to, contact: hdr(res, 'contact'), recordRoute: hdrAll(res, 'record-route'), requestUri: c.requestUri };
+    let d = c.dialog;
+    if (!d) {
+      d = Dialog.asUac({ callId: c.callId, from: c.from, cseq: c.cseqNum, ...r }, this.bindingOf(c, pkt, c.app?.id ?? 0, c.txnId));
+      c.dialog = d;
+      if (c.app) this.ctx.rememberApp(c.app);
+      this.ctx.dialogs.add(d);
+    } else {
+      d.updateFromResponse(r, false);
+    }
+    if (confirm) d.confirm();
+  }
+}

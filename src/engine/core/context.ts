@@ -1,0 +1,66 @@
+// What the UA core's modules share: the transport and clock, our listeners, the RFC 3261 §17
+// transaction layer, the dialogs, the apps that own requests and dialogs, the call observer,
+// and the running totals. Each module receives this at construction; none keeps a copy of
+// another module's state.
+import type { Clock, SendResult, SendTarget } from '../transport/types.js';
+import type { TransactionLayer } from '../transaction/index.js';
+import type { DialogStore } from '../dialog/dialog.js';
+import type { AppConnection } from '../wire/server.js';
+import type { CallObserver } from './cdr.js';
+import type { Listeners } from './listeners.js';
+
+export interface CoreTransport {
+  send(target: SendTarget, bytes: Buffer): Promise<SendResult>;
+  /** Whether a TCP/TLS connection still exists (responses on a closed one get NOK). */
+  hasConnection?(connectionId: string): boolean;
+}
+
+/** The core's own totals (the layer keeps its own; UaCore.counters adds them up). */
+export interface OwnCounters {
+  requestsIn: number;
+  responsesIn: number;
+  parseErrors: number;
+  badRequests: number;
+  retransmissionsAbsorbed: number;
+  invalidResponses: number;
+  unroutedRequests: number;
+  framesToApps: number;
+  sendFailures: number;
+  clientTimeouts: number;
+  extraForksReleased: number;
+}
+
+export class CoreContext {
+  readonly count: OwnCounters = {
+    requestsIn: 0, responsesIn: 0, parseErrors: 0, badRequests: 0, retransmissionsAbsorbed: 0, invalidResponses: 0,
+    unroutedRequests: 0, framesToApps: 0, sendFailures: 0, clientTimeouts: 0, extraForksReleased: 0,
+  };
+  private readonly apps = new Map<number, AppConnection>();
+
+  constructor(
+    readonly transport: CoreTransport,
+    readonly clock: Clock,
+    readonly listeners: Listeners,
+    readonly layer: TransactionLayer,
+    readonly dialogs: DialogStore,
+    /** Undefined when no call events are wanted (CDRs off). */
+    readonly calls: CallObserver | undefined,
+  ) {}
+
+  /** Hand a frame to an app (nothing when it is gone). */
+  sendToApp(app: AppConnection | undefined, payload: string): void {
+    if (!app || app.closed) return;
+    this.count.framesToApps++;
+    app.send(payload);
+  }
+
+  /** Send bytes outside any transaction (2xx/1xx retransmissions, ACK for 2xx), counting failures. */
+  send(target: SendTarget, bytes: Buffer): void {
+    void this.transport.send(target, bytes).then((r) => { if (!r.ok) this.count.sendFailures++; });
+  }
+
+  /** An app that sent or was given a request: its dialogs find it by id. */
+  rememberApp(app: AppConnection): void { this.apps.set(app.id, app); }
+  app(id: number): AppConnection | undefined { return this.apps.get(id); }
+  forgetApp(id: number): void { this.apps.delete(id); }
+}

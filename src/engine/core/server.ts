@@ -1,0 +1,283 @@
+// The UAS side of the core: what happens to a request from the network before and after the
+// app sees it.
+//   RFC 3261 §8.2      new requests: checked (400 when a response can be routed), routed to an
+//                      app (wire spec §7.1: 503 when none), passed up with the stamped top Via
+//   RFC 3261 §12.2.2   requests within a dialog: 481 without one, §12.2.2's 500 for a CSeq
+//                      lower than the remote one (the app never sees it), target refresh
+//   RFC 3261 §9.2      CANCEL: 200 to it and 487 to the INVITE; 481 when nothing to cancel
+//   wire spec §7.1, §7.8, §7.10  drachtio's own answers (100, 481, 491, 503), BYE frames
+// The responses an app sends are rendered by AppCommands (form (a)); the INVITE's timers after
+// a 2xx or reliable 1xx are InviteServer's.
+import type { HeaderField, SipRequest } from '../message/types.js';
+import type { Endpoint, InboundPacket, SendTarget } from '../transport/types.js';
+import type { InboundMeta, ServerTransaction } from '../transaction/index.js';
+import type { Dialog } from '../dialog/dialog.js';
+import type { AppConnection, WireServer } from '../wire/server.js';
+import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
+import type { CoreContext } from './context.js';
+import { EMPTY, REASONS } from './build.js';
+import { cseqParts, hasOptionTag, hdr, hdrAll, leaderSafe, parseViaValue, randomToken, splitCommas, tagOf } from './fields.js';
+import { identityHeaderValue, rewriteInbound } from './inbound.js';
+import type { InviteServer } from './invite-server.js';
+import { OutMessage } from './outgoing.js';
+
+/** Methods an app can route outside a dialog (spec §7.1). */
+const ROUTED = new Set(['INVITE', 'REGISTER', 'MESSAGE', 'OPTIONS', 'INFO', 'NOTIFY', 'SUBSCRIBE', 'PUBLISH']);
+/** Requests that refresh the remote target (§12.2, RFC 3311, RFC 6665, RFC 3515). */
+const TARGET_REFRESH = new Set(['INVITE', 'UPDATE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
+
+/** drachtio bookkeeping for a server transaction of the layer (its `appData`). What changes
+ *  after creation is not readonly: the app, our To tag, the dialog, the CANCEL mark. */
+export interface ServerCtx {
+  readonly txn: ServerTransaction;
+  /** Wire protocol transaction id; empty for a CANCEL (never addressed by the app). */
+  readonly txnId: string;
+  readonly method: string;
+  app: AppConnection | undefined;
+  /** The request's Vias with the top one stamped (received/rport): responses echo these. */
+  readonly vias: string[];
+  readonly from: string;
+  readonly to: string;
+  readonly callId: string;
+  readonly cseq: string;
+  readonly cseqNum: number;
+  readonly recordRoute: string[];
+  readonly contact: string | undefined;
+  readonly supports100rel: boolean;
+  readonly source: Endpoint;
+  readonly connectionId: string | undefined;
+  readonly local: Endpoint;
+  readonly bytes: number;
+  toTag: string | undefined;
+  dialogId: string;
+  dialog: Dialog | undefined;
+  canceled: boolean;
+  /** The text passed to the app (for call events). */
+  inviteText?: string;
+}
+
+/** The header values every request the core accepts must carry, checked once per new request. */
+interface RequestHead {
+  vias: string[]; from: string; to: string; callId: string; cseq: string; cseqNum: number;
+  fromTag: string | undefined; toTag: string | undefined; viaHost: string;
+}
+
+function requestHead(req: SipRequest): RequestHead | undefined {
+  const vias = hdrAll(req, 'via');
+  const from = hdr(req, 'from');
+  const to = hdr(req, 'to');
+  const callId = hdr(req, 'call-id');
+  const cseqV = hdr(req, 'cseq');
+  const cseq = cseqParts(cseqV);
+  const top = vias[0] ? parseViaValue(vias[0]) : undefined;
+  if (!top || !from || !to || !callId || !cseq || cseq.method !== req.method || !leaderSafe(callId) || !leaderSafe(req.uri)) return undefined;
+  const fromTag = tagOf(from);
+  const toTag = tagOf(to);
+  if ((fromTag !== undefined && !leaderSafe(fromTag)) || (toTag !== undefined && !leaderSafe(toTag))) return undefined;
+  return { vias, from, to, callId, cseq: cseqV!, cseqNum: cseq.num, fromTag, toTag, viaHost: top.host };
+}
+
+export function replyTarget(pkt: InboundMeta): SendTarget {
+  return { protocol: pkt.source.protocol, address: pkt.source.address, port: pkt.source.port, connectionId: pkt.connectionId, local: pkt.local };
+}
+
+export class ServerSide {
+  private readonly ctx: CoreContext;
+  private readonly wire: WireServer;
+  private readonly invites: InviteServer;
+  /** BYE the core sends on its own in a dialog (CANCEL after our 2xx). */
+  private readonly byeOnOwn: (d: Dialog, reason: string) => void;
+  /** Server transactions an app may still answer, by wire transaction id. */
+  private readonly byId = new Map<string, ServerCtx>();
+
+  constructor(ctx: CoreContext, wire: WireServer, invites: InviteServer, byeOnOwn: (d: Dialog, reason: string) => void) {
+    this.ctx = ctx;
+    this.wire = wire;
+    this.invites = invites;
+    this.byeOnOwn = byeOnOwn;
+  }
+
+  /** The server transaction an app answers with this wire transaction id. */
+  find(txnId: string): ServerCtx | undefined { return this.byId.get(txnId); }
+
+  /** The request got its final response: the app can no longer address it. */
+  finished(stx: ServerCtx): void { this.byId.delete(stx.txnId); }
+
+  /** A response built only from recovered headers (no transaction), e.g. 400 to garbage. */
+  replyStateless(pkt: InboundPacket, headers: HeaderField[], status: number, reason: string): void {
+    const vias: string[] = [];
+    let from: string | undefined, to: string | undefined, callId: string | undefined, cseq: string | undefined;
+    for (const h of headers) {
+      if (h.name === 'via') vias.push(...splitCommas(h.value));
+      else if (h.name === 'from') from ??= h.value;
+      else if (h.name === 'to') to ??= h.value;
+      else if (h.name === 'call-id') callId ??= h.value;
+      else if (h.name === 'cseq') cseq ??= h.value;
+    }
+    if (vias.length === 0) return;
+    this.ctx.count.badRequests++;
+    const m = new OutMessage();
+    for (const v of vias) m.add('via', v);
+    if (from) m.add('from', from);
+    if (to) m.add('to', tagOf(to) ? to : `${to};tag=${randomToken()}`);
+    if (callId) m.add('call-id', callId);
+    if (cseq) m.add('cseq', cseq);
+    const safeReason = reason.replace(/[\r\n]/g, ' ').slice(0, 120);
+    void this.ctx.transport.send(replyTarget(pkt), m.render(`SIP/2.0 ${status} ${safeReason}`, EMPTY));
+  }
+
+  /** TransactionUser.request: a new request made a server transaction (§17.2). */
+  request(txn: ServerTransaction, req: SipRequest, meta: InboundMeta): void {
+    const pkt = meta as InboundPacket;
+    txn.target = replyTarget(pkt);
+    const head = requestHead(req);
+    const rw = head && rewriteInbound(pkt.data.toString('utf8'), pkt.source.address, pkt.source.port, head.viaHost,
+      pkt.tls ? identityHeaderValue(pkt.tls) : undefined);
+    if (!head || !rw) {
+      this.replyStateless(pkt, req.headers, 400, 'Bad Request');
+      txn.terminate();
+      return;
+    }
+    const method = req.method;
+    const stx: ServerCtx = {
+      txn, txnId: method === 'CANCEL' ? '' : newId(), method, app: undefined, vias: [rw.topVia, ...head.vias.slice(1)],
+      from: head.from, to: head.to, callId: head.callId, cseq: head.cseq, cseqNum: head.cseqNum,
+      recordRoute: hdrAll(req, 'record-route'), contact: hdr(req, 'contact'),
+      supports100rel: hasOptionTag([...hdrAll(req, 'supported'), ...hdrAll(req, 'require')], '100rel'),
+      source: pkt.source, connectionId: pkt.connectionId, local: pkt.local, bytes: pkt.data.length,
+      toTag: head.toTag, dialogId: '', dialog: undefined, canceled: false,
+    };
+    txn.appData = stx;
+    if (method === 'CANCEL') this.cancel(stx, req, pkt, rw.text);
+    else if (head.toTag !== undefined) this.inDialog(stx, req, pkt, rw.text, head.toTag);
+    else this.outOfDialog(stx, pkt, rw.text, head.fromTag);
+  }
+
+  /** §12.2.2: a request with a To tag. */
+  private inDialog(stx: ServerCtx, req: SipRequest, pkt: InboundPacket, text: string, toTag: string): void {
+    const method = stx.method;
+    if (method === 'INVITE') this.respond(stx, 100);
+    const d = this.ctx.dialogs.findByLocal(stx.callId, toTag);
+    const app = d ? this.ctx.app(d.binding.appId) : undefined;
+    if (!d || !app || app.closed) {
+      if (d && method === 'BYE') this.ctx.dialogs.remove(d);
+      this.respond(stx, 481);
+      return;
+    }
+    // Out of order (lower CSeq than the last request of the peer): 500, the app never sees it.
+    if (d.receiveCSeq(stx.cseqNum) === 'out-of-order') {
+      this.respond(stx, 500);
+      return;
+    }
+    stx.app = app;
+    stx.dialog = d;
+    stx.dialogId = d.id;
+    if (TARGET_REFRESH.has(method)) d.refreshTarget(stx.contact);
+    if (method === 'PRACK') this.invites.prack(d, req);
+    this.byId.set(stx.txnId, stx);
+    const frameDialogId = d.id;
+    if (method === 'BYE') {
+      // The dialog is gone once the BYE arrives (trace 03 #13: its response echo has no dialog id).
+      this.ctx.dialogs.remove(d);
+      stx.dialogId = '';
+      stx.dialog = undefined;
+      this.ctx.calls?.ended('network', 'normal-release', text);
+    }
+    this.ctx.sendToApp(app, sipFramePayload({
+      source: 'network', bytes: stx.bytes, protocol: pkt.source.protocol, address: pkt.source.address,
+      port: pkt.source.port, time: stackTime(this.ctx.clock.now()), txnId: stx.txnId, dialogId: frameDialogId,
+    }, text));
+  }
+
+  /** §8.2: a request without a To tag, routed to an app by method (spec §7.1). */
+  private outOfDialog(stx: ServerCtx, pkt: InboundPacket, text: string, fromTag: string | undefined): void {
+    const method = stx.method;
+    if (!ROUTED.has(method)) {
+      if (method === 'BYE' || method === 'UPDATE') this.respond(stx, 481);
+      // REFER, PRACK, … outside a dialog: no response at all (trace 02 #20).
+      else stx.txn.terminate();
+      return;
+    }
+    if (method === 'INVITE') {
+      this.respond(stx, 100);
+      // A late copy of an INVITE whose dialog already exists (spec §7.1).
+      const d = fromTag ? this.ctx.dialogs.get(`${stx.callId};from-tag=${fromTag}`) : undefined;
+      if (d && d.role === 'uas' && d.state === 'confirmed') { this.respond(stx, 491); return; }
+      this.ctx.calls?.attempt(text);
+    }
+    const app = this.wire.pickApp(method);
+    if (!app) {
+      this.ctx.count.unroutedRequests++;
+      const resp = this.respond(stx, 503);
+      if (method === 'INVITE' && resp) this.ctx.calls?.ended('application', 'call-rejected', resp.toString('utf8'));
+      return;
+    }
+    stx.app = app;
+    this.ctx.rememberApp(app);
+    if (this.ctx.calls && method === 'INVITE') stx.inviteText = text;
+    // An app that never answers: the layer forgets the request after 64 s (spec §7.10).
+    this.byId.set(stx.txnId, stx);
+    this.ctx.sendToApp(app, sipFramePayload({
+      source: 'network', bytes: stx.bytes, protocol: pkt.source.protocol, address: pkt.source.address,
+      port: pkt.source.port, time: stackTime(this.ctx.clock.now()), txnId: stx.txnId, dialogId: '',
+      receivedOn: { address: pkt.local.address, port: pkt.local.port },
+    }, text));
+  }
+
+  /** Send a response the server makes up itself (100, 481, 487, 500, 503 …). Returns the bytes. */
+  respond(stx: ServerCtx, status: number, toTag?: string): Buffer | undefined {
+    const m = new OutMessage();
+    for (const v of stx.vias) m.add('via', v);
+    m.add('from', stx.from);
+    let to = stx.to;
+    if (status > 100 && !tagOf(to)) to = `${to};tag=${toTag ?? stx.toTag ?? randomToken()}`;
+    m.add('to', to);
+    m.add('call-id', stx.callId);
+    m.add('cseq', stx.cseq);
+    const bytes = m.render(`SIP/2.0 ${status} ${REASONS[status] ?? 'Unknown'}`, EMPTY);
+    if (status >= 200) this.byId.delete(stx.txnId);
+    if (status === 100 && stx.txn.kind === 'ist') return stx.txn.sendOwnTrying(bytes) ? bytes : undefined;
+    return stx.txn.respondRaw(status, bytes) ? bytes : undefined;
+  }
+
+  /** §9.2 with drachtio's matrix (spec §7.8). */
+  private cancel(cancel: ServerCtx, req: SipRequest, pkt: InboundPacket, text: string): void {
+    const ist = this.ctx.layer.findInviteServerTransaction(req);
+    const inv = ist?.appData as ServerCtx | undefined;
+    if (!ist || !inv || ist.state !== 'Proceeding' || inv.canceled) {
+      // Nothing to cancel (spec §7.8).
+      this.respond(cancel, 481);
+      const d = ist?.state === 'Accepted' ? inv?.dialog : undefined;
+      // CANCEL after our 2xx but before its ACK: the caller gave up, so end the call (spec §7.8).
+      if (d && this.invites.awaitingAck(d.id)) this.byeOnOwn(d, 'SIP ;cause=200 ;text="CANCEL after 200 OK"');
+      return;
+    }
+    inv.canceled = true;
+    const provisional = inv.toTag !== undefined;
+    this.respond(cancel, 200, inv.toTag);
+    this.respond(inv, 487, inv.toTag);
+    const dialogId = inv.dialogId;
+    if (inv.dialog) { this.ctx.dialogs.remove(inv.dialog); inv.dialog = undefined; }
+    this.invites.stopReliable(dialogId);
+    if (inv.inviteText !== undefined) this.ctx.calls?.ended('network', 'call-canceled', inv.inviteText);
+    this.ctx.sendToApp(inv.app, sipFramePayload({
+      source: 'network', bytes: provisional ? inv.bytes : pkt.data.length, protocol: pkt.source.protocol,
+      address: pkt.source.address, port: pkt.source.port, time: stackTime(this.ctx.clock.now()), txnId: inv.txnId,
+      dialogId: provisional ? dialogId : '',
+    }, text));
+  }
+
+  /** The app is gone: requests still waiting for it get 503, the dialogs of its INVITEs end (spec §7.1). */
+  appGone(app: AppConnection): void {
+    for (const stx of [...this.byId.values()]) {
+      if (stx.app !== app) continue;
+      if (stx.method === 'INVITE' && stx.dialog) this.ctx.dialogs.remove(stx.dialog);
+      this.respond(stx, 503);
+    }
+  }
+
+  /** TransactionUser.terminated for a server transaction. */
+  terminated(stx: ServerCtx | undefined): void {
+    if (stx && this.byId.get(stx.txnId) === stx) this.byId.delete(stx.txnId);
+  }
+}

@@ -1,0 +1,122 @@
+// Call records: one JSON object per call, built from the B2BUA's trace (events.ts) and handed
+// to the sinks when the call ends, however it ends. The field names are the record's public
+// format (docs/operations.md "Call records"); add fields, never rename them.
+import type { CallAnswer, CallEnd, CallRecorder, CallStart, CallTrace, EndedBy, IdentityVerdict } from './events.js';
+
+export interface CallRecord {
+  /** Format version. */
+  v: 1;
+  /** The node that handled the call (a pool's records share one stream). */
+  node?: string;
+  /** peergate's own call id (the `call` field of its log lines). */
+  id: string;
+  /** The caller's Call-ID as received. */
+  call_id: string;
+  /** The called leg's Call-ID (null when no B-leg was sent). */
+  b_call_id: string | null;
+  peer: string;
+  direction: 'inbound' | 'outbound';
+  calling: string;
+  called: string;
+  /** address:port the INVITE came from ([v6]:port). */
+  source: string;
+  transport: string;
+  tls_identity: { subject: string; fingerprint256: string; san: string[] } | null;
+  target: string | null;
+  setup_time: string;
+  answer_time: string | null;
+  end_time: string;
+  /** Answer to end, seconds (0 for a call never answered). */
+  duration_s: number;
+  /** INVITE to answer, or to the final failure response, seconds. */
+  setup_s: number;
+  /** Final status the caller got (200 when answered). */
+  status: number;
+  result: string;
+  ended_by: EndedBy;
+  end_reason: string;
+  identity: IdentityVerdict | null;
+  media: { anchored: boolean; srtp_a: boolean; srtp_b: boolean };
+}
+
+const DEFAULT_END: Record<string, { by: EndedBy; reason: string; status: number }> = {
+  caller_bye: { by: 'caller', reason: 'bye', status: 200 },
+  callee_bye: { by: 'callee', reason: 'bye', status: 200 },
+  canceled: { by: 'caller', reason: 'cancel', status: 487 },
+  refused: { by: 'peergate', reason: 'refused', status: 403 },
+  no_route: { by: 'peergate', reason: 'no_route', status: 404 },
+  failed: { by: 'callee', reason: 'failed', status: 480 },
+  error: { by: 'peergate', reason: 'internal_error', status: 500 },
+};
+
+// m= lines with a secure profile (RFC 3711 SAVP, RFC 5124 SAVPF, RFC 5764 DTLS-SRTP).
+const SRTP_PROFILE = /^m=\S+ \d+(?:\/\d+)? (?:RTP\/SAVPF?|UDP\/TLS\/RTP\/SAVPF?)(?:\s|$)/m;
+
+/** Whether an SDP carries SRTP media (secure transport profile on an m= line). */
+export function sdpIsSrtp(sdp: string | undefined): boolean {
+  return sdp !== undefined && SRTP_PROFILE.test(sdp);
+}
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Turns traces into records and gives each finished record to `emit` (exactly once per call). */
+export class CallRecords implements CallRecorder {
+  constructor(private readonly emit: (r: CallRecord) => void, private readonly opts: { node?: string; now?: () => number } = {}) {}
+
+  begin(start: CallStart): CallTrace {
+    const now = this.opts.now ?? Date.now;
+    const setupAt = now();
+    let answeredAt: number | undefined;
+    let identity: IdentityVerdict | null = null;
+    let bCallId: string | null = null;
+    let target: string | null = null;
+    let answer: CallAnswer | undefined;
+    let done = false;
+    return {
+      identity: (v) => { identity = { ...v }; },
+      bLeg: (callId, t) => { bCallId = callId; target = t; },
+      answered: (a) => {
+        if (done || answeredAt !== undefined) return;
+        answeredAt = now();
+        answer = a;
+        if (a.bCallId) bCallId = a.bCallId;
+        target = a.target;
+      },
+      ended: (e: CallEnd) => {
+        if (done) return;
+        done = true;
+        const endAt = now();
+        const d = DEFAULT_END[e.result] ?? { by: 'peergate' as const, reason: e.result, status: answeredAt !== undefined ? 200 : 500 };
+        const record: CallRecord = {
+          v: 1,
+          ...(this.opts.node !== undefined ? { node: this.opts.node } : {}),
+          id: start.id,
+          call_id: start.callId,
+          b_call_id: bCallId,
+          peer: e.peer ?? start.peer,
+          direction: start.direction,
+          calling: start.calling,
+          called: start.called,
+          source: hostPort(start.source.address, start.source.port),
+          transport: start.transport,
+          tls_identity: start.tls ? { subject: start.tls.subject, fingerprint256: start.tls.fingerprint256, san: [...start.tls.subjectAltNames] } : null,
+          target,
+          setup_time: new Date(setupAt).toISOString(),
+          answer_time: answeredAt !== undefined ? new Date(answeredAt).toISOString() : null,
+          end_time: new Date(endAt).toISOString(),
+          duration_s: answeredAt !== undefined ? (endAt - answeredAt) / 1000 : 0,
+          setup_s: ((answeredAt ?? endAt) - setupAt) / 1000,
+          status: e.status ?? (answeredAt !== undefined ? 200 : d.status),
+          result: e.result,
+          ended_by: e.endedBy ?? d.by,
+          end_reason: e.reason ?? d.reason,
+          identity,
+          media: { anchored: answer?.anchored ?? false, srtp_a: sdpIsSrtp(answer?.sdpA), srtp_b: sdpIsSrtp(answer?.sdpB) },
+        };
+        this.emit(record);
+      },
+    };
+  }
+}

@@ -1,0 +1,76 @@
+// A call ended by peergate itself (drain, maximum duration …) through B2bua.endCall: both
+// legs get BYE and the call record says who and why. peergate runs in-process (App.start)
+// so the test can call endCall; the callers and callees are real SIPp processes.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFileSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { pino } from 'pino';
+import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor, writeFile } from '../helpers/procs.js';
+import { PolicyHolder } from '../../src/policy/reload.js';
+import { App } from '../../src/app/app.js';
+
+const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
+const PEER_IP = '127.0.0.2';
+const CORE_IP = '127.0.0.3';
+let sbe: App;
+let holder: PolicyHolder;
+let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number };
+let cdrFile: string;
+let coreDir: string;
+
+beforeAll(async () => {
+  const [peerSip, coreSip, ops, coreUas] = await freePorts(4);
+  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
+  const dir = scratchDir('cdr-drain-');
+  cdrFile = join(dir, 'cdr.jsonl');
+  coreDir = scratchDir('core-uas-');
+  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreDir);
+  const path = writeFile(dir, 'policy.yaml', stringify({
+    listen: [
+      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
+      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
+    ],
+    core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
+    media: { anchoring: false },
+    ops: { port: ports.ops },
+    log: { level: 'silent' },
+    cdr: { file: cdrFile },
+    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] } }],
+    routes: [{ from: 'peers', to: 'core' }],
+  }));
+  holder = PolicyHolder.load(path, { checkFiles: true });
+  sbe = await App.start({ holder, log: pino({ level: 'silent' }), nodeId: 'drain-test' });
+}, 60_000);
+
+afterAll(async () => { await sbe?.stopNow('test'); await stopAll(); });
+
+describe('calls ended by peergate', () => {
+  it('endCall sends BYE to both legs and records ended_by peergate with the given reason', async () => {
+    const dir = scratchDir('uac-drain-');
+    const run = runSipp(['-sf', join(SCEN, 'uac-recv-bye.xml'), `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1',
+      '-s', '+15551230000', '-m', '1', '-trace_msg'], { dir, timeoutS: 30 });
+    const id = (await waitFor(() => sbe.calls()[0]?.id, 10_000, 50, 'call established'))!;
+    expect(sbe.endCall('no-such-call', 'drain')).toBe(false);
+    expect(sbe.endCall(id, 'drain')).toBe(true);
+    const r = await run;
+    // The caller's scenario only succeeds when it receives a BYE.
+    expect(r.successful).toBe(1);
+    const log = readdirSync(dir).filter((f) => f.endsWith('_messages.log')).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+    const callId = /^Call-ID:\s*(.*)$/im.exec(log)![1]!.trim();
+    const rec = (await waitFor(() => existsSync(cdrFile)
+      && readFileSync(cdrFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>).find((x) => x.call_id === callId), 10_000, 50, 'CDR')) as Record<string, any>;
+    expect(rec).toMatchObject({ id, result: 'drain', ended_by: 'peergate', end_reason: 'drain', status: 200 });
+    expect(rec.answer_time).not.toBeNull();
+    // The called side got its BYE too, on its own Call-ID.
+    await waitFor(() => {
+      const core = readdirSync(coreDir).filter((f) => f.endsWith('_messages.log')).map((f) => readFileSync(join(coreDir, f), 'utf8')).join('\n');
+      return core.split(/\n(?=-{10,}|\S+ message (?:received|sent))/).some((m) => /^BYE sip:/m.test(m) && m.includes(`Call-ID: ${rec.b_call_id as string}`));
+    }, 5000, 50, 'BYE at the core');
+    expect(sbe.calls()).toHaveLength(0);
+    // A second end of the same call does nothing (and writes no second record).
+    expect(sbe.endCall(id, 'drain')).toBe(false);
+    await new Promise((res) => setTimeout(res, 200));
+    expect(readFileSync(cdrFile, 'utf8').split('\n').filter((l) => l.includes(callId))).toHaveLength(1);
+  });
+});
