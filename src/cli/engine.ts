@@ -1,5 +1,6 @@
 // `peergate engine`: the embedded SIP engine alone, a stand-in for drachtio-server that
-// accepts its main options. Runs until SIGINT/SIGTERM, then closes cleanly.
+// accepts its main options. SIGHUP re-reads the TLS files (established connections keep
+// their session); runs until SIGINT/SIGTERM, then closes cleanly.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { startEngine, type EngineOptions } from '../engine/engine.js';
@@ -21,7 +22,9 @@ Runs the SIP engine alone; drachtio-srf apps connect to it as to drachtio-server
   --crl-file <path>       CRL checked for client certificates (repeatable)
   --require-client-cert   refuse TLS clients without a certificate from a trusted CA
   --loglevel <level>      error | warn | info | debug (default info)
-  --help                  this text`;
+  --help                  this text
+
+Signals: SIGHUP re-reads the TLS files for new handshakes; SIGINT/SIGTERM stop.`;
 
 const LEVELS = ['error', 'warn', 'info', 'debug'];
 
@@ -59,6 +62,14 @@ export async function run(argv: string[]): Promise<number> {
   const read = (what: string, p: string): string => {
     try { return readFileSync(p, 'utf8'); } catch (e) { throw new Error(`cannot read ${what} "${p}": ${(e as Error).message}`); }
   };
+  const tlsFromFiles = (): EngineOptions['tls'] => ({
+    key: read('--key-file', values['key-file']!),
+    cert: read('--cert-file', values['cert-file']!),
+    chain: values['chain-file'] ? read('--chain-file', values['chain-file']) : undefined,
+    clientCAs: values['client-ca-file']?.map((f) => read('--client-ca-file', f)),
+    crls: values['crl-file']?.map((f) => read('--crl-file', f)),
+    requireClientCert: values['require-client-cert'] ?? false,
+  });
   const opts: EngineOptions = {
     contacts: values.contact ?? ['sip:127.0.0.1:5060;transport=udp,tcp'],
     wire: { address: values.address ?? '127.0.0.1', port, secret: values.secret ?? 'cymru' },
@@ -67,14 +78,7 @@ export async function run(argv: string[]): Promise<number> {
     const wantsTls = opts.contacts.some((c) => /^sips:|transport=[^;]*tls/i.test(c));
     if (values['key-file'] || values['cert-file'] || wantsTls) {
       if (!values['key-file'] || !values['cert-file']) throw new Error('TLS needs both --key-file and --cert-file');
-      opts.tls = {
-        key: read('--key-file', values['key-file']),
-        cert: read('--cert-file', values['cert-file']),
-        chain: values['chain-file'] ? read('--chain-file', values['chain-file']) : undefined,
-        clientCAs: values['client-ca-file']?.map((f) => read('--client-ca-file', f)),
-        crls: values['crl-file']?.map((f) => read('--crl-file', f)),
-        requireClientCert: values['require-client-cert'] ?? false,
-      };
+      opts.tls = tlsFromFiles()!;
       if (opts.tls.requireClientCert && !opts.tls.clientCAs?.length) throw new Error('--require-client-cert needs --client-ca-file');
     }
   } catch (e) {
@@ -98,11 +102,23 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   log('info', `engine listening: sip ${engine.hostports}; wire ${engine.wireAddress}:${engine.wirePort}`);
+  const running = engine;
+  const onHup = () => {
+    if (!opts.tls) { log('info', 'SIGHUP: no TLS material to reload'); return; }
+    try {
+      running.transports.reloadTls(tlsFromFiles()!);
+      log('info', 'SIGHUP: TLS material reloaded');
+    } catch (e) {
+      log('error', `SIGHUP: keeping the running TLS material: ${(e as Error).message}`);
+    }
+  };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => { log('info', `${sig}: shutting down`); resolve(); };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  process.off('SIGHUP', onHup);
   await engine.close();
   log('info', 'engine stopped');
   return 0;

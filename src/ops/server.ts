@@ -35,15 +35,35 @@ export interface AdminProviders {
     /** false when there was no such ban. */
     remove(address: string): boolean | Promise<boolean>;
   };
-  /** Reload the policy now; returns the errors when the file is invalid. */
-  reload?: () => { ok: boolean; errors?: string[] } | Promise<{ ok: boolean; errors?: string[] }>;
+  /**
+   * Reload the policy now. `ok: false` (422) when the file or its material was refused, with
+   * the errors (`file:line:column: key: message`); `restart_needed` lists keys that changed but
+   * only take effect after a restart.
+   */
+  reload?: () => ReloadAnswer | Promise<ReloadAnswer>;
+  /** Start a graceful drain (as SIGTERM does); answers what the drain looks like now. */
+  drain?: () => DrainAnswer | Promise<DrainAnswer>;
+}
+
+export interface ReloadAnswer {
+  ok: boolean;
+  errors?: string[];
+  restart_needed?: string[];
+  [more: string]: unknown;
+}
+
+export interface DrainAnswer {
+  draining: boolean;
+  calls: number;
+  /** Unix ms at which remaining calls get BYE. */
+  deadline?: number;
 }
 
 export interface OpsServerOptions {
   address?: string;
   port: number;
-  /** Without a token every /admin/* request is 401. */
-  adminToken?: string;
+  /** Without a token every /admin/* request is 401. A function is asked per request (the token follows policy reloads). */
+  adminToken?: string | (() => string | undefined);
   ready: () => Promise<Readiness>;
   /** A readiness check that takes longer than this counts as failing (default 2000 ms). */
   readyTimeoutMs?: number;
@@ -84,7 +104,15 @@ function tokenMatches(given: string, expected: Buffer): boolean {
 
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 64 * 1024 });
-  const expected = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : undefined;
+  const digestOf = (t: string | undefined) => (t ? createHash('sha256').update(t).digest() : undefined);
+  const tokenSource = opts.adminToken;
+  let lastToken: string | undefined;
+  let lastDigest: Buffer | undefined;
+  const expectedDigest = (): Buffer | undefined => {
+    const t = typeof tokenSource === 'function' ? tokenSource() : tokenSource;
+    if (t !== lastToken) { lastToken = t; lastDigest = digestOf(t); }
+    return lastDigest;
+  };
   const admin = opts.admin ?? {};
 
   // Bad JSON and the like are the client's fault: 400 with fastify's message, never a 500 stack.
@@ -122,6 +150,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     scope.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
       const auth = req.headers.authorization;
       const given = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+      const expected = expectedDigest();
       if (!expected || given === undefined || !tokenMatches(given, expected)) {
         return reply.code(401).header('www-authenticate', 'Bearer realm="peergate-admin"').send({ error: 'unauthorized' });
       }
@@ -160,6 +189,10 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
       if (!admin.reload) return unavailable(reply);
       const r = await admin.reload();
       return reply.code(r.ok ? 200 : 422).send(r);
+    });
+    scope.post('/drain', async (_req, reply) => {
+      if (!admin.drain) return unavailable(reply);
+      return reply.code(202).send(await admin.drain());
     });
   }, { prefix: '/admin' });
 

@@ -18,6 +18,12 @@ export class PolicyLoadError extends Error {
   }
 }
 
+/**
+ * Checks a valid policy against the running process before it is swapped in (TLS material
+ * readable and consistent, …); errors refuse it like a schema error would.
+ */
+export type PolicyGate = (next: Policy, previous: Policy) => PolicyError[];
+
 export interface PolicyHolderOptions extends LoadOptions {
   /** Quiet period after the last file event before reloading (editors write in bursts). */
   debounceMs?: number;
@@ -36,8 +42,11 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
   private policy: Policy;
   private readonly opts: PolicyHolderOptions;
   private readonly log: Logger;
-  private watcher: FSWatcher | undefined;
+  private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private gate: PolicyGate | undefined;
+  /** Files the policy names (certificates, CRLs) whose change also triggers a reload. */
+  private materialFiles: string[] = [];
   private errors: PolicyError[] = [];
   /** Digest of the file as last read, so touch/chmod/duplicate events do not reload. */
   private digest: string | undefined;
@@ -70,10 +79,17 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
     return this.errors;
   }
 
+  /** Install the check a new policy must pass before it replaces the running one. */
+  setGate(gate: PolicyGate): void {
+    this.gate = gate;
+  }
+
   /** Re-read the file; returns whether the new policy is now in force. */
   reload(): boolean {
     this.digest = this.fileDigest();
-    const r = loadPolicy(this.path, this.opts);
+    const loaded = loadPolicy(this.path, this.opts);
+    const gateErrors = loaded.ok && this.gate ? this.gate(loaded.policy, this.policy) : [];
+    const r = loaded.ok && gateErrors.length > 0 ? { ok: false as const, errors: gateErrors } : loaded;
     if (!r.ok) {
       this.errors = r.errors;
       policyReloadsTotal.inc({ result: 'error' });
@@ -96,35 +112,72 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
    * because editors and config tools replace files by rename (a new inode).
    */
   watch(): this {
-    if (this.watcher) return this;
+    if (this.watchers.length > 0) return this;
     process.on('SIGHUP', this.onSighup);
-    const name = basename(this.path);
-    this.watcher = watch(dirname(this.path), { persistent: false }, (_event, filename) => {
-      if (filename !== null && filename.toString() !== name) return;
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        if (this.fileDigest() !== this.digest) this.reload();
-      }, this.opts.debounceMs ?? 250);
-      this.timer.unref();
-    });
-    this.watcher.on('error', (err) => this.log.warn({ err }, 'policy file watch failed; SIGHUP still reloads'));
+    this.rewatch();
     return this;
   }
 
+  /**
+   * Also reload when one of `files` changes (the TLS certificate, key, client CAs and CRLs the
+   * policy names), e.g. when certbot or a CRL fetcher replaces them.
+   */
+  watchMaterial(files: string[]): void {
+    const next = [...new Set(files.map((f) => resolve(f)))].sort();
+    if (next.join('\n') === this.materialFiles.join('\n')) return;
+    this.materialFiles = next;
+    this.digest = this.fileDigest();
+    if (this.watchers.length > 0) this.rewatch();
+  }
+
+  /** One watcher per directory: editors and config tools replace files by rename (a new inode). */
+  private rewatch(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    const byDir = new Map<string, Set<string>>();
+    for (const f of [this.path, ...this.materialFiles]) {
+      const names = byDir.get(dirname(f)) ?? new Set<string>();
+      names.add(basename(f));
+      byDir.set(dirname(f), names);
+    }
+    for (const [dir, names] of byDir) {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, filename) => {
+          if (filename !== null && !names.has(filename.toString())) return;
+          clearTimeout(this.timer);
+          this.timer = setTimeout(() => {
+            this.timer = undefined;
+            if (this.fileDigest() !== this.digest) this.reload();
+          }, this.opts.debounceMs ?? 250);
+          this.timer.unref();
+        });
+        w.on('error', (err) => this.log.warn({ err, dir }, 'file watch failed; SIGHUP still reloads'));
+        this.watchers.push(w);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, dir }, 'cannot watch directory; SIGHUP still reloads');
+      }
+    }
+  }
+
+  /** Digest of the policy file and the material it names, so touch/chmod/duplicate events do not reload. */
   private fileDigest(): string | undefined {
+    const h = createHash('sha256');
     try {
-      return createHash('sha256').update(readFileSync(this.path)).digest('hex');
+      h.update(readFileSync(this.path));
     } catch {
       return undefined; // missing or unreadable: reload() reports why
     }
+    for (const f of this.materialFiles) {
+      try { h.update(f).update(readFileSync(f)); } catch { h.update(`${f}: unreadable`); }
+    }
+    return h.digest('hex');
   }
 
   /** Stop watching and drop the SIGHUP handler. */
   close(): void {
     process.off('SIGHUP', this.onSighup);
-    this.watcher?.close();
-    this.watcher = undefined;
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
     clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -15,6 +15,7 @@ import { PeerSessionsSchema, GlobalSessionsSchema } from '../sbc/session/schema.
 import { OverloadSchema } from '../engine/overload/schema.js';
 import { FilePath } from './file-path.js';
 import { isValidUri, parseUri } from '../sip/grammar/index.js';
+import { LifecycleSchema, StaleCrlSchema } from '../app/schema.js';
 
 // ---------- scalar building blocks ----------
 
@@ -104,6 +105,7 @@ export const TlsSchema = z.strictObject({
   /** Passphrase of an encrypted `key`; or key_passphrase_file, or $PEERGATE_TLS_KEY_PASSPHRASE. */
   key_passphrase: z.string().min(1).optional(),
   key_passphrase_file: FilePath.optional(),
+  stale_crl: StaleCrlSchema,
 });
 
 export const EngineWireSchema = z.strictObject({
@@ -269,6 +271,7 @@ const RootSchema = z.strictObject({
   limits: GlobalLimitsSchema.prefault({}),
   ops: OpsSchema.prefault({}),
   log: LogSchema.prefault({}),
+  lifecycle: LifecycleSchema.prefault({}),
   /** Requests from sources that match no peer: `drop` (no answer at all) or 403. */
   unknown_source: z.preprocess((v) => (v === 403 ? '403' : v), z.enum(['drop', '403'])).default('drop'),
   peers: z.array(PeerSchema).default([]),

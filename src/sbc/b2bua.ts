@@ -20,6 +20,9 @@ import { hopUri, engineTlsHeaders, type LocationRouting, type NextHop } from '..
 import { parseUri, splitCommaList, uriHost, uriUser } from '../sip/grammar/index.js';
 import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import type { RequestView, Side, Refusal, Stages, Leg, IdentityOutcome } from './stages.js';
+import { CallRegistry, type ActiveCall, type Hangup } from './calls.js';
+
+export type { ActiveCall, Hangup } from './calls.js';
 import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
 import { validateInvite, ACCEPT_HEADERS } from './validate.js';
 import { unanchoredSdpSeam } from './media/sdp-topology.js';
@@ -53,19 +56,6 @@ export interface B2buaObserver {
 }
 
 const noopObserver: B2buaObserver = { request() {}, refusal() {}, response() {}, callStarted() {}, callEnded() {}, callFinished() {}, callSetup() {} };
-
-export interface ActiveCall {
-  id: string;
-  /** The caller's Call-ID as received. */
-  call_id: string;
-  /** Peer id on the far side of the interconnect. */
-  peer: string;
-  direction: 'inbound' | 'outbound';
-  from: string;
-  to: string;
-  target: string;
-  startedAt: string;
-}
 
 export interface B2buaOptions {
   /** The running policy; each call captures the one current when it starts. */
@@ -104,7 +94,7 @@ function onFinalResponse(res: Res, cb: (status: number) => void): void {
 
 export class B2bua {
   readonly srf: Srf;
-  readonly calls = new Map<string, ActiveCall>();
+  private readonly calls = new CallRegistry();
   /** Established calls and their timers; swept periodically (src/sbc/session/table.ts). */
   readonly sessions: SessionTable;
   private readonly compiled = new WeakMap<Policy, Compiled>();
@@ -159,6 +149,19 @@ export class B2bua {
     try { this.srf.disconnect(); } catch { /* never connected */ }
   }
 
+  // ---------------------------------------------------------------- lifecycle (calls.ts)
+
+  /** Established calls, for /admin/calls. */
+  activeCalls(): ActiveCall[] { return this.calls.list(); }
+  /** INVITEs in progress: setting up or established. */
+  get liveCalls(): number { return this.calls.liveCount; }
+  /** Refuse new INVITEs (503 + Retry-After); calls in progress and their in-dialog requests go on. */
+  drain(retryAfterS: number): void { this.calls.drain(retryAfterS); }
+  /** Resolves when no INVITE is in progress any more. */
+  whenIdle(): Promise<void> { return this.calls.whenIdle(); }
+  /** BYE (with `h.reason`) on both legs of every established call; CANCEL + 503 for calls being set up. */
+  endAll(h: Hangup): Promise<void> { return this.calls.endAll(h); }
+
   /**
    * End an established call from peergate's side (drain, maximum duration …): BYE on both legs.
    * `reason` is the calls_total result and the call record's end_reason. false: no such call.
@@ -178,9 +181,9 @@ export class B2bua {
     const from = this.attribute(policy, c, req, res, view);
     if (!from) return;
     const fromLabel = sideLabel(from);
-
     const receivedAt = performance.now();
     const callId = randomUUID();
+    this.calls.begin(callId);
     const log = this.opts.log.child({ call: callId, call_id: view.callId });
     let canceled = false;
     // The engine answers the INVITE 487 itself when the caller cancels: that is the final
@@ -203,7 +206,7 @@ export class B2bua {
       trace.ended({ ...end, result, peer: callPeer });
       release();
       void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
-      this.calls.delete(callId);
+      this.calls.end(callId);
       this.observer.callFinished(callPeer, direction, result);
       log.info({ result }, 'call ended');
     };
@@ -212,7 +215,14 @@ export class B2bua {
     const invalid = validateInvite(view);
     if (invalid) { finish('refused'); return this.refuse(res, fromLabel, invalid, log, view.sourceAddress); }
 
-    // 2. Admission: methods, REGISTER, Max-Forwards, loops, transport.
+    // 2. Admission: a draining node (SIGTERM, POST /admin/drain) sends peers and DNS SRV to the
+    //    pool's other nodes; then methods, REGISTER, Max-Forwards, loops, transport.
+    const draining = this.calls.refusing();
+    if (draining) {
+      const refusal: Refusal = { status: 503, reason: 'Service Unavailable', label: 'draining', retryAfterS: draining.retryAfterS, warning: 'node draining' };
+      finish('refused', refusalEnd(refusal));
+      return this.refuse(res, fromLabel, refusal, log, view.sourceAddress);
+    }
     if (from.kind === 'peer') {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
       if (refusal) { finish('refused', refusalEnd(refusal)); return this.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
@@ -307,6 +317,12 @@ export class B2bua {
           return;
         }
         lastFailure = attempt;
+        const stopping = this.calls.stopping;
+        if (stopping) {
+          finish(stopping.result);
+          if (!res.finalResponseSent) res.send(503, 'Service Unavailable', { headers: { Reason: stopping.reason } });
+          return;
+        }
         if (canceled || attempt.status === 487 && !attempt.noAnswer) { finish('canceled'); return; }
         const failover = attempt.noAnswer || FAILOVER_STATUSES.has(attempt.status);
         log.info({ target: target.uri, hop: target.hop && hopUri(target.hop), status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
@@ -340,7 +356,12 @@ export class B2bua {
     type Attempt = { ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean };
     return new Promise<Attempt>((resolve) => {
       let settled = false;
-      const settle = (a: Attempt): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(a); } };
+      const settle = (a: Attempt): void => { if (!settled) { settled = true; clearTimeout(timer); unregister(); resolve(a); } };
+      // Shutdown while this attempt is in progress: CANCEL the B-leg, the caller gets 503.
+      const unregister = this.calls.attempting(callId, () => {
+        try { uacReq?.cancel(() => undefined); } catch { /* already final */ }
+        settle({ ok: false, status: 503, reason: 'Service Unavailable', noAnswer: false });
+      });
       // A target that sends nothing at all is dead: move on now rather than wait for Timer B
       // (32 s), and CANCEL it so its transaction ends.
       const timer = setTimeout(() => {
@@ -390,7 +411,7 @@ export class B2bua {
   private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, c: Compiled, finish: (r: string, end?: Omit<CallEnd, 'result' | 'peer'>) => void, log: Logger): void {
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
-    this.calls.set(callId, { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() });
+    const info: ActiveCall = { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() };
     this.observer.callStarted(peer, direction);
     const answeredAt = performance.now();
     log.info({ target: target.uri }, 'call established');
@@ -410,6 +431,8 @@ export class B2bua {
     if (session.isEnded) return;
     this.relayInDialog(uas, uac, 'A', from, target.side, policy, c, callId, log, session);
     this.relayInDialog(uac, uas, 'B', target.side, from, policy, c, callId, log, session);
+    // Our own ending (drain deadline, shutdown): BYE on both legs with the Reason (RFC 3326).
+    this.calls.up(callId, info, (h: Hangup) => { log.info({ result: h.result }, 'ending call'); return session.end(h.result); });
   }
 
   /** Requests arriving on `a` are re-originated on `b` with the receiving side's allowlist. */

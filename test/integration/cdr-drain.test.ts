@@ -1,5 +1,5 @@
 // A call ended by peergate itself (drain, maximum duration …) through B2bua.endCall: both
-// legs get BYE and the call record says who and why. peergate runs in-process (startSbe)
+// legs get BYE and the call record says who and why. peergate runs in-process (App.start)
 // so the test can call endCall; the callers and callees are real SIPp processes.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, existsSync, readdirSync } from 'node:fs';
@@ -8,12 +8,12 @@ import { stringify } from 'yaml';
 import { pino } from 'pino';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor, writeFile } from '../helpers/procs.js';
 import { PolicyHolder } from '../../src/policy/reload.js';
-import { startSbe, type RunningSbe } from '../../src/cli/start.js';
+import { App } from '../../src/app/app.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
 const PEER_IP = '127.0.0.2';
 const CORE_IP = '127.0.0.3';
-let sbe: RunningSbe;
+let sbe: App;
 let holder: PolicyHolder;
 let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number };
 let cdrFile: string;
@@ -40,19 +40,19 @@ beforeAll(async () => {
     routes: [{ from: 'peers', to: 'core' }],
   }));
   holder = PolicyHolder.load(path, { checkFiles: true });
-  sbe = await startSbe(holder, pino({ level: 'silent' }), 'drain-test');
+  sbe = await App.start({ holder, log: pino({ level: 'silent' }), nodeId: 'drain-test' });
 }, 60_000);
 
-afterAll(async () => { await sbe?.close(); await stopAll(); });
+afterAll(async () => { await sbe?.stopNow('test'); await stopAll(); });
 
 describe('calls ended by peergate', () => {
   it('endCall sends BYE to both legs and records ended_by peergate with the given reason', async () => {
     const dir = scratchDir('uac-drain-');
     const run = runSipp(['-sf', join(SCEN, 'uac-recv-bye.xml'), `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1',
       '-s', '+15551230000', '-m', '1', '-trace_msg'], { dir, timeoutS: 30 });
-    const id = (await waitFor(() => [...sbe.b2bua.calls.keys()][0], 10_000, 50, 'call established'))!;
-    expect(sbe.b2bua.endCall('no-such-call', 'drain')).toBe(false);
-    expect(sbe.b2bua.endCall(id, 'drain')).toBe(true);
+    const id = (await waitFor(() => sbe.calls()[0]?.id, 10_000, 50, 'call established'))!;
+    expect(sbe.endCall('no-such-call', 'drain')).toBe(false);
+    expect(sbe.endCall(id, 'drain')).toBe(true);
     const r = await run;
     // The caller's scenario only succeeds when it receives a BYE.
     expect(r.successful).toBe(1);
@@ -67,9 +67,9 @@ describe('calls ended by peergate', () => {
       const core = readdirSync(coreDir).filter((f) => f.endsWith('_messages.log')).map((f) => readFileSync(join(coreDir, f), 'utf8')).join('\n');
       return core.split(/\n(?=-{10,}|\S+ message (?:received|sent))/).some((m) => /^BYE sip:/m.test(m) && m.includes(`Call-ID: ${rec.b_call_id as string}`));
     }, 5000, 50, 'BYE at the core');
-    expect(sbe.b2bua.calls.size).toBe(0);
+    expect(sbe.calls()).toHaveLength(0);
     // A second end of the same call does nothing (and writes no second record).
-    expect(sbe.b2bua.endCall(id, 'drain')).toBe(false);
+    expect(sbe.endCall(id, 'drain')).toBe(false);
     await new Promise((res) => setTimeout(res, 200));
     expect(readFileSync(cdrFile, 'utf8').split('\n').filter((l) => l.includes(callId))).toHaveLength(1);
   });

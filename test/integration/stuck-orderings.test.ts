@@ -99,7 +99,8 @@ describe('orderings that used to leave a call up for ever', () => {
     expect(relay.batches()).toBeGreaterThan(0);
     await waitFor(() => results.length === N, 10_000, 50, `${N} calls finished`).catch(() => undefined);
     expect(results.filter((x) => x === 'caller_bye').length).toBe(N);
-    expect(b2bua.calls.size).toBe(0);
+    expect(b2bua.liveCalls).toBe(0);
+    expect(b2bua.activeCalls()).toEqual([]);
     expect(b2bua.sessions.size).toBe(0);
     await waitFor(() => engine.core.dialogs.size === 0, 10_000, 50, 'no engine dialog left').catch(() => undefined);
     expect(engine.core.dialogs.size).toBe(0);

@@ -11,7 +11,9 @@
 //   certificate; with requireClientCert a missing, untrusted or revoked (CRL) one fails the
 //   handshake. A verified certificate's identity rides on every InboundPacket from that
 //   connection (format: tls-identity.ts). reloadTls() swaps key/cert/CAs/CRLs for new
-//   handshakes; established connections keep going.
+//   handshakes; established connections keep going. With acceptStaleCrl, a client whose only
+//   fault is a CRL past its nextUpdate is accepted (peergate checks the verification result
+//   itself instead of node).
 // - The shield runs per UDP datagram, per accepted connection and per framed message on
 //   accepted connections. Connections we opened ourselves carry traffic we asked for and skip
 //   the per-message check.
@@ -66,6 +68,14 @@ export interface TransportTlsOptions {
   crls?: Pem[];
   /** Verify the certificate of servers we connect to (default true). */
   verifyServerCert?: boolean;
+  /**
+   * Accept a client certificate whose verification error is CRL_HAS_EXPIRED (a CRL past its
+   * nextUpdate) unless its serial is in `revokedSerials` (upper-case hex, no leading zeros:
+   * OpenSSL reports a listed certificate as CRL_HAS_EXPIRED too when the CRL is stale).
+   * Clients without a certificate then see the connection closed instead of a
+   * "certificate required" alert.
+   */
+  acceptStaleCrl?: { revokedSerials: ReadonlySet<string> };
 }
 
 export interface TransportLimits {
@@ -201,6 +211,11 @@ function certWithChain(o: TransportTlsOptions): Pem {
 
 function askForClientCert(o: TransportTlsOptions): boolean {
   return Boolean(o.requireClientCert) || Boolean(o.clientCAs && o.clientCAs.length > 0);
+}
+
+/** node refuses unverified clients itself, except when a stale CRL may be tolerated (we check then). */
+function nodeRejects(o: TransportTlsOptions): boolean {
+  return Boolean(o.requireClientCert) && !o.acceptStaleCrl;
 }
 
 /** True for a datagram of only CR/LF/space (keep-alive noise some UAs send over UDP). */
@@ -378,7 +393,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       // tls.Server reads these per accepted connection, so new handshakes follow the reload.
       const srv = this.tlsServer as TlsServer & { requestCert: boolean; rejectUnauthorized: boolean };
       srv.requestCert = askForClientCert(o);
-      srv.rejectUnauthorized = Boolean(o.requireClientCert);
+      srv.rejectUnauthorized = nodeRejects(o);
     }
     this.tlsOpts = o;
     this.clientContext = clientContext;
@@ -395,9 +410,11 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     const server = createTlsServer({
       ...this.serverContextOptions,
       requestCert: askForClientCert(o),
-      rejectUnauthorized: Boolean(o.requireClientCert),
+      rejectUnauthorized: nodeRejects(o),
       handshakeTimeout: this.limits.handshakeTimeoutMs,
     });
+    // Listening to keylog is the public way to see each handshake's socket while it is alive.
+    server.on('keylog', (_line: Buffer, s: TLSSocket) => this.noteRemote(s));
     server.on('secureConnection', (s: TLSSocket) => this.onTlsSecure(s));
     server.on('tlsClientError', (err: Error, s: TLSSocket) => this.onTlsClientError(err, s));
     this.tlsServer = server;
@@ -486,6 +503,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     // TLS: count the source slot now (the handshake is where floods hurt), release it if the
     // handshake fails.
     const source: Endpoint = { protocol: 'tls', address, port };
+    const rkey = remoteKey('tls', address, port);
+    this.handshakeRaw.set(rkey, raw);
+    raw.once('close', () => { if (this.handshakeRaw.get(rkey) === raw) this.handshakeRaw.delete(rkey); });
     this.handshakeSource.set(raw, source);
     this.pendingHandshakes++;
     let settled = false;
@@ -508,18 +528,45 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   private readonly handshakeDone = new WeakSet<Socket>();
   private readonly localOf = new WeakMap<Socket, Endpoint>();
 
-  private parentOf(s: TLSSocket): Socket | undefined {
-    // A TLSSocket made from an existing net.Socket keeps it as `_parent` (node internals,
-    // stable since v0.x); used only to find where a failed handshake came from.
-    return (s as unknown as { _parent?: Socket })._parent;
+  /** Accepted raw sockets still in their TLS handshake, by remote endpoint. */
+  private readonly handshakeRaw = new Map<string, Socket>();
+  /**
+   * Remote endpoint of each server-side TLSSocket, noted while it is alive (its first keylog
+   * line): node destroys a socket whose certificate fails verification before telling us, and
+   * a destroyed socket no longer knows its remote address.
+   */
+  private readonly tlsRemote = new WeakMap<TLSSocket, { address: string; port: number }>();
+
+  private noteRemote(s: TLSSocket): void {
+    if (!this.tlsRemote.has(s) && s.remoteAddress !== undefined && s.remotePort !== undefined) this.tlsRemote.set(s, { address: s.remoteAddress, port: s.remotePort });
+  }
+
+  /** The accepted raw socket a TLSSocket wraps (public API only: matched by remote endpoint). */
+  private rawOf(s: TLSSocket): Socket | undefined {
+    this.noteRemote(s);
+    const r = this.tlsRemote.get(s);
+    return r ? this.handshakeRaw.get(remoteKey('tls', r.address, r.port)) : undefined;
   }
 
   private onTlsSecure(s: TLSSocket): void {
-    const raw = this.parentOf(s);
+    const raw = this.rawOf(s);
     const source = (raw && this.handshakeSource.get(raw)) ?? { protocol: 'tls' as const, address: s.remoteAddress ?? '', port: s.remotePort ?? 0 };
     const local = (raw && this.localOf.get(raw)) ?? this.listenerFor('tls', familyOf(source.address)) ?? { protocol: 'tls' as const, address: s.localAddress ?? '', port: s.localPort ?? 0 };
-    if (raw) { this.handshakeSettle.get(raw)?.(); this.handshakeDone.add(raw); this.handshaking.delete(raw); }
-    const identity = peerIdentity(s);
+    const o = this.tlsOpts;
+    const stale = o?.acceptStaleCrl && !s.authorized && String(s.authorizationError) === 'CRL_HAS_EXPIRED';
+    const revoked = stale && o.acceptStaleCrl!.revokedSerials.has((s.getPeerX509Certificate()?.serialNumber ?? '').toUpperCase().replace(/^0+(?=.)/, ''));
+    const staleOk = Boolean(stale) && !revoked;
+    if (o?.acceptStaleCrl && (revoked || (o.requireClientCert && !s.authorized && !staleOk))) {
+      // node leaves the check to us in this mode (rejectUnauthorized is off): refuse as it would.
+      const reason = revoked ? 'CERT_REVOKED' : s.authorizationError ? String(s.authorizationError) : 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE';
+      this.stats.tls.handshakesFailed++;
+      this.log.debug({ address: source.address, port: source.port, reason }, 'tls handshake failed');
+      this.safeEmit('tls-handshake', { result: 'failed', reason, source, direction: 'inbound' });
+      s.destroy();
+      return;
+    }
+    if (raw) { this.handshakeSettle.get(raw)?.(); this.handshakeDone.add(raw); this.handshaking.delete(raw); this.handshakeRaw.delete(remoteKey('tls', source.address, source.port)); }
+    const identity = peerIdentity(s, staleOk);
     this.stats.tls.handshakesOk++;
     this.safeEmit('tls-handshake', { result: 'ok', reason: '', source, direction: 'inbound', identity });
     if (this.closed) { s.destroy(); return; }
@@ -527,8 +574,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   private onTlsClientError(err: Error, s: TLSSocket): void {
-    const raw = this.parentOf(s);
-    const source = (raw && this.handshakeSource.get(raw)) ?? { protocol: 'tls' as const, address: s.remoteAddress ?? '', port: s.remotePort ?? 0 };
+    const raw = this.rawOf(s);
+    const remote = this.tlsRemote.get(s);
+    const source = (raw && this.handshakeSource.get(raw)) ?? { protocol: 'tls' as const, address: remote?.address ?? '', port: remote?.port ?? 0 };
     // When node itself rejects an unverified certificate it destroys the socket after setting
     // authorizationError, and the error we get is a bland ECONNRESET: report the real cause.
     const reason = s.authorizationError ? String(s.authorizationError) : ((err as NodeJS.ErrnoException).code ?? err.message);

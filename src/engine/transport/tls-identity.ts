@@ -21,9 +21,12 @@ export function identityFromCertificate(cert: X509Certificate): TlsPeerIdentity 
   };
 }
 
-/** Identity of the peer of `socket`, only if its certificate was presented and verified. */
-export function peerIdentity(socket: TLSSocket): TlsPeerIdentity | undefined {
-  if (!socket.authorized) return undefined;
+/**
+ * Identity of the peer of `socket`, only if its certificate was presented and verified
+ * (`staleCrlOk`: verified but for a CRL past its nextUpdate, which the policy tolerates).
+ */
+export function peerIdentity(socket: TLSSocket, staleCrlOk = false): TlsPeerIdentity | undefined {
+  if (!socket.authorized && !staleCrlOk) return undefined;
   const cert = socket.getPeerX509Certificate();
   return cert ? identityFromCertificate(cert) : undefined;
 }

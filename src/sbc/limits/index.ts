@@ -94,6 +94,21 @@ export class Limits implements LimitsStage {
     return dropped;
   }
 
+  /** Releases in flight, so close() can wait for them. */
+  private readonly releasing = new Set<Promise<void>>();
+
+  /**
+   * Shutdown: stop the keep-alive, wait for releases in flight and release every slot this
+   * node still holds, so the pool's counts are right at once (not after the ttl).
+   */
+  async close(): Promise<void> {
+    this.stop();
+    const held = [...this.held.keys()];
+    this.held.clear();
+    localSessions.set(0);
+    await Promise.all([...this.releasing, ...held.map((id) => this.store.release(id).then(() => undefined, () => undefined))]);
+  }
+
   /** Stop keeping sessions alive (a stopped node's slots expire within the ttl). */
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
@@ -175,7 +190,10 @@ export class Limits implements LimitsStage {
         released = true;
         this.held.delete(sessionId);
         localSessions.set(this.held.size);
-        try { await this.store.release(sessionId); } catch { /* the slot expires by ttl */ }
+        const p = this.store.release(sessionId).then(() => undefined, () => undefined /* the slot expires by ttl */);
+        this.releasing.add(p);
+        await p;
+        this.releasing.delete(p);
       },
     };
   }

@@ -83,13 +83,15 @@ export class MediaStage {
   private readonly log: LogLike;
   /** SDP identity fields (s=, o=, i=…) rewritten on every body that leaves (sdp-topology.ts). */
   private readonly origins = new SdpOrigins();
+  private readonly started: GlobalMedia;
   private constructor(
-    readonly config: GlobalMedia,
+    private config: GlobalMedia,
     readonly pool: RtpenginePool,
     private readonly embedded: EmbeddedRtpengineProcess | undefined,
     opts: MediaStageOptions,
   ) {
     this.log = opts.log ?? silentLog;
+    this.started = config;
   }
 
   /**
@@ -126,6 +128,24 @@ export class MediaStage {
     }
     await pool.start();
     return stage;
+  }
+
+  /**
+   * Policy reload: a new list of external rtpengine instances and Retry-After apply to new
+   * calls at once. Returns the keys that only a restart applies (spawn ↔ list, the embedded
+   * daemon's settings, timeouts). Calls in progress keep their instance.
+   */
+  reconfigure(config: GlobalMedia): string[] {
+    const restart: string[] = [];
+    // Restart-needed keys are judged against what the stage started with, not a later reload.
+    const was = this.started;
+    if ((was.rtpengine === 'spawn') !== (config.rtpengine === 'spawn')) restart.push('media.rtpengine');
+    if (JSON.stringify(was.embedded) !== JSON.stringify(config.embedded)) restart.push('media.embedded');
+    if (was.timeout_ms !== config.timeout_ms) restart.push('media.timeout_ms');
+    if (was.health_interval_ms !== config.health_interval_ms) restart.push('media.health_interval_ms');
+    if (config.rtpengine !== 'spawn' && was.rtpengine !== 'spawn') this.pool.setInstances(config.rtpengine);
+    this.config = { ...was, retry_after_s: config.retry_after_s, rtpengine: restart.includes('media.rtpengine') ? was.rtpengine : config.rtpengine };
+    return restart;
   }
 
   /** At least one rtpengine answers pings (for /ready). */

@@ -96,6 +96,23 @@ export class RtpenginePool {
     this.client.on('error', (err) => this.log.warn({ err: String(err) }, 'rtpengine client error'));
   }
 
+  /**
+   * Replace the instance list (policy reload). Instances kept by address keep their health
+   * and weight state; calls already on a removed instance keep using it to the end.
+   */
+  setInstances(list: { address: string; weight: number }[]): void {
+    if (list.length === 0) throw new Error('no rtpengine instances configured');
+    const old = new Map(this.instances.map((i) => [i.name, i]));
+    const next = list.map((i) => {
+      const kept = old.get(i.address);
+      return kept && kept.weight === i.weight ? kept : new RtpengineInstance(i.address, i.weight);
+    });
+    for (const i of this.instances) if (!next.includes(i)) rtpengineUp.remove({ rtpengine: i.name });
+    for (const i of next) if (!old.has(i.name)) rtpengineUp.set({ rtpengine: i.name }, 0);
+    this.instances.splice(0, this.instances.length, ...next);
+    for (const i of next) if (!i.healthy) void this.check(i);
+  }
+
   /** Ping everything once, then keep checking in the background. */
   async start(): Promise<void> {
     await this.checkAll();

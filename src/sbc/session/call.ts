@@ -31,8 +31,9 @@ export const PEERGATE_ENDINGS = {
   max_duration: 'SIP;cause=200;text="Maximum Call Duration"',
   media_timeout: 'SIP;cause=408;text="Media Timeout"',
   dialog_gone: 'SIP;cause=481;text="Dialog Gone On Other Leg"',
-  shutdown: 'SIP;cause=503;text="Service Shutting Down"',
-  drain: 'SIP;cause=503;text="Drain Deadline Reached"',
+  shutdown: 'SIP;cause=503;text="Node Shutting Down"',
+  drain: 'SIP;cause=503;text="Node Draining"',
+  drain_deadline: 'SIP;cause=503;text="Drain Deadline Reached"',
 } as const;
 export type PeergateEnding = keyof typeof PEERGATE_ENDINGS;
 export type EndResult = 'caller_bye' | 'callee_bye' | PeergateEnding;
@@ -95,12 +96,11 @@ export class CallSession {
     for (const r of this.refreshers) r.refreshed();
   }
 
-  /** End the call from our side: BYE with a Reason on every leg still up. */
-  end(result: PeergateEnding): void {
-    if (!this.finish(result)) return;
+  /** End the call from our side: BYE with a Reason on every leg still up; resolves when both are sent. */
+  end(result: PeergateEnding): Promise<void> {
+    if (!this.finish(result)) return Promise.resolve();
     const headers = { Reason: PEERGATE_ENDINGS[result] };
-    bye(this.o.uas, headers);
-    bye(this.o.uac, headers);
+    return Promise.all([bye(this.o.uas, headers), bye(this.o.uac, headers)]).then(() => undefined);
   }
 
   private hungUp(result: 'caller_bye' | 'callee_bye', other: LegDialog, req: { get(name: string): string; has(name: string): boolean } | undefined): void {
@@ -139,12 +139,13 @@ export class CallSession {
   }
 }
 
-function bye(d: LegDialog, headers: Record<string, string> | undefined): void {
-  if (!d.connected) return;
+function bye(d: LegDialog, headers: Record<string, string> | undefined): Promise<unknown> | undefined {
+  if (!d.connected) return undefined;
   try {
     const p = d.destroy(headers ? { headers } : undefined);
-    if (p instanceof Promise) p.catch(() => undefined);
+    if (p instanceof Promise) return p.catch(() => undefined);
   } catch { /* the engine connection is gone: the engine ends its dialogs itself */ }
+  return undefined;
 }
 
 /** Whether an Allow header value lists UPDATE (an absent Allow says nothing: RFC 3261 §20.5). */

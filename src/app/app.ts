@@ -1,0 +1,283 @@
+// The composition root: assembles the SBE from its subsystems, in dependency order, and owns
+// the process lifecycle around them.
+//
+//   store → limits → media → identity → cdr → capture → engine → b2bua → ops
+//
+// - Reload (SIGHUP, a change of the policy file or of the TLS material it names, POST
+//   /admin/reload): the new file is validated by the schema, then every subsystem checks what
+//   it needs (prepare: read certificates and CRLs, token files) and only when none objects is
+//   the policy swapped in and each subsystem reconfigured. Keys a subsystem cannot change
+//   while running are reported "restart needed" (log, admin answer, metric).
+// - Drain (SIGTERM, POST /admin/drain): /ready answers 503 at once, new INVITEs get 503 with
+//   Retry-After, calls in progress go on; when the last one ends, or at
+//   lifecycle.drain_timeout_s (then every remaining call gets BYE on both legs), everything
+//   closes and run() resolves with exit code 0.
+// - Stop now (a second SIGTERM, SIGINT): BYE on both legs of every call, then close.
+import type { Logger } from 'pino';
+import type { LevelWithSilent } from 'pino';
+import type { Policy } from '../policy/schema.js';
+import type { PolicyHolder } from '../policy/reload.js';
+import { formatError, type PolicyError } from '../policy/load.js';
+import { collectDefaultMetrics } from '../ops/metrics.js';
+import type { Readiness, ReloadAnswer, DrainAnswer } from '../ops/server.js';
+import type { ActiveCall, Hangup } from '../sbc/b2bua.js';
+import { verifierImplementation } from '../sbc/identity/sigverify.js';
+import { PEERGATE_ENDINGS, type PeergateEnding } from '../sbc/session/index.js';
+import { locateProblems } from './locate.js';
+import { draining as drainingGauge, restartNeeded as restartNeededGauge } from './metrics.js';
+import { EngineSubsystem } from './engine.js';
+import { StoreSubsystem, LimitsSubsystem } from './state.js';
+import { MediaSubsystem } from './media.js';
+import { IdentitySubsystem } from './identity.js';
+import { SbcSubsystem } from './sbc.js';
+import { OpsSubsystem } from './ops.js';
+import { CdrSubsystem, CaptureSubsystem } from './records.js';
+import type { PolicyProblem, Subsystem } from './subsystem.js';
+
+export interface AppOptions {
+  holder: PolicyHolder;
+  /** Root logger; its level (and that of every module logger) follows log.level. */
+  log: Logger;
+  nodeId: string;
+}
+
+/** Ending calls because this node goes away (RFC 3326 Reason on both legs' BYE). */
+export const DRAIN_DEADLINE: Hangup = { result: 'drain_deadline', reason: PEERGATE_ENDINGS.drain_deadline };
+export const SHUTDOWN: Hangup = { result: 'shutdown', reason: PEERGATE_ENDINGS.shutdown };
+
+/** After the BYEs, how long calls still being set up get to finish before the engine closes. */
+const SETTLE_MS = 2000;
+
+export class App {
+  private readonly holder: PolicyHolder;
+  private readonly log: Logger;
+  private readonly moduleLogs: Logger[] = [];
+  private readonly subsystems: Subsystem[] = [];
+  private readonly started: Policy;
+  private store!: StoreSubsystem;
+  private limits!: LimitsSubsystem;
+  private media!: MediaSubsystem;
+  private engine!: EngineSubsystem;
+  private sbc!: SbcSubsystem;
+  private ops!: OpsSubsystem;
+  private pendingRestart: string[] = [];
+  private drainState: { deadline: number; done: Promise<number> } | undefined;
+  private forceStop: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
+  private resolveStopped!: (code: number) => void;
+  /** Resolves with the process exit code once a drain or stop has closed everything. */
+  readonly stopped = new Promise<number>((resolve) => { this.resolveStopped = resolve; });
+
+  private constructor(opts: AppOptions) {
+    this.holder = opts.holder;
+    this.log = opts.log;
+    this.started = opts.holder.current;
+  }
+
+  /** Start every subsystem in dependency order; on failure, close what was started and throw. */
+  static async start(opts: AppOptions): Promise<App> {
+    const app = new App(opts);
+    try {
+      await app.assemble(opts.nodeId);
+    } catch (err) {
+      await app.closeAll();
+      throw err;
+    }
+    return app;
+  }
+
+  private moduleLog(module: string): Logger {
+    const l = this.log.child({ module });
+    this.moduleLogs.push(l);
+    return l;
+  }
+
+  private async add<S extends Subsystem>(s: S): Promise<S> {
+    this.subsystems.push(s);
+    await s.start();
+    return s;
+  }
+
+  private async assemble(nodeId: string): Promise<void> {
+    const policy = this.started;
+    const current = () => this.holder.current;
+    collectDefaultMetrics();
+    this.store = await this.add(new StoreSubsystem(policy));
+    this.limits = await this.add(new LimitsSubsystem(this.store.store, nodeId, current, this.moduleLog('limits')));
+    this.media = await this.add(new MediaSubsystem(policy, this.moduleLog('media')));
+    const identity = await this.add(new IdentitySubsystem(this.holder.path, this.store.store, this.moduleLog('identity')));
+    const cdr = await this.add(new CdrSubsystem(policy, this.log, nodeId));
+    const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
+    this.engine = await this.add(new EngineSubsystem({
+      policy, log: this.moduleLog('engine'), store: this.store.store,
+      strike: (source, kind) => this.limits.strike(source, kind),
+      ...(capture.tap ? { capture: capture.tap } : {}),
+    }));
+    const media = this.media.seam;
+    this.sbc = await this.add(new SbcSubsystem({
+      policy: current,
+      stages: { limits: this.limits.limits, identity: identity.stage, ...(media ? { media } : {}) },
+      recorder: cdr.recorder,
+      log: this.log,
+      wire: () => this.engine.wire,
+      refused: (source, reason) => this.limits.refused(source, reason),
+      // Reconciliation (issue #16.2): a call whose dialog the engine no longer holds is ended.
+      ...(this.engine.embedded ? { dialogExists: (id: string) => this.engine.embedded!.core.dialogs.get(id) !== undefined } : {}),
+    }));
+    this.ops = await this.add(new OpsSubsystem(policy, () => this.readiness(), {
+      peers: () => this.holder.current.peers.map((p) => ({ id: p.id, match: p.match, transport: p.transport, targets: p.targets ?? [], limits: p.limits })),
+      calls: () => this.sbc.calls(),
+      targets: () => this.sbc.targets(),
+      bans: {
+        list: () => this.store.store.listBans(),
+        add: (address, ttlMs, reason) => this.store.store.ban(address, ttlMs, reason ?? 'admin'),
+        remove: (address) => this.store.store.unban(address),
+      },
+      reload: () => this.reload(),
+      drain: () => this.drain('admin'),
+    }));
+
+    this.holder.setGate((next, previous) => this.prepare(next, previous));
+    this.holder.on('policy', (next, previous) => this.apply(next, previous));
+    this.holder.watchMaterial(materialFiles(policy));
+    this.holder.watch();
+    this.applyLogLevel(policy.log.level);
+    // Says whether signatures are checked by the native addon or the slower node:crypto fallback.
+    this.log.info({
+      node: nodeId, policy: this.holder.path, contacts: this.engine.hostports, ops: `${policy.ops.address}:${this.ops.port}`,
+      signature_verifier: verifierImplementation,
+    }, 'peergate started');
+  }
+
+  /** Established calls (what /admin/calls shows). */
+  calls(): ActiveCall[] { return this.sbc.calls(); }
+
+  /** End one established call from peergate's side: BYE on both legs; `reason` is its result. */
+  endCall(id: string, reason: PeergateEnding): boolean { return this.sbc.endCall(id, reason); }
+
+  /** The ops server's port (policy port 0 picks one). */
+  get opsPort(): number | undefined { return this.ops.port; }
+
+  // ---------------------------------------------------------------- reload
+
+  /** Every subsystem checks `next`; any problem refuses the whole policy (file:line, key). */
+  private prepare(next: Policy, previous: Policy): PolicyError[] {
+    const problems: PolicyProblem[] = [];
+    for (const s of this.subsystems) if (s.prepare) problems.push(...s.prepare(next, previous));
+    return problems.length ? locateProblems(this.holder.path, problems) : [];
+  }
+
+  /** The policy is in force: each subsystem applies it or says which keys need a restart. */
+  private apply(next: Policy, previous: Policy): void {
+    const restart: string[] = [];
+    for (const s of this.subsystems) {
+      try {
+        const r = s.reconfigure(next, previous);
+        if ('restartNeeded' in r) restart.push(...r.restartNeeded);
+      } catch (err) {
+        // prepare() vetted `next`, so this is a bug; the other subsystems still get the policy.
+        this.log.error({ subsystem: s.name, err: (err as Error).stack ?? String(err) }, 'reconfigure failed');
+      }
+    }
+    if (next.log.level !== previous.log.level) this.applyLogLevel(next.log.level);
+    this.holder.watchMaterial(materialFiles(next));
+    this.pendingRestart = [...new Set(restart)].sort();
+    restartNeededGauge.reset();
+    for (const k of this.pendingRestart) restartNeededGauge.set({ key: k }, 1);
+    if (this.pendingRestart.length) this.log.warn({ restart_needed: this.pendingRestart }, 'policy applied; these keys changed and take effect only after a restart');
+  }
+
+  private applyLogLevel(level: LevelWithSilent): void {
+    // pino children copy the level when created: set it on every module logger we made.
+    this.log.level = level;
+    for (const l of this.moduleLogs) l.level = level;
+  }
+
+  /** Reload now (POST /admin/reload); SIGHUP and file changes go the same way through the holder. */
+  reload(): ReloadAnswer {
+    const ok = this.holder.reload();
+    return {
+      ok,
+      ...(ok ? {} : { errors: this.holder.lastErrors.map(formatError) }),
+      restart_needed: this.pendingRestart,
+    };
+  }
+
+  // ---------------------------------------------------------------- readiness, drain, stop
+
+  private async readiness(): Promise<Readiness> {
+    const checks: Record<string, boolean | string> = {};
+    if (this.drainState) checks['drain'] = 'draining: no new calls';
+    for (const s of this.subsystems) checks[s.name] = s.ready();
+    return { ready: Object.values(checks).every((v) => v === true), checks };
+  }
+
+  /**
+   * Start draining (idempotent): resolves with the exit code once every call has ended (or
+   * was ended at the deadline) and every subsystem is closed.
+   */
+  drain(source: string): DrainAnswer {
+    if (!this.drainState) {
+      const policy = this.holder.current;
+      const deadline = Date.now() + policy.lifecycle.drain_timeout_s * 1000;
+      drainingGauge.set(1);
+      this.sbc.drain(policy.lifecycle.retry_after_s);
+      this.log.info({ source, calls: this.sbc.liveCalls, deadline: new Date(deadline).toISOString() }, 'draining: refusing new calls, waiting for calls in progress');
+      const forced = new Promise<'now'>((resolve) => { this.forceStop = () => resolve('now'); });
+      let timer: NodeJS.Timeout | undefined;
+      const atDeadline = new Promise<'deadline'>((resolve) => { timer = setTimeout(() => resolve('deadline'), deadline - Date.now()); });
+      const done = (async () => {
+        const why = await Promise.race([this.sbc.whenIdle().then(() => 'idle' as const), atDeadline, forced]);
+        clearTimeout(timer);
+        if (why !== 'idle') {
+          this.log.warn({ calls: this.sbc.liveCalls, why }, why === 'deadline' ? 'drain deadline: ending the remaining calls' : 'stopping now: ending every call');
+          await this.endCalls(why === 'deadline' ? DRAIN_DEADLINE : SHUTDOWN);
+        } else {
+          this.log.info('drained: no call left');
+        }
+        await this.engine.settle(SETTLE_MS);
+        await this.closeAll();
+        return 0;
+      })();
+      void done.then(this.resolveStopped);
+      this.drainState = { deadline, done };
+    }
+    return { draining: true, calls: this.sbc.liveCalls, deadline: this.drainState.deadline };
+  }
+
+  /** Stop at once: BYE on both legs of every call, clean media and store state, close. */
+  stopNow(source: string): Promise<number> {
+    this.log.info({ source }, 'stopping now');
+    const state = this.drainState ?? (this.drain(source), this.drainState!);
+    this.forceStop?.();
+    return state.done;
+  }
+
+  private async endCalls(h: Hangup): Promise<void> {
+    await this.sbc.endAll(h);
+    // Calls still being set up are hung up as they get answered; give them a moment.
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([this.sbc.whenIdle(), new Promise<void>((r) => { t = setTimeout(r, SETTLE_MS); })]);
+    clearTimeout(t);
+  }
+
+  /** Close in reverse start order; errors are logged, never stop the others from closing. */
+  private closeAll(): Promise<void> {
+    this.closing ??= (async () => {
+      this.holder.close();
+      for (const s of [...this.subsystems].reverse()) {
+        try { await s.close(); } catch (err) { this.log.warn({ subsystem: s.name, err: String(err) }, 'error while stopping'); }
+      }
+      drainingGauge.set(0);
+      this.log.info('peergate stopped');
+    })();
+    return this.closing;
+  }
+}
+
+/** The files a policy names whose change reloads it: TLS certificate, key, chain, client CAs, CRLs. */
+function materialFiles(policy: Policy): string[] {
+  const t = policy.tls;
+  if (!t) return [];
+  return [t.certificate, t.key, ...(t.chain ? [t.chain] : []), ...t.client_cas, ...t.crls];
+}

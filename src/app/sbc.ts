@@ -1,0 +1,91 @@
+// The B2BUA as a subsystem: it connects to the engine over the drachtio wire protocol, reads
+// the policy per call (so peers, routes, topology and limits apply to the next call), and
+// owns the calls: listing them, refusing new ones while draining, ending them all.
+import type { Logger } from 'pino';
+import type { Policy } from '../policy/schema.js';
+import { B2bua, type ActiveCall, type B2buaObserver, type Hangup } from '../sbc/b2bua.js';
+import type { PeergateEnding } from '../sbc/session/index.js';
+import type { Stages } from '../sbc/stages.js';
+import type { CallRecorder } from '../sbc/cdr/events.js';
+import * as m from '../ops/metrics.js';
+import { APPLIED, type Reconfigured, type Subsystem } from './subsystem.js';
+import { LocationRouting } from '../routing/index.js';
+import { srfProbeSender } from '../routing/probe.js';
+
+export interface SbcSubsystemOptions {
+  policy: () => Policy;
+  stages: Stages;
+  /** Call records (CDR). */
+  recorder?: CallRecorder;
+  log: Logger;
+  wire: () => { host: string; port: number; secret: string };
+  /** A refused request (reputation decides whether it is a strike). */
+  refused: (source: string, reason: string) => void;
+  /** With the embedded engine: whether it still holds a dialog (reconciliation, src/sbc/session). */
+  dialogExists?: (dialogId: string) => boolean;
+}
+
+export class SbcSubsystem implements Subsystem {
+  readonly name = 'b2bua';
+  private readonly b2bua: B2bua;
+  private connected = false;
+  private readonly routing: LocationRouting;
+
+  constructor(private readonly opts: SbcSubsystemOptions) {
+    // Location routing: RFC 3263 / ENUM / DNSSEC, and OPTIONS probing of targets (docs/routing.md).
+    this.routing = new LocationRouting(opts.log.child({ module: 'routing' }), (t, ms) => probe(t, ms));
+    this.b2bua = new B2bua({
+      policy: opts.policy, stages: opts.stages, log: opts.log, observer: metricsObserver(opts.refused),
+      routing: this.routing,
+      ...(opts.recorder ? { recorder: opts.recorder } : {}),
+      ...(opts.dialogExists ? { dialogExists: opts.dialogExists } : {}),
+    });
+    const probe = srfProbeSender(this.b2bua.srf, opts.policy);
+    this.b2bua.srf.on('disconnect', () => { this.connected = false; m.engineConnected.set(0); });
+    this.b2bua.srf.on('connect', () => { this.connected = true; m.engineConnected.set(1); });
+  }
+
+  async start(): Promise<void> {
+    await this.b2bua.connect(this.opts.wire());
+    this.connected = true;
+    this.routing.startProbing(this.opts.policy);
+    m.engineConnected.set(1);
+  }
+
+  reconfigure(): Reconfigured { return APPLIED; }
+
+  ready(): true | string {
+    return this.connected ? true : 'not connected to the SIP engine';
+  }
+
+  calls(): ActiveCall[] { return this.b2bua.activeCalls(); }
+  /** Next hops and their health, for /admin/targets. */
+  targets(): ReturnType<LocationRouting['health']['snapshot']> { return this.routing.health.snapshot(); }
+  endCall(id: string, reason: PeergateEnding): boolean { return this.b2bua.endCall(id, reason); }
+  get liveCalls(): number { return this.b2bua.liveCalls; }
+  drain(retryAfterS: number): void { this.b2bua.drain(retryAfterS); }
+  whenIdle(): Promise<void> { return this.b2bua.whenIdle(); }
+  endAll(h: Hangup): Promise<void> { return this.b2bua.endAll(h); }
+
+  async close(): Promise<void> {
+    this.routing.stop();
+    this.b2bua.disconnect();
+  }
+}
+
+/** The B2BUA's reports as Prometheus metrics; refusals also go to reputation. */
+function metricsObserver(refused: (source: string, reason: string) => void): B2buaObserver {
+  return {
+    request: (peer, method) => m.requestsTotal.inc({ peer, method }),
+    refusal: (peer, reason, source) => {
+      m.refusalsTotal.inc({ peer, reason });
+      refused(source, reason);
+    },
+    response: (peer, status) => m.responsesTotal.inc({ peer, class: m.responseClass(status) }),
+    callStarted: (peer) => m.activeCalls.inc({ peer }),
+    callEnded: (peer) => m.activeCalls.dec({ peer }),
+    callFinished: (peer, direction, result) => m.callsTotal.inc({ peer, direction, result }),
+    callSetup: (peer, direction, seconds) => m.callSetupSeconds.observe({ peer, direction }, seconds),
+    ...m.callTimingObserver,
+  };
+}
