@@ -78,4 +78,19 @@ describe('cdr events (cdrs: true)', () => {
     expect(cdr[2]!.slice(2)).toEqual(['network', expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{6}$/), 'normal-release']);
     expect(frames.find((f) => f.includes('|cdr:start|'))).toContain('\r\nSIP/2.0 200 OK\r\n');
   });
+  it('answers a malformed request with fixed wording, never echoing the input (fuzz finding F1)', async () => {
+    const e = await startTestEngine();
+    const peer = await UdpPeer.open(); peers.push(peer);
+    const long = '0'.repeat(1000);
+    // A 1,000-byte method whose CSeq names another method.
+    await peer.send(opt(peer.port, e.sipPort, 'f1-method').replace(/^OPTIONS /, `${long} `), e.sipPort);
+    const a = await peer.take((t) => t.includes('f1-method'), 5000, 'answer to f1-method');
+    expect(a.slice(0, a.indexOf('\r\n'))).toBe('SIP/2.0 400 Bad Request');
+    expect(a).not.toContain('0000000000');
+    // A SIP version other than 2.0: 505 in peergate's words, the version not echoed.
+    await peer.send(opt(peer.port, e.sipPort, 'f1-version').replace(' SIP/2.0\r\n', ' SIP/7.0\r\n'), e.sipPort);
+    const b = await peer.take((t) => t.includes('f1-version'), 5000, 'answer to f1-version');
+    expect(b.slice(0, b.indexOf('\r\n'))).toBe('SIP/2.0 505 Version Not Supported');
+    expect(b).not.toContain('SIP/7.0');
+  });
 });
