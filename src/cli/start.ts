@@ -126,7 +126,8 @@ export async function startSbe(holder: PolicyHolder, log: Logger, nodeId: string
         wire: { address: '127.0.0.1', port: 0, secret },
         ...(policy.tls ? { tls: tlsOf(policy) } : {}),
         shield: shieldConfigOf(policy),
-        onMalformed: (source) => strike(source.address, 'malformed'),
+        // The parser's detail (input in it cut short) goes to the debug log only, never on the wire.
+        onMalformed: (source, error) => { log.debug({ source: source.address, error }, 'malformed SIP message'); strike(source.address, 'malformed'); },
         advertise: Object.fromEntries(policy.listen.filter((l) => l.advertise).map((l) => [`${l.address}:${l.port}`, l.advertise!])),
         // A deep UDP receive buffer rides out floods: what the kernel drops never reaches the
         // shield and would include real peers' datagrams (capped by net.core.rmem_max).
