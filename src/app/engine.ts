@@ -88,7 +88,8 @@ export class EngineSubsystem implements Subsystem {
       wire: { address: '127.0.0.1', port: 0, secret },
       ...(this.tls ? { tls: this.tls.options } : {}),
       shield: { ...shieldConfigOf(policy), onBanWithheld: (address) => this.opts.log.warn({ address }, 'ban withheld: strikes came from a configured peer\'s UDP address (spoofable); limits.strikes.ban_peers allows it') },
-      onMalformed: (source) => this.opts.strike(source.address, 'malformed'),
+      // The parser's detail (input in it cut short) goes to the debug log only, never on the wire.
+      onMalformed: (source, error) => { this.opts.log.debug({ source: source.address, error }, 'malformed SIP message'); this.opts.strike(source.address, 'malformed'); },
       advertise: Object.fromEntries(policy.listen.filter((l) => l.advertise).map((l) => [`${l.address}:${l.port}`, l.advertise!])),
       // A deep UDP receive buffer rides out floods: what the kernel drops never reaches the
       // shield and would include real peers' datagrams (capped by net.core.rmem_max).

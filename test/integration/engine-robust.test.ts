@@ -78,4 +78,36 @@ describe('cdr events (cdrs: true)', () => {
     expect(cdr[2]!.slice(2)).toEqual(['network', expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{6}$/), 'normal-release']);
     expect(frames.find((f) => f.includes('|cdr:start|'))).toContain('\r\nSIP/2.0 200 OK\r\n');
   });
+  it('answers a malformed request with fixed wording, never echoing the input (fuzz finding F1)', async () => {
+    const e = await startTestEngine();
+    const peer = await UdpPeer.open(); peers.push(peer);
+    const long = '0'.repeat(1000);
+    // A 1,000-byte method whose CSeq names another method.
+    await peer.send(opt(peer.port, e.sipPort, 'f1-method').replace(/^OPTIONS /, `${long} `), e.sipPort);
+    const a = await peer.take((t) => t.includes('f1-method'), 5000, 'answer to f1-method');
+    expect(a.slice(0, a.indexOf('\r\n'))).toBe('SIP/2.0 400 Bad Request');
+    expect(a).not.toContain('0000000000');
+    // A SIP version other than 2.0: 505 in peergate's words, the version not echoed.
+    await peer.send(opt(peer.port, e.sipPort, 'f1-version').replace(' SIP/2.0\r\n', ' SIP/7.0\r\n'), e.sipPort);
+    const b = await peer.take((t) => t.includes('f1-version'), 5000, 'answer to f1-version');
+    expect(b.slice(0, b.indexOf('\r\n'))).toBe('SIP/2.0 505 Version Not Supported');
+    expect(b).not.toContain('SIP/7.0');
+  });
+  it('consumes the X-Peergate TLS app headers: never on the wire, and a pin that cannot apply refuses the request', async () => {
+    const e = await startTestEngine();
+    const uas = await UdpPeer.open(); peers.push(uas);
+    const target = `sip:uas@127.0.0.1:${uas.port}`;
+    const named = await startConnectedApp('uac.mjs', e, { UAC_TARGET: target, CALLS: '1', HOLD_MS: '0', UAC_HEADERS: JSON.stringify({ 'X-Peergate-TLS-Server-Name': 'name.test' }) });
+    const invite = await uas.take((t) => t.startsWith('INVITE '), 5000, 'INVITE at the uas');
+    expect(invite).toContain('X-Call-Index: 0');
+    expect(invite).not.toMatch(/^X-Peergate-/im);
+    named.stop();
+    // A pin for a next hop that is not TLS cannot be enforced: refused, nothing sent.
+    const other = await UdpPeer.open(); peers.push(other);
+    const pinned = await startConnectedApp('uac.mjs', e, { UAC_TARGET: `sip:uas@127.0.0.1:${other.port}`, CALLS: '1', UAC_HEADERS: JSON.stringify({ 'X-Peergate-TLS-Pin': 'san=x.test' }) });
+    const failed = await pinned.waitEvent((x) => x.event === 'uac-failed', 5000, 'uac-failed');
+    expect(String(failed.message)).toMatch(/invalid TLS pin/);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(other.received).toHaveLength(0);
+  });
 });

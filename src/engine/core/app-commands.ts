@@ -13,7 +13,8 @@ import { nokPayload, requestSentPayload, newId } from '../wire/leaders.js';
 import { appHeader, parseAppMessage, type AppMessage } from './app-message.js';
 import { addAppHeaders, contentType } from './app-headers.js';
 import type { AppResponses } from './app-responses.js';
-import { APP_FORBIDDEN, buildInDialog, CORE_OWNED, echoMeta, EGRESS_HEADER, EMPTY, type ExtraHeader } from './build.js';
+import { pinPredicate } from '../../routing/tls-pin.js';
+import { APP_FORBIDDEN, buildInDialog, CORE_OWNED, echoMeta, EGRESS_HEADER, EMPTY, TLS_PIN_HEADER, TLS_SERVER_NAME_HEADER, type ExtraHeader } from './build.js';
 import type { ClientSide } from './client.js';
 import type { CoreContext } from './context.js';
 import { leaderSafe, parseCSeq, randomToken, sipUriOf, tagOf } from './fields.js';
@@ -157,6 +158,12 @@ export class AppCommands {
     if (!local) { app.send(nokPayload(msgId, 'requested protocol/transport not available')); return; }
     const ct = contentType(m);
     if (!ct.ok) { app.send(nokPayload(msgId, 'missing content-type')); return; }
+    // RFC 5922 §7.2 name and policy pin for outbound TLS: a pin that cannot apply (malformed,
+    // or not TLS) fails the request, so nothing is ever sent unpinned.
+    const serverName = protocol === 'tls' ? appHeader(m, TLS_SERVER_NAME_HEADER)?.trim() : undefined;
+    const pinValue = appHeader(m, TLS_PIN_HEADER);
+    const pin = pinValue === undefined || protocol !== 'tls' ? undefined : pinPredicate(pinValue);
+    if (pinValue !== undefined && !pin) { app.send(nokPayload(msgId, 'invalid TLS pin for the next hop')); return; }
     let resolved = resolveTarget(nextHop.host.replace(/^\[|\]$/g, ''), nextHop.port, protocol);
     if (resolved instanceof Promise) resolved = await resolved;
     if (!resolved.ok) { app.send(nokPayload(msgId, resolved.error)); return; }
@@ -208,6 +215,8 @@ export class AppCommands {
     if (ct.value) out.add('content-type', ct.value);
     const bytes = out.render(`${method} ${m.uri} SIP/2.0`, m.body);
     const target: SendTarget = { protocol, address: host, port, local: { address: local.address, port: local.port } };
+    if (serverName) target.serverName = serverName;
+    if (pin) target.pin = pin;
     this.client.start({
       app, txnId: newId(), d: undefined, method, inDialog: false, msgId, silent: false,
       built: { bytes, request: out.asRequest(method, m.uri, m.body), target, local, seq: cseqNum, topVia, routes: [], requestUri: m.uri },

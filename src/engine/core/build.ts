@@ -12,8 +12,11 @@ import { isIP } from 'node:net';
 
 /** Names the listener a new request leaves from (`address:port`); consumed by the engine, never sent. */
 export const EGRESS_HEADER = 'x-peergate-egress';
-/** Headers an app can never set (spec §7.5). */
-export const APP_FORBIDDEN = new Set(['via', 'route', 'record-route', 'rseq', 'content-length', EGRESS_HEADER]);
+/** Outbound TLS name and pin for a new request (docs/routing.md); consumed by the engine, never sent. */
+export const TLS_SERVER_NAME_HEADER = 'x-peergate-tls-server-name';
+export const TLS_PIN_HEADER = 'x-peergate-tls-pin';
+/** Headers an app can never set (spec §7.5), and peergate's engine-only app headers. */
+export const APP_FORBIDDEN = new Set(['via', 'route', 'record-route', 'rseq', 'content-length', EGRESS_HEADER, TLS_SERVER_NAME_HEADER, TLS_PIN_HEADER]);
 /** Headers the core writes itself from the request/dialog. */
 export const CORE_OWNED = new Set(['from', 'to', 'call-id', 'cseq']);
 

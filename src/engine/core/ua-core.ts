@@ -135,7 +135,8 @@ export class UaCore implements WireHandler, TransactionUser {
       count.parseErrors++;
       this.onMalformed?.(pkt.source, res.error);
       // Invalid requests get 400 when a response can be routed back; responses are dropped.
-      if (res.kind === 'request') this.server.replyStateless(pkt, res.headers, res.status || 400, res.status === 400 || !res.status ? 'Bad Request' : res.error);
+      // The reason phrase is the parser's fixed wording: the detail (res.error) never goes on the wire.
+      if (res.kind === 'request') this.server.replyStateless(pkt, res.headers, res.status || 400, res.status ? res.reason : 'Bad Request');
       return;
     }
     const msg = res.message;

@@ -25,6 +25,17 @@ export const STATUS_URI_TOO_LONG = 414;
 export const STATUS_MESSAGE_TOO_LARGE = 513;
 export const STATUS_VERSION_NOT_SUPPORTED = 505;
 
+/** The reason phrase answered for each failure status: peergate's fixed wording (RFC 3261
+ *  §21), never text from the input. The detail in `error` is for logs and metrics only. 400
+ *  keeps "Bad Request", the phrase drachtio-server answers with too. */
+export const FAILURE_REASONS: Readonly<Record<number, string>> = {
+  [STATUS_BAD_REQUEST]: 'Bad Request',
+  [STATUS_ENTITY_TOO_LARGE]: 'Request Entity Too Large',
+  [STATUS_URI_TOO_LONG]: 'Request-URI Too Long',
+  [STATUS_VERSION_NOT_SUPPORTED]: 'Version Not Supported',
+  [STATUS_MESSAGE_TOO_LARGE]: 'Message Too Large',
+};
+
 /** Headers an error response needs (RFC 3261 §8.2.6.2), kept in failures. */
 const RECOVERED = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
 
@@ -71,7 +82,7 @@ function failure(kind: Kind, status: number, error: string, headers: HeaderField
   // Values with a bare CR or another control character are left out: they could not be echoed
   // safely in the answer.
   for (const h of headers) if (RECOVERED.has(h.name) && !hasControlChar(h.value)) recovered.push(h);
-  return { ok: false, kind, status, error, headers: recovered };
+  return { ok: false, kind, status, reason: FAILURE_REASONS[status] ?? 'Bad Request', error, headers: recovered };
 }
 
 function guessKind(buf: Buffer, start: number): Kind {
@@ -210,7 +221,7 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
     const cs = parseCSeq(headers[cseq]!.value, MAX_REQUEST_CSEQ);
     if (cs === null) return failure(mkind, STATUS_BAD_REQUEST, `malformed CSeq: ${clip(headers[cseq]!.value)}`, headers);
     if (msg.kind === 'request' && cs.method !== msg.method)
-      return failure(mkind, STATUS_BAD_REQUEST, `CSeq method ${cs.method} does not match request method ${msg.method}`, headers);
+      return failure(mkind, STATUS_BAD_REQUEST, `CSeq method ${clip(cs.method)} does not match request method ${clip(msg.method)}`, headers);
   }
 
   // ---- body (RFC 3261 §18.3, §20.14)
@@ -245,9 +256,10 @@ function isPlainCSeqOf(value: string, msg: SipMessage): boolean {
 
 /** `control character 0x00 in From`: names the field and the character, never echoes the value. */
 function controlCharError(where: string, value: string, at: number): string {
-  return `control character 0x${value.charCodeAt(at).toString(16).padStart(2, '0')} in ${where}`;
+  return `control character 0x${value.charCodeAt(at).toString(16).padStart(2, '0')} in ${clip(where)}`;
 }
 
+/** Input quoted in an error detail is cut, so that the detail stays bounded (fuzz finding F1). */
 function clip(s: string): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }

@@ -56,11 +56,13 @@ export type ParseResult =
   | { ok: true; message: SipMessage }
   | {
       ok: false;
-      /** Human-readable reason, used in a 400's reason phrase / Warning and in logs. */
+      /** The reason phrase to answer with: fixed wording per status, never input text. */
+      reason: string;
+      /** What was wrong, for logs and metrics (input quoted in it is cut short); never sent. */
       error: string;
       /** Whether the failed message looked like a request (so a 400 may be sent) or a response (drop). */
       kind: 'request' | 'response' | 'unknown';
-      /** Status to answer a request with: 400, or 413/414/494 where a limit was exceeded. */
+      /** Status to answer a request with: 400, 505 for another SIP version, or 413/414/513 where a limit was exceeded. */
       status: number;
       /** Best-effort headers recovered so that an error response can be built (Via, From, To, Call-ID, CSeq). */
       headers: HeaderField[];

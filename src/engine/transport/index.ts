@@ -689,8 +689,10 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     }
     if (!conn) {
       const c = this.byRemote.get(remoteKey(target.protocol, target.address, target.port));
-      // A TLS connection is reused for a named target only if it was checked against that name.
-      if (c && !c.socket.destroyed && (target.protocol !== 'tls' || namedServer(target) === c.serverName || namedServer(target) === undefined)) conn = c;
+      // A TLS connection is reused for a named target only if it was checked against that name,
+      // and for a pinned target only if its certificate satisfies the pin.
+      if (c && !c.socket.destroyed && (target.protocol !== 'tls' || namedServer(target) === c.serverName || namedServer(target) === undefined)
+        && (!target.pin || (c.tls !== undefined && target.pin(c.tls)))) conn = c;
     }
     if (!conn) {
       const r = await this.connect(target);

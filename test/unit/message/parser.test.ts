@@ -287,3 +287,29 @@ describe('parseMessage: failures', () => {
     }
   });
 });
+
+describe('failure reason phrases (docs/fuzzing.md F1)', () => {
+  const long = '0'.repeat(1000);
+  it('a 1,000-byte method with another CSeq method: fixed 400 wording, a bounded detail', () => {
+    const r = fail(parseMessage(invite([], '', `${long} sip:bob@example.com SIP/2.0`)));
+    expect(r.status).toBe(400);
+    expect(r.reason).toBe('Bad Request');
+    expect(r.error).toMatch(/^CSeq method INVITE does not match request method 0+\.\.\.$/);
+    expect(r.error.length).toBeLessThan(200);
+  });
+
+  it('every failure status has its own fixed phrase, with nothing of the input in it', () => {
+    const cases: Array<[Buffer, ParseLimits | undefined, number, string]> = [
+      [invite([], '', `INVITE sip:bob@example.com SIP/${long}.0`), undefined, 505, 'Version Not Supported'],
+      [invite([], '', `INVITE sip:bob@example.com;x=${long.repeat(3)} SIP/2.0`), undefined, 414, 'Request-URI Too Long'],
+      [invite([`X-${long}: ${long.repeat(9)}`]), undefined, 513, 'Message Too Large'],
+      [invite([], 'x'.repeat(300)), { ...DEFAULT_PARSE_LIMITS, maxMessageBytes: 600 }, 413, 'Request Entity Too Large'],
+      [invite([`X-${long}: a\u0001b`]), undefined, 400, 'Bad Request'],
+    ];
+    for (const [buf, limits, status, reason] of cases) {
+      const r = fail(parseMessage(buf, limits));
+      expect([r.status, r.reason]).toEqual([status, reason]);
+      expect(r.error.length).toBeLessThan(300);
+    }
+  });
+});
