@@ -26,9 +26,11 @@ export interface OwnCounters {
   unroutedRequests: number;
   framesToApps: number;
   sendFailures: number;
+  /** Client transactions that got no final response (Timer B/F): a made-up 408 went to the app. */
   clientTimeouts: number;
+  /** 2xx from a second fork of an INVITE: ACKed and released with BYE by the core (RFC 3261 §13.2.2.4). */
   extraForksReleased: number;
-  /** Requests within a dialog (and CANCELs, ACKs) from another source than the dialog's peer. */
+  /** In-dialog requests, CANCELs and ACKs from another source than the dialog's peer: 481 / dropped (RFC 6404 §2.3.2.1). */
   foreignDialogRequests: number;
 }
 

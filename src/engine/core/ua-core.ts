@@ -33,25 +33,13 @@ import { ServerSide, type ServerCtx } from './server.js';
 
 export type { Listener } from './listeners.js';
 export type { CoreTransport } from './context.js';
+import type { OwnCounters } from './context.js';
 
-export interface CoreCounters {
-  requestsIn: number;
-  responsesIn: number;
-  parseErrors: number;
-  badRequests: number;
-  retransmissionsAbsorbed: number;
+/** What the engine reports: the core's own totals with the layer's added in. */
+export type CoreCounters = Omit<OwnCounters, 'invalidResponses'> & {
   /** Responses that matched no client transaction or came from elsewhere (RFC 6404 §2.3.2.2). */
   forgedResponses: number;
-  unroutedRequests: number;
-  framesToApps: number;
-  sendFailures: number;
-  /** Client transactions that got no final response (Timer B/F): a made-up 408 went to the app. */
-  clientTimeouts: number;
-  /** 2xx from a second fork of an INVITE: ACKed and released with BYE by the core (RFC 3261 §13.2.2.4). */
-  extraForksReleased: number;
-  /** In-dialog requests, CANCELs and ACKs from another source than the dialog's peer: 481 / dropped (RFC 6404 §2.3.2.1). */
-  foreignDialogRequests: number;
-}
+};
 
 export interface UaCoreOptions {
   wire: WireServer;

@@ -55,11 +55,7 @@ export type SendResult =
   | { ok: true; local: Endpoint; connectionId?: string; bytes: number }
   | { ok: false; reason: 'unreachable' | 'refused' | 'closed' | 'no-transport' | 'tls-failed' | 'timeout'; detail?: string };
 
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type { Clock } from '../../clock.js';
 
 export const systemClock: Clock = {
   now: () => Date.now(),

@@ -1,10 +1,7 @@
-// The timers the session module needs, behind an interface so unit tests can drive a fake clock.
+// The session module's clock: node's timers, unref'd (src/clock.ts is the interface tests fake).
+import type { Clock } from '../../clock.js';
 
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type { Clock };
 
 /** Node's timers, unref'd: a call's timer never keeps the process alive on its own. */
 export const systemClock: Clock = {
