@@ -1,4 +1,5 @@
 // Contract between the transport layer (UDP/TCP/TLS listeners, shield) and the SIP core.
+import type { Clock } from '../../clock.js';
 
 export type Protocol = 'udp' | 'tcp' | 'tls';
 
@@ -55,7 +56,8 @@ export type SendResult =
   | { ok: true; local: Endpoint; connectionId?: string; bytes: number }
   | { ok: false; reason: 'unreachable' | 'refused' | 'closed' | 'no-transport' | 'tls-failed' | 'timeout'; detail?: string };
 
-export type { Clock } from '../../clock.js';
+
+export type { Clock };
 
 export const systemClock: Clock = {
   now: () => Date.now(),
