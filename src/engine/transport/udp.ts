@@ -1,0 +1,79 @@
+// UDP listeners (RFC 3261 §18): one socket per listener; a datagram is one message. The shield
+// runs per datagram before anything else; blank datagrams (CR/LF/space keep-alive noise) are
+// counted and dropped. Sends leave from the listener socket of the target's address family (or
+// the listener asked for), so the peer sees our advertised address:port.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { familyOf, type ListenerSpec, type TransportContext } from './options.js';
+import type { Endpoint, SendResult, SendTarget } from './types.js';
+
+/** True for a datagram of only CR/LF/space (keep-alive noise some UAs send over UDP). */
+function isBlank(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (c !== 0x0d && c !== 0x0a && c !== 0x20) return false;
+  }
+  return true;
+}
+
+export class UdpTransport {
+  private readonly sockets: { socket: UdpSocket; local: Endpoint }[] = [];
+
+  constructor(private readonly ctx: TransportContext) {}
+
+  listen(spec: ListenerSpec): Promise<void> {
+    const { limits, log } = this.ctx;
+    return new Promise((resolve, reject) => {
+      // A large receive buffer rides out floods and bursts: datagrams the kernel drops before
+      // the shield sees them would include the real peers'. (Capped by net.core.rmem_max.)
+      const socket = createSocket({ type: familyOf(spec.address) === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+      const onError = (e: Error) => reject(new Error(`udp listen ${spec.address}:${spec.port}: ${e.message}`));
+      socket.once('error', onError);
+      socket.bind(spec.port, spec.address, () => {
+        socket.off('error', onError);
+        socket.on('error', (e) => log.warn({ err: e.message }, 'udp socket error'));
+        if (limits.udpReceiveBufferBytes > 0) {
+          // The kernel may cap it (net.core.rmem_max); not fatal.
+          try { socket.setRecvBufferSize(limits.udpReceiveBufferBytes); } catch (e) { log.warn({ err: (e as Error).message }, 'udp receive buffer size not set'); }
+        }
+        const local: Endpoint = { protocol: 'udp', address: spec.address, port: socket.address().port };
+        this.sockets.push({ socket, local });
+        this.ctx.addBound(local);
+        socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo.address, rinfo.port, local));
+        resolve();
+      });
+    });
+  }
+
+  send(target: SendTarget, data: Buffer): Promise<SendResult> {
+    const fam = familyOf(target.address);
+    const want = target.local;
+    const u = (want && this.sockets.find((s) => s.local.port === want.port && s.local.address === want.address))
+      ?? this.sockets.find((s) => familyOf(s.local.address) === fam);
+    if (!u) return Promise.resolve({ ok: false, reason: 'no-transport', detail: `no udp listener for IPv${fam}` });
+    return new Promise((resolve) => {
+      try {
+        u.socket.send(data, target.port, target.address, (err) => {
+          if (err) resolve({ ok: false, reason: 'unreachable', detail: err.message });
+          else resolve({ ok: true, local: { ...u.local }, bytes: data.length });
+        });
+      } catch (e) {
+        resolve({ ok: false, reason: 'closed', detail: (e as Error).message });
+      }
+    });
+  }
+
+  /** Close every socket; resolves when all are closed. */
+  async close(): Promise<void> {
+    await Promise.all(this.sockets.map(({ socket }) => new Promise<void>((r) => { try { socket.close(() => r()); } catch { r(); } })));
+    this.sockets.length = 0;
+  }
+
+  private onDatagram(msg: Buffer, address: string, port: number, local: Endpoint): void {
+    const { shield, stats, limits } = this.ctx;
+    if (shield && !shield.admit(address)) { stats.udp.shieldDropped++; return; }
+    stats.udp.received++;
+    if (msg.length > limits.maxMessageSize) { stats.udp.oversize++; return; }
+    if (isBlank(msg)) { stats.udp.keepAlives++; return; }
+    this.ctx.deliver({ data: msg, source: { protocol: 'udp', address, port }, local });
+  }
+}
