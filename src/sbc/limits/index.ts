@@ -116,6 +116,17 @@ export class Limits implements LimitsStage {
     return known;
   }
 
+  /**
+   * The policy's ttl, known from the first call on (start() runs with the default): a shorter
+   * one re-arms the keepalive now, or slots of live calls would expire before the first round.
+   */
+  private setTtl(ms: number): void {
+    if (ms === this.ttlMs) return;
+    const shorter = ms < this.ttlMs;
+    this.ttlMs = ms;
+    if (shorter && this.timer) { clearTimeout(this.timer); this.schedule(); }
+  }
+
   private schedule(): void {
     this.timer = setTimeout(() => {
       void this.keepAlive().finally(() => { if (this.timer) this.schedule(); });
@@ -132,7 +143,7 @@ export class Limits implements LimitsStage {
     const global = limits.global;
     const label = peerId ?? 'core';
     const retryAfterS = global?.retry_after_s ?? 5;
-    if (global?.session_ttl_s !== undefined) this.ttlMs = global.session_ttl_s * 1000;
+    if (global?.session_ttl_s !== undefined) this.setTtl(global.session_ttl_s * 1000);
     // Call rate first (cheap to refuse a flood), then one slot in every scope: one atomic step.
     const rate = peerId !== undefined && peer?.cps !== undefined
       ? { key: `cps:${peerId}`, ratePerS: peer.cps, burst: peer.burst ?? Math.max(1, Math.ceil(peer.cps)) }
