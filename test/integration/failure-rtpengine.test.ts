@@ -67,6 +67,9 @@ describe('rtpengine killed mid-call', () => {
     expect(down.failed).toBe(1);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(await node.metric('peergate_calls_total', { result: 'refused' })).toBe(1);
+    expect(await node.metric('peergate_refusals_total', { reason: 'no_rtpengine' })).toBe(1);
+    expect(await node.metric('peergate_responses_total', { class: '5xx' })).toBe(1);
+    expect(await node.metric('peergate_rtpengine_up')).toBe(0);
     expect(await node.metric('peergate_active_calls')).toBe(0);
 
     // Back (empty): the stage finds it by health check; the full limit is available again.
