@@ -4,6 +4,7 @@
 // no session stays stuck (active calls, engine dialogs, session slots back to 0) and, once
 // rtpengine is back, calls are admitted up to the full session limit again.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
 import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
@@ -83,5 +84,47 @@ describe('rtpengine killed mid-call', () => {
     await waitFor(async () => (await rtp.calls()).length === 0, 5000, 50, 'rtpengine sessions deleted');
     expect(await node.metric('peergate_active_calls')).toBe(0);
     expect(await node.metric('peergate_limit_sessions_local')).toBe(0);
+  }, 60_000);
+});
+
+/** PIDs of a process's children (the embedded rtpengine a node started). */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+describe('peergate killed with its embedded rtpengine', () => {
+  it('the embedded rtpengine does not outlive peergate (no orphan holding the ports)', async () => {
+    const [peer, core, ops, ng] = await freePorts(4) as [number, number, number, number];
+    const base = 20000 + 2 * Math.floor(Math.random() * 19000);
+    const pg = await startPeergate({
+      listen: [
+        { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peer },
+        { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: core },
+      ],
+      core: { targets: ['sip:127.0.0.3:5060'] },
+      media: { rtpengine: 'spawn', embedded: { port_min: base, port_max: base + 19, ng_port: ng } },
+      ops: { port: ops },
+      log: { level: 'warn' },
+      peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] } }],
+      routes: [{ from: 'peers', to: 'core' }],
+    });
+    const kids = childPids(pg.proc.pid);
+    expect(kids.length).toBeGreaterThanOrEqual(1);
+    pg.proc.child.kill('SIGKILL');
+    await pg.proc.exited;
+    try {
+      await waitFor(() => kids.every((k) => !alive(k)), 3000, 50, 'embedded rtpengine gone with peergate');
+    } finally {
+      for (const k of kids) if (alive(k)) try { process.kill(k, 'SIGKILL'); } catch { /* gone */ }
+    }
   }, 60_000);
 });
