@@ -44,6 +44,8 @@ type ScriptName = keyof typeof SCRIPTS;
 const CHUNK = 1000;
 /** Bound on chunks per call (1000 × 1000 = a million sessions per node). */
 const MAX_CHUNKS = 1000;
+/** How long a starting node waits for Redis before dropping its leftovers (else they expire by ttl). */
+const RECONCILE_WAIT_MS = 2000;
 
 type Client = Redis | Cluster;
 
@@ -247,6 +249,9 @@ export class RedisStore implements Store {
 
   async reconcileOnStart(nodeId: string): Promise<number> {
     checkName('node id', nodeId);
+    // Called right after the client is created: without waiting for the connection (bounded)
+    // it always failed, and a restarted node's leftovers stayed counted until their ttl.
+    await this.ready(RECONCILE_WAIT_MS);
     const key = `${this.prefix}{s}:node:${nodeId}`;
     let total = 0;
     for (let i = 0; i < MAX_CHUNKS; i++) {

@@ -88,7 +88,10 @@ export class ResilientStore implements Store {
   async keepAlive(nodeId: string, ttlMs: number): Promise<number> {
     const local = await this.local.keepAlive(nodeId, ttlMs);
     try {
-      return local + await this.shared.keepAlive(nodeId, ttlMs);
+      // Only what the shared store knows: sessions kept locally while it was down (including
+      // those the limits stage re-acquired then) must read as missing, so they are put back
+      // in it and the pool counts them again.
+      return await this.shared.keepAlive(nodeId, ttlMs);
     } catch (e) {
       if (!(e instanceof StoreUnavailableError)) throw e;
       return local;

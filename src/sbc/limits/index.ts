@@ -135,6 +135,17 @@ export class Limits implements LimitsStage {
     return known;
   }
 
+  /**
+   * The policy's ttl, known from the first call on (start() runs with the default): a shorter
+   * one re-arms the keepalive now, or slots of live calls would expire before the first round.
+   */
+  private setTtl(ms: number): void {
+    if (ms === this.ttlMs) return;
+    const shorter = ms < this.ttlMs;
+    this.ttlMs = ms;
+    if (shorter && this.timer) { clearTimeout(this.timer); this.schedule(); }
+  }
+
   private schedule(): void {
     this.timer = setTimeout(() => {
       void this.keepAlive().finally(() => { if (this.timer) this.schedule(); });
@@ -152,7 +163,7 @@ export class Limits implements LimitsStage {
     const global = limits.global;
     const label = peerId ?? 'core';
     const retryAfterS = global?.retry_after_s ?? 5;
-    if (global?.session_ttl_s !== undefined) this.ttlMs = global.session_ttl_s * 1000;
+    if (global?.session_ttl_s !== undefined) this.setTtl(global.session_ttl_s * 1000);
     // A priority call may go past each limit by the reserved share (RFC 6404 §4.9).
     const share = priority ? global?.priority?.reserved_share ?? 0 : 0;
     const raise = (limit: number | undefined): number | undefined => (limit === undefined || share <= 0 ? limit : limit + Math.max(1, Math.ceil(limit * share)));

@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { existsSync } from 'node:fs';
 import { controlSeconds, rtpengineErrors, rtpengineUp } from './metrics.js';
 import type { EmbeddedRtpengine } from './schema.js';
 
@@ -230,6 +231,19 @@ export function embeddedArgs(cfg: EmbeddedRtpengine, ngPort: number): string[] {
   ];
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+
+/**
+ * Run `binary` so the kernel stops it when peergate dies, even by SIGKILL (Linux
+ * PR_SET_PDEATHSIG through util-linux setpriv, which then execs it: same PID). Otherwise
+ * a killed node leaves an orphan rtpengine holding its ng port and media ports.
+ */
+function withParentDeathSignal(binary: string, args: string[]): [string, string[]] {
+  // A missing binary is spawned directly, so its error stays ENOENT (not setpriv's text).
+  if (process.platform !== 'linux' || !existsSync(SETPRIV) || !existsSync(binary)) return [binary, args];
+  return [SETPRIV, ['--pdeathsig', 'TERM', '--', binary, ...args]];
+}
+
 /**
  * A local rtpengine started and supervised by peergate: restarted (with back-off) when it
  * dies, stopped by its PID on close. The ng port stays the same across restarts so the
@@ -256,7 +270,8 @@ export class EmbeddedRtpengineProcess {
   }
 
   private spawnOnce(): void {
-    const child = spawn(this.cfg.binary, embeddedArgs(this.cfg, this.ngPort), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, args] = withParentDeathSignal(this.cfg.binary, embeddedArgs(this.cfg, this.ngPort));
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const keep = (d: Buffer) => { this.output = (this.output + d.toString()).slice(-8192); };
     child.stdout?.on('data', keep);
