@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { requestUriFor, splitHeaderValues, parseTlsIdentity } from '../../../src/sbc/b2bua.js';
+import { parseTlsIdentity } from '../../../src/sbc/b2bua.js';
+import { requestUriFor } from '../../../src/sbc/b-leg.js';
+import { splitHeaderValues } from '../../../src/sbc/request-view.js';
 
 describe('B2BUA helpers', () => {
   it('puts the called number into a target URI that names no user', () => {

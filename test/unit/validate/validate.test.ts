@@ -1,7 +1,7 @@
 // validate.ts: what a new INVITE must carry before the B2BUA routes it (issue #17.1).
 import { describe, expect, it } from 'vitest';
 import { validateInvite, nameAddrUri } from '../../../src/sbc/validate.js';
-import { splitHeaderValues } from '../../../src/sbc/b2bua.js';
+import { splitHeaderValues } from '../../../src/sbc/request-view.js';
 
 const SDP = 'v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n';
 

@@ -1,0 +1,193 @@
+// The B-leg of a call: the targets a route names, the request sent to one of them (Request-URI,
+// From/To per RFC 3261 §8.1.1, headers by the receiving side's allowlist, RFC 3325 identity,
+// RFC 8224 signature, egress listener) and one attempt at it, with the no-answer timer that
+// lets the call flow fail over (RFC 3263 §4.3 ordered targets) and CANCEL on shutdown.
+import { randomUUID } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type Srf from 'drachtio-srf';
+import type { Logger } from 'pino';
+import type { Policy } from '../policy/schema.js';
+import { applyResourcePriority } from './limits/priority.js';
+import { nextMaxForwards } from './admission.js';
+import { newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM, type HeaderAllowlist } from './topology.js';
+import { hopUri, engineTlsHeaders, type NextHop } from '../routing/index.js';
+import { parseUri, uriUser } from '../sip/grammar/index.js';
+import { getHeader, type Dialog, type Req, type Res } from './request-view.js';
+import { indexOf, trustBetween } from './sides.js';
+import type { CallRegistry } from './calls.js';
+import type { IdentityOutcome, IdentityStage, MediaStage, RequestView, Side } from './stages.js';
+
+/** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
+export const EGRESS_HEADER = 'X-Peergate-Egress';
+
+/** One place a call may go: a side, its target URI and, when found through DNS, the next hop. */
+export interface Target { side: Side; uri: string; hop?: NextHop }
+
+/** The targets of a route's destinations, in order (targets go to the engine as written). */
+export function expandTargets(policy: Policy, destinations: string[]): Target[] {
+  const out: Target[] = [];
+  for (const d of destinations) {
+    if (d === 'core') for (const uri of policy.core.targets) out.push({ side: { kind: 'core' }, uri });
+    else {
+      const peer = policy.peers.find((p) => p.id === d);
+      for (const uri of peer?.targets ?? []) out.push({ side: { kind: 'peer', peer: peer! }, uri });
+    }
+  }
+  return out;
+}
+
+/** The B-leg Request-URI: the target, carrying the called number when the target names no user. */
+export function requestUriFor(targetUri: string, called: string): string {
+  if (!called || uriUser(targetUri) !== undefined) return targetUri;
+  const colon = targetUri.indexOf(':');
+  return `${targetUri.slice(0, colon + 1)}${escapeUser(called)}@${targetUri.slice(colon + 1)}`;
+}
+
+/** The headers of the B-leg INVITE toward `target`, from the A-leg request `view`. */
+export function outgoingHeaders(policy: Policy, req: Req, view: RequestView, from: Side, target: Target, identity: IdentityOutcome): Record<string, string> {
+  const trust = trustBetween(from, target.side);
+  const headers = applyResourcePriority(indexOf(policy).allowlist(target.side).requestHeaders((n) => view.get(n), trust), from, view.get('Resource-Priority'));
+  const toTopology = target.side.kind === 'core' ? policy.core.topology : target.side.peer.topology;
+  const scheme = target.uri.startsWith('sips:') ? 'sips' : 'sip';
+  const anonymous = anonymizeFrom(view.get('Privacy'), toTopology.privacy, trust.trustedReceiver);
+  headers['From'] = anonymous ? ANONYMOUS_FROM : newFrom(view.get('From'), scheme);
+  const called = userPart(req.uri);
+  headers['To'] = `<${scheme}:${called ? `${escapeUser(called)}@` : ''}${hostPortOf(target.uri)}>`;
+  headers['Max-Forwards'] = String(nextMaxForwards(view.get('Max-Forwards')));
+  const ct = view.get('Content-Type');
+  if (ct && req.body) headers['Content-Type'] = ct;
+  // The B-leg leaves from our listener on the target's side (the embedded engine consumes this
+  // header; an external drachtio-server would send it on, so it is only set for ours).
+  const egress = policy.engine.embedded ? listenerFor(policy, target) : undefined;
+  if (egress) headers[EGRESS_HEADER] = egress.bound;
+  if (policy.engine.embedded) Object.assign(headers, engineTlsHeaders(target));
+  // The verification result is for our trust domain: the core, or a peer we trust (RFC 3325).
+  if (trust.trustedReceiver) {
+    Object.assign(headers, identity.addHeaders);
+    if (identity.decorateFrom && !anonymous) headers['From'] = identity.decorateFrom(headers['From']!);
+  }
+  return headers;
+}
+
+/** Toward a peer that requires it, sign the B-leg INVITE (RFC 8224) and add Identity to `headers`. */
+export async function signForTarget(identity: IdentityStage, policy: Policy, target: Target, view: RequestView, headers: Record<string, string>, body: string | undefined): Promise<void> {
+  if (target.side.kind !== 'peer' || !target.side.peer.identity.sign) return;
+  // RFC 4474's digest covers Call-ID, CSeq, Contact and body: fix them here so the engine keeps them.
+  headers['Call-ID'] = randomUUID();
+  headers['CSeq'] = '1 INVITE';
+  const l = listenerFor(policy, target);
+  const contact = l ? `<${l.scheme}:${l.hostport}${l.params}>` : undefined;
+  if (contact) headers['Contact'] = contact;
+  // The engine would rewrite `@localhost` after signing; write our host now.
+  if (l) headers['From'] = headers['From']!.replace('@localhost>', `@${l.hostport}>`);
+  Object.assign(headers, await identity.sign(policy, target.side, view, {
+    from: headers['From']!, to: headers['To']!, callId: headers['Call-ID'], cseq: headers['CSeq'],
+    ...(contact ? { contact } : {}), ...(body ? { body } : {}),
+  }));
+}
+
+export type Attempt = { ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean };
+
+export interface AttemptArgs {
+  srf: Srf;
+  calls: CallRegistry;
+  media?: MediaStage;
+  log: Logger;
+  req: Req;
+  res: Res;
+  target: Target;
+  headers: Record<string, string>;
+  localSdpB: string | undefined;
+  from: Side;
+  policy: Policy;
+  callId: string;
+  /** The caller's side allowlist, for the B-leg's responses. */
+  responseAllow: HeaderAllowlist;
+  isCanceled: () => boolean;
+  /** A provisional response beyond 100 Trying came back. */
+  onProgress: () => void;
+  /** The B-leg INVITE went out with this Call-ID. */
+  onSent: (bCallId: string) => void;
+}
+
+/** One B-leg attempt. Resolves instead of throwing so the failover loop stays flat. */
+export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
+  const { req, res, target, headers, localSdpB, from, policy, callId, responseAllow, isCanceled, onProgress, onSent, media } = x;
+  let heardBack = false;
+  let uacReq: Srf.SrfRequest | undefined;
+  return new Promise<Attempt>((resolve) => {
+    let settled = false;
+    const settle = (a: Attempt): void => { if (!settled) { settled = true; clearTimeout(timer); unregister(); resolve(a); } };
+    // Shutdown while this attempt is in progress: CANCEL the B-leg, the caller gets 503.
+    const unregister = x.calls.attempting(callId, () => {
+      try { uacReq?.cancel(() => undefined); } catch { /* already final */ }
+      settle({ ok: false, status: 503, reason: 'Service Unavailable', noAnswer: false });
+    });
+    // A target that sends nothing at all is dead: move on now rather than wait for Timer B
+    // (32 s), and CANCEL it so its transaction ends.
+    const timer = setTimeout(() => {
+      if (heardBack || isCanceled()) return;
+      try { uacReq?.cancel(() => undefined); } catch { /* already final */ }
+      settle({ ok: false, status: 408, reason: 'No Answer', noAnswer: true });
+    }, policy.failover.no_answer_ms);
+    x.srf.createB2BUA(req, res, requestUriFor(target.uri, userPart(req.uri)), {
+      headers,
+      // A hop found through DNS (RFC 3263): the engine sends there, the Request-URI keeps the name.
+      ...(target.hop ? { proxy: hopUri(target.hop) } : {}),
+      proxyRequestHeaders: [],
+      proxyResponseHeaders: [],
+      passFailure: false,
+      ...(localSdpB !== undefined ? { localSdpB } : {}),
+      localSdpA: async (sdpB: string) => {
+        if (!media || !sdpB) return sdpB;
+        const a = await media.answer({ callId, sdp: sdpB, leg: 'B', from: target.side, to: from, policy });
+        if (!a.ok) throw Object.assign(new Error(a.refusal.reason), { status: a.refusal.status });
+        return a.sdp;
+      },
+      responseHeaders: ((uacRes: Srf.SrfResponse) => {
+        heardBack = true;
+        return responseAllow.requestHeaders((n) => getHeader(uacRes, n), trustBetween(target.side, from), 'response');
+      }) as unknown as Srf.CreateB2BUAOptions['responseHeaders'],
+    }, {
+      cbRequest: (...args: unknown[]) => {
+        uacReq = args[args.length - 1] as Srf.SrfRequest;
+        const b = getHeader(uacReq, 'Call-ID');
+        if (b) onSent(b);
+      },
+      cbProvisional: (p: { status: number }) => { heardBack = true; if (p.status > 100) onProgress(); },
+    }).then(({ uas, uac }) => {
+      // An abandoned target that answers late gets hung up at once.
+      if (settled) { uac.destroy(); uas.destroy(); return; }
+      settle({ ok: true, uas, uac });
+    }, (err: { status?: number; reason?: string; message?: string }) => {
+      // A SIP failure from the target keeps its status; anything else (a library error) is a
+      // plain 500 whose text never reaches the network.
+      if (typeof err.status !== 'number') x.log.error({ call: callId, err: String(err.message ?? err) }, 'B-leg error');
+      settle(typeof err.status === 'number' ? { ok: false, status: err.status, reason: err.reason ?? 'Call Failed', noAnswer: false } : { ok: false, status: 500, reason: 'Server Internal Error', noAnswer: false });
+    });
+  });
+}
+
+/** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */
+function listenerFor(policy: Policy, target: Target): { scheme: string; hostport: string; params: string; bound: string } | undefined {
+  const parsed = target.hop ? undefined : parseUri(target.uri);
+  const want = target.hop?.transport ?? (parsed?.params.get('transport')?.toLowerCase() || (parsed?.scheme === 'sips' ? 'tls' : 'udp'));
+  const side = target.side.kind === 'core' ? 'core' : 'peer';
+  // A hop found through DNS leaves from a listener of its address family (IPv6 hops from an IPv6 listener).
+  const fam = target.hop ? isIPv6(target.hop.address) : undefined;
+  const l = policy.listen.find((x) => x.side === side && x.transport === want && (fam === undefined || isIPv6(x.address) === fam))
+    ?? policy.listen.find((x) => x.side === side && x.transport === want) ?? policy.listen.find((x) => x.side === side);
+  if (!l) return undefined;
+  const host = l.advertise ?? (l.address.includes(':') ? `[${l.address}]` : l.address);
+  return { scheme: l.transport === 'tls' ? 'sips' : 'sip', hostport: `${host}:${l.port}`, params: l.transport === 'udp' ? '' : `;transport=${l.transport}`, bound: `${l.address}:${l.port}` };
+}
+
+/** `sip:user@host:port;transport=udp` → `host:port;transport=udp` (what goes after the @ of the
+ *  new To: the URI without scheme, userinfo and `?headers`). */
+function hostPortOf(uri: string): string {
+  const u = parseUri(uri);
+  if (u === null || u.scheme === 'tel') return uri.slice(uri.indexOf(':') + 1);
+  let s = u.port === undefined ? u.host : `${u.host}:${u.port}`;
+  for (const [k, v] of u.params) s += v === '' ? `;${k}` : `;${k}=${v}`;
+  return s;
+}
