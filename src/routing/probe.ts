@@ -6,7 +6,7 @@ import type Srf from 'drachtio-srf';
 import type { Policy } from '../policy/schema.js';
 import type { ProbeSender } from './health.js';
 import { hopUri, engineTlsHeaders } from './index.js';
-import { EGRESS_HEADER } from '../sbc/b2bua.js';
+import { EGRESS_HEADER } from '../sbc/b-leg.js';
 
 export function srfProbeSender(srf: Srf, policy: () => Policy): ProbeSender {
   return (t, timeoutMs) => new Promise((resolve) => {

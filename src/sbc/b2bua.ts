@@ -35,7 +35,6 @@ export type { ActiveCall, Hangup } from './calls.js';
 /** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */
 export { TLS_IDENTITY_HEADER, parseTlsIdentity };
 /** Tells the embedded engine which listener a new request leaves from (b-leg.ts, docs/engine.md). */
-export { EGRESS_HEADER } from './b-leg.js';
 
 /** Everything the B2BUA reports; the ops module turns these into Prometheus metrics. */
 export interface B2buaObserver extends RequestObserver {
