@@ -8,6 +8,7 @@ import { compactVerify } from 'jose';
 import { createIdentityStage, type IdentityOutcomeWithResult } from '../../src/sbc/identity/stage.js';
 import { GlobalIdentitySchema, PeerIdentitySchema } from '../../src/sbc/identity/schema.js';
 import type { Peer, Policy } from '../../src/policy/schema.js';
+import { GlobalLimitsSchema } from '../../src/sbc/limits/schema.js';
 import type { RequestView, Side } from '../../src/sbc/stages.js';
 import { makeTestPki, startCertServer, type CertServer, type TestPki } from '../helpers/identity.js';
 
@@ -28,8 +29,8 @@ function view(headers: Array<[string, string]>, uri = 'sip:+14155550123@sbe.exam
 }
 
 function setup(identity: Record<string, unknown>) {
-  // The stage reads only policy.identity and the peer's id and identity.
-  const policy = { identity: GlobalIdentitySchema.parse({ trust_anchors: [pki.stiRoot], fetch: { allow_hosts: ['127.0.0.1'], tls_ca: [pki.https.ca] } }) } as unknown as Policy;
+  // The stage reads only policy.identity, policy.limits.priority and the peer's id and identity.
+  const policy = { identity: GlobalIdentitySchema.parse({ trust_anchors: [pki.stiRoot], fetch: { allow_hosts: ['127.0.0.1'], tls_ca: [pki.https.ca] } }), limits: GlobalLimitsSchema.parse({}) } as unknown as Policy;
   const peer = { id: 'carrier-a', identity: PeerIdentitySchema.parse(identity) } as unknown as Peer;
   const side: Side = { kind: 'peer', peer };
   return { policy, side };
