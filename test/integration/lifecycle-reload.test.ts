@@ -196,7 +196,8 @@ describe('reload of TLS material', () => {
     process.kill(pg.proc.pid, 'SIGHUP');
     await waitFor(async () => (await pg.metric('peergate_tls_crl_stale', { file: files.crl })) === 1, 5000, 50, 'stale CRL metric');
     expect(await pg.metric('peergate_tls_crl_next_update_seconds', { file: files.crl })).toBe(Date.UTC(2020, 0, 2) / 1000);
-    expect(pg.proc.output()).toContain('CRL is past its nextUpdate');
+    // The log line is written asynchronously (pino): wait for it rather than race it.
+    await waitFor(() => pg.proc.output().includes('CRL is past its nextUpdate'), 5000, 50, 'stale CRL log line');
     // stale_crl: refuse (default) — OpenSSL refuses every client of that CA.
     const options = (ua: TlsUa, tag: string) => ua.request(`OPTIONS sip:127.0.0.1:${p.tls} SIP/2.0\r\nVia: SIP/2.0/TLS ${ua.local};branch=${branch()}\r\nMax-Forwards: 70\r\nFrom: <sip:a@client.sbc.test>;tag=${tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: opt-${Math.random()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`);
     const refusedUa = await TlsUa.open(client2).catch(() => undefined);
