@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
 import { freePorts, stopAll } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const PEER_IP = '127.0.0.2';
 const STRANGER_IP = '127.0.0.9';
@@ -16,19 +16,11 @@ let ports: { peerSip: number; coreSip: number; ops: number; core: number };
 beforeAll(async () => {
   const [peerSip, coreSip, ops, core] = await freePorts(4);
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, core: core! };
-  pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
-    // Nothing listens at the core target: no request of these tests may get that far.
-    core: { targets: [`sip:127.0.0.3:${ports.core}`] },
+  // Nothing listens at the core target: no request of these tests may get that far.
+  pg = await startPeergate(twoSidedPolicy({ peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:127.0.0.3:${ports.core}`, peerIp: PEER_IP, logLevel: 'warn' }, {
     media: { anchoring: false },
-    ops: { port: ports.ops },
-    log: { level: 'warn' },
     peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }));
 }, 60_000);
 
 afterAll(async () => {

@@ -5,7 +5,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, writeFile } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { sippAck, SIPP_FROM_E164 } from '../helpers/sipp-xml.js';
 
 const PEER_IP = '127.0.0.2';
 const CORE_IP = '127.0.0.3';
@@ -47,17 +48,7 @@ ${lines.join('\n')}
 ]]></send>
   <recv response="100" optional="true"/>
   <recv response="${status}"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]
-From: <sip:+15550001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
+${sippAck({ uri: 'sip:[service]@[remote_ip]:[remote_port]', branch: '[branch-3]', from: SIPP_FROM_E164, closeIndent: '' })}
 </scenario>
 `;
 }
@@ -69,18 +60,10 @@ beforeAll(async () => {
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
   coreUasDir = scratchDir('validate-core-');
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
-  pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
-    core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
+  pg = await startPeergate(twoSidedPolicy({ peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:${CORE_IP}:${ports.coreUas}`, peerIp: PEER_IP, logLevel: 'warn' }, {
     media: { anchoring: false },
-    ops: { port: ports.ops },
-    log: { level: 'warn' },
     peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }));
 }, 60_000);
 
 afterAll(async () => {
