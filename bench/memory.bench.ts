@@ -73,6 +73,15 @@ const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0
 const invite = (callId: string) => `INVITE sip:+15551230000@127.0.0.1:5070 SIP/2.0\r\n${hdrs(callId, callId, '1 INVITE')}Content-Type: application/sdp\r\nContent-Length: ${SDP.length}\r\n\r\n${SDP}`;
 
 type Scenario = (h: ReturnType<typeof harness>, i: number) => void;
+/** The app sends `method` (Call-ID `callIdPrefix` + i) and the far end completes it with `status`. */
+const clientCompleted = (method: string, callIdPrefix: string, status: string): { run: Scenario; live: (h: ReturnType<typeof harness>) => number } => ({
+  run: (h, i) => {
+    h.fromApp('', '', `${method} sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: ${callIdPrefix}${i}\r\nFrom: <sip:app@localhost>;tag=ft\r\nContent-Length: 0\r\n\r\n`);
+    h.feed(reply(h.sent(), status, `t${i}`));
+    h.clearFrames();
+  },
+  live: (h) => h.core.stats().clientTransactions,
+});
 const scenarios: Record<string, { run: Scenario; after?: (h: ReturnType<typeof harness>) => void; live: (h: ReturnType<typeof harness>) => number }> = {
   'nist-completed': {
     run: (h, i) => {
@@ -92,22 +101,8 @@ const scenarios: Record<string, { run: Scenario; after?: (h: ReturnType<typeof h
     },
     live: (h) => h.core.stats().serverTransactions,
   },
-  'nict-completed': {
-    run: (h, i) => {
-      h.fromApp('', '', `OPTIONS sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: n${i}\r\nFrom: <sip:app@localhost>;tag=ft\r\nContent-Length: 0\r\n\r\n`);
-      h.feed(reply(h.sent(), '200 OK', `t${i}`));
-      h.clearFrames();
-    },
-    live: (h) => h.core.stats().clientTransactions,
-  },
-  'ict-completed': {
-    run: (h, i) => {
-      h.fromApp('', '', `INVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: i${i}\r\nFrom: <sip:app@localhost>;tag=ft\r\nContent-Length: 0\r\n\r\n`);
-      h.feed(reply(h.sent(), '486 Busy Here', `t${i}`));
-      h.clearFrames();
-    },
-    live: (h) => h.core.stats().clientTransactions,
-  },
+  'nict-completed': clientCompleted('OPTIONS', 'n', '200 OK'),
+  'ict-completed': clientCompleted('INVITE', 'i', '486 Busy Here'),
   'held-dialogs': {
     run: (h, i) => scenarios['ist-accepted']!.run(h, i),
     after: (h) => h.clock.advance(40_000),
