@@ -95,8 +95,8 @@ export function twoSidedPolicy(p: TwoSidedPorts, extra: Record<string, unknown> 
 }
 
 /** `peergate start` with twoSidedPolicy on fresh ports; `target` is its peer-side address for SIPp. */
-export async function startTwoSided(coreTarget: string, extra: Record<string, unknown> = {}, logLevel = 'error'): Promise<{ pg: RunningPeergate; target: string; peerPort: number }> {
+export async function startTwoSided(coreTarget: string, extra: Record<string, unknown> = {}, o: { logLevel?: string; peerIp?: string } = {}): Promise<{ pg: RunningPeergate; target: string; peerPort: number }> {
   const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
-  const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget, logLevel }, extra));
+  const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget, logLevel: o.logLevel ?? 'error', ...(o.peerIp ? { peerIp: o.peerIp } : {}) }, extra));
   return { pg, target: `127.0.0.1:${peerPort}`, peerPort };
 }

@@ -44,3 +44,23 @@ export function sippByeWithReason(reason: string, timeoutMs?: number): string {
 ${SIPP_OK_TO_LAST}
   <Reference variables="r"/>`;
 }
+
+/** The head of a SIPp caller's INVITE up to Max-Forwards; the test adds its own headers and body. */
+export const SIPP_INVITE_HEAD = `INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+${SIPP_FROM}
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70`;
+
+/** An audio offer/answer with PCMU only, in SIPp keywords. */
+export const SIPP_SDP_PCMU = `v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+`;

@@ -5,22 +5,21 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
 import { freePorts, stopAll } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 
 const PEER_IP = '127.0.0.2';
 const STRANGER_IP = '127.0.0.9';
 
 let pg: RunningPeergate;
-let ports: { peerSip: number; coreSip: number; ops: number; core: number };
+let peerSip: number;
 
 beforeAll(async () => {
-  const [peerSip, coreSip, ops, core] = await freePorts(4);
-  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, core: core! };
+  const [core] = await freePorts(1) as [number];
   // Nothing listens at the core target: no request of these tests may get that far.
-  pg = await startPeergate(twoSidedPolicy({ peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:127.0.0.3:${ports.core}`, peerIp: PEER_IP, logLevel: 'warn' }, {
+  ({ pg, peerPort: peerSip } = await startTwoSided(`sip:127.0.0.3:${core}`, {
     media: { anchoring: false },
     peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-  }));
+  }, { logLevel: 'warn', peerIp: PEER_IP }));
 }, 60_000);
 
 afterAll(async () => {
@@ -36,7 +35,7 @@ async function exchange(from: string, payload: Buffer | string, ms = 1500): Prom
   s.on('message', (m) => got.push(m));
   const port = String(s.address().port);
   const bytes = typeof payload === 'string' ? Buffer.from(payload.replace(/\{port\}/g, port), 'latin1') : payload;
-  s.send(bytes, ports.peerSip, '127.0.0.1');
+  s.send(bytes, peerSip, '127.0.0.1');
   await new Promise((r) => setTimeout(r, ms));
   s.close();
   return got;

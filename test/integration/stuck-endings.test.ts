@@ -5,31 +5,17 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, writeFile, waitFor, type Proc } from '../helpers/procs.js';
 import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
-import { sippAck, sippByeWithReason, SIPP_FROM } from '../helpers/sipp-xml.js';
+import { sippAck, sippByeWithReason, SIPP_INVITE_HEAD, SIPP_SDP_PCMU } from '../helpers/sipp-xml.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 
-const SDP = `v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-`;
+const SDP = SIPP_SDP_PCMU;
 
 /** A caller that holds the call until the far end hangs up; the BYE it gets must carry `reason`. */
 function uacWaitsForBye(reason: string, extraHeader = ''): string {
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="uac waits for BYE">
   <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-${SIPP_FROM}
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70
+${SIPP_INVITE_HEAD}
 ${extraHeader}Content-Type: application/sdp
 Content-Length: [len]
 
@@ -71,14 +57,7 @@ ${sippByeWithReason(reason)}
 const UAC_422 = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="uac asks for a too small session interval">
   <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-${SIPP_FROM}
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70
+${SIPP_INVITE_HEAD}
 Supported: timer
 Session-Expires: 30
 Content-Type: application/sdp

@@ -15,7 +15,7 @@ import { startEngine, type Engine } from '../../src/engine/engine.js';
 import { B2bua, type B2buaObserver } from '../../src/sbc/b2bua.js';
 import { PolicySchema, type Policy } from '../../src/policy/schema.js';
 import { freePorts, runSipp, startSipp, stopAll, waitFor, scratchDir, writeFile, type Proc } from '../helpers/procs.js';
-import { sippAck, SIPP_FROM, SIPP_OK_TO_LAST } from '../helpers/sipp-xml.js';
+import { sippAck, SIPP_INVITE_HEAD, SIPP_OK_TO_LAST } from '../helpers/sipp-xml.js';
 
 /** TCP relay to `port`; engine → app bytes are held and written in one chunk every `batchMs`. */
 function coalescingRelay(port: number, batchMs: number): Promise<{ port: number; close(): void; batches: () => number }> {
@@ -114,14 +114,7 @@ describe('orderings that used to leave a call up for ever', () => {
     const xml = writeFile(dir, 'uac-no-bye.xml', `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caller whose BYE is lost">
   <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-${SIPP_FROM}
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70
+${SIPP_INVITE_HEAD}
 Content-Length: 0
 
   ]]></send>
