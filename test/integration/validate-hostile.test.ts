@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, writeFile } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 import { sippAck, SIPP_FROM_E164 } from '../helpers/sipp-xml.js';
 
 const PEER_IP = '127.0.0.2';
@@ -14,7 +14,7 @@ const CORE_IP = '127.0.0.3';
 const LIBRARY_TEXT = /createUAS|drachtio|srf|Error|exception|undefined|null|TypeError|stack|\bat \w/i;
 
 let pg: RunningPeergate;
-let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number };
+let target: string;
 let coreUasDir: string;
 
 function messageLog(dir: string): string {
@@ -56,14 +56,13 @@ ${sippAck({ uri: 'sip:[service]@[remote_ip]:[remote_port]', branch: '[branch-3]'
 const GOOD_SDP = 'v=0\no=- 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [local_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\n';
 
 beforeAll(async () => {
-  const [peerSip, coreSip, ops, coreUas] = await freePorts(4);
-  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
+  const [coreUas] = await freePorts(1) as [number];
   coreUasDir = scratchDir('validate-core-');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
-  pg = await startPeergate(twoSidedPolicy({ peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:${CORE_IP}:${ports.coreUas}`, peerIp: PEER_IP, logLevel: 'warn' }, {
+  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
+  ({ pg, target } = await startTwoSided(`sip:${CORE_IP}:${coreUas}`, {
     media: { anchoring: false },
     peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-  }));
+  }, { logLevel: 'warn', peerIp: PEER_IP }));
 }, 60_000);
 
 afterAll(async () => {
@@ -88,7 +87,7 @@ describe('hostile INVITEs are answered by peergate before any B-leg', () => {
       const dir = scratchDir('validate-uac-');
       const scen = writeFile(dir, 'hostile.xml', scenario(c.h, c.status));
       const before = await pg.metric('peergate_refusals_total', { peer: 'carrier-a', reason: 'malformed' });
-      const r = await runSipp(['-sf', scen, `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+      const r = await runSipp(['-sf', scen, target, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
         '-m', '1', '-trace_msg'], { dir, timeoutS: 20 });
       const log = messageLog(dir);
       expect(r.successful, `${r.output.slice(-1500)}\n${log.slice(-3000)}`).toBe(1);
@@ -105,7 +104,7 @@ describe('hostile INVITEs are answered by peergate before any B-leg', () => {
 
   it('a well-formed INVITE still reaches the core (the same peer, the same path)', async () => {
     const dir = scratchDir('validate-ok-');
-    const r = await runSipp(['-sn', 'uac', `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1', '-d', '100'], { dir, timeoutS: 30 });
+    const r = await runSipp(['-sn', 'uac', target, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1', '-d', '100'], { dir, timeoutS: 30 });
     expect(r.successful, r.output.slice(-1500)).toBe(1);
     expect(messageLog(coreUasDir)).toMatch(/INVITE sip:/);
   }, 40_000);
