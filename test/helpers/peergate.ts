@@ -72,6 +72,8 @@ export interface TwoSidedPorts {
   logLevel?: string;
   /** The source address of peer `carrier-a` (default 127.0.0.2). */
   peerIp?: string;
+  /** More keys of peer `carrier-a` (targets, limits...). */
+  peer?: Record<string, unknown>;
 }
 
 /**
@@ -88,15 +90,15 @@ export function twoSidedPolicy(p: TwoSidedPorts, extra: Record<string, unknown> 
     core: { targets: [p.coreTarget] },
     ...(p.opsPort === undefined ? {} : { ops: { port: p.opsPort } }),
     ...(p.logLevel === undefined ? {} : { log: { level: p.logLevel } }),
-    peers: [{ id: 'carrier-a', match: { addresses: [`${p.peerIp ?? '127.0.0.2'}/32`] } }],
+    peers: [{ id: 'carrier-a', match: { addresses: [`${p.peerIp ?? '127.0.0.2'}/32`] }, ...p.peer }],
     routes: [{ from: 'peers', to: 'core' }],
     ...extra,
   };
 }
 
 /** `peergate start` with twoSidedPolicy on fresh ports; `target` is its peer-side address for SIPp. */
-export async function startTwoSided(coreTarget: string, extra: Record<string, unknown> = {}, o: { logLevel?: string; peerIp?: string } = {}): Promise<{ pg: RunningPeergate; target: string; peerPort: number }> {
+export async function startTwoSided(coreTarget: string, extra: Record<string, unknown> = {}, o: Pick<TwoSidedPorts, 'logLevel' | 'peerIp' | 'peer'> = {}): Promise<{ pg: RunningPeergate; target: string; peerPort: number }> {
   const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
-  const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget, logLevel: o.logLevel ?? 'error', ...(o.peerIp ? { peerIp: o.peerIp } : {}) }, extra));
+  const pg = await startPeergate(twoSidedPolicy({ logLevel: 'error', ...o, peerPort, corePort, opsPort, coreTarget }, extra));
   return { pg, target: `127.0.0.1:${peerPort}`, peerPort };
 }

@@ -18,8 +18,7 @@ beforeAll(async () => {
   // Nothing listens at the core target: no request of these tests may get that far.
   ({ pg, peerPort: peerSip } = await startTwoSided(`sip:127.0.0.3:${core}`, {
     media: { anchoring: false },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-  }, { logLevel: 'warn', peerIp: PEER_IP }));
+  }, { logLevel: 'warn', peerIp: PEER_IP, peer: { targets: [`sip:${PEER_IP}:5060`] } }));
 }, 60_000);
 
 afterAll(async () => {

@@ -61,8 +61,7 @@ beforeAll(async () => {
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
   ({ pg, target } = await startTwoSided(`sip:${CORE_IP}:${coreUas}`, {
     media: { anchoring: false },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-  }, { logLevel: 'warn', peerIp: PEER_IP }));
+  }, { logLevel: 'warn', peerIp: PEER_IP, peer: { targets: [`sip:${PEER_IP}:5060`] } }));
 }, 60_000);
 
 afterAll(async () => {
