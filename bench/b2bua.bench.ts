@@ -10,8 +10,8 @@
 import { parseArgs } from 'node:util';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir } from '../test/helpers/procs.js';
-import { startPeergate } from '../test/helpers/peergate.js';
+import { freePorts, runSipp, startSipp, stopAll, scratchDir, sweepRates } from '../test/helpers/procs.js';
+import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRedis } from '../test/helpers/redis.js';
 
 const { values } = parseArgs({ options: { max: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' } } });
@@ -37,22 +37,8 @@ function rtts(dir: string): number[] {
   return out;
 }
 
-async function sweep(label: string, target: string): Promise<number> {
-  let best = 0;
-  for (const rate of RATES) {
-    const t0 = Date.now();
-    const r = await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
-      '-r', String(rate), '-m', String(rate * SECONDS), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: SECONDS * 4 + 10 });
-    const elapsedS = (Date.now() - t0) / 1000;
-    // A step counts only if every call succeeded AND the path kept up: all calls done within
-    // the step's duration plus 2 s (a saturated path queues calls and finishes late).
-    const keptUp = elapsedS <= SECONDS + 2;
-    const ok = r.failed === 0 && r.successful === rate * SECONDS && keptUp;
-    console.log(`${label.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${r.successful} ok, ${r.failed} failed, ${elapsedS.toFixed(1)} s${ok ? '' : keptUp ? '  <- failures' : '  <- fell behind'}`);
-    if (!ok) break;
-    best = rate;
-  }
-  return best;
+function sweep(label: string, target: string): Promise<number> {
+  return sweepRates(label, target, { rates: RATES, seconds: SECONDS });
 }
 
 async function setupTimes(target: string, rate: number): Promise<{ p50: number; p99: number; n: number }> {
@@ -65,19 +51,11 @@ async function setupTimes(target: string, rate: number): Promise<{ p50: number; 
 
 async function startNode(uasPort: number, anchoring: boolean, portBase: number, redisUrl?: string) {
   const [peerPort, corePort, ops] = await freePorts(3);
-  const pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-    ],
-    core: { targets: [`sip:127.0.0.3:${uasPort}`] },
+  const pg = await startPeergate(twoSidedPolicy({ peerPort: peerPort!, corePort: corePort!, opsPort: ops!, coreTarget: `sip:127.0.0.3:${uasPort}`, logLevel: 'error' }, {
     media: { anchoring, rtpengine: 'spawn', embedded: { port_min: portBase, port_max: portBase + 9999 } },
     ...(redisUrl ? { store: { redis: { url: redisUrl, on_failure: 'fail_closed' } } } : {}),
-    ops: { port: ops },
-    log: { level: 'error' },
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }));
   return { pg, target: `127.0.0.1:${peerPort}` };
 }
 

@@ -9,7 +9,8 @@
 //   held-dialogs    INVITE answered 200 and ACKed, then every transaction timer expired: dialogs only
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Clock, SendResult, SendTarget } from '../src/engine/transport/types.js';
+import type { SendResult, SendTarget } from '../src/engine/transport/types.js';
+import { ManualClock } from '../test/helpers/manual-clock.js';
 import type { AppConnection, WireServer } from '../src/engine/wire/server.js';
 import { UaCore } from '../src/engine/core/ua-core.js';
 import { parseMessage } from '../src/engine/message/parser.js';
@@ -24,16 +25,9 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const heap = (): number => { gc(); gc(); return process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers; };
 
-/** Timers fire only in advance(); ordered by due time (a bench, not a test: no tie rules needed). */
-class ManualClock implements Clock {
-  private t = 0;
-  private seq = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  now(): number { return this.t; }
-  setTimeout(fn: () => void, ms: number): unknown { const id = ++this.seq; this.timers.set(id, { at: this.t + ms, fn }); return id; }
-  clearTimeout(h: unknown): void { this.timers.delete(h as number); }
-  get pending(): number { return this.timers.size; }
-  advance(ms: number): void {
+/** Fires due timers in batches sorted once per round: many thousands of timers (a bench, not a test: no tie rules needed). */
+class BatchClock extends ManualClock {
+  override advance(ms: number): void {
     const end = this.t + ms;
     for (;;) {
       const due = [...this.timers].filter(([, tm]) => tm.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0]);
@@ -48,7 +42,7 @@ const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
 const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
 
 function harness() {
-  const clock = new ManualClock();
+  const clock = new BatchClock();
   let lastSent = '';
   const frames: string[] = [];
   const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); } } as unknown as AppConnection;
@@ -73,6 +67,15 @@ const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0
 const invite = (callId: string) => `INVITE sip:+15551230000@127.0.0.1:5070 SIP/2.0\r\n${hdrs(callId, callId, '1 INVITE')}Content-Type: application/sdp\r\nContent-Length: ${SDP.length}\r\n\r\n${SDP}`;
 
 type Scenario = (h: ReturnType<typeof harness>, i: number) => void;
+/** The app sends `method` (Call-ID `callIdPrefix` + i) and the far end completes it with `status`. */
+const clientCompleted = (method: string, callIdPrefix: string, status: string): { run: Scenario; live: (h: ReturnType<typeof harness>) => number } => ({
+  run: (h, i) => {
+    h.fromApp('', '', `${method} sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: ${callIdPrefix}${i}\r\nFrom: <sip:app@localhost>;tag=ft\r\nContent-Length: 0\r\n\r\n`);
+    h.feed(reply(h.sent(), status, `t${i}`));
+    h.clearFrames();
+  },
+  live: (h) => h.core.stats().clientTransactions,
+});
 const scenarios: Record<string, { run: Scenario; after?: (h: ReturnType<typeof harness>) => void; live: (h: ReturnType<typeof harness>) => number }> = {
   'nist-completed': {
     run: (h, i) => {
@@ -92,22 +95,8 @@ const scenarios: Record<string, { run: Scenario; after?: (h: ReturnType<typeof h
     },
     live: (h) => h.core.stats().serverTransactions,
   },
-  'nict-completed': {
-    run: (h, i) => {
-      h.fromApp('', '', `OPTIONS sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: n${i}\r\nFrom: <sip:app@localhost>;tag=ft\r\nContent-Length: 0\r\n\r\n`);
-      h.feed(reply(h.sent(), '200 OK', `t${i}`));
-      h.clearFrames();
-    },
-    live: (h) => h.core.stats().clientTransactions,
-  },
-  'ict-completed': {
-    run: (h, i) => {
-      h.fromApp('', '', `INVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: i${i}\r\nFrom: <sip:app@localhost>;tag=ft\r\nContent-Length: 0\r\n\r\n`);
-      h.feed(reply(h.sent(), '486 Busy Here', `t${i}`));
-      h.clearFrames();
-    },
-    live: (h) => h.core.stats().clientTransactions,
-  },
+  'nict-completed': clientCompleted('OPTIONS', 'n', '200 OK'),
+  'ict-completed': clientCompleted('INVITE', 'i', '486 Busy Here'),
   'held-dialogs': {
     run: (h, i) => scenarios['ist-accepted']!.run(h, i),
     after: (h) => h.clock.advance(40_000),

@@ -5,8 +5,8 @@
 //
 //   npx tsx bench/routing-calls.bench.ts [--max 1200] [--seconds 5]
 import { parseArgs } from 'node:util';
-import { freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js';
-import { startPeergate } from '../test/helpers/peergate.js';
+import { freePorts, startSipp, stopAll, sweepRates } from '../test/helpers/procs.js';
+import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startDns } from '../test/helpers/dns.js';
 
 const { values } = parseArgs({ options: { max: { type: 'string', default: '1200' }, seconds: { type: 'string', default: '5' } } });
@@ -14,20 +14,8 @@ const MAX = Number(values.max);
 const SECONDS = Number(values.seconds);
 const RATES = [50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1500].filter((r) => r <= MAX);
 
-async function sweep(label: string, target: string): Promise<number> {
-  let best = 0;
-  for (const rate of RATES) {
-    const t0 = Date.now();
-    const r = await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
-      '-r', String(rate), '-m', String(rate * SECONDS), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: SECONDS * 4 + 10 });
-    const elapsedS = (Date.now() - t0) / 1000;
-    const keptUp = elapsedS <= SECONDS + 2;
-    const ok = r.failed === 0 && r.successful === rate * SECONDS && keptUp;
-    console.log(`${label.padEnd(8)} ${String(rate).padStart(5)} calls/s: ${r.successful} ok, ${r.failed} failed, ${elapsedS.toFixed(1)} s${ok ? '' : keptUp ? '  <- failures' : '  <- fell behind'}`);
-    if (!ok) break;
-    best = rate;
-  }
-  return best;
+function sweep(label: string, target: string): Promise<number> {
+  return sweepRates(label, target, { rates: RATES, seconds: SECONDS, labelWidth: 8 });
 }
 
 async function main(): Promise<void> {
@@ -36,19 +24,11 @@ async function main(): Promise<void> {
   startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
   const node = async (coreTarget: string) => {
     const [peerPort, corePort, ops] = await freePorts(3);
-    const pg = await startPeergate({
-      listen: [
-        { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-        { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-      ],
+    const pg = await startPeergate(twoSidedPolicy({ peerPort: peerPort!, corePort: corePort!, opsPort: ops!, coreTarget, logLevel: 'error' }, {
       dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], dnssec: 'required' },
-      core: { targets: [coreTarget] },
       media: { anchoring: false },
-      ops: { port: ops },
-      log: { level: 'error' },
       peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
-      routes: [{ from: 'peers', to: 'core' }],
-    });
+    }));
     return { pg, target: `127.0.0.1:${peerPort}` };
   };
   const fixed = await node(`sip:127.0.0.3:${uasPort}`);

@@ -9,6 +9,7 @@
 // corpus and is mutated further, which steers the search toward new paths in the code the way
 // new error messages mark them. Every input is checked against the target's invariants.
 // Deterministic: (seed, runs) replays exactly.
+import { rng } from '../helpers/message-fuzz.js';
 
 export interface FuzzTarget {
   name: string;
@@ -49,17 +50,8 @@ export interface FuzzReport {
   known: Record<string, number>;
 }
 
-/** mulberry32: small, fast, reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: small, fast, reproducible (the same PRNG as the parser fuzz test's). */
+export { rng };
 
 const SIGNIFICANT = Buffer.from('\r\n \t:;,"<>\\%@=?[]/.#|-0123456789*\x00\x7f\xff');
 const BOUNDARY = ['0', '-1', '65535', '65536', '2147483647', '2147483648', '4294967296', '99999', '100000', '1e309', 'NaN', '\u00e9', '\ud800'];

@@ -1,7 +1,7 @@
 // Run `peergate start` as a real process with a generated policy, for end-to-end tests.
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startProcess, scratchDir, waitFor, writeFile, type Proc } from './procs.js';
+import { freePorts, startProcess, scratchDir, waitFor, writeFile, type Proc } from './procs.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const PEERGATE_BIN = join(ROOT, 'bin', 'peergate.js');
@@ -57,4 +57,48 @@ export function sumMetric(text: string, name: string, labels: Record<string, str
     if (ok) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
+}
+
+export interface TwoSidedPorts {
+  /** UDP port of the peer-side listener on 127.0.0.1. */
+  peerPort: number;
+  /** UDP port of the core-side listener on 127.0.0.1. */
+  corePort: number;
+  /** The core target, e.g. `sip:127.0.0.3:5070`. */
+  coreTarget: string;
+  /** ops port; left out for a B2BUA run in-process (no ops server). */
+  opsPort?: number;
+  /** log level; left out with opsPort for an in-process B2BUA. */
+  logLevel?: string;
+  /** The source address of peer `carrier-a` (default 127.0.0.2). */
+  peerIp?: string;
+  /** More keys of peer `carrier-a` (targets, limits...). */
+  peer?: Record<string, unknown>;
+}
+
+/**
+ * The policy most end-to-end tests use: one UDP listener per side on 127.0.0.1, peer
+ * `carrier-a` matched by its source address, routed to one core target. Top-level keys in
+ * `extra` (media, sessions, peers, core, limits...) replace the defaults.
+ */
+export function twoSidedPolicy(p: TwoSidedPorts, extra: Record<string, unknown> = {}): Record<string, any> {
+  return {
+    listen: [
+      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peerPort },
+      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.corePort },
+    ],
+    core: { targets: [p.coreTarget] },
+    ...(p.opsPort === undefined ? {} : { ops: { port: p.opsPort } }),
+    ...(p.logLevel === undefined ? {} : { log: { level: p.logLevel } }),
+    peers: [{ id: 'carrier-a', match: { addresses: [`${p.peerIp ?? '127.0.0.2'}/32`] }, ...p.peer }],
+    routes: [{ from: 'peers', to: 'core' }],
+    ...extra,
+  };
+}
+
+/** `peergate start` with twoSidedPolicy on fresh ports; `target` is its peer-side address for SIPp. */
+export async function startTwoSided(coreTarget: string, extra: Record<string, unknown> = {}, o: Pick<TwoSidedPorts, 'logLevel' | 'peerIp' | 'peer'> = {}): Promise<{ pg: RunningPeergate; target: string; peerPort: number }> {
+  const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
+  const pg = await startPeergate(twoSidedPolicy({ logLevel: 'error', ...o, peerPort, corePort, opsPort, coreTarget }, extra));
+  return { pg, target: `127.0.0.1:${peerPort}`, peerPort };
 }

@@ -147,3 +147,24 @@ export function writeFile(dir: string, name: string, content: string | Buffer): 
   writeFileSync(p, content);
   return p;
 }
+
+/**
+ * Benchmarks: SIPp uac (127.0.0.2, no hold time) to `target` at each rate in turn for `seconds`;
+ * the result is the highest rate whose calls all succeeded AND kept up: all done within the
+ * step's duration plus 2 s (a saturated path queues calls and finishes late).
+ */
+export async function sweepRates(label: string, target: string, o: { rates: number[]; seconds: number; labelWidth?: number }): Promise<number> {
+  let best = 0;
+  for (const rate of o.rates) {
+    const t0 = Date.now();
+    const r = await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
+      '-r', String(rate), '-m', String(rate * o.seconds), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: o.seconds * 4 + 10 });
+    const elapsedS = (Date.now() - t0) / 1000;
+    const keptUp = elapsedS <= o.seconds + 2;
+    const ok = r.failed === 0 && r.successful === rate * o.seconds && keptUp;
+    console.log(`${label.padEnd(o.labelWidth ?? 9)} ${String(rate).padStart(5)} calls/s: ${r.successful} ok, ${r.failed} failed, ${elapsedS.toFixed(1)} s${ok ? '' : keptUp ? '  <- failures' : '  <- fell behind'}`);
+    if (!ok) break;
+    best = rate;
+  }
+  return best;
+}

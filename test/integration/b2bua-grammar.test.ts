@@ -5,30 +5,20 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
 import { freePorts, stopAll } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 
 const PEER_IP = '127.0.0.2';
 const STRANGER_IP = '127.0.0.9';
 
 let pg: RunningPeergate;
-let ports: { peerSip: number; coreSip: number; ops: number; core: number };
+let peerSip: number;
 
 beforeAll(async () => {
-  const [peerSip, coreSip, ops, core] = await freePorts(4);
-  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, core: core! };
-  pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
-    // Nothing listens at the core target: no request of these tests may get that far.
-    core: { targets: [`sip:127.0.0.3:${ports.core}`] },
+  const [core] = await freePorts(1) as [number];
+  // Nothing listens at the core target: no request of these tests may get that far.
+  ({ pg, peerPort: peerSip } = await startTwoSided(`sip:127.0.0.3:${core}`, {
     media: { anchoring: false },
-    ops: { port: ports.ops },
-    log: { level: 'warn' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }, { logLevel: 'warn', peerIp: PEER_IP, peer: { targets: [`sip:${PEER_IP}:5060`] } }));
 }, 60_000);
 
 afterAll(async () => {
@@ -44,7 +34,7 @@ async function exchange(from: string, payload: Buffer | string, ms = 1500): Prom
   s.on('message', (m) => got.push(m));
   const port = String(s.address().port);
   const bytes = typeof payload === 'string' ? Buffer.from(payload.replace(/\{port\}/g, port), 'latin1') : payload;
-  s.send(bytes, ports.peerSip, '127.0.0.1');
+  s.send(bytes, peerSip, '127.0.0.1');
   await new Promise((r) => setTimeout(r, ms));
   s.close();
   return got;

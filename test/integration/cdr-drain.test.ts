@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor, writeFile } from '../helpers/procs.js';
 import { PolicyHolder } from '../../src/policy/reload.js';
 import { App } from '../../src/app/app.js';
+import { twoSidedPolicy } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
 const PEER_IP = '127.0.0.2';
@@ -26,19 +27,10 @@ beforeAll(async () => {
   cdrFile = join(dir, 'cdr.jsonl');
   coreDir = scratchDir('core-uas-');
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreDir);
-  const path = writeFile(dir, 'policy.yaml', stringify({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
-    core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
-    media: { anchoring: false },
-    ops: { port: ports.ops },
-    log: { level: 'silent' },
-    cdr: { file: cdrFile },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  }));
+  const path = writeFile(dir, 'policy.yaml', stringify(twoSidedPolicy(
+    { peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:${CORE_IP}:${ports.coreUas}`, peerIp: PEER_IP, logLevel: 'silent' },
+    { media: { anchoring: false }, cdr: { file: cdrFile } },
+  )));
   holder = PolicyHolder.load(path, { checkFiles: true });
   sbe = await App.start({ holder, log: pino({ level: 'silent' }), nodeId: 'drain-test' });
 }, 60_000);

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
 import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const PEER_IP = '127.0.0.2';
 const CORE_IP = '127.0.0.3';
@@ -33,19 +33,11 @@ beforeAll(async () => {
   const [peerSip, coreSip, ops, coreUas] = await freePorts(4);
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1']);
-  pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
-    core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
+  pg = await startPeergate(twoSidedPolicy({ peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:${CORE_IP}:${ports.coreUas}`, peerIp: PEER_IP, logLevel: 'warn' }, {
     media: { anchoring: false },
-    ops: { port: ports.ops },
-    log: { level: 'warn' },
     limits: { strikes: { threshold: 10, window_s: 60, ban_s: 120 } },
     peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, transport: 'udp' }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }));
 }, 60_000);
 
 afterAll(async () => {

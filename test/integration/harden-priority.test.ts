@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-harden');
 const PEER_IP = '127.0.0.2';
@@ -32,20 +32,13 @@ beforeAll(async () => {
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
   coreDir = scratchDir('harden-prio-core-');
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreDir);
-  pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
+  pg = await startPeergate(twoSidedPolicy({ peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:${CORE_IP}:${ports.coreUas}`, peerIp: PEER_IP, logLevel: 'warn' }, {
     // The operator even lets Resource-Priority cross toward the core: untrusted values still must not.
     core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`], topology: { forward_headers: ['Resource-Priority'] } },
     media: { anchoring: false },
-    ops: { port: ports.ops },
-    log: { level: 'warn' },
     limits: { priority: { emergency_numbers: ['911'], reserved_share: 0.5 } },
     peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: 2, resource_priority: ['ets'] } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }));
 }, 60_000);
 
 afterAll(async () => {

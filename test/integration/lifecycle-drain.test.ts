@@ -7,7 +7,7 @@ import { createSocket } from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, waitFor, type SippResult } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -29,19 +29,8 @@ afterEach(async () => {
 });
 
 function policy(p: { peer: number; core: number; ops: number; uas: number }, extra: Record<string, unknown> = {}) {
-  return {
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
-    core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
-    media: { anchoring: false },
-    ops: { port: p.ops },
-    log: { level: 'info' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] } }],
-    routes: [{ from: 'peers', to: 'core' }],
-    ...extra,
-  };
+  return twoSidedPolicy({ peerPort: p.peer, corePort: p.core, opsPort: p.ops, coreTarget: `sip:${CORE_IP}:${p.uas}`, peerIp: PEER_IP, logLevel: 'info' },
+    { media: { anchoring: false }, ...extra });
 }
 
 /** One INVITE from the peer's address, answered how? (status line and Retry-After). */

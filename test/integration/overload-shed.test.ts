@@ -11,60 +11,42 @@ import { startOverloadControl, type OverloadGate } from '../../src/engine/overlo
 
 cleanUpAfterEach();
 
+const FROM = 'From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]T[call_number]';
+const VIA = 'Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]';
+/** A request of the caller's with no body: `to` ends the To line (the dialog's tag, or none). */
+function request(method: string, cseq: number, via: string, to = '[peer_tag_param]', contact = ''): string {
+  return `${method} sip:svc@[remote_ip]:[remote_port] SIP/2.0
+${via}
+${FROM}
+To: <sip:svc@[remote_ip]:[remote_port]>${to}
+Call-ID: [call_id]
+CSeq: ${cseq} ${method}
+${contact}Max-Forwards: 70
+Content-Length: 0
+`;
+}
+
 // INVITE; a 503 ends the call after its ACK (logged "shed", its response time in rtd 1);
 // a 200 is ACKed and hung up at once.
 const BURST_XML = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="overload burst">
   <send retrans="500" start_rtd="1"><![CDATA[
-INVITE sip:svc@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]T[call_number]
-To: <sip:svc@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
+${request('INVITE', 1, VIA, '', 'Contact: <sip:sipp@[local_ip]:[local_port]>\n')}
 ]]></send>
   <recv response="100" optional="true"/>
   <recv response="503" optional="true" rtd="1" next="shed"/>
   <recv response="180" optional="true"/>
   <recv response="200"/>
   <send><![CDATA[
-ACK sip:svc@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]T[call_number]
-To: <sip:svc@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
+${request('ACK', 1, VIA)}
 ]]></send>
   <send retrans="500"><![CDATA[
-BYE sip:svc@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]T[call_number]
-To: <sip:svc@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
+${request('BYE', 2, VIA)}
 ]]></send>
   <recv response="200" next="end"/>
   <label id="shed"/>
   <send><![CDATA[
-ACK sip:svc@[remote_ip]:[remote_port] SIP/2.0
-[last_Via:]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]T[call_number]
-To: <sip:svc@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
+${request('ACK', 1, '[last_Via:]')}
 ]]><action><log message="shed"/></action></send>
   <label id="end"/>
 </scenario>

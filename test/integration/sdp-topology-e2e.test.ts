@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, type Proc } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-sdp-topology');
 const PEER_IP = '127.0.0.2';
@@ -51,18 +51,10 @@ for (const mode of ['anchored', 'unanchored'] as const) {
       coreDir = scratchDir(`sdp-topo-core-${mode}-`);
       core = startSipp(['-sf', join(SCEN, 'uas-hostile-sdp.xml'), '-i', CORE_IP, '-p', String(coreUas), '-t', 'u1', '-trace_msg', '-m', '1'], coreDir);
       const base = 40000 + (ops % 200) * 100;
-      pg = await startPeergate({
-        listen: [
-          { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerSip },
-          { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: coreSip },
-        ],
-        core: { targets: [`sip:${CORE_IP}:${coreUas}`] },
+      pg = await startPeergate(twoSidedPolicy({ peerPort: peerSip, corePort: coreSip, opsPort: ops, coreTarget: `sip:${CORE_IP}:${coreUas}`, peerIp: PEER_IP, logLevel: 'warn' }, {
         media: mode === 'anchored' ? { rtpengine: 'spawn', embedded: { port_min: base, port_max: base + 99 } } : { anchoring: false },
-        ops: { port: ops },
-        log: { level: 'warn' },
         peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-        routes: [{ from: 'peers', to: 'core' }],
-      });
+      }));
     }, 60_000);
 
     afterAll(async () => {

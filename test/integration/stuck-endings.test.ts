@@ -4,31 +4,18 @@
 // slots freed; a Session-Expires below our Min-SE gets 422 with Min-SE (RFC 4028 §6).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, writeFile, waitFor, type Proc } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
+import { sippAck, sippByeWithReason, SIPP_INVITE_HEAD, SIPP_SDP_PCMU } from '../helpers/sipp-xml.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 
-const SDP = `v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-`;
+const SDP = SIPP_SDP_PCMU;
 
 /** A caller that holds the call until the far end hangs up; the BYE it gets must carry `reason`. */
 function uacWaitsForBye(reason: string, extraHeader = ''): string {
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="uac waits for BYE">
   <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70
+${SIPP_INVITE_HEAD}
 ${extraHeader}Content-Type: application/sdp
 Content-Length: [len]
 
@@ -37,32 +24,8 @@ ${SDP}
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <recv request="BYE" timeout="20000">
-    <action><ereg regexp="${reason}" search_in="hdr" header="Reason:" check_it="true" assign_to="r"/></action>
-  </recv>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-  ]]></send>
-  <Reference variables="r"/>
+${sippAck({ contact: true })}
+${sippByeWithReason(reason, 20000)}
 </scenario>
 `;
 }
@@ -86,20 +49,7 @@ Content-Length: [len]
 ${SDP}
   ]]></send>
   <recv request="ACK"/>
-  <recv request="BYE">
-    <action><ereg regexp="${reason}" search_in="hdr" header="Reason:" check_it="true" assign_to="r"/></action>
-  </recv>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-  ]]></send>
-  <Reference variables="r"/>
+${sippByeWithReason(reason)}
 </scenario>
 `;
 }
@@ -107,14 +57,7 @@ Content-Length: 0
 const UAC_422 = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="uac asks for a too small session interval">
   <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70
+${SIPP_INVITE_HEAD}
 Supported: timer
 Session-Expires: 30
 Content-Type: application/sdp
@@ -126,17 +69,7 @@ ${SDP}
   <recv response="422">
     <action><ereg regexp="^ *90" search_in="hdr" header="Min-SE:" check_it="true" assign_to="m"/></action>
   </recv>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
+${sippAck({ uri: 'sip:[service]@[remote_ip]:[remote_port]' })}
   <Reference variables="m"/>
 </scenario>
 `;
@@ -147,21 +80,8 @@ let dir: string;
 beforeAll(() => { dir = scratchDir('stuck-endings-'); });
 afterAll(async () => { await stopAll(); });
 
-async function node(uasPort: number, extra: Record<string, unknown>): Promise<{ pg: RunningPeergate; target: string }> {
-  const [peerPort, corePort, ops] = await freePorts(3) as [number, number, number];
-  const pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-    ],
-    core: { targets: [`sip:127.0.0.3:${uasPort}`] },
-    ops: { port: ops },
-    log: { level: 'error' },
-    peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] } }],
-    routes: [{ from: 'peers', to: 'core' }],
-    ...extra,
-  });
-  return { pg, target: `127.0.0.1:${peerPort}` };
+function node(uasPort: number, extra: Record<string, unknown>): Promise<{ pg: RunningPeergate; target: string }> {
+  return startTwoSided(`sip:127.0.0.3:${uasPort}`, extra);
 }
 
 async function endedByPeergate(extra: Record<string, unknown>, reason: string, result: string): Promise<void> {

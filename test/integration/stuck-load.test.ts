@@ -5,7 +5,7 @@
 // rtpengine over ng and from Redis itself.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { freePorts, runSipp, startSipp, stopAll, waitFor, type Proc } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 
@@ -27,21 +27,11 @@ afterAll(async () => {
   await stopAll();
 });
 
-async function node(extra: Record<string, unknown>): Promise<{ pg: RunningPeergate; target: string }> {
-  const [peerPort, corePort, ops] = await freePorts(3) as [number, number, number];
-  const pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-    ],
-    core: { targets: [`sip:127.0.0.3:${uasPort}`] },
-    ops: { port: ops },
-    log: { level: 'error' },
+function node(extra: Record<string, unknown>): Promise<{ pg: RunningPeergate; target: string }> {
+  return startTwoSided(`sip:127.0.0.3:${uasPort}`, {
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
-    routes: [{ from: 'peers', to: 'core' }],
     ...extra,
   });
-  return { pg, target: `127.0.0.1:${peerPort}` };
 }
 
 const COUNTS = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions', 'peergate_limit_sessions_local', 'peergate_media_sessions'];

@@ -15,6 +15,7 @@ import { startEngine, type Engine } from '../../src/engine/engine.js';
 import { B2bua, type B2buaObserver } from '../../src/sbc/b2bua.js';
 import { PolicySchema, type Policy } from '../../src/policy/schema.js';
 import { freePorts, runSipp, startSipp, stopAll, waitFor, scratchDir, writeFile, type Proc } from '../helpers/procs.js';
+import { sippAck, SIPP_INVITE_HEAD, SIPP_OK_TO_LAST } from '../helpers/sipp-xml.js';
 
 /** TCP relay to `port`; engine → app bytes are held and written in one chunk every `batchMs`. */
 function coalescingRelay(port: number, batchMs: number): Promise<{ port: number; close(): void; batches: () => number }> {
@@ -113,42 +114,16 @@ describe('orderings that used to leave a call up for ever', () => {
     const xml = writeFile(dir, 'uac-no-bye.xml', `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caller whose BYE is lost">
   <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70
+${SIPP_INVITE_HEAD}
 Content-Length: 0
 
   ]]></send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
+${sippAck()}
   <recv request="BYE" timeout="15000"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-  ]]></send>
+${SIPP_OK_TO_LAST}
 </scenario>
 `);
     const before = policy;

@@ -6,37 +6,18 @@
 //   caller answers 481 (it has forgotten the call), so peergate ends it on both legs.
 import { describe, it, expect, afterAll } from 'vitest';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, writeFile, waitFor } from '../helpers/procs.js';
-import { startPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy } from '../helpers/peergate.js';
+import { sippByeWithReason, SIPP_OK_TO_LAST, SIPP_SDP_PCMU } from '../helpers/sipp-xml.js';
 
 const SDP = `Content-Type: application/sdp
 Content-Length: [len]
 
-v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-`;
+${SIPP_SDP_PCMU}`;
 const REASON = 'cause=408;text="Session Expired"';
 const HDR = (dir: 'req' | 'res') => dir === 'req' ? `Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]` : `[last_Via:]
 [last_From:]`;
-const OK = `  <send><![CDATA[
-SIP/2.0 200 OK
-${HDR('res')}
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-  ]]></send>`;
-const BYE_WITH_REASON = `  <recv request="BYE" timeout="80000">
-    <action><ereg regexp="${REASON}" search_in="hdr" header="Reason:" check_it="true" assign_to="r"/></action>
-  </recv>
-${OK}
-  <Reference variables="r"/>`;
+const BYE_WITH_REASON = sippByeWithReason(REASON, 80000);
 
 function uac(extra: string, middle: string): string {
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -98,18 +79,10 @@ async function run(name: string, uacXml: string, uasXml: string, minS: number): 
   const dir = scratchDir(`st-${name}-`);
   const [uasPort, peerPort, corePort, ops] = await freePorts(4) as [number, number, number, number];
   const callee = startSipp(['-sf', writeFile(dir, 'uas.xml', uasXml), '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-m', '1']);
-  const pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-    ],
-    core: { targets: [`sip:127.0.0.3:${uasPort}`] },
+  const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort: ops, coreTarget: `sip:127.0.0.3:${uasPort}`, logLevel: 'error' }, {
     media: { anchoring: false },
     sessions: { session_timer: { expires_s: 90, refresh: 'update' } },
-    ops: { port: ops }, log: { level: 'error' },
-    peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }));
   try {
     const t0 = Date.now();
     const r = await runSipp(['-sf', writeFile(dir, 'uac.xml', uacXml), `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1'], { timeoutS: 85 });
@@ -143,7 +116,7 @@ Content-Length: 0
 
   ]]></send>`),
       uas('', `  <recv request="UPDATE" timeout="80000"/>
-${OK}`),
+${SIPP_OK_TO_LAST}`),
       40);
     await Promise.all([negotiated, refreshed]);
   }, 88_000);

@@ -5,7 +5,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, writeFile } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
+import { sippAck, SIPP_FROM_E164 } from '../helpers/sipp-xml.js';
 
 const PEER_IP = '127.0.0.2';
 const CORE_IP = '127.0.0.3';
@@ -13,7 +14,7 @@ const CORE_IP = '127.0.0.3';
 const LIBRARY_TEXT = /createUAS|drachtio|srf|Error|exception|undefined|null|TypeError|stack|\bat \w/i;
 
 let pg: RunningPeergate;
-let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number };
+let target: string;
 let coreUasDir: string;
 
 function messageLog(dir: string): string {
@@ -47,17 +48,7 @@ ${lines.join('\n')}
 ]]></send>
   <recv response="100" optional="true"/>
   <recv response="${status}"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]
-From: <sip:+15550001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
+${sippAck({ uri: 'sip:[service]@[remote_ip]:[remote_port]', branch: '[branch-3]', from: SIPP_FROM_E164, closeIndent: '' })}
 </scenario>
 `;
 }
@@ -65,22 +56,12 @@ Content-Length: 0
 const GOOD_SDP = 'v=0\no=- 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [local_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\n';
 
 beforeAll(async () => {
-  const [peerSip, coreSip, ops, coreUas] = await freePorts(4);
-  ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
+  const [coreUas] = await freePorts(1) as [number];
   coreUasDir = scratchDir('validate-core-');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
-  pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
-    core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
+  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
+  ({ pg, target } = await startTwoSided(`sip:${CORE_IP}:${coreUas}`, {
     media: { anchoring: false },
-    ops: { port: ports.ops },
-    log: { level: 'warn' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: [`sip:${PEER_IP}:5060`] }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }, { logLevel: 'warn', peerIp: PEER_IP, peer: { targets: [`sip:${PEER_IP}:5060`] } }));
 }, 60_000);
 
 afterAll(async () => {
@@ -105,7 +86,7 @@ describe('hostile INVITEs are answered by peergate before any B-leg', () => {
       const dir = scratchDir('validate-uac-');
       const scen = writeFile(dir, 'hostile.xml', scenario(c.h, c.status));
       const before = await pg.metric('peergate_refusals_total', { peer: 'carrier-a', reason: 'malformed' });
-      const r = await runSipp(['-sf', scen, `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+      const r = await runSipp(['-sf', scen, target, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
         '-m', '1', '-trace_msg'], { dir, timeoutS: 20 });
       const log = messageLog(dir);
       expect(r.successful, `${r.output.slice(-1500)}\n${log.slice(-3000)}`).toBe(1);
@@ -122,7 +103,7 @@ describe('hostile INVITEs are answered by peergate before any B-leg', () => {
 
   it('a well-formed INVITE still reaches the core (the same peer, the same path)', async () => {
     const dir = scratchDir('validate-ok-');
-    const r = await runSipp(['-sn', 'uac', `127.0.0.1:${ports.peerSip}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1', '-d', '100'], { dir, timeoutS: 30 });
+    const r = await runSipp(['-sn', 'uac', target, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1', '-d', '100'], { dir, timeoutS: 30 });
     expect(r.successful, r.output.slice(-1500)).toBe(1);
     expect(messageLog(coreUasDir)).toMatch(/INVITE sip:/);
   }, 40_000);

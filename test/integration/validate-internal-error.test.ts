@@ -10,6 +10,7 @@ import pino from 'pino';
 import { stringify } from 'yaml';
 import { startTestEngine, SECRET } from '../helpers/engine.js';
 import { runSipp, scratchDir, stopAll, writeFile } from '../helpers/procs.js';
+import { sippAck, SIPP_FROM_E164 } from '../helpers/sipp-xml.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { B2bua } from '../../src/sbc/b2bua.js';
 import type { Policy } from '../../src/policy/schema.js';
@@ -33,17 +34,7 @@ Content-Length: 0
 ]]></send>
   <recv response="100" optional="true"/>
   <recv response="500"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]
-From: <sip:+15550001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
+${sippAck({ uri: 'sip:[service]@[remote_ip]:[remote_port]', branch: '[branch-3]', from: SIPP_FROM_E164, closeIndent: '' })}
 </scenario>
 `;
 

@@ -1,40 +1,18 @@
 // The overload gate in front of the real UA core (parser, core, transaction layer), with a
 // clock whose timers can run late (the lag probe measures exactly that).
 import { describe, expect, it } from 'vitest';
-import type { Clock, SendResult, SendTarget } from '../../../src/engine/transport/types.js';
+import type { SendResult, SendTarget } from '../../../src/engine/transport/types.js';
+import { ManualClock } from '../../helpers/manual-clock.js';
 import type { AppConnection, WireServer } from '../../../src/engine/wire/server.js';
 import { UaCore } from '../../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../../src/engine/message/parser.js';
 import { OverloadGate, type OverloadOptions } from '../../../src/engine/overload/index.js';
 
-/** Timers fire in advance(); `lag` makes each one run that many ms after its due time. */
-class LateClock implements Clock {
-  t = 0;
-  lag = 0;
-  private seq = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  now(): number { return this.t; }
-  setTimeout(fn: () => void, ms: number): unknown { const id = ++this.seq; this.timers.set(id, { at: this.t + ms, fn }); return id; }
-  clearTimeout(h: unknown): void { this.timers.delete(h as number); }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (let guard = 0; guard < 100_000; guard++) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at + this.lag <= end && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = Math.max(this.t, next[1].at + this.lag);
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
-
 const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
 const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
 
 function harness(opts: OverloadOptions = {}) {
-  const clock = new LateClock();
+  const clock = new ManualClock();
   const sent: string[] = [];
   const frames: string[] = [];
   const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); } } as unknown as AppConnection;

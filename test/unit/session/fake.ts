@@ -1,26 +1,14 @@
 // A fake clock and fake srf dialogs for the session module's unit tests.
 import { EventEmitter } from 'node:events';
-import type { Clock } from '../../../src/sbc/session/clock.js';
+import { ManualClock } from '../../helpers/manual-clock.js';
 import type { LegDialog } from '../../../src/sbc/session/call.js';
 
-export class FakeClock implements Clock {
-  t = 0;
-  private seq = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  now(): number { return this.t; }
-  setTimeout(fn: () => void, ms: number): unknown { const id = ++this.seq; this.timers.set(id, { at: this.t + ms, fn }); return id; }
-  clearTimeout(h: unknown): void { this.timers.delete(h as number); }
-  get pending(): number { return this.timers.size; }
-  /** Advance, firing due timers in order (and letting promise callbacks run between them). */
-  async advance(ms: number): Promise<void> {
+/** The shared manual clock, advanced asynchronously so that promise callbacks run between timers. */
+export class FakeClock extends ManualClock {
+  override async advance(ms: number): Promise<void> {
     const end = this.t + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
+    for (let fn = this.takeDue(end); fn; fn = this.takeDue(end)) {
+      fn();
       for (let i = 0; i < 5; i++) await Promise.resolve();
     }
     this.t = end;
