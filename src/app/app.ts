@@ -22,7 +22,7 @@ import { collectDefaultMetrics } from '../ops/metrics.js';
 import type { Readiness, ReloadAnswer, DrainAnswer } from '../ops/server.js';
 import type { ActiveCall, Hangup } from '../sbc/b2bua.js';
 import { verifierImplementation } from '../sbc/identity/sigverify.js';
-import { PEERGATE_ENDINGS, type PeergateEnding } from '../sbc/session/index.js';
+import type { PeergateEnding } from '../sbc/session/index.js';
 import { locateProblems } from './locate.js';
 import { draining as drainingGauge, restartNeeded as restartNeededGauge } from './metrics.js';
 import { EngineSubsystem } from './engine.js';
@@ -42,8 +42,8 @@ export interface AppOptions {
 }
 
 /** Ending calls because this node goes away (RFC 3326 Reason on both legs' BYE). */
-export const DRAIN_DEADLINE: Hangup = { result: 'drain_deadline', reason: PEERGATE_ENDINGS.drain_deadline };
-export const SHUTDOWN: Hangup = { result: 'shutdown', reason: PEERGATE_ENDINGS.shutdown };
+export const DRAIN_DEADLINE: Hangup = 'drain_deadline';
+export const SHUTDOWN: Hangup = 'shutdown';
 
 /** After the BYEs, how long calls still being set up get to finish before the engine closes. */
 const SETTLE_MS = 2000;

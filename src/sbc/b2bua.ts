@@ -24,7 +24,7 @@ import { CallRegistry, type ActiveCall, type Hangup } from './calls.js';
 import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
 import { validateInvite } from './validate.js';
 import { unanchoredSdpSeam } from './media/sdp-topology.js';
-import { sessionTable, establish, intervalTooSmall, systemClock, type SessionTable, type Clock, type LegDialog, type PeergateEnding } from './session/index.js';
+import { sessionTable, establish, intervalTooSmall, systemClock, type SessionTable, type Clock, type LegDialog, type PeergateEnding, PEERGATE_ENDINGS } from './session/index.js';
 import { onFinalResponse, requestView, type Req, type Res, type Dialog } from './request-view.js';
 import { indexOf, sideLabel } from './sides.js';
 import { RequestDesk, type RequestObserver } from './requests.js';
@@ -139,7 +139,7 @@ export class B2bua {
   drain(retryAfterS: number): void { this.calls.drain(retryAfterS); }
   /** Resolves when no INVITE is in progress any more. */
   whenIdle(): Promise<void> { return this.calls.whenIdle(); }
-  /** BYE (with `h.reason`) on both legs of every established call; CANCEL + 503 for calls being set up. */
+  /** BYE (with h's Reason) on both legs of every established call; CANCEL + 503 for calls being set up. */
   endAll(h: Hangup): Promise<void> { return this.calls.endAll(h); }
 
   /**
@@ -289,8 +289,8 @@ export class B2bua {
         lastFailure = attempt;
         const stopping = this.calls.stopping;
         if (stopping) {
-          finish(stopping.result);
-          if (!res.finalResponseSent) res.send(503, 'Service Unavailable', { headers: { Reason: stopping.reason } });
+          finish(stopping);
+          if (!res.finalResponseSent) res.send(503, 'Service Unavailable', { headers: { Reason: PEERGATE_ENDINGS[stopping] } });
           return;
         }
         if (canceled || attempt.status === 487 && !attempt.noAnswer) { finish('canceled'); return; }
@@ -338,6 +338,6 @@ export class B2bua {
     if (session.isEnded) return;
     relayInDialog({ uas, uac, caller: from, callee: target.side, policy, callId, media: this.stages.media, session, log });
     // Our own ending (drain deadline, shutdown): BYE on both legs with the Reason (RFC 3326).
-    this.calls.up(callId, info, (h: Hangup) => { log.info({ result: h.result }, 'ending call'); return session.end(h.result); });
+    this.calls.up(callId, info, (h: Hangup) => { log.info({ result: h }, 'ending call'); return session.end(h); });
   }
 }

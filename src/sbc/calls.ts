@@ -18,13 +18,9 @@ export interface ActiveCall {
   startedAt: string;
 }
 
-/** How the B2BUA itself ends a call it holds (drain deadline, shutdown). */
-export interface Hangup {
-  /** calls_total{result}: one of peergate's own endings (src/sbc/session/call.ts). */
-  result: PeergateEnding;
-  /** RFC 3326 Reason sent in the BYE on both legs (and the 503 of a call being set up), e.g. `SIP;cause=503;text="Shutting Down"`. */
-  reason: string;
-}
+/** How the B2BUA itself ends a call it holds (drain deadline, shutdown): the calls_total result,
+ *  whose RFC 3326 Reason (PEERGATE_ENDINGS) both legs' BYE, and a call being set up's 503, carry. */
+export type Hangup = PeergateEnding;
 
 interface HeldCall {
   info: ActiveCall;

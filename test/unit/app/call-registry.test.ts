@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest';
 import { CallRegistry, type Hangup } from '../../../src/sbc/calls.js';
 
 const info = (id: string) => ({ id, call_id: `c-${id}`, peer: 'a', direction: 'inbound' as const, from: 'a', to: 'core', target: 'sip:x', startedAt: '' });
-const H: Hangup = { result: 'drain_deadline', reason: 'SIP;cause=503;text="Drain Deadline Reached"' };
+const H: Hangup = 'drain_deadline';
 
 describe('CallRegistry', () => {
   it('takes calls until drain(), then refuses with the Retry-After given', () => {
@@ -37,9 +37,9 @@ describe('CallRegistry', () => {
     const hungUp: string[] = [];
     const aborted: string[] = [];
     r.begin('up');
-    r.up('up', info('up'), async (h) => { hungUp.push(`up:${h.result}`); });
+    r.up('up', info('up'), async (h) => { hungUp.push(`up:${h}`); });
     r.begin('ringing');
-    r.attempting('ringing', (h) => aborted.push(`ringing:${h.result}`));
+    r.attempting('ringing', (h) => aborted.push(`ringing:${h}`));
     await r.endAll(H);
     expect(hungUp).toEqual(['up:drain_deadline']);
     expect(aborted).toEqual(['ringing:drain_deadline']);
@@ -47,8 +47,8 @@ describe('CallRegistry', () => {
     expect(r.refusing()).toEqual({ retryAfterS: 30 });
     // A call answered after endAll() is hung up at once; an attempt started after it is aborted.
     r.begin('late');
-    r.up('late', info('late'), async (h) => { hungUp.push(`late:${h.result}`); });
-    r.attempting('later', (h) => aborted.push(`later:${h.result}`));
+    r.up('late', info('late'), async (h) => { hungUp.push(`late:${h}`); });
+    r.attempting('later', (h) => aborted.push(`later:${h}`));
     await Promise.resolve();
     expect(hungUp).toEqual(['up:drain_deadline', 'late:drain_deadline']);
     expect(aborted).toEqual(['ringing:drain_deadline', 'later:drain_deadline']);
