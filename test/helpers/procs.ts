@@ -136,6 +136,12 @@ export async function runSipp(args: string[], opts: { dir?: string; timeoutS?: n
   return { code, ...s, output: p.output(), statFile };
 }
 
+/** SIPp's built-in uac from `sourceIp`: `n` calls to +15551230000 started at once, each held `holdMs`. */
+export function heldCalls(target: string, sourceIp: string, n: number, holdMs: number, timeoutS = 30): Promise<SippResult> {
+  return runSipp(['-sn', 'uac', target, '-i', sourceIp, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+    '-m', String(n), '-r', String(n), '-l', String(n), '-d', String(holdMs)], { timeoutS });
+}
+
 /** Start a long-running sipp (e.g. a UAS) in the background. */
 export function startSipp(args: string[], dir?: string): Proc {
   return startProcess('sipp', [...args, '-nostdin'], { cwd: dir ?? scratchDir('sipp-') });

@@ -6,7 +6,7 @@
 // keepalive refreshes them), after which the survivor is admitted up to the full limit; a
 // node restarted with the same node id drops whatever it still held at once and takes calls.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { RedisStore } from '../../src/store/redis.js';
@@ -44,7 +44,7 @@ async function startNode(i: number, ttlS = TTL_S): Promise<RunningPeergate> {
 const uacArgs = (node: number, n: number, holdMs: number) =>
   ['-sn', 'uac', `127.0.0.1:${sipPorts[node]}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
     '-m', String(n), '-r', String(n), '-l', String(n), '-d', String(holdMs)];
-const calls = (node: number, n: number, holdMs: number) => runSipp(uacArgs(node, n, holdMs), { timeoutS: 30 });
+const calls = (node: number, n: number, holdMs: number) => heldCalls(`127.0.0.1:${sipPorts[node]}`, PEER_IP, n, holdMs);
 const slots = () => store.count('peer:carrier-a');
 
 beforeAll(async () => {

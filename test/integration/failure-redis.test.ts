@@ -6,7 +6,7 @@
 // restarted empty gets the node's live sessions back within a keepalive period
 // (session_ttl_s / 3); once the calls end no slot is left and the full limit is admitted.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { RedisStore } from '../../src/store/redis.js';
@@ -21,9 +21,7 @@ let node: RunningPeergate;
 let sipPort: number;
 let store: RedisStore;
 
-const calls = (n: number, holdMs: number, timeoutS = 30) =>
-  runSipp(['-sn', 'uac', `127.0.0.1:${sipPort}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-m', String(n), '-r', String(n), '-l', String(n), '-d', String(holdMs)], { timeoutS });
+const calls = (n: number, holdMs: number, timeoutS = 30) => heldCalls(`127.0.0.1:${sipPort}`, PEER_IP, n, holdMs, timeoutS);
 /** Slots the pool's store holds for the peer (read straight from Redis). */
 const slots = () => store.count('peer:carrier-a');
 

@@ -5,7 +5,7 @@
 // rtpengine is back, calls are admitted up to the full session limit again.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
-import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 
@@ -17,9 +17,7 @@ let rtp: TestRtpengine;
 let node: RunningPeergate;
 let sipPort: number;
 
-const calls = (n: number, holdMs: number, timeoutS = 30) =>
-  runSipp(['-sn', 'uac', `127.0.0.1:${sipPort}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-m', String(n), '-r', String(n), '-l', String(n), '-d', String(holdMs)], { timeoutS });
+const calls = (n: number, holdMs: number, timeoutS = 30) => heldCalls(`127.0.0.1:${sipPort}`, PEER_IP, n, holdMs, timeoutS);
 
 beforeAll(async () => {
   rtp = await startRtpengine();

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
-import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, heldCalls, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -53,9 +53,7 @@ function childPids(pid: number): number[] {
   return out;
 }
 
-const calls = (node: number, n: number, holdMs: number) =>
-  runSipp(['-sn', 'uac', `127.0.0.1:${sipPorts[node]}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-m', String(n), '-r', String(n), '-l', String(n), '-d', String(holdMs)], { timeoutS: 30 });
+const calls = (node: number, n: number, holdMs: number) => heldCalls(`127.0.0.1:${sipPorts[node]}`, PEER_IP, n, holdMs);
 
 beforeAll(async () => {
   redis = await startRedis();
