@@ -56,9 +56,15 @@ interface State {
   lastRttMs: number | undefined;
   lastProbeAt: number;
   changedAt: number;
+  /** Complete rounds in a row that did not list this hop. */
+  absentRounds: number;
 }
 
 const MAX_HOPS_PER_SIDE = 64;
+/** A hop missing from this many complete rounds in a row is forgotten. One short answer (a
+ *  DNS reply that lost a record, an SRV target whose A lookup timed out) must not forget a
+ *  dead hop: forgotten hops count as up. */
+export const FORGET_AFTER_ROUNDS = 3;
 
 export class TargetHealth {
   private readonly states = new Map<string, State>();
@@ -99,11 +105,16 @@ export class TargetHealth {
     const { targets, complete } = await side.hops();
     const hops = targets.slice(0, MAX_HOPS_PER_SIDE);
     await Promise.all(hops.map((t) => this.probeOne(side, t)));
-    // Hops the side no longer has (policy or DNS changed) are forgotten — not when a lookup
-    // failed: a DNS hiccup must not bring a dead hop back up.
+    // Hops the side no longer has (policy or DNS changed) are forgotten after FORGET_AFTER_ROUNDS
+    // complete rounds without them — never on a failed lookup: a DNS hiccup must not bring a
+    // dead hop back up.
     if (!complete) return;
     const now = new Set(hops.map((t) => hopKey(t.hop)));
-    for (const [key, s] of this.states) if (s.side === side.side && !now.has(key)) { this.states.delete(key); targetUp.remove({ target: key }); }
+    for (const [key, s] of this.states) {
+      if (s.side !== side.side) continue;
+      if (now.has(key)) { s.absentRounds = 0; continue; }
+      if (++s.absentRounds >= FORGET_AFTER_ROUNDS) { this.states.delete(key); targetUp.remove({ target: key }); }
+    }
   }
 
   private async probeOne(side: HealthSide, t: ProbeTarget): Promise<void> {
@@ -118,7 +129,7 @@ export class TargetHealth {
     const now = Date.now();
     let s = this.states.get(key);
     if (!s) {
-      s = { key, side: side.side, uri: t.uri, up: true, okInRow: 0, failInRow: 0, lastStatus: undefined, lastRttMs: undefined, lastProbeAt: now, changedAt: now };
+      s = { key, side: side.side, uri: t.uri, up: true, okInRow: 0, failInRow: 0, lastStatus: undefined, lastRttMs: undefined, lastProbeAt: now, changedAt: now, absentRounds: 0 };
       this.states.set(key, s);
     }
     s.lastStatus = status;

@@ -136,7 +136,9 @@ export class LocationRouting {
           let complete = true;
           for (const uri of targets) {
             const r = await this.locate(policy, locator, side, uri, undefined);
-            if (!r.ok) { complete = false; continue; }
+            // A partial answer (one SRV target's lookup timed out) is no reason to forget hops.
+            if (!r.ok || r.partial) complete = false;
+            if (!r.ok) continue;
             for (const hop of r.hops) out.push({ uri, hop, ...(side.kind === 'core' ? { side: 'core' as const } : { side: 'peer' as const, peer: side.peer }) });
           }
           return { targets: out, complete };

@@ -31,7 +31,8 @@ export interface NextHop {
 }
 
 export type LocateResult =
-  | { ok: true; hops: NextHop[]; authenticated: boolean }
+  /** partial: some lookup behind the answer failed (a timeout, SERVFAIL), so hops may be missing. */
+  | { ok: true; hops: NextHop[]; authenticated: boolean; partial?: true }
   /** not_found: the name or its records do not exist; dnssec: an answer was not validated; dns_error: no usable answer. */
   | { ok: false; reason: 'not_found' | 'dnssec' | 'dns_error' | 'bad_uri'; detail: string };
 
@@ -129,7 +130,7 @@ export class Locator {
       if (srv.records.length > 0) anySrv = true;
       for (const r of orderSrv(srv.records.slice(0, MAX_RECORDS_USED), this.random)) {
         const addrs = await walk.addresses(r.target, families);
-        if (!addrs.ok) { if (addrs.why === 'dnssec') return walk.failure(addrs); continue; }
+        if (!addrs.ok) { if (addrs.why === 'dnssec') return walk.failure(addrs); walk.missed(addrs); continue; }
         for (const address of addrs.list) hops.push({ transport: s.transport, address, port: r.port, serverName });
         if (hops.length >= MAX_HOPS) break;
       }
@@ -171,6 +172,7 @@ type Fail = { ok: false; why: 'not_found' | 'dnssec' | 'dns_error'; detail: stri
 /** One locate() run: applies the DNSSEC rule to every answer it reads. */
 class Walk {
   private authenticated = true;
+  private partial = false;
   constructor(private readonly locator: Locator, private readonly mode: Dnssec) {}
 
   async query<T extends RecordType>(name: string, type: T): Promise<{ ok: true; records: RecordData<T>[] } | Fail> {
@@ -192,7 +194,7 @@ class Walk {
       if (!families.has(fam)) continue;
       const r = await this.query(host, type);
       // A validation failure condemns the name; a lookup error of one family does not stop the other.
-      if (!r.ok) { if (r.why === 'dnssec') return r; failed = r; continue; }
+      if (!r.ok) { if (r.why === 'dnssec') return r; failed = r; this.missed(r); continue; }
       for (const a of r.records) if (isIP(a) === fam) list.push(a);
     }
     if (list.length === 0) return failed ?? { ok: false, why: 'not_found', detail: `${host}: no address` };
@@ -203,7 +205,12 @@ class Walk {
     return { ok: false, reason: f.why, detail: f.detail };
   }
 
+  /** A lookup failed but the walk goes on without it: the answer may lack hops. */
+  missed(f: Fail): void {
+    if (f.why !== 'not_found') this.partial = true;
+  }
+
   done(hops: NextHop[]): LocateResult {
-    return { ok: true, hops, authenticated: this.authenticated };
+    return this.partial ? { ok: true, hops, authenticated: this.authenticated, partial: true } : { ok: true, hops, authenticated: this.authenticated };
   }
 }

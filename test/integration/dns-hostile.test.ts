@@ -28,6 +28,10 @@ function respond(q: packet.DecodedPacket): Buffer | undefined {
   if (name.startsWith('tc.')) return answer(q, [], packet.TRUNCATED_RESPONSE);
   if (name.startsWith('wrongq.')) return packet.encode({ type: 'response', id: q.id, flags: packet.RECURSION_AVAILABLE, questions: [{ type: 'A', name: 'elsewhere.test' }], answers: [{ type: 'A', name: 'elsewhere.test', ttl: 60, data: '203.0.113.66' }] });
   if (name.startsWith('loop.')) return answer(q, [{ type: 'CNAME', name, ttl: 60, data: 'loop2.x.test' }, { type: 'CNAME', name: 'loop2.x.test', ttl: 60, data: name }]);
+  // halfdead.: two SRV targets; the A lookup of one is never answered (silent.*).
+  if (name.startsWith('_sip._udp.halfdead.')) return answer(q, [1, 2].map((w) => ({ type: 'SRV', name, ttl: 60, data: { priority: 1, weight: w, port: 5060, target: w === 1 ? 'ok.x.test' : 'silent.x.test' } }) as packet.Answer));
+  if (name === 'ok.x.test' && qq.type === 'A') return answer(q, [{ type: 'A', name, ttl: 60, data: '192.0.2.7' }]);
+  if (name.startsWith('silent.')) return undefined;
   if (name.startsWith('badtarget.')) return answer(q, [{ type: 'SRV', name, ttl: 60, data: { priority: 1, weight: 1, port: 5060, target: 'bad name with spaces' } }]);
   if (qq.type === 'NAPTR' && name.endsWith('.e164.x.test')) {
     const bombs = ['!^(1+)+$!sip:a@carrier.test!', `!${'(.*)'.repeat(40)}!sip:a@carrier.test!`, '!^.*$!sip:a@carrier.test!'];
@@ -101,6 +105,15 @@ describe('hostile DNS answers', () => {
     const loc = new Locator({ client: client(), cache: { maxEntries: 10, minTtlS: 0, maxTtlS: 60, negativeTtlS: 5 } });
     const r = await loc.locate('sip:badtarget.x.test;transport=udp', { dnssec: 'off' });
     expect(r).toMatchObject({ ok: false, reason: 'not_found' });
+  });
+
+  it('an SRV answer one of whose targets could not be looked up is marked partial (health keeps its hops)', async () => {
+    const loc = new Locator({ client: client(), cache: { maxEntries: 10, minTtlS: 0, maxTtlS: 60, negativeTtlS: 5 } });
+    const r = await loc.locate('sip:halfdead.x.test;transport=udp', { dnssec: 'off', families: new Set([4]) });
+    expect(r).toMatchObject({ ok: true, partial: true, hops: [{ transport: 'udp', address: '192.0.2.7', port: 5060 }] });
+    // A plain unknown name is a complete (negative) answer, not a partial one.
+    const whole = await loc.locate('sip:ok.x.test:5070', { dnssec: 'off', families: new Set([4]) });
+    expect(whole.ok && whole.partial).toBeFalsy();
   });
 
   it('names that are not DNS names are never sent', async () => {

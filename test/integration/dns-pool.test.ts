@@ -108,13 +108,13 @@ describe('a pool of two peergate nodes behind one SRV name', () => {
     expect(await drain.json()).toMatchObject({ draining: true, calls: 1 });
     expect((await fetch(`http://127.0.0.1:${p.bOps}/ready`)).status).toBe(503);
 
-    // 12 new calls through X while B drains: every one is answered, all by A. With 50/50 weights
-    // X offers B some of them (P(none) ≈ 2e-4); B refuses those with 503 and X fails over to A.
+    // 24 new calls through X while B drains: every one is answered, all by A. With 50/50 weights
+    // X offers B some of them (P(none) = 2^-24); B refuses those with 503 and X fails over to A.
     const t0 = Date.now();
-    const during = await runSipp(['-sn', 'uac', `127.0.0.1:${p.xCore}`, '-i', CORE_IP, '-p', '0', '-s', '+15550100', '-m', '12', '-r', '12', '-d', '50'], { timeoutS: 60 });
-    expect(during.successful, during.output.slice(-1500)).toBe(12);
+    const during = await runSipp(['-sn', 'uac', `127.0.0.1:${p.xCore}`, '-i', CORE_IP, '-p', '0', '-s', '+15550100', '-m', '24', '-r', '24', '-d', '50'], { timeoutS: 60 });
+    expect(during.successful, during.output.slice(-1500)).toBe(24);
     expect(during.failed).toBe(0);
-    expect(await answered(a)).toBe(onA + 12);
+    expect(await answered(a)).toBe(onA + 24);
     // Every INVITE X offered B after the drain began was refused there, none reached B's core.
     const refused = (await refusedByB()) - refusedB0;
     expect(refused).toBeGreaterThan(0);

@@ -138,11 +138,11 @@ describe('routing by DNS through peergate', () => {
     const liveKey = `udp:${PEER_IP}:${ports.peerUas}`;
     await waitFor(async () => (await pg.metric('peergate_target_up', { target: deadKey })) === 0
       && (await pg.metric('peergate_target_up', { target: liveKey })) === 1, 15_000, 200, 'dead target probed down');
-    // Both hops listed (a probe round may be in flight: wait for one that has both).
+    // Both hops listed with their states (a probe round may be in flight: wait for it).
     const admin = await waitFor(async () => {
       const a = await (await pg.admin('/admin/targets')).json() as { targets: Array<{ target: string; up: boolean; side: string }> };
-      return a.targets.length >= 2 ? a : undefined;
-    }, 5000, 100, '/admin/targets with both hops');
+      return a.targets.some((t) => t.target === deadKey && !t.up) && a.targets.some((t) => t.target === liveKey && t.up) ? a : undefined;
+    }, 5000, 100, '/admin/targets with the dead hop down and the live hop up');
     expect(admin!.targets).toEqual(expect.arrayContaining([
       expect.objectContaining({ target: deadKey, up: false, side: 'carrier-a' }),
       expect.objectContaining({ target: liveKey, up: true, side: 'carrier-a' }),

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { TargetHealth, hopKey, targetUp, type HealthSide, type ProbeTarget } from '../../../src/routing/health.js';
+import { TargetHealth, FORGET_AFTER_ROUNDS, hopKey, targetUp, type HealthSide, type ProbeTarget } from '../../../src/routing/health.js';
 
 const hop = (port: number) => ({ transport: 'udp' as const, address: '192.0.2.1', port });
 const health = { probe: true, interval_ms: 1000, timeout_ms: 100, failure_threshold: 2, success_threshold: 3 };
@@ -23,7 +23,8 @@ describe('target health (OPTIONS probing state)', () => {
     expect((await targetUp.get()).values.find((v) => v.labels.target === a)?.value).toBe(1);
     const snap = h.snapshot().find((s) => s.target === a)!;
     expect(snap).toMatchObject({ side: 'carrier-a', uri: 'sip:x.test', up: true, last_status: 200 });
-    // A failed lookup forgets nothing; a hop the side no longer has is forgotten.
+    // A failed lookup forgets nothing; a hop the side no longer has is forgotten after
+    // FORGET_AFTER_ROUNDS complete rounds without it.
     const all = targets;
     targets = [];
     complete = false;
@@ -31,9 +32,31 @@ describe('target health (OPTIONS probing state)', () => {
     expect(h.snapshot()).toHaveLength(2);
     targets = all.slice(0, 1);
     complete = true;
+    for (let i = 1; i < FORGET_AFTER_ROUNDS; i++) { await h.probeSide(side); expect(h.snapshot()).toHaveLength(2); }
     await h.probeSide(side);
     expect(h.snapshot().map((s) => s.target)).toEqual([a]);
     expect(h.isUp('udp:203.0.113.1:5060')).toBe(true);
+    h.stop();
+  });
+
+  it('a dead hop missing from one complete round stays down (it does not come back up)', async () => {
+    const h = new TargetHealth(async (t) => (t.hop.port === 5060 ? 'timeout' : 200));
+    const both: ProbeTarget[] = [5060, 5070].map((p) => ({ uri: 'sip:x.test', hop: hop(p), side: 'peer' }));
+    let targets = both;
+    const side: HealthSide = { side: 'carrier-a', health, hops: async () => ({ targets, complete: true }) };
+    const dead = hopKey(hop(5060));
+    await h.probeSide(side);
+    await h.probeSide(side);
+    expect(h.isUp(dead)).toBe(false);
+    const since = h.snapshot().find((s) => s.target === dead)!.since;
+    // One short answer lists only the live hop, the next lists both again.
+    targets = both.slice(1);
+    await h.probeSide(side);
+    expect(h.isUp(dead)).toBe(false);
+    targets = both;
+    await h.probeSide(side);
+    expect(h.isUp(dead)).toBe(false);
+    expect(h.snapshot().find((s) => s.target === dead)).toMatchObject({ up: false, since });
     h.stop();
   });
 
