@@ -93,20 +93,20 @@ export function resolveAdminToken(ops: Pick<Ops, 'admin_token' | 'admin_token_fi
 const MAX_BAN_TTL_S = 30 * 24 * 3600;
 const FINGERPRINT_ERROR = 'identity must be a certificate\'s SHA-256 fingerprint (64 hex digits, colons optional)';
 const Fingerprint = z.string().transform((s, ctx) => normalizeFingerprint(s) ?? (ctx.addIssue({ code: 'custom', message: FINGERPRINT_ERROR }), z.NEVER));
-/** A source address or CIDR, or a TLS peer identity (issue #17.4): exactly one. */
-const BanTargetBody = { address: z.string().optional(), identity: Fingerprint.optional() };
-const oneTarget = (b: { address?: string | undefined; identity?: string | undefined }) => (b.address === undefined) !== (b.identity === undefined);
+type BanTargetFields = { address?: string | undefined; identity?: string | undefined };
+/** A ban names a source address or CIDR, or a TLS peer identity (issue #17.4): exactly one. */
+const oneTarget = (b: BanTargetFields) => (b.address === undefined) !== (b.identity === undefined);
 const ONE_TARGET = { error: 'give either address or identity' };
 const BanBody = z.strictObject({
-  ...BanTargetBody,
   address: z.string().refine((s) => parseCidr(s) !== undefined, { error: 'address must be an IP address or CIDR' }).optional(),
+  identity: Fingerprint.optional(),
   ttl_s: z.number().int().min(1).max(MAX_BAN_TTL_S, `ttl_s must be at most ${MAX_BAN_TTL_S}`).default(3600),
   reason: z.string().max(200).optional(),
 }).refine(oneTarget, ONE_TARGET);
-const UnbanBody = z.strictObject({ ...BanTargetBody, address: z.string().min(1).optional() }).refine(oneTarget, ONE_TARGET);
+const UnbanBody = z.strictObject({ address: z.string().min(1).optional(), identity: Fingerprint.optional() }).refine(oneTarget, ONE_TARGET);
 
 /** The store key a ban body names. */
-const banKey = (b: { address?: string | undefined; identity?: string | undefined }): string => (b.identity !== undefined ? identityBanKey(b.identity) : b.address!);
+const banKey = (b: BanTargetFields): string => (b.identity !== undefined ? identityBanKey(b.identity) : b.address!);
 
 /** How the API shows a ban: identity bans by their fingerprint, not by their store key. */
 function showBan(b: BanEntry): Record<string, unknown> {
@@ -194,7 +194,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
       const target = body.data.identity !== undefined ? { identity: body.data.identity } : { address: body.data.address };
       return reply.code(201).send({ banned: body.data.address ?? body.data.identity, ...target, ttl_s: body.data.ttl_s });
     });
-    const unban = async (target: { address?: string | undefined; identity?: string | undefined }, reply: FastifyReply) => {
+    const unban = async (target: BanTargetFields, reply: FastifyReply) => {
       if (!admin.bans) return unavailable(reply);
       if (target.address !== undefined && parseCidr(target.address) === undefined && isIP(target.address) === 0) {
         return reply.code(400).send({ error: 'bad request', message: 'address must be an IP address or CIDR' });
