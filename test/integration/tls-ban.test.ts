@@ -85,7 +85,7 @@ async function ask(c: Client, method: string): Promise<string | undefined> {
     const mine = c.received().split(/(?=SIP\/2\.0 \d\d\d )/).find((r) => r.includes(`Call-ID: ${callId}\r\n`) && /^SIP\/2\.0 [2-6]/.test(r));
     status = mine?.slice(8, 11);
     return status !== undefined || c.isClosed();
-  }, 5000, 20, `an answer to ${method} ${callId}`);
+  }, 10_000, 20, `an answer to ${method} ${callId}`);
   return status;
 }
 
@@ -118,7 +118,7 @@ beforeAll(async () => {
   fpA = new X509Certificate(certA.cert).fingerprint256;
   nodes[0] = await startNode(0);
   nodes[1] = await startNode(1);
-}, 90_000);
+}, 150_000);
 
 afterAll(async () => {
   for (const n of nodes) await n?.stop();
@@ -159,10 +159,10 @@ describe('TLS peers banned by certificate identity', () => {
   it('refuses new handshakes presenting the banned certificate on every node of the pool; other certificates pass', async () => {
     for (const i of [0, 1]) {
       const node = nodes[i]!;
-      await waitFor(async () => (await node.metric('peergate_engine_tls_identity_bans_total')) >= 1, 5000, 50, `node ${i} got the identity ban`);
+      await waitFor(async () => (await node.metric('peergate_engine_tls_identity_bans_total')) >= 1, 10_000, 50, `node ${i} got the identity ban`);
       const before = await node.metric('peergate_tls_handshakes_total', { result: 'failed' });
       expect(await refused(i, certA)).toBe(true);
-      await waitFor(async () => (await node.metric('peergate_engine_tls_identity_refused_total', { stage: 'handshake' })) >= 1, 5000, 50, `node ${i} counted the refusal`);
+      await waitFor(async () => (await node.metric('peergate_engine_tls_identity_refused_total', { stage: 'handshake' })) >= 1, 10_000, 50, `node ${i} counted the refusal`);
       expect(await node.metric('peergate_tls_handshakes_total', { result: 'refused' })).toBeGreaterThanOrEqual(1);
       // A refused handshake is not a failed one: no strike against the shared address.
       expect(await node.metric('peergate_tls_handshakes_total', { result: 'failed' })).toBe(before);
@@ -197,8 +197,8 @@ describe('TLS peers banned by certificate identity', () => {
     const set = await n0.admin('/admin/bans', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ identity: fpA, ttl_s: 60, reason: 'test' }) });
     expect(set.status).toBe(201);
     expect(await set.json()).toMatchObject({ identity: fpA, ttl_s: 60 });
-    await waitFor(async () => (await bans(n1)).some((x) => x.identity === fpA && x.reason === 'test'), 5000, 50, 'the admin ban listed on node 1');
-    await waitFor(() => refused(1, certA), 5000, 100, 'peer A refused on node 1');
+    await waitFor(async () => (await bans(n1)).some((x) => x.identity === fpA && x.reason === 'test'), 10_000, 50, 'the admin ban listed on node 1');
+    await waitFor(() => refused(1, certA), 15_000, 100, 'peer A refused on node 1');
     const del = await n0.admin('/admin/bans', { method: 'DELETE', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ identity: fpA }) });
     expect(del.status).toBe(204);
   }, 60_000);
