@@ -110,7 +110,7 @@ export class App {
     const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
     this.engine = await this.add(new EngineSubsystem({
       policy, log: this.moduleLog('engine'), store: this.store.store,
-      strike: (source, kind) => this.limits.strike(source, kind),
+      strike: (source, kind, tlsIdentity) => this.limits.strike(source, kind, tlsIdentity),
       ...(capture.tap ? { capture: capture.tap } : {}),
     }));
     const media = this.media.seam;
@@ -120,7 +120,7 @@ export class App {
       recorder: cdr.recorder,
       log: this.log,
       wire: () => this.engine.wire,
-      refused: (source, reason) => this.limits.refused(source, reason),
+      refused: (source, reason, tlsIdentity) => this.limits.refused(source, reason, tlsIdentity),
       // Reconciliation (issue #16.2): a call whose dialog the engine no longer holds is ended.
       ...(this.engine.embedded ? { dialogExists: (id: string) => this.engine.embedded!.core.dialogs.get(id) !== undefined } : {}),
     }));

@@ -28,8 +28,9 @@ export interface EngineSubsystemOptions {
   log: Logger;
   /** The shared ban list the shield follows. */
   store: Store;
-  /** A source did something that counts against its reputation (malformed SIP, failed TLS handshake). */
-  strike: (source: string, kind: string) => void;
+  /** A source did something that counts against its reputation (malformed SIP, failed TLS
+   *  handshake); `tlsIdentity`: the verified client certificate's fingerprint it came with. */
+  strike: (source: string, kind: string, tlsIdentity?: string) => void;
   /** SIP capture: told of every message sent and received (TLS plaintext included). */
   capture?: CaptureTap;
   now?: () => number;
@@ -89,7 +90,7 @@ export class EngineSubsystem implements Subsystem {
       ...(this.tls ? { tls: this.tls.options } : {}),
       shield: { ...shieldConfigOf(policy), onBanWithheld: (address) => this.opts.log.warn({ address }, 'ban withheld: strikes came from a configured peer\'s UDP address (spoofable); limits.strikes.ban_peers allows it') },
       // The parser's detail (input in it cut short) goes to the debug log only, never on the wire.
-      onMalformed: (source, error) => { this.opts.log.debug({ source: source.address, error }, 'malformed SIP message'); this.opts.strike(source.address, 'malformed'); },
+      onMalformed: (source, error, tls) => { this.opts.log.debug({ source: source.address, error }, 'malformed SIP message'); this.opts.strike(source.address, 'malformed', tls?.fingerprint256); },
       advertise: Object.fromEntries(policy.listen.filter((l) => l.advertise).map((l) => [`${l.address}:${l.port}`, l.advertise!])),
       // A deep UDP receive buffer rides out floods: what the kernel drops never reaches the
       // shield and would include real peers' datagrams (capped by net.core.rmem_max).
@@ -113,6 +114,11 @@ export class EngineSubsystem implements Subsystem {
       if (e.result === 'failed' && e.direction === 'inbound' && e.source.address) this.opts.strike(e.source.address, 'tls');
     });
     this.wireTarget = { host: '127.0.0.1', port: engine.wirePort, secret };
+    // Identity bans (issue #17.4): the transports close the identity's connections and refuse its
+    // handshakes; this is the log line that goes with them.
+    engine.shield.onIdentityBan((fingerprint256, ttlMs) => {
+      this.opts.log.warn({ fingerprint256, ttl_s: Math.round(ttlMs / 1000) }, 'TLS identity banned: its connections are closed and its handshakes refused');
+    });
     this.bans = await syncBans(this.opts.store, engine.shield);
   }
 

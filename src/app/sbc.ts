@@ -19,8 +19,9 @@ export interface SbcSubsystemOptions {
   recorder?: CallRecorder;
   log: Logger;
   wire: () => { host: string; port: number; secret: string };
-  /** A refused request (reputation decides whether it is a strike). */
-  refused: (source: string, reason: string) => void;
+  /** A refused request (reputation decides whether it is a strike); `tlsIdentity`: the verified
+   *  client certificate's fingerprint it came with, if any. */
+  refused: (source: string, reason: string, tlsIdentity?: string) => void;
   /** With the embedded engine: whether it still holds a dialog (reconciliation, src/sbc/session). */
   dialogExists?: (dialogId: string) => boolean;
 }
@@ -74,12 +75,12 @@ export class SbcSubsystem implements Subsystem {
 }
 
 /** The B2BUA's reports as Prometheus metrics; refusals also go to reputation. */
-function metricsObserver(refused: (source: string, reason: string) => void): B2buaObserver {
+function metricsObserver(refused: SbcSubsystemOptions['refused']): B2buaObserver {
   return {
     request: (peer, method) => m.requestsTotal.inc({ peer, method }),
-    refusal: (peer, reason, source) => {
+    refusal: (peer, reason, source, tlsIdentity) => {
       m.refusalsTotal.inc({ peer, reason });
-      refused(source, reason);
+      refused(source, reason, tlsIdentity);
     },
     response: (peer, status) => m.responsesTotal.inc({ peer, class: m.responseClass(status) }),
     callStarted: (peer) => m.activeCalls.inc({ peer }),

@@ -2,7 +2,7 @@
 // limits that use it (call rate, concurrent sessions, strikes → bans).
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
-import { createStore, type Store } from '../store/index.js';
+import { createStore, identityBanKey, type Store } from '../store/index.js';
 import { Limits } from '../sbc/limits/index.js';
 import { APPLIED, changedKeys, restartOrApplied, type Reconfigured, type Subsystem } from './subsystem.js';
 
@@ -39,6 +39,12 @@ export class StoreSubsystem implements Subsystem {
   }
 }
 
+/** Whom a strike counts against: the TLS identity it came with (unless the policy says
+ *  `limits.strikes.by_tls_identity: false`), else the source address. */
+export function strikeKey(strikes: { by_tls_identity?: boolean } | undefined, source: string, tlsIdentity: string | undefined): string {
+  return tlsIdentity && strikes?.by_tls_identity !== false ? identityBanKey(tlsIdentity) : source;
+}
+
 /** Refusals that say nothing about the sender's intent are not strikes (RFC 5765 §5.1.2). */
 const NOT_STRIKES = new Set(['no_route', 'limit_cps', 'limit_sessions', 'limit_global_sessions', 'limit_store_unavailable', 'no_rtpengine', 'source_rate', 'draining']);
 
@@ -58,14 +64,19 @@ export class LimitsSubsystem implements Subsystem {
   /** Limits are read from the policy per call: a reload applies to the next call. */
   reconfigure(): Reconfigured { return APPLIED; }
 
-  /** A strike against `source` (malformed SIP, failed TLS handshake, refused request). */
-  strike(source: string, kind: string): void {
-    void this.limits.strike(source, kind, this.policy().limits).catch(() => undefined);
+  /**
+   * A strike against `source` (malformed SIP, failed TLS handshake, refused request), or, when
+   * it came with a verified TLS identity (`tlsIdentity`, a certificate fingerprint), against that
+   * identity (issue #17.4): the address may be shared by NAT or another peer's SBE.
+   */
+  strike(source: string, kind: string, tlsIdentity?: string): void {
+    const limits = this.policy().limits;
+    void this.limits.strike(strikeKey(limits.strikes, source, tlsIdentity), kind, limits).catch(() => undefined);
   }
 
   /** The reputation rule: which refusals count against their source. */
-  refused(source: string, reason: string): void {
-    if (!NOT_STRIKES.has(reason)) this.strike(source, reason.startsWith('identity') ? 'identity' : 'refused');
+  refused(source: string, reason: string, tlsIdentity?: string): void {
+    if (!NOT_STRIKES.has(reason)) this.strike(source, reason.startsWith('identity') ? 'identity' : 'refused', tlsIdentity);
   }
 
   ready(): true | string { return true; }

@@ -5,7 +5,7 @@ import { TransportLayer, type TransportLimits, type TransportTlsOptions, type Li
 import { Shield, type ShieldConfig, type ShieldCounters } from './shield/index.js';
 import { parseMessage } from './message/parser.js';
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from './message/types.js';
-import { systemClock, type Clock, type Endpoint, type Protocol } from './transport/types.js';
+import { systemClock, type Clock, type Endpoint, type Protocol, type TlsPeerIdentity } from './transport/types.js';
 import { WireServer, type WireCounters } from './wire/server.js';
 import { UaCore, type CoreCounters, type Listener } from './core/ua-core.js';
 import { isIP } from 'node:net';
@@ -37,8 +37,9 @@ export interface EngineOptions {
   cdrs?: boolean;
   /** Hosts to write into Via/Contact instead of a listener's address (NAT), keyed `address:port`. */
   advertise?: Record<string, string>;
-  /** Told of every message that failed to parse (e.g. to count strikes against its source). */
-  onMalformed?: (source: Endpoint, error: string) => void;
+  /** Told of every message that failed to parse (e.g. to count strikes against its source, or
+   *  against `tls`, the verified TLS identity it came with). */
+  onMalformed?: (source: Endpoint, error: string, tls?: TlsPeerIdentity) => void;
   logger?: TransportLogger;
 }
 
@@ -151,7 +152,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     core,
     wire,
     counters: () => ({
-      core: { ...core.counters }, wire: { ...wire.counters }, shield: { admitted: shield.counters.admitted, dropped: { ...shield.counters.dropped }, bansWithheld: shield.counters.bansWithheld }, ...core.stats(),
+      core: { ...core.counters }, wire: { ...wire.counters }, shield: { admitted: shield.counters.admitted, dropped: { ...shield.counters.dropped }, bansWithheld: shield.counters.bansWithheld, identity: { ...shield.counters.identity } }, ...core.stats(),
     }),
     async close() {
       if (closed) return;

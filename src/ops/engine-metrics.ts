@@ -34,6 +34,10 @@ monotonic('peergate_engine_shield_dropped_total', 'Dropped by the shield before 
   [{ reason: 'not_allowed' }, c.shield.dropped.notAllowed], [{ reason: 'rate_limited' }, c.shield.dropped.rateLimited],
 ]);
 monotonic('peergate_engine_shield_bans_withheld_total', 'Bans not applied because the address is a configured peer\'s UDP source (spoofable; limits.strikes.ban_peers)', [], (c) => [[{}, c.shield.bansWithheld]]);
+monotonic('peergate_engine_tls_identity_bans_total', 'TLS peer identities (client certificate fingerprints) banned in this node\'s shield, from strikes or the admin API', [], (c) => [[{}, c.shield.identity.bans]]);
+monotonic('peergate_engine_tls_identity_refused_total', 'A banned TLS identity refused: its handshakes after the certificate verified, its connections closed when the ban was set', ['stage'], (c) => [
+  [{ stage: 'handshake' }, c.shield.identity.handshakesRefused], [{ stage: 'connection' }, c.shield.identity.connectionsClosed],
+]);
 monotonic('peergate_engine_parse_errors_total', 'SIP messages that failed to parse (requests get 400, responses are dropped)', [], (c) => [[{}, c.core.parseErrors]]);
 monotonic('peergate_engine_forged_responses_total', 'Responses dropped: no matching client transaction, or from elsewhere than the request went (RFC 6404 §2.3.2.2)', [], (c) => [[{}, c.core.forgedResponses]]);
 monotonic('peergate_engine_retransmissions_absorbed_total', 'Retransmissions absorbed by the transaction layer', [], (c) => [[{}, c.core.retransmissionsAbsorbed]]);

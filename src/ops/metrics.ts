@@ -54,7 +54,7 @@ export const requestsTotal = counter('peergate_requests_total', 'SIP requests re
 export const responsesTotal = counter('peergate_responses_total', 'Final responses to out-of-dialog requests, by peer and class', ['peer', 'class']);
 /** Requests refused or dropped, by reason (unknown-source, method, transport, limits, identity, max-forwards, loop, …). */
 export const refusalsTotal = counter('peergate_refusals_total', 'Requests refused or dropped by peer and reason', ['peer', 'reason']);
-/** TLS handshakes, inbound and outbound: result = ok | failed. */
+/** TLS handshakes, inbound and outbound: result = ok | failed | refused (a banned TLS identity). */
 export const tlsHandshakesTotal = counter('peergate_tls_handshakes_total', 'TLS handshakes by result', ['result']);
 /** Policy reloads: result = ok | error. */
 export const policyReloadsTotal = counter('peergate_policy_reloads_total', 'Policy reloads by result', ['result']);
@@ -78,7 +78,7 @@ export const sessionLimit = gauge('peergate_session_limit', 'Concurrent session 
 // Known label values exported at 0 from the start: a counter that appears at 1 has no
 // increase() in Prometheus, and its first failure would go unseen by an alert.
 for (const result of ['ok', 'error']) policyReloadsTotal.inc({ result }, 0);
-for (const result of ['ok', 'failed']) tlsHandshakesTotal.inc({ result }, 0);
+for (const result of ['ok', 'failed', 'refused']) tlsHandshakesTotal.inc({ result }, 0);
 
 /** 1 while the B2BUA is connected to its SIP engine. */
 export const engineConnected = gauge('peergate_engine_connected', '1 while the B2BUA is connected to the SIP engine');

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { registry } from './metrics.js';
 import type { Ops } from '../policy/schema.js';
 import { parseCidr } from '../policy/schema.js';
+import { banTarget, identityBanKey, normalizeFingerprint } from '../store/ban-key.js';
 
 export interface Readiness {
   ready: boolean;
@@ -16,10 +17,14 @@ export interface Readiness {
   checks: Record<string, boolean | string>;
 }
 
+/** A ban as the provider lists it: `address` is the store key (ban-key.ts: an address, or
+ *  `tls:<fingerprint>` for a TLS identity); the API shows identity bans as `identity`. */
 export interface BanEntry {
   address: string;
   /** Unix ms when the ban lapses. */
   expiresAt?: number;
+  /** Milliseconds left (the store's form). */
+  ttlMs?: number;
   reason?: string;
 }
 
@@ -29,11 +34,12 @@ export interface AdminProviders {
   calls?: () => unknown;
   /** Probed next hops and whether they are up (docs/routing.md). */
   targets?: () => unknown;
+  /** Bans by store key: a source address, or a TLS identity's `tls:<fingerprint>` (ban-key.ts). */
   bans?: {
     list(): BanEntry[] | Promise<BanEntry[]>;
-    add(address: string, ttlMs: number, reason?: string): void | Promise<void>;
+    add(key: string, ttlMs: number, reason?: string): void | Promise<void>;
     /** false when there was no such ban. */
-    remove(address: string): boolean | Promise<boolean>;
+    remove(key: string): boolean | Promise<boolean>;
   };
   /**
    * Reload the policy now. `ok: false` (422) when the file or its material was refused, with
@@ -85,12 +91,29 @@ export function resolveAdminToken(ops: Pick<Ops, 'admin_token' | 'admin_token_fi
 }
 
 const MAX_BAN_TTL_S = 30 * 24 * 3600;
+const FINGERPRINT_ERROR = 'identity must be a certificate\'s SHA-256 fingerprint (64 hex digits, colons optional)';
+const Fingerprint = z.string().transform((s, ctx) => normalizeFingerprint(s) ?? (ctx.addIssue({ code: 'custom', message: FINGERPRINT_ERROR }), z.NEVER));
+type BanTargetFields = { address?: string | undefined; identity?: string | undefined };
+/** A ban names a source address or CIDR, or a TLS peer identity (issue #17.4): exactly one. */
+const oneTarget = (b: BanTargetFields) => (b.address === undefined) !== (b.identity === undefined);
+const ONE_TARGET = { error: 'give either address or identity' };
 const BanBody = z.strictObject({
-  address: z.string().refine((s) => parseCidr(s) !== undefined, { error: 'address must be an IP address or CIDR' }),
+  address: z.string().refine((s) => parseCidr(s) !== undefined, { error: 'address must be an IP address or CIDR' }).optional(),
+  identity: Fingerprint.optional(),
   ttl_s: z.number().int().min(1).max(MAX_BAN_TTL_S, `ttl_s must be at most ${MAX_BAN_TTL_S}`).default(3600),
   reason: z.string().max(200).optional(),
-});
-const UnbanBody = z.strictObject({ address: z.string().min(1) });
+}).refine(oneTarget, ONE_TARGET);
+const UnbanBody = z.strictObject({ address: z.string().min(1).optional(), identity: Fingerprint.optional() }).refine(oneTarget, ONE_TARGET);
+
+/** The store key a ban body names. */
+const banKey = (b: BanTargetFields): string => (b.identity !== undefined ? identityBanKey(b.identity) : b.address!);
+
+/** How the API shows a ban: identity bans by their fingerprint, not by their store key. */
+function showBan(b: BanEntry): Record<string, unknown> {
+  const t = banTarget(b.address);
+  const { address: _key, ...rest } = b;
+  return t.kind === 'identity' ? { identity: t.fingerprint256, ...rest } : { address: t.address, ...rest };
+}
 
 function badRequest(reply: FastifyReply, err: z.ZodError): FastifyReply {
   const message = err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
@@ -162,28 +185,34 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     scope.get('/calls', async (_req, reply) => (admin.calls ? { calls: await admin.calls() } : unavailable(reply)));
     scope.get('/targets', async (_req, reply) => (admin.targets ? { targets: await admin.targets() } : unavailable(reply)));
 
-    scope.get('/bans', async (_req, reply) => (admin.bans ? { bans: await admin.bans.list() } : unavailable(reply)));
+    scope.get('/bans', async (_req, reply) => (admin.bans ? { bans: (await admin.bans.list()).map(showBan) } : unavailable(reply)));
     scope.post('/bans', async (req, reply) => {
       if (!admin.bans) return unavailable(reply);
       const body = BanBody.safeParse(req.body ?? {});
       if (!body.success) return badRequest(reply, body.error);
-      await admin.bans.add(body.data.address, body.data.ttl_s * 1000, body.data.reason);
-      return reply.code(201).send({ banned: body.data.address, ttl_s: body.data.ttl_s });
+      await admin.bans.add(banKey(body.data), body.data.ttl_s * 1000, body.data.reason);
+      const target = body.data.identity !== undefined ? { identity: body.data.identity } : { address: body.data.address };
+      return reply.code(201).send({ banned: body.data.address ?? body.data.identity, ...target, ttl_s: body.data.ttl_s });
     });
-    const unban = async (address: string, reply: FastifyReply) => {
+    const unban = async (target: BanTargetFields, reply: FastifyReply) => {
       if (!admin.bans) return unavailable(reply);
-      if (parseCidr(address) === undefined && isIP(address) === 0) {
+      if (target.address !== undefined && parseCidr(target.address) === undefined && isIP(target.address) === 0) {
         return reply.code(400).send({ error: 'bad request', message: 'address must be an IP address or CIDR' });
       }
-      const removed = await admin.bans.remove(address);
-      return removed ? reply.code(204).send() : reply.code(404).send({ error: `no ban for ${address}` });
+      const removed = await admin.bans.remove(banKey(target));
+      return removed ? reply.code(204).send() : reply.code(404).send({ error: `no ban for ${target.address ?? `identity ${target.identity}`}` });
     };
     scope.delete('/bans', async (req, reply) => {
       const body = UnbanBody.safeParse(req.body ?? {});
       if (!body.success) return badRequest(reply, body.error);
-      return unban(body.data.address, reply);
+      return unban(body.data, reply);
     });
-    scope.delete<{ Params: { address: string } }>('/bans/:address', async (req, reply) => unban(req.params.address, reply));
+    scope.delete<{ Params: { address: string } }>('/bans/:address', async (req, reply) => unban({ address: req.params.address }, reply));
+    scope.delete<{ Params: { fingerprint: string } }>('/bans/identity/:fingerprint', async (req, reply) => {
+      const fp = normalizeFingerprint(req.params.fingerprint);
+      if (fp === undefined) return reply.code(400).send({ error: 'bad request', message: FINGERPRINT_ERROR });
+      return unban({ identity: fp }, reply);
+    });
 
     scope.post('/reload', async (_req, reply) => {
       if (!admin.reload) return unavailable(reply);

@@ -16,8 +16,10 @@ import type { LimitsStage, Refusal, RequestView, Side } from './stages.js';
 /** What the request desk reports (part of the B2BUA's observer). */
 export interface RequestObserver {
   request(peer: string, method: string): void;
-  /** `source`: the address the refused request came from (reputation strikes). */
-  refusal(peer: string, reason: string, source: string): void;
+  /** `source`: the address the refused request came from (reputation strikes); `tlsIdentity`: the
+   *  SHA-256 fingerprint of the verified client certificate it came with, if any (strikes then
+   *  count against that identity, issue #17.4). */
+  refusal(peer: string, reason: string, source: string, tlsIdentity?: string): void;
   response(peer: string, status: number): void;
 }
 
@@ -27,12 +29,17 @@ type Unattributed = { refuse: string; answer?: Refusal; peer?: string };
 export class RequestDesk {
   /** INVITEs the engine answered 487 on CANCEL (responses_total counts that, not the app's). */
   private readonly canceledResponses = new WeakSet<Res>();
+  /** The verified TLS identity (certificate fingerprint) each attributed request came with. */
+  private readonly tlsIdentityOf = new WeakMap<Res, string>();
 
   constructor(private readonly opts: { policy: () => Policy; log: Logger; observer: RequestObserver; limits?: LimitsStage }) {}
 
   /** Who sent the request; a source that is refused is answered (or not) here and gets undefined. */
   attribute(policy: Policy, req: Req, res: Res, view: RequestView): Side | undefined {
-    const from = this.classify(policy, req, view);
+    // Only the embedded engine is trusted to have stripped a network copy of the TLS identity header.
+    const tls = policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null;
+    if (tls) this.tlsIdentityOf.set(res, tls.fingerprint256);
+    const from = this.classify(policy, req, view, tls);
     // Every final response this request gets, ours or a B-leg's, whichever code path sends it.
     onFinalResponse(res, (status) => {
       if (!this.canceledResponses.has(res)) this.opts.observer.response('refuse' in from ? from.peer ?? 'unknown' : sideLabel(from), status);
@@ -48,7 +55,7 @@ export class RequestDesk {
   }
 
   refuse(res: Res, peer: string, r: RefusalWithAllow, log: Logger, source: string): void {
-    this.opts.observer.refusal(peer, r.label, source);
+    this.opts.observer.refusal(peer, r.label, source, this.tlsIdentityOf.get(res));
     log.info({ status: r.status, reason: r.label }, 'request refused');
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
   }
@@ -94,15 +101,13 @@ export class RequestDesk {
     this.refuse(res, sideLabel(from), refusal, this.opts.log, view.sourceAddress);
   }
 
-  private classify(policy: Policy, req: Req, view: RequestView): Side | Unattributed {
+  private classify(policy: Policy, req: Req, view: RequestView, tls: ReturnType<typeof parseTlsIdentity>): Side | Unattributed {
     const c = indexOf(policy);
     const side = c.listenerSide(req.receivedOn);
     if (side === 'core') {
       if (!c.coreSourceAllowed(view.sourceAddress)) return { refuse: 'core_source' };
       return { kind: 'core' };
     }
-    // Only the embedded engine is trusted to have stripped a network copy of the TLS identity header.
-    const tls = policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null;
     const a = c.peers.attribute(view.sourceAddress, tls);
     if (a.kind === 'peer') {
       const side: Side = { kind: 'peer', peer: a.peer };
@@ -122,7 +127,7 @@ export class RequestDesk {
   private refuseUnknown(policy: Policy, res: Res, r: Unattributed, source: string): void {
     if (r.answer) return this.refuse(res, r.peer ?? 'unknown', r.answer, this.opts.log, source);
     const reason = r.refuse;
-    this.opts.observer.refusal('unknown', reason, source);
+    this.opts.observer.refusal('unknown', reason, source, this.tlsIdentityOf.get(res));
     this.opts.log.debug({ reason }, 'request from unknown source');
     if (policy.unknown_source === '403') res.send(403, 'Forbidden', {});
   }

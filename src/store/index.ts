@@ -10,6 +10,7 @@ export { MemoryStore, type MemoryStoreOptions } from './memory.js';
 export { RedisStore, type RedisStoreOptions } from './redis.js';
 export { ResilientStore, type OnFailure, type ResilientStoreOptions } from './resilient.js';
 export { syncBans, type BanSink, type BanSync } from './bans.js';
+export { banTarget, identityBanKey, normalizeFingerprint, type BanTarget } from './ban-key.js';
 export { TokenBuckets } from './bucket.js';
 
 /** The policy's `store.redis` section (src/policy/schema.ts RedisSchema), structurally. */

@@ -2,7 +2,7 @@
 // transaction layer, the dialogs, the apps that own requests and dialogs, the call observer,
 // and the running totals. Each module receives this at construction; none keeps a copy of
 // another module's state.
-import type { Clock, Endpoint, SendResult, SendTarget } from '../transport/types.js';
+import type { Clock, Endpoint, SendResult, SendTarget, TlsPeerIdentity } from '../transport/types.js';
 import type { TransactionLayer } from '../transaction/index.js';
 import type { DialogStore } from '../dialog/dialog.js';
 import type { AppConnection } from '../wire/server.js';
@@ -51,13 +51,14 @@ export class CoreContext {
     /** Undefined when no call events are wanted (CDRs off). */
     readonly calls: CallObserver | undefined,
     /** Told of a message that counts against its source (reputation: a strike). */
-    readonly strike: ((source: Endpoint, why: string) => void) | undefined = undefined,
+    readonly strike: ((source: Endpoint, why: string, tls?: TlsPeerIdentity) => void) | undefined = undefined,
   ) {}
 
-  /** A request that claimed another peer's dialog or INVITE (RFC 6404 §2.3.2.1): counted, and a strike. */
-  foreign(source: Endpoint, method: string): void {
+  /** A request that claimed another peer's dialog or INVITE (RFC 6404 §2.3.2.1): counted, and a
+   *  strike (against the sender's verified TLS identity when it has one). */
+  foreign(from: { source: Endpoint; tls?: TlsPeerIdentity }, method: string): void {
     this.count.foreignDialogRequests++;
-    this.strike?.(source, `${method} for a dialog of another peer`);
+    this.strike?.(from.source, `${method} for a dialog of another peer`, from.tls);
   }
 
   /** Hand a frame to an app (nothing when it is gone). */

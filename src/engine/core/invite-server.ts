@@ -96,7 +96,7 @@ export class InviteServer {
     if (!d) return;
     // An ACK from another source than the dialog's peer neither stops our 2xx nor reaches the app.
     if (!d.acceptsFrom({ protocol: pkt.source.protocol, address: pkt.source.address, connectionId: pkt.connectionId })) {
-      this.ctx.foreign(pkt.source, 'ACK');
+      this.ctx.foreign(pkt, 'ACK');
       return;
     }
     const cseqV = hdr(req, 'cseq');

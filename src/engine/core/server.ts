@@ -277,7 +277,7 @@ export class ServerSide {
    * not be taken for a retransmission of the forgery.
    */
   private refuseForeign(stx: ServerCtx, pkt: InboundPacket): void {
-    this.ctx.foreign(pkt.source, stx.method);
+    this.ctx.foreign(pkt, stx.method);
     this.respond(stx, 481);
     stx.txn.terminate();
   }

@@ -14,7 +14,7 @@
 //   cdr.ts            call events and the CDR observer
 //   ../dialog/        RFC 3261 §12 dialogs
 import type { ParseResult, SipRequest, SipResponse } from '../message/types.js';
-import type { Clock, Endpoint, InboundPacket } from '../transport/types.js';
+import type { Clock, Endpoint, InboundPacket, TlsPeerIdentity } from '../transport/types.js';
 import {
   TransactionLayer, type ClientTransaction, type InboundMeta, type InviteClientTransaction,
   type ServerTransaction, type Transaction, type TransactionUser,
@@ -50,8 +50,9 @@ export interface UaCoreOptions {
   /** When false (default) no cdr events are generated. */
   cdrs?: boolean;
   /** Told of every message that failed to parse, and of every request that claimed another
-   *  peer's dialog (reputation: both are strikes against their source). */
-  onMalformed?: (source: Endpoint, error: string) => void;
+   *  peer's dialog (reputation: both are strikes against their source, or against its verified
+   *  TLS identity `tls` when it came with one). */
+  onMalformed?: (source: Endpoint, error: string, tls?: TlsPeerIdentity) => void;
 }
 
 export class UaCore implements WireHandler, TransactionUser {
@@ -121,7 +122,7 @@ export class UaCore implements WireHandler, TransactionUser {
     const count = this.ctx.count;
     if (!res.ok) {
       count.parseErrors++;
-      this.onMalformed?.(pkt.source, res.error);
+      this.onMalformed?.(pkt.source, res.error, pkt.tls);
       // Invalid requests get 400 when a response can be routed back; responses are dropped.
       // The reason phrase is the parser's fixed wording: the detail (res.error) never goes on the wire.
       if (res.kind === 'request') this.server.replyStateless(pkt, res.headers, res.status || 400, res.status ? res.reason : 'Bad Request');

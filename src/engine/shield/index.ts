@@ -7,9 +7,15 @@
 // It runs for every packet of a flood, so admit() does one or two Map lookups and, for sources it
 // has not seen recently, the native BlockList checks (cached per source); no allocation for
 // known sources.
+//
+// Beside the address ban set, a ban set keyed by TLS peer identity (identity-bans.ts): the
+// transports consult it after a client certificate verified, never per packet.
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { systemClock, type Clock } from '../transport/types.js';
 import { Ipv4Ranges, parseIPv4 } from './ipv4.js';
+import { IdentityBans, type IdentityBanCounters, type IdentityBanEntry, type IdentityBanListener } from './identity-bans.js';
+
+export type { IdentityBanCounters, IdentityBanEntry, IdentityBanListener } from './identity-bans.js';
 
 export interface ShieldRate {
   /** Sustained messages per second per source address. */
@@ -46,6 +52,8 @@ export interface ShieldCounters {
   dropped: { ban: number; deny: number; notAllowed: number; rateLimited: number };
   /** Bans not applied because the address is a protected peer's (ShieldConfig.protect). */
   bansWithheld: number;
+  /** TLS identity bans: applied, handshakes refused, connections closed. */
+  identity: IdentityBanCounters;
 }
 
 export type ShieldVerdict = 'admit' | 'ban' | 'deny' | 'notAllowed' | 'rateLimited';
@@ -93,7 +101,8 @@ export function buildBlockList(entries: readonly string[], what: string): BlockL
 }
 
 export class Shield {
-  readonly counters: ShieldCounters = { admitted: 0, dropped: { ban: 0, deny: 0, notAllowed: 0, rateLimited: 0 }, bansWithheld: 0 };
+  readonly counters: ShieldCounters;
+  private readonly identities: IdentityBans;
 
   private acl: Acl = { deny: null, allow: null, deny4: null, allow4: null };
   /** Peers' UDP sources that are never banned (null: none). */
@@ -124,6 +133,8 @@ export class Shield {
   private sweepTimer: unknown = null;
 
   constructor(config: ShieldConfig = {}, private readonly clock: Clock = systemClock) {
+    this.identities = new IdentityBans(() => clock.now(), this.maxBans);
+    this.counters = { admitted: 0, dropped: { ban: 0, deny: 0, notAllowed: 0, rateLimited: 0 }, bansWithheld: 0, identity: this.identities.counters };
     this.configure(config);
   }
 
@@ -166,6 +177,7 @@ export class Shield {
     }
     this.maxSources = maxSources;
     this.maxBans = maxBans;
+    this.identities.setMaxBans(maxBans);
     this.sweepIntervalMs = sweep;
     this.epoch++;
     this.tracking = deny !== null || allow !== null || rate !== null;
@@ -295,6 +307,23 @@ export class Shield {
     return out;
   }
 
+  /**
+   * Ban a TLS peer identity (SHA-256 fingerprint of its verified certificate) for `ttlMs`.
+   * Never withheld: a certificate cannot be spoofed the way a UDP source address can. The
+   * transports close its connections (onIdentityBan) and refuse its handshakes.
+   */
+  banIdentity(fingerprint256: string, ttlMs: number): void { this.identities.ban(fingerprint256, ttlMs); }
+
+  unbanIdentity(fingerprint256: string): boolean { return this.identities.unban(fingerprint256); }
+
+  isIdentityBanned(fingerprint256: string): boolean { return this.identities.isBanned(fingerprint256); }
+
+  /** Current (unexpired) identity bans. */
+  identityBans(): IdentityBanEntry[] { return this.identities.list(); }
+
+  /** Told of every identity ban as it is applied; returns unsubscribe. */
+  onIdentityBan(listener: IdentityBanListener): () => void { return this.identities.onBan(listener); }
+
   /** Number of sources with live state (for metrics and tests). */
   get trackedSources(): number { return this.sources.size; }
 
@@ -302,6 +331,7 @@ export class Shield {
   sweep(): void {
     const now = this.clock.now();
     for (const [a, until] of this.banned) if (until <= now) this.banned.delete(a);
+    this.identities.sweep();
     // An entry idle for idleMs has a full bucket again, so dropping it changes no decision.
     const idle = Math.max(this.idleMs, this.sweepIntervalMs);
     for (const [a, b] of this.sources) if (now - b.last >= idle) this.sources.delete(a);

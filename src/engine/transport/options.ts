@@ -86,12 +86,13 @@ export interface TransportOptions {
 }
 
 export interface TlsHandshakeEvent {
-  result: 'ok' | 'failed';
-  /** OpenSSL/node error code (e.g. ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE, CERT_REVOKED), '' when ok. */
+  /** 'refused': the certificate verified but its identity is banned (the shield's identity bans). */
+  result: 'ok' | 'failed' | 'refused';
+  /** OpenSSL/node error code (e.g. ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE, CERT_REVOKED), '' when ok, 'identity-banned' when refused. */
   reason: string;
   source: Endpoint;
   direction: 'inbound' | 'outbound';
-  /** Set when ok and the peer's certificate verified. */
+  /** Set when ok or refused and the peer's certificate verified. */
   identity?: TlsPeerIdentity;
 }
 

@@ -7,7 +7,8 @@
 // Connections close after `idleTimeoutMs` without traffic in either direction, and when a peer
 // stops reading (write buffer limit). The shield runs per accepted connection and per framed
 // message on accepted connections; connections we opened carry traffic we asked for and skip
-// the per-message check. Inbound TLS handshakes are tls-server.ts's, TLS material and the
+// the per-message check. A banned TLS identity's accepted connections are closed when the ban
+// is set (the shield tells us), its new handshakes refused (tls-server.ts). Inbound TLS handshakes are tls-server.ts's, TLS material and the
 // outbound name/pin checks tls-contexts.ts's.
 import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -49,11 +50,15 @@ export class StreamConnections {
   private seq = 0;
   private readonly idPrefix = Math.random().toString(36).slice(2, 8);
 
+  /** Unsubscribes from the shield's identity bans. */
+  private readonly offIdentityBan: () => void;
+
   constructor(private readonly ctx: TransportContext, private readonly tls: TlsContexts) {
     this.acceptor = new TlsAcceptor(ctx, tls, {
       attach: (s, local, remote, identity) => { this.attach(s, 'tls', true, local, remote, identity); },
       releaseSource: (address) => this.releaseSource(address),
     });
+    this.offIdentityBan = ctx.shield?.onIdentityBan((fp) => { this.closeIdentity(fp); }) ?? (() => undefined);
   }
 
   /** Live connection count. */
@@ -68,6 +73,23 @@ export class StreamConnections {
     c.closeReason = reason;
     c.socket.destroy();
     return true;
+  }
+
+  /**
+   * Close every accepted TLS connection whose verified client certificate has this SHA-256
+   * fingerprint (its identity was just banned); returns how many. Connections we opened carry
+   * traffic we asked for and stay, as they skip the shield.
+   */
+  closeIdentity(fingerprint256: string): number {
+    let n = 0;
+    for (const c of this.conns.values()) {
+      if (!c.inbound || c.tls?.fingerprint256 !== fingerprint256 || c.socket.destroyed) continue;
+      c.closeReason = 'identity-banned';
+      c.socket.destroy();
+      n++;
+    }
+    if (n > 0 && this.ctx.shield) this.ctx.shield.counters.identity.connectionsClosed += n;
+    return n;
   }
 
   listen(spec: ListenerSpec): Promise<void> {
@@ -92,6 +114,7 @@ export class StreamConnections {
 
   /** Destroy every connection and handshake in progress (synchronously). */
   destroyAll(): void {
+    this.offIdentityBan();
     for (const c of this.conns.values()) { c.closeReason = 'shutdown'; c.socket.destroy(); }
     for (const s of this.opening) s.destroy();
     this.opening.clear();
@@ -223,6 +246,8 @@ export class StreamConnections {
     if (conn.socket.destroyed) return;
     const { shield, stats } = this.ctx;
     if (conn.inbound && shield && !shield.admit(conn.remote.address)) { stats.stream.shieldDropped++; return; }
+    // Closed when the ban was set; this only catches a message framed in the same tick.
+    if (conn.tls && conn.inbound && shield && shield.isIdentityBanned(conn.tls.fingerprint256)) { stats.stream.shieldDropped++; this.closeIdentity(conn.tls.fingerprint256); return; }
     const p: InboundPacket = { data: msg, source: conn.remote, local: conn.local, connectionId: conn.id };
     if (conn.tls) p.tls = conn.tls;
     this.ctx.deliver(p);

@@ -4,7 +4,8 @@
 // one until its handshake ends: the source slot it holds (released if the handshake fails),
 // the pending-handshake count the connection limit includes, and the 'tls-handshake' event
 // with node's real failure reason. A verified client's identity (tls-identity.ts) goes with the
-// socket to the connection table. Only node's public TLSSocket API is used (no private fields):
+// socket to the connection table, unless the shield has banned it: then the socket is closed
+// before any SIP is read ('tls-handshake' result 'refused'). Only node's public TLSSocket API is used (no private fields):
 // a TLSSocket is matched to its raw socket by remote endpoint, noted while it is alive.
 import type { Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
@@ -116,8 +117,18 @@ export class TlsAcceptor {
       s.destroy();
       return;
     }
-    if (raw) { this.handshakeSettle.get(raw)?.(); this.handshakeDone.add(raw); this.handshaking.delete(raw); this.handshakeRaw.delete(remoteKey('tls', source.address, source.port)); }
     const identity = verdict.identity;
+    if (identity && ctx.shield?.isIdentityBanned(identity.fingerprint256)) {
+      // A banned identity (issue #17.4): closed right after its certificate verified, before any
+      // SIP is read. Not a failed handshake, so not a strike against the address it came from
+      // (other peers may share it); the slot it held is released when the raw socket closes.
+      ctx.shield.counters.identity.handshakesRefused++;
+      ctx.log.debug({ address: source.address, port: source.port, fingerprint256: identity.fingerprint256 }, 'tls handshake refused: identity banned');
+      ctx.safeEmit('tls-handshake', { result: 'refused', reason: 'identity-banned', source, direction: 'inbound', identity });
+      s.destroy();
+      return;
+    }
+    if (raw) { this.handshakeSettle.get(raw)?.(); this.handshakeDone.add(raw); this.handshaking.delete(raw); this.handshakeRaw.delete(remoteKey('tls', source.address, source.port)); }
     ctx.stats.tls.handshakesOk++;
     ctx.safeEmit('tls-handshake', { result: 'ok', reason: '', source, direction: 'inbound', identity });
     if (ctx.closed) { s.destroy(); return; }

@@ -48,6 +48,12 @@ export const StrikesSchema = z.strictObject({
    * sending garbage in its name. Peers that must use TCP/TLS stay bannable.
    */
   ban_peers: z.boolean().default(false),
+  /**
+   * Whether strikes from a connection with a verified TLS client certificate count against that
+   * certificate (banned by its fingerprint: its connections closed, its handshakes refused)
+   * rather than against the source address, which NAT or a shared SBE may give to other peers.
+   */
+  by_tls_identity: z.boolean().default(true),
 });
 
 /** Global limits (top-level `limits`). */

@@ -173,7 +173,7 @@ describe('strike budget', () => {
 describe('limits policy schema', () => {
   it('has defaults and rejects nonsense', () => {
     expect(GlobalLimitsSchema.parse({})).toEqual({ session_ttl_s: 30, retry_after_s: 5, priority: { emergency_numbers: [], reserved_share: 0.1, identity_exempt: false } });
-    expect(GlobalLimitsSchema.parse({ strikes: {} }).strikes).toEqual({ threshold: 20, window_s: 60, ban_s: 600, ban_peers: false });
+    expect(GlobalLimitsSchema.parse({ strikes: {} }).strikes).toEqual({ threshold: 20, window_s: 60, ban_s: 600, ban_peers: false, by_tls_identity: true });
     expect(() => GlobalLimitsSchema.parse({ sessions: -1 })).toThrow();
     expect(() => GlobalLimitsSchema.parse({ bogus: 1 })).toThrow();
     expect(() => PeerLimitsSchema.parse({ cps: 0 })).toThrow();

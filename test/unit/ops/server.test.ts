@@ -124,6 +124,35 @@ describe('ops server', () => {
     expect((await fetch(`${base}/admin/bans`, { method: 'DELETE', headers: json, body: '{"addr":"x"}' })).status).toBe(400);
   });
 
+  it('bans of TLS identities (issue #17.4): by fingerprint in, as `identity` out; bad fingerprints are 400', async () => {
+    const fp = 'AB:'.repeat(31) + 'CD';
+    const post = (body: unknown) => fetch(`${base}/admin/bans`, { method: 'POST', headers: json, body: JSON.stringify(body) });
+    for (const [body, msg] of [
+      [{ identity: 'AB:CD' }, /SHA-256 fingerprint/],
+      [{ identity: 'zz'.repeat(32) }, /SHA-256 fingerprint/],
+      [{ identity: fp, address: '192.0.2.1' }, /either address or identity/],
+    ] as const) {
+      const res = await post(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await res.json()).message).toMatch(msg);
+    }
+    expect(bans.size).toBe(0);
+    // Lower case without colons is the same fingerprint; the store key is tls:<fingerprint>.
+    const ok = await post({ identity: fp.replace(/:/g, '').toLowerCase(), ttl_s: 60, reason: 'abuse' });
+    expect(ok.status).toBe(201);
+    expect(await ok.json()).toMatchObject({ identity: fp, ttl_s: 60 });
+    expect([...bans.keys()]).toEqual([`tls:${fp}`]);
+    const list = await (await fetch(`${base}/admin/bans`, { headers: auth })).json();
+    expect(list.bans).toEqual([expect.objectContaining({ identity: fp, reason: 'abuse' })]);
+    expect(list.bans[0].address).toBeUndefined();
+    expect((await fetch(`${base}/admin/bans/identity/nope`, { method: 'DELETE', headers: auth })).status).toBe(400);
+    expect((await fetch(`${base}/admin/bans/identity/${fp}`, { method: 'DELETE', headers: auth })).status).toBe(204);
+    expect((await fetch(`${base}/admin/bans/identity/${fp}`, { method: 'DELETE', headers: auth })).status).toBe(404);
+    await post({ identity: fp });
+    expect((await fetch(`${base}/admin/bans`, { method: 'DELETE', headers: json, body: JSON.stringify({ identity: fp }) })).status).toBe(204);
+    expect(bans.size).toBe(0);
+  });
+
   it('without a configured token every admin request is 401; absent providers are 501', async () => {
     const s = await startOpsServer({ port: await freePort(), ready: async () => ({ ready: true, checks: {} }) });
     try {
