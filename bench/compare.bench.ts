@@ -4,10 +4,11 @@
 //
 //   nice -n 10 npx tsx bench/compare.bench.ts [--rates 300,600,1000,1500,2000,2500,3000]
 //     [--seconds 8] [--recover-rate 300] [--recover-seconds 10] [--kamailio-children 4]
-//     [--only kamailio|peergate] [--no-overload] [--media]
+//     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media]
 //
 // uac (SIPp, 127.0.0.2) → system → uas (SIPp, 127.0.0.3), UDP, INVITE/200/ACK/BYE, no hold time
 // (bench/compare/uac.xml, uas.xml). For each system:
+// * its idle CPU (3 s), then a warm-up at the lowest rate (3 s, not counted);
 // * the highest rate of the ladder that passes: every call answered and ended, no failure, all
 //   done within the step plus 2 s, and p99 setup time (INVITE → 200, SIPp's rtd) < 100 ms.
 //   Rates are interleaved across the systems, so machine load drifts over both alike; a system
@@ -19,12 +20,14 @@
 //   recover: when the overload window ends a second caller starts at --recover-rate; recovered
 //   is the first second after which every second's calls are answered (≥ 90% of the rate) with
 //   p99 < 100 ms.
+// Calls refused (a 503, e.g. peergate's overload control shedding) are counted apart from calls
+// that timed out; --no-shedding turns peergate's overload control off (policy `overload.enabled`).
 // With --media both anchor media on a real rtpengine each (peergate's media stage; Kamailio's
 // rtpengine module): the SDP offer/answer goes through rtpengine (no RTP is sent).
 //
 // Everything started (SIPp, Kamailio, peergate, rtpengine) is stopped by PID at the end.
 import { parseArgs } from 'node:util';
-import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -41,6 +44,7 @@ const { values } = parseArgs({
     'kamailio-children': { type: 'string', default: '4' },
     only: { type: 'string' },
     'no-overload': { type: 'boolean', default: false },
+    'no-shedding': { type: 'boolean', default: false },
     media: { type: 'boolean', default: false },
   },
 });
@@ -58,6 +62,8 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }
 const LIMIT_CPS = 100_000;
 const LIMIT_SESSIONS = 100_000;
 const P99_MAX_MS = 100;
+const IDLE_SECONDS = 3;
+const WARMUP_SECONDS = 3;
 
 if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0)) {
   throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N');
@@ -111,6 +117,8 @@ interface System {
   /** PID whose process tree is the system. */
   pid: number;
   rtpengine?: TestRtpengine;
+  /** New INVITEs the system refused on its own by overload control so far, if it counts them. */
+  shed?: () => Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -155,10 +163,12 @@ async function startPeergateSystem(uasTarget: string): Promise<System> {
   const rtp = MEDIA ? await startRtpengine({ portSpan: 10_000 }) : undefined;
   const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${uasTarget}`, logLevel: 'error' }, {
     media: rtp ? { anchoring: true, rtpengine: [{ address: rtp.address }] } : { anchoring: false },
+    ...(values['no-shedding'] ? { overload: { enabled: false } } : {}),
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: LIMIT_CPS, burst: LIMIT_CPS, sessions: LIMIT_SESSIONS } }],
   }));
   return {
     name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, rtpengine: rtp,
+    shed: () => pg.metric('peergate_shed_total'),
     async stop() { await pg.stop(); await rtp?.stop(); },
   };
 }
@@ -185,7 +195,15 @@ function percentile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 
-interface Load { rate: number; calls: number; result: SippResult; wallS: number; rtt: Rtt[] }
+interface Load { rate: number; calls: number; result: SippResult; wallS: number; rtt: Rtt[]; refused: number; timedOut: number }
+
+/** Last value of some cumulative columns of a SIPp -trace_stat file. */
+function statColumns(file: string | undefined, names: string[]): number[] {
+  const rows = file && existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : [];
+  const head = (rows[0] ?? '').split(';');
+  const last = (rows[rows.length - 1] ?? '').split(';');
+  return names.map((n) => Number(last[head.indexOf(n)] ?? 0) || 0);
+}
 
 /** `rate` calls/s for `seconds` from 127.0.0.2 to `target`, no cap on calls in progress. */
 async function load(target: string, rate: number, seconds: number, timeoutS: number): Promise<Load> {
@@ -194,10 +212,14 @@ async function load(target: string, rate: number, seconds: number, timeoutS: num
   const t0 = Date.now();
   const result = await runSipp(['-sf', UAC_XML, target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
     '-r', String(rate), '-m', String(calls), '-l', String(calls), '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS });
-  return { rate, calls, result, wallS: (Date.now() - t0) / 1000, rtt: rtts(dir) };
+  // A final response other than 200 is an "unexpected message" to the scenario; no answer at all
+  // ends in SIPp's retransmission or global timeouts.
+  const [refused, retrans, recvTimeout] = statColumns(result.statFile, ['FailedUnexpectedMessage(C)', 'FailedMaxUDPRetrans(C)', 'FailedTimeoutOnRecv(C)']);
+  const timedOut = retrans! + recvTimeout! + Math.max(0, calls - result.successful - result.failed);
+  return { rate, calls, result, wallS: (Date.now() - t0) / 1000, rtt: rtts(dir), refused: refused!, timedOut };
 }
 
-interface Step { rate: number; ok: number; failed: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; pass: boolean; why: string }
+interface Step { rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; pass: boolean; why: string }
 
 async function step(sys: System, rate: number): Promise<Step> {
   const before = cpuByPid(sys.pid);
@@ -211,13 +233,16 @@ async function step(sys: System, rate: number): Promise<Step> {
     : l.wallS > SECONDS + 2 ? `fell behind (${l.wallS.toFixed(1)} s)`
       : !(p99 < P99_MAX_MS) ? `p99 ${p99} ms` : '';
   return {
-    rate, ok: l.result.successful, failed: l.result.failed, wallS: l.wallS, p50: percentile(ms, 0.5), p99,
+    rate, ok: l.result.successful, failed: l.result.failed, refused: l.refused, timedOut: l.timedOut, wallS: l.wallS, p50: percentile(ms, 0.5), p99,
     cpuMsPerCall: (cpu / l.calls) * 1000, rtpCpuMsPerCall: rtpCpu === undefined ? undefined : (rtpCpu / l.calls) * 1000,
     pass: why === '', why,
   };
 }
 
-interface Overload { offered: number; goodput: number; answered: number; failed: number; p50: number; p99: number; recoverS: number | null; recoverFailed: number }
+interface Overload {
+  offered: number; goodput: number; answered: number; refused: number; timedOut: number; shed?: number;
+  p50: number; p99: number; recoverS: number | null; recoverFailed: number;
+}
 
 /** Seconds until every later second of the recovery caller's calls was answered with p99 < 100 ms. */
 function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null {
@@ -233,6 +258,7 @@ function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null 
 }
 
 async function overload(sys: System, rate: number): Promise<Overload> {
+  const shedBefore = await sys.shed?.();
   const pending = load(sys.target, rate, SECONDS, SECONDS + RECOVER_SECONDS + 20);
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const rec = await load(sys.target, RECOVER_RATE, RECOVER_SECONDS, RECOVER_SECONDS + 40);
@@ -240,7 +266,8 @@ async function overload(sys: System, rate: number): Promise<Overload> {
   const inWindow = l.rtt.filter((r) => r.atMs <= SECONDS * 1000);
   const ms = l.rtt.map((r) => r.ms);
   return {
-    offered: rate, goodput: inWindow.length / SECONDS, answered: l.rtt.length, failed: l.result.failed,
+    offered: rate, goodput: inWindow.length / SECONDS, answered: l.rtt.length, refused: l.refused, timedOut: l.timedOut,
+    shed: shedBefore === undefined ? undefined : (await sys.shed!()) - shedBefore,
     p50: percentile(ms, 0.5), p99: percentile(ms, 0.99),
     recoverS: recoveryTime(rec.rtt, RECOVER_RATE, RECOVER_SECONDS), recoverFailed: rec.result.failed,
   };
@@ -264,6 +291,18 @@ async function main(): Promise<void> {
     console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}; media ${MEDIA ? 'anchored on rtpengine' : 'not anchored'}; `
       + `Kamailio children ${KAM_CHILDREN}; load average before ${loadBefore}; node ${process.version}`);
 
+    // Idle CPU (timers, housekeeping) and a warm-up (JIT, pools) before anything is measured.
+    const idle = new Map<System, number>();
+    for (const sys of systems) {
+      const before = cpuByPid(sys.pid);
+      await settle(IDLE_SECONDS);
+      idle.set(sys, (100 * cpuDelta(before, cpuByPid(sys.pid))) / IDLE_SECONDS);
+      const w = await load(sys.target, RATES[0]!, WARMUP_SECONDS, WARMUP_SECONDS * 3 + 10);
+      console.log(`${sys.name.padEnd(9)} idle: ${idle.get(sys)!.toFixed(1)}% of a core; warm-up ${RATES[0]} calls/s for ${WARMUP_SECONDS} s: `
+        + `${w.result.successful} ok, ${w.result.failed} failed (not counted)`);
+      await settle(1);
+    }
+
     // Ladder, interleaved: each rate for every system still passing.
     const best = new Map<System, Step | undefined>(systems.map((s) => [s, undefined]));
     const alive = new Set(systems);
@@ -271,7 +310,7 @@ async function main(): Promise<void> {
       for (const sys of systems) {
         if (!alive.has(sys)) continue;
         const s = await step(sys, rate);
-        console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed, ${s.wallS.toFixed(1)} s, `
+        console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed (${s.refused} refused, ${s.timedOut} timed out), ${s.wallS.toFixed(1)} s, `
           + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
           + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}${s.pass ? '' : `  <- ${s.why}`}`);
         if (s.pass) best.set(sys, s); else alive.delete(sys);
@@ -289,7 +328,7 @@ async function main(): Promise<void> {
           await settle(5);
           const o = await overload(sys, b.rate * factor);
           console.log(`${sys.name.padEnd(9)} ${factor}× = ${o.offered} calls/s offered: goodput ${o.goodput.toFixed(0)} answered/s in the window, `
-            + `${o.answered} answered, ${o.failed} failed, setup p50/p99 ${o.p50}/${o.p99} ms; `
+            + `${o.answered} answered, ${o.refused} refused${o.shed === undefined ? '' : ` (${o.shed} shed by overload control, with the recovery caller's)`}, ${o.timedOut} timed out, setup p50/p99 ${o.p50}/${o.p99} ms; `
             + `after it, ${RECOVER_RATE} calls/s: ${o.recoverS === null ? `not recovered in ${RECOVER_SECONDS} s` : `p99 < ${P99_MAX_MS} ms after ${o.recoverS} s`}, ${o.recoverFailed} failed`);
           over.get(sys)!.push(o);
         }
@@ -298,18 +337,18 @@ async function main(): Promise<void> {
 
     const loadAfter = loadavg();
     console.log(`\nload average before ${loadBefore}, after ${loadAfter}\n`);
-    console.log('| system | max calls/s (0 failures, p99 < 100 ms) | setup p50 / p99 at max | CPU ms per call at max | '
+    console.log('| system | idle CPU | max calls/s (0 failures, p99 < 100 ms) | setup p50 / p99 at max | CPU ms per call at max | '
       + 'goodput at 2× (answered/s) | p99 at 2× | recovered after 2× | goodput at 3× | p99 at 3× | recovered after 3× |');
-    console.log('|---|---|---|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const sys of systems) {
       const b = best.get(sys);
       const o = over.get(sys);
       const rec = (x: Overload) => `${x.recoverS === null ? `> ${RECOVER_SECONDS} s` : `${x.recoverS} s`}${x.recoverFailed ? ` (${x.recoverFailed} failed)` : ''}`;
       const ov = (x: Overload | undefined) => x && b
-        ? [`${x.goodput.toFixed(0)} of ${x.offered} offered (${((100 * x.goodput) / b.rate).toFixed(0)}% of max)`, `${x.p99} ms`, rec(x)]
+        ? [`${x.goodput.toFixed(0)} of ${x.offered} offered (${((100 * x.goodput) / b.rate).toFixed(0)}% of max); ${x.refused} refused, ${x.timedOut} timed out`, `${x.p99} ms`, rec(x)]
         : ['n/a', 'n/a', 'n/a'];
       const cpu = b ? `${b.cpuMsPerCall.toFixed(3)}${b.rtpCpuMsPerCall === undefined ? '' : ` + rtpengine ${b.rtpCpuMsPerCall.toFixed(3)}`}` : 'n/a';
-      console.log(`| ${sys.name} | ${b?.rate ?? `< ${RATES[0]}`} | ${b ? `${b.p50} / ${b.p99} ms` : 'n/a'} | ${cpu} | ${[...ov(o?.[0]), ...ov(o?.[1])].join(' | ')} |`);
+      console.log(`| ${sys.name} | ${idle.get(sys)!.toFixed(1)}% | ${b?.rate ?? `< ${RATES[0]}`} | ${b ? `${b.p50} / ${b.p99} ms` : 'n/a'} | ${cpu} | ${[...ov(o?.[0]), ...ov(o?.[1])].join(' | ')} |`);
     }
     for (const sys of systems) {
       if (!sys.rtpengine) continue;
