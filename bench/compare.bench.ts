@@ -3,8 +3,8 @@
 // limit, topoh, record-routing) and through `peergate start` with its policy on, in one run.
 //
 //   nice -n 10 npx tsx bench/compare.bench.ts [--rates 300,600,1000,1500,2000,2500,3000]
-//     [--seconds 8] [--recover-rate 300] [--recover-seconds 10] [--kamailio-children 4]
-//     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media]
+//     [--seconds 8] [--recover-rate N (default 30% of the max)] [--recover-seconds 10] [--kamailio-children 4]
+//     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media] [--tls]
 //
 // uac (SIPp, 127.0.0.2) → system → uas (SIPp, 127.0.0.3), UDP, INVITE/200/ACK/BYE, no hold time
 // (bench/compare/uac.xml, uas.xml). For each system:
@@ -25,35 +25,43 @@
 // With --media both anchor media on a real rtpengine each (peergate's media stage; Kamailio's
 // rtpengine module): the SDP offer/answer goes through rtpengine (no RTP is sent).
 //
+// With --tls the peer side is mutual TLS (RFC 6404 §4.5): Debian's SIPp has no TLS, so SIPp's UDP
+// goes through a Kamailio relay (bench/compare/tls-relay.cfg, its CPU not counted) that opens one
+// TLS connection with a client certificate to the system; the core side stays UDP.
+//
 // Everything started (SIPp, Kamailio, peergate, rtpengine) is stopped by PID at the end.
 import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, type SippResult } from '../test/helpers/procs.js';
+import { freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc, type SippResult } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js';
+import { createFederationCa, createPeerCertificate, type Written } from '../src/pki/files.js';
 
 const { values } = parseArgs({
   options: {
     rates: { type: 'string', default: '300,600,1000,1500,2000,2500,3000' },
     seconds: { type: 'string', default: '8' },
-    'recover-rate': { type: 'string', default: '300' },
+    'recover-rate': { type: 'string' },
     'recover-seconds': { type: 'string', default: '10' },
     'kamailio-children': { type: 'string', default: '4' },
     only: { type: 'string' },
     'no-overload': { type: 'boolean', default: false },
     'no-shedding': { type: 'boolean', default: false },
     media: { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
   },
 });
 const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
 const SECONDS = Number(values.seconds);
-const RECOVER_RATE = Number(values['recover-rate']);
+/** Recovery caller's rate: fixed, or 30% of each system's own maximum (300 after 1,000). */
+const RECOVER_RATE = values['recover-rate'] === undefined ? undefined : Number(values['recover-rate']);
 const RECOVER_SECONDS = Number(values['recover-seconds']);
 const KAM_CHILDREN = Number(values['kamailio-children']);
 const MEDIA = values.media;
+const TLS = values.tls;
 const HERE = join(import.meta.dirname, 'compare');
 const UAC_XML = join(HERE, 'uac.xml');
 const UAS_XML = join(HERE, 'uas.xml');
@@ -65,7 +73,7 @@ const P99_MAX_MS = 100;
 const IDLE_SECONDS = 3;
 const WARMUP_SECONDS = 3;
 
-if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0)) {
+if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE === undefined || RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0)) {
   throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N');
 }
 
@@ -141,36 +149,86 @@ async function sipAnswers(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-async function startKamailio(uasTarget: string): Promise<System> {
-  const [port] = await freePorts(1) as [number];
-  const rtp = MEDIA ? await startRtpengine({ portSpan: 10_000 }) : undefined;
-  const run = join(scratchDir('compare-kamailio-'), 'run');
-  mkdirSync(run, { recursive: true });
-  const args = ['-f', join(HERE, 'kamailio.cfg'), '-DD', '-E', '-n', String(KAM_CHILDREN), '-l', `udp:127.0.0.1:${port}`,
-    '-A', `FWD_DST="sip:${uasTarget}"`, '-A', `PIKE_DENSITY=${LIMIT_CPS * 2}`, '-A', `SESSION_LIMIT=${LIMIT_SESSIONS}`,
-    ...(rtp ? ['-A', 'WITH_RTPENGINE', '-A', `RTPENGINE_SOCK="udp:${rtp.address}"`] : []),
-    '-Y', run, '-P', join(run, 'kamailio.pid'), '-w', run, '-m', '512', '-M', '16'];
-  const proc = startProcess('kamailio', args);
-  await sipAnswers(port, 15_000).catch((e: Error) => { throw new Error(`${e.message}\n${proc.output().slice(-2000)}`); });
+interface Pki { ca: Written; server: Written; client: Written }
+
+/** The federation CA, the systems' server certificate and the relay's client certificate. */
+function makePki(): Pki {
+  const dir = scratchDir('compare-pki-');
   return {
-    name: 'Kamailio', target: `127.0.0.1:${port}`, pid: proc.pid, rtpengine: rtp,
-    async stop() { await proc.stop(); await rtp?.stop(); },
+    ca: createFederationCa(dir),
+    server: createPeerCertificate(dir, 'sbe', { cn: 'localhost', san: ['localhost', '127.0.0.1'] }),
+    client: createPeerCertificate(dir, 'peer-a', { cn: 'sbc.carrier-a.example', san: ['sbc.carrier-a.example'] }),
   };
 }
 
-async function startPeergateSystem(uasTarget: string): Promise<System> {
+/** A kamailio tls module configuration: server side requires a client certificate from `ca`. */
+function kamailioTlsCfg(dir: string, pki: Pki, side: 'server' | 'client'): string {
+  const own = side === 'server' ? pki.server : pki.client;
+  return writeFile(dir, 'tls.cfg', [
+    '[server:default]', 'method = TLSv1.2+', `verify_certificate = ${side === 'server' ? 'yes' : 'no'}`,
+    `require_certificate = ${side === 'server' ? 'yes' : 'no'}`,
+    `private_key = ${own.keyPath}`, `certificate = ${own.certPath}`, `ca_list = ${pki.ca.certPath}`, '',
+    '[client:default]', 'method = TLSv1.2+', 'verify_certificate = yes', 'require_certificate = yes',
+    `private_key = ${own.keyPath}`, `certificate = ${own.certPath}`, `ca_list = ${pki.ca.certPath}`, '',
+  ].join('\n'));
+}
+
+/** Start kamailio with `cfg` and the extra arguments; resolves once it answers on UDP `port`. */
+async function kamailio(cfg: string, port: number, extra: string[]): Promise<Proc> {
+  const run = join(scratchDir('compare-kamailio-'), 'run');
+  mkdirSync(run, { recursive: true });
+  const proc = startProcess('kamailio', ['-f', join(HERE, cfg), '-DD', '-E', '-n', String(KAM_CHILDREN), '-l', `udp:127.0.0.1:${port}`,
+    ...extra, '-Y', run, '-P', join(run, 'kamailio.pid'), '-w', run, '-m', '512', '-M', '16']);
+  await sipAnswers(port, 15_000).catch((e: Error) => { throw new Error(`${e.message}\n${proc.output().slice(-2000)}`); });
+  return proc;
+}
+
+/** With --tls: a relay from SIPp's UDP to `sys` over mutual TLS; SIPp then sends to the relay. */
+async function behindTlsRelay(sys: System, tlsPort: number, pki: Pki): Promise<System> {
+  const [udp, tls] = await freePorts(2) as [number, number];
+  const proc = await kamailio('tls-relay.cfg', udp, ['-l', `tls:127.0.0.1:${tls}`,
+    '-A', `FWD_DST="sip:127.0.0.1:${tlsPort};transport=tls"`, '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-relay-'), pki, 'client')}"`]);
+  return { ...sys, target: `127.0.0.1:${udp}`, async stop() { await proc.stop(); await sys.stop(); } };
+}
+
+async function startKamailio(uasTarget: string, pki?: Pki): Promise<System> {
+  const [port, tlsPort] = await freePorts(2) as [number, number];
+  const rtp = MEDIA ? await startRtpengine({ portSpan: 10_000 }) : undefined;
+  const proc = await kamailio('kamailio.cfg', port, [
+    '-A', `FWD_DST="sip:${uasTarget}"`, '-A', `PIKE_DENSITY=${LIMIT_CPS * 2}`, '-A', `SESSION_LIMIT=${LIMIT_SESSIONS}`,
+    ...(rtp ? ['-A', 'WITH_RTPENGINE', '-A', `RTPENGINE_SOCK="udp:${rtp.address}"`] : []),
+    ...(pki ? ['-l', `tls:127.0.0.1:${tlsPort}`, '-A', 'WITH_TLS', '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-kamailio-tls-'), pki, 'server')}"`] : []),
+  ]);
+  const sys: System = {
+    name: 'Kamailio', target: `127.0.0.1:${port}`, pid: proc.pid, rtpengine: rtp,
+    async stop() { await proc.stop(); await rtp?.stop(); },
+  };
+  return pki ? behindTlsRelay(sys, tlsPort, pki) : sys;
+}
+
+async function startPeergateSystem(uasTarget: string, pki?: Pki): Promise<System> {
   const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
   const rtp = MEDIA ? await startRtpengine({ portSpan: 10_000 }) : undefined;
-  const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${uasTarget}`, logLevel: 'error' }, {
+  const limits = { cps: LIMIT_CPS, burst: LIMIT_CPS, sessions: LIMIT_SESSIONS };
+  const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${uasTarget}`, logLevel: 'error' }, {
     media: rtp ? { anchoring: true, rtpengine: [{ address: rtp.address }] } : { anchoring: false },
     ...(values['no-shedding'] ? { overload: { enabled: false } } : {}),
-    peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: LIMIT_CPS, burst: LIMIT_CPS, sessions: LIMIT_SESSIONS } }],
-  }));
-  return {
+    peers: [pki
+      // Over TLS the peer is the relay: its address and its verified certificate.
+      ? { id: 'carrier-a', transport: 'tls', match: { addresses: ['127.0.0.1/32'], certificate: { subject_alt_names: ['sbc.carrier-a.example'] } }, limits }
+      : { id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits }],
+  });
+  if (pki) {
+    policy.listen[0] = { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: peerPort };
+    policy.tls = { certificate: pki.server.certPath, key: pki.server.keyPath, client_cas: [pki.ca.certPath], require_client_cert: true };
+  }
+  const pg = await startPeergate(policy);
+  const sys: System = {
     name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, rtpengine: rtp,
     shed: () => pg.metric('peergate_shed_total'),
     async stop() { await pg.stop(); await rtp?.stop(); },
   };
+  return pki ? behindTlsRelay(sys, peerPort, pki) : sys;
 }
 
 // ---------- SIPp load and its figures ----------
@@ -241,7 +299,7 @@ async function step(sys: System, rate: number): Promise<Step> {
 
 interface Overload {
   offered: number; goodput: number; answered: number; refused: number; timedOut: number; shed?: number;
-  p50: number; p99: number; recoverS: number | null; recoverFailed: number;
+  p50: number; p99: number; recoverRate: number; recoverS: number | null; recoverFailed: number;
 }
 
 /** Seconds until every later second of the recovery caller's calls was answered with p99 < 100 ms. */
@@ -257,11 +315,11 @@ function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null 
   return lastBad === seconds - 1 ? null : lastBad + 1;
 }
 
-async function overload(sys: System, rate: number): Promise<Overload> {
+async function overload(sys: System, rate: number, recoverRate: number): Promise<Overload> {
   const shedBefore = await sys.shed?.();
   const pending = load(sys.target, rate, SECONDS, SECONDS + RECOVER_SECONDS + 20);
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const rec = await load(sys.target, RECOVER_RATE, RECOVER_SECONDS, RECOVER_SECONDS + 40);
+  const rec = await load(sys.target, recoverRate, RECOVER_SECONDS, RECOVER_SECONDS + 40);
   const l = await pending;
   const inWindow = l.rtt.filter((r) => r.atMs <= SECONDS * 1000);
   const ms = l.rtt.map((r) => r.ms);
@@ -269,7 +327,7 @@ async function overload(sys: System, rate: number): Promise<Overload> {
     offered: rate, goodput: inWindow.length / SECONDS, answered: l.rtt.length, refused: l.refused, timedOut: l.timedOut,
     shed: shedBefore === undefined ? undefined : (await sys.shed!()) - shedBefore,
     p50: percentile(ms, 0.5), p99: percentile(ms, 0.99),
-    recoverS: recoveryTime(rec.rtt, RECOVER_RATE, RECOVER_SECONDS), recoverFailed: rec.result.failed,
+    recoverRate, recoverS: recoveryTime(rec.rtt, recoverRate, RECOVER_SECONDS), recoverFailed: rec.result.failed,
   };
 }
 
@@ -281,14 +339,16 @@ async function main(): Promise<void> {
   const names = values.only ? [values.only] : ['kamailio', 'peergate'];
   if (names.some((n) => n !== 'kamailio' && n !== 'peergate')) throw new Error('--only kamailio|peergate');
   const systems: System[] = [];
+  const pki = TLS ? makePki() : undefined;
   const loadBefore = loadavg();
   try {
     for (const n of names) {
       const [uasPort] = await freePorts(1) as [number];
       startSipp(['-sf', UAS_XML, '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
-      systems.push(n === 'kamailio' ? await startKamailio(`127.0.0.3:${uasPort}`) : await startPeergateSystem(`127.0.0.3:${uasPort}`));
+      systems.push(n === 'kamailio' ? await startKamailio(`127.0.0.3:${uasPort}`, pki) : await startPeergateSystem(`127.0.0.3:${uasPort}`, pki));
     }
     console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}; media ${MEDIA ? 'anchored on rtpengine' : 'not anchored'}; `
+      + `peer side ${TLS ? 'mutual TLS (SIPp UDP → Kamailio TLS relay)' : 'UDP'}; `
       + `Kamailio children ${KAM_CHILDREN}; load average before ${loadBefore}; node ${process.version}`);
 
     // Idle CPU (timers, housekeeping) and a warm-up (JIT, pools) before anything is measured.
@@ -326,10 +386,10 @@ async function main(): Promise<void> {
           const b = best.get(sys);
           if (!b) continue;
           await settle(5);
-          const o = await overload(sys, b.rate * factor);
+          const o = await overload(sys, b.rate * factor, RECOVER_RATE ?? Math.max(10, Math.round(b.rate * 0.3)));
           console.log(`${sys.name.padEnd(9)} ${factor}× = ${o.offered} calls/s offered: goodput ${o.goodput.toFixed(0)} answered/s in the window, `
             + `${o.answered} answered, ${o.refused} refused${o.shed === undefined ? '' : ` (${o.shed} shed by overload control, with the recovery caller's)`}, ${o.timedOut} timed out, setup p50/p99 ${o.p50}/${o.p99} ms; `
-            + `after it, ${RECOVER_RATE} calls/s: ${o.recoverS === null ? `not recovered in ${RECOVER_SECONDS} s` : `p99 < ${P99_MAX_MS} ms after ${o.recoverS} s`}, ${o.recoverFailed} failed`);
+            + `after it, ${o.recoverRate} calls/s: ${o.recoverS === null ? `not recovered in ${RECOVER_SECONDS} s` : `p99 < ${P99_MAX_MS} ms after ${o.recoverS} s`}, ${o.recoverFailed} failed`);
           over.get(sys)!.push(o);
         }
       }
@@ -343,7 +403,7 @@ async function main(): Promise<void> {
     for (const sys of systems) {
       const b = best.get(sys);
       const o = over.get(sys);
-      const rec = (x: Overload) => `${x.recoverS === null ? `> ${RECOVER_SECONDS} s` : `${x.recoverS} s`}${x.recoverFailed ? ` (${x.recoverFailed} failed)` : ''}`;
+      const rec = (x: Overload) => `${x.recoverS === null ? `> ${RECOVER_SECONDS} s` : `${x.recoverS} s`} at ${x.recoverRate}/s${x.recoverFailed ? ` (${x.recoverFailed} failed)` : ''}`;
       const ov = (x: Overload | undefined) => x && b
         ? [`${x.goodput.toFixed(0)} of ${x.offered} offered (${((100 * x.goodput) / b.rate).toFixed(0)}% of max); ${x.refused} refused, ${x.timedOut} timed out`, `${x.p99} ms`, rec(x)]
         : ['n/a', 'n/a', 'n/a'];
