@@ -250,10 +250,11 @@ function rtts(dir: string): Rtt[] {
   return out;
 }
 
+/** The q-quantile of xs, in whole ms (SIPp writes some times as 264.001). */
 function percentile(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]!);
 }
 
 interface Load { rate: number; calls: number; result: SippResult; wallS: number; rtt: Rtt[]; refused: number; timedOut: number }
