@@ -1,0 +1,432 @@
+// Side by side with Kamailio (issue #18 item 4): the same SIPp load through Kamailio 5.6 as a
+// stateful proxy with SBC checks (bench/compare/kamailio.cfg: pike, a dialog-profile session
+// limit, topoh, record-routing) and through `peergate start` with its policy on, in one run.
+//
+//   nice -n 10 npx tsx bench/compare.bench.ts [--rates 300,600,1000,1500,2000,2500,3000]
+//     [--seconds 8] [--recover-rate N (default 30% of the max)] [--recover-seconds 10] [--kamailio-children 4]
+//     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media] [--tls] [--tries 1]
+//
+// uac (SIPp, 127.0.0.2) → system → uas (SIPp, 127.0.0.3), UDP, INVITE/200/ACK/BYE, no hold time
+// (bench/compare/uac.xml, uas.xml). For each system:
+// * its idle CPU (3 s), then a warm-up at the lowest rate (3 s, not counted);
+// * the highest rate of the ladder that passes: every call answered and ended, no failure, all
+//   done within the step plus 2 s, and p99 setup time (INVITE → 200, SIPp's rtd) < 100 ms.
+//   Rates are interleaved across the systems, so machine load drifts over both alike; a system
+//   leaves the ladder at its first failing step (after --tries attempts at it).
+// * CPU ms per call at that rate: utime+stime from /proc/PID/stat of the system's process and
+//   all its descendants (every Kamailio child; rtpengine's, with --media, reported apart).
+// * overload at 2× and 3× that rate for one step each: goodput (200s to INVITE received during
+//   the offered window, per second), p99 setup of the calls that were answered, and the time to
+//   recover: when the overload window ends a second caller starts at --recover-rate; recovered
+//   is the first second after which every second's calls are answered (≥ 90% of the rate) with
+//   p99 < 100 ms.
+// Calls refused (a 503, e.g. peergate's overload control shedding) are counted apart from calls
+// that timed out; --no-shedding turns peergate's overload control off (policy `overload.enabled`).
+// With --media both anchor media on a real rtpengine each (peergate's media stage; Kamailio's
+// rtpengine module): the SDP offer/answer goes through rtpengine (no RTP is sent).
+//
+// With --tls the peer side is mutual TLS (RFC 6404 §4.5): Debian's SIPp has no TLS, so SIPp's UDP
+// goes through a Kamailio relay (bench/compare/tls-relay.cfg, its CPU not counted) that opens one
+// TLS connection with a client certificate to the system; the core side stays UDP.
+//
+// Everything started (SIPp, Kamailio, peergate, rtpengine) is stopped by PID at the end.
+import { parseArgs } from 'node:util';
+import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc, type SippResult } from '../test/helpers/procs.js';
+import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
+import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js';
+import { createFederationCa, createPeerCertificate, type Written } from '../src/pki/files.js';
+
+const { values } = parseArgs({
+  options: {
+    rates: { type: 'string', default: '300,600,1000,1500,2000,2500,3000' },
+    seconds: { type: 'string', default: '8' },
+    'recover-rate': { type: 'string' },
+    'recover-seconds': { type: 'string', default: '10' },
+    'kamailio-children': { type: 'string', default: '4' },
+    only: { type: 'string' },
+    'no-overload': { type: 'boolean', default: false },
+    'no-shedding': { type: 'boolean', default: false },
+    media: { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
+    tries: { type: 'string', default: '1' },
+  },
+});
+const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
+const SECONDS = Number(values.seconds);
+/** Recovery caller's rate: fixed, or 30% of each system's own maximum (300 after 1,000). */
+const RECOVER_RATE = values['recover-rate'] === undefined ? undefined : Number(values['recover-rate']);
+const RECOVER_SECONDS = Number(values['recover-seconds']);
+const KAM_CHILDREN = Number(values['kamailio-children']);
+const MEDIA = values.media;
+const TLS = values.tls;
+/** Attempts per ladder step: on a shared machine a second try tells a blip from a limit. */
+const TRIES = Number(values.tries);
+const HERE = join(import.meta.dirname, 'compare');
+const UAC_XML = join(HERE, 'uac.xml');
+const UAS_XML = join(HERE, 'uas.xml');
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+/** Limits high enough never to refuse the bench's calls: both systems pay for the checks. */
+const LIMIT_CPS = 100_000;
+const LIMIT_SESSIONS = 100_000;
+const P99_MAX_MS = 100;
+const IDLE_SECONDS = 3;
+const WARMUP_SECONDS = 3;
+
+if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE === undefined || RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0) || !(TRIES >= 1)) {
+  throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N');
+}
+
+// ---------- processes and their CPU ----------
+
+/** `root` and all its descendants that are alive now (from /proc/N/stat's ppid field). */
+function processTree(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch { /* exited meanwhile */ }
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, ppid] of parent) if (ppid === out[i]) out.push(pid);
+  return out;
+}
+
+/** utime+stime in seconds of the processes of `root`'s tree, per PID (fields 14 and 15). */
+function cpuByPid(root: number): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const pid of processTree(root)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      m.set(pid, (Number(f[11]) + Number(f[12])) / CLK_TCK);
+    } catch { /* exited meanwhile */ }
+  }
+  return m;
+}
+
+/** CPU seconds spent by `root`'s tree between two samples (processes alive at the end). */
+function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let s = 0;
+  for (const [pid, t] of after) s += t - (before.get(pid) ?? 0);
+  return s;
+}
+
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+// ---------- the systems under test ----------
+
+interface System {
+  name: string;
+  /** host:port SIPp sends to. */
+  target: string;
+  /** PID whose process tree is the system. */
+  pid: number;
+  rtpengine?: TestRtpengine;
+  /** New INVITEs the system refused on its own by overload control so far, if it counts them. */
+  shed?: () => Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Resolves once something answers a SIP OPTIONS on 127.0.0.1:port (any response). */
+async function sipAnswers(port: number, timeoutMs: number): Promise<void> {
+  const sock = createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  let answered = false;
+  sock.on('message', () => { answered = true; });
+  const local = sock.address().port;
+  try {
+    await waitFor(() => {
+      const msg = `OPTIONS sip:ping@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK${Date.now()}${Math.random().toString(16).slice(2)}\r\n`
+        + `Max-Forwards: 70\r\nFrom: <sip:bench@127.0.0.1>;tag=b1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: ready-${Date.now()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`;
+      sock.send(msg, port, '127.0.0.1');
+      return answered;
+    }, timeoutMs, 200, `a SIP answer on 127.0.0.1:${port}`);
+  } finally {
+    sock.close();
+  }
+}
+
+interface Pki { ca: Written; server: Written; client: Written }
+
+/** The federation CA, the systems' server certificate and the relay's client certificate. */
+function makePki(): Pki {
+  const dir = scratchDir('compare-pki-');
+  return {
+    ca: createFederationCa(dir),
+    server: createPeerCertificate(dir, 'sbe', { cn: 'localhost', san: ['localhost', '127.0.0.1'] }),
+    client: createPeerCertificate(dir, 'peer-a', { cn: 'sbc.carrier-a.example', san: ['sbc.carrier-a.example'] }),
+  };
+}
+
+/** A kamailio tls module configuration: server side requires a client certificate from `ca`. */
+function kamailioTlsCfg(dir: string, pki: Pki, side: 'server' | 'client'): string {
+  const own = side === 'server' ? pki.server : pki.client;
+  return writeFile(dir, 'tls.cfg', [
+    '[server:default]', 'method = TLSv1.2+', `verify_certificate = ${side === 'server' ? 'yes' : 'no'}`,
+    `require_certificate = ${side === 'server' ? 'yes' : 'no'}`,
+    `private_key = ${own.keyPath}`, `certificate = ${own.certPath}`, `ca_list = ${pki.ca.certPath}`, '',
+    '[client:default]', 'method = TLSv1.2+', 'verify_certificate = yes', 'require_certificate = yes',
+    `private_key = ${own.keyPath}`, `certificate = ${own.certPath}`, `ca_list = ${pki.ca.certPath}`, '',
+  ].join('\n'));
+}
+
+/** Start kamailio with `cfg` and the extra arguments; resolves once it answers on UDP `port`. */
+async function kamailio(cfg: string, port: number, extra: string[]): Promise<Proc> {
+  const run = join(scratchDir('compare-kamailio-'), 'run');
+  mkdirSync(run, { recursive: true });
+  const proc = startProcess('kamailio', ['-f', join(HERE, cfg), '-DD', '-E', '-n', String(KAM_CHILDREN), '-l', `udp:127.0.0.1:${port}`,
+    ...extra, '-Y', run, '-P', join(run, 'kamailio.pid'), '-w', run, '-m', '512', '-M', '16']);
+  await sipAnswers(port, 15_000).catch((e: Error) => { throw new Error(`${e.message}\n${proc.output().slice(-2000)}`); });
+  return proc;
+}
+
+/** With --tls: a relay from SIPp's UDP to `sys` over mutual TLS; SIPp then sends to the relay. */
+async function behindTlsRelay(sys: System, tlsPort: number, pki: Pki): Promise<System> {
+  const [udp, tls] = await freePorts(2) as [number, number];
+  const proc = await kamailio('tls-relay.cfg', udp, ['-l', `tls:127.0.0.1:${tls}`,
+    '-A', `FWD_DST="sip:127.0.0.1:${tlsPort};transport=tls"`, '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-relay-'), pki, 'client')}"`]);
+  return { ...sys, target: `127.0.0.1:${udp}`, async stop() { await proc.stop(); await sys.stop(); } };
+}
+
+async function startKamailio(uasTarget: string, pki?: Pki): Promise<System> {
+  const [port, tlsPort] = await freePorts(2) as [number, number];
+  const rtp = MEDIA ? await startRtpengine({ portSpan: 10_000 }) : undefined;
+  const proc = await kamailio('kamailio.cfg', port, [
+    '-A', `FWD_DST="sip:${uasTarget}"`, '-A', `PIKE_DENSITY=${LIMIT_CPS * 2}`, '-A', `SESSION_LIMIT=${LIMIT_SESSIONS}`,
+    ...(rtp ? ['-A', 'WITH_RTPENGINE', '-A', `RTPENGINE_SOCK="udp:${rtp.address}"`] : []),
+    ...(pki ? ['-l', `tls:127.0.0.1:${tlsPort}`, '-A', 'WITH_TLS', '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-kamailio-tls-'), pki, 'server')}"`] : []),
+  ]);
+  const sys: System = {
+    name: 'Kamailio', target: `127.0.0.1:${port}`, pid: proc.pid, rtpengine: rtp,
+    async stop() { await proc.stop(); await rtp?.stop(); },
+  };
+  return pki ? behindTlsRelay(sys, tlsPort, pki) : sys;
+}
+
+async function startPeergateSystem(uasTarget: string, pki?: Pki): Promise<System> {
+  const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
+  const rtp = MEDIA ? await startRtpengine({ portSpan: 10_000 }) : undefined;
+  const limits = { cps: LIMIT_CPS, burst: LIMIT_CPS, sessions: LIMIT_SESSIONS };
+  const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${uasTarget}`, logLevel: 'error' }, {
+    media: rtp ? { anchoring: true, rtpengine: [{ address: rtp.address }] } : { anchoring: false },
+    ...(values['no-shedding'] ? { overload: { enabled: false } } : {}),
+    peers: [pki
+      // Over TLS the peer is the relay: its address and its verified certificate.
+      ? { id: 'carrier-a', transport: 'tls', match: { addresses: ['127.0.0.1/32'], certificate: { subject_alt_names: ['sbc.carrier-a.example'] } }, limits }
+      : { id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits }],
+  });
+  if (pki) {
+    policy.listen[0] = { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: peerPort };
+    policy.tls = { certificate: pki.server.certPath, key: pki.server.keyPath, client_cas: [pki.ca.certPath], require_client_cert: true };
+  }
+  const pg = await startPeergate(policy);
+  const sys: System = {
+    name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, rtpengine: rtp,
+    shed: () => pg.metric('peergate_shed_total'),
+    async stop() { await pg.stop(); await rtp?.stop(); },
+  };
+  return pki ? behindTlsRelay(sys, peerPort, pki) : sys;
+}
+
+// ---------- SIPp load and its figures ----------
+
+interface Rtt { atMs: number; ms: number }
+
+/** (time since SIPp's start when the 200 arrived, setup ms) from -trace_rtt files in `dir`. */
+function rtts(dir: string): Rtt[] {
+  const out: Rtt[] = [];
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('_rtt.csv'))) {
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n').slice(1)) {
+      const [at, ms] = line.split(';').map(Number);
+      if (Number.isFinite(at) && Number.isFinite(ms) && line.trim()) out.push({ atMs: at!, ms: ms! });
+    }
+  }
+  return out;
+}
+
+/** The q-quantile of xs, in whole ms (SIPp writes some times as 264.001). */
+function percentile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]!);
+}
+
+interface Load { rate: number; calls: number; result: SippResult; wallS: number; rtt: Rtt[]; refused: number; timedOut: number }
+
+/** Last value of some cumulative columns of a SIPp -trace_stat file. */
+function statColumns(file: string | undefined, names: string[]): number[] {
+  const rows = file && existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : [];
+  const head = (rows[0] ?? '').split(';');
+  const last = (rows[rows.length - 1] ?? '').split(';');
+  return names.map((n) => Number(last[head.indexOf(n)] ?? 0) || 0);
+}
+
+/** `rate` calls/s for `seconds` from 127.0.0.2 to `target`, no cap on calls in progress. */
+async function load(target: string, rate: number, seconds: number, timeoutS: number): Promise<Load> {
+  const dir = scratchDir('compare-uac-');
+  const calls = Math.round(rate * seconds);
+  const t0 = Date.now();
+  const result = await runSipp(['-sf', UAC_XML, target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
+    '-r', String(rate), '-m', String(calls), '-l', String(calls), '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS });
+  // A final response other than 200 is an "unexpected message" to the scenario; no answer at all
+  // ends in SIPp's retransmission or global timeouts.
+  const [refused, retrans, recvTimeout] = statColumns(result.statFile, ['FailedUnexpectedMessage(C)', 'FailedMaxUDPRetrans(C)', 'FailedTimeoutOnRecv(C)']);
+  const timedOut = retrans! + recvTimeout! + Math.max(0, calls - result.successful - result.failed);
+  return { rate, calls, result, wallS: (Date.now() - t0) / 1000, rtt: rtts(dir), refused: refused!, timedOut };
+}
+
+interface Step { rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; pass: boolean; why: string }
+
+async function step(sys: System, rate: number): Promise<Step> {
+  const before = cpuByPid(sys.pid);
+  const rtpBefore = sys.rtpengine ? cpuByPid(sys.rtpengine.proc.pid) : undefined;
+  const l = await load(sys.target, rate, SECONDS, SECONDS * 3 + 10);
+  const cpu = cpuDelta(before, cpuByPid(sys.pid));
+  const rtpCpu = sys.rtpengine && rtpBefore ? cpuDelta(rtpBefore, cpuByPid(sys.rtpengine.proc.pid)) : undefined;
+  const ms = l.rtt.map((r) => r.ms);
+  const p99 = percentile(ms, 0.99);
+  const why = l.result.failed > 0 || l.result.successful !== l.calls ? `${l.calls - l.result.successful} of ${l.calls} not completed`
+    : l.wallS > SECONDS + 2 ? `fell behind (${l.wallS.toFixed(1)} s)`
+      : !(p99 < P99_MAX_MS) ? `p99 ${p99} ms` : '';
+  return {
+    rate, ok: l.result.successful, failed: l.result.failed, refused: l.refused, timedOut: l.timedOut, wallS: l.wallS, p50: percentile(ms, 0.5), p99,
+    cpuMsPerCall: (cpu / l.calls) * 1000, rtpCpuMsPerCall: rtpCpu === undefined ? undefined : (rtpCpu / l.calls) * 1000,
+    pass: why === '', why,
+  };
+}
+
+interface Overload {
+  offered: number; goodput: number; answered: number; refused: number; timedOut: number; shed?: number;
+  p50: number; p99: number; recoverRate: number; recoverS: number | null; recoverFailed: number;
+}
+
+/** Seconds until every later second of the recovery caller's calls was answered with p99 < 100 ms. */
+function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null {
+  const buckets: number[][] = Array.from({ length: seconds }, () => []);
+  for (const r of rtt) {
+    const sentS = Math.floor((r.atMs - r.ms) / 1000);
+    if (sentS >= 0 && sentS < seconds) buckets[sentS]!.push(r.ms);
+  }
+  const good = buckets.map((b) => b.length >= 0.9 * rate && percentile(b, 0.99) < P99_MAX_MS);
+  let lastBad = -1;
+  good.forEach((g, i) => { if (!g) lastBad = i; });
+  return lastBad === seconds - 1 ? null : lastBad + 1;
+}
+
+async function overload(sys: System, rate: number, recoverRate: number): Promise<Overload> {
+  const shedBefore = await sys.shed?.();
+  const pending = load(sys.target, rate, SECONDS, SECONDS + RECOVER_SECONDS + 20);
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const rec = await load(sys.target, recoverRate, RECOVER_SECONDS, RECOVER_SECONDS + 40);
+  const l = await pending;
+  const inWindow = l.rtt.filter((r) => r.atMs <= SECONDS * 1000);
+  const ms = l.rtt.map((r) => r.ms);
+  return {
+    offered: rate, goodput: inWindow.length / SECONDS, answered: l.rtt.length, refused: l.refused, timedOut: l.timedOut,
+    shed: shedBefore === undefined ? undefined : (await sys.shed!()) - shedBefore,
+    p50: percentile(ms, 0.5), p99: percentile(ms, 0.99),
+    recoverRate, recoverS: recoveryTime(rec.rtt, recoverRate, RECOVER_SECONDS), recoverFailed: rec.result.failed,
+  };
+}
+
+const settle = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
+
+// ---------- the run ----------
+
+async function main(): Promise<void> {
+  const names = values.only ? [values.only] : ['kamailio', 'peergate'];
+  if (names.some((n) => n !== 'kamailio' && n !== 'peergate')) throw new Error('--only kamailio|peergate');
+  const systems: System[] = [];
+  const pki = TLS ? makePki() : undefined;
+  const loadBefore = loadavg();
+  try {
+    for (const n of names) {
+      const [uasPort] = await freePorts(1) as [number];
+      startSipp(['-sf', UAS_XML, '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
+      systems.push(n === 'kamailio' ? await startKamailio(`127.0.0.3:${uasPort}`, pki) : await startPeergateSystem(`127.0.0.3:${uasPort}`, pki));
+    }
+    console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}; media ${MEDIA ? 'anchored on rtpengine' : 'not anchored'}; `
+      + `peer side ${TLS ? 'mutual TLS (SIPp UDP → Kamailio TLS relay)' : 'UDP'}; `
+      + `Kamailio children ${KAM_CHILDREN}; load average before ${loadBefore}; node ${process.version}`);
+
+    // Idle CPU (timers, housekeeping) and a warm-up (JIT, pools) before anything is measured.
+    const idle = new Map<System, number>();
+    for (const sys of systems) {
+      const before = cpuByPid(sys.pid);
+      await settle(IDLE_SECONDS);
+      idle.set(sys, (100 * cpuDelta(before, cpuByPid(sys.pid))) / IDLE_SECONDS);
+      const w = await load(sys.target, RATES[0]!, WARMUP_SECONDS, WARMUP_SECONDS * 3 + 10);
+      console.log(`${sys.name.padEnd(9)} idle: ${idle.get(sys)!.toFixed(1)}% of a core; warm-up ${RATES[0]} calls/s for ${WARMUP_SECONDS} s: `
+        + `${w.result.successful} ok, ${w.result.failed} failed (not counted)`);
+      await settle(1);
+    }
+
+    // Ladder, interleaved: each rate for every system still passing.
+    const best = new Map<System, Step | undefined>(systems.map((s) => [s, undefined]));
+    const alive = new Set(systems);
+    for (const rate of RATES) {
+      for (const sys of systems) {
+        if (!alive.has(sys)) continue;
+        for (let attempt = 1; attempt <= TRIES; attempt++) {
+          const s = await step(sys, rate);
+          console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed (${s.refused} refused, ${s.timedOut} timed out), ${s.wallS.toFixed(1)} s, `
+            + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
+            + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}${s.pass ? '' : `  <- ${s.why}`}`);
+          await settle(1);
+          if (s.pass) { best.set(sys, s); break; }
+          if (attempt === TRIES) alive.delete(sys);
+        }
+      }
+      if (alive.size === 0) break;
+    }
+
+    const over = new Map<System, Overload[]>(systems.map((s) => [s, []]));
+    if (!values['no-overload']) {
+      for (const factor of [2, 3] as const) {
+        for (const sys of systems) {
+          const b = best.get(sys);
+          if (!b) continue;
+          await settle(5);
+          const o = await overload(sys, b.rate * factor, RECOVER_RATE ?? Math.max(10, Math.round(b.rate * 0.3)));
+          console.log(`${sys.name.padEnd(9)} ${factor}× = ${o.offered} calls/s offered: goodput ${o.goodput.toFixed(0)} answered/s in the window, `
+            + `${o.answered} answered, ${o.refused} refused${o.shed === undefined ? '' : ` (${o.shed} shed by overload control, with the recovery caller's)`}, ${o.timedOut} timed out, setup p50/p99 ${o.p50}/${o.p99} ms; `
+            + `after it, ${o.recoverRate} calls/s: ${o.recoverS === null ? `not recovered in ${RECOVER_SECONDS} s` : `p99 < ${P99_MAX_MS} ms after ${o.recoverS} s`}, ${o.recoverFailed} failed`);
+          over.get(sys)!.push(o);
+        }
+      }
+    }
+
+    const loadAfter = loadavg();
+    console.log(`\nload average before ${loadBefore}, after ${loadAfter}\n`);
+    console.log('| system | idle CPU | max calls/s (0 failures, p99 < 100 ms) | setup p50 / p99 at max | CPU ms per call at max | '
+      + 'goodput at 2× (answered/s) | p99 at 2× | recovered after 2× | goodput at 3× | p99 at 3× | recovered after 3× |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const sys of systems) {
+      const b = best.get(sys);
+      const o = over.get(sys);
+      const rec = (x: Overload) => `${x.recoverS === null ? `> ${RECOVER_SECONDS} s` : `${x.recoverS} s`} at ${x.recoverRate}/s${x.recoverFailed ? ` (${x.recoverFailed} failed)` : ''}`;
+      const ov = (x: Overload | undefined) => x && b
+        ? [`${x.goodput.toFixed(0)} of ${x.offered} offered (${((100 * x.goodput) / b.rate).toFixed(0)}% of max); ${x.refused} refused, ${x.timedOut} timed out`, `${x.p99} ms`, rec(x)]
+        : ['n/a', 'n/a', 'n/a'];
+      const cpu = b ? `${b.cpuMsPerCall.toFixed(3)}${b.rtpCpuMsPerCall === undefined ? '' : ` + rtpengine ${b.rtpCpuMsPerCall.toFixed(3)}`}` : 'n/a';
+      console.log(`| ${sys.name} | ${idle.get(sys)!.toFixed(1)}% | ${b?.rate ?? `< ${RATES[0]}`} | ${b ? `${b.p50} / ${b.p99} ms` : 'n/a'} | ${cpu} | ${[...ov(o?.[0]), ...ov(o?.[1])].join(' | ')} |`);
+    }
+    for (const sys of systems) {
+      if (!sys.rtpengine) continue;
+      await settle(2);
+      console.log(`${sys.name}'s rtpengine holds ${(await sys.rtpengine.calls()).length} calls after the run `
+        + '(a call that ended with its BYE is deleted; one that failed before it stays until rtpengine\'s 60 s timeout)');
+    }
+  } finally {
+    for (const sys of systems) await sys.stop();
+    await stopAll();
+  }
+}
+
+main().then(() => process.exit(0), (e: unknown) => { console.error(e); process.exit(1); });
