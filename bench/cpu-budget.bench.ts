@@ -8,17 +8,34 @@
 // rates; a rate only counts for a path if every call succeeded within the step plus 2 s.
 //
 //   npx tsx bench/cpu-budget.bench.ts [--rates 300,600,900] [--seconds 10]
+//
+// Before/after comparison of `peergate start` alone (issue 18: CPU per call), e.g. main's
+// checkout against this one, alternated so machine load drifts over both alike:
+//
+//   nice -n 10 npx tsx bench/cpu-budget.bench.ts --paths peergate --roots /work/wt/base18,. \
+//     --rates 300 --pairs 3 [--sweep 400,500,600,700,800] [--cpu-prof /tmp/prof]
+//
+// --roots: peergate checkouts (each with node_modules), each started once with the same policy;
+// --pairs: rounds of (every root in turn) per rate; --sweep: after that, for each root in turn,
+// the highest rate with zero failures that kept up (as bench/b2bua.bench.ts); --cpu-prof: run
+// each peergate with node's --cpu-prof, profiles written to DIR/<root index>/ at its exit.
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
 import { startEngine } from '../src/engine/engine.js';
-import { freePort, freePorts, scratchDir, startProcess, startSipp, stopAll, waitFor } from '../test/helpers/procs.js';
-import { startPeergate } from '../test/helpers/peergate.js';
+import { freePort, freePorts, scratchDir, startProcess, startSipp, stopAll, sweepRates, waitFor, writeFile, type Proc } from '../test/helpers/procs.js';
 
-const { values } = parseArgs({ options: { rates: { type: 'string', default: '300,600,900' }, seconds: { type: 'string', default: '10' } } });
+const { values } = parseArgs({ options: {
+  rates: { type: 'string', default: '300,600,900' }, seconds: { type: 'string', default: '10' },
+  paths: { type: 'string', default: 'direct,engine,peergate' }, roots: { type: 'string' }, pairs: { type: 'string', default: '1' },
+  sweep: { type: 'string' }, 'cpu-prof': { type: 'string' },
+} });
 const RATES = values.rates.split(',').map(Number);
+const PATHS = new Set(values.paths.split(','));
+const PAIRS = Number(values.pairs);
 const SECONDS = Number(values.seconds);
 const ROOT = join(import.meta.dirname, '..');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -75,43 +92,70 @@ async function measure(path: string, rate: number, target: string, ip: string, p
   return { path, rate, perCall, kernelPerCall, ok: r.ok, failed: r.failed, wallS: r.wallS };
 }
 
+/** `peergate start` from the checkout `root` with `policy`; ready once /ready answers 200. */
+async function startPeergateAt(root: string, policy: Record<string, unknown>, opsPort: number, profDir?: string): Promise<Proc> {
+  const dir = scratchDir('cpu-budget-pg-');
+  const policyPath = writeFile(dir, 'policy.yaml', stringify(policy));
+  if (profDir) mkdirSync(profDir, { recursive: true });
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const proc = startProcess(process.execPath, [...prof, join(root, 'bin', 'peergate.js'), 'start', '--policy', policyPath], { cwd: dir });
+  await waitFor(async () => {
+    if (proc.child.exitCode !== null) throw new Error(`peergate exited early:\n${proc.output()}`);
+    return (await fetch(`http://127.0.0.1:${opsPort}/ready`).catch(() => null))?.status === 200;
+  }, 60_000, 100, `peergate (${root}) ready`);
+  return proc;
+}
+
 async function main(): Promise<void> {
-  const [uasPort, sipPort, peerPort, corePort, ops] = await freePorts(5) as [number, number, number, number, number];
+  const [uasPort, sipPort] = await freePorts(2) as [number, number];
   const uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
   // The engine runs in this process (its CPU is this process's, which otherwise only waits).
-  const engine = await startEngine({
+  const engine = PATHS.has('engine') ? await startEngine({
     contacts: [`sip:127.0.0.1:${sipPort};transport=udp`],
     wire: { address: '127.0.0.1', port: await freePort(), secret: 'cymru' },
-  });
-  const app = startProcess(process.execPath, [join(ROOT, 'test/fixtures/apps/b2bua.mjs')], {
+  }) : undefined;
+  const app = engine ? startProcess(process.execPath, [join(ROOT, 'test/fixtures/apps/b2bua.mjs')], {
     env: { ...process.env, WIRE_PORT: String(engine.wirePort), WIRE_SECRET: 'cymru', B_TARGET: `sip:uas@127.0.0.3:${uasPort}`, QUIET: '1' },
-  });
-  await waitFor(() => engine.wire.hasRoute('invite'), 15_000, 50, 'b2bua app route');
-  const pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-    ],
-    core: { targets: [`sip:127.0.0.3:${uasPort}`] },
-    media: { anchoring: false },
-    ops: { port: ops },
-    log: { level: 'error' },
-    peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  }) : undefined;
+  if (engine) await waitFor(() => engine.wire.hasRoute('invite'), 15_000, 50, 'b2bua app route');
+  const roots = (values.roots ?? ROOT).split(',').map((r) => resolve(r));
+  const nodes: Array<{ label: string; proc: Proc; target: string }> = [];
+  if (PATHS.has('peergate')) {
+    for (const [i, root] of roots.entries()) {
+      const [peerPort, corePort, ops] = await freePorts(3) as [number, number, number];
+      const proc = await startPeergateAt(root, {
+        listen: [
+          { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
+          { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
+        ],
+        core: { targets: [`sip:127.0.0.3:${uasPort}`] },
+        media: { anchoring: false },
+        ops: { port: ops, admin_token: 'cpu-budget-admin-token-0123456789' },
+        log: { level: 'error' },
+        peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
+        routes: [{ from: 'peers', to: 'core' }],
+      }, ops, values['cpu-prof'] ? join(values['cpu-prof'], String(i)) : undefined);
+      const label = roots.length === 1 ? 'peergate start (policy on, no media)' : `peergate start @ ${root}`;
+      nodes.push({ label, proc, target: `127.0.0.1:${peerPort}` });
+    }
+  }
   try {
     const rows: Row[] = [];
     const uasPid = uas.child.pid!;
     const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-    // Rates interleaved across paths, so machine load drifts over all of them alike.
+    // Rates interleaved across paths (and checkouts), so machine load drifts over all of them alike.
     for (const rate of RATES) {
-      rows.push(await measure('sipp uac → uas direct', rate, `127.0.0.3:${uasPort}`, '127.0.0.2', { 'sipp uas': uasPid }));
-      rows.push(await measure('engine + trivial drachtio-srf B2BUA', rate, `127.0.0.1:${sipPort}`, '127.0.0.2',
-        { 'sipp uas': uasPid, 'drachtio-srf app': app.child.pid! }, 'engine'));
-      rows.push(await measure('peergate start (policy on, no media)', rate, `127.0.0.1:${peerPort}`, '127.0.0.2',
-        { 'sipp uas': uasPid, 'peergate': pg.proc.child.pid! }));
+      for (let pair = 0; pair < PAIRS; pair++) {
+        if (PATHS.has('direct')) rows.push(await measure('sipp uac → uas direct', rate, `127.0.0.3:${uasPort}`, '127.0.0.2', { 'sipp uas': uasPid }));
+        if (engine && app) {
+          rows.push(await measure('engine + trivial drachtio-srf B2BUA', rate, `127.0.0.1:${sipPort}`, '127.0.0.2',
+            { 'sipp uas': uasPid, 'drachtio-srf app': app.child.pid! }, 'engine'));
+        }
+        for (const n of nodes) rows.push(await measure(n.label, rate, n.target, '127.0.0.2', { 'sipp uas': uasPid, 'peergate': n.proc.child.pid! }));
+      }
     }
-    console.log(`# ${SECONDS} s per step; CPU ms per call (user+system); ${CORES} cores; load average before ${loadBefore}; node ${process.version}`);
+    const loadAfter = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    console.log(`# ${SECONDS} s per step; CPU ms per call (user+system); ${CORES} cores; load average before ${loadBefore}, after ${loadAfter}; node ${process.version}`);
     console.log('\n| path | offered calls/s | calls ok/failed | wall s | CPU ms per call, by process | total | calls/s if CPU-bound on all cores |');
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) {
@@ -120,10 +164,20 @@ async function main(): Promise<void> {
       const keptUp = r.failed === 0 && r.ok === r.rate * SECONDS && r.wallS <= SECONDS + 2;
       console.log(`| ${r.path} | ${r.rate} | ${r.ok}/${r.failed} | ${r.wallS.toFixed(1)}${keptUp ? '' : ' (fell behind)'} | ${parts} | ${total.toFixed(3)} | ${Math.round((CORES * 1000) / total)} |`);
     }
+    if (values.sweep && nodes.length > 0) {
+      const rates = values.sweep.split(',').map(Number);
+      const best = new Map<string, number[]>();
+      for (let pair = 0; pair < PAIRS; pair++) {
+        for (const n of nodes) best.set(n.label, [...(best.get(n.label) ?? []), await sweepRates(`${nodes.indexOf(n)}`, n.target, { rates, seconds: SECONDS })]);
+      }
+      console.log(`\nhighest rate with zero failures that kept up (sweep ${rates.join(', ')}; load average now ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
+      for (const n of nodes) console.log(`| ${n.label} | ${best.get(n.label)!.join(', ')} |`);
+    }
   } finally {
-    await pg.stop();
+    // SIGTERM: peergate drains and exits normally, which is when node writes a --cpu-prof profile.
+    for (const n of nodes) await n.proc.stop('SIGTERM', 15_000);
     await stopAll();
-    await engine.close();
+    await engine?.close();
   }
 }
 
