@@ -18,7 +18,8 @@
 // --roots: peergate checkouts (each with node_modules), each started once with the same policy;
 // --pairs: rounds of (every root in turn) per rate; --sweep: after that, for each root in turn,
 // the highest rate with zero failures that kept up (as bench/b2bua.bench.ts); --cpu-prof: run
-// each peergate with node's --cpu-prof, profiles written to DIR/<root index>/ at its exit.
+// each peergate with node's --cpu-prof, profiles written to DIR/<root index>/ at its exit;
+// --node-args: more node options for each peergate (e.g. '--max-semi-space-size=32').
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -31,7 +32,7 @@ import { freePort, freePorts, scratchDir, startProcess, startSipp, stopAll, swee
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '300,600,900' }, seconds: { type: 'string', default: '10' },
   paths: { type: 'string', default: 'direct,engine,peergate' }, roots: { type: 'string' }, pairs: { type: 'string', default: '1' },
-  sweep: { type: 'string' }, 'cpu-prof': { type: 'string' },
+  sweep: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'node-args': { type: 'string' },
 } });
 const RATES = values.rates.split(',').map(Number);
 const PATHS = new Set(values.paths.split(','));
@@ -93,12 +94,13 @@ async function measure(path: string, rate: number, target: string, ip: string, p
 }
 
 /** `peergate start` from the checkout `root` with `policy`; ready once /ready answers 200. */
-async function startPeergateAt(root: string, policy: Record<string, unknown>, opsPort: number, profDir?: string): Promise<Proc> {
+async function startPeergateAt(root: string, policy: Record<string, unknown>, opsPort: number, profDir?: string, nodeArgs: string[] = []): Promise<Proc> {
   const dir = scratchDir('cpu-budget-pg-');
   const policyPath = writeFile(dir, 'policy.yaml', stringify(policy));
   if (profDir) mkdirSync(profDir, { recursive: true });
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-  const proc = startProcess(process.execPath, [...prof, join(root, 'bin', 'peergate.js'), 'start', '--policy', policyPath], { cwd: dir });
+  const extra = [...(values['node-args'] ? values['node-args'].split(' ').filter(Boolean) : []), ...nodeArgs];
+  const proc = startProcess(process.execPath, [...extra, ...prof, join(root, 'bin', 'peergate.js'), 'start', '--policy', policyPath], { cwd: dir });
   await waitFor(async () => {
     if (proc.child.exitCode !== null) throw new Error(`peergate exited early:\n${proc.output()}`);
     return (await fetch(`http://127.0.0.1:${opsPort}/ready`).catch(() => null))?.status === 200;
@@ -118,10 +120,11 @@ async function main(): Promise<void> {
     env: { ...process.env, WIRE_PORT: String(engine.wirePort), WIRE_SECRET: 'cymru', B_TARGET: `sip:uas@127.0.0.3:${uasPort}`, QUIET: '1' },
   }) : undefined;
   if (engine) await waitFor(() => engine.wire.hasRoute('invite'), 15_000, 50, 'b2bua app route');
-  const roots = (values.roots ?? ROOT).split(',').map((r) => resolve(r));
+  // An entry is a checkout, optionally followed by node options for that one: `DIR --max-semi-space-size=32`.
+  const roots = (values.roots ?? ROOT).split(',').map((r) => { const [dir, ...args] = r.trim().split(/\s+/); return { dir: resolve(dir!), args }; });
   const nodes: Array<{ label: string; proc: Proc; target: string }> = [];
   if (PATHS.has('peergate')) {
-    for (const [i, root] of roots.entries()) {
+    for (const [i, { dir: root, args }] of roots.entries()) {
       const [peerPort, corePort, ops] = await freePorts(3) as [number, number, number];
       const proc = await startPeergateAt(root, {
         listen: [
@@ -134,8 +137,8 @@ async function main(): Promise<void> {
         log: { level: 'error' },
         peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
         routes: [{ from: 'peers', to: 'core' }],
-      }, ops, values['cpu-prof'] ? join(values['cpu-prof'], String(i)) : undefined);
-      const label = roots.length === 1 ? 'peergate start (policy on, no media)' : `peergate start @ ${root}`;
+      }, ops, values['cpu-prof'] ? join(values['cpu-prof'], String(i)) : undefined, args);
+      const label = roots.length === 1 ? 'peergate start (policy on, no media)' : `peergate start @ ${[root, ...args].join(' ')}`;
       nodes.push({ label, proc, target: `127.0.0.1:${peerPort}` });
     }
   }
