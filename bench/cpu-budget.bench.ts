@@ -19,6 +19,8 @@
 // --pairs: rounds of (every root in turn) per rate; --sweep: after that, for each root in turn,
 // the highest rate with zero failures that kept up (as bench/b2bua.bench.ts); --cpu-prof: run
 // each peergate with node's --cpu-prof, profiles written to DIR/<root index>/ at its exit;
+// --concurrency N: closed loop instead of an offered rate (see CONCURRENCY); --no-overload:
+// peergate's overload shedding off (a shed call costs less and would flatter the figure);
 // --node-args: more node options for each peergate (e.g. '--max-semi-space-size=32').
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -33,10 +35,15 @@ const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '300,600,900' }, seconds: { type: 'string', default: '10' },
   paths: { type: 'string', default: 'direct,engine,peergate' }, roots: { type: 'string' }, pairs: { type: 'string', default: '1' },
   sweep: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'node-args': { type: 'string' },
+  concurrency: { type: 'string' }, 'no-overload': { type: 'boolean', default: false },
 } });
 const RATES = values.rates.split(',').map(Number);
 const PATHS = new Set(values.paths.split(','));
 const PAIRS = Number(values.pairs);
+// Closed loop: at most this many calls at once, each started as soon as one ends; `rate` × `seconds`
+// calls in all. CPU per call then does not depend on whether the machine lets the path keep up
+// with an offered rate (a shared machine: no shedding, no retransmissions from queueing).
+const CONCURRENCY = values.concurrency ? Number(values.concurrency) : undefined;
 const SECONDS = Number(values.seconds);
 const ROOT = join(import.meta.dirname, '..');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -55,8 +62,8 @@ async function uac(target: string, ip: string, RATE: number): Promise<{ cpu: num
   const CALLS = RATE * SECONDS;
   const dir = scratchDir('cpu-budget-');
   const stat = join(dir, 'stat.csv');
-  const args = ['-sn', 'uac', target, '-i', ip, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-r', String(RATE), '-m', String(CALLS),
-    '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000', '-nostdin', '-timeout', `${SECONDS * 4 + 10}s`, '-timeout_error',
+  const pace = CONCURRENCY === undefined ? ['-r', String(RATE), '-l', String(RATE * 4)] : ['-r', '10000', '-l', String(CONCURRENCY)];
+  const args = ['-sn', 'uac', target, '-i', ip, '-p', '0', '-t', 'u1', '-s', '+15551230000', ...pace, '-m', String(CALLS), '-d', '0', '-max_socket', '5000', '-nostdin', '-timeout', `${SECONDS * 4 + 10}s`, '-timeout_error',
     '-trace_stat', '-stf', stat, '-fd', '1'];
   const t0 = Date.now();
   // `times` after sipp exits prints the children's user and system time (second line).
@@ -135,6 +142,7 @@ async function main(): Promise<void> {
         media: { anchoring: false },
         ops: { port: ops, admin_token: 'cpu-budget-admin-token-0123456789' },
         log: { level: 'error' },
+        ...(values['no-overload'] ? { overload: { enabled: false } } : {}),
         peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
         routes: [{ from: 'peers', to: 'core' }],
       }, ops, values['cpu-prof'] ? join(values['cpu-prof'], String(i)) : undefined, args);
@@ -146,6 +154,8 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     const uasPid = uas.child.pid!;
     const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    // Each checkout warmed up first (JIT, pools), so the first pair does not measure compilation.
+    if (nodes.length > 1) for (const n of nodes) await measure(n.label, RATES[0]!, n.target, '127.0.0.2', { 'peergate': n.proc.child.pid! });
     // Rates interleaved across paths (and checkouts), so machine load drifts over all of them alike.
     for (const rate of RATES) {
       for (let pair = 0; pair < PAIRS; pair++) {
@@ -164,8 +174,9 @@ async function main(): Promise<void> {
     for (const r of rows) {
       const total = Object.values(r.perCall).reduce((a, b) => a + b, 0);
       const parts = Object.entries(r.perCall).map(([k, v]) => `${k} ${v.toFixed(3)}${k in r.kernelPerCall ? ` (kernel ${r.kernelPerCall[k]!.toFixed(3)})` : ''}`).join(', ');
-      const keptUp = r.failed === 0 && r.ok === r.rate * SECONDS && r.wallS <= SECONDS + 2;
-      console.log(`| ${r.path} | ${r.rate} | ${r.ok}/${r.failed} | ${r.wallS.toFixed(1)}${keptUp ? '' : ' (fell behind)'} | ${parts} | ${total.toFixed(3)} | ${Math.round((CORES * 1000) / total)} |`);
+      const keptUp = r.failed === 0 && r.ok === r.rate * SECONDS && (CONCURRENCY !== undefined || r.wallS <= SECONDS + 2);
+      const rate = CONCURRENCY === undefined ? String(r.rate) : `closed loop, ${CONCURRENCY} at once: ${Math.round(r.ok / r.wallS)}/s`;
+      console.log(`| ${r.path} | ${rate} | ${r.ok}/${r.failed} | ${r.wallS.toFixed(1)}${keptUp ? '' : CONCURRENCY === undefined ? ' (fell behind)' : ' (failures)'} | ${parts} | ${total.toFixed(3)} | ${Math.round((CORES * 1000) / total)} |`);
     }
     if (values.sweep && nodes.length > 0) {
       const rates = values.sweep.split(',').map(Number);
