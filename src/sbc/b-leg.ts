@@ -12,7 +12,7 @@ import { nextMaxForwards } from './admission.js';
 import { newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM, type HeaderAllowlist } from './topology.js';
 import { hopUri, engineTlsHeaders, type NextHop } from '../routing/index.js';
 import { parseUri, uriUser } from '../sip/grammar/index.js';
-import { getHeader, type Dialog, type Req, type Res } from './request-view.js';
+import { getHeader, headerReader, type Dialog, type Req, type Res } from './request-view.js';
 import { indexOf, trustBetween } from './sides.js';
 import type { CallRegistry } from './calls.js';
 import type { IdentityOutcome, IdentityStage, MediaStage, RequestView, Side } from './stages.js';
@@ -146,7 +146,7 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
       },
       responseHeaders: ((uacRes: Srf.SrfResponse) => {
         heardBack = true;
-        return responseAllow.requestHeaders((n) => getHeader(uacRes, n), trustBetween(target.side, from), 'response');
+        return responseAllow.requestHeaders(headerReader(uacRes), trustBetween(target.side, from), 'response');
       }) as unknown as Srf.CreateB2BUAOptions['responseHeaders'],
     }, {
       cbRequest: (...args: unknown[]) => {

@@ -7,7 +7,7 @@ import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
 import { applyResourcePriority } from './limits/priority.js';
-import { getHeader, type Dialog } from './request-view.js';
+import { headerReader, type Dialog } from './request-view.js';
 import { warningHeaders } from './requests.js';
 import { indexOf, trustBetween } from './sides.js';
 import type { CallSession } from './session/index.js';
@@ -62,12 +62,13 @@ function relayOneWay(a: Dialog, b: Dialog, aLeg: Leg, aSide: Side, bSide: Side, 
   });
   for (const method of ['info', 'update', 'message', 'notify'] as const) {
     (a as unknown as NodeJS.EventEmitter).on(method, (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
-      const headers = applyResourcePriority(allow.requestHeaders((n) => getHeader(req, n), trust), aSide, getHeader(req, 'Resource-Priority'));
-      const ct = getHeader(req, 'Content-Type');
+      const get = headerReader(req);
+      const headers = applyResourcePriority(allow.requestHeaders(get, trust), aSide, get('Resource-Priority'));
+      const ct = get('Content-Type');
       if (ct && req.body) headers['Content-Type'] = ct;
       (b.request({ method: method.toUpperCase(), headers, body: req.body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>)
         .then((r) => {
-          res.send(r.status, r.reason, { headers: allow.requestHeaders((n) => getHeader(r, n), trust, 'response'), ...(r.body ? { body: r.body } : {}) });
+          res.send(r.status, r.reason, { headers: allow.requestHeaders(headerReader(r), trust, 'response'), ...(r.body ? { body: r.body } : {}) });
           if (method === 'update' && r.status >= 200 && r.status < 300) session.refreshed();
         })
         .catch((err: unknown) => { log.info({ err: String(err), method }, 'in-dialog relay failed'); if (!res.finalResponseSent) res.send(500); });

@@ -92,7 +92,9 @@ export function createCdrWriter(policy: CdrPolicy | undefined, opts: CdrWriterOp
       log.error({ err: String(err), call: r.id }, 'call record not serializable');
     }
   };
-  const recorder = new CallRecords(emit, opts.node !== undefined ? { node: opts.node } : {});
+  // Without a sink (the default) a record is neither built nor serialised: that was ≈ 1% of
+  // the CPU per call for nothing.
+  const recorder = new CallRecords(emit, { ...(opts.node !== undefined ? { node: opts.node } : {}), wanted: () => sinks.length > 0 });
 
   const signal = opts.reopenSignal === undefined ? 'SIGUSR1' : opts.reopenSignal;
   const onSignal = (): void => { writer.reopen(); };

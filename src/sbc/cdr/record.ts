@@ -63,7 +63,8 @@ function hostPort(address: string, port: number): string {
 
 /** Turns traces into records and gives each finished record to `emit` (exactly once per call). */
 export class CallRecords implements CallRecorder {
-  constructor(private readonly emit: (r: CallRecord) => void, private readonly opts: { node?: string; now?: () => number } = {}) {}
+  /** `wanted`: whether anyone takes records now (no sink configured: the record is not even built). */
+  constructor(private readonly emit: (r: CallRecord) => void, private readonly opts: { node?: string; now?: () => number; wanted?: () => boolean } = {}) {}
 
   begin(start: CallStart): CallTrace {
     const now = this.opts.now ?? Date.now;
@@ -87,6 +88,7 @@ export class CallRecords implements CallRecorder {
       ended: (e: CallEnd) => {
         if (done) return;
         done = true;
+        if (this.opts.wanted && !this.opts.wanted()) return;
         const endAt = now();
         const d = DEFAULT_END[e.result] ?? { by: 'peergate' as const, reason: e.result, status: answeredAt !== undefined ? 200 : 500 };
         const record: CallRecord = {

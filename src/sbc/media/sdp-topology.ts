@@ -34,14 +34,24 @@ const DROP_SESSION = /^(?:[iuep]=|a=tool:)/;
 // rather than let through unrewritten.
 const DROP_MEDIA = /^(?:[iuepos]=|a=tool:)/;
 
+// randomBytes per call was a visible share of the CPU per call (a synchronous OpenSSL call
+// each time): draw random bits in batches and hand them out 6 bytes at a time.
+const SESS_ID_BATCH = 6 * 512;
+let sessIdPool = Buffer.alloc(0);
+let sessIdAt = SESS_ID_BATCH;
+
 function newSessId(): string {
+  if (sessIdAt >= SESS_ID_BATCH) { sessIdPool = randomBytes(SESS_ID_BATCH); sessIdAt = 0; }
   // 48 random bits as a decimal string: unique enough, and safely inside every parser's integer.
-  return String(randomBytes(6).readUIntBE(0, 6));
+  const id = sessIdPool.readUIntBE(sessIdAt, 6);
+  sessIdAt += 6;
+  return String(id);
 }
 
 /** The connection address the body itself announces: `[nettype, addrtype, address]`. */
 function connection(sdp: Sdp): [string, string, string] {
-  const c = sdp.session.find((l) => l.startsWith('c=')) ?? sdp.media.flatMap((m) => m.lines).find((l) => l.startsWith('c='));
+  let c = sdp.session.find((l) => l.startsWith('c='));
+  for (let i = 0; c === undefined && i < sdp.media.length; i++) c = sdp.media[i]!.lines.find((l) => l.startsWith('c='));
   const parts = c?.slice(2).split(' ');
   if (!parts || parts.length < 3 || !parts[2]) return ['IN', 'IP4', '0.0.0.0'];
   return [parts[0]!, parts[1]!, parts[2].split('/')[0]!];

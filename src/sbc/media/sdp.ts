@@ -42,8 +42,25 @@ const CRYPTO = /^a=crypto:(\d{1,9}) (\S+) (\S+)(?: (.*))?$/;
 const SPLIT_LINES = /\r?\n/;
 const SPACES = / +/;
 
+// The same body is parsed more than once per call (validation, then the media stage): the last
+// body parsed is remembered, and a copy of it returned (callers change what they get).
+let lastText: string | undefined;
+let lastSdp: Sdp | undefined;
+
+function copySdp(sdp: Sdp): Sdp {
+  return { session: sdp.session.slice(), media: sdp.media.map((m) => ({ ...m, formats: m.formats.slice(), lines: m.lines.slice() })) };
+}
+
 /** Parse an SDP body. Throws SdpError on anything that is not a plausible SDP. */
 export function parseSdp(text: string): Sdp {
+  if (text === lastText && lastSdp !== undefined) return copySdp(lastSdp);
+  const sdp = parseSdpText(text);
+  lastText = text;
+  lastSdp = copySdp(sdp);
+  return sdp;
+}
+
+function parseSdpText(text: string): Sdp {
   if (typeof text !== 'string' || text.length === 0) throw new SdpError('empty SDP');
   if (text.length > SDP_MAX_BYTES) throw new SdpError(`SDP larger than ${SDP_MAX_BYTES} bytes`);
   const raw = text.split(SPLIT_LINES);

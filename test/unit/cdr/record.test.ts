@@ -19,6 +19,19 @@ function recorder() {
 }
 
 describe('call records', () => {
+  it('are not built while no sink wants them, and are again as soon as one does', () => {
+    let wanted = false;
+    const out: CallRecord[] = [];
+    const r = new CallRecords((rec) => out.push(rec), { wanted: () => wanted });
+    r.begin(START).ended({ result: 'caller_bye' });
+    expect(out).toHaveLength(0);
+    wanted = true;
+    const tr = r.begin({ ...START, id: 'c-2' });
+    tr.ended({ result: 'caller_bye' });
+    tr.ended({ result: 'callee_bye' });
+    expect(out.map((rec) => [rec.id, rec.result])).toEqual([['c-2', 'caller_bye']]);
+  });
+
   it('an answered call: both Call-IDs, times, duration, identity, media per side, who hung up', () => {
     const { r, out, advance } = recorder();
     const tr = r.begin(START);

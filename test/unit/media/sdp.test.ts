@@ -52,3 +52,21 @@ describe('SDP reader/writer', () => {
     expect(() => parseSdp(text)).toThrow(SdpError);
   });
 });
+
+describe('parseSdp of a body parsed before (validation, then the media stage)', () => {
+  it('gives an equal, independent result: changing one parse never shows in the next', () => {
+    const text = 'v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=x\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n';
+    const first = parseSdp(text);
+    const fresh = JSON.parse(JSON.stringify(first)) as unknown;
+    first.session.push('a=changed');
+    first.media[0]!.lines.push('a=changed');
+    first.media[0]!.formats.push('99');
+    first.media[0]!.port = 1;
+    const second = parseSdp(text);
+    expect(second).toEqual(fresh);
+    expect(second).not.toBe(first);
+    expect(parseSdp(`${text}a=other\r\n`).media[0]!.lines).toContain('a=other');
+    expect(() => parseSdp('not sdp')).toThrow();
+    expect(parseSdp(text)).toEqual(fresh);
+  });
+});

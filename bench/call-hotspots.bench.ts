@@ -1,0 +1,52 @@
+// The per-call costs peergate cut in issue 18 item 2 (less CPU per call), each measured against
+// what it replaced, in µs per call, in one process (no sockets): what one call's INVITE costs in
+// header reads (srf's has()+get() against one header index), SDP sess-ids (a randomBytes call
+// each against a batched pool), a call record nobody takes (built and serialised, or not),
+// the SDP body parsed twice or once, and prom-client's labelled updates against cached
+// labels() children (no better: prom-client hashes the labels either way).
+//
+//   npx tsx bench/call-hotspots.bench.ts
+import Srf from 'drachtio-srf';
+import { randomBytes } from 'node:crypto';
+import { headerReader } from '../src/sbc/request-view.js';
+import { parseSdp } from '../src/sbc/media/sdp.js';
+const SipMessage = (Srf as any).SipMessage;
+const sdp = 'v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
+const raw = ['INVITE sip:+15551230000@127.0.0.1:5060 SIP/2.0', 'Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-peergate-1;rport', 'Max-Forwards: 69',
+  'From: sipp <sip:sipp@127.0.0.2:5061>;tag=1SIPpTag001', 'To: +15551230000 <sip:+15551230000@127.0.0.1:5060>', 'Call-ID: 1-12345@127.0.0.2', 'CSeq: 1 INVITE',
+  'Contact: <sip:sipp@127.0.0.2:5061>', 'Subject: Performance Test', 'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp].join('\r\n');
+const msg = new SipMessage(raw);
+// The names one call reads of its INVITE (validate, admission, session timer, limits, topology allowlist, identity).
+const NAMES = ['Call-ID', 'From', 'Contact', 'To', 'Call-ID', 'CSeq', 'Via', 'Content-Type', 'Content-Encoding', 'Max-Forwards', 'Via', 'Session-Expires', 'x',
+  'Resource-Priority', 'Allow', 'Supported', 'Accept', 'Accept-Language', 'Content-Disposition', 'Content-Language', 'Event', 'Allow-Events', 'Subject',
+  'Priority', 'Date', 'Session-Expires', 'Min-SE', 'Reason', 'P-Asserted-Identity', 'Privacy', 'Privacy', 'Resource-Priority', 'Max-Forwards', 'Content-Type', 'From', 'Identity'];
+function time(label: string, n: number, f: () => void) {
+  for (let i = 0; i < n / 10; i++) f();
+  const xs: number[] = [];
+  for (let r = 0; r < 7; r++) { const t = process.hrtime.bigint(); for (let i = 0; i < n; i++) f(); xs.push(Number(process.hrtime.bigint() - t) / n / 1000); }
+  xs.sort((a, b) => a - b);
+  console.log(`${label}: ${xs[3]!.toFixed(2)} µs (min ${xs[0]!.toFixed(2)})`);
+}
+let sink: unknown;
+time('headers, srf has()+get()', 20000, () => { for (const n of NAMES) sink = msg.has(n) ? msg.get(n) : undefined; });
+time('headers, headerReader', 20000, () => { const g = headerReader(msg); for (const n of NAMES) sink = g(n); });
+time('sess-id randomBytes(6) x2', 50000, () => { sink = randomBytes(6).readUIntBE(0, 6); sink = randomBytes(6).readUIntBE(0, 6); });
+let pool = randomBytes(3072), at = 0;
+time('sess-id pooled x2', 50000, () => { for (let k = 0; k < 2; k++) { if (at >= 3072) { pool = randomBytes(3072); at = 0; } sink = pool.readUIntBE(at, 6); at += 6; } });
+const rec = { v: 1, id: '4f1e7c1a-2b3c-4d5e-8f90-123456789abc', call_id: '1-12345@127.0.0.2', b_call_id: 'abcdef', peer: 'carrier-a', direction: 'inbound', calling: 'sipp', called: '+15551230000', source: '127.0.0.2:5061', transport: 'udp', tls_identity: null, target: 'sip:127.0.0.3:5070', setup_time: '', answer_time: '', end_time: '', duration_s: 0, setup_s: 0.004, status: 200, result: 'caller_bye', ended_by: 'caller', end_reason: 'bye', identity: null, media: { anchored: false, srtp_a: false, srtp_b: false } };
+time('CDR record: 3 toISOString + JSON.stringify', 20000, () => { const now = Date.now(); rec.setup_time = new Date(now).toISOString(); rec.answer_time = new Date(now).toISOString(); rec.end_time = new Date(now).toISOString(); sink = JSON.stringify({ ...rec }); });
+let k = 0;
+const variants = [sdp, sdp.replace('53655765', '53655766')];
+const other = [sdp + 'a=x:1\r\n', sdp + 'a=x:2\r\n'];
+time('SDP parsed twice (no reuse)', 20000, () => { const i = k++ % 2; sink = parseSdp(variants[i]!); sink = parseSdp(other[i]!); });
+time('SDP parsed once + copy', 20000, () => { const t = variants[k++ % 2]!; sink = parseSdp(t); sink = parseSdp(t); });
+void sink;
+{
+  const client = (await import('prom-client')).default;
+  const reg = new client.Registry();
+  const h = new client.Histogram({ name: 'h', help: 'h', labelNames: ['peer', 'direction'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [reg] });
+  const c = new client.Counter({ name: 'c', help: 'c', labelNames: ['peer', 'direction', 'result'], registers: [reg] });
+  time('prom-client: histogram.observe(labels) + counter.inc(labels)', 50000, () => { h.observe({ peer: 'carrier-a', direction: 'inbound' }, 0.004); c.inc({ peer: 'carrier-a', direction: 'inbound', result: 'caller_bye' }); });
+  const hc = h.labels('carrier-a', 'inbound'); const cc = c.labels('carrier-a', 'inbound', 'caller_bye');
+  time('prom-client: cached labels() children', 50000, () => { hc.observe(0.004); cc.inc(); });
+}
