@@ -4,6 +4,7 @@
 // slots once RFC 3261 timers have expired. On demand only (not part of the test suite).
 //
 //   npx tsx bench/soak.bench.ts [--minutes 10] [--rate 250] [--media] [--redis] [--every 10] [--heap]
+//   npx tsx bench/soak.bench.ts --compare A.heapsnapshot B.heapsnapshot
 //
 // `--heap`: peergate runs with --heapsnapshot-signal=SIGUSR2; V8 heap snapshots are taken at
 // the start of the plateau (after `--warmup` seconds of load, default 30% of it), at its end
@@ -23,11 +24,11 @@ import { freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js
 import { startPeergate, sumMetric } from '../test/helpers/peergate.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
 
-const { values } = parseArgs({ options: {
+const { values, positionals } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '250' }, every: { type: 'string', default: '10' },
   media: { type: 'boolean', default: false }, redis: { type: 'boolean', default: false },
-  heap: { type: 'boolean', default: false }, warmup: { type: 'string' },
-} });
+  heap: { type: 'boolean', default: false }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
+}, allowPositionals: true });
 const MINUTES = Number(values.minutes);
 const RATE = Number(values.rate);
 const EVERY_S = Number(values.every);
@@ -64,8 +65,9 @@ async function main(): Promise<number> {
     // Bounded: a snapshot of a few hundred MiB takes seconds to write.
     for (let i = 0; i < 600 && !file; i++) { await new Promise((r) => setTimeout(r, 200)); file = heapFiles(pg.dir).find((f) => !before.has(f)); }
     if (!file) { console.log(`# heap ${label}: no snapshot written`); return; }
-    // The snapshot is written on peergate's main thread: /metrics answers once it is complete.
-    await pg.metrics();
+    // The snapshot is written on peergate's main thread: /metrics answers once it is complete
+    // (a busy process may reset the first connection).
+    for (let i = 0; i < 10 && !(await pg.metrics().then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 1000));
     let size = -1;
     for (let i = 0; i < 50 && statSync(file).size !== size; i++) { size = statSync(file).size; await new Promise((r) => setTimeout(r, 200)); }
     console.log(`# heap ${label}: ${file} (${(size / 1048576).toFixed(0)} MiB, written in ${((Date.now() - t) / 1000).toFixed(1)} s)`);
@@ -75,7 +77,7 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const rows: string[] = [];
   const sample = async (phase: string) => {
-    const text = await pg.metrics();
+    const text = await pg.metrics().catch(() => '');
     const rss = sumMetric(text, 'process_resident_memory_bytes') / 1048576;
     const counts = COUNTS.map((n) => `${SHORT[n]}=${sumMetric(text, n)}`).join(' ');
     const answered = sumMetric(text, 'peergate_calls_total');
@@ -217,4 +219,9 @@ function printGrowth(title: string, a: HeapCensus, b: HeapCensus): void {
   show(rows.filter((r) => r.db > 0).sort((p, q) => q.db - p.db).slice(0, 10));
 }
 
-process.exitCode = await main();
+async function compare(a: string, b: string): Promise<number> {
+  printGrowth(`${a} → ${b}`, await heapCensus(a), await heapCensus(b));
+  return 0;
+}
+
+process.exitCode = values.compare ? await compare(positionals[0]!, positionals[1]!) : await main();
