@@ -1,5 +1,5 @@
 // Soak: a sustained call load through `peergate start` (the policy of bench/b2bua.bench.ts),
-// sampling RSS and every count during the run and after it, to show that nothing accumulates
+// sampling RSS (and V8's heap used/committed/external) and every count during the run and after it, to show that nothing accumulates
 // (issue #16): memory flat after warm-up, and zero calls, dialogs, transactions and session
 // slots once RFC 3261 timers have expired. On demand only (not part of the test suite).
 //
@@ -79,9 +79,11 @@ async function main(): Promise<number> {
   const sample = async (phase: string) => {
     const text = await pg.metrics().catch(() => '');
     const rss = sumMetric(text, 'process_resident_memory_bytes') / 1048576;
+    // RSS against what V8 holds: live heap, heap committed, and memory outside it (Buffers).
+    const heap = ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map((n) => (sumMetric(text, n) / 1048576).toFixed(0)).join('/');
     const counts = COUNTS.map((n) => `${SHORT[n]}=${sumMetric(text, n)}`).join(' ');
     const answered = sumMetric(text, 'peergate_calls_total');
-    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB  ended=${answered}  ${counts}`;
+    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB heap=${heap}  ended=${answered}  ${counts}`;
     rows.push(row);
     console.log(row);
     return text;
@@ -97,16 +99,24 @@ async function main(): Promise<number> {
     setTimeout(() => heapRuns.push(snapshot('start')), warmupS * 1000),
     setTimeout(() => heapRuns.push(snapshot('end')), Math.max(warmupS + 30, loadS - 20) * 1000),
   ] : [];
+  // The load lasts `--minutes` even when the machine cannot keep up: SIPp stops at its global
+  // timeout then (calls not yet placed count as neither ok nor failed).
   const r = await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-r', String(RATE), '-m', String(total), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: MINUTES * 60 * 3 + 60 });
+    '-r', String(RATE), '-m', String(total), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: loadS + 5 });
   sampling = false;
   heapTimers.forEach(clearTimeout);
   await sampler;
   await Promise.all(heapRuns);
   console.log(`# sipp: ${r.successful} ok, ${r.failed} failed of ${total}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  // Timer M/L (32 s) and the 2xx-ACK wait (32 s) are the longest RFC 3261 timers involved.
+  // Timer M/L (32 s) and the 2xx-ACK wait (32 s) are the longest RFC 3261 timers involved; a
+  // call ended by peergate after the 2xx-ACK wait sends BYE, whose Timer F (32 s) may run to its
+  // end when SIPp stopped at its timeout. Up to 90 s, done once every count is zero (after 45 s).
   let text = '';
-  for (let i = 0; i < 9; i++) { await new Promise((res) => setTimeout(res, 5000)); text = await sample('after'); }
+  for (let i = 0; i < 18; i++) {
+    await new Promise((res) => setTimeout(res, 5000));
+    text = await sample('after');
+    if (i >= 8 && COUNTS.every((n) => sumMetric(text, n) === 0)) break;
+  }
   const left = COUNTS.filter((n) => sumMetric(text, n) !== 0);
   const results = text.split('\n').filter((l) => l.startsWith('peergate_calls_total{')).map((l) => l.replace(/^peergate_calls_total/, '')).join('\n  ');
   console.log(`# calls_total:\n  ${results}`);
