@@ -140,7 +140,8 @@ export class EngineSubsystem implements Subsystem {
   private recheck(): void {
     const tls = this.current.tls;
     if (!tls || !this.engine || !this.tls) return;
-    if (materialDigest(tls) !== this.tls.digest) {
+    if (materialDigest(tls) === this.tls.digest) this.recheckRefused = undefined;
+    else {
       const r = readTlsMaterial(tls);
       if (r.ok) {
         this.recheckRefused = undefined;
