@@ -4,12 +4,14 @@
 // by the periodic recheck: the newly revoked client's new handshake is refused while its
 // established TLS dialog goes on; (b) a CRL whose nextUpdate passes while it is loaded is
 // flagged by the recheck (log line, peergate_tls_crl_stale 0 → 1) and, with stale_crl: refuse,
-// new handshakes of that CA's clients are refused while an established connection is served.
+// new handshakes of that CA's clients are refused while an established connection is served;
+// with stale_crl: serve they are accepted, except the certificates the stale CRL lists.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { makePki, issueCert, makeCrl, type TestPki, type TestCert } from '../helpers/tls.js';
@@ -23,6 +25,7 @@ let p: { tls: number; core: number; ops: number; uas: number };
 let secret: string;
 let crlPath: string;
 let version = 0;
+let policyObj: Record<string, any>;
 
 /** Publish a CRL as kubelet publishes a Secret: a new directory, then an atomic symlink swap. */
 function publishCrl(pem: string): void {
@@ -108,7 +111,7 @@ beforeAll(async () => {
   publishCrl(makeCrl(pki.ca));
   crlPath = join(secret, 'current', 'crl.pem');
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
-  pg = await startPeergate({
+  policyObj = {
     listen: [
       { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: p.tls },
       { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
@@ -120,7 +123,8 @@ beforeAll(async () => {
     log: { level: 'info' },
     peers: [{ id: 'carrier-tls', match: { certificate: { subject_alt_names: ['client.sbc.test'] } }, transport: 'tls' }],
     routes: [{ from: 'peers', to: 'core' }],
-  });
+  };
+  pg = await startPeergate(policyObj);
 }, 90_000);
 
 afterAll(async () => { await pg?.stop(); await stopAll(); });
@@ -186,6 +190,16 @@ describe('CRL recheck (tls.recheck_s)', () => {
     // The connection made before is served.
     expect(await established.options()).toMatch(/^SIP\/2\.0 200/);
     established.sock.end();
+
+    // stale_crl: serve: the same stale CRL now lets client2 in and still refuses the client it lists.
+    const serve = { ...policyObj, tls: { ...policyObj.tls, stale_crl: 'serve' }, ops: { ...policyObj.ops, admin_token: pg.adminToken } };
+    writeFileSync(pg.policyPath, stringify(serve));
+    expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
+    const served = await TlsUa.open(client2);
+    expect(await served.options()).toMatch(/^SIP\/2\.0 200/);
+    served.sock.end();
+    await refused(pki.client);
+    expect(await pg.metric('peergate_tls_crl_stale', { file: crlPath })).toBe(1);
 
     // A fresh CRL found by the recheck clears the flag.
     publishCrl(makeCrl(pki.ca));
