@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js';
+import { freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric } from '../test/helpers/peergate.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
 
@@ -99,10 +99,18 @@ async function main(): Promise<number> {
     setTimeout(() => heapRuns.push(snapshot('start')), warmupS * 1000),
     setTimeout(() => heapRuns.push(snapshot('end')), Math.max(warmupS + 30, loadS - 20) * 1000),
   ] : [];
-  // The load lasts `--minutes` even when the machine cannot keep up: SIPp stops at its global
-  // timeout then (calls not yet placed count as neither ok nor failed).
-  const r = await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-r', String(RATE), '-m', String(total), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: loadS + 5 });
+  // The load lasts `--minutes` even when the machine cannot keep up: then SIGUSR1 makes SIPp
+  // place no new call and end the ones it has (calls never placed count as neither ok nor
+  // failed); its global timeout, 2 minutes later, is the bound.
+  const sippDir = scratchDir('soak-sipp-');
+  const statFile = `${sippDir}/stat.csv`;
+  const uac = startProcess('sipp', ['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
+    '-r', String(RATE), '-m', String(total), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000',
+    '-nostdin', '-timeout', `${loadS + 120}s`, '-timeout_error', '-trace_stat', '-stf', statFile, '-fd', '1'], { cwd: sippDir });
+  const stopLoad = setTimeout(() => { if (uac.child.exitCode === null) uac.child.kill('SIGUSR1'); }, loadS * 1000);
+  await uac.exited;
+  clearTimeout(stopLoad);
+  const r = readSippStats(statFile);
   sampling = false;
   heapTimers.forEach(clearTimeout);
   await sampler;
