@@ -1,22 +1,34 @@
 // Soak: a sustained call load through `peergate start` (the policy of bench/b2bua.bench.ts),
-// sampling RSS and every count during the run and after it, to show that nothing accumulates
+// sampling RSS (and V8's heap used/committed/external) and every count during the run and after it, to show that nothing accumulates
 // (issue #16): memory flat after warm-up, and zero calls, dialogs, transactions and session
 // slots once RFC 3261 timers have expired. On demand only (not part of the test suite).
 //
-//   npx tsx bench/soak.bench.ts [--minutes 10] [--rate 250] [--media] [--redis] [--every 10]
+//   npx tsx bench/soak.bench.ts [--minutes 10] [--rate 250] [--media] [--redis] [--every 10] [--heap]
+//   npx tsx bench/soak.bench.ts --compare A.heapsnapshot B.heapsnapshot
+//
+// `--heap`: peergate runs with --heapsnapshot-signal=SIGUSR2; V8 heap snapshots are taken at
+// the start of the plateau (after `--warmup` seconds of load, default 30% of it), at its end
+// (20 s before the load stops) and once idle (after the RFC 3261 timers), and the object counts
+// by constructor are compared (what grows over the plateau; what is left when idle). A
+// snapshot stops peergate for a few seconds (it is written on the main thread): SIPp may see
+// retransmissions then.
 //
 // `--rate` should be half the highest zero-failure rate bench/b2bua.bench.ts finds on the
 // machine (default 250: half of the 500/s the issue was reported at). Exit code 1 when any
 // count is non-zero 45 s after the load.
 import { parseArgs } from 'node:util';
-import { freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric } from '../test/helpers/peergate.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
 
-const { values } = parseArgs({ options: {
+const { values, positionals } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '250' }, every: { type: 'string', default: '10' },
   media: { type: 'boolean', default: false }, redis: { type: 'boolean', default: false },
-} });
+  heap: { type: 'boolean', default: false }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
+}, allowPositionals: true });
 const MINUTES = Number(values.minutes);
 const RATE = Number(values.rate);
 const EVERY_S = Number(values.every);
@@ -43,35 +55,85 @@ async function main(): Promise<number> {
     log: { level: 'error' },
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
     routes: [{ from: 'peers', to: 'core' }],
-  });
+  }, values.heap ? { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } } : {});
+  const snapshots: Record<string, HeapCensus> = {};
+  const snapshot = async (label: string) => {
+    const before = new Set(heapFiles(pg.dir));
+    const t = Date.now();
+    process.kill(pg.proc.pid, 'SIGUSR2');
+    let file: string | undefined;
+    // Bounded: a snapshot of a few hundred MiB takes seconds to write.
+    for (let i = 0; i < 600 && !file; i++) { await new Promise((r) => setTimeout(r, 200)); file = heapFiles(pg.dir).find((f) => !before.has(f)); }
+    if (!file) { console.log(`# heap ${label}: no snapshot written`); return; }
+    // The snapshot is written on peergate's main thread: /metrics answers once it is complete
+    // (a busy process may reset the first connection).
+    for (let i = 0; i < 10 && !(await pg.metrics().then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 1000));
+    let size = -1;
+    for (let i = 0; i < 50 && statSync(file).size !== size; i++) { size = statSync(file).size; await new Promise((r) => setTimeout(r, 200)); }
+    console.log(`# heap ${label}: ${file} (${(size / 1048576).toFixed(0)} MiB, written in ${((Date.now() - t) / 1000).toFixed(1)} s)`);
+    snapshots[label] = await heapCensus(file);
+    console.log(`#   ${snapshots[label]!.nodes} objects, ${(snapshots[label]!.bytes / 1048576).toFixed(1)} MiB self size`);
+  };
   const t0 = Date.now();
   const rows: string[] = [];
   const sample = async (phase: string) => {
-    const text = await pg.metrics();
+    const text = await pg.metrics().catch(() => '');
     const rss = sumMetric(text, 'process_resident_memory_bytes') / 1048576;
+    // RSS against what V8 holds: live heap, heap committed, and memory outside it (Buffers).
+    const heap = ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map((n) => (sumMetric(text, n) / 1048576).toFixed(0)).join('/');
     const counts = COUNTS.map((n) => `${SHORT[n]}=${sumMetric(text, n)}`).join(' ');
     const answered = sumMetric(text, 'peergate_calls_total');
-    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB  ended=${answered}  ${counts}`;
+    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB heap=${heap}  ended=${answered}  ${counts}`;
     rows.push(row);
     console.log(row);
     return text;
   };
   let sampling = true;
   const sampler = (async () => { while (sampling) { await new Promise((r) => setTimeout(r, EVERY_S * 1000)); if (sampling) await sample('load'); } })();
-  console.log(`# soak: ${RATE} calls/s for ${MINUTES} min, media ${values.media ? 'anchored' : 'not anchored'}, store ${redis ? 'redis' : 'memory'}`);
+  console.log(`# soak: ${RATE} calls/s for ${MINUTES} min, media ${values.media ? 'anchored' : 'not anchored'}, store ${redis ? 'redis' : 'memory'}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const total = Math.round(RATE * MINUTES * 60);
-  const r = await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-r', String(RATE), '-m', String(total), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: MINUTES * 60 * 3 + 60 });
+  const loadS = MINUTES * 60;
+  const warmupS = values.warmup ? Number(values.warmup) : Math.round(loadS * 0.3);
+  const heapRuns: Promise<void>[] = [];
+  const heapTimers = values.heap ? [
+    setTimeout(() => heapRuns.push(snapshot('start')), warmupS * 1000),
+    setTimeout(() => heapRuns.push(snapshot('end')), Math.max(warmupS + 30, loadS - 20) * 1000),
+  ] : [];
+  // The load lasts `--minutes` even when the machine cannot keep up: then SIGUSR1 makes SIPp
+  // place no new call and end the ones it has (calls never placed count as neither ok nor
+  // failed); its global timeout, 2 minutes later, is the bound.
+  const sippDir = scratchDir('soak-sipp-');
+  const statFile = `${sippDir}/stat.csv`;
+  const uac = startProcess('sipp', ['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
+    '-r', String(RATE), '-m', String(total), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000',
+    '-nostdin', '-timeout', `${loadS + 120}s`, '-timeout_error', '-trace_stat', '-stf', statFile, '-fd', '1'], { cwd: sippDir });
+  const stopLoad = setTimeout(() => { if (uac.child.exitCode === null) uac.child.kill('SIGUSR1'); }, loadS * 1000);
+  await uac.exited;
+  clearTimeout(stopLoad);
+  const r = readSippStats(statFile);
   sampling = false;
+  heapTimers.forEach(clearTimeout);
   await sampler;
-  console.log(`# sipp: ${r.successful} ok, ${r.failed} failed of ${total}`);
-  // Timer M/L (32 s) and the 2xx-ACK wait (32 s) are the longest RFC 3261 timers involved.
+  await Promise.all(heapRuns);
+  console.log(`# sipp: ${r.successful} ok, ${r.failed} failed of ${total}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  // Timer M/L (32 s) and the 2xx-ACK wait (32 s) are the longest RFC 3261 timers involved; a
+  // call ended by peergate after the 2xx-ACK wait sends BYE, whose Timer F (32 s) may run to its
+  // end when SIPp stopped at its timeout. Up to 90 s, done once every count is zero (after 45 s).
   let text = '';
-  for (let i = 0; i < 9; i++) { await new Promise((res) => setTimeout(res, 5000)); text = await sample('after'); }
+  for (let i = 0; i < 18; i++) {
+    await new Promise((res) => setTimeout(res, 5000));
+    text = await sample('after');
+    if (i >= 8 && COUNTS.every((n) => sumMetric(text, n) === 0)) break;
+  }
   const left = COUNTS.filter((n) => sumMetric(text, n) !== 0);
   const results = text.split('\n').filter((l) => l.startsWith('peergate_calls_total{')).map((l) => l.replace(/^peergate_calls_total/, '')).join('\n  ');
   console.log(`# calls_total:\n  ${results}`);
   console.log(left.length === 0 ? '# every count back to zero' : `# NOT back to zero: ${left.join(', ')}`);
+  if (values.heap) {
+    await snapshot('idle');
+    if (snapshots.start && snapshots.end) printGrowth('plateau start → end', snapshots.start, snapshots.end);
+    if (snapshots.start && snapshots.idle) printGrowth('plateau start → idle after the load', snapshots.start, snapshots.idle);
+  }
   await pg.stop();
   await uas.stop();
   await redis?.stop();
@@ -79,4 +141,105 @@ async function main(): Promise<number> {
   return left.length === 0 && r.failed === 0 ? 0 : 1;
 }
 
-process.exitCode = await main();
+const heapFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
+
+/** Objects in a heap snapshot by node type and constructor (name): count and self size. */
+interface HeapCensus { nodes: number; bytes: number; by: Map<string, { count: number; bytes: number }> }
+
+/**
+ * Census of a V8 .heapsnapshot, streamed (a snapshot of a busy peergate is hundreds of MiB):
+ * the `nodes` array is read number by number (node_fields from the meta), the `strings` table
+ * at the end resolves the names. Only object, closure, array, native and hidden nodes are kept
+ * by name; strings, code and numbers are summed by type.
+ */
+async function heapCensus(file: string): Promise<HeapCensus> {
+  let head = '';
+  let state: 'head' | 'nodes' | 'skip' | 'strings' = 'head';
+  let fields: string[] = [];
+  let types: string[] = [];
+  let field = 0;
+  let num = 0;
+  let inNum = false;
+  let node: number[] = [];
+  const raw = new Map<number, Map<number, { count: number; bytes: number }>>();
+  let carry = '';
+  const tail: string[] = [];
+  let nodes = 0;
+  let bytes = 0;
+  const endNode = () => {
+    const type = node[fields.indexOf('type')]!;
+    const name = node[fields.indexOf('name')]!;
+    const size = node[fields.indexOf('self_size')]!;
+    nodes++; bytes += size;
+    const byType = raw.get(type) ?? new Map<number, { count: number; bytes: number }>();
+    raw.set(type, byType);
+    const key = ['object', 'closure', 'array', 'native', 'hidden'].includes(types[type]!) ? name : -1;
+    const e = byType.get(key) ?? { count: 0, bytes: 0 };
+    e.count++; e.bytes += size;
+    byType.set(key, e);
+  };
+  for await (const chunk of createReadStream(file, { encoding: 'latin1', highWaterMark: 1 << 20 }) as AsyncIterable<string>) {
+    let i = 0;
+    if (state === 'head') {
+      head += chunk;
+      const at = head.indexOf('"nodes":[');
+      if (at < 0) continue;
+      const meta = JSON.parse(head.slice(0, head.lastIndexOf(',', at)) + '}') as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } } };
+      fields = meta.snapshot.meta.node_fields;
+      types = meta.snapshot.meta.node_types[0];
+      node = new Array<number>(fields.length).fill(0);
+      state = 'nodes';
+      i = chunk.length - (head.length - at - '"nodes":['.length);
+      head = '';
+    }
+    if (state === 'nodes') {
+      for (; i < chunk.length; i++) {
+        const c = chunk.charCodeAt(i);
+        if (c >= 48 && c <= 57) { num = num * 10 + (c - 48); inNum = true; continue; }
+        if (inNum) {
+          node[field++] = num; num = 0; inNum = false;
+          if (field === fields.length) { endNode(); field = 0; }
+        }
+        if (c === 93) { state = 'skip'; i++; break; } // ]
+      }
+    }
+    if (state === 'skip') {
+      const text = carry + chunk.slice(i);
+      const at = text.indexOf('"strings":[');
+      if (at < 0) { carry = text.slice(-16); continue; }
+      state = 'strings';
+      tail.push(text.slice(at + '"strings":'.length));
+      continue;
+    }
+    if (state === 'strings') tail.push(chunk);
+  }
+  const joined = tail.join('').trimEnd();
+  const strings = JSON.parse(Buffer.from(joined.slice(0, joined.lastIndexOf(']') + 1), 'latin1').toString('utf8')) as string[];
+  const by = new Map<string, { count: number; bytes: number }>();
+  for (const [type, names] of raw) {
+    for (const [name, e] of names) by.set(`${types[type]}:${name < 0 ? '*' : strings[name]}`, e);
+  }
+  return { nodes, bytes, by };
+}
+
+function printGrowth(title: string, a: HeapCensus, b: HeapCensus): void {
+  console.log(`# heap ${title}: ${a.nodes} → ${b.nodes} objects (${b.nodes - a.nodes >= 0 ? '+' : ''}${b.nodes - a.nodes}), ` +
+    `${(a.bytes / 1048576).toFixed(1)} → ${(b.bytes / 1048576).toFixed(1)} MiB`);
+  const rows = [...new Set([...a.by.keys(), ...b.by.keys()])].map((k) => {
+    const x = a.by.get(k) ?? { count: 0, bytes: 0 };
+    const y = b.by.get(k) ?? { count: 0, bytes: 0 };
+    return { k, from: x.count, to: y.count, d: y.count - x.count, db: y.bytes - x.bytes };
+  });
+  const show = (list: typeof rows) => list.forEach((r) => console.log(`  ${String(r.d >= 0 ? `+${r.d}` : r.d).padStart(9)}  ${String(r.from).padStart(9)} → ${String(r.to).padEnd(9)} ${(r.db / 1024).toFixed(0).padStart(8)} KiB  ${r.k.slice(0, 90).replace(/\s+/g, ' ')}`));
+  console.log('  grew most (count):');
+  show(rows.filter((r) => r.d > 0).sort((p, q) => q.d - p.d).slice(0, 25));
+  console.log('  grew most (bytes):');
+  show(rows.filter((r) => r.db > 0).sort((p, q) => q.db - p.db).slice(0, 10));
+}
+
+async function compare(a: string, b: string): Promise<number> {
+  printGrowth(`${a} → ${b}`, await heapCensus(a), await heapCensus(b));
+  return 0;
+}
+
+process.exitCode = values.compare ? await compare(positionals[0]!, positionals[1]!) : await main();

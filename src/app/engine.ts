@@ -4,7 +4,7 @@
 // and the engine's own wiring need a restart.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Policy } from '../policy/schema.js';
+import type { Policy, Tls } from '../policy/schema.js';
 import { startEngine, type Engine } from '../engine/engine.js';
 import { overloadOptions, startOverloadControl, type OverloadGate } from '../engine/overload/index.js';
 import { isEmergencyUri } from '../sbc/limits/priority.js';
@@ -13,12 +13,11 @@ import type { TlsHandshakeEvent } from '../engine/transport/index.js';
 import type { CaptureTap } from '../engine/capture/index.js';
 import { bindEngineMetrics } from '../ops/engine-metrics.js';
 import { tlsHandshakesTotal } from '../ops/metrics.js';
+import { crlNextUpdateGauge } from '../ops/policy-metrics.js';
 import { syncBans, type BanSync, type Store } from '../store/index.js';
-import { readTlsMaterial, type TlsMaterial } from './tls-material.js';
+import { materialDigest, readTlsMaterial, type TlsMaterial } from './tls-material.js';
 import { crlStale, tlsReloadsTotal } from './metrics.js';
 import { APPLIED, changedKeys, type PolicyProblem, type Reconfigured, type Subsystem } from './subsystem.js';
-
-const CRL_CHECK_MS = 60_000;
 
 /** Keys the engine reads only when it starts. */
 const RESTART_KEYS = ['listen', 'engine', 'overload'];
@@ -46,8 +45,14 @@ export class EngineSubsystem implements Subsystem {
   private readonly started: Policy;
   private wireTarget: { host: string; port: number; secret: string } | undefined;
   private readonly now: () => number;
-  /** Re-checks CRL freshness: a CRL goes stale while it is loaded, without any reload. */
-  private crlTimer: NodeJS.Timeout | undefined;
+  /**
+   * The periodic recheck (tls.recheck_s): a CRL goes stale while it is loaded, without any
+   * reload, and files can change on disk without a file-system event.
+   */
+  private recheckTimer: NodeJS.Timeout | undefined;
+  private recheckMs = 0;
+  /** What the recheck last refused, so a broken file is logged once, not every period. */
+  private recheckRefused: string | undefined;
   private readonly staleFiles = new Set<string>();
   private current: Policy;
   private overload: OverloadGate | undefined;
@@ -80,8 +85,6 @@ export class EngineSubsystem implements Subsystem {
       if (!r.ok) throw new Error(`TLS material: ${r.problems.map((p) => `${p.keyPath.join('.')}: ${p.message}`).join('; ')}`);
       this.tls = r.material;
       this.watchCrls(policy);
-      this.crlTimer = setInterval(() => this.watchCrls(this.current, true), CRL_CHECK_MS);
-      this.crlTimer.unref();
     }
     const secret = policy.engine.wire.secret ?? randomBytes(18).toString('base64url');
     const engine = await startEngine({
@@ -120,6 +123,55 @@ export class EngineSubsystem implements Subsystem {
       this.opts.log.warn({ fingerprint256, ttl_s: Math.round(ttlMs / 1000) }, 'TLS identity banned: its connections are closed and its handshakes refused');
     });
     this.bans = await syncBans(this.opts.store, engine.shield);
+    this.scheduleRecheck(policy);
+  }
+
+  private scheduleRecheck(policy: Policy): void {
+    const ms = this.tls && policy.tls ? policy.tls.recheck_s * 1000 : 0;
+    if (ms === this.recheckMs) return;
+    clearInterval(this.recheckTimer);
+    this.recheckTimer = undefined;
+    this.recheckMs = ms;
+    if (ms > 0) {
+      this.recheckTimer = setInterval(() => this.recheck(), ms);
+      this.recheckTimer.unref();
+    }
+  }
+
+  /**
+   * Material changed on disk that no file event reported (a Kubernetes Secret swaps a symlink
+   * above the files; network file systems send none) is re-read and applied, as a reload would;
+   * a file that does not pass is logged once and the running material stays. Then CRL freshness.
+   */
+  private recheck(): void {
+    const tls = this.current.tls;
+    if (!tls || !this.engine || !this.tls) return;
+    if (materialDigest(tls) === this.tls.digest) this.recheckRefused = undefined;
+    else {
+      const r = readTlsMaterial(tls);
+      if (r.ok) {
+        this.recheckRefused = undefined;
+        this.applyTls(r.material, tls, 'recheck');
+      } else {
+        const why = r.problems.map((p) => `${p.keyPath.join('.')}: ${p.message}`).join('; ');
+        if (why !== this.recheckRefused) this.opts.log.error({ problems: why }, 'TLS material changed on disk but is refused; keeping the running material');
+        this.recheckRefused = why;
+      }
+    }
+    this.watchCrls(this.current, true);
+  }
+
+  private applyTls(material: TlsMaterial, tls: Tls, trigger: 'reload' | 'recheck'): void {
+    try {
+      this.engine!.transports.reloadTls(material.options);
+      this.tls = material;
+      tlsReloadsTotal.inc({ result: 'ok' });
+      this.opts.log.info({ certificate: tls.certificate, crls: tls.crls.length, trigger }, 'TLS material reloaded; established connections keep their session');
+    } catch (err) {
+      // The same contexts were built when the material was read, so this is not expected; the old material stays.
+      tlsReloadsTotal.inc({ result: 'error' });
+      this.opts.log.error({ err: (err as Error).message }, 'TLS reload failed; keeping the running material');
+    }
   }
 
   /** `sip:…;transport=udp` / `tls/127.0.0.1:5061` strings for the startup log. */
@@ -142,19 +194,9 @@ export class EngineSubsystem implements Subsystem {
     if (!this.engine) return restart.length ? { restartNeeded: restart } : APPLIED;
     this.engine.shield.configure(shieldConfigOf(next));
     const material = this.prepared.get(next);
-    if (material && this.tls && material.digest !== this.tls.digest) {
-      try {
-        this.engine.transports.reloadTls(material.options);
-        this.tls = material;
-        tlsReloadsTotal.inc({ result: 'ok' });
-        this.opts.log.info({ certificate: next.tls!.certificate, crls: next.tls!.crls.length }, 'TLS material reloaded; established connections keep their session');
-      } catch (err) {
-        // prepare() built the same contexts, so this is not expected; the old material stays.
-        tlsReloadsTotal.inc({ result: 'error' });
-        this.opts.log.error({ err: (err as Error).message }, 'TLS reload failed; keeping the running material');
-      }
-    }
+    if (material && this.tls && material.digest !== this.tls.digest) this.applyTls(material, next.tls!, 'reload');
     if (this.tls) this.watchCrls(next);
+    this.scheduleRecheck(next);
     return restart.length ? { restartNeeded: restart } : APPLIED;
   }
 
@@ -166,6 +208,8 @@ export class EngineSubsystem implements Subsystem {
     if (!onlyNew) crlStale.reset();
     for (const c of this.tls?.crls ?? []) {
       if (!c.nextUpdate) continue;
+      // Set at each policy load too; the recheck may have loaded a newer CRL since.
+      crlNextUpdateGauge.set({ file: c.file }, Math.floor(c.nextUpdate.getTime() / 1000));
       const stale = c.nextUpdate.getTime() <= this.now();
       const was = this.staleFiles.has(c.file);
       crlStale.set({ file: c.file }, stale ? 1 : 0);
@@ -195,7 +239,7 @@ export class EngineSubsystem implements Subsystem {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.crlTimer);
+    clearInterval(this.recheckTimer);
     this.overload?.close();
     this.bans?.stop();
     await this.engine?.close();

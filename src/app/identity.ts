@@ -1,11 +1,14 @@
 // Caller identity (RFC 8224 / RFC 4474) as a subsystem. Its verifier is built per policy,
-// so trust anchors and fetch settings apply at once; prepare() refuses a policy whose anchor
-// files cannot be read.
+// so trust anchors and fetch settings apply at once (the anchors are read again on every
+// reload, also when only a file's content changed); prepare() refuses a policy whose anchor
+// files cannot be read or hold no certificate, so a reload never installs anchors that would
+// fail every call.
 import { accessSync, constants } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
 import { createIdentityStage } from '../sbc/identity/index.js';
+import { loadAnchors } from '../sbc/identity/chain.js';
 import type { IdentityStage } from '../sbc/stages.js';
 import type { Store } from '../store/index.js';
 import { APPLIED, type PolicyProblem, type Reconfigured, type Subsystem } from './subsystem.js';
@@ -31,7 +34,11 @@ export class IdentitySubsystem implements Subsystem {
     const problems: PolicyProblem[] = [];
     const check = (keyPath: (string | number)[], file: string) => {
       const abs = isAbsolute(file) ? file : resolve(this.baseDir, file);
-      try { accessSync(abs, constants.R_OK); } catch (err) { problems.push({ keyPath, message: `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }); }
+      try { accessSync(abs, constants.R_OK); } catch (err) { problems.push({ keyPath, message: `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }); return; }
+      try { loadAnchors([abs]); } catch (err) {
+        const m = /^identity trust anchor (.*)$/.exec((err as Error).message);
+        problems.push({ keyPath, message: m?.[1] ?? `${abs}: not a PEM certificate` });
+      }
     };
     next.identity.trust_anchors.forEach((f, i) => check(['identity', 'trust_anchors', i], f));
     next.identity.rfc4474_trust_anchors?.forEach((f, i) => check(['identity', 'rfc4474_trust_anchors', i], f));

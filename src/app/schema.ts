@@ -20,4 +20,11 @@ export const LifecycleSchema = z.strictObject({
  */
 export const StaleCrlSchema = z.enum(['refuse', 'serve']).default('refuse');
 
+/**
+ * Seconds between two rechecks of the TLS material: a CRL that passed its nextUpdate is flagged
+ * then, and files changed on disk without a file-system event (a Kubernetes Secret's symlink
+ * swap, a network file system) are re-read and applied as a reload would.
+ */
+export const TlsRecheckSchema = z.number().int().min(1).max(86_400).default(60);
+
 export type Lifecycle = z.infer<typeof LifecycleSchema>;

@@ -82,8 +82,26 @@ export function readTlsMaterial(tls: Tls): TlsRead {
     problems.push({ keyPath: tls.ciphers && /cipher/i.test((err as Error).message) ? ['tls', 'ciphers'] : ['tls'], message: `OpenSSL refuses this material: ${(err as Error).message}` });
     return { ok: false, problems };
   }
-  hash.update(JSON.stringify([tls.key_passphrase ?? '', tls.require_client_cert, tls.min_version, tls.ciphers ?? '', tls.stale_crl]));
+  hash.update(settingsOf(tls));
   return { ok: true, material: { options, digest: hash.digest('hex'), crls } };
+}
+
+/** Settings that change the material without changing a file (part of the digest). */
+function settingsOf(tls: Tls): string {
+  return JSON.stringify([tls.key_passphrase ?? '', tls.require_client_cert, tls.min_version, tls.ciphers ?? '', tls.stale_crl]);
+}
+
+/**
+ * The digest readTlsMaterial() would give for the files as they are now, without parsing them:
+ * the cheap test of the periodic recheck. Undefined when a file cannot be read (a full read
+ * says why).
+ */
+export function materialDigest(tls: Tls): string | undefined {
+  const hash = createHash('sha256');
+  for (const file of [tls.certificate, tls.key, ...(tls.chain ? [tls.chain] : []), ...tls.client_cas, ...tls.crls]) {
+    try { hash.update(file).update(readFileSync(file)); } catch { return undefined; }
+  }
+  return hash.update(settingsOf(tls)).digest('hex');
 }
 
 const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;

@@ -15,7 +15,7 @@ import { PeerSessionsSchema, GlobalSessionsSchema } from '../sbc/session/schema.
 import { OverloadSchema } from '../engine/overload/schema.js';
 import { FilePath } from './file-path.js';
 import { isValidUri, parseUri } from '../sip/grammar/index.js';
-import { LifecycleSchema, StaleCrlSchema } from '../app/schema.js';
+import { LifecycleSchema, StaleCrlSchema, TlsRecheckSchema } from '../app/schema.js';
 
 // ---------- scalar building blocks ----------
 
@@ -106,6 +106,7 @@ export const TlsSchema = z.strictObject({
   key_passphrase: z.string().min(1).optional(),
   key_passphrase_file: FilePath.optional(),
   stale_crl: StaleCrlSchema,
+  recheck_s: TlsRecheckSchema,
 });
 
 export const EngineWireSchema = z.strictObject({

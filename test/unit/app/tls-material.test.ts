@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { readTlsMaterial, parseCrl, normalizeSerial } from '../../../src/app/tls-material.js';
+import { readTlsMaterial, materialDigest, parseCrl, normalizeSerial } from '../../../src/app/tls-material.js';
 import { TlsSchema } from '../../../src/policy/schema.js';
 import { makePki, makeCrl, issueCert, type TestPki } from '../../helpers/tls.js';
 
@@ -69,5 +69,24 @@ describe('readTlsMaterial', () => {
     writeFileSync(notCa, 'hello\n');
     const ca = readTlsMaterial(tlsOf({ client_cas: [notCa] }));
     expect(!ca.ok && ca.problems).toEqual([{ keyPath: ['tls', 'client_cas', 0], message: expect.stringMatching(/not a PEM certificate/) }]);
+  });
+});
+
+describe('materialDigest (the periodic recheck)', () => {
+  it('equals the digest of a full read, follows a CRL change and is undefined for an unreadable file', () => {
+    const crlFile = join(pki.dir, 'd-crl.pem');
+    writeFileSync(crlFile, makeCrl(pki.ca));
+    const tls = tlsOf({ crls: [crlFile], chain: pki.ca.certFile });
+    const full = readTlsMaterial(tls);
+    if (!full.ok) throw new Error(JSON.stringify(full.problems));
+    expect(materialDigest(tls)).toBe(full.material.digest);
+    writeFileSync(crlFile, makeCrl(pki.ca, [issueCert(pki.ca, 'digest-gone')]));
+    const after = readTlsMaterial(tls);
+    expect(materialDigest(tls)).not.toBe(full.material.digest);
+    expect(after.ok && after.material.digest).toBe(materialDigest(tls));
+    // A setting (not a file) changes it too; recheck_s does not (it changes no material).
+    expect(materialDigest(tlsOf({ crls: [crlFile], chain: pki.ca.certFile, stale_crl: 'serve' }))).not.toBe(materialDigest(tls));
+    expect(materialDigest(tlsOf({ crls: [crlFile], chain: pki.ca.certFile, recheck_s: 5 }))).toBe(materialDigest(tls));
+    expect(materialDigest(tlsOf({ crls: [join(pki.dir, 'missing.pem')] }))).toBeUndefined();
   });
 });
