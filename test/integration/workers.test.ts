@@ -5,6 +5,7 @@
 //   - a worker killed with SIGKILL mid-call is replaced; its calls get BYE on both legs, its
 //     slots are freed at once; the other worker's calls go on.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, heldCalls, readSippStats, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile } from '../helpers/procs.js';
 import { SIPP_INVITE_HEAD, SIPP_SDP_PCMU, sippAck, sippByeWithReason } from '../helpers/sipp-xml.js';
@@ -61,6 +62,20 @@ describe('workers: 2', () => {
       await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 5000, 100, 'calls ended');
       // Slots were released through the primary's store: the next 10 are admitted again.
       expect((await heldCalls(target, PEER_IP, 10, 200)).successful).toBe(10);
+      // Node-wide gauges are the node's, not a sum over processes.
+      expect(await pg.metric('peergate_session_limit', { peer: 'carrier-a' })).toBe(10);
+      expect(await pg.metric('peergate_engine_connected')).toBe(1);
+
+      // A reload reaches the workers: the limit drops to 3 for the next calls.
+      writeFileSync(pg.policyPath, readFileSync(pg.policyPath, 'utf8').replace('sessions: 10', 'sessions: 3'));
+      const reload = await pg.admin('/admin/reload', { method: 'POST' });
+      expect(reload.status).toBe(200);
+      await waitFor(async () => (await pg.metric('peergate_session_limit', { peer: 'carrier-a' })) === 3, 5000, 100, 'limit 3 in force');
+      // Each worker re-reads the file after the primary has applied it: give them a moment.
+      await waitFor(async () => {
+        const r = await heldCalls(target, PEER_IP, 6, 1000);
+        return r.successful === 3 && r.failed === 3;
+      }, 20_000, 200, '3 of 6 admitted after the reload');
     } finally {
       await pg.stop();
     }

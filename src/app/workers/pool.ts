@@ -24,6 +24,10 @@ import { workerNodeId, type WorkerHello } from './worker.js';
 const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
 const workerRestarts = counter('peergate_worker_restarts_total', 'B2BUA workers that died and were replaced', ['reason']);
 
+/** Gauges of the node as a whole, which every process also exports: the primary's value is the node's. */
+const NODE_WIDE = /^peergate_(build_info|draining|policy_|session_limit|store_up|tls_)/;
+const ENGINE_CONNECTED = 'peergate_engine_connected';
+
 /** A worker that has not said "ready" by then failed to start. */
 const START_TIMEOUT_MS = 30_000;
 /** A worker that dies this soon after its start is restarted after a pause, not at once. */
@@ -198,10 +202,16 @@ export class WorkerPool implements Subsystem {
 
   async endAll(h: Hangup): Promise<void> { await this.ask('endAll', [h], true); }
 
-  /** This process's registry with every worker's: counters and gauges summed. */
+  /**
+   * This process's registry with every worker's: counters, histograms and call gauges sum.
+   * Gauges that describe the node (policy in force, build, store, TLS, drain) are this
+   * process's alone; `peergate_engine_connected` is the workers' minimum (1: all connected).
+   */
   async metrics(): Promise<string> {
-    const own = await client.register.getMetricsAsJSON();
-    const theirs = await this.ask<unknown[]>('metrics');
+    const own = (await client.register.getMetricsAsJSON()).filter((m) => m.name !== ENGINE_CONNECTED);
+    const theirs = (await this.ask<{ name: string; aggregator?: string }[]>('metrics')).map((list) => list
+      .filter((m) => !NODE_WIDE.test(m.name))
+      .map((m) => (m.name === ENGINE_CONNECTED ? { ...m, aggregator: 'min' } : m)));
     return client.AggregatorRegistry.aggregate([own, ...theirs] as never).metrics();
   }
 
