@@ -227,9 +227,9 @@ export class WorkerPool implements Subsystem {
     return restart.length ? { restartNeeded: restart } : APPLIED;
   }
 
+  /** Ready while any worker serves: one being replaced (peergate_workers says so) is no reason to stop taking calls. */
   ready(): true | string {
-    const n = this.live().length;
-    return n === this.opts.count ? true : `${n} of ${this.opts.count} B2BUA workers up`;
+    return this.live().length > 0 ? true : `none of ${this.opts.count} B2BUA workers up`;
   }
 
   /** Tell every worker to close (after a drain or stop), wait for them to exit; SIGKILL stragglers. */
