@@ -3,12 +3,14 @@
 //   - a per-peer session limit stays exact across the workers (the store is the primary's),
 //     and the admitted calls are spread over both workers; /metrics sums the workers';
 //   - a worker killed with SIGKILL mid-call is replaced; its calls get BYE on both legs, its
-//     slots are freed at once; the other worker's calls go on.
+//     slots are freed at once; the other worker's calls go on;
+//   - with Redis, two nodes of two workers each share one exact pool-wide limit.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, heldCalls, readSippStats, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile } from '../helpers/procs.js';
 import { SIPP_INVITE_HEAD, SIPP_SDP_PCMU, sippAck, sippByeWithReason } from '../helpers/sipp-xml.js';
+import { startRedis } from '../helpers/redis.js';
 import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const PEER_IP = '127.0.0.2';
@@ -18,11 +20,14 @@ interface WorkerCall { id: string; worker: number; worker_pid: number }
 
 let uasPort: number;
 
-async function startNode(limit: number): Promise<{ pg: RunningPeergate; target: string }> {
+async function startNode(limit: number, o: { redisUrl?: string; nodeId?: string } = {}): Promise<{ pg: RunningPeergate; target: string }> {
   const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
   const pg = await startPeergate(twoSidedPolicy({
     peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn', peer: { limits: { sessions: limit } },
-  }, { media: { anchoring: false }, workers: 2, lifecycle: { drain_timeout_s: 0 } }));
+  }, {
+    media: { anchoring: false }, workers: 2, lifecycle: { drain_timeout_s: 0 },
+    ...(o.redisUrl ? { store: { redis: { url: o.redisUrl, on_failure: 'fail_closed' } } } : {}),
+  }), o.nodeId ? { env: { PEERGATE_NODE_ID: o.nodeId } } : {});
   return { pg, target: `127.0.0.1:${peerPort}` };
 }
 
@@ -146,6 +151,26 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
     } finally {
       await uac.stop();
       await pg.stop();
+    }
+  }, 120_000);
+
+  it('with Redis, two nodes of two workers each keep one pool-wide limit exact', async () => {
+    const redis = await startRedis();
+    const nodes = [await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-0' }), await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-1' })];
+    try {
+      // 8 held calls offered to each node (16) against one limit of 6 for the peer in the pool.
+      const runs = nodes.map((n) => heldCalls(n.target, PEER_IP, 8, 5000, 40));
+      const up = await waitFor(async () => {
+        const all = (await Promise.all(nodes.map((n) => calls(n.pg)))).flat();
+        return all.length === 6 ? all : undefined;
+      }, 15_000, 100, '6 calls up across the pool');
+      expect(up).toHaveLength(6);
+      const [a, b] = await Promise.all(runs);
+      expect(a!.successful + b!.successful).toBe(6);
+      expect(a!.failed + b!.failed).toBe(10);
+    } finally {
+      for (const n of nodes) await n.pg.stop();
+      await redis.stop();
     }
   }, 120_000);
 });
