@@ -203,7 +203,7 @@ export class App {
     this.engine.embedded?.core.endDialogsOfGoneApps(WORKER_GONE_REASON);
     const media = this.media;
     this.pool = await this.add(new WorkerPool({
-      count, nodeId, policyPath: this.holder.path, policy: () => this.holder.current, store: this.store.store,
+      count, nodeId, policyPath: this.holder.path, store: this.store.store,
       wire: () => this.engine.wire, rtpengine: () => media?.spawnedAddress, log: this.moduleLog('workers'),
     }));
     this.host = this.pool;
@@ -242,6 +242,8 @@ export class App {
         this.log.error({ subsystem: s.name, err: (err as Error).stack ?? String(err) }, 'reconfigure failed');
       }
     }
+    // The worker processes are forked at start (src/app/workers).
+    if (next.workers !== this.started.workers) restart.push('workers');
     if (next.log.level !== previous.log.level) this.applyLogLevel(next.log.level);
     this.holder.watchMaterial(materialFiles(next));
     this.pendingRestart = [...new Set(restart)].sort();

@@ -11,13 +11,12 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import client from 'prom-client';
-import type { Policy } from '../../policy/schema.js';
 import type { ActiveCall, Hangup } from '../../sbc/b2bua.js';
 import type { PeergateEnding } from '../../sbc/session/index.js';
 import { serveStore } from '../../store/ipc.js';
 import type { Store, StoreHealth } from '../../store/types.js';
 import { counter, gauge } from '../../ops/metrics.js';
-import { APPLIED, changedKeys, type Reconfigured, type Subsystem } from '../subsystem.js';
+import { APPLIED, type Reconfigured, type Subsystem } from '../subsystem.js';
 import { Channel } from './channel.js';
 import { workerNodeId, type WorkerHello } from './worker.js';
 
@@ -37,7 +36,6 @@ export interface WorkerPoolOptions {
   count: number;
   nodeId: string;
   policyPath: string;
-  policy: () => Policy;
   store: Store;
   wire: () => { host: string; port: number; secret: string };
   /** ng address of the rtpengine the primary spawned, if any. */
@@ -69,11 +67,9 @@ export class WorkerPool implements Subsystem {
   private lastHealth = '';
   private liveNow = 0;
   private offBans: (() => void) | undefined;
-  private readonly started: Policy;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.slots = new Array<Slot | undefined>(opts.count).fill(undefined);
-    this.started = opts.policy();
   }
 
   get count(): number { return this.opts.count; }
@@ -218,13 +214,12 @@ export class WorkerPool implements Subsystem {
   // ------------------------------------------------------------ Subsystem
 
   /** The primary applied `next`: each worker reads the same file and applies it too. */
-  reconfigure(next: Policy): Reconfigured {
+  reconfigure(): Reconfigured {
     void this.ask<{ ok: boolean }>('reload').then((answers) => {
       const refused = answers.filter((a) => !a.ok).length;
       if (refused) this.opts.log.error({ refused }, 'policy reload: some workers kept the previous policy (the file changed again, or their check failed)');
     });
-    const restart = changedKeys(this.started, next, ['workers']);
-    return restart.length ? { restartNeeded: restart } : APPLIED;
+    return APPLIED; // a change of `workers` itself is the app's to report (restart needed)
   }
 
   /** Ready while any worker serves: one being replaced (peergate_workers says so) is no reason to stop taking calls. */
