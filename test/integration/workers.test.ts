@@ -4,7 +4,8 @@
 //     and the admitted calls are spread over both workers; /metrics sums the workers';
 //   - a worker killed with SIGKILL mid-call is replaced; its calls get BYE on both legs, its
 //     slots are freed at once; the other worker's calls go on;
-//   - with Redis, two nodes of two workers each share one exact pool-wide limit.
+//   - with Redis, two nodes of two workers each share one exact pool-wide limit;
+//   - media anchored with a spawned rtpengine: one rtpengine, in the primary, for all workers.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -173,4 +174,29 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       await redis.stop();
     }
   }, 120_000);
+
+  it('media anchored: the workers use the one rtpengine the primary spawned', async () => {
+    const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
+    const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn' }, {
+      media: { anchoring: true, rtpengine: 'spawn', embedded: { port_min: 47000, port_max: 47999 } }, workers: 2,
+    }));
+    try {
+      // With anchoring on, a call that cannot reach rtpengine is refused (no_rtpengine).
+      const r = await heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, 4, 1000);
+      expect(r.successful).toBe(4);
+      expect(await pg.metric('peergate_refusals_total')).toBe(0);
+      expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(4);
+      // One rtpengine, the primary's child; the workers (its other children) spawn none.
+      const children = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      const exe = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const kids = children(pg.proc.pid);
+      expect(kids.filter((k) => exe(k).includes('rtpengine'))).toHaveLength(1);
+      const workers = kids.filter((k) => exe(k).includes('entry.'));
+      expect(workers).toHaveLength(2);
+      for (const w of workers) expect(children(w)).toEqual([]);
+    } finally {
+      await pg.stop();
+    }
+    expect(pg.proc.child.exitCode).toBe(0);
+  }, 90_000);
 });
