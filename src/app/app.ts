@@ -3,6 +3,10 @@
 //
 //   store → limits → media → identity → cdr → capture → engine → b2bua → ops
 //
+// - Workers (policy `workers` > 1, src/app/workers): this process keeps the store, the engine,
+//   ops and the policy; the B2BUA with identity, media and cdr runs in N worker processes
+//   on the engine's wire port (store → limits → media if spawned → capture → engine →
+//   workers → ops). `workers: 1` is the in-process B2BUA below, unchanged.
 // - Reload (SIGHUP, a change of the policy file or of the TLS material it names, POST
 //   /admin/reload): the new file is validated by the schema, then every subsystem checks what
 //   it needs (prepare: read certificates and CRLs, token files) and only when none objects is
@@ -33,6 +37,8 @@ import { SbcSubsystem } from './sbc.js';
 import { OpsSubsystem } from './ops.js';
 import { CdrSubsystem, CaptureSubsystem } from './records.js';
 import type { PolicyProblem, Subsystem } from './subsystem.js';
+import { WorkerPool } from './workers/pool.js';
+import { workerCount } from './workers/schema.js';
 
 export interface AppOptions {
   holder: PolicyHolder;
@@ -45,6 +51,19 @@ export interface AppOptions {
 export const DRAIN_DEADLINE: Hangup = 'drain_deadline';
 export const SHUTDOWN: Hangup = 'shutdown';
 
+/** RFC 3326 Reason on the BYEs that end the calls of a B2BUA worker that died. */
+export const WORKER_GONE_REASON = 'SIP;cause=500;text="peergate worker restarted"';
+
+/** Where calls live: the in-process B2BUA (workers: 1) or the worker pool; what the lifecycle needs. */
+interface CallHost {
+  calls(): ActiveCall[] | Promise<ActiveCall[]>;
+  targets(): unknown;
+  readonly liveCalls: number;
+  drain(retryAfterS: number): void;
+  whenIdle(): Promise<void>;
+  endAll(h: Hangup): Promise<void>;
+}
+
 /** After the BYEs, how long calls still being set up get to finish before the engine closes. */
 const SETTLE_MS = 2000;
 
@@ -56,9 +75,12 @@ export class App {
   private readonly started: Policy;
   private store!: StoreSubsystem;
   private limits!: LimitsSubsystem;
-  private media!: MediaSubsystem;
+  private media: MediaSubsystem | undefined;
+  private pool: WorkerPool | undefined;
   private engine!: EngineSubsystem;
-  private sbc!: SbcSubsystem;
+  /** The in-process B2BUA (workers: 1); undefined with workers. */
+  private sbc: SbcSubsystem | undefined;
+  private host!: CallHost;
   private ops!: OpsSubsystem;
   private pendingRestart: string[] = [];
   private drainState: { deadline: number; done: Promise<number> } | undefined;
@@ -104,30 +126,13 @@ export class App {
     collectDefaultMetrics();
     this.store = await this.add(new StoreSubsystem(policy));
     this.limits = await this.add(new LimitsSubsystem(this.store.store, nodeId, current, this.moduleLog('limits')));
-    this.media = await this.add(new MediaSubsystem(policy, this.moduleLog('media')));
-    const identity = await this.add(new IdentitySubsystem(this.holder.path, this.store.store, this.moduleLog('identity')));
-    const cdr = await this.add(new CdrSubsystem(policy, this.log, nodeId));
-    const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
-    this.engine = await this.add(new EngineSubsystem({
-      policy, log: this.moduleLog('engine'), store: this.store.store,
-      strike: (source, kind, tlsIdentity) => this.limits.strike(source, kind, tlsIdentity),
-      ...(capture.tap ? { capture: capture.tap } : {}),
-    }));
-    const media = this.media.seam;
-    this.sbc = await this.add(new SbcSubsystem({
-      policy: current,
-      stages: { limits: this.limits.limits, identity: identity.stage, ...(media ? { media } : {}) },
-      recorder: cdr.recorder,
-      log: this.log,
-      wire: () => this.engine.wire,
-      refused: (source, reason, tlsIdentity) => this.limits.refused(source, reason, tlsIdentity),
-      // Reconciliation (issue #16.2): a call whose dialog the engine no longer holds is ended.
-      ...(this.engine.embedded ? { dialogExists: (id: string) => this.engine.embedded!.core.dialogs.get(id) !== undefined } : {}),
-    }));
+    const workers = workerCount(policy.workers);
+    if (workers > 1) await this.assembleWithWorkers(nodeId, workers);
+    else await this.assembleInProcess(nodeId);
     this.ops = await this.add(new OpsSubsystem(policy, () => this.readiness(), {
       peers: () => this.holder.current.peers.map((p) => ({ id: p.id, match: p.match, transport: p.transport, targets: p.targets ?? [], limits: p.limits })),
-      calls: () => this.sbc.calls(),
-      targets: () => this.sbc.targets(),
+      calls: () => this.host.calls(),
+      targets: () => this.host.targets(),
       bans: {
         list: () => this.store.store.listBans(),
         add: (address, ttlMs, reason) => this.store.store.ban(address, ttlMs, reason ?? 'admin'),
@@ -135,7 +140,7 @@ export class App {
       },
       reload: () => this.reload(),
       drain: () => this.drain('admin'),
-    }));
+    }, this.pool ? () => this.pool!.metrics() : undefined));
 
     this.holder.setGate((next, previous) => this.prepare(next, previous));
     this.holder.on('policy', (next, previous) => this.apply(next, previous));
@@ -145,15 +150,73 @@ export class App {
     // Says whether signatures are checked by the native addon or the slower node:crypto fallback.
     this.log.info({
       node: nodeId, policy: this.holder.path, contacts: this.engine.hostports, ops: `${policy.ops.address}:${this.ops.port}`,
-      signature_verifier: verifierImplementation,
+      signature_verifier: verifierImplementation, workers,
     }, 'peergate started');
   }
 
-  /** Established calls (what /admin/calls shows). */
-  calls(): ActiveCall[] { return this.sbc.calls(); }
+  private engineSubsystem(capture: CaptureSubsystem): EngineSubsystem {
+    return new EngineSubsystem({
+      policy: this.started, log: this.moduleLog('engine'), store: this.store.store,
+      strike: (source, kind, tlsIdentity) => this.limits.strike(source, kind, tlsIdentity),
+      ...(capture.tap ? { capture: capture.tap } : {}),
+    });
+  }
+
+  /** workers: 1 — the B2BUA and its stages in this process. */
+  private async assembleInProcess(nodeId: string): Promise<void> {
+    const policy = this.started;
+    const current = () => this.holder.current;
+    const mediaSubsystem = await this.add(new MediaSubsystem(policy, this.moduleLog('media')));
+    this.media = mediaSubsystem;
+    const identity = await this.add(new IdentitySubsystem(this.holder.path, this.store.store, this.moduleLog('identity')));
+    const cdr = await this.add(new CdrSubsystem(policy, this.log, nodeId));
+    const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
+    this.engine = await this.add(this.engineSubsystem(capture));
+    const media = mediaSubsystem.seam;
+    const sbc = await this.add(new SbcSubsystem({
+      policy: current,
+      stages: { limits: this.limits.limits, identity: identity.stage, ...(media ? { media } : {}) },
+      recorder: cdr.recorder,
+      log: this.log,
+      wire: () => this.engine.wire,
+      refused: (source, reason, tlsIdentity) => this.limits.refused(source, reason, tlsIdentity),
+      // Reconciliation (issue #16.2): a call whose dialog the engine no longer holds is ended.
+      ...(this.engine.embedded ? { dialogExists: (id: string) => this.engine.embedded!.core.dialogs.get(id) !== undefined } : {}),
+    }));
+    this.sbc = sbc;
+    this.host = {
+      calls: () => sbc.calls(), targets: () => sbc.targets(), get liveCalls() { return sbc.liveCalls; },
+      drain: (s) => sbc.drain(s), whenIdle: () => sbc.whenIdle(), endAll: (h) => sbc.endAll(h),
+    };
+  }
+
+  /**
+   * workers > 1 — the B2BUA runs in `count` worker processes on the engine's wire port. Only a
+   * spawned rtpengine stays here (one per node); identity and cdr live in the workers.
+   */
+  private async assembleWithWorkers(nodeId: string, count: number): Promise<void> {
+    const policy = this.started;
+    if (policy.media.anchoring && policy.media.rtpengine === 'spawn') this.media = await this.add(new MediaSubsystem(policy, this.moduleLog('media')));
+    const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
+    this.engine = await this.add(this.engineSubsystem(capture));
+    // A worker that dies leaves its calls in the engine: end them on both legs (RFC 3326 Reason).
+    this.engine.embedded?.core.endDialogsOfGoneApps(WORKER_GONE_REASON);
+    const media = this.media;
+    this.pool = await this.add(new WorkerPool({
+      count, nodeId, policyPath: this.holder.path, store: this.store.store,
+      wire: () => this.engine.wire, rtpengine: () => media?.spawnedAddress, log: this.moduleLog('workers'),
+    }));
+    this.host = this.pool;
+  }
+
+  /** Established calls of the in-process B2BUA (workers: 1); with workers, see /admin/calls. */
+  calls(): ActiveCall[] { return this.sbc?.calls() ?? []; }
+
+  /** Established calls, of every worker. */
+  allCalls(): Promise<ActiveCall[]> { return Promise.resolve(this.host.calls()); }
 
   /** End one established call from peergate's side: BYE on both legs; `reason` is its result. */
-  endCall(id: string, reason: PeergateEnding): boolean { return this.sbc.endCall(id, reason); }
+  endCall(id: string, reason: PeergateEnding): boolean | Promise<boolean> { return this.sbc ? this.sbc.endCall(id, reason) : this.pool!.endCall(id, reason); }
 
   /** The ops server's port (policy port 0 picks one). */
   get opsPort(): number | undefined { return this.ops.port; }
@@ -179,6 +242,8 @@ export class App {
         this.log.error({ subsystem: s.name, err: (err as Error).stack ?? String(err) }, 'reconfigure failed');
       }
     }
+    // The worker processes are forked at start (src/app/workers).
+    if (next.workers !== this.started.workers) restart.push('workers');
     if (next.log.level !== previous.log.level) this.applyLogLevel(next.log.level);
     this.holder.watchMaterial(materialFiles(next));
     this.pendingRestart = [...new Set(restart)].sort();
@@ -221,16 +286,16 @@ export class App {
       const policy = this.holder.current;
       const deadline = Date.now() + policy.lifecycle.drain_timeout_s * 1000;
       drainingGauge.set(1);
-      this.sbc.drain(policy.lifecycle.retry_after_s);
-      this.log.info({ source, calls: this.sbc.liveCalls, deadline: new Date(deadline).toISOString() }, 'draining: refusing new calls, waiting for calls in progress');
+      this.host.drain(policy.lifecycle.retry_after_s);
+      this.log.info({ source, calls: this.host.liveCalls, deadline: new Date(deadline).toISOString() }, 'draining: refusing new calls, waiting for calls in progress');
       const forced = new Promise<'now'>((resolve) => { this.forceStop = () => resolve('now'); });
       let timer: NodeJS.Timeout | undefined;
       const atDeadline = new Promise<'deadline'>((resolve) => { timer = setTimeout(() => resolve('deadline'), deadline - Date.now()); });
       const done = (async () => {
-        const why = await Promise.race([this.sbc.whenIdle().then(() => 'idle' as const), atDeadline, forced]);
+        const why = await Promise.race([this.host.whenIdle().then(() => 'idle' as const), atDeadline, forced]);
         clearTimeout(timer);
         if (why !== 'idle') {
-          this.log.warn({ calls: this.sbc.liveCalls, why }, why === 'deadline' ? 'drain deadline: ending the remaining calls' : 'stopping now: ending every call');
+          this.log.warn({ calls: this.host.liveCalls, why }, why === 'deadline' ? 'drain deadline: ending the remaining calls' : 'stopping now: ending every call');
           await this.endCalls(why === 'deadline' ? DRAIN_DEADLINE : SHUTDOWN);
         } else {
           this.log.info('drained: no call left');
@@ -242,7 +307,7 @@ export class App {
       void done.then(this.resolveStopped);
       this.drainState = { deadline, done };
     }
-    return { draining: true, calls: this.sbc.liveCalls, deadline: this.drainState.deadline };
+    return { draining: true, calls: this.host.liveCalls, deadline: this.drainState.deadline };
   }
 
   /** Stop at once: BYE on both legs of every call, clean media and store state, close. */
@@ -254,10 +319,10 @@ export class App {
   }
 
   private async endCalls(h: Hangup): Promise<void> {
-    await this.sbc.endAll(h);
+    await this.host.endAll(h);
     // Calls still being set up are hung up as they get answered; give them a moment.
     let t: NodeJS.Timeout | undefined;
-    await Promise.race([this.sbc.whenIdle(), new Promise<void>((r) => { t = setTimeout(r, SETTLE_MS); })]);
+    await Promise.race([this.host.whenIdle(), new Promise<void>((r) => { t = setTimeout(r, SETTLE_MS); })]);
     clearTimeout(t);
   }
 

@@ -29,6 +29,9 @@ export class MediaSubsystem implements Subsystem {
     return this.mediaSeamOnce;
   }
 
+  /** ng address of the spawned rtpengine (media.rtpengine: spawn); B2BUA workers use it. */
+  get spawnedAddress(): string | undefined { return this.stage?.embeddedAddress; }
+
   /** Calls rtpengine holds state for. */
   get sessions(): number {
     return this.stage?.activeCalls() ?? 0;

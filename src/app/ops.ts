@@ -10,7 +10,11 @@ export class OpsSubsystem implements Subsystem {
   private token: string | undefined;
   private readonly prepared = new WeakMap<Policy, string | undefined>();
 
-  constructor(private readonly started: Policy, private readonly readiness: () => Promise<Readiness>, private readonly admin: AdminProviders) {
+  /** `metrics`: the /metrics text when it is not this process's registry alone (workers). */
+  constructor(
+    private readonly started: Policy, private readonly readiness: () => Promise<Readiness>, private readonly admin: AdminProviders,
+    private readonly metrics?: () => Promise<string>,
+  ) {
     this.token = resolveAdminToken(started.ops);
   }
 
@@ -23,6 +27,7 @@ export class OpsSubsystem implements Subsystem {
       adminToken: () => this.token,
       ready: this.readiness,
       admin: this.admin,
+      ...(this.metrics ? { metrics: this.metrics } : {}),
     });
   }
 

@@ -24,6 +24,8 @@ export interface SbcSubsystemOptions {
   refused: (source: string, reason: string, tlsIdentity?: string) => void;
   /** With the embedded engine: whether it still holds a dialog (reconciliation, src/sbc/session). */
   dialogExists?: (dialogId: string) => boolean;
+  /** Whether this B2BUA probes its targets (default true; with workers only one of them does). */
+  probe?: boolean;
 }
 
 export class SbcSubsystem implements Subsystem {
@@ -49,7 +51,7 @@ export class SbcSubsystem implements Subsystem {
   async start(): Promise<void> {
     await this.b2bua.connect(this.opts.wire());
     this.connected = true;
-    this.routing.startProbing(this.opts.policy);
+    if (this.opts.probe !== false) this.routing.startProbing(this.opts.policy);
     m.engineConnected.set(1);
   }
 

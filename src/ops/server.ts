@@ -74,6 +74,8 @@ export interface OpsServerOptions {
   /** A readiness check that takes longer than this counts as failing (default 2000 ms). */
   readyTimeoutMs?: number;
   admin?: AdminProviders;
+  /** The /metrics text; default: this process's registry (workers: the aggregate, src/app/workers). */
+  metrics?: () => Promise<string>;
 }
 
 export interface OpsServer {
@@ -146,7 +148,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
 
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType);
-    return registry.metrics();
+    return opts.metrics ? opts.metrics() : registry.metrics();
   });
 
   app.get('/health', async () => ({ status: 'ok', uptime_s: Math.round(process.uptime()) }));

@@ -16,6 +16,7 @@ import { OverloadSchema } from '../engine/overload/schema.js';
 import { FilePath } from './file-path.js';
 import { isValidUri, parseUri } from '../sip/grammar/index.js';
 import { LifecycleSchema, StaleCrlSchema, TlsRecheckSchema } from '../app/schema.js';
+import { WorkersSchema } from '../app/workers/schema.js';
 
 // ---------- scalar building blocks ----------
 
@@ -273,6 +274,8 @@ const RootSchema = z.strictObject({
   ops: OpsSchema.prefault({}),
   log: LogSchema.prefault({}),
   lifecycle: LifecycleSchema.prefault({}),
+  /** B2BUA worker processes: 1 (in this process), a number, or auto (one per core); src/app/workers. */
+  workers: WorkersSchema,
   /** Requests from sources that match no peer: `drop` (no answer at all) or 403. */
   unknown_source: z.preprocess((v) => (v === 403 ? '403' : v), z.enum(['drop', '403'])).default('drop'),
   peers: z.array(PeerSchema).default([]),

@@ -67,6 +67,8 @@ export class UaCore implements WireHandler, TransactionUser {
   private readonly client: ClientSide;
   private readonly commands: AppCommands;
   private closed = false;
+  /** RFC 3326 Reason for the BYEs that end a gone app's established calls; undefined: 481 (spec §7.1). */
+  private orphanReason: string | undefined;
 
   constructor(opts: UaCoreOptions) {
     this.parse = opts.parse;
@@ -170,6 +172,19 @@ export class UaCore implements WireHandler, TransactionUser {
     // Requests still waiting for this app get 503; its dialogs answer 481 from now on (spec §7.1).
     this.server.appGone(app);
     this.ctx.forgetApp(app.id);
+    if (this.orphanReason !== undefined) this.endDialogsOf(app.id, this.orphanReason);
+  }
+
+  /**
+   * Worker model (src/app/workers): when an app's connection goes, its confirmed dialogs get
+   * BYE with `reason` (both legs of each of its calls) instead of answering 481 to the peers.
+   */
+  endDialogsOfGoneApps(reason: string | undefined): void { this.orphanReason = reason; }
+
+  private endDialogsOf(appId: number, reason: string): void {
+    for (const d of [...this.dialogs.all()]) {
+      if (d.binding.appId === appId && d.state === 'confirmed') this.client.byeOnOwn(d, reason, undefined);
+    }
   }
 
   onProxy(app: AppConnection, tokens: string[], _sip: string): void {

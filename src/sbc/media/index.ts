@@ -154,6 +154,9 @@ export class MediaStage {
   /** Calls this stage currently holds state for. */
   activeCalls(): number { return this.calls.size; }
 
+  /** ng address of the rtpengine this stage spawned (media.rtpengine: spawn), for B2BUA workers. */
+  get embeddedAddress(): string | undefined { return this.embedded?.address; }
+
   /** PID of the embedded rtpengine, if peergate started one. */
   get embeddedPid(): number | undefined { return this.embedded?.pid; }
 

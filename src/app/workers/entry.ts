@@ -1,0 +1,7 @@
+// The entry module of a B2BUA worker process, forked by the primary (pool.ts).
+import { runWorker } from './worker.js';
+
+runWorker().catch((err: unknown) => {
+  console.error(`peergate worker: ${(err as Error)?.stack ?? String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,246 @@
+// The primary's B2BUA workers (worker model, docs/ARCHITECTURE.md "Workers"): it forks N
+// worker processes (worker.ts), each a drachtio-srf app on the engine's wire port. The engine
+// spreads new calls across them (round-robin per method) and keeps every request of a dialog
+// on the app that owns it. The pool
+//   - serves the node's one store to the workers (src/store/ipc.ts) and pushes ban changes;
+//   - replaces a worker that dies; the engine ends that worker's calls (BYE on both legs) and
+//     the pool frees the store slots it held (its sessions are `<node>/w<i>`);
+//   - answers for all workers what the in-process B2BUA answers: calls, targets, drain, end
+//     every call, policy reload, and /metrics (their registries aggregated with this one's).
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import client from 'prom-client';
+import type { ActiveCall, Hangup } from '../../sbc/b2bua.js';
+import type { PeergateEnding } from '../../sbc/session/index.js';
+import { serveStore } from '../../store/ipc.js';
+import type { Store, StoreHealth } from '../../store/types.js';
+import { counter, gauge } from '../../ops/metrics.js';
+import { APPLIED, type Reconfigured, type Subsystem } from '../subsystem.js';
+import { Channel } from './channel.js';
+import { workerNodeId, type WorkerHello } from './worker.js';
+
+const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
+const workerRestarts = counter('peergate_worker_restarts_total', 'B2BUA workers that died and were replaced', ['reason']);
+
+/** Gauges of the node as a whole, which every process also exports: the primary's value is the node's. */
+const NODE_WIDE = /^peergate_(build_info|draining|policy_|session_limit|store_up|tls_)/;
+const ENGINE_CONNECTED = 'peergate_engine_connected';
+
+/** A worker that has not said "ready" by then failed to start. */
+const START_TIMEOUT_MS = 30_000;
+/** A worker that dies this soon after its start is restarted after a pause, not at once. */
+const CRASH_LOOP_MS = 10_000;
+
+export interface WorkerPoolOptions {
+  count: number;
+  nodeId: string;
+  policyPath: string;
+  store: Store;
+  wire: () => { host: string; port: number; secret: string };
+  /** ng address of the rtpengine the primary spawned, if any. */
+  rtpengine?: () => string | undefined;
+  log: Logger;
+}
+
+interface Slot {
+  index: number;
+  child: ChildProcess;
+  channel: Channel;
+  ready: boolean;
+  startedAt: number;
+}
+
+/** The worker's entry module next to this one (.ts when run from sources through tsx). */
+function entry(): { path: string; execArgv: string[] } {
+  const url = new URL(import.meta.url.endsWith('.ts') ? './entry.ts' : './entry.js', import.meta.url);
+  const execArgv = import.meta.url.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+  return { path: fileURLToPath(url), execArgv };
+}
+
+export class WorkerPool implements Subsystem {
+  readonly name = 'workers';
+  private readonly slots: (Slot | undefined)[];
+  private stopping = false;
+  private readonly waiters = new Map<number, (ok: boolean) => void>();
+  private healthTimer: NodeJS.Timeout | undefined;
+  private lastHealth = '';
+  private liveNow = 0;
+  private offBans: (() => void) | undefined;
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    this.slots = new Array<Slot | undefined>(opts.count).fill(undefined);
+  }
+
+  get count(): number { return this.opts.count; }
+
+  async start(): Promise<void> {
+    this.offBans = this.opts.store.onBanChange((e) => this.broadcast('ban', [e]));
+    this.healthTimer = setInterval(() => { this.pushHealth(); void this.pollLive(); }, 1000);
+    this.healthTimer.unref();
+    const up = await Promise.all(this.slots.map((_, i) => this.spawn(i)));
+    const failed = up.filter((ok) => !ok).length;
+    if (failed) throw new Error(`${failed} of ${this.opts.count} B2BUA workers did not start`);
+  }
+
+  private spawn(index: number): Promise<boolean> {
+    const e = entry();
+    const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json' });
+    const slot: Slot = { index, child, ready: false, startedAt: Date.now(), channel: undefined as unknown as Channel };
+    slot.channel = new Channel(child, {
+      hello: () => this.hello(index),
+      store: (op: string, args: unknown) => serveStore(this.opts.store, op, args),
+      ready: () => {
+        slot.ready = true;
+        this.updateGauge();
+        this.waiters.get(index)?.(true);
+      },
+    });
+    this.slots[index] = slot;
+    child.on('exit', (code, signal) => this.exited(slot, code, signal));
+    child.on('error', (err) => this.opts.log.warn({ worker: index, err: err.message }, 'worker process error'));
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => { this.waiters.delete(index); resolve(false); }, START_TIMEOUT_MS);
+      this.waiters.set(index, (ok) => { clearTimeout(timer); this.waiters.delete(index); resolve(ok); });
+    });
+  }
+
+  private hello(index: number): WorkerHello {
+    const rtpengine = this.opts.rtpengine?.();
+    return {
+      index, nodeId: this.opts.nodeId, policyPath: this.opts.policyPath, wire: this.opts.wire(),
+      storeKind: this.opts.store.kind, storeHealth: this.opts.store.health(),
+      ...(rtpengine ? { rtpengine } : {}),
+      // Target health is probed once per node, by worker 0.
+      probe: index === 0,
+    };
+  }
+
+  private exited(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
+    slot.channel.close();
+    if (this.slots[slot.index] === slot) this.slots[slot.index] = undefined;
+    this.updateGauge();
+    this.waiters.get(slot.index)?.(false);
+    if (this.stopping) return;
+    const reason = signal ?? `exit_${code ?? 0}`;
+    workerRestarts.inc({ reason });
+    // The engine ended its calls (BYE on both legs) when its wire connection closed; its
+    // store slots go now, not after their ttl.
+    const id = workerNodeId(this.opts.nodeId, slot.index);
+    void this.opts.store.reconcileOnStart(id).then(
+      (freed) => this.opts.log.warn({ worker: slot.index, pid: slot.child.pid, reason, sessions_freed: freed }, 'worker died; replacing it'),
+      (err: Error) => this.opts.log.warn({ worker: slot.index, reason, err: err.message }, 'worker died; its store slots expire by ttl'),
+    );
+    const pause = Date.now() - slot.startedAt < CRASH_LOOP_MS ? 1000 : 0;
+    setTimeout(() => {
+      if (this.stopping) return;
+      void this.spawn(slot.index).then((ok) => {
+        if (!ok) this.opts.log.error({ worker: slot.index }, 'replacement worker did not start');
+      });
+    }, pause).unref();
+  }
+
+  private live(): Slot[] { return this.slots.filter((s): s is Slot => s !== undefined && s.ready); }
+
+  private updateGauge(): void { workersUp.set(this.live().length); }
+
+  private broadcast(m: string, args: unknown[]): void {
+    for (const s of this.live()) s.channel.notify(m, args);
+  }
+
+  private pushHealth(): void {
+    const h: StoreHealth = this.opts.store.health();
+    const key = `${h.state}|${h.since}`;
+    if (key === this.lastHealth) return;
+    this.lastHealth = key;
+    this.broadcast('health', [h]);
+  }
+
+  /** Ask every serving worker; answers of workers that fail (dying, busy) are left out. */
+  private async ask<T>(m: string, args: unknown[] = [], long = false): Promise<T[]> {
+    const r = await Promise.allSettled(this.live().map((s) => s.channel.call(m, args, { long }) as Promise<T>));
+    return r.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+  }
+
+  // ------------------------------------------------------------ what the in-process B2BUA offers
+
+  /** Every worker's established calls, each with the worker that holds it (index and pid). */
+  async calls(): Promise<(ActiveCall & { worker: number; worker_pid: number | undefined })[]> {
+    const r = await Promise.allSettled(this.live().map(async (s) => {
+      const calls = await s.channel.call('calls') as ActiveCall[];
+      return calls.map((c) => ({ ...c, worker: s.index, worker_pid: s.child.pid }));
+    }));
+    return r.flatMap((x) => (x.status === 'fulfilled' ? x.value : []));
+  }
+
+  async targets(): Promise<unknown> {
+    const prober = this.slots[0];
+    return prober?.ready ? prober.channel.call('targets') : [];
+  }
+
+  async endCall(id: string, reason: PeergateEnding): Promise<boolean> {
+    return (await this.ask<boolean>('endCall', [id, reason])).some(Boolean);
+  }
+
+  /** Calls in progress on every worker, as of the last poll (at most a second old). */
+  get liveCalls(): number { return this.liveNow; }
+
+  private async pollLive(): Promise<void> {
+    this.liveNow = (await this.ask<number>('live')).reduce((a, b) => a + b, 0);
+  }
+
+  drain(retryAfterS: number): void {
+    void this.ask<number>('drain', [retryAfterS]).then((live) => { this.liveNow = live.reduce((a, b) => a + b, 0); });
+  }
+
+  /** Every worker has no call left (a worker that dies meanwhile had its calls ended by the engine). */
+  async whenIdle(): Promise<void> { await this.ask('whenIdle', [], true); }
+
+  async endAll(h: Hangup): Promise<void> { await this.ask('endAll', [h], true); }
+
+  /**
+   * This process's registry with every worker's: counters, histograms and call gauges sum.
+   * Gauges that describe the node (policy in force, build, store, TLS, drain) are this
+   * process's alone; `peergate_engine_connected` is the workers' minimum (1: all connected).
+   */
+  async metrics(): Promise<string> {
+    const own = (await client.register.getMetricsAsJSON()).filter((m) => m.name !== ENGINE_CONNECTED);
+    const theirs = (await this.ask<{ name: string; aggregator?: string }[]>('metrics')).map((list) => list
+      .filter((m) => !NODE_WIDE.test(m.name))
+      .map((m) => (m.name === ENGINE_CONNECTED ? { ...m, aggregator: 'min' } : m)));
+    return client.AggregatorRegistry.aggregate([own, ...theirs] as never).metrics();
+  }
+
+  // ------------------------------------------------------------ Subsystem
+
+  /** The primary applied `next`: each worker reads the same file and applies it too. */
+  reconfigure(): Reconfigured {
+    void this.ask<{ ok: boolean }>('reload').then((answers) => {
+      const refused = answers.filter((a) => !a.ok).length;
+      if (refused) this.opts.log.error({ refused }, 'policy reload: some workers kept the previous policy (the file changed again, or their check failed)');
+    });
+    return APPLIED; // a change of `workers` itself is the app's to report (restart needed)
+  }
+
+  /** Ready while any worker serves: one being replaced (peergate_workers says so) is no reason to stop taking calls. */
+  ready(): true | string {
+    return this.live().length > 0 ? true : `none of ${this.opts.count} B2BUA workers up`;
+  }
+
+  /** Tell every worker to close (after a drain or stop), wait for them to exit; SIGKILL stragglers. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.healthTimer);
+    this.offBans?.();
+    const all = this.slots.filter((s): s is Slot => s !== undefined);
+    await Promise.all(all.map(async (s) => {
+      const exited = new Promise<void>((r) => { if (s.child.exitCode !== null || s.child.signalCode !== null) r(); else s.child.once('exit', () => r()); });
+      await s.channel.call('close').catch(() => undefined);
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise<void>((r) => { t = setTimeout(r, 5000); })]);
+      clearTimeout(t);
+      if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+    }));
+    this.updateGauge();
+  }
+}

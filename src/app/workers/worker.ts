@@ -1,0 +1,177 @@
+// One B2BUA worker process (worker model, docs/ARCHITECTURE.md "Workers"): a drachtio-srf app
+// with its stages (limits, identity, media, cdr) connected to the primary's engine over the
+// drachtio wire, like the in-process B2BUA of `workers: 1`. What must be one per node stays
+// in the primary and is reached over the IPC channel:
+//   - the store (limits, bans, replay cache): StoreClient, so limits are exact across workers;
+//   - the policy file's reloads: the primary validates and applies first, then says "reload";
+//   - drain, stop, admin (calls, targets, end a call) and /metrics: answered on request.
+// The worker ignores SIGTERM, SIGINT and SIGHUP (a service manager signals the whole group):
+// only the primary decides, and a worker whose primary is gone exits.
+import type { Logger } from 'pino';
+import client from 'prom-client';
+import { PolicyHolder } from '../../policy/reload.js';
+import type { Policy } from '../../policy/schema.js';
+import { createLogger } from '../../log.js';
+import { collectDefaultMetrics } from '../../ops/metrics.js';
+import type { Hangup } from '../../sbc/b2bua.js';
+import type { PeergateEnding } from '../../sbc/session/index.js';
+import { StoreClient, type StoreOp } from '../../store/ipc.js';
+import type { BanEvent, StoreHealth } from '../../store/types.js';
+import { LimitsSubsystem } from '../state.js';
+import { MediaSubsystem } from '../media.js';
+import { IdentitySubsystem } from '../identity.js';
+import { CdrSubsystem } from '../records.js';
+import { SbcSubsystem } from '../sbc.js';
+import type { Subsystem } from '../subsystem.js';
+import { locateProblems } from '../locate.js';
+import { Channel, type IpcEndpoint } from './channel.js';
+
+/** What the primary tells a worker when it starts (answer to `hello`). */
+export interface WorkerHello {
+  index: number;
+  /** The node's id; the worker's store sessions are `<nodeId>/w<index>` (freed when it dies). */
+  nodeId: string;
+  policyPath: string;
+  wire: { host: string; port: number; secret: string };
+  storeKind: 'memory' | 'redis';
+  storeHealth: StoreHealth;
+  /** ng address of the rtpengine the primary spawned (media.rtpengine: spawn). */
+  rtpengine?: string;
+  /** Whether this worker probes the targets' health (one worker does: issue #18). */
+  probe: boolean;
+}
+
+export function workerNodeId(nodeId: string, index: number): string { return `${nodeId}/w${index}`; }
+
+/** The policy as this worker uses it: with the primary's rtpengine in place of `spawn`. */
+function forWorker(p: Policy, rtpengine: string | undefined): Policy {
+  if (!rtpengine || p.media.rtpengine !== 'spawn') return p;
+  return { ...p, media: { ...p.media, rtpengine: [{ address: rtpengine, weight: 1 }] } };
+}
+
+const SETTLE_MS = 2000;
+
+class Worker {
+  private readonly subsystems: Subsystem[] = [];
+  private sbc!: SbcSubsystem;
+  private policy!: Policy;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly hello: WorkerHello, private readonly holder: PolicyHolder, private readonly store: StoreClient, private readonly log: Logger) {}
+
+  private async add<S extends Subsystem>(s: S): Promise<S> {
+    this.subsystems.push(s);
+    await s.start();
+    return s;
+  }
+
+  async start(): Promise<void> {
+    const h = this.hello;
+    this.policy = forWorker(this.holder.current, h.rtpengine);
+    const current = () => this.policy;
+    collectDefaultMetrics();
+    const limits = await this.add(new LimitsSubsystem(this.store, workerNodeId(h.nodeId, h.index), current, this.log.child({ module: 'limits' })));
+    const media = await this.add(new MediaSubsystem(this.policy, this.log.child({ module: 'media' })));
+    const identity = await this.add(new IdentitySubsystem(this.holder.path, this.store, this.log.child({ module: 'identity' })));
+    const cdr = await this.add(new CdrSubsystem(this.policy, this.log, h.nodeId));
+    const seam = media.seam;
+    this.sbc = await this.add(new SbcSubsystem({
+      policy: current,
+      stages: { limits: limits.limits, identity: identity.stage, ...(seam ? { media: seam } : {}) },
+      recorder: cdr.recorder,
+      log: this.log,
+      wire: () => h.wire,
+      refused: (source, reason, tlsIdentity) => limits.refused(source, reason, tlsIdentity),
+      probe: h.probe,
+    }));
+    this.holder.setGate((next, previous) => {
+      const problems = this.subsystems.flatMap((s) => s.prepare?.(forWorker(next, h.rtpengine), previous) ?? []);
+      return problems.length ? locateProblems(this.holder.path, problems) : [];
+    });
+  }
+
+  /** The primary applied a new policy: read the same file and apply it here. */
+  reload(): { ok: boolean; restart_needed: string[] } {
+    const previous = this.policy;
+    if (!this.holder.reload()) return { ok: false, restart_needed: [] };
+    this.policy = forWorker(this.holder.current, this.hello.rtpengine);
+    const restart: string[] = [];
+    for (const s of this.subsystems) {
+      try {
+        const r = s.reconfigure(this.policy, previous);
+        if ('restartNeeded' in r) restart.push(...r.restartNeeded);
+      } catch (err) {
+        this.log.error({ subsystem: s.name, err: (err as Error).stack ?? String(err) }, 'reconfigure failed');
+      }
+    }
+    this.log.level = this.policy.log.level;
+    return { ok: true, restart_needed: restart };
+  }
+
+  handlers(): Record<string, (...args: never[]) => unknown> {
+    return {
+      calls: () => this.sbc.calls(),
+      targets: () => this.sbc.targets(),
+      endCall: (id: string, reason: PeergateEnding) => this.sbc.endCall(id, reason),
+      live: () => this.sbc.liveCalls,
+      metrics: () => client.register.getMetricsAsJSON(),
+      drain: (retryAfterS: number) => { this.sbc.drain(retryAfterS); return this.sbc.liveCalls; },
+      whenIdle: () => this.sbc.whenIdle(),
+      endAll: async (h: Hangup) => {
+        await this.sbc.endAll(h);
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([this.sbc.whenIdle(), new Promise<void>((r) => { t = setTimeout(r, SETTLE_MS); })]);
+        clearTimeout(t);
+      },
+      reload: () => this.reload(),
+      // Answer, then leave: the IPC channel would keep the process alive.
+      close: async () => { await this.close(); setTimeout(() => process.exit(0), 50); },
+      ban: (e: BanEvent) => this.store.deliverBanEvent(e),
+      health: (h: StoreHealth) => this.store.setHealth(h),
+    };
+  }
+
+  /** Close in reverse start order (the B2BUA first, the CDR writer after it). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.holder.close();
+      for (const s of [...this.subsystems].reverse()) {
+        try { await s.close(); } catch (err) { this.log.warn({ subsystem: s.name, err: String(err) }, 'error while stopping'); }
+      }
+      await this.store.close();
+    })();
+    return this.closing;
+  }
+}
+
+/** The worker process's main: connect to the primary, start, serve until told to close. */
+export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process): Promise<void> {
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => { /* the primary decides */ });
+  // The primary gone means the engine is gone: nothing left to serve.
+  process.on('disconnect', () => process.exit(1));
+  // Notices before the worker is up (ban events, store health) are kept and replayed.
+  let early: [string, unknown[]][] | undefined = [];
+  const handlers: Record<string, (...a: never[]) => unknown> = {
+    ban: (...a: unknown[]) => { early?.push(['ban', a]); },
+    health: (...a: unknown[]) => { early?.push(['health', a]); },
+  };
+  const channel = new Channel(end, handlers, 10_000);
+  const hello = await channel.call('hello') as WorkerHello;
+  const holder = PolicyHolder.load(hello.policyPath, { checkFiles: true });
+  const log = createLogger({ level: holder.current.log.level, name: 'peergate' }).child({ worker: hello.index });
+  const store = new StoreClient({ kind: hello.storeKind, call: (op: StoreOp, args) => channel.call('store', [op, args]) });
+  store.setHealth(hello.storeHealth);
+  const worker = new Worker(hello, holder, store, log);
+  Object.assign(handlers, worker.handlers());
+  for (const [m, a] of early ?? []) (handlers[m] as (...x: unknown[]) => unknown)(...a);
+  early = undefined;
+  try {
+    await worker.start();
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'worker could not start');
+    await worker.close();
+    process.exit(1);
+  }
+  channel.notify('ready', [process.pid]);
+  log.info({ pid: process.pid }, 'worker started');
+}

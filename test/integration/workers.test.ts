@@ -1,0 +1,202 @@
+// The worker model (issue #18 item 1, src/app/workers): `workers: 2` runs the B2BUA in two
+// worker processes on the engine's wire port. Real SIPp on both sides, memory store.
+//   - a per-peer session limit stays exact across the workers (the store is the primary's),
+//     and the admitted calls are spread over both workers; /metrics sums the workers';
+//   - a worker killed with SIGKILL mid-call is replaced; its calls get BYE on both legs, its
+//     slots are freed at once; the other worker's calls go on;
+//   - with Redis, two nodes of two workers each share one exact pool-wide limit;
+//   - media anchored with a spawned rtpengine: one rtpengine, in the primary, for all workers.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePorts, heldCalls, readSippStats, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile } from '../helpers/procs.js';
+import { SIPP_INVITE_HEAD, SIPP_SDP_PCMU, sippAck, sippByeWithReason } from '../helpers/sipp-xml.js';
+import { startRedis } from '../helpers/redis.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+
+const PEER_IP = '127.0.0.2';
+const CORE_IP = '127.0.0.3';
+
+interface WorkerCall { id: string; worker: number; worker_pid: number }
+
+let uasPort: number;
+
+async function startNode(limit: number, o: { redisUrl?: string; nodeId?: string } = {}): Promise<{ pg: RunningPeergate; target: string }> {
+  const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
+  const pg = await startPeergate(twoSidedPolicy({
+    peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn', peer: { limits: { sessions: limit } },
+  }, {
+    media: { anchoring: false }, workers: 2, lifecycle: { drain_timeout_s: 0 },
+    ...(o.redisUrl ? { store: { redis: { url: o.redisUrl, on_failure: 'fail_closed' } } } : {}),
+  }), o.nodeId ? { env: { PEERGATE_NODE_ID: o.nodeId } } : {});
+  return { pg, target: `127.0.0.1:${peerPort}` };
+}
+
+async function calls(pg: RunningPeergate): Promise<WorkerCall[]> {
+  const r = await pg.admin('/admin/calls');
+  return ((await r.json()) as { calls: WorkerCall[] }).calls;
+}
+
+beforeAll(async () => {
+  [uasPort] = await freePorts(1) as [number];
+  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uasPort), '-t', 'u1']);
+}, 30_000);
+
+afterAll(async () => { await stopAll(); });
+
+describe('workers: 2', () => {
+  it('a per-peer session limit is exact across both workers, the calls spread over both, metrics sum', async () => {
+    const { pg, target } = await startNode(10);
+    try {
+      expect(await pg.metric('peergate_workers')).toBe(2);
+      // 20 held calls offered at once against a limit of 10 sessions.
+      const offered = heldCalls(target, PEER_IP, 20, 6000, 40);
+      const up = (await waitFor<WorkerCall[] | undefined>(async () => { const c = await calls(pg); return c.length === 10 ? c : undefined; }, 15_000, 100, '10 calls up'))!;
+      expect(new Set(up.map((c) => c.worker))).toEqual(new Set([0, 1]));
+      expect(new Set(up.map((c) => c.worker_pid)).size).toBe(2);
+      // /metrics is the sum of both workers' registries.
+      expect(await pg.metric('peergate_active_calls', { peer: 'carrier-a' })).toBe(10);
+      const r = await offered;
+      // Every one of the other 10 was refused by the limit (or, on a loaded machine, shed by
+      // the engine's overload control before reaching a worker).
+      const refusedOrShed = async () => (await pg.metric('peergate_refusals_total', { reason: 'limit_sessions' })) + (await pg.metric('peergate_shed_total'));
+      await waitFor(async () => (await refusedOrShed()) === 10, 3000, 100, '10 refusals counted')
+        .catch(async (e) => { console.log(r.output, (await pg.metrics()).split('\n').filter((l) => /^peergate_(refusals|calls_total|requests|responses|shed)/.test(l)).join('\n')); throw e; });
+      expect(r.successful).toBe(10);
+      expect(r.failed).toBe(10);
+      expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', result: 'caller_bye' })).toBe(10);
+      await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 5000, 100, 'calls ended');
+      // Slots were released through the primary's store: the next 10 are admitted again.
+      expect((await heldCalls(target, PEER_IP, 10, 200)).successful).toBe(10);
+      // Node-wide gauges are the node's, not a sum over processes.
+      expect(await pg.metric('peergate_session_limit', { peer: 'carrier-a' })).toBe(10);
+      expect(await pg.metric('peergate_engine_connected')).toBe(1);
+
+      // A reload reaches the workers: the limit drops to 3 for the next calls.
+      writeFileSync(pg.policyPath, readFileSync(pg.policyPath, 'utf8').replace('sessions: 10', 'sessions: 3'));
+      const reload = await pg.admin('/admin/reload', { method: 'POST' });
+      expect(reload.status).toBe(200);
+      await waitFor(async () => (await pg.metric('peergate_session_limit', { peer: 'carrier-a' })) === 3, 5000, 100, 'limit 3 in force');
+      // Each worker re-reads the file after the primary has applied it: give them a moment.
+      await waitFor(async () => {
+        const r = await heldCalls(target, PEER_IP, 6, 1000);
+        return r.successful === 3 && r.failed === 3;
+      }, 20_000, 200, '3 of 6 admitted after the reload');
+    } finally {
+      await pg.stop();
+    }
+    expect(pg.proc.child.exitCode).toBe(0);
+  }, 90_000);
+
+  it('a worker killed with SIGKILL is replaced; its calls get BYE and free their slots; the other worker\'s go on', async () => {
+    const LIMIT = 6;
+    const { pg, target } = await startNode(LIMIT);
+    const dir = scratchDir('sipp-workers-');
+    // A uac that, after the ACK, waits for the network's BYE and answers it: a call ended by
+    // peergate succeeds; one that gets no BYE within 25 s fails.
+    // A uac that, after the ACK, waits for the network's BYE and answers it: a call ended by
+    // peergate succeeds when the BYE's Reason says why (worker restarted, or the drain at the
+    // end); one that gets no BYE within 25 s fails.
+    const scenario = writeFile(dir, 'wait-bye.xml', `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="uac waiting for BYE">
+  <send retrans="500"><![CDATA[
+${SIPP_INVITE_HEAD}
+Content-Type: application/sdp
+Content-Length: [len]
+
+${SIPP_SDP_PCMU}
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+${sippAck()}
+${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
+</scenario>
+`);
+    const stat = join(dir, 'stat.csv');
+    const uac = startProcess('sipp', [target, '-sf', scenario, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', String(LIMIT), '-r', String(LIMIT), '-l', String(LIMIT),
+      '-nostdin', '-timeout', '40s', '-trace_stat', '-stf', stat, '-fd', '1'], { cwd: dir });
+    try {
+      const up = (await waitFor<WorkerCall[] | undefined>(async () => { const c = await calls(pg); return c.length === LIMIT ? c : undefined; }, 15_000, 100, 'calls up')
+        .catch((e: Error) => { throw new Error(`${e.message}\n${uac.output().slice(-2000)}\n${pg.proc.output().slice(-2000)}`); }))!;
+      const victim = up[0]!;
+      const onVictim = up.filter((c) => c.worker === victim.worker).length;
+      const survivors = up.filter((c) => c.worker !== victim.worker).map((c) => c.id).sort();
+      expect(onVictim).toBeGreaterThan(0);
+      expect(survivors.length).toBeGreaterThan(0);
+      expect(await pg.metric('peergate_engine_dialogs')).toBe(2 * LIMIT);
+
+      process.kill(victim.worker_pid, 'SIGKILL');
+      // The victim's calls got BYE: the uac answered them (successful), the engine dropped
+      // both dialogs of each, and the other worker's calls are untouched.
+      await waitFor(() => readSippStats(stat).successful === onVictim, 10_000, 200, 'BYE on the dead worker\'s calls');
+      await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 2 * survivors.length, 5000, 100, 'dialogs of the dead worker ended');
+      // Replaced: two workers again, the restart counted.
+      await waitFor(async () => (await pg.metric('peergate_workers')) === 2, 15_000, 100, 'replacement worker');
+      expect(await pg.metric('peergate_worker_restarts_total', { reason: 'SIGKILL' })).toBe(1);
+      expect((await calls(pg)).map((c) => c.id).sort()).toEqual(survivors);
+      expect(readSippStats(stat).failed).toBe(0);
+
+      // The dead worker's slots are free now: exactly LIMIT - survivors more calls are admitted.
+      const more = await heldCalls(target, PEER_IP, onVictim + 1, 1500);
+      expect(more.successful).toBe(onVictim);
+      expect(more.failed).toBe(1);
+
+      // The survivors are still up; a drain (drain_timeout_s: 0) ends them with BYE.
+      expect((await calls(pg)).map((c) => c.id).sort()).toEqual(survivors);
+      await pg.stop();
+      expect(pg.proc.child.exitCode).toBe(0);
+      await uac.exited;
+      expect(readSippStats(stat)).toEqual({ successful: LIMIT, failed: 0 });
+    } finally {
+      await uac.stop();
+      await pg.stop();
+    }
+  }, 120_000);
+
+  it('with Redis, two nodes of two workers each keep one pool-wide limit exact', async () => {
+    const redis = await startRedis();
+    const nodes = [await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-0' }), await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-1' })];
+    try {
+      // 8 held calls offered to each node (16) against one limit of 6 for the peer in the pool.
+      const runs = nodes.map((n) => heldCalls(n.target, PEER_IP, 8, 5000, 40));
+      const up = await waitFor(async () => {
+        const all = (await Promise.all(nodes.map((n) => calls(n.pg)))).flat();
+        return all.length === 6 ? all : undefined;
+      }, 15_000, 100, '6 calls up across the pool');
+      expect(up).toHaveLength(6);
+      const [a, b] = await Promise.all(runs);
+      expect(a!.successful + b!.successful).toBe(6);
+      expect(a!.failed + b!.failed).toBe(10);
+    } finally {
+      for (const n of nodes) await n.pg.stop();
+      await redis.stop();
+    }
+  }, 120_000);
+
+  it('media anchored: the workers use the one rtpengine the primary spawned', async () => {
+    const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
+    const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn' }, {
+      media: { anchoring: true, rtpengine: 'spawn', embedded: { port_min: 47000, port_max: 47999 } }, workers: 2,
+    }));
+    try {
+      // With anchoring on, a call that cannot reach rtpengine is refused (no_rtpengine).
+      const r = await heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, 4, 1000);
+      expect(r.successful).toBe(4);
+      expect(await pg.metric('peergate_refusals_total')).toBe(0);
+      expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(4);
+      // One rtpengine, the primary's child; the workers (its other children) spawn none.
+      const children = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      const exe = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const kids = children(pg.proc.pid);
+      expect(kids.filter((k) => exe(k).includes('rtpengine'))).toHaveLength(1);
+      const workers = kids.filter((k) => exe(k).includes('entry.'));
+      expect(workers).toHaveLength(2);
+      for (const w of workers) expect(children(w)).toEqual([]);
+    } finally {
+      await pg.stop();
+    }
+    expect(pg.proc.child.exitCode).toBe(0);
+  }, 90_000);
+});
