@@ -11,7 +11,7 @@ import { isValidNameAddr } from '../../sip/grammar/nameaddr.js';
 import { URI_INVALID, URI_WITH_HEADERS, checkUri } from '../../sip/grammar/uri.js';
 import { isValidVia } from '../../sip/grammar/via.js';
 import { MAX_REQUEST_CSEQ, parseCSeq } from '../../sip/grammar/cseq.js';
-import { controlCharIn, hasControlChar, hasControlCharBesideLineEnds } from '../../sip/grammar/text.js';
+import { controlCharIn, hasControlChar } from '../../sip/grammar/text.js';
 
 type Kind = 'request' | 'response' | 'unknown';
 type Failure = Extract<ParseResult, { ok: false }>;
@@ -131,17 +131,12 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   const headerError = collectHeaders(head, firstNl < 0 ? head.length : firstNl + 1, limits, headers);
   if (headerError !== null) return failure(kind, headerStatus, headerError, headers);
 
-  // Control characters (issue #17): one scan of the whole section. Values are slices of head
-  // (folding adds only SP), and a bare CR was refused above, so without a hit here no value or
-  // Reason-Phrase holds one and the per-value checks below are skipped.
-  const ctl = hasControlCharBesideLineEnds(head);
-
   // ---- start line (head[0..lineEnd): read in place, the ops are cheaper on head than on a slice)
   let msg: SipMessage;
   if (kind === 'response') {
     const r = parseStatusLine(head, lineEnd);
     if (typeof r === 'string') return failure('response', STATUS_BAD_REQUEST, r, headers);
-    if (ctl && hasControlChar(r.reason)) return failure('response', STATUS_BAD_REQUEST, 'control character in Reason-Phrase', headers);
+    if (hasControlChar(r.reason)) return failure('response', STATUS_BAD_REQUEST, 'control character in Reason-Phrase', headers);
     msg = { kind: 'response', status: r.status, reason: r.reason, headers, body: EMPTY };
   } else {
     const r = parseRequestLine(head, lineEnd, limits);
@@ -174,7 +169,7 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
       case 'call-id':
         if (callId >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple Call-ID header fields', headers);
         // (two indexOf calls cost less than one regex test here)
-        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0 || (ctl && hasControlChar(h.value)))
+        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0 || hasControlChar(h.value))
           return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
         callId = idx;
         break;
@@ -204,13 +199,13 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
         break;
       case 'date':
         // rfc1123-date is always in GMT (RFC 3261 §20.17, RFC 4475 §3.1.2.12)
-        if (!h.value.endsWith(' GMT') || (ctl && hasControlChar(h.value))) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
+        if (!h.value.endsWith(' GMT') || hasControlChar(h.value)) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
         break;
       default: {
         // Values no reader above validates: no control character but HTAB outside a quoted-pair
         // (RFC 3261 §25.1; Via, From, To, Contact, Route, Record-Route and the numbers refuse
         // them through their grammar, a bare CR was refused while collecting the lines).
-        const at = ctl ? controlCharIn(h.value) : -1;
+        const at = controlCharIn(h.value);
         if (at >= 0) return failure(mkind, STATUS_BAD_REQUEST, controlCharError(h.raw, h.value, at), headers);
       }
     }

@@ -13,20 +13,11 @@
  *  negated class is what irregexp scans fastest. */
 const CTL = /[^\t -~\u0080-\uffff]/;
 const CTL_G = new RegExp(CTL.source, 'g');
-/** The same class with CR and LF allowed: for a whole header section, whose lines end in them. */
-const CTL_BESIDE_LINE_ENDS = /[^\t\n\r -~\u0080-\uffff]/;
 
 /** Whether a header value holds a control character other than HTAB (quoted-pairs included:
  *  for deciding whether a value can be echoed as it is). */
 export function hasControlChar(value: string): boolean {
   return CTL.test(value);
-}
-
-/** Whether text holds a control character other than HTAB, CR and LF. One native scan of a
- *  whole header section: when it finds none, no value cut from that section (lines split at LF,
- *  bare CRs refused) holds one either, and the per-value checks can be skipped. */
-export function hasControlCharBesideLineEnds(text: string): boolean {
-  return CTL_BESIDE_LINE_ENDS.test(text);
 }
 
 /** Index of the first control character other than HTAB in a header value that is not the
