@@ -22,6 +22,16 @@ export const MAX_REQUEST_CSEQ = 0x7fff_ffff;
 export function parseCSeq(text: string, max: number = MAX_CSEQ): CSeq | null {
   if (typeof text !== 'string') return null;
   const s = text;
+  // The usual shape, `<at most 9 digits> SP <method>`, read in one pass; anything else below.
+  let d = 0;
+  let n = 0;
+  for (; d < s.length && d < 10; d++) {
+    const c = s.charCodeAt(d) - 48;
+    if (c < 0 || c > 9) break;
+    n = n * 10 + c;
+  }
+  if (d > 0 && d < 10 && n <= max && s.charCodeAt(d) === 32 && d + 1 < s.length && tokenEnd(s, d + 1, s.length) === s.length)
+    return { seq: n, method: s.slice(d + 1) };
   let end = s.length;
   while (end > 0 && isWsp(s.charCodeAt(end - 1))) end--;
   let i = skipWsp(s, 0, end);

@@ -156,13 +156,47 @@ export function headerParam(value: string, name: string): string | undefined {
 }
 
 /** The `tag` parameter of a From/To value (RFC 3261 §19.3): undefined when absent or empty
- *  (`tag = token`, so `;tag` and `;tag=` carry no tag). The one tag reader of the code base (transaction matching, dialogs,
- *  the SBE): runs on every message, so the usual name-addr skips straight past its last '>'. */
+ *  (`tag = token`, so `;tag` and `;tag=` carry no tag). The one tag reader of the code base
+ *  (transaction matching, dialogs, the SBE): runs on every message, so the usual name-addr skips
+ *  straight past its last '>' and the usual parameters are read by tagAfter. */
 export function getTag(value: string): string | undefined {
-  // Fast path: with no quoted string, the last '>' closes the URI (params hold tokens only).
-  if (value.indexOf('"') < 0) {
-    const gt = value.lastIndexOf('>');
-    if (gt >= 0) return paramValue(value, gt + 1, 'tag') || undefined;
+  // With no quoted string, the last '>' closes the URI (params hold tokens only); otherwise the
+  // span reader skips the quoted display name.
+  let from = -1;
+  if (value.indexOf('"') < 0) from = value.lastIndexOf('>');
+  return tagAfter(value, from >= 0 ? from + 1 : headerParamsStart(value));
+}
+
+/** `paramValue(s, from, 'tag') || undefined`: with no quoted string after `from` every ';' starts
+ *  a parameter, so they are found with indexOf and only names of three characters compared. */
+function tagAfter(s: string, from: number): string | undefined {
+  if (s.indexOf('"', from) >= 0) return paramValue(s, from, 'tag') || undefined;
+  const n = s.length;
+  for (let i = s.indexOf(';', from); i >= 0; i = s.indexOf(';', i)) {
+    i = skipWsp(s, i + 1, n);
+    const name = i;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c === 61 || c === 59 || c === 32 || c === 9) break; // '=' ';' SP HTAB
+      i++;
+    }
+    if (
+      i - name === 3 &&
+      (s.charCodeAt(name) | 0x20) === 0x74 && // t
+      (s.charCodeAt(name + 1) | 0x20) === 0x61 && // a
+      (s.charCodeAt(name + 2) | 0x20) === 0x67 // g
+    ) {
+      i = skipWsp(s, i, n);
+      if (s.charCodeAt(i) !== 61) return undefined; // valueless
+      const v = skipWsp(s, i + 1, n);
+      let e = v;
+      while (e < n) {
+        const c = s.charCodeAt(e);
+        if (c === 59 || c === 44 || c === 32 || c === 9) break; // ';' ',' SP HTAB
+        e++;
+      }
+      return e > v ? s.slice(v, e) : undefined;
+    }
   }
-  return paramValue(value, headerParamsStart(value), 'tag') || undefined;
+  return undefined;
 }

@@ -98,6 +98,32 @@ export function parseParams(s: string, i: number, end: number, out: Map<string, 
   }
 }
 
+/** parseParams for s[i..] that PARAMS_RE matches to the end (no whitespace; quoted values
+ *  without quoted-pairs, so the next '"' closes them): the same entries, found with indexOf. */
+export function plainParams(s: string, i: number, out: Map<string, string>): void {
+  const n = s.length;
+  while (i < n) {
+    // s[i] === ';'
+    let j = i + 1;
+    while (j < n) {
+      const c = s.charCodeAt(j);
+      if (c === 61 || c === 59) break; // '=' or ';'
+      j++;
+    }
+    const name = s.slice(i + 1, j).toLowerCase();
+    if (j < n && s.charCodeAt(j) === 61) {
+      const v = j + 1;
+      if (s.charCodeAt(v) === 34) j = s.indexOf('"', v + 1) + 1;
+      else {
+        j = s.indexOf(';', v);
+        if (j < 0) j = n;
+      }
+      out.set(name, s.slice(v, j));
+    } else out.set(name, '');
+    i = j;
+  }
+}
+
 /** `;k=v;k2` for a parameter map (values written as stored). */
 export function formatParams(params: Map<string, string>): string {
   let s = '';

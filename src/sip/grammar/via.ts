@@ -1,7 +1,7 @@
 // Via header values (RFC 3261 §20.42, §25.1 via-parm; RFC 3581 rport).
 import type { Via } from './types.js';
 import { HOST_CHARS_RE, PORT_RE, isWsp, parseDigits, skipWsp, tokenEnd } from './chars.js';
-import { PARAMS_RE, formatParams, paramValue, parseParams } from './params.js';
+import { PARAMS_RE, formatParams, paramValue, parseParams, plainParams } from './params.js';
 import { isHost } from './uri.js';
 
 // Out-parameters of scanVia (no result object on the hot path; an object, not module `let`s,
@@ -72,7 +72,19 @@ export function isValidVia(text: string): boolean {
 export function parseVia(text: string): Via | null {
   if (typeof text !== 'string') return null;
   const params = new Map<string, string>();
-  if (!scanVia(text, params)) return null;
+  if (VIA_FAST.test(text)) {
+    // The usual shape: its one SP ends the transport, the first ';' after it the sent-by.
+    const sp = text.indexOf(' ', 8);
+    let semi = text.indexOf(';', sp + 1);
+    if (semi < 0) semi = text.length;
+    const colon = text.indexOf(':', sp + 1);
+    st.tFrom = 8;
+    st.tTo = sp;
+    st.hFrom = sp + 1;
+    st.hTo = colon >= 0 && colon < semi ? colon : semi;
+    st.port = st.hTo < semi ? parseDigits(text, st.hTo + 1, semi, 65535) : -1;
+    plainParams(text, semi, params);
+  } else if (!scanVia(text, params)) return null;
   const via: Via = { transport: text.slice(st.tFrom, st.tTo).toUpperCase(), host: text.slice(st.hFrom, st.hTo), params };
   if (st.port >= 0) via.port = st.port;
   return via;
