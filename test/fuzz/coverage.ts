@@ -11,7 +11,8 @@
 // - A *block* is a source range V8 reports (function body, branch, loop body...), keyed by
 //   script URL and offsets. V8 leaves out a block whose count equals its parent's, so a block's
 //   count in a take is that of the innermost reported range containing it; blocks are learnt as
-//   they are first reported and kept for the whole run.
+//   they are first reported and kept for the whole run. (So a block that has only ever run
+//   exactly as often as its parent is counted as part of it until V8 first reports it apart.)
 // - A *feature* is a block in an AFL-style hit-count bucket (1, 2, 3, 4–7, 8–15, 16–31,
 //   32–127, 128+) for one input. Counts of a batch are sums, so a batch only tells whether it
 //   reached a block never reached before; the fuzzer then replays its inputs one at a time (one
