@@ -1,12 +1,12 @@
 // Run the fuzz targets:
 //   npx tsx test/fuzz/run.ts [--mode guided|plain|observed] [--runs N] [--seconds S] [--seed N]
-//                            [--corpus-out DIR] [target …]
+//                            [--corpus-out DIR] [--corpus-in DIR] [--files] [target …]
 // Modes (docs/fuzzing.md): `guided` (default) keeps inputs that reach new V8 blocks or hit-count
 // buckets; `plain` is the mutation fuzzer with behaviour feedback only (fastest: the long runs);
 // `observed` is `plain` with coverage measured but not used, to compare the two fairly.
 // Default: every target, 1,000,000 inputs each. Findings are written to
 // test/fuzz/findings/<target>-<n>.bin (git-ignored) and make the exit status 1.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fuzz } from './engine.js';
@@ -20,6 +20,7 @@ const { values, positionals } = parseArgs({
     seconds: { type: 'string' },
     seed: { type: 'string', default: '1' },
     'corpus-out': { type: 'string' },
+    'corpus-in': { type: 'string' },
     files: { type: 'boolean', default: false },
   },
 });
@@ -34,7 +35,13 @@ let failed = false;
 for (const name of names) {
   const make = TARGETS[name];
   if (!make) { console.error(`unknown target ${name}; known: ${Object.keys(TARGETS).join(', ')}`); process.exit(2); }
-  const t = make();
+  const made = make();
+  // --corpus-in DIR: DIR/<target>/* join the seeds (resume from a saved corpus, or measure its
+  // coverage with `--mode observed --runs 0`).
+  const inDir = values['corpus-in'] ? join(values['corpus-in'], name) : undefined;
+  const t = inDir && existsSync(inDir)
+    ? { ...made, seeds: [...made.seeds, ...readdirSync(inDir).sort().map((f) => readFileSync(join(inDir, f)))] }
+    : made;
   const cpu0 = process.cpuUsage();
   const r = fuzz(t, {
     runs: Number(values.runs), seed: Number(values.seed), root: REPO_ROOT,
