@@ -1,14 +1,17 @@
 // A bounded, seeded mutation fuzzer for peergate's parsers (issue #17.6).
 //
 // Why not jazzer.js: @jazzer.js/core 4.0.0's only Linux x64 prebuild needs GLIBC 2.38 (Debian 12
-// has 2.36: "GLIBC_2.38' not found (required by …/fuzzer-linux-x64.node)"), and building it
-// (or 2.1.0, which has no prebuild) needs libFuzzer sources from github.com. See docs/fuzzing.md.
+// has 2.36), and 1.x/2.x download their native part from github.com or build it from libFuzzer
+// sources there. See docs/fuzzing.md.
 //
-// So this is not coverage-guided. It is feedback-guided on behaviour: an input whose outcome
-// signature (the target's own summary: error text, output shape) was never seen before joins the
-// corpus and is mutated further, which steers the search toward new paths in the code the way
-// new error messages mark them. Every input is checked against the target's invariants.
-// Deterministic: (seed, runs) replays exactly.
+// Feedback, by mode: with `coverage` (guided, the default of run.ts and the CI smoke run) an input
+// joins the corpus when it reaches a V8 block or hit-count bucket never seen (./coverage.ts);
+// inputs run in batches between coverage takes, and a batch that reached a new block is halved
+// to find which input did. Without it (plain) an input joins when its outcome signature (the
+// target's own summary: error text, output shape) is new. Every input is checked against the
+// target's invariants. Deterministic: (seed, runs, mode) replays exactly — except that guided
+// batch sizes follow measured timings, so a guided run is reproducible in its inputs only with
+// a fixed `batch`.
 import { rng } from '../helpers/message-fuzz.js';
 import type { BlockCoverage, CoverageSummary } from './coverage.js';
 

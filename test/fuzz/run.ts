@@ -1,6 +1,6 @@
 // Run the fuzz targets:
 //   npx tsx test/fuzz/run.ts [--mode guided|plain|observed] [--runs N] [--seconds S] [--seed N]
-//                            [--corpus-out DIR] [--corpus-in DIR] [--files] [target …]
+//                            [--corpus-out DIR] [--corpus-in DIR] [--batch N] [--files] [target …]
 // Modes (docs/fuzzing.md): `guided` (default) keeps inputs that reach new V8 blocks or hit-count
 // buckets; `plain` is the mutation fuzzer with behaviour feedback only (fastest: the long runs);
 // `observed` is `plain` with coverage measured but not used, to compare the two fairly.
@@ -22,6 +22,7 @@ const { values, positionals } = parseArgs({
     'corpus-out': { type: 'string' },
     'corpus-in': { type: 'string' },
     files: { type: 'boolean', default: false },
+    batch: { type: 'string' },
   },
 });
 const mode = values.mode;
@@ -47,6 +48,7 @@ for (const name of names) {
     runs: Number(values.runs), seed: Number(values.seed), root: REPO_ROOT,
     ...(mode !== 'plain' ? { coverage: coverageOf(t), guided: mode === 'guided' } : {}),
     ...(values.seconds ? { maxMs: Number(values.seconds) * 1000 } : {}),
+    ...(values.batch ? { batch: Number(values.batch) } : {}),
   });
   const cpu = process.cpuUsage(cpu0);
   const c = r.coverage;
