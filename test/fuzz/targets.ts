@@ -27,6 +27,7 @@ const PARSE_STATUSES = new Set([400, 413, 414, 494, 505, 513]);
 export function sipParserTarget(): FuzzTarget {
   return {
     name: 'sip-parser',
+    sources: ['src/engine/message/', 'src/sip/'],
     seeds: [...seedsOf('sip-parser'), ...loadTorture('valid').values(), ...loadTorture('invalid').values()],
     dictionary: ['INVITE ', ' SIP/2.0\r\n', 'SIP/2.0 200 OK\r\n', 'Via: SIP/2.0/UDP ', ';branch=z9hG4bK', 'Content-Length: ', 'Call-ID: ',
       'CSeq: 1 INVITE\r\n', 'From: <sip:a@b>;tag=1\r\n', 'To: ', 'Contact: ', 'v: ', 'l: ', 'm: ', 'sips:', 'tel:', '[::1]', '%00', '\r\n\r\n', '\r\n ', '"\\"'],
@@ -58,6 +59,7 @@ export function sipParserTarget(): FuzzTarget {
 export function framingTarget(): FuzzTarget {
   return {
     name: 'wire-framing',
+    sources: ['src/engine/wire/'],
     seeds: seedsOf('wire-framing'),
     dictionary: ['#', '0#', '99999#', '100000#', '\r\n', '|', 'sip|', 'response|', 'authenticate|', '€'],
     run(input) {
@@ -89,6 +91,7 @@ export function sdpTarget(): FuzzTarget {
   let n = 0;
   return {
     name: 'sdp',
+    sources: ['src/sbc/media/sdp.ts', 'src/sbc/media/sdp-topology.ts'],
     seeds: seedsOf('sdp'),
     dictionary: ['v=0\r\n', 'o=', 's=', 'i=', 'u=', 'e=', 'p=', 'c=IN IP4 ', 'c=IN IP6 ', 'm=audio ', ' RTP/AVP ', ' UDP/TLS/RTP/SAVPF ', 'a=crypto:1 ', 'a=tool:', 't=0 0\r\n', '\n', '\r\n', '65536', '/2'],
     run(input) {
@@ -125,6 +128,7 @@ export function sdpTarget(): FuzzTarget {
 export function policyTarget(): FuzzTarget {
   return {
     name: 'policy',
+    sources: ['src/'], // the loader, the schema and every area's sub-schema and refinements
     seeds: seedsOf('policy'),
     dictionary: ['peers:\n', '  - id: ', 'listen:\n', 'routes:\n', 'core:\n', 'media:\n', ': ', '- ', '&a ', '*a', '!!binary ', '{', '}', '[', ']', '<<: *a\n', '0x10', '.inf', '~', '"\\u0000"', '\t'],
     run(input) {
@@ -145,6 +149,7 @@ export function policyTarget(): FuzzTarget {
 export function identityTarget(): FuzzTarget {
   return {
     name: 'identity',
+    sources: ['src/sbc/identity/'],
     seeds: seedsOf('identity'),
     dictionary: ['.', '..', ';info=<', '>', ';alg=ES256', ';ppt=shaken', '"', ',', 'eyJ', '=', '+', '/', 'tel:+1', ';user=phone'],
     run(input) {
