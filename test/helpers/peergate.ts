@@ -102,3 +102,8 @@ export async function startTwoSided(coreTarget: string, extra: Record<string, un
   const pg = await startPeergate(twoSidedPolicy({ logLevel: 'error', ...o, peerPort, corePort, opsPort, coreTarget }, extra));
   return { pg, target: `127.0.0.1:${peerPort}`, peerPort };
 }
+
+/** startTwoSided without media anchoring, log level warn, peer `carrier-a` at `peerIp` (target `sip:<peerIp>:5060`): for signalling-only tests. */
+export function startSignallingTwoSided(coreTarget: string, peerIp: string): ReturnType<typeof startTwoSided> {
+  return startTwoSided(coreTarget, { media: { anchoring: false } }, { logLevel: 'warn', peerIp, peer: { targets: [`sip:${peerIp}:5060`] } });
+}

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, createConnection } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -85,6 +85,19 @@ export function startProcess(cmd: string, args: string[], opts: { cwd?: string; 
 /** Stop every process this test file started and has not stopped yet. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...started].map((p) => p.stop()));
+}
+
+/** PIDs of a process's children (e.g. the embedded rtpengine a peergate node started). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
 }
 
 /** Poll `check` until it returns truthy or `timeoutMs` passes (bounded loop). */

@@ -1,6 +1,7 @@
 // Test PKI made with the openssl command line (ECDSA P-256, 30 days): CAs, server/client
 // certificates signed by them, self-signed "rogue" certificates, and CRLs (openssl ca).
 import { execFileSync } from 'node:child_process';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchDir } from './procs.js';
@@ -101,4 +102,61 @@ export function makePki(dir = scratchDir('pki-')): TestPki {
   const untrusted = issueCert(otherCa, 'stranger');
   const rogue = selfSigned(dir, 'rogue');
   return { dir, ca, server, client, otherCa, untrusted, rogue };
+}
+
+/**
+ * A SIP UA on one TLS connection to 127.0.0.1:`port` (SNI localhost): `request` writes a whole
+ * message and resolves with the next final response read on the connection, or rejects after
+ * 8 s or when the connection closes. Requests toward the UA get 200 when `answerRequests`
+ * (the in-dialog requests a peer would answer), else are ignored.
+ */
+export class TlsSipUa {
+  private buf = '';
+  private waiters: Array<(m: string) => void> = [];
+  readonly closed: Promise<void>;
+  private constructor(readonly sock: TLSSocket, private readonly answerRequests: boolean) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      for (;;) {
+        const end = this.buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const len = Number(/^Content-Length:\s*(\d+)/im.exec(this.buf.slice(0, end))?.[1] ?? 0);
+        if (this.buf.length < end + 4 + len) return;
+        const msg = this.buf.slice(0, end + 4 + len);
+        this.buf = this.buf.slice(end + 4 + len);
+        if (/^SIP\/2\.0 1\d\d/.test(msg)) continue;
+        if (!msg.startsWith('SIP/2.0')) { if (this.answerRequests) this.answer(msg); continue; }
+        this.waiters.shift()?.(msg);
+      }
+    });
+    this.closed = new Promise((r) => sock.once('close', () => r()));
+    sock.on('error', () => undefined);
+  }
+
+  /** Resolves once the client side of the handshake is done (TLS 1.3: the server may still refuse the certificate). */
+  static open(port: number, client: TestCert, ca: TestCa, o: { answerRequests?: boolean } = {}): Promise<TlsSipUa> {
+    return new Promise((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, key: client.key, cert: client.cert, ca: ca.cert, servername: 'localhost' },
+        () => resolve(new TlsSipUa(s, o.answerRequests ?? true)));
+      s.once('error', reject);
+    });
+  }
+
+  get local(): string { return `127.0.0.1:${this.sock.localPort}`; }
+
+  private answer(req: string): void {
+    const hdr = (n: string) => new RegExp(`^${n}:.*$`, 'im').exec(req)?.[0] ?? '';
+    this.sock.write(`SIP/2.0 200 OK\r\n${hdr('Via')}\r\n${hdr('From')}\r\n${hdr('To')}\r\n${hdr('Call-ID')}\r\n${hdr('CSeq')}\r\nContent-Length: 0\r\n\r\n`);
+  }
+
+  request(text: string): Promise<string> {
+    const got = new Promise<string>((resolve, reject) => {
+      this.waiters.push(resolve);
+      const t = setTimeout(() => reject(new Error('no final response')), 8000);
+      void this.closed.then(() => { clearTimeout(t); reject(new Error('connection closed')); });
+    });
+    this.sock.write(text);
+    return got;
+  }
 }

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
 import { freePorts, stopAll } from '../helpers/procs.js';
-import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
+import { startSignallingTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 
 const PEER_IP = '127.0.0.2';
 const STRANGER_IP = '127.0.0.9';
@@ -16,9 +16,7 @@ let peerSip: number;
 beforeAll(async () => {
   const [core] = await freePorts(1) as [number];
   // Nothing listens at the core target: no request of these tests may get that far.
-  ({ pg, peerPort: peerSip } = await startTwoSided(`sip:127.0.0.3:${core}`, {
-    media: { anchoring: false },
-  }, { logLevel: 'warn', peerIp: PEER_IP, peer: { targets: [`sip:${PEER_IP}:5060`] } }));
+  ({ pg, peerPort: peerSip } = await startSignallingTwoSided(`sip:127.0.0.3:${core}`, PEER_IP));
 }, 60_000);
 
 afterAll(async () => {

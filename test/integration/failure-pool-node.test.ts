@@ -7,7 +7,7 @@
 // node restarted with the same node id drops whatever it still held at once and takes calls.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { RedisStore } from '../../src/store/redis.js';
 
@@ -25,20 +25,10 @@ const sipPorts: number[] = [];
 async function startNode(i: number, ttlS = TTL_S): Promise<RunningPeergate> {
   const [peer, core, ops] = await freePorts(3) as [number, number, number];
   sipPorts[i] = peer;
-  return startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: core },
-    ],
-    core: { targets: [`sip:${CORE_IP}:${uasPort}`] },
-    store: { redis: { url: redis.url, on_failure: 'fail_closed', timeout_ms: 200 } },
-    limits: { session_ttl_s: ttlS },
-    media: { anchoring: false },
-    ops: { port: ops },
-    log: { level: 'warn' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: LIMIT } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  }, { env: { PEERGATE_NODE_ID: `pool-fail-${i}` } });
+  return startPeergate(twoSidedPolicy(
+    { peerPort: peer, corePort: core, coreTarget: `sip:${CORE_IP}:${uasPort}`, opsPort: ops, logLevel: 'warn', peerIp: PEER_IP, peer: { limits: { sessions: LIMIT } } },
+    { store: { redis: { url: redis.url, on_failure: 'fail_closed', timeout_ms: 200 } }, limits: { session_ttl_s: ttlS }, media: { anchoring: false } },
+  ), { env: { PEERGATE_NODE_ID: `pool-fail-${i}` } });
 }
 
 const uacArgs = (node: number, n: number, holdMs: number) =>

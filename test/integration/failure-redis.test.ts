@@ -7,7 +7,7 @@
 // (session_ttl_s / 3); once the calls end no slot is left and the full limit is admitted.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { RedisStore } from '../../src/store/redis.js';
 
@@ -31,20 +31,10 @@ beforeAll(async () => {
   const [uas, peer, core, ops] = await freePorts(4) as [number, number, number, number];
   sipPort = peer;
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uas), '-t', 'u1']);
-  node = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: core },
-    ],
-    core: { targets: [`sip:${CORE_IP}:${uas}`] },
-    store: { redis: { url: redis.url, timeout_ms: 200 } },
-    limits: { session_ttl_s: TTL_S },
-    media: { anchoring: false },
-    ops: { port: ops },
-    log: { level: 'warn' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: LIMIT } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  }, { env: { PEERGATE_NODE_ID: 'redis-fail-0' } });
+  node = await startPeergate(twoSidedPolicy(
+    { peerPort: peer, corePort: core, coreTarget: `sip:${CORE_IP}:${uas}`, opsPort: ops, logLevel: 'warn', peerIp: PEER_IP, peer: { limits: { sessions: LIMIT } } },
+    { store: { redis: { url: redis.url, timeout_ms: 200 } }, limits: { session_ttl_s: TTL_S }, media: { anchoring: false } },
+  ), { env: { PEERGATE_NODE_ID: 'redis-fail-0' } });
 }, 60_000);
 
 afterAll(async () => {

@@ -4,9 +4,8 @@
 // no session stays stuck (active calls, engine dialogs, session slots back to 0) and, once
 // rtpengine is back, calls are admitted up to the full session limit again.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readdirSync, readFileSync } from 'node:fs';
-import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { childPids, freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 
 const PEER_IP = '127.0.0.2';
@@ -24,18 +23,10 @@ beforeAll(async () => {
   const [uas, peer, core, ops] = await freePorts(4) as [number, number, number, number];
   sipPort = peer;
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uas), '-t', 'u1']);
-  node = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: core },
-    ],
-    core: { targets: [`sip:${CORE_IP}:${uas}`] },
-    media: { rtpengine: [{ address: rtp.address }], timeout_ms: 500, health_interval_ms: 200, retry_after_s: 3 },
-    ops: { port: ops },
-    log: { level: 'warn' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: LIMIT } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  });
+  node = await startPeergate(twoSidedPolicy(
+    { peerPort: peer, corePort: core, coreTarget: `sip:${CORE_IP}:${uas}`, opsPort: ops, logLevel: 'warn', peerIp: PEER_IP, peer: { limits: { sessions: LIMIT } } },
+    { media: { rtpengine: [{ address: rtp.address }], timeout_ms: 500, health_interval_ms: 200, retry_after_s: 3 } },
+  ));
 }, 60_000);
 
 afterAll(async () => {
@@ -85,36 +76,16 @@ describe('rtpengine killed mid-call', () => {
   }, 60_000);
 });
 
-/** PIDs of a process's children (the embedded rtpengine a node started). */
-function childPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 describe('peergate killed with its embedded rtpengine', () => {
   it('the embedded rtpengine does not outlive peergate (no orphan holding the ports)', async () => {
     const [peer, core, ops, ng] = await freePorts(4) as [number, number, number, number];
     const base = 20000 + 2 * Math.floor(Math.random() * 19000);
-    const pg = await startPeergate({
-      listen: [
-        { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peer },
-        { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: core },
-      ],
-      core: { targets: ['sip:127.0.0.3:5060'] },
-      media: { rtpengine: 'spawn', embedded: { port_min: base, port_max: base + 19, ng_port: ng } },
-      ops: { port: ops },
-      log: { level: 'warn' },
-      peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] } }],
-      routes: [{ from: 'peers', to: 'core' }],
-    });
+    const pg = await startPeergate(twoSidedPolicy(
+      { peerPort: peer, corePort: core, coreTarget: 'sip:127.0.0.3:5060', opsPort: ops, logLevel: 'warn', peerIp: PEER_IP },
+      { media: { rtpengine: 'spawn', embedded: { port_min: base, port_max: base + 19, ng_port: ng } } },
+    ));
     const kids = childPids(pg.proc.pid);
     expect(kids.length).toBeGreaterThanOrEqual(1);
     pg.proc.child.kill('SIGKILL');

@@ -4,7 +4,6 @@
 // apply at once; a listener change is reported "restart needed"; a broken file is refused
 // with file:line and key and the running policy stays.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { createSocket } from 'node:dgram';
 import { execFile, execFileSync } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
@@ -12,7 +11,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
-import { makePki, issueCert, makeCrl, type TestPki, type TestCert } from '../helpers/tls.js';
+import { makePki, issueCert, makeCrl, TlsSipUa, type TestPki, type TestCert } from '../helpers/tls.js';
 
 const UDP_PEER_IP = '127.0.0.2';
 const CORE_IP = '127.0.0.3';
@@ -61,56 +60,7 @@ function servedSubject(client: TestCert = pki.client): Promise<string> {
   });
 }
 
-/** A SIP UA on one TLS connection: sends requests, returns the final responses it reads. */
-class TlsUa {
-  private buf = '';
-  private waiters: Array<(m: string) => void> = [];
-  readonly closed: Promise<void>;
-  private constructor(readonly sock: TLSSocket) {
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      for (;;) {
-        const end = this.buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const len = Number(/^Content-Length:\s*(\d+)/im.exec(this.buf.slice(0, end))?.[1] ?? 0);
-        if (this.buf.length < end + 4 + len) return;
-        const msg = this.buf.slice(0, end + 4 + len);
-        this.buf = this.buf.slice(end + 4 + len);
-        if (/^SIP\/2\.0 1\d\d/.test(msg)) continue;
-        if (!msg.startsWith('SIP/2.0')) { this.answer(msg); continue; }
-        this.waiters.shift()?.(msg);
-      }
-    });
-    this.closed = new Promise((r) => sock.once('close', () => r()));
-    sock.on('error', () => undefined);
-  }
-
-  static open(client: TestCert): Promise<TlsUa> {
-    return new Promise((resolve, reject) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: p.tls, key: client.key, cert: client.cert, ca: pki.ca.cert, servername: 'localhost' }, () => resolve(new TlsUa(s)));
-      s.once('error', reject);
-    });
-  }
-
-  get local(): string { return `127.0.0.1:${this.sock.localPort}`; }
-
-  /** In-dialog requests toward us (none expected here) get 200. */
-  private answer(req: string): void {
-    const hdr = (n: string) => new RegExp(`^${n}:.*$`, 'im').exec(req)?.[0] ?? '';
-    this.sock.write(`SIP/2.0 200 OK\r\n${hdr('Via')}\r\n${hdr('From')}\r\n${hdr('To')}\r\n${hdr('Call-ID')}\r\n${hdr('CSeq')}\r\nContent-Length: 0\r\n\r\n`);
-  }
-
-  request(text: string, expectAnswer = true): Promise<string> {
-    const got = expectAnswer ? new Promise<string>((resolve, reject) => {
-      this.waiters.push(resolve);
-      setTimeout(() => reject(new Error('no final response')), 8000);
-      void this.closed.then(() => reject(new Error('connection closed')));
-    }) : Promise.resolve('');
-    this.sock.write(text);
-    return got;
-  }
-}
+const openUa = (client: TestCert) => TlsSipUa.open(p.tls, client, pki.ca);
 
 /** The Contact URI of a response (name-addr or bare addr-spec). */
 function contactOf(msg: string): string {
@@ -142,7 +92,7 @@ describe('reload of TLS material', () => {
   it('a new certificate is served after SIGHUP while an established TLS dialog goes on', async () => {
     expect(await servedSubject()).toMatch(/CN ?= ?server\.sbc\.test/);
     // A call over TLS: INVITE … 200 … ACK on one connection.
-    const ua = await TlsUa.open(pki.client);
+    const ua = await openUa(pki.client);
     const callId = `tls-${Math.random()}`;
     const from = `From: <sip:+15550001@client.sbc.test>;tag=tlsa`;
     const ok = await ua.request([
@@ -176,14 +126,14 @@ describe('reload of TLS material', () => {
     writeFileSync(files.crl, makeCrl(pki.ca, [pki.client]));
     await waitFor(async () => (await pg.metric('peergate_tls_reloads_total', { result: 'ok' })) > reloadsBefore, 5000, 50, 'CRL reload on file change');
     // The revoked client's connection is closed without an answer to its OPTIONS.
-    const revoked = await TlsUa.open(pki.client).catch(() => undefined);
+    const revoked = await openUa(pki.client).catch(() => undefined);
     if (revoked) {
       const answer = revoked.request(`OPTIONS sip:127.0.0.1:${p.tls} SIP/2.0\r\nVia: SIP/2.0/TLS ${revoked.local};branch=${branch()}\r\nMax-Forwards: 70\r\nFrom: <sip:a@client.sbc.test>;tag=o1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: opt-${Math.random()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`);
       await expect(answer).rejects.toThrow();
       await revoked.closed;
     }
     await waitFor(async () => (await pg.metric('peergate_tls_handshakes_total', { result: 'failed' })) > failedBefore, 5000, 50, 'handshake counted as failed');
-    const other = await TlsUa.open(client2);
+    const other = await openUa(client2);
     const r = await other.request(`OPTIONS sip:127.0.0.1:${p.tls} SIP/2.0\r\nVia: SIP/2.0/TLS ${other.local};branch=${branch()}\r\nMax-Forwards: 70\r\nFrom: <sip:a@client.sbc.test>;tag=o2\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: opt-${Math.random()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`);
     expect(r).toMatch(/^SIP\/2\.0 200/);
     other.sock.end();
@@ -199,17 +149,17 @@ describe('reload of TLS material', () => {
     // The log line is written asynchronously (pino): wait for it rather than race it.
     await waitFor(() => pg.proc.output().includes('CRL is past its nextUpdate'), 5000, 50, 'stale CRL log line');
     // stale_crl: refuse (default) — OpenSSL refuses every client of that CA.
-    const options = (ua: TlsUa, tag: string) => ua.request(`OPTIONS sip:127.0.0.1:${p.tls} SIP/2.0\r\nVia: SIP/2.0/TLS ${ua.local};branch=${branch()}\r\nMax-Forwards: 70\r\nFrom: <sip:a@client.sbc.test>;tag=${tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: opt-${Math.random()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`);
-    const refusedUa = await TlsUa.open(client2).catch(() => undefined);
+    const options = (ua: TlsSipUa, tag: string) => ua.request(`OPTIONS sip:127.0.0.1:${p.tls} SIP/2.0\r\nVia: SIP/2.0/TLS ${ua.local};branch=${branch()}\r\nMax-Forwards: 70\r\nFrom: <sip:a@client.sbc.test>;tag=${tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: opt-${Math.random()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`);
+    const refusedUa = await openUa(client2).catch(() => undefined);
     if (refusedUa) await expect(options(refusedUa, 's1')).rejects.toThrow();
     // stale_crl: serve — the unrevoked client is served, the one the stale CRL lists is not.
     policyObj = policy((x) => { x.tls.stale_crl = 'serve'; });
     writePolicy(policyObj);
     expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
-    const served = await TlsUa.open(client2);
+    const served = await openUa(client2);
     expect(await options(served, 's2')).toMatch(/^SIP\/2\.0 200/);
     served.sock.end();
-    const revokedUa = await TlsUa.open(pki.client).catch(() => undefined);
+    const revokedUa = await openUa(pki.client).catch(() => undefined);
     if (revokedUa) await expect(options(revokedUa, 's3')).rejects.toThrow();
     // A fresh CRL clears it.
     writeFileSync(files.crl, makeCrl(pki.ca));

@@ -3,9 +3,8 @@
 // node that dies releases its sessions within the expiry time, and Redis outages follow
 // the policy without hanging call setup.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
-import { freePorts, heldCalls, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { childPids, freePorts, heldCalls, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -38,19 +37,6 @@ async function startNode(i: number, onFailure: 'fail_open' | 'fail_closed' = 'fa
     peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: LIMIT, cps: CPS, burst: BURST } }],
     routes: [{ from: 'peers', to: 'core' }],
   }, { env: { PEERGATE_NODE_ID: `node-${i}` } });
-}
-
-/** PIDs of a process's children (the embedded rtpengine a node started). */
-function childPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
 }
 
 const calls = (node: number, n: number, holdMs: number) => heldCalls(`127.0.0.1:${sipPorts[node]}`, PEER_IP, n, holdMs);

@@ -7,14 +7,13 @@
 // new handshakes of that CA's clients are refused while an established connection is served;
 // with stale_crl: serve they are accepted, except the certificates the stale CRL lists.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
-import { makePki, issueCert, makeCrl, type TestPki, type TestCert } from '../helpers/tls.js';
+import { makePki, issueCert, makeCrl, TlsSipUa, type TestPki, type TestCert } from '../helpers/tls.js';
 
 const CORE_IP = '127.0.0.3';
 let pg: RunningPeergate;
@@ -42,61 +41,17 @@ const asn1Time = (ms: number) => new Date(ms).toISOString().replace(/[-:T]/g, ''
 
 const branch = () => `z9hG4bK-${Math.random().toString(36).slice(2)}`;
 
-/** A SIP UA on one TLS connection: sends requests, returns the final responses it reads. */
-class TlsUa {
-  private buf = '';
-  private waiters: Array<(m: string) => void> = [];
-  readonly closed: Promise<void>;
-  private constructor(readonly sock: TLSSocket) {
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      for (;;) {
-        const end = this.buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const len = Number(/^Content-Length:\s*(\d+)/im.exec(this.buf.slice(0, end))?.[1] ?? 0);
-        if (this.buf.length < end + 4 + len) return;
-        const msg = this.buf.slice(0, end + 4 + len);
-        this.buf = this.buf.slice(end + 4 + len);
-        if (msg.startsWith('SIP/2.0') && !/^SIP\/2\.0 1\d\d/.test(msg)) this.waiters.shift()?.(msg);
-      }
-    });
-    this.closed = new Promise((r) => sock.once('close', () => r()));
-    sock.on('error', () => undefined);
-  }
-
-  /** Resolves once the client side of the handshake is done (TLS 1.3: the server may still refuse the certificate). */
-  static open(client: TestCert): Promise<TlsUa> {
-    return new Promise((resolve, reject) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: p.tls, key: client.key, cert: client.cert, ca: pki.ca.cert, servername: 'localhost' }, () => resolve(new TlsUa(s)));
-      s.once('error', reject);
-    });
-  }
-
-  get local(): string { return `127.0.0.1:${this.sock.localPort}`; }
-
-  request(lines: string[]): Promise<string> {
-    const got = new Promise<string>((resolve, reject) => {
-      this.waiters.push(resolve);
-      const t = setTimeout(() => reject(new Error('no final response')), 8000);
-      void this.closed.then(() => { clearTimeout(t); reject(new Error('connection closed')); });
-    });
-    this.sock.write([...lines, 'Content-Length: 0', '', ''].join('\r\n'));
-    return got;
-  }
-
-  options(): Promise<string> {
-    return this.request([`OPTIONS sip:127.0.0.1:${p.tls} SIP/2.0`, `Via: SIP/2.0/TLS ${this.local};branch=${branch()}`, 'Max-Forwards: 70',
-      `From: <sip:a@client.sbc.test>;tag=o${Math.random().toString(36).slice(2, 8)}`, 'To: <sip:b@127.0.0.1>', `Call-ID: opt-${Math.random()}`, 'CSeq: 1 OPTIONS']);
-  }
-}
+const openUa = (client: TestCert) => TlsSipUa.open(p.tls, client, pki.ca, { answerRequests: false });
+const request = (ua: TlsSipUa, lines: string[]) => ua.request([...lines, 'Content-Length: 0', '', ''].join('\r\n'));
+const options = (ua: TlsSipUa) => request(ua, [`OPTIONS sip:127.0.0.1:${p.tls} SIP/2.0`, `Via: SIP/2.0/TLS ${ua.local};branch=${branch()}`, 'Max-Forwards: 70',
+  `From: <sip:a@client.sbc.test>;tag=o${Math.random().toString(36).slice(2, 8)}`, 'To: <sip:b@127.0.0.1>', `Call-ID: opt-${Math.random()}`, 'CSeq: 1 OPTIONS']);
 
 /** A new TLS connection of `client` is refused: the handshake fails, or the server closes it unanswered. */
 async function refused(client: TestCert): Promise<void> {
   const failedBefore = await pg.metric('peergate_tls_handshakes_total', { result: 'failed' });
-  const ua = await TlsUa.open(client).catch(() => undefined);
+  const ua = await openUa(client).catch(() => undefined);
   if (ua) {
-    await expect(ua.options()).rejects.toThrow('connection closed');
+    await expect(options(ua)).rejects.toThrow('connection closed');
   }
   await waitFor(async () => (await pg.metric('peergate_tls_handshakes_total', { result: 'failed' })) > failedBefore, 5000, 50, 'handshake counted as failed');
 }
@@ -132,10 +87,10 @@ afterAll(async () => { await pg?.stop(); await stopAll(); });
 describe('CRL recheck (tls.recheck_s)', () => {
   it('a CRL swapped on disk without signal or file event is applied within the recheck; the revoked client\'s established dialog goes on', async () => {
     // A call over TLS from the client about to be revoked: INVITE … 200 … ACK on one connection.
-    const ua = await TlsUa.open(pki.client);
+    const ua = await openUa(pki.client);
     const callId = `crl-${Math.random()}`;
     const from = 'From: <sip:+15550001@client.sbc.test>;tag=crla';
-    const ok = await ua.request([`INVITE sip:+15551230000@127.0.0.1:${p.tls};transport=tls SIP/2.0`, `Via: SIP/2.0/TLS ${ua.local};branch=${branch()}`,
+    const ok = await request(ua, [`INVITE sip:+15551230000@127.0.0.1:${p.tls};transport=tls SIP/2.0`, `Via: SIP/2.0/TLS ${ua.local};branch=${branch()}`,
       'Max-Forwards: 70', from, 'To: <sip:+15551230000@127.0.0.1>', `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sips:caller@${ua.local};transport=tls>`]);
     expect(ok).toMatch(/^SIP\/2\.0 200/);
     const to = /^To:.*$/im.exec(ok)![0];
@@ -154,12 +109,12 @@ describe('CRL recheck (tls.recheck_s)', () => {
     expect(pg.proc.output()).not.toContain('"msg":"policy reloaded"');
 
     await refused(pki.client);
-    const other = await TlsUa.open(client2);
-    expect(await other.options()).toMatch(/^SIP\/2\.0 200/);
+    const other = await openUa(client2);
+    expect(await options(other)).toMatch(/^SIP\/2\.0 200/);
     other.sock.end();
 
     // The revoked client's established connection and its dialog are untouched.
-    const bye = await ua.request([`BYE ${contact} SIP/2.0`, `Via: SIP/2.0/TLS ${ua.local};branch=${branch()}`, 'Max-Forwards: 70', from, to, `Call-ID: ${callId}`, 'CSeq: 2 BYE']);
+    const bye = await request(ua, [`BYE ${contact} SIP/2.0`, `Via: SIP/2.0/TLS ${ua.local};branch=${branch()}`, 'Max-Forwards: 70', from, to, `Call-ID: ${callId}`, 'CSeq: 2 BYE']);
     expect(bye).toMatch(/^SIP\/2\.0 200/);
     await waitFor(async () => (await pg.metric('peergate_active_calls', { peer: 'carrier-tls' })) === 0, 5000, 50, 'TLS call ended');
     ua.sock.end();
@@ -176,8 +131,8 @@ describe('CRL recheck (tls.recheck_s)', () => {
     const staleLogsBefore = pg.proc.output().split('CRL is past its nextUpdate').length;
 
     // Fresh for now: client2 is served, and keeps this connection.
-    const established = await TlsUa.open(client2);
-    expect(await established.options()).toMatch(/^SIP\/2\.0 200/);
+    const established = await openUa(client2);
+    expect(await options(established)).toMatch(/^SIP\/2\.0 200/);
     expect(Date.now()).toBeLessThan(nextUpdate);
 
     // The recheck (not a load) flips the metric once nextUpdate has passed.
@@ -188,15 +143,15 @@ describe('CRL recheck (tls.recheck_s)', () => {
     // stale_crl: refuse (the default): OpenSSL refuses new handshakes of this CA's clients.
     await refused(client2);
     // The connection made before is served.
-    expect(await established.options()).toMatch(/^SIP\/2\.0 200/);
+    expect(await options(established)).toMatch(/^SIP\/2\.0 200/);
     established.sock.end();
 
     // stale_crl: serve: the same stale CRL now lets client2 in and still refuses the client it lists.
     const serve = { ...policyObj, tls: { ...policyObj.tls, stale_crl: 'serve' }, ops: { ...policyObj.ops, admin_token: pg.adminToken } };
     writeFileSync(pg.policyPath, stringify(serve));
     expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
-    const served = await TlsUa.open(client2);
-    expect(await served.options()).toMatch(/^SIP\/2\.0 200/);
+    const served = await openUa(client2);
+    expect(await options(served)).toMatch(/^SIP\/2\.0 200/);
     served.sock.end();
     await refused(pki.client);
     expect(await pg.metric('peergate_tls_crl_stale', { file: crlPath })).toBe(1);
@@ -204,8 +159,8 @@ describe('CRL recheck (tls.recheck_s)', () => {
     // A fresh CRL found by the recheck clears the flag.
     publishCrl(makeCrl(pki.ca));
     await waitFor(async () => (await pg.metric('peergate_tls_crl_stale', { file: crlPath })) === 0, 6000, 50, 'stale flag cleared');
-    const again = await TlsUa.open(client2);
-    expect(await again.options()).toMatch(/^SIP\/2\.0 200/);
+    const again = await openUa(client2);
+    expect(await options(again)).toMatch(/^SIP\/2\.0 200/);
     again.sock.end();
   }, 60_000);
 });

@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, writeFile } from '../helpers/procs.js';
-import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
+import { startSignallingTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 import { sippAck, SIPP_FROM_E164 } from '../helpers/sipp-xml.js';
 
 const PEER_IP = '127.0.0.2';
@@ -59,9 +59,7 @@ beforeAll(async () => {
   const [coreUas] = await freePorts(1) as [number];
   coreUasDir = scratchDir('validate-core-');
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
-  ({ pg, target } = await startTwoSided(`sip:${CORE_IP}:${coreUas}`, {
-    media: { anchoring: false },
-  }, { logLevel: 'warn', peerIp: PEER_IP, peer: { targets: [`sip:${PEER_IP}:5060`] } }));
+  ({ pg, target } = await startSignallingTwoSided(`sip:${CORE_IP}:${coreUas}`, PEER_IP));
 }, 60_000);
 
 afterAll(async () => {
