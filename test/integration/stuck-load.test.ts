@@ -2,9 +2,7 @@
 // SIPp uac → `peergate start` → SIPp uas, INVITE…ACK…BYE with no hold time (the reporter's
 // policy of bench/b2bua.bench.ts), in three variants: no media with the memory store, media
 // anchored on a real rtpengine, and the store in Redis. Counts are read from /metrics, from
-// rtpengine over ng and from Redis itself. The three variants run concurrently, their loads one
-// at a time (LOAD_TURN) and their waits for RFC 3261 timers overlapping: the suite's slowest file
-// no longer waits out Timer J three times.
+// rtpengine over ng and from Redis itself.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { freePorts, runSipp, startSipp, stopAll, waitFor, type Proc } from '../helpers/procs.js';
 import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
@@ -18,29 +16,16 @@ const TOTAL = RATE * SECONDS;
 
 let uasPort: number;
 let uas: Proc;
-let rtp: TestRtpengine;
-let redis: TestRedis;
 
 beforeAll(async () => {
   [uasPort] = await freePorts(1) as [number];
   uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
-  [rtp, redis] = await Promise.all([startRtpengine({ portSpan: 8000 }), startRedis()]);
-}, 60_000);
+});
 
 afterAll(async () => {
   await uas?.stop();
-  await rtp?.stop();
-  await redis?.stop();
   await stopAll();
 });
-
-/** One load at a time (the rate is what a loaded CI machine keeps up with); waits overlap. */
-let LOAD_TURN: Promise<unknown> = Promise.resolve();
-function inTurn<T>(f: () => Promise<T>): Promise<T> {
-  const mine = LOAD_TURN.then(f);
-  LOAD_TURN = mine.catch(() => undefined);
-  return mine;
-}
 
 function node(extra: Record<string, unknown>): Promise<{ pg: RunningPeergate; target: string }> {
   return startTwoSided(`sip:127.0.0.3:${uasPort}`, {
@@ -53,8 +38,8 @@ const COUNTS = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_en
 
 /** Run the load, then wait (bounded: Timer M/L are 32 s) for every count to be zero. */
 async function loadThenDrain(pg: RunningPeergate, target: string, others: () => Promise<Record<string, number>> = async () => ({})): Promise<Record<string, number>> {
-  const r = await inTurn(() => runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-r', String(RATE), '-m', String(TOTAL), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: SECONDS * 4 + 20 }));
+  const r = await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
+    '-r', String(RATE), '-m', String(TOTAL), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: SECONDS * 4 + 20 });
   expect(r.successful).toBe(TOTAL);
   expect(r.failed).toBe(0);
   let last: Record<string, number> = {};
@@ -75,37 +60,49 @@ async function loadThenDrain(pg: RunningPeergate, target: string, others: () => 
   return last;
 }
 
-describe.concurrent('no session outlives its call (issue #16.1)', () => {
+describe('no session outlives its call (issue #16.1)', () => {
   it(`no media, memory store: ${TOTAL} calls at ${RATE}/s leave nothing behind`, async () => {
     const { pg, target } = await node({ media: { anchoring: false } });
     try {
       await loadThenDrain(pg, target);
     } finally { await pg.stop(); }
-  }, 150_000);
+  }, 90_000);
 
-  it(`media anchored on rtpengine: ${TOTAL} calls at ${RATE}/s leave no rtpengine session`, async () => {
-    const { pg, target } = await node({ media: { anchoring: true, rtpengine: [{ address: rtp.address }] } });
-    try {
-      await loadThenDrain(pg, target, async () => ({ rtpengine_calls: (await rtp.calls()).length }));
-      expect(await pg.metric('peergate_media_calls_total')).toBeGreaterThan(0);
-    } finally { await pg.stop(); }
-  }, 150_000);
+  describe('media anchored on rtpengine', () => {
+    let rtp: TestRtpengine;
+    beforeAll(async () => { rtp = await startRtpengine({ portSpan: 8000 }); });
+    afterAll(async () => { await rtp?.stop(); });
 
-  it(`store in Redis: ${TOTAL} calls at ${RATE}/s leave no session entry in Redis`, async () => {
-    const { pg, target } = await node({ media: { anchoring: false }, store: { redis: { url: redis.url, on_failure: 'fail_closed' } } });
-    const { Redis } = await import('ioredis');
-    const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    await client.connect();
-    try {
-      const entries = async () => ({
-        redis_global_scope: await client.zcard('peergate:{s}:scope:global'),
-        redis_peer_scope: await client.zcard('peergate:{s}:scope:peer:carrier-a'),
-        redis_session_keys: (await client.keys('peergate:{s}:sid:*')).length,
-      });
-      await loadThenDrain(pg, target, entries);
-    } finally {
-      client.disconnect();
-      await pg.stop();
-    }
-  }, 150_000);
+    it(`${TOTAL} calls at ${RATE}/s leave no rtpengine session`, async () => {
+      const { pg, target } = await node({ media: { anchoring: true, rtpengine: [{ address: rtp.address }] } });
+      try {
+        await loadThenDrain(pg, target, async () => ({ rtpengine_calls: (await rtp.calls()).length }));
+        expect(await pg.metric('peergate_media_calls_total')).toBeGreaterThan(0);
+      } finally { await pg.stop(); }
+    }, 90_000);
+  });
+
+  describe('store in Redis', () => {
+    let redis: TestRedis;
+    beforeAll(async () => { redis = await startRedis(); });
+    afterAll(async () => { await redis?.stop(); });
+
+    it(`${TOTAL} calls at ${RATE}/s leave no session entry in Redis`, async () => {
+      const { pg, target } = await node({ media: { anchoring: false }, store: { redis: { url: redis.url, on_failure: 'fail_closed' } } });
+      const { Redis } = await import('ioredis');
+      const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await client.connect();
+      try {
+        const entries = async () => ({
+          redis_global_scope: await client.zcard('peergate:{s}:scope:global'),
+          redis_peer_scope: await client.zcard('peergate:{s}:scope:peer:carrier-a'),
+          redis_session_keys: (await client.keys('peergate:{s}:sid:*')).length,
+        });
+        await loadThenDrain(pg, target, entries);
+      } finally {
+        client.disconnect();
+        await pg.stop();
+      }
+    }, 90_000);
+  });
 });
