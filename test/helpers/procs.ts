@@ -8,16 +8,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** A port free on 127.0.0.1 for both UDP and TCP at the time of the call. */
+// Ports come from below the kernel's ephemeral range (32768–60999 here) and below the
+// rtpengine helpers' media ranges (20000+): a port the OS handed out as "free" (listen on 0) is
+// an ephemeral port, which any process's next outgoing socket may take before the test binds it
+// (a pool test lost a node to EADDRINUSE that way: another node's wire connection had it).
+// Each vitest fork walks its own slice, from a random start, so parallel files do not collide.
+const PORT_FLOOR = 10_000;
+const SLICE = 2_500;
+const slice = (Number(process.env.VITEST_POOL_ID ?? 1) - 1) % 4;
+let nextPort = Math.floor(Math.random() * SLICE);
+
+/** A TCP and UDP port on 127.0.0.1 that nothing holds right now. */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_FLOOR + slice * SLICE + (nextPort++ % SLICE);
+    const tcpFree = await new Promise<boolean>((resolve) => {
       const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
+    if (!tcpFree) continue;
     const udpFree = await new Promise<boolean>((resolve) => {
       const u = createSocket('udp4');
       u.once('error', () => resolve(false));
