@@ -33,9 +33,8 @@
 import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc, type SippResult } from '../test/helpers/procs.js';
+import { cpuSeconds, freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc, type SippResult } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../src/pki/files.js';
@@ -68,7 +67,6 @@ const TRIES = Number(values.tries);
 const HERE = join(import.meta.dirname, 'compare');
 const UAC_XML = join(HERE, 'uac.xml');
 const UAS_XML = join(HERE, 'uas.xml');
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 /** Limits high enough never to refuse the bench's calls: both systems pay for the checks. */
 const LIMIT_CPS = 100_000;
 const LIMIT_SESSIONS = 100_000;
@@ -102,9 +100,7 @@ function cpuByPid(root: number): Map<number, number> {
   const m = new Map<number, number>();
   for (const pid of processTree(root)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      m.set(pid, (Number(f[11]) + Number(f[12])) / CLK_TCK);
+      m.set(pid, cpuSeconds(pid).total);
     } catch { /* exited meanwhile */ }
   }
   return m;

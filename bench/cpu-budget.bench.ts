@@ -25,11 +25,10 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { startEngine } from '../src/engine/engine.js';
-import { freePort, freePorts, scratchDir, startProcess, startSipp, stopAll, sweepRates, waitFor, writeFile, type Proc } from '../test/helpers/procs.js';
+import { cpuSeconds, freePort, freePorts, scratchDir, startProcess, startSipp, stopAll, sweepRates, waitFor, writeFile, type Proc } from '../test/helpers/procs.js';
 
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '300,600,900' }, seconds: { type: 'string', default: '10' },
@@ -46,15 +45,13 @@ const PAIRS = Number(values.pairs);
 const CONCURRENCY = values.concurrency ? Number(values.concurrency) : undefined;
 const SECONDS = Number(values.seconds);
 const ROOT = join(import.meta.dirname, '..');
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const CORES = availableParallelism();
 
 /** User+system CPU seconds of a running process (/proc/<pid>/stat fields 14 and 15), and the
  *  system (kernel) part alone. */
 function cpuOf(pid: number): { total: number; kernel: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { total: (Number(f[11]) + Number(f[12])) / CLK_TCK, kernel: Number(f[12]) / CLK_TCK };
+  const c = cpuSeconds(pid);
+  return { total: c.total, kernel: c.system };
 }
 
 /** Run CALLS calls through `target`; returns the uac's own CPU seconds (bash `times`) and the outcome. */

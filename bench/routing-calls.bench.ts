@@ -6,9 +6,8 @@
 // `--cpu-rate` also measures each node's CPU per call at one fixed rate, `--pairs` times.
 //
 //   npx tsx bench/routing-calls.bench.ts [--rates 200,400,500,600,700,800] [--seconds 5] [--cpu-rate 300] [--pairs 3]
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js';
+import { cpuSeconds, freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startDns } from '../test/helpers/dns.js';
 
@@ -21,12 +20,8 @@ const SECONDS = Number(values.seconds);
 const CPU_RATE = Number(values['cpu-rate']);
 const PAIRS = Number(values.pairs);
 
-/** User + system CPU of a process so far, in ms (clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
+/** User + system CPU of a process so far, in ms. */
+const cpuMs = (pid: number): number => cpuSeconds(pid).total * 1000;
 
 /** One step: `rate` calls/s for SECONDS through `target`; ok when all answered and it kept up. */
 async function step(target: string, rate: number, pid: number): Promise<{ ok: boolean; line: string; cpuPerCall: number }> {

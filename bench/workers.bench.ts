@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js';
+import { cpuSeconds, freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../test/helpers/peergate.js';
 
 const { values } = parseArgs({ options: { max: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' }, workers: { type: 'string', default: '1,2' } } });
@@ -22,11 +22,7 @@ const RATES = [100, 200, 400, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000].filt
 const TICK = 100; // USER_HZ on Linux
 
 /** utime + stime of a process, in clock ticks. */
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
+const cpuTicks = (pid: number): number => Math.round(cpuSeconds(pid).total * TICK);
 
 /** The primary and its worker processes (its children running node). */
 function processes(primary: number): { name: string; pid: number }[] {

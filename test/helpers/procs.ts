@@ -38,6 +38,16 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port found');
 }
 
+/** User and system CPU of a running process so far, in seconds (/proc/<pid>/stat fields 14
+ *  and 15, in USER_HZ = 100 ticks a second); throws when the process is gone. */
+export function cpuSeconds(pid: number): { user: number; system: number; total: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const user = Number(f[11]) / 100;
+  const system = Number(f[12]) / 100;
+  return { user, system, total: user + system };
+}
+
 /** `count` distinct free ports. */
 export async function freePorts(count: number): Promise<number[]> {
   const out = new Set<number>();
