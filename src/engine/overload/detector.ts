@@ -2,11 +2,14 @@
 //
 // Contract: the gate feeds one Sample per probe tick (event-loop lag of that tick, INVITEs the
 // app has not answered yet, live transactions, dialogs). Every `intervalMs` the detector decides:
-//   overloaded  some signal is above its high mark   -> loss += stepPercent (capped at maxLossPercent)
+//   overloaded  some signal is above its high mark   -> loss += stepPercent (capped at maxLossPercent),
+//               but from loss 0 only after `onsetIntervals` overloaded intervals in a row
 //   calm        every signal is below its low mark   -> loss halves (below 5 it drops to 0)
 //   otherwise   hold (hysteresis: the band between low and high marks changes nothing)
 // Lag is averaged over the interval so one GC pause does not shed calls; the counts are the
-// last sample. Halving on the way down is what lets it recover within a few intervals.
+// last sample. The onset run keeps a lone long stall (a cold start's first calls compiling, a
+// major GC: 200 ms on an idle machine at 100 calls/s) from refusing calls a healthy node can
+// carry; a real overload keeps every interval over the mark and is caught one run later. Halving on the way down is what lets it recover within a few intervals.
 // The reason is the first signal over its high mark (priority: lag, pending, transactions, dialogs).
 
 export const SHED_REASONS = ['event_loop_lag', 'pending_setups', 'transactions', 'dialogs'] as const;
@@ -24,6 +27,8 @@ export interface OverloadThresholds {
   maxDialogs: number;
   /** Control period (ms), shedding increase per overloaded period, and its ceiling. */
   intervalMs: number;
+  /** Overloaded intervals in a row before shedding starts from loss 0. */
+  onsetIntervals: number;
   stepPercent: number;
   maxLossPercent: number;
 }
@@ -32,7 +37,7 @@ export const DEFAULT_THRESHOLDS: Readonly<OverloadThresholds> = Object.freeze({
   lagHighMs: 50, lagLowMs: 15,
   pendingHigh: 2000, pendingLow: 1000,
   maxTransactions: 300_000, maxDialogs: 0,
-  intervalMs: 100, stepPercent: 20, maxLossPercent: 100,
+  intervalMs: 100, onsetIntervals: 3, stepPercent: 20, maxLossPercent: 100,
 });
 
 export interface Sample { lagMs: number; pending: number; transactions: number; dialogs: number }
@@ -45,9 +50,12 @@ export class OverloadDetector {
   private lagN = 0;
   private last: Sample = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0 };
   private periodStart: number | undefined = undefined;
+  /** Overloaded intervals in a row so far. */
+  private overRun = 0;
 
   constructor(t: OverloadThresholds) {
     if (!(t.lagLowMs <= t.lagHighMs) || !(t.pendingLow <= t.pendingHigh)) throw new Error('overload: each low mark must not exceed its high mark');
+    if (!(Number.isInteger(t.onsetIntervals) && t.onsetIntervals >= 1)) throw new Error('overload: onsetIntervals must be a whole number ≥ 1');
     if (!(t.intervalMs > 0) || !(t.stepPercent > 0) || !(t.maxLossPercent > 0 && t.maxLossPercent <= 100)) throw new Error('overload: interval, step and max loss must be positive (max loss ≤ 100)');
     this.t = { ...t };
   }
@@ -73,9 +81,12 @@ export class OverloadDetector {
     this.last = { ...s, lagMs: lag };
     const before = this.lossPct;
     const over = this.over(lag, s);
+    this.overRun = over === undefined ? 0 : this.overRun + 1;
     if (over !== undefined) {
-      this.why = over;
-      this.lossPct = Math.min(this.t.maxLossPercent, this.lossPct + this.t.stepPercent);
+      if (this.lossPct > 0 || this.overRun >= this.t.onsetIntervals) {
+        this.why = over;
+        this.lossPct = Math.min(this.t.maxLossPercent, this.lossPct + this.t.stepPercent);
+      }
     } else if (this.calm(lag, s)) {
       const half = Math.floor(this.lossPct / 2);
       this.lossPct = half < 5 ? 0 : half;

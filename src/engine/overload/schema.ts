@@ -22,6 +22,8 @@ export const OverloadSchema = z.strictObject({
   max_dialogs: count.default(D.maxDialogs),
   /** Control period, increase of the refused share per overloaded period (%), its ceiling (%). */
   interval_ms: ms(60_000).default(D.intervalMs),
+  /** Overloaded periods in a row before shedding starts (a lone stall is not overload). */
+  onset_intervals: z.number().int().min(1).max(100).default(D.onsetIntervals),
   step_percent: z.number().int().min(1).max(100).default(D.stepPercent),
   max_loss_percent: z.number().int().min(1).max(100).default(D.maxLossPercent),
   /** Retry-After of the 503 (s); 0 leaves it out. Keep it short: a proxy may avoid us that long (RFC 3263). */
@@ -38,7 +40,7 @@ export function overloadOptions(p: OverloadPolicy): OverloadOptions | undefined 
   if (!p.enabled) return undefined;
   return {
     lagHighMs: p.lag_high_ms, lagLowMs: p.lag_low_ms, pendingHigh: p.pending_high, pendingLow: p.pending_low,
-    maxTransactions: p.max_transactions, maxDialogs: p.max_dialogs, intervalMs: p.interval_ms,
+    maxTransactions: p.max_transactions, maxDialogs: p.max_dialogs, intervalMs: p.interval_ms, onsetIntervals: p.onset_intervals,
     stepPercent: p.step_percent, maxLossPercent: p.max_loss_percent, retryAfterS: p.retry_after_s, ocValidityMs: p.oc_validity_ms,
   };
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS, LossThrottle, OverloadDetector } from '../../../src/engine/overload/index.js';
 
-const T = { ...DEFAULT_THRESHOLDS, lagHighMs: 50, lagLowMs: 15, pendingHigh: 100, pendingLow: 50, maxTransactions: 1000, maxDialogs: 0, intervalMs: 100, stepPercent: 20, maxLossPercent: 100 };
+const T = { ...DEFAULT_THRESHOLDS, lagHighMs: 50, lagLowMs: 15, pendingHigh: 100, pendingLow: 50, maxTransactions: 1000, maxDialogs: 0, intervalMs: 100, onsetIntervals: 1, stepPercent: 20, maxLossPercent: 100 };
 const calm = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0 };
 
 /** Feed `n` ticks of 20 ms with `s` starting at `t0`; returns the time after. */
@@ -27,6 +27,32 @@ describe('overload detector', () => {
     for (let i = 0; i < 7; i++) { t = ticks(d, t, 5, { ...calm, lagMs: 80 }); seen.push(d.loss); }
     expect(seen).toEqual([20, 40, 60, 80, 100, 100, 100]);
     expect(d.reason).toBe('event_loop_lag');
+  });
+
+  it('onset: from loss 0, shedding starts only after onsetIntervals overloaded intervals in a row', () => {
+    const d = new OverloadDetector({ ...T, onsetIntervals: 3 });
+    let t = ticks(d, 0, 1, calm);
+    // A lone 200 ms stall: one interval whose mean lag is far over the mark, then calm.
+    t = ticks(d, t, 1, { ...calm, lagMs: 200 });
+    t = ticks(d, t, 4, { ...calm, lagMs: 200 });
+    expect(d.loss).toBe(0);
+    t = ticks(d, t, 5, { ...calm, lagMs: 5 });
+    // Two over, one calm, two over: never three in a row.
+    for (const lag of [80, 80, 5, 80, 80, 5]) t = ticks(d, t, 5, { ...calm, lagMs: lag });
+    expect(d.loss).toBe(0);
+    // Sustained: the third interval in a row starts shedding, the next ones step up at once.
+    const seen: number[] = [];
+    for (let i = 0; i < 5; i++) { t = ticks(d, t, 5, { ...calm, lagMs: 80 }); seen.push(d.loss); }
+    expect(seen).toEqual([0, 0, 20, 40, 60]);
+    // While shedding, a band interval (15–50 ms) holds; one over interval steps up again at once.
+    t = ticks(d, t, 5, { ...calm, lagMs: 30 });
+    t = ticks(d, t, 5, { ...calm, lagMs: 80 });
+    expect(d.loss).toBe(80);
+  });
+
+  it('onsetIntervals must be a whole number of at least 1', () => {
+    expect(() => new OverloadDetector({ ...T, onsetIntervals: 0 })).toThrow(/onsetIntervals/);
+    expect(() => new OverloadDetector({ ...T, onsetIntervals: 1.5 })).toThrow(/onsetIntervals/);
   });
 
   it('one GC-like stall inside an interval is averaged away', () => {

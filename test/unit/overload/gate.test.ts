@@ -25,7 +25,7 @@ function harness(opts: OverloadOptions = {}) {
     wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b),
     transport: { send: (_t: SendTarget, bytes: Buffer): Promise<SendResult> => { sent.push(bytes.toString('utf8')); return Promise.resolve({ ok: true, local: LOCAL, bytes: bytes.length }); } },
   });
-  const gate = new OverloadGate(clock, { transactions: () => core.stats().serverTransactions, dialogs: () => core.dialogs.size }, { probeMs: 20, intervalMs: 100, ...opts });
+  const gate = new OverloadGate(clock, { transactions: () => core.stats().serverTransactions, dialogs: () => core.dialogs.size }, { probeMs: 20, intervalMs: 100, onsetIntervals: 1, ...opts });
   wire.setAdmission(gate as never);
   const feed = (text: string) => core.onPacket({ data: Buffer.from(text), source: PEER, local: LOCAL });
   const fromApp = (txnId: string, sip: string) => core.onSip(app, ['m', 'sip', txnId, ''], sip);
