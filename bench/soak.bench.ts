@@ -27,7 +27,7 @@ import { startRedis, type TestRedis } from '../test/helpers/redis.js';
 const { values, positionals } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '250' }, every: { type: 'string', default: '10' },
   media: { type: 'boolean', default: false }, redis: { type: 'boolean', default: false },
-  heap: { type: 'boolean', default: false }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
+  heap: { type: 'boolean', default: false }, capture: { type: 'string' }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
 }, allowPositionals: true });
 const MINUTES = Number(values.minutes);
 const RATE = Number(values.rate);
@@ -56,6 +56,10 @@ async function main(): Promise<number> {
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
     routes: [{ from: 'peers', to: 'core' }],
   }, values.heap ? { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } } : {});
+  // --capture DIR: every SIP packet to and from peergate's two listeners as a pcap (dumpcap on
+  // lo), to read what happened to a call left behind.
+  const capture = values.capture ? startProcess('dumpcap', ['-q', '-i', 'lo', '-f', `udp port ${peerPort} or udp port ${corePort}`,
+    '-w', join(values.capture, 'soak.pcapng')]) : undefined;
   const snapshots: Record<string, HeapCensus> = {};
   const snapshot = async (label: string) => {
     const before = new Set(heapFiles(pg.dir));
@@ -129,6 +133,8 @@ async function main(): Promise<number> {
   const results = text.split('\n').filter((l) => l.startsWith('peergate_calls_total{')).map((l) => l.replace(/^peergate_calls_total/, '')).join('\n  ');
   console.log(`# calls_total:\n  ${results}`);
   console.log(left.length === 0 ? '# every count back to zero' : `# NOT back to zero: ${left.join(', ')}`);
+  if (left.length > 0) console.log(`# calls still up (/admin/calls): ${await pg.admin('/admin/calls').then((r) => r.text(), (e: unknown) => String(e))}`);
+  await capture?.stop();
   if (values.heap) {
     await snapshot('idle');
     if (snapshots.start && snapshots.end) printGrowth('plateau start → end', snapshots.start, snapshots.end);
