@@ -1,7 +1,8 @@
 // Overload detection and the shedding fraction (the control law behind RFC 7339's "loss" value).
 //
 // Contract: the gate feeds one Sample per probe tick (event-loop lag of that tick, INVITEs the
-// app has not answered yet, live transactions, dialogs). Every `intervalMs` the detector decides:
+// app has not answered yet, live transactions, dialogs, how full the UDP listeners' kernel
+// receive queues are and the datagrams the kernel dropped since the last sample). Every `intervalMs` the detector decides:
 //   overloaded  some signal is above its high mark   -> loss += stepPercent (capped at maxLossPercent),
 //               but from loss 0 only after `onsetIntervals` overloaded intervals in a row
 //   calm        every signal is below its low mark   -> loss halves (below 5 it drops to 0)
@@ -9,10 +10,14 @@
 // Lag is averaged over the interval so one GC pause does not shed calls; the counts are the
 // last sample. The onset run keeps a lone long stall (a cold start's first calls compiling, a
 // major GC: 200 ms on an idle machine at 100 calls/s) from refusing calls a healthy node can
-// carry; a real overload keeps every interval over the mark and is caught one run later. Halving on the way down is what lets it recover within a few intervals.
-// The reason is the first signal over its high mark (priority: lag, pending, transactions, dialogs).
+// carry; a real overload keeps every interval over the mark and is caught one run later.
+// The onset applies to lag only: a filling receive queue or a kernel drop is backlog already
+// (datagrams waiting unseen, ACKs and BYEs lost with INVITEs) and counts at once. A queue above
+// its mark counts only while it is not shrinking (the loss already drains it). Halving on the way down is what lets it recover within a few intervals.
+// The reason is the first signal over its high mark (priority: receive queue, pending,
+// transactions, dialogs, lag).
 
-export const SHED_REASONS = ['event_loop_lag', 'pending_setups', 'transactions', 'dialogs'] as const;
+export const SHED_REASONS = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs'] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
 
 export interface OverloadThresholds {
@@ -22,6 +27,10 @@ export interface OverloadThresholds {
   /** INVITEs handed to an app without a response from it yet (the app's backlog). */
   pendingHigh: number;
   pendingLow: number;
+  /** Share (0–1) of the UDP listeners' kernel receive buffers in use that means overload, and
+   *  the calm mark; any datagram the kernel drops in an interval is overload too. 0: not a signal. */
+  queueHigh: number;
+  queueLow: number;
   /** Live transactions / dialogs; 0 disables the signal. Calm below 90 % of the mark. */
   maxTransactions: number;
   maxDialogs: number;
@@ -35,12 +44,17 @@ export interface OverloadThresholds {
 
 export const DEFAULT_THRESHOLDS: Readonly<OverloadThresholds> = Object.freeze({
   lagHighMs: 50, lagLowMs: 15,
+  queueHigh: 0.25, queueLow: 0.05,
   pendingHigh: 2000, pendingLow: 1000,
   maxTransactions: 300_000, maxDialogs: 0,
   intervalMs: 100, onsetIntervals: 3, stepPercent: 20, maxLossPercent: 100,
 });
 
-export interface Sample { lagMs: number; pending: number; transactions: number; dialogs: number }
+export interface Sample {
+  lagMs: number; pending: number; transactions: number; dialogs: number;
+  /** Receive-queue share in use (0–1) and kernel drops since the previous sample; 0 when unknown. */
+  queueFill: number; drops: number;
+}
 
 export class OverloadDetector {
   private readonly t: OverloadThresholds;
@@ -48,13 +62,16 @@ export class OverloadDetector {
   private why: ShedReason | undefined = undefined;
   private lagSum = 0;
   private lagN = 0;
-  private last: Sample = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0 };
+  private dropSum = 0;
+  /** Receive-queue share at the end of the previous interval (its trend). */
+  private prevFill = 0;
+  private last: Sample = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0, queueFill: 0, drops: 0 };
   private periodStart: number | undefined = undefined;
   /** Overloaded intervals in a row so far. */
   private overRun = 0;
 
   constructor(t: OverloadThresholds) {
-    if (!(t.lagLowMs <= t.lagHighMs) || !(t.pendingLow <= t.pendingHigh)) throw new Error('overload: each low mark must not exceed its high mark');
+    if (!(t.lagLowMs <= t.lagHighMs) || !(t.pendingLow <= t.pendingHigh) || !(t.queueLow <= t.queueHigh)) throw new Error('overload: each low mark must not exceed its high mark');
     if (!(Number.isInteger(t.onsetIntervals) && t.onsetIntervals >= 1)) throw new Error('overload: onsetIntervals must be a whole number ≥ 1');
     if (!(t.intervalMs > 0) || !(t.stepPercent > 0) || !(t.maxLossPercent > 0 && t.maxLossPercent <= 100)) throw new Error('overload: interval, step and max loss must be positive (max loss ≤ 100)');
     this.t = { ...t };
@@ -65,47 +82,55 @@ export class OverloadDetector {
   /** Why shedding is on (the signal that last pushed it up); undefined when loss is 0. */
   get reason(): ShedReason | undefined { return this.lossPct > 0 ? this.why : undefined; }
   /** Mean lag of the interval in progress, last counts (for metrics and logs). */
-  get signals(): Sample { return { ...this.last, lagMs: this.lagN > 0 ? this.lagSum / this.lagN : this.last.lagMs }; }
+  get signals(): Sample { return { ...this.last, lagMs: this.lagN > 0 ? this.lagSum / this.lagN : this.last.lagMs, drops: this.lagN > 0 ? this.dropSum : this.last.drops }; }
 
   /** One probe tick at time `now` (ms). Returns true when the loss changed. */
   sample(now: number, s: Sample): boolean {
     this.lagSum += s.lagMs;
     this.lagN++;
+    this.dropSum += s.drops;
     this.last = s;
     if (this.periodStart === undefined) this.periodStart = now;
     if (now - this.periodStart < this.t.intervalMs) return false;
     const lag = this.lagSum / this.lagN;
+    const drops = this.dropSum;
     this.lagSum = 0;
     this.lagN = 0;
+    this.dropSum = 0;
     this.periodStart = now;
-    this.last = { ...s, lagMs: lag };
+    this.last = { ...s, lagMs: lag, drops };
     const before = this.lossPct;
-    const over = this.over(lag, s);
+    const over = this.over(lag, this.last, this.prevFill);
+    this.prevFill = this.last.queueFill;
     this.overRun = over === undefined ? 0 : this.overRun + 1;
     if (over !== undefined) {
-      if (this.lossPct > 0 || this.overRun >= this.t.onsetIntervals) {
+      if (this.lossPct > 0 || over !== 'event_loop_lag' || this.overRun >= this.t.onsetIntervals) {
         this.why = over;
         this.lossPct = Math.min(this.t.maxLossPercent, this.lossPct + this.t.stepPercent);
       }
-    } else if (this.calm(lag, s)) {
+    } else if (this.calm(lag, this.last)) {
       const half = Math.floor(this.lossPct / 2);
       this.lossPct = half < 5 ? 0 : half;
     }
     return this.lossPct !== before;
   }
 
-  private over(lag: number, s: Sample): ShedReason | undefined {
+  /** Lag comes last: when it is the reason, no other signal is over (the onset rule needs that). */
+  private over(lag: number, s: Sample, prevFill: number): ShedReason | undefined {
     const t = this.t;
-    if (lag > t.lagHighMs) return 'event_loop_lag';
+    // A full queue that is already draining needs no more shedding: raising the loss while the
+    // backlog drains would overshoot to 100 % and throw away capacity.
+    if (t.queueHigh > 0 && (s.drops > 0 || (s.queueFill > t.queueHigh && s.queueFill >= prevFill))) return 'receive_queue';
     if (s.pending > t.pendingHigh) return 'pending_setups';
     if (t.maxTransactions > 0 && s.transactions > t.maxTransactions) return 'transactions';
     if (t.maxDialogs > 0 && s.dialogs > t.maxDialogs) return 'dialogs';
+    if (lag > t.lagHighMs) return 'event_loop_lag';
     return undefined;
   }
 
   private calm(lag: number, s: Sample): boolean {
     const t = this.t;
-    return lag < t.lagLowMs && s.pending < t.pendingLow
+    return lag < t.lagLowMs && s.pending < t.pendingLow && (t.queueHigh === 0 || s.queueFill < t.queueLow)
       && (t.maxTransactions === 0 || s.transactions < 0.9 * t.maxTransactions)
       && (t.maxDialogs === 0 || s.dialogs < 0.9 * t.maxDialogs);
   }

@@ -5,7 +5,9 @@
 //     requests inside a dialog, ACK, CANCEL and BYE never do, so they are never shed.
 //   - A probe timer every `probeMs` measures event-loop lag as timer drift (a late tick is a busy
 //     loop), counts the INVITEs an app has not answered yet, and asks the core for its live
-//     transactions and dialogs; the detector turns these into a loss percentage with hysteresis.
+//     transactions and dialogs; about once per control interval it also reads the UDP receive
+//     queues (a /proc read: not every tick). The detector turns these into a loss percentage
+//     with hysteresis.
 //   - shed(): at loss 0 it only notes the INVITE as pending (O(1)). Otherwise the loss throttle
 //     refuses that share with a 503 + Retry-After rendered here (no app involved), unless the
 //     priority predicate (emergency, Resource-Priority: set by the SBC) exempts the request.
@@ -33,6 +35,9 @@ export interface OverloadOptions extends Partial<OverloadThresholds> {
 export interface CoreLoad {
   transactions(): number;
   dialogs(): number;
+  /** The UDP listeners' kernel receive queues (socket-queue.ts): bytes waiting now out of the
+   *  buffers' size, and the kernel's drop counter; absent or undefined: no such signal. */
+  receiveQueue?(): { queuedBytes: number; bufferBytes: number; drops: number } | undefined;
   /** Called once by close() (e.g. to take the gate off the wire server). */
   detach?(): void;
 }
@@ -57,6 +62,11 @@ export class OverloadGate {
   private timer: unknown = undefined;
   private due = 0;
   private closed = false;
+  /** Ticks between two receive-queue reads, ticks left, the last reading and drop counter. */
+  private readonly queueEvery: number;
+  private queueIn = 0;
+  private queueFill = 0;
+  private lastDrops: number | undefined = undefined;
 
   constructor(clock: Clock, load: CoreLoad, opts: OverloadOptions = {}) {
     this.clock = clock;
@@ -67,6 +77,7 @@ export class OverloadGate {
     const ra = opts.retryAfterS ?? 2;
     this.retryAfter = ra > 0 ? String(Math.round(ra)) : undefined;
     this.validityMs = opts.ocValidityMs ?? 2000;
+    this.queueEvery = Math.max(1, Math.round((opts.intervalMs ?? DEFAULT_THRESHOLDS.intervalMs) / this.probeMs));
     this.seq = ocSeq(clock.now());
     this.arm();
   }
@@ -136,7 +147,20 @@ export class OverloadGate {
     const now = this.clock.now();
     const lagMs = Math.max(0, now - this.due);
     for (const txn of this.pending) if (txn.terminated || txn.lastStatus > 100) this.pending.delete(txn);
-    const changed = this.detector.sample(now, { lagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs() });
+    let drops = 0;
+    if (this.load.receiveQueue && --this.queueIn <= 0) {
+      this.queueIn = this.queueEvery;
+      const q = this.load.receiveQueue();
+      if (q) {
+        this.queueFill = q.bufferBytes > 0 ? q.queuedBytes / q.bufferBytes : 0;
+        // The counter is the kernel's since the socket opened: only what is new counts.
+        if (this.lastDrops !== undefined && q.drops > this.lastDrops) drops = q.drops - this.lastDrops;
+        this.lastDrops = q.drops;
+      }
+    }
+    const changed = this.detector.sample(now, {
+      lagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs(), queueFill: this.queueFill, drops,
+    });
     if (changed) this.seq = ocSeq(Math.max(this.clock.now(), Number(this.seq) * 1000 + 1));
     this.arm();
   };

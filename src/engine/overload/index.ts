@@ -3,19 +3,25 @@ import type { Engine } from '../engine.js';
 import { systemClock, type Clock } from '../transport/types.js';
 import { OverloadGate, type OverloadOptions } from './gate.js';
 import { reportGate } from './metrics.js';
+import { UdpQueueProbe } from './socket-queue.js';
 
 export { OverloadGate, type OverloadOptions, type PriorityPredicate, type CoreLoad } from './gate.js';
 export { OverloadDetector, LossThrottle, DEFAULT_THRESHOLDS, SHED_REASONS, type ShedReason, type OverloadThresholds } from './detector.js';
 export { wantsLossFeedback, withFeedback, ocSeq } from './rfc7339.js';
 export { OverloadSchema, overloadOptions, type OverloadPolicy } from './schema.js';
 export { shedTotal } from './metrics.js';
+export { UdpQueueProbe, procKey } from './socket-queue.js';
 
 /**
  * Put a gate in front of a running engine's new INVITEs and report it in /metrics.
  * Close the gate (gate.close()) before the engine; that also takes it off the wire server.
  */
-export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core'>, opts: OverloadOptions = {}, clock: Clock = systemClock): OverloadGate {
+export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'transports'>, opts: OverloadOptions = {}, clock: Clock = systemClock): OverloadGate {
+  const buffers = engine.transports.udpReceiveBuffers();
+  const probe = new UdpQueueProbe(buffers.map((b) => b.local));
+  const bufferBytes = buffers.reduce((n, b) => n + b.bytes, 0);
   const gate = new OverloadGate(clock, {
+    receiveQueue: () => { const q = probe.read(); return q && { ...q, bufferBytes }; },
     transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
     dialogs: () => engine.core.dialogs.size,
     detach: () => { engine.wire.setAdmission(undefined); reportGate(undefined); },

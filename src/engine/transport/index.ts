@@ -122,6 +122,11 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     this.tls.apply(opts);
   }
 
+  /** Receive buffer of each UDP listener socket (overload control reads their queues). */
+  udpReceiveBuffers(): { local: Endpoint; bytes: number }[] {
+    return this.udp.receiveBuffers();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -62,6 +62,15 @@ export class UdpTransport {
     });
   }
 
+  /** The kernel's receive buffer of each listener socket (bytes, as the kernel charges them). */
+  receiveBuffers(): { local: Endpoint; bytes: number }[] {
+    return this.sockets.map(({ socket, local }) => {
+      let bytes = 0;
+      try { bytes = socket.getRecvBufferSize(); } catch { /* closed */ }
+      return { local: { ...local }, bytes };
+    });
+  }
+
   /** Close every socket; resolves when all are closed. */
   async close(): Promise<void> {
     await Promise.all(this.sockets.map(({ socket }) => new Promise<void>((r) => { try { socket.close(() => r()); } catch { r(); } })));

@@ -52,7 +52,7 @@ describe('overload gate in front of the UA core', () => {
     for (let i = 0; i < 20; i++) { h.feed(INVITE(`ok${i}`)); h.clock.advance(10); }
     expect(h.frames).toHaveLength(20);
     expect(h.sent.filter((s) => s.startsWith('SIP/2.0 503'))).toHaveLength(0);
-    expect(Object.values(h.gate.totals())).toEqual([0, 0, 0, 0]);
+    expect(Object.values(h.gate.totals())).toEqual([0, 0, 0, 0, 0]);
   });
 
   it('event-loop lag: new INVITEs get 503 + Retry-After from the engine, the app sees none of them', () => {
@@ -165,5 +165,45 @@ describe('overload gate in front of the UA core', () => {
     h.gate.close();
     overload(h, 200, 1000);
     expect(h.gate.state.loss).toBe(0);
+  });
+});
+
+describe('overload gate: the UDP receive-queue signal', () => {
+  function queueGate(q: { queuedBytes: number; bufferBytes: number; drops: number }) {
+    const clock = new ManualClock();
+    let reads = 0;
+    const gate = new OverloadGate(clock, {
+      transactions: () => 0, dialogs: () => 0,
+      receiveQueue: () => { reads++; return { ...q }; },
+    }, { probeMs: 20, intervalMs: 100 });
+    return { clock, gate, q, reads: () => reads };
+  }
+
+  it('is read about once per control interval, not every probe tick', () => {
+    const g = queueGate({ queuedBytes: 0, bufferBytes: 1000, drops: 0 });
+    g.clock.advance(1000); // 50 ticks, 10 intervals
+    expect(g.reads()).toBeGreaterThanOrEqual(9);
+    expect(g.reads()).toBeLessThanOrEqual(11);
+    expect(g.gate.state.loss).toBe(0);
+    g.gate.close();
+  });
+
+  it('a queue filling past queue_high sheds at once; the kernel drops counted are only new ones', () => {
+    // A drop counter already at 50 when the gate starts is history, not overload.
+    const g = queueGate({ queuedBytes: 0, bufferBytes: 1000, drops: 50 });
+    g.clock.advance(500);
+    expect(g.gate.state.loss).toBe(0);
+    g.q.drops = 51;
+    g.clock.advance(200);
+    expect(g.gate.state.loss).toBeGreaterThan(0);
+    expect(g.gate.state.reason).toBe('receive_queue');
+    g.gate.close();
+    const h = queueGate({ queuedBytes: 900, bufferBytes: 1000, drops: 0 });
+    h.clock.advance(200);
+    expect(h.gate.state.loss).toBeGreaterThan(0);
+    h.q.queuedBytes = 0;
+    h.clock.advance(1000);
+    expect(h.gate.state.loss).toBe(0);
+    h.gate.close();
   });
 });

@@ -1,0 +1,116 @@
+// The kernel's receive queues of the UDP listeners: the backlog the event-loop lag cannot see.
+//
+// Why: at capacity the loop keeps running timers between reads, so its lag stays modest while
+// datagrams wait in the socket's receive buffer for seconds (measured: an INVITE answered 100
+// Trying 4.8 s after it arrived, at 50 ms lag) and then overflow it. A full buffer drops ACKs and
+// BYEs as readily as INVITEs: a caller's lost BYE leaves its call up until a timer ends it.
+//
+// Contract: `UdpQueueProbe.read()` sums, over the sockets bound to the given local endpoints,
+// the bytes waiting in their receive queues (`rx_queue`, kernel-charged bytes) and the datagrams
+// the kernel has dropped for want of room (`drops`), from Linux's /proc/net/udp and udp6 (the
+// caller's network namespace). Elsewhere, or when /proc cannot be read, `available` is false
+// and read() returns undefined: the signal is then simply off.
+import { readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import { endianness } from 'node:os';
+import type { Endpoint } from '../transport/types.js';
+
+export interface UdpQueueSample {
+  /** Bytes waiting in the receive queues now. */
+  queuedBytes: number;
+  /** Datagrams dropped by the kernel so far (a counter). */
+  drops: number;
+}
+
+const FILES = ['/proc/net/udp', '/proc/net/udp6'] as const;
+
+export class UdpQueueProbe {
+  /** `ADDR:PORT` in /proc's spelling for each local endpoint (IPv4 and IPv6 tables). */
+  private readonly keys: Set<string>;
+  readonly available: boolean;
+
+  constructor(locals: readonly Endpoint[]) {
+    this.keys = new Set(locals.filter((l) => l.protocol === 'udp').map(procKey));
+    this.available = this.keys.size > 0 && this.readTables() !== undefined;
+  }
+
+  read(): UdpQueueSample | undefined {
+    if (!this.available) return undefined;
+    const tables = this.readTables();
+    if (tables === undefined) return undefined;
+    let queuedBytes = 0;
+    let drops = 0;
+    for (const text of tables) {
+      // A line: `sl: LOCAL REMOTE st TX:RX tr tm->when retrnsmt uid timeout inode ref pointer drops`.
+      // Only our sockets' lines are split (the table lists every UDP socket of the namespace).
+      for (const key of this.keys) {
+        for (let at = text.indexOf(` ${key} `); at >= 0; at = text.indexOf(` ${key} `, at + 1)) {
+          // The local address is the field after `sl:` (a connected socket's remote one may match too).
+          const start = text.lastIndexOf('\n', at) + 1;
+          if (text.slice(start, at).trim().slice(-1) !== ':') continue;
+          const end = text.indexOf('\n', at);
+          const f = text.slice(at, end < 0 ? text.length : end).trim().split(/\s+/);
+          if (f.length < 12) continue;
+          queuedBytes += parseInt(f[3]!.split(':')[1] ?? '0', 16) || 0;
+          drops += Number(f[f.length - 1]) || 0;
+        }
+      }
+    }
+    return { queuedBytes, drops };
+  }
+
+  private readTables(): string[] | undefined {
+    const out: string[] = [];
+    for (const f of FILES) {
+      try { out.push(readFileSync(f, 'latin1')); } catch { /* no IPv6 table, or not Linux */ }
+    }
+    return out.length > 0 ? out : undefined;
+  }
+}
+
+/** /proc/net/udp spelling of a local endpoint: the address as the kernel stores it (32-bit
+ *  words in host order, little-endian here), then the port in hex. */
+export function procKey(e: Pick<Endpoint, 'address' | 'port'>): string {
+  const port = e.port.toString(16).toUpperCase().padStart(4, '0');
+  if (isIPv4(e.address)) return `${ipv4Word(e.address)}:${port}`;
+  return `${ipv6Words(e.address)}:${port}`;
+}
+
+function ipv4Word(a: string): string {
+  const b = a.split('.').map(Number);
+  return hex32([b[0]!, b[1]!, b[2]!, b[3]!]);
+}
+
+/** Four little-endian words of the 16 address bytes (IPv4-mapped and `::` included). */
+function ipv6Words(a: string): string {
+  const bytes = ipv6Bytes(a);
+  let s = '';
+  for (let w = 0; w < 4; w++) s += hex32(bytes.slice(w * 4, w * 4 + 4));
+  return s;
+}
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+function hex32(b: number[]): string {
+  // The kernel prints each 32-bit word in host order: on a little-endian machine the first
+  // byte ends up last.
+  return (LITTLE_ENDIAN ? [b[3]!, b[2]!, b[1]!, b[0]!] : b).map((x) => x.toString(16).toUpperCase().padStart(2, '0')).join('');
+}
+
+function ipv6Bytes(a: string): number[] {
+  let text = a;
+  const tail: number[] = [];
+  const v4 = text.lastIndexOf(':');
+  if (text.includes('.')) {
+    tail.push(...text.slice(v4 + 1).split('.').map(Number));
+    text = text.slice(0, v4 + 1) + '0:0';
+  }
+  const [head, rest] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
+  const h = head ? head.split(':') : [];
+  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
+  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
+  const bytes: number[] = [];
+  for (const g of groups) { const n = parseInt(g || '0', 16); bytes.push(n >> 8, n & 0xff); }
+  if (tail.length === 4) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
