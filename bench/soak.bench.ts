@@ -17,7 +17,8 @@
 // machine (default 250: half of the 500/s the issue was reported at). Exit code 1 when any
 // count is non-zero 45 s after the load.
 import { parseArgs } from 'node:util';
-import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
@@ -108,7 +109,9 @@ async function main(): Promise<number> {
   // failed); its global timeout, 2 minutes later, is the bound.
   const sippDir = scratchDir('soak-sipp-');
   const statFile = `${sippDir}/stat.csv`;
-  const uac = startProcess('sipp', ['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
+  const scenario = join(sippDir, 'uac-bye-txn.xml');
+  writeFileSync(scenario, byeMatchedUac());
+  const uac = startProcess('sipp', ['-sf', scenario, `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
     '-r', String(RATE), '-m', String(total), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000',
     '-nostdin', '-timeout', `${loadS + 120}s`, '-timeout_error', '-trace_stat', '-stf', statFile, '-fd', '1'], { cwd: sippDir });
   const stopLoad = setTimeout(() => { if (uac.child.exitCode === null) uac.child.kill('SIGUSR1'); }, loadS * 1000);
@@ -145,6 +148,22 @@ async function main(): Promise<number> {
   await redis?.stop();
   await stopAll();
   return left.length === 0 && r.failed === 0 ? 0 : 1;
+}
+
+/**
+ * SIPp's built-in uac scenario with the BYE's 200 matched to the BYE transaction. The built-in
+ * one takes any 200 for it, so a late retransmission of the INVITE's 200 counted as the BYE
+ * answered: a BYE lost on the way (a full receive buffer under overload) was never
+ * retransmitted, and SIPp counted a call "successful" that peergate never saw end.
+ */
+function byeMatchedUac(): string {
+  // `sipp -sd` prints the scenario and exits 99.
+  const builtIn = spawnSync('sipp', ['-sd', 'uac'], { encoding: 'latin1' }).stdout ?? '';
+  const out = builtIn
+    .replace(/<send retrans="500">(\s*<!\[CDATA\[\s*BYE )/, '<send retrans="500" start_txn="bye">$1')
+    .replace('<recv response="200" crlf="true">', '<recv response="200" crlf="true" response_txn="bye">');
+  if ((out.match(/_txn="bye"/g) ?? []).length !== 2) throw new Error('sipp -sd uac: unexpected scenario text, BYE transaction not marked');
+  return out;
 }
 
 const heapFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
