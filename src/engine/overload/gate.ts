@@ -86,8 +86,11 @@ export class OverloadGate {
   setPriorityPredicate(fn: PriorityPredicate | undefined): void { this.priority = fn; }
 
   /** Current loss percentage and why. */
-  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number } {
-    return { loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size };
+  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; kernelDrops: number } {
+    return {
+      loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size,
+      queueFill: this.queueFill, kernelDrops: this.lastDrops ?? 0,
+    };
   }
 
   /** INVITEs refused so far, by reason (every reason present, 0 included). */

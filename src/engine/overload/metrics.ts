@@ -3,7 +3,7 @@
 import client from 'prom-client';
 import { SHED_REASONS, type ShedReason } from './detector.js';
 
-interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number } }
+interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; kernelDrops: number } }
 
 let current: GateView | undefined;
 /** What earlier gates (closed or replaced) had counted: counters never go down. */
@@ -17,7 +17,7 @@ function metric<T>(name: string, make: () => T): T {
 
 export const shedTotal = metric('peergate_shed_total', () => new client.Counter({
   name: 'peergate_shed_total',
-  help: 'New INVITEs refused with 503 by overload control, by reason (event_loop_lag, pending_setups, transactions, dialogs)',
+  help: 'New INVITEs refused with 503 by overload control, by reason (event_loop_lag, receive_queue, pending_setups, transactions, dialogs)',
   labelNames: ['reason'],
   collect(this: client.Counter<string>) {
     const t = current?.totals();
@@ -35,6 +35,18 @@ export const lossGauge = metric('peergate_overload_loss_percent', () => new clie
   name: 'peergate_overload_loss_percent',
   help: 'Share of new INVITEs overload control refuses now (RFC 7339 loss value), 0-100',
   collect(this: client.Gauge) { this.set(current?.state.loss ?? 0); },
+}));
+
+export const receiveQueueGauge = metric('peergate_udp_receive_queue_ratio', () => new client.Gauge({
+  name: 'peergate_udp_receive_queue_ratio',
+  help: "Share of the UDP listeners' kernel receive buffers holding datagrams not read yet, at the last control interval (Linux)",
+  collect(this: client.Gauge) { this.set(current?.state.queueFill ?? 0); },
+}));
+
+export const kernelDropsGauge = metric('peergate_udp_kernel_drops', () => new client.Gauge({
+  name: 'peergate_udp_kernel_drops',
+  help: "Datagrams the kernel dropped on the UDP listeners' sockets since they opened, for want of receive-buffer room (Linux; raise net.core.rmem_max)",
+  collect(this: client.Gauge) { this.set(current?.state.kernelDrops ?? 0); },
 }));
 
 /** Report this gate's counts from now on (the previous gate's totals are kept). */

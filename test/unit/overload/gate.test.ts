@@ -207,3 +207,24 @@ describe('overload gate: the UDP receive-queue signal', () => {
     h.gate.close();
   });
 });
+
+describe('overload metrics: the receive queues', () => {
+  it('export the last queue share and the kernel drop counter of the reported gate', async () => {
+    const { default: client } = await import('prom-client');
+    const { reportGate } = await import('../../../src/engine/overload/metrics.js');
+    const clock = new ManualClock();
+    const gate = new OverloadGate(clock, {
+      transactions: () => 0, dialogs: () => 0,
+      receiveQueue: () => ({ queuedBytes: 300, bufferBytes: 1000, drops: 7 }),
+    }, { probeMs: 20, intervalMs: 100 });
+    reportGate(gate);
+    try {
+      clock.advance(200);
+      expect(await client.register.getSingleMetricAsString('peergate_udp_receive_queue_ratio')).toMatch(/^peergate_udp_receive_queue_ratio 0\.3$/m);
+      expect(await client.register.getSingleMetricAsString('peergate_udp_kernel_drops')).toMatch(/^peergate_udp_kernel_drops 7$/m);
+    } finally {
+      reportGate(undefined);
+      gate.close();
+    }
+  });
+});
