@@ -55,6 +55,7 @@ fi
 ln -s ../lib/peergate/bin/peergate.js "$stage/usr/bin/peergate"
 install -m 0644 deploy/debian/policy.yaml "$stage/etc/peergate/policy.yaml"
 install -m 0644 deploy/peergate.service "$stage/lib/systemd/system/peergate.service"
+install -D -m 0644 deploy/debian/sysctl.conf "$stage/usr/lib/sysctl.d/60-peergate.conf"
 install -m 0644 deploy/debian/copyright "$doc/copyright"
 sed -e "s/@VERSION@/$version/" -e "s/@DATE@/$(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")/" \
   deploy/debian/changelog | gzip -9n > "$doc/changelog.gz"

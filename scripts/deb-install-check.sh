@@ -37,7 +37,7 @@ in_root env DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/peergate.deb 2>&1
 echo "== user"
 in_root getent passwd peergate
 echo "== modes"
-in_root stat -c '%n %U:%G %a' /var/lib/peergate /etc/peergate /etc/peergate/admin-token /etc/peergate/policy.yaml /usr/lib/peergate/bin/peergate.js
+in_root stat -c '%n %U:%G %a' /var/lib/peergate /etc/peergate /etc/peergate/admin-token /etc/peergate/policy.yaml /usr/lib/peergate/bin/peergate.js /usr/lib/sysctl.d/60-peergate.conf
 in_root readlink /usr/bin/peergate
 
 echo "== unit"

@@ -64,6 +64,8 @@ describe('Debian package', () => {
     expect(modes).toContain('/etc/peergate root:peergate 750');
     expect(modes).toContain('/etc/peergate/admin-token root:peergate 640');
     expect(modes).toContain('/usr/lib/peergate/bin/peergate.js root:root 755');
+    // The receive-buffer ceiling for the UDP listeners (docs/operations.md, net.core.rmem_max).
+    expect(modes).toContain('/usr/lib/sysctl.d/60-peergate.conf root:root 644');
     expect(modes).toContain('../lib/peergate/bin/peergate.js');
   });
 
