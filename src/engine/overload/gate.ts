@@ -35,9 +35,9 @@ export interface OverloadOptions extends Partial<OverloadThresholds> {
 export interface CoreLoad {
   transactions(): number;
   dialogs(): number;
-  /** The UDP listeners' kernel receive queues (socket-queue.ts): bytes waiting now out of the
-   *  buffers' size, and the kernel's drop counter; absent or undefined: no such signal. */
-  receiveQueue?(): { queuedBytes: number; bufferBytes: number; drops: number } | undefined;
+  /** The UDP listeners' kernel receive queues (socket-queue.ts): the fullest one's share in use
+   *  and the kernel's drop counter; absent or undefined: no such signal. */
+  receiveQueue?(): { fill: number; drops: number } | undefined;
   /** Called once by close() (e.g. to take the gate off the wire server). */
   detach?(): void;
 }
@@ -155,7 +155,7 @@ export class OverloadGate {
       this.queueIn = this.queueEvery;
       const q = this.load.receiveQueue();
       if (q) {
-        this.queueFill = q.bufferBytes > 0 ? q.queuedBytes / q.bufferBytes : 0;
+        this.queueFill = q.fill;
         // The counter is the kernel's since the socket opened: only what is new counts.
         if (this.lastDrops !== undefined && q.drops > this.lastDrops) drops = q.drops - this.lastDrops;
         this.lastDrops = q.drops;

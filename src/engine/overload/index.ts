@@ -10,18 +10,16 @@ export { OverloadDetector, LossThrottle, DEFAULT_THRESHOLDS, SHED_REASONS, type 
 export { wantsLossFeedback, withFeedback, ocSeq } from './rfc7339.js';
 export { OverloadSchema, overloadOptions, type OverloadPolicy } from './schema.js';
 export { shedTotal } from './metrics.js';
-export { UdpQueueProbe, procKey } from './socket-queue.js';
+export { UdpQueueProbe, procKey, type UdpQueueSample } from './socket-queue.js';
 
 /**
  * Put a gate in front of a running engine's new INVITEs and report it in /metrics.
  * Close the gate (gate.close()) before the engine; that also takes it off the wire server.
  */
 export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'transports'>, opts: OverloadOptions = {}, clock: Clock = systemClock): OverloadGate {
-  const buffers = engine.transports.udpReceiveBuffers();
-  const probe = new UdpQueueProbe(buffers.map((b) => b.local));
-  const bufferBytes = buffers.reduce((n, b) => n + b.bytes, 0);
+  const probe = new UdpQueueProbe(engine.transports.udpReceiveBuffers());
   const gate = new OverloadGate(clock, {
-    receiveQueue: () => { const q = probe.read(); return q && { ...q, bufferBytes }; },
+    receiveQueue: () => probe.read(),
     transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
     dialogs: () => engine.core.dialogs.size,
     detach: () => { engine.wire.setAdmission(undefined); reportGate(undefined); },

@@ -5,10 +5,11 @@
 // Trying 4.8 s after it arrived, at 50 ms lag) and then overflow it. A full buffer drops ACKs and
 // BYEs as readily as INVITEs: a caller's lost BYE leaves its call up until a timer ends it.
 //
-// Contract: `UdpQueueProbe.read()` sums, over the sockets bound to the given local endpoints,
-// the bytes waiting in their receive queues (`rx_queue`, kernel-charged bytes) and the datagrams
-// the kernel has dropped for want of room (`drops`), from Linux's /proc/net/udp and udp6 (the
-// caller's network namespace). Elsewhere, or when /proc cannot be read, `available` is false
+// Contract: `UdpQueueProbe.read()` reports, over the sockets bound to the given local endpoints,
+// the fullest receive queue (`rx_queue`, kernel-charged bytes, over that socket's buffer size:
+// one busy listener must not hide behind idle ones) and the datagrams the kernel has dropped for
+// want of room (`drops`, summed), from Linux's /proc/net/udp and udp6 (the caller's network
+// namespace). Elsewhere, or when /proc cannot be read, `available` is false
 // and read() returns undefined: the signal is then simply off.
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
@@ -16,21 +17,24 @@ import { endianness } from 'node:os';
 import type { Endpoint } from '../transport/types.js';
 
 export interface UdpQueueSample {
-  /** Bytes waiting in the receive queues now. */
-  queuedBytes: number;
-  /** Datagrams dropped by the kernel so far (a counter). */
+  /** The fullest listener's share of its receive buffer in use now (0–1). */
+  fill: number;
+  /** Datagrams dropped by the kernel so far, all listeners (a counter). */
   drops: number;
 }
+
+/** A listener and its socket's receive buffer size (bytes as the kernel charges them). */
+export interface UdpListenerBuffer { local: Endpoint; bytes: number }
 
 const FILES = ['/proc/net/udp', '/proc/net/udp6'] as const;
 
 export class UdpQueueProbe {
-  /** `ADDR:PORT` in /proc's spelling for each local endpoint (IPv4 and IPv6 tables). */
-  private readonly keys: Set<string>;
+  /** `ADDR:PORT` in /proc's spelling of each UDP listener (IPv4 and IPv6 tables) → its buffer size. */
+  private readonly keys: Map<string, number>;
   readonly available: boolean;
 
-  constructor(locals: readonly Endpoint[]) {
-    this.keys = new Set(locals.filter((l) => l.protocol === 'udp').map(procKey));
+  constructor(listeners: readonly UdpListenerBuffer[]) {
+    this.keys = new Map(listeners.filter((l) => l.local.protocol === 'udp').map((l) => [procKey(l.local), l.bytes]));
     this.available = this.keys.size > 0 && this.readTables() !== undefined;
   }
 
@@ -38,12 +42,12 @@ export class UdpQueueProbe {
     if (!this.available) return undefined;
     const tables = this.readTables();
     if (tables === undefined) return undefined;
-    let queuedBytes = 0;
+    let fill = 0;
     let drops = 0;
     for (const text of tables) {
       // A line: `sl: LOCAL REMOTE st TX:RX tr tm->when retrnsmt uid timeout inode ref pointer drops`.
       // Only our sockets' lines are split (the table lists every UDP socket of the namespace).
-      for (const key of this.keys) {
+      for (const [key, buffer] of this.keys) {
         for (let at = text.indexOf(` ${key} `); at >= 0; at = text.indexOf(` ${key} `, at + 1)) {
           // The local address is the field after `sl:` (a connected socket's remote one may match too).
           const start = text.lastIndexOf('\n', at) + 1;
@@ -51,12 +55,13 @@ export class UdpQueueProbe {
           const end = text.indexOf('\n', at);
           const f = text.slice(at, end < 0 ? text.length : end).trim().split(/\s+/);
           if (f.length < 12) continue;
-          queuedBytes += parseInt(f[3]!.split(':')[1] ?? '0', 16) || 0;
+          const queued = parseInt(f[3]!.split(':')[1] ?? '0', 16) || 0;
+          if (buffer > 0) fill = Math.max(fill, Math.min(1, queued / buffer));
           drops += Number(f[f.length - 1]) || 0;
         }
       }
     }
-    return { queuedBytes, drops };
+    return { fill, drops };
   }
 
   private readTables(): string[] | undefined {

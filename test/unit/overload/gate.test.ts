@@ -169,7 +169,7 @@ describe('overload gate in front of the UA core', () => {
 });
 
 describe('overload gate: the UDP receive-queue signal', () => {
-  function queueGate(q: { queuedBytes: number; bufferBytes: number; drops: number }) {
+  function queueGate(q: { fill: number; drops: number }) {
     const clock = new ManualClock();
     let reads = 0;
     const gate = new OverloadGate(clock, {
@@ -180,7 +180,7 @@ describe('overload gate: the UDP receive-queue signal', () => {
   }
 
   it('is read about once per control interval, not every probe tick', () => {
-    const g = queueGate({ queuedBytes: 0, bufferBytes: 1000, drops: 0 });
+    const g = queueGate({ fill: 0, drops: 0 });
     g.clock.advance(1000); // 50 ticks, 10 intervals
     expect(g.reads()).toBeGreaterThanOrEqual(9);
     expect(g.reads()).toBeLessThanOrEqual(11);
@@ -190,7 +190,7 @@ describe('overload gate: the UDP receive-queue signal', () => {
 
   it('a queue filling past queue_high sheds at once; the kernel drops counted are only new ones', () => {
     // A drop counter already at 50 when the gate starts is history, not overload.
-    const g = queueGate({ queuedBytes: 0, bufferBytes: 1000, drops: 50 });
+    const g = queueGate({ fill: 0, drops: 50 });
     g.clock.advance(500);
     expect(g.gate.state.loss).toBe(0);
     g.q.drops = 51;
@@ -198,10 +198,10 @@ describe('overload gate: the UDP receive-queue signal', () => {
     expect(g.gate.state.loss).toBeGreaterThan(0);
     expect(g.gate.state.reason).toBe('receive_queue');
     g.gate.close();
-    const h = queueGate({ queuedBytes: 900, bufferBytes: 1000, drops: 0 });
+    const h = queueGate({ fill: 0.9, drops: 0 });
     h.clock.advance(200);
     expect(h.gate.state.loss).toBeGreaterThan(0);
-    h.q.queuedBytes = 0;
+    h.q.fill = 0;
     h.clock.advance(1000);
     expect(h.gate.state.loss).toBe(0);
     h.gate.close();
@@ -215,7 +215,7 @@ describe('overload metrics: the receive queues', () => {
     const clock = new ManualClock();
     const gate = new OverloadGate(clock, {
       transactions: () => 0, dialogs: () => 0,
-      receiveQueue: () => ({ queuedBytes: 300, bufferBytes: 1000, drops: 7 }),
+      receiveQueue: () => ({ fill: 0.3, drops: 7 }),
     }, { probeMs: 20, intervalMs: 100 });
     reportGate(gate);
     try {
