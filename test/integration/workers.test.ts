@@ -127,6 +127,10 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       expect(survivors.length).toBeGreaterThan(0);
       expect(await pg.metric('peergate_engine_dialogs')).toBe(2 * LIMIT);
 
+      // The INVITEs each worker counted, as /metrics sums them (this scrape is also the last
+      // one the victim answers).
+      const invitesCounted = await pg.metric('peergate_requests_total', { method: 'INVITE' });
+      expect(invitesCounted).toBe(LIMIT);
       process.kill(victim.worker_pid, 'SIGKILL');
       // The victim's calls got BYE: the uac answered them (successful), the engine dropped
       // both dialogs of each, and the other worker's calls are untouched.
@@ -135,6 +139,8 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       // Replaced: two workers again, the restart counted.
       await waitFor(async () => (await pg.metric('peergate_workers')) === 2, 15_000, 100, 'replacement worker');
       expect(await pg.metric('peergate_worker_restarts_total', { reason: 'SIGKILL' })).toBe(1);
+      // What the dead worker had counted stays in the node's counters (they never go down).
+      expect(await pg.metric('peergate_requests_total', { method: 'INVITE' })).toBe(invitesCounted);
       expect((await calls(pg)).map((c) => c.id).sort()).toEqual(survivors);
       expect(readSippStats(stat).failed).toBe(0);
 

@@ -27,6 +27,10 @@ const workerRestarts = counter('peergate_worker_restarts_total', 'B2BUA workers 
 const NODE_WIDE = /^peergate_(build_info|draining|policy_|session_limit|store_up|tls_)/;
 const ENGINE_CONNECTED = 'peergate_engine_connected';
 
+/** One metric of a registry's getMetricsAsJSON(). */
+type MetricJson = { name: string; type?: unknown; aggregator?: string };
+const CUMULATIVE = new Set(['counter', 'histogram']);
+
 /** A worker that has not said "ready" by then failed to start. */
 const START_TIMEOUT_MS = 30_000;
 /** A worker that dies this soon after its start is restarted after a pause, not at once. */
@@ -67,6 +71,10 @@ export class WorkerPool implements Subsystem {
   private lastHealth = '';
   private liveNow = 0;
   private offBans: (() => void) | undefined;
+  /** Each live worker's counters and histograms as of the last scrape: what it had counted. */
+  private readonly lastCounts = new Map<Slot, MetricJson[]>();
+  /** What workers that died had counted (as of their last scrape), summed: counters never go down. */
+  private carried: MetricJson[] = [];
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.slots = new Array<Slot | undefined>(opts.count).fill(undefined);
@@ -118,6 +126,9 @@ export class WorkerPool implements Subsystem {
 
   private exited(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
     slot.channel.close();
+    const counted = this.lastCounts.get(slot);
+    this.lastCounts.delete(slot);
+    if (counted) void this.carry(counted);
     if (this.slots[slot.index] === slot) this.slots[slot.index] = undefined;
     this.updateGauge();
     this.waiters.get(slot.index)?.(false);
@@ -205,10 +216,20 @@ export class WorkerPool implements Subsystem {
    */
   async metrics(): Promise<string> {
     const own = (await client.register.getMetricsAsJSON()).filter((m) => m.name !== ENGINE_CONNECTED);
-    const theirs = (await this.ask<{ name: string; aggregator?: string }[]>('metrics')).map((list) => list
-      .filter((m) => !NODE_WIDE.test(m.name))
-      .map((m) => (m.name === ENGINE_CONNECTED ? { ...m, aggregator: 'min' } : m)));
-    return client.AggregatorRegistry.aggregate([own, ...theirs] as never).metrics();
+    const answers = await Promise.allSettled(this.live().map(async (s) => [s, await s.channel.call('metrics') as MetricJson[]] as const));
+    const theirs: MetricJson[][] = [];
+    for (const a of answers) {
+      if (a.status !== 'fulfilled') continue;
+      const [slot, list] = a.value;
+      if (this.slots[slot.index] === slot) this.lastCounts.set(slot, list.filter((m) => CUMULATIVE.has(String(m.type))));
+      theirs.push(list.filter((m) => !NODE_WIDE.test(m.name)).map((m) => (m.name === ENGINE_CONNECTED ? { ...m, aggregator: 'min' } : m)));
+    }
+    return client.AggregatorRegistry.aggregate([own, ...theirs, this.carried] as never).metrics();
+  }
+
+  /** Add a dead worker's counts to what the node reports from now on (one summed list). */
+  private async carry(counted: MetricJson[]): Promise<void> {
+    this.carried = await client.AggregatorRegistry.aggregate([this.carried, counted] as never).getMetricsAsJSON() as unknown as MetricJson[];
   }
 
   // ------------------------------------------------------------ Subsystem
