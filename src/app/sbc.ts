@@ -62,6 +62,10 @@ export class SbcSubsystem implements Subsystem {
   }
 
   calls(): ActiveCall[] { return this.b2bua.activeCalls(); }
+  /** Up/down changes of this B2BUA's probes (a probing worker shares them with the others). */
+  onTargetHealth(fn: (key: string, up: boolean) => void): void { this.routing.health.onChange(fn); }
+  /** A hop's state as the node's prober saw it (workers that do not probe). */
+  applyTargetHealth(key: string, up: boolean): void { this.routing.health.applyRemote(key, up); }
   /** Next hops and their health, for /admin/targets. */
   targets(): ReturnType<LocationRouting['health']['snapshot']> { return this.routing.health.snapshot(); }
   endCall(id: string, reason: PeergateEnding): boolean { return this.b2bua.endCall(id, reason); }

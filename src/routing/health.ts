@@ -3,7 +3,9 @@
 // calls skip it (no waiting for no_answer_ms); `success_threshold` answered probes bring it up.
 //
 // Contract:
-//   isUp(key)            false only for a hop probed down; unknown hops are up.
+//   isUp(key)            false only for a hop probed down (here, or by the node's prober when
+//                        this process does not probe: applyRemote); unknown hops are up.
+//   onChange(fn)         every up/down change this process's probes make (to share them).
 //   sync(policy-ish)     start/stop one probe loop per side that asks for probing.
 //   snapshot()           what /admin/targets shows.
 // A probe is "answered" by any final response except 408 and 503 (the engine makes those up
@@ -69,11 +71,36 @@ export const FORGET_AFTER_ROUNDS = 3;
 export class TargetHealth {
   private readonly states = new Map<string, State>();
   private readonly loops = new Map<string, { timer: NodeJS.Timeout; side: HealthSide; stop: boolean }>();
+  /** Hops probed by another process of this node (a B2BUA worker that probes): key → up. */
+  private readonly remote = new Map<string, boolean>();
+  private readonly listeners: ((key: string, up: boolean) => void)[] = [];
 
-  constructor(private readonly send: ProbeSender, private readonly onChange: (key: string, up: boolean) => void = () => {}) {}
+  constructor(private readonly send: ProbeSender, onChange: (key: string, up: boolean) => void = () => {}) {
+    this.listeners.push(onChange);
+  }
 
   isUp(key: string): boolean {
-    return this.states.get(key)?.up ?? true;
+    return this.states.get(key)?.up ?? this.remote.get(key) ?? true;
+  }
+
+  /** Be told of every up/down change this process's probes make. */
+  onChange(fn: (key: string, up: boolean) => void): void { this.listeners.push(fn); }
+
+  /** The node's prober says a hop is up or down (workers that do not probe route by this). */
+  applyRemote(key: string, up: boolean): void {
+    if (up) this.remote.delete(key);
+    else this.remote.set(key, false);
+  }
+
+  /** A hop no longer probed counts as up again, here and for those told of its state. */
+  private forget(key: string, s: State): void {
+    this.states.delete(key);
+    targetUp.remove({ target: key });
+    if (!s.up) this.changed(key, true);
+  }
+
+  private changed(key: string, up: boolean): void {
+    for (const fn of this.listeners) fn(key, up);
   }
 
   /** Run one loop per side that probes; stop loops of sides gone or no longer probing. */
@@ -97,7 +124,7 @@ export class TargetHealth {
       loop.timer = setTimeout(() => void tick(), 0);
     }
     // Hops of sides no longer probed are forgotten (and count as up again).
-    for (const [key, s] of this.states) if (!wanted.has(s.side)) { this.states.delete(key); targetUp.remove({ target: key }); }
+    for (const [key, s] of this.states) if (!wanted.has(s.side)) this.forget(key, s);
   }
 
   /** One round over a side's hops, all probes in parallel. */
@@ -113,7 +140,7 @@ export class TargetHealth {
     for (const [key, s] of this.states) {
       if (s.side !== side.side) continue;
       if (now.has(key)) { s.absentRounds = 0; continue; }
-      if (++s.absentRounds >= FORGET_AFTER_ROUNDS) { this.states.delete(key); targetUp.remove({ target: key }); }
+      if (++s.absentRounds >= FORGET_AFTER_ROUNDS) this.forget(key, s);
     }
   }
 
@@ -139,7 +166,7 @@ export class TargetHealth {
     const was = s.up;
     if (s.up && s.failInRow >= side.health.failure_threshold) s.up = false;
     else if (!s.up && s.okInRow >= side.health.success_threshold) s.up = true;
-    if (was !== s.up) { s.changedAt = now; this.onChange(key, s.up); }
+    if (was !== s.up) { s.changedAt = now; this.changed(key, s.up); }
     targetUp.set({ target: key }, s.up ? 1 : 0);
   }
 

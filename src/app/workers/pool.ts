@@ -73,6 +73,8 @@ export class WorkerPool implements Subsystem {
   private offBans: (() => void) | undefined;
   /** Each live worker's counters and histograms as of the last scrape: what it had counted. */
   private readonly lastCounts = new Map<Slot, MetricJson[]>();
+  /** Hops the probing worker has seen down: told to every other worker, and to new ones. */
+  private readonly targetsDown = new Set<string>();
   /** What workers that died had counted (as of their last scrape), summed: counters never go down. */
   private carried: MetricJson[] = [];
 
@@ -98,6 +100,11 @@ export class WorkerPool implements Subsystem {
     slot.channel = new Channel(child, {
       hello: () => this.hello(index),
       store: (op: string, args: unknown) => serveStore(this.opts.store, op, args),
+      targetHealth: (key: string, up: boolean) => {
+        if (up) this.targetsDown.delete(key); else this.targetsDown.add(key);
+        // Every other worker, started or starting (a starting one keeps it until it is up).
+        for (const s of this.slots) if (s && s !== slot) s.channel.notify('targetHealth', [key, up]);
+      },
       ready: () => {
         slot.ready = true;
         this.updateGauge();
@@ -119,8 +126,9 @@ export class WorkerPool implements Subsystem {
       index, nodeId: this.opts.nodeId, policyPath: this.opts.policyPath, wire: this.opts.wire(),
       storeKind: this.opts.store.kind, storeHealth: this.opts.store.health(),
       ...(rtpengine ? { rtpengine } : {}),
-      // Target health is probed once per node, by worker 0.
+      // Target health is probed once per node, by worker 0; the others hear of it from here.
       probe: index === 0,
+      targetsDown: index === 0 ? [] : [...this.targetsDown],
     };
   }
 
@@ -129,6 +137,12 @@ export class WorkerPool implements Subsystem {
     const counted = this.lastCounts.get(slot);
     this.lastCounts.delete(slot);
     if (counted) void this.carry(counted);
+    // The prober's replacement starts with every hop up and says only what changes from there:
+    // the others forget what the dead one saw, or a hop that recovered meanwhile stays down.
+    if (slot.index === 0) {
+      for (const key of this.targetsDown) for (const s of this.slots) if (s && s !== slot) s.channel.notify('targetHealth', [key, true]);
+      this.targetsDown.clear();
+    }
     if (this.slots[slot.index] === slot) this.slots[slot.index] = undefined;
     this.updateGauge();
     this.waiters.get(slot.index)?.(false);

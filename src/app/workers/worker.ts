@@ -39,6 +39,8 @@ export interface WorkerHello {
   rtpengine?: string;
   /** Whether this worker probes the targets' health (one worker does: issue #18). */
   probe: boolean;
+  /** Hops the prober has seen down so far (a worker that does not probe routes around them). */
+  targetsDown: string[];
 }
 
 export function workerNodeId(nodeId: string, index: number): string { return `${nodeId}/w${index}`; }
@@ -57,7 +59,8 @@ class Worker {
   private policy!: Policy;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly hello: WorkerHello, private readonly holder: PolicyHolder, private readonly store: StoreClient, private readonly log: Logger) {}
+  constructor(private readonly hello: WorkerHello, private readonly holder: PolicyHolder, private readonly store: StoreClient, private readonly log: Logger,
+    private readonly toPrimary: (m: string, args: unknown[]) => void = () => {}) {}
 
   private async add<S extends Subsystem>(s: S): Promise<S> {
     this.subsystems.push(s);
@@ -84,6 +87,9 @@ class Worker {
       refused: (source, reason, tlsIdentity) => limits.refused(source, reason, tlsIdentity),
       probe: h.probe,
     }));
+    // One worker probes the targets; the others route by what it sees, through the primary.
+    if (h.probe) this.sbc.onTargetHealth((key, up) => this.toPrimary('targetHealth', [key, up]));
+    else for (const key of h.targetsDown) this.sbc.applyTargetHealth(key, false);
     this.holder.setGate((next, previous) => {
       const problems = this.subsystems.flatMap((s) => s.prepare?.(forWorker(next, h.rtpengine), previous) ?? []);
       return problems.length ? locateProblems(this.holder.path, problems) : [];
@@ -128,6 +134,7 @@ class Worker {
       close: async () => { await this.close(); setTimeout(() => process.exit(0), 50); },
       ban: (e: BanEvent) => this.store.deliverBanEvent(e),
       health: (h: StoreHealth) => this.store.setHealth(h),
+      targetHealth: (key: string, up: boolean) => { if (!this.hello.probe) this.sbc.applyTargetHealth(key, up); },
     };
   }
 
@@ -154,6 +161,7 @@ export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process
   const handlers: Record<string, (...a: never[]) => unknown> = {
     ban: (...a: unknown[]) => { early?.push(['ban', a]); },
     health: (...a: unknown[]) => { early?.push(['health', a]); },
+    targetHealth: (...a: unknown[]) => { early?.push(['targetHealth', a]); },
   };
   const channel = new Channel(end, handlers, 10_000);
   const hello = await channel.call('hello') as WorkerHello;
@@ -161,7 +169,7 @@ export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process
   const log = createLogger({ level: holder.current.log.level, name: 'peergate' }).child({ worker: hello.index });
   const store = new StoreClient({ kind: hello.storeKind, call: (op: StoreOp, args) => channel.call('store', [op, args]) });
   store.setHealth(hello.storeHealth);
-  const worker = new Worker(hello, holder, store, log);
+  const worker = new Worker(hello, holder, store, log, (m, args) => channel.notify(m, args));
   Object.assign(handlers, worker.handlers());
   for (const [m, a] of early ?? []) (handlers[m] as (...x: unknown[]) => unknown)(...a);
   early = undefined;

@@ -75,3 +75,36 @@ describe('target health (OPTIONS probing state)', () => {
     h.stop();
   });
 });
+
+describe('target health shared between processes (workers)', () => {
+  it('applyRemote: a hop the node\'s prober saw down is down here until it says up; local probes win', () => {
+    const h = new TargetHealth(async () => 200);
+    expect(h.isUp('udp:192.0.2.1:5060')).toBe(true);
+    h.applyRemote('udp:192.0.2.1:5060', false);
+    expect(h.isUp('udp:192.0.2.1:5060')).toBe(false);
+    expect(h.isUp('udp:192.0.2.2:5060')).toBe(true);
+    h.applyRemote('udp:192.0.2.1:5060', true);
+    expect(h.isUp('udp:192.0.2.1:5060')).toBe(true);
+    h.stop();
+  });
+
+  it('onChange hears every change of this process\'s probes, and "up" when a down hop is forgotten', async () => {
+    let answer: number | 'timeout' = 'timeout';
+    const h = new TargetHealth(async () => answer);
+    const heard: [string, boolean][] = [];
+    h.onChange((k, up) => heard.push([k, up]));
+    const side = (probe: boolean): HealthSide => ({
+      side: 'core', health: { probe, interval_ms: 10, timeout_ms: 5, failure_threshold: 1, success_threshold: 1 },
+      hops: async () => ({ targets: [{ uri: 'sip:192.0.2.9', side: 'core', hop: { transport: 'udp', address: '192.0.2.9', port: 5060 } as ProbeTarget['hop'] }], complete: true }),
+    });
+    h.sync([side(true)]);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(heard).toContainEqual(['udp:192.0.2.9:5060', false]);
+    // The side stops probing: the down hop is forgotten and counts as up, and listeners hear it.
+    h.sync([side(false)]);
+    expect(heard.at(-1)).toEqual(['udp:192.0.2.9:5060', true]);
+    expect(h.isUp('udp:192.0.2.9:5060')).toBe(true);
+    answer = 200;
+    h.stop();
+  });
+});
