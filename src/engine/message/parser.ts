@@ -12,6 +12,7 @@ import { URI_INVALID, URI_WITH_HEADERS, checkUri } from '../../sip/grammar/uri.j
 import { isValidVia } from '../../sip/grammar/via.js';
 import { MAX_REQUEST_CSEQ, parseCSeq } from '../../sip/grammar/cseq.js';
 import { controlCharIn, hasControlChar } from '../../sip/grammar/text.js';
+import { ctlFreeBytes } from '../../sip/grammar/ctl-scan.js';
 
 type Kind = 'request' | 'response' | 'unknown';
 type Failure = Extract<ParseResult, { ok: false }>;
@@ -130,13 +131,16 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (cr >= 0 && cr < lineEnd) return failure(kind, STATUS_BAD_REQUEST, 'bare CR in start line', recoverHeaders(buf, start, headEnd, limits));
   const headerError = collectHeaders(head, firstNl < 0 ? head.length : firstNl + 1, limits, headers);
   if (headerError !== null) return failure(kind, headerStatus, headerError, headers);
+  // One SIMD scan of the header bytes: when it finds no control character, no value or
+  // Reason-Phrase can hold one and the per-value checks (issue #17) are skipped (ctl-scan.ts).
+  const ctlFree = ctlFreeBytes(buf, start, headEnd);
 
   // ---- start line (head[0..lineEnd): read in place, the ops are cheaper on head than on a slice)
   let msg: SipMessage;
   if (kind === 'response') {
     const r = parseStatusLine(head, lineEnd);
     if (typeof r === 'string') return failure('response', STATUS_BAD_REQUEST, r, headers);
-    if (hasControlChar(r.reason)) return failure('response', STATUS_BAD_REQUEST, 'control character in Reason-Phrase', headers);
+    if (!ctlFree && hasControlChar(r.reason)) return failure('response', STATUS_BAD_REQUEST, 'control character in Reason-Phrase', headers);
     msg = { kind: 'response', status: r.status, reason: r.reason, headers, body: EMPTY };
   } else {
     const r = parseRequestLine(head, lineEnd, limits);
@@ -169,7 +173,7 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
       case 'call-id':
         if (callId >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple Call-ID header fields', headers);
         // (two indexOf calls cost less than one regex test here)
-        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0 || hasControlChar(h.value))
+        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0 || (!ctlFree && hasControlChar(h.value)))
           return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
         callId = idx;
         break;
@@ -199,14 +203,16 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
         break;
       case 'date':
         // rfc1123-date is always in GMT (RFC 3261 §20.17, RFC 4475 §3.1.2.12)
-        if (!h.value.endsWith(' GMT') || hasControlChar(h.value)) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
+        if (!h.value.endsWith(' GMT') || (!ctlFree && hasControlChar(h.value))) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
         break;
       default: {
         // Values no reader above validates: no control character but HTAB outside a quoted-pair
         // (RFC 3261 §25.1; Via, From, To, Contact, Route, Record-Route and the numbers refuse
         // them through their grammar, a bare CR was refused while collecting the lines).
-        const at = controlCharIn(h.value);
-        if (at >= 0) return failure(mkind, STATUS_BAD_REQUEST, controlCharError(h.raw, h.value, at), headers);
+        if (!ctlFree) {
+          const at = controlCharIn(h.value);
+          if (at >= 0) return failure(mkind, STATUS_BAD_REQUEST, controlCharError(h.raw, h.value, at), headers);
+        }
       }
     }
   }
