@@ -144,7 +144,8 @@ function instantiate(): Scanner | undefined {
   }
 }
 
-let scanner: Scanner | undefined = instantiate();
+const wasm = instantiate();
+let scanner = wasm;
 
 /** Which scan runs: 'wasm-simd', or 'none' (no WebAssembly SIMD here, or turned off). */
 export function ctlScanKind(): 'wasm-simd' | 'none' {
@@ -154,7 +155,7 @@ export function ctlScanKind(): 'wasm-simd' | 'none' {
 /** Turn the scan off (every message then gets the per-value checks) or back on. For tests that
  *  compare the two paths, and for ruling the scan out when investigating. */
 export function useCtlScan(on: boolean): void {
-  scanner = on ? instantiate() : undefined;
+  scanner = on ? wasm : undefined;
 }
 
 /** True only if buf[start..end) certainly holds no CTL byte other than HTAB, LF, CR (see the
