@@ -2,20 +2,22 @@
 // parser without it (every value checked by text.ts, the reference): identical results —
 // accept/refuse, status, error text, recovered headers, message — on the RFC 4475 messages, the
 // sip-parser fuzz seeds, seeded mutations of them and control characters inserted anywhere in
-// the header section (escaped as a quoted-pair or not), under three limit sets.
+// the header section (escaped as a quoted-pair or not), bare CRs and LF-only line ends, under
+// three limit sets.
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadTorture } from '../../fixtures/torture/decode.js';
 import { seedsOf } from '../../fuzz/targets.js';
 import { mutate, rng } from '../../helpers/message-fuzz.js';
 import { parseMessage, type ParseLimits, type ParseResult } from '../../../src/engine/message/index.js';
-import { ctlFreeBytes, isCtlByte, useCtlScan } from '../../../src/sip/grammar/ctl-scan.js';
+import { cleanHeaderBytes, isCtlByte, useCtlScan } from '../../../src/sip/grammar/ctl-scan.js';
 
 const LIMITS: Array<ParseLimits | undefined> = [
   undefined,
   { maxMessageBytes: 8192, maxHeaders: 64, maxHeaderBytes: 2048, maxUriBytes: 512 },
   { maxMessageBytes: 600, maxHeaders: 12, maxHeaderBytes: 80, maxUriBytes: 40 },
 ];
-const CTL_BYTES = Array.from({ length: 256 }, (_, b) => b).filter(isCtlByte);
+// The CTLs, and CR (bare once inserted) three times as often as each of them.
+const INSERTED = [...Array.from({ length: 256 }, (_, b) => b).filter(isCtlByte), 13, 13, 13];
 
 function both(input: Buffer, limits: ParseLimits | undefined): { fast: ParseResult; reference: ParseResult } {
   useCtlScan(true);
@@ -44,7 +46,7 @@ describe('parser: header-bytes scan = per-value control-character checks', () =>
       for (const limits of LIMITS) {
         const { fast, reference } = both(b, limits);
         expect(fast, b.toString('latin1').slice(0, 200)).toEqual(reference);
-        if (fast.ok && ctlFreeBytes(b, 0, headEnd(b))) skipped++;
+        if (fast.ok && cleanHeaderBytes(b, 0, headEnd(b))) skipped++;
       }
     }
     expect(corpus.length).toBeGreaterThan(40);
@@ -55,15 +57,19 @@ describe('parser: header-bytes scan = per-value control-character checks', () =>
     const r = rng(0x14ad);
     let accepted = 0;
     let refusedCtl = 0;
+    let refusedCr = 0;
     let acceptedWithCtl = 0; // a CTL escaped in a quoted string: the scan finds it, the values allow it
     for (let k = 0; k < 6000; k++) {
       const src = corpus[Math.floor(r() * corpus.length)]!;
       let input = r() < 0.5 ? mutate(src, corpus, r) : Buffer.from(src);
+      // LF-only line ends (accepted), the section then ends in LF LF; sometimes one CR left over.
+      if (r() < 0.2) input = Buffer.from(input.toString('latin1').replace(/\r\n/g, () => (r() < 0.02 ? '\r' : '\n')), 'latin1');
       if (r() < 0.6) {
-        // One control character in the header section, sometimes as `\x` inside a quoted string.
+        // One control character or CR in the header section (often its last byte), sometimes as
+        // `\x` inside a quoted string.
         const end = Math.max(1, headEnd(input));
-        const at = Math.floor(r() * end);
-        const ctl = CTL_BYTES[Math.floor(r() * CTL_BYTES.length)]!;
+        const at = r() < 0.1 ? end : Math.floor(r() * end);
+        const ctl = INSERTED[Math.floor(r() * INSERTED.length)]!;
         const ins = r() < 0.3 ? [0x22, 0x5c, ctl, 0x22] : r() < 0.5 ? [0x5c, ctl] : [ctl];
         input = Buffer.concat([input.subarray(0, at), Buffer.from(ins), input.subarray(at)]);
       }
@@ -71,11 +77,13 @@ describe('parser: header-bytes scan = per-value control-character checks', () =>
       expect(fast, input.toString('latin1').slice(0, 300)).toEqual(reference);
       if (fast.ok) {
         accepted++;
-        if (!ctlFreeBytes(input, 0, headEnd(input))) acceptedWithCtl++;
+        if (!cleanHeaderBytes(input, 0, headEnd(input))) acceptedWithCtl++;
       } else if (fast.error.startsWith('control character')) refusedCtl++;
+      else if (fast.error.startsWith('bare CR')) refusedCr++;
     }
     expect(accepted).toBeGreaterThan(500);
     expect(refusedCtl).toBeGreaterThan(50);
+    expect(refusedCr).toBeGreaterThan(50);
     expect(acceptedWithCtl).toBeGreaterThan(20);
   });
 });
