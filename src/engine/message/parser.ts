@@ -12,7 +12,7 @@ import { URI_INVALID, URI_WITH_HEADERS, checkUri } from '../../sip/grammar/uri.j
 import { isValidVia } from '../../sip/grammar/via.js';
 import { MAX_REQUEST_CSEQ, parseCSeq } from '../../sip/grammar/cseq.js';
 import { controlCharIn, hasControlChar } from '../../sip/grammar/text.js';
-import { cleanHeaderBytes } from '../../sip/grammar/ctl-scan.js';
+import { HEAD_END, HEAD_NON_ASCII, HEAD_NOT_FOUND, HEAD_UNCLEAN, cleanHeaderBytes, scanHead } from '../../sip/grammar/ctl-scan.js';
 
 type Kind = 'request' | 'response' | 'unknown';
 type Failure = Extract<ParseResult, { ok: false }>;
@@ -102,7 +102,12 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (start >= len) return failure('unknown', STATUS_BAD_REQUEST, 'empty message', []);
   const kind = guessKind(buf, start);
 
-  let headEnd = buf.indexOf(CRLFCRLF, start);
+  // One SIMD pass (sip/grammar/ctl-scan.ts) finds the end of the header section and tells
+  // whether the bytes before it hold no control character and no bare CR ("clean": then the
+  // searches for a bare CR and the per-value control-character checks of issue #17 cannot find
+  // anything and are skipped) and whether they are all ASCII (then decoding is a plain copy).
+  const scan = scanHead(buf, start);
+  let headEnd = scan >= 0 ? scan & HEAD_END : scan === HEAD_NOT_FOUND ? -1 : buf.indexOf(CRLFCRLF, start);
   let sepLen = 4;
   if (headEnd < 0) {
     headEnd = buf.indexOf(LFLF, start);
@@ -121,11 +126,8 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
     return failure(kind, STATUS_BAD_REQUEST, 'header section not terminated by an empty line', recoverHeaders(buf, start, len, limits));
   }
 
-  // One SIMD scan of the header bytes: when it finds no control character and no bare CR, the
-  // searches for a bare CR and the per-value control-character checks (issue #17) cannot find
-  // anything and are skipped (sip/grammar/ctl-scan.ts).
-  const clean = cleanHeaderBytes(buf, start, headEnd);
-  const head = buf.toString('utf8', start, headEnd);
+  const clean = sepLen === 4 ? scan >= 0 && (scan & HEAD_UNCLEAN) === 0 : cleanHeaderBytes(buf, start, headEnd);
+  const head = sepLen === 4 && scan >= 0 && (scan & HEAD_NON_ASCII) === 0 ? buf.toString('latin1', start, headEnd) : buf.toString('utf8', start, headEnd);
   // CR only as part of CRLF (RFC 3261 §7.3.1): a bare CR could end a line for the next hop.
   const firstNl = head.indexOf('\n');
   const lineEnd = firstNl < 0 ? head.length : firstNl > 0 && head.charCodeAt(firstNl - 1) === 13 ? firstNl - 1 : firstNl;

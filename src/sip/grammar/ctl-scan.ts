@@ -39,31 +39,48 @@ export function uncleanByteIn(buf: Uint8Array, start: number, end: number): numb
 
 const I32 = 0x7f;
 const V128 = 0x7b;
-const BLOCK_EMPTY = 0x40; // block type: no results
+const BLOCK = 0x02;
 const LOOP = 0x03;
+const IF = 0x04;
+const EMPTY = 0x40; // block type: no results
 const END = 0x0b;
 const BR_IF = 0x0d;
+const RETURN = 0x0f;
 const LOCAL_GET = 0x20;
 const LOCAL_SET = 0x21;
 const LOCAL_TEE = 0x22;
-const I32_CONST = 0x41;
+const I32_CONST = 0x41; // signed LEB128 immediate
+const I32_NE = 0x47;
 const I32_LT_S = 0x48;
+const I32_CTZ = 0x68;
 const I32_ADD = 0x6a;
 const I32_SUB = 0x6b;
+const I32_OR = 0x72;
+const I32_SHL = 0x74;
 const SIMD = 0xfd; // prefix of the vector instructions (the sub-opcodes below are < 0x80: one LEB byte)
-const V128_LOAD = 0x00; // memarg: alignment exponent, offset
-const V128_CONST = 0x0c; // 16 immediate bytes
-const I8X16_SWIZZLE = 0x0e; // lane i = a[b[i]], or 0 where b[i] >= 16
+const V128_LOAD = 0x00; // memarg: alignment exponent (0: any address), offset
 const I8X16_SPLAT = 0x0f;
 const I8X16_EQ = 0x23;
 const V128_AND = 0x4e;
 const V128_ANDNOT = 0x4f; // a & ~b
 const V128_OR = 0x50;
 const V128_ANY_TRUE = 0x53;
+const I8X16_BITMASK = 0x64; // the lanes' top bits as an i32
 
 /** Unsigned LEB128 (sizes and counts below 2^14 are all this module needs). */
 function leb(n: number): number[] {
   return n < 0x80 ? [n] : [(n & 0x7f) | 0x80, n >> 7];
+}
+
+/** i32.const n (signed LEB128). */
+function i32(n: number): number[] {
+  const out = [I32_CONST];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) return [...out, byte];
+    out.push(byte | 0x80);
+  }
 }
 
 function section(id: number, content: number[]): number[] {
@@ -74,88 +91,141 @@ function name(s: string): number[] {
   return [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
 }
 
-// Locals of scan(start, end): params 0 = i (the cursor, starts at start) and 1 = end; then v128s.
+// Locals of both functions. Params: 0 = the cursor (starts at `start`), 1 = end (scan) or the
+// buffer's length (head), turned into LAST. Then 11 v128s and 2 i32s.
 const I = 0;
 const LAST = 1; // end - 16: where the last (possibly overlapping) 16-byte block starts
-const ACC = 2; // OR of every block's CTL lanes
-const V = 3; // the block being classified
+const ACC = 2; // OR of every block's unclean lanes (CTL or bare CR)
+const V = 3; // the block's bytes
 const HI3 = 4; // 0xE0 in each lane: b & 0xE0 == 0 <=> b < 0x20
 const DEL = 5; // 0x7F in each lane
-const ALLOWED = 6; // table for swizzle: 0xFF at 9 (HTAB), 10 (LF), 13 (CR); zero elsewhere
-const ZERO = 7; // locals start zeroed
-const CR = 8; // 0x0D in each lane
-const LF = 9; // 0x0A in each lane
+const ZERO = 6; // locals start zeroed
+const CR = 7; // 0x0D in each lane
+const LF = 8; // 0x0A in each lane
+const HT = 9; // 0x09 in each lane
+const CRLF = 10; // lanes holding a CR followed by an LF
+const T = 11; // lanes where CR LF CR LF starts (head)
+const HIGH = 12; // OR of every block's bytes: a top bit set means a non-ASCII byte (head)
+const START = 13;
+const P = 14; // where CR LF CR LF starts (head)
 
-/** The 16 bytes at memory[local at]: OR the lanes that are a CTL or a bare CR into ACC. For a
- *  byte b followed by n: ctl = ((b & 0xE0) == 0 && !ALLOWED[b]) || b == 0x7F (swizzle gives 0 for
- *  b >= 16, where the first test is 0 anyway for b >= 0x20, and b in 0x10..0x1F has no allowed
- *  entry); bare CR = b == 0x0D && n != 0x0A (n from a second load one byte further on). */
-const classify = (at: number): number[] => [
-  LOCAL_GET, at, SIMD, V128_LOAD, 0, 0, // memory[at..at+16) (alignment 2^0: any address)
-  LOCAL_TEE, V,
-  LOCAL_GET, CR, SIMD, I8X16_EQ, // lanes CR
-  LOCAL_GET, at, SIMD, V128_LOAD, 0, 1, // memory[at+1..at+17): each lane's next byte
-  LOCAL_GET, LF, SIMD, I8X16_EQ, // lanes followed by LF
-  SIMD, V128_ANDNOT, // bare CRs: CR and not followed by LF
-  LOCAL_GET, V, LOCAL_GET, HI3, SIMD, V128_AND,
-  LOCAL_GET, ZERO, SIMD, I8X16_EQ, // lanes < 0x20
-  LOCAL_GET, ALLOWED, LOCAL_GET, V, SIMD, I8X16_SWIZZLE, // lanes 9, 10, 13
-  SIMD, V128_ANDNOT, // lanes < 0x20 but not 9, 10, 13
-  SIMD, V128_OR,
-  LOCAL_GET, V, LOCAL_GET, DEL, SIMD, I8X16_EQ, // lanes 0x7F
-  SIMD, V128_OR,
-  LOCAL_GET, ACC, SIMD, V128_OR,
-  LOCAL_SET, ACC,
+const PROLOGUE = [
+  2, 11, V128, 2, I32, // locals: 11 v128 (2..12), 2 i32 (13, 14)
+  ...i32(0xe0), SIMD, I8X16_SPLAT, LOCAL_SET, HI3,
+  ...i32(0x7f), SIMD, I8X16_SPLAT, LOCAL_SET, DEL,
+  ...i32(13), SIMD, I8X16_SPLAT, LOCAL_SET, CR,
+  ...i32(10), SIMD, I8X16_SPLAT, LOCAL_SET, LF,
+  ...i32(9), SIMD, I8X16_SPLAT, LOCAL_SET, HT,
+  LOCAL_GET, I, LOCAL_SET, START,
+  LOCAL_GET, LAST, ...i32(16), I32_SUB, LOCAL_SET, LAST,
 ];
 
+/** V = memory[at..at+16), CRLF = its lanes holding CR with an LF after it (memory[at+1..)). */
+const crlfAt = (at: number): number[] => [
+  LOCAL_GET, at, SIMD, V128_LOAD, 0, 0, LOCAL_TEE, V,
+  LOCAL_GET, CR, SIMD, I8X16_EQ,
+  LOCAL_GET, at, SIMD, V128_LOAD, 0, 1, LOCAL_GET, LF, SIMD, I8X16_EQ,
+  SIMD, V128_AND, LOCAL_SET, CRLF,
+];
+
+/** OR the unclean lanes of V into ACC: for a byte b, (b < 0x20 and not HT, LF, or a CR with an
+ *  LF after it) or b = 0x7F. A CR without an LF is thereby unclean too. */
+const CLASSIFY = [
+  LOCAL_GET, V, LOCAL_GET, HI3, SIMD, V128_AND, LOCAL_GET, ZERO, SIMD, I8X16_EQ, // b < 0x20
+  LOCAL_GET, CRLF,
+  LOCAL_GET, V, LOCAL_GET, LF, SIMD, I8X16_EQ, SIMD, V128_OR,
+  LOCAL_GET, V, LOCAL_GET, HT, SIMD, I8X16_EQ, SIMD, V128_OR, // allowed: CR LF, LF, HT
+  SIMD, V128_ANDNOT,
+  LOCAL_GET, V, LOCAL_GET, DEL, SIMD, I8X16_EQ, SIMD, V128_OR,
+  LOCAL_GET, ACC, SIMD, V128_OR, LOCAL_SET, ACC,
+];
+
+/** HIGH |= V. */
+const ASCII = [LOCAL_GET, V, LOCAL_GET, HIGH, SIMD, V128_OR, LOCAL_SET, HIGH];
+
+/** After crlfAt(at): T = lanes where CR LF CR LF starts; pushes whether there is any. */
+const terminatorAt = (at: number): number[] => [
+  LOCAL_GET, CRLF,
+  LOCAL_GET, at, SIMD, V128_LOAD, 0, 2, LOCAL_GET, CR, SIMD, I8X16_EQ, SIMD, V128_AND,
+  LOCAL_GET, at, SIMD, V128_LOAD, 0, 3, LOCAL_GET, LF, SIMD, I8X16_EQ, SIMD, V128_AND,
+  LOCAL_TEE, T, SIMD, V128_ANY_TRUE,
+];
+
+const NEXT_BLOCK = [LOCAL_GET, I, ...i32(16), I32_ADD, LOCAL_TEE, I, LOCAL_GET, LAST, I32_LT_S]; // i += 16; i < LAST?
+
 /** scan(start, end) -> 1 if a CTL or bare CR lies in memory[start..end), else 0. Needs end -
- *  start >= 16 and memory[end] readable and not an LF: blocks from start every 16 bytes, then one block ending exactly at end (it may overlap
- *  the one before; for "is there any" that is harmless, and it needs no tail loop or padding). */
+ *  start >= 16 and memory[end] readable and not an LF: blocks from start every 16 bytes, then
+ *  one block ending exactly at end (it may overlap the one before; for "is there any" that is
+ *  harmless, and it needs no tail loop or padding). */
 const SCAN_BODY = [
-  1, 8, V128, // locals: one group of 8 v128 (ACC, V, HI3, DEL, ALLOWED, ZERO, CR, LF)
-  I32_CONST, 13, SIMD, I8X16_SPLAT, LOCAL_SET, CR,
-  I32_CONST, 10, SIMD, I8X16_SPLAT, LOCAL_SET, LF,
-  I32_CONST, 0xe0, 0x01, SIMD, I8X16_SPLAT, LOCAL_SET, HI3, // 224 (signed LEB: 0xE0 0x01)
-  I32_CONST, 0xff, 0x00, SIMD, I8X16_SPLAT, LOCAL_SET, DEL, // 127 (signed LEB: 0xFF 0x00)
-  SIMD, V128_CONST, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0xff, 0, 0, LOCAL_SET, ALLOWED,
-  LOCAL_GET, LAST, I32_CONST, 16, I32_SUB, LOCAL_SET, LAST, // LAST = end - 16
-  LOOP, BLOCK_EMPTY,
-  ...classify(I),
-  LOCAL_GET, I, I32_CONST, 16, I32_ADD, LOCAL_TEE, I,
-  LOCAL_GET, LAST, I32_LT_S, BR_IF, 0, // again while i < LAST
+  ...PROLOGUE,
+  LOOP, EMPTY, ...crlfAt(I), ...CLASSIFY, ...NEXT_BLOCK, BR_IF, 0, END,
+  ...crlfAt(LAST), ...CLASSIFY, // the last block, memory[end-16..end)
+  LOCAL_GET, ACC, SIMD, V128_ANY_TRUE,
   END,
-  ...classify(LAST), // the last block, memory[end-16..end)
-  LOCAL_GET, ACC, SIMD, V128_ANY_TRUE, // result: any lane set
+];
+
+/** Bits of head()'s result besides the offset. */
+const UNCLEAN_BIT = 30;
+const NON_ASCII_BIT = 29;
+
+/** head(start, len) -> the offset of the first CR LF CR LF at or after start in memory[..len)
+ *  (-1 if none), ORed with 1 << UNCLEAN_BIT if memory[start..offset) is not clean (or is shorter
+ *  than 16 bytes) and 1 << NON_ASCII_BIT if it holds a byte >= 0x80. Needs len - start >= 16
+ *  and memory[len..len+3) zero. Each block is first searched for the terminator; blocks before
+ *  the one holding it are classified whole, then the block ending at the terminator. */
+const HEAD_BODY = [
+  ...PROLOGUE,
+  BLOCK, EMPTY, // found
+  LOOP, EMPTY,
+  ...crlfAt(I), ...terminatorAt(I), BR_IF, 1,
+  ...CLASSIFY, ...ASCII,
+  ...NEXT_BLOCK, BR_IF, 0,
+  END,
+  LOCAL_GET, LAST, LOCAL_SET, I, // the last block, memory[len-16..len)
+  ...crlfAt(I), ...terminatorAt(I), BR_IF, 0,
+  ...i32(-1), RETURN,
+  END,
+  // found in the block at I: P = I + the index of the first lane of T
+  LOCAL_GET, I, LOCAL_GET, T, SIMD, I8X16_BITMASK, I32_CTZ, I32_ADD, LOCAL_SET, P,
+  LOCAL_GET, P, LOCAL_GET, START, I32_SUB, ...i32(16), I32_LT_S,
+  IF, EMPTY, LOCAL_GET, P, ...i32(1 << UNCLEAN_BIT), I32_OR, RETURN, END,
+  LOCAL_GET, P, ...i32(16), I32_SUB, LOCAL_SET, I, // the block ending at P (its CR makes a CR
+  ...crlfAt(I), ...CLASSIFY, ...ASCII, // at P - 1 bare, as the contract wants)
+  LOCAL_GET, P,
+  LOCAL_GET, ACC, SIMD, V128_ANY_TRUE, ...i32(UNCLEAN_BIT), I32_SHL, I32_OR,
+  LOCAL_GET, HIGH, SIMD, I8X16_BITMASK, ...i32(0), I32_NE, ...i32(NON_ASCII_BIT), I32_SHL, I32_OR,
   END,
 ];
 
 /** Pages (64 KiB) the memory may grow to: messages up to 1 MiB are scanned, larger ones (only
- *  with a raised maxMessageBytes) keep the per-value checks. */
+ *  with a raised maxMessageBytes) keep the plain checks. */
 const MAX_PAGES = 16;
 
 const MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
   ...section(1, [1, 0x60, 2, I32, I32, 1, I32]), // types: [func (i32, i32) -> i32]
-  ...section(3, [1, 0]), // functions: [type 0]
+  ...section(3, [2, 0, 0]), // functions: [type 0, type 0]
   ...section(5, [1, 0x01, 1, MAX_PAGES]), // memories: [min 1 page, max MAX_PAGES]
-  ...section(7, [2, ...name('scan'), 0x00, 0, ...name('memory'), 0x02, 0]), // exports: func 0, memory 0
-  ...section(10, [1, ...leb(SCAN_BODY.length), ...SCAN_BODY]), // code: [scan]
+  ...section(7, [3, ...name('scan'), 0x00, 0, ...name('head'), 0x00, 1, ...name('memory'), 0x02, 0]), // exports
+  ...section(10, [2, ...leb(SCAN_BODY.length), ...SCAN_BODY, ...leb(HEAD_BODY.length), ...HEAD_BODY]), // code
 ]);
 
 interface Scanner {
   memory: WebAssembly.Memory;
   bytes: Uint8Array; // view of memory.buffer (replaced when the memory grows)
   scan: (start: number, end: number) => number;
+  head: (start: number, len: number) => number;
 }
 
 function instantiate(): Scanner | undefined {
   try {
     if (typeof WebAssembly !== 'object' || !WebAssembly.validate(MODULE)) return undefined;
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(MODULE));
-    const memory = instance.exports.memory as WebAssembly.Memory;
-    return { memory, bytes: new Uint8Array(memory.buffer), scan: instance.exports.scan as Scanner['scan'] };
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(MODULE));
+    const memory = exports.memory as WebAssembly.Memory;
+    return { memory, bytes: new Uint8Array(memory.buffer), scan: exports.scan as Scanner['scan'], head: exports.head as Scanner['head'] };
   } catch {
-    return undefined; // e.g. WebAssembly disabled by the embedder: the per-value checks stay
+    return undefined; // e.g. WebAssembly disabled by the embedder: the plain checks stay
   }
 }
 
@@ -167,7 +237,7 @@ export function ctlScanKind(): 'wasm-simd' | 'none' {
   return scanner === undefined ? 'none' : 'wasm-simd';
 }
 
-/** Turn the scan off (every message then gets the per-value checks) or back on. For tests that
+/** Turn the scan off (callers then do everything the plain way) or back on. For tests that
  *  compare the two paths, and for ruling the scan out when investigating. */
 export function useCtlScan(on: boolean): void {
   scanner = on ? wasm : undefined;
@@ -184,6 +254,33 @@ export function cleanHeaderBytes(buf: Uint8Array, start: number, end: number): b
   s.bytes.set(buf);
   s.bytes[end] = 0;
   return s.scan(start, end) === 0;
+}
+
+/** scanHead could not tell (no scan, fewer than 16 bytes, too large): search the plain way. */
+export const HEAD_UNKNOWN = -2;
+/** scanHead found no CR LF CR LF at or after start. */
+export const HEAD_NOT_FOUND = -1;
+/** In a scanHead result >= 0: the offset of the CR LF CR LF (= buf.indexOf('\r\n\r\n', start)). */
+export const HEAD_END = 0xfffff;
+/** In a scanHead result >= 0: buf[start..offset) is not known clean (cleanHeaderBytes false). */
+export const HEAD_UNCLEAN = 1 << UNCLEAN_BIT;
+/** In a scanHead result >= 0: buf[start..offset) holds a byte >= 0x80 (else it is ASCII). */
+export const HEAD_NON_ASCII = 1 << NON_ASCII_BIT;
+
+/** One pass over buf from start: where the header section ends (the first CR LF CR LF), whether
+ *  the bytes before it are clean (as cleanHeaderBytes) and whether they are all ASCII. Returns
+ *  HEAD_UNKNOWN, HEAD_NOT_FOUND, or the offset with the HEAD_UNCLEAN / HEAD_NON_ASCII bits. */
+export function scanHead(buf: Uint8Array, start: number): number {
+  const s = scanner;
+  const len = buf.length;
+  if (s === undefined || start < 0 || len - start < 16) return HEAD_UNKNOWN;
+  if (len + 3 > s.bytes.length && !grow(s, len + 3)) return HEAD_UNKNOWN;
+  const bytes = s.bytes;
+  bytes.set(buf);
+  bytes[len] = 0; // the terminator search reads up to 3 bytes past the end
+  bytes[len + 1] = 0;
+  bytes[len + 2] = 0;
+  return s.head(start, len);
 }
 
 function grow(s: Scanner, bytes: number): boolean {

@@ -5,7 +5,9 @@
 // and than its maximum (no answer).
 import { afterEach, describe, expect, it } from 'vitest';
 import { rng } from '../../helpers/message-fuzz.js';
-import { uncleanByteIn, cleanHeaderBytes, ctlScanKind, isCtlByte, useCtlScan } from '../../../src/sip/grammar/ctl-scan.js';
+import {
+  HEAD_END, HEAD_NON_ASCII, HEAD_NOT_FOUND, HEAD_UNCLEAN, HEAD_UNKNOWN, cleanHeaderBytes, ctlScanKind, isCtlByte, scanHead, uncleanByteIn, useCtlScan,
+} from '../../../src/sip/grammar/ctl-scan.js';
 
 const CTL_BYTES = Array.from({ length: 256 }, (_, b) => b).filter(isCtlByte);
 
@@ -138,5 +140,106 @@ describe('cleanHeaderBytes (WebAssembly SIMD) = uncleanByteIn (JS reference)', (
     expect(cleanHeaderBytes(Buffer.alloc(64, 0x41), 0, 64)).toBe(false);
     useCtlScan(true);
     expect(cleanHeaderBytes(Buffer.alloc(64, 0x41), 0, 64)).toBe(true);
+  });
+});
+
+/** What scanHead must answer, in plain JS: buf.indexOf(CRLFCRLF), uncleanByteIn, a byte >= 0x80. */
+function headReference(buf: Buffer, start: number): number {
+  const end = buf.indexOf('\r\n\r\n', start);
+  if (end < 0) return HEAD_NOT_FOUND;
+  let out = end;
+  if (end - start < 16 || uncleanByteIn(buf, start, end) >= 0) out |= HEAD_UNCLEAN;
+  if (end - start >= 16 && buf.subarray(start, end).some((b) => b >= 0x80)) out |= HEAD_NON_ASCII;
+  return out;
+}
+
+describe('scanHead (WebAssembly SIMD) = indexOf CR LF CR LF + uncleanByteIn + ASCII test', () => {
+  afterEach(() => useCtlScan(true));
+
+  it('finds the terminator at every offset from start (every position modulo 16, the buffer end), with any tail', () => {
+    let checked = 0;
+    for (const start of [0, 1, 5, 16]) {
+      for (let at = start; at <= start + 70; at++) {
+        for (const tail of ['', 'x', '\r\n\r\n', 'body\r\n\r\nmore']) {
+          const buf = Buffer.from(`${'\n'.repeat(start)}${'a'.repeat(at - start)}\r\n\r\n${tail}`, 'latin1');
+          const got = scanHead(buf, start);
+          if (buf.length - start < 16) {
+            expect(got).toBe(HEAD_UNKNOWN);
+            continue;
+          }
+          expect(got, `${start} ${at} ${JSON.stringify(tail)}`).toBe(headReference(buf, start));
+          expect(got & HEAD_END).toBe(at);
+          checked++;
+        }
+        // Not quite a terminator: CR LF CR, LF LF, CR LF LF CR LF at the end of the buffer.
+        for (const almost of ['\r\n\r', '\n\n', '\r\n\n', '\r\r\n\n']) {
+          const buf = Buffer.from(`${'\n'.repeat(start)}${'a'.repeat(at - start)}${almost}`, 'latin1');
+          if (buf.length - start >= 16) expect(scanHead(buf, start)).toBe(HEAD_NOT_FOUND);
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(800);
+  });
+
+  it('agrees on every byte value at every position before the terminator (and right after it)', () => {
+    for (const len of [16, 17, 31, 32, 33, 47, 48]) {
+      const buf = Buffer.from(`${'a'.repeat(len)}\r\n\r\nZ`, 'latin1');
+      for (let at = 0; at < buf.length; at++) {
+        const keep = buf[at]!;
+        for (let b = 0; b < 256; b++) {
+          buf[at] = b;
+          const got = scanHead(buf, 0);
+          if (got !== headReference(buf, 0)) throw new Error(`byte 0x${b.toString(16)} at ${at}, head of ${len}: ${got}`);
+        }
+        buf[at] = keep;
+      }
+    }
+  });
+
+  it('agrees on random header-like buffers: lines, CRs, LFs, control and non-ASCII bytes, junk after', () => {
+    const r = rng(0x4ead);
+    const odd = [13, 10, 9, 0, 0x7f, 0x0b, 0xc3, 0xbc, 0xff, 0x20];
+    const seen = { found: 0, clean: 0, nonAscii: 0, notFound: 0 };
+    for (let k = 0; k < 20_000; k++) {
+      const p = r() * 0.1;
+      const lines: string[] = [];
+      for (let l = Math.floor(r() * 8); l > 0; l--) {
+        let line = '';
+        for (let i = Math.floor(r() * 40); i > 0; i--) line += String.fromCharCode(r() < p ? odd[Math.floor(r() * odd.length)]! : 0x61 + Math.floor(r() * 26));
+        lines.push(line);
+      }
+      const text = `${'\r\n'.repeat(Math.floor(r() * 3))}${lines.join(r() < 0.9 ? '\r\n' : '\n')}${r() < 0.85 ? '\r\n\r\n' : ''}${'body\r\n\r\n'.slice(0, Math.floor(r() * 11))}`;
+      const buf = Buffer.from(text, 'latin1');
+      const start = Math.floor(r() * Math.min(6, buf.length));
+      const got = scanHead(buf, start);
+      if (buf.length - start < 16) {
+        expect(got).toBe(HEAD_UNKNOWN);
+        continue;
+      }
+      const want = headReference(buf, start);
+      if (got !== want) throw new Error(`${JSON.stringify(text)} from ${start}: ${got}, want ${want}`);
+      if (got === HEAD_NOT_FOUND) seen.notFound++;
+      else {
+        seen.found++;
+        if ((got & HEAD_UNCLEAN) === 0) seen.clean++;
+        if ((got & HEAD_NON_ASCII) !== 0) seen.nonAscii++;
+      }
+    }
+    expect(seen.found).toBeGreaterThan(8000);
+    expect(seen.clean).toBeGreaterThan(3000);
+    expect(seen.nonAscii).toBeGreaterThan(1000);
+    expect(seen.notFound).toBeGreaterThan(1000);
+  });
+
+  it('handles messages longer than the initial memory, and gives no answer past 1 MiB or with the scan off', () => {
+    const head = `INVITE sip:a@b SIP/2.0\r\nSubject: ${'s'.repeat(70_000)}\r\n\r\n`;
+    const buf = Buffer.from(`${head}${'b'.repeat(100_000)}`, 'latin1');
+    expect(scanHead(buf, 0)).toBe(head.length - 4);
+    buf[50_000] = 0x1b;
+    expect(scanHead(buf, 0)).toBe((head.length - 4) | HEAD_UNCLEAN);
+    expect(scanHead(Buffer.alloc(1_048_573, 0x61), 0)).toBe(HEAD_NOT_FOUND);
+    expect(scanHead(Buffer.alloc(1_048_574, 0x61), 0)).toBe(HEAD_UNKNOWN);
+    useCtlScan(false);
+    expect(scanHead(Buffer.from(`${'a'.repeat(20)}\r\n\r\n`), 0)).toBe(HEAD_UNKNOWN);
   });
 });

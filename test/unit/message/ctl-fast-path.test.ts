@@ -2,8 +2,9 @@
 // parser without it (every value checked by text.ts, the reference): identical results —
 // accept/refuse, status, error text, recovered headers, message — on the RFC 4475 messages, the
 // sip-parser fuzz seeds, seeded mutations of them and control characters inserted anywhere in
-// the header section (escaped as a quoted-pair or not), bare CRs and LF-only line ends, under
-// three limit sets.
+// the header section (escaped as a quoted-pair or not), bare CRs, LF-only line ends and non-ASCII
+// bytes, under three limit sets. (Without the scan the parser also finds the end of the header
+// section with Buffer#indexOf and decodes it as UTF-8: both are compared too.)
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadTorture } from '../../fixtures/torture/decode.js';
 import { seedsOf } from '../../fuzz/targets.js';
@@ -72,6 +73,11 @@ describe('parser: header-bytes scan = per-value control-character checks', () =>
         const ctl = INSERTED[Math.floor(r() * INSERTED.length)]!;
         const ins = r() < 0.3 ? [0x22, 0x5c, ctl, 0x22] : r() < 0.5 ? [0x5c, ctl] : [ctl];
         input = Buffer.concat([input.subarray(0, at), Buffer.from(ins), input.subarray(at)]);
+      }
+      if (r() < 0.2) {
+        // Non-ASCII: UTF-8 (ü), or a byte that is not UTF-8; the scan then decodes as UTF-8.
+        const at = Math.floor(r() * Math.max(1, headEnd(input)));
+        input = Buffer.concat([input.subarray(0, at), Buffer.from(r() < 0.5 ? [0xc3, 0xbc] : [0xff]), input.subarray(at)]);
       }
       const { fast, reference } = both(input, LIMITS[k % 3]);
       expect(fast, input.toString('latin1').slice(0, 300)).toEqual(reference);
