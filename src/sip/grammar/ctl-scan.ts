@@ -14,8 +14,12 @@
 // WebAssembly SIMD, fewer than 16 bytes, a buffer larger than the scan memory): the caller then
 // runs its exact checks, which stay the reference (quoted-pair exceptions and error texts).
 //
+// `scanHead(buf, start)` does the same in the pass that finds where the header section ends (the
+// first CR LF CR LF at or after start: exactly buf.indexOf('\r\n\r\n', start)), and also says
+// whether those bytes are all ASCII (then latin1 and UTF-8 decoding give the same string).
+//
 // The scan is a hand-assembled WebAssembly module using 128-bit SIMD: 16 bytes a step, a few
-// vector compares and a table lookup each, one "any lane set" at the end. V8 (Node >= 16) has
+// vector compares each, one "any lane set" at the end. V8 (Node >= 16) has
 // WebAssembly SIMD on by default; without it the module does not validate and the parser simply
 // keeps its checks. `uncleanByteIn` is the plain-JS statement of the same question, for tests.
 
