@@ -41,35 +41,17 @@ export function uncleanByteIn(buf: Uint8Array, start: number, end: number): numb
 // ---- the WebAssembly module, byte by byte (binary format: WebAssembly Core Specification §5;
 // SIMD opcodes: the fixed-width SIMD proposal, part of WebAssembly 2.0)
 
-const I32 = 0x7f;
-const V128 = 0x7b;
-const BLOCK = 0x02;
-const LOOP = 0x03;
-const IF = 0x04;
-const EMPTY = 0x40; // block type: no results
-const END = 0x0b;
-const BR_IF = 0x0d;
-const RETURN = 0x0f;
-const LOCAL_GET = 0x20;
-const LOCAL_SET = 0x21;
-const LOCAL_TEE = 0x22;
-const I32_CONST = 0x41; // signed LEB128 immediate
-const I32_NE = 0x47;
-const I32_LT_S = 0x48;
-const I32_CTZ = 0x68;
-const I32_ADD = 0x6a;
-const I32_SUB = 0x6b;
-const I32_OR = 0x72;
-const I32_SHL = 0x74;
-const SIMD = 0xfd; // prefix of the vector instructions (the sub-opcodes below are < 0x80: one LEB byte)
-const V128_LOAD = 0x00; // memarg: alignment exponent (0: any address), offset
-const I8X16_SPLAT = 0x0f;
-const I8X16_EQ = 0x23;
-const V128_AND = 0x4e;
-const V128_ANDNOT = 0x4f; // a & ~b
-const V128_OR = 0x50;
-const V128_ANY_TRUE = 0x53;
-const I8X16_BITMASK = 0x64; // the lanes' top bits as an i32
+// Value types; control (EMPTY: the block type "no results"); locals and i32.const (signed LEB128
+// immediate); i32 arithmetic.
+const [I32, V128] = [0x7f, 0x7b];
+const [BLOCK, LOOP, IF, END, BR_IF, RETURN, EMPTY] = [0x02, 0x03, 0x04, 0x0b, 0x0d, 0x0f, 0x40];
+const [LOCAL_GET, LOCAL_SET, LOCAL_TEE, I32_CONST] = [0x20, 0x21, 0x22, 0x41];
+const [I32_NE, I32_LT_S, I32_CTZ, I32_ADD, I32_SUB, I32_OR, I32_SHL] = [0x47, 0x48, 0x68, 0x6a, 0x6b, 0x72, 0x74];
+// Vector instructions: the SIMD prefix, then a sub-opcode (all below 0x80: one LEB byte).
+// v128.load takes a memarg (alignment exponent, 0 for any address; offset); andnot is a & ~b;
+// bitmask gives the lanes' top bits as an i32.
+const SIMD = 0xfd;
+const [V128_LOAD, I8X16_SPLAT, I8X16_EQ, V128_AND, V128_ANDNOT, V128_OR, V128_ANY_TRUE, I8X16_BITMASK] = [0x00, 0x0f, 0x23, 0x4e, 0x4f, 0x50, 0x53, 0x64];
 
 /** Unsigned LEB128 (sizes and counts below 2^14 are all this module needs). */
 function leb(n: number): number[] {
@@ -95,23 +77,14 @@ function name(s: string): number[] {
   return [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
 }
 
-// Locals of both functions. Params: 0 = the cursor (starts at `start`), 1 = end (scan) or the
-// buffer's length (head), turned into LAST. Then 11 v128s and 2 i32s.
-const I = 0;
-const LAST = 1; // end - 16: where the last (possibly overlapping) 16-byte block starts
-const ACC = 2; // OR of every block's unclean lanes (CTL or bare CR)
-const V = 3; // the block's bytes
-const HI3 = 4; // 0xE0 in each lane: b & 0xE0 == 0 <=> b < 0x20
-const DEL = 5; // 0x7F in each lane
-const ZERO = 6; // locals start zeroed
-const CR = 7; // 0x0D in each lane
-const LF = 8; // 0x0A in each lane
-const HT = 9; // 0x09 in each lane
-const CRLF = 10; // lanes holding a CR followed by an LF
-const T = 11; // lanes where CR LF CR LF starts (head)
-const HIGH = 12; // OR of every block's bytes: a top bit set means a non-ASCII byte (head)
-const START = 13;
-const P = 14; // where CR LF CR LF starts (head)
+// Locals of both functions, by index. Params: I, the cursor (starts at `start`, kept in START);
+// LAST, end (scan) or the buffer's length (head), made end - 16: where the last (possibly
+// overlapping) 16-byte block starts. v128s: ACC, the OR of every block's unclean lanes (CTL or
+// bare CR); V, the block's bytes; constants in each lane: HI3 0xE0 (b & 0xE0 == 0 <=> b < 0x20),
+// DEL 0x7F, ZERO, CR, LF, HT; CRLF, the lanes holding a CR followed by an LF; T, the lanes where
+// CR LF CR LF starts; HIGH, the OR of every block's bytes (a top bit set: non-ASCII). i32s:
+// START, and P, where CR LF CR LF starts.
+const [I, LAST, ACC, V, HI3, DEL, ZERO, CR, LF, HT, CRLF, T, HIGH, START, P] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
 const PROLOGUE = [
   2, 11, V128, 2, I32, // locals: 11 v128 (2..12), 2 i32 (13, 14)
