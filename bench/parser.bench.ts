@@ -3,6 +3,7 @@
 // Run: npx tsx bench/parser.bench.ts   (prints medians of 7 runs)
 import { getHeader, getHeaderList, getHeaders, parseMessage, serialize, type SipMessage } from '../src/engine/message/index.js';
 import { getTag, parseCSeq, parseVia } from '../src/sip/grammar/index.js';
+import { ctlScanKind } from '../src/sip/grammar/ctl-scan.js';
 
 const sdp = [
   'v=0',
@@ -73,7 +74,7 @@ if (!first.ok) throw new Error(first.error);
 const msg: SipMessage = first.message;
 let sink = 0;
 
-console.log(`INVITE with SDP: ${invite.length} bytes, ${msg.headers.length} header fields`);
+console.log(`INVITE with SDP: ${invite.length} bytes, ${msg.headers.length} header fields; header scan: ${ctlScanKind()}`);
 runs('parseMessage (typical INVITE)', 100_000, () => {
   const r = parseMessage(invite);
   if (r.ok) sink += r.message.headers.length;

@@ -12,6 +12,7 @@ import { URI_INVALID, URI_WITH_HEADERS, checkUri } from '../../sip/grammar/uri.j
 import { isValidVia } from '../../sip/grammar/via.js';
 import { MAX_REQUEST_CSEQ, parseCSeq } from '../../sip/grammar/cseq.js';
 import { controlCharIn, hasControlChar } from '../../sip/grammar/text.js';
+import { HEAD_END, HEAD_NON_ASCII, HEAD_NOT_FOUND, HEAD_UNCLEAN, cleanHeaderBytes, scanHead } from '../../sip/grammar/ctl-scan.js';
 
 type Kind = 'request' | 'response' | 'unknown';
 type Failure = Extract<ParseResult, { ok: false }>;
@@ -101,7 +102,12 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (start >= len) return failure('unknown', STATUS_BAD_REQUEST, 'empty message', []);
   const kind = guessKind(buf, start);
 
-  let headEnd = buf.indexOf(CRLFCRLF, start);
+  // One SIMD pass (sip/grammar/ctl-scan.ts) finds the end of the header section and tells
+  // whether the bytes before it hold no control character and no bare CR ("clean": then the
+  // searches for a bare CR and the per-value control-character checks of issue #17 cannot find
+  // anything and are skipped) and whether they are all ASCII (then decoding is a plain copy).
+  const scan = scanHead(buf, start);
+  let headEnd = scan >= 0 ? scan & HEAD_END : scan === HEAD_NOT_FOUND ? -1 : buf.indexOf(CRLFCRLF, start);
   let sepLen = 4;
   if (headEnd < 0) {
     headEnd = buf.indexOf(LFLF, start);
@@ -120,15 +126,16 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
     return failure(kind, STATUS_BAD_REQUEST, 'header section not terminated by an empty line', recoverHeaders(buf, start, len, limits));
   }
 
-  const head = buf.toString('utf8', start, headEnd);
+  const clean = sepLen === 4 ? scan >= 0 && (scan & HEAD_UNCLEAN) === 0 : cleanHeaderBytes(buf, start, headEnd);
+  const head = sepLen === 4 && scan >= 0 && (scan & HEAD_NON_ASCII) === 0 ? buf.toString('latin1', start, headEnd) : buf.toString('utf8', start, headEnd);
   // CR only as part of CRLF (RFC 3261 §7.3.1): a bare CR could end a line for the next hop.
   const firstNl = head.indexOf('\n');
   const lineEnd = firstNl < 0 ? head.length : firstNl > 0 && head.charCodeAt(firstNl - 1) === 13 ? firstNl - 1 : firstNl;
 
   const headers: HeaderField[] = [];
-  const cr = head.indexOf('\r');
+  const cr = clean ? -1 : head.indexOf('\r');
   if (cr >= 0 && cr < lineEnd) return failure(kind, STATUS_BAD_REQUEST, 'bare CR in start line', recoverHeaders(buf, start, headEnd, limits));
-  const headerError = collectHeaders(head, firstNl < 0 ? head.length : firstNl + 1, limits, headers);
+  const headerError = collectHeaders(head, firstNl < 0 ? head.length : firstNl + 1, limits, headers, clean);
   if (headerError !== null) return failure(kind, headerStatus, headerError, headers);
 
   // ---- start line (head[0..lineEnd): read in place, the ops are cheaper on head than on a slice)
@@ -136,7 +143,7 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
   if (kind === 'response') {
     const r = parseStatusLine(head, lineEnd);
     if (typeof r === 'string') return failure('response', STATUS_BAD_REQUEST, r, headers);
-    if (hasControlChar(r.reason)) return failure('response', STATUS_BAD_REQUEST, 'control character in Reason-Phrase', headers);
+    if (!clean && hasControlChar(r.reason)) return failure('response', STATUS_BAD_REQUEST, 'control character in Reason-Phrase', headers);
     msg = { kind: 'response', status: r.status, reason: r.reason, headers, body: EMPTY };
   } else {
     const r = parseRequestLine(head, lineEnd, limits);
@@ -169,7 +176,7 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
       case 'call-id':
         if (callId >= 0) return failure(mkind, STATUS_BAD_REQUEST, 'multiple Call-ID header fields', headers);
         // (two indexOf calls cost less than one regex test here)
-        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0 || hasControlChar(h.value))
+        if (h.value.length === 0 || h.value.indexOf(' ') >= 0 || h.value.indexOf('\t') >= 0 || (!clean && hasControlChar(h.value)))
           return failure(mkind, STATUS_BAD_REQUEST, 'malformed Call-ID', headers);
         callId = idx;
         break;
@@ -199,14 +206,16 @@ function parse(buf: Buffer, limits: ParseLimits): ParseResult {
         break;
       case 'date':
         // rfc1123-date is always in GMT (RFC 3261 §20.17, RFC 4475 §3.1.2.12)
-        if (!h.value.endsWith(' GMT') || hasControlChar(h.value)) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
+        if (!h.value.endsWith(' GMT') || (!clean && hasControlChar(h.value))) return failure(mkind, STATUS_BAD_REQUEST, `malformed Date: ${clip(h.value)}`, headers);
         break;
       default: {
         // Values no reader above validates: no control character but HTAB outside a quoted-pair
         // (RFC 3261 §25.1; Via, From, To, Contact, Route, Record-Route and the numbers refuse
         // them through their grammar, a bare CR was refused while collecting the lines).
-        const at = controlCharIn(h.value);
-        if (at >= 0) return failure(mkind, STATUS_BAD_REQUEST, controlCharError(h.raw, h.value, at), headers);
+        if (!clean) {
+          const at = controlCharIn(h.value);
+          if (at >= 0) return failure(mkind, STATUS_BAD_REQUEST, controlCharError(h.raw, h.value, at), headers);
+        }
       }
     }
   }
@@ -270,8 +279,9 @@ function clip(s: string): string {
 let headerStatus = STATUS_BAD_REQUEST;
 
 /** Unfold and collect the header lines of `head` from `pos` into `out`. Returns an error message
- *  or null. Keeps collecting after a malformed line so that failures still carry Via/From/To. */
-function collectHeaders(head: string, pos: number, limits: ParseLimits, out: HeaderField[]): string | null {
+ *  or null. Keeps collecting after a malformed line so that failures still carry Via/From/To.
+ *  noBareCr: the header bytes are known to hold no CR but before an LF (no search needed). */
+function collectHeaders(head: string, pos: number, limits: ParseLimits, out: HeaderField[], noBareCr: boolean): string | null {
   const n = head.length;
   let error: string | null = null;
   headerStatus = STATUS_BAD_REQUEST;
@@ -282,7 +292,7 @@ function collectHeaders(head: string, pos: number, limits: ParseLimits, out: Hea
   let list = false;
   let comma = false; // whether value may contain ',' (exact for one line, true after folding)
   let sawEmpty = false; // whether an empty value was pushed (only then look for empty list elements)
-  let nextCr = head.indexOf('\r', pos);
+  let nextCr = noBareCr ? -1 : head.indexOf('\r', pos);
   let nextComma = -1; // n once there is none left; searched in head (indexOf on a slice is slower)
   while (pos < n) {
     let e = head.indexOf('\n', pos);
@@ -413,7 +423,7 @@ function recoverHeaders(buf: Buffer, start: number, end: number, limits: ParseLi
   const nl = text.indexOf('\n');
   if (nl < 0) return [];
   const out: HeaderField[] = [];
-  collectHeaders(text, nl + 1, { ...limits, maxHeaderBytes: Math.min(limits.maxHeaderBytes, 8192) }, out);
+  collectHeaders(text, nl + 1, { ...limits, maxHeaderBytes: Math.min(limits.maxHeaderBytes, 8192) }, out, false);
   const kept: HeaderField[] = [];
   for (const h of out) if (RECOVERED.has(h.name)) kept.push(h);
   return kept;
