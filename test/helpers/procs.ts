@@ -102,8 +102,18 @@ export function startProcess(cmd: string, args: string[], opts: { cwd?: string; 
   return proc;
 }
 
-/** Stop every process this test file started and has not stopped yet. */
-export async function stopAll(): Promise<void> {
+/** Something a test file started: a process or component (`stop()`), or a client (`close()`). */
+export type Stoppable = { stop(): unknown } | { close(): unknown } | null | undefined;
+
+/**
+ * Stop `first` one after the other, in the order given (a peergate before the Redis or
+ * rtpengine it uses, so it does not log their loss; each with its own grace time), then every
+ * process this test file started and has not stopped yet. `afterAll(() => stopAll(pg, redis))`.
+ */
+export async function stopAll(...first: Stoppable[]): Promise<void> {
+  for (const s of first) {
+    if (s) await ('stop' in s ? s.stop() : s.close());
+  }
   await Promise.all([...started].map((p) => p.stop()));
 }
 
@@ -178,6 +188,11 @@ export function heldCalls(target: string, sourceIp: string, n: number, holdMs: n
 /** Start a long-running sipp (e.g. a UAS) in the background. */
 export function startSipp(args: string[], dir?: string): Proc {
   return startProcess('sipp', [...args, '-nostdin'], { cwd: dir ?? scratchDir('sipp-') });
+}
+
+/** SIPp's built-in uas on `ip`:`port` over UDP (`-t u1`), in the background; `extra` adds options (`-trace_msg`, `-m 1`...). */
+export function startUas(ip: string, port: number, o: { dir?: string; extra?: string[] } = {}): Proc {
+  return startSipp(['-sn', 'uas', '-i', ip, '-p', String(port), '-t', 'u1', ...(o.extra ?? [])], o.dir);
 }
 
 /** Write a file in `dir` and return its path. */

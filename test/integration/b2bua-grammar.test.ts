@@ -19,10 +19,7 @@ beforeAll(async () => {
   ({ pg, peerPort: peerSip } = await startSignallingTwoSided(`sip:127.0.0.3:${core}`, PEER_IP));
 }, 60_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await stopAll();
-});
+afterAll(() => stopAll(pg));
 
 /** Send one datagram from `from` and collect what comes back within `ms`. */
 async function exchange(from: string, payload: Buffer | string, ms = 1500): Promise<Buffer[]> {

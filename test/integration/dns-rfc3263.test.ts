@@ -42,10 +42,7 @@ beforeAll(async () => {
   ]);
 }, 60_000);
 
-afterAll(async () => {
-  await dns?.stop();
-  await stopAll();
-});
+afterAll(() => stopAll(dns));
 
 describe('RFC 3263 locate over real DNS', () => {
   it('sips: NAPTR → SRV by priority and weight → AAAA/A, TLS, server name is the URI host, authenticated', async () => {

@@ -9,13 +9,11 @@ import { connect, type TLSSocket } from 'node:tls';
 import { connect as tcpConnect } from 'node:net';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, startUas, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startHepCollector, type HepCollector, type HepPacket } from '../helpers/hep.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../../src/pki/files.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const CALL_ID = 'hep-tls-call-1@carrier-a.example';
 let pg: RunningPeergate;
 let col: HepCollector;
@@ -32,12 +30,9 @@ beforeAll(async () => {
   peerCert = createPeerCertificate(dir, 'peer-a', { cn: 'sbc.carrier-a.example', san: ['sbc.carrier-a.example'] });
   col = await startHepCollector();
   cdrFile = join(scratchDir('hep-cdr-'), 'cdr.jsonl');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
+  startUas(CORE_IP, p.uas);
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: p.tls },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-tls', p.tls), listener('core-udp', p.core)],
     tls: { certificate: sbe.certPath, key: sbe.keyPath, client_cas: [ca.certPath], require_client_cert: true },
     core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
     media: { anchoring: false },
@@ -53,7 +48,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); await col?.close(); });
+afterAll(() => stopAll(pg, col));
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
