@@ -117,6 +117,13 @@ export async function stopAll(...first: Stoppable[]): Promise<void> {
   await Promise.all([...started].map((p) => p.stop()));
 }
 
+/** A process's exit code (null when a signal ended it), or 'still running' once `ms` have passed. */
+export function exitWithin(proc: Proc, ms: number): Promise<number | null | 'still running'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'still running'>((res) => { timer = setTimeout(() => res('still running'), ms); });
+  return Promise.race([proc.exited, late]).finally(() => clearTimeout(timer));
+}
+
 /** PIDs of a process's children (e.g. the embedded rtpengine a peergate node started). */
 export function childPids(pid: number): number[] {
   const out: number[] = [];

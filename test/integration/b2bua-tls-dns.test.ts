@@ -5,7 +5,7 @@
 // it as SNI, enforces the pin, and never puts either header on the wire.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
-import { startDns, type RunningDns } from '../helpers/dns.js';
+import { dnsRoutingPolicy, startDns, type RunningDns } from '../helpers/dns.js';
 import { freePorts, stopAll } from '../helpers/procs.js';
 import { coreRoutesByPrefix, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { StreamReader, header, inviteAndAck } from '../helpers/engine-sip.js';
@@ -75,12 +75,8 @@ beforeAll(async () => {
     listen: [listener('peer-tls', ports.peerTls), listener('core-udp', ports.core)],
     // The test CA vouches for the servers we connect to (server CAs default to client_cas).
     tls: { certificate: pki.server.certFile, key: pki.server.keyFile, client_cas: [pki.ca.certFile], require_client_cert: false },
-    dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], timeout_ms: 2000, cache: { min_ttl_s: 0 } },
+    ...dnsRoutingPolicy(dns, ports.ops),
     core: { targets: ['sip:127.0.0.3:5060'] },
-    media: { anchoring: false },
-    failover: { no_answer_ms: 4000 },
-    ops: { port: ports.ops },
-    log: { level: 'info' },
     peers: [
       peer('carrier-a', 21, ['sips:good.tls.test']),
       peer('carrier-b', 22, ['sips:ipcert.tls.test']),

@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDns, type RunningDns } from '../helpers/dns.js';
+import { dnsRoutingPolicy, startDns, type RunningDns } from '../helpers/dns.js';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
 import { coreRoutesByPrefix, CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { inviteAndAck } from '../helpers/engine-sip.js';
@@ -66,13 +66,8 @@ beforeAll(async () => {
       listener('peer-tcp', ports.peerSip),
       listener('core-udp', ports.coreSip),
     ],
-    // Generous timeouts: a loaded CI machine must not turn a slow answer into a failure.
-    dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], timeout_ms: 2000, cache: { min_ttl_s: 0 } },
+    ...dnsRoutingPolicy(dns, ports.ops),
     core: { targets: ['sip:core.plain.test'] },
-    media: { anchoring: false },
-    failover: { no_answer_ms: 4000 },
-    ops: { port: ports.ops },
-    log: { level: 'info' },
     peers: [
       {
         id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: ['sip:carrier.test'], dnssec: 'required',

@@ -40,8 +40,7 @@ beforeAll(async () => {
   store = new RedisStore({ url: redis.url, timeoutMs: 300, reconnectMs: 100 });
   [uasPort] = await freePorts(1) as [number];
   startUas(CORE_IP, uasPort);
-  nodes[0] = await startNode(0);
-  nodes[1] = await startNode(1);
+  nodes.push(await startNode(0), await startNode(1));
 }, 90_000);
 
 afterAll(() => stopAll(...nodes, store, redis));

@@ -88,6 +88,12 @@ function flow(packets: HepPacket[]): string[] {
 
 /** The flow without provisional responses (how many 1xx a leg sees varies). */
 const final = (packets: HepPacket[]) => flow(packets).filter((f) => !/ 1\d\d\//.test(f));
+/** The packets captured for one leg (HEP correlation id = the leg's Call-ID), once its five final-flow messages are in. */
+async function leg(callId: string, what: string): Promise<HepPacket[]> {
+  const of = () => col.packets.filter((k) => k.correlationId === callId);
+  await waitFor(() => final(of()).length >= 5, 10_000, 50, what);
+  return of();
+}
 
 describe('HEPv3 capture', () => {
   it('captures both legs of a call, the TLS leg as plaintext, correlated by each leg\'s Call-ID', async () => {
@@ -98,8 +104,7 @@ describe('HEPv3 capture', () => {
     const bCallId = rec.b_call_id as string;
 
     // The caller's leg: TLS (IP protocol 6), between the peer and our TLS listener, plaintext SIP.
-    await waitFor(() => final(col.packets.filter((k) => k.correlationId === CALL_ID)).length >= 5, 10_000, 50, 'A-leg packets');
-    const a = col.packets.filter((k) => k.correlationId === CALL_ID);
+    const a = await leg(CALL_ID, 'A-leg packets');
     expect(final(a)).toEqual(['in INVITE', 'out 200/INVITE', 'in ACK', 'in BYE', 'out 200/BYE']);
     for (const k of a) {
       expect(k.ipProto).toBe(6);
@@ -110,8 +115,7 @@ describe('HEPv3 capture', () => {
     }
 
     // The called leg: UDP (17) to and from the core, its own Call-ID.
-    await waitFor(() => final(col.packets.filter((k) => k.correlationId === bCallId)).length >= 5, 10_000, 50, 'B-leg packets');
-    const b = col.packets.filter((k) => k.correlationId === bCallId);
+    const b = await leg(bCallId, 'B-leg packets');
     expect(final(b)).toEqual(['out INVITE', 'in 200/INVITE', 'out ACK', 'out BYE', 'in 200/BYE']);
     for (const k of b) {
       expect(k.ipProto).toBe(17);

@@ -113,8 +113,7 @@ beforeAll(async () => {
   certA = issueCert(ca, 'peer-a', { san: ['DNS:a.peer.test'] });
   certB = issueCert(ca, 'peer-b', { san: ['DNS:b.peer.test'] });
   fpA = new X509Certificate(certA.cert).fingerprint256;
-  nodes[0] = await startNode(0);
-  nodes[1] = await startNode(1);
+  nodes.push(await startNode(0), await startNode(1));
 }, 150_000);
 
 afterAll(() => stopAll(...nodes, redis));
