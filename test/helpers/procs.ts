@@ -102,19 +102,24 @@ export function startProcess(cmd: string, args: string[], opts: { cwd?: string; 
   return proc;
 }
 
+/** Stop every process this test file started and has not stopped yet. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...started].map((p) => p.stop()));
+}
+
 /** Something a test file started: a process or component (`stop()`), or a client (`close()`). */
 export type Stoppable = { stop(): unknown } | { close(): unknown } | null | undefined;
 
 /**
  * Stop `first` one after the other, in the order given (a peergate before the Redis or
- * rtpengine it uses, so it does not log their loss; each with its own grace time), then every
- * process this test file started and has not stopped yet. `afterAll(() => stopAll(pg, redis))`.
+ * rtpengine it uses, so it does not log their loss; each with its own grace time), then
+ * stopAll(). `afterAll(() => stopInOrder(pg, redis))`.
  */
-export async function stopAll(...first: Stoppable[]): Promise<void> {
+export async function stopInOrder(...first: Stoppable[]): Promise<void> {
   for (const s of first) {
     if (s) await ('stop' in s ? s.stop() : s.close());
   }
-  await Promise.all([...started].map((p) => p.stop()));
+  await stopAll();
 }
 
 /** A process's exit code (null when a signal ended it), or 'still running' once `ms` have passed. */

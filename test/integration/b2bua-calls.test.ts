@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
-import { freePorts, runSipp, startSipp, startUas, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
+import { freePorts, runSipp, startSipp, startUas, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
@@ -46,7 +46,7 @@ beforeAll(async () => {
   pg = await startPeergate(policy());
 }, 60_000);
 
-afterAll(() => stopAll(pg));
+afterAll(() => stopInOrder(pg));
 
 describe('peer → core calls through peergate', () => {
   it('carries calls from a peer to the core, failing over from a dead first target', async () => {

@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { dnsRoutingPolicy, startDns, type RunningDns } from '../helpers/dns.js';
-import { freePorts, stopAll } from '../helpers/procs.js';
+import { freePorts, stopInOrder } from '../helpers/procs.js';
 import { coreRoutesByPrefix, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { StreamReader, header, inviteAndAck } from '../helpers/engine-sip.js';
 import { makePki, issueCert, type TestPki, type TestCert } from '../helpers/tls.js';
@@ -94,7 +94,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await pg?.stop();
   for (const s of servers) await new Promise((r) => s.close(() => r(undefined)));
-  await stopAll(dns);
+  await stopInOrder(dns);
 });
 
 /** Nothing internal in a failure response: no TLS error text, no names or addresses of the targets. */

@@ -5,7 +5,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import { connect as tcpConnect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
-import { freePorts, startUas, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
+import { freePorts, startUas, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../../src/pki/files.js';
 
@@ -39,7 +39,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(() => stopAll(pg));
+afterAll(() => stopInOrder(pg));
 
 /** A SIP-over-TLS client from `localAddress`; collects whatever comes back. */
 async function tlsClient(localAddress: string, cert: Written | null, caPath = ca.certPath): Promise<{ sock: TLSSocket; received: string[]; error: Promise<Error | null> }> {

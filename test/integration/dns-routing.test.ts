@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dnsRoutingPolicy, startDns, type RunningDns } from '../helpers/dns.js';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
+import { freePorts, runSipp, startSipp, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
 import { coreRoutesByPrefix, CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { inviteAndAck } from '../helpers/engine-sip.js';
 
@@ -87,7 +87,7 @@ beforeAll(async () => {
   });
 }, 90_000);
 
-afterAll(() => stopAll(pg, dns));
+afterAll(() => stopInOrder(pg, dns));
 
 describe('routing by DNS through peergate', () => {
   it('peer → core: the core target is an SRV name (unsigned zone, dnssec off)', async () => {

@@ -6,7 +6,7 @@
 // keepalive refreshes them), after which the survivor is admitted up to the full limit; a
 // node restarted with the same node id drops whatever it still held at once and takes calls.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePorts, heldCalls, startSipp, startUas, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, heldCalls, startSipp, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { RedisStore } from '../../src/store/redis.js';
@@ -43,7 +43,7 @@ beforeAll(async () => {
   nodes.push(await startNode(0), await startNode(1));
 }, 90_000);
 
-afterAll(() => stopAll(...nodes, store, redis));
+afterAll(() => stopInOrder(...nodes, store, redis));
 
 describe('a pool node killed mid-call', () => {
   it('the survivor carries on at once, the dead node\'s slots are freed within session_ttl_s', async () => {

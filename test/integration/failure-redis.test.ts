@@ -6,7 +6,7 @@
 // restarted empty gets the node's live sessions back within a keepalive period
 // (session_ttl_s / 3); once the calls end no slot is left and the full limit is admitted.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePorts, heldCalls, startUas, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, heldCalls, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { RedisStore } from '../../src/store/redis.js';
@@ -35,7 +35,7 @@ beforeAll(async () => {
   ), { env: { PEERGATE_NODE_ID: 'redis-fail-0' } });
 }, 60_000);
 
-afterAll(() => stopAll(node, store, redis));
+afterAll(() => stopInOrder(node, store, redis));
 
 describe('Redis killed mid-call', () => {
   it('calls continue, live sessions are put back when Redis returns, and every slot is freed', async () => {

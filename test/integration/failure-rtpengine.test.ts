@@ -4,7 +4,7 @@
 // no session stays stuck (active calls, engine dialogs, session slots back to 0) and, once
 // rtpengine is back, calls are admitted up to the full session limit again.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { childPids, freePorts, heldCalls, startUas, stopAll, waitFor } from '../helpers/procs.js';
+import { childPids, freePorts, heldCalls, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 
@@ -27,7 +27,7 @@ beforeAll(async () => {
   ));
 }, 60_000);
 
-afterAll(() => stopAll(node, rtp));
+afterAll(() => stopInOrder(node, rtp));
 
 describe('rtpengine killed mid-call', () => {
   it('established calls end normally, new calls get 503 until it is back, nothing stays stuck', async () => {

@@ -4,7 +4,7 @@
 // through; the same garbage from an address that is no peer gets that address banned.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
-import { freePorts, runSipp, startUas, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, runSipp, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const STRANGER_IP = '127.0.0.9';
@@ -38,7 +38,7 @@ beforeAll(async () => {
   }));
 }, 60_000);
 
-afterAll(() => stopAll(pg));
+afterAll(() => stopInOrder(pg));
 
 describe('strikes from a configured UDP peer’s address', () => {
   it('a garbage flood claiming the peer’s address does not stop its calls; strikes and the withheld ban are counted', async () => {

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket, type Socket } from 'node:dgram';
 import { connect, type Socket as TcpSocket } from 'node:net';
-import { freePorts, startSipp, startUas, stopAll, scratchDir, waitFor, type Proc } from '../helpers/procs.js';
+import { freePorts, startSipp, startUas, scratchDir, waitFor, stopInOrder, type Proc } from '../helpers/procs.js';
 import { listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
@@ -114,7 +114,7 @@ beforeAll(async () => {
   b = await Peer.open(B_IP);
 }, 60_000);
 
-afterAll(() => stopAll(a, b, pg));
+afterAll(() => stopInOrder(a, b, pg));
 
 describe('requests within a dialog from another peer', () => {
   it('BYE, re-INVITE, UPDATE and INFO from a second peer get 481; the call goes on; the owner’s BYE ends it', async () => {

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, runSipp, startUas, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
+import { freePorts, runSipp, startUas, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-harden');
@@ -39,7 +39,7 @@ beforeAll(async () => {
   }));
 }, 60_000);
 
-afterAll(() => stopAll(pg));
+afterAll(() => stopInOrder(pg));
 
 describe('emergency calls past the session limit', () => {
   it('limit reached: an ordinary call gets 503, an emergency call passes; with the reserve used, it is refused too', async () => {

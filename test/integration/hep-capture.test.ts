@@ -9,7 +9,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import { connect as tcpConnect } from 'node:net';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, startUas, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
+import { freePorts, startUas, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startHepCollector, type HepCollector, type HepPacket } from '../helpers/hep.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../../src/pki/files.js';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(() => stopAll(pg, col));
+afterAll(() => stopInOrder(pg, col));
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, runSipp, scratchDir, startProcess, startUas, stopAll, waitFor, writeFile, type Proc } from '../helpers/procs.js';
+import { freePorts, runSipp, scratchDir, startProcess, startUas, waitFor, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { sippSignedCall } from '../helpers/sipp-xml.js';
 import { kamailioSignerConfig, makeTestPki, startCertServer, type CertServer, type TestPki } from '../helpers/identity.js';
@@ -51,7 +51,7 @@ beforeAll(async () => {
   });
 }, 90_000);
 
-afterAll(() => stopAll(pg, kam, srv));
+afterAll(() => stopInOrder(pg, kam, srv));
 
 function coreLog(): string {
   return readdirSync(coreDir).filter((f) => f.endsWith('_messages.log')).map((f) => readFileSync(join(coreDir, f), 'utf8')).join('\n');

@@ -4,7 +4,7 @@
 // on rtpengine afterwards.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
-import { freePorts, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, waitFor, stopInOrder } from '../helpers/procs.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { RtpEndpoint, Srtp, audioSdp, makeStream, newInlineKey, parseRtp, sdpCrypto, sdpMediaAddress, sendAll } from '../helpers/rtp.js';
@@ -91,7 +91,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(() => stopAll(pg, coreSip, coreRtp, rtpengine));
+afterAll(() => stopInOrder(pg, coreSip, coreRtp, rtpengine));
 
 describe('SRTP policy through peergate start, with real packets', () => {
   it('peer SRTP ↔ core plain RTP with identical payloads both ways; nothing left on rtpengine after BYE', async () => {

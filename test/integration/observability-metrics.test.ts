@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { freePorts, runSipp, scratchDir, startProcess, startSipp, startUas, stopAll, waitFor, writeFile, type Proc } from '../helpers/procs.js';
+import { freePorts, runSipp, scratchDir, startProcess, startSipp, startUas, waitFor, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, sumMetric, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
@@ -144,7 +144,7 @@ beforeAll(async () => {
     30_000, 250, `Prometheus scraped peergate:\n${prom.output().slice(-2000)}`);
 }, 180_000);
 
-afterAll(() => stopAll(pg));
+afterAll(() => stopInOrder(pg));
 
 describe('the fixed metrics (issue 19 item 5)', () => {
   it('peergate_build_info is 1 with the package version and the Node.js runtime', async () => {

@@ -4,7 +4,7 @@
 // the policy without hanging call setup.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
-import { childPids, freePorts, heldCalls, runSipp, startUas, stopAll, waitFor } from '../helpers/procs.js';
+import { childPids, freePorts, heldCalls, runSipp, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -22,7 +22,7 @@ async function startNode(i: number, onFailure: 'fail_open' | 'fail_closed' = 'fa
   const [peer, core, ops] = await freePorts(3);
   sipPorts[i] = peer!;
   return startPeergate({
-    listen: [listener('peer-udp', peer), listener('core-udp', core)],
+    listen: [listener('peer-udp', peer!), listener('core-udp', core!)],
     core: { targets: [`sip:${CORE_IP}:${uasPort}`] },
     store: { redis: { url: redis.url, on_failure: onFailure, timeout_ms: 200 } },
     limits: { session_ttl_s: TTL_S, strikes: { threshold: 5, window_s: 30, ban_s: 120 } },
@@ -43,7 +43,7 @@ beforeAll(async () => {
   nodes.push(await startNode(0), await startNode(1));
 }, 90_000);
 
-afterAll(() => stopAll(...nodes, redis));
+afterAll(() => stopInOrder(...nodes, redis));
 
 describe('a pool of two SBEs on one Redis', () => {
   it('never exceeds the peer session limit across both nodes; the excess gets 503', async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePorts, runSipp, scratchDir, startProcess, startUas, stopAll, waitFor, writeFile, type Proc } from '../helpers/procs.js';
+import { freePorts, runSipp, scratchDir, startProcess, startUas, waitFor, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { sippSignedCall } from '../helpers/sipp-xml.js';
 import { kamailioSignerConfig, makeTestPki, startCertServer, type CertServer, type TestPki } from '../helpers/identity.js';
@@ -75,7 +75,7 @@ beforeAll(async () => {
   pg = await startPeergate(policyObj);
 }, 90_000);
 
-afterAll(() => stopAll(pg, ...Object.values(kams).map((k) => k.proc), srv));
+afterAll(() => stopInOrder(pg, ...Object.values(kams).map((k) => k.proc), srv));
 
 describe('identity trust anchors on reload', () => {
   it('only CA-1 trusted: a CA-1-signed call verifies, a CA-2-signed one is refused 437', async () => {

@@ -14,7 +14,7 @@ import pino from 'pino';
 import { startEngine, type Engine } from '../../src/engine/engine.js';
 import { B2bua, type B2buaObserver } from '../../src/sbc/b2bua.js';
 import { PolicySchema, type Policy } from '../../src/policy/schema.js';
-import { freePorts, runSipp, startUas, stopAll, waitFor, scratchDir, writeFile, type Proc } from '../helpers/procs.js';
+import { freePorts, runSipp, startUas, waitFor, scratchDir, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
 import { sippAck, SIPP_INVITE_HEAD, SIPP_OK_TO_LAST } from '../helpers/sipp-xml.js';
 import { listener } from '../helpers/peergate.js';
 
@@ -82,7 +82,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   b2bua?.disconnect();
-  return stopAll(relay, uas, engine);
+  return stopInOrder(relay, uas, engine);
 });
 
 describe('orderings that used to leave a call up for ever', () => {

@@ -12,7 +12,7 @@ import { connect as tcpConnect } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
-import { freePorts, scratchDir, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
 import { listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { issueCert, makeCa, type TestCa, type TestCert } from '../helpers/tls.js';
@@ -31,7 +31,7 @@ async function startNode(i: number): Promise<RunningPeergate> {
   const [tls, core, ops, coreTarget] = await freePorts(4);
   tlsPorts[i] = tls!;
   return startPeergate({
-    listen: [listener('peer-tls', tls), listener('core-udp', core)],
+    listen: [listener('peer-tls', tls!), listener('core-udp', core!)],
     tls: { certificate: server.certFile, key: server.keyFile, client_cas: [ca.certFile], require_client_cert: true },
     core: { targets: [`sip:127.0.0.3:${coreTarget}`] },
     store: { redis: { url: redis.url, on_failure: 'fail_open', timeout_ms: 500 } },
@@ -116,7 +116,7 @@ beforeAll(async () => {
   nodes.push(await startNode(0), await startNode(1));
 }, 150_000);
 
-afterAll(() => stopAll(...nodes, redis));
+afterAll(() => stopInOrder(...nodes, redis));
 
 describe('TLS peers banned by certificate identity', () => {
   it('strikes over a TLS connection ban the certificate, not the shared address; its connection is closed', async () => {
