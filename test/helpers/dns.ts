@@ -110,3 +110,18 @@ export async function startDns(zones: ZoneSpec[]): Promise<RunningDns> {
     },
   };
 }
+
+/**
+ * The policy keys the end-to-end DNS routing tests share: `dns` asks this resolver, with a
+ * generous timeout (a loaded CI machine must not turn a slow answer into a failure) and no TTL
+ * floor; signalling only; a 4 s no-answer failover; the ops port; log level info.
+ */
+export function dnsRoutingPolicy(dns: RunningDns, opsPort: number): Record<string, unknown> {
+  return {
+    dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], timeout_ms: 2000, cache: { min_ttl_s: 0 } },
+    media: { anchoring: false },
+    failover: { no_answer_ms: 4000 },
+    ops: { port: opsPort },
+    log: { level: 'info' },
+  };
+}

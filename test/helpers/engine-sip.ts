@@ -59,3 +59,23 @@ export function header(msg: string, name: string): string | undefined {
   const re = new RegExp(`^${name}\\s*:\\s*(.*)$`, 'im');
   return re.exec(msg)?.[1]?.trim();
 }
+
+/**
+ * A call attempt from a UA on 127.0.0.1 to `called` at the SIP listener 127.0.0.1:`port` (an
+ * INVITE without a body); resolves with the final response's text once it has been ACKed.
+ */
+export async function inviteAndAck(port: number, called: string, timeoutMs = 20_000): Promise<string> {
+  const ua = await UdpPeer.open();
+  try {
+    const branch = `z9hG4bK${Math.random().toString(16).slice(2)}`;
+    const callId = `${Math.random().toString(16).slice(2)}@test`;
+    const base = ['Max-Forwards: 70', `From: <sip:+15550001@127.0.0.1>;tag=t${branch.slice(-6)}`];
+    await ua.send([`INVITE sip:${called}@127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${ua.port};branch=${branch};rport`,
+      ...base, `To: <sip:${called}@127.0.0.1>`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:caller@127.0.0.1:${ua.port}>`,
+      'Content-Length: 0', '', ''].join('\r\n'), port);
+    const final = await ua.take((t) => /^SIP\/2\.0 [2-6]\d\d /.test(t), timeoutMs, `final response for ${called}`);
+    await ua.send([`ACK sip:${called}@127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${ua.port};branch=${branch}`,
+      ...base, `To: ${header(final, 'To') ?? ''}`, `Call-ID: ${callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', ''].join('\r\n'), port);
+    return final;
+  } finally { ua.close(); }
+}

@@ -21,6 +21,11 @@ export interface RunningPeergate {
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
+/** Where the end-to-end tests put the two sides on loopback: a peer's SBE (peer `carrier-a`
+ *  sends from here) and the core (SIPp's UAS listens here). */
+export const PEER_IP = '127.0.0.2';
+export const CORE_IP = '127.0.0.3';
+
 /** Start peergate with `policy` (an object written as YAML). `ops.port` must be set by the caller. */
 export async function startPeergate(policy: Record<string, any>, opts: { dir?: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {}): Promise<RunningPeergate> {
   const dir = opts.dir ?? scratchDir('peergate-run-');
@@ -59,6 +64,21 @@ export function sumMetric(text: string, name: string, labels: Record<string, str
   return total;
 }
 
+/**
+ * One `listen` entry on 127.0.0.1, named `<side>-<transport>` as the tests name them:
+ * listener('peer-tls', port) → { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port }.
+ */
+export function listener(name: `${'peer' | 'core'}-${'udp' | 'tcp' | 'tls'}`, port: number, more: Record<string, unknown> = {}): Record<string, unknown> {
+  const [side, transport] = name.split('-') as [string, string];
+  return { name, side, transport, address: '127.0.0.1', port, ...more };
+}
+
+/** Routes for calls from the core, one a called-number prefix: { '+44': 'carrier-a' } →
+ *  [{ from: 'core', called_prefix: '+44', to: 'carrier-a' }], in the order given. */
+export function coreRoutesByPrefix(to: Record<string, string>): Array<Record<string, unknown>> {
+  return Object.entries(to).map(([prefix, peer]) => ({ from: 'core', called_prefix: prefix, to: peer }));
+}
+
 export interface TwoSidedPorts {
   /** UDP port of the peer-side listener on 127.0.0.1. */
   peerPort: number;
@@ -83,14 +103,11 @@ export interface TwoSidedPorts {
  */
 export function twoSidedPolicy(p: TwoSidedPorts, extra: Record<string, unknown> = {}): Record<string, any> {
   return {
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.corePort },
-    ],
+    listen: [listener('peer-udp', p.peerPort), listener('core-udp', p.corePort)],
     core: { targets: [p.coreTarget] },
     ...(p.opsPort === undefined ? {} : { ops: { port: p.opsPort } }),
     ...(p.logLevel === undefined ? {} : { log: { level: p.logLevel } }),
-    peers: [{ id: 'carrier-a', match: { addresses: [`${p.peerIp ?? '127.0.0.2'}/32`] }, ...p.peer }],
+    peers: [{ id: 'carrier-a', match: { addresses: [`${p.peerIp ?? PEER_IP}/32`] }, ...p.peer }],
     routes: [{ from: 'peers', to: 'core' }],
     ...extra,
   };

@@ -107,6 +107,28 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...started].map((p) => p.stop()));
 }
 
+/** Something a test file started: a process or component (`stop()`), or a client (`close()`). */
+export type Stoppable = { stop(): unknown } | { close(): unknown } | null | undefined;
+
+/**
+ * Stop `first` one after the other, in the order given (a peergate before the Redis or
+ * rtpengine it uses, so it does not log their loss; each with its own grace time), then
+ * stopAll(). `afterAll(() => stopInOrder(pg, redis))`.
+ */
+export async function stopInOrder(...first: Stoppable[]): Promise<void> {
+  for (const s of first) {
+    if (s) await ('stop' in s ? s.stop() : s.close());
+  }
+  await stopAll();
+}
+
+/** A process's exit code (null when a signal ended it), or 'still running' once `ms` have passed. */
+export function exitWithin(proc: Proc, ms: number): Promise<number | null | 'still running'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'still running'>((res) => { timer = setTimeout(() => res('still running'), ms); });
+  return Promise.race([proc.exited, late]).finally(() => clearTimeout(timer));
+}
+
 /** PIDs of a process's children (e.g. the embedded rtpengine a peergate node started). */
 export function childPids(pid: number): number[] {
   const out: number[] = [];
@@ -178,6 +200,11 @@ export function heldCalls(target: string, sourceIp: string, n: number, holdMs: n
 /** Start a long-running sipp (e.g. a UAS) in the background. */
 export function startSipp(args: string[], dir?: string): Proc {
   return startProcess('sipp', [...args, '-nostdin'], { cwd: dir ?? scratchDir('sipp-') });
+}
+
+/** SIPp's built-in uas on `ip`:`port` over UDP (`-t u1`), in the background; `extra` adds options (`-trace_msg`, `-m 1`...). */
+export function startUas(ip: string, port: number, o: { dir?: string; extra?: string[] } = {}): Proc {
+  return startSipp(['-sn', 'uas', '-i', ip, '-p', String(port), '-t', 'u1', ...(o.extra ?? [])], o.dir);
 }
 
 /** Write a file in `dir` and return its path. */

@@ -64,3 +64,53 @@ t=0 0
 m=audio [media_port] RTP/AVP 0
 a=rtpmap:0 PCMU/8000
 `;
+
+/**
+ * A SIPp uac scenario of one call from "Alice" +12025550142 (at 127.0.0.2) to +14155550123,
+ * the numbers the identity tests' signers sign. `final: 'call'` expects 200, then sends ACK
+ * and, 200 ms later, BYE; a status expects that final response and ACKs it. `sdp` adds an
+ * audio offer to the INVITE.
+ */
+export function sippSignedCall(o: { name: string; final: 'call' | number; sdp?: boolean }): string {
+  const from = '"Alice" <sip:+12025550142@127.0.0.2>;tag=[pid]SIPpTag00[call_number]';
+  const to = '<sip:+14155550123@127.0.0.1>';
+  const request = (method: 'INVITE' | 'ACK' | 'BYE', cseq: number, tail: string) => `${method} sip:+14155550123@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: ${from}
+To: ${to}${method === 'INVITE' ? '' : '[peer_tag_param]'}
+Call-ID: [call_id]
+CSeq: ${cseq} ${method}
+Contact: <sip:+12025550142@[local_ip]:[local_port]>
+Max-Forwards: 70
+${tail}`;
+  const noBody = 'Content-Length: 0\n\n';
+  const offer = `Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+`;
+  const send = (attrs: string, text: string) => `  <send${attrs}><![CDATA[
+${text}  ]]></send>`;
+  const end = o.final === 'call'
+    ? `  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rrs="true"/>
+${send('', request('ACK', 1, noBody))}
+  <pause milliseconds="200"/>
+${send(' retrans="500"', request('BYE', 2, noBody))}
+  <recv response="200"/>`
+    : `  <recv response="${o.final}"/>
+${send('', request('ACK', 1, noBody))}`;
+  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="${o.name}">
+${send(' retrans="500"', request('INVITE', 1, o.sdp ? offer : noBody))}
+  <recv response="100" optional="true"/>
+${end}
+</scenario>
+`;
+}

@@ -3,8 +3,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startUas, scratchDir, stopInOrder } from '../helpers/procs.js';
+import { listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
 let pg: RunningPeergate;
 let p: { peer: number; core: number; ops: number; uas: number };
@@ -14,10 +14,10 @@ beforeAll(async () => {
   const [peer, core, ops, uas] = await freePorts(4);
   p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
   uasDir = scratchDir('adv-uas-');
-  startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(p.uas), '-t', 'u1', '-trace_msg'], uasDir);
+  startUas('127.0.0.3', p.uas, { dir: uasDir, extra: ['-trace_msg'] });
   pg = await startPeergate({
     listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peer },
+      listener('peer-udp', p.peer),
       { name: 'core-udp', side: 'core', transport: 'udp', address: '0.0.0.0', port: p.core, advertise: '127.0.0.4' },
     ],
     core: { targets: [`sip:127.0.0.3:${p.uas}`] },
@@ -29,7 +29,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); });
+afterAll(() => stopInOrder(pg));
 
 describe('advertised listener address', () => {
   it('sends toward the core from the core listener, with the advertised host in Via and Contact, and the call completes', async () => {

@@ -5,12 +5,10 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startSipp, startUas, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 
 let pg: RunningPeergate;
 let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number; peerUas: number; deadCore: number };
@@ -18,11 +16,7 @@ let coreUasDir: string;
 
 function policy(overrides: Record<string, any> = {}) {
   return {
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'peer-tcp', side: 'peer', transport: 'tcp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
+    listen: [listener('peer-udp', ports.peerSip), listener('peer-tcp', ports.peerSip), listener('core-udp', ports.coreSip)],
     core: { targets: [`sip:${CORE_IP}:${ports.deadCore}`, `sip:${CORE_IP}:${ports.coreUas}`] },
     media: { rtpengine: 'spawn', embedded: { port_min: 40000 + (ports.ops % 200) * 100, port_max: 40000 + (ports.ops % 200) * 100 + 99 } },
     ops: { port: ports.ops },
@@ -48,14 +42,11 @@ beforeAll(async () => {
   const [peerSip, coreSip, ops, coreUasPort, peerUas, deadCore] = await freePorts(6);
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUasPort!, peerUas: peerUas!, deadCore: deadCore! };
   coreUasDir = scratchDir('core-uas-');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
+  startUas(CORE_IP, ports.coreUas, { dir: coreUasDir, extra: ['-trace_msg'] });
   pg = await startPeergate(policy());
 }, 60_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(pg));
 
 describe('peer → core calls through peergate', () => {
   it('carries calls from a peer to the core, failing over from a dead first target', async () => {

@@ -4,7 +4,7 @@
 // bytes on the wire are exactly the hostile ones.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
-import { freePorts, stopAll } from '../helpers/procs.js';
+import { freePorts, stopInOrder } from '../helpers/procs.js';
 import { startSignallingTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 
 const PEER_IP = '127.0.0.2';
@@ -19,10 +19,7 @@ beforeAll(async () => {
   ({ pg, peerPort: peerSip } = await startSignallingTwoSided(`sip:127.0.0.3:${core}`, PEER_IP));
 }, 60_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(pg));
 
 /** Send one datagram from `from` and collect what comes back within `ms`. */
 async function exchange(from: string, payload: Buffer | string, ms = 1500): Promise<Buffer[]> {

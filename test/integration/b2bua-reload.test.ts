@@ -3,21 +3,16 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { stringify } from 'yaml';
-import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, ADMIN_TOKEN, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, ADMIN_TOKEN, type RunningPeergate } from '../helpers/peergate.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 let pg: RunningPeergate;
 let p: { peer: number; core: number; ops: number; uas: number };
 
 function policy(peerAddress: string, extra: Record<string, unknown> = {}) {
   return {
     ...extra,
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-udp', p.peer), listener('core-udp', p.core)],
     core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
     media: { rtpengine: 'spawn', embedded: { port_min: 44000 + (p.ops % 100) * 20, port_max: 44000 + (p.ops % 100) * 20 + 19 } },
     ops: { port: p.ops, admin_token: ADMIN_TOKEN },
@@ -30,11 +25,11 @@ function policy(peerAddress: string, extra: Record<string, unknown> = {}) {
 beforeAll(async () => {
   const [peer, core, ops, uas] = await freePorts(4);
   p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
+  startUas(CORE_IP, p.uas);
   pg = await startPeergate(policy(`${PEER_IP}/32`));
 }, 60_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); });
+afterAll(() => stopInOrder(pg));
 
 const call = (holdMs: number) => runSipp(['-sn', 'uac', `127.0.0.1:${p.peer}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1', '-d', String(holdMs)], { timeoutS: 15 });
 

@@ -5,10 +5,10 @@
 // it as SNI, enforces the pin, and never puts either header on the wire.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
-import { startDns, type RunningDns } from '../helpers/dns.js';
-import { freePorts, stopAll } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
-import { UdpPeer, StreamReader, header } from '../helpers/engine-sip.js';
+import { dnsRoutingPolicy, startDns, type RunningDns } from '../helpers/dns.js';
+import { freePorts, stopInOrder } from '../helpers/procs.js';
+import { coreRoutesByPrefix, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { StreamReader, header, inviteAndAck } from '../helpers/engine-sip.js';
 import { makePki, issueCert, type TestPki, type TestCert } from '../helpers/tls.js';
 
 let pki: TestPki;
@@ -47,21 +47,7 @@ async function tlsUas(cert: TestCert, port: number): Promise<TlsUas> {
 }
 
 /** An INVITE from the core side; resolves with the final response's text (ACKed). */
-async function callFromCore(called: string): Promise<string> {
-  const ua = await UdpPeer.open();
-  try {
-    const branch = `z9hG4bK${Math.random().toString(16).slice(2)}`;
-    const callId = `${Math.random().toString(16).slice(2)}@test`;
-    const base = [`Max-Forwards: 70`, `From: <sip:+15550001@127.0.0.1>;tag=t${branch.slice(-6)}`];
-    await ua.send([`INVITE sip:${called}@127.0.0.1:${ports.core} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${ua.port};branch=${branch};rport`,
-      ...base, `To: <sip:${called}@127.0.0.1>`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:caller@127.0.0.1:${ua.port}>`,
-      'Content-Length: 0', '', ''].join('\r\n'), ports.core);
-    const final = await ua.take((t) => /^SIP\/2\.0 [2-6]\d\d /.test(t), 20_000, `final response for ${called}`);
-    await ua.send([`ACK sip:${called}@127.0.0.1:${ports.core} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${ua.port};branch=${branch}`,
-      ...base, `To: ${header(final, 'To')}`, `Call-ID: ${callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', ''].join('\r\n'), ports.core);
-    return final;
-  } finally { ua.close(); }
-}
+const callFromCore = (called: string): Promise<string> => inviteAndAck(ports.core, called);
 
 let good: TlsUas;
 let ipOnly: TlsUas;
@@ -86,18 +72,11 @@ beforeAll(async () => {
   const peer = (id: string, last: number, targets: string[], extra: Record<string, unknown> = {}) =>
     ({ id, transport: 'tls', match: { addresses: [`127.0.0.${last}/32`] }, targets, ...extra });
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: ports.peerTls },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.core },
-    ],
+    listen: [listener('peer-tls', ports.peerTls), listener('core-udp', ports.core)],
     // The test CA vouches for the servers we connect to (server CAs default to client_cas).
     tls: { certificate: pki.server.certFile, key: pki.server.keyFile, client_cas: [pki.ca.certFile], require_client_cert: false },
-    dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], timeout_ms: 2000, cache: { min_ttl_s: 0 } },
+    ...dnsRoutingPolicy(dns, ports.ops),
     core: { targets: ['sip:127.0.0.3:5060'] },
-    media: { anchoring: false },
-    failover: { no_answer_ms: 4000 },
-    ops: { port: ports.ops },
-    log: { level: 'info' },
     peers: [
       peer('carrier-a', 21, ['sips:good.tls.test']),
       peer('carrier-b', 22, ['sips:ipcert.tls.test']),
@@ -106,11 +85,7 @@ beforeAll(async () => {
       { ...peer('carrier-q', 25, ['sips:good.tls.test'], { tls_pin: true }), match: { addresses: ['127.0.0.25/32'], certificate: { subject_alt_names: ['good.tls.test'] } } },
     ],
     routes: [
-      { from: 'core', called_prefix: '+44', to: 'carrier-a' },
-      { from: 'core', called_prefix: '+33', to: 'carrier-b' },
-      { from: 'core', called_prefix: '+34', to: 'carrier-c' },
-      { from: 'core', called_prefix: '+35', to: 'carrier-p' },
-      { from: 'core', called_prefix: '+36', to: 'carrier-q' },
+      ...coreRoutesByPrefix({ '+44': 'carrier-a', '+33': 'carrier-b', '+34': 'carrier-c', '+35': 'carrier-p', '+36': 'carrier-q' }),
       { from: 'peers', to: 'core' },
     ],
   });
@@ -119,8 +94,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await pg?.stop();
   for (const s of servers) await new Promise((r) => s.close(() => r(undefined)));
-  await dns?.stop();
-  await stopAll();
+  await stopInOrder(dns);
 });
 
 /** Nothing internal in a failure response: no TLS error text, no names or addresses of the targets. */

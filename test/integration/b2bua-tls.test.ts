@@ -5,12 +5,10 @@ import { connect, type TLSSocket } from 'node:tls';
 import { connect as tcpConnect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
-import { freePorts, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, startUas, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../../src/pki/files.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 let pg: RunningPeergate;
 let p: { tls: number; udp: number; core: number; ops: number; uas: number };
 let ca: Written, sbe: Written, peerCert: Written, rogueCa: Written, rogue: Written;
@@ -25,13 +23,9 @@ beforeAll(async () => {
   const rogueDir = scratchDir('rogue-pki-');
   rogueCa = createFederationCa(rogueDir, { cn: 'rogue CA' });
   rogue = createPeerCertificate(rogueDir, 'peer-a', { cn: 'sbc.carrier-a.example', san: ['sbc.carrier-a.example'] });
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
+  startUas(CORE_IP, p.uas);
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: p.tls },
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.udp },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-tls', p.tls), listener('peer-udp', p.udp), listener('core-udp', p.core)],
     tls: { certificate: sbe.certPath, key: sbe.keyPath, client_cas: [ca.certPath], require_client_cert: true },
     core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
     media: { rtpengine: 'spawn', embedded: { port_min: 42000 + (p.ops % 100) * 20, port_max: 42000 + (p.ops % 100) * 20 + 19 } },
@@ -45,7 +39,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); });
+afterAll(() => stopInOrder(pg));
 
 /** A SIP-over-TLS client from `localAddress`; collects whatever comes back. */
 async function tlsClient(localAddress: string, cert: Written | null, caPath = ca.certPath): Promise<{ sock: TLSSocket; received: string[]; error: Promise<Error | null> }> {

@@ -8,13 +8,11 @@ import { createSocket } from 'node:dgram';
 import { Redis } from 'ioredis';
 import { parse, stringify } from 'yaml';
 import { writeFileSync } from 'node:fs';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startSipp, startUas, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const PEER_B_IP = '127.0.0.4';
 const DEAD_IP = '127.0.0.5';
 
@@ -73,12 +71,9 @@ beforeAll(async () => {
   redis = await startRedis();
   coreUasDir = scratchDir('core-uas-');
   cdrDir = scratchDir('cdr-');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
+  startUas(CORE_IP, ports.coreUas, { dir: coreUasDir, extra: ['-trace_msg'] });
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
+    listen: [listener('peer-udp', ports.peerSip), listener('core-udp', ports.coreSip)],
     core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`], media: { srtp: 'forbidden' } },
     media: { rtpengine: 'spawn', embedded: { port_min: 44000 + (ports.ops % 200) * 40, port_max: 44000 + (ports.ops % 200) * 40 + 39 } },
     ops: { port: ports.ops },

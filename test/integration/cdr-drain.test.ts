@@ -6,14 +6,12 @@ import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { pino } from 'pino';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor, writeFile } from '../helpers/procs.js';
+import { freePorts, runSipp, startUas, stopAll, scratchDir, waitFor, writeFile } from '../helpers/procs.js';
 import { PolicyHolder } from '../../src/policy/reload.js';
 import { App } from '../../src/app/app.js';
-import { twoSidedPolicy } from '../helpers/peergate.js';
+import { CORE_IP, PEER_IP, twoSidedPolicy } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 let sbe: App;
 let holder: PolicyHolder;
 let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number };
@@ -26,7 +24,7 @@ beforeAll(async () => {
   const dir = scratchDir('cdr-drain-');
   cdrFile = join(dir, 'cdr.jsonl');
   coreDir = scratchDir('core-uas-');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreDir);
+  startUas(CORE_IP, ports.coreUas, { dir: coreDir, extra: ['-trace_msg'] });
   const path = writeFile(dir, 'policy.yaml', stringify(twoSidedPolicy(
     { peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:${CORE_IP}:${ports.coreUas}`, peerIp: PEER_IP, logLevel: 'silent' },
     { media: { anchoring: false }, cdr: { file: cdrFile } },

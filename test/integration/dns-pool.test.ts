@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startDns, type RunningDns } from '../helpers/dns.js';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
 const CORE_IP = '127.0.0.3';
 let dns: RunningDns;
@@ -18,10 +18,7 @@ let p: Record<'xPeer' | 'xCore' | 'xOps' | 'aPeer' | 'aCore' | 'aOps' | 'bPeer' 
 
 function node(peerPort: number, corePort: number, ops: number) {
   return {
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-    ],
+    listen: [listener('peer-udp', peerPort), listener('core-udp', corePort)],
     core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
     media: { anchoring: false },
     ops: { port: ops },
@@ -45,10 +42,7 @@ beforeAll(async () => {
   startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-aa'], scratchDir('pool-uas-'));
   [a, b] = await Promise.all([startPeergate(node(p.aPeer, p.aCore, p.aOps)), startPeergate(node(p.bPeer, p.bCore, p.bOps))]);
   x = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.xPeer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.xCore },
-    ],
+    listen: [listener('peer-udp', p.xPeer), listener('core-udp', p.xCore)],
     dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`] },
     core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
     media: { anchoring: false },

@@ -2,7 +2,7 @@
 // plain one, unbound validating with the signed zone's trust anchor, on loopback ports.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startDns, type RunningDns } from '../helpers/dns.js';
-import { stopAll } from '../helpers/procs.js';
+import { stopInOrder } from '../helpers/procs.js';
 import { DnsClient, dnsErrorsTotal } from '../../src/routing/dns-client.js';
 import { Locator } from '../../src/routing/rfc3263.js';
 
@@ -42,10 +42,7 @@ beforeAll(async () => {
   ]);
 }, 60_000);
 
-afterAll(async () => {
-  await dns?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(dns));
 
 describe('RFC 3263 locate over real DNS', () => {
   it('sips: NAPTR → SRV by priority and weight → AAAA/A, TLS, server name is the URI host, authenticated', async () => {

@@ -4,13 +4,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDns, type RunningDns } from '../helpers/dns.js';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
-import { UdpPeer, header } from '../helpers/engine-sip.js';
-
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
+import { dnsRoutingPolicy, startDns, type RunningDns } from '../helpers/dns.js';
+import { freePorts, runSipp, startSipp, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
+import { coreRoutesByPrefix, CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { inviteAndAck } from '../helpers/engine-sip.js';
 
 let dns: RunningDns;
 let pg: RunningPeergate;
@@ -23,28 +20,8 @@ function messageLog(dir: string): string {
   return readdirSync(dir).filter((f) => f.endsWith('_messages.log')).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
 }
 
-/** An INVITE from the core side; resolves with the final response's text. */
-async function callFromCore(called: string): Promise<string> {
-  const ua = await UdpPeer.open();
-  try {
-    const branch = `z9hG4bK${Math.random().toString(16).slice(2)}`;
-    const callId = `${Math.random().toString(16).slice(2)}@test`;
-    await ua.send([
-      `INVITE sip:${called}@127.0.0.1:${ports.coreSip} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${ua.port};branch=${branch};rport`,
-      'Max-Forwards: 70', `From: <sip:+15550001@127.0.0.1>;tag=t${branch.slice(-6)}`, `To: <sip:${called}@127.0.0.1>`,
-      `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:caller@127.0.0.1:${ua.port}>`, 'Content-Length: 0', '', '',
-    ].join('\r\n'), ports.coreSip);
-    const final = await ua.take((t) => /^SIP\/2\.0 [2-6]\d\d /.test(t), 15_000, `final response for ${called}`);
-    const to = header(final, 'To') ?? '';
-    await ua.send([
-      `ACK sip:${called}@127.0.0.1:${ports.coreSip} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${ua.port};branch=${branch}`,
-      'Max-Forwards: 70', `From: <sip:+15550001@127.0.0.1>;tag=t${branch.slice(-6)}`, `To: ${to}`,
-      `Call-ID: ${callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', '',
-    ].join('\r\n'), ports.coreSip);
-    return final;
-  } finally { ua.close(); }
-}
+/** An INVITE from the core side; resolves with the final response's text (ACKed). */
+const callFromCore = (called: string): Promise<string> => inviteAndAck(ports.coreSip, called, 15_000);
 
 beforeAll(async () => {
   const [peerSip, coreSip, ops, coreUas, peerUas, dead, peerUas6, peerUasTcp, deadTcp] = await freePorts(9);
@@ -84,18 +61,13 @@ beforeAll(async () => {
   startSipp(['-sn', 'uas', '-i', '::1', '-p', String(ports.peerUas6), '-aa', '-trace_msg'], peerUas6Dir);
   pg = await startPeergate({
     listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
+      listener('peer-udp', ports.peerSip),
       { name: 'peer-udp6', side: 'peer', transport: 'udp', address: '::1', port: ports.peerSip },
-      { name: 'peer-tcp', side: 'peer', transport: 'tcp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
+      listener('peer-tcp', ports.peerSip),
+      listener('core-udp', ports.coreSip),
     ],
-    // Generous timeouts: a loaded CI machine must not turn a slow answer into a failure.
-    dns: { resolvers: [`127.0.0.1:${dns.resolverPort}`], timeout_ms: 2000, cache: { min_ttl_s: 0 } },
+    ...dnsRoutingPolicy(dns, ports.ops),
     core: { targets: ['sip:core.plain.test'] },
-    media: { anchoring: false },
-    failover: { no_answer_ms: 4000 },
-    ops: { port: ports.ops },
-    log: { level: 'info' },
     peers: [
       {
         id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, targets: ['sip:carrier.test'], dnssec: 'required',
@@ -109,21 +81,13 @@ beforeAll(async () => {
     routes: [
       { from: 'core', called_prefix: '+49', to: 'carrier-a', dnssec: 'required', enum: { suffixes: ['e164.test'], allow: { 'carrier-a': ['carrier.test'] }, otherwise: 'reject' } },
       { from: 'core', called_prefix: '+48', to: 'carrier-a', enum: { suffixes: ['e164.test'], allow: { 'carrier-a': ['carrier.test'] }, otherwise: 'static' } },
-      { from: 'core', called_prefix: '+44', to: 'carrier-a' },
-      { from: 'core', called_prefix: '+33', to: 'carrier-b' },
-      { from: 'core', called_prefix: '+34', to: 'carrier-c' },
-      { from: 'core', called_prefix: '+81', to: 'carrier-6' },
-      { from: 'core', called_prefix: '+82', to: 'carrier-t' },
+      ...coreRoutesByPrefix({ '+44': 'carrier-a', '+33': 'carrier-b', '+34': 'carrier-c', '+81': 'carrier-6', '+82': 'carrier-t' }),
       { from: 'peers', to: 'core' },
     ],
   });
 }, 90_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await dns?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(pg, dns));
 
 describe('routing by DNS through peergate', () => {
   it('peer → core: the core target is an SRV name (unsigned zone, dnssec off)', async () => {

@@ -11,7 +11,7 @@ import { DnsClient } from '../../src/routing/dns-client.js';
 import { Locator, type NextHop } from '../../src/routing/rfc3263.js';
 import { makePki, issueCert, makeCrl, type TestPki, type TestCert } from '../helpers/tls.js';
 import { startDns, type RunningDns } from '../helpers/dns.js';
-import { freePorts, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, waitFor, stopInOrder } from '../helpers/procs.js';
 
 let pki: TestPki;
 let dns: RunningDns;
@@ -75,7 +75,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterEach(async () => { while (cleanups.length) await cleanups.pop()!(); });
-afterAll(async () => { await dns?.stop(); await stopAll(); });
+afterAll(() => stopInOrder(dns));
 
 describe('outbound TLS to DNS-located targets (RFC 5922)', () => {
   it('a certificate naming the URI host passes; one naming only the IP fails', async () => {

@@ -6,13 +6,11 @@
 // keepalive refreshes them), after which the survivor is admitted up to the full limit; a
 // node restarted with the same node id drops whatever it still held at once and takes calls.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, heldCalls, startSipp, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { RedisStore } from '../../src/store/redis.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const LIMIT = 4;
 const TTL_S = 3;
 
@@ -41,17 +39,11 @@ beforeAll(async () => {
   redis = await startRedis();
   store = new RedisStore({ url: redis.url, timeoutMs: 300, reconnectMs: 100 });
   [uasPort] = await freePorts(1) as [number];
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uasPort), '-t', 'u1']);
-  nodes[0] = await startNode(0);
-  nodes[1] = await startNode(1);
+  startUas(CORE_IP, uasPort);
+  nodes.push(await startNode(0), await startNode(1));
 }, 90_000);
 
-afterAll(async () => {
-  for (const n of nodes) await n?.stop();
-  await store?.close();
-  await redis?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(...nodes, store, redis));
 
 describe('a pool node killed mid-call', () => {
   it('the survivor carries on at once, the dead node\'s slots are freed within session_ttl_s', async () => {

@@ -6,13 +6,11 @@
 // restarted empty gets the node's live sessions back within a keepalive period
 // (session_ttl_s / 3); once the calls end no slot is left and the full limit is admitted.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, heldCalls, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { RedisStore } from '../../src/store/redis.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const LIMIT = 3;
 const TTL_S = 3;
 
@@ -30,19 +28,14 @@ beforeAll(async () => {
   store = new RedisStore({ url: redis.url, timeoutMs: 300, reconnectMs: 100 });
   const [uas, peer, core, ops] = await freePorts(4) as [number, number, number, number];
   sipPort = peer;
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uas), '-t', 'u1']);
+  startUas(CORE_IP, uas);
   node = await startPeergate(twoSidedPolicy(
     { peerPort: peer, corePort: core, coreTarget: `sip:${CORE_IP}:${uas}`, opsPort: ops, logLevel: 'warn', peerIp: PEER_IP, peer: { limits: { sessions: LIMIT } } },
     { store: { redis: { url: redis.url, timeout_ms: 200 } }, limits: { session_ttl_s: TTL_S }, media: { anchoring: false } },
   ), { env: { PEERGATE_NODE_ID: 'redis-fail-0' } });
 }, 60_000);
 
-afterAll(async () => {
-  await node?.stop();
-  await store?.close();
-  await redis?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(node, store, redis));
 
 describe('Redis killed mid-call', () => {
   it('calls continue, live sessions are put back when Redis returns, and every slot is freed', async () => {

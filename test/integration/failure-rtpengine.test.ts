@@ -4,12 +4,10 @@
 // no session stays stuck (active calls, engine dialogs, session slots back to 0) and, once
 // rtpengine is back, calls are admitted up to the full session limit again.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { childPids, freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { childPids, freePorts, heldCalls, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const LIMIT = 3;
 
 let rtp: TestRtpengine;
@@ -22,18 +20,14 @@ beforeAll(async () => {
   rtp = await startRtpengine();
   const [uas, peer, core, ops] = await freePorts(4) as [number, number, number, number];
   sipPort = peer;
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uas), '-t', 'u1']);
+  startUas(CORE_IP, uas);
   node = await startPeergate(twoSidedPolicy(
     { peerPort: peer, corePort: core, coreTarget: `sip:${CORE_IP}:${uas}`, opsPort: ops, logLevel: 'warn', peerIp: PEER_IP, peer: { limits: { sessions: LIMIT } } },
     { media: { rtpengine: [{ address: rtp.address }], timeout_ms: 500, health_interval_ms: 200, retry_after_s: 3 } },
   ));
 }, 60_000);
 
-afterAll(async () => {
-  await node?.stop();
-  await rtp?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(node, rtp));
 
 describe('rtpengine killed mid-call', () => {
   it('established calls end normally, new calls get 503 until it is back, nothing stays stuck', async () => {

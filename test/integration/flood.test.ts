@@ -1,11 +1,9 @@
 // RFC 6404 §4.9: a flood from a source that is no peer is dropped by the engine's shield
 // before parsing, while a real peer's calls keep succeeding.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePorts, runSipp, startSipp, startProcess, stopAll } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startUas, startProcess, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const FLOOD_IP = '127.0.0.9';
 const FLOOD_SECONDS = 6;
 const FLOOD_PPS = 25_000;
@@ -16,12 +14,9 @@ let p: { peer: number; core: number; ops: number; uas: number };
 beforeAll(async () => {
   const [peer, core, ops, uas] = await freePorts(4);
   p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
+  startUas(CORE_IP, p.uas);
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-udp', p.peer), listener('core-udp', p.core)],
     // Every source is known by address, so the engine admits only these before parsing.
     core: { targets: [`sip:${CORE_IP}:${p.uas}`], addresses: [`${CORE_IP}/32`] },
     // Signalling under flood is what is measured; an rtpengine would only compete for the two cores.
@@ -33,7 +28,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); });
+afterAll(() => stopInOrder(pg));
 
 /** A separate process sends `pps` INVITE-sized datagrams per second for `seconds`, then reports what it sent. */
 const FLOODER = `

@@ -4,11 +4,9 @@
 // through; the same garbage from an address that is no peer gets that address banned.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
-import { freePorts, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const STRANGER_IP = '127.0.0.9';
 
 let pg: RunningPeergate;
@@ -32,7 +30,7 @@ async function flood(sock: Socket, count: number): Promise<void> {
 beforeAll(async () => {
   const [peerSip, coreSip, ops, coreUas] = await freePorts(4);
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1']);
+  startUas(CORE_IP, ports.coreUas);
   pg = await startPeergate(twoSidedPolicy({ peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:${CORE_IP}:${ports.coreUas}`, peerIp: PEER_IP, logLevel: 'warn' }, {
     media: { anchoring: false },
     limits: { strikes: { threshold: 10, window_s: 60, ban_s: 120 } },
@@ -40,10 +38,7 @@ beforeAll(async () => {
   }));
 }, 60_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(pg));
 
 describe('strikes from a configured UDP peer’s address', () => {
   it('a garbage flood claiming the peer’s address does not stop its calls; strikes and the withheld ban are counted', async () => {

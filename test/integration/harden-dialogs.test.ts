@@ -7,8 +7,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket, type Socket } from 'node:dgram';
 import { connect, type Socket as TcpSocket } from 'node:net';
-import { freePorts, startSipp, stopAll, scratchDir, waitFor, type Proc } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, startSipp, startUas, scratchDir, waitFor, stopInOrder, type Proc } from '../helpers/procs.js';
+import { listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-b2bua');
 const A_IP = '127.0.0.2';
@@ -95,13 +95,9 @@ beforeAll(async () => {
   const [peerSip, coreSip, ops, coreUas, ringUas] = await freePorts(5);
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas!, ringUas: ringUas! };
   coreDir = scratchDir('harden-core-');
-  core = startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-m', '1', '-trace_msg'], coreDir);
+  core = startUas(CORE_IP, ports.coreUas, { dir: coreDir, extra: ['-m', '1', '-trace_msg'] });
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'peer-tcp', side: 'peer', transport: 'tcp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
+    listen: [listener('peer-udp', ports.peerSip), listener('peer-tcp', ports.peerSip), listener('core-udp', ports.coreSip)],
     core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
     media: { anchoring: false },
     ops: { port: ports.ops },
@@ -118,12 +114,7 @@ beforeAll(async () => {
   b = await Peer.open(B_IP);
 }, 60_000);
 
-afterAll(async () => {
-  a?.close();
-  b?.close();
-  await pg?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(a, b, pg));
 
 describe('requests within a dialog from another peer', () => {
   it('BYE, re-INVITE, UPDATE and INFO from a second peer get 481; the call goes on; the owner’s BYE ends it', async () => {
@@ -178,7 +169,7 @@ describe('requests within a dialog from another peer', () => {
 
   it('over TCP only the connection the call came on may end it: a second connection from the same host gets 481', async () => {
     const coreTcpDir = scratchDir('harden-core-tcp-');
-    const core2 = startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-m', '1', '-trace_msg'], coreTcpDir);
+    const core2 = startUas(CORE_IP, ports.coreUas, { dir: coreTcpDir, extra: ['-m', '1', '-trace_msg'] });
     await new Promise((r) => setTimeout(r, 300));
     const owner = await TcpPeer.open(A_IP, ports.peerSip);
     const other = await TcpPeer.open(A_IP, ports.peerSip);

@@ -5,12 +5,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startUas, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-harden');
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 
 let pg: RunningPeergate;
 let ports: { peerSip: number; coreSip: number; ops: number; coreUas: number };
@@ -31,7 +29,7 @@ beforeAll(async () => {
   const [peerSip, coreSip, ops, coreUas] = await freePorts(4);
   ports = { peerSip: peerSip!, coreSip: coreSip!, ops: ops!, coreUas: coreUas! };
   coreDir = scratchDir('harden-prio-core-');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1', '-trace_msg'], coreDir);
+  startUas(CORE_IP, ports.coreUas, { dir: coreDir, extra: ['-trace_msg'] });
   pg = await startPeergate(twoSidedPolicy({ peerPort: ports.peerSip, corePort: ports.coreSip, opsPort: ports.ops, coreTarget: `sip:${CORE_IP}:${ports.coreUas}`, peerIp: PEER_IP, logLevel: 'warn' }, {
     // The operator even lets Resource-Priority cross toward the core: untrusted values still must not.
     core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`], topology: { forward_headers: ['Resource-Priority'] } },
@@ -41,10 +39,7 @@ beforeAll(async () => {
   }));
 }, 60_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(pg));
 
 describe('emergency calls past the session limit', () => {
   it('limit reached: an ordinary call gets 503, an emergency call passes; with the reserve used, it is refused too', async () => {

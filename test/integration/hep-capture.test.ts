@@ -9,13 +9,11 @@ import { connect, type TLSSocket } from 'node:tls';
 import { connect as tcpConnect } from 'node:net';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, startSipp, stopAll, scratchDir, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, startUas, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startHepCollector, type HepCollector, type HepPacket } from '../helpers/hep.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../../src/pki/files.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const CALL_ID = 'hep-tls-call-1@carrier-a.example';
 let pg: RunningPeergate;
 let col: HepCollector;
@@ -32,12 +30,9 @@ beforeAll(async () => {
   peerCert = createPeerCertificate(dir, 'peer-a', { cn: 'sbc.carrier-a.example', san: ['sbc.carrier-a.example'] });
   col = await startHepCollector();
   cdrFile = join(scratchDir('hep-cdr-'), 'cdr.jsonl');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
+  startUas(CORE_IP, p.uas);
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: p.tls },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-tls', p.tls), listener('core-udp', p.core)],
     tls: { certificate: sbe.certPath, key: sbe.keyPath, client_cas: [ca.certPath], require_client_cert: true },
     core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
     media: { anchoring: false },
@@ -53,7 +48,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); await col?.close(); });
+afterAll(() => stopInOrder(pg, col));
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -93,6 +88,12 @@ function flow(packets: HepPacket[]): string[] {
 
 /** The flow without provisional responses (how many 1xx a leg sees varies). */
 const final = (packets: HepPacket[]) => flow(packets).filter((f) => !/ 1\d\d\//.test(f));
+/** The packets captured for one leg (HEP correlation id = the leg's Call-ID), once its five final-flow messages are in. */
+async function leg(callId: string, what: string): Promise<HepPacket[]> {
+  const of = () => col.packets.filter((k) => k.correlationId === callId);
+  await waitFor(() => final(of()).length >= 5, 10_000, 50, what);
+  return of();
+}
 
 describe('HEPv3 capture', () => {
   it('captures both legs of a call, the TLS leg as plaintext, correlated by each leg\'s Call-ID', async () => {
@@ -103,8 +104,7 @@ describe('HEPv3 capture', () => {
     const bCallId = rec.b_call_id as string;
 
     // The caller's leg: TLS (IP protocol 6), between the peer and our TLS listener, plaintext SIP.
-    await waitFor(() => final(col.packets.filter((k) => k.correlationId === CALL_ID)).length >= 5, 10_000, 50, 'A-leg packets');
-    const a = col.packets.filter((k) => k.correlationId === CALL_ID);
+    const a = await leg(CALL_ID, 'A-leg packets');
     expect(final(a)).toEqual(['in INVITE', 'out 200/INVITE', 'in ACK', 'in BYE', 'out 200/BYE']);
     for (const k of a) {
       expect(k.ipProto).toBe(6);
@@ -115,8 +115,7 @@ describe('HEPv3 capture', () => {
     }
 
     // The called leg: UDP (17) to and from the core, its own Call-ID.
-    await waitFor(() => final(col.packets.filter((k) => k.correlationId === bCallId)).length >= 5, 10_000, 50, 'B-leg packets');
-    const b = col.packets.filter((k) => k.correlationId === bCallId);
+    const b = await leg(bCallId, 'B-leg packets');
     expect(final(b)).toEqual(['out INVITE', 'in 200/INVITE', 'out ACK', 'out BYE', 'in 200/BYE']);
     for (const k of b) {
       expect(k.ipProto).toBe(17);

@@ -5,68 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, scratchDir, startProcess, startUas, waitFor, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { sippSignedCall } from '../helpers/sipp-xml.js';
 import { kamailioSignerConfig, makeTestPki, startCertServer, type CertServer, type TestPki } from '../helpers/identity.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
-
-const FROM = '"Alice" <sip:+12025550142@127.0.0.2>;tag=[pid]SIPpTag00[call_number]';
-const TO = '<sip:+14155550123@127.0.0.1>';
-
-function scenario(final: 'call' | 428): string {
-  const invite = `INVITE sip:+14155550123@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: ${FROM}
-To: ${TO}
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:+12025550142@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-`;
-  const inDialog = (method: string, cseq: number) => `${method} sip:+14155550123@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: ${FROM}
-To: ${TO}[peer_tag_param]
-Call-ID: [call_id]
-CSeq: ${cseq} ${method === 'BYE' ? 'BYE' : 'ACK'}
-Contact: <sip:+12025550142@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-`;
-  const tail = final === 'call'
-    ? `  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-${inDialog('ACK', 1)}  ]]></send>
-  <pause milliseconds="200"/>
-  <send retrans="500"><![CDATA[
-${inDialog('BYE', 2)}  ]]></send>
-  <recv response="200"/>`
-    : `  <recv response="428"/>
-  <send><![CDATA[
-${inDialog('ACK', 1)}  ]]></send>`;
-  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="identity e2e">
-  <send retrans="500"><![CDATA[
-${invite}  ]]></send>
-  <recv response="100" optional="true"/>
-${tail}
-</scenario>
-`;
-}
+const scenario = (final: 'call' | 428): string => sippSignedCall({ name: 'identity e2e', final, sdp: true });
 
 let pki: TestPki;
 let srv: CertServer;
@@ -81,7 +25,7 @@ beforeAll(async () => {
   const [peerSip, coreSip, ops, coreUas, kamPort] = await freePorts(5) as [number, number, number, number, number];
   ports = { peerSip, coreSip, ops, coreUas, kam: kamPort };
   coreDir = scratchDir('id-core-uas-');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(coreUas), '-t', 'u1', '-trace_msg'], coreDir);
+  startUas(CORE_IP, coreUas, { dir: coreDir, extra: ['-trace_msg'] });
 
   const dir = scratchDir('id-kam-');
   const run = join(dir, 'run');
@@ -93,10 +37,7 @@ beforeAll(async () => {
 
   const mediaBase = 30000 + (ops % 100) * 100;
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: coreSip },
-    ],
+    listen: [listener('peer-udp', peerSip), listener('core-udp', coreSip)],
     core: { targets: [`sip:${CORE_IP}:${coreUas}`] },
     media: { rtpengine: 'spawn', embedded: { port_min: mediaBase, port_max: mediaBase + 99 } },
     ops: { port: ops },
@@ -110,12 +51,7 @@ beforeAll(async () => {
   });
 }, 90_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await kam?.stop();
-  await stopAll();
-  await srv?.close();
-});
+afterAll(() => stopInOrder(pg, kam, srv));
 
 function coreLog(): string {
   return readdirSync(coreDir).filter((f) => f.endsWith('_messages.log')).map((f) => readFileSync(join(coreDir, f), 'utf8')).join('\n');

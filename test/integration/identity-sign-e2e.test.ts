@@ -5,12 +5,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate, createPublicKey, verify } from 'node:crypto';
 import { compactVerify } from 'jose';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startUas, scratchDir, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { makeTestPki, type TestPki } from '../helpers/identity.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 let pg: RunningPeergate;
 let pki: TestPki;
 let p: { peer: number; core: number; ops: number; legacy: number; shaken: number };
@@ -22,13 +20,10 @@ beforeAll(async () => {
   pki = makeTestPki();
   legacyDir = scratchDir('legacy-uas-');
   shakenDir = scratchDir('shaken-uas-');
-  startSipp(['-sn', 'uas', '-i', PEER_IP, '-p', String(p.legacy), '-t', 'u1', '-trace_msg'], legacyDir);
-  startSipp(['-sn', 'uas', '-i', PEER_IP, '-p', String(p.shaken), '-t', 'u1', '-trace_msg'], shakenDir);
+  startUas(PEER_IP, p.legacy, { dir: legacyDir, extra: ['-trace_msg'] });
+  startUas(PEER_IP, p.shaken, { dir: shakenDir, extra: ['-trace_msg'] });
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-udp', p.peer), listener('core-udp', p.core)],
     core: { targets: [`sip:${CORE_IP}:9`] },
     media: { rtpengine: 'spawn', embedded: { port_min: 47000 + (p.ops % 50) * 20, port_max: 47000 + (p.ops % 50) * 20 + 19 } },
     ops: { port: p.ops },
@@ -47,7 +42,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); });
+afterAll(() => stopInOrder(pg));
 
 /** The first INVITE in a sipp message log, as header lines and body. */
 function receivedInvite(dir: string): { headers: Map<string, string>; body: string } {

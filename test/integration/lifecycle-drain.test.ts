@@ -6,13 +6,11 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { createSocket } from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { freePorts, runSipp, startSipp, stopAll, waitFor, type SippResult } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { exitWithin, freePorts, runSipp, startUas, stopAll, waitFor, type SippResult } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-lifecycle');
 
 let pg: RunningPeergate | undefined;
@@ -59,11 +57,24 @@ async function inviteOnce(port: number): Promise<{ status: number; retryAfter?: 
 
 const ready = async (pgr: RunningPeergate) => (await fetch(`http://127.0.0.1:${pgr.opsPort}/ready`)).status;
 
+/** Fresh ports for one node: its peer and core listeners, its ops server, and the core's UAS. */
+async function fourPorts(): Promise<{ peer: number; core: number; ops: number; uas: number }> {
+  const [peer, core, ops, uas] = await freePorts(4) as [number, number, number, number];
+  return { peer, core, ops, uas };
+}
+
+/** SIGTERM to `node`, then its exit code (or 'still running' after `ms`) and how long that took. */
+async function terminate(node: RunningPeergate, ms: number): Promise<{ code: number | null | 'still running'; tookMs: number }> {
+  const sentAt = Date.now();
+  process.kill(node.proc.pid, 'SIGTERM');
+  const code = await exitWithin(node.proc, ms);
+  return { code, tookMs: Date.now() - sentAt };
+}
+
 describe('graceful drain', () => {
   it('SIGTERM: /ready 503 at once, a new INVITE gets 503 with Retry-After, held calls complete, exit 0', async () => {
-    const [peer, core, ops, uas] = await freePorts(4);
-    const p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
-    startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
+    const p = await fourPorts();
+    startUas(CORE_IP, p.uas);
     pg = await startPeergate(policy(p, { lifecycle: { drain_timeout_s: 60, retry_after_s: 17 } }));
     const held = runSipp(['-sn', 'uac', `127.0.0.1:${p.peer}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '2', '-r', '10', '-d', '5000'], { timeoutS: 30 });
     await waitFor(async () => (await pg!.metric('peergate_active_calls', { peer: 'carrier-a' })) === 2, 10_000, 50, 'two calls up');
@@ -77,7 +88,7 @@ describe('graceful drain', () => {
     const r: SippResult = await held;
     expect(r.successful, `${r.output.slice(-1500)}\n${pg.proc.output().slice(-3000)}`).toBe(2);
     expect(r.failed).toBe(0);
-    const code = await Promise.race([pg.proc.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10_000))]);
+    const code = await exitWithin(pg.proc, 10_000);
     expect(code).toBe(0);
     // It waited for the calls (held 5 s), not for the 60 s deadline.
     expect(Date.now() - sentAt).toBeGreaterThan(3000);
@@ -86,8 +97,7 @@ describe('graceful drain', () => {
   }, 60_000);
 
   it('POST /admin/drain answers 202 with the calls in progress and drains like SIGTERM', async () => {
-    const [peer, core, ops, uas] = await freePorts(4);
-    const p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
+    const p = await fourPorts();
     pg = await startPeergate(policy(p));
     const unauth = await fetch(`http://127.0.0.1:${p.ops}/admin/drain`, { method: 'POST' });
     expect(unauth.status).toBe(401);
@@ -99,13 +109,12 @@ describe('graceful drain', () => {
     expect(body.calls).toBe(0);
     expect(body.deadline).toBeGreaterThan(Date.now());
     // No call in progress: the drain is over at once.
-    const code = await Promise.race([pg.proc.exited, new Promise<string>((res2) => setTimeout(() => res2('still running'), 10_000))]);
+    const code = await exitWithin(pg.proc, 10_000);
     expect(code).toBe(0);
   }, 40_000);
 
   it('at the drain deadline held calls get BYE on both legs with a Reason; rtpengine and Redis are left clean', async () => {
-    const [peer, core, ops, uas] = await freePorts(4);
-    const p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
+    const p = await fourPorts();
     rtpe = await startRtpengine();
     redis = await startRedis();
     const callee = runSipp(['-sf', join(SCEN, 'uas-recv-bye-reason.xml'), '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1', '-m', '2'], { timeoutS: 40 });
@@ -119,11 +128,9 @@ describe('graceful drain', () => {
     expect((await rtpe.calls()).length).toBe(2);
     const sessionsInRedis = () => execFileSync('redis-cli', ['-p', String(redis!.port), '--scan', '--pattern', 'pgdrain:*sid*']).toString().trim().split('\n').filter(Boolean).length;
     expect(sessionsInRedis()).toBe(2);
-    const sentAt = Date.now();
-    process.kill(pg.proc.pid, 'SIGTERM');
-    const code = await Promise.race([pg.proc.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 15_000))]);
-    expect(code).toBe(0);
-    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(1900);
+    const end = await terminate(pg, 15_000);
+    expect(end.code).toBe(0);
+    expect(end.tookMs).toBeGreaterThanOrEqual(1900);
     const [a, b] = await Promise.all([caller, callee]);
     expect(a.successful, a.output).toBe(2);
     expect(a.failed).toBe(0);
@@ -135,8 +142,7 @@ describe('graceful drain', () => {
   }, 90_000);
 
   it('a second SIGTERM ends at once: BYE on both legs, exit 0 long before the deadline', async () => {
-    const [peer, core, ops, uas] = await freePorts(4);
-    const p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
+    const p = await fourPorts();
     const callee = runSipp(['-sf', join(SCEN, 'uas-recv-bye-reason.xml'), '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1', '-m', '1'], { timeoutS: 40 });
     pg = await startPeergate(policy(p, { lifecycle: { drain_timeout_s: 300 } }));
     const caller = runSipp(['-sf', join(SCEN, 'uac-recv-bye-reason.xml'), `127.0.0.1:${p.peer}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1'], { timeoutS: 40 });
@@ -146,11 +152,9 @@ describe('graceful drain', () => {
     // Still draining: the call is up.
     await new Promise((r) => setTimeout(r, 500));
     expect(await pg.metric('peergate_active_calls', { peer: 'carrier-a' })).toBe(1);
-    const sentAt = Date.now();
-    process.kill(pg.proc.pid, 'SIGTERM');
-    const code = await Promise.race([pg.proc.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10_000))]);
-    expect(code).toBe(0);
-    expect(Date.now() - sentAt).toBeLessThan(8000);
+    const end = await terminate(pg, 10_000);
+    expect(end.code).toBe(0);
+    expect(end.tookMs).toBeLessThan(8000);
     const [a, b] = await Promise.all([caller, callee]);
     expect(a.successful, a.output).toBe(1);
     expect(b.successful, b.output).toBe(1);
@@ -158,15 +162,14 @@ describe('graceful drain', () => {
   }, 60_000);
 
   it('SIGINT while a call still rings: the B-leg is CANCELed, the caller gets 503 with a Reason, exit 0', async () => {
-    const [peer, core, ops, uas] = await freePorts(4);
-    const p = { peer: peer!, core: core!, ops: ops!, uas: uas! };
+    const p = await fourPorts();
     const callee = runSipp(['-sf', join(SCEN, '..', 'sipp-b2bua', 'uas-ring-forever.xml'), '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1', '-m', '1'], { timeoutS: 40 });
     pg = await startPeergate(policy(p, { lifecycle: { drain_timeout_s: 300 } }));
     const caller = runSipp(['-sf', join(SCEN, 'uac-expect-503-reason.xml'), `127.0.0.1:${p.peer}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1'], { timeoutS: 40 });
     await waitFor(() => pg!.proc.output().includes('"msg":"new call"'), 10_000, 50, 'call ringing');
     await new Promise((r) => setTimeout(r, 500));
     process.kill(pg.proc.pid, 'SIGINT');
-    const code = await Promise.race([pg.proc.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10_000))]);
+    const code = await exitWithin(pg.proc, 10_000);
     expect(code).toBe(0);
     const [a, b] = await Promise.all([caller, callee]);
     expect(a.successful, a.output).toBe(1);

@@ -12,7 +12,7 @@ import { makePki, issueCert } from '../helpers/tls.js';
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'peergate.js');
 
-afterAll(async () => { await stopAll(); });
+afterAll(() => stopAll());
 
 function servedSubject(port: number): Promise<string> {
   return new Promise((resolve) => {

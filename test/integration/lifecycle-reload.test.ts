@@ -9,8 +9,8 @@ import { execFile, execFileSync } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { makePki, issueCert, makeCrl, TlsSipUa, type TestPki, type TestCert } from '../helpers/tls.js';
 
 const UDP_PEER_IP = '127.0.0.2';
@@ -25,11 +25,7 @@ let policyObj: Record<string, any>;
 
 function policy(over: (x: Record<string, any>) => void = () => {}) {
   const x: Record<string, any> = {
-    listen: [
-      { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: p.tls },
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.udp },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-tls', p.tls), listener('peer-udp', p.udp), listener('core-udp', p.core)],
     tls: { certificate: files.cert, key: files.key, client_cas: [pki.ca.certFile], crls: [files.crl], require_client_cert: true },
     core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
     media: { anchoring: false },
@@ -81,12 +77,12 @@ beforeAll(async () => {
   copyFileSync(pki.server.certFile, files.cert);
   copyFileSync(pki.server.keyFile, files.key);
   writeFileSync(files.crl, makeCrl(pki.ca));
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
+  startUas(CORE_IP, p.uas);
   policyObj = policy();
   pg = await startPeergate(policyObj);
 }, 90_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); });
+afterAll(() => stopInOrder(pg));
 
 describe('reload of TLS material', () => {
   it('a new certificate is served after SIGHUP while an established TLS dialog goes on', async () => {

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import client from 'prom-client';
 import { MediaStage, SideMediaSchema, type SideMedia } from '../../src/sbc/media/index.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
-import { stopAll } from '../helpers/procs.js';
+import { stopInOrder } from '../helpers/procs.js';
 import {
   RtpEndpoint, DtlsSrtpPeer, Srtp, audioSdp, rtcpReceiverReport, makeStream, newInlineKey, parseRtp, sdpCrypto, sdpMediaAddress, sendAll,
 } from '../helpers/rtp.js';
@@ -60,11 +60,7 @@ afterEach(async () => {
   expect(await rtpe.calls()).toEqual([]);
 });
 
-afterAll(async () => {
-  await stage?.close();
-  await rtpe?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(stage, rtpe));
 
 /** Peer (SDES-SRTP) calls core (plain): offer from the peer, answer from the core. */
 async function peerSrtpToCorePlain(withRtcp = false) {

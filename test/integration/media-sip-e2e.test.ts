@@ -4,13 +4,11 @@
 // on rtpengine afterwards.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
-import { freePorts, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, waitFor, stopInOrder } from '../helpers/procs.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { RtpEndpoint, Srtp, audioSdp, makeStream, newInlineKey, parseRtp, sdpCrypto, sdpMediaAddress, sendAll } from '../helpers/rtp.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 let pg: RunningPeergate;
 let p: { peer: number; core: number; ops: number };
 let rtpengine: TestRtpengine;
@@ -82,10 +80,7 @@ beforeAll(async () => {
   coreSip = await startCore(coreSipPort!);
   rtpengine = await startRtpengine();
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-udp', p.peer), listener('core-udp', p.core)],
     core: { targets: [`sip:${CORE_IP}:${coreSipPort}`], media: { srtp: 'forbidden' } },
     // An external rtpengine (production mode), so the test can kill and restart it.
     media: { rtpengine: [{ address: rtpengine.address }], health_interval_ms: 200, retry_after_s: 7 },
@@ -96,13 +91,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  coreSip?.close();
-  await coreRtp?.close();
-  await rtpengine?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(pg, coreSip, coreRtp, rtpengine));
 
 describe('SRTP policy through peergate start, with real packets', () => {
   it('peer SRTP ↔ core plain RTP with identical payloads both ways; nothing left on rtpengine after BYE', async () => {

@@ -11,8 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc } from '../helpers/procs.js';
-import { startPeergate, sumMetric, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, scratchDir, startProcess, startSipp, startUas, waitFor, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, sumMetric, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { makeCrl, makePki, type TestPki } from '../helpers/tls.js';
@@ -20,8 +20,6 @@ import {
   NOT_YET_EXPORTED, REGISTERED_NOT_WIRED, RULES_FILE, concreteQuery, dashboardQueries, exposedTypes, family, metricNames, rules,
 } from '../helpers/observability.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const SCANNER_IP = '127.0.0.5';
 const ROGUE_TLS_IP = '127.0.0.6';
 const CALLS = 3;
@@ -78,13 +76,9 @@ beforeAll(async () => {
   pki = makePki();
   crlFile = writeFile(pki.dir, 'ca.crl.pem', makeCrl(pki.ca));
   [redis, rtpe] = await Promise.all([startRedis(), startRtpengine()]);
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(ports.coreUas), '-t', 'u1']);
+  startUas(CORE_IP, ports.coreUas);
   pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.peerSip },
-      { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: ports.peerTls },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.coreSip },
-    ],
+    listen: [listener('peer-udp', ports.peerSip), listener('peer-tls', ports.peerTls), listener('core-udp', ports.coreSip)],
     tls: { certificate: pki.server.certFile, key: pki.server.keyFile, client_cas: [pki.ca.certFile], crls: [crlFile], require_client_cert: true },
     core: { targets: [`sip:${CORE_IP}:${ports.coreUas}`] },
     store: { redis: { url: redis.url, on_failure: 'fail_open', timeout_ms: 200 } },
@@ -150,10 +144,7 @@ beforeAll(async () => {
     30_000, 250, `Prometheus scraped peergate:\n${prom.output().slice(-2000)}`);
 }, 180_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(pg));
 
 describe('the fixed metrics (issue 19 item 5)', () => {
   it('peergate_build_info is 1 with the package version and the Node.js runtime', async () => {

@@ -7,7 +7,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { PEERGATE_BIN, startPeergate } from '../helpers/peergate.js';
+import { listener, PEERGATE_BIN, startPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { freePorts, scratchDir, startProcess, stopAll, waitFor, waitForTcp, writeFile } from '../helpers/procs.js';
 
@@ -22,10 +22,7 @@ function peergate(args: string[], env: NodeJS.ProcessEnv = {}) {
 /** A minimal runnable policy: loopback listeners on the given ports, no media relay. */
 function policy(ports: { sip: number; core: number; ops: number }, extra: Record<string, unknown> = {}): Record<string, any> {
   return {
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: ports.sip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: ports.core },
-    ],
+    listen: [listener('peer-udp', ports.sip), listener('core-udp', ports.core)],
     core: { targets: [`sip:127.0.0.1:${ports.core + 1}`] },
     media: { anchoring: false },
     log: { level: 'warn' },

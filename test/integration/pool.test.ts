@@ -4,12 +4,10 @@
 // the policy without hanging call setup.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
-import { childPids, freePorts, heldCalls, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { childPids, freePorts, heldCalls, runSipp, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const LIMIT = 4;
 const TTL_S = 3;
 const CPS = 10;
@@ -24,10 +22,7 @@ async function startNode(i: number, onFailure: 'fail_open' | 'fail_closed' = 'fa
   const [peer, core, ops] = await freePorts(3);
   sipPorts[i] = peer!;
   return startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peer },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: core },
-    ],
+    listen: [listener('peer-udp', peer!), listener('core-udp', core!)],
     core: { targets: [`sip:${CORE_IP}:${uasPort}`] },
     store: { redis: { url: redis.url, on_failure: onFailure, timeout_ms: 200 } },
     limits: { session_ttl_s: TTL_S, strikes: { threshold: 5, window_s: 30, ban_s: 120 } },
@@ -44,16 +39,11 @@ const calls = (node: number, n: number, holdMs: number) => heldCalls(`127.0.0.1:
 beforeAll(async () => {
   redis = await startRedis();
   [uasPort] = await freePorts(1) as [number];
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uasPort), '-t', 'u1']);
-  nodes[0] = await startNode(0);
-  nodes[1] = await startNode(1);
+  startUas(CORE_IP, uasPort);
+  nodes.push(await startNode(0), await startNode(1));
 }, 90_000);
 
-afterAll(async () => {
-  for (const n of nodes) await n?.stop();
-  await redis?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(...nodes, redis));
 
 describe('a pool of two SBEs on one Redis', () => {
   it('never exceeds the peer session limit across both nodes; the excess gets 503', async () => {

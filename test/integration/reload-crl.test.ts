@@ -11,8 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { makePki, issueCert, makeCrl, TlsSipUa, type TestPki, type TestCert } from '../helpers/tls.js';
 
 const CORE_IP = '127.0.0.3';
@@ -65,12 +65,9 @@ beforeAll(async () => {
   mkdirSync(secret);
   publishCrl(makeCrl(pki.ca));
   crlPath = join(secret, 'current', 'crl.pem');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1']);
+  startUas(CORE_IP, p.uas);
   policyObj = {
-    listen: [
-      { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: p.tls },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.core },
-    ],
+    listen: [listener('peer-tls', p.tls), listener('core-udp', p.core)],
     tls: { certificate: pki.server.certFile, key: pki.server.keyFile, client_cas: [pki.ca.certFile], crls: [crlPath], require_client_cert: true, recheck_s: 1 },
     core: { targets: [`sip:${CORE_IP}:${p.uas}`] },
     media: { anchoring: false },
@@ -82,7 +79,7 @@ beforeAll(async () => {
   pg = await startPeergate(policyObj);
 }, 90_000);
 
-afterAll(async () => { await pg?.stop(); await stopAll(); });
+afterAll(() => stopInOrder(pg));
 
 describe('CRL recheck (tls.recheck_s)', () => {
   it('a CRL swapped on disk without signal or file event is applied within the recheck; the revoked client\'s established dialog goes on', async () => {

@@ -10,59 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, scratchDir, startProcess, startUas, waitFor, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { sippSignedCall } from '../helpers/sipp-xml.js';
 import { kamailioSignerConfig, makeTestPki, startCertServer, type CertServer, type TestPki } from '../helpers/identity.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
-
 /** SIPp uac: one INVITE; `call` expects 200 (then ACK, BYE), a number expects that final status. */
-function scenario(final: 'call' | number): string {
-  const from = '"Alice" <sip:+12025550142@127.0.0.2>;tag=[pid]SIPpTag00[call_number]';
-  const to = '<sip:+14155550123@127.0.0.1>';
-  const inDialog = (method: 'ACK' | 'BYE', cseq: number) => `${method} sip:+14155550123@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: ${from}
-To: ${to}[peer_tag_param]
-Call-ID: [call_id]
-CSeq: ${cseq} ${method}
-Contact: <sip:+12025550142@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-`;
-  const tail = final === 'call'
-    ? `  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-${inDialog('ACK', 1)}  ]]></send>
-  <pause milliseconds="100"/>
-  <send retrans="500"><![CDATA[
-${inDialog('BYE', 2)}  ]]></send>
-  <recv response="200"/>`
-    : `  <recv response="${final}"/>
-  <send><![CDATA[
-${inDialog('ACK', 1)}  ]]></send>`;
-  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="identity reload">
-  <send retrans="500"><![CDATA[
-INVITE sip:+14155550123@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: ${from}
-To: ${to}
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:+12025550142@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <recv response="100" optional="true"/>
-${tail}
-</scenario>
-`;
-}
+const scenario = (final: 'call' | number): string => sippSignedCall({ name: 'identity reload', final });
 
 let pki: TestPki;
 let ca1: string;
@@ -74,10 +28,7 @@ let policyObj: Record<string, any>;
 
 function policy(anchors: string[], p: { peerSip: number; coreSip: number; ops: number; coreUas: number }): Record<string, any> {
   return {
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: p.peerSip },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: p.coreSip },
-    ],
+    listen: [listener('peer-udp', p.peerSip), listener('core-udp', p.coreSip)],
     core: { targets: [`sip:${CORE_IP}:${p.coreUas}`] },
     media: { anchoring: false },
     ops: { port: p.ops },
@@ -110,7 +61,7 @@ beforeAll(async () => {
   srv = await startCertServer(pki, { '/ca1.pem': { body: readFileSync(pki.sp.cert) }, '/ca2.pem': { body: readFileSync(pki.rogueSp.cert) } });
   const [peerSip, coreSip, ops, coreUas, k1, k2] = await freePorts(6) as [number, number, number, number, number, number];
   ports = { peerSip, coreSip, ops, coreUas };
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(coreUas), '-t', 'u1'], scratchDir('idr-core-'));
+  startUas(CORE_IP, coreUas, { dir: scratchDir('idr-core-') });
   for (const [name, port, sp] of [['ca1', k1, pki.sp], ['ca2', k2, pki.rogueSp]] as const) {
     const dir = scratchDir(`idr-kam-${name}-`);
     const run = join(dir, 'run');
@@ -124,12 +75,7 @@ beforeAll(async () => {
   pg = await startPeergate(policyObj);
 }, 90_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  for (const k of Object.values(kams)) await k.proc.stop();
-  await stopAll();
-  await srv?.close();
-});
+afterAll(() => stopInOrder(pg, ...Object.values(kams).map((k) => k.proc), srv));
 
 describe('identity trust anchors on reload', () => {
   it('only CA-1 trusted: a CA-1-signed call verifies, a CA-2-signed one is refused 437', async () => {

@@ -7,11 +7,9 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, type Proc } from '../helpers/procs.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 const SCEN = join(import.meta.dirname, '..', 'fixtures', 'sipp-sdp-topology');
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 const PEER_SECRETS = /peer-pbx|peer-host|PeerVendor|peer secret|peer-intranet|555 0100|peer-mic/;
 const CORE_SECRETS = /core-pbx|core-host|CoreVendor|core secret|core-intranet|555 0200|core-mic/;
 

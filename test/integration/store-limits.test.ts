@@ -10,7 +10,7 @@ import { stopAll, waitFor } from '../helpers/procs.js';
 
 let redis: TestRedis;
 beforeAll(async () => { redis = await startRedis(); });
-afterAll(async () => { await stopAll(); });
+afterAll(() => stopAll());
 
 async function node(id: string): Promise<{ limits: Limits; store: RedisStore }> {
   const store = new RedisStore({ url: redis.url, timeoutMs: 1000 });

@@ -12,7 +12,7 @@ let sentinel: TestRedisSentinel;
 beforeAll(async () => {
   [cluster, sentinel] = await Promise.all([startRedisCluster(), startRedisSentinel()]);
 }, 30_000);
-afterAll(async () => { await stopAll(); });
+afterAll(() => stopAll());
 
 async function ready(s: RedisStore): Promise<RedisStore> {
   expect(await s.ready(5000)).toBe(true);

@@ -14,7 +14,7 @@ import { storeBehaviour } from '../helpers/store-suite.js';
 
 let redis: TestRedis;
 beforeAll(async () => { redis = await startRedis(); });
-afterAll(async () => { await stopAll(); });
+afterAll(() => stopAll());
 
 async function pair(prefix = 'pgtest:'): Promise<{ a: RedisStore; b: RedisStore; close(): Promise<void> }> {
   // A generous timeout: the test machine is shared and loaded; timeouts have their own tests.

@@ -78,7 +78,7 @@ const N = 5;
 let dir: string;
 
 beforeAll(() => { dir = scratchDir('stuck-endings-'); });
-afterAll(async () => { await stopAll(); });
+afterAll(() => stopAll());
 
 function node(uasPort: number, extra: Record<string, unknown>): Promise<{ pg: RunningPeergate; target: string }> {
   return startTwoSided(`sip:127.0.0.3:${uasPort}`, extra);

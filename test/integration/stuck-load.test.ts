@@ -4,7 +4,7 @@
 // anchored on a real rtpengine, and the store in Redis. Counts are read from /metrics, from
 // rtpengine over ng and from Redis itself.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePorts, runSipp, startSipp, stopAll, waitFor, type Proc } from '../helpers/procs.js';
+import { freePorts, runSipp, startUas, waitFor, stopInOrder, type Proc } from '../helpers/procs.js';
 import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
@@ -19,13 +19,10 @@ let uas: Proc;
 
 beforeAll(async () => {
   [uasPort] = await freePorts(1) as [number];
-  uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
+  uas = startUas('127.0.0.3', uasPort, { extra: ['-max_socket', '5000'] });
 });
 
-afterAll(async () => {
-  await uas?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(uas));
 
 function node(extra: Record<string, unknown>): Promise<{ pg: RunningPeergate; target: string }> {
   return startTwoSided(`sip:127.0.0.3:${uasPort}`, {

@@ -14,8 +14,9 @@ import pino from 'pino';
 import { startEngine, type Engine } from '../../src/engine/engine.js';
 import { B2bua, type B2buaObserver } from '../../src/sbc/b2bua.js';
 import { PolicySchema, type Policy } from '../../src/policy/schema.js';
-import { freePorts, runSipp, startSipp, stopAll, waitFor, scratchDir, writeFile, type Proc } from '../helpers/procs.js';
+import { freePorts, runSipp, startUas, waitFor, scratchDir, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
 import { sippAck, SIPP_INVITE_HEAD, SIPP_OK_TO_LAST } from '../helpers/sipp-xml.js';
+import { listener } from '../helpers/peergate.js';
 
 /** TCP relay to `port`; engine → app bytes are held and written in one chunk every `batchMs`. */
 function coalescingRelay(port: number, batchMs: number): Promise<{ port: number; close(): void; batches: () => number }> {
@@ -64,12 +65,9 @@ beforeAll(async () => {
     contacts: [`sip:127.0.0.1:${peerPort};transport=udp`, `sip:127.0.0.1:${corePort};transport=udp`],
     wire: { address: '127.0.0.1', port: wirePort, secret: 'orderings' },
   });
-  uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
+  uas = startUas('127.0.0.3', uasPort);
   policy = PolicySchema.parse({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-    ],
+    listen: [listener('peer-udp', peerPort), listener('core-udp', corePort)],
     core: { targets: [`sip:127.0.0.3:${uasPort}`] },
     media: { anchoring: false },
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] } }],
@@ -82,12 +80,9 @@ beforeAll(async () => {
   await b2bua.connect({ host: '127.0.0.1', port: relay.port, secret: 'orderings' });
 });
 
-afterAll(async () => {
+afterAll(() => {
   b2bua?.disconnect();
-  relay?.close();
-  await uas?.stop();
-  await engine?.close();
-  await stopAll();
+  return stopInOrder(relay, uas, engine);
 });
 
 describe('orderings that used to leave a call up for ever', () => {

@@ -73,7 +73,7 @@ ${BYE_WITH_REASON}
 `;
 }
 
-afterAll(async () => { await stopAll(); });
+afterAll(() => stopAll());
 
 async function run(name: string, uacXml: string, uasXml: string, minS: number): Promise<void> {
   const dir = scratchDir(`st-${name}-`);

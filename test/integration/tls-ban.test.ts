@@ -12,8 +12,8 @@ import { connect as tcpConnect } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
-import { freePorts, scratchDir, stopAll, waitFor } from '../helpers/procs.js';
-import { startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, scratchDir, waitFor, stopInOrder } from '../helpers/procs.js';
+import { listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { issueCert, makeCa, type TestCa, type TestCert } from '../helpers/tls.js';
 
@@ -31,10 +31,7 @@ async function startNode(i: number): Promise<RunningPeergate> {
   const [tls, core, ops, coreTarget] = await freePorts(4);
   tlsPorts[i] = tls!;
   return startPeergate({
-    listen: [
-      { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: tls },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: core },
-    ],
+    listen: [listener('peer-tls', tls!), listener('core-udp', core!)],
     tls: { certificate: server.certFile, key: server.keyFile, client_cas: [ca.certFile], require_client_cert: true },
     core: { targets: [`sip:127.0.0.3:${coreTarget}`] },
     store: { redis: { url: redis.url, on_failure: 'fail_open', timeout_ms: 500 } },
@@ -116,15 +113,10 @@ beforeAll(async () => {
   certA = issueCert(ca, 'peer-a', { san: ['DNS:a.peer.test'] });
   certB = issueCert(ca, 'peer-b', { san: ['DNS:b.peer.test'] });
   fpA = new X509Certificate(certA.cert).fingerprint256;
-  nodes[0] = await startNode(0);
-  nodes[1] = await startNode(1);
+  nodes.push(await startNode(0), await startNode(1));
 }, 150_000);
 
-afterAll(async () => {
-  for (const n of nodes) await n?.stop();
-  await redis?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(...nodes, redis));
 
 describe('TLS peers banned by certificate identity', () => {
   it('strikes over a TLS connection ban the certificate, not the shared address; its connection is closed', async () => {

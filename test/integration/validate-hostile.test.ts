@@ -4,12 +4,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, runSipp, startSipp, stopAll, scratchDir, writeFile } from '../helpers/procs.js';
-import { startSignallingTwoSided, type RunningPeergate } from '../helpers/peergate.js';
+import { freePorts, runSipp, startUas, scratchDir, writeFile, stopInOrder } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startSignallingTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 import { sippAck, SIPP_FROM_E164 } from '../helpers/sipp-xml.js';
 
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
 /** Text that must never be in a reason phrase or Warning: library and exception wording. */
 const LIBRARY_TEXT = /createUAS|drachtio|srf|Error|exception|undefined|null|TypeError|stack|\bat \w/i;
 
@@ -58,14 +56,11 @@ const GOOD_SDP = 'v=0\no=- 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [local_ip]\nt=0 
 beforeAll(async () => {
   const [coreUas] = await freePorts(1) as [number];
   coreUasDir = scratchDir('validate-core-');
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(coreUas), '-t', 'u1', '-trace_msg'], coreUasDir);
+  startUas(CORE_IP, coreUas, { dir: coreUasDir, extra: ['-trace_msg'] });
   ({ pg, target } = await startSignallingTwoSided(`sip:${CORE_IP}:${coreUas}`, PEER_IP));
 }, 60_000);
 
-afterAll(async () => {
-  await pg?.stop();
-  await stopAll();
-});
+afterAll(() => stopInOrder(pg));
 
 const CASES: { name: string; h: Hostile; status: number; reason: string; extra?: RegExp }[] = [
   { name: 'no Contact', h: {}, status: 400, reason: 'Missing Contact Header' },

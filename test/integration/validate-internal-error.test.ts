@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { startTestEngine, SECRET } from '../helpers/engine.js';
 import { runSipp, scratchDir, stopAll, writeFile } from '../helpers/procs.js';
 import { sippAck, SIPP_FROM_E164 } from '../helpers/sipp-xml.js';
+import { listener } from '../helpers/peergate.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { B2bua } from '../../src/sbc/b2bua.js';
 import type { Policy } from '../../src/policy/schema.js';
@@ -49,8 +50,7 @@ describe('an exception inside the call flow', () => {
     const engine = await startTestEngine();
     const parsed = parsePolicy(stringify({
       // The core listener is never used here; the policy just needs one.
-      listen: [{ name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: engine.sipPort },
-        { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.9', port: engine.sipPort }],
+      listen: [listener('peer-udp', engine.sipPort), listener('core-udp', engine.sipPort, { address: '127.0.0.9' })],
       core: { targets: ['sip:127.0.0.3:5999'] },
       media: { anchoring: false },
       ops: { port: 1 },

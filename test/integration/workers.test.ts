@@ -9,13 +9,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, heldCalls, readSippStats, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile } from '../helpers/procs.js';
+import { freePorts, heldCalls, readSippStats, scratchDir, startProcess, startUas, stopAll, waitFor, writeFile } from '../helpers/procs.js';
 import { SIPP_INVITE_HEAD, SIPP_SDP_PCMU, sippAck, sippByeWithReason } from '../helpers/sipp-xml.js';
 import { startRedis } from '../helpers/redis.js';
-import { startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
-
-const PEER_IP = '127.0.0.2';
-const CORE_IP = '127.0.0.3';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 
 interface WorkerCall { id: string; worker: number; worker_pid: number }
 
@@ -39,10 +36,10 @@ async function calls(pg: RunningPeergate): Promise<WorkerCall[]> {
 
 beforeAll(async () => {
   [uasPort] = await freePorts(1) as [number];
-  startSipp(['-sn', 'uas', '-i', CORE_IP, '-p', String(uasPort), '-t', 'u1']);
+  startUas(CORE_IP, uasPort);
 }, 30_000);
 
-afterAll(async () => { await stopAll(); });
+afterAll(() => stopAll());
 
 describe('workers: 2', () => {
   it('a per-peer session limit is exact across both workers, the calls spread over both, metrics sum', async () => {

@@ -58,15 +58,22 @@ describe('reserved share above the limits', () => {
     return { clock, store, limits: new Limits({ store, nodeId: 'n1', now: () => clock.t }) };
   }
 
+  /** A limit of 10 with a 0.2 share reserved: 10 ordinary calls pass and the 11th is refused
+   *  for `reason`; then two priority calls pass (10 × 0.2) and the third is refused. */
+  async function fillThenReserve(limits: Limits, peer: ReturnType<typeof PeerLimitsSchema.parse>, reason: 'sessions' | 'cps') {
+    const global = limitsOf({ reserved_share: 0.2 });
+    for (let i = 0; i < 10; i++) expect((await limits.admit('pa', { peer, global })).admit).toBe(true);
+    expect(await limits.admit('pa', { peer, global })).toMatchObject({ admit: false, reason });
+    expect((await limits.admit('pa', { peer, global }, undefined, true)).admit).toBe(true);
+    expect((await limits.admit('pa', { peer, global }, undefined, true)).admit).toBe(true);
+    expect(await limits.admit('pa', { peer, global }, undefined, true)).toMatchObject({ admit: false, reason });
+    return global;
+  }
+
   it('sessions: ordinary calls stop at the limit, priority calls at limit + share, then are refused', async () => {
     const { limits } = setup();
     const peer = PeerLimitsSchema.parse({ sessions: 10 });
-    const global = limitsOf({ reserved_share: 0.2 });
-    for (let i = 0; i < 10; i++) expect((await limits.admit('pa', { peer, global })).admit).toBe(true);
-    expect(await limits.admit('pa', { peer, global })).toMatchObject({ admit: false, reason: 'sessions' });
-    expect((await limits.admit('pa', { peer, global }, undefined, true)).admit).toBe(true);
-    expect((await limits.admit('pa', { peer, global }, undefined, true)).admit).toBe(true);
-    expect(await limits.admit('pa', { peer, global }, undefined, true)).toMatchObject({ admit: false, reason: 'sessions' });
+    await fillThenReserve(limits, peer, 'sessions');
     // With no share reserved a priority call is an ordinary one.
     const none = limitsOf({ reserved_share: 0 });
     expect(await limits.admit('pa', { peer, global: none }, undefined, true)).toMatchObject({ admit: false });
@@ -75,12 +82,7 @@ describe('reserved share above the limits', () => {
   it('call rate: past the peer bucket a priority call draws on its own bucket (cps × share), which refills', async () => {
     const { clock, limits } = setup();
     const peer = PeerLimitsSchema.parse({ cps: 10, burst: 10 });
-    const global = limitsOf({ reserved_share: 0.2 });
-    for (let i = 0; i < 10; i++) expect((await limits.admit('pa', { peer, global })).admit).toBe(true);
-    expect(await limits.admit('pa', { peer, global })).toMatchObject({ admit: false, reason: 'cps' });
-    expect((await limits.admit('pa', { peer, global }, undefined, true)).admit).toBe(true);
-    expect((await limits.admit('pa', { peer, global }, undefined, true)).admit).toBe(true);
-    expect(await limits.admit('pa', { peer, global }, undefined, true)).toMatchObject({ admit: false, reason: 'cps' });
+    const global = await fillThenReserve(limits, peer, 'cps');
     clock.t += 500; // 2/s reserved → one token; the ordinary bucket (10/s) refilled 5
     for (let i = 0; i < 5; i++) expect((await limits.admit('pa', { peer, global })).admit).toBe(true);
     expect((await limits.admit('pa', { peer, global })).admit).toBe(false);

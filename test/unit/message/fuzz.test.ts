@@ -3,18 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadTorture } from '../../fixtures/torture/decode.js';
 import { mutate, rng } from '../../helpers/message-fuzz.js';
-import {
-  parseMessage,
-  serialize,
-  type ParseLimits,
-} from '../../../src/engine/message/index.js';
-import {
-  getTag,
-  parseCSeq,
-  parseNameAddr,
-  parseUri,
-  parseVia,
-} from '../../../src/sip/grammar/index.js';
+import { parseMessage, serialize, type ParseLimits } from '../../../src/engine/message/index.js';
+import { getTag, parseCSeq, parseNameAddr, parseUri, parseVia } from '../../../src/sip/grammar/index.js';
 
 const CASES = 20_000;
 // The machine is shared: stop early rather than slow the suite down; a hang still shows as `slowest`.
