@@ -6,6 +6,7 @@ import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildAck } from './build.js';
+import { own, ownBytes } from './own.js';
 import { firstHeader, tagOf } from './headers.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
@@ -183,7 +184,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
         // RFC 6026 §7.2: Accepted for 64*T1 so retransmitted and forked 2xx still reach the TU.
         this.state = 'Accepted';
         this.stopRetransmitTimer();
-        this.twoXxTags = [tag];
+        this.twoXxTags = [own(tag)]; // kept through Timer M: a flat copy (own.ts)
         this.startLifetimeTimer(64 * this.host.timers.T1, this.onTimerM);
         this.deliver(res, meta);
         this.releaseRequest();
@@ -195,7 +196,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
           this.host.guard(() => this.host.tu.retransmitted2xx(this, res, meta));
           return 'absorbed';
         }
-        this.twoXxTags!.push(tag); // a 2xx from another fork: new to the TU
+        this.twoXxTags!.push(own(tag)); // a 2xx from another fork: new to the TU
         this.deliver(res, meta);
         return 'delivered';
       }
@@ -207,7 +208,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
       this.state = 'Completed';
       this.stopRetransmitTimer();
       this.stopLifetimeTimer();
-      this.ackBytes = serialize(buildAck(this.request, res));
+      // Kept through Timer D: a buffer of its own, not a slice of a pool slab (own.ts).
+      this.ackBytes = ownBytes(serialize(buildAck(this.request, res)));
       this.sendAck();
       this.deliver(res, meta);
       this.releaseRequest();

@@ -8,6 +8,7 @@ import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildResponse } from './build.js';
+import { own, ownBytes } from './own.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
 abstract class ServerTransactionBase extends TransactionBase {
@@ -30,7 +31,7 @@ abstract class ServerTransactionBase extends TransactionBase {
   protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta, initial: 'Proceeding' | 'Trying') {
     super(host, key, meta.source.protocol, initial);
     this.req = request;
-    this.method = request.method;
+    this.method = own(request.method);
     this.branch = branch;
     this.inbound = meta;
     const s = meta.source;
@@ -65,6 +66,12 @@ abstract class ServerTransactionBase extends TransactionBase {
     this.lastStatus = status;
     this.lastBytes = bytes;
     this.transmit(bytes, false);
+  }
+
+  /** The final response is kept for retransmissions (Completed): in a buffer of its own, not
+   *  a slice of a shared pool slab (own.ts). */
+  protected keepLastBytes(): void {
+    if (this.lastBytes !== undefined) this.lastBytes = ownBytes(this.lastBytes);
   }
 
   /** Start the (non-RFC) unanswered timer; it uses the lifetime slot, idle until the first final. */
@@ -164,6 +171,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
     }
     this.state = 'Completed';
     this.appData = undefined;
+    this.keepLastBytes();
     if (!this.reliable) {
       this.interval = T1;
       this.startRetransmitTimer(T1, this.onTimerG);
@@ -243,6 +251,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
     this.state = 'Completed';
     this.releaseRequest();
     this.appData = undefined;
+    this.keepLastBytes();
     this.answered();
     this.terminateAfter(64 * this.host.timers.T1); // Timer J
     return true;
