@@ -135,3 +135,45 @@ if (holdersOf) {
   }
   for (const [k, e] of [...by].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, top)) console.log(`  ${String(e.n).padStart(8)} ${(e.bytes / 1024).toFixed(0).padStart(8)} KiB  ${k}`);
 }
+
+// --owners A,B,...: every node's bytes attributed to the nearest object along its first retainer
+// chain (up to 16 steps) whose constructor is listed; an engine Dialog (edge `binding`) and a
+// drachtio-srf Dialog (edge `req`) are told apart. Prints bytes and objects per owner.
+const ownersArg = process.argv.includes('--owners') ? process.argv[process.argv.indexOf('--owners') + 1]! : undefined;
+if (ownersArg) {
+  const wanted = new Set(ownersArg.split(','));
+  const hasEdge = (i: number, name: string) => { for (let e = firstEdge[i]!; e < firstEdge[i + 1]!; e += EF) if (edgeName(e) === name) return true; return false; };
+  const label = new Map<number, string>();
+  for (let i = 0; i < count; i++) {
+    const n = nameOf(i);
+    if (typeOf(i) !== 'object' || !wanted.has(n)) continue;
+    label.set(i, n === 'Dialog' ? (hasEdge(i, 'binding') ? 'Dialog (engine)' : hasEdge(i, 'req') ? 'Dialog (drachtio-srf)' : 'Dialog (?)') : n);
+  }
+  const memo = new Int32Array(count).fill(-2); // -2 unknown, -1 none, else owner node
+  const ownerOf = (i: number): number => {
+    const path: number[] = [];
+    let at = i, found = -1;
+    for (let step = 0; step < 16; step++) {
+      if (memo[at] !== -2) { found = memo[at]!; break; }
+      if (label.has(at)) { found = at; break; }
+      path.push(at);
+      const rs = retainers[at]!;
+      let k = 0;
+      while (k < rs.length && path.includes(rs[k]!)) k += 2;
+      if (k >= rs.length) break;
+      at = rs[k]!;
+    }
+    for (const p of path) memo[p] = found;
+    return found;
+  };
+  const by = new Map<string, { n: number; bytes: number }>();
+  for (let i = 0; i < count; i++) {
+    const o = label.has(i) ? i : ownerOf(i);
+    const k = o < 0 ? '(none of these)' : label.get(o)!;
+    const e = by.get(k) ?? { n: 0, bytes: 0 };
+    e.n++; e.bytes += sizeOf(i);
+    by.set(k, e);
+  }
+  const owners = [...label.values()].reduce((m, k) => m.set(k, (m.get(k) ?? 0) + 1), new Map<string, number>());
+  for (const [k, e] of [...by].sort((a, b) => b[1].bytes - a[1].bytes)) console.log(`  ${(e.bytes / 1024).toFixed(0).padStart(8)} KiB ${String(e.n).padStart(8)} objects  ${String(owners.get(k) ?? '').padStart(6)}×  ${k}`);
+}

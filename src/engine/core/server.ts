@@ -131,14 +131,16 @@ export class ServerSide {
    * flat copies instead of slices that keep the whole INVITE text alive (transaction/own.ts).
    */
   accepted(stx: ServerCtx): void {
-    stx.vias = stx.vias.map(own);
-    stx.from = own(stx.from);
+    // The dialog the 2xx created already holds copies of the Call-ID, From and tags: shared.
+    const d = stx.dialog;
+    stx.callId = d?.callId === stx.callId ? d.callId : own(stx.callId);
+    stx.from = d?.remoteParty === stx.from ? d.remoteParty : own(stx.from);
+    stx.toTag = d !== undefined && d.localTag === stx.toTag ? d.localTag : ownOpt(stx.toTag);
     stx.to = own(stx.to);
-    stx.callId = own(stx.callId);
+    stx.vias = stx.vias.map(own);
     stx.cseq = own(stx.cseq);
     stx.recordRoute = stx.recordRoute.map(own);
     stx.contact = ownOpt(stx.contact);
-    stx.toTag = ownOpt(stx.toTag);
   }
 
   /** A response built only from recovered headers (no transaction), e.g. 400 to garbage. */
