@@ -139,18 +139,18 @@ export class InviteClientTransaction extends ClientTransactionBase {
   }
 
   /** Timer A: retransmit, double the interval (no T2 cap for INVITE requests). */
-  private readonly onTimerA = (): void => {
+  private onTimerA(): void {
     if (this.state !== 'Calling') return;
     this.transmit(true);
     if (this.state !== 'Calling') return;
     this.interval *= 2;
     this.startRetransmitTimer(this.interval, this.onTimerA);
-  };
+  }
 
   /** Timer B: no response at all within 64*T1. */
-  private readonly onTimerB = (): void => {
+  private onTimerB(): void {
     if (this.state === 'Calling') this.timedOut();
-  };
+  }
 
   receiveResponse(res: SipResponse, meta: InboundMeta): 'delivered' | 'absorbed' {
     const status = res.status;
@@ -231,7 +231,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
   }
 
   /** Timer M (RFC 6026): stop waiting for 2xx retransmissions. */
-  private readonly onTimerM = (): void => this.terminate();
+  private onTimerM(): void { this.terminate(); }
 }
 
 /** RFC 3261 §17.1.2 (Figure 6). */
@@ -254,19 +254,19 @@ export class NonInviteClientTransaction extends ClientTransactionBase {
   }
 
   /** Timer E: retransmit; doubling up to T2 in Trying, T2 in Proceeding. */
-  private readonly onTimerE = (): void => {
+  private onTimerE(): void {
     if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
     this.transmit(true);
     if (this.state === 'Trying') this.interval = Math.min(2 * this.interval, this.host.timers.T2);
     else if (this.state === 'Proceeding') this.interval = this.host.timers.T2;
     else return;
     this.startRetransmitTimer(this.interval, this.onTimerE);
-  };
+  }
 
   /** Timer F: no final response within 64*T1. */
-  private readonly onTimerF = (): void => {
+  private onTimerF(): void {
     if (this.state === 'Trying' || this.state === 'Proceeding') this.timedOut();
-  };
+  }
 
   receiveResponse(res: SipResponse, meta: InboundMeta): 'delivered' | 'absorbed' {
     const state = this.state;

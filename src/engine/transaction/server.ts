@@ -85,11 +85,11 @@ abstract class ServerTransactionBase extends TransactionBase {
     this.stopLifetimeTimer();
   }
 
-  private readonly onUnanswered = (): void => {
+  private onUnanswered(): void {
     if (this.state !== 'Proceeding' && this.state !== 'Trying') return;
     this.host.counters.unansweredDropped++;
     this.terminate();
-  };
+  }
 
   protected absorbRequest(): void {
     this.host.counters.retransmissionsAbsorbed++;
@@ -207,25 +207,25 @@ export class InviteServerTransaction extends ServerTransactionBase {
   }
 
   /** Timer G: retransmit the final response, doubling up to T2. */
-  private readonly onTimerG = (): void => {
+  private onTimerG(): void {
     if (this.state !== 'Completed' || this.lastBytes === undefined) return;
     this.transmit(this.lastBytes, true);
     if (this.state !== 'Completed') return;
     this.interval = Math.min(2 * this.interval, this.host.timers.T2);
     this.startRetransmitTimer(this.interval, this.onTimerG);
-  };
+  }
 
   /** Timer H: the ACK never came; the TU is told (transaction failure, §17.2.1). */
-  private readonly onTimerH = (): void => {
+  private onTimerH(): void {
     if (this.state !== 'Completed') return;
     this.host.counters.timeouts++;
     this.stopRetransmitTimer();
     this.host.guard(() => this.host.tu.timeout(this));
     this.terminate();
-  };
+  }
 
   /** Timer L (RFC 6026). */
-  private readonly onTimerL = (): void => this.terminate();
+  private onTimerL(): void { this.terminate(); }
 }
 
 /** RFC 3261 §17.2.2 (Figure 8). */
