@@ -111,6 +111,7 @@ export class AppResponses {
       return;
     }
     if (status >= 200 && status < 300) {
+      if (isInvite) this.server.accepted(stx);
       if (isInvite && d) {
         d.confirm();
         this.invites.answered(d, stx.txnId, bytes, target);

@@ -10,7 +10,7 @@
 //                      unsolicited BYE frame that tells the app
 import type { SipResponse } from '../message/types.js';
 import type { InboundPacket, SendTarget } from '../transport/types.js';
-import type { ClientTransaction, InboundMeta, InviteClientTransaction, Transaction } from '../transaction/index.js';
+import { own, ownBytes, ownOpt, type ClientTransaction, type InboundMeta, type InviteClientTransaction, type Transaction } from '../transaction/index.js';
 import { Dialog } from '../dialog/dialog.js';
 import type { AppConnection } from '../wire/server.js';
 import { nokPayload, requestSentPayload, sipFramePayload, stackTime, newId } from '../wire/leaders.js';
@@ -106,10 +106,12 @@ export class ClientSide {
       if (o.msgId) o.app?.send(nokPayload(o.msgId, `Server error: ${(err as Error).message}`));
       return;
     }
+    // Kept until the transaction ends (an INVITE: 32 s in Accepted or Timer D): flat copies of
+    // what came from the app's text (transaction/own.ts); a dialog's own values already are.
     const c: ClientCtx = {
       txn, txnId: o.txnId, method: o.method, app: o.app, silent: o.silent, local: built.local,
-      requestUri: built.requestUri, topVia: built.topVia, from: o.from ?? d?.localParty ?? '', to: o.to ?? d?.remoteParty ?? '',
-      callId: o.callId ?? d?.callId ?? '', cseqNum: built.seq, routes: built.routes, dialogId: o.dialogId ?? d?.id ?? '', dialog: d,
+      requestUri: own(built.requestUri), topVia: built.topVia, from: ownOpt(o.from) ?? d?.localParty ?? '', to: ownOpt(o.to) ?? d?.remoteParty ?? '',
+      callId: ownOpt(o.callId) ?? d?.callId ?? '', cseqNum: built.seq, routes: built.routes, dialogId: ownOpt(o.dialogId) ?? d?.id ?? '', dialog: d,
       inDialog: o.inDialog, canceled: false, acks: undefined,
     };
     txn.appData = c;
@@ -120,7 +122,8 @@ export class ClientSide {
 
   /** The app's ACK for the 2xx of `inv` from the peer with To tag `remoteTag`: kept for copies of that 2xx. */
   rememberAck(inv: ClientCtx, remoteTag: string, bytes: Buffer, target: SendTarget): void {
-    (inv.acks ??= new Map()).set(remoteTag, { bytes, target });
+    // Kept while the INVITE waits in Accepted (32 s): a buffer of its own, not a pool slab's slice.
+    (inv.acks ??= new Map()).set(own(remoteTag), { bytes: ownBytes(bytes), target });
   }
 
   /** TransactionUser.response: the first copy of a response to a request an app (or the core) sent. */

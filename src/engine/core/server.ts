@@ -14,7 +14,7 @@
 // a 2xx or reliable 1xx are InviteServer's.
 import type { HeaderField, SipRequest } from '../message/types.js';
 import type { Endpoint, InboundPacket, SendTarget } from '../transport/types.js';
-import type { InboundMeta, ServerTransaction } from '../transaction/index.js';
+import { own, ownOpt, type InboundMeta, type ServerTransaction } from '../transaction/index.js';
 import type { Dialog, RequestOrigin } from '../dialog/dialog.js';
 import { normalizeAddress } from '../shield/index.js';
 import type { AppConnection, WireServer } from '../wire/server.js';
@@ -33,7 +33,8 @@ const ROUTED = new Set(['INVITE', 'REGISTER', 'MESSAGE', 'OPTIONS', 'INFO', 'NOT
 const TARGET_REFRESH = new Set(['INVITE', 'UPDATE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
 
 /** drachtio bookkeeping for a server transaction of the layer (its `appData`). What changes
- *  after creation is not readonly: the app, our To tag, the dialog, the CANCEL mark. */
+ *  after creation is not readonly: the app, our To tag, the dialog, the CANCEL mark, and the
+ *  header values, which become flat copies when the record outlives its request (accepted()). */
 export interface ServerCtx {
   readonly txn: ServerTransaction;
   /** Wire protocol transaction id; empty for a CANCEL (never addressed by the app). */
@@ -41,14 +42,14 @@ export interface ServerCtx {
   readonly method: string;
   app: AppConnection | undefined;
   /** The request's Vias with the top one stamped (received/rport): responses echo these. */
-  readonly vias: string[];
-  readonly from: string;
-  readonly to: string;
-  readonly callId: string;
-  readonly cseq: string;
+  vias: string[];
+  from: string;
+  to: string;
+  callId: string;
+  cseq: string;
   readonly cseqNum: number;
-  readonly recordRoute: string[];
-  readonly contact: string | undefined;
+  recordRoute: string[];
+  contact: string | undefined;
   readonly supports100rel: boolean;
   readonly source: Endpoint;
   readonly connectionId: string | undefined;
@@ -119,7 +120,28 @@ export class ServerSide {
   find(txnId: string): ServerCtx | undefined { return this.byId.get(txnId); }
 
   /** The request got its final response: the app can no longer address it. */
-  finished(stx: ServerCtx): void { this.byId.delete(stx.txnId); }
+  finished(stx: ServerCtx): void {
+    this.byId.delete(stx.txnId);
+    stx.inviteText = undefined;
+  }
+
+  /**
+   * The INVITE was answered 2xx: its record stays the transaction's appData for 64*T1 in
+   * Accepted (RFC 6026; ≈ 16,000 wait at 500 calls/s), so the header values it keeps become
+   * flat copies instead of slices that keep the whole INVITE text alive (transaction/own.ts).
+   */
+  accepted(stx: ServerCtx): void {
+    // The dialog the 2xx created already holds copies of the Call-ID, From and tags: shared.
+    const d = stx.dialog;
+    stx.callId = d?.callId === stx.callId ? d.callId : own(stx.callId);
+    stx.from = d?.remoteParty === stx.from ? d.remoteParty : own(stx.from);
+    stx.toTag = d !== undefined && d.localTag === stx.toTag ? d.localTag : ownOpt(stx.toTag);
+    stx.to = own(stx.to);
+    stx.vias = stx.vias.map(own);
+    stx.cseq = own(stx.cseq);
+    stx.recordRoute = stx.recordRoute.map(own);
+    stx.contact = ownOpt(stx.contact);
+  }
 
   /** A response built only from recovered headers (no transaction), e.g. 400 to garbage. */
   replyStateless(pkt: InboundPacket, headers: HeaderField[], status: number, reason: string): void {

@@ -8,11 +8,13 @@
 // Besides the RFC's state a dialog carries the engine's binding (peer transport, listener, app,
 // the INVITE's wire transaction id) and three counters of its INVITE usage (the last INVITE CSeq
 // we sent, the last ACK CSeq delivered, RFC 3262 RSeq). Strings and numbers only, so that many
-// thousands fit in memory. The core reads a dialog through getters and changes it through the
+// thousands fit in memory; every string is a flat copy (../transaction/own.ts), never a slice of
+// the message it came from, which would keep that whole text alive for the dialog's life. The core reads a dialog through getters and changes it through the
 // methods below, never by assignment.
 import type { Protocol } from '../transport/types.js';
 // Header readers (one import, to switch when the grammar module lands).
 import { addrSpecOf, getTag, parseUri, splitCommaList } from '../../sip/grammar/index.js';
+import { own } from '../transaction/own.js';
 
 export type DialogRole = 'uas' | 'uac';
 export type DialogState = 'early' | 'confirmed' | 'terminated';
@@ -86,6 +88,13 @@ function sameHost(a: string, b: string): boolean {
   return strip(a) === strip(b);
 }
 
+/** Flat copies of a route set (a new array: the caller's is never kept). */
+function ownAll(values: readonly string[]): string[] {
+  const out = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = own(values[i]!);
+  return out;
+}
+
 /** First URI of a Contact header value. */
 function contactUri(contact: string): string {
   return addrSpecOf(splitCommaList(contact)[0] ?? contact);
@@ -123,14 +132,15 @@ export class Dialog {
     remoteTag: string; target: string; routes: readonly string[]; localSeq: number; remoteSeq: number | undefined;
   }, binding: DialogBinding) {
     this.role = init.role;
-    this.callId = init.callId;
-    this.localTag = init.localTag;
-    this.id = `${init.callId};from-tag=${init.creatorFromTag}`;
-    this.local = init.local;
-    this.remote = init.remote;
-    this.remoteTagNow = init.remoteTag;
-    this.target = init.target;
-    this.routes = init.routes;
+    // Flat copies: the values come from received text and would keep it alive (own.ts).
+    this.id = own(`${init.callId};from-tag=${init.creatorFromTag}`);
+    this.callId = this.id.slice(0, init.callId.length);
+    this.localTag = own(init.localTag);
+    this.local = own(init.local);
+    this.remote = own(init.remote);
+    this.remoteTagNow = own(init.remoteTag);
+    this.target = own(init.target);
+    this.routes = ownAll(init.routes);
     this.localSeqNow = init.localSeq;
     this.remoteSeqNow = init.remoteSeq;
     this.binding = binding;
@@ -146,7 +156,7 @@ export class Dialog {
     const fromTag = getTag(c.from) ?? '';
     return new Dialog({
       role: 'uas', callId: c.callId, localTag: c.localTag, creatorFromTag: fromTag, local: `${c.to};tag=${c.localTag}`,
-      remote: c.from, remoteTag: fromTag, target: c.contact ? contactUri(c.contact) : '', routes: [...c.recordRoute],
+      remote: c.from, remoteTag: fromTag, target: c.contact ? contactUri(c.contact) : '', routes: c.recordRoute,
       localSeq: c.cseq, remoteSeq: c.cseq,
     }, binding);
   }
@@ -184,10 +194,10 @@ export class Dialog {
    * per INVITE: the app sees the last fork's provisional (wire spec §7.9).
    */
   updateFromResponse(r: { to: string; contact: string | undefined; recordRoute: readonly string[]; requestUri: string }, confirm: boolean): void {
-    this.remote = r.to;
-    this.remoteTagNow = getTag(r.to) ?? '';
-    this.target = r.contact ? contactUri(r.contact) : r.requestUri;
-    if (r.recordRoute.length > 0) this.routes = [...r.recordRoute].reverse();
+    this.remote = own(r.to);
+    this.remoteTagNow = own(getTag(r.to) ?? '');
+    this.target = own(r.contact ? contactUri(r.contact) : r.requestUri);
+    if (r.recordRoute.length > 0) this.routes = ownAll(r.recordRoute).reverse();
     if (confirm) this.confirm();
   }
 
@@ -201,7 +211,7 @@ export class Dialog {
    * first Contact URI becomes the remote target; no Contact leaves it unchanged.
    */
   refreshTarget(contact: string | undefined): void {
-    if (contact) this.target = contactUri(contact);
+    if (contact) this.target = own(contactUri(contact));
   }
 
   /**

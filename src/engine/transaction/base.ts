@@ -5,6 +5,9 @@ import type { TransactionHost, TransactionState, TransportErrorReason } from './
 /**
  * At most two timers run at once in any §17 state: a retransmission timer (A, E or G) and a
  * lifetime timer (B, F, H, D, I, J, K, or RFC 6026's L and M). Two slots, no per-timer objects.
+ * A timer's handler is a method (called with the transaction as `this`), not a per-instance
+ * arrow function: ≈ 56 B per handler and transaction saved, ≈ 300 B under tsx (keepNames gives
+ * each closure a `name` dictionary), with tens of thousands of transactions waiting at once.
  */
 export abstract class TransactionBase {
   state: TransactionState;
@@ -33,11 +36,11 @@ export abstract class TransactionBase {
     return this.state === 'Terminated';
   }
 
-  protected startRetransmitTimer(ms: number, fire: () => void): void {
+  protected startRetransmitTimer(ms: number, fire: (this: this) => void): void {
     this.stopRetransmitTimer();
     this.retransmitHandle = this.host.clock.setTimeout(() => {
       this.retransmitHandle = undefined;
-      fire();
+      fire.call(this);
     }, ms);
   }
 
@@ -48,11 +51,11 @@ export abstract class TransactionBase {
     }
   }
 
-  protected startLifetimeTimer(ms: number, fire: () => void): void {
+  protected startLifetimeTimer(ms: number, fire: (this: this) => void): void {
     this.stopLifetimeTimer();
     this.lifetimeHandle = this.host.clock.setTimeout(() => {
       this.lifetimeHandle = undefined;
-      fire();
+      fire.call(this);
     }, ms);
   }
 

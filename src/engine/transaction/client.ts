@@ -6,6 +6,7 @@ import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildAck } from './build.js';
+import { own, ownBytes } from './own.js';
 import { firstHeader, tagOf } from './headers.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
@@ -138,18 +139,18 @@ export class InviteClientTransaction extends ClientTransactionBase {
   }
 
   /** Timer A: retransmit, double the interval (no T2 cap for INVITE requests). */
-  private readonly onTimerA = (): void => {
+  private onTimerA(): void {
     if (this.state !== 'Calling') return;
     this.transmit(true);
     if (this.state !== 'Calling') return;
     this.interval *= 2;
     this.startRetransmitTimer(this.interval, this.onTimerA);
-  };
+  }
 
   /** Timer B: no response at all within 64*T1. */
-  private readonly onTimerB = (): void => {
+  private onTimerB(): void {
     if (this.state === 'Calling') this.timedOut();
-  };
+  }
 
   receiveResponse(res: SipResponse, meta: InboundMeta): 'delivered' | 'absorbed' {
     const status = res.status;
@@ -183,7 +184,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
         // RFC 6026 §7.2: Accepted for 64*T1 so retransmitted and forked 2xx still reach the TU.
         this.state = 'Accepted';
         this.stopRetransmitTimer();
-        this.twoXxTags = [tag];
+        this.twoXxTags = [own(tag)]; // kept through Timer M: a flat copy (own.ts)
         this.startLifetimeTimer(64 * this.host.timers.T1, this.onTimerM);
         this.deliver(res, meta);
         this.releaseRequest();
@@ -195,7 +196,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
           this.host.guard(() => this.host.tu.retransmitted2xx(this, res, meta));
           return 'absorbed';
         }
-        this.twoXxTags!.push(tag); // a 2xx from another fork: new to the TU
+        this.twoXxTags!.push(own(tag)); // a 2xx from another fork: new to the TU
         this.deliver(res, meta);
         return 'delivered';
       }
@@ -207,7 +208,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
       this.state = 'Completed';
       this.stopRetransmitTimer();
       this.stopLifetimeTimer();
-      this.ackBytes = serialize(buildAck(this.request, res));
+      // Kept through Timer D: a buffer of its own, not a slice of a pool slab (own.ts).
+      this.ackBytes = ownBytes(serialize(buildAck(this.request, res)));
       this.sendAck();
       this.deliver(res, meta);
       this.releaseRequest();
@@ -229,7 +231,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
   }
 
   /** Timer M (RFC 6026): stop waiting for 2xx retransmissions. */
-  private readonly onTimerM = (): void => this.terminate();
+  private onTimerM(): void { this.terminate(); }
 }
 
 /** RFC 3261 §17.1.2 (Figure 6). */
@@ -252,19 +254,19 @@ export class NonInviteClientTransaction extends ClientTransactionBase {
   }
 
   /** Timer E: retransmit; doubling up to T2 in Trying, T2 in Proceeding. */
-  private readonly onTimerE = (): void => {
+  private onTimerE(): void {
     if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
     this.transmit(true);
     if (this.state === 'Trying') this.interval = Math.min(2 * this.interval, this.host.timers.T2);
     else if (this.state === 'Proceeding') this.interval = this.host.timers.T2;
     else return;
     this.startRetransmitTimer(this.interval, this.onTimerE);
-  };
+  }
 
   /** Timer F: no final response within 64*T1. */
-  private readonly onTimerF = (): void => {
+  private onTimerF(): void {
     if (this.state === 'Trying' || this.state === 'Proceeding') this.timedOut();
-  };
+  }
 
   receiveResponse(res: SipResponse, meta: InboundMeta): 'delivered' | 'absorbed' {
     const state = this.state;

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { InviteClientTransaction, NonInviteClientTransaction, normalizeAddress, type ClientTransaction } from './client.js';
 import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
+import { own } from './own.js';
 import {
   DEFAULT_TIMERS,
   newCounters,
@@ -125,12 +126,15 @@ export class TransactionLayer implements TransactionHost {
       existing.receiveRequest(req);
       return 'absorbed';
     }
-    const branch = via.branch;
+    // Kept up to 64*T1 (Timer J, L): a flat copy, not a slice of this message's text (own.ts);
+    // the branch is cut from that copy.
+    const ownKey = own(key);
+    const branch = ownKey.startsWith(via.branch) ? ownKey.slice(0, via.branch.length) : own(via.branch);
     const txn =
       req.method === 'INVITE'
-        ? new InviteServerTransaction(this, key, req, branch, meta)
-        : new NonInviteServerTransaction(this, key, req, branch, meta);
-    this.servers.set(key, txn);
+        ? new InviteServerTransaction(this, ownKey, req, branch, meta)
+        : new NonInviteServerTransaction(this, ownKey, req, branch, meta);
+    this.servers.set(ownKey, txn);
     this.counters.serverTransactionsCreated++;
     txn.armUnansweredTimer();
     if (this.autoTrying && txn.kind === 'ist') {

@@ -8,6 +8,7 @@ import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildResponse } from './build.js';
+import { own, ownBytes } from './own.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
 abstract class ServerTransactionBase extends TransactionBase {
@@ -30,7 +31,7 @@ abstract class ServerTransactionBase extends TransactionBase {
   protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta, initial: 'Proceeding' | 'Trying') {
     super(host, key, meta.source.protocol, initial);
     this.req = request;
-    this.method = request.method;
+    this.method = own(request.method);
     this.branch = branch;
     this.inbound = meta;
     const s = meta.source;
@@ -67,6 +68,12 @@ abstract class ServerTransactionBase extends TransactionBase {
     this.transmit(bytes, false);
   }
 
+  /** The final response is kept for retransmissions (Completed): in a buffer of its own, not
+   *  a slice of a shared pool slab (own.ts). */
+  protected keepLastBytes(): void {
+    if (this.lastBytes !== undefined) this.lastBytes = ownBytes(this.lastBytes);
+  }
+
   /** Start the (non-RFC) unanswered timer; it uses the lifetime slot, idle until the first final. */
   armUnansweredTimer(): void {
     const ms = this.host.timers.unanswered;
@@ -78,11 +85,11 @@ abstract class ServerTransactionBase extends TransactionBase {
     this.stopLifetimeTimer();
   }
 
-  private readonly onUnanswered = (): void => {
+  private onUnanswered(): void {
     if (this.state !== 'Proceeding' && this.state !== 'Trying') return;
     this.host.counters.unansweredDropped++;
     this.terminate();
-  };
+  }
 
   protected absorbRequest(): void {
     this.host.counters.retransmissionsAbsorbed++;
@@ -164,6 +171,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
     }
     this.state = 'Completed';
     this.appData = undefined;
+    this.keepLastBytes();
     if (!this.reliable) {
       this.interval = T1;
       this.startRetransmitTimer(T1, this.onTimerG);
@@ -199,25 +207,25 @@ export class InviteServerTransaction extends ServerTransactionBase {
   }
 
   /** Timer G: retransmit the final response, doubling up to T2. */
-  private readonly onTimerG = (): void => {
+  private onTimerG(): void {
     if (this.state !== 'Completed' || this.lastBytes === undefined) return;
     this.transmit(this.lastBytes, true);
     if (this.state !== 'Completed') return;
     this.interval = Math.min(2 * this.interval, this.host.timers.T2);
     this.startRetransmitTimer(this.interval, this.onTimerG);
-  };
+  }
 
   /** Timer H: the ACK never came; the TU is told (transaction failure, §17.2.1). */
-  private readonly onTimerH = (): void => {
+  private onTimerH(): void {
     if (this.state !== 'Completed') return;
     this.host.counters.timeouts++;
     this.stopRetransmitTimer();
     this.host.guard(() => this.host.tu.timeout(this));
     this.terminate();
-  };
+  }
 
   /** Timer L (RFC 6026). */
-  private readonly onTimerL = (): void => this.terminate();
+  private onTimerL(): void { this.terminate(); }
 }
 
 /** RFC 3261 §17.2.2 (Figure 8). */
@@ -243,6 +251,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
     this.state = 'Completed';
     this.releaseRequest();
     this.appData = undefined;
+    this.keepLastBytes();
     this.answered();
     this.terminateAfter(64 * this.host.timers.T1); // Timer J
     return true;

@@ -1,0 +1,151 @@
+// Memory per held call, whole process (issue #18 item 5): `peergate start` (engine, drachtio-srf
+// app and B2BUA in one process, workers: 1) with N established calls held, SIPp uac → peergate
+// → SIPp uas, no media. Reports per held call (both legs): RSS, V8 heap used and the heap
+// snapshot's live objects by constructor (engine Dialog, drachtio-srf Dialog/Request/Response,
+// B2BUA and session records, timers, strings...). On demand only (not part of the test suite).
+//
+//   npx tsx bench/held-calls.bench.ts [--calls 3000] [--rate 150] [--top 40] [--keep]
+//
+// Phases: a warm-up of 300 unheld calls (JIT, pools), then, once every RFC 3261 timer has run
+// out, sample A (RSS; then a heap snapshot, which runs a full GC, and V8's heap used right after
+// it); then `--calls` calls placed at `--rate` and held (SIPp -d); once all are up and every
+// transaction has ended (Timer L/M: 32 s), sample B the same way. Per call = (B − A) / calls.
+// RSS is read after snapshot A and before snapshot B (a snapshot allocates native memory of its
+// own, which the C allocator keeps).
+// peergate runs from dist/ when `npm run build` made a current one, else from the sources
+// through tsx (bin/peergate.js), which is printed: tsx compiles with keepNames, which gives
+// every function created at run time a `name` property (a 256 B dictionary per closure), so
+// closure-heavy objects cost more under tsx than in the shipped build.
+import { parseArgs } from 'node:util';
+import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
+import { startPeergate, sumMetric, type RunningPeergate } from '../test/helpers/peergate.js';
+import { heapCensus, perItemGrowth, type HeapCensus } from './heap-census.js';
+
+const { values } = parseArgs({ options: {
+  calls: { type: 'string', default: '3000' }, rate: { type: 'string', default: '150' }, top: { type: 'string', default: '40' },
+  keep: { type: 'boolean', default: false },
+} });
+const CALLS = Number(values.calls);
+const RATE = Number(values.rate);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MiB = (b: number) => (b / 1048576).toFixed(1);
+
+const ROOT = join(import.meta.dirname, '..');
+function runsFromDist(): boolean {
+  const built = join(ROOT, 'dist', 'cli', 'main.js');
+  if (!existsSync(built)) return false;
+  const at = statSync(built).mtimeMs;
+  return !readdirSync(join(ROOT, 'src'), { recursive: true }).some((f) => String(f).endsWith('.ts') && statSync(join(ROOT, 'src', String(f))).mtimeMs > at);
+}
+
+const heapFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
+const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+interface Sample { rss: number; heapUsed: number; heapTotal: number; external: number; census: HeapCensus; counts: string }
+
+/** `rssFirst`: RSS read before the snapshot (B: the snapshot's own native memory not counted);
+ *  else after it (A: so that B − A does not count the native memory snapshot A left behind). */
+async function sample(pg: RunningPeergate, label: string, rssFirst: boolean): Promise<Sample> {
+  let rss = rssOf(pg.proc.pid);
+  const before = new Set(heapFiles(pg.dir));
+  const t = Date.now();
+  process.kill(pg.proc.pid, 'SIGUSR2');
+  let file: string | undefined;
+  for (let i = 0; i < 900 && !file; i++) { await sleep(200); file = heapFiles(pg.dir).find((f) => !before.has(f)); }
+  if (!file) throw new Error(`${label}: no heap snapshot written`);
+  // Written on peergate's main thread: /metrics answers once it is complete.
+  let text = '';
+  for (let i = 0; i < 120 && !text; i++) { text = await pg.metrics().catch(() => ''); if (!text) await sleep(1000); }
+  let size = -1;
+  for (let i = 0; i < 100 && statSync(file).size !== size; i++) { size = statSync(file).size; await sleep(200); }
+  if (!rssFirst) { await sleep(2000); rss = rssOf(pg.proc.pid); }
+  const census = await heapCensus(file);
+  const counts = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions']
+    .map((n) => `${n.replace('peergate_', '')}=${sumMetric(text, n)}`).join(' ');
+  const s = {
+    rss, heapUsed: sumMetric(text, 'nodejs_heap_size_used_bytes'), heapTotal: sumMetric(text, 'nodejs_heap_size_total_bytes'),
+    external: sumMetric(text, 'nodejs_external_memory_bytes'), census, counts,
+  };
+  console.log(`# ${label}: rss ${MiB(s.rss)} MiB, heap used ${MiB(s.heapUsed)} / committed ${MiB(s.heapTotal)} MiB, external ${MiB(s.external)} MiB; ` +
+    `snapshot ${census.nodes} objects ${MiB(census.bytes)} MiB (${(size / 1048576).toFixed(0)} MiB file, ${((Date.now() - t) / 1000).toFixed(1)} s); ${counts}`);
+  return s;
+}
+
+/** Poll until `check(metrics text)` holds (bounded by `timeoutS`). */
+async function until(pg: RunningPeergate, what: string, timeoutS: number, check: (text: string) => boolean): Promise<void> {
+  let text = '';
+  for (let i = 0; i < timeoutS; i++) {
+    text = await pg.metrics().catch(() => '');
+    if (text && check(text)) return;
+    await sleep(1000);
+  }
+  const counts = text.split('\n').filter((l) => /^peergate_(active_calls|engine_|calls_total|shed|limit)/.test(l)).join('\n  ');
+  throw new Error(`timed out waiting for ${what}:\n  ${counts}`);
+}
+const noTransactions = (t: string) => sumMetric(t, 'peergate_engine_server_transactions') === 0 && sumMetric(t, 'peergate_engine_client_transactions') === 0;
+
+async function main(): Promise<number> {
+  const [uasPort, peerPort, corePort, ops] = await freePorts(4) as [number, number, number, number];
+  console.log(`# held calls: ${CALLS} at ${RATE}/s, peergate from ${runsFromDist() ? 'dist/ (compiled by tsc)' : 'src/ through tsx'}, node ${process.version}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
+  const pg = await startPeergate({
+    listen: [
+      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
+      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
+    ],
+    core: { targets: [`sip:127.0.0.3:${uasPort}`] },
+    media: { anchoring: false },
+    ops: { port: ops },
+    log: { level: 'error' },
+    peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
+    routes: [{ from: 'peers', to: 'core' }],
+  }, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
+  const uac = (n: number, rate: number, holdMs: number, dir: string) => startProcess('sipp', ['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0',
+    '-t', 'u1', '-s', '+15551230000', '-r', String(rate), '-m', String(n), '-l', String(n), '-d', String(holdMs), '-max_socket', '5000',
+    '-nostdin', '-timeout', `${Math.ceil(holdMs / 1000) + 600}s`, '-timeout_error', '-trace_stat', '-stf', `${dir}/stat.csv`, '-fd', '1'], { cwd: dir });
+
+  // Warm-up: unheld calls, then every transaction timer runs out.
+  const warmDir = scratchDir('held-warm-');
+  await uac(300, 100, 0, warmDir).exited;
+  const warm = readSippStats(`${warmDir}/stat.csv`);
+  console.log(`# warm-up: ${warm.successful} ok, ${warm.failed} failed`);
+  await until(pg, 'the warm-up transactions to end', 120, (t) => noTransactions(t) && sumMetric(t, 'peergate_active_calls') === 0);
+  const a = await sample(pg, 'A idle', false);
+
+  // Held calls: up for the whole measurement (placing them takes CALLS/RATE s, their
+  // transactions 32 s more, the snapshot up to a few minutes on a busy machine).
+  const holdMs = Math.round((CALLS / RATE + 600) * 1000);
+  const dir = scratchDir('held-');
+  const calls = uac(CALLS, RATE, holdMs, dir);
+  // On a busy machine the overload gate sheds some (event-loop lag): the calls held are
+  // those up once SIPp has placed every call and the count stops changing.
+  await sleep((CALLS / RATE) * 1000);
+  let held = -1;
+  await until(pg, 'the held calls to settle', 120, (t) => {
+    const now = sumMetric(t, 'peergate_active_calls');
+    const stable = now === held;
+    held = now;
+    return stable && now >= CALLS || (stable && now > 0 && sumMetric(t, 'peergate_engine_client_transactions') === 0);
+  });
+  await until(pg, 'every transaction of the held calls to end', 120, noTransactions);
+  const b = await sample(pg, `B ${held} held`, true);
+  const n = sumMetric(b.counts.replace(/ /g, '\n').replace(/=/g, ' '), 'active_calls');
+  const per = (x: number, y: number) => ((y - x) / n).toFixed(0);
+  console.log(`# per held call (${n} held of ${CALLS} placed; both legs, one process): RSS ${per(a.rss, b.rss)} B, V8 heap used ${per(a.heapUsed, b.heapUsed)} B, ` +
+    `committed ${per(a.heapTotal, b.heapTotal)} B, external ${per(a.external, b.external)} B, live objects (snapshot) ${per(a.census.bytes, b.census.bytes)} B`);
+  for (const line of perItemGrowth(a.census, b.census, n, Number(values.top))) console.log(line);
+  calls.child.kill('SIGKILL');
+  await pg.stop();
+  await uas.stop();
+  await stopAll();
+  const r = readSippStats(`${dir}/stat.csv`);
+  console.log(`# sipp (killed after the measurement): ${r.successful} ok, ${r.failed} failed; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  if (!values.keep) for (const f of heapFiles(pg.dir)) unlinkSync(f);
+  else console.log(`# snapshots kept: ${heapFiles(pg.dir).join(' ')}`);
+  return 0;
+}
+
+process.exitCode = await main().catch(async (err: unknown) => { console.error(err); await stopAll(); return 1; });
