@@ -17,13 +17,14 @@
 // machine (default 250: half of the 500/s the issue was reported at). Exit code 1 when any
 // count is non-zero 45 s after the load.
 import { parseArgs } from 'node:util';
-import { createReadStream, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric } from '../test/helpers/peergate.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
+import { heapCensus, type HeapCensus } from './heap-census.js';
 
 const { values, positionals } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '250' }, every: { type: 'string', default: '10' },
@@ -167,85 +168,6 @@ function byeMatchedUac(): string {
 }
 
 const heapFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
-
-/** Objects in a heap snapshot by node type and constructor (name): count and self size. */
-interface HeapCensus { nodes: number; bytes: number; by: Map<string, { count: number; bytes: number }> }
-
-/**
- * Census of a V8 .heapsnapshot, streamed (a snapshot of a busy peergate is hundreds of MiB):
- * the `nodes` array is read number by number (node_fields from the meta), the `strings` table
- * at the end resolves the names. Only object, closure, array, native and hidden nodes are kept
- * by name; strings, code and numbers are summed by type.
- */
-async function heapCensus(file: string): Promise<HeapCensus> {
-  let head = '';
-  let state: 'head' | 'nodes' | 'skip' | 'strings' = 'head';
-  let fields: string[] = [];
-  let types: string[] = [];
-  let field = 0;
-  let num = 0;
-  let inNum = false;
-  let node: number[] = [];
-  const raw = new Map<number, Map<number, { count: number; bytes: number }>>();
-  let carry = '';
-  const tail: string[] = [];
-  let nodes = 0;
-  let bytes = 0;
-  const endNode = () => {
-    const type = node[fields.indexOf('type')]!;
-    const name = node[fields.indexOf('name')]!;
-    const size = node[fields.indexOf('self_size')]!;
-    nodes++; bytes += size;
-    const byType = raw.get(type) ?? new Map<number, { count: number; bytes: number }>();
-    raw.set(type, byType);
-    const key = ['object', 'closure', 'array', 'native', 'hidden'].includes(types[type]!) ? name : -1;
-    const e = byType.get(key) ?? { count: 0, bytes: 0 };
-    e.count++; e.bytes += size;
-    byType.set(key, e);
-  };
-  for await (const chunk of createReadStream(file, { encoding: 'latin1', highWaterMark: 1 << 20 }) as AsyncIterable<string>) {
-    let i = 0;
-    if (state === 'head') {
-      head += chunk;
-      const at = head.indexOf('"nodes":[');
-      if (at < 0) continue;
-      const meta = JSON.parse(head.slice(0, head.lastIndexOf(',', at)) + '}') as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } } };
-      fields = meta.snapshot.meta.node_fields;
-      types = meta.snapshot.meta.node_types[0];
-      node = new Array<number>(fields.length).fill(0);
-      state = 'nodes';
-      i = chunk.length - (head.length - at - '"nodes":['.length);
-      head = '';
-    }
-    if (state === 'nodes') {
-      for (; i < chunk.length; i++) {
-        const c = chunk.charCodeAt(i);
-        if (c >= 48 && c <= 57) { num = num * 10 + (c - 48); inNum = true; continue; }
-        if (inNum) {
-          node[field++] = num; num = 0; inNum = false;
-          if (field === fields.length) { endNode(); field = 0; }
-        }
-        if (c === 93) { state = 'skip'; i++; break; } // ]
-      }
-    }
-    if (state === 'skip') {
-      const text = carry + chunk.slice(i);
-      const at = text.indexOf('"strings":[');
-      if (at < 0) { carry = text.slice(-16); continue; }
-      state = 'strings';
-      tail.push(text.slice(at + '"strings":'.length));
-      continue;
-    }
-    if (state === 'strings') tail.push(chunk);
-  }
-  const joined = tail.join('').trimEnd();
-  const strings = JSON.parse(Buffer.from(joined.slice(0, joined.lastIndexOf(']') + 1), 'latin1').toString('utf8')) as string[];
-  const by = new Map<string, { count: number; bytes: number }>();
-  for (const [type, names] of raw) {
-    for (const [name, e] of names) by.set(`${types[type]}:${name < 0 ? '*' : strings[name]}`, e);
-  }
-  return { nodes, bytes, by };
-}
 
 function printGrowth(title: string, a: HeapCensus, b: HeapCensus): void {
   console.log(`# heap ${title}: ${a.nodes} → ${b.nodes} objects (${b.nodes - a.nodes >= 0 ? '+' : ''}${b.nodes - a.nodes}), ` +
