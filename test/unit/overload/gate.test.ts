@@ -188,23 +188,20 @@ describe('overload gate: the UDP receive-queue signal', () => {
     g.gate.close();
   });
 
-  it('a queue filling past queue_high sheds at once; the kernel drops counted are only new ones', () => {
-    // A drop counter already at 50 when the gate starts is history, not overload.
-    const g = queueGate({ fill: 0, drops: 50 });
+  // Each case: the queue as the gate starts, whether it sheds 500 ms later, the change, whether
+  // it sheds `ms` after that.
+  it.each([
+    ['a drop counter already at 50 is history; one new drop sheds', { fill: 0, drops: 50 }, false, { drops: 51 }, 200, true],
+    ['a queue 90 % full sheds at once; once empty the loss returns to 0', { fill: 0.9, drops: 0 }, true, { fill: 0 }, 1000, false],
+  ] as const)('%s', (_title, start, shedsFirst, change, ms, shedsAfter) => {
+    const g = queueGate({ ...start });
     g.clock.advance(500);
-    expect(g.gate.state.loss).toBe(0);
-    g.q.drops = 51;
-    g.clock.advance(200);
-    expect(g.gate.state.loss).toBeGreaterThan(0);
-    expect(g.gate.state.reason).toBe('receive_queue');
+    expect(g.gate.state.loss > 0).toBe(shedsFirst);
+    if (shedsFirst) expect(g.gate.state.reason).toBe('receive_queue');
+    Object.assign(g.q, change);
+    g.clock.advance(ms);
+    expect(g.gate.state.loss > 0).toBe(shedsAfter);
     g.gate.close();
-    const h = queueGate({ fill: 0.9, drops: 0 });
-    h.clock.advance(200);
-    expect(h.gate.state.loss).toBeGreaterThan(0);
-    h.q.fill = 0;
-    h.clock.advance(1000);
-    expect(h.gate.state.loss).toBe(0);
-    h.gate.close();
   });
 });
 
