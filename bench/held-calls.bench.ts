@@ -21,7 +21,7 @@ import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'nod
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
-import { startPeergate, sumMetric, type RunningPeergate } from '../test/helpers/peergate.js';
+import { startPeergate, sumMetric, twoSidedPolicy, type RunningPeergate } from '../test/helpers/peergate.js';
 import { heapCensus, perItemGrowth, type HeapCensus } from './heap-census.js';
 
 const { values } = parseArgs({ options: {
@@ -91,18 +91,10 @@ async function main(): Promise<number> {
   const [uasPort, peerPort, corePort, ops] = await freePorts(4) as [number, number, number, number];
   console.log(`# held calls: ${CALLS} at ${RATE}/s, peergate from ${runsFromDist() ? 'dist/ (compiled by tsc)' : 'src/ through tsx'}, node ${process.version}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
-  const pg = await startPeergate({
-    listen: [
-      { name: 'peer-udp', side: 'peer', transport: 'udp', address: '127.0.0.1', port: peerPort },
-      { name: 'core-udp', side: 'core', transport: 'udp', address: '127.0.0.1', port: corePort },
-    ],
-    core: { targets: [`sip:127.0.0.3:${uasPort}`] },
+  const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort: ops, coreTarget: `sip:127.0.0.3:${uasPort}`, logLevel: 'error' }, {
     media: { anchoring: false },
-    ops: { port: ops },
-    log: { level: 'error' },
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
-    routes: [{ from: 'peers', to: 'core' }],
-  }, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
+  }), { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
   const uac = (n: number, rate: number, holdMs: number, dir: string) => startProcess('sipp', ['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0',
     '-t', 'u1', '-s', '+15551230000', '-r', String(rate), '-m', String(n), '-l', String(n), '-d', String(holdMs), '-max_socket', '5000',
     '-nostdin', '-timeout', `${Math.ceil(holdMs / 1000) + 600}s`, '-timeout_error', '-trace_stat', '-stf', `${dir}/stat.csv`, '-fd', '1'], { cwd: dir });
