@@ -12,7 +12,8 @@
 //   0x000e authentication key (string)
 //   0x000f captured payload (the SIP message)
 //   0x0011 internal correlation id (string: the leg's Call-ID)
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { ipBytes } from '../transport/ip-bytes.js';
 
 export const HEP3_MAGIC = 'HEP3';
 export const HEP_CHUNK = {
@@ -37,27 +38,6 @@ export interface HepMessage {
   authKey?: string;
   correlationId?: string;
   payload: Buffer;
-}
-
-function ipBytes(address: string): Buffer | undefined {
-  if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
-  if (!isIPv6(address)) return undefined;
-  // Expand '::' and an embedded dotted quad into 8 groups.
-  let a = address;
-  const zone = a.indexOf('%');
-  if (zone >= 0) a = a.slice(0, zone);
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (dotted) {
-    const b = dotted[1]!.split('.').map(Number);
-    a = a.slice(0, dotted.index) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = a.includes('::') ? a.split('::') as [string, string] : [a, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16) & 0xffff, i * 2));
-  return out;
 }
 
 /** IPv4-mapped IPv6 (::ffff:a.b.c.d), as dual-stack sockets report IPv4 peers, as plain IPv4. */

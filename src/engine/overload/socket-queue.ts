@@ -12,7 +12,7 @@
 // namespace). Elsewhere, or when /proc cannot be read, `available` is false
 // and read() returns undefined: the signal is then simply off.
 import { readFileSync } from 'node:fs';
-import { isIPv4 } from 'node:net';
+import { ipBytes } from '../transport/ip-bytes.js';
 import { endianness } from 'node:os';
 import type { Endpoint } from '../transport/types.js';
 
@@ -74,48 +74,18 @@ export class UdpQueueProbe {
 }
 
 /** /proc/net/udp spelling of a local endpoint: the address as the kernel stores it (32-bit
- *  words in host order, little-endian here), then the port in hex. */
+ *  words in host order) then the port, both in upper-case hex. */
 export function procKey(e: Pick<Endpoint, 'address' | 'port'>): string {
   const port = e.port.toString(16).toUpperCase().padStart(4, '0');
-  if (isIPv4(e.address)) return `${ipv4Word(e.address)}:${port}`;
-  return `${ipv6Words(e.address)}:${port}`;
-}
-
-function ipv4Word(a: string): string {
-  const b = a.split('.').map(Number);
-  return hex32([b[0]!, b[1]!, b[2]!, b[3]!]);
-}
-
-/** Four little-endian words of the 16 address bytes (IPv4-mapped and `::` included). */
-function ipv6Words(a: string): string {
-  const bytes = ipv6Bytes(a);
-  let s = '';
-  for (let w = 0; w < 4; w++) s += hex32(bytes.slice(w * 4, w * 4 + 4));
-  return s;
+  const bytes = ipBytes(e.address) ?? Buffer.alloc(4);
+  let words = '';
+  // The kernel prints each 32-bit word in host order: on a little-endian machine its first
+  // byte ends up last.
+  for (let w = 0; w < bytes.length; w += 4) {
+    const word = bytes.subarray(w, w + 4);
+    words += (LITTLE_ENDIAN ? Buffer.from(word).reverse() : word).toString('hex').toUpperCase();
+  }
+  return `${words}:${port}`;
 }
 
 const LITTLE_ENDIAN = endianness() === 'LE';
-
-function hex32(b: number[]): string {
-  // The kernel prints each 32-bit word in host order: on a little-endian machine the first
-  // byte ends up last.
-  return (LITTLE_ENDIAN ? [b[3]!, b[2]!, b[1]!, b[0]!] : b).map((x) => x.toString(16).toUpperCase().padStart(2, '0')).join('');
-}
-
-function ipv6Bytes(a: string): number[] {
-  let text = a;
-  const tail: number[] = [];
-  const v4 = text.lastIndexOf(':');
-  if (text.includes('.')) {
-    tail.push(...text.slice(v4 + 1).split('.').map(Number));
-    text = text.slice(0, v4 + 1) + '0:0';
-  }
-  const [head, rest] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
-  const bytes: number[] = [];
-  for (const g of groups) { const n = parseInt(g || '0', 16); bytes.push(n >> 8, n & 0xff); }
-  if (tail.length === 4) bytes.splice(12, 4, ...tail);
-  return bytes;
-}
