@@ -102,8 +102,7 @@ export class WorkerPool implements Subsystem {
       store: (op: string, args: unknown) => serveStore(this.opts.store, op, args),
       targetHealth: (key: string, up: boolean) => {
         if (up) this.targetsDown.delete(key); else this.targetsDown.add(key);
-        // Every other worker, started or starting (a starting one keeps it until it is up).
-        for (const s of this.slots) if (s && s !== slot) s.channel.notify('targetHealth', [key, up]);
+        this.tellTargetHealth(slot, key, up);
       },
       ready: () => {
         slot.ready = true;
@@ -140,7 +139,7 @@ export class WorkerPool implements Subsystem {
     // The prober's replacement starts with every hop up and says only what changes from there:
     // the others forget what the dead one saw, or a hop that recovered meanwhile stays down.
     if (slot.index === 0) {
-      for (const key of this.targetsDown) for (const s of this.slots) if (s && s !== slot) s.channel.notify('targetHealth', [key, true]);
+      for (const key of this.targetsDown) this.tellTargetHealth(slot, key, true);
       this.targetsDown.clear();
     }
     if (this.slots[slot.index] === slot) this.slots[slot.index] = undefined;
@@ -163,6 +162,11 @@ export class WorkerPool implements Subsystem {
         if (!ok) this.opts.log.error({ worker: slot.index }, 'replacement worker did not start');
       });
     }, pause).unref();
+  }
+
+  /** Every worker but `from`, started or starting (a starting one keeps it until it is up). */
+  private tellTargetHealth(from: Slot, key: string, up: boolean): void {
+    for (const s of this.slots) if (s && s !== from) s.channel.notify('targetHealth', [key, up]);
   }
 
   private live(): Slot[] { return this.slots.filter((s): s is Slot => s !== undefined && s.ready); }
