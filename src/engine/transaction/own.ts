@@ -26,7 +26,7 @@ export function own(s: string): string {
 
 /** `own` for an optional value. */
 export function ownOpt(s: string | undefined): string | undefined {
-  return s === undefined || s.length < MIN_SHARED ? s : (' ' + s).slice(1);
+  return s === undefined ? s : own(s);
 }
 
 /**
