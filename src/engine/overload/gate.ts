@@ -67,6 +67,8 @@ export class OverloadGate {
   private queueIn = 0;
   private queueFill = 0;
   private lastDrops: number | undefined = undefined;
+  /** The kernel's drop counter as last read (for /metrics). */
+  private kernelDrops = 0;
 
   constructor(clock: Clock, load: CoreLoad, opts: OverloadOptions = {}) {
     this.clock = clock;
@@ -89,7 +91,7 @@ export class OverloadGate {
   get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; kernelDrops: number } {
     return {
       loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size,
-      queueFill: this.queueFill, kernelDrops: this.lastDrops ?? 0,
+      queueFill: this.queueFill, kernelDrops: this.kernelDrops,
     };
   }
 
@@ -159,6 +161,11 @@ export class OverloadGate {
         // The counter is the kernel's since the socket opened: only what is new counts.
         if (this.lastDrops !== undefined && q.drops > this.lastDrops) drops = q.drops - this.lastDrops;
         this.lastDrops = q.drops;
+        this.kernelDrops = q.drops;
+      } else {
+        // No reading (no /proc, or a flood the shield drops): no signal, and no drops carried over.
+        this.queueFill = 0;
+        this.lastDrops = undefined;
       }
     }
     const changed = this.detector.sample(now, {

@@ -18,8 +18,17 @@ export { UdpQueueProbe, procKey, type UdpQueueSample } from './socket-queue.js';
  */
 export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'transports'>, opts: OverloadOptions = {}, clock: Clock = systemClock): OverloadGate {
   const probe = new UdpQueueProbe(engine.transports.udpReceiveBuffers());
+  const udp = engine.transports.stats.udp;
+  let seen = { received: udp.received, dropped: udp.shieldDropped };
   const gate = new OverloadGate(clock, {
-    receiveQueue: () => probe.read(),
+    // A backlog made mostly of datagrams the shield drops unread (a flood from a source that is no
+    // peer) is not one that refusing INVITEs shortens: it would only refuse the peers' calls.
+    receiveQueue: () => {
+      const now = { received: udp.received, dropped: udp.shieldDropped };
+      const flood = now.dropped - seen.dropped > now.received - seen.received;
+      seen = now;
+      return flood ? undefined : probe.read();
+    },
     transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
     dialogs: () => engine.core.dialogs.size,
     detach: () => { engine.wire.setAdmission(undefined); reportGate(undefined); },
