@@ -66,6 +66,7 @@ describe('overload control: the UDP receive queue (issue #18.3)', () => {
       expect(retryAfter.size).toBe(answered(503));
       expect(answered(483)).toBeGreaterThan(0);
       expect(metrics).toMatch(/^peergate_udp_receive_queue_ratio /m);
+      expect(metrics).toMatch(/^peergate_udp_receive_queue_bytes /m);
       // The established calls' BYEs, queued with the burst, were answered: every call ended by its caller.
       expect(heldRun.failed, heldRun.output.slice(-2000)).toBe(0);
       expect(heldRun.successful).toBe(5);

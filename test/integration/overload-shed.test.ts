@@ -72,7 +72,7 @@ describe('overload control with sipp', () => {
       // Capacity is the app's: it answers after 300 ms, so more than 30 unanswered INVITEs means
       // it is behind. Lag is left a high mark and the receive queue off: the test machine is
       // shared, lag and backlog there are not ours.
-      gate = startOverloadControl(e, { pendingHigh: 30, pendingLow: 10, lagHighMs: 2000, lagLowMs: 1000, queueHigh: 0, queueLow: 0, retryAfterS: 1 });
+      gate = startOverloadControl(e, { pendingHigh: 30, pendingLow: 10, lagHighMs: 2000, lagLowMs: 1000, queueHighBytes: 0, queueLowBytes: 0, retryAfterS: 1 });
       await startConnectedApp('slow-uas.mjs', e, { ANSWER_DELAY_MS: '300' }, ['invite']);
       const target = `127.0.0.1:${e.sipPort}`;
 

@@ -37,7 +37,7 @@ export interface CoreLoad {
   dialogs(): number;
   /** The UDP listeners' kernel receive queues (socket-queue.ts): the fullest one's share in use
    *  and the kernel's drop counter; absent or undefined: no such signal. */
-  receiveQueue?(): { fill: number; drops: number } | undefined;
+  receiveQueue?(): { fill: number; bytes: number; drops: number } | undefined;
   /** Called once by close() (e.g. to take the gate off the wire server). */
   detach?(): void;
 }
@@ -66,6 +66,7 @@ export class OverloadGate {
   private readonly queueEvery: number;
   private queueIn = 0;
   private queueFill = 0;
+  private queueBytes = 0;
   private lastDrops: number | undefined = undefined;
   /** The kernel's drop counter as last read (for /metrics). */
   private kernelDrops = 0;
@@ -88,10 +89,10 @@ export class OverloadGate {
   setPriorityPredicate(fn: PriorityPredicate | undefined): void { this.priority = fn; }
 
   /** Current loss percentage and why. */
-  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; kernelDrops: number } {
+  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; kernelDrops: number } {
     return {
       loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size,
-      queueFill: this.queueFill, kernelDrops: this.kernelDrops,
+      queueFill: this.queueFill, queueBytes: this.queueBytes, kernelDrops: this.kernelDrops,
     };
   }
 
@@ -158,6 +159,7 @@ export class OverloadGate {
       const q = this.load.receiveQueue();
       if (q) {
         this.queueFill = q.fill;
+        this.queueBytes = q.bytes;
         // The counter is the kernel's since the socket opened: only what is new counts.
         if (this.lastDrops !== undefined && q.drops > this.lastDrops) drops = q.drops - this.lastDrops;
         this.lastDrops = q.drops;
@@ -165,11 +167,12 @@ export class OverloadGate {
       } else {
         // No reading (no /proc, or a flood the shield drops): no signal, and no drops carried over.
         this.queueFill = 0;
+        this.queueBytes = 0;
         this.lastDrops = undefined;
       }
     }
     const changed = this.detector.sample(now, {
-      lagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs(), queueFill: this.queueFill, drops,
+      lagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,
     });
     if (changed) this.seq = ocSeq(Math.max(this.clock.now(), Number(this.seq) * 1000 + 1));
     this.arm();

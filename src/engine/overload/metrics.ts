@@ -3,7 +3,7 @@
 import client from 'prom-client';
 import { SHED_REASONS, type ShedReason } from './detector.js';
 
-interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; kernelDrops: number } }
+interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; queueBytes: number; kernelDrops: number } }
 
 let current: GateView | undefined;
 /** What earlier gates (closed or replaced) had counted: counters never go down. */
@@ -41,6 +41,12 @@ export const receiveQueueGauge = metric('peergate_udp_receive_queue_ratio', () =
   name: 'peergate_udp_receive_queue_ratio',
   help: "Share of the UDP listeners' kernel receive buffers holding datagrams not read yet, at the last control interval (Linux)",
   collect(this: client.Gauge) { this.set(current?.state.queueFill ?? 0); },
+}));
+
+export const receiveQueueBytesGauge = metric('peergate_udp_receive_queue_bytes', () => new client.Gauge({
+  name: 'peergate_udp_receive_queue_bytes',
+  help: "Bytes (as the kernel charges them) waiting in the fullest UDP listener's receive queue, at the last control interval (Linux); overload.queue_high_kib is its mark",
+  collect(this: client.Gauge) { this.set(current?.state.queueBytes ?? 0); },
 }));
 
 export const kernelDropsGauge = metric('peergate_udp_kernel_drops', () => new client.Gauge({

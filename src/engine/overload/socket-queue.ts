@@ -6,8 +6,8 @@
 // BYEs as readily as INVITEs: a caller's lost BYE leaves its call up until a timer ends it.
 //
 // Contract: `UdpQueueProbe.read()` reports, over the sockets bound to the given local endpoints,
-// the fullest receive queue (`rx_queue`, kernel-charged bytes, over that socket's buffer size:
-// one busy listener must not hide behind idle ones) and the datagrams the kernel has dropped for
+// the fullest receive queue (`rx_queue`, kernel-charged bytes, and its share of that socket's
+// buffer: one busy listener must not hide behind idle ones) and the datagrams the kernel has dropped for
 // want of room (`drops`, summed), from Linux's /proc/net/udp and udp6 (the caller's network
 // namespace). Elsewhere, or when /proc cannot be read, `available` is false
 // and read() returns undefined: the signal is then simply off.
@@ -19,6 +19,9 @@ import type { Endpoint } from '../transport/types.js';
 export interface UdpQueueSample {
   /** The fullest listener's share of its receive buffer in use now (0–1). */
   fill: number;
+  /** The most bytes waiting in one listener's receive queue now (as the kernel charges them:
+   *  ≈ 2.3 KB for a 900-byte INVITE over loopback, 1.3 KB for an ACK). */
+  bytes: number;
   /** Datagrams dropped by the kernel so far, all listeners (a counter). */
   drops: number;
 }
@@ -43,6 +46,7 @@ export class UdpQueueProbe {
     const tables = this.readTables();
     if (tables === undefined) return undefined;
     let fill = 0;
+    let bytes = 0;
     let drops = 0;
     for (const text of tables) {
       // A line: `sl: LOCAL REMOTE st TX:RX tr tm->when retrnsmt uid timeout inode ref pointer drops`.
@@ -56,12 +60,13 @@ export class UdpQueueProbe {
           const f = text.slice(at, end < 0 ? text.length : end).trim().split(/\s+/);
           if (f.length < 12) continue;
           const queued = parseInt(f[3]!.split(':')[1] ?? '0', 16) || 0;
+          bytes = Math.max(bytes, queued);
           if (buffer > 0) fill = Math.max(fill, Math.min(1, queued / buffer));
           drops += Number(f[f.length - 1]) || 0;
         }
       }
     }
-    return { fill, drops };
+    return { fill, bytes, drops };
   }
 
   private readTables(): string[] | undefined {

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS, LossThrottle, OverloadDetector } from '../../../src/engine/overload/index.js';
 
 const T = { ...DEFAULT_THRESHOLDS, lagHighMs: 50, lagLowMs: 15, pendingHigh: 100, pendingLow: 50, maxTransactions: 1000, maxDialogs: 0, intervalMs: 100, onsetIntervals: 1, stepPercent: 20, maxLossPercent: 100 };
-const calm = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0, queueFill: 0, drops: 0 };
+const calm = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0, queueBytes: 0, drops: 0 };
+const KIB = 1024;
 
 /** Feed `n` ticks of 20 ms with `s` starting at `t0`; returns the time after. */
 function ticks(d: OverloadDetector, t0: number, n: number, s: typeof calm): number {
@@ -50,27 +51,27 @@ describe('overload detector', () => {
     expect(d.loss).toBe(80);
   });
 
-  it('receive queue: a filling queue or any kernel drop sheds at once (no onset); calm needs an almost empty queue', () => {
-    const d = new OverloadDetector({ ...T, onsetIntervals: 3, queueHigh: 0.25, queueLow: 0.05 });
+  it('receive queue: bytes over the mark while filling, or any kernel drop, shed at once (no onset); calm needs an almost empty queue', () => {
+    const d = new OverloadDetector({ ...T, onsetIntervals: 3, queueHighBytes: 250 * KIB, queueLowBytes: 50 * KIB });
     let t = ticks(d, 0, 1, calm);
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.2 });
+    t = ticks(d, t, 5, { ...calm, queueBytes: 200 * KIB });
     expect(d.loss).toBe(0); // below the high mark
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.3 });
+    t = ticks(d, t, 5, { ...calm, queueBytes: 300 * KIB });
     expect(d.loss).toBe(20);
     expect(d.reason).toBe('receive_queue');
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.6 }); // still filling: one more step
+    t = ticks(d, t, 5, { ...calm, queueBytes: 600 * KIB }); // still filling: one more step
     expect(d.loss).toBe(40);
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.4 }); // over the mark but draining: hold
+    t = ticks(d, t, 5, { ...calm, queueBytes: 400 * KIB }); // over the mark but draining: hold
     expect(d.loss).toBe(40);
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.6 });
+    t = ticks(d, t, 5, { ...calm, queueBytes: 600 * KIB });
     expect(d.loss).toBe(60);
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.01 }); // drained: halve
+    t = ticks(d, t, 5, { ...calm, queueBytes: 10 * KIB }); // drained: halve
     expect(d.loss).toBe(30);
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.3 });
+    t = ticks(d, t, 5, { ...calm, queueBytes: 300 * KIB });
     expect(d.loss).toBe(50);
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.1 }); // in the band: hold
+    t = ticks(d, t, 5, { ...calm, queueBytes: 100 * KIB }); // in the band: hold
     expect(d.loss).toBe(50);
-    t = ticks(d, t, 5, { ...calm, queueFill: 0.01 });
+    t = ticks(d, t, 5, { ...calm, queueBytes: 10 * KIB });
     expect(d.loss).toBe(25);
     // Drops are summed over the interval: one drop in one tick is enough.
     t = ticks(d, t, 1, { ...calm, drops: 1 });
@@ -78,14 +79,14 @@ describe('overload detector', () => {
     expect(d.loss).toBe(45);
     // Queue and lag both over: the queue is the reason, and no onset wait applies.
     const e = new OverloadDetector({ ...T, onsetIntervals: 3 });
-    ticks(e, ticks(e, 0, 1, calm), 5, { ...calm, lagMs: 80, queueFill: 0.9 });
+    ticks(e, ticks(e, 0, 1, calm), 5, { ...calm, lagMs: 80, queueBytes: 900 * KIB });
     expect(e.loss).toBe(20);
     expect(e.reason).toBe('receive_queue');
   });
 
-  it('receive queue: queueHigh 0 turns the signal off, drops included', () => {
-    const d = new OverloadDetector({ ...T, queueHigh: 0, queueLow: 0 });
-    ticks(d, 0, 30, { ...calm, queueFill: 1, drops: 100 });
+  it('receive queue: queueHighBytes 0 turns the signal off, drops included', () => {
+    const d = new OverloadDetector({ ...T, queueHighBytes: 0, queueLowBytes: 0 });
+    ticks(d, 0, 30, { ...calm, queueBytes: 1000 * KIB, drops: 100 });
     expect(d.loss).toBe(0);
   });
 

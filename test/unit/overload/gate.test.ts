@@ -169,7 +169,7 @@ describe('overload gate in front of the UA core', () => {
 });
 
 describe('overload gate: the UDP receive-queue signal', () => {
-  function queueGate(q: { fill: number; drops: number }) {
+  function queueGate(q: { fill: number; bytes: number; drops: number }) {
     const clock = new ManualClock();
     let reads = 0;
     const gate = new OverloadGate(clock, {
@@ -180,7 +180,7 @@ describe('overload gate: the UDP receive-queue signal', () => {
   }
 
   it('is read about once per control interval, not every probe tick', () => {
-    const g = queueGate({ fill: 0, drops: 0 });
+    const g = queueGate({ fill: 0, bytes: 0, drops: 0 });
     g.clock.advance(1000); // 50 ticks, 10 intervals
     expect(g.reads()).toBeGreaterThanOrEqual(9);
     expect(g.reads()).toBeLessThanOrEqual(11);
@@ -191,8 +191,8 @@ describe('overload gate: the UDP receive-queue signal', () => {
   // Each case: the queue as the gate starts, whether it sheds 500 ms later, the change, whether
   // it sheds `ms` after that.
   it.each([
-    ['a drop counter already at 50 is history; one new drop sheds', { fill: 0, drops: 50 }, false, { drops: 51 }, 200, true],
-    ['a queue 90 % full sheds at once; once empty the loss returns to 0', { fill: 0.9, drops: 0 }, true, { fill: 0 }, 1000, false],
+    ['a drop counter already at 50 is history; one new drop sheds', { fill: 0, bytes: 0, drops: 50 }, false, { drops: 51 }, 200, true],
+    ['a queue of 900 KiB sheds at once; once empty the loss returns to 0', { fill: 0.9, bytes: 900 * 1024, drops: 0 }, true, { fill: 0, bytes: 0 }, 1000, false],
   ] as const)('%s', (_title, start, shedsFirst, change, ms, shedsAfter) => {
     const g = queueGate({ ...start });
     g.clock.advance(500);
@@ -212,12 +212,13 @@ describe('overload metrics: the receive queues', () => {
     const clock = new ManualClock();
     const gate = new OverloadGate(clock, {
       transactions: () => 0, dialogs: () => 0,
-      receiveQueue: () => ({ fill: 0.3, drops: 7 }),
+      receiveQueue: () => ({ fill: 0.3, bytes: 300 * 1024, drops: 7 }),
     }, { probeMs: 20, intervalMs: 100 });
     reportGate(gate);
     try {
       clock.advance(200);
       expect(await client.register.getSingleMetricAsString('peergate_udp_receive_queue_ratio')).toMatch(/^peergate_udp_receive_queue_ratio 0\.3$/m);
+      expect(await client.register.getSingleMetricAsString('peergate_udp_receive_queue_bytes')).toMatch(/^peergate_udp_receive_queue_bytes 307200$/m);
       expect(await client.register.getSingleMetricAsString('peergate_udp_kernel_drops')).toMatch(/^peergate_udp_kernel_drops 7$/m);
     } finally {
       reportGate(undefined);

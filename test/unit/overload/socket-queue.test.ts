@@ -35,7 +35,7 @@ describe.skipIf(!existsSync('/proc/net/udp'))('UDP receive-queue probe (/proc/ne
         { local: { protocol: 'udp', address: '127.0.0.1', port: other.address().port }, bytes: other.getRecvBufferSize() },
       ]);
       expect(probe.available).toBe(true);
-      expect(probe.read()).toEqual({ fill: 0, drops: 0 });
+      expect(probe.read()).toEqual({ fill: 0, bytes: 0, drops: 0 });
       flood('127.0.0.1', s.address().port, 2000, 500);
       // Still blocked since the child ran: nothing was read yet.
       const full = probe.read()!;
@@ -43,13 +43,17 @@ describe.skipIf(!existsSync('/proc/net/udp'))('UDP receive-queue probe (/proc/ne
       // The fullest listener counts, not an average with the idle one.
       expect(full.fill).toBeGreaterThan(0.5);
       expect(full.fill).toBeLessThanOrEqual(1);
+      // Bytes as the kernel charges them: at least the payloads, and the share is of the buffer.
+      expect(full.bytes).toBeGreaterThan(500 * 10);
+      expect(full.fill).toBeCloseTo(Math.min(1, full.bytes / buffer), 6);
       expect(full.drops).toBeGreaterThan(0);
       // Another socket's queue is not counted.
-      expect(new UdpQueueProbe([{ local: { protocol: 'udp', address: '127.0.0.1', port: other.address().port }, bytes: 65536 }]).read()).toEqual({ fill: 0, drops: 0 });
+      expect(new UdpQueueProbe([{ local: { protocol: 'udp', address: '127.0.0.1', port: other.address().port }, bytes: 65536 }]).read()).toEqual({ fill: 0, bytes: 0, drops: 0 });
       // Once the loop reads, the queue empties; the drop counter stays.
       for (let i = 0; i < 50 && probe.read()!.fill > 0; i++) await new Promise((r) => setTimeout(r, 20));
       const after = probe.read()!;
       expect(after.fill).toBe(0);
+      expect(after.bytes).toBe(0);
       expect(after.drops).toBe(full.drops);
       expect(received).toBeGreaterThan(0);
     } finally {
