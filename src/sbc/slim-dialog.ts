@@ -15,7 +15,8 @@
 //   this.res.stackDialogId (get id: the key of srf's dialog map and of every in-dialog request)
 // Nothing else of drachtio-srf reaches a Dialog's req or res once createB2BUA has resolved.
 // The strings the Dialog keeps itself (sip, local, remote) are replaced by flat copies, so that
-// none of them keeps the received text alive as a V8 sliced string (src/engine/transaction/own.ts).
+// none of them keeps the received text alive as a V8 sliced string (flat-copy.ts).
+import { flat } from './flat-copy.js';
 import type { Dialog } from './request-view.js';
 
 /** The member reads of a Dialog's `req` / `res` after its constructor that the stand-ins serve. */
@@ -45,12 +46,6 @@ interface HeldParts {
   sip: { callId: string; remoteTag: string; localTag: string };
   local: { uri?: string; sdp?: string; contact?: string };
   remote: { uri?: string; sdp?: string };
-}
-
-/** A copy of `s` sharing no memory with the received text it was cut from (see own.ts): for
- *  every string kept from a message for the call's life. */
-export function flat<T extends string | undefined>(s: T): T {
-  return (typeof s === 'string' && s.length >= 13 ? (' ' + s).slice(1) : s) as T;
 }
 
 /** Swap the dialog's INVITE request and response for stand-ins; idempotent. */

@@ -7,7 +7,8 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SERVED_READS, flat, isSlim, slimDialog } from '../../../src/sbc/slim-dialog.js';
+import { SERVED_READS, isSlim, slimDialog } from '../../../src/sbc/slim-dialog.js';
+import { flat } from '../../../src/sbc/flat-copy.js';
 import type { Dialog } from '../../../src/sbc/request-view.js';
 
 const require = createRequire(import.meta.url);
