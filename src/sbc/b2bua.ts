@@ -32,6 +32,7 @@ import { attemptTarget, expandTargets, outgoingHeaders, signForTarget, type Targ
 import { relayInDialog } from './relay.js';
 import { CallOutcome, type OutcomeSinks } from './outcome.js';
 import { slimDialog } from './slim-dialog.js';
+import { flat } from './flat-copy.js';
 
 export type { ActiveCall, Hangup } from './calls.js';
 /** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */
@@ -167,9 +168,10 @@ export class B2bua {
     if (!from) return;
     const fromLabel = sideLabel(from);
     const receivedAt = performance.now();
-    const callId = randomUUID();
+    // Flat: randomUUID() builds its text by concatenation (a tree of ≈ 30 strings), and this id is kept everywhere the call is.
+    const callId = flat(randomUUID());
     this.calls.begin(callId);
-    const log = this.opts.log.child({ call: callId, call_id: view.callId });
+    const log = this.opts.log.child({ call: callId, call_id: flat(view.callId) });
     let canceled = false;
     // The engine answers the INVITE 487 itself when the caller cancels: that is the final
     // response counted; whatever the app sends after it never reaches the caller.
