@@ -171,7 +171,8 @@ export class B2bua {
     // Flat: randomUUID() builds its text by concatenation (a tree of ≈ 30 strings), and this id is kept everywhere the call is.
     const callId = flat(randomUUID());
     this.calls.begin(callId);
-    const log = this.opts.log.child({ call: callId, call_id: flat(view.callId) });
+    const callerCallId = flat(view.callId);
+    const log = this.opts.log.child({ call: callId, call_id: callerCallId });
     let canceled = false;
     // The engine answers the INVITE 487 itself when the caller cancels: that is the final
     // response counted; whatever the app sends after it never reaches the caller.
@@ -186,7 +187,7 @@ export class B2bua {
     });
     // `call.finish(result, end)`: the result for metrics, `end` (status, who, why) for the call
     // record. An object, not a closure: an established call keeps it, not this setup scope (outcome.ts).
-    const call = new CallOutcome(this.sinks, callId, direction, firstPeer, trace, log);
+    const call = new CallOutcome(this.sinks, callId, direction, firstPeer, trace, this.opts.log, callerCallId);
 
     // 1b. Everything the A-leg needs to be answered, before limits or any B-leg (validate.ts).
     const invalid = validateInvite(view);
@@ -280,7 +281,7 @@ export class B2bua {
           this.observer.callSetup(call.peer, direction, (performance.now() - receivedAt) / 1000);
           trace.answered(answerOf(target.uri, anchored, attempt.uas, attempt.uac));
           // Both legs are up: if wiring them fails, hang up both rather than leave a call no one tracks.
-          try { this.established(call, from, target, attempt.uas, attempt.uac, policy, log); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
+          try { this.established(call, from, target, attempt.uas, attempt.uac, policy); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
           return;
         }
         lastFailure = attempt;
@@ -313,15 +314,15 @@ export class B2bua {
 
   /**
    * Both legs are up: relay in-dialog requests across, end both together. What the call keeps
-   * for its life is what this scope's closures hold (the outcome, the session, its ids and log),
+   * for its life is what this scope's closures hold (the outcome, which also logs, the session, ids),
    * not the setup scope of onInvite; the Dialogs let go of the INVITE and its 2xx (slim-dialog.ts).
    */
-  private established(call: CallOutcome, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, log: Logger): void {
+  private established(call: CallOutcome, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy): void {
     const { id: callId, direction } = call;
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
     this.observer.callStarted(peer, direction);
     const answeredAt = performance.now();
-    log.info({ target: target.uri }, 'call established');
+    call.info({ target: target.uri }, 'call established');
     // Both legs' endings, timers and reconciliation live in the session (src/sbc/session).
     const farPeer = from.kind === 'peer' ? from.peer : target.side.kind === 'peer' ? target.side.peer : undefined;
     const session = establish(this.sessions, {
@@ -333,15 +334,15 @@ export class B2bua {
         if (result === 'caller_bye' || result === 'callee_bye') call.finish(result);
         else call.finish(result, { endedBy: 'peergate', reason: result });
       },
-      onRefreshFailed: (leg, err) => log.info({ leg, err: String(err) }, 'session refresh failed'),
+      onRefreshFailed: (leg, err) => call.info({ leg, err: String(err) }, 'session refresh failed'),
     });
     // The session has read the INVITE's and the 2xx's headers: nothing needs them any more.
     slimDialog(uas);
     slimDialog(uac);
     if (session.isEnded) return;
-    relayInDialog({ uas, uac, caller: from, callee: target.side, policy, callId, media: this.stages.media, session, log });
+    relayInDialog({ uas, uac, caller: from, callee: target.side, policy, callId, media: this.stages.media, session, log: call });
     const info: ActiveCall = { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() };
     // Our own ending (drain deadline, shutdown): BYE on both legs with the Reason (RFC 3326).
-    this.calls.up(callId, info, (h: Hangup) => { log.info({ result: h }, 'ending call'); return session.end(h); });
+    this.calls.up(callId, info, (h: Hangup) => { call.info({ result: h }, 'ending call'); return session.end(h); });
   }
 }

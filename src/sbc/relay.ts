@@ -4,13 +4,13 @@
 // (topology.ts); a successful re-INVITE or UPDATE is a session refresh (RFC 4028). REFER
 // (RFC 3515) is refused: across an interconnect it would let a peer steer our core.
 import type Srf from 'drachtio-srf';
-import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
 import { applyResourcePriority } from './limits/priority.js';
 import { headerReader, type Dialog } from './request-view.js';
 import { warningHeaders } from './requests.js';
 import { indexOf, trustBetween } from './sides.js';
 import type { CallSession } from './session/index.js';
+import type { CallLog } from './outcome.js';
 import type { Leg, MediaStage, Side } from './stages.js';
 
 export interface RelayArgs {
@@ -24,7 +24,8 @@ export interface RelayArgs {
   callId: string;
   media?: MediaStage;
   session: CallSession;
-  log: Logger;
+  /** The call's log lines (outcome.ts). */
+  log: CallLog;
 }
 
 /** Relay in-dialog requests both ways for the life of the dialogs. */
