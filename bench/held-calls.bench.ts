@@ -8,7 +8,7 @@
 //
 // --workers N (policy `workers`): with N > 1 the B2BUA runs in N worker processes; every
 // process (main and each worker) is sampled the same way (RSS, a heap snapshot each) and
-// reported per process and in total. V8 heap used is read from /metrics, the main process's.
+// reported per process and in total. V8 heap used is read from /metrics (all processes).
 //
 // Phases: a warm-up of 300 unheld calls (JIT, pools), then, once every RFC 3261 timer has run
 // out, sample A (RSS; then a heap snapshot, which runs a full GC, and V8's heap used right after
