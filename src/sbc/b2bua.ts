@@ -179,15 +179,15 @@ export class B2bua {
     req.on('cancel', () => { canceled = true; this.desk.canceled(res); this.observer.response(fromLabel, 487); });
     // Every INVITE ends exactly once with a result (calls_total{result}), however it ends.
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
-    const firstPeer = from.kind === 'peer' ? from.peer.id : 'none';
+    const initialPeer = from.kind === 'peer' ? from.peer.id : 'none';
     const trace = this.recorder.begin({
-      id: callId, callId: view.callId, peer: firstPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
+      id: callId, callId: view.callId, peer: initialPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
       source: { address: view.sourceAddress, port: view.sourcePort }, transport: req.protocol,
       tls: policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null,
     });
     // `call.finish(result, end)`: the result for metrics, `end` (status, who, why) for the call
     // record. An object, not a closure: an established call keeps it, not this setup scope (outcome.ts).
-    const call = new CallOutcome(this.sinks, callId, direction, firstPeer, trace, this.opts.log, callerCallId);
+    const call = new CallOutcome(this.sinks, callId, direction, initialPeer, trace, this.opts.log, callerCallId);
 
     // 1b. Everything the A-leg needs to be answered, before limits or any B-leg (validate.ts).
     const invalid = validateInvite(view);

@@ -49,8 +49,6 @@ export class CallOutcome implements CallLog {
   info(obj: object, msg: string): void { this.base.info({ call: this.id, call_id: this.callerCallId, ...obj }, msg); }
   warn(obj: object, msg: string): void { this.base.warn({ call: this.id, call_id: this.callerCallId, ...obj }, msg); }
 
-  get isEnded(): boolean { return this.ended; }
-
   /** End the INVITE with `result`; `end` says how (status, who, why) for the call record. */
   finish(result: string, end: EndDetail = {}): void {
     if (this.ended) return;
