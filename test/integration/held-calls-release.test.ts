@@ -5,7 +5,7 @@
 // process (SIGUSR2) counts the objects while the calls are held; then the calls end with BYE
 // through the slimmed dialogs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, heldCalls, startUas, stopInOrder, waitFor, type Proc } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
@@ -43,6 +43,7 @@ describe('held calls keep no drachtio-srf Request or Response', () => {
     let size = -1;
     await waitFor(() => { const now = statSync(file).size; const same = now === size; size = now; return same; }, 30_000, 300, 'the snapshot file complete');
     const census = await heapCensus(file);
+    unlinkSync(file);
     const count = (name: string) => census.by.get(`object:${name}`)?.count ?? 0;
 
     // The control: the calls are there (an engine Dialog and a drachtio-srf Dialog per leg).
