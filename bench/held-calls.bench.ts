@@ -4,7 +4,11 @@
 // snapshot's live objects by constructor (engine Dialog, drachtio-srf Dialog/Request/Response,
 // B2BUA and session records, timers, strings...). On demand only (not part of the test suite).
 //
-//   npx tsx bench/held-calls.bench.ts [--calls 3000] [--rate 150] [--top 40] [--keep]
+//   npx tsx bench/held-calls.bench.ts [--calls 3000] [--rate 150] [--top 40] [--keep] [--workers 1]
+//
+// --workers N (policy `workers`): with N > 1 the B2BUA runs in N worker processes; every
+// process (main and each worker) is sampled the same way (RSS, a heap snapshot each) and
+// reported per process and in total. V8 heap used is read from /metrics (all processes).
 //
 // Phases: a warm-up of 300 unheld calls (JIT, pools), then, once every RFC 3261 timer has run
 // out, sample A (RSS; then a heap snapshot, which runs a full GC, and V8's heap used right after
@@ -20,14 +24,15 @@ import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
+import { childPids, freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric, twoSidedPolicy, type RunningPeergate } from '../test/helpers/peergate.js';
 import { heapCensus, perItemGrowth, type HeapCensus } from './heap-census.js';
 
 const { values } = parseArgs({ options: {
   calls: { type: 'string', default: '3000' }, rate: { type: 'string', default: '150' }, top: { type: 'string', default: '40' },
-  keep: { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false }, workers: { type: 'string', default: '1' },
 } });
+const WORKERS = Number(values.workers);
 const CALLS = Number(values.calls);
 const RATE = Number(values.rate);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -44,34 +49,58 @@ function runsFromDist(): boolean {
 const heapFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
-interface Sample { rss: number; heapUsed: number; heapTotal: number; external: number; census: HeapCensus; counts: string }
+interface Sample { rss: number; heapUsed: number; heapTotal: number; external: number; census: HeapCensus; counts: string; procs: ProcSample[] }
+/** One process of peergate (main or a worker): its RSS and live objects. */
+interface ProcSample { label: string; rss: number; bytes: number }
+
+/** peergate's processes: the main one, then its B2BUA workers (node children) by pid. */
+function processes(pg: RunningPeergate): { label: string; pid: number }[] {
+  if (WORKERS === 1) return [{ label: 'main', pid: pg.proc.pid }];
+  const workers = childPids(pg.proc.pid).filter((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'node'; } catch { return false; } }).sort((a, b) => a - b);
+  return [{ label: 'main', pid: pg.proc.pid }, ...workers.map((pid, i) => ({ label: `worker ${i + 1}`, pid }))];
+}
+const pidOfSnapshot = (file: string) => Number(file.split('.').at(-4));
 
 /** `rssFirst`: RSS read before the snapshot (B: the snapshot's own native memory not counted);
  *  else after it (A: so that B − A does not count the native memory snapshot A left behind). */
 async function sample(pg: RunningPeergate, label: string, rssFirst: boolean): Promise<Sample> {
-  let rss = rssOf(pg.proc.pid);
+  const procs = processes(pg);
+  if (procs.length !== WORKERS + (WORKERS > 1 ? 1 : 0)) throw new Error(`${label}: ${procs.length} peergate processes, expected ${WORKERS > 1 ? WORKERS + 1 : 1}`);
+  let rss = procs.map((p) => rssOf(p.pid));
   const before = new Set(heapFiles(pg.dir));
   const t = Date.now();
-  process.kill(pg.proc.pid, 'SIGUSR2');
-  let file: string | undefined;
-  for (let i = 0; i < 900 && !file; i++) { await sleep(200); file = heapFiles(pg.dir).find((f) => !before.has(f)); }
-  if (!file) throw new Error(`${label}: no heap snapshot written`);
+  for (const p of procs) process.kill(p.pid, 'SIGUSR2');
+  let files: string[] = [];
+  for (let i = 0; i < 900 && files.length < procs.length; i++) { await sleep(200); files = heapFiles(pg.dir).filter((f) => !before.has(f)); }
+  if (files.length < procs.length) throw new Error(`${label}: ${files.length} of ${procs.length} heap snapshots written`);
   // Written on peergate's main thread: /metrics answers once it is complete.
   let text = '';
   for (let i = 0; i < 120 && !text; i++) { text = await pg.metrics().catch(() => ''); if (!text) await sleep(1000); }
   let size = -1;
-  for (let i = 0; i < 100 && statSync(file).size !== size; i++) { size = statSync(file).size; await sleep(200); }
-  if (!rssFirst) { await sleep(2000); rss = rssOf(pg.proc.pid); }
-  const census = await heapCensus(file);
+  const total = () => files.reduce((n, f) => n + statSync(f).size, 0);
+  for (let i = 0; i < 100 && total() !== size; i++) { size = total(); await sleep(200); }
+  if (!rssFirst) { await sleep(2000); rss = procs.map((p) => rssOf(p.pid)); }
+  const censuses = new Map<number, HeapCensus>();
+  for (const f of files) censuses.set(pidOfSnapshot(f), await heapCensus(f));
+  const census = mergeCensus([...censuses.values()]);
   const counts = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions']
     .map((n) => `${n.replace('peergate_', '')}=${sumMetric(text, n)}`).join(' ');
   const s = {
-    rss, heapUsed: sumMetric(text, 'nodejs_heap_size_used_bytes'), heapTotal: sumMetric(text, 'nodejs_heap_size_total_bytes'),
+    rss: rss.reduce((x, y) => x + y, 0), heapUsed: sumMetric(text, 'nodejs_heap_size_used_bytes'), heapTotal: sumMetric(text, 'nodejs_heap_size_total_bytes'),
     external: sumMetric(text, 'nodejs_external_memory_bytes'), census, counts,
+    procs: procs.map((p, i) => ({ label: p.label, rss: rss[i]!, bytes: censuses.get(p.pid)?.bytes ?? 0 })),
   };
   console.log(`# ${label}: rss ${MiB(s.rss)} MiB, heap used ${MiB(s.heapUsed)} / committed ${MiB(s.heapTotal)} MiB, external ${MiB(s.external)} MiB; ` +
     `snapshot ${census.nodes} objects ${MiB(census.bytes)} MiB (${(size / 1048576).toFixed(0)} MiB file, ${((Date.now() - t) / 1000).toFixed(1)} s); ${counts}`);
+  if (procs.length > 1) for (const p of s.procs) console.log(`#   ${p.label}: rss ${MiB(p.rss)} MiB, live objects ${MiB(p.bytes)} MiB`);
   return s;
+}
+
+/** Several processes' censuses as one (sums by type:constructor). */
+function mergeCensus(cs: HeapCensus[]): HeapCensus {
+  const by = new Map<string, { count: number; bytes: number }>();
+  for (const c of cs) for (const [k, e] of c.by) { const m = by.get(k) ?? { count: 0, bytes: 0 }; m.count += e.count; m.bytes += e.bytes; by.set(k, m); }
+  return { nodes: cs.reduce((n, c) => n + c.nodes, 0), bytes: cs.reduce((n, c) => n + c.bytes, 0), by };
 }
 
 /** Poll until `check(metrics text)` holds (bounded by `timeoutS`). */
@@ -89,10 +118,10 @@ const noTransactions = (t: string) => sumMetric(t, 'peergate_engine_server_trans
 
 async function main(): Promise<number> {
   const [uasPort, peerPort, corePort, ops] = await freePorts(4) as [number, number, number, number];
-  console.log(`# held calls: ${CALLS} at ${RATE}/s, peergate from ${runsFromDist() ? 'dist/ (compiled by tsc)' : 'src/ through tsx'}, node ${process.version}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`# held calls: ${CALLS} at ${RATE}/s, workers: ${WORKERS}, peergate from ${runsFromDist() ? 'dist/ (compiled by tsc)' : 'src/ through tsx'}, node ${process.version}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
   const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort: ops, coreTarget: `sip:127.0.0.3:${uasPort}`, logLevel: 'error' }, {
-    media: { anchoring: false },
+    media: { anchoring: false }, workers: WORKERS,
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
   }), { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
   const uac = (n: number, rate: number, holdMs: number, dir: string) => startProcess('sipp', ['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0',
@@ -126,8 +155,11 @@ async function main(): Promise<number> {
   const b = await sample(pg, `B ${held} held`, true);
   const n = sumMetric(b.counts.replace(/ /g, '\n').replace(/=/g, ' '), 'active_calls');
   const per = (x: number, y: number) => ((y - x) / n).toFixed(0);
-  console.log(`# per held call (${n} held of ${CALLS} placed; both legs, one process): RSS ${per(a.rss, b.rss)} B, V8 heap used ${per(a.heapUsed, b.heapUsed)} B, ` +
+  console.log(`# per held call (${n} held of ${CALLS} placed; both legs, ${WORKERS > 1 ? `${WORKERS + 1} processes` : 'one process'}): RSS ${per(a.rss, b.rss)} B, V8 heap used ${per(a.heapUsed, b.heapUsed)} B, ` +
     `committed ${per(a.heapTotal, b.heapTotal)} B, external ${per(a.external, b.external)} B, live objects (snapshot) ${per(a.census.bytes, b.census.bytes)} B`);
+  if (b.procs.length > 1) {
+    for (const [i, p] of b.procs.entries()) console.log(`#   ${p.label}: RSS ${per(a.procs[i]!.rss, p.rss)} B, live objects ${per(a.procs[i]!.bytes, p.bytes)} B per held call`);
+  }
   for (const line of perItemGrowth(a.census, b.census, n, Number(values.top))) console.log(line);
   calls.child.kill('SIGKILL');
   await pg.stop();

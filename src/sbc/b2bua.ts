@@ -21,7 +21,7 @@ import { uriHost } from '../sip/grammar/index.js';
 import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import type { Side, Refusal, Stages, IdentityOutcome } from './stages.js';
 import { CallRegistry, type ActiveCall, type Hangup } from './calls.js';
-import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder, type CallEnd } from './cdr/events.js';
+import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder } from './cdr/events.js';
 import { validateInvite } from './validate.js';
 import { unanchoredSdpSeam } from './media/sdp-topology.js';
 import { sessionTable, establish, intervalTooSmall, systemClock, type SessionTable, type Clock, type LegDialog, type PeergateEnding, PEERGATE_ENDINGS } from './session/index.js';
@@ -30,6 +30,9 @@ import { indexOf, sideLabel } from './sides.js';
 import { RequestDesk, type RequestObserver } from './requests.js';
 import { attemptTarget, expandTargets, outgoingHeaders, signForTarget, type Target } from './b-leg.js';
 import { relayInDialog } from './relay.js';
+import { CallOutcome, type OutcomeSinks } from './outcome.js';
+import { slimDialog } from './slim-dialog.js';
+import { flat } from './flat-copy.js';
 
 export type { ActiveCall, Hangup } from './calls.js';
 /** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */
@@ -82,6 +85,8 @@ export class B2bua {
   private readonly observer: B2buaObserver;
   private readonly stages: Stages;
   private readonly recorder: CallRecorder;
+  /** Where every call's outcome is reported (outcome.ts). */
+  private readonly sinks: OutcomeSinks;
 
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
@@ -90,6 +95,7 @@ export class B2bua {
     // Without rtpengine, SDP identity fields are still rewritten (media/sdp-topology.ts).
     this.stages = stages.media ? stages : { ...stages, media: unanchoredSdpSeam() };
     this.recorder = opts.recorder ?? noCallRecorder;
+    this.sinks = { observer: this.observer, calls: this.calls, media: this.stages.media };
     this.desk = new RequestDesk({ policy: opts.policy, log: opts.log, observer: this.observer, limits: this.stages.limits });
     // Media inactivity is asked of rtpengine only: the unanchored seam has no activity to report.
     this.sessions = sessionTable(opts.clock ?? systemClock, opts.policy, opts.dialogExists, stages.media);
@@ -162,62 +168,54 @@ export class B2bua {
     if (!from) return;
     const fromLabel = sideLabel(from);
     const receivedAt = performance.now();
-    const callId = randomUUID();
+    // Flat: randomUUID() builds its text by concatenation (a tree of ≈ 30 strings), and this id is kept everywhere the call is.
+    const callId = flat(randomUUID());
     this.calls.begin(callId);
-    const log = this.opts.log.child({ call: callId, call_id: view.callId });
+    const callerCallId = flat(view.callId);
+    const log = this.opts.log.child({ call: callId, call_id: callerCallId });
     let canceled = false;
     // The engine answers the INVITE 487 itself when the caller cancels: that is the final
     // response counted; whatever the app sends after it never reaches the caller.
     req.on('cancel', () => { canceled = true; this.desk.canceled(res); this.observer.response(fromLabel, 487); });
     // Every INVITE ends exactly once with a result (calls_total{result}), however it ends.
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
-    let callPeer = from.kind === 'peer' ? from.peer.id : 'none';
-    let release = (): void => {};
-    let ended = false;
+    const initialPeer = from.kind === 'peer' ? from.peer.id : 'none';
     const trace = this.recorder.begin({
-      id: callId, callId: view.callId, peer: callPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
+      id: callId, callId: view.callId, peer: initialPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
       source: { address: view.sourceAddress, port: view.sourcePort }, transport: req.protocol,
       tls: policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null,
     });
-    // `end` says how (status, who, why) for the call record; the result says it for metrics.
-    const finish = (result: string, end: Omit<CallEnd, 'result' | 'peer'> = {}): void => {
-      if (ended) return;
-      ended = true;
-      trace.ended({ ...end, result, peer: callPeer });
-      release();
-      void this.stages.media?.end(callId).catch((err: unknown) => log.warn({ err: String(err) }, 'media end failed'));
-      this.calls.end(callId);
-      this.observer.callFinished(callPeer, direction, result);
-      log.info({ result }, 'call ended');
-    };
+    // `call.finish(result, end)`: the result for metrics, `end` (status, who, why) for the call
+    // record. An object, not a closure: an established call keeps it, not this setup scope (outcome.ts).
+    const call = new CallOutcome(this.sinks, callId, direction, initialPeer, trace, this.opts.log, callerCallId);
 
     // 1b. Everything the A-leg needs to be answered, before limits or any B-leg (validate.ts).
     const invalid = validateInvite(view);
-    if (invalid) { finish('refused'); return this.desk.refuse(res, fromLabel, invalid, log, view.sourceAddress); }
+    if (invalid) { call.finish('refused'); return this.desk.refuse(res, fromLabel, invalid, log, view.sourceAddress); }
 
     // 2. Admission: a draining node (SIGTERM, POST /admin/drain) sends peers and DNS SRV to the
     //    pool's other nodes; then methods, REGISTER, Max-Forwards, loops, transport.
     const draining = this.calls.refusing();
     if (draining) {
       const refusal: Refusal = { status: 503, reason: 'Service Unavailable', label: 'draining', retryAfterS: draining.retryAfterS, warning: 'node draining' };
-      finish('refused', refusalEnd(refusal));
+      call.finish('refused', refusalEnd(refusal));
       return this.desk.refuse(res, fromLabel, refusal, log, view.sourceAddress);
     }
     if (from.kind === 'peer') {
       const refusal = admit({ method: 'INVITE', protocol: req.protocol, maxForwards: view.get('Max-Forwards'), vias: view.getAll('Via') }, from.peer, c.own);
-      if (refusal) { finish('refused', refusalEnd(refusal)); return this.desk.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
+      if (refusal) { call.finish('refused', refusalEnd(refusal)); return this.desk.refuse(res, fromLabel, refusal, log, view.sourceAddress); }
     }
 
     // RFC 4028 §6: a session interval below our Min-SE is refused before any slot is taken.
     const tooSmall = intervalTooSmall(view.get('Session-Expires') ?? view.get('x'), policy.sessions.session_timer.min_se_s);
-    if (tooSmall) { const refusal = { ...tooSmall, label: 'session_interval' }; finish('refused', refusalEnd(refusal)); this.desk.refuse(res, fromLabel, refusal, log, view.sourceAddress); return; }
+    if (tooSmall) { const refusal = { ...tooSmall, label: 'session_interval' }; call.finish('refused', refusalEnd(refusal)); this.desk.refuse(res, fromLabel, refusal, log, view.sourceAddress); return; }
 
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
       // Every INVITE ends with a result, an exception here too (the try below starts later).
-      const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { finish('error'); throw err; });
-      if (!r.ok) { finish('refused', refusalEnd(r.refusal)); return this.desk.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
-      release = r.release;
+      const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { call.finish('error'); throw err; });
+      if (!r.ok) { call.finish('refused', refusalEnd(r.refusal)); return this.desk.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+      call.release = r.release;
     }
 
     try {
@@ -225,7 +223,7 @@ export class B2bua {
       let identity: IdentityOutcome = { addHeaders: {} };
       if (this.stages.identity) {
         const r = await this.stages.identity.verify(policy, from, view);
-        if (!r.ok) { trace.identity({ verdict: 'fail' }); finish('refused', refusalEnd(r.refusal)); return this.desk.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
+        if (!r.ok) { trace.identity({ verdict: 'fail' }); call.finish('refused', refusalEnd(r.refusal)); return this.desk.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
         identity = r.outcome;
         const verdict = identityVerdictOf(r.outcome);
         if (verdict) trace.identity(verdict);
@@ -239,22 +237,22 @@ export class B2bua {
         const r = await this.opts.routing.targets(policy, route.rule, route.destinations, called);
         if (!r.ok) {
           const peerDest = from.kind === 'core' ? route.destinations.find((d) => d !== 'core') : undefined;
-          if (peerDest) callPeer = peerDest;
-          finish(r.refusal.label === 'no_route' ? 'no_route' : 'failed', { status: r.refusal.status });
+          if (peerDest) call.peer = peerDest;
+          call.finish(r.refusal.label === 'no_route' ? 'no_route' : 'failed', { status: r.refusal.status });
           return this.desk.refuse(res, fromLabel, r.refusal, log, view.sourceAddress);
         }
         targets = r.targets;
       } else targets = expandTargets(policy, route?.destinations ?? []);
-      const firstPeer = targets.find((t) => t.side.kind === 'peer')?.side;
-      if (from.kind === 'core' && firstPeer?.kind === 'peer') callPeer = firstPeer.peer.id;
+      const firstTarget = targets.find((t) => t.side.kind === 'peer')?.side;
+      if (from.kind === 'core' && firstTarget?.kind === 'peer') call.peer = firstTarget.peer.id;
       if (targets.length === 0) {
-        finish('no_route', { status: 404 });
+        call.finish('no_route', { status: 404 });
         return this.desk.refuse(res, fromLabel, { status: 404, reason: 'No Route To Destination', label: 'no_route' }, log, view.sourceAddress);
       }
       log.info({ from: fromLabel, called, targets: targets.map((t) => t.uri) }, 'new call');
       let progressed = false;
       const progress = (): void => {
-        if (!progressed) { progressed = true; this.observer.postDialDelay?.(callPeer, direction, (performance.now() - receivedAt) / 1000); }
+        if (!progressed) { progressed = true; this.observer.postDialDelay?.(call.peer, direction, (performance.now() - receivedAt) / 1000); }
       };
       onFinalResponse(res, progress);
 
@@ -262,13 +260,13 @@ export class B2bua {
       // 7. B-leg with ordered failover on 408, 503 or no answer.
       let lastFailure: { status: number; reason: string; noAnswer?: boolean } = { status: 480, reason: 'Temporarily Unavailable' };
       for (let i = 0; i < targets.length; i++) {
-        if (canceled) { finish('canceled'); return; }
+        if (canceled) { call.finish('canceled'); return; }
         const target = targets[i]!;
         let localSdpB: string | undefined = req.body || undefined;
         let anchored = false;
         if (this.stages.media && req.body) {
           const o = await this.stages.media.offer({ callId, sdp: req.body, leg: 'A', from, to: target.side, policy });
-          if (!o.ok) { finish('refused', refusalEnd(o.refusal)); return this.desk.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
+          if (!o.ok) { call.finish('refused', refusalEnd(o.refusal)); return this.desk.refuse(res, fromLabel, o.refusal, log, view.sourceAddress); }
           localSdpB = o.sdp;
           anchored = o.anchored ?? localSdpB !== req.body;
         }
@@ -280,48 +278,51 @@ export class B2bua {
           isCanceled: () => canceled, onProgress: progress, onSent: (b) => trace.bLeg(b, target.uri),
         });
         if (attempt.ok) {
-          this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
+          this.observer.callSetup(call.peer, direction, (performance.now() - receivedAt) / 1000);
           trace.answered(answerOf(target.uri, anchored, attempt.uas, attempt.uac));
           // Both legs are up: if wiring them fails, hang up both rather than leave a call no one tracks.
-          try { this.established(callId, from, target, attempt.uas, attempt.uac, policy, finish, log); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
+          try { this.established(call, from, target, attempt.uas, attempt.uac, policy); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
           return;
         }
         lastFailure = attempt;
         const stopping = this.calls.stopping;
         if (stopping) {
-          finish(stopping);
+          call.finish(stopping);
           if (!res.finalResponseSent) res.send(503, 'Service Unavailable', { headers: { Reason: PEERGATE_ENDINGS[stopping] } });
           return;
         }
-        if (canceled || attempt.status === 487 && !attempt.noAnswer) { finish('canceled'); return; }
+        if (canceled || attempt.status === 487 && !attempt.noAnswer) { call.finish('canceled'); return; }
         const failover = attempt.noAnswer || FAILOVER_STATUSES.has(attempt.status);
         log.info({ target: target.uri, hop: target.hop && hopUri(target.hop), status: attempt.status, noAnswer: attempt.noAnswer, failover: failover && i + 1 < targets.length }, 'target failed');
         if (!failover) break;
         await this.stages.media?.end(callId).catch(() => undefined);
       }
       // 8. Every target failed: pass the last failure back, with a Reason saying it is ours.
-      finish('failed', lastFailure.noAnswer
+      call.finish('failed', lastFailure.noAnswer
         ? { status: lastFailure.status, endedBy: 'peergate', reason: 'no_answer' }
         : { status: lastFailure.status >= 300 ? lastFailure.status : 480, endedBy: 'callee', reason: `status_${lastFailure.status}` });
       if (!res.finalResponseSent && !canceled) {
         const status = lastFailure.status >= 300 ? lastFailure.status : 480;
-        this.observer.callSetup(callPeer, direction, (performance.now() - receivedAt) / 1000);
+        this.observer.callSetup(call.peer, direction, (performance.now() - receivedAt) / 1000);
         res.send(status, lastFailure.reason, { headers: { Reason: `SIP;cause=${status};text="${lastFailure.reason.replace(/"/g, '')}"` } });
       }
     } catch (err) {
-      finish('error');
+      call.finish('error');
       throw err;
     }
   }
 
-  /** Both legs are up: relay in-dialog requests across, end both together. */
-  private established(callId: string, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, finish: (r: string, end?: Omit<CallEnd, 'result' | 'peer'>) => void, log: Logger): void {
+  /**
+   * Both legs are up: relay in-dialog requests across, end both together. What the call keeps
+   * for its life is what this scope's closures hold (the outcome, which also logs, the session, ids),
+   * not the setup scope of onInvite; the Dialogs let go of the INVITE and its 2xx (slim-dialog.ts).
+   */
+  private established(call: CallOutcome, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy): void {
+    const { id: callId, direction } = call;
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
-    const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
-    const info: ActiveCall = { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() };
     this.observer.callStarted(peer, direction);
     const answeredAt = performance.now();
-    log.info({ target: target.uri }, 'call established');
+    call.info({ target: target.uri }, 'call established');
     // Both legs' endings, timers and reconciliation live in the session (src/sbc/session).
     const farPeer = from.kind === 'peer' ? from.peer : target.side.kind === 'peer' ? target.side.peer : undefined;
     const session = establish(this.sessions, {
@@ -330,14 +331,18 @@ export class B2bua {
       onEnd: (result) => {
         this.observer.callEnded(peer, direction);
         this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
-        if (result === 'caller_bye' || result === 'callee_bye') finish(result);
-        else finish(result, { endedBy: 'peergate', reason: result });
+        if (result === 'caller_bye' || result === 'callee_bye') call.finish(result);
+        else call.finish(result, { endedBy: 'peergate', reason: result });
       },
-      onRefreshFailed: (leg, err) => log.info({ leg, err: String(err) }, 'session refresh failed'),
+      onRefreshFailed: (leg, err) => call.info({ leg, err: String(err) }, 'session refresh failed'),
     });
+    // The session has read the INVITE's and the 2xx's headers: nothing needs them any more.
+    slimDialog(uas);
+    slimDialog(uac);
     if (session.isEnded) return;
-    relayInDialog({ uas, uac, caller: from, callee: target.side, policy, callId, media: this.stages.media, session, log });
+    relayInDialog({ uas, uac, caller: from, callee: target.side, policy, callId, media: this.stages.media, session, log: call });
+    const info: ActiveCall = { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() };
     // Our own ending (drain deadline, shutdown): BYE on both legs with the Reason (RFC 3326).
-    this.calls.up(callId, info, (h: Hangup) => { log.info({ result: h }, 'ending call'); return session.end(h); });
+    this.calls.up(callId, info, (h: Hangup) => { call.info({ result: h }, 'ending call'); return session.end(h); });
   }
 }

@@ -4,13 +4,13 @@
 // (topology.ts); a successful re-INVITE or UPDATE is a session refresh (RFC 4028). REFER
 // (RFC 3515) is refused: across an interconnect it would let a peer steer our core.
 import type Srf from 'drachtio-srf';
-import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
 import { applyResourcePriority } from './limits/priority.js';
 import { headerReader, type Dialog } from './request-view.js';
 import { warningHeaders } from './requests.js';
 import { indexOf, trustBetween } from './sides.js';
 import type { CallSession } from './session/index.js';
+import type { CallLog } from './outcome.js';
 import type { Leg, MediaStage, Side } from './stages.js';
 
 export interface RelayArgs {
@@ -24,7 +24,8 @@ export interface RelayArgs {
   callId: string;
   media?: MediaStage;
   session: CallSession;
-  log: Logger;
+  /** The call's log lines (outcome.ts). */
+  log: CallLog;
 }
 
 /** Relay in-dialog requests both ways for the life of the dialogs. */
@@ -60,20 +61,26 @@ function relayOneWay(a: Dialog, b: Dialog, aLeg: Leg, aSide: Side, bSide: Side, 
       if (!res.finalResponseSent) res.send(err.status && err.status >= 400 ? err.status : 500);
     });
   });
-  for (const method of ['info', 'update', 'message', 'notify'] as const) {
-    (a as unknown as NodeJS.EventEmitter).on(method, (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
-      const get = headerReader(req);
-      const headers = applyResourcePriority(allow.requestHeaders(get, trust), aSide, get('Resource-Priority'));
-      const ct = get('Content-Type');
-      if (ct && req.body) headers['Content-Type'] = ct;
-      (b.request({ method: method.toUpperCase(), headers, body: req.body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>)
-        .then((r) => {
-          res.send(r.status, r.reason, { headers: allow.requestHeaders(headerReader(r), trust, 'response'), ...(r.body ? { body: r.body } : {}) });
-          if (method === 'update' && r.status >= 200 && r.status < 300) session.refreshed();
-        })
-        .catch((err: unknown) => { log.info({ err: String(err), method }, 'in-dialog relay failed'); if (!res.finalResponseSent) res.send(500); });
-    });
-  }
+  // One listener for the four methods (it reads the method off the request): one closure per
+  // leg rather than four, as it lives as long as the call (issue #18 item 5).
+  const relayOther = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
+    const method = req.method;
+    const get = headerReader(req);
+    const headers = applyResourcePriority(allow.requestHeaders(get, trust), aSide, get('Resource-Priority'));
+    const ct = get('Content-Type');
+    if (ct && req.body) headers['Content-Type'] = ct;
+    (b.request({ method, headers, body: req.body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>)
+      .then((r) => {
+        res.send(r.status, r.reason, { headers: allow.requestHeaders(headerReader(r), trust, 'response'), ...(r.body ? { body: r.body } : {}) });
+        if (method === 'UPDATE' && r.status >= 200 && r.status < 300) session.refreshed();
+      })
+      .catch((err: unknown) => { log.info({ err: String(err), method }, 'in-dialog relay failed'); if (!res.finalResponseSent) res.send(500); });
+  };
+  for (const event of ['info', 'update', 'message', 'notify'] as const) (a as unknown as NodeJS.EventEmitter).on(event, relayOther);
   // REFER across an interconnect would let a peer steer our core: not relayed.
-  a.on('refer', (_req: Srf.SrfRequest, res: Srf.SrfResponse) => res.send(403, 'REFER Not Allowed', {}));
+  a.on('refer', refuseRefer);
+}
+
+function refuseRefer(_req: Srf.SrfRequest, res: Srf.SrfResponse): void {
+  res.send(403, 'REFER Not Allowed', {});
 }

@@ -1,6 +1,7 @@
 // Call records: one JSON object per call, built from the B2BUA's trace (events.ts) and handed
 // to the sinks when the call ends, however it ends. The field names are the record's public
 // format (docs/operations.md "Call records"); add fields, never rename them.
+import { flat } from '../flat-copy.js';
 import type { CallAnswer, CallEnd, CallRecorder, CallStart, CallTrace, EndedBy, IdentityVerdict } from './events.js';
 
 export interface CallRecord {
@@ -64,61 +65,84 @@ function hostPort(address: string, port: number): string {
 /** Turns traces into records and gives each finished record to `emit` (exactly once per call). */
 export class CallRecords implements CallRecorder {
   /** `wanted`: whether anyone takes records now (no sink configured: the record is not even built). */
-  constructor(private readonly emit: (r: CallRecord) => void, private readonly opts: { node?: string; now?: () => number; wanted?: () => boolean } = {}) {}
+  constructor(readonly emit: (r: CallRecord) => void, readonly opts: { node?: string; now?: () => number; wanted?: () => boolean } = {}) {}
 
   begin(start: CallStart): CallTrace {
-    const now = this.opts.now ?? Date.now;
-    const setupAt = now();
-    let answeredAt: number | undefined;
-    let identity: IdentityVerdict | null = null;
-    let bCallId: string | null = null;
-    let target: string | null = null;
-    let answer: CallAnswer | undefined;
-    let done = false;
-    return {
-      identity: (v) => { identity = { ...v }; },
-      bLeg: (callId, t) => { bCallId = callId; target = t; },
-      answered: (a) => {
-        if (done || answeredAt !== undefined) return;
-        answeredAt = now();
-        answer = a;
-        if (a.bCallId) bCallId = a.bCallId;
-        target = a.target;
-      },
-      ended: (e: CallEnd) => {
-        if (done) return;
-        done = true;
-        if (this.opts.wanted && !this.opts.wanted()) return;
-        const endAt = now();
-        const d = DEFAULT_END[e.result] ?? { by: 'peergate' as const, reason: e.result, status: answeredAt !== undefined ? 200 : 500 };
-        const record: CallRecord = {
-          v: 1,
-          ...(this.opts.node !== undefined ? { node: this.opts.node } : {}),
-          id: start.id,
-          call_id: start.callId,
-          b_call_id: bCallId,
-          peer: e.peer ?? start.peer,
-          direction: start.direction,
-          calling: start.calling,
-          called: start.called,
-          source: hostPort(start.source.address, start.source.port),
-          transport: start.transport,
-          tls_identity: start.tls ? { subject: start.tls.subject, fingerprint256: start.tls.fingerprint256, san: [...start.tls.subjectAltNames] } : null,
-          target,
-          setup_time: new Date(setupAt).toISOString(),
-          answer_time: answeredAt !== undefined ? new Date(answeredAt).toISOString() : null,
-          end_time: new Date(endAt).toISOString(),
-          duration_s: answeredAt !== undefined ? (endAt - answeredAt) / 1000 : 0,
-          setup_s: ((answeredAt ?? endAt) - setupAt) / 1000,
-          status: e.status ?? (answeredAt !== undefined ? 200 : d.status),
-          result: e.result,
-          ended_by: e.endedBy ?? d.by,
-          end_reason: e.reason ?? d.reason,
-          identity,
-          media: { anchored: answer?.anchored ?? false, srtp_a: sdpIsSrtp(answer?.sdpA), srtp_b: sdpIsSrtp(answer?.sdpB) },
-        };
-        this.emit(record);
-      },
+    return new RecordTrace(this, start);
+  }
+}
+
+/**
+ * One call's trace. An object with the few values the record needs, not closures over the
+ * call flow: it lives as long as the call, so it keeps flat copies of its strings and the
+ * answer's SRTP verdicts rather than the SDP bodies (issue #18 item 5, ../flat-copy.ts).
+ */
+class RecordTrace implements CallTrace {
+  private readonly start: CallStart;
+  private readonly setupAt: number;
+  private answeredAt: number | undefined;
+  private verdict: IdentityVerdict | null = null;
+  private bCallId: string | null = null;
+  private target: string | null = null;
+  private media = { anchored: false, srtp_a: false, srtp_b: false };
+  private done = false;
+
+  constructor(private readonly records: CallRecords, start: CallStart) {
+    this.start = {
+      ...start, callId: flat(start.callId), calling: flat(start.calling), called: flat(start.called),
+      source: { address: flat(start.source.address), port: start.source.port },
     };
+    this.setupAt = this.now();
+  }
+
+  private now(): number { return (this.records.opts.now ?? Date.now)(); }
+
+  identity(v: IdentityVerdict): void { this.verdict = { ...v }; }
+
+  bLeg(callId: string, target: string): void { this.bCallId = flat(callId); this.target = target; }
+
+  answered(a: CallAnswer): void {
+    if (this.done || this.answeredAt !== undefined) return;
+    this.answeredAt = this.now();
+    this.media = { anchored: a.anchored, srtp_a: sdpIsSrtp(a.sdpA), srtp_b: sdpIsSrtp(a.sdpB) };
+    if (a.bCallId) this.bCallId = flat(a.bCallId);
+    this.target = a.target;
+  }
+
+  ended(e: CallEnd): void {
+    if (this.done) return;
+    this.done = true;
+    const { opts } = this.records;
+    if (opts.wanted && !opts.wanted()) return;
+    const { start, answeredAt, setupAt } = this;
+    const endAt = this.now();
+    const d = DEFAULT_END[e.result] ?? { by: 'peergate' as const, reason: e.result, status: answeredAt !== undefined ? 200 : 500 };
+    const record: CallRecord = {
+      v: 1,
+      ...(opts.node !== undefined ? { node: opts.node } : {}),
+      id: start.id,
+      call_id: start.callId,
+      b_call_id: this.bCallId,
+      peer: e.peer ?? start.peer,
+      direction: start.direction,
+      calling: start.calling,
+      called: start.called,
+      source: hostPort(start.source.address, start.source.port),
+      transport: start.transport,
+      tls_identity: start.tls ? { subject: start.tls.subject, fingerprint256: start.tls.fingerprint256, san: [...start.tls.subjectAltNames] } : null,
+      target: this.target,
+      setup_time: new Date(setupAt).toISOString(),
+      answer_time: answeredAt !== undefined ? new Date(answeredAt).toISOString() : null,
+      end_time: new Date(endAt).toISOString(),
+      duration_s: answeredAt !== undefined ? (endAt - answeredAt) / 1000 : 0,
+      setup_s: ((answeredAt ?? endAt) - setupAt) / 1000,
+      status: e.status ?? (answeredAt !== undefined ? 200 : d.status),
+      result: e.result,
+      ended_by: e.endedBy ?? d.by,
+      end_reason: e.reason ?? d.reason,
+      identity: this.verdict,
+      media: this.media,
+    };
+    this.records.emit(record);
   }
 }

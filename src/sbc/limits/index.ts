@@ -9,6 +9,7 @@ import type { Policy } from '../../policy/schema.js';
 import type { LimitsStage, Refusal, RequestView, Side } from '../stages.js';
 import type { GlobalLimits, PeerLimits } from './schema.js';
 import { peerLabel, priorityCalls, priorityOf } from './priority.js';
+import { flat } from '../flat-copy.js';
 
 /** For the overload shedder: a call it must never refuse (emergency, trusted Resource-Priority). */
 export { isPriority, type PriorityCall } from './priority.js';
@@ -158,7 +159,7 @@ export class Limits implements LimitsStage {
    * call rate first (cheap to refuse a flood), then one slot in every session scope at once.
    * A `priority` call (limits/priority.ts) may use the reserved share above each limit.
    */
-  async admit(peerId: string | undefined, limits: AppliedLimits, sessionId: string = randomUUID(), priority = false): Promise<Admission> {
+  async admit(peerId: string | undefined, limits: AppliedLimits, sessionId: string = flat(randomUUID()), priority = false): Promise<Admission> {
     const peer = limits.peer;
     const global = limits.global;
     const label = peerId ?? 'core';
@@ -216,7 +217,8 @@ export class Limits implements LimitsStage {
       ? await this.admit(from.peer.id, { peer: from.peer.limits, global: policy.limits }, undefined, kind !== undefined)
       : await this.admit(undefined, { global: policy.limits }, undefined, kind !== undefined);
     if (kind) priorityCalls.inc({ peer: peerLabel(from), kind, result: a.admit ? 'admitted' : 'refused' });
-    if (a.admit) return { ok: true, release: () => { void a.release(); } };
+    // a.release itself (it never rejects): no closure kept for the call's life over this scope.
+    if (a.admit) return { ok: true, release: a.release };
     return { ok: false, refusal: { status: 503, reason: 'Service Unavailable', label: `limit_${a.reason}`, retryAfterS: a.retryAfterS } };
   }
 

@@ -17,7 +17,7 @@
 //   not already carry, and keeps whatever address family the receiver expects.
 // - `c=` and `m=` lines, `a=rtcp`, `a=candidate` are left alone here: anchored, rtpengine has
 //   replaced them with its own; unanchored, media flows directly and they must stay true.
-import { randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { parseSdp, writeSdp, type Sdp } from './sdp.js';
 import type { MediaArgs, MediaStage } from '../stages.js';
 
@@ -25,7 +25,8 @@ import type { MediaArgs, MediaStage } from '../stages.js';
 interface Origin {
   sessId: string;
   version: number;
-  /** The last body sent in this direction, o= line excluded: a change bumps the version. */
+  /** Digest of the last body sent in this direction, o= line excluded: a change bumps the
+   *  version. A digest, not the body: it is kept for the call's life (issue #18 item 5). */
   last: string | undefined;
 }
 
@@ -92,7 +93,7 @@ export class SdpOrigins {
     let origin = perCall.get(producer);
     if (!origin) { origin = { sessId: newSessId(), version: 1, last: undefined }; perCall.set(producer, origin); }
     const oIdx = sdp.session.findIndex((l) => l.startsWith('o='));
-    const withoutOrigin = writeSdp({ session: sdp.session.filter((_, i) => i !== oIdx), media: sdp.media });
+    const withoutOrigin = hash('sha1', writeSdp({ session: sdp.session.filter((_, i) => i !== oIdx), media: sdp.media }), 'base64');
     if (origin.last !== undefined && origin.last !== withoutOrigin) origin.version++;
     origin.last = withoutOrigin;
     const [net, type, addr] = connection(sdp);

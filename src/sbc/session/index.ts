@@ -6,6 +6,7 @@ import { CallSession, type EndResult, type LegDialog } from './call.js';
 import type { Clock } from './clock.js';
 import { SessionTable, type MediaActivity } from './table.js';
 import { parseSessionExpires, intervalTooSmall } from './timer.js';
+import { flat } from '../flat-copy.js';
 
 export { CallSession, SessionTable, intervalTooSmall };
 export type { EndResult, LegDialog };
@@ -63,7 +64,8 @@ export function establish(table: SessionTable, a: EstablishArgs): CallSession {
     // The callee's 2xx carries the interval both sides agreed on (RFC 4028 §9).
     negotiated: parseSessionExpires(header(a.uac.res, 'Session-Expires') ?? header(a.uac.res, 'x')),
     timerPolicy: a.policy.sessions.session_timer,
-    allowA: header(a.uas.req, 'Allow'), allowB: header(a.uac.res, 'Allow'),
+    // Flat copies: a header value cut from a message would keep its whole text for the call's life.
+    allowA: flat(header(a.uas.req, 'Allow')), allowB: flat(header(a.uac.res, 'Allow')),
     onEnd: (r) => { table.remove(a.id); a.onEnd(r); },
     ...(a.onRefreshFailed ? { onRefreshFailed: a.onRefreshFailed } : {}),
   });

@@ -1,0 +1,73 @@
+// Releasing what a drachtio-srf Dialog keeps of the INVITE once the call is established.
+//
+// Why: a drachtio-srf `Dialog` keeps `req` and `res` of the INVITE (its Request and Response,
+// each with a parsed SipMessage and the received text) for the dialog's whole life: ≈ 16 KB
+// per held call, both legs (issue #18 item 5, BENCHMARKS.md "held calls"). drachtio-srf is used
+// unchanged from npm, so once both legs are up (and the session has read what it needs of the
+// INVITE and the 2xx, session/index.ts) the B2BUA swaps them for small frozen stand-ins.
+//
+// Contract with drachtio-srf (lib/dialog.js, checked by test/unit/sbc/slim-dialog.test.ts,
+// which fails when a drachtio-srf version reads anything else): after its constructor, a
+// Dialog reads only
+//   this.req.method        (get dialogType: INVITE or SUBSCRIBE)
+//   this.req.get('Event')  (get subscribeEvent, SUBSCRIBE dialogs only)
+//   this.req.socket        (get socket: the engine connection in-dialog requests go out on)
+//   this.res.stackDialogId (get id: the key of srf's dialog map and of every in-dialog request)
+// Nothing else of drachtio-srf reaches a Dialog's req or res once createB2BUA has resolved.
+// The strings the Dialog keeps itself (sip, local, remote) are replaced by flat copies, so that
+// none of them keeps the received text alive as a V8 sliced string (flat-copy.ts).
+import { flat } from './flat-copy.js';
+import type { Dialog } from './request-view.js';
+
+/** The member reads of a Dialog's `req` / `res` after its constructor that the stand-ins serve. */
+export const SERVED_READS = { req: ['get', 'method', 'socket'], res: ['stackDialogId'] } as const;
+
+/** What stays of the INVITE request: its method, the engine socket and the Event header. */
+class SlimRequest {
+  constructor(readonly method: string, readonly socket: unknown, private readonly event: string | undefined) {
+    Object.freeze(this);
+  }
+
+  /** Only the Event header is kept (SUBSCRIBE dialogs); any other name is a broken contract. */
+  get(name: string): string | undefined {
+    if (name.toLowerCase() === 'event') return this.event;
+    throw new Error(`slim-dialog: drachtio-srf read header ${name} of a released INVITE (src/sbc/slim-dialog.ts)`);
+  }
+}
+
+/** What stays of the INVITE's final response: the engine's dialog id. */
+class SlimResponse {
+  constructor(readonly stackDialogId: string) { Object.freeze(this); }
+}
+
+interface HeldParts {
+  req: { method: string; socket: unknown; get(name: string): string | undefined };
+  res: { stackDialogId: string };
+  sip: { callId: string; remoteTag: string; localTag: string };
+  local: { uri?: string; sdp?: string; contact?: string };
+  remote: { uri?: string; sdp?: string };
+}
+
+/** Swap the dialog's INVITE request and response for stand-ins; idempotent. */
+export function slimDialog(dialog: Dialog): void {
+  const d = dialog as unknown as HeldParts;
+  if (d.req instanceof SlimRequest) return;
+  const id = d.res.stackDialogId;
+  const method = d.req.method;
+  const event = method === 'SUBSCRIBE' ? d.req.get('Event') : undefined;
+  d.req = new SlimRequest(method, d.req.socket, flat(event));
+  d.res = new SlimResponse(flat(id));
+  d.sip.callId = flat(d.sip.callId);
+  d.sip.remoteTag = flat(d.sip.remoteTag);
+  d.sip.localTag = flat(d.sip.localTag);
+  d.local.uri = flat(d.local.uri);
+  d.local.sdp = flat(d.local.sdp);
+  d.local.contact = flat(d.local.contact);
+  d.remote.uri = flat(d.remote.uri);
+  d.remote.sdp = flat(d.remote.sdp);
+}
+
+/** Whether `slimDialog` has released this dialog's INVITE (tests, admin checks). */
+export function isSlim(dialog: Dialog): boolean {
+  return (dialog as unknown as HeldParts).req instanceof SlimRequest;
+}

@@ -1,0 +1,65 @@
+// Memory per held call (issue #18 item 5): an established call through `peergate start` must
+// not keep the INVITE's drachtio-srf Request and Response objects (each with its parsed
+// SipMessage and the received text) for its life: src/sbc/slim-dialog.ts swaps them for small
+// stand-ins once both legs are up. Real SIPp on both sides; a heap snapshot of the running
+// process (SIGUSR2) counts the objects while the calls are held; then the calls end with BYE
+// through the slimmed dialogs.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePorts, heldCalls, startUas, stopInOrder, waitFor, type Proc } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
+import { heapCensus } from '../../bench/heap-census.js';
+
+const CALLS = 20;
+let pg: RunningPeergate;
+let uas: Proc;
+let peerPort: number;
+
+beforeAll(async () => {
+  const [uasPort, p, corePort, opsPort] = await freePorts(4) as [number, number, number, number];
+  peerPort = p;
+  uas = startUas(CORE_IP, uasPort);
+  pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn' }, {
+    media: { anchoring: false },
+  }), { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
+}, 60_000);
+
+afterAll(() => stopInOrder(pg, uas));
+
+const snapshots = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
+
+describe('held calls keep no drachtio-srf Request or Response', () => {
+  it(`${CALLS} held calls: 2 drachtio-srf Dialogs each and no INVITE Request/Response/SipMessage; BYE still ends them`, async () => {
+    const calls = heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, CALLS, 25_000, 90);
+    await waitFor(async () => (await pg.metric('peergate_active_calls')) === CALLS, 20_000, 200, `${CALLS} calls up`);
+    // Let the ACKs and the provisional/2xx bookkeeping settle: what is left is what a held call keeps.
+    await new Promise((r) => setTimeout(r, 2_000));
+
+    process.kill(pg.proc.pid, 'SIGUSR2');
+    const file = (await waitFor(() => snapshots(pg.dir)[0], 60_000, 200, 'a heap snapshot'))!;
+    // The snapshot is written on peergate's main thread: /metrics answers once it is complete.
+    await waitFor(() => pg.metrics().then(() => true, () => false), 60_000, 500, 'peergate answering after the snapshot');
+    let size = -1;
+    await waitFor(() => { const now = statSync(file).size; const same = now === size; size = now; return same; }, 30_000, 300, 'the snapshot file complete');
+    const census = await heapCensus(file);
+    unlinkSync(file);
+    const count = (name: string) => census.by.get(`object:${name}`)?.count ?? 0;
+
+    // The control: the calls are there (an engine Dialog and a drachtio-srf Dialog per leg).
+    expect(count('Dialog')).toBeGreaterThanOrEqual(4 * CALLS);
+    // Before slimming: 2 Request, 2 Response and 4 SipMessage per held call. Now only what
+    // requests in flight hold (none here), never one per call.
+    for (const name of ['Request', 'Response', 'SipMessage']) expect(count(name), name).toBeLessThan(CALLS / 4);
+    // One stand-in pair per drachtio-srf Dialog.
+    expect(count('SlimRequest')).toBe(2 * CALLS);
+    expect(count('SlimResponse')).toBe(2 * CALLS);
+
+    // In-dialog requests still work on the stand-ins: every caller's BYE ends its call.
+    const r = await calls;
+    expect(r.failed).toBe(0);
+    expect(r.successful).toBe(CALLS);
+    await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 10_000, 200, 'every call ended');
+    expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(CALLS);
+  }, 150_000);
+});
