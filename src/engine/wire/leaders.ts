@@ -1,6 +1,7 @@
 // Leaders of the frames the server sends to apps (spec §4, §5, §6). Token order and trailing
 // bars are exactly those drachtio-srf counts on.
 import { randomUUID } from 'node:crypto';
+import { own } from '../transaction/own.js';
 
 let cachedSecond = -1;
 let cachedPrefix = '';
@@ -19,7 +20,10 @@ export function stackTime(ms: number = Date.now()): string {
   return cachedPrefix + String(micros).padStart(6, '0');
 }
 
-export const newId = (): string => randomUUID();
+/** A transaction, dialog or message id. Flat: randomUUID() builds its text by concatenation, a
+ *  tree of ≈ 30 strings (487 B kept against 88 B flat, Node 20), and the ids of a call's INVITE
+ *  transactions live as long as its dialogs. */
+export const newId = (): string => own(randomUUID());
 
 /** Meta block fields of a `sip` frame (spec §6). */
 export interface FrameMeta {
