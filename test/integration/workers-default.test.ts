@@ -46,7 +46,7 @@ describe('workers: the default', () => {
     let workerPids: number[] = [];
     try {
       const primary = pg.proc.child.pid!;
-      workerPids = cores > 1 ? await waitFor(() => { const c = childrenOf(primary); return c.length === cores ? c : undefined; }, 15_000, 100, `${cores} worker processes`) : [];
+      workerPids = cores > 1 ? (await waitFor(() => { const c = childrenOf(primary); return c.length === cores ? c : undefined; }, 15_000, 100, `${cores} worker processes`))! : [];
       expect(childrenOf(primary).length).toBe(cores > 1 ? cores : 0);
       expect(await pg.metric('peergate_workers')).toBe(cores > 1 ? cores : 0);
 
