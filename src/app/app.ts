@@ -58,7 +58,10 @@ export const WORKER_GONE_REASON = 'SIP;cause=500;text="peergate worker restarted
 interface CallHost {
   calls(): ActiveCall[] | Promise<ActiveCall[]>;
   targets(): unknown;
+  /** Calls in progress (with workers, as of the last poll: at most a second old). */
   readonly liveCalls: number;
+  /** Calls in progress now (with workers, asked of each after what it was told before). */
+  countLive(): number | Promise<number>;
   drain(retryAfterS: number): void;
   whenIdle(): Promise<void>;
   endAll(h: Hangup): Promise<void>;
@@ -139,7 +142,8 @@ export class App {
         remove: (address) => this.store.store.unban(address),
       },
       reload: () => this.reload(),
-      drain: () => this.drain('admin'),
+      // The answer counts the calls as the drain found them, asked after the drain began.
+      drain: async () => ({ ...this.drain('admin'), calls: await this.host.countLive() }),
     }, this.pool ? () => this.pool!.metrics() : undefined));
 
     this.holder.setGate((next, previous) => this.prepare(next, previous));
@@ -185,7 +189,7 @@ export class App {
     }));
     this.sbc = sbc;
     this.host = {
-      calls: () => sbc.calls(), targets: () => sbc.targets(), get liveCalls() { return sbc.liveCalls; },
+      calls: () => sbc.calls(), targets: () => sbc.targets(), get liveCalls() { return sbc.liveCalls; }, countLive: () => sbc.liveCalls,
       drain: (s) => sbc.drain(s), whenIdle: () => sbc.whenIdle(), endAll: (h) => sbc.endAll(h),
     };
   }
@@ -197,6 +201,9 @@ export class App {
   private async assembleWithWorkers(nodeId: string, count: number): Promise<void> {
     const policy = this.started;
     if (policy.media.anchoring && policy.media.rtpengine === 'spawn') this.media = await this.add(new MediaSubsystem(policy, this.moduleLog('media')));
+    // The workers verify identity; its prepare() checks the anchor files here as well, so a
+    // reload they would refuse is refused as a whole, with file:line, and none applies it.
+    await this.add(new IdentitySubsystem(this.holder.path, this.store.store, this.moduleLog('identity')));
     const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
     this.engine = await this.add(this.engineSubsystem(capture));
     // A worker that dies leaves its calls in the engine: end them on both legs (RFC 3326 Reason).

@@ -24,6 +24,9 @@ export class CdrSubsystem implements Subsystem {
     return this.writer.recorder;
   }
 
+  /** Reopen the file before the next write (logrotate; a worker hears of SIGUSR1 from the primary). */
+  reopen(): void { this.writer?.reopen(); }
+
   reconfigure(next: Policy): Reconfigured {
     void this.writer?.configure(next.cdr);
     return APPLIED;

@@ -26,6 +26,11 @@ const workerRestarts = counter('peergate_worker_restarts_total', 'B2BUA workers 
 /** Gauges of the node as a whole, which every process also exports: the primary's value is the node's. */
 const NODE_WIDE = /^peergate_(build_info|draining|policy_|session_limit|store_up|tls_)/;
 const ENGINE_CONNECTED = 'peergate_engine_connected';
+/**
+ * 0/1 gauges each process sets from its own view of one shared thing: the node's value is the
+ * worst view (1: every process reaches it), not a sum of ones.
+ */
+const WORST_VIEW = new Set([ENGINE_CONNECTED, 'peergate_rtpengine_up']);
 
 /** One metric of a registry's getMetricsAsJSON(). */
 type MetricJson = { name: string; type?: unknown; aggregator?: string };
@@ -53,6 +58,11 @@ interface Slot {
   channel: Channel;
   ready: boolean;
   startedAt: number;
+}
+
+/** Aggregation takes the first list's aggregator: every list says `min` for these. */
+function worstView<M extends MetricJson>(m: M): M {
+  return WORST_VIEW.has(m.name) ? { ...m, aggregator: 'min' } : m;
 }
 
 /** The worker's entry module next to this one (.ts when run from sources through tsx). */
@@ -84,8 +94,15 @@ export class WorkerPool implements Subsystem {
 
   get count(): number { return this.opts.count; }
 
+  /** logrotate signals the main process: the workers hold the call record files. */
+  private readonly onReopen = (): void => {
+    this.opts.log.info('SIGUSR1: workers reopen their call record files');
+    this.broadcast('reopen', []);
+  };
+
   async start(): Promise<void> {
     this.offBans = this.opts.store.onBanChange((e) => this.broadcast('ban', [e]));
+    process.on('SIGUSR1', this.onReopen);
     this.healthTimer = setInterval(() => { this.pushHealth(); void this.pollLive(); }, 1000);
     this.healthTimer.unref();
     const up = await Promise.all(this.slots.map((_, i) => this.spawn(i)));
@@ -214,8 +231,12 @@ export class WorkerPool implements Subsystem {
   /** Calls in progress on every worker, as of the last poll (at most a second old). */
   get liveCalls(): number { return this.liveNow; }
 
-  private async pollLive(): Promise<void> {
+  private async pollLive(): Promise<void> { await this.countLive(); }
+
+  /** Calls in progress on every worker now: each answers after what it was sent before (a drain). */
+  async countLive(): Promise<number> {
     this.liveNow = (await this.ask<number>('live')).reduce((a, b) => a + b, 0);
+    return this.liveNow;
   }
 
   drain(retryAfterS: number): void {
@@ -230,17 +251,18 @@ export class WorkerPool implements Subsystem {
   /**
    * This process's registry with every worker's: counters, histograms and call gauges sum.
    * Gauges that describe the node (policy in force, build, store, TLS, drain) are this
-   * process's alone; `peergate_engine_connected` is the workers' minimum (1: all connected).
+   * process's alone; `peergate_engine_connected` and `peergate_rtpengine_up` are the minimum
+   * over the processes (1: all connected).
    */
   async metrics(): Promise<string> {
-    const own = (await client.register.getMetricsAsJSON()).filter((m) => m.name !== ENGINE_CONNECTED);
+    const own = (await client.register.getMetricsAsJSON()).filter((m) => m.name !== ENGINE_CONNECTED).map(worstView);
     const answers = await Promise.allSettled(this.live().map(async (s) => [s, await s.channel.call('metrics') as MetricJson[]] as const));
     const theirs: MetricJson[][] = [];
     for (const a of answers) {
       if (a.status !== 'fulfilled') continue;
       const [slot, list] = a.value;
       if (this.slots[slot.index] === slot) this.lastCounts.set(slot, list.filter((m) => CUMULATIVE.has(String(m.type))));
-      theirs.push(list.filter((m) => !NODE_WIDE.test(m.name)).map((m) => (m.name === ENGINE_CONNECTED ? { ...m, aggregator: 'min' } : m)));
+      theirs.push(list.filter((m) => !NODE_WIDE.test(m.name)).map(worstView));
     }
     return client.AggregatorRegistry.aggregate([own, ...theirs, this.carried] as never).metrics();
   }
@@ -270,6 +292,7 @@ export class WorkerPool implements Subsystem {
   async close(): Promise<void> {
     this.stopping = true;
     clearInterval(this.healthTimer);
+    process.off('SIGUSR1', this.onReopen);
     this.offBans?.();
     const all = this.slots.filter((s): s is Slot => s !== undefined);
     await Promise.all(all.map(async (s) => {

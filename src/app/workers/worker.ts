@@ -56,6 +56,7 @@ const SETTLE_MS = 2000;
 class Worker {
   private readonly subsystems: Subsystem[] = [];
   private sbc!: SbcSubsystem;
+  private cdr!: CdrSubsystem;
   private policy!: Policy;
   private closing: Promise<void> | undefined;
 
@@ -76,7 +77,7 @@ class Worker {
     const limits = await this.add(new LimitsSubsystem(this.store, workerNodeId(h.nodeId, h.index), current, this.log.child({ module: 'limits' })));
     const media = await this.add(new MediaSubsystem(this.policy, this.log.child({ module: 'media' })));
     const identity = await this.add(new IdentitySubsystem(this.holder.path, this.store, this.log.child({ module: 'identity' })));
-    const cdr = await this.add(new CdrSubsystem(this.policy, this.log, h.nodeId));
+    const cdr = this.cdr = await this.add(new CdrSubsystem(this.policy, this.log, h.nodeId));
     const seam = media.seam;
     this.sbc = await this.add(new SbcSubsystem({
       policy: current,
@@ -130,6 +131,7 @@ class Worker {
         clearTimeout(t);
       },
       reload: () => this.reload(),
+      reopen: () => this.cdr.reopen(),
       // Answer, then leave: the IPC channel would keep the process alive.
       close: async () => { await this.close(); setTimeout(() => process.exit(0), 50); },
       ban: (e: BanEvent) => this.store.deliverBanEvent(e),

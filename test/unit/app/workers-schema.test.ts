@@ -12,9 +12,12 @@ core:
 `;
 
 describe('policy key workers', () => {
-  it('defaults to 1 (the in-process B2BUA); takes a number or auto', () => {
+  it('defaults to auto (one per core); takes a number or auto; 1 stays the in-process B2BUA', () => {
     const d = parsePolicy(BASE, '/x/p.yaml');
-    expect(d.ok && d.policy.workers).toBe(1);
+    expect(d.ok && d.policy.workers).toBe('auto');
+    const one = parsePolicy(`${BASE}workers: 1\n`, '/x/p.yaml');
+    expect(one.ok && one.policy.workers).toBe(1);
+    expect(workerCount(1, 8)).toBe(1);
     const n = parsePolicy(`${BASE}workers: 3\n`, '/x/p.yaml');
     expect(n.ok && n.policy.workers).toBe(3);
     const a = parsePolicy(`${BASE}workers: auto\n`, '/x/p.yaml');

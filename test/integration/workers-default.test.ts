@@ -1,0 +1,80 @@
+// The default of policy key `workers` (src/app/workers/schema.ts: `auto`): `peergate start` with
+// no `workers` key runs one B2BUA worker process per core of this machine
+// (os.availableParallelism()), and calls flow through them. On a one-core machine `auto` is
+// the in-process B2BUA: no worker processes at all. Real SIPp on both sides, memory store.
+import { describe, it, expect, afterAll } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { freePorts, heldCalls, startUas, stopAll, waitFor } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../helpers/peergate.js';
+
+afterAll(() => stopAll());
+
+/** Pids of the live processes whose parent is `ppid` (from /proc/<pid>/stat). */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try { stat = readFileSync(`/proc/${name}/stat`, 'utf8'); } catch { continue; }
+    // "pid (comm) state ppid ...": comm may hold spaces, so read after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(name));
+  }
+  return out;
+}
+
+/** Whether process `pid` runs (a zombie waiting for its reaper does not). */
+function alive(pid: number): boolean {
+  let stat: string;
+  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}
+
+interface AdminCall { id: string; worker?: number; worker_pid?: number }
+
+describe('workers: the default', () => {
+  it('no `workers` key: one worker process per core, each carrying calls', async () => {
+    const cores = availableParallelism();
+    const [uasPort, peerPort, corePort, opsPort] = await freePorts(4) as [number, number, number, number];
+    startUas(CORE_IP, uasPort);
+    const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn' }, {
+      media: { anchoring: false }, lifecycle: { drain_timeout_s: 0 },
+    });
+    expect(policy).not.toHaveProperty('workers');
+    const pg = await startPeergate(policy, { readyTimeoutMs: 60_000 });
+    let workerPids: number[] = [];
+    try {
+      const primary = pg.proc.child.pid!;
+      workerPids = cores > 1 ? (await waitFor(() => { const c = childrenOf(primary); return c.length === cores ? c : undefined; }, 15_000, 100, `${cores} worker processes`))! : [];
+      expect(childrenOf(primary).length).toBe(cores > 1 ? cores : 0);
+      expect(await pg.metric('peergate_workers')).toBe(cores > 1 ? cores : 0);
+
+      // Held calls, two per worker, so round robin gives each worker some.
+      const n = 2 * Math.max(cores, 1);
+      const offered = heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, n, 3000);
+      const up = (await waitFor(async () => {
+        const c = ((await (await pg.admin('/admin/calls')).json()) as { calls: AdminCall[] }).calls;
+        return c.length === n ? c : undefined;
+      }, 20_000, 100, `${n} calls up`))!;
+      if (cores > 1) {
+        // Every worker holds calls, and the pids the admin API names are the primary's children.
+        expect(new Set(up.map((c) => c.worker))).toEqual(new Set(Array.from({ length: cores }, (_, i) => i)));
+        expect(new Set(up.map((c) => c.worker_pid))).toEqual(new Set(workerPids));
+      } else {
+        expect(up.every((c) => c.worker === undefined)).toBe(true);
+      }
+      const r = await offered;
+      expect(r.failed, r.output.slice(-2000)).toBe(0);
+      expect(r.successful).toBe(n);
+      // The workers' counters reach /metrics once each: summed, not doubled.
+      await waitFor(async () => (await pg.metric('peergate_calls_total', { peer: 'carrier-a', result: 'caller_bye' })) === n, 5000, 100, `${n} calls counted`);
+      await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 5000, 100, 'calls ended');
+    } finally {
+      await pg.stop();
+    }
+    // SIGTERM on the primary takes its workers with it: it exits 0 and leaves no worker behind.
+    expect(pg.proc.child.exitCode).toBe(0);
+    await waitFor(() => workerPids.every((pid) => !alive(pid)), 5000, 100, 'workers gone with the primary');
+  }, 90_000);
+});
