@@ -22,6 +22,9 @@ beforeAll(async () => {
   uas = startUas(CORE_IP, uasPort);
   pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn' }, {
     media: { anchoring: false },
+    // One process: the heap snapshot below must see the B2BUA's objects (with workers they live in
+    // the worker processes, which this test does not snapshot).
+    workers: 1,
   }), { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
 }, 60_000);
 

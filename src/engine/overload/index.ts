@@ -19,13 +19,17 @@ export { UdpQueueProbe, procKey, type UdpQueueSample } from './socket-queue.js';
 export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'transports'>, opts: OverloadOptions = {}, clock: Clock = systemClock): OverloadGate {
   const probe = new UdpQueueProbe(engine.transports.udpReceiveBuffers());
   const udp = engine.transports.stats.udp;
-  let seen = { received: udp.received, dropped: udp.shieldDropped };
+  // `received` counts what passed the shield, unparsable datagrams included.
+  const junkNow = () => ({ received: udp.received, dropped: udp.shieldDropped, unparsable: engine.core.counters.parseErrors });
+  let seen = junkNow();
   const gate = new OverloadGate(clock, {
-    // A backlog made mostly of datagrams the shield drops unread (a flood from a source that is no
-    // peer) is not one that refusing INVITEs shortens: it would only refuse the peers' calls.
+    // A backlog made mostly of junk (datagrams the shield drops unread, from a source that is no
+    // peer, or that do not parse, even from a peer's address) is not one that refusing INVITEs
+    // shortens: it would only refuse the peers' calls.
     receiveQueue: () => {
-      const now = { received: udp.received, dropped: udp.shieldDropped };
-      const flood = now.dropped - seen.dropped > now.received - seen.received;
+      const now = junkNow();
+      const unparsable = now.unparsable - seen.unparsable;
+      const flood = now.dropped - seen.dropped + unparsable > now.received - seen.received - unparsable;
       seen = now;
       return flood ? undefined : probe.read();
     },
