@@ -32,7 +32,7 @@ import { attemptTarget, expandTargets, outgoingHeaders, signForTarget, type Targ
 import { relayInDialog } from './relay.js';
 import { CallOutcome, type OutcomeSinks } from './outcome.js';
 import { slimDialog } from './slim-dialog.js';
-import { flat } from './flat-copy.js';
+import { flat } from '../flat-string.js';
 
 export type { ActiveCall, Hangup } from './calls.js';
 /** The engine's header for a verified client certificate (parsed by src/sip/tls-identity.ts). */

@@ -15,8 +15,8 @@
 //   this.res.stackDialogId (get id: the key of srf's dialog map and of every in-dialog request)
 // Nothing else of drachtio-srf reaches a Dialog's req or res once createB2BUA has resolved.
 // The strings the Dialog keeps itself (sip, local, remote) are replaced by flat copies, so that
-// none of them keeps the received text alive as a V8 sliced string (flat-copy.ts).
-import { flat } from './flat-copy.js';
+// none of them keeps the received text alive as a V8 sliced string (src/flat-string.ts).
+import { flat } from '../flat-string.js';
 import type { Dialog } from './request-view.js';
 
 /** The member reads of a Dialog's `req` / `res` after its constructor that the stand-ins serve. */

@@ -1,7 +1,7 @@
 // Call records: one JSON object per call, built from the B2BUA's trace (events.ts) and handed
 // to the sinks when the call ends, however it ends. The field names are the record's public
 // format (docs/operations.md "Call records"); add fields, never rename them.
-import { flat } from '../flat-copy.js';
+import { flat } from '../../flat-string.js';
 import type { CallAnswer, CallEnd, CallRecorder, CallStart, CallTrace, EndedBy, IdentityVerdict } from './events.js';
 
 export interface CallRecord {
@@ -75,7 +75,7 @@ export class CallRecords implements CallRecorder {
 /**
  * One call's trace. An object with the few values the record needs, not closures over the
  * call flow: it lives as long as the call, so it keeps flat copies of its strings and the
- * answer's SRTP verdicts rather than the SDP bodies (issue #18 item 5, ../flat-copy.ts).
+ * answer's SRTP verdicts rather than the SDP bodies (issue #18 item 5, src/flat-string.ts).
  */
 class RecordTrace implements CallTrace {
   private readonly start: CallStart;

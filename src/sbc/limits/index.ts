@@ -9,7 +9,7 @@ import type { Policy } from '../../policy/schema.js';
 import type { LimitsStage, Refusal, RequestView, Side } from '../stages.js';
 import type { GlobalLimits, PeerLimits } from './schema.js';
 import { peerLabel, priorityCalls, priorityOf } from './priority.js';
-import { flat } from '../flat-copy.js';
+import { flat } from '../../flat-string.js';
 
 /** For the overload shedder: a call it must never refuse (emergency, trusted Resource-Priority). */
 export { isPriority, type PriorityCall } from './priority.js';

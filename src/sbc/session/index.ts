@@ -6,7 +6,7 @@ import { CallSession, type EndResult, type LegDialog } from './call.js';
 import type { Clock } from './clock.js';
 import { SessionTable, type MediaActivity } from './table.js';
 import { parseSessionExpires, intervalTooSmall } from './timer.js';
-import { flat } from '../flat-copy.js';
+import { flat } from '../../flat-string.js';
 
 export { CallSession, SessionTable, intervalTooSmall };
 export type { EndResult, LegDialog };

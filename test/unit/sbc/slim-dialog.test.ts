@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SERVED_READS, isSlim, slimDialog } from '../../../src/sbc/slim-dialog.js';
-import { flat } from '../../../src/sbc/flat-copy.js';
+import { flat } from '../../../src/flat-string.js';
 import type { Dialog } from '../../../src/sbc/request-view.js';
 
 const require = createRequire(import.meta.url);
