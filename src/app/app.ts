@@ -69,6 +69,10 @@ interface CallHost {
 
 /** After the BYEs, how long calls still being set up get to finish before the engine closes. */
 const SETTLE_MS = 2000;
+/** How long the BYEs sent at the drain deadline or a stop may wait for their answers. Each
+ *  call's slots and media are released as its BYEs go out; a peer that is gone would otherwise
+ *  hold the exit for Timer F (32 s), past a service manager's stop timeout. */
+const BYE_WAIT_MS = 3000;
 
 export class App {
   private readonly holder: PolicyHolder;
@@ -326,11 +330,9 @@ export class App {
   }
 
   private async endCalls(h: Hangup): Promise<void> {
-    await this.host.endAll(h);
+    await within(this.host.endAll(h), BYE_WAIT_MS);
     // Calls still being set up are hung up as they get answered; give them a moment.
-    let t: NodeJS.Timeout | undefined;
-    await Promise.race([this.host.whenIdle(), new Promise<void>((r) => { t = setTimeout(r, SETTLE_MS); })]);
-    clearTimeout(t);
+    await within(this.host.whenIdle(), SETTLE_MS);
   }
 
   /** Close in reverse start order; errors are logged, never stop the others from closing. */
@@ -345,6 +347,13 @@ export class App {
     })();
     return this.closing;
   }
+}
+
+/** Wait for `p`, but no longer than `ms` (its outcome, even a rejection, is not needed). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => { t = setTimeout(r, ms); })]);
+  clearTimeout(t);
 }
 
 /** The files a policy names whose change reloads it: TLS certificate, key, chain, client CAs, CRLs. */

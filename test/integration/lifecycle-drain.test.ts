@@ -6,7 +6,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { createSocket } from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { exitWithin, freePorts, runSipp, startUas, stopAll, waitFor, type SippResult } from '../helpers/procs.js';
+import { exitWithin, freePorts, runSipp, startSipp, startUas, stopAll, waitFor, type SippResult } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -140,6 +140,21 @@ describe('graceful drain', () => {
     expect(await rtpe.calls()).toEqual([]);
     expect(sessionsInRedis()).toBe(0);
   }, 90_000);
+
+  it('at the drain deadline with both peers gone, it exits within seconds, not after Timer F', async () => {
+    const p = await fourPorts();
+    const callee = startUas(CORE_IP, p.uas);
+    pg = await startPeergate(policy(p, { lifecycle: { drain_timeout_s: 1 } }));
+    const caller = startSipp(['-sn', 'uac', `127.0.0.1:${p.peer}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '2', '-r', '10', '-d', '60000']);
+    await waitFor(async () => (await pg!.metric('peergate_active_calls', { peer: 'carrier-a' })) === 2, 10_000, 50, 'two calls up');
+    // Nobody answers the BYEs now: each would wait Timer F (32 s) for an answer.
+    await Promise.all([caller.stop('SIGKILL'), callee.stop('SIGKILL')]);
+    const end = await terminate(pg, 30_000);
+    expect(end.code, pg.proc.output().slice(-2000)).toBe(0);
+    expect(pg.proc.output()).toContain('drain deadline: ending the remaining calls');
+    // 1 s deadline + at most 3 s for the BYEs' answers + 2 s settle, and closing.
+    expect(end.tookMs).toBeLessThan(12_000);
+  }, 60_000);
 
   it('a second SIGTERM ends at once: BYE on both legs, exit 0 long before the deadline', async () => {
     const p = await fourPorts();
