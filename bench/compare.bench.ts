@@ -16,7 +16,8 @@
 //   Rates are interleaved across the systems, so machine load drifts over both alike; a system
 //   leaves the ladder at its first failing step (after --tries attempts at it).
 // * CPU ms per call at that rate: utime+stime from /proc/PID/stat of the system's process and
-//   all its descendants (every Kamailio child; rtpengine's, with --media, reported apart).
+//   all its descendants (every Kamailio child; rtpengine's, with --media, reported apart), and
+//   each process's share of a core (root first, then the busiest).
 // * overload at 2× and 3× that rate for one step each: goodput (200s to INVITE received during
 //   the offered window, per second), p99 setup of the calls that were answered, and the time to
 //   recover: when the overload window ends a second caller starts at --recover-rate; recovered
@@ -122,6 +123,14 @@ function cpuDelta(before: Map<number, number>, after: Map<number, number>): numb
   let s = 0;
   for (const [pid, t] of after) s += t - (before.get(pid) ?? 0);
   return s;
+}
+
+/** Each process's share of a core over `wallS`, root first, then the busiest: shows a process
+ *  pinned at one core (a design limit) while the tree's total looks modest. */
+function coreShares(before: Map<number, number>, after: Map<number, number>, wallS: number): number[] {
+  const shares = [...after].map(([pid, t]) => ({ pid, pct: (100 * (t - (before.get(pid) ?? 0))) / wallS }));
+  const [root, ...rest] = shares;
+  return [root!, ...rest.sort((a, b) => b.pct - a.pct)].map((x) => Math.round(x.pct));
 }
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -293,13 +302,14 @@ async function load(target: string, rate: number, seconds: number, timeoutS: num
   return { rate, calls, result, wallS: (Date.now() - t0) / 1000, rtt: rtts(dir), refused: refused!, timedOut };
 }
 
-interface Step { rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; pass: boolean; why: string }
+interface Step { rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; shares: number[]; pass: boolean; why: string }
 
 async function step(sys: System, rate: number): Promise<Step> {
   const before = cpuByPid(sys.pid);
   const rtpBefore = sys.rtpengine ? cpuByPid(sys.rtpengine.proc.pid) : undefined;
   const l = await load(sys.target, rate, SECONDS, SECONDS * 3 + 10);
-  const cpu = cpuDelta(before, cpuByPid(sys.pid));
+  const after = cpuByPid(sys.pid);
+  const cpu = cpuDelta(before, after);
   const rtpCpu = sys.rtpengine && rtpBefore ? cpuDelta(rtpBefore, cpuByPid(sys.rtpengine.proc.pid)) : undefined;
   const ms = l.rtt.map((r) => r.ms);
   const p99 = percentile(ms, 0.99);
@@ -309,7 +319,7 @@ async function step(sys: System, rate: number): Promise<Step> {
   return {
     rate, ok: l.result.successful, failed: l.result.failed, refused: l.refused, timedOut: l.timedOut, wallS: l.wallS, p50: percentile(ms, 0.5), p99,
     cpuMsPerCall: (cpu / l.calls) * 1000, rtpCpuMsPerCall: rtpCpu === undefined ? undefined : (rtpCpu / l.calls) * 1000,
-    pass: why === '', why,
+    shares: coreShares(before, after, l.wallS), pass: why === '', why,
   };
 }
 
@@ -390,7 +400,8 @@ async function main(): Promise<void> {
           const s = await step(sys, rate);
           console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed (${s.refused} refused, ${s.timedOut} timed out), ${s.wallS.toFixed(1)} s, `
             + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
-            + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}${s.pass ? '' : `  <- ${s.why}`}`);
+            + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}, % of a core: ${s.shares.slice(0, 5).join('/')}`
+            + `${s.pass ? '' : `  <- ${s.why}`}`);
           await settle(1);
           if (s.pass) { best.set(sys, s); break; }
           if (attempt === TRIES) alive.delete(sys);

@@ -3,7 +3,7 @@
 // (issue #16): memory flat after warm-up, and zero calls, dialogs, transactions and session
 // slots once RFC 3261 timers have expired. On demand only (not part of the test suite).
 //
-//   npx tsx bench/soak.bench.ts [--minutes 10] [--rate 250] [--media] [--redis] [--every 10] [--heap]
+//   npx tsx bench/soak.bench.ts [--minutes 10] [--rate 250] [--media] [--redis] [--every 10] [--heap] [--v8="node/V8 flags for peergate's main process"]
 //   npx tsx bench/soak.bench.ts --compare A.heapsnapshot B.heapsnapshot
 //
 // `--heap`: peergate runs with --heapsnapshot-signal=SIGUSR2; V8 heap snapshots are taken at
@@ -17,11 +17,11 @@
 // machine (default 250: half of the 500/s the issue was reported at). Exit code 1 when any
 // count is non-zero 45 s after the load.
 import { parseArgs } from 'node:util';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
+import { childPids, freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric } from '../test/helpers/peergate.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
 import { heapCensus, type HeapCensus } from './heap-census.js';
@@ -29,7 +29,7 @@ import { heapCensus, type HeapCensus } from './heap-census.js';
 const { values, positionals } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '250' }, every: { type: 'string', default: '10' },
   media: { type: 'boolean', default: false }, redis: { type: 'boolean', default: false },
-  heap: { type: 'boolean', default: false }, capture: { type: 'string' }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
+  heap: { type: 'boolean', default: false }, v8: { type: 'string' }, capture: { type: 'string' }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
 }, allowPositionals: true });
 const MINUTES = Number(values.minutes);
 const RATE = Number(values.rate);
@@ -57,7 +57,10 @@ async function main(): Promise<number> {
     log: { level: 'error' },
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
     routes: [{ from: 'peers', to: 'core' }],
-  }, values.heap ? { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } } : {});
+  }, {
+    env: { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', values.heap ? '--heapsnapshot-signal=SIGUSR2' : ''].join(' ').trim() },
+    nodeArgs: values.v8 ? values.v8.split(' ').filter(Boolean) : [],
+  });
   // --capture DIR: every SIP packet to and from peergate's two listeners as a pcap (dumpcap on
   // lo), to read what happened to a call left behind.
   const capture = values.capture ? startProcess('dumpcap', ['-q', '-i', 'lo', '-f', `udp port ${peerPort} or udp port ${corePort}`,
@@ -89,7 +92,7 @@ async function main(): Promise<number> {
     const heap = ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map((n) => (sumMetric(text, n) / 1048576).toFixed(0)).join('/');
     const counts = COUNTS.map((n) => `${SHORT[n]}=${sumMetric(text, n)}`).join(' ');
     const answered = sumMetric(text, 'peergate_calls_total');
-    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB heap=${heap}  ended=${answered}  ${counts}`;
+    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB (${rssByProcess(pg.proc.pid)}) heap=${heap}  ended=${answered}  ${counts}`;
     rows.push(row);
     console.log(row);
     return text;
@@ -157,6 +160,17 @@ async function main(): Promise<number> {
  * answered: a BYE lost on the way (a full receive buffer under overload) was never
  * retransmitted, and SIPp counted a call "successful" that peergate never saw end.
  */
+/** RSS in MiB of peergate's process, then each of its children (B2BUA workers, rtpengine), e.g. "120/310/305". */
+function rssByProcess(pid: number): string {
+  const rssOf = (p: number) => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      return m ? (Number(m[1]) / 1024).toFixed(0) : '?';
+    } catch { return '-'; }
+  };
+  return [pid, ...childPids(pid)].map(rssOf).join('/');
+}
+
 function byeMatchedUac(): string {
   // `sipp -sd` prints the scenario and exits 99.
   const builtIn = spawnSync('sipp', ['-sd', 'uac'], { encoding: 'latin1' }).stdout ?? '';

@@ -27,12 +27,12 @@ export const PEER_IP = '127.0.0.2';
 export const CORE_IP = '127.0.0.3';
 
 /** Start peergate with `policy` (an object written as YAML). `ops.port` must be set by the caller. */
-export async function startPeergate(policy: Record<string, any>, opts: { dir?: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {}): Promise<RunningPeergate> {
+export async function startPeergate(policy: Record<string, any>, opts: { dir?: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; nodeArgs?: string[] } = {}): Promise<RunningPeergate> {
   const dir = opts.dir ?? scratchDir('peergate-run-');
   const full = { ...policy, ops: { admin_token: ADMIN_TOKEN, ...(policy.ops ?? {}) } };
   const policyPath = writeFile(dir, 'policy.yaml', stringify(full));
   const opsPort: number = full.ops.port;
-  const proc = startProcess(process.execPath, [PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
+  const proc = startProcess(process.execPath, [...(opts.nodeArgs ?? []), PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
   const base = `http://127.0.0.1:${opsPort}`;
   await waitFor(async () => {
     if (proc.child.exitCode !== null) throw new Error(`peergate exited early:\n${proc.output()}`);
