@@ -3,16 +3,17 @@
 // peergate source or an npm package; node internals and natives go to their caller, except UDP
 // sends (node:dgram), the TCP socket to drachtio-srf (node:net, streams), timers and node:crypto,
 // which are areas of their own. Only the load is counted: from 1 s after the first sample inside
-// the B2BUA's onInvite to 1 s before the last.
+// the B2BUA's onInvite (or `--marker`: another function run once per call, e.g. `shed`, the
+// overload gate's hook, for the primary process of `workers: N`) to 1 s before the last.
 //
-//   npx tsx bench/profile-areas.ts DIR/0/CPU.*.cpuprofile [--ms-per-call 2.2]
+//   npx tsx bench/profile-areas.ts DIR/0/CPU.*.cpuprofile [--ms-per-call 2.2] [--marker onInvite]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string }; children?: number[] }
 interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { 'ms-per-call': { type: 'string' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { 'ms-per-call': { type: 'string' }, marker: { type: 'string', default: 'onInvite' } } });
 
 const SRF_PACKAGES = new Set(['drachtio-srf', 'delegates', 'only', 'debug', 'sdp-transform', 'utils-merge', 'node-noop', 'short-uuid', 'sip-status']);
 
@@ -33,7 +34,8 @@ function areaOf(url: string, fn: string): string | undefined {
   }
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return SRF_PACKAGES.has(pkg[1]!) ? 'drachtio-srf (+ its deps)' : `npm ${pkg[1]}`;
-  const src = /\/src\/(.*)\.ts/.exec(url);
+  // The sources through tsx, or the compiled dist/ (what bin/peergate.js runs when it is current).
+  const src = /\/(?:src|dist)\/(.*)\.[jt]s$/.exec(url);
   if (!src) return undefined;
   const path = src[1]!;
   if (path.startsWith('engine/message') || path.startsWith('sip/')) return 'SIP parser (engine/message, sip/grammar)';
@@ -63,7 +65,7 @@ for (const file of positionals) {
     return a;
   };
   const inInvite = (id: number | undefined): boolean => {
-    for (let x = id; x !== undefined; x = parent.get(x)) if (byId.get(x)!.callFrame.functionName === 'onInvite') return true;
+    for (let x = id; x !== undefined; x = parent.get(x)) if (byId.get(x)!.callFrame.functionName === values.marker) return true;
     return false;
   };
   let t = 0;
