@@ -41,7 +41,7 @@ export class CallOutcome implements CallLog {
     private readonly trace: CallTrace,
     /** The process logger (not a child: see CallLog) and the caller's Call-ID, a flat copy. */
     private readonly base: Logger,
-    private readonly callerCallId: string,
+    readonly callerCallId: string,
   ) {
     this.peer = peer;
   }

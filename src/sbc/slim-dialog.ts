@@ -14,8 +14,15 @@
 //   this.req.socket        (get socket: the engine connection in-dialog requests go out on)
 //   this.res.stackDialogId (get id: the key of srf's dialog map and of every in-dialog request)
 // Nothing else of drachtio-srf reaches a Dialog's req or res once createB2BUA has resolved.
-// The strings the Dialog keeps itself (sip, local, remote) are replaced by flat copies, so that
-// none of them keeps the received text alive as a V8 sliced string (src/flat-string.ts).
+// Of the strings the Dialog keeps itself, drachtio-srf reads only `local.sdp`, `local.contact`
+// and `remote.sdp` after its constructor (re-INVITEs, checked by the same test) and peergate
+// `sip.callId` (/admin/calls): those are replaced by flat copies, so that none keeps the
+// received text alive as a V8 sliced string (src/flat-string.ts); the tags and URIs, which
+// nothing reads, are dropped (set undefined, not deleted: a delete would turn the objects into
+// dictionaries).
+//
+// `compactListeners` then turns the Dialog's EventEmitter table (a null-prototype dictionary,
+// ≈ 450 B once the session and the relay listen) into a fast object with the same entries.
 import { flat } from '../flat-string.js';
 import type { Dialog } from './request-view.js';
 
@@ -46,10 +53,12 @@ interface HeldParts {
   sip: { callId: string; remoteTag: string; localTag: string };
   local: { uri?: string; sdp?: string; contact?: string };
   remote: { uri?: string; sdp?: string };
+  _events?: Record<string, unknown>;
 }
 
-/** Swap the dialog's INVITE request and response for stand-ins; idempotent. */
-export function slimDialog(dialog: Dialog): void {
+/** Swap the dialog's INVITE request and response for stand-ins; idempotent. `callId`: a flat
+ *  copy of the dialog's Call-ID already kept for the call (shared rather than copied again). */
+export function slimDialog(dialog: Dialog, callId?: string): void {
   const d = dialog as unknown as HeldParts;
   if (d.req instanceof SlimRequest) return;
   const id = d.res.stackDialogId;
@@ -57,14 +66,35 @@ export function slimDialog(dialog: Dialog): void {
   const event = method === 'SUBSCRIBE' ? d.req.get('Event') : undefined;
   d.req = new SlimRequest(method, d.req.socket, flat(event));
   d.res = new SlimResponse(flat(id));
-  d.sip.callId = flat(d.sip.callId);
-  d.sip.remoteTag = flat(d.sip.remoteTag);
-  d.sip.localTag = flat(d.sip.localTag);
-  d.local.uri = flat(d.local.uri);
+  d.sip.callId = callId !== undefined && callId === d.sip.callId ? callId : flat(d.sip.callId);
+  (d.sip as { remoteTag?: string }).remoteTag = undefined;
+  (d.sip as { localTag?: string }).localTag = undefined;
+  d.local.uri = undefined;
   d.local.sdp = flat(d.local.sdp);
   d.local.contact = flat(d.local.contact);
-  d.remote.uri = flat(d.remote.uri);
+  d.remote.uri = undefined;
   d.remote.sdp = flat(d.remote.sdp);
+}
+
+/**
+ * The dialog's listener table as a fast-mode object (same entries, still no prototype, so an
+ * event named like an Object.prototype member finds nothing). Node creates it as a
+ * `{ __proto__: null }` literal, which V8 keeps as a dictionary; listeners added or removed
+ * later work as before (EventEmitter only reads and writes its entries).
+ */
+export function compactListeners(dialog: Dialog): void {
+  const d = dialog as unknown as HeldParts;
+  const events = d._events;
+  if (!events || Object.getPrototypeOf(events) !== null) return;
+  // drachtio-srf waits for the caller's ACK with a one-time listener: removing it deletes its
+  // entry, which would turn the table back into a dictionary. Compact once it is gone.
+  if ('ack' in events) { (dialog as unknown as NodeJS.EventEmitter).once('ack', compactAfterAck); return; }
+  d._events = Object.setPrototypeOf({ ...events }, null) as Record<string, unknown>;
+}
+
+/** Shared by every dialog (EventEmitter calls it with the dialog as `this`). */
+function compactAfterAck(this: Dialog): void {
+  compactListeners(this);
 }
 
 /** Whether `slimDialog` has released this dialog's INVITE (tests, admin checks). */
