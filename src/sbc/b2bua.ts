@@ -219,7 +219,7 @@ export class B2bua {
       // Every INVITE ends with a result, an exception here too (the try below starts later).
       const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { call.finish('error'); throw err; });
       if (!r.ok) { call.finish('refused', refusalEnd(r.refusal)); return this.desk.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
-      call.release = r.release;
+      call.slot = r;
     }
 
     try {
