@@ -31,7 +31,7 @@ import { RequestDesk, type RequestObserver } from './requests.js';
 import { attemptTarget, expandTargets, outgoingHeaders, signForTarget, type Target } from './b-leg.js';
 import { relayInDialog } from './relay.js';
 import { CallOutcome, type OutcomeSinks } from './outcome.js';
-import { slimDialog, compactListeners } from './slim-dialog.js';
+import { slimDialog, fastListenerTable, restoreListeners } from './slim-dialog.js';
 import { EstablishedCall, type EstablishedSinks } from './established.js';
 import { flat } from '../flat-string.js';
 
@@ -330,17 +330,22 @@ export class B2bua {
     const held = new EstablishedCall(call, this.heldSinks, peer, from, target, policy, uas, uac);
     // Both legs' endings, timers and reconciliation live in the session (src/sbc/session).
     const farPeer = from.kind === 'peer' ? from.peer : target.side.kind === 'peer' ? target.side.peer : undefined;
-    held.session = establish(this.sessions, {
-      id: callId, uas: uas as unknown as LegDialog, uac: uac as unknown as LegDialog, policy, peer: farPeer,
-      anchored: this.opts.stages?.media !== undefined && !!uas.remote?.sdp, clock: this.opts.clock ?? systemClock, owner: held,
-    });
-    // The session has read the INVITE's and the 2xx's headers: nothing needs them any more.
-    slimDialog(uas, call.callerCallId);
-    slimDialog(uac);
-    if (held.session.isEnded) return;
-    relayInDialog(held);
-    compactListeners(uas);
-    compactListeners(uac);
+    const listenersA = fastListenerTable(uas);
+    const listenersB = fastListenerTable(uac);
+    try {
+      held.session = establish(this.sessions, {
+        id: callId, uas: uas as unknown as LegDialog, uac: uac as unknown as LegDialog, policy, peer: farPeer,
+        anchored: this.opts.stages?.media !== undefined && !!uas.remote?.sdp, clock: this.opts.clock ?? systemClock, owner: held,
+      });
+      // The session has read the INVITE's and the 2xx's headers: nothing needs them any more.
+      slimDialog(uas, call.callerCallId);
+      slimDialog(uac);
+      if (held.session.isEnded) return;
+      relayInDialog(held);
+    } finally {
+      restoreListeners(uas, listenersA);
+      restoreListeners(uac, listenersB);
+    }
     this.calls.up(callId, held);
   }
 }

@@ -21,8 +21,8 @@
 // nothing reads, are dropped (set undefined, not deleted: a delete would turn the objects into
 // dictionaries).
 //
-// `compactListeners` then turns the Dialog's EventEmitter table (a null-prototype dictionary,
-// ≈ 450 B once the session and the relay listen) into a fast object with the same entries.
+// `fastListenerTable` / `restoreListeners` keep the Dialog's EventEmitter table a fast-mode
+// object (Node's is a null-prototype dictionary, ≈ 450 B once the session and the relay listen).
 import { flat } from '../flat-string.js';
 import type { Dialog } from './request-view.js';
 
@@ -76,25 +76,40 @@ export function slimDialog(dialog: Dialog, callId?: string): void {
   d.remote.sdp = flat(d.remote.sdp);
 }
 
+/** A dialog's EventEmitter table in fast mode: a constructor's objects get V8 maps shared by
+ *  every dialog with the same listeners, where Node's `{ __proto__: null }` literal is a
+ *  dictionary. Its prototype is an empty frozen object without a prototype, so an event named
+ *  like an Object.prototype member finds nothing, as before. */
+function ListenerTable(): void {}
+ListenerTable.prototype = Object.freeze(Object.create(null) as object);
+
 /**
- * The dialog's listener table as a fast-mode object (same entries, still no prototype, so an
- * event named like an Object.prototype member finds nothing). Node creates it as a
- * `{ __proto__: null }` literal, which V8 keeps as a dictionary; listeners added or removed
- * later work as before (EventEmitter only reads and writes its entries).
+ * Before the call's listeners are added (session, relay): give the dialog a fast-mode listener
+ * table, and return the entries it had (drachtio-srf's one-time 'ack' listener) for
+ * `restoreListeners` to put back after ours. Appended last, the 'ack' entry is the table's last
+ * property, and deleting the last property keeps V8's fast mode (any other delete would turn
+ * the table back into a dictionary). Listeners added or removed later work as before
+ * (EventEmitter only reads and writes the table's entries).
  */
-export function compactListeners(dialog: Dialog): void {
+export function fastListenerTable(dialog: Dialog): Record<string, unknown> | undefined {
   const d = dialog as unknown as HeldParts;
-  const events = d._events;
-  if (!events || Object.getPrototypeOf(events) !== null) return;
-  // drachtio-srf waits for the caller's ACK with a one-time listener: removing it deletes its
-  // entry, which would turn the table back into a dictionary. Compact once it is gone.
-  if ('ack' in events) { (dialog as unknown as NodeJS.EventEmitter).once('ack', compactAfterAck); return; }
-  d._events = Object.setPrototypeOf({ ...events }, null) as Record<string, unknown>;
+  const old = d._events;
+  if (!old || Object.getPrototypeOf(old) !== null) return undefined;
+  d._events = new (ListenerTable as unknown as new () => Record<string, unknown>)();
+  return old;
 }
 
-/** Shared by every dialog (EventEmitter calls it with the dialog as `this`). */
-function compactAfterAck(this: Dialog): void {
-  compactListeners(this);
+/** Put back what `fastListenerTable` took, after the listeners added since. */
+export function restoreListeners(dialog: Dialog, old: Record<string, unknown> | undefined): void {
+  const d = dialog as unknown as HeldParts;
+  const table = d._events;
+  // removeAllListeners() (a BYE meanwhile) replaced the table: what was taken is gone with it.
+  if (!old || !table || !(table instanceof (ListenerTable as unknown as new () => object))) return;
+  for (const k in old) {
+    const prev = table[k];
+    // An event both had (none today): srf's listeners first, as they were registered first.
+    table[k] = prev === undefined ? old[k] : ([] as unknown[]).concat(old[k], prev);
+  }
 }
 
 /** Whether `slimDialog` has released this dialog's INVITE (tests, admin checks). */

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SERVED_READS, compactListeners, isSlim, slimDialog } from '../../../src/sbc/slim-dialog.js';
+import { SERVED_READS, fastListenerTable, isSlim, restoreListeners, slimDialog } from '../../../src/sbc/slim-dialog.js';
 import { flat } from '../../../src/flat-string.js';
 import type { Dialog } from '../../../src/sbc/request-view.js';
 
@@ -144,39 +144,42 @@ describe('slimDialog on real drachtio-srf Dialogs', () => {
     expect(d.sip.callId).toBe(kept);
   });
 
-  it('compactListeners keeps every listener, no prototype, and later on/emit/removeAllListeners work', () => {
+  it('fastListenerTable: the call\'s listeners, then srf\'s one-time ACK listener last; emit, on, removeAllListeners as before', () => {
     const { dialog } = uac();
     const e = dialog as unknown as import('node:events').EventEmitter & { _events: object };
     const heard: string[] = [];
+    e.once('ack', () => heard.push('srf ack'));
+    const taken = fastListenerTable(dialog);
     e.on('destroy', () => heard.push('destroy'));
     e.on('info', () => heard.push('info'));
     e.on('info', () => heard.push('info 2'));
-    compactListeners(dialog);
-    expect(Object.getPrototypeOf(e._events)).toBeNull();
+    restoreListeners(dialog, taken);
+    expect(Object.keys(e._events)).toEqual(['destroy', 'info', 'ack']);
+    expect(Object.getPrototypeOf(Object.getPrototypeOf(e._events))).toBeNull();
+    expect(e.emit('toString')).toBe(false);
+    expect(e.listenerCount('constructor')).toBe(0);
+    e.emit('ack');
+    e.emit('ack');
     e.emit('destroy');
     e.emit('info');
-    expect(e.emit('toString')).toBe(false);
     e.on('refer', () => heard.push('refer'));
     e.emit('refer');
-    expect(heard).toEqual(['destroy', 'info', 'info 2', 'refer']);
+    expect(heard).toEqual(['srf ack', 'destroy', 'info', 'info 2', 'refer']);
+    expect(Object.keys(e._events)).toEqual(['destroy', 'info', 'refer']);
     expect(e.listenerCount('info')).toBe(2);
     e.removeAllListeners();
     expect(e.emit('info')).toBe(false);
   });
 
-  it('compactListeners waits for drachtio-srf\'s one-time ACK listener to go', () => {
+  it('restoreListeners after removeAllListeners (a BYE meanwhile) puts nothing back', () => {
     const { dialog } = uac();
-    const e = dialog as unknown as import('node:events').EventEmitter & { _events: object };
-    const heard: string[] = [];
-    e.once('ack', () => heard.push('srf ack'));
-    e.on('destroy', () => heard.push('destroy'));
-    compactListeners(dialog);
-    e.emit('ack');
-    expect(heard).toEqual(['srf ack']);
-    expect(Object.keys(e._events)).toEqual(['destroy']);
-    expect(Object.getPrototypeOf(e._events)).toBeNull();
-    e.emit('destroy');
-    expect(heard).toEqual(['srf ack', 'destroy']);
+    const e = dialog as unknown as import('node:events').EventEmitter;
+    e.once('ack', () => undefined);
+    const taken = fastListenerTable(dialog);
+    e.on('destroy', () => undefined);
+    e.removeAllListeners();
+    restoreListeners(dialog, taken);
+    expect(e.eventNames()).toEqual([]);
   });
 
   it('flat() copies are equal to their input', () => {
