@@ -68,6 +68,9 @@ describe('held calls keep no drachtio-srf Request or Response', () => {
     // ...and no timer of its own: before, 3 node Timeouts per call (maximum duration, one RFC 4028
     // refresher per leg). What is left is the process's own timers, not one per call.
     expect(count('Timeout'), 'Timeout').toBeLessThan(CALLS / 2);
+    // Each drachtio-srf Dialog's listener table is a fast-mode ListenerTable, not Node's
+    // null-prototype dictionary (≈ 450 B each once the session and the relay listen).
+    expect(count('ListenerTable')).toBe(2 * CALLS);
 
     // In-dialog requests still work on the stand-ins: every caller's BYE ends its call.
     const r = await calls;
