@@ -138,7 +138,8 @@ if (holdersOf) {
 
 // --owners A,B,...: every node's bytes attributed to the nearest object along its first retainer
 // chain (up to 16 steps) whose constructor is listed; an engine Dialog (edge `binding`) and a
-// drachtio-srf Dialog (edge `req`) are told apart. Prints bytes and objects per owner.
+// drachtio-srf Dialog (edge `req`) are told apart. Prints bytes and objects per owner; with
+// `--owner-census LABEL` also that owner's bytes by kind and the edge that reaches them.
 const ownersArg = process.argv.includes('--owners') ? process.argv[process.argv.indexOf('--owners') + 1]! : undefined;
 if (ownersArg) {
   const wanted = new Set(ownersArg.split(','));
@@ -176,4 +177,22 @@ if (ownersArg) {
   }
   const owners = [...label.values()].reduce((m, k) => m.set(k, (m.get(k) ?? 0) + 1), new Map<string, number>());
   for (const [k, e] of [...by].sort((a, b) => b[1].bytes - a[1].bytes)) console.log(`  ${(e.bytes / 1024).toFixed(0).padStart(8)} KiB ${String(e.n).padStart(8)} objects  ${String(owners.get(k) ?? '').padStart(6)}×  ${k}`);
+  // --owner-census LABEL: what an owner's bytes are, by type:constructor and the edge that reaches them.
+  const censusOf = process.argv.includes('--owner-census') ? process.argv[process.argv.indexOf('--owner-census') + 1] : undefined;
+  if (censusOf) {
+    const parts = new Map<string, { n: number; bytes: number }>();
+    for (let i = 0; i < count; i++) {
+      const o = label.has(i) ? i : ownerOf(i);
+      if (o < 0 || label.get(o) !== censusOf) continue;
+      const rs = retainers[i]!;
+      const via = rs.length ? `${typeOf(rs[0]!)}:${nameOf(rs[0]!).slice(0, 30)}.${edgeName(rs[1]!)}` : '';
+      const t = typeOf(i);
+      const k = `${t === 'object' || t === 'closure' || t === 'array' || t === 'hidden' ? `${t}:${nameOf(i).slice(0, 40)}` : t}  ← ${via}`;
+      const e = parts.get(k) ?? { n: 0, bytes: 0 };
+      e.n++; e.bytes += sizeOf(i);
+      parts.set(k, e);
+    }
+    console.log(`  ${censusOf}, by part:`);
+    for (const [k, e] of [...parts].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, top)) console.log(`  ${(e.bytes / 1024).toFixed(0).padStart(8)} KiB ${String(e.n).padStart(8)}  ${k}`);
+  }
 }

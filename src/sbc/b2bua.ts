@@ -21,7 +21,7 @@ import { uriHost } from '../sip/grammar/index.js';
 import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import type { Side, Refusal, Stages, IdentityOutcome } from './stages.js';
 import { CallRegistry, type ActiveCall, type Hangup } from './calls.js';
-import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, dialogCallId, type CallRecorder } from './cdr/events.js';
+import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, type CallRecorder } from './cdr/events.js';
 import { validateInvite } from './validate.js';
 import { unanchoredSdpSeam } from './media/sdp-topology.js';
 import { sessionTable, establish, intervalTooSmall, systemClock, type SessionTable, type Clock, type LegDialog, type PeergateEnding, PEERGATE_ENDINGS } from './session/index.js';
@@ -31,7 +31,8 @@ import { RequestDesk, type RequestObserver } from './requests.js';
 import { attemptTarget, expandTargets, outgoingHeaders, signForTarget, type Target } from './b-leg.js';
 import { relayInDialog } from './relay.js';
 import { CallOutcome, type OutcomeSinks } from './outcome.js';
-import { slimDialog } from './slim-dialog.js';
+import { slimDialog, fastListenerTable, restoreListeners } from './slim-dialog.js';
+import { EstablishedCall, type EstablishedSinks } from './established.js';
 import { flat } from '../flat-string.js';
 
 export type { ActiveCall, Hangup } from './calls.js';
@@ -87,6 +88,8 @@ export class B2bua {
   private readonly recorder: CallRecorder;
   /** Where every call's outcome is reported (outcome.ts). */
   private readonly sinks: OutcomeSinks;
+  /** Where established calls report (established.ts). */
+  private readonly heldSinks: EstablishedSinks;
 
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
@@ -96,6 +99,7 @@ export class B2bua {
     this.stages = stages.media ? stages : { ...stages, media: unanchoredSdpSeam() };
     this.recorder = opts.recorder ?? noCallRecorder;
     this.sinks = { observer: this.observer, calls: this.calls, media: this.stages.media };
+    this.heldSinks = { observer: this.observer, media: this.stages.media };
     this.desk = new RequestDesk({ policy: opts.policy, log: opts.log, observer: this.observer, limits: this.stages.limits });
     // Media inactivity is asked of rtpengine only: the unanchored seam has no activity to report.
     this.sessions = sessionTable(opts.clock ?? systemClock, opts.policy, opts.dialogExists, stages.media);
@@ -215,7 +219,7 @@ export class B2bua {
       // Every INVITE ends with a result, an exception here too (the try below starts later).
       const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { call.finish('error'); throw err; });
       if (!r.ok) { call.finish('refused', refusalEnd(r.refusal)); return this.desk.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
-      call.release = r.release;
+      call.slot = r;
     }
 
     try {
@@ -314,35 +318,34 @@ export class B2bua {
 
   /**
    * Both legs are up: relay in-dialog requests across, end both together. What the call keeps
-   * for its life is what this scope's closures hold (the outcome, which also logs, the session, ids),
-   * not the setup scope of onInvite; the Dialogs let go of the INVITE and its 2xx (slim-dialog.ts).
+   * for its life is one record (established.ts: the outcome, the session, both dialogs, the
+   * sides), not the setup scope of onInvite; the Dialogs let go of the INVITE and its 2xx
+   * (slim-dialog.ts) and every listener on them is shared by all calls.
    */
   private established(call: CallOutcome, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy): void {
     const { id: callId, direction } = call;
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
     this.observer.callStarted(peer, direction);
-    const answeredAt = performance.now();
     call.info({ target: target.uri }, 'call established');
+    const held = new EstablishedCall(call, this.heldSinks, peer, from, target, policy, uas, uac);
     // Both legs' endings, timers and reconciliation live in the session (src/sbc/session).
     const farPeer = from.kind === 'peer' ? from.peer : target.side.kind === 'peer' ? target.side.peer : undefined;
-    const session = establish(this.sessions, {
-      id: callId, uas: uas as unknown as LegDialog, uac: uac as unknown as LegDialog, policy, peer: farPeer,
-      anchored: this.opts.stages?.media !== undefined && !!uas.remote?.sdp, clock: this.opts.clock ?? systemClock,
-      onEnd: (result) => {
-        this.observer.callEnded(peer, direction);
-        this.observer.callDuration?.(peer, direction, (performance.now() - answeredAt) / 1000);
-        if (result === 'caller_bye' || result === 'callee_bye') call.finish(result);
-        else call.finish(result, { endedBy: 'peergate', reason: result });
-      },
-      onRefreshFailed: (leg, err) => call.info({ leg, err: String(err) }, 'session refresh failed'),
-    });
-    // The session has read the INVITE's and the 2xx's headers: nothing needs them any more.
-    slimDialog(uas);
-    slimDialog(uac);
-    if (session.isEnded) return;
-    relayInDialog({ uas, uac, caller: from, callee: target.side, policy, callId, media: this.stages.media, session, log: call });
-    const info: ActiveCall = { id: callId, call_id: dialogCallId(uas) ?? '', peer, direction, from: sideLabel(from), to: sideLabel(target.side), target: target.uri, startedAt: new Date().toISOString() };
-    // Our own ending (drain deadline, shutdown): BYE on both legs with the Reason (RFC 3326).
-    this.calls.up(callId, info, (h: Hangup) => { call.info({ result: h }, 'ending call'); return session.end(h); });
+    const listenersA = fastListenerTable(uas);
+    const listenersB = fastListenerTable(uac);
+    try {
+      held.session = establish(this.sessions, {
+        id: callId, uas: uas as unknown as LegDialog, uac: uac as unknown as LegDialog, policy, peer: farPeer,
+        anchored: this.opts.stages?.media !== undefined && !!uas.remote?.sdp, clock: this.opts.clock ?? systemClock, owner: held,
+      });
+      // The session has read the INVITE's and the 2xx's headers: nothing needs them any more.
+      slimDialog(uas, call.callerCallId);
+      slimDialog(uac);
+      if (held.session.isEnded) return;
+      relayInDialog(held);
+    } finally {
+      restoreListeners(uas, listenersA);
+      restoreListeners(uac, listenersB);
+    }
+    this.calls.up(callId, held);
   }
 }

@@ -22,8 +22,10 @@ export interface ActiveCall {
  *  whose RFC 3326 Reason (PEERGATE_ENDINGS) both legs' BYE, and a call being set up's 503, carry. */
 export type Hangup = PeergateEnding;
 
-interface HeldCall {
-  info: ActiveCall;
+/** An established call as the registry sees it (established.ts). */
+export interface HeldCall {
+  /** Built when listed, not kept per call. */
+  info(): ActiveCall;
   hangup(h: Hangup): Promise<void>;
 }
 
@@ -57,9 +59,9 @@ export class CallRegistry {
   }
 
   /** Both legs are up; a call established after endAll() is hung up at once. */
-  up(callId: string, info: ActiveCall, hangup: (h: Hangup) => Promise<void>): void {
-    this.established.set(callId, { info, hangup });
-    if (this.stopping) void hangup(this.stopping);
+  up(callId: string, call: HeldCall): void {
+    this.established.set(callId, call);
+    if (this.stopping) void call.hangup(this.stopping);
   }
 
   end(callId: string): void {
@@ -74,7 +76,7 @@ export class CallRegistry {
   }
 
   list(): ActiveCall[] {
-    return [...this.established.values()].map((c) => c.info);
+    return [...this.established.values()].map((c) => c.info());
   }
 
   get liveCount(): number {

@@ -24,13 +24,11 @@ export interface CallLog {
   warn(obj: object, msg: string): void;
 }
 
-const nothing = (): void => {};
-
 export class CallOutcome implements CallLog {
   /** The peer the call is counted for: the sender, or for a core call the first peer routed to. */
   peer: string;
-  /** Frees the call's limits slot (set once the limits stage admitted it). */
-  release: () => void = nothing;
+  /** The call's limits slot (set once the limits stage admitted it); released when it ends. */
+  slot: { release(): unknown } | undefined;
   private ended = false;
 
   constructor(
@@ -41,7 +39,7 @@ export class CallOutcome implements CallLog {
     private readonly trace: CallTrace,
     /** The process logger (not a child: see CallLog) and the caller's Call-ID, a flat copy. */
     private readonly base: Logger,
-    private readonly callerCallId: string,
+    readonly callerCallId: string,
   ) {
     this.peer = peer;
   }
@@ -54,8 +52,9 @@ export class CallOutcome implements CallLog {
     if (this.ended) return;
     this.ended = true;
     this.trace.ended({ ...end, result, peer: this.peer });
-    this.release();
-    this.release = nothing;
+    const slot = this.slot;
+    this.slot = undefined;
+    slot?.release();
     void this.sinks.media?.end(this.id).catch((err: unknown) => this.warn({ err: String(err) }, 'media end failed'));
     this.sinks.calls.end(this.id);
     this.sinks.observer.callFinished(this.peer, this.direction, result);

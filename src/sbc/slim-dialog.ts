@@ -14,8 +14,15 @@
 //   this.req.socket        (get socket: the engine connection in-dialog requests go out on)
 //   this.res.stackDialogId (get id: the key of srf's dialog map and of every in-dialog request)
 // Nothing else of drachtio-srf reaches a Dialog's req or res once createB2BUA has resolved.
-// The strings the Dialog keeps itself (sip, local, remote) are replaced by flat copies, so that
-// none of them keeps the received text alive as a V8 sliced string (src/flat-string.ts).
+// Of the strings the Dialog keeps itself, drachtio-srf reads only `local.sdp`, `local.contact`
+// and `remote.sdp` after its constructor (re-INVITEs, checked by the same test) and peergate
+// `sip.callId` (/admin/calls): those are replaced by flat copies, so that none keeps the
+// received text alive as a V8 sliced string (src/flat-string.ts); the tags and URIs, which
+// nothing reads, are dropped (set undefined, not deleted: a delete would turn the objects into
+// dictionaries).
+//
+// `fastListenerTable` / `restoreListeners` keep the Dialog's EventEmitter table a fast-mode
+// object (Node's is a null-prototype dictionary, ≈ 450 B once the session and the relay listen).
 import { flat } from '../flat-string.js';
 import type { Dialog } from './request-view.js';
 
@@ -46,10 +53,12 @@ interface HeldParts {
   sip: { callId: string; remoteTag: string; localTag: string };
   local: { uri?: string; sdp?: string; contact?: string };
   remote: { uri?: string; sdp?: string };
+  _events?: Record<string, unknown>;
 }
 
-/** Swap the dialog's INVITE request and response for stand-ins; idempotent. */
-export function slimDialog(dialog: Dialog): void {
+/** Swap the dialog's INVITE request and response for stand-ins; idempotent. `callId`: a flat
+ *  copy of the dialog's Call-ID already kept for the call (shared rather than copied again). */
+export function slimDialog(dialog: Dialog, callId?: string): void {
   const d = dialog as unknown as HeldParts;
   if (d.req instanceof SlimRequest) return;
   const id = d.res.stackDialogId;
@@ -57,14 +66,50 @@ export function slimDialog(dialog: Dialog): void {
   const event = method === 'SUBSCRIBE' ? d.req.get('Event') : undefined;
   d.req = new SlimRequest(method, d.req.socket, flat(event));
   d.res = new SlimResponse(flat(id));
-  d.sip.callId = flat(d.sip.callId);
-  d.sip.remoteTag = flat(d.sip.remoteTag);
-  d.sip.localTag = flat(d.sip.localTag);
-  d.local.uri = flat(d.local.uri);
+  d.sip.callId = callId !== undefined && callId === d.sip.callId ? callId : flat(d.sip.callId);
+  (d.sip as { remoteTag?: string }).remoteTag = undefined;
+  (d.sip as { localTag?: string }).localTag = undefined;
+  d.local.uri = undefined;
   d.local.sdp = flat(d.local.sdp);
   d.local.contact = flat(d.local.contact);
-  d.remote.uri = flat(d.remote.uri);
+  d.remote.uri = undefined;
   d.remote.sdp = flat(d.remote.sdp);
+}
+
+/** A dialog's EventEmitter table in fast mode: a constructor's objects get V8 maps shared by
+ *  every dialog with the same listeners, where Node's `{ __proto__: null }` literal is a
+ *  dictionary. Its prototype is an empty frozen object without a prototype, so an event named
+ *  like an Object.prototype member finds nothing, as before. */
+function ListenerTable(): void {}
+ListenerTable.prototype = Object.freeze(Object.create(null) as object);
+
+/**
+ * Before the call's listeners are added (session, relay): give the dialog a fast-mode listener
+ * table, and return the entries it had (drachtio-srf's one-time 'ack' listener) for
+ * `restoreListeners` to put back after ours. Appended last, the 'ack' entry is the table's last
+ * property, and deleting the last property keeps V8's fast mode (any other delete would turn
+ * the table back into a dictionary). Listeners added or removed later work as before
+ * (EventEmitter only reads and writes the table's entries).
+ */
+export function fastListenerTable(dialog: Dialog): Record<string, unknown> | undefined {
+  const d = dialog as unknown as HeldParts;
+  const old = d._events;
+  if (!old || Object.getPrototypeOf(old) !== null) return undefined;
+  d._events = new (ListenerTable as unknown as new () => Record<string, unknown>)();
+  return old;
+}
+
+/** Put back what `fastListenerTable` took, after the listeners added since. */
+export function restoreListeners(dialog: Dialog, old: Record<string, unknown> | undefined): void {
+  const d = dialog as unknown as HeldParts;
+  const table = d._events;
+  // removeAllListeners() (a BYE meanwhile) replaced the table: what was taken is gone with it.
+  if (!old || !table || !(table instanceof (ListenerTable as unknown as new () => object))) return;
+  for (const k in old) {
+    const prev = table[k];
+    // An event both had (none today): srf's listeners first, as they were registered first.
+    table[k] = prev === undefined ? old[k] : ([] as unknown[]).concat(old[k], prev);
+  }
 }
 
 /** Whether `slimDialog` has released this dialog's INVITE (tests, admin checks). */

@@ -1,9 +1,12 @@
 // Memory per held call (issue #18 item 5): an established call through `peergate start` must
 // not keep the INVITE's drachtio-srf Request and Response objects (each with its parsed
 // SipMessage and the received text) for its life: src/sbc/slim-dialog.ts swaps them for small
-// stand-ins once both legs are up. Real SIPp on both sides; a heap snapshot of the running
-// process (SIGUSR2) counts the objects while the calls are held; then the calls end with BYE
-// through the slimmed dialogs.
+// stand-ins once both legs are up. Nor may it keep timer objects of its own (its RFC 4028 and
+// maximum-duration timers are deadlines in one queue per process: src/sbc/session/deadlines.ts),
+// or a closure per leg for the relay and the session (shared listeners: src/sbc/established.ts).
+// Real SIPp on both sides; a heap snapshot of the running process (SIGUSR2), taken once every
+// transaction of the calls has ended, counts the objects while the calls are held; then the
+// calls end with BYE through the slimmed dialogs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +14,7 @@ import { freePorts, heldCalls, startUas, stopInOrder, waitFor, type Proc } from 
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
 import { heapCensus } from '../../bench/heap-census.js';
 
-const CALLS = 20;
+const CALLS = 40;
 let pg: RunningPeergate;
 let uas: Proc;
 let peerPort: number;
@@ -34,10 +37,11 @@ const snapshots = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.h
 
 describe('held calls keep no drachtio-srf Request or Response', () => {
   it(`${CALLS} held calls: 2 drachtio-srf Dialogs each and no INVITE Request/Response/SipMessage; BYE still ends them`, async () => {
-    const calls = heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, CALLS, 25_000, 90);
+    const calls = heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, CALLS, 75_000, 150);
     await waitFor(async () => (await pg.metric('peergate_active_calls')) === CALLS, 20_000, 200, `${CALLS} calls up`);
-    // Let the ACKs and the provisional/2xx bookkeeping settle: what is left is what a held call keeps.
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Every transaction of the calls ends (Timer L/M: 32 s): what is left is what a held call keeps.
+    await waitFor(async () => (await pg.metric('peergate_engine_server_transactions')) === 0
+      && (await pg.metric('peergate_engine_client_transactions')) === 0, 50_000, 500, 'the calls\' transactions to end');
 
     process.kill(pg.proc.pid, 'SIGUSR2');
     const file = (await waitFor(() => snapshots(pg.dir)[0], 60_000, 200, 'a heap snapshot'))!;
@@ -58,11 +62,21 @@ describe('held calls keep no drachtio-srf Request or Response', () => {
     expect(count('SlimRequest')).toBe(2 * CALLS);
     expect(count('SlimResponse')).toBe(2 * CALLS);
 
+    // One record and one session per call...
+    expect(count('EstablishedCall')).toBe(CALLS);
+    expect(count('CallSession')).toBe(CALLS);
+    // ...and no timer of its own: before, 3 node Timeouts per call (maximum duration, one RFC 4028
+    // refresher per leg). What is left is the process's own timers, not one per call.
+    expect(count('Timeout'), 'Timeout').toBeLessThan(CALLS / 2);
+    // Each drachtio-srf Dialog's listener table is a fast-mode ListenerTable, not Node's
+    // null-prototype dictionary (≈ 450 B each once the session and the relay listen).
+    expect(count('ListenerTable')).toBe(2 * CALLS);
+
     // In-dialog requests still work on the stand-ins: every caller's BYE ends its call.
     const r = await calls;
     expect(r.failed).toBe(0);
     expect(r.successful).toBe(CALLS);
     await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 10_000, 200, 'every call ended');
     expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(CALLS);
-  }, 150_000);
+  }, 240_000);
 });

@@ -17,7 +17,7 @@ export { isPriority, type PriorityCall } from './priority.js';
 export type RefusalReason = 'cps' | 'sessions' | 'global_sessions' | 'store_unavailable';
 
 export type Admission =
-  | { admit: true; sessionId: string; /** Idempotent; never throws. */ release(): Promise<void> }
+  | HeldSlot
   | { admit: false; status: 503; retryAfterS: number; reason: RefusalReason };
 
 /** The limits that apply to one request: its peer's (absent for core) and the global ones. */
@@ -72,7 +72,10 @@ export class Limits implements LimitsStage {
   private timer: NodeJS.Timeout | undefined;
   private ttlMs: number;
   /** Sessions this node holds, with their scopes (limits stripped), to restore a store that lost them. */
-  private readonly held = new Map<string, SessionScope[]>();
+  private readonly held = new Map<string, readonly SessionScope[]>();
+  /** Scope names by peer id, and the names-only scope lists `held` shares (by peer scope, '' = global only). */
+  private readonly scopeNames = new Map<string, string>();
+  private readonly heldScopes = new Map<string, readonly SessionScope[]>();
 
   constructor(opts: LimitsOptions) {
     this.store = opts.store;
@@ -174,7 +177,7 @@ export class Limits implements LimitsStage {
       : undefined;
     // Sessions are counted per peer even without a limit, so the count is there when one is set.
     const scopes: SessionScope[] = [];
-    if (peerId !== undefined) scopes.push({ scope: peerScope(peerId), limit: raise(peer?.sessions) });
+    if (peerId !== undefined) scopes.push({ scope: this.peerScopeName(peerId), limit: raise(peer?.sessions) });
     scopes.push({ scope: GLOBAL_SCOPE, limit: raise(global?.sessions) });
     try {
       let r = await this.store.admit(rate, scopes, sessionId, this.nodeId, this.ttlMs);
@@ -191,23 +194,34 @@ export class Limits implements LimitsStage {
       // StoreUnavailableError under fail_closed, or any store fault: refuse, never hang or crash.
       return this.refuse(label, 'store_unavailable', retryAfterS);
     }
-    this.held.set(sessionId, countOnly(scopes));
+    this.held.set(sessionId, this.countScopes(peerId, scopes));
     localSessions.set(this.held.size);
-    let released = false;
-    return {
-      admit: true,
-      sessionId,
-      release: async () => {
-        if (released) return;
-        released = true;
-        this.held.delete(sessionId);
-        localSessions.set(this.held.size);
-        const p = this.store.release(sessionId).then(() => undefined, () => undefined /* the slot expires by ttl */);
-        this.releasing.add(p);
-        await p;
-        this.releasing.delete(p);
-      },
-    };
+    return new HeldSlot(this, sessionId);
+  }
+
+  /** Free a slot this node holds (HeldSlot.release); never rejects. */
+  async releaseSlot(sessionId: string): Promise<void> {
+    this.held.delete(sessionId);
+    localSessions.set(this.held.size);
+    const p = this.store.release(sessionId).then(() => undefined, () => undefined /* the slot expires by ttl */);
+    this.releasing.add(p);
+    await p;
+    this.releasing.delete(p);
+  }
+
+  /** The scope name of a peer's sessions, one string per peer (not one per call). */
+  private peerScopeName(peerId: string): string {
+    let name = this.scopeNames.get(peerId);
+    if (name === undefined) { name = flat(peerScope(peerId)); this.scopeNames.set(peerId, name); }
+    return name;
+  }
+
+  /** What `held` keeps of a call's scopes (names only), shared by every call of the same peer. */
+  private countScopes(peerId: string | undefined, scopes: readonly SessionScope[]): readonly SessionScope[] {
+    const key = peerId === undefined ? '' : this.peerScopeName(peerId);
+    let names = this.heldScopes.get(key);
+    if (names === undefined) { names = Object.freeze(countOnly(scopes)); this.heldScopes.set(key, names); }
+    return names;
   }
 
   /** The b2bua's stage interface (src/sbc/stages.ts). */
@@ -217,8 +231,8 @@ export class Limits implements LimitsStage {
       ? await this.admit(from.peer.id, { peer: from.peer.limits, global: policy.limits }, undefined, kind !== undefined)
       : await this.admit(undefined, { global: policy.limits }, undefined, kind !== undefined);
     if (kind) priorityCalls.inc({ peer: peerLabel(from), kind, result: a.admit ? 'admitted' : 'refused' });
-    // a.release itself (it never rejects): no closure kept for the call's life over this scope.
-    if (a.admit) return { ok: true, release: a.release };
+    // The slot object itself (its release never rejects): kept for the call's life, no closure.
+    if (a.admit) return a;
     return { ok: false, refusal: { status: 503, reason: 'Service Unavailable', label: `limit_${a.reason}`, retryAfterS: a.retryAfterS } };
   }
 
@@ -266,6 +280,25 @@ export class Limits implements LimitsStage {
   private refuse(peer: string, reason: RefusalReason, retryAfterS: number): Admission {
     limitRefusals.inc({ peer, reason });
     return { admit: false, status: 503, retryAfterS, reason };
+  }
+}
+
+/**
+ * A call's session slot. An object rather than a closure over admit(): it lives as long as the
+ * call (issue #18 item 5). Also the b2bua stage's admission (`ok`).
+ */
+export class HeldSlot {
+  readonly admit = true;
+  readonly ok = true;
+  private released = false;
+
+  constructor(private readonly limits: Limits, readonly sessionId: string) {}
+
+  /** Idempotent; never throws. */
+  release(): Promise<void> {
+    if (this.released) return Promise.resolve();
+    this.released = true;
+    return this.limits.releaseSlot(this.sessionId);
   }
 }
 

@@ -19,15 +19,18 @@
 //   replaced them with its own; unanchored, media flows directly and they must stay true.
 import { hash, randomBytes } from 'node:crypto';
 import { parseSdp, writeSdp, type Sdp } from './sdp.js';
+import { flat } from '../../flat-string.js';
 import type { MediaArgs, MediaStage } from '../stages.js';
 
-/** One producing side's origin as the other side sees it. */
-interface Origin {
-  sessId: string;
-  version: number;
-  /** Digest of the last body sent in this direction, o= line excluded: a change bumps the
-   *  version. A digest, not the body: it is kept for the call's life (issue #18 item 5). */
-  last: string | undefined;
+/** One producing side's origin as the other side sees it; a call's origins are a short list
+ *  (two producers, sometimes more), kept for the call's life: numbers rather than strings, and
+ *  no Map per call (issue #18 item 5). */
+class Origin {
+  version = 1;
+  /** 48 bits of the SHA-1 of the last body sent in this direction, o= line excluded: a change
+   *  bumps the version. A digest, not the body; -1: none yet. */
+  last = -1;
+  constructor(readonly producer: string, readonly sessId: number, readonly next: Origin | undefined) {}
 }
 
 const DROP_SESSION = /^(?:[iuep]=|a=tool:)/;
@@ -41,12 +44,12 @@ const SESS_ID_BATCH = 6 * 512;
 let sessIdPool = Buffer.alloc(0);
 let sessIdAt = SESS_ID_BATCH;
 
-function newSessId(): string {
+function newSessId(): number {
   if (sessIdAt >= SESS_ID_BATCH) { sessIdPool = randomBytes(SESS_ID_BATCH); sessIdAt = 0; }
-  // 48 random bits as a decimal string: unique enough, and safely inside every parser's integer.
+  // 48 random bits (written in decimal): unique enough, and safely inside every parser's integer.
   const id = sessIdPool.readUIntBE(sessIdAt, 6);
   sessIdAt += 6;
-  return String(id);
+  return id;
 }
 
 /** The connection address the body itself announces: `[nettype, addrtype, address]`. */
@@ -83,18 +86,19 @@ export function stripIdentity(sdp: Sdp): void {
  * at `end`. A producing side is a leg tag (`A`/`B`, or rtpengine's from-tag/to-tag).
  */
 export class SdpOrigins {
-  private readonly calls = new Map<string, Map<string, Origin>>();
+  /** Per call, its producers' origins (the latest first). */
+  private readonly calls = new Map<string, Origin>();
 
   /** Hide the identity fields of `sdp` (in place) as the body `producer` sends in `callId`. */
   hide(callId: string, producer: string, sdp: Sdp): Sdp {
     stripIdentity(sdp);
-    let perCall = this.calls.get(callId);
-    if (!perCall) { perCall = new Map(); this.calls.set(callId, perCall); }
-    let origin = perCall.get(producer);
-    if (!origin) { origin = { sessId: newSessId(), version: 1, last: undefined }; perCall.set(producer, origin); }
+    const first = this.calls.get(callId);
+    let origin = first;
+    while (origin !== undefined && origin.producer !== producer) origin = origin.next;
+    if (!origin) { origin = new Origin(flat(producer), newSessId(), first); this.calls.set(callId, origin); }
     const oIdx = sdp.session.findIndex((l) => l.startsWith('o='));
-    const withoutOrigin = hash('sha1', writeSdp({ session: sdp.session.filter((_, i) => i !== oIdx), media: sdp.media }), 'base64');
-    if (origin.last !== undefined && origin.last !== withoutOrigin) origin.version++;
+    const withoutOrigin = (hash('sha1', writeSdp({ session: sdp.session.filter((_, i) => i !== oIdx), media: sdp.media }), 'buffer') as unknown as Buffer).readUIntBE(0, 6);
+    if (origin.last !== -1 && origin.last !== withoutOrigin) origin.version++;
     origin.last = withoutOrigin;
     const [net, type, addr] = connection(sdp);
     const line = `o=- ${origin.sessId} ${origin.version} ${net} ${type} ${addr}`;

@@ -2,14 +2,13 @@
 // SessionTable, with the policy's maximum duration, session timers and media timeout for the
 // peer on the far side. b2bua.ts calls `establish()` once both legs are up.
 import type { Policy, Peer } from '../../policy/schema.js';
-import { CallSession, type EndResult, type LegDialog } from './call.js';
+import { CallSession, sessionOf, type EndResult, type LegDialog, type SessionOwner } from './call.js';
 import type { Clock } from './clock.js';
 import { SessionTable, type MediaActivity } from './table.js';
 import { parseSessionExpires, intervalTooSmall } from './timer.js';
-import { flat } from '../../flat-string.js';
 
-export { CallSession, SessionTable, intervalTooSmall };
-export type { EndResult, LegDialog };
+export { CallSession, SessionTable, intervalTooSmall, sessionOf };
+export type { EndResult, LegDialog, SessionOwner };
 export { PEERGATE_ENDINGS, type PeergateEnding } from './call.js';
 export { systemClock, type Clock } from './clock.js';
 export type { MediaActivity } from './table.js';
@@ -52,8 +51,8 @@ export interface EstablishArgs {
   peer: Peer | undefined;
   anchored: boolean;
   clock: Clock;
-  onEnd(result: EndResult): void;
-  onRefreshFailed?(leg: 'A' | 'B', err: unknown): void;
+  /** Told how the call ends (methods, called on it: no closure per call). */
+  owner: SessionOwner;
 }
 
 /** Make the call a session, start its timers and add it to `table` (unless it already ended). */
@@ -64,11 +63,9 @@ export function establish(table: SessionTable, a: EstablishArgs): CallSession {
     // The callee's 2xx carries the interval both sides agreed on (RFC 4028 §9).
     negotiated: parseSessionExpires(header(a.uac.res, 'Session-Expires') ?? header(a.uac.res, 'x')),
     timerPolicy: a.policy.sessions.session_timer,
-    // Flat copies: a header value cut from a message would keep its whole text for the call's life.
-    allowA: flat(header(a.uas.req, 'Allow')), allowB: flat(header(a.uac.res, 'Allow')),
-    onEnd: (r) => { table.remove(a.id); a.onEnd(r); },
-    ...(a.onRefreshFailed ? { onRefreshFailed: a.onRefreshFailed } : {}),
-  });
+    // Read once here; the session keeps only whether each side allows UPDATE.
+    allowA: header(a.uas.req, 'Allow'), allowB: header(a.uac.res, 'Allow'),
+  }, a.owner);
   table.add(call, { anchored: a.anchored, timeoutS: limits.mediaTimeoutS });
   call.start();
   return call;

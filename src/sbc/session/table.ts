@@ -24,10 +24,8 @@ export interface SessionTableOptions {
   mediaActivity?: (callId: string) => Promise<MediaActivity>;
 }
 
-interface Entry { call: CallSession; anchored: boolean; mediaTimeoutS: number }
-
 export class SessionTable {
-  private readonly calls = new Map<string, Entry>();
+  private readonly calls = new Map<string, CallSession>();
   private timer: unknown;
   private sweeping = false;
 
@@ -37,25 +35,29 @@ export class SessionTable {
 
   add(call: CallSession, media: { anchored: boolean; timeoutS: number }): void {
     if (call.isEnded) return;
-    this.calls.set(call.id, { call, anchored: media.anchored, mediaTimeoutS: media.timeoutS });
+    // The call carries its own table entry (one record per call rather than one more object).
+    call.anchored = media.anchored;
+    call.mediaTimeoutS = media.timeoutS;
+    call.table = this;
+    this.calls.set(call.id, call);
   }
 
   remove(id: string): void { this.calls.delete(id); }
 
-  get(id: string): CallSession | undefined { return this.calls.get(id)?.call; }
+  get(id: string): CallSession | undefined { return this.calls.get(id); }
 
   /** End one call from our side (admin, drain): false when it is not up. */
   end(id: string, result: PeergateEnding): boolean {
-    const e = this.calls.get(id);
-    if (!e) return false;
-    e.call.end(result);
+    const c = this.calls.get(id);
+    if (!c) return false;
+    void c.end(result);
     return true;
   }
 
   /** End every call from our side; returns how many. */
   endAll(result: PeergateEnding): number {
     const all = [...this.calls.values()];
-    for (const e of all) e.call.end(result);
+    for (const c of all) void c.end(result);
     return all.length;
   }
 
@@ -81,8 +83,7 @@ export class SessionTable {
     try {
       const now = this.o.clock.now();
       const media: Array<Promise<void>> = [];
-      for (const e of [...this.calls.values()]) {
-        const c = e.call;
+      for (const c of [...this.calls.values()]) {
         if (c.isEnded) { this.calls.delete(c.id); continue; }
         if (this.legGone(c)) {
           if (c.goneMark) { c.end('dialog_gone'); count('dialog_gone'); continue; }
@@ -90,10 +91,11 @@ export class SessionTable {
         } else {
           c.goneMark = false;
         }
-        if (e.anchored && e.mediaTimeoutS > 0 && this.o.mediaActivity && now - c.startedAt >= e.mediaTimeoutS * 1000) {
+        const timeoutMs = c.mediaTimeoutS * 1000;
+        if (c.anchored && timeoutMs > 0 && this.o.mediaActivity && now - c.startedAt >= timeoutMs) {
           media.push(this.o.mediaActivity(c.id).then((a) => {
             if (c.isEnded || a === undefined) return;
-            if (a === 'gone' || this.o.clock.now() - a.lastPacketMs > e.mediaTimeoutS * 1000) { c.end('media_timeout'); count('media_timeout'); }
+            if (a === 'gone' || this.o.clock.now() - a.lastPacketMs > timeoutMs) { c.end('media_timeout'); count('media_timeout'); }
           }, () => undefined));
         }
       }

@@ -18,7 +18,7 @@ describe('CallRegistry', () => {
     await r.whenIdle(); // none: at once
     r.begin('a');
     r.begin('b');
-    r.up('a', info('a'), async () => undefined);
+    r.up('a', { info: () => info('a'), hangup: async () => undefined });
     expect(r.list().map((c) => c.id)).toEqual(['a']);
     expect(r.liveCount).toBe(2);
     let idle = false;
@@ -37,7 +37,7 @@ describe('CallRegistry', () => {
     const hungUp: string[] = [];
     const aborted: string[] = [];
     r.begin('up');
-    r.up('up', info('up'), async (h) => { hungUp.push(`up:${h}`); });
+    r.up('up', { info: () => info('up'), hangup: async (h) => { hungUp.push(`up:${h}`); } });
     r.begin('ringing');
     r.attempting('ringing', (h) => aborted.push(`ringing:${h}`));
     await r.endAll(H);
@@ -47,7 +47,7 @@ describe('CallRegistry', () => {
     expect(r.refusing()).toEqual({ retryAfterS: 30 });
     // A call answered after endAll() is hung up at once; an attempt started after it is aborted.
     r.begin('late');
-    r.up('late', info('late'), async (h) => { hungUp.push(`late:${h}`); });
+    r.up('late', { info: () => info('late'), hangup: async (h) => { hungUp.push(`late:${h}`); } });
     r.attempting('later', (h) => aborted.push(`later:${h}`));
     await Promise.resolve();
     expect(hungUp).toEqual(['up:drain_deadline', 'late:drain_deadline']);

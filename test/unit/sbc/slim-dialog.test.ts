@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SERVED_READS, isSlim, slimDialog } from '../../../src/sbc/slim-dialog.js';
+import { SERVED_READS, fastListenerTable, isSlim, restoreListeners, slimDialog } from '../../../src/sbc/slim-dialog.js';
 import { flat } from '../../../src/flat-string.js';
 import type { Dialog } from '../../../src/sbc/request-view.js';
 
@@ -42,6 +42,13 @@ describe('drachtio-srf reads of a Dialog\'s req and res (slim-dialog contract)',
     expect(rest).not.toMatch(/\{[^}]*\b(req|res)\b[^}]*\}\s*=\s*this\b/);
     // get() is asked for the Event header only (subscribeEvent).
     expect([...rest.matchAll(/this\.req\.get\(([^)]*)\)/g)].map((m) => m[1])).toEqual(["'Event'"]);
+  });
+
+  it('after the constructor, dialog.js reads only the SDPs and our Contact of sip/local/remote', () => {
+    // slimDialog drops the tags and URIs (nothing reads them) and keeps flat copies of these.
+    const reads = [...new Set([...rest.matchAll(/this\.(sip|local|remote)\.(\w+)/g)].map((m) => `${m[1]}.${m[2]}`))].sort();
+    expect(reads).toEqual(['local.contact', 'local.sdp', 'remote.sdp']);
+    expect([...rest.matchAll(/this\.sip\b/g)]).toEqual([]);
   });
 
   it('the constructor is where the rest is read (before any slimming)', () => {
@@ -98,10 +105,14 @@ describe('slimDialog on real drachtio-srf Dialogs', () => {
       expect(d.subscribeEvent).toBe(method === 'SUBSCRIBE' ? 'presence' : null);
       expect(d.socket).toBe(socket);
       expect(d.agent).toBe(agent);
-      expect(d.sip).toEqual(before.sip);
-      expect(d.local).toEqual(before.local);
-      expect(d.remote).toEqual(before.remote);
-      expect(d.toJSON()).toMatchObject({ id: before.id, type: 'uac', sip: before.sip });
+      // What drachtio-srf and peergate read later is kept; the tags and URIs are dropped.
+      expect(d.sip.callId).toBe(before.sip.callId);
+      expect(d.local.sdp).toBe(before.local.sdp);
+      expect(d.local.contact).toBe(before.local.contact);
+      expect(d.remote.sdp).toBe(before.remote.sdp);
+      expect([d.sip.localTag, d.sip.remoteTag, d.local.uri, d.remote.uri]).toEqual([undefined, undefined, undefined, undefined]);
+      expect(before.sip.localTag && before.local.uri && before.remote.uri).toBeTruthy();
+      expect(d.toJSON()).toMatchObject({ id: before.id, type: 'uac', sip: { callId: before.sip.callId } });
       // The INVITE and its 2xx are gone: stand-ins, frozen, with no message text.
       expect(Object.isFrozen(d.req) && Object.isFrozen(d.res)).toBe(true);
       expect(d.req.body).toBeUndefined();
@@ -123,6 +134,52 @@ describe('slimDialog on real drachtio-srf Dialogs', () => {
     await (dialog as unknown as { request(o: object): Promise<unknown> }).request({ method: 'INFO', body: 'x' });
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ method: 'INFO', stackDialogId: 'stack-dialog-id-0123456789;uac', _socket: socket });
+  });
+
+  it('shares the Call-ID copy the call already keeps when it is the same text', () => {
+    const { dialog } = uac();
+    const d = dialog as unknown as Record<string, any>;
+    const kept = flat(`${d.sip.callId}`);
+    slimDialog(dialog, kept);
+    expect(d.sip.callId).toBe(kept);
+  });
+
+  it('fastListenerTable: the call\'s listeners, then srf\'s one-time ACK listener last; emit, on, removeAllListeners as before', () => {
+    const { dialog } = uac();
+    const e = dialog as unknown as import('node:events').EventEmitter & { _events: object };
+    const heard: string[] = [];
+    e.once('ack', () => heard.push('srf ack'));
+    const taken = fastListenerTable(dialog);
+    e.on('destroy', () => heard.push('destroy'));
+    e.on('info', () => heard.push('info'));
+    e.on('info', () => heard.push('info 2'));
+    restoreListeners(dialog, taken);
+    expect(Object.keys(e._events)).toEqual(['destroy', 'info', 'ack']);
+    expect(Object.getPrototypeOf(Object.getPrototypeOf(e._events))).toBeNull();
+    expect(e.emit('toString')).toBe(false);
+    expect(e.listenerCount('constructor')).toBe(0);
+    e.emit('ack');
+    e.emit('ack');
+    e.emit('destroy');
+    e.emit('info');
+    e.on('refer', () => heard.push('refer'));
+    e.emit('refer');
+    expect(heard).toEqual(['srf ack', 'destroy', 'info', 'info 2', 'refer']);
+    expect(Object.keys(e._events)).toEqual(['destroy', 'info', 'refer']);
+    expect(e.listenerCount('info')).toBe(2);
+    e.removeAllListeners();
+    expect(e.emit('info')).toBe(false);
+  });
+
+  it('restoreListeners after removeAllListeners (a BYE meanwhile) puts nothing back', () => {
+    const { dialog } = uac();
+    const e = dialog as unknown as import('node:events').EventEmitter;
+    e.once('ack', () => undefined);
+    const taken = fastListenerTable(dialog);
+    e.on('destroy', () => undefined);
+    e.removeAllListeners();
+    restoreListeners(dialog, taken);
+    expect(e.eventNames()).toEqual([]);
   });
 
   it('flat() copies are equal to their input', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseSessionExpires, parseMinSe, intervalTooSmall, expiryMarginS, SessionTimer, Refresher } from '../../../src/sbc/session/timer.js';
-import { FakeClock } from './fake.js';
+import { parseSessionExpires, parseMinSe, intervalTooSmall, expiryMarginS } from '../../../src/sbc/session/timer.js';
+import { CallSession, type CallSessionOptions, type EndResult } from '../../../src/sbc/session/call.js';
+import { FakeClock, FakeDialog } from './fake.js';
 
 describe('RFC 4028 header values', () => {
   it('parses Session-Expires with and without refresher', () => {
@@ -26,70 +27,85 @@ describe('RFC 4028 header values', () => {
   });
 });
 
-describe('SessionTimer (watching a negotiated timer)', () => {
+// The RFC 4028 timers run on the session itself (one deadline queue per clock, deadlines.ts):
+// the same behaviour, driven through CallSession.
+const POLICY = { expires_s: 100, min_se_s: 90, refresh: 'update' as const };
+function session(clock: FakeClock, over: Partial<CallSessionOptions> = {}) {
+  const uas = new FakeDialog('a;from-tag=1');
+  const uac = new FakeDialog('b;from-tag=2');
+  const ended: EndResult[] = [];
+  const c = new CallSession({
+    id: 'c', uas, uac, clock, maxDurationS: 0, negotiated: undefined, timerPolicy: POLICY,
+    allowA: 'INVITE, UPDATE', allowB: 'INVITE, UPDATE', onEnd: (r) => ended.push(r), ...over,
+  });
+  c.start();
+  const updates = (d: FakeDialog) => d.sent.filter((m) => m.method === 'UPDATE').length;
+  return { c, uas, uac, ended, updates };
+}
+
+describe('a negotiated session timer (peergate watches)', () => {
   it('fires before expiry without refresh and is pushed back by each refresh', async () => {
     const clock = new FakeClock();
-    let fired = 0;
-    const t = new SessionTimer(clock, 90, () => fired++);
+    const { c, ended } = session(clock, { negotiated: { intervalS: 90, refresher: 'uac' } });
     await clock.advance(59_000);
-    t.refreshed();
+    c.refreshed();
     await clock.advance(59_000);
-    expect(fired).toBe(0);
+    expect(ended).toEqual([]);
     await clock.advance(1_000);
-    expect(fired).toBe(1);
+    expect(ended).toEqual(['session_expired']);
     await clock.advance(600_000);
-    expect(fired).toBe(1);
+    expect(ended).toEqual(['session_expired']);
   });
 
-  it('stop() cancels it', async () => {
+  it('ending the call cancels it', async () => {
     const clock = new FakeClock();
-    let fired = 0;
-    const t = new SessionTimer(clock, 90, () => fired++);
-    t.stop();
+    const { uac, ended } = session(clock, { negotiated: { intervalS: 90, refresher: 'uac' } });
+    uac.remoteBye();
     await clock.advance(600_000);
-    expect(fired).toBe(0);
+    expect(ended).toEqual(['callee_bye']);
     expect(clock.pending).toBe(0);
   });
 });
 
-describe('Refresher (peergate refreshes a leg)', () => {
+describe('peergate refreshes a leg (no timer negotiated)', () => {
   it('refreshes every interval/2 while the side answers', async () => {
     const clock = new FakeClock();
-    let sent = 0;
-    let dead = 0;
-    const r = new Refresher(clock, 100, async () => { sent++; }, () => dead++);
+    const { uas, ended, updates } = session(clock);
     await clock.advance(50_000);
-    expect(sent).toBe(1);
+    expect(updates(uas)).toBe(1);
     await clock.advance(100_000);
-    expect(sent).toBe(3);
-    expect(dead).toBe(0);
-    r.stop();
+    expect(updates(uas)).toBe(3);
+    expect(ended).toEqual([]);
+    uas.remoteBye();
     await clock.advance(100_000);
-    expect(sent).toBe(3);
+    expect(updates(uas)).toBe(3);
+    expect(clock.pending).toBe(0);
   });
 
   it('a relayed refresh pushes ours back', async () => {
     const clock = new FakeClock();
-    let sent = 0;
-    const r = new Refresher(clock, 100, async () => { sent++; }, () => undefined);
+    const { c, uas, updates } = session(clock);
     await clock.advance(40_000);
-    r.refreshed();
+    c.refreshed();
     await clock.advance(40_000);
-    expect(sent).toBe(0);
+    expect(updates(uas)).toBe(0);
     await clock.advance(10_000);
-    expect(sent).toBe(1);
+    expect(updates(uas)).toBe(1);
   });
 
   it('481, 408 or no answer is a dead side; 491 or 500 is tried again next time', async () => {
     for (const [status, deadExpected] of [[481, 1], [408, 1], [undefined, 1], [491, 0], [500, 0]] as const) {
       const clock = new FakeClock();
-      let dead = 0;
-      let sent = 0;
-      new Refresher(clock, 100, async () => { sent++; throw Object.assign(new Error('x'), status === undefined ? {} : { status }); }, () => dead++);
+      const uas = new FakeDialog('a;from-tag=1');
+      if (status === undefined) uas.request = async (o) => { uas.sent.push({ method: o.method }); throw new Error('no answer'); };
+      else uas.answer = status;
+      const failed: string[] = [];
+      const { ended, updates } = session(clock, { uas, onRefreshFailed: (leg) => failed.push(leg) });
       await clock.advance(50_000);
-      expect(dead, String(status)).toBe(deadExpected);
+      expect(ended, String(status)).toEqual(deadExpected ? ['session_expired'] : []);
+      expect(failed, String(status)).toEqual(deadExpected ? ['A'] : []);
       await clock.advance(50_000);
-      expect(sent, String(status)).toBe(deadExpected ? 1 : 2);
+      expect(updates(uas), String(status)).toBe(deadExpected ? 1 : 2);
     }
   });
 });
