@@ -52,7 +52,7 @@ export interface OverloadThresholds {
 
 export const DEFAULT_THRESHOLDS: Readonly<OverloadThresholds> = Object.freeze({
   lagHighMs: 50, lagLowMs: 15,
-  workerLagHighMs: 50, workerLagLowMs: 15,
+  workerLagHighMs: 100, workerLagLowMs: 30,
   queueHighBytes: 192 * 1024, queueLowBytes: 48 * 1024,
   pendingHigh: 2000, pendingLow: 1000,
   maxTransactions: 300_000, maxDialogs: 0,

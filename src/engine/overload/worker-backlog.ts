@@ -10,7 +10,8 @@
 //   - WorkerBacklog runs in the primary: report(worker, lagMs) keeps each worker's last value;
 //     forget(worker) drops a worker that died or was replaced, so its last value never sheds.
 //     lagMs() is the worst worker's delay now: its last report, or how long it has been silent
-//     beyond one report period (a worker too busy to report is behind by at least that much).
+//     beyond two report periods (a worker too busy to report is behind by at least that much;
+//     the slack of a second period keeps a report that is merely late from counting).
 //     A worker silent for `staleMs` is not counted at all: it is hung or dying, which the pool
 //     handles; shedding the whole node's calls for it would not help the others.
 //   - The worst worker, not the mean: new calls go round-robin, so every worker gets its share
@@ -99,7 +100,7 @@ export class WorkerBacklog {
     for (const w of this.workers.values()) {
       const silent = now - w.at;
       if (silent >= this.staleMs) continue;
-      const v = Math.max(w.lagMs, silent - this.reportMs - ownLagMs);
+      const v = Math.max(w.lagMs, silent - 2 * this.reportMs - ownLagMs);
       if (v > worst) worst = v;
     }
     return worst;

@@ -57,13 +57,13 @@ describe('WorkerBacklog (in the primary)', () => {
     expect(b.lagMs()).toBe(12);
   });
 
-  it('a silent worker is behind by its silence beyond one period, less the primary\'s own lag', () => {
+  it('a silent worker is behind by its silence beyond two periods, less the primary\'s own lag', () => {
     const clock = { t: 0, now() { return this.t; } };
     const b = new WorkerBacklog(clock, 100, 2000);
     b.report(0, 10);
-    clock.t = 90;
+    clock.t = 190; // a report that is only late does not count
     expect(b.lagMs()).toBe(10);
-    clock.t = 400; // 400 ms without a report: at least 300 ms behind
+    clock.t = 500; // 500 ms without a report: at least 300 ms behind
     expect(b.lagMs()).toBe(300);
     // The primary itself ran 250 ms late: reports were waiting unread, that part is its own lag.
     expect(b.lagMs(250)).toBe(50);
@@ -78,7 +78,7 @@ describe('WorkerBacklog (in the primary)', () => {
     expect(b.lagMs()).toBe(0 + 3);
     expect(b.size).toBe(1);
     clock.t = 1999;
-    expect(b.lagMs()).toBe(1899); // silent, not yet stale
+    expect(b.lagMs()).toBe(1799); // silent, not yet stale
     clock.t = 2000;
     expect(b.lagMs()).toBe(0); // hung or dying: the pool's business, not a reason to shed
     b.report(1, 4); // it speaks again
