@@ -6,7 +6,8 @@
 // since the last sample). Every `intervalMs` the detector decides:
 //   overloaded  some signal is above its high mark   -> loss += stepPercent (capped at maxLossPercent),
 //               but from loss 0 only after `onsetIntervals` overloaded intervals in a row
-//   calm        every signal is below its low mark   -> loss halves (below 5 it drops to 0)
+//   calm        every signal is below its low mark   -> loss -= calmStepPercent (calmStepPercent 0:
+//                                                       loss halves; below 5 it drops to 0)
 //   otherwise   hold (hysteresis: the band between low and high marks changes nothing)
 // Lag is averaged over the interval so one GC pause does not shed calls; the counts are the
 // last sample. The onset run keeps a lone long stall (a cold start's first calls compiling, a
@@ -47,6 +48,8 @@ export interface OverloadThresholds {
   /** Overloaded intervals in a row before shedding starts from loss 0. */
   onsetIntervals: number;
   stepPercent: number;
+  /** Decrease of the loss per calm period; 0: halve it. */
+  calmStepPercent: number;
   maxLossPercent: number;
 }
 
@@ -56,7 +59,7 @@ export const DEFAULT_THRESHOLDS: Readonly<OverloadThresholds> = Object.freeze({
   queueHighBytes: 192 * 1024, queueLowBytes: 48 * 1024,
   pendingHigh: 2000, pendingLow: 1000,
   maxTransactions: 300_000, maxDialogs: 0,
-  intervalMs: 100, onsetIntervals: 3, stepPercent: 20, maxLossPercent: 100,
+  intervalMs: 100, onsetIntervals: 3, stepPercent: 20, calmStepPercent: 0, maxLossPercent: 100,
 });
 
 export interface Sample {
@@ -85,6 +88,7 @@ export class OverloadDetector {
   constructor(t: OverloadThresholds) {
     if (!(t.lagLowMs <= t.lagHighMs) || !(t.workerLagLowMs <= t.workerLagHighMs) || !(t.pendingLow <= t.pendingHigh) || !(t.queueLowBytes <= t.queueHighBytes)) throw new Error('overload: each low mark must not exceed its high mark');
     if (!(Number.isInteger(t.onsetIntervals) && t.onsetIntervals >= 1)) throw new Error('overload: onsetIntervals must be a whole number ≥ 1');
+    if (!(t.calmStepPercent >= 0 && t.calmStepPercent <= 100)) throw new Error('overload: calmStepPercent must be 0–100');
     if (!(t.intervalMs > 0) || !(t.stepPercent > 0) || !(t.maxLossPercent > 0 && t.maxLossPercent <= 100)) throw new Error('overload: interval, step and max loss must be positive (max loss ≤ 100)');
     this.t = { ...t };
   }
@@ -127,8 +131,8 @@ export class OverloadDetector {
         this.lossPct = Math.min(this.t.maxLossPercent, this.lossPct + this.t.stepPercent);
       }
     } else if (this.calm(lag, this.last)) {
-      const half = Math.floor(this.lossPct / 2);
-      this.lossPct = half < 5 ? 0 : half;
+      const next = this.t.calmStepPercent > 0 ? this.lossPct - this.t.calmStepPercent : Math.floor(this.lossPct / 2);
+      this.lossPct = next < 5 ? 0 : next;
     }
     return this.lossPct !== before;
   }

@@ -33,6 +33,8 @@ export const OverloadSchema = z.strictObject({
   /** Overloaded periods in a row before shedding starts (a lone stall is not overload). */
   onset_intervals: z.number().int().min(1).max(100).default(D.onsetIntervals),
   step_percent: z.number().int().min(1).max(100).default(D.stepPercent),
+  /** Decrease of the refused share per calm period (%); 0 halves it. */
+  calm_step_percent: z.number().int().min(0).max(100).default(D.calmStepPercent),
   max_loss_percent: z.number().int().min(1).max(100).default(D.maxLossPercent),
   /** Retry-After of the 503 (s); 0 leaves it out. Keep it short: a proxy may avoid us that long (RFC 3263). */
   retry_after_s: z.number().int().min(0).max(3600).default(2),
@@ -51,6 +53,6 @@ export function overloadOptions(p: OverloadPolicy): OverloadOptions | undefined 
   return {
     lagHighMs: p.lag_high_ms, lagLowMs: p.lag_low_ms, workerLagHighMs: p.worker_lag_high_ms, workerLagLowMs: p.worker_lag_low_ms, queueHighBytes: p.queue_high_kib * 1024, queueLowBytes: p.queue_low_kib * 1024, pendingHigh: p.pending_high, pendingLow: p.pending_low,
     maxTransactions: p.max_transactions, maxDialogs: p.max_dialogs, intervalMs: p.interval_ms, onsetIntervals: p.onset_intervals,
-    stepPercent: p.step_percent, maxLossPercent: p.max_loss_percent, retryAfterS: p.retry_after_s, ocValidityMs: p.oc_validity_ms,
+    stepPercent: p.step_percent, calmStepPercent: p.calm_step_percent, maxLossPercent: p.max_loss_percent, retryAfterS: p.retry_after_s, ocValidityMs: p.oc_validity_ms,
   };
 }
