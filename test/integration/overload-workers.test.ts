@@ -63,6 +63,8 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
       expect(pids.length).toBe(2);
       expect(await pg.metric('peergate_overload_loss_percent')).toBe(0);
 
+      // The workers report their delay (an idle loop's timer drift is a fraction of a ms, never 0).
+      await waitFor(async () => (await pg.metric('peergate_worker_event_loop_delay_seconds')) > 0, 5000, 100, 'worker delay reports arriving');
       const stalled = pids[0]!;
       process.kill(stalled, 'SIGSTOP');
       const stoppedAt = Date.now();
@@ -110,6 +112,29 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
       expect(await pg.metric('peergate_shed_total')).toBe(shedBefore);
     } finally {
       burst.close();
+      await pg.stop();
+    }
+  }, 120_000);
+
+  it('a worker killed with SIGKILL: its last report is forgotten, nothing is shed while it is replaced', async () => {
+    const [uasPort] = await freePorts(1) as [number];
+    startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
+    const { pg, target } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, { workers: 2, media: { anchoring: false } });
+    try {
+      const held = heldCalls(target, '127.0.0.2', 2, 8000);
+      await waitFor(async () => (await pg.metric('peergate_active_calls')) === 2, 10_000, 50, 'two calls up');
+      const pids = await workerPids(pg);
+      expect(pids.length).toBe(2);
+      await waitFor(async () => (await pg.metric('peergate_worker_event_loop_delay_seconds')) > 0, 5000, 100, 'worker delay reports arriving');
+      process.kill(pids[0]!, 'SIGKILL');
+      // A dead worker's silence would read as a growing delay (then stale after 2 s): calls during
+      // those 2 s go to the live worker and none is refused.
+      const during = await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '50', '-r', '20'], { timeoutS: 30 });
+      expect(during.failed, during.output.slice(-2000)).toBe(0);
+      expect(during.successful).toBe(50);
+      expect(await pg.metric('peergate_shed_total')).toBe(0);
+      await held; // the killed worker's call ended by the engine (BYE): SIPp counts it failed
+    } finally {
       await pg.stop();
     }
   }, 120_000);
