@@ -16,7 +16,8 @@
 // The onset applies to the two delays (the primary's lag, the workers'): a filling receive queue or a kernel drop is backlog already
 // (datagrams waiting unseen, ACKs and BYEs lost with INVITEs) and counts at once. A queue above
 // its mark counts only while it is not shrinking (the loss already drains it). Halving on the way down is what lets it recover within a few intervals.
-// Worker delay is averaged over the interval like lag. The reason is the first signal over its
+// Worker delay is averaged over the interval like lag and, like the queue, counts only while it
+// is not falling. The reason is the first signal over its
 // high mark (priority: receive queue, pending, transactions, dialogs, worker backlog, lag).
 
 export const SHED_REASONS = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs', 'worker_backlog'] as const;
@@ -80,6 +81,8 @@ export class OverloadDetector {
   private dropSum = 0;
   /** Receive-queue bytes at the end of the previous interval (its trend). */
   private prevQueue = 0;
+  /** The workers' mean delay over the previous interval (its trend). */
+  private prevWorkerLag = 0;
   private last: Sample = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0, queueBytes: 0, drops: 0 };
   private periodStart: number | undefined = undefined;
   /** Overloaded intervals in a row so far. */
@@ -122,8 +125,9 @@ export class OverloadDetector {
     this.periodStart = now;
     this.last = { ...s, lagMs: lag, workerLagMs, drops };
     const before = this.lossPct;
-    const over = this.over(lag, this.last, this.prevQueue);
+    const over = this.over(lag, this.last, this.prevQueue, this.prevWorkerLag);
     this.prevQueue = this.last.queueBytes;
+    this.prevWorkerLag = workerLagMs;
     this.overRun = over === undefined ? 0 : this.overRun + 1;
     if (over !== undefined) {
       if (this.lossPct > 0 || !STALL_PRONE.has(over) || this.overRun >= this.t.onsetIntervals) {
@@ -138,7 +142,7 @@ export class OverloadDetector {
   }
 
   /** The delays come last: when one is the reason, no backlog signal is over (the onset rule needs that). */
-  private over(lag: number, s: Sample, prevQueue: number): ShedReason | undefined {
+  private over(lag: number, s: Sample, prevQueue: number, prevWorkerLag: number): ShedReason | undefined {
     const t = this.t;
     // A full queue that is already draining needs no more shedding: raising the loss while the
     // backlog drains would overshoot to 100 % and throw away capacity.
@@ -146,7 +150,10 @@ export class OverloadDetector {
     if (s.pending > t.pendingHigh) return 'pending_setups';
     if (t.maxTransactions > 0 && s.transactions > t.maxTransactions) return 'transactions';
     if (t.maxDialogs > 0 && s.dialogs > t.maxDialogs) return 'dialogs';
-    if (t.workerLagHighMs > 0 && (s.workerLagMs ?? 0) > t.workerLagHighMs) return 'worker_backlog';
+    // Like the queue: a worker's delay falls only once its backlog is read, so a delay over the
+    // mark that is already falling needs no more shedding (raising it would overshoot to 100 %).
+    const wl = s.workerLagMs ?? 0;
+    if (t.workerLagHighMs > 0 && wl > t.workerLagHighMs && wl >= prevWorkerLag) return 'worker_backlog';
     if (lag > t.lagHighMs) return 'event_loop_lag';
     return undefined;
   }

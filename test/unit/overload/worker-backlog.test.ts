@@ -115,6 +115,20 @@ describe('detector: worker backlog', () => {
     void t;
   });
 
+  it('a delay over the mark that is already falling holds the loss instead of raising it', () => {
+    const d = new OverloadDetector(T);
+    let t = ticks(d, 0, 1, calm);
+    t = ticks(d, t, 5, { ...calm, workerLagMs: 400 });
+    t = ticks(d, t, 5, { ...calm, workerLagMs: 600 });
+    expect(d.loss).toBe(40);
+    t = ticks(d, t, 5, { ...calm, workerLagMs: 300 }); // draining: hold
+    t = ticks(d, t, 5, { ...calm, workerLagMs: 150 });
+    expect(d.loss).toBe(40);
+    t = ticks(d, t, 5, { ...calm, workerLagMs: 200 }); // growing again: step up
+    expect(d.loss).toBe(60);
+    void t;
+  });
+
   it('is averaged over the interval: one late report among calm ones does not count', () => {
     const d = new OverloadDetector(T);
     let t = ticks(d, 0, 1, calm);
