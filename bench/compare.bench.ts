@@ -7,6 +7,7 @@
 //     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media] [--tls] [--tries 1]
 //     [--workers N|auto (peergate's `workers`; default: the policy's default)]
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
+//     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
 //
 // uac (SIPp, 127.0.0.2) → system → uas (SIPp, 127.0.0.3), UDP, INVITE/200/ACK/BYE, no hold time
 // (bench/compare/uac.xml, uas.xml). For each system:
@@ -58,6 +59,7 @@ const { values } = parseArgs({
     tries: { type: 'string', default: '1' },
     workers: { type: 'string' },
     'peergate-policy': { type: 'string' },
+    'overload-of': { type: 'string' },
   },
 });
 const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
@@ -70,6 +72,8 @@ const MEDIA = values.media;
 const TLS = values.tls;
 /** Attempts per ladder step: on a shared machine a second try tells a blip from a limit. */
 const TRIES = Number(values.tries);
+/** --overload-of: the overload steps' base rate, fixed (else each system's ladder maximum). */
+const OVERLOAD_OF = values['overload-of'] === undefined ? undefined : Number(values['overload-of']);
 const HERE = join(import.meta.dirname, 'compare');
 const UAC_XML = join(HERE, 'uac.xml');
 const UAS_XML = join(HERE, 'uas.xml');
@@ -86,8 +90,8 @@ const IDLE_SECONDS = 3;
 // counted step at p99 112 ms on an idle machine); both systems get the same warm-up.
 const WARMUP_SECONDS = Number(values['warmup-seconds']);
 
-if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE === undefined || RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0) || !(TRIES >= 1)) {
-  throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N');
+if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE === undefined || RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0) || !(TRIES >= 1) || !(OVERLOAD_OF === undefined || OVERLOAD_OF > 0)) {
+  throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N --overload-of N');
 }
 
 // ---------- processes and their CPU ----------
@@ -414,10 +418,10 @@ async function main(): Promise<void> {
     if (!values['no-overload']) {
       for (const factor of [2, 3] as const) {
         for (const sys of systems) {
-          const b = best.get(sys);
-          if (!b) continue;
+          const base = OVERLOAD_OF ?? best.get(sys)?.rate;
+          if (!base) continue;
           await settle(5);
-          const o = await overload(sys, b.rate * factor, RECOVER_RATE ?? Math.max(10, Math.round(b.rate * 0.3)));
+          const o = await overload(sys, base * factor, RECOVER_RATE ?? Math.max(10, Math.round(base * 0.3)));
           console.log(`${sys.name.padEnd(9)} ${factor}× = ${o.offered} calls/s offered: goodput ${o.goodput.toFixed(0)} answered/s in the window, `
             + `${o.answered} answered, ${o.refused} refused${o.shed === undefined ? '' : ` (${o.shed} shed by overload control, with the recovery caller's)`}, ${o.timedOut} timed out, setup p50/p99 ${o.p50}/${o.p99} ms; `
             + `after it, ${o.recoverRate} calls/s: ${o.recoverS === null ? `not recovered in ${RECOVER_SECONDS} s` : `p99 < ${P99_MAX_MS} ms after ${o.recoverS} s`}, ${o.recoverFailed} failed`);
@@ -435,8 +439,8 @@ async function main(): Promise<void> {
       const b = best.get(sys);
       const o = over.get(sys);
       const rec = (x: Overload) => `${x.recoverS === null ? `> ${RECOVER_SECONDS} s` : `${x.recoverS} s`} at ${x.recoverRate}/s${x.recoverFailed ? ` (${x.recoverFailed} failed)` : ''}`;
-      const ov = (x: Overload | undefined) => x && b
-        ? [`${x.goodput.toFixed(0)} of ${x.offered} offered (${((100 * x.goodput) / b.rate).toFixed(0)}% of max); ${x.refused} refused, ${x.timedOut} timed out`, `${x.p99} ms`, rec(x)]
+      const ov = (x: Overload | undefined) => x && (OVERLOAD_OF ?? b)
+        ? [`${x.goodput.toFixed(0)} of ${x.offered} offered (${((100 * x.goodput) / (OVERLOAD_OF ?? b!.rate)).toFixed(0)}% of ${OVERLOAD_OF ? '--overload-of' : 'max'}); ${x.refused} refused, ${x.timedOut} timed out`, `${x.p99} ms`, rec(x)]
         : ['n/a', 'n/a', 'n/a'];
       const cpu = b ? `${b.cpuMsPerCall.toFixed(3)}${b.rtpCpuMsPerCall === undefined ? '' : ` + rtpengine ${b.rtpCpuMsPerCall.toFixed(3)}`}` : 'n/a';
       console.log(`| ${sys.name} | ${idle.get(sys)!.toFixed(1)}% | ${b?.rate ?? `< ${RATES[0]}`} | ${b ? `${b.p50} / ${b.p99} ms` : 'n/a'} | ${cpu} | ${[...ov(o?.[0]), ...ov(o?.[1])].join(' | ')} |`);

@@ -216,6 +216,7 @@ export class App {
     this.pool = await this.add(new WorkerPool({
       count, nodeId, policyPath: this.holder.path, store: this.store.store,
       wire: () => this.engine.wire, rtpengine: () => media?.spawnedAddress, log: this.moduleLog('workers'),
+      backlog: this.engine.workerBacklog,
     }));
     this.host = this.pool;
   }

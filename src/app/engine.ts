@@ -6,10 +6,11 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Policy, Tls } from '../policy/schema.js';
 import { startEngine, type Engine } from '../engine/engine.js';
-import { overloadOptions, startOverloadControl, type OverloadGate } from '../engine/overload/index.js';
+import { overloadOptions, startOverloadControl, WorkerBacklog, type OverloadGate } from '../engine/overload/index.js';
 import { isEmergencyUri } from '../sbc/limits/priority.js';
 import { peerUdpSources } from '../sbc/peers.js';
 import type { TlsHandshakeEvent } from '../engine/transport/index.js';
+import { systemClock } from '../engine/transport/types.js';
 import type { CaptureTap } from '../engine/capture/index.js';
 import { bindEngineMetrics } from '../ops/engine-metrics.js';
 import { tlsHandshakesTotal } from '../ops/metrics.js';
@@ -56,6 +57,8 @@ export class EngineSubsystem implements Subsystem {
   private readonly staleFiles = new Set<string>();
   private current: Policy;
   private overload: OverloadGate | undefined;
+  /** What the B2BUA worker processes report of their event loops (workers > 1), for the gate. */
+  readonly workerBacklog = new WorkerBacklog(systemClock);
 
   constructor(private readonly opts: EngineSubsystemOptions) {
     this.started = opts.policy;
@@ -107,7 +110,7 @@ export class EngineSubsystem implements Subsystem {
     // limits honour it; here only the Request-URI decides.
     const overload = overloadOptions(policy.overload);
     if (overload) {
-      this.overload = startOverloadControl(engine, overload);
+      this.overload = startOverloadControl(engine, overload, systemClock, this.workerBacklog);
       this.overload.setPriorityPredicate((req) => isEmergencyUri(this.current, req.uri));
     }
     bindEngineMetrics(() => engine.counters());

@@ -6,7 +6,9 @@
 //   - replaces a worker that dies; the engine ends that worker's calls (BYE on both legs) and
 //     the pool frees the store slots it held (its sessions are `<node>/w<i>`);
 //   - answers for all workers what the in-process B2BUA answers: calls, targets, drain, end
-//     every call, policy reload, and /metrics (their registries aggregated with this one's).
+//     every call, policy reload, and /metrics (their registries aggregated with this one's);
+//   - hands each serving worker's event-loop delay reports to overload control (`backlog`),
+//     and has a dead worker's last report forgotten.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -50,6 +52,8 @@ export interface WorkerPoolOptions {
   /** ng address of the rtpengine the primary spawned, if any. */
   rtpengine?: () => string | undefined;
   log: Logger;
+  /** Where the workers' event-loop delays go (overload control's worker-backlog signal). */
+  backlog?: { report(worker: number, lagMs: number): void; forget(worker: number): void };
 }
 
 interface Slot {
@@ -121,6 +125,8 @@ export class WorkerPool implements Subsystem {
         if (up) this.targetsDown.delete(key); else this.targetsDown.add(key);
         this.tellTargetHealth(slot, key, up);
       },
+      // Every ~100 ms from a serving worker (src/engine/overload/worker-backlog.ts).
+      load: (lagMs: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs); },
       ready: () => {
         slot.ready = true;
         this.updateGauge();
@@ -150,6 +156,8 @@ export class WorkerPool implements Subsystem {
 
   private exited(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
     slot.channel.close();
+    // Its last delay report must not keep shedding; its replacement reports once it serves.
+    if (this.slots[slot.index] === slot) this.opts.backlog?.forget(slot.index);
     const counted = this.lastCounts.get(slot);
     this.lastCounts.delete(slot);
     if (counted) void this.carry(counted);

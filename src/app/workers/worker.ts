@@ -24,6 +24,8 @@ import { CdrSubsystem } from '../records.js';
 import { SbcSubsystem } from '../sbc.js';
 import type { Subsystem } from '../subsystem.js';
 import { locateProblems } from '../locate.js';
+import { LoopDelayReporter } from '../../engine/overload/worker-backlog.js';
+import { systemClock } from '../../engine/transport/types.js';
 import { Channel, type IpcEndpoint } from './channel.js';
 
 /** What the primary tells a worker when it starts (answer to `hello`). */
@@ -183,5 +185,8 @@ export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process
     process.exit(1);
   }
   channel.notify('ready', [process.pid]);
+  // Overload control sees this worker's backlog through its event-loop delay (issue #18.3).
+  const delay = new LoopDelayReporter(systemClock, (lagMs) => channel.notify('load', [lagMs]));
+  process.once('exit', () => delay.close());
   log.info({ pid: process.pid }, 'worker started');
 }

@@ -4,7 +4,8 @@
 //   - Only dialog-creating INVITEs come here (the core's one hook, before its 100 Trying);
 //     requests inside a dialog, ACK, CANCEL and BYE never do, so they are never shed.
 //   - A probe timer every `probeMs` measures event-loop lag as timer drift (a late tick is a busy
-//     loop), counts the INVITEs an app has not answered yet, and asks the core for its live
+//     loop), counts the INVITEs an app has not answered yet, asks for the worst B2BUA worker's
+//     event-loop delay (worker-backlog.ts; 0 without workers), and asks the core for its live
 //     transactions and dialogs; about once per control interval it also reads the UDP receive
 //     queues (a /proc read: not every tick). The detector turns these into a loss percentage
 //     with hysteresis.
@@ -38,6 +39,9 @@ export interface CoreLoad {
   /** The UDP listeners' kernel receive queues (socket-queue.ts): the fullest one's share in use
    *  and the kernel's drop counter; absent or undefined: no such signal. */
   receiveQueue?(): { fill: number; bytes: number; drops: number } | undefined;
+  /** The worst B2BUA worker's event-loop delay now (ms), given the primary's own lag of this
+   *  tick (WorkerBacklog.lagMs); absent: no workers. */
+  workerLag?(ownLagMs: number): number;
   /** Called once by close() (e.g. to take the gate off the wire server). */
   detach?(): void;
 }
@@ -70,6 +74,8 @@ export class OverloadGate {
   private lastDrops: number | undefined = undefined;
   /** The kernel's drop counter as last read (for /metrics). */
   private kernelDrops = 0;
+  /** The worst worker's delay at the last tick (for /metrics). */
+  private workerLagMs = 0;
 
   constructor(clock: Clock, load: CoreLoad, opts: OverloadOptions = {}) {
     this.clock = clock;
@@ -89,10 +95,10 @@ export class OverloadGate {
   setPriorityPredicate(fn: PriorityPredicate | undefined): void { this.priority = fn; }
 
   /** Current loss percentage and why. */
-  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; kernelDrops: number } {
+  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; kernelDrops: number; workerLagMs: number } {
     return {
       loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size,
-      queueFill: this.queueFill, queueBytes: this.queueBytes, kernelDrops: this.kernelDrops,
+      queueFill: this.queueFill, queueBytes: this.queueBytes, kernelDrops: this.kernelDrops, workerLagMs: this.workerLagMs,
     };
   }
 
@@ -171,8 +177,9 @@ export class OverloadGate {
         this.lastDrops = undefined;
       }
     }
+    this.workerLagMs = this.load.workerLag?.(lagMs) ?? 0;
     const changed = this.detector.sample(now, {
-      lagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,
+      lagMs, workerLagMs: this.workerLagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,
     });
     if (changed) this.seq = ocSeq(Math.max(this.clock.now(), Number(this.seq) * 1000 + 1));
     this.arm();

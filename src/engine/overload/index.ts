@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../transport/types.js';
 import { OverloadGate, type OverloadOptions } from './gate.js';
 import { reportGate } from './metrics.js';
 import { UdpQueueProbe } from './socket-queue.js';
+import type { WorkerBacklog } from './worker-backlog.js';
 
 export { OverloadGate, type OverloadOptions, type PriorityPredicate, type CoreLoad } from './gate.js';
 export { OverloadDetector, LossThrottle, DEFAULT_THRESHOLDS, SHED_REASONS, type ShedReason, type OverloadThresholds } from './detector.js';
@@ -11,12 +12,14 @@ export { wantsLossFeedback, withFeedback, ocSeq } from './rfc7339.js';
 export { OverloadSchema, overloadOptions, type OverloadPolicy } from './schema.js';
 export { shedTotal } from './metrics.js';
 export { UdpQueueProbe, procKey, type UdpQueueSample } from './socket-queue.js';
+export { WorkerBacklog, LoopDelayReporter, WORKER_PROBE_MS, WORKER_REPORT_MS } from './worker-backlog.js';
 
 /**
  * Put a gate in front of a running engine's new INVITEs and report it in /metrics.
  * Close the gate (gate.close()) before the engine; that also takes it off the wire server.
+ * `workers`: the B2BUA worker processes' delays, when the apps are peergate's own workers.
  */
-export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'transports'>, opts: OverloadOptions = {}, clock: Clock = systemClock): OverloadGate {
+export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'transports'>, opts: OverloadOptions = {}, clock: Clock = systemClock, workers?: WorkerBacklog): OverloadGate {
   const probe = new UdpQueueProbe(engine.transports.udpReceiveBuffers());
   const udp = engine.transports.stats.udp;
   // `received` counts what passed the shield, unparsable datagrams included.
@@ -35,6 +38,7 @@ export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'tra
     },
     transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
     dialogs: () => engine.core.dialogs.size,
+    ...(workers ? { workerLag: (ownLagMs: number) => workers.lagMs(ownLagMs) } : {}),
     detach: () => { engine.wire.setAdmission(undefined); reportGate(undefined); },
   }, opts);
   engine.wire.setAdmission(gate);

@@ -3,7 +3,7 @@
 import client from 'prom-client';
 import { SHED_REASONS, type ShedReason } from './detector.js';
 
-interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; queueBytes: number; kernelDrops: number } }
+interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; queueBytes: number; kernelDrops: number; workerLagMs: number } }
 
 let current: GateView | undefined;
 /** What earlier gates (closed or replaced) had counted: counters never go down. */
@@ -17,7 +17,7 @@ function metric<T>(name: string, make: () => T): T {
 
 export const shedTotal = metric('peergate_shed_total', () => new client.Counter({
   name: 'peergate_shed_total',
-  help: 'New INVITEs refused with 503 by overload control, by reason (event_loop_lag, receive_queue, pending_setups, transactions, dialogs)',
+  help: 'New INVITEs refused with 503 by overload control, by reason (event_loop_lag, receive_queue, pending_setups, transactions, dialogs, worker_backlog)',
   labelNames: ['reason'],
   collect(this: client.Counter<string>) {
     const t = current?.totals();
@@ -53,6 +53,12 @@ export const kernelDropsGauge = metric('peergate_udp_kernel_drops', () => new cl
   name: 'peergate_udp_kernel_drops',
   help: "Datagrams the kernel dropped on the UDP listeners' sockets since they opened, for want of receive-buffer room (Linux; raise net.core.rmem_max)",
   collect(this: client.Gauge) { this.set(current?.state.kernelDrops ?? 0); },
+}));
+
+export const workerLagGauge = metric('peergate_worker_event_loop_delay_seconds', () => new client.Gauge({
+  name: 'peergate_worker_event_loop_delay_seconds',
+  help: "The slowest B2BUA worker's event-loop delay as overload control last saw it (its mean over the worker's last report, or how long it has been silent); overload.worker_lag_high_ms is its mark. 0 without workers",
+  collect(this: client.Gauge) { this.set((current?.state.workerLagMs ?? 0) / 1000); },
 }));
 
 /** Report this gate's counts from now on (the previous gate's totals are kept). */

@@ -14,6 +14,10 @@ export const OverloadSchema = z.strictObject({
   /** Mean event-loop lag (ms) over `interval_ms` that means overload, and the calm mark. */
   lag_high_ms: ms(10_000).default(D.lagHighMs),
   lag_low_ms: ms(10_000).default(D.lagLowMs),
+  /** Mean event-loop delay (ms) of the slowest B2BUA worker that means overload (its backlog),
+   *  and the calm mark; worker_lag_high_ms 0: not a signal. Without workers: no effect. */
+  worker_lag_high_ms: z.number().int().min(0).max(10_000).default(D.workerLagHighMs),
+  worker_lag_low_ms: z.number().int().min(0).max(10_000).default(D.workerLagLowMs),
   /** KiB waiting in the fullest UDP listener's kernel receive queue that mean overload (kernel
    *  drops too), and the calm mark; queue_high_kib 0: not a signal. */
   queue_high_kib: z.number().int().min(0).max(1_048_576).default(D.queueHighBytes / 1024),
@@ -29,12 +33,15 @@ export const OverloadSchema = z.strictObject({
   /** Overloaded periods in a row before shedding starts (a lone stall is not overload). */
   onset_intervals: z.number().int().min(1).max(100).default(D.onsetIntervals),
   step_percent: z.number().int().min(1).max(100).default(D.stepPercent),
+  /** Decrease of the refused share per calm period (%); 0 halves it. */
+  calm_step_percent: z.number().int().min(0).max(100).default(D.calmStepPercent),
   max_loss_percent: z.number().int().min(1).max(100).default(D.maxLossPercent),
   /** Retry-After of the 503 (s); 0 leaves it out. Keep it short: a proxy may avoid us that long (RFC 3263). */
   retry_after_s: z.number().int().min(0).max(3600).default(2),
   /** oc-validity sent to RFC 7339 clients while shedding (ms). */
   oc_validity_ms: ms(3_600_000).default(2000),
 }).refine((o) => o.lag_low_ms <= o.lag_high_ms, { error: 'overload.lag_low_ms must not exceed lag_high_ms', path: ['lag_low_ms'] })
+  .refine((o) => o.worker_lag_low_ms <= o.worker_lag_high_ms, { error: 'overload.worker_lag_low_ms must not exceed worker_lag_high_ms', path: ['worker_lag_low_ms'] })
   .refine((o) => o.queue_low_kib <= o.queue_high_kib, { error: 'overload.queue_low_kib must not exceed queue_high_kib', path: ['queue_low_kib'] })
   .refine((o) => o.pending_low <= o.pending_high, { error: 'overload.pending_low must not exceed pending_high', path: ['pending_low'] });
 
@@ -44,8 +51,8 @@ export type OverloadPolicy = z.infer<typeof OverloadSchema>;
 export function overloadOptions(p: OverloadPolicy): OverloadOptions | undefined {
   if (!p.enabled) return undefined;
   return {
-    lagHighMs: p.lag_high_ms, lagLowMs: p.lag_low_ms, queueHighBytes: p.queue_high_kib * 1024, queueLowBytes: p.queue_low_kib * 1024, pendingHigh: p.pending_high, pendingLow: p.pending_low,
+    lagHighMs: p.lag_high_ms, lagLowMs: p.lag_low_ms, workerLagHighMs: p.worker_lag_high_ms, workerLagLowMs: p.worker_lag_low_ms, queueHighBytes: p.queue_high_kib * 1024, queueLowBytes: p.queue_low_kib * 1024, pendingHigh: p.pending_high, pendingLow: p.pending_low,
     maxTransactions: p.max_transactions, maxDialogs: p.max_dialogs, intervalMs: p.interval_ms, onsetIntervals: p.onset_intervals,
-    stepPercent: p.step_percent, maxLossPercent: p.max_loss_percent, retryAfterS: p.retry_after_s, ocValidityMs: p.oc_validity_ms,
+    stepPercent: p.step_percent, calmStepPercent: p.calm_step_percent, maxLossPercent: p.max_loss_percent, retryAfterS: p.retry_after_s, ocValidityMs: p.oc_validity_ms,
   };
 }

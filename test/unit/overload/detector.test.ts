@@ -131,6 +131,17 @@ describe('overload detector', () => {
     void t;
   });
 
+  it('calmStepPercent: each calm period takes that much off instead of halving', () => {
+    const d = new OverloadDetector({ ...T, calmStepPercent: 10 });
+    let t = ticks(d, 0, 1, calm);
+    t = ticks(d, t, 20, { ...calm, pending: 150 });
+    expect(d.loss).toBe(80);
+    const down: number[] = [];
+    for (let i = 0; i < 9; i++) { t = ticks(d, t, 5, { ...calm, pending: 10 }); down.push(d.loss); }
+    expect(down).toEqual([70, 60, 50, 40, 30, 20, 10, 0, 0]);
+    expect(() => new OverloadDetector({ ...T, calmStepPercent: -1 })).toThrow(/calmStepPercent/);
+  });
+
   it('rejects thresholds that make no sense', () => {
     expect(() => new OverloadDetector({ ...T, lagLowMs: 60 })).toThrow(/low mark/);
     expect(() => new OverloadDetector({ ...T, maxLossPercent: 120 })).toThrow(/max loss/);

@@ -38,4 +38,14 @@ describe('overload policy', () => {
     expect(e?.line).toBeGreaterThan(lines - 1);
     expect(withOverload('  step_percent: 0\n').ok).toBe(false);
   });
+
+  it('worker_lag_high_ms / worker_lag_low_ms: defaults, mapping, 0 turns it off, low above high refused', () => {
+    expect(overloadOptions(OverloadSchema.parse({}))).toMatchObject({ workerLagHighMs: DEFAULT_THRESHOLDS.workerLagHighMs, workerLagLowMs: DEFAULT_THRESHOLDS.workerLagLowMs });
+    expect(overloadOptions(OverloadSchema.parse({ worker_lag_high_ms: 120, worker_lag_low_ms: 40 }))).toMatchObject({ workerLagHighMs: 120, workerLagLowMs: 40 });
+    expect(overloadOptions(OverloadSchema.parse({ worker_lag_high_ms: 0, worker_lag_low_ms: 0 }))).toMatchObject({ workerLagHighMs: 0 });
+    const bad = withOverload('  worker_lag_high_ms: 30\n  worker_lag_low_ms: 40\n');
+    expect(bad.ok).toBe(false);
+    expect((bad.ok ? [] : bad.errors.map(formatError)).join('\n')).toMatch(/overload\.worker_lag_low_ms.*must not exceed worker_lag_high_ms/);
+    expect(withOverload('  worker_lag_high_ms: -1\n').ok).toBe(false);
+  });
 });

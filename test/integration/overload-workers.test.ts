@@ -1,0 +1,141 @@
+// Issue #18.3: overload control sees the B2BUA workers. With `workers: 2` one worker's event
+// loop is stalled (SIGSTOP: the limit of a saturated loop, its INVITEs wait on the wire socket)
+// while the primary stays idle: its own lag, receive queue and setups in progress (mark 2,000)
+// see nothing, the worker-backlog signal does. New INVITEs then get a quick 503 with
+// Retry-After (reason worker_backlog) while the established calls' BYEs, on both workers, are
+// answered; once the worker runs again the shedding ends and calls go through.
+import { describe, expect, it, afterAll } from 'vitest';
+import { createSocket, type Socket } from 'node:dgram';
+import { freePorts, heldCalls, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
+
+afterAll(stopAll);
+
+/** INVITEs sent while the worker is stopped: BATCH every TICK_MS for STALL_MS (≈ 400/s). */
+const BATCH = 20;
+const TICK_MS = 50;
+const STALL_MS = 1500;
+
+function invite(i: number, port: number): Buffer {
+  // Max-Forwards 0: an INVITE the gate admits is answered 483 by the B2BUA, no B-leg.
+  return Buffer.from(`INVITE sip:+15550001@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:${port};branch=z9hG4bK-stall-${i}\r\n` +
+    `Max-Forwards: 0\r\nFrom: <sip:stall@127.0.0.2>;tag=s${i}\r\nTo: <sip:+15550001@127.0.0.1>\r\nCall-ID: stall-${i}@127.0.0.2\r\n` +
+    `CSeq: 1 INVITE\r\nContact: <sip:stall@127.0.0.2:${port}>\r\nContent-Length: 0\r\n\r\n`);
+}
+
+async function workerPids(pg: RunningPeergate): Promise<number[]> {
+  const r = await pg.admin('/admin/calls');
+  const calls = (await r.json() as { calls: { worker_pid: number }[] }).calls;
+  return [...new Set(calls.map((c) => c.worker_pid))];
+}
+
+const shedBy = (metrics: string, reason: string) => Number(new RegExp(`^peergate_shed_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN);
+
+describe('overload control: the workers\' backlog (issue #18.3)', () => {
+  it('a stalled worker sheds new INVITEs quickly (worker_backlog); in-dialog requests still succeed; recovery after', async () => {
+    const [uasPort] = await freePorts(1) as [number];
+    startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
+    const { pg, target, peerPort } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, { workers: 2, media: { anchoring: false } });
+    const burst: Socket = createSocket('udp4');
+    await new Promise<void>((r) => burst.bind(0, '127.0.0.2', () => r()));
+    const sentAt = new Map<string, number>();
+    const answers = new Map<number, Set<string>>();
+    const refusedAfterMs: number[] = [];
+    let withRetryAfter = 0;
+    burst.on('message', (m) => {
+      const text = m.toString('latin1');
+      const status = Number(text.slice(8, 11));
+      const callId = /\r\nCall-ID: (\S+)\r\n/i.exec(text)?.[1] ?? '';
+      if (!answers.has(status)) answers.set(status, new Set());
+      if (answers.get(status)!.has(callId)) return; // a retransmission (the burst never ACKs)
+      answers.get(status)!.add(callId);
+      if (status === 503) {
+        refusedAfterMs.push(Date.now() - (sentAt.get(callId) ?? NaN));
+        if (/\r\nRetry-After: \d+\r\n/i.test(text)) withRetryAfter++;
+      }
+    });
+    const answered = (status: number) => answers.get(status)?.size ?? 0;
+    try {
+      // Four established calls, two per worker (round-robin), whose BYEs leave during the stall.
+      const held = heldCalls(target, '127.0.0.2', 4, 1200);
+      await waitFor(async () => (await pg.metric('peergate_active_calls')) === 4, 10_000, 50, 'four calls up');
+      const pids = await workerPids(pg);
+      expect(pids.length).toBe(2);
+      expect(await pg.metric('peergate_overload_loss_percent')).toBe(0);
+
+      // The workers report their delay (an idle loop's timer drift is a fraction of a ms, never 0).
+      await waitFor(async () => (await pg.metric('peergate_worker_event_loop_delay_seconds')) > 0, 5000, 100, 'worker delay reports arriving');
+      const stalled = pids[0]!;
+      process.kill(stalled, 'SIGSTOP');
+      const stoppedAt = Date.now();
+      let sent = 0;
+      let firstRefusalMs: number | undefined;
+      try {
+        const port = burst.address().port;
+        while (Date.now() - stoppedAt < STALL_MS) {
+          for (let k = 0; k < BATCH; k++, sent++) {
+            sentAt.set(`stall-${sent}@127.0.0.2`, Date.now());
+            burst.send(invite(sent, port), peerPort, '127.0.0.1');
+          }
+          if (firstRefusalMs === undefined && answered(503) > 0) firstRefusalMs = Date.now() - stoppedAt;
+          await new Promise((r) => setTimeout(r, TICK_MS));
+        }
+      } finally {
+        process.kill(stalled, 'SIGCONT');
+      }
+      const refusedDuringStall = answered(503);
+
+      const heldRun = await held;
+      await waitFor(() => answered(503) + answered(483) === sent, 20_000, 100, 'every INVITE sent during the stall answered');
+      const metrics = await pg.metrics();
+      // Refused while the worker was stopped, early in the stall, each at once by the primary.
+      expect(refusedDuringStall).toBeGreaterThan(0);
+      expect(firstRefusalMs).toBeLessThan(STALL_MS);
+      refusedAfterMs.sort((a, b) => a - b);
+      expect(refusedAfterMs[Math.floor(refusedAfterMs.length / 2)]).toBeLessThan(250);
+      expect(withRetryAfter).toBe(answered(503));
+      expect(shedBy(metrics, 'worker_backlog')).toBeGreaterThan(0);
+      const reasons = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs', 'worker_backlog'];
+      expect(reasons.reduce((a, r) => a + shedBy(metrics, r), 0)).toBe(answered(503));
+      expect(answered(483)).toBeGreaterThan(0); // the rest reached the B2BUA
+      expect(metrics).toMatch(/^peergate_worker_event_loop_delay_seconds /m);
+      // The established calls' BYEs (some to the stopped worker, retransmitted by SIPp) were answered.
+      expect(heldRun.failed, heldRun.output.slice(-2000)).toBe(0);
+      expect(heldRun.successful).toBe(4);
+
+      // Recovery: the shedding ends, new calls go through on both workers, nothing more refused.
+      await waitFor(async () => (await pg.metric('peergate_overload_loss_percent')) === 0, 10_000, 100, 'loss back to 0');
+      const shedBefore = await pg.metric('peergate_shed_total');
+      const after = await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '20', '-r', '20'], { timeoutS: 30 });
+      expect(after.failed, after.output.slice(-2000)).toBe(0);
+      expect(after.successful).toBe(20);
+      expect(await pg.metric('peergate_shed_total')).toBe(shedBefore);
+    } finally {
+      burst.close();
+      await pg.stop();
+    }
+  }, 120_000);
+
+  it('a worker killed with SIGKILL: its last report is forgotten, nothing is shed while it is replaced', async () => {
+    const [uasPort] = await freePorts(1) as [number];
+    startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
+    const { pg, target } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, { workers: 2, media: { anchoring: false } });
+    try {
+      const held = heldCalls(target, '127.0.0.2', 2, 8000);
+      await waitFor(async () => (await pg.metric('peergate_active_calls')) === 2, 10_000, 50, 'two calls up');
+      const pids = await workerPids(pg);
+      expect(pids.length).toBe(2);
+      await waitFor(async () => (await pg.metric('peergate_worker_event_loop_delay_seconds')) > 0, 5000, 100, 'worker delay reports arriving');
+      process.kill(pids[0]!, 'SIGKILL');
+      // A dead worker's silence would read as a growing delay (then stale after 2 s): calls during
+      // those 2 s go to the live worker and none is refused.
+      const during = await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '50', '-r', '20'], { timeoutS: 30 });
+      expect(during.failed, during.output.slice(-2000)).toBe(0);
+      expect(during.successful).toBe(50);
+      expect(await pg.metric('peergate_shed_total')).toBe(0);
+      await held; // the killed worker's call ended by the engine (BYE): SIPp counts it failed
+    } finally {
+      await pg.stop();
+    }
+  }, 120_000);
+});
