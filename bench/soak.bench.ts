@@ -203,4 +203,5 @@ async function compare(a: string, b: string): Promise<number> {
   return 0;
 }
 
-process.exitCode = values.compare ? await compare(positionals[0]!, positionals[1]!) : await main();
+// A failed start (peergate not ready, a bad flag) must not leave the SIPp it started running.
+process.exitCode = values.compare ? await compare(positionals[0]!, positionals[1]!) : await main().catch(async (e: unknown) => { await stopAll(); throw e; });
