@@ -110,6 +110,12 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
       expect(after.failed, after.output.slice(-2000)).toBe(0);
       expect(after.successful).toBe(20);
       expect(await pg.metric('peergate_shed_total')).toBe(shedBefore);
+      // Nothing of the burst is left once RFC 3261's timers ran (refused and 483-answered INVITEs
+      // were never ACKed: their transactions wait out Timer H, 32 s), on either worker.
+      const left = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_limit_sessions_local', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions'];
+      const counts = async () => Object.fromEntries(await Promise.all(left.map(async (n) => [n, await pg.metric(n)] as const)));
+      await waitFor(async () => Object.values(await counts()).every((v) => v === 0), 45_000, 500, 'every count back to zero').catch(() => undefined);
+      expect(await counts()).toEqual(Object.fromEntries(left.map((n) => [n, 0])));
     } finally {
       burst.close();
       await pg.stop();
