@@ -39,6 +39,7 @@ import { CdrSubsystem, CaptureSubsystem } from './records.js';
 import type { PolicyProblem, Subsystem } from './subsystem.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerCount } from './workers/schema.js';
+import { within } from './within.js';
 
 export interface AppOptions {
   holder: PolicyHolder;
@@ -348,13 +349,6 @@ export class App {
     })();
     return this.closing;
   }
-}
-
-/** Wait for `p`, but no longer than `ms` (its outcome, even a rejection, is not needed). */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let t: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => { t = setTimeout(r, ms); })]);
-  clearTimeout(t);
 }
 
 /** The files a policy names whose change reloads it: TLS certificate, key, chain, client CAs, CRLs. */

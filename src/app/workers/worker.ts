@@ -27,6 +27,7 @@ import { locateProblems } from '../locate.js';
 import { LoopDelayReporter } from '../../engine/overload/worker-backlog.js';
 import { systemClock } from '../../engine/transport/types.js';
 import { Channel, type IpcEndpoint } from './channel.js';
+import { within } from '../within.js';
 
 /** What the primary tells a worker when it starts (answer to `hello`). */
 export interface WorkerHello {
@@ -128,9 +129,7 @@ class Worker {
       whenIdle: () => this.sbc.whenIdle(),
       endAll: async (h: Hangup) => {
         await this.sbc.endAll(h);
-        let t: NodeJS.Timeout | undefined;
-        await Promise.race([this.sbc.whenIdle(), new Promise<void>((r) => { t = setTimeout(r, SETTLE_MS); })]);
-        clearTimeout(t);
+        await within(this.sbc.whenIdle(), SETTLE_MS);
       },
       reload: () => this.reload(),
       reopen: () => this.cdr.reopen(),
