@@ -12,10 +12,12 @@
 //   ist-accepted-sdp, held-dialogs-sdp  the same with a realistic INVITE: carrier headers and a
 //                   1.5 KB SDP offer (the size that a kept slice of the message would hold alive)
 // --snapshot DIR writes a heap snapshot per scenario (use a small --n) for bench/heap-strings.ts.
+// --census DIR also writes one before the N items and prints what grew per item, by constructor.
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import type { SendResult, SendTarget } from '../src/engine/transport/types.js';
+import { heapCensus, perItemGrowth } from './heap-census.js';
 import { ManualClock } from '../test/helpers/manual-clock.js';
 import type { AppConnection, WireServer } from '../src/engine/wire/server.js';
 import { UaCore } from '../src/engine/core/ua-core.js';
@@ -179,6 +181,7 @@ function reply(req: string, status: string, toTag: string): string {
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const snapDir = process.argv.includes('--snapshot') ? process.argv[process.argv.indexOf('--snapshot') + 1] : undefined;
+const censusDir = process.argv.includes('--census') ? process.argv[process.argv.indexOf('--census') + 1] : undefined;
 console.log(`node ${process.version}, n=${N}; bytes of heap (+ArrayBuffers) per live item, after gc`);
 for (const [name, s] of Object.entries(scenarios)) {
   if (only && only !== name) continue;
@@ -188,6 +191,7 @@ for (const [name, s] of Object.entries(scenarios)) {
   h.clock.advance(70_000);
   await settle();
   const before = heap();
+  const snapBefore = censusDir ? writeHeapSnapshot(join(censusDir, `${name}.before.heapsnapshot`)) : undefined;
   for (let i = 0; i < N; i++) {
     s.run(h, i);
     if (i % 100 === 99) await settle();
@@ -199,5 +203,9 @@ for (const [name, s] of Object.entries(scenarios)) {
   const per = (after - before) / N;
   if (snapDir) console.log(`  snapshot ${writeHeapSnapshot(join(snapDir, `${name}.heapsnapshot`))}`);
   console.log(`${name.padEnd(16)} live=${String(live).padStart(6)} (pending timers ${h.clock.pending})  ${per.toFixed(0).padStart(6)} B each`);
+  if (snapBefore) {
+    const snapAfter = writeHeapSnapshot(join(censusDir!, `${name}.after.heapsnapshot`));
+    for (const line of perItemGrowth(await heapCensus(snapBefore), await heapCensus(snapAfter), N, 16)) console.log(line);
+  }
   h.core.close();
 }

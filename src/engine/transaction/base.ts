@@ -78,7 +78,24 @@ export abstract class TransactionBase {
   /** Timer D/I/J/K: wait `ms` over UDP, terminate at once over a reliable transport. */
   protected terminateAfter(unreliableMs: number): void {
     if (this.reliable || unreliableMs <= 0) this.terminate();
-    else this.startLifetimeTimer(unreliableMs, () => this.terminate());
+    else this.waitOut(unreliableMs);
+  }
+
+  /**
+   * Enter a window in which this transaction only absorbs retransmissions (Timer D, I, J, K, L,
+   * M): with no timer of its own, it joins the layer's expiry list for windows of `ms`, which
+   * calls expire() at the end (expiry.ts). Call with no other timer left running.
+   */
+  protected waitOut(ms: number): void {
+    this.stopRetransmitTimer();
+    this.stopLifetimeTimer();
+    if (ms <= 0) this.terminate();
+    else this.host.expireAfter(this as never, ms);
+  }
+
+  /** The window entered by waitOut() ended: Timer D/I/J/K/L/M fired. */
+  expire(): void {
+    this.terminate();
   }
 
   /** The transport reported a failure outside a send (connection closed, ICMP unreachable). */

@@ -185,7 +185,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
         this.state = 'Accepted';
         this.stopRetransmitTimer();
         this.twoXxTags = [own(tag)]; // kept through Timer M: a flat copy (own.ts)
-        this.startLifetimeTimer(64 * this.host.timers.T1, this.onTimerM);
+        this.waitOut(64 * this.host.timers.T1); // Timer M
         this.deliver(res, meta);
         this.releaseRequest();
         return 'delivered';
@@ -229,9 +229,6 @@ export class InviteClientTransaction extends ClientTransactionBase {
       (reason, detail) => this.transportFailed(reason, detail),
     );
   }
-
-  /** Timer M (RFC 6026): stop waiting for 2xx retransmissions. */
-  private onTimerM(): void { this.terminate(); }
 }
 
 /** RFC 3261 §17.1.2 (Figure 6). */

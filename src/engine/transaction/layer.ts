@@ -8,6 +8,7 @@ import { InviteClientTransaction, NonInviteClientTransaction, normalizeAddress, 
 import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 import { own } from './own.js';
+import { ExpiryList } from './expiry.js';
 import {
   DEFAULT_TIMERS,
   newCounters,
@@ -50,6 +51,8 @@ export class TransactionLayer implements TransactionHost {
   private readonly onError: (err: unknown) => void;
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();
+  /** One per window length (64*T1, T4, D): transactions waiting out Timer D/I/J/K/L/M. */
+  private readonly expiryLists = new Map<number, ExpiryList>();
 
   constructor(opts: TransactionLayerOptions) {
     this.sendFn = opts.send;
@@ -246,6 +249,7 @@ export class TransactionLayer implements TransactionHost {
     for (const txn of [...this.clients.values(), ...this.servers.values()]) txn.abandon();
     this.clients.clear();
     this.servers.clear();
+    for (const list of this.expiryLists.values()) list.clear();
   }
 
   // ---- TransactionHost -----------------------------------------------------------------------
@@ -265,6 +269,12 @@ export class TransactionLayer implements TransactionHost {
         (err: unknown) => onError('exception', err instanceof Error ? err.message : String(err)),
       );
     } else settle(result, onError, onOk);
+  }
+
+  expireAfter(txn: Transaction, ms: number): void {
+    let list = this.expiryLists.get(ms);
+    if (list === undefined) this.expiryLists.set(ms, (list = new ExpiryList(this.clock, ms)));
+    list.add(txn);
   }
 
   remove(txn: Transaction): void {

@@ -166,7 +166,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
       // the 2xx bytes are the core's to keep, not ours (§13.3.1.4).
       this.lastBytes = undefined;
       this.state = 'Accepted';
-      this.startLifetimeTimer(64 * T1, this.onTimerL);
+      this.waitOut(64 * T1); // Timer L
       return true;
     }
     this.state = 'Completed';
@@ -223,9 +223,6 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.host.guard(() => this.host.tu.timeout(this));
     this.terminate();
   }
-
-  /** Timer L (RFC 6026). */
-  private onTimerL(): void { this.terminate(); }
 }
 
 /** RFC 3261 §17.2.2 (Figure 8). */

@@ -138,6 +138,8 @@ export interface TransactionHost {
   readonly counters: TransactionCounters;
   readonly tu: TransactionUser;
   send(target: SendTarget, bytes: Buffer, onError: (reason: TransportErrorReason, detail?: string) => void, onOk?: (connectionId: string | undefined) => void): void;
+  /** End `txn` (its expire()) `ms` from now, through the layer's expiry list for that length. */
+  expireAfter(txn: Transaction, ms: number): void;
   /** Called once when a transaction reaches Terminated. */
   remove(txn: Transaction): void;
   /** Runs a TU callback; an exception there must not break the layer or a timer. */
