@@ -1,12 +1,13 @@
 // RFC 3261 §17.1 client transactions, with RFC 6026's Accepted state for INVITE.
 // Memory contract: once a final response arrived (Completed, Accepted) the request, its bytes and
-// the last response are released; only the key, target, ACK bytes (non-2xx) and timers remain.
+// the last response are released; only the key, target and ACK bytes (non-2xx, as a string)
+// remain, with no timer of its own: the layer's expiry list for Timer D/K/M ends it (expiry.ts).
 import type { SipRequest, SipResponse } from '../message/types.js';
 import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildAck } from './build.js';
-import { own, ownBytes } from './own.js';
+import { keepBytes, keptBytes, own } from './own.js';
 import { firstHeader, tagOf } from './headers.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
@@ -116,8 +117,8 @@ abstract class ClientTransactionBase extends TransactionBase {
 /** RFC 3261 §17.1.1 (Figure 5) with RFC 6026 §7.2 (Accepted, Timer M). */
 export class InviteClientTransaction extends ClientTransactionBase {
   readonly kind = 'ict' as const;
-  /** ACK sent for the non-2xx final response (kept for retransmitted finals). */
-  private ackBytes: Buffer | undefined = undefined;
+  /** ACK sent for the non-2xx final response, kept for retransmitted finals (own.ts keepBytes). */
+  private ackBytes: string | undefined = undefined;
   /** To-tags of 2xx responses seen (forks), to tell a retransmitted 2xx from a new one. */
   private twoXxTags: string[] | undefined = undefined;
   /** RSeq values of reliable provisionals seen (RFC 3262: their retransmissions are absorbed). */
@@ -208,8 +209,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
       this.state = 'Completed';
       this.stopRetransmitTimer();
       this.stopLifetimeTimer();
-      // Kept through Timer D: a buffer of its own, not a slice of a pool slab (own.ts).
-      this.ackBytes = ownBytes(serialize(buildAck(this.request, res)));
+      // Kept through Timer D: a string of its own, not a slice of a pool slab (own.ts).
+      this.ackBytes = keepBytes(serialize(buildAck(this.request, res)));
       this.sendAck();
       this.deliver(res, meta);
       this.releaseRequest();
@@ -225,7 +226,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
     if (this.ackBytes === undefined) return;
     this.host.send(
       this.sendTarget,
-      this.ackBytes,
+      keptBytes(this.ackBytes),
       (reason, detail) => this.transportFailed(reason, detail),
     );
   }

@@ -14,3 +14,17 @@ export function ownBytes(b: Buffer): Buffer {
   b.copy(copy);
   return copy;
 }
+
+/**
+ * Bytes kept through a whole timer window (a final response for Timer J, an ACK for Timer D):
+ * as a one-byte string (latin1 maps each byte to one character, so any bytes round-trip),
+ * ≈ 16 B of overhead against ≈ 190 B for a Buffer with an ArrayBuffer of its own. Turned back
+ * into a Buffer only when a retransmission needs it (keptBytes).
+ */
+export function keepBytes(b: Buffer): string {
+  return b.toString('latin1');
+}
+
+export function keptBytes(s: string): Buffer {
+  return Buffer.from(s, 'latin1');
+}
