@@ -15,7 +15,7 @@
 import type { HeaderField, SipRequest } from '../message/types.js';
 import type { Endpoint, InboundPacket, SendTarget } from '../transport/types.js';
 import type { InboundMeta, ServerTransaction } from '../transaction/index.js';
-import { Dialog, type RequestOrigin } from '../dialog/dialog.js';
+import type { Dialog, RequestOrigin } from '../dialog/dialog.js';
 import { normalizeAddress } from '../shield/index.js';
 import type { AppConnection, WireServer } from '../wire/server.js';
 import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
@@ -97,12 +97,11 @@ function sameOrigin(source: Pick<Endpoint, 'protocol' | 'address'>, connectionId
 }
 
 /** The INVITE's record while it can be answered or cancelled; in Accepted (after accepted()),
- *  its dialog only (or undefined). */
-function inviteRecord(ist: ServerTransaction | undefined): { stx: ServerCtx | undefined; dialog: Dialog | undefined } {
-  if (ist === undefined) return { stx: undefined, dialog: undefined };
-  if (ist.state === 'Accepted') return { stx: undefined, dialog: ist.appData as Dialog | undefined };
-  const stx = ist.appData as ServerCtx | undefined;
-  return { stx, dialog: stx?.dialog };
+ *  its dialog's id only (or undefined). */
+function inviteRecord(ist: ServerTransaction | undefined): { stx: ServerCtx | undefined; dialogId: string | undefined } {
+  if (ist === undefined) return { stx: undefined, dialogId: undefined };
+  if (ist.state === 'Accepted') return { stx: undefined, dialogId: ist.appData as string | undefined };
+  return { stx: ist.appData as ServerCtx | undefined, dialogId: undefined };
 }
 
 export function replyTarget(pkt: InboundMeta): SendTarget {
@@ -137,11 +136,12 @@ export class ServerSide {
   /**
    * The INVITE was answered 2xx: its transaction waits 64*T1 in Accepted (RFC 6026; ≈ 16,000 at
    * 500 calls/s), where only a CANCEL still looks at it (cancel(): the sender's origin, which is
-   * the transaction's target, and the dialog to end). So its appData becomes the dialog alone and
-   * this record, with its header values, is released.
+   * the transaction's target, and the dialog to end if it is still up). So its appData becomes
+   * the dialog's id alone (a string the dialog shares): this record, with its header values, and
+   * the dialog once it ends are not kept alive by it.
    */
   accepted(stx: ServerCtx): void {
-    stx.txn.appData = stx.dialog;
+    stx.txn.appData = stx.dialog?.id;
   }
 
   /** A response built only from recovered headers (no transaction), e.g. 400 to garbage. */
@@ -308,7 +308,7 @@ export class ServerSide {
   /** §9.2 with drachtio's matrix (spec §7.8). */
   private cancel(cancel: ServerCtx, req: SipRequest, pkt: InboundPacket, text: string): void {
     const ist = this.ctx.layer.findInviteServerTransaction(req);
-    const { stx: inv, dialog } = inviteRecord(ist);
+    const { stx: inv, dialogId: acceptedDialogId } = inviteRecord(ist);
     // Only the sender of the INVITE may cancel it: same connection, or same UDP host (in
     // Accepted, the INVITE's transaction still answers there: its target is that origin).
     const foreign = inv ? !sameOrigin(inv.source, inv.connectionId, pkt)
@@ -320,7 +320,7 @@ export class ServerSide {
     if (!ist || !inv || ist.state !== 'Proceeding' || inv.canceled) {
       // Nothing to cancel (spec §7.8).
       this.respond(cancel, 481);
-      const d = ist?.state === 'Accepted' ? dialog : undefined;
+      const d = acceptedDialogId !== undefined ? this.ctx.dialogs.get(acceptedDialogId) : undefined;
       // CANCEL after our 2xx but before its ACK: the caller gave up, so end the call (spec §7.8).
       if (d && this.invites.awaitingAck(d.id)) this.byeOnOwn(d, 'SIP ;cause=200 ;text="CANCEL after 200 OK"');
       return;
@@ -351,7 +351,7 @@ export class ServerSide {
 
   /** TransactionUser.terminated for a server transaction (its appData: see inviteRecord()). */
   terminated(txn: ServerTransaction): void {
-    if (txn.appData instanceof Dialog) return; // an INVITE that was in Accepted (accepted())
+    if (typeof txn.appData === 'string') return; // an INVITE that was in Accepted (accepted())
     const stx = txn.appData as ServerCtx | undefined;
     if (stx && this.byId.get(stx.txnId) === stx) this.byId.delete(stx.txnId);
   }

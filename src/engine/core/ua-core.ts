@@ -80,7 +80,7 @@ export class UaCore implements WireHandler, TransactionUser {
       onError: (err) => process.emitWarning(`ua core: ${(err as Error)?.stack ?? String(err)}`),
     });
     // The INVITE server's retransmissions stop whenever a dialog ends, whoever ends it.
-    this.dialogs = new DialogStore((d) => this.invites.dialogEnded(d));
+    this.dialogs = new DialogStore((d) => { this.invites.dialogEnded(d); this.client.dialogEnded(d); });
     const cdrs = opts.cdrs ? new CdrReporter(opts.wire, (app, payload) => this.ctx.sendToApp(app, payload)) : undefined;
     this.ctx = new CoreContext(opts.transport, opts.clock, new Listeners(opts.listeners), this.layer, this.dialogs, cdrs, opts.onMalformed);
     this.client = new ClientSide(this.ctx);
