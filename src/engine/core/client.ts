@@ -180,6 +180,10 @@ export class ClientSide {
     }
     if (c.method === 'BYE' && c.dialog) this.ctx.dialogs.remove(c.dialog);
     this.pass(c, pkt);
+    // Answered: only an INVITE can be CANCELed by its id, and nothing else reads this record
+    // while the transaction waits out Timer K, so it goes now.
+    if (this.byId.get(c.txnId) === c) this.byId.delete(c.txnId);
+    txn.appData = undefined;
   }
 
   /**
