@@ -20,7 +20,6 @@ export function normalizeAddress(a: string): string {
 
 abstract class ClientTransactionBase extends TransactionBase {
   readonly method: string;
-  readonly branch: string;
   /** Where the request went. Responses must come back from here (RFC 6404 §2.3.2.2). */
   readonly target: SendTarget;
   /** Connection the request was sent on (TCP/TLS), learnt from the transport's SendResult. */
@@ -33,15 +32,20 @@ abstract class ClientTransactionBase extends TransactionBase {
   private bytes: Buffer | undefined;
   private readonly targetAddress: string;
 
-  protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, initial: 'Calling' | 'Trying', bytes: Buffer | undefined) {
+  protected constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, initial: 'Calling' | 'Trying', bytes: Buffer | undefined) {
     super(host, key, target.protocol, initial);
     this.req = request;
     this.method = request.method;
-    this.branch = branch;
     this.target = target;
     this.connectionId = target.connectionId;
     this.targetAddress = normalizeAddress(target.address);
     this.bytes = bytes ?? serialize(request);
+  }
+
+  /** The top Via branch: the key's first part (not a field of its own: one string less per
+   *  waiting transaction). */
+  get branch(): string {
+    return this.key.slice(0, this.key.length - this.method.length - 1);
   }
 
   /** The request; only while it may be retransmitted or cancelled (reading it later throws). */
@@ -124,8 +128,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
   /** RSeq values of reliable provisionals seen (RFC 3262: their retransmissions are absorbed). */
   private rseqs: string[] | undefined = undefined;
 
-  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, bytes?: Buffer) {
-    super(host, key, request, branch, target, 'Calling', bytes);
+  constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, bytes?: Buffer) {
+    super(host, key, request, target, 'Calling', bytes);
   }
 
   start(): void {
@@ -236,8 +240,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
 export class NonInviteClientTransaction extends ClientTransactionBase {
   readonly kind = 'nict' as const;
 
-  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, bytes?: Buffer) {
-    super(host, key, request, branch, target, 'Trying', bytes);
+  constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, bytes?: Buffer) {
+    super(host, key, request, target, 'Trying', bytes);
   }
 
   start(): void {

@@ -197,12 +197,13 @@ export class TransactionLayer implements TransactionHost {
     const cseqField = firstHeader(req, 'cseq');
     const cseq = cseqField === undefined ? undefined : parseCSeq(cseqField.value);
     if (cseq === undefined || cseq.method !== req.method) throw new Error(`${req.method}: missing CSeq or CSeq method differs`);
-    const key = via.branch + SEP + req.method;
+    // Kept up to 64*T1 (Timer M): a flat copy, not a concatenation holding the Via's text (own.ts).
+    const key = own(via.branch + SEP + req.method);
     if (this.clients.has(key)) throw new Error(`${req.method}: a client transaction with branch ${via.branch} already exists`);
     const txn =
       req.method === 'INVITE'
-        ? new InviteClientTransaction(this, key, req, via.branch, target, bytes)
-        : new NonInviteClientTransaction(this, key, req, via.branch, target, bytes);
+        ? new InviteClientTransaction(this, key, req, target, bytes)
+        : new NonInviteClientTransaction(this, key, req, target, bytes);
     this.clients.set(key, txn);
     this.counters.clientTransactionsCreated++;
     txn.start();
