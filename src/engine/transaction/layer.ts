@@ -272,10 +272,10 @@ export class TransactionLayer implements TransactionHost {
     } else settle(result, onError, onOk);
   }
 
-  expireAfter(txn: Transaction, ms: number): void {
+  expiryList(ms: number): ExpiryList {
     let list = this.expiryLists.get(ms);
     if (list === undefined) this.expiryLists.set(ms, (list = new ExpiryList(this.clock, ms)));
-    list.add(txn);
+    return list;
   }
 
   remove(txn: Transaction): void {

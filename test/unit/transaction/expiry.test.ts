@@ -59,6 +59,30 @@ describe('ExpiryList', () => {
     expect(list.size).toBe(0);
   });
 
+  it('remove() takes an entry out at once, by the position add() returned, also after compaction', () => {
+    const clock = new FakeClock();
+    const list = new ExpiryList(clock, 100);
+    const first = Array.from({ length: 3_000 }, () => new Item(clock));
+    for (const it of first) { list.add(it); clock.advance(1); }
+    clock.advance(2_000); // all expired: the arrays start again, positions go on
+    const a = new Item(clock);
+    const b = new Item(clock);
+    const pa = list.add(a);
+    const pb = list.add(b);
+    expect(pb).toBe(pa + 1);
+    expect(pa).toBe(3_000);
+    expect(list.size).toBe(2);
+    list.remove(pa, a);
+    list.remove(pa, b); // not the entry at that position: ignored
+    expect(list.size).toBe(1);
+    clock.advance(100);
+    expect(a.expiredAt).toBeUndefined();
+    expect(b.expiredAt).toBe(clock.now());
+    expect(list.size).toBe(0);
+    list.remove(pb, b); // already expired: ignored
+    expect(list.size).toBe(0);
+  });
+
   it('stays exact over many entries joining and leaving (arrays compacted as it goes)', () => {
     const clock = new FakeClock();
     const list = new ExpiryList(clock, 500);
