@@ -11,11 +11,19 @@
 //   held-uac-dialogs-sdp  the app's INVITE (1.5 KB SDP) answered 200 + SDP and ACKed: UAC dialogs only
 //   ist-accepted-sdp, held-dialogs-sdp  the same with a realistic INVITE: carrier headers and a
 //                   1.5 KB SDP offer (the size that a kept slice of the message would hold alive)
+//   uas-call-ended  per call, what a steady call rate leaves waiting on the UAS side (the soak's
+//                   A-leg): INVITE answered 200 and ACKed, then the peer's BYE answered 200: the
+//                   INVITE in Accepted (Timer L) after its dialog ended + the BYE in Completed (Timer J)
+//   uac-call-ended-sdp  the same on the UAC side (B-leg): the app's INVITE (1.5 KB SDP) answered
+//                   200 and ACKed, then the app's BYE answered 200: ICT Accepted (Timer M) after its
+//                   dialog ended + the BYE's NICT Completed (Timer K)
 // --snapshot DIR writes a heap snapshot per scenario (use a small --n) for bench/heap-strings.ts.
+// --census DIR also writes one before the N items and prints what grew per item, by constructor.
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import type { SendResult, SendTarget } from '../src/engine/transport/types.js';
+import { heapCensus, perItemGrowth } from './heap-census.js';
 import { ManualClock } from '../test/helpers/manual-clock.js';
 import type { AppConnection, WireServer } from '../src/engine/wire/server.js';
 import { UaCore } from '../src/engine/core/ua-core.js';
@@ -58,7 +66,7 @@ function harness() {
     wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b),
     transport: { send: (_t: SendTarget, bytes: Buffer) => { lastSent = bytes.toString('latin1'); return Promise.resolve(ok); } },
   });
-  const feed = (text: string) => core.onPacket({ data: Buffer.from(text), source: PEER, local: LOCAL });
+  const feed = (text: string, source: typeof PEER = PEER) => core.onPacket({ data: Buffer.from(text), source, local: LOCAL });
   const fromApp = (txnId: string, dialogId: string, sip: string) => core.onSip(app, ['m', 'sip', txnId, dialogId], sip);
   const takeFrame = (): string => frames.pop() ?? '';
   return { clock, core, feed, fromApp, takeFrame, sent: () => lastSent, clearFrames: () => { frames.length = 0; } };
@@ -141,6 +149,25 @@ const scenarios: Record<string, { run: Scenario; after?: (h: ReturnType<typeof h
     after: (h) => h.clock.advance(40_000),
     live: (h) => h.core.stats().dialogs,
   },
+  'uas-call-ended': {
+    run: (h, i) => {
+      const tag = accept(h, i, invite);
+      h.feed(`BYE sip:b@127.0.0.1:5070 SIP/2.0\r\n${hdrs(`c${i}`, `b${i}`, '2 BYE', tag)}Content-Length: 0\r\n\r\n`);
+      h.fromApp(token(h.takeFrame(), 8), '', 'SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n');
+      h.clearFrames();
+    },
+    live: (h) => h.core.stats().serverTransactions / 2,
+  },
+  'uac-call-ended-sdp': {
+    run: (h, i) => {
+      const dialogId = placeCall(h, i);
+      h.fromApp('', dialogId, 'BYE sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+      // The BYE went to the 2xx's Record-Route; its answer comes from there (RFC 6404 source check).
+      h.feed(reply(h.sent(), '200 OK', ''), { protocol: 'udp', address: '203.0.113.9', port: 5060 });
+      h.clearFrames();
+    },
+    live: (h) => h.core.stats().clientTransactions / 2,
+  },
   'held-dialogs-sdp': {
     run: (h, i) => accept(h, i, bigInvite),
     after: (h) => h.clock.advance(40_000),
@@ -148,18 +175,19 @@ const scenarios: Record<string, { run: Scenario; after?: (h: ReturnType<typeof h
   },
 };
 
-/** INVITE from the peer, 200 from the app (with SDP), ACK from the peer: IST in Accepted. */
-function accept(h: ReturnType<typeof harness>, i: number, make: (callId: string) => string): void {
+/** INVITE from the peer, 200 from the app (with SDP), ACK from the peer: IST in Accepted. Returns our To tag. */
+function accept(h: ReturnType<typeof harness>, i: number, make: (callId: string) => string): string {
   h.feed(make(`c${i}`));
   h.fromApp(token(h.takeFrame(), 8), '', `SIP/2.0 200 OK\r\nContact: <sip:b@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\nContent-Length: ${SDP.length}\r\n\r\n${SDP}`);
   const tag = /\r\nTo: [^\r]*;tag=([^;\r]+)/.exec(h.sent())![1]!;
   h.feed(`ACK sip:b@127.0.0.1:5070 SIP/2.0\r\n${hdrs(`c${i}`, `a${i}`, '1 ACK', tag)}Content-Length: 0\r\n\r\n`);
   h.clearFrames();
+  return tag;
 }
 
 /** The B-leg: the app's INVITE (with the 1.5 KB SDP, as a B2BUA relays it), the peer's 200 with
  *  Record-Route and SDP, the app's ACK: a UAC dialog (ICT in Accepted until `after`). */
-function placeCall(h: ReturnType<typeof harness>, i: number): void {
+function placeCall(h: ReturnType<typeof harness>, i: number): string {
   h.fromApp('', '', `INVITE sip:+15551230000@127.0.0.1:6000 SIP/2.0\r\nCall-ID: u${i}-7f3a9c2e51d84b06@127.0.0.1\r\n` +
     `From: "Alice Example" <sip:+15550001111@127.0.0.1>;tag=ub-${i}-4c2f\r\nTo: <sip:+15551230000@127.0.0.1:6000>\r\n` +
     `Contact: <sip:127.0.0.1:5070>\r\nSupported: timer\r\nContent-Type: application/sdp\r\nContent-Length: ${BIG_SDP.length}\r\n\r\n${BIG_SDP}`);
@@ -168,17 +196,20 @@ function placeCall(h: ReturnType<typeof harness>, i: number): void {
   h.feed(`SIP/2.0 200 OK\r\n${line('Via')}\r\nRecord-Route: <sip:203.0.113.9:5060;lr;r2=on;did=${i}.8a1>\r\n${line('From')}\r\n${line('To')};tag=ut-${i}-9d3e\r\n` +
     `${line('Call-ID')}\r\n${line('CSeq')}\r\nContact: <sip:+15551230000@127.0.0.1:6000;transport=udp>\r\nContent-Type: application/sdp\r\nContent-Length: ${BIG_SDP.length}\r\n\r\n${BIG_SDP}`);
   const frame = h.takeFrame();
-  h.fromApp('', token(frame, 9), 'ACK sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+  const dialogId = token(frame, 9);
+  h.fromApp('', dialogId, 'ACK sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
   h.clearFrames();
+  return dialogId;
 }
 
 function reply(req: string, status: string, toTag: string): string {
   const line = (name: string) => req.split('\r\n').find((l) => l.startsWith(`${name}: `))!;
-  return `SIP/2.0 ${status}\r\n${line('Via')}\r\n${line('From')}\r\n${line('To')};tag=${toTag}\r\n${line('Call-ID')}\r\n${line('CSeq')}\r\nContent-Length: 0\r\n\r\n`;
+  return `SIP/2.0 ${status}\r\n${line('Via')}\r\n${line('From')}\r\n${line('To')}${toTag ? `;tag=${toTag}` : ''}\r\n${line('Call-ID')}\r\n${line('CSeq')}\r\nContent-Length: 0\r\n\r\n`;
 }
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const snapDir = process.argv.includes('--snapshot') ? process.argv[process.argv.indexOf('--snapshot') + 1] : undefined;
+const censusDir = process.argv.includes('--census') ? process.argv[process.argv.indexOf('--census') + 1] : undefined;
 console.log(`node ${process.version}, n=${N}; bytes of heap (+ArrayBuffers) per live item, after gc`);
 for (const [name, s] of Object.entries(scenarios)) {
   if (only && only !== name) continue;
@@ -188,6 +219,7 @@ for (const [name, s] of Object.entries(scenarios)) {
   h.clock.advance(70_000);
   await settle();
   const before = heap();
+  const snapBefore = censusDir ? writeHeapSnapshot(join(censusDir, `${name}.before.heapsnapshot`)) : undefined;
   for (let i = 0; i < N; i++) {
     s.run(h, i);
     if (i % 100 === 99) await settle();
@@ -199,5 +231,9 @@ for (const [name, s] of Object.entries(scenarios)) {
   const per = (after - before) / N;
   if (snapDir) console.log(`  snapshot ${writeHeapSnapshot(join(snapDir, `${name}.heapsnapshot`))}`);
   console.log(`${name.padEnd(16)} live=${String(live).padStart(6)} (pending timers ${h.clock.pending})  ${per.toFixed(0).padStart(6)} B each`);
+  if (snapBefore) {
+    const snapAfter = writeHeapSnapshot(join(censusDir!, `${name}.after.heapsnapshot`));
+    for (const line of perItemGrowth(await heapCensus(snapBefore), await heapCensus(snapAfter), N, 16)) console.log(line);
+  }
   h.core.close();
 }

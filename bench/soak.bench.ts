@@ -4,6 +4,9 @@
 // slots once RFC 3261 timers have expired. On demand only (not part of the test suite).
 //
 //   npx tsx bench/soak.bench.ts [--minutes 10] [--rate 250] [--media] [--redis] [--every 10] [--heap] [--v8="node/V8 flags for peergate's main process"]
+//                               [--worker-v8="node/V8 flags for the B2BUA workers" (PEERGATE_WORKER_NODE_FLAGS)]
+// At the end: RSS per process (min–max from 50 s into the load to its end) and CPU ms per
+// answered call per process over the load (utime + stime from /proc).
 //   npx tsx bench/soak.bench.ts --compare A.heapsnapshot B.heapsnapshot
 //
 // `--heap`: peergate runs with --heapsnapshot-signal=SIGUSR2; V8 heap snapshots are taken at
@@ -29,7 +32,7 @@ import { heapCensus, type HeapCensus } from './heap-census.js';
 const { values, positionals } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '250' }, every: { type: 'string', default: '10' },
   media: { type: 'boolean', default: false }, redis: { type: 'boolean', default: false },
-  heap: { type: 'boolean', default: false }, v8: { type: 'string' }, capture: { type: 'string' }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
+  heap: { type: 'boolean', default: false }, v8: { type: 'string' }, 'worker-v8': { type: 'string' }, capture: { type: 'string' }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
 }, allowPositionals: true });
 const MINUTES = Number(values.minutes);
 const RATE = Number(values.rate);
@@ -58,7 +61,10 @@ async function main(): Promise<number> {
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
     routes: [{ from: 'peers', to: 'core' }],
   }, {
-    env: { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', values.heap ? '--heapsnapshot-signal=SIGUSR2' : ''].join(' ').trim() },
+    env: {
+      NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', values.heap ? '--heapsnapshot-signal=SIGUSR2' : ''].join(' ').trim(),
+      ...(values['worker-v8'] !== undefined ? { PEERGATE_WORKER_NODE_FLAGS: values['worker-v8'] } : {}),
+    },
     nodeArgs: values.v8 ? values.v8.split(' ').filter(Boolean) : [],
   });
   // --capture DIR: every SIP packet to and from peergate's two listeners as a pcap (dumpcap on
@@ -85,6 +91,7 @@ async function main(): Promise<number> {
   };
   const t0 = Date.now();
   const rows: string[] = [];
+  const plateau: number[][] = [];
   const sample = async (phase: string) => {
     const text = await pg.metrics().catch(() => '');
     const rss = sumMetric(text, 'process_resident_memory_bytes') / 1048576;
@@ -92,7 +99,9 @@ async function main(): Promise<number> {
     const heap = ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map((n) => (sumMetric(text, n) / 1048576).toFixed(0)).join('/');
     const counts = COUNTS.map((n) => `${SHORT[n]}=${sumMetric(text, n)}`).join(' ');
     const answered = sumMetric(text, 'peergate_calls_total');
-    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB (${rssByProcess(pg.proc.pid)}) heap=${heap}  ended=${answered}  ${counts}`;
+    const perProcess = rssByProcess(pg.proc.pid);
+    if (phase === 'load' && Date.now() - t0 >= 50_000) plateau.push(perProcess.split('/').map(Number));
+    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB (${perProcess}) heap=${heap}  ended=${answered}  ${counts}`;
     rows.push(row);
     console.log(row);
     return text;
@@ -118,10 +127,21 @@ async function main(): Promise<number> {
   const uac = startProcess('sipp', ['-sf', scenario, `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
     '-r', String(RATE), '-m', String(total), '-l', String(RATE * 4), '-d', '0', '-max_socket', '5000',
     '-nostdin', '-timeout', `${loadS + 120}s`, '-timeout_error', '-trace_stat', '-stf', statFile, '-fd', '1'], { cwd: sippDir });
+  const cpuStart = cpuByProcess(pg.proc.pid);
   const stopLoad = setTimeout(() => { if (uac.child.exitCode === null) uac.child.kill('SIGUSR1'); }, loadS * 1000);
   await uac.exited;
   clearTimeout(stopLoad);
+  const cpuEnd = cpuByProcess(pg.proc.pid);
   const r = readSippStats(statFile);
+  const answeredCalls = Math.max(1, r.successful);
+  console.log(`# CPU ms per answered call over the load, per process (primary first): ${cpuEnd.map((c, i) => ((c - (cpuStart[i] ?? 0)) / answeredCalls).toFixed(3)).join(' / ')}` +
+    ` (total ${(cpuEnd.reduce((a, c, i) => a + c - (cpuStart[i] ?? 0), 0) / answeredCalls).toFixed(3)})`);
+  if (plateau.length > 0) {
+    const cols = Math.max(...plateau.map((p) => p.length));
+    const range = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
+    const per = Array.from({ length: cols }, (_, i) => range(plateau.map((p) => p[i] ?? NaN).filter(Number.isFinite)));
+    console.log(`# RSS MiB from 50 s to the end of the load: all ${range(plateau.map((p) => p.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0)))}, per process ${per.join(' / ')}`);
+  }
   sampling = false;
   heapTimers.forEach(clearTimeout);
   await sampler;
@@ -169,6 +189,18 @@ function rssByProcess(pid: number): string {
     } catch { return '-'; }
   };
   return [pid, ...childPids(pid)].map(rssOf).join('/');
+}
+
+/** CPU ms (utime + stime) of peergate's process, then each of its children, from /proc. */
+function cpuByProcess(pid: number): number[] {
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  return [pid, ...childPids(pid)].map((p) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12])) * tick;
+    } catch { return 0; }
+  });
 }
 
 function byeMatchedUac(): string {

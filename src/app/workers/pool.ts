@@ -69,11 +69,24 @@ function worstView<M extends MetricJson>(m: M): M {
   return WORST_VIEW.has(m.name) ? { ...m, aggregator: 'min' } : m;
 }
 
+/**
+ * Node/V8 flags for the worker processes only (docs/operations.md "Worker memory"), from the
+ * environment variable PEERGATE_WORKER_NODE_FLAGS (space-separated), else WORKER_NODE_FLAGS.
+ * A worker holds nothing long-lived at a steady call rate (the calls' state waits in the
+ * engine), so its RSS is mostly V8's young generation and old-generation headroom.
+ */
+export const WORKER_NODE_FLAGS: readonly string[] = [];
+
+export function workerNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const v = env.PEERGATE_WORKER_NODE_FLAGS;
+  return v === undefined ? [...WORKER_NODE_FLAGS] : v.split(/\s+/).filter(Boolean);
+}
+
 /** The worker's entry module next to this one (.ts when run from sources through tsx). */
 function entry(): { path: string; execArgv: string[] } {
   const url = new URL(import.meta.url.endsWith('.ts') ? './entry.ts' : './entry.js', import.meta.url);
   const execArgv = import.meta.url.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
-  return { path: fileURLToPath(url), execArgv };
+  return { path: fileURLToPath(url), execArgv: [...workerNodeFlags(), ...execArgv] };
 }
 
 export class WorkerPool implements Subsystem {

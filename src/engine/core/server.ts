@@ -14,7 +14,7 @@
 // a 2xx or reliable 1xx are InviteServer's.
 import type { HeaderField, SipRequest } from '../message/types.js';
 import type { Endpoint, InboundPacket, SendTarget } from '../transport/types.js';
-import { own, ownOpt, type InboundMeta, type ServerTransaction } from '../transaction/index.js';
+import type { InboundMeta, ServerTransaction } from '../transaction/index.js';
 import type { Dialog, RequestOrigin } from '../dialog/dialog.js';
 import { normalizeAddress } from '../shield/index.js';
 import type { AppConnection, WireServer } from '../wire/server.js';
@@ -33,8 +33,8 @@ const ROUTED = new Set(['INVITE', 'REGISTER', 'MESSAGE', 'OPTIONS', 'INFO', 'NOT
 const TARGET_REFRESH = new Set(['INVITE', 'UPDATE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
 
 /** drachtio bookkeeping for a server transaction of the layer (its `appData`). What changes
- *  after creation is not readonly: the app, our To tag, the dialog, the CANCEL mark, and the
- *  header values, which become flat copies when the record outlives its request (accepted()). */
+ *  after creation is not readonly: the app, our To tag, the dialog, the CANCEL mark. Released
+ *  with the 2xx to an INVITE: the transaction then keeps only the dialog (accepted()). */
 export interface ServerCtx {
   readonly txn: ServerTransaction;
   /** Wire protocol transaction id; empty for a CANCEL (never addressed by the app). */
@@ -90,10 +90,18 @@ export function originOf(pkt: InboundPacket): RequestOrigin {
 }
 
 /** A CANCEL must come the way its INVITE came (the same rule as Dialog.acceptsFrom). */
-function sameOrigin(inv: ServerCtx, pkt: InboundPacket): boolean {
-  if (pkt.source.protocol !== inv.source.protocol) return false;
-  if (inv.source.protocol !== 'udp' && inv.connectionId !== undefined) return pkt.connectionId === inv.connectionId;
-  return normalizeAddress(pkt.source.address) === normalizeAddress(inv.source.address);
+function sameOrigin(source: Pick<Endpoint, 'protocol' | 'address'>, connectionId: string | undefined, pkt: InboundPacket): boolean {
+  if (pkt.source.protocol !== source.protocol) return false;
+  if (source.protocol !== 'udp' && connectionId !== undefined) return pkt.connectionId === connectionId;
+  return normalizeAddress(pkt.source.address) === normalizeAddress(source.address);
+}
+
+/** The INVITE's record while it can be answered or cancelled; in Accepted (after accepted()),
+ *  its dialog's id only (or undefined). */
+function inviteRecord(ist: ServerTransaction | undefined): { stx: ServerCtx | undefined; dialogId: string | undefined } {
+  if (ist === undefined) return { stx: undefined, dialogId: undefined };
+  if (ist.state === 'Accepted') return { stx: undefined, dialogId: ist.appData as string | undefined };
+  return { stx: ist.appData as ServerCtx | undefined, dialogId: undefined };
 }
 
 export function replyTarget(pkt: InboundMeta): SendTarget {
@@ -126,21 +134,14 @@ export class ServerSide {
   }
 
   /**
-   * The INVITE was answered 2xx: its record stays the transaction's appData for 64*T1 in
-   * Accepted (RFC 6026; ≈ 16,000 wait at 500 calls/s), so the header values it keeps become
-   * flat copies instead of slices that keep the whole INVITE text alive (transaction/own.ts).
+   * The INVITE was answered 2xx: its transaction waits 64*T1 in Accepted (RFC 6026; ≈ 16,000 at
+   * 500 calls/s), where only a CANCEL still looks at it (cancel(): the sender's origin, which is
+   * the transaction's target, and the dialog to end if it is still up). So its appData becomes
+   * the dialog's id alone (a string the dialog shares): this record, with its header values, and
+   * the dialog once it ends are not kept alive by it.
    */
   accepted(stx: ServerCtx): void {
-    // The dialog the 2xx created already holds copies of the Call-ID, From and tags: shared.
-    const d = stx.dialog;
-    stx.callId = d?.callId === stx.callId ? d.callId : own(stx.callId);
-    stx.from = d?.remoteParty === stx.from ? d.remoteParty : own(stx.from);
-    stx.toTag = d !== undefined && d.localTag === stx.toTag ? d.localTag : ownOpt(stx.toTag);
-    stx.to = own(stx.to);
-    stx.vias = stx.vias.map(own);
-    stx.cseq = own(stx.cseq);
-    stx.recordRoute = stx.recordRoute.map(own);
-    stx.contact = ownOpt(stx.contact);
+    stx.txn.appData = stx.dialog?.id;
   }
 
   /** A response built only from recovered headers (no transaction), e.g. 400 to garbage. */
@@ -307,16 +308,19 @@ export class ServerSide {
   /** §9.2 with drachtio's matrix (spec §7.8). */
   private cancel(cancel: ServerCtx, req: SipRequest, pkt: InboundPacket, text: string): void {
     const ist = this.ctx.layer.findInviteServerTransaction(req);
-    const inv = ist?.appData as ServerCtx | undefined;
-    // Only the sender of the INVITE may cancel it: same connection, or same UDP host.
-    if (inv && !sameOrigin(inv, pkt)) {
+    const { stx: inv, dialogId: acceptedDialogId } = inviteRecord(ist);
+    // Only the sender of the INVITE may cancel it: same connection, or same UDP host (in
+    // Accepted, the INVITE's transaction still answers there: its target is that origin).
+    const foreign = inv ? !sameOrigin(inv.source, inv.connectionId, pkt)
+      : ist?.state === 'Accepted' && !sameOrigin(ist.target, ist.target.connectionId, pkt);
+    if (foreign) {
       this.refuseForeign(cancel, pkt);
       return;
     }
     if (!ist || !inv || ist.state !== 'Proceeding' || inv.canceled) {
       // Nothing to cancel (spec §7.8).
       this.respond(cancel, 481);
-      const d = ist?.state === 'Accepted' ? inv?.dialog : undefined;
+      const d = acceptedDialogId !== undefined ? this.ctx.dialogs.get(acceptedDialogId) : undefined;
       // CANCEL after our 2xx but before its ACK: the caller gave up, so end the call (spec §7.8).
       if (d && this.invites.awaitingAck(d.id)) this.byeOnOwn(d, 'SIP ;cause=200 ;text="CANCEL after 200 OK"');
       return;
@@ -345,8 +349,10 @@ export class ServerSide {
     }
   }
 
-  /** TransactionUser.terminated for a server transaction. */
-  terminated(stx: ServerCtx | undefined): void {
+  /** TransactionUser.terminated for a server transaction (its appData: see inviteRecord()). */
+  terminated(txn: ServerTransaction): void {
+    if (typeof txn.appData === 'string') return; // an INVITE that was in Accepted (accepted())
+    const stx = txn.appData as ServerCtx | undefined;
     if (stx && this.byId.get(stx.txnId) === stx) this.byId.delete(stx.txnId);
   }
 }

@@ -29,7 +29,7 @@ import { ClientSide, type ClientCtx } from './client.js';
 import { CoreContext, type CoreTransport } from './context.js';
 import { InviteServer } from './invite-server.js';
 import { Listeners, type Listener } from './listeners.js';
-import { ServerSide, type ServerCtx } from './server.js';
+import { ServerSide } from './server.js';
 
 export type { Listener } from './listeners.js';
 export type { CoreTransport } from './context.js';
@@ -80,7 +80,7 @@ export class UaCore implements WireHandler, TransactionUser {
       onError: (err) => process.emitWarning(`ua core: ${(err as Error)?.stack ?? String(err)}`),
     });
     // The INVITE server's retransmissions stop whenever a dialog ends, whoever ends it.
-    this.dialogs = new DialogStore((d) => this.invites.dialogEnded(d));
+    this.dialogs = new DialogStore((d) => { this.invites.dialogEnded(d); this.client.dialogEnded(d); });
     const cdrs = opts.cdrs ? new CdrReporter(opts.wire, (app, payload) => this.ctx.sendToApp(app, payload)) : undefined;
     this.ctx = new CoreContext(opts.transport, opts.clock, new Listeners(opts.listeners), this.layer, this.dialogs, cdrs, opts.onMalformed);
     this.client = new ClientSide(this.ctx);
@@ -163,7 +163,7 @@ export class UaCore implements WireHandler, TransactionUser {
   /** The transaction left the layer; the app can no longer address it. */
   terminated(txn: Transaction): void {
     if (txn.kind === 'ict' || txn.kind === 'nict') this.client.terminated(txn.appData as ClientCtx | undefined);
-    else this.server.terminated(txn.appData as ServerCtx | undefined);
+    else this.server.terminated(txn);
   }
 
   // ------------------------------------------------------------------ WireHandler (app side)

@@ -1,6 +1,7 @@
 // Common machinery of the four RFC 3261 §17 state machines: state, two timer slots, termination.
 import type { Protocol } from '../transport/types.js';
 import type { TransactionHost, TransactionState, TransportErrorReason } from './types.js';
+import type { ExpiryList } from './expiry.js';
 
 /**
  * At most two timers run at once in any §17 state: a retransmission timer (A, E or G) and a
@@ -22,6 +23,9 @@ export abstract class TransactionBase {
   protected readonly host: TransactionHost;
   private retransmitHandle: unknown = undefined;
   private lifetimeHandle: unknown = undefined;
+  /** The expiry list this transaction waits on (waitOut()) and its position there. */
+  private expiry: ExpiryList | undefined = undefined;
+  private expiryPosition = 0;
   /** Current retransmission interval (Timer A/E/G value). */
   protected interval = 0;
 
@@ -72,13 +76,42 @@ export abstract class TransactionBase {
     this.state = 'Terminated';
     this.stopRetransmitTimer();
     this.stopLifetimeTimer();
+    this.leaveExpiryList();
     this.host.remove(this as never);
+  }
+
+  private leaveExpiryList(): void {
+    if (this.expiry === undefined) return;
+    this.expiry.remove(this.expiryPosition, this);
+    this.expiry = undefined;
   }
 
   /** Timer D/I/J/K: wait `ms` over UDP, terminate at once over a reliable transport. */
   protected terminateAfter(unreliableMs: number): void {
     if (this.reliable || unreliableMs <= 0) this.terminate();
-    else this.startLifetimeTimer(unreliableMs, () => this.terminate());
+    else this.waitOut(unreliableMs);
+  }
+
+  /**
+   * Enter a window in which this transaction only absorbs retransmissions (Timer D, I, J, K, L,
+   * M): with no timer of its own, it joins the layer's expiry list for windows of `ms`, which
+   * calls expire() at the end (expiry.ts). Call with no other timer left running.
+   */
+  protected waitOut(ms: number): void {
+    this.stopRetransmitTimer();
+    this.stopLifetimeTimer();
+    if (ms <= 0) {
+      this.terminate();
+      return;
+    }
+    const list = this.host.expiryList(ms);
+    this.expiryPosition = list.add(this);
+    this.expiry = list;
+  }
+
+  /** The window entered by waitOut() ended: Timer D/I/J/K/L/M fired. */
+  expire(): void {
+    this.terminate();
   }
 
   /** The transport reported a failure outside a send (connection closed, ICMP unreachable). */
@@ -90,6 +123,7 @@ export abstract class TransactionBase {
   abandon(): void {
     this.stopRetransmitTimer();
     this.stopLifetimeTimer();
+    this.leaveExpiryList();
     this.state = 'Terminated';
   }
 

@@ -1,12 +1,13 @@
 // RFC 3261 §17.1 client transactions, with RFC 6026's Accepted state for INVITE.
 // Memory contract: once a final response arrived (Completed, Accepted) the request, its bytes and
-// the last response are released; only the key, target, ACK bytes (non-2xx) and timers remain.
+// the last response are released; only the key, target and ACK bytes (non-2xx, as a string)
+// remain, with no timer of its own: the layer's expiry list for Timer D/K/M ends it (expiry.ts).
 import type { SipRequest, SipResponse } from '../message/types.js';
 import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildAck } from './build.js';
-import { own, ownBytes } from './own.js';
+import { keepBytes, keptBytes, own } from './own.js';
 import { firstHeader, tagOf } from './headers.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
@@ -19,7 +20,6 @@ export function normalizeAddress(a: string): string {
 
 abstract class ClientTransactionBase extends TransactionBase {
   readonly method: string;
-  readonly branch: string;
   /** Where the request went. Responses must come back from here (RFC 6404 §2.3.2.2). */
   readonly target: SendTarget;
   /** Connection the request was sent on (TCP/TLS), learnt from the transport's SendResult. */
@@ -32,15 +32,20 @@ abstract class ClientTransactionBase extends TransactionBase {
   private bytes: Buffer | undefined;
   private readonly targetAddress: string;
 
-  protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, initial: 'Calling' | 'Trying', bytes: Buffer | undefined) {
+  protected constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, initial: 'Calling' | 'Trying', bytes: Buffer | undefined) {
     super(host, key, target.protocol, initial);
     this.req = request;
     this.method = request.method;
-    this.branch = branch;
     this.target = target;
     this.connectionId = target.connectionId;
     this.targetAddress = normalizeAddress(target.address);
     this.bytes = bytes ?? serialize(request);
+  }
+
+  /** The top Via branch: the key's first part (not a field of its own: one string less per
+   *  waiting transaction). */
+  get branch(): string {
+    return this.key.slice(0, this.key.length - this.method.length - 1);
   }
 
   /** The request; only while it may be retransmitted or cancelled (reading it later throws). */
@@ -116,15 +121,15 @@ abstract class ClientTransactionBase extends TransactionBase {
 /** RFC 3261 §17.1.1 (Figure 5) with RFC 6026 §7.2 (Accepted, Timer M). */
 export class InviteClientTransaction extends ClientTransactionBase {
   readonly kind = 'ict' as const;
-  /** ACK sent for the non-2xx final response (kept for retransmitted finals). */
-  private ackBytes: Buffer | undefined = undefined;
+  /** ACK sent for the non-2xx final response, kept for retransmitted finals (own.ts keepBytes). */
+  private ackBytes: string | undefined = undefined;
   /** To-tags of 2xx responses seen (forks), to tell a retransmitted 2xx from a new one. */
   private twoXxTags: string[] | undefined = undefined;
   /** RSeq values of reliable provisionals seen (RFC 3262: their retransmissions are absorbed). */
   private rseqs: string[] | undefined = undefined;
 
-  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, bytes?: Buffer) {
-    super(host, key, request, branch, target, 'Calling', bytes);
+  constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, bytes?: Buffer) {
+    super(host, key, request, target, 'Calling', bytes);
   }
 
   start(): void {
@@ -185,7 +190,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
         this.state = 'Accepted';
         this.stopRetransmitTimer();
         this.twoXxTags = [own(tag)]; // kept through Timer M: a flat copy (own.ts)
-        this.startLifetimeTimer(64 * this.host.timers.T1, this.onTimerM);
+        this.waitOut(64 * this.host.timers.T1); // Timer M
         this.deliver(res, meta);
         this.releaseRequest();
         return 'delivered';
@@ -208,8 +213,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
       this.state = 'Completed';
       this.stopRetransmitTimer();
       this.stopLifetimeTimer();
-      // Kept through Timer D: a buffer of its own, not a slice of a pool slab (own.ts).
-      this.ackBytes = ownBytes(serialize(buildAck(this.request, res)));
+      // Kept through Timer D: a string of its own, not a slice of a pool slab (own.ts).
+      this.ackBytes = keepBytes(serialize(buildAck(this.request, res)));
       this.sendAck();
       this.deliver(res, meta);
       this.releaseRequest();
@@ -225,21 +230,18 @@ export class InviteClientTransaction extends ClientTransactionBase {
     if (this.ackBytes === undefined) return;
     this.host.send(
       this.sendTarget,
-      this.ackBytes,
+      keptBytes(this.ackBytes),
       (reason, detail) => this.transportFailed(reason, detail),
     );
   }
-
-  /** Timer M (RFC 6026): stop waiting for 2xx retransmissions. */
-  private onTimerM(): void { this.terminate(); }
 }
 
 /** RFC 3261 §17.1.2 (Figure 6). */
 export class NonInviteClientTransaction extends ClientTransactionBase {
   readonly kind = 'nict' as const;
 
-  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, target: SendTarget, bytes?: Buffer) {
-    super(host, key, request, branch, target, 'Trying', bytes);
+  constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, bytes?: Buffer) {
+    super(host, key, request, target, 'Trying', bytes);
   }
 
   start(): void {

@@ -53,7 +53,7 @@ export { InviteClientTransaction, NonInviteClientTransaction, type ClientTransac
 export { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 export { TwoXxRetransmitter, type TwoXxRetransmitterOptions } from './two-xx.js';
 export { buildAck, buildCancel, buildResponse, newBranch, newTag, type BuildResponseOptions } from './build.js';
-export { own, ownBytes, ownOpt } from './own.js';
+export { keepBytes, keptBytes, own, ownBytes, ownOpt } from './own.js';
 export { MAGIC_COOKIE, parseCSeq, parseVia, tagOf, topVia, type TopVia } from './headers.js';
 export {
   DEFAULT_TIMERS,

@@ -8,6 +8,7 @@ import { InviteClientTransaction, NonInviteClientTransaction, normalizeAddress, 
 import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 import { own } from './own.js';
+import { ExpiryList } from './expiry.js';
 import {
   DEFAULT_TIMERS,
   newCounters,
@@ -50,6 +51,8 @@ export class TransactionLayer implements TransactionHost {
   private readonly onError: (err: unknown) => void;
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();
+  /** One per window length (64*T1, T4, D): transactions waiting out Timer D/I/J/K/L/M. */
+  private readonly expiryLists = new Map<number, ExpiryList>();
 
   constructor(opts: TransactionLayerOptions) {
     this.sendFn = opts.send;
@@ -194,12 +197,13 @@ export class TransactionLayer implements TransactionHost {
     const cseqField = firstHeader(req, 'cseq');
     const cseq = cseqField === undefined ? undefined : parseCSeq(cseqField.value);
     if (cseq === undefined || cseq.method !== req.method) throw new Error(`${req.method}: missing CSeq or CSeq method differs`);
-    const key = via.branch + SEP + req.method;
+    // Kept up to 64*T1 (Timer M): a flat copy, not a concatenation holding the Via's text (own.ts).
+    const key = own(via.branch + SEP + req.method);
     if (this.clients.has(key)) throw new Error(`${req.method}: a client transaction with branch ${via.branch} already exists`);
     const txn =
       req.method === 'INVITE'
-        ? new InviteClientTransaction(this, key, req, via.branch, target, bytes)
-        : new NonInviteClientTransaction(this, key, req, via.branch, target, bytes);
+        ? new InviteClientTransaction(this, key, req, target, bytes)
+        : new NonInviteClientTransaction(this, key, req, target, bytes);
     this.clients.set(key, txn);
     this.counters.clientTransactionsCreated++;
     txn.start();
@@ -246,6 +250,7 @@ export class TransactionLayer implements TransactionHost {
     for (const txn of [...this.clients.values(), ...this.servers.values()]) txn.abandon();
     this.clients.clear();
     this.servers.clear();
+    for (const list of this.expiryLists.values()) list.clear();
   }
 
   // ---- TransactionHost -----------------------------------------------------------------------
@@ -265,6 +270,12 @@ export class TransactionLayer implements TransactionHost {
         (err: unknown) => onError('exception', err instanceof Error ? err.message : String(err)),
       );
     } else settle(result, onError, onOk);
+  }
+
+  expiryList(ms: number): ExpiryList {
+    let list = this.expiryLists.get(ms);
+    if (list === undefined) this.expiryLists.set(ms, (list = new ExpiryList(this.clock, ms)));
+    return list;
   }
 
   remove(txn: Transaction): void {

@@ -1,6 +1,26 @@
 // What the engine keeps of a message beyond its handling, copied so that it pins nothing else:
-// strings through src/flat-string.ts (`own`), bytes through ownBytes below.
-export { flat as own, flat as ownOpt } from '../../flat-string.js';
+// strings through `own` below, bytes through keepBytes / ownBytes below.
+import { flat } from '../../flat-string.js';
+
+/** V8's SlicedString/ConsString minimum length: shorter strings are always flat copies. */
+const MIN_SHARED = 13;
+
+/**
+ * A copy of `s` that shares no memory with the text it was cut from (src/flat-string.ts says
+ * why), as a sequential string of its own. flat()'s copy is itself a 32 B slice of a one-longer
+ * flat string; the engine keeps ≈ 15 such values per call for 32 s (waiting transactions, the
+ * core's records, dialogs), so it takes the UTF-8 round trip instead: same value for any
+ * well-formed string, one object, ≈ 0.2–0.5 µs. Not well-formed (a lone surrogate): flat().
+ */
+export function own<T extends string | undefined>(s: T): T {
+  if (typeof s !== 'string' || s.length < MIN_SHARED) return s;
+  return ((s as unknown as WellFormedCheck).isWellFormed() ? Buffer.from(s, 'utf8').toString('utf8') : flat(s)) as T;
+}
+
+/** ES2024's String.prototype.isWellFormed (Node ≥ 20), not in the TypeScript lib this repo targets. */
+interface WellFormedCheck { isWellFormed(): boolean }
+
+export const ownOpt = own;
 
 /**
  * Bytes kept for retransmission (a final response in Completed, an ACK), in a buffer of their
@@ -13,4 +33,18 @@ export function ownBytes(b: Buffer): Buffer {
   const copy = Buffer.allocUnsafeSlow(b.length);
   b.copy(copy);
   return copy;
+}
+
+/**
+ * Bytes kept through a whole timer window (a final response for Timer J, an ACK for Timer D):
+ * as a one-byte string (latin1 maps each byte to one character, so any bytes round-trip),
+ * ≈ 16 B of overhead against ≈ 190 B for a Buffer with an ArrayBuffer of its own. Turned back
+ * into a Buffer only when a retransmission needs it (keptBytes).
+ */
+export function keepBytes(b: Buffer): string {
+  return b.toString('latin1');
+}
+
+export function keptBytes(s: string): Buffer {
+  return Buffer.from(s, 'latin1');
 }

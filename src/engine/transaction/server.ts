@@ -1,14 +1,16 @@
 // RFC 3261 §17.2 server transactions, with RFC 6026's Accepted state for INVITE.
 // Memory contract: once the final response is sent, a transaction keeps only what absorbing
-// retransmissions needs (key, target, the final's bytes while Completed, its timers); `request`
+// retransmissions needs (key, target, the final's bytes as a string while Completed); `request`
 // and `meta` are released then (reading them throws), and so is the TU's `appData` except in
-// Accepted (the TU still acts on a 2xx-answered INVITE). Accepted and Confirmed keep no bytes.
+// Accepted (the TU still acts on a 2xx-answered INVITE). Accepted and Confirmed keep no bytes,
+// and a transaction that only absorbs (Accepted, Confirmed, NIST Completed) has no timer of its
+// own: the layer's expiry list for its window ends it (expiry.ts).
 import type { SipRequest, SipResponse } from '../message/types.js';
 import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildResponse } from './build.js';
-import { own, ownBytes } from './own.js';
+import { keepBytes, keptBytes, own } from './own.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
 abstract class ServerTransactionBase extends TransactionBase {
@@ -26,7 +28,9 @@ abstract class ServerTransactionBase extends TransactionBase {
   target: SendTarget;
   /** Status of the last response sent (0: none yet). */
   lastStatus = 0;
-  protected lastBytes: Buffer | undefined = undefined;
+  /** The latest response, to resend for a retransmitted request: a Buffer while provisional,
+   *  a kept string (own.ts keepBytes) once final. */
+  protected lastBytes: Buffer | string | undefined = undefined;
 
   protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta, initial: 'Proceeding' | 'Trying') {
     super(host, key, meta.source.protocol, initial);
@@ -68,10 +72,16 @@ abstract class ServerTransactionBase extends TransactionBase {
     this.transmit(bytes, false);
   }
 
-  /** The final response is kept for retransmissions (Completed): in a buffer of its own, not
-   *  a slice of a shared pool slab (own.ts). */
+  /** The final response is kept for retransmissions (Completed): as a string of its own, not a
+   *  slice of a shared pool slab nor a Buffer's ≈ 190 B of objects (own.ts). */
   protected keepLastBytes(): void {
-    if (this.lastBytes !== undefined) this.lastBytes = ownBytes(this.lastBytes);
+    if (this.lastBytes !== undefined && typeof this.lastBytes !== 'string') this.lastBytes = keepBytes(this.lastBytes);
+  }
+
+  /** Resend the latest response (a retransmitted request, Timer G). */
+  protected resendLast(): void {
+    const b = this.lastBytes;
+    if (b !== undefined) this.transmit(typeof b === 'string' ? keptBytes(b) : b, true);
   }
 
   /** Start the (non-RFC) unanswered timer; it uses the lifetime slot, idle until the first final. */
@@ -166,7 +176,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
       // the 2xx bytes are the core's to keep, not ours (§13.3.1.4).
       this.lastBytes = undefined;
       this.state = 'Accepted';
-      this.startLifetimeTimer(64 * T1, this.onTimerL);
+      this.waitOut(64 * T1); // Timer L
       return true;
     }
     this.state = 'Completed';
@@ -183,9 +193,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
   receiveRequest(_req: SipRequest): void {
     this.absorbRequest();
     // Proceeding: resend the latest provisional; Completed: the final. Accepted/Confirmed: nothing.
-    if ((this.state === 'Proceeding' || this.state === 'Completed') && this.lastBytes !== undefined) {
-      this.transmit(this.lastBytes, true);
-    }
+    if (this.state === 'Proceeding' || this.state === 'Completed') this.resendLast();
   }
 
   /**
@@ -209,7 +217,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
   /** Timer G: retransmit the final response, doubling up to T2. */
   private onTimerG(): void {
     if (this.state !== 'Completed' || this.lastBytes === undefined) return;
-    this.transmit(this.lastBytes, true);
+    this.resendLast();
     if (this.state !== 'Completed') return;
     this.interval = Math.min(2 * this.interval, this.host.timers.T2);
     this.startRetransmitTimer(this.interval, this.onTimerG);
@@ -223,9 +231,6 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.host.guard(() => this.host.tu.timeout(this));
     this.terminate();
   }
-
-  /** Timer L (RFC 6026). */
-  private onTimerL(): void { this.terminate(); }
 }
 
 /** RFC 3261 §17.2.2 (Figure 8). */
@@ -260,7 +265,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
   receiveRequest(_req: SipRequest): void {
     this.absorbRequest();
     // Trying: nothing to resend; Proceeding/Completed: the last response (§17.2.2).
-    if (this.state !== 'Trying' && this.lastBytes !== undefined) this.transmit(this.lastBytes, true);
+    if (this.state !== 'Trying') this.resendLast();
   }
 }
 

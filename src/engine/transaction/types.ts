@@ -3,6 +3,7 @@ import type { SipRequest, SipResponse } from '../message/types.js';
 import type { Clock, Endpoint, SendResult, SendTarget, TlsPeerIdentity } from '../transport/types.js';
 import type { ClientTransaction, InviteClientTransaction } from './client.js';
 import type { InviteServerTransaction, ServerTransaction } from './server.js';
+import type { ExpiryList } from './expiry.js';
 
 /** RFC 3261 §17 states, plus `Accepted` from RFC 6026 (INVITE after a 2xx, both sides). */
 export type TransactionState =
@@ -138,6 +139,8 @@ export interface TransactionHost {
   readonly counters: TransactionCounters;
   readonly tu: TransactionUser;
   send(target: SendTarget, bytes: Buffer, onError: (reason: TransportErrorReason, detail?: string) => void, onOk?: (connectionId: string | undefined) => void): void;
+  /** The layer's expiry list for windows of `ms` (expiry.ts), made on first use. */
+  expiryList(ms: number): ExpiryList;
   /** Called once when a transaction reaches Terminated. */
   remove(txn: Transaction): void;
   /** Runs a TU callback; an exception there must not break the layer or a timer. */

@@ -98,6 +98,25 @@ describe('RFC 3261 §12.1.2 and §13.2.2 dialogs of our INVITE', () => {
     expect(h.frames.filter((f) => f.includes('\r\nSIP/2.0 200 OK\r\n'))).toHaveLength(1);
     expect(h.core.dialogs.get('fork-1;from-tag=ft')!.remoteTag).toBe('fa');
   });
+  it('after the call ended, the INVITE waiting in Accepted lets its dialog go: 2xx copies still get the ACK, another fork\'s 2xx is released', () => {
+    const h = coreHarness();
+    h.fromApp('u1', '', '', APP_INVITE('fork-2'));
+    const invite = h.sent[0]!.text;
+    const ok = reply(invite, '200 OK', 'fa', 'Contact: <sip:b@127.0.0.1:6001>\r\n');
+    h.feed(ok);
+    h.fromApp('a1', '', 'fork-2;from-tag=ft', 'ACK sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    h.fromApp('b1', '', 'fork-2;from-tag=ft', 'BYE sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    expect(h.core.dialogs.size).toBe(0);
+    h.frames.length = 0;
+    const n = h.sent.length;
+    h.feed(ok);
+    expect(startLines(h.sent.slice(n))).toEqual(['ACK sip:b@127.0.0.1:6001 SIP/2.0']);
+    h.feed(reply(invite, '200 OK', 'fb', 'Contact: <sip:b@127.0.0.1:6002>\r\n'));
+    expect(startLines(h.sent.slice(n + 1))).toEqual(['ACK sip:b@127.0.0.1:6002 SIP/2.0', 'BYE sip:b@127.0.0.1:6002 SIP/2.0']);
+    expect(h.core.counters.extraForksReleased).toBe(1);
+    expect(h.core.dialogs.size).toBe(0);
+    expect(h.frames.filter((f) => f.includes('\r\nSIP/2.0 200 OK\r\n'))).toHaveLength(0);
+  });
 });
 
 describe('call events (CDR observer)', () => {

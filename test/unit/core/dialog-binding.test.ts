@@ -63,6 +63,23 @@ describe('requests within a dialog are bound to the dialog’s peer', () => {
     expect(startLines(h.sent.slice(before + 1))).toEqual(['SIP/2.0 200 OK', 'SIP/2.0 487 Request Terminated']);
     expect(h.frames).toHaveLength(1);
   });
+  it('after the 2xx (the INVITE in Accepted keeps only its dialog): a CANCEL from another host gets 481 and no BYE; the caller’s ends the call', () => {
+    const h = harness();
+    h.feed(INVITE('bind-3'));
+    const txnId = token(h.frames.shift()!, 8);
+    h.fromApp('m1', txnId, '', 'SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n');
+    h.frames.length = 0;
+    const before = h.sent.length;
+    h.from(OTHER, CANCEL('bind-3'));
+    expect(startLines(h.sent.slice(before))).toEqual(['SIP/2.0 481 Call/Transaction Does Not Exist']);
+    expect(h.core.counters.foreignDialogRequests).toBe(1);
+    expect(h.core.dialogs.size).toBe(1);
+    h.feed(CANCEL('bind-3'));
+    const after = startLines(h.sent.slice(before + 1));
+    expect(after[0]).toBe('SIP/2.0 481 Call/Transaction Does Not Exist');
+    expect(after.some((l) => l.startsWith('BYE '))).toBe(true);
+    expect(h.core.dialogs.size).toBe(0);
+  });
 });
 
 describe('Dialog.acceptsFrom', () => {
