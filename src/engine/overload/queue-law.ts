@@ -1,0 +1,82 @@
+// The receive-queue share of the loss: a proportional-integral law on the UDP receive queue
+// (the control of RFC 8033's PIE, on bytes waiting instead of a packet queue's delay).
+//
+// Why not steps: a fixed step up while the queue is over its mark and halving once it is calm is
+// bang-bang. Measured at 3× overload (BENCHMARKS.md), the loss swung 0 ↔ 100 % within a second and
+// the queue refilled to 0.7–2 MB between swings: admitted INVITEs waited there (p99 setup 0.3–0.5 s).
+//
+// Contract: once per control interval, `update(queueBytes, drops)` moves the loss (0–max %) by
+//   kI · e  +  kP · (e − e_prev),   e = (queueBytes − target) / target
+// (the integral term brings the mean queue to `target`: the loss settles near the share the node
+// needs; the proportional one answers the queue's growth within an interval, before it is deep).
+// At loss 0 the law is off (a GC pause's backlog above the target is no overload) until a kernel
+// drop, or a queue over `highBytes` that is not shrinking, starts it; those also raise the loss by
+// at least `burstStep` whenever they occur (a sudden flood); `idleIntervals` intervals in a row with the
+// queue under a quarter of the target (the overload is over) halve the loss (or take
+// `calmStep` off), and below 5 % it is 0. Deterministic: no clock, no randomness.
+// Gains, per interval, in loss points per target's worth of queue: chosen for a plant where
+// one point of loss moves the queue ≈ 1/16 of the target per 100 ms (this box at 3× overload,
+// BENCHMARKS.md); the closed loop then settles within ≈ 1 s and stays stable up to ≈ 3× that gain.
+
+export interface QueueLawOptions {
+  /** Queue (bytes) the law holds on average; > 0. */
+  targetBytes: number;
+  /** Over this and not shrinking: at least `burstStep` up. */
+  highBytes: number;
+  burstStep: number;
+  /** Decrease per idle run step; 0: halve. */
+  calmStep: number;
+  maxLoss: number;
+  /** Loss points per interval per target's worth of excess queue (integral) and of growth (proportional). */
+  kI?: number;
+  kP?: number;
+  /** Intervals in a row with the queue under a quarter of the target before the loss halves. */
+  idleIntervals?: number;
+}
+
+export const QUEUE_LAW_GAINS = Object.freeze({ kI: 1, kP: 4, idleIntervals: 3 });
+
+export class QueueLaw {
+  private lossPct = 0;
+  private prevError = 0;
+  private prevBytes = 0;
+  private idleRun = 0;
+  private readonly kI: number;
+  private readonly kP: number;
+  private readonly idleIntervals: number;
+
+  constructor(private readonly o: QueueLawOptions) {
+    if (!(o.targetBytes > 0) || !(o.highBytes >= o.targetBytes)) throw new Error('overload: the queue law needs 0 < target ≤ high mark');
+    this.kI = o.kI ?? QUEUE_LAW_GAINS.kI;
+    this.kP = o.kP ?? QUEUE_LAW_GAINS.kP;
+    this.idleIntervals = o.idleIntervals ?? QUEUE_LAW_GAINS.idleIntervals;
+  }
+
+  /** Percentage of new INVITEs this law refuses now. */
+  get loss(): number { return this.lossPct; }
+
+  /** One control interval: the queue at its end and the kernel drops during it. */
+  update(queueBytes: number, drops: number): void {
+    const o = this.o;
+    const e = Math.max(-1, (queueBytes - o.targetBytes) / o.targetBytes);
+    const burst = drops > 0 || (queueBytes > o.highBytes && queueBytes >= this.prevBytes);
+    if (this.lossPct === 0 && !burst) {
+      // Off until the queue passes the high mark: a GC pause's short backlog is no overload.
+      this.prevError = e;
+      this.prevBytes = queueBytes;
+      this.idleRun = 0;
+      return;
+    }
+    let next = this.lossPct + this.kI * e + this.kP * (e - this.prevError);
+    if (burst) next = Math.max(next, this.lossPct + o.burstStep);
+    this.idleRun = queueBytes < o.targetBytes / 4 ? this.idleRun + 1 : 0;
+    if (this.idleRun >= this.idleIntervals && next > 0) {
+      next = Math.min(next, o.calmStep > 0 ? this.lossPct - o.calmStep : this.lossPct / 2);
+    }
+    this.prevError = e;
+    this.prevBytes = queueBytes;
+    next = Math.min(o.maxLoss, Math.max(0, next));
+    // Below 5 % with nothing waiting the share is noise: off, so a quiet node refuses nothing.
+    this.lossPct = next < 5 && queueBytes < o.targetBytes ? 0 : next;
+  }
+}
