@@ -10,10 +10,12 @@
 // (the integral term brings the mean queue to `target`: the loss settles near the share the node
 // needs; the proportional one answers the queue's growth within an interval, before it is deep).
 // At loss 0 the law is off (a GC pause's backlog above the target is no overload) until a kernel
-// drop, or a queue over `highBytes` that is not shrinking, starts it; those also raise the loss by
-// at least `burstStep` whenever they occur (a sudden flood); `idleIntervals` intervals in a row with the
-// queue under a quarter of the target (the overload is over) halve the loss (or take
-// `calmStep` off), and below 5 % it is 0. Deterministic: no clock, no randomness.
+// drop, or a queue over `highBytes` that is not shrinking, starts it at `burstStep` or more; a
+// kernel drop while regulating steps it up by `burstStep` too (datagrams are being lost). Once
+// `idleIntervals` intervals in a row had the queue under a quarter of the target (the overload
+// is over, or the share is far too high) each further such interval takes 30 % of the loss off
+// (or `calmStep` points); below 5 % with the queue under its target it is 0. Deterministic: no
+// clock, no randomness.
 // Gains, per interval, in loss points per target's worth of queue: chosen for a plant where
 // one point of loss moves the queue ≈ 1/16 of the target per 100 ms (this box at 3× overload,
 // BENCHMARKS.md); the closed loop then settles within ≈ 1 s and stays stable up to ≈ 3× that gain.
@@ -21,20 +23,23 @@
 export interface QueueLawOptions {
   /** Queue (bytes) the law holds on average; > 0. */
   targetBytes: number;
-  /** Over this and not shrinking: at least `burstStep` up. */
+  /** From loss 0: over this and not shrinking starts the law at `burstStep` or more. */
   highBytes: number;
   burstStep: number;
-  /** Decrease per idle run step; 0: halve. */
+  /** Decrease per idle interval once idle long enough (points); 0: 30 % of the loss. */
   calmStep: number;
   maxLoss: number;
   /** Loss points per interval per target's worth of excess queue (integral) and of growth (proportional). */
   kI?: number;
   kP?: number;
-  /** Intervals in a row with the queue under a quarter of the target before the loss halves. */
+  /** Intervals in a row with the queue under a quarter of the target before the loss falls faster. */
   idleIntervals?: number;
 }
 
-export const QUEUE_LAW_GAINS = Object.freeze({ kI: 1, kP: 4, idleIntervals: 3 });
+export const QUEUE_LAW_GAINS = Object.freeze({ kI: 1, kP: 4, idleIntervals: 4 });
+/** Per idle interval once the idle run is long enough: 60 % → 0 in ≈ 0.8 s more. Halving swung
+ *  the loss mid-overload (the queue reads near-empty for a few intervals in a row there too). */
+const IDLE_FACTOR = 0.7;
 
 export class QueueLaw {
   private lossPct = 0;
@@ -59,8 +64,8 @@ export class QueueLaw {
   update(queueBytes: number, drops: number): void {
     const o = this.o;
     const e = Math.max(-1, (queueBytes - o.targetBytes) / o.targetBytes);
-    const burst = drops > 0 || (queueBytes > o.highBytes && queueBytes >= this.prevBytes);
-    if (this.lossPct === 0 && !burst) {
+    const start = drops > 0 || (queueBytes > o.highBytes && queueBytes >= this.prevBytes);
+    if (this.lossPct === 0 && !start) {
       // Off until the queue passes the high mark: a GC pause's short backlog is no overload.
       this.prevError = e;
       this.prevBytes = queueBytes;
@@ -68,10 +73,12 @@ export class QueueLaw {
       return;
     }
     let next = this.lossPct + this.kI * e + this.kP * (e - this.prevError);
-    if (burst) next = Math.max(next, this.lossPct + o.burstStep);
+    // Once regulating, the proportional term answers a growing queue; a step on top of it
+    // overshot to 100 % in the bench. Only a start and a kernel drop (datagrams lost) step.
+    if (drops > 0 || this.lossPct === 0) next = Math.max(next, this.lossPct + o.burstStep);
     this.idleRun = queueBytes < o.targetBytes / 4 ? this.idleRun + 1 : 0;
     if (this.idleRun >= this.idleIntervals && next > 0) {
-      next = Math.min(next, o.calmStep > 0 ? this.lossPct - o.calmStep : this.lossPct / 2);
+      next = Math.min(next, o.calmStep > 0 ? this.lossPct - o.calmStep : this.lossPct * IDLE_FACTOR);
     }
     this.prevError = e;
     this.prevBytes = queueBytes;
