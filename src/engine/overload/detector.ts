@@ -124,6 +124,12 @@ export class OverloadDetector {
     return { ...this.last, lagMs: n > 0 ? this.lagSum / n : this.last.lagMs, workerLagMs: n > 0 ? this.workerLagSum / n : this.last.workerLagMs ?? 0, drops: n > 0 ? this.dropSum : this.last.drops };
   }
 
+  /** Whether a sample at `now` closes a control interval (the gate reads the receive queue then,
+   *  so the decision sees the queue as it is, not up to an interval old). */
+  closes(now: number): boolean {
+    return this.periodStart !== undefined && now - this.periodStart >= this.t.intervalMs;
+  }
+
   /** One probe tick at time `now` (ms). Returns true when the loss changed. */
   sample(now: number, s: Sample): boolean {
     this.lagSum += s.lagMs;
