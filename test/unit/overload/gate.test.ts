@@ -188,6 +188,24 @@ describe('overload gate: the UDP receive-queue signal', () => {
     g.gate.close();
   });
 
+  it('is read on the tick that closes a control interval, so that decision sees the queue as it is', () => {
+    const clock = new ManualClock();
+    const at: number[] = [];
+    // The queue fills only from 110 ms on: a reading taken before the closing tick would miss it.
+    const gate = new OverloadGate(clock, {
+      transactions: () => 0, dialogs: () => 0,
+      receiveQueue: () => { at.push(clock.now()); return { fill: 0.5, bytes: clock.now() >= 110 ? 900 * 1024 : 0, drops: 0 }; },
+    }, { probeMs: 20, intervalMs: 100 });
+    clock.advance(120);
+    expect(at).toEqual([120]);
+    expect(gate.state.queueBytes).toBe(900 * 1024);
+    expect(gate.state.loss).toBeGreaterThanOrEqual(20);
+    expect(gate.state.reason).toBe('receive_queue');
+    clock.advance(200);
+    expect(at).toEqual([120, 220, 320]);
+    gate.close();
+  });
+
   // Each case: the queue as the gate starts, whether it sheds 500 ms later, the change, whether
   // it sheds `ms` after that.
   it.each([
