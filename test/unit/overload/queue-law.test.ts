@@ -92,6 +92,21 @@ describe('receive-queue law (proportional-integral on the queue)', () => {
     expect(e.loss).toBeGreaterThanOrEqual(T.stepPercent);
   });
 
+  it('while regulating, a lone spike of the reading moves the loss a little; a surge over the high mark two intervals in a row steps it', () => {
+    const law = new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, burstStep: 20, calmStep: 0, maxLoss: 100 });
+    law.update(300 * KIB, 0); // start
+    for (let i = 0; i < 30; i++) law.update(48 * KIB, 0);
+    const held = law.loss;
+    law.update(2000 * KIB, 0); // one reading during a GC pause
+    law.update(48 * KIB, 0);
+    law.update(48 * KIB, 0);
+    expect(Math.abs(law.loss - held)).toBeLessThanOrEqual(4);
+    law.update(400 * KIB, 0);
+    const first = law.loss;
+    law.update(500 * KIB, 0);
+    expect(law.loss).toBeGreaterThanOrEqual(first + 20);
+  });
+
   it('the loss is a whole number (RFC 7339 oc value) and never leaves 0–maxLossPercent', () => {
     const d = new OverloadDetector({ ...T, maxLossPercent: 70 });
     const ps = run(d, () => 5000, 4000);
