@@ -8,6 +8,7 @@
 //     [--workers N|auto (peergate's `workers`; default: the policy's default)]
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
 //     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
+//     [--trace-dir DIR (peergate: the loss and receive-queue gauges every 100 ms of each overload step, into DIR/NAME-Nx.csv)]
 //
 // uac (SIPp, 127.0.0.2) → system → uas (SIPp, 127.0.0.3), UDP, INVITE/200/ACK/BYE, no hold time
 // (bench/compare/uac.xml, uas.xml). For each system:
@@ -42,6 +43,7 @@ import { cpuSeconds, freePorts, runSipp, scratchDir, startProcess, startSipp, st
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../src/pki/files.js';
+import { describe, OverloadTrace, saveTrace, summarise, type TraceSummary } from './compare/overload-trace.js';
 
 const { values } = parseArgs({
   options: {
@@ -60,6 +62,7 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     'peergate-policy': { type: 'string' },
     'overload-of': { type: 'string' },
+    'trace-dir': { type: 'string' },
   },
 });
 const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
@@ -150,6 +153,8 @@ interface System {
   rtpengine?: TestRtpengine;
   /** New INVITEs the system refused on its own by overload control so far, if it counts them. */
   shed?: () => Promise<number>;
+  /** Its /metrics text (peergate): the overload trace reads the loss and queue gauges from it. */
+  metrics?: () => Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -254,6 +259,7 @@ async function startPeergateSystem(uasTarget: string, pki?: Pki): Promise<System
   const sys: System = {
     name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, rtpengine: rtp,
     shed: () => pg.metric('peergate_shed_total'),
+    metrics: pg.metrics,
     async stop() { await pg.stop(); await rtp?.stop(); },
   };
   return pki ? behindTlsRelay(sys, peerPort, pki) : sys;
@@ -330,6 +336,8 @@ async function step(sys: System, rate: number): Promise<Step> {
 interface Overload {
   offered: number; goodput: number; answered: number; refused: number; timedOut: number; shed?: number;
   p50: number; p99: number; recoverRate: number; recoverS: number | null; recoverFailed: number;
+  /** peergate: the loss and queue swing in the window's last 7 s, and in the recovery's first 3 s. */
+  trace?: { window: TraceSummary; after: TraceSummary };
 }
 
 /** Seconds until every later second of the recovery caller's calls was answered with p99 < 100 ms. */
@@ -347,10 +355,15 @@ function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null 
 
 async function overload(sys: System, rate: number, recoverRate: number): Promise<Overload> {
   const shedBefore = await sys.shed?.();
+  const trace = sys.metrics ? new OverloadTrace(sys.metrics) : undefined;
   const pending = load(sys.target, rate, SECONDS, SECONDS + RECOVER_SECONDS + 20);
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const rec = await load(sys.target, recoverRate, RECOVER_SECONDS, RECOVER_SECONDS + 40);
+  const recovering = load(sys.target, recoverRate, RECOVER_SECONDS, RECOVER_SECONDS + 40);
+  await new Promise((r) => setTimeout(r, 3000));
+  const points = await trace?.stop();
+  const rec = await recovering;
   const l = await pending;
+  if (points && values['trace-dir']) saveTrace(join(values['trace-dir'], `${sys.name}-${rate}.csv`), points);
   const inWindow = l.rtt.filter((r) => r.atMs <= SECONDS * 1000);
   const ms = l.rtt.map((r) => r.ms);
   return {
@@ -358,6 +371,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
     shed: shedBefore === undefined ? undefined : (await sys.shed!()) - shedBefore,
     p50: percentile(ms, 0.5), p99: percentile(ms, 0.99),
     recoverRate, recoverS: recoveryTime(rec.rtt, recoverRate, RECOVER_SECONDS), recoverFailed: rec.result.failed,
+    ...(points ? { trace: { window: summarise(points, 1000, SECONDS * 1000), after: summarise(points, SECONDS * 1000, SECONDS * 1000 + 3000) } } : {}),
   };
 }
 
@@ -425,11 +439,17 @@ async function main(): Promise<void> {
           console.log(`${sys.name.padEnd(9)} ${factor}× = ${o.offered} calls/s offered: goodput ${o.goodput.toFixed(0)} answered/s in the window, `
             + `${o.answered} answered, ${o.refused} refused${o.shed === undefined ? '' : ` (${o.shed} shed by overload control, with the recovery caller's)`}, ${o.timedOut} timed out, setup p50/p99 ${o.p50}/${o.p99} ms; `
             + `after it, ${o.recoverRate} calls/s: ${o.recoverS === null ? `not recovered in ${RECOVER_SECONDS} s` : `p99 < ${P99_MAX_MS} ms after ${o.recoverS} s`}, ${o.recoverFailed} failed`);
+          if (o.trace) console.log(`${''.padEnd(9)} in the window (from 1 s): ${describe(o.trace.window)}\n${''.padEnd(9)} first 3 s after it: ${describe(o.trace.after)}`);
           over.get(sys)!.push(o);
         }
       }
     }
 
+    for (const sys of systems) {
+      if (!sys.metrics) continue;
+      const shed = (await sys.metrics()).split('\n').filter((l) => l.startsWith('peergate_shed_total{') && !/ 0$/.test(l));
+      console.log(`${sys.name} shed by reason, whole run: ${shed.map((l) => l.replace(/^peergate_shed_total\{reason="([^"]+)"\} /, '$1 ')).join(', ') || 'none'}`);
+    }
     const loadAfter = loadavg();
     console.log(`\nload average before ${loadBefore}, after ${loadAfter}\n`);
     console.log('| system | idle CPU | max calls/s (0 failures, p99 < 100 ms) | setup p50 / p99 at max | CPU ms per call at max | '

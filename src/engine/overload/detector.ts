@@ -3,7 +3,15 @@
 // Contract: the gate feeds one Sample per probe tick (event-loop lag of that tick, the worst B2BUA
 // worker's event-loop delay, INVITEs the app has not answered yet, live transactions, dialogs,
 // how full the UDP listeners' kernel receive queues are and the datagrams the kernel dropped
-// since the last sample). Every `intervalMs` the detector decides:
+// since the last sample). Every `intervalMs` two laws decide, and the loss is the larger of the two:
+// * The receive queue (queue-law.ts, when queueHighBytes > 0): a proportional-integral law that
+//   holds the queue near its target, queueLowBytes (a quarter of the high mark when that is 0).
+//   It starts from loss 0 only on a kernel drop or a queue over queueHighBytes that is not
+//   shrinking (either also steps it up by at least stepPercent), then moves the loss in
+//   proportion to how far the queue is from the target and how fast it moves, so the loss settles
+//   near the share the node needs instead of swinging 0 ↔ 100 %; a queue nearly empty for a few
+//   intervals in a row (the overload is over) halves it (or takes calmStepPercent off).
+// * The other signals, in steps:
 //   overloaded  some signal is above its high mark   -> loss += stepPercent (capped at maxLossPercent),
 //               but from loss 0 only after `onsetIntervals` overloaded intervals in a row
 //   calm        every signal is below its low mark   -> loss -= calmStepPercent (calmStepPercent 0:
@@ -13,12 +21,12 @@
 // last sample. The onset run keeps a lone long stall (a cold start's first calls compiling, a
 // major GC: 200 ms on an idle machine at 100 calls/s) from refusing calls a healthy node can
 // carry; a real overload keeps every interval over the mark and is caught one run later.
-// The onset applies to the two delays (the primary's lag, the workers'): a filling receive queue or a kernel drop is backlog already
-// (datagrams waiting unseen, ACKs and BYEs lost with INVITEs) and counts at once. A queue above
-// its mark counts only while it is not shrinking (the loss already drains it). Halving on the way down is what lets it recover within a few intervals.
-// Worker delay is averaged over the interval like lag and, like the queue, counts only while it
-// is not falling. The reason is the first signal over its
-// high mark (priority: receive queue, pending, transactions, dialogs, worker backlog, lag).
+// The onset applies to the two delays (the primary's lag, the workers'). Worker delay is averaged
+// over the interval like lag and counts only while it is not falling (a worker's delay falls only
+// once its backlog is read: stepping up meanwhile would overshoot to 100 %). The reason is the law
+// with the larger loss (the queue's on a tie: `receive_queue`), else the first signal over its
+// high mark (priority: pending, transactions, dialogs, worker backlog, lag).
+import { QueueLaw } from './queue-law.js';
 
 export const SHED_REASONS = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs', 'worker_backlog'] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
@@ -36,7 +44,8 @@ export interface OverloadThresholds {
   pendingHigh: number;
   pendingLow: number;
   /** Bytes waiting in the fullest UDP listener's kernel receive queue that mean overload, and the
-   *  calm mark; any datagram the kernel drops in an interval is overload too. 0: not a signal.
+   *  queue the receive-queue law holds (its target; 0: a quarter of the high mark); any datagram
+   *  the kernel drops in an interval is overload too. queueHighBytes 0: not a signal.
    *  Bytes, not a share of the buffer: what the mark bounds is how long an INVITE waits unread,
    *  and a 4 MiB buffer's quarter held ≈ 0.5 s of this box's work (p99 setup ≈ 0.9 s at 3×). */
   queueHighBytes: number;
@@ -73,14 +82,15 @@ export interface Sample {
 
 export class OverloadDetector {
   private readonly t: OverloadThresholds;
-  private lossPct = 0;
+  /** The stepped law's loss (every signal but the receive queue) and its reason. */
+  private stepLoss = 0;
   private why: ShedReason | undefined = undefined;
+  /** The receive queue's law; undefined when that signal is off. */
+  private readonly queueLaw: QueueLaw | undefined;
   private lagSum = 0;
   private workerLagSum = 0;
   private lagN = 0;
   private dropSum = 0;
-  /** Receive-queue bytes at the end of the previous interval (its trend). */
-  private prevQueue = 0;
   /** The workers' mean delay over the previous interval (its trend). */
   private prevWorkerLag = 0;
   private last: Sample = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0, queueBytes: 0, drops: 0 };
@@ -94,16 +104,30 @@ export class OverloadDetector {
     if (!(t.calmStepPercent >= 0 && t.calmStepPercent <= 100)) throw new Error('overload: calmStepPercent must be 0–100');
     if (!(t.intervalMs > 0) || !(t.stepPercent > 0) || !(t.maxLossPercent > 0 && t.maxLossPercent <= 100)) throw new Error('overload: interval, step and max loss must be positive (max loss ≤ 100)');
     this.t = { ...t };
+    this.queueLaw = t.queueHighBytes > 0 ? new QueueLaw({
+      targetBytes: t.queueLowBytes > 0 ? t.queueLowBytes : t.queueHighBytes / 4, highBytes: t.queueHighBytes,
+      burstStep: t.stepPercent, calmStep: t.calmStepPercent, maxLoss: t.maxLossPercent,
+    }) : undefined;
   }
 
-  /** Percentage of new INVITEs to refuse now (0–100). */
-  get loss(): number { return this.lossPct; }
-  /** Why shedding is on (the signal that last pushed it up); undefined when loss is 0. */
-  get reason(): ShedReason | undefined { return this.lossPct > 0 ? this.why : undefined; }
+  /** Percentage of new INVITEs to refuse now (a whole number 0–100: RFC 7339's oc value). */
+  get loss(): number { return Math.round(Math.max(this.stepLoss, this.queueLaw?.loss ?? 0)); }
+  /** Why shedding is on (the law with the larger loss; in steps, the signal that last pushed it up); undefined when loss is 0. */
+  get reason(): ShedReason | undefined {
+    const q = this.queueLaw?.loss ?? 0;
+    if (q > 0 && q >= this.stepLoss) return 'receive_queue';
+    return this.stepLoss > 0 ? this.why : undefined;
+  }
   /** Mean lag of the interval in progress, last counts (for metrics and logs). */
   get signals(): Sample {
     const n = this.lagN;
     return { ...this.last, lagMs: n > 0 ? this.lagSum / n : this.last.lagMs, workerLagMs: n > 0 ? this.workerLagSum / n : this.last.workerLagMs ?? 0, drops: n > 0 ? this.dropSum : this.last.drops };
+  }
+
+  /** Whether a sample at `now` closes a control interval (the gate reads the receive queue then,
+   *  so the decision sees the queue as it is, not up to an interval old). */
+  closes(now: number): boolean {
+    return this.periodStart !== undefined && now - this.periodStart >= this.t.intervalMs;
   }
 
   /** One probe tick at time `now` (ms). Returns true when the loss changed. */
@@ -124,29 +148,26 @@ export class OverloadDetector {
     this.dropSum = 0;
     this.periodStart = now;
     this.last = { ...s, lagMs: lag, workerLagMs, drops };
-    const before = this.lossPct;
-    const over = this.over(lag, this.last, this.prevQueue, this.prevWorkerLag);
-    this.prevQueue = this.last.queueBytes;
+    const before = this.loss;
+    this.queueLaw?.update(this.last.queueBytes, drops);
+    const over = this.over(lag, this.last, this.prevWorkerLag);
     this.prevWorkerLag = workerLagMs;
     this.overRun = over === undefined ? 0 : this.overRun + 1;
     if (over !== undefined) {
-      if (this.lossPct > 0 || !STALL_PRONE.has(over) || this.overRun >= this.t.onsetIntervals) {
+      if (this.stepLoss > 0 || !STALL_PRONE.has(over) || this.overRun >= this.t.onsetIntervals) {
         this.why = over;
-        this.lossPct = Math.min(this.t.maxLossPercent, this.lossPct + this.t.stepPercent);
+        this.stepLoss = Math.min(this.t.maxLossPercent, this.stepLoss + this.t.stepPercent);
       }
     } else if (this.calm(lag, this.last)) {
-      const next = this.t.calmStepPercent > 0 ? this.lossPct - this.t.calmStepPercent : Math.floor(this.lossPct / 2);
-      this.lossPct = next < 5 ? 0 : next;
+      const next = this.t.calmStepPercent > 0 ? this.stepLoss - this.t.calmStepPercent : Math.floor(this.stepLoss / 2);
+      this.stepLoss = next < 5 ? 0 : next;
     }
-    return this.lossPct !== before;
+    return this.loss !== before;
   }
 
   /** The delays come last: when one is the reason, no backlog signal is over (the onset rule needs that). */
-  private over(lag: number, s: Sample, prevQueue: number, prevWorkerLag: number): ShedReason | undefined {
+  private over(lag: number, s: Sample, prevWorkerLag: number): ShedReason | undefined {
     const t = this.t;
-    // A full queue that is already draining needs no more shedding: raising the loss while the
-    // backlog drains would overshoot to 100 % and throw away capacity.
-    if (t.queueHighBytes > 0 && (s.drops > 0 || (s.queueBytes > t.queueHighBytes && s.queueBytes >= prevQueue))) return 'receive_queue';
     if (s.pending > t.pendingHigh) return 'pending_setups';
     if (t.maxTransactions > 0 && s.transactions > t.maxTransactions) return 'transactions';
     if (t.maxDialogs > 0 && s.dialogs > t.maxDialogs) return 'dialogs';
@@ -160,7 +181,7 @@ export class OverloadDetector {
 
   private calm(lag: number, s: Sample): boolean {
     const t = this.t;
-    return lag < t.lagLowMs && (t.workerLagHighMs === 0 || (s.workerLagMs ?? 0) < t.workerLagLowMs) && s.pending < t.pendingLow && (t.queueHighBytes === 0 || s.queueBytes < t.queueLowBytes)
+    return lag < t.lagLowMs && (t.workerLagHighMs === 0 || (s.workerLagMs ?? 0) < t.workerLagLowMs) && s.pending < t.pendingLow
       && (t.maxTransactions === 0 || s.transactions < 0.9 * t.maxTransactions)
       && (t.maxDialogs === 0 || s.dialogs < 0.9 * t.maxDialogs);
   }

@@ -6,8 +6,8 @@
 //   - A probe timer every `probeMs` measures event-loop lag as timer drift (a late tick is a busy
 //     loop), counts the INVITEs an app has not answered yet, asks for the worst B2BUA worker's
 //     event-loop delay (worker-backlog.ts; 0 without workers), and asks the core for its live
-//     transactions and dialogs; about once per control interval it also reads the UDP receive
-//     queues (a /proc read: not every tick). The detector turns these into a loss percentage
+//     transactions and dialogs; on the tick that closes a control interval it also reads the UDP
+//     receive queues (a /proc read, ≈ 0.2 ms: not every tick; fresh for the decision it feeds). The detector turns these into a loss percentage
 //     with hysteresis.
 //   - shed(): at loss 0 it only notes the INVITE as pending (O(1)). Otherwise the loss throttle
 //     refuses that share with a 503 + Retry-After rendered here (no app involved), unless the
@@ -66,9 +66,7 @@ export class OverloadGate {
   private timer: unknown = undefined;
   private due = 0;
   private closed = false;
-  /** Ticks between two receive-queue reads, ticks left, the last reading and drop counter. */
-  private readonly queueEvery: number;
-  private queueIn = 0;
+  /** The last receive-queue reading and drop counter. */
   private queueFill = 0;
   private queueBytes = 0;
   private lastDrops: number | undefined = undefined;
@@ -86,7 +84,6 @@ export class OverloadGate {
     const ra = opts.retryAfterS ?? 2;
     this.retryAfter = ra > 0 ? String(Math.round(ra)) : undefined;
     this.validityMs = opts.ocValidityMs ?? 2000;
-    this.queueEvery = Math.max(1, Math.round((opts.intervalMs ?? DEFAULT_THRESHOLDS.intervalMs) / this.probeMs));
     this.seq = ocSeq(clock.now());
     this.arm();
   }
@@ -160,8 +157,7 @@ export class OverloadGate {
     const lagMs = Math.max(0, now - this.due);
     for (const txn of this.pending) if (txn.terminated || txn.lastStatus > 100) this.pending.delete(txn);
     let drops = 0;
-    if (this.load.receiveQueue && --this.queueIn <= 0) {
-      this.queueIn = this.queueEvery;
+    if (this.load.receiveQueue && this.detector.closes(now)) {
       const q = this.load.receiveQueue();
       if (q) {
         this.queueFill = q.fill;

@@ -18,8 +18,9 @@ export const OverloadSchema = z.strictObject({
    *  and the calm mark; worker_lag_high_ms 0: not a signal. Without workers: no effect. */
   worker_lag_high_ms: z.number().int().min(0).max(10_000).default(D.workerLagHighMs),
   worker_lag_low_ms: z.number().int().min(0).max(10_000).default(D.workerLagLowMs),
-  /** KiB waiting in the fullest UDP listener's kernel receive queue that mean overload (kernel
-   *  drops too), and the calm mark; queue_high_kib 0: not a signal. */
+  /** KiB waiting in the fullest UDP listener's kernel receive queue that start shedding (kernel
+   *  drops too), and the queue the receive-queue law then holds (its target; 0: a quarter of the
+   *  high mark); queue_high_kib 0: not a signal. */
   queue_high_kib: z.number().int().min(0).max(1_048_576).default(D.queueHighBytes / 1024),
   queue_low_kib: z.number().int().min(0).max(1_048_576).default(D.queueLowBytes / 1024),
   /** INVITEs handed to the B2BUA that it has not answered yet (its backlog). */
@@ -33,7 +34,7 @@ export const OverloadSchema = z.strictObject({
   /** Overloaded periods in a row before shedding starts (a lone stall is not overload). */
   onset_intervals: z.number().int().min(1).max(100).default(D.onsetIntervals),
   step_percent: z.number().int().min(1).max(100).default(D.stepPercent),
-  /** Decrease of the refused share per calm period (%); 0 halves it. */
+  /** Decrease of the refused share per calm period (%); 0 halves it (the receive-queue law: 30 % off per idle interval). */
   calm_step_percent: z.number().int().min(0).max(100).default(D.calmStepPercent),
   max_loss_percent: z.number().int().min(1).max(100).default(D.maxLossPercent),
   /** Retry-After of the 503 (s); 0 leaves it out. Keep it short: a proxy may avoid us that long (RFC 3263). */

@@ -1,0 +1,132 @@
+// The receive-queue law (queue-law.ts) through the detector, with a fake clock and a model node:
+// one core's worth of work per 100 ms, an admitted call costing 0.9 ms and a refused INVITE
+// 0.14 ms (BENCHMARKS.md), the kernel queue charged ≈ 5.5 KB per ms of work waiting, and the
+// gate's reading jittered ±30 % (it samples the queue at a random phase of the loop's reads).
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_THRESHOLDS, OverloadDetector } from '../../../src/engine/overload/index.js';
+import { QueueLaw } from '../../../src/engine/overload/queue-law.js';
+
+const KIB = 1024;
+const T = { ...DEFAULT_THRESHOLDS, onsetIntervals: 3 };
+const calm = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0, queueBytes: 0, drops: 0 };
+
+interface Point { t: number; loss: number; queue: number }
+
+/** A node at `rate(t)` new calls/s for `ms`; the detector sampled every 20 ms, the queue read once per 100 ms. */
+function run(d: OverloadDetector, rate: (tMs: number) => number, ms: number, opts: { callMs?: number; refuseMs?: number } = {}): Point[] {
+  const callMs = opts.callMs ?? 0.9;
+  const refuseMs = opts.refuseMs ?? 0.14;
+  let seed = 12345;
+  const rand = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31; };
+  let work = 0; // ms of work waiting in the queue
+  let reading = 0;
+  let owed = 0; // fractional calls carried between ticks
+  const out: Point[] = [];
+  for (let t = 20; t <= ms; t += 20) {
+    owed += (rate(t) * 20) / 1000;
+    const n = Math.floor(owed);
+    owed -= n;
+    const p = d.loss / 100;
+    work = Math.max(0, work + n * ((1 - p) * callMs + p * refuseMs) - 20);
+    if (t % 100 === 0) reading = Math.round(work * 5.5 * 1000 * (0.7 + 0.6 * rand()));
+    d.sample(t, { ...calm, queueBytes: reading });
+    if (t % 100 === 0) out.push({ t, loss: d.loss, queue: reading });
+  }
+  return out;
+}
+
+const between = (ps: Point[], from: number, to: number) => ps.filter((p) => p.t >= from && p.t < to);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+describe('receive-queue law (proportional-integral on the queue)', () => {
+  it('settles on a constant 3× overload: no 0 ↔ 100 swing, the queue held near its target', () => {
+    const d = new OverloadDetector(T);
+    // Capacity ≈ 1,111 calls/s; 1,800/s offered needs ≈ 45 % refused.
+    const ps = run(d, () => 1800, 8000);
+    if (process.env.TRACE) console.log(ps.map((p) => `${p.loss}:${Math.round(p.queue / 1024)}`).join(" "));
+    const steady = between(ps, 2000, 8000);
+    const losses = steady.map((p) => p.loss);
+    expect(Math.min(...losses)).toBeGreaterThan(20);
+    expect(Math.max(...losses)).toBeLessThan(80);
+    expect(Math.max(...losses) - Math.min(...losses)).toBeLessThanOrEqual(30);
+    expect(mean(losses)).toBeGreaterThan(35);
+    expect(mean(losses)).toBeLessThan(60);
+    expect(mean(steady.map((p) => p.queue))).toBeLessThan(2 * T.queueLowBytes);
+    expect(Math.max(...steady.map((p) => p.queue))).toBeLessThan(T.queueHighBytes * 2);
+    expect(d.reason).toBe('receive_queue');
+  });
+
+  it('settles at 2× too, with a smaller share refused', () => {
+    const d = new OverloadDetector(T);
+    const losses = between(run(d, () => 1200, 8000), 2000, 8000).map((p) => p.loss);
+    expect(Math.max(...losses) - Math.min(...losses)).toBeLessThanOrEqual(30);
+    expect(mean(losses)).toBeGreaterThan(3);
+    expect(mean(losses)).toBeLessThan(30);
+  });
+
+  it('recovers when the overload ends: loss 0 within a second at 10 % of the load', () => {
+    const d = new OverloadDetector(T);
+    const ps = run(d, (t) => (t <= 6000 ? 1800 : 180), 9000);
+    expect(between(ps, 5000, 6000).every((p) => p.loss > 0)).toBe(true);
+    const zeroAt = ps.find((p) => p.t > 6000 && p.loss === 0)?.t;
+    expect(zeroAt).toBeDefined();
+    expect(zeroAt! - 6000).toBeLessThanOrEqual(1000);
+    expect(between(ps, zeroAt!, 9000).every((p) => p.loss === 0)).toBe(true);
+    expect(d.reason).toBeUndefined();
+  });
+
+  it('a queue under the high mark from loss 0 sheds nothing (the backlog of a GC pause); over it while filling, or a kernel drop, starts at once', () => {
+    const d = new OverloadDetector(T);
+    let t = 0;
+    const interval = (s: Partial<typeof calm>) => { for (let i = 0; i < 5; i++) { t += 20; d.sample(t, { ...calm, ...s }); } };
+    interval({});
+    interval({ queueBytes: 180 * KIB });
+    interval({ queueBytes: 10 * KIB });
+    expect(d.loss).toBe(0);
+    interval({ queueBytes: 300 * KIB });
+    expect(d.loss).toBeGreaterThanOrEqual(T.stepPercent);
+    expect(d.reason).toBe('receive_queue');
+    const e = new OverloadDetector(T);
+    t = 0;
+    for (let i = 0; i < 15; i++) { t += 20; e.sample(t, { ...calm, drops: i === 7 ? 1 : 0 }); }
+    expect(e.loss).toBeGreaterThanOrEqual(T.stepPercent);
+  });
+
+  it('while regulating, a lone spike of the reading moves the loss a little; a surge over the high mark two intervals in a row steps it', () => {
+    const law = new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, burstStep: 20, calmStep: 0, maxLoss: 100 });
+    law.update(300 * KIB, 0); // start
+    for (let i = 0; i < 30; i++) law.update(48 * KIB, 0);
+    const held = law.loss;
+    law.update(2000 * KIB, 0); // one reading during a GC pause
+    law.update(48 * KIB, 0);
+    law.update(48 * KIB, 0);
+    expect(Math.abs(law.loss - held)).toBeLessThanOrEqual(4);
+    law.update(400 * KIB, 0);
+    const first = law.loss;
+    law.update(500 * KIB, 0);
+    expect(law.loss).toBeGreaterThanOrEqual(first + 20);
+  });
+
+  it('the loss is a whole number (RFC 7339 oc value) and never leaves 0–maxLossPercent', () => {
+    const d = new OverloadDetector({ ...T, maxLossPercent: 70 });
+    const ps = run(d, () => 5000, 4000);
+    for (const p of ps) {
+      expect(Number.isInteger(p.loss)).toBe(true);
+      expect(p.loss).toBeLessThanOrEqual(70);
+    }
+    expect(Math.max(...ps.map((p) => p.loss))).toBe(70);
+  });
+
+  it('the larger law sets the loss and its reason: pending setups over the queue law', () => {
+    const d = new OverloadDetector({ ...T, pendingHigh: 100, pendingLow: 50 });
+    let t = 0;
+    for (let i = 0; i < 50; i++) { t += 20; d.sample(t, { ...calm, pending: 500, queueBytes: 0 }); }
+    expect(d.loss).toBe(100);
+    expect(d.reason).toBe('pending_setups');
+  });
+
+  it('rejects a target of 0 or above the high mark', () => {
+    expect(() => new QueueLaw({ targetBytes: 0, highBytes: 10, burstStep: 20, calmStep: 0, maxLoss: 100 })).toThrow(/target/);
+    expect(() => new QueueLaw({ targetBytes: 20, highBytes: 10, burstStep: 20, calmStep: 0, maxLoss: 100 })).toThrow(/target/);
+  });
+});
