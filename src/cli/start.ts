@@ -8,6 +8,7 @@ import { PolicyHolder, PolicyLoadError } from '../policy/reload.js';
 import { createLogger } from '../log.js';
 import { ensureDevCertificates } from '../pki/files.js';
 import { App } from '../app/app.js';
+import { applyHeapGrowth } from '../app/heap.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -18,6 +19,8 @@ const HELP = `usage: peergate start [--policy <file>] [--node-id <id>]
                     certificates are created under certs/dev/ when it is used)
   --node-id <id>    this node's id in a pool of SBEs, stable across restarts (default:
                     $PEERGATE_NODE_ID, else <hostname>:<ops port>)
+  $PEERGATE_HEAP_GROWING_PERCENT: V8's old-generation growth step for this process
+                    (default 50; 0 leaves V8's own sizing)
   Signals: SIGHUP reloads the policy and the TLS material (so does editing those files);
   SIGTERM drains (no new calls; exits 0 when the last call ends or at
   lifecycle.drain_timeout_s, ending the rest with BYE); a second SIGTERM, or SIGINT,
@@ -32,6 +35,12 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   if (args.values.help) { console.log(HELP); return 0; }
+  try {
+    applyHeapGrowth();
+  } catch (err) {
+    console.error(`peergate start: ${(err as Error).message}`);
+    return 2;
+  }
   const policyPath = resolve(args.values.policy ?? DEFAULT_POLICY);
   if (policyPath === DEFAULT_POLICY || !args.values.policy) ensureDevCertificates(join(ROOT, 'certs', 'dev'));
 

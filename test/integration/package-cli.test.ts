@@ -89,6 +89,12 @@ describe('peergate command line', () => {
     expect(debug.stderr).toMatch(/^\s+at /m);
   });
 
+  it('a bad PEERGATE_HEAP_GROWING_PERCENT stops the start with one line naming it, exit 2', () => {
+    const r = peergate(['start'], { PEERGATE_HEAP_GROWING_PERCENT: 'lots' });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['peergate start: PEERGATE_HEAP_GROWING_PERCENT must be an integer from 0 (V8\'s own sizing) to 1000, got "lots"']);
+  });
+
   it('a start with a broken policy names file:line and key, no stack trace, exit 1', () => {
     const dir = scratchDir('cli-fail-');
     const file = writeFile(dir, 'policy.yaml', 'listen: []\ncore: { targets: [ "sip:127.0.0.1:5090" ] }\nops: { port: 70000 }\n');
