@@ -50,7 +50,9 @@ const RECONCILE_WAIT_MS = 2000;
 type Client = Redis | Cluster;
 
 /** The ban subscriber waits for Redis rather than failing: it has no caller to answer. */
-const SUBSCRIBER: RedisOptions = { scripts: undefined, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null };
+const SUBSCRIBER: RedisOptions = {
+  scripts: undefined, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false,
+};
 
 function hostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
@@ -141,15 +143,24 @@ export class RedisStore implements Store {
     this.subscribed = new Promise((resolve) => { onSubscribed = resolve; });
     let isSubscribed = false;
     const subscribe = () => {
-      this.sub.subscribe(this.channel).then(() => { isSubscribed = true; onSubscribed(true); }, () => { /* retried on ready */ });
+      this.sub.subscribe(this.channel).then(() => { isSubscribed = true; onSubscribed(true); }, () => { /* retried on the next ready */ });
     };
-    // (Re)connected: ioredis resubscribes a channel it had; bans published while this node was
-    // away were missed either way, so listeners re-read the list.
-    this.sub.on('ready', () => {
-      if (!isSubscribed) subscribe();
-      this.emit({ type: 'resync' });
-    });
-    subscribe();
+    if (this.sub instanceof Cluster) {
+      this.sub.on('ready', () => {
+        if (!isSubscribed) subscribe();
+        this.emit({ type: 'resync' });
+      });
+      subscribe();
+    } else {
+      // The subscription is ours on every (re)connect (autoResubscribe is off): ioredis's own
+      // resubscribe has no rejection handler, so a close racing a reconnect left an unhandled
+      // "Connection is closed." rejection. Bans published while this node was away were missed
+      // either way, so listeners re-read the list.
+      this.sub.on('ready', () => {
+        subscribe();
+        this.emit({ type: 'resync' });
+      });
+    }
     // Scripts are loaded on every (re)connect so call setups never pay a NOSCRIPT round trip.
     if (!(this.client instanceof Cluster)) {
       const c = this.client;

@@ -2,6 +2,7 @@
 // suite with two RedisStore instances ("two nodes") on one Redis, plus pool-level properties.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { RedisStore } from '../../src/store/redis.js';
 import { syncBans } from '../../src/store/bans.js';
 import { Limits } from '../../src/sbc/limits/index.js';
@@ -112,5 +113,54 @@ describe('RedisStore pool properties', () => {
     await waitFor(() => s.health().state === 'up', 3000, 20, 'policy store up');
     expect(await s.seenOnce(`policy-${randomUUID()}`, 1000)).toBe(true);
     await s.close();
+  });
+});
+
+/** A loopback TCP relay in this process: it can drop every connection, or stop forwarding what clients send. */
+async function relay(to: number): Promise<{ url: string; dropAll(): void; holdClients(): void; close(): Promise<void> }> {
+  const pairs = new Set<[Socket, Socket]>();
+  let hold = false;
+  const server = createServer((c) => {
+    const r = connect(to, '127.0.0.1');
+    const pair: [Socket, Socket] = [c, r];
+    pairs.add(pair);
+    c.on('data', (d) => { if (!hold) r.write(d); });
+    r.on('data', (d) => c.write(d));
+    const end = () => { c.destroy(); r.destroy(); pairs.delete(pair); };
+    c.on('close', end); r.on('close', end); c.on('error', end); r.on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    dropAll() { for (const [c, r] of pairs) { c.destroy(); r.destroy(); } },
+    holdClients() { hold = true; },
+    close: () => new Promise<void>((resolve) => { for (const [c, r] of pairs) { c.destroy(); r.destroy(); } server.close(() => resolve()); }),
+  };
+}
+
+describe('RedisStore closed while reconnecting', () => {
+  it('a close racing the ban channel\'s resubscribe leaves no unhandled rejection', async () => {
+    const link = await relay(redis.port);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => { unhandled.push(e); };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const store = new RedisStore({ url: link.url, timeoutMs: 300, reconnectMs: 50 });
+      expect(await store.ready(3000)).toBe(true);
+      // The link drops; on its next ready the subscriber connection sends SUBSCRIBE, which never
+      // reaches Redis; the store is closed while it is unanswered (a node stopping mid-outage).
+      const sub = (store as unknown as { sub: { once(ev: 'ready', f: () => void): void } }).sub;
+      const closed = new Promise<void>((resolve) => {
+        sub.once('ready', () => { link.holdClients(); void store.close().then(resolve); });
+      });
+      link.dropAll();
+      await closed;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(unhandled.map(String)).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await link.close();
+    }
   });
 });
