@@ -99,6 +99,34 @@ describe('rtpengine pool', () => {
     }
   });
 
+  it('a new call finding every rtpengine down pings them at once: refused promptly while down, served as soon as one is back', async () => {
+    const a = await startRtpengine();
+    engines.push(a);
+    // A health tick too slow to matter here: only the call path's own probe can find A again.
+    const stage = await MediaStage.create({ rtpengine: [{ address: a.address, weight: 1 }], timeout_ms: 200, health_interval_ms: 600_000, retry_after_s: 7 });
+    stages.push(stage);
+    const P = await RtpEndpoint.open();
+    try {
+      await a.kill();
+      // Two unanswered offers take A out of rotation.
+      for (let i = 0; i < 2; i++) expect(await stage.offer(offerReq(P.port))).toMatchObject({ ok: false, status: 503 });
+      expect(stage.ready()).toBe(false);
+      const t0 = Date.now();
+      expect(await stage.offer(offerReq(P.port))).toMatchObject({ ok: false, status: 503, reason: 'no_rtpengine' });
+      expect(Date.now() - t0).toBeLessThan(1000);
+
+      await a.restart();
+      const req = offerReq(P.port);
+      const r = await stage.offer(req);
+      expect(r.ok).toBe(true);
+      expect(stage.ready()).toBe(true);
+      expect(await a.calls()).toEqual([req.callId]);
+      await stage.delete(req.callId);
+    } finally {
+      await P.close();
+    }
+  });
+
   it('embedded mode spawns and supervises its own rtpengine and stops it on close', async () => {
     const base = 20000 + 2 * Math.floor(Math.random() * 19000);
     const stage = await MediaStage.create({

@@ -74,6 +74,12 @@ export interface MediaStageOptions {
 }
 
 const NO_ENGINE_WARNING = 'no media relay available';
+/**
+ * How long a new call waits for an on-demand ping when every rtpengine is marked down: long
+ * enough for a local or nearby relay that came back to answer, short enough that an outage
+ * still refuses calls promptly.
+ */
+const REVIVE_WAIT_MS = 100;
 
 export class MediaStage {
   private readonly calls = new Map<string, CallState>();
@@ -203,6 +209,7 @@ export class MediaStage {
       return { ok: true, sdp: this.hide(req.callId, req.fromTag, sdp), anchored: false };
     }
 
+    if (!existing && !this.pool.anyHealthy()) await this.pool.revive(REVIVE_WAIT_MS);
     const tryOn = existing ? [existing.instance!] : this.pool.candidates();
     for (const inst of tryOn) {
       let reply: NgReply;

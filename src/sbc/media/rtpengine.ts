@@ -67,6 +67,9 @@ export class RtpengineInstance {
  */
 export const DOWN_AFTER_FAILURES = 2;
 
+/** At most one on-demand probe round of down instances this often (see revive()). */
+export const REVIVE_EVERY_MS = 100;
+
 export interface PoolOptions {
   timeoutMs: number;
   healthIntervalMs: number;
@@ -147,6 +150,32 @@ export class RtpenginePool {
       this.log.info({ rtpengine: inst.name }, 'rtpengine up');
     }
     return inst.healthy;
+  }
+
+  private reviving: Promise<void> | undefined;
+  private revivedAt = 0;
+
+  /**
+   * Used when a new call finds no healthy instance: ping the instances that are down now, not
+   * at the next health tick, and wait at most `waitMs` for an answer. An rtpengine that came
+   * back is used by the very next call (each worker has its own pool, so a probe that only ran
+   * on the health interval left a worker refusing calls after /ready had turned 200). One
+   * probe round per `REVIVE_EVERY_MS` at most, shared by the calls waiting on it, so an outage
+   * costs each refused call at most `waitMs` and costs rtpengine nothing more than pings.
+   */
+  async revive(waitMs: number): Promise<void> {
+    if (this.closed || this.anyHealthy()) return;
+    const now = Date.now();
+    if (!this.reviving && now - this.revivedAt >= REVIVE_EVERY_MS) {
+      this.revivedAt = now;
+      const round = Promise.all(this.instances.filter((i) => !i.healthy).map((i) => this.check(i))).then(() => undefined);
+      this.reviving = round;
+      void round.finally(() => { if (this.reviving === round) this.reviving = undefined; });
+    }
+    if (!this.reviving) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.reviving, new Promise<void>((resolve) => { timer = setTimeout(resolve, waitMs); })]);
+    clearTimeout(timer);
   }
 
   /** Healthy instances in the order to try them for a new call. */
