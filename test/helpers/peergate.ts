@@ -1,7 +1,7 @@
 // Run `peergate start` as a real process with a generated policy, for end-to-end tests.
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePorts, startProcess, scratchDir, waitFor, writeFile, type Proc } from './procs.js';
+import { freePorts, startProcess, scratchDir, writeFile, type Proc } from './procs.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const PEERGATE_BIN = join(ROOT, 'bin', 'peergate.js');
@@ -34,11 +34,19 @@ export async function startPeergate(policy: Record<string, any>, opts: { dir?: s
   const opsPort: number = full.ops.port;
   const proc = startProcess(process.execPath, [...(opts.nodeArgs ?? []), PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
   const base = `http://127.0.0.1:${opsPort}`;
-  await waitFor(async () => {
-    if (proc.child.exitCode !== null) throw new Error(`peergate exited early:\n${proc.output()}`);
+  // Bounded: the ready timeout; an early exit fails at once, with the process's own words.
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  for (;;) {
+    if (proc.child.exitCode !== null) throw new Error(`peergate exited early (code ${proc.child.exitCode}):\n${proc.output().slice(-4000)}`);
     const r = await fetch(`${base}/ready`).catch(() => null);
-    return r?.status === 200;
-  }, opts.readyTimeoutMs ?? 30_000, 100, `peergate ready on ${base}/ready\n${proc.output().slice(-3000)}`);
+    if (r?.status === 200) break;
+    const body = r ? await r.text().catch(() => '') : 'no answer';
+    if (Date.now() > deadline) {
+      await proc.stop('SIGKILL');
+      throw new Error(`peergate not ready on ${base}/ready within ${opts.readyTimeoutMs ?? 30_000} ms (last answer: ${body}):\n${proc.output().slice(-4000)}`);
+    }
+    await new Promise((res) => setTimeout(res, 100));
+  }
   const metrics = async () => (await fetch(`${base}/metrics`)).text();
   return {
     proc, dir, policyPath, opsPort, adminToken: ADMIN_TOKEN, metrics,
