@@ -49,12 +49,28 @@ function writeZone(dir: string, z: ZoneSpec, serial: number): string | undefined
 
 /** A UDP query for `zone` SOA to 127.0.0.1:port answered at all (nsd/unbound up). */
 function answers(port: number, zone: string): Promise<boolean> {
+  return soaQuery(port, zone).then((r) => r !== undefined);
+}
+
+/** The SOA serial `zone` is served with at 127.0.0.1:port (undefined: no answer, or not NOERROR). */
+async function servedSerial(port: number, zone: string): Promise<number | undefined> {
+  const r = await soaQuery(port, zone);
+  if (!r || (r as { rcode?: string }).rcode !== 'NOERROR') return undefined;
+  const soa = (r.answers ?? []).find((a) => a.type === 'SOA') as { data: { serial: number } } | undefined;
+  return soa?.data.serial;
+}
+
+function soaQuery(port: number, zone: string): Promise<packet.Packet | undefined> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
-    const t = setTimeout(() => { s.close(); resolve(false); }, 300);
-    s.on('message', () => { clearTimeout(t); s.close(); resolve(true); });
+    const t = setTimeout(() => { s.close(); resolve(undefined); }, 300);
+    s.on('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      try { resolve(packet.decode(m)); } catch { resolve(undefined); }
+    });
     const q = packet.encode({ type: 'query', id: 1, flags: packet.RECURSION_DESIRED, questions: [{ type: 'SOA', name: zone }] });
-    s.send(q, port, '127.0.0.1', (err) => { if (err) { clearTimeout(t); s.close(); resolve(false); } });
+    s.send(q, port, '127.0.0.1', (err) => { if (err) { clearTimeout(t); s.close(); resolve(undefined); } });
   });
 }
 
@@ -102,7 +118,10 @@ export async function startDns(zones: ZoneSpec[]): Promise<RunningDns> {
       writeZone(dir, next, ++serial);
       await nsd.stop();
       nsd = startProcess('nsd', ['-c', join(dir, 'nsd.conf'), '-d', '-P', join(dir, 'nsd.pid')]);
-      await waitFor(() => answers(authPort, zones[0]!.origin), 10_000, 100, `nsd restart on ${authPort}`);
+      // nsd answers before every zone is loaded: wait for this zone's new serial, or unbound
+      // may be handed a SERVFAIL or the old data in the gap.
+      const want = serial;
+      await waitFor(async () => (await servedSerial(authPort, origin)) === want, 10_000, 50, `nsd serving ${origin} serial ${want} on ${authPort}`);
     },
     async stop() {
       await unbound.stop();
