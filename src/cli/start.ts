@@ -9,6 +9,7 @@ import { createLogger } from '../log.js';
 import { ensureDevCertificates } from '../pki/files.js';
 import { App } from '../app/app.js';
 import { applyHeapGrowth } from '../app/heap.js';
+import { keepRunningOnStrayRejections } from '../app/stray.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -53,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const policy = holder.current;
   const log = createLogger({ level: policy.log.level, name: 'peergate' });
+  keepRunningOnStrayRejections(log);
   const nodeId = args.values['node-id'] ?? process.env.PEERGATE_NODE_ID ?? `${hostname()}:${policy.ops.port}`;
   // Signals that arrive while the SBE is starting are acted on as soon as it has started.
   let app: App | undefined;

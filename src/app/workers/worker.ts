@@ -28,6 +28,7 @@ import { LoopDelayReporter } from '../../engine/overload/worker-backlog.js';
 import { systemClock } from '../../engine/transport/types.js';
 import { Channel, type IpcEndpoint } from './channel.js';
 import { within } from '../within.js';
+import { keepRunningOnStrayRejections } from '../stray.js';
 
 /** What the primary tells a worker when it starts (answer to `hello`). */
 export interface WorkerHello {
@@ -170,6 +171,7 @@ export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process
   const hello = await channel.call('hello') as WorkerHello;
   const holder = PolicyHolder.load(hello.policyPath, { checkFiles: true });
   const log = createLogger({ level: holder.current.log.level, name: 'peergate' }).child({ worker: hello.index });
+  keepRunningOnStrayRejections(log);
   const store = new StoreClient({ kind: hello.storeKind, call: (op: StoreOp, args) => channel.call('store', [op, args]) });
   store.setHealth(hello.storeHealth);
   const worker = new Worker(hello, holder, store, log, (m, args) => channel.notify(m, args));
