@@ -1,8 +1,9 @@
 // CPU per call of each process of `peergate start` (workers: auto) under SIPp load, and with
 // PROF=DIR a --cpu-prof profile of the primary alone (the engine's process: the part that does
 // not split across workers); read it with `bench/profile-areas.ts DIR/CPU.*.cpuprofile --marker shed`.
+// With WPROF=DIR, a --cpu-prof profile of each B2BUA worker too (through PEERGATE_WORKER_NODE_FLAGS).
 // On demand only:
-//   npm run build; RATE=300 SECS=20 PROF=/tmp/prof nice -n 10 npx tsx bench/primary-profile.ts
+//   npm run build; RATE=300 SECS=20 PROF=/tmp/prof [WPROF=/tmp/wprof] nice -n 10 npx tsx bench/primary-profile.ts
 import { cpuSeconds, childPids, freePorts, runSipp, startSipp, stopAll, scratchDir } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 const [peerPort, corePort, opsPort, uasPort] = await freePorts(4) as [number, number, number, number];
@@ -12,7 +13,10 @@ const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, cor
   media: { anchoring: false },
   peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
   overload: { enabled: true, lag_high_ms: 10000, lag_low_ms: 10000, queue_high_kib: 0, queue_low_kib: 0 },
-}), { nodeArgs: process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : [] });
+}), {
+  nodeArgs: process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : [],
+  ...(process.env.WPROF ? { env: { PEERGATE_WORKER_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${process.env.WPROF}` } } : {}),
+});
 const pids = [pg.proc.pid, ...childPids(pg.proc.pid)];
 await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000', '-r', String(rate), '-m', String(rate * 3), '-l', String(rate * 3)], { dir: scratchDir('pm-w-'), timeoutS: 60 });
 const c0 = pids.map((p) => cpuSeconds(p).total); const t0 = Date.now();

@@ -10,6 +10,7 @@ import { ensureDevCertificates } from '../pki/files.js';
 import { App } from '../app/app.js';
 import { applyHeapGrowth } from '../app/heap.js';
 import { keepRunningOnStrayRejections } from '../app/stray.js';
+import { snapshotEnvironment } from '../app/env-snapshot.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -55,6 +56,8 @@ export async function run(argv: string[]): Promise<number> {
   const policy = holder.current;
   const log = createLogger({ level: policy.log.level, name: 'peergate' });
   keepRunningOnStrayRejections(log);
+  // With workers: 1 the B2BUA (drachtio-srf) runs in this process (env-snapshot.ts).
+  snapshotEnvironment();
   const nodeId = args.values['node-id'] ?? process.env.PEERGATE_NODE_ID ?? `${hostname()}:${policy.ops.port}`;
   // Signals that arrive while the SBE is starting are acted on as soon as it has started.
   let app: App | undefined;
