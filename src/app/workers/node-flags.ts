@@ -2,8 +2,8 @@
 // A worker holds nothing long-lived at a steady call rate (the calls' state waits in the
 // primary's engine; a held call is ≈ 3 KB there), so what its RSS holds under load is V8's young
 // generation (two 16 MiB semi-spaces by default) and old-generation headroom. A 2 MiB semi-space
-// and a 50 % old-generation growth step keep a worker near its idle size under load
-// (BENCHMARKS.md "Worker V8 sizing").
+// and a 50 % old-generation growth step keep a worker near its idle size under load, for a few
+// % more CPU (BENCHMARKS.md "Idle footprint and worker V8 sizing").
 import { spawnSync } from 'node:child_process';
 
 export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--heap-growing-percent=50'];
