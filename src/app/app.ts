@@ -33,7 +33,7 @@ import { EngineSubsystem } from './engine.js';
 import { StoreSubsystem, LimitsSubsystem } from './state.js';
 import { MediaSubsystem } from './media.js';
 import { IdentitySubsystem } from './identity.js';
-import { SbcSubsystem } from './sbc.js';
+import type { SbcSubsystem } from './sbc.js';
 import { OpsSubsystem } from './ops.js';
 import { CdrSubsystem, CaptureSubsystem } from './records.js';
 import type { PolicyProblem, Subsystem } from './subsystem.js';
@@ -182,7 +182,10 @@ export class App {
     const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
     this.engine = await this.add(this.engineSubsystem(capture));
     const media = mediaSubsystem.seam;
-    const sbc = await this.add(new SbcSubsystem({
+    // Imported here: with workers the primary never runs the B2BUA (drachtio-srf and the call
+    // flow stay out of its memory, BENCHMARKS.md "Idle footprint").
+    const { SbcSubsystem } = await import('./sbc.js');
+    const sbc: SbcSubsystem = await this.add(new SbcSubsystem({
       policy: current,
       stages: { limits: this.limits.limits, identity: identity.stage, ...(media ? { media } : {}) },
       recorder: cdr.recorder,

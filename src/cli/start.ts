@@ -6,11 +6,11 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { PolicyHolder, PolicyLoadError } from '../policy/reload.js';
 import { createLogger } from '../log.js';
-import { ensureDevCertificates } from '../pki/files.js';
 import { App } from '../app/app.js';
 import { applyHeapGrowth } from '../app/heap.js';
 import { keepRunningOnStrayRejections } from '../app/stray.js';
 import { snapshotEnvironment } from '../app/env-snapshot.js';
+import { checkWorkerNodeFlags } from '../app/workers/node-flags.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -23,6 +23,8 @@ const HELP = `usage: peergate start [--policy <file>] [--node-id <id>]
                     $PEERGATE_NODE_ID, else <hostname>:<ops port>)
   $PEERGATE_HEAP_GROWING_PERCENT: V8's old-generation growth step for this process
                     (default 50; 0 leaves V8's own sizing)
+  $PEERGATE_WORKER_NODE_FLAGS: node/V8 options of the B2BUA worker processes, replacing
+                    the default "--max-semi-space-size=2 --heap-growing-percent=50" (empty: none)
   Signals: SIGHUP reloads the policy and the TLS material (so does editing those files);
   SIGTERM drains (no new calls; exits 0 when the last call ends or at
   lifecycle.drain_timeout_s, ending the rest with BYE); a second SIGTERM, or SIGINT,
@@ -39,12 +41,14 @@ export async function run(argv: string[]): Promise<number> {
   if (args.values.help) { console.log(HELP); return 0; }
   try {
     applyHeapGrowth();
+    checkWorkerNodeFlags();
   } catch (err) {
     console.error(`peergate start: ${(err as Error).message}`);
     return 2;
   }
   const policyPath = resolve(args.values.policy ?? DEFAULT_POLICY);
-  if (policyPath === DEFAULT_POLICY || !args.values.policy) ensureDevCertificates(join(ROOT, 'certs', 'dev'));
+  // The certificate tooling (node-forge) is loaded only for the example policy's dev certificates.
+  if (policyPath === DEFAULT_POLICY || !args.values.policy) (await import('../pki/files.js')).ensureDevCertificates(join(ROOT, 'certs', 'dev'));
 
   let holder: PolicyHolder;
   try {

@@ -3,8 +3,10 @@
 // The RFC 8226 ASN.1 module uses EXPLICIT tags; the reader also accepts the IMPLICIT
 // encoding some issuers produce, because interop beats pedantry when reading.
 // Writing goes through node-forge's ASN.1 API; reading uses der.ts, the bounded reader that
-// certificates fetched from the network go through on the call path.
-import forge from 'node-forge';
+// certificates fetched from the network go through on the call path. node-forge is loaded by the
+// first write (certificate tooling), not by a node that only verifies.
+import type forge from 'node-forge';
+import { lazyPackage } from '../lazy-package.js';
 import { children, content, readNode, DerError, type DerNode } from './der.js';
 
 export const TN_AUTH_LIST_OID = '1.3.6.1.5.5.7.1.26';
@@ -16,13 +18,14 @@ export type TnAuthEntry =
 
 const TN_CHARS = /^[0-9#*]{1,15}$/;
 
-const { asn1 } = forge;
-const explicit = (tag: number, inner: forge.asn1.Asn1) => asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, true, [inner]);
-const ia5 = (s: string) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.IA5STRING, false, s);
+const forgeLib = lazyPackage<typeof forge>('node-forge');
 
 /** DER of a TNAuthorizationList. */
 export function encodeTnAuthList(entries: TnAuthEntry[]): Buffer {
   if (entries.length === 0) throw new Error('TNAuthList needs at least one entry');
+  const { asn1 } = forgeLib();
+  const explicit = (tag: number, inner: forge.asn1.Asn1) => asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, true, [inner]);
+  const ia5 = (s: string) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.IA5STRING, false, s);
   const items = entries.map((e) => {
     if ('spc' in e) return explicit(0, ia5(e.spc));
     if ('tn' in e) {

@@ -16,8 +16,12 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect as tcpConnect } from 'node:net';
 import { isIP } from 'node:net';
 import { randomInt } from 'node:crypto';
-import * as packet from 'dns-packet';
+import type * as Packet from 'dns-packet';
 import { counter } from '../ops/metrics.js';
+import { lazyPackage } from '../lazy-package.js';
+
+/** dns-packet is loaded at the first query: a policy whose targets are all addresses never needs it. */
+const packet = lazyPackage<typeof Packet>('dns-packet');
 
 export type RecordType = 'A' | 'AAAA' | 'SRV' | 'NAPTR';
 
@@ -103,17 +107,18 @@ export class DnsClient {
   }
 
   /** One question, answered by the first resolver that answers, within attempts × resolvers tries. */
-  private async exchange(name: string, type: RecordType, dnssec: boolean): Promise<{ msg: packet.DecodedPacket & { rcode?: string }; authenticated: boolean } | { error: DnsErrorKind }> {
+  private async exchange(name: string, type: RecordType, dnssec: boolean): Promise<{ msg: Packet.DecodedPacket & { rcode?: string }; authenticated: boolean } | { error: DnsErrorKind }> {
     let last: DnsErrorKind = 'timeout';
     for (let attempt = 0; attempt < this.opts.attempts; attempt++) {
       for (const resolver of this.opts.resolvers) {
         const id = randomInt(0, 65_536);
-        const query = packet.encode({
+        const pk = packet();
+        const query = pk.encode({
           type: 'query', id,
           // RD; AD in a query asks for the AD bit in the answer (RFC 6840 §5.7).
-          flags: packet.RECURSION_DESIRED | (dnssec ? packet.AUTHENTIC_DATA : 0),
+          flags: pk.RECURSION_DESIRED | (dnssec ? pk.AUTHENTIC_DATA : 0),
           questions: [{ type, name, class: 'IN' }],
-          additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: dnssec ? packet.DNSSEC_OK : 0 } as packet.Answer],
+          additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: dnssec ? pk.DNSSEC_OK : 0 } as Packet.Answer],
         });
         let r = await udpExchange(resolver, query, this.opts.timeoutMs);
         if (r.ok) {
@@ -135,9 +140,9 @@ export class DnsClient {
   }
 }
 
-function checkResponse(data: Buffer, id: number, name: string, type: RecordType): { msg: packet.DecodedPacket & { rcode?: string } } | { error: DnsErrorKind } {
-  let msg: packet.DecodedPacket & { rcode?: string };
-  try { msg = packet.decode(data) as packet.DecodedPacket & { rcode?: string }; } catch { return { error: 'malformed' }; }
+function checkResponse(data: Buffer, id: number, name: string, type: RecordType): { msg: Packet.DecodedPacket & { rcode?: string } } | { error: DnsErrorKind } {
+  let msg: Packet.DecodedPacket & { rcode?: string };
+  try { msg = packet().decode(data) as Packet.DecodedPacket & { rcode?: string }; } catch { return { error: 'malformed' }; }
   const q = msg.questions?.[0];
   if (msg.id !== id || !msg.flag_qr || !q || q.type !== type || q.name.toLowerCase() !== name.toLowerCase()) return { error: 'malformed' };
   const count = (msg.answers?.length ?? 0) + (msg.authorities?.length ?? 0) + (msg.additionals?.length ?? 0);

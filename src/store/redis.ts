@@ -1,7 +1,8 @@
 // RedisStore: shared state for a pool of SBEs (RFC 6404 §4.8) through ioredis — standalone,
 // Sentinel or Cluster by configuration. Every check is one Lua script (atomic); every call is
 // bounded by `timeoutMs` and fails with StoreUnavailableError rather than wait for a dead Redis.
-import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
+import type { Redis, Cluster, RedisOptions, ClusterOptions } from 'ioredis';
+import { lazyPackage } from '../lazy-package.js';
 import { storeErrors, storeUp } from './metrics.js';
 import * as lua from './lua.js';
 import {
@@ -49,6 +50,9 @@ const RECONCILE_WAIT_MS = 2000;
 
 type Client = Redis | Cluster;
 
+/** ioredis is loaded when a RedisStore is made: a node without `store.redis` never needs it. */
+const ioredis = lazyPackage<typeof import('ioredis')>('ioredis');
+
 /** The ban subscriber waits for Redis rather than failing: it has no caller to answer. */
 const SUBSCRIBER: RedisOptions = {
   scripts: undefined, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false,
@@ -92,6 +96,7 @@ export class RedisStore implements Store {
     storeUp.set({ kind: 'redis' }, 0);
 
     const reconnectMs = opts.reconnectMs ?? 250;
+    const { Redis, Cluster } = ioredis();
     const common: RedisOptions = {
       commandTimeout: this.timeoutMs,
       // Fail at once while disconnected instead of queueing behind a dead link.

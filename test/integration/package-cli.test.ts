@@ -95,6 +95,17 @@ describe('peergate command line', () => {
     expect(r.stderr.trim().split('\n')).toEqual(['peergate start: PEERGATE_HEAP_GROWING_PERCENT must be an integer from 0 (V8\'s own sizing) to 1000, got "lots"']);
   });
 
+  it('PEERGATE_WORKER_NODE_FLAGS that node refuses, or that are not options, stop the start with one line naming it, exit 2', () => {
+    const refused = peergate(['start'], { PEERGATE_WORKER_NODE_FLAGS: '--max-semi-space-size=lots' });
+    expect(refused.code).toBe(2);
+    const lines = refused.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^peergate start: PEERGATE_WORKER_NODE_FLAGS: node refuses "--max-semi-space-size=lots": .*bad option/);
+    const notOption = peergate(['start'], { PEERGATE_WORKER_NODE_FLAGS: 'semi=2' });
+    expect(notOption.code).toBe(2);
+    expect(notOption.stderr.trim().split('\n')).toEqual(['peergate start: PEERGATE_WORKER_NODE_FLAGS must be node options separated by spaces (--name or --name=value), got "semi=2"']);
+  });
+
   it('a start with a broken policy names file:line and key, no stack trace, exit 1', () => {
     const dir = scratchDir('cli-fail-');
     const file = writeFile(dir, 'policy.yaml', 'listen: []\ncore: { targets: [ "sip:127.0.0.1:5090" ] }\nops: { port: 70000 }\n');

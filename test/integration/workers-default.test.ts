@@ -49,6 +49,11 @@ describe('workers: the default', () => {
       workerPids = cores > 1 ? (await waitFor(() => { const c = childrenOf(primary); return c.length === cores ? c : undefined; }, 15_000, 100, `${cores} worker processes`))! : [];
       expect(childrenOf(primary).length).toBe(cores > 1 ? cores : 0);
       expect(await pg.metric('peergate_workers')).toBe(cores > 1 ? cores : 0);
+      // Each worker runs with the default V8 sizing for workers (src/app/workers/node-flags.ts);
+      // the primary keeps its own (src/app/heap.ts).
+      const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      for (const w of workerPids) expect(argv(w)).toEqual(expect.arrayContaining(['--max-semi-space-size=2', '--heap-growing-percent=50']));
+      expect(argv(primary)).not.toContain('--max-semi-space-size=2');
 
       // Held calls, two per worker, so round robin gives each worker some.
       const n = 2 * Math.max(cores, 1);

@@ -20,7 +20,8 @@ import type { Store, StoreHealth } from '../../store/types.js';
 import { counter, gauge } from '../../ops/metrics.js';
 import { APPLIED, type Reconfigured, type Subsystem } from '../subsystem.js';
 import { Channel } from './channel.js';
-import { workerNodeId, type WorkerHello } from './worker.js';
+import { workerNodeId, type WorkerHello } from './hello.js';
+import { workerNodeFlags } from './node-flags.js';
 
 const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
 const workerRestarts = counter('peergate_worker_restarts_total', 'B2BUA workers that died and were replaced', ['reason']);
@@ -69,18 +70,7 @@ function worstView<M extends MetricJson>(m: M): M {
   return WORST_VIEW.has(m.name) ? { ...m, aggregator: 'min' } : m;
 }
 
-/**
- * Node/V8 flags for the worker processes only (docs/operations.md "Worker memory"), from the
- * environment variable PEERGATE_WORKER_NODE_FLAGS (space-separated), else WORKER_NODE_FLAGS.
- * A worker holds nothing long-lived at a steady call rate (the calls' state waits in the
- * engine), so its RSS is mostly V8's young generation and old-generation headroom.
- */
-export const WORKER_NODE_FLAGS: readonly string[] = [];
-
-export function workerNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
-  const v = env.PEERGATE_WORKER_NODE_FLAGS;
-  return v === undefined ? [...WORKER_NODE_FLAGS] : v.split(/\s+/).filter(Boolean);
-}
+export { WORKER_NODE_FLAGS, workerNodeFlags } from './node-flags.js';
 
 /** The worker's entry module next to this one (.ts when run from sources through tsx). */
 function entry(): { path: string; execArgv: string[] } {

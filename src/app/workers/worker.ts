@@ -29,25 +29,9 @@ import { systemClock } from '../../engine/transport/types.js';
 import { Channel, type IpcEndpoint } from './channel.js';
 import { within } from '../within.js';
 import { keepRunningOnStrayRejections } from '../stray.js';
+import { workerNodeId, type WorkerHello } from './hello.js';
 
-/** What the primary tells a worker when it starts (answer to `hello`). */
-export interface WorkerHello {
-  index: number;
-  /** The node's id; the worker's store sessions are `<nodeId>/w<index>` (freed when it dies). */
-  nodeId: string;
-  policyPath: string;
-  wire: { host: string; port: number; secret: string };
-  storeKind: 'memory' | 'redis';
-  storeHealth: StoreHealth;
-  /** ng address of the rtpengine the primary spawned (media.rtpengine: spawn). */
-  rtpengine?: string;
-  /** Whether this worker probes the targets' health (one worker does: issue #18). */
-  probe: boolean;
-  /** Hops the prober has seen down so far (a worker that does not probe routes around them). */
-  targetsDown: string[];
-}
-
-export function workerNodeId(nodeId: string, index: number): string { return `${nodeId}/w${index}`; }
+export { workerNodeId, type WorkerHello } from './hello.js';
 
 /** The policy as this worker uses it: with the primary's rtpengine in place of `spawn`. */
 function forWorker(p: Policy, rtpengine: string | undefined): Policy {

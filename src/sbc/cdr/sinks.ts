@@ -1,7 +1,8 @@
 // Where records go: an append-only JSON-lines file (reopened on demand, for logrotate) and a
 // Redis stream (XADD with an approximate MAXLEN). Each is a `deliver(lines)` for SinkQueue.
 import { open, type FileHandle } from 'node:fs/promises';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { lazyPackage } from '../../lazy-package.js';
 import type { CdrRedisStream } from './schema.js';
 
 /** A record serialized once: its JSON line and its Call-ID (the stream's index field). */
@@ -50,13 +51,16 @@ export class FileSink implements Sink {
   }
 }
 
+/** ioredis is loaded when a Redis stream sink is made, not by every process at start. */
+const ioredis = lazyPackage<typeof import('ioredis')>('ioredis');
+
 /** XADD each record to a stream: fields `call_id` and `record` (the JSON line). */
 export class RedisStreamSink implements Sink {
   readonly name = 'redis' as const;
   private readonly redis: Redis;
 
   constructor(private readonly cfg: CdrRedisStream) {
-    this.redis = new Redis(cfg.url, {
+    this.redis = new (ioredis().Redis)(cfg.url, {
       lazyConnect: true,
       // Down is down: fail at once and let the queue keep and retry the records.
       enableOfflineQueue: false,

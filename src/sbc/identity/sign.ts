@@ -1,8 +1,7 @@
 // The authentication service toward peers that require identity: SHAKEN PASSporTs (RFC 8224,
 // 8225, 8588, ES256) or legacy RFC 4474 rsa-sha256 Identity, with keys from the policy.
-import { randomUUID, type KeyObject } from 'node:crypto';
+import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { loadPrivateKey } from '../../pki/x509.js';
 import { identityHeaderValue, signPassport } from './passport.js';
 import { digestString, oneSpace, sipDate, signRfc4474Digest } from './rfc4474.js';
 import { addrSpec, canonicalTn } from './sipfields.js';
@@ -33,7 +32,7 @@ export class IdentitySigner {
   private key(path: string): KeyObject {
     let k = this.keys.get(path);
     if (!k) {
-      try { k = loadPrivateKey(readFileSync(path, 'utf8')); } catch (e) { throw new SignError(`identity signing key ${path}: ${(e as Error).message}`); }
+      try { k = createPrivateKey(readFileSync(path, 'utf8')); } catch (e) { throw new SignError(`identity signing key ${path}: ${(e as Error).message}`); }
       this.keys.set(path, k);
     }
     return k;

@@ -1,11 +1,11 @@
 // rtpengine as a component: the ng control client, a weighted pool of instances with ping
 // health checks, and an embedded (spawned, supervised) local userspace rtpengine.
-import { createRequire } from 'node:module';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { controlSeconds, rtpengineErrors, rtpengineUp } from './metrics.js';
 import type { EmbeddedRtpengine } from './schema.js';
+import { lazyPackage } from '../../lazy-package.js';
 
 /** The part of rtpengine-client 0.4.12's UDP Client we use (it ships no types). */
 interface NgClient {
@@ -23,8 +23,8 @@ interface NgDest { host: string; port: number }
 export type NgReply = Record<string, any> & { result?: string };
 export type NgCommand = 'offer' | 'answer' | 'delete' | 'query' | 'list' | 'statistics' | 'ping';
 
-const require = createRequire(import.meta.url);
-const { Client } = require('rtpengine-client') as { Client: new (opts: Record<string, unknown>) => NgClient };
+// Loaded when the first rtpengine instance is made (media anchoring on), not at start.
+const ngClient = lazyPackage<{ Client: new (opts: Record<string, unknown>) => NgClient }>('rtpengine-client');
 
 /** rtpengine answered the command with result=error (the instance itself is fine). */
 export class NgRejected extends Error {
@@ -94,7 +94,7 @@ export class RtpenginePool {
     this.log = opts.log ?? silentLog;
     for (const i of this.instances) rtpengineUp.set({ rtpengine: i.name }, 0);
     // rejectOnError: an ng error reply rejects (with the error-reason string) instead of resolving.
-    this.client = new Client({ localAddress: '127.0.0.1', localPort: 0, timeout: opts.timeoutMs, rejectOnError: true });
+    this.client = new (ngClient().Client)({ localAddress: '127.0.0.1', localPort: 0, timeout: opts.timeoutMs, rejectOnError: true });
     // A reply arriving after its timeout, or a socket error, is emitted here; without a
     // listener it would crash the process.
     this.client.on('error', (err) => this.log.warn({ err: String(err) }, 'rtpengine client error'));

@@ -1,12 +1,37 @@
-// Node/V8 flags for the forked B2BUA workers (src/app/workers/pool.ts): PEERGATE_WORKER_NODE_FLAGS
-// replaces the built-in default; empty means none.
+// Node/V8 flags for the forked B2BUA workers (src/app/workers/node-flags.ts): a 2 MiB semi-space
+// and a 50 % heap growth step by default; PEERGATE_WORKER_NODE_FLAGS replaces the default, empty
+// means none, and anything that is not a node option is refused at start with the variable named.
 import { describe, expect, it } from 'vitest';
-import { WORKER_NODE_FLAGS, workerNodeFlags } from '../../../src/app/workers/pool.js';
+import { checkWorkerNodeFlags, WORKER_NODE_FLAGS, workerNodeFlags } from '../../../src/app/workers/node-flags.js';
+import { workerNodeFlags as fromPool } from '../../../src/app/workers/pool.js';
 
 describe('worker node flags', () => {
-  it('default without the variable; the variable split on whitespace replaces it; empty gives none', () => {
+  it('defaults to a small young generation and a 50 % growth step', () => {
+    expect(WORKER_NODE_FLAGS).toEqual(['--max-semi-space-size=2', '--heap-growing-percent=50']);
     expect(workerNodeFlags({})).toEqual([...WORKER_NODE_FLAGS]);
+    expect(fromPool({})).toEqual([...WORKER_NODE_FLAGS]);
+  });
+
+  it('the variable split on whitespace replaces the default; empty gives none', () => {
     expect(workerNodeFlags({ PEERGATE_WORKER_NODE_FLAGS: ' --max-semi-space-size=4   --optimize-for-size ' })).toEqual(['--max-semi-space-size=4', '--optimize-for-size']);
     expect(workerNodeFlags({ PEERGATE_WORKER_NODE_FLAGS: '' })).toEqual([]);
+    expect(workerNodeFlags({ PEERGATE_WORKER_NODE_FLAGS: '   ' })).toEqual([]);
+  });
+
+  it('refuses a word that is not a node option, naming the variable', () => {
+    for (const bad of ['max-semi-space-size=2', '-x', '--', '--=3', '--max-old-space-size 256']) {
+      expect(() => workerNodeFlags({ PEERGATE_WORKER_NODE_FLAGS: bad })).toThrow(/PEERGATE_WORKER_NODE_FLAGS must be node options/);
+    }
+  });
+
+  it('at start, node itself judges the operator’s flags: its refusal is the error', () => {
+    expect(checkWorkerNodeFlags({ PEERGATE_WORKER_NODE_FLAGS: '--max-semi-space-size=4 --heap-growing-percent=30' }))
+      .toEqual(['--max-semi-space-size=4', '--heap-growing-percent=30']);
+    expect(() => checkWorkerNodeFlags({ PEERGATE_WORKER_NODE_FLAGS: '--max-semi-space-size=abc' }))
+      .toThrow(/PEERGATE_WORKER_NODE_FLAGS: node refuses "--max-semi-space-size=abc": .*bad option/);
+    expect(() => checkWorkerNodeFlags({ PEERGATE_WORKER_NODE_FLAGS: '--no-such-option-here' }))
+      .toThrow(/PEERGATE_WORKER_NODE_FLAGS: node refuses .*bad option: --no-such-option-here/);
+    // The built-in default is not spawned for: it is known good.
+    expect(checkWorkerNodeFlags({})).toEqual([...WORKER_NODE_FLAGS]);
   });
 });

@@ -1,0 +1,44 @@
+// Node/V8 flags for the forked B2BUA worker processes (docs/operations.md "Worker memory").
+// A worker holds nothing long-lived at a steady call rate (the calls' state waits in the
+// primary's engine; a held call is ≈ 3 KB there), so what its RSS holds under load is V8's young
+// generation (two 16 MiB semi-spaces by default) and old-generation headroom. A 2 MiB semi-space
+// and a 50 % old-generation growth step keep a worker near its idle size under load, for a few
+// % more CPU (BENCHMARKS.md "Idle footprint and worker V8 sizing").
+import { spawnSync } from 'node:child_process';
+
+export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--heap-growing-percent=50'];
+
+/** A node or V8 option as `node` takes it on its command line. */
+const NODE_OPTION = /^--[A-Za-z][\w-]*(=\S+)?$/;
+
+/**
+ * The workers' flags: PEERGATE_WORKER_NODE_FLAGS (space-separated; it replaces the default, and
+ * an empty value means none), else WORKER_NODE_FLAGS. Throws, naming the variable, on a word
+ * that is not an option (`--name` or `--name=value`).
+ */
+export function workerNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const v = env.PEERGATE_WORKER_NODE_FLAGS;
+  if (v === undefined) return [...WORKER_NODE_FLAGS];
+  const flags = v.split(/\s+/).filter(Boolean);
+  const bad = flags.find((f) => !NODE_OPTION.test(f));
+  if (bad !== undefined) {
+    throw new Error(`PEERGATE_WORKER_NODE_FLAGS must be node options separated by spaces (--name or --name=value), got "${bad}"`);
+  }
+  return flags;
+}
+
+/**
+ * Checks the workers' flags once at start, when the operator set them: node itself judges them
+ * (`node <flags> -e ''`, ≈ 50 ms), so a flag it would refuse stops the start with node's own
+ * words rather than every worker failing to start. Throws with that message; returns the flags.
+ */
+export function checkWorkerNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const flags = workerNodeFlags(env);
+  if (env.PEERGATE_WORKER_NODE_FLAGS === undefined || flags.length === 0) return flags;
+  const r = spawnSync(process.execPath, [...flags, '-e', ''], { encoding: 'utf8', timeout: 10_000, env: { PATH: env.PATH ?? '' } });
+  if (r.status !== 0) {
+    const said = (r.stderr || r.error?.message || `exit ${r.status ?? r.signal}`).trim().split('\n').filter(Boolean).pop() ?? '';
+    throw new Error(`PEERGATE_WORKER_NODE_FLAGS: node refuses "${flags.join(' ')}": ${said}`);
+  }
+  return flags;
+}
