@@ -9,20 +9,21 @@
 //     transactions and dialogs; on the tick that closes a control interval it also reads the UDP
 //     receive queues (a /proc read, ≈ 0.2 ms: not every tick; fresh for the decision it feeds). The detector turns these into a loss percentage
 //     with hysteresis.
-//   - shed(): at loss 0 it only notes the INVITE as pending (O(1)). Otherwise the loss throttle
-//     refuses that share with a 503 + Retry-After rendered here (no app involved), unless the
-//     priority predicate (emergency, Resource-Priority: set by the SBC) exempts the request.
+//   - shed(): the core asks before it makes anything for the app (no app text, wire id or core
+//     record for a refused INVITE). At loss 0 it only notes the INVITE as pending (O(1)).
+//     Otherwise the loss throttle refuses that share with a 503 + Retry-After from a template
+//     (refusal.ts; no app involved), unless the priority predicate (emergency,
+//     Resource-Priority: set by the SBC) exempts the request.
 //   - Clients whose top Via carries `oc` get RFC 7339 feedback on every response to the INVITE.
 //   - Counts refusals by reason (peergate_shed_total{reason}, see metrics.ts).
 import type { SipRequest } from '../message/types.js';
 import type { Clock } from '../transport/types.js';
 import type { ServerTransaction } from '../transaction/index.js';
-import type { ServerCtx } from '../core/server.js';
-import { EMPTY, REASONS } from '../core/build.js';
+import type { NewInvite } from '../core/server.js';
 import { randomToken, tagOf } from '../core/fields.js';
-import { OutMessage } from '../core/outgoing.js';
 import { DEFAULT_THRESHOLDS, LossThrottle, OverloadDetector, SHED_REASONS, type OverloadThresholds, type Sample, type ShedReason } from './detector.js';
 import { ocSeq, wantsLossFeedback, withFeedback } from './rfc7339.js';
+import { RefusalTemplate } from './refusal.js';
 
 export interface OverloadOptions extends Partial<OverloadThresholds> {
   /** Probe period (ms): also the lag resolution. */
@@ -55,7 +56,7 @@ export class OverloadGate {
   private readonly clock: Clock;
   private readonly load: CoreLoad;
   private readonly probeMs: number;
-  private readonly retryAfter: string | undefined;
+  private readonly refusal: RefusalTemplate;
   private readonly validityMs: number;
   /** INVITEs handed on while no app response exists yet; pruned every probe. */
   private readonly pending = new Set<ServerTransaction>();
@@ -82,7 +83,7 @@ export class OverloadGate {
     this.probeMs = opts.probeMs ?? 20;
     if (!(this.probeMs > 0)) throw new Error('overload: probeMs must be positive');
     const ra = opts.retryAfterS ?? 2;
-    this.retryAfter = ra > 0 ? String(Math.round(ra)) : undefined;
+    this.refusal = new RefusalTemplate(ra > 0 ? String(Math.round(ra)) : undefined);
     this.validityMs = opts.ocValidityMs ?? 2000;
     this.seq = ocSeq(clock.now());
     this.arm();
@@ -104,21 +105,22 @@ export class OverloadGate {
     return Object.fromEntries(this.counts) as Record<ShedReason, number>;
   }
 
-  /** The core's hook: true when this new INVITE was refused (503 sent, nothing else to do). */
-  shed(stx: ServerCtx, req: SipRequest): boolean {
+  /** The core's hook, before it makes anything for the app: true when this new INVITE was
+   *  refused (503 sent, nothing else to do). */
+  shed(inv: NewInvite, req: SipRequest): boolean {
     const loss = this.detector.loss;
-    const top = stx.vias[0];
+    const top = inv.vias[0];
     if (top !== undefined && top.includes(';oc') && wantsLossFeedback(top)) {
-      stx.vias[0] = withFeedback(top, { loss, validityMs: this.validityMs, seq: this.seq });
+      inv.vias[0] = withFeedback(top, { loss, validityMs: this.validityMs, seq: this.seq });
     }
     if (loss > 0 && this.throttle.refuse(loss)) {
-      if (this.priority?.(req)) { this.exempted++; this.pending.add(stx.txn); return false; }
+      if (this.priority?.(req)) { this.exempted++; this.pending.add(inv.txn); return false; }
       const reason = this.detector.reason ?? 'event_loop_lag';
       this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
-      this.refuse(stx);
+      this.refuse(inv);
       return true;
     }
-    this.pending.add(stx.txn);
+    this.pending.add(inv.txn);
     return false;
   }
 
@@ -134,15 +136,11 @@ export class OverloadGate {
     this.pending.clear();
   }
 
-  private refuse(stx: ServerCtx): void {
-    const m = new OutMessage();
-    for (const v of stx.vias) m.add('via', v);
-    m.add('from', stx.from);
-    m.add('to', tagOf(stx.to) ? stx.to : `${stx.to};tag=${randomToken()}`);
-    m.add('call-id', stx.callId);
-    m.add('cseq', stx.cseq);
-    if (this.retryAfter !== undefined) m.add('retry-after', this.retryAfter);
-    stx.txn.respondRaw(503, m.render(`SIP/2.0 503 ${REASONS[503] ?? 'Service Unavailable'}`, EMPTY));
+  /** The 503 from its template (refusal.ts): the transaction sends it, resends it on Timer G
+   *  and for retransmitted INVITEs, and absorbs the ACK (RFC 3261 §17.2.1). */
+  private refuse(inv: NewInvite): void {
+    const to = tagOf(inv.to) ? inv.to : `${inv.to};tag=${randomToken()}`;
+    inv.txn.respondRaw(503, this.refusal.render(inv.vias, inv.from, to, inv.callId, inv.cseq));
   }
 
   private arm(): void {
