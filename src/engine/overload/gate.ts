@@ -7,8 +7,9 @@
 //     loop), counts the INVITEs an app has not answered yet, asks for the worst B2BUA worker's
 //     event-loop delay (worker-backlog.ts; 0 without workers), and asks the core for its live
 //     transactions and dialogs; on the tick that closes a control interval it also reads the UDP
-//     receive queues (a /proc read, ≈ 0.2 ms: not every tick; fresh for the decision it feeds). The detector turns these into a loss percentage
-//     with hysteresis.
+//     receive queues (a /proc read, ≈ 0.2 ms: not every tick; fresh for the decision it feeds)
+//     and, from the bytes the listeners read since the last reading, the queue's delay. The
+//     detector turns these into a loss percentage with hysteresis.
 //   - shed(): the core asks before it makes anything for the app (no app text, wire id or core
 //     record for a refused INVITE). At loss 0 it only notes the INVITE as pending (O(1)).
 //     Otherwise the loss throttle refuses that share with a 503 + Retry-After from a template
@@ -40,6 +41,10 @@ export interface CoreLoad {
   /** The UDP listeners' kernel receive queues (socket-queue.ts): the fullest one's share in use
    *  and the kernel's drop counter; absent or undefined: no such signal. */
   receiveQueue?(): { fill: number; bytes: number; drops: number } | undefined;
+  /** Bytes the UDP listeners have read so far, at the kernel's charge (transport stats
+   *  `chargedBytes`): its rate over an interval turns the queue's bytes into a queueing delay.
+   *  Absent: the receive-queue law works on bytes. */
+  chargedBytesRead?(): number;
   /** The worst B2BUA worker's event-loop delay now (ms), given the primary's own lag of this
    *  tick (WorkerBacklog.lagMs); absent: no workers. */
   workerLag?(ownLagMs: number): number;
@@ -71,6 +76,10 @@ export class OverloadGate {
   private queueFill = 0;
   private queueBytes = 0;
   private lastDrops: number | undefined = undefined;
+  /** The queue's bytes over the read rate at the last reading (ms); undefined: not known. */
+  private queueDelayMs: number | undefined = undefined;
+  /** The read counter and the time at the last reading (the rate's start). */
+  private lastRead: { bytes: number; at: number } | undefined = undefined;
   /** The kernel's drop counter as last read (for /metrics). */
   private kernelDrops = 0;
   /** The worst worker's delay at the last tick (for /metrics). */
@@ -93,10 +102,10 @@ export class OverloadGate {
   setPriorityPredicate(fn: PriorityPredicate | undefined): void { this.priority = fn; }
 
   /** Current loss percentage and why. */
-  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; kernelDrops: number; workerLagMs: number } {
+  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; queueDelayMs: number | undefined; kernelDrops: number; workerLagMs: number } {
     return {
       loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size,
-      queueFill: this.queueFill, queueBytes: this.queueBytes, kernelDrops: this.kernelDrops, workerLagMs: this.workerLagMs,
+      queueFill: this.queueFill, queueBytes: this.queueBytes, queueDelayMs: this.queueDelayMs, kernelDrops: this.kernelDrops, workerLagMs: this.workerLagMs,
     };
   }
 
@@ -149,6 +158,19 @@ export class OverloadGate {
     this.timer = this.clock.setTimeout(this.tick, this.probeMs);
   }
 
+  /** The queue's bytes over the rate the listeners read at since the last reading (RFC 8033
+   *  PIE's delay = queue / departure rate): the same 100 KiB is 10 ms at 10 MB/s, 50 ms at 2. */
+  private delayOf(now: number, queueBytes: number): number | undefined {
+    const read = this.load.chargedBytesRead?.();
+    if (read === undefined) return undefined;
+    const last = this.lastRead;
+    this.lastRead = { bytes: read, at: now };
+    if (last === undefined || now <= last.at) return undefined;
+    if (queueBytes <= 0) return 0;
+    const perMs = (read - last.bytes) / (now - last.at);
+    return perMs > 0 ? Math.min(MAX_DELAY_MS, queueBytes / perMs) : MAX_DELAY_MS;
+  }
+
   /** Probe: lag is how late this tick runs. */
   private readonly tick = (): void => {
     const now = this.clock.now();
@@ -170,15 +192,21 @@ export class OverloadGate {
         this.queueBytes = 0;
         this.lastDrops = undefined;
       }
+      this.queueDelayMs = this.delayOf(now, this.queueBytes);
     }
     this.workerLagMs = this.load.workerLag?.(lagMs) ?? 0;
     const changed = this.detector.sample(now, {
       lagMs, workerLagMs: this.workerLagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,
+      ...(this.queueDelayMs !== undefined ? { queueDelayMs: this.queueDelayMs } : {}),
     });
     if (changed) this.seq = ocSeq(Math.max(this.clock.now(), Number(this.seq) * 1000 + 1));
     this.arm();
   };
 }
+
+/** The longest queueing delay reported (ms): a queue read while nothing was read in the whole
+ *  interval (a stalled loop) has no finite delay; the law clips its error far below this. */
+const MAX_DELAY_MS = 10_000;
 
 function definedOnly(o: OverloadOptions): Partial<OverloadThresholds> {
   const out: Partial<OverloadThresholds> = {};

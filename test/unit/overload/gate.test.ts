@@ -240,6 +240,29 @@ describe('overload gate: the UDP receive-queue signal', () => {
     gate.close();
   });
 
+  it("turns the queue's bytes into a delay by the rate the listeners read at (PIE): the same queue read twice as fast is half the delay", () => {
+    const clock = new ManualClock();
+    let read = 0;
+    let perMs = 20_000; // charged bytes read per ms
+    let last = 0;
+    const gate = new OverloadGate(clock, {
+      transactions: () => 0, dialogs: () => 0,
+      receiveQueue: () => ({ fill: 0.1, bytes: 100 * 1024, drops: 0 }),
+      chargedBytesRead: () => { read += (clock.now() - last) * perMs; last = clock.now(); return read; },
+    }, { probeMs: 20, intervalMs: 100 });
+    clock.advance(240); // the first reading has no rate yet
+    expect(gate.state.queueDelayMs).toBeCloseTo((100 * 1024) / 20_000, 5);
+    perMs = 40_000;
+    clock.advance(100);
+    expect(gate.state.queueDelayMs).toBeCloseTo((100 * 1024) / 40_000, 5);
+    perMs = 0; // nothing read for a whole interval: a stalled loop, the delay is as long as it gets
+    clock.advance(100);
+    expect(gate.state.queueDelayMs).toBe(10_000);
+    // 100 KiB over the 192 KiB high mark? No: the law never started, whatever the delay.
+    expect(gate.state.loss).toBe(0);
+    gate.close();
+  });
+
   // Each case: the queue as the gate starts, whether it sheds 500 ms later, the change, whether
   // it sheds `ms` after that.
   it.each([
