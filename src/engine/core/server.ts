@@ -22,7 +22,7 @@ import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { EMPTY, REASONS } from './build.js';
 import { KNOWN_METHODS, hasOptionTag, hdr, hdrAll, leaderSafe, parseRequestCSeq, randomToken, splitCommaList, tagOf } from './fields.js';
-import { appView } from '../message/app-view.js';
+import { appView, stampedTopVia } from '../message/app-view.js';
 import { formatTlsIdentity } from '../../sip/tls-identity.js';
 import type { InviteServer } from './invite-server.js';
 import { OutMessage } from './outgoing.js';
@@ -61,6 +61,18 @@ export interface ServerCtx {
   canceled: boolean;
   /** The text passed to the app (for call events). */
   inviteText?: string;
+}
+
+/** What the overload gate reads of a new INVITE, and all a refusal (503) needs: the request's
+ *  Vias with the top one stamped (the gate may put RFC 7339 feedback in it) and the headers a
+ *  response copies (RFC 3261 §8.2.6.2). */
+export interface NewInvite {
+  readonly txn: ServerTransaction;
+  vias: string[];
+  readonly from: string;
+  readonly to: string;
+  readonly callId: string;
+  readonly cseq: string;
 }
 
 /** The header values every request the core accepts must carry, checked once per new request. */
@@ -172,6 +184,22 @@ export class ServerSide {
     const pkt = meta as InboundPacket;
     txn.target = replyTarget(pkt);
     const head = requestHead(req);
+    const method = req.method;
+    // Overload control sees a new INVITE before anything is made for the app (its text, a wire
+    // id, the core's record): at 3× overload two of three INVITEs end here, and what they cost
+    // comes out of the calls admitted. A top Via that does not parse goes on to the 400 below.
+    let fedVia: string | undefined;
+    const admission = this.wire.admission;
+    if (admission !== undefined && head !== undefined && method === 'INVITE' && head.toTag === undefined) {
+      const top = stampedTopVia(head.vias[0]!, pkt.source.address, pkt.source.port);
+      if (top !== undefined) {
+        head.vias[0] = top;
+        const invite: NewInvite = { txn, vias: head.vias, from: head.from, to: head.to, callId: head.callId, cseq: head.cseq };
+        if (admission.shed(invite, req)) return;
+        // RFC 7339 feedback the gate put in the top Via, for every response to come.
+        if (invite.vias[0] !== top) fedVia = invite.vias[0];
+      }
+    }
     const rw = head && appView(req, pkt.data.toString('utf8'), pkt.source.address, pkt.source.port,
       pkt.tls ? formatTlsIdentity(pkt.tls) : undefined);
     if (!head || !rw) {
@@ -179,9 +207,8 @@ export class ServerSide {
       txn.terminate();
       return;
     }
-    const method = req.method;
     const stx: ServerCtx = {
-      txn, txnId: method === 'CANCEL' ? '' : newId(), method, app: undefined, vias: [rw.topVia, ...head.vias.slice(1)],
+      txn, txnId: method === 'CANCEL' ? '' : newId(), method, app: undefined, vias: [fedVia ?? rw.topVia, ...head.vias.slice(1)],
       from: head.from, to: head.to, callId: head.callId, cseq: head.cseq, cseqNum: head.cseqNum,
       recordRoute: hdrAll(req, 'record-route'), contact: hdr(req, 'contact'),
       supports100rel: hasOptionTag([...hdrAll(req, 'supported'), ...hdrAll(req, 'require')], '100rel'),
@@ -189,7 +216,6 @@ export class ServerSide {
       toTag: head.toTag, dialogId: '', dialog: undefined, canceled: false,
     };
     txn.appData = stx;
-    if (method === 'INVITE' && head.toTag === undefined && this.wire.admission?.shed(stx, req)) return; // overload control
     if (method === 'CANCEL') this.cancel(stx, req, pkt, rw.text);
     else if (head.toTag !== undefined) this.inDialog(stx, req, pkt, rw.text, head.toTag);
     else this.outOfDialog(stx, pkt, rw.text, head.fromTag);

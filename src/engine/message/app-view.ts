@@ -102,6 +102,14 @@ export function appView(req: SipRequest, text: string, srcAddr: string, srcPort:
   return { text: `${out.join('\r\n')}\r\n\r\n${text.slice(bodyStart)}`, topVia };
 }
 
+/** The stamped top Via alone, as appView's `topVia` would give it, for a top via-parm value
+ *  (the first of the comma-split Via values): what a response made before the app view exists
+ *  (the overload gate's 503) echoes. undefined when it does not parse (appView: 400). */
+export function stampedTopVia(value: string, srcAddr: string, srcPort: number): string | undefined {
+  const via = parseVia(value);
+  return via === null ? undefined : stampVia(value, srcAddr, srcPort, via.host).topVia;
+}
+
 function hasBareLf(head: string): boolean {
   for (let i = head.indexOf('\n'); i >= 0; i = head.indexOf('\n', i + 1)) if (head.charCodeAt(i - 1) !== 13) return true;
   return false;

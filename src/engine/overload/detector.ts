@@ -5,7 +5,8 @@
 // how full the UDP listeners' kernel receive queues are and the datagrams the kernel dropped
 // since the last sample). Every `intervalMs` two laws decide, and the loss is the larger of the two:
 // * The receive queue (queue-law.ts, when queueHighBytes > 0): a proportional-integral law that
-//   holds the queue near its target, queueLowBytes (a quarter of the high mark when that is 0).
+//   holds the queue's delay near queueDelayTargetMs (the gate measures the delay: bytes over the
+//   read rate), or, without a delay, its bytes near queueLowBytes (a quarter of the high mark when that is 0).
 //   It starts from loss 0 only on a kernel drop or a queue over queueHighBytes that is not
 //   shrinking (either also steps it up by at least stepPercent), then moves the loss in
 //   proportion to how far the queue is from the target and how fast it moves, so the loss settles
@@ -50,6 +51,10 @@ export interface OverloadThresholds {
    *  and a 4 MiB buffer's quarter held ≈ 0.5 s of this box's work (p99 setup ≈ 0.9 s at 3×). */
   queueHighBytes: number;
   queueLowBytes: number;
+  /** The queueing delay (ms: the queue's bytes over the rate the listeners read at) the
+   *  receive-queue law holds, as RFC 8033's PIE does; 0, or no delay in the samples: it holds
+   *  queueLowBytes instead. A delay, not bytes: a higher arrival rate read as fast is no backlog. */
+  queueDelayTargetMs: number;
   /** Live transactions / dialogs; 0 disables the signal. Calm below 90 % of the mark. */
   maxTransactions: number;
   maxDialogs: number;
@@ -66,7 +71,7 @@ export interface OverloadThresholds {
 export const DEFAULT_THRESHOLDS: Readonly<OverloadThresholds> = Object.freeze({
   lagHighMs: 50, lagLowMs: 15,
   workerLagHighMs: 100, workerLagLowMs: 30,
-  queueHighBytes: 192 * 1024, queueLowBytes: 48 * 1024,
+  queueHighBytes: 192 * 1024, queueLowBytes: 48 * 1024, queueDelayTargetMs: 10,
   pendingHigh: 2000, pendingLow: 1000,
   maxTransactions: 300_000, maxDialogs: 0,
   intervalMs: 100, onsetIntervals: 3, stepPercent: 20, calmStepPercent: 0, maxLossPercent: 100,
@@ -78,6 +83,8 @@ export interface Sample {
   workerLagMs?: number;
   /** Bytes in the fullest receive queue and kernel drops since the previous sample; 0 when unknown. */
   queueBytes: number; drops: number;
+  /** That queue's delay (ms) at the last reading; absent: not known (the law uses bytes). */
+  queueDelayMs?: number;
 }
 
 export class OverloadDetector {
@@ -102,11 +109,13 @@ export class OverloadDetector {
     if (!(t.lagLowMs <= t.lagHighMs) || !(t.workerLagLowMs <= t.workerLagHighMs) || !(t.pendingLow <= t.pendingHigh) || !(t.queueLowBytes <= t.queueHighBytes)) throw new Error('overload: each low mark must not exceed its high mark');
     if (!(Number.isInteger(t.onsetIntervals) && t.onsetIntervals >= 1)) throw new Error('overload: onsetIntervals must be a whole number ≥ 1');
     if (!(t.calmStepPercent >= 0 && t.calmStepPercent <= 100)) throw new Error('overload: calmStepPercent must be 0–100');
+    if (!(t.queueDelayTargetMs >= 0)) throw new Error('overload: queueDelayTargetMs must not be negative');
     if (!(t.intervalMs > 0) || !(t.stepPercent > 0) || !(t.maxLossPercent > 0 && t.maxLossPercent <= 100)) throw new Error('overload: interval, step and max loss must be positive (max loss ≤ 100)');
     this.t = { ...t };
     this.queueLaw = t.queueHighBytes > 0 ? new QueueLaw({
       targetBytes: t.queueLowBytes > 0 ? t.queueLowBytes : t.queueHighBytes / 4, highBytes: t.queueHighBytes,
       burstStep: t.stepPercent, calmStep: t.calmStepPercent, maxLoss: t.maxLossPercent,
+      ...(t.queueDelayTargetMs > 0 ? { targetDelayMs: t.queueDelayTargetMs } : {}),
     }) : undefined;
   }
 
@@ -149,7 +158,7 @@ export class OverloadDetector {
     this.periodStart = now;
     this.last = { ...s, lagMs: lag, workerLagMs, drops };
     const before = this.loss;
-    this.queueLaw?.update(this.last.queueBytes, drops);
+    this.queueLaw?.update(this.last.queueBytes, drops, this.last.queueDelayMs);
     const over = this.over(lag, this.last, this.prevWorkerLag);
     this.prevWorkerLag = workerLagMs;
     this.overRun = over === undefined ? 0 : this.overRun + 1;

@@ -7,22 +7,24 @@
 //     loop), counts the INVITEs an app has not answered yet, asks for the worst B2BUA worker's
 //     event-loop delay (worker-backlog.ts; 0 without workers), and asks the core for its live
 //     transactions and dialogs; on the tick that closes a control interval it also reads the UDP
-//     receive queues (a /proc read, ≈ 0.2 ms: not every tick; fresh for the decision it feeds). The detector turns these into a loss percentage
-//     with hysteresis.
-//   - shed(): at loss 0 it only notes the INVITE as pending (O(1)). Otherwise the loss throttle
-//     refuses that share with a 503 + Retry-After rendered here (no app involved), unless the
-//     priority predicate (emergency, Resource-Priority: set by the SBC) exempts the request.
+//     receive queues (a /proc read, ≈ 0.2 ms: not every tick; fresh for the decision it feeds)
+//     and, from the bytes the listeners read since the last reading, the queue's delay. The
+//     detector turns these into a loss percentage with hysteresis.
+//   - shed(): the core asks before it makes anything for the app (no app text, wire id or core
+//     record for a refused INVITE). At loss 0 it only notes the INVITE as pending (O(1)).
+//     Otherwise the loss throttle refuses that share with a 503 + Retry-After from a template
+//     (refusal.ts; no app involved), unless the priority predicate (emergency,
+//     Resource-Priority: set by the SBC) exempts the request.
 //   - Clients whose top Via carries `oc` get RFC 7339 feedback on every response to the INVITE.
 //   - Counts refusals by reason (peergate_shed_total{reason}, see metrics.ts).
 import type { SipRequest } from '../message/types.js';
 import type { Clock } from '../transport/types.js';
 import type { ServerTransaction } from '../transaction/index.js';
-import type { ServerCtx } from '../core/server.js';
-import { EMPTY, REASONS } from '../core/build.js';
+import type { NewInvite } from '../core/server.js';
 import { randomToken, tagOf } from '../core/fields.js';
-import { OutMessage } from '../core/outgoing.js';
 import { DEFAULT_THRESHOLDS, LossThrottle, OverloadDetector, SHED_REASONS, type OverloadThresholds, type Sample, type ShedReason } from './detector.js';
 import { ocSeq, wantsLossFeedback, withFeedback } from './rfc7339.js';
+import { RefusalTemplate } from './refusal.js';
 
 export interface OverloadOptions extends Partial<OverloadThresholds> {
   /** Probe period (ms): also the lag resolution. */
@@ -39,6 +41,10 @@ export interface CoreLoad {
   /** The UDP listeners' kernel receive queues (socket-queue.ts): the fullest one's share in use
    *  and the kernel's drop counter; absent or undefined: no such signal. */
   receiveQueue?(): { fill: number; bytes: number; drops: number } | undefined;
+  /** Bytes the UDP listeners have read so far, at the kernel's charge (transport stats
+   *  `chargedBytes`): its rate over an interval turns the queue's bytes into a queueing delay.
+   *  Absent: the receive-queue law works on bytes. */
+  chargedBytesRead?(): number;
   /** The worst B2BUA worker's event-loop delay now (ms), given the primary's own lag of this
    *  tick (WorkerBacklog.lagMs); absent: no workers. */
   workerLag?(ownLagMs: number): number;
@@ -55,7 +61,7 @@ export class OverloadGate {
   private readonly clock: Clock;
   private readonly load: CoreLoad;
   private readonly probeMs: number;
-  private readonly retryAfter: string | undefined;
+  private readonly refusal: RefusalTemplate;
   private readonly validityMs: number;
   /** INVITEs handed on while no app response exists yet; pruned every probe. */
   private readonly pending = new Set<ServerTransaction>();
@@ -70,6 +76,10 @@ export class OverloadGate {
   private queueFill = 0;
   private queueBytes = 0;
   private lastDrops: number | undefined = undefined;
+  /** The queue's bytes over the read rate at the last reading (ms); undefined: not known. */
+  private queueDelayMs: number | undefined = undefined;
+  /** The read counter and the time at the last reading (the rate's start). */
+  private lastRead: { bytes: number; at: number } | undefined = undefined;
   /** The kernel's drop counter as last read (for /metrics). */
   private kernelDrops = 0;
   /** The worst worker's delay at the last tick (for /metrics). */
@@ -82,7 +92,7 @@ export class OverloadGate {
     this.probeMs = opts.probeMs ?? 20;
     if (!(this.probeMs > 0)) throw new Error('overload: probeMs must be positive');
     const ra = opts.retryAfterS ?? 2;
-    this.retryAfter = ra > 0 ? String(Math.round(ra)) : undefined;
+    this.refusal = new RefusalTemplate(ra > 0 ? String(Math.round(ra)) : undefined);
     this.validityMs = opts.ocValidityMs ?? 2000;
     this.seq = ocSeq(clock.now());
     this.arm();
@@ -92,10 +102,10 @@ export class OverloadGate {
   setPriorityPredicate(fn: PriorityPredicate | undefined): void { this.priority = fn; }
 
   /** Current loss percentage and why. */
-  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; kernelDrops: number; workerLagMs: number } {
+  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; queueDelayMs: number | undefined; kernelDrops: number; workerLagMs: number } {
     return {
       loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size,
-      queueFill: this.queueFill, queueBytes: this.queueBytes, kernelDrops: this.kernelDrops, workerLagMs: this.workerLagMs,
+      queueFill: this.queueFill, queueBytes: this.queueBytes, queueDelayMs: this.queueDelayMs, kernelDrops: this.kernelDrops, workerLagMs: this.workerLagMs,
     };
   }
 
@@ -104,21 +114,22 @@ export class OverloadGate {
     return Object.fromEntries(this.counts) as Record<ShedReason, number>;
   }
 
-  /** The core's hook: true when this new INVITE was refused (503 sent, nothing else to do). */
-  shed(stx: ServerCtx, req: SipRequest): boolean {
+  /** The core's hook, before it makes anything for the app: true when this new INVITE was
+   *  refused (503 sent, nothing else to do). */
+  shed(inv: NewInvite, req: SipRequest): boolean {
     const loss = this.detector.loss;
-    const top = stx.vias[0];
+    const top = inv.vias[0];
     if (top !== undefined && top.includes(';oc') && wantsLossFeedback(top)) {
-      stx.vias[0] = withFeedback(top, { loss, validityMs: this.validityMs, seq: this.seq });
+      inv.vias[0] = withFeedback(top, { loss, validityMs: this.validityMs, seq: this.seq });
     }
     if (loss > 0 && this.throttle.refuse(loss)) {
-      if (this.priority?.(req)) { this.exempted++; this.pending.add(stx.txn); return false; }
+      if (this.priority?.(req)) { this.exempted++; this.pending.add(inv.txn); return false; }
       const reason = this.detector.reason ?? 'event_loop_lag';
       this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
-      this.refuse(stx);
+      this.refuse(inv);
       return true;
     }
-    this.pending.add(stx.txn);
+    this.pending.add(inv.txn);
     return false;
   }
 
@@ -134,21 +145,30 @@ export class OverloadGate {
     this.pending.clear();
   }
 
-  private refuse(stx: ServerCtx): void {
-    const m = new OutMessage();
-    for (const v of stx.vias) m.add('via', v);
-    m.add('from', stx.from);
-    m.add('to', tagOf(stx.to) ? stx.to : `${stx.to};tag=${randomToken()}`);
-    m.add('call-id', stx.callId);
-    m.add('cseq', stx.cseq);
-    if (this.retryAfter !== undefined) m.add('retry-after', this.retryAfter);
-    stx.txn.respondRaw(503, m.render(`SIP/2.0 503 ${REASONS[503] ?? 'Service Unavailable'}`, EMPTY));
+  /** The 503 from its template (refusal.ts): the transaction sends it, resends it on Timer G
+   *  and for retransmitted INVITEs, and absorbs the ACK (RFC 3261 §17.2.1). */
+  private refuse(inv: NewInvite): void {
+    const to = tagOf(inv.to) ? inv.to : `${inv.to};tag=${randomToken()}`;
+    inv.txn.respondRaw(503, this.refusal.render(inv.vias, inv.from, to, inv.callId, inv.cseq));
   }
 
   private arm(): void {
     if (this.closed) return;
     this.due = this.clock.now() + this.probeMs;
     this.timer = this.clock.setTimeout(this.tick, this.probeMs);
+  }
+
+  /** The queue's bytes over the rate the listeners read at since the last reading (RFC 8033
+   *  PIE's delay = queue / departure rate): the same 100 KiB is 10 ms at 10 MB/s, 50 ms at 2. */
+  private delayOf(now: number, queueBytes: number): number | undefined {
+    const read = this.load.chargedBytesRead?.();
+    if (read === undefined) return undefined;
+    const last = this.lastRead;
+    this.lastRead = { bytes: read, at: now };
+    if (last === undefined || now <= last.at) return undefined;
+    if (queueBytes <= 0) return 0;
+    const perMs = (read - last.bytes) / (now - last.at);
+    return perMs > 0 ? Math.min(MAX_DELAY_MS, queueBytes / perMs) : MAX_DELAY_MS;
   }
 
   /** Probe: lag is how late this tick runs. */
@@ -172,15 +192,21 @@ export class OverloadGate {
         this.queueBytes = 0;
         this.lastDrops = undefined;
       }
+      this.queueDelayMs = this.delayOf(now, this.queueBytes);
     }
     this.workerLagMs = this.load.workerLag?.(lagMs) ?? 0;
     const changed = this.detector.sample(now, {
       lagMs, workerLagMs: this.workerLagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,
+      ...(this.queueDelayMs !== undefined ? { queueDelayMs: this.queueDelayMs } : {}),
     });
     if (changed) this.seq = ocSeq(Math.max(this.clock.now(), Number(this.seq) * 1000 + 1));
     this.arm();
   };
 }
+
+/** The longest queueing delay reported (ms): a queue read while nothing was read in the whole
+ *  interval (a stalled loop) has no finite delay; the law clips its error far below this. */
+const MAX_DELAY_MS = 10_000;
 
 function definedOnly(o: OverloadOptions): Partial<OverloadThresholds> {
   const out: Partial<OverloadThresholds> = {};

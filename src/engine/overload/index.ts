@@ -36,6 +36,7 @@ export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'tra
       seen = now;
       return flood ? undefined : probe.read();
     },
+    chargedBytesRead: () => udp.chargedBytes,
     transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
     dialogs: () => engine.core.dialogs.size,
     ...(workers ? { workerLag: (ownLagMs: number) => workers.lagMs(ownLagMs) } : {}),

@@ -3,7 +3,7 @@
 import client from 'prom-client';
 import { SHED_REASONS, type ShedReason } from './detector.js';
 
-interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; queueBytes: number; kernelDrops: number; workerLagMs: number } }
+interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; queueBytes: number; queueDelayMs?: number | undefined; kernelDrops: number; workerLagMs: number } }
 
 let current: GateView | undefined;
 /** What earlier gates (closed or replaced) had counted: counters never go down. */
@@ -47,6 +47,12 @@ export const receiveQueueBytesGauge = metric('peergate_udp_receive_queue_bytes',
   name: 'peergate_udp_receive_queue_bytes',
   help: "Bytes (as the kernel charges them) waiting in the fullest UDP listener's receive queue, at the last control interval (Linux); overload.queue_high_kib is its mark",
   collect(this: client.Gauge) { this.set(current?.state.queueBytes ?? 0); },
+}));
+
+export const receiveQueueDelayGauge = metric('peergate_udp_receive_queue_delay_seconds', () => new client.Gauge({
+  name: 'peergate_udp_receive_queue_delay_seconds',
+  help: "That queue's delay at the last control interval: its bytes over the rate the listeners read at (Linux; estimated kernel charges); overload.queue_delay_target_ms is what the law holds",
+  collect(this: client.Gauge) { this.set((current?.state.queueDelayMs ?? 0) / 1000); },
 }));
 
 export const kernelDropsGauge = metric('peergate_udp_kernel_drops', () => new client.Gauge({

@@ -1,12 +1,19 @@
 // The receive-queue share of the loss: a proportional-integral law on the UDP receive queue
-// (the control of RFC 8033's PIE, on bytes waiting instead of a packet queue's delay).
+// (the control of RFC 8033's PIE): on the queue's delay (its bytes over the rate the listeners
+// read at, measured by the gate per interval) when a delay target is set and the reading has a
+// delay, else on its bytes.
+//
+// Why a delay: what an admitted INVITE waits is the queue's delay, not its size. In bytes, the
+// same 48 KiB target is ≈ 10 ms of reading at 2× overload and ≈ 7 ms at 3× on a 2-core box
+// (BENCHMARKS.md), so the higher the arrival rate, the more the law refused for the same wait.
 //
 // Why not steps: a fixed step up while the queue is over its mark and halving once it is calm is
 // bang-bang. Measured at 3× overload (BENCHMARKS.md), the loss swung 0 ↔ 100 % within a second and
 // the queue refilled to 0.7–2 MB between swings: admitted INVITEs waited there (p99 setup 0.3–0.5 s).
 //
-// Contract: once per control interval, `update(queueBytes, drops)` moves the loss (0–max %) by
-//   kI · e  +  kP · (e − e_prev),   e = (queueBytes − target) / target, clipped to [−1, 3]
+// Contract: once per control interval, `update(queueBytes, drops, delayMs?)` moves the loss (0–max %) by
+//   kI · e  +  kP · (e − e_prev),   e = (delayMs − targetDelayMs) / targetDelayMs (or the same
+//   in bytes: (queueBytes − targetBytes) / targetBytes), clipped to [−1, 3]
 // (the integral term brings the mean queue to `target`: the loss settles near the share the node
 // needs; the proportional one answers the queue's growth within an interval, before it is deep).
 // At loss 0 the law is off (a GC pause's backlog above the target is no overload) until a kernel
@@ -23,8 +30,10 @@
 // and stable up to g ≈ 0.44 (Jury). A 2-core box at 3× overload is g ≈ 0.1–0.2 (queue-law.test.ts's model).
 
 export interface QueueLawOptions {
-  /** Queue (bytes) the law holds on average; > 0. */
+  /** Queue (bytes) the law holds on average when it has no delay; > 0. */
   targetBytes: number;
+  /** Queueing delay (ms) the law holds on average when update() is given one; absent: bytes. */
+  targetDelayMs?: number;
   /** From loss 0: over this and not shrinking starts the law at `burstStep` or more. */
   highBytes: number;
   burstStep: number;
@@ -58,6 +67,7 @@ export class QueueLaw {
 
   constructor(private readonly o: QueueLawOptions) {
     if (!(o.targetBytes > 0) || !(o.highBytes >= o.targetBytes)) throw new Error('overload: the queue law needs 0 < target ≤ high mark');
+    if (o.targetDelayMs !== undefined && !(o.targetDelayMs > 0)) throw new Error('overload: the queue law\'s delay target must be positive');
     this.kI = o.kI ?? QUEUE_LAW_GAINS.kI;
     this.kP = o.kP ?? QUEUE_LAW_GAINS.kP;
     this.idleIntervals = o.idleIntervals ?? QUEUE_LAW_GAINS.idleIntervals;
@@ -66,12 +76,16 @@ export class QueueLaw {
   /** Percentage of new INVITEs this law refuses now. */
   get loss(): number { return this.lossPct; }
 
-  /** One control interval: the queue at its end and the kernel drops during it. */
-  update(queueBytes: number, drops: number): void {
+  /** One control interval: the queue at its end, the kernel drops during it and, when known, the
+   *  queue's delay (ms). The start (high mark, drops) stays in bytes: the buffer's room is bytes. */
+  update(queueBytes: number, drops: number, delayMs?: number): void {
     const o = this.o;
+    // Where the law is against its target, as a share of it: in delay when it has one.
+    const byDelay = o.targetDelayMs !== undefined && delayMs !== undefined;
+    const level = byDelay ? delayMs / o.targetDelayMs! : queueBytes / o.targetBytes;
     // The error is clipped to [−1, E_MAX]: a lone spike of the reading (a GC pause, a burst read
     // late) would otherwise add its full size to the integral and hold the loss high for seconds.
-    const e = Math.min(E_MAX, Math.max(-1, (queueBytes - o.targetBytes) / o.targetBytes));
+    const e = Math.min(E_MAX, Math.max(-1, level - 1));
     const over = queueBytes > o.highBytes && queueBytes >= this.prevBytes;
     const start = drops > 0 || over;
     if (this.lossPct === 0 && !start) {
@@ -89,14 +103,14 @@ export class QueueLaw {
     // (datagrams lost) and a queue over the mark and growing two intervals in a row (a surge the
     // clipped error answers too slowly) step.
     if (drops > 0 || this.lossPct === 0 || this.overRun >= 2) next = Math.max(next, this.lossPct + o.burstStep);
-    this.idleRun = queueBytes < o.targetBytes / 4 ? this.idleRun + 1 : 0;
+    this.idleRun = level < 0.25 ? this.idleRun + 1 : 0;
     if (this.idleRun >= this.idleIntervals && next > 0) {
       next = Math.min(next, o.calmStep > 0 ? this.lossPct - o.calmStep : this.lossPct * IDLE_FACTOR);
     }
     this.prevError = e;
     this.prevBytes = queueBytes;
     next = Math.min(o.maxLoss, Math.max(0, next));
-    // Below 5 % with nothing waiting the share is noise: off, so a quiet node refuses nothing.
-    this.lossPct = next < 5 && queueBytes < o.targetBytes ? 0 : next;
+    // Below 5 % with the queue under its target the share is noise: off, so a quiet node refuses nothing.
+    this.lossPct = next < 5 && level < 1 ? 0 : next;
   }
 }

@@ -23,6 +23,9 @@ export const OverloadSchema = z.strictObject({
    *  high mark); queue_high_kib 0: not a signal. */
   queue_high_kib: z.number().int().min(0).max(1_048_576).default(D.queueHighBytes / 1024),
   queue_low_kib: z.number().int().min(0).max(1_048_576).default(D.queueLowBytes / 1024),
+  /** Queueing delay (ms) the receive-queue law holds once shedding: the queue's bytes over the
+   *  rate the listeners read them at (RFC 8033's PIE). 0: it holds queue_low_kib instead. */
+  queue_delay_target_ms: z.number().int().min(0).max(10_000).default(D.queueDelayTargetMs),
   /** INVITEs handed to the B2BUA that it has not answered yet (its backlog). */
   pending_high: count.default(D.pendingHigh),
   pending_low: count.default(D.pendingLow),
@@ -52,7 +55,7 @@ export type OverloadPolicy = z.infer<typeof OverloadSchema>;
 export function overloadOptions(p: OverloadPolicy): OverloadOptions | undefined {
   if (!p.enabled) return undefined;
   return {
-    lagHighMs: p.lag_high_ms, lagLowMs: p.lag_low_ms, workerLagHighMs: p.worker_lag_high_ms, workerLagLowMs: p.worker_lag_low_ms, queueHighBytes: p.queue_high_kib * 1024, queueLowBytes: p.queue_low_kib * 1024, pendingHigh: p.pending_high, pendingLow: p.pending_low,
+    lagHighMs: p.lag_high_ms, lagLowMs: p.lag_low_ms, workerLagHighMs: p.worker_lag_high_ms, workerLagLowMs: p.worker_lag_low_ms, queueHighBytes: p.queue_high_kib * 1024, queueLowBytes: p.queue_low_kib * 1024, queueDelayTargetMs: p.queue_delay_target_ms, pendingHigh: p.pending_high, pendingLow: p.pending_low,
     maxTransactions: p.max_transactions, maxDialogs: p.max_dialogs, intervalMs: p.interval_ms, onsetIntervals: p.onset_intervals,
     stepPercent: p.step_percent, calmStepPercent: p.calm_step_percent, maxLossPercent: p.max_loss_percent, retryAfterS: p.retry_after_s, ocValidityMs: p.oc_validity_ms,
   };

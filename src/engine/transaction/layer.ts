@@ -139,12 +139,15 @@ export class TransactionLayer implements TransactionHost {
         : new NonInviteServerTransaction(this, ownKey, req, branch, meta);
     this.servers.set(ownKey, txn);
     this.counters.serverTransactionsCreated++;
-    txn.armUnansweredTimer();
     if (this.autoTrying && txn.kind === 'ist') {
       txn.sendTrying();
       if (txn.terminated) return 'new'; // the transport failed; the TU heard via transportError
     }
     this.guard(() => this.tu.request(txn, req, meta));
+    // Armed once the TU has had the request (the same instant: the call is synchronous), and
+    // only if it left it unanswered: a request answered at once (the overload gate's 503, a
+    // 400) never needs it, and its set and clear were a share of every refusal.
+    txn.armUnansweredTimer();
     return 'new';
   }
 

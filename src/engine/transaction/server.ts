@@ -84,11 +84,16 @@ abstract class ServerTransactionBase extends TransactionBase {
     if (b !== undefined) this.transmit(typeof b === 'string' ? keptBytes(b) : b, true);
   }
 
-  /** Start the (non-RFC) unanswered timer; it uses the lifetime slot, idle until the first final. */
+  /** Start the (non-RFC) unanswered timer; it uses the lifetime slot, idle until the first
+   *  response above 100. Nothing when that came already (or the transaction ended): the slot
+   *  may hold Timer H then. */
   armUnansweredTimer(): void {
     const ms = this.host.timers.unanswered;
-    if (ms > 0) this.startLifetimeTimer(ms, this.onUnanswered);
+    if (ms > 0 && this.unanswered()) this.startLifetimeTimer(ms, this.onUnanswered);
   }
+
+  /** Whether the answer that stops the unanswered timer has not been sent yet. */
+  protected abstract unanswered(): boolean;
 
   /** The TU answered: the unanswered timer no longer applies. */
   protected answered(): void {
@@ -151,6 +156,8 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.transmit(bytes, false);
     return true;
   }
+
+  protected unanswered(): boolean { return this.state === 'Proceeding' && this.lastStatus <= 100; }
 
   accepts(status: number): boolean {
     if (!(status >= 100 && status <= 699)) return false;
@@ -240,6 +247,8 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
   constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta) {
     super(host, key, request, branch, meta, 'Trying');
   }
+
+  protected unanswered(): boolean { return this.state === 'Trying' || this.state === 'Proceeding'; }
 
   accepts(status: number): boolean {
     return status >= 100 && status <= 699 && (this.state === 'Trying' || this.state === 'Proceeding');

@@ -112,7 +112,10 @@ export interface TransportEvents {
 
 /** Plain counters for metrics. */
 export interface TransportStats {
-  udp: { received: number; oversize: number; shieldDropped: number; keepAlives: number };
+  /** `chargedBytes`: what every datagram read had cost in its socket's receive queue, as the
+   *  kernel charges it (estimated, socket-queue.ts kernelCharge), shield drops included: the
+   *  rate the queues drain at, for overload control's queueing delay. */
+  udp: { received: number; oversize: number; shieldDropped: number; keepAlives: number; chargedBytes: number };
   stream: {
     accepted: number;
     opened: number;
@@ -164,7 +167,7 @@ export function resolveLimits(l: TransportLimits = {}): Required<TransportLimits
 
 export function newStats(): TransportStats {
   return {
-    udp: { received: 0, oversize: 0, shieldDropped: 0, keepAlives: 0 },
+    udp: { received: 0, oversize: 0, shieldDropped: 0, keepAlives: 0, chargedBytes: 0 },
     stream: {
       accepted: 0, opened: 0, closed: 0, shieldRejected: 0, perSourceRejected: 0, totalRejected: 0,
       idleClosed: 0, writeOverflows: 0, shieldDropped: 0, keepAlives: 0,

@@ -5,6 +5,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { familyOf, type ListenerSpec, type TransportContext } from './options.js';
 import type { Endpoint, SendResult, SendTarget } from './types.js';
+import { kernelCharge } from './kernel-charge.js';
 
 /** True for a datagram of only CR/LF/space (keep-alive noise some UAs send over UDP). */
 function isBlank(b: Buffer): boolean {
@@ -79,6 +80,8 @@ export class UdpTransport {
 
   private onDatagram(msg: Buffer, address: string, port: number, local: Endpoint): void {
     const { shield, stats, limits } = this.ctx;
+    // Read is read: a datagram the shield drops left the kernel's queue too.
+    stats.udp.chargedBytes += kernelCharge(msg.length);
     if (shield && !shield.admit(address)) { stats.udp.shieldDropped++; return; }
     stats.udp.received++;
     if (msg.length > limits.maxMessageSize) { stats.udp.oversize++; return; }

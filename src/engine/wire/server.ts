@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { FrameDecoder, encodeFrame, splitFrame } from './framing.js';
 import { noPayload, nokPayload, okPayload } from './leaders.js';
 import type { SipRequest } from '../message/types.js';
-import type { ServerCtx } from '../core/server.js';
+import type { NewInvite } from '../core/server.js';
 
 export const SERVER_VERSION = 'v0.9.10-peergate';
 
@@ -73,7 +73,7 @@ export interface WireCounters {
 }
 
 /** Refuses new (dialog-creating) INVITEs under overload; true when it answered the request. */
-export interface InviteAdmission { shed(stx: ServerCtx, req: SipRequest): boolean }
+export interface InviteAdmission { shed(invite: NewInvite, req: SipRequest): boolean }
 
 export class WireServer {
   private server: Server | undefined;

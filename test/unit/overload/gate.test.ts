@@ -76,6 +76,40 @@ describe('overload gate in front of the UA core', () => {
     expect(h.frames).toHaveLength(0);
   });
 
+  it('a refusal is decided before the app view: Timer G resends the 503 until the ACK, no timer is left after Timer I', () => {
+    const h = harness({ stepPercent: 100, retryAfterS: 2 });
+    overload(h, 100, 800);
+    h.gate.close(); // its probe would keep the clock's timer list non-empty
+    h.clock.lag = 0;
+    const timersBefore = h.clock.pending;
+    h.feed(INVITE('g1'));
+    // Timers G and H only: no (non-RFC) unanswered timer set for a request answered at once.
+    expect(h.clock.pending - timersBefore).toBe(2);
+    const first = h.sent.filter((s) => s.startsWith('SIP/2.0 503'));
+    expect(first).toHaveLength(1);
+    expect(first[0]).toMatch(/^SIP\/2\.0 503 Service Unavailable\r\nVia: SIP\/2\.0\/UDP 127\.0\.0\.1:6000;branch=z9hG4bK-g1;rport=6000\r\nFrom: <sip:a@127\.0\.0\.1>;tag=fa\r\nTo: <sip:svc@127\.0\.0\.1>;tag=\w+\r\nCall-ID: g1\r\nCSeq: 1 INVITE\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n$/);
+    h.clock.advance(500 + 1000 + 5); // T1, then 2·T1: two retransmissions (RFC 3261 §17.2.1)
+    expect(h.sent.filter((s) => s === first[0])).toHaveLength(3);
+    h.feed(`ACK sip:svc@127.0.0.1:5070 SIP/2.0\r\n${via('g1')}Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>;tag=x\r\nCall-ID: g1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`);
+    h.clock.advance(10_000);
+    expect(h.sent.filter((s) => s === first[0])).toHaveLength(3);
+    expect(h.core.stats().serverTransactions).toBe(0);
+    expect(h.frames).toHaveLength(0);
+  });
+
+  it('an unanswered admitted INVITE still has its unanswered timer; a bad top Via still gets 400 while shedding', () => {
+    const h = harness({ stepPercent: 100 });
+    h.feed(INVITE('u1'));
+    expect(h.frames).toHaveLength(1);
+    overload(h, 100, 800);
+    h.feed(INVITE('bad').replace('Via: SIP/2.0/UDP 127.0.0.1:6000;', 'Via: SIP/2.0/UDP 127.0.0.1:6000 x y;'));
+    expect(h.sent.some((s) => s.startsWith('SIP/2.0 400') && s.includes('Call-ID: bad'))).toBe(true);
+    expect(h.sent.some((s) => s.startsWith('SIP/2.0 503') && s.includes('Call-ID: bad'))).toBe(false);
+    expect(h.core.stats().serverTransactions).toBe(1);
+    h.clock.advance(70_000); // the engine forgets a request no app answered (spec §7.10)
+    expect(h.core.stats().serverTransactions).toBe(0);
+  });
+
   it('requests of an established call still reach the app while every new INVITE is shed', () => {
     const h = harness({ stepPercent: 100 });
     h.feed(INVITE('held'));
@@ -203,6 +237,29 @@ describe('overload gate: the UDP receive-queue signal', () => {
     expect(gate.state.reason).toBe('receive_queue');
     clock.advance(200);
     expect(at).toEqual([120, 220, 320]);
+    gate.close();
+  });
+
+  it("turns the queue's bytes into a delay by the rate the listeners read at (PIE): the same queue read twice as fast is half the delay", () => {
+    const clock = new ManualClock();
+    let read = 0;
+    let perMs = 20_000; // charged bytes read per ms
+    let last = 0;
+    const gate = new OverloadGate(clock, {
+      transactions: () => 0, dialogs: () => 0,
+      receiveQueue: () => ({ fill: 0.1, bytes: 100 * 1024, drops: 0 }),
+      chargedBytesRead: () => { read += (clock.now() - last) * perMs; last = clock.now(); return read; },
+    }, { probeMs: 20, intervalMs: 100 });
+    clock.advance(240); // the first reading has no rate yet
+    expect(gate.state.queueDelayMs).toBeCloseTo((100 * 1024) / 20_000, 5);
+    perMs = 40_000;
+    clock.advance(100);
+    expect(gate.state.queueDelayMs).toBeCloseTo((100 * 1024) / 40_000, 5);
+    perMs = 0; // nothing read for a whole interval: a stalled loop, the delay is as long as it gets
+    clock.advance(100);
+    expect(gate.state.queueDelayMs).toBe(10_000);
+    // 100 KiB over the 192 KiB high mark? No: the law never started, whatever the delay.
+    expect(gate.state.loss).toBe(0);
     gate.close();
   });
 

@@ -10,12 +10,16 @@ const KIB = 1024;
 const T = { ...DEFAULT_THRESHOLDS, onsetIntervals: 3 };
 const calm = { lagMs: 0, pending: 0, transactions: 0, dialogs: 0, queueBytes: 0, drops: 0 };
 
-interface Point { t: number; loss: number; queue: number }
+interface Point { t: number; loss: number; queue: number; delay: number }
 
 /** A node at `rate(t)` new calls/s for `ms`; the detector sampled every 20 ms, the queue read once per 100 ms. */
-function run(d: OverloadDetector, rate: (tMs: number) => number, ms: number, opts: { callMs?: number; refuseMs?: number } = {}): Point[] {
+/** `bytesPerMs`: the kernel's charge per ms of work waiting (more for a mix of small messages);
+ *  `delay`: the gate's delay reading too (the work waiting, in ms, with the same jitter). */
+function run(d: OverloadDetector, rate: (tMs: number) => number, ms: number, opts: { callMs?: number; refuseMs?: number; bytesPerMs?: number; delay?: boolean } = {}): Point[] {
   const callMs = opts.callMs ?? 0.9;
   const refuseMs = opts.refuseMs ?? 0.14;
+  const bytesPerMs = opts.bytesPerMs ?? 5.5 * 1000;
+  let delay = 0;
   let seed = 12345;
   const rand = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31; };
   let work = 0; // ms of work waiting in the queue
@@ -28,9 +32,13 @@ function run(d: OverloadDetector, rate: (tMs: number) => number, ms: number, opt
     owed -= n;
     const p = d.loss / 100;
     work = Math.max(0, work + n * ((1 - p) * callMs + p * refuseMs) - 20);
-    if (t % 100 === 0) reading = Math.round(work * 5.5 * 1000 * (0.7 + 0.6 * rand()));
-    d.sample(t, { ...calm, queueBytes: reading });
-    if (t % 100 === 0) out.push({ t, loss: d.loss, queue: reading });
+    if (t % 100 === 0) {
+      const jitter = 0.7 + 0.6 * rand();
+      reading = Math.round(work * bytesPerMs * jitter);
+      delay = work * jitter;
+    }
+    d.sample(t, { ...calm, queueBytes: reading, ...(opts.delay ? { queueDelayMs: delay } : {}) });
+    if (t % 100 === 0) out.push({ t, loss: d.loss, queue: reading, delay });
   }
   return out;
 }
@@ -123,6 +131,48 @@ describe('receive-queue law (proportional-integral on the queue)', () => {
     for (let i = 0; i < 50; i++) { t += 20; d.sample(t, { ...calm, pending: 500, queueBytes: 0 }); }
     expect(d.loss).toBe(100);
     expect(d.reason).toBe('pending_setups');
+  });
+
+  it('in delay (the gate measures one): the same overload settles at the same delay whatever the kernel charges per message; in bytes it does not', () => {
+    const steady = (bytesPerMs: number, delay: boolean) => between(run(new OverloadDetector(T), () => 1800, 8000, { bytesPerMs, delay }), 2000, 8000);
+    // A mix of smaller messages charges the queue more per ms of work (ACKs and BYEs: 1.3 KB for ≈ 0.4 KB).
+    const [d1, d2] = [steady(5.5 * 1000, true), steady(11 * 1000, true)];
+    const [b1, b2] = [steady(5.5 * 1000, false), steady(11 * 1000, false)];
+    const delayOf = (ps: Point[]) => mean(ps.map((p) => p.delay));
+    expect(delayOf(d2)).toBeGreaterThan(0.8 * delayOf(d1));
+    expect(delayOf(d2)).toBeLessThan(1.25 * delayOf(d1));
+    // The byte law reads twice the bytes as twice the backlog: it holds half the delay.
+    expect(delayOf(b2)).toBeLessThan(0.7 * delayOf(b1));
+    for (const ps of [d1, d2]) {
+      const losses = ps.map((p) => p.loss);
+      expect(Math.max(...losses) - Math.min(...losses)).toBeLessThanOrEqual(30);
+      // The mean delay sits near the 10 ms target (the readings jitter ±30 %).
+      expect(mean(ps.map((p) => p.delay))).toBeGreaterThan(0.5 * T.queueDelayTargetMs);
+      expect(mean(ps.map((p) => p.delay))).toBeLessThan(2 * T.queueDelayTargetMs);
+    }
+  });
+
+  it('in delay: recovers when the overload ends, and a short queue read fast sheds nothing', () => {
+    const d = new OverloadDetector(T);
+    const ps = run(d, (t) => (t <= 6000 ? 1800 : 180), 9000, { delay: true });
+    const zeroAt = ps.find((p) => p.t > 6000 && p.loss === 0)?.t;
+    expect(zeroAt).toBeDefined();
+    expect(zeroAt! - 6000).toBeLessThanOrEqual(1000);
+    const law = new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, targetDelayMs: 10, burstStep: 20, calmStep: 0, maxLoss: 100 });
+    law.update(300 * KIB, 0, 30); // started by the high mark
+    const started = law.loss;
+    // 100 KiB waiting, read at 20 MB/s: 5 ms, under the target: the share falls.
+    for (let i = 0; i < 5; i++) law.update(100 * KIB, 0, 5);
+    expect(law.loss).toBeLessThan(started);
+    // Without a delay reading the same queue is twice the byte target: the share climbs back.
+    const bytes = new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, targetDelayMs: 10, burstStep: 20, calmStep: 0, maxLoss: 100 });
+    bytes.update(300 * KIB, 0);
+    for (let i = 0; i < 5; i++) bytes.update(100 * KIB, 0);
+    expect(bytes.loss).toBeGreaterThan(law.loss + 5);
+  });
+
+  it('rejects a delay target that is not positive', () => {
+    expect(() => new QueueLaw({ targetBytes: 10, highBytes: 10, targetDelayMs: 0, burstStep: 20, calmStep: 0, maxLoss: 100 })).toThrow(/delay target/);
   });
 
   it('rejects a target of 0 or above the high mark', () => {

@@ -23,6 +23,10 @@ describe('overload policy', () => {
     expect(r.ok ? [] : r.errors.map(formatError)).toEqual([]);
     expect(overloadOptions(OverloadSchema.parse({ lag_high_ms: 80, lag_low_ms: 30, retry_after_s: 0 }))).toMatchObject({ lagHighMs: 80, lagLowMs: 30, retryAfterS: 0 });
     expect(overloadOptions(OverloadSchema.parse({ enabled: false }))).toBeUndefined();
+    // The receive-queue law's delay target (ms); 0 holds queue_low_kib instead.
+    expect(overloadOptions(OverloadSchema.parse({}))).toMatchObject({ queueDelayTargetMs: DEFAULT_THRESHOLDS.queueDelayTargetMs });
+    expect(withOverload('  queue_delay_target_ms: 0\n').ok).toBe(true);
+    expect(overloadOptions(OverloadSchema.parse({ queue_delay_target_ms: 25 }))).toMatchObject({ queueDelayTargetMs: 25 });
   });
 
   it('bad values: file:line, key path and a message in our words', () => {
@@ -37,6 +41,7 @@ describe('overload policy', () => {
     expect(e?.keyPath).toMatch(/^overload/);
     expect(e?.line).toBeGreaterThan(lines - 1);
     expect(withOverload('  step_percent: 0\n').ok).toBe(false);
+    expect(withOverload('  queue_delay_target_ms: -1\n').ok).toBe(false);
   });
 
   it('worker_lag_high_ms / worker_lag_low_ms: defaults, mapping, 0 turns it off, low above high refused', () => {
