@@ -5,6 +5,14 @@
 // B2BUA and session records, timers, strings...). On demand only (not part of the test suite).
 //
 //   npx tsx bench/held-calls.bench.ts [--calls 3000] [--rate 150] [--top 40] [--keep] [--workers 1]
+//                                     [--settle 60] [--env NAME=VALUE ...]
+//
+// --settle S: after sample B's RSS is read, the held calls stay up S more seconds with no other
+// traffic, and each process's RSS is printed every 10 s split by bench/proc-maps.ts (file pages,
+// glibc brk and thread arenas, other anonymous = V8's heap): does V8's memory reducer give the
+// set-up's headroom back? Then each process runs two full GCs (bench/mem-signal-preload.mjs,
+// node --expose-gc in the bench only) and prints V8's committed and used heap, before and after,
+// and its RSS again. --env: extra environment for peergate (e.g. MALLOC_ARENA_MAX=2).
 //
 // --workers N (policy `workers`): with N > 1 the B2BUA runs in N worker processes; every
 // process (main and each worker) is sampled the same way (RSS, a heap snapshot each) and
@@ -27,11 +35,14 @@ import { loadavg } from 'node:os';
 import { childPids, freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric, twoSidedPolicy, type RunningPeergate } from '../test/helpers/peergate.js';
 import { heapCensus, perItemGrowth, type HeapCensus } from './heap-census.js';
+import { formatSplit, mapSplit } from './proc-maps.js';
 
 const { values } = parseArgs({ options: {
   calls: { type: 'string', default: '3000' }, rate: { type: 'string', default: '150' }, top: { type: 'string', default: '40' },
   keep: { type: 'boolean', default: false }, workers: { type: 'string', default: '1' },
+  settle: { type: 'string', default: '0' }, env: { type: 'string', multiple: true, default: [] },
 } });
+const SETTLE_S = Number(values.settle);
 const WORKERS = Number(values.workers);
 const CALLS = Number(values.calls);
 const RATE = Number(values.rate);
@@ -63,10 +74,11 @@ const pidOfSnapshot = (file: string) => Number(file.split('.').at(-4));
 
 /** `rssFirst`: RSS read before the snapshot (B: the snapshot's own native memory not counted);
  *  else after it (A: so that B − A does not count the native memory snapshot A left behind). */
-async function sample(pg: RunningPeergate, label: string, rssFirst: boolean): Promise<Sample> {
+async function sample(pg: RunningPeergate, label: string, rssFirst: boolean, beforeSnapshot?: () => Promise<void>): Promise<Sample> {
   const procs = processes(pg);
   if (procs.length !== WORKERS + (WORKERS > 1 ? 1 : 0)) throw new Error(`${label}: ${procs.length} peergate processes, expected ${WORKERS > 1 ? WORKERS + 1 : 1}`);
   let rss = procs.map((p) => rssOf(p.pid));
+  await beforeSnapshot?.();
   const before = new Set(heapFiles(pg.dir));
   const t = Date.now();
   for (const p of procs) process.kill(p.pid, 'SIGUSR2');
@@ -96,6 +108,29 @@ async function sample(pg: RunningPeergate, label: string, rssFirst: boolean): Pr
   return s;
 }
 
+/**
+ * --settle: RSS split per process every 10 s for SETTLE_S s, then two full GCs in each process
+ * (SIGWINCH to bench/mem-signal-preload.mjs) and V8's heap before/after them, and RSS again.
+ */
+async function settle(pg: RunningPeergate, dir: string): Promise<void> {
+  const procs = processes(pg);
+  const show = (when: string) => console.log(`#   settle ${when}: ${procs.map((p) => `${p.label} ${formatSplit(mapSplit(p.pid))}`).join('  ')}  (MiB rss (pss): file/brk/arenas(n)/anon)`);
+  show('0 s');
+  for (let s = 10; s <= SETTLE_S; s += 10) { await sleep(10_000); show(`${s} s`); }
+  for (const p of procs) process.kill(p.pid, 'SIGWINCH');
+  const read = (pid: number) => { try { return readFileSync(`${dir}/${pid}.jsonl`, 'utf8').trim().split('\n'); } catch { return []; } };
+  for (let i = 0; i < 100 && procs.some((p) => read(p.pid).length < 2); i++) await sleep(100);
+  for (const p of procs) {
+    const [asIs, after] = read(p.pid).slice(-2).map((l) => JSON.parse(l) as { mem: NodeJS.MemoryUsage; spaces: [string, number, number][] });
+    if (!asIs || !after) { console.log(`#   ${p.label}: no GC record`); continue; }
+    const old = (r: typeof asIs) => r.spaces.find((x) => x[0] === 'old_space') ?? ['old_space', 0, 0];
+    console.log(`#   ${p.label} V8 heap committed/used MiB: as is ${MiB(asIs.mem.heapTotal)}/${MiB(asIs.mem.heapUsed)} (old space ${MiB(old(asIs)[1])}/${MiB(old(asIs)[2])}), ` +
+      `after 2 gc() ${MiB(after.mem.heapTotal)}/${MiB(after.mem.heapUsed)} (old space ${MiB(old(after)[1])}/${MiB(old(after)[2])}); external ${MiB(after.mem.external)}`);
+  }
+  await sleep(2000);
+  show('after gc() + 2 s');
+}
+
 /** Several processes' censuses as one (sums by type:constructor). */
 function mergeCensus(cs: HeapCensus[]): HeapCensus {
   const by = new Map<string, { count: number; bytes: number }>();
@@ -118,12 +153,18 @@ const noTransactions = (t: string) => sumMetric(t, 'peergate_engine_server_trans
 
 async function main(): Promise<number> {
   const [uasPort, peerPort, corePort, ops] = await freePorts(4) as [number, number, number, number];
+  const signalDir = scratchDir('held-memsignal-');
   console.log(`# held calls: ${CALLS} at ${RATE}/s, workers: ${WORKERS}, peergate from ${runsFromDist() ? 'dist/ (compiled by tsc)' : 'src/ through tsx'}, node ${process.version}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
   const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort: ops, coreTarget: `sip:127.0.0.3:${uasPort}`, logLevel: 'error' }, {
     media: { anchoring: false }, workers: WORKERS,
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
-  }), { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
+  }), { env: {
+    NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', '--heapsnapshot-signal=SIGUSR2',
+      ...(SETTLE_S > 0 ? ['--expose-gc', `--import ${join(import.meta.dirname, 'mem-signal-preload.mjs')}`] : [])].join(' ').trim(),
+    ...(SETTLE_S > 0 ? { MEMSIGNAL_DIR: signalDir } : {}),
+    ...Object.fromEntries(values.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+  } });
   const uac = (n: number, rate: number, holdMs: number, dir: string) => startProcess('sipp', ['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0',
     '-t', 'u1', '-s', '+15551230000', '-r', String(rate), '-m', String(n), '-l', String(n), '-d', String(holdMs), '-max_socket', '5000',
     '-nostdin', '-timeout', `${Math.ceil(holdMs / 1000) + 600}s`, '-timeout_error', '-trace_stat', '-stf', `${dir}/stat.csv`, '-fd', '1'], { cwd: dir });
@@ -152,7 +193,7 @@ async function main(): Promise<number> {
     return stable && now >= CALLS || (stable && now > 0 && sumMetric(t, 'peergate_engine_client_transactions') === 0);
   });
   await until(pg, 'every transaction of the held calls to end', 120, noTransactions);
-  const b = await sample(pg, `B ${held} held`, true);
+  const b = await sample(pg, `B ${held} held`, true, SETTLE_S > 0 ? () => settle(pg, signalDir) : undefined);
   const n = sumMetric(b.counts.replace(/ /g, '\n').replace(/=/g, ' '), 'active_calls');
   const per = (x: number, y: number) => ((y - x) / n).toFixed(0);
   console.log(`# per held call (${n} held of ${CALLS} placed; both legs, ${WORKERS > 1 ? `${WORKERS + 1} processes` : 'one process'}): RSS ${per(a.rss, b.rss)} B, V8 heap used ${per(a.heapUsed, b.heapUsed)} B, ` +
