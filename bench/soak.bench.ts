@@ -164,8 +164,13 @@ async function main(): Promise<number> {
       const perSplit = Array.from({ length: cols }, (_, i) => parts.map((k) =>
         `${k} ${range(splits.map((p) => p[i]).filter((x): x is MapSplit => x !== undefined).map((x) => mib(x[k])))}`).join(', '));
       console.log(`# RSS split MiB from 50 s to the end of the load, per process: ${perSplit.join(' | ')}`);
+      // The processes map the same node binary and libraries: what the node occupies is each
+      // process's own memory plus those file pages once (PSS also divides them among every other
+      // node process on the machine, so it undercounts on a shared one).
+      const own = splits.map((p) => p.reduce((a, x) => a + (x ? x.rss - x.file : 0), 0) + Math.max(...p.map((x) => x?.file ?? 0)));
+      console.log(`# node footprint MiB (RSS less file pages, plus the largest process's file pages once), from 50 s to the end of the load: ${range(own.map(mib))}`);
       const pssAll = splits.map((p) => p.reduce((a, x) => a + (x?.pss ?? 0), 0));
-      console.log(`# PSS MiB (shared pages counted once), all processes, from 50 s to the end of the load: ${range(pssAll.map(mib))}`);
+      console.log(`# PSS MiB, all processes, from 50 s to the end of the load: ${range(pssAll.map(mib))}`);
     }
   }
   sampling = false;
