@@ -5,7 +5,7 @@
 // B2BUA and session records, timers, strings...). On demand only (not part of the test suite).
 //
 //   npx tsx bench/held-calls.bench.ts [--calls 3000] [--rate 150] [--top 40] [--keep] [--workers 1]
-//                                     [--settle 60] [--env NAME=VALUE ...]
+//                                     [--settle 60] [--env NAME=VALUE ...] [--no-snapshots]
 //
 // --settle S: after sample B's RSS is read, the held calls stay up S more seconds with no other
 // traffic, and each process's RSS is printed every 10 s split by bench/proc-maps.ts (file pages,
@@ -13,6 +13,10 @@
 // set-up's headroom back? Then each process runs two full GCs (bench/mem-signal-preload.mjs,
 // node --expose-gc in the bench only) and prints V8's committed and used heap, before and after,
 // and its RSS again. --env: extra environment for peergate (e.g. MALLOC_ARENA_MAX=2).
+// --no-snapshots: RSS only, no heap snapshot (a snapshot mallocs hundreds of MiB of native
+// memory that glibc's main arena keeps: it inflates RSS, mostly the brk heap). Sample A is then
+// taken after the settle (the idle node as V8's memory reducer and two gc() leave it); B both at
+// once and after its settle.
 //
 // --workers N (policy `workers`): with N > 1 the B2BUA runs in N worker processes; every
 // process (main and each worker) is sampled the same way (RSS, a heap snapshot each) and
@@ -41,7 +45,9 @@ const { values } = parseArgs({ options: {
   calls: { type: 'string', default: '3000' }, rate: { type: 'string', default: '150' }, top: { type: 'string', default: '40' },
   keep: { type: 'boolean', default: false }, workers: { type: 'string', default: '1' },
   settle: { type: 'string', default: '0' }, env: { type: 'string', multiple: true, default: [] },
+  'no-snapshots': { type: 'boolean', default: false },
 } });
+const NO_SNAPSHOTS = values['no-snapshots'];
 const SETTLE_S = Number(values.settle);
 const WORKERS = Number(values.workers);
 const CALLS = Number(values.calls);
@@ -60,7 +66,7 @@ function runsFromDist(): boolean {
 const heapFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
-interface Sample { rss: number; heapUsed: number; heapTotal: number; external: number; census: HeapCensus; counts: string; procs: ProcSample[] }
+interface Sample { rssSettled?: number; procsSettled?: number[]; rss: number; heapUsed: number; heapTotal: number; external: number; census: HeapCensus; counts: string; procs: ProcSample[] }
 /** One process of peergate (main or a worker): its RSS and live objects. */
 interface ProcSample { label: string; rss: number; bytes: number }
 
@@ -79,6 +85,7 @@ async function sample(pg: RunningPeergate, label: string, rssFirst: boolean, bef
   if (procs.length !== WORKERS + (WORKERS > 1 ? 1 : 0)) throw new Error(`${label}: ${procs.length} peergate processes, expected ${WORKERS > 1 ? WORKERS + 1 : 1}`);
   let rss = procs.map((p) => rssOf(p.pid));
   await beforeSnapshot?.();
+  if (NO_SNAPSHOTS) return rssSample(pg, label, procs, rss, procs.map((p) => rssOf(p.pid)));
   const before = new Set(heapFiles(pg.dir));
   const t = Date.now();
   for (const p of procs) process.kill(p.pid, 'SIGUSR2');
@@ -105,6 +112,21 @@ async function sample(pg: RunningPeergate, label: string, rssFirst: boolean, bef
   console.log(`# ${label}: rss ${MiB(s.rss)} MiB, heap used ${MiB(s.heapUsed)} / committed ${MiB(s.heapTotal)} MiB, external ${MiB(s.external)} MiB; ` +
     `snapshot ${census.nodes} objects ${MiB(census.bytes)} MiB (${(size / 1048576).toFixed(0)} MiB file, ${((Date.now() - t) / 1000).toFixed(1)} s); ${counts}`);
   if (procs.length > 1) for (const p of s.procs) console.log(`#   ${p.label}: rss ${MiB(p.rss)} MiB, live objects ${MiB(p.bytes)} MiB`);
+  return s;
+}
+
+/** --no-snapshots: RSS (at once and after the settle), heap figures from /metrics, no census. */
+async function rssSample(pg: RunningPeergate, label: string, procs: { label: string; pid: number }[], rss: number[], settled: number[]): Promise<Sample> {
+  const text = await pg.metrics().catch(() => '');
+  const counts = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions']
+    .map((n) => `${n.replace('peergate_', '')}=${sumMetric(text, n)}`).join(' ');
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  const s: Sample = {
+    rss: sum(rss), rssSettled: sum(settled), procsSettled: settled, heapUsed: sumMetric(text, 'nodejs_heap_size_used_bytes'), heapTotal: sumMetric(text, 'nodejs_heap_size_total_bytes'),
+    external: sumMetric(text, 'nodejs_external_memory_bytes'), census: { nodes: 0, bytes: 0, by: new Map() }, counts,
+    procs: procs.map((p, i) => ({ label: p.label, rss: rss[i]!, bytes: 0 })),
+  };
+  console.log(`# ${label}: rss ${MiB(s.rss)} MiB at once, ${MiB(s.rssSettled!)} MiB after the settle (${settled.map(MiB).join(' / ')}); heap used ${MiB(s.heapUsed)} / committed ${MiB(s.heapTotal)} MiB (after the settle's gc()); ${counts}`);
   return s;
 }
 
@@ -175,7 +197,8 @@ async function main(): Promise<number> {
   const warm = readSippStats(`${warmDir}/stat.csv`);
   console.log(`# warm-up: ${warm.successful} ok, ${warm.failed} failed`);
   await until(pg, 'the warm-up transactions to end', 120, (t) => noTransactions(t) && sumMetric(t, 'peergate_active_calls') === 0);
-  const a = await sample(pg, 'A idle', false);
+  const a = await sample(pg, 'A idle', false, NO_SNAPSHOTS && SETTLE_S > 0 ? () => settle(pg, signalDir) : undefined);
+  if (NO_SNAPSHOTS && a.rssSettled !== undefined) { a.rss = a.rssSettled; a.procs.forEach((p, i) => { p.rss = a.procsSettled![i]!; }); }
 
   // Held calls: up for the whole measurement (placing them takes CALLS/RATE s, their
   // transactions 32 s more, the snapshot up to a few minutes on a busy machine).
@@ -200,6 +223,9 @@ async function main(): Promise<number> {
     `committed ${per(a.heapTotal, b.heapTotal)} B, external ${per(a.external, b.external)} B, live objects (snapshot) ${per(a.census.bytes, b.census.bytes)} B`);
   if (b.procs.length > 1) {
     for (const [i, p] of b.procs.entries()) console.log(`#   ${p.label}: RSS ${per(a.procs[i]!.rss, p.rss)} B, live objects ${per(a.procs[i]!.bytes, p.bytes)} B per held call`);
+  }
+  if (b.rssSettled !== undefined) {
+    console.log(`# per held call after the settle and gc(): RSS ${per(a.rss, b.rssSettled)} B (${b.procs.map((p, i) => `${p.label} ${per(a.procs[i]!.rss, b.procsSettled![i]!)}`).join(', ')})`);
   }
   for (const line of perItemGrowth(a.census, b.census, n, Number(values.top))) console.log(line);
   calls.child.kill('SIGKILL');
