@@ -139,9 +139,10 @@ async function settle(pg: RunningPeergate, dir: string): Promise<void> {
   const show = (when: string) => console.log(`#   settle ${when}: ${procs.map((p) => `${p.label} ${formatSplit(mapSplit(p.pid))}`).join('  ')}  (MiB rss (pss): file/brk/arenas(n)/anon)`);
   show('0 s');
   for (let s = 10; s <= SETTLE_S; s += 10) { await sleep(10_000); show(`${s} s`); }
-  for (const p of procs) process.kill(p.pid, 'SIGWINCH');
   const read = (pid: number) => { try { return readFileSync(`${dir}/${pid}.jsonl`, 'utf8').trim().split('\n'); } catch { return []; } };
-  for (let i = 0; i < 100 && procs.some((p) => read(p.pid).length < 2); i++) await sleep(100);
+  const had = procs.map((p) => read(p.pid).length);
+  for (const p of procs) process.kill(p.pid, 'SIGWINCH');
+  for (let i = 0; i < 100 && procs.some((p, k) => read(p.pid).length < had[k]! + 2); i++) await sleep(100);
   for (const p of procs) {
     const [asIs, after] = read(p.pid).slice(-2).map((l) => JSON.parse(l) as { mem: NodeJS.MemoryUsage; spaces: [string, number, number][] });
     if (!asIs || !after) { console.log(`#   ${p.label}: no GC record`); continue; }
