@@ -22,6 +22,9 @@ RUN npm run build \
 
 FROM ${NODE_SLIM_IMAGE} AS runtime
 ENV NODE_ENV=production
+# glibc malloc: two arenas rather than up to 8 per core, for the primary too (the workers get it
+# by default); docs/operations.md "Reading peergate's memory".
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /usr/lib/peergate
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules

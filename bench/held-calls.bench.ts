@@ -5,6 +5,18 @@
 // B2BUA and session records, timers, strings...). On demand only (not part of the test suite).
 //
 //   npx tsx bench/held-calls.bench.ts [--calls 3000] [--rate 150] [--top 40] [--keep] [--workers 1]
+//                                     [--settle 60] [--env NAME=VALUE ...] [--no-snapshots]
+//
+// --settle S: after sample B's RSS is read, the held calls stay up S more seconds with no other
+// traffic, and each process's RSS is printed every 10 s split by bench/proc-maps.ts (file pages,
+// glibc brk and thread arenas, other anonymous = V8's heap): does V8's memory reducer give the
+// set-up's headroom back? Then each process runs two full GCs (bench/mem-signal-preload.mjs,
+// node --expose-gc in the bench only) and prints V8's committed and used heap, before and after,
+// and its RSS again. --env: extra environment for peergate (e.g. MALLOC_ARENA_MAX=2).
+// --no-snapshots: RSS only, no heap snapshot (a snapshot mallocs hundreds of MiB of native
+// memory that glibc's main arena keeps: it inflates RSS, mostly the brk heap). Sample A is then
+// taken after the settle (the idle node as V8's memory reducer and two gc() leave it); B both at
+// once and after its settle.
 //
 // --workers N (policy `workers`): with N > 1 the B2BUA runs in N worker processes; every
 // process (main and each worker) is sampled the same way (RSS, a heap snapshot each) and
@@ -27,11 +39,16 @@ import { loadavg } from 'node:os';
 import { childPids, freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric, twoSidedPolicy, type RunningPeergate } from '../test/helpers/peergate.js';
 import { heapCensus, perItemGrowth, type HeapCensus } from './heap-census.js';
+import { formatSplit, mapSplit } from './proc-maps.js';
 
 const { values } = parseArgs({ options: {
   calls: { type: 'string', default: '3000' }, rate: { type: 'string', default: '150' }, top: { type: 'string', default: '40' },
   keep: { type: 'boolean', default: false }, workers: { type: 'string', default: '1' },
+  settle: { type: 'string', default: '0' }, env: { type: 'string', multiple: true, default: [] },
+  'no-snapshots': { type: 'boolean', default: false },
 } });
+const NO_SNAPSHOTS = values['no-snapshots'];
+const SETTLE_S = Number(values.settle);
 const WORKERS = Number(values.workers);
 const CALLS = Number(values.calls);
 const RATE = Number(values.rate);
@@ -49,7 +66,7 @@ function runsFromDist(): boolean {
 const heapFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
-interface Sample { rss: number; heapUsed: number; heapTotal: number; external: number; census: HeapCensus; counts: string; procs: ProcSample[] }
+interface Sample { rssSettled?: number; procsSettled?: number[]; rss: number; heapUsed: number; heapTotal: number; external: number; census: HeapCensus; counts: string; procs: ProcSample[] }
 /** One process of peergate (main or a worker): its RSS and live objects. */
 interface ProcSample { label: string; rss: number; bytes: number }
 
@@ -63,10 +80,12 @@ const pidOfSnapshot = (file: string) => Number(file.split('.').at(-4));
 
 /** `rssFirst`: RSS read before the snapshot (B: the snapshot's own native memory not counted);
  *  else after it (A: so that B − A does not count the native memory snapshot A left behind). */
-async function sample(pg: RunningPeergate, label: string, rssFirst: boolean): Promise<Sample> {
+async function sample(pg: RunningPeergate, label: string, rssFirst: boolean, beforeSnapshot?: () => Promise<void>): Promise<Sample> {
   const procs = processes(pg);
   if (procs.length !== WORKERS + (WORKERS > 1 ? 1 : 0)) throw new Error(`${label}: ${procs.length} peergate processes, expected ${WORKERS > 1 ? WORKERS + 1 : 1}`);
   let rss = procs.map((p) => rssOf(p.pid));
+  await beforeSnapshot?.();
+  if (NO_SNAPSHOTS) return rssSample(pg, label, procs, rss, procs.map((p) => rssOf(p.pid)));
   const before = new Set(heapFiles(pg.dir));
   const t = Date.now();
   for (const p of procs) process.kill(p.pid, 'SIGUSR2');
@@ -96,6 +115,45 @@ async function sample(pg: RunningPeergate, label: string, rssFirst: boolean): Pr
   return s;
 }
 
+/** --no-snapshots: RSS (at once and after the settle), heap figures from /metrics, no census. */
+async function rssSample(pg: RunningPeergate, label: string, procs: { label: string; pid: number }[], rss: number[], settled: number[]): Promise<Sample> {
+  const text = await pg.metrics().catch(() => '');
+  const counts = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions']
+    .map((n) => `${n.replace('peergate_', '')}=${sumMetric(text, n)}`).join(' ');
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  const s: Sample = {
+    rss: sum(rss), rssSettled: sum(settled), procsSettled: settled, heapUsed: sumMetric(text, 'nodejs_heap_size_used_bytes'), heapTotal: sumMetric(text, 'nodejs_heap_size_total_bytes'),
+    external: sumMetric(text, 'nodejs_external_memory_bytes'), census: { nodes: 0, bytes: 0, by: new Map() }, counts,
+    procs: procs.map((p, i) => ({ label: p.label, rss: rss[i]!, bytes: 0 })),
+  };
+  console.log(`# ${label}: rss ${MiB(s.rss)} MiB at once, ${MiB(s.rssSettled!)} MiB after the settle (${settled.map(MiB).join(' / ')}); heap used ${MiB(s.heapUsed)} / committed ${MiB(s.heapTotal)} MiB (after the settle's gc()); ${counts}`);
+  return s;
+}
+
+/**
+ * --settle: RSS split per process every 10 s for SETTLE_S s, then two full GCs in each process
+ * (SIGWINCH to bench/mem-signal-preload.mjs) and V8's heap before/after them, and RSS again.
+ */
+async function settle(pg: RunningPeergate, dir: string): Promise<void> {
+  const procs = processes(pg);
+  const show = (when: string) => console.log(`#   settle ${when}: ${procs.map((p) => `${p.label} ${formatSplit(mapSplit(p.pid))}`).join('  ')}  (MiB rss (pss): file/brk/arenas(n)/anon)`);
+  show('0 s');
+  for (let s = 10; s <= SETTLE_S; s += 10) { await sleep(10_000); show(`${s} s`); }
+  const read = (pid: number) => { try { return readFileSync(`${dir}/${pid}.jsonl`, 'utf8').trim().split('\n'); } catch { return []; } };
+  const had = procs.map((p) => read(p.pid).length);
+  for (const p of procs) process.kill(p.pid, 'SIGWINCH');
+  for (let i = 0; i < 100 && procs.some((p, k) => read(p.pid).length < had[k]! + 2); i++) await sleep(100);
+  for (const p of procs) {
+    const [asIs, after] = read(p.pid).slice(-2).map((l) => JSON.parse(l) as { mem: NodeJS.MemoryUsage; spaces: [string, number, number][] });
+    if (!asIs || !after) { console.log(`#   ${p.label}: no GC record`); continue; }
+    const old = (r: typeof asIs) => r.spaces.find((x) => x[0] === 'old_space') ?? ['old_space', 0, 0];
+    console.log(`#   ${p.label} V8 heap committed/used MiB: as is ${MiB(asIs.mem.heapTotal)}/${MiB(asIs.mem.heapUsed)} (old space ${MiB(old(asIs)[1])}/${MiB(old(asIs)[2])}), ` +
+      `after 2 gc() ${MiB(after.mem.heapTotal)}/${MiB(after.mem.heapUsed)} (old space ${MiB(old(after)[1])}/${MiB(old(after)[2])}); external ${MiB(after.mem.external)}`);
+  }
+  await sleep(2000);
+  show('after gc() + 2 s');
+}
+
 /** Several processes' censuses as one (sums by type:constructor). */
 function mergeCensus(cs: HeapCensus[]): HeapCensus {
   const by = new Map<string, { count: number; bytes: number }>();
@@ -118,12 +176,18 @@ const noTransactions = (t: string) => sumMetric(t, 'peergate_engine_server_trans
 
 async function main(): Promise<number> {
   const [uasPort, peerPort, corePort, ops] = await freePorts(4) as [number, number, number, number];
+  const signalDir = scratchDir('held-memsignal-');
   console.log(`# held calls: ${CALLS} at ${RATE}/s, workers: ${WORKERS}, peergate from ${runsFromDist() ? 'dist/ (compiled by tsc)' : 'src/ through tsx'}, node ${process.version}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
   const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort: ops, coreTarget: `sip:127.0.0.3:${uasPort}`, logLevel: 'error' }, {
     media: { anchoring: false }, workers: WORKERS,
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
-  }), { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
+  }), { env: {
+    NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', '--heapsnapshot-signal=SIGUSR2',
+      ...(SETTLE_S > 0 ? ['--expose-gc', `--import ${join(import.meta.dirname, 'mem-signal-preload.mjs')}`] : [])].join(' ').trim(),
+    ...(SETTLE_S > 0 ? { MEMSIGNAL_DIR: signalDir } : {}),
+    ...Object.fromEntries(values.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+  } });
   const uac = (n: number, rate: number, holdMs: number, dir: string) => startProcess('sipp', ['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2', '-p', '0',
     '-t', 'u1', '-s', '+15551230000', '-r', String(rate), '-m', String(n), '-l', String(n), '-d', String(holdMs), '-max_socket', '5000',
     '-nostdin', '-timeout', `${Math.ceil(holdMs / 1000) + 600}s`, '-timeout_error', '-trace_stat', '-stf', `${dir}/stat.csv`, '-fd', '1'], { cwd: dir });
@@ -134,7 +198,8 @@ async function main(): Promise<number> {
   const warm = readSippStats(`${warmDir}/stat.csv`);
   console.log(`# warm-up: ${warm.successful} ok, ${warm.failed} failed`);
   await until(pg, 'the warm-up transactions to end', 120, (t) => noTransactions(t) && sumMetric(t, 'peergate_active_calls') === 0);
-  const a = await sample(pg, 'A idle', false);
+  const a = await sample(pg, 'A idle', false, NO_SNAPSHOTS && SETTLE_S > 0 ? () => settle(pg, signalDir) : undefined);
+  if (NO_SNAPSHOTS && a.rssSettled !== undefined) { a.rss = a.rssSettled; a.procs.forEach((p, i) => { p.rss = a.procsSettled![i]!; }); }
 
   // Held calls: up for the whole measurement (placing them takes CALLS/RATE s, their
   // transactions 32 s more, the snapshot up to a few minutes on a busy machine).
@@ -152,13 +217,16 @@ async function main(): Promise<number> {
     return stable && now >= CALLS || (stable && now > 0 && sumMetric(t, 'peergate_engine_client_transactions') === 0);
   });
   await until(pg, 'every transaction of the held calls to end', 120, noTransactions);
-  const b = await sample(pg, `B ${held} held`, true);
+  const b = await sample(pg, `B ${held} held`, true, SETTLE_S > 0 ? () => settle(pg, signalDir) : undefined);
   const n = sumMetric(b.counts.replace(/ /g, '\n').replace(/=/g, ' '), 'active_calls');
   const per = (x: number, y: number) => ((y - x) / n).toFixed(0);
   console.log(`# per held call (${n} held of ${CALLS} placed; both legs, ${WORKERS > 1 ? `${WORKERS + 1} processes` : 'one process'}): RSS ${per(a.rss, b.rss)} B, V8 heap used ${per(a.heapUsed, b.heapUsed)} B, ` +
     `committed ${per(a.heapTotal, b.heapTotal)} B, external ${per(a.external, b.external)} B, live objects (snapshot) ${per(a.census.bytes, b.census.bytes)} B`);
   if (b.procs.length > 1) {
     for (const [i, p] of b.procs.entries()) console.log(`#   ${p.label}: RSS ${per(a.procs[i]!.rss, p.rss)} B, live objects ${per(a.procs[i]!.bytes, p.bytes)} B per held call`);
+  }
+  if (b.rssSettled !== undefined) {
+    console.log(`# per held call after the settle and gc(): RSS ${per(a.rss, b.rssSettled)} B (${b.procs.map((p, i) => `${p.label} ${per(a.procs[i]!.rss, b.procsSettled![i]!)}`).join(', ')})`);
   }
   for (const line of perItemGrowth(a.census, b.census, n, Number(values.top))) console.log(line);
   calls.child.kill('SIGKILL');

@@ -5,6 +5,12 @@
 //
 //   npx tsx bench/soak.bench.ts [--minutes 10] [--rate 250] [--media] [--redis] [--every 10] [--heap] [--v8="node/V8 flags for peergate's main process"]
 //                               [--worker-v8="node/V8 flags for the B2BUA workers" (PEERGATE_WORKER_NODE_FLAGS)]
+//                               [--env NAME=VALUE ...] [--split] [--spaces]
+// `--env`: extra environment for peergate (e.g. MALLOC_ARENA_MAX=2; repeatable, '' removes
+// one peergate would set). `--split`: each sample also prints where each process's RSS is
+// (bench/proc-maps.ts: rss: file/brk/arenas(count)/anon MiB), and the end its ranges.
+// `--spaces`: each sample also prints each process's V8 heap committed/used MiB, new space and
+// old space apart (bench/mem-signal-preload.mjs, read through SIGWINCH; no GC is forced).
 // At the end: RSS per process (min–max from 50 s into the load to its end) and CPU ms per
 // answered call per process over the load (utime + stime from /proc).
 //   npx tsx bench/soak.bench.ts --compare A.heapsnapshot B.heapsnapshot
@@ -28,10 +34,12 @@ import { childPids, freePorts, readSippStats, scratchDir, startProcess, startSip
 import { startPeergate, sumMetric } from '../test/helpers/peergate.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
 import { heapCensus, type HeapCensus } from './heap-census.js';
+import { formatSplit, mapSplit, type MapSplit } from './proc-maps.js';
 
 const { values, positionals } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '250' }, every: { type: 'string', default: '10' },
   media: { type: 'boolean', default: false }, redis: { type: 'boolean', default: false },
+  env: { type: 'string', multiple: true, default: [] }, split: { type: 'boolean', default: false }, spaces: { type: 'boolean', default: false },
   heap: { type: 'boolean', default: false }, v8: { type: 'string' }, 'worker-v8': { type: 'string' }, capture: { type: 'string' }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
 }, allowPositionals: true });
 const MINUTES = Number(values.minutes);
@@ -45,6 +53,7 @@ const SHORT: Record<string, string> = {
 
 async function main(): Promise<number> {
   const [uasPort, peerPort, corePort, ops] = await freePorts(4) as [number, number, number, number];
+  const signalDir = scratchDir('soak-memsignal-');
   const uas = startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000']);
   let redis: TestRedis | undefined;
   if (values.redis) redis = await startRedis();
@@ -62,8 +71,11 @@ async function main(): Promise<number> {
     routes: [{ from: 'peers', to: 'core' }],
   }, {
     env: {
-      NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', values.heap ? '--heapsnapshot-signal=SIGUSR2' : ''].join(' ').trim(),
+      NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', values.heap ? '--heapsnapshot-signal=SIGUSR2' : '',
+        values.spaces ? `--import ${join(import.meta.dirname, 'mem-signal-preload.mjs')}` : ''].join(' ').trim(),
+      ...(values.spaces ? { MEMSIGNAL_DIR: signalDir } : {}),
       ...(values['worker-v8'] !== undefined ? { PEERGATE_WORKER_NODE_FLAGS: values['worker-v8'] } : {}),
+      ...Object.fromEntries(values.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
     },
     nodeArgs: values.v8 ? values.v8.split(' ').filter(Boolean) : [],
   });
@@ -92,6 +104,7 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const rows: string[] = [];
   const plateau: number[][] = [];
+  const splits: (MapSplit | undefined)[][] = [];
   const sample = async (phase: string) => {
     const text = await pg.metrics().catch(() => '');
     const rss = sumMetric(text, 'process_resident_memory_bytes') / 1048576;
@@ -100,8 +113,12 @@ async function main(): Promise<number> {
     const counts = COUNTS.map((n) => `${SHORT[n]}=${sumMetric(text, n)}`).join(' ');
     const answered = sumMetric(text, 'peergate_calls_total');
     const perProcess = rssByProcess(pg.proc.pid);
-    if (phase === 'load' && Date.now() - t0 >= 50_000) plateau.push(perProcess.split('/').map(Number));
-    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB (${perProcess}) heap=${heap}  ended=${answered}  ${counts}`;
+    const pids = [pg.proc.pid, ...childPids(pg.proc.pid)];
+    const split = values.split ? pids.map(mapSplit) : [];
+    const spaces = values.spaces ? await v8Spaces(pids, signalDir) : '';
+    if (phase === 'load' && Date.now() - t0 >= 50_000) { plateau.push(perProcess.split('/').map(Number)); splits.push(split); }
+    const row = `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s  ${phase.padEnd(6)} rss=${rss.toFixed(0)} MiB (${perProcess}) heap=${heap}  ended=${answered}  ${counts}` +
+      (values.split ? `\n         split ${split.map(formatSplit).join('  ')}` : '') + (values.spaces ? `\n         v8 ${spaces}` : '');
     rows.push(row);
     console.log(row);
     return text;
@@ -141,6 +158,20 @@ async function main(): Promise<number> {
     const range = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
     const per = Array.from({ length: cols }, (_, i) => range(plateau.map((p) => p[i] ?? NaN).filter(Number.isFinite)));
     console.log(`# RSS MiB from 50 s to the end of the load: all ${range(plateau.map((p) => p.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0)))}, per process ${per.join(' / ')}`);
+    if (splits.length > 0) {
+      const mib = (kb: number) => Math.round(kb / 1024);
+      const parts = ['pss', 'file', 'brk', 'arenas', 'anon'] as const;
+      const perSplit = Array.from({ length: cols }, (_, i) => parts.map((k) =>
+        `${k} ${range(splits.map((p) => p[i]).filter((x): x is MapSplit => x !== undefined).map((x) => mib(x[k])))}`).join(', '));
+      console.log(`# RSS split MiB from 50 s to the end of the load, per process: ${perSplit.join(' | ')}`);
+      // The processes map the same node binary and libraries: what the node occupies is each
+      // process's own memory plus those file pages once (PSS also divides them among every other
+      // node process on the machine, so it undercounts on a shared one).
+      const own = splits.map((p) => p.reduce((a, x) => a + (x ? x.rss - x.file : 0), 0) + Math.max(...p.map((x) => x?.file ?? 0)));
+      console.log(`# node footprint MiB (RSS less file pages, plus the largest process's file pages once), from 50 s to the end of the load: ${range(own.map(mib))}`);
+      const pssAll = splits.map((p) => p.reduce((a, x) => a + (x?.pss ?? 0), 0));
+      console.log(`# PSS MiB, all processes, from 50 s to the end of the load: ${range(pssAll.map(mib))}`);
+    }
   }
   sampling = false;
   heapTimers.forEach(clearTimeout);
@@ -180,6 +211,23 @@ async function main(): Promise<number> {
  * answered: a BYE lost on the way (a full receive buffer under overload) was never
  * retransmitted, and SIPp counted a call "successful" that peergate never saw end.
  */
+/** Each process's V8 heap as "committed/used (new committed/used, old committed/used)" MiB, through bench/mem-signal-preload.mjs. */
+async function v8Spaces(pids: number[], dir: string): Promise<string> {
+  const lines = (pid: number) => { try { return readFileSync(`${dir}/${pid}.jsonl`, 'utf8').trim().split('\n').filter(Boolean); } catch { return []; } };
+  const before = pids.map((p) => lines(p).length);
+  for (const p of pids) { try { process.kill(p, 'SIGWINCH'); } catch { /* gone (rtpengine is not node: ignores it) */ } }
+  for (let i = 0; i < 20 && pids.some((p, k) => lines(p).length < before[k]! + 2 && readCommIsNode(p)); i++) await new Promise((r) => setTimeout(r, 50));
+  const m = (b: number) => (b / 1048576).toFixed(0);
+  return pids.map((p, k) => {
+    const l = lines(p);
+    if (l.length < before[k]! + 2) return '-';
+    const r = JSON.parse(l[l.length - 2]!) as { mem: NodeJS.MemoryUsage; spaces: [string, number, number][] };
+    const sp = (n: string) => r.spaces.find((x) => x[0] === n) ?? [n, 0, 0];
+    return `${m(r.mem.heapTotal)}/${m(r.mem.heapUsed)} (new ${m(sp('new_space')[1])}/${m(sp('new_space')[2])}, old ${m(sp('old_space')[1])}/${m(sp('old_space')[2])})`;
+  }).join('  ');
+}
+const readCommIsNode = (pid: number) => { try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node'; } catch { return false; } };
+
 /** RSS in MiB of peergate's process, then each of its children (B2BUA workers, rtpengine), e.g. "120/310/305". */
 function rssByProcess(pid: number): string {
   const rssOf = (p: number) => {

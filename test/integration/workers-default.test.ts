@@ -54,6 +54,10 @@ describe('workers: the default', () => {
       const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       for (const w of workerPids) expect(argv(w)).toEqual(expect.arrayContaining(['--max-semi-space-size=2', '--heap-growing-percent=50']));
       expect(argv(primary)).not.toContain('--max-semi-space-size=2');
+      // and with glibc limited to two malloc arenas, unless this environment set the variable.
+      const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      const arenas = process.env.MALLOC_ARENA_MAX === undefined ? 'MALLOC_ARENA_MAX=2' : `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}`;
+      for (const w of workerPids) expect(environ(w)).toContain(arenas);
 
       // Held calls, two per worker, so round robin gives each worker some.
       const n = 2 * Math.max(cores, 1);

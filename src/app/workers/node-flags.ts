@@ -8,6 +8,22 @@ import { spawnSync } from 'node:child_process';
 
 export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--heap-growing-percent=50'];
 
+/**
+ * glibc malloc's arena limit for the workers. By default glibc gives each thread that allocates
+ * under contention an arena of its own (up to 8 per core), and memory freed in one arena is not
+ * reused by another; a worker's native allocations (libuv, OpenSSL, V8's background threads) fit
+ * in two (BENCHMARKS.md "Where a node's RSS is"). glibc reads it once at process start, so it is
+ * set in the fork's environment; the primary's is the operator's (the systemd unit and the
+ * container image set it).
+ */
+export const WORKER_MALLOC_ARENA_MAX = '2';
+
+/** The environment a worker is forked with: the primary's, plus MALLOC_ARENA_MAX unless the operator set it (any value). */
+export function workerEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (env.MALLOC_ARENA_MAX !== undefined) return env;
+  return { ...env, MALLOC_ARENA_MAX: WORKER_MALLOC_ARENA_MAX };
+}
+
 /** A node or V8 option as `node` takes it on its command line. */
 const NODE_OPTION = /^--[A-Za-z][\w-]*(=\S+)?$/;
 

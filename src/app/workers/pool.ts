@@ -21,7 +21,7 @@ import { counter, gauge } from '../../ops/metrics.js';
 import { APPLIED, type Reconfigured, type Subsystem } from '../subsystem.js';
 import { Channel } from './channel.js';
 import { workerNodeId, type WorkerHello } from './hello.js';
-import { workerNodeFlags } from './node-flags.js';
+import { workerEnv, workerNodeFlags } from './node-flags.js';
 
 const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
 const workerRestarts = counter('peergate_worker_restarts_total', 'B2BUA workers that died and were replaced', ['reason']);
@@ -70,7 +70,7 @@ function worstView<M extends MetricJson>(m: M): M {
   return WORST_VIEW.has(m.name) ? { ...m, aggregator: 'min' } : m;
 }
 
-export { WORKER_NODE_FLAGS, workerNodeFlags } from './node-flags.js';
+export { WORKER_NODE_FLAGS, workerEnv, workerNodeFlags } from './node-flags.js';
 
 /** The worker's entry module next to this one (.ts when run from sources through tsx). */
 function entry(): { path: string; execArgv: string[] } {
@@ -119,7 +119,7 @@ export class WorkerPool implements Subsystem {
 
   private spawn(index: number): Promise<boolean> {
     const e = entry();
-    const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json' });
+    const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json', env: workerEnv() });
     const slot: Slot = { index, child, ready: false, startedAt: Date.now(), channel: undefined as unknown as Channel };
     slot.channel = new Channel(child, {
       hello: () => this.hello(index),

@@ -14,7 +14,7 @@ import { appHeader, parseAppMessage, type AppMessage } from './app-message.js';
 import { addAppHeaders, contentType } from './app-headers.js';
 import type { AppResponses } from './app-responses.js';
 import { pinPredicate } from '../../routing/tls-pin.js';
-import { APP_FORBIDDEN, buildInDialog, CORE_OWNED, echoMeta, EGRESS_HEADER, EMPTY, TLS_PIN_HEADER, TLS_SERVER_NAME_HEADER, type ExtraHeader } from './build.js';
+import { APP_FORBIDDEN, buildInDialog, CORE_OWNED, echoMeta, EGRESS_HEADER, EMPTY, NO_ROUTES, TLS_PIN_HEADER, TLS_SERVER_NAME_HEADER, type ExtraHeader } from './build.js';
 import type { ClientSide } from './client.js';
 import type { CoreContext } from './context.js';
 import { leaderSafe, parseCSeq, randomToken, sipUriOf, tagOf } from './fields.js';
@@ -214,12 +214,13 @@ export class AppCommands {
     addAppHeaders(out, m, new Set([...CORE_OWNED, 'max-forwards']));
     if (ct.value) out.add('content-type', ct.value);
     const bytes = out.render(`${method} ${m.uri} SIP/2.0`, m.body);
-    const target: SendTarget = { protocol, address: host, port, local: { address: local.address, port: local.port } };
+    // `local`: the listener, shared (build.ts buildInDialog).
+    const target: SendTarget = { protocol, address: host, port, local };
     if (serverName) target.serverName = serverName;
     if (pin) target.pin = pin;
     this.client.start({
       app, txnId: newId(), d: undefined, method, inDialog: false, msgId, silent: false,
-      built: { bytes, request: out.asRequest(method, m.uri, m.body), target, local, seq: cseqNum, topVia, routes: [], requestUri: m.uri },
+      built: { bytes, request: out.asRequest(method, m.uri, m.body), target, local, seq: cseqNum, topVia, routes: NO_ROUTES, requestUri: m.uri },
       from, to, callId, dialogId,
     });
   }

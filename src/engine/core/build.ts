@@ -27,6 +27,10 @@ export const REASONS: Record<number, string> = {
 
 export const EMPTY = Buffer.alloc(0);
 
+/** The route set of a request outside any dialog: shared, never written to (an INVITE's
+ *  ClientCtx keeps its `routes` for the 32 s of Accepted). */
+export const NO_ROUTES: string[] = [];
+
 /** A request the core rendered, with what the layer and the dialog need of it. */
 export interface Built {
   bytes: Buffer;
@@ -53,7 +57,9 @@ export function buildInDialog(listeners: Listeners, d: Dialog, method: string, u
   if (!local) return undefined;
   const { requestUri, routes, nextHop } = d.route(uri);
   const nu = sipUriOf(nextHop);
-  const from = { address: local.address, port: local.port };
+  // The listener itself is the target's `local` (address, port): one shared object, where a
+  // fresh copy per request stayed alive with each waiting transaction and kept ACK (40 B each).
+  const from = local;
   let target: SendTarget = { protocol: b.protocol, address: b.address, port: b.port, connectionId: b.connectionId, local: from };
   if (nu && isIP(nu.host.replace(/^\[|\]$/g, ''))) {
     const proto = protocolOf(nu);

@@ -1,9 +1,11 @@
 // Node/V8 flags for the forked B2BUA workers (src/app/workers/node-flags.ts): a 2 MiB semi-space
 // and a 50 % heap growth step by default; PEERGATE_WORKER_NODE_FLAGS replaces the default, empty
 // means none, and anything that is not a node option is refused at start with the variable named.
+// The fork's environment carries MALLOC_ARENA_MAX=2 unless the operator set it.
 import { describe, expect, it } from 'vitest';
-import { checkWorkerNodeFlags, WORKER_NODE_FLAGS, workerNodeFlags } from '../../../src/app/workers/node-flags.js';
-import { workerNodeFlags as fromPool } from '../../../src/app/workers/pool.js';
+import { spawnSync } from 'node:child_process';
+import { checkWorkerNodeFlags, WORKER_NODE_FLAGS, workerEnv, workerNodeFlags } from '../../../src/app/workers/node-flags.js';
+import { workerEnv as envFromPool, workerNodeFlags as fromPool } from '../../../src/app/workers/pool.js';
 
 describe('worker node flags', () => {
   it('defaults to a small young generation and a 50 % growth step', () => {
@@ -33,5 +35,18 @@ describe('worker node flags', () => {
       .toThrow(/PEERGATE_WORKER_NODE_FLAGS: node refuses .*bad option: --no-such-option-here/);
     // The built-in default is not spawned for: it is known good.
     expect(checkWorkerNodeFlags({})).toEqual([...WORKER_NODE_FLAGS]);
+  });
+
+  it('the fork environment limits glibc to two malloc arenas unless the operator set the variable', () => {
+    const env = { PATH: '/usr/bin', PEERGATE_NODE_ID: 'n1' };
+    expect(workerEnv(env)).toEqual({ PATH: '/usr/bin', PEERGATE_NODE_ID: 'n1', MALLOC_ARENA_MAX: '2' });
+    expect(env).not.toHaveProperty('MALLOC_ARENA_MAX'); // the primary's own environment is left alone
+    expect(envFromPool({})).toEqual({ MALLOC_ARENA_MAX: '2' });
+    // The operator's value wins, whatever it is (an empty value is glibc's default sizing).
+    expect(workerEnv({ MALLOC_ARENA_MAX: '4' }).MALLOC_ARENA_MAX).toBe('4');
+    expect(workerEnv({ MALLOC_ARENA_MAX: '' }).MALLOC_ARENA_MAX).toBe('');
+    // What a process forked with it sees (glibc reads it at process start, from the real environment).
+    const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(process.env.MALLOC_ARENA_MAX ?? "unset")'], { env: workerEnv({ PATH: process.env.PATH }), encoding: 'utf8' });
+    expect(r.stdout).toBe('2');
   });
 });

@@ -9,6 +9,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { parsePolicy, formatError } from '../../../src/policy/load.js';
 import type { Policy } from '../../../src/policy/schema.js';
 import { renderTemplate } from './helm-render.js';
+import { WORKER_MALLOC_ARENA_MAX } from '../../../src/app/workers/node-flags.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
@@ -87,6 +88,13 @@ describe('Dockerfile', () => {
         expect(ignored.some((g) => s === g || s.startsWith(`${g}/`)), `${s} is in .dockerignore`).toBe(false);
       }
     }
+  });
+
+  it('limits glibc to two malloc arenas, as the systemd unit does (the primary reads it at start)', () => {
+    // The value the workers get when the operator sets none (src/app/workers/node-flags.ts).
+    const env = final.filter((i) => i.op === 'ENV').map((i) => i.args);
+    expect(env).toContain(`MALLOC_ARENA_MAX=${WORKER_MALLOC_ARENA_MAX}`);
+    expect(read('deploy/peergate.service').split('\n')).toContain(`Environment=MALLOC_ARENA_MAX=${WORKER_MALLOC_ARENA_MAX}`);
   });
 
   it('exposes exactly the policy ports and health-checks /health on the ops port', () => {
