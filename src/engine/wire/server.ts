@@ -2,7 +2,7 @@
 // route/remove_route with per-method round-robin, ping, and dispatch of `sip`/`proxy` frames
 // to the SIP core. Synchronous errors answer NO and close; asynchronous ones are the core's.
 import { createServer, type Server, type Socket } from 'node:net';
-import { FrameDecoder, splitFrame } from './framing.js';
+import { FrameDecoder, encodeFrame, splitFrame } from './framing.js';
 import { noPayload, nokPayload, okPayload } from './leaders.js';
 import type { SipRequest } from '../message/types.js';
 import type { NewInvite } from '../core/server.js';
@@ -21,30 +21,24 @@ export class AppConnection {
     this.remotePort = socket.remotePort ?? 0;
   }
 
-  /** Frames (`<length>#<payload>`, spec §2) sent in this event-loop cycle, not yet written. */
-  private pending = '';
+  private corked = false;
 
-  /** Send one frame; silently dropped when the connection is gone. Frames sent in the same
-   *  event-loop cycle leave in one write after its I/O callbacks (a burst of datagrams makes
-   *  many): one string, encoded once, instead of a Buffer per frame gathered by a corked
-   *  writev (the stream's per-chunk work was ≈ 2 % of the primary's CPU). */
+  /** Send one frame; silently dropped when the connection is gone. Frames written in the same
+   *  event-loop cycle leave in one write (cork/uncork): one syscall instead of one per frame. */
   send(payload: string): void {
     if (this.closed) return;
-    if (this.pending === '') setImmediate(this.flush);
-    this.pending += `${Buffer.byteLength(payload, 'utf8')}#${payload}`;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      // Uncork after this I/O cycle's callbacks: frames caused by a burst of datagrams share a write.
+      setImmediate(() => { this.corked = false; this.socket.uncork(); });
+    }
+    this.socket.write(encodeFrame(payload));
   }
-
-  private readonly flush = (): void => {
-    const frames = this.pending;
-    if (frames === '') return;
-    this.pending = '';
-    if (!this.socket.destroyed) this.socket.write(frames, 'utf8');
-  };
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.flush(); // frames already sent (a NO before the close) go first
     this.socket.end();
     // A peer that never reads must not keep the socket forever.
     setTimeout(() => this.socket.destroy(), 2000).unref();
