@@ -102,6 +102,7 @@ export class EngineSubsystem implements Subsystem {
       // shield and would include real peers' datagrams (capped by net.core.rmem_max).
       limits: { transport: { udpReceiveBufferBytes: 4 * 1024 * 1024 } },
       logger: this.opts.log,
+      tryingDelayMs: policy.engine.trying_delay_ms,
     });
     this.engine = engine;
     if (this.opts.capture) engine.transports.setCapture(this.opts.capture);

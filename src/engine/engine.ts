@@ -41,6 +41,9 @@ export interface EngineOptions {
    *  against `tls`, the verified TLS identity it came with). */
   onMalformed?: (source: Endpoint, error: string, tls?: TlsPeerIdentity) => void;
   logger?: TransportLogger;
+  /** RFC 3261 §17.2.1: the 100 Trying to an INVITE only if nothing else was sent this many ms
+   *  after it (0–200; policy `engine.trying_delay_ms`); 0 (default): at once, as drachtio-server. */
+  tryingDelayMs?: number;
 }
 
 export interface EngineCounters {
@@ -125,6 +128,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   });
   const core = new UaCore({
     wire, transport: transports, listeners: coreListeners, parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs, onMalformed: options.onMalformed,
+    tryingDelayMs: options.tryingDelayMs,
   });
   transports.on('message', (pkt) => {
     try {

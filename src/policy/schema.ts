@@ -123,6 +123,9 @@ export const EngineSchema = z.strictObject({
   /** true: peergate runs its own SIP engine; false: connect to an external drachtio-server at `wire`. */
   embedded: z.boolean().default(true),
   wire: EngineWireSchema.prefault({}),
+  /** RFC 3261 §17.2.1: the 100 Trying to an INVITE goes out only if no other response has this
+   *  long after it arrived (most calls' 180 comes sooner: one datagram less); 0: at once. */
+  trying_delay_ms: z.number().int().min(0).max(200).default(200),
 });
 
 export const TopologySchema = z.strictObject({

@@ -9,7 +9,7 @@
 // Headers an app may not set and the Content-Type rule are spec §7.4–§7.5 (app-headers.ts).
 import type { SendTarget } from '../transport/types.js';
 import type { AppConnection } from '../wire/server.js';
-import { nokPayload, requestSentPayload, newId } from '../wire/leaders.js';
+import { nokPayload, requestSentPayload, newCallId, newId } from '../wire/leaders.js';
 import { appHeader, parseAppMessage, type AppMessage } from './app-message.js';
 import { addAppHeaders, contentType } from './app-headers.js';
 import type { AppResponses } from './app-responses.js';
@@ -190,7 +190,7 @@ export class AppCommands {
       const semi = m.uri.indexOf(';');
       to = semi < 0 ? `<${m.uri}>` : `<${m.uri.slice(0, semi)}>${m.uri.slice(semi)}`;
     }
-    const callId = appHeader(m, 'call-id') ?? newId();
+    const callId = appHeader(m, 'call-id') ?? newCallId();
     // The app's number within the field's 32-bit range, as the core always took it (cseq.ts).
     const appCseq = parseCSeq(appHeader(m, 'cseq') ?? '');
     const cseqNum = appCseq ? appCseq.seq : ++this.cseqCounter;

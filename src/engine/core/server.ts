@@ -229,7 +229,7 @@ export class ServerSide {
       this.refuseForeign(stx, pkt);
       return;
     }
-    if (method === 'INVITE') this.respond(stx, 100);
+    if (method === 'INVITE') this.trying(stx);
     const app = d ? this.ctx.app(d.binding.appId) : undefined;
     if (!d || !app || app.closed) {
       if (d && method === 'BYE') this.ctx.dialogs.remove(d);
@@ -274,7 +274,7 @@ export class ServerSide {
       return;
     }
     if (method === 'INVITE') {
-      this.respond(stx, 100);
+      this.trying(stx);
       // A late copy of an INVITE whose dialog already exists (spec §7.1).
       const d = fromTag ? this.ctx.dialogs.get(`${stx.callId};from-tag=${fromTag}`) : undefined;
       if (d && d.role === 'uas' && d.state === 'confirmed') { this.respond(stx, 491); return; }
@@ -302,6 +302,21 @@ export class ServerSide {
       port: pkt.source.port, time: stackTime(this.ctx.clock.now()), txnId: stx.txnId, dialogId: '',
       receivedOn: { address: pkt.local.address, port: pkt.local.port },
     }, text));
+  }
+
+  /**
+   * drachtio's 100 Trying for an INVITE (wire spec §7.1), at the pace RFC 3261 §17.2.1 allows:
+   * only if nothing else was sent `timers.trying` ms after the INVITE (engine option
+   * tryingDelayMs; 0: at once, as drachtio-server). The transaction calls back sendTrying().
+   */
+  private trying(stx: ServerCtx): void {
+    if (stx.txn.kind === 'ist') stx.txn.deferTrying();
+  }
+
+  /** TransactionUser.trying: the deferred 100 is due (the transaction still sent nothing). */
+  sendTrying(txn: ServerTransaction): void {
+    const stx = txn.appData as ServerCtx | undefined;
+    if (stx !== undefined && typeof stx === 'object') this.respond(stx, 100);
   }
 
   /** Send a response the server makes up itself (100, 481, 487, 500, 503 …). Returns the bytes. */

@@ -17,7 +17,7 @@ import type { ParseResult, SipRequest, SipResponse } from '../message/types.js';
 import type { Clock, Endpoint, InboundPacket, TlsPeerIdentity } from '../transport/types.js';
 import {
   TransactionLayer, type ClientTransaction, type InboundMeta, type InviteClientTransaction,
-  type ServerTransaction, type Transaction, type TransactionUser,
+  type InviteServerTransaction, type ServerTransaction, type Transaction, type TransactionUser,
 } from '../transaction/index.js';
 import { DialogStore, type Dialog } from '../dialog/dialog.js';
 import type { AppConnection, WireHandler, WireServer } from '../wire/server.js';
@@ -53,6 +53,9 @@ export interface UaCoreOptions {
    *  peer's dialog (reputation: both are strikes against their source, or against its verified
    *  TLS identity `tls` when it came with one). */
   onMalformed?: (source: Endpoint, error: string, tls?: TlsPeerIdentity) => void;
+  /** RFC 3261 §17.2.1: send the 100 Trying to an INVITE only if nothing else was sent this many
+   *  ms after it arrived (≤ 200); 0 (default): at once, as drachtio-server does. */
+  tryingDelayMs?: number;
 }
 
 export class UaCore implements WireHandler, TransactionUser {
@@ -77,6 +80,7 @@ export class UaCore implements WireHandler, TransactionUser {
       send: (target, bytes) => opts.transport.send(target, bytes),
       tu: this,
       clock: opts.clock,
+      timers: { trying: opts.tryingDelayMs ?? 0 },
       onError: (err) => process.emitWarning(`ua core: ${(err as Error)?.stack ?? String(err)}`),
     });
     // The INVITE server's retransmissions stop whenever a dialog ends, whoever ends it.
@@ -146,6 +150,8 @@ export class UaCore implements WireHandler, TransactionUser {
   request(txn: ServerTransaction, req: SipRequest, meta: InboundMeta): void { this.server.request(txn, req, meta); }
 
   ack(req: SipRequest, meta: InboundMeta): void { this.invites.ack(req, meta); }
+
+  trying(txn: InviteServerTransaction): void { this.server.sendTrying(txn); }
 
   response(txn: ClientTransaction, res: SipResponse, meta: InboundMeta): void { this.client.response(txn, res, meta); }
 

@@ -9,6 +9,8 @@
 // (≈ 250 B each, with 30,000–50,000 waiting at 500 calls/s). An entry that ends earlier
 // (transport failure, an explicit terminate(): e.g. a 481 to a forged request) is taken out at
 // once with the position add() returned (remove()), so the list never keeps it alive.
+// The same list serves any fixed delay per entry: RFC 3261 §17.2.1's deferred 100 Trying uses
+// one with its own `due` action (layer.ts).
 import type { Clock } from '../transport/types.js';
 
 /** What a list can end: a transaction that is either still waiting or already terminated. */
@@ -18,10 +20,17 @@ export interface Expirable {
   expire(): void;
 }
 
+/** The window ended: enter Terminated (the default action). */
+function expireItem(item: Expirable): void {
+  item.expire();
+}
+
 export class ExpiryList {
   /** Window length (ms) shared by every entry. */
   readonly ms: number;
   private readonly clock: Clock;
+  /** What happens to an entry still live at its deadline. */
+  private readonly due: (item: Expirable) => void;
   private items: (Expirable | undefined)[] = [];
   private deadlines: number[] = [];
   private head = 0;
@@ -30,9 +39,10 @@ export class ExpiryList {
   private live = 0;
   private handle: unknown = undefined;
 
-  constructor(clock: Clock, ms: number) {
+  constructor(clock: Clock, ms: number, due: (item: Expirable) => void = expireItem) {
     this.clock = clock;
     this.ms = ms;
+    this.due = due;
   }
 
   /** Entries waiting for their deadline. */
@@ -85,7 +95,7 @@ export class ExpiryList {
       this.head = i;
       if (item === undefined) continue;
       this.live--;
-      if (!item.terminated) item.expire();
+      if (!item.terminated) this.due(item);
     }
     this.compact();
     if (this.head < this.items.length) {

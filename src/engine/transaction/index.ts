@@ -11,9 +11,10 @@
  *       timeout(txn)                   { ... },  // client: Timer B/F → make up 408; INVITE server: Timer H (no ACK)
  *       transportError(txn, reason)    { ... },  // send failed / connection closed → client: make up 503
  *       terminated(txn)                { ... },  // optional: the transaction left the tables
+ *       trying(txn)                    { ... },  // optional: a deferred 100 Trying is due (see below)
  *     },
  *     clock,                                    // optional Clock (tests pass a fake one)
- *     timers: { T1: 500, T2: 4000, T4: 5000, D: 32000, unanswered: 64000 },   // optional
+ *     timers: { T1: 500, T2: 4000, T4: 5000, D: 32000, unanswered: 64000, trying: 0 },   // optional
  *     autoTrying: true,                         // optional: 100 Trying for each new INVITE before tu.request
  *   });
  *
@@ -23,7 +24,10 @@
  *   - A new request creates an InviteServerTransaction / NonInviteServerTransaction and calls
  *     tu.request(). The TU answers with `txn.respond(response)` (false = no longer accepted, e.g.
  *     after the final response: the wire server replies NOK). For INVITE, `txn.sendTrying()`
- *     sends 100 Trying at once. `buildResponse(req, status, reason, {toTag})` builds responses.
+ *     sends 100 Trying at once; `txn.deferTrying()` asks for tu.trying(txn) `timers.trying` ms later
+ *     (or at a retransmission) if no response went out by then, and the TU passes its own 100 to
+ *     `txn.sendOwnTrying(bytes)` (RFC 3261 §17.2.1's 200 ms). `buildResponse(req, status, reason,
+ *     {toTag})` builds responses.
  *     Responses go to `txn.target` (default: the source address/port/connection = rport).
  *   - A server transaction the TU leaves unanswered (INVITE: nothing above 100; others: no final)
  *     is dropped silently after `timers.unanswered` (64 s, as drachtio); `txn.terminate()` drops one now.

@@ -8,7 +8,7 @@ import { InviteClientTransaction, NonInviteClientTransaction, normalizeAddress, 
 import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 import { own } from './own.js';
-import { ExpiryList } from './expiry.js';
+import { ExpiryList, type Expirable } from './expiry.js';
 import {
   DEFAULT_TIMERS,
   newCounters,
@@ -27,11 +27,12 @@ export interface TransactionLayerOptions {
   send: SendFn;
   tu: TransactionUser;
   clock?: Clock;
-  /** Overrides of T1/T2/T4/D/unanswered (ms). */
+  /** Overrides of T1/T2/T4/D/unanswered/trying (ms). */
   timers?: Partial<TimerConfig>;
   /**
    * Send 100 Trying for every new INVITE before the TU hears of it (drachtio-server does this,
    * and RFC 3261 §17.2.1 wants a 100 within 200 ms when the TU may be slower). Default false.
+   * A TU that renders its own 100 asks for it with `txn.deferTrying()` instead (timers.trying).
    */
   autoTrying?: boolean;
   /** Where exceptions thrown by TU callbacks go (default: console.error). */
@@ -53,6 +54,9 @@ export class TransactionLayer implements TransactionHost {
   private readonly servers = new Map<string, ServerTransaction>();
   /** One per window length (64*T1, T4, D): transactions waiting out Timer D/I/J/K/L/M. */
   private readonly expiryLists = new Map<number, ExpiryList>();
+  /** INVITE server transactions whose 100 Trying is due `timers.trying` ms after the INVITE
+   *  (RFC 3261 §17.2.1): one timer for all, as for the windows above. Made on first use. */
+  private trying: ExpiryList | undefined = undefined;
 
   constructor(opts: TransactionLayerOptions) {
     this.sendFn = opts.send;
@@ -60,7 +64,7 @@ export class TransactionLayer implements TransactionHost {
     this.tu = opts.tu;
     this.clock = opts.clock ?? systemClock;
     const t = { ...DEFAULT_TIMERS, ...opts.timers };
-    for (const k of ['T1', 'T2', 'T4', 'D', 'unanswered'] as const) {
+    for (const k of ['T1', 'T2', 'T4', 'D', 'unanswered', 'trying'] as const) {
       if (!Number.isFinite(t[k]) || t[k] < 0) throw new Error(`transaction timer ${k} must be a non-negative number of ms, got ${String(t[k])}`);
     }
     this.timers = Object.freeze(t);
@@ -254,6 +258,7 @@ export class TransactionLayer implements TransactionHost {
     this.clients.clear();
     this.servers.clear();
     for (const list of this.expiryLists.values()) list.clear();
+    this.trying?.clear();
   }
 
   // ---- TransactionHost -----------------------------------------------------------------------
@@ -281,6 +286,10 @@ export class TransactionLayer implements TransactionHost {
     return list;
   }
 
+  tryingList(): ExpiryList {
+    return (this.trying ??= new ExpiryList(this.clock, this.timers.trying, tryingDue));
+  }
+
   remove(txn: Transaction): void {
     const table: Map<string, Transaction> = txn.kind === 'ict' || txn.kind === 'nict' ? this.clients : this.servers;
     if (table.get(txn.key) === txn) table.delete(txn.key);
@@ -294,6 +303,11 @@ export class TransactionLayer implements TransactionHost {
       this.onError(err);
     }
   }
+}
+
+/** An INVITE's 100 Trying fell due (its entry in the trying list; expiry.ts skips terminated ones). */
+function tryingDue(txn: Expirable): void {
+  (txn as InviteServerTransaction).tryingDue();
 }
 
 function settle(r: SendResult, onError: (reason: TransportErrorReason, detail?: string) => void, onOk?: (connectionId: string | undefined) => void): void {

@@ -145,16 +145,40 @@ export class InviteServerTransaction extends ServerTransactionBase {
   }
 
   /**
-   * A 100 Trying the stack makes up itself (drachtio-server's, in its layout): sent once and,
-   * not being a provisional "received from the TU" (RFC 3261 §17.2.1), not repeated for
-   * retransmitted INVITEs, which is what sofia-sip does (golden trace 05).
+   * A 100 Trying the stack makes up itself (drachtio-server's, in its layout). Sent at once
+   * (`timers.trying` 0), it is not repeated for retransmitted INVITEs: not being a provisional
+   * "received from the TU" (RFC 3261 §17.2.1), which is what sofia-sip does (golden trace 05).
+   * Deferred (deferTrying), it is kept and resent for a retransmission like any provisional in
+   * Proceeding: the INVITE came again after it, so the client may not have it.
    */
   sendOwnTrying(bytes: Buffer): boolean {
     if (this.state !== 'Proceeding' || this.lastStatus !== 0) return false;
-    // Its status counts as sent; no bytes are kept, so a retransmitted INVITE gets nothing.
+    // Its status counts as sent; at once, no bytes are kept: a retransmitted INVITE gets nothing.
     this.lastStatus = 100;
+    if (this.host.timers.trying > 0) this.lastBytes = bytes;
     this.transmit(bytes, false);
     return true;
+  }
+
+  /**
+   * RFC 3261 §17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it
+   * knows that the TU will generate a provisional or final response within 200 ms". A TU that
+   * often answers within that (a B2BUA relaying the far end's 180) asks for the stack's own 100
+   * here: the TU is called back (tu.trying) `timers.trying` ms after the INVITE arrived if no
+   * response was sent by then, or at once for a retransmitted INVITE before that; at once when
+   * `timers.trying` is 0. Most calls then never send it: one datagram less per call.
+   */
+  deferTrying(): void {
+    if (this.state !== 'Proceeding' || this.lastStatus !== 0) return;
+    if (this.host.timers.trying === 0) this.host.tu.trying?.(this);
+    // No position kept: a response before the deadline leaves the entry to lapse (tryingDue).
+    else this.host.tryingList().add(this);
+  }
+
+  /** The deferred 100 fell due (the trying list, or a retransmitted INVITE): still nothing sent? */
+  tryingDue(): void {
+    if (this.state !== 'Proceeding' || this.lastStatus !== 0) return;
+    this.host.guard(() => this.host.tu.trying?.(this));
   }
 
   protected unanswered(): boolean { return this.state === 'Proceeding' && this.lastStatus <= 100; }
@@ -200,7 +224,10 @@ export class InviteServerTransaction extends ServerTransactionBase {
   receiveRequest(_req: SipRequest): void {
     this.absorbRequest();
     // Proceeding: resend the latest provisional; Completed: the final. Accepted/Confirmed: nothing.
-    if (this.state === 'Proceeding' || this.state === 'Completed') this.resendLast();
+    // Nothing sent yet while a deferred 100 waits: the retransmission gets it now (it proves we
+    // have the INVITE, and stops the client's Timer A).
+    if (this.state === 'Proceeding' && this.lastStatus === 0) this.tryingDue();
+    else if (this.state === 'Proceeding' || this.state === 'Completed') this.resendLast();
   }
 
   /**

@@ -45,9 +45,16 @@ export interface TimerConfig {
    * 64 s, so a TU that never answers cannot pile up state. 0 disables.
    */
   unanswered: number;
+  /**
+   * RFC 3261 §17.2.1: an INVITE server transaction sends 100 Trying unless the TU will have
+   * responded within 200 ms. The stack's own 100 (InviteServerTransaction.deferTrying) goes out
+   * this long after the INVITE if no response has by then (at most 200 for the RFC); 0
+   * (default): at once, as drachtio-server does.
+   */
+  trying: number;
 }
 
-export const DEFAULT_TIMERS: Readonly<TimerConfig> = Object.freeze({ T1: 500, T2: 4_000, T4: 5_000, D: 32_000, unanswered: 64_000 });
+export const DEFAULT_TIMERS: Readonly<TimerConfig> = Object.freeze({ T1: 500, T2: 4_000, T4: 5_000, D: 32_000, unanswered: 64_000, trying: 0 });
 
 /** Why a transaction reported a transport error. */
 export type TransportErrorReason = Extract<SendResult, { ok: false }>['reason'] | 'exception';
@@ -113,6 +120,12 @@ export interface TransactionUser {
   transportError(txn: Transaction, reason: TransportErrorReason, detail?: string): void;
   /** The transaction reached Terminated and left the layer's tables. */
   terminated?(txn: Transaction): void;
+  /**
+   * An INVITE server transaction that asked for the stack's own 100 Trying (deferTrying) has
+   * sent no response yet, and `timers.trying` ms have passed or the INVITE was retransmitted:
+   * the TU renders the 100 now and passes it to `txn.sendOwnTrying()`.
+   */
+  trying?(txn: InviteServerTransaction): void;
 }
 
 /** What `TransactionLayer.receive` did with a message (for logs and the caller's follow-up). */
@@ -141,6 +154,8 @@ export interface TransactionHost {
   send(target: SendTarget, bytes: Buffer, onError: (reason: TransportErrorReason, detail?: string) => void, onOk?: (connectionId: string | undefined) => void): void;
   /** The layer's expiry list for windows of `ms` (expiry.ts), made on first use. */
   expiryList(ms: number): ExpiryList;
+  /** The list of INVITE server transactions waiting `timers.trying` ms for their 100 Trying. */
+  tryingList(): ExpiryList;
   /** Called once when a transaction reaches Terminated. */
   remove(txn: Transaction): void;
   /** Runs a TU callback; an exception there must not break the layer or a timer. */

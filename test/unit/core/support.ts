@@ -23,14 +23,14 @@ export function fakeApp(id: number): FakeApp {
 
 export interface Sent { at: number; text: string; target: SendTarget }
 
-export function coreHarness(opts: { routes?: string[]; cdrs?: boolean; sendOk?: (target: SendTarget) => boolean } = {}) {
+export function coreHarness(opts: { routes?: string[]; cdrs?: boolean; sendOk?: (target: SendTarget) => boolean; tryingDelayMs?: number } = {}) {
   const clock = new FakeClock();
   const sent: Sent[] = [];
   const { app, frames } = fakeApp(1);
   const routes = new Set(opts.routes ?? []);
   const wire = { setHandler: () => {}, pickApp: (m: string) => (routes.has(m.toLowerCase()) ? app : undefined) } as unknown as WireServer;
   const core = new UaCore({
-    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), cdrs: opts.cdrs,
+    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), cdrs: opts.cdrs, tryingDelayMs: opts.tryingDelayMs,
     transport: { send: async (target: SendTarget, bytes: Buffer): Promise<SendResult> => {
       sent.push({ at: clock.now(), text: bytes.toString('utf8'), target });
       if (opts.sendOk && !opts.sendOk(target)) return { ok: false, reason: 'refused' };

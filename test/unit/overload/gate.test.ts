@@ -11,7 +11,7 @@ import { OverloadGate, type OverloadOptions } from '../../../src/engine/overload
 const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
 const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
 
-function harness(opts: OverloadOptions = {}) {
+function harness(opts: OverloadOptions = {}, tryingDelayMs?: number) {
   const clock = new ManualClock();
   const sent: string[] = [];
   const frames: string[] = [];
@@ -22,7 +22,7 @@ function harness(opts: OverloadOptions = {}) {
     get admission() { return admission; }, setAdmission: (a: unknown) => { admission = a; },
   } as unknown as WireServer;
   const core = new UaCore({
-    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b),
+    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), tryingDelayMs,
     transport: { send: (_t: SendTarget, bytes: Buffer): Promise<SendResult> => { sent.push(bytes.toString('utf8')); return Promise.resolve({ ok: true, local: LOCAL, bytes: bytes.length }); } },
   });
   const gate = new OverloadGate(clock, { transactions: () => core.stats().serverTransactions, dialogs: () => core.dialogs.size }, { probeMs: 20, intervalMs: 100, onsetIntervals: 1, ...opts });
@@ -192,6 +192,22 @@ describe('overload gate in front of the UA core', () => {
     h.feed(INVITE('no-oc'));
     h.feed(INVITE('rate-only', '', ';oc;oc-algo="rate"'));
     expect(h.sent.filter((s) => s.includes(';oc='))).toHaveLength(0);
+  });
+
+  it('100 Trying deferred 200 ms (engine.trying_delay_ms): a shed INVITE gets its 503 and never a 100; an admitted one its 100 with the oc feedback', () => {
+    const h = harness({ maxLossPercent: 100, stepPercent: 50 }, 200);
+    h.feed(INVITE('slow', '', ';oc'));
+    expect(h.sent).toHaveLength(0);
+    h.clock.advance(200);
+    expect(h.sent).toHaveLength(1);
+    expect(h.sent[0]).toMatch(/^SIP\/2\.0 100 Trying\r\nVia: SIP\/2\.0\/UDP 127\.0\.0\.1:6000;branch=z9hG4bK-slow;rport=6000;oc=0;oc-algo="loss";/);
+    overload(h, 80, 400);
+    expect(h.gate.state.loss).toBe(100);
+    h.sent.length = 0;
+    h.feed(INVITE('shed-2'));
+    h.clock.advance(450);
+    expect(h.sent.map((s) => s.split('\r\n')[0])).toEqual(['SIP/2.0 503 Service Unavailable']);
+    expect(h.frames.filter((f) => f.includes('Call-ID: shed-2'))).toHaveLength(0);
   });
 
   it('close() stops the probe: loss no longer moves', () => {

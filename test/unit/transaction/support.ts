@@ -3,7 +3,7 @@
 import type { HeaderField, SipRequest, SipResponse } from '../../../src/engine/message/types.js';
 import type { Clock, Protocol, SendResult, SendTarget } from '../../../src/engine/transport/types.js';
 import { TransactionLayer } from '../../../src/engine/transaction/index.js';
-import type { InboundMeta, TimerConfig, Transaction, TransactionUser } from '../../../src/engine/transaction/index.js';
+import type { InboundMeta, InviteServerTransaction, TimerConfig, Transaction, TransactionUser } from '../../../src/engine/transaction/index.js';
 
 /** Deterministic clock: timers fire only inside advance(), in time order (ties: creation order). */
 export class FakeClock implements Clock {
@@ -135,6 +135,8 @@ export interface Harness {
   sendResult: (target: SendTarget, bytes: Buffer) => SendResult | Promise<SendResult> | void;
   /** Hook run inside tu.request (e.g. to respond synchronously). */
   onRequest?: (txn: Transaction) => void;
+  /** tu.trying: a deferred 100 Trying is due (InviteServerTransaction.deferTrying). */
+  onTrying?: (txn: InviteServerTransaction) => void;
 }
 
 export function harness(timers?: Partial<TimerConfig>, opts: { autoTrying?: boolean } = {}): Harness {
@@ -152,6 +154,7 @@ export function harness(timers?: Partial<TimerConfig>, opts: { autoTrying?: bool
     timeout: (txn) => hs.events.push({ type: 'timeout', txn, at: clock.now() }),
     transportError: (txn, reason) => hs.events.push({ type: 'transportError', txn, reason }),
     terminated: (txn) => hs.events.push({ type: 'terminated', txn, at: clock.now() }),
+    trying: (txn) => hs.onTrying?.(txn),
   };
   hs.layer = new TransactionLayer({
     clock,
