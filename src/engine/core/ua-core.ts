@@ -19,6 +19,7 @@ import {
   TransactionLayer, type ClientTransaction, type InboundMeta, type InviteClientTransaction,
   type ServerTransaction, type Transaction, type TransactionUser,
 } from '../transaction/index.js';
+import type { TimerConfig } from '../transaction/types.js';
 import { DialogStore, type Dialog } from '../dialog/dialog.js';
 import type { AppConnection, WireHandler, WireServer } from '../wire/server.js';
 import { nokPayload } from '../wire/leaders.js';
@@ -53,6 +54,8 @@ export interface UaCoreOptions {
    *  peer's dialog (reputation: both are strikes against their source, or against its verified
    *  TLS identity `tls` when it came with one). */
   onMalformed?: (source: Endpoint, error: string, tls?: TlsPeerIdentity) => void;
+  /** RFC 3261 Table 4 overrides (policy engine.sip_timers); the RFC's values when omitted. */
+  timers?: Partial<TimerConfig>;
 }
 
 export class UaCore implements WireHandler, TransactionUser {
@@ -77,6 +80,7 @@ export class UaCore implements WireHandler, TransactionUser {
       send: (target, bytes) => opts.transport.send(target, bytes),
       tu: this,
       clock: opts.clock,
+      ...(opts.timers ? { timers: opts.timers } : {}),
       onError: (err) => process.emitWarning(`ua core: ${(err as Error)?.stack ?? String(err)}`),
     });
     // The INVITE server's retransmissions stop whenever a dialog ends, whoever ends it.
