@@ -14,8 +14,10 @@ const RATE = Number(process.env.STUCK_LOAD_RATE ?? 150);
 const SECONDS = 8;
 const TOTAL = RATE * SECONDS;
 /** RFC 3261 T1 of the node (policy engine.sip_timers): what is checked is that everything is
- *  gone once the timers ran, not the RFC's 32 s, so Timers J/L/M run 64*T1 = 6.4 s. */
-const T1 = 100;
+ *  gone once the timers ran, not the RFC's 32 s, so Timers J/L/M run 64*T1 = 16 s. Not lower:
+ *  at 100 ms the node retransmits to SIPp whenever a loaded machine answers slower than that,
+ *  and the rtpengine variant lost calls on a busy machine where the RFC's T1 did not. */
+const T1 = 250;
 
 let uasPort: number;
 let uas: Proc;
