@@ -8,7 +8,8 @@ import { defineConfig } from 'vitest/config';
 // deadlines, one-shot CLI runs) and assert no rate or upper time bound that a busy second core
 // could break: they run two at a time beside the unit files, in the first group. Their ports come
 // from per-worker slices (test/helpers/procs.ts freePort), so two files never collide.
-// Not here: package-deb (rebuilds dist/, which running peergates load).
+// Not here: package-deb (rebuilds dist/, which running peergates load); engine-sipp (it reads
+// its app's events as soon as SIPp ends, which a busy second core can delay).
 const PARALLEL = [
   'test/integration/stuck-session-timer.test.ts',
   'test/integration/held-calls-release.test.ts',
@@ -16,7 +17,6 @@ const PARALLEL = [
   'test/integration/package-cli.test.ts',
   'test/integration/stuck-endings.test.ts',
   'test/integration/b2bua-grammar.test.ts',
-  'test/integration/engine-sipp.test.ts',
 ];
 
 export default defineConfig({
