@@ -8,6 +8,7 @@ import { DEFAULT_PARSE_LIMITS, type ParseLimits } from './message/types.js';
 import { systemClock, type Clock, type Endpoint, type Protocol, type TlsPeerIdentity } from './transport/types.js';
 import { WireServer, type WireCounters } from './wire/server.js';
 import { UaCore, type CoreCounters, type Listener } from './core/ua-core.js';
+import type { TimerConfig } from './transaction/types.js';
 import { isIP } from 'node:net';
 
 export interface EngineTlsOptions {
@@ -44,6 +45,8 @@ export interface EngineOptions {
   /** RFC 3261 §17.2.1: the 100 Trying to an INVITE only if nothing else was sent this many ms
    *  after it (0–200; policy `engine.trying_delay_ms`); 0 (default): at once, as drachtio-server. */
   tryingDelayMs?: number;
+  /** RFC 3261 T1/T2/T4 overrides (ms) for transactions and the core's 2xx retransmission. */
+  timers?: Partial<Pick<TimerConfig, 'T1' | 'T2' | 'T4'>>;
 }
 
 export interface EngineCounters {
@@ -129,6 +132,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   const core = new UaCore({
     wire, transport: transports, listeners: coreListeners, parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs, onMalformed: options.onMalformed,
     tryingDelayMs: options.tryingDelayMs,
+    ...(options.timers ? { timers: options.timers } : {}),
   });
   transports.on('message', (pkt) => {
     try {

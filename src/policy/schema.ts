@@ -119,6 +119,20 @@ export const EngineWireSchema = z.strictObject({
   secret_file: FilePath.optional(),
 });
 
+/**
+ * RFC 3261 Table 4 base timers of the embedded engine's transactions. §17.1.1.1 lets T1 be
+ * set lower on a network known to have a smaller round-trip time; the defaults are the RFC's.
+ * Timers B, F, H, J, L and M are 64*T1, so T1 sets how long ended transactions linger.
+ */
+export const SipTimersSchema = z.strictObject({
+  /** RTT estimate; retransmissions start at T1 and transactions give up after 64*T1. */
+  t1_ms: z.number().int().min(50, 't1_ms must be at least 50 ms').max(60_000).default(500),
+  /** Cap on the retransmission interval of non-INVITE requests and INVITE responses. */
+  t2_ms: z.number().int().min(50).max(600_000).default(4_000),
+  /** How long a message may stay in the network (Timers I and K). */
+  t4_ms: z.number().int().min(50).max(600_000).default(5_000),
+}).refine((t) => t.t2_ms >= t.t1_ms, { error: 't2_ms must be at least t1_ms', path: ['t2_ms'] });
+
 export const EngineSchema = z.strictObject({
   /** true: peergate runs its own SIP engine; false: connect to an external drachtio-server at `wire`. */
   embedded: z.boolean().default(true),
@@ -126,6 +140,7 @@ export const EngineSchema = z.strictObject({
   /** RFC 3261 §17.2.1: the 100 Trying to an INVITE goes out only if no other response has this
    *  long after it arrived (most calls' 180 comes sooner: one datagram less); 0: at once. */
   trying_delay_ms: z.number().int().min(0).max(200).default(200),
+  sip_timers: SipTimersSchema.prefault({}),
 });
 
 export const TopologySchema = z.strictObject({

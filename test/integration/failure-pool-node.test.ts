@@ -40,7 +40,8 @@ beforeAll(async () => {
   store = new RedisStore({ url: redis.url, timeoutMs: 300, reconnectMs: 100 });
   [uasPort] = await freePorts(1) as [number];
   startUas(CORE_IP, uasPort);
-  nodes.push(await startNode(0), await startNode(1));
+  // The two nodes are independent processes: started side by side.
+  nodes.push(...await Promise.all([startNode(0), startNode(1)]));
 }, 90_000);
 
 afterAll(() => stopInOrder(...nodes, store, redis));

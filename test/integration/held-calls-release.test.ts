@@ -15,6 +15,9 @@ import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate }
 import { heapCensus } from '../../bench/heap-census.js';
 
 const CALLS = 40;
+/** RFC 3261 T1 of the node (policy engine.sip_timers): the calls' transactions end 64*T1 after
+ *  them (6.4 s, not 32 s); the calls only need to outlast that wait and the snapshot. */
+const T1 = 100;
 let pg: RunningPeergate;
 let uas: Proc;
 let peerPort: number;
@@ -28,6 +31,7 @@ beforeAll(async () => {
     // One process: the heap snapshot below must see the B2BUA's objects (with workers they live in
     // the worker processes, which this test does not snapshot).
     workers: 1,
+    engine: { sip_timers: { t1_ms: T1 } },
   }), { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim() } });
 }, 60_000);
 
@@ -37,11 +41,13 @@ const snapshots = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.h
 
 describe('held calls keep no drachtio-srf Request or Response', () => {
   it(`${CALLS} held calls: 2 drachtio-srf Dialogs each and no INVITE Request/Response/SipMessage; BYE still ends them`, async () => {
-    const calls = heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, CALLS, 75_000, 150);
+    const calls = heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, CALLS, 30_000, 150);
     await waitFor(async () => (await pg.metric('peergate_active_calls')) === CALLS, 20_000, 200, `${CALLS} calls up`);
-    // Every transaction of the calls ends (Timer L/M: 32 s): what is left is what a held call keeps.
+    // Every transaction of the calls ends (Timer L/M: 64*T1): what is left is what a held call keeps.
     await waitFor(async () => (await pg.metric('peergate_engine_server_transactions')) === 0
-      && (await pg.metric('peergate_engine_client_transactions')) === 0, 50_000, 500, 'the calls\' transactions to end');
+      && (await pg.metric('peergate_engine_client_transactions')) === 0, 64 * T1 + 15_000, 250, 'the calls\' transactions to end');
+    // The snapshot below must see the calls still held (30 s).
+    expect(await pg.metric('peergate_active_calls')).toBe(CALLS);
 
     process.kill(pg.proc.pid, 'SIGUSR2');
     const file = (await waitFor(() => snapshots(pg.dir)[0], 60_000, 200, 'a heap snapshot'))!;

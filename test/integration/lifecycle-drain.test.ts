@@ -115,8 +115,8 @@ describe('graceful drain', () => {
 
   it('at the drain deadline held calls get BYE on both legs with a Reason; rtpengine and Redis are left clean', async () => {
     const p = await fourPorts();
-    rtpe = await startRtpengine();
-    redis = await startRedis();
+    // Independent processes: started side by side.
+    [rtpe, redis] = await Promise.all([startRtpengine(), startRedis()]);
     const callee = runSipp(['-sf', join(SCEN, 'uas-recv-bye-reason.xml'), '-i', CORE_IP, '-p', String(p.uas), '-t', 'u1', '-m', '2'], { timeoutS: 40 });
     pg = await startPeergate(policy(p, {
       media: { rtpengine: [{ address: rtpe.address }] },

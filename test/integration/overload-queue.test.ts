@@ -11,6 +11,10 @@ import { startTwoSided } from '../helpers/peergate.js';
 afterAll(stopAll);
 
 const BURST = 3000;
+/** RFC 3261 T1 of the node (policy engine.sip_timers): half the RFC's 500 ms, so the burst's
+ *  never-ACKed transactions are gone after Timer H = 64*T1 = 16 s (not 32 s), while their
+ *  final responses are still retransmitted no faster than twice the RFC's schedule. */
+const T1 = 250;
 
 function invite(i: number, port: number): Buffer {
   // Max-Forwards 0: an INVITE the gate admits is answered 483 by the B2BUA, no B-leg.
@@ -28,6 +32,7 @@ describe('overload control: the UDP receive queue (issue #18.3)', () => {
     // once, and their delay would rightly shed a share of it too.)
     const { pg, target, peerPort } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, {
       media: { anchoring: false },
+      engine: { sip_timers: { t1_ms: T1 } },
       overload: { lag_high_ms: 10_000, lag_low_ms: 5_000, pending_high: 1_000_000, pending_low: 1_000_000, worker_lag_high_ms: 0, worker_lag_low_ms: 0 },
     });
     const burst: Socket = createSocket('udp4');
@@ -75,10 +80,10 @@ describe('overload control: the UDP receive queue (issue #18.3)', () => {
       await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 10_000, 100, 'calls ended');
       expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(5);
       // Nothing of the burst is left once RFC 3261's timers ran: the refused and the 483-answered
-      // INVITEs were never ACKed by the burst socket, so their transactions wait out Timer H (32 s).
+      // INVITEs were never ACKed by the burst socket, so their transactions wait out Timer H (64*T1).
       const left = ['peergate_engine_dialogs', 'peergate_limit_sessions_local', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions'];
       const counts = async () => Object.fromEntries(await Promise.all(left.map(async (n) => [n, await pg.metric(n)] as const)));
-      await waitFor(async () => Object.values(await counts()).every((v) => v === 0), 45_000, 500, 'every count back to zero').catch(() => undefined);
+      await waitFor(async () => Object.values(await counts()).every((v) => v === 0), 64 * T1 + 13_000, 250, 'every count back to zero').catch(() => undefined);
       expect(await counts()).toEqual(Object.fromEntries(left.map((n) => [n, 0])));
     } finally {
       burst.close();

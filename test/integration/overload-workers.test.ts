@@ -15,6 +15,10 @@ afterAll(stopAll);
 const BATCH = 20;
 const TICK_MS = 50;
 const STALL_MS = 1500;
+/** RFC 3261 T1 of the node (policy engine.sip_timers): half the RFC's 500 ms, so the stall's
+ *  never-ACKed transactions are gone after Timer H = 64*T1 = 16 s (not 32 s), while their
+ *  final responses are still retransmitted no faster than twice the RFC's schedule. */
+const T1 = 250;
 
 function invite(i: number, port: number): Buffer {
   // Max-Forwards 0: an INVITE the gate admits is answered 483 by the B2BUA, no B-leg.
@@ -35,7 +39,7 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
   it('a stalled worker sheds new INVITEs quickly (worker_backlog); in-dialog requests still succeed; recovery after', async () => {
     const [uasPort] = await freePorts(1) as [number];
     startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
-    const { pg, target, peerPort } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, { workers: 2, media: { anchoring: false } });
+    const { pg, target, peerPort } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, { workers: 2, media: { anchoring: false }, engine: { sip_timers: { t1_ms: T1 } } });
     const burst: Socket = createSocket('udp4');
     await new Promise<void>((r) => burst.bind(0, '127.0.0.2', () => r()));
     const sentAt = new Map<string, number>();
@@ -111,10 +115,10 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
       expect(after.successful).toBe(20);
       expect(await pg.metric('peergate_shed_total')).toBe(shedBefore);
       // Nothing of the burst is left once RFC 3261's timers ran (refused and 483-answered INVITEs
-      // were never ACKed: their transactions wait out Timer H, 32 s), on either worker.
+      // were never ACKed: their transactions wait out Timer H, 64*T1), on either worker.
       const left = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_limit_sessions_local', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions'];
       const counts = async () => Object.fromEntries(await Promise.all(left.map(async (n) => [n, await pg.metric(n)] as const)));
-      await waitFor(async () => Object.values(await counts()).every((v) => v === 0), 45_000, 500, 'every count back to zero').catch(() => undefined);
+      await waitFor(async () => Object.values(await counts()).every((v) => v === 0), 64 * T1 + 13_000, 250, 'every count back to zero').catch(() => undefined);
       expect(await counts()).toEqual(Object.fromEntries(left.map((n) => [n, 0])));
     } finally {
       burst.close();

@@ -17,7 +17,6 @@ import { nokPayload, requestSentPayload, sipFramePayload, stackTime, newId } fro
 import type { CoreContext } from './context.js';
 import { buildInDialog, echoMeta, EMPTY, REASONS, type Built } from './build.js';
 import { hdr, hdrAll, randomToken, tagOf } from './fields.js';
-import { T1 } from './invite-server.js';
 import type { Listener } from './listeners.js';
 import { OutMessage } from './outgoing.js';
 
@@ -301,9 +300,9 @@ export class ClientSide {
     if (!dialogId) return;
     const now = this.ctx.clock.now();
     this.failedInvites.set(dialogId, now);
-    // Bounded: forget entries older than 32 s whenever the map grows.
+    // Bounded: forget entries older than 64*T1 (32 s by default) whenever the map grows.
     if (this.failedInvites.size > 1000) {
-      for (const [k, t] of this.failedInvites) if (now - t > 64 * T1) this.failedInvites.delete(k);
+      for (const [k, t] of this.failedInvites) if (now - t > 64 * this.ctx.layer.timers.T1) this.failedInvites.delete(k);
     }
   }
 

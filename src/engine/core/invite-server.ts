@@ -16,8 +16,6 @@ import { hdr, hdrAll, parseRequestCSeq, parseVia, tagOf } from './fields.js';
 import { appView } from '../message/app-view.js';
 import { formatTlsIdentity } from '../../sip/tls-identity.js';
 
-/** RFC 3261 T1, for the core's own schedules (2xx and reliable provisional retransmission). */
-export const T1 = 500;
 
 interface PendingAck { retransmitter: TwoXxRetransmitter; txnId: string }
 interface PendingReliable { retransmitter: TwoXxRetransmitter; rseq: number }
@@ -45,7 +43,7 @@ export class InviteServer {
     this.stopReliable(d.id);
     if (target.protocol !== 'udp') return;
     const retransmitter = new TwoXxRetransmitter({
-      clock: this.ctx.clock, T1,
+      clock: this.ctx.clock, T1: this.ctx.layer.timers.T1, T2: this.ctx.layer.timers.T2,
       retransmit: () => this.ctx.send(target, bytes),
       giveUp: () => { if (this.pendingReliable.get(d.id)?.retransmitter === retransmitter) this.pendingReliable.delete(d.id); },
     });
@@ -67,7 +65,7 @@ export class InviteServer {
   answered(d: Dialog, txnId: string, bytes: Buffer, target: SendTarget): void {
     this.stopReliable(d.id);
     const retransmitter = new TwoXxRetransmitter({
-      clock: this.ctx.clock, T1, noRetransmit: target.protocol !== 'udp',
+      clock: this.ctx.clock, T1: this.ctx.layer.timers.T1, T2: this.ctx.layer.timers.T2, noRetransmit: target.protocol !== 'udp',
       retransmit: () => this.ctx.send(target, bytes),
       giveUp: () => {
         if (this.pendingAcks.get(d.id)?.retransmitter !== retransmitter) return;

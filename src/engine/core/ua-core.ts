@@ -19,6 +19,7 @@ import {
   TransactionLayer, type ClientTransaction, type InboundMeta, type InviteClientTransaction,
   type InviteServerTransaction, type ServerTransaction, type Transaction, type TransactionUser,
 } from '../transaction/index.js';
+import type { TimerConfig } from '../transaction/types.js';
 import { DialogStore, type Dialog } from '../dialog/dialog.js';
 import type { AppConnection, WireHandler, WireServer } from '../wire/server.js';
 import { nokPayload } from '../wire/leaders.js';
@@ -56,6 +57,8 @@ export interface UaCoreOptions {
   /** RFC 3261 §17.2.1: send the 100 Trying to an INVITE only if nothing else was sent this many
    *  ms after it arrived (≤ 200); 0 (default): at once, as drachtio-server does. */
   tryingDelayMs?: number;
+  /** RFC 3261 Table 4 overrides (policy engine.sip_timers); the RFC's values when omitted. */
+  timers?: Partial<TimerConfig>;
 }
 
 export class UaCore implements WireHandler, TransactionUser {
@@ -80,7 +83,7 @@ export class UaCore implements WireHandler, TransactionUser {
       send: (target, bytes) => opts.transport.send(target, bytes),
       tu: this,
       clock: opts.clock,
-      timers: { trying: opts.tryingDelayMs ?? 0 },
+      timers: { ...opts.timers, trying: opts.tryingDelayMs ?? 0 },
       onError: (err) => process.emitWarning(`ua core: ${(err as Error)?.stack ?? String(err)}`),
     });
     // The INVITE server's retransmissions stop whenever a dialog ends, whoever ends it.
