@@ -270,3 +270,55 @@ describe('policy loader: every error names file, line, column and key path', () 
     expect(formatError({ file: 'p.yaml', line: 1, column: 1, keyPath: '', message: 'empty' })).toBe('p.yaml:1:1: empty');
   });
 });
+
+// engine.sip_timers: RFC 3261 Table 4 base values of the embedded engine. The defaults are the
+// RFC's; a smaller T1 (§17.1.1.1) is accepted within bounds, and a bad value names its key.
+const withEngine = (engine: string) => parsePolicy(`${BASE}${engine}`, '/etc/peergate/p.yaml');
+function engineErrors(engine: string): string[] {
+  const r = withEngine(engine);
+  if (r.ok) throw new Error('expected errors, policy loaded');
+  return r.errors.map(formatError);
+}
+
+describe('engine.sip_timers', () => {
+  it('defaults to RFC 3261 Table 4: T1 500 ms, T2 4 s, T4 5 s', () => {
+    const r = withEngine('');
+    if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
+    expect(r.policy.engine.sip_timers).toEqual({ t1_ms: 500, t2_ms: 4000, t4_ms: 5000 });
+  });
+
+  it('takes a smaller T1 and keeps the other defaults', () => {
+    const r = withEngine('engine: { sip_timers: { t1_ms: 100 } }\n');
+    if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
+    expect(r.policy.engine.sip_timers).toEqual({ t1_ms: 100, t2_ms: 4000, t4_ms: 5000 });
+  });
+
+  it('refuses T1 below 50 ms, naming the key', () => {
+    expect(engineErrors('engine: { sip_timers: { t1_ms: 10 } }\n').join('\n')).toMatch(/engine\.sip_timers\.t1_ms: t1_ms must be at least 50 ms/);
+  });
+
+  it('refuses T2 below T1, naming t2_ms', () => {
+    expect(engineErrors('engine: { sip_timers: { t1_ms: 1000, t2_ms: 500 } }\n').join('\n')).toMatch(/engine\.sip_timers\.t2_ms: t2_ms must be at least t1_ms/);
+  });
+
+  it('refuses a fraction, a string and an unknown key', () => {
+    expect(engineErrors('engine: { sip_timers: { t1_ms: 100.5 } }\n').join('\n')).toMatch(/engine\.sip_timers\.t1_ms/);
+    expect(engineErrors('engine: { sip_timers: { t4_ms: "5s" } }\n').join('\n')).toMatch(/engine\.sip_timers\.t4_ms/);
+    expect(engineErrors('engine: { sip_timers: { t3_ms: 100 } }\n').join('\n')).toMatch(/engine\.sip_timers.*t3_ms/);
+  });
+});
+
+describe('engine.trying_delay_ms', () => {
+  it("defaults to RFC 3261 §17.2.1's 200 ms and takes 0 (at once)", () => {
+    const d = withEngine('');
+    if (!d.ok) throw new Error(d.errors.map(formatError).join('\n'));
+    expect(d.policy.engine.trying_delay_ms).toBe(200);
+    const z = withEngine('engine: { trying_delay_ms: 0 }\n');
+    if (!z.ok) throw new Error(z.errors.map(formatError).join('\n'));
+    expect(z.policy.engine.trying_delay_ms).toBe(0);
+  });
+
+  it('refuses more than 200 ms (the RFC allows no longer), naming the key', () => {
+    expect(engineErrors('engine: { trying_delay_ms: 250 }\n').join('\n')).toMatch(/engine\.trying_delay_ms/);
+  });
+});
