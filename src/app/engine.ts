@@ -102,8 +102,10 @@ export class EngineSubsystem implements Subsystem {
       // shield and would include real peers' datagrams (capped by net.core.rmem_max).
       limits: { transport: { udpReceiveBufferBytes: 4 * 1024 * 1024 } },
       logger: this.opts.log,
-      tryingDelayMs: policy.engine.trying_delay_ms,
-      timers: { T1: policy.engine.sip_timers.t1_ms, T2: policy.engine.sip_timers.t2_ms, T4: policy.engine.sip_timers.t4_ms },
+      timers: {
+        T1: policy.engine.sip_timers.t1_ms, T2: policy.engine.sip_timers.t2_ms, T4: policy.engine.sip_timers.t4_ms,
+        trying: policy.engine.trying_delay_ms,
+      },
     });
     this.engine = engine;
     if (this.opts.capture) engine.transports.setCapture(this.opts.capture);

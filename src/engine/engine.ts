@@ -42,11 +42,10 @@ export interface EngineOptions {
    *  against `tls`, the verified TLS identity it came with). */
   onMalformed?: (source: Endpoint, error: string, tls?: TlsPeerIdentity) => void;
   logger?: TransportLogger;
-  /** RFC 3261 §17.2.1: the 100 Trying to an INVITE only if nothing else was sent this many ms
-   *  after it (0–200; policy `engine.trying_delay_ms`); 0 (default): at once, as drachtio-server. */
-  tryingDelayMs?: number;
-  /** RFC 3261 T1/T2/T4 overrides (ms) for transactions and the core's 2xx retransmission. */
-  timers?: Partial<Pick<TimerConfig, 'T1' | 'T2' | 'T4'>>;
+  /** RFC 3261 T1/T2/T4 overrides (ms) for transactions and the core's 2xx retransmission, and
+   *  `trying`: the 100 Trying to an INVITE only if nothing else was sent this many ms after it
+   *  (RFC 3261 §17.2.1, 0–200; policy `engine.trying_delay_ms`); 0 (default): at once, as drachtio-server. */
+  timers?: Partial<Pick<TimerConfig, 'T1' | 'T2' | 'T4' | 'trying'>>;
 }
 
 export interface EngineCounters {
@@ -131,7 +130,6 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   });
   const core = new UaCore({
     wire, transport: transports, listeners: coreListeners, parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs, onMalformed: options.onMalformed,
-    tryingDelayMs: options.tryingDelayMs,
     ...(options.timers ? { timers: options.timers } : {}),
   });
   transports.on('message', (pkt) => {

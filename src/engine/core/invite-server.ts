@@ -16,7 +16,6 @@ import { hdr, hdrAll, parseRequestCSeq, parseVia, tagOf } from './fields.js';
 import { appView } from '../message/app-view.js';
 import { formatTlsIdentity } from '../../sip/tls-identity.js';
 
-
 interface PendingAck { retransmitter: TwoXxRetransmitter; txnId: string }
 interface PendingReliable { retransmitter: TwoXxRetransmitter; rseq: number }
 

@@ -307,7 +307,7 @@ export class ServerSide {
   /**
    * drachtio's 100 Trying for an INVITE (wire spec §7.1), at the pace RFC 3261 §17.2.1 allows:
    * only if nothing else was sent `timers.trying` ms after the INVITE (engine option
-   * tryingDelayMs; 0: at once, as drachtio-server). The transaction calls back sendTrying().
+   * timers.trying; 0: at once, as drachtio-server). The transaction calls back sendTrying().
    */
   private trying(stx: ServerCtx): void {
     if (stx.txn.kind === 'ist') stx.txn.deferTrying();
@@ -315,8 +315,9 @@ export class ServerSide {
 
   /** TransactionUser.trying: the deferred 100 is due (the transaction still sent nothing). */
   sendTrying(txn: ServerTransaction): void {
-    const stx = txn.appData as ServerCtx | undefined;
-    if (stx !== undefined && typeof stx === 'object') this.respond(stx, 100);
+    // In Proceeding appData is the ServerCtx (Accepted keeps only the dialog's id, a string).
+    const stx = txn.appData as ServerCtx | string | undefined;
+    if (typeof stx === 'object') this.respond(stx, 100);
   }
 
   /** Send a response the server makes up itself (100, 481, 487, 500, 503 …). Returns the bytes. */

@@ -54,10 +54,8 @@ export interface UaCoreOptions {
    *  peer's dialog (reputation: both are strikes against their source, or against its verified
    *  TLS identity `tls` when it came with one). */
   onMalformed?: (source: Endpoint, error: string, tls?: TlsPeerIdentity) => void;
-  /** RFC 3261 §17.2.1: send the 100 Trying to an INVITE only if nothing else was sent this many
-   *  ms after it arrived (≤ 200); 0 (default): at once, as drachtio-server does. */
-  tryingDelayMs?: number;
-  /** RFC 3261 Table 4 overrides (policy engine.sip_timers); the RFC's values when omitted. */
+  /** RFC 3261 Table 4 overrides (policy engine.sip_timers) and `trying`, the deferred 100 Trying
+   *  (policy engine.trying_delay_ms; 0, the default: at once); the layer's defaults when omitted. */
   timers?: Partial<TimerConfig>;
 }
 
@@ -83,7 +81,7 @@ export class UaCore implements WireHandler, TransactionUser {
       send: (target, bytes) => opts.transport.send(target, bytes),
       tu: this,
       clock: opts.clock,
-      timers: { ...opts.timers, trying: opts.tryingDelayMs ?? 0 },
+      ...(opts.timers ? { timers: opts.timers } : {}),
       onError: (err) => process.emitWarning(`ua core: ${(err as Error)?.stack ?? String(err)}`),
     });
     // The INVITE server's retransmissions stop whenever a dialog ends, whoever ends it.

@@ -30,7 +30,7 @@ export function coreHarness(opts: { routes?: string[]; cdrs?: boolean; sendOk?: 
   const routes = new Set(opts.routes ?? []);
   const wire = { setHandler: () => {}, pickApp: (m: string) => (routes.has(m.toLowerCase()) ? app : undefined) } as unknown as WireServer;
   const core = new UaCore({
-    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), cdrs: opts.cdrs, tryingDelayMs: opts.tryingDelayMs,
+    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), cdrs: opts.cdrs, timers: { trying: opts.tryingDelayMs ?? 0 },
     transport: { send: async (target: SendTarget, bytes: Buffer): Promise<SendResult> => {
       sent.push({ at: clock.now(), text: bytes.toString('utf8'), target });
       if (opts.sendOk && !opts.sendOk(target)) return { ok: false, reason: 'refused' };

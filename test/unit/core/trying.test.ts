@@ -1,5 +1,5 @@
 // The core's 100 Trying to an INVITE, deferred as RFC 3261 §17.2.1 allows (engine option
-// tryingDelayMs, policy engine.trying_delay_ms): sent 200 ms after the INVITE only when the app
+// timers.trying, policy engine.trying_delay_ms): sent 200 ms after the INVITE only when the app
 // has not answered by then; at once to a retransmission; at once to every INVITE with 0
 // (drachtio-server's behaviour, the default of a bare engine). Real parser, core and layer.
 import { describe, expect, it } from 'vitest';

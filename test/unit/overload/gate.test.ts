@@ -22,7 +22,7 @@ function harness(opts: OverloadOptions = {}, tryingDelayMs?: number) {
     get admission() { return admission; }, setAdmission: (a: unknown) => { admission = a; },
   } as unknown as WireServer;
   const core = new UaCore({
-    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), tryingDelayMs,
+    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), timers: { trying: tryingDelayMs ?? 0 },
     transport: { send: (_t: SendTarget, bytes: Buffer): Promise<SendResult> => { sent.push(bytes.toString('utf8')); return Promise.resolve({ ok: true, local: LOCAL, bytes: bytes.length }); } },
   });
   const gate = new OverloadGate(clock, { transactions: () => core.stats().serverTransactions, dialogs: () => core.dialogs.size }, { probeMs: 20, intervalMs: 100, onsetIntervals: 1, ...opts });
