@@ -188,5 +188,10 @@ describe('slimDialog on real drachtio-srf Dialogs', () => {
     expect(flat(cut)).toBe(cut);
     expect(flat(undefined)).toBeUndefined();
     expect(flat('short')).toBe('short');
+    // Non-ASCII and a lone surrogate (which a UTF-8 round trip would turn into U+FFFD) stay equal.
+    const wide = `${cut}-\u00e9\u{1f4de}`;
+    expect(flat(wide)).toBe(wide);
+    const lone = `${cut}\ud800`;
+    expect(flat(lone)).toBe(lone);
   });
 });
