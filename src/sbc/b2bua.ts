@@ -185,7 +185,7 @@ export class B2bua {
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
     const initialPeer = from.kind === 'peer' ? from.peer.id : 'none';
     const trace = this.recorder.begin({
-      id: callId, callId: view.callId, peer: initialPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
+      id: callId, callId: callerCallId, peer: initialPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
       source: { address: view.sourceAddress, port: view.sourcePort }, transport: req.protocol,
       tls: policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null,
     });

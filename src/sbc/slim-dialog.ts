@@ -64,7 +64,8 @@ export function slimDialog(dialog: Dialog, callId?: string): void {
   const id = d.res.stackDialogId;
   const method = d.req.method;
   const event = method === 'SUBSCRIBE' ? d.req.get('Event') : undefined;
-  d.req = new SlimRequest(method, d.req.socket, flat(event));
+  // The method as a literal of this module (INVITE nearly always): not a copy per dialog.
+  d.req = new SlimRequest(method === 'INVITE' ? 'INVITE' : method === 'SUBSCRIBE' ? 'SUBSCRIBE' : flat(method), d.req.socket, flat(event));
   d.res = new SlimResponse(flat(id));
   d.sip.callId = callId !== undefined && callId === d.sip.callId ? callId : flat(d.sip.callId);
   (d.sip as { remoteTag?: string }).remoteTag = undefined;
