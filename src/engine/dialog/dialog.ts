@@ -5,10 +5,10 @@
 //   §12.2.1.1 requests within a dialog: CSeq, route set, strict routers   → nextLocalSeq, route
 //   §12.2.2  requests received within a dialog: CSeq ordering, target refresh → receiveCSeq, refreshTarget
 //   §12.3    termination                                                   → terminate (DialogStore.remove)
-// Besides the RFC's state a dialog carries the engine's binding (peer transport, listener, app,
-// the INVITE's wire transaction id) and three counters of its INVITE usage (the last INVITE CSeq
-// we sent, the last ACK CSeq delivered, RFC 3262 RSeq). Strings and numbers only, so that many
-// thousands fit in memory; every string is a flat copy (../transaction/own.ts), never a slice of
+// Besides the RFC's state a dialog carries the engine's binding (peer transport, listener, app)
+// and three counters of its INVITE usage (the last INVITE CSeq we sent, the last ACK CSeq
+// delivered, RFC 3262 RSeq). Strings and numbers only, so that many thousands fit in memory
+// (a held call is two dialogs, issue #18 item 5: nothing is kept that no one reads); every string is a flat copy (../transaction/own.ts), never a slice of
 // the message it came from, which would keep that whole text alive for the dialog's life. The core reads a dialog through getters and changes it through the
 // methods below, never by assignment.
 import type { Protocol } from '../transport/types.js';
@@ -30,8 +30,6 @@ export interface DialogBinding {
   localKey: string;
   /** Which app owns it (id of the wire connection; 0: the core itself). */
   appId: number;
-  /** Wire transaction id of the INVITE that created it (spec §3: the 2xx ACK reuses it). */
-  inviteTxnId: string;
 }
 
 /** §12.1.1: what the UAS takes from the dialog-creating request and its own response. */

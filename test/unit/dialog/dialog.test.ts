@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Dialog, DialogStore, type DialogBinding } from '../../../src/engine/dialog/dialog.js';
 
 const binding = (over: Partial<DialogBinding> = {}): DialogBinding => ({
-  protocol: 'udp', address: '192.0.2.10', port: 5062, connectionId: undefined, localKey: 'udp/127.0.0.1:5060', appId: 7, inviteTxnId: 'txn-1', ...over,
+  protocol: 'udp', address: '192.0.2.10', port: 5062, connectionId: undefined, localKey: 'udp/127.0.0.1:5060', appId: 7, ...over,
 });
 
 /** The dialog a UAS creates for an INVITE from alice with two Record-Routes and a Contact. */
@@ -41,7 +41,7 @@ describe('§12.1.1 UAS dialog', () => {
     expect(d.remoteSeq).toBe(314159);
     // drachtio-server's stack starts our CSeq space at the INVITE's number (trace 03 #51).
     expect(d.localSeq).toBe(314159);
-    expect(d.binding).toMatchObject({ appId: 7, inviteTxnId: 'txn-1', address: '192.0.2.10' });
+    expect(d.binding).toMatchObject({ appId: 7, address: '192.0.2.10' });
     d.confirm();
     expect(d.state).toBe('confirmed');
   });
