@@ -77,6 +77,14 @@ export function slimDialog(dialog: Dialog, callId?: string): void {
   d.remote.sdp = flat(d.remote.sdp);
 }
 
+/** Make the dialog's Call-ID a flat copy now and return it, so that what else keeps it for the
+ *  call (its record) shares that copy; `slimDialog(dialog, sameCopy)` then keeps it too. */
+export function ownCallId(dialog: Dialog): string {
+  const sip = (dialog as unknown as HeldParts).sip;
+  sip.callId = flat(sip.callId);
+  return sip.callId;
+}
+
 /** A dialog's EventEmitter table in fast mode: a constructor's objects get V8 maps shared by
  *  every dialog with the same listeners, where Node's `{ __proto__: null }` literal is a
  *  dictionary. Its prototype is an empty frozen object without a prototype, so an event named

@@ -34,7 +34,7 @@ export interface IdentityVerdict {
 }
 
 export interface CallAnswer {
-  /** The called leg's Call-ID. */
+  /** The called leg's Call-ID; kept for the call's life as given, so a flat copy (src/flat-string.ts). */
   bCallId?: string;
   target: string;
   /** rtpengine relays the media (the SDP was rewritten). */

@@ -111,7 +111,8 @@ class RecordTrace implements CallTrace {
     if (this.done || this.answeredAt !== undefined) return;
     this.answeredAt = this.now();
     this.media = (a.anchored ? MEDIA_ANCHORED : 0) | (sdpIsSrtp(a.sdpA) ? MEDIA_SRTP_A : 0) | (sdpIsSrtp(a.sdpB) ? MEDIA_SRTP_B : 0);
-    if (a.bCallId) this.bCallId = flat(a.bCallId);
+    // Kept as given: the B2BUA passes the flat copy the B-leg dialog keeps too (slim-dialog.ts).
+    if (a.bCallId) this.bCallId = a.bCallId;
     this.target = a.target;
   }
 
