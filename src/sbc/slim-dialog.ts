@@ -47,6 +47,23 @@ class SlimResponse {
   constructor(readonly stackDialogId: string) { Object.freeze(this); }
 }
 
+/**
+ * Our Contact in a dialog (`local.contact`: the one we sent) is peergate's own address, the same
+ * for every call on a listener: one copy for all held dialogs, not one each. Bounded, since an
+ * app could put anything there: past the limit it starts again.
+ */
+const CONTACTS_KEPT = 256;
+const contacts = new Map<string, string>();
+function ourContact(contact: string | undefined): string | undefined {
+  if (contact === undefined) return undefined;
+  const known = contacts.get(contact);
+  if (known !== undefined) return known;
+  if (contacts.size >= CONTACTS_KEPT) contacts.clear();
+  const copy = flat(contact);
+  contacts.set(copy, copy);
+  return copy;
+}
+
 interface HeldParts {
   req: { method: string; socket: unknown; get(name: string): string | undefined };
   res: { stackDialogId: string };
@@ -72,7 +89,7 @@ export function slimDialog(dialog: Dialog, callId?: string): void {
   (d.sip as { localTag?: string }).localTag = undefined;
   d.local.uri = undefined;
   d.local.sdp = flat(d.local.sdp);
-  d.local.contact = flat(d.local.contact);
+  d.local.contact = ourContact(d.local.contact);
   d.remote.uri = undefined;
   d.remote.sdp = flat(d.remote.sdp);
 }

@@ -124,7 +124,14 @@ export class Dialog {
   readonly localTag: string;
   /** drachtio dialog id (spec §3). */
   readonly id: string;
-  readonly binding: Readonly<DialogBinding>;
+  // The binding's fields, kept on the dialog itself (one object per dialog, not two); read
+  // through `binding`.
+  readonly protocol: Protocol;
+  readonly address: string;
+  readonly port: number;
+  readonly connectionId: string | undefined;
+  readonly localKey: string;
+  readonly appId: number;
   private stateNow: DialogState = 'early';
   /** Local URI header value with our tag, e.g. `<sip:svc@host>;tag=abc` (From of our requests). */
   private local: string;
@@ -164,8 +171,12 @@ export class Dialog {
     this.routes = ownAll(init.routes);
     this.localSeqNow = init.localSeq;
     this.remoteSeqNow = init.remoteSeq;
-    binding.address = sharedHost(binding.address);
-    this.binding = binding;
+    this.protocol = binding.protocol;
+    this.address = sharedHost(binding.address);
+    this.port = binding.port;
+    this.connectionId = binding.connectionId;
+    this.localKey = binding.localKey;
+    this.appId = binding.appId;
   }
 
   /**
@@ -199,6 +210,8 @@ export class Dialog {
     return d;
   }
 
+  /** Where the dialog's peer is and which app owns it. */
+  get binding(): Readonly<DialogBinding> { return this; }
   get state(): DialogState { return this.stateNow; }
   get localParty(): string { return this.local; }
   get remoteParty(): string { return this.remote; }
