@@ -31,7 +31,7 @@ import { RequestDesk, type RequestObserver } from './requests.js';
 import { attemptTarget, expandTargets, outgoingHeaders, signForTarget, type Target } from './b-leg.js';
 import { relayInDialog } from './relay.js';
 import { CallOutcome, type OutcomeSinks } from './outcome.js';
-import { slimDialog, fastListenerTable, restoreListeners } from './slim-dialog.js';
+import { slimDialog, fastListenerTable, ownCallId, restoreListeners } from './slim-dialog.js';
 import { EstablishedCall, type EstablishedSinks } from './established.js';
 import { flat } from '../flat-string.js';
 
@@ -185,7 +185,7 @@ export class B2bua {
     const direction = from.kind === 'peer' ? 'inbound' : 'outbound';
     const initialPeer = from.kind === 'peer' ? from.peer.id : 'none';
     const trace = this.recorder.begin({
-      id: callId, callId: view.callId, peer: initialPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
+      id: callId, callId: callerCallId, peer: initialPeer, direction, calling: userPart(view.get('From')), called: userPart(req.uri),
       source: { address: view.sourceAddress, port: view.sourcePort }, transport: req.protocol,
       tls: policy.engine.embedded && req.protocol === 'tls' ? parseTlsIdentity(view.get(TLS_IDENTITY_HEADER)) : null,
     });
@@ -283,9 +283,11 @@ export class B2bua {
         });
         if (attempt.ok) {
           this.observer.callSetup(call.peer, direction, (performance.now() - receivedAt) / 1000);
+          // One flat copy of the B-leg's Call-ID, for the dialog and the call record alike.
+          const bCallId = ownCallId(attempt.uac);
           trace.answered(answerOf(target.uri, anchored, attempt.uas, attempt.uac));
           // Both legs are up: if wiring them fails, hang up both rather than leave a call no one tracks.
-          try { this.established(call, from, target, attempt.uas, attempt.uac, policy); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
+          try { this.established(call, from, target, attempt.uas, attempt.uac, policy, bCallId); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
           return;
         }
         lastFailure = attempt;
@@ -322,7 +324,7 @@ export class B2bua {
    * sides), not the setup scope of onInvite; the Dialogs let go of the INVITE and its 2xx
    * (slim-dialog.ts) and every listener on them is shared by all calls.
    */
-  private established(call: CallOutcome, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy): void {
+  private established(call: CallOutcome, from: Side, target: Target, uas: Dialog, uac: Dialog, policy: Policy, bCallId: string): void {
     const { id: callId, direction } = call;
     const peer = from.kind === 'peer' ? from.peer.id : target.side.kind === 'peer' ? target.side.peer.id : 'core';
     this.observer.callStarted(peer, direction);
@@ -339,7 +341,7 @@ export class B2bua {
       });
       // The session has read the INVITE's and the 2xx's headers: nothing needs them any more.
       slimDialog(uas, call.callerCallId);
-      slimDialog(uac);
+      slimDialog(uac, bCallId);
       if (held.session.isEnded) return;
       relayInDialog(held);
     } finally {

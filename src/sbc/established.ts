@@ -29,6 +29,10 @@ export class EstablishedCall implements SessionOwner, HeldCall, RelayCall {
   /** Set right after the session is made (establish() may already end it: onEnd needs none). */
   session!: CallSession;
   private readonly answeredAt = performance.now();
+  /** The side and URI of the target that answered: not the routed Target itself, which also
+   *  carries its hop and health key (≈ 130 B per call that nothing reads after the set-up). */
+  readonly callee: Side;
+  private readonly targetUri: string;
 
   constructor(
     private readonly outcome: CallOutcome,
@@ -36,14 +40,16 @@ export class EstablishedCall implements SessionOwner, HeldCall, RelayCall {
     /** The peer metrics count the call for (`core` for a core-to-core call). */
     private readonly peer: string,
     readonly caller: Side,
-    private readonly target: Target,
+    target: Target,
     readonly policy: Policy,
     readonly uas: Dialog,
     readonly uac: Dialog,
-  ) {}
+  ) {
+    this.callee = target.side;
+    this.targetUri = target.uri;
+  }
 
   get id(): string { return this.outcome.id; }
-  get callee(): Side { return this.target.side; }
   get media(): MediaStage | undefined { return this.sinks.media; }
   get log(): CallLog { return this.outcome; }
 
@@ -64,7 +70,7 @@ export class EstablishedCall implements SessionOwner, HeldCall, RelayCall {
   info(): ActiveCall {
     return {
       id: this.id, call_id: dialogCallId(this.uas) ?? '', peer: this.peer, direction: this.outcome.direction,
-      from: sideLabel(this.caller), to: sideLabel(this.target.side), target: this.target.uri,
+      from: sideLabel(this.caller), to: sideLabel(this.callee), target: this.targetUri,
       startedAt: new Date(this.session.startedAt).toISOString(),
     };
   }

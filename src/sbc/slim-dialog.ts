@@ -14,6 +14,8 @@
 //   this.req.socket        (get socket: the engine connection in-dialog requests go out on)
 //   this.res.stackDialogId (get id: the key of srf's dialog map and of every in-dialog request)
 // Nothing else of drachtio-srf reaches a Dialog's req or res once createB2BUA has resolved.
+// srf's own map of dialogs (`srf._dialogs`, keyed by the id) is re-keyed with the flat copy of
+// the id: its key was a slice of the 2xx's wire message, which kept that whole text alive.
 // Of the strings the Dialog keeps itself, drachtio-srf reads only `local.sdp`, `local.contact`
 // and `remote.sdp` after its constructor (re-INVITEs, checked by the same test) and peergate
 // `sip.callId` (/admin/calls): those are replaced by flat copies, so that none keeps the
@@ -47,7 +49,37 @@ class SlimResponse {
   constructor(readonly stackDialogId: string) { Object.freeze(this); }
 }
 
+/**
+ * Our Contact in a dialog (`local.contact`: the one we sent) is peergate's own address, the same
+ * for every call on a listener: one copy for all held dialogs, not one each. Bounded, since an
+ * app could put anything there: past the limit it starts again.
+ */
+const CONTACTS_KEPT = 256;
+const contacts = new Map<string, string>();
+function ourContact(contact: string | undefined): string | undefined {
+  if (contact === undefined) return undefined;
+  const known = contacts.get(contact);
+  if (known !== undefined) return known;
+  if (contacts.size >= CONTACTS_KEPT) contacts.clear();
+  const copy = flat(contact);
+  contacts.set(copy, copy);
+  return copy;
+}
+
+/**
+ * drachtio-srf keeps its dialogs in `srf._dialogs`, a Map keyed by `dialog.id` as the wire
+ * message gave it: a V8 slice of that message's whole text (≈ 0.7 KB per leg, kept for the
+ * call's life). Put the entry under the flat copy instead: an equal string, so every lookup by
+ * a request's `stackDialogId` still finds it (checked on srf.js by the slim-dialog test).
+ */
+function rekey(dialogs: unknown, id: string, keptId: string, dialog: Dialog): void {
+  if (!(dialogs instanceof Map) || dialogs.get(id) !== dialog) return;
+  dialogs.delete(id);
+  dialogs.set(keptId, dialog);
+}
+
 interface HeldParts {
+  srf?: { _dialogs?: unknown };
   req: { method: string; socket: unknown; get(name: string): string | undefined };
   res: { stackDialogId: string };
   sip: { callId: string; remoteTag: string; localTag: string };
@@ -64,16 +96,27 @@ export function slimDialog(dialog: Dialog, callId?: string): void {
   const id = d.res.stackDialogId;
   const method = d.req.method;
   const event = method === 'SUBSCRIBE' ? d.req.get('Event') : undefined;
-  d.req = new SlimRequest(method, d.req.socket, flat(event));
-  d.res = new SlimResponse(flat(id));
+  // The method as a literal of this module (INVITE nearly always): not a copy per dialog.
+  d.req = new SlimRequest(method === 'INVITE' ? 'INVITE' : method === 'SUBSCRIBE' ? 'SUBSCRIBE' : flat(method), d.req.socket, flat(event));
+  const keptId = flat(id);
+  d.res = new SlimResponse(keptId);
+  rekey(d.srf?._dialogs, id, keptId, dialog);
   d.sip.callId = callId !== undefined && callId === d.sip.callId ? callId : flat(d.sip.callId);
   (d.sip as { remoteTag?: string }).remoteTag = undefined;
   (d.sip as { localTag?: string }).localTag = undefined;
   d.local.uri = undefined;
   d.local.sdp = flat(d.local.sdp);
-  d.local.contact = flat(d.local.contact);
+  d.local.contact = ourContact(d.local.contact);
   d.remote.uri = undefined;
   d.remote.sdp = flat(d.remote.sdp);
+}
+
+/** Make the dialog's Call-ID a flat copy now and return it, so that what else keeps it for the
+ *  call (its record) shares that copy; `slimDialog(dialog, sameCopy)` then keeps it too. */
+export function ownCallId(dialog: Dialog): string {
+  const sip = (dialog as unknown as HeldParts).sip;
+  sip.callId = flat(sip.callId);
+  return sip.callId;
 }
 
 /** A dialog's EventEmitter table in fast mode: a constructor's objects get V8 maps shared by

@@ -64,7 +64,7 @@ export class AppResponses {
         callId: stx.callId, from: stx.from, to: stx.to, cseq: stx.cseqNum, contact: stx.contact, recordRoute: stx.recordRoute, localTag: stx.toTag!,
       }, {
         protocol: stx.source.protocol, address: stx.source.address, port: stx.source.port, connectionId: stx.connectionId,
-        localKey: listeners.key(listener), appId: app.id, inviteTxnId: stx.txnId,
+        localKey: listeners.key(listener), appId: app.id,
       });
       stx.dialog = d;
       stx.dialogId = d.id;

@@ -278,7 +278,7 @@ export class ClientSide {
     const fork = Dialog.asUac({
       callId: c.callId, from: c.from, cseq: c.cseqNum, requestUri: c.requestUri,
       to: hdr(res, 'to') ?? c.to, contact: hdr(res, 'contact'), recordRoute: hdrAll(res, 'record-route'),
-    }, this.bindingOf(c, pkt, 0, ''));
+    }, this.bindingOf(c, pkt, 0));
     const ack = buildInDialog(this.ctx.listeners, fork, 'ACK', undefined, [], EMPTY, c.cseqNum);
     if (!ack) return;
     this.rememberAck(c, fork.remoteTag, ack.bytes, ack.target);
@@ -288,11 +288,11 @@ export class ClientSide {
     this.ctx.count.extraForksReleased++;
   }
 
-  private bindingOf(c: ClientCtx, pkt: InboundPacket, appId: number, inviteTxnId: string) {
+  private bindingOf(c: ClientCtx, pkt: InboundPacket, appId: number) {
     const t = c.txn.target;
     return {
       protocol: t.protocol, address: t.address, port: t.port, connectionId: pkt.connectionId ?? c.txn.connectionId,
-      localKey: this.ctx.listeners.key(c.local), appId, inviteTxnId,
+      localKey: this.ctx.listeners.key(c.local), appId,
     };
   }
 
@@ -323,7 +323,7 @@ export class ClientSide {
     const r = { to: hdr(res, 'to') ?? c.to, contact: hdr(res, 'contact'), recordRoute: hdrAll(res, 'record-route'), requestUri: c.requestUri };
     let d = c.dialog;
     if (!d) {
-      d = Dialog.asUac({ callId: c.callId, from: c.from, cseq: c.cseqNum, ...r }, this.bindingOf(c, pkt, c.app?.id ?? 0, c.txnId));
+      d = Dialog.asUac({ callId: c.callId, from: c.from, cseq: c.cseqNum, ...r }, this.bindingOf(c, pkt, c.app?.id ?? 0));
       c.dialog = d;
       if (c.app) this.ctx.rememberApp(c.app);
       this.ctx.dialogs.add(d);

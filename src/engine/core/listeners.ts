@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import type { Endpoint, Protocol } from '../transport/types.js';
 import type { SipUri } from './fields.js';
+import { flat } from '../../flat-string.js';
 
 export interface Listener {
   protocol: Protocol;
@@ -22,11 +23,17 @@ export function protocolOf(u: SipUri): Protocol {
   return u.scheme === 'sips' ? 'tls' : 'udp';
 }
 
+/** `protocol/address:port`, the listener's key in dialog bindings (one flat string). */
+const keyOf = (l: Listener): string => flat(`${l.protocol}/${l.address}:${l.port}`);
+
 export class Listeners {
   private readonly list: readonly Listener[];
+  /** Each listener's key, made once: every dialog's binding keeps it (issue #18 item 5). */
+  private readonly keys: ReadonlyMap<Listener, string>;
 
   constructor(list: readonly Listener[]) {
     this.list = list;
+    this.keys = new Map(list.map((l) => [l, keyOf(l)]));
   }
 
   get first(): Listener | undefined { return this.list[0]; }
@@ -45,7 +52,7 @@ export class Listeners {
     return this.list.find((l) => l.protocol === protocol && `${l.address}:${l.port}` === egress);
   }
 
-  key(l: Listener): string { return `${l.protocol}/${l.address}:${l.port}`; }
+  key(l: Listener): string { return this.keys.get(l) ?? keyOf(l); }
 
   byKey(k: string): Listener | undefined {
     for (const l of this.list) if (this.key(l) === k) return l;

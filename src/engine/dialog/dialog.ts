@@ -5,10 +5,10 @@
 //   §12.2.1.1 requests within a dialog: CSeq, route set, strict routers   → nextLocalSeq, route
 //   §12.2.2  requests received within a dialog: CSeq ordering, target refresh → receiveCSeq, refreshTarget
 //   §12.3    termination                                                   → terminate (DialogStore.remove)
-// Besides the RFC's state a dialog carries the engine's binding (peer transport, listener, app,
-// the INVITE's wire transaction id) and three counters of its INVITE usage (the last INVITE CSeq
-// we sent, the last ACK CSeq delivered, RFC 3262 RSeq). Strings and numbers only, so that many
-// thousands fit in memory; every string is a flat copy (../transaction/own.ts), never a slice of
+// Besides the RFC's state a dialog carries the engine's binding (peer transport, listener, app)
+// and three counters of its INVITE usage (the last INVITE CSeq we sent, the last ACK CSeq
+// delivered, RFC 3262 RSeq). Strings and numbers only, so that many thousands fit in memory
+// (a held call is two dialogs, issue #18 item 5: nothing is kept that no one reads); every string is a flat copy (../transaction/own.ts), never a slice of
 // the message it came from, which would keep that whole text alive for the dialog's life. The core reads a dialog through getters and changes it through the
 // methods below, never by assignment.
 import type { Protocol } from '../transport/types.js';
@@ -30,8 +30,6 @@ export interface DialogBinding {
   localKey: string;
   /** Which app owns it (id of the wire connection; 0: the core itself). */
   appId: number;
-  /** Wire transaction id of the INVITE that created it (spec §3: the 2xx ACK reuses it). */
-  inviteTxnId: string;
 }
 
 /** §12.1.1: what the UAS takes from the dialog-creating request and its own response. */
@@ -88,11 +86,31 @@ function sameHost(a: string, b: string): boolean {
   return strip(a) === strip(b);
 }
 
-/** Flat copies of a route set (a new array: the caller's is never kept). */
+/** The route set of the dialogs that have none (most): one frozen array, not one per dialog. */
+const NO_ROUTES: readonly string[] = Object.freeze([]);
+
+/** Flat copies of a route set (a new array: the caller's is never kept; none: NO_ROUTES). */
 function ownAll(values: readonly string[]): string[] {
+  if (values.length === 0) return NO_ROUTES as string[];
   const out = new Array<string>(values.length);
   for (let i = 0; i < values.length; i++) out[i] = own(values[i]!);
   return out;
+}
+
+/**
+ * The peer addresses of the binding, one string each: a received packet's source address is a
+ * fresh string per packet, and thousands of held dialogs usually have a handful of peers.
+ * Bounded: past the limit (an address per caller, say) it starts again rather than grow.
+ */
+const HOSTS_KEPT = 1024;
+const hosts = new Map<string, string>();
+function sharedHost(address: string): string {
+  const known = hosts.get(address);
+  if (known !== undefined) return known;
+  if (hosts.size >= HOSTS_KEPT) hosts.clear();
+  const copy = own(address);
+  hosts.set(copy, copy);
+  return copy;
 }
 
 /** First URI of a Contact header value. */
@@ -106,13 +124,19 @@ export class Dialog {
   readonly localTag: string;
   /** drachtio dialog id (spec §3). */
   readonly id: string;
-  readonly binding: Readonly<DialogBinding>;
+  // The binding's fields, kept on the dialog itself (one object per dialog, not two); read
+  // through `binding`.
+  readonly protocol: Protocol;
+  readonly address: string;
+  readonly port: number;
+  readonly connectionId: string | undefined;
+  readonly localKey: string;
+  readonly appId: number;
   private stateNow: DialogState = 'early';
   /** Local URI header value with our tag, e.g. `<sip:svc@host>;tag=abc` (From of our requests). */
   private local: string;
-  /** Remote URI header value with the peer's tag (To of our requests). */
+  /** Remote URI header value with the peer's tag (To of our requests); the tag is read from it. */
   private remote: string;
-  private remoteTagNow: string;
   /** The peer's Contact URI: the Request-URI of our requests. */
   private target: string;
   /** Route set in the order of the Route headers we send (§12.1). */
@@ -126,10 +150,15 @@ export class Dialog {
   private lastAck = -1;
   /** Last RSeq of a reliable provisional we sent (RFC 3262 §7.1); 0: none yet. */
   private rseqNow = 0;
+  /** DialogStore's chain of the live dialogs with this Call-ID, newest first (see there). */
+  sameCallId: Dialog | undefined = undefined;
+  /** DialogStore: set when a newer dialog with this Call-ID ended, which hides this one from
+   *  findByCallId (an app's new request goes into the latest dialog only). */
+  callIdHidden = false;
 
   private constructor(init: {
     role: DialogRole; callId: string; localTag: string; creatorFromTag: string; local: string; remote: string;
-    remoteTag: string; target: string; routes: readonly string[]; localSeq: number; remoteSeq: number | undefined;
+    target: string; routes: readonly string[]; localSeq: number; remoteSeq: number | undefined;
   }, binding: DialogBinding) {
     this.role = init.role;
     // Flat copies: the values come from received text and would keep it alive (own.ts).
@@ -138,12 +167,16 @@ export class Dialog {
     this.localTag = own(init.localTag);
     this.local = own(init.local);
     this.remote = own(init.remote);
-    this.remoteTagNow = own(init.remoteTag);
     this.target = own(init.target);
     this.routes = ownAll(init.routes);
     this.localSeqNow = init.localSeq;
     this.remoteSeqNow = init.remoteSeq;
-    this.binding = binding;
+    this.protocol = binding.protocol;
+    this.address = sharedHost(binding.address);
+    this.port = binding.port;
+    this.connectionId = binding.connectionId;
+    this.localKey = binding.localKey;
+    this.appId = binding.appId;
   }
 
   /**
@@ -156,7 +189,7 @@ export class Dialog {
     const fromTag = getTag(c.from) ?? '';
     return new Dialog({
       role: 'uas', callId: c.callId, localTag: c.localTag, creatorFromTag: fromTag, local: `${c.to};tag=${c.localTag}`,
-      remote: c.from, remoteTag: fromTag, target: c.contact ? contactUri(c.contact) : '', routes: c.recordRoute,
+      remote: c.from, target: c.contact ? contactUri(c.contact) : '', routes: c.recordRoute,
       localSeq: c.cseq, remoteSeq: c.cseq,
     }, binding);
   }
@@ -170,17 +203,21 @@ export class Dialog {
     const ourTag = getTag(c.from) ?? '';
     const d = new Dialog({
       role: 'uac', callId: c.callId, localTag: ourTag, creatorFromTag: ourTag, local: c.from, remote: c.to,
-      remoteTag: getTag(c.to) ?? '', target: c.contact ? contactUri(c.contact) : c.requestUri,
+      target: c.contact ? contactUri(c.contact) : c.requestUri,
       routes: [...c.recordRoute].reverse(), localSeq: c.cseq, remoteSeq: undefined,
     }, binding);
     d.inviteSeqNow = c.cseq;
     return d;
   }
 
+  /** Where the dialog's peer is and which app owns it. */
+  get binding(): Readonly<DialogBinding> { return this; }
   get state(): DialogState { return this.stateNow; }
   get localParty(): string { return this.local; }
   get remoteParty(): string { return this.remote; }
-  get remoteTag(): string { return this.remoteTagNow; }
+  /** The peer's tag, read from the remote party when asked (in-dialog responses and ACKs only):
+   *  a held dialog keeps no separate copy. */
+  get remoteTag(): string { return getTag(this.remote) ?? ''; }
   get remoteTarget(): string { return this.target; }
   get routeSet(): readonly string[] { return this.routes; }
   get localSeq(): number { return this.localSeqNow; }
@@ -195,7 +232,6 @@ export class Dialog {
    */
   updateFromResponse(r: { to: string; contact: string | undefined; recordRoute: readonly string[]; requestUri: string }, confirm: boolean): void {
     this.remote = own(r.to);
-    this.remoteTagNow = own(getTag(r.to) ?? '');
     this.target = own(r.contact ? contactUri(r.contact) : r.requestUri);
     if (r.recordRoute.length > 0) this.routes = ownAll(r.recordRoute).reverse();
     if (confirm) this.confirm();
@@ -295,14 +331,23 @@ export class Dialog {
   }
 }
 
-/** Dialogs by drachtio id and by (Call-ID, local tag), which is how in-dialog requests find
- *  theirs (§12.2.2: the To tag is ours on requests we receive). */
+/**
+ * Dialogs by drachtio id and by (Call-ID, local tag), which is how in-dialog requests find
+ * theirs (§12.2.2: the To tag is ours on requests we receive).
+ *
+ * The second index is a map by Call-ID to a chain of that Call-ID's live dialogs, newest first
+ * (`Dialog.sameCallId`): nearly every Call-ID has one dialog, so a lookup compares one tag, and
+ * a held dialog costs one map entry keyed by its own Call-ID rather than an entry and a
+ * `Call-ID + tag` key string of its own (issue #18 item 5). The chain's head is also the
+ * Call-ID's latest dialog (findByCallId). Semantics as with one map per question: a newer
+ * dialog with the same Call-ID and local tag takes the older one's place for findByLocal, and
+ * once the latest dialog of a Call-ID ends, findByCallId finds none until a newer one is added.
+ */
 export class DialogStore {
   /** Told of every dialog that ends, so that its usages (2xx and 1xx retransmission) stop. */
   private readonly onRemove: ((d: Dialog) => void) | undefined;
   private readonly byId = new Map<string, Dialog>();
-  private readonly byLocal = new Map<string, Dialog>();
-  /** The latest dialog of each Call-ID: an app's new request with that Call-ID goes into it. */
+  /** Head of each Call-ID's chain of live dialogs, newest first. */
   private readonly byCallId = new Map<string, Dialog>();
 
   constructor(onRemove?: (d: Dialog) => void) {
@@ -313,18 +358,35 @@ export class DialogStore {
 
   add(d: Dialog): void {
     this.byId.set(d.id, d);
-    this.byLocal.set(`${d.callId}\n${d.localTag}`, d);
+    const head = this.byCallId.get(d.callId);
+    // An older dialog with the same local tag is no longer found by it: take it off the chain.
+    let prev: Dialog | undefined;
+    for (let at = head; at !== undefined; prev = at, at = at.sameCallId) {
+      if (at.localTag !== d.localTag) continue;
+      if (prev === undefined) d.sameCallId = at.sameCallId;
+      else { prev.sameCallId = at.sameCallId; d.sameCallId = head; }
+      at.sameCallId = undefined;
+      d.callIdHidden = false;
+      this.byCallId.set(d.callId, d);
+      return;
+    }
+    d.sameCallId = head;
+    d.callIdHidden = false;
     this.byCallId.set(d.callId, d);
   }
 
   get(id: string): Dialog | undefined { return this.byId.get(id); }
 
   /** A live dialog with this Call-ID (the most recently created one). */
-  findByCallId(callId: string): Dialog | undefined { return this.byCallId.get(callId); }
+  findByCallId(callId: string): Dialog | undefined {
+    const d = this.byCallId.get(callId);
+    return d === undefined || d.callIdHidden ? undefined : d;
+  }
 
   /** The dialog an incoming in-dialog request belongs to. */
   findByLocal(callId: string, localTag: string): Dialog | undefined {
-    return this.byLocal.get(`${callId}\n${localTag}`);
+    for (let d = this.byCallId.get(callId); d !== undefined; d = d.sameCallId) if (d.localTag === localTag) return d;
+    return undefined;
   }
 
   /** Terminate the dialog and forget it (§12.3); the observer hears of it even when a newer
@@ -333,9 +395,21 @@ export class DialogStore {
     d.terminate();
     this.onRemove?.(d);
     if (this.byId.get(d.id) === d) this.byId.delete(d.id);
-    const k = `${d.callId}\n${d.localTag}`;
-    if (this.byLocal.get(k) === d) this.byLocal.delete(k);
-    if (this.byCallId.get(d.callId) === d) this.byCallId.delete(d.callId);
+    const head = this.byCallId.get(d.callId);
+    if (head === d) {
+      const next = d.sameCallId;
+      if (next === undefined) this.byCallId.delete(d.callId);
+      else {
+        // The latest dialog of this Call-ID ended: the older ones stay found by local tag only.
+        next.callIdHidden = true;
+        this.byCallId.set(d.callId, next);
+      }
+    } else {
+      for (let at = head; at !== undefined; at = at.sameCallId) {
+        if (at.sameCallId === d) { at.sameCallId = d.sameCallId; break; }
+      }
+    }
+    d.sameCallId = undefined;
   }
 
   *all(): IterableIterator<Dialog> { yield* this.byId.values(); }

@@ -7,10 +7,10 @@ const MIN_SHARED = 13;
 
 /**
  * A copy of `s` that shares no memory with the text it was cut from (src/flat-string.ts says
- * why), as a sequential string of its own. flat()'s copy is itself a 32 B slice of a one-longer
- * flat string; the engine keeps ≈ 15 such values per call for 32 s (waiting transactions, the
- * core's records, dialogs), so it takes the UTF-8 round trip instead: same value for any
- * well-formed string, one object, ≈ 0.2–0.5 µs. Not well-formed (a lone surrogate): flat().
+ * why), as a sequential string of its own: the UTF-8 round trip (same value for any well-formed
+ * string, one object, ≈ 0.2–0.5 µs), which flat() now takes too; not well-formed (a lone
+ * surrogate): flat()'s slice of a one-longer copy. The engine keeps ≈ 15 such values per call for
+ * 32 s (waiting transactions, the core's records, dialogs).
  */
 export function own<T extends string | undefined>(s: T): T {
   if (typeof s !== 'string' || s.length < MIN_SHARED) return s;

@@ -10,7 +10,7 @@ export type EndedBy = 'caller' | 'callee' | 'peergate';
 export interface CallStart {
   /** peergate's own call id (the `call` field of log lines, rtpengine's call id). */
   id: string;
-  /** The caller's Call-ID as received. */
+  /** The caller's Call-ID as received; kept as given for the call's life, so a flat copy (src/flat-string.ts). */
   callId: string;
   /** The peer on the far side of the interconnect (`none` until routing picks one for core calls). */
   peer: string;
@@ -34,7 +34,7 @@ export interface IdentityVerdict {
 }
 
 export interface CallAnswer {
-  /** The called leg's Call-ID. */
+  /** The called leg's Call-ID; kept for the call's life as given, so a flat copy (src/flat-string.ts). */
   bCallId?: string;
   target: string;
   /** rtpengine relays the media (the SDP was rewritten). */

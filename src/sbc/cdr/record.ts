@@ -62,6 +62,8 @@ function hostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+const MEDIA_ANCHORED = 1, MEDIA_SRTP_A = 2, MEDIA_SRTP_B = 4;
+
 /** Turns traces into records and gives each finished record to `emit` (exactly once per call). */
 export class CallRecords implements CallRecorder {
   /** `wanted`: whether anyone takes records now (no sink configured: the record is not even built). */
@@ -78,20 +80,24 @@ export class CallRecords implements CallRecorder {
  * answer's SRTP verdicts rather than the SDP bodies (issue #18 item 5, src/flat-string.ts).
  */
 class RecordTrace implements CallTrace {
-  private readonly start: CallStart;
+  /** The start without `source`, which is kept as the record writes it (`source` below). */
+  private readonly start: Omit<CallStart, 'source'>;
+  /** address:port, as the record's `source` field. */
+  private readonly source: string;
   private readonly setupAt: number;
   private answeredAt: number | undefined;
   private verdict: IdentityVerdict | null = null;
   private bCallId: string | null = null;
   private target: string | null = null;
-  private media = { anchored: false, srtp_a: false, srtp_b: false };
+  /** The record's `media` flags as bits (MEDIA_*): made into the object when the record is. */
+  private media = 0;
   private done = false;
 
+  /** `start.callId` is kept as given: the B2BUA passes the flat copy its call keeps anyway. */
   constructor(private readonly records: CallRecords, start: CallStart) {
-    this.start = {
-      ...start, callId: flat(start.callId), calling: flat(start.calling), called: flat(start.called),
-      source: { address: flat(start.source.address), port: start.source.port },
-    };
+    const { source, ...rest } = start;
+    this.start = { ...rest, calling: flat(start.calling), called: flat(start.called) };
+    this.source = flat(hostPort(source.address, source.port));
     this.setupAt = this.now();
   }
 
@@ -104,8 +110,9 @@ class RecordTrace implements CallTrace {
   answered(a: CallAnswer): void {
     if (this.done || this.answeredAt !== undefined) return;
     this.answeredAt = this.now();
-    this.media = { anchored: a.anchored, srtp_a: sdpIsSrtp(a.sdpA), srtp_b: sdpIsSrtp(a.sdpB) };
-    if (a.bCallId) this.bCallId = flat(a.bCallId);
+    this.media = (a.anchored ? MEDIA_ANCHORED : 0) | (sdpIsSrtp(a.sdpA) ? MEDIA_SRTP_A : 0) | (sdpIsSrtp(a.sdpB) ? MEDIA_SRTP_B : 0);
+    // Kept as given: the B2BUA passes the flat copy the B-leg dialog keeps too (slim-dialog.ts).
+    if (a.bCallId) this.bCallId = a.bCallId;
     this.target = a.target;
   }
 
@@ -127,7 +134,7 @@ class RecordTrace implements CallTrace {
       direction: start.direction,
       calling: start.calling,
       called: start.called,
-      source: hostPort(start.source.address, start.source.port),
+      source: this.source,
       transport: start.transport,
       tls_identity: start.tls ? { subject: start.tls.subject, fingerprint256: start.tls.fingerprint256, san: [...start.tls.subjectAltNames] } : null,
       target: this.target,
@@ -141,7 +148,7 @@ class RecordTrace implements CallTrace {
       ended_by: e.endedBy ?? d.by,
       end_reason: e.reason ?? d.reason,
       identity: this.verdict,
-      media: this.media,
+      media: { anchored: (this.media & MEDIA_ANCHORED) !== 0, srtp_a: (this.media & MEDIA_SRTP_A) !== 0, srtp_b: (this.media & MEDIA_SRTP_B) !== 0 },
     };
     this.records.emit(record);
   }

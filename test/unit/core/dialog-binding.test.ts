@@ -85,7 +85,7 @@ describe('requests within a dialog are bound to the dialog’s peer', () => {
 describe('Dialog.acceptsFrom', () => {
   const make = (protocol: 'udp' | 'tcp' | 'tls', connectionId: string | undefined) => Dialog.asUas({
     callId: 'c', from: '<sip:a@x>;tag=1', to: '<sip:b@y>', cseq: 1, contact: '<sip:a@10.0.0.1>', recordRoute: [], localTag: 'l',
-  }, { protocol, address: '192.0.2.1', port: 5060, connectionId, localKey: 'k', appId: 1, inviteTxnId: 't' });
+  }, { protocol, address: '192.0.2.1', port: 5060, connectionId, localKey: 'k', appId: 1 });
 
   it('UDP: same host (a v4-mapped form included), any port; another host or transport is refused', () => {
     const d = make('udp', undefined);
@@ -106,7 +106,7 @@ describe('Dialog.acceptsFrom', () => {
 
   it('UAC: a dialog we created is bound to the target we sent the INVITE to', () => {
     const d = Dialog.asUac({ callId: 'c', from: '<sip:a@x>;tag=1', cseq: 1, requestUri: 'sip:b@198.51.100.7', to: '<sip:b@y>;tag=2', contact: '<sip:b@203.0.113.9>', recordRoute: [] },
-      { protocol: 'udp', address: '198.51.100.7', port: 5060, connectionId: undefined, localKey: 'k', appId: 1, inviteTxnId: 't' });
+      { protocol: 'udp', address: '198.51.100.7', port: 5060, connectionId: undefined, localKey: 'k', appId: 1 });
     expect(d.acceptsFrom({ protocol: 'udp', address: '198.51.100.7', connectionId: undefined })).toBe(true);
     // The remote target (Contact) is where our requests go, not a second owner.
     expect(d.acceptsFrom({ protocol: 'udp', address: '203.0.113.9', connectionId: undefined })).toBe(false);

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Dialog, DialogStore, type DialogBinding } from '../../../src/engine/dialog/dialog.js';
 
 const binding = (over: Partial<DialogBinding> = {}): DialogBinding => ({
-  protocol: 'udp', address: '192.0.2.10', port: 5062, connectionId: undefined, localKey: 'udp/127.0.0.1:5060', appId: 7, inviteTxnId: 'txn-1', ...over,
+  protocol: 'udp', address: '192.0.2.10', port: 5062, connectionId: undefined, localKey: 'udp/127.0.0.1:5060', appId: 7, ...over,
 });
 
 /** The dialog a UAS creates for an INVITE from alice with two Record-Routes and a Contact. */
@@ -41,7 +41,7 @@ describe('§12.1.1 UAS dialog', () => {
     expect(d.remoteSeq).toBe(314159);
     // drachtio-server's stack starts our CSeq space at the INVITE's number (trace 03 #51).
     expect(d.localSeq).toBe(314159);
-    expect(d.binding).toMatchObject({ appId: 7, inviteTxnId: 'txn-1', address: '192.0.2.10' });
+    expect(d.binding).toMatchObject({ appId: 7, address: '192.0.2.10' });
     d.confirm();
     expect(d.state).toBe('confirmed');
   });
@@ -200,5 +200,70 @@ describe('§12.3 termination and the store', () => {
     expect(store.get(newer.id)).toBe(newer);
     expect(store.findByCallId(newer.callId)).toBe(newer);
     expect([...store.all()]).toEqual([newer]);
+  });
+
+  it('several dialogs of one Call-ID: each found by its local tag; by Call-ID only the latest, and none once it ended', () => {
+    const store = new DialogStore();
+    const mk = (localTag: string, fromTag: string): Dialog => Dialog.asUas({
+      callId: 'shared-call-id-1', from: `<sip:a@x.example>;tag=${fromTag}`, to: '<sip:b@y.example>', cseq: 1,
+      contact: '<sip:a@192.0.2.1>', recordRoute: [], localTag,
+    }, binding());
+    const [a, b, c] = [mk('tag-a', 'f1'), mk('tag-b', 'f2'), mk('tag-c', 'f3')];
+    store.add(a); store.add(b); store.add(c);
+    expect(store.findByLocal('shared-call-id-1', 'tag-a')).toBe(a);
+    expect(store.findByLocal('shared-call-id-1', 'tag-b')).toBe(b);
+    expect(store.findByLocal('shared-call-id-1', 'tag-c')).toBe(c);
+    expect(store.findByLocal('other-call-id-12', 'tag-a')).toBeUndefined();
+    expect(store.findByCallId('shared-call-id-1')).toBe(c);
+    // An older one ends: the others stay, the latest is still the latest.
+    store.remove(b);
+    expect(store.findByLocal('shared-call-id-1', 'tag-b')).toBeUndefined();
+    expect(store.findByLocal('shared-call-id-1', 'tag-a')).toBe(a);
+    expect(store.findByCallId('shared-call-id-1')).toBe(c);
+    // The latest ends: the older one is still found by its tag, but no longer by the Call-ID alone.
+    store.remove(c);
+    expect(store.findByLocal('shared-call-id-1', 'tag-a')).toBe(a);
+    expect(store.findByCallId('shared-call-id-1')).toBeUndefined();
+    // A newer one is the latest again; the hidden one stays hidden after it ends too.
+    const d = mk('tag-d', 'f4');
+    store.add(d);
+    expect(store.findByCallId('shared-call-id-1')).toBe(d);
+    store.remove(d);
+    expect(store.findByCallId('shared-call-id-1')).toBeUndefined();
+    expect(store.findByLocal('shared-call-id-1', 'tag-a')).toBe(a);
+    store.remove(a);
+    expect(store.findByLocal('shared-call-id-1', 'tag-a')).toBeUndefined();
+    expect(store.size).toBe(0);
+  });
+
+  it('a newer dialog with the same Call-ID and local tag takes the older one\'s place, also after it ends', () => {
+    const store = new DialogStore();
+    const mk = (fromTag: string): Dialog => Dialog.asUas({
+      callId: 'shared-call-id-2', from: `<sip:a@x.example>;tag=${fromTag}`, to: '<sip:b@y.example>', cseq: 1,
+      contact: undefined, recordRoute: [], localTag: 'same-tag',
+    }, binding());
+    const [other, older, newer] = [Dialog.asUas({
+      callId: 'shared-call-id-2', from: '<sip:a@x.example>;tag=f0', to: '<sip:b@y.example>', cseq: 1, contact: undefined, recordRoute: [], localTag: 'other-tag',
+    }, binding()), mk('f1'), mk('f2')];
+    store.add(other); store.add(older); store.add(newer);
+    expect(store.findByLocal('shared-call-id-2', 'same-tag')).toBe(newer);
+    expect(store.findByLocal('shared-call-id-2', 'other-tag')).toBe(other);
+    store.remove(newer);
+    expect(store.findByLocal('shared-call-id-2', 'same-tag')).toBeUndefined();
+    expect(store.get(older.id)).toBe(older);
+    store.remove(older);
+    expect(store.findByLocal('shared-call-id-2', 'other-tag')).toBe(other);
+    expect(store.size).toBe(1);
+  });
+
+  it('held dialogs share what they can: no route set, the peer address, the remote tag read from the remote party', () => {
+    const a = uac({ recordRoute: [] });
+    const b = uac({ recordRoute: [] });
+    expect(a.routeSet).toBe(b.routeSet);
+    expect(a.routeSet).toEqual([]);
+    expect(a.binding.address).toBe('192.0.2.10');
+    a.updateFromResponse({ to: '<sip:bob@biloxi.example>;tag=later', contact: undefined, recordRoute: [], requestUri: 'sip:bob@biloxi.example' }, true);
+    expect(a.remoteTag).toBe('later');
+    expect(a.route().routes).toEqual([]);
   });
 });

@@ -72,7 +72,7 @@ describe('own(): a flat copy that keeps nothing else alive', () => {
 
 describe('RFC 3261 §12 dialogs keep flat copies', () => {
   const binding = (): DialogBinding => ({
-    protocol: 'udp', address: '192.0.2.1', port: 5060, connectionId: undefined, localKey: 'udp/127.0.0.1:5070', appId: 1, inviteTxnId: 'txn',
+    protocol: 'udp', address: '192.0.2.1', port: 5060, connectionId: undefined, localKey: 'udp/127.0.0.1:5070', appId: 1,
   });
 
   it('a UAS dialog (§12.1.1) made from slices of the INVITE does not keep the INVITE', () => {

@@ -4,6 +4,8 @@
 // drachtio-srf's own source, so that a drachtio-srf version that reads anything else of them
 // fails here rather than in a held call; and they run real drachtio-srf Dialogs on stand-ins.
 import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +14,7 @@ import { flat } from '../../../src/flat-string.js';
 import type { Dialog } from '../../../src/sbc/request-view.js';
 
 const require = createRequire(import.meta.url);
+setFlagsFromString('--expose-gc');
 const lib = dirname(require.resolve('drachtio-srf/lib/dialog.js'));
 const source = (file: string): string => readFileSync(join(lib, file), 'utf8');
 
@@ -68,6 +71,16 @@ describe('drachtio-srf reads of a Dialog\'s req and res (slim-dialog contract)',
   });
 });
 
+describe('drachtio-srf\'s map of dialogs (slimDialog re-keys it)', () => {
+  it('srf.js keys `_dialogs` by dialog.id and only sets, gets, tests, deletes and counts it', () => {
+    const srf = source('srf.js');
+    const uses = [...srf.matchAll(/this\._dialogs(\.\w+\([^)]*\)|\s*=\s*new Map\(\)|\.size)/g)].map((m) => m[1]!.replace(/\s+/g, ' '));
+    expect(new Set(uses)).toEqual(new Set([' = new Map()', '.has(req.stackDialogId)', '.get(req.stackDialogId)', '.get(stackDialogId)', '.set(dialog.id, dialog)', '.size', '.delete(dialog.id)']));
+    // No other module reaches it (an iteration would see the re-keyed entry last, which is harmless too).
+    for (const f of ['dialog.js', 'drachtio-agent.js', 'request.js', 'response.js', 'connect.js', 'proto.js']) expect(source(f), f).not.toMatch(/_dialogs/);
+  });
+});
+
 describe('slimDialog on real drachtio-srf Dialogs', () => {
   const DrachtioDialog = require('drachtio-srf/lib/dialog.js') as new (srf: unknown, type: string, opts: unknown) => Dialog;
   const SipMessage = require('drachtio-srf/lib/sip-parser/message.js') as new (text: string) => object;
@@ -119,6 +132,50 @@ describe('slimDialog on real drachtio-srf Dialogs', () => {
       expect(d.res.get).toBeUndefined();
       expect(() => d.req.get('Call-ID')).toThrow(/slim-dialog/);
     }
+  });
+
+  it('srf\'s dialog map still finds the dialog by its id after slimming, and only it', () => {
+    const socket = { name: 'engine connection' };
+    const srf = { _dialogs: new Map<string, unknown>() };
+    const wire = `0123|sip|network|stack-dialog-id-0123456789;uac|\r\n${ok()}`;
+    const id = wire.slice(wire.indexOf('stack-'), wire.indexOf('|\r\n'));
+    const req = Object.assign(parsed(invite()), { socket });
+    const res = Object.assign(parsed(ok()), { agent: {}, socket, stackDialogId: id });
+    const dialog = new DrachtioDialog(srf, 'uac', { req, res });
+    srf._dialogs.set((dialog as unknown as { id: string }).id, dialog);
+    srf._dialogs.set('another;id', 'another dialog');
+    slimDialog(dialog);
+    expect(srf._dialogs.get('stack-dialog-id-0123456789;uac')).toBe(dialog);
+    expect(srf._dialogs.get('another;id')).toBe('another dialog');
+    expect(srf._dialogs.size).toBe(2);
+    // A dialog srf does not hold under its id (another one is there) is left alone.
+    const { dialog: other } = uac();
+    const theirs = { _dialogs: new Map<string, unknown>([['stack-dialog-id-0123456789;uac', 'someone else']]) };
+    (other as unknown as { srf: unknown }).srf = theirs;
+    slimDialog(other);
+    expect(theirs._dialogs.get('stack-dialog-id-0123456789;uac')).toBe('someone else');
+  });
+
+  it('srf\'s dialog map no longer keeps the wire message its key was cut from', () => {
+    // Each id is a slice of a 40 KB wire text: kept, that text costs ≈ 40 KB per dialog.
+    const gc = runInNewContext('gc') as () => void;
+    const heap = (): number => { gc(); gc(); return process.memoryUsage().heapUsed; };
+    const srf = { _dialogs: new Map<string, unknown>() };
+    const make = (i: number): Dialog => {
+      const wire = `${i}|sip|network|stack-dialog-id-${String(i).padStart(8, '0')};uac|${'x'.repeat(40_000)}\r\n`;
+      const id = wire.slice(wire.indexOf('stack-'), wire.indexOf('|x'));
+      const res = Object.assign(parsed(ok()), { agent: {}, socket: {}, stackDialogId: id });
+      const d = new DrachtioDialog(srf, 'uac', { req: Object.assign(parsed(invite()), { socket: {} }), res });
+      srf._dialogs.set(id, d);
+      slimDialog(d);
+      return d;
+    };
+    make(-1);
+    const before = heap();
+    const kept = Array.from({ length: 200 }, (_, i) => make(i));
+    const per = (heap() - before) / kept.length;
+    expect(srf._dialogs.size).toBe(201);
+    expect(per).toBeLessThan(10_000);
   });
 
   it('in-dialog requests still go out through the agent on the dialog\'s socket and id', async () => {
@@ -188,5 +245,10 @@ describe('slimDialog on real drachtio-srf Dialogs', () => {
     expect(flat(cut)).toBe(cut);
     expect(flat(undefined)).toBeUndefined();
     expect(flat('short')).toBe('short');
+    // Non-ASCII and a lone surrogate (which a UTF-8 round trip would turn into U+FFFD) stay equal.
+    const wide = `${cut}-\u00e9\u{1f4de}`;
+    expect(flat(wide)).toBe(wide);
+    const lone = `${cut}\ud800`;
+    expect(flat(lone)).toBe(lone);
   });
 });
