@@ -183,6 +183,14 @@ class CpuWatch {
   }
 }
 
+/** The whole machine's busy CPU so far (s, every core: /proc/stat's first line, all but idle and
+ *  iowait): what the system and SIPp did not use of it went to other processes. */
+function machineBusyS(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+}
+
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 // ---------- the systems under test ----------
@@ -391,6 +399,8 @@ interface Overload {
   /** Over the offered window: the system's processes (% of a core, root first) and SIPp's; all of
    *  it against the machine's cores shows how much was left for the system (the ceiling). */
   windowShares: number[]; windowSipp: SippCpu;
+  /** The whole machine's busy CPU over the window (% of a core, all processes). */
+  windowMachine: number;
   /** peergate: the loss and queue swing in the window's last 7 s, and in the recovery's first 3 s. */
   trace?: { window: TraceSummary; after: TraceSummary };
 }
@@ -412,6 +422,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
   const shedBefore = await sys.shed?.();
   const trace = sys.metrics ? new OverloadTrace(sys.metrics) : undefined;
   const sysBefore = cpuByPid(sys.pid);
+  const busyBefore = machineBusyS();
   const watch = new CpuWatch([sys.uasPid]);
   let uacPid = -1;
   const t0 = Date.now();
@@ -419,6 +430,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const windowS = (Date.now() - t0) / 1000;
   const windowShares = coreShares(sysBefore, cpuByPid(sys.pid), windowS);
+  const windowMachine = (100 * (machineBusyS() - busyBefore)) / windowS;
   const sc = watch.mark(windowS);
   const recovering = load(sys.target, recoverRate, RECOVER_SECONDS, RECOVER_SECONDS + 40);
   await new Promise((r) => setTimeout(r, 3000));
@@ -433,7 +445,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
     shed: shedBefore === undefined ? undefined : (await sys.shed!()) - shedBefore,
     p50: percentile(ms, 0.5), p99: percentile(ms, 0.99),
     recoverRate, recoverS: recoveryTime(rec.rtt, recoverRate, RECOVER_SECONDS), recoverFailed: rec.result.failed,
-    windowShares, windowSipp: { uac: sc.get(uacPid) ?? NaN, uas: sc.get(sys.uasPid) ?? NaN },
+    windowShares, windowMachine, windowSipp: { uac: sc.get(uacPid) ?? NaN, uas: sc.get(sys.uasPid) ?? NaN },
     ...(points ? { trace: { window: summarise(points, 1000, SECONDS * 1000), after: summarise(points, SECONDS * 1000, SECONDS * 1000 + 3000) } } : {}),
   };
 }
@@ -504,7 +516,7 @@ async function main(): Promise<void> {
             + `after it, ${o.recoverRate} calls/s: ${o.recoverS === null ? `not recovered in ${RECOVER_SECONDS} s` : `p99 < ${P99_MAX_MS} ms after ${o.recoverS} s`}, ${o.recoverFailed} failed`);
           const total = o.windowShares.reduce((a, b) => a + b, 0) + o.windowSipp.uac + o.windowSipp.uas;
           console.log(`${''.padEnd(9)} CPU in the window, % of a core: ${sys.name} ${o.windowShares.slice(0, 5).join('/')}, ${sippCpu(o.windowSipp)}; `
-            + `together ${total.toFixed(0)} of ${availableParallelism() * 100}`);
+            + `together ${total.toFixed(0)}, every process on the machine ${o.windowMachine.toFixed(0)}, of ${availableParallelism() * 100}`);
           if (o.trace) console.log(`${''.padEnd(9)} in the window (from 1 s): ${describe(o.trace.window)}\n${''.padEnd(9)} first 3 s after it: ${describe(o.trace.after)}`);
           over.get(sys)!.push(o);
         }
