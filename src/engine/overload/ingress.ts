@@ -11,9 +11,12 @@
 //   - An initial INVITE is held in a bounded ring, stamped with its read time, and released in
 //     slices of `slice` INVITEs per turn of the event loop (setImmediate: after the turn's socket
 //     reads), so priority traffic read meanwhile goes first.
-//   - An INVITE that waited more than `sojournMs` when its turn comes (RFC 8289 CoDel's idea: the
-//     time spent in the queue, not its length, is the signal), or the oldest one when a new one
-//     finds the ring full, is released marked `overdue`: the gate refuses it with its 503
+//   - The time an INVITE spent here, not the queue's length, is the signal (RFC 8289, CoDel): once
+//     every INVITE released for `intervalMs` in a row had waited more than `sojournMs` (a standing
+//     queue, not a lone stall such as a major GC or a cold start's compiling), each one released
+//     that waited more than `sojournMs` is refused, until one comes out within it. Refused: the
+//     INVITE is released marked `overdue` (so is the oldest one when a new one finds the ring
+//     full), and the gate answers it with its 503
 //     template (reason queue_sojourn) instead of handing it to an app. It still goes through the
 //     transaction layer, so a retransmission of an INVITE that has a transaction reaches that
 //     transaction (RFC 3261 §17.2.1), and the refusal's ACK is absorbed there.
@@ -24,15 +27,17 @@ import { isInitialInvite } from '../message/initial-invite.js';
 import type { Endpoint, InboundPacket, UdpIngress } from '../transport/types.js';
 
 export interface IngressOptions {
-  /** Longest an initial INVITE may wait here (ms) and still be processed; older ones are refused. */
+  /** Longest an initial INVITE may wait here (ms) and still be processed once the queue stands. */
   sojournMs: number;
+  /** How long (ms) every INVITE released must have waited past sojournMs before any is refused. */
+  intervalMs: number;
   /** INVITEs held at most; a new one past this refuses the oldest. */
   maxQueue: number;
   /** INVITEs released per turn of the event loop. */
   slice: number;
 }
 
-export const DEFAULT_INGRESS: Readonly<IngressOptions> = Object.freeze({ sojournMs: 40, maxQueue: 1024, slice: 16 });
+export const DEFAULT_INGRESS: Readonly<IngressOptions> = Object.freeze({ sojournMs: 40, intervalMs: 100, maxQueue: 1024, slice: 16 });
 
 export interface IngressCounts {
   /** Initial INVITEs held so far. */
@@ -55,15 +60,17 @@ export class PriorityIngress implements UdpIngress {
   private head = 0;
   private size = 0;
   private scheduled = false;
+  /** When the sojourn went above the target and stayed there (CoDel's first_above_time); -1: below. */
+  private aboveSince = -1;
   private deliver: ((p: InboundPacket) => void) | undefined = undefined;
   private readonly c: IngressCounts = { held: 0, overdue: 0, overflow: 0, depth: 0, maxDepth: 0 };
 
   constructor(private readonly clock: Pick<Clock, 'now'>, opts: Partial<IngressOptions> = {},
     private readonly schedule: (fn: () => void) => void = setImmediate) {
     this.opts = { ...DEFAULT_INGRESS, ...opts };
-    const { sojournMs, maxQueue, slice } = this.opts;
-    if (!(sojournMs > 0) || !(Number.isInteger(maxQueue) && maxQueue >= 1) || !(Number.isInteger(slice) && slice >= 1)) {
-      throw new Error('overload: the ingress needs sojournMs > 0 and whole numbers maxQueue ≥ 1, slice ≥ 1');
+    const { sojournMs, intervalMs, maxQueue, slice } = this.opts;
+    if (!(sojournMs > 0) || !(intervalMs >= 0) || !(Number.isInteger(maxQueue) && maxQueue >= 1) || !(Number.isInteger(slice) && slice >= 1)) {
+      throw new Error('overload: the ingress needs sojournMs > 0, intervalMs ≥ 0 and whole numbers maxQueue ≥ 1, slice ≥ 1');
     }
     this.data = new Array<Buffer | undefined>(maxQueue).fill(undefined);
     this.address = new Array<string>(maxQueue).fill('');
@@ -106,9 +113,18 @@ export class PriorityIngress implements UdpIngress {
   private readonly drain = (): void => {
     this.scheduled = false;
     const now = this.clock.now();
-    for (let n = 0; n < this.opts.slice && this.size > 0; n++) {
-      this.release(now - this.at[this.head]! > this.opts.sojournMs);
+    const { sojournMs, intervalMs, slice } = this.opts;
+    for (let n = 0; n < slice && this.size > 0; n++) {
+      let overdue = false;
+      if (now - this.at[this.head]! <= sojournMs) this.aboveSince = -1;
+      else {
+        if (this.aboveSince < 0) this.aboveSince = now;
+        overdue = now - this.aboveSince >= intervalMs;
+      }
+      this.release(overdue);
     }
+    // Drained: no standing queue (CoDel forgets its first_above_time on an empty queue too).
+    if (this.size === 0) this.aboveSince = -1;
     if (this.size > 0 && this.deliver !== undefined) { this.scheduled = true; this.schedule(this.drain); }
   };
 
