@@ -20,6 +20,8 @@
 // * CPU ms per call at that rate: utime+stime from /proc/PID/stat of the system's process and
 //   all its descendants (every Kamailio child; rtpengine's, with --media, reported apart), and
 //   each process's share of a core (root first, then the busiest).
+// * SIPp's own CPU (uac, uas: % of a core) per step, and in each overload window the system's
+//   processes and SIPp's together against the machine's cores: what was left for the system.
 // * overload at 2× and 3× that rate for one step each: goodput (200s to INVITE received during
 //   the offered window, per second), p99 setup of the calls that were answered, and the time to
 //   recover: when the overload window ends a second caller starts at --recover-rate; recovered
@@ -39,6 +41,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { cpuSeconds, freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc, type SippResult } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js';
@@ -140,6 +143,54 @@ function coreShares(before: Map<number, number>, after: Map<number, number>, wal
   return [root!, ...rest.sort((a, b) => b.pct - a.pct)].map((x) => Math.round(x.pct));
 }
 
+/**
+ * CPU of processes that may exit before the end of what is measured (SIPp's uac): their
+ * utime+stime is read every `everyMs`, so an exited process keeps its last reading (it loses at
+ * most one period, while it mostly waits for its last answers). `mark()` closes the window.
+ */
+class CpuWatch {
+  private readonly first = new Map<number, number>();
+  private readonly last = new Map<number, number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(pids: readonly number[], everyMs = 200) {
+    for (const pid of pids) this.add(pid);
+    this.timer = setInterval(() => this.read(), everyMs);
+  }
+
+  /** Watch `pid` from now (a process started now counts from 0: its CPU so far is its own start). */
+  add(pid: number, fromZero = false): void {
+    if (this.first.has(pid)) return;
+    let t = 0;
+    try { t = cpuSeconds(pid).total; } catch { /* gone */ }
+    this.first.set(pid, fromZero ? 0 : t);
+    this.last.set(pid, t);
+  }
+
+  private read(): void {
+    for (const pid of this.first.keys()) {
+      try { this.last.set(pid, cpuSeconds(pid).total); } catch { /* exited: keep its last reading */ }
+    }
+  }
+
+  /** % of a core of each watched process since it was added, over `wallS`; stops the watch. */
+  mark(wallS: number): Map<number, number> {
+    this.read();
+    clearInterval(this.timer);
+    const out = new Map<number, number>();
+    for (const [pid, t0] of this.first) out.set(pid, (100 * (this.last.get(pid)! - t0)) / wallS);
+    return out;
+  }
+}
+
+/** The whole machine's busy CPU so far (s, every core: /proc/stat's first line, all but idle and
+ *  iowait): what the system and SIPp did not use of it went to other processes. */
+function machineBusyS(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+}
+
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 // ---------- the systems under test ----------
@@ -150,6 +201,8 @@ interface System {
   target: string;
   /** PID whose process tree is the system. */
   pid: number;
+  /** The SIPp uas the system sends calls to (its CPU is load generation, reported apart). */
+  uasPid: number;
   rtpengine?: TestRtpengine;
   /** New INVITEs the system refused on its own by overload control so far, if it counts them. */
   shed?: () => Promise<number>;
@@ -222,7 +275,7 @@ async function behindTlsRelay(sys: System, tlsPort: number, pki: Pki): Promise<S
   return { ...sys, target: `127.0.0.1:${udp}`, async stop() { await proc.stop(); await sys.stop(); } };
 }
 
-async function startKamailio(uasTarget: string, pki?: Pki): Promise<System> {
+async function startKamailio(uasTarget: string, uasPid: number, pki?: Pki): Promise<System> {
   const [port, tlsPort] = await freePorts(2) as [number, number];
   const rtp = MEDIA ? await startRtpengine({ portSpan: 10_000 }) : undefined;
   const proc = await kamailio('kamailio.cfg', port, [
@@ -231,13 +284,13 @@ async function startKamailio(uasTarget: string, pki?: Pki): Promise<System> {
     ...(pki ? ['-l', `tls:127.0.0.1:${tlsPort}`, '-A', 'WITH_TLS', '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-kamailio-tls-'), pki, 'server')}"`] : []),
   ]);
   const sys: System = {
-    name: 'Kamailio', target: `127.0.0.1:${port}`, pid: proc.pid, rtpengine: rtp,
+    name: 'Kamailio', target: `127.0.0.1:${port}`, pid: proc.pid, uasPid, rtpengine: rtp,
     async stop() { await proc.stop(); await rtp?.stop(); },
   };
   return pki ? behindTlsRelay(sys, tlsPort, pki) : sys;
 }
 
-async function startPeergateSystem(uasTarget: string, pki?: Pki): Promise<System> {
+async function startPeergateSystem(uasTarget: string, uasPid: number, pki?: Pki): Promise<System> {
   const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
   const rtp = MEDIA ? await startRtpengine({ portSpan: 10_000 }) : undefined;
   const limits = { cps: LIMIT_CPS, burst: LIMIT_CPS, sessions: LIMIT_SESSIONS };
@@ -257,7 +310,7 @@ async function startPeergateSystem(uasTarget: string, pki?: Pki): Promise<System
   }
   const pg = await startPeergate(policy);
   const sys: System = {
-    name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, rtpengine: rtp,
+    name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, uasPid, rtpengine: rtp,
     shed: () => pg.metric('peergate_shed_total'),
     metrics: pg.metrics,
     async stop() { await pg.stop(); await rtp?.stop(); },
@@ -299,12 +352,12 @@ function statColumns(file: string | undefined, names: string[]): number[] {
 }
 
 /** `rate` calls/s for `seconds` from 127.0.0.2 to `target`, no cap on calls in progress. */
-async function load(target: string, rate: number, seconds: number, timeoutS: number): Promise<Load> {
+async function load(target: string, rate: number, seconds: number, timeoutS: number, onStart?: (p: Proc) => void): Promise<Load> {
   const dir = scratchDir('compare-uac-');
   const calls = Math.round(rate * seconds);
   const t0 = Date.now();
   const result = await runSipp(['-sf', UAC_XML, target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-r', String(rate), '-m', String(calls), '-l', String(calls), '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS });
+    '-r', String(rate), '-m', String(calls), '-l', String(calls), '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS, ...(onStart ? { onStart } : {}) });
   // A final response other than 200 is an "unexpected message" to the scenario; no answer at all
   // ends in SIPp's retransmission or global timeouts.
   const [refused, retrans, recvTimeout] = statColumns(result.statFile, ['FailedUnexpectedMessage(C)', 'FailedMaxUDPRetrans(C)', 'FailedTimeoutOnRecv(C)']);
@@ -312,13 +365,20 @@ async function load(target: string, rate: number, seconds: number, timeoutS: num
   return { rate, calls, result, wallS: (Date.now() - t0) / 1000, rtt: rtts(dir), refused: refused!, timedOut };
 }
 
-interface Step { rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; shares: number[]; pass: boolean; why: string }
+/** SIPp's own share of a core (uac, uas): the load generator shares the machine with the system. */
+interface SippCpu { uac: number; uas: number }
+const sippCpu = (c: SippCpu) => `SIPp uac/uas ${c.uac.toFixed(0)}/${c.uas.toFixed(0)} % of a core`;
+
+interface Step { rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; shares: number[]; sipp: SippCpu; pass: boolean; why: string }
 
 async function step(sys: System, rate: number): Promise<Step> {
   const before = cpuByPid(sys.pid);
   const rtpBefore = sys.rtpengine ? cpuByPid(sys.rtpengine.proc.pid) : undefined;
-  const l = await load(sys.target, rate, SECONDS, SECONDS * 3 + 10);
+  const watch = new CpuWatch([sys.uasPid]);
+  let uacPid = -1;
+  const l = await load(sys.target, rate, SECONDS, SECONDS * 3 + 10, (p) => { uacPid = p.pid; watch.add(p.pid, true); });
   const after = cpuByPid(sys.pid);
+  const sc = watch.mark(l.wallS);
   const cpu = cpuDelta(before, after);
   const rtpCpu = sys.rtpengine && rtpBefore ? cpuDelta(rtpBefore, cpuByPid(sys.rtpengine.proc.pid)) : undefined;
   const ms = l.rtt.map((r) => r.ms);
@@ -329,13 +389,18 @@ async function step(sys: System, rate: number): Promise<Step> {
   return {
     rate, ok: l.result.successful, failed: l.result.failed, refused: l.refused, timedOut: l.timedOut, wallS: l.wallS, p50: percentile(ms, 0.5), p99,
     cpuMsPerCall: (cpu / l.calls) * 1000, rtpCpuMsPerCall: rtpCpu === undefined ? undefined : (rtpCpu / l.calls) * 1000,
-    shares: coreShares(before, after, l.wallS), pass: why === '', why,
+    shares: coreShares(before, after, l.wallS), sipp: { uac: sc.get(uacPid) ?? NaN, uas: sc.get(sys.uasPid) ?? NaN }, pass: why === '', why,
   };
 }
 
 interface Overload {
   offered: number; goodput: number; answered: number; refused: number; timedOut: number; shed?: number;
   p50: number; p99: number; recoverRate: number; recoverS: number | null; recoverFailed: number;
+  /** Over the offered window: the system's processes (% of a core, root first) and SIPp's; all of
+   *  it against the machine's cores shows how much was left for the system (the ceiling). */
+  windowShares: number[]; windowSipp: SippCpu;
+  /** The whole machine's busy CPU over the window (% of a core, all processes). */
+  windowMachine: number;
   /** peergate: the loss and queue swing in the window's last 7 s, and in the recovery's first 3 s. */
   trace?: { window: TraceSummary; after: TraceSummary };
 }
@@ -356,8 +421,17 @@ function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null 
 async function overload(sys: System, rate: number, recoverRate: number): Promise<Overload> {
   const shedBefore = await sys.shed?.();
   const trace = sys.metrics ? new OverloadTrace(sys.metrics) : undefined;
-  const pending = load(sys.target, rate, SECONDS, SECONDS + RECOVER_SECONDS + 20);
+  const sysBefore = cpuByPid(sys.pid);
+  const busyBefore = machineBusyS();
+  const watch = new CpuWatch([sys.uasPid]);
+  let uacPid = -1;
+  const t0 = Date.now();
+  const pending = load(sys.target, rate, SECONDS, SECONDS + RECOVER_SECONDS + 20, (p) => { uacPid = p.pid; watch.add(p.pid, true); });
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const windowS = (Date.now() - t0) / 1000;
+  const windowShares = coreShares(sysBefore, cpuByPid(sys.pid), windowS);
+  const windowMachine = (100 * (machineBusyS() - busyBefore)) / windowS;
+  const sc = watch.mark(windowS);
   const recovering = load(sys.target, recoverRate, RECOVER_SECONDS, RECOVER_SECONDS + 40);
   await new Promise((r) => setTimeout(r, 3000));
   const points = await trace?.stop();
@@ -371,6 +445,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
     shed: shedBefore === undefined ? undefined : (await sys.shed!()) - shedBefore,
     p50: percentile(ms, 0.5), p99: percentile(ms, 0.99),
     recoverRate, recoverS: recoveryTime(rec.rtt, recoverRate, RECOVER_SECONDS), recoverFailed: rec.result.failed,
+    windowShares, windowMachine, windowSipp: { uac: sc.get(uacPid) ?? NaN, uas: sc.get(sys.uasPid) ?? NaN },
     ...(points ? { trace: { window: summarise(points, 1000, SECONDS * 1000), after: summarise(points, SECONDS * 1000, SECONDS * 1000 + 3000) } } : {}),
   };
 }
@@ -388,8 +463,8 @@ async function main(): Promise<void> {
   try {
     for (const n of names) {
       const [uasPort] = await freePorts(1) as [number];
-      startSipp(['-sf', UAS_XML, '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
-      systems.push(n === 'kamailio' ? await startKamailio(`127.0.0.3:${uasPort}`, pki) : await startPeergateSystem(`127.0.0.3:${uasPort}`, pki));
+      const uas = startSipp(['-sf', UAS_XML, '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
+      systems.push(n === 'kamailio' ? await startKamailio(`127.0.0.3:${uasPort}`, uas.pid, pki) : await startPeergateSystem(`127.0.0.3:${uasPort}`, uas.pid, pki));
     }
     console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}; media ${MEDIA ? 'anchored on rtpengine' : 'not anchored'}; `
       + `peer side ${TLS ? 'mutual TLS (SIPp UDP → Kamailio TLS relay)' : 'UDP'}; `
@@ -418,7 +493,7 @@ async function main(): Promise<void> {
           const s = await step(sys, rate);
           console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed (${s.refused} refused, ${s.timedOut} timed out), ${s.wallS.toFixed(1)} s, `
             + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
-            + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}, % of a core: ${s.shares.slice(0, 5).join('/')}`
+            + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}, % of a core: ${s.shares.slice(0, 5).join('/')}; ${sippCpu(s.sipp)}`
             + `${s.pass ? '' : `  <- ${s.why}`}`);
           await settle(1);
           if (s.pass) { best.set(sys, s); break; }
@@ -439,6 +514,9 @@ async function main(): Promise<void> {
           console.log(`${sys.name.padEnd(9)} ${factor}× = ${o.offered} calls/s offered: goodput ${o.goodput.toFixed(0)} answered/s in the window, `
             + `${o.answered} answered, ${o.refused} refused${o.shed === undefined ? '' : ` (${o.shed} shed by overload control, with the recovery caller's)`}, ${o.timedOut} timed out, setup p50/p99 ${o.p50}/${o.p99} ms; `
             + `after it, ${o.recoverRate} calls/s: ${o.recoverS === null ? `not recovered in ${RECOVER_SECONDS} s` : `p99 < ${P99_MAX_MS} ms after ${o.recoverS} s`}, ${o.recoverFailed} failed`);
+          const total = o.windowShares.reduce((a, b) => a + b, 0) + o.windowSipp.uac + o.windowSipp.uas;
+          console.log(`${''.padEnd(9)} CPU in the window, % of a core: ${sys.name} ${o.windowShares.slice(0, 5).join('/')}, ${sippCpu(o.windowSipp)}; `
+            + `together ${total.toFixed(0)}, every process on the machine ${o.windowMachine.toFixed(0)}, of ${availableParallelism() * 100}`);
           if (o.trace) console.log(`${''.padEnd(9)} in the window (from 1 s): ${describe(o.trace.window)}\n${''.padEnd(9)} first 3 s after it: ${describe(o.trace.after)}`);
           over.get(sys)!.push(o);
         }

@@ -180,11 +180,12 @@ export function readSippStats(file: string): { successful: number; failed: numbe
 }
 
 /** Run sipp to completion (client side) with a bounded global timeout. */
-export async function runSipp(args: string[], opts: { dir?: string; timeoutS?: number } = {}): Promise<SippResult> {
+export async function runSipp(args: string[], opts: { dir?: string; timeoutS?: number; onStart?: (p: Proc) => void } = {}): Promise<SippResult> {
   const dir = opts.dir ?? scratchDir('sipp-');
   const statFile = join(dir, `stat-${Date.now()}-${Math.random().toString(16).slice(2)}.csv`);
   const t = opts.timeoutS ?? 30;
   const p = startProcess('sipp', [...args, '-nostdin', '-timeout', `${t}s`, '-timeout_error', '-trace_stat', '-stf', statFile, '-fd', '1'], { cwd: dir });
+  opts.onStart?.(p);
   const code = await p.exited;
   started.delete(p);
   const s = readSippStats(statFile);

@@ -99,7 +99,7 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
       expect(refusedAfterMs[Math.floor(refusedAfterMs.length / 2)]).toBeLessThan(250);
       expect(withRetryAfter).toBe(answered(503));
       expect(shedBy(metrics, 'worker_backlog')).toBeGreaterThan(0);
-      const reasons = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs', 'worker_backlog'];
+      const reasons = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs', 'worker_backlog', 'queue_sojourn'];
       expect(reasons.reduce((a, r) => a + shedBy(metrics, r), 0)).toBe(answered(503));
       expect(answered(483)).toBeGreaterThan(0); // the rest reached the B2BUA
       expect(metrics).toMatch(/^peergate_worker_event_loop_delay_seconds /m);

@@ -73,6 +73,8 @@ export interface NewInvite {
   readonly to: string;
   readonly callId: string;
   readonly cseq: string;
+  /** It waited in the priority ingress past its target (overload/ingress.ts): refuse it. */
+  readonly overdue: boolean;
 }
 
 /** The header values every request the core accepts must carry, checked once per new request. */
@@ -194,7 +196,7 @@ export class ServerSide {
       const top = stampedTopVia(head.vias[0]!, pkt.source.address, pkt.source.port);
       if (top !== undefined) {
         head.vias[0] = top;
-        const invite: NewInvite = { txn, vias: head.vias, from: head.from, to: head.to, callId: head.callId, cseq: head.cseq };
+        const invite: NewInvite = { txn, vias: head.vias, from: head.from, to: head.to, callId: head.callId, cseq: head.cseq, overdue: pkt.overdue === true };
         if (admission.shed(invite, req)) return;
         // RFC 7339 feedback the gate put in the top Via, for every response to come.
         if (invite.vias[0] !== top) fedVia = invite.vias[0];

@@ -29,7 +29,9 @@
 // high mark (priority: pending, transactions, dialogs, worker backlog, lag).
 import { QueueLaw } from './queue-law.js';
 
-export const SHED_REASONS = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs', 'worker_backlog'] as const;
+/** Why a new INVITE was refused. All but queue_sojourn are the detector's (its loss); queue_sojourn
+ *  is the priority ingress's (ingress.ts): an INVITE that waited in its queue past the target. */
+export const SHED_REASONS = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs', 'worker_backlog', 'queue_sojourn'] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
 
 export interface OverloadThresholds {

@@ -15,6 +15,8 @@
 //     Otherwise the loss throttle refuses that share with a 503 + Retry-After from a template
 //     (refusal.ts; no app involved), unless the priority predicate (emergency,
 //     Resource-Priority: set by the SBC) exempts the request.
+//     An INVITE the priority ingress (ingress.ts) held past its sojourn target comes marked
+//     overdue: it is refused whatever the loss (reason queue_sojourn), with the same exemption.
 //   - Clients whose top Via carries `oc` get RFC 7339 feedback on every response to the INVITE.
 //   - Counts refusals by reason (peergate_shed_total{reason}, see metrics.ts).
 import type { SipRequest } from '../message/types.js';
@@ -25,6 +27,7 @@ import { randomToken, tagOf } from '../core/fields.js';
 import { DEFAULT_THRESHOLDS, LossThrottle, OverloadDetector, SHED_REASONS, type OverloadThresholds, type Sample, type ShedReason } from './detector.js';
 import { ocSeq, wantsLossFeedback, withFeedback } from './rfc7339.js';
 import { RefusalTemplate } from './refusal.js';
+import type { IngressOptions } from './ingress.js';
 
 export interface OverloadOptions extends Partial<OverloadThresholds> {
   /** Probe period (ms): also the lag resolution. */
@@ -33,6 +36,9 @@ export interface OverloadOptions extends Partial<OverloadThresholds> {
   retryAfterS?: number;
   /** oc-validity sent while shedding (ms). */
   ocValidityMs?: number;
+  /** The priority ingress in front of UDP intake (ingress.ts); undefined: none, datagrams are
+   *  processed in the order read. */
+  ingress?: Partial<IngressOptions> | undefined;
 }
 
 export interface CoreLoad {
@@ -122,9 +128,9 @@ export class OverloadGate {
     if (top !== undefined && top.includes(';oc') && wantsLossFeedback(top)) {
       inv.vias[0] = withFeedback(top, { loss, validityMs: this.validityMs, seq: this.seq });
     }
-    if (loss > 0 && this.throttle.refuse(loss)) {
+    if (inv.overdue || (loss > 0 && this.throttle.refuse(loss))) {
       if (this.priority?.(req)) { this.exempted++; this.pending.add(inv.txn); return false; }
-      const reason = this.detector.reason ?? 'event_loop_lag';
+      const reason = inv.overdue ? 'queue_sojourn' : this.detector.reason ?? 'event_loop_lag';
       this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
       this.refuse(inv);
       return true;

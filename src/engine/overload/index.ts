@@ -5,6 +5,7 @@ import { OverloadGate, type OverloadOptions } from './gate.js';
 import { reportGate } from './metrics.js';
 import { UdpQueueProbe } from './socket-queue.js';
 import type { WorkerBacklog } from './worker-backlog.js';
+import { PriorityIngress } from './ingress.js';
 
 export { OverloadGate, type OverloadOptions, type PriorityPredicate, type CoreLoad } from './gate.js';
 export { OverloadDetector, LossThrottle, DEFAULT_THRESHOLDS, SHED_REASONS, type ShedReason, type OverloadThresholds } from './detector.js';
@@ -13,6 +14,7 @@ export { OverloadSchema, overloadOptions, type OverloadPolicy } from './schema.j
 export { shedTotal } from './metrics.js';
 export { UdpQueueProbe, procKey, type UdpQueueSample } from './socket-queue.js';
 export { WorkerBacklog, LoopDelayReporter, WORKER_PROBE_MS, WORKER_REPORT_MS } from './worker-backlog.js';
+export { PriorityIngress, DEFAULT_INGRESS, type IngressOptions, type IngressCounts } from './ingress.js';
 
 /**
  * Put a gate in front of a running engine's new INVITEs and report it in /metrics.
@@ -25,6 +27,8 @@ export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'tra
   // `received` counts what passed the shield, unparsable datagrams included.
   const junkNow = () => ({ received: udp.received, dropped: udp.shieldDropped, unparsable: engine.core.counters.parseErrors });
   let seen = junkNow();
+  // Calls in progress first (opts.ingress): initial INVITEs wait their turn in user space.
+  const ingress = opts.ingress ? new PriorityIngress(clock, opts.ingress) : undefined;
   const gate = new OverloadGate(clock, {
     // A backlog made mostly of junk (datagrams the shield drops unread, from a source that is no
     // peer, or that do not parse, even from a peer's address) is not one that refusing INVITEs
@@ -40,9 +44,10 @@ export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'tra
     transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
     dialogs: () => engine.core.dialogs.size,
     ...(workers ? { workerLag: (ownLagMs: number) => workers.lagMs(ownLagMs) } : {}),
-    detach: () => { engine.wire.setAdmission(undefined); reportGate(undefined); },
+    detach: () => { if (ingress) engine.transports.setUdpIngress(undefined); engine.wire.setAdmission(undefined); reportGate(undefined); },
   }, opts);
   engine.wire.setAdmission(gate);
+  if (ingress) engine.transports.setUdpIngress(ingress);
   reportGate(gate);
   return gate;
 }

@@ -17,7 +17,7 @@ function metric<T>(name: string, make: () => T): T {
 
 export const shedTotal = metric('peergate_shed_total', () => new client.Counter({
   name: 'peergate_shed_total',
-  help: 'New INVITEs refused with 503 by overload control, by reason (event_loop_lag, receive_queue, pending_setups, transactions, dialogs, worker_backlog)',
+  help: 'New INVITEs refused with 503 by overload control, by reason (event_loop_lag, receive_queue, pending_setups, transactions, dialogs, worker_backlog; queue_sojourn: waited in the priority ingress past its target)',
   labelNames: ['reason'],
   collect(this: client.Counter<string>) {
     const t = current?.totals();

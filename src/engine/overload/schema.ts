@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { DEFAULT_THRESHOLDS } from './detector.js';
 import type { OverloadOptions } from './gate.js';
+import { DEFAULT_INGRESS } from './ingress.js';
 
 const ms = (max: number) => z.number().int().min(1).max(max);
 const count = z.number().int().min(0).max(100_000_000);
@@ -44,6 +45,15 @@ export const OverloadSchema = z.strictObject({
   retry_after_s: z.number().int().min(0).max(3600).default(2),
   /** oc-validity sent to RFC 7339 clients while shedding (ms). */
   oc_validity_ms: ms(3_600_000).default(2000),
+  /** Priority ingress on UDP: responses and requests inside dialogs are processed as read; new
+   *  INVITEs wait in a queue of at most `ingress_queue_max`, `ingress_slice` per event-loop turn;
+   *  once every one for `ingress_interval_ms` had waited over `ingress_sojourn_ms`, those that
+   *  did are refused (503, reason queue_sojourn) until one has not (RFC 8289's CoDel idea). */
+  priority_ingress: z.boolean().default(false),
+  ingress_sojourn_ms: ms(10_000).default(DEFAULT_INGRESS.sojournMs),
+  ingress_interval_ms: z.number().int().min(0).max(10_000).default(DEFAULT_INGRESS.intervalMs),
+  ingress_queue_max: z.number().int().min(1).max(1_000_000).default(DEFAULT_INGRESS.maxQueue),
+  ingress_slice: z.number().int().min(1).max(10_000).default(DEFAULT_INGRESS.slice),
 }).refine((o) => o.lag_low_ms <= o.lag_high_ms, { error: 'overload.lag_low_ms must not exceed lag_high_ms', path: ['lag_low_ms'] })
   .refine((o) => o.worker_lag_low_ms <= o.worker_lag_high_ms, { error: 'overload.worker_lag_low_ms must not exceed worker_lag_high_ms', path: ['worker_lag_low_ms'] })
   .refine((o) => o.queue_low_kib <= o.queue_high_kib, { error: 'overload.queue_low_kib must not exceed queue_high_kib', path: ['queue_low_kib'] })
@@ -58,5 +68,6 @@ export function overloadOptions(p: OverloadPolicy): OverloadOptions | undefined 
     lagHighMs: p.lag_high_ms, lagLowMs: p.lag_low_ms, workerLagHighMs: p.worker_lag_high_ms, workerLagLowMs: p.worker_lag_low_ms, queueHighBytes: p.queue_high_kib * 1024, queueLowBytes: p.queue_low_kib * 1024, queueDelayTargetMs: p.queue_delay_target_ms, pendingHigh: p.pending_high, pendingLow: p.pending_low,
     maxTransactions: p.max_transactions, maxDialogs: p.max_dialogs, intervalMs: p.interval_ms, onsetIntervals: p.onset_intervals,
     stepPercent: p.step_percent, calmStepPercent: p.calm_step_percent, maxLossPercent: p.max_loss_percent, retryAfterS: p.retry_after_s, ocValidityMs: p.oc_validity_ms,
+    ingress: p.priority_ingress ? { sojournMs: p.ingress_sojourn_ms, intervalMs: p.ingress_interval_ms, maxQueue: p.ingress_queue_max, slice: p.ingress_slice } : undefined,
   };
 }

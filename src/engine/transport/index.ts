@@ -22,7 +22,7 @@ import { StreamConnections } from './streams.js';
 import { TlsContexts } from './tls-contexts.js';
 import { UdpTransport } from './udp.js';
 import type { Shield } from '../shield/index.js';
-import type { Endpoint, InboundPacket, Protocol, SendResult, SendTarget } from './types.js';
+import type { Endpoint, InboundPacket, Protocol, SendResult, SendTarget, UdpIngress } from './types.js';
 
 export { StreamFramer } from './framer.js';
 export type { FrameError, FramerLimits } from './framer.js';
@@ -120,6 +120,19 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
    */
   reloadTls(opts: TransportTlsOptions): void {
     this.tls.apply(opts);
+  }
+
+  /**
+   * Put (or take away: undefined) a priority ingress in front of UDP intake (overload control,
+   * src/engine/overload/ingress.ts): it may hold a datagram and deliver it later, through the
+   * same path (capture tap, 'message'). The one it replaces releases what it held.
+   */
+  setUdpIngress(ingress: UdpIngress | undefined): void {
+    const old = this.udp.ingress;
+    this.udp.ingress = undefined;
+    old?.detach();
+    ingress?.attach((p) => this.deliver(p));
+    this.udp.ingress = ingress;
   }
 
   /** Receive buffer of each UDP listener socket (overload control reads their queues). */

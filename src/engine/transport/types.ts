@@ -28,6 +28,19 @@ export interface InboundPacket {
   connectionId?: string;
   /** Set only for TLS with a verified client certificate. */
   tls?: TlsPeerIdentity;
+  /** An initial INVITE the priority ingress held past its sojourn target (overload/ingress.ts):
+   *  overload control refuses it (503) instead of handing it to an app. */
+  overdue?: boolean;
+}
+
+/** What UDP intake offers each accepted datagram to before processing it (overload/ingress.ts). */
+export interface UdpIngress {
+  /** The path a held datagram takes once released (the transport's own delivery). */
+  attach(deliver: (p: InboundPacket) => void): void;
+  /** true: held (processed or refused later); false: process it now. */
+  hold(data: Buffer, address: string, port: number, local: Endpoint): boolean;
+  /** Release everything held, for processing now, and hold nothing more. */
+  detach(): void;
 }
 
 export interface SendTarget {

@@ -4,7 +4,7 @@
 // the listener asked for), so the peer sees our advertised address:port.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { familyOf, type ListenerSpec, type TransportContext } from './options.js';
-import type { Endpoint, SendResult, SendTarget } from './types.js';
+import type { Endpoint, SendResult, SendTarget, UdpIngress } from './types.js';
 import { kernelCharge } from './kernel-charge.js';
 
 /** True for a datagram of only CR/LF/space (keep-alive noise some UAs send over UDP). */
@@ -18,6 +18,8 @@ function isBlank(b: Buffer): boolean {
 
 export class UdpTransport {
   private readonly sockets: { socket: UdpSocket; local: Endpoint }[] = [];
+  /** Overload control's priority ingress: may hold a datagram back (initial INVITEs). */
+  ingress: UdpIngress | undefined = undefined;
 
   constructor(private readonly ctx: TransportContext) {}
 
@@ -86,6 +88,7 @@ export class UdpTransport {
     stats.udp.received++;
     if (msg.length > limits.maxMessageSize) { stats.udp.oversize++; return; }
     if (isBlank(msg)) { stats.udp.keepAlives++; return; }
+    if (this.ingress !== undefined && this.ingress.hold(msg, address, port, local)) return;
     this.ctx.deliver({ data: msg, source: { protocol: 'udp', address, port }, local });
   }
 }
