@@ -9,6 +9,8 @@
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
 //     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
 //     [--trace-dir DIR (peergate: the loss and receive-queue gauges every 100 ms of each overload step, into DIR/NAME-Nx.csv)]
+//     [--cpu-prof DIR (peergate's primary under node --cpu-prof, written to DIR at its exit; read
+//      it with `npx tsx bench/profile-areas.ts DIR/CPU.*.cpuprofile --marker shed`)]
 //
 // uac (SIPp, 127.0.0.2) → system → uas (SIPp, 127.0.0.3), UDP, INVITE/200/ACK/BYE, no hold time
 // (bench/compare/uac.xml, uas.xml). For each system:
@@ -39,6 +41,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { cpuSeconds, freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc, type SippResult } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js';
@@ -63,6 +66,7 @@ const { values } = parseArgs({
     'peergate-policy': { type: 'string' },
     'overload-of': { type: 'string' },
     'trace-dir': { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
@@ -142,12 +146,22 @@ function coreShares(before: Map<number, number>, after: Map<number, number>, wal
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
+/** The whole machine's busy and total CPU ticks so far (/proc/stat's first line). */
+function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  // idle + iowait are not busy.
+  return { busy: total - f[3]! - (f[4] ?? 0), total };
+}
+
 // ---------- the systems under test ----------
 
 interface System {
   name: string;
   /** host:port SIPp sends to. */
   target: string;
+  /** With --tls: the relay's PID (load generation, reported apart, not counted). */
+  relayPid?: number;
   /** PID whose process tree is the system. */
   pid: number;
   rtpengine?: TestRtpengine;
@@ -219,7 +233,7 @@ async function behindTlsRelay(sys: System, tlsPort: number, pki: Pki): Promise<S
   const [udp, tls] = await freePorts(2) as [number, number];
   const proc = await kamailio('tls-relay.cfg', udp, ['-l', `tls:127.0.0.1:${tls}`,
     '-A', `FWD_DST="sip:127.0.0.1:${tlsPort};transport=tls"`, '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-relay-'), pki, 'client')}"`]);
-  return { ...sys, target: `127.0.0.1:${udp}`, async stop() { await proc.stop(); await sys.stop(); } };
+  return { ...sys, target: `127.0.0.1:${udp}`, relayPid: proc.pid, async stop() { await proc.stop(); await sys.stop(); } };
 }
 
 async function startKamailio(uasTarget: string, pki?: Pki): Promise<System> {
@@ -255,7 +269,8 @@ async function startPeergateSystem(uasTarget: string, pki?: Pki): Promise<System
     policy.listen[0] = { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: peerPort };
     policy.tls = { certificate: pki.server.certPath, key: pki.server.keyPath, client_cas: [pki.ca.certPath], require_client_cert: true };
   }
-  const pg = await startPeergate(policy);
+  const prof = values['cpu-prof'];
+  const pg = await startPeergate(policy, prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {});
   const sys: System = {
     name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, rtpengine: rtp,
     shed: () => pg.metric('peergate_shed_total'),
@@ -312,12 +327,20 @@ async function load(target: string, rate: number, seconds: number, timeoutS: num
   return { rate, calls, result, wallS: (Date.now() - t0) / 1000, rtt: rtts(dir), refused: refused!, timedOut };
 }
 
-interface Step { rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; shares: number[]; pass: boolean; why: string }
+interface Step {
+  rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; shares: number[];
+  /** The TLS relay's share of a core, and the whole machine's busy share of all its cores (everything running, other users too). */
+  relayPct?: number; machinePct: number; pass: boolean; why: string;
+}
 
 async function step(sys: System, rate: number): Promise<Step> {
   const before = cpuByPid(sys.pid);
   const rtpBefore = sys.rtpengine ? cpuByPid(sys.rtpengine.proc.pid) : undefined;
+  const relayBefore = sys.relayPid === undefined ? undefined : cpuByPid(sys.relayPid);
+  const m0 = machineTicks();
   const l = await load(sys.target, rate, SECONDS, SECONDS * 3 + 10);
+  const m1 = machineTicks();
+  const relayCpu = sys.relayPid === undefined || !relayBefore ? undefined : cpuDelta(relayBefore, cpuByPid(sys.relayPid));
   const after = cpuByPid(sys.pid);
   const cpu = cpuDelta(before, after);
   const rtpCpu = sys.rtpengine && rtpBefore ? cpuDelta(rtpBefore, cpuByPid(sys.rtpengine.proc.pid)) : undefined;
@@ -330,6 +353,8 @@ async function step(sys: System, rate: number): Promise<Step> {
     rate, ok: l.result.successful, failed: l.result.failed, refused: l.refused, timedOut: l.timedOut, wallS: l.wallS, p50: percentile(ms, 0.5), p99,
     cpuMsPerCall: (cpu / l.calls) * 1000, rtpCpuMsPerCall: rtpCpu === undefined ? undefined : (rtpCpu / l.calls) * 1000,
     shares: coreShares(before, after, l.wallS), pass: why === '', why,
+    ...(relayCpu === undefined ? {} : { relayPct: Math.round((100 * relayCpu) / l.wallS) }),
+    machinePct: Math.round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total)),
   };
 }
 
@@ -419,6 +444,7 @@ async function main(): Promise<void> {
           console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed (${s.refused} refused, ${s.timedOut} timed out), ${s.wallS.toFixed(1)} s, `
             + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
             + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}, % of a core: ${s.shares.slice(0, 5).join('/')}`
+            + `${s.relayPct === undefined ? '' : `, TLS relay ${s.relayPct}%`}, machine busy ${s.machinePct}% of ${availableParallelism()} cores`
             + `${s.pass ? '' : `  <- ${s.why}`}`);
           await settle(1);
           if (s.pass) { best.set(sys, s); break; }
