@@ -4,7 +4,7 @@
 //
 //   nice -n 10 npx tsx bench/compare.bench.ts [--rates 300,600,1000,1500,2000,2500,3000]
 //     [--seconds 8] [--recover-rate N (default 30% of the max)] [--recover-seconds 10] [--warmup-seconds 10] [--kamailio-children 4]
-//     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media] [--tls] [--tries 1]
+//     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media] [--tls [--stateless-relay]] [--tries 1]
 //     [--workers N|auto (peergate's `workers`; default: the policy's default)]
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
 //     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
@@ -61,6 +61,7 @@ const { values } = parseArgs({
     'no-shedding': { type: 'boolean', default: false },
     media: { type: 'boolean', default: false },
     tls: { type: 'boolean', default: false },
+    'stateless-relay': { type: 'boolean', default: false },
     tries: { type: 'string', default: '1' },
     workers: { type: 'string' },
     'peergate-policy': { type: 'string' },
@@ -232,7 +233,8 @@ async function kamailio(cfg: string, port: number, extra: string[]): Promise<Pro
 async function behindTlsRelay(sys: System, tlsPort: number, pki: Pki): Promise<System> {
   const [udp, tls] = await freePorts(2) as [number, number];
   const proc = await kamailio('tls-relay.cfg', udp, ['-l', `tls:127.0.0.1:${tls}`,
-    '-A', `FWD_DST="sip:127.0.0.1:${tlsPort};transport=tls"`, '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-relay-'), pki, 'client')}"`]);
+    '-A', `FWD_DST="sip:127.0.0.1:${tlsPort};transport=tls"`, '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-relay-'), pki, 'client')}"`,
+    ...(values['stateless-relay'] ? ['-A', 'STATELESS'] : [])]);
   return { ...sys, target: `127.0.0.1:${udp}`, relayPid: proc.pid, async stop() { await proc.stop(); await sys.stop(); } };
 }
 
@@ -417,7 +419,7 @@ async function main(): Promise<void> {
       systems.push(n === 'kamailio' ? await startKamailio(`127.0.0.3:${uasPort}`, pki) : await startPeergateSystem(`127.0.0.3:${uasPort}`, pki));
     }
     console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}; media ${MEDIA ? 'anchored on rtpengine' : 'not anchored'}; `
-      + `peer side ${TLS ? 'mutual TLS (SIPp UDP → Kamailio TLS relay)' : 'UDP'}; `
+      + `peer side ${TLS ? `mutual TLS (SIPp UDP → Kamailio TLS relay${values['stateless-relay'] ? ', stateless' : ''})` : 'UDP'}; `
       + `Kamailio children ${KAM_CHILDREN}; peergate workers ${values.workers ?? 'policy default'}`
       + `${values['peergate-policy'] ? `, policy + ${values['peergate-policy']}` : ''}; load average before ${loadBefore}; node ${process.version}`);
 
