@@ -5,7 +5,8 @@
 // connection to address:port (a TLS one only if checked against the same server name, RFC
 // 5922 §7.2), else connects. Framing is framer.ts's; an unframeable stream is closed.
 // Connections close after `idleTimeoutMs` without traffic in either direction, and when a peer
-// stops reading (write buffer limit). The shield runs per accepted connection and per framed
+// stops reading (write buffer limit). Messages sent to a connection in one event-loop turn
+// leave in one write at the turn's end. The shield runs per accepted connection and per framed
 // message on accepted connections; connections we opened carry traffic we asked for and skip
 // the per-message check. A banned TLS identity's accepted connections are closed when the ban
 // is set (the shield tells us), its new handshakes refused (tls-server.ts). Inbound TLS handshakes are tls-server.ts's, TLS material and the
@@ -277,9 +278,10 @@ export class StreamConnections {
         resolve({ ok: false, reason: 'closed', detail: `${conn.id}: peer not reading (write buffer full)` });
         return;
       }
-      // Gather one event-loop turn's messages to a connection into one write (over TLS one
-      // SSL_write: one record and one syscall where each message would take its own): the first
-      // write of the turn corks the socket, the turn's check phase uncorks every corked one.
+      // Gather one event-loop turn's messages to a connection into one write: over TLS one
+      // SSL_write, one record and one syscall per turn (node alone writes the turn's first
+      // message at once and the rest as a second record). The turn's first write corks the
+      // socket; the turn's check phase uncorks every corked one.
       if (!conn.corked) {
         conn.corked = true;
         conn.socket.cork();
