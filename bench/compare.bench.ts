@@ -170,6 +170,8 @@ interface System {
   shed?: () => Promise<number>;
   /** Its /metrics text (peergate): the overload trace reads the loss and queue gauges from it. */
   metrics?: () => Promise<string>;
+  /** peergate over TLS: inbound TLS handshakes so far (more than one: the relay reconnected). */
+  tlsHandshakes?: () => Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -276,6 +278,7 @@ async function startPeergateSystem(uasTarget: string, pki?: Pki): Promise<System
   const sys: System = {
     name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, rtpengine: rtp,
     shed: () => pg.metric('peergate_shed_total'),
+    ...(pki ? { tlsHandshakes: () => pg.metric('peergate_tls_handshakes_total') } : {}),
     metrics: pg.metrics,
     async stop() { await pg.stop(); await rtp?.stop(); },
   };
@@ -447,6 +450,7 @@ async function main(): Promise<void> {
             + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
             + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}, % of a core: ${s.shares.slice(0, 5).join('/')}`
             + `${s.relayPct === undefined ? '' : `, TLS relay ${s.relayPct}%`}, machine busy ${s.machinePct}% of ${availableParallelism()} cores`
+            + `${sys.tlsHandshakes ? `, TLS handshakes so far ${await sys.tlsHandshakes()}` : ''}`
             + `${s.pass ? '' : `  <- ${s.why}`}`);
           await settle(1);
           if (s.pass) { best.set(sys, s); break; }
