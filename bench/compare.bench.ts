@@ -4,11 +4,13 @@
 //
 //   nice -n 10 npx tsx bench/compare.bench.ts [--rates 300,600,1000,1500,2000,2500,3000]
 //     [--seconds 8] [--recover-rate N (default 30% of the max)] [--recover-seconds 10] [--warmup-seconds 10] [--kamailio-children 4]
-//     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media] [--tls] [--tries 1]
+//     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media] [--tls [--stateless-relay]] [--tries 1]
 //     [--workers N|auto (peergate's `workers`; default: the policy's default)]
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
 //     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
 //     [--trace-dir DIR (peergate: the loss and receive-queue gauges every 100 ms of each overload step, into DIR/NAME-Nx.csv)]
+//     [--cpu-prof DIR (peergate's primary under node --cpu-prof, written to DIR at its exit; read
+//      it with `npx tsx bench/profile-areas.ts DIR/CPU.*.cpuprofile --marker shed`)]
 //
 // uac (SIPp, 127.0.0.2) → system → uas (SIPp, 127.0.0.3), UDP, INVITE/200/ACK/BYE, no hold time
 // (bench/compare/uac.xml, uas.xml). For each system:
@@ -61,11 +63,13 @@ const { values } = parseArgs({
     'no-shedding': { type: 'boolean', default: false },
     media: { type: 'boolean', default: false },
     tls: { type: 'boolean', default: false },
+    'stateless-relay': { type: 'boolean', default: false },
     tries: { type: 'string', default: '1' },
     workers: { type: 'string' },
     'peergate-policy': { type: 'string' },
     'overload-of': { type: 'string' },
     'trace-dir': { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
@@ -183,15 +187,19 @@ class CpuWatch {
   }
 }
 
-/** The whole machine's busy CPU so far (s, every core: /proc/stat's first line, all but idle and
- *  iowait): what the system and SIPp did not use of it went to other processes. */
-function machineBusyS(): number {
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** The whole machine's busy and total CPU ticks so far (/proc/stat's first line). */
+function machineTicks(): { busy: number; total: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = f;
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+  const total = f.reduce((a, b) => a + b, 0);
+  // idle + iowait are not busy.
+  return { busy: total - f[3]! - (f[4] ?? 0), total };
 }
 
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+/** The whole machine's busy CPU so far (s, every core; USER_HZ is 100): what the system and SIPp
+ *  did not use of it went to other processes. */
+const machineBusyS = (): number => machineTicks().busy / 100;
 
 // ---------- the systems under test ----------
 
@@ -199,6 +207,8 @@ interface System {
   name: string;
   /** host:port SIPp sends to. */
   target: string;
+  /** With --tls: the relay's PID (load generation, reported apart, not counted). */
+  relayPid?: number;
   /** PID whose process tree is the system. */
   pid: number;
   /** The SIPp uas the system sends calls to (its CPU is load generation, reported apart). */
@@ -208,6 +218,8 @@ interface System {
   shed?: () => Promise<number>;
   /** Its /metrics text (peergate): the overload trace reads the loss and queue gauges from it. */
   metrics?: () => Promise<string>;
+  /** peergate over TLS: inbound TLS handshakes so far (more than one: the relay reconnected). */
+  tlsHandshakes?: () => Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -271,8 +283,9 @@ async function kamailio(cfg: string, port: number, extra: string[]): Promise<Pro
 async function behindTlsRelay(sys: System, tlsPort: number, pki: Pki): Promise<System> {
   const [udp, tls] = await freePorts(2) as [number, number];
   const proc = await kamailio('tls-relay.cfg', udp, ['-l', `tls:127.0.0.1:${tls}`,
-    '-A', `FWD_DST="sip:127.0.0.1:${tlsPort};transport=tls"`, '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-relay-'), pki, 'client')}"`]);
-  return { ...sys, target: `127.0.0.1:${udp}`, async stop() { await proc.stop(); await sys.stop(); } };
+    '-A', `FWD_DST="sip:127.0.0.1:${tlsPort};transport=tls"`, '-A', `TLS_CFG="${kamailioTlsCfg(scratchDir('compare-relay-'), pki, 'client')}"`,
+    ...(values['stateless-relay'] ? ['-A', 'STATELESS'] : [])]);
+  return { ...sys, target: `127.0.0.1:${udp}`, relayPid: proc.pid, async stop() { await proc.stop(); await sys.stop(); } };
 }
 
 async function startKamailio(uasTarget: string, uasPid: number, pki?: Pki): Promise<System> {
@@ -308,10 +321,12 @@ async function startPeergateSystem(uasTarget: string, uasPid: number, pki?: Pki)
     policy.listen[0] = { name: 'peer-tls', side: 'peer', transport: 'tls', address: '127.0.0.1', port: peerPort };
     policy.tls = { certificate: pki.server.certPath, key: pki.server.keyPath, client_cas: [pki.ca.certPath], require_client_cert: true };
   }
-  const pg = await startPeergate(policy);
+  const prof = values['cpu-prof'];
+  const pg = await startPeergate(policy, prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {});
   const sys: System = {
     name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, uasPid, rtpengine: rtp,
     shed: () => pg.metric('peergate_shed_total'),
+    ...(pki ? { tlsHandshakes: () => pg.metric('peergate_tls_handshakes_total') } : {}),
     metrics: pg.metrics,
     async stop() { await pg.stop(); await rtp?.stop(); },
   };
@@ -369,14 +384,22 @@ async function load(target: string, rate: number, seconds: number, timeoutS: num
 interface SippCpu { uac: number; uas: number }
 const sippCpu = (c: SippCpu) => `SIPp uac/uas ${c.uac.toFixed(0)}/${c.uas.toFixed(0)} % of a core`;
 
-interface Step { rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; shares: number[]; sipp: SippCpu; pass: boolean; why: string }
+interface Step {
+  rate: number; ok: number; failed: number; refused: number; timedOut: number; wallS: number; p50: number; p99: number; cpuMsPerCall: number; rtpCpuMsPerCall?: number; shares: number[]; sipp: SippCpu;
+  /** The TLS relay's share of a core, and the whole machine's busy share of all its cores (everything running, other users too). */
+  relayPct?: number; machinePct: number; pass: boolean; why: string;
+}
 
 async function step(sys: System, rate: number): Promise<Step> {
   const before = cpuByPid(sys.pid);
   const rtpBefore = sys.rtpengine ? cpuByPid(sys.rtpengine.proc.pid) : undefined;
   const watch = new CpuWatch([sys.uasPid]);
   let uacPid = -1;
+  const relayBefore = sys.relayPid === undefined ? undefined : cpuByPid(sys.relayPid);
+  const m0 = machineTicks();
   const l = await load(sys.target, rate, SECONDS, SECONDS * 3 + 10, (p) => { uacPid = p.pid; watch.add(p.pid, true); });
+  const m1 = machineTicks();
+  const relayCpu = sys.relayPid === undefined || !relayBefore ? undefined : cpuDelta(relayBefore, cpuByPid(sys.relayPid));
   const after = cpuByPid(sys.pid);
   const sc = watch.mark(l.wallS);
   const cpu = cpuDelta(before, after);
@@ -390,6 +413,8 @@ async function step(sys: System, rate: number): Promise<Step> {
     rate, ok: l.result.successful, failed: l.result.failed, refused: l.refused, timedOut: l.timedOut, wallS: l.wallS, p50: percentile(ms, 0.5), p99,
     cpuMsPerCall: (cpu / l.calls) * 1000, rtpCpuMsPerCall: rtpCpu === undefined ? undefined : (rtpCpu / l.calls) * 1000,
     shares: coreShares(before, after, l.wallS), sipp: { uac: sc.get(uacPid) ?? NaN, uas: sc.get(sys.uasPid) ?? NaN }, pass: why === '', why,
+    ...(relayCpu === undefined ? {} : { relayPct: Math.round((100 * relayCpu) / l.wallS) }),
+    machinePct: Math.round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total)),
   };
 }
 
@@ -467,7 +492,7 @@ async function main(): Promise<void> {
       systems.push(n === 'kamailio' ? await startKamailio(`127.0.0.3:${uasPort}`, uas.pid, pki) : await startPeergateSystem(`127.0.0.3:${uasPort}`, uas.pid, pki));
     }
     console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}; media ${MEDIA ? 'anchored on rtpengine' : 'not anchored'}; `
-      + `peer side ${TLS ? 'mutual TLS (SIPp UDP → Kamailio TLS relay)' : 'UDP'}; `
+      + `peer side ${TLS ? `mutual TLS (SIPp UDP → Kamailio TLS relay${values['stateless-relay'] ? ', stateless' : ''})` : 'UDP'}; `
       + `Kamailio children ${KAM_CHILDREN}; peergate workers ${values.workers ?? 'policy default'}`
       + `${values['peergate-policy'] ? `, policy + ${values['peergate-policy']}` : ''}; load average before ${loadBefore}; node ${process.version}`);
 
@@ -494,6 +519,8 @@ async function main(): Promise<void> {
           console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed (${s.refused} refused, ${s.timedOut} timed out), ${s.wallS.toFixed(1)} s, `
             + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
             + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}, % of a core: ${s.shares.slice(0, 5).join('/')}; ${sippCpu(s.sipp)}`
+            + `${s.relayPct === undefined ? '' : `, TLS relay ${s.relayPct}%`}, machine busy ${s.machinePct}% of ${availableParallelism()} cores`
+            + `${sys.tlsHandshakes ? `, TLS handshakes so far ${await sys.tlsHandshakes()}` : ''}`
             + `${s.pass ? '' : `  <- ${s.why}`}`);
           await settle(1);
           if (s.pass) { best.set(sys, s); break; }

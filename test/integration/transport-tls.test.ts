@@ -252,6 +252,61 @@ describe('TLS transport', () => {
     expect(t.stats.stream.framingErrors['no-content-length']).toBe(1);
   });
 
+  it('messages sent to a connection in one turn go out together (one TLS record), whole, in order, each with its result', async () => {
+    const { t, received, port } = await tlsLayer();
+    const c = client(port, { key: pki.client.key, cert: pki.client.cert });
+    expect(await c.secure).toBe(true);
+    let reads = 0;
+    c.sock.on('data', () => { reads++; });
+    c.sock.write(options(1));
+    await waitFor(() => received.length === 1, 5000);
+    const target = { protocol: 'tls' as const, address: '127.0.0.1', port: 9, connectionId: received[0]!.connectionId };
+    const sent = Array.from({ length: 20 }, (_, i) => `SIP/2.0 200 OK\r\nCall-ID: call-${i}\r\nContent-Length: 4\r\n\r\nb${String(i).padStart(3, '0')}`);
+    const results = await Promise.all(sent.map((m) => t.send(target, Buffer.from(m))));
+    expect(results.every((r) => r.ok && r.connectionId === target.connectionId)).toBe(true);
+    await waitFor(() => c.data().length === sent.join('').length, 3000);
+    expect(c.data()).toBe(sent.join(''));
+    // Without gathering, node's TLS writes the first message at once and the others in a second record.
+    expect(reads).toBe(1);
+    // A later turn's message is not held back by the previous turn's gathering.
+    expect(await t.send(target, Buffer.from(sent[0]!))).toMatchObject({ ok: true });
+    await waitFor(() => c.data().length === sent.join('').length + sent[0]!.length, 3000);
+    expect(reads).toBe(2);
+  });
+
+  it('a connection closed in the turn its messages were gathered reports them not sent', async () => {
+    const { t, received, port } = await tlsLayer();
+    const c = client(port, { key: pki.client.key, cert: pki.client.cert });
+    expect(await c.secure).toBe(true);
+    c.sock.write(options(2));
+    await waitFor(() => received.length === 1, 5000);
+    const id = received[0]!.connectionId!;
+    const pending = [1, 2, 3].map((i) => t.send({ protocol: 'tls', address: '127.0.0.1', port: 9, connectionId: id }, Buffer.from(options(i))));
+    t.closeConnection(id, 'test');
+    const results = await Promise.all(pending);
+    expect(results.map((r) => r.ok)).toEqual([false, false, false]);
+    await waitFor(() => c.closed(), 3000);
+    expect(c.data()).toBe('');
+  });
+
+  it('frames several requests in one TLS record and one split across records, in order', async () => {
+    const { received, port } = await tlsLayer();
+    const c = client(port, { key: pki.client.key, cert: pki.client.cert });
+    expect(await c.secure).toBe(true);
+    const msgs = [options(10, 'a'), options(11, 'bb\r\n\r\ncc'), options(12), options(13, 'split body')];
+    const last = msgs[3]!;
+    const cut = last.indexOf('\r\n\r\n') - 5;
+    c.sock.write(msgs.slice(0, 3).join('') + last.slice(0, cut));
+    await waitFor(() => received.length === 3, 5000);
+    await new Promise((r) => setTimeout(r, 20));
+    c.sock.write(last.slice(cut, cut + 10));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(received.length).toBe(3);
+    c.sock.write(last.slice(cut + 10));
+    await waitFor(() => received.length === 4, 5000);
+    expect(received.map((p) => p.data.toString())).toEqual(msgs);
+  });
+
   it('a client that never completes the handshake is cut off after handshakeTimeoutMs and its slot freed', async () => {
     const { t, handshakes, port } = await tlsLayer({}, { handshakeTimeoutMs: 200, maxConnectionsPerSource: 1 });
     const raw = createConnection({ host: '127.0.0.1', port });

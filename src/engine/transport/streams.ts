@@ -5,7 +5,8 @@
 // connection to address:port (a TLS one only if checked against the same server name, RFC
 // 5922 §7.2), else connects. Framing is framer.ts's; an unframeable stream is closed.
 // Connections close after `idleTimeoutMs` without traffic in either direction, and when a peer
-// stops reading (write buffer limit). The shield runs per accepted connection and per framed
+// stops reading (write buffer limit). Messages sent to a connection in one event-loop turn
+// leave in one write at the turn's end. The shield runs per accepted connection and per framed
 // message on accepted connections; connections we opened carry traffic we asked for and skip
 // the per-message check. A banned TLS identity's accepted connections are closed when the ban
 // is set (the shield tells us), its new handshakes refused (tls-server.ts). Inbound TLS handshakes are tls-server.ts's, TLS material and the
@@ -32,6 +33,8 @@ interface Conn {
   /** Outbound TLS: the name the server's certificate was checked against (RFC 5922 §7.2). */
   serverName?: string;
   closeReason: string;
+  /** Corked for this event-loop turn: its writes go out together when the turn ends. */
+  corked: boolean;
 }
 
 type Failure = Extract<SendResult, { ok: false }>;
@@ -48,6 +51,17 @@ export class StreamConnections {
   private readonly opening = new Set<Socket>();
   private readonly acceptor: TlsAcceptor;
   private seq = 0;
+  /** Connections corked this turn, uncorked together by one setImmediate (see write()). */
+  private readonly corked: Conn[] = [];
+  private readonly uncorkAll = (): void => {
+    const list = this.corked;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      c.corked = false;
+      if (!c.socket.destroyed) c.socket.uncork();
+    }
+    list.length = 0;
+  };
   private readonly idPrefix = Math.random().toString(36).slice(2, 8);
 
   /** Unsubscribes from the shield's identity bans. */
@@ -196,7 +210,7 @@ export class StreamConnections {
         if (!socket.destroyed) socket.write(CRLF);
       },
     );
-    const conn: Conn = { id, protocol, socket, remote, local, inbound, key, framer, closeReason: 'peer-closed' };
+    const conn: Conn = { id, protocol, socket, remote, local, inbound, key, framer, closeReason: 'peer-closed', corked: false };
     if (identity) conn.tls = identity;
     this.conns.set(id, conn);
     this.byRemote.set(key, conn);
@@ -263,6 +277,15 @@ export class StreamConnections {
         conn.socket.destroy();
         resolve({ ok: false, reason: 'closed', detail: `${conn.id}: peer not reading (write buffer full)` });
         return;
+      }
+      // Gather one event-loop turn's messages to a connection into one write: over TLS one
+      // SSL_write, one record and one syscall per turn (node alone writes the turn's first
+      // message at once and the rest as a second record). The turn's first write corks the
+      // socket; the turn's check phase uncorks every corked one.
+      if (!conn.corked) {
+        conn.corked = true;
+        conn.socket.cork();
+        if (this.corked.push(conn) === 1) setImmediate(this.uncorkAll);
       }
       conn.socket.write(data, (err) => {
         if (err) resolve({ ok: false, reason: 'closed', detail: err.message });
