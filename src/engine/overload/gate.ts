@@ -172,7 +172,11 @@ export class OverloadGate {
     const last = this.lastRead;
     this.lastRead = { bytes: read, at: now };
     if (last === undefined || now <= last.at) return undefined;
-    if (queueBytes <= 0) return 0;
+    // A few datagrams caught in the queue at the reading are no backlog (PIE's dq_threshold):
+    // over an interval where the listeners read little — a node refusing most calls, or one whose
+    // peers come over TLS — one waiting datagram would read as tens of ms, hold the loss up and so
+    // keep the read rate low: refusal feeding itself.
+    if (queueBytes < MIN_BACKLOG_BYTES) return 0;
     const perMs = (read - last.bytes) / (now - last.at);
     return perMs > 0 ? Math.min(MAX_DELAY_MS, queueBytes / perMs) : MAX_DELAY_MS;
   }
@@ -209,6 +213,10 @@ export class OverloadGate {
     this.arm();
   };
 }
+
+/** Below this many kernel-charged bytes (≈ 7 INVITEs over loopback) the queue has no delay:
+ *  RFC 8033 PIE measures the departure rate only above the same 16 KB (its dq_threshold). */
+export const MIN_BACKLOG_BYTES = 16 * 1024;
 
 /** The longest queueing delay reported (ms): a queue read while nothing was read in the whole
  *  interval (a stalled loop) has no finite delay; the law clips its error far below this. */

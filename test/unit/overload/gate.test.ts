@@ -7,6 +7,7 @@ import type { AppConnection, WireServer } from '../../../src/engine/wire/server.
 import { UaCore } from '../../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../../src/engine/message/parser.js';
 import { OverloadGate, type OverloadOptions } from '../../../src/engine/overload/index.js';
+import { MIN_BACKLOG_BYTES } from '../../../src/engine/overload/gate.js';
 
 const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
 const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
@@ -276,6 +277,35 @@ describe('overload gate: the UDP receive-queue signal', () => {
     expect(gate.state.queueDelayMs).toBe(10_000);
     // 100 KiB over the 192 KiB high mark? No: the law never started, whatever the delay.
     expect(gate.state.loss).toBe(0);
+    gate.close();
+  });
+
+  it('a few datagrams waiting while the listeners read little are no backlog: a refusing node is not held refusing by them', () => {
+    const clock = new ManualClock();
+    let read = 0;
+    let last = 0;
+    let perMs = 20_000;
+    let bytes = 900 * 1024;
+    const gate = new OverloadGate(clock, {
+      transactions: () => 0, dialogs: () => 0,
+      receiveQueue: () => ({ fill: bytes / (4 * 1024 * 1024), bytes, drops: 0 }),
+      chargedBytesRead: () => { read += (clock.now() - last) * perMs; last = clock.now(); return read; },
+    }, { probeMs: 20, intervalMs: 100 });
+    clock.advance(500);
+    expect(gate.state.loss).toBeGreaterThan(0);
+    // Most INVITEs refused: the listener reads 50 B/ms, and each reading finds one INVITE and an
+    // ACK waiting (≈ 3.6 KB charged): 72 ms by bytes over rate, far over the 10 ms target.
+    perMs = 50;
+    bytes = 3_584;
+    clock.advance(100);
+    expect(bytes).toBeLessThan(MIN_BACKLOG_BYTES);
+    expect(gate.state.queueDelayMs).toBe(0);
+    clock.advance(3_000);
+    expect(gate.state.loss).toBe(0);
+    // A real backlog at that read rate still counts.
+    bytes = 64 * 1024;
+    clock.advance(100);
+    expect(gate.state.queueDelayMs).toBeCloseTo(bytes / 50, 5);
     gate.close();
   });
 
