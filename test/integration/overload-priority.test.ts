@@ -5,8 +5,8 @@
 // turn and those that waited past ingress_sojourn_ms get 503 + Retry-After (queue_sojourn).
 // Every other signal is off, so the ingress is what is under test.
 import { describe, expect, it, afterAll } from 'vitest';
-import { createSocket, type Socket } from 'node:dgram';
-import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { burstBehindHeldCalls, burstInvite, openBurst, shedCount } from '../helpers/burst.js';
+import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startTwoSided } from '../helpers/peergate.js';
 
 afterAll(stopAll);
@@ -15,13 +15,6 @@ const BURST = 3000;
 /** In-dialog requests sent behind the burst: BYEs for dialogs that do not exist, answered 481 at once. */
 const LATE_BYES = 20;
 const SOJOURN_MS = 20;
-
-function invite(i: number, port: number): Buffer {
-  // Max-Forwards 0: an INVITE the ingress lets through is answered 483 by the B2BUA, no B-leg.
-  return Buffer.from(`INVITE sip:+15550001@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:${port};branch=z9hG4bK-prio-${i}\r\n` +
-    `Max-Forwards: 0\r\nFrom: <sip:burst@127.0.0.2>;tag=b${i}\r\nTo: <sip:+15550001@127.0.0.1>\r\nCall-ID: prio-${i}@127.0.0.2\r\n` +
-    `CSeq: 1 INVITE\r\nContact: <sip:burst@127.0.0.2:${port}>\r\nContent-Length: 0\r\n\r\n`);
-}
 
 function strayBye(i: number, port: number): Buffer {
   return Buffer.from(`BYE sip:+15550001@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:${port};branch=z9hG4bK-stray-${i}\r\n` +
@@ -41,49 +34,28 @@ describe('overload control: priority ingress (issue #18.3)', () => {
         queue_high_kib: 0, queue_low_kib: 0, priority_ingress: true, ingress_sojourn_ms: SOJOURN_MS,
       },
     });
-    const burst: Socket = createSocket('udp4');
-    await new Promise<void>((r) => burst.bind(0, '127.0.0.2', () => r()));
-    const answers = new Map<number, Set<string>>();
-    const retryAfter = new Set<string>();
     /** ms after SIGCONT of each first 503, of each INVITE's first final answer, of each 481. */
     const refusedAt: number[] = [];
     const inviteAnsweredAt: number[] = [];
     const byeAnsweredAt: number[] = [];
     let resumed = 0;
-    burst.on('message', (m) => {
-      const text = m.toString('latin1');
-      const status = Number(text.slice(8, 11));
-      const callId = /\r\nCall-ID: (\S+)\r\n/i.exec(text)?.[1] ?? '';
-      if (!answers.has(status)) answers.set(status, new Set());
-      const seen = answers.get(status)!;
+    const burst = await openBurst((status) => {
       const at = Date.now() - resumed;
-      if (!seen.has(callId)) {
-        if (status === 503) refusedAt.push(at);
-        if (status === 503 || status === 483) inviteAnsweredAt.push(at);
-        if (status === 481) byeAnsweredAt.push(at);
-      }
-      seen.add(callId);
-      if (status === 503 && /\r\nRetry-After: \d+\r\n/i.test(text)) retryAfter.add(callId);
+      if (status === 503) refusedAt.push(at);
+      if (status === 503 || status === 483) inviteAnsweredAt.push(at);
+      if (status === 481) byeAnsweredAt.push(at);
     });
-    const answered = (status: number) => answers.get(status)?.size ?? 0;
+    const answered = burst.answered;
+    const retryAfter = burst.retryAfter;
     try {
-      const held = heldCalls(target, '127.0.0.2', 5, 3000);
-      await waitFor(async () => (await pg.metric('peergate_active_calls')) === 5, 10_000, 50, 'five calls up');
-      process.kill(pg.proc.pid, 'SIGSTOP');
-      try {
-        const port = burst.address().port;
-        await Promise.all(Array.from({ length: BURST }, (_, i) => new Promise<void>((r) => burst.send(invite(i, port), peerPort, '127.0.0.1', () => r()))));
-        await Promise.all(Array.from({ length: LATE_BYES }, (_, i) => new Promise<void>((r) => burst.send(strayBye(i, port), peerPort, '127.0.0.1', () => r()))));
-        await new Promise((r) => setTimeout(r, 3000)); // the held calls' BYEs join the queue, behind the burst
-      } finally {
-        resumed = Date.now();
-        process.kill(pg.proc.pid, 'SIGCONT');
-      }
-      const heldRun = await held;
+      const heldRun = await burstBehindHeldCalls(pg, target, burst, peerPort, [
+        Array.from({ length: BURST }, (_, i) => burstInvite('prio', i, burst.port)),
+        Array.from({ length: LATE_BYES }, (_, i) => strayBye(i, burst.port)),
+      ], () => { resumed = Date.now(); });
       await waitFor(async () => answered(503) + answered(483) === BURST, 20_000, 100, 'every INVITE of the burst answered');
 
       const metrics = await pg.metrics();
-      const shed = (reason: string) => Number(new RegExp(`^peergate_shed_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN);
+      const shed = (reason: string) => shedCount(metrics, reason);
       expect(shed('queue_sojourn')).toBeGreaterThan(0);
       expect(shed('receive_queue') + shed('event_loop_lag') + shed('pending_setups') + shed('worker_backlog')).toBe(0);
       expect(answered(503)).toBe(shed('queue_sojourn'));

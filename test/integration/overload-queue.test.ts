@@ -4,8 +4,8 @@
 // reads the queue and sheds new INVITEs with 503 + Retry-After (reason receive_queue) while the
 // BYEs of established calls, queued behind the burst, are still answered.
 import { describe, expect, it, afterAll } from 'vitest';
-import { createSocket, type Socket } from 'node:dgram';
-import { freePorts, heldCalls, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { burstBehindHeldCalls, burstInvite, openBurst, shedCount } from '../helpers/burst.js';
+import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startTwoSided } from '../helpers/peergate.js';
 
 afterAll(stopAll);
@@ -15,13 +15,6 @@ const BURST = 3000;
  *  never-ACKed transactions are gone after Timer H = 64*T1 = 16 s (not 32 s), while their
  *  final responses are still retransmitted no faster than twice the RFC's schedule. */
 const T1 = 250;
-
-function invite(i: number, port: number): Buffer {
-  // Max-Forwards 0: an INVITE the gate admits is answered 483 by the B2BUA, no B-leg.
-  return Buffer.from(`INVITE sip:+15550001@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:${port};branch=z9hG4bK-burst-${i}\r\n` +
-    `Max-Forwards: 0\r\nFrom: <sip:burst@127.0.0.2>;tag=b${i}\r\nTo: <sip:+15550001@127.0.0.1>\r\nCall-ID: burst-${i}@127.0.0.2\r\n` +
-    `CSeq: 1 INVITE\r\nContact: <sip:burst@127.0.0.2:${port}>\r\nContent-Length: 0\r\n\r\n`);
-}
 
 describe('overload control: the UDP receive queue (issue #18.3)', () => {
   it('a backlog the event loop cannot see sheds new INVITEs (receive_queue); queued BYEs are still answered', async () => {
@@ -35,37 +28,17 @@ describe('overload control: the UDP receive queue (issue #18.3)', () => {
       engine: { sip_timers: { t1_ms: T1 } },
       overload: { lag_high_ms: 10_000, lag_low_ms: 5_000, pending_high: 1_000_000, pending_low: 1_000_000, worker_lag_high_ms: 0, worker_lag_low_ms: 0 },
     });
-    const burst: Socket = createSocket('udp4');
-    await new Promise<void>((r) => burst.bind(0, '127.0.0.2', () => r()));
     // Call-IDs answered, by status (the burst never ACKs: final responses are retransmitted).
-    const answers = new Map<number, Set<string>>();
-    const retryAfter = new Set<string>();
-    burst.on('message', (m) => {
-      const text = m.toString('latin1');
-      const status = Number(text.slice(8, 11));
-      const callId = /\r\nCall-ID: (\S+)\r\n/i.exec(text)?.[1] ?? '';
-      if (!answers.has(status)) answers.set(status, new Set());
-      answers.get(status)!.add(callId);
-      if (status === 503 && /\r\nRetry-After: \d+\r\n/i.test(text)) retryAfter.add(callId);
-    });
-    const answered = (status: number) => answers.get(status)?.size ?? 0;
+    const burst = await openBurst();
+    const answered = burst.answered;
+    const retryAfter = burst.retryAfter;
     try {
       // Five calls held 3 s: their BYEs leave SIPp while peergate is stopped, behind the burst.
-      const held = heldCalls(target, '127.0.0.2', 5, 3000);
-      await waitFor(async () => (await pg.metric('peergate_active_calls')) === 5, 10_000, 50, 'five calls up');
-      process.kill(pg.proc.pid, 'SIGSTOP');
-      try {
-        const port = burst.address().port;
-        await Promise.all(Array.from({ length: BURST }, (_, i) => new Promise<void>((r) => burst.send(invite(i, port), peerPort, '127.0.0.1', () => r()))));
-        await new Promise((r) => setTimeout(r, 3000)); // the held calls' BYEs join the queue
-      } finally {
-        process.kill(pg.proc.pid, 'SIGCONT');
-      }
-      const heldRun = await held;
+      const heldRun = await burstBehindHeldCalls(pg, target, burst, peerPort, [Array.from({ length: BURST }, (_, i) => burstInvite('burst', i, burst.port))]);
       await waitFor(async () => answered(503) + answered(483) === BURST, 20_000, 100, 'every INVITE of the burst answered');
 
       const metrics = await pg.metrics();
-      const shed = (reason: string) => Number(new RegExp(`^peergate_shed_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN);
+      const shed = (reason: string) => shedCount(metrics, reason);
       expect(shed('receive_queue')).toBeGreaterThan(0);
       expect(shed('event_loop_lag') + shed('pending_setups') + shed('worker_backlog')).toBe(0);
       // Every refusal is one the sender heard, with Retry-After; the rest reached the B2BUA.

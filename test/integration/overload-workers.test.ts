@@ -5,7 +5,7 @@
 // Retry-After (reason worker_backlog) while the established calls' BYEs, on both workers, are
 // answered; once the worker runs again the shedding ends and calls go through.
 import { describe, expect, it, afterAll } from 'vitest';
-import { createSocket, type Socket } from 'node:dgram';
+import { burstInvite, openBurst, shedCount } from '../helpers/burst.js';
 import { freePorts, heldCalls, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 
@@ -20,45 +20,25 @@ const STALL_MS = 1500;
  *  final responses are still retransmitted no faster than twice the RFC's schedule. */
 const T1 = 250;
 
-function invite(i: number, port: number): Buffer {
-  // Max-Forwards 0: an INVITE the gate admits is answered 483 by the B2BUA, no B-leg.
-  return Buffer.from(`INVITE sip:+15550001@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:${port};branch=z9hG4bK-stall-${i}\r\n` +
-    `Max-Forwards: 0\r\nFrom: <sip:stall@127.0.0.2>;tag=s${i}\r\nTo: <sip:+15550001@127.0.0.1>\r\nCall-ID: stall-${i}@127.0.0.2\r\n` +
-    `CSeq: 1 INVITE\r\nContact: <sip:stall@127.0.0.2:${port}>\r\nContent-Length: 0\r\n\r\n`);
-}
-
 async function workerPids(pg: RunningPeergate): Promise<number[]> {
   const r = await pg.admin('/admin/calls');
   const calls = (await r.json() as { calls: { worker_pid: number }[] }).calls;
   return [...new Set(calls.map((c) => c.worker_pid))];
 }
 
-const shedBy = (metrics: string, reason: string) => Number(new RegExp(`^peergate_shed_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN);
 
 describe('overload control: the workers\' backlog (issue #18.3)', () => {
   it('a stalled worker sheds new INVITEs quickly (worker_backlog); in-dialog requests still succeed; recovery after', async () => {
     const [uasPort] = await freePorts(1) as [number];
     startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
     const { pg, target, peerPort } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, { workers: 2, media: { anchoring: false }, engine: { sip_timers: { t1_ms: T1 } } });
-    const burst: Socket = createSocket('udp4');
-    await new Promise<void>((r) => burst.bind(0, '127.0.0.2', () => r()));
     const sentAt = new Map<string, number>();
-    const answers = new Map<number, Set<string>>();
     const refusedAfterMs: number[] = [];
-    let withRetryAfter = 0;
-    burst.on('message', (m) => {
-      const text = m.toString('latin1');
-      const status = Number(text.slice(8, 11));
-      const callId = /\r\nCall-ID: (\S+)\r\n/i.exec(text)?.[1] ?? '';
-      if (!answers.has(status)) answers.set(status, new Set());
-      if (answers.get(status)!.has(callId)) return; // a retransmission (the burst never ACKs)
-      answers.get(status)!.add(callId);
-      if (status === 503) {
-        refusedAfterMs.push(Date.now() - (sentAt.get(callId) ?? NaN));
-        if (/\r\nRetry-After: \d+\r\n/i.test(text)) withRetryAfter++;
-      }
+    // A retransmission (the burst never ACKs) is counted once.
+    const burst = await openBurst((status, callId) => {
+      if (status === 503) refusedAfterMs.push(Date.now() - (sentAt.get(callId) ?? NaN));
     });
-    const answered = (status: number) => answers.get(status)?.size ?? 0;
+    const answered = burst.answered;
     try {
       // Four established calls, two per worker (round-robin), whose BYEs leave during the stall.
       const held = heldCalls(target, '127.0.0.2', 4, 1200);
@@ -75,11 +55,10 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
       let sent = 0;
       let firstRefusalMs: number | undefined;
       try {
-        const port = burst.address().port;
         while (Date.now() - stoppedAt < STALL_MS) {
           for (let k = 0; k < BATCH; k++, sent++) {
             sentAt.set(`stall-${sent}@127.0.0.2`, Date.now());
-            burst.send(invite(sent, port), peerPort, '127.0.0.1');
+            burst.socket.send(burstInvite('stall', sent, burst.port), peerPort, '127.0.0.1');
           }
           if (firstRefusalMs === undefined && answered(503) > 0) firstRefusalMs = Date.now() - stoppedAt;
           await new Promise((r) => setTimeout(r, TICK_MS));
@@ -97,10 +76,10 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
       expect(firstRefusalMs).toBeLessThan(STALL_MS);
       refusedAfterMs.sort((a, b) => a - b);
       expect(refusedAfterMs[Math.floor(refusedAfterMs.length / 2)]).toBeLessThan(250);
-      expect(withRetryAfter).toBe(answered(503));
-      expect(shedBy(metrics, 'worker_backlog')).toBeGreaterThan(0);
+      expect(burst.retryAfter.size).toBe(answered(503));
+      expect(shedCount(metrics, 'worker_backlog')).toBeGreaterThan(0);
       const reasons = ['event_loop_lag', 'receive_queue', 'pending_setups', 'transactions', 'dialogs', 'worker_backlog', 'queue_sojourn'];
-      expect(reasons.reduce((a, r) => a + shedBy(metrics, r), 0)).toBe(answered(503));
+      expect(reasons.reduce((a, r) => a + shedCount(metrics, r), 0)).toBe(answered(503));
       expect(answered(483)).toBeGreaterThan(0); // the rest reached the B2BUA
       expect(metrics).toMatch(/^peergate_worker_event_loop_delay_seconds /m);
       // The established calls' BYEs (some to the stopped worker, retransmitted by SIPp) were answered.

@@ -1,36 +1,16 @@
 // The overload gate in front of the real UA core (parser, core, transaction layer), with a
 // clock whose timers can run late (the lag probe measures exactly that).
 import { describe, expect, it } from 'vitest';
-import type { SendResult, SendTarget } from '../../../src/engine/transport/types.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
-import type { AppConnection, WireServer } from '../../../src/engine/wire/server.js';
-import { UaCore } from '../../../src/engine/core/ua-core.js';
-import { parseMessage } from '../../../src/engine/message/parser.js';
+import { gatedCore, LOCAL, PEER } from '../../helpers/gated-core.js';
 import { OverloadGate, type OverloadOptions } from '../../../src/engine/overload/index.js';
 import { MIN_BACKLOG_BYTES } from '../../../src/engine/overload/gate.js';
 
-const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
-const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
-
 function harness(opts: OverloadOptions = {}, tryingDelayMs?: number) {
-  const clock = new ManualClock();
-  const sent: string[] = [];
-  const frames: string[] = [];
-  const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); } } as unknown as AppConnection;
-  let admission: unknown;
-  const wire = {
-    setHandler: () => {}, pickApp: () => app,
-    get admission() { return admission; }, setAdmission: (a: unknown) => { admission = a; },
-  } as unknown as WireServer;
-  const core = new UaCore({
-    wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), timers: { trying: tryingDelayMs ?? 0 },
-    transport: { send: (_t: SendTarget, bytes: Buffer): Promise<SendResult> => { sent.push(bytes.toString('utf8')); return Promise.resolve({ ok: true, local: LOCAL, bytes: bytes.length }); } },
-  });
-  const gate = new OverloadGate(clock, { transactions: () => core.stats().serverTransactions, dialogs: () => core.dialogs.size }, { probeMs: 20, intervalMs: 100, onsetIntervals: 1, ...opts });
-  wire.setAdmission(gate as never);
-  const feed = (text: string) => core.onPacket({ data: Buffer.from(text), source: PEER, local: LOCAL });
-  const fromApp = (txnId: string, sip: string) => core.onSip(app, ['m', 'sip', txnId, ''], sip);
-  return { clock, sent, frames, core, gate, feed, fromApp };
+  const h = gatedCore({ probeMs: 20, intervalMs: 100, onsetIntervals: 1, ...opts }, tryingDelayMs ?? 0);
+  const feed = (text: string) => h.core.onPacket({ data: Buffer.from(text), source: PEER, local: LOCAL });
+  const fromApp = (txnId: string, sip: string) => h.core.onSip(h.app, ['m', 'sip', txnId, ''], sip);
+  return { ...h, feed, fromApp };
 }
 
 const via = (b: string, extra = '') => `Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-${b}${extra}\r\n`;

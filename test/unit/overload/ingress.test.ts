@@ -1,15 +1,10 @@
 // The priority ingress (overload/ingress.ts) with a fake clock and a turn scheduler the test runs
 // by hand; then in front of the real UA core and gate (refusals, retransmissions, RFC 3261 §17.2.1).
 import { describe, expect, it } from 'vitest';
-import type { InboundPacket, SendResult, SendTarget } from '../../../src/engine/transport/types.js';
+import type { InboundPacket } from '../../../src/engine/transport/types.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
-import type { AppConnection, WireServer } from '../../../src/engine/wire/server.js';
-import { UaCore } from '../../../src/engine/core/ua-core.js';
-import { parseMessage } from '../../../src/engine/message/parser.js';
-import { OverloadGate, PriorityIngress, type IngressOptions } from '../../../src/engine/overload/index.js';
-
-const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
-const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
+import { gatedCore, LOCAL, PEER } from '../../helpers/gated-core.js';
+import { PriorityIngress, type IngressOptions } from '../../../src/engine/overload/index.js';
 
 const INVITE = (id: string, branch = id) => `INVITE sip:svc@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-${branch}\r\nMax-Forwards: 70\r\n` +
   `From: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: ${id}\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:6000>\r\nContent-Length: 0\r\n\r\n`;
@@ -119,22 +114,8 @@ describe('priority ingress', () => {
 
 describe('priority ingress in front of the UA core and the gate', () => {
   function harness(opts: Partial<IngressOptions> = {}, tryingMs = 0) {
-    const clock = new ManualClock();
+    const { clock, sent, frames, core, gate } = gatedCore({ probeMs: 20, intervalMs: 100 }, tryingMs, { transactions: () => 0, dialogs: () => 0 });
     const t = turns();
-    const sent: string[] = [];
-    const frames: string[] = [];
-    const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); } } as unknown as AppConnection;
-    let admission: unknown;
-    const wire = {
-      setHandler: () => {}, pickApp: () => app,
-      get admission() { return admission; }, setAdmission: (a: unknown) => { admission = a; },
-    } as unknown as WireServer;
-    const core = new UaCore({
-      wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), timers: { trying: tryingMs },
-      transport: { send: (_t: SendTarget, bytes: Buffer): Promise<SendResult> => { sent.push(bytes.toString('utf8')); return Promise.resolve({ ok: true, local: LOCAL, bytes: bytes.length }); } },
-    });
-    const gate = new OverloadGate(clock, { transactions: () => 0, dialogs: () => 0 }, { probeMs: 20, intervalMs: 100 });
-    wire.setAdmission(gate as never);
     const ing = new PriorityIngress(clock, { sojournMs: 40, intervalMs: 0, ...opts }, t.schedule);
     ing.attach((p) => core.onPacket(p));
     const read = (text: string) => {

@@ -1,0 +1,76 @@
+// A UDP socket on 127.0.0.2 that sends bursts of raw SIP to peergate and records the answers by
+// status and Call-ID: the overload tests' load source where SIPp cannot send while the node is
+// stopped (SIGSTOP) or cannot send faster than its rate.
+import { createSocket, type Socket } from 'node:dgram';
+import { heldCalls, waitFor, type SippResult } from './procs.js';
+import type { RunningPeergate } from './peergate.js';
+
+/** An INVITE outside any dialog with Max-Forwards 0: one the gate admits is answered 483 by the B2BUA, no B-leg. */
+export function burstInvite(name: string, i: number, port: number): Buffer {
+  return Buffer.from(`INVITE sip:+15550001@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:${port};branch=z9hG4bK-${name}-${i}\r\n` +
+    `Max-Forwards: 0\r\nFrom: <sip:${name}@127.0.0.2>;tag=b${i}\r\nTo: <sip:+15550001@127.0.0.1>\r\nCall-ID: ${name}-${i}@127.0.0.2\r\n` +
+    `CSeq: 1 INVITE\r\nContact: <sip:${name}@127.0.0.2:${port}>\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** `peergate_shed_total{reason}` from a /metrics text (NaN when absent). */
+export function shedCount(metrics: string, reason: string): number {
+  return Number(new RegExp(`^peergate_shed_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN);
+}
+
+export interface Burst {
+  readonly socket: Socket;
+  readonly port: number;
+  /** Call-IDs answered, by status (final responses of never-ACKed INVITEs are retransmitted: counted once). */
+  answered(status: number): number;
+  /** Call-IDs whose 503 carried Retry-After. */
+  readonly retryAfter: Set<string>;
+  send(messages: readonly Buffer[], peerPort: number): Promise<void>;
+  close(): void;
+}
+
+/** `onFirst(status, callId)`: each status's first answer for a Call-ID, as it arrives. */
+export async function openBurst(onFirst?: (status: number, callId: string) => void): Promise<Burst> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.2', () => r()));
+  const answers = new Map<number, Set<string>>();
+  const retryAfter = new Set<string>();
+  socket.on('message', (m) => {
+    const text = m.toString('latin1');
+    const status = Number(text.slice(8, 11));
+    const callId = /\r\nCall-ID: (\S+)\r\n/i.exec(text)?.[1] ?? '';
+    if (!answers.has(status)) answers.set(status, new Set());
+    const seen = answers.get(status)!;
+    if (!seen.has(callId)) onFirst?.(status, callId);
+    seen.add(callId);
+    if (status === 503 && /\r\nRetry-After: \d+\r\n/i.test(text)) retryAfter.add(callId);
+  });
+  return {
+    socket, port: socket.address().port, retryAfter,
+    answered: (status) => answers.get(status)?.size ?? 0,
+    send: async (messages, peerPort) => {
+      await Promise.all(messages.map((b) => new Promise<void>((r) => socket.send(b, peerPort, '127.0.0.1', () => r()))));
+    },
+    close: () => socket.close(),
+  };
+}
+
+/**
+ * Five calls held 3 s through `target`; once they are up, peergate is stopped (SIGSTOP) while each
+ * batch of `batches` goes to its listener and the held calls' BYEs leave SIPp 3 s later, behind
+ * them in the receive queue; then it runs again (SIGCONT, after `onResume`). Resolves with the
+ * held calls' SIPp run once it ends.
+ */
+export async function burstBehindHeldCalls(pg: RunningPeergate, target: string, burst: Burst, peerPort: number,
+  batches: readonly (readonly Buffer[])[], onResume?: () => void): Promise<SippResult> {
+  const held = heldCalls(target, '127.0.0.2', 5, 3000);
+  await waitFor(async () => (await pg.metric('peergate_active_calls')) === 5, 10_000, 50, 'five calls up');
+  process.kill(pg.proc.pid, 'SIGSTOP');
+  try {
+    for (const batch of batches) await burst.send(batch, peerPort);
+    await new Promise((r) => setTimeout(r, 3000)); // the held calls' BYEs join the queue, behind the burst
+  } finally {
+    onResume?.();
+    process.kill(pg.proc.pid, 'SIGCONT');
+  }
+  return held;
+}
