@@ -35,3 +35,20 @@ export function flat<T extends string | undefined>(s: T): T {
 
 /** ES2024's String.prototype.isWellFormed (Node ≥ 20), not in the TypeScript lib this repo targets. */
 interface WellFormedCheck { isWellFormed(): boolean }
+
+/**
+ * One flat copy per distinct value, for values many long-lived records repeat (a peer's address,
+ * our own Contact): each record keeps the shared copy instead of its own. Bounded, since the
+ * values come from the network or an app: past `limit` distinct values it starts again.
+ */
+export function sharedCopies(limit: number): (s: string) => string {
+  const kept = new Map<string, string>();
+  return (s) => {
+    const known = kept.get(s);
+    if (known !== undefined) return known;
+    if (kept.size >= limit) kept.clear();
+    const copy = flat(s);
+    kept.set(copy, copy);
+    return copy;
+  };
+}

@@ -25,7 +25,7 @@
 //
 // `fastListenerTable` / `restoreListeners` keep the Dialog's EventEmitter table a fast-mode
 // object (Node's is a null-prototype dictionary, ≈ 450 B once the session and the relay listen).
-import { flat } from '../flat-string.js';
+import { flat, sharedCopies } from '../flat-string.js';
 import type { Dialog } from './request-view.js';
 
 /** The member reads of a Dialog's `req` / `res` after its constructor that the stand-ins serve. */
@@ -54,17 +54,8 @@ class SlimResponse {
  * for every call on a listener: one copy for all held dialogs, not one each. Bounded, since an
  * app could put anything there: past the limit it starts again.
  */
-const CONTACTS_KEPT = 256;
-const contacts = new Map<string, string>();
-function ourContact(contact: string | undefined): string | undefined {
-  if (contact === undefined) return undefined;
-  const known = contacts.get(contact);
-  if (known !== undefined) return known;
-  if (contacts.size >= CONTACTS_KEPT) contacts.clear();
-  const copy = flat(contact);
-  contacts.set(copy, copy);
-  return copy;
-}
+const sharedContact = sharedCopies(256);
+const ourContact = (contact: string | undefined): string | undefined => (contact === undefined ? undefined : sharedContact(contact));
 
 /**
  * drachtio-srf keeps its dialogs in `srf._dialogs`, a Map keyed by `dialog.id` as the wire

@@ -15,6 +15,7 @@ import type { Protocol } from '../transport/types.js';
 // Header readers (one import, to switch when the grammar module lands).
 import { addrSpecOf, getTag, parseUri, splitCommaList } from '../../sip/grammar/index.js';
 import { own } from '../transaction/own.js';
+import { sharedCopies } from '../../flat-string.js';
 
 export type DialogRole = 'uas' | 'uac';
 export type DialogState = 'early' | 'confirmed' | 'terminated';
@@ -102,16 +103,7 @@ function ownAll(values: readonly string[]): string[] {
  * fresh string per packet, and thousands of held dialogs usually have a handful of peers.
  * Bounded: past the limit (an address per caller, say) it starts again rather than grow.
  */
-const HOSTS_KEPT = 1024;
-const hosts = new Map<string, string>();
-function sharedHost(address: string): string {
-  const known = hosts.get(address);
-  if (known !== undefined) return known;
-  if (hosts.size >= HOSTS_KEPT) hosts.clear();
-  const copy = own(address);
-  hosts.set(copy, copy);
-  return copy;
-}
+const sharedHost = sharedCopies(1024);
 
 /** First URI of a Contact header value. */
 function contactUri(contact: string): string {

@@ -2,25 +2,13 @@
 // strings through `own` below, bytes through keepBytes / ownBytes below.
 import { flat } from '../../flat-string.js';
 
-/** V8's SlicedString/ConsString minimum length: shorter strings are always flat copies. */
-const MIN_SHARED = 13;
-
 /**
- * A copy of `s` that shares no memory with the text it was cut from (src/flat-string.ts says
- * why), as a sequential string of its own: the UTF-8 round trip (same value for any well-formed
- * string, one object, ≈ 0.2–0.5 µs), which flat() now takes too; not well-formed (a lone
- * surrogate): flat()'s slice of a one-longer copy. The engine keeps ≈ 15 such values per call for
+ * A copy of `s` that shares no memory with the text it was cut from, as one sequential string:
+ * flat() (src/flat-string.ts says why and how). The engine keeps ≈ 15 such values per call for
  * 32 s (waiting transactions, the core's records, dialogs).
  */
-export function own<T extends string | undefined>(s: T): T {
-  if (typeof s !== 'string' || s.length < MIN_SHARED) return s;
-  return ((s as unknown as WellFormedCheck).isWellFormed() ? Buffer.from(s, 'utf8').toString('utf8') : flat(s)) as T;
-}
-
-/** ES2024's String.prototype.isWellFormed (Node ≥ 20), not in the TypeScript lib this repo targets. */
-interface WellFormedCheck { isWellFormed(): boolean }
-
-export const ownOpt = own;
+export const own = flat;
+export const ownOpt = flat;
 
 /**
  * Bytes kept for retransmission (a final response in Completed, an ACK), in a buffer of their
