@@ -74,3 +74,18 @@ export async function burstBehindHeldCalls(pg: RunningPeergate, target: string, 
   }
   return held;
 }
+
+/** What a burst must not leave behind once RFC 3261's timers ran. */
+const LEFT = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_limit_sessions_local', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions'];
+
+/**
+ * Calls, dialogs, limit slots and transactions back to zero within Timer H (64·T1: the burst never
+ * ACKs its refused and 483-answered INVITEs) and some slack; the counts as they are at the end.
+ */
+export async function countsLeft(pg: RunningPeergate, t1Ms: number): Promise<Record<string, number>> {
+  const counts = async () => Object.fromEntries(await Promise.all(LEFT.map(async (n) => [n, await pg.metric(n)] as const)));
+  await waitFor(async () => Object.values(await counts()).every((v) => v === 0), 64 * t1Ms + 13_000, 250, 'every count back to zero').catch(() => undefined);
+  return counts();
+}
+
+export const NOTHING_LEFT: Readonly<Record<string, number>> = Object.freeze(Object.fromEntries(LEFT.map((n) => [n, 0])));

@@ -4,7 +4,7 @@
 // reads the queue and sheds new INVITEs with 503 + Retry-After (reason receive_queue) while the
 // BYEs of established calls, queued behind the burst, are still answered.
 import { describe, expect, it, afterAll } from 'vitest';
-import { burstBehindHeldCalls, burstInvite, openBurst, shedCount } from '../helpers/burst.js';
+import { burstBehindHeldCalls, burstInvite, countsLeft, NOTHING_LEFT, openBurst, shedCount } from '../helpers/burst.js';
 import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startTwoSided } from '../helpers/peergate.js';
 
@@ -54,10 +54,7 @@ describe('overload control: the UDP receive queue (issue #18.3)', () => {
       expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(5);
       // Nothing of the burst is left once RFC 3261's timers ran: the refused and the 483-answered
       // INVITEs were never ACKed by the burst socket, so their transactions wait out Timer H (64*T1).
-      const left = ['peergate_engine_dialogs', 'peergate_limit_sessions_local', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions'];
-      const counts = async () => Object.fromEntries(await Promise.all(left.map(async (n) => [n, await pg.metric(n)] as const)));
-      await waitFor(async () => Object.values(await counts()).every((v) => v === 0), 64 * T1 + 13_000, 250, 'every count back to zero').catch(() => undefined);
-      expect(await counts()).toEqual(Object.fromEntries(left.map((n) => [n, 0])));
+      expect(await countsLeft(pg, T1)).toEqual(NOTHING_LEFT);
     } finally {
       burst.close();
       await pg.stop();

@@ -5,7 +5,7 @@
 // Retry-After (reason worker_backlog) while the established calls' BYEs, on both workers, are
 // answered; once the worker runs again the shedding ends and calls go through.
 import { describe, expect, it, afterAll } from 'vitest';
-import { burstInvite, openBurst, shedCount } from '../helpers/burst.js';
+import { burstInvite, countsLeft, NOTHING_LEFT, openBurst, shedCount } from '../helpers/burst.js';
 import { freePorts, heldCalls, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startTwoSided, type RunningPeergate } from '../helpers/peergate.js';
 
@@ -95,10 +95,7 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
       expect(await pg.metric('peergate_shed_total')).toBe(shedBefore);
       // Nothing of the burst is left once RFC 3261's timers ran (refused and 483-answered INVITEs
       // were never ACKed: their transactions wait out Timer H, 64*T1), on either worker.
-      const left = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_limit_sessions_local', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions'];
-      const counts = async () => Object.fromEntries(await Promise.all(left.map(async (n) => [n, await pg.metric(n)] as const)));
-      await waitFor(async () => Object.values(await counts()).every((v) => v === 0), 64 * T1 + 13_000, 250, 'every count back to zero').catch(() => undefined);
-      expect(await counts()).toEqual(Object.fromEntries(left.map((n) => [n, 0])));
+      expect(await countsLeft(pg, T1)).toEqual(NOTHING_LEFT);
     } finally {
       burst.close();
       await pg.stop();
