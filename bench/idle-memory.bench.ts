@@ -3,8 +3,10 @@
 // `--split` each process's memory split (V8 heap used/committed per space, code, external,
 // ArrayBuffers) and the modules it loaded, written by bench/idle-memory-preload.mjs.
 //
-//   npx tsx bench/idle-memory.bench.ts [--starts 3] [--settle 15] [--split] [--worker-v8="flags"] [--v8="flags"]
+//   npx tsx bench/idle-memory.bench.ts [--starts 3] [--settle 15] [--split] [--worker-v8="flags"] [--v8="flags"] [--cpu-seconds 20]
 //
+// Idle CPU too: each process's utime+stime (/proc/<pid>/stat) over `--cpu-seconds` after the
+// settle, as % of a core (an idle node should cost next to nothing: its timers and probes only).
 // RSS is read from /proc/<pid>/status `settle` seconds after /ready answers 200 (no traffic).
 // Run `npm run build` first: bin/peergate.js runs the sources through tsx when dist/ is stale,
 // and tsx alone costs tens of MiB per process.
@@ -12,13 +14,15 @@ import { parseArgs } from 'node:util';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { childPids, freePorts, scratchDir } from '../test/helpers/procs.js';
+import { childPids, cpuSeconds, freePorts, scratchDir } from '../test/helpers/procs.js';
 import { startPeergate } from '../test/helpers/peergate.js';
 
 const { values } = parseArgs({ options: {
   starts: { type: 'string', default: '3' }, settle: { type: 'string', default: '15' }, split: { type: 'boolean', default: false },
-  v8: { type: 'string' }, 'worker-v8': { type: 'string' },
+  v8: { type: 'string' }, 'worker-v8': { type: 'string' }, 'cpu-seconds': { type: 'string', default: '20' },
 } });
+const CPU_S = Number(values['cpu-seconds']);
+const idleCpu: number[][] = [];
 const STARTS = Number(values.starts);
 const SETTLE_S = Number(values.settle);
 const MiB = 1024 * 1024;
@@ -78,6 +82,14 @@ async function one(i: number): Promise<number[]> {
     const kids = childPids(pg.proc.pid).sort((a, b) => a - b);
     const rss = [rssMiB(pg.proc.pid), ...kids.map(rssMiB)];
     console.log(`start ${i + 1}: RSS MiB primary ${f1(rss[0]!)}` + kids.map((_, k) => `, worker ${k + 1} ${f1(rss[k + 1]!)}`).join('') + `, all ${f1(rss.reduce((a, b) => a + b, 0))}`);
+    if (CPU_S > 0) {
+      const pids = [pg.proc.pid, ...kids];
+      const before = pids.map((p) => cpuSeconds(p).total);
+      await new Promise((r) => setTimeout(r, CPU_S * 1000));
+      const pct = pids.map((p, k) => (100 * (cpuSeconds(p).total - before[k]!)) / CPU_S);
+      idleCpu.push(pct);
+      console.log(`  idle CPU over ${CPU_S} s, % of a core: primary ${pct[0]!.toFixed(2)}` + pct.slice(1).map((x, k) => `, worker ${k + 1} ${x.toFixed(2)}`).join('') + `, all ${pct.reduce((a, b) => a + b, 0).toFixed(2)}`);
+    }
     if (values.split) {
       for (const [k, pid] of [pg.proc.pid, ...kids].entries()) {
         const file = join(diag, `${pid}.json`);
@@ -101,6 +113,10 @@ async function main(): Promise<void> {
   const med = Array.from({ length: cols }, (_, k) => median(runs.map((r) => r[k] ?? NaN)));
   const all = median(runs.map((r) => r.reduce((a, b) => a + b, 0)));
   console.log(`median of ${STARTS} starts, RSS MiB: primary ${f1(med[0]!)}` + med.slice(1).map((x, k) => `, worker ${k + 1} ${f1(x)}`).join('') + `, all ${f1(all)}`);
+  if (idleCpu.length) {
+    const c = Array.from({ length: Math.max(...idleCpu.map((r) => r.length)) }, (_, k) => median(idleCpu.map((r) => r[k] ?? NaN)));
+    console.log(`median of ${idleCpu.length} starts, idle CPU % of a core: primary ${c[0]!.toFixed(2)}` + c.slice(1).map((x, k) => `, worker ${k + 1} ${x.toFixed(2)}`).join('') + `, all ${median(idleCpu.map((r) => r.reduce((a, b) => a + b, 0))).toFixed(2)}`);
+  }
   console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }
 

@@ -7,7 +7,8 @@
 //     loop), counts the INVITEs an app has not answered yet, asks for the worst B2BUA worker's
 //     event-loop delay (worker-backlog.ts; 0 without workers), and asks the core for its live
 //     transactions and dialogs; on the tick that closes a control interval it also reads the UDP
-//     receive queues (a /proc read, ≈ 0.2 ms: not every tick; fresh for the decision it feeds)
+//     receive queues (a /proc read, ≈ 0.2 ms: not every tick; fresh for the decision it feeds;
+//     skipped while the node is idle: nothing read since an empty reading, the tick on time)
 //     and, from the bytes the listeners read since the last reading, the queue's delay. The
 //     detector turns these into a loss percentage with hysteresis.
 //   - shed(): the core asks before it makes anything for the app (no app text, wire id or core
@@ -181,14 +182,30 @@ export class OverloadGate {
     return perMs > 0 ? Math.min(MAX_DELAY_MS, queueBytes / perMs) : MAX_DELAY_MS;
   }
 
+  /** Idle since the last queue reading: it found less than a backlog, the listeners have read
+   *  nothing since, and this tick is on time. */
+  private quiet(lagMs: number): boolean {
+    const last = this.lastRead;
+    return last !== undefined && this.queueBytes < MIN_BACKLOG_BYTES && lagMs < this.probeMs
+      && this.load.chargedBytesRead?.() === last.bytes;
+  }
+
   /** Probe: lag is how late this tick runs. */
   private readonly tick = (): void => {
     const now = this.clock.now();
     const lagMs = Math.max(0, now - this.due);
     for (const txn of this.pending) if (txn.terminated || txn.lastStatus > 100) this.pending.delete(txn);
     let drops = 0;
-    if (this.load.receiveQueue && this.detector.closes(now)) {
-      const q = this.load.receiveQueue();
+    const readQueue = this.load.receiveQueue !== undefined && this.detector.closes(now);
+    if (readQueue && this.quiet(lagMs)) {
+      // Nothing read since an empty reading, on a loop that runs on time: the queue is still empty
+      // (a readable listener is drained by this same loop), so the /proc read is skipped. It was
+      // about a third of an idle node's CPU; any datagram read, or a late tick, reads it again.
+      this.queueFill = 0;
+      this.queueBytes = 0;
+      this.queueDelayMs = this.delayOf(now, 0);
+    } else if (readQueue) {
+      const q = this.load.receiveQueue!();
       if (q) {
         this.queueFill = q.fill;
         this.queueBytes = q.bytes;

@@ -219,6 +219,45 @@ describe('overload gate: the UDP receive-queue signal', () => {
     g.gate.close();
   });
 
+  it('is not read while the node is idle (nothing read since an empty reading, ticks on time); any datagram read or a late tick reads it again', () => {
+    const clock = new ManualClock();
+    let reads = 0;
+    let read = 0;
+    let bytes = 0;
+    const gate = new OverloadGate(clock, {
+      transactions: () => 0, dialogs: () => 0,
+      receiveQueue: () => { reads++; return { fill: bytes / (4 * 1024 * 1024), bytes, drops: 0 }; },
+      chargedBytesRead: () => read,
+    }, { probeMs: 20, intervalMs: 100 });
+    clock.advance(1000);
+    expect(reads).toBe(1); // the first reading; then nothing was read
+    expect(gate.state.queueBytes).toBe(0);
+    read += 2_300; // one INVITE read: the next interval reads the queue
+    clock.advance(100);
+    expect(reads).toBe(2);
+    // A backlog found: read again at every interval even if the listeners read nothing more.
+    bytes = 300 * 1024;
+    read += 2_300;
+    clock.advance(100);
+    expect(reads).toBe(3);
+    expect(gate.state.queueBytes).toBe(300 * 1024);
+    clock.advance(300);
+    expect(reads).toBe(6);
+    expect(gate.state.loss).toBeGreaterThan(0);
+    bytes = 0;
+    clock.advance(100);
+    expect(reads).toBe(7);
+    const idleFrom = reads;
+    clock.advance(500);
+    expect(reads).toBe(idleFrom);
+    // A stalled loop (ticks 30 ms late) may hide a queue: it is read, though nothing was read.
+    clock.lag = 30;
+    clock.advance(200);
+    clock.lag = 0;
+    expect(reads).toBeGreaterThan(idleFrom);
+    gate.close();
+  });
+
   it('is read on the tick that closes a control interval, so that decision sees the queue as it is', () => {
     const clock = new ManualClock();
     const at: number[] = [];
