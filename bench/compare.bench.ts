@@ -9,6 +9,8 @@
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
 //     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
 //     [--trace-dir DIR (peergate: the loss and receive-queue gauges every 100 ms of each overload step, into DIR/NAME-Nx.csv)]
+//     [--pcap DIR (each overload step's loopback traffic to/from SIPp, captured by tcpdump into
+//      DIR/NAME-RATE.pcap, and where the answered calls' setup time went, hop by hop: bench/compare/hops.ts)]
 //     [--cpu-prof DIR (peergate's primary under node --cpu-prof, written to DIR at its exit; read
 //      it with `npx tsx bench/profile-areas.ts DIR/CPU.*.cpuprofile --marker shed`)]
 //
@@ -49,6 +51,7 @@ import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../src/pki/files.js';
 import { describe, OverloadTrace, saveTrace, summarise, type TraceSummary } from './compare/overload-trace.js';
+import { describeHops, hops, readPcap } from './compare/hops.js';
 
 const { values } = parseArgs({
   options: {
@@ -70,6 +73,7 @@ const { values } = parseArgs({
     'overload-of': { type: 'string' },
     'trace-dir': { type: 'string' },
     'cpu-prof': { type: 'string' },
+    pcap: { type: 'string' },
   },
 });
 const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
@@ -95,6 +99,11 @@ const LIMIT_SESSIONS = 100_000;
 // 60,000 per 2 s is 30,000 requests/s, 10,000 calls/s: above any rate of the ladder.
 const PIKE_DENSITY = 60_000;
 const P99_MAX_MS = 100;
+// SIPp's sockets get the system's largest buffers (net.core.rmem_max): with its default ≈ 208 KiB
+// the uac and uas, starved of CPU in the overload steps, dropped 30–60 datagrams a step in their own
+// kernel queues, and each drop cost a call 500 ms of retransmission timer that the system under
+// test did not cause.
+const SIPP_BUFFERS = ['-buff_size', String(4 * 1024 * 1024)];
 const IDLE_SECONDS = 3;
 // A fresh node process compiles for its first seconds (a 3-s warm-up left peergate's first
 // counted step at p99 112 ms on an idle machine); both systems get the same warm-up.
@@ -200,6 +209,35 @@ function machineTicks(): { busy: number; total: number } {
 /** The whole machine's busy CPU so far (s, every core; USER_HZ is 100): what the system and SIPp
  *  did not use of it went to other processes. */
 const machineBusyS = (): number => machineTicks().busy / 100;
+
+/** The kernel's UDP counters (/proc/net/snmp): datagrams dropped because a socket's receive
+ *  buffer was full (RcvbufErrors, every socket on the machine: SIPp's too), and all receive errors. */
+function udpDrops(): { rcvbuf: number; inErrors: number } {
+  const rows = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const head = (rows[0] ?? '').split(/\s+/);
+  const vals = (rows[1] ?? '').split(/\s+/);
+  const get = (n: string) => Number(vals[head.indexOf(n)] ?? 0) || 0;
+  return { rcvbuf: get('RcvbufErrors'), inErrors: get('InErrors') };
+}
+
+/** Drops per UDP socket ("ip:port" → count, /proc/net/udp's last column): which receiver overflowed. */
+function udpSocketDrops(): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 13) continue;
+    const [hexIp, hexPort] = f[1]!.split(':') as [string, string];
+    const ip = [3, 2, 1, 0].map((i) => parseInt(hexIp.slice(2 * i, 2 * i + 2), 16)).join('.');
+    m.set(`${ip}:${parseInt(hexPort, 16)}`, (m.get(`${ip}:${parseInt(hexPort, 16)}`) ?? 0) + Number(f[f.length - 1]));
+  }
+  return m;
+}
+
+function dropsBetween(before: Map<string, number>, after: Map<string, number>): string {
+  const out: string[] = [];
+  for (const [k, v] of after) if (v - (before.get(k) ?? 0) > 0) out.push(`${k} ${v - (before.get(k) ?? 0)}`);
+  return out.join(', ') || 'none';
+}
 
 // ---------- the systems under test ----------
 
@@ -356,7 +394,7 @@ function percentile(xs: number[], q: number): number {
   return Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]!);
 }
 
-interface Load { rate: number; calls: number; result: SippResult; wallS: number; rtt: Rtt[]; refused: number; timedOut: number }
+interface Load { rate: number; calls: number; result: SippResult; wallS: number; rtt: Rtt[]; refused: number; timedOut: number; retransmissions: number }
 
 /** Last value of some cumulative columns of a SIPp -trace_stat file. */
 function statColumns(file: string | undefined, names: string[]): number[] {
@@ -372,12 +410,12 @@ async function load(target: string, rate: number, seconds: number, timeoutS: num
   const calls = Math.round(rate * seconds);
   const t0 = Date.now();
   const result = await runSipp(['-sf', UAC_XML, target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000',
-    '-r', String(rate), '-m', String(calls), '-l', String(calls), '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS, ...(onStart ? { onStart } : {}) });
+    '-r', String(rate), '-m', String(calls), '-l', String(calls), '-trace_rtt', '-rtt_freq', '1', ...SIPP_BUFFERS], { dir, timeoutS, ...(onStart ? { onStart } : {}) });
   // A final response other than 200 is an "unexpected message" to the scenario; no answer at all
   // ends in SIPp's retransmission or global timeouts.
-  const [refused, retrans, recvTimeout] = statColumns(result.statFile, ['FailedUnexpectedMessage(C)', 'FailedMaxUDPRetrans(C)', 'FailedTimeoutOnRecv(C)']);
+  const [refused, retrans, recvTimeout, retransmissions] = statColumns(result.statFile, ['FailedUnexpectedMessage(C)', 'FailedMaxUDPRetrans(C)', 'FailedTimeoutOnRecv(C)', 'Retransmissions(C)']);
   const timedOut = retrans! + recvTimeout! + Math.max(0, calls - result.successful - result.failed);
-  return { rate, calls, result, wallS: (Date.now() - t0) / 1000, rtt: rtts(dir), refused: refused!, timedOut };
+  return { rate, calls, result, wallS: (Date.now() - t0) / 1000, rtt: rtts(dir), refused: refused!, timedOut, retransmissions: retransmissions! };
 }
 
 /** SIPp's own share of a core (uac, uas): the load generator shares the machine with the system. */
@@ -428,6 +466,12 @@ interface Overload {
   windowMachine: number;
   /** peergate: the loss and queue swing in the window's last 7 s, and in the recovery's first 3 s. */
   trace?: { window: TraceSummary; after: TraceSummary };
+  /** Why admitted calls were slow: the uac's retransmissions (its timer fires at 500 ms: a lost
+   *  or late answer), the kernel's UDP drops on full receive buffers (any socket), and how many
+   *  answered calls took over 450 ms. */
+  retransmissions: number; rcvbufDrops: number; over450: number; dropsBySocket: string;
+  /** --pcap: the answered calls of the window, hop by hop, and what tcpdump said at its end. */
+  hops?: string;
 }
 
 /** Seconds until every later second of the recovery caller's calls was answered with p99 < 100 ms. */
@@ -448,6 +492,11 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
   const trace = sys.metrics ? new OverloadTrace(sys.metrics) : undefined;
   const sysBefore = cpuByPid(sys.pid);
   const busyBefore = machineBusyS();
+  const dropsBefore = udpDrops();
+  const socketDropsBefore = udpSocketDrops();
+  const pcapFile = values.pcap ? join(values.pcap, `${sys.name}-${rate}.pcap`) : undefined;
+  const dump = pcapFile ? startProcess('tcpdump', ['-i', 'lo', '-n', '-s', '0', '-B', '32768', '-w', pcapFile, 'udp and (host 127.0.0.2 or host 127.0.0.3)']) : undefined;
+  if (dump) await waitFor(() => /listening on/.test(dump.output()), 5000);
   const watch = new CpuWatch([sys.uasPid]);
   let uacPid = -1;
   const t0 = Date.now();
@@ -462,6 +511,9 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
   const points = await trace?.stop();
   const rec = await recovering;
   const l = await pending;
+  const rcvbufDrops = udpDrops().rcvbuf - dropsBefore.rcvbuf;
+  if (dump) await dump.stop('SIGINT', 10_000);
+  const dropsBySocket = dropsBetween(socketDropsBefore, udpSocketDrops());
   if (points && values['trace-dir']) saveTrace(join(values['trace-dir'], `${sys.name}-${rate}.csv`), points);
   const inWindow = l.rtt.filter((r) => r.atMs <= SECONDS * 1000);
   const ms = l.rtt.map((r) => r.ms);
@@ -472,6 +524,8 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
     recoverRate, recoverS: recoveryTime(rec.rtt, recoverRate, RECOVER_SECONDS), recoverFailed: rec.result.failed,
     windowShares, windowMachine, windowSipp: { uac: sc.get(uacPid) ?? NaN, uas: sc.get(sys.uasPid) ?? NaN },
     ...(points ? { trace: { window: summarise(points, 1000, SECONDS * 1000), after: summarise(points, SECONDS * 1000, SECONDS * 1000 + 3000) } } : {}),
+    retransmissions: l.retransmissions, rcvbufDrops, over450: ms.filter((x) => x > 450).length, dropsBySocket,
+    ...(dump && pcapFile ? { hops: `${describeHops(hops(readPcap(pcapFile), 1000, SECONDS * 1000))}; tcpdump: ${dump.output().split('\n').filter((l) => /dropped|captured/.test(l)).join(', ')}` } : {}),
   };
 }
 
@@ -488,7 +542,7 @@ async function main(): Promise<void> {
   try {
     for (const n of names) {
       const [uasPort] = await freePorts(1) as [number];
-      const uas = startSipp(['-sf', UAS_XML, '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
+      const uas = startSipp(['-sf', UAS_XML, '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', ...SIPP_BUFFERS]);
       systems.push(n === 'kamailio' ? await startKamailio(`127.0.0.3:${uasPort}`, uas.pid, pki) : await startPeergateSystem(`127.0.0.3:${uasPort}`, uas.pid, pki));
     }
     console.log(`# ${SECONDS} s per step, rates ${RATES.join(', ')}; media ${MEDIA ? 'anchored on rtpengine' : 'not anchored'}; `
@@ -544,6 +598,8 @@ async function main(): Promise<void> {
           const total = o.windowShares.reduce((a, b) => a + b, 0) + o.windowSipp.uac + o.windowSipp.uas;
           console.log(`${''.padEnd(9)} CPU in the window, % of a core: ${sys.name} ${o.windowShares.slice(0, 5).join('/')}, ${sippCpu(o.windowSipp)}; `
             + `together ${total.toFixed(0)}, every process on the machine ${o.windowMachine.toFixed(0)}, of ${availableParallelism() * 100}`);
+          console.log(`${''.padEnd(9)} slow calls: ${o.over450} answered after > 450 ms; uac retransmissions ${o.retransmissions}; UDP receive-buffer drops (kernel, all sockets) ${o.rcvbufDrops}: ${o.dropsBySocket} (${sys.name} at ${sys.target}, uas 127.0.0.3, uac 127.0.0.2)`);
+          if (o.hops) console.log(`${''.padEnd(9)} hops of the calls answered, sent from 1 s to the window's end: ${o.hops}`);
           if (o.trace) console.log(`${''.padEnd(9)} in the window (from 1 s): ${describe(o.trace.window)}\n${''.padEnd(9)} first 3 s after it: ${describe(o.trace.after)}`);
           over.get(sys)!.push(o);
         }

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { sumMetric } from '../../test/helpers/peergate.js';
 
-export interface TracePoint { atMs: number; loss: number; queueBytes: number; queueDelayMs: number }
+export interface TracePoint { atMs: number; loss: number; queueBytes: number; queueDelayMs: number; workerLagMs: number }
 
 export interface TraceSummary {
   samples: number;
@@ -21,6 +21,8 @@ export interface TraceSummary {
   queueP50: number; queueP90: number; queueMax: number;
   /** The gate's queue delay (ms; 0 where the code has none). */
   delayP50: number; delayP90: number;
+  /** The slowest worker's event-loop delay (ms) as the gate saw it. */
+  workerLagP50: number; workerLagP90: number;
 }
 
 export class OverloadTrace {
@@ -34,7 +36,7 @@ export class OverloadTrace {
       for (let next = t0; this.running; ) {
         try {
           const text = await this.metrics();
-          this.points.push({ atMs: Date.now() - t0, loss: sumMetric(text, 'peergate_overload_loss_percent'), queueBytes: sumMetric(text, 'peergate_udp_receive_queue_bytes'), queueDelayMs: 1000 * sumMetric(text, 'peergate_udp_receive_queue_delay_seconds') });
+          this.points.push({ atMs: Date.now() - t0, loss: sumMetric(text, 'peergate_overload_loss_percent'), queueBytes: sumMetric(text, 'peergate_udp_receive_queue_bytes'), queueDelayMs: 1000 * sumMetric(text, 'peergate_udp_receive_queue_delay_seconds'), workerLagMs: 1000 * sumMetric(text, 'peergate_worker_event_loop_delay_seconds') });
         } catch { /* a scrape that failed under load: a gap in the trace */ }
         next += everyMs;
         const wait = next - Date.now();
@@ -69,7 +71,10 @@ export function summarise(points: readonly TracePoint[], fromMs: number, toMs: n
   const at = (f: number) => q.length ? q[Math.min(q.length - 1, Math.floor(f * q.length))]! : 0;
   const dl = w.map((p) => p.queueDelayMs).sort((a, b) => a - b);
   const atD = (f: number) => dl.length ? dl[Math.min(dl.length - 1, Math.floor(f * dl.length))]! : 0;
+  const wl = w.map((p) => p.workerLagMs).sort((a, b) => a - b);
+  const atW = (f: number) => wl.length ? wl[Math.min(wl.length - 1, Math.floor(f * wl.length))]! : 0;
   return {
+    workerLagP50: atW(0.5), workerLagP90: atW(0.9),
     samples: w.length, lossMean: mean, lossSd: sd,
     atZero: w.filter((p) => p.loss <= 5).length / n, atTop: w.filter((p) => p.loss >= 80).length / n,
     swingsPerS: swings / Math.max(0.001, (toMs - fromMs) / 1000), meanStep: w.length > 1 ? step / (w.length - 1) : 0,
@@ -79,9 +84,9 @@ export function summarise(points: readonly TracePoint[], fromMs: number, toMs: n
 
 export function describe(s: TraceSummary): string {
   return `loss mean ${s.lossMean.toFixed(0)}% sd ${s.lossSd.toFixed(0)}, ≤5% ${(100 * s.atZero).toFixed(0)}% of samples, ≥80% ${(100 * s.atTop).toFixed(0)}%, `
-    + `${s.swingsPerS.toFixed(2)} swings/s, mean step ${s.meanStep.toFixed(1)} points; queue p50/p90/max ${(s.queueP50 / 1024).toFixed(0)}/${(s.queueP90 / 1024).toFixed(0)}/${(s.queueMax / 1024).toFixed(0)} KiB , delay p50/p90 ${s.delayP50.toFixed(1)}/${s.delayP90.toFixed(1)} ms (${s.samples} samples)`;
+    + `${s.swingsPerS.toFixed(2)} swings/s, mean step ${s.meanStep.toFixed(1)} points; queue p50/p90/max ${(s.queueP50 / 1024).toFixed(0)}/${(s.queueP90 / 1024).toFixed(0)}/${(s.queueMax / 1024).toFixed(0)} KiB , delay p50/p90 ${s.delayP50.toFixed(1)}/${s.delayP90.toFixed(1)} ms; worker delay p50/p90 ${s.workerLagP50.toFixed(0)}/${s.workerLagP90.toFixed(0)} ms (${s.samples} samples)`;
 }
 
 export function saveTrace(file: string, points: readonly TracePoint[]): void {
-  writeFileSync(file, points.map((p) => `${p.atMs};${p.loss};${p.queueBytes};${p.queueDelayMs.toFixed(1)}`).join('\n') + '\n');
+  writeFileSync(file, points.map((p) => `${p.atMs};${p.loss};${p.queueBytes};${p.queueDelayMs.toFixed(1)};${p.workerLagMs.toFixed(1)}`).join('\n') + '\n');
 }
