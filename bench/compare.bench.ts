@@ -495,7 +495,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
   const dropsBefore = udpDrops();
   const socketDropsBefore = udpSocketDrops();
   const pcapFile = values.pcap ? join(values.pcap, `${sys.name}-${rate}.pcap`) : undefined;
-  const dump = pcapFile ? startProcess('tcpdump', ['-i', 'lo', '-n', '-s', '0', '-B', '32768', '-w', pcapFile, 'udp and (host 127.0.0.2 or host 127.0.0.3)']) : undefined;
+  const dump = pcapFile ? startProcess('tcpdump', ['-i', 'lo', '-n', '-s', '0', '-B', '32768', '-w', pcapFile, '(udp and (host 127.0.0.2 or host 127.0.0.3)) or (tcp and host 127.0.0.1)']) : undefined;
   if (dump) await waitFor(() => /listening on/.test(dump.output()), 5000);
   const watch = new CpuWatch([sys.uasPid]);
   let uacPid = -1;
