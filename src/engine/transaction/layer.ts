@@ -5,7 +5,7 @@ import { buildCancel } from './build.js';
 import { systemClock, type Clock, type SendResult, type SendTarget } from '../transport/types.js';
 import { isIP } from 'node:net';
 import { InviteClientTransaction, NonInviteClientTransaction, normalizeAddress, type ClientTransaction } from './client.js';
-import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
+import { KEY_SEP, MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 import { own } from './own.js';
 import { ExpiryList, type Expirable } from './expiry.js';
@@ -39,8 +39,7 @@ export interface TransactionLayerOptions {
   onError?: (err: unknown) => void;
 }
 
-// Key separator: cannot occur in a branch token, a sent-by or a method.
-const SEP = '\u0001';
+const SEP = KEY_SEP;
 
 export class TransactionLayer implements TransactionHost {
   readonly clock: Clock;
@@ -133,14 +132,12 @@ export class TransactionLayer implements TransactionHost {
       existing.receiveRequest(req);
       return 'absorbed';
     }
-    // Kept up to 64*T1 (Timer J, L): a flat copy, not a slice of this message's text (own.ts);
-    // the branch is cut from that copy.
+    // Kept up to 64*T1 (Timer J, L): a flat copy, not a slice of this message's text (own.ts).
     const ownKey = own(key);
-    const branch = ownKey.startsWith(via.branch) ? ownKey.slice(0, via.branch.length) : own(via.branch);
     const txn =
       req.method === 'INVITE'
-        ? new InviteServerTransaction(this, ownKey, req, branch, meta)
-        : new NonInviteServerTransaction(this, ownKey, req, branch, meta);
+        ? new InviteServerTransaction(this, ownKey, req, meta)
+        : new NonInviteServerTransaction(this, ownKey, req, meta);
     this.servers.set(ownKey, txn);
     this.counters.serverTransactionsCreated++;
     if (this.autoTrying && txn.kind === 'ist') {
