@@ -207,6 +207,9 @@ export class ClientSide {
     if (c === undefined || c.dialog !== d || c.txn.state !== 'Accepted') return;
     c.dialog = undefined;
     c.dialogEnded = true;
+    // The dialog's Call-ID (shared in accepted()) may be a slice of its id, which would then
+    // stay alive with it for Timer M: a flat copy of its own instead (transaction/own.ts).
+    c.callId = own(c.callId);
   }
 
   /** TransactionUser.retransmitted2xx: a 2xx to an INVITE seen again: re-send the ACK sent for it (spec §7.7). */

@@ -26,7 +26,6 @@ import { appView, stampedTopVia } from '../message/app-view.js';
 import { formatTlsIdentity } from '../../sip/tls-identity.js';
 import type { InviteServer } from './invite-server.js';
 import { OutMessage } from './outgoing.js';
-import { ReplyTargets } from './reply-targets.js';
 
 /** Methods an app can route outside a dialog (spec §7.1). */
 const ROUTED = new Set(['INVITE', 'REGISTER', 'MESSAGE', 'OPTIONS', 'INFO', 'NOTIFY', 'SUBSCRIBE', 'PUBLISH']);
@@ -131,8 +130,6 @@ export class ServerSide {
   private readonly byeOnOwn: (d: Dialog, reason: string) => void;
   /** Server transactions an app may still answer, by wire transaction id. */
   private readonly byId = new Map<string, ServerCtx>();
-  /** One response target per peer, shared by its server transactions (reply-targets.ts). */
-  private readonly replyTargets = new ReplyTargets();
 
   constructor(ctx: CoreContext, wire: WireServer, invites: InviteServer, byeOnOwn: (d: Dialog, reason: string) => void) {
     this.ctx = ctx;
@@ -187,7 +184,7 @@ export class ServerSide {
   /** TransactionUser.request: a new request made a server transaction (§17.2). */
   request(txn: ServerTransaction, req: SipRequest, meta: InboundMeta): void {
     const pkt = meta as InboundPacket;
-    txn.target = this.replyTargets.of(pkt);
+    txn.target = this.ctx.layer.targets.reply(pkt); // one per peer, shared (transaction/targets.ts)
     const head = requestHead(req);
     const method = req.method;
     // Overload control sees a new INVITE before anything is made for the app (its text, a wire

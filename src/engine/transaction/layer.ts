@@ -9,6 +9,7 @@ import { KEY_SEP, MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBra
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 import { own } from './own.js';
 import { ExpiryList, type Expirable } from './expiry.js';
+import { SharedTargets } from './targets.js';
 import {
   DEFAULT_TIMERS,
   newCounters,
@@ -49,6 +50,8 @@ export class TransactionLayer implements TransactionHost {
   private readonly sendFn: SendFn;
   private readonly autoTrying: boolean;
   private readonly onError: (err: unknown) => void;
+  /** One SendTarget per peer for the transactions' targets (targets.ts). */
+  readonly targets = new SharedTargets();
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();
   /** One per window length (64*T1, T4, D): transactions waiting out Timer D/I/J/K/L/M. */
@@ -206,8 +209,8 @@ export class TransactionLayer implements TransactionHost {
     if (this.clients.has(key)) throw new Error(`${req.method}: a client transaction with branch ${via.branch} already exists`);
     const txn =
       req.method === 'INVITE'
-        ? new InviteClientTransaction(this, key, req, target, bytes)
-        : new NonInviteClientTransaction(this, key, req, target, bytes);
+        ? new InviteClientTransaction(this, key, req, this.targets.share(target), bytes)
+        : new NonInviteClientTransaction(this, key, req, this.targets.share(target), bytes);
     this.clients.set(key, txn);
     this.counters.clientTransactionsCreated++;
     txn.start();
