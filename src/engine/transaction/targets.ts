@@ -13,6 +13,11 @@ const MAX_PEERS = 4096;
 export class SharedTargets {
   private readonly byPeer = new Map<string, SendTarget>();
 
+  /** Peers known now. */
+  get size(): number {
+    return this.byPeer.size;
+  }
+
   /** Responses to a request that came in `pkt` (RFC 3581 rport: its source, over its
    *  connection, from the listener it arrived on). */
   reply(pkt: InboundPacket): SendTarget {
