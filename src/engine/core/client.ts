@@ -187,14 +187,15 @@ export class ClientSide {
 
   /**
    * The INVITE got its 2xx and waits 64*T1 in Accepted (RFC 6026; ≈ 16,000 at 500 calls/s):
-   * the values its dialog also holds are shared with the dialog instead of kept twice.
+   * the values its dialog also holds are shared with the dialog instead of kept twice. Not the
+   * dialog id: `inviteByDialog` holds the record's own copy as its key, which outlives the
+   * dialog (a call that ended still waits out Timer M): sharing the dialog's would keep two.
    */
   private accepted(c: ClientCtx): void {
     const d = c.dialog;
     if (d === undefined) return;
     if (c.callId === d.callId) c.callId = d.callId;
     if (c.from === d.localParty) c.from = d.localParty;
-    if (c.dialogId === d.id) c.dialogId = d.id;
   }
 
   /**
@@ -206,6 +207,9 @@ export class ClientSide {
     if (c === undefined || c.dialog !== d || c.txn.state !== 'Accepted') return;
     c.dialog = undefined;
     c.dialogEnded = true;
+    // The dialog's Call-ID (shared in accepted()) may be a slice of its id, which would then
+    // stay alive with it for Timer M: a flat copy of its own instead (transaction/own.ts).
+    c.callId = own(c.callId);
   }
 
   /** TransactionUser.retransmitted2xx: a 2xx to an INVITE seen again: re-send the ACK sent for it (spec §7.7). */

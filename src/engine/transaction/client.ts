@@ -7,7 +7,7 @@ import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildAck } from './build.js';
-import { keepBytes, keptBytes, own } from './own.js';
+import { keepBytes, keptBytes, methodName, own } from './own.js';
 import { firstHeader, tagOf } from './headers.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
@@ -35,7 +35,7 @@ abstract class ClientTransactionBase extends TransactionBase {
   protected constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, initial: 'Calling' | 'Trying', bytes: Buffer | undefined) {
     super(host, key, target.protocol, initial);
     this.req = request;
-    this.method = request.method;
+    this.method = methodName(request.method);
     this.target = target;
     this.connectionId = target.connectionId;
     this.targetAddress = normalizeAddress(target.address);
@@ -120,11 +120,14 @@ abstract class ClientTransactionBase extends TransactionBase {
 
 /** RFC 3261 §17.1.1 (Figure 5) with RFC 6026 §7.2 (Accepted, Timer M). */
 export class InviteClientTransaction extends ClientTransactionBase {
-  readonly kind = 'ict' as const;
+  /** On the prototype (below): no per-transaction field. */
+  declare readonly kind: 'ict';
   /** ACK sent for the non-2xx final response, kept for retransmitted finals (own.ts keepBytes). */
   private ackBytes: string | undefined = undefined;
-  /** To-tags of 2xx responses seen (forks), to tell a retransmitted 2xx from a new one. */
-  private twoXxTags: string[] | undefined = undefined;
+  /** To-tags of 2xx responses seen (forks), to tell a retransmitted 2xx from a new one: the
+   *  one tag as a string (nearly every call; no array kept through Timer M), a list once a
+   *  second fork answered. */
+  private twoXxTags: string | string[] | undefined = undefined;
   /** RSeq values of reliable provisionals seen (RFC 3262: their retransmissions are absorbed). */
   private rseqs: string[] | undefined = undefined;
 
@@ -189,19 +192,22 @@ export class InviteClientTransaction extends ClientTransactionBase {
         // RFC 6026 §7.2: Accepted for 64*T1 so retransmitted and forked 2xx still reach the TU.
         this.state = 'Accepted';
         this.stopRetransmitTimer();
-        this.twoXxTags = [own(tag)]; // kept through Timer M: a flat copy (own.ts)
+        this.twoXxTags = own(tag); // kept through Timer M: a flat copy (own.ts)
         this.waitOut(64 * this.host.timers.T1); // Timer M
         this.deliver(res, meta);
         this.releaseRequest();
         return 'delivered';
       }
       if (state === 'Accepted') {
-        if (this.twoXxTags!.includes(tag)) {
+        const seen = this.twoXxTags!;
+        if (typeof seen === 'string' ? seen === tag : seen.includes(tag)) {
           this.absorb();
           this.host.guard(() => this.host.tu.retransmitted2xx(this, res, meta));
           return 'absorbed';
         }
-        this.twoXxTags!.push(own(tag)); // a 2xx from another fork: new to the TU
+        // A 2xx from another fork: new to the TU.
+        if (typeof seen === 'string') this.twoXxTags = [seen, own(tag)];
+        else seen.push(own(tag));
         this.deliver(res, meta);
         return 'delivered';
       }
@@ -238,7 +244,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
 
 /** RFC 3261 §17.1.2 (Figure 6). */
 export class NonInviteClientTransaction extends ClientTransactionBase {
-  readonly kind = 'nict' as const;
+  /** On the prototype (below): no per-transaction field. */
+  declare readonly kind: 'nict';
 
   constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, bytes?: Buffer) {
     super(host, key, request, target, 'Trying', bytes);
@@ -290,5 +297,9 @@ export class NonInviteClientTransaction extends ClientTransactionBase {
     return 'delivered';
   }
 }
+
+// Constant per class: on the prototype, not a field of every transaction (8 B each).
+Object.defineProperty(InviteClientTransaction.prototype, 'kind', { value: 'ict' });
+Object.defineProperty(NonInviteClientTransaction.prototype, 'kind', { value: 'nict' });
 
 export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;

@@ -46,6 +46,20 @@ export function topViaBranch(msg: SipMessage): string | undefined {
   return viaBranch(f.value, 0);
 }
 
+/** Separator of the parts of a transaction key (layer.ts): cannot occur in a branch token, a
+ *  sent-by, a method or a parsed header value. */
+export const KEY_SEP = '\u0001';
+
+/** The top Via branch a server transaction key was made from (layer.ts serverKey): the key's
+ *  first part (RFC 3261 branches) or the branch parameter of the whole Via value it holds (RFC
+ *  2543 keys, '' when absent). Read rarely: not kept as a field on waiting transactions. */
+export function serverKeyBranch(key: string): string {
+  const end = key.indexOf(KEY_SEP);
+  if (!key.startsWith('2543' + KEY_SEP)) return key.slice(0, end);
+  const parts = key.split(KEY_SEP);
+  return viaBranch(parts[parts.length - 2]!, 0);
+}
+
 /** The first Via of a message, parsed. */
 export function topVia(msg: SipMessage): TopVia | undefined {
   const f = firstHeader(msg, 'via');

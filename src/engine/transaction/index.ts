@@ -55,6 +55,7 @@
 export { TransactionLayer, type TransactionLayerOptions } from './layer.js';
 export { InviteClientTransaction, NonInviteClientTransaction, type ClientTransaction } from './client.js';
 export { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
+export { SharedTargets } from './targets.js';
 export { TwoXxRetransmitter, type TwoXxRetransmitterOptions } from './two-xx.js';
 export { buildAck, buildCancel, buildResponse, newBranch, newTag, type BuildResponseOptions } from './build.js';
 export { keepBytes, keptBytes, own, ownBytes, ownOpt } from './own.js';

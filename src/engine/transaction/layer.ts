@@ -5,10 +5,11 @@ import { buildCancel } from './build.js';
 import { systemClock, type Clock, type SendResult, type SendTarget } from '../transport/types.js';
 import { isIP } from 'node:net';
 import { InviteClientTransaction, NonInviteClientTransaction, normalizeAddress, type ClientTransaction } from './client.js';
-import { MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
+import { KEY_SEP, MAGIC_COOKIE, firstHeader, parseCSeq, tagOf, topVia, topViaBranch, type TopVia } from './headers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 import { own } from './own.js';
 import { ExpiryList, type Expirable } from './expiry.js';
+import { SharedTargets } from './targets.js';
 import {
   DEFAULT_TIMERS,
   newCounters,
@@ -39,8 +40,7 @@ export interface TransactionLayerOptions {
   onError?: (err: unknown) => void;
 }
 
-// Key separator: cannot occur in a branch token, a sent-by or a method.
-const SEP = '\u0001';
+const SEP = KEY_SEP;
 
 export class TransactionLayer implements TransactionHost {
   readonly clock: Clock;
@@ -50,6 +50,8 @@ export class TransactionLayer implements TransactionHost {
   private readonly sendFn: SendFn;
   private readonly autoTrying: boolean;
   private readonly onError: (err: unknown) => void;
+  /** One SendTarget per peer for the transactions' targets (targets.ts). */
+  readonly targets = new SharedTargets();
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();
   /** One per window length (64*T1, T4, D): transactions waiting out Timer D/I/J/K/L/M. */
@@ -133,14 +135,12 @@ export class TransactionLayer implements TransactionHost {
       existing.receiveRequest(req);
       return 'absorbed';
     }
-    // Kept up to 64*T1 (Timer J, L): a flat copy, not a slice of this message's text (own.ts);
-    // the branch is cut from that copy.
+    // Kept up to 64*T1 (Timer J, L): a flat copy, not a slice of this message's text (own.ts).
     const ownKey = own(key);
-    const branch = ownKey.startsWith(via.branch) ? ownKey.slice(0, via.branch.length) : own(via.branch);
     const txn =
       req.method === 'INVITE'
-        ? new InviteServerTransaction(this, ownKey, req, branch, meta)
-        : new NonInviteServerTransaction(this, ownKey, req, branch, meta);
+        ? new InviteServerTransaction(this, ownKey, req, meta)
+        : new NonInviteServerTransaction(this, ownKey, req, meta);
     this.servers.set(ownKey, txn);
     this.counters.serverTransactionsCreated++;
     if (this.autoTrying && txn.kind === 'ist') {
@@ -209,8 +209,8 @@ export class TransactionLayer implements TransactionHost {
     if (this.clients.has(key)) throw new Error(`${req.method}: a client transaction with branch ${via.branch} already exists`);
     const txn =
       req.method === 'INVITE'
-        ? new InviteClientTransaction(this, key, req, target, bytes)
-        : new NonInviteClientTransaction(this, key, req, target, bytes);
+        ? new InviteClientTransaction(this, key, req, this.targets.share(target), bytes)
+        : new NonInviteClientTransaction(this, key, req, this.targets.share(target), bytes);
     this.clients.set(key, txn);
     this.counters.clientTransactionsCreated++;
     txn.start();

@@ -10,12 +10,14 @@ import { serialize } from '../message/serialize.js';
 import type { SendTarget } from '../transport/types.js';
 import { TransactionBase } from './base.js';
 import { buildResponse } from './build.js';
-import { keepBytes, keptBytes, own } from './own.js';
+import { keepBytes, keptBytes, methodName } from './own.js';
+import { serverKeyBranch } from './headers.js';
 import type { InboundMeta, TransactionHost } from './types.js';
 
 abstract class ServerTransactionBase extends TransactionBase {
-  readonly method: string;
-  readonly branch: string;
+  /** 'INVITE' for an INVITE transaction (on its prototype, no field); the request's method,
+   *  interned (own.ts methodName), for a non-INVITE one. */
+  abstract readonly method: string;
   /** Released with the final response (memory: a transaction waiting out Timer G/H/I/J/L keeps
    *  only its key, target, last response bytes and timers; ≈ 112,000 wait at 500 calls/s). */
   private req: SipRequest | undefined;
@@ -32,14 +34,18 @@ abstract class ServerTransactionBase extends TransactionBase {
    *  a kept string (own.ts keepBytes) once final. */
   protected lastBytes: Buffer | string | undefined = undefined;
 
-  protected constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta, initial: 'Proceeding' | 'Trying') {
+  protected constructor(host: TransactionHost, key: string, request: SipRequest, meta: InboundMeta, initial: 'Proceeding' | 'Trying') {
     super(host, key, meta.source.protocol, initial);
     this.req = request;
-    this.method = own(request.method);
-    this.branch = branch;
     this.inbound = meta;
     const s = meta.source;
     this.target = { protocol: s.protocol, address: s.address, port: s.port, connectionId: meta.connectionId };
+  }
+
+  /** The top Via branch, read from the key (RFC 3261 §17.2.3): no field, no slice kept for
+   *  each of the ≈ 32,000 server transactions waiting at 500 calls/s. */
+  get branch(): string {
+    return serverKeyBranch(this.key);
   }
 
   /** The request; only until the final response is sent (afterwards it is released: throws). */
@@ -132,10 +138,15 @@ abstract class ServerTransactionBase extends TransactionBase {
 
 /** RFC 3261 §17.2.1 (Figure 7) with RFC 6026 §7.1 (Accepted, Timer L). */
 export class InviteServerTransaction extends ServerTransactionBase {
-  readonly kind = 'ist' as const;
+  /** On the prototype (below), as `method`: no per-transaction field. */
+  declare readonly kind: 'ist';
 
-  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta) {
-    super(host, key, request, branch, meta, 'Proceeding');
+  constructor(host: TransactionHost, key: string, request: SipRequest, meta: InboundMeta) {
+    super(host, key, request, meta, 'Proceeding');
+  }
+
+  get method(): 'INVITE' {
+    return 'INVITE';
   }
 
   /** 100 Trying (RFC 3261 §17.2.1), only before any other response. Returns whether it was sent. */
@@ -269,10 +280,13 @@ export class InviteServerTransaction extends ServerTransactionBase {
 
 /** RFC 3261 §17.2.2 (Figure 8). */
 export class NonInviteServerTransaction extends ServerTransactionBase {
-  readonly kind = 'nist' as const;
+  /** On the prototype (below): no per-transaction field. */
+  declare readonly kind: 'nist';
+  readonly method: string;
 
-  constructor(host: TransactionHost, key: string, request: SipRequest, branch: string, meta: InboundMeta) {
-    super(host, key, request, branch, meta, 'Trying');
+  constructor(host: TransactionHost, key: string, request: SipRequest, meta: InboundMeta) {
+    super(host, key, request, meta, 'Trying');
+    this.method = methodName(request.method);
   }
 
   protected unanswered(): boolean { return this.state === 'Trying' || this.state === 'Proceeding'; }
@@ -304,5 +318,9 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
     if (this.state !== 'Trying') this.resendLast();
   }
 }
+
+// Constant per class: on the prototype, not a field of every transaction (8 B each).
+Object.defineProperty(InviteServerTransaction.prototype, 'kind', { value: 'ist' });
+Object.defineProperty(NonInviteServerTransaction.prototype, 'kind', { value: 'nist' });
 
 export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
