@@ -20,7 +20,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
-import { counter, gauge } from '../ops/metrics.js';
+import client from 'prom-client';
+import { counter, gauge, registry } from '../ops/metrics.js';
 import type { MemoryPolicy } from './memory-schema.js';
 import { APPLIED, type Reconfigured, type Subsystem } from './subsystem.js';
 
@@ -97,9 +98,19 @@ export class QuietWatch {
   }
 }
 
-const reductionsTotal = counter('peergate_memory_reductions_total', 'Memory reductions run once a burst of call set-ups was over (policy memory.reduce_when_quiet), in the engine\'s process');
-const reductionPause = gauge('peergate_memory_reduction_pause_seconds', 'How long the last memory reduction held the engine\'s process');
-const reductionReleased = gauge('peergate_memory_reduction_released_bytes', 'RSS the last memory reduction gave back in the engine\'s process');
+const reductionsTotal = counter('peergate_memory_reductions_total', 'Memory reductions run once a burst of call set-ups was over (policy memory.reduce_when_quiet); each runs in every process');
+// With workers, /metrics sums the processes' gauges unless told otherwise: the longest pause.
+const reductionPause = (registry.getSingleMetric('peergate_memory_reduction_pause_seconds') as client.Gauge | undefined)
+  ?? new client.Gauge({ name: 'peergate_memory_reduction_pause_seconds', help: 'How long the last memory reduction held a process (with workers: the longest of the processes)', aggregator: 'max' });
+const reductionReleased = gauge('peergate_memory_reduction_released_bytes', 'RSS the last memory reduction gave back (with workers: summed over the processes)');
+
+/** Reduce this process now and export what it took and gave (the primary and each worker). */
+export function reduceAndRecord(): Reduction {
+  const r = reduceMemory();
+  reductionPause.set(r.pauseMs / 1000);
+  reductionReleased.set(Math.max(0, r.rssBefore - r.rssAfter));
+  return r;
+}
 
 /** How often the engine's transaction count is sampled. */
 export const SAMPLE_MS = 2000;
@@ -135,11 +146,9 @@ export class MemorySubsystem implements Subsystem {
   check(): Reduction | undefined {
     const n = this.opts.transactions();
     if (n === undefined || !this.watch.observe(this.now(), n)) return undefined;
-    const r = reduceMemory();
+    const r = reduceAndRecord();
     this.opts.others?.();
     reductionsTotal.inc();
-    reductionPause.set(r.pauseMs / 1000);
-    reductionReleased.set(Math.max(0, r.rssBefore - r.rssAfter));
     const mib = (b: number) => Math.round(b / 1048576);
     this.opts.log.info({ pause_ms: Math.round(r.pauseMs), rss_before_mib: mib(r.rssBefore), rss_after_mib: mib(r.rssAfter), how: r.how }, 'burst over: memory reduced');
     return r;
