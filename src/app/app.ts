@@ -1,12 +1,12 @@
 // The composition root: assembles the SBE from its subsystems, in dependency order, and owns
 // the process lifecycle around them.
 //
-//   store → limits → media → identity → cdr → capture → engine → b2bua → ops
+//   store → limits → media → identity → cdr → capture → engine → b2bua → ops → memory
 //
 // - Workers (policy `workers` > 1, src/app/workers): this process keeps the store, the engine,
 //   ops and the policy; the B2BUA with identity, media and cdr runs in N worker processes
 //   on the engine's wire port (store → limits → media if spawned → capture → engine →
-//   workers → ops). `workers: 1` is the in-process B2BUA below, unchanged.
+//   workers → ops → memory). `workers: 1` is the in-process B2BUA below, unchanged.
 // - Reload (SIGHUP, a change of the policy file or of the TLS material it names, POST
 //   /admin/reload): the new file is validated by the schema, then every subsystem checks what
 //   it needs (prepare: read certificates and CRLs, token files) and only when none objects is
