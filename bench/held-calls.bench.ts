@@ -17,6 +17,9 @@
 // memory that glibc's main arena keeps: it inflates RSS, mostly the brk heap). Sample A is then
 // taken after the settle (the idle node as V8's memory reducer and two gc() leave it); B both at
 // once and after its settle.
+// With policy memory.reduce_when_quiet (the default) the node reduces its memory by itself once
+// the burst is over (src/app/memory-reducer.ts): the bench prints how many reductions ran and
+// the longest pause, after A and after B.
 //
 // --workers N (policy `workers`): with N > 1 the B2BUA runs in N worker processes; every
 // process (main and each worker) is sampled the same way (RSS, a heap snapshot each) and
