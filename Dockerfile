@@ -12,7 +12,7 @@ WORKDIR /src
 # Dependencies first, so the layer is reused while only sources change. The install script
 # builds native/ with node-gyp (python3, make and g++ are in the full node image).
 COPY package.json package-lock.json ./
-COPY native/binding.gyp native/sigverify.c ./native/
+COPY native/binding.gyp native/sigverify.c native/memory.cc ./native/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -30,6 +30,7 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/native/build/Release/sigverify.node ./native/build/Release/sigverify.node
+COPY --from=build /src/native/build/Release/memory.node ./native/build/Release/memory.node
 COPY bin/peergate.js ./bin/peergate.js
 COPY deploy/container/policy.yaml /etc/peergate/policy.yaml
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.

@@ -17,6 +17,9 @@
 // memory that glibc's main arena keeps: it inflates RSS, mostly the brk heap). Sample A is then
 // taken after the settle (the idle node as V8's memory reducer and two gc() leave it); B both at
 // once and after its settle.
+// With policy memory.reduce_when_quiet (the default) the node reduces its memory by itself once
+// the burst is over (src/app/memory-reducer.ts): the bench prints how many reductions ran and
+// the longest pause, after A and after B.
 //
 // --workers N (policy `workers`): with N > 1 the B2BUA runs in N worker processes; every
 // process (main and each worker) is sampled the same way (RSS, a heap snapshot each) and
@@ -127,6 +130,11 @@ async function rssSample(pg: RunningPeergate, label: string, procs: { label: str
     procs: procs.map((p, i) => ({ label: p.label, rss: rss[i]!, bytes: 0 })),
   };
   console.log(`# ${label}: rss ${MiB(s.rss)} MiB at once, ${MiB(s.rssSettled!)} MiB after the settle (${settled.map(MiB).join(' / ')}); heap used ${MiB(s.heapUsed)} / committed ${MiB(s.heapTotal)} MiB (after the settle's gc()); ${counts}`);
+  // Policy memory.reduce_when_quiet (src/app/memory-reducer.ts): did the node reduce after the burst, how long did it pause?
+  if (text.includes('peergate_memory_reductions_total')) {
+    console.log(`#   memory reductions so far: ${sumMetric(text, 'peergate_memory_reductions_total')}, last: longest pause ${(sumMetric(text, 'peergate_memory_reduction_pause_seconds') * 1000).toFixed(1)} ms, ` +
+      `RSS given back ${MiB(sumMetric(text, 'peergate_memory_reduction_released_bytes'))} MiB (all processes)`);
+  }
   return s;
 }
 

@@ -47,6 +47,11 @@ addon=native/build/Release/sigverify.node
 if [ -f "$addon" ]; then
   install -m 0644 "$addon" "$lib/native/build/Release/sigverify.node"
   strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/native/build/Release/sigverify.node"
+  # The memory reducer (src/app/memory-reducer.ts); without it, plain full GCs.
+  if [ -f native/build/Release/memory.node ]; then
+    install -m 0644 native/build/Release/memory.node "$lib/native/build/Release/memory.node"
+    strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/native/build/Release/memory.node"
+  fi
 else
   echo "build-deb: $addon not built; the package falls back to node:crypto for signatures" >&2
   rm -rf "$lib/native"

@@ -31,10 +31,11 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
-# The native signature verifier (native/, node-gyp against node's own headers and OpenSSL):
-# rebuilt when its sources are newer than the build. Without it peergate falls back to
-# node:crypto (same results, slower).
+# The native addons (native/, node-gyp against node's own headers and OpenSSL): the signature
+# verifier and the memory reducer, rebuilt when their sources are newer than the build. Without
+# them peergate falls back to node:crypto (same results, slower) and to plain full GCs.
 addon=native/build/Release/sigverify.node
-if [ ! -f "$addon" ] || [ native/sigverify.c -nt "$addon" ] || [ native/binding.gyp -nt "$addon" ]; then
+reducer=native/build/Release/memory.node
+if [ ! -f "$addon" ] || [ ! -f "$reducer" ] || [ native/sigverify.c -nt "$addon" ] || [ native/memory.cc -nt "$reducer" ] || [ native/binding.gyp -nt "$addon" ]; then
   npm run --silent build:native
 fi

@@ -1,12 +1,12 @@
 // The composition root: assembles the SBE from its subsystems, in dependency order, and owns
 // the process lifecycle around them.
 //
-//   store → limits → media → identity → cdr → capture → engine → b2bua → ops
+//   store → limits → media → identity → cdr → capture → engine → b2bua → ops → memory
 //
 // - Workers (policy `workers` > 1, src/app/workers): this process keeps the store, the engine,
 //   ops and the policy; the B2BUA with identity, media and cdr runs in N worker processes
 //   on the engine's wire port (store → limits → media if spawned → capture → engine →
-//   workers → ops). `workers: 1` is the in-process B2BUA below, unchanged.
+//   workers → ops → memory). `workers: 1` is the in-process B2BUA below, unchanged.
 // - Reload (SIGHUP, a change of the policy file or of the TLS material it names, POST
 //   /admin/reload): the new file is validated by the schema, then every subsystem checks what
 //   it needs (prepare: read certificates and CRLs, token files) and only when none objects is
@@ -35,6 +35,7 @@ import { MediaSubsystem } from './media.js';
 import { IdentitySubsystem } from './identity.js';
 import type { SbcSubsystem } from './sbc.js';
 import { OpsSubsystem } from './ops.js';
+import { MemorySubsystem } from './memory-reducer.js';
 import { CdrSubsystem, CaptureSubsystem } from './records.js';
 import type { PolicyProblem, Subsystem } from './subsystem.js';
 import { WorkerPool } from './workers/pool.js';
@@ -150,6 +151,16 @@ export class App {
       // The answer counts the calls as the drain found them, asked after the drain began.
       drain: async () => ({ ...this.drain('admin'), calls: await this.host.countLive() }),
     }, this.pool ? () => this.pool!.metrics() : undefined));
+
+    // After a burst of set-ups, this process and every worker give back what it left (policy memory).
+    await this.add(new MemorySubsystem({
+      policy, log: this.moduleLog('memory'),
+      transactions: () => {
+        const s = this.engine.embedded?.core.stats();
+        return s ? s.serverTransactions + s.clientTransactions : undefined;
+      },
+      ...(this.pool ? { others: () => this.pool!.reduceMemory() } : {}),
+    }));
 
     this.holder.setGate((next, previous) => this.prepare(next, previous));
     this.holder.on('policy', (next, previous) => this.apply(next, previous));

@@ -17,6 +17,7 @@ import { FilePath } from './file-path.js';
 import { isValidUri, parseUri } from '../sip/grammar/index.js';
 import { LifecycleSchema, StaleCrlSchema, TlsRecheckSchema } from '../app/schema.js';
 import { WorkersSchema } from '../app/workers/schema.js';
+import { MemorySchema } from '../app/memory-schema.js';
 
 // ---------- scalar building blocks ----------
 
@@ -311,6 +312,8 @@ const RootSchema = z.strictObject({
   sessions: GlobalSessionsSchema.prefault({}),
   /** Overload control: shedding of new INVITEs (docs/policy.md "overload"). */
   overload: OverloadSchema.prefault({}),
+  /** Giving memory back once a burst of call set-ups is over (docs/policy.md "memory"). */
+  memory: MemorySchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;

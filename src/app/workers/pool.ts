@@ -201,6 +201,9 @@ export class WorkerPool implements Subsystem {
 
   private updateGauge(): void { workersUp.set(this.live().length); }
 
+  /** Every worker runs a memory reduction (src/app/memory-reducer.ts): the engine's process found the node quiet after a burst. */
+  reduceMemory(): void { this.broadcast('reduceMemory', []); }
+
   private broadcast(m: string, args: unknown[]): void {
     for (const s of this.live()) s.channel.notify(m, args);
   }

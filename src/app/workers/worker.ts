@@ -25,6 +25,7 @@ import { SbcSubsystem } from '../sbc.js';
 import type { Subsystem } from '../subsystem.js';
 import { locateProblems } from '../locate.js';
 import { LoopDelayReporter } from '../../engine/overload/worker-backlog.js';
+import { reduceAndRecord } from '../memory-reducer.js';
 import { systemClock } from '../../engine/transport/types.js';
 import { Channel, type IpcEndpoint } from './channel.js';
 import { within } from '../within.js';
@@ -123,6 +124,11 @@ class Worker {
       ban: (e: BanEvent) => this.store.deliverBanEvent(e),
       health: (h: StoreHealth) => this.store.setHealth(h),
       targetHealth: (key: string, up: boolean) => { if (!this.hello.probe) this.sbc.applyTargetHealth(key, up); },
+      // The primary found the node quiet after a burst of set-ups: give back what it left here too.
+      reduceMemory: () => {
+        const r = reduceAndRecord();
+        this.log.debug({ pause_ms: Math.round(r.pauseMs), rss_before_mib: Math.round(r.rssBefore / 1048576), rss_after_mib: Math.round(r.rssAfter / 1048576), how: r.how }, 'memory reduced');
+      },
     };
   }
 

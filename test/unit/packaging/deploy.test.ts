@@ -77,6 +77,10 @@ describe('Dockerfile', () => {
     const addon = final.find((i) => i.op === 'COPY' && i.args.includes('sigverify.node'))!.args.split(' ').pop()!;
     expect(join(workdir, 'dist', 'sbc', 'identity', '../../../native/build/Release/sigverify.node')).toBe(join(workdir, addon));
     expect(read('src/sbc/identity/sigverify.ts')).toContain("'../../../native/build/Release/sigverify.node'");
+    // The memory reducer where src/app/memory-reducer.ts loads it from dist/app/.
+    const reducer = final.find((i) => i.op === 'COPY' && i.args.includes('memory.node'))!.args.split(' ').pop()!;
+    expect(join(workdir, 'dist', 'app', '../../native/build/Release/memory.node')).toBe(join(workdir, reducer));
+    expect(read('src/app/memory-reducer.ts')).toContain("'../../native/build/Release/memory.node'");
   });
 
   it('copies only files that exist in the build context and are not excluded by .dockerignore', () => {
