@@ -13,7 +13,10 @@ let defaultsCollected = false;
 export function collectDefaultMetrics(): void {
   if (defaultsCollected || registry.getSingleMetric('process_cpu_user_seconds_total')) { defaultsCollected = true; return; }
   defaultsCollected = true;
-  client.collectDefaultMetrics({ register: registry });
+  // The event-loop lag histogram samples every 100 ms, not prom-client's 10: its timer was 100 of
+  // an idle process's ≈ 140 wake-ups a second, in the primary and in every worker. Overload
+  // control probes the loop on its own (src/engine/overload).
+  client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
 }
 collectDefaultMetrics();
 

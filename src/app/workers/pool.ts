@@ -54,7 +54,7 @@ export interface WorkerPoolOptions {
   rtpengine?: () => string | undefined;
   log: Logger;
   /** Where the workers' event-loop delays go (overload control's worker-backlog signal). */
-  backlog?: { report(worker: number, lagMs: number): void; forget(worker: number): void };
+  backlog?: { report(worker: number, lagMs: number, nextWithinMs?: unknown): void; forget(worker: number): void };
 }
 
 interface Slot {
@@ -128,8 +128,8 @@ export class WorkerPool implements Subsystem {
         if (up) this.targetsDown.delete(key); else this.targetsDown.add(key);
         this.tellTargetHealth(slot, key, up);
       },
-      // Every ~100 ms from a serving worker (src/engine/overload/worker-backlog.ts).
-      load: (lagMs: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs); },
+      // Every ~100 ms from a busy serving worker, every second from a calm one (src/engine/overload/worker-backlog.ts).
+      load: (lagMs: number, nextWithinMs?: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs); },
       ready: () => {
         slot.ready = true;
         this.updateGauge();

@@ -3,7 +3,8 @@
 // Contract:
 //   - Only dialog-creating INVITEs come here (the core's one hook, before its 100 Trying);
 //     requests inside a dialog, ACK, CANCEL and BYE never do, so they are never shed.
-//   - A probe timer every `probeMs` measures event-loop lag as timer drift (a late tick is a busy
+//   - A probe timer every `probeMs` (every 100 ms while the node is calm: nothing read, no
+//     transaction, nothing pending or shed) measures event-loop lag as timer drift (a late tick is a busy
 //     loop), counts the INVITEs an app has not answered yet, asks for the worst B2BUA worker's
 //     event-loop delay (worker-backlog.ts; 0 without workers), and asks the core for its live
 //     transactions and dialogs; on the tick that closes a control interval it also reads the UDP
@@ -87,6 +88,9 @@ export class OverloadGate {
   private queueDelayMs: number | undefined = undefined;
   /** The read counter and the time at the last reading (the rate's start). */
   private lastRead: { bytes: number; at: number } | undefined = undefined;
+  /** The listeners' bytes read as of the last tick, and whether the node was calm then. */
+  private lastTickRead: number | undefined = undefined;
+  private calm = false;
   /** The kernel's drop counter as last read (for /metrics). */
   private kernelDrops = 0;
   /** The worst worker's delay at the last tick (for /metrics). */
@@ -161,8 +165,9 @@ export class OverloadGate {
 
   private arm(): void {
     if (this.closed) return;
-    this.due = this.clock.now() + this.probeMs;
-    this.timer = this.clock.setTimeout(this.tick, this.probeMs);
+    const period = this.calm ? Math.max(this.probeMs, CALM_PROBE_MS) : this.probeMs;
+    this.due = this.clock.now() + period;
+    this.timer = this.clock.setTimeout(this.tick, period);
   }
 
   /** The queue's bytes over the rate the listeners read at since the last reading (RFC 8033
@@ -222,14 +227,26 @@ export class OverloadGate {
       this.queueDelayMs = this.delayOf(now, this.queueBytes);
     }
     this.workerLagMs = this.load.workerLag?.(lagMs) ?? 0;
+    const transactions = this.load.transactions();
     const changed = this.detector.sample(now, {
-      lagMs, workerLagMs: this.workerLagMs, pending: this.pending.size, transactions: this.load.transactions(), dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,
+      lagMs, workerLagMs: this.workerLagMs, pending: this.pending.size, transactions, dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,
       ...(this.queueDelayMs !== undefined ? { queueDelayMs: this.queueDelayMs } : {}),
     });
     if (changed) this.seq = ocSeq(Math.max(this.clock.now(), Number(this.seq) * 1000 + 1));
+    // Calm: nothing read since the last tick, no transaction, nothing pending or shed, no backlog
+    // at the last reading, the tick on time. Then the probe runs every CALM_PROBE_MS, not every probeMs: an idle node wakes 10
+    // times a second for it, not 50. The first datagram read (or a late tick) brings it back.
+    const read = this.load.chargedBytesRead?.();
+    this.calm = read !== undefined && read === this.lastTickRead && transactions === 0 && this.pending.size === 0
+      && lagMs < CALM_LAG_MS && this.detector.loss === 0 && this.queueBytes < MIN_BACKLOG_BYTES;
+    this.lastTickRead = read;
     this.arm();
   };
 }
+
+/** A calm node's probe period (ms), and the lateness of a tick that ends calm. */
+const CALM_PROBE_MS = 100;
+const CALM_LAG_MS = 5;
 
 /** Below this many kernel-charged bytes (≈ 7 INVITEs over loopback) the queue has no delay:
  *  RFC 8033 PIE measures the departure rate only above the same 16 KB (its dq_threshold). */

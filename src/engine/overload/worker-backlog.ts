@@ -5,22 +5,35 @@
 //   - LoopDelayReporter runs in a worker: a probe timer every `probeMs` measures its own
 //     event-loop delay as timer drift (how late the tick runs); every `reportMs` it hands the
 //     mean drift of the ticks since the last report to `send` (one IPC notice, no other
-//     allocation per tick). A saturated worker's loop iterations are long, so its ticks run late;
-//     what it has not read yet (the wire socket's backlog) is read in those same long iterations.
-//   - WorkerBacklog runs in the primary: report(worker, lagMs) keeps each worker's last value;
-//     forget(worker) drops a worker that died or was replaced, so its last value never sheds.
-//     lagMs() is the worst worker's delay now: its last report, or how long it has been silent
-//     beyond two report periods (a worker too busy to report is behind by at least that much;
-//     the slack of a second period keeps a report that is merely late from counting).
+//     allocation per tick), with the period within which its next report comes. A saturated
+//     worker's loop iterations are long, so its ticks run late; what it has not read yet (the
+//     wire socket's backlog) is read in those same long iterations.
+//     Calm (a mean under `calmLagMs`, after a calm report): it probes every `reportMs` and reports
+//     every `calmReportMs` (300) only. An idle node's workers then wake 10 times a second for it
+//     instead of 50, and the primary reads 3 notices a second from each instead of ten (each read
+//     of its channel takes a 64 KiB buffer from malloc: the primary's heap grew while calls were
+//     held). The first tick that runs `calmLagMs` late goes back to probing every `probeMs` and
+//     reports at once.
+//   - WorkerBacklog runs in the primary: report(worker, lagMs, nextWithinMs) keeps each worker's
+//     last value and announced period; forget(worker) drops a worker that died or was replaced,
+//     so its last value never sheds. lagMs() is the worst worker's delay now: its last report, or
+//     how long it has been silent beyond its announced period and one short period more (a worker
+//     too busy to report is behind by at least that much; the slack keeps a report that is merely
+//     late from counting). A calm worker that stalls is therefore seen after ≈ 0.4 s, not 0.2 s
+//     (a stall cannot report itself: the first late tick runs only when the stall ends).
 //     A worker silent for `staleMs` is not counted at all: it is hung or dying, which the pool
 //     handles; shedding the whole node's calls for it would not help the others.
 //   - The worst worker, not the mean: new calls go round-robin, so every worker gets its share
 //     of what the gate admits, and the slowest one sets the admitted calls' setup time.
 import type { Clock } from '../../clock.js';
 
-/** A worker's probe period and report period (ms): the primary's WorkerBacklog assumes these. */
+/** A worker's probe period and report period (ms), busy; its report period when calm, and the
+ *  mean delay under which it is calm. The primary's WorkerBacklog assumes the busy report period
+ *  for a worker that has announced none. */
 export const WORKER_PROBE_MS = 20;
 export const WORKER_REPORT_MS = 100;
+export const WORKER_CALM_REPORT_MS = 300;
+export const WORKER_CALM_LAG_MS = 1;
 
 export class LoopDelayReporter {
   private timer: unknown = undefined;
@@ -28,12 +41,17 @@ export class LoopDelayReporter {
   private sum = 0;
   private n = 0;
   private lastReport: number;
+  /** The window's start (a calm window is not reported, but its mean is what the next one says). */
+  private windowStart: number;
+  private calm = false;
   private closed = false;
 
-  constructor(private readonly clock: Clock, private readonly send: (lagMs: number) => void,
-    private readonly probeMs = WORKER_PROBE_MS, private readonly reportMs = WORKER_REPORT_MS) {
-    if (!(probeMs > 0) || !(reportMs >= probeMs)) throw new Error('overload: the worker probe needs 0 < probeMs ≤ reportMs');
+  constructor(private readonly clock: Clock, private readonly send: (lagMs: number, nextWithinMs: number) => void,
+    private readonly probeMs = WORKER_PROBE_MS, private readonly reportMs = WORKER_REPORT_MS,
+    private readonly calmReportMs = WORKER_CALM_REPORT_MS, private readonly calmLagMs = WORKER_CALM_LAG_MS) {
+    if (!(probeMs > 0) || !(reportMs >= probeMs) || !(calmReportMs >= reportMs)) throw new Error('overload: the worker probe needs 0 < probeMs ≤ reportMs ≤ calmReportMs');
     this.lastReport = clock.now();
+    this.windowStart = this.lastReport;
     this.arm();
   }
 
@@ -45,40 +63,54 @@ export class LoopDelayReporter {
 
   private arm(): void {
     if (this.closed) return;
-    this.due = this.clock.now() + this.probeMs;
-    this.timer = this.clock.setTimeout(this.tick, this.probeMs);
+    const period = this.calm ? this.reportMs : this.probeMs;
+    this.due = this.clock.now() + period;
+    this.timer = this.clock.setTimeout(this.tick, period);
     // The worker's IPC channel keeps it alive, not this probe.
     (this.timer as { unref?(): void } | undefined)?.unref?.();
   }
 
   private readonly tick = (): void => {
     const now = this.clock.now();
-    this.sum += Math.max(0, now - this.due);
+    const lag = Math.max(0, now - this.due);
+    this.sum += lag;
     this.n++;
-    if (now - this.lastReport >= this.reportMs) {
-      const mean = this.sum / this.n;
-      this.sum = 0;
-      this.n = 0;
-      this.lastReport = now;
-      try { this.send(Math.round(mean * 10) / 10); } catch { /* the primary is gone: the worker exits on disconnect */ }
+    if (this.calm && lag >= this.calmLagMs) this.report(now); // busy again: say so at once
+    else if (now - this.windowStart >= this.reportMs) {
+      if (!this.calm || now - this.lastReport >= this.calmReportMs) this.report(now);
+      else { this.sum = 0; this.n = 0; this.windowStart = now; } // a calm window, not reported
     }
     this.arm();
   };
+
+  private report(now: number): void {
+    const mean = this.sum / this.n;
+    this.sum = 0;
+    this.n = 0;
+    this.windowStart = now;
+    this.lastReport = now;
+    this.calm = mean < this.calmLagMs;
+    try { this.send(Math.round(mean * 10) / 10, this.calm ? this.calmReportMs : this.reportMs); } catch { /* the primary is gone: the worker exits on disconnect */ }
+  }
 }
 
 export class WorkerBacklog {
-  /** Per worker (its index): last reported delay and when it arrived (updated in place). */
-  private readonly workers = new Map<number, { lagMs: number; at: number }>();
+  /** Per worker (its index): last reported delay, when it arrived and the period the worker
+   *  announced for its next report (updated in place). */
+  private readonly workers = new Map<number, { lagMs: number; at: number; nextWithinMs: number }>();
 
   constructor(private readonly clock: Pick<Clock, 'now'>, private readonly reportMs = WORKER_REPORT_MS, private readonly staleMs = 2000) {
     if (!(reportMs > 0) || !(staleMs > reportMs)) throw new Error('overload: worker backlog needs 0 < reportMs < staleMs');
   }
 
-  /** A worker's report (ms of event-loop delay); a value that is no finite number ≥ 0 is ignored. */
-  report(worker: number, lagMs: number): void {
+  /** A worker's report (ms of event-loop delay; its next report within `nextWithinMs`, by
+   *  default one busy period). A delay that is no finite number ≥ 0 is ignored; a period that is
+   *  none, or outside [reportMs, staleMs), counts as one busy period. */
+  report(worker: number, lagMs: number, nextWithinMs: unknown = this.reportMs): void {
     if (!(typeof lagMs === 'number' && lagMs >= 0 && Number.isFinite(lagMs))) return;
+    const next = typeof nextWithinMs === 'number' && nextWithinMs >= this.reportMs && nextWithinMs < this.staleMs ? nextWithinMs : this.reportMs;
     const w = this.workers.get(worker);
-    if (w) { w.lagMs = lagMs; w.at = this.clock.now(); } else this.workers.set(worker, { lagMs, at: this.clock.now() });
+    if (w) { w.lagMs = lagMs; w.at = this.clock.now(); w.nextWithinMs = next; } else this.workers.set(worker, { lagMs, at: this.clock.now(), nextWithinMs: next });
   }
 
   /** The worker died or was replaced: its last value no longer counts. */
@@ -100,7 +132,7 @@ export class WorkerBacklog {
     for (const w of this.workers.values()) {
       const silent = now - w.at;
       if (silent >= this.staleMs) continue;
-      const v = Math.max(w.lagMs, silent - 2 * this.reportMs - ownLagMs);
+      const v = Math.max(w.lagMs, silent - w.nextWithinMs - this.reportMs - ownLagMs);
       if (v > worst) worst = v;
     }
     return worst;

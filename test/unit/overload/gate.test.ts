@@ -258,6 +258,48 @@ describe('overload gate: the UDP receive-queue signal', () => {
     gate.close();
   });
 
+  it('a calm node is probed every 100 ms, not every 20; a datagram read, a transaction or a late tick makes it busy again', () => {
+    const clock = new ManualClock();
+    let ticks = 0;
+    const at: number[] = [];
+    const set = clock.setTimeout.bind(clock);
+    clock.setTimeout = (fn, ms) => set(() => { ticks++; at.push(clock.now()); fn(); }, ms);
+    let read = 0;
+    let transactions = 0;
+    const gate = new OverloadGate(clock, {
+      transactions: () => transactions, dialogs: () => 0,
+      receiveQueue: () => ({ fill: 0, bytes: 0, drops: 0 }),
+      chargedBytesRead: () => read,
+    }, { probeMs: 20, intervalMs: 100 });
+    clock.advance(1000);
+    ticks = 0;
+    clock.advance(1000);
+    expect(ticks).toBe(10);
+    // Traffic: every tick sees new bytes read.
+    ticks = 0;
+    for (let i = 0; i < 50; i++) { read += 1_000; clock.advance(20); }
+    expect(ticks).toBeGreaterThanOrEqual(45);
+    // Nothing read, but transactions alive (e.g. a TLS peer's calls): still busy.
+    transactions = 3;
+    ticks = 0;
+    clock.advance(1000);
+    expect(ticks).toBeGreaterThanOrEqual(45);
+    transactions = 0;
+    clock.advance(200);
+    ticks = 0;
+    clock.advance(1000);
+    expect(ticks).toBe(10);
+    // A tick 30 ms late (a stall): the next probe comes 20 ms after it, not 100.
+    clock.lag = 30;
+    clock.advance(130);
+    clock.lag = 0;
+    clock.advance(60);
+    const late = at.findIndex((t, i) => i > 0 && t - at[i - 1]! >= 130);
+    expect(late).toBeGreaterThan(0);
+    expect(at[late + 1]! - at[late]!).toBeLessThanOrEqual(20 + 30);
+    gate.close();
+  });
+
   it('is read on the tick that closes a control interval, so that decision sees the queue as it is', () => {
     const clock = new ManualClock();
     const at: number[] = [];
@@ -286,7 +328,7 @@ describe('overload gate: the UDP receive-queue signal', () => {
       receiveQueue: () => ({ fill: 0.1, bytes: 100 * 1024, drops: 0 }),
       chargedBytesRead: () => { read += (clock.now() - last) * perMs; last = clock.now(); return read; },
     }, { probeMs: 20, intervalMs: 100 });
-    clock.advance(240); // the first reading has no rate yet
+    clock.advance(220); // readings at 120 (no rate yet) and 220
     expect(gate.state.queueDelayMs).toBeCloseTo((100 * 1024) / 20_000, 5);
     perMs = 40_000;
     clock.advance(100);

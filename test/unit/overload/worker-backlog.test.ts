@@ -15,16 +15,16 @@ function ticks(d: OverloadDetector, t0: number, n: number, s: typeof calm): numb
 }
 
 describe('LoopDelayReporter (in a worker)', () => {
-  it('reports the mean drift of its probe ticks once per report period', () => {
+  it('reports the mean drift of its probe ticks once per report period while busy, with the period of its next report', () => {
     const clock = new ManualClock();
-    const sent: number[] = [];
-    const r = new LoopDelayReporter(clock, (ms) => sent.push(ms), 20, 100);
+    const sent: [number, number][] = [];
+    const r = new LoopDelayReporter(clock, (ms, next) => sent.push([ms, next]), 20, 100, 1000, 1);
     clock.advance(100);
-    expect(sent).toEqual([0]); // an idle loop: every tick on time
+    expect(sent).toEqual([[0, 1000]]); // an idle loop: every tick on time; calm from now on
     clock.lag = 30; // a busy loop: every tick runs 30 ms late
     clock.advance(500);
-    expect(sent.length).toBeGreaterThanOrEqual(3);
-    expect(sent.at(-1)).toBe(30);
+    expect(sent.length).toBeGreaterThanOrEqual(4);
+    expect(sent.at(-1)).toEqual([30, 100]);
     r.close();
     const n = sent.length;
     clock.advance(1000);
@@ -32,12 +32,42 @@ describe('LoopDelayReporter (in a worker)', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('calm: probes once per report period and reports once per calm period; the first late tick reports at once', () => {
+    const clock = new ManualClock();
+    const sent: { at: number; ms: number; next: number }[] = [];
+    let fired = 0;
+    const r = new LoopDelayReporter(clock, (ms, next) => sent.push({ at: clock.now(), ms, next }), 20, 100, 1000, 1);
+    const count = clock.setTimeout.bind(clock);
+    clock.setTimeout = (fn, ms) => count(() => { fired++; fn(); }, ms);
+    clock.advance(100); // the first window: calm
+    fired = 0;
+    clock.advance(3000);
+    expect(fired).toBe(30); // 10 wake-ups a second, not 50
+    expect(sent.map((x) => x.at)).toEqual([100, 1100, 2100, 3100]);
+    expect(sent.every((x) => x.ms === 0 && x.next === 1000)).toBe(true);
+    // A stall: the next tick runs 40 ms late and is reported at once, as busy.
+    clock.lag = 40;
+    clock.advance(140);
+    expect(sent.at(-1)).toEqual({ at: 3240, ms: 40, next: 100 });
+    // Busy again: probes every 20 ms, a report every 100 ms.
+    const before = sent.length;
+    clock.advance(300);
+    expect(sent.length - before).toBeGreaterThanOrEqual(2);
+    expect(sent.at(-1)!.next).toBe(100);
+    // Calm again after one calm window: the next report announces the calm period.
+    clock.lag = 0;
+    clock.advance(300);
+    expect(sent.at(-1)!.next).toBe(1000);
+    r.close();
+  });
+
   it('a report that cannot be sent does not stop the probe', () => {
     const clock = new ManualClock();
     let calls = 0;
+    clock.lag = 5; // busy: one report per 100 ms
     const r = new LoopDelayReporter(clock, () => { calls++; throw new Error('channel closed'); }, 20, 100);
     clock.advance(1000);
-    expect(calls).toBe(10);
+    expect(calls).toBeGreaterThanOrEqual(8);
     r.close();
   });
 });
@@ -67,6 +97,29 @@ describe('WorkerBacklog (in the primary)', () => {
     expect(b.lagMs()).toBe(300);
     // The primary itself ran 250 ms late: reports were waiting unread, that part is its own lag.
     expect(b.lagMs(250)).toBe(50);
+  });
+
+  it('a calm worker\'s announced period is not silence; past it and one short period more, it is', () => {
+    const clock = { t: 0, now() { return this.t; } };
+    const b = new WorkerBacklog(clock, 100, 2000);
+    b.report(0, 0.2, 1000);
+    clock.t = 1100;
+    expect(b.lagMs()).toBe(0.2);
+    clock.t = 1500;
+    expect(b.lagMs()).toBe(400);
+    b.report(0, 3, 100); // busy again: two short periods
+    clock.t = 1700;
+    expect(b.lagMs()).toBe(3);
+    clock.t = 1800;
+    expect(b.lagMs()).toBe(100);
+    // A period that is junk or outside [reportMs, staleMs) counts as one busy period.
+    for (const junk of ['1000', -5, 50, 5000, Number.NaN]) {
+      const c = { t: 0, now() { return this.t; } };
+      const j = new WorkerBacklog(c, 100, 2000);
+      j.report(0, 1, junk);
+      c.t = 500;
+      expect(j.lagMs()).toBe(300);
+    }
   });
 
   it('a dead or replaced worker\'s last value stops counting; a worker silent for staleMs is ignored', () => {
