@@ -210,14 +210,14 @@ function machineTicks(): { busy: number; total: number } {
  *  did not use of it went to other processes. */
 const machineBusyS = (): number => machineTicks().busy / 100;
 
-/** The kernel's UDP counters (/proc/net/snmp): datagrams dropped because a socket's receive
- *  buffer was full (RcvbufErrors, every socket on the machine: SIPp's too), and all receive errors. */
-function udpDrops(): { rcvbuf: number; inErrors: number } {
+/** The kernel's UDP counter (/proc/net/snmp) of datagrams dropped because a socket's receive
+ *  buffer was full (RcvbufErrors, every socket on the machine: SIPp's too). */
+function udpDrops(): { rcvbuf: number } {
   const rows = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
   const head = (rows[0] ?? '').split(/\s+/);
   const vals = (rows[1] ?? '').split(/\s+/);
   const get = (n: string) => Number(vals[head.indexOf(n)] ?? 0) || 0;
-  return { rcvbuf: get('RcvbufErrors'), inErrors: get('InErrors') };
+  return { rcvbuf: get('RcvbufErrors') };
 }
 
 /** Drops per UDP socket ("ip:port" → count, /proc/net/udp's last column): which receiver overflowed. */

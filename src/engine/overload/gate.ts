@@ -172,8 +172,7 @@ export class OverloadGate {
 
   /** The queue's bytes over the rate the listeners read at since the last reading (RFC 8033
    *  PIE's delay = queue / departure rate): the same 100 KiB is 10 ms at 10 MB/s, 50 ms at 2. */
-  private delayOf(now: number, queueBytes: number): number | undefined {
-    const read = this.load.chargedBytesRead?.();
+  private delayOf(now: number, queueBytes: number, read: number | undefined): number | undefined {
     if (read === undefined) return undefined;
     const last = this.lastRead;
     this.lastRead = { bytes: read, at: now };
@@ -189,10 +188,10 @@ export class OverloadGate {
 
   /** Idle since the last queue reading: it found less than a backlog, the listeners have read
    *  nothing since, and this tick is on time. */
-  private quiet(lagMs: number): boolean {
+  private quiet(lagMs: number, read: number | undefined): boolean {
     const last = this.lastRead;
     return last !== undefined && this.queueBytes < MIN_BACKLOG_BYTES && lagMs < this.probeMs
-      && this.load.chargedBytesRead?.() === last.bytes;
+      && read === last.bytes;
   }
 
   /** Probe: lag is how late this tick runs. */
@@ -201,14 +200,16 @@ export class OverloadGate {
     const lagMs = Math.max(0, now - this.due);
     for (const txn of this.pending) if (txn.terminated || txn.lastStatus > 100) this.pending.delete(txn);
     let drops = 0;
+    // Bytes the listeners have read so far: once per tick, for the queue's delay, idle and calm.
+    const read = this.load.chargedBytesRead?.();
     const readQueue = this.load.receiveQueue !== undefined && this.detector.closes(now);
-    if (readQueue && this.quiet(lagMs)) {
+    if (readQueue && this.quiet(lagMs, read)) {
       // Nothing read since an empty reading, on a loop that runs on time: the queue is still empty
       // (a readable listener is drained by this same loop), so the /proc read is skipped. It was
       // about a third of an idle node's CPU; any datagram read, or a late tick, reads it again.
       this.queueFill = 0;
       this.queueBytes = 0;
-      this.queueDelayMs = this.delayOf(now, 0);
+      this.queueDelayMs = this.delayOf(now, 0, read);
     } else if (readQueue) {
       const q = this.load.receiveQueue!();
       if (q) {
@@ -224,7 +225,7 @@ export class OverloadGate {
         this.queueBytes = 0;
         this.lastDrops = undefined;
       }
-      this.queueDelayMs = this.delayOf(now, this.queueBytes);
+      this.queueDelayMs = this.delayOf(now, this.queueBytes, read);
     }
     this.workerLagMs = this.load.workerLag?.(lagMs) ?? 0;
     const transactions = this.load.transactions();
@@ -236,7 +237,6 @@ export class OverloadGate {
     // Calm: nothing read since the last tick, no transaction, nothing pending or shed, no backlog
     // at the last reading, the tick on time. Then the probe runs every CALM_PROBE_MS, not every probeMs: an idle node wakes 10
     // times a second for it, not 50. The first datagram read (or a late tick) brings it back.
-    const read = this.load.chargedBytesRead?.();
     this.calm = read !== undefined && read === this.lastTickRead && transactions === 0 && this.pending.size === 0
       && lagMs < CALM_LAG_MS && this.detector.loss === 0 && this.queueBytes < MIN_BACKLOG_BYTES;
     this.lastTickRead = read;
