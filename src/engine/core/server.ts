@@ -184,7 +184,6 @@ export class ServerSide {
   /** TransactionUser.request: a new request made a server transaction (§17.2). */
   request(txn: ServerTransaction, req: SipRequest, meta: InboundMeta): void {
     const pkt = meta as InboundPacket;
-    txn.target = this.ctx.layer.targets.reply(pkt); // one per peer, shared (transaction/targets.ts)
     const head = requestHead(req);
     const method = req.method;
     // Overload control sees a new INVITE before anything is made for the app (its text, a wire

@@ -290,6 +290,10 @@ export class TransactionLayer implements TransactionHost {
     return (this.trying ??= new ExpiryList(this.clock, this.timers.trying, tryingDue));
   }
 
+  replyTarget(meta: InboundMeta): SendTarget {
+    return this.targets.reply(meta);
+  }
+
   remove(txn: Transaction): void {
     const table: Map<string, Transaction> = txn.kind === 'ict' || txn.kind === 'nict' ? this.clients : this.servers;
     if (table.get(txn.key) === txn) table.delete(txn.key);

@@ -38,8 +38,7 @@ abstract class ServerTransactionBase extends TransactionBase {
     super(host, key, meta.source.protocol, initial);
     this.req = request;
     this.inbound = meta;
-    const s = meta.source;
-    this.target = { protocol: s.protocol, address: s.address, port: s.port, connectionId: meta.connectionId };
+    this.target = host.replyTarget(meta);
   }
 
   /** The top Via branch, read from the key (RFC 3261 §17.2.3): no field, no slice kept for

@@ -5,7 +5,8 @@
 // made once and shared. Shared targets are never modified: a TU that wants another destination
 // assigns a new one (RFC 3261 §18.2.2), and a target with TLS checks of its own (serverName,
 // pin) is never shared.
-import type { InboundPacket, SendTarget } from '../transport/types.js';
+import type { SendTarget } from '../transport/types.js';
+import type { InboundMeta } from './types.js';
 
 /** More peers than this at once (a scan, a flood of sources): start over rather than grow. */
 const MAX_PEERS = 4096;
@@ -20,7 +21,7 @@ export class SharedTargets {
 
   /** Responses to a request that came in `pkt` (RFC 3581 rport: its source, over its
    *  connection, from the listener it arrived on). */
-  reply(pkt: InboundPacket): SendTarget {
+  reply(pkt: InboundMeta): SendTarget {
     const s = pkt.source;
     const cid = pkt.connectionId;
     const key = cid === undefined ? s.protocol + ' ' + s.address + ' ' + s.port : cid;

@@ -156,6 +156,9 @@ export interface TransactionHost {
   expiryList(ms: number): ExpiryList;
   /** The list of INVITE server transactions waiting `timers.trying` ms for their 100 Trying. */
   tryingList(): ExpiryList;
+  /** Where a request's responses go: its source over its connection, from the listener it
+   *  arrived on (RFC 3581 rport), one shared target per peer (targets.ts). */
+  replyTarget(meta: InboundMeta): SendTarget;
   /** Called once when a transaction reaches Terminated. */
   remove(txn: Transaction): void;
   /** Runs a TU callback; an exception there must not break the layer or a timer. */
