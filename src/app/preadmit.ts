@@ -19,13 +19,14 @@ import type { MemoryStore } from '../store/memory.js';
 import type { SipRequest } from '../engine/message/types.js';
 import type { InboundPacket } from '../engine/transport/types.js';
 import type { AppConnection, InvitePreAdmission } from '../engine/wire/server.js';
-import { classifySource } from '../sbc/sides.js';
+import { classifySource, indexOf } from '../sbc/sides.js';
+import { admit as admitRequest } from '../sbc/admission.js';
 import { priorityOf } from '../sbc/limits/priority.js';
 import { admissionPlan, refusalOf, sessionTtlMs, tryReserved } from '../sbc/limits/plan.js';
-import { limitRefusals } from '../sbc/limits/index.js';
 import { formatAdmission } from '../sip/admission-header.js';
 import { formatTlsIdentity, parseTlsIdentity } from '../sip/tls-identity.js';
 import { flat } from '../flat-string.js';
+import { splitCommaList } from '../sip/grammar/index.js';
 import { workerIndexOfTags, workerNodeId } from './workers/hello.js';
 
 /** A slot's ttl when the policy gives none (the worker's Limits default). */
@@ -72,6 +73,9 @@ export class Preadmitter implements InvitePreAdmission {
     const tls = protocol === 'tls' && pkt.tls ? parseTlsIdentity(formatTlsIdentity(pkt.tls)) : null;
     const from = classifySource(policy, `${pkt.local.address}:${pkt.local.port}`, protocol, pkt.source.address, tls);
     if ('refuse' in from) return undefined; // the worker refuses it before limits: no slot to take
+    // Stage 2's checks (transport, method, Max-Forwards, loops) are cheap and the worker's verdict
+    // the same: an INVITE they refuse takes no slot and no call-rate token, as without us.
+    if (from.kind === 'peer' && admitRequest({ method: 'INVITE', protocol, maxForwards: headerValue(req, 'max-forwards'), vias: viasOf(req) }, from.peer, indexOf(policy).own)) return undefined;
     const peerId = from.kind === 'peer' ? from.peer.id : undefined;
     const priority = priorityOf({ policy, from, req: { uri: req.uri, get: (name) => headerValue(req, name) } }) !== undefined;
     const limits = from.kind === 'peer' ? { peer: from.peer.limits, global: policy.limits } : { global: policy.limits };
@@ -83,8 +87,7 @@ export class Preadmitter implements InvitePreAdmission {
     if (tryReserved(plan, r)) r = store.admitNow(plan.reserved, plan.scopes, sessionId, nodeId, ttlMs);
     const refusal = refusalOf(plan, r);
     if (refusal === undefined) return formatAdmission({ admitted: true, sessionId, peer: peerId, priority });
-    // Counted here, where it is decided; the worker only answers it.
-    limitRefusals.inc({ peer: peerId ?? 'core', reason: refusal.reason });
+    // Counted by the worker when it answers it (an INVITE refused earlier, e.g. by validation, is no limit refusal).
     return formatAdmission({ admitted: false, reason: refusal.reason, retryAfterS: refusal.retryAfterS, peer: peerId, priority });
   }
 }
@@ -94,5 +97,12 @@ function headerValue(req: SipRequest, name: string): string | undefined {
   const n = name.toLowerCase();
   let out: string | undefined;
   for (const h of req.headers) if (h.name === n) out = out === undefined ? h.value : `${out}, ${h.value}`;
+  return out;
+}
+
+/** Every Via value, one per via-parm, as the worker's view.getAll('Via') gives them. */
+function viasOf(req: SipRequest): string[] {
+  const out: string[] = [];
+  for (const h of req.headers) if (h.name === 'via') out.push(...splitCommaList(h.value));
   return out;
 }

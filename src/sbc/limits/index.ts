@@ -54,6 +54,8 @@ export const sourceDrops = counter('peergate_limit_source_drops_total', 'Request
 export const strikesTotal = counter('peergate_strikes_total', 'Strikes counted against sources, by kind', ['kind']);
 export const strikeBans = counter('peergate_strike_bans_total', 'Sources banned for too many strikes, by the kind of the last strike', ['kind']);
 export const strikesUnrecorded = counter('peergate_strikes_unrecorded_total', 'Strikes not sent to the store (over the per-node strike budget)', ['kind']);
+export const preadmissions = counter('peergate_limit_preadmissions_total',
+  'INVITEs the engine decided limits for (X-Peergate-Admission), by what the worker did: claimed, mismatch (attributed otherwise: freed, admitted again), unclaimed (the call flow ended before limits: freed)', ['result']);
 export const localSessions = gauge('peergate_limit_sessions_local', 'Sessions this node holds a slot for', []);
 
 export class Limits implements LimitsStage {
@@ -225,7 +227,7 @@ export class Limits implements LimitsStage {
     else if (decided.admitted) {
       if (policy.limits.session_ttl_s !== undefined) this.setTtl(policy.limits.session_ttl_s * 1000);
       a = this.hold(peerId, admissionPlan(peerId, limits, kind !== undefined).scopes, decided.sessionId);
-    } else a = { admit: false, status: 503, retryAfterS: decided.retryAfterS, reason: decided.reason }; // counted where decided
+    } else a = this.refuse(peerId ?? 'core', decided.reason, decided.retryAfterS); // counted here, once: the primary only decided it
     if (kind) priorityCalls.inc({ peer: peerLabel(from), kind, result: a.admit ? 'admitted' : 'refused' });
     // The slot object itself (its release never rejects): kept for the call's life, no closure.
     if (a.admit) return a;
@@ -317,7 +319,8 @@ export class PreAdmitted {
     if (this.done) return undefined;
     this.done = true;
     const d = this.decision;
-    if (d.peer === peerId && d.priority === priority) return d;
+    if (d.peer === peerId && d.priority === priority) { preadmissions.inc({ result: 'claimed' }); return d; }
+    preadmissions.inc({ result: 'mismatch' });
     if (d.admitted) void this.limits.releaseSlot(d.sessionId);
     return undefined;
   }
@@ -326,6 +329,7 @@ export class PreAdmitted {
   settle(): void {
     if (this.done) return;
     this.done = true;
+    preadmissions.inc({ result: 'unclaimed' });
     if (this.decision.admitted) void this.limits.releaseSlot(this.decision.sessionId);
   }
 }
