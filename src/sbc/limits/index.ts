@@ -41,7 +41,6 @@ export interface LimitsOptions {
   maxStrikesPerS?: number;
 }
 
-
 function counter(name: string, help: string, labelNames: string[]): Counter {
   return (register.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help, labelNames });
 }
