@@ -23,7 +23,7 @@ import { classifySource, indexOf } from '../sbc/sides.js';
 import { admit as admitRequest } from '../sbc/admission.js';
 import { priorityOf } from '../sbc/limits/priority.js';
 import { admissionPlan, refusalOf, sessionTtlMs, tryReserved } from '../sbc/limits/plan.js';
-import { formatAdmission } from '../sip/admission-header.js';
+import { formatAdmission, parseAdmission } from '../sip/admission-header.js';
 import { formatTlsIdentity, parseTlsIdentity } from '../sip/tls-identity.js';
 import { flat } from '../flat-string.js';
 import { splitCommaList } from '../sip/grammar/index.js';
@@ -53,6 +53,11 @@ export class Preadmitter implements InvitePreAdmission {
     } catch {
       return undefined; // a bug here must not lose the INVITE: the worker admits it as without us
     }
+  }
+
+  abandoned(value: string): void {
+    const a = parseAdmission(value);
+    if (a?.admitted) void this.opts.store.release(a.sessionId);
   }
 
   private nodeIdOf(app: AppConnection): string {

@@ -62,6 +62,8 @@ export interface ServerCtx {
   canceled: boolean;
   /** The text passed to the app (for call events). */
   inviteText?: string;
+  /** The X-Peergate-Admission value the INVITE went to its app with (wire.preAdmission). */
+  preAdmitted: string | undefined;
 }
 
 /** What the overload gate reads of a new INVITE, and all a refusal (503) needs: the request's
@@ -215,7 +217,7 @@ export class ServerSide {
       recordRoute: hdrAll(req, 'record-route'), contact: hdr(req, 'contact'),
       supports100rel: hasOptionTag([...hdrAll(req, 'supported'), ...hdrAll(req, 'require')], '100rel'),
       source: pkt.source, connectionId: pkt.connectionId, local: pkt.local, bytes: pkt.data.length,
-      toTag: head.toTag, dialogId: '', dialog: undefined, canceled: false,
+      toTag: head.toTag, dialogId: '', dialog: undefined, canceled: false, preAdmitted: undefined,
     };
     txn.appData = stx;
     if (method === 'CANCEL') this.cancel(stx, req, pkt, rw.text);
@@ -302,7 +304,7 @@ export class ServerSide {
     const pre = method === 'INVITE' ? this.wire.preAdmission : undefined;
     if (pre !== undefined) {
       const value = pre.admit(req, pkt, app);
-      if (value !== undefined) text = withHeader(text, ADMISSION_HEADER, value);
+      if (value !== undefined) { text = withHeader(text, ADMISSION_HEADER, value); stx.preAdmitted = value; }
     }
     // An app that never answers: the layer forgets the request after 64 s (spec §7.10).
     this.byId.set(stx.txnId, stx);
@@ -396,6 +398,9 @@ export class ServerSide {
     for (const stx of [...this.byId.values()]) {
       if (stx.app !== app) continue;
       if (stx.method === 'INVITE' && stx.dialog) this.ctx.dialogs.remove(stx.dialog);
+      // A worker's connection gone with the INVITE unanswered: its pre-admitted slot must not wait
+      // for that worker (alive, its keepAlive would keep the slot forever).
+      if (stx.preAdmitted !== undefined) this.wire.preAdmission?.abandoned(stx.preAdmitted);
       this.respond(stx, 503);
     }
   }

@@ -83,7 +83,12 @@ export interface InviteAdmission { shed(invite: NewInvite, req: SipRequest): boo
  * the app layer: src/app/preadmit.ts). Synchronous: an INVITE held back could be overtaken by
  * its own CANCEL. Returns the value of the X-Peergate-Admission header to add, or undefined.
  */
-export interface InvitePreAdmission { admit(req: SipRequest, pkt: InboundPacket, app: AppConnection): string | undefined }
+export interface InvitePreAdmission {
+  admit(req: SipRequest, pkt: InboundPacket, app: AppConnection): string | undefined;
+  /** The app's connection went before it answered the INVITE that carried `value`: the app may
+   *  never have read it, so what was taken for it is given back. */
+  abandoned(value: string): void;
+}
 
 export class WireServer {
   private server: Server | undefined;

@@ -221,6 +221,18 @@ describe('pre-admission: the primary decides, the worker claims or frees', () =>
     expect(got).toContain('limit_cps');
   });
 
+  it('an INVITE its worker never answered (its connection gone) gives its slot back; a refusal or garbage frees nothing', async () => {
+    const policy = policyWith({ sessions: 1 });
+    const { store, pre, route } = node(policy);
+    const r = route();
+    expect(await store.count(peerScope('example-peer'))).toBe(1);
+    pre.abandoned('refused=sessions;retry-after=5;peer=example-peer;prio=0');
+    pre.abandoned('garbage');
+    expect(await store.count(peerScope('example-peer'))).toBe(1);
+    pre.abandoned(r.header!);
+    expect(await store.count(peerScope('example-peer'))).toBe(0);
+  });
+
   it('no header for an app without a worker tag, an unknown source, or an external engine; a forged header from an external engine is not read', () => {
     const policy = policyWith({ sessions: 1 });
     const { store, pre, worker } = node(policy);
