@@ -118,8 +118,8 @@ export class B2bua {
     });
   }
 
-  /** Connect to the engine (embedded or an external drachtio-server). */
-  /** `tags`: what this app says of itself to the engine (a worker's index, app/workers/hello.ts). */
+  /** Connect to the engine (embedded or an external drachtio-server). `tags`: what this app says
+   *  of itself to the engine (a worker's index, app/workers/hello.ts). */
   connect(target: { host: string; port: number; secret: string; tags?: string[] }): Promise<string> {
     return new Promise((resolve, reject) => {
       const onErr = (err: Error) => reject(err);
