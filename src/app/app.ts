@@ -39,6 +39,8 @@ import { MemorySubsystem } from './memory-reducer.js';
 import { CdrSubsystem, CaptureSubsystem } from './records.js';
 import type { PolicyProblem, Subsystem } from './subsystem.js';
 import { WorkerPool } from './workers/pool.js';
+import { Preadmitter } from './preadmit.js';
+import { MemoryStore } from '../store/memory.js';
 import { workerCount } from './workers/schema.js';
 import { within } from './within.js';
 
@@ -227,6 +229,12 @@ export class App {
     this.engine = await this.add(this.engineSubsystem(capture));
     // A worker that dies leaves its calls in the engine: end them on both legs (RFC 3326 Reason).
     this.engine.embedded?.core.endDialogsOfGoneApps(WORKER_GONE_REASON);
+    // Limits decided here for each new INVITE, before its worker sees it (memory store only: the
+    // wire must not wait on Redis). Set before the workers connect, so that none goes without.
+    const store = this.store.store;
+    if (store instanceof MemoryStore && this.engine.embedded) {
+      this.engine.embedded.wire.setPreAdmission(new Preadmitter({ policy: () => this.holder.current, store, nodeId }));
+    }
     const media = this.media;
     this.pool = await this.add(new WorkerPool({
       count, nodeId, policyPath: this.holder.path, store: this.store.store,

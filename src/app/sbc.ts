@@ -18,7 +18,7 @@ export interface SbcSubsystemOptions {
   /** Call records (CDR). */
   recorder?: CallRecorder;
   log: Logger;
-  wire: () => { host: string; port: number; secret: string };
+  wire: () => { host: string; port: number; secret: string; tags?: string[] };
   /** A refused request (reputation decides whether it is a strike); `tlsIdentity`: the verified
    *  client certificate's fingerprint it came with, if any. */
   refused: (source: string, reason: string, tlsIdentity?: string) => void;

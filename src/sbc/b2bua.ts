@@ -19,7 +19,7 @@ import { selectRoute } from './routing.js';
 import { hopUri, type LocationRouting } from '../routing/index.js';
 import { uriHost } from '../sip/grammar/index.js';
 import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
-import type { Side, Refusal, Stages, IdentityOutcome } from './stages.js';
+import type { Side, Refusal, Stages, IdentityOutcome, PreAdmittedCall, RequestView } from './stages.js';
 import { CallRegistry, type ActiveCall, type Hangup } from './calls.js';
 import { noCallRecorder, refusalEnd, answerOf, identityVerdictOf, type CallRecorder } from './cdr/events.js';
 import { validateInvite } from './validate.js';
@@ -118,8 +118,9 @@ export class B2bua {
     });
   }
 
-  /** Connect to the engine (embedded or an external drachtio-server). */
-  connect(target: { host: string; port: number; secret: string }): Promise<string> {
+  /** Connect to the engine (embedded or an external drachtio-server). `tags`: what this app says
+   *  of itself to the engine (a worker's index, app/workers/hello.ts). */
+  connect(target: { host: string; port: number; secret: string; tags?: string[] }): Promise<string> {
     return new Promise((resolve, reject) => {
       const onErr = (err: Error) => reject(err);
       this.srf.once('error', onErr);
@@ -130,7 +131,7 @@ export class B2bua {
         if (!err && this.opts.policy().engine.embedded) (this.srf as unknown as { reregisterForMessages(v: string): void }).reregisterForMessages('*');
         if (err) reject(err); else resolve(hostport);
       });
-      void this.srf.connect({ host: target.host, port: target.port, secret: target.secret });
+      void this.srf.connect({ host: target.host, port: target.port, secret: target.secret, ...(target.tags?.length ? { tags: target.tags } : {}) });
     });
   }
 
@@ -164,8 +165,20 @@ export class B2bua {
 
   private async onInvite(req: Req, res: Res): Promise<void> {
     const policy = this.opts.policy();
-    const c = indexOf(policy);
     const view = requestView(req);
+    // The engine may have decided limits already (src/app/preadmit.ts): its slot is the call's
+    // only if stage 3 claims it; every other way out of the flow frees it.
+    const pre = this.stages.limits?.preadmitted?.(policy, view);
+    if (pre === undefined) return this.callFlow(req, res, policy, view, undefined);
+    try {
+      await this.callFlow(req, res, policy, view, pre);
+    } finally {
+      pre.settle();
+    }
+  }
+
+  private async callFlow(req: Req, res: Res, policy: Policy, view: RequestView, pre: PreAdmittedCall | undefined): Promise<void> {
+    const c = indexOf(policy);
 
     // 1. Who sent it. Nothing from the message itself can change the answer.
     const from = this.desk.attribute(policy, req, res, view);
@@ -217,7 +230,7 @@ export class B2bua {
     // 3. Limits: per-peer call rate, concurrent sessions (peer and global).
     if (this.stages.limits) {
       // Every INVITE ends with a result, an exception here too (the try below starts later).
-      const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view)).catch((err: unknown) => { call.finish('error'); throw err; });
+      const r = await Promise.resolve().then(() => this.stages.limits!.admitCall(policy, from, view, pre)).catch((err: unknown) => { call.finish('error'); throw err; });
       if (!r.ok) { call.finish('refused', refusalEnd(r.refusal)); return this.desk.refuse(res, fromLabel, r.refusal, log, view.sourceAddress); }
       call.slot = r;
     }

@@ -10,7 +10,7 @@ import { admit, allowedMethods, methodRefusal, SERVED_METHODS } from './admissio
 import { TLS_IDENTITY_HEADER, parseTlsIdentity } from '../sip/tls-identity.js';
 import { ACCEPT_HEADERS } from './validate.js';
 import { getHeader, onFinalResponse, requestView, type Req, type Res } from './request-view.js';
-import { indexOf, sideLabel } from './sides.js';
+import { classifySource, indexOf, sideLabel, type Unattributed } from './sides.js';
 import type { LimitsStage, Refusal, RequestView, Side } from './stages.js';
 
 /** What the request desk reports (part of the B2BUA's observer). */
@@ -24,7 +24,6 @@ export interface RequestObserver {
 }
 
 export type RefusalWithAllow = Refusal & { allow?: readonly string[] };
-type Unattributed = { refuse: string; answer?: Refusal; peer?: string };
 
 export class RequestDesk {
   /** INVITEs the engine answered 487 on CANCEL (responses_total counts that, not the app's). */
@@ -102,25 +101,7 @@ export class RequestDesk {
   }
 
   private classify(policy: Policy, req: Req, view: RequestView, tls: ReturnType<typeof parseTlsIdentity>): Side | Unattributed {
-    const c = indexOf(policy);
-    const side = c.listenerSide(req.receivedOn);
-    if (side === 'core') {
-      if (!c.coreSourceAllowed(view.sourceAddress)) return { refuse: 'core_source' };
-      return { kind: 'core' };
-    }
-    const a = c.peers.attribute(view.sourceAddress, tls);
-    if (a.kind === 'peer') {
-      const side: Side = { kind: 'peer', peer: a.peer };
-      // Over its packet rate (external engine only: the embedded shield did it already): silence.
-      if (this.opts.limits?.sourceAllowed && !this.opts.limits.sourceAllowed(policy, side, view.sourceAddress)) return { refuse: 'source_rate' };
-      return side;
-    }
-    // A known peer's address on a transport that cannot carry its certificate: that peer
-    // is told to use TLS (it learns nothing it does not know); anyone else gets silence.
-    if (a.reason === 'address-without-required-certificate' && req.protocol !== 'tls') {
-      return { refuse: 'transport', answer: { status: 403, reason: 'TLS Required For This Peer', label: 'transport' }, peer: a.candidate.id };
-    }
-    return { refuse: a.reason.replace(/-/g, '_') };
+    return classifySource(policy, req.receivedOn, req.protocol, view.sourceAddress, tls, this.opts.limits);
   }
 
   /** Unknown sources learn nothing: no answer at all unless the policy asks for 403. */

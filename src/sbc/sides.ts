@@ -6,7 +6,8 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { Peer, Policy } from '../policy/schema.js';
 import { PeerDirectory } from './peers.js';
 import { HeaderAllowlist, type TrustOptions } from './topology.js';
-import type { Side } from './stages.js';
+import type { LimitsStage, Refusal, Side } from './stages.js';
+import type { TlsIdentityFields } from '../sip/tls-identity.js';
 
 /** Per-policy compiled lookups; read-only once built. */
 export interface PolicyIndex {
@@ -80,4 +81,36 @@ export function sideLabel(s: Side): string {
 export function trustBetween(sender: Side, receiver: Side): TrustOptions {
   const trusted = (s: Side) => s.kind === 'core' || s.peer.topology.trust_pai;
   return { trustedSender: trusted(sender), trustedReceiver: trusted(receiver) };
+}
+
+/** A request attribution refuses: the refusal label, and an answer for a known peer (else silence). */
+export type Unattributed = { refuse: string; answer?: Refusal; peer?: string };
+
+/**
+ * Who sent a request: the listener's side, then the core's source addresses or the peer
+ * directory (with the verified TLS identity). Also what the engine's pre-admission attributes
+ * calls by (src/app/preadmit.ts), so both agree. Used by requests.ts RequestDesk. `receivedOn`: `address:port` of the
+ * listener; `limits`: its per-source packet rate, for when no embedded shield applied it.
+ */
+export function classifySource(policy: Policy, receivedOn: string | undefined, protocol: string, sourceAddress: string,
+  tls: TlsIdentityFields | null, limits?: Pick<LimitsStage, 'sourceAllowed'>): Side | Unattributed {
+  const c = indexOf(policy);
+  const side = c.listenerSide(receivedOn);
+  if (side === 'core') {
+    if (!c.coreSourceAllowed(sourceAddress)) return { refuse: 'core_source' };
+    return { kind: 'core' };
+  }
+  const a = c.peers.attribute(sourceAddress, tls);
+  if (a.kind === 'peer') {
+    const side: Side = { kind: 'peer', peer: a.peer };
+    // Over its packet rate (external engine only: the embedded shield did it already): silence.
+    if (limits?.sourceAllowed && !limits.sourceAllowed(policy, side, sourceAddress)) return { refuse: 'source_rate' };
+    return side;
+  }
+  // A known peer's address on a transport that cannot carry its certificate: that peer
+  // is told to use TLS (it learns nothing it does not know); anyone else gets silence.
+  if (a.reason === 'address-without-required-certificate' && protocol !== 'tls') {
+    return { refuse: 'transport', answer: { status: 403, reason: 'TLS Required For This Peer', label: 'transport' }, peer: a.candidate.id };
+  }
+  return { refuse: a.reason.replace(/-/g, '_') };
 }

@@ -31,9 +31,16 @@ export interface Refusal {
   headers?: Record<string, string>;
 }
 
+/** The engine's limits decision on an INVITE (limits/index.ts PreAdmitted): admitCall may
+ *  claim it; the call flow settles it on every way out (frees a slot nobody claimed). */
+export interface PreAdmittedCall { settle(): void }
+
 export interface LimitsStage {
-  /** Reserve capacity for a new call; release() when it ends, however it ends. */
-  admitCall(policy: Policy, from: Side, req: RequestView): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }>;
+  /** Reserve capacity for a new call; release() when it ends, however it ends. `pre`: the
+   *  engine's decision (preadmitted()), used when it agrees with this stage's attribution. */
+  admitCall(policy: Policy, from: Side, req: RequestView, pre?: PreAdmittedCall): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }>;
+  /** The embedded engine's pre-admission of this INVITE (X-Peergate-Admission), if any. */
+  preadmitted?(policy: Policy, req: RequestView): PreAdmittedCall | undefined;
   /** Per-source packet rate for when no embedded shield did it (external drachtio-server); false = drop silently. */
   sourceAllowed?(policy: Policy, from: Side, source: string): boolean;
 }

@@ -13,7 +13,7 @@ export const DEFAULT_FORWARD_HEADERS: readonly string[] = [
 /** Never forwarded, whatever the policy says: they describe the near side's topology or are the engine's to set. */
 const NEVER_FORWARD = new Set([
   'via', 'route', 'record-route', 'contact', 'call-id', 'from', 'to', 'cseq', 'max-forwards', 'content-length',
-  'content-type', 'rseq', 'rack', 'path', 'service-route', 'x-peergate-tls-identity', 'user-agent', 'server',
+  'content-type', 'rseq', 'rack', 'path', 'service-route', 'x-peergate-tls-identity', 'x-peergate-admission', 'user-agent', 'server',
   'p-asserted-identity', 'p-preferred-identity', 'privacy', 'warning', 'organization', 'call-info',
   'p-charging-vector', 'p-visited-network-id', 'x-forwarded-for', 'record-route',
 ]);

@@ -63,6 +63,12 @@ export class MemoryStore implements Store {
   }
 
   async admit(rate: RateSpec | undefined, scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): Promise<AdmitResult> {
+    return this.admitNow(rate, scopes, sessionId, nodeId, ttlMs);
+  }
+
+  /** admit(), synchronously: for the engine's pre-admission of a new INVITE (src/app/preadmit.ts),
+   *  which must not wait (an INVITE held back could be overtaken by its own CANCEL). */
+  admitNow(rate: RateSpec | undefined, scopes: readonly SessionScope[], sessionId: string, nodeId: string, ttlMs: number): AdmitResult {
     if (rate !== undefined) {
       const wait = this.rates.take(rate.key, rate.ratePerS, rate.burst, this.now());
       if (wait !== 0) return { ok: false, rateLimited: true, retryAfterMs: wait };

@@ -20,3 +20,18 @@ export interface WorkerHello {
 }
 
 export function workerNodeId(nodeId: string, index: number): string { return `${nodeId}/w${index}`; }
+
+/** The drachtio-srf tag a worker connects to the engine with (`authenticate|secret|tags`), by
+ *  which the primary knows which worker an INVITE goes to (pre-admission, src/app/preadmit.ts).
+ *  drachtio-srf allows [A-Za-z0-9-_+@:] in a tag. */
+export function workerTag(index: number): string { return `peergate-worker:${index}`; }
+
+/** The worker index a connection's tags name; undefined for any other app. */
+export function workerIndexOfTags(tags: readonly string[]): number | undefined {
+  for (const t of tags) {
+    if (!t.startsWith('peergate-worker:')) continue;
+    const n = Number(t.slice('peergate-worker:'.length));
+    if (Number.isInteger(n) && n >= 0 && n < 1024) return n;
+  }
+  return undefined;
+}

@@ -30,7 +30,7 @@ import { systemClock } from '../../engine/transport/types.js';
 import { Channel, type IpcEndpoint } from './channel.js';
 import { within } from '../within.js';
 import { keepRunningOnStrayRejections } from '../stray.js';
-import { workerNodeId, type WorkerHello } from './hello.js';
+import { workerNodeId, workerTag, type WorkerHello } from './hello.js';
 
 export { workerNodeId, type WorkerHello } from './hello.js';
 
@@ -73,7 +73,8 @@ class Worker {
       stages: { limits: limits.limits, identity: identity.stage, ...(seam ? { media: seam } : {}) },
       recorder: cdr.recorder,
       log: this.log,
-      wire: () => h.wire,
+      // Tagged: the engine pre-admits INVITEs for this worker (src/app/preadmit.ts).
+      wire: () => ({ ...h.wire, tags: [workerTag(h.index)] }),
       refused: (source, reason, tlsIdentity) => limits.refused(source, reason, tlsIdentity),
       probe: h.probe,
     }));

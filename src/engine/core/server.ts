@@ -22,7 +22,8 @@ import { sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { EMPTY, REASONS } from './build.js';
 import { KNOWN_METHODS, hasOptionTag, hdr, hdrAll, leaderSafe, parseRequestCSeq, randomToken, splitCommaList, tagOf } from './fields.js';
-import { appView, stampedTopVia } from '../message/app-view.js';
+import { appView, stampedTopVia, withHeader } from '../message/app-view.js';
+import { ADMISSION_HEADER } from '../../sip/admission-header.js';
 import { formatTlsIdentity } from '../../sip/tls-identity.js';
 import type { InviteServer } from './invite-server.js';
 import { OutMessage } from './outgoing.js';
@@ -61,6 +62,8 @@ export interface ServerCtx {
   canceled: boolean;
   /** The text passed to the app (for call events). */
   inviteText?: string;
+  /** The X-Peergate-Admission value the INVITE went to its app with (wire.preAdmission). */
+  preAdmitted: string | undefined;
 }
 
 /** What the overload gate reads of a new INVITE, and all a refusal (503) needs: the request's
@@ -214,12 +217,12 @@ export class ServerSide {
       recordRoute: hdrAll(req, 'record-route'), contact: hdr(req, 'contact'),
       supports100rel: hasOptionTag([...hdrAll(req, 'supported'), ...hdrAll(req, 'require')], '100rel'),
       source: pkt.source, connectionId: pkt.connectionId, local: pkt.local, bytes: pkt.data.length,
-      toTag: head.toTag, dialogId: '', dialog: undefined, canceled: false,
+      toTag: head.toTag, dialogId: '', dialog: undefined, canceled: false, preAdmitted: undefined,
     };
     txn.appData = stx;
     if (method === 'CANCEL') this.cancel(stx, req, pkt, rw.text);
     else if (head.toTag !== undefined) this.inDialog(stx, req, pkt, rw.text, head.toTag);
-    else this.outOfDialog(stx, pkt, rw.text, head.fromTag);
+    else this.outOfDialog(stx, req, pkt, rw.text, head.fromTag);
   }
 
   /** §12.2.2: a request with a To tag. */
@@ -263,7 +266,7 @@ export class ServerSide {
   }
 
   /** §8.2: a request without a To tag, routed to an app by method (spec §7.1). */
-  private outOfDialog(stx: ServerCtx, pkt: InboundPacket, text: string, fromTag: string | undefined): void {
+  private outOfDialog(stx: ServerCtx, req: SipRequest, pkt: InboundPacket, text: string, fromTag: string | undefined): void {
     const method = stx.method;
     // A method the core does not know (RFC 3261 §8.2.1): the app answers it (501, or silence for
     // an unknown source); it goes to an app that routed it, else to one that routed `*`.
@@ -296,6 +299,13 @@ export class ServerSide {
     stx.app = app;
     this.ctx.rememberApp(app);
     if (this.ctx.calls && method === 'INVITE') stx.inviteText = text;
+    // Limits decided here, for the app this INVITE goes to (src/app/preadmit.ts): the app is
+    // spared a round trip to the node's store; the decision rides in the text it gets.
+    const pre = method === 'INVITE' ? this.wire.preAdmission : undefined;
+    if (pre !== undefined) {
+      const value = pre.admit(req, pkt, app);
+      if (value !== undefined) { text = withHeader(text, ADMISSION_HEADER, value); stx.preAdmitted = value; }
+    }
     // An app that never answers: the layer forgets the request after 64 s (spec §7.10).
     this.byId.set(stx.txnId, stx);
     this.ctx.sendToApp(app, sipFramePayload({
@@ -388,6 +398,9 @@ export class ServerSide {
     for (const stx of [...this.byId.values()]) {
       if (stx.app !== app) continue;
       if (stx.method === 'INVITE' && stx.dialog) this.ctx.dialogs.remove(stx.dialog);
+      // A worker's connection gone with the INVITE unanswered: its pre-admitted slot must not wait
+      // for that worker (alive, its keepAlive would keep the slot forever).
+      if (stx.preAdmitted !== undefined) this.wire.preAdmission?.abandoned(stx.preAdmitted);
       this.respond(stx, 503);
     }
   }

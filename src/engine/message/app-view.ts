@@ -1,6 +1,7 @@
 // What the app sees of a network request (the parsed-field successor of the former
 // core/inbound.ts rewriteInbound): the request's bytes with the top Via completed (RFC 3581 rport, RFC 3261
-// §18.2.1 received), every network copy of the TLS identity header removed and ours added.
+// §18.2.1 received), every network copy of the engine's own headers (TLS identity, pre-admission)
+// removed and ours added.
 //
 // Why parsed fields: the old rewrite found header lines by splitting the raw text on CRLF while
 // the parser also accepts bare LF, so the two could disagree about which lines a message has.
@@ -13,7 +14,8 @@
 import type { SipRequest } from './types.js';
 import { canonicalName } from './names.js';
 import { parseVia } from '../../sip/grammar/via.js';
-import { TLS_IDENTITY_HEADER, isTlsIdentityField, isTlsIdentityName } from '../../sip/tls-identity.js';
+import { TLS_IDENTITY_HEADER, TLS_IDENTITY_NAME, isTlsIdentityName } from '../../sip/tls-identity.js';
+import { ADMISSION_NAME, isAdmissionName } from '../../sip/admission-header.js';
 
 export interface AppView {
   text: string;
@@ -28,10 +30,11 @@ const TOP_VIA_CRLF = /\r\n(?:via|v)[ \t]*:/i;
  *  usable top Via (the caller answers 400). */
 export function appView(req: SipRequest, text: string, srcAddr: string, srcPort: number, identity: string | undefined): AppView | undefined {
   let top: string | undefined;
-  let hasIdentity = false;
+  // A network copy of a header only the engine may write (two string compares per field).
+  let hasOwn = false;
   for (const h of req.headers) {
     if (top === undefined && h.name === 'via') top = h.value;
-    else if (isTlsIdentityField(h)) hasIdentity = true;
+    else if (h.name === TLS_IDENTITY_NAME || h.name === ADMISSION_NAME) hasOwn = true;
   }
   const via = top === undefined ? null : parseVia(top);
   if (via === null) return undefined;
@@ -40,7 +43,7 @@ export function appView(req: SipRequest, text: string, srcAddr: string, srcPort:
   while (start < text.length && (text.charCodeAt(start) === 13 || text.charCodeAt(start) === 10)) start++;
   const headEnd = text.indexOf('\r\n\r\n', start);
   // Fast path (nearly every message): CRLF lines, nothing to remove or add, an unfolded top Via.
-  if (identity === undefined && !hasIdentity && headEnd >= 0) {
+  if (identity === undefined && !hasOwn && headEnd >= 0) {
     const head = text.slice(start, headEnd + 2);
     if (!hasBareLf(head)) {
       const m = TOP_VIA_CRLF.exec(head);
@@ -82,7 +85,7 @@ export function appView(req: SipRequest, text: string, srcAddr: string, srcPort:
     }
     const colon = line.indexOf(':');
     const name = colon > 0 ? canonicalName(line.slice(0, colon).trim()) : '';
-    dropping = hasIdentity && isTlsIdentityName(name);
+    dropping = hasOwn && (isTlsIdentityName(name) || isAdmissionName(name));
     if (dropping) continue;
     if (topVia === undefined && name === 'via') {
       // The whole field, continuation lines unfolded (as the parser reads it).
@@ -146,4 +149,11 @@ function stampVia(value: string, srcAddr: string, srcPort: number, viaHost: stri
   if (!hasReceived && viaHost !== srcAddr && `[${srcAddr}]` !== viaHost) parts.push(`received=${srcAddr}`);
   const stamped = parts.join(';');
   return { line: stamped + ' '.repeat(trailing) + value.slice(endFirst), topVia: stamped.trim() };
+}
+
+/** `text` (an appView text: CRLF lines, its head ending at the first empty line) with one more
+ *  header field at the end of its head; the body, and so Content-Length, unchanged. */
+export function withHeader(text: string, name: string, value: string): string {
+  const end = text.indexOf('\r\n\r\n');
+  return end < 0 ? text : `${text.slice(0, end + 2)}${name}: ${value}\r\n${text.slice(end + 2)}`;
 }

@@ -6,6 +6,7 @@ import { FrameDecoder, encodeFrame, splitFrame } from './framing.js';
 import { noPayload, nokPayload, okPayload } from './leaders.js';
 import type { SipRequest } from '../message/types.js';
 import type { NewInvite } from '../core/server.js';
+import type { InboundPacket } from '../transport/types.js';
 
 export const SERVER_VERSION = 'v0.9.10-peergate';
 
@@ -14,6 +15,8 @@ export class AppConnection {
   authenticated = false;
   closed = false;
   readonly routes = new Set<string>();
+  /** What the app said of itself in `authenticate|secret|tags` (drachtio-srf's `tags`). */
+  tags: readonly string[] = [];
   readonly remoteAddress: string;
   readonly remotePort: number;
   constructor(readonly id: number, private readonly socket: Socket) {
@@ -75,6 +78,18 @@ export interface WireCounters {
 /** Refuses new (dialog-creating) INVITEs under overload; true when it answered the request. */
 export interface InviteAdmission { shed(invite: NewInvite, req: SipRequest): boolean }
 
+/**
+ * Decides a new INVITE's limits before the app it was routed to sees it (pre-admission, set by
+ * the app layer: src/app/preadmit.ts). Synchronous: an INVITE held back could be overtaken by
+ * its own CANCEL. Returns the value of the X-Peergate-Admission header to add, or undefined.
+ */
+export interface InvitePreAdmission {
+  admit(req: SipRequest, pkt: InboundPacket, app: AppConnection): string | undefined;
+  /** The app's connection went before it answered the INVITE that carried `value`: the app may
+   *  never have read it, so what was taken for it is given back. */
+  abandoned(value: string): void;
+}
+
 export class WireServer {
   private server: Server | undefined;
   private nextId = 1;
@@ -84,6 +99,7 @@ export class WireServer {
   readonly counters: WireCounters = { connections: 0, authFailures: 0, framingErrors: 0, framesIn: 0 };
   private handler: WireHandler | undefined;
   private admit: InviteAdmission | undefined = undefined;
+  private preAdmit: InvitePreAdmission | undefined = undefined;
 
   constructor(private readonly opts: WireServerOptions) {}
 
@@ -92,6 +108,10 @@ export class WireServer {
   /** Who may refuse a new INVITE before an app sees it (overload control); undefined: all pass. */
   get admission(): InviteAdmission | undefined { return this.admit; }
   setAdmission(a: InviteAdmission | undefined): void { this.admit = a; }
+
+  /** Who decides a new INVITE's limits before its app sees it; undefined: the app does. */
+  get preAdmission(): InvitePreAdmission | undefined { return this.preAdmit; }
+  setPreAdmission(p: InvitePreAdmission | undefined): void { this.preAdmit = p; }
 
   listen(): Promise<{ address: string; port: number }> {
     return new Promise((resolve, reject) => {
@@ -176,6 +196,7 @@ export class WireServer {
     if (type === 'authenticate') {
       if ((tokens[2] ?? '') === this.opts.secret && tokens.length >= 3) {
         app.authenticated = true;
+        if (tokens[3]) app.tags = tokens[3].split(',');
         const hp = this.opts.hostports();
         app.send(okPayload(msgId, hp, this.opts.version ?? SERVER_VERSION, this.opts.localHostports ? this.opts.localHostports() : hp));
       } else {

@@ -6,8 +6,10 @@ import { Counter, Gauge, register } from 'prom-client';
 import { TokenBuckets } from '../../store/bucket.js';
 import type { SessionScope, Store, StrikeResult } from '../../store/types.js';
 import type { Policy } from '../../policy/schema.js';
+import { ADMISSION_HEADER, parseAdmission, type PreAdmission } from '../../sip/admission-header.js';
 import type { LimitsStage, Refusal, RequestView, Side } from '../stages.js';
-import type { GlobalLimits, PeerLimits } from './schema.js';
+import type { GlobalLimits } from './schema.js';
+import { admissionPlan, peerScopeName, refusalOf, tryReserved, type AppliedLimits } from './plan.js';
 import { peerLabel, priorityCalls, priorityOf } from './priority.js';
 import { flat } from '../../flat-string.js';
 
@@ -20,11 +22,7 @@ export type Admission =
   | HeldSlot
   | { admit: false; status: 503; retryAfterS: number; reason: RefusalReason };
 
-/** The limits that apply to one request: its peer's (absent for core) and the global ones. */
-export interface AppliedLimits {
-  peer?: Partial<PeerLimits>;
-  global?: Partial<GlobalLimits>;
-}
+export { GLOBAL_SCOPE, peerScope, type AppliedLimits } from './plan.js';
 
 export interface LimitsOptions {
   store: Store;
@@ -43,10 +41,6 @@ export interface LimitsOptions {
   maxStrikesPerS?: number;
 }
 
-/** The scope names sessions count against (also what admin/metrics read back). */
-export const GLOBAL_SCOPE = 'global';
-export const peerScope = (peerId: string): string => `peer:${peerId}`;
-
 function counter(name: string, help: string, labelNames: string[]): Counter {
   return (register.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help, labelNames });
 }
@@ -59,6 +53,8 @@ export const sourceDrops = counter('peergate_limit_source_drops_total', 'Request
 export const strikesTotal = counter('peergate_strikes_total', 'Strikes counted against sources, by kind', ['kind']);
 export const strikeBans = counter('peergate_strike_bans_total', 'Sources banned for too many strikes, by the kind of the last strike', ['kind']);
 export const strikesUnrecorded = counter('peergate_strikes_unrecorded_total', 'Strikes not sent to the store (over the per-node strike budget)', ['kind']);
+export const preadmissions = counter('peergate_limit_preadmissions_total',
+  'INVITEs the engine decided limits for (X-Peergate-Admission), by what the worker did: claimed, mismatch (attributed otherwise: freed, admitted again), unclaimed (the call flow ended before limits: freed)', ['result']);
 export const localSessions = gauge('peergate_limit_sessions_local', 'Sessions this node holds a slot for', []);
 
 export class Limits implements LimitsStage {
@@ -73,8 +69,7 @@ export class Limits implements LimitsStage {
   private ttlMs: number;
   /** Sessions this node holds, with their scopes (limits stripped), to restore a store that lost them. */
   private readonly held = new Map<string, readonly SessionScope[]>();
-  /** Scope names by peer id, and the names-only scope lists `held` shares (by peer scope, '' = global only). */
-  private readonly scopeNames = new Map<string, string>();
+  /** The names-only scope lists `held` shares (by peer scope, '' = global only). */
   private readonly heldScopes = new Map<string, readonly SessionScope[]>();
 
   constructor(opts: LimitsOptions) {
@@ -163,40 +158,41 @@ export class Limits implements LimitsStage {
    * A `priority` call (limits/priority.ts) may use the reserved share above each limit.
    */
   async admit(peerId: string | undefined, limits: AppliedLimits, sessionId: string = flat(randomUUID()), priority = false): Promise<Admission> {
-    const peer = limits.peer;
     const global = limits.global;
     const label = peerId ?? 'core';
-    const retryAfterS = global?.retry_after_s ?? 5;
     if (global?.session_ttl_s !== undefined) this.setTtl(global.session_ttl_s * 1000);
-    // A priority call may go past each limit by the reserved share (RFC 6404 §4.9).
-    const share = priority ? global?.priority?.reserved_share ?? 0 : 0;
-    const raise = (limit: number | undefined): number | undefined => (limit === undefined || share <= 0 ? limit : limit + Math.max(1, Math.ceil(limit * share)));
-    // Call rate first (cheap to refuse a flood), then one slot in every scope: one atomic step.
-    const rate = peerId !== undefined && peer?.cps !== undefined
-      ? { key: `cps:${peerId}`, ratePerS: peer.cps, burst: peer.burst ?? Math.max(1, Math.ceil(peer.cps)) }
-      : undefined;
-    // Sessions are counted per peer even without a limit, so the count is there when one is set.
-    const scopes: SessionScope[] = [];
-    if (peerId !== undefined) scopes.push({ scope: this.peerScopeName(peerId), limit: raise(peer?.sessions) });
-    scopes.push({ scope: GLOBAL_SCOPE, limit: raise(global?.sessions) });
+    const plan = admissionPlan(peerId, limits, priority);
     try {
-      let r = await this.store.admit(rate, scopes, sessionId, this.nodeId, this.ttlMs);
-      // Past the peer's call rate, a priority call draws on its own bucket of cps × share.
-      if (!r.ok && r.rateLimited && rate && share > 0) {
-        const reserved = { key: `cps-priority:${peerId}`, ratePerS: rate.ratePerS * share, burst: Math.max(1, Math.ceil(rate.burst * share)) };
-        r = await this.store.admit(reserved, scopes, sessionId, this.nodeId, this.ttlMs);
-      }
-      if (!r.ok) {
-        if (r.rateLimited) return this.refuse(label, 'cps', Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
-        return this.refuse(label, r.scope === GLOBAL_SCOPE ? 'global_sessions' : 'sessions', retryAfterS);
-      }
+      // One atomic step in the store; past the peer's call rate, a priority call draws on its own bucket.
+      let r = await this.store.admit(plan.rate, plan.scopes, sessionId, this.nodeId, this.ttlMs);
+      if (tryReserved(plan, r)) r = await this.store.admit(plan.reserved, plan.scopes, sessionId, this.nodeId, this.ttlMs);
+      const refusal = refusalOf(plan, r);
+      if (refusal) return this.refuse(label, refusal.reason, refusal.retryAfterS);
     } catch {
       // StoreUnavailableError under fail_closed, or any store fault: refuse, never hang or crash.
-      return this.refuse(label, 'store_unavailable', retryAfterS);
+      return this.refuse(label, 'store_unavailable', plan.retryAfterS);
     }
+    return this.hold(peerId, plan.scopes, sessionId);
+  }
+
+  /** A slot the store gave this node: kept (keepAlive, restore, close) until the call releases it. */
+  private hold(peerId: string | undefined, scopes: readonly SessionScope[], sessionId: string): HeldSlot {
     this.held.set(sessionId, this.countScopes(peerId, scopes));
     localSessions.set(this.held.size);
     return new HeldSlot(this, sessionId);
+  }
+
+  /**
+   * The engine's pre-admission of this INVITE (X-Peergate-Admission, src/app/preadmit.ts), read
+   * only from the embedded engine (which removed any network copy); undefined without one. The
+   * call flow settles it on every way out (b2bua.ts): a slot admitCall did not claim is freed.
+   */
+  preadmitted(policy: Policy, req: RequestView): PreAdmitted | undefined {
+    if (!policy.engine.embedded) return undefined;
+    const value = req.get(ADMISSION_HEADER);
+    if (value === undefined) return undefined;
+    const a = parseAdmission(value);
+    return a === null ? undefined : new PreAdmitted(this, a);
   }
 
   /** Free a slot this node holds (HeldSlot.release); never rejects. */
@@ -209,27 +205,28 @@ export class Limits implements LimitsStage {
     this.releasing.delete(p);
   }
 
-  /** The scope name of a peer's sessions, one string per peer (not one per call). */
-  private peerScopeName(peerId: string): string {
-    let name = this.scopeNames.get(peerId);
-    if (name === undefined) { name = flat(peerScope(peerId)); this.scopeNames.set(peerId, name); }
-    return name;
-  }
-
   /** What `held` keeps of a call's scopes (names only), shared by every call of the same peer. */
   private countScopes(peerId: string | undefined, scopes: readonly SessionScope[]): readonly SessionScope[] {
-    const key = peerId === undefined ? '' : this.peerScopeName(peerId);
+    const key = peerId === undefined ? '' : peerScopeName(peerId);
     let names = this.heldScopes.get(key);
     if (names === undefined) { names = Object.freeze(countOnly(scopes)); this.heldScopes.set(key, names); }
     return names;
   }
 
-  /** The b2bua's stage interface (src/sbc/stages.ts). */
-  async admitCall(policy: Policy, from: Side, req: RequestView): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }> {
+  /** The b2bua's stage interface (src/sbc/stages.ts). `pre`: the engine's decision, used when it
+   *  attributed the call as this stage does (same peer, same priority); else freed, and the
+   *  call admitted here as without one (a policy reload in between). */
+  async admitCall(policy: Policy, from: Side, req: RequestView, pre?: PreAdmitted): Promise<{ ok: true; release(): void } | { ok: false; refusal: Refusal }> {
     const kind = priorityOf({ policy, from, req });
-    const a = from.kind === 'peer'
-      ? await this.admit(from.peer.id, { peer: from.peer.limits, global: policy.limits }, undefined, kind !== undefined)
-      : await this.admit(undefined, { global: policy.limits }, undefined, kind !== undefined);
+    const peerId = from.kind === 'peer' ? from.peer.id : undefined;
+    const limits: AppliedLimits = from.kind === 'peer' ? { peer: from.peer.limits, global: policy.limits } : { global: policy.limits };
+    const decided = pre?.claim(peerId, kind !== undefined);
+    let a: Admission;
+    if (decided === undefined) a = await this.admit(peerId, limits, undefined, kind !== undefined);
+    else if (decided.admitted) {
+      if (policy.limits.session_ttl_s !== undefined) this.setTtl(policy.limits.session_ttl_s * 1000);
+      a = this.hold(peerId, admissionPlan(peerId, limits, kind !== undefined).scopes, decided.sessionId);
+    } else a = this.refuse(peerId ?? 'core', decided.reason, decided.retryAfterS); // counted here, once: the primary only decided it
     if (kind) priorityCalls.inc({ peer: peerLabel(from), kind, result: a.admit ? 'admitted' : 'refused' });
     // The slot object itself (its release never rejects): kept for the call's life, no closure.
     if (a.admit) return a;
@@ -304,4 +301,34 @@ export class HeldSlot {
 
 function countOnly(scopes: readonly SessionScope[]): SessionScope[] {
   return scopes.map((s) => ({ scope: s.scope }));
+}
+
+/**
+ * The engine's pre-admission of one INVITE, in the worker: claimed once by the limits stage when
+ * it agrees with the stage's own attribution; otherwise its slot (if it got one) is freed, by
+ * claim() on a mismatch or by settle() on any way out of the call flow before the limits stage.
+ */
+export class PreAdmitted {
+  private done = false;
+
+  constructor(private readonly limits: Limits, readonly decision: PreAdmission) {}
+
+  /** The decision, when made for this peer and priority (it is then the call's); else undefined, slot freed. */
+  claim(peerId: string | undefined, priority: boolean): PreAdmission | undefined {
+    if (this.done) return undefined;
+    this.done = true;
+    const d = this.decision;
+    if (d.peer === peerId && d.priority === priority) { preadmissions.inc({ result: 'claimed' }); return d; }
+    preadmissions.inc({ result: 'mismatch' });
+    if (d.admitted) void this.limits.releaseSlot(d.sessionId);
+    return undefined;
+  }
+
+  /** The call flow is over with this INVITE: a slot nobody claimed is freed. Idempotent. */
+  settle(): void {
+    if (this.done) return;
+    this.done = true;
+    preadmissions.inc({ result: 'unclaimed' });
+    if (this.decision.admitted) void this.limits.releaseSlot(this.decision.sessionId);
+  }
 }

@@ -56,6 +56,20 @@ describe('wire server', () => {
     expect(/^v(\d+)\.(\d+)\.(\d+)/.exec(t[5]!)).not.toBeNull();
   });
 
+  it('keeps the tags an app authenticates with (drachtio-srf `tags`: a worker\'s index), none without', async () => {
+    let seen: AppConnection[] = [];
+    const { client } = await setup({ onSip: (a) => { seen.push(a); } });
+    for (const [id, tags] of [['t1', 'peergate-worker:1,other'], ['t2', '']] as const) {
+      const c = await client();
+      c.send(`${id}|authenticate|cymru|${tags}`);
+      await c.reply(id);
+      c.send(`${id}x|sip|x|y|\r\nSIP/2.0 200 OK\r\n\r\n`);
+    }
+    await waitFor(() => seen.length === 2, 3000, 10, 'two frames');
+    expect(seen.map((a) => [...a.tags]).sort()).toEqual([[], ['peergate-worker:1', 'other']]);
+    seen = [];
+  });
+
   it('wrong secret: NO|incorrect secret, then close', async () => {
     const { client } = await setup();
     const c = await client();
