@@ -8,6 +8,7 @@
 //     [--workers N|auto (peergate's `workers`; default: the policy's default)]
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
 //     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
+//     [--idle-before-overload S (no calls for S s before each overload step, as the full comparison leaves each system)]
 //     [--trace-dir DIR (peergate: the loss and receive-queue gauges every 100 ms of each overload step, into DIR/NAME-Nx.csv)]
 //     [--pcap DIR (each overload step's loopback traffic to/from SIPp, captured by tcpdump into
 //      DIR/NAME-RATE.pcap, and where the answered calls' setup time went, hop by hop: bench/compare/hops.ts)]
@@ -74,6 +75,7 @@ const { values } = parseArgs({
     'trace-dir': { type: 'string' },
     'cpu-prof': { type: 'string' },
     pcap: { type: 'string' },
+    'idle-before-overload': { type: 'string', default: '0' },
   },
 });
 const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
@@ -88,6 +90,9 @@ const TLS = values.tls;
 const TRIES = Number(values.tries);
 /** --overload-of: the overload steps' base rate, fixed (else each system's ladder maximum). */
 const OVERLOAD_OF = values['overload-of'] === undefined ? undefined : Number(values['overload-of']);
+/** --idle-before-overload S: no calls for S seconds before each overload step (in the full
+ *  comparison the other system's steps leave each one idle ≈ 30–40 s before its own). */
+const IDLE_BEFORE_OVERLOAD_S = Number(values['idle-before-overload']);
 const HERE = join(import.meta.dirname, 'compare');
 const UAC_XML = join(HERE, 'uac.xml');
 const UAS_XML = join(HERE, 'uas.xml');
@@ -109,8 +114,8 @@ const IDLE_SECONDS = 3;
 // counted step at p99 112 ms on an idle machine); both systems get the same warm-up.
 const WARMUP_SECONDS = Number(values['warmup-seconds']);
 
-if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE === undefined || RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0) || !(TRIES >= 1) || !(OVERLOAD_OF === undefined || OVERLOAD_OF > 0)) {
-  throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N --overload-of N');
+if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE === undefined || RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0) || !(TRIES >= 1) || !(OVERLOAD_OF === undefined || OVERLOAD_OF > 0) || !(IDLE_BEFORE_OVERLOAD_S >= 0 && IDLE_BEFORE_OVERLOAD_S <= 600)) {
+  throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N --overload-of N --idle-before-overload S (0–600)');
 }
 
 // ---------- processes and their CPU ----------
@@ -488,6 +493,7 @@ function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null 
 }
 
 async function overload(sys: System, rate: number, recoverRate: number): Promise<Overload> {
+  if (IDLE_BEFORE_OVERLOAD_S > 0) await new Promise((r) => setTimeout(r, IDLE_BEFORE_OVERLOAD_S * 1000));
   const shedBefore = await sys.shed?.();
   const trace = sys.metrics ? new OverloadTrace(sys.metrics) : undefined;
   const sysBefore = cpuByPid(sys.pid);
