@@ -26,7 +26,7 @@ import { admissionPlan, refusalOf, sessionTtlMs, tryReserved } from '../sbc/limi
 import { formatAdmission, parseAdmission } from '../sip/admission-header.js';
 import { formatTlsIdentity, parseTlsIdentity } from '../sip/tls-identity.js';
 import { flat } from '../flat-string.js';
-import { splitCommaList } from '../sip/grammar/index.js';
+import { getHeader, getHeaderList, getHeaders } from '../engine/message/headers.js';
 import { workerIndexOfTags, workerNodeId } from './workers/hello.js';
 
 /** A slot's ttl when the policy gives none (the worker's Limits default). */
@@ -80,9 +80,9 @@ export class Preadmitter implements InvitePreAdmission {
     if ('refuse' in from) return undefined; // the worker refuses it before limits: no slot to take
     // Stage 2's checks (transport, method, Max-Forwards, loops) are cheap and the worker's verdict
     // the same: an INVITE they refuse takes no slot and no call-rate token, as without us.
-    if (from.kind === 'peer' && admitRequest({ method: 'INVITE', protocol, maxForwards: headerValue(req, 'max-forwards'), vias: viasOf(req) }, from.peer, indexOf(policy).own)) return undefined;
+    if (from.kind === 'peer' && admitRequest({ method: 'INVITE', protocol, maxForwards: getHeader(req, 'Max-Forwards'), vias: getHeaderList(req, 'Via') }, from.peer, indexOf(policy).own)) return undefined;
     const peerId = from.kind === 'peer' ? from.peer.id : undefined;
-    const priority = priorityOf({ policy, from, req: { uri: req.uri, get: (name) => headerValue(req, name) } }) !== undefined;
+    const priority = priorityOf({ policy, from, req: { uri: req.uri, get: (name) => joined(req, name) } }) !== undefined;
     const limits = from.kind === 'peer' ? { peer: from.peer.limits, global: policy.limits } : { global: policy.limits };
     const plan = admissionPlan(peerId, limits, priority);
     const ttlMs = sessionTtlMs(policy.limits, DEFAULT_TTL_MS);
@@ -97,17 +97,8 @@ export class Preadmitter implements InvitePreAdmission {
   }
 }
 
-/** A header's values (any case in `name`), joined as one comma list; undefined when absent. */
-function headerValue(req: SipRequest, name: string): string | undefined {
-  const n = name.toLowerCase();
-  let out: string | undefined;
-  for (const h of req.headers) if (h.name === n) out = out === undefined ? h.value : `${out}, ${h.value}`;
-  return out;
-}
-
-/** Every Via value, one per via-parm, as the worker's view.getAll('Via') gives them. */
-function viasOf(req: SipRequest): string[] {
-  const out: string[] = [];
-  for (const h of req.headers) if (h.name === 'via') out.push(...splitCommaList(h.value));
-  return out;
+/** A header's values as one comma list, as the worker's view.get gives them; undefined when absent. */
+function joined(req: SipRequest, name: string): string | undefined {
+  const values = getHeaders(req, name);
+  return values.length === 0 ? undefined : values.join(', ');
 }

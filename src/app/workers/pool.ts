@@ -128,7 +128,7 @@ export class WorkerPool implements Subsystem {
         if (up) this.targetsDown.delete(key); else this.targetsDown.add(key);
         this.tellTargetHealth(slot, key, up);
       },
-      // Every ~100 ms from a busy serving worker, every second from a calm one (src/engine/overload/worker-backlog.ts).
+      // Every ~100 ms from a busy serving worker, every 300 ms from a calm one (src/engine/overload/worker-backlog.ts).
       load: (lagMs: number, nextWithinMs?: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs); },
       ready: () => {
         slot.ready = true;

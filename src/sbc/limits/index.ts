@@ -6,7 +6,7 @@ import { Counter, Gauge, register } from 'prom-client';
 import { TokenBuckets } from '../../store/bucket.js';
 import type { SessionScope, Store, StrikeResult } from '../../store/types.js';
 import type { Policy } from '../../policy/schema.js';
-import { ADMISSION_HEADER, parseAdmission, type PreAdmission } from '../../sip/admission-header.js';
+import { ADMISSION_HEADER, parseAdmission, type PreAdmission, type PreAdmittedReason } from '../../sip/admission-header.js';
 import type { LimitsStage, Refusal, RequestView, Side } from '../stages.js';
 import type { GlobalLimits } from './schema.js';
 import { admissionPlan, peerScopeName, refusalOf, tryReserved, type AppliedLimits } from './plan.js';
@@ -16,7 +16,7 @@ import { flat } from '../../flat-string.js';
 /** For the overload shedder: a call it must never refuse (emergency, trusted Resource-Priority). */
 export { isPriority, type PriorityCall } from './priority.js';
 
-export type RefusalReason = 'cps' | 'sessions' | 'global_sessions' | 'store_unavailable';
+export type RefusalReason = PreAdmittedReason | 'store_unavailable';
 
 export type Admission =
   | HeldSlot

@@ -4,6 +4,7 @@
 import type { AdmitResult, RateSpec, SessionScope } from '../../store/types.js';
 import type { GlobalLimits, PeerLimits } from './schema.js';
 import { flat } from '../../flat-string.js';
+import type { PreAdmittedReason } from '../../sip/admission-header.js';
 
 /** The limits that apply to one request: its peer's (absent for core) and the global ones. */
 export interface AppliedLimits {
@@ -26,7 +27,7 @@ export interface AdmissionPlan {
   retryAfterS: number;
 }
 
-export type PlannedRefusal = { reason: 'cps' | 'sessions' | 'global_sessions'; retryAfterS: number };
+export type PlannedRefusal = { reason: PreAdmittedReason; retryAfterS: number };
 
 const scopeNames = new Map<string, string>();
 
