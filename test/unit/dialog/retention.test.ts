@@ -126,6 +126,7 @@ describe('the UA core: transactions waiting out their timers and held dialogs ke
   it('IST in Accepted (RFC 6026) with its dialog, then the held dialog after every timer ran', async () => {
     const h = coreHarness({ routes: ['invite'] });
     const kept: string[] = [];
+    const baseline = heapUsed();
     const per = perItem((i) => {
       h.feed(`INVITE sip:bob@127.0.0.1:5070 SIP/2.0\r\n${hdrs(i, `i${i}`, '1 INVITE')}${padding(i)}Content-Length: 0\r\n\r\n`);
       h.fromApp('m', token(h.frames.pop()!, 8), '', 'SIP/2.0 200 OK\r\nContact: <sip:b@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n');
@@ -138,13 +139,15 @@ describe('the UA core: transactions waiting out their timers and held dialogs ke
     });
     expect(h.core.stats()).toMatchObject({ dialogs: N + 1, serverTransactions: N + 1 });
     expect(per).toBeLessThan(MAX_PER_ITEM);
-    // Every timer (Timer L: 64*T1) runs: the dialogs alone remain.
+    // Every timer (Timer L: 64*T1) runs: the dialogs alone remain. Measured from before the
+    // first INVITE, not as a drop across the timers: the transactions' compact terminated form
+    // is ≈ 230 B each (≈ 70 KB in all), less than the optimised code V8's compiler thread may
+    // install meanwhile on a loaded machine.
     await new Promise((r) => setImmediate(r));
-    const before = heapUsed();
     h.clock.advance(40_000);
     await new Promise((r) => setImmediate(r));
     expect(h.core.stats()).toMatchObject({ dialogs: N + 1, serverTransactions: 0 });
-    expect(heapUsed()).toBeLessThan(before);
+    expect((heapUsed() - baseline) / N).toBeLessThan(MAX_PER_ITEM / 2);
     h.core.close();
   });
 
