@@ -9,6 +9,8 @@
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
 //     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
 //     [--idle-before-overload S (no calls for S s before each overload step, as the full comparison leaves each system)]
+//     [--node-args=FLAGS (node/V8 flags for peergate's primary, e.g. --node-args='--trace-gc'; its workers take PEERGATE_WORKER_NODE_FLAGS from the environment)]
+//     [--peergate-output FILE (what peergate's processes printed, e.g. a --trace-gc log, written at its stop)]
 //     [--trace-dir DIR (peergate: the loss and receive-queue gauges every 100 ms of each overload step, into DIR/NAME-Nx.csv)]
 //     [--pcap DIR (each overload step's loopback traffic to/from SIPp, captured by tcpdump into
 //      DIR/NAME-RATE.pcap, and where the answered calls' setup time went, hop by hop: bench/compare/hops.ts)]
@@ -43,7 +45,7 @@
 //
 // Everything started (SIPp, Kamailio, peergate, rtpengine) is stopped by PID at the end.
 import { parseArgs } from 'node:util';
-import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
@@ -76,6 +78,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     pcap: { type: 'string' },
     'idle-before-overload': { type: 'string', default: '0' },
+    'node-args': { type: 'string' },
+    'peergate-output': { type: 'string' },
   },
 });
 const RATES = values.rates.split(',').map(Number).filter((r) => r > 0).sort((a, b) => a - b);
@@ -365,13 +369,19 @@ async function startPeergateSystem(uasTarget: string, uasPid: number, pki?: Pki)
     policy.tls = { certificate: pki.server.certPath, key: pki.server.keyPath, client_cas: [pki.ca.certPath], require_client_cert: true };
   }
   const prof = values['cpu-prof'];
-  const pg = await startPeergate(policy, prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {});
+  const nodeArgs = [...(values['node-args'] ? values['node-args'].split(' ').filter(Boolean) : []),
+    ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])];
+  const pg = await startPeergate(policy, { nodeArgs });
   const sys: System = {
     name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, uasPid, rtpengine: rtp,
     shed: () => pg.metric('peergate_shed_total'),
     ...(pki ? { tlsHandshakes: () => pg.metric('peergate_tls_handshakes_total') } : {}),
     metrics: pg.metrics,
-    async stop() { await pg.stop(); await rtp?.stop(); },
+    async stop() {
+      await pg.stop();
+      if (values['peergate-output']) writeFileSync(values['peergate-output'], pg.proc.output());
+      await rtp?.stop();
+    },
   };
   return pki ? behindTlsRelay(sys, peerPort, pki) : sys;
 }

@@ -153,6 +153,7 @@ export class OverloadDetector {
     const lag = this.lagSum / this.lagN;
     const workerLagMs = this.workerLagSum / this.lagN;
     const drops = this.dropSum;
+    const elapsedMs = now - this.periodStart;
     this.lagSum = 0;
     this.workerLagSum = 0;
     this.lagN = 0;
@@ -160,7 +161,7 @@ export class OverloadDetector {
     this.periodStart = now;
     this.last = { ...s, lagMs: lag, workerLagMs, drops };
     const before = this.loss;
-    this.queueLaw?.update(this.last.queueBytes, drops, this.last.queueDelayMs);
+    this.queueLaw?.update(this.last.queueBytes, drops, this.last.queueDelayMs, elapsedMs);
     const over = this.over(lag, this.last, this.prevWorkerLag);
     this.prevWorkerLag = workerLagMs;
     this.overRun = over === undefined ? 0 : this.overRun + 1;

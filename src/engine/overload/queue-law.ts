@@ -11,7 +11,7 @@
 // bang-bang. Measured at 3× overload (BENCHMARKS.md), the loss swung 0 ↔ 100 % within a second and
 // the queue refilled to 0.7–2 MB between swings: admitted INVITEs waited there (p99 setup 0.3–0.5 s).
 //
-// Contract: once per control interval, `update(queueBytes, drops, delayMs?)` moves the loss (0–max %) by
+// Contract: once per control interval, `update(queueBytes, drops, delayMs?, elapsedMs?)` moves the loss (0–max %) by
 //   kI · e  +  kP · (e − e_prev),   e = (delayMs − targetDelayMs) / targetDelayMs (or the same
 //   in bytes: (queueBytes − targetBytes) / targetBytes), clipped to [−1, 3]
 // (the integral term brings the mean queue to `target`: the loss settles near the share the node
@@ -19,7 +19,8 @@
 // At loss 0 the law is off (a GC pause's backlog above the target is no overload) until a kernel
 // drop, or a queue over `highBytes` that is not shrinking, starts it at `burstStep` or more; a
 // kernel drop while regulating, or such a queue two intervals in a row, steps it up by
-// `burstStep` too (datagrams are being lost; a surge). Once
+// `burstStep` too (datagrams are being lost; a surge), and such a queue, when its delay is
+// known, at least to the share its growth says is needed (surgeShare). Once
 // `idleIntervals` intervals in a row had the queue under a quarter of the target (the overload
 // is over, or the share is far too high) each further such interval takes 30 % of the loss off
 // (or `calmStep` points); below 5 % with the queue under its target it is 0. Deterministic: no
@@ -53,11 +54,15 @@ export const QUEUE_LAW_GAINS = Object.freeze({ kI: 1, kP: 4, idleIntervals: 4 })
 const IDLE_FACTOR = 0.7;
 /** The largest error counted: a queue of 4× the target (the default high mark). */
 const E_MAX = 3;
+/** What refusing an INVITE costs the node against admitting it (a refused INVITE and its ACK
+ *  ≈ 0.14 ms of the primary's work, an admitted call ≈ 0.9 ms: BENCHMARKS.md). */
+const REFUSAL_COST = 0.15;
 
 export class QueueLaw {
   private lossPct = 0;
   private prevError = 0;
   private prevBytes = 0;
+  private prevDelay: number | undefined = undefined;
   private idleRun = 0;
   /** Intervals in a row with the queue over the high mark and not shrinking. */
   private overRun = 0;
@@ -77,8 +82,9 @@ export class QueueLaw {
   get loss(): number { return this.lossPct; }
 
   /** One control interval: the queue at its end, the kernel drops during it and, when known, the
-   *  queue's delay (ms). The start (high mark, drops) stays in bytes: the buffer's room is bytes. */
-  update(queueBytes: number, drops: number, delayMs?: number): void {
+   *  queue's delay (ms) and the interval's length (ms). The start (high mark, drops) stays in
+   *  bytes: the buffer's room is bytes. */
+  update(queueBytes: number, drops: number, delayMs?: number, elapsedMs?: number): void {
     const o = this.o;
     // Where the law is against its target, as a share of it: in delay when it has one.
     const byDelay = o.targetDelayMs !== undefined && delayMs !== undefined;
@@ -88,6 +94,8 @@ export class QueueLaw {
     const e = Math.min(E_MAX, Math.max(-1, level - 1));
     const over = queueBytes > o.highBytes && queueBytes >= this.prevBytes;
     const start = drops > 0 || over;
+    const prevDelay = this.prevDelay;
+    this.prevDelay = delayMs;
     if (this.lossPct === 0 && !start) {
       // Off until the queue passes the high mark: a GC pause's short backlog is no overload.
       this.prevError = e;
@@ -103,6 +111,13 @@ export class QueueLaw {
     // (datagrams lost) and a queue over the mark and growing two intervals in a row (a surge the
     // clipped error answers too slowly) step.
     if (drops > 0 || this.lossPct === 0 || this.overRun >= 2) next = Math.max(next, this.lossPct + o.burstStep);
+    // Such a surge also says how far over the node is: the delay grew by (ρ − 1) ms per ms, ρ
+    // being what arrives over what is read at the present loss. Stepping 20 points an interval
+    // took 3–5 intervals to reach the share a 2–3× surge needs, while the queue grew to
+    // 150–300 ms (BENCHMARKS.md "Overload: the surge share"); the share it implies is reached in one.
+    if (this.overRun >= 2 && byDelay && prevDelay !== undefined && elapsedMs !== undefined && elapsedMs > 0 && delayMs! > prevDelay) {
+      next = Math.max(next, surgeShare(this.lossPct, 1 + (delayMs! - prevDelay) / elapsedMs));
+    }
     this.idleRun = level < 0.25 ? this.idleRun + 1 : 0;
     if (this.idleRun >= this.idleIntervals && next > 0) {
       next = Math.min(next, o.calmStep > 0 ? this.lossPct - o.calmStep : this.lossPct * IDLE_FACTOR);
@@ -113,4 +128,14 @@ export class QueueLaw {
     // Below 5 % with the queue under its target the share is noise: off, so a quiet node refuses nothing.
     this.lossPct = next < 5 && level < 1 ? 0 : next;
   }
+}
+
+/**
+ * The loss (%) at which a node refusing `lossPct` % while ρ times what it reads arrives would
+ * read as much as arrives: the work per arrival, (1 − p) + p·c with c a refusal's share of an
+ * admitted call's cost, must fall by 1/ρ. Draining what waits is left to the integral term.
+ */
+export function surgeShare(lossPct: number, rho: number): number {
+  const now = 1 - (lossPct / 100) * (1 - REFUSAL_COST);
+  return (100 * (1 - now / rho)) / (1 - REFUSAL_COST);
 }

@@ -4,7 +4,7 @@
 // gate's reading jittered ±30 % (it samples the queue at a random phase of the loop's reads).
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS, OverloadDetector } from '../../../src/engine/overload/index.js';
-import { QueueLaw } from '../../../src/engine/overload/queue-law.js';
+import { QueueLaw, surgeShare } from '../../../src/engine/overload/queue-law.js';
 
 const KIB = 1024;
 const T = { ...DEFAULT_THRESHOLDS, onsetIntervals: 3 };
@@ -113,6 +113,30 @@ describe('receive-queue law (proportional-integral on the queue)', () => {
     const first = law.loss;
     law.update(500 * KIB, 0);
     expect(law.loss).toBeGreaterThanOrEqual(first + 20);
+  });
+
+  it('a surge in delay two intervals in a row: the loss goes at once to the share the growth implies, not 20 points an interval', () => {
+    // ρ = what arrives over what is read: the delay grows by ρ − 1 ms per ms.
+    expect(surgeShare(0, 2)).toBeCloseTo(100 * 0.5 / 0.85, 5);
+    expect(surgeShare(50, 1)).toBeCloseTo(50, 5); // balanced at the present loss: keep it
+    expect(surgeShare(20, 1.8)).toBeGreaterThan(60);
+    const surge = (elapsed: number | undefined): number => {
+      const law = new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, targetDelayMs: 10, burstStep: 20, calmStep: 0, maxLoss: 100 });
+      law.update(0, 0, 0, elapsed);
+      law.update(300 * KIB, 0, 100, elapsed); // started: burstStep
+      expect(law.loss).toBeLessThan(30);
+      law.update(540 * KIB, 0, 180, elapsed); // +80 ms in 100 ms at 20 % refused: ρ ≈ 1.8
+      return law.loss;
+    };
+    expect(surge(100)).toBeGreaterThan(60);
+    // Without the interval's length, only the step and the (clipped) error move it.
+    expect(surge(undefined)).toBeLessThan(50);
+    // A queue that shrinks after a stall's reading gets no share from it.
+    const law = new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, targetDelayMs: 10, burstStep: 20, calmStep: 0, maxLoss: 100 });
+    law.update(0, 0, 0, 100);
+    law.update(400 * KIB, 0, 300, 100);
+    law.update(300 * KIB, 0, 120, 100);
+    expect(law.loss).toBeLessThan(30);
   });
 
   it('the loss is a whole number (RFC 7339 oc value) and never leaves 0–maxLossPercent', () => {
