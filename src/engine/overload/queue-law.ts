@@ -63,6 +63,8 @@ export class QueueLaw {
   private prevError = 0;
   private prevBytes = 0;
   private prevDelay: number | undefined = undefined;
+  /** The delay's growth over the last interval (ms per ms), when known. */
+  private prevGrowth: number | undefined = undefined;
   private idleRun = 0;
   /** Intervals in a row with the queue over the high mark and not shrinking. */
   private overRun = 0;
@@ -94,8 +96,12 @@ export class QueueLaw {
     const e = Math.min(E_MAX, Math.max(-1, level - 1));
     const over = queueBytes > o.highBytes && queueBytes >= this.prevBytes;
     const start = drops > 0 || over;
-    const prevDelay = this.prevDelay;
+    // How fast the delay grew over this interval, in ms per ms; undefined when not known.
+    const growth = byDelay && this.prevDelay !== undefined && elapsedMs !== undefined && elapsedMs > 0
+      ? (delayMs! - this.prevDelay) / elapsedMs : undefined;
+    const prevGrowth = this.prevGrowth;
     this.prevDelay = delayMs;
+    this.prevGrowth = growth;
     if (this.lossPct === 0 && !start) {
       // Off until the queue passes the high mark: a GC pause's short backlog is no overload.
       this.prevError = e;
@@ -115,8 +121,10 @@ export class QueueLaw {
     // being what arrives over what is read at the present loss. Stepping 20 points an interval
     // took 3–5 intervals to reach the share a 2–3× surge needs, while the queue grew to
     // 150–300 ms (BENCHMARKS.md "Overload: the surge share"); the share it implies is reached in one.
-    if (this.overRun >= 2 && byDelay && prevDelay !== undefined && elapsedMs !== undefined && elapsedMs > 0 && delayMs! > prevDelay) {
-      next = Math.max(next, surgeShare(this.lossPct, 1 + (delayMs! - prevDelay) / elapsedMs));
+    // The lesser growth of the two intervals counts: a pause of the reader (a GC, a wait for a
+    // core) inflates one interval's delay, a surge grows both.
+    if (this.overRun >= 2 && growth !== undefined && prevGrowth !== undefined && Math.min(growth, prevGrowth) > 0) {
+      next = Math.max(next, surgeShare(this.lossPct, 1 + Math.min(growth, prevGrowth)));
     }
     this.idleRun = level < 0.25 ? this.idleRun + 1 : 0;
     if (this.idleRun >= this.idleIntervals && next > 0) {
