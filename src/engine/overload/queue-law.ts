@@ -119,8 +119,9 @@ export class QueueLaw {
     if (drops > 0 || this.lossPct === 0 || this.overRun >= 2) next = Math.max(next, this.lossPct + o.burstStep);
     // Such a surge also says how far over the node is: the delay grew by (ρ − 1) ms per ms, ρ
     // being what arrives over what is read at the present loss. Stepping 20 points an interval
-    // took 3–5 intervals to reach the share a 2–3× surge needs, while the queue grew to
-    // 150–300 ms (BENCHMARKS.md "Overload: the surge share"); the share it implies is reached in one.
+    // took 3–5 intervals to reach the share a 2–3× surge needs (the model node of
+    // queue-law.test.ts: 150–300 ms of queue meanwhile; BENCHMARKS.md "Overload: the surge
+    // share"); the share it implies is reached in one.
     // The lesser growth of the two intervals counts: a pause of the reader (a GC, a wait for a
     // core) inflates one interval's delay, a surge grows both.
     if (this.overRun >= 2 && growth !== undefined && prevGrowth !== undefined && Math.min(growth, prevGrowth) > 0) {
