@@ -124,9 +124,8 @@ export class QueueLaw {
     // share"); the share it implies is reached in one.
     // The lesser growth of the two intervals counts: a pause of the reader (a GC, a wait for a
     // core) inflates one interval's delay, a surge grows both.
-    if (this.overRun >= 2 && growth !== undefined && prevGrowth !== undefined && Math.min(growth, prevGrowth) > 0) {
-      next = Math.max(next, surgeShare(this.lossPct, 1 + Math.min(growth, prevGrowth)));
-    }
+    const surge = growth !== undefined && prevGrowth !== undefined ? Math.min(growth, prevGrowth) : 0;
+    if (this.overRun >= 2 && surge > 0) next = Math.max(next, surgeShare(this.lossPct, 1 + surge));
     this.idleRun = level < 0.25 ? this.idleRun + 1 : 0;
     if (this.idleRun >= this.idleIntervals && next > 0) {
       next = Math.min(next, o.calmStep > 0 ? this.lossPct - o.calmStep : this.lossPct * IDLE_FACTOR);

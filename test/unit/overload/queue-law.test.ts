@@ -120,18 +120,18 @@ describe('receive-queue law (proportional-integral on the queue)', () => {
     expect(surgeShare(0, 2)).toBeCloseTo(100 * 0.5 / 0.85, 5);
     expect(surgeShare(50, 1)).toBeCloseTo(50, 5); // balanced at the present loss: keep it
     expect(surgeShare(20, 1.8)).toBeGreaterThan(60);
+    const law = (): QueueLaw => new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, targetDelayMs: 10, burstStep: 20, calmStep: 0, maxLoss: 100 });
     const surge = (elapsed: number | undefined): number => {
-      const law = new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, targetDelayMs: 10, burstStep: 20, calmStep: 0, maxLoss: 100 });
-      law.update(0, 0, 0, elapsed);
-      law.update(300 * KIB, 0, 100, elapsed); // started: burstStep
-      expect(law.loss).toBeLessThan(30);
-      law.update(540 * KIB, 0, 180, elapsed); // +80 ms in 100 ms at 20 % refused: ρ ≈ 1.8
-      return law.loss;
+      const l = law();
+      l.update(0, 0, 0, elapsed);
+      l.update(300 * KIB, 0, 100, elapsed); // started: burstStep
+      expect(l.loss).toBeLessThan(30);
+      l.update(540 * KIB, 0, 180, elapsed); // +80 ms in 100 ms at 20 % refused: ρ ≈ 1.8
+      return l.loss;
     };
     expect(surge(100)).toBeGreaterThan(60);
     // Without the interval's length, only the step and the (clipped) error move it.
     expect(surge(undefined)).toBeLessThan(50);
-    const law = (): QueueLaw => new QueueLaw({ targetBytes: 48 * KIB, highBytes: 192 * KIB, targetDelayMs: 10, burstStep: 20, calmStep: 0, maxLoss: 100 });
     // A queue that shrinks after a stall's reading gets no share from it.
     const shrinking = law();
     shrinking.update(0, 0, 0, 100);
