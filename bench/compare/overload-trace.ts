@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { sumMetric } from '../../test/helpers/peergate.js';
 
-export interface TracePoint { atMs: number; loss: number; queueBytes: number; queueDelayMs: number; workerLagMs: number }
+export interface TracePoint { atMs: number; loss: number; queueBytes: number; queueDelayMs: number; workerLagMs: number; utilisation: number }
 
 export interface TraceSummary {
   samples: number;
@@ -36,7 +36,7 @@ export class OverloadTrace {
       for (let next = t0; this.running; ) {
         try {
           const text = await this.metrics();
-          this.points.push({ atMs: Date.now() - t0, loss: sumMetric(text, 'peergate_overload_loss_percent'), queueBytes: sumMetric(text, 'peergate_udp_receive_queue_bytes'), queueDelayMs: 1000 * sumMetric(text, 'peergate_udp_receive_queue_delay_seconds'), workerLagMs: 1000 * sumMetric(text, 'peergate_worker_event_loop_delay_seconds') });
+          this.points.push({ atMs: Date.now() - t0, loss: sumMetric(text, 'peergate_overload_loss_percent'), queueBytes: sumMetric(text, 'peergate_udp_receive_queue_bytes'), queueDelayMs: 1000 * sumMetric(text, 'peergate_udp_receive_queue_delay_seconds'), workerLagMs: 1000 * sumMetric(text, 'peergate_worker_event_loop_delay_seconds'), utilisation: sumMetric(text, 'peergate_overload_loop_utilisation_ratio') });
         } catch { /* a scrape that failed under load: a gap in the trace */ }
         next += everyMs;
         const wait = next - Date.now();
@@ -88,5 +88,5 @@ export function describe(s: TraceSummary): string {
 }
 
 export function saveTrace(file: string, points: readonly TracePoint[]): void {
-  writeFileSync(file, points.map((p) => `${p.atMs};${p.loss};${p.queueBytes};${p.queueDelayMs.toFixed(1)};${p.workerLagMs.toFixed(1)}`).join('\n') + '\n');
+  writeFileSync(file, points.map((p) => `${p.atMs};${p.loss};${p.queueBytes};${p.queueDelayMs.toFixed(1)};${p.workerLagMs.toFixed(1)};${p.utilisation.toFixed(2)}`).join('\n') + '\n');
 }

@@ -53,8 +53,8 @@ export interface WorkerPoolOptions {
   /** ng address of the rtpengine the primary spawned, if any. */
   rtpengine?: () => string | undefined;
   log: Logger;
-  /** Where the workers' event-loop delays go (overload control's worker-backlog signal). */
-  backlog?: { report(worker: number, lagMs: number, nextWithinMs?: unknown): void; forget(worker: number): void };
+  /** Where the workers' event-loop delays and utilisations go (overload control's worker-backlog signal). */
+  backlog?: { report(worker: number, lagMs: number, nextWithinMs?: unknown, utilisation?: unknown): void; forget(worker: number): void };
 }
 
 interface Slot {
@@ -129,7 +129,7 @@ export class WorkerPool implements Subsystem {
         this.tellTargetHealth(slot, key, up);
       },
       // Every ~100 ms from a busy serving worker, every 300 ms from a calm one (src/engine/overload/worker-backlog.ts).
-      load: (lagMs: number, nextWithinMs?: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs); },
+      load: (lagMs: number, nextWithinMs?: number, utilisation?: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs, utilisation); },
       ready: () => {
         slot.ready = true;
         this.updateGauge();

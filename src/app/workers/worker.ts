@@ -178,7 +178,7 @@ export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process
   }
   channel.notify('ready', [process.pid]);
   // Overload control sees this worker's backlog through its event-loop delay (issue #18.3).
-  const delay = new LoopDelayReporter(systemClock, (lagMs, nextWithinMs) => channel.notify('load', [lagMs, nextWithinMs]));
+  const delay = new LoopDelayReporter(systemClock, (lagMs, nextWithinMs, utilisation) => channel.notify('load', [lagMs, nextWithinMs, utilisation]));
   process.once('exit', () => delay.close());
   log.info({ pid: process.pid }, 'worker started');
 }

@@ -53,6 +53,10 @@ export interface CoreLoad {
    *  `chargedBytes`): its rate over an interval turns the queue's bytes into a queueing delay.
    *  Absent: the receive-queue law works on bytes. */
   chargedBytesRead?(): number;
+  /** The busiest event loop's utilisation (0–1) since the last call: the primary's own and
+   *  the workers' last reports (utilisation.ts). Called once per control interval, for /metrics:
+   *  whether a node that sheds is at its ceiling or holds headroom; absent or undefined: not known. */
+  utilisation?(): number | undefined;
   /** The worst B2BUA worker's event-loop delay now (ms), given the primary's own lag of this
    *  tick (WorkerBacklog.lagMs); absent: no workers. */
   workerLag?(ownLagMs: number): number;
@@ -95,6 +99,8 @@ export class OverloadGate {
   private kernelDrops = 0;
   /** The worst worker's delay at the last tick (for /metrics). */
   private workerLagMs = 0;
+  /** The busiest loop's utilisation at the last control interval; undefined: not known. */
+  private utilisation: number | undefined = undefined;
 
   constructor(clock: Clock, load: CoreLoad, opts: OverloadOptions = {}) {
     this.clock = clock;
@@ -113,10 +119,11 @@ export class OverloadGate {
   setPriorityPredicate(fn: PriorityPredicate | undefined): void { this.priority = fn; }
 
   /** Current loss percentage and why. */
-  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; queueDelayMs: number | undefined; kernelDrops: number; workerLagMs: number } {
+  get state(): { loss: number; reason: ShedReason | undefined; signals: Sample; pending: number; queueFill: number; queueBytes: number; queueDelayMs: number | undefined; kernelDrops: number; workerLagMs: number; utilisation: number | undefined } {
     return {
       loss: this.detector.loss, reason: this.detector.reason, signals: this.detector.signals, pending: this.pending.size,
       queueFill: this.queueFill, queueBytes: this.queueBytes, queueDelayMs: this.queueDelayMs, kernelDrops: this.kernelDrops, workerLagMs: this.workerLagMs,
+      utilisation: this.utilisation,
     };
   }
 
@@ -202,7 +209,8 @@ export class OverloadGate {
     let drops = 0;
     // Bytes the listeners have read so far: once per tick, for the queue's delay, idle and calm.
     const read = this.load.chargedBytesRead?.();
-    const readQueue = this.load.receiveQueue !== undefined && this.detector.closes(now);
+    const closes = this.detector.closes(now);
+    const readQueue = this.load.receiveQueue !== undefined && closes;
     if (readQueue && this.quiet(lagMs, read)) {
       // Nothing read since an empty reading, on a loop that runs on time: the queue is still empty
       // (a readable listener is drained by this same loop), so the /proc read is skipped. It was
@@ -228,6 +236,7 @@ export class OverloadGate {
       this.queueDelayMs = this.delayOf(now, this.queueBytes, read);
     }
     this.workerLagMs = this.load.workerLag?.(lagMs) ?? 0;
+    if (closes) this.utilisation = this.load.utilisation?.();
     const transactions = this.load.transactions();
     const changed = this.detector.sample(now, {
       lagMs, workerLagMs: this.workerLagMs, pending: this.pending.size, transactions, dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,

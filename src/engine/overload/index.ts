@@ -3,6 +3,7 @@ import type { Engine } from '../engine.js';
 import { systemClock, type Clock } from '../transport/types.js';
 import { OverloadGate, type OverloadOptions } from './gate.js';
 import { reportGate } from './metrics.js';
+import { loopUtilisation } from './utilisation.js';
 import { UdpQueueProbe } from './socket-queue.js';
 import type { WorkerBacklog } from './worker-backlog.js';
 import { PriorityIngress } from './ingress.js';
@@ -27,6 +28,7 @@ export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'tra
   // `received` counts what passed the shield, unparsable datagrams included.
   const junkNow = () => ({ received: udp.received, dropped: udp.shieldDropped, unparsable: engine.core.counters.parseErrors });
   let seen = junkNow();
+  const ownUtilisation = loopUtilisation();
   // Calls in progress first (opts.ingress): initial INVITEs wait their turn in user space.
   const ingress = opts.ingress ? new PriorityIngress(clock, opts.ingress) : undefined;
   const gate = new OverloadGate(clock, {
@@ -44,6 +46,7 @@ export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'tra
     transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
     dialogs: () => engine.core.dialogs.size,
     ...(workers ? { workerLag: (ownLagMs: number) => workers.lagMs(ownLagMs) } : {}),
+    utilisation: () => Math.max(ownUtilisation(), workers?.utilisation() ?? 0),
     detach: () => { if (ingress) engine.transports.setUdpIngress(undefined); engine.wire.setAdmission(undefined); reportGate(undefined); },
   }, opts);
   engine.wire.setAdmission(gate);

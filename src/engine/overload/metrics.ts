@@ -3,7 +3,7 @@
 import client from 'prom-client';
 import { SHED_REASONS, type ShedReason } from './detector.js';
 
-interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; queueBytes: number; queueDelayMs?: number | undefined; kernelDrops: number; workerLagMs: number } }
+interface GateView { totals(): Record<ShedReason, number>; readonly state: { loss: number; queueFill: number; queueBytes: number; queueDelayMs?: number | undefined; kernelDrops: number; workerLagMs: number; utilisation?: number | undefined } }
 
 let current: GateView | undefined;
 /** What earlier gates (closed or replaced) had counted: counters never go down. */
@@ -65,6 +65,12 @@ export const workerLagGauge = metric('peergate_worker_event_loop_delay_seconds',
   name: 'peergate_worker_event_loop_delay_seconds',
   help: "The slowest B2BUA worker's event-loop delay as overload control last saw it (its mean over the worker's last report, or how long it has been silent); overload.worker_lag_high_ms is its mark. 0 without workers",
   collect(this: client.Gauge) { this.set((current?.state.workerLagMs ?? 0) / 1000); },
+}));
+
+export const utilisationGauge = metric('peergate_overload_loop_utilisation_ratio', () => new client.Gauge({
+  name: 'peergate_overload_loop_utilisation_ratio',
+  help: "The busiest event loop's utilisation (the primary's or a B2BUA worker's) over overload control's last interval (the share of time it was not waiting for I/O): near 1 while shedding, the node is at its ceiling; well under it, the share refused is more than the node needs",
+  collect(this: client.Gauge) { this.set(current?.state.utilisation ?? 0); },
 }));
 
 /** Report this gate's counts from now on (the previous gate's totals are kept). */

@@ -5,7 +5,8 @@
 //   - LoopDelayReporter runs in a worker: a probe timer every `probeMs` measures its own
 //     event-loop delay as timer drift (how late the tick runs); every `reportMs` it hands the
 //     mean drift of the ticks since the last report to `send` (one IPC notice, no other
-//     allocation per tick), with the period within which its next report comes. A saturated
+//     allocation per tick), with the period within which its next report comes and its loop's
+//     utilisation since the last report (utilisation.ts: how much headroom it has). A saturated
 //     worker's loop iterations are long, so its ticks run late; what it has not read yet (the
 //     wire socket's backlog) is read in those same long iterations.
 //     Calm (a mean under `calmLagMs`, after a calm report): it probes every `reportMs` and reports
@@ -23,9 +24,11 @@
 //     (a stall cannot report itself: the first late tick runs only when the stall ends).
 //     A worker silent for `staleMs` is not counted at all: it is hung or dying, which the pool
 //     handles; shedding the whole node's calls for it would not help the others.
+//     utilisation() is the busiest worker's last reported loop utilisation, by the same rules.
 //   - The worst worker, not the mean: new calls go round-robin, so every worker gets its share
 //     of what the gate admits, and the slowest one sets the admitted calls' setup time.
 import type { Clock } from '../../clock.js';
+import { loopUtilisation } from './utilisation.js';
 
 /** A worker's probe period and report period (ms), busy; its report period when calm, and the
  *  mean delay under which it is calm. The primary's WorkerBacklog assumes the busy report period
@@ -46,9 +49,10 @@ export class LoopDelayReporter {
   private calm = false;
   private closed = false;
 
-  constructor(private readonly clock: Clock, private readonly send: (lagMs: number, nextWithinMs: number) => void,
+  constructor(private readonly clock: Clock, private readonly send: (lagMs: number, nextWithinMs: number, utilisation: number) => void,
     private readonly probeMs = WORKER_PROBE_MS, private readonly reportMs = WORKER_REPORT_MS,
-    private readonly calmReportMs = WORKER_CALM_REPORT_MS, private readonly calmLagMs = WORKER_CALM_LAG_MS) {
+    private readonly calmReportMs = WORKER_CALM_REPORT_MS, private readonly calmLagMs = WORKER_CALM_LAG_MS,
+    private readonly utilisation: () => number = loopUtilisation()) {
     if (!(probeMs > 0) || !(reportMs >= probeMs) || !(calmReportMs >= reportMs)) throw new Error('overload: the worker probe needs 0 < probeMs ≤ reportMs ≤ calmReportMs');
     this.lastReport = clock.now();
     this.windowStart = this.lastReport;
@@ -90,14 +94,15 @@ export class LoopDelayReporter {
     this.windowStart = now;
     this.lastReport = now;
     this.calm = mean < this.calmLagMs;
-    try { this.send(Math.round(mean * 10) / 10, this.calm ? this.calmReportMs : this.reportMs); } catch { /* the primary is gone: the worker exits on disconnect */ }
+    const u = Math.round(this.utilisation() * 1000) / 1000;
+    try { this.send(Math.round(mean * 10) / 10, this.calm ? this.calmReportMs : this.reportMs, u); } catch { /* the primary is gone: the worker exits on disconnect */ }
   }
 }
 
 export class WorkerBacklog {
   /** Per worker (its index): last reported delay, when it arrived and the period the worker
    *  announced for its next report (updated in place). */
-  private readonly workers = new Map<number, { lagMs: number; at: number; nextWithinMs: number }>();
+  private readonly workers = new Map<number, { lagMs: number; at: number; nextWithinMs: number; utilisation: number | undefined }>();
 
   constructor(private readonly clock: Pick<Clock, 'now'>, private readonly reportMs = WORKER_REPORT_MS, private readonly staleMs = 2000) {
     if (!(reportMs > 0) || !(staleMs > reportMs)) throw new Error('overload: worker backlog needs 0 < reportMs < staleMs');
@@ -105,12 +110,28 @@ export class WorkerBacklog {
 
   /** A worker's report (ms of event-loop delay; its next report within `nextWithinMs`, by
    *  default one busy period). A delay that is no finite number ≥ 0 is ignored; a period that is
-   *  none, or outside [reportMs, staleMs), counts as one busy period. */
-  report(worker: number, lagMs: number, nextWithinMs: unknown = this.reportMs): void {
+   *  none, or outside [reportMs, staleMs), counts as one busy period; a utilisation that is no
+   *  number in 0–1 as none. */
+  report(worker: number, lagMs: number, nextWithinMs: unknown = this.reportMs, utilisation?: unknown): void {
     if (!(typeof lagMs === 'number' && lagMs >= 0 && Number.isFinite(lagMs))) return;
     const next = typeof nextWithinMs === 'number' && nextWithinMs >= this.reportMs && nextWithinMs < this.staleMs ? nextWithinMs : this.reportMs;
+    const u = typeof utilisation === 'number' && utilisation >= 0 && utilisation <= 1 ? utilisation : undefined;
     const w = this.workers.get(worker);
-    if (w) { w.lagMs = lagMs; w.at = this.clock.now(); w.nextWithinMs = next; } else this.workers.set(worker, { lagMs, at: this.clock.now(), nextWithinMs: next });
+    if (w) { w.lagMs = lagMs; w.at = this.clock.now(); w.nextWithinMs = next; w.utilisation = u; } else this.workers.set(worker, { lagMs, at: this.clock.now(), nextWithinMs: next, utilisation: u });
+  }
+
+  /** The busiest worker's loop utilisation at its last report (0–1); undefined when no worker
+   *  that is not stale reported one. A worker silent past its period counts as fully busy. */
+  utilisation(): number | undefined {
+    const now = this.clock.now();
+    let busiest: number | undefined;
+    for (const w of this.workers.values()) {
+      const silent = now - w.at;
+      if (silent >= this.staleMs || w.utilisation === undefined) continue;
+      const u = silent > w.nextWithinMs + this.reportMs ? 1 : w.utilisation;
+      if (busiest === undefined || u > busiest) busiest = u;
+    }
+    return busiest;
   }
 
   /** The worker died or was replaced: its last value no longer counts. */

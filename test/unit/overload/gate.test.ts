@@ -341,6 +341,32 @@ describe('overload gate: the UDP receive-queue signal', () => {
     gate.close();
   });
 
+  it('asks the loops\' utilisation once per control interval and reports it, without moving the loss (BENCHMARKS.md "Overload: headroom")', () => {
+    const shed = (utilisation: number | undefined) => {
+      const clock = new ManualClock();
+      let bytes = 900 * 1024;
+      let asked = 0;
+      const gate = new OverloadGate(clock, {
+        transactions: () => 0, dialogs: () => 0,
+        receiveQueue: () => ({ fill: bytes / (4 * 1024 * 1024), bytes, drops: 0 }),
+        ...(utilisation !== undefined ? { utilisation: () => { asked++; return utilisation; } } : {}),
+      }, { probeMs: 20, intervalMs: 100 });
+      clock.advance(520);
+      bytes = 0;
+      clock.advance(100);
+      const state = gate.state;
+      gate.close();
+      return { loss: state.loss, utilisation: state.utilisation, asked };
+    };
+    const none = shed(undefined);
+    expect(none.utilisation).toBeUndefined();
+    expect(none.loss).toBeGreaterThan(0);
+    const busy = shed(0.3);
+    expect(busy.asked).toBe(6); // the closing ticks at 20, 120, …, 620 ms
+    expect(busy.utilisation).toBe(0.3);
+    expect(busy.loss).toBe(none.loss);
+  });
+
   it('a few datagrams waiting while the listeners read little are no backlog: a refusing node is not held refusing by them', () => {
     const clock = new ManualClock();
     let read = 0;
@@ -397,6 +423,7 @@ describe('overload metrics: the receive queues', () => {
     const gate = new OverloadGate(clock, {
       transactions: () => 0, dialogs: () => 0,
       receiveQueue: () => ({ fill: 0.3, bytes: 300 * 1024, drops: 7 }),
+      utilisation: () => 0.42,
     }, { probeMs: 20, intervalMs: 100 });
     reportGate(gate);
     try {
@@ -404,6 +431,7 @@ describe('overload metrics: the receive queues', () => {
       expect(await client.register.getSingleMetricAsString('peergate_udp_receive_queue_ratio')).toMatch(/^peergate_udp_receive_queue_ratio 0\.3$/m);
       expect(await client.register.getSingleMetricAsString('peergate_udp_receive_queue_bytes')).toMatch(/^peergate_udp_receive_queue_bytes 307200$/m);
       expect(await client.register.getSingleMetricAsString('peergate_udp_kernel_drops')).toMatch(/^peergate_udp_kernel_drops 7$/m);
+      expect(await client.register.getSingleMetricAsString('peergate_overload_loop_utilisation_ratio')).toMatch(/^peergate_overload_loop_utilisation_ratio 0\.42$/m);
     } finally {
       reportGate(undefined);
       gate.close();

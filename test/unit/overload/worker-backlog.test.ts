@@ -61,6 +61,19 @@ describe('LoopDelayReporter (in a worker)', () => {
     r.close();
   });
 
+  it('each report carries its loop utilisation since the last report, rounded to a thousandth', () => {
+    const clock = new ManualClock();
+    const sent: number[] = [];
+    const readings = [0.61234, 0.4, 1];
+    let asked = 0;
+    const r = new LoopDelayReporter(clock, (_ms, _next, u) => sent.push(u), 20, 100, 1000, 1, () => readings[asked++]!);
+    clock.lag = 5; // busy: a report every 100 ms
+    clock.advance(300);
+    r.close();
+    expect(sent).toEqual([0.612, 0.4, 1]);
+    expect(asked).toBe(3); // read once per report, not per tick
+  });
+
   it('a report that cannot be sent does not stop the probe', () => {
     const clock = new ManualClock();
     let calls = 0;
@@ -136,6 +149,28 @@ describe('WorkerBacklog (in the primary)', () => {
     expect(b.lagMs()).toBe(0); // hung or dying: the pool's business, not a reason to shed
     b.report(1, 4); // it speaks again
     expect(b.lagMs()).toBe(4);
+  });
+});
+
+describe('WorkerBacklog: utilisation', () => {
+  it('is the busiest worker\'s last report; a worker silent past its period counts as fully busy; stale, forgotten or invalid values do not count', () => {
+    const clock = new ManualClock();
+    const b = new WorkerBacklog(clock, 100, 2000);
+    expect(b.utilisation()).toBeUndefined();
+    b.report(0, 3, 100, 0.4);
+    b.report(1, 1, 100, 0.7);
+    b.report(2, 1, 100); // an older worker build: no utilisation
+    expect(b.utilisation()).toBe(0.7);
+    for (const bad of [1.5, -0.1, Number.NaN, '0.9']) { b.report(1, 1, 100, bad); expect(b.utilisation()).toBe(0.4); }
+    b.report(1, 1, 100, 0.7);
+    b.forget(1);
+    expect(b.utilisation()).toBe(0.4);
+    clock.advance(150);
+    expect(b.utilisation()).toBe(0.4); // within its period and one more
+    clock.advance(100);
+    expect(b.utilisation()).toBe(1); // silent: too busy to report
+    clock.advance(2000);
+    expect(b.utilisation()).toBeUndefined(); // stale: hung or dying, the pool's business
   });
 });
 
