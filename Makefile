@@ -6,7 +6,7 @@ deps:
 	@bash scripts/install-deps.sh
 
 start: deps
-	@./bin/peergate.js start
+	@node --max-semi-space-size=8 ./bin/peergate.js start
 
 test: deps
 	@npm test

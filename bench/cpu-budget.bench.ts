@@ -28,6 +28,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { startEngine } from '../src/engine/engine.js';
+import { PRIMARY_NODE_FLAGS } from '../src/app/heap.js';
 import { cpuSeconds, freePort, freePorts, scratchDir, startProcess, startSipp, stopAll, sweepRates, waitFor, writeFile, type Proc } from '../test/helpers/procs.js';
 
 const { values } = parseArgs({ options: {
@@ -104,7 +105,8 @@ async function startPeergateAt(root: string, policy: Record<string, unknown>, op
   if (profDir) mkdirSync(profDir, { recursive: true });
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   const extra = [...(values['node-args'] ? values['node-args'].split(' ').filter(Boolean) : []), ...nodeArgs];
-  const proc = startProcess(process.execPath, [...extra, ...prof, join(root, 'bin', 'peergate.js'), 'start', '--policy', policyPath], { cwd: dir });
+  // Every checkout with the node options operators start the primary with (this checkout's).
+  const proc = startProcess(process.execPath, [...PRIMARY_NODE_FLAGS, ...extra, ...prof, join(root, 'bin', 'peergate.js'), 'start', '--policy', policyPath], { cwd: dir });
   await waitFor(async () => {
     if (proc.child.exitCode !== null) throw new Error(`peergate exited early:\n${proc.output()}`);
     return (await fetch(`http://127.0.0.1:${opsPort}/ready`).catch(() => null))?.status === 200;

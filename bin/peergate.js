@@ -3,6 +3,8 @@
 // container ship) when it is there and not older than the sources; otherwise loads the
 // TypeScript sources in this same process through tsx (a development dependency). Either
 // way peergate is this process, so signals such as SIGHUP and SIGTERM reach it directly.
+// The primary's node options (PRIMARY_NODE_FLAGS in src/app/heap.ts) are given by whoever starts
+// node: the systemd unit, the container's ENTRYPOINT, `make start`.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

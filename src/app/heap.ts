@@ -9,6 +9,23 @@ import { setFlagsFromString } from 'node:v8';
 export const DEFAULT_HEAP_GROWING_PERCENT = 50;
 
 /**
+ * Node options the primary is started with (the systemd unit's ExecStart, the container's
+ * ENTRYPOINT, `make start`): V8 sizes its young generation only from node's command line, not at
+ * run time, so they cannot be set here. Under
+ * load V8 grows it to two 16 MiB semi-spaces, while only 3–12 MiB of it is live at 500 calls/s
+ * (the transactions waiting out their timers are old); 8 MiB semi-spaces took the primary's RSS
+ * down 17–23 MiB with no measurable CPU (BENCHMARKS.md "The primary's young generation").
+ */
+export const PRIMARY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
+
+/** Those of PRIMARY_NODE_FLAGS whose option this process was started without (on its command
+ *  line or in NODE_OPTIONS), e.g. when run as `node bin/peergate.js`. */
+export function missingPrimaryNodeFlags(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((f) => f.split('=')[0]!.replaceAll('_', '-'));
+  return PRIMARY_NODE_FLAGS.filter((f) => !given.includes(f.split('=')[0]!));
+}
+
+/**
  * The growth step from PEERGATE_HEAP_GROWING_PERCENT (an integer 1–1000; 0 leaves V8's own
  * sizing), else the default. Throws with the variable's name on anything else.
  */

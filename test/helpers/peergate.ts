@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePorts, startProcess, scratchDir, writeFile, type Proc } from './procs.js';
+import { PRIMARY_NODE_FLAGS } from '../../src/app/heap.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const PEERGATE_BIN = join(ROOT, 'bin', 'peergate.js');
@@ -32,7 +33,8 @@ export async function startPeergate(policy: Record<string, any>, opts: { dir?: s
   const full = { ...policy, ops: { admin_token: ADMIN_TOKEN, ...(policy.ops ?? {}) } };
   const policyPath = writeFile(dir, 'policy.yaml', stringify(full));
   const opsPort: number = full.ops.port;
-  const proc = startProcess(process.execPath, [...(opts.nodeArgs ?? []), PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
+  // The options the #! line gives an installed peergate (PRIMARY_NODE_FLAGS), so tests and benches run what operators run.
+  const proc = startProcess(process.execPath, [...PRIMARY_NODE_FLAGS, ...(opts.nodeArgs ?? []), PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
   const base = `http://127.0.0.1:${opsPort}`;
   // Bounded: the ready timeout; an early exit fails at once, with the process's own words.
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);

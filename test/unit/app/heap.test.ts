@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_HEAP_GROWING_PERCENT, heapGrowingPercent } from '../../../src/app/heap.js';
+import { DEFAULT_HEAP_GROWING_PERCENT, heapGrowingPercent, missingPrimaryNodeFlags, PRIMARY_NODE_FLAGS } from '../../../src/app/heap.js';
 
 describe('primary heap growth (PEERGATE_HEAP_GROWING_PERCENT)', () => {
   it('defaults to 50 % when unset or empty', () => {
@@ -17,5 +17,29 @@ describe('primary heap growth (PEERGATE_HEAP_GROWING_PERCENT)', () => {
     for (const bad of ['-5', '1.5', 'fifty', '1001', '50%']) {
       expect(() => heapGrowingPercent({ PEERGATE_HEAP_GROWING_PERCENT: bad })).toThrow(/PEERGATE_HEAP_GROWING_PERCENT must be an integer/);
     }
+  });
+});
+
+describe("the primary's node options (PRIMARY_NODE_FLAGS)", () => {
+  it("are what the systemd unit, the container and `make start` give node, and they cap the young generation", async () => {
+    const { readFileSync } = await import('node:fs');
+    const { spawnSync } = await import('node:child_process');
+    const read = (f: string) => readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8');
+    const flags = PRIMARY_NODE_FLAGS.join(' ');
+    expect(read('deploy/peergate.service').split('\n')).toContain(`ExecStart=/usr/bin/env node ${flags} /usr/lib/peergate/bin/peergate.js start --policy /etc/peergate/policy.yaml`);
+    expect(read('Makefile').split('\n')).toContain(`\t@node ${flags} ./bin/peergate.js start`);
+    // Allocate well past 16 MiB of short-lived objects: the new space stays at 2 × 8 MiB.
+    const script = "let k=[];for(let r=0;r<40;r++){const a=[];for(let i=0;i<1e5;i++)a.push({i});k.push(a[0])}"
+      + "console.log(require('v8').getHeapSpaceStatistics().find((s)=>s.space_name==='new_space').space_size)";
+    const run = (f: readonly string[]) => Number(spawnSync(process.execPath, [...f, '-e', script], { encoding: 'utf8', timeout: 20_000 }).stdout.trim());
+    expect(run(PRIMARY_NODE_FLAGS)).toBeLessThanOrEqual(16 * 1024 * 1024);
+    expect(run([])).toBeGreaterThan(16 * 1024 * 1024);
+  });
+
+  it('says which are missing from the command line and NODE_OPTIONS', () => {
+    expect(missingPrimaryNodeFlags([], '')).toEqual([...PRIMARY_NODE_FLAGS]);
+    expect(missingPrimaryNodeFlags(['--max-semi-space-size=4'], '')).toEqual([]);
+    expect(missingPrimaryNodeFlags(['--inspect'], '--max_semi_space_size=16 --trace-gc')).toEqual([]);
+    expect(missingPrimaryNodeFlags(['--max-old-space-size=512'], undefined)).toEqual([...PRIMARY_NODE_FLAGS]);
   });
 });

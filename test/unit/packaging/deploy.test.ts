@@ -10,6 +10,7 @@ import { parsePolicy, formatError } from '../../../src/policy/load.js';
 import type { Policy } from '../../../src/policy/schema.js';
 import { renderTemplate } from './helm-render.js';
 import { WORKER_MALLOC_ARENA_MAX } from '../../../src/app/workers/node-flags.js';
+import { PRIMARY_NODE_FLAGS } from '../../../src/app/heap.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
@@ -67,7 +68,7 @@ describe('Dockerfile', () => {
     const cmd = JSON.parse(final.find((i) => i.op === 'CMD')!.args) as string[];
     const binDest = final.find((i) => i.op === 'COPY' && i.args.startsWith('bin/peergate.js'))!.args.split(' ')[1]!;
     const workdir = final.find((i) => i.op === 'WORKDIR')!.args;
-    expect(entry).toEqual(['node', join(workdir, binDest)]);
+    expect(entry).toEqual(['node', ...PRIMARY_NODE_FLAGS, join(workdir, binDest)]);
     expect(CLI_COMMANDS).toContain(cmd[0]);
     expect(cmd).toEqual(['start', '--policy', imagePolicyPath]);
     // The compiled tree sits where bin/peergate.js looks for it (../dist/cli/main.js).
