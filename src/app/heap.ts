@@ -14,7 +14,7 @@ export const DEFAULT_HEAP_GROWING_PERCENT = 50;
  * run time, so they cannot be set here. Under
  * load V8 grows it to two 16 MiB semi-spaces, while only 3–12 MiB of it is live at 500 calls/s
  * (the transactions waiting out their timers are old); 8 MiB semi-spaces took the primary's RSS
- * down 17–23 MiB with no measurable CPU (BENCHMARKS.md "The primary's young generation").
+ * down 17–28 MiB with no measurable CPU (BENCHMARKS.md "The primary's young generation").
  */
 export const PRIMARY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
 

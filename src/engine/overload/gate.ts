@@ -55,8 +55,9 @@ export interface CoreLoad {
   chargedBytesRead?(): number;
   /** The busiest event loop's utilisation (0–1) since the last call: the primary's own and
    *  the workers' last reports (utilisation.ts). Called once per control interval, for /metrics:
-   *  whether a node that sheds is at its ceiling or holds headroom; absent or undefined: not known. */
-  utilisation?(): number | undefined;
+   *  whether a node that sheds is at its ceiling or holds headroom; absent or undefined: not known.
+   *  `ownLagMs` as for workerLag(). */
+  utilisation?(ownLagMs: number): number | undefined;
   /** The worst B2BUA worker's event-loop delay now (ms), given the primary's own lag of this
    *  tick (WorkerBacklog.lagMs); absent: no workers. */
   workerLag?(ownLagMs: number): number;
@@ -236,7 +237,7 @@ export class OverloadGate {
       this.queueDelayMs = this.delayOf(now, this.queueBytes, read);
     }
     this.workerLagMs = this.load.workerLag?.(lagMs) ?? 0;
-    if (closes) this.utilisation = this.load.utilisation?.();
+    if (closes) this.utilisation = this.load.utilisation?.(lagMs);
     const transactions = this.load.transactions();
     const changed = this.detector.sample(now, {
       lagMs, workerLagMs: this.workerLagMs, pending: this.pending.size, transactions, dialogs: this.load.dialogs(), queueBytes: this.queueBytes, drops,

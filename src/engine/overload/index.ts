@@ -46,7 +46,7 @@ export function startOverloadControl(engine: Pick<Engine, 'wire' | 'core' | 'tra
     transactions: () => { const s = engine.core.stats(); return s.serverTransactions + s.clientTransactions; },
     dialogs: () => engine.core.dialogs.size,
     ...(workers ? { workerLag: (ownLagMs: number) => workers.lagMs(ownLagMs) } : {}),
-    utilisation: () => Math.max(ownUtilisation(), workers?.utilisation() ?? 0),
+    utilisation: (ownLagMs: number) => Math.max(ownUtilisation(), workers?.utilisation(ownLagMs) ?? 0),
     detach: () => { if (ingress) engine.transports.setUdpIngress(undefined); engine.wire.setAdmission(undefined); reportGate(undefined); },
   }, opts);
   engine.wire.setAdmission(gate);

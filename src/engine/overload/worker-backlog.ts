@@ -121,14 +121,14 @@ export class WorkerBacklog {
   }
 
   /** The busiest worker's loop utilisation at its last report (0–1); undefined when no worker
-   *  that is not stale reported one. A worker silent past its period counts as fully busy. */
-  utilisation(): number | undefined {
+   *  that is not stale reported one. A worker overdue as lagMs() counts it is fully busy. */
+  utilisation(ownLagMs = 0): number | undefined {
     const now = this.clock.now();
     let busiest: number | undefined;
     for (const w of this.workers.values()) {
-      const silent = now - w.at;
-      if (silent >= this.staleMs || w.utilisation === undefined) continue;
-      const u = silent > w.nextWithinMs + this.reportMs ? 1 : w.utilisation;
+      const overdue = this.overdueMs(w, now, ownLagMs);
+      if (overdue === undefined || w.utilisation === undefined) continue;
+      const u = overdue > 0 ? 1 : w.utilisation;
       if (busiest === undefined || u > busiest) busiest = u;
     }
     return busiest;
@@ -151,11 +151,18 @@ export class WorkerBacklog {
     const now = this.clock.now();
     let worst = 0;
     for (const w of this.workers.values()) {
-      const silent = now - w.at;
-      if (silent >= this.staleMs) continue;
-      const v = Math.max(w.lagMs, silent - w.nextWithinMs - this.reportMs - ownLagMs);
+      const overdue = this.overdueMs(w, now, ownLagMs);
+      if (overdue === undefined) continue;
+      const v = Math.max(w.lagMs, overdue);
       if (v > worst) worst = v;
     }
     return worst;
+  }
+
+  /** How long a worker has been silent beyond its announced period, one short period more and the
+   *  primary's own lag (ms; ≤ 0: not overdue); undefined when it is stale. */
+  private overdueMs(w: { at: number; nextWithinMs: number }, now: number, ownLagMs: number): number | undefined {
+    const silent = now - w.at;
+    return silent >= this.staleMs ? undefined : silent - w.nextWithinMs - this.reportMs - ownLagMs;
   }
 }

@@ -169,6 +169,7 @@ describe('WorkerBacklog: utilisation', () => {
     expect(b.utilisation()).toBe(0.4); // within its period and one more
     clock.advance(100);
     expect(b.utilisation()).toBe(1); // silent: too busy to report
+    expect(b.utilisation(60)).toBe(0.4); // … unless the primary's own lag explains the silence
     clock.advance(2000);
     expect(b.utilisation()).toBeUndefined(); // stale: hung or dying, the pool's business
   });
