@@ -49,6 +49,10 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
 
       // The workers report their delay (an idle loop's timer drift is a fraction of a ms, never 0).
       await waitFor(async () => (await pg.metric('peergate_worker_event_loop_delay_seconds')) > 0, 5000, 100, 'worker delay reports arriving');
+      // The busiest loop's utilisation: a node carrying four held calls is far from its ceiling.
+      const idleUtilisation = await pg.metric('peergate_overload_loop_utilisation_ratio');
+      expect(idleUtilisation).toBeGreaterThan(0);
+      expect(idleUtilisation).toBeLessThan(0.5);
       const stalled = pids[0]!;
       process.kill(stalled, 'SIGSTOP');
       const stoppedAt = Date.now();
@@ -63,6 +67,8 @@ describe('overload control: the workers\' backlog (issue #18.3)', () => {
           if (firstRefusalMs === undefined && answered(503) > 0) firstRefusalMs = Date.now() - stoppedAt;
           await new Promise((r) => setTimeout(r, TICK_MS));
         }
+        // Still stopped: silent past its period, the worker counts as fully busy.
+        await waitFor(async () => (await pg.metric('peergate_overload_loop_utilisation_ratio')) === 1, 2000, 50, 'the stopped worker counted as busy');
       } finally {
         process.kill(stalled, 'SIGCONT');
       }
