@@ -30,7 +30,11 @@ export interface Burst {
 
 /** `onFirst(status, callId)`: each status's first answer for a Call-ID, as it arrives. */
 export async function openBurst(onFirst?: (status: number, callId: string) => void): Promise<Burst> {
-  const socket = createSocket('udp4');
+  // The gate's 503s are stateless (RFC 3261 §8.2.7): one lost here is never resent, and this
+  // client does not retransmit its INVITEs (Timer A) as a real UAC would. A buffer the whole
+  // burst's answers fit in (≈ 1.3 KB of kernel charge each; the kernel doubles what is asked,
+  // capped by net.core.rmem_max).
+  const socket = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
   await new Promise<void>((r) => socket.bind(0, '127.0.0.2', () => r()));
   const answers = new Map<number, Set<string>>();
   const retryAfter = new Set<string>();
@@ -80,7 +84,8 @@ const LEFT = ['peergate_active_calls', 'peergate_engine_dialogs', 'peergate_limi
 
 /**
  * Calls, dialogs, limit slots and transactions back to zero within Timer H (64·T1: the burst never
- * ACKs its refused and 483-answered INVITEs) and some slack; the counts as they are at the end.
+ * ACKs its 483-answered INVITEs; the refused ones left no transaction) and some slack; the counts
+ * as they are at the end.
  */
 export async function countsLeft(pg: RunningPeergate, t1Ms: number): Promise<Record<string, number>> {
   const counts = async () => Object.fromEntries(await Promise.all(LEFT.map(async (n) => [n, await pg.metric(n)] as const)));

@@ -15,7 +15,8 @@
 //   - shed(): the core asks before it makes anything for the app (no app text, wire id or core
 //     record for a refused INVITE). At loss 0 it only notes the INVITE as pending (O(1)).
 //     Otherwise the loss throttle refuses that share with a 503 + Retry-After from a template
-//     (refusal.ts; no app involved), unless the priority predicate (emergency,
+//     (refusal.ts; no app involved), sent statelessly (RFC 3261 §8.2.7: no transaction is left
+//     to resend it or absorb its ACK), unless the priority predicate (emergency,
 //     Resource-Priority: set by the SBC) exempts the request.
 //     An INVITE the priority ingress (ingress.ts) held past its sojourn target comes marked
 //     overdue: it is refused whatever the loss (reason queue_sojourn), with the same exemption.
@@ -164,11 +165,12 @@ export class OverloadGate {
     this.pending.clear();
   }
 
-  /** The 503 from its template (refusal.ts): the transaction sends it, resends it on Timer G
-   *  and for retransmitted INVITEs, and absorbs the ACK (RFC 3261 §17.2.1). */
+  /** The 503 from its template (refusal.ts), sent statelessly (RFC 3261 §8.2.7): once, and the
+   *  transaction ends with it. A retransmitted INVITE (the 503 lost) is decided again; its ACK
+   *  finds no transaction and the core drops it. */
   private refuse(inv: NewInvite): void {
     const to = tagOf(inv.to) ? inv.to : `${inv.to};tag=${randomToken()}`;
-    inv.txn.respondRaw(503, this.refusal.render(inv.vias, inv.from, to, inv.callId, inv.cseq));
+    inv.txn.respondStatelessly(503, this.refusal.render(inv.vias, inv.from, to, inv.callId, inv.cseq));
   }
 
   private arm(): void {

@@ -129,6 +129,23 @@ abstract class ServerTransactionBase extends TransactionBase {
    * the UA core does in drachtio-server's order). `status` must be the one in `bytes`.
    */
   abstract respondRaw(status: number, bytes: Buffer): boolean;
+
+  /**
+   * RFC 3261 §8.2.7, a stateless UAS: send this final non-2xx response once and end the
+   * transaction at once: no Completed state, so no resending it (Timer G), no waiting for the ACK
+   * (Timer H) and no Timer I / J window. A retransmitted request is then a new request, and the
+   * ACK of the response finds no transaction (the TU drops it: §8.2.7 "MUST ignore ACK").
+   * For the overload gate's 503: at 3× overload two INVITEs of three are refused, and each one's
+   * transaction waited ≈ 5 s after its ACK, long enough to be promoted and collected old.
+   * Returns false, sending nothing, once a response above 100 went out (or the status is < 300).
+   */
+  respondStatelessly(status: number, bytes: Buffer): boolean {
+    if (status < 300 || !this.accepts(status) || this.lastStatus > 100) return false;
+    this.lastStatus = status;
+    this.transmit(bytes, false);
+    this.terminate();
+    return true;
+  }
   /** Whether a response with this status would be taken now. */
   abstract accepts(status: number): boolean;
   /** A retransmission of the request arrived. */

@@ -48,32 +48,38 @@ describe('overload gate in front of the UA core', () => {
     expect(r).toContain('\r\nCall-ID: shed-1\r\n');
     expect(h.sent.some((s) => s.startsWith('SIP/2.0 100'))).toBe(false);
     expect(h.gate.totals().event_loop_lag).toBe(1);
-    // Its retransmission is absorbed by the transaction (the 503 again), not shed a second time.
+    // Refused statelessly (RFC 3261 §8.2.7): no transaction is left, so a retransmission (its 503
+    // lost) is a new request, decided and counted again.
+    expect(h.core.stats().serverTransactions).toBe(0);
     h.feed(INVITE('shed-1'));
     expect(h.sent.filter((s) => s.startsWith('SIP/2.0 503'))).toHaveLength(2);
-    expect(h.gate.totals().event_loop_lag).toBe(1);
-    // The ACK of the 503 is absorbed by the layer (RFC 3261 §17.2.1).
+    expect(h.gate.totals().event_loop_lag).toBe(2);
+    // The ACK of the 503 finds no transaction and no dialog: dropped, nothing sent, no app frame.
+    const sent = h.sent.length;
     h.feed(`ACK sip:svc@127.0.0.1:5070 SIP/2.0\r\n${via('shed-1')}Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>;tag=x\r\nCall-ID: shed-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`);
     expect(h.frames).toHaveLength(0);
+    expect(h.sent.length).toBe(sent);
+    expect(h.core.stats().serverTransactions).toBe(0);
   });
 
-  it('a refusal is decided before the app view: Timer G resends the 503 until the ACK, no timer is left after Timer I', () => {
+  it('a refusal is decided before the app view and sent statelessly: one 503, no timer, no transaction (RFC 3261 §8.2.7)', () => {
     const h = harness({ stepPercent: 100, retryAfterS: 2 });
     overload(h, 100, 800);
     h.gate.close(); // its probe would keep the clock's timer list non-empty
     h.clock.lag = 0;
     const timersBefore = h.clock.pending;
     h.feed(INVITE('g1'));
-    // Timers G and H only: no (non-RFC) unanswered timer set for a request answered at once.
-    expect(h.clock.pending - timersBefore).toBe(2);
+    // No Timer G or H, no unanswered timer, no Timer I window: the transaction ended with the 503.
+    expect(h.clock.pending - timersBefore).toBe(0);
+    expect(h.core.stats().serverTransactions).toBe(0);
     const first = h.sent.filter((s) => s.startsWith('SIP/2.0 503'));
     expect(first).toHaveLength(1);
     expect(first[0]).toMatch(/^SIP\/2\.0 503 Service Unavailable\r\nVia: SIP\/2\.0\/UDP 127\.0\.0\.1:6000;branch=z9hG4bK-g1;rport=6000\r\nFrom: <sip:a@127\.0\.0\.1>;tag=fa\r\nTo: <sip:svc@127\.0\.0\.1>;tag=\w+\r\nCall-ID: g1\r\nCSeq: 1 INVITE\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n$/);
-    h.clock.advance(500 + 1000 + 5); // T1, then 2·T1: two retransmissions (RFC 3261 §17.2.1)
-    expect(h.sent.filter((s) => s === first[0])).toHaveLength(3);
+    h.clock.advance(500 + 1000 + 5); // T1, then 2·T1: a stateful transaction would have resent it twice
+    expect(h.sent.filter((s) => s.startsWith('SIP/2.0 503'))).toHaveLength(1);
     h.feed(`ACK sip:svc@127.0.0.1:5070 SIP/2.0\r\n${via('g1')}Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:svc@127.0.0.1>;tag=x\r\nCall-ID: g1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`);
-    h.clock.advance(10_000);
-    expect(h.sent.filter((s) => s === first[0])).toHaveLength(3);
+    expect(h.clock.pending - timersBefore).toBe(0);
+    expect(h.sent.filter((s) => s.startsWith('SIP/2.0 503'))).toHaveLength(1);
     expect(h.core.stats().serverTransactions).toBe(0);
     expect(h.frames).toHaveLength(0);
   });

@@ -119,6 +119,28 @@ describe('INVITE server transaction over UDP', () => {
     expect(eventsOf(hs, 'timeout')).toHaveLength(0);
   });
 
+  it('stateless final (RFC 3261 §8.2.7): sent once, the transaction ends with it; a retransmission is new, the ACK goes to the TU', () => {
+    const hs = harness();
+    const { req, txn } = newInvite(hs);
+    const bytes = Buffer.from('SIP/2.0 503 Service Unavailable\r\n\r\n');
+    // Only a final non-2xx, and only while nothing above 100 went out.
+    expect(txn.respondStatelessly(200, bytes)).toBe(false);
+    expect(txn.respondStatelessly(503, bytes)).toBe(true);
+    expect(txn.state).toBe('Terminated');
+    expect(hs.layer.serverCount).toBe(0);
+    expect(hs.clock.pending).toBe(0); // no Timer G, H or I
+    expect(txn.respondStatelessly(503, bytes)).toBe(false);
+    hs.clock.advance(64 * 500);
+    expect(sentTimes(hs, 'SIP/2.0 503')).toEqual([0]);
+    expect(hs.layer.receive(request('ACK', { branch: 'z9hG4bKist1', toTag: 'x' }), alice())).toBe('ack');
+    expect(eventsOf(hs, 'ack')).toHaveLength(1);
+    expect(hs.layer.receive(req, alice())).toBe('new');
+    const ringing = newInvite(hs, 'z9hG4bKist2');
+    ringing.txn.respond(buildResponse(ringing.req, 180, 'Ringing', { toTag: 'r' }));
+    expect(ringing.txn.respondStatelessly(503, bytes)).toBe(false);
+    expect(ringing.txn.state).toBe('Proceeding');
+  });
+
   it('2xx: Accepted (RFC 6026) absorbs INVITE retransmissions without resending; ACK for 2xx goes to the TU; Timer L', () => {
     const hs = harness();
     const { req, txn } = newInvite(hs);
