@@ -29,7 +29,7 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { startEngine } from '../src/engine/engine.js';
 import { PRIMARY_NODE_FLAGS } from '../src/app/heap.js';
-import { cpuSeconds, freePort, freePorts, scratchDir, startProcess, startSipp, stopAll, sweepRates, waitFor, writeFile, type Proc } from '../test/helpers/procs.js';
+import { childPids, cpuSeconds, freePort, freePorts, scratchDir, startProcess, startSipp, stopAll, sweepRates, waitFor, writeFile, type Proc } from '../test/helpers/procs.js';
 
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '300,600,900' }, seconds: { type: 'string', default: '10' },
@@ -48,11 +48,20 @@ const SECONDS = Number(values.seconds);
 const ROOT = join(import.meta.dirname, '..');
 const CORES = availableParallelism();
 
-/** User+system CPU seconds of a running process (/proc/<pid>/stat fields 14 and 15), and the
- *  system (kernel) part alone. */
+/** User+system CPU seconds of a running process and of its child processes (/proc/<pid>/stat
+ *  fields 14 and 15), and the system (kernel) part alone. The children are `peergate start`'s
+ *  B2BUA workers: the primary alone is a third of the node's CPU per call. */
 function cpuOf(pid: number): { total: number; kernel: number } {
-  const c = cpuSeconds(pid);
-  return { total: c.total, kernel: c.system };
+  let total = 0;
+  let kernel = 0;
+  for (const p of [pid, ...childPids(pid)]) {
+    try {
+      const c = cpuSeconds(p);
+      total += c.total;
+      kernel += c.system;
+    } catch { /* exited */ }
+  }
+  return { total, kernel };
 }
 
 /** Run CALLS calls through `target`; returns the uac's own CPU seconds (bash `times`) and the outcome. */
