@@ -146,6 +146,7 @@ abstract class ServerTransactionBase extends TransactionBase {
     this.terminate();
     return true;
   }
+
   /** Whether a response with this status would be taken now. */
   abstract accepts(status: number): boolean;
   /** A retransmission of the request arrived. */
