@@ -1,6 +1,6 @@
 // What one refused INVITE costs `peergate start`, whole: the overload gate refuses every new
 // INVITE (one call held, `overload.max_dialogs: 1`, loss straight to 100 %) while SIPp sends
-// INVITEs at each rate and ACKs every 503 (bench/refusal/uac-503.xml). CPU of the primary (user
+// INVITEs at each rate and ACKs every 503 (test/fixtures/sipp/uac-refused.xml). CPU of the primary (user
 // and kernel apart), of the workers (they should see nothing) and of SIPp, per refusal, from
 // /proc; the primary's voluntary context switches per refusal say how many datagrams each
 // wake-up found. Issue 18 item 3: at 2×/3× overload every refusal comes out of the calls.
@@ -30,7 +30,7 @@ const RATES = values.rates.split(',').map(Number);
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const PERF = values.perf;
-const UAC_503 = join(import.meta.dirname, 'refusal', 'uac-503.xml');
+const UAC_503 = join(import.meta.dirname, '..', 'test', 'fixtures', 'sipp', 'uac-refused.xml');
 
 /** Voluntary context switches of a process so far (each one a sleep in epoll_wait, for a node). */
 function voluntarySwitches(pid: number): number {
