@@ -41,16 +41,34 @@ function area(sym: string, dso: string): string {
   return `other (${dso.split('/').pop()})`;
 }
 
-interface Proc { samples: number; threads: number; areas: Map<string, { main: number; threads: number }>; label: Set<string>; symbols: Map<string, Map<string, number>> }
+interface Proc { samples: number; threads: number; areas: Map<string, { main: number; threads: number }>; label: Set<string>; symbols: Map<string, Map<string, number>>; owners: Map<string, number> }
+
+/** Whose code a sample is in: the innermost JavaScript frame's package (callees such as builtins,
+ *  the runtime and the kernel count for the code that called them). */
+function ownerOf(frame: string): string {
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(frame);
+  if (pkg) return pkg[1]!;
+  if (/\/(dist|src|bin)\//.test(frame)) return 'peergate';
+  if (frame.includes(' node:')) return "node's library";
+  return 'JavaScript, other';
+}
 const procs = new Map<string, Proc>();
 let total = 0;
-let cur: { pid: string; tid: string; leaf: boolean } | undefined;
+let cur: { pid: string; tid: string; leaf: boolean; owner: string | undefined } | undefined;
+/** The sample just read is complete: count whose code it was in. */
+function closeSample(): void {
+  if (!cur || cur.leaf) return;
+  const p = procs.get(cur.pid)!;
+  const owner = cur.owner ?? (cur.pid === cur.tid ? 'no JavaScript frame, main thread' : 'no JavaScript frame, helper thread');
+  p.owners.set(owner, (p.owners.get(owner) ?? 0) + 1);
+}
 for (const line of readFileSync(file, 'utf8').split('\n')) {
   const head = /^\s*(\d+)\/(\d+)\s*$/.exec(line);
-  if (head) { cur = { pid: head[1]!, tid: head[2]!, leaf: true }; continue; }
+  if (head) { closeSample(); cur = { pid: head[1]!, tid: head[2]!, leaf: true, owner: undefined }; continue; }
   if (!cur || line.trim() === '') continue;
   let p = procs.get(cur.pid);
-  if (!p) { p = { samples: 0, threads: 0, areas: new Map(), label: new Set(), symbols: new Map() }; procs.set(cur.pid, p); }
+  if (!p) { p = { samples: 0, threads: 0, areas: new Map(), label: new Set(), symbols: new Map(), owners: new Map() }; procs.set(cur.pid, p); }
+  if (cur.owner === undefined && /\sJS:/.test(line)) cur.owner = ownerOf(line);
   // Which process is which, from any frame of its stacks.
   if (line.includes('drachtio-srf')) p.label.add('B2BUA worker');
   if (line.includes('engine/message/parser')) p.label.add('primary');
@@ -73,6 +91,8 @@ for (const line of readFileSync(file, 'utf8').split('\n')) {
   p.symbols.set(a, syms);
 }
 
+closeSample();
+
 const pct = (n: number, of: number) => `${((100 * n) / of).toFixed(1)} %`;
 console.log(`${total} samples`);
 const top = [...procs.entries()].sort((a, b) => b[1].samples - a[1].samples).slice(0, Number(values.top));
@@ -85,6 +105,8 @@ for (const [pid, p] of top) {
     if ((e.main + e.threads) / p.samples < 0.005) continue;
     console.log(`| ${a} | ${pct(e.main, p.samples)} | ${pct(e.threads, p.samples)} |`);
   }
+  const owners = [...p.owners.entries()].sort((x, y) => y[1] - x[1]).filter(([, n]) => n / p.samples >= 0.005);
+  console.log(`whose code (innermost JavaScript frame): ${owners.map(([o, n]) => `${o} ${pct(n, p.samples)}`).join(', ')}`);
   if (values.symbols) {
     const syms = p.symbols.get(values.symbols);
     if (syms) for (const [s, n] of [...syms.entries()].sort((x, y) => y[1] - x[1]).slice(0, 12)) console.log(`    ${pct(n, p.samples)}  ${s.slice(0, 120)}`);
