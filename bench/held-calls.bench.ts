@@ -39,7 +39,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { childPids, freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
+import { childPids, freePorts, procStatus, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric, twoSidedPolicy, type RunningPeergate } from '../test/helpers/peergate.js';
 import { heapCensus, perItemGrowth, type HeapCensus } from './heap-census.js';
 import { formatSplit, mapSplit } from './proc-maps.js';
@@ -67,7 +67,7 @@ function runsFromDist(): boolean {
 }
 
 const heapFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f));
-const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const rssOf = (pid: number) => procStatus(pid, 'VmRSS') * 1024;
 
 interface Sample { rssSettled?: number; procsSettled?: number[]; rss: number; heapUsed: number; heapTotal: number; external: number; census: HeapCensus; counts: string; procs: ProcSample[] }
 /** One process of peergate (main or a worker): its RSS and live objects. */

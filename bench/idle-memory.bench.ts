@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { childPids, cpuSeconds, freePorts, scratchDir } from '../test/helpers/procs.js';
+import { childPids, cpuSeconds, freePorts, procStatus, scratchDir } from '../test/helpers/procs.js';
 import { startPeergate } from '../test/helpers/peergate.js';
 
 const { values } = parseArgs({ options: {
@@ -27,10 +27,7 @@ const STARTS = Number(values.starts);
 const SETTLE_S = Number(values.settle);
 const MiB = 1024 * 1024;
 
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+const rssMiB = (pid: number) => procStatus(pid, 'VmRSS') / 1024;
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
 const f1 = (x: number) => x.toFixed(1);
 

@@ -72,7 +72,7 @@ for (const line of readFileSync(file, 'utf8').split('\n')) {
   // Which process is which, from any frame of its stacks.
   if (line.includes('drachtio-srf')) p.label.add('B2BUA worker');
   if (line.includes('engine/message/parser')) p.label.add('primary');
-  if (/\(\/usr\/bin\/sipp\)|\(.*\/sipp\)/.test(line)) p.label.add('sipp');
+  if (/\/sipp\)/.test(line)) p.label.add('sipp');
   if (!cur.leaf) continue;
   cur.leaf = false;
   const m = /^\s*[0-9a-f]+\s+(.*?)\s*\(([^()]*)\)\s*$/.exec(line);

@@ -16,10 +16,10 @@
 // per rate in the last round, and print where its CPU went by DSO (kernel, node's C++, V8's
 // generated code) and the top symbols; the raw data stays in DIR.
 import { parseArgs } from 'node:util';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { childPids, cpuSeconds, freePorts, runSipp, scratchDir, startProcess, startUas, stopAll, waitFor, type Proc } from '../test/helpers/procs.js';
+import { childPids, cpuSeconds, freePorts, procStatus, runSipp, scratchDir, startProcess, startUas, stopAll, waitFor, type Proc } from '../test/helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 
 const { values } = parseArgs({ options: {
@@ -32,19 +32,7 @@ const ROUNDS = Number(values.rounds);
 const PERF = values.perf;
 const UAC_503 = join(import.meta.dirname, '..', 'test', 'fixtures', 'sipp', 'uac-refused.xml');
 
-/** Voluntary context switches of a process so far (each one a sleep in epoll_wait, for a node). */
-function voluntarySwitches(pid: number): number {
-  const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
-}
-
 interface Row { rate: number; refused: number; failed: number; userUs: number; kernelUs: number; workersUs: number; sippUs: number; wakeups: number; primaryPct: number; txns: number; rssMiB: number }
-
-/** Resident set of a process (MiB). */
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -85,11 +73,11 @@ async function main(): Promise<void> {
       const shed0 = await pg.metric('peergate_shed_total');
       const c0 = cpuSeconds(primary);
       const w0 = workers.reduce((s, p) => s + cpuSeconds(p).total, 0);
-      const v0 = voluntarySwitches(primary);
+      const v0 = procStatus(primary, 'voluntary_ctxt_switches');
       const t0 = Date.now();
       // SIPp's CPU, read while it runs (its /proc entry goes with it).
       let sippCpu = 0;
-      let peakRss = rssMiB(primary);
+      let peakRss = procStatus(primary, 'VmRSS') / 1024;
       let poll: NodeJS.Timeout | undefined;
       const perfFile = PERF && round === ROUNDS ? join(PERF, `primary-${rate}.data`) : undefined;
       let perf: Proc | undefined;
@@ -98,7 +86,7 @@ async function main(): Promise<void> {
       const res = await runSipp(['-sf', UAC_503, target, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
         '-r', String(rate), '-m', String(calls), '-l', String(calls), '-buff_size', String(8 << 20)], { dir, timeoutS: SECONDS + 30, onStart: (p) => {
           poll = setInterval(() => {
-            peakRss = Math.max(peakRss, rssMiB(primary));
+            peakRss = Math.max(peakRss, procStatus(primary, 'VmRSS') / 1024);
             try { sippCpu = cpuSeconds(p.pid).total; } catch { /* gone */ }
           }, 100);
         } });
@@ -106,7 +94,7 @@ async function main(): Promise<void> {
       const wallS = (Date.now() - t0) / 1000;
       const c1 = cpuSeconds(primary);
       const w1 = workers.reduce((s, p) => s + cpuSeconds(p).total, 0);
-      const v1 = voluntarySwitches(primary);
+      const v1 = procStatus(primary, 'voluntary_ctxt_switches');
       const refused = (await pg.metric('peergate_shed_total')) - shed0;
       // Server transactions left as the load ends: refusals still in a Timer I window, if any.
       const txns = await pg.metric('peergate_engine_server_transactions');

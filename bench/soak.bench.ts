@@ -30,7 +30,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { childPids, freePorts, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
+import { childPids, freePorts, procStatus, readSippStats, scratchDir, startProcess, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, sumMetric } from '../test/helpers/peergate.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
 import { heapCensus, type HeapCensus } from './heap-census.js';
@@ -232,8 +232,8 @@ const readCommIsNode = (pid: number) => { try { return readFileSync(`/proc/${pid
 function rssByProcess(pid: number): string {
   const rssOf = (p: number) => {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      return m ? (Number(m[1]) / 1024).toFixed(0) : '?';
+      const kb = procStatus(p, 'VmRSS');
+      return Number.isNaN(kb) ? '?' : (kb / 1024).toFixed(0);
     } catch { return '-'; }
   };
   return [pid, ...childPids(pid)].map(rssOf).join('/');

@@ -48,6 +48,14 @@ export function cpuSeconds(pid: number): { user: number; system: number; total: 
   return { user, system, total: user + system };
 }
 
+/** A number from /proc/<pid>/status, e.g. `VmRSS` (kB) or `voluntary_ctxt_switches`; NaN when
+ *  the field is absent. Throws when the process is gone. */
+export function procStatus(pid: number, field: string): number {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const at = text.indexOf(`\n${field}:`);
+  return at < 0 ? NaN : Number.parseInt(text.slice(at + field.length + 2).trimStart(), 10);
+}
+
 /** `count` distinct free ports. */
 export async function freePorts(count: number): Promise<number[]> {
   const out = new Set<number>();
