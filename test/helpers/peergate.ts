@@ -33,7 +33,7 @@ export async function startPeergate(policy: Record<string, any>, opts: { dir?: s
   const full = { ...policy, ops: { admin_token: ADMIN_TOKEN, ...(policy.ops ?? {}) } };
   const policyPath = writeFile(dir, 'policy.yaml', stringify(full));
   const opsPort: number = full.ops.port;
-  // The options the #! line gives an installed peergate (PRIMARY_NODE_FLAGS), so tests and benches run what operators run.
+  // The node options the systemd unit, the container and `make start` give the primary (PRIMARY_NODE_FLAGS), so tests run what operators run.
   const proc = startProcess(process.execPath, [...PRIMARY_NODE_FLAGS, ...(opts.nodeArgs ?? []), PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
   const base = `http://127.0.0.1:${opsPort}`;
   // Bounded: the ready timeout; an early exit fails at once, with the process's own words.

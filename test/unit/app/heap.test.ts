@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_HEAP_GROWING_PERCENT, heapGrowingPercent, missingPrimaryNodeFlags, PRIMARY_NODE_FLAGS } from '../../../src/app/heap.js';
 
@@ -21,9 +23,7 @@ describe('primary heap growth (PEERGATE_HEAP_GROWING_PERCENT)', () => {
 });
 
 describe("the primary's node options (PRIMARY_NODE_FLAGS)", () => {
-  it("are what the systemd unit, the container and `make start` give node, and they cap the young generation", async () => {
-    const { readFileSync } = await import('node:fs');
-    const { spawnSync } = await import('node:child_process');
+  it("are what the systemd unit, the container and `make start` give node, and they cap the young generation", () => {
     const read = (f: string) => readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8');
     const flags = PRIMARY_NODE_FLAGS.join(' ');
     expect(read('deploy/peergate.service').split('\n')).toContain(`ExecStart=/usr/bin/env node ${flags} /usr/lib/peergate/bin/peergate.js start --policy /etc/peergate/policy.yaml`);
