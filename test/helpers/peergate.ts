@@ -28,13 +28,13 @@ export const PEER_IP = '127.0.0.2';
 export const CORE_IP = '127.0.0.3';
 
 /** Start peergate with `policy` (an object written as YAML). `ops.port` must be set by the caller. */
-export async function startPeergate(policy: Record<string, any>, opts: { dir?: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; nodeArgs?: string[] } = {}): Promise<RunningPeergate> {
+export async function startPeergate(policy: Record<string, any>, opts: { dir?: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; nodeArgs?: string[]; /** Another checkout's bin/peergate.js (benches comparing two). */ bin?: string } = {}): Promise<RunningPeergate> {
   const dir = opts.dir ?? scratchDir('peergate-run-');
   const full = { ...policy, ops: { admin_token: ADMIN_TOKEN, ...(policy.ops ?? {}) } };
   const policyPath = writeFile(dir, 'policy.yaml', stringify(full));
   const opsPort: number = full.ops.port;
   // The node options the systemd unit, the container and `make start` give the primary (PRIMARY_NODE_FLAGS), so tests run what operators run.
-  const proc = startProcess(process.execPath, [...PRIMARY_NODE_FLAGS, ...(opts.nodeArgs ?? []), PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
+  const proc = startProcess(process.execPath, [...PRIMARY_NODE_FLAGS, ...(opts.nodeArgs ?? []), opts.bin ?? PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
   const base = `http://127.0.0.1:${opsPort}`;
   // Bounded: the ready timeout; an early exit fails at once, with the process's own words.
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
