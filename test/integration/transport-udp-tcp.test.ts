@@ -4,7 +4,7 @@ import { createSocket } from 'node:dgram';
 import { createConnection, createServer, type Socket, type AddressInfo } from 'node:net';
 import { TransportLayer } from '../../src/engine/transport/index.js';
 import { Shield } from '../../src/engine/shield/index.js';
-import type { InboundPacket } from '../../src/engine/transport/types.js';
+import type { InboundPacket, SendResult } from '../../src/engine/transport/types.js';
 import { waitFor, runSipp, freePort, stopAll } from '../helpers/procs.js';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -64,6 +64,32 @@ describe('TransportLayer UDP', () => {
     expect(r).toMatchObject({ ok: true, local: { protocol: 'udp', port: udpPort }, bytes: 37 });
     await waitFor(() => replies.length === 1, 3000);
     expect(replies[0]).toMatch(/^SIP\/2.0 200 OK/);
+  });
+
+  it('sendThen (the engine\'s path, no promise): the datagram goes out, and `done` hears of it only after the call returned, as it does of a refusal', async () => {
+    const { t, udpPort } = await layer();
+    const client = createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => client.close(() => r())));
+    const got: string[] = [];
+    client.on('message', (m) => got.push(m.toString()));
+    const results: SendResult[] = [];
+    let returned = false;
+    const note = (r: SendResult) => { expect(returned).toBe(true); results.push(r); };
+    const okBefore = t.stats.send.ok;
+    const failedBefore = t.stats.send.failed;
+    t.sendThen({ protocol: 'udp', address: '127.0.0.1', port: client.address().port }, Buffer.from('SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n'), note);
+    t.sendThen({ protocol: 'udp', address: 'peer.example', port: 5060 }, Buffer.from('x'), note);
+    t.sendThen({ protocol: 'udp', address: '127.0.0.1', port: 0 }, Buffer.from('x'), note);
+    t.sendThen({ protocol: 'udp', address: '::1', port: 5060 }, Buffer.from('x'), note); // no IPv6 listener
+    t.sendThen({ protocol: 'udp', address: '127.0.0.1', port: client.address().port }, Buffer.from('no one asks'));
+    returned = true;
+    await waitFor(() => results.length === 4 && got.length === 2, 3000);
+    const byReason = results.map((r) => (r.ok ? `ok ${r.local.port} ${r.bytes}` : r.reason)).sort();
+    expect(byReason).toEqual(['no-transport', `ok ${udpPort} 37`, 'unreachable', 'unreachable']);
+    expect(got.sort()).toEqual(['SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n', 'no one asks']);
+    expect(t.stats.send.ok - okBefore).toBe(2);
+    expect(t.stats.send.failed - failedBefore).toBe(3);
   });
 
   it('drops oversize and blank datagrams and shielded sources', async () => {

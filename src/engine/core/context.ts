@@ -11,6 +11,9 @@ import type { Listeners } from './listeners.js';
 
 export interface CoreTransport {
   send(target: SendTarget, bytes: Buffer): Promise<SendResult>;
+  /** The same without a promise: `done`, if given, hears the result later (the engine's
+   *  TransportLayer has it; the core uses it when there). */
+  sendThen?(target: SendTarget, bytes: Buffer, done?: (r: SendResult) => void): void;
   /** Whether a TCP/TLS connection still exists (responses on a closed one get NOK). */
   hasConnection?(connectionId: string): boolean;
 }
@@ -70,8 +73,11 @@ export class CoreContext {
 
   /** Send bytes outside any transaction (2xx/1xx retransmissions, ACK for 2xx), counting failures. */
   send(target: SendTarget, bytes: Buffer): void {
-    void this.transport.send(target, bytes).then((r) => { if (!r.ok) this.count.sendFailures++; });
+    if (this.transport.sendThen !== undefined) this.transport.sendThen(target, bytes, this.countFailure);
+    else void this.transport.send(target, bytes).then(this.countFailure);
   }
+
+  private readonly countFailure = (r: SendResult): void => { if (!r.ok) this.count.sendFailures++; };
 
   /** An app that sent or was given a request: its dialogs find it by id. */
   rememberApp(app: AppConnection): void { this.apps.set(app.id, app); }

@@ -181,7 +181,7 @@ export class ServerSide {
     if (callId) m.add('call-id', callId);
     if (cseq) m.add('cseq', cseq);
     const safeReason = reason.replace(/[\r\n]/g, ' ').slice(0, 120);
-    void this.ctx.transport.send(replyTarget(pkt), m.render(`SIP/2.0 ${status} ${safeReason}`, EMPTY));
+    this.ctx.send(replyTarget(pkt), m.render(`SIP/2.0 ${status} ${safeReason}`, EMPTY));
   }
 
   /** TransactionUser.request: a new request made a server transaction (§17.2). */

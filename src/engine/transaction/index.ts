@@ -2,7 +2,7 @@
  * RFC 3261 §17 transaction layer (with RFC 6026's fixes for INVITE). How the core uses it:
  *
  *   const layer = new TransactionLayer({
- *     send: (target, bytes) => transport.send(target, bytes),   // void | SendResult | Promise<SendResult>
+ *     send: (target, bytes, done) => transport.sendThen(target, bytes, done),   // or return a SendResult / Promise<SendResult>
  *     tu: {
  *       request(txn, req, meta)        { ... },  // new server transaction (never for ACK)
  *       ack(req, meta, invite)         { ... },  // ACK not absorbed here: ACK for a 2xx (dialog layer)

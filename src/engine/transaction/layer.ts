@@ -230,7 +230,7 @@ export class TransactionLayer implements TransactionHost {
 
   /** Send bytes outside any transaction (ACK for a 2xx, stateless responses). */
   sendStateless(target: SendTarget, bytes: Buffer): ReturnType<SendFn> {
-    return this.sendFn(target, bytes);
+    return this.sendFn(target, bytes, ignoreResult);
   }
 
   // ---- transport events ----------------------------------------------------------------------
@@ -266,7 +266,7 @@ export class TransactionLayer implements TransactionHost {
   send(target: SendTarget, bytes: Buffer, onError: (reason: TransportErrorReason, detail?: string) => void, onOk?: (connectionId: string | undefined) => void): void {
     let result: SendResult | Promise<SendResult> | void;
     try {
-      result = this.sendFn(target, bytes);
+      result = this.sendFn(target, bytes, (r) => settle(r, onError, onOk));
     } catch (err) {
       onError('exception', err instanceof Error ? err.message : String(err));
       return;
@@ -313,6 +313,9 @@ export class TransactionLayer implements TransactionHost {
 function tryingDue(txn: Expirable): void {
   (txn as InviteServerTransaction).tryingDue();
 }
+
+/** A stateless send's outcome: nobody to tell (RFC 3261 §17.1.1.3, §8.2.7). */
+function ignoreResult(): void {}
 
 function settle(r: SendResult, onError: (reason: TransportErrorReason, detail?: string) => void, onOk?: (connectionId: string | undefined) => void): void {
   if (r.ok) onOk?.(r.connectionId);

@@ -24,10 +24,12 @@ export interface InboundMeta {
 }
 
 /**
- * Hands bytes to the transport. May return nothing (assumed sent), a SendResult, or a
- * promise of one; `ok: false` becomes a transport error (RFC 3261 §17.1.4 / §17.2.4).
+ * Hands bytes to the transport. Either returns a SendResult or a promise of one, or returns
+ * nothing and calls `done` once (later) if it learns how the send went (nothing ever: assumed
+ * sent). `ok: false` becomes a transport error (RFC 3261 §17.1.4 / §17.2.4). The engine's
+ * transport calls `done`: no promise per message on the hot path.
  */
-export type SendFn = (target: SendTarget, bytes: Buffer) => SendResult | Promise<SendResult> | void;
+export type SendFn = (target: SendTarget, bytes: Buffer, done: (r: SendResult) => void) => SendResult | Promise<SendResult> | void;
 
 /** RFC 3261 Table 4 base values, milliseconds. */
 export interface TimerConfig {

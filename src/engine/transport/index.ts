@@ -98,11 +98,33 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     return this.streams.closeConnection(connectionId, reason);
   }
 
-  async send(target: SendTarget, data: Buffer): Promise<SendResult> {
-    const r = await this.doSend(target, data);
-    if (r.ok) this.stats.send.ok++; else this.stats.send.failed++;
-    if (r.ok && this.capture) this.capture('out', data, r.local, { protocol: target.protocol, address: target.address, port: target.port });
-    return r;
+  /** Send, and learn how it went (see sendThen). */
+  send(target: SendTarget, data: Buffer): Promise<SendResult> {
+    return new Promise((resolve) => this.sendThen(target, data, resolve));
+  }
+
+  /**
+   * Send, and call `done` (if given) once the transport knows how it went: always later, never
+   * within this call. The engine's own path (transactions, the core): no promise per message,
+   * which over UDP cost ≈ 8 µs a datagram more than the send itself (BENCHMARKS.md, "Sending
+   * without promises").
+   */
+  sendThen(target: SendTarget, data: Buffer, done?: (r: SendResult) => void): void {
+    const refused = this.refusal(target);
+    if (refused !== undefined) {
+      this.stats.send.failed++;
+      if (done !== undefined) queueMicrotask(() => done(refused));
+      return;
+    }
+    const sent = (r: SendResult): void => {
+      if (r.ok) {
+        this.stats.send.ok++;
+        if (this.capture) this.capture('out', data, r.local, { protocol: target.protocol, address: target.address, port: target.port });
+      } else this.stats.send.failed++;
+      if (done !== undefined) done(r);
+    };
+    if (target.protocol === 'udp') this.udp.send(target, data, sent);
+    else void this.streams.send(target, data).then(sent);
   }
 
   /**
@@ -147,13 +169,13 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     await Promise.all([this.udp.close(), this.streams.closeServers()]);
   }
 
-  private async doSend(target: SendTarget, data: Buffer): Promise<SendResult> {
+  /** Why `target` cannot be sent to at all, or undefined. */
+  private refusal(target: SendTarget): SendResult | undefined {
     if (this.closed) return { ok: false, reason: 'closed', detail: 'transport closed' };
     if (isIP(target.address) === 0) return { ok: false, reason: 'unreachable', detail: `"${target.address}" is not an IP address` };
     if (!(Number.isInteger(target.port) && target.port > 0 && target.port <= 65535)) return { ok: false, reason: 'unreachable', detail: `bad port ${target.port}` };
-    if (target.protocol === 'udp') return this.udp.send(target, data);
-    if (target.protocol !== 'tcp' && target.protocol !== 'tls') return { ok: false, reason: 'no-transport', detail: String(target.protocol) };
-    return this.streams.send(target, data);
+    if (target.protocol !== 'udp' && target.protocol !== 'tcp' && target.protocol !== 'tls') return { ok: false, reason: 'no-transport', detail: String(target.protocol) };
+    return undefined;
   }
 
   /** What the modules see of the facade. */

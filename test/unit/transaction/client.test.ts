@@ -309,6 +309,25 @@ describe('transport errors (RFC 3261 §17.1.4)', () => {
     expect(eventsOf(hs, 'transportError').map((e) => e.reason).sort()).toEqual(['exception', 'unreachable']);
   });
 
+  it('a transport that answers through `done` (no promise, the engine\'s own): a failure terminates, success teaches the connection', async () => {
+    const hs = harness();
+    const later: Array<() => void> = [];
+    hs.sendResult = (t, _b, done) => {
+      later.push(() => done(t.port === 9 ? { ok: false, reason: 'unreachable', detail: 'no route' }
+        : { ok: true, local: { protocol: 'tcp', address: '127.0.0.1', port: 40002 }, connectionId: 'k-done', bytes: 1 }));
+    };
+    const failed = hs.layer.sendRequest(request('OPTIONS', { branch: 'z9hG4bKte7' }), { ...UDP_PEER, port: 9 });
+    const tcp = hs.layer.sendRequest(request('OPTIONS', { branch: 'z9hG4bKte8', transport: 'TCP' }), TCP_PEER);
+    expect(failed.state).toBe('Trying'); // nothing known until the transport calls back
+    for (const f of later.splice(0)) f();
+    expect(failed.state).toBe('Terminated');
+    expect(eventsOf(hs, 'transportError').map((e) => e.reason)).toEqual(['unreachable']);
+    expect(tcp.state).toBe('Trying');
+    expect(tcp.connectionId).toBe('k-done');
+    hs.layer.connectionClosed('k-done');
+    expect(tcp.state).toBe('Terminated');
+  });
+
   it('connectionClosed and destinationUnreachable fail the pending transactions they concern', () => {
     const hs = harness();
     hs.sendResult = (t) => ({ ok: true, local: { protocol: t.protocol, address: '127.0.0.1', port: 1 }, connectionId: t.protocol === 'tcp' ? 'k1' : undefined, bytes: 1 });

@@ -132,7 +132,7 @@ export interface Harness {
   events: TuEvent[];
   errors: unknown[];
   /** What the fake transport answers; default ok. */
-  sendResult: (target: SendTarget, bytes: Buffer) => SendResult | Promise<SendResult> | void;
+  sendResult: (target: SendTarget, bytes: Buffer, done: (r: SendResult) => void) => SendResult | Promise<SendResult> | void;
   /** Hook run inside tu.request (e.g. to respond synchronously). */
   onRequest?: (txn: Transaction) => void;
   /** tu.trying: a deferred 100 Trying is due (InviteServerTransaction.deferTrying). */
@@ -162,9 +162,9 @@ export function harness(timers?: Partial<TimerConfig>, opts: { autoTrying?: bool
     timers,
     autoTrying: opts.autoTrying,
     onError: (e) => hs.errors.push(e),
-    send: (target, bytes) => {
+    send: (target, bytes, done) => {
       hs.sent.push({ at: clock.now(), target, bytes, text: bytes.toString('utf8') });
-      return hs.sendResult(target, bytes);
+      return hs.sendResult(target, bytes, done);
     },
   });
   return hs;
