@@ -16,7 +16,7 @@ export function gatedCore(opts: OverloadOptions, tryingMs = 0, load?: Constructo
   const clock = new ManualClock();
   const sent: string[] = [];
   const frames: string[] = [];
-  const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); } } as unknown as AppConnection;
+  const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); }, sendWith: (leader: string, sip: Buffer) => { frames.push(`${leader}\r\n${sip.toString('utf8')}`); } } as unknown as AppConnection;
   let admission: unknown;
   const wire = {
     setHandler: () => {}, pickApp: () => app,

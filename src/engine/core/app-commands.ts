@@ -9,7 +9,7 @@
 // Headers an app may not set and the Content-Type rule are spec §7.4–§7.5 (app-headers.ts).
 import type { SendTarget } from '../transport/types.js';
 import type { AppConnection } from '../wire/server.js';
-import { nokPayload, requestSentPayload, newCallId, newId } from '../wire/leaders.js';
+import { nokPayload, requestSentLeader, newCallId, newId } from '../wire/leaders.js';
 import { appHeader, parseAppMessage, type AppMessage } from './app-message.js';
 import { addAppHeaders, contentType } from './app-headers.js';
 import type { AppResponses } from './app-responses.js';
@@ -92,7 +92,7 @@ export class AppCommands {
     if (method === 'ACK') {
       // ACK for a 2xx is not a transaction; remember it to answer 2xx retransmissions (spec §7.7).
       if (inv) this.client.rememberAck(inv, d.remoteTag, built.bytes, built.target);
-      app.send(requestSentPayload(msgId, echoMeta(built.local, built.target, built.bytes.length, txnId), built.bytes.toString('utf8')));
+      app.sendWith(requestSentLeader(msgId, echoMeta(built.local, built.target, built.bytes.length, txnId)), built.bytes);
       this.ctx.send(built.target, built.bytes);
       // The app had CANCELed this INVITE but the 2xx won the race: release the call now (spec §7.8).
       if (inv?.canceled) this.client.byeOnOwn(d, 'SIP ;cause=200 ;text="ACK-BYE due to cancel race condition"', app);

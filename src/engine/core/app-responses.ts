@@ -7,7 +7,7 @@
 //   §13.3.1.4 a 2xx confirms the dialog and starts its retransmission until the ACK (InviteServer)
 //   wire spec §8  the echo goes to the app before anything the network answers can be framed
 import type { AppConnection } from '../wire/server.js';
-import { nokPayload, responseSentPayload } from '../wire/leaders.js';
+import { nokPayload, responseSentLeader } from '../wire/leaders.js';
 import { Dialog } from '../dialog/dialog.js';
 import { appHeader, type AppMessage } from './app-message.js';
 import { addAppHeaders, contentType } from './app-headers.js';
@@ -98,10 +98,10 @@ export class AppResponses {
     if (target.connectionId !== undefined && transport.hasConnection && !transport.hasConnection(target.connectionId)) {
       app.send(nokPayload(msgId, 'transport for response has been shutdown or closed'));
     } else {
-      app.send(responseSentPayload(msgId, {
+      app.sendWith(responseSentLeader(msgId, {
         bytes: bytes.length, protocol: isInvite ? stx.source.protocol : '', address: stx.source.address, port: stx.source.port,
         txnId: stx.txnId, dialogId: stx.dialogId,
-      }, bytes.toString('utf8')));
+      }), bytes);
     }
     stx.txn.respondRaw(status, bytes);
 

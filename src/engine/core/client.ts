@@ -13,7 +13,7 @@ import type { InboundPacket, SendTarget } from '../transport/types.js';
 import { keepBytes, keptBytes, own, ownOpt, type ClientTransaction, type InboundMeta, type InviteClientTransaction, type Transaction } from '../transaction/index.js';
 import { Dialog } from '../dialog/dialog.js';
 import type { AppConnection } from '../wire/server.js';
-import { nokPayload, requestSentPayload, sipFramePayload, stackTime, newId } from '../wire/leaders.js';
+import { nokPayload, requestSentLeader, sipFrameLeader, sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { buildInDialog, echoMeta, EMPTY, REASONS, type Built } from './build.js';
 import { hdr, hdrAll, randomToken, tagOf } from './fields.js';
@@ -130,7 +130,7 @@ export class ClientSide {
     txn.appData = c;
     this.byId.set(c.txnId, c);
     if (o.method === 'INVITE') this.inviteByDialog.set(c.dialogId, c);
-    if (o.msgId) o.app?.send(requestSentPayload(o.msgId, echoMeta(built.local, built.target, built.bytes.length, o.txnId), built.bytes.toString('utf8')));
+    if (o.msgId) o.app?.sendWith(requestSentLeader(o.msgId, echoMeta(built.local, built.target, built.bytes.length, o.txnId)), built.bytes);
   }
 
   /** The app's ACK for the 2xx of `inv` from the peer with To tag `remoteTag`: kept for copies of that 2xx. */
@@ -246,10 +246,10 @@ export class ClientSide {
     if (!built) return;
     this.start({ app, txnId: newId(), built, d, method: 'BYE', inDialog: true, silent: true });
     const l = built.local;
-    this.ctx.sendToApp(app, sipFramePayload({
+    this.ctx.sendToAppWith(app, sipFrameLeader({
       source: 'application', bytes: built.bytes.length, protocol: l.protocol, address: l.address, port: l.port,
       time: stackTime(this.ctx.clock.now()), txnId: 'unsolicited', dialogId: d.id,
-    }, built.bytes.toString('utf8')));
+    }), built.bytes);
   }
 
   private madeUpFailure(c: ClientCtx, status: 408 | 503): void {
@@ -311,10 +311,10 @@ export class ClientSide {
   }
 
   private pass(c: ClientCtx, pkt: InboundPacket): void {
-    this.ctx.sendToApp(c.app, sipFramePayload({
+    this.ctx.sendToAppWith(c.app, sipFrameLeader({
       source: 'network', bytes: pkt.data.length, protocol: pkt.source.protocol, address: pkt.source.address,
       port: pkt.source.port, time: stackTime(this.ctx.clock.now()), txnId: c.txnId, dialogId: c.dialogId,
-    }, pkt.data.toString('utf8')));
+    }), pkt.data);
   }
 
   /** Create or update the UAC dialog from a 2xx or reliable 1xx (§12.1.2); a re-INVITE's

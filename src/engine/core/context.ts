@@ -71,6 +71,13 @@ export class CoreContext {
     app.send(payload);
   }
 
+  /** The same for a frame of `leader` and a SIP message the engine has as bytes. */
+  sendToAppWith(app: AppConnection | undefined, leader: string, sip: Buffer): void {
+    if (!app || app.closed) return;
+    this.count.framesToApps++;
+    app.sendWith(leader, sip);
+  }
+
   /** Send bytes outside any transaction (2xx/1xx retransmissions, ACK for 2xx), counting failures. */
   send(target: SendTarget, bytes: Buffer): void {
     if (this.transport.sendThen !== undefined) this.transport.sendThen(target, bytes, this.countFailure);

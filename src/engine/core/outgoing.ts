@@ -3,18 +3,20 @@
 import type { HeaderField, SipRequest } from '../message/types.js';
 import { headerRank, headerSpelling, UNKNOWN_RANK } from './headers.js';
 
+/** Scratch for render(), shared: one message renders at a time (synchronously), so one order
+ *  array and one parts list serve every message, and rendering allocates only its result. */
+let order = new Int32Array(32);
+const parts: string[] = [];
+
 export class OutMessage {
   private readonly ranks: number[] = [];
-  private readonly lines: string[] = [];
-  /** The same headers as fields, in insertion order (what the transaction layer reads). */
+  /** The headers as fields, in insertion order (what the transaction layer reads). */
   readonly fields: HeaderField[] = [];
 
   /** Add a header; `lower` is the canonical lower-case name, `spelling` how to write it when unknown. */
   add(lower: string, value: string, spelling: string = lower): this {
     this.ranks.push(headerRank(lower));
-    const raw = headerSpelling(spelling, lower);
-    this.lines.push(`${raw}: ${value}\r\n`);
-    this.fields.push({ name: lower, raw, value });
+    this.fields.push({ name: lower, raw: headerSpelling(spelling, lower), value });
     return this;
   }
 
@@ -26,8 +28,8 @@ export class OutMessage {
   has(lower: string): boolean {
     const rank = headerRank(lower);
     if (rank === UNKNOWN_RANK) {
-      const prefix = `${headerSpelling(lower, lower).toLowerCase()}:`;
-      return this.lines.some((l) => l.toLowerCase().startsWith(prefix));
+      const name = headerSpelling(lower, lower).toLowerCase();
+      return this.fields.some((f) => f.raw.toLowerCase() === name);
     }
     return this.ranks.includes(rank);
   }
@@ -35,13 +37,30 @@ export class OutMessage {
   /** Serialise with a computed Content-Length (spec §7.4: the app's is always discarded). */
   render(startLine: string, body: Buffer): Buffer {
     this.add('content-length', String(body.length));
-    const idx = this.lines.map((_, i) => i);
-    // Stable by rank: equal ranks keep insertion order (multi-valued headers, unknowns).
-    idx.sort((a, b) => (this.ranks[a]! - this.ranks[b]!) || (a - b));
-    let head = `${startLine}\r\n`;
-    for (const i of idx) head += this.lines[i];
-    head += '\r\n';
-    const h = Buffer.from(head, 'utf8');
-    return body.length === 0 ? h : Buffer.concat([h, body]);
+    const n = this.fields.length;
+    if (order.length < n) order = new Int32Array(2 * n);
+    const ranks = this.ranks;
+    // Stable insertion sort by rank (equal ranks keep insertion order: multi-valued headers,
+    // unknowns); ≈ 10–20 headers, mostly added in rank order already.
+    for (let i = 0; i < n; i++) {
+      const r = ranks[i]!;
+      let j = i;
+      for (; j > 0 && ranks[order[j - 1]!]! > r; j--) order[j] = order[j - 1]!;
+      order[j] = i;
+    }
+    // One flat string of the whole head (join), not a chain of concatenations to flatten.
+    parts.push(startLine, '\r\n');
+    for (let k = 0; k < n; k++) {
+      const f = this.fields[order[k]!]!;
+      parts.push(f.raw, ': ', f.value, '\r\n');
+    }
+    parts.push('\r\n');
+    const head = parts.join('');
+    parts.length = 0;
+    const headBytes = Buffer.byteLength(head, 'utf8');
+    const out = Buffer.allocUnsafe(headBytes + body.length);
+    out.write(head, 0, headBytes, 'utf8');
+    if (body.length !== 0) body.copy(out, headBytes);
+    return out;
   }
 }

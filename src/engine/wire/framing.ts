@@ -67,6 +67,24 @@ export function encodeFrame(payload: string): Buffer {
   return out;
 }
 
+/**
+ * `<byteLength>#<leader>\r\n<sip>` with the SIP message as the bytes it is on the network: not
+ * decoded to a string to be joined to the leader, flattened and encoded back (≈ 9 of a call's
+ * ≈ 12 frames carry a message the engine has as bytes).
+ */
+export function encodeFrameWith(leader: string, sip: Buffer): Buffer {
+  const leaderBytes = Buffer.byteLength(leader, 'utf8');
+  const len = leaderBytes + 2 + sip.length;
+  const prefix = `${len}#`;
+  const out = Buffer.allocUnsafe(prefix.length + len);
+  let at = out.write(prefix, 0, 'latin1');
+  at += out.write(leader, at, leaderBytes, 'utf8');
+  out[at++] = 0x0d;
+  out[at++] = 0x0a;
+  sip.copy(out, at);
+  return out;
+}
+
 /** Split a frame payload into its leader tokens and the SIP message after the first CR LF. */
 export function splitFrame(payload: string): { tokens: string[]; sip: string } {
   const pos = payload.indexOf('\r\n');

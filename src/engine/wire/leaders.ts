@@ -67,19 +67,26 @@ export interface FrameMeta {
 
 /** Server → app `sip` frame payload (spec §5.2): 13 tokens for new requests, 11 otherwise. */
 export function sipFramePayload(meta: FrameMeta, sip: string): string {
+  return `${sipFrameLeader(meta)}\r\n${sip}`;
+}
+
+/** The leader of a `sip` frame, without the CR LF and SIP message that follow it (the message
+ *  may go as bytes: AppConnection.sendWith). */
+export function sipFrameLeader(meta: FrameMeta): string {
   let leader = `${newId()}|sip|${meta.source}|${meta.bytes}|${meta.protocol}|${meta.address}|${meta.port}|${meta.time}|${meta.txnId}|${meta.dialogId}|`;
   if (meta.receivedOn) leader += `${meta.receivedOn.address}|${meta.receivedOn.port}|`;
-  return `${leader}\r\n${sip}`;
+  return leader;
 }
 
-/** OK echo of a request the app sent (forms b, c, d). */
-export function requestSentPayload(msgId: string, m: { bytes: number; protocol: string; address: string; port: number; txnId: string }, sip: string): string {
-  return `${newId()}|response|${msgId}|OK|application|${m.bytes}|${m.protocol}|${m.address}|${m.port}|${stackTime()}|${m.txnId}|Msg sent:|\r\n${sip}`;
+/** OK echo of a request the app sent (forms b, c, d): its leader; the request as sent follows. */
+export function requestSentLeader(msgId: string, m: { bytes: number; protocol: string; address: string; port: number; txnId: string }): string {
+  return `${newId()}|response|${msgId}|OK|application|${m.bytes}|${m.protocol}|${m.address}|${m.port}|${stackTime()}|${m.txnId}|Msg sent:|`;
 }
 
-/** OK echo of a response the app sent (form a): dialogId in token 11. */
-export function responseSentPayload(msgId: string, m: { bytes: number; protocol: string; address: string; port: number; txnId: string; dialogId: string }, sip: string): string {
-  return `${newId()}|response|${msgId}|OK|application|${m.bytes}|${m.protocol}|${m.address}|${m.port}|${stackTime()}|${m.txnId}|${m.dialogId}||Msg sent:|\r\n${sip}`;
+/** OK echo of a response the app sent (form a): its leader, dialogId in token 11; the response
+ *  as sent follows. */
+export function responseSentLeader(msgId: string, m: { bytes: number; protocol: string; address: string; port: number; txnId: string; dialogId: string }): string {
+  return `${newId()}|response|${msgId}|OK|application|${m.bytes}|${m.protocol}|${m.address}|${m.port}|${stackTime()}|${m.txnId}|${m.dialogId}||Msg sent:|`;
 }
 
 export function nokPayload(msgId: string, reason: string): string {

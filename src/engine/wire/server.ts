@@ -2,7 +2,7 @@
 // route/remove_route with per-method round-robin, ping, and dispatch of `sip`/`proxy` frames
 // to the SIP core. Synchronous errors answer NO and close; asynchronous ones are the core's.
 import { createServer, type Server, type Socket } from 'node:net';
-import { FrameDecoder, encodeFrame, splitFrame } from './framing.js';
+import { FrameDecoder, encodeFrame, encodeFrameWith, splitFrame } from './framing.js';
 import { noPayload, nokPayload, okPayload } from './leaders.js';
 import type { SipRequest } from '../message/types.js';
 import type { NewInvite } from '../core/server.js';
@@ -30,13 +30,23 @@ export class AppConnection {
    *  event-loop cycle leave in one write (cork/uncork): one syscall instead of one per frame. */
   send(payload: string): void {
     if (this.closed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      // Uncork after this I/O cycle's callbacks: frames caused by a burst of datagrams share a write.
-      setImmediate(() => { this.corked = false; this.socket.uncork(); });
-    }
+    this.cork();
     this.socket.write(encodeFrame(payload));
+  }
+
+  /** The same for a frame whose SIP message the engine has as bytes: `leader` CR LF `sip`. */
+  sendWith(leader: string, sip: Buffer): void {
+    if (this.closed) return;
+    this.cork();
+    this.socket.write(encodeFrameWith(leader, sip));
+  }
+
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    // Uncork after this I/O cycle's callbacks: frames caused by a burst of datagrams share a write.
+    setImmediate(() => { this.corked = false; this.socket.uncork(); });
   }
 
   close(): void {

@@ -17,7 +17,7 @@ export interface FakeApp {
 
 export function fakeApp(id: number): FakeApp {
   const frames: string[] = [];
-  const app = { id, closed: false, send: (p: string) => { frames.push(p); } } as unknown as AppConnection;
+  const app = { id, closed: false, send: (p: string) => { frames.push(p); }, sendWith: (leader: string, sip: Buffer) => { frames.push(`${leader}\r\n${sip.toString('utf8')}`); } } as unknown as AppConnection;
   return { app, frames };
 }
 

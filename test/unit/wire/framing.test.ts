@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrameDecoder, encodeFrame, splitFrame } from '../../../src/engine/wire/framing.js';
+import { FrameDecoder, encodeFrame, encodeFrameWith, splitFrame } from '../../../src/engine/wire/framing.js';
 
 describe('wire framing (spec §2)', () => {
   it('reassembles a frame split across reads, byte by byte', () => {
@@ -18,6 +18,18 @@ describe('wire framing (spec §2)', () => {
     const d = new FrameDecoder();
     const r = d.push(Buffer.from('8#p11|ping8#p12|ping'));
     expect(r.frames).toEqual(['p11|ping', 'p12|ping']);
+  });
+
+  it('a frame of a leader and a message given as bytes is the frame of leader CR LF message, UTF-8 (é, €) and a pool slice alike', () => {
+    const leader = 'a1b2|sip|network|41|udp|192.0.2.1|5060|12:00:00.000|t1|d1|ü|';
+    const text = 'MESSAGE sip:x SIP/2.0\r\nSubject: hé €\r\n\r\n';
+    const pooled = Buffer.from(`garbage before${text}`).subarray(Buffer.byteLength('garbage before'));
+    for (const sip of [Buffer.from(text), pooled]) {
+      const enc = encodeFrameWith(leader, sip);
+      expect(enc.equals(encodeFrame(`${leader}\r\n${text}`))).toBe(true);
+      const r = new FrameDecoder().push(Buffer.concat([enc, encodeFrame('p1|ping')]));
+      expect(r.frames).toEqual([`${leader}\r\n${text}`, 'p1|ping']);
+    }
   });
 
   it('counts UTF-8 bytes, not characters', () => {
