@@ -49,6 +49,9 @@ export class LocationRouting {
   readonly health: TargetHealth;
   private locator: Locator | undefined;
   private dnsKey = '';
+  /** The policy's dns section the locator was last checked against: the same object (no reload
+   *  since) needs no comparison; JSON.stringify of it ran on every INVITE. */
+  private dnsChecked: Policy['dns'] | undefined = undefined;
   private housekeeping: NodeJS.Timeout | undefined;
 
   constructor(private readonly log: Logger, send?: ProbeSender) {
@@ -57,6 +60,8 @@ export class LocationRouting {
 
   /** The locator for this policy's dns section (kept, with its cache, while the section is unchanged). */
   locatorFor(policy: Policy): Locator {
+    if (this.locator !== undefined && policy.dns === this.dnsChecked) return this.locator;
+    this.dnsChecked = policy.dns;
     const key = JSON.stringify(policy.dns);
     if (!this.locator || key !== this.dnsKey) {
       this.locator = buildLocator(policy.dns);

@@ -40,8 +40,22 @@ export interface TargetUri { scheme: 'sip' | 'sips'; host: string; port?: number
 
 const URI = /^(sips?):(?:[^@\s]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?((?:;[^?\s]*)?)/i;
 
+/** Parsed target URIs by their text: a route's targets were parsed three times per INVITE.
+ *  Bounded (URIs from ENUM answers come and go): a full map starts over. */
+const parsedUris = new Map<string, Readonly<TargetUri> | null>();
+const MAX_PARSED_URIS = 512;
+
 /** The parts of a SIP/SIPS URI that say where to send; undefined when it is not one. */
-export function parseTargetUri(uri: string): TargetUri | undefined {
+export function parseTargetUri(uri: string): Readonly<TargetUri> | undefined {
+  const known = parsedUris.get(uri);
+  if (known !== undefined) return known ?? undefined;
+  const t = parseUncached(uri);
+  if (parsedUris.size >= MAX_PARSED_URIS) parsedUris.clear();
+  parsedUris.set(uri, t === undefined ? null : Object.freeze(t));
+  return t;
+}
+
+function parseUncached(uri: string): TargetUri | undefined {
   const m = URI.exec(uri);
   if (!m) return undefined;
   const scheme = m[1]!.toLowerCase() as 'sip' | 'sips';
@@ -56,6 +70,19 @@ export function parseTargetUri(uri: string): TargetUri | undefined {
   if (t === 'udp' || t === 'tcp' || t === 'tls') out.transport = scheme === 'sips' && t === 'tcp' ? 'tls' : t;
   else if (t !== undefined) return undefined;
   return out;
+}
+
+/** The one hop of a numeric target, the same (read-only) answer for every call to it. */
+const numericHops = new WeakMap<Readonly<TargetUri>, LocateResult>();
+
+function numericHop(t: Readonly<TargetUri>): LocateResult {
+  let r = numericHops.get(t);
+  if (r === undefined) {
+    const transport = t.transport ?? (t.scheme === 'sips' ? 'tls' : 'udp');
+    r = Object.freeze({ ok: true as const, hops: Object.freeze([Object.freeze({ transport, address: t.host, port: t.port ?? DEFAULT_PORT[transport] })]) as NextHop[], authenticated: false });
+    numericHops.set(t, r);
+  }
+  return r;
 }
 
 const NAPTR_SERVICE: Record<string, Transport> = { 'SIP+D2U': 'udp', 'SIP+D2T': 'tcp', 'SIPS+D2T': 'tls' };
@@ -91,10 +118,7 @@ export class Locator {
     const families = o.families ?? new Set<4 | 6>([4, 6]);
     const fixedTransport = t.transport ?? (t.scheme === 'sips' ? 'tls' : undefined);
     // A numeric host: no DNS at all (static targets work as they always did).
-    if (isIP(t.host) !== 0) {
-      const transport = t.transport ?? (t.scheme === 'sips' ? 'tls' : 'udp');
-      return { ok: true, hops: [{ transport, address: t.host, port: t.port ?? DEFAULT_PORT[transport] }], authenticated: false };
-    }
+    if (isIP(t.host) !== 0) return numericHop(t);
     if (!isDnsName(t.host)) return { ok: false, reason: 'bad_uri', detail: 'host is not a DNS name' };
     const walk = new Walk(this, o.dnssec);
     const serverName = t.host;

@@ -105,9 +105,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
 
   /**
    * Send, and call `done` (if given) once the transport knows how it went: always later, never
-   * within this call. The engine's own path (transactions, the core): no promise per message,
-   * which over UDP cost ≈ 8 µs a datagram more than the send itself (BENCHMARKS.md, "Sending
-   * without promises").
+   * within this call. The engine's own path (transactions, the core): no promise per datagram
+   * (three of them cost ≈ 8 µs a send in a micro-benchmark; BENCHMARKS.md, "What each process
+   * allocates per call").
    */
   sendThen(target: SendTarget, data: Buffer, done?: (r: SendResult) => void): void {
     const refused = this.refusal(target);
@@ -124,7 +124,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       if (done !== undefined) done(r);
     };
     if (target.protocol === 'udp') this.udp.send(target, data, sent);
-    else void this.streams.send(target, data).then(sent);
+    else this.streams.send(target, data).then(sent, (e: unknown) => sent({ ok: false, reason: 'closed', detail: `send failed: ${e instanceof Error ? e.message : String(e)}` }));
   }
 
   /**

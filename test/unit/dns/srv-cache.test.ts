@@ -55,4 +55,14 @@ describe('target URIs', () => {
     expect(parseTargetUri('sip:x.test;transport=sctp')).toBeUndefined();
     expect(parseTargetUri('tel:+44')).toBeUndefined();
   });
+
+  it('a URI parsed again is the same read-only answer (the route\'s targets are read on every INVITE); a good and a bad one both stay right past the cache\'s bound', () => {
+    const a = parseTargetUri('sip:core@192.0.2.7:5080');
+    expect(parseTargetUri('sip:core@192.0.2.7:5080')).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    for (let i = 0; i < 1200; i++) expect(parseTargetUri(`sip:h${i}.test:${1 + (i % 65535)}`)?.host).toBe(`h${i}.test`);
+    expect(parseTargetUri('sip:core@192.0.2.7:5080')).toEqual({ scheme: 'sip', host: '192.0.2.7', port: 5080 });
+    expect(parseTargetUri('sip:x.test;transport=sctp')).toBeUndefined();
+    expect(parseTargetUri('sip:x.test;transport=sctp')).toBeUndefined();
+  });
 });
