@@ -49,6 +49,7 @@ export class OutMessage {
       order[j] = i;
     }
     // One flat string of the whole head (join), not a chain of concatenations to flatten.
+    parts.length = 0;
     parts.push(startLine, '\r\n');
     for (let k = 0; k < n; k++) {
       const f = this.fields[order[k]!]!;
