@@ -25,7 +25,8 @@ import { runInNewContext } from 'node:vm';
 import type { SendResult, SendTarget } from '../src/engine/transport/types.js';
 import { heapCensus, perItemGrowth } from './heap-census.js';
 import { ManualClock } from '../test/helpers/manual-clock.js';
-import type { AppConnection, WireServer } from '../src/engine/wire/server.js';
+import type { WireServer } from '../src/engine/wire/server.js';
+import { fakeApp } from '../test/helpers/fake-app.js';
 import { UaCore } from '../src/engine/core/ua-core.js';
 import { parseMessage } from '../src/engine/message/parser.js';
 
@@ -58,8 +59,7 @@ const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
 function harness() {
   const clock = new BatchClock();
   let lastSent = '';
-  const frames: string[] = [];
-  const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); } } as unknown as AppConnection;
+  const { app, frames } = fakeApp(1);
   const wire = { setHandler: () => {}, pickApp: () => app } as unknown as WireServer;
   const ok: SendResult = { ok: true, local: LOCAL, bytes: 0 };
   const core = new UaCore({

@@ -11,7 +11,8 @@
 // (timed rounds run without forced GCs; one more round with them gives the heap figures)
 import { parseArgs } from 'node:util';
 import type { SendResult, SendTarget } from '../src/engine/transport/types.js';
-import type { AppConnection, WireServer } from '../src/engine/wire/server.js';
+import type { WireServer } from '../src/engine/wire/server.js';
+import { fakeApp } from '../test/helpers/fake-app.js';
 import { UaCore } from '../src/engine/core/ua-core.js';
 import { parseMessage } from '../src/engine/message/parser.js';
 import { OverloadGate } from '../src/engine/overload/index.js';
@@ -94,7 +95,7 @@ function harness() {
   const clock = new HeapClock();
   let sent = 0;
   let frames = 0;
-  const app = { id: 1, closed: false, send: () => { frames++; } } as unknown as AppConnection;
+  const { app } = fakeApp(1, () => { frames++; });
   let admission: unknown;
   const wire = {
     setHandler: () => {}, pickApp: () => app,

@@ -2,7 +2,8 @@
 // with a stand-in app connection and transport that record what they are given: the unit tests of
 // the gate and of the priority ingress drive it by hand.
 import type { SendResult, SendTarget } from '../../src/engine/transport/types.js';
-import type { AppConnection, WireServer } from '../../src/engine/wire/server.js';
+import type { WireServer } from '../../src/engine/wire/server.js';
+import { fakeApp } from './fake-app.js';
 import { UaCore } from '../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../src/engine/message/parser.js';
 import { OverloadGate, type OverloadOptions } from '../../src/engine/overload/index.js';
@@ -15,8 +16,7 @@ export const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000
 export function gatedCore(opts: OverloadOptions, tryingMs = 0, load?: ConstructorParameters<typeof OverloadGate>[1]) {
   const clock = new ManualClock();
   const sent: string[] = [];
-  const frames: string[] = [];
-  const app = { id: 1, closed: false, send: (p: string) => { frames.push(p); }, sendWith: (leader: string, sip: Buffer) => { frames.push(`${leader}\r\n${sip.toString('utf8')}`); } } as unknown as AppConnection;
+  const { app, frames } = fakeApp(1);
   let admission: unknown;
   const wire = {
     setHandler: () => {}, pickApp: () => app,

@@ -2,7 +2,8 @@
 // object that collects the frames the core sends it, the wire server a router with a fixed
 // route table, and the clock moves only when the test says so (the transaction tests' FakeClock).
 import type { SendResult, SendTarget } from '../../../src/engine/transport/types.js';
-import type { AppConnection, WireServer } from '../../../src/engine/wire/server.js';
+import type { WireServer } from '../../../src/engine/wire/server.js';
+import { fakeApp } from '../../helpers/fake-app.js';
 import { UaCore } from '../../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../../src/engine/message/parser.js';
 import { FakeClock } from '../transaction/support.js';
@@ -10,16 +11,7 @@ import { FakeClock } from '../transaction/support.js';
 export const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
 export const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
 
-export interface FakeApp {
-  app: AppConnection;
-  frames: string[];
-}
-
-export function fakeApp(id: number): FakeApp {
-  const frames: string[] = [];
-  const app = { id, closed: false, send: (p: string) => { frames.push(p); }, sendWith: (leader: string, sip: Buffer) => { frames.push(`${leader}\r\n${sip.toString('utf8')}`); } } as unknown as AppConnection;
-  return { app, frames };
-}
+export { fakeApp, type FakeApp } from '../../helpers/fake-app.js';
 
 export interface Sent { at: number; text: string; target: SendTarget }
 
