@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { areaOf } from './areas.js';
-import { childPids, freePorts, runSipp, scratchDir, startSipp, stopAll, waitFor } from '../test/helpers/procs.js';
+import { childPids, freePorts, runSipp, scratchDir, startUas, stopAll, waitFor } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 
 const { values } = parseArgs({ options: {
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const dir = scratchDir('alloc-');
   const out = join(dir, 'profiles');
   mkdirSync(out);
-  startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1', '-max_socket', '5000'], scratchDir('alloc-uas-'));
+  startUas('127.0.0.3', uasPort, { extra: ['-max_socket', '5000'], dir: scratchDir('alloc-uas-') });
   const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:127.0.0.3:${uasPort}`, logLevel: 'error' }, {
     media: { anchoring: false },
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
 import { countsLeft, NOTHING_LEFT } from '../helpers/burst.js';
-import { freePorts, heldCalls, runSipp, startSipp, stopAll, waitFor } from '../helpers/procs.js';
+import { freePorts, heldCalls, runSipp, startUas, stopAll, waitFor } from '../helpers/procs.js';
 import { PEER_IP, startTwoSided } from '../helpers/peergate.js';
 
 afterAll(stopAll);
@@ -19,7 +19,7 @@ const T1 = 250;
 describe('overload control: stateless refusal (issue #18.3)', () => {
   it('every refused INVITE gets one 503 and leaves no transaction; its ACK is dropped', async () => {
     const [uasPort] = await freePorts(1) as [number];
-    startSipp(['-sn', 'uas', '-i', '127.0.0.3', '-p', String(uasPort), '-t', 'u1']);
+    startUas('127.0.0.3', uasPort);
     const { pg, target } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, {
       media: { anchoring: false },
       engine: { sip_timers: { t1_ms: T1 } },
