@@ -22,11 +22,11 @@
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
-import type { SendResult, SendTarget } from '../src/engine/transport/types.js';
+import type { SendResult } from '../src/engine/transport/types.js';
 import { heapCensus, perItemGrowth } from './heap-census.js';
 import { ManualClock } from '../test/helpers/manual-clock.js';
 import type { WireServer } from '../src/engine/wire/server.js';
-import { fakeApp } from '../test/helpers/fake-app.js';
+import { fakeApp, fakeTransport } from '../test/helpers/core-fakes.js';
 import { UaCore } from '../src/engine/core/ua-core.js';
 import { parseMessage } from '../src/engine/message/parser.js';
 
@@ -64,7 +64,7 @@ function harness() {
   const ok: SendResult = { ok: true, local: LOCAL, bytes: 0 };
   const core = new UaCore({
     wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b),
-    transport: { send: (_t: SendTarget, bytes: Buffer) => { lastSent = bytes.toString('latin1'); return Promise.resolve(ok); } },
+    transport: fakeTransport((_t, bytes) => { lastSent = bytes.toString('latin1'); return ok; }),
   });
   const feed = (text: string, source: typeof PEER = PEER) => core.onPacket({ data: Buffer.from(text), source, local: LOCAL });
   const fromApp = (txnId: string, dialogId: string, sip: string) => core.onSip(app, ['m', 'sip', txnId, dialogId], sip);

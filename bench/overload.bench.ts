@@ -10,9 +10,9 @@
 //   node --expose-gc --max-semi-space-size=64 --import tsx bench/overload.bench.ts [--ops 20000] [--rounds 7]
 // (timed rounds run without forced GCs; one more round with them gives the heap figures)
 import { parseArgs } from 'node:util';
-import type { SendResult, SendTarget } from '../src/engine/transport/types.js';
+import type { SendResult } from '../src/engine/transport/types.js';
 import type { WireServer } from '../src/engine/wire/server.js';
-import { fakeApp } from '../test/helpers/fake-app.js';
+import { fakeApp, fakeTransport } from '../test/helpers/core-fakes.js';
 import { UaCore } from '../src/engine/core/ua-core.js';
 import { parseMessage } from '../src/engine/message/parser.js';
 import { OverloadGate } from '../src/engine/overload/index.js';
@@ -105,7 +105,7 @@ function harness() {
   const core = new UaCore({
     wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b),
     // What the UDP transport returns (a settled promise per send): the kernel's part is not measured.
-    transport: { send: (_t: SendTarget, _b: Buffer): Promise<SendResult> => { sent++; return Promise.resolve(ok); } },
+    transport: fakeTransport(() => { sent++; return ok; }),
   });
   // Every new INVITE is refused: one dialog over a mark of 0 … made 1, at a 100 % step.
   const gate = new OverloadGate(clock, { transactions: () => 0, dialogs: () => 2 }, { maxDialogs: 1, stepPercent: 100, onsetIntervals: 1, probeMs: 20, intervalMs: 100 });

@@ -1,9 +1,8 @@
 // The real UA core (parser, core, transaction layer) behind an overload gate, on a manual clock,
 // with a stand-in app connection and transport that record what they are given: the unit tests of
 // the gate and of the priority ingress drive it by hand.
-import type { SendResult, SendTarget } from '../../src/engine/transport/types.js';
 import type { WireServer } from '../../src/engine/wire/server.js';
-import { fakeApp } from './fake-app.js';
+import { fakeApp, fakeTransport } from './core-fakes.js';
 import { UaCore } from '../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../src/engine/message/parser.js';
 import { OverloadGate, type OverloadOptions } from '../../src/engine/overload/index.js';
@@ -24,7 +23,7 @@ export function gatedCore(opts: OverloadOptions, tryingMs = 0, load?: Constructo
   } as unknown as WireServer;
   const core = new UaCore({
     wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), timers: { trying: tryingMs },
-    transport: { send: (_t: SendTarget, bytes: Buffer): Promise<SendResult> => { sent.push(bytes.toString('utf8')); return Promise.resolve({ ok: true, local: LOCAL, bytes: bytes.length }); } },
+    transport: fakeTransport((_t, bytes) => { sent.push(bytes.toString('utf8')); return { ok: true, local: LOCAL, bytes: bytes.length }; }),
   });
   const gate = new OverloadGate(clock, load ?? { transactions: () => core.stats().serverTransactions, dialogs: () => core.dialogs.size }, opts);
   wire.setAdmission(gate as never);

@@ -10,10 +10,9 @@ import type { CallObserver } from './cdr.js';
 import type { Listeners } from './listeners.js';
 
 export interface CoreTransport {
-  send(target: SendTarget, bytes: Buffer): Promise<SendResult>;
-  /** The same without a promise: `done`, if given, hears the result later (the engine's
-   *  TransportLayer has it; the core uses it when there). */
-  sendThen?(target: SendTarget, bytes: Buffer, done?: (r: SendResult) => void): void;
+  /** Send; `done`, if given, hears how it went, always later (TransportLayer.sendThen: no
+   *  promise per message). */
+  sendThen(target: SendTarget, bytes: Buffer, done?: (r: SendResult) => void): void;
   /** Whether a TCP/TLS connection still exists (responses on a closed one get NOK). */
   hasConnection?(connectionId: string): boolean;
 }
@@ -80,8 +79,7 @@ export class CoreContext {
 
   /** Send bytes outside any transaction (2xx/1xx retransmissions, ACK for 2xx), counting failures. */
   send(target: SendTarget, bytes: Buffer): void {
-    if (this.transport.sendThen !== undefined) this.transport.sendThen(target, bytes, this.countFailure);
-    else void this.transport.send(target, bytes).then(this.countFailure);
+    this.transport.sendThen(target, bytes, this.countFailure);
   }
 
   private readonly countFailure = (r: SendResult): void => { if (!r.ok) this.count.sendFailures++; };

@@ -19,7 +19,7 @@ import {
   TransactionLayer, type ClientTransaction, type InboundMeta, type InviteClientTransaction,
   type InviteServerTransaction, type ServerTransaction, type Transaction, type TransactionUser,
 } from '../transaction/index.js';
-import type { SendFn, TimerConfig } from '../transaction/types.js';
+import type { TimerConfig } from '../transaction/types.js';
 import { DialogStore, type Dialog } from '../dialog/dialog.js';
 import type { AppConnection, WireHandler, WireServer } from '../wire/server.js';
 import { nokPayload } from '../wire/leaders.js';
@@ -78,7 +78,7 @@ export class UaCore implements WireHandler, TransactionUser {
     this.parse = opts.parse;
     this.onMalformed = opts.onMalformed;
     this.layer = new TransactionLayer({
-      send: sendVia(opts.transport),
+      send: (target, bytes, done) => opts.transport.sendThen(target, bytes, done),
       tu: this,
       clock: opts.clock,
       ...(opts.timers ? { timers: opts.timers } : {}),
@@ -203,9 +203,3 @@ export class UaCore implements WireHandler, TransactionUser {
   onSip(app: AppConnection, tokens: string[], sip: string): void { this.commands.sip(app, tokens, sip); }
 }
 
-/** The transaction layer's SendFn over the core's transport: without a promise when it can. */
-function sendVia(transport: CoreTransport): SendFn {
-  const { sendThen } = transport;
-  if (sendThen !== undefined) return (target, bytes, done) => sendThen.call(transport, target, bytes, done);
-  return (target, bytes) => transport.send(target, bytes);
-}

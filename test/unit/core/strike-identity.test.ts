@@ -2,12 +2,13 @@
 // CANCEL for another peer's INVITE are reported with the verified TLS identity they came with,
 // so the app counts the strike against the certificate rather than the (shareable) address.
 import { describe, expect, it } from 'vitest';
-import type { Endpoint, SendResult, SendTarget, TlsPeerIdentity } from '../../../src/engine/transport/types.js';
+import type { Endpoint, TlsPeerIdentity } from '../../../src/engine/transport/types.js';
 import type { WireServer } from '../../../src/engine/wire/server.js';
 import { UaCore } from '../../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../../src/engine/message/parser.js';
 import { FakeClock } from '../transaction/support.js';
 import { fakeApp } from './support.js';
+import { fakeTransport } from '../../helpers/core-fakes.js';
 
 const LOCAL: Endpoint = { protocol: 'tls', address: '127.0.0.1', port: 5061 };
 const A: Endpoint = { protocol: 'tls', address: '127.0.0.2', port: 40000 };
@@ -25,7 +26,7 @@ function core() {
   const wire = { setHandler: () => {}, pickApp: (m: string) => (m === 'INVITE' || m === 'invite' ? app : undefined) } as unknown as WireServer;
   const c = new UaCore({
     wire, listeners: [LOCAL], clock: new FakeClock(), parse: (b) => parseMessage(b),
-    transport: { send: async (_t: SendTarget, bytes: Buffer): Promise<SendResult> => ({ ok: true, local: LOCAL, bytes: bytes.length }) },
+    transport: fakeTransport((_t, bytes) => ({ ok: true, local: LOCAL, bytes: bytes.length })),
     onMalformed: (source, why, tls) => { strikes.push({ source, why, tls }); },
   });
   return { c, strikes };

@@ -1,9 +1,9 @@
 // Test support for the UA core without sockets: the transport is a recorder, an app is an
 // object that collects the frames the core sends it, the wire server a router with a fixed
 // route table, and the clock moves only when the test says so (the transaction tests' FakeClock).
-import type { SendResult, SendTarget } from '../../../src/engine/transport/types.js';
+import type { SendTarget } from '../../../src/engine/transport/types.js';
 import type { WireServer } from '../../../src/engine/wire/server.js';
-import { fakeApp } from '../../helpers/fake-app.js';
+import { fakeApp, fakeTransport } from '../../helpers/core-fakes.js';
 import { UaCore } from '../../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../../src/engine/message/parser.js';
 import { FakeClock } from '../transaction/support.js';
@@ -11,7 +11,7 @@ import { FakeClock } from '../transaction/support.js';
 export const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
 export const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
 
-export { fakeApp, type FakeApp } from '../../helpers/fake-app.js';
+export { fakeApp, type FakeApp } from '../../helpers/core-fakes.js';
 
 export interface Sent { at: number; text: string; target: SendTarget }
 
@@ -23,11 +23,11 @@ export function coreHarness(opts: { routes?: string[]; cdrs?: boolean; sendOk?: 
   const wire = { setHandler: () => {}, pickApp: (m: string) => (routes.has(m.toLowerCase()) ? app : undefined) } as unknown as WireServer;
   const core = new UaCore({
     wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b), cdrs: opts.cdrs, timers: { trying: opts.tryingDelayMs ?? 0 },
-    transport: { send: async (target: SendTarget, bytes: Buffer): Promise<SendResult> => {
+    transport: fakeTransport((target, bytes) => {
       sent.push({ at: clock.now(), text: bytes.toString('utf8'), target });
       if (opts.sendOk && !opts.sendOk(target)) return { ok: false, reason: 'refused' };
       return { ok: true, local: LOCAL, bytes: bytes.length };
-    } },
+    }),
   });
   /** A SIP message from the peer. */
   const feed = (text: string) => core.onPacket({ data: Buffer.from(text), source: PEER, local: LOCAL });

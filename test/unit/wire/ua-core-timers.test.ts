@@ -6,9 +6,10 @@ import { WireServer } from '../../../src/engine/wire/server.js';
 import { FrameDecoder, encodeFrame } from '../../../src/engine/wire/framing.js';
 import { UaCore } from '../../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../../src/engine/message/parser.js';
-import type { SendTarget, SendResult } from '../../../src/engine/transport/types.js';
+import type { SendTarget } from '../../../src/engine/transport/types.js';
 import { FakeClock } from '../../helpers/engine-golden.js';
 import { waitFor } from '../../helpers/procs.js';
+import { fakeTransport } from '../../helpers/core-fakes.js';
 
 const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
 const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
@@ -23,10 +24,10 @@ async function setup(routes: string[]) {
   wire = new WireServer({ address: '127.0.0.1', port: 0, secret: 's', hostports: () => 'udp/127.0.0.1:5070' });
   const core = new UaCore({
     wire, listeners: [LOCAL], clock, parse: (b) => parseMessage(b),
-    transport: { send: async (target: SendTarget, bytes: Buffer): Promise<SendResult> => {
+    transport: fakeTransport((target, bytes) => {
       sent.push({ at: clock.now(), text: bytes.toString('utf8'), target });
       return { ok: true, local: LOCAL, bytes: bytes.length };
-    } },
+    }),
   });
   const { port } = await wire.listen();
   sock = connect({ host: '127.0.0.1', port });
