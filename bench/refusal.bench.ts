@@ -61,6 +61,9 @@ async function main(): Promise<void> {
   let held: Proc | undefined;
   void runSipp(['-sn', 'uac', target, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000', '-m', '1', '-d', '3600000'],
     { timeoutS: 3600, onStart: (p) => { held = p; } });
+  // Loss at 100 % only counts once the held call is up: a busy start-up's lag can push it there
+  // first (onset_intervals 1), and it falls again before the call exists.
+  await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 2, 15_000, 100, 'the held call up');
   await waitFor(async () => (await pg.metric('peergate_overload_loss_percent')) === 100, 15_000, 100, 'loss at 100 %');
   const workers = childPids(primary).filter((p) => p !== primary);
   console.log(`peergate primary ${primary}, workers ${workers.join(',')}; loss 100 % with one call held; ${SECONDS} s per step`);

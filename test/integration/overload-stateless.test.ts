@@ -23,10 +23,19 @@ describe('overload control: stateless refusal (issue #18.3)', () => {
     const { pg, target } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, {
       media: { anchoring: false },
       engine: { sip_timers: { t1_ms: T1 } },
-      // Two dialogs (the held call's legs) are over the mark: loss 100 % from the first interval.
-      overload: { max_dialogs: 1, step_percent: 100, max_loss_percent: 100, onset_intervals: 1, retry_after_s: 3 },
+      // Two dialogs (the held call's legs) are over the mark: loss 100 % from the first interval
+      // (dialogs is not a stall-prone signal, so onset_intervals does not delay it). Every other
+      // signal is kept out of it: a busy machine's start-up lag once pushed loss to 100 % before
+      // the held call existed (and refused it), and it then fell while SIPp ran, so calls were
+      // admitted.
+      overload: {
+        max_dialogs: 1, step_percent: 100, max_loss_percent: 100, retry_after_s: 3,
+        onset_intervals: 100, lag_high_ms: 10_000, lag_low_ms: 10_000, worker_lag_high_ms: 0, worker_lag_low_ms: 0,
+        queue_high_kib: 0, queue_low_kib: 0, pending_high: 100_000, pending_low: 100_000,
+      },
     });
     const held = heldCalls(target, PEER_IP, 1, 12_000);
+    await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 2, 10_000, 50, 'the held call up');
     await waitFor(async () => (await pg.metric('peergate_overload_loss_percent')) === 100, 10_000, 50, 'loss at 100 %');
     const serverBefore = await pg.metric('peergate_engine_server_transactions');
 
