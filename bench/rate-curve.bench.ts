@@ -1,0 +1,74 @@
+// CPU per call against the offered rate, in ONE running `peergate start` (policy on, media not
+// anchored), and what a freshly started node does with its first seconds of load.
+//
+// Why: CPU per call is not a constant. At a low rate every message wakes a sleeping process
+// (and, on a virtual machine, an idle virtual CPU), so each call pays for several wake-ups and
+// cold caches; near saturation the processes stay runnable and read several messages per
+// wake-up. A figure quoted "per call" means something only with its rate; this bench gives the
+// curve from one node, with each process's context switches per call beside it.
+// The first step runs on a cold node (V8 still interpreting and compiling): its calls are
+// printed second by second (SIPp's -fd 1 rows: answered / failed), which shows how long a
+// restarted node refuses part of a steady load.
+//
+//   npm run build && nice -n 10 npx tsx bench/rate-curve.bench.ts [--rates 600,600,1000,600,300,100] [--seconds 10] [--workers N]
+//
+// Steps run in the order given, back to back, SIPp uac (127.0.0.2, no hold time) → peergate →
+// SIPp uas (127.0.0.3). Overload control stays on (a cold node's refusals are the point); the
+// peer's limits are out of the way.
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { childPids, cpuSeconds, freePorts, procStatus, runSipp, startUas, stopAll } from '../test/helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
+
+const { values } = parseArgs({ options: {
+  rates: { type: 'string', default: '600,600,1000,600,300,100' }, seconds: { type: 'string', default: '10' }, workers: { type: 'string' },
+} });
+const RATES = values.rates.split(',').map(Number);
+const SECONDS = Number(values.seconds);
+
+/** SIPp's per-second rows: answered / failed in each period. */
+function perSecond(statFile: string | undefined): string {
+  if (!statFile) return '';
+  const lines = readFileSync(statFile, 'utf8').trim().split('\n');
+  const head = lines[0]!.split(';');
+  const ok = head.indexOf('SuccessfulCall(P)');
+  const failed = head.indexOf('FailedCall(P)');
+  return lines.slice(1).map((l) => { const f = l.split(';'); return `${f[ok]}/${f[failed]}`; }).filter((s) => s !== '0/0').join(' ');
+}
+
+const switches = (pid: number): number => procStatus(pid, 'voluntary_ctxt_switches') + procStatus(pid, 'nonvoluntary_ctxt_switches');
+
+async function main(): Promise<void> {
+  const [peerPort, corePort, opsPort, uasPort] = await freePorts(4) as [number, number, number, number];
+  startUas(CORE_IP, uasPort);
+  const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'error' }, {
+    media: { anchoring: false },
+    ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
+    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { cps: 100_000, burst: 100_000, sessions: 1_000_000 } }],
+  });
+  const pg = await startPeergate(policy);
+  const pids = [pg.proc.pid, ...childPids(pg.proc.pid).filter((p) => p !== pg.proc.pid)];
+  const names = pids.map((_, i) => (i === 0 ? 'primary' : `worker ${i}`));
+  console.log(`# ${SECONDS} s per step, one node (${names.join(', ')}); load average before ${loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`);
+  console.log('| step | offered calls/s | answered / failed | CPU ms per answered call: ' + names.join(' / ') + ' = all | % of a core: ' + names.join(' / ') + ' | context switches per call | per second: answered/failed |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [i, rate] of RATES.entries()) {
+    const cpu0 = pids.map((p) => cpuSeconds(p).total);
+    const cs0 = pids.map(switches);
+    const t0 = Date.now();
+    const r = await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+      '-r', String(rate), '-m', String(rate * SECONDS), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: SECONDS * 3 + 10 });
+    const wall = (Date.now() - t0) / 1000;
+    const cpu = pids.map((p, k) => cpuSeconds(p).total - cpu0[k]!);
+    const cs = pids.map((p, k) => switches(p) - cs0[k]!);
+    const n = Math.max(1, r.successful);
+    const ms = cpu.map((c) => (1000 * c) / n);
+    console.log(`| ${i + 1}${i === 0 ? ' (cold)' : ''} | ${rate} | ${r.successful} / ${r.failed} | ${ms.map((x) => x.toFixed(3)).join(' / ')} = **${ms.reduce((a, b) => a + b, 0).toFixed(3)}** | `
+      + `${cpu.map((c) => ((100 * c) / wall).toFixed(0)).join(' / ')} | ${cs.map((c) => (c / n).toFixed(1)).join(' / ')} | ${perSecond(r.statFile)} |`);
+  }
+  console.log(`# load average after ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  await pg.stop();
+}
+
+main().then(() => stopAll(), async (err: unknown) => { console.error(err); await stopAll(); process.exitCode = 1; });
