@@ -48,16 +48,21 @@ export class OutMessage {
       for (; j > 0 && ranks[order[j - 1]!]! > r; j--) order[j] = order[j - 1]!;
       order[j] = i;
     }
-    // One flat string of the whole head (join), not a chain of concatenations to flatten.
-    parts.length = 0;
-    parts.push(startLine, '\r\n');
-    for (let k = 0; k < n; k++) {
-      const f = this.fields[order[k]!]!;
-      parts.push(f.raw, ': ', f.value, '\r\n');
+    // One flat string of the whole head (join), not a chain of concatenations to flatten. The
+    // shared list is emptied however this ends, so it never carries one message into the next
+    // nor keeps its strings alive.
+    let head: string;
+    try {
+      parts.push(startLine, '\r\n');
+      for (let k = 0; k < n; k++) {
+        const f = this.fields[order[k]!]!;
+        parts.push(f.raw, ': ', f.value, '\r\n');
+      }
+      parts.push('\r\n');
+      head = parts.join('');
+    } finally {
+      parts.length = 0;
     }
-    parts.push('\r\n');
-    const head = parts.join('');
-    parts.length = 0;
     const headBytes = Buffer.byteLength(head, 'utf8');
     const out = Buffer.allocUnsafe(headBytes + body.length);
     out.write(head, 0, headBytes, 'utf8');
