@@ -5,6 +5,15 @@ import { createSocket, type Socket } from 'node:dgram';
 import { heldCalls, waitFor, type SippResult } from './procs.js';
 import type { RunningPeergate } from './peergate.js';
 
+/** Overload policy keys that keep the node's own lag, the app's backlog (setups pending) and the
+ *  workers' delay from ever setting the loss (high marks out of reach, or off): a test spreads
+ *  this and names the one signal under test. */
+export const LAG_BACKLOG_SIGNALS_OFF = Object.freeze({
+  lag_high_ms: 10_000, lag_low_ms: 5_000, pending_high: 1_000_000, pending_low: 1_000_000, worker_lag_high_ms: 0, worker_lag_low_ms: 0,
+});
+/** The receive-queue law off as well. */
+export const RECEIVE_QUEUE_OFF = Object.freeze({ queue_high_kib: 0, queue_low_kib: 0 });
+
 /** An INVITE outside any dialog with Max-Forwards 0: one the gate admits is answered 483 by the B2BUA, no B-leg. */
 export function burstInvite(name: string, i: number, port: number): Buffer {
   return Buffer.from(`INVITE sip:+15550001@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:${port};branch=z9hG4bK-${name}-${i}\r\n` +

@@ -5,7 +5,7 @@
 // turn and those that waited past ingress_sojourn_ms get 503 + Retry-After (queue_sojourn).
 // Every other signal is off, so the ingress is what is under test.
 import { describe, expect, it, afterAll } from 'vitest';
-import { burstBehindHeldCalls, burstInvite, countsLeft, NOTHING_LEFT, openBurst, shedCount } from '../helpers/burst.js';
+import { burstBehindHeldCalls, burstInvite, countsLeft, LAG_BACKLOG_SIGNALS_OFF, NOTHING_LEFT, openBurst, RECEIVE_QUEUE_OFF, shedCount } from '../helpers/burst.js';
 import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startTwoSided } from '../helpers/peergate.js';
 
@@ -33,8 +33,7 @@ describe('overload control: priority ingress (issue #18.3)', () => {
       media: { anchoring: false },
       engine: { sip_timers: { t1_ms: T1 } },
       overload: {
-        lag_high_ms: 10_000, lag_low_ms: 5_000, pending_high: 1_000_000, pending_low: 1_000_000, worker_lag_high_ms: 0, worker_lag_low_ms: 0,
-        queue_high_kib: 0, queue_low_kib: 0, priority_ingress: true, ingress_sojourn_ms: SOJOURN_MS,
+        ...LAG_BACKLOG_SIGNALS_OFF, ...RECEIVE_QUEUE_OFF, priority_ingress: true, ingress_sojourn_ms: SOJOURN_MS,
       },
     });
     /** ms after SIGCONT of each first 503, of each INVITE's first final answer, of each 481. */

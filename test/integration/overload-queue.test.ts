@@ -4,7 +4,7 @@
 // reads the queue and sheds new INVITEs with 503 + Retry-After (reason receive_queue) while the
 // BYEs of established calls, queued behind the burst, are still answered.
 import { describe, expect, it, afterAll } from 'vitest';
-import { burstBehindHeldCalls, burstInvite, countsLeft, NOTHING_LEFT, openBurst, shedCount } from '../helpers/burst.js';
+import { burstBehindHeldCalls, burstInvite, countsLeft, LAG_BACKLOG_SIGNALS_OFF, NOTHING_LEFT, openBurst, shedCount } from '../helpers/burst.js';
 import { freePorts, startSipp, stopAll, waitFor } from '../helpers/procs.js';
 import { startTwoSided } from '../helpers/peergate.js';
 
@@ -26,7 +26,7 @@ describe('overload control: the UDP receive queue (issue #18.3)', () => {
     const { pg, target, peerPort } = await startTwoSided(`sip:127.0.0.3:${uasPort}`, {
       media: { anchoring: false },
       engine: { sip_timers: { t1_ms: T1 } },
-      overload: { lag_high_ms: 10_000, lag_low_ms: 5_000, pending_high: 1_000_000, pending_low: 1_000_000, worker_lag_high_ms: 0, worker_lag_low_ms: 0 },
+      overload: { ...LAG_BACKLOG_SIGNALS_OFF },
     });
     // Call-IDs answered, by status (the burst never ACKs: final responses are retransmitted).
     const burst = await openBurst();

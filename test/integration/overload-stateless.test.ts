@@ -5,7 +5,7 @@
 // nothing. A stateful refusal would keep every one for T4 = 5 s after its ACK.
 import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
-import { countsLeft, NOTHING_LEFT } from '../helpers/burst.js';
+import { countsLeft, LAG_BACKLOG_SIGNALS_OFF, NOTHING_LEFT, RECEIVE_QUEUE_OFF } from '../helpers/burst.js';
 import { freePorts, heldCalls, runSipp, startUas, stopAll, waitFor } from '../helpers/procs.js';
 import { PEER_IP, startTwoSided } from '../helpers/peergate.js';
 
@@ -24,15 +24,10 @@ describe('overload control: stateless refusal (issue #18.3)', () => {
       media: { anchoring: false },
       engine: { sip_timers: { t1_ms: T1 } },
       // Two dialogs (the held call's legs) are over the mark: loss 100 % from the first interval
-      // (dialogs is not a stall-prone signal, so onset_intervals does not delay it). Every other
-      // signal is kept out of it: a busy machine's start-up lag once pushed loss to 100 % before
-      // the held call existed (and refused it), and it then fell while SIPp ran, so calls were
-      // admitted.
-      overload: {
-        max_dialogs: 1, step_percent: 100, max_loss_percent: 100, retry_after_s: 3,
-        onset_intervals: 100, lag_high_ms: 10_000, lag_low_ms: 10_000, worker_lag_high_ms: 0, worker_lag_low_ms: 0,
-        queue_high_kib: 0, queue_low_kib: 0, pending_high: 100_000, pending_low: 100_000,
-      },
+      // (dialogs is not a stall-prone signal: no onset wait). Every other signal is kept out of
+      // it: a busy machine's start-up lag once pushed loss to 100 % before the held call existed
+      // (and refused it), and it then fell while SIPp ran, so calls were admitted.
+      overload: { max_dialogs: 1, step_percent: 100, max_loss_percent: 100, retry_after_s: 3, ...LAG_BACKLOG_SIGNALS_OFF, ...RECEIVE_QUEUE_OFF },
     });
     const held = heldCalls(target, PEER_IP, 1, 12_000);
     await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 2, 10_000, 50, 'the held call up');

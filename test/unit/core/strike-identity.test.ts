@@ -7,8 +7,7 @@ import type { WireServer } from '../../../src/engine/wire/server.js';
 import { UaCore } from '../../../src/engine/core/ua-core.js';
 import { parseMessage } from '../../../src/engine/message/parser.js';
 import { FakeClock } from '../transaction/support.js';
-import { fakeApp } from './support.js';
-import { fakeTransport } from '../../helpers/core-fakes.js';
+import { fakeApp, fakeTransport } from '../../helpers/core-fakes.js';
 
 const LOCAL: Endpoint = { protocol: 'tls', address: '127.0.0.1', port: 5061 };
 const A: Endpoint = { protocol: 'tls', address: '127.0.0.2', port: 40000 };

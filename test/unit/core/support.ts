@@ -11,8 +11,6 @@ import { FakeClock } from '../transaction/support.js';
 export const LOCAL = { protocol: 'udp' as const, address: '127.0.0.1', port: 5070 };
 export const PEER = { protocol: 'udp' as const, address: '127.0.0.1', port: 6000 };
 
-export { fakeApp, type FakeApp } from '../../helpers/core-fakes.js';
-
 export interface Sent { at: number; text: string; target: SendTarget }
 
 export function coreHarness(opts: { routes?: string[]; cdrs?: boolean; sendOk?: (target: SendTarget) => boolean; tryingDelayMs?: number } = {}) {
