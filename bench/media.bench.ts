@@ -1,7 +1,8 @@
 // rtpengine control round trips through the media stage against a local (embedded) rtpengine:
 // p50/p99 of offer, answer and delete, the whole setup+teardown per call, and call setups per
 // second with 10 in flight. Run: npx tsx bench/media.bench.ts [calls]
-import { MediaStage, SideMediaSchema } from '../src/sbc/media/index.js';
+import { MediaStage } from '../src/sbc/media/index.js';
+import { SideMediaSchema } from '../src/sbc/media/schema.js';
 
 const CALLS = Math.max(10, Math.min(5000, Number(process.argv[2] ?? 500)));
 const peer = SideMediaSchema.parse({ srtp: 'required', suites: ['AES_CM_128_HMAC_SHA1_80'], dtls: 'refused' });

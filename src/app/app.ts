@@ -237,7 +237,7 @@ export class App {
     }
     const media = this.media;
     this.pool = await this.add(new WorkerPool({
-      count, nodeId, policyPath: this.holder.path, store: this.store.store,
+      count, nodeId, policyPath: this.holder.path, policy: () => this.holder.current, store: this.store.store,
       wire: () => this.engine.wire, rtpengine: () => media?.spawnedAddress, log: this.moduleLog('workers'),
       backlog: this.engine.workerBacklog,
     }));

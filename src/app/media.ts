@@ -20,7 +20,7 @@ export class MediaSubsystem implements Subsystem {
       this.log.warn('media.anchoring is false: media flows directly (only SDP identity fields are rewritten) and no SRTP policy is enforced');
       return;
     }
-    this.stage = await MediaStage.create(this.started.media, { log: this.log });
+    this.stage = await MediaStage.start(this.started.media, { log: this.log });
   }
 
   /** The call flow's media seam; undefined when media is not anchored. */

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { PolicySchema, type Policy } from './schema.js';
 import { filePathRegistry } from './file-path.js';
 import { resolveSecrets } from './secrets.js';
+import { deepFreeze } from './freeze.js';
 
 export interface PolicyError {
   file: string;
@@ -239,12 +240,4 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length]!;
-}
-
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v as Record<string, unknown>)) deepFreeze(x);
-  }
-  return v;
 }

@@ -1,8 +1,10 @@
 // Policy fragments of location routing (docs/routing.md): where DNS questions go and how
 // far their answers are trusted, ENUM per route, and target health probing. The policy
 // schema (src/policy/schema.ts) spreads these shapes into its sections.
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseResolver } from './resolver-address.js';
+
+export { parseResolver } from './resolver-address.js';
 
 /** `off`: any answer; `prefer`: validated when the resolver can, else plain; `required`: only AD-bit answers from a trusted resolver. */
 export const DnssecSchema = z.enum(['off', 'prefer', 'required']);
@@ -12,15 +14,6 @@ export type Dnssec = z.infer<typeof DnssecSchema>;
 export const ResolverSchema = z.string().refine((s) => parseResolver(s) !== undefined, {
   error: (iss) => `not a resolver address: '${String(iss.input)}' (expected e.g. 127.0.0.1:53, ::1 or [::1]:5353)`,
 });
-
-/** Parse `127.0.0.1`, `127.0.0.1:5353`, `::1`, `[::1]:5353`; undefined when invalid. */
-export function parseResolver(s: string): { address: string; port: number } | undefined {
-  if (isIP(s) !== 0) return { address: s, port: 53 };
-  const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([0-9.]+):(\d{1,5})$/.exec(s);
-  if (!m || isIP(m[1]!) === 0) return undefined;
-  const port = Number(m[2]);
-  return port >= 1 && port <= 65535 ? { address: m[1]!, port } : undefined;
-}
 
 export const DnsCacheSchema = z.strictObject({
   /** Entries kept (positive and negative); the least recently used goes first. */

@@ -3,7 +3,8 @@
 // and what only a restart changes is reported as such.
 import { describe, it, expect, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { MediaStage, SideMediaSchema, GlobalMediaSchema } from '../../src/sbc/media/index.js';
+import { MediaStage } from '../../src/sbc/media/index.js';
+import { SideMediaSchema, GlobalMediaSchema } from '../../src/sbc/media/schema.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { stopAll, waitFor } from '../helpers/procs.js';
 import { RtpEndpoint, audioSdp } from '../helpers/rtp.js';

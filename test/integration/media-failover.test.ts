@@ -3,7 +3,8 @@
 // supervised) rtpengine.
 import { describe, it, expect, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { MediaStage, SideMediaSchema, type SideMedia } from '../../src/sbc/media/index.js';
+import { MediaStage, type SideMedia } from '../../src/sbc/media/index.js';
+import { SideMediaSchema } from '../../src/sbc/media/schema.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { stopAll, waitFor, freePort } from '../helpers/procs.js';
 import { RtpEndpoint, audioSdp, makeStream, parseRtp, sdpMediaAddress, sendAll } from '../helpers/rtp.js';

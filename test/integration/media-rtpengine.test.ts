@@ -3,7 +3,8 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import client from 'prom-client';
-import { MediaStage, SideMediaSchema, type SideMedia } from '../../src/sbc/media/index.js';
+import { MediaStage, type SideMedia } from '../../src/sbc/media/index.js';
+import { SideMediaSchema } from '../../src/sbc/media/schema.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { stopInOrder } from '../helpers/procs.js';
 import {

@@ -74,7 +74,7 @@ describe('workers: 2', () => {
       const reload = await pg.admin('/admin/reload', { method: 'POST' });
       expect(reload.status).toBe(200);
       await waitFor(async () => (await pg.metric('peergate_session_limit', { peer: 'carrier-a' })) === 3, 5000, 100, 'limit 3 in force');
-      // Each worker re-reads the file after the primary has applied it: give them a moment.
+      // Each worker is handed the policy after the primary has applied it: give them a moment.
       await waitFor(async () => {
         const r = await heldCalls(target, PEER_IP, 6, 1000);
         return r.successful === 3 && r.failed === 3;
@@ -154,6 +154,49 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       expect(readSippStats(stat)).toEqual({ successful: LIMIT, failed: 0 });
     } finally {
       await uac.stop();
+      await pg.stop();
+    }
+  }, 120_000);
+
+  it('a worker replaced while the policy file holds an edit the primary refused runs the policy in force', async () => {
+    const { pg, target } = await startNode(4);
+    try {
+      // An edit that does not validate: the primary refuses it and keeps its policy.
+      const valid = readFileSync(pg.policyPath, 'utf8');
+      writeFileSync(pg.policyPath, valid.replace('sessions: 4', 'sessions: -1'));
+      const reload = await pg.admin('/admin/reload', { method: 'POST' });
+      expect(reload.status).not.toBe(200);
+      expect(await pg.metric('peergate_session_limit', { peer: 'carrier-a' })).toBe(4);
+
+      const kids = readFileSync(`/proc/${pg.proc.pid}/task/${pg.proc.pid}/children`, 'utf8').trim().split(/\s+/).map(Number)
+        .filter((k) => readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('entry.'));
+      expect(kids).toHaveLength(2);
+      process.kill(kids[0]!, 'SIGKILL');
+      // Replaced once, and the replacement stays up: it was handed the policy in force, it did
+      // not read the refused file (which made it exit at start, again and again).
+      await waitFor(async () => (await pg.metric('peergate_worker_restarts_total')) === 1, 5000, 50, 'the death seen');
+      await waitFor(async () => (await pg.metric('peergate_workers')) === 2, 15_000, 100, 'replacement worker up');
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await pg.metric('peergate_workers')).toBe(2);
+      expect(await pg.metric('peergate_worker_restarts_total')).toBe(1);
+      expect(await pg.metric('peergate_worker_restarts_total', { reason: 'SIGKILL' })).toBe(1);
+
+      // Both workers serve with the policy in force: 4 sessions admitted of 6, across both.
+      const offered = heldCalls(target, PEER_IP, 6, 3000);
+      const up = (await waitFor<WorkerCall[] | undefined>(async () => { const c = await calls(pg); return c.length === 4 ? c : undefined; }, 15_000, 100, '4 calls up'))!;
+      expect(new Set(up.map((c) => c.worker))).toEqual(new Set([0, 1]));
+      const r = await offered;
+      expect(r.successful).toBe(4);
+      expect(r.failed).toBe(2);
+
+      // The file fixed, a reload reaches both workers, the replacement included.
+      writeFileSync(pg.policyPath, valid.replace('sessions: 4', 'sessions: 2'));
+      expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
+      await waitFor(async () => {
+        const again = await heldCalls(target, PEER_IP, 4, 1000);
+        return again.successful === 2 && again.failed === 2;
+      }, 20_000, 200, '2 of 4 admitted after the reload');
+    } finally {
       await pg.stop();
     }
   }, 120_000);

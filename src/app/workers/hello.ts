@@ -1,13 +1,22 @@
 // What the primary and a B2BUA worker agree on at the worker's start, in a module of its own so
 // that the primary (pool.ts) does not load the worker's B2BUA graph (drachtio-srf, the call flow).
+import type { Policy } from '../../policy/schema.js';
 import type { StoreHealth } from '../../store/types.js';
+import type { PolicyProblem } from '../subsystem.js';
 
 /** What the primary tells a worker when it starts (answer to `hello`). */
 export interface WorkerHello {
   index: number;
   /** The node's id; the worker's store sessions are `<nodeId>/w<index>` (freed when it dies). */
   nodeId: string;
+  /** The policy file's path: relative files the policy names are found from its directory. */
   policyPath: string;
+  /**
+   * The policy the primary has in force, validated there (JSON: plain data). A worker never
+   * reads the policy file itself: one replaced while the file on disk holds an edit the
+   * primary refused (or has not applied yet) runs what the rest of the node runs.
+   */
+  policy: Policy;
   wire: { host: string; port: number; secret: string };
   storeKind: 'memory' | 'redis';
   storeHealth: StoreHealth;
@@ -18,6 +27,9 @@ export interface WorkerHello {
   /** Hops the prober has seen down so far (a worker that does not probe routes around them). */
   targetsDown: string[];
 }
+
+/** A worker's answer to `reload`: applied, or refused with what its own checks found. */
+export type WorkerReload = { ok: true; restart_needed: string[] } | { ok: false; problems: PolicyProblem[] };
 
 export function workerNodeId(nodeId: string, index: number): string { return `${nodeId}/w${index}`; }
 

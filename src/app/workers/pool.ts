@@ -13,14 +13,17 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import client from 'prom-client';
+import type { Policy } from '../../policy/schema.js';
 import type { ActiveCall, Hangup } from '../../sbc/b2bua.js';
 import type { PeergateEnding } from '../../sbc/session/index.js';
 import { serveStore } from '../../store/ipc.js';
 import type { Store, StoreHealth } from '../../store/types.js';
 import { counter, gauge } from '../../ops/metrics.js';
 import { APPLIED, type Reconfigured, type Subsystem } from '../subsystem.js';
+import { locateProblems } from '../locate.js';
+import { formatError } from '../../policy/load.js';
 import { Channel } from './channel.js';
-import { workerNodeId, type WorkerHello } from './hello.js';
+import { workerNodeId, type WorkerHello, type WorkerReload } from './hello.js';
 import { workerEnv, workerNodeFlags } from './node-flags.js';
 
 const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
@@ -48,6 +51,8 @@ export interface WorkerPoolOptions {
   count: number;
   nodeId: string;
   policyPath: string;
+  /** The policy in force in the primary: what a worker starts with. */
+  policy: () => Policy;
   store: Store;
   wire: () => { host: string; port: number; secret: string };
   /** ng address of the rtpengine the primary spawned, if any. */
@@ -148,7 +153,7 @@ export class WorkerPool implements Subsystem {
   private hello(index: number): WorkerHello {
     const rtpengine = this.opts.rtpengine?.();
     return {
-      index, nodeId: this.opts.nodeId, policyPath: this.opts.policyPath, wire: this.opts.wire(),
+      index, nodeId: this.opts.nodeId, policyPath: this.opts.policyPath, policy: this.opts.policy(), wire: this.opts.wire(),
       storeKind: this.opts.store.kind, storeHealth: this.opts.store.health(),
       ...(rtpengine ? { rtpengine } : {}),
       // Target health is probed once per node, by worker 0; the others hear of it from here.
@@ -288,11 +293,18 @@ export class WorkerPool implements Subsystem {
 
   // ------------------------------------------------------------ Subsystem
 
-  /** The primary applied `next`: each worker reads the same file and applies it too. */
-  reconfigure(): Reconfigured {
-    void this.ask<{ ok: boolean }>('reload').then((answers) => {
-      const refused = answers.filter((a) => !a.ok).length;
-      if (refused) this.opts.log.error({ refused }, 'policy reload: some workers kept the previous policy (the file changed again, or their check failed)');
+  /**
+   * The primary applied `next`: each worker is handed it and applies it too (none reads the
+   * file, which may have changed again since). The primary's own subsystems checked it first
+   * (the anchor files included), so a worker refusing it means its files changed meanwhile.
+   */
+  reconfigure(next: Policy): Reconfigured {
+    void this.ask<WorkerReload>('reload', [next]).then((answers) => {
+      const problems = answers.flatMap((a) => (a.ok ? [] : a.problems));
+      if (answers.some((a) => !a.ok)) {
+        this.opts.log.error({ refused: answers.filter((a) => !a.ok).length, problems: locateProblems(this.opts.policyPath, problems).map(formatError) },
+          'policy reload: some workers kept the previous policy');
+      }
     });
     return APPLIED; // a change of `workers` itself is the app's to report (restart needed)
   }

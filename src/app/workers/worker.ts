@@ -3,14 +3,15 @@
 // drachtio wire, like the in-process B2BUA of `workers: 1`. What must be one per node stays
 // in the primary and is reached over the IPC channel:
 //   - the store (limits, bans, replay cache): StoreClient, so limits are exact across workers;
-//   - the policy file's reloads: the primary validates and applies first, then says "reload";
+//   - the policy: the primary loads and validates the file, and hands each worker the policy in
+//     force at its start and at every reload (a worker never reads the file: see hello.ts);
 //   - drain, stop, admin (calls, targets, end a call) and /metrics: answered on request.
 // The worker ignores SIGTERM, SIGINT and SIGHUP (a service manager signals the whole group):
 // only the primary decides, and a worker whose primary is gone exits.
 import type { Logger } from 'pino';
 import client from 'prom-client';
-import { PolicyHolder } from '../../policy/reload.js';
 import type { Policy } from '../../policy/schema.js';
+import { deepFreeze } from '../../policy/freeze.js';
 import { createLogger } from '../../log.js';
 import { collectDefaultMetrics } from '../../ops/metrics.js';
 import type { Hangup } from '../../sbc/b2bua.js';
@@ -23,14 +24,13 @@ import { IdentitySubsystem } from '../identity.js';
 import { CdrSubsystem } from '../records.js';
 import { SbcSubsystem } from '../sbc.js';
 import type { Subsystem } from '../subsystem.js';
-import { locateProblems } from '../locate.js';
 import { LoopDelayReporter } from '../../engine/overload/worker-backlog.js';
 import { reduceAndRecord } from '../memory-reducer.js';
 import { systemClock } from '../../engine/transport/types.js';
 import { Channel, type IpcEndpoint } from './channel.js';
 import { within } from '../within.js';
 import { keepRunningOnStrayRejections } from '../stray.js';
-import { workerNodeId, workerTag, type WorkerHello } from './hello.js';
+import { workerNodeId, workerTag, type WorkerHello, type WorkerReload } from './hello.js';
 
 export { workerNodeId, type WorkerHello } from './hello.js';
 
@@ -49,7 +49,7 @@ class Worker {
   private policy!: Policy;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly hello: WorkerHello, private readonly holder: PolicyHolder, private readonly store: StoreClient, private readonly log: Logger,
+  constructor(private readonly hello: WorkerHello, private readonly store: StoreClient, private readonly log: Logger,
     private readonly toPrimary: (m: string, args: unknown[]) => void = () => {}) {}
 
   private async add<S extends Subsystem>(s: S): Promise<S> {
@@ -60,12 +60,12 @@ class Worker {
 
   async start(): Promise<void> {
     const h = this.hello;
-    this.policy = forWorker(this.holder.current, h.rtpengine);
+    this.policy = forWorker(deepFreeze(h.policy), h.rtpengine);
     const current = () => this.policy;
     collectDefaultMetrics();
     const limits = await this.add(new LimitsSubsystem(this.store, workerNodeId(h.nodeId, h.index), current, this.log.child({ module: 'limits' })));
     const media = await this.add(new MediaSubsystem(this.policy, this.log.child({ module: 'media' })));
-    const identity = await this.add(new IdentitySubsystem(this.holder.path, this.store, this.log.child({ module: 'identity' })));
+    const identity = await this.add(new IdentitySubsystem(h.policyPath, this.store, this.log.child({ module: 'identity' })));
     const cdr = this.cdr = await this.add(new CdrSubsystem(this.policy, this.log, h.nodeId));
     const seam = media.seam;
     this.sbc = await this.add(new SbcSubsystem({
@@ -81,17 +81,18 @@ class Worker {
     // One worker probes the targets; the others route by what it sees, through the primary.
     if (h.probe) this.sbc.onTargetHealth((key, up) => this.toPrimary('targetHealth', [key, up]));
     else for (const key of h.targetsDown) this.sbc.applyTargetHealth(key, false);
-    this.holder.setGate((next, previous) => {
-      const problems = this.subsystems.flatMap((s) => s.prepare?.(forWorker(next, h.rtpengine), previous) ?? []);
-      return problems.length ? locateProblems(this.holder.path, problems) : [];
-    });
   }
 
-  /** The primary applied a new policy: read the same file and apply it here. */
-  reload(): { ok: boolean; restart_needed: string[] } {
+  /**
+   * The primary applied `next` (it checked it first): check it here too (files the policy
+   * names may have changed since), then apply it whole, or keep the running one.
+   */
+  reload(next: Policy): WorkerReload {
     const previous = this.policy;
-    if (!this.holder.reload()) return { ok: false, restart_needed: [] };
-    this.policy = forWorker(this.holder.current, this.hello.rtpengine);
+    const policy = forWorker(deepFreeze(next), this.hello.rtpengine);
+    const problems = this.subsystems.flatMap((s) => s.prepare?.(policy, previous) ?? []);
+    if (problems.length) return { ok: false, problems };
+    this.policy = policy;
     const restart: string[] = [];
     for (const s of this.subsystems) {
       try {
@@ -118,7 +119,7 @@ class Worker {
         await this.sbc.endAll(h);
         await within(this.sbc.whenIdle(), SETTLE_MS);
       },
-      reload: () => this.reload(),
+      reload: (next: Policy) => this.reload(next),
       reopen: () => this.cdr.reopen(),
       // Answer, then leave: the IPC channel would keep the process alive.
       close: async () => { await this.close(); setTimeout(() => process.exit(0), 50); },
@@ -136,7 +137,6 @@ class Worker {
   /** Close in reverse start order (the B2BUA first, the CDR writer after it). */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.holder.close();
       for (const s of [...this.subsystems].reverse()) {
         try { await s.close(); } catch (err) { this.log.warn({ subsystem: s.name, err: String(err) }, 'error while stopping'); }
       }
@@ -160,12 +160,11 @@ export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process
   };
   const channel = new Channel(end, handlers, 10_000);
   const hello = await channel.call('hello') as WorkerHello;
-  const holder = PolicyHolder.load(hello.policyPath, { checkFiles: true });
-  const log = createLogger({ level: holder.current.log.level, name: 'peergate' }).child({ worker: hello.index });
+  const log = createLogger({ level: hello.policy.log.level, name: 'peergate' }).child({ worker: hello.index });
   keepRunningOnStrayRejections(log);
   const store = new StoreClient({ kind: hello.storeKind, call: (op: StoreOp, args) => channel.call('store', [op, args]) });
   store.setHealth(hello.storeHealth);
-  const worker = new Worker(hello, holder, store, log, (m, args) => channel.notify(m, args));
+  const worker = new Worker(hello, store, log, (m, args) => channel.notify(m, args));
   Object.assign(handlers, worker.handlers());
   for (const [m, a] of early ?? []) (handlers[m] as (...x: unknown[]) => unknown)(...a);
   early = undefined;

@@ -5,4 +5,5 @@ export { outwardHeaders, withVerstat, withoutVerstat, type HeaderEdits } from '.
 export { CertFetcher, CertFetchError, type FetchedCert } from './fetch.js';
 export { createIdentityStage, toIdentityRequest, type IdentityStageOptions, type IdentityOutcomeWithResult } from './stage.js';
 export type { IdentityRequest } from './sipfields.js';
-export * from './schema.js';
+// Types only: the schema (and zod) belongs to the policy loader; a B2BUA worker loads neither.
+export type * from './schema.js';

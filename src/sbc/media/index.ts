@@ -15,12 +15,13 @@ import {
   type LogLike, type NgReply, type RtpengineInstance,
 } from './rtpengine.js';
 import type { z } from 'zod';
-import { EmbeddedRtpengineSchema, GlobalMediaSchema, type GlobalMedia, type SideMedia } from './schema.js';
+// Types only: the schema (and zod) is loaded by create() alone, so a B2BUA worker, which is
+// handed a validated policy (src/app/workers/hello.ts), does not load it.
+import type { GlobalMediaSchema, GlobalMedia, SideMedia } from './schema.js';
 import { mediaBytes, mediaCalls, mediaPacketErrors, mediaPackets, mediaRefusals, mediaSessions } from './metrics.js';
 
 export type { MediaRefusal, Side, RefusalReason, Keying } from './policy.js';
 export type { SideMedia, GlobalMedia } from './schema.js';
-export { SideMediaSchema, GlobalMediaSchema } from './schema.js';
 
 export interface MediaOk {
   ok: true;
@@ -106,11 +107,16 @@ export class MediaStage {
    * health checks; the stage answers 503 until one is up.
    */
   static async create(config: z.input<typeof GlobalMediaSchema> = {}, opts: MediaStageOptions = {}): Promise<MediaStage> {
-    const cfg = GlobalMediaSchema.parse(config);
+    const { GlobalMediaSchema } = await import('./schema.js');
+    return MediaStage.start(GlobalMediaSchema.parse(config), opts);
+  }
+
+  /** The same from a validated policy's `media` (the app's path: nothing parsed again). */
+  static async start(cfg: GlobalMedia, opts: MediaStageOptions = {}): Promise<MediaStage> {
     let embedded: EmbeddedRtpengineProcess | undefined;
     let instances: { address: string; weight: number }[];
     if (cfg.rtpengine === 'spawn') {
-      embedded = new EmbeddedRtpengineProcess(cfg.embedded ?? EmbeddedRtpengineSchema.parse({}), opts.log);
+      embedded = new EmbeddedRtpengineProcess(cfg.embedded ?? (await import('./schema.js')).EmbeddedRtpengineSchema.parse({}), opts.log);
       await embedded.start();
       instances = [{ address: embedded.address, weight: 1 }];
     } else {

@@ -13,7 +13,8 @@ import {
   type Sdp, type MediaSection, attrs, cryptoLines, hasFingerprint, isActive, isDtlsProfile, isFeedbackProfile,
   isRtp, isSecureProfile, removeLines,
 } from './sdp.js';
-import { RTPENGINE_SUITES, type SideMedia } from './schema.js';
+import type { SideMedia } from './schema.js';
+import { RTPENGINE_SUITES } from './suites.js';
 
 export type Side = 'peer' | 'core';
 

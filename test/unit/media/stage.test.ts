@@ -1,7 +1,8 @@
 // The media stage's API edges that need no live rtpengine: bad input, no relay reachable,
 // answer without offer, idempotent delete, and a clear error when the embedded binary is missing.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { MediaStage, SideMediaSchema } from '../../../src/sbc/media/index.js';
+import { MediaStage } from '../../../src/sbc/media/index.js';
+import { SideMediaSchema } from '../../../src/sbc/media/schema.js';
 import { freePort } from '../../helpers/procs.js';
 
 const side = (p: Record<string, unknown> = {}) => SideMediaSchema.parse(p);
