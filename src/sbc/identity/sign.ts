@@ -1,7 +1,7 @@
 // The authentication service toward peers that require identity: SHAKEN PASSporTs (RFC 8224,
 // 8225, 8588, ES256) or legacy RFC 4474 rsa-sha256 Identity, with keys from the policy.
 import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { identityHeaderValue, signPassport } from './passport.js';
 import { digestString, oneSpace, sipDate, signRfc4474Digest } from './rfc4474.js';
 import { addrSpec, canonicalTn } from './sipfields.js';
@@ -25,17 +25,38 @@ export interface OutgoingRequest {
   date?: string;
 }
 
+/** A signing key as read, with the file's identity then: a key rotated in place (or by rename)
+ *  is read again on the next signature, with no reload (SHAKEN certificates are short-lived). */
+interface KeptKey {
+  readonly key: KeyObject;
+  readonly version: string;
+}
+
 export class IdentitySigner {
-  private readonly keys = new Map<string, KeyObject>();
+  private readonly keys = new Map<string, KeptKey>();
   constructor(private readonly now: () => number = Date.now) {}
 
   private key(path: string): KeyObject {
-    let k = this.keys.get(path);
-    if (!k) {
-      try { k = createPrivateKey(readFileSync(path, 'utf8')); } catch (e) { throw new SignError(`identity signing key ${path}: ${(e as Error).message}`); }
-      this.keys.set(path, k);
+    // One stat per signature (a few µs beside an ECDSA or RSA signature): inode, size and the
+    // nanosecond times tell a new file from the one read, also when it has the same size.
+    let version: string;
+    try {
+      const st = statSync(path, { bigint: true });
+      version = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    } catch (e) {
+      this.keys.delete(path);
+      throw new SignError(`identity signing key ${path}: ${(e as Error).message}`);
     }
-    return k;
+    const kept = this.keys.get(path);
+    if (kept?.version === version) return kept.key;
+    let key: KeyObject;
+    try { key = createPrivateKey(readFileSync(path, 'utf8')); } catch (e) {
+      // Not kept: a half-written file is read again on the next call.
+      this.keys.delete(path);
+      throw new SignError(`identity signing key ${path}: ${(e as Error).message}`);
+    }
+    this.keys.set(path, { key, version });
+    return key;
   }
 
   /** Headers to add to the outgoing request. Throws SignError when it cannot sign. */

@@ -2,7 +2,7 @@
 // over a digest string built here for RFC 4474.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createPublicKey, createVerify, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { IdentitySigner, SignError } from '../../../src/sbc/identity/sign.js';
@@ -68,5 +68,35 @@ describe('IdentitySigner', () => {
     const cert = new X509Certificate(readFileSync(join(dir, 'rsa.pem')));
     expect(createVerify('sha256').update(digest).verify(cert.publicKey, sig)).toBe(true);
     expect(createVerify('sha256').update(digest.replace('bob', 'eve')).verify(cert.publicKey, sig)).toBe(false);
+  });
+  it('a signing key rotated in place or by rename is used from the next signature on, no reload needed', async () => {
+    createSpCertificate(dir, 'sp2', { tnAuthList: [{ spc: '709J' }] });
+    const rot = join(dir, 'rotating.key');
+    copyFileSync(join(dir, 'sp.key'), rot);
+    const signer = new IdentitySigner();
+    const pol = { shaken: { attest: 'A' as const, key: rot, certificate_url: 'https://cr.example/sp.pem' } };
+    const jws = () => signer.sign(pol, { from: '<sip:+12025550142@x>', to: '<sip:+14155550123@x>' })['Identity']!.split(';')[0]!;
+    const keyOf = (name: string) => createPublicKey(new X509Certificate(readFileSync(join(dir, `${name}.pem`))).publicKey.export({ type: 'spki', format: 'pem' }));
+    const signedBy = async (name: string, token: string) => compactVerify(token, keyOf(name)).then(() => true, () => false);
+
+    const first = jws();
+    expect(await signedBy('sp', first)).toBe(true);
+    // By rename, as certbot-like tools write: a new inode.
+    writeFileSync(`${rot}.new`, readFileSync(join(dir, 'sp2.key')));
+    renameSync(`${rot}.new`, rot);
+    const second = jws();
+    expect(await signedBy('sp2', second)).toBe(true);
+    expect(await signedBy('sp', second)).toBe(false);
+    // In place, the same size (two P-256 keys in PEM): the times tell it.
+    writeFileSync(rot, readFileSync(join(dir, 'sp.key')));
+    expect(await signedBy('sp', jws())).toBe(true);
+    // A half-written key: no signature (the call goes unsigned), and the next one reads it again.
+    writeFileSync(rot, '-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE');
+    expect(() => jws()).toThrow(/identity signing key .*rotating\.key/);
+    writeFileSync(rot, readFileSync(join(dir, 'sp2.key')));
+    expect(await signedBy('sp2', jws())).toBe(true);
+    // Gone: refused, naming the file.
+    unlinkSync(rot);
+    expect(() => jws()).toThrow(/rotating\.key/);
   });
 });
