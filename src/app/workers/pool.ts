@@ -68,6 +68,8 @@ interface Slot {
   channel: Channel;
   ready: boolean;
   startedAt: number;
+  /** The policy it was handed in its hello (a reload while it starts does not reach it: see `ready`). */
+  policy: Policy | undefined;
 }
 
 /** Aggregation takes the first list's aggregator: every list says `min` for these. */
@@ -125,9 +127,13 @@ export class WorkerPool implements Subsystem {
   private spawn(index: number): Promise<boolean> {
     const e = entry();
     const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json', env: workerEnv() });
-    const slot: Slot = { index, child, ready: false, startedAt: Date.now(), channel: undefined as unknown as Channel };
+    const slot: Slot = { index, child, ready: false, startedAt: Date.now(), channel: undefined as unknown as Channel, policy: undefined };
     slot.channel = new Channel(child, {
-      hello: () => this.hello(index),
+      hello: () => {
+        const h = this.hello(index);
+        slot.policy = h.policy;
+        return h;
+      },
       store: (op: string, args: unknown) => serveStore(this.opts.store, op, args),
       targetHealth: (key: string, up: boolean) => {
         if (up) this.targetsDown.delete(key); else this.targetsDown.add(key);
@@ -137,6 +143,10 @@ export class WorkerPool implements Subsystem {
       load: (lagMs: number, nextWithinMs?: number, utilisation?: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs, utilisation); },
       ready: () => {
         slot.ready = true;
+        // A reload while it started went to the workers serving then, not to it: hand it over now.
+        const current = this.opts.policy();
+        if (slot.policy !== current) this.handOver([slot], current);
+        slot.policy = undefined;
         this.updateGauge();
         this.waiters.get(index)?.(true);
       },
@@ -299,14 +309,20 @@ export class WorkerPool implements Subsystem {
    * (the anchor files included), so a worker refusing it means its files changed meanwhile.
    */
   reconfigure(next: Policy): Reconfigured {
-    void this.ask<WorkerReload>('reload', [next]).then((answers) => {
+    this.handOver(this.live(), next);
+    return APPLIED; // a change of `workers` itself is the app's to report (restart needed)
+  }
+
+  /** Hand `next` to these workers; what any of them refuses is logged with file:line. */
+  private handOver(slots: Slot[], next: Policy): void {
+    void Promise.allSettled(slots.map((s) => s.channel.call('reload', [next]) as Promise<WorkerReload>)).then((settled) => {
+      const answers = settled.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
       const problems = answers.flatMap((a) => (a.ok ? [] : a.problems));
       if (answers.some((a) => !a.ok)) {
         this.opts.log.error({ refused: answers.filter((a) => !a.ok).length, problems: locateProblems(this.opts.policyPath, problems).map(formatError) },
           'policy reload: some workers kept the previous policy');
       }
     });
-    return APPLIED; // a change of `workers` itself is the app's to report (restart needed)
   }
 
   /** Ready while any worker serves: one being replaced (peergate_workers says so) is no reason to stop taking calls. */
