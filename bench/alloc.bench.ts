@@ -10,6 +10,7 @@
 //
 // --root: another checkout (built, with node_modules) to measure instead of this one, so a change
 // is compared with its base in two runs one after the other.
+import { requireCurrentBuild } from './require-build.js';
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -21,6 +22,7 @@ const { values } = parseArgs({ options: {
   rate: { type: 'string', default: '500' }, seconds: { type: 'string', default: '20' }, top: { type: 'string', default: '20' },
   interval: { type: 'string', default: '16384' }, root: { type: 'string' },
 } });
+if (values.root) requireCurrentBuild(values.root);
 const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 const TOP = Number(values.top);

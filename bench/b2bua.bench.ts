@@ -7,6 +7,7 @@
 // For each rate (calls/s) it runs `seconds` worth of calls; the result is the highest rate
 // with zero failed calls that also kept up (done within the step plus 2 s), then p50/p99
 // setup time (INVITE → 200) at half that rate, from sipp's per-call response times.
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -44,6 +44,7 @@
 // TLS connection with a client certificate to the system; the core side stays UDP.
 //
 // Everything started (SIPp, Kamailio, peergate, rtpengine) is stopped by PID at the end.
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';

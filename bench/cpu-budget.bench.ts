@@ -22,6 +22,7 @@
 // --concurrency N: closed loop instead of an offered rate (see CONCURRENCY); --no-overload:
 // peergate's overload shedding off (a shed call costs less and would flatter the figure);
 // --node-args: more node options for each peergate (e.g. '--max-semi-space-size=32').
+import { requireCurrentBuild } from './require-build.js';
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -137,6 +138,7 @@ async function main(): Promise<void> {
   if (engine) await waitFor(() => engine.wire.hasRoute('invite'), 15_000, 50, 'b2bua app route');
   // An entry is a checkout, optionally followed by node options for that one: `DIR --max-semi-space-size=32`.
   const roots = (values.roots ?? ROOT).split(',').map((r) => { const [dir, ...args] = r.trim().split(/\s+/); return { dir: resolve(dir!), args }; });
+  for (const r of roots) requireCurrentBuild(r.dir);
   const nodes: Array<{ label: string; proc: Proc; target: string }> = [];
   if (PATHS.has('peergate')) {
     for (const [i, { dir: root, args }] of roots.entries()) {

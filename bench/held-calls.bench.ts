@@ -35,6 +35,7 @@
 // through tsx (bin/peergate.js), which is printed: tsx compiles with keepNames, which gives
 // every function created at run time a `name` property (a 256 B dictionary per closure), so
 // closure-heavy objects cost more under tsx than in the shipped build.
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';

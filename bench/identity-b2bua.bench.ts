@@ -3,6 +3,7 @@
 // refuses replays; an identical Kamailio that does not sign feeds the comparison path.
 //
 //   npx tsx bench/identity-b2bua.bench.ts [--max 400] [--seconds 5]
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -10,6 +10,7 @@
 // RSS is read from /proc/<pid>/status `settle` seconds after /ready answers 200 (no traffic).
 // Run `npm run build` first: bin/peergate.js runs the sources through tsx when dist/ is stale,
 // and tsx alone costs tens of MiB per process.
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';

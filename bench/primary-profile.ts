@@ -4,6 +4,7 @@
 // With WPROF=DIR, a --cpu-prof profile of each B2BUA worker too (through PEERGATE_WORKER_NODE_FLAGS).
 // On demand only:
 //   npm run build; RATE=300 SECS=20 PROF=/tmp/prof [WPROF=/tmp/wprof] nice -n 10 npx tsx bench/primary-profile.ts
+import './require-build.js';
 import { cpuSeconds, childPids, freePorts, runSipp, startSipp, stopAll, scratchDir } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 const [peerPort, corePort, opsPort, uasPort] = await freePorts(4) as [number, number, number, number];

@@ -18,6 +18,7 @@
 // Steps run in the order given, back to back, SIPp uac (127.0.0.2, no hold time) → peergate →
 // SIPp uas (127.0.0.3). Overload control stays on (a cold node's refusals are the point); the
 // peer's limits are out of the way.
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';

@@ -15,6 +15,7 @@
 // --perf DIR: also `perf record -g` the primary (node with --perf-basic-prof) through one step
 // per rate in the last round, and print where its CPU went by DSO (kernel, node's C++, V8's
 // generated code) and the top symbols; the raw data stays in DIR.
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';

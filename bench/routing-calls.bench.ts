@@ -6,6 +6,7 @@
 // `--cpu-rate` also measures each node's CPU per call at one fixed rate, `--pairs` times.
 //
 //   npx tsx bench/routing-calls.bench.ts [--rates 200,400,500,600,700,800] [--seconds 5] [--cpu-rate 300] [--pairs 3]
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePorts, runSipp, startSipp, stopAll } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';

@@ -5,7 +5,7 @@
 //
 //   npx tsx bench/soak.bench.ts [--minutes 10] [--rate 250] [--media] [--redis] [--every 10] [--heap] [--v8="node/V8 flags for peergate's main process"]
 //                               [--worker-v8="node/V8 flags for the B2BUA workers" (PEERGATE_WORKER_NODE_FLAGS)]
-//                               [--env NAME=VALUE ...] [--split] [--spaces]
+//                               [--env NAME=VALUE ...] [--split] [--spaces] [--workers auto|N]
 // `--env`: extra environment for peergate (e.g. MALLOC_ARENA_MAX=2; repeatable, '' removes
 // one peergate would set). `--split`: each sample also prints where each process's RSS is
 // (bench/proc-maps.ts: rss: file/brk/arenas(count)/anon MiB), and the end its ranges.
@@ -25,6 +25,7 @@
 // `--rate` should be half the highest zero-failure rate bench/b2bua.bench.ts finds on the
 // machine (default 250: half of the 500/s the issue was reported at). Exit code 1 when any
 // count is non-zero 45 s after the load.
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -40,6 +41,7 @@ const { values, positionals } = parseArgs({ options: {
   minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '250' }, every: { type: 'string', default: '10' },
   media: { type: 'boolean', default: false }, redis: { type: 'boolean', default: false },
   env: { type: 'string', multiple: true, default: [] }, split: { type: 'boolean', default: false }, spaces: { type: 'boolean', default: false },
+  workers: { type: 'string', default: 'auto' },
   heap: { type: 'boolean', default: false }, v8: { type: 'string' }, 'worker-v8': { type: 'string' }, capture: { type: 'string' }, warmup: { type: 'string' }, compare: { type: 'boolean', default: false },
 }, allowPositionals: true });
 const MINUTES = Number(values.minutes);
@@ -67,6 +69,7 @@ async function main(): Promise<number> {
     ...(redis ? { store: { redis: { url: redis.url, on_failure: 'fail_closed' } } } : {}),
     ops: { port: ops },
     log: { level: 'error' },
+    workers: values.workers === 'auto' ? 'auto' : Number(values.workers),
     peers: [{ id: 'carrier-a', match: { addresses: ['127.0.0.2/32'] }, limits: { cps: 100000, burst: 100000, sessions: 100000 } }],
     routes: [{ from: 'peers', to: 'core' }],
   }, {

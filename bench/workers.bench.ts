@@ -8,6 +8,7 @@
 // succeeded and kept up (done within the step plus 2 s), like bench/b2bua.bench.ts, and the
 // CPU each peergate process used during each step (% of one core, from /proc/<pid>/stat).
 // Overload control is off here (it sheds on event-loop lag, which a loaded machine causes).
+import './require-build.js';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';

@@ -3,6 +3,7 @@
 // /metrics (the gate's own values: the queue as its last control interval read it), then
 // summarise the swing. One scrape costs the primary a fraction of a millisecond of CPU; every
 // run pays it alike.
+import '../require-build.js';
 import { writeFileSync } from 'node:fs';
 import { sumMetric } from '../../test/helpers/peergate.js';
 
