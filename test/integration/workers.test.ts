@@ -34,6 +34,14 @@ async function calls(pg: RunningPeergate): Promise<WorkerCall[]> {
   return ((await r.json()) as { calls: WorkerCall[] }).calls;
 }
 
+/** After a reload: `offered` held calls at once until exactly `limit` are admitted (every worker has the new limit). */
+async function untilAdmitted(target: string, limit: number, offered: number): Promise<void> {
+  await waitFor(async () => {
+    const r = await heldCalls(target, PEER_IP, offered, 1000);
+    return r.successful === limit && r.failed === offered - limit;
+  }, 20_000, 200, `${limit} of ${offered} admitted after the reload`);
+}
+
 beforeAll(async () => {
   [uasPort] = await freePorts(1) as [number];
   startUas(CORE_IP, uasPort);
@@ -75,10 +83,7 @@ describe('workers: 2', () => {
       expect(reload.status).toBe(200);
       await waitFor(async () => (await pg.metric('peergate_session_limit', { peer: 'carrier-a' })) === 3, 5000, 100, 'limit 3 in force');
       // Each worker is handed the policy after the primary has applied it: give them a moment.
-      await waitFor(async () => {
-        const r = await heldCalls(target, PEER_IP, 6, 1000);
-        return r.successful === 3 && r.failed === 3;
-      }, 20_000, 200, '3 of 6 admitted after the reload');
+      await untilAdmitted(target, 3, 6);
     } finally {
       await pg.stop();
     }
@@ -192,10 +197,7 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       // The file fixed, a reload reaches both workers, the replacement included.
       writeFileSync(pg.policyPath, valid.replace('sessions: 4', 'sessions: 2'));
       expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
-      await waitFor(async () => {
-        const again = await heldCalls(target, PEER_IP, 4, 1000);
-        return again.successful === 2 && again.failed === 2;
-      }, 20_000, 200, '2 of 4 admitted after the reload');
+      await untilAdmitted(target, 2, 4);
     } finally {
       await pg.stop();
     }
