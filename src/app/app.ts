@@ -17,6 +17,7 @@
 //   lifecycle.drain_timeout_s (then every remaining call gets BYE on both legs), everything
 //   closes and run() resolves with exit code 0.
 // - Stop now (a second SIGTERM, SIGINT): BYE on both legs of every call, then close.
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { LevelWithSilent } from 'pino';
 import type { Policy } from '../policy/schema.js';
@@ -166,7 +167,7 @@ export class App {
 
     this.holder.setGate((next, previous) => this.prepare(next, previous));
     this.holder.on('policy', (next, previous) => this.apply(next, previous));
-    this.holder.watchMaterial(materialFiles(policy));
+    this.holder.watchMaterial(materialFiles(policy, this.holder.path));
     this.holder.watch();
     this.applyLogLevel(policy.log.level);
     // Says whether signatures are checked by the native addon or the slower node:crypto fallback.
@@ -280,7 +281,7 @@ export class App {
     // The worker processes are forked at start (src/app/workers).
     if (next.workers !== this.started.workers) restart.push('workers');
     if (next.log.level !== previous.log.level) this.applyLogLevel(next.log.level);
-    this.holder.watchMaterial(materialFiles(next));
+    this.holder.watchMaterial(materialFiles(next, this.holder.path));
     this.pendingRestart = [...new Set(restart)].sort();
     restartNeededGauge.reset();
     for (const k of this.pendingRestart) restartNeededGauge.set({ key: k }, 1);
@@ -373,9 +374,13 @@ export class App {
   }
 }
 
-/** The files a policy names whose change reloads it: TLS certificate, key, chain, client CAs, CRLs. */
-function materialFiles(policy: Policy): string[] {
+/** The files a policy names whose change reloads it: TLS certificate, key, chain, client CAs, CRLs, identity trust anchors. */
+function materialFiles(policy: Policy, policyPath: string): string[] {
   const t = policy.tls;
-  if (!t) return [];
-  return [t.certificate, t.key, ...(t.chain ? [t.chain] : []), ...t.client_cas, ...t.crls];
+  const tls = t ? [t.certificate, t.key, ...(t.chain ? [t.chain] : []), ...t.client_cas, ...t.crls] : [];
+  // The STIR/SHAKEN trust anchors too: an STI-PA list refreshed by a cron job applies without a
+  // signal, as a renewed CRL does. Relative to the policy's directory (the identity stage's rule).
+  const id = policy.identity;
+  const anchors = [...id.trust_anchors, ...(id.rfc4474_trust_anchors ?? [])].map((f) => resolve(dirname(policyPath), f));
+  return [...tls, ...anchors];
 }
