@@ -374,13 +374,16 @@ export class App {
   }
 }
 
-/** The files a policy names whose change reloads it: TLS certificate, key, chain, client CAs, CRLs, identity trust anchors. */
+/** The files a policy names whose change reloads it: TLS certificate, key, its passphrase file, chain, client CAs, CRLs,
+ *  the admin token file, identity trust anchors. */
 function materialFiles(policy: Policy, policyPath: string): string[] {
   const t = policy.tls;
-  const tls = t ? [t.certificate, t.key, ...(t.chain ? [t.chain] : []), ...t.client_cas, ...t.crls] : [];
+  const tls = t ? [t.certificate, t.key, ...(t.chain ? [t.chain] : []), ...(t.key_passphrase_file ? [t.key_passphrase_file] : []), ...t.client_cas, ...t.crls] : [];
+  // A rotated admin token file applies as a rotated certificate does (the token follows reloads).
+  const token = policy.ops.admin_token_file ? [policy.ops.admin_token_file] : [];
   // The STIR/SHAKEN trust anchors too: an STI-PA list refreshed by a cron job applies without a
   // signal, as a renewed CRL does. Relative to the policy's directory (the identity stage's rule).
   const id = policy.identity;
   const anchors = [...id.trust_anchors, ...(id.rfc4474_trust_anchors ?? [])].map((f) => resolve(dirname(policyPath), f));
-  return [...tls, ...anchors];
+  return [...tls, ...token, ...anchors];
 }

@@ -135,6 +135,10 @@ describe('peergate command line', () => {
     const base = `http://127.0.0.1:${ops}/admin/peers`;
     expect((await fetch(base, { headers: { authorization: 'Bearer file-admin-token-0123456789' } })).status).toBe(200);
     expect((await fetch(base, { headers: { authorization: 'Bearer wrong-token-0123456789abc' } })).status).toBe(401);
+    // The token file rotated (no signal): the new token is taken, the old one refused.
+    writeFile(dir, 'admin-token', 'rotated-admin-token-0123456789\n');
+    await waitFor(async () => (await fetch(base, { headers: { authorization: 'Bearer rotated-admin-token-0123456789' } })).status === 200, 5000, 100, 'the rotated token taken');
+    expect((await fetch(base, { headers: { authorization: 'Bearer file-admin-token-0123456789' } })).status).toBe(401);
     await running.stop();
 
     // The same policy without the password: Redis refuses the connection, so not ready.
