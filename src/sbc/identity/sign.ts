@@ -37,26 +37,21 @@ export class IdentitySigner {
   constructor(private readonly now: () => number = Date.now) {}
 
   private key(path: string): KeyObject {
-    // One stat per signature (a few µs beside an ECDSA or RSA signature): inode, size and the
-    // nanosecond times tell a new file from the one read, also when it has the same size.
-    let version: string;
     try {
+      // One stat per signature (a few µs beside an ECDSA or RSA signature): inode, size and the
+      // nanosecond times tell a new file from the one read, also when it has the same size.
       const st = statSync(path, { bigint: true });
-      version = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      const version = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      const kept = this.keys.get(path);
+      if (kept?.version === version) return kept.key;
+      const key = createPrivateKey(readFileSync(path, 'utf8'));
+      this.keys.set(path, { key, version });
+      return key;
     } catch (e) {
+      // Not kept: a missing or half-written file is read again on the next call.
       this.keys.delete(path);
       throw new SignError(`identity signing key ${path}: ${(e as Error).message}`);
     }
-    const kept = this.keys.get(path);
-    if (kept?.version === version) return kept.key;
-    let key: KeyObject;
-    try { key = createPrivateKey(readFileSync(path, 'utf8')); } catch (e) {
-      // Not kept: a half-written file is read again on the next call.
-      this.keys.delete(path);
-      throw new SignError(`identity signing key ${path}: ${(e as Error).message}`);
-    }
-    this.keys.set(path, { key, version });
-    return key;
   }
 
   /** Headers to add to the outgoing request. Throws SignError when it cannot sign. */
