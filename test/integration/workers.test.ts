@@ -29,6 +29,21 @@ async function startNode(limit: number, o: { redisUrl?: string; nodeId?: string 
   return { pg, target: `127.0.0.1:${peerPort}` };
 }
 
+/** The PIDs of a process's children, from /proc. */
+function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** Whether a process runs the worker's entry module (the primary's other children: rtpengine). */
+function isWorker(pid: number): boolean {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('entry.');
+}
+
+/** The node's B2BUA worker processes. */
+function workerPids(pg: RunningPeergate): number[] {
+  return childrenOf(pg.proc.pid).filter(isWorker);
+}
+
 async function calls(pg: RunningPeergate): Promise<WorkerCall[]> {
   const r = await pg.admin('/admin/calls');
   return ((await r.json()) as { calls: WorkerCall[] }).calls;
@@ -173,8 +188,7 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       expect(reload.status).not.toBe(200);
       expect(await pg.metric('peergate_session_limit', { peer: 'carrier-a' })).toBe(4);
 
-      const kids = readFileSync(`/proc/${pg.proc.pid}/task/${pg.proc.pid}/children`, 'utf8').trim().split(/\s+/).map(Number)
-        .filter((k) => readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('entry.'));
+      const kids = workerPids(pg);
       expect(kids).toHaveLength(2);
       process.kill(kids[0]!, 'SIGKILL');
       // Replaced once, and the replacement stays up: it was handed the policy in force, it did
@@ -198,6 +212,43 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       writeFileSync(pg.policyPath, valid.replace('sessions: 4', 'sessions: 2'));
       expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
       await untilAdmitted(target, 2, 4);
+    } finally {
+      await pg.stop();
+    }
+  }, 120_000);
+
+  it('a worker that dies soon after its start is replaced after a pause that doubles each time; the other worker serves meanwhile', async () => {
+    const { pg, target } = await startNode(4);
+    try {
+      const seen = new Set(workerPids(pg));
+      expect(seen.size).toBe(2);
+      let victim = [...seen][0]!;
+      // Three deaths of one slot's workers, each soon after its start (a crash loop).
+      for (let death = 1; death <= 3; death++) {
+        process.kill(victim, 'SIGKILL');
+        await waitFor(async () => (await pg.metric('peergate_worker_restarts_total')) === death, 5000, 50, `death ${death} seen`);
+        if (death === 3) break;
+        await waitFor(async () => (await pg.metric('peergate_workers')) === 2, 20_000, 50, `replacement ${death} up`);
+        const fresh = workerPids(pg).filter((p) => !seen.has(p));
+        expect(fresh).toHaveLength(1);
+        victim = fresh[0]!;
+        seen.add(victim);
+      }
+      // The third replacement waits 4 s: one worker serves meanwhile, and calls go through it.
+      const third = Date.now();
+      const during = await heldCalls(target, PEER_IP, 2, 500);
+      expect(during.successful).toBe(2);
+      await new Promise((r) => setTimeout(r, Math.max(0, 3000 - (Date.now() - third))));
+      expect(await pg.metric('peergate_workers')).toBe(1);
+      await waitFor(async () => (await pg.metric('peergate_workers')) === 2, 20_000, 100, 'third replacement up');
+      expect(Date.now() - third).toBeGreaterThanOrEqual(4000);
+
+      // What the primary said of each death: the pause it took, doubling.
+      const deaths = pg.proc.output().split('\n').filter((l) => l.includes('worker died'))
+        .map((l) => JSON.parse(l) as { restart_in_ms: number; short_lived_in_a_row?: number; reason: string });
+      expect(deaths.map((d) => d.restart_in_ms)).toEqual([1000, 2000, 4000]);
+      expect(deaths.map((d) => d.short_lived_in_a_row)).toEqual([1, 2, 3]);
+      expect(deaths.every((d) => d.reason === 'SIGKILL')).toBe(true);
     } finally {
       await pg.stop();
     }
@@ -235,13 +286,11 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       expect(await pg.metric('peergate_refusals_total')).toBe(0);
       expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(4);
       // One rtpengine, the primary's child; the workers (its other children) spawn none.
-      const children = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      const exe = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const kids = children(pg.proc.pid);
-      expect(kids.filter((k) => exe(k).includes('rtpengine'))).toHaveLength(1);
-      const workers = kids.filter((k) => exe(k).includes('entry.'));
+      const kids = childrenOf(pg.proc.pid);
+      expect(kids.filter((k) => readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('rtpengine'))).toHaveLength(1);
+      const workers = kids.filter(isWorker);
       expect(workers).toHaveLength(2);
-      for (const w of workers) expect(children(w)).toEqual([]);
+      for (const w of workers) expect(childrenOf(w)).toEqual([]);
     } finally {
       await pg.stop();
     }

@@ -25,6 +25,7 @@ import { formatError } from '../../policy/load.js';
 import { Channel } from './channel.js';
 import { workerNodeId, type WorkerHello, type WorkerReload } from './hello.js';
 import { workerEnv, workerNodeFlags } from './node-flags.js';
+import { RestartBackoff } from './restart-backoff.js';
 
 const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
 const workerRestarts = counter('peergate_worker_restarts_total', 'B2BUA workers that died and were replaced', ['reason']);
@@ -44,8 +45,6 @@ const CUMULATIVE = new Set(['counter', 'histogram']);
 
 /** A worker that has not said "ready" by then failed to start. */
 const START_TIMEOUT_MS = 30_000;
-/** A worker that dies this soon after its start is restarted after a pause, not at once. */
-const CRASH_LOOP_MS = 10_000;
 
 export interface WorkerPoolOptions {
   count: number;
@@ -101,6 +100,8 @@ export class WorkerPool implements Subsystem {
   private readonly targetsDown = new Set<string>();
   /** What workers that died had counted (as of their last scrape), summed: counters never go down. */
   private carried: MetricJson[] = [];
+  /** Replacements of workers that die soon after their start wait longer each time (crash loop). */
+  private readonly backoff = new RestartBackoff();
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.slots = new Array<Slot | undefined>(opts.count).fill(undefined);
@@ -191,14 +192,15 @@ export class WorkerPool implements Subsystem {
     if (this.stopping) return;
     const reason = signal ?? `exit_${code ?? 0}`;
     workerRestarts.inc({ reason });
+    const pause = this.backoff.pause(slot.index, Date.now() - slot.startedAt);
+    const said = { worker: slot.index, pid: slot.child.pid, reason, restart_in_ms: pause, ...(pause > 0 ? { short_lived_in_a_row: this.backoff.streak(slot.index) } : {}) };
     // The engine ended its calls (BYE on both legs) when its wire connection closed; its
     // store slots go now, not after their ttl.
     const id = workerNodeId(this.opts.nodeId, slot.index);
     void this.opts.store.reconcileOnStart(id).then(
-      (freed) => this.opts.log.warn({ worker: slot.index, pid: slot.child.pid, reason, sessions_freed: freed }, 'worker died; replacing it'),
-      (err: Error) => this.opts.log.warn({ worker: slot.index, reason, err: err.message }, 'worker died; its store slots expire by ttl'),
+      (freed) => this.opts.log.warn({ ...said, sessions_freed: freed }, 'worker died; replacing it'),
+      (err: Error) => this.opts.log.warn({ ...said, err: err.message }, 'worker died; its store slots expire by ttl'),
     );
-    const pause = Date.now() - slot.startedAt < CRASH_LOOP_MS ? 1000 : 0;
     setTimeout(() => {
       if (this.stopping) return;
       void this.spawn(slot.index).then((ok) => {
