@@ -10,7 +10,7 @@ import { App } from '../app/app.js';
 import { applyHeapGrowth, missingPrimaryNodeFlags } from '../app/heap.js';
 import { keepRunningOnStrayRejections } from '../app/stray.js';
 import { snapshotEnvironment } from '../app/env-snapshot.js';
-import { checkWorkerNodeFlags } from '../app/workers/node-flags.js';
+import { checkWorkerNodeFlags, workerStartTimeoutMs } from '../app/workers/node-flags.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -25,6 +25,8 @@ const HELP = `usage: peergate start [--policy <file>] [--node-id <id>]
                     (default 50; 0 leaves V8's own sizing)
   $PEERGATE_WORKER_NODE_FLAGS: node/V8 options of the B2BUA worker processes, replacing
                     the default "--max-semi-space-size=2 --heap-growing-percent=50" (empty: none)
+  $PEERGATE_WORKER_START_TIMEOUT_S: how long a B2BUA worker has to start before it is
+                    killed and forked again (default 30)
   Signals: SIGHUP reloads the policy and the TLS material (so does editing those files);
   SIGTERM drains (no new calls; exits 0 when the last call ends or at
   lifecycle.drain_timeout_s, ending the rest with BYE); a second SIGTERM, or SIGINT,
@@ -42,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     applyHeapGrowth();
     checkWorkerNodeFlags();
+    workerStartTimeoutMs();
   } catch (err) {
     console.error(`peergate start: ${(err as Error).message}`);
     return 2;

@@ -18,14 +18,14 @@ interface WorkerCall { id: string; worker: number; worker_pid: number }
 
 let uasPort: number;
 
-async function startNode(limit: number, o: { redisUrl?: string; nodeId?: string } = {}): Promise<{ pg: RunningPeergate; target: string }> {
+async function startNode(limit: number, o: { redisUrl?: string; nodeId?: string; env?: Record<string, string> } = {}): Promise<{ pg: RunningPeergate; target: string }> {
   const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
   const pg = await startPeergate(twoSidedPolicy({
     peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn', peer: { limits: { sessions: limit } },
   }, {
     media: { anchoring: false }, workers: 2, lifecycle: { drain_timeout_s: 0 },
     ...(o.redisUrl ? { store: { redis: { url: o.redisUrl, on_failure: 'fail_closed' } } } : {}),
-  }), o.nodeId ? { env: { PEERGATE_NODE_ID: o.nodeId } } : {});
+  }), { env: { ...(o.nodeId ? { PEERGATE_NODE_ID: o.nodeId } : {}), ...o.env } });
   return { pg, target: `127.0.0.1:${peerPort}` };
 }
 
@@ -217,24 +217,35 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
     }
   }, 120_000);
 
-  it('a worker that dies soon after its start is replaced after a pause that doubles each time; the other worker serves meanwhile', async () => {
-    const { pg, target } = await startNode(4);
+  it('a worker that dies soon after its start, or does not start in time, is replaced after a pause that doubles each time; the other worker serves meanwhile', async () => {
+    const START_TIMEOUT_S = 5;
+    const { pg, target } = await startNode(4, { env: { PEERGATE_WORKER_START_TIMEOUT_S: String(START_TIMEOUT_S) } });
     try {
       const seen = new Set(workerPids(pg));
       expect(seen.size).toBe(2);
+      const fresh = () => workerPids(pg).filter((p) => !seen.has(p));
       let victim = [...seen][0]!;
-      // Three deaths of one slot's workers, each soon after its start (a crash loop).
-      for (let death = 1; death <= 3; death++) {
+      // Two deaths of one slot's workers soon after their start (a crash loop)...
+      for (let death = 1; death <= 2; death++) {
         process.kill(victim, 'SIGKILL');
         await waitFor(async () => (await pg.metric('peergate_worker_restarts_total')) === death, 5000, 50, `death ${death} seen`);
-        if (death === 3) break;
+        if (death === 2) break;
         await waitFor(async () => (await pg.metric('peergate_workers')) === 2, 20_000, 50, `replacement ${death} up`);
-        const fresh = workerPids(pg).filter((p) => !seen.has(p));
-        expect(fresh).toHaveLength(1);
-        victim = fresh[0]!;
+        expect(fresh()).toHaveLength(1);
+        victim = fresh()[0]!;
         seen.add(victim);
       }
-      // The third replacement waits 4 s: one worker serves meanwhile, and calls go through it.
+      // ...and the next replacement stuck at its start (stopped as soon as it is forked, before it
+      // can say it serves): the pool kills it once the start timeout runs out.
+      const stuck = (await waitFor(() => fresh()[0], 10_000, 5, 'the second replacement forked'))!;
+      process.kill(stuck, 'SIGSTOP');
+      seen.add(stuck);
+      const forked = Date.now();
+      await waitFor(async () => (await pg.metric('peergate_worker_restarts_total')) === 3, (START_TIMEOUT_S + 5) * 1000, 100, 'the stuck worker killed');
+      expect(Date.now() - forked).toBeGreaterThanOrEqual(START_TIMEOUT_S * 1000 - 1000);
+      expect(() => process.kill(stuck, 0)).toThrow();
+
+      // Its replacement waits 4 s: one worker serves meanwhile, and calls go through it.
       const third = Date.now();
       const during = await heldCalls(target, PEER_IP, 2, 500);
       expect(during.successful).toBe(2);
@@ -244,7 +255,9 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       expect(Date.now() - third).toBeGreaterThanOrEqual(4000);
 
       // What the primary said of each death: the pause it took, doubling.
-      const deaths = pg.proc.output().split('\n').filter((l) => l.includes('worker died'))
+      const lines = pg.proc.output().split('\n');
+      expect(lines.filter((l) => l.includes('worker did not start in time; killing it'))).toHaveLength(1);
+      const deaths = lines.filter((l) => l.includes('worker died'))
         .map((l) => JSON.parse(l) as { restart_in_ms: number; short_lived_in_a_row?: number; reason: string });
       expect(deaths.map((d) => d.restart_in_ms)).toEqual([1000, 2000, 4000]);
       expect(deaths.map((d) => d.short_lived_in_a_row)).toEqual([1, 2, 3]);

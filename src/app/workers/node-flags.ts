@@ -58,3 +58,21 @@ export function checkWorkerNodeFlags(env: NodeJS.ProcessEnv = process.env): stri
   }
   return flags;
 }
+
+/** How long a forked worker has to say it serves before the pool kills it (and forks another). */
+export const WORKER_START_TIMEOUT_S = 30;
+
+/**
+ * PEERGATE_WORKER_START_TIMEOUT_S (seconds, > 0; for machines where a worker starts slowly, a
+ * cold disk or a small container), else WORKER_START_TIMEOUT_S. Throws, naming the variable, on
+ * anything else.
+ */
+export function workerStartTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.PEERGATE_WORKER_START_TIMEOUT_S;
+  if (v === undefined || v === '') return WORKER_START_TIMEOUT_S * 1000;
+  const s = Number(v);
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(v) || !(s > 0) || s > 3600) {
+    throw new Error(`PEERGATE_WORKER_START_TIMEOUT_S must be a number of seconds above 0 and at most 3600, got "${v}"`);
+  }
+  return Math.round(s * 1000);
+}

@@ -24,7 +24,7 @@ import { locateProblems } from '../locate.js';
 import { formatError } from '../../policy/load.js';
 import { Channel } from './channel.js';
 import { workerNodeId, type WorkerHello, type WorkerReload } from './hello.js';
-import { workerEnv, workerNodeFlags } from './node-flags.js';
+import { workerEnv, workerNodeFlags, workerStartTimeoutMs } from './node-flags.js';
 import { RestartBackoff } from './restart-backoff.js';
 
 const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
@@ -43,8 +43,6 @@ const WORST_VIEW = new Set([ENGINE_CONNECTED, 'peergate_rtpengine_up']);
 type MetricJson = { name: string; type?: unknown; aggregator?: string };
 const CUMULATIVE = new Set(['counter', 'histogram']);
 
-/** A worker that has not said "ready" by then failed to start. */
-const START_TIMEOUT_MS = 30_000;
 
 export interface WorkerPoolOptions {
   count: number;
@@ -66,7 +64,8 @@ interface Slot {
   child: ChildProcess;
   channel: Channel;
   ready: boolean;
-  startedAt: number;
+  /** When it said it serves (0 until then): how long it served decides its replacement's pause. */
+  readyAt: number;
   /** The policy it was handed in its hello (a reload while it starts does not reach it: see `ready`). */
   policy: Policy | undefined;
 }
@@ -128,7 +127,7 @@ export class WorkerPool implements Subsystem {
   private spawn(index: number): Promise<boolean> {
     const e = entry();
     const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json', env: workerEnv() });
-    const slot: Slot = { index, child, ready: false, startedAt: Date.now(), channel: undefined as unknown as Channel, policy: undefined };
+    const slot: Slot = { index, child, ready: false, readyAt: 0, channel: undefined as unknown as Channel, policy: undefined };
     slot.channel = new Channel(child, {
       hello: () => {
         const h = this.hello(index);
@@ -144,6 +143,7 @@ export class WorkerPool implements Subsystem {
       load: (lagMs: number, nextWithinMs?: number, utilisation?: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs, utilisation); },
       ready: () => {
         slot.ready = true;
+        slot.readyAt = Date.now();
         // A reload while it started went to the workers serving then, not to it: hand it over now.
         const current = this.opts.policy();
         if (slot.policy !== current) this.handOver([slot], current);
@@ -156,7 +156,17 @@ export class WorkerPool implements Subsystem {
     child.on('exit', (code, signal) => this.exited(slot, code, signal));
     child.on('error', (err) => this.opts.log.warn({ worker: index, err: err.message }, 'worker process error'));
     return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => { this.waiters.delete(index); resolve(false); }, START_TIMEOUT_MS);
+      // A worker that does not say it serves in time (stuck on a file, a store, the engine) is
+      // killed: its exit replaces it like any death, after the crash-loop pause.
+      const timeoutMs = workerStartTimeoutMs();
+      const timer = setTimeout(() => {
+        this.waiters.delete(index);
+        resolve(false);
+        if (!slot.ready && child.exitCode === null && child.signalCode === null) {
+          this.opts.log.error({ worker: index, pid: child.pid, timeout_ms: timeoutMs }, 'worker did not start in time; killing it');
+          child.kill('SIGKILL');
+        }
+      }, timeoutMs);
       this.waiters.set(index, (ok) => { clearTimeout(timer); this.waiters.delete(index); resolve(ok); });
     });
   }
@@ -192,7 +202,8 @@ export class WorkerPool implements Subsystem {
     if (this.stopping) return;
     const reason = signal ?? `exit_${code ?? 0}`;
     workerRestarts.inc({ reason });
-    const pause = this.backoff.pause(slot.index, Date.now() - slot.startedAt);
+    // A worker that never served counts as short-lived, however long it took to fail.
+    const pause = this.backoff.pause(slot.index, slot.ready ? Date.now() - slot.readyAt : 0);
     const said = { worker: slot.index, pid: slot.child.pid, reason, restart_in_ms: pause, ...(pause > 0 ? { short_lived_in_a_row: this.backoff.streak(slot.index) } : {}) };
     // The engine ended its calls (BYE on both legs) when its wire connection closed; its
     // store slots go now, not after their ttl.

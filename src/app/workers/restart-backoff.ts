@@ -5,11 +5,12 @@
 // dies soon after its start is likely to die again the same way (a fault it meets at start, a
 // machine out of memory): its replacements wait 1 s, then 2, 4, 8, 16 and at most 30 s, the
 // crash-loop back-off operators know from systemd and Kubernetes, so a crash loop costs neither
-// a core of forks nor a flood of log lines. One slot's replacement that lives past the stable
-// time starts the count again. No clock of its own: the caller says how long the worker lived.
+// a core of forks nor a flood of log lines. One slot's replacement that serves past the stable
+// time starts the count again. No clock of its own: the caller says how long the worker served
+// (0 for one that never did).
 
 export interface RestartBackoffOptions {
-  /** A worker that lived at least this long is replaced at once, and the count starts again. */
+  /** A worker that served at least this long is replaced at once, and the count starts again. */
   stableMs: number;
   /** The pause after the first short-lived worker; doubled for each one after it. */
   firstMs: number;
@@ -25,9 +26,9 @@ export class RestartBackoff {
 
   constructor(private readonly opts: RestartBackoffOptions = WORKER_RESTART_BACKOFF) {}
 
-  /** The worker of `slot` died `livedMs` after it was forked: the pause before its replacement. */
-  pause(slot: number, livedMs: number): number {
-    if (livedMs >= this.opts.stableMs) {
+  /** The worker of `slot` died after serving `servedMs`: the pause before its replacement. */
+  pause(slot: number, servedMs: number): number {
+    if (servedMs >= this.opts.stableMs) {
       this.shortLived.delete(slot);
       return 0;
     }

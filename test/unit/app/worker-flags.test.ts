@@ -4,7 +4,7 @@
 // The fork's environment carries MALLOC_ARENA_MAX=2 unless the operator set it.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { checkWorkerNodeFlags, WORKER_NODE_FLAGS, workerEnv, workerNodeFlags } from '../../../src/app/workers/node-flags.js';
+import { checkWorkerNodeFlags, WORKER_NODE_FLAGS, WORKER_START_TIMEOUT_S, workerEnv, workerNodeFlags, workerStartTimeoutMs } from '../../../src/app/workers/node-flags.js';
 import { workerEnv as envFromPool, workerNodeFlags as fromPool } from '../../../src/app/workers/pool.js';
 
 describe('worker node flags', () => {
@@ -48,5 +48,21 @@ describe('worker node flags', () => {
     // What a process forked with it sees (glibc reads it at process start, from the real environment).
     const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(process.env.MALLOC_ARENA_MAX ?? "unset")'], { env: workerEnv({ PATH: process.env.PATH }), encoding: 'utf8' });
     expect(r.stdout).toBe('2');
+  });
+});
+
+describe('worker start timeout', () => {
+  it('is 30 s unless PEERGATE_WORKER_START_TIMEOUT_S says otherwise (seconds, fractions allowed)', () => {
+    expect(WORKER_START_TIMEOUT_S).toBe(30);
+    expect(workerStartTimeoutMs({})).toBe(30_000);
+    expect(workerStartTimeoutMs({ PEERGATE_WORKER_START_TIMEOUT_S: '' })).toBe(30_000);
+    expect(workerStartTimeoutMs({ PEERGATE_WORKER_START_TIMEOUT_S: '90' })).toBe(90_000);
+    expect(workerStartTimeoutMs({ PEERGATE_WORKER_START_TIMEOUT_S: '2.5' })).toBe(2500);
+  });
+
+  it('refuses anything but a number of seconds above 0 and at most an hour, naming the variable', () => {
+    for (const bad of ['0', '-1', 'soon', '1e3', '0x10', '3601', '5s', 'Infinity', 'NaN']) {
+      expect(() => workerStartTimeoutMs({ PEERGATE_WORKER_START_TIMEOUT_S: bad }), bad).toThrow(`PEERGATE_WORKER_START_TIMEOUT_S must be a number of seconds above 0 and at most 3600, got "${bad}"`);
+    }
   });
 });
