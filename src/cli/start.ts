@@ -10,7 +10,7 @@ import { App } from '../app/app.js';
 import { applyHeapGrowth, missingPrimaryNodeFlags } from '../app/heap.js';
 import { keepRunningOnStrayRejections } from '../app/stray.js';
 import { snapshotEnvironment } from '../app/env-snapshot.js';
-import { checkWorkerNodeFlags, workerStartTimeoutMs } from '../app/workers/node-flags.js';
+import { checkWorkerNodeFlags, workerHangTimeoutMs, workerStartTimeoutMs } from '../app/workers/node-flags.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_POLICY = join(ROOT, 'policies', 'example.yaml');
@@ -27,6 +27,9 @@ const HELP = `usage: peergate start [--policy <file>] [--node-id <id>]
                     the default "--max-semi-space-size=2 --heap-growing-percent=50" (empty: none)
   $PEERGATE_WORKER_START_TIMEOUT_S: how long a B2BUA worker has to start before it is
                     killed and forked again (default 30)
+  $PEERGATE_WORKER_HANG_TIMEOUT_S: how long a serving B2BUA worker may be silent (its
+                    event loop stuck) before it is killed and forked again (default 20;
+                    0: never)
   Signals: SIGHUP reloads the policy and the TLS material (so does editing those files);
   SIGTERM drains (no new calls; exits 0 when the last call ends or at
   lifecycle.drain_timeout_s, ending the rest with BYE); a second SIGTERM, or SIGINT,
@@ -45,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     applyHeapGrowth();
     checkWorkerNodeFlags();
     workerStartTimeoutMs();
+    workerHangTimeoutMs();
   } catch (err) {
     console.error(`peergate start: ${(err as Error).message}`);
     return 2;

@@ -106,12 +106,15 @@ describe('peergate command line', () => {
     expect(notOption.stderr.trim().split('\n')).toEqual(['peergate start: PEERGATE_WORKER_NODE_FLAGS must be node options separated by spaces (--name or --name=value), got "semi=2"']);
   });
 
-  it('a PEERGATE_WORKER_START_TIMEOUT_S that is not a number of seconds stops the start with one line naming it, exit 2', () => {
+  it('a worker start or hang timeout that is not a number of seconds stops the start with one line naming it, exit 2', () => {
     for (const bad of ['soon', '0', '-5', '1e9']) {
       const r = peergate(['start'], { PEERGATE_WORKER_START_TIMEOUT_S: bad });
       expect(r.code, bad).toBe(2);
       expect(r.stderr.trim().split('\n'), bad).toEqual([`peergate start: PEERGATE_WORKER_START_TIMEOUT_S must be a number of seconds above 0 and at most 3600, got "${bad}"`]);
     }
+    const hang = peergate(['start'], { PEERGATE_WORKER_HANG_TIMEOUT_S: 'never' });
+    expect(hang.code).toBe(2);
+    expect(hang.stderr.trim().split('\n')).toEqual(['peergate start: PEERGATE_WORKER_HANG_TIMEOUT_S must be a number of seconds from 0 and at most 3600, got "never"']);
   });
 
   it('a start with a broken policy names file:line and key, no stack trace, exit 1', () => {

@@ -267,6 +267,39 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
     }
   }, 120_000);
 
+  it('a worker whose event loop is stuck past the hang timeout is killed and replaced; its calls get BYE; a shorter stall is not', async () => {
+    const HANG_TIMEOUT_S = 3;
+    const { pg, target } = await startNode(4, { env: { PEERGATE_WORKER_HANG_TIMEOUT_S: String(HANG_TIMEOUT_S) } });
+    // Held calls whose uac waits for the network's BYE (the one the engine sends for a dead worker).
+    const held = heldCalls(target, PEER_IP, 4, 30_000, 40);
+    try {
+      const up = (await waitFor<WorkerCall[] | undefined>(async () => { const c = await calls(pg); return c.length === 4 ? c : undefined; }, 15_000, 100, 'calls up'))!;
+      const victim = up[0]!.worker_pid;
+      const onVictim = up.filter((c) => c.worker_pid === victim).length;
+      // A stall shorter than the timeout (a long GC, a burst): left alone.
+      process.kill(victim, 'SIGSTOP');
+      await new Promise((r) => setTimeout(r, (HANG_TIMEOUT_S - 1.5) * 1000));
+      process.kill(victim, 'SIGCONT');
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await pg.metric('peergate_worker_restarts_total')).toBe(0);
+      expect(workerPids(pg)).toContain(victim);
+      // Stuck for good: killed once the timeout runs out, its calls ended, a replacement serves.
+      process.kill(victim, 'SIGSTOP');
+      const stuckAt = Date.now();
+      await waitFor(async () => (await pg.metric('peergate_worker_restarts_total', { reason: 'SIGKILL' })) === 1, (HANG_TIMEOUT_S + 5) * 1000, 100, 'the stuck worker killed');
+      expect(Date.now() - stuckAt).toBeGreaterThanOrEqual(HANG_TIMEOUT_S * 1000 - 500);
+      await waitFor(async () => (await calls(pg)).length === 4 - onVictim, 10_000, 100, 'the stuck worker\'s calls ended');
+      await waitFor(async () => (await pg.metric('peergate_workers')) === 2, 20_000, 100, 'replacement up');
+      expect(pg.proc.output().split('\n').filter((l) => l.includes('worker silent past its hang timeout; killing it'))).toHaveLength(1);
+      // The replacement serves: new calls go through on both workers.
+      const after = await heldCalls(target, PEER_IP, onVictim, 500);
+      expect(after.successful).toBe(onVictim);
+    } finally {
+      await pg.stop();
+      await held.catch(() => undefined);
+    }
+  }, 120_000);
+
   it('with Redis, two nodes of two workers each keep one pool-wide limit exact', async () => {
     const redis = await startRedis();
     const nodes = [await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-0' }), await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-1' })];

@@ -62,17 +62,34 @@ export function checkWorkerNodeFlags(env: NodeJS.ProcessEnv = process.env): stri
 /** How long a forked worker has to say it serves before the pool kills it (and forks another). */
 export const WORKER_START_TIMEOUT_S = 30;
 
+/** How long a serving worker may go without a word (its load reports come every 0.1–0.3 s) before the pool kills it as hung. */
+export const WORKER_HANG_TIMEOUT_S = 20;
+
+/** A number of seconds from the environment, in ms; `fallback` when unset or empty. */
+function seconds(env: NodeJS.ProcessEnv, name: string, fallbackS: number, zeroAllowed: boolean): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallbackS * 1000;
+  const s = Number(v);
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(v) || !(zeroAllowed ? s >= 0 : s > 0) || s > 3600) {
+    throw new Error(`${name} must be a number of seconds ${zeroAllowed ? 'from 0' : 'above 0'} and at most 3600, got "${v}"`);
+  }
+  return Math.round(s * 1000);
+}
+
 /**
  * PEERGATE_WORKER_START_TIMEOUT_S (seconds, > 0; for machines where a worker starts slowly, a
  * cold disk or a small container), else WORKER_START_TIMEOUT_S. Throws, naming the variable, on
  * anything else.
  */
 export function workerStartTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.PEERGATE_WORKER_START_TIMEOUT_S;
-  if (v === undefined || v === '') return WORKER_START_TIMEOUT_S * 1000;
-  const s = Number(v);
-  if (!/^\s*\d+(\.\d+)?\s*$/.test(v) || !(s > 0) || s > 3600) {
-    throw new Error(`PEERGATE_WORKER_START_TIMEOUT_S must be a number of seconds above 0 and at most 3600, got "${v}"`);
-  }
-  return Math.round(s * 1000);
+  return seconds(env, 'PEERGATE_WORKER_START_TIMEOUT_S', WORKER_START_TIMEOUT_S, false);
+}
+
+/**
+ * PEERGATE_WORKER_HANG_TIMEOUT_S (seconds; 0: never, e.g. while taking heap snapshots of the
+ * workers, which stop their event loop), else WORKER_HANG_TIMEOUT_S. Throws, naming the
+ * variable, on anything else.
+ */
+export function workerHangTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  return seconds(env, 'PEERGATE_WORKER_HANG_TIMEOUT_S', WORKER_HANG_TIMEOUT_S, true);
 }

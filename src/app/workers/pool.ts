@@ -24,7 +24,7 @@ import { locateProblems } from '../locate.js';
 import { formatError } from '../../policy/load.js';
 import { Channel } from './channel.js';
 import { workerNodeId, type WorkerHello, type WorkerReload } from './hello.js';
-import { workerEnv, workerNodeFlags, workerStartTimeoutMs } from './node-flags.js';
+import { workerEnv, workerHangTimeoutMs, workerNodeFlags, workerStartTimeoutMs } from './node-flags.js';
 import { RestartBackoff } from './restart-backoff.js';
 
 const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
@@ -66,6 +66,8 @@ interface Slot {
   ready: boolean;
   /** When it said it serves (0 until then): how long it served decides its replacement's pause. */
   readyAt: number;
+  /** When it last said anything (its load reports come every 0.1–0.3 s while it serves). */
+  heardAt: number;
   /** The policy it was handed in its hello (a reload while it starts does not reach it: see `ready`). */
   policy: Policy | undefined;
 }
@@ -101,6 +103,7 @@ export class WorkerPool implements Subsystem {
   private carried: MetricJson[] = [];
   /** Replacements of workers that die soon after their start wait longer each time (crash loop). */
   private readonly backoff = new RestartBackoff();
+  private readonly hangTimeoutMs = workerHangTimeoutMs();
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.slots = new Array<Slot | undefined>(opts.count).fill(undefined);
@@ -117,7 +120,7 @@ export class WorkerPool implements Subsystem {
   async start(): Promise<void> {
     this.offBans = this.opts.store.onBanChange((e) => this.broadcast('ban', [e]));
     process.on('SIGUSR1', this.onReopen);
-    this.healthTimer = setInterval(() => { this.pushHealth(); void this.pollLive(); }, 1000);
+    this.healthTimer = setInterval(() => { this.pushHealth(); this.killHung(); void this.pollLive(); }, 1000);
     this.healthTimer.unref();
     const up = await Promise.all(this.slots.map((_, i) => this.spawn(i)));
     const failed = up.filter((ok) => !ok).length;
@@ -127,7 +130,7 @@ export class WorkerPool implements Subsystem {
   private spawn(index: number): Promise<boolean> {
     const e = entry();
     const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json', env: workerEnv() });
-    const slot: Slot = { index, child, ready: false, readyAt: 0, channel: undefined as unknown as Channel, policy: undefined };
+    const slot: Slot = { index, child, ready: false, readyAt: 0, heardAt: 0, channel: undefined as unknown as Channel, policy: undefined };
     slot.channel = new Channel(child, {
       hello: () => {
         const h = this.hello(index);
@@ -140,10 +143,14 @@ export class WorkerPool implements Subsystem {
         this.tellTargetHealth(slot, key, up);
       },
       // Every ~100 ms from a busy serving worker, every 300 ms from a calm one (src/engine/overload/worker-backlog.ts).
-      load: (lagMs: number, nextWithinMs?: number, utilisation?: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs, utilisation); },
+      load: (lagMs: number, nextWithinMs?: number, utilisation?: number) => {
+        slot.heardAt = Date.now();
+        if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs, utilisation);
+      },
       ready: () => {
         slot.ready = true;
         slot.readyAt = Date.now();
+        slot.heardAt = slot.readyAt;
         // A reload while it started went to the workers serving then, not to it: hand it over now.
         const current = this.opts.policy();
         if (slot.policy !== current) this.handOver([slot], current);
@@ -274,6 +281,22 @@ export class WorkerPool implements Subsystem {
   get liveCalls(): number { return this.liveNow; }
 
   private async pollLive(): Promise<void> { await this.countLive(); }
+
+  /**
+   * A serving worker silent past the hang timeout has its event loop stuck (a loop that never
+   * ends, a blocking call): it would keep its share of new calls and answer none. Overload
+   * control stops counting it after 2 s (worker-backlog.ts); here it is killed, so its calls get
+   * BYE and a replacement takes its share.
+   */
+  private killHung(): void {
+    if (this.stopping || this.hangTimeoutMs === 0) return;
+    const now = Date.now();
+    for (const s of this.slots) {
+      if (!s?.ready || s.child.killed || now - s.heardAt < this.hangTimeoutMs || s.child.exitCode !== null || s.child.signalCode !== null) continue;
+      this.opts.log.error({ worker: s.index, pid: s.child.pid, silent_ms: now - s.heardAt }, 'worker silent past its hang timeout; killing it');
+      s.child.kill('SIGKILL');
+    }
+  }
 
   /** Calls in progress on every worker now: each answers after what it was sent before (a drain). */
   async countLive(): Promise<number> {

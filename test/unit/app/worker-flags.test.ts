@@ -4,7 +4,7 @@
 // The fork's environment carries MALLOC_ARENA_MAX=2 unless the operator set it.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { checkWorkerNodeFlags, WORKER_NODE_FLAGS, WORKER_START_TIMEOUT_S, workerEnv, workerNodeFlags, workerStartTimeoutMs } from '../../../src/app/workers/node-flags.js';
+import { checkWorkerNodeFlags, WORKER_HANG_TIMEOUT_S, WORKER_NODE_FLAGS, WORKER_START_TIMEOUT_S, workerEnv, workerHangTimeoutMs, workerNodeFlags, workerStartTimeoutMs } from '../../../src/app/workers/node-flags.js';
 import { workerEnv as envFromPool, workerNodeFlags as fromPool } from '../../../src/app/workers/pool.js';
 
 describe('worker node flags', () => {
@@ -63,6 +63,21 @@ describe('worker start timeout', () => {
   it('refuses anything but a number of seconds above 0 and at most an hour, naming the variable', () => {
     for (const bad of ['0', '-1', 'soon', '1e3', '0x10', '3601', '5s', 'Infinity', 'NaN']) {
       expect(() => workerStartTimeoutMs({ PEERGATE_WORKER_START_TIMEOUT_S: bad }), bad).toThrow(`PEERGATE_WORKER_START_TIMEOUT_S must be a number of seconds above 0 and at most 3600, got "${bad}"`);
+    }
+  });
+});
+
+describe('worker hang timeout', () => {
+  it('is 20 s unless PEERGATE_WORKER_HANG_TIMEOUT_S says otherwise; 0 means never', () => {
+    expect(WORKER_HANG_TIMEOUT_S).toBe(20);
+    expect(workerHangTimeoutMs({})).toBe(20_000);
+    expect(workerHangTimeoutMs({ PEERGATE_WORKER_HANG_TIMEOUT_S: '60' })).toBe(60_000);
+    expect(workerHangTimeoutMs({ PEERGATE_WORKER_HANG_TIMEOUT_S: '0' })).toBe(0);
+  });
+
+  it('refuses anything but a number of seconds from 0 to an hour, naming the variable', () => {
+    for (const bad of ['-1', 'never', '1e3', '3601', '10s']) {
+      expect(() => workerHangTimeoutMs({ PEERGATE_WORKER_HANG_TIMEOUT_S: bad }), bad).toThrow(`PEERGATE_WORKER_HANG_TIMEOUT_S must be a number of seconds from 0 and at most 3600, got "${bad}"`);
     }
   });
 });
