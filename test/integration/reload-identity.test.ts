@@ -110,6 +110,19 @@ describe('identity trust anchors on reload', () => {
     await call('ca2', 'call');
   }, 60_000);
 
+  it('an anchor file that does not exist is refused by the loader (file:line, key, absolute path); the running anchors stay', async () => {
+    const gone = join(scratchDir('idr-gone-'), 'no-such-anchor.pem');
+    const bad = policy([ca1, gone], ports);
+    writePolicy(bad);
+    const res = await pg.admin('/admin/reload', { method: 'POST' });
+    expect(res.status).toBe(422);
+    const body = await res.json() as { ok: boolean; errors: string[] };
+    const line = stringify({ ...bad, ops: { ...bad.ops, admin_token: pg.adminToken } }).split('\n').findIndex((l) => l.includes(gone)) + 1;
+    const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(body.errors).toEqual([expect.stringMatching(new RegExp(`policy\\.yaml:${line}:\\d+: identity\\.trust_anchors\\[1\\]: file not found: ${esc(gone)}$`))]);
+    await call('ca2', 'call');
+  }, 60_000);
+
   it('the policy removes CA-1 (SIGHUP): CA-1-signed calls are refused 437, CA-2-signed ones verify', async () => {
     policyObj = policy([ca2], ports);
     writePolicy(policyObj);
