@@ -17,7 +17,6 @@
 //   lifecycle.drain_timeout_s (then every remaining call gets BYE on both legs), everything
 //   closes and run() resolves with exit code 0.
 // - Stop now (a second SIGTERM, SIGINT): BYE on both legs of every call, then close.
-import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { LevelWithSilent } from 'pino';
 import type { Policy } from '../policy/schema.js';
@@ -167,7 +166,7 @@ export class App {
 
     this.holder.setGate((next, previous) => this.prepare(next, previous));
     this.holder.on('policy', (next, previous) => this.apply(next, previous));
-    this.holder.watchMaterial(materialFiles(policy, this.holder.path));
+    this.holder.watchMaterial(materialFiles(policy));
     this.holder.watch();
     this.applyLogLevel(policy.log.level);
     // Says whether signatures are checked by the native addon or the slower node:crypto fallback.
@@ -191,7 +190,7 @@ export class App {
     const current = () => this.holder.current;
     const mediaSubsystem = await this.add(new MediaSubsystem(policy, this.moduleLog('media')));
     this.media = mediaSubsystem;
-    const identity = await this.add(new IdentitySubsystem(this.holder.path, this.store.store, this.moduleLog('identity')));
+    const identity = await this.add(new IdentitySubsystem(this.store.store, this.moduleLog('identity')));
     const cdr = await this.add(new CdrSubsystem(policy, this.log, nodeId));
     const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
     this.engine = await this.add(this.engineSubsystem(capture));
@@ -225,7 +224,7 @@ export class App {
     if (policy.media.anchoring && policy.media.rtpengine === 'spawn') this.media = await this.add(new MediaSubsystem(policy, this.moduleLog('media')));
     // The workers verify identity; its prepare() checks the anchor files here as well, so a
     // reload they would refuse is refused as a whole, with file:line, and none applies it.
-    await this.add(new IdentitySubsystem(this.holder.path, this.store.store, this.moduleLog('identity')));
+    await this.add(new IdentitySubsystem(this.store.store, this.moduleLog('identity')));
     const capture = await this.add(new CaptureSubsystem(policy, this.moduleLog('capture')));
     this.engine = await this.add(this.engineSubsystem(capture));
     // A worker that dies leaves its calls in the engine: end them on both legs (RFC 3326 Reason).
@@ -281,7 +280,7 @@ export class App {
     // The worker processes are forked at start (src/app/workers).
     if (next.workers !== this.started.workers) restart.push('workers');
     if (next.log.level !== previous.log.level) this.applyLogLevel(next.log.level);
-    this.holder.watchMaterial(materialFiles(next, this.holder.path));
+    this.holder.watchMaterial(materialFiles(next));
     this.pendingRestart = [...new Set(restart)].sort();
     restartNeededGauge.reset();
     for (const k of this.pendingRestart) restartNeededGauge.set({ key: k }, 1);
@@ -376,14 +375,14 @@ export class App {
 
 /** The files a policy names whose change reloads it: TLS certificate, key, its passphrase file, chain, client CAs, CRLs,
  *  the admin token file, identity trust anchors. */
-function materialFiles(policy: Policy, policyPath: string): string[] {
+function materialFiles(policy: Policy): string[] {
   const t = policy.tls;
   const tls = t ? [t.certificate, t.key, ...(t.chain ? [t.chain] : []), ...(t.key_passphrase_file ? [t.key_passphrase_file] : []), ...t.client_cas, ...t.crls] : [];
   // A rotated admin token file applies as a rotated certificate does (the token follows reloads).
   const token = policy.ops.admin_token_file ? [policy.ops.admin_token_file] : [];
   // The STIR/SHAKEN trust anchors too: an STI-PA list refreshed by a cron job applies without a
-  // signal, as a renewed CRL does. Relative to the policy's directory (the identity stage's rule).
+  // signal, as a renewed CRL does. All of these are absolute: the policy loader resolved them.
   const id = policy.identity;
-  const anchors = [...id.trust_anchors, ...(id.rfc4474_trust_anchors ?? [])].map((f) => resolve(dirname(policyPath), f));
+  const anchors = [...id.trust_anchors, ...(id.rfc4474_trust_anchors ?? [])];
   return [...tls, ...token, ...anchors];
 }

@@ -2,9 +2,8 @@
 // so trust anchors and fetch settings apply at once (the anchors are read again on every
 // reload, also when only a file's content changed); prepare() refuses a policy whose anchor
 // files cannot be read or hold no certificate, so a reload never installs anchors that would
-// fail every call.
+// fail every call. The anchor paths are absolute: the policy loader resolved them (FilePath).
 import { accessSync, constants } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
 import { createIdentityStage } from '../sbc/identity/index.js';
@@ -16,14 +15,11 @@ import { APPLIED, type PolicyProblem, type Reconfigured, type Subsystem } from '
 export class IdentitySubsystem implements Subsystem {
   readonly name = 'identity';
   readonly stage: IdentityStage;
-  private readonly baseDir: string;
 
-  constructor(policyPath: string, store: Store, log: Logger) {
-    this.baseDir = dirname(policyPath);
+  constructor(store: Store, log: Logger) {
     // Replay cache shared across the pool through the store.
     this.stage = createIdentityStage({
       seenOnce: (key, ttlMs) => store.seenOnce(key, ttlMs),
-      baseDir: this.baseDir,
       onSignError: (peer, err) => log.warn({ peer, err: err.message }, 'cannot sign toward peer; sending unsigned'),
     });
   }
@@ -33,11 +29,10 @@ export class IdentitySubsystem implements Subsystem {
   prepare(next: Policy): PolicyProblem[] {
     const problems: PolicyProblem[] = [];
     const check = (keyPath: (string | number)[], file: string) => {
-      const abs = isAbsolute(file) ? file : resolve(this.baseDir, file);
-      try { accessSync(abs, constants.R_OK); } catch (err) { problems.push({ keyPath, message: `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }); return; }
-      try { loadAnchors([abs]); } catch (err) {
+      try { accessSync(file, constants.R_OK); } catch (err) { problems.push({ keyPath, message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }); return; }
+      try { loadAnchors([file]); } catch (err) {
         const m = /^identity trust anchor (.*)$/.exec((err as Error).message);
-        problems.push({ keyPath, message: m?.[1] ?? `${abs}: not a PEM certificate` });
+        problems.push({ keyPath, message: m?.[1] ?? `${file}: not a PEM certificate` });
       }
     };
     next.identity.trust_anchors.forEach((f, i) => check(['identity', 'trust_anchors', i], f));

@@ -44,6 +44,20 @@ function writePolicy(x: Record<string, any>): void {
   writeFileSync(pg.policyPath, stringify({ ...x, ops: { ...x.ops, admin_token: pg.adminToken } }));
 }
 
+/**
+ * Write a policy trusting CA-1 and `anchor`, reload it (POST /admin/reload) and expect 422; the
+ * errors, and a pattern for the `policy.yaml:line:col: identity.trust_anchors[1]:` they start with.
+ */
+async function refusedWithSecondAnchor(anchor: string): Promise<{ errors: string[]; at: string }> {
+  const bad = policy([ca1, anchor], ports);
+  writePolicy(bad);
+  const res = await pg.admin('/admin/reload', { method: 'POST' });
+  expect(res.status).toBe(422);
+  const body = await res.json() as { ok: boolean; errors: string[] };
+  const line = stringify({ ...bad, ops: { ...bad.ops, admin_token: pg.adminToken } }).split('\n').findIndex((l) => l.includes(anchor)) + 1;
+  return { errors: body.errors, at: `policy\\.yaml:${line}:\\d+: identity\\.trust_anchors\\[1\\]:` };
+}
+
 /** One call signed by the Kamailio of `signer`; resolves when SIPp saw the expected outcome (or not). */
 async function call(signer: 'ca1' | 'ca2', final: 'call' | number): Promise<void> {
   const dir = scratchDir('idr-uac-');
@@ -100,13 +114,15 @@ describe('identity trust anchors on reload', () => {
 
   it('an anchor file with no certificate is refused with file:line and key; the running anchors stay', async () => {
     const bogus = writeFile(scratchDir('idr-bogus-'), 'anchor.pem', 'not a certificate\n');
-    const bad = policy([ca1, bogus], ports);
-    writePolicy(bad);
-    const res = await pg.admin('/admin/reload', { method: 'POST' });
-    expect(res.status).toBe(422);
-    const body = await res.json() as { ok: boolean; errors: string[] };
-    const line = stringify({ ...bad, ops: { ...bad.ops, admin_token: pg.adminToken } }).split('\n').findIndex((l) => l.includes(bogus)) + 1;
-    expect(body.errors).toEqual([expect.stringMatching(new RegExp(`policy\\.yaml:${line}:\\d+: identity\\.trust_anchors\\[1\\]: .*no PEM certificate`))]);
+    const { errors, at } = await refusedWithSecondAnchor(bogus);
+    expect(errors).toEqual([expect.stringMatching(new RegExp(`${at} .*no PEM certificate`))]);
+    await call('ca2', 'call');
+  }, 60_000);
+
+  it('an anchor file that does not exist is refused by the loader (file:line, key, absolute path); the running anchors stay', async () => {
+    const gone = join(scratchDir('idr-gone-'), 'no-such-anchor.pem');
+    const { errors, at } = await refusedWithSecondAnchor(gone);
+    expect(errors).toEqual([expect.stringMatching(new RegExp(`${at} file not found: ${gone.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`))]);
     await call('ca2', 'call');
   }, 60_000);
 

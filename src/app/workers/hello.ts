@@ -9,12 +9,11 @@ export interface WorkerHello {
   index: number;
   /** The node's id; the worker's store sessions are `<nodeId>/w<index>` (freed when it dies). */
   nodeId: string;
-  /** The policy file's path: relative files the policy names are found from its directory. */
-  policyPath: string;
   /**
-   * The policy the primary has in force, validated there (JSON: plain data). A worker never
-   * reads the policy file itself: one replaced while the file on disk holds an edit the
-   * primary refused (or has not applied yet) runs what the rest of the node runs.
+   * The policy the primary has in force, validated there (JSON: plain data; the files it names
+   * are absolute paths, resolved by the loader). A worker never reads the policy file itself:
+   * one replaced while the file on disk holds an edit the primary refused (or has not applied
+   * yet) runs what the rest of the node runs.
    */
   policy: Policy;
   wire: { host: string; port: number; secret: string };

@@ -181,7 +181,7 @@ export class WorkerPool implements Subsystem {
   private hello(index: number): WorkerHello {
     const rtpengine = this.opts.rtpengine?.();
     return {
-      index, nodeId: this.opts.nodeId, policyPath: this.opts.policyPath, policy: this.opts.policy(), wire: this.opts.wire(),
+      index, nodeId: this.opts.nodeId, policy: this.opts.policy(), wire: this.opts.wire(),
       storeKind: this.opts.store.kind, storeHealth: this.opts.store.health(),
       ...(rtpengine ? { rtpengine } : {}),
       // Target health is probed once per node, by worker 0; the others hear of it from here.

@@ -65,7 +65,7 @@ class Worker {
     collectDefaultMetrics();
     const limits = await this.add(new LimitsSubsystem(this.store, workerNodeId(h.nodeId, h.index), current, this.log.child({ module: 'limits' })));
     const media = await this.add(new MediaSubsystem(this.policy, this.log.child({ module: 'media' })));
-    const identity = await this.add(new IdentitySubsystem(h.policyPath, this.store, this.log.child({ module: 'identity' })));
+    const identity = await this.add(new IdentitySubsystem(this.store, this.log.child({ module: 'identity' })));
     const cdr = this.cdr = await this.add(new CdrSubsystem(this.policy, this.log, h.nodeId));
     const seam = media.seam;
     this.sbc = await this.add(new SbcSubsystem({

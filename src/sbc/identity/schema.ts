@@ -1,6 +1,9 @@
 // Policy schema fragments for caller identity (RFC 4474, RFC 8224/8225/8588). Owned by
-// src/sbc/identity; composed into the root policy schema by src/policy/schema.ts.
+// src/sbc/identity; composed into the root policy schema by src/policy/schema.ts. File settings
+// are FilePath: the loader resolves them against the policy file's directory, so the stage and
+// the subsystem only ever see absolute paths.
 import { z } from 'zod';
+import { FilePath } from '../../policy/file-path.js';
 
 const host = z.string().min(1).regex(/^(\*\.)?[A-Za-z0-9.:[\]-]+$/, 'a host name, IP address or *.domain');
 
@@ -11,14 +14,14 @@ export const ShakenSigningSchema = z.strictObject({
   /** Origination identifier (UUID); generated per call when omitted. */
   origid: z.string().min(1).optional(),
   /** PEM private key file (EC P-256). */
-  key: z.string().min(1),
+  key: FilePath,
   /** Where verifiers fetch the certificate (x5u / info). */
   certificate_url: z.url(),
 });
 
 export const Rfc4474SigningSchema = z.strictObject({
   /** PEM private key file (RSA). */
-  key: z.string().min(1),
+  key: FilePath,
   certificate_url: z.url(),
   alg: z.enum(['rsa-sha256', 'rsa-sha1']).default('rsa-sha256'),
 });
@@ -60,14 +63,14 @@ export const IdentityFetchSchema = z.strictObject({
   /** How long a failed fetch is remembered, so a broken server is not hammered. */
   negative_cache_s: z.number().int().nonnegative().max(3600).default(5),
   /** Extra CA files trusted for the HTTPS connection to certificate servers. */
-  tls_ca: z.array(z.string()).default([]),
+  tls_ca: z.array(FilePath).default([]),
 });
 
 export const GlobalIdentitySchema = z.strictObject({
   /** PEM files of STI-CA roots: PASSporT certificates must chain to one of them. */
-  trust_anchors: z.array(z.string()).default([]),
+  trust_anchors: z.array(FilePath).default([]),
   /** PEM files of roots for RFC 4474 certificates; defaults to trust_anchors. */
-  rfc4474_trust_anchors: z.array(z.string()).optional(),
+  rfc4474_trust_anchors: z.array(FilePath).optional(),
   fetch: IdentityFetchSchema.prefault({}),
 });
 

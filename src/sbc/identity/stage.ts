@@ -1,6 +1,5 @@
 // The identity stage as the call flow sees it (src/sbc/stages.ts IdentityStage): verification
 // per sending peer, verstat/Identity toward the core, signing toward peers that require it.
-import { isAbsolute, resolve } from 'node:path';
 import type { Policy } from '../../policy/schema.js';
 import type { IdentityOutcome, IdentityStage, Refusal, RequestView, Side } from '../stages.js';
 import { CertFetcher } from './fetch.js';
@@ -15,8 +14,6 @@ import { priorityCalls, priorityOf } from '../limits/priority.js';
 export interface IdentityStageOptions {
   /** Shared replay cache (src/store seenOnce); in-process when omitted. */
   seenOnce?: SeenOnce;
-  /** Directory relative policy paths (anchors, keys) are resolved against. */
-  baseDir?: string;
   now?: () => number;
   /** Called when signing toward a peer is impossible (the call proceeds unsigned). */
   onSignError?: (peerId: string, err: Error) => void;
@@ -42,24 +39,18 @@ export function createIdentityStage(opts: IdentityStageOptions = {}): IdentitySt
   const now = opts.now ?? Date.now;
   const seenOnce = opts.seenOnce ?? memorySeenOnce(100_000, now);
   const signer = new IdentitySigner(now);
-  const abs = (p: string) => (isAbsolute(p) || !opts.baseDir ? p : resolve(opts.baseDir, p));
   // One verifier per loaded policy (hot reload builds a new one); the certificate cache
-  // survives reloads that keep the same fetch settings.
+  // survives reloads that keep the same fetch settings. File paths (anchors, CAs, keys) are
+  // used as they are: the policy loader made them absolute.
   const verifiers = new WeakMap<GlobalIdentity, IdentityVerifier>();
   let lastFetcher: { key: string; fetcher: CertFetcher } | undefined;
 
   function verifierFor(global: GlobalIdentity): IdentityVerifier {
     let v = verifiers.get(global);
     if (v) return v;
-    const g: GlobalIdentity = {
-      ...global,
-      trust_anchors: global.trust_anchors.map(abs),
-      ...(global.rfc4474_trust_anchors ? { rfc4474_trust_anchors: global.rfc4474_trust_anchors.map(abs) } : {}),
-      fetch: { ...global.fetch, tls_ca: global.fetch.tls_ca.map(abs) },
-    };
-    const key = JSON.stringify(g.fetch);
-    if (!lastFetcher || lastFetcher.key !== key) lastFetcher = { key, fetcher: new CertFetcher({ ...g.fetch, now }) };
-    v = new IdentityVerifier({ global: g, seenOnce, fetcher: lastFetcher.fetcher, now });
+    const key = JSON.stringify(global.fetch);
+    if (!lastFetcher || lastFetcher.key !== key) lastFetcher = { key, fetcher: new CertFetcher({ ...global.fetch, now }) };
+    v = new IdentityVerifier({ global, seenOnce, fetcher: lastFetcher.fetcher, now });
     verifiers.set(global, v);
     return v;
   }
@@ -90,10 +81,9 @@ export function createIdentityStage(opts: IdentityStageOptions = {}): IdentitySt
     async sign(_policy: Policy, to: Side, view: RequestView, outgoing: { from: string; to: string } & Partial<OutgoingRequest>) {
       if (to.kind !== 'peer' || !to.peer.identity.sign) return {};
       const s = to.peer.identity.sign;
-      const signing = 'shaken' in s ? { shaken: { ...s.shaken, key: abs(s.shaken.key) } } : { rfc4474: { ...s.rfc4474, key: abs(s.rfc4474.key) } };
       try {
         const pai = view.get('P-Asserted-Identity');
-        const headers = signer.sign(signing, { requestUri: view.uri, ...(pai ? { pai } : {}), ...outgoing });
+        const headers = signer.sign(s, { requestUri: view.uri, ...(pai ? { pai } : {}), ...outgoing });
         signaturesTotal.inc({ peer: to.peer.id, standard: 'shaken' in s ? 'rfc8224' : 'rfc4474' });
         return headers;
       } catch (e) {

@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest';
+import { mkdirSync } from 'node:fs';
 import { join, isAbsolute } from 'node:path';
 import { loadPolicy, parsePolicy, formatError, formatKeyPath, MAX_POLICY_BYTES, type PolicyError } from '../../../src/policy/load.js';
 import { scratchDir, writeFile } from '../../helpers/procs.js';
@@ -261,6 +262,43 @@ describe('policy loader: every error names file, line, column and key path', () 
     if (r.ok) throw new Error('expected missing files');
     expect(r.errors.map((e) => e.keyPath).sort()).toEqual(['tls.certificate', 'tls.key']);
     expect(r.errors[0]).toMatchObject({ ...pos(text, 'sbe.pem'), file });
+  });
+
+  it('identity files (anchors, fetch CAs, signing keys) resolve against the policy file directory; checkFiles names a missing one', () => {
+    const dir = scratchDir();
+    const text = BASE
+      .replace('core:\n', `identity:
+  trust_anchors: [ anchors/sti-root.pem ]
+  rfc4474_trust_anchors: [ /abs/legacy-root.pem ]
+  fetch: { tls_ca: [ fed-ca.pem ] }
+core:
+`)
+      .replace('    limits: { cps: 10 }\n', `    limits: { cps: 10 }
+    identity: { sign: { shaken: { attest: A, key: keys/sp.key, certificate_url: "https://cr.example/sp.pem" } } }
+`)
+      .replace('    targets: [ "sip:198.51.100.7:5060" ]\n', `    targets: [ "sip:198.51.100.7:5060" ]
+    identity: { sign: { rfc4474: { key: rsa.key, certificate_url: "https://sbe.example/cert.pem" } } }
+`);
+    const file = writeFile(dir, 'p.yaml', text);
+    const r = loadPolicy(file);
+    if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
+    expect(r.policy.identity.trust_anchors).toEqual([join(dir, 'anchors/sti-root.pem')]);
+    expect(r.policy.identity.rfc4474_trust_anchors).toEqual(['/abs/legacy-root.pem']);
+    expect(r.policy.identity.fetch.tls_ca).toEqual([join(dir, 'fed-ca.pem')]);
+    const sign0 = r.policy.peers[0]!.identity.sign;
+    const sign1 = r.policy.peers[1]!.identity.sign;
+    expect(sign0 && 'shaken' in sign0 && sign0.shaken.key).toBe(join(dir, 'keys/sp.key'));
+    expect(sign1 && 'rfc4474' in sign1 && sign1.rfc4474.key).toBe(join(dir, 'rsa.key'));
+
+    // All but the STI root exist (the absolute legacy root is replaced by one that does).
+    mkdirSync(join(dir, 'keys'));
+    for (const f of ['fed-ca.pem', 'keys/sp.key', 'rsa.key', 'legacy-root.pem']) writeFile(dir, f, 'x');
+    const checked = writeFile(dir, 'p.yaml', text.replace('/abs/legacy-root.pem', join(dir, 'legacy-root.pem')));
+    const missing = loadPolicy(checked, { checkFiles: true });
+    if (missing.ok) throw new Error('expected the missing anchor to be reported');
+    expect(missing.errors.map(formatError)).toEqual([
+      `${checked}:${pos(text, 'anchors/sti-root.pem').line}:${pos(text, 'anchors/sti-root.pem').column}: identity.trust_anchors[0]: file not found: ${join(dir, 'anchors/sti-root.pem')}`,
+    ]);
   });
 
   it('formatKeyPath and formatError', () => {
