@@ -39,6 +39,7 @@ import { MemorySubsystem } from './memory-reducer.js';
 import { CdrSubsystem, CaptureSubsystem } from './records.js';
 import type { PolicyProblem, Subsystem } from './subsystem.js';
 import { WorkerPool } from './workers/pool.js';
+import { heardWorkers } from './workers/heard.js';
 import { Preadmitter } from './preadmit.js';
 import { MemoryStore } from '../store/memory.js';
 import { workerCount } from './workers/schema.js';
@@ -229,6 +230,8 @@ export class App {
     this.engine = await this.add(this.engineSubsystem(capture));
     // A worker that dies leaves its calls in the engine: end them on both legs (RFC 3326 Reason).
     this.engine.embedded?.core.endDialogsOfGoneApps(WORKER_GONE_REASON);
+    // A worker that stopped reporting gets no new calls while another does (workers/heard.ts).
+    this.engine.embedded?.wire.setHeard(heardWorkers(this.engine.workerBacklog));
     // Limits decided here for each new INVITE, before its worker sees it (memory store only: the
     // wire must not wait on Redis). Set before the workers connect, so that none goes without.
     const store = this.store.store;

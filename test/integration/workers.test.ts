@@ -267,33 +267,48 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
     }
   }, 120_000);
 
-  it('a worker whose event loop is stuck past the hang timeout is killed and replaced; its calls get BYE; a shorter stall is not', async () => {
-    const HANG_TIMEOUT_S = 3;
-    const { pg, target } = await startNode(4, { env: { PEERGATE_WORKER_HANG_TIMEOUT_S: String(HANG_TIMEOUT_S) } });
+  it('a worker whose event loop is stuck gets no new calls once silent, is killed past the hang timeout and replaced, its calls get BYE; a shorter stall, or the primary stuck, kills none', async () => {
+    const HANG_TIMEOUT_S = 6;
+    const { pg, target } = await startNode(10, { env: { PEERGATE_WORKER_HANG_TIMEOUT_S: String(HANG_TIMEOUT_S) } });
     // Held calls whose uac waits for the network's BYE (the one the engine sends for a dead worker).
-    const held = heldCalls(target, PEER_IP, 4, 30_000, 40);
+    const held = heldCalls(target, PEER_IP, 4, 40_000, 40);
     try {
       const up = (await waitFor<WorkerCall[] | undefined>(async () => { const c = await calls(pg); return c.length === 4 ? c : undefined; }, 15_000, 100, 'calls up'))!;
       const victim = up[0]!.worker_pid;
       const onVictim = up.filter((c) => c.worker_pid === victim).length;
       // A stall shorter than the timeout (a long GC, a burst): left alone.
       process.kill(victim, 'SIGSTOP');
-      await new Promise((r) => setTimeout(r, (HANG_TIMEOUT_S - 1.5) * 1000));
+      await new Promise((r) => setTimeout(r, 1500));
       process.kill(victim, 'SIGCONT');
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, 1500));
       expect(await pg.metric('peergate_worker_restarts_total')).toBe(0);
       expect(workerPids(pg)).toContain(victim);
-      // Stuck for good: killed once the timeout runs out, its calls ended, a replacement serves.
+      // The primary itself stuck past the timeout: the workers' reports wait unread, their
+      // silence is not theirs, and none is killed.
+      process.kill(pg.proc.pid, 'SIGSTOP');
+      await new Promise((r) => setTimeout(r, (HANG_TIMEOUT_S + 1) * 1000));
+      process.kill(pg.proc.pid, 'SIGCONT');
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await pg.metric('peergate_worker_restarts_total')).toBe(0);
+      expect(await pg.metric('peergate_workers')).toBe(2);
+      // Stuck for good. Silent for 2 s, it gets no new calls: the other worker takes them all...
       process.kill(victim, 'SIGSTOP');
       const stuckAt = Date.now();
+      await new Promise((r) => setTimeout(r, 2500));
+      const meanwhile = await heldCalls(target, PEER_IP, 4, 300);
+      expect(meanwhile.successful).toBe(4);
+      expect(Date.now() - stuckAt).toBeLessThan(HANG_TIMEOUT_S * 1000);
+      // ...and past the timeout it is killed, its calls ended, and a replacement serves.
       await waitFor(async () => (await pg.metric('peergate_worker_restarts_total', { reason: 'SIGKILL' })) === 1, (HANG_TIMEOUT_S + 5) * 1000, 100, 'the stuck worker killed');
       expect(Date.now() - stuckAt).toBeGreaterThanOrEqual(HANG_TIMEOUT_S * 1000 - 500);
       await waitFor(async () => (await calls(pg)).length === 4 - onVictim, 10_000, 100, 'the stuck worker\'s calls ended');
       await waitFor(async () => (await pg.metric('peergate_workers')) === 2, 20_000, 100, 'replacement up');
       expect(pg.proc.output().split('\n').filter((l) => l.includes('worker silent past its hang timeout; killing it'))).toHaveLength(1);
       // The replacement serves: new calls go through on both workers.
-      const after = await heldCalls(target, PEER_IP, onVictim, 500);
-      expect(after.successful).toBe(onVictim);
+      const after = heldCalls(target, PEER_IP, 4, 2000);
+      const spread = (await waitFor<WorkerCall[] | undefined>(async () => { const c = await calls(pg); return c.length === 4 - onVictim + 4 ? c : undefined; }, 15_000, 100, 'new calls up'))!;
+      expect(new Set(spread.map((c) => c.worker))).toEqual(new Set([0, 1]));
+      expect((await after).successful).toBe(4);
     } finally {
       await pg.stop();
       await held.catch(() => undefined);

@@ -43,7 +43,6 @@ const WORST_VIEW = new Set([ENGINE_CONNECTED, 'peergate_rtpengine_up']);
 type MetricJson = { name: string; type?: unknown; aggregator?: string };
 const CUMULATIVE = new Set(['counter', 'histogram']);
 
-
 export interface WorkerPoolOptions {
   count: number;
   nodeId: string;
@@ -104,6 +103,8 @@ export class WorkerPool implements Subsystem {
   /** Replacements of workers that die soon after their start wait longer each time (crash loop). */
   private readonly backoff = new RestartBackoff();
   private readonly hangTimeoutMs = workerHangTimeoutMs();
+  /** When the health tick last ran: a late one means this process could not listen meanwhile. */
+  private lastTickAt = Date.now();
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.slots = new Array<Slot | undefined>(opts.count).fill(undefined);
@@ -289,8 +290,16 @@ export class WorkerPool implements Subsystem {
    * BYE and a replacement takes its share.
    */
   private killHung(): void {
-    if (this.stopping || this.hangTimeoutMs === 0) return;
     const now = Date.now();
+    const late = now - this.lastTickAt > 2000;
+    this.lastTickAt = now;
+    if (this.stopping || this.hangTimeoutMs === 0) return;
+    // This process was stuck itself (a long GC, a heap snapshot, SIGSTOP): what the workers said
+    // meanwhile waits unread in their channels, so their silence is not theirs. Start counting again.
+    if (late) {
+      for (const s of this.slots) if (s) s.heardAt = Math.max(s.heardAt, now);
+      return;
+    }
     for (const s of this.slots) {
       if (!s?.ready || s.child.killed || now - s.heardAt < this.hangTimeoutMs || s.child.exitCode !== null || s.child.signalCode !== null) continue;
       this.opts.log.error({ worker: s.index, pid: s.child.pid, silent_ms: now - s.heardAt }, 'worker silent past its hang timeout; killing it');

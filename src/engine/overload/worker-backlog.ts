@@ -23,7 +23,8 @@
 //     late from counting). A calm worker that stalls is therefore seen after ≈ 0.4 s, not 0.2 s
 //     (a stall cannot report itself: the first late tick runs only when the stall ends).
 //     A worker silent for `staleMs` is not counted at all: it is hung or dying, which the pool
-//     handles; shedding the whole node's calls for it would not help the others.
+//     handles; shedding the whole node's calls for it would not help the others. stale(worker)
+//     says so, and the wire server then passes over it for new calls while another is heard.
 //     utilisation() is the busiest worker's last reported loop utilisation, by the same rules.
 //   - The worst worker, not the mean: new calls go round-robin, so every worker gets its share
 //     of what the gate admits, and the slowest one sets the admitted calls' setup time.
@@ -132,6 +133,13 @@ export class WorkerBacklog {
       if (busiest === undefined || u > busiest) busiest = u;
     }
     return busiest;
+  }
+
+  /** Whether a worker that reported has been silent for the stale time (hung or dying). One that
+   *  never reported, or was forgotten, is not: a new worker is judged once it speaks. */
+  stale(worker: number): boolean {
+    const w = this.workers.get(worker);
+    return w !== undefined && this.clock.now() - w.at >= this.staleMs;
   }
 
   /** The worker died or was replaced: its last value no longer counts. */

@@ -110,8 +110,16 @@ export class WireServer {
   private handler: WireHandler | undefined;
   private admit: InviteAdmission | undefined = undefined;
   private preAdmit: InvitePreAdmission | undefined = undefined;
+  private heard: ((app: AppConnection) => boolean) | undefined = undefined;
 
   constructor(private readonly opts: WireServerOptions) {}
+
+  /**
+   * Which apps are heard from (set by the app layer: B2BUA workers that report, src/app/workers):
+   * pickApp() passes over one that is not while another is, so a stuck app stops getting new
+   * requests before it is replaced; when none is heard from, round-robin as before.
+   */
+  setHeard(heard: ((app: AppConnection) => boolean) | undefined): void { this.heard = heard; }
 
   setHandler(h: WireHandler): void { this.handler = h; }
 
@@ -145,13 +153,20 @@ export class WireServer {
   pickApp(method: string): AppConnection | undefined {
     const r = this.routes.get(method.toLowerCase());
     if (!r || r.list.length === 0) return undefined;
+    const heard = this.heard;
+    let fallback: AppConnection | undefined;
+    let afterFallback = 0;
     for (let tries = r.list.length; tries > 0; tries--) {
       if (r.next >= r.list.length) r.next = 0;
       const app = r.list[r.next]!;
       r.next++;
-      if (!app.closed) return app;
+      if (app.closed) continue;
+      if (heard === undefined || heard(app)) return app;
+      if (fallback === undefined) { fallback = app; afterFallback = r.next; }
     }
-    return undefined;
+    // None heard from: the first open one in turn, and the turn moves on from it.
+    if (fallback !== undefined) r.next = afterFallback;
+    return fallback;
   }
 
   /** All live apps that routed `verb`, e.g. for cdr events. */

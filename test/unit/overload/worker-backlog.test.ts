@@ -150,6 +150,24 @@ describe('WorkerBacklog (in the primary)', () => {
     b.report(1, 4); // it speaks again
     expect(b.lagMs()).toBe(4);
   });
+
+  it('stale: a worker that reported and has been silent for staleMs; not one that never spoke or was forgotten', () => {
+    const clock = { t: 0, now() { return this.t; } };
+    const b = new WorkerBacklog(clock, 100, 2000);
+    b.report(0, 1);
+    b.report(1, 1);
+    clock.t = 1999;
+    expect(b.stale(0)).toBe(false);
+    b.report(1, 1);
+    clock.t = 2000;
+    expect(b.stale(0)).toBe(true);
+    expect(b.stale(1)).toBe(false);
+    expect(b.stale(7)).toBe(false); // never reported: a new worker is judged once it speaks
+    b.forget(0);
+    expect(b.stale(0)).toBe(false);
+    b.report(0, 1);
+    expect(b.stale(0)).toBe(false);
+  });
 });
 
 describe('WorkerBacklog: utilisation', () => {

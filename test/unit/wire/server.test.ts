@@ -143,6 +143,28 @@ describe('wire server', () => {
     expect(server!.pickApp('invite')).toBeDefined();
   });
 
+  it('passes over apps that are not heard from while another is; round-robin among all when none is', async () => {
+    const { client } = await setup();
+    const apps = [await client(), await client(), await client()];
+    for (const [i, c] of apps.entries()) {
+      c.send(`c${i}|authenticate|cymru|peergate-worker:${i}`); await c.reply(`c${i}`);
+      c.send(`r${i}|route|invite`); await c.reply(`r${i}`);
+    }
+    const pick = (n: number) => Array.from({ length: n }, () => server!.pickApp('invite')!.tags[0]);
+    expect(new Set(pick(3)).size).toBe(3);
+    const silent = new Set(['peergate-worker:1']);
+    server!.setHeard((app) => !silent.has(app.tags[0]!));
+    const some = pick(6);
+    expect(some).not.toContain('peergate-worker:1');
+    expect(new Set(some)).toEqual(new Set(['peergate-worker:0', 'peergate-worker:2']));
+    // None heard from (the primary itself was stuck, say): every app in turn, as before.
+    silent.add('peergate-worker:0').add('peergate-worker:2');
+    expect(new Set(pick(3)).size).toBe(3);
+    server!.setHeard(undefined);
+    silent.clear();
+    expect(new Set(pick(3)).size).toBe(3);
+  });
+
   it('passes sip frames to the core and reports disconnects; skips gone apps in round-robin', async () => {
     const sips: string[][] = [];
     const gone: number[] = [];
