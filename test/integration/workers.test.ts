@@ -5,7 +5,13 @@
 //   - a worker killed with SIGKILL mid-call is replaced; its calls get BYE on both legs, its
 //     slots are freed at once; the other worker's calls go on;
 //   - with Redis, two nodes of two workers each share one exact pool-wide limit;
-//   - media anchored with a spawned rtpengine: one rtpengine, in the primary, for all workers.
+//   - media anchored with a spawned rtpengine: one rtpengine, in the primary, for all workers;
+//   - a worker that keeps dying soon after its start, or does not start in time, is replaced
+//     after a pause that doubles (1, 2, 4 s); the other worker serves meanwhile;
+//   - a worker whose event loop is stuck gets no new calls once silent for 2 s and is killed past
+//     its hang timeout; a shorter stall, or the primary itself stuck, kills none.
+// The first five run side by side (each its own node, light loads); the last two, which measure
+// pauses and timeouts against the clock, one at a time.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,7 +70,8 @@ beforeAll(async () => {
 
 afterAll(() => stopAll());
 
-describe('workers: 2', () => {
+// Each test has its node (ports, policy, SIPp uac) and only light loads: they run side by side.
+describe.concurrent('workers: 2', () => {
   it('a per-peer session limit is exact across both workers, the calls spread over both, metrics sum', async () => {
     const { pg, target } = await startNode(10);
     try {
@@ -217,6 +224,52 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
     }
   }, 120_000);
 
+  it('with Redis, two nodes of two workers each keep one pool-wide limit exact', async () => {
+    const redis = await startRedis();
+    const nodes = [await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-0' }), await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-1' })];
+    try {
+      // 8 held calls offered to each node (16) against one limit of 6 for the peer in the pool.
+      const runs = nodes.map((n) => heldCalls(n.target, PEER_IP, 8, 5000, 40));
+      const up = await waitFor(async () => {
+        const all = (await Promise.all(nodes.map((n) => calls(n.pg)))).flat();
+        return all.length === 6 ? all : undefined;
+      }, 15_000, 100, '6 calls up across the pool');
+      expect(up).toHaveLength(6);
+      const [a, b] = await Promise.all(runs);
+      expect(a!.successful + b!.successful).toBe(6);
+      expect(a!.failed + b!.failed).toBe(10);
+    } finally {
+      for (const n of nodes) await n.pg.stop();
+      await redis.stop();
+    }
+  }, 120_000);
+
+  it('media anchored: the workers use the one rtpengine the primary spawned', async () => {
+    const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
+    const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn' }, {
+      media: { anchoring: true, rtpengine: 'spawn', embedded: { port_min: 47000, port_max: 47999 } }, workers: 2,
+    }));
+    try {
+      // With anchoring on, a call that cannot reach rtpengine is refused (no_rtpengine).
+      const r = await heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, 4, 1000);
+      expect(r.successful).toBe(4);
+      expect(await pg.metric('peergate_refusals_total')).toBe(0);
+      expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(4);
+      // One rtpengine, the primary's child; the workers (its other children) spawn none.
+      const kids = childrenOf(pg.proc.pid);
+      expect(kids.filter((k) => readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('rtpengine'))).toHaveLength(1);
+      const workers = kids.filter(isWorker);
+      expect(workers).toHaveLength(2);
+      for (const w of workers) expect(childrenOf(w)).toEqual([]);
+    } finally {
+      await pg.stop();
+    }
+    expect(pg.proc.child.exitCode).toBe(0);
+  }, 90_000);
+});
+
+// Pauses, start and hang timeouts measured against the clock: one at a time, alone.
+describe('workers: 2, crash loops and hangs', () => {
   it('a worker that dies soon after its start, or does not start in time, is replaced after a pause that doubles each time; the other worker serves meanwhile', async () => {
     const START_TIMEOUT_S = 5;
     const { pg, target } = await startNode(4, { env: { PEERGATE_WORKER_START_TIMEOUT_S: String(START_TIMEOUT_S) } });
@@ -314,47 +367,4 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       await held.catch(() => undefined);
     }
   }, 120_000);
-
-  it('with Redis, two nodes of two workers each keep one pool-wide limit exact', async () => {
-    const redis = await startRedis();
-    const nodes = [await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-0' }), await startNode(6, { redisUrl: redis.url, nodeId: 'w-pool-1' })];
-    try {
-      // 8 held calls offered to each node (16) against one limit of 6 for the peer in the pool.
-      const runs = nodes.map((n) => heldCalls(n.target, PEER_IP, 8, 5000, 40));
-      const up = await waitFor(async () => {
-        const all = (await Promise.all(nodes.map((n) => calls(n.pg)))).flat();
-        return all.length === 6 ? all : undefined;
-      }, 15_000, 100, '6 calls up across the pool');
-      expect(up).toHaveLength(6);
-      const [a, b] = await Promise.all(runs);
-      expect(a!.successful + b!.successful).toBe(6);
-      expect(a!.failed + b!.failed).toBe(10);
-    } finally {
-      for (const n of nodes) await n.pg.stop();
-      await redis.stop();
-    }
-  }, 120_000);
-
-  it('media anchored: the workers use the one rtpengine the primary spawned', async () => {
-    const [peerPort, corePort, opsPort] = await freePorts(3) as [number, number, number];
-    const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'warn' }, {
-      media: { anchoring: true, rtpengine: 'spawn', embedded: { port_min: 47000, port_max: 47999 } }, workers: 2,
-    }));
-    try {
-      // With anchoring on, a call that cannot reach rtpengine is refused (no_rtpengine).
-      const r = await heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, 4, 1000);
-      expect(r.successful).toBe(4);
-      expect(await pg.metric('peergate_refusals_total')).toBe(0);
-      expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(4);
-      // One rtpengine, the primary's child; the workers (its other children) spawn none.
-      const kids = childrenOf(pg.proc.pid);
-      expect(kids.filter((k) => readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('rtpengine'))).toHaveLength(1);
-      const workers = kids.filter(isWorker);
-      expect(workers).toHaveLength(2);
-      for (const w of workers) expect(childrenOf(w)).toEqual([]);
-    } finally {
-      await pg.stop();
-    }
-    expect(pg.proc.child.exitCode).toBe(0);
-  }, 90_000);
 });
