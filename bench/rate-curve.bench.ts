@@ -13,6 +13,7 @@
 //   npm run build && nice -n 10 npx tsx bench/rate-curve.bench.ts [--rates 600,600,1000,600,300,100] [--seconds 10] [--workers N] [--node-args="FLAGS"]
 //
 // --node-args: more node/V8 options for the primary; the workers' come from PEERGATE_WORKER_NODE_FLAGS
+// --bin: another checkout's bin/peergate.js (built), to alternate two versions
 // in this bench's environment (it replaces their default, docs/operations.md "Worker memory").
 //
 // Steps run in the order given, back to back, SIPp uac (127.0.0.2, no hold time) → peergate →
@@ -27,7 +28,7 @@ import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers
 
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '600,600,1000,600,300,100' }, seconds: { type: 'string', default: '10' }, workers: { type: 'string' },
-  'node-args': { type: 'string', default: '' },
+  'node-args': { type: 'string', default: '' }, bin: { type: 'string' },
 } });
 const RATES = values.rates.split(',').map(Number);
 const SECONDS = Number(values.seconds);
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
     ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
     peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { cps: 100_000, burst: 100_000, sessions: 1_000_000 } }],
   });
-  const pg = await startPeergate(policy, { nodeArgs: values['node-args'].split(' ').filter(Boolean) });
+  const pg = await startPeergate(policy, { nodeArgs: values['node-args'].split(' ').filter(Boolean), ...(values.bin ? { bin: values.bin } : {}) });
   const pids = [pg.proc.pid, ...childPids(pg.proc.pid).filter((p) => p !== pg.proc.pid)];
   const names = pids.map((_, i) => (i === 0 ? 'primary' : `worker ${i}`));
   console.log(`# ${SECONDS} s per step, one node (${names.join(', ')}); load average before ${loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`);

@@ -102,6 +102,7 @@ export class WorkerPool implements Subsystem {
   private carried: MetricJson[] = [];
   /** Replacements of workers that die soon after their start wait longer each time (crash loop). */
   private readonly backoff = new RestartBackoff();
+  private readonly startTimeoutMs = workerStartTimeoutMs();
   private readonly hangTimeoutMs = workerHangTimeoutMs();
   /** When the health tick last ran: a late one means this process could not listen meanwhile. */
   private lastTickAt = Date.now();
@@ -166,7 +167,7 @@ export class WorkerPool implements Subsystem {
     return new Promise<boolean>((resolve) => {
       // A worker that does not say it serves in time (stuck on a file, a store, the engine) is
       // killed: its exit replaces it like any death, after the crash-loop pause.
-      const timeoutMs = workerStartTimeoutMs();
+      const timeoutMs = this.startTimeoutMs;
       const timer = setTimeout(() => {
         this.waiters.delete(index);
         resolve(false);
