@@ -14,7 +14,8 @@ const lines = (s: string) => s.split('\r\n').filter(Boolean);
 describe('SDP identity rewrite', () => {
   it('removes every identity field and keeps what media needs', () => {
     const out = new SdpOrigins().hideText('call', 'A', HOSTILE);
-    expect(out).not.toMatch(/alice|pbx|VendorX|secret|intranet|555|mic|tool/);
+    // The new o= line's random sess-id may hold any digits ("555" in ≈ 1 % of runs): not an identity field.
+    expect(out.replace(/^o=- \d+ \d+ /m, 'o=- ')).not.toMatch(/alice|pbx|VendorX|secret|intranet|555|mic|tool/);
     const l = lines(out);
     expect(l[0]).toBe('v=0');
     expect(l[1]).toMatch(/^o=- \d+ 1 IN IP4 192\.0\.2\.10$/);
