@@ -5,7 +5,9 @@
 deps:
 	@bash scripts/install-deps.sh
 
-start: deps
+# Built first: the node then runs the JavaScript in dist/, as the package and the image do (through
+# tsx each process would carry the compiler too: tens of MiB and more CPU per process).
+start: build
 	@node --max-semi-space-size=8 ./bin/peergate.js start
 
 test: deps
