@@ -34,11 +34,11 @@ export class RestartBackoff {
     }
     const n = (this.shortLived.get(slot) ?? 0) + 1;
     this.shortLived.set(slot, n);
-    // 2^(n-1) overflows nothing before the cap: n is bounded by the cap's doublings in effect.
+    // The streak grows without bound in a long crash loop; the exponent stops at 30.
     return Math.min(this.opts.firstMs * 2 ** Math.min(n - 1, 30), this.opts.maxMs);
   }
 
-  /** Short-lived deaths in a row of `slot`'s workers (0 once one lived past the stable time). */
+  /** Short-lived deaths in a row of `slot`'s workers (0 once one served past the stable time). */
   streak(slot: number): number {
     return this.shortLived.get(slot) ?? 0;
   }
