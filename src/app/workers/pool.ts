@@ -26,6 +26,7 @@ import { Channel } from './channel.js';
 import { workerNodeId, type WorkerHello, type WorkerReload } from './hello.js';
 import { workerEnv, workerHangTimeoutMs, workerNodeFlags, workerStartTimeoutMs } from './node-flags.js';
 import { RestartBackoff } from './restart-backoff.js';
+import type { WorkerBacklog } from '../../engine/overload/worker-backlog.js';
 
 const workersUp = gauge('peergate_workers', 'B2BUA worker processes connected and serving (workers > 1)');
 const workerRestarts = counter('peergate_worker_restarts_total', 'B2BUA workers that died and were replaced', ['reason']);
@@ -54,8 +55,9 @@ export interface WorkerPoolOptions {
   /** ng address of the rtpengine the primary spawned, if any. */
   rtpengine?: () => string | undefined;
   log: Logger;
-  /** Where the workers' event-loop delays and utilisations go (overload control's worker-backlog signal). */
-  backlog?: { report(worker: number, lagMs: number, nextWithinMs?: unknown, utilisation?: unknown): void; forget(worker: number): void };
+  /** Where the workers' event-loop delays and utilisations go (overload control's worker-backlog
+   *  signal); what it last heard from each worker also tells a hung one. */
+  backlog: Pick<WorkerBacklog, 'report' | 'forget' | 'silentMs'>;
 }
 
 interface Slot {
@@ -65,8 +67,6 @@ interface Slot {
   ready: boolean;
   /** When it said it serves (0 until then): how long it served decides its replacement's pause. */
   readyAt: number;
-  /** When it last said anything (its load reports come every 0.1–0.3 s while it serves). */
-  heardAt: number;
   /** The policy it was handed in its hello (a reload while it starts does not reach it: see `ready`). */
   policy: Policy | undefined;
 }
@@ -106,6 +106,9 @@ export class WorkerPool implements Subsystem {
   private readonly hangTimeoutMs = workerHangTimeoutMs();
   /** When the health tick last ran: a late one means this process could not listen meanwhile. */
   private lastTickAt = Date.now();
+  /** Since when this process has been listening (its start, or its last late tick): a worker's
+   *  silence counts only from here. */
+  private listeningSince = Date.now();
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.slots = new Array<Slot | undefined>(opts.count).fill(undefined);
@@ -132,7 +135,7 @@ export class WorkerPool implements Subsystem {
   private spawn(index: number): Promise<boolean> {
     const e = entry();
     const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json', env: workerEnv() });
-    const slot: Slot = { index, child, ready: false, readyAt: 0, heardAt: 0, channel: undefined as unknown as Channel, policy: undefined };
+    const slot: Slot = { index, child, ready: false, readyAt: 0, channel: undefined as unknown as Channel, policy: undefined };
     slot.channel = new Channel(child, {
       hello: () => {
         const h = this.hello(index);
@@ -145,14 +148,10 @@ export class WorkerPool implements Subsystem {
         this.tellTargetHealth(slot, key, up);
       },
       // Every ~100 ms from a busy serving worker, every 300 ms from a calm one (src/engine/overload/worker-backlog.ts).
-      load: (lagMs: number, nextWithinMs?: number, utilisation?: number) => {
-        slot.heardAt = Date.now();
-        if (slot.ready && this.slots[index] === slot) this.opts.backlog?.report(index, lagMs, nextWithinMs, utilisation);
-      },
+      load: (lagMs: number, nextWithinMs?: number, utilisation?: number) => { if (slot.ready && this.slots[index] === slot) this.opts.backlog.report(index, lagMs, nextWithinMs, utilisation); },
       ready: () => {
         slot.ready = true;
         slot.readyAt = Date.now();
-        slot.heardAt = slot.readyAt;
         // A reload while it started went to the workers serving then, not to it: hand it over now.
         const current = this.opts.policy();
         if (slot.policy !== current) this.handOver([slot], current);
@@ -195,7 +194,7 @@ export class WorkerPool implements Subsystem {
   private exited(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
     slot.channel.close();
     // Its last delay report must not keep shedding; its replacement reports once it serves.
-    if (this.slots[slot.index] === slot) this.opts.backlog?.forget(slot.index);
+    if (this.slots[slot.index] === slot) this.opts.backlog.forget(slot.index);
     const counted = this.lastCounts.get(slot);
     this.lastCounts.delete(slot);
     if (counted) void this.carry(counted);
@@ -292,18 +291,17 @@ export class WorkerPool implements Subsystem {
    */
   private killHung(): void {
     const now = Date.now();
-    const late = now - this.lastTickAt > 2000;
+    // This process was stuck itself (a long GC, a heap snapshot, SIGSTOP): what the workers said
+    // meanwhile waits unread in their channels, so their silence is not theirs.
+    if (now - this.lastTickAt > 2000) this.listeningSince = now;
     this.lastTickAt = now;
     if (this.stopping || this.hangTimeoutMs === 0) return;
-    // This process was stuck itself (a long GC, a heap snapshot, SIGSTOP): what the workers said
-    // meanwhile waits unread in their channels, so their silence is not theirs. Start counting again.
-    if (late) {
-      for (const s of this.slots) if (s) s.heardAt = Math.max(s.heardAt, now);
-      return;
-    }
     for (const s of this.slots) {
-      if (!s?.ready || s.child.killed || now - s.heardAt < this.hangTimeoutMs || s.child.exitCode !== null || s.child.signalCode !== null) continue;
-      this.opts.log.error({ worker: s.index, pid: s.child.pid, silent_ms: now - s.heardAt }, 'worker silent past its hang timeout; killing it');
+      if (!s?.ready || s.child.killed || s.child.exitCode !== null || s.child.signalCode !== null) continue;
+      // Silent since its last report (or since it said it serves, before its first one).
+      const silent = Math.min(this.opts.backlog.silentMs(s.index) ?? now - s.readyAt, now - this.listeningSince);
+      if (silent < this.hangTimeoutMs) continue;
+      this.opts.log.error({ worker: s.index, pid: s.child.pid, silent_ms: silent }, 'worker silent past its hang timeout; killing it');
       s.child.kill('SIGKILL');
     }
   }

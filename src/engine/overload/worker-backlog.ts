@@ -138,8 +138,14 @@ export class WorkerBacklog {
   /** Whether a worker that reported has been silent for the stale time (hung or dying). One that
    *  never reported, or was forgotten, is not: a new worker is judged once it speaks. */
   stale(worker: number): boolean {
+    const silent = this.silentMs(worker);
+    return silent !== undefined && silent >= this.staleMs;
+  }
+
+  /** How long since a worker's last report (ms); undefined when it has none (never reported, or forgotten). */
+  silentMs(worker: number): number | undefined {
     const w = this.workers.get(worker);
-    return w !== undefined && this.clock.now() - w.at >= this.staleMs;
+    return w === undefined ? undefined : this.clock.now() - w.at;
   }
 
   /** The worker died or was replaced: its last value no longer counts. */

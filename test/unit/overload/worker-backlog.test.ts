@@ -168,6 +168,20 @@ describe('WorkerBacklog (in the primary)', () => {
     b.report(0, 1);
     expect(b.stale(0)).toBe(false);
   });
+
+  it('silentMs: the time since a worker\'s last report; none for one that never reported or was forgotten', () => {
+    const clock = { t: 0, now() { return this.t; } };
+    const b = new WorkerBacklog(clock, 100, 2000);
+    expect(b.silentMs(0)).toBeUndefined();
+    b.report(0, 1);
+    clock.t = 2500;
+    expect(b.silentMs(0)).toBe(2500);
+    b.report(0, 1);
+    clock.t = 2600;
+    expect(b.silentMs(0)).toBe(100);
+    b.forget(0);
+    expect(b.silentMs(0)).toBeUndefined();
+  });
 });
 
 describe('WorkerBacklog: utilisation', () => {
