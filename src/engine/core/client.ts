@@ -9,14 +9,14 @@
 //   wire spec §7.10    the BYE the core sends on its own (ACK timeout, CANCEL races) and the
 //                      unsolicited BYE frame that tells the app
 import type { SipResponse } from '../message/types.js';
-import type { InboundPacket, SendTarget } from '../transport/types.js';
+import type { Endpoint, InboundPacket, SendTarget } from '../transport/types.js';
 import { keepBytes, keptBytes, own, ownOpt, type ClientTransaction, type InboundMeta, type InviteClientTransaction, type Transaction } from '../transaction/index.js';
 import { Dialog } from '../dialog/dialog.js';
 import type { AppConnection } from '../wire/server.js';
 import { nokPayload, requestSentLeader, sipFrameLeader, sipFramePayload, stackTime, newId } from '../wire/leaders.js';
 import type { CoreContext } from './context.js';
 import { buildInDialog, echoMeta, EMPTY, REASONS, type Built } from './build.js';
-import { hdr, hdrAll, randomToken, tagOf } from './fields.js';
+import { hdr, hdrAll, parseCSeq, randomToken, tagOf } from './fields.js';
 import type { Listener } from './listeners.js';
 import { OutMessage } from './outgoing.js';
 
@@ -43,9 +43,6 @@ export interface ClientCtx {
   dialog: Dialog | undefined;
   readonly inDialog: boolean;
   canceled: boolean;
-  /** The dialog this INVITE's 2xx made ended while the INVITE waits in Accepted: the dialog is
-   *  let go (dialogEnded()), and a 2xx from another fork is released like any extra fork. */
-  dialogEnded: boolean;
   /** ACKs sent for this INVITE's 2xx, one per To-tag: re-sent when that 2xx is retransmitted (spec §7.7). */
   acks: SentAck | undefined;
 }
@@ -53,10 +50,27 @@ export interface ClientCtx {
 /** An ACK for a 2xx, kept while its INVITE waits in Accepted: usually the only one, so a list
  *  (one per fork) rather than a Map, and the bytes as a one-byte string (transaction/own.ts). */
 interface SentAck {
-  readonly tag: string;
+  tag: string;
   text: string;
   target: SendTarget;
   readonly next: SentAck | undefined;
+}
+
+/**
+ * The `appData` of an INVITE client transaction still in Accepted (RFC 6026 Timer M, 32 s)
+ * after its dialog ended: its record is let go (dialogEnded()), and all the transaction still
+ * needs of the core is the ACKs to re-send for copies of its 2xx. ≈ 16,000 such INVITEs wait at
+ * 500 calls/s; the record with its header copies was ≈ 0.8 KB of each.
+ */
+interface EndedInvite {
+  readonly ended: true;
+  readonly acks: SentAck | undefined;
+}
+
+/** The app's record of a client transaction, when it still has one (not an EndedInvite). */
+function recordOf(txn: ClientTransaction): ClientCtx | undefined {
+  const a = txn.appData as ClientCtx | EndedInvite | undefined;
+  return a === undefined || (a as EndedInvite).ended === true ? undefined : a as ClientCtx;
 }
 
 
@@ -125,7 +139,7 @@ export class ClientSide {
       txn, txnId: o.txnId, method: o.method, app: o.app, silent: o.silent, local: built.local,
       requestUri: own(built.requestUri), topVia: built.topVia, from: ownOpt(o.from) ?? d?.localParty ?? '', to: ownOpt(o.to) ?? d?.remoteParty ?? '',
       callId: ownOpt(o.callId) ?? d?.callId ?? '', cseqNum: built.seq, routes: built.routes, dialogId: ownOpt(o.dialogId) ?? d?.id ?? '', dialog: d,
-      inDialog: o.inDialog, canceled: false, dialogEnded: false, acks: undefined,
+      inDialog: o.inDialog, canceled: false, acks: undefined,
     };
     txn.appData = c;
     this.byId.set(c.txnId, c);
@@ -145,9 +159,14 @@ export class ClientSide {
 
   /** TransactionUser.response: the first copy of a response to a request an app (or the core) sent. */
   response(txn: ClientTransaction, res: SipResponse, meta: InboundMeta): void {
-    const c = txn.appData as ClientCtx | undefined;
-    if (!c) return;
     const pkt = meta as InboundPacket;
+    const c = recordOf(txn);
+    if (!c) {
+      // Only a 2xx from another fork reaches an INVITE in Accepted (the layer absorbs the rest).
+      const ended = txn.appData as EndedInvite | undefined;
+      if (ended !== undefined && res.status >= 200 && res.status < 300) this.releaseForkAfterEnd(txn as InviteClientTransaction, ended, res, pkt);
+      return;
+    }
     const status = res.status;
     const isInvite = c.method === 'INVITE';
     if (c.method === 'CANCEL') return; // responses to a CANCEL are not passed up (spec §5.2)
@@ -159,7 +178,7 @@ export class ClientSide {
     }
     if (isInvite && status < 300) {
       const d = c.dialog;
-      if (!c.inDialog && (c.dialogEnded || (d && d.state === 'confirmed' && tagOf(hdr(res, 'to')) !== d.remoteTag))) {
+      if (!c.inDialog && d && d.state === 'confirmed' && tagOf(hdr(res, 'to')) !== d.remoteTag) {
         this.releaseExtraFork(c, res, pkt);
         return;
       }
@@ -199,22 +218,25 @@ export class ClientSide {
   }
 
   /**
-   * Dialog `d` ended (§12.3). Its INVITE may wait in Accepted for 32 s more (RFC 6026): it lets
-   * the ended dialog go instead of keeping all its values alive that long (≈ 1.3 KB a call).
+   * Dialog `d` ended (§12.3). Its INVITE may wait in Accepted for 32 s more (RFC 6026), in which
+   * the core must still re-send the ACK for each copy of a 2xx, and ACK and end a 2xx from
+   * another fork. Neither needs the app's record (the fork's values come from its 2xx), so the
+   * record and the ended dialog go now; the transaction keeps the ACKs (EndedInvite).
    */
   dialogEnded(d: Dialog): void {
     const c = this.inviteByDialog.get(d.id);
     if (c === undefined || c.dialog !== d || c.txn.state !== 'Accepted') return;
     c.dialog = undefined;
-    c.dialogEnded = true;
-    // The dialog's Call-ID (shared in accepted()) may be a slice of its id, which would then
-    // stay alive with it for Timer M: a flat copy of its own instead (transaction/own.ts).
-    c.callId = own(c.callId);
+    // A tag shared with the dialog is a slice of its To value (≈ 75 B), which would then stay.
+    for (let a = c.acks; a !== undefined; a = a.next) a.tag = own(a.tag);
+    const ended: EndedInvite = { ended: true, acks: c.acks };
+    c.txn.appData = ended;
+    this.forget(c);
   }
 
   /** TransactionUser.retransmitted2xx: a 2xx to an INVITE seen again: re-send the ACK sent for it (spec §7.7). */
   retransmitted2xx(txn: InviteClientTransaction, res: SipResponse): void {
-    const c = txn.appData as ClientCtx | undefined;
+    const c = txn.appData as ClientCtx | EndedInvite | undefined;
     const tag = tagOf(hdr(res, 'to')) ?? '';
     for (let a = c?.acks; a !== undefined; a = a.next) {
       if (a.tag === tag) { this.ctx.send(a.target, keptBytes(a.text)); return; }
@@ -224,7 +246,7 @@ export class ClientSide {
   /** Timer B/F (§17.1.1.2, §17.1.2.2) or a transport error (§17.1.4): a made-up 408 or 503. */
   failed(txn: Transaction, status: 408 | 503): void {
     if (txn.kind !== 'ict' && txn.kind !== 'nict') return;
-    const c = txn.appData as ClientCtx | undefined;
+    const c = recordOf(txn);
     if (!c) return;
     if (status === 408) this.ctx.count.clientTimeouts++;
     if (c.dialog && !c.inDialog && c.dialog.state === 'early') this.ctx.dialogs.remove(c.dialog);
@@ -233,8 +255,13 @@ export class ClientSide {
   }
 
   /** TransactionUser.terminated for a client transaction. */
-  terminated(c: ClientCtx | undefined): void {
-    if (!c) return;
+  terminated(txn: ClientTransaction): void {
+    const c = recordOf(txn);
+    if (c) this.forget(c);
+  }
+
+  /** The record leaves the core's indexes (its transaction ended, or needs it no more). */
+  private forget(c: ClientCtx): void {
     if (this.byId.get(c.txnId) === c) this.byId.delete(c.txnId);
     if (this.inviteByDialog.get(c.dialogId) === c) this.inviteByDialog.delete(c.dialogId);
   }
@@ -282,21 +309,46 @@ export class ClientSide {
     const fork = Dialog.asUac({
       callId: c.callId, from: c.from, cseq: c.cseqNum, requestUri: c.requestUri,
       to: hdr(res, 'to') ?? c.to, contact: hdr(res, 'contact'), recordRoute: hdrAll(res, 'record-route'),
-    }, this.bindingOf(c, pkt, 0));
-    const ack = buildInDialog(this.ctx.listeners, fork, 'ACK', undefined, [], EMPTY, c.cseqNum);
-    if (!ack) return;
-    this.rememberAck(c, fork.remoteTag, ack.bytes, ack.target);
+    }, this.bindingOf(c.txn, c.local, pkt));
+    const ack = this.ackAndEndFork(fork, c.cseqNum);
+    if (ack) this.rememberAck(c, fork.remoteTag, ack.bytes, ack.target);
+  }
+
+  /**
+   * The same for a 2xx from another fork after the dialog of the first one ended (EndedInvite):
+   * Call-ID, From and CSeq are the 2xx's own copies of ours (§8.2.6.2; the layer took it only
+   * from where the INVITE went), and its Contact is the fork's target (§13.3.1.4: a 2xx
+   * without one cannot be ACKed in its dialog, and is dropped).
+   */
+  private releaseForkAfterEnd(txn: InviteClientTransaction, ended: EndedInvite, res: SipResponse, pkt: InboundPacket): void {
+    const callId = hdr(res, 'call-id');
+    const from = hdr(res, 'from');
+    const to = hdr(res, 'to');
+    const contact = hdr(res, 'contact');
+    const cseq = parseCSeq(hdr(res, 'cseq') ?? '');
+    const local = this.ctx.listeners.forProtocol(txn.target.protocol, txn.target.local as Endpoint | undefined);
+    if (!callId || !from || !to || !contact || !cseq || !local) return;
+    const fork = Dialog.asUac({ callId, from, cseq: cseq.seq, requestUri: '', to, contact, recordRoute: hdrAll(res, 'record-route') }, this.bindingOf(txn, local, pkt));
+    const ack = this.ackAndEndFork(fork, cseq.seq);
+    if (ack) txn.appData = { ended: true, acks: { tag: fork.remoteTag, text: keepBytes(ack.bytes), target: ack.target, next: ended.acks } } satisfies EndedInvite;
+  }
+
+  /** ACK a fork's 2xx and end its dialog with BYE (§13.2.2.4); returns the ACK to keep. */
+  private ackAndEndFork(fork: Dialog, cseqNum: number): Built | undefined {
+    const ack = buildInDialog(this.ctx.listeners, fork, 'ACK', undefined, [], EMPTY, cseqNum);
+    if (!ack) return undefined;
     this.ctx.send(ack.target, ack.bytes);
     const bye = buildInDialog(this.ctx.listeners, fork, 'BYE', undefined, [['reason', 'SIP;cause=200;text="Call completed elsewhere"', 'Reason']], EMPTY);
     if (bye) this.start({ app: undefined, txnId: newId(), built: bye, d: undefined, method: 'BYE', inDialog: true, silent: true });
     this.ctx.count.extraForksReleased++;
+    return ack;
   }
 
-  private bindingOf(c: ClientCtx, pkt: InboundPacket, appId: number) {
-    const t = c.txn.target;
+  private bindingOf(txn: ClientTransaction, local: Listener, pkt: InboundPacket, appId = 0) {
+    const t = txn.target;
     return {
-      protocol: t.protocol, address: t.address, port: t.port, connectionId: pkt.connectionId ?? c.txn.connectionId,
-      localKey: this.ctx.listeners.key(c.local), appId,
+      protocol: t.protocol, address: t.address, port: t.port, connectionId: pkt.connectionId ?? txn.connectionId,
+      localKey: this.ctx.listeners.key(local), appId,
     };
   }
 
@@ -327,7 +379,7 @@ export class ClientSide {
     const r = { to: hdr(res, 'to') ?? c.to, contact: hdr(res, 'contact'), recordRoute: hdrAll(res, 'record-route'), requestUri: c.requestUri };
     let d = c.dialog;
     if (!d) {
-      d = Dialog.asUac({ callId: c.callId, from: c.from, cseq: c.cseqNum, ...r }, this.bindingOf(c, pkt, c.app?.id ?? 0));
+      d = Dialog.asUac({ callId: c.callId, from: c.from, cseq: c.cseqNum, ...r }, this.bindingOf(c.txn, c.local, pkt, c.app?.id ?? 0));
       c.dialog = d;
       if (c.app) this.ctx.rememberApp(c.app);
       this.ctx.dialogs.add(d);

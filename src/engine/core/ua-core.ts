@@ -26,7 +26,7 @@ import { nokPayload } from '../wire/leaders.js';
 import { AppCommands } from './app-commands.js';
 import { AppResponses } from './app-responses.js';
 import { CdrReporter } from './cdr.js';
-import { ClientSide, type ClientCtx } from './client.js';
+import { ClientSide } from './client.js';
 import { CoreContext, type CoreTransport } from './context.js';
 import { InviteServer } from './invite-server.js';
 import { Listeners, type Listener } from './listeners.js';
@@ -169,7 +169,7 @@ export class UaCore implements WireHandler, TransactionUser {
 
   /** The transaction left the layer; the app can no longer address it. */
   terminated(txn: Transaction): void {
-    if (txn.kind === 'ict' || txn.kind === 'nict') this.client.terminated(txn.appData as ClientCtx | undefined);
+    if (txn.kind === 'ict' || txn.kind === 'nict') this.client.terminated(txn);
     else this.server.terminated(txn);
   }
 

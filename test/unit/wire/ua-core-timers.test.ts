@@ -142,6 +142,43 @@ describe('UA core dialogs', () => {
     expect(frames.filter((f) => f.includes('SIP/2.0 200 OK'))).toHaveLength(1);
   });
 
+  it('after the call ended, its INVITE waiting out Timer M still re-ACKs a 2xx copy, and ACKs and ends a late fork from the 2xx alone', async () => {
+    const { sent, frames, feed, app, core } = await setup([]);
+    app('u1|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: ended-1\r\nFrom: <sip:app@localhost>;tag=et\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => frames.length === 1 && sent.length === 1, 3000, 5, 'echo');
+    const invite = sent[0]!.text;
+    feed(okFor(invite, 'fork-a', 6001));
+    app('a1|sip||ended-1;from-tag=et\r\nACK sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    app('b1|sip||ended-1;from-tag=et\r\nBYE sip:placeholder SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    await waitFor(() => sent.some((s) => s.text.startsWith('BYE ')), 3000, 5, 'the app\'s BYE');
+    const bye = sent.find((s) => s.text.startsWith('BYE '))!.text;
+    const line = (name: string) => bye.split('\r\n').find((l) => l.startsWith(`${name}: `))!;
+    // From the fork's Contact, where the BYE went (a response from elsewhere would be dropped).
+    const byeOk = `SIP/2.0 200 OK\r\n${line('Via')}\r\n${line('From')}\r\n${line('To')}\r\n${line('Call-ID')}\r\n${line('CSeq')}\r\nContent-Length: 0\r\n\r\n`;
+    core.onPacket({ data: Buffer.from(byeOk), source: { ...PEER, port: 6001 }, local: LOCAL });
+    await waitFor(() => frames.filter((f) => f.includes('SIP/2.0 200 OK')).length === 2, 3000, 5, 'the BYE\'s 200 to the app');
+    const framesBefore = frames.length;
+    const sentBefore = sent.length;
+    feed(okFor(invite, 'fork-a', 6001));
+    feed(okFor(invite, 'fork-c', 6003));
+    await waitFor(() => sent.length === sentBefore + 3, 3000, 5, 're-ACK, then ACK and BYE to the late fork');
+    const after = sent.slice(sentBefore).map((s) => s.text);
+    expect(after[0]).toMatch(/^ACK sip:b@127\.0\.0\.1:6001 SIP\/2\.0\r\n/);
+    expect(after[1]).toMatch(/^ACK sip:b@127\.0\.0\.1:6003 SIP\/2\.0\r\n/);
+    expect(after[1]).toContain(';tag=fork-c');
+    expect(after[1]).toContain('Call-ID: ended-1\r\n');
+    expect(after[1]).toMatch(/\r\nFrom: [^\r]*;tag=et\r\n/);
+    expect(after[1]).toMatch(/\r\nCSeq: \d+ ACK\r\n/);
+    expect(after[2]).toMatch(/^BYE sip:b@127\.0\.0\.1:6003 SIP\/2\.0\r\n/);
+    expect(after[2]).toContain('Reason: SIP;cause=200;text="Call completed elsewhere"');
+    // A copy of the late fork's 2xx gets its ACK again; the app hears of none of this.
+    feed(okFor(invite, 'fork-c', 6003));
+    await waitFor(() => sent.length === sentBefore + 4, 3000, 5, 'the late fork\'s re-ACK');
+    expect(sent[sentBefore + 3]!.text).toBe(after[1]);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(frames.length).toBe(framesBefore);
+  });
+
   it('a new request from the app with a live dialog\'s Call-ID is sent inside that dialog', async () => {
     const { sent, frames, feed, app } = await setup([]);
     app('u1|sip||\r\nINVITE sip:b@127.0.0.1:6000 SIP/2.0\r\nCall-ID: dup-1\r\nFrom: <sip:app@localhost>;tag=dt\r\nContent-Length: 0\r\n\r\n');
