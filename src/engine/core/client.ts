@@ -9,7 +9,7 @@
 //   wire spec §7.10    the BYE the core sends on its own (ACK timeout, CANCEL races) and the
 //                      unsolicited BYE frame that tells the app
 import type { SipResponse } from '../message/types.js';
-import type { Endpoint, InboundPacket, SendTarget } from '../transport/types.js';
+import type { InboundPacket, SendTarget } from '../transport/types.js';
 import { keepBytes, keptBytes, own, ownOpt, type ClientTransaction, type InboundMeta, type InviteClientTransaction, type Transaction } from '../transaction/index.js';
 import { Dialog } from '../dialog/dialog.js';
 import type { AppConnection } from '../wire/server.js';
@@ -326,7 +326,7 @@ export class ClientSide {
     const to = hdr(res, 'to');
     const contact = hdr(res, 'contact');
     const cseq = parseCSeq(hdr(res, 'cseq') ?? '');
-    const local = this.ctx.listeners.forProtocol(txn.target.protocol, txn.target.local as Endpoint | undefined);
+    const local = this.ctx.listeners.forProtocol(txn.target.protocol, txn.target.local);
     if (!callId || !from || !to || !contact || !cseq || !local) return;
     const fork = Dialog.asUac({ callId, from, cseq: cseq.seq, requestUri: '', to, contact, recordRoute: hdrAll(res, 'record-route') }, this.bindingOf(txn, local, pkt));
     const ack = this.ackAndEndFork(fork, cseq.seq);

@@ -39,7 +39,7 @@ export class Listeners {
   get first(): Listener | undefined { return this.list[0]; }
 
   /** The listener a packet arrived on, else the first one of that protocol. */
-  forProtocol(protocol: Protocol, local?: Endpoint): Listener | undefined {
+  forProtocol(protocol: Protocol, local?: Pick<Endpoint, 'address' | 'port'>): Listener | undefined {
     if (local) {
       for (const l of this.list) if (l.protocol === protocol && l.port === local.port && l.address === local.address) return l;
     }
