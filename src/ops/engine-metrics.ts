@@ -39,7 +39,7 @@ monotonic('peergate_engine_tls_identity_refused_total', 'A banned TLS identity r
   [{ stage: 'handshake' }, c.shield.identity.handshakesRefused], [{ stage: 'connection' }, c.shield.identity.connectionsClosed],
 ]);
 monotonic('peergate_engine_parse_errors_total', 'SIP messages that failed to parse (requests get 400, responses are dropped)', [], (c) => [[{}, c.core.parseErrors]]);
-monotonic('peergate_engine_forged_responses_total', 'Responses dropped: no matching client transaction, or from elsewhere than the request went (RFC 6404 §2.3.2.2)', [], (c) => [[{}, c.core.forgedResponses]]);
+monotonic('peergate_engine_forged_responses_total', 'Responses dropped: no matching client transaction, from elsewhere than the request went (RFC 6404 §2.3.2.2), or a 2xx from more forks than one INVITE accepts (16)', [], (c) => [[{}, c.core.forgedResponses]]);
 monotonic('peergate_engine_retransmissions_absorbed_total', 'Retransmissions absorbed by the transaction layer', [], (c) => [[{}, c.core.retransmissionsAbsorbed]]);
 monotonic('peergate_engine_unrouted_requests_total', 'Requests no connected app routed (answered 503)', [], (c) => [[{}, c.core.unroutedRequests]]);
 monotonic('peergate_engine_send_failures_total', 'Messages the engine could not send', [], (c) => [[{}, c.core.sendFailures]]);

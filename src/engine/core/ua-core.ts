@@ -38,7 +38,7 @@ import type { OwnCounters } from './context.js';
 
 /** What the engine reports: the core's own totals with the layer's added in. */
 export type CoreCounters = Omit<OwnCounters, 'invalidResponses'> & {
-  /** Responses that matched no client transaction or came from elsewhere (RFC 6404 §2.3.2.2). */
+  /** Responses that matched no client transaction, came from elsewhere (RFC 6404 §2.3.2.2), or were a 2xx from one fork too many. */
   forgedResponses: number;
 };
 
@@ -103,7 +103,7 @@ export class UaCore implements WireHandler, TransactionUser {
     return {
       requestsIn: o.requestsIn, responsesIn: o.responsesIn, parseErrors: o.parseErrors, badRequests: o.badRequests,
       retransmissionsAbsorbed: o.retransmissionsAbsorbed + t.retransmissionsAbsorbed,
-      forgedResponses: o.invalidResponses + t.forgedResponses + t.strayResponses,
+      forgedResponses: o.invalidResponses + t.forgedResponses + t.strayResponses + t.excessForks,
       unroutedRequests: o.unroutedRequests, framesToApps: o.framesToApps, sendFailures: o.sendFailures,
       clientTimeouts: o.clientTimeouts, extraForksReleased: o.extraForksReleased, foreignDialogRequests: o.foreignDialogRequests,
     };

@@ -118,6 +118,9 @@ abstract class ClientTransactionBase extends TransactionBase {
   abstract receiveResponse(res: SipResponse, meta: InboundMeta): 'delivered' | 'absorbed';
 }
 
+/** 2xx responses with distinct To-tags (forks, RFC 3261 §13.2.2.4) one INVITE accepts. */
+export const MAX_2XX_FORKS = 16;
+
 /** RFC 3261 §17.1.1 (Figure 5) with RFC 6026 §7.2 (Accepted, Timer M). */
 export class InviteClientTransaction extends ClientTransactionBase {
   /** On the prototype (below): no per-transaction field. */
@@ -205,9 +208,15 @@ export class InviteClientTransaction extends ClientTransactionBase {
           this.host.guard(() => this.host.tu.retransmitted2xx(this, res, meta));
           return 'absorbed';
         }
-        // A 2xx from another fork: new to the TU.
+        // A 2xx from another fork: new to the TU, up to MAX_2XX_FORKS. Past that it is dropped
+        // unanswered: the peer that sent the INVITE's answer would otherwise make the core ACK,
+        // BYE and keep an ACK for every To-tag it invents, for 32 s (RFC 6404 §2.3.2: an
+        // amplifier). A real fork beyond it, left without ACK, ends itself (§13.3.1.4).
         if (typeof seen === 'string') this.twoXxTags = [seen, own(tag)];
-        else seen.push(own(tag));
+        else if (seen.length >= MAX_2XX_FORKS) {
+          this.host.counters.excessForks++;
+          return 'absorbed';
+        } else seen.push(own(tag));
         this.deliver(res, meta);
         return 'delivered';
       }

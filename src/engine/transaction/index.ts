@@ -53,7 +53,7 @@
  * `layer.close()` stops all timers (shutdown).
  */
 export { TransactionLayer, type TransactionLayerOptions } from './layer.js';
-export { InviteClientTransaction, NonInviteClientTransaction, type ClientTransaction } from './client.js';
+export { InviteClientTransaction, MAX_2XX_FORKS, NonInviteClientTransaction, type ClientTransaction } from './client.js';
 export { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from './server.js';
 export { SharedTargets } from './targets.js';
 export { TwoXxRetransmitter, type TwoXxRetransmitterOptions } from './two-xx.js';

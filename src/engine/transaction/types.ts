@@ -67,6 +67,8 @@ export interface TransactionCounters {
   forgedResponses: number;
   /** Responses that matched no client transaction: dropped. */
   strayResponses: number;
+  /** 2xx responses from one fork more than an INVITE accepts (client.ts MAX_2XX_FORKS): dropped. */
+  excessForks: number;
   /** Retransmitted requests and responses absorbed (sum of the two below). */
   retransmissionsAbsorbed: number;
   requestRetransmissionsAbsorbed: number;
@@ -88,6 +90,7 @@ export function newCounters(): TransactionCounters {
   return {
     forgedResponses: 0,
     strayResponses: 0,
+    excessForks: 0,
     retransmissionsAbsorbed: 0,
     requestRetransmissionsAbsorbed: 0,
     responseRetransmissionsAbsorbed: 0,

@@ -3,7 +3,7 @@
 // an ICT's single 2xx To-tag as a string; and the RFC 3261/6026 behaviour of those states is
 // unchanged (fake clock, the transaction tests' harness).
 import { describe, expect, it } from 'vitest';
-import { SharedTargets, buildResponse, type ServerTransaction } from '../../../src/engine/transaction/index.js';
+import { MAX_2XX_FORKS, SharedTargets, buildResponse, type ServerTransaction } from '../../../src/engine/transaction/index.js';
 import type { InboundPacket, SendTarget } from '../../../src/engine/transport/types.js';
 import { UDP_PEER, eventsOf, from, harness, request, response, sentTimes } from './support.js';
 
@@ -94,6 +94,24 @@ describe('waiting transactions keep no fields for constants', () => {
     expect(eventsOf(hs, 'retransmitted2xx')).toHaveLength(3);
     expect(txn.state).toBe('Accepted');
     expect(Object.keys(txn)).not.toContain('kind');
+  });
+
+  it('ICT Accepted: at most MAX_2XX_FORKS forks are delivered; a 2xx with yet another To-tag is dropped and counted, copies of the accepted ones still reach the TU', () => {
+    const hs = harness();
+    const inv = request('INVITE', { branch: 'z9hG4bKforks' });
+    const txn = hs.layer.sendRequest(inv, UDP_PEER);
+    const fork = (i: number) => response(inv, 200, 'OK', { toTag: `fork-${i}` });
+    for (let i = 0; i < MAX_2XX_FORKS; i++) expect(hs.layer.receive(fork(i), peer())).toBe('delivered');
+    expect(hs.layer.receive(fork(MAX_2XX_FORKS), peer())).toBe('absorbed');
+    expect(hs.layer.receive(fork(MAX_2XX_FORKS + 1), peer())).toBe('absorbed');
+    expect(eventsOf(hs, 'response')).toHaveLength(MAX_2XX_FORKS);
+    expect(hs.layer.counters.excessForks).toBe(2);
+    // Neither is a retransmission: the TU is not asked to re-send an ACK for them.
+    expect(eventsOf(hs, 'retransmitted2xx')).toHaveLength(0);
+    expect(hs.layer.receive(fork(3), peer())).toBe('absorbed');
+    expect(eventsOf(hs, 'retransmitted2xx')).toHaveLength(1);
+    expect(hs.layer.counters.excessForks).toBe(2);
+    expect(txn.state).toBe('Accepted');
   });
 });
 
