@@ -121,6 +121,10 @@ abstract class ClientTransactionBase extends TransactionBase {
 /** 2xx responses with distinct To-tags (forks, RFC 3261 §13.2.2.4) one INVITE accepts. */
 export const MAX_2XX_FORKS = 16;
 
+/** Reliable provisionals (RFC 3262 RSeq values) an INVITE remembers while it waits for its final
+ *  answer, to absorb their retransmissions. */
+const MAX_RSEQS_KEPT = 32;
+
 /** RFC 3261 §17.1.1 (Figure 5) with RFC 6026 §7.2 (Accepted, Timer M). */
 export class InviteClientTransaction extends ClientTransactionBase {
   /** On the prototype (below): no per-transaction field. */
@@ -136,6 +140,13 @@ export class InviteClientTransaction extends ClientTransactionBase {
 
   constructor(host: TransactionHost, key: string, request: SipRequest, target: SendTarget, bytes?: Buffer) {
     super(host, key, request, target, 'Calling', bytes);
+  }
+
+  /** A final answer came: a provisional after it is absorbed whatever its RSeq, so the RSeq
+   *  values seen go too (not kept through Timer M). */
+  protected override releaseRequest(): void {
+    super.releaseRequest();
+    this.rseqs = undefined;
   }
 
   start(): void {
@@ -178,7 +189,11 @@ export class InviteClientTransaction extends ClientTransactionBase {
           this.absorb();
           return 'absorbed';
         }
-        (this.rseqs ??= []).push(key);
+        const seen = (this.rseqs ??= []);
+        // Bounded: a peer could send reliable provisionals with new RSeq values without end
+        // while the INVITE waits for its final answer; an old one seen again is passed up again.
+        if (seen.length >= MAX_RSEQS_KEPT) seen.shift();
+        seen.push(key);
       }
       if (state === 'Calling') {
         // Proceeding: no more retransmissions, and Timer B no longer applies (§17.1.1.2).

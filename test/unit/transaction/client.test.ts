@@ -117,6 +117,24 @@ describe('INVITE client transaction over UDP', () => {
     expect(eventsOf(hs, 'response')).toHaveLength(2);
   });
 
+  it('reliable provisionals: the RSeq values kept are bounded (32, oldest first out) and let go with the final answer', () => {
+    const hs = harness();
+    const req = invite('z9hG4bKict6');
+    const txn = hs.layer.sendRequest(req, UDP_PEER);
+    const rel = (rseq: number) => response(req, 183, 'Session Progress', { toTag: 't', extra: [{ name: 'rseq', raw: 'RSeq', value: String(rseq) }] });
+    for (let i = 1; i <= 40; i++) expect(hs.layer.receive(rel(i), peerUdp())).toBe('delivered');
+    const kept = () => (txn as unknown as { rseqs: string[] | undefined }).rseqs;
+    expect(kept()).toHaveLength(32);
+    expect(hs.layer.receive(rel(40), peerUdp())).toBe('absorbed');
+    expect(hs.layer.receive(rel(9), peerUdp())).toBe('absorbed');
+    // The oldest went first: its copy is passed up again (and kept again).
+    expect(hs.layer.receive(rel(1), peerUdp())).toBe('delivered');
+    expect(hs.layer.receive(response(req, 200, 'OK', { toTag: 't' }), peerUdp())).toBe('delivered');
+    expect(txn.state).toBe('Accepted');
+    expect(kept()).toBeUndefined();
+    expect(hs.layer.receive(rel(41), peerUdp())).toBe('absorbed');
+  });
+
   it('configurable T1 scales Timers A and B', () => {
     const hs = harness({ T1: 100 });
     hs.layer.sendRequest(invite('z9hG4bKict5'), UDP_PEER);
