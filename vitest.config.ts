@@ -23,6 +23,8 @@ const PARALLEL = [
   'test/integration/lifecycle-reload.test.ts',
   'test/integration/reload-identity.test.ts',
   'test/integration/cdr-drain.test.ts',
+  'test/integration/workers-default.test.ts',
+  'test/integration/validate-hostile.test.ts',
 ];
 
 export default defineConfig({
