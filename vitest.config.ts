@@ -17,6 +17,14 @@ const PARALLEL = [
   'test/integration/package-cli.test.ts',
   'test/integration/stuck-endings.test.ts',
   'test/integration/b2bua-grammar.test.ts',
+  // One node (or in-process app) each, a handful of calls or requests, no rate or latency bound
+  // (only waits of 5-15 s), short, and most of their time waiting on their processes:
+  'test/integration/workers-preadmit.test.ts',
+  'test/integration/lifecycle-reload.test.ts',
+  'test/integration/reload-identity.test.ts',
+  'test/integration/cdr-drain.test.ts',
+  'test/integration/workers-default.test.ts',
+  'test/integration/validate-hostile.test.ts',
 ];
 
 export default defineConfig({

@@ -29,7 +29,8 @@ beforeAll(async () => {
 
 afterAll(() => stopInOrder(node, rtp));
 
-describe('rtpengine killed mid-call', () => {
+// The two cases share nothing (each its own node, rtpengine and ports) and run side by side.
+describe.concurrent('rtpengine killed mid-call', () => {
   it('established calls end normally, new calls get 503 until it is back, nothing stays stuck', async () => {
     const held = calls(LIMIT, 5000);
     await waitFor(async () => (await node.metric('peergate_active_calls')) === LIMIT, 10_000, 50, 'calls established');
@@ -72,7 +73,7 @@ describe('rtpengine killed mid-call', () => {
 
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
-describe('peergate killed with its embedded rtpengine', () => {
+describe.concurrent('peergate killed with its embedded rtpengine', () => {
   it('the embedded rtpengine does not outlive peergate (no orphan holding the ports)', async () => {
     const [peer, core, ops, ng] = await freePorts(4) as [number, number, number, number];
     const base = 20000 + 2 * Math.floor(Math.random() * 19000);

@@ -18,6 +18,10 @@ const CALLS = 40;
 /** RFC 3261 T1 of the node (policy engine.sip_timers): the calls' transactions end 64*T1 after
  *  them (6.4 s, not 32 s); the calls only need to outlast that wait and the snapshot. */
 const T1 = 100;
+/** How long each call is held: the snapshot is taken ≈ 8 s in (1 s to set the calls up, 64*T1 for
+ *  their transactions), so 20 s leaves it 12 s; the test checks the calls are all still up
+ *  right before it signals the snapshot (a slow machine fails there, it cannot pass weaker). */
+const HOLD_MS = 20_000;
 let pg: RunningPeergate;
 let uas: Proc;
 let peerPort: number;
@@ -41,12 +45,12 @@ const snapshots = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.h
 
 describe('held calls keep no drachtio-srf Request or Response', () => {
   it(`${CALLS} held calls: 2 drachtio-srf Dialogs each and no INVITE Request/Response/SipMessage; BYE still ends them`, async () => {
-    const calls = heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, CALLS, 30_000, 150);
+    const calls = heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, CALLS, HOLD_MS, 150);
     await waitFor(async () => (await pg.metric('peergate_active_calls')) === CALLS, 20_000, 200, `${CALLS} calls up`);
     // Every transaction of the calls ends (Timer L/M: 64*T1): what is left is what a held call keeps.
     await waitFor(async () => (await pg.metric('peergate_engine_server_transactions')) === 0
       && (await pg.metric('peergate_engine_client_transactions')) === 0, 64 * T1 + 15_000, 250, 'the calls\' transactions to end');
-    // The snapshot below must see the calls still held (30 s).
+    // The snapshot below must see the calls still held (HOLD_MS).
     expect(await pg.metric('peergate_active_calls')).toBe(CALLS);
 
     process.kill(pg.proc.pid, 'SIGUSR2');

@@ -4,7 +4,7 @@
 // the policy without hanging call setup.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
-import { childPids, freePorts, heldCalls, runSipp, startUas, waitFor, stopInOrder } from '../helpers/procs.js';
+import { childPids, freePorts, heldCalls, runSipp, startUas, waitFor, stopInOrder, type Proc } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -92,8 +92,9 @@ describe('a pool of two SBEs on one Redis', () => {
 
   it('releases a killed node\'s sessions within the expiry time', async () => {
     // Node 0 holds long calls, then dies without releasing them.
+    let sipp: Proc | undefined;
     const held = runSipp(['-sn', 'uac', `127.0.0.1:${sipPorts[0]}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
-      '-m', String(LIMIT), '-r', String(LIMIT), '-l', String(LIMIT), '-d', '5000'], { timeoutS: 10 });
+      '-m', String(LIMIT), '-r', String(LIMIT), '-l', String(LIMIT), '-d', '5000'], { timeoutS: 10, onStart: (p) => { sipp = p; } });
     await new Promise((r) => setTimeout(r, 1500));
     expect((await calls(1, 1, 100)).successful).toBe(0); // pool full
     const orphans = childPids(nodes[0]!.proc.pid);
@@ -102,6 +103,9 @@ describe('a pool of two SBEs on one Redis', () => {
     await new Promise((r) => setTimeout(r, (TTL_S + 1) * 1000));
     const after = await calls(1, LIMIT, 500);
     expect(after.successful).toBe(LIMIT);
+    // The held calls' caller is done with: its BYEs go to the dead node (no answer until SIPp's
+    // 10 s timeout). Stopped now rather than waited for.
+    await sipp?.stop();
     await held;
   });
 

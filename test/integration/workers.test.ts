@@ -10,8 +10,8 @@
 //     after a pause that doubles (1, 2, 4 s); the other worker serves meanwhile;
 //   - a worker whose event loop is stuck gets no new calls once silent for 2 s and is killed past
 //     its hang timeout; a shorter stall, or the primary itself stuck, kills none.
-// The first five run side by side (each its own node, light loads); the last two, which measure
-// pauses and timeouts against the clock, one at a time.
+// The first five run side by side (each its own node, light loads); then the last two, which
+// measure pauses and timeouts against the clock, side by side.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -268,9 +268,12 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
   }, 90_000);
 });
 
-// Pauses, start and hang timeouts measured against the clock: one at a time, alone.
+// Pauses, start and hang timeouts measured against the clock: once the five above are done (this
+// describe is not concurrent, so vitest starts it after them), the two side by side (it.concurrent:
+// each its own node; a handful of calls, most of their time is waiting out pauses and timeouts;
+// their bounds are on the node's own timers, a few seconds wide).
 describe('workers: 2, crash loops and hangs', () => {
-  it('a worker that dies soon after its start, or does not start in time, is replaced after a pause that doubles each time; the other worker serves meanwhile', async () => {
+  it.concurrent('a worker that dies soon after its start, or does not start in time, is replaced after a pause that doubles each time; the other worker serves meanwhile', async () => {
     const START_TIMEOUT_S = 5;
     const { pg, target } = await startNode(4, { env: { PEERGATE_WORKER_START_TIMEOUT_S: String(START_TIMEOUT_S) } });
     try {
@@ -320,7 +323,7 @@ describe('workers: 2, crash loops and hangs', () => {
     }
   }, 120_000);
 
-  it('a worker whose event loop is stuck gets no new calls once silent, is killed past the hang timeout and replaced, its calls get BYE; a shorter stall, or the primary stuck, kills none', async () => {
+  it.concurrent('a worker whose event loop is stuck gets no new calls once silent, is killed past the hang timeout and replaced, its calls get BYE; a shorter stall, or the primary stuck, kills none', async () => {
     const HANG_TIMEOUT_S = 6;
     const { pg, target } = await startNode(10, { env: { PEERGATE_WORKER_HANG_TIMEOUT_S: String(HANG_TIMEOUT_S) } });
     // Held calls whose uac waits for the network's BYE (the one the engine sends for a dead worker).
