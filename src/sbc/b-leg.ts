@@ -12,7 +12,7 @@ import { nextMaxForwards } from './admission.js';
 import { newFrom, userPart, escapeUser, anonymizeFrom, ANONYMOUS_FROM, type HeaderAllowlist } from './topology.js';
 import { hopUri, engineTlsHeaders, type NextHop } from '../routing/index.js';
 import { parseUri, uriUser } from '../sip/grammar/index.js';
-import { getHeader, headerReader, type Dialog, type Req, type Res } from './request-view.js';
+import { getHeader, headerReader, onFinalResponse, type Dialog, type Req, type Res } from './request-view.js';
 import { indexOf, trustBetween } from './sides.js';
 import type { CallRegistry } from './calls.js';
 import type { IdentityOutcome, IdentityStage, MediaStage, RequestView, Side } from './stages.js';
@@ -86,7 +86,7 @@ export async function signForTarget(identity: IdentityStage, policy: Policy, tar
   }));
 }
 
-export type Attempt = { ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean };
+export type Attempt = { ok: true; uas: Dialog; uac: Dialog } | { ok: false; status: number; reason: string; noAnswer: boolean; noAck?: true };
 
 export interface AttemptArgs {
   srf: Srf;
@@ -110,6 +110,9 @@ export interface AttemptArgs {
   onSent: (bCallId: string) => void;
 }
 
+/** After the ACK window, how long the engine's own ending of the caller's leg gets first. */
+const ACK_WATCH_MARGIN_MS = 2_000;
+
 /** One B-leg attempt. Resolves instead of throwing so the failover loop stays flat. */
 export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
   const { req, res, target, headers, localSdpB, from, policy, callId, responseAllow, isCanceled, onProgress, onSent, media } = x;
@@ -117,7 +120,18 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
   let uacReq: Srf.SrfRequest | undefined;
   return new Promise<Attempt>((resolve) => {
     let settled = false;
-    const settle = (a: Attempt): void => { if (!settled) { settled = true; clearTimeout(timer); unregister(); resolve(a); } };
+    let ackWatch: NodeJS.Timeout | undefined;
+    const settle = (a: Attempt): void => { if (!settled) { settled = true; clearTimeout(timer); clearTimeout(ackWatch); unregister(); resolve(a); } };
+    // An offer-less INVITE (delayed offer) makes drachtio-srf finish the B-leg only when the
+    // caller's ACK brings the answer, and it hears of that ACK a turn late (setImmediate): a BYE
+    // read in the same turn removes its listener, and the attempt would wait for ever (the
+    // call counted in progress, its limits slot held). Once our 2xx is out the ACK has RFC 3261's
+    // 64×T1 (§13.3.1.4: then the engine ends the caller's leg itself); past that the attempt ends
+    // here, and a late ACK finds it settled (below: both legs are hung up).
+    onFinalResponse(res, (status) => {
+      if (settled || status < 200 || status >= 300) return;
+      ackWatch = setTimeout(() => settle({ ok: false, status: 408, reason: 'No ACK', noAnswer: false, noAck: true }), 64 * policy.engine.sip_timers.t1_ms + ACK_WATCH_MARGIN_MS);
+    });
     // Shutdown while this attempt is in progress: CANCEL the B-leg, the caller gets 503.
     const unregister = x.calls.attempting(callId, () => {
       try { uacReq?.cancel(() => undefined); } catch { /* already final */ }

@@ -303,6 +303,12 @@ export class B2bua {
           try { this.established(call, from, target, attempt.uas, attempt.uac, policy, bCallId); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }
           return;
         }
+        if (attempt.noAck) {
+          // The caller had our 2xx: no failover, no other answer; the call ends here.
+          log.warn({ target: target.uri }, 'no ACK for the 2xx: call ended');
+          call.finish('failed', { status: 408, endedBy: 'peergate', reason: 'no_ack' });
+          return;
+        }
         lastFailure = attempt;
         const stopping = this.calls.stopping;
         if (stopping) {
