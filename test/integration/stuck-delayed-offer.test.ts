@@ -70,15 +70,19 @@ describe('a caller that ACKs and hangs up at once', () => {
     await waitFor(async () => (await calls('caller_bye')) - before === 3, 3000, 50, 'three calls ended');
   }, 30_000);
 
-  it('without one (delayed offer): no call stays in progress; each ends after the ACK window and frees its slot', async () => {
+  it('without one (delayed offer): no call stays in progress; each ends by the end of the ACK window and frees its slot', async () => {
+    const ended = async () => (await calls('failed')) + (await calls('caller_bye'));
+    const before = await ended();
     const failedBefore = await calls('failed');
-    const started = Date.now();
     const got = await quickHangups(3, false);
     expect(got.invite).toEqual([200, 200, 200]);
     expect(got.bye).toEqual([200, 200, 200]);
-    await waitFor(async () => (await calls('failed')) - failedBefore === 3, 64 * T1_MS + 8000, 100, 'three delayed-offer calls ended');
-    expect(Date.now() - started).toBeGreaterThan(64 * T1_MS);
+    // A BYE drachtio-srf reads in the same turn as the ACK strands its call until the ACK watch
+    // ends it (failed, no_ack); one read a turn later ends it at once (caller_bye). Either way
+    // every call ends; before the watch the stranded ones never did.
+    await waitFor(async () => (await ended()) - before === 3, 64 * T1_MS + 8000, 100, 'three delayed-offer calls ended');
     await waitFor(async () => (await pg.metric('peergate_limit_sessions_local')) === 0, 3000, 50, 'slots free');
-    expect(pg.proc.output()).toContain('no ACK for the 2xx: call ended');
+    const stranded = (await calls('failed')) - failedBefore;
+    if (stranded > 0) expect(pg.proc.output()).toContain('no ACK for the 2xx: call ended');
   }, 30_000);
 });
