@@ -127,8 +127,9 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
     // read in the same turn removes its listener, and the attempt would wait for ever (the
     // call counted in progress, its limits slot held). Once our 2xx is out the ACK has RFC 3261's
     // 64×T1 (§13.3.1.4: then the engine ends the caller's leg itself); past that the attempt ends
-    // here, and a late ACK finds it settled (below: both legs are hung up).
-    onFinalResponse(res, (status) => {
+    // here, and a late ACK finds it settled (below: both legs are hung up). With an offer in the
+    // INVITE drachtio-srf finishes at the 2xx's echo: no watch (no timer per answered call).
+    if (localSdpB === undefined) onFinalResponse(res, (status) => {
       if (settled || status < 200 || status >= 300) return;
       ackWatch = setTimeout(() => settle({ ok: false, status: 408, reason: 'No ACK', noAnswer: false, noAck: true }), 64 * policy.engine.sip_timers.t1_ms + ACK_WATCH_MARGIN_MS);
     });
