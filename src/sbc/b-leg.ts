@@ -15,6 +15,7 @@ import { parseUri, uriUser } from '../sip/grammar/index.js';
 import { getHeader, headerReader, onFinalResponse, type Dialog, type Req, type Res } from './request-view.js';
 import { indexOf, trustBetween } from './sides.js';
 import type { CallRegistry } from './calls.js';
+import { decliningAnswer } from './media/sdp.js';
 import type { IdentityOutcome, IdentityStage, MediaStage, RequestView, Side } from './stages.js';
 
 /** Tells the embedded engine which listener (`address:port`) a new request leaves from (docs/engine.md). */
@@ -118,6 +119,8 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
   const { req, res, target, headers, localSdpB, from, policy, callId, responseAllow, isCanceled, onProgress, onSent, media } = x;
   let heardBack = false;
   let uacReq: Srf.SrfRequest | undefined;
+  // The callee's 2xx: in a delayed-offer call drachtio-srf ACKs it only with the caller's answer.
+  let answered: Srf.SrfResponse | undefined;
   return new Promise<Attempt>((resolve) => {
     let settled = false;
     let ackWatch: NodeJS.Timeout | undefined;
@@ -127,11 +130,14 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
     // read in the same turn removes its listener, and the attempt would wait for ever (the
     // call counted in progress, its limits slot held). Once our 2xx is out the ACK has RFC 3261's
     // 64×T1 (§13.3.1.4: then the engine ends the caller's leg itself); past that the attempt ends
-    // here, and a late ACK finds it settled (below: both legs are hung up). With an offer in the
+    // here and the callee's leg is ACKed and hung up (releaseUnacked). With an offer in the
     // INVITE drachtio-srf finishes at the 2xx's echo: no watch (no timer per answered call).
     if (localSdpB === undefined) onFinalResponse(res, (status) => {
       if (settled || status < 200 || status >= 300) return;
-      ackWatch = setTimeout(() => settle({ ok: false, status: 408, reason: 'No ACK', noAnswer: false, noAck: true }), 64 * policy.engine.sip_timers.t1_ms + ACK_WATCH_MARGIN_MS);
+      ackWatch = setTimeout(() => {
+        if (answered) releaseUnacked(x.srf, answered, x.log, callId);
+        settle({ ok: false, status: 408, reason: 'No ACK', noAnswer: false, noAck: true });
+      }, 64 * policy.engine.sip_timers.t1_ms + ACK_WATCH_MARGIN_MS);
     });
     // Shutdown while this attempt is in progress: CANCEL the B-leg, the caller gets 503.
     const unregister = x.calls.attempting(callId, () => {
@@ -161,6 +167,7 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
       },
       responseHeaders: ((uacRes: Srf.SrfResponse) => {
         heardBack = true;
+        if (uacRes.status === 200) answered = uacRes;
         return responseAllow.requestHeaders(headerReader(uacRes), trustBetween(target.side, from), 'response');
       }) as unknown as Srf.CreateB2BUAOptions['responseHeaders'],
     }, {
@@ -181,6 +188,30 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
       settle(typeof err.status === 'number' ? { ok: false, status: err.status, reason: err.reason ?? 'Call Failed', noAnswer: false } : { ok: false, status: 500, reason: 'Server Internal Error', noAnswer: false });
     });
   });
+}
+
+/** What drachtio-srf's response to our INVITE carries beyond its published types. */
+interface AnsweredInvite { body?: string; stackDialogId?: string; socket?: unknown; sendAck(dialogId: string, opts: { body?: string; headers?: Record<string, string> }): void }
+interface InDialogRequests { request(uri: string, opts: { method: string; stackDialogId: string; headers: Record<string, string>; _socket: unknown }, cb: (err: unknown) => void): unknown }
+
+/** The callee's leg of a delayed-offer call whose caller's ACK never reached drachtio-srf: it
+ *  holds the callee's 2xx unACKed until the caller's answer, and nothing else would end that
+ *  dialog (RFC 3261 §13.3.1.4 leaves it to the callee's BYE, which many never send). ACK with
+ *  an answer declining every stream (§13.2.2.4: a valid answer, then BYE), then BYE. */
+function releaseUnacked(srf: Srf, res: Srf.SrfResponse, log: Logger, callId: string): void {
+  const r = res as unknown as AnsweredInvite;
+  const id = r.stackDialogId;
+  if (!id) return;
+  const answer = r.body ? decliningAnswer(r.body) : undefined;
+  try {
+    r.sendAck(id, answer ? { body: answer, headers: { 'Content-Type': 'application/sdp' } } : {});
+    // The engine reads `sip:placeholder` as "the dialog's remote target" (as drachtio-server does).
+    (srf as unknown as InDialogRequests).request('sip:placeholder', { method: 'BYE', stackDialogId: id, headers: { Reason: 'SIP ;cause=408 ;text="no ACK from the caller"' }, _socket: r.socket }, (err) => {
+      if (err) log.warn({ call: callId, err: String(err) }, 'BYE to the callee of a call without ACK not sent');
+    });
+  } catch (err) {
+    log.warn({ call: callId, err: String(err) }, 'callee of a call without ACK not released');
+  }
 }
 
 /** Our listener on the target's side: the address requests whose signature covers From and Contact (RFC 4474) must carry. */

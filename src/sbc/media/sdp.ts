@@ -98,6 +98,17 @@ export function writeSdp(sdp: Sdp): string {
   return out;
 }
 
+/** An answer that declines every stream of `offer` (RFC 3264 §6: port 0, one format kept),
+ *  for a 2xx we must ACK with an answer (RFC 3261 §13.2.2.4) on a call that is already over.
+ *  Undefined when the offer does not parse: the ACK then goes without a body. */
+export function decliningAnswer(offer: string): string | undefined {
+  let sdp: Sdp;
+  try { sdp = parseSdp(offer); } catch { return undefined; }
+  let out = 'v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n';
+  for (const m of sdp.media) out += `m=${m.media} 0 ${m.proto} ${m.formats[0] ?? '0'}\r\n`;
+  return out;
+}
+
 /** A media section that carries media (port 0 = rejected/disabled stream, RFC 3264 §6). */
 export function isActive(m: MediaSection): boolean {
   return m.port !== 0;

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { parseSdp, writeSdp, cryptoLines, attrs, SdpError, anonymizeOrigin, connectionAddress, SDP_MAX_BYTES } from '../../../src/sbc/media/sdp.js';
+import { parseSdp, writeSdp, cryptoLines, attrs, SdpError, anonymizeOrigin, connectionAddress, SDP_MAX_BYTES, decliningAnswer } from '../../../src/sbc/media/sdp.js';
 
 const OFFER = [
   'v=0', 'o=alice 2890844526 2890844526 IN IP4 10.1.2.3', 's=-', 'c=IN IP4 10.1.2.3', 't=0 0',
@@ -68,5 +68,19 @@ describe('parseSdp of a body parsed before (validation, then the media stage)', 
     expect(parseSdp(`${text}a=other\r\n`).media[0]!.lines).toContain('a=other');
     expect(() => parseSdp('not sdp')).toThrow();
     expect(parseSdp(text)).toEqual(fresh);
+  });
+});
+
+describe('decliningAnswer (RFC 3264 §6)', () => {
+  it('answers every stream of the offer with port 0, in order, with one of its formats and nothing of the offer else', () => {
+    const a = decliningAnswer(OFFER)!;
+    const sdp = parseSdp(a);
+    expect(sdp.media.map((m) => [m.media, m.port, m.proto, m.formats])).toEqual([['audio', 0, 'RTP/SAVP', ['0']], ['video', 0, 'RTP/AVP', ['31']]]);
+    expect(a).not.toContain('10.1.2.3');
+    expect(a).not.toContain('crypto');
+  });
+
+  it('gives nothing for an offer that is not SDP', () => {
+    expect(decliningAnswer('not sdp')).toBeUndefined();
   });
 });
