@@ -236,13 +236,14 @@ export class EngineSubsystem implements Subsystem {
 
   /**
    * Before closing: let requests the B2BUA just sent (BYE of the last calls) get their answer,
-   * and responses in flight go out. Bounded by `maxMs`; server transactions lingering in
-   * Completed (Timer J) are not waited for.
+   * and responses in flight go out. Bounded by `maxMs`. Transactions that have their final
+   * response and only wait out Timer D/J/K/M are not waited for: nothing of a call is left to
+   * them once it has ended (before, a node that had just carried calls took the whole 2 s).
    */
   async settle(maxMs: number): Promise<void> {
     const deadline = Date.now() + maxMs;
     await sleep(Math.min(200, maxMs)); // what the B2BUA sent is still on the wire protocol
-    while (this.engine && this.engine.counters().clientTransactions > 0 && Date.now() < deadline) await sleep(50);
+    while (this.engine && this.engine.core.clientsAwaitingFinal() > 0 && Date.now() < deadline) await sleep(50);
   }
 
   async close(): Promise<void> {

@@ -116,6 +116,11 @@ export class UaCore implements WireHandler, TransactionUser {
     this.invites.close();
   }
 
+  /** Client transactions without their final response yet (TransactionLayer.clientsAwaitingFinal). */
+  clientsAwaitingFinal(): number {
+    return this.layer.clientsAwaitingFinal();
+  }
+
   stats(): { dialogs: number; serverTransactions: number; clientTransactions: number } {
     return { dialogs: this.dialogs.size, serverTransactions: this.layer.serverCount, clientTransactions: this.layer.clientCount };
   }

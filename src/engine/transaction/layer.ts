@@ -78,6 +78,15 @@ export class TransactionLayer implements TransactionHost {
     return this.clients.size;
   }
 
+  /** Client transactions still waiting for a final response (Calling, Trying, Proceeding):
+   *  what a stopping node waits for; the others only absorb retransmissions (Timer D/K/M).
+   *  Walks them all: for shutdown, not for a hot path. */
+  clientsAwaitingFinal(): number {
+    let n = 0;
+    for (const t of this.clients.values()) if (t.state === 'Calling' || t.state === 'Trying' || t.state === 'Proceeding') n++;
+    return n;
+  }
+
   /** Live server transactions. */
   get serverCount(): number {
     return this.servers.size;

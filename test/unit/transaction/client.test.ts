@@ -382,3 +382,24 @@ describe('sendRequest input checks', () => {
     expect(hs.layer.receive(response(req, 200, 'OK'), from('udp', '::ffff:192.0.2.44', 5060))).toBe('delivered');
   });
 });
+
+describe('clientsAwaitingFinal (what a stopping node waits for)', () => {
+  it('counts Calling, Trying and Proceeding; not Accepted, Completed, or those past them', () => {
+    const hs = harness();
+    const inv = invite('z9hG4bKaw1');
+    const bye = request('BYE', { branch: 'z9hG4bKaw2', toTag: 'tt' });
+    const opts = request('OPTIONS', { branch: 'z9hG4bKaw3' });
+    hs.layer.sendRequest(inv, UDP_PEER);
+    hs.layer.sendRequest(bye, UDP_PEER);
+    hs.layer.sendRequest(opts, UDP_PEER);
+    expect(hs.layer.clientsAwaitingFinal()).toBe(3);
+    hs.layer.receive(response(inv, 180, 'Ringing', { toTag: 'a' }), peerUdp());
+    expect(hs.layer.clientsAwaitingFinal()).toBe(3); // Proceeding still waits
+    hs.layer.receive(response(inv, 200, 'OK', { toTag: 'a' }), peerUdp());
+    hs.layer.receive(response(bye, 200, 'OK', { toTag: 'tt' }), peerUdp());
+    expect(hs.layer.clientsAwaitingFinal()).toBe(1); // Accepted and Completed only absorb
+    expect(hs.layer.clientCount).toBe(3);
+    hs.clock.advance(32_000); // OPTIONS: Timer F
+    expect(hs.layer.clientsAwaitingFinal()).toBe(0);
+  });
+});
