@@ -137,17 +137,36 @@ export function exitWithin(proc: Proc, ms: number): Promise<number | null | 'sti
   return Promise.race([proc.exited, late]).finally(() => clearTimeout(timer));
 }
 
-/** PIDs of a process's children (e.g. the embedded rtpengine a peergate node started). */
+/** The state letter and parent of a process from /proc/<pid>/stat ("pid (comm) state ppid …":
+ *  comm may hold spaces, so read after its closing parenthesis); undefined when it is gone. */
+function statOf(pid: number | string): { state: string; ppid: number } | undefined {
+  let stat: string;
+  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: f[0]!, ppid: Number(f[1]) };
+}
+
+/** PIDs of a process's live children (e.g. the embedded rtpengine or the B2BUA workers a
+ *  peergate node started); a zombie waiting for its reaper is not counted. */
 export function childPids(pid: number): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
-    } catch { /* gone */ }
+    const s = statOf(d);
+    if (s !== undefined && s.ppid === pid && s.state !== 'Z') out.push(Number(d));
   }
   return out;
+}
+
+/** Whether process `pid` runs (a zombie does not). */
+export function isRunning(pid: number): boolean {
+  const s = statOf(pid);
+  return s !== undefined && s.state !== 'Z';
+}
+
+/** Whether a peergate node's child runs the B2BUA worker's entry module (its other child: rtpengine). */
+export function isWorkerProcess(pid: number): boolean {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('entry.'); } catch { return false; }
 }
 
 /** Poll `check` until it returns truthy or `timeoutMs` passes (bounded loop). */

@@ -3,33 +3,12 @@
 // (os.availableParallelism()), and calls flow through them. On a one-core machine `auto` is
 // the in-process B2BUA: no worker processes at all. Real SIPp on both sides, memory store.
 import { describe, it, expect, afterAll } from 'vitest';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { freePorts, heldCalls, startUas, stopAll, waitFor } from '../helpers/procs.js';
+import { childPids, freePorts, heldCalls, isRunning, startUas, stopAll, waitFor } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../helpers/peergate.js';
 
 afterAll(() => stopAll());
-
-/** Pids of the live processes whose parent is `ppid` (from /proc/<pid>/stat). */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try { stat = readFileSync(`/proc/${name}/stat`, 'utf8'); } catch { continue; }
-    // "pid (comm) state ppid ...": comm may hold spaces, so read after its closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(name));
-  }
-  return out;
-}
-
-/** Whether process `pid` runs (a zombie waiting for its reaper does not). */
-function alive(pid: number): boolean {
-  let stat: string;
-  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-}
 
 interface AdminCall { id: string; worker?: number; worker_pid?: number }
 
@@ -46,8 +25,8 @@ describe('workers: the default', () => {
     let workerPids: number[] = [];
     try {
       const primary = pg.proc.child.pid!;
-      workerPids = cores > 1 ? (await waitFor(() => { const c = childrenOf(primary); return c.length === cores ? c : undefined; }, 15_000, 100, `${cores} worker processes`))! : [];
-      expect(childrenOf(primary).length).toBe(cores > 1 ? cores : 0);
+      workerPids = cores > 1 ? (await waitFor(() => { const c = childPids(primary); return c.length === cores ? c : undefined; }, 15_000, 100, `${cores} worker processes`))! : [];
+      expect(childPids(primary).length).toBe(cores > 1 ? cores : 0);
       expect(await pg.metric('peergate_workers')).toBe(cores > 1 ? cores : 0);
       // Each worker runs with the default V8 sizing for workers (src/app/workers/node-flags.ts);
       // the primary keeps its own (src/app/heap.ts).
@@ -84,6 +63,6 @@ describe('workers: the default', () => {
     }
     // SIGTERM on the primary takes its workers with it: it exits 0 and leaves no worker behind.
     expect(pg.proc.child.exitCode).toBe(0);
-    await waitFor(() => workerPids.every((pid) => !alive(pid)), 5000, 100, 'workers gone with the primary');
+    await waitFor(() => workerPids.every((pid) => !isRunning(pid)), 5000, 100, 'workers gone with the primary');
   }, 90_000);
 });

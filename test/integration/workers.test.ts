@@ -15,7 +15,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, heldCalls, readSippStats, scratchDir, startProcess, startUas, stopAll, waitFor, writeFile } from '../helpers/procs.js';
+import { childPids, freePorts, heldCalls, isWorkerProcess, readSippStats, scratchDir, startProcess, startUas, stopAll, waitFor, writeFile } from '../helpers/procs.js';
 import { SIPP_INVITE_HEAD, SIPP_SDP_PCMU, sippAck, sippByeWithReason } from '../helpers/sipp-xml.js';
 import { startRedis } from '../helpers/redis.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy, type RunningPeergate } from '../helpers/peergate.js';
@@ -35,19 +35,9 @@ async function startNode(limit: number, o: { redisUrl?: string; nodeId?: string;
   return { pg, target: `127.0.0.1:${peerPort}` };
 }
 
-/** The PIDs of a process's children, from /proc. */
-function childrenOf(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-}
-
-/** Whether a process runs the worker's entry module (the primary's other children: rtpengine). */
-function isWorker(pid: number): boolean {
-  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('entry.');
-}
-
 /** The node's B2BUA worker processes. */
 function workerPids(pg: RunningPeergate): number[] {
-  return childrenOf(pg.proc.pid).filter(isWorker);
+  return childPids(pg.proc.pid).filter(isWorkerProcess);
 }
 
 async function calls(pg: RunningPeergate): Promise<WorkerCall[]> {
@@ -256,11 +246,11 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       expect(await pg.metric('peergate_refusals_total')).toBe(0);
       expect(await pg.metric('peergate_calls_total', { result: 'caller_bye' })).toBe(4);
       // One rtpengine, the primary's child; the workers (its other children) spawn none.
-      const kids = childrenOf(pg.proc.pid);
+      const kids = childPids(pg.proc.pid);
       expect(kids.filter((k) => readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('rtpengine'))).toHaveLength(1);
-      const workers = kids.filter(isWorker);
+      const workers = kids.filter(isWorkerProcess);
       expect(workers).toHaveLength(2);
-      for (const w of workers) expect(childrenOf(w)).toEqual([]);
+      for (const w of workers) expect(childPids(w)).toEqual([]);
     } finally {
       await pg.stop();
     }
