@@ -12,6 +12,7 @@ import { defineConfig } from 'vitest/config';
 // its app's events as soon as SIPp ends, which a busy second core can delay); held-calls-release
 // (its 40 calls must be up within 20 s, which failed once beside the unit files at the run's start).
 const PARALLEL = [
+  'test/integration/call-orderings.test.ts',
   'test/integration/stuck-session-timer.test.ts',
   'test/integration/lifecycle-drain.test.ts',
   'test/integration/package-cli.test.ts',

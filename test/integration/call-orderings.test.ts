@@ -1,0 +1,285 @@
+// No session outlives its call, whatever order its messages come in. A scripted caller and a
+// scripted callee (raw UDP, test/helpers/raw-ua.ts) drive `peergate start` with its default
+// workers through orderings SIPp cannot script: CANCEL before or after any answer, a 2xx never
+// ACKed, ACK and BYE in one breath with a delayed offer, a callee that hangs up before its 2xx
+// is ACKed, a re-INVITE chased by BYE, BYE twice. All of them run at once. Then every call must
+// be ended and counted once, every limits slot free, the engine must hold no dialog, and once
+// RFC 3261's timers have run (T1 50 ms here), no transaction; and the callee must hold no
+// dialog that was answered and never ended.
+// ORDERINGS_ONLY=a,b runs the orderings whose names contain a or b; ORDERINGS_DEBUG=1 prints
+// every message both sides received when an ordering fails.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { freePorts, waitFor } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
+import { RawCall, RawUa, cseqOf, hdr, offer, tagOf, token, type RawMsg } from '../helpers/raw-ua.js';
+
+const T1_MS = 50;
+const WINDOW_MS = 64 * T1_MS; // Timer B/F/H/J/M
+const NO_ANSWER_MS = 1000;
+const TIMER_D_MS = 32_000; // RFC 3261 §17.1.1.2: at least 32 s over UDP, not scaled with T1
+
+/** How the callee treats an INVITE, chosen by the called number's last digits' prefix. */
+const MODES = { answer: '10', busy: '11', ring: '12', silent: '13', byefast: '14', byebeforeack: '15' } as const;
+type Mode = keyof typeof MODES;
+const modeOf = (uri: string): Mode | undefined => (Object.keys(MODES) as Mode[]).find((k) => uri.includes(`+1555${MODES[k]}`));
+
+interface CalleeDialog { mode: Mode; invite: RawMsg; tag: string; answered: boolean; ended: boolean; finalSent: boolean; byeSeq: number }
+
+/** The core side: a UA that answers per mode and keeps every dialog it forms. */
+class Callee {
+  readonly dialogs = new Map<string, CalleeDialog>();
+  constructor(readonly ua: RawUa) {
+    ua.onMessage((m) => this.handle(m));
+  }
+
+  private handle(m: RawMsg): void {
+    const callId = hdr(m, 'call-id');
+    const d = this.dialogs.get(callId);
+    if (m.status > 0) { if (d && cseqOf(m).method === 'BYE') d.ended = true; return; }
+    switch (m.method) {
+      case 'INVITE': {
+        if (d && tagOf(hdr(m, 'to'))) { this.ua.respond(m, 200, 'OK', { toTag: d.tag, contact: true, body: offer(CORE_IP, 41000) }); return; }
+        if (d) return; // a retransmission: the engine absorbs ours
+        const mode = modeOf(m.uri) ?? 'answer';
+        const nd: CalleeDialog = { mode, invite: m, tag: token(), answered: false, ended: false, finalSent: false, byeSeq: 1 };
+        this.dialogs.set(callId, nd);
+        if (mode === 'silent') return;
+        if (mode === 'busy') { nd.finalSent = true; nd.ended = true; this.ua.respond(m, 486, 'Busy Here', { toTag: nd.tag }); return; }
+        this.ua.respond(m, 180, 'Ringing', { toTag: nd.tag, contact: true });
+        if (mode === 'ring') return;
+        nd.answered = nd.finalSent = true;
+        this.ua.respond(m, 200, 'OK', { toTag: nd.tag, contact: true, body: offer(CORE_IP, 41000) });
+        if (mode === 'byebeforeack') this.bye(nd);
+        return;
+      }
+      case 'ACK':
+        if (d?.mode === 'byefast' && !d.ended && cseqOf(m).seq === cseqOf(d.invite).seq) this.bye(d);
+        return;
+      case 'BYE':
+        this.ua.respond(m, 200, 'OK');
+        if (d) d.ended = true;
+        return;
+      case 'CANCEL':
+        this.ua.respond(m, 200, 'OK');
+        if (d && !d.finalSent) { d.finalSent = true; d.ended = true; this.ua.respond(d.invite, 487, 'Request Terminated', { toTag: d.tag }); }
+        return;
+      default:
+        this.ua.respond(m, 200, 'OK');
+    }
+  }
+
+  /** The callee hangs up: BYE to the Contact of peergate's INVITE, in the callee's own CSeq space. */
+  private bye(d: CalleeDialog): void {
+    const target = /<([^>]+)>/.exec(hdr(d.invite, 'contact'))![1]!;
+    const port = Number(/:(\d+)(?:;|$)/.exec(target)![1]);
+    this.ua.send(`BYE ${target} SIP/2.0\r\nVia: SIP/2.0/UDP ${this.ua.ip}:${this.ua.port};branch=z9hG4bK${token()}\r\nMax-Forwards: 70\r\n`
+      + `From: ${hdr(d.invite, 'to')};tag=${d.tag}\r\nTo: ${hdr(d.invite, 'from')}\r\nCall-ID: ${hdr(d.invite, 'call-id')}\r\nCSeq: ${++d.byeSeq} BYE\r\nContent-Length: 0\r\n\r\n`, port, d.invite.from.address);
+  }
+
+  /** Dialogs the callee answered that nobody ended. */
+  leftOpen(): string[] {
+    return [...this.dialogs.entries()].filter(([, d]) => d.answered && !d.ended).map(([id, d]) => `${id} (${d.mode})`);
+  }
+}
+
+let pg: RunningPeergate;
+let caller: RawUa;
+let callee: Callee;
+let peerPort: number;
+
+const ok = (s: number) => s >= 200 && s < 300;
+const final = (s: number) => s >= 200;
+
+beforeAll(async () => {
+  const [udp, core, ops] = await freePorts(3);
+  peerPort = udp!;
+  caller = await RawUa.open(PEER_IP);
+  callee = new Callee(await RawUa.open(CORE_IP));
+  pg = await startPeergate({
+    listen: [listener('peer-udp', udp!), listener('core-udp', core!)],
+    core: { targets: [`sip:${CORE_IP}:${callee.ua.port}`] }, media: { anchoring: false }, ops: { port: ops },
+    engine: { sip_timers: { t1_ms: T1_MS, t2_ms: 4000, t4_ms: 5000 } },
+    failover: { no_answer_ms: NO_ANSWER_MS },
+    peers: [{ id: 'carrier', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: 100 } }], routes: [{ from: 'peers', to: 'core' }],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  caller?.close();
+  callee?.ua.close();
+  await pg?.stop();
+});
+
+function call(mode: Mode): RawCall {
+  return new RawCall(caller, `sip:+1555${MODES[mode]}${String(Math.floor(Math.random() * 1e4)).padStart(4, '0')}@127.0.0.1:${peerPort}`, { port: peerPort, address: '127.0.0.1' });
+}
+
+/** The caller's side of each ordering; each resolves once its call is over for the caller. */
+const ORDERINGS: Record<string, () => Promise<void>> = {
+  async normal() {
+    const c = call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'delayed offer, ACK with the answer'() {
+    const c = call('answer');
+    c.invite();
+    const r = await c.response('INVITE', ok, 3000);
+    expect(r.body).toContain('m=audio');
+    c.learn(r);
+    c.ack(offer(PEER_IP, 40002));
+    await new Promise((res) => setTimeout(res, 100));
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'delayed offer, ACK and BYE in one breath'() {
+    const c = call('answer');
+    c.invite();
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack(offer(PEER_IP, 40004));
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'CANCEL before any response'() {
+    const c = call('ring');
+    c.invite(offer(PEER_IP));
+    c.cancel();
+    await c.response('CANCEL', ok, 3000);
+    const r = await c.response('INVITE', final, 3000);
+    expect(r.status).toBe(487);
+    c.ackFailure(r);
+  },
+  async 'CANCEL while ringing'() {
+    const c = call('ring');
+    c.invite(offer(PEER_IP));
+    await c.response('INVITE', (s) => s === 180, 3000);
+    c.cancel();
+    const r = await c.response('INVITE', final, 3000);
+    expect(r.status).toBe(487);
+    c.ackFailure(r);
+  },
+  async 'CANCEL and BYE at once while ringing'() {
+    const c = call('ring');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', (s) => s === 180, 3000));
+    c.cancel();
+    c.request('BYE');
+    const r = await c.response('INVITE', final, 3000);
+    c.ackFailure(r);
+    expect(r.status).toBe(487);
+    await c.response('BYE', final, 3000);
+  },
+  async 'CANCEL after the 2xx'() {
+    // Too late to cancel (RFC 3261 §9.2); like drachtio-server, the engine answers 481 and, the
+    // 2xx not yet ACKed, ends the call with BYE (docs/wire-protocol.md, CANCEL).
+    const c = call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.cancel();
+    expect((await c.response('CANCEL', final, 3000)).status).toBe(481);
+    c.ack();
+    await c.answerIncoming('BYE', 3000);
+  },
+  async 'busy callee'() {
+    const c = call('busy');
+    c.invite(offer(PEER_IP));
+    const r = await c.response('INVITE', final, 3000);
+    expect(r.status).toBe(486);
+    c.ackFailure(r);
+  },
+  async 'silent callee'() {
+    const c = call('silent');
+    c.invite(offer(PEER_IP));
+    const r = await c.response('INVITE', final, NO_ANSWER_MS + 3000);
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    c.ackFailure(r);
+  },
+  async 'BYE without ACK'() {
+    const c = call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'a 2xx never ACKed'() {
+    const c = call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    // RFC 3261 §13.3.1.4: no ACK within 64×T1 and the UAS ends the dialog with BYE.
+    await c.answerIncoming('BYE', WINDOW_MS + 3000);
+  },
+  async 'the callee hangs up after the ACK'() {
+    const c = call('byefast');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    await c.answerIncoming('BYE', 3000);
+  },
+  async 'the callee hangs up before its 2xx is ACKed'() {
+    const c = call('byebeforeack');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    await c.answerIncoming('BYE', 3000);
+  },
+  async 'the INVITE sent three times'() {
+    const c = call('answer');
+    for (let i = 0; i < 3; i++) c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+    const tags = new Set(caller.received.filter((m) => hdr(m, 'call-id') === c.callId && m.status === 200 && cseqOf(m).method === 'INVITE').map((m) => tagOf(hdr(m, 'to'))));
+    expect(tags.size).toBe(1);
+  },
+  async 're-INVITE chased by BYE'() {
+    const c = call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('INVITE', offer(PEER_IP, 40006));
+    c.request('BYE');
+    await c.response('BYE', final, 3000);
+    const re = await c.response('INVITE', (s) => final(s) && c.has('INVITE', ok), 3000).catch(() => undefined);
+    if (re && re.status === 200 && cseqOf(re).seq === 2) c.ack('', 2);
+  },
+  async 'BYE twice'() {
+    const c = call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('BYE');
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+};
+
+describe('call orderings: nothing outlives its call', () => {
+  it('every ordering at once, then no call, slot, engine dialog, transaction or callee dialog is left', async () => {
+    const callsBefore = await pg.metric('peergate_calls_total');
+    const names = Object.keys(ORDERINGS).filter((n) => !process.env.ORDERINGS_ONLY || process.env.ORDERINGS_ONLY.split(',').some((o) => n.includes(o)));
+    const results = await Promise.allSettled(names.map((n) => ORDERINGS[n]!()));
+    const failed = results.flatMap((r, i) => r.status === 'rejected' ? [`${names[i]}: ${String((r.reason as Error)?.message ?? r.reason)}`] : []);
+    if (failed.length && process.env.ORDERINGS_DEBUG) {
+      for (const m of [...caller.received, ...callee.ua.received]) console.log(`${m.from.address}:${m.from.port} ${m.raw.split('\r\n').slice(0, 9).join(' | ')}`);
+      console.log(pg.proc.output().split('\n').filter((l) => /"level":(40|50)/.test(l)).join('\n'));
+    }
+    expect(failed).toEqual([]);
+
+    // Every call ended and was counted exactly once.
+    // A delayed-offer call whose ACK drachtio-srf never heard ends after 64×T1 + 2 s (b-leg.ts).
+    await waitFor(async () => (await pg.metric('peergate_calls_total')) - callsBefore >= names.length, WINDOW_MS + 5000, 50, 'every call counted');
+    await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 5000, 50, 'no active call');
+    await waitFor(async () => (await pg.metric('peergate_limit_sessions_local')) === 0, 5000, 50, 'every slot free');
+    await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 0, 5000, 50, 'no engine dialog');
+    expect(callee.leftOpen()).toEqual([]);
+    // RFC 3261's windows pass (Timer H/J/K/L/M: 64×T1 or T4; Timer D: 32 s whatever T1, for
+    // the ACKs of the 486 and 487s), and nothing is kept.
+    await waitFor(async () => (await pg.metric('peergate_engine_server_transactions')) + (await pg.metric('peergate_engine_client_transactions')) === 0, TIMER_D_MS + 8000, 250, 'no transaction');
+    expect((await pg.metric('peergate_calls_total')) - callsBefore).toBe(names.length);
+    expect(pg.proc.output()).not.toMatch(/"level":(50|60)/);
+  }, 90_000);
+});
