@@ -183,8 +183,13 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
       settle({ ok: true, uas, uac });
     }, (err: { status?: number; reason?: string; message?: string }) => {
       // A SIP failure from the target keeps its status; anything else (a library error) is a
-      // plain 500 whose text never reaches the network.
-      if (typeof err.status !== 'number') x.log.error({ call: callId, err: String(err.message ?? err) }, 'B-leg error');
+      // plain 500 whose text never reaches the network. A caller's CANCEL that crossed the
+      // target's 2xx is such an error too (drachtio-srf cannot answer the canceled INVITE; it
+      // ACKs and BYEs the target): an ordinary race, not worth an error line.
+      if (typeof err.status !== 'number') {
+        if (isCanceled()) x.log.info({ call: callId, err: String(err.message ?? err) }, 'the caller canceled as the target answered: target hung up');
+        else x.log.error({ call: callId, err: String(err.message ?? err) }, 'B-leg error');
+      }
       settle(typeof err.status === 'number' ? { ok: false, status: err.status, reason: err.reason ?? 'Call Failed', noAnswer: false } : { ok: false, status: 500, reason: 'Server Internal Error', noAnswer: false });
     });
   });

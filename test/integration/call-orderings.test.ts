@@ -19,49 +19,68 @@ const NO_ANSWER_MS = 1000;
 const TIMER_D_MS = 32_000; // RFC 3261 §17.1.1.2: at least 32 s over UDP, not scaled with T1
 
 /** How the callee treats an INVITE, chosen by the called number's last digits' prefix. */
-const MODES = { answer: '10', busy: '11', ring: '12', silent: '13', byefast: '14', byebeforeack: '15' } as const;
+const MODES = {
+  answer: '10', busy: '11', ring: '12', silent: '13', byefast: '14', byebeforeack: '15',
+  /** Two 2xx with two To-tags (a forking proxy behind the callee). */
+  fork: '16',
+  /** 180, then a CANCEL that crosses the callee's 2xx: 200 to the CANCEL, 200 to the INVITE. */
+  cancelrace: '17',
+  /** Answers BYE with nothing (a callee gone away mid-call). */
+  deadbye: '18',
+} as const;
 type Mode = keyof typeof MODES;
 const modeOf = (uri: string): Mode | undefined => (Object.keys(MODES) as Mode[]).find((k) => uri.includes(`+1555${MODES[k]}`));
 
-interface CalleeDialog { mode: Mode; invite: RawMsg; tag: string; answered: boolean; ended: boolean; finalSent: boolean; byeSeq: number }
+interface CalleeDialog { mode: Mode; invite: RawMsg; tag: string; finalSent: boolean; byeSeq: number; open: Set<string> }
 
-/** The core side: a UA that answers per mode and keeps every dialog it forms. */
+/** The core side: a UA that answers per mode and keeps every dialog (each To-tag) it answered
+ *  until a BYE ends it. */
 class Callee {
   readonly dialogs = new Map<string, CalleeDialog>();
   constructor(readonly ua: RawUa) {
     ua.onMessage((m) => this.handle(m));
   }
 
+  private answer(d: CalleeDialog, tag = d.tag): void {
+    d.finalSent = true;
+    d.open.add(tag);
+    this.ua.respond(d.invite, 200, 'OK', { toTag: tag, contact: true, body: offer(CORE_IP, 41000) });
+  }
+
   private handle(m: RawMsg): void {
     const callId = hdr(m, 'call-id');
     const d = this.dialogs.get(callId);
-    if (m.status > 0) { if (d && cseqOf(m).method === 'BYE') d.ended = true; return; }
+    if (m.status > 0) { if (d && cseqOf(m).method === 'BYE') d.open.delete(tagOf(hdr(m, 'from')) ?? ''); return; }
     switch (m.method) {
       case 'INVITE': {
         if (d && tagOf(hdr(m, 'to'))) { this.ua.respond(m, 200, 'OK', { toTag: d.tag, contact: true, body: offer(CORE_IP, 41000) }); return; }
         if (d) return; // a retransmission: the engine absorbs ours
         const mode = modeOf(m.uri) ?? 'answer';
-        const nd: CalleeDialog = { mode, invite: m, tag: token(), answered: false, ended: false, finalSent: false, byeSeq: 1 };
+        const nd: CalleeDialog = { mode, invite: m, tag: token(), finalSent: false, byeSeq: 1, open: new Set() };
         this.dialogs.set(callId, nd);
         if (mode === 'silent') return;
-        if (mode === 'busy') { nd.finalSent = true; nd.ended = true; this.ua.respond(m, 486, 'Busy Here', { toTag: nd.tag }); return; }
+        if (mode === 'busy') { nd.finalSent = true; this.ua.respond(m, 486, 'Busy Here', { toTag: nd.tag }); return; }
         this.ua.respond(m, 180, 'Ringing', { toTag: nd.tag, contact: true });
-        if (mode === 'ring') return;
-        nd.answered = nd.finalSent = true;
-        this.ua.respond(m, 200, 'OK', { toTag: nd.tag, contact: true, body: offer(CORE_IP, 41000) });
+        if (mode === 'ring' || mode === 'cancelrace') return;
+        this.answer(nd);
+        if (mode === 'fork') this.answer(nd, token());
         if (mode === 'byebeforeack') this.bye(nd);
         return;
       }
       case 'ACK':
-        if (d?.mode === 'byefast' && !d.ended && cseqOf(m).seq === cseqOf(d.invite).seq) this.bye(d);
+        if (d?.mode === 'byefast' && d.open.has(d.tag) && cseqOf(m).seq === cseqOf(d.invite).seq) this.bye(d);
         return;
       case 'BYE':
-        this.ua.respond(m, 200, 'OK');
-        if (d) d.ended = true;
+        if (d?.mode !== 'deadbye') this.ua.respond(m, 200, 'OK');
+        d?.open.delete(tagOf(hdr(m, 'to')) ?? '');
         return;
       case 'CANCEL':
         this.ua.respond(m, 200, 'OK');
-        if (d && !d.finalSent) { d.finalSent = true; d.ended = true; this.ua.respond(d.invite, 487, 'Request Terminated', { toTag: d.tag }); }
+        if (d && !d.finalSent) {
+          if (d.mode === 'cancelrace') { this.answer(d); return; }
+          d.finalSent = true;
+          this.ua.respond(d.invite, 487, 'Request Terminated', { toTag: d.tag });
+        }
         return;
       default:
         this.ua.respond(m, 200, 'OK');
@@ -76,9 +95,9 @@ class Callee {
       + `From: ${hdr(d.invite, 'to')};tag=${d.tag}\r\nTo: ${hdr(d.invite, 'from')}\r\nCall-ID: ${hdr(d.invite, 'call-id')}\r\nCSeq: ${++d.byeSeq} BYE\r\nContent-Length: 0\r\n\r\n`, port, d.invite.from.address);
   }
 
-  /** Dialogs the callee answered that nobody ended. */
+  /** Dialogs (Call-ID and To-tag) the callee answered that no BYE ended. */
   leftOpen(): string[] {
-    return [...this.dialogs.entries()].filter(([, d]) => d.answered && !d.ended).map(([id, d]) => `${id} (${d.mode})`);
+    return [...this.dialogs.entries()].flatMap(([id, d]) => [...d.open].map((t) => `${id};tag=${t} (${d.mode})`));
   }
 }
 
@@ -245,6 +264,48 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     await c.response('BYE', final, 3000);
     const re = await c.response('INVITE', (s) => final(s) && c.has('INVITE', ok), 3000).catch(() => undefined);
     if (re && re.status === 200 && cseqOf(re).seq === 2) c.ack('', 2);
+  },
+  async 'a forked answer: two 2xx with two To-tags'() {
+    const c = call('fork');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'CANCEL crossing the callee\'s 2xx'() {
+    const c = call('cancelrace');
+    c.invite(offer(PEER_IP));
+    await c.response('INVITE', (s) => s === 180, 3000);
+    c.cancel();
+    const r = await c.response('INVITE', final, 3000);
+    expect(r.status).toBe(487);
+    c.ackFailure(r);
+  },
+  async 'a callee that never answers the BYE'() {
+    const c = call('deadbye');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'a caller that never answers the callee\'s BYE'() {
+    const c = call('byefast');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    await caller.wait((m) => m.method === 'BYE' && hdr(m, 'call-id') === c.callId, 3000, 'BYE to a caller that stays silent');
+  },
+  async 'INFO in the middle of a call'() {
+    const c = call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('INFO');
+    await c.response('INFO', final, 3000);
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
   },
   async 'BYE twice'() {
     const c = call('answer');
