@@ -130,12 +130,12 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
     // read in the same turn removes its listener, and the attempt would wait for ever (the
     // call counted in progress, its limits slot held). Once our 2xx is out the ACK has RFC 3261's
     // 64×T1 (§13.3.1.4: then the engine ends the caller's leg itself); past that the attempt ends
-    // here and the callee's leg is ACKed and hung up (releaseUnacked). With an offer in the
+    // here and the callee's leg is ACKed and hung up (hangUpAnswered). With an offer in the
     // INVITE drachtio-srf finishes at the 2xx's echo: no watch (no timer per answered call).
     if (localSdpB === undefined) onFinalResponse(res, (status) => {
       if (settled || status < 200 || status >= 300) return;
       ackWatch = setTimeout(() => {
-        if (answered) releaseUnacked(x.srf, answered, x.log, callId);
+        if (answered) hangUpAnswered(x.srf, answered, x.log, callId, true);
         settle({ ok: false, status: 408, reason: 'No ACK', noAnswer: false, noAck: true });
       }, 64 * policy.engine.sip_timers.t1_ms + ACK_WATCH_MARGIN_MS);
     });
@@ -181,7 +181,17 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
       // An abandoned target that answers late gets hung up at once.
       if (settled) { uac.destroy(); uas.destroy(); return; }
       settle({ ok: true, uas, uac });
-    }, (err: { status?: number; reason?: string; message?: string }) => {
+    }, (err: { status?: number; reason?: string; message?: string; res?: Srf.SrfResponse }) => {
+      // A 2xx drachtio-srf formed no dialog from (no Contact, RFC 3261 §12.1.2): it ACKed it and
+      // gave up. The target's leg is up all the same, in the engine and at the target: hang it
+      // up, and tell the caller the target answered wrongly (502), in our words.
+      const res = err.res;
+      if (res && res.status >= 200 && res.status < 300) {
+        x.log.warn({ call: callId, target: target.uri }, 'the target answered without a Contact: its leg hung up, the call refused with 502');
+        hangUpAnswered(x.srf, res, x.log, callId, false);
+        settle({ ok: false, status: 502, reason: 'Bad Gateway', noAnswer: false });
+        return;
+      }
       // A SIP failure from the target keeps its status; anything else (a library error) is a
       // plain 500 whose text never reaches the network. A caller's CANCEL that crossed the
       // target's 2xx is such an error too (drachtio-srf cannot answer the canceled INVITE; it
@@ -199,23 +209,27 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
 interface AnsweredInvite { body?: string; stackDialogId?: string; socket?: unknown; sendAck(dialogId: string, opts: { body?: string; headers?: Record<string, string> }): void }
 interface InDialogRequests { request(uri: string, opts: { method: string; stackDialogId: string; headers: Record<string, string>; _socket: unknown }, cb: (err: unknown) => void): unknown }
 
-/** The callee's leg of a delayed-offer call whose caller's ACK never reached drachtio-srf: it
- *  holds the callee's 2xx unACKed until the caller's answer, and nothing else would end that
- *  dialog (RFC 3261 §13.3.1.4 leaves it to the callee's BYE, which many never send). ACK with
- *  an answer declining every stream (§13.2.2.4: a valid answer, then BYE), then BYE. */
-function releaseUnacked(srf: Srf, res: Srf.SrfResponse, log: Logger, callId: string): void {
+/** Hang up a target's leg that answered (2xx) but that drachtio-srf keeps no dialog of, through
+ *  the engine's dialog (`res.stackDialogId`). Two cases: a delayed-offer call whose caller's ACK
+ *  never reached drachtio-srf (it holds the target's ACK for the caller's answer, so `ack`:
+ *  ACK first, with an answer declining every stream, RFC 3261 §13.2.2.4: a valid answer, then
+ *  BYE); and a 2xx without Contact (drachtio-srf ACKed it). Nothing else would end such a leg:
+ *  RFC 3261 §13.3.1.4 leaves it to the target's BYE, which many never send. */
+function hangUpAnswered(srf: Srf, res: Srf.SrfResponse, log: Logger, callId: string, ack: boolean): void {
   const r = res as unknown as AnsweredInvite;
   const id = r.stackDialogId;
   if (!id) return;
-  const answer = r.body ? decliningAnswer(r.body) : undefined;
   try {
-    r.sendAck(id, answer ? { body: answer, headers: { 'Content-Type': 'application/sdp' } } : {});
+    if (ack) {
+      const answer = r.body ? decliningAnswer(r.body) : undefined;
+      r.sendAck(id, answer ? { body: answer, headers: { 'Content-Type': 'application/sdp' } } : {});
+    }
     // The engine reads `sip:placeholder` as "the dialog's remote target" (as drachtio-server does).
-    (srf as unknown as InDialogRequests).request('sip:placeholder', { method: 'BYE', stackDialogId: id, headers: { Reason: 'SIP ;cause=408 ;text="no ACK from the caller"' }, _socket: r.socket }, (err) => {
-      if (err) log.warn({ call: callId, err: String(err) }, 'BYE to the callee of a call without ACK not sent');
+    (srf as unknown as InDialogRequests).request('sip:placeholder', { method: 'BYE', stackDialogId: id, headers: { Reason: ack ? 'SIP ;cause=408 ;text="no ACK from the caller"' : 'SIP ;cause=502 ;text="2xx without Contact"' }, _socket: r.socket }, (err) => {
+      if (err) log.warn({ call: callId, err: String(err) }, 'BYE to an answered target leg not sent');
     });
   } catch (err) {
-    log.warn({ call: callId, err: String(err) }, 'callee of a call without ACK not released');
+    log.warn({ call: callId, err: String(err) }, 'answered target leg not hung up');
   }
 }
 

@@ -27,6 +27,10 @@ const MODES = {
   cancelrace: '17',
   /** Answers BYE with nothing (a callee gone away mid-call). */
   deadbye: '18',
+  /** A 2xx without Contact: no dialog can be formed (RFC 3261 §12.1.2 needs the remote target). */
+  nocontact: '19',
+  /** After the ACK, a re-INVITE of its own towards the caller. */
+  reinvite: '20',
 } as const;
 type Mode = keyof typeof MODES;
 const modeOf = (uri: string): Mode | undefined => (Object.keys(MODES) as Mode[]).find((k) => uri.includes(`+1555${MODES[k]}`));
@@ -50,7 +54,11 @@ class Callee {
   private handle(m: RawMsg): void {
     const callId = hdr(m, 'call-id');
     const d = this.dialogs.get(callId);
-    if (m.status > 0) { if (d && cseqOf(m).method === 'BYE') d.open.delete(tagOf(hdr(m, 'from')) ?? ''); return; }
+    if (m.status > 0) {
+      if (d && cseqOf(m).method === 'BYE') d.open.delete(tagOf(hdr(m, 'from')) ?? '');
+      if (d && cseqOf(m).method === 'INVITE' && m.status >= 200 && m.status < 300) this.request(d, 'ACK');
+      return;
+    }
     switch (m.method) {
       case 'INVITE': {
         if (d && tagOf(hdr(m, 'to'))) { this.ua.respond(m, 200, 'OK', { toTag: d.tag, contact: true, body: offer(CORE_IP, 41000) }); return; }
@@ -62,13 +70,16 @@ class Callee {
         if (mode === 'busy') { nd.finalSent = true; this.ua.respond(m, 486, 'Busy Here', { toTag: nd.tag }); return; }
         this.ua.respond(m, 180, 'Ringing', { toTag: nd.tag, contact: true });
         if (mode === 'ring' || mode === 'cancelrace') return;
+        if (mode === 'nocontact') { nd.finalSent = true; nd.open.add(nd.tag); this.ua.respond(m, 200, 'OK', { toTag: nd.tag, body: offer(CORE_IP, 41000) }); return; }
         this.answer(nd);
         if (mode === 'fork') this.answer(nd, token());
         if (mode === 'byebeforeack') this.bye(nd);
         return;
       }
       case 'ACK':
-        if (d?.mode === 'byefast' && d.open.has(d.tag) && cseqOf(m).seq === cseqOf(d.invite).seq) this.bye(d);
+        if (d === undefined || !d.open.has(d.tag) || cseqOf(m).seq !== cseqOf(d.invite).seq) return;
+        if (d.mode === 'byefast') this.bye(d);
+        if (d.mode === 'reinvite') this.request(d, 'INVITE', offer(CORE_IP, 41002));
         return;
       case 'BYE':
         if (d?.mode !== 'deadbye') this.ua.respond(m, 200, 'OK');
@@ -87,13 +98,20 @@ class Callee {
     }
   }
 
-  /** The callee hangs up: BYE to the Contact of peergate's INVITE, in the callee's own CSeq space. */
-  private bye(d: CalleeDialog): void {
+  /** A request of the callee's inside dialog `d`, to the Contact of peergate's INVITE, in the
+   *  callee's own CSeq space. */
+  private request(d: CalleeDialog, method: string, body = ''): void {
     const target = /<([^>]+)>/.exec(hdr(d.invite, 'contact'))![1]!;
     const port = Number(/:(\d+)(?:;|$)/.exec(target)![1]);
-    this.ua.send(`BYE ${target} SIP/2.0\r\nVia: SIP/2.0/UDP ${this.ua.ip}:${this.ua.port};branch=z9hG4bK${token()}\r\nMax-Forwards: 70\r\n`
-      + `From: ${hdr(d.invite, 'to')};tag=${d.tag}\r\nTo: ${hdr(d.invite, 'from')}\r\nCall-ID: ${hdr(d.invite, 'call-id')}\r\nCSeq: ${++d.byeSeq} BYE\r\nContent-Length: 0\r\n\r\n`, port, d.invite.from.address);
+    const seq = method === 'ACK' ? d.byeSeq : ++d.byeSeq;
+    this.ua.send(`${method} ${target} SIP/2.0\r\nVia: SIP/2.0/UDP ${this.ua.ip}:${this.ua.port};branch=z9hG4bK${token()}\r\nMax-Forwards: 70\r\n`
+      + `From: ${hdr(d.invite, 'to')};tag=${d.tag}\r\nTo: ${hdr(d.invite, 'from')}\r\nCall-ID: ${hdr(d.invite, 'call-id')}\r\nCSeq: ${seq} ${method}\r\n`
+      + (method === 'INVITE' ? `Contact: <sip:ua@${this.ua.ip}:${this.ua.port}>\r\n` : '')
+      + `${body ? 'Content-Type: application/sdp\r\n' : ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, port, d.invite.from.address);
   }
+
+  /** The callee hangs up. */
+  private bye(d: CalleeDialog): void { this.request(d, 'BYE'); }
 
   /** Dialogs (Call-ID and To-tag) the callee answered that no BYE ended. */
   leftOpen(): string[] {
@@ -306,6 +324,38 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     await c.response('INFO', final, 3000);
     c.request('BYE');
     await c.response('BYE', ok, 3000);
+  },
+  async 'a 2xx without Contact'() {
+    // The target's leg is up all the same: peergate hangs it up (the callee's dialog check
+    // below) and refuses the call in its own words, not drachtio-srf's.
+    const c = call('nocontact');
+    c.invite(offer(PEER_IP));
+    const r = await c.response('INVITE', final, 3000);
+    expect(r.raw.split('\r\n')[0]).toBe('SIP/2.0 502 Bad Gateway');
+    expect(r.raw).not.toMatch(/no contact header/i);
+    c.ackFailure(r);
+  },
+  async 'the callee re-INVITEs the caller'() {
+    const c = call('reinvite');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    const re = await caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, 3000, 're-INVITE towards the caller');
+    caller.respond(re, 200, 'OK', { contact: true, body: offer(PEER_IP, 40008) });
+    await caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, 3000, 'ACK of the re-INVITE');
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'UPDATE while ringing, then CANCEL'() {
+    const c = call('ring');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', (s) => s === 180, 3000));
+    c.request('UPDATE', offer(PEER_IP, 40010));
+    await c.response('UPDATE', final, 3000);
+    c.cancel();
+    const r = await c.response('INVITE', final, 3000);
+    expect(r.status).toBe(487);
+    c.ackFailure(r);
   },
   async 'BYE twice'() {
     const c = call('answer');
