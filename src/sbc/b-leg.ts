@@ -158,12 +158,26 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
       proxyRequestHeaders: [],
       proxyResponseHeaders: [],
       passFailure: false,
-      ...(localSdpB !== undefined ? { localSdpB } : {}),
+      // With an offer from the caller, the target's SDP is the answer. Without one (delayed
+      // offer) the target's 2xx carries the offer, which goes to the caller as ours, and the
+      // caller's ACK carries the answer, which goes to the target in our ACK: both through the
+      // media stage (anchored, or the identity rewrite), as docs/media.md "Late offer" says.
+      ...(localSdpB !== undefined ? { localSdpB } : media ? {
+        localSdpB: async (sdpA: string) => {
+          if (!sdpA) return sdpA;
+          const a = await media.answer({ callId, sdp: sdpA, leg: 'A', from, to: target.side, policy });
+          if (!a.ok) throw Object.assign(new Error(a.refusal.reason), { status: a.refusal.status });
+          return a.sdp;
+        },
+      } : {}),
       localSdpA: async (sdpB: string) => {
         if (!media || !sdpB) return sdpB;
-        const a = await media.answer({ callId, sdp: sdpB, leg: 'B', from: target.side, to: from, policy });
-        if (!a.ok) throw Object.assign(new Error(a.refusal.reason), { status: a.refusal.status });
-        return a.sdp;
+        const lateOffer = localSdpB === undefined;
+        const m = lateOffer
+          ? await media.offer({ callId, sdp: sdpB, leg: 'B', from: target.side, to: from, policy })
+          : await media.answer({ callId, sdp: sdpB, leg: 'B', from: target.side, to: from, policy });
+        if (!m.ok) throw Object.assign(new Error(m.refusal.reason), { status: m.refusal.status });
+        return m.sdp;
       },
       responseHeaders: ((uacRes: Srf.SrfResponse) => {
         heardBack = true;

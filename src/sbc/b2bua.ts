@@ -298,6 +298,8 @@ export class B2bua {
           this.observer.callSetup(call.peer, direction, (performance.now() - receivedAt) / 1000);
           // One flat copy of the B-leg's Call-ID, for the dialog and the call record alike.
           const bCallId = ownCallId(attempt.uac);
+          // A delayed offer was anchored by the target's offer in its 2xx (b-leg.ts).
+          if (!req.body && this.opts.stages?.media !== undefined) anchored = true;
           trace.answered(answerOf(target.uri, anchored, attempt.uas, attempt.uac));
           // Both legs are up: if wiring them fails, hang up both rather than leave a call no one tracks.
           try { this.established(call, from, target, attempt.uas, attempt.uac, policy, bCallId); } catch (err) { attempt.uas.destroy(); attempt.uac.destroy(); throw err; }

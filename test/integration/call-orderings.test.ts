@@ -8,8 +8,11 @@
 // dialog that was answered and never ended.
 // ORDERINGS_ONLY=a,b runs the orderings whose names contain a or b; ORDERINGS_DEBUG=1 prints
 // every message both sides received when an ordering fails.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { freePorts, waitFor } from '../helpers/procs.js';
+import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
 import { RawCall, RawUa, cseqOf, hdr, offer, tagOf, token, type RawMsg } from '../helpers/raw-ua.js';
 
@@ -119,69 +122,89 @@ class Callee {
   }
 }
 
-let pg: RunningPeergate;
-let caller: RawUa;
-let callee: Callee;
-let peerPort: number;
-
 const ok = (s: number) => s >= 200 && s < 300;
 const final = (s: number) => s >= 200;
 
-beforeAll(async () => {
-  const [udp, core, ops] = await freePorts(3);
-  peerPort = udp!;
-  caller = await RawUa.open(PEER_IP);
-  callee = new Callee(await RawUa.open(CORE_IP));
-  pg = await startPeergate({
-    listen: [listener('peer-udp', udp!), listener('core-udp', core!)],
-    core: { targets: [`sip:${CORE_IP}:${callee.ua.port}`] }, media: { anchoring: false }, ops: { port: ops },
+/** One peergate with its scripted caller and callee. */
+interface Run {
+  pg: RunningPeergate;
+  caller: RawUa;
+  callee: Callee;
+  call(mode: Mode): RawCall;
+  rtpe?: TestRtpengine;
+  redis?: TestRedis;
+}
+
+const REDIS_PREFIX = 'pgorder:';
+
+/** `anchored`: media through a real rtpengine and limits in a real Redis, so that their state
+ *  is checked too. */
+async function startRun(anchored: boolean): Promise<Run> {
+  const [udp, core, ops] = await freePorts(3) as [number, number, number];
+  const [rtpe, redis] = anchored ? await Promise.all([startRtpengine({ portSpan: 400 }), startRedis()]) : [undefined, undefined];
+  const caller = await RawUa.open(PEER_IP);
+  const callee = new Callee(await RawUa.open(CORE_IP));
+  const pg = await startPeergate({
+    listen: [listener('peer-udp', udp), listener('core-udp', core)],
+    core: { targets: [`sip:${CORE_IP}:${callee.ua.port}`] }, ops: { port: ops },
+    media: rtpe ? { rtpengine: [{ address: rtpe.address }] } : { anchoring: false },
+    ...(redis ? { store: { redis: { url: redis.url, key_prefix: REDIS_PREFIX } } } : {}),
     engine: { sip_timers: { t1_ms: T1_MS, t2_ms: 4000, t4_ms: 5000 } },
     failover: { no_answer_ms: NO_ANSWER_MS },
     peers: [{ id: 'carrier', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: 100 } }], routes: [{ from: 'peers', to: 'core' }],
   });
-}, 60_000);
-
-afterAll(async () => {
-  caller?.close();
-  callee?.ua.close();
-  await pg?.stop();
-});
-
-function call(mode: Mode): RawCall {
-  return new RawCall(caller, `sip:+1555${MODES[mode]}${String(Math.floor(Math.random() * 1e4)).padStart(4, '0')}@127.0.0.1:${peerPort}`, { port: peerPort, address: '127.0.0.1' });
+  const call = (mode: Mode) => new RawCall(caller, `sip:+1555${MODES[mode]}${String(Math.floor(Math.random() * 1e4)).padStart(4, '0')}@127.0.0.1:${udp}`, { port: udp, address: '127.0.0.1' });
+  return { pg, caller, callee, call, ...(rtpe ? { rtpe } : {}), ...(redis ? { redis } : {}) };
 }
 
-/** The caller's side of each ordering; each resolves once its call is over for the caller. */
-const ORDERINGS: Record<string, () => Promise<void>> = {
-  async normal() {
-    const c = call('answer');
+async function stopRun(x: Run | undefined): Promise<void> {
+  if (!x) return;
+  x.caller.close();
+  x.callee.ua.close();
+  await x.pg.stop();
+  await Promise.all([x.rtpe?.stop(), x.redis?.stop()]);
+}
+
+/** The caller's side of each ordering; each resolves once its call is over for the x.caller. */
+const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
+  async normal(x) {
+    const c = x.call('answer');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
-  async 'delayed offer, ACK with the answer'() {
-    const c = call('answer');
+  async 'delayed offer, ACK with the answer'(x) {
+    // The callee's 2xx carries the offer and the caller's ACK the answer: both cross the media
+    // stage (rtpengine's address when anchored; as they were, identity fields aside, when not).
+    const c = x.call('answer');
+    const via = x.rtpe ? 'c=IN IP4 127.0.0.1' : undefined;
     c.invite();
     const r = await c.response('INVITE', ok, 3000);
     expect(r.body).toContain('m=audio');
+    expect(r.body).toContain(via ?? `c=IN IP4 ${CORE_IP}`);
     c.learn(r);
     c.ack(offer(PEER_IP, 40002));
-    await new Promise((res) => setTimeout(res, 100));
+    const user = /sip:([^@]+)@/.exec(c.uri)![1]!;
+    const bCallId = [...x.callee.dialogs].find(([, d]) => d.invite.uri.includes(user))![0];
+    const ack = await x.callee.ua.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === bCallId, 3000, 'the ACK with the answer at the callee');
+    expect(ack.body).toContain(via ?? 'm=audio 40002');
+    if (via) expect(ack.body).not.toContain(PEER_IP);
+    expect(ack.body).not.toContain('o=- 1 1 '); // the caller's own origin (offer()) does not cross
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
-  async 'delayed offer, ACK and BYE in one breath'() {
-    const c = call('answer');
+  async 'delayed offer, ACK and BYE in one breath'(x) {
+    const c = x.call('answer');
     c.invite();
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack(offer(PEER_IP, 40004));
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
-  async 'CANCEL before any response'() {
-    const c = call('ring');
+  async 'CANCEL before any response'(x) {
+    const c = x.call('ring');
     c.invite(offer(PEER_IP));
     c.cancel();
     await c.response('CANCEL', ok, 3000);
@@ -189,8 +212,8 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     expect(r.status).toBe(487);
     c.ackFailure(r);
   },
-  async 'CANCEL while ringing'() {
-    const c = call('ring');
+  async 'CANCEL while ringing'(x) {
+    const c = x.call('ring');
     c.invite(offer(PEER_IP));
     await c.response('INVITE', (s) => s === 180, 3000);
     c.cancel();
@@ -198,8 +221,8 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     expect(r.status).toBe(487);
     c.ackFailure(r);
   },
-  async 'CANCEL and BYE at once while ringing'() {
-    const c = call('ring');
+  async 'CANCEL and BYE at once while ringing'(x) {
+    const c = x.call('ring');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', (s) => s === 180, 3000));
     c.cancel();
@@ -209,10 +232,10 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     expect(r.status).toBe(487);
     await c.response('BYE', final, 3000);
   },
-  async 'CANCEL after the 2xx'() {
+  async 'CANCEL after the 2xx'(x) {
     // Too late to cancel (RFC 3261 §9.2); like drachtio-server, the engine answers 481 and, the
     // 2xx not yet ACKed, ends the call with BYE (docs/wire-protocol.md, CANCEL).
-    const c = call('answer');
+    const c = x.call('answer');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.cancel();
@@ -220,60 +243,60 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     c.ack();
     await c.answerIncoming('BYE', 3000);
   },
-  async 'busy callee'() {
-    const c = call('busy');
+  async 'busy callee'(x) {
+    const c = x.call('busy');
     c.invite(offer(PEER_IP));
     const r = await c.response('INVITE', final, 3000);
     expect(r.status).toBe(486);
     c.ackFailure(r);
   },
-  async 'silent callee'() {
-    const c = call('silent');
+  async 'silent callee'(x) {
+    const c = x.call('silent');
     c.invite(offer(PEER_IP));
     const r = await c.response('INVITE', final, NO_ANSWER_MS + 3000);
     expect(r.status).toBeGreaterThanOrEqual(400);
     c.ackFailure(r);
   },
-  async 'BYE without ACK'() {
-    const c = call('answer');
+  async 'BYE without ACK'(x) {
+    const c = x.call('answer');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
-  async 'a 2xx never ACKed'() {
-    const c = call('answer');
+  async 'a 2xx never ACKed'(x) {
+    const c = x.call('answer');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     // RFC 3261 §13.3.1.4: no ACK within 64×T1 and the UAS ends the dialog with BYE.
     await c.answerIncoming('BYE', WINDOW_MS + 3000);
   },
-  async 'the callee hangs up after the ACK'() {
-    const c = call('byefast');
+  async 'the callee hangs up after the ACK'(x) {
+    const c = x.call('byefast');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
     await c.answerIncoming('BYE', 3000);
   },
-  async 'the callee hangs up before its 2xx is ACKed'() {
-    const c = call('byebeforeack');
+  async 'the callee hangs up before its 2xx is ACKed'(x) {
+    const c = x.call('byebeforeack');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
     await c.answerIncoming('BYE', 3000);
   },
-  async 'the INVITE sent three times'() {
-    const c = call('answer');
+  async 'the INVITE sent three times'(x) {
+    const c = x.call('answer');
     for (let i = 0; i < 3; i++) c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
     c.request('BYE');
     await c.response('BYE', ok, 3000);
-    const tags = new Set(caller.received.filter((m) => hdr(m, 'call-id') === c.callId && m.status === 200 && cseqOf(m).method === 'INVITE').map((m) => tagOf(hdr(m, 'to'))));
+    const tags = new Set(x.caller.received.filter((m) => hdr(m, 'call-id') === c.callId && m.status === 200 && cseqOf(m).method === 'INVITE').map((m) => tagOf(hdr(m, 'to'))));
     expect(tags.size).toBe(1);
   },
-  async 're-INVITE chased by BYE'() {
-    const c = call('answer');
+  async 're-INVITE chased by BYE'(x) {
+    const c = x.call('answer');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
@@ -283,16 +306,16 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     const re = await c.response('INVITE', (s) => final(s) && c.has('INVITE', ok), 3000).catch(() => undefined);
     if (re && re.status === 200 && cseqOf(re).seq === 2) c.ack('', 2);
   },
-  async 'a forked answer: two 2xx with two To-tags'() {
-    const c = call('fork');
+  async 'a forked answer: two 2xx with two To-tags'(x) {
+    const c = x.call('fork');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
-  async 'CANCEL crossing the callee\'s 2xx'() {
-    const c = call('cancelrace');
+  async 'CANCEL crossing the callee\'s 2xx'(x) {
+    const c = x.call('cancelrace');
     c.invite(offer(PEER_IP));
     await c.response('INVITE', (s) => s === 180, 3000);
     c.cancel();
@@ -300,23 +323,23 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     expect(r.status).toBe(487);
     c.ackFailure(r);
   },
-  async 'a callee that never answers the BYE'() {
-    const c = call('deadbye');
+  async 'a callee that never answers the BYE'(x) {
+    const c = x.call('deadbye');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
-  async 'a caller that never answers the callee\'s BYE'() {
-    const c = call('byefast');
+  async 'a caller that never answers the callee\'s BYE'(x) {
+    const c = x.call('byefast');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
-    await caller.wait((m) => m.method === 'BYE' && hdr(m, 'call-id') === c.callId, 3000, 'BYE to a caller that stays silent');
+    await x.caller.wait((m) => m.method === 'BYE' && hdr(m, 'call-id') === c.callId, 3000, 'BYE to a caller that stays silent');
   },
-  async 'INFO in the middle of a call'() {
-    const c = call('answer');
+  async 'INFO in the middle of a call'(x) {
+    const c = x.call('answer');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
@@ -325,29 +348,29 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
-  async 'a 2xx without Contact'() {
+  async 'a 2xx without Contact'(x) {
     // The target's leg is up all the same: peergate hangs it up (the callee's dialog check
     // below) and refuses the call in its own words, not drachtio-srf's.
-    const c = call('nocontact');
+    const c = x.call('nocontact');
     c.invite(offer(PEER_IP));
     const r = await c.response('INVITE', final, 3000);
     expect(r.raw.split('\r\n')[0]).toBe('SIP/2.0 502 Bad Gateway');
     expect(r.raw).not.toMatch(/no contact header/i);
     c.ackFailure(r);
   },
-  async 'the callee re-INVITEs the caller'() {
-    const c = call('reinvite');
+  async 'the callee re-INVITEs the caller'(x) {
+    const c = x.call('reinvite');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
-    const re = await caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, 3000, 're-INVITE towards the caller');
-    caller.respond(re, 200, 'OK', { contact: true, body: offer(PEER_IP, 40008) });
-    await caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, 3000, 'ACK of the re-INVITE');
+    const re = await x.caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, 3000, 're-INVITE towards the caller');
+    x.caller.respond(re, 200, 'OK', { contact: true, body: offer(PEER_IP, 40008) });
+    await x.caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, 3000, 'ACK of the re-INVITE');
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
-  async 'UPDATE while ringing, then CANCEL'() {
-    const c = call('ring');
+  async 'UPDATE while ringing, then CANCEL'(x) {
+    const c = x.call('ring');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', (s) => s === 180, 3000));
     c.request('UPDATE', offer(PEER_IP, 40010));
@@ -357,8 +380,8 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
     expect(r.status).toBe(487);
     c.ackFailure(r);
   },
-  async 'BYE twice'() {
-    const c = call('answer');
+  async 'BYE twice'(x) {
+    const c = x.call('answer');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, 3000));
     c.ack();
@@ -368,29 +391,49 @@ const ORDERINGS: Record<string, () => Promise<void>> = {
   },
 };
 
-describe('call orderings: nothing outlives its call', () => {
-  it('every ordering at once, then no call, slot, engine dialog, transaction or callee dialog is left', async () => {
-    const callsBefore = await pg.metric('peergate_calls_total');
-    const names = Object.keys(ORDERINGS).filter((n) => !process.env.ORDERINGS_ONLY || process.env.ORDERINGS_ONLY.split(',').some((o) => n.includes(o)));
-    const results = await Promise.allSettled(names.map((n) => ORDERINGS[n]!()));
-    const failed = results.flatMap((r, i) => r.status === 'rejected' ? [`${names[i]}: ${String((r.reason as Error)?.message ?? r.reason)}`] : []);
-    if (failed.length && process.env.ORDERINGS_DEBUG) {
-      for (const m of [...caller.received, ...callee.ua.received]) console.log(`${m.from.address}:${m.from.port} ${m.raw.split('\r\n').slice(0, 9).join(' | ')}`);
-      console.log(pg.proc.output().split('\n').filter((l) => /"level":(40|50)/.test(l)).join('\n'));
-    }
-    expect(failed).toEqual([]);
+/** Every ordering at once on `x`, then everything it kept must be gone. */
+async function allOrderings(x: Run): Promise<void> {
+  const { pg, caller, callee } = x;
+  const callsBefore = await pg.metric('peergate_calls_total');
+  const names = Object.keys(ORDERINGS).filter((n) => !process.env.ORDERINGS_ONLY || process.env.ORDERINGS_ONLY.split(',').some((o) => n.includes(o)));
+  const results = await Promise.allSettled(names.map((n) => ORDERINGS[n]!(x)));
+  const failed = results.flatMap((r, i) => r.status === 'rejected' ? [`${names[i]}: ${String((r.reason as Error)?.message ?? r.reason)}`] : []);
+  if (failed.length && process.env.ORDERINGS_DEBUG) {
+    for (const m of [...caller.received, ...callee.ua.received]) console.log(`${m.from.address}:${m.from.port} ${m.raw.split('\r\n').slice(0, 9).join(' | ')}`);
+    console.log(pg.proc.output().split('\n').filter((l) => /"level":(40|50)/.test(l)).join('\n'));
+  }
+  expect(failed).toEqual([]);
 
-    // Every call ended and was counted exactly once.
-    // A delayed-offer call whose ACK drachtio-srf never heard ends after 64×T1 + 2 s (b-leg.ts).
-    await waitFor(async () => (await pg.metric('peergate_calls_total')) - callsBefore >= names.length, WINDOW_MS + 5000, 50, 'every call counted');
-    await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 5000, 50, 'no active call');
-    await waitFor(async () => (await pg.metric('peergate_limit_sessions_local')) === 0, 5000, 50, 'every slot free');
-    await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 0, 5000, 50, 'no engine dialog');
-    expect(callee.leftOpen()).toEqual([]);
-    // RFC 3261's windows pass (Timer H/J/K/L/M: 64×T1 or T4; Timer D: 32 s whatever T1, for
-    // the ACKs of the 486 and 487s), and nothing is kept.
-    await waitFor(async () => (await pg.metric('peergate_engine_server_transactions')) + (await pg.metric('peergate_engine_client_transactions')) === 0, TIMER_D_MS + 8000, 250, 'no transaction');
-    expect((await pg.metric('peergate_calls_total')) - callsBefore).toBe(names.length);
-    expect(pg.proc.output()).not.toMatch(/"level":(50|60)/);
-  }, 90_000);
+  // Every call ended and was counted exactly once. A delayed-offer call whose ACK drachtio-srf
+  // never heard ends after 64×T1 + 2 s (b-leg.ts).
+  await waitFor(async () => (await pg.metric('peergate_calls_total')) - callsBefore >= names.length, WINDOW_MS + 5000, 50, 'every call counted');
+  await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 5000, 50, 'no active call');
+  await waitFor(async () => (await pg.metric('peergate_limit_sessions_local')) === 0, 5000, 50, 'every slot free');
+  await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 0, 5000, 50, 'no engine dialog');
+  expect(callee.leftOpen()).toEqual([]);
+  if (x.rtpe) {
+    await waitFor(async () => (await pg.metric('peergate_media_sessions')) === 0, 5000, 50, 'no media session');
+    expect(await x.rtpe.calls()).toEqual([]);
+  }
+  if (x.redis) {
+    const keys = execFileSync('redis-cli', ['-p', String(x.redis.port), '--scan', '--pattern', `${REDIS_PREFIX}*sid*`]).toString().trim();
+    expect(keys).toBe('');
+  }
+  // RFC 3261's windows pass (Timer H/J/K/L/M: 64×T1 or T4; Timer D: 32 s whatever T1, for
+  // the ACKs of the 486 and 487s), and nothing is kept.
+  await waitFor(async () => (await pg.metric('peergate_engine_server_transactions')) + (await pg.metric('peergate_engine_client_transactions')) === 0, TIMER_D_MS + 8000, 250, 'no transaction');
+  expect((await pg.metric('peergate_calls_total')) - callsBefore).toBe(names.length);
+  expect(pg.proc.output()).not.toMatch(/"level":(50|60)/);
+}
+
+describe('call orderings: nothing outlives its call', () => {
+  it.concurrent('media not anchored, memory store: no call, slot, engine dialog, transaction or callee dialog is left', async () => {
+    const x = await startRun(false);
+    try { await allOrderings(x); } finally { await stopRun(x); }
+  }, 120_000);
+
+  it.concurrent('media anchored on rtpengine, limits in Redis: the same, and no media session or Redis session entry', async () => {
+    const x = await startRun(true);
+    try { await allOrderings(x); } finally { await stopRun(x); }
+  }, 120_000);
 });
