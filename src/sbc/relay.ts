@@ -12,6 +12,7 @@ import { indexOf, trustBetween } from './sides.js';
 import { sessionOf, type CallSession } from './session/index.js';
 import type { CallLog } from './outcome.js';
 import type { Leg, MediaStage, Side } from './stages.js';
+import { decliningAnswer } from './media/sdp.js';
 
 /** What the relay reads of an established call (established.ts); one record per call. */
 export interface RelayCall {
@@ -38,12 +39,31 @@ export interface RelayCall {
 export function relayInDialog(call: RelayCall): void {
   for (const d of [call.uas, call.uac]) {
     const e = d as unknown as NodeJS.EventEmitter;
-    e.on('modify', relayModify);
+    // 'modify' is on every dialog from its start (wireNewDialogs).
     for (const event of ['info', 'update', 'message', 'notify'] as const) e.on(event, relayOther);
     // REFER across an interconnect would let a peer steer our core: not relayed.
     e.on('refer', refuseRefer);
   }
 }
+
+/**
+ * drachtio-srf answers a re-INVITE by itself (200 with our last SDP, nothing relayed) when its
+ * dialog has no 'modify' listener, and decides that as it reads the request. A re-INVITE read in
+ * the same turn as the echo of our 2xx (the caller's ACK and re-INVITE right behind it) meets
+ * the dialog before the call flow has wired it. So every dialog gets the relay's 'modify'
+ * listener as drachtio-srf makes it (INFO, UPDATE, MESSAGE wait a turn in drachtio-srf first).
+ */
+export function wireNewDialogs(srf: Srf): void {
+  const s = srf as unknown as { addDialog(d: Dialog): void };
+  const add = s.addDialog.bind(srf);
+  s.addDialog = (d: Dialog) => {
+    add(d);
+    (d as unknown as NodeJS.EventEmitter).on('modify', relayModify);
+  };
+}
+
+/** Turns of 10 ms a re-INVITE waits for its call to be wired (the call flow needs microtasks). */
+const UNWIRED_WAITS = 50;
 
 /** The leg `d` of its call: where its requests go and with which sides; undefined once unknown. */
 function legOf(d: Dialog): { call: RelayCall; aLeg: Leg; b: Dialog; aSide: Side; bSide: Side } | undefined {
@@ -55,13 +75,22 @@ function legOf(d: Dialog): { call: RelayCall; aLeg: Leg; b: Dialog; aSide: Side;
 }
 
 /** A re-INVITE on one leg, re-originated on the other (with a media re-offer). */
-function relayModify(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse): void {
+function relayModify(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse, waited = 0): void {
   const leg = legOf(this);
-  if (!leg) { res.send(481); return; }
+  if (!leg) {
+    // Not wired to its call yet (wireNewDialogs), or no call any more.
+    if (waited < UNWIRED_WAITS && (this as unknown as { connected: boolean }).connected) {
+      setTimeout(() => relayModify.call(this, req, res, waited + 1), 10);
+      return;
+    }
+    res.send(481);
+    return;
+  }
   const { call, aLeg, b, aSide, bSide } = leg;
   const { policy, id: callId, media } = call;
   void (async () => {
     let sdp = req.body;
+    if (!sdp) { await relayOfferless(this, leg, res); return; }
     if (media && sdp) {
       const o = await media.offer({ callId, sdp, leg: aLeg, from: aSide, to: bSide, policy });
       if (!o.ok) return res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal));
@@ -80,6 +109,53 @@ function relayModify(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse): v
     call.log.info({ err: String(err) }, 're-INVITE relay failed');
     if (!res.finalResponseSent) res.send(err.status && err.status >= 400 ? err.status : 500);
   });
+}
+
+type ModifyNoAck = (sdp: string, opts: { noAck: true }, cb: (err: unknown, sdp?: string, ack?: (sdp: string) => void) => void) => void;
+
+/**
+ * A re-INVITE without an offer (RFC 3261 §14.1): the other leg's 2xx offers and the
+ * originator's ACK answers. Both go through the media stage as any offer and answer do, and
+ * the other leg's 2xx is ACKed with the originator's answer; until that answer comes the other
+ * leg waits for its ACK. An originator that never ACKs (64×T1), or a call that ends first, gets
+ * the other leg ACKed with every stream declined (§13.2.2.4: a valid answer).
+ */
+async function relayOfferless(d: Dialog, leg: NonNullable<ReturnType<typeof legOf>>, res: Srf.SrfResponse): Promise<void> {
+  const { call, aLeg, b, aSide, bSide } = leg;
+  const { policy, id: callId, media } = call;
+  const { offer, ack } = await new Promise<{ offer: string; ack: (sdp: string) => void }>((resolve, reject) => {
+    (b.modify as unknown as ModifyNoAck).call(b, '', { noAck: true }, (err, sdp, ackFn) => {
+      if (err) reject(err as Error);
+      else resolve({ offer: sdp ?? '', ack: ackFn ?? (() => undefined) });
+    });
+  });
+  const bLeg: Leg = aLeg === 'A' ? 'B' : 'A';
+  let toA = offer;
+  if (media && offer) {
+    const o = await media.offer({ callId, sdp: offer, leg: bLeg, from: bSide, to: aSide, policy });
+    if (!o.ok) { ack(decliningAnswer(offer) ?? ''); res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal)); return; }
+    toA = o.sdp;
+  }
+  if (!toA) { ack(''); res.send(488, 'Not Acceptable Here', {}); return; }
+  // The originator's answer comes in its ACK (drachtio-srf emits 'ack' on the dialog); listen
+  // before the 2xx goes out.
+  const e = d as unknown as NodeJS.EventEmitter;
+  const answer = await new Promise<string | undefined>((resolve) => {
+    const done = (body: string | undefined): void => { clearTimeout(timer); e.off('ack', onAck); e.off('destroy', onEnd); resolve(body); };
+    const onAck = (r: Srf.SrfRequest): void => done(r.body || undefined);
+    const onEnd = (): void => done(undefined);
+    const timer = setTimeout(onEnd, 64 * policy.engine.sip_timers.t1_ms);
+    e.on('ack', onAck);
+    e.once('destroy', onEnd);
+    res.send(200, { body: toA });
+  });
+  let toB = answer === undefined ? decliningAnswer(offer) ?? '' : answer;
+  if (answer !== undefined && media) {
+    const r = await media.answer({ callId, sdp: answer, leg: aLeg, from: aSide, to: bSide, policy });
+    toB = r.ok ? r.sdp : decliningAnswer(offer) ?? '';
+  }
+  ack(toB);
+  if (answer !== undefined) call.session.refreshed();
 }
 
 /** INFO, UPDATE, MESSAGE, NOTIFY: one listener for the four (it reads the method off the request). */

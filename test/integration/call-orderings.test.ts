@@ -34,6 +34,8 @@ const MODES = {
   nocontact: '19',
   /** After the ACK, a re-INVITE of its own towards the caller. */
   reinvite: '20',
+  /** After the ACK, a re-INVITE of its own without SDP (the caller's 2xx offers, our ACK answers). */
+  reinviteoffer: '21',
 } as const;
 type Mode = keyof typeof MODES;
 const modeOf = (uri: string): Mode | undefined => (Object.keys(MODES) as Mode[]).find((k) => uri.includes(`+1555${MODES[k]}`));
@@ -59,7 +61,7 @@ class Callee {
     const d = this.dialogs.get(callId);
     if (m.status > 0) {
       if (d && cseqOf(m).method === 'BYE') d.open.delete(tagOf(hdr(m, 'from')) ?? '');
-      if (d && cseqOf(m).method === 'INVITE' && m.status >= 200 && m.status < 300) this.request(d, 'ACK');
+      if (d && cseqOf(m).method === 'INVITE' && m.status >= 200 && m.status < 300) this.request(d, 'ACK', d.mode === 'reinviteoffer' ? offer(CORE_IP, 41006) : '');
       return;
     }
     switch (m.method) {
@@ -83,6 +85,7 @@ class Callee {
         if (d === undefined || !d.open.has(d.tag) || cseqOf(m).seq !== cseqOf(d.invite).seq) return;
         if (d.mode === 'byefast') this.bye(d);
         if (d.mode === 'reinvite') this.request(d, 'INVITE', offer(CORE_IP, 41002));
+        if (d.mode === 'reinviteoffer') this.request(d, 'INVITE');
         return;
       case 'BYE':
         if (d?.mode !== 'deadbye') this.ua.respond(m, 200, 'OK');
@@ -95,6 +98,10 @@ class Callee {
           d.finalSent = true;
           this.ua.respond(d.invite, 487, 'Request Terminated', { toTag: d.tag });
         }
+        return;
+      case 'UPDATE':
+        // An offer gets an answer (RFC 3311 §5.2).
+        this.ua.respond(m, 200, 'OK', { contact: true, ...(m.body ? { body: offer(CORE_IP, 41004) } : {}) });
         return;
       default:
         this.ua.respond(m, 200, 'OK');
@@ -369,6 +376,49 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     c.request('BYE');
     await c.response('BYE', ok, 3000);
   },
+  async 'the callee re-INVITEs the caller without SDP'(x) {
+    const c = x.call('reinviteoffer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    const re = await x.caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, 3000, 're-INVITE towards the caller');
+    x.caller.respond(re, 200, 'OK', { contact: true, body: offer(PEER_IP, 40012) });
+    expect(re.body).toBe('');
+    const ack = await x.caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, 3000, 'ACK of the re-INVITE');
+    // The callee's answer, through rtpengine when anchored.
+    expect(ack.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 41006');
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'a re-INVITE without SDP from the caller'(x) {
+    const c = x.call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('INVITE');
+    // The callee's 2xx offers (through rtpengine when anchored); our ACK answers (RFC 3261 §14.1).
+    const r = await x.caller.wait((m) => m.status === 200 && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === 2, 3000, '2xx to the re-INVITE');
+    expect(r.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : `c=IN IP4 ${CORE_IP}`);
+    c.ack(offer(PEER_IP, 40014), 2);
+    const user = /sip:([^@]+)@/.exec(c.uri)![1]!;
+    const bCallId = [...x.callee.dialogs].find(([, d]) => d.invite.uri.includes(user))![0];
+    const ack = await x.callee.ua.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === bCallId && m.body !== '', 3000, 'the caller\'s answer in the ACK at the callee');
+    expect(ack.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 40014');
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
+  async 'UPDATE with an offer in the middle of a call'(x) {
+    const c = x.call('answer');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, 3000));
+    c.ack();
+    c.request('UPDATE', offer(PEER_IP, 40016));
+    const u = await c.response('UPDATE', final, 3000);
+    expect(u.status).toBe(200);
+    expect(u.body).toContain('m=audio');
+    c.request('BYE');
+    await c.response('BYE', ok, 3000);
+  },
   async 'UPDATE while ringing, then CANCEL'(x) {
     const c = x.call('ring');
     c.invite(offer(PEER_IP));
@@ -400,7 +450,7 @@ async function allOrderings(x: Run): Promise<void> {
   const failed = results.flatMap((r, i) => r.status === 'rejected' ? [`${names[i]}: ${String((r.reason as Error)?.message ?? r.reason)}`] : []);
   if (failed.length && process.env.ORDERINGS_DEBUG) {
     for (const m of [...caller.received, ...callee.ua.received]) console.log(`${m.from.address}:${m.from.port} ${m.raw.split('\r\n').slice(0, 9).join(' | ')}`);
-    console.log(pg.proc.output().split('\n').filter((l) => /"level":(40|50)/.test(l)).join('\n'));
+    console.log(pg.proc.output().split('\n').filter((l) => /"level":(40|50)|failed/.test(l)).join('\n'));
   }
   expect(failed).toEqual([]);
 

@@ -17,6 +17,7 @@ import { PolicySchema, type Policy } from '../../src/policy/schema.js';
 import { freePorts, runSipp, startUas, waitFor, scratchDir, writeFile, stopInOrder, type Proc } from '../helpers/procs.js';
 import { sippAck, SIPP_INVITE_HEAD, SIPP_OK_TO_LAST } from '../helpers/sipp-xml.js';
 import { listener } from '../helpers/peergate.js';
+import { RawCall, RawUa, cseqOf, hdr, offer, tagOf, type RawMsg } from '../helpers/raw-ua.js';
 
 /** TCP relay to `port`; engine → app bytes are held and written in one chunk every `batchMs`. */
 function coalescingRelay(port: number, batchMs: number): Promise<{ port: number; close(): void; batches: () => number }> {
@@ -136,6 +137,44 @@ ${SIPP_OK_TO_LAST}
       expect(engine.core.dialogs.size).toBe(0);
     } finally {
       policy = before;
+    }
+  }, 60_000);
+
+  it('2xx echo + ACK + re-INVITE in one wire read: the re-INVITE reaches the callee, not an answer drachtio-srf made up', async () => {
+    // A raw callee that answers the re-INVITE with SDP of its own (port 41111), and a raw caller
+    // that sends ACK and re-INVITE the moment it has the 2xx; the relay's batches put the 2xx's
+    // echo, the ACK and the re-INVITE in one read of the B2BUA.
+    const callee = await RawUa.open('127.0.0.3');
+    const reinvites: RawMsg[] = [];
+    callee.onMessage((m) => {
+      if (m.method === 'INVITE' && tagOf(hdr(m, 'to'))) { reinvites.push(m); callee.respond(m, 200, 'OK', { contact: true, body: offer('127.0.0.3', 41111) }); return; }
+      if (m.method === 'INVITE') { callee.respond(m, 200, 'OK', { toTag: 'callee1', contact: true, body: offer('127.0.0.3', 41110) }); return; }
+      if (m.method === 'BYE') callee.respond(m, 200, 'OK');
+    });
+    const caller = await RawUa.open('127.0.0.2');
+    const before = policy;
+    policy = PolicySchema.parse({ ...JSON.parse(JSON.stringify(before)), core: { targets: [`sip:127.0.0.3:${callee.port}`] } });
+    try {
+      const N = 4;
+      const calls = Array.from({ length: N }, () => new RawCall(caller, `sip:+15551230000@127.0.0.1:${peerPort}`, { port: peerPort, address: '127.0.0.1' }));
+      await Promise.all(calls.map(async (c) => {
+        c.invite(offer('127.0.0.2', 40000));
+        c.learn(await c.response('INVITE', (st) => st === 200, 5000));
+        c.ack();
+        c.request('INVITE', offer('127.0.0.2', 40020));
+        const r = await caller.wait((m) => m.status === 200 && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === 2, 5000, '2xx to the re-INVITE');
+        expect(r.body).toContain('m=audio 41111');
+        c.ack('', 2);
+        c.request('BYE');
+        await c.response('BYE', (st) => st === 200, 5000);
+      }));
+      expect(reinvites).toHaveLength(N);
+      expect(relay.batches()).toBeGreaterThan(0);
+      await waitFor(() => engine.core.dialogs.size === 0, 10_000, 50, 'no engine dialog left');
+    } finally {
+      policy = before;
+      caller.close();
+      callee.close();
     }
   }, 60_000);
 });
