@@ -68,7 +68,9 @@ const UNWIRED_WAITS = 50;
 /** The leg `d` of its call: where its requests go and with which sides; undefined once unknown. */
 function legOf(d: Dialog): { call: RelayCall; aLeg: Leg; b: Dialog; aSide: Side; bSide: Side } | undefined {
   const call = sessionOf(d)?.owner as RelayCall | undefined;
-  if (!call) return undefined;
+  // An ended call takes no more media work: an offer now would open a relay session that
+  // nothing ends (the call's end has already removed its own).
+  if (!call || call.session.isEnded) return undefined;
   return d === call.uas
     ? { call, aLeg: 'A', b: call.uac, aSide: call.caller, bSide: call.callee }
     : { call, aLeg: 'B', b: call.uas, aSide: call.callee, bSide: call.caller };
@@ -130,6 +132,8 @@ async function relayOfferless(d: Dialog, leg: NonNullable<ReturnType<typeof legO
     });
   });
   const bLeg: Leg = aLeg === 'A' ? 'B' : 'A';
+  // The call may have ended while the other leg answered.
+  if (call.session.isEnded) { ack(decliningAnswer(offer) ?? ''); res.send(481); return; }
   let toA = offer;
   if (media && offer) {
     const o = await media.offer({ callId, sdp: offer, leg: bLeg, from: bSide, to: aSide, policy });
@@ -158,24 +162,39 @@ async function relayOfferless(d: Dialog, leg: NonNullable<ReturnType<typeof legO
   if (answer !== undefined) call.session.refreshed();
 }
 
-/** INFO, UPDATE, MESSAGE, NOTIFY: one listener for the four (it reads the method off the request). */
+/** INFO, UPDATE, MESSAGE, NOTIFY: one listener for the four (it reads the method off the request).
+ *  An UPDATE with an offer (RFC 3311) takes the media stage both ways, as a re-INVITE does: its
+ *  SDP must not reach the other side around the relay (or around the SRTP policy). */
 function relayOther(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse): void {
   const leg = legOf(this);
   if (!leg) { res.send(481); return; }
-  const { call, b, aSide, bSide } = leg;
-  const allow = indexOf(call.policy).allowlist(bSide);
+  const { call, aLeg, b, aSide, bSide } = leg;
+  const { policy, id: callId, media } = call;
+  const allow = indexOf(policy).allowlist(bSide);
   const trust = trustBetween(aSide, bSide);
   const method = req.method;
   const get = headerReader(req);
   const headers = applyResourcePriority(allow.requestHeaders(get, trust), aSide, get('Resource-Priority'));
   const ct = get('Content-Type');
-  if (ct && req.body) headers['Content-Type'] = ct;
-  (b.request({ method, headers, body: req.body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>)
-    .then((r) => {
-      res.send(r.status, r.reason, { headers: allow.requestHeaders(headerReader(r), trust, 'response'), ...(r.body ? { body: r.body } : {}) });
-      if (method === 'UPDATE' && r.status >= 200 && r.status < 300) call.session.refreshed();
-    })
-    .catch((err: unknown) => { call.log.info({ err: String(err), method }, 'in-dialog relay failed'); if (!res.finalResponseSent) res.send(500); });
+  const offers = method === 'UPDATE' && !!req.body && media !== undefined;
+  void (async () => {
+    let body = req.body;
+    if (offers) {
+      const o = await media.offer({ callId, sdp: body, leg: aLeg, from: aSide, to: bSide, policy });
+      if (!o.ok) return res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal));
+      body = o.sdp;
+    }
+    if (ct && body) headers['Content-Type'] = ct;
+    const r = await (b.request({ method, headers, body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>);
+    let back = r.body;
+    if (offers && back && r.status >= 200 && r.status < 300) {
+      const a = await media.answer({ callId, sdp: back, leg: aLeg === 'A' ? 'B' : 'A', from: bSide, to: aSide, policy });
+      if (!a.ok) return res.send(a.refusal.status, a.refusal.reason, warningHeaders(a.refusal));
+      back = a.sdp;
+    }
+    res.send(r.status, r.reason, { headers: allow.requestHeaders(headerReader(r), trust, 'response'), ...(back ? { body: back } : {}) });
+    if (method === 'UPDATE' && r.status >= 200 && r.status < 300) call.session.refreshed();
+  })().catch((err: unknown) => { call.log.info({ err: String(err), method }, 'in-dialog relay failed'); if (!res.finalResponseSent) res.send(500); });
 }
 
 function refuseRefer(_req: Srf.SrfRequest, res: Srf.SrfResponse): void {

@@ -81,13 +81,14 @@ export class RawUa {
   }
 
   /** A response to `m` (copies Via, From, To, Call-ID, CSeq; adds our tag to To unless `toTag` is ''). */
-  respond(m: RawMsg, status: number, reason: string, o: { toTag?: string; contact?: boolean; body?: string } = {}): void {
+  respond(m: RawMsg, status: number, reason: string, o: { toTag?: string; contact?: boolean; body?: string; extra?: string } = {}): void {
     let to = hdr(m, 'to');
     if (o.toTag && !tagOf(to)) to += `;tag=${o.toTag}`;
     let t = `SIP/2.0 ${status} ${reason}\r\n`;
     for (const v of m.headers.get('via') ?? []) t += `Via: ${v}\r\n`;
     t += `From: ${hdr(m, 'from')}\r\nTo: ${to}\r\nCall-ID: ${hdr(m, 'call-id')}\r\nCSeq: ${hdr(m, 'cseq')}\r\n`;
     if (o.contact) t += `Contact: <sip:ua@${this.ip}:${this.port}>\r\n`;
+    if (o.extra) t += o.extra;
     if (o.body) t += 'Content-Type: application/sdp\r\n';
     t += `Content-Length: ${Buffer.byteLength(o.body ?? '')}\r\n\r\n${o.body ?? ''}`;
     this.send(t, m.from.port, m.from.address);

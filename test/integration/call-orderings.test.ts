@@ -19,6 +19,9 @@ import { RawCall, RawUa, cseqOf, hdr, offer, tagOf, token, type RawMsg } from '.
 const T1_MS = 50;
 const WINDOW_MS = 64 * T1_MS; // Timer B/F/H/J/M
 const NO_ANSWER_MS = 1000;
+/** How long a scripted side waits for what it expects: no ordering asserts speed, and the
+ *  first test group runs this file beside others on a busy machine. */
+const RESPONSE_MS = 8000;
 const TIMER_D_MS = 32_000; // RFC 3261 §17.1.1.2: at least 32 s over UDP, not scaled with T1
 
 /** How the callee treats an INVITE, chosen by the called number's last digits' prefix. */
@@ -36,6 +39,10 @@ const MODES = {
   reinvite: '20',
   /** After the ACK, a re-INVITE of its own without SDP (the caller's 2xx offers, our ACK answers). */
   reinviteoffer: '21',
+  /** Early media: 183 with SDP, then the 2xx with the same SDP. */
+  early: '22',
+  /** A reliable 183 (RFC 3262: Require: 100rel, RSeq) with SDP; the 2xx only once it is PRACKed. */
+  prack: '23',
 } as const;
 type Mode = keyof typeof MODES;
 const modeOf = (uri: string): Mode | undefined => (Object.keys(MODES) as Mode[]).find((k) => uri.includes(`+1555${MODES[k]}`));
@@ -73,6 +80,11 @@ class Callee {
         this.dialogs.set(callId, nd);
         if (mode === 'silent') return;
         if (mode === 'busy') { nd.finalSent = true; this.ua.respond(m, 486, 'Busy Here', { toTag: nd.tag }); return; }
+        if (mode === 'early' || mode === 'prack') {
+          this.ua.respond(m, 183, 'Session Progress', { toTag: nd.tag, contact: true, body: offer(CORE_IP, 41000), ...(mode === 'prack' ? { extra: 'Require: 100rel\r\nRSeq: 1\r\n' } : {}) });
+          if (mode === 'early') this.answer(nd);
+          return;
+        }
         this.ua.respond(m, 180, 'Ringing', { toTag: nd.tag, contact: true });
         if (mode === 'ring' || mode === 'cancelrace') return;
         if (mode === 'nocontact') { nd.finalSent = true; nd.open.add(nd.tag); this.ua.respond(m, 200, 'OK', { toTag: nd.tag, body: offer(CORE_IP, 41000) }); return; }
@@ -98,6 +110,10 @@ class Callee {
           d.finalSent = true;
           this.ua.respond(d.invite, 487, 'Request Terminated', { toTag: d.tag });
         }
+        return;
+      case 'PRACK':
+        this.ua.respond(m, 200, 'OK');
+        if (d?.mode === 'prack' && !d.finalSent) this.answer(d);
         return;
       case 'UPDATE':
         // An offer gets an answer (RFC 3311 §5.2).
@@ -177,10 +193,10 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
   async normal(x) {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'delayed offer, ACK with the answer'(x) {
     // The callee's 2xx carries the offer and the caller's ACK the answer: both cross the media
@@ -188,179 +204,179 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     const c = x.call('answer');
     const via = x.rtpe ? 'c=IN IP4 127.0.0.1' : undefined;
     c.invite();
-    const r = await c.response('INVITE', ok, 3000);
+    const r = await c.response('INVITE', ok, RESPONSE_MS);
     expect(r.body).toContain('m=audio');
     expect(r.body).toContain(via ?? `c=IN IP4 ${CORE_IP}`);
     c.learn(r);
     c.ack(offer(PEER_IP, 40002));
     const user = /sip:([^@]+)@/.exec(c.uri)![1]!;
     const bCallId = [...x.callee.dialogs].find(([, d]) => d.invite.uri.includes(user))![0];
-    const ack = await x.callee.ua.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === bCallId, 3000, 'the ACK with the answer at the callee');
+    const ack = await x.callee.ua.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === bCallId, RESPONSE_MS, 'the ACK with the answer at the callee');
     expect(ack.body).toContain(via ?? 'm=audio 40002');
     if (via) expect(ack.body).not.toContain(PEER_IP);
     expect(ack.body).not.toContain('o=- 1 1 '); // the caller's own origin (offer()) does not cross
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'delayed offer, ACK and BYE in one breath'(x) {
     const c = x.call('answer');
     c.invite();
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack(offer(PEER_IP, 40004));
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'CANCEL before any response'(x) {
     const c = x.call('ring');
     c.invite(offer(PEER_IP));
     c.cancel();
-    await c.response('CANCEL', ok, 3000);
-    const r = await c.response('INVITE', final, 3000);
+    await c.response('CANCEL', ok, RESPONSE_MS);
+    const r = await c.response('INVITE', final, RESPONSE_MS);
     expect(r.status).toBe(487);
     c.ackFailure(r);
   },
   async 'CANCEL while ringing'(x) {
     const c = x.call('ring');
     c.invite(offer(PEER_IP));
-    await c.response('INVITE', (s) => s === 180, 3000);
+    await c.response('INVITE', (s) => s === 180, RESPONSE_MS);
     c.cancel();
-    const r = await c.response('INVITE', final, 3000);
+    const r = await c.response('INVITE', final, RESPONSE_MS);
     expect(r.status).toBe(487);
     c.ackFailure(r);
   },
   async 'CANCEL and BYE at once while ringing'(x) {
     const c = x.call('ring');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', (s) => s === 180, 3000));
+    c.learn(await c.response('INVITE', (s) => s === 180, RESPONSE_MS));
     c.cancel();
     c.request('BYE');
-    const r = await c.response('INVITE', final, 3000);
+    const r = await c.response('INVITE', final, RESPONSE_MS);
     c.ackFailure(r);
     expect(r.status).toBe(487);
-    await c.response('BYE', final, 3000);
+    await c.response('BYE', final, RESPONSE_MS);
   },
   async 'CANCEL after the 2xx'(x) {
     // Too late to cancel (RFC 3261 §9.2); like drachtio-server, the engine answers 481 and, the
     // 2xx not yet ACKed, ends the call with BYE (docs/wire-protocol.md, CANCEL).
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.cancel();
-    expect((await c.response('CANCEL', final, 3000)).status).toBe(481);
+    expect((await c.response('CANCEL', final, RESPONSE_MS)).status).toBe(481);
     c.ack();
-    await c.answerIncoming('BYE', 3000);
+    await c.answerIncoming('BYE', RESPONSE_MS);
   },
   async 'busy callee'(x) {
     const c = x.call('busy');
     c.invite(offer(PEER_IP));
-    const r = await c.response('INVITE', final, 3000);
+    const r = await c.response('INVITE', final, RESPONSE_MS);
     expect(r.status).toBe(486);
     c.ackFailure(r);
   },
   async 'silent callee'(x) {
     const c = x.call('silent');
     c.invite(offer(PEER_IP));
-    const r = await c.response('INVITE', final, NO_ANSWER_MS + 3000);
+    const r = await c.response('INVITE', final, NO_ANSWER_MS + RESPONSE_MS);
     expect(r.status).toBeGreaterThanOrEqual(400);
     c.ackFailure(r);
   },
   async 'BYE without ACK'(x) {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'a 2xx never ACKed'(x) {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     // RFC 3261 §13.3.1.4: no ACK within 64×T1 and the UAS ends the dialog with BYE.
-    await c.answerIncoming('BYE', WINDOW_MS + 3000);
+    await c.answerIncoming('BYE', WINDOW_MS + RESPONSE_MS);
   },
   async 'the callee hangs up after the ACK'(x) {
     const c = x.call('byefast');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
-    await c.answerIncoming('BYE', 3000);
+    await c.answerIncoming('BYE', RESPONSE_MS);
   },
   async 'the callee hangs up before its 2xx is ACKed'(x) {
     const c = x.call('byebeforeack');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
-    await c.answerIncoming('BYE', 3000);
+    await c.answerIncoming('BYE', RESPONSE_MS);
   },
   async 'the INVITE sent three times'(x) {
     const c = x.call('answer');
     for (let i = 0; i < 3; i++) c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
     const tags = new Set(x.caller.received.filter((m) => hdr(m, 'call-id') === c.callId && m.status === 200 && cseqOf(m).method === 'INVITE').map((m) => tagOf(hdr(m, 'to'))));
     expect(tags.size).toBe(1);
   },
   async 're-INVITE chased by BYE'(x) {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('INVITE', offer(PEER_IP, 40006));
     c.request('BYE');
-    await c.response('BYE', final, 3000);
-    const re = await c.response('INVITE', (s) => final(s) && c.has('INVITE', ok), 3000).catch(() => undefined);
+    await c.response('BYE', final, RESPONSE_MS);
+    const re = await c.response('INVITE', (s) => final(s) && c.has('INVITE', ok), RESPONSE_MS).catch(() => undefined);
     if (re && re.status === 200 && cseqOf(re).seq === 2) c.ack('', 2);
   },
   async 'a forked answer: two 2xx with two To-tags'(x) {
     const c = x.call('fork');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'CANCEL crossing the callee\'s 2xx'(x) {
     const c = x.call('cancelrace');
     c.invite(offer(PEER_IP));
-    await c.response('INVITE', (s) => s === 180, 3000);
+    await c.response('INVITE', (s) => s === 180, RESPONSE_MS);
     c.cancel();
-    const r = await c.response('INVITE', final, 3000);
+    const r = await c.response('INVITE', final, RESPONSE_MS);
     expect(r.status).toBe(487);
     c.ackFailure(r);
   },
   async 'a callee that never answers the BYE'(x) {
     const c = x.call('deadbye');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'a caller that never answers the callee\'s BYE'(x) {
     const c = x.call('byefast');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
-    await x.caller.wait((m) => m.method === 'BYE' && hdr(m, 'call-id') === c.callId, 3000, 'BYE to a caller that stays silent');
+    await x.caller.wait((m) => m.method === 'BYE' && hdr(m, 'call-id') === c.callId, RESPONSE_MS, 'BYE to a caller that stays silent');
   },
   async 'INFO in the middle of a call'(x) {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('INFO');
-    await c.response('INFO', final, 3000);
+    await c.response('INFO', final, RESPONSE_MS);
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'a 2xx without Contact'(x) {
     // The target's leg is up all the same: peergate hangs it up (the callee's dialog check
     // below) and refuses the call in its own words, not drachtio-srf's.
     const c = x.call('nocontact');
     c.invite(offer(PEER_IP));
-    const r = await c.response('INVITE', final, 3000);
+    const r = await c.response('INVITE', final, RESPONSE_MS);
     expect(r.raw.split('\r\n')[0]).toBe('SIP/2.0 502 Bad Gateway');
     expect(r.raw).not.toMatch(/no contact header/i);
     c.ackFailure(r);
@@ -368,76 +384,100 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
   async 'the callee re-INVITEs the caller'(x) {
     const c = x.call('reinvite');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
-    const re = await x.caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, 3000, 're-INVITE towards the caller');
+    const re = await x.caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, RESPONSE_MS, 're-INVITE towards the caller');
     x.caller.respond(re, 200, 'OK', { contact: true, body: offer(PEER_IP, 40008) });
-    await x.caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, 3000, 'ACK of the re-INVITE');
+    await x.caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, RESPONSE_MS, 'ACK of the re-INVITE');
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'the callee re-INVITEs the caller without SDP'(x) {
     const c = x.call('reinviteoffer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
-    const re = await x.caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, 3000, 're-INVITE towards the caller');
+    const re = await x.caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, RESPONSE_MS, 're-INVITE towards the caller');
     x.caller.respond(re, 200, 'OK', { contact: true, body: offer(PEER_IP, 40012) });
     expect(re.body).toBe('');
-    const ack = await x.caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, 3000, 'ACK of the re-INVITE');
+    const ack = await x.caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, RESPONSE_MS, 'ACK of the re-INVITE');
     // The callee's answer, through rtpengine when anchored.
     expect(ack.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 41006');
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'a re-INVITE without SDP from the caller'(x) {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('INVITE');
     // The callee's 2xx offers (through rtpengine when anchored); our ACK answers (RFC 3261 §14.1).
-    const r = await x.caller.wait((m) => m.status === 200 && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === 2, 3000, '2xx to the re-INVITE');
+    const r = await x.caller.wait((m) => m.status === 200 && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === 2, RESPONSE_MS, '2xx to the re-INVITE');
     expect(r.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : `c=IN IP4 ${CORE_IP}`);
     c.ack(offer(PEER_IP, 40014), 2);
     const user = /sip:([^@]+)@/.exec(c.uri)![1]!;
     const bCallId = [...x.callee.dialogs].find(([, d]) => d.invite.uri.includes(user))![0];
-    const ack = await x.callee.ua.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === bCallId && m.body !== '', 3000, 'the caller\'s answer in the ACK at the callee');
+    const ack = await x.callee.ua.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === bCallId && m.body !== '', RESPONSE_MS, 'the caller\'s answer in the ACK at the callee');
     expect(ack.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 40014');
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'UPDATE with an offer in the middle of a call'(x) {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('UPDATE', offer(PEER_IP, 40016));
-    const u = await c.response('UPDATE', final, 3000);
+    const u = await c.response('UPDATE', final, RESPONSE_MS);
     expect(u.status).toBe(200);
-    expect(u.body).toContain('m=audio');
+    // Offer and answer both cross the media stage, as a re-INVITE's do (RFC 3311).
+    expect(u.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 41004');
+    const user = /sip:([^@]+)@/.exec(c.uri)![1]!;
+    const bCallId = [...x.callee.dialogs].find(([, d]) => d.invite.uri.includes(user))![0];
+    const upd = x.callee.ua.received.find((m) => m.method === 'UPDATE' && hdr(m, 'call-id') === bCallId)!;
+    expect(upd.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 40016');
+    expect(upd.body).not.toContain('o=- 1 1 ');
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
+  },
+  async 'early media, then the answer'(x) {
+    const c = x.call('early');
+    c.invite(offer(PEER_IP));
+    const early = await c.response('INVITE', (st) => st === 183, RESPONSE_MS);
+    expect(early.body).toContain('m=audio');
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
+    c.ack();
+    c.request('BYE');
+    await c.response('BYE', ok, RESPONSE_MS);
+  },
+  async 'a reliable 183 from the callee (100rel): PRACKed, then answered'(x) {
+    const c = x.call('prack');
+    c.invite(offer(PEER_IP));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
+    c.ack();
+    c.request('BYE');
+    await c.response('BYE', ok, RESPONSE_MS);
   },
   async 'UPDATE while ringing, then CANCEL'(x) {
     const c = x.call('ring');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', (s) => s === 180, 3000));
+    c.learn(await c.response('INVITE', (s) => s === 180, RESPONSE_MS));
     c.request('UPDATE', offer(PEER_IP, 40010));
-    await c.response('UPDATE', final, 3000);
+    await c.response('UPDATE', final, RESPONSE_MS);
     c.cancel();
-    const r = await c.response('INVITE', final, 3000);
+    const r = await c.response('INVITE', final, RESPONSE_MS);
     expect(r.status).toBe(487);
     c.ackFailure(r);
   },
   async 'BYE twice'(x) {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, 3000));
+    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
     c.request('BYE');
     c.request('BYE');
-    await c.response('BYE', ok, 3000);
+    await c.response('BYE', ok, RESPONSE_MS);
   },
 };
 
@@ -456,13 +496,20 @@ async function allOrderings(x: Run): Promise<void> {
 
   // Every call ended and was counted exactly once. A delayed-offer call whose ACK drachtio-srf
   // never heard ends after 64×T1 + 2 s (b-leg.ts).
-  await waitFor(async () => (await pg.metric('peergate_calls_total')) - callsBefore >= names.length, WINDOW_MS + 5000, 50, 'every call counted');
-  await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 5000, 50, 'no active call');
-  await waitFor(async () => (await pg.metric('peergate_limit_sessions_local')) === 0, 5000, 50, 'every slot free');
-  await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 0, 5000, 50, 'no engine dialog');
+  await waitFor(async () => (await pg.metric('peergate_calls_total')) - callsBefore >= names.length, WINDOW_MS + RESPONSE_MS, 50, 'every call counted');
+  await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, RESPONSE_MS, 50, 'no active call');
+  await waitFor(async () => (await pg.metric('peergate_limit_sessions_local')) === 0, RESPONSE_MS, 50, 'every slot free');
+  await waitFor(async () => (await pg.metric('peergate_engine_dialogs')) === 0, RESPONSE_MS, 50, 'no engine dialog');
   expect(callee.leftOpen()).toEqual([]);
   if (x.rtpe) {
-    await waitFor(async () => (await pg.metric('peergate_media_sessions')) === 0, 5000, 50, 'no media session');
+    const rtpe = x.rtpe;
+    await waitFor(async () => (await pg.metric('peergate_media_sessions')) === 0, RESPONSE_MS, 50, 'no media session').catch(async (err: unknown) => {
+      if (process.env.ORDERINGS_DEBUG) {
+        const left = await rtpe.calls();
+        console.log('MEDIA LEFT', left, pg.proc.output().split('\n').filter((l) => left.some((id) => l.includes(id))).join('\n'));
+      }
+      throw err;
+    });
     expect(await x.rtpe.calls()).toEqual([]);
   }
   if (x.redis) {
