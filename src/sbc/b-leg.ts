@@ -187,6 +187,9 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
     }, {
       cbRequest: (...args: unknown[]) => {
         uacReq = args[args.length - 1] as Srf.SrfRequest;
+        // The caller's CANCEL came before drachtio-srf listened for it (it does once this
+        // INVITE is out): pass it on now, or the target would ring on with nobody to stop it.
+        if (isCanceled()) { try { uacReq.cancel(() => undefined); } catch { /* already final */ } }
         const b = getHeader(uacReq, 'Call-ID');
         if (b) onSent(b);
       },

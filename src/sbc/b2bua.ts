@@ -290,6 +290,8 @@ export class B2bua {
         }
         const headers = outgoingHeaders(policy, req, view, from, target, identity);
         if (this.stages.identity) await signForTarget(this.stages.identity, policy, target, view, headers, localSdpB);
+        // A CANCEL read while the offer or the signature was on its way: no B-leg (finish ends the media session).
+        if (canceled) { call.finish('canceled'); return; }
         const attempt = await attemptTarget({
           srf: this.srf, calls: this.calls, media: this.stages.media, log: this.opts.log,
           req, res, target, headers, localSdpB, from, policy, callId, responseAllow: c.allowlist(from),

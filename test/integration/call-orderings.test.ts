@@ -533,4 +533,36 @@ describe('call orderings: nothing outlives its call', () => {
     const x = await startRun(true);
     try { await allOrderings(x); } finally { await stopRun(x); }
   }, 120_000);
+
+  it.concurrent('a CANCEL read while rtpengine holds the offer: no B-leg goes out, the call ends canceled, nothing is left', async () => {
+    // rtpengine stopped (SIGSTOP) for 400 ms, within the media stage's 1 s timeout: the offer
+    // waits, the CANCEL is read meanwhile. drachtio-srf would still send the B-leg INVITE and,
+    // having missed the CANCEL, never cancel it: the callee would ring for ever.
+    const x = await startRun(true);
+    try {
+      const c = x.call('ring');
+      const before = await x.pg.metric('peergate_calls_total', { result: 'canceled' });
+      process.kill(x.rtpe!.proc.pid, 'SIGSTOP');
+      try {
+        c.invite(offer(PEER_IP));
+        await new Promise((r) => setTimeout(r, 100));
+        c.cancel();
+        await c.response('CANCEL', ok, RESPONSE_MS);
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        process.kill(x.rtpe!.proc.pid, 'SIGCONT');
+      }
+      const r = await c.response('INVITE', final, RESPONSE_MS);
+      expect(r.status).toBe(487);
+      c.ackFailure(r);
+      await waitFor(async () => (await x.pg.metric('peergate_calls_total', { result: 'canceled' })) - before === 1, RESPONSE_MS, 50, 'the call ended canceled');
+      await waitFor(async () => (await x.pg.metric('peergate_media_sessions')) === 0, RESPONSE_MS, 50, 'no media session');
+      expect(await x.rtpe!.calls()).toEqual([]);
+      expect(await x.pg.metric('peergate_limit_sessions_local')).toBe(0);
+      // Either no INVITE reached the callee, or the one that did was canceled.
+      expect(x.callee.leftOpen()).toEqual([]);
+      const invited = [...x.callee.dialogs.values()];
+      for (const d of invited) expect(d.finalSent).toBe(true);
+    } finally { await stopRun(x); }
+  }, 60_000);
 });
