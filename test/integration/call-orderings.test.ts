@@ -188,15 +188,33 @@ async function stopRun(x: Run | undefined): Promise<void> {
   await Promise.all([x.rtpe?.stop(), x.redis?.stop()]);
 }
 
+/** INVITE with an offer, its 2xx, our ACK: a call up, callee in `mode`. */
+async function established(x: Run, mode: Mode): Promise<RawCall> {
+  const c = x.call(mode);
+  c.invite(offer(PEER_IP));
+  c.learn(await c.response('INVITE', ok, RESPONSE_MS));
+  c.ack();
+  return c;
+}
+
+/** The caller hangs up and gets 200. */
+async function hangUp(c: RawCall): Promise<void> {
+  c.request('BYE');
+  await c.response('BYE', ok, RESPONSE_MS);
+}
+
+/** The INVITE's final answer is `status`; the caller ACKs it. */
+async function failsWith(c: RawCall, status: number, timeoutMs = RESPONSE_MS): Promise<void> {
+  const r = await c.response('INVITE', final, timeoutMs);
+  expect(r.status).toBe(status);
+  c.ackFailure(r);
+}
+
 /** The caller's side of each ordering; each resolves once its call is over for the x.caller. */
 const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
   async normal(x) {
-    const c = x.call('answer');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    const c = await established(x, 'answer');
+    await hangUp(c);
   },
   async 'delayed offer, ACK with the answer'(x) {
     // The callee's 2xx carries the offer and the caller's ACK the answer: both cross the media
@@ -215,34 +233,28 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     expect(ack.body).toContain(via ?? 'm=audio 40002');
     if (via) expect(ack.body).not.toContain(PEER_IP);
     expect(ack.body).not.toContain('o=- 1 1 '); // the caller's own origin (offer()) does not cross
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'delayed offer, ACK and BYE in one breath'(x) {
     const c = x.call('answer');
     c.invite();
     c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack(offer(PEER_IP, 40004));
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'CANCEL before any response'(x) {
     const c = x.call('ring');
     c.invite(offer(PEER_IP));
     c.cancel();
     await c.response('CANCEL', ok, RESPONSE_MS);
-    const r = await c.response('INVITE', final, RESPONSE_MS);
-    expect(r.status).toBe(487);
-    c.ackFailure(r);
+    await failsWith(c, 487);
   },
   async 'CANCEL while ringing'(x) {
     const c = x.call('ring');
     c.invite(offer(PEER_IP));
     await c.response('INVITE', (s) => s === 180, RESPONSE_MS);
     c.cancel();
-    const r = await c.response('INVITE', final, RESPONSE_MS);
-    expect(r.status).toBe(487);
-    c.ackFailure(r);
+    await failsWith(c, 487);
   },
   async 'CANCEL and BYE at once while ringing'(x) {
     const c = x.call('ring');
@@ -269,9 +281,7 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
   async 'busy callee'(x) {
     const c = x.call('busy');
     c.invite(offer(PEER_IP));
-    const r = await c.response('INVITE', final, RESPONSE_MS);
-    expect(r.status).toBe(486);
-    c.ackFailure(r);
+    await failsWith(c, 486);
   },
   async 'silent callee'(x) {
     const c = x.call('silent');
@@ -284,8 +294,7 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     const c = x.call('answer');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'a 2xx never ACKed'(x) {
     const c = x.call('answer');
@@ -295,17 +304,11 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     await c.answerIncoming('BYE', WINDOW_MS + RESPONSE_MS);
   },
   async 'the callee hangs up after the ACK'(x) {
-    const c = x.call('byefast');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'byefast');
     await c.answerIncoming('BYE', RESPONSE_MS);
   },
   async 'the callee hangs up before its 2xx is ACKed'(x) {
-    const c = x.call('byebeforeack');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'byebeforeack');
     await c.answerIncoming('BYE', RESPONSE_MS);
   },
   async 'the INVITE sent three times'(x) {
@@ -319,10 +322,7 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     expect(tags.size).toBe(1);
   },
   async 're-INVITE chased by BYE'(x) {
-    const c = x.call('answer');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'answer');
     c.request('INVITE', offer(PEER_IP, 40006));
     c.request('BYE');
     await c.response('BYE', final, RESPONSE_MS);
@@ -330,46 +330,29 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     if (re && re.status === 200 && cseqOf(re).seq === 2) c.ack('', 2);
   },
   async 'a forked answer: two 2xx with two To-tags'(x) {
-    const c = x.call('fork');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    const c = await established(x, 'fork');
+    await hangUp(c);
   },
   async 'CANCEL crossing the callee\'s 2xx'(x) {
     const c = x.call('cancelrace');
     c.invite(offer(PEER_IP));
     await c.response('INVITE', (s) => s === 180, RESPONSE_MS);
     c.cancel();
-    const r = await c.response('INVITE', final, RESPONSE_MS);
-    expect(r.status).toBe(487);
-    c.ackFailure(r);
+    await failsWith(c, 487);
   },
   async 'a callee that never answers the BYE'(x) {
-    const c = x.call('deadbye');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    const c = await established(x, 'deadbye');
+    await hangUp(c);
   },
   async 'a caller that never answers the callee\'s BYE'(x) {
-    const c = x.call('byefast');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'byefast');
     await x.caller.wait((m) => m.method === 'BYE' && hdr(m, 'call-id') === c.callId, RESPONSE_MS, 'BYE to a caller that stays silent');
   },
   async 'INFO in the middle of a call'(x) {
-    const c = x.call('answer');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'answer');
     c.request('INFO');
     await c.response('INFO', final, RESPONSE_MS);
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'a 2xx without Contact'(x) {
     // The target's leg is up all the same: peergate hangs it up (the callee's dialog check
@@ -382,35 +365,24 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     c.ackFailure(r);
   },
   async 'the callee re-INVITEs the caller'(x) {
-    const c = x.call('reinvite');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'reinvite');
     const re = await x.caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, RESPONSE_MS, 're-INVITE towards the caller');
     x.caller.respond(re, 200, 'OK', { contact: true, body: offer(PEER_IP, 40008) });
     await x.caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, RESPONSE_MS, 'ACK of the re-INVITE');
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'the callee re-INVITEs the caller without SDP'(x) {
-    const c = x.call('reinviteoffer');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'reinviteoffer');
     const re = await x.caller.wait((m) => m.method === 'INVITE' && hdr(m, 'call-id') === c.callId, RESPONSE_MS, 're-INVITE towards the caller');
     x.caller.respond(re, 200, 'OK', { contact: true, body: offer(PEER_IP, 40012) });
     expect(re.body).toBe('');
     const ack = await x.caller.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === cseqOf(re).seq, RESPONSE_MS, 'ACK of the re-INVITE');
     // The callee's answer, through rtpengine when anchored.
     expect(ack.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 41006');
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'a re-INVITE without SDP from the caller'(x) {
-    const c = x.call('answer');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'answer');
     c.request('INVITE');
     // The callee's 2xx offers (through rtpengine when anchored); our ACK answers (RFC 3261 §14.1).
     const r = await x.caller.wait((m) => m.status === 200 && hdr(m, 'call-id') === c.callId && cseqOf(m).seq === 2, RESPONSE_MS, '2xx to the re-INVITE');
@@ -420,14 +392,10 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     const bCallId = [...x.callee.dialogs].find(([, d]) => d.invite.uri.includes(user))![0];
     const ack = await x.callee.ua.wait((m) => m.method === 'ACK' && hdr(m, 'call-id') === bCallId && m.body !== '', RESPONSE_MS, 'the caller\'s answer in the ACK at the callee');
     expect(ack.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 40014');
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'UPDATE with an offer in the middle of a call'(x) {
-    const c = x.call('answer');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'answer');
     c.request('UPDATE', offer(PEER_IP, 40016));
     const u = await c.response('UPDATE', final, RESPONSE_MS);
     expect(u.status).toBe(200);
@@ -438,8 +406,7 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     const upd = x.callee.ua.received.find((m) => m.method === 'UPDATE' && hdr(m, 'call-id') === bCallId)!;
     expect(upd.body).toContain(x.rtpe ? 'c=IN IP4 127.0.0.1' : 'm=audio 40016');
     expect(upd.body).not.toContain('o=- 1 1 ');
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'early media, then the answer'(x) {
     const c = x.call('early');
@@ -448,16 +415,14 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     expect(early.body).toContain('m=audio');
     c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'a reliable 183 from the callee (100rel): PRACKed, then answered'(x) {
     const c = x.call('prack');
     c.invite(offer(PEER_IP));
     c.learn(await c.response('INVITE', ok, RESPONSE_MS));
     c.ack();
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
   async 'UPDATE while ringing, then CANCEL'(x) {
     const c = x.call('ring');
@@ -466,18 +431,12 @@ const ORDERINGS: Record<string, (x: Run) => Promise<void>> = {
     c.request('UPDATE', offer(PEER_IP, 40010));
     await c.response('UPDATE', final, RESPONSE_MS);
     c.cancel();
-    const r = await c.response('INVITE', final, RESPONSE_MS);
-    expect(r.status).toBe(487);
-    c.ackFailure(r);
+    await failsWith(c, 487);
   },
   async 'BYE twice'(x) {
-    const c = x.call('answer');
-    c.invite(offer(PEER_IP));
-    c.learn(await c.response('INVITE', ok, RESPONSE_MS));
-    c.ack();
+    const c = await established(x, 'answer');
     c.request('BYE');
-    c.request('BYE');
-    await c.response('BYE', ok, RESPONSE_MS);
+    await hangUp(c);
   },
 };
 
