@@ -196,7 +196,8 @@ export function attemptTarget(x: AttemptArgs): Promise<Attempt> {
       cbProvisional: (p: { status: number }) => { heardBack = true; if (p.status > 100) onProgress(); },
     }).then(({ uas, uac }) => {
       // An abandoned target that answers late gets hung up at once.
-      if (settled) { uac.destroy(); uas.destroy(); return; }
+      // (drachtio-srf's destroy() returns a promise its types do not show; a leg already gone rejects it.)
+      if (settled) { for (const d of [uac, uas]) void Promise.resolve(d.destroy() as unknown).catch(() => undefined); return; }
       settle({ ok: true, uas, uac });
     }, (err: { status?: number; reason?: string; message?: string; res?: Srf.SrfResponse }) => {
       // A 2xx drachtio-srf formed no dialog from (no Contact, RFC 3261 §12.1.2): it ACKed it and

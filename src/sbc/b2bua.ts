@@ -29,7 +29,8 @@ import { onFinalResponse, requestView, type Req, type Res, type Dialog } from '.
 import { indexOf, sideLabel } from './sides.js';
 import { RequestDesk, type RequestObserver } from './requests.js';
 import { attemptTarget, expandTargets, outgoingHeaders, signForTarget, type Target } from './b-leg.js';
-import { relayInDialog, wireNewDialogs } from './relay.js';
+import { relayInDialog, relayReinvites } from './relay.js';
+import { watchNewDialogs } from './new-dialogs.js';
 import { CallOutcome, type OutcomeSinks } from './outcome.js';
 import { slimDialog, fastListenerTable, ownCallId, restoreListeners } from './slim-dialog.js';
 import { EstablishedCall, type EstablishedSinks } from './established.js';
@@ -93,7 +94,7 @@ export class B2bua {
 
   constructor(private readonly opts: B2buaOptions) {
     this.srf = new Srf();
-    wireNewDialogs(this.srf);
+    watchNewDialogs(this.srf, relayReinvites);
     this.observer = opts.observer ?? noopObserver;
     const stages = opts.stages ?? {};
     // Without rtpengine, SDP identity fields are still rewritten (media/sdp-topology.ts).

@@ -39,7 +39,7 @@ export interface RelayCall {
 export function relayInDialog(call: RelayCall): void {
   for (const d of [call.uas, call.uac]) {
     const e = d as unknown as NodeJS.EventEmitter;
-    // 'modify' is on every dialog from its start (wireNewDialogs).
+    // 'modify' is on every dialog from its start (relayReinvites).
     for (const event of ['info', 'update', 'message', 'notify'] as const) e.on(event, relayOther);
     // REFER across an interconnect would let a peer steer our core: not relayed.
     e.on('refer', refuseRefer);
@@ -51,15 +51,11 @@ export function relayInDialog(call: RelayCall): void {
  * dialog has no 'modify' listener, and decides that as it reads the request. A re-INVITE read in
  * the same turn as the echo of our 2xx (the caller's ACK and re-INVITE right behind it) meets
  * the dialog before the call flow has wired it. So every dialog gets the relay's 'modify'
- * listener as drachtio-srf makes it (INFO, UPDATE, MESSAGE wait a turn in drachtio-srf first).
+ * listener as drachtio-srf makes it (new-dialogs.ts; INFO, UPDATE, MESSAGE wait a turn in
+ * drachtio-srf first).
  */
-export function wireNewDialogs(srf: Srf): void {
-  const s = srf as unknown as { addDialog(d: Dialog): void };
-  const add = s.addDialog.bind(srf);
-  s.addDialog = (d: Dialog) => {
-    add(d);
-    (d as unknown as NodeJS.EventEmitter).on('modify', relayModify);
-  };
+export function relayReinvites(d: Dialog): void {
+  (d as unknown as NodeJS.EventEmitter).on('modify', relayModify);
 }
 
 /** Turns of 10 ms a re-INVITE waits for its call to be wired (the call flow needs microtasks). */
@@ -80,7 +76,7 @@ function legOf(d: Dialog): { call: RelayCall; aLeg: Leg; b: Dialog; aSide: Side;
 function relayModify(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse, waited = 0): void {
   const leg = legOf(this);
   if (!leg) {
-    // Not wired to its call yet (wireNewDialogs), or no call any more.
+    // Not wired to its call yet (relayReinvites), or no call any more.
     if (waited < UNWIRED_WAITS && (this as unknown as { connected: boolean }).connected) {
       setTimeout(() => relayModify.call(this, req, res, waited + 1), 10);
       return;
