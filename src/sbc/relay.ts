@@ -11,7 +11,7 @@ import { warningHeaders } from './requests.js';
 import { indexOf, trustBetween } from './sides.js';
 import { sessionOf, type CallSession } from './session/index.js';
 import type { CallLog } from './outcome.js';
-import type { Leg, MediaStage, Side } from './stages.js';
+import type { Leg, MediaStage, Refusal, Side } from './stages.js';
 import { decliningAnswer } from './media/sdp.js';
 
 /** What the relay reads of an established call (established.ts); one record per call. */
@@ -72,6 +72,19 @@ function legOf(d: Dialog): { call: RelayCall; aLeg: Leg; b: Dialog; aSide: Side;
     : { call, aLeg: 'B', b: call.uas, aSide: call.callee, bSide: call.caller };
 }
 
+type LegOfCall = NonNullable<ReturnType<typeof legOf>>;
+type MediaStep = { ok: true; sdp: string } | { ok: false; refusal: Refusal };
+
+/** One SDP of the call through its media stage: an offer or answer sent by this dialog's side
+ *  (`a`) or by the other leg's side (`b`). Unchanged when the call has no media stage. */
+function viaMedia(leg: LegOfCall, kind: 'offer' | 'answer', sender: 'a' | 'b', sdp: string): Promise<MediaStep> {
+  const { call, aLeg, aSide, bSide } = leg;
+  if (!call.media) return Promise.resolve({ ok: true, sdp });
+  const fromA = sender === 'a';
+  const args = { callId: call.id, sdp, leg: fromA ? aLeg : (aLeg === 'A' ? 'B' : 'A') as Leg, from: fromA ? aSide : bSide, to: fromA ? bSide : aSide, policy: call.policy };
+  return kind === 'offer' ? call.media.offer(args) : call.media.answer(args);
+}
+
 /** A re-INVITE on one leg, re-originated on the other (with a media re-offer). */
 function relayModify(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse, waited = 0): void {
   const leg = legOf(this);
@@ -84,20 +97,15 @@ function relayModify(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse, wa
     res.send(481);
     return;
   }
-  const { call, aLeg, b, aSide, bSide } = leg;
-  const { policy, id: callId, media } = call;
+  const { call, b } = leg;
   void (async () => {
-    let sdp = req.body;
-    if (!sdp) { await relayOfferless(this, leg, res); return; }
-    if (media && sdp) {
-      const o = await media.offer({ callId, sdp, leg: aLeg, from: aSide, to: bSide, policy });
-      if (!o.ok) return res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal));
-      sdp = o.sdp;
-    }
-    const answer = await b.modify(sdp);
+    if (!req.body) { await relayOfferless(this, leg, res); return; }
+    const o = await viaMedia(leg, 'offer', 'a', req.body);
+    if (!o.ok) return res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal));
+    const answer = await b.modify(o.sdp);
     let back = answer;
-    if (media && answer) {
-      const r = await media.answer({ callId, sdp: answer, leg: aLeg === 'A' ? 'B' : 'A', from: bSide, to: aSide, policy });
+    if (answer) {
+      const r = await viaMedia(leg, 'answer', 'b', answer);
       if (!r.ok) return res.send(r.refusal.status, r.refusal.reason, warningHeaders(r.refusal));
       back = r.sdp;
     }
@@ -118,25 +126,20 @@ type ModifyNoAck = (sdp: string, opts: { noAck: true }, cb: (err: unknown, sdp?:
  * leg waits for its ACK. An originator that never ACKs (64×T1), or a call that ends first, gets
  * the other leg ACKed with every stream declined (§13.2.2.4: a valid answer).
  */
-async function relayOfferless(d: Dialog, leg: NonNullable<ReturnType<typeof legOf>>, res: Srf.SrfResponse): Promise<void> {
-  const { call, aLeg, b, aSide, bSide } = leg;
-  const { policy, id: callId, media } = call;
+async function relayOfferless(d: Dialog, leg: LegOfCall, res: Srf.SrfResponse): Promise<void> {
+  const { call, b } = leg;
   const { offer, ack } = await new Promise<{ offer: string; ack: (sdp: string) => void }>((resolve, reject) => {
     (b.modify as unknown as ModifyNoAck).call(b, '', { noAck: true }, (err, sdp, ackFn) => {
       if (err) reject(err as Error);
       else resolve({ offer: sdp ?? '', ack: ackFn ?? (() => undefined) });
     });
   });
-  const bLeg: Leg = aLeg === 'A' ? 'B' : 'A';
+  const declined = decliningAnswer(offer) ?? '';
   // The call may have ended while the other leg answered.
-  if (call.session.isEnded) { ack(decliningAnswer(offer) ?? ''); res.send(481); return; }
-  let toA = offer;
-  if (media && offer) {
-    const o = await media.offer({ callId, sdp: offer, leg: bLeg, from: bSide, to: aSide, policy });
-    if (!o.ok) { ack(decliningAnswer(offer) ?? ''); res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal)); return; }
-    toA = o.sdp;
-  }
-  if (!toA) { ack(''); res.send(488, 'Not Acceptable Here', {}); return; }
+  if (call.session.isEnded) { ack(declined); res.send(481); return; }
+  const o = offer ? await viaMedia(leg, 'offer', 'b', offer) : undefined;
+  if (o && !o.ok) { ack(declined); res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal)); return; }
+  if (!o) { ack(''); res.send(488, 'Not Acceptable Here', {}); return; }
   // The originator's answer comes in its ACK (drachtio-srf emits 'ack' on the dialog); listen
   // before the 2xx goes out.
   const e = d as unknown as NodeJS.EventEmitter;
@@ -144,17 +147,13 @@ async function relayOfferless(d: Dialog, leg: NonNullable<ReturnType<typeof legO
     const done = (body: string | undefined): void => { clearTimeout(timer); e.off('ack', onAck); e.off('destroy', onEnd); resolve(body); };
     const onAck = (r: Srf.SrfRequest): void => done(r.body || undefined);
     const onEnd = (): void => done(undefined);
-    const timer = setTimeout(onEnd, 64 * policy.engine.sip_timers.t1_ms);
+    const timer = setTimeout(onEnd, 64 * call.policy.engine.sip_timers.t1_ms);
     e.on('ack', onAck);
     e.once('destroy', onEnd);
-    res.send(200, { body: toA });
+    res.send(200, { body: o.sdp });
   });
-  let toB = answer === undefined ? decliningAnswer(offer) ?? '' : answer;
-  if (answer !== undefined && media) {
-    const r = await media.answer({ callId, sdp: answer, leg: aLeg, from: aSide, to: bSide, policy });
-    toB = r.ok ? r.sdp : decliningAnswer(offer) ?? '';
-  }
-  ack(toB);
+  const a = answer === undefined ? undefined : await viaMedia(leg, 'answer', 'a', answer);
+  ack(a?.ok ? a.sdp : declined);
   if (answer !== undefined) call.session.refreshed();
 }
 
@@ -164,19 +163,18 @@ async function relayOfferless(d: Dialog, leg: NonNullable<ReturnType<typeof legO
 function relayOther(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse): void {
   const leg = legOf(this);
   if (!leg) { res.send(481); return; }
-  const { call, aLeg, b, aSide, bSide } = leg;
-  const { policy, id: callId, media } = call;
-  const allow = indexOf(policy).allowlist(bSide);
+  const { call, b, aSide, bSide } = leg;
+  const allow = indexOf(call.policy).allowlist(bSide);
   const trust = trustBetween(aSide, bSide);
   const method = req.method;
   const get = headerReader(req);
   const headers = applyResourcePriority(allow.requestHeaders(get, trust), aSide, get('Resource-Priority'));
   const ct = get('Content-Type');
-  const offers = method === 'UPDATE' && !!req.body && media !== undefined;
+  const offers = method === 'UPDATE' && !!req.body;
   void (async () => {
     let body = req.body;
     if (offers) {
-      const o = await media.offer({ callId, sdp: body, leg: aLeg, from: aSide, to: bSide, policy });
+      const o = await viaMedia(leg, 'offer', 'a', body);
       if (!o.ok) return res.send(o.refusal.status, o.refusal.reason, warningHeaders(o.refusal));
       body = o.sdp;
     }
@@ -184,7 +182,7 @@ function relayOther(this: Dialog, req: Srf.SrfRequest, res: Srf.SrfResponse): vo
     const r = await (b.request({ method, headers, body } as unknown as Srf.SrfRequest) as Promise<Srf.SrfResponse>);
     let back = r.body;
     if (offers && back && r.status >= 200 && r.status < 300) {
-      const a = await media.answer({ callId, sdp: back, leg: aLeg === 'A' ? 'B' : 'A', from: bSide, to: aSide, policy });
+      const a = await viaMedia(leg, 'answer', 'b', back);
       if (!a.ok) return res.send(a.refusal.status, a.refusal.reason, warningHeaders(a.refusal));
       back = a.sdp;
     }
