@@ -3,7 +3,8 @@
 // header reads (srf's has()+get() against one header index), SDP sess-ids (a randomBytes call
 // each against a batched pool), a call record nobody takes (built and serialised, or not),
 // the SDP body parsed twice or once, and prom-client's labelled updates against cached
-// labels() children (no better: prom-client hashes the labels either way).
+// labels() children (no better: prom-client hashes the labels either way), and peer attribution
+// by source address with net.BlockList against AddressSet.
 //
 //   npx tsx bench/call-hotspots.bench.ts
 import Srf from 'drachtio-srf';
@@ -49,4 +50,22 @@ void sink;
   time('prom-client: histogram.observe(labels) + counter.inc(labels)', 50000, () => { h.observe({ peer: 'carrier-a', direction: 'inbound' }, 0.004); c.inc({ peer: 'carrier-a', direction: 'inbound', result: 'caller_bye' }); });
   const hc = h.labels('carrier-a', 'inbound'); const cc = c.labels('carrier-a', 'inbound', 'caller_bye');
   time('prom-client: cached labels() children', 50000, () => { hc.observe(0.004); cc.inc(); });
+}
+{
+  // Peer attribution by source address (per request, in the primary's pre-admission and again in
+  // the worker): net.BlockList.check() per peer against AddressSet (IPv4 bisection), 2 and 200 peers.
+  const { BlockList } = await import('node:net');
+  const { AddressSet } = await import('../src/engine/shield/address-set.js');
+  const { parseIPv4 } = await import('../src/engine/shield/ipv4.js');
+  for (const n of [2, 200]) {
+    const cidrs = Array.from({ length: n }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+    const lists = cidrs.map((c) => { const b = new BlockList(); const [a, bits] = c.split('/'); b.addSubnet(a!, Number(bits), 'ipv4'); return b; });
+    const sets = cidrs.map((c) => new AddressSet([c], 'bench'));
+    const source = `10.${(n - 1) >> 8}.${(n - 1) & 255}.9`;
+    let found = 0;
+    time(`peer attribution, ${n} peers: BlockList.check each`, n > 10 ? 500 : 20000, () => { for (const l of lists) if (l.check(source, 'ipv4')) found++; });
+    time(`peer attribution, ${n} peers: AddressSet.has each`, n > 10 ? 5000 : 200000, () => { for (const s of sets) if (s.has(source)) found++; });
+    time(`peer attribution, ${n} peers: parsed once, AddressSet.hasIPv4 each (peers.ts)`, n > 10 ? 20000 : 200000, () => { const v4 = parseIPv4(source); for (const s of sets) if (s.hasIPv4(v4)) found++; });
+    sink = found;
+  }
 }

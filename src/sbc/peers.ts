@@ -1,7 +1,8 @@
 // RFC 6404 §4.5/§4.6: who sent this request? Attribution uses only what the network cannot
 // forge: the source address the engine saw and the verified TLS client certificate. No
 // header (X-Forwarded-For, Via received, …) takes part.
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { AddressSet, normalizeAddress } from '../engine/shield/address-set.js';
+import { parseIPv4 } from '../engine/shield/ipv4.js';
 import type { Policy } from '../policy/schema.js';
 
 export interface CertificateMatch {
@@ -30,18 +31,10 @@ export type Attribution<P> =
 
 interface CompiledPeer<P> {
   peer: P;
-  addresses: BlockList | null;
+  addresses: AddressSet | null;
   sans: Set<string> | null;
   subjects: Set<string> | null;
   fingerprints: Set<string> | null;
-}
-
-function addCidr(list: BlockList, cidr: string): void {
-  const [addr, bits] = cidr.split('/');
-  if (!addr) return;
-  const family = isIPv6(addr) ? 'ipv6' : 'ipv4';
-  if (bits === undefined) list.addAddress(addr, family);
-  else list.addSubnet(addr, Number(bits), family);
 }
 
 const normFp = (fp: string): string => fp.replace(/:/g, '').toUpperCase();
@@ -52,11 +45,8 @@ export class PeerDirectory<P extends PeerMatchSpec> {
 
   constructor(peers: readonly P[]) {
     this.compiled = peers.map((peer) => {
-      let addresses: BlockList | null = null;
-      if (peer.match.addresses && peer.match.addresses.length > 0) {
-        addresses = new BlockList();
-        for (const c of peer.match.addresses) addCidr(addresses, c);
-      }
+      const a = peer.match.addresses;
+      const addresses = a && a.length > 0 ? new AddressSet(a, `peer ${peer.id} match.addresses`) : null;
       const cert = peer.match.certificate;
       const set = (xs?: string[], f: (s: string) => string = (s) => s.toLowerCase()) =>
         xs && xs.length > 0 ? new Set(xs.map(f)) : null;
@@ -76,12 +66,13 @@ export class PeerDirectory<P extends PeerMatchSpec> {
    * both are configured they must agree: a valid certificate from the wrong address is refused.
    */
   attribute(sourceAddress: string, tls: TlsIdentity | null): Attribution<P> {
-    const family = isIPv4(sourceAddress) ? 'ipv4' : 'ipv6';
+    const source = normalizeAddress(sourceAddress);
+    const v4 = parseIPv4(source); // once, not once per peer
     let certOnlyWrongAddress = false;
     let addressNeedsCert: P | null = null;
     let found: P | null = null;
     for (const c of this.compiled) {
-      const addrOk = c.addresses === null || c.addresses.check(sourceAddress, family);
+      const addrOk = c.addresses === null || (v4 >= 0 ? c.addresses.hasIPv4(v4) : c.addresses.has(source));
       const wantsCert = c.sans !== null || c.subjects !== null || c.fingerprints !== null;
       const certOk = !wantsCert || (tls !== null && certificateMatches(c, tls));
       if (addrOk && certOk) {

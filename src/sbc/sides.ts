@@ -2,7 +2,7 @@
 // (which side a listener faces, our own addresses, the core's source addresses, each side's
 // header allowlist, the peer directory), compiled once per policy object, and the RFC 3325
 // trust between two sides.
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { AddressSet } from '../engine/shield/address-set.js';
 import type { Peer, Policy } from '../policy/schema.js';
 import { PeerDirectory } from './peers.js';
 import { HeaderAllowlist, type TrustOptions } from './topology.js';
@@ -41,15 +41,7 @@ function compile(policy: Policy): PolicyIndex {
     listenerSide.set(`*:${l.port}`, l.side);
     own.add(`${l.advertise ?? l.address}:${l.port}`);
   }
-  let coreSources: BlockList | null = null;
-  if (policy.core.addresses) {
-    coreSources = new BlockList();
-    for (const cidr of policy.core.addresses) {
-      const [a, b] = cidr.split('/');
-      const fam = isIPv6(a!) ? 'ipv6' : 'ipv4';
-      if (b === undefined) coreSources.addAddress(a!, fam); else coreSources.addSubnet(a!, Number(b), fam);
-    }
-  }
+  const coreSources = policy.core.addresses ? new AddressSet(policy.core.addresses, 'core.addresses') : null;
   const allow = new Map<string, HeaderAllowlist>();
   allow.set('core', new HeaderAllowlist(policy.core.topology));
   for (const p of policy.peers) allow.set(`peer:${p.id}`, new HeaderAllowlist(p.topology));
@@ -64,7 +56,7 @@ function compile(policy: Policy): PolicyIndex {
       return listenerSide.get(`*:${port}`);
     },
     coreSourceAllowed(address) {
-      return !coreSources || coreSources.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
+      return !coreSources || coreSources.has(address);
     },
     allowlist(toward) {
       return allow.get(toward.kind === 'core' ? 'core' : `peer:${toward.peer.id}`)!;

@@ -5,14 +5,13 @@
 // denied), per-source token bucket.
 //
 // It runs for every packet of a flood, so admit() does one or two Map lookups and, for sources it
-// has not seen recently, the native BlockList checks (cached per source); no allocation for
+// has not seen recently, the ACL's address sets (cached per source); no allocation for
 // known sources.
 //
 // Beside the address ban set, a ban set keyed by TLS peer identity (identity-bans.ts): the
 // transports consult it after a client certificate verified, never per packet.
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { systemClock, type Clock } from '../transport/types.js';
-import { Ipv4Ranges, parseIPv4 } from './ipv4.js';
+import { AddressSet, normalizeAddress } from './address-set.js';
 import { IdentityBans, type IdentityBanCounters, type IdentityBanEntry, type IdentityBanListener } from './identity-bans.js';
 
 export type { IdentityBanCounters, IdentityBanEntry, IdentityBanListener } from './identity-bans.js';
@@ -63,50 +62,18 @@ export interface BanEntry { address: string; expiresAt: number }
 /** Per-source state: token bucket plus the cached ACL verdict for the config epoch it was made in. */
 interface Source { tokens: number; last: number; epoch: number; acl: 'admit' | 'deny' | 'notAllowed' }
 
-/** Parsed ACL: kept apart so a bad config never half-replaces a good one. IPv4 rules are also
- *  compiled into ranges (see ipv4.ts); BlockList answers for IPv6. */
-interface Acl { deny: BlockList | null; allow: BlockList | null; deny4: Ipv4Ranges | null; allow4: Ipv4Ranges | null }
+/** Parsed ACL: kept apart so a bad config never half-replaces a good one. */
+interface Acl { deny: AddressSet | null; allow: AddressSet | null }
 
-const V4_MAPPED = '::ffff:';
-
-/** `::ffff:192.0.2.1` (a v4 peer on a dual-stack socket) → `192.0.2.1`, so one rule covers both. */
-export function normalizeAddress(address: string): string {
-  if (address.length > 7 && address.charCodeAt(0) === 0x3a && address.startsWith(V4_MAPPED) && address.includes('.', 7)) {
-    return address.slice(7);
-  }
-  return address;
-}
-
-function family(address: string): 'ipv4' | 'ipv6' {
-  return address.includes(':') ? 'ipv6' : 'ipv4';
-}
-
-/** Builds a BlockList from `a.b.c.d`, `a.b.c.d/n`, `v6`, `v6/n`; throws with the offending entry. */
-export function buildBlockList(entries: readonly string[], what: string): BlockList {
-  const list = new BlockList();
-  for (const raw of entries) {
-    const entry = String(raw).trim();
-    const slash = entry.indexOf('/');
-    const addr = slash < 0 ? entry : entry.slice(0, slash);
-    const fam = isIPv4(addr) ? 'ipv4' : isIPv6(addr) ? 'ipv6' : null;
-    if (!fam) throw new Error(`shield ${what}: "${entry}" is not an IP address or CIDR`);
-    if (slash < 0) { list.addAddress(addr, fam); continue; }
-    const bitsText = entry.slice(slash + 1);
-    const bits = Number(bitsText);
-    const max = fam === 'ipv4' ? 32 : 128;
-    if (!/^\d{1,3}$/.test(bitsText) || bits > max) throw new Error(`shield ${what}: "${entry}" has a bad prefix length`);
-    list.addSubnet(addr, bits, fam);
-  }
-  return list;
-}
+export { normalizeAddress } from './address-set.js';
 
 export class Shield {
   readonly counters: ShieldCounters;
   private readonly identities: IdentityBans;
 
-  private acl: Acl = { deny: null, allow: null, deny4: null, allow4: null };
+  private acl: Acl = { deny: null, allow: null };
   /** Peers' UDP sources that are never banned (null: none). */
-  private protect: { list: BlockList; v4: Ipv4Ranges } | null = null;
+  private protect: AddressSet | null = null;
   private onBanWithheld: ShieldConfig['onBanWithheld'];
   private rate: ShieldRate | null = null;
   /** tokens per ms */
@@ -143,9 +110,9 @@ export class Shield {
    * previous configuration stays in force. Bans and bucket state survive.
    */
   configure(config: ShieldConfig): void {
-    const deny = config.deny && config.deny.length > 0 ? buildBlockList(config.deny, 'deny') : null;
-    const allow = config.allow && config.allow.length > 0 ? buildBlockList(config.allow, 'allow') : null;
-    const protect = config.protect && config.protect.length > 0 ? buildBlockList(config.protect, 'protect') : null;
+    const deny = config.deny && config.deny.length > 0 ? new AddressSet(config.deny, 'shield deny') : null;
+    const allow = config.allow && config.allow.length > 0 ? new AddressSet(config.allow, 'shield allow') : null;
+    const protect = config.protect && config.protect.length > 0 ? new AddressSet(config.protect, 'shield protect') : null;
     const rate = config.rate ?? null;
     if (rate) {
       if (!(Number.isFinite(rate.ratePerSec) && rate.ratePerSec > 0)) throw new Error('shield rate: ratePerSec must be a positive number');
@@ -158,12 +125,8 @@ export class Shield {
     const sweep = config.sweepIntervalMs ?? this.sweepIntervalMs;
     if (!(Number.isFinite(sweep) && sweep > 0)) throw new Error('shield sweepIntervalMs must be positive');
 
-    this.acl = {
-      deny, allow,
-      deny4: deny ? new Ipv4Ranges(config.deny!.map((e) => String(e).trim())) : null,
-      allow4: allow ? new Ipv4Ranges(config.allow!.map((e) => String(e).trim())) : null,
-    };
-    this.protect = protect ? { list: protect, v4: new Ipv4Ranges(config.protect!.map((e) => String(e).trim())) } : null;
+    this.acl = { deny, allow };
+    this.protect = protect;
     // A reconfiguration from a reloaded policy keeps the alert hook it does not name.
     if (config.onBanWithheld) this.onBanWithheld = config.onBanWithheld;
     this.rate = rate ? { ...rate } : null;
@@ -238,17 +201,8 @@ export class Shield {
   /** Cached per source by check(): even the IPv4 fast path is cheaper to look up than redo. */
   private evalAcl(address: string): 'admit' | 'deny' | 'notAllowed' {
     const acl = this.acl;
-    if (!acl.deny && !acl.allow) return 'admit';
-    const a = normalizeAddress(address);
-    const v4 = parseIPv4(a);
-    if (v4 >= 0) {
-      if (acl.deny4 && acl.deny4.has(v4)) return 'deny';
-      if (acl.allow4 && !acl.allow4.has(v4)) return 'notAllowed';
-      return 'admit';
-    }
-    const fam = family(a);
-    if (acl.deny && acl.deny.check(a, fam)) return 'deny';
-    if (acl.allow && !acl.allow.check(a, fam)) return 'notAllowed';
+    if (acl.deny && acl.deny.has(address)) return 'deny';
+    if (acl.allow && !acl.allow.has(address)) return 'notAllowed';
     return 'admit';
   }
 
@@ -282,12 +236,7 @@ export class Shield {
 
   /** Whether `address` is a configured peer's UDP source (never banned). */
   isProtected(address: string): boolean {
-    const p = this.protect;
-    if (!p) return false;
-    const a = normalizeAddress(address);
-    const v4 = parseIPv4(a);
-    if (v4 >= 0) return p.v4.has(v4);
-    return isIPv6(a) && p.list.check(a, 'ipv6');
+    return this.protect !== null && this.protect.has(address);
   }
 
   unban(address: string): boolean {

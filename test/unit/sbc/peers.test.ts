@@ -15,6 +15,12 @@ describe('peer attribution (RFC 6404 §4.6)', () => {
     const r = dir.attribute('203.0.113.7', null);
     expect(r.kind === 'peer' && r.peer.id).toBe('legacy-b');
     expect(dir.attribute('203.0.113.8', null).kind).toBe('unknown');
+    // A dual-stack listener reports an IPv4 peer as ::ffff:a.b.c.d: still that peer.
+    const mapped = dir.attribute('::ffff:203.0.113.7', null);
+    expect(mapped.kind === 'peer' && mapped.peer.id).toBe('legacy-b');
+  });
+  it('names a peer whose address entry is not an address', () => {
+    expect(() => new PeerDirectory([{ id: 'bad-c', match: { addresses: ['192.0.2.0/24', '192.0.2'] } }])).toThrow(/peer bad-c match.addresses: "192.0.2"/);
   });
   it('requires address and certificate to agree when both are configured', () => {
     const ok = dir.attribute('198.51.100.3', cert('sbc.carrier-a.example'));

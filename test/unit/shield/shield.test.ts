@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { Shield, buildBlockList, normalizeAddress } from '../../../src/engine/shield/index.js';
+import { Shield, normalizeAddress } from '../../../src/engine/shield/index.js';
 import type { Clock } from '../../../src/engine/transport/types.js';
 
 /** A clock the test moves by hand; timers fire when advanced past their deadline. */
@@ -178,8 +178,12 @@ describe('shield helpers', () => {
     expect(normalizeAddress('::ffff:c000:201')).toBe('::ffff:c000:201');
     expect(normalizeAddress('192.0.2.1')).toBe('192.0.2.1');
   });
-  it('buildBlockList names the bad entry', () => {
-    expect(() => buildBlockList(['10.0.0.0/8', '1.2.3'], 'allow')).toThrow(/allow: "1.2.3"/);
-    expect(buildBlockList(['10.0.0.0/8'], 'allow').check('10.255.0.1', 'ipv4')).toBe(true);
+  it('a bad ACL entry is named and the previous configuration stays', () => {
+    const s = new Shield();
+    s.configure({ allow: ['10.0.0.0/8'] });
+    expect(() => s.configure({ allow: ['10.0.0.0/8', '1.2.3'] })).toThrow(/shield allow: "1.2.3"/);
+    expect(() => s.configure({ deny: ['10.0.0.0/33'] })).toThrow(/shield deny: "10.0.0.0\/33" has a bad prefix length/);
+    expect(s.admit('10.255.0.1')).toBe(true);
+    expect(s.admit('11.0.0.1')).toBe(false);
   });
 });
