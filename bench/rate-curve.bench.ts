@@ -14,6 +14,7 @@
 //
 // --node-args: more node/V8 options for the primary; the workers' come from PEERGATE_WORKER_NODE_FLAGS
 // --bin: another checkout's bin/peergate.js (built), to alternate two versions
+// --peers N: the policy has N peers, the load's the last (what attribution costs with many)
 // in this bench's environment (it replaces their default, docs/operations.md "Worker memory").
 //
 // Steps run in the order given, back to back, SIPp uac (127.0.0.2, no hold time) → peergate →
@@ -28,7 +29,7 @@ import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers
 
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '600,600,1000,600,300,100' }, seconds: { type: 'string', default: '10' }, workers: { type: 'string' },
-  'node-args': { type: 'string', default: '' }, bin: { type: 'string' },
+  'node-args': { type: 'string', default: '' }, bin: { type: 'string' }, peers: { type: 'string', default: '1' },
 } });
 const RATES = values.rates.split(',').map(Number);
 const SECONDS = Number(values.seconds);
@@ -43,6 +44,13 @@ function perSecond(statFile: string | undefined): string {
   return lines.slice(1).map((l) => { const f = l.split(';'); return `${f[ok]}/${f[failed]}`; }).filter((s) => s !== '0/0').join(' ');
 }
 
+/** Busy and total jiffies of the whole machine (/proc/stat's first line). */
+function machine(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
+}
+
 const switches = (pid: number): number => procStatus(pid, 'voluntary_ctxt_switches') + procStatus(pid, 'nonvoluntary_ctxt_switches');
 
 async function main(): Promise<void> {
@@ -51,27 +59,32 @@ async function main(): Promise<void> {
   const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'error' }, {
     media: { anchoring: false },
     ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { cps: 100_000, burst: 100_000, sessions: 1_000_000 } }],
+    // --peers N: N − 1 other peers (10.x.y.0/24 each) listed before the one the load comes from.
+    peers: [...Array.from({ length: Number(values.peers) - 1 }, (_, i) => ({ id: `other-${i}`, match: { addresses: [`10.${i >> 8}.${i & 255}.0/24`] } })),
+      { id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { cps: 100_000, burst: 100_000, sessions: 1_000_000 } }],
   });
   const pg = await startPeergate(policy, { nodeArgs: values['node-args'].split(' ').filter(Boolean), ...(values.bin ? { bin: values.bin } : {}) });
   const pids = [pg.proc.pid, ...childPids(pg.proc.pid).filter((p) => p !== pg.proc.pid)];
   const names = pids.map((_, i) => (i === 0 ? 'primary' : `worker ${i}`));
   console.log(`# ${SECONDS} s per step, one node (${names.join(', ')}); load average before ${loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`);
-  console.log('| step | offered calls/s | answered / failed | CPU ms per answered call: ' + names.join(' / ') + ' = all | % of a core: ' + names.join(' / ') + ' | context switches per call | per second: answered/failed |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| step | offered calls/s | answered / failed | CPU ms per answered call: ' + names.join(' / ') + ' = all | % of a core: ' + names.join(' / ') + ' | context switches per call | per second: answered/failed | machine busy |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const [i, rate] of RATES.entries()) {
     const cpu0 = pids.map((p) => cpuSeconds(p).total);
     const cs0 = pids.map(switches);
+    const m0 = machine();
     const t0 = Date.now();
     const r = await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
       '-r', String(rate), '-m', String(rate * SECONDS), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: SECONDS * 3 + 10 });
     const wall = (Date.now() - t0) / 1000;
     const cpu = pids.map((p, k) => cpuSeconds(p).total - cpu0[k]!);
     const cs = pids.map((p, k) => switches(p) - cs0[k]!);
+    const m1 = machine();
+    const busy = (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total);
     const n = Math.max(1, r.successful);
     const ms = cpu.map((c) => (1000 * c) / n);
     console.log(`| ${i + 1}${i === 0 ? ' (cold)' : ''} | ${rate} | ${r.successful} / ${r.failed} | ${ms.map((x) => x.toFixed(3)).join(' / ')} = **${ms.reduce((a, b) => a + b, 0).toFixed(3)}** | `
-      + `${cpu.map((c) => ((100 * c) / wall).toFixed(0)).join(' / ')} | ${cs.map((c) => (c / n).toFixed(1)).join(' / ')} | ${perSecond(r.statFile)} |`);
+      + `${cpu.map((c) => ((100 * c) / wall).toFixed(0)).join(' / ')} | ${cs.map((c) => (c / n).toFixed(1)).join(' / ')} | ${perSecond(r.statFile)} | ${busy.toFixed(0)} % |`);
   }
   console.log(`# load average after ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   await pg.stop();
