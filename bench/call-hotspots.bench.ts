@@ -4,7 +4,7 @@
 // each against a batched pool), a call record nobody takes (built and serialised, or not),
 // the SDP body parsed twice or once, and prom-client's labelled updates against cached
 // labels() children (no better: prom-client hashes the labels either way), and peer attribution
-// by source address with net.BlockList against AddressSet.
+// by source address with net.BlockList against AddressSet, and route selection by scan or prefix index.
 //
 //   npx tsx bench/call-hotspots.bench.ts
 import Srf from 'drachtio-srf';
@@ -67,5 +67,31 @@ void sink;
     time(`peer attribution, ${n} peers: AddressSet.has each`, n > 10 ? 5000 : 200000, () => { for (const s of sets) if (s.has(source)) found++; });
     time(`peer attribution, ${n} peers: parsed once, AddressSet.hasIPv4 each (peers.ts)`, n > 10 ? 20000 : 200000, () => { const v4 = parseIPv4(source); for (const s of sets) if (s.hasIPv4(v4)) found++; });
     sink = found;
+  }
+}
+{
+  // Route selection (per call): the first-match scan in file order it replaced against the
+  // prefix index (src/sbc/routing.ts), the matching rule last.
+  const { selectRoute } = await import('../src/sbc/routing.js');
+  const { routingNumber } = await import('../src/sip/grammar/index.js');
+  type Rule = { from: string; called_prefix?: string; domain?: string; to: string };
+  const scan = (rules: readonly Rule[], origin: string, called0: string, domain0: string): Rule | undefined => {
+    const called = routingNumber(called0); const domain = domain0.toLowerCase();
+    for (const r of rules) {
+      if (r.from === 'peers') { if (origin === 'core') continue; } else if (r.from !== origin) continue;
+      if (r.called_prefix !== undefined && !called.startsWith(routingNumber(r.called_prefix))) continue;
+      if (r.domain !== undefined && r.domain.toLowerCase() !== domain) continue;
+      return r;
+    }
+    return undefined;
+  };
+  for (const n of [10, 1000, 10000]) {
+    const rules: Rule[] = Array.from({ length: n }, (_, i) => ({ from: 'peers', called_prefix: `+99${i}`, to: 'core' }));
+    rules.push({ from: 'peers', called_prefix: '+1', to: 'core' });
+    const input = { origin: 'carrier-a', called: '+15551230000', domain: 'example.com' };
+    selectRoute(rules, input); // the index is built once per routes list
+    const reps = Math.max(200, 200000 / n);
+    time(`route, ${n + 1} rules: scan in file order`, reps, () => { sink = scan(rules, input.origin, input.called, input.domain); });
+    time(`route, ${n + 1} rules: prefix index (routing.ts)`, 100000, () => { sink = selectRoute(rules, input); });
   }
 }

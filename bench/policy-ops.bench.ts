@@ -45,6 +45,12 @@ if (!parsePolicy(big, '/bench/big.yaml').ok) throw new Error('bench policy inval
 console.log(`parsePolicy example.yaml:              ${(await time(200, () => parsePolicy(example, '/bench/example.yaml'))).toFixed(3)} ms median`);
 console.log(`parsePolicy 500 peers / 1000 routes:   ${(await time(20, () => parsePolicy(big, '/bench/big.yaml'))).toFixed(1)} ms median`);
 
+// A carrier's prefix table: 10,000 routes from the core, one per 5-digit prefix, on the same peers.
+const prefixes = Array.from({ length: 10_000 }, (_, i) => `  - { from: core, called_prefix: "+9${String(i).padStart(5, '0')}", to: p${i % 500} }`);
+const table = big.replace('routes:\n', `routes:\n${prefixes.join('\n')}\n`);
+if (!parsePolicy(table, '/bench/table.yaml').ok) throw new Error('bench policy with a prefix table invalid');
+console.log(`parsePolicy 500 peers / 11000 routes:  ${(await time(5, () => parsePolicy(table, '/bench/table.yaml'))).toFixed(1)} ms median`);
+
 for (let i = 0; i < 500; i++) {
   const peer = `p${i}`;
   callsTotal.inc({ peer, direction: 'inbound', result: 'answered' });

@@ -174,6 +174,37 @@ describe('policy loader: every error names file, line, column and key path', () 
     expect(parsePolicy(BASE, '/x/p.yaml').ok).toBe(true);
   });
 
+  it('finds shadowed routes as the pairwise definition does, on random tables', () => {
+    type R = { from: string; called_prefix?: string; domain?: string };
+    // The definition: an earlier route covers a later one when its from is the same (or peers,
+    // and the later one is not from core), its prefix absent or a prefix, its domain absent or equal.
+    const covers = (e: R, l: R) => (e.from === l.from || (e.from === 'peers' && l.from !== 'core'))
+      && (e.called_prefix === undefined || (l.called_prefix?.startsWith(e.called_prefix) ?? false))
+      && (e.domain === undefined || e.domain.toLowerCase() === l.domain?.toLowerCase());
+    let seed = 99;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    let shadowed = 0;
+    for (let t = 0; t < 60; t++) {
+      const routes: R[] = Array.from({ length: 2 + rnd(12) }, () => ({
+        from: ['core', 'peers', 'alpha', 'beta'][rnd(4)]!,
+        ...(rnd(4) > 0 ? { called_prefix: `+${Array.from({ length: rnd(3) }, () => rnd(2)).join('')}` } : {}),
+        ...(rnd(3) === 0 ? { domain: ['A.example', 'a.EXAMPLE', 'b.example'][rnd(3)]! } : {}),
+      }));
+      const yaml = routes.map((r) => `  - { from: ${r.from}${r.called_prefix === undefined ? '' : `, called_prefix: "${r.called_prefix}"`}`
+        + `${r.domain === undefined ? '' : `, domain: ${r.domain}`}, to: ${r.from === 'core' ? 'alpha' : 'core'} }`).join('\n');
+      const text = BASE.slice(0, BASE.indexOf('routes:\n')) + `routes:\n${yaml}\n`;
+      const want = routes.map((r, i) => routes.findIndex((e, k) => k < i && covers(e, r)));
+      const r = parsePolicy(text, '/x/p.yaml');
+      const got = routes.map((_, i) => {
+        const e = r.ok ? undefined : r.errors.find((x) => x.keyPath === `routes[${i}]`);
+        return e ? Number(/routes\[(\d+)\] already/.exec(e.message)![1]) : -1;
+      });
+      expect(got, text).toEqual(want);
+      shadowed += want.filter((k) => k >= 0).length;
+    }
+    expect(shadowed).toBeGreaterThan(50);
+  });
+
   it('overlapping peer address ranges without certificates to tell them apart', () => {
     const text = BASE.replace('addresses: [ 198.51.100.7 ]', 'addresses: [ 198.51.100.7, 192.0.2.128/25 ]');
     expectErrorAt(errorsOf(text), { ...pos(text, '192.0.2.128/25'), keyPath: 'peers[1].match.addresses[1]', message: /overlaps 192\.0\.2\.0\/24 of peer 'alpha'/ });

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { selectDestinations } from '../../../src/sbc/routing.js';
+import { selectDestinations, selectRoute, type RouteRule } from '../../../src/sbc/routing.js';
 import { routingNumber as canonicalNumber, uriHost } from '../../../src/sip/grammar/index.js';
 
 const rules = [
@@ -29,5 +29,35 @@ describe('routing', () => {
     expect(uriHost('sip:+1555@carrier.example:5061;transport=tls')).toBe('carrier.example');
     expect(uriHost('sip:[2001:db8::1]:5060')).toBe('2001:db8::1');
     expect(uriHost('sip:host.example')).toBe('host.example');
+  });
+  it('picks what a scan in file order picks, on random tables (the prefix index)', () => {
+    // The reference: the plain first-match scan the index replaces.
+    const scan = (rs: RouteRule[], origin: string, called: string, domain: string): number => rs.findIndex((r) =>
+      (r.from === 'peers' ? origin !== 'core' : r.from === origin)
+      && (r.called_prefix === undefined || canonicalNumber(called).startsWith(canonicalNumber(r.called_prefix)))
+      && (r.domain === undefined || r.domain.toLowerCase() === domain.toLowerCase()));
+    let seed = 4242;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const digits = (n: number) => Array.from({ length: n }, () => String(rnd(3))).join('');
+    const origins = ['core', 'carrier-a', 'legacy-b'];
+    let matched = 0;
+    for (let t = 0; t < 200; t++) {
+      const rs: RouteRule[] = Array.from({ length: 1 + rnd(40) }, () => ({
+        from: ['core', 'peers', 'carrier-a', 'legacy-b'][rnd(4)]!,
+        ...(rnd(5) > 0 ? { called_prefix: `+${rnd(4) === 0 ? '' : digits(rnd(5))}${rnd(6) === 0 ? '-' : ''}` } : {}),
+        ...(rnd(6) === 0 ? { domain: ['A.example', 'b.example'][rnd(2)]! } : {}),
+        to: ['core', 'carrier-a', 'legacy-b'][rnd(3)]!,
+      }));
+      for (let q = 0; q < 30; q++) {
+        const origin = origins[rnd(3)]!;
+        const called = `+${digits(rnd(8))}`;
+        const domain = ['a.EXAMPLE', 'b.example', 'c.example'][rnd(3)]!;
+        const want = scan(rs, origin, called, domain);
+        const got = selectRoute(rs, { origin, called, domain });
+        expect(got ? rs.indexOf(got.rule) : -1, JSON.stringify({ rs, origin, called, domain })).toBe(want);
+        if (want >= 0) matched++;
+      }
+    }
+    expect(matched).toBeGreaterThan(1000);
   });
 });
