@@ -60,3 +60,35 @@ for (let i = 0; i < 500; i++) {
   activeCalls.set({ peer }, i % 7);
 }
 console.log(`/metrics render, 500 peers (~5k series): ${(await time(50, () => registry.metrics())).toFixed(2)} ms median`);
+
+// A reload's stall of the event loop: the longest gap between 5 ms ticks while the prefix-table
+// policy above loads in place (loadPolicy) and through a worker thread (loadPolicyOffThread, what
+// PolicyHolder.reload does), compiled code from dist/ (`npm run build` first), alternated.
+{
+  const { existsSync, writeFileSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dist = join(root, 'dist/policy');
+  if (!existsSync(join(dist, 'parse-thread.js'))) console.log('reload stall: run `npm run build` first (measured on dist/)');
+  else {
+    const { loadPolicy } = await import(join(dist, 'load.js')) as typeof import('../src/policy/load.js');
+    const { loadPolicyOffThread } = await import(join(dist, 'parse-thread.js')) as typeof import('../src/policy/parse-thread.js');
+    const file = join(mkdtempSync(join(tmpdir(), 'pg-policy-')), 'table.yaml');
+    writeFileSync(file, table);
+    const stall = async (load: () => unknown): Promise<number> => {
+      let last = performance.now();
+      let longest = 0;
+      const tick = setInterval(() => { const now = performance.now(); longest = Math.max(longest, now - last); last = now; }, 5);
+      await load();
+      await new Promise((r) => setTimeout(r, 30)); // the tick after a stall measures it
+      clearInterval(tick);
+      return longest;
+    };
+    const inPlace: number[] = [];
+    const offThread: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      inPlace.push(await stall(() => loadPolicy(file)));
+      offThread.push(await stall(() => loadPolicyOffThread(file, {})));
+    }
+    console.log(`reload of 500 peers / 11000 routes, longest event-loop stall: in place ${median(inPlace).toFixed(0)} ms, off-thread ${median(offThread).toFixed(0)} ms (medians of 5)`);
+  }
+}

@@ -297,8 +297,8 @@ export class App {
   }
 
   /** Reload now (POST /admin/reload); SIGHUP and file changes go the same way through the holder. */
-  reload(): ReloadAnswer {
-    const ok = this.holder.reload();
+  async reload(): Promise<ReloadAnswer> {
+    const ok = await this.holder.reload();
     return {
       ok,
       ...(ok ? {} : { errors: this.holder.lastErrors.map(formatError) }),

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { loadPolicy, formatError, type PolicyError, type LoadOptions } from './load.js';
+import { loadPolicyOffThread } from './parse-thread.js';
 import type { Policy } from './schema.js';
 import { policyReloadsTotal } from '../ops/metrics.js';
 import { recordPolicyInForce } from '../ops/policy-metrics.js';
@@ -50,7 +51,11 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
   private errors: PolicyError[] = [];
   /** Digest of the file as last read, so touch/chmod/duplicate events do not reload. */
   private digest: string | undefined;
-  private readonly onSighup = () => { this.log.info('SIGHUP: reloading policy'); this.reload(); };
+  private readonly onSighup = () => { this.log.info('SIGHUP: reloading policy'); void this.reload(); };
+  /** The reload in progress, if any: reloads run one after another. */
+  private reloading: Promise<boolean> = Promise.resolve(true);
+  /** After close(): a load still running is not put in force. */
+  private closed = false;
 
   constructor(path: string, initial: Policy, opts: PolicyHolderOptions = {}) {
     super();
@@ -84,10 +89,20 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
     this.gate = gate;
   }
 
-  /** Re-read the file; returns whether the new policy is now in force. */
-  reload(): boolean {
+  /**
+   * Re-read the file; resolves with whether the new policy is now in force. The file is parsed
+   * off the event loop (parse-thread.ts); a reload asked for while one runs starts after it,
+   * reading the file again (it may have changed since).
+   */
+  reload(): Promise<boolean> {
+    this.reloading = this.reloading.then(() => this.reloadNow(), () => this.reloadNow());
+    return this.reloading;
+  }
+
+  private async reloadNow(): Promise<boolean> {
     this.digest = this.fileDigest();
-    const loaded = loadPolicy(this.path, this.opts);
+    const loaded = await loadPolicyOffThread(this.path, { ...(this.opts.checkFiles !== undefined ? { checkFiles: this.opts.checkFiles } : {}), ...(this.opts.env ? { env: this.opts.env } : {}) });
+    if (this.closed) return false;
     const gateErrors = loaded.ok && this.gate ? this.gate(loaded.policy, this.policy) : [];
     const r = loaded.ok && gateErrors.length > 0 ? { ok: false as const, errors: gateErrors } : loaded;
     if (!r.ok) {
@@ -147,7 +162,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
           clearTimeout(this.timer);
           this.timer = setTimeout(() => {
             this.timer = undefined;
-            if (this.fileDigest() !== this.digest) this.reload();
+            if (this.fileDigest() !== this.digest) void this.reload();
           }, this.opts.debounceMs ?? 250);
           this.timer.unref();
         });
@@ -175,6 +190,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
 
   /** Stop watching and drop the SIGHUP handler. */
   close(): void {
+    this.closed = true;
     process.off('SIGHUP', this.onSighup);
     for (const w of this.watchers) w.close();
     this.watchers = [];

@@ -25,7 +25,7 @@ let holder: PolicyHolder | undefined;
 afterEach(() => { holder?.close(); holder = undefined; });
 
 describe('reload gate', () => {
-  it('a problem from prepare refuses the file with file:line:column and key; the running policy stays', () => {
+  it('a problem from prepare refuses the file with file:line:column and key; the running policy stays', async () => {
     const dir = scratchDir();
     const file = join(dir, 'p.yaml');
     writeFileSync(file, yaml(5060));
@@ -33,11 +33,11 @@ describe('reload gate', () => {
     const running = holder.current;
     holder.setGate((next) => (next.ops.port === 9999 ? locateProblems(file, [{ keyPath: ['ops', 'port'], message: 'port taken' }]) : []));
     writeFileSync(file, yaml(5060).replace('port: 9090', 'port: 9999'));
-    expect(holder.reload()).toBe(false);
+    expect(await holder.reload()).toBe(false);
     expect(holder.current).toBe(running);
     expect(holder.lastErrors.map(formatError)).toEqual([`${file}:6:9: ops.port: port taken`]);
     writeFileSync(file, yaml(5070));
-    expect(holder.reload()).toBe(true);
+    expect(await holder.reload()).toBe(true);
     expect(holder.current.listen[0]!.port).toBe(5070);
   });
 

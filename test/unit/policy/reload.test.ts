@@ -61,7 +61,7 @@ describe('PolicyHolder', () => {
     const failed: PolicyError[][] = [];
     holder.on('reload-failed', (e) => failed.push(e));
     writeFileSync(file, BROKEN);
-    expect(holder.reload()).toBe(false);
+    expect(await holder.reload()).toBe(false);
     expect(holder.current).toBe(callPolicy);
     expect(holder.current.peers[0]!.limits.cps).toBe(10);
     expect(failed).toHaveLength(1);
@@ -75,7 +75,7 @@ describe('PolicyHolder', () => {
     const swaps: [Policy, Policy][] = [];
     holder.on('policy', (p, prev) => swaps.push([p, prev]));
     writeFileSync(file, policy(20));
-    expect(holder.reload()).toBe(true);
+    expect(await holder.reload()).toBe(true);
     expect(holder.current.peers[0]!.limits.cps).toBe(20);
     expect(swaps).toHaveLength(1);
     expect(swaps[0]![1]).toBe(callPolicy);
