@@ -445,7 +445,7 @@ function ipToBigInt(address: string, family: 'ipv4' | 'ipv6'): bigint {
  * covers later when its `from` is the same (or `peers`, and later's is not `core`), its
  * `called_prefix` is absent or a prefix of later's, and its `domain` is absent or the same
  * (case-insensitive). One pass over an index of what came before, keyed by those three, so a
- * carrier's table of thousands of prefixes loads in milliseconds, not in a pairwise scan.
+ * carrier's table of thousands of prefixes is checked in milliseconds, not in a pairwise scan.
  */
 function shadowingRoutes(routes: readonly Root['routes'][number][]): number[] {
   const ANY = '*';
