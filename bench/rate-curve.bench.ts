@@ -15,6 +15,7 @@
 // --node-args: more node/V8 options for the primary; the workers' come from PEERGATE_WORKER_NODE_FLAGS
 // --bin: another checkout's bin/peergate.js (built), to alternate two versions
 // --peers N: the policy has N peers, the load's the last (what attribution costs with many)
+// --log-level L: the policy's log.level (default error; peergate's own default is info)
 // in this bench's environment (it replaces their default, docs/operations.md "Worker memory").
 //
 // Steps run in the order given, back to back, SIPp uac (127.0.0.2, no hold time) → peergate →
@@ -29,7 +30,7 @@ import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers
 
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '600,600,1000,600,300,100' }, seconds: { type: 'string', default: '10' }, workers: { type: 'string' },
-  'node-args': { type: 'string', default: '' }, bin: { type: 'string' }, peers: { type: 'string', default: '1' },
+  'node-args': { type: 'string', default: '' }, bin: { type: 'string' }, peers: { type: 'string', default: '1' }, 'log-level': { type: 'string', default: 'error' },
 } });
 const RATES = values.rates.split(',').map(Number);
 const SECONDS = Number(values.seconds);
@@ -56,7 +57,7 @@ const switches = (pid: number): number => procStatus(pid, 'voluntary_ctxt_switch
 async function main(): Promise<void> {
   const [peerPort, corePort, opsPort, uasPort] = await freePorts(4) as [number, number, number, number];
   startUas(CORE_IP, uasPort);
-  const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'error' }, {
+  const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: values['log-level'] }, {
     media: { anchoring: false },
     ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
     // --peers N: N − 1 other peers (10.x.y.0/24 each) listed before the one the load comes from.
