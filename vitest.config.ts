@@ -26,6 +26,7 @@ const PARALLEL = [
   'test/integration/cdr-drain.test.ts',
   'test/integration/workers-default.test.ts',
   'test/integration/validate-hostile.test.ts',
+  'test/integration/refusal-log.test.ts',
 ];
 
 export default defineConfig({

@@ -12,6 +12,7 @@ import { ACCEPT_HEADERS } from './validate.js';
 import { getHeader, onFinalResponse, requestView, type Req, type Res } from './request-view.js';
 import { classifySource, indexOf, sideLabel, type Unattributed } from './sides.js';
 import type { LimitsStage, Refusal, RequestView, Side } from './stages.js';
+import { LineBudget } from '../log-budget.js';
 
 /** What the request desk reports (part of the B2BUA's observer). */
 export interface RequestObserver {
@@ -30,6 +31,8 @@ export class RequestDesk {
   private readonly canceledResponses = new WeakSet<Res>();
   /** The verified TLS identity (certificate fingerprint) each attributed request came with. */
   private readonly tlsIdentityOf = new WeakMap<Res, string>();
+  /** 'request refused' lines: ten a second per peer and reason, the rest counted in the next one. */
+  private readonly refusalLines = new LineBudget();
 
   constructor(private readonly opts: { policy: () => Policy; log: Logger; observer: RequestObserver; limits?: LimitsStage }) {}
 
@@ -55,7 +58,8 @@ export class RequestDesk {
 
   refuse(res: Res, peer: string, r: RefusalWithAllow, log: Logger, source: string): void {
     this.opts.observer.refusal(peer, r.label, source, this.tlsIdentityOf.get(res));
-    log.info({ status: r.status, reason: r.label }, 'request refused');
+    const leftOut = log.isLevelEnabled('info') ? this.refusalLines.take(`${peer}\n${r.label}`) : undefined;
+    if (leftOut !== undefined) log.info({ status: r.status, reason: r.label, ...(leftOut > 0 ? { not_logged_before: leftOut } : {}) }, 'request refused');
     if (!res.finalResponseSent) res.send(r.status, r.reason, warningHeaders(r));
   }
 
