@@ -300,6 +300,26 @@ describe('TransportLayer limits and robustness', () => {
     expect(r).toMatchObject({ ok: false, reason: 'unreachable', detail: 'connection limit reached' });
   });
 
+  it('a connection flood over the limit is refused in full but logged ten lines a second, the rest counted', async () => {
+    const warned: Array<{ obj: { not_logged_before?: number }; msg: string }> = [];
+    const { t, tcpPort } = await layer({ limits: { maxConnections: 1 }, logger: { debug() {}, warn: (obj, msg) => { warned.push({ obj, msg }); } } });
+    await tcpClient(tcpPort);
+    await waitFor(() => t.connectionCount === 1, 2000);
+    const flood = await Promise.all(Array.from({ length: 40 }, () => tcpClient(tcpPort)));
+    await waitFor(() => flood.every((c) => c.closed()), 5000, 10, 'flood connections refused');
+    expect(t.stats.stream.totalRejected).toBe(40);
+    const lines = warned.filter((w) => w.msg === 'connection limit reached');
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThan(40);
+    // A refusal after the budget's window carries how many were left out before it.
+    await new Promise((r) => setTimeout(r, 1050));
+    const late = await tcpClient(tcpPort);
+    await waitFor(() => late.closed(), 3000);
+    const all = warned.filter((w) => w.msg === 'connection limit reached');
+    expect(all.length).toBe(lines.length + 1);
+    expect(lines.length + all.reduce((n, w) => n + (w.obj.not_logged_before ?? 0), 0)).toBe(40);
+  });
+
   it('closes a connection whose peer stops reading once the write buffer cap is hit', async () => {
     const { t, received, tcpPort } = await layer({ limits: { maxWriteBufferBytes: 256 * 1024 } });
     const c = await tcpClient(tcpPort);

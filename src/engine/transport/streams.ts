@@ -14,6 +14,7 @@
 import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { StreamFramer } from './framer.js';
+import { LineBudget } from '../../log-budget.js';
 import { TlsAcceptor } from './tls-server.js';
 import { namedServer, type TlsContexts } from './tls-contexts.js';
 import { familyOf, remoteKey, type ListenerSpec, type TransportContext } from './options.js';
@@ -53,6 +54,8 @@ export class StreamConnections {
   private seq = 0;
   /** Connections corked this turn, uncorked together by one setImmediate (see write()). */
   private readonly corked: Conn[] = [];
+  /** "connection limit reached" lines: a budget, not one per refused accept. */
+  private readonly limitLines = new LineBudget();
   private readonly uncorkAll = (): void => {
     const list = this.corked;
     for (let i = 0; i < list.length; i++) {
@@ -176,7 +179,9 @@ export class StreamConnections {
     if (ctx.shield && !ctx.shield.admit(address)) { stats.stream.shieldRejected++; raw.destroy(); return; }
     if (this.pendingAndLive >= limits.maxConnections) {
       stats.stream.totalRejected++;
-      ctx.log.warn({ address, port, limit: limits.maxConnections }, 'connection limit reached');
+      // A connection flood is one warn line per accept otherwise (log-budget.ts).
+      const leftOut = this.limitLines.take('connection limit');
+      if (leftOut !== undefined) ctx.log.warn({ address, port, limit: limits.maxConnections, ...(leftOut > 0 ? { not_logged_before: leftOut } : {}) }, 'connection limit reached');
       raw.destroy();
       return;
     }
