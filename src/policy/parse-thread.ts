@@ -17,9 +17,8 @@ const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
 /** The thread's module beside this one (.ts when run from sources through tsx). */
 function entry(): { path: string; execArgv: string[] } {
-  const fromSources = FROM_SOURCES;
-  const url = new URL(fromSources ? './parse-worker.ts' : './parse-worker.js', import.meta.url);
-  return { path: fileURLToPath(url), execArgv: fromSources ? ['--import', import.meta.resolve('tsx')] : [] };
+  const url = new URL(FROM_SOURCES ? './parse-worker.ts' : './parse-worker.js', import.meta.url);
+  return { path: fileURLToPath(url), execArgv: FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [] };
 }
 
 export interface OffThreadOptions {

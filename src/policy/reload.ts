@@ -101,7 +101,7 @@ export class PolicyHolder extends EventEmitter<PolicyHolderEvents> {
 
   private async reloadNow(): Promise<boolean> {
     this.digest = this.fileDigest();
-    const loaded = await loadPolicyOffThread(this.path, { ...(this.opts.checkFiles !== undefined ? { checkFiles: this.opts.checkFiles } : {}), ...(this.opts.env ? { env: this.opts.env } : {}) });
+    const loaded = await loadPolicyOffThread(this.path, this.opts); // the thread is handed checkFiles and env only
     if (this.closed) return false;
     const gateErrors = loaded.ok && this.gate ? this.gate(loaded.policy, this.policy) : [];
     const r = loaded.ok && gateErrors.length > 0 ? { ok: false as const, errors: gateErrors } : loaded;

@@ -1,8 +1,7 @@
 // RFC 6404 §4.5/§4.6: who sent this request? Attribution uses only what the network cannot
 // forge: the source address the engine saw and the verified TLS client certificate. No
 // header (X-Forwarded-For, Via received, …) takes part.
-import { AddressSet, normalizeAddress } from '../engine/shield/address-set.js';
-import { parseIPv4 } from '../engine/shield/ipv4.js';
+import { AddressSet, sourceAddress as readAddress } from '../engine/shield/address-set.js';
 import type { Policy } from '../policy/schema.js';
 
 export interface CertificateMatch {
@@ -66,13 +65,12 @@ export class PeerDirectory<P extends PeerMatchSpec> {
    * both are configured they must agree: a valid certificate from the wrong address is refused.
    */
   attribute(sourceAddress: string, tls: TlsIdentity | null): Attribution<P> {
-    const source = normalizeAddress(sourceAddress);
-    const v4 = parseIPv4(source); // once, not once per peer
+    const source = readAddress(sourceAddress); // once, not once per peer
     let certOnlyWrongAddress = false;
     let addressNeedsCert: P | null = null;
     let found: P | null = null;
     for (const c of this.compiled) {
-      const addrOk = c.addresses === null || (v4 >= 0 ? c.addresses.hasIPv4(v4) : c.addresses.has(source));
+      const addrOk = c.addresses === null || c.addresses.contains(source);
       const wantsCert = c.sans !== null || c.subjects !== null || c.fingerprints !== null;
       const certOk = !wantsCert || (tls !== null && certificateMatches(c, tls));
       if (addrOk && certOk) {

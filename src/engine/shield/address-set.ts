@@ -49,14 +49,20 @@ export class AddressSet {
 
   /** Whether `address` (an IP literal as a socket reports it; v4-mapped v6 counts as v4) is in the set. */
   has(address: string): boolean {
-    const a = normalizeAddress(address);
-    const v4 = parseIPv4(a);
-    if (v4 >= 0) return this.v4.has(v4);
-    return this.v6 !== null && isIPv6(a) && this.v6.check(a, 'ipv6');
+    return this.contains(sourceAddress(address));
   }
 
-  /** The same for an IPv4 address already parsed (parseIPv4). */
-  hasIPv4(v4: number): boolean {
-    return this.v4.has(v4);
+  /** The same for an address read once (sourceAddress) to ask several sets. */
+  contains(s: SourceAddress): boolean {
+    if (s.v4 >= 0) return this.v4.has(s.v4);
+    return this.v6 !== null && isIPv6(s.text) && this.v6.check(s.text, 'ipv6');
   }
+}
+
+/** A source address read once: normalised (normalizeAddress), and its IPv4 value or -1. */
+export interface SourceAddress { text: string; v4: number }
+
+export function sourceAddress(address: string): SourceAddress {
+  const text = normalizeAddress(address);
+  return { text, v4: parseIPv4(text) };
 }

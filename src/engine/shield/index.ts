@@ -11,7 +11,7 @@
 // Beside the address ban set, a ban set keyed by TLS peer identity (identity-bans.ts): the
 // transports consult it after a client certificate verified, never per packet.
 import { systemClock, type Clock } from '../transport/types.js';
-import { AddressSet, normalizeAddress } from './address-set.js';
+import { AddressSet, normalizeAddress, sourceAddress } from './address-set.js';
 import { IdentityBans, type IdentityBanCounters, type IdentityBanEntry, type IdentityBanListener } from './identity-bans.js';
 
 export type { IdentityBanCounters, IdentityBanEntry, IdentityBanListener } from './identity-bans.js';
@@ -201,8 +201,10 @@ export class Shield {
   /** Cached per source by check(): even the IPv4 fast path is cheaper to look up than redo. */
   private evalAcl(address: string): 'admit' | 'deny' | 'notAllowed' {
     const acl = this.acl;
-    if (acl.deny && acl.deny.has(address)) return 'deny';
-    if (acl.allow && !acl.allow.has(address)) return 'notAllowed';
+    if (!acl.deny && !acl.allow) return 'admit';
+    const a = sourceAddress(address); // read once for both sets
+    if (acl.deny && acl.deny.contains(a)) return 'deny';
+    if (acl.allow && !acl.allow.contains(a)) return 'notAllowed';
     return 'admit';
   }
 

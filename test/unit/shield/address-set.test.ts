@@ -1,7 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { BlockList } from 'node:net';
-import { AddressSet } from '../../../src/engine/shield/address-set.js';
-import { parseIPv4 } from '../../../src/engine/shield/ipv4.js';
+import { AddressSet, sourceAddress } from '../../../src/engine/shield/address-set.js';
 
 describe('AddressSet', () => {
   it('holds IPv4 and IPv6 ranges and single addresses; a v4-mapped address counts as IPv4', () => {
@@ -14,7 +13,8 @@ describe('AddressSet', () => {
     expect(s.has('2001:db8:1::5')).toBe(true);
     expect(s.has('2001:db9::5')).toBe(false);
     expect(s.has('::1')).toBe(true);
-    expect(s.hasIPv4(parseIPv4('192.0.2.1'))).toBe(true);
+    expect(s.contains(sourceAddress('::ffff:192.0.2.1'))).toBe(true);
+    expect(s.contains(sourceAddress('2001:db8::9'))).toBe(true);
   });
   it('answers no, without throwing, for what is not an address', () => {
     const s = new AddressSet(['0.0.0.0/0', '::/0'], 'all');
