@@ -12,13 +12,15 @@ import { callIdOf, encodeHep3 } from './hep.js';
 import type { CapturePolicy, HepPolicy } from './schema.js';
 
 export { encodeHep3, callIdOf, HEP_CHUNK, HEP3_MAGIC } from './hep.js';
+export { captureNow, captureClock } from './clock.js';
 export type { HepMessage } from './hep.js';
 
 /** Messages offered to the collector: sent, dropped (queue full, unencodable) or failed (send error). */
 export const capturePacketsTotal = counter('peergate_capture_packets_total', 'SIP messages captured to HEP by result', ['result']);
 
-/** Called by the transport layer for each SIP message: `in` = received from `remote`, `out` = sent to it. */
-export type CaptureTap = (direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint) => void;
+/** Called by the transport layer for each SIP message: `in` = received from `remote`, `out` = sent
+ *  to it; `atMs` = when it was read or handed over (clock.ts: wall-clock ms, µs fraction). */
+export type CaptureTap = (direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint, atMs: number) => void;
 
 export interface CaptureLogger { warn(obj: object, msg: string): void }
 
@@ -82,10 +84,10 @@ export function createHepCapture(policy: CapturePolicy | undefined, opts: { log?
     }
   };
 
-  const tap: CaptureTap = (direction, data, local, remote) => {
+  const tap: CaptureTap = (direction, data, local, remote, atMs) => {
     if (!cfg) return;
     if (queue.length >= cfg.queue_max) { capturePacketsTotal.inc({ result: 'dropped' }); return; }
-    queue.push({ direction, data, local, remote, timeMs: Date.now() });
+    queue.push({ direction, data, local, remote, timeMs: atMs });
     if (!scheduled) { scheduled = true; setImmediate(flush); }
   };
 

@@ -22,6 +22,7 @@ import { StreamConnections } from './streams.js';
 import { TlsContexts } from './tls-contexts.js';
 import { UdpTransport } from './udp.js';
 import type { Shield } from '../shield/index.js';
+import { captureNow } from '../capture/clock.js';
 import type { Endpoint, InboundPacket, Protocol, SendResult, SendTarget, UdpIngress } from './types.js';
 
 export { StreamFramer } from './framer.js';
@@ -32,8 +33,9 @@ export type {
   ConnectionEvent, TransportEvents, TransportStats,
 } from './options.js';
 
-/** The capture tap: sees every SIP message sent and received (after TLS, after the shield). */
-type CaptureTap = (direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint) => void;
+/** The capture tap: sees every SIP message sent and received (after TLS, after the shield).
+ *  `atMs` is when it was handed to the transport or read (captureNow), not when the tap runs. */
+type CaptureTap = (direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint, atMs: number) => void;
 
 export class TransportLayer extends EventEmitter<TransportEvents> {
   readonly stats: TransportStats = newStats();
@@ -116,10 +118,13 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       if (done !== undefined) queueMicrotask(() => done(refused));
       return;
     }
+    // Stamped at hand-off: a stream's write completes later, after the peer may have answered
+    // what it carried (a caller's ACK read before our 200's write is reported done).
+    const handedAt = this.capture ? captureNow() : 0;
     const sent = (r: SendResult): void => {
       if (r.ok) {
         this.stats.send.ok++;
-        if (this.capture) this.capture('out', data, r.local, { protocol: target.protocol, address: target.address, port: target.port });
+        if (this.capture) this.capture('out', data, r.local, { protocol: target.protocol, address: target.address, port: target.port }, handedAt || captureNow());
       } else this.stats.send.failed++;
       if (done !== undefined) done(r);
     };
@@ -196,7 +201,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   private deliver(p: InboundPacket): void {
-    if (this.capture) this.capture('in', p.data, p.local, p.source);
+    if (this.capture) this.capture('in', p.data, p.local, p.source, captureNow());
     this.safeEmit('message', p);
   }
 

@@ -79,10 +79,12 @@ describe('HEP capture', () => {
   it('sends received and sent messages to the collector with direction-correct addresses', async () => {
     col = await startHepCollector();
     cap = createHepCapture({ hep: { address: '127.0.0.1', port: col.port, capture_id: 77, queue_max: 100, password: 'pw' } });
-    cap.tap('in', INVITE, local, remote);
-    cap.tap('out', INVITE, local, remote);
+    // The stamps the transport gives (when read, when handed over) are what the packets carry, to the µs.
+    cap.tap('in', INVITE, local, remote, 1_780_000_000_123.456);
+    cap.tap('out', INVITE, local, remote, 1_780_000_000_123.789);
     await waitFor(() => col!.packets.length === 2, 3000);
     const [a, b] = col.packets;
+    expect([a!.timeSec, a!.timeUsec, b!.timeSec, b!.timeUsec]).toEqual([1_780_000_000, 123_456, 1_780_000_000, 123_789]);
     expect([a!.src, a!.srcPort, a!.dst, a!.dstPort]).toEqual(['127.0.0.2', 5099, '127.0.0.1', 5060]);
     expect([b!.src, b!.srcPort, b!.dst, b!.dstPort]).toEqual(['127.0.0.1', 5060, '127.0.0.2', 5099]);
     expect(a!.captureId).toBe(77);
@@ -94,15 +96,15 @@ describe('HEP capture', () => {
   it('never queues more than queue_max; a reload starts and stops capture', async () => {
     col = await startHepCollector();
     cap = createHepCapture(undefined);
-    cap.tap('in', INVITE, local, remote);
+    cap.tap('in', INVITE, local, remote, Date.now());
     cap.configure({ hep: { address: '127.0.0.1', port: col.port, capture_id: 1, queue_max: 5 } });
     // All in one turn of the event loop: only queue_max can wait.
-    for (let i = 0; i < 50; i++) cap.tap('in', INVITE, local, remote);
+    for (let i = 0; i < 50; i++) cap.tap('in', INVITE, local, remote, Date.now());
     await waitFor(() => col!.packets.length >= 5, 3000);
     await new Promise((r) => setTimeout(r, 200));
     expect(col.packets.length).toBe(5);
     cap.configure({});
-    cap.tap('in', INVITE, local, remote);
+    cap.tap('in', INVITE, local, remote, Date.now());
     await new Promise((r) => setTimeout(r, 200));
     expect(col.packets.length).toBe(5);
   });

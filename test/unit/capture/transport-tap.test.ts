@@ -3,14 +3,16 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:tls';
+import { connect as tcpConnect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { TransportLayer } from '../../../src/engine/transport/index.js';
+import { captureNow } from '../../../src/engine/capture/clock.js';
 import type { Endpoint } from '../../../src/engine/transport/types.js';
 import { createFederationCa, createPeerCertificate } from '../../../src/pki/files.js';
 import { scratchDir, waitFor } from '../../helpers/procs.js';
 
 const MSG = 'OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nCall-ID: tap-1\r\nContent-Length: 0\r\n\r\n';
-type Tapped = { direction: 'in' | 'out'; data: string; local: Endpoint; remote: Endpoint };
+type Tapped = { direction: 'in' | 'out'; data: string; local: Endpoint; remote: Endpoint; atMs?: number };
 
 let t: TransportLayer | undefined;
 afterEach(async () => { await t?.close(); t = undefined; });
@@ -59,6 +61,38 @@ describe('transport capture tap', () => {
     expect(seen.map((s) => [s.direction, s.data, s.remote.protocol, s.remote.port])).toEqual([
       ['in', MSG, 'tls', sock.localPort], ['in', MSG.replace('tap-1', 'tap-2'), 'tls', sock.localPort],
     ]);
+    sock.destroy();
+  });
+
+  it('stamps a stream send when it is handed over, not when its write is reported done', async () => {
+    // A collector orders a call by these stamps: a caller's ACK can be read before our 200's
+    // write is reported done, and must still come after the 200 (HEP capture, Homer).
+    t = new TransportLayer({ listeners: [{ protocol: 'tcp', address: '127.0.0.1', port: 0 }] });
+    const [local] = await t.listen();
+    const seen: Tapped[] = [];
+    t.setCapture((direction, data, l, remote, atMs) => seen.push({ direction, data: data.toString(), local: l, remote, atMs }));
+    const connectionIds: string[] = [];
+    t.on('message', (p) => { if (p.connectionId) connectionIds.push(p.connectionId); });
+    const sock = tcpConnect({ host: '127.0.0.1', port: local!.port });
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    const before = captureNow();
+    sock.write(MSG);
+    await waitFor(() => seen.length === 1, 3000);
+    expect(seen[0]!.atMs!).toBeGreaterThan(before);
+    const handing = captureNow();
+    let done = false;
+    t.sendThen({ protocol: 'tcp', address: '127.0.0.1', port: sock.localPort!, connectionId: connectionIds[0]! }, Buffer.from(MSG), () => { done = true; });
+    const handed = captureNow();
+    // Reported later…
+    expect(seen).toHaveLength(1);
+    await waitFor(() => done && seen.length === 2, 3000);
+    const doneAt = captureNow();
+    // …stamped at the hand-over, µs apart from the stamps either side of it.
+    const out = seen[1]!;
+    expect(out.direction).toBe('out');
+    expect(out.atMs!).toBeGreaterThan(handing);
+    expect(out.atMs!).toBeLessThan(handed);
+    expect(out.atMs!).toBeLessThan(doneAt);
     sock.destroy();
   });
 });
