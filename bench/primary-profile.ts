@@ -25,4 +25,5 @@ const r = await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', '127.0.0.2
 const wall = (Date.now() - t0) / 1000;
 const per = pids.map((p, i) => cpuSeconds(p).total - c0[i]!);
 console.log(`${rate}/s: ${r.successful} ok ${r.failed} failed, wall ${wall.toFixed(1)} s; CPU ms per call by process: ${per.map((c) => (1000 * c / (rate * secs)).toFixed(3)).join(' / ')}; % of a core: ${per.map((c) => (100 * c / wall).toFixed(0)).join(' / ')}`);
-await pg.stop(); await stopAll();
+// A long profile takes seconds to write at exit: more than pg.stop()'s 5 s before SIGKILL.
+await (process.env.PROF || process.env.WPROF ? pg.proc.stop('SIGTERM', 60_000) : pg.stop()); await stopAll();

@@ -18,9 +18,13 @@ export type { HepMessage } from './hep.js';
 /** Messages offered to the collector: sent, dropped (queue full, unencodable) or failed (send error). */
 export const capturePacketsTotal = counter('peergate_capture_packets_total', 'SIP messages captured to HEP by result', ['result']);
 
-/** Called by the transport layer for each SIP message: `in` = received from `remote`, `out` = sent
- *  to it; `atMs` = when it was read or handed over (clock.ts: wall-clock ms, µs fraction). */
-export type CaptureTap = (direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint, atMs: number) => void;
+/** What the transport layer tells of each SIP message while `on` (a collector is configured, so
+ *  nothing is stamped otherwise): `in` = received from `remote`, `out` = sent to it; `atMs` = when
+ *  it was read or handed over (clock.ts: wall-clock ms, µs fraction). */
+export interface CaptureTap {
+  readonly on: boolean;
+  record(direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint, atMs: number): void;
+}
 
 export interface CaptureLogger { warn(obj: object, msg: string): void }
 
@@ -84,11 +88,14 @@ export function createHepCapture(policy: CapturePolicy | undefined, opts: { log?
     }
   };
 
-  const tap: CaptureTap = (direction, data, local, remote, atMs) => {
-    if (!cfg) return;
-    if (queue.length >= cfg.queue_max) { capturePacketsTotal.inc({ result: 'dropped' }); return; }
-    queue.push({ direction, data, local, remote, timeMs: atMs });
-    if (!scheduled) { scheduled = true; setImmediate(flush); }
+  const tap: CaptureTap = {
+    get on() { return cfg !== undefined; },
+    record(direction, data, local, remote, atMs) {
+      if (!cfg) return;
+      if (queue.length >= cfg.queue_max) { capturePacketsTotal.inc({ result: 'dropped' }); return; }
+      queue.push({ direction, data, local, remote, timeMs: atMs });
+      if (!scheduled) { scheduled = true; setImmediate(flush); }
+    },
   };
 
   const configure = (next: CapturePolicy | undefined): void => {

@@ -33,9 +33,12 @@ export type {
   ConnectionEvent, TransportEvents, TransportStats,
 } from './options.js';
 
-/** The capture tap: sees every SIP message sent and received (after TLS, after the shield).
- *  `atMs` is when it was handed to the transport or read (captureNow), not when the tap runs. */
-type CaptureTap = (direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint, atMs: number) => void;
+/** The capture tap: sees every SIP message sent and received (after TLS, after the shield) while
+ *  `on`. `atMs` is when it was handed to the transport or read (captureNow), not when the tap runs. */
+interface CaptureTap {
+  readonly on: boolean;
+  record(direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint, atMs: number): void;
+}
 
 export class TransportLayer extends EventEmitter<TransportEvents> {
   readonly stats: TransportStats = newStats();
@@ -120,11 +123,11 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     }
     // Stamped at hand-off: a stream's write completes later, after the peer may have answered
     // what it carried (a caller's ACK read before our 200's write is reported done).
-    const handedAt = this.capture ? captureNow() : 0;
+    const handedAt = this.capture?.on === true ? captureNow() : 0;
     const sent = (r: SendResult): void => {
       if (r.ok) {
         this.stats.send.ok++;
-        if (this.capture) this.capture('out', data, r.local, { protocol: target.protocol, address: target.address, port: target.port }, handedAt || captureNow());
+        if (this.capture?.on === true) this.capture.record('out', data, r.local, { protocol: target.protocol, address: target.address, port: target.port }, handedAt || captureNow());
       } else this.stats.send.failed++;
       if (done !== undefined) done(r);
     };
@@ -134,7 +137,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
 
   /**
    * Tap every SIP message sent and received (after TLS decryption, after the shield) for SIP
-   * capture (src/engine/capture). The tap must only queue: it runs on the hot path.
+   * capture (src/engine/capture). `record` must only queue: it runs on the hot path.
    */
   setCapture(tap: CaptureTap | undefined): void {
     this.capture = tap;
@@ -201,7 +204,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   private deliver(p: InboundPacket): void {
-    if (this.capture) this.capture('in', p.data, p.local, p.source, captureNow());
+    if (this.capture?.on === true) this.capture.record('in', p.data, p.local, p.source, captureNow());
     this.safeEmit('message', p);
   }
 

@@ -80,8 +80,8 @@ describe('HEP capture', () => {
     col = await startHepCollector();
     cap = createHepCapture({ hep: { address: '127.0.0.1', port: col.port, capture_id: 77, queue_max: 100, password: 'pw' } });
     // The stamps the transport gives (when read, when handed over) are what the packets carry, to the µs.
-    cap.tap('in', INVITE, local, remote, 1_780_000_000_123.456);
-    cap.tap('out', INVITE, local, remote, 1_780_000_000_123.789);
+    cap.tap.record('in', INVITE, local, remote, 1_780_000_000_123.456);
+    cap.tap.record('out', INVITE, local, remote, 1_780_000_000_123.789);
     await waitFor(() => col!.packets.length === 2, 3000);
     const [a, b] = col.packets;
     expect([a!.timeSec, a!.timeUsec, b!.timeSec, b!.timeUsec]).toEqual([1_780_000_000, 123_456, 1_780_000_000, 123_789]);
@@ -96,15 +96,18 @@ describe('HEP capture', () => {
   it('never queues more than queue_max; a reload starts and stops capture', async () => {
     col = await startHepCollector();
     cap = createHepCapture(undefined);
-    cap.tap('in', INVITE, local, remote, Date.now());
+    expect(cap.tap.on).toBe(false); // the transports stamp nothing
+    cap.tap.record('in', INVITE, local, remote, Date.now());
     cap.configure({ hep: { address: '127.0.0.1', port: col.port, capture_id: 1, queue_max: 5 } });
+    expect(cap.tap.on).toBe(true);
     // All in one turn of the event loop: only queue_max can wait.
-    for (let i = 0; i < 50; i++) cap.tap('in', INVITE, local, remote, Date.now());
+    for (let i = 0; i < 50; i++) cap.tap.record('in', INVITE, local, remote, Date.now());
     await waitFor(() => col!.packets.length >= 5, 3000);
     await new Promise((r) => setTimeout(r, 200));
     expect(col.packets.length).toBe(5);
     cap.configure({});
-    cap.tap('in', INVITE, local, remote, Date.now());
+    expect(cap.tap.on).toBe(false);
+    cap.tap.record('in', INVITE, local, remote, Date.now());
     await new Promise((r) => setTimeout(r, 200));
     expect(col.packets.length).toBe(5);
   });

@@ -14,6 +14,8 @@ import { scratchDir, waitFor } from '../../helpers/procs.js';
 const MSG = 'OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nCall-ID: tap-1\r\nContent-Length: 0\r\n\r\n';
 type Tapped = { direction: 'in' | 'out'; data: string; local: Endpoint; remote: Endpoint; atMs?: number };
 
+const tapInto = (seen: Tapped[]) => ({ on: true, record: (direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint, atMs: number) => { seen.push({ direction, data: data.toString(), local, remote, atMs }); } });
+
 let t: TransportLayer | undefined;
 afterEach(async () => { await t?.close(); t = undefined; });
 
@@ -22,19 +24,26 @@ describe('transport capture tap', () => {
     t = new TransportLayer({ listeners: [{ protocol: 'udp', address: '127.0.0.1', port: 0 }] });
     const [local] = await t.listen();
     const seen: Tapped[] = [];
-    t.setCapture((direction, data, l, remote) => seen.push({ direction, data: data.toString(), local: l, remote }));
+    t.setCapture(tapInto(seen));
     const client = createSocket('udp4');
     await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
     const cport = client.address().port;
     client.send(MSG, local!.port, '127.0.0.1');
     await waitFor(() => seen.length === 1, 3000);
     expect(await t.send({ protocol: 'udp', address: '127.0.0.1', port: cport }, Buffer.from(MSG))).toMatchObject({ ok: true });
-    expect(seen).toEqual([
+    expect(seen).toMatchObject([
       { direction: 'in', data: MSG, local: { protocol: 'udp', address: '127.0.0.1', port: local!.port }, remote: { protocol: 'udp', address: '127.0.0.1', port: cport } },
       { direction: 'out', data: MSG, local: { protocol: 'udp', address: '127.0.0.1', port: local!.port }, remote: { protocol: 'udp', address: '127.0.0.1', port: cport } },
     ]);
     // A send that fails is not captured.
     await t.send({ protocol: 'udp', address: 'not-an-ip', port: 5060 }, Buffer.from(MSG));
+    // A tap that is off (no collector configured) is not asked, in or out.
+    let asked = 0;
+    t.setCapture({ on: false, record: () => { asked++; } });
+    client.send(MSG, local!.port, '127.0.0.1');
+    expect(await t.send({ protocol: 'udp', address: '127.0.0.1', port: cport }, Buffer.from(MSG))).toMatchObject({ ok: true });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(asked).toBe(0);
     t.setCapture(undefined);
     client.send(MSG, local!.port, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 150));
@@ -52,7 +61,7 @@ describe('transport capture tap', () => {
     });
     const [local] = await t.listen();
     const seen: Tapped[] = [];
-    t.setCapture((direction, data, l, remote) => seen.push({ direction, data: data.toString(), local: l, remote }));
+    t.setCapture(tapInto(seen));
     const sock = connect({ host: '127.0.0.1', port: local!.port, ca: readFileSync(ca.certPath), checkServerIdentity: () => undefined });
     await new Promise<void>((r) => sock.once('secureConnect', () => r()));
     // Two messages in one write: the tap sees each, decrypted.
@@ -70,7 +79,7 @@ describe('transport capture tap', () => {
     t = new TransportLayer({ listeners: [{ protocol: 'tcp', address: '127.0.0.1', port: 0 }] });
     const [local] = await t.listen();
     const seen: Tapped[] = [];
-    t.setCapture((direction, data, l, remote, atMs) => seen.push({ direction, data: data.toString(), local: l, remote, atMs }));
+    t.setCapture(tapInto(seen));
     const connectionIds: string[] = [];
     t.on('message', (p) => { if (p.connectionId) connectionIds.push(p.connectionId); });
     const sock = tcpConnect({ host: '127.0.0.1', port: local!.port });
