@@ -11,6 +11,7 @@ import * as m from '../ops/metrics.js';
 import { APPLIED, type Reconfigured, type Subsystem } from './subsystem.js';
 import { LocationRouting } from '../routing/index.js';
 import { srfProbeSender } from '../routing/probe.js';
+import { prepareRoutes } from '../sbc/routing.js';
 
 export interface SbcSubsystemOptions {
   policy: () => Policy;
@@ -49,13 +50,16 @@ export class SbcSubsystem implements Subsystem {
   }
 
   async start(): Promise<void> {
+    prepareRoutes(this.opts.policy().routes);
     await this.b2bua.connect(this.opts.wire());
     this.connected = true;
     if (this.opts.probe !== false) this.routing.startProbing(this.opts.policy);
     m.engineConnected.set(1);
   }
 
-  reconfigure(): Reconfigured { return APPLIED; }
+  /** The B2BUA reads the policy per call; the route index is built here rather than by the
+   *  first call after a reload (≈ 6 ms for 10,000 routes). */
+  reconfigure(next: Policy): Reconfigured { prepareRoutes(next.routes); return APPLIED; }
 
   ready(): true | string {
     return this.connected ? true : 'not connected to the SIP engine';

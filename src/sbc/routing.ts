@@ -54,6 +54,12 @@ function indexFor(rules: readonly RouteRule[]): RouteIndex {
   return ix;
 }
 
+/** Build the index of a routes list now (at start or reload) instead of at its first call;
+ *  returns how many prefixes it holds. */
+export function prepareRoutes(rules: readonly RouteRule[]): number {
+  return indexFor(rules).byPrefix.size;
+}
+
 /** Whether rule r matches apart from its prefix (already known to fit). */
 function holds(r: RouteRule, origin: string, domain: string): boolean {
   if (r.from === 'peers') { if (origin === 'core') return false; }

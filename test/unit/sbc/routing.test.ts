@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { selectDestinations, selectRoute, type RouteRule } from '../../../src/sbc/routing.js';
+import { prepareRoutes, selectDestinations, selectRoute, type RouteRule } from '../../../src/sbc/routing.js';
 import { routingNumber as canonicalNumber, uriHost } from '../../../src/sip/grammar/index.js';
 
 const rules = [
@@ -30,6 +30,18 @@ describe('routing', () => {
     expect(uriHost('sip:[2001:db8::1]:5060')).toBe('2001:db8::1');
     expect(uriHost('sip:host.example')).toBe('host.example');
   });
+  it('builds a list\'s index ahead of its first call (at start and reload), once, by canonical prefix', () => {
+    const rules: RouteRule[] = [
+      { from: 'peers', called_prefix: '+1', to: ['sip:a'] }, { from: 'peers', called_prefix: '+1-', to: ['sip:b'] },
+      { from: 'peers', called_prefix: '+44', to: ['sip:c'] }, { from: 'core', to: ['sip:d'] },
+    ];
+    // '+1' and '+1-' are one prefix once canonical (visual separators go); the rule without a prefix is not in the map.
+    expect(prepareRoutes(rules)).toBe(2);
+    expect(prepareRoutes(rules)).toBe(2);
+    expect(selectDestinations(rules, { origin: 'p', called: '+15551230000', domain: 'x' })).toEqual(['sip:a']);
+    expect(selectDestinations(rules, { origin: 'core', called: '+15551230000', domain: 'x' })).toEqual(['sip:d']);
+  });
+
   it('picks what a scan in file order picks, on random tables (the prefix index)', () => {
     // The reference: the plain first-match scan the index replaces.
     const scan = (rs: RouteRule[], origin: string, called: string, domain: string): number => rs.findIndex((r) =>
