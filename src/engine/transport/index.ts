@@ -23,6 +23,7 @@ import { TlsContexts } from './tls-contexts.js';
 import { UdpTransport } from './udp.js';
 import type { Shield } from '../shield/index.js';
 import { captureNow } from '../capture/clock.js';
+import type { CaptureTap } from '../capture/index.js';
 import type { Endpoint, InboundPacket, Protocol, SendResult, SendTarget, UdpIngress } from './types.js';
 
 export { StreamFramer } from './framer.js';
@@ -32,13 +33,6 @@ export type {
   ListenerSpec, TransportTlsOptions, TransportLimits, TransportLogger, TransportOptions, TlsHandshakeEvent,
   ConnectionEvent, TransportEvents, TransportStats,
 } from './options.js';
-
-/** The capture tap: sees every SIP message sent and received (after TLS, after the shield) while
- *  `on`. `atMs` is when it was handed to the transport or read (captureNow), not when the tap runs. */
-interface CaptureTap {
-  readonly on: boolean;
-  record(direction: 'in' | 'out', data: Buffer, local: Endpoint, remote: Endpoint, atMs: number): void;
-}
 
 export class TransportLayer extends EventEmitter<TransportEvents> {
   readonly stats: TransportStats = newStats();
