@@ -49,7 +49,11 @@ export function loadPolicyOffThread(path: string, opts: LoadOptions, o: OffThrea
       resolve(r);
     };
     const timer = setTimeout(() => finish({ ok: false, errors: [{ file: path, line: 1, column: 1, keyPath: '', message: `the policy did not load within ${timeoutMs / 1000} s` }] }), timeoutMs);
-    worker.once('message', (r: LoadResult) => finish(r.ok ? { ok: true, policy: deepFreeze(r.policy) } : r));
+    worker.once('message', (text: string) => {
+      let r: LoadResult;
+      try { r = JSON.parse(text) as LoadResult; } catch { r = loadPolicy(path, opts); }
+      finish(r.ok ? { ok: true, policy: deepFreeze(r.policy) } : r);
+    });
     // The thread could not run (no memory for it, its module missing): load in place instead.
     worker.once('error', () => { if (!done) finish(loadPolicy(path, opts)); });
     worker.once('exit', () => { if (!done) finish(loadPolicy(path, opts)); });

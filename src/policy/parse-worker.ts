@@ -3,4 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadPolicy, type LoadOptions } from './load.js';
 
 const { path, opts } = workerData as { path: string; opts: LoadOptions };
-parentPort!.postMessage(loadPolicy(path, opts));
+// As JSON text: the main thread's JSON.parse of an 11,000-route policy takes ≈ 5 ms where a
+// structured clone's deserialisation takes ≈ 22 ms, and both run on the event loop. A policy is
+// JSON already: the B2BUA workers receive it over a JSON IPC channel.
+parentPort!.postMessage(JSON.stringify(loadPolicy(path, opts)));
