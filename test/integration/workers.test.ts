@@ -14,6 +14,7 @@
 // measure pauses and timeouts against the clock, side by side.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { join } from 'node:path';
 import { childPids, freePorts, heldCalls, isWorkerProcess, readSippStats, scratchDir, startProcess, startUas, stopAll, waitFor, writeFile } from '../helpers/procs.js';
 import { SIPP_INVITE_HEAD, SIPP_SDP_PCMU, sippAck, sippByeWithReason } from '../helpers/sipp-xml.js';
@@ -96,6 +97,18 @@ describe.concurrent('workers: 2', () => {
       await waitFor(async () => (await pg.metric('peergate_session_limit', { peer: 'carrier-a' })) === 3, 5000, 100, 'limit 3 in force');
       // Each worker is handed the policy after the primary has applied it: give them a moment.
       await untilAdmitted(target, 3, 6);
+
+      // The limits are the primary's (pre-admission); routing is each worker's own. A reload
+      // that leaves the peer's calls without a route: every call, on either worker, gets 404.
+      const edited = YAML.parse(readFileSync(pg.policyPath, 'utf8')) as { routes: Array<Record<string, unknown>> };
+      edited.routes = edited.routes.map((r) => (r.from === 'peers' ? { ...r, called_prefix: '+999' } : r));
+      writeFileSync(pg.policyPath, YAML.stringify(edited));
+      expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
+      await waitFor(async () => (await heldCalls(target, PEER_IP, 1, 100)).failed === 1, 5000, 100, 'no route after the reload');
+      const before = await pg.metric('peergate_calls_total', { peer: 'carrier-a', result: 'no_route' });
+      const noRoute = await heldCalls(target, PEER_IP, 4, 100);
+      expect([noRoute.successful, noRoute.failed]).toEqual([0, 4]);
+      expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', result: 'no_route' })).toBe(before + 4);
     } finally {
       await pg.stop();
     }

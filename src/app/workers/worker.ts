@@ -119,7 +119,8 @@ class Worker {
         await this.sbc.endAll(h);
         await within(this.sbc.whenIdle(), SETTLE_MS);
       },
-      reload: (next: Policy) => this.reload(next),
+      // The policy as JSON text (pool.ts serialises it once for all workers).
+      reload: (next: string | Policy) => this.reload(typeof next === 'string' ? JSON.parse(next) as Policy : next),
       reopen: () => this.cdr.reopen(),
       // Answer, then leave: the IPC channel would keep the process alive.
       close: async () => { await this.close(); setTimeout(() => process.exit(0), 50); },
