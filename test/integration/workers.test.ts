@@ -54,6 +54,22 @@ async function untilAdmitted(target: string, limit: number, offered: number): Pr
   }, 20_000, 200, `${limit} of ${offered} admitted after the reload`);
 }
 
+/**
+ * The limits are the primary's (pre-admission); routing is each worker's own. A reload that
+ * leaves the peer's calls without a route: every call, round-robin over both workers, gets 404.
+ */
+async function expectWorkersRouteByReload(pg: RunningPeergate, target: string): Promise<void> {
+  const edited = YAML.parse(readFileSync(pg.policyPath, 'utf8')) as { routes: Array<Record<string, unknown>> };
+  edited.routes = edited.routes.map((r) => (r.from === 'peers' ? { ...r, called_prefix: '+999' } : r));
+  writeFileSync(pg.policyPath, YAML.stringify(edited));
+  expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
+  await waitFor(async () => (await heldCalls(target, PEER_IP, 1, 100)).failed === 1, 5000, 100, 'no route after the reload');
+  const before = await pg.metric('peergate_calls_total', { peer: 'carrier-a', result: 'no_route' });
+  const r = await heldCalls(target, PEER_IP, 4, 100);
+  expect([r.successful, r.failed]).toEqual([0, 4]);
+  expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', result: 'no_route' })).toBe(before + 4);
+}
+
 beforeAll(async () => {
   [uasPort] = await freePorts(1) as [number];
   startUas(CORE_IP, uasPort);
@@ -98,17 +114,7 @@ describe.concurrent('workers: 2', () => {
       // Each worker is handed the policy after the primary has applied it: give them a moment.
       await untilAdmitted(target, 3, 6);
 
-      // The limits are the primary's (pre-admission); routing is each worker's own. A reload
-      // that leaves the peer's calls without a route: every call, on either worker, gets 404.
-      const edited = YAML.parse(readFileSync(pg.policyPath, 'utf8')) as { routes: Array<Record<string, unknown>> };
-      edited.routes = edited.routes.map((r) => (r.from === 'peers' ? { ...r, called_prefix: '+999' } : r));
-      writeFileSync(pg.policyPath, YAML.stringify(edited));
-      expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
-      await waitFor(async () => (await heldCalls(target, PEER_IP, 1, 100)).failed === 1, 5000, 100, 'no route after the reload');
-      const before = await pg.metric('peergate_calls_total', { peer: 'carrier-a', result: 'no_route' });
-      const noRoute = await heldCalls(target, PEER_IP, 4, 100);
-      expect([noRoute.successful, noRoute.failed]).toEqual([0, 4]);
-      expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a', result: 'no_route' })).toBe(before + 4);
+      await expectWorkersRouteByReload(pg, target);
     } finally {
       await pg.stop();
     }
@@ -222,6 +228,7 @@ ${sippByeWithReason('peergate worker restarted|Drain Deadline Reached', 25_000)}
       writeFileSync(pg.policyPath, valid.replace('sessions: 4', 'sessions: 2'));
       expect((await pg.admin('/admin/reload', { method: 'POST' })).status).toBe(200);
       await untilAdmitted(target, 2, 4);
+      await expectWorkersRouteByReload(pg, target);
     } finally {
       await pg.stop();
     }
