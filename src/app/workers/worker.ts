@@ -120,7 +120,7 @@ class Worker {
         await within(this.sbc.whenIdle(), SETTLE_MS);
       },
       // The policy as JSON text (pool.ts serialises it once for all workers).
-      reload: (next: string | Policy) => this.reload(typeof next === 'string' ? JSON.parse(next) as Policy : next),
+      reload: (text: string) => this.reload(JSON.parse(text) as Policy),
       reopen: () => this.cdr.reopen(),
       // Answer, then leave: the IPC channel would keep the process alive.
       close: async () => { await this.close(); setTimeout(() => process.exit(0), 50); },

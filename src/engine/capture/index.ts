@@ -12,7 +12,6 @@ import { callIdOf, encodeHep3 } from './hep.js';
 import type { CapturePolicy, HepPolicy } from './schema.js';
 
 export { encodeHep3, callIdOf, HEP_CHUNK, HEP3_MAGIC } from './hep.js';
-export { captureNow, captureClock } from './clock.js';
 export type { HepMessage } from './hep.js';
 
 /** Messages offered to the collector: sent, dropped (queue full, unencodable) or failed (send error). */

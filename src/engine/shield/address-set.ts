@@ -49,13 +49,18 @@ export class AddressSet {
 
   /** Whether `address` (an IP literal as a socket reports it; v4-mapped v6 counts as v4) is in the set. */
   has(address: string): boolean {
-    return this.contains(sourceAddress(address));
+    const text = normalizeAddress(address); // no SourceAddress object: this runs per request
+    return this.test(text, parseIPv4(text));
   }
 
   /** The same for an address read once (sourceAddress) to ask several sets. */
   contains(s: SourceAddress): boolean {
-    if (s.v4 >= 0) return this.v4.has(s.v4);
-    return this.v6 !== null && isIPv6(s.text) && this.v6.check(s.text, 'ipv6');
+    return this.test(s.text, s.v4);
+  }
+
+  private test(text: string, v4: number): boolean {
+    if (v4 >= 0) return this.v4.has(v4);
+    return this.v6 !== null && isIPv6(text) && this.v6.check(text, 'ipv6');
   }
 }
 
