@@ -36,8 +36,10 @@ export async function startPeergate(policy: Record<string, any>, opts: { dir?: s
   // The node options the systemd unit, the container and `make start` give the primary (PRIMARY_NODE_FLAGS), so tests run what operators run.
   const proc = startProcess(process.execPath, [...PRIMARY_NODE_FLAGS, ...(opts.nodeArgs ?? []), opts.bin ?? PEERGATE_BIN, 'start', '--policy', policyPath], { cwd: dir, env: { ...process.env, ...opts.env } });
   const base = `http://127.0.0.1:${opsPort}`;
-  // Bounded: the ready timeout; an early exit fails at once, with the process's own words.
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  // Bounded: the ready timeout; an early exit fails at once, with the process's own words. Longer
+  // than a worker's start timeout (30 s), so a worker that does not start shows as the node's own
+  // error (which stage it was stuck in) rather than as silence.
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 40_000);
   for (;;) {
     if (proc.child.exitCode !== null) throw new Error(`peergate exited early (code ${proc.child.exitCode}):\n${proc.output().slice(-4000)}`);
     const r = await fetch(`${base}/ready`).catch(() => null);

@@ -322,7 +322,10 @@ describe('workers: 2, crash loops and hangs', () => {
 
       // What the primary said of each death: the pause it took, doubling.
       const lines = pg.proc.output().split('\n');
-      expect(lines.filter((l) => l.includes('worker did not start in time; killing it'))).toHaveLength(1);
+      const late = lines.filter((l) => l.includes('worker did not start in time; killing it'));
+      expect(late).toHaveLength(1);
+      // Stopped within milliseconds of its fork, it never asked for its hello: the line says so.
+      expect((JSON.parse(late[0]!) as { waiting_for?: string }).waiting_for, late[0]).toBe('hello');
       const deaths = lines.filter((l) => l.includes('worker died'))
         .map((l) => JSON.parse(l) as { restart_in_ms: number; short_lived_in_a_row?: number; reason: string });
       expect(deaths.map((d) => d.restart_in_ms)).toEqual([1000, 2000, 4000]);

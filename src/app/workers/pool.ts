@@ -69,6 +69,9 @@ interface Slot {
   readyAt: number;
   /** The policy it was handed in its hello (a reload while it starts does not reach it: see `ready`). */
   policy: Policy | undefined;
+  /** Where its start is (for the log when it does not start in time): `hello` until it asks for
+   *  its hello, then the subsystem it is starting (`b2bua`: connecting to the engine). */
+  starting: string;
 }
 
 /** Aggregation takes the first list's aggregator: every list says `min` for these. */
@@ -135,13 +138,15 @@ export class WorkerPool implements Subsystem {
   private spawn(index: number): Promise<boolean> {
     const e = entry();
     const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json', env: workerEnv() });
-    const slot: Slot = { index, child, ready: false, readyAt: 0, channel: undefined as unknown as Channel, policy: undefined };
+    const slot: Slot = { index, child, ready: false, readyAt: 0, channel: undefined as unknown as Channel, policy: undefined, starting: 'hello' };
     slot.channel = new Channel(child, {
       hello: () => {
         const h = this.hello(index);
         slot.policy = h.policy;
+        slot.starting = 'its start after the hello';
         return h;
       },
+      starting: (subsystem: string) => { if (typeof subsystem === 'string') slot.starting = subsystem; },
       store: (op: string, args: unknown) => serveStore(this.opts.store, op, args),
       targetHealth: (key: string, up: boolean) => {
         if (up) this.targetsDown.delete(key); else this.targetsDown.add(key);
@@ -171,7 +176,7 @@ export class WorkerPool implements Subsystem {
         this.waiters.delete(index);
         resolve(false);
         if (!slot.ready && child.exitCode === null && child.signalCode === null) {
-          this.opts.log.error({ worker: index, pid: child.pid, timeout_ms: timeoutMs }, 'worker did not start in time; killing it');
+          this.opts.log.error({ worker: index, pid: child.pid, timeout_ms: timeoutMs, waiting_for: slot.starting }, 'worker did not start in time; killing it');
           child.kill('SIGKILL');
         }
       }, timeoutMs);

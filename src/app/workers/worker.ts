@@ -54,6 +54,8 @@ class Worker {
 
   private async add<S extends Subsystem>(s: S): Promise<S> {
     this.subsystems.push(s);
+    // The primary names this stage if the start runs out of time.
+    this.toPrimary('starting', [s.name]);
     await s.start();
     return s;
   }
