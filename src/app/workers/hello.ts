@@ -1,6 +1,5 @@
 // What the primary and a B2BUA worker agree on at the worker's start, in a module of its own so
 // that the primary (pool.ts) does not load the worker's B2BUA graph (drachtio-srf, the call flow).
-import type { Policy } from '../../policy/schema.js';
 import type { StoreHealth } from '../../store/types.js';
 import type { PolicyProblem } from '../subsystem.js';
 
@@ -10,12 +9,13 @@ export interface WorkerHello {
   /** The node's id; the worker's store sessions are `<nodeId>/w<index>` (freed when it dies). */
   nodeId: string;
   /**
-   * The policy the primary has in force, validated there (JSON: plain data; the files it names
-   * are absolute paths, resolved by the loader). A worker never reads the policy file itself:
-   * one replaced while the file on disk holds an edit the primary refused (or has not applied
-   * yet) runs what the rest of the node runs.
+   * The frame on the worker's policy socket (policy-pipe.ts) that holds the policy the primary
+   * has in force, validated there (JSON text: plain data; the files it names are absolute paths,
+   * resolved by the loader). A worker never reads the policy file itself: one replaced while the
+   * file on disk holds an edit the primary refused (or has not applied yet) runs what the rest
+   * of the node runs.
    */
-  policy: Policy;
+  policySeq: number;
   wire: { host: string; port: number; secret: string };
   storeKind: 'memory' | 'redis';
   storeHealth: StoreHealth;

@@ -10,6 +10,7 @@
 //   - hands each serving worker's event-loop delay reports to overload control (`backlog`),
 //     and has a dead worker's last report forgotten.
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import client from 'prom-client';
@@ -23,6 +24,7 @@ import { APPLIED, type Reconfigured, type Subsystem } from '../subsystem.js';
 import { locateProblems } from '../locate.js';
 import { formatError } from '../../policy/load.js';
 import { Channel } from './channel.js';
+import { POLICY_FD, PolicyText } from './policy-pipe.js';
 import { workerNodeId, type WorkerHello, type WorkerReload } from './hello.js';
 import { workerEnv, workerHangTimeoutMs, workerNodeFlags, workerStartTimeoutMs } from './node-flags.js';
 import { RestartBackoff } from './restart-backoff.js';
@@ -82,6 +84,11 @@ function worstView<M extends MetricJson>(m: M): M {
 export { WORKER_NODE_FLAGS, workerEnv, workerNodeFlags } from './node-flags.js';
 
 /** The worker's entry module next to this one (.ts when run from sources through tsx). */
+/** The primary's end of a worker's policy socket (policy-pipe.ts). */
+function policySocket(child: ChildProcess): Writable | null {
+  return (child.stdio[POLICY_FD] as Writable | null | undefined) ?? null;
+}
+
 function entry(): { path: string; execArgv: string[] } {
   const url = new URL(import.meta.url.endsWith('.ts') ? './entry.ts' : './entry.js', import.meta.url);
   const execArgv = import.meta.url.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
@@ -106,6 +113,10 @@ export class WorkerPool implements Subsystem {
   /** Replacements of workers that die soon after their start wait longer each time (crash loop). */
   private readonly backoff = new RestartBackoff();
   private readonly startTimeoutMs = workerStartTimeoutMs();
+  /** The policy in force as the frame workers read it: encoded once, for every hello and reload
+   *  until the next policy (a replacement worker's start costs no serialisation). */
+  private policyFrame: { policy: Policy; text: PolicyText } | undefined;
+  private policySeq = 0;
   private readonly hangTimeoutMs = workerHangTimeoutMs();
   /** When the health tick last ran: a late one means this process could not listen meanwhile. */
   private lastTickAt = Date.now();
@@ -137,14 +148,19 @@ export class WorkerPool implements Subsystem {
 
   private spawn(index: number): Promise<boolean> {
     const e = entry();
-    const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json', env: workerEnv() });
+    // fd 4: the worker's policy socket (policy-pipe.ts); the IPC channel carries only its frame numbers.
+    const child = fork(e.path, [], { execArgv: e.execArgv, serialization: 'json', env: workerEnv(), stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'] });
+    // A write to a worker that just died fails here; its exit is handled below.
+    policySocket(child)?.on('error', () => {});
     const slot: Slot = { index, child, ready: false, readyAt: 0, channel: undefined as unknown as Channel, policy: undefined, starting: 'hello' };
     slot.channel = new Channel(child, {
       hello: () => {
-        const h = this.hello(index);
-        slot.policy = h.policy;
+        const policy = this.opts.policy();
+        const frame = this.frameOf(policy);
+        frame.writeTo(policySocket(child));
+        slot.policy = policy;
         slot.starting = 'its start after the hello';
-        return h;
+        return this.hello(index, frame.seq);
       },
       starting: (subsystem: string) => { if (typeof subsystem === 'string') slot.starting = subsystem; },
       store: (op: string, args: unknown) => serveStore(this.opts.store, op, args),
@@ -184,10 +200,15 @@ export class WorkerPool implements Subsystem {
     });
   }
 
-  private hello(index: number): WorkerHello {
+  private frameOf(policy: Policy): PolicyText {
+    if (this.policyFrame?.policy !== policy) this.policyFrame = { policy, text: new PolicyText(++this.policySeq, JSON.stringify(policy)) };
+    return this.policyFrame.text;
+  }
+
+  private hello(index: number, policySeq: number): WorkerHello {
     const rtpengine = this.opts.rtpengine?.();
     return {
-      index, nodeId: this.opts.nodeId, policy: this.opts.policy(), wire: this.opts.wire(),
+      index, nodeId: this.opts.nodeId, policySeq, wire: this.opts.wire(),
       storeKind: this.opts.store.kind, storeHealth: this.opts.store.health(),
       ...(rtpengine ? { rtpengine } : {}),
       // Target health is probed once per node, by worker 0; the others hear of it from here.
@@ -365,10 +386,10 @@ export class WorkerPool implements Subsystem {
   /** Hand `next` to these workers; what any of them refuses is logged with file:line. */
   private handOver(slots: Slot[], next: Policy): void {
     if (slots.length === 0) return;
-    // Serialised once, handed over as text: the IPC channel's JSON.stringify of a message holding
-    // an 11,000-route policy takes ≈ 10 ms on the event loop per worker, of one holding its text ≈ 2.
-    const text = JSON.stringify(next);
-    void Promise.allSettled(slots.map((s) => s.channel.call('reload', [text]) as Promise<WorkerReload>)).then((settled) => {
+    // Serialised once for all of them, on their policy sockets; the IPC channel carries its number.
+    const frame = this.frameOf(next);
+    for (const s of slots) frame.writeTo(policySocket(s.child));
+    void Promise.allSettled(slots.map((s) => s.channel.call('reload', [frame.seq]) as Promise<WorkerReload>)).then((settled) => {
       const answers = settled.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
       const problems = answers.flatMap((a) => (a.ok ? [] : a.problems));
       if (answers.some((a) => !a.ok)) {

@@ -31,6 +31,7 @@ import { Channel, type IpcEndpoint } from './channel.js';
 import { within } from '../within.js';
 import { keepRunningOnStrayRejections } from '../stray.js';
 import { workerNodeId, workerTag, type WorkerHello, type WorkerReload } from './hello.js';
+import { readPolicyFrames, type PolicyFrames } from './policy-pipe.js';
 
 export { workerNodeId, type WorkerHello } from './hello.js';
 
@@ -49,7 +50,8 @@ class Worker {
   private policy!: Policy;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly hello: WorkerHello, private readonly store: StoreClient, private readonly log: Logger,
+  constructor(private readonly hello: WorkerHello, private readonly started: Policy, private readonly frames: PolicyFrames,
+    private readonly store: StoreClient, private readonly log: Logger,
     private readonly toPrimary: (m: string, args: unknown[]) => void = () => {}) {}
 
   private async add<S extends Subsystem>(s: S): Promise<S> {
@@ -62,7 +64,7 @@ class Worker {
 
   async start(): Promise<void> {
     const h = this.hello;
-    this.policy = forWorker(deepFreeze(h.policy), h.rtpengine);
+    this.policy = forWorker(deepFreeze(this.started), h.rtpengine);
     const current = () => this.policy;
     collectDefaultMetrics();
     const limits = await this.add(new LimitsSubsystem(this.store, workerNodeId(h.nodeId, h.index), current, this.log.child({ module: 'limits' })));
@@ -121,8 +123,8 @@ class Worker {
         await this.sbc.endAll(h);
         await within(this.sbc.whenIdle(), SETTLE_MS);
       },
-      // The policy as JSON text (pool.ts serialises it once for all workers).
-      reload: (text: string) => this.reload(JSON.parse(text) as Policy),
+      // The number of the frame on the policy socket that holds it (policy-pipe.ts).
+      reload: async (seq: number) => this.reload(JSON.parse(await this.frames.take(seq)) as Policy),
       reopen: () => this.cdr.reopen(),
       // Answer, then leave: the IPC channel would keep the process alive.
       close: async () => { await this.close(); setTimeout(() => process.exit(0), 50); },
@@ -162,12 +164,14 @@ export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process
     targetHealth: (...a: unknown[]) => { early?.push(['targetHealth', a]); },
   };
   const channel = new Channel(end, handlers, 10_000);
+  const frames = readPolicyFrames();
   const hello = await channel.call('hello') as WorkerHello;
-  const log = createLogger({ level: hello.policy.log.level, name: 'peergate' }).child({ worker: hello.index });
+  const policy = JSON.parse(await frames.take(hello.policySeq)) as Policy;
+  const log = createLogger({ level: policy.log.level, name: 'peergate' }).child({ worker: hello.index });
   keepRunningOnStrayRejections(log);
   const store = new StoreClient({ kind: hello.storeKind, call: (op: StoreOp, args) => channel.call('store', [op, args]) });
   store.setHealth(hello.storeHealth);
-  const worker = new Worker(hello, store, log, (m, args) => channel.notify(m, args));
+  const worker = new Worker(hello, policy, frames, store, log, (m, args) => channel.notify(m, args));
   Object.assign(handlers, worker.handlers());
   for (const [m, a] of early ?? []) (handlers[m] as (...x: unknown[]) => unknown)(...a);
   early = undefined;
