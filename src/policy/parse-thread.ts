@@ -2,23 +2,30 @@
 // thousands of routes) is 0.1–0.7 s of YAML and zod (BENCHMARKS.md "Policy and ops"); on the
 // primary's loop that would hold every SIP message for as long. The first load at start stays
 // in place: nothing runs yet. Where no thread can be started the load runs in place, as before.
-// Run from the TypeScript sources (tsx: development and the test suite) it stays in place too:
-// a thread loading the sources through tsx costs the main thread more CPU than the parse does
-// (Node 20; measured in BENCHMARKS.md "Policy and ops"), and operators run the compiled code.
+// Run from the TypeScript sources (tsx: development) it stays in place too; operators run the
+// compiled code. (That choice was measured with a thread that, it later turned out, never loaded
+// the sources and fell back to the load in place: BENCHMARKS.md "Policy and ops".)
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { loadPolicy, type LoadOptions, type LoadResult } from './load.js';
 import { deepFreeze } from './freeze.js';
+import type { Policy } from './schema.js';
+import { rememberPolicyText } from './text.js';
 
 /** A policy is a file of at most 8 MiB: a load that has not ended by then never will. */
 export const PARSE_TIMEOUT_MS = 60_000;
 
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
-/** The thread's module beside this one (.ts when run from sources through tsx). */
-function entry(): { path: string; execArgv: string[] } {
-  const url = new URL(FROM_SOURCES ? './parse-worker.ts' : './parse-worker.js', import.meta.url);
-  return { path: fileURLToPath(url), execArgv: FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [] };
+/** The thread, running the module beside this one. From the sources the thread registers tsx
+ *  itself: on Node 20 a thread does not inherit the hooks `--import tsx` gave its process, and
+ *  the .ts module would fail to load (and the load fall back to in place, unnoticed). */
+function startThread(workerData: unknown): Worker {
+  const options = { workerData, stdout: false, stderr: false };
+  if (!FROM_SOURCES) return new Worker(fileURLToPath(new URL('./parse-worker.js', import.meta.url)), options);
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const module = JSON.stringify(new URL('./parse-worker.ts', import.meta.url).href);
+  return new Worker(`import(${tsx}).then((api) => { api.register(); return import(${module}); })`, { ...options, eval: true });
 }
 
 export interface OffThreadOptions {
@@ -34,8 +41,7 @@ export function loadPolicyOffThread(path: string, opts: LoadOptions, o: OffThrea
   const { checkFiles, env } = opts;
   let worker: Worker;
   try {
-    const e = entry();
-    worker = new Worker(e.path, { workerData: { path, opts: { checkFiles, env: env ?? process.env } }, execArgv: e.execArgv, stdout: false, stderr: false });
+    worker = startThread({ path, opts: { checkFiles, env: env ?? process.env } });
   } catch {
     return Promise.resolve(loadPolicy(path, opts));
   }
@@ -49,10 +55,18 @@ export function loadPolicyOffThread(path: string, opts: LoadOptions, o: OffThrea
       resolve(r);
     };
     const timer = setTimeout(() => finish({ ok: false, errors: [{ file: path, line: 1, column: 1, keyPath: '', message: `the policy did not load within ${timeoutMs / 1000} s` }] }), timeoutMs);
-    worker.once('message', (text: string) => {
+    worker.once('message', (m: { policy?: string; failed?: string }) => {
       let r: LoadResult;
-      try { r = JSON.parse(text) as LoadResult; } catch { r = loadPolicy(path, opts); }
-      finish(r.ok ? { ok: true, policy: deepFreeze(r.policy) } : r);
+      try {
+        if (typeof m.policy === 'string') {
+          const policy = deepFreeze(JSON.parse(m.policy) as Policy);
+          rememberPolicyText(policy, m.policy);
+          r = { ok: true, policy };
+        } else {
+          r = JSON.parse(m.failed ?? '') as LoadResult;
+        }
+      } catch { r = loadPolicy(path, opts); }
+      finish(r);
     });
     // The thread could not run (no memory for it, its module missing): load in place instead.
     worker.once('error', () => { if (!done) finish(loadPolicy(path, opts)); });

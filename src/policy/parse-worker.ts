@@ -4,6 +4,7 @@ import { loadPolicy, type LoadOptions } from './load.js';
 
 const { path, opts } = workerData as { path: string; opts: LoadOptions };
 // As JSON text: the main thread's JSON.parse of an 11,000-route policy takes ≈ 5 ms where a
-// structured clone's deserialisation takes ≈ 22 ms, and both run on the event loop. A policy is
-// JSON already: the B2BUA workers receive it over a JSON IPC channel.
-parentPort!.postMessage(JSON.stringify(loadPolicy(path, opts)));
+// structured clone's deserialisation takes ≈ 22 ms, and both run on the event loop. A policy's
+// text apart from the rest: the primary keeps it for its B2BUA workers (policy/text.ts).
+const r = loadPolicy(path, opts);
+parentPort!.postMessage(r.ok ? { policy: JSON.stringify(r.policy) } : { failed: JSON.stringify(r) });

@@ -23,6 +23,7 @@ import { counter, gauge } from '../../ops/metrics.js';
 import { APPLIED, type Reconfigured, type Subsystem } from '../subsystem.js';
 import { locateProblems } from '../locate.js';
 import { formatError } from '../../policy/load.js';
+import { policyText } from '../../policy/text.js';
 import { Channel } from './channel.js';
 import { POLICY_FD, PolicyText } from './policy-pipe.js';
 import { workerNodeId, type WorkerHello, type WorkerReload } from './hello.js';
@@ -201,7 +202,7 @@ export class WorkerPool implements Subsystem {
   }
 
   private frameOf(policy: Policy): PolicyText {
-    if (this.policyFrame?.policy !== policy) this.policyFrame = { policy, text: new PolicyText(++this.policySeq, JSON.stringify(policy)) };
+    if (this.policyFrame?.policy !== policy) this.policyFrame = { policy, text: new PolicyText(++this.policySeq, policyText(policy)) };
     return this.policyFrame.text;
   }
 

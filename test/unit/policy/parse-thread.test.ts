@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { loadPolicy } from '../../../src/policy/load.js';
 import { loadPolicyOffThread } from '../../../src/policy/parse-thread.js';
+import { knownPolicyText, policyText } from '../../../src/policy/text.js';
 import { scratchDir } from '../../helpers/procs.js';
 
 const example = readFileSync(join(import.meta.dirname, '../../../policies/example.yaml'), 'utf8');
@@ -29,6 +30,11 @@ describe('policy parse off the event loop', () => {
     expect(isDeepStrictEqual(r.policy, inPlace.policy)).toBe(true);
     expect(r.policy.routes.length).toBeGreaterThan(2000);
     expect(Object.isFrozen(r.policy.routes[0])).toBe(true);
+    // The text it came in is kept for the B2BUA workers, exactly what serialising it would give;
+    // a policy loaded in place has none (it is serialised when handed on).
+    expect(knownPolicyText(r.policy)).toBe(JSON.stringify(r.policy));
+    expect(knownPolicyText(inPlace.policy)).toBeUndefined();
+    expect(policyText(inPlace.policy)).toBe(knownPolicyText(r.policy));
   });
 
   it('reports errors as loadPolicy does, and gives up on a load that does not end in time', async () => {
