@@ -84,12 +84,12 @@ function worstView<M extends MetricJson>(m: M): M {
 
 export { WORKER_NODE_FLAGS, workerEnv, workerNodeFlags } from './node-flags.js';
 
-/** The worker's entry module next to this one (.ts when run from sources through tsx). */
 /** The primary's end of a worker's policy socket (policy-pipe.ts). */
 function policySocket(child: ChildProcess): Writable | null {
   return (child.stdio[POLICY_FD] as Writable | null | undefined) ?? null;
 }
 
+/** The worker's entry module next to this one (.ts when run from sources through tsx). */
 function entry(): { path: string; execArgv: string[] } {
   const url = new URL(import.meta.url.endsWith('.ts') ? './entry.ts' : './entry.js', import.meta.url);
   const execArgv = import.meta.url.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
