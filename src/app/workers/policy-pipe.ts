@@ -47,7 +47,8 @@ export class PolicyFrames {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private readonly ready = new Map<number, string>();
-  private readonly waiting = new Map<number, Waiter>();
+  /** Asks waiting per frame: the same policy handed over twice asks for its frame twice. */
+  private readonly waiting = new Map<number, Waiter[]>();
   private broken: Error | undefined;
 
   constructor(private readonly waitMs = 10_000) {}
@@ -81,13 +82,15 @@ export class PolicyFrames {
     if (text !== undefined) { this.ready.delete(seq); return Promise.resolve(text); }
     if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(seq);
+      const list = this.waiting.get(seq) ?? [];
+      this.waiting.set(seq, list);
+      const w: Waiter = { resolve, reject, timer: setTimeout(() => {
+        list.splice(list.indexOf(w), 1);
+        if (list.length === 0 && this.waiting.get(seq) === list) this.waiting.delete(seq);
         reject(new Error(`the policy (frame ${seq}) did not arrive from the primary within ${this.waitMs} ms`));
-      }, this.waitMs);
-      timer.unref();
-      this.waiting.get(seq)?.reject(new Error(`policy frame ${seq} asked for twice`));
-      this.waiting.set(seq, { resolve, reject, timer });
+      }, this.waitMs) };
+      w.timer.unref();
+      list.push(w);
     });
   }
 
@@ -96,13 +99,17 @@ export class PolicyFrames {
     this.broken ??= err;
     this.chunks = [];
     this.buffered = 0;
-    for (const w of this.waiting.values()) { clearTimeout(w.timer); w.reject(this.broken); }
+    for (const list of this.waiting.values()) for (const w of list) { clearTimeout(w.timer); w.reject(this.broken); }
     this.waiting.clear();
   }
 
   private arrived(seq: number, text: string): void {
-    const w = this.waiting.get(seq);
-    if (w) { this.waiting.delete(seq); clearTimeout(w.timer); w.resolve(text); return; }
+    const list = this.waiting.get(seq);
+    if (list) {
+      this.waiting.delete(seq);
+      for (const w of list) { clearTimeout(w.timer); w.resolve(text); }
+      return;
+    }
     this.ready.set(seq, text);
     // Unasked frames are older policies: a few are kept in case their ask is still on its way.
     while (this.ready.size > 4) this.ready.delete(this.ready.keys().next().value!);

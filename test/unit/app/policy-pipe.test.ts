@@ -38,6 +38,21 @@ describe('policy frames', () => {
     expect(await asked).toBe(texts[1]);
   });
 
+  it('answers the same frame asked for twice (one policy handed over twice), before or after it arrives', async () => {
+    vi.useFakeTimers();
+    const f = new PolicyFrames(1000);
+    const b = bytesOf(new PolicyText(3, '{"v":3}'));
+    const both = [f.take(3), f.take(3)];
+    f.push(b);
+    expect(await Promise.all(both)).toEqual(['{"v":3}', '{"v":3}']);
+    // The second hand-over's copy arrives after its ask, which waits for it.
+    const again = f.take(3);
+    f.push(b);
+    expect(await again).toBe('{"v":3}');
+    // No timer of an answered ask is left to fire.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('forgets older frames once a newer one is asked for, and keeps only a few unasked', async () => {
     vi.useFakeTimers();
     const f = new PolicyFrames(1000);
