@@ -35,7 +35,7 @@ import { MediaSubsystem } from './media.js';
 import { IdentitySubsystem } from './identity.js';
 import type { SbcSubsystem } from './sbc.js';
 import { OpsSubsystem } from './ops.js';
-import { MemorySubsystem } from './memory-reducer.js';
+import { MemorySubsystem, dropBinaryPages } from './memory-reducer.js';
 import { CdrSubsystem, CaptureSubsystem } from './records.js';
 import type { PolicyProblem, Subsystem } from './subsystem.js';
 import { WorkerPool } from './workers/pool.js';
@@ -175,6 +175,8 @@ export class App {
       node: nodeId, policy: this.holder.path, contacts: this.engine.hostports, ops: `${policy.ops.address}:${this.ops.port}`,
       signature_verifier: verifierImplementation, workers,
     }, 'peergate started');
+    // What only the start ran of the node binary need not stay mapped (memory-reducer.ts).
+    dropBinaryPages();
   }
 
   private engineSubsystem(capture: CaptureSubsystem): EngineSubsystem {

@@ -25,7 +25,7 @@ import { counter, gauge, registry } from '../ops/metrics.js';
 import type { MemoryPolicy } from './memory-schema.js';
 import { APPLIED, type Reconfigured, type Subsystem } from './subsystem.js';
 
-interface MemoryAddon { reduce(): void; trim(): boolean }
+interface MemoryAddon { reduce(): void; trim(): boolean; dropExecutable?(): number }
 
 function loadAddon(): MemoryAddon | undefined {
   try {
@@ -46,6 +46,20 @@ export function reducerImplementation(): 'native' | 'gc' {
 
 export interface Reduction { pauseMs: number; rssBefore: number; rssAfter: number; how: 'native' | 'gc' }
 
+/**
+ * Unmap the node binary's pages from this process (native/memory.cc `dropExecutable`), once it
+ * has started and after each reduction: what only the start ran (and what nothing ran but was
+ * read in with it) stays out of RSS, and what the process runs maps itself back in. The pages
+ * stay in the page cache, shared by every process of the binary: three processes no longer each
+ * hold ≈ 39 MiB of them (BENCHMARKS.md "The node binary's pages"). Bytes unmapped; 0 without the
+ * addon or with PEERGATE_KEEP_BINARY_PAGES=1.
+ */
+export function dropBinaryPages(): number {
+  if (process.env.PEERGATE_KEEP_BINARY_PAGES === '1') return 0;
+  if (reducerImplementation() !== 'native') return 0;
+  return addon?.dropExecutable?.() ?? 0;
+}
+
 /** Reduce this process's memory now (synchronous: the caller makes sure the node is quiet). */
 export function reduceMemory(): Reduction {
   const how = reducerImplementation();
@@ -54,6 +68,7 @@ export function reduceMemory(): Reduction {
   if (addon) {
     addon.reduce();
     addon.trim();
+    dropBinaryPages();
   } else {
     if (!plainGc) {
       // gc() of --expose-gc, taken at run time in a context of its own (the flag only adds it

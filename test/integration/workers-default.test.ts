@@ -3,7 +3,7 @@
 // (os.availableParallelism()), and calls flow through them. On a one-core machine `auto` is
 // the in-process B2BUA: no worker processes at all. Real SIPp on both sides, memory store.
 import { describe, it, expect, afterAll } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { childPids, freePorts, heldCalls, isRunning, startUas, stopAll, waitFor } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../helpers/peergate.js';
@@ -37,6 +37,20 @@ describe('workers: the default', () => {
       const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
       const arenas = process.env.MALLOC_ARENA_MAX === undefined ? 'MALLOC_ARENA_MAX=2' : `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}`;
       for (const w of workerPids) expect(environ(w)).toContain(arenas);
+      // Once started, each process has the node binary's pages unmapped but for what it runs
+      // (src/app/memory-reducer.ts dropBinaryPages): a Node process that keeps them maps ≈ 39 MiB.
+      const binaryKiB = (pid: number): number => {
+        const exe = readlinkSync(`/proc/${pid}/exe`);
+        let cur = false, kib = 0;
+        for (const l of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+          if (/^[0-9a-f]+-[0-9a-f]+ /.test(l)) cur = l.trimEnd().endsWith(` ${exe}`);
+          else if (cur && l.startsWith('Rss:')) kib += Number.parseInt(l.slice(4), 10);
+        }
+        return kib;
+      };
+      for (const pid of [primary, ...workerPids]) {
+        await waitFor(() => binaryKiB(pid) < 28 * 1024 || undefined, 10_000, 100, `process ${pid}: the binary's pages unmapped (${binaryKiB(pid)} KiB mapped)`);
+      }
 
       // Held calls, two per worker, so round robin gives each worker some.
       const n = 2 * Math.max(cores, 1);

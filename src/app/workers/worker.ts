@@ -25,7 +25,7 @@ import { CdrSubsystem } from '../records.js';
 import { SbcSubsystem } from '../sbc.js';
 import type { Subsystem } from '../subsystem.js';
 import { LoopDelayReporter } from '../../engine/overload/worker-backlog.js';
-import { reduceAndRecord } from '../memory-reducer.js';
+import { dropBinaryPages, reduceAndRecord } from '../memory-reducer.js';
 import { systemClock } from '../../engine/transport/types.js';
 import { Channel, type IpcEndpoint } from './channel.js';
 import { within } from '../within.js';
@@ -183,6 +183,8 @@ export async function runWorker(end: IpcEndpoint & NodeJS.EventEmitter = process
     process.exit(1);
   }
   channel.notify('ready', [process.pid]);
+  // What only the start ran of the node binary need not stay mapped (memory-reducer.ts).
+  dropBinaryPages();
   // Overload control sees this worker's backlog through its event-loop delay (issue #18.3).
   const delay = new LoopDelayReporter(systemClock, (lagMs, nextWithinMs, utilisation) => channel.notify('load', [lagMs, nextWithinMs, utilisation]));
   process.once('exit', () => delay.close());
