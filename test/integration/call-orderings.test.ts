@@ -447,8 +447,10 @@ async function allOrderings(x: Run): Promise<void> {
   const names = Object.keys(ORDERINGS).filter((n) => !process.env.ORDERINGS_ONLY || process.env.ORDERINGS_ONLY.split(',').some((o) => n.includes(o)));
   const results = await Promise.allSettled(names.map((n) => ORDERINGS[n]!(x)));
   const failed = results.flatMap((r, i) => r.status === 'rejected' ? [`${names[i]}: ${String((r.reason as Error)?.message ?? r.reason)}`] : []);
-  if (failed.length && process.env.ORDERINGS_DEBUG) {
-    for (const m of [...caller.received, ...callee.ua.received]) console.log(`${m.from.address}:${m.from.port} ${m.raw.split('\r\n').slice(0, 9).join(' | ')}`);
+  if (failed.length) {
+    // What peergate warned of goes with every failure (a rare one may not come back); every
+    // message both sides received only when asked (ORDERINGS_DEBUG=1): it runs to hundreds of lines.
+    if (process.env.ORDERINGS_DEBUG) for (const m of [...caller.received, ...callee.ua.received]) console.log(`${m.from.address}:${m.from.port} ${m.raw.split('\r\n').slice(0, 9).join(' | ')}`);
     console.log(pg.proc.output().split('\n').filter((l) => /"level":(40|50)|failed/.test(l)).join('\n'));
   }
   expect(failed).toEqual([]);
