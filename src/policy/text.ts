@@ -17,7 +17,11 @@ export function knownPolicyText(policy: Policy): string | undefined {
   return texts.get(policy);
 }
 
-/** The policy as JSON text: the remembered one, or serialised now. */
+/** The policy as JSON text: the remembered one, or serialised now. Handed on once (the worker
+ *  pool keeps its own encoding of it), so the remembered text is let go here, not kept twice. */
 export function policyText(policy: Policy): string {
-  return texts.get(policy) ?? JSON.stringify(policy);
+  const text = texts.get(policy);
+  if (text === undefined) return JSON.stringify(policy);
+  texts.delete(policy);
+  return text;
 }

@@ -114,11 +114,11 @@ export class WorkerPool implements Subsystem {
   /** Replacements of workers that die soon after their start wait longer each time (crash loop). */
   private readonly backoff = new RestartBackoff();
   private readonly startTimeoutMs = workerStartTimeoutMs();
+  private readonly hangTimeoutMs = workerHangTimeoutMs();
   /** The policy in force as the frame workers read it: encoded once, for every hello and reload
    *  until the next policy (a replacement worker's start costs no serialisation). */
   private policyFrame: { policy: Policy; text: PolicyText } | undefined;
   private policySeq = 0;
-  private readonly hangTimeoutMs = workerHangTimeoutMs();
   /** When the health tick last ran: a late one means this process could not listen meanwhile. */
   private lastTickAt = Date.now();
   /** Since when this process has been listening (its start, or its last late tick): a worker's
