@@ -5,6 +5,8 @@
 //   nice -n 10 npx tsx bench/compare.bench.ts [--rates 300,600,1000,1500,2000,2500,3000]
 //     [--seconds 8] [--recover-rate N (default 30% of the max)] [--recover-seconds 10] [--warmup-seconds 10] [--kamailio-children 4]
 //     [--only kamailio|peergate] [--no-overload] [--no-shedding] [--media] [--tls [--stateless-relay]] [--tries 1]
+//     [--ladders N (the ladder N times over on the same running systems; each ladder's maximum and their median,
+//      which then stands for the system in the summary and sets its overload steps: one ladder is a sample on a shared machine)]
 //     [--workers N|auto (peergate's `workers`; default: the policy's default)]
 //     [--peergate-policy JSON (merged into peergate's policy, e.g. '{"overload":{"queue_high":0.05}}')]
 //     [--overload-of N (2× and 3× of N calls/s instead of the ladder's max: runs of different code compare at the same rates)]
@@ -72,6 +74,7 @@ const { values } = parseArgs({
     tls: { type: 'boolean', default: false },
     'stateless-relay': { type: 'boolean', default: false },
     tries: { type: 'string', default: '1' },
+    ladders: { type: 'string', default: '1' },
     workers: { type: 'string' },
     'peergate-policy': { type: 'string' },
     'overload-of': { type: 'string' },
@@ -93,6 +96,8 @@ const MEDIA = values.media;
 const TLS = values.tls;
 /** Attempts per ladder step: on a shared machine a second try tells a blip from a limit. */
 const TRIES = Number(values.tries);
+/** Ladders run one after the other on the same systems; the median maximum represents each. */
+const LADDERS = Number(values.ladders);
 /** --overload-of: the overload steps' base rate, fixed (else each system's ladder maximum). */
 const OVERLOAD_OF = values['overload-of'] === undefined ? undefined : Number(values['overload-of']);
 /** --idle-before-overload S: no calls for S seconds before each overload step (in the full
@@ -120,8 +125,8 @@ const IDLE_AFTER_S = 25;
 // counted step at p99 112 ms on an idle machine); both systems get the same warm-up.
 const WARMUP_SECONDS = Number(values['warmup-seconds']);
 
-if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE === undefined || RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0) || !(TRIES >= 1) || !(OVERLOAD_OF === undefined || OVERLOAD_OF > 0) || !(IDLE_BEFORE_OVERLOAD_S >= 0 && IDLE_BEFORE_OVERLOAD_S <= 600)) {
-  throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N --overload-of N --idle-before-overload S (0–600)');
+if (!RATES.length || !(SECONDS > 0) || !(RECOVER_RATE === undefined || RECOVER_RATE > 0) || !(RECOVER_SECONDS > 0) || !(KAM_CHILDREN > 0) || !(TRIES >= 1) || !(Number.isInteger(LADDERS) && LADDERS >= 1 && LADDERS <= 20) || !(OVERLOAD_OF === undefined || OVERLOAD_OF > 0) || !(IDLE_BEFORE_OVERLOAD_S >= 0 && IDLE_BEFORE_OVERLOAD_S <= 600)) {
+  throw new Error('bad options: --rates a,b,c (calls/s) --seconds N --recover-rate N --recover-seconds N --kamailio-children N --tries N --ladders N (1–20) --overload-of N --idle-before-overload S (0–600)');
 }
 
 // ---------- processes and their CPU ----------
@@ -586,26 +591,44 @@ async function main(): Promise<void> {
       await settle(1);
     }
 
-    // Ladder, interleaved: each rate for every system still passing.
-    const best = new Map<System, Step | undefined>(systems.map((s) => [s, undefined]));
-    const alive = new Set(systems);
-    for (const rate of RATES) {
-      for (const sys of systems) {
-        if (!alive.has(sys)) continue;
-        for (let attempt = 1; attempt <= TRIES; attempt++) {
-          const s = await step(sys, rate);
-          console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed (${s.refused} refused, ${s.timedOut} timed out), ${s.wallS.toFixed(1)} s, `
-            + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
-            + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}, % of a core: ${s.shares.slice(0, 5).join('/')}; ${sippCpu(s.sipp)}`
-            + `${s.relayPct === undefined ? '' : `, TLS relay ${s.relayPct}%`}, machine busy ${s.machinePct}% of ${availableParallelism()} cores`
-            + `${sys.tlsHandshakes ? `, TLS handshakes so far ${await sys.tlsHandshakes()}` : ''}`
-            + `${s.pass ? '' : `  <- ${s.why}`}`);
-          await settle(1);
-          if (s.pass) { best.set(sys, s); break; }
-          if (attempt === TRIES) alive.delete(sys);
+    // Ladder, interleaved: each rate for every system still passing; --ladders times over.
+    const ladders = new Map<System, (Step | undefined)[]>(systems.map((s) => [s, []]));
+    for (let ladder = 1; ladder <= LADDERS; ladder++) {
+      if (LADDERS > 1) console.log(`# ladder ${ladder} of ${LADDERS}`);
+      const best = new Map<System, Step | undefined>(systems.map((s) => [s, undefined]));
+      const alive = new Set(systems);
+      for (const rate of RATES) {
+        for (const sys of systems) {
+          if (!alive.has(sys)) continue;
+          for (let attempt = 1; attempt <= TRIES; attempt++) {
+            const s = await step(sys, rate);
+            console.log(`${sys.name.padEnd(9)} ${String(rate).padStart(5)} calls/s: ${s.ok} ok, ${s.failed} failed (${s.refused} refused, ${s.timedOut} timed out), ${s.wallS.toFixed(1)} s, `
+              + `setup p50/p99 ${s.p50}/${s.p99} ms, CPU ${s.cpuMsPerCall.toFixed(3)} ms/call`
+              + `${s.rtpCpuMsPerCall === undefined ? '' : ` (+ rtpengine ${s.rtpCpuMsPerCall.toFixed(3)})`}, % of a core: ${s.shares.slice(0, 5).join('/')}; ${sippCpu(s.sipp)}`
+              + `${s.relayPct === undefined ? '' : `, TLS relay ${s.relayPct}%`}, machine busy ${s.machinePct}% of ${availableParallelism()} cores`
+              + `${sys.tlsHandshakes ? `, TLS handshakes so far ${await sys.tlsHandshakes()}` : ''}`
+              + `${s.pass ? '' : `  <- ${s.why}`}`);
+            await settle(1);
+            if (s.pass) { best.set(sys, s); break; }
+            if (attempt === TRIES) alive.delete(sys);
+          }
         }
+        if (alive.size === 0) break;
       }
-      if (alive.size === 0) break;
+      for (const sys of systems) ladders.get(sys)!.push(best.get(sys));
+    }
+    // Each system stands for the median of its ladders' maxima (the lower middle of an even
+    // count): one ladder on a shared machine moves a step or two from the next.
+    const best = new Map<System, Step | undefined>(systems.map((sys) => {
+      const runs = ladders.get(sys)!;
+      const sorted = [...runs].sort((a, b) => (a?.rate ?? 0) - (b?.rate ?? 0));
+      return [sys, sorted[Math.floor((sorted.length - 1) / 2)]];
+    }));
+    if (LADDERS > 1) {
+      for (const sys of systems) {
+        const maxima = ladders.get(sys)!.map((b) => b?.rate ?? `< ${RATES[0]}`);
+        console.log(`${sys.name.padEnd(9)} maximum of each ladder: ${maxima.join(', ')}; median ${best.get(sys)?.rate ?? `< ${RATES[0]}`}`);
+      }
     }
 
     const over = new Map<System, Overload[]>(systems.map((s) => [s, []]));
