@@ -177,7 +177,7 @@ async function startRun(anchored: boolean): Promise<Run> {
     peers: [{ id: 'carrier', match: { addresses: [`${PEER_IP}/32`] }, limits: { sessions: 100 } }], routes: [{ from: 'peers', to: 'core' }],
   });
   // Each call's number is unique in its run: the callee's dialog of a call is found by it, and
-  // two random numbers alike (1 in 10,000 per pair) had a test wait on another call's dialog.
+  // two random numbers alike (1 in 10,000 per pair) would have a test wait on another call's dialog.
   let seq = 0;
   const call = (mode: Mode) => new RawCall(caller, `sip:+1555${MODES[mode]}${String(++seq).padStart(4, '0')}@127.0.0.1:${udp}`, { port: udp, address: '127.0.0.1' });
   return { pg, caller, callee, call, ...(rtpe ? { rtpe } : {}), ...(redis ? { redis } : {}) };
