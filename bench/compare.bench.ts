@@ -620,9 +620,9 @@ async function main(): Promise<void> {
     // Each system stands for the median of its ladders' maxima (the lower middle of an even
     // count): one ladder on a shared machine moves a step or two from the next.
     const best = new Map<System, Step | undefined>(systems.map((sys) => {
-      const runs = ladders.get(sys)!;
-      const sorted = [...runs].sort((a, b) => (a?.rate ?? 0) - (b?.rate ?? 0));
-      return [sys, sorted[Math.floor((sorted.length - 1) / 2)]];
+      // Wrapped: Array#sort puts undefined elements (no step passed) last, unasked.
+      const sorted = ladders.get(sys)!.map((step) => ({ step })).sort((a, b) => (a.step?.rate ?? 0) - (b.step?.rate ?? 0));
+      return [sys, sorted[Math.floor((sorted.length - 1) / 2)]!.step];
     }));
     if (LADDERS > 1) {
       for (const sys of systems) {
