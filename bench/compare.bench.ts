@@ -595,7 +595,7 @@ async function main(): Promise<void> {
     const ladders = new Map<System, (Step | undefined)[]>(systems.map((s) => [s, []]));
     for (let ladder = 1; ladder <= LADDERS; ladder++) {
       if (LADDERS > 1) console.log(`# ladder ${ladder} of ${LADDERS}`);
-      const best = new Map<System, Step | undefined>(systems.map((s) => [s, undefined]));
+      const passed = new Map<System, Step | undefined>(systems.map((s) => [s, undefined]));
       const alive = new Set(systems);
       for (const rate of RATES) {
         for (const sys of systems) {
@@ -609,13 +609,13 @@ async function main(): Promise<void> {
               + `${sys.tlsHandshakes ? `, TLS handshakes so far ${await sys.tlsHandshakes()}` : ''}`
               + `${s.pass ? '' : `  <- ${s.why}`}`);
             await settle(1);
-            if (s.pass) { best.set(sys, s); break; }
+            if (s.pass) { passed.set(sys, s); break; }
             if (attempt === TRIES) alive.delete(sys);
           }
         }
         if (alive.size === 0) break;
       }
-      for (const sys of systems) ladders.get(sys)!.push(best.get(sys));
+      for (const sys of systems) ladders.get(sys)!.push(passed.get(sys));
     }
     // Each system stands for the median of its ladders' maxima (the lower middle of an even
     // count): one ladder on a shared machine moves a step or two from the next.
