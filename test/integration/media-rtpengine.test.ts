@@ -316,6 +316,30 @@ describe('media stage with a real rtpengine', () => {
     expect(await rtpe.calls()).toEqual([]);
   });
 
+  it('the sessions gauge counts a call until rtpengine has answered its delete', async () => {
+    // A scrape reading 0 must mean rtpengine holds none of them: an operator (or a test)
+    // checking for leaks would otherwise see a session the gauge already dropped.
+    const sessions = async () => (await client.register.getSingleMetric('peergate_media_sessions')!.get()).values[0]?.value ?? 0;
+    const P = await ep();
+    const callId = newCallId();
+    const r = await stage.offer({ callId, fromTag: 'a', from: 'peer', fromPolicy: legacy, toPolicy: core, sdp: audioSdp({ port: P.port }) });
+    expect(r.ok).toBe(true);
+    expect(await sessions()).toBe(1);
+    process.kill(rtpe.proc.pid, 'SIGSTOP');
+    let deleted: Promise<unknown>;
+    try {
+      deleted = stage.delete(callId);
+      await new Promise((res) => setTimeout(res, 150));
+      expect(stage.activeCalls()).toBe(0);
+      expect(await sessions()).toBe(1);
+    } finally {
+      process.kill(rtpe.proc.pid, 'SIGCONT');
+    }
+    await deleted;
+    expect(await sessions()).toBe(0);
+    expect(await rtpe.calls()).toEqual([]);
+  });
+
   it('counts calls by media mode and times control commands per instance', async () => {
     const modes = async () => (await client.register.getSingleMetric('peergate_media_calls_total')!.get()).values.find((v) => v.labels.mode === 'sdes>plain')?.value ?? 0;
     const before = await modes();

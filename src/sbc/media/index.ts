@@ -87,6 +87,9 @@ export class MediaStage {
   /** Initial offers still waiting for rtpengine: a delete (CANCEL) must wait for them, or the
    *  session created by the late reply would be left behind. */
   private readonly inflight = new Map<string, Promise<unknown>>();
+  /** Deletes sent and not yet answered: rtpengine may still hold those sessions, so the
+   *  sessions gauge counts them until the reply (or its timeout). */
+  private releasing = 0;
   private readonly log: LogLike;
   /** SDP identity fields (s=, o=, i=…) rewritten on every body that leaves (sdp-topology.ts). */
   private readonly origins = new SdpOrigins();
@@ -228,7 +231,7 @@ export class MediaStage {
         this.log.warn({ callId: req.callId, rtpengine: inst.name, err: String(e) }, 'offer failed; trying next rtpengine');
         // The offer may have reached it and only the reply got lost: remove that session
         // (best effort) so a slow instance is not left holding it.
-        if (!existing) this.pool.command(inst, 'delete', { 'call-id': req.callId }).catch(() => undefined);
+        if (!existing) void this.release(inst, req.callId);
         continue;
       }
       const out = this.rewriteOut(reply);
@@ -237,7 +240,7 @@ export class MediaStage {
       state.pending = { fromTag: req.fromTag, from: req.from, fromPolicy: req.fromPolicy, toPolicy: req.toPolicy, offered, toward: sdpKeying(out) };
       if (!existing) {
         this.calls.set(req.callId, state);
-        mediaSessions.set(this.calls.size);
+        this.countSessions();
       }
       return { ok: true, sdp: this.hide(req.callId, req.fromTag, out), anchored: true };
     }
@@ -317,15 +320,18 @@ export class MediaStage {
     const state = this.calls.get(callId);
     if (!state) return undefined;
     this.calls.delete(callId);
-    mediaSessions.set(this.calls.size);
     const inst = state.instance;
-    if (!inst) return undefined;
+    if (!inst) {
+      this.countSessions();
+      return undefined;
+    }
     // An instance marked down may only have glitched: still send the delete, but do not make
     // the caller wait for a timeout.
     if (!inst.healthy) {
-      this.pool.command(inst, 'delete', { 'call-id': callId }).catch(() => undefined);
+      void this.release(inst, callId);
       return undefined;
     }
+    this.releasing++;
     try {
       // rtpengine 10.5's delete reply carries no totals, so the final counters come from a
       // query just before it.
@@ -347,7 +353,29 @@ export class MediaStage {
       // "Unknown call-id": rtpengine already dropped it (timeout, restart): nothing left to free.
       if (!(e instanceof NgRejected || e instanceof NgUnavailable)) this.log.warn({ callId, err: String(e) }, 'delete failed');
       return undefined;
+    } finally {
+      this.releasing--;
+      this.countSessions();
     }
+  }
+
+  /** A best-effort delete nobody waits for, counted in the gauge until it settles. */
+  private async release(inst: RtpengineInstance, callId: string): Promise<void> {
+    this.releasing++;
+    this.countSessions();
+    try {
+      await this.pool.command(inst, 'delete', { 'call-id': callId });
+    } catch {
+      // Unknown call-id or no reply: nothing more this side can do.
+    } finally {
+      this.releasing--;
+      this.countSessions();
+    }
+  }
+
+  /** Sessions rtpengine may hold for this process: calls anchored, and deletes not yet answered. */
+  private countSessions(): void {
+    mediaSessions.set(this.calls.size + this.releasing);
   }
 
   /** Packet and error counters of a live call, or undefined when unknown / not anchored. */

@@ -41,7 +41,7 @@ export const mediaRefusals = metric('peergate_media_refusals_total', () => new c
 
 export const mediaSessions = metric('peergate_media_sessions', () => new client.Gauge({
   name: 'peergate_media_sessions',
-  help: 'Calls currently anchored on rtpengine by this process',
+  help: 'Calls anchored on rtpengine by this process, counting each until rtpengine has answered its delete',
 }));
 
 export const mediaPackets = metric('peergate_media_packets_total', () => new client.Counter({
