@@ -9,34 +9,15 @@
 // setup time (INVITE → 200) at half that rate, from sipp's per-call response times.
 import './require-build.js';
 import { parseArgs } from 'node:util';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { freePorts, runSipp, startSipp, stopAll, scratchDir, sweepRates } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { percentile, rtts } from './sipp-rtt.js';
 
 const { values } = parseArgs({ options: { max: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' } } });
 const MAX = Number(values.max);
 const SECONDS = Number(values.seconds);
 const RATES = [100, 200, 300, 400, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000].filter((r) => r <= MAX);
-
-function percentile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-}
-
-/** Setup times (ms) from sipp's -trace_rtt CSV files in `dir`. */
-function rtts(dir: string): number[] {
-  const out: number[] = [];
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('_rtt.csv'))) {
-    for (const line of readFileSync(join(dir, f), 'utf8').split('\n').slice(1)) {
-      const v = Number(line.split(';')[1]);
-      if (Number.isFinite(v) && line.trim()) out.push(v);
-    }
-  }
-  return out;
-}
 
 function sweep(label: string, target: string): Promise<number> {
   return sweepRates(label, target, { rates: RATES, seconds: SECONDS });
@@ -46,7 +27,7 @@ async function setupTimes(target: string, rate: number): Promise<{ p50: number; 
   const dir = scratchDir('bench-rtt-');
   await runSipp(['-sn', 'uac', target, '-i', '127.0.0.2', '-p', '0', '-t', 'u1', '-s', '+15551230000', '-r', String(rate),
     '-m', String(rate * SECONDS), '-d', '0', '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS: SECONDS * 4 + 10 });
-  const xs = rtts(dir);
+  const xs = rtts(dir).map((r) => r.ms);
   return { p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), n: xs.length };
 }
 

@@ -58,6 +58,7 @@ import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js
 import { createFederationCa, createPeerCertificate, type Written } from '../src/pki/files.js';
 import { describe, OverloadTrace, saveTrace, summarise, type TraceSummary } from './compare/overload-trace.js';
 import { describeHops, hops, readPcap } from './compare/hops.js';
+import { percentile, rtts, type Rtt } from './sipp-rtt.js';
 
 const { values } = parseArgs({
   options: {
@@ -394,27 +395,6 @@ async function startPeergateSystem(uasTarget: string, uasPid: number, pki?: Pki)
 }
 
 // ---------- SIPp load and its figures ----------
-
-interface Rtt { atMs: number; ms: number }
-
-/** (time since SIPp's start when the 200 arrived, setup ms) from -trace_rtt files in `dir`. */
-function rtts(dir: string): Rtt[] {
-  const out: Rtt[] = [];
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('_rtt.csv'))) {
-    for (const line of readFileSync(join(dir, f), 'utf8').split('\n').slice(1)) {
-      const [at, ms] = line.split(';').map(Number);
-      if (Number.isFinite(at) && Number.isFinite(ms) && line.trim()) out.push({ atMs: at!, ms: ms! });
-    }
-  }
-  return out;
-}
-
-/** The q-quantile of xs, in whole ms (SIPp writes some times as 264.001). */
-function percentile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]!);
-}
 
 interface Load { rate: number; calls: number; result: SippResult; wallS: number; rtt: Rtt[]; refused: number; timedOut: number; retransmissions: number }
 

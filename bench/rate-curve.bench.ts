@@ -12,10 +12,14 @@
 //
 //   npm run build && nice -n 10 npx tsx bench/rate-curve.bench.ts [--rates 600,600,1000,600,300,100] [--seconds 10] [--workers N] [--node-args="FLAGS"]
 //
+// --rates may hold idle spells, `idle:S` (S seconds without a call), to see what a pause costs the
+// step after it: each step prints its setup p50/p99 and the p99 of its first second apart.
+//
 // --node-args: more node/V8 options for the primary; the workers' come from PEERGATE_WORKER_NODE_FLAGS
 // --bin: another checkout's bin/peergate.js (built), to alternate two versions
 // --peers N: the policy has N peers, the load's the last (what attribution costs with many)
 // --log-level L: the policy's log.level (default error; peergate's own default is info)
+// --policy JSON: merged into the policy's top level, e.g. '{"memory":{"reduce_when_quiet":false}}'
 // in this bench's environment (it replaces their default, docs/operations.md "Worker memory").
 //
 // Steps run in the order given, back to back, SIPp uac (127.0.0.2, no hold time) → peergate →
@@ -25,14 +29,22 @@ import './require-build.js';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { childPids, cpuSeconds, freePorts, procStatus, runSipp, startUas, stopAll } from '../test/helpers/procs.js';
+import { childPids, cpuSeconds, freePorts, procStatus, runSipp, scratchDir, startUas, stopAll } from '../test/helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
+import { percentile, rtts } from './sipp-rtt.js';
 
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '600,600,1000,600,300,100' }, seconds: { type: 'string', default: '10' }, workers: { type: 'string' },
-  'node-args': { type: 'string', default: '' }, bin: { type: 'string' }, peers: { type: 'string', default: '1' }, 'log-level': { type: 'string', default: 'error' },
+  'node-args': { type: 'string', default: '' }, policy: { type: 'string' }, bin: { type: 'string' }, peers: { type: 'string', default: '1' }, 'log-level': { type: 'string', default: 'error' },
 } });
-const RATES = values.rates.split(',').map(Number);
+/** A step: a rate for SECONDS, or an idle spell of `idle` seconds. */
+type Step = { rate: number } | { idle: number };
+const STEPS: Step[] = values.rates.split(',').map((t) => {
+  const idle = /^idle:(\d+)$/.exec(t);
+  const n = Number(idle ? idle[1] : t);
+  if (!Number.isInteger(n) || n <= 0 || n > 100_000) throw new Error(`--rates: "${t}" is neither a rate (calls/s) nor idle:SECONDS`);
+  return idle ? { idle: n } : { rate: n };
+});
 const SECONDS = Number(values.seconds);
 
 /** SIPp's per-second rows: answered / failed in each period. */
@@ -59,6 +71,7 @@ async function main(): Promise<void> {
   startUas(CORE_IP, uasPort);
   const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: values['log-level'] }, {
     media: { anchoring: false },
+    ...(values.policy === undefined ? {} : JSON.parse(values.policy) as Record<string, unknown>),
     ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
     // --peers N: N − 1 other peers (10.x.y.0/24 each) listed before the one the load comes from.
     peers: [...Array.from({ length: Number(values.peers) - 1 }, (_, i) => ({ id: `other-${i}`, match: { addresses: [`10.${i >> 8}.${i & 255}.0/24`] } })),
@@ -68,15 +81,23 @@ async function main(): Promise<void> {
   const pids = [pg.proc.pid, ...childPids(pg.proc.pid).filter((p) => p !== pg.proc.pid)];
   const names = pids.map((_, i) => (i === 0 ? 'primary' : `worker ${i}`));
   console.log(`# ${SECONDS} s per step, one node (${names.join(', ')}); load average before ${loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`);
-  console.log('| step | offered calls/s | answered / failed | CPU ms per answered call: ' + names.join(' / ') + ' = all | % of a core: ' + names.join(' / ') + ' | context switches per call | per second: answered/failed | machine busy |');
-  console.log('|---|---|---|---|---|---|---|---|');
-  for (const [i, rate] of RATES.entries()) {
+  console.log('| step | offered calls/s | answered / failed | setup p50 / p99 ms (first second\'s p99) | CPU ms per answered call: ' + names.join(' / ') + ' = all | % of a core: ' + names.join(' / ') + ' | context switches per call | per second: answered/failed | machine busy |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  let first = true;
+  for (const [i, step] of STEPS.entries()) {
+    if ('idle' in step) {
+      await new Promise((r) => setTimeout(r, step.idle * 1000));
+      console.log(`| ${i + 1} | idle ${step.idle} s; memory reductions so far: ${await pg.metric('peergate_memory_reductions_total')} | | | | | | | |`);
+      continue;
+    }
+    const rate = step.rate;
+    const dir = scratchDir('rate-curve-');
     const cpu0 = pids.map((p) => cpuSeconds(p).total);
     const cs0 = pids.map(switches);
     const m0 = machine();
     const t0 = Date.now();
     const r = await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
-      '-r', String(rate), '-m', String(rate * SECONDS), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: SECONDS * 3 + 10 });
+      '-r', String(rate), '-m', String(rate * SECONDS), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000', '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS: SECONDS * 3 + 10 });
     const wall = (Date.now() - t0) / 1000;
     const cpu = pids.map((p, k) => cpuSeconds(p).total - cpu0[k]!);
     const cs = pids.map((p, k) => switches(p) - cs0[k]!);
@@ -84,8 +105,13 @@ async function main(): Promise<void> {
     const busy = (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total);
     const n = Math.max(1, r.successful);
     const ms = cpu.map((c) => (1000 * c) / n);
-    console.log(`| ${i + 1}${i === 0 ? ' (cold)' : ''} | ${rate} | ${r.successful} / ${r.failed} | ${ms.map((x) => x.toFixed(3)).join(' / ')} = **${ms.reduce((a, b) => a + b, 0).toFixed(3)}** | `
+    const setup = rtts(dir);
+    const all = setup.map((x) => x.ms);
+    const firstSecond = setup.filter((x) => x.atMs < 1000).map((x) => x.ms);
+    const times = `${percentile(all, 0.5)} / ${percentile(all, 0.99)} (${percentile(firstSecond, 0.99)})`;
+    console.log(`| ${i + 1}${first ? ' (cold)' : ''} | ${rate} | ${r.successful} / ${r.failed} | ${times} | ${ms.map((x) => x.toFixed(3)).join(' / ')} = **${ms.reduce((a, b) => a + b, 0).toFixed(3)}** | `
       + `${cpu.map((c) => ((100 * c) / wall).toFixed(0)).join(' / ')} | ${cs.map((c) => (c / n).toFixed(1)).join(' / ')} | ${perSecond(r.statFile)} | ${busy.toFixed(0)} % |`);
+    first = false;
   }
   console.log(`# load average after ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   await pg.stop();
