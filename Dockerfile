@@ -48,5 +48,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9090/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM drains calls (lifecycle.drain_timeout); give `docker stop -t` more than that.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=8", "/usr/lib/peergate/bin/peergate.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--no-memory-reducer", "/usr/lib/peergate/bin/peergate.js"]
 CMD ["start", "--policy", "/etc/peergate/policy.yaml"]

@@ -8,7 +8,7 @@ deps:
 # Built first: the node then runs the JavaScript in dist/, as the package and the image do (through
 # tsx each process would carry the compiler too: tens of MiB and more CPU per process).
 start: build
-	@node --max-semi-space-size=8 ./bin/peergate.js start
+	@node --max-semi-space-size=8 --no-memory-reducer ./bin/peergate.js start
 
 # Built first, so that every `peergate start` in the suite runs the compiled code operators run
 # (from the sources each of its processes would compile them through tsx: slower starts, and a

@@ -15,14 +15,20 @@ export const DEFAULT_HEAP_GROWING_PERCENT = 50;
  * load V8 grows it to two 16 MiB semi-spaces, while only 3–12 MiB of it is live at 500 calls/s
  * (the transactions waiting out their timers are old); 8 MiB semi-spaces took the primary's RSS
  * down 17–28 MiB with no measurable CPU (BENCHMARKS.md "The primary's young generation").
+ * `--no-memory-reducer`: V8's memory reducer runs memory-reducing full GCs a few seconds into an
+ * idle spell, and the first seconds of load after one cost a node like a cold start (p99 setup
+ * 180–440 ms at 600 calls/s after 40 s idle, against 36–88 without it; BENCHMARKS.md "What an
+ * idle spell costs"). V8 creates the reducer with the heap, so it too is a command-line option.
  */
-export const PRIMARY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
+export const PRIMARY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--no-memory-reducer'];
 
 /** Those of PRIMARY_NODE_FLAGS whose option this process was started without (on its command
- *  line or in NODE_OPTIONS), e.g. when run as `node bin/peergate.js`. */
+ *  line or in NODE_OPTIONS), e.g. when run as `node bin/peergate.js`. An option given either
+ *  way counts as given (`--memory-reducer` for `--no-memory-reducer`): the operator chose. */
 export function missingPrimaryNodeFlags(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
-  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((f) => f.split('=')[0]!.replaceAll('_', '-'));
-  return PRIMARY_NODE_FLAGS.filter((f) => !given.includes(f.split('=')[0]!));
+  const option = (f: string) => f.split('=')[0]!.replaceAll('_', '-').replace(/^--no-/, '--');
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map(option);
+  return PRIMARY_NODE_FLAGS.filter((f) => !given.includes(option(f)));
 }
 
 /**

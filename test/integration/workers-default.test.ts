@@ -31,7 +31,7 @@ describe('workers: the default', () => {
       // Each worker runs with the default V8 sizing for workers (src/app/workers/node-flags.ts);
       // the primary keeps its own (src/app/heap.ts).
       const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      for (const w of workerPids) expect(argv(w)).toEqual(expect.arrayContaining(['--max-semi-space-size=2', '--heap-growing-percent=50']));
+      for (const w of workerPids) expect(argv(w)).toEqual(expect.arrayContaining(['--max-semi-space-size=2', '--heap-growing-percent=50', '--no-memory-reducer']));
       expect(argv(primary)).not.toContain('--max-semi-space-size=2');
       // and with glibc limited to two malloc arenas, unless this environment set the variable.
       const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');

@@ -3,10 +3,12 @@
 // primary's engine; a held call is ≈ 3 KB there), so what its RSS holds under load is V8's young
 // generation (two 16 MiB semi-spaces by default) and old-generation headroom. A 2 MiB semi-space
 // and a 50 % old-generation growth step keep a worker near its idle size under load, for a few
-// % more CPU (BENCHMARKS.md "Idle footprint and worker V8 sizing").
+// % more CPU (BENCHMARKS.md "Idle footprint and worker V8 sizing"). V8's memory reducer is off,
+// as in the primary (src/app/heap.ts PRIMARY_NODE_FLAGS): its idle-time GCs leave a worker cold
+// for the next load (BENCHMARKS.md "What an idle spell costs").
 import { spawnSync } from 'node:child_process';
 
-export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--heap-growing-percent=50'];
+export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--heap-growing-percent=50', '--no-memory-reducer'];
 
 /**
  * glibc malloc's arena limit for the workers. By default glibc gives each thread that allocates

@@ -9,7 +9,7 @@ import { workerEnv as envFromPool, workerNodeFlags as fromPool } from '../../../
 
 describe('worker node flags', () => {
   it('defaults to a small young generation and a 50 % growth step', () => {
-    expect(WORKER_NODE_FLAGS).toEqual(['--max-semi-space-size=2', '--heap-growing-percent=50']);
+    expect(WORKER_NODE_FLAGS).toEqual(['--max-semi-space-size=2', '--heap-growing-percent=50', '--no-memory-reducer']);
     expect(workerNodeFlags({})).toEqual([...WORKER_NODE_FLAGS]);
     expect(fromPool({})).toEqual([...WORKER_NODE_FLAGS]);
   });
