@@ -11,9 +11,8 @@
 // the rate, 1,000/s, the rate again (warm, measured), the spell, the rate (measured).
 import './require-build.js';
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
 import { WORKER_NODE_FLAGS } from '../src/app/workers/node-flags.js';
-import { childPids, freePorts, runSipp, startUas, stopAll } from '../test/helpers/procs.js';
+import { childPids, cpuSeconds, freePorts, runSipp, startUas, stopAll } from '../test/helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 
 const { values } = parseArgs({ options: {
@@ -26,10 +25,10 @@ if (!(IDLE_S > 0 && IDLE_S <= 600) || !(RATE > 0 && RATE <= 5000) || !['on', 'of
 }
 const GC_LINE = / ms: (Scavenge|Mark-Compact|Minor)/;
 
-/** /proc/<pid>/stat fields after the command: minor faults (10th) and user + system CPU (ms). */
+/** Minor page faults and CPU (ms) of one process so far (/proc/<pid>/stat). */
 function stat(pid: number): { minflt: number; cpuMs: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { minflt: Number(f[7]), cpuMs: (Number(f[11]) + Number(f[12])) * 10 };
+  const c = cpuSeconds(pid);
+  return { minflt: c.minorFaults, cpuMs: Math.round(c.total * 1000) };
 }
 
 /** GC lines of one process (by `[pid:`), summed. */

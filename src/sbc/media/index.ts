@@ -231,7 +231,7 @@ export class MediaStage {
         this.log.warn({ callId: req.callId, rtpengine: inst.name, err: String(e) }, 'offer failed; trying next rtpengine');
         // The offer may have reached it and only the reply got lost: remove that session
         // (best effort) so a slow instance is not left holding it.
-        if (!existing) void this.release(inst, req.callId);
+        if (!existing) this.release(inst, req.callId);
         continue;
       }
       const out = this.rewriteOut(reply);
@@ -328,45 +328,47 @@ export class MediaStage {
     // An instance marked down may only have glitched: still send the delete, but do not make
     // the caller wait for a timeout.
     if (!inst.healthy) {
-      void this.release(inst, callId);
+      this.release(inst, callId);
       return undefined;
     }
-    this.releasing++;
-    try {
-      // rtpengine 10.5's delete reply carries no totals, so the final counters come from a
-      // query just before it.
-      let stats: MediaStats | undefined;
+    return this.counted(async () => {
       try {
-        stats = statsOf(await this.pool.command(inst, 'query', { 'call-id': callId }));
+        // rtpengine 10.5's delete reply carries no totals, so the final counters come from a
+        // query just before it.
+        let stats: MediaStats | undefined;
+        try {
+          stats = statsOf(await this.pool.command(inst, 'query', { 'call-id': callId }));
+        } catch (e) {
+          if (e instanceof NgUnavailable) throw e;
+        }
+        const r = await this.pool.command(inst, 'delete', { 'call-id': callId });
+        stats ??= statsOf(r);
+        if (stats) {
+          mediaPackets.inc(stats.packets);
+          mediaBytes.inc(stats.bytes);
+          mediaPacketErrors.inc(stats.errors);
+        }
+        return stats;
       } catch (e) {
-        if (e instanceof NgUnavailable) throw e;
+        // "Unknown call-id": rtpengine already dropped it (timeout, restart): nothing left to free.
+        if (!(e instanceof NgRejected || e instanceof NgUnavailable)) this.log.warn({ callId, err: String(e) }, 'delete failed');
+        return undefined;
       }
-      const r = await this.pool.command(inst, 'delete', { 'call-id': callId });
-      stats ??= statsOf(r);
-      if (stats) {
-        mediaPackets.inc(stats.packets);
-        mediaBytes.inc(stats.bytes);
-        mediaPacketErrors.inc(stats.errors);
-      }
-      return stats;
-    } catch (e) {
-      // "Unknown call-id": rtpengine already dropped it (timeout, restart): nothing left to free.
-      if (!(e instanceof NgRejected || e instanceof NgUnavailable)) this.log.warn({ callId, err: String(e) }, 'delete failed');
-      return undefined;
-    } finally {
-      this.releasing--;
-      this.countSessions();
-    }
+    });
   }
 
-  /** A best-effort delete nobody waits for, counted in the gauge until it settles. */
-  private async release(inst: RtpengineInstance, callId: string): Promise<void> {
+  /** A best-effort delete nobody waits for (an unknown call-id or no reply: nothing more to do). */
+  private release(inst: RtpengineInstance, callId: string): void {
+    this.counted(() => this.pool.command(inst, 'delete', { 'call-id': callId })).catch(() => undefined);
+  }
+
+  /** Runs a delete's round trips with its session still counted in the gauge: until rtpengine
+   *  has answered, it may still hold the session. */
+  private async counted<T>(work: () => Promise<T>): Promise<T> {
     this.releasing++;
     this.countSessions();
     try {
-      await this.pool.command(inst, 'delete', { 'call-id': callId });
-    } catch {
-      // Unknown call-id or no reply: nothing more this side can do.
+      return await work();
     } finally {
       this.releasing--;
       this.countSessions();
