@@ -39,7 +39,8 @@ export async function startPeergate(policy: Record<string, any>, opts: { dir?: s
   // Bounded: the ready timeout; an early exit fails at once, with the process's own words. Longer
   // than a worker's start timeout (30 s), so a worker that does not start shows as the node's own
   // error (which stage it was stuck in) rather than as silence.
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 40_000);
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 40_000;
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (proc.child.exitCode !== null) throw new Error(`peergate exited early (code ${proc.child.exitCode}):\n${proc.output().slice(-4000)}`);
     const r = await fetch(`${base}/ready`).catch(() => null);
@@ -47,7 +48,7 @@ export async function startPeergate(policy: Record<string, any>, opts: { dir?: s
     const body = r ? await r.text().catch(() => '') : 'no answer';
     if (Date.now() > deadline) {
       await proc.stop('SIGKILL');
-      throw new Error(`peergate not ready on ${base}/ready within ${opts.readyTimeoutMs ?? 30_000} ms (last answer: ${body}):\n${proc.output().slice(-4000)}`);
+      throw new Error(`peergate not ready on ${base}/ready within ${readyTimeoutMs} ms (last answer: ${body}):\n${proc.output().slice(-4000)}`);
     }
     await new Promise((res) => setTimeout(res, 100));
   }
