@@ -95,6 +95,8 @@ export class App {
   private host!: CallHost;
   private ops!: OpsSubsystem;
   private pendingRestart: string[] = [];
+  /** How long each subsystem's start took (ms), in start order: a slow start names its part. */
+  private readonly startMs: Record<string, number> = {};
   private drainState: { deadline: number; done: Promise<number> } | undefined;
   private forceStop: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -128,7 +130,9 @@ export class App {
 
   private async add<S extends Subsystem>(s: S): Promise<S> {
     this.subsystems.push(s);
+    const t0 = performance.now();
     await s.start();
+    this.startMs[s.name] = Math.round(performance.now() - t0);
     return s;
   }
 
@@ -174,6 +178,8 @@ export class App {
     this.log.info({
       node: nodeId, policy: this.holder.path, contacts: this.engine.hostports, ops: `${policy.ops.address}:${this.ops.port}`,
       signature_verifier: verifierImplementation, workers,
+      // From node's launch (policy read and checked, TLS material loaded, then each subsystem).
+      started_in_ms: Math.round(process.uptime() * 1000), start_ms: this.startMs,
     }, 'peergate started');
     // What only the start ran of the node binary need not stay mapped (memory-reducer.ts).
     dropBinaryPages();

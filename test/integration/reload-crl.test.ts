@@ -82,6 +82,19 @@ beforeAll(async () => {
 afterAll(() => stopInOrder(pg));
 
 describe('CRL recheck (tls.recheck_s)', () => {
+  it('its start log says how long the start took from launch and how long each part of it took', () => {
+    const line = pg.proc.output().split('\n').find((l) => l.includes('"msg":"peergate started"'));
+    expect(line).toBeDefined();
+    const started = JSON.parse(line!) as { started_in_ms: number; start_ms: Record<string, number>; workers: number };
+    // The parts in the order they start; `workers` is the B2BUA pool (one per core by default).
+    const parts = Object.keys(started.start_ms);
+    expect(parts.slice(0, 2)).toEqual(['store', 'limits']);
+    expect(parts).toEqual(expect.arrayContaining(['engine', 'ops', 'memory', started.workers > 1 ? 'workers' : 'b2bua']));
+    for (const ms of Object.values(started.start_ms)) expect(ms).toBeGreaterThanOrEqual(0);
+    const sum = Object.values(started.start_ms).reduce((a, b) => a + b, 0);
+    expect(started.started_in_ms).toBeGreaterThanOrEqual(sum);
+  });
+
   it('a CRL swapped on disk without signal or file event is applied within the recheck; the revoked client\'s established dialog goes on', async () => {
     // A call over TLS from the client about to be revoked: INVITE … 200 … ACK on one connection.
     const ua = await openUa(pki.client);
