@@ -13,7 +13,9 @@
 //     [--idle-before-overload S (no calls for S s before each overload step, as the full comparison leaves each system)]
 //     [--node-args=FLAGS (node/V8 flags for peergate's primary, e.g. --node-args='--trace-gc'; its workers take PEERGATE_WORKER_NODE_FLAGS from the environment)]
 //     [--peergate-output FILE (what peergate's processes printed, e.g. a --trace-gc log, written at its stop)]
-//     [--trace-dir DIR (peergate: the loss and receive-queue gauges every 100 ms of each overload step, into DIR/NAME-Nx.csv)]
+//     [--trace-dir DIR (peergate: the loss and receive-queue gauges every 100 ms of each overload step, into DIR/NAME-Nx.csv,
+//      and their summary printed; without it nothing scrapes peergate during the step: 10 scrapes a
+//      second cost its processes ≈ 4–7 ms of CPU each, which Kamailio is not charged)]
 //     [--pcap DIR (each overload step's loopback traffic to/from SIPp, captured by tcpdump into
 //      DIR/NAME-RATE.pcap, and where the answered calls' setup time went, hop by hop: bench/compare/hops.ts)]
 //     [--cpu-prof DIR (peergate's primary under node --cpu-prof, written to DIR at its exit; read
@@ -474,15 +476,23 @@ interface Overload {
   retransmissions: number; rcvbufDrops: number; over450: number; dropsBySocket: string;
   /** --pcap: the answered calls of the window, hop by hop, and what tcpdump said at its end. */
   hops?: string;
+  /** Each second of the window, by when its INVITEs were sent: calls answered, their setup p99 (ms). */
+  perSecond: { answered: number; p99: number }[];
 }
 
-/** Seconds until every later second of the recovery caller's calls was answered with p99 < 100 ms. */
-function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null {
+/** The setup times of the answered calls, by the second (from SIPp's start) their INVITE was sent. */
+function bySecondSent(rtt: Rtt[], seconds: number): number[][] {
   const buckets: number[][] = Array.from({ length: seconds }, () => []);
   for (const r of rtt) {
     const sentS = Math.floor((r.atMs - r.ms) / 1000);
     if (sentS >= 0 && sentS < seconds) buckets[sentS]!.push(r.ms);
   }
+  return buckets;
+}
+
+/** Seconds until every later second of the recovery caller's calls was answered with p99 < 100 ms. */
+function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null {
+  const buckets = bySecondSent(rtt, seconds);
   const good = buckets.map((b) => b.length >= 0.9 * rate && percentile(b, 0.99) < P99_MAX_MS);
   let lastBad = -1;
   good.forEach((g, i) => { if (!g) lastBad = i; });
@@ -492,7 +502,8 @@ function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null 
 async function overload(sys: System, rate: number, recoverRate: number): Promise<Overload> {
   if (IDLE_BEFORE_OVERLOAD_S > 0) await new Promise((r) => setTimeout(r, IDLE_BEFORE_OVERLOAD_S * 1000));
   const shedBefore = await sys.shed?.();
-  const trace = sys.metrics ? new OverloadTrace(sys.metrics) : undefined;
+  // Only when asked: the scrapes are work the system under test does and its rival does not.
+  const trace = sys.metrics && values['trace-dir'] ? new OverloadTrace(sys.metrics) : undefined;
   const sysBefore = cpuByPid(sys.pid);
   const busyBefore = machineBusyS();
   const dropsBefore = udpDrops();
@@ -528,6 +539,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
     windowShares, windowMachine, windowSipp: { uac: sc.get(uacPid) ?? NaN, uas: sc.get(sys.uasPid) ?? NaN },
     ...(points ? { trace: { window: summarise(points, 1000, SECONDS * 1000), after: summarise(points, SECONDS * 1000, SECONDS * 1000 + 3000) } } : {}),
     retransmissions: l.retransmissions, rcvbufDrops, over450: ms.filter((x) => x > 450).length, dropsBySocket,
+    perSecond: bySecondSent(l.rtt, SECONDS).map((b) => ({ answered: b.length, p99: percentile(b, 0.99) })),
     ...(dump && pcapFile ? { hops: `${describeHops(hops(readPcap(pcapFile), 1000, SECONDS * 1000))}; tcpdump: ${dump.output().split('\n').filter((l) => /dropped|captured/.test(l)).join(', ')}` } : {}),
   };
 }
@@ -626,6 +638,7 @@ async function main(): Promise<void> {
           console.log(`${''.padEnd(9)} CPU in the window, % of a core: ${sys.name} ${o.windowShares.slice(0, 5).join('/')}, ${sippCpu(o.windowSipp)}; `
             + `together ${total.toFixed(0)}, every process on the machine ${o.windowMachine.toFixed(0)}, of ${availableParallelism() * 100}`);
           console.log(`${''.padEnd(9)} slow calls: ${o.over450} answered after > 450 ms; uac retransmissions ${o.retransmissions}; UDP receive-buffer drops (kernel, all sockets) ${o.rcvbufDrops}: ${o.dropsBySocket} (${sys.name} at ${sys.target}, uas 127.0.0.3, uac 127.0.0.2)`);
+          console.log(`${''.padEnd(9)} each second of the window, by when its INVITEs were sent, answered (setup p99 ms): ${o.perSecond.map((b) => `${b.answered} (${b.p99})`).join(', ')}`);
           if (o.hops) console.log(`${''.padEnd(9)} hops of the calls answered, sent from 1 s to the window's end: ${o.hops}`);
           if (o.trace) console.log(`${''.padEnd(9)} in the window (from 1 s): ${describe(o.trace.window)}\n${''.padEnd(9)} first 3 s after it: ${describe(o.trace.after)}`);
           over.get(sys)!.push(o);
