@@ -1,7 +1,7 @@
 // Run `peergate start` as a real process with a generated policy, for end-to-end tests.
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePorts, startProcess, scratchDir, writeFile, type Proc } from './procs.js';
+import { describeTree, freePorts, startProcess, scratchDir, writeFile, type Proc } from './procs.js';
 import { PRIMARY_NODE_FLAGS } from '../../src/app/heap.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -47,8 +47,9 @@ export async function startPeergate(policy: Record<string, any>, opts: { dir?: s
     if (r?.status === 200) break;
     const body = r ? await r.text().catch(() => '') : 'no answer';
     if (Date.now() > deadline) {
+      const tree = proc.child.pid === undefined ? '' : describeTree(proc.child.pid);
       await proc.stop('SIGKILL');
-      throw new Error(`peergate not ready on ${base}/ready within ${readyTimeoutMs} ms (last answer: ${body}):\n${proc.output().slice(-4000)}`);
+      throw new Error(`peergate not ready on ${base}/ready within ${readyTimeoutMs} ms (last answer: ${body}):\n${proc.output().slice(-4000)}\n${tree}`);
     }
     await new Promise((res) => setTimeout(res, 100));
   }

@@ -158,6 +158,26 @@ export function childPids(pid: number): number[] {
   return out;
 }
 
+/** One line per process of `pid`'s tree (it and its children): state, kernel wait channel, CPU
+ *  seconds so far, and the machine's load average. What a process that never got ready was doing
+ *  (stuck in a wait, or starved of CPU) when a test gave up on it. */
+export function describeTree(pid: number): string {
+  const line = (p: number): string => {
+    try {
+      const s = statOf(p);
+      let wchan = '';
+      try { wchan = readFileSync(`/proc/${p}/wchan`, 'utf8'); } catch { /* not readable */ }
+      const cpu = cpuSeconds(p);
+      return `pid ${p}: state ${s?.state ?? '?'}, waiting in ${wchan || '-'}, CPU ${cpu.user.toFixed(2)} s user + ${cpu.system.toFixed(2)} s system`;
+    } catch {
+      return `pid ${p}: gone`;
+    }
+  };
+  let load = '';
+  try { load = readFileSync('/proc/loadavg', 'utf8').trim(); } catch { /* no /proc */ }
+  return [...[pid, ...childPids(pid)].map(line), `load average ${load}`].join('\n');
+}
+
 /** Whether process `pid` runs (a zombie does not). */
 export function isRunning(pid: number): boolean {
   const s = statOf(pid);
