@@ -273,6 +273,9 @@ interface System {
   rtpengine?: TestRtpengine;
   /** New INVITEs the system refused on its own by overload control so far, if it counts them. */
   shed?: () => Promise<number>;
+  /** peergate: memory reductions run so far (policy memory: once a burst is over and the node
+   *  quiet, every process compacts and gives memory back; the next load grows it again). */
+  reductions?: () => Promise<number>;
   /** Its /metrics text (peergate): the overload trace reads the loss and queue gauges from it. */
   metrics?: () => Promise<string>;
   /** peergate over TLS: inbound TLS handshakes so far (more than one: the relay reconnected). */
@@ -385,6 +388,7 @@ async function startPeergateSystem(uasTarget: string, uasPid: number, pki?: Pki)
   const sys: System = {
     name: 'peergate', target: `127.0.0.1:${peerPort}`, pid: pg.proc.pid, uasPid, rtpengine: rtp,
     shed: () => pg.metric('peergate_shed_total'),
+    reductions: () => pg.metric('peergate_memory_reductions_total'),
     ...(pki ? { tlsHandshakes: () => pg.metric('peergate_tls_handshakes_total') } : {}),
     metrics: pg.metrics,
     async stop() {
@@ -462,6 +466,8 @@ async function step(sys: System, rate: number): Promise<Step> {
 
 interface Overload {
   offered: number; goodput: number; answered: number; refused: number; timedOut: number; shed?: number;
+  /** peergate: memory reductions run before this step, in the whole run so far. */
+  reductionsBefore?: number;
   p50: number; p99: number; recoverRate: number; recoverS: number | null; recoverFailed: number;
   /** Over the offered window: the system's processes (% of a core, root first) and SIPp's; all of
    *  it against the machine's cores shows how much was left for the system (the ceiling). */
@@ -502,6 +508,7 @@ function recoveryTime(rtt: Rtt[], rate: number, seconds: number): number | null 
 async function overload(sys: System, rate: number, recoverRate: number): Promise<Overload> {
   if (IDLE_BEFORE_OVERLOAD_S > 0) await new Promise((r) => setTimeout(r, IDLE_BEFORE_OVERLOAD_S * 1000));
   const shedBefore = await sys.shed?.();
+  const reductionsBefore = await sys.reductions?.();
   // Only when asked: the scrapes are work the system under test does and its rival does not.
   const trace = sys.metrics && values['trace-dir'] ? new OverloadTrace(sys.metrics) : undefined;
   const sysBefore = cpuByPid(sys.pid);
@@ -532,6 +539,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
   const inWindow = l.rtt.filter((r) => r.atMs <= SECONDS * 1000);
   const ms = l.rtt.map((r) => r.ms);
   return {
+    ...(reductionsBefore === undefined ? {} : { reductionsBefore }),
     offered: rate, goodput: inWindow.length / SECONDS, answered: l.rtt.length, refused: l.refused, timedOut: l.timedOut,
     shed: shedBefore === undefined ? undefined : (await sys.shed!()) - shedBefore,
     p50: percentile(ms, 0.5), p99: percentile(ms, 0.99),
@@ -638,6 +646,7 @@ async function main(): Promise<void> {
           console.log(`${''.padEnd(9)} CPU in the window, % of a core: ${sys.name} ${o.windowShares.slice(0, 5).join('/')}, ${sippCpu(o.windowSipp)}; `
             + `together ${total.toFixed(0)}, every process on the machine ${o.windowMachine.toFixed(0)}, of ${availableParallelism() * 100}`);
           console.log(`${''.padEnd(9)} slow calls: ${o.over450} answered after > 450 ms; uac retransmissions ${o.retransmissions}; UDP receive-buffer drops (kernel, all sockets) ${o.rcvbufDrops}: ${o.dropsBySocket} (${sys.name} at ${sys.target}, uas 127.0.0.3, uac 127.0.0.2)`);
+          if (o.reductionsBefore !== undefined) console.log(`${''.padEnd(9)} peergate_memory_reductions_total before this step: ${o.reductionsBefore}`);
           console.log(`${''.padEnd(9)} each second of the window, by when its INVITEs were sent, answered (setup p99 ms): ${o.perSecond.map((b) => `${b.answered} (${b.p99})`).join(', ')}`);
           if (o.hops) console.log(`${''.padEnd(9)} hops of the calls answered, sent from 1 s to the window's end: ${o.hops}`);
           if (o.trace) console.log(`${''.padEnd(9)} in the window (from 1 s): ${describe(o.trace.window)}\n${''.padEnd(9)} first 3 s after it: ${describe(o.trace.after)}`);
