@@ -18,8 +18,8 @@ describe('test helpers', () => {
     const parent = startProcess('sh', ['-c', 'sleep 30 & wait']);
     await waitFor(() => describeTree(parent.pid).split('\n').length === 3, 5000, 25, 'sh and its sleep');
     const lines = describeTree(parent.pid).split('\n');
-    expect(lines[0]).toMatch(new RegExp(`^pid ${parent.pid}: state S, waiting in \\S+, CPU \\d+\\.\\d\\d s user \\+ \\d+\\.\\d\\d s system$`));
-    expect(lines[1]).toMatch(/^pid \d+: state S, /);
+    expect(lines[0]).toMatch(new RegExp(`^pid ${parent.pid}: state [RS], waiting in \\S+, CPU \\d+\\.\\d\\d s user \\+ \\d+\\.\\d\\d s system$`));
+    expect(lines[1]).toMatch(/^pid \d+: state [RS], /);
     expect(lines[2]).toMatch(/^load average \d+\.\d\d \d+\.\d\d \d+\.\d\d /);
     // The sleep is sh's child, not the test's: stopped by its own PID.
     process.kill(Number(/^pid (\d+):/.exec(lines[1]!)![1]), 'SIGTERM');
