@@ -48,10 +48,10 @@ function gcOf(lines: string[], pid: number): string {
 async function main(): Promise<void> {
   const [peerPort, corePort, opsPort, uasPort] = await freePorts(4) as [number, number, number, number];
   startUas(CORE_IP, uasPort);
-  const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'error' }, {
-    media: { anchoring: false }, memory: { reduce_when_quiet: values.reduce === 'on' },
-    peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits: { cps: 100_000, burst: 100_000, sessions: 1_000_000 } }],
-  });
+  const policy = twoSidedPolicy({
+    peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'error',
+    peer: { limits: { cps: 100_000, burst: 100_000, sessions: 1_000_000 } },
+  }, { media: { anchoring: false }, memory: { reduce_when_quiet: values.reduce === 'on' } });
   const pg = await startPeergate(policy, { nodeArgs: ['--trace-gc'], env: { PEERGATE_WORKER_NODE_FLAGS: [...WORKER_NODE_FLAGS, '--trace-gc'].join(' ') } });
   const pids = [pg.proc.pid, ...childPids(pg.proc.pid)];
   const names = pids.map((_, i) => (i === 0 ? 'primary' : `worker ${i}`));

@@ -21,8 +21,8 @@ if (!(SCRAPES >= 10 && SCRAPES <= 10_000) || !(CALLS >= 0 && CALLS <= 100_000) |
 const [peerPort, corePort, opsPort, uasPort] = await freePorts(4) as [number, number, number, number];
 startUas(CORE_IP, uasPort);
 const limits = { cps: 100_000, burst: 100_000, sessions: 100_000 };
-const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'error' }, {
-  media: { anchoring: false }, peers: [{ id: 'carrier-a', match: { addresses: [`${PEER_IP}/32`] }, limits }],
+const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'error', peer: { limits } }, {
+  media: { anchoring: false },
 }));
 const pids = [pg.proc.pid, ...childPids(pg.proc.pid)];
 
