@@ -44,6 +44,8 @@ import { Preadmitter } from './preadmit.js';
 import { MemoryStore } from '../store/memory.js';
 import { workerCount } from './workers/schema.js';
 import { within } from './within.js';
+import { runWarmup, type WarmupHost } from './warmup/index.js';
+import type { WarmupB2bua } from './warmup/b2bua.js';
 
 export interface AppOptions {
   holder: PolicyHolder;
@@ -145,6 +147,9 @@ export class App {
     const workers = workerCount(policy.workers);
     if (workers > 1) await this.assembleWithWorkers(nodeId, workers);
     else await this.assembleInProcess(nodeId);
+    // Peers reach the node only once it has run its hot path (policy warmup).
+    await this.warmUp(nodeId);
+    await this.engine.openListeners();
     this.ops = await this.add(new OpsSubsystem(policy, () => this.readiness(), {
       peers: () => this.holder.current.peers.map((p) => ({ id: p.id, match: p.match, transport: p.transport, targets: p.targets ?? [], limits: p.limits })),
       calls: () => this.host.calls(),
@@ -185,8 +190,38 @@ export class App {
     dropBinaryPages();
   }
 
+  /** Calls through this node's own processes before its listeners open (src/app/warmup). */
+  private async warmUp(nodeId: string): Promise<void> {
+    if (!this.warmsUp()) return;
+    const t0 = performance.now();
+    const pool = this.pool;
+    let inProcess: WarmupB2bua | undefined;
+    const host: WarmupHost = pool
+      ? { attach: (text, wire) => pool.warmupAttach(text, wire), detach: () => pool.warmupDetach() }
+      : {
+        attach: async (text, wire) => {
+          const { attachWarmupB2bua } = await import('./warmup/b2bua.js');
+          inProcess = await attachWarmupB2bua(JSON.parse(text) as Policy, wire, this.log);
+          return 1;
+        },
+        detach: async () => { await inProcess?.detach(); inProcess = undefined; },
+      };
+    await runWarmup({
+      policy: this.started, host, log: this.moduleLog('warmup'),
+      // The engine decides limits before the workers (memory store): warm that path as well.
+      ...(pool && this.store.store instanceof MemoryStore ? { preadmit: { nodeId } } : {}),
+    });
+    this.startMs['warmup'] = Math.round(performance.now() - t0);
+  }
+
+  /** The embedded engine's listeners wait for a warm-up; an external drachtio-server's are its own. */
+  private warmsUp(): boolean {
+    return this.started.engine.embedded && this.started.warmup.calls > 0;
+  }
+
   private engineSubsystem(capture: CaptureSubsystem): EngineSubsystem {
     return new EngineSubsystem({
+      ...(this.warmsUp() ? { deferListen: true } : {}),
       policy: this.started, log: this.moduleLog('engine'), store: this.store.store,
       strike: (source, kind, tlsIdentity) => this.limits.strike(source, kind, tlsIdentity),
       ...(capture.tap ? { capture: capture.tap } : {}),

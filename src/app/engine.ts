@@ -34,6 +34,8 @@ export interface EngineSubsystemOptions {
   /** SIP capture: told of every message sent and received (TLS plaintext included). */
   capture?: CaptureTap;
   now?: () => number;
+  /** Open the SIP listeners only on `openListeners()` (the node warms up first: src/app/warmup). */
+  deferListen?: boolean;
 }
 
 export class EngineSubsystem implements Subsystem {
@@ -106,6 +108,7 @@ export class EngineSubsystem implements Subsystem {
         T1: policy.engine.sip_timers.t1_ms, T2: policy.engine.sip_timers.t2_ms, T4: policy.engine.sip_timers.t4_ms,
         trying: policy.engine.trying_delay_ms,
       },
+      ...(this.opts.deferListen ? { deferListen: true } : {}),
     });
     this.engine = engine;
     if (this.opts.capture) engine.transports.setCapture(this.opts.capture);
@@ -131,6 +134,11 @@ export class EngineSubsystem implements Subsystem {
     });
     this.bans = await syncBans(this.opts.store, engine.shield);
     this.scheduleRecheck(policy);
+  }
+
+  /** Bind the policy's SIP listeners, if start() left them closed: peers can reach the node from now. */
+  async openListeners(): Promise<void> {
+    await this.engine?.openListeners();
   }
 
   private scheduleRecheck(policy: Policy): void {

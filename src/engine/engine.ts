@@ -46,6 +46,9 @@ export interface EngineOptions {
    *  `trying`: the 100 Trying to an INVITE only if nothing else was sent this many ms after it
    *  (RFC 3261 §17.2.1, 0–200; policy `engine.trying_delay_ms`); 0 (default): at once, as drachtio-server. */
   timers?: Partial<Pick<TimerConfig, 'T1' | 'T2' | 'T4' | 'trying'>>;
+  /** Bind the SIP listeners only when `openListeners()` is called (apps may connect to the wire
+   *  before): a node warms up before peers can reach it (src/app/warmup). */
+  deferListen?: boolean;
 }
 
 export interface EngineCounters {
@@ -61,10 +64,12 @@ export interface Engine {
   /** Where apps connect (drachtio wire protocol). */
   wireAddress: string;
   wirePort: number;
-  /** Bound SIP listeners. */
-  contacts: Endpoint[];
+  /** Bound SIP listeners (none before `openListeners()` with `deferListen`). */
+  readonly contacts: Endpoint[];
   /** `tcp/127.0.0.1:5070,udp/127.0.0.1:5070` as sent to apps on authenticate. */
-  hostports: string;
+  readonly hostports: string;
+  /** Bind the listeners (with `deferListen`; otherwise already bound): resolves with them. */
+  openListeners(): Promise<Endpoint[]>;
   transports: TransportLayer;
   shield: Shield;
   core: UaCore;
@@ -117,19 +122,19 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     };
   }
   const transports = new TransportLayer({ listeners, tls, limits: options.limits?.transport, shield, logger: options.logger });
-  const bound = await transports.listen();
-  const hostports = hostportsOf(bound);
+  let bound: Endpoint[] = options.deferListen ? [] : await transports.listen();
+  let hostports = hostportsOf(bound);
   const wire = new WireServer({
     address: options.wire.address ?? '127.0.0.1', port: options.wire.port ?? 9022, secret: options.wire.secret,
     hostports: () => hostports,
   });
   const limits: ParseLimits = { ...DEFAULT_PARSE_LIMITS, ...(options.limits?.parse ?? {}) };
-  const coreListeners: Listener[] = bound.map((e) => {
+  const coreListenersOf = (eps: Endpoint[]): Listener[] => eps.map((e) => {
     const advertise = options.advertise?.[`${e.address}:${e.port}`];
     return { protocol: e.protocol, address: e.address, port: e.port, ...(advertise ? { advertise } : {}) };
   });
   const core = new UaCore({
-    wire, transport: transports, listeners: coreListeners, parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs, onMalformed: options.onMalformed,
+    wire, transport: transports, listeners: coreListenersOf(bound), parse: (b) => parseMessage(b, limits), clock, cdrs: options.cdrs, onMalformed: options.onMalformed,
     ...(options.timers ? { timers: options.timers } : {}),
   });
   transports.on('message', (pkt) => {
@@ -148,11 +153,22 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     throw e;
   }
   let closed = false;
+  let opening: Promise<Endpoint[]> | undefined;
   return {
     wireAddress: w.address,
     wirePort: w.port,
-    contacts: bound,
-    hostports,
+    get contacts() { return bound; },
+    get hostports() { return hostports; },
+    openListeners() {
+      if (!options.deferListen) return Promise.resolve(bound);
+      opening ??= transports.listen().then((eps) => {
+        bound = eps;
+        hostports = hostportsOf(eps);
+        core.setListeners(coreListenersOf(eps));
+        return eps;
+      });
+      return opening;
+    },
     transports,
     shield,
     core,

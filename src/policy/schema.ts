@@ -18,6 +18,7 @@ import { isValidUri, parseUri } from '../sip/grammar/index.js';
 import { LifecycleSchema, StaleCrlSchema, TlsRecheckSchema } from '../app/schema.js';
 import { WorkersSchema } from '../app/workers/schema.js';
 import { MemorySchema } from '../app/memory-schema.js';
+import { WarmupSchema } from '../app/warmup/schema.js';
 
 // ---------- scalar building blocks ----------
 
@@ -314,6 +315,8 @@ const RootSchema = z.strictObject({
   overload: OverloadSchema.prefault({}),
   /** Giving memory back once a burst of call set-ups is over (docs/policy.md "memory"). */
   memory: MemorySchema.prefault({}),
+  /** Calls through the node's own processes before its listeners open (docs/policy.md "warmup"). */
+  warmup: WarmupSchema.prefault({}),
 });
 
 type Root = z.infer<typeof RootSchema>;

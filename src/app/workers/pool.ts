@@ -285,6 +285,15 @@ export class WorkerPool implements Subsystem {
     return r.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
   }
 
+  /** Every worker connects a warm-up B2BUA to the warm-up engine (src/app/warmup); resolves
+   *  with how many did. */
+  async warmupAttach(policyText: string, wire: { host: string; port: number; secret: string }): Promise<number> {
+    return (await this.ask<true>('warmupAttach', [policyText, wire])).length;
+  }
+
+  /** Every worker drops its warm-up B2BUA. */
+  async warmupDetach(): Promise<void> { await this.ask('warmupDetach'); }
+
   // ------------------------------------------------------------ what the in-process B2BUA offers
 
   /** Every worker's established calls, each with the worker that holds it (index and pid). */

@@ -32,6 +32,7 @@ import { within } from '../within.js';
 import { keepRunningOnStrayRejections } from '../stray.js';
 import { workerNodeId, workerTag, type WorkerHello, type WorkerReload } from './hello.js';
 import { readPolicyFrames, type PolicyFrames } from './policy-pipe.js';
+import { attachWarmupB2bua, type WarmupB2bua, type WarmupWire } from '../warmup/b2bua.js';
 
 export { workerNodeId, type WorkerHello } from './hello.js';
 
@@ -49,6 +50,7 @@ class Worker {
   private cdr!: CdrSubsystem;
   private policy!: Policy;
   private closing: Promise<void> | undefined;
+  private warmup: WarmupB2bua | undefined;
 
   constructor(private readonly hello: WorkerHello, private readonly started: Policy, private readonly frames: PolicyFrames,
     private readonly store: StoreClient, private readonly log: Logger,
@@ -131,6 +133,19 @@ class Worker {
       ban: (e: BanEvent) => this.store.deliverBanEvent(e),
       health: (h: StoreHealth) => this.store.setHealth(h),
       targetHealth: (key: string, up: boolean) => { if (!this.hello.probe) this.sbc.applyTargetHealth(key, up); },
+      // The warm-up before the node's listeners open (src/app/warmup): a B2BUA of its own on the
+      // warm-up engine, tagged as this worker so that the engine pre-admits for it as it will.
+      warmupAttach: async (policyText: string, wire: WarmupWire) => {
+        await this.warmup?.detach();
+        this.warmup = await attachWarmupB2bua(JSON.parse(policyText) as Policy, { ...wire, tags: [workerTag(this.hello.index)] }, this.log);
+        return true;
+      },
+      warmupDetach: async () => {
+        const w = this.warmup;
+        this.warmup = undefined;
+        await w?.detach();
+        return true;
+      },
       // The primary found the node quiet after a burst of set-ups: give back what it left here too.
       reduceMemory: () => {
         const r = reduceAndRecord();
@@ -142,6 +157,7 @@ class Worker {
   /** Close in reverse start order (the B2BUA first, the CDR writer after it). */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.warmup?.detach();
       for (const s of [...this.subsystems].reverse()) {
         try { await s.close(); } catch (err) { this.log.warn({ subsystem: s.name, err: String(err) }, 'error while stopping'); }
       }

@@ -27,11 +27,17 @@ export function protocolOf(u: SipUri): Protocol {
 const keyOf = (l: Listener): string => flat(`${l.protocol}/${l.address}:${l.port}`);
 
 export class Listeners {
-  private readonly list: readonly Listener[];
+  private list: readonly Listener[];
   /** Each listener's key, made once: every dialog's binding keeps it (issue #18 item 5). */
-  private readonly keys: ReadonlyMap<Listener, string>;
+  private keys: ReadonlyMap<Listener, string>;
 
   constructor(list: readonly Listener[]) {
+    this.list = list;
+    this.keys = new Map(list.map((l) => [l, keyOf(l)]));
+  }
+
+  /** The listeners once they are bound (an engine that opens them after its start). */
+  replace(list: readonly Listener[]): void {
     this.list = list;
     this.keys = new Map(list.map((l) => [l, keyOf(l)]));
   }

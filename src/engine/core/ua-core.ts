@@ -96,6 +96,9 @@ export class UaCore implements WireHandler, TransactionUser {
     opts.wire.setHandler(this);
   }
 
+  /** The SIP listeners, once bound (an engine that opens them after its start: engine.ts). */
+  setListeners(list: Listener[]): void { this.ctx.listeners.replace(list); }
+
   /** Running totals (the engine's metrics read these at scrape time). */
   get counters(): CoreCounters {
     const o = this.ctx.count;

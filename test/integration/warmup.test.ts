@@ -1,0 +1,109 @@
+// The warm-up before the listeners open (policy `warmup`, src/app/warmup): `peergate start`
+// places its warm-up calls through its own engine and B2BUA processes, and only then binds the
+// policy's SIP listeners; nothing of the warm-up is left to see afterwards (no call counted, no
+// call record, no call listed), and the calls of real SIPp that follow are counted exactly. A
+// warm-up that cannot finish in `timeout_s` is cut there and the node starts anyway.
+import { describe, it, expect, afterAll } from 'vitest';
+import { createSocket } from 'node:dgram';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePorts, heldCalls, scratchDir, startUas, stopAll, waitFor } from '../helpers/procs.js';
+import { CORE_IP, PEER_IP, startPeergate, sumMetric, twoSidedPolicy } from '../helpers/peergate.js';
+
+afterAll(() => stopAll());
+
+interface LogLine { msg?: string; time?: number; placed?: number; completed?: number; failed?: number; b2buas?: number; start_ms?: Record<string, number> }
+
+function logLines(output: string): LogLine[] {
+  return output.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l) as LogLine; } catch { return {}; } });
+}
+
+/** OPTIONS from PEER_IP to `port` every 50 ms until stopped: when the first answer came. */
+function probeUntilAnswered(port: number): { firstAnswerAt: () => number | undefined; stop: () => void } {
+  const s = createSocket('udp4');
+  let first: number | undefined;
+  let n = 0;
+  s.on('message', () => { first ??= Date.now(); });
+  s.on('error', () => undefined);
+  s.bind(0, PEER_IP);
+  const t = setInterval(() => {
+    n++;
+    const lp = s.address().port;
+    s.send(Buffer.from([
+      `OPTIONS sip:${PEER_IP}:${port} SIP/2.0`, `Via: SIP/2.0/UDP ${PEER_IP}:${lp};branch=z9hG4bK-probe-${n};rport`, 'Max-Forwards: 70',
+      `From: <sip:probe@${PEER_IP}>;tag=p${n}`, `To: <sip:${PEER_IP}:${port}>`, `Call-ID: probe-${n}@${PEER_IP}`, `CSeq: ${n} OPTIONS`, 'Content-Length: 0', '', '',
+    ].join('\r\n')), port, '127.0.0.1');
+  }, 50);
+  return { firstAnswerAt: () => first, stop: () => { clearInterval(t); s.close(); } };
+}
+
+describe('warm-up before the listeners open', () => {
+  it('workers: its calls go through every worker, the listeners open after it, and nothing of it is counted', async () => {
+    const [uasPort, peerPort, corePort, opsPort] = await freePorts(4) as [number, number, number, number];
+    startUas(CORE_IP, uasPort);
+    const dir = scratchDir('warmup-');
+    const cdr = join(dir, 'cdr.jsonl');
+    const probe = probeUntilAnswered(peerPort);
+    const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'info' }, {
+      media: { anchoring: false }, workers: 2, lifecycle: { drain_timeout_s: 0 },
+      warmup: { calls: 300, rate: 150 }, cdr: { file: cdr },
+    }), { dir, readyTimeoutMs: 60_000 });
+    try {
+      const lines = logLines(pg.proc.output());
+      const done = lines.find((l) => l.msg === 'warm-up done');
+      expect(done, pg.proc.output().slice(-3000)).toMatchObject({ placed: 300, completed: 300, failed: 0, b2buas: 2 });
+      expect(lines.find((l) => l.msg === 'peergate started')?.start_ms?.['warmup']).toBeGreaterThan(1500);
+      // The peer-side listener answered nothing before the warm-up was over.
+      const answered = await waitFor(() => probe.firstAnswerAt(), 5000, 20, 'an answer to OPTIONS');
+      expect(answered).toBeGreaterThanOrEqual(done!.time!);
+      // The warm-up's calls are no calls of the node's: per call, at info, it logged nothing.
+      expect(lines.filter((l) => l.msg === 'new call')).toEqual([]);
+      const before = await pg.metrics();
+      expect(sumMetric(before, 'peergate_calls_total')).toBe(0);
+      expect(sumMetric(before, 'peergate_requests_total', { method: 'INVITE' })).toBe(0);
+      expect(((await (await pg.admin('/admin/calls')).json()) as { calls: unknown[] }).calls).toEqual([]);
+
+      const r = await heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, 20, 0);
+      expect(r.failed, r.output.slice(-2000)).toBe(0);
+      expect(r.successful).toBe(20);
+      await waitFor(async () => (await pg.metric('peergate_calls_total')) === 20, 5000, 100, '20 calls counted');
+      expect(await pg.metric('peergate_calls_total', { peer: 'carrier-a' })).toBe(20);
+      await waitFor(async () => (await pg.metric('peergate_active_calls')) === 0, 5000, 100, 'calls ended');
+      // One record per SIPp call, none for the warm-up's.
+      await waitFor(() => existsSync(cdr) && readFileSync(cdr, 'utf8').trim().split('\n').length >= 20, 5000, 100, '20 call records');
+      const records = readFileSync(cdr, 'utf8').trim().split('\n');
+      expect(records.length).toBe(20);
+      expect(records.filter((l) => l.includes('warm-up') || l.includes('warmup'))).toEqual([]);
+    } finally {
+      probe.stop();
+      await pg.stop();
+    }
+    expect(pg.proc.child.exitCode).toBe(0);
+  });
+
+  it('workers: 1, a warm-up that cannot finish in timeout_s is cut there and the node starts', async () => {
+    const [uasPort, peerPort, corePort, opsPort] = await freePorts(4) as [number, number, number, number];
+    startUas(CORE_IP, uasPort);
+    const t0 = Date.now();
+    const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'info' }, {
+      media: { anchoring: false }, workers: 1, lifecycle: { drain_timeout_s: 0 },
+      warmup: { calls: 20_000, rate: 100, timeout_s: 1 },
+    }), { readyTimeoutMs: 60_000 });
+    try {
+      const done = logLines(pg.proc.output()).find((l) => l.msg === 'warm-up done');
+      // ≈ 100 calls in the second it had, through the one in-process B2BUA; far from 20,000.
+      expect(done, pg.proc.output().slice(-3000)).toMatchObject({ b2buas: 1 });
+      expect(done!.placed).toBeGreaterThan(20);
+      expect(done!.placed).toBeLessThan(1000);
+      expect(done!.completed! + done!.failed!).toBe(done!.placed);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      const r = await heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, 5, 0);
+      expect(r.failed, r.output.slice(-2000)).toBe(0);
+      expect(r.successful).toBe(5);
+      await waitFor(async () => (await pg.metric('peergate_calls_total')) === 5, 5000, 100, '5 calls counted');
+    } finally {
+      await pg.stop();
+    }
+    expect(pg.proc.child.exitCode).toBe(0);
+  });
+});
