@@ -1,8 +1,12 @@
 // The composition root: assembles the SBE from its subsystems, in dependency order, and owns
 // the process lifecycle around them.
 //
-//   store → limits → media → identity → cdr → capture → engine → b2bua → ops → memory
+//   store → limits → media → identity → cdr → capture → engine → b2bua → warm-up → listeners
+//   → ops → memory
 //
+// - The engine starts with its SIP listeners closed when the policy asks for a warm-up
+//   (src/app/warmup): calls through the node's own processes first, then the listeners open,
+//   then ops (so /ready says 200 only once peers can reach the node).
 // - Workers (policy `workers` > 1, src/app/workers): this process keeps the store, the engine,
 //   ops and the policy; the B2BUA with identity, media and cdr runs in N worker processes
 //   on the engine's wire port (store → limits → media if spawned → capture → engine →
