@@ -369,6 +369,8 @@ async function startPeergateSystem(uasTarget: string, uasPid: number, pki?: Pki)
   const limits = { cps: LIMIT_CPS, burst: LIMIT_CPS, sessions: LIMIT_SESSIONS };
   const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${uasTarget}`, logLevel: 'error' }, {
     media: rtp ? { anchoring: true, rtpengine: [{ address: rtp.address }] } : { anchoring: false },
+    // As operators run it: the built-in warm-up before the listeners open (policy warmup).
+    warmup: {},
     ...(values['no-shedding'] ? { overload: { enabled: false } } : {}),
     ...(values.workers === undefined ? {} : { workers: values.workers === 'auto' ? 'auto' : Number(values.workers) }),
     ...(values['peergate-policy'] === undefined ? {} : JSON.parse(values['peergate-policy']) as Record<string, unknown>),

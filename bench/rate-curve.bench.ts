@@ -20,6 +20,8 @@
 // --peers N: the policy has N peers, the load's the last (what attribution costs with many)
 // --log-level L: the policy's log.level (default error; peergate's own default is info)
 // --policy JSON: merged into the policy's top level, e.g. '{"memory":{"reduce_when_quiet":false}}'
+// --warm-uas RATE:SECONDS: before peergate starts, SIPp's uac calls the SIPp uas directly at RATE
+//   for SECONDS, so that a cold first step shows the node's own cold start, not the uas's too
 // in this bench's environment (it replaces their default, docs/operations.md "Worker memory").
 //
 // Steps run in the order given, back to back, SIPp uac (127.0.0.2, no hold time) → peergate →
@@ -36,6 +38,7 @@ import { percentile, rtts } from './sipp-rtt.js';
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '600,600,1000,600,300,100' }, seconds: { type: 'string', default: '10' }, workers: { type: 'string' },
   'node-args': { type: 'string', default: '' }, policy: { type: 'string' }, bin: { type: 'string' }, peers: { type: 'string', default: '1' }, 'log-level': { type: 'string', default: 'error' },
+  'warm-uas': { type: 'string' },
 } });
 /** A step: a rate for SECONDS, or an idle spell of `idle` seconds. */
 type Step = { rate: number } | { idle: number };
@@ -69,6 +72,13 @@ const switches = (pid: number): number => procStatus(pid, 'voluntary_ctxt_switch
 async function main(): Promise<void> {
   const [peerPort, corePort, opsPort, uasPort] = await freePorts(4) as [number, number, number, number];
   startUas(CORE_IP, uasPort);
+  if (values['warm-uas']) {
+    const [rate, seconds] = values['warm-uas'].split(':').map(Number) as [number, number];
+    if (!(rate > 0 && seconds > 0)) throw new Error('--warm-uas: RATE:SECONDS, e.g. 1200:10');
+    const w = await runSipp(['-sn', 'uac', `${CORE_IP}:${uasPort}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+      '-r', String(rate), '-m', String(rate * seconds), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: seconds * 3 + 10 });
+    console.log(`# the uas warmed by SIPp directly: ${w.successful} / ${w.failed} calls at ${rate}/s`);
+  }
   const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: values['log-level'] }, {
     media: { anchoring: false },
     ...(values.policy === undefined ? {} : JSON.parse(values.policy) as Record<string, unknown>),
