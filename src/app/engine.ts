@@ -112,14 +112,8 @@ export class EngineSubsystem implements Subsystem {
     });
     this.engine = engine;
     if (this.opts.capture) engine.transports.setCapture(this.opts.capture);
-    // Overload control (docs/engine.md): new INVITEs shed early; emergency calls never are.
-    // Resource-Priority needs peer attribution, which the engine does not have: the B2BUA's
-    // limits honour it; here only the Request-URI decides.
-    const overload = overloadOptions(policy.overload);
-    if (overload) {
-      this.overload = startOverloadControl(engine, overload, systemClock, this.workerBacklog);
-      this.overload.setPriorityPredicate((req) => isEmergencyUri(this.current, req.uri));
-    }
+    // With the listeners still closed its receive-queue probe would watch no socket.
+    if (!this.opts.deferListen) this.startOverload(engine);
     bindEngineMetrics(() => engine.counters());
     engine.transports.on('tls-handshake', (e: TlsHandshakeEvent) => {
       tlsHandshakesTotal.inc({ result: e.result });
@@ -138,7 +132,22 @@ export class EngineSubsystem implements Subsystem {
 
   /** Bind the policy's SIP listeners, if start() left them closed: peers can reach the node from now. */
   async openListeners(): Promise<void> {
-    await this.engine?.openListeners();
+    if (!this.engine) return;
+    await this.engine.openListeners();
+    if (this.opts.deferListen && !this.overload) this.startOverload(this.engine);
+  }
+
+  /**
+   * Overload control (docs/engine.md): new INVITEs shed early; emergency calls never are.
+   * Resource-Priority needs peer attribution, which the engine does not have: the B2BUA's
+   * limits honour it; here only the Request-URI decides. Started once the UDP listeners are
+   * bound: the receive-queue signal reads their sockets' queues.
+   */
+  private startOverload(engine: Engine): void {
+    const overload = overloadOptions(this.started.overload);
+    if (!overload) return;
+    this.overload = startOverloadControl(engine, overload, systemClock, this.workerBacklog);
+    this.overload.setPriorityPredicate((req) => isEmergencyUri(this.current, req.uri));
   }
 
   private scheduleRecheck(policy: Policy): void {

@@ -27,6 +27,9 @@ describe('overload control: the UDP receive queue (issue #18.3)', () => {
       media: { anchoring: false },
       engine: { sip_timers: { t1_ms: T1 } },
       overload: { ...LAG_BACKLOG_SIGNALS_OFF },
+      // With a warm-up, as operators run it: the listeners open after it, and the queue signal
+      // must watch them (it once watched the sockets bound at the engine's start: none).
+      warmup: { calls: 100, rate: 200 },
     });
     // Call-IDs answered, by status (the burst never ACKs: final responses are retransmitted).
     const burst = await openBurst();
