@@ -67,6 +67,12 @@ function machine(): { busy: number; total: number } {
   return { busy: total - f[3]! - f[4]!, total };
 }
 
+/** SIPp's built-in uac from PEER_IP: `rate` calls/s for `seconds`, no hold time. */
+function uacArgs(target: string, rate: number, seconds: number): string[] {
+  return ['-sn', 'uac', target, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
+    '-r', String(rate), '-m', String(rate * seconds), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'];
+}
+
 const switches = (pid: number): number => procStatus(pid, 'voluntary_ctxt_switches') + procStatus(pid, 'nonvoluntary_ctxt_switches');
 
 async function main(): Promise<void> {
@@ -75,8 +81,7 @@ async function main(): Promise<void> {
   if (values['warm-uas']) {
     const [rate, seconds] = values['warm-uas'].split(':').map(Number) as [number, number];
     if (!(rate > 0 && seconds > 0)) throw new Error('--warm-uas: RATE:SECONDS, e.g. 1200:10');
-    const w = await runSipp(['-sn', 'uac', `${CORE_IP}:${uasPort}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
-      '-r', String(rate), '-m', String(rate * seconds), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000'], { timeoutS: seconds * 3 + 10 });
+    const w = await runSipp(uacArgs(`${CORE_IP}:${uasPort}`, rate, seconds), { timeoutS: seconds * 3 + 10 });
     console.log(`# the uas warmed by SIPp directly: ${w.successful} / ${w.failed} calls at ${rate}/s`);
   }
   const policy = twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: values['log-level'] }, {
@@ -106,8 +111,7 @@ async function main(): Promise<void> {
     const cs0 = pids.map(switches);
     const m0 = machine();
     const t0 = Date.now();
-    const r = await runSipp(['-sn', 'uac', `127.0.0.1:${peerPort}`, '-i', PEER_IP, '-p', '0', '-t', 'u1', '-s', '+15551230000',
-      '-r', String(rate), '-m', String(rate * SECONDS), '-l', String(rate * 4), '-d', '0', '-max_socket', '5000', '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS: SECONDS * 3 + 10 });
+    const r = await runSipp([...uacArgs(`127.0.0.1:${peerPort}`, rate, SECONDS), '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS: SECONDS * 3 + 10 });
     const wall = (Date.now() - t0) / 1000;
     const cpu = pids.map((p, k) => cpuSeconds(p).total - cpu0[k]!);
     const cs = pids.map((p, k) => switches(p) - cs0[k]!);

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Policy, Tls } from '../policy/schema.js';
-import { startEngine, type Engine } from '../engine/engine.js';
+import { startEngine, type Engine, type EngineOptions } from '../engine/engine.js';
 import { overloadOptions, startOverloadControl, WorkerBacklog, type OverloadGate } from '../engine/overload/index.js';
 import { isEmergencyUri } from '../sbc/limits/priority.js';
 import { peerUdpSources } from '../sbc/peers.js';
@@ -104,10 +104,7 @@ export class EngineSubsystem implements Subsystem {
       // shield and would include real peers' datagrams (capped by net.core.rmem_max).
       limits: { transport: { udpReceiveBufferBytes: 4 * 1024 * 1024 } },
       logger: this.opts.log,
-      timers: {
-        T1: policy.engine.sip_timers.t1_ms, T2: policy.engine.sip_timers.t2_ms, T4: policy.engine.sip_timers.t4_ms,
-        trying: policy.engine.trying_delay_ms,
-      },
+      timers: engineTimers(policy),
       ...(this.opts.deferListen ? { deferListen: true } : {}),
     });
     this.engine = engine;
@@ -269,6 +266,12 @@ export class EngineSubsystem implements Subsystem {
     this.bans?.stop();
     await this.engine?.close();
   }
+}
+
+/** The engine's RFC 3261 timers and deferred 100 Trying from the policy (engine.sip_timers, engine.trying_delay_ms). */
+export function engineTimers(policy: Policy): NonNullable<EngineOptions['timers']> {
+  const t = policy.engine.sip_timers;
+  return { T1: t.t1_ms, T2: t.t2_ms, T4: t.t4_ms, trying: policy.engine.trying_delay_ms };
 }
 
 /** Listeners grouped into drachtio-style contacts: `sip:addr:port;transport=udp,tcp`, `sips:addr:port;transport=tls`. */

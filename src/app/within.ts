@@ -5,3 +5,13 @@ export async function within(p: Promise<unknown>, ms: number): Promise<void> {
   await Promise.race([p.catch(() => undefined), new Promise<void>((r) => { t = setTimeout(r, ms); })]);
   clearTimeout(t);
 }
+
+/** `p`'s value, or undefined if it has none within `ms` (a rejection is passed on). */
+export async function valueWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => { t = setTimeout(() => r(undefined), Math.max(0, ms)); })]);
+  } finally {
+    clearTimeout(t);
+  }
+}

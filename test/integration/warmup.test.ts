@@ -4,11 +4,11 @@
 // call record, no call listed), and the calls of real SIPp that follow are counted exactly. A
 // warm-up that cannot finish in `timeout_s` is cut there and the node starts anyway.
 import { describe, it, expect, afterAll } from 'vitest';
-import { createSocket } from 'node:dgram';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, heldCalls, scratchDir, startUas, stopAll, waitFor } from '../helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, sumMetric, twoSidedPolicy } from '../helpers/peergate.js';
+import { RawUa } from '../helpers/raw-ua.js';
 
 afterAll(() => stopAll());
 
@@ -19,22 +19,19 @@ function logLines(output: string): LogLine[] {
 }
 
 /** OPTIONS from PEER_IP to `port` every 50 ms until stopped: when the first answer came. */
-function probeUntilAnswered(port: number): { firstAnswerAt: () => number | undefined; stop: () => void } {
-  const s = createSocket('udp4');
+async function probeUntilAnswered(port: number): Promise<{ firstAnswerAt: () => number | undefined; stop: () => void }> {
+  const ua = await RawUa.open(PEER_IP);
   let first: number | undefined;
   let n = 0;
-  s.on('message', () => { first ??= Date.now(); });
-  s.on('error', () => undefined);
-  s.bind(0, PEER_IP);
+  ua.onMessage(() => { first ??= Date.now(); });
   const t = setInterval(() => {
     n++;
-    const lp = s.address().port;
-    s.send(Buffer.from([
-      `OPTIONS sip:${PEER_IP}:${port} SIP/2.0`, `Via: SIP/2.0/UDP ${PEER_IP}:${lp};branch=z9hG4bK-probe-${n};rport`, 'Max-Forwards: 70',
+    ua.send([
+      `OPTIONS sip:${PEER_IP}:${port} SIP/2.0`, `Via: SIP/2.0/UDP ${PEER_IP}:${ua.port};branch=z9hG4bK-probe-${n};rport`, 'Max-Forwards: 70',
       `From: <sip:probe@${PEER_IP}>;tag=p${n}`, `To: <sip:${PEER_IP}:${port}>`, `Call-ID: probe-${n}@${PEER_IP}`, `CSeq: ${n} OPTIONS`, 'Content-Length: 0', '', '',
-    ].join('\r\n')), port, '127.0.0.1');
+    ].join('\r\n'), port);
   }, 50);
-  return { firstAnswerAt: () => first, stop: () => { clearInterval(t); s.close(); } };
+  return { firstAnswerAt: () => first, stop: () => { clearInterval(t); ua.close(); } };
 }
 
 describe('warm-up before the listeners open', () => {
@@ -43,7 +40,7 @@ describe('warm-up before the listeners open', () => {
     startUas(CORE_IP, uasPort);
     const dir = scratchDir('warmup-');
     const cdr = join(dir, 'cdr.jsonl');
-    const probe = probeUntilAnswered(peerPort);
+    const probe = await probeUntilAnswered(peerPort);
     const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'info' }, {
       media: { anchoring: false }, workers: 2, lifecycle: { drain_timeout_s: 0 },
       warmup: { calls: 300, rate: 150 }, cdr: { file: cdr },

@@ -17,7 +17,8 @@ import { PolicySchema, type Policy } from '../../policy/schema.js';
 import { startEngine, type Engine } from '../../engine/engine.js';
 import { MemoryStore } from '../../store/memory.js';
 import { Preadmitter } from '../preadmit.js';
-import { within } from '../within.js';
+import { valueWithin, within } from '../within.js';
+import { engineTimers } from '../engine.js';
 import { WarmupCallee, WarmupCaller, type Address, type WarmupOutcome } from './ua.js';
 import type { WarmupWire } from './b2bua.js';
 
@@ -54,16 +55,6 @@ export function warmupPolicy(node: Policy, peerSide: Address, coreSide: Address,
   });
 }
 
-/** `p`'s value, or undefined if it is not there by `deadline` (ms since the epoch). */
-async function before<T>(p: Promise<T>, deadline: number): Promise<T | undefined> {
-  let t: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<undefined>((r) => { t = setTimeout(() => r(undefined), Math.max(0, deadline - Date.now())); })]);
-  } finally {
-    clearTimeout(t);
-  }
-}
-
 /** Run the warm-up; undefined when the policy asks for none. Never throws: a failure is logged. */
 export async function runWarmup(opts: WarmupOptions): Promise<WarmupOutcome | undefined> {
   const w = opts.policy.warmup;
@@ -80,10 +71,7 @@ export async function runWarmup(opts: WarmupOptions): Promise<WarmupOutcome | un
     engine = await startEngine({
       contacts: ['sip:127.0.0.1:0;transport=udp', 'sip:127.0.0.1:0;transport=udp'],
       wire: { address: '127.0.0.1', port: 0, secret },
-      timers: {
-        T1: opts.policy.engine.sip_timers.t1_ms, T2: opts.policy.engine.sip_timers.t2_ms, T4: opts.policy.engine.sip_timers.t4_ms,
-        trying: opts.policy.engine.trying_delay_ms,
-      },
+      timers: engineTimers(opts.policy),
     });
     const [peerSide, coreSide] = engine.contacts;
     if (!peerSide || !coreSide) throw new Error('the warm-up engine bound no listeners');
@@ -92,7 +80,7 @@ export async function runWarmup(opts: WarmupOptions): Promise<WarmupOutcome | un
       engine.wire.setPreAdmission(new Preadmitter({ policy: () => policy, store: new MemoryStore({ reportUp: false }), nodeId: opts.preadmit.nodeId }));
     }
     attached = true;
-    const b2buas = await before(opts.host.attach(JSON.stringify(policy), { host: engine.wireAddress, port: engine.wirePort, secret }), deadline);
+    const b2buas = await valueWithin(opts.host.attach(JSON.stringify(policy), { host: engine.wireAddress, port: engine.wirePort, secret }), deadline - Date.now());
     if (!b2buas) throw new Error('no B2BUA connected to the warm-up engine in time');
     caller = await WarmupCaller.open(peerSide);
     const outcome = await caller.run(w.calls, w.rate, deadline);

@@ -6,7 +6,9 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { parseMessage } from '../../engine/message/parser.js';
+import { getHeader as header, getHeaders } from '../../engine/message/headers.js';
 import { DEFAULT_PARSE_LIMITS, type SipMessage } from '../../engine/message/types.js';
+import { addrSpecOf, parseCSeq } from '../../sip/grammar/index.js';
 
 const CRLF = '\r\n';
 /** A call not over this long after its INVITE is counted failed and forgotten. */
@@ -20,17 +22,6 @@ export interface WarmupOutcome {
   completed: number;
   failed: number;
   ms: number;
-}
-
-function header(m: SipMessage, name: string): string | undefined {
-  for (const h of m.headers) if (h.name === name) return h.value;
-  return undefined;
-}
-
-function all(m: SipMessage, name: string): string[] {
-  const out: string[] = [];
-  for (const h of m.headers) if (h.name === name) out.push(h.value);
-  return out;
 }
 
 function sdp(user: string, port: number): string {
@@ -86,7 +77,7 @@ export class WarmupCallee {
 
   private response(req: SipMessage, status: number, reason: string, to: string, extra: string[] = [], body = ''): Buffer {
     return message(`SIP/2.0 ${status} ${reason}`, [
-      ...all(req, 'via').map((v) => `Via: ${v}`),
+      ...getHeaders(req, 'via').map((v) => `Via: ${v}`),
       `From: ${header(req, 'from') ?? ''}`, `To: ${to}`, `Call-ID: ${header(req, 'call-id') ?? ''}`, `CSeq: ${header(req, 'cseq') ?? ''}`,
       ...extra,
     ], body);
@@ -173,7 +164,7 @@ export class WarmupCaller {
     const res = r.message;
     const call = this.calls.get(header(res, 'call-id') ?? '');
     if (!call || res.status < 200) return;
-    const method = (header(res, 'cseq') ?? '').split(/\s+/)[1];
+    const method = parseCSeq(header(res, 'cseq') ?? '')?.method;
     if (method === 'INVITE') {
       if (res.status >= 300) {
         // RFC 3261 §17.1.1.3: the ACK of a non-2xx final response is the transaction's own.
@@ -184,7 +175,8 @@ export class WarmupCaller {
       if (call.phase === 'up') { if (call.ack) this.send(call.ack); return; } // a retransmitted 200
       call.phase = 'up';
       call.to = header(res, 'to') ?? '';
-      call.remote = /<([^>]+)>/.exec(header(res, 'contact') ?? '')?.[1] ?? this.ruri;
+      const contact = header(res, 'contact');
+      call.remote = contact ? addrSpecOf(contact) : this.ruri;
       call.ack = this.request(call, 'ACK', 1, `z9hG4bK-${call.callId}-a`, call.remote, call.to);
       this.send(call.ack);
       this.send(this.request(call, 'BYE', 2, `z9hG4bK-${call.callId}-b`, call.remote, call.to));

@@ -27,13 +27,12 @@ export function protocolOf(u: SipUri): Protocol {
 const keyOf = (l: Listener): string => flat(`${l.protocol}/${l.address}:${l.port}`);
 
 export class Listeners {
-  private list: readonly Listener[];
+  private list!: readonly Listener[];
   /** Each listener's key, made once: every dialog's binding keeps it (issue #18 item 5). */
-  private keys: ReadonlyMap<Listener, string>;
+  private keys!: ReadonlyMap<Listener, string>;
 
   constructor(list: readonly Listener[]) {
-    this.list = list;
-    this.keys = new Map(list.map((l) => [l, keyOf(l)]));
+    this.replace(list);
   }
 
   /** The listeners once they are bound (an engine that opens them after its start). */
