@@ -44,6 +44,8 @@ describe('warm-up before the listeners open', () => {
     const pg = await startPeergate(twoSidedPolicy({ peerPort, corePort, opsPort, coreTarget: `sip:${CORE_IP}:${uasPort}`, logLevel: 'info' }, {
       media: { anchoring: false }, workers: 2, lifecycle: { drain_timeout_s: 0 },
       warmup: { calls: 300, rate: 150 }, cdr: { file: cdr },
+      // Short RFC 3261 timers (Timer J = 64*T1 = 6.4 s), so that the end can wait for every transaction.
+      engine: { sip_timers: { t1_ms: 100, t2_ms: 400, t4_ms: 1000 } },
     }), { dir, readyTimeoutMs: 60_000 });
     try {
       const lines = logLines(pg.proc.output());
@@ -52,12 +54,18 @@ describe('warm-up before the listeners open', () => {
       expect(lines.find((l) => l.msg === 'peergate started')?.start_ms?.['warmup']).toBeGreaterThan(1500);
       // The peer-side listener answered nothing before the warm-up was over.
       const answered = await waitFor(() => probe.firstAnswerAt(), 5000, 20, 'an answer to OPTIONS');
+      probe.stop();
       expect(answered).toBeGreaterThanOrEqual(done!.time!);
       // The warm-up's calls are no calls of the node's: per call, at info, it logged nothing.
       expect(lines.filter((l) => l.msg === 'new call')).toEqual([]);
       const before = await pg.metrics();
       expect(sumMetric(before, 'peergate_calls_total')).toBe(0);
       expect(sumMetric(before, 'peergate_requests_total', { method: 'INVITE' })).toBe(0);
+      // The node's own engine and store carried none of it: no dialog, no client transaction, no
+      // limit session (the warm-up ran on an engine and stores of its own).
+      expect(sumMetric(before, 'peergate_engine_dialogs')).toBe(0);
+      expect(sumMetric(before, 'peergate_engine_client_transactions')).toBe(0);
+      expect(sumMetric(before, 'peergate_limit_sessions_local')).toBe(0);
       expect(((await (await pg.admin('/admin/calls')).json()) as { calls: unknown[] }).calls).toEqual([]);
 
       const r = await heldCalls(`127.0.0.1:${peerPort}`, PEER_IP, 20, 0);
@@ -71,6 +79,13 @@ describe('warm-up before the listeners open', () => {
       const records = readFileSync(cdr, 'utf8').trim().split('\n');
       expect(records.length).toBe(20);
       expect(records.filter((l) => l.includes('warm-up') || l.includes('warmup'))).toEqual([]);
+      // Once the timers have run, nothing is left: no dialog, transaction or limit session.
+      await waitFor(async () => {
+        const m = await pg.metrics();
+        const left = ['peergate_engine_dialogs', 'peergate_engine_server_transactions', 'peergate_engine_client_transactions', 'peergate_limit_sessions_local']
+          .reduce((n, name) => n + sumMetric(m, name), 0);
+        return left === 0 || undefined;
+      }, 20_000, 200, 'no dialog, transaction or limit session left');
     } finally {
       probe.stop();
       await pg.stop();
