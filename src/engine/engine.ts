@@ -47,7 +47,8 @@ export interface EngineOptions {
    *  (RFC 3261 §17.2.1, 0–200; policy `engine.trying_delay_ms`); 0 (default): at once, as drachtio-server. */
   timers?: Partial<Pick<TimerConfig, 'T1' | 'T2' | 'T4' | 'trying'>>;
   /** Bind the SIP listeners only when `openListeners()` is called (apps may connect to the wire
-   *  before): a node warms up before peers can reach it (src/app/warmup). */
+   *  before): a node warms up before peers can reach it (src/app/warmup). Their ports are checked
+   *  free at the start all the same (bound and released). */
   deferListen?: boolean;
 }
 
@@ -122,6 +123,8 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     };
   }
   const transports = new TransportLayer({ listeners, tls, limits: options.limits?.transport, shield, logger: options.logger });
+  // Deferred listeners are bound later; a port in use must still fail this start, not that one.
+  if (options.deferListen) await transports.probe();
   let bound: Endpoint[] = options.deferListen ? [] : await transports.listen();
   let hostports = hostportsOf(bound);
   const wire = new WireServer({

@@ -4,6 +4,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createConnection, createServer, type Server } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -76,17 +77,36 @@ describe('peergate command line', () => {
     blocker = createServer();
     await new Promise<void>((r) => blocker!.listen(ops, '127.0.0.1', r));
     const dir = scratchDir('cli-fail-');
-    const file = writeFile(dir, 'policy.yaml', stringify(policy({ sip: sip!, core: core!, ops: ops! })));
+    // The default warm-up, and info lines: the ops server opens after the warm-up, yet a taken
+    // port fails the start before any warm-up call.
+    const file = writeFile(dir, 'policy.yaml', stringify(policy({ sip: sip!, core: core!, ops: ops! }, { log: { level: 'info' }, warmup: {} })));
     const r = peergate(['start', '--policy', file]);
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^peergate start: .*(EADDRINUSE|in use).*${ops}|^peergate start: .*${ops}.*(EADDRINUSE|in use)`));
+    expect(lines[0]).toMatch(new RegExp(`^peergate start: ops listen 127\\.0\\.0\\.1:${ops}: .*(EADDRINUSE|in use)`));
+    expect(r.stdout).not.toContain('warm-up');
     expect(r.stderr).not.toMatch(/^\s+at /m);
     // PEERGATE_DEBUG brings the stack back for a bug report.
     const debug = peergate(['start', '--policy', file], { PEERGATE_DEBUG: '1' });
     expect(debug.code).toBe(1);
     expect(debug.stderr).toMatch(/^\s+at /m);
+  });
+
+  it('a SIP port in use fails the start before the warm-up, in one line naming it, exit 1', async () => {
+    const [sip, core, ops] = await freePorts(3);
+    const taken = createSocket('udp4');
+    await new Promise<void>((r) => taken.bind(sip, '127.0.0.1', r));
+    try {
+      const file = writeFile(scratchDir('cli-sip-taken-'), 'policy.yaml', stringify(policy({ sip: sip!, core: core!, ops: ops! }, { log: { level: 'info' }, warmup: {} })));
+      const r = peergate(['start', '--policy', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^peergate start: udp listen 127\\.0\\.0\\.1:${sip}: bind EADDRINUSE`))]);
+      // Found before the warm-up: no warm-up call placed, no worker's B2BUA asked to attach.
+      expect(r.stdout).not.toContain('warm-up');
+    } finally {
+      taken.close();
+    }
   });
 
   it('a bad PEERGATE_HEAP_GROWING_PERCENT stops the start with one line naming it, exit 2', () => {

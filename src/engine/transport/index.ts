@@ -21,6 +21,7 @@ import {
 import { StreamConnections } from './streams.js';
 import { TlsContexts } from './tls-contexts.js';
 import { UdpTransport } from './udp.js';
+import { probeBind } from './probe.js';
 import type { Shield } from '../shield/index.js';
 import { captureNow } from '../capture/clock.js';
 import type { CaptureTap } from '../capture/index.js';
@@ -79,6 +80,14 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       throw e;
     }
     return this.contacts();
+  }
+
+  /** Check that every listener's port can be bound, without keeping any (probe.ts): listeners
+   *  that open late still fail the start at once on a port in use. Port 0 always binds. */
+  async probe(): Promise<void> {
+    for (const spec of this.options.listeners) {
+      if (spec.port !== 0) await probeBind(spec.protocol, spec.address, spec.port);
+    }
   }
 
   /** The bound listener endpoints. */
