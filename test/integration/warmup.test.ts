@@ -2,17 +2,22 @@
 // places its warm-up calls through its own engine and B2BUA processes, and only then binds the
 // policy's SIP listeners; nothing of the warm-up is left to see afterwards (no call counted, no
 // call record, no call listed), and the calls of real SIPp that follow are counted exactly. A
-// warm-up that cannot finish in `timeout_s` is cut there and the node starts anyway.
+// warm-up that cannot finish in `timeout_s` is cut there and the node starts anyway. A node with
+// TLS peers places half of its warm-up calls over TLS, and its own TLS listener carries a peer's
+// call afterwards.
 import { describe, it, expect, afterAll } from 'vitest';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, heldCalls, scratchDir, startUas, stopAll, waitFor } from '../helpers/procs.js';
-import { CORE_IP, PEER_IP, startPeergate, sumMetric, twoSidedPolicy } from '../helpers/peergate.js';
+import { CORE_IP, PEER_IP, listener, startPeergate, sumMetric, twoSidedPolicy } from '../helpers/peergate.js';
 import { RawUa } from '../helpers/raw-ua.js';
+import { connect as tlsConnect } from 'node:tls';
+import { connect as tcpConnect } from 'node:net';
+import { createFederationCa, createPeerCertificate } from '../../src/pki/files.js';
 
 afterAll(() => stopAll());
 
-interface LogLine { msg?: string; time?: number; placed?: number; completed?: number; failed?: number; b2buas?: number; start_ms?: Record<string, number> }
+interface LogLine { msg?: string; time?: number; placed?: number; completed?: number; failed?: number; b2buas?: number; transports?: string[]; start_ms?: Record<string, number> }
 
 function logLines(output: string): LogLine[] {
   return output.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l) as LogLine; } catch { return {}; } });
@@ -113,6 +118,54 @@ describe('warm-up before the listeners open', () => {
       expect(r.failed, r.output.slice(-2000)).toBe(0);
       expect(r.successful).toBe(5);
       await waitFor(async () => (await pg.metric('peergate_calls_total')) === 5, 5000, 100, '5 calls counted');
+    } finally {
+      await pg.stop();
+    }
+    expect(pg.proc.child.exitCode).toBe(0);
+  });
+  it('TLS peers: half of the calls go over TLS, none of it is counted, and the TLS listener then carries a call', async () => {
+    const [uasPort, tlsPort, corePort, opsPort] = await freePorts(4) as [number, number, number, number];
+    startUas(CORE_IP, uasPort);
+    const dir = scratchDir('warmup-tls-');
+    const ca = createFederationCa(dir);
+    const sbe = createPeerCertificate(dir, 'sbe', { cn: 'localhost', san: ['localhost', '127.0.0.1'] });
+    const peer = createPeerCertificate(dir, 'peer-a', { cn: 'sbc.carrier-a.example', san: ['sbc.carrier-a.example'] });
+    // TLS is the node's only peer-side transport.
+    const pg = await startPeergate({
+      listen: [listener('peer-tls', tlsPort), listener('core-udp', corePort)],
+      tls: { certificate: sbe.certPath, key: sbe.keyPath, client_cas: [ca.certPath], require_client_cert: true },
+      core: { targets: [`sip:${CORE_IP}:${uasPort}`] },
+      media: { anchoring: false }, workers: 2, lifecycle: { drain_timeout_s: 0 },
+      ops: { port: opsPort }, log: { level: 'info' },
+      peers: [{ id: 'carrier-a', transport: 'tls', match: { addresses: [`${PEER_IP}/32`], certificate: { subject_alt_names: ['sbc.carrier-a.example'] } } }],
+      routes: [{ from: 'peers', to: 'core' }],
+      warmup: { calls: 200, rate: 200 },
+    }, { dir, readyTimeoutMs: 60_000 });
+    try {
+      const done = logLines(pg.proc.output()).find((l) => l.msg === 'warm-up done');
+      expect(done, pg.proc.output().slice(-3000)).toMatchObject({ placed: 200, completed: 200, failed: 0, b2buas: 2, transports: ['udp', 'tls'] });
+      // The warm-up's handshake and calls were on an engine of its own.
+      const before = await pg.metrics();
+      expect(sumMetric(before, 'peergate_tls_handshakes_total')).toBe(0);
+      expect(sumMetric(before, 'peergate_calls_total')).toBe(0);
+
+      // A peer's call over mutual TLS to the listener opened after the warm-up.
+      const sock = tlsConnect({
+        socket: tcpConnect({ host: '127.0.0.1', port: tlsPort, localAddress: PEER_IP }),
+        ca: readFileSync(ca.certPath), cert: readFileSync(peer.certPath), key: readFileSync(peer.keyPath), checkServerIdentity: () => undefined,
+      });
+      let got = '';
+      sock.on('data', (d: Buffer) => { got += d.toString(); });
+      sock.on('error', () => undefined);
+      await new Promise<void>((resolve, reject) => { sock.once('secureConnect', () => resolve()); sock.once('error', reject); });
+      const sdp = `v=0\r\no=- 1 1 IN IP4 ${PEER_IP}\r\ns=-\r\nc=IN IP4 ${PEER_IP}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n`;
+      const local = `${PEER_IP}:${sock.localPort!}`;
+      sock.write(`INVITE sip:+15551230000@127.0.0.1:${tlsPort};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS ${local};branch=z9hG4bK-wtls-1\r\nMax-Forwards: 70\r\n`
+        + `From: <sip:+15550001@carrier-a.example>;tag=wtls\r\nTo: <sip:+15551230000@127.0.0.1>\r\nCall-ID: warmup-tls-1\r\nCSeq: 1 INVITE\r\n`
+        + `Contact: <sip:a@${local};transport=tls>\r\nContent-Type: application/sdp\r\nContent-Length: ${Buffer.byteLength(sdp)}\r\n\r\n${sdp}`);
+      await waitFor(() => got.includes('SIP/2.0 200') || undefined, 8000, 50, 'a 200 over TLS');
+      expect(await pg.metric('peergate_tls_handshakes_total', { result: 'ok' })).toBe(1);
+      sock.destroy();
     } finally {
       await pg.stop();
     }
