@@ -48,7 +48,6 @@ import { Preadmitter } from './preadmit.js';
 import { MemoryStore } from '../store/memory.js';
 import { workerCount } from './workers/schema.js';
 import { within } from './within.js';
-import { probeBind } from '../engine/transport/probe.js';
 import { runWarmup, type WarmupHost } from './warmup/index.js';
 import type { WarmupB2bua } from './warmup/b2bua.js';
 
@@ -146,9 +145,6 @@ export class App {
   private async assemble(nodeId: string): Promise<void> {
     const policy = this.started;
     const current = () => this.holder.current;
-    // The ops server opens after the warm-up: a taken ops port fails the start now, as a taken
-    // SIP port does (the engine checks its deferred listeners the same way).
-    if (this.warmsUp() && policy.ops.port !== 0) await probeBind('tcp', policy.ops.address, policy.ops.port, 'ops');
     collectDefaultMetrics();
     this.store = await this.add(new StoreSubsystem(policy));
     this.limits = await this.add(new LimitsSubsystem(this.store.store, nodeId, current, this.moduleLog('limits')));
@@ -203,7 +199,6 @@ export class App {
     if (!this.warmsUp()) return;
     const t0 = performance.now();
     const pool = this.pool;
-    const tlsPeers = this.started.listen.some((l) => l.side === 'peer' && l.transport === 'tls');
     let inProcess: WarmupB2bua | undefined;
     const host: WarmupHost = pool
       ? { attach: (text, wire) => pool.warmupAttach(text, wire), detach: () => pool.warmupDetach() }
@@ -219,8 +214,6 @@ export class App {
       policy: this.started, host, log: this.moduleLog('warmup'),
       // The engine decides limits before the workers (memory store): warm that path as well.
       ...(pool && this.store.store instanceof MemoryStore ? { preadmit: { nodeId } } : {}),
-      // Peers over TLS: its stream path and record layer warmed as well.
-      ...(tlsPeers && this.engine.tlsOptions ? { tls: this.engine.tlsOptions } : {}),
     });
     // What its calls left here (the workers reduce as they detach): ≈ 70 MiB of a 2-worker node
     // idle. The code V8 compiled stays; the young generation shrinks and regrows with the load.

@@ -9,7 +9,7 @@ import { startEngine, type Engine, type EngineOptions } from '../engine/engine.j
 import { overloadOptions, startOverloadControl, WorkerBacklog, type OverloadGate } from '../engine/overload/index.js';
 import { isEmergencyUri } from '../sbc/limits/priority.js';
 import { peerUdpSources } from '../sbc/peers.js';
-import type { TlsHandshakeEvent, TransportTlsOptions } from '../engine/transport/index.js';
+import type { TlsHandshakeEvent } from '../engine/transport/index.js';
 import { systemClock } from '../engine/transport/types.js';
 import type { CaptureTap } from '../engine/capture/index.js';
 import { bindEngineMetrics } from '../ops/engine-metrics.js';
@@ -74,12 +74,7 @@ export class EngineSubsystem implements Subsystem {
     return this.wireTarget;
   }
 
-  /** The TLS material the SIP listeners serve (the warm-up's TLS listener serves it too). */
-  get tlsOptions(): TransportTlsOptions | undefined {
-    return this.tls?.options;
-  }
-
-    /** Engine counters for /metrics; undefined with an external drachtio-server. */
+  /** Engine counters for /metrics; undefined with an external drachtio-server. */
   get embedded(): Engine | undefined {
     return this.engine;
   }

@@ -6,9 +6,6 @@
 //   caller (ua.ts) → warm-up engine (this process) → a warm-up B2BUA in every B2BUA process
 //   (b2bua.ts) → warm-up engine → callee (ua.ts)
 //
-// A node with a peer-side TLS listener places half of the calls over TLS, through a warm-up
-// listener serving the node's own certificate (no client certificate asked: loopback, its own).
-//
 // Nothing of the node's own state takes part: the engine is a second one on 127.0.0.1 ephemeral
 // ports with its own wire secret, the B2BUAs have a policy of the warm-up's own (one peer, one
 // route, media not anchored) and memory stores of their own, no metrics, call records, capture
@@ -17,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { PolicySchema, type Policy } from '../../policy/schema.js';
-import { startEngine, type Engine, type EngineTlsOptions } from '../../engine/engine.js';
+import { startEngine, type Engine } from '../../engine/engine.js';
 import { MemoryStore } from '../../store/memory.js';
 import { Preadmitter } from '../preadmit.js';
 import { valueWithin, within } from '../within.js';
@@ -40,21 +37,15 @@ export interface WarmupOptions {
   log: Logger;
   /** The engine decides limits before the worker (workers with the memory store): warm that too. */
   preadmit?: { nodeId: string };
-  /** The TLS material of the node's peer-side TLS listeners: half of the calls go over TLS. */
-  tls?: EngineTlsOptions;
 }
 
-/** The warm-up's own policy: the caller is its one peer (over UDP, and over TLS at `peerTls`),
- *  the callee its core. */
-export function warmupPolicy(node: Policy, peerSide: Address, coreSide: Address, callee: Address, peerTls?: Address): Policy {
+/** The warm-up's own policy: the caller is its one peer, the callee its core. */
+export function warmupPolicy(node: Policy, peerSide: Address, coreSide: Address, callee: Address): Policy {
   return PolicySchema.parse({
     listen: [
       { name: 'warm-up-peer', side: 'peer', transport: 'udp', address: peerSide.address, port: peerSide.port },
       { name: 'warm-up-core', side: 'core', transport: 'udp', address: coreSide.address, port: coreSide.port },
-      ...(peerTls ? [{ name: 'warm-up-peer-tls', side: 'peer', transport: 'tls', address: peerTls.address, port: peerTls.port }] : []),
     ],
-    // Only the engine reads the material; the B2BUAs are told that a TLS listener exists.
-    ...(peerTls && node.tls ? { tls: { certificate: node.tls.certificate, key: node.tls.key, require_client_cert: false } } : {}),
     core: { targets: [`sip:${callee.address}:${callee.port}`] },
     peers: [{ id: 'warm-up', match: { addresses: [`${callee.address}/32`] } }],
     routes: [{ from: 'peers', to: 'core' }],
@@ -71,46 +62,35 @@ export async function runWarmup(opts: WarmupOptions): Promise<WarmupOutcome | un
   const log = opts.log;
   const deadline = Date.now() + w.timeout_s * 1000;
   let callee: WarmupCallee | undefined;
-  const callers: WarmupCaller[] = [];
+  let caller: WarmupCaller | undefined;
   let engine: Engine | undefined;
   let attached = false;
   try {
     callee = await WarmupCallee.open();
     const secret = randomBytes(18).toString('base64url');
-    const tls = opts.tls && opts.policy.tls ? opts.tls : undefined;
     engine = await startEngine({
-      contacts: ['sip:127.0.0.1:0;transport=udp', 'sip:127.0.0.1:0;transport=udp', ...(tls ? ['sips:127.0.0.1:0;transport=tls'] : [])],
+      contacts: ['sip:127.0.0.1:0;transport=udp', 'sip:127.0.0.1:0;transport=udp'],
       wire: { address: '127.0.0.1', port: 0, secret },
       timers: engineTimers(opts.policy),
-      ...(tls ? { tls: { ...tls, requireClientCert: false } } : {}),
     });
-    const [peerSide, coreSide, peerTls] = engine.contacts;
-    if (!peerSide || !coreSide || (tls && !peerTls)) throw new Error('the warm-up engine bound no listeners');
-    const policy = warmupPolicy(opts.policy, peerSide, coreSide, callee.address, tls ? peerTls : undefined);
+    const [peerSide, coreSide] = engine.contacts;
+    if (!peerSide || !coreSide) throw new Error('the warm-up engine bound no listeners');
+    const policy = warmupPolicy(opts.policy, peerSide, coreSide, callee.address);
     if (opts.preadmit) {
       engine.wire.setPreAdmission(new Preadmitter({ policy: () => policy, store: new MemoryStore({ reportUp: false }), nodeId: opts.preadmit.nodeId }));
     }
     attached = true;
     const b2buas = await valueWithin(opts.host.attach(JSON.stringify(policy), { host: engine.wireAddress, port: engine.wirePort, secret }), deadline - Date.now());
     if (!b2buas) throw new Error('no B2BUA connected to the warm-up engine in time');
-    callers.push(await WarmupCaller.open(peerSide));
-    if (tls && peerTls) callers.push(await WarmupCaller.open(peerTls, 'tls'));
-    // The calls and the rate shared between the transports.
-    const n = callers.length;
-    const outcomes = await Promise.all(callers.map((c, i) => c.run(Math.floor(w.calls / n) + (i < w.calls % n ? 1 : 0), Math.max(1, Math.round(w.rate / n)), deadline)));
-    const outcome: WarmupOutcome = {
-      placed: outcomes.reduce((a, o) => a + o.placed, 0),
-      completed: outcomes.reduce((a, o) => a + o.completed, 0),
-      failed: outcomes.reduce((a, o) => a + o.failed, 0),
-      ms: Math.max(...outcomes.map((o) => o.ms)),
-    };
-    log.info({ ...outcome, b2buas, transports: n === 2 ? ['udp', 'tls'] : ['udp'] }, 'warm-up done');
+    caller = await WarmupCaller.open(peerSide);
+    const outcome = await caller.run(w.calls, w.rate, deadline);
+    log.info({ ...outcome, b2buas }, 'warm-up done');
     return outcome;
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'warm-up failed; the node starts cold');
     return undefined;
   } finally {
-    for (const c of callers) c.close();
+    caller?.close();
     if (attached) await within(opts.host.detach().catch(() => undefined), 3000);
     await engine?.close();
     callee?.close();

@@ -1,14 +1,10 @@
-// The warm-up's caller and callee: endpoints on 127.0.0.1 that place calls through the node the
-// way SIPp's default uac and uas do (INVITE, 180, 200 with SDP, ACK, BYE, 200), at a rate and up
-// to a deadline. The callee is UDP (the core side); the caller reaches the node over UDP or over
-// one TLS connection (a node with TLS peers warms its stream path too). Only what a call through
-// a B2BUA needs: they face the node's warm-up listeners on loopback, never a network. A message
-// lost or a call that stalls is counted failed at its own timeout, not retried: the warm-up is
-// bounded, not exact.
+// The warm-up's caller and callee: two UDP endpoints on 127.0.0.1 that place calls through the
+// node the way SIPp's default uac and uas do (INVITE, 180, 200 with SDP, ACK, BYE, 200), at a
+// rate and up to a deadline. Only what a call through a B2BUA needs: they face the node's
+// warm-up listeners on loopback, never a network. A message lost or a call that stalls is
+// counted failed at its own timeout, not retried: the warm-up is bounded, not exact.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { StreamFramer, defaultFramerLimits } from '../../engine/transport/framer.js';
 import { parseMessage } from '../../engine/message/parser.js';
 import { getHeader as header, getHeaders } from '../../engine/message/headers.js';
 import { DEFAULT_PARSE_LIMITS, type SipMessage } from '../../engine/message/types.js';
@@ -102,43 +98,6 @@ interface Call {
   timer: NodeJS.Timeout;
 }
 
-/** How the caller reaches the node: its Via's transport, the host:port it writes, a send. */
-interface CallerLink {
-  readonly transport: 'udp' | 'tls';
-  readonly local: string;
-  send(b: Buffer): void;
-  close(): void;
-}
-
-function udpLink(socket: Socket, target: Address, onMessage: (b: Buffer) => void): CallerLink {
-  socket.on('message', (b) => onMessage(b));
-  return {
-    transport: 'udp',
-    local: `127.0.0.1:${socket.address().port}`,
-    send: (b) => socket.send(b, target.port, target.address),
-    close: () => { try { socket.close(); } catch { /* closed */ } },
-  };
-}
-
-/** One TLS connection to the node's own warm-up listener (its own certificate: not verified),
- *  its stream cut into messages as the engine cuts it (RFC 3261 §18.3). */
-async function tlsLink(target: Address, onMessage: (b: Buffer) => void): Promise<CallerLink> {
-  const socket: TLSSocket = await new Promise((resolve, reject) => {
-    const s = tlsConnect({ host: target.address, port: target.port, rejectUnauthorized: false }, () => { s.off('error', reject); resolve(s); });
-    s.once('error', reject);
-  });
-  const framer = new StreamFramer(defaultFramerLimits, onMessage, () => undefined);
-  socket.on('data', (chunk: Buffer) => { if (framer.push(chunk)) socket.destroy(); });
-  // Loopback only; a connection that fails leaves its calls to time out.
-  socket.on('error', () => undefined);
-  return {
-    transport: 'tls',
-    local: `127.0.0.1:${socket.localPort ?? 0}`,
-    send: (b) => { if (!socket.destroyed) socket.write(b); },
-    close: () => socket.destroy(),
-  };
-}
-
 /** The caller (a uac): places calls to `target` and ends each with BYE once it is answered. */
 export class WarmupCaller {
   private readonly calls = new Map<string, Call>();
@@ -147,23 +106,15 @@ export class WarmupCaller {
   private completed = 0;
   private failed = 0;
   private settle: (() => void) | undefined;
-  private link!: CallerLink;
 
-  private constructor(private readonly target: Address) {}
-
-  /** A caller to `target` over UDP (default) or over TLS. */
-  static async open(target: Address, transport: 'udp' | 'tls' = 'udp'): Promise<WarmupCaller> {
-    const caller = new WarmupCaller(target);
-    const onMessage = (b: Buffer) => caller.onMessage(b);
-    caller.link = transport === 'tls' ? await tlsLink(target, onMessage) : udpLink(await bound(), target, onMessage);
-    return caller;
+  private constructor(private readonly socket: Socket, private readonly target: Address) {
+    socket.on('message', (buf) => this.onMessage(buf));
   }
 
-  private get local(): string { return this.link.local; }
-  private get via(): string { return `SIP/2.0/${this.link.transport.toUpperCase()} ${this.local}`; }
-  private get ruri(): string {
-    return `sip:warmup@${this.target.address}:${this.target.port}${this.link.transport === 'tls' ? ';transport=tls' : ''}`;
-  }
+  static async open(target: Address): Promise<WarmupCaller> { return new WarmupCaller(await bound(), target); }
+
+  private get local(): string { return `127.0.0.1:${this.socket.address().port}`; }
+  private get ruri(): string { return `sip:warmup@${this.target.address}:${this.target.port}`; }
 
   /** Place `calls` at `rate` per second; resolves once each is over or failed, or at `deadline`. */
   run(calls: number, rate: number, deadline: number): Promise<WarmupOutcome> {
@@ -196,13 +147,13 @@ export class WarmupCaller {
     };
     this.calls.set(callId, call);
     this.send(message(`INVITE ${this.ruri} SIP/2.0`, [
-      `Via: ${this.via};branch=${call.inviteBranch};rport`,
+      `Via: SIP/2.0/UDP ${this.local};branch=${call.inviteBranch};rport`,
       'Max-Forwards: 70',
       `From: <sip:caller@${this.local}>;tag=${call.tag}`,
       `To: <${this.ruri}>`,
       `Call-ID: ${callId}`,
       'CSeq: 1 INVITE',
-      `Contact: <sip:caller@${this.local}${this.link.transport === 'tls' ? ';transport=tls' : ''}>`,
+      `Contact: <sip:caller@${this.local}>`,
       'Content-Type: application/sdp',
     ], sdp('caller', 6000)));
   }
@@ -241,7 +192,7 @@ export class WarmupCaller {
 
   private request(call: Call, method: string, cseq: number, branch: string, uri: string, to: string): Buffer {
     return message(`${method} ${uri} SIP/2.0`, [
-      `Via: ${this.via};branch=${branch};rport`,
+      `Via: SIP/2.0/UDP ${this.local};branch=${branch};rport`,
       'Max-Forwards: 70',
       `From: <sip:caller@${this.local}>;tag=${call.tag}`,
       `To: ${to}`,
@@ -259,11 +210,11 @@ export class WarmupCaller {
     this.settle?.();
   }
 
-  private send(b: Buffer): void { this.link.send(b); }
+  private send(b: Buffer): void { this.socket.send(b, this.target.port, this.target.address); }
 
   close(): void {
     for (const c of this.calls.values()) clearTimeout(c.timer);
     this.calls.clear();
-    this.link.close();
+    try { this.socket.close(); } catch { /* closed */ }
   }
 }
