@@ -217,17 +217,22 @@ class CpuWatch {
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-/** The whole machine's busy and total CPU ticks so far (/proc/stat's first line). */
-function machineTicks(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  // idle + iowait are not busy.
-  return { busy: total - f[3]! - (f[4] ?? 0), total };
-}
+/** The cgroup v1 root's run time of every task (ns), where the kernel has it: counted by the
+ *  scheduler, exact. /proc/stat's busy ticks are a sample taken at each tick (TICK_CPU_ACCOUNTING,
+ *  NO_HZ_IDLE here): processes that wake for a packet and sleep again between two ticks, as
+ *  Kamailio's workers do at low load, are missed, and the machine read less busy than its own
+ *  processes (per-process times are scaled to the scheduler's exact sum). */
+const CPUACCT_USAGE = '/sys/fs/cgroup/cpuacct/cpuacct.usage';
+const exactMachine = existsSync(CPUACCT_USAGE);
 
-/** The whole machine's busy CPU so far (s, every core; USER_HZ is 100): what the system and SIPp
- *  did not use of it went to other processes. */
-const machineBusyS = (): number => machineTicks().busy / 100;
+/** The whole machine's busy CPU so far (s, every core): what the system and SIPp did not use of
+ *  it went to other processes. Exact from the cgroup root where it exists, else /proc/stat's busy
+ *  ticks (idle and iowait are not busy; USER_HZ is 100). */
+function machineBusyS(): number {
+  if (exactMachine) return Number(readFileSync(CPUACCT_USAGE, 'utf8').trim()) / 1e9;
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - (f[4] ?? 0)) / 100;
+}
 
 /** The kernel's UDP counter (/proc/net/snmp) of datagrams dropped because a socket's receive
  *  buffer was full (RcvbufErrors, every socket on the machine: SIPp's too). */
@@ -444,9 +449,9 @@ async function step(sys: System, rate: number): Promise<Step> {
   const watch = new CpuWatch([sys.uasPid]);
   let uacPid = -1;
   const relayBefore = sys.relayPid === undefined ? undefined : cpuByPid(sys.relayPid);
-  const m0 = machineTicks();
+  const m0 = machineBusyS();
   const l = await load(sys.target, rate, SECONDS, SECONDS * 3 + 10, (p) => { uacPid = p.pid; watch.add(p.pid, true); });
-  const m1 = machineTicks();
+  const m1 = machineBusyS();
   const relayCpu = sys.relayPid === undefined || !relayBefore ? undefined : cpuDelta(relayBefore, cpuByPid(sys.relayPid));
   const after = cpuByPid(sys.pid);
   const sc = watch.mark(l.wallS);
@@ -462,7 +467,7 @@ async function step(sys: System, rate: number): Promise<Step> {
     cpuMsPerCall: (cpu / l.calls) * 1000, rtpCpuMsPerCall: rtpCpu === undefined ? undefined : (rtpCpu / l.calls) * 1000,
     shares: coreShares(before, after, l.wallS), sipp: { uac: sc.get(uacPid) ?? NaN, uas: sc.get(sys.uasPid) ?? NaN }, pass: why === '', why,
     ...(relayCpu === undefined ? {} : { relayPct: Math.round((100 * relayCpu) / l.wallS) }),
-    machinePct: Math.round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total)),
+    machinePct: Math.round((100 * (m1 - m0)) / (l.wallS * availableParallelism())),
   };
 }
 
