@@ -54,7 +54,7 @@ import { existsSync, readdirSync, readFileSync, mkdirSync, writeFileSync } from 
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { cpuSeconds, freePorts, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc, type SippResult } from '../test/helpers/procs.js';
+import { cpuSeconds, freePorts, machineBusySeconds, runSipp, scratchDir, startProcess, startSipp, stopAll, waitFor, writeFile, type Proc, type SippResult } from '../test/helpers/procs.js';
 import { startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { startRtpengine, type TestRtpengine } from '../test/helpers/rtpengine.js';
 import { createFederationCa, createPeerCertificate, type Written } from '../src/pki/files.js';
@@ -217,22 +217,9 @@ class CpuWatch {
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-/** The cgroup v1 root's run time of every task (ns), where the kernel has it: counted by the
- *  scheduler, exact. /proc/stat's busy ticks are a sample taken at each tick (TICK_CPU_ACCOUNTING,
- *  NO_HZ_IDLE here): processes that wake for a packet and sleep again between two ticks, as
- *  Kamailio's workers do at low load, are missed, and the machine read less busy than its own
- *  processes (per-process times are scaled to the scheduler's exact sum). */
-const CPUACCT_USAGE = '/sys/fs/cgroup/cpuacct/cpuacct.usage';
-const exactMachine = existsSync(CPUACCT_USAGE);
-
 /** The whole machine's busy CPU so far (s, every core): what the system and SIPp did not use of
- *  it went to other processes. Exact from the cgroup root where it exists, else /proc/stat's busy
- *  ticks (idle and iowait are not busy; USER_HZ is 100). */
-function machineBusyS(): number {
-  if (exactMachine) return Number(readFileSync(CPUACCT_USAGE, 'utf8').trim()) / 1e9;
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return (f.reduce((a, b) => a + b, 0) - f[3]! - (f[4] ?? 0)) / 100;
-}
+ *  it went to other processes. */
+const machineBusyS = machineBusySeconds;
 
 /** The kernel's UDP counter (/proc/net/snmp) of datagrams dropped because a socket's receive
  *  buffer was full (RcvbufErrors, every socket on the machine: SIPp's too). */

@@ -30,8 +30,8 @@
 import './require-build.js';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
-import { childPids, cpuSeconds, freePorts, procStatus, runSipp, scratchDir, startUas, stopAll } from '../test/helpers/procs.js';
+import { availableParallelism, loadavg } from 'node:os';
+import { childPids, cpuSeconds, freePorts, machineBusySeconds, procStatus, runSipp, scratchDir, startUas, stopAll } from '../test/helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
 import { percentile, rtts } from './sipp-rtt.js';
 
@@ -58,13 +58,6 @@ function perSecond(statFile: string | undefined): string {
   const ok = head.indexOf('SuccessfulCall(P)');
   const failed = head.indexOf('FailedCall(P)');
   return lines.slice(1).map((l) => { const f = l.split(';'); return `${f[ok]}/${f[failed]}`; }).filter((s) => s !== '0/0').join(' ');
-}
-
-/** Busy and total jiffies of the whole machine (/proc/stat's first line). */
-function machine(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - f[3]! - f[4]!, total };
 }
 
 /** SIPp's built-in uac from PEER_IP: `rate` calls/s for `seconds`, no hold time. */
@@ -109,14 +102,14 @@ async function main(): Promise<void> {
     const dir = scratchDir('rate-curve-');
     const cpu0 = pids.map((p) => cpuSeconds(p).total);
     const cs0 = pids.map(switches);
-    const m0 = machine();
+    const m0 = machineBusySeconds();
     const t0 = Date.now();
     const r = await runSipp([...uacArgs(`127.0.0.1:${peerPort}`, rate, SECONDS), '-trace_rtt', '-rtt_freq', '1'], { dir, timeoutS: SECONDS * 3 + 10 });
     const wall = (Date.now() - t0) / 1000;
     const cpu = pids.map((p, k) => cpuSeconds(p).total - cpu0[k]!);
     const cs = pids.map((p, k) => switches(p) - cs0[k]!);
-    const m1 = machine();
-    const busy = (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total);
+    const m1 = machineBusySeconds();
+    const busy = (100 * (m1 - m0)) / (wall * availableParallelism());
     const n = Math.max(1, r.successful);
     const ms = cpu.map((c) => (1000 * c) / n);
     const setup = rtts(dir);

@@ -48,6 +48,21 @@ export function cpuSeconds(pid: number): { user: number; system: number; total: 
   return { user, system, total: user + system, minorFaults: Number(f[7]) };
 }
 
+/** The cgroup v1 root's run time of every task (ns): the scheduler's exact count. */
+const CPUACCT_USAGE = '/sys/fs/cgroup/cpuacct/cpuacct.usage';
+const exactMachine = existsSync(CPUACCT_USAGE);
+
+/** The whole machine's busy CPU so far, in seconds over every core (every process, other users'
+ *  too). Exact from the cgroup root where the kernel has it. Else /proc/stat's busy ticks (idle
+ *  and iowait are not busy), a sample taken at each tick on a kernel with tick accounting: it
+ *  misses processes that wake for a packet and sleep again between two ticks, as Kamailio's
+ *  workers do at low load, and reads the machine less busy than its own processes. */
+export function machineBusySeconds(): number {
+  if (exactMachine) return Number(readFileSync(CPUACCT_USAGE, 'utf8').trim()) / 1e9;
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - (f[4] ?? 0)) / 100;
+}
+
 /** A number from /proc/<pid>/status, e.g. `VmRSS` (kB) or `voluntary_ctxt_switches`; NaN when
  *  the field is absent. Throws when the process is gone. */
 export function procStatus(pid: number, field: string): number {
