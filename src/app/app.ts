@@ -48,6 +48,7 @@ import { Preadmitter } from './preadmit.js';
 import { MemoryStore } from '../store/memory.js';
 import { workerCount } from './workers/schema.js';
 import { within } from './within.js';
+import { probeBind } from '../engine/transport/probe.js';
 import { runWarmup, type WarmupHost } from './warmup/index.js';
 import type { WarmupB2bua } from './warmup/b2bua.js';
 
@@ -145,6 +146,9 @@ export class App {
   private async assemble(nodeId: string): Promise<void> {
     const policy = this.started;
     const current = () => this.holder.current;
+    // The ops server opens after the warm-up: a taken ops port fails the start now, as a taken
+    // SIP port does (the engine checks its deferred listeners the same way).
+    if (this.warmsUp() && policy.ops.port !== 0) await probeBind('tcp', policy.ops.address, policy.ops.port, 'ops');
     collectDefaultMetrics();
     this.store = await this.add(new StoreSubsystem(policy));
     this.limits = await this.add(new LimitsSubsystem(this.store.store, nodeId, current, this.moduleLog('limits')));
