@@ -2,7 +2,8 @@
 // what it replaced, in µs per call, in one process (no sockets): what one call's INVITE costs in
 // header reads (srf's has()+get() against one header index), SDP sess-ids (a randomBytes call
 // each against a batched pool), a call record nobody takes (built and serialised, or not),
-// the SDP body parsed twice or once, and prom-client's labelled updates against cached
+// the SDP body parsed twice or once, the SDP change digest (SHA-1 of the body rewritten without
+// o= against bodyDigest over its lines), and prom-client's labelled updates against cached
 // labels() children (no better: prom-client hashes the labels either way), and peer attribution
 // by source address with net.BlockList against AddressSet, and route selection by scan or prefix index.
 //
@@ -10,7 +11,9 @@
 import Srf from 'drachtio-srf';
 import { randomBytes } from 'node:crypto';
 import { headerReader } from '../src/sbc/request-view.js';
-import { parseSdp } from '../src/sbc/media/sdp.js';
+import { hash } from 'node:crypto';
+import { parseSdp, writeSdp } from '../src/sbc/media/sdp.js';
+import { bodyDigest } from '../src/sbc/media/sdp-topology.js';
 const SipMessage = (Srf as any).SipMessage;
 const sdp = 'v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
 const raw = ['INVITE sip:+15551230000@127.0.0.1:5060 SIP/2.0', 'Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-peergate-1;rport', 'Max-Forwards: 69',
@@ -41,6 +44,15 @@ const variants = [sdp, sdp.replace('53655765', '53655766')];
 const other = [sdp + 'a=x:1\r\n', sdp + 'a=x:2\r\n'];
 time('SDP parsed twice (no reuse)', 20000, () => { const i = k++ % 2; sink = parseSdp(variants[i]!); sink = parseSdp(other[i]!); });
 time('SDP parsed once + copy', 20000, () => { const t = variants[k++ % 2]!; sink = parseSdp(t); sink = parseSdp(t); });
+{
+  // Per SDP peergate sends (two a call): did the body change since this side's last one?
+  const parsed = parseSdp(sdp);
+  const oIdx = parsed.session.findIndex((l) => l.startsWith('o='));
+  time('SDP change digest x2: SHA-1 of the body rewritten without o=', 50000, () => {
+    for (let j = 0; j < 2; j++) sink = (hash('sha1', writeSdp({ session: parsed.session.filter((_, i) => i !== oIdx), media: parsed.media }), 'buffer') as unknown as Buffer).readUIntBE(0, 6);
+  });
+  time('SDP change digest x2: bodyDigest over the lines', 50000, () => { for (let j = 0; j < 2; j++) sink = bodyDigest(parsed, oIdx); });
+}
 void sink;
 {
   const client = (await import('prom-client')).default;

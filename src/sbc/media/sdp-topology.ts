@@ -17,7 +17,7 @@
 //   not already carry, and keeps whatever address family the receiver expects.
 // - `c=` and `m=` lines, `a=rtcp`, `a=candidate` are left alone here: anchored, rtpengine has
 //   replaced them with its own; unanchored, media flows directly and they must stay true.
-import { hash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { parseSdp, writeSdp, type Sdp } from './sdp.js';
 import { flat } from '../../flat-string.js';
 import type { MediaArgs, MediaStage } from '../stages.js';
@@ -27,7 +27,7 @@ import type { MediaArgs, MediaStage } from '../stages.js';
  *  no Map per call (issue #18 item 5). */
 class Origin {
   version = 1;
-  /** 48 bits of the SHA-1 of the last body sent in this direction, o= line excluded: a change
+  /** The digest (bodyDigest) of the last body sent in this direction, o= line excluded: a change
    *  bumps the version. A digest, not the body; -1: none yet. */
   last = -1;
   constructor(readonly producer: string, readonly sessId: number, readonly next: Origin | undefined) {}
@@ -50,6 +50,30 @@ function newSessId(): number {
   const id = sessIdPool.readUIntBE(sessIdAt, 6);
   sessIdAt += 6;
   return id;
+}
+
+/**
+ * 48 bits that tell one body from the next, o= line (index `skip`) left out: two FNV-1a lanes
+ * over the lines' UTF-16 units, each line ended by a separator. It only has to see a change
+ * between two bodies of the same side of one call (RFC 3264 §8); a peer that forged a body with
+ * the previous one's digest would only keep its own change from being announced. Replaces the
+ * SHA-1 of the body rewritten without o=: no second copy of the body, no OpenSSL call per SDP.
+ */
+export function bodyDigest(sdp: Sdp, skip: number): number {
+  let a = 0x811c9dc5, b = 0x01000193 ^ 0x5bd1e995;
+  const lane = (l: string): void => {
+    for (let i = 0; i < l.length; i++) {
+      const c = l.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+    }
+    a = Math.imul(a ^ 0x0a, 0x01000193);
+    b = Math.imul(b ^ 0x0a, 0x5bd1e995);
+  };
+  for (let i = 0; i < sdp.session.length; i++) if (i !== skip) lane(sdp.session[i]!);
+  for (const m of sdp.media) for (const l of m.lines) lane(l);
+  b ^= b >>> 15;
+  return (a >>> 0) * 0x10000 + (b & 0xffff);
 }
 
 /** The connection address the body itself announces: `[nettype, addrtype, address]`. */
@@ -97,7 +121,7 @@ export class SdpOrigins {
     while (origin !== undefined && origin.producer !== producer) origin = origin.next;
     if (!origin) { origin = new Origin(flat(producer), newSessId(), first); this.calls.set(callId, origin); }
     const oIdx = sdp.session.findIndex((l) => l.startsWith('o='));
-    const withoutOrigin = (hash('sha1', writeSdp({ session: sdp.session.filter((_, i) => i !== oIdx), media: sdp.media }), 'buffer') as unknown as Buffer).readUIntBE(0, 6);
+    const withoutOrigin = bodyDigest(sdp, oIdx);
     if (origin.last !== -1 && origin.last !== withoutOrigin) origin.version++;
     origin.last = withoutOrigin;
     const [net, type, addr] = connection(sdp);

@@ -1,6 +1,6 @@
 // sdp-topology.ts: the SDP identity rewrite and the per-dialog o= (issue #17.5).
 import { describe, expect, it } from 'vitest';
-import { SdpOrigins, stripIdentity, unanchoredSdpSeam } from '../../../src/sbc/media/sdp-topology.js';
+import { SdpOrigins, bodyDigest, stripIdentity, unanchoredSdpSeam } from '../../../src/sbc/media/sdp-topology.js';
 import { parseSdp, writeSdp } from '../../../src/sbc/media/sdp.js';
 
 const HOSTILE = [
@@ -69,5 +69,27 @@ describe('SDP identity rewrite', () => {
     const bad = await seam.answer({ ...args, leg: 'B', sdp: 'not sdp' });
     expect(bad).toMatchObject({ ok: false, refusal: { status: 488, label: 'bad_sdp' } });
     await seam.end('k');
+  });
+});
+
+describe('bodyDigest: what tells one body from the next', () => {
+  const digest = (text: string) => { const sdp = parseSdp(text); return bodyDigest(sdp, sdp.session.findIndex((l) => l.startsWith('o='))); };
+  it('is the same for the same body and for a body that differs in its o= line only', () => {
+    expect(digest(HOSTILE)).toBe(digest(HOSTILE));
+    expect(digest(HOSTILE.replace('o=alice-pbx 2890844526 2890844527', 'o=bob 1 99'))).toBe(digest(HOSTILE));
+  });
+  it('differs when any other line changes, is added, or moves across a line end; fits 48 bits', () => {
+    const base = digest(HOSTILE);
+    expect(base).toBeGreaterThanOrEqual(0);
+    expect(base).toBeLessThan(2 ** 48);
+    expect(Number.isInteger(base)).toBe(true);
+    for (const changed of [
+      HOSTILE.replace('a=sendrecv', 'a=sendonly'),
+      HOSTILE.replace('m=audio 49170', 'm=audio 49172'),
+      HOSTILE.replace('c=IN IP4 192.0.2.10', 'c=IN IP4 192.0.2.11'),
+      HOSTILE + 'a=ptime:20\r\n',
+    ]) expect(digest(changed)).not.toBe(base);
+    // The same characters with a line end moved.
+    expect(bodyDigest({ session: ['v=0', 'a=x:ab', 'a=y'], media: [] }, -1)).not.toBe(bodyDigest({ session: ['v=0', 'a=x:a', 'ba=y'], media: [] }, -1));
   });
 });
