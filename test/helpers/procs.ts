@@ -63,6 +63,28 @@ export function machineBusySeconds(): number {
   return (f.reduce((a, b) => a + b, 0) - f[3]! - (f[4] ?? 0)) / 100;
 }
 
+/**
+ * SIGSTOP `pid` and resolve once every thread of it is stopped (state T in /proc/<pid>/task/<tid>/stat).
+ * kill() only queues the signal: the group stop starts when the thread the kernel picked runs,
+ * and on a loaded machine another thread (rtpengine's ng thread) may meanwhile read and answer
+ * a request sent after kill() returned. Bounded: rejects after `timeoutMs`.
+ */
+export async function stopProcessNow(pid: number, timeoutMs = 2000): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const states = readdirSync(`/proc/${pid}/task`).map((t) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        return stat[stat.lastIndexOf(')') + 2];
+      } catch { return 'T'; } // a thread that ended meanwhile
+    });
+    if (states.every((st) => st === 'T' || st === 't')) return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} not stopped after ${timeoutMs} ms (thread states ${states.join('')})`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 /** A number from /proc/<pid>/status, e.g. `VmRSS` (kB) or `voluntary_ctxt_switches`; NaN when
  *  the field is absent. Throws when the process is gone. */
 export function procStatus(pid: number, field: string): number {

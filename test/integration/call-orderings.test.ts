@@ -10,7 +10,7 @@
 // every message both sides received when an ordering fails.
 import { describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { freePorts, waitFor } from '../helpers/procs.js';
+import { freePorts, stopProcessNow, waitFor } from '../helpers/procs.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { CORE_IP, PEER_IP, listener, startPeergate, type RunningPeergate } from '../helpers/peergate.js';
@@ -506,7 +506,7 @@ describe('call orderings: nothing outlives its call', () => {
     try {
       const c = x.call('ring');
       const before = await x.pg.metric('peergate_calls_total', { result: 'canceled' });
-      process.kill(x.rtpe!.proc.pid, 'SIGSTOP');
+      await stopProcessNow(x.rtpe!.proc.pid);
       try {
         c.invite(offer(PEER_IP));
         await new Promise((r) => setTimeout(r, 100));

@@ -6,7 +6,7 @@ import client from 'prom-client';
 import { MediaStage, type SideMedia } from '../../src/sbc/media/index.js';
 import { SideMediaSchema } from '../../src/sbc/media/schema.js';
 import { startRtpengine, type TestRtpengine } from '../helpers/rtpengine.js';
-import { stopInOrder } from '../helpers/procs.js';
+import { stopInOrder, stopProcessNow } from '../helpers/procs.js';
 import {
   RtpEndpoint, DtlsSrtpPeer, Srtp, audioSdp, rtcpReceiverReport, makeStream, newInlineKey, parseRtp, sdpCrypto, sdpMediaAddress, sendAll,
 } from '../helpers/rtp.js';
@@ -325,7 +325,8 @@ describe('media stage with a real rtpengine', () => {
     const r = await stage.offer({ callId, fromTag: 'a', from: 'peer', fromPolicy: legacy, toPolicy: core, sdp: audioSdp({ port: P.port }) });
     expect(r.ok).toBe(true);
     expect(await sessions()).toBe(1);
-    process.kill(rtpe.proc.pid, 'SIGSTOP');
+    // Every thread stopped before the delete goes out (a queued SIGSTOP alone raced it).
+    await stopProcessNow(rtpe.proc.pid);
     let deleted: Promise<unknown>;
     try {
       deleted = stage.delete(callId);
