@@ -217,10 +217,6 @@ class CpuWatch {
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-/** The whole machine's busy CPU so far (s, every core): what the system and SIPp did not use of
- *  it went to other processes. */
-const machineBusyS = machineBusySeconds;
-
 /** The kernel's UDP counter (/proc/net/snmp) of datagrams dropped because a socket's receive
  *  buffer was full (RcvbufErrors, every socket on the machine: SIPp's too). */
 function udpDrops(): { rcvbuf: number } {
@@ -436,9 +432,9 @@ async function step(sys: System, rate: number): Promise<Step> {
   const watch = new CpuWatch([sys.uasPid]);
   let uacPid = -1;
   const relayBefore = sys.relayPid === undefined ? undefined : cpuByPid(sys.relayPid);
-  const m0 = machineBusyS();
+  const m0 = machineBusySeconds();
   const l = await load(sys.target, rate, SECONDS, SECONDS * 3 + 10, (p) => { uacPid = p.pid; watch.add(p.pid, true); });
-  const m1 = machineBusyS();
+  const m1 = machineBusySeconds();
   const relayCpu = sys.relayPid === undefined || !relayBefore ? undefined : cpuDelta(relayBefore, cpuByPid(sys.relayPid));
   const after = cpuByPid(sys.pid);
   const sc = watch.mark(l.wallS);
@@ -506,7 +502,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
   // Only when asked: the scrapes are work the system under test does and its rival does not.
   const trace = sys.metrics && values['trace-dir'] ? new OverloadTrace(sys.metrics) : undefined;
   const sysBefore = cpuByPid(sys.pid);
-  const busyBefore = machineBusyS();
+  const busyBefore = machineBusySeconds();
   const dropsBefore = udpDrops();
   const socketDropsBefore = udpSocketDrops();
   const pcapFile = values.pcap ? join(values.pcap, `${sys.name}-${rate}.pcap`) : undefined;
@@ -519,7 +515,7 @@ async function overload(sys: System, rate: number, recoverRate: number): Promise
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const windowS = (Date.now() - t0) / 1000;
   const windowShares = coreShares(sysBefore, cpuByPid(sys.pid), windowS);
-  const windowMachine = (100 * (machineBusyS() - busyBefore)) / windowS;
+  const windowMachine = (100 * (machineBusySeconds() - busyBefore)) / windowS;
   const sc = watch.mark(windowS);
   const recovering = load(sys.target, recoverRate, RECOVER_SECONDS, RECOVER_SECONDS + 40);
   await new Promise((r) => setTimeout(r, 3000));

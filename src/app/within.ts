@@ -1,9 +1,7 @@
 /** Wait for `p`, but no longer than `ms` (its outcome, even a rejection, is not needed):
  *  stopping must end on time whatever a peer or a subsystem does. */
 export async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let t: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => { t = setTimeout(r, ms); })]);
-  clearTimeout(t);
+  await valueWithin(p.catch(() => undefined), ms);
 }
 
 /** `p`'s value, or undefined if it has none within `ms` (a rejection is passed on). */
