@@ -179,7 +179,7 @@ export class App {
         const s = this.engine.embedded?.core.stats();
         return s ? s.serverTransactions + s.clientTransactions : undefined;
       },
-      ...(this.pool ? { others: () => this.pool!.reduceMemory() } : {}),
+      ...(this.pool ? { others: (opts) => this.pool!.reduceMemory(opts) } : {}),
     }));
 
     this.holder.setGate((next, previous) => this.prepare(next, previous));
@@ -220,8 +220,10 @@ export class App {
       ...(pool && this.store.store instanceof MemoryStore ? { preadmit: { nodeId } } : {}),
     });
     // What its calls left here (the workers reduce as they detach): ≈ 70 MiB of a 2-worker node
-    // idle. The code V8 compiled stays; the young generation shrinks and regrows with the load.
-    if (done) reduceMemory();
+    // idle. Compacting: unlike after a burst of real calls (memory.compact_heap), a start with and
+    // without it showed no difference in the first seconds' refusals (BENCHMARKS.md "A reduction
+    // without the compacting GC").
+    if (done) reduceMemory({ compact: true });
     this.startMs['warmup'] = Math.round(performance.now() - t0);
   }
 

@@ -1,20 +1,24 @@
 // Giving memory back once a burst of call set-ups is over (policy `memory`, docs/policy.md;
-// BENCHMARKS.md "Held calls under 10 KiB settled").
+// BENCHMARKS.md "Held calls under 10 KiB settled", "A reduction without the compacting GC").
 //
 // A burst leaves two kinds of memory behind in the engine's process after its transactions
 // have waited out RFC 3261's 32 s and died, neither of which V8 or glibc gives back by itself
 // in a quiet node:
-//  - V8's old space stays fragmented: the calls' dialogs were promoted among the set-up's
-//    transactions, and V8's ordinary full GC compacts only nearly empty pages;
 //  - glibc's brk heap grows while the node is quiet: every read of the worker channel (the
 //    workers' load reports, ≈ 10 a second each) takes a 64 KiB buffer, kept as a small Buffer
 //    until a GC, and the small live blocks scattered above the free space stop free() from
-//    shrinking the heap; with little JavaScript running, no GC comes for minutes.
-// So once the engine has been quiet for a while after a burst, each process runs one
-// memory-reducing GC (V8's LowMemoryNotification: compacting) and glibc's malloc_trim(0),
-// through the native addon (native/memory.cc); without the addon, two ordinary full GCs.
-// Never under load: quiet means (almost) no transactions alive, i.e. no call set up for the
-// last ≈ 32 s. The pause (tens of ms for 10,000 held calls) is measured and exported.
+//    shrinking the heap; with little JavaScript running, no GC comes for minutes;
+//  - V8's old space stays fragmented: the calls' dialogs were promoted among the set-up's
+//    transactions, and V8's ordinary full GC compacts only nearly empty pages.
+// So once the engine has been quiet for a while after a burst, each process runs glibc's
+// malloc_trim(0) and unmaps the node binary's pages it does not use, through the native addon
+// (native/memory.cc). V8's memory-reducing GC (LowMemoryNotification: compacting) runs too only
+// with `memory.compact_heap`: it gives back ≈ 10–20 MiB more after a burst, but the optimised
+// code of the call path does not survive it, so the next burst's first seconds run slow (p99
+// 130–400 ms and refusals at 1,000 calls/s where the node without it answered at 28–72 ms), and
+// it holds each process 50–230 ms. Without the addon only the compacting part exists (two
+// ordinary full GCs). Never under load: quiet means (almost) no transactions alive, i.e. no call
+// set up for the last ≈ 32 s. The pause is measured and exported.
 import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -44,7 +48,7 @@ export function reducerImplementation(): 'native' | 'gc' {
   return addon ? 'native' : 'gc';
 }
 
-export interface Reduction { pauseMs: number; rssBefore: number; rssAfter: number; how: 'native' | 'gc' }
+export interface Reduction { pauseMs: number; rssBefore: number; rssAfter: number; how: 'native' | 'gc'; compacted: boolean }
 
 /**
  * Unmap the node binary's pages from this process (native/memory.cc `dropExecutable`), once it
@@ -60,16 +64,19 @@ export function dropBinaryPages(): number {
   return addon?.dropExecutable?.() ?? 0;
 }
 
-/** Reduce this process's memory now (synchronous: the caller makes sure the node is quiet). */
-export function reduceMemory(): Reduction {
+/**
+ * Reduce this process's memory now (synchronous: the caller makes sure the node is quiet):
+ * malloc_trim and the binary's unused pages, and with `compact` V8's compacting GC first.
+ */
+export function reduceMemory(opts: { compact: boolean }): Reduction {
   const how = reducerImplementation();
   const rssBefore = process.memoryUsage.rss();
   const t = process.hrtime.bigint();
   if (addon) {
-    addon.reduce();
+    if (opts.compact) addon.reduce();
     addon.trim();
     dropBinaryPages();
-  } else {
+  } else if (opts.compact) {
     if (!plainGc) {
       // gc() of --expose-gc, taken at run time in a context of its own (the flag only adds it
       // to contexts created after it is set).
@@ -80,7 +87,7 @@ export function reduceMemory(): Reduction {
     plainGc();
   }
   const pauseMs = Number(process.hrtime.bigint() - t) / 1e6;
-  return { pauseMs, rssBefore, rssAfter: process.memoryUsage.rss(), how };
+  return { pauseMs, rssBefore, rssAfter: process.memoryUsage.rss(), how, compacted: opts.compact };
 }
 
 /**
@@ -120,8 +127,8 @@ const reductionPause = (registry.getSingleMetric('peergate_memory_reduction_paus
 const reductionReleased = gauge('peergate_memory_reduction_released_bytes', 'RSS the last memory reduction gave back (with workers: summed over the processes)');
 
 /** Reduce this process now and export what it took and gave (the primary and each worker). */
-export function reduceAndRecord(): Reduction {
-  const r = reduceMemory();
+export function reduceAndRecord(opts: { compact: boolean }): Reduction {
+  const r = reduceMemory(opts);
   reductionPause.set(r.pauseMs / 1000);
   reductionReleased.set(Math.max(0, r.rssBefore - r.rssAfter));
   return r;
@@ -135,19 +142,21 @@ export interface MemorySubsystemOptions {
   log: Logger;
   /** Transactions alive in the engine; undefined with an external drachtio-server (nothing to watch). */
   transactions: () => number | undefined;
-  /** Tell the other processes (the B2BUA workers) to reduce too. */
-  others?: () => void;
+  /** Tell the other processes (the B2BUA workers) to reduce too, compacting V8's heap or not. */
+  others?: (opts: { compact: boolean }) => void;
   now?: () => number;
 }
 
 export class MemorySubsystem implements Subsystem {
   readonly name = 'memory';
   private readonly watch: QuietWatch;
+  private settings: MemoryPolicy;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: MemorySubsystemOptions) {
     this.watch = new QuietWatch(opts.policy.memory);
+    this.settings = opts.policy.memory;
     this.now = opts.now ?? Date.now;
   }
 
@@ -161,16 +170,18 @@ export class MemorySubsystem implements Subsystem {
   check(): Reduction | undefined {
     const n = this.opts.transactions();
     if (n === undefined || !this.watch.observe(this.now(), n)) return undefined;
-    const r = reduceAndRecord();
-    this.opts.others?.();
+    const compact = { compact: this.settings.compact_heap };
+    const r = reduceAndRecord(compact);
+    this.opts.others?.(compact);
     reductionsTotal.inc();
     const mib = (b: number) => Math.round(b / 1048576);
-    this.opts.log.info({ pause_ms: Math.round(r.pauseMs), rss_before_mib: mib(r.rssBefore), rss_after_mib: mib(r.rssAfter), how: r.how }, 'burst over: memory reduced');
+    this.opts.log.info({ pause_ms: Math.round(r.pauseMs), rss_before_mib: mib(r.rssBefore), rss_after_mib: mib(r.rssAfter), how: r.how, compacted: r.compacted }, 'burst over: memory reduced');
     return r;
   }
 
   reconfigure(next: Policy): Reconfigured {
     this.watch.configure(next.memory);
+    this.settings = next.memory;
     return APPLIED;
   }
 

@@ -264,8 +264,8 @@ export class WorkerPool implements Subsystem {
 
   private updateGauge(): void { workersUp.set(this.live().length); }
 
-  /** Every worker runs a memory reduction (src/app/memory-reducer.ts): the engine's process found the node quiet after a burst. */
-  reduceMemory(): void { this.broadcast('reduceMemory', []); }
+  /** Every worker runs a memory reduction (src/app/memory-reducer.ts), compacting V8's heap or not: the engine's process found the node quiet after a burst. */
+  reduceMemory(opts: { compact: boolean }): void { this.broadcast('reduceMemory', [opts.compact]); }
 
   private broadcast(m: string, args: unknown[]): void {
     for (const s of this.live()) s.channel.notify(m, args);

@@ -145,13 +145,13 @@ class Worker {
         this.warmup = undefined;
         await w?.detach();
         // What the warm-up's calls left (≈ 20 MiB a process) is given back before the node serves.
-        if (w) reduceMemory();
+        if (w) reduceMemory({ compact: true });
         return true;
       },
       // The primary found the node quiet after a burst of set-ups: give back what it left here too.
-      reduceMemory: () => {
-        const r = reduceAndRecord();
-        this.log.debug({ pause_ms: Math.round(r.pauseMs), rss_before_mib: Math.round(r.rssBefore / 1048576), rss_after_mib: Math.round(r.rssAfter / 1048576), how: r.how }, 'memory reduced');
+      reduceMemory: (compact: unknown) => {
+        const r = reduceAndRecord({ compact: compact === true });
+        this.log.debug({ pause_ms: Math.round(r.pauseMs), rss_before_mib: Math.round(r.rssBefore / 1048576), rss_after_mib: Math.round(r.rssAfter / 1048576), how: r.how, compacted: r.compacted }, 'memory reduced');
       },
     };
   }

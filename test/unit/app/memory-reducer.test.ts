@@ -1,7 +1,8 @@
 // The memory reduction after a burst of call set-ups (src/app/memory-reducer.ts, policy
 // `memory`): when it is due (a burst, then a quiet engine for quiet_s; never while transactions
 // are alive beyond quiet_transactions), that it runs once per burst, and that the reduction
-// itself (the native addon, or plain GCs without it) gives a compacted, trimmed process.
+// itself: trimmed, and compacted (the native addon, or plain GCs without it) only with
+// compact_heap, which the workers are told as well.
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { existsSync } from 'node:fs';
@@ -32,9 +33,9 @@ function run(watch: QuietWatch, counts: number[], t0 = 0): number[] {
 const repeat = (n: number, times: number) => Array.from({ length: times }, () => n);
 
 describe('policy key memory', () => {
-  it('defaults: on, after a burst of 1,000 transactions, quiet at ≤ 20 for 10 s', () => {
+  it('defaults: on, after a burst of 1,000 transactions, quiet at ≤ 20 for 10 s, without compacting V8\'s heap', () => {
     const d = parsePolicy(BASE, '/x/p.yaml');
-    expect(d.ok && d.policy.memory).toEqual({ reduce_when_quiet: true, burst_transactions: 1000, quiet_transactions: 20, quiet_s: 10 });
+    expect(d.ok && d.policy.memory).toEqual({ reduce_when_quiet: true, compact_heap: false, burst_transactions: 1000, quiet_transactions: 20, quiet_s: 10 });
     const off = parsePolicy(`${BASE}memory: { reduce_when_quiet: false, quiet_s: 60 }\n`, '/x/p.yaml');
     expect(off.ok && off.policy.memory.reduce_when_quiet).toBe(false);
     expect(off.ok && off.policy.memory.quiet_s).toBe(60);
@@ -44,6 +45,7 @@ describe('policy key memory', () => {
     expect(parsePolicy(`${BASE}memory: { quiet_s: 0 }\n`, '/x/p.yaml').ok).toBe(false);
     expect(parsePolicy(`${BASE}memory: { burst_transactions: -1 }\n`, '/x/p.yaml').ok).toBe(false);
     expect(parsePolicy(`${BASE}memory: { reduce: true }\n`, '/x/p.yaml').ok).toBe(false);
+    expect(parsePolicy(`${BASE}memory: { compact_heap: yes please }\n`, '/x/p.yaml').ok).toBe(false);
   });
 });
 
@@ -92,8 +94,8 @@ describe('MemorySubsystem', () => {
   it('reduces this process and tells the workers once the engine is quiet after a burst; nothing with an external engine', () => {
     let now = 0;
     let transactions: number | undefined = 4000;
-    let told = 0;
-    const m = new MemorySubsystem({ policy: policyWith('memory: { quiet_s: 4 }\n'), log: pino({ level: 'silent' }), transactions: () => transactions, others: () => { told++; }, now: () => now });
+    const told: boolean[] = [];
+    const m = new MemorySubsystem({ policy: policyWith('memory: { quiet_s: 4 }\n'), log: pino({ level: 'silent' }), transactions: () => transactions, others: (o) => { told.push(o.compact); }, now: () => now });
     expect(m.check()).toBeUndefined();
     transactions = 0;
     for (; now <= 2000; now += SAMPLE_MS) expect(m.check()).toBeUndefined();
@@ -102,25 +104,35 @@ describe('MemorySubsystem', () => {
     expect(r).toBeDefined();
     expect(r!.pauseMs).toBeGreaterThan(0);
     expect(r!.how).toBe(reducerImplementation());
-    expect(told).toBe(1);
+    expect(r!.compacted).toBe(false);
+    expect(told).toEqual([false]);
     now += 60_000;
     expect(m.check()).toBeUndefined();
+    // compact_heap from a reload: the next burst's reduction compacts here and in the workers.
+    m.reconfigure(policyWith('memory: { quiet_s: 4, compact_heap: true }\n'));
+    transactions = 4000;
+    expect(m.check()).toBeUndefined();
+    transactions = 0;
+    let again: ReturnType<typeof m.check>;
+    for (let i = 0; i < 5 && again === undefined; i++, now += SAMPLE_MS) again = m.check();
+    expect(again?.compacted).toBe(true);
+    expect(told).toEqual([false, true]);
     transactions = undefined;
     const ext = new MemorySubsystem({ policy: policyWith(''), log: pino({ level: 'silent' }), transactions: () => transactions, now: () => now });
     for (let i = 0; i < 20; i++, now += SAMPLE_MS) expect(ext.check()).toBeUndefined();
   });
 
-  it('the reduction compacts: a fragmented old space shrinks to near what is live', () => {
+  it('with compact_heap the reduction compacts: a fragmented old space shrinks to near what is live', () => {
     // Objects promoted together, every other one dropped afterwards: old-space pages left half
     // empty, which V8's ordinary full GC leaves in place (44 MB committed for 23 used, two gc()).
     const old = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!;
     const all: { i: number; s: string; a: number[] }[] = [];
     for (let i = 0; i < 300_000; i++) all.push({ i, s: `call-${i}`, a: [i] });
-    reduceMemory();
+    reduceMemory({ compact: true });
     const keep = all.filter((o) => o.i % 2 === 0);
     all.length = 0;
     const fragmented = old().space_size;
-    const r = reduceMemory();
+    const r = reduceMemory({ compact: true });
     const after = old();
     expect(keep.length).toBe(150_000);
     expect(r.how).toBe(existsSync(ADDON) ? 'native' : 'gc');
@@ -129,6 +141,26 @@ describe('MemorySubsystem', () => {
       expect(after.space_size).toBeLessThan(fragmented * 0.75);
       expect(after.space_size).toBeLessThan(1.25 * after.space_used_size + 2 * 1048576);
     }
+  });
+
+  it('without compact_heap it runs no GC: the old space stays as it is, trimmed in a few ms', () => {
+    // The same fragmented old space: only a full GC could shrink it, and the default reduction
+    // runs none (V8's compacting GC costs the next burst its optimised code).
+    const old = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!;
+    const all: { i: number; s: string; a: number[] }[] = [];
+    for (let i = 0; i < 300_000; i++) all.push({ i, s: `call-${i}`, a: [i] });
+    reduceMemory({ compact: true });
+    const keep = all.filter((o) => o.i % 2 === 0);
+    all.length = 0;
+    const before = old();
+    const r = reduceMemory({ compact: false });
+    const after = old();
+    expect(keep.length).toBe(150_000);
+    expect(r.compacted).toBe(false);
+    expect(after.space_size).toBeGreaterThanOrEqual(before.space_size);
+    // The dead half is still counted as used: nothing was marked.
+    expect(after.space_used_size).toBeGreaterThanOrEqual(before.space_used_size * 0.95);
+    expect(r.pauseMs).toBeLessThan(200);
   });
 
   it.skipIf(!existsSync(ADDON))('unmaps the node binary\'s pages it does not use, keeps the pages relocations wrote, and the process runs on', () => {
