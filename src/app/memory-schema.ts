@@ -4,9 +4,9 @@ import { z } from 'zod';
 
 export const MemorySchema = z.strictObject({
   /**
-   * Once a burst of call set-ups is over and the node is quiet, run one memory-reducing full GC
-   * (V8 compacts the old space the burst's transactions fragmented) and return glibc's free
-   * heap pages to the kernel, in every process. Off: V8's and glibc's own heuristics only.
+   * Once a burst of call set-ups is over and the node is quiet, return glibc's free heap pages
+   * to the kernel and unmap the node binary's unused pages, in every process (and compact V8's
+   * heap first with compact_heap). Off: V8's and glibc's own heuristics only.
    */
   reduce_when_quiet: z.boolean().default(true),
   /**
