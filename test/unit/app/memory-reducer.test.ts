@@ -122,18 +122,24 @@ describe('MemorySubsystem', () => {
     for (let i = 0; i < 20; i++, now += SAMPLE_MS) expect(ext.check()).toBeUndefined();
   });
 
-  it('with compact_heap the reduction compacts: a fragmented old space shrinks to near what is live', () => {
-    // Objects promoted together, every other one dropped afterwards: old-space pages left half
-    // empty, which V8's ordinary full GC leaves in place (44 MB committed for 23 used, two gc()).
-    const old = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!;
+  const oldSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!;
+  /** Objects promoted together, every other one dropped afterwards: old-space pages left half
+   *  empty, which V8's ordinary full GC leaves in place (44 MB committed for 23 used, two gc()).
+   *  Returns the half kept alive. */
+  const fragmentOldSpace = (): unknown[] => {
     const all: { i: number; s: string; a: number[] }[] = [];
     for (let i = 0; i < 300_000; i++) all.push({ i, s: `call-${i}`, a: [i] });
     reduceMemory({ compact: true });
     const keep = all.filter((o) => o.i % 2 === 0);
     all.length = 0;
-    const fragmented = old().space_size;
+    return keep;
+  };
+
+  it('with compact_heap the reduction compacts: a fragmented old space shrinks to near what is live', () => {
+    const keep = fragmentOldSpace();
+    const fragmented = oldSpace().space_size;
     const r = reduceMemory({ compact: true });
-    const after = old();
+    const after = oldSpace();
     expect(keep.length).toBe(150_000);
     expect(r.how).toBe(existsSync(ADDON) ? 'native' : 'gc');
     if (r.how === 'native') {
@@ -144,17 +150,12 @@ describe('MemorySubsystem', () => {
   });
 
   it('without compact_heap it runs no GC: the old space stays as it is, trimmed in a few ms', () => {
-    // The same fragmented old space: only a full GC could shrink it, and the default reduction
-    // runs none (V8's compacting GC costs the next burst its optimised code).
-    const old = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!;
-    const all: { i: number; s: string; a: number[] }[] = [];
-    for (let i = 0; i < 300_000; i++) all.push({ i, s: `call-${i}`, a: [i] });
-    reduceMemory({ compact: true });
-    const keep = all.filter((o) => o.i % 2 === 0);
-    all.length = 0;
-    const before = old();
+    // Only a full GC could shrink it, and the default reduction runs none (V8's compacting GC
+    // costs the next burst its optimised code).
+    const keep = fragmentOldSpace();
+    const before = oldSpace();
     const r = reduceMemory({ compact: false });
-    const after = old();
+    const after = oldSpace();
     expect(keep.length).toBe(150_000);
     expect(r.compacted).toBe(false);
     expect(after.space_size).toBeGreaterThanOrEqual(before.space_size);
