@@ -9,9 +9,8 @@
 //
 //   npx tsx bench/call-hotspots.bench.ts
 import Srf from 'drachtio-srf';
-import { randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { headerReader } from '../src/sbc/request-view.js';
-import { hash } from 'node:crypto';
 import { parseSdp, writeSdp } from '../src/sbc/media/sdp.js';
 import { bodyDigest } from '../src/sbc/media/sdp-topology.js';
 const SipMessage = (Srf as any).SipMessage;

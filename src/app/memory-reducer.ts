@@ -104,6 +104,9 @@ export class QuietWatch {
 
   configure(settings: MemoryPolicy): void { this.settings = settings; }
 
+  /** The settings in force (a reload's, once configured). */
+  get current(): MemoryPolicy { return this.settings; }
+
   /** One sample; true when a reduction should run now. */
   observe(nowMs: number, transactions: number): boolean {
     const s = this.settings;
@@ -150,13 +153,11 @@ export interface MemorySubsystemOptions {
 export class MemorySubsystem implements Subsystem {
   readonly name = 'memory';
   private readonly watch: QuietWatch;
-  private settings: MemoryPolicy;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: MemorySubsystemOptions) {
     this.watch = new QuietWatch(opts.policy.memory);
-    this.settings = opts.policy.memory;
     this.now = opts.now ?? Date.now;
   }
 
@@ -170,9 +171,9 @@ export class MemorySubsystem implements Subsystem {
   check(): Reduction | undefined {
     const n = this.opts.transactions();
     if (n === undefined || !this.watch.observe(this.now(), n)) return undefined;
-    const compact = { compact: this.settings.compact_heap };
-    const r = reduceAndRecord(compact);
-    this.opts.others?.(compact);
+    const how = { compact: this.watch.current.compact_heap };
+    const r = reduceAndRecord(how);
+    this.opts.others?.(how);
     reductionsTotal.inc();
     const mib = (b: number) => Math.round(b / 1048576);
     this.opts.log.info({ pause_ms: Math.round(r.pauseMs), rss_before_mib: mib(r.rssBefore), rss_after_mib: mib(r.rssAfter), how: r.how, compacted: r.compacted }, 'burst over: memory reduced');
@@ -181,7 +182,6 @@ export class MemorySubsystem implements Subsystem {
 
   reconfigure(next: Policy): Reconfigured {
     this.watch.configure(next.memory);
-    this.settings = next.memory;
     return APPLIED;
   }
 
