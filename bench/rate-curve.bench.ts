@@ -20,6 +20,8 @@
 // --peers N: the policy has N peers, the load's the last (what attribution costs with many)
 // --log-level L: the policy's log.level (default error; peergate's own default is info)
 // --policy JSON: merged into the policy's top level, e.g. '{"memory":{"reduce_when_quiet":false}}'
+// --affinity "P;W1;W2": CPU lists for `taskset` of the primary and each worker, all threads
+//   (e.g. "0;1;1"), applied once the node serves; empty: the scheduler places them
 // --warm-uas RATE:SECONDS: before peergate starts, SIPp's uac calls the SIPp uas directly at RATE
 //   for SECONDS, so that a cold first step shows the node's own cold start, not the uas's too
 // in this bench's environment (it replaces their default, docs/operations.md "Worker memory").
@@ -30,6 +32,7 @@
 import './require-build.js';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { childPids, cpuSeconds, freePorts, machineBusySeconds, procStatus, runSipp, scratchDir, startUas, stopAll } from '../test/helpers/procs.js';
 import { CORE_IP, PEER_IP, startPeergate, twoSidedPolicy } from '../test/helpers/peergate.js';
@@ -38,7 +41,7 @@ import { percentile, rtts } from './sipp-rtt.js';
 const { values } = parseArgs({ options: {
   rates: { type: 'string', default: '600,600,1000,600,300,100' }, seconds: { type: 'string', default: '10' }, workers: { type: 'string' },
   'node-args': { type: 'string', default: '' }, policy: { type: 'string' }, bin: { type: 'string' }, peers: { type: 'string', default: '1' }, 'log-level': { type: 'string', default: 'error' },
-  'warm-uas': { type: 'string' },
+  'warm-uas': { type: 'string' }, affinity: { type: 'string' },
 } });
 /** A step: a rate for SECONDS, or an idle spell of `idle` seconds. */
 type Step = { rate: number } | { idle: number };
@@ -88,6 +91,12 @@ async function main(): Promise<void> {
   const pg = await startPeergate(policy, { nodeArgs: values['node-args'].split(' ').filter(Boolean), ...(values.bin ? { bin: values.bin } : {}) });
   const pids = [pg.proc.pid, ...childPids(pg.proc.pid).filter((p) => p !== pg.proc.pid)];
   const names = pids.map((_, i) => (i === 0 ? 'primary' : `worker ${i}`));
+  if (values.affinity) {
+    const lists = values.affinity.split(';');
+    if (lists.length !== pids.length) throw new Error(`--affinity: ${lists.length} CPU lists for ${pids.length} processes`);
+    for (const [k, pid] of pids.entries()) execFileSync('taskset', ['-a', '-p', '-c', lists[k]!, String(pid)], { stdio: 'ignore' });
+    console.log(`# affinity: ${names.map((n, k) => `${n} on CPU ${lists[k]}`).join(', ')}`);
+  }
   console.log(`# ${SECONDS} s per step, one node (${names.join(', ')}); load average before ${loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`);
   console.log('| step | offered calls/s | answered / failed | setup p50 / p99 ms (first second\'s p99) | CPU ms per answered call: ' + names.join(' / ') + ' = all | % of a core: ' + names.join(' / ') + ' | context switches per call | per second: answered/failed | machine busy |');
   console.log('|---|---|---|---|---|---|---|---|---|');
