@@ -129,6 +129,7 @@ async function main(): Promise<number> {
   let sampling = true;
   const sampler = (async () => { while (sampling) { await new Promise((r) => setTimeout(r, EVERY_S * 1000)); if (sampling) await sample('load'); } })();
   console.log(`# soak: ${RATE} calls/s for ${MINUTES} min, media ${values.media ? 'anchored' : 'not anchored'}, store ${redis ? 'redis' : 'memory'}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`# processes, in the order of the per-process figures: ${[pg.proc.pid, ...childPids(pg.proc.pid)].map((p, i) => (i === 0 ? 'primary' : commOf(p))).join(', ')}`);
   const total = Math.round(RATE * MINUTES * 60);
   const loadS = MINUTES * 60;
   const warmupS = values.warmup ? Number(values.warmup) : Math.round(loadS * 0.3);
@@ -161,7 +162,7 @@ async function main(): Promise<number> {
     const range = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
     const per = Array.from({ length: cols }, (_, i) => range(plateau.map((p) => p[i] ?? NaN).filter(Number.isFinite)));
     console.log(`# RSS MiB from 50 s to the end of the load: all ${range(plateau.map((p) => p.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0)))}, per process ${per.join(' / ')}`);
-    if (splits.length > 0) {
+    if (values.split) {
       const mib = (kb: number) => Math.round(kb / 1024);
       const parts = ['pss', 'file', 'brk', 'arenas', 'anon'] as const;
       const perSplit = Array.from({ length: cols }, (_, i) => parts.map((k) =>
@@ -229,7 +230,13 @@ async function v8Spaces(pids: number[], dir: string): Promise<string> {
     return `${m(r.mem.heapTotal)}/${m(r.mem.heapUsed)} (new ${m(sp('new_space')[1])}/${m(sp('new_space')[2])}, old ${m(sp('old_space')[1])}/${m(sp('old_space')[2])})`;
   }).join('  ');
 }
-const readCommIsNode = (pid: number) => { try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node'; } catch { return false; } };
+/** A child's name for the figures: a node child is a B2BUA worker; otherwise its comm (rtpengine). */
+const commOf = (pid: number): string => {
+  let comm: string;
+  try { comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return '?'; }
+  return comm === 'node' ? 'worker' : comm;
+};
+const readCommIsNode = (pid: number) => commOf(pid) === 'worker';
 
 /** RSS in MiB of peergate's process, then each of its children (B2BUA workers, rtpengine), e.g. "120/310/305". */
 function rssByProcess(pid: number): string {
