@@ -43,7 +43,11 @@ export interface OverloadThresholds {
    *  waits before it is handled (src/engine/overload/worker-backlog.ts). */
   workerLagHighMs: number;
   workerLagLowMs: number;
-  /** INVITEs handed to an app without a response from it yet (the app's backlog). */
+  /** INVITEs handed to an app without a provisional or final response from it yet; 0: not a
+   *  signal (the default). Not the app's backlog alone: an INVITE the app has relayed waits here
+   *  until the callee rings, so the count is also rate × post-dial delay (thousands at a
+   *  carrier's rate while the node idles); the workers' delay and the lag are the backlog.
+   *  pendingLow 0 with pendingHigh set: calm below half the high mark. */
   pendingHigh: number;
   pendingLow: number;
   /** Bytes waiting in the fullest UDP listener's kernel receive queue that mean overload, and the
@@ -74,7 +78,7 @@ export const DEFAULT_THRESHOLDS: Readonly<OverloadThresholds> = Object.freeze({
   lagHighMs: 50, lagLowMs: 15,
   workerLagHighMs: 100, workerLagLowMs: 30,
   queueHighBytes: 192 * 1024, queueLowBytes: 48 * 1024, queueDelayTargetMs: 10,
-  pendingHigh: 2000, pendingLow: 1000,
+  pendingHigh: 0, pendingLow: 0,
   maxTransactions: 300_000, maxDialogs: 0,
   intervalMs: 100, onsetIntervals: 3, stepPercent: 20, calmStepPercent: 0, maxLossPercent: 100,
 });
@@ -180,7 +184,7 @@ export class OverloadDetector {
   /** The delays come last: when one is the reason, no backlog signal is over (the onset rule needs that). */
   private over(lag: number, s: Sample, prevWorkerLag: number): ShedReason | undefined {
     const t = this.t;
-    if (s.pending > t.pendingHigh) return 'pending_setups';
+    if (t.pendingHigh > 0 && s.pending > t.pendingHigh) return 'pending_setups';
     if (t.maxTransactions > 0 && s.transactions > t.maxTransactions) return 'transactions';
     if (t.maxDialogs > 0 && s.dialogs > t.maxDialogs) return 'dialogs';
     // Like the queue: a worker's delay falls only once its backlog is read, so a delay over the
@@ -193,7 +197,7 @@ export class OverloadDetector {
 
   private calm(lag: number, s: Sample): boolean {
     const t = this.t;
-    return lag < t.lagLowMs && (t.workerLagHighMs === 0 || (s.workerLagMs ?? 0) < t.workerLagLowMs) && s.pending < t.pendingLow
+    return lag < t.lagLowMs && (t.workerLagHighMs === 0 || (s.workerLagMs ?? 0) < t.workerLagLowMs) && (t.pendingHigh === 0 || s.pending < (t.pendingLow > 0 ? t.pendingLow : t.pendingHigh / 2))
       && (t.maxTransactions === 0 || s.transactions < 0.9 * t.maxTransactions)
       && (t.maxDialogs === 0 || s.dialogs < 0.9 * t.maxDialogs);
   }

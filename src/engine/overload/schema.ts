@@ -27,7 +27,8 @@ export const OverloadSchema = z.strictObject({
   /** Queueing delay (ms) the receive-queue law holds once shedding: the queue's bytes over the
    *  rate the listeners read them at (RFC 8033's PIE). 0: it holds queue_low_kib instead. */
   queue_delay_target_ms: z.number().int().min(0).max(10_000).default(D.queueDelayTargetMs),
-  /** INVITEs handed to the B2BUA that it has not answered yet (its backlog). */
+  /** INVITEs handed to the B2BUA without a provisional or final response yet; 0: not a signal
+   *  (the default: the count includes every call waiting for its callee to ring). */
   pending_high: count.default(D.pendingHigh),
   pending_low: count.default(D.pendingLow),
   /** Live transactions / dialogs that mean overload; 0 = not a signal. */

@@ -130,6 +130,30 @@ describe('overload detector', () => {
     expect(d.reason).toBeUndefined();
   });
 
+  it('pending setups are not a signal by default: calls waiting for their callee to ring are no overload', () => {
+    // 2,500 INVITEs without a provisional response: 250 calls/s with 10 s of post-dial delay.
+    const d = new OverloadDetector({ ...DEFAULT_THRESHOLDS, intervalMs: 100, onsetIntervals: 1 });
+    let t = ticks(d, 0, 1, calm);
+    t = ticks(d, t, 50, { ...calm, pending: 2500 });
+    expect(d.loss).toBe(0);
+    // Nor do they keep a loss another signal raised from falling once that signal is calm.
+    t = ticks(d, t, 15, { ...calm, lagMs: 80, pending: 2500 });
+    expect(d.loss).toBeGreaterThan(0);
+    ticks(d, t, 40, { ...calm, pending: 2500 });
+    expect(d.loss).toBe(0);
+  });
+
+  it('pending setups with only a high mark: calm below half of it', () => {
+    const d = new OverloadDetector({ ...T, pendingHigh: 100, pendingLow: 0 });
+    let t = ticks(d, 0, 1, calm);
+    t = ticks(d, t, 10, { ...calm, pending: 150 });
+    expect(d.loss).toBe(40);
+    t = ticks(d, t, 10, { ...calm, pending: 60 }); // between half and the mark: hold
+    expect(d.loss).toBe(40);
+    ticks(d, t, 25, { ...calm, pending: 40 });
+    expect(d.loss).toBe(0);
+  });
+
   it('transactions and dialogs are signals only when set', () => {
     const d = new OverloadDetector({ ...T, maxDialogs: 500 });
     let t = ticks(d, 0, 1, calm);
