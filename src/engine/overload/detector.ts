@@ -117,7 +117,8 @@ export class OverloadDetector {
     if (!(t.calmStepPercent >= 0 && t.calmStepPercent <= 100)) throw new Error('overload: calmStepPercent must be 0–100');
     if (!(t.queueDelayTargetMs >= 0)) throw new Error('overload: queueDelayTargetMs must not be negative');
     if (!(t.intervalMs > 0) || !(t.stepPercent > 0) || !(t.maxLossPercent > 0 && t.maxLossPercent <= 100)) throw new Error('overload: interval, step and max loss must be positive (max loss ≤ 100)');
-    this.t = { ...t };
+    // A high mark alone: calm below half of it (a 0 calm mark would never be reached).
+    this.t = { ...t, pendingLow: t.pendingHigh > 0 && t.pendingLow === 0 ? t.pendingHigh / 2 : t.pendingLow };
     this.queueLaw = t.queueHighBytes > 0 ? new QueueLaw({
       targetBytes: t.queueLowBytes > 0 ? t.queueLowBytes : t.queueHighBytes / 4, highBytes: t.queueHighBytes,
       burstStep: t.stepPercent, calmStep: t.calmStepPercent, maxLoss: t.maxLossPercent,
@@ -197,7 +198,7 @@ export class OverloadDetector {
 
   private calm(lag: number, s: Sample): boolean {
     const t = this.t;
-    return lag < t.lagLowMs && (t.workerLagHighMs === 0 || (s.workerLagMs ?? 0) < t.workerLagLowMs) && (t.pendingHigh === 0 || s.pending < (t.pendingLow > 0 ? t.pendingLow : t.pendingHigh / 2))
+    return lag < t.lagLowMs && (t.workerLagHighMs === 0 || (s.workerLagMs ?? 0) < t.workerLagLowMs) && (t.pendingHigh === 0 || s.pending < t.pendingLow)
       && (t.maxTransactions === 0 || s.transactions < 0.9 * t.maxTransactions)
       && (t.maxDialogs === 0 || s.dialogs < 0.9 * t.maxDialogs);
   }
